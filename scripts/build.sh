@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Configures (once) and builds one flavour incrementally.
+#   scripts/build.sh [release|asan|fuzz]   -> build/<flavour>
+set -euo pipefail
+cd "$(dirname "$0")/.."
+flavour=${1:-release}
+jobs=${BKV_JOBS:-$(nproc)}
+case "$flavour" in
+  release) args=(-DCMAKE_BUILD_TYPE=Release) ;;
+  asan)    args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DBKV_SANITIZE=ON -DBKV_BUILD_BENCH=OFF) ;;
+  fuzz)    args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DBKV_FUZZ=ON -DBKV_BUILD_TESTS=OFF
+                 -DBKV_BUILD_BENCH=OFF -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14) ;;
+  *) echo "build.sh: unknown flavour '$flavour' (release|asan|fuzz)" >&2; exit 2 ;;
+esac
+dir=build/$flavour
+if [[ ! -f $dir/CMakeCache.txt ]]; then
+  cmake -S . -B "$dir" "${args[@]}" >/dev/null
+fi
+target=()
+[[ $flavour == fuzz ]] && target=(--target bkv_fuzzers)
+cmake --build "$dir" -j "$jobs" "${target[@]}"

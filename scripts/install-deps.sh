@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages bkv needs, and only those missing.
+# Idempotent: does nothing (and never calls apt-get) when all are present.
+# Works as root or through sudo.
+set -euo pipefail
+
+# Build and run time.
+PACKAGES=(
+  cmake g++ make pkg-config
+  libssl-dev libsodium-dev libargon2-dev zlib1g-dev
+  libabsl-dev libprotobuf-dev protobuf-compiler
+  libgrpc++-dev protobuf-compiler-grpc
+  librocksdb-dev
+  softhsm2 libp11-kit-dev
+  libcurl4-openssl-dev libzstd-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+# Extra groups, selected by arguments (e.g. `install-deps.sh test`).
+for group in "$@"; do
+  case "$group" in
+    test) PACKAGES+=(procps) ;;
+    fuzz) PACKAGES+=(clang-14 libclang-rt-14-dev) ;;
+    *) echo "install-deps.sh: unknown group '$group'" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  echo "deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=(sudo)
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
