@@ -11,9 +11,12 @@
 namespace bkv {
 namespace {
 
-using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
+using CipherCtx =
+    std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
 
-CipherCtx NewCtx() { return CipherCtx(EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free); }
+CipherCtx NewCtx() {
+  return CipherCtx(EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free);
+}
 
 absl::Status CheckParams(std::span<const uint8_t> key,
                          std::span<const uint8_t> nonce) {
@@ -112,9 +115,9 @@ absl::StatusOr<std::vector<uint8_t>> AesGcmSealer::Open(
     std::span<const uint8_t> sealed,
     std::span<const uint8_t> associated_data) const {
   if (sealed.size() < kNonceSize + kTagSize) {
-    return absl::DataLossError(absl::StrCat(
-        "authentication failed: sealed data is ", sealed.size(),
-        " bytes, shorter than nonce and tag (28)"));
+    return absl::DataLossError(
+        absl::StrCat("authentication failed: sealed data is ", sealed.size(),
+                     " bytes, shorter than nonce and tag (28)"));
   }
   return AesGcmDecrypt(key_.Reveal(), sealed.first(kNonceSize),
                        sealed.subspan(kNonceSize), associated_data);

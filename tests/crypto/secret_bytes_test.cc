@@ -35,7 +35,8 @@ class SecretBytesWipeTest : public ::testing::Test {
 
 TEST_F(SecretBytesWipeTest, DestructorWipesBeforeFree) {
   {
-    SecretBytes s = SecretBytes::Copy(std::string_view("correct horse battery"));
+    SecretBytes s =
+        SecretBytes::Copy(std::string_view("correct horse battery"));
     ASSERT_EQ(s.RevealAsString(), "correct horse battery");
   }
   ASSERT_EQ(released_.size(), 1u);
