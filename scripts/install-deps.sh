@@ -12,13 +12,19 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc
   librocksdb-dev
   softhsm2 libp11-kit-dev
-  libcurl4-openssl-dev libzstd-dev
+  libcurl4-openssl-dev libzstd-dev libarchive-dev
+  libtomlplusplus-dev libcivetweb-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # Extra groups, selected by arguments (e.g. `install-deps.sh test`).
 for group in "$@"; do
   case "$group" in
-    test) PACKAGES+=(procps) ;;
+    # Test servers on loopback: nginx with WebDAV for the WebDAV store; node
+    # for the S3-compatible server (npm s3rver, see tests/servers/).
+    test) PACKAGES+=(procps nginx-light libnginx-mod-http-dav-ext sqlite3)
+          command -v node >/dev/null || PACKAGES+=(nodejs)
+          command -v npm >/dev/null || PACKAGES+=(npm) ;;
+    bench) PACKAGES+=(age openssl procps) ;;
     fuzz) PACKAGES+=(clang-14 libclang-rt-14-dev) ;;
     *) echo "install-deps.sh: unknown group '$group'" >&2; exit 2 ;;
   esac
