@@ -1,0 +1,94 @@
+#include "crypto/key_transport.h"
+
+#include <openssl/rand.h>
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "crypto/aes_gcm_sealer.h"
+#include "crypto/hash.h"
+#include "crypto/status_macros.h"
+
+namespace bkv::key_transport {
+namespace {
+
+constexpr char kWrapLabel[] = "bkv/backup-key-wrap/v1";
+
+std::span<const uint8_t> Bytes(absl::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+SecretBytes TransportKey(const SecretBytes& session_key, Direction d) {
+  std::string info =
+      absl::StrCat("bkv/key-transport/v1/",
+                   d == Direction::kRegister ? "register" : "recover");
+  return HkdfExpand(session_key.Reveal(), Bytes(info), 32);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<uint8_t>> WrapBackupKey(
+    const SecretBytes& export_key, absl::string_view account_id,
+    const SecretBytes& backup_key) {
+  if (backup_key.size() != kBackupKeySize) {
+    return absl::InvalidArgumentError("a backup key is 32 bytes");
+  }
+  SecretBytes key = HkdfExpand(export_key.Reveal(), Bytes(kWrapLabel), 32);
+  std::vector<uint8_t> out(12);
+  if (RAND_bytes(out.data(), 12) != 1) {
+    return absl::InternalError("OpenSSL RAND_bytes failed");
+  }
+  std::string aad = absl::StrCat(kWrapLabel, account_id);
+  BKV_ASSIGN_OR_RETURN(
+      std::vector<uint8_t> ct,
+      AesGcmEncrypt(key.Reveal(), out, backup_key.Reveal(), Bytes(aad)));
+  out.insert(out.end(), ct.begin(), ct.end());
+  return out;
+}
+
+absl::StatusOr<SecretBytes> UnwrapBackupKey(const SecretBytes& export_key,
+                                            absl::string_view account_id,
+                                            std::span<const uint8_t> wrapped) {
+  if (wrapped.size() != kWrappedKeySize) {
+    return absl::DataLossError(absl::StrCat("wrapped backup key must be ",
+                                            kWrappedKeySize, " bytes, got ",
+                                            wrapped.size()));
+  }
+  SecretBytes key = HkdfExpand(export_key.Reveal(), Bytes(kWrapLabel), 32);
+  std::string aad = absl::StrCat(kWrapLabel, account_id);
+  BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> pt,
+                       AesGcmDecrypt(key.Reveal(), wrapped.first(12),
+                                     wrapped.subspan(12), Bytes(aad)));
+  SecretBytes out = SecretBytes::Copy(pt);
+  OPENSSL_cleanse(pt.data(), pt.size());
+  return out;
+}
+
+absl::StatusOr<std::vector<uint8_t>> Seal(const SecretBytes& session_key,
+                                          Direction direction,
+                                          absl::string_view account_id,
+                                          std::span<const uint8_t> wrapped) {
+  if (wrapped.size() != kWrappedKeySize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("wrapped backup key must be ", kWrappedKeySize, " bytes"));
+  }
+  static constexpr uint8_t kZeroNonce[12] = {};
+  return AesGcmEncrypt(TransportKey(session_key, direction).Reveal(),
+                       kZeroNonce, wrapped, Bytes(account_id));
+}
+
+absl::StatusOr<std::vector<uint8_t>> Open(const SecretBytes& session_key,
+                                          Direction direction,
+                                          absl::string_view account_id,
+                                          std::span<const uint8_t> sealed) {
+  if (sealed.size() != kSealedSize) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sealed_key must be ", kSealedSize, " bytes, got ", sealed.size()));
+  }
+  static constexpr uint8_t kZeroNonce[12] = {};
+  return AesGcmDecrypt(TransportKey(session_key, direction).Reveal(),
+                       kZeroNonce, sealed, Bytes(account_id));
+}
+
+}  // namespace bkv::key_transport
