@@ -13,7 +13,7 @@ PACKAGES=(
   librocksdb-dev
   softhsm2 libp11-kit-dev
   libcurl4-openssl-dev libzstd-dev libarchive-dev
-  libtomlplusplus-dev libcivetweb-dev
+  libtomlplusplus-dev libcivetweb-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # Extra groups, selected by arguments (e.g. `install-deps.sh test`).
