@@ -1,0 +1,275 @@
+#include "hsm/key_ceremony.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "crypto/status_macros.h"
+#include "hsm/key_labels.h"
+
+namespace bkv::hsm {
+namespace {
+
+using Session = Pkcs11Hsm::Session;
+
+struct SecretKeySpec {
+  absl::string_view label;
+  CK_MECHANISM_TYPE gen_mechanism;
+  CK_KEY_TYPE key_type;
+  CK_ULONG size;
+  // What the key may be used for; everything else is off.
+  bool encrypt_decrypt;
+  bool sign_verify;
+  bool wrap_unwrap;
+};
+
+constexpr SecretKeySpec kSealKey{
+    kRecordSealKeyLabel, CKM_AES_KEY_GEN, CKK_AES, 32, true, false, false};
+constexpr SecretKeySpec kOprfSeed{kOprfSeedLabel,
+                                  CKM_GENERIC_SECRET_KEY_GEN,
+                                  CKK_GENERIC_SECRET,
+                                  64,
+                                  false,
+                                  true,
+                                  false};
+constexpr SecretKeySpec kAkeWrapKey{
+    kAkeWrapKeyLabel, CKM_AES_KEY_GEN, CKK_AES, 32, false, false, true};
+
+absl::StatusOr<CK_OBJECT_HANDLE> GenerateSecretKey(Session& session,
+                                                   const SecretKeySpec& spec) {
+  CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+  CK_KEY_TYPE type = spec.key_type;
+  CK_ULONG size = spec.size;
+  CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+  CK_BBOOL ed = spec.encrypt_decrypt ? CK_TRUE : CK_FALSE;
+  CK_BBOOL sv = spec.sign_verify ? CK_TRUE : CK_FALSE;
+  CK_BBOOL wu = spec.wrap_unwrap ? CK_TRUE : CK_FALSE;
+  CK_ATTRIBUTE tmpl[] = {
+      {CKA_CLASS, &cls, sizeof(cls)},
+      {CKA_KEY_TYPE, &type, sizeof(type)},
+      {CKA_VALUE_LEN, &size, sizeof(size)},
+      {CKA_LABEL, const_cast<char*>(spec.label.data()), spec.label.size()},
+      {CKA_TOKEN, &yes, sizeof(yes)},
+      {CKA_PRIVATE, &yes, sizeof(yes)},
+      {CKA_SENSITIVE, &yes, sizeof(yes)},
+      {CKA_EXTRACTABLE, &no, sizeof(no)},
+      {CKA_MODIFIABLE, &no, sizeof(no)},
+      {CKA_ENCRYPT, &ed, sizeof(ed)},
+      {CKA_DECRYPT, &ed, sizeof(ed)},
+      {CKA_SIGN, &sv, sizeof(sv)},
+      {CKA_VERIFY, &sv, sizeof(sv)},
+      {CKA_WRAP, &wu, sizeof(wu)},
+      {CKA_UNWRAP, &wu, sizeof(wu)},
+      {CKA_DERIVE, &no, sizeof(no)},
+  };
+  return session.GenerateKey(spec.gen_mechanism, tmpl);
+}
+
+// An existing key is kept only if it is as safe as one we would make.
+absl::Status CheckExistingKey(Session& session, CK_OBJECT_HANDLE key,
+                              const SecretKeySpec& spec) {
+  BKV_ASSIGN_OR_RETURN(bool sensitive,
+                       session.GetBoolAttribute(key, CKA_SENSITIVE));
+  BKV_ASSIGN_OR_RETURN(bool extractable,
+                       session.GetBoolAttribute(key, CKA_EXTRACTABLE));
+  BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> type,
+                       session.GetAttribute(key, CKA_KEY_TYPE));
+  BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> size,
+                       session.GetAttribute(key, CKA_VALUE_LEN));
+  CK_KEY_TYPE key_type = 0;
+  CK_ULONG key_size = 0;
+  if (type.size() == sizeof(key_type)) {
+    std::copy(type.begin(), type.end(), reinterpret_cast<uint8_t*>(&key_type));
+  }
+  if (size.size() == sizeof(key_size)) {
+    std::copy(size.begin(), size.end(), reinterpret_cast<uint8_t*>(&key_size));
+  }
+  if (!sensitive || extractable || key_type != spec.key_type ||
+      key_size != spec.size) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "existing key '", spec.label,
+        "' is extractable, not sensitive, or of the wrong type or size; "
+        "refusing to use it (rerun with --force-new-keys to replace it)"));
+  }
+  return absl::OkStatus();
+}
+
+// Finds or makes one secret key. Returns the handle and whether it is new.
+absl::StatusOr<std::pair<CK_OBJECT_HANDLE, bool>> EnsureSecretKey(
+    Session& session, const SecretKeySpec& spec) {
+  BKV_ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> found,
+                       session.FindObjects(CKO_SECRET_KEY, spec.label));
+  if (found.size() > 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(found.size(), " keys labelled '", spec.label,
+                     "'; rerun with --force-new-keys"));
+  }
+  if (found.size() == 1) {
+    BKV_RETURN_IF_ERROR(CheckExistingKey(session, found[0], spec));
+    return std::pair{found[0], false};
+  }
+  BKV_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE key, GenerateSecretKey(session, spec));
+  return std::pair{key, true};
+}
+
+absl::StatusOr<CK_OBJECT_HANDLE> CreateDataObject(
+    Session& session, absl::string_view label, bool is_private,
+    std::span<const uint8_t> value) {
+  CK_OBJECT_CLASS cls = CKO_DATA;
+  CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+  CK_BBOOL priv = is_private ? CK_TRUE : CK_FALSE;
+  static constexpr absl::string_view kApplication = "bkv";
+  CK_ATTRIBUTE tmpl[] = {
+      {CKA_CLASS, &cls, sizeof(cls)},
+      {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
+      {CKA_APPLICATION, const_cast<char*>(kApplication.data()),
+       kApplication.size()},
+      {CKA_TOKEN, &yes, sizeof(yes)},
+      {CKA_PRIVATE, &priv, sizeof(priv)},
+      {CKA_MODIFIABLE, &no, sizeof(no)},
+      {CKA_VALUE, const_cast<uint8_t*>(value.data()), value.size()},
+  };
+  return session.CreateObject(tmpl);
+}
+
+// Fresh scalar, wrapped inside the token; returns the wrapped blob.
+absl::StatusOr<std::vector<uint8_t>> WrapNewScalar(Session& session,
+                                                   CK_OBJECT_HANDLE wrap_key,
+                                                   AkeKeyPair::PublicKey& pk) {
+  if (sodium_init() < 0) return absl::InternalError("sodium_init failed");
+  SecretBytes scalar = SecretBytes::Locked(AkeKeyPair::kKeySize);
+  crypto_core_ristretto255_scalar_random(scalar.RevealMutable().data());
+  BKV_ASSIGN_OR_RETURN(pk, DeriveAkePublicKey(scalar));
+
+  // The token wraps only key objects: import the scalar as a short-lived,
+  // extractable session key, wrap it, destroy it.
+  CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+  CK_KEY_TYPE type = CKK_GENERIC_SECRET;
+  CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+  CK_ATTRIBUTE tmpl[] = {
+      {CKA_CLASS, &cls, sizeof(cls)},
+      {CKA_KEY_TYPE, &type, sizeof(type)},
+      {CKA_TOKEN, &no, sizeof(no)},
+      {CKA_PRIVATE, &yes, sizeof(yes)},
+      {CKA_SENSITIVE, &yes, sizeof(yes)},
+      {CKA_EXTRACTABLE, &yes, sizeof(yes)},
+      {CKA_VALUE, scalar.RevealMutable().data(), scalar.size()},
+  };
+  BKV_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE temp, session.CreateObject(tmpl));
+  absl::StatusOr<std::vector<uint8_t>> wrapped =
+      session.WrapKey(wrap_key, temp);
+  absl::Status destroyed = session.DestroyObject(temp);
+  if (!wrapped.ok()) return wrapped.status();
+  BKV_RETURN_IF_ERROR(destroyed);
+  return wrapped;
+}
+
+constexpr std::pair<CK_OBJECT_CLASS, absl::string_view> kAllObjects[] = {
+    {CKO_SECRET_KEY, kRecordSealKeyLabel}, {CKO_SECRET_KEY, kOprfSeedLabel},
+    {CKO_SECRET_KEY, kAkeWrapKeyLabel},    {CKO_DATA, kAkePrivateLabel},
+    {CKO_DATA, kAkePublicLabel},
+};
+
+absl::Status DestroyAllKeys(Session& session) {
+  for (const auto& [cls, label] : kAllObjects) {
+    BKV_ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> found,
+                         session.FindObjects(cls, label));
+    for (CK_OBJECT_HANDLE h : found) {
+      BKV_RETURN_IF_ERROR(session.DestroyObject(h));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<CeremonyReport> RunKeyCeremony(Pkcs11Hsm& hsm,
+                                              const CeremonyOptions& options) {
+  CeremonyReport report;
+  {
+    BKV_ASSIGN_OR_RETURN(Session session, hsm.AcquireSession());
+    if (options.force_new_keys) BKV_RETURN_IF_ERROR(DestroyAllKeys(session));
+
+    for (const SecretKeySpec* spec : {&kSealKey, &kOprfSeed}) {
+      BKV_ASSIGN_OR_RETURN(auto key, EnsureSecretKey(session, *spec));
+      report.keys.push_back({std::string(spec->label), key.second});
+    }
+    BKV_ASSIGN_OR_RETURN(auto wrap, EnsureSecretKey(session, kAkeWrapKey));
+    report.keys.push_back({std::string(kAkeWrapKeyLabel), wrap.second});
+
+    BKV_ASSIGN_OR_RETURN(auto wrapped_objs,
+                         session.FindObjects(CKO_DATA, kAkePrivateLabel));
+    BKV_ASSIGN_OR_RETURN(auto public_objs,
+                         session.FindObjects(CKO_DATA, kAkePublicLabel));
+    const bool have_pair = !wrapped_objs.empty() && !public_objs.empty();
+    if (wrap.second && (!wrapped_objs.empty() || !public_objs.empty())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          hsm.Describe(), ": a wrapped AKE key exists but its wrapping key '",
+          kAkeWrapKeyLabel,
+          "' was missing; the AKE key is lost. Rerun with --force-new-keys "
+          "(clients must re-pin the new public key)"));
+    }
+    if (!have_pair && (!wrapped_objs.empty() || !public_objs.empty())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          hsm.Describe(), ": only one of '", kAkePrivateLabel, "' and '",
+          kAkePublicLabel, "' exists; rerun with --force-new-keys"));
+    }
+    if (!have_pair) {
+      AkeKeyPair::PublicKey pk{};
+      BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> wrapped,
+                           WrapNewScalar(session, wrap.first, pk));
+      BKV_ASSIGN_OR_RETURN(
+          CK_OBJECT_HANDLE priv,
+          CreateDataObject(session, kAkePrivateLabel, true, wrapped));
+      absl::StatusOr<CK_OBJECT_HANDLE> pub =
+          CreateDataObject(session, kAkePublicLabel, false, pk);
+      if (!pub.ok()) {
+        // Leave no half pair behind; the next run starts clean.
+        session.DestroyObject(priv).IgnoreError();
+        return pub.status();
+      }
+    }
+    report.keys.push_back({std::string(kAkePrivateLabel), !have_pair});
+    report.keys.push_back({std::string(kAkePublicLabel), !have_pair});
+  }
+  BKV_ASSIGN_OR_RETURN(AkeKeyPair ake, AkeKeyPair::Load(hsm));
+  report.ake_public_key = ake.public_key();
+  report.ake_fingerprint_hex = ake.FingerprintHex();
+  return report;
+}
+
+bool KeyInventory::complete() const {
+  return ake_public_key.has_value() &&
+         std::all_of(entries.begin(), entries.end(),
+                     [](const Entry& e) { return e.present; });
+}
+
+absl::StatusOr<KeyInventory> InspectKeys(Pkcs11Hsm& hsm) {
+  BKV_ASSIGN_OR_RETURN(Session session, hsm.AcquireSession());
+  KeyInventory inventory;
+  for (const auto& [cls, label] : kAllObjects) {
+    BKV_ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> found,
+                         session.FindObjects(cls, label));
+    inventory.entries.push_back({std::string(label), found.size() == 1});
+    if (label == kAkePublicLabel && found.size() == 1) {
+      BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> value,
+                           session.GetAttribute(found[0], CKA_VALUE));
+      if (value.size() == AkeKeyPair::kKeySize) {
+        AkeKeyPair::PublicKey pk;
+        std::copy(value.begin(), value.end(), pk.begin());
+        inventory.ake_public_key = pk;
+      }
+    }
+  }
+  return inventory;
+}
+
+absl::StatusOr<VaultKeys> VaultKeys::Load(std::shared_ptr<Pkcs11Hsm> hsm) {
+  BKV_ASSIGN_OR_RETURN(TokenSealer sealer, TokenSealer::Create(hsm));
+  BKV_ASSIGN_OR_RETURN(TokenKeyedHash oprf_seed, TokenKeyedHash::Create(hsm));
+  BKV_ASSIGN_OR_RETURN(AkeKeyPair ake, AkeKeyPair::Load(*hsm));
+  return VaultKeys{std::move(sealer), std::move(oprf_seed), std::move(ake)};
+}
+
+}  // namespace bkv::hsm

@@ -1,0 +1,30 @@
+#ifndef BKV_HSM_KEY_LABELS_H_
+#define BKV_HSM_KEY_LABELS_H_
+
+#include "absl/strings/string_view.h"
+
+namespace bkv::hsm {
+
+// CKA_LABEL of every token object bkv uses. The -v1 suffix leaves room for
+// rotation: a later key gets -v2 and a new sealed-record format byte.
+//
+//   object                class            what it is
+//   bkv-record-seal-v1    CKO_SECRET_KEY   AES-256, CKM_AES_GCM only
+//   bkv-oprf-seed-v1      CKO_SECRET_KEY   64-byte generic secret,
+//                                          CKM_SHA512_HMAC only
+//   bkv-ake-wrap-v1       CKO_SECRET_KEY   AES-256, CKM_AES_KEY_WRAP_PAD only
+//   bkv-ake-private-v1    CKO_DATA         AKE private scalar wrapped by
+//                                          bkv-ake-wrap-v1 (private object)
+//   bkv-ake-public-v1     CKO_DATA         AKE public key, 32 bytes
+//
+// All are token objects; the three keys are CKA_SENSITIVE, non-extractable
+// and CKA_PRIVATE.
+inline constexpr absl::string_view kRecordSealKeyLabel = "bkv-record-seal-v1";
+inline constexpr absl::string_view kOprfSeedLabel = "bkv-oprf-seed-v1";
+inline constexpr absl::string_view kAkeWrapKeyLabel = "bkv-ake-wrap-v1";
+inline constexpr absl::string_view kAkePrivateLabel = "bkv-ake-private-v1";
+inline constexpr absl::string_view kAkePublicLabel = "bkv-ake-public-v1";
+
+}  // namespace bkv::hsm
+
+#endif  // BKV_HSM_KEY_LABELS_H_

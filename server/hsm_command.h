@@ -1,0 +1,44 @@
+#ifndef BKV_SERVER_HSM_COMMAND_H_
+#define BKV_SERVER_HSM_COMMAND_H_
+
+#include <memory>
+#include <ostream>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "hsm/pkcs11_hsm.h"
+
+namespace bkv::server {
+
+// Token flags shared by every bkv-vault command that opens the HSM
+// (`hsm init`, `hsm status`, later `serve`). The PIN is never a flag.
+struct HsmFlags {
+  std::string module_path;          // --module; empty: SoftHSMv2
+  std::string token_label = "bkv";  // --token-label
+  std::string pin_file;             // --pin-file; empty: $BKV_HSM_PIN
+  std::string softhsm_dir;          // --softhsm-dir (development token)
+  bool force_new_keys = false;      // --force-new-keys (hsm init only)
+};
+
+// Parses the flags above from `args`, moving anything else to `rest`.
+// InvalidArgument for a flag without its value, or for --pin.
+absl::Status ParseHsmFlags(std::span<const std::string> args, HsmFlags& flags,
+                           std::vector<std::string>& rest);
+
+// Opens and logs in to the token the flags name. With --softhsm-dir it points
+// SOFTHSM2_CONF at DIR/softhsm2.conf and reads DIR/user.pin. The PIN comes from
+// --pin-file, else BKV_HSM_PIN (which is then removed from the environment).
+absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenHsm(const HsmFlags& flags);
+
+extern const char kHsmUsage[];
+
+// `bkv-vault hsm ...`; args start after "hsm". Returns the exit code: 0 done,
+// 1 failed (reason on `err`), 2 usage error.
+int RunHsmCommand(std::span<const std::string> args, std::ostream& out,
+                  std::ostream& err);
+
+}  // namespace bkv::server
+
+#endif  // BKV_SERVER_HSM_COMMAND_H_

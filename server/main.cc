@@ -1,0 +1,59 @@
+// bkv-vault: the vault server's one binary, a small subcommand dispatcher.
+// Each command is a row in kCommands; `serve` and `token mint` join later.
+#include <iostream>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "server/hsm_command.h"
+
+namespace bkv::server {
+namespace {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(std::span<const std::string> args);
+};
+
+int RunHsm(std::span<const std::string> args) {
+  return RunHsmCommand(args, std::cout, std::cerr);
+}
+
+constexpr Command kCommands[] = {
+    {"hsm", "key ceremony and token status (bkv-vault hsm --help)", RunHsm},
+};
+
+void PrintUsage(std::ostream& os) {
+  os << "usage: bkv-vault <command> [flags]\n\ncommands:\n";
+  for (const Command& c : kCommands) {
+    os << "  " << c.name << std::string(12 - std::string(c.name).size(), ' ')
+       << c.summary << "\n";
+  }
+  os << "\n`bkv-vault <command> --help` lists a command's flags.\n";
+}
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
+  if (args.empty()) {
+    PrintUsage(std::cerr);
+    return 2;
+  }
+  if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    PrintUsage(std::cout);
+    return 0;
+  }
+  for (const Command& c : kCommands) {
+    if (args[0] == c.name) {
+      return c.run(std::span<const std::string>(args).subspan(1));
+    }
+  }
+  std::cerr << "bkv-vault: unknown command '" << args[0] << "'\n";
+  PrintUsage(std::cerr);
+  return 2;
+}
+
+}  // namespace
+}  // namespace bkv::server
+
+int main(int argc, char** argv) { return bkv::server::Main(argc, argv); }

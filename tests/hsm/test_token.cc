@@ -1,0 +1,53 @@
+#include "tests/hsm/test_token.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <system_error>
+
+#include "crypto/status_macros.h"
+#include "hsm/key_ceremony.h"
+#include "hsm/pin.h"
+#include "hsm/softhsm_dev.h"
+
+namespace bkv::hsm::testing {
+
+std::string MakeTempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl =
+      std::string(base != nullptr ? base : "/tmp") + "/bkv-hsm-test-XXXXXX";
+  if (mkdtemp(tmpl.data()) == nullptr) abort();
+  return tmpl;
+}
+
+void RemoveTree(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+absl::StatusOr<std::unique_ptr<TestToken>> TestToken::Create(bool with_keys) {
+  auto token = std::make_unique<TestToken>();
+  token->dir_ = MakeTempDir();
+  BKV_ASSIGN_OR_RETURN(SoftHsmDevToken dev,
+                       PrepareSoftHsmDir(token->dir_, kTestLabel));
+  BKV_ASSIGN_OR_RETURN(token->pin_, ReadPinFile(dev.user_pin_path));
+  BKV_ASSIGN_OR_RETURN(token->hsm_,
+                       Pkcs11Hsm::Open(token->options(), token->pin_));
+  if (with_keys) {
+    BKV_RETURN_IF_ERROR(RunKeyCeremony(*token->hsm_, {}).status());
+  }
+  return token;
+}
+
+TestToken::~TestToken() {
+  hsm_.reset();
+  if (!dir_.empty()) RemoveTree(dir_);
+}
+
+TokenOptions TestToken::options() const {
+  TokenOptions options;
+  options.token_label = kTestLabel;
+  return options;
+}
+
+}  // namespace bkv::hsm::testing

@@ -1,0 +1,189 @@
+// `bkv-vault hsm ...` end to end: the real binary, a real SoftHSM token in a
+// temporary directory.
+#include "server/hsm_command.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace bkv::server {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+struct VaultRun {
+  int exit_code;
+  std::string out, err;
+};
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class HsmCommandTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = "/tmp/bkv-cli-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    tmp_ = tmpl;
+    dir_ = tmp_ + "/softhsm";
+    unsetenv("BKV_HSM_PIN");
+    unsetenv("SOFTHSM2_CONF");
+  }
+  void TearDown() override { std::filesystem::remove_all(tmp_); }
+
+  // Arguments are test-controlled paths and flags; no PIN ever goes here.
+  VaultRun Vault(const std::string& args) {
+    const std::string out = tmp_ + "/out", err = tmp_ + "/err";
+    const std::string cmd = std::string("'") + BKV_VAULT_BIN + "' " + args +
+                            " >'" + out + "' 2>'" + err + "'";
+    int status = std::system(cmd.c_str());
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, Slurp(out),
+            Slurp(err)};
+  }
+
+  static std::string Line(const std::string& text, const std::string& key) {
+    size_t at = text.find(key);
+    if (at == std::string::npos) return "";
+    size_t end = text.find('\n', at);
+    return text.substr(at + key.size(), end - at - key.size());
+  }
+
+  std::string tmp_, dir_;
+};
+
+constexpr char kFingerprint[] = "server public key fingerprint (SHA-256): ";
+
+TEST_F(HsmCommandTest, InitSoftHsmDirTwiceKeepsKeys) {
+  VaultRun first = Vault("hsm init --softhsm-dir '" + dir_ + "'");
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+  EXPECT_THAT(first.out, HasSubstr("created under"));
+  EXPECT_THAT(first.out, HasSubstr("bkv-record-seal-v1: created"));
+  EXPECT_THAT(first.out, HasSubstr("self-tests: passed"));
+  const std::string fingerprint = Line(first.out, kFingerprint);
+  EXPECT_EQ(fingerprint.size(), 64u) << first.out;
+
+  for (const char* name : {"user.pin", "so.pin"}) {
+    struct stat st;
+    ASSERT_EQ(stat((dir_ + "/" + name).c_str(), &st), 0) << name;
+    EXPECT_EQ(st.st_mode & 0777, 0600) << name;
+    // The PIN is in the file, and nowhere in what the command printed.
+    std::string pin = Slurp(dir_ + "/" + name);
+    while (!pin.empty() && pin.back() == '\n') pin.pop_back();
+    EXPECT_GE(pin.size(), 16u);
+    EXPECT_THAT(first.out + first.err, Not(HasSubstr(pin)));
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/softhsm2.conf"));
+
+  VaultRun second = Vault("hsm init --softhsm-dir '" + dir_ + "'");
+  ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
+  EXPECT_THAT(second.out, HasSubstr("found under"));
+  EXPECT_THAT(second.out, HasSubstr("bkv-record-seal-v1: kept"));
+  EXPECT_THAT(second.out, Not(HasSubstr(": created")));
+  EXPECT_EQ(Line(second.out, kFingerprint), fingerprint);
+
+  VaultRun status = Vault("hsm status --softhsm-dir '" + dir_ + "'");
+  ASSERT_EQ(status.exit_code, 0) << status.out << status.err;
+  EXPECT_EQ(Line(status.out, kFingerprint), fingerprint);
+}
+
+TEST_F(HsmCommandTest, NormalPathWithPinFileOrEnv) {
+  ASSERT_EQ(Vault("hsm init --softhsm-dir '" + dir_ + "'").exit_code, 0);
+  setenv("SOFTHSM2_CONF", (dir_ + "/softhsm2.conf").c_str(), 1);
+  VaultRun by_file =
+      Vault("hsm status --token-label bkv --pin-file '" + dir_ + "/user.pin'");
+  EXPECT_EQ(by_file.exit_code, 0) << by_file.out << by_file.err;
+
+  std::string pin = Slurp(dir_ + "/user.pin");
+  pin.pop_back();
+  setenv("BKV_HSM_PIN", pin.c_str(), 1);
+  VaultRun by_env = Vault("hsm init --token-label bkv");
+  unsetenv("BKV_HSM_PIN");
+  EXPECT_EQ(by_env.exit_code, 0) << by_env.out << by_env.err;
+  EXPECT_THAT(by_env.out, HasSubstr("bkv-oprf-seed-v1: kept"));
+
+  VaultRun no_pin = Vault("hsm status --token-label bkv");
+  EXPECT_EQ(no_pin.exit_code, 1);
+  EXPECT_THAT(no_pin.err, HasSubstr("--pin-file"));
+}
+
+TEST_F(HsmCommandTest, OperatorMistakesGetClearErrors) {
+  ASSERT_EQ(Vault("hsm init --softhsm-dir '" + dir_ + "'").exit_code, 0);
+  setenv("SOFTHSM2_CONF", (dir_ + "/softhsm2.conf").c_str(), 1);
+  const std::string wrong = tmp_ + "/wrong.pin";
+  {
+    std::ofstream(wrong) << "not-the-pin-0000\n";
+    chmod(wrong.c_str(), 0600);
+  }
+  VaultRun bad_pin = Vault("hsm status --pin-file '" + wrong + "'");
+  EXPECT_EQ(bad_pin.exit_code, 1);
+  EXPECT_THAT(bad_pin.err, HasSubstr("wrong PIN"));
+  EXPECT_THAT(bad_pin.err, Not(HasSubstr("not-the-pin-0000")));
+
+  chmod(wrong.c_str(), 0644);
+  VaultRun open_file = Vault("hsm status --pin-file '" + wrong + "'");
+  EXPECT_EQ(open_file.exit_code, 1);
+  EXPECT_THAT(open_file.err, HasSubstr("chmod 600"));
+
+  VaultRun no_token = Vault("hsm status --token-label other --pin-file '" +
+                            dir_ + "/user.pin'");
+  EXPECT_EQ(no_token.exit_code, 1);
+  EXPECT_THAT(no_token.err, HasSubstr("token 'other' not found"));
+  EXPECT_THAT(no_token.err, HasSubstr("bkv-vault hsm init"));
+
+  VaultRun no_module =
+      Vault("hsm status --module /nonexistent/p11.so --pin-file '" + dir_ +
+            "/user.pin'");
+  EXPECT_EQ(no_module.exit_code, 1);
+  EXPECT_THAT(no_module.err,
+              HasSubstr("/nonexistent/p11.so could not be loaded"));
+}
+
+TEST_F(HsmCommandTest, PinIsNeverAFlag) {
+  VaultRun r = Vault("hsm init --pin 424242");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("never go on the command line"));
+  EXPECT_THAT(r.err, Not(HasSubstr("424242")));
+}
+
+TEST_F(HsmCommandTest, HelpDocumentsFlags) {
+  VaultRun top = Vault("--help");
+  EXPECT_EQ(top.exit_code, 0);
+  EXPECT_THAT(top.out, HasSubstr("hsm"));
+  VaultRun hsm = Vault("hsm --help");
+  EXPECT_EQ(hsm.exit_code, 0);
+  for (const char* flag :
+       {"--module", "--token-label", "--pin-file", "--softhsm-dir",
+        "--force-new-keys", "BKV_HSM_PIN"}) {
+    EXPECT_THAT(hsm.out, HasSubstr(flag));
+  }
+  EXPECT_EQ(Vault("bogus").exit_code, 2);
+  EXPECT_EQ(Vault("hsm").exit_code, 2);
+}
+
+TEST(ParseHsmFlagsTest, SplitsFlagsFromWords) {
+  HsmFlags flags;
+  std::vector<std::string> rest;
+  std::vector<std::string> args = {"init", "--module=/m.so", "--token-label",
+                                   "t", "--force-new-keys"};
+  ASSERT_TRUE(ParseHsmFlags(args, flags, rest).ok());
+  EXPECT_EQ(flags.module_path, "/m.so");
+  EXPECT_EQ(flags.token_label, "t");
+  EXPECT_TRUE(flags.force_new_keys);
+  EXPECT_EQ(rest, std::vector<std::string>{"init"});
+  std::vector<std::string> dangling = {"--pin-file"};
+  EXPECT_FALSE(ParseHsmFlags(dangling, flags, rest).ok());
+}
+
+}  // namespace
+}  // namespace bkv::server
