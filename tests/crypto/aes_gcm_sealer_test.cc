@@ -20,7 +20,7 @@ TEST(AesGcmTest, KnownAnswerNistCase14) {
             "d0d1c8a799996bf0265b98b5d48ab919");
 }
 
-TEST(AesGcmSealerTest, RoundTripAndTamper) {
+TEST(AesGcmSealerTest, RoundTripAndRejectsModifiedBytes) {
   auto sealer = AesGcmSealer::Create(SecretBytes::Random(32));
   ASSERT_TRUE(sealer.ok());
   auto pt = Bytes("backup key material");

@@ -1,0 +1,367 @@
+#include "storage/rocksdb_record_store.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <fstream>
+#include <latch>
+#include <thread>
+
+#include "tests/storage/test_util.h"
+
+namespace bkv::storage {
+namespace {
+
+using ::bkv::storage::testing::SampleRecord;
+using ::bkv::storage::testing::TempDir;
+using ::bkv::storage::testing::TestSealer;
+using ::bkv::storage::testing::TmpfsMount;
+
+std::unique_ptr<RocksDbRecordStore> OpenOrDie(const std::string& dir,
+                                              bool read_only = false) {
+  auto store = RocksDbRecordStore::Open(
+      {.data_dir = dir, .read_only = read_only}, TestSealer());
+  EXPECT_TRUE(store.ok()) << store.status();
+  return store.ok() ? std::move(*store) : nullptr;
+}
+
+std::string Id(int i) { return absl::StrCat("account-", i); }
+
+TEST(RocksDbRecordStoreTest, CreateReadUpdate) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->Get("alice").status().code(), absl::StatusCode::kNotFound);
+
+  auto v1 =
+      store->CompareAndSwap("alice", RecordStore::kNoRecord, SampleRecord(0));
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  EXPECT_EQ(*v1, 1u);
+  auto got = store->Get("alice");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->version(), 1u);
+  EXPECT_EQ(got->schema_version(), kSchemaVersion);
+  EXPECT_EQ(got->opaque_record(), SampleRecord().opaque_record());
+
+  v1::UserRecord next = *got;
+  next.set_attempts_used(1);
+  auto v2 = store->CompareAndSwap("alice", 1, next);
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  EXPECT_EQ(*v2, 2u);
+  EXPECT_EQ(store->Get("alice")->attempts_used(), 1u);
+
+  // Stale version, existing record, missing record.
+  EXPECT_EQ(store->CompareAndSwap("alice", 1, next).status().code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(store->CompareAndSwap("alice", RecordStore::kNoRecord, next)
+                .status()
+                .code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(store->CompareAndSwap("bob", 1, next).status().code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(store->Get("bob").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(RocksDbRecordStoreTest, SurvivesReopen) {
+  TempDir dir;
+  {
+    auto store = OpenOrDie(dir.path());
+    ASSERT_NE(store, nullptr);
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE(store->CompareAndSwap(Id(i), 0, SampleRecord(i)).ok());
+    }
+  }
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  for (int i = 0; i < 20; ++i) {
+    auto r = store->Get(Id(i));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->attempts_used(), static_cast<uint32_t>(i));
+  }
+}
+
+TEST(RocksDbRecordStoreTest, DeleteKeepsVersionsMonotonic) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  ASSERT_EQ(*store->CompareAndSwap("alice", 0, SampleRecord()), 1u);
+  ASSERT_EQ(*store->CompareAndSwap("alice", 1, SampleRecord()), 2u);
+  EXPECT_EQ(store->Delete("alice", 1).code(), absl::StatusCode::kAborted);
+  ASSERT_TRUE(store->Delete("alice", 2).ok());
+  EXPECT_EQ(store->Get("alice").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->Delete("alice", 2).code(), absl::StatusCode::kAborted);
+  // Re-created above the old high-water mark: an old sealed copy can never
+  // pass for the new record.
+  EXPECT_EQ(*store->CompareAndSwap("alice", 0, SampleRecord()), 3u);
+  EXPECT_EQ(store->Get("alice")->version(), 3u);
+}
+
+TEST(RocksDbRecordStoreTest, ExactlyOneConcurrentCasWins) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  constexpr int kThreads = 16, kRounds = 10;
+  uint64_t version = *store->CompareAndSwap("alice", 0, SampleRecord());
+  for (int round = 0; round < kRounds; ++round) {
+    std::latch start(kThreads);
+    std::atomic<int> wins{0}, conflicts{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        start.arrive_and_wait();
+        auto r = store->CompareAndSwap("alice", version, SampleRecord(t));
+        if (r.ok()) {
+          ++wins;
+        } else if (r.status().code() == absl::StatusCode::kAborted) {
+          ++conflicts;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(wins.load(), 1) << "round " << round;
+    EXPECT_EQ(conflicts.load(), kThreads - 1) << "round " << round;
+    version = store->Get("alice")->version();
+    EXPECT_EQ(version, static_cast<uint64_t>(round + 2));
+  }
+}
+
+TEST(RocksDbRecordStoreTest, ConcurrentIncrementsAreNeverLost) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  constexpr int kAccounts = 3, kThreads = 8, kPerThread = 20;
+  for (int a = 0; a < kAccounts; ++a) {
+    ASSERT_TRUE(store->CompareAndSwap(Id(a), 0, SampleRecord()).ok());
+  }
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string id = Id((t + i) % kAccounts);
+        bool done = false;
+        for (int attempt = 0; attempt < 1000 && !done; ++attempt) {
+          auto r = store->Get(id);
+          if (!r.ok()) break;
+          r->set_attempts_used(r->attempts_used() + 1);
+          auto s = store->CompareAndSwap(id, r->version(), *r);
+          done = s.ok();
+          if (!s.ok() && s.status().code() != absl::StatusCode::kAborted) break;
+        }
+        if (!done) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  uint32_t total = 0;
+  for (int a = 0; a < kAccounts; ++a)
+    total += store->Get(Id(a))->attempts_used();
+  EXPECT_EQ(total, static_cast<uint32_t>(kThreads * kPerThread));
+}
+
+TEST(RocksDbRecordStoreTest, CountAndForEach) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(store->CompareAndSwap(Id(i), 0, SampleRecord(i)).ok());
+  }
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(store->Delete(Id(i), 1).ok());
+  EXPECT_EQ(*store->Count(), 25u);
+
+  int seen = 0;
+  uint64_t attempts = 0;
+  ASSERT_TRUE(store
+                  ->ForEach([&](const AccountKey&,
+                                const absl::StatusOr<v1::UserRecord>& r) {
+                    EXPECT_TRUE(r.ok()) << r.status();
+                    if (r.ok()) attempts += r->attempts_used();
+                    ++seen;
+                    return true;
+                  })
+                  .ok());
+  EXPECT_EQ(seen, 25);
+  EXPECT_EQ(attempts, 25u * (5 + 29) / 2);
+
+  int visited = 0;
+  ASSERT_TRUE(store
+                  ->ForEach([&](const AccountKey&,
+                                const absl::StatusOr<v1::UserRecord>&) {
+                    return ++visited < 3;
+                  })
+                  .ok());
+  EXPECT_EQ(visited, 3);
+}
+
+TEST(RocksDbRecordStoreTest, SyncBarrierChangesNoRecord) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->CompareAndSwap(Id(1), 0, SampleRecord(1)).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(store->SyncBarrier().ok());
+  EXPECT_EQ(*store->Count(), 1u);
+  int seen = 0;
+  ASSERT_TRUE(store
+                  ->ForEach([&](const AccountKey&,
+                                const absl::StatusOr<v1::UserRecord>& r) {
+                    EXPECT_TRUE(r.ok()) << r.status();
+                    ++seen;
+                    return true;
+                  })
+                  .ok());
+  EXPECT_EQ(seen, 1);
+  auto got = store->Get(Id(1));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->version(), 1u);
+}
+
+TEST(RocksDbRecordStoreTest, SecondStoreOnSameDirectoryIsRefused) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  auto second =
+      RocksDbRecordStore::Open({.data_dir = dir.path()}, TestSealer());
+  ASSERT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition)
+      << second.status();
+  EXPECT_NE(second.status().message().find("in use"), std::string::npos)
+      << second.status();
+}
+
+TEST(RocksDbRecordStoreTest, BulkCreateThenReadAndUpdate) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->CompareAndSwap(Id(7), 0, SampleRecord()).ok());
+  ASSERT_TRUE(store->Delete(Id(7), 1).ok());
+  std::vector<std::pair<std::string, v1::UserRecord>> batch;
+  for (int i = 0; i < 5000; ++i)
+    batch.emplace_back(Id(i), SampleRecord(i % 10));
+  ASSERT_TRUE(store->BulkCreate(batch).ok());
+  EXPECT_EQ(*store->Count(), 5000u);
+  EXPECT_EQ(store->Get(Id(7))->version(), 2u);  // above the tombstone
+  EXPECT_EQ(store->Get(Id(4321))->attempts_used(), 1u);
+  EXPECT_EQ(store->BulkCreate(std::span(batch).first(1)).code(),
+            absl::StatusCode::kAborted);
+  EXPECT_TRUE(store->CompareAndSwap(Id(1), 1, SampleRecord(5)).ok());
+  auto stats = store->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_GT(stats->sst_bytes, 5000u * kPaddedRecordSize);
+}
+
+// Fills a small tmpfs until a synced write fails, then checks the error is
+// clear, nothing acknowledged was lost, reads keep working, and writes
+// resume once space is freed.
+TEST(RocksDbRecordStoreTest, FullDiskFailsClearlyAndRecovers) {
+  TempDir base;
+  auto mnt = TmpfsMount::Create(base.Sub("mnt"), 16 << 20);
+  if (mnt.status().code() == absl::StatusCode::kPermissionDenied) {
+    GTEST_SKIP() << "needs CAP_SYS_ADMIN to mount a small tmpfs: "
+                 << mnt.status();
+  }
+  ASSERT_TRUE(mnt.ok()) << mnt.status();
+  const std::string ballast = (*mnt)->dir() + "/ballast";
+  {
+    std::ofstream out(ballast, std::ios::binary);
+    std::string block(1 << 20, 'b');
+    for (int i = 0; i < 8; ++i) out << block;
+    ASSERT_TRUE(out.good());
+  }
+  const std::string data = (*mnt)->dir() + "/data";
+  std::vector<int> acked;
+  absl::Status failure;
+  {
+    auto store = RocksDbRecordStore::Open(
+        {.data_dir = data, .write_buffer_bytes = 4 << 20}, TestSealer());
+    ASSERT_TRUE(store.ok()) << store.status();
+    for (int i = 0; i < 20000 && failure.ok(); ++i) {
+      auto r = (*store)->CompareAndSwap(Id(i), 0, SampleRecord(i % 7));
+      if (r.ok()) {
+        acked.push_back(i);
+      } else {
+        failure = r.status();
+      }
+    }
+    ASSERT_EQ(failure.code(), absl::StatusCode::kResourceExhausted) << failure;
+    EXPECT_NE(failure.message().find("data directory " + data + " is full"),
+              std::string::npos)
+        << failure;
+    ASSERT_GT(acked.size(), 1000u);
+    // Still full: still the same clear error, and reads keep working.
+    EXPECT_EQ(
+        (*store)->CompareAndSwap("late", 0, SampleRecord()).status().code(),
+        absl::StatusCode::kResourceExhausted);
+    for (int i : acked) {
+      auto r = (*store)->Get(Id(i));
+      ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+      ASSERT_EQ(r->attempts_used(), static_cast<uint32_t>(i % 7));
+    }
+    ASSERT_TRUE(std::filesystem::remove(ballast));
+    // RocksDB notices the free space on its own schedule (seconds).
+    absl::StatusOr<uint64_t> after;
+    for (int i = 0; i < 150; ++i) {
+      after = (*store)->CompareAndSwap("late", 0, SampleRecord(3));
+      if (after.status().code() != absl::StatusCode::kResourceExhausted) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_TRUE(after.ok()) << after.status();
+  }
+  auto store = OpenOrDie(data);
+  ASSERT_NE(store, nullptr);
+  for (int i : acked) {
+    auto r = store->Get(Id(i));
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+    ASSERT_EQ(r->attempts_used(), static_cast<uint32_t>(i % 7));
+  }
+  EXPECT_EQ(store->Get("late")->attempts_used(), 3u);
+}
+
+// A volume that goes read-only can't be remounted so while RocksDB holds
+// files open for writing (EBUSY), so the store is reopened on it: a
+// read-write open fails clearly, a read-only open serves reads and refuses
+// writes, and nothing is lost once it is writable again.
+TEST(RocksDbRecordStoreTest, ReadOnlyVolumeServesReadsAndRefusesWrites) {
+  TempDir base;
+  auto mnt = TmpfsMount::Create(base.Sub("mnt"), 8 << 20);
+  if (mnt.status().code() == absl::StatusCode::kPermissionDenied) {
+    GTEST_SKIP() << "needs CAP_SYS_ADMIN to mount a tmpfs: " << mnt.status();
+  }
+  ASSERT_TRUE(mnt.ok()) << mnt.status();
+  const std::string data = (*mnt)->dir() + "/data";
+  {
+    auto store = OpenOrDie(data);
+    ASSERT_NE(store, nullptr);
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE(store->CompareAndSwap(Id(i), 0, SampleRecord(i)).ok());
+    }
+  }
+  ASSERT_TRUE((*mnt)->Remount(/*read_only=*/true).ok());
+
+  auto rw = RocksDbRecordStore::Open({.data_dir = data}, TestSealer());
+  ASSERT_EQ(rw.status().code(), absl::StatusCode::kFailedPrecondition)
+      << rw.status();
+  EXPECT_NE(rw.status().message().find("is read-only"), std::string::npos)
+      << rw.status();
+  {
+    auto store = OpenOrDie(data, /*read_only=*/true);
+    ASSERT_NE(store, nullptr);
+    for (int i = 0; i < 20; ++i) {
+      auto r = store->Get(Id(i));
+      ASSERT_TRUE(r.ok()) << r.status();
+      EXPECT_EQ(r->attempts_used(), static_cast<uint32_t>(i));
+    }
+    EXPECT_EQ(*store->Count(), 20u);
+    EXPECT_EQ(store->CompareAndSwap(Id(0), 1, SampleRecord()).status().code(),
+              absl::StatusCode::kFailedPrecondition);
+  }
+  ASSERT_TRUE((*mnt)->Remount(/*read_only=*/false).ok());
+  auto store = OpenOrDie(data);
+  ASSERT_NE(store, nullptr);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(store->Get(Id(i))->attempts_used(), static_cast<uint32_t>(i));
+  }
+  EXPECT_TRUE(store->CompareAndSwap(Id(0), 1, SampleRecord(9)).ok());
+}
+
+}  // namespace
+}  // namespace bkv::storage
