@@ -23,3 +23,14 @@ endif()
 if(BKV_BUILD_BENCH)
   find_package(benchmark REQUIRED)
 endif()
+
+# Server-only libraries. Debian's civetweb CMake package names /usr/bin/civetweb
+# (another package), so it is found by header and library instead.
+find_package(tomlplusplus CONFIG REQUIRED)
+find_package(nlohmann_json CONFIG REQUIRED)
+find_path(CIVETWEB_INCLUDE_DIR civetweb.h REQUIRED)
+find_library(CIVETWEB_LIBRARY civetweb REQUIRED)
+add_library(bkv::civetweb UNKNOWN IMPORTED)
+set_target_properties(bkv::civetweb PROPERTIES
+  IMPORTED_LOCATION ${CIVETWEB_LIBRARY}
+  INTERFACE_INCLUDE_DIRECTORIES ${CIVETWEB_INCLUDE_DIR})

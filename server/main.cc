@@ -1,11 +1,12 @@
 // bkv-vault: the vault server's one binary, a small subcommand dispatcher.
-// Each command is a row in kCommands; `serve` and `token mint` join later.
+// Each command is a row in kCommands.
 #include <iostream>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "server/hsm_command.h"
+#include "server/serve_command.h"
 
 namespace bkv::server {
 namespace {
@@ -21,6 +22,9 @@ int RunHsm(std::span<const std::string> args) {
 }
 
 constexpr Command kCommands[] = {
+    {"serve", "run the vault (bkv-vault serve --help)", RunServeCommand},
+    {"token", "mint a development account token (token mint --help)",
+     RunTokenCommand},
     {"hsm", "key ceremony and token status (bkv-vault hsm --help)", RunHsm},
 };
 

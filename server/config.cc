@@ -1,0 +1,323 @@
+#include "server/config.h"
+
+#include <arpa/inet.h>
+#include <toml++/toml.h>
+
+#include <charconv>
+#include <variant>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace bkv::server {
+namespace {
+
+// One row per setting: its TOML table and key, its flag, where it lives.
+struct Option {
+  const char* table;
+  const char* key;
+  const char* flag;
+  std::variant<std::string VaultConfig::*, int64_t VaultConfig::*,
+               double VaultConfig::*, bool VaultConfig::*>
+      field;
+  const char* help;
+};
+
+const Option kOptions[] = {
+    {"server", "listen", "listen", &VaultConfig::listen,
+     "gRPC address host:port"},
+    {"server", "metrics_listen", "metrics-listen", &VaultConfig::metrics_listen,
+     "Prometheus /metrics address host:port (empty: off)"},
+    {"server", "data_dir", "data-dir", &VaultConfig::data_dir,
+     "RocksDB records, dev token, audit log"},
+    {"server", "tls_cert", "tls-cert", &VaultConfig::tls_cert,
+     "PEM certificate chain; with tls_key, serve TLS"},
+    {"server", "tls_key", "tls-key", &VaultConfig::tls_key, "PEM private key"},
+    {"server", "allow_plaintext_non_loopback", "allow-plaintext-non-loopback",
+     &VaultConfig::allow_plaintext_non_loopback,
+     "serve plaintext on a non-loopback address (behind a TLS proxy only)"},
+    {"server", "drain_timeout_s", "drain-timeout-s",
+     &VaultConfig::drain_timeout_s,
+     "on SIGTERM, seconds to let in-flight calls finish"},
+    {"server", "max_message_bytes", "max-message-bytes",
+     &VaultConfig::max_message_bytes, "largest gRPC request accepted"},
+    {"hsm", "module", "hsm-module", &VaultConfig::hsm_module,
+     "PKCS#11 module path (empty: SoftHSMv2)"},
+    {"hsm", "token_label", "hsm-token-label", &VaultConfig::hsm_token_label,
+     "token label"},
+    {"hsm", "pin_file", "hsm-pin-file", &VaultConfig::hsm_pin_file,
+     "file holding the user PIN (else $BKV_HSM_PIN, else the dev token)"},
+    {"hsm", "softhsm_dir", "softhsm-dir", &VaultConfig::softhsm_dir,
+     "development SoftHSM token dir (default <data_dir>/softhsm)"},
+    {"hsm", "sessions", "hsm-sessions", &VaultConfig::hsm_sessions,
+     "PKCS#11 sessions in the pool"},
+    {"opaque", "context", "opaque-context", &VaultConfig::opaque_context,
+     "OPAQUE context string, shared with clients"},
+    {"opaque", "server_identity", "server-identity",
+     &VaultConfig::server_identity,
+     "OPAQUE server identity (empty: the public key)"},
+    {"policy", "attempt_limit", "attempt-limit", &VaultConfig::attempt_limit,
+     "failed recoveries before a key is destroyed (1-16)"},
+    {"policy", "login_ttl_s", "login-ttl-s", &VaultConfig::login_ttl_s,
+     "seconds a started login may take to finish (1-60)"},
+    {"auth", "audience", "audience", &VaultConfig::audience,
+     "expected `aud` of account tokens"},
+    {"auth", "issuer", "issuer", &VaultConfig::issuer,
+     "expected `iss` of account tokens (empty: any)"},
+    {"auth", "issuer_keys_file", "issuer-keys-file",
+     &VaultConfig::issuer_keys_file,
+     "lines `<kid> <hex Ed25519 public key>` (empty: dev issuer)"},
+    {"rate_limit", "account_burst", "account-burst",
+     &VaultConfig::account_burst, "calls per account in a burst"},
+    {"rate_limit", "account_per_second", "account-per-second",
+     &VaultConfig::account_per_second, "sustained calls per account"},
+    {"rate_limit", "peer_burst", "peer-burst", &VaultConfig::peer_burst,
+     "calls per peer address in a burst"},
+    {"rate_limit", "peer_per_second", "peer-per-second",
+     &VaultConfig::peer_per_second, "sustained calls per peer address"},
+    {"audit", "path", "audit-log", &VaultConfig::audit_log,
+     "audit log file (default <data_dir>/audit.log)"},
+};
+
+absl::Status SetFromString(VaultConfig& c, const Option& o,
+                           const std::string& v) {
+  return std::visit(
+      [&](auto field) -> absl::Status {
+        using T = std::remove_reference_t<decltype(c.*field)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          c.*field = v;
+        } else if constexpr (std::is_same_v<T, bool>) {
+          if (v == "true" || v == "1") {
+            c.*field = true;
+          } else if (v == "false" || v == "0") {
+            c.*field = false;
+          } else {
+            return absl::InvalidArgumentError(
+                absl::StrCat("--", o.flag, " wants true or false, got ", v));
+          }
+        } else if constexpr (std::is_same_v<T, int64_t>) {
+          if (!absl::SimpleAtoi(v, &(c.*field))) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("--", o.flag, " wants an integer, got ", v));
+          }
+        } else {
+          if (!absl::SimpleAtod(v, &(c.*field))) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("--", o.flag, " wants a number, got ", v));
+          }
+        }
+        return absl::OkStatus();
+      },
+      o.field);
+}
+
+absl::Status SetFromToml(VaultConfig& c, const Option& o, const toml::node& n) {
+  return std::visit(
+      [&](auto field) -> absl::Status {
+        using T = std::remove_reference_t<decltype(c.*field)>;
+        std::optional<T> v;
+        if constexpr (std::is_same_v<T, double>) {
+          if (auto i = n.value<int64_t>()) {
+            v = static_cast<double>(*i);
+          } else {
+            v = n.value<double>();
+          }
+        } else {
+          v = n.value<T>();
+        }
+        if (!v) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "config [", o.table, "] ", o.key, " has the wrong type"));
+        }
+        c.*field = *v;
+        return absl::OkStatus();
+      },
+      o.field);
+}
+
+absl::Status LoadToml(const std::string& path, VaultConfig& c) {
+  // Debian's toml++ is built with exceptions: this is the one place they
+  // are caught and turned into a status.
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config ", path, ":", e.source().begin.line, ": ",
+                     std::string(e.description())));
+  }
+  for (const auto& [table_name, node] : root) {
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("config ", path, ": `", std::string(table_name.str()),
+                       "` must be a [table]"));
+    }
+    for (const auto& [key, value] : *table) {
+      const Option* opt = nullptr;
+      for (const Option& o : kOptions) {
+        if (table_name.str() == o.table && key.str() == o.key) opt = &o;
+      }
+      if (opt == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "config ", path, ": unknown setting [",
+            std::string(table_name.str()), "] ", std::string(key.str())));
+      }
+      if (auto s = SetFromToml(c, *opt, value); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool IsLoopback(const std::string& listen) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host == "localhost") return true;
+  in_addr v4;
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6;
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    return IN6_IS_ADDR_LOOPBACK(&v6);
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string VaultConfig::SoftHsmDir() const {
+  return softhsm_dir.empty() ? data_dir + "/softhsm" : softhsm_dir;
+}
+std::string VaultConfig::AuditLogPath() const {
+  return audit_log.empty() ? data_dir + "/audit.log" : audit_log;
+}
+std::string VaultConfig::RecordsDir() const { return data_dir + "/records"; }
+std::string VaultConfig::DevIssuerKeyPath() const {
+  return data_dir + "/dev-issuer.key";
+}
+std::string VaultConfig::DevIssuerKeysPath() const {
+  return data_dir + "/dev-issuer.pub";
+}
+
+absl::Status VaultConfig::Validate() const {
+  if (tls_cert.empty() != tls_key.empty()) {
+    return absl::InvalidArgumentError(
+        "set both tls_cert and tls_key, or neither");
+  }
+  if (tls_cert.empty() && !allow_plaintext_non_loopback &&
+      !IsLoopback(listen)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "refusing plaintext gRPC on non-loopback address ", listen,
+        ": configure tls_cert/tls_key, or set "
+        "allow_plaintext_non_loopback behind a TLS-terminating proxy"));
+  }
+  // Each open login is kept in the fixed-size sealed record (storage/).
+  if (attempt_limit < 1 || attempt_limit > 16) {
+    return absl::InvalidArgumentError("attempt_limit must be in [1, 16]");
+  }
+  if (login_ttl_s < 1 || login_ttl_s > 60) {
+    return absl::InvalidArgumentError("login_ttl_s must be in [1, 60]");
+  }
+  if (hsm_sessions < 1 || hsm_sessions > 256) {
+    return absl::InvalidArgumentError("hsm sessions must be in [1, 256]");
+  }
+  if (max_message_bytes < 1024 || max_message_bytes > (4 << 20)) {
+    return absl::InvalidArgumentError(
+        "max_message_bytes must be in [1024, 4194304]");
+  }
+  if (account_burst < 1 || account_per_second <= 0 || peer_burst < 1 ||
+      peer_per_second <= 0) {
+    return absl::InvalidArgumentError(
+        "rate limits need burst >= 1 and a positive rate");
+  }
+  if (audience.empty()) {
+    return absl::InvalidArgumentError("auth audience must not be empty");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<VaultConfig> LoadConfig(std::span<const std::string> args) {
+  VaultConfig c;
+  // The config file first, so flags override it wherever they appear.
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string path;
+    if (args[i] == "--config" && i + 1 < args.size()) {
+      path = args[i + 1];
+    } else if (absl::StartsWith(args[i], "--config=")) {
+      path = args[i].substr(9);
+    }
+    if (!path.empty()) {
+      if (auto s = LoadToml(path, c); !s.ok()) return s;
+    }
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (!absl::StartsWith(a, "--")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected argument `", a, "`"));
+    }
+    std::string name = a.substr(2), value;
+    bool has_value = false;
+    if (size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      has_value = true;
+    }
+    if (name == "config") {
+      if (!has_value) ++i;
+      continue;
+    }
+    const Option* opt = nullptr;
+    for (const Option& o : kOptions) {
+      if (name == o.flag) opt = &o;
+    }
+    if (opt == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown flag --", name, " (see bkv-vault serve --help)"));
+    }
+    if (!has_value) {
+      if (std::holds_alternative<bool VaultConfig::*>(opt->field)) {
+        value = "true";
+      } else if (i + 1 < args.size()) {
+        value = args[++i];
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", name, " needs a value"));
+      }
+    }
+    if (auto s = SetFromString(c, *opt, value); !s.ok()) return s;
+  }
+  if (auto s = c.Validate(); !s.ok()) return s;
+  return c;
+}
+
+void PrintConfigHelp(std::ostream& os) {
+  os << "usage: bkv-vault serve [--config vault.toml] [--flag value ...]\n\n"
+        "Every setting can be given in the TOML file as [table] key = value\n"
+        "or as a flag; flags win. Secrets (the HSM PIN) are never flags.\n\n";
+  VaultConfig defaults;
+  for (const Option& o : kOptions) {
+    std::string def = std::visit(
+        [&](auto field) -> std::string {
+          using T = std::remove_reference_t<decltype(defaults.*field)>;
+          if constexpr (std::is_same_v<T, std::string>) {
+            return defaults.*field;
+          } else if constexpr (std::is_same_v<T, bool>) {
+            return defaults.*field ? "true" : "false";
+          } else {
+            return absl::StrCat(defaults.*field);
+          }
+        },
+        o.field);
+    os << "  --" << o.flag << "  ([" << o.table << "] " << o.key << ")\n"
+       << "      " << o.help << "; default: " << (def.empty() ? "(empty)" : def)
+       << "\n";
+  }
+}
+
+}  // namespace bkv::server

@@ -1,0 +1,70 @@
+#ifndef BKV_SERVER_CONFIG_H_
+#define BKV_SERVER_CONFIG_H_
+
+#include <ostream>
+#include <span>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace bkv::server {
+
+// Everything `bkv-vault serve` can be told. Defaults are the embedded
+// development setup: data under ./var/bkv, a SoftHSM token created there on
+// first start, a development token issuer, loopback listeners.
+// Precedence: defaults < TOML file (--config) < command-line flags.
+struct VaultConfig {
+  // [server]
+  std::string listen = "127.0.0.1:50051";
+  std::string metrics_listen = "127.0.0.1:9464";  // empty: no metrics HTTP
+  std::string data_dir = "./var/bkv";
+  std::string tls_cert;  // PEM; with tls_key, serve TLS
+  std::string tls_key;
+  bool allow_plaintext_non_loopback = false;
+  int64_t drain_timeout_s = 10;
+  int64_t max_message_bytes = 64 * 1024;
+  // [hsm]
+  std::string hsm_module;  // empty: SoftHSMv2, located at run time
+  std::string hsm_token_label = "bkv";
+  std::string hsm_pin_file;  // empty: $BKV_HSM_PIN, else the dev token
+  std::string softhsm_dir;   // dev token dir; empty: <data_dir>/softhsm
+  int64_t hsm_sessions = 8;
+  // [opaque]
+  std::string opaque_context = "bkv OPAQUE v1";
+  std::string server_identity;  // empty: the server public key (RFC 9807)
+  // [policy]
+  int64_t attempt_limit = 10;
+  int64_t login_ttl_s = 60;
+  // [auth]
+  std::string audience = "bkv-vault";
+  std::string issuer;  // empty: any iss
+  // Lines "<kid> <64 hex digits Ed25519 public key>"; empty: the development
+  // issuer under <data_dir> (generated on first start).
+  std::string issuer_keys_file;
+  // [rate_limit]
+  double account_burst = 20;
+  double account_per_second = 1;
+  double peer_burst = 200;
+  double peer_per_second = 100;
+  // [audit]
+  std::string audit_log;  // empty: <data_dir>/audit.log
+
+  // Paths derived from data_dir when not set.
+  std::string SoftHsmDir() const;
+  std::string AuditLogPath() const;
+  std::string RecordsDir() const;
+  std::string DevIssuerKeyPath() const;
+  std::string DevIssuerKeysPath() const;
+
+  absl::Status Validate() const;
+};
+
+// Parses `bkv-vault serve` arguments: [--config FILE] then --key=value or
+// --key value flags, one per setting (PrintConfigHelp lists them).
+absl::StatusOr<VaultConfig> LoadConfig(std::span<const std::string> args);
+
+void PrintConfigHelp(std::ostream& os);
+
+}  // namespace bkv::server
+
+#endif  // BKV_SERVER_CONFIG_H_

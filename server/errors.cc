@@ -1,0 +1,55 @@
+#include "server/errors.h"
+
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+
+namespace bkv::server {
+
+using vault::v1::ErrorDetail;
+
+absl::Status WithDetail(absl::Status status, ErrorDetail::Reason reason,
+                        uint32_t attempts_remaining, uint32_t retry_after_ms) {
+  ErrorDetail d;
+  d.set_reason(reason);
+  d.set_attempts_remaining(attempts_remaining);
+  d.set_retry_after_ms(retry_after_ms);
+  status.SetPayload(kErrorDetailUrl, absl::Cord(d.SerializeAsString()));
+  return status;
+}
+
+std::optional<ErrorDetail> GetDetail(const absl::Status& status) {
+  auto payload = status.GetPayload(kErrorDetailUrl);
+  if (!payload) return std::nullopt;
+  ErrorDetail d;
+  if (!d.ParseFromString(std::string(*payload))) return std::nullopt;
+  return d;
+}
+
+absl::Status InvalidLogin(uint32_t attempts_remaining) {
+  return WithDetail(
+      absl::PermissionDeniedError(absl::StrCat(
+          "invalid password; ", attempts_remaining, " attempts remaining")),
+      ErrorDetail::REASON_INVALID_LOGIN, attempts_remaining);
+}
+
+absl::Status Locked() {
+  return WithDetail(
+      absl::FailedPreconditionError(
+          "locked: every attempt was used; the backup key is destroyed. "
+          "Delete the record to register a new key"),
+      ErrorDetail::REASON_LOCKED);
+}
+
+absl::Status NotRegistered() {
+  return WithDetail(absl::NotFoundError("no backup key is registered"),
+                    ErrorDetail::REASON_NOT_REGISTERED);
+}
+
+absl::Status RateLimited(uint32_t retry_after_ms) {
+  return WithDetail(
+      absl::ResourceExhaustedError(absl::StrCat(
+          "too many requests; retry after ", retry_after_ms, " ms")),
+      ErrorDetail::REASON_RATE_LIMITED, 0, retry_after_ms);
+}
+
+}  // namespace bkv::server

@@ -1,0 +1,34 @@
+#ifndef BKV_SERVER_ERRORS_H_
+#define BKV_SERVER_ERRORS_H_
+
+#include <cstdint>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "bkv/vault/v1/vault.pb.h"
+
+namespace bkv::server {
+
+// Vault failures carry a machine-readable reason (vault.proto ErrorDetail)
+// as an absl::Status payload; the gRPC layer sends it to the client in the
+// `bkv-error-detail-bin` trailer.
+inline constexpr absl::string_view kErrorDetailUrl =
+    "type.googleapis.com/bkv.vault.v1.ErrorDetail";
+inline constexpr char kErrorDetailTrailer[] = "bkv-error-detail-bin";
+
+absl::Status WithDetail(absl::Status status,
+                        vault::v1::ErrorDetail::Reason reason,
+                        uint32_t attempts_remaining = 0,
+                        uint32_t retry_after_ms = 0);
+
+std::optional<vault::v1::ErrorDetail> GetDetail(const absl::Status& status);
+
+absl::Status InvalidLogin(uint32_t attempts_remaining);
+absl::Status Locked();
+absl::Status NotRegistered();
+absl::Status RateLimited(uint32_t retry_after_ms);
+
+}  // namespace bkv::server
+
+#endif  // BKV_SERVER_ERRORS_H_

@@ -1,0 +1,22 @@
+#ifndef BKV_SERVER_SERVE_COMMAND_H_
+#define BKV_SERVER_SERVE_COMMAND_H_
+
+#include <span>
+#include <string>
+
+namespace bkv::server {
+
+// `bkv-vault serve [--config FILE] [flags]`: runs the vault until SIGTERM or
+// SIGINT, then drains in-flight calls and exits 0. Fails closed: if a
+// self-test, the token, the store or the audit log is not right, the port
+// never opens and the reason is logged. Returns the exit code.
+int RunServeCommand(std::span<const std::string> args);
+
+// `bkv-vault token mint --sub ACCOUNT [--data-dir D | --key-file F --kid K]
+// [--audience A] [--issuer I] [--ttl-s N]`: prints an account token signed
+// with the development issuer key (for development and tests).
+int RunTokenCommand(std::span<const std::string> args);
+
+}  // namespace bkv::server
+
+#endif  // BKV_SERVER_SERVE_COMMAND_H_

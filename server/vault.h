@@ -1,0 +1,94 @@
+#ifndef BKV_SERVER_VAULT_H_
+#define BKV_SERVER_VAULT_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "crypto/ksf.h"
+#include "crypto/opaque.h"
+#include "crypto/sealer.h"
+#include "server/attempt_policy.h"
+#include "server/audit_log.h"
+#include "server/metrics.h"
+#include "storage/record_store.h"
+
+namespace bkv::server {
+
+// The vault's domain logic: OPAQUE messages in, answers out, with the
+// attempt policy (attempt_policy.h) deciding and the record store, the
+// sealer and the audit log plugged in. gRPC lives outside (vault_service.h);
+// this class knows nothing of the wire framing or of tokens: callers pass
+// an already authenticated account id.
+//
+// Failures carry an ErrorDetail payload (see errors.h) the service maps to
+// gRPC. Every answer that changes a counter is written (synced) before it is
+// returned. Thread-safe; per-account races resolve by compare-and-swap.
+class Vault {
+ public:
+  struct Options {
+    policy::Limits limits;
+    // What an unknown account's RecoverStart advertises.
+    Argon2idParams default_ksf;
+    std::function<int64_t()> now_ms;  // defaults to the system clock
+  };
+
+  // All references must outlive the vault.
+  Vault(Options options, const opaque::OpaqueServer& opaque,
+        storage::RecordStore& store, const Sealer& ticket_sealer,
+        AuditLog& audit, Metrics& metrics);
+
+  absl::StatusOr<std::vector<uint8_t>> RegisterStart(
+      absl::string_view account, std::span<const uint8_t> request);
+
+  struct LoginStep {
+    std::vector<uint8_t> ke2;
+    std::vector<uint8_t> login_state;
+  };
+  absl::StatusOr<LoginStep> RegisterFinish(absl::string_view account,
+                                           std::span<const uint8_t> record,
+                                           const Argon2idParams& ksf,
+                                           std::span<const uint8_t> ke1);
+  // Returns the attempt limit of the new registration.
+  absl::StatusOr<uint32_t> RegisterCommit(absl::string_view account,
+                                          std::span<const uint8_t> ke3,
+                                          std::span<const uint8_t> login_state,
+                                          std::span<const uint8_t> sealed_key);
+
+  struct RecoverStep {
+    LoginStep login;
+    Argon2idParams ksf;
+    uint32_t attempts_remaining = 0;
+  };
+  absl::StatusOr<RecoverStep> RecoverStart(absl::string_view account,
+                                           std::span<const uint8_t> ke1);
+  // Returns the wrapped key sealed under the session key.
+  absl::StatusOr<std::vector<uint8_t>> RecoverFinish(
+      absl::string_view account, std::span<const uint8_t> ke3,
+      std::span<const uint8_t> login_state);
+
+  absl::StatusOr<policy::StatusView> GetStatus(absl::string_view account);
+  absl::Status Delete(absl::string_view account);
+
+ private:
+  absl::StatusOr<std::optional<storage::v1::UserRecord>> Load(
+      absl::string_view account);
+  absl::Status Audit(absl::string_view event, absl::string_view account,
+                     absl::string_view outcome, int64_t attempts_remaining);
+
+  Options options_;
+  const opaque::OpaqueServer& opaque_;
+  storage::RecordStore& store_;
+  const Sealer& ticket_sealer_;
+  AuditLog& audit_;
+  Metrics& metrics_;
+};
+
+}  // namespace bkv::server
+
+#endif  // BKV_SERVER_VAULT_H_

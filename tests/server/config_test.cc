@@ -1,0 +1,82 @@
+#include "server/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+
+namespace bkv::server {
+namespace {
+
+std::string WriteTemp(const std::string& text) {
+  char path[] = "/tmp/bkv-config-test-XXXXXX";
+  int fd = mkstemp(path);
+  EXPECT_GE(fd, 0);
+  close(fd);
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(ConfigTest, EmbeddedDefaults) {
+  auto c = LoadConfig({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen, "127.0.0.1:50051");
+  EXPECT_EQ(c->metrics_listen, "127.0.0.1:9464");
+  EXPECT_EQ(c->data_dir, "./var/bkv");
+  EXPECT_EQ(c->attempt_limit, 10);
+  EXPECT_EQ(c->AuditLogPath(), "./var/bkv/audit.log");
+}
+
+TEST(ConfigTest, TomlThenFlagsOverride) {
+  std::string path = WriteTemp(
+      "[server]\nlisten = \"127.0.0.2:7000\"\ndata_dir = \"/srv/bkv\"\n"
+      "[policy]\nattempt_limit = 5\n[rate_limit]\naccount_per_second = 2\n");
+  std::vector<std::string> args = {"--config", path, "--attempt-limit=7"};
+  auto c = LoadConfig(args);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen, "127.0.0.2:7000");
+  EXPECT_EQ(c->data_dir, "/srv/bkv");
+  EXPECT_EQ(c->attempt_limit, 7);
+  EXPECT_DOUBLE_EQ(c->account_per_second, 2.0);
+  unlink(path.c_str());
+}
+
+TEST(ConfigTest, ErrorsSayWhatIsWrong) {
+  std::string bad_key = WriteTemp("[server]\nlisten_on = \"x\"\n");
+  auto c = LoadConfig(std::vector<std::string>{"--config", bad_key});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("listen_on"), std::string::npos);
+  unlink(bad_key.c_str());
+
+  std::string bad_toml = WriteTemp("[server\nlisten=");
+  EXPECT_FALSE(LoadConfig(std::vector<std::string>{"--config", bad_toml}).ok());
+  unlink(bad_toml.c_str());
+
+  auto flag = LoadConfig(std::vector<std::string>{"--no-such-flag", "1"});
+  EXPECT_NE(flag.status().message().find("no-such-flag"), std::string::npos);
+  EXPECT_FALSE(
+      LoadConfig(std::vector<std::string>{"--attempt-limit", "0"}).ok());
+  EXPECT_FALSE(
+      LoadConfig(std::vector<std::string>{"--attempt-limit", "lots"}).ok());
+}
+
+TEST(ConfigTest, PlaintextOnlyOnLoopbackUnlessForced) {
+  EXPECT_FALSE(
+      LoadConfig(std::vector<std::string>{"--listen", "0.0.0.0:1"}).ok());
+  EXPECT_FALSE(
+      LoadConfig(std::vector<std::string>{"--listen", "10.1.2.3:1"}).ok());
+  EXPECT_TRUE(LoadConfig(std::vector<std::string>{"--listen", "[::1]:1"}).ok());
+  EXPECT_TRUE(
+      LoadConfig(std::vector<std::string>{"--listen", "127.9.9.9:1"}).ok());
+  EXPECT_TRUE(
+      LoadConfig(std::vector<std::string>{"--listen", "0.0.0.0:1",
+                                          "--allow-plaintext-non-loopback"})
+          .ok());
+  EXPECT_TRUE(
+      LoadConfig(std::vector<std::string>{"--listen", "0.0.0.0:1", "--tls-cert",
+                                          "c.pem", "--tls-key", "k.pem"})
+          .ok());
+}
+
+}  // namespace
+}  // namespace bkv::server

@@ -1,0 +1,280 @@
+#include "tests/server/vault_harness.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "crypto/hex.h"
+#include "crypto/key_transport.h"
+#include "server/account_token.h"
+
+#ifndef BKV_VAULT_BIN
+#error "BKV_VAULT_BIN must name the bkv-vault binary"
+#endif
+
+namespace bkv::testing {
+namespace {
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::span<const uint8_t> Bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+template <size_t N>
+std::string Str(const std::array<uint8_t, N>& a) {
+  return {a.begin(), a.end()};
+}
+
+}  // namespace
+
+Argon2idParams TestKsfParams() { return {1, 1024, 1}; }
+
+VaultProcess::VaultProcess() {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmp ? tmp : "/tmp") + "/bkv-vault-test-XXXXXX";
+  char* dir = mkdtemp(tmpl.data());
+  EXPECT_NE(dir, nullptr);
+  data_dir_ = tmpl;
+  log_path_ = data_dir_ + "/stderr.log";
+}
+
+VaultProcess::~VaultProcess() {
+  if (pid_ > 0) Kill();
+  std::string cmd = "rm -rf '" + data_dir_ + "'";
+  if (std::system(cmd.c_str()) != 0) {
+    ADD_FAILURE() << "could not remove " << data_dir_;
+  }
+}
+
+std::string VaultProcess::log() const { return ReadAll(log_path_); }
+
+bool VaultProcess::Start(std::vector<std::string> extra_args) {
+  if (extra_args.empty()) extra_args = last_args_;
+  last_args_ = extra_args;
+  // Truncate the log so "serving" is this start's line.
+  { std::ofstream(log_path_, std::ios::trunc); }
+  std::vector<std::string> args = {
+      BKV_VAULT_BIN, "serve",       "--data-dir",       data_dir_,
+      "--listen",    "127.0.0.1:0", "--metrics-listen", ""};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  pid_ = fork();
+  if (pid_ == 0) {
+    int fd = open(log_path_.c_str(), O_WRONLY | O_APPEND);
+    dup2(fd, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  // Bounded wait for the "serving" line (a first start makes a token).
+  for (int i = 0; i < 600; ++i) {
+    std::istringstream lines(log());
+    std::string line;
+    while (std::getline(lines, line)) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_object() && j.value("event", "") == "serving") {
+        port_ = std::stoi(j.value("port", "0"));
+        auto pk = HexDecode(j.value("server_public_key", ""));
+        if (!pk.ok() || pk->size() != 32) return false;
+        std::copy(pk->begin(), pk->end(), public_key_.begin());
+        return true;
+      }
+    }
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+int VaultProcess::Stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void VaultProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+std::string VaultProcess::Token(const std::string& account, int64_t ttl_s,
+                                const std::string& audience) const {
+  std::string hex = ReadAll(data_dir_ + "/dev-issuer.key");
+  while (!hex.empty() && (hex.back() == '\n' || hex.back() == ' ')) {
+    hex.pop_back();
+  }
+  auto key = HexDecode(hex);
+  EXPECT_TRUE(key.ok() && key->size() == 64) << "dev issuer key";
+  auto token =
+      server::MintToken(SecretBytes::Copy(*key), "dev", account, audience, "",
+                        absl::Now(), absl::Seconds(ttl_s));
+  EXPECT_TRUE(token.ok()) << token.status();
+  return *token;
+}
+
+TestClient::TestClient(const std::string& address,
+                       opaque::Element server_public_key)
+    : stub_(vault::v1::Vault::NewStub(
+          grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))),
+      ksf_(*Argon2idKsf::Create(TestKsfParams())),
+      opaque_(opaque::Config{}, ksf_, server_public_key) {}
+
+void TestClient::Authorize(grpc::ClientContext& ctx, const std::string& token) {
+  ctx.AddMetadata("authorization", "Bearer " + token);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+}
+
+TestClient::Result TestClient::ResultOf(const grpc::Status& s,
+                                        const grpc::ClientContext& ctx) {
+  Result r{s, std::nullopt};
+  const auto& md = ctx.GetServerTrailingMetadata();
+  auto it = md.find("bkv-error-detail-bin");
+  if (it != md.end()) {
+    vault::v1::ErrorDetail d;
+    if (d.ParseFromString(std::string(it->second.data(), it->second.size()))) {
+      r.detail = d;
+    }
+  }
+  return r;
+}
+
+TestClient::Result TestClient::Register(const std::string& token,
+                                        const std::string& account,
+                                        const std::string& password,
+                                        const SecretBytes& backup_key) {
+  auto start = opaque_.CreateRegistrationRequest(SecretBytes::Copy(password));
+  EXPECT_TRUE(start.ok());
+  vault::v1::RegisterStartRequest req1;
+  req1.set_registration_request(Str(start->request.Serialize()));
+  vault::v1::RegisterStartResponse resp1;
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx, token);
+    auto s = stub_->RegisterStart(&ctx, req1, &resp1);
+    if (!s.ok()) return ResultOf(s, ctx);
+  }
+  auto response =
+      opaque::RegistrationResponse::Parse(Bytes(resp1.registration_response()));
+  EXPECT_TRUE(response.ok());
+  auto finish =
+      opaque_.FinalizeRegistrationRequest(std::move(start->state), *response);
+  EXPECT_TRUE(finish.ok()) << finish.status();
+  auto ke1 = opaque_.GenerateKE1(SecretBytes::Copy(password));
+  EXPECT_TRUE(ke1.ok());
+
+  vault::v1::RegisterFinishRequest req2;
+  req2.set_registration_record(Str(finish->record.Serialize()));
+  req2.mutable_ksf()->set_iterations(TestKsfParams().iterations);
+  req2.mutable_ksf()->set_memory_kib(TestKsfParams().memory_kib);
+  req2.mutable_ksf()->set_parallelism(TestKsfParams().parallelism);
+  req2.set_ke1(Str(ke1->ke1.Serialize()));
+  vault::v1::RegisterFinishResponse resp2;
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx, token);
+    auto s = stub_->RegisterFinish(&ctx, req2, &resp2);
+    if (!s.ok()) return ResultOf(s, ctx);
+  }
+  auto ke3 = opaque_.GenerateKE3(std::move(ke1->state), Bytes(resp2.ke2()));
+  EXPECT_TRUE(ke3.ok()) << ke3.status();
+  auto wrapped =
+      key_transport::WrapBackupKey(ke3->export_key, account, backup_key);
+  auto sealed = key_transport::Seal(
+      ke3->session_key, key_transport::Direction::kRegister, account, *wrapped);
+  vault::v1::RegisterCommitRequest req3;
+  req3.set_ke3(Str(ke3->ke3.Serialize()));
+  req3.set_login_state(resp2.login_state());
+  req3.set_sealed_key(std::string(sealed->begin(), sealed->end()));
+  vault::v1::RegisterCommitResponse resp3;
+  grpc::ClientContext ctx;
+  Authorize(ctx, token);
+  auto s = stub_->RegisterCommit(&ctx, req3, &resp3);
+  return ResultOf(s, ctx);
+}
+
+TestClient::Recovery TestClient::Recover(const std::string& token,
+                                         const std::string& account,
+                                         const std::string& password) {
+  Recovery out;
+  auto ke1 = opaque_.GenerateKE1(SecretBytes::Copy(password));
+  EXPECT_TRUE(ke1.ok());
+  vault::v1::RecoverStartRequest req1;
+  req1.set_ke1(Str(ke1->ke1.Serialize()));
+  vault::v1::RecoverStartResponse resp1;
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx, token);
+    auto s = stub_->RecoverStart(&ctx, req1, &resp1);
+    if (!s.ok()) {
+      out.result = ResultOf(s, ctx);
+      return out;
+    }
+  }
+  out.got_ke2 = true;
+  out.attempts_remaining = resp1.attempts_remaining();
+  auto ke3 = opaque_.GenerateKE3(std::move(ke1->state), Bytes(resp1.ke2()));
+  vault::v1::RecoverFinishRequest req2;
+  // A wrong password can't produce a KE3; send a well-formed wrong one so
+  // the vault records the failure, as a real client that gives up would not.
+  req2.set_ke3(ke3.ok() ? Str(ke3->ke3.Serialize()) : std::string(64, '\x01'));
+  req2.set_login_state(resp1.login_state());
+  vault::v1::RecoverFinishResponse resp2;
+  grpc::ClientContext ctx;
+  Authorize(ctx, token);
+  auto s = stub_->RecoverFinish(&ctx, req2, &resp2);
+  out.result = ResultOf(s, ctx);
+  if (!s.ok() || !ke3.ok()) return out;
+  auto wrapped =
+      key_transport::Open(ke3->session_key, key_transport::Direction::kRecover,
+                          account, Bytes(resp2.sealed_key()));
+  EXPECT_TRUE(wrapped.ok()) << wrapped.status();
+  auto key = key_transport::UnwrapBackupKey(ke3->export_key, account, *wrapped);
+  EXPECT_TRUE(key.ok()) << key.status();
+  out.backup_key = *std::move(key);
+  return out;
+}
+
+TestClient::Result TestClient::Status(const std::string& token,
+                                      vault::v1::GetStatusResponse* out) {
+  grpc::ClientContext ctx;
+  Authorize(ctx, token);
+  auto s = stub_->GetStatus(&ctx, vault::v1::GetStatusRequest(), out);
+  return ResultOf(s, ctx);
+}
+
+TestClient::Result TestClient::Delete(const std::string& token) {
+  grpc::ClientContext ctx;
+  Authorize(ctx, token);
+  vault::v1::DeleteResponse resp;
+  auto s = stub_->Delete(&ctx, vault::v1::DeleteRequest(), &resp);
+  return ResultOf(s, ctx);
+}
+
+}  // namespace bkv::testing

@@ -1,0 +1,101 @@
+#ifndef BKV_TESTS_SERVER_VAULT_HARNESS_H_
+#define BKV_TESTS_SERVER_VAULT_HARNESS_H_
+
+// A real `bkv-vault serve` process on loopback with its own data directory
+// (RocksDB, SoftHSM dev token, dev issuer), and a test client that speaks
+// the vault protocol through the generated gRPC stub and crypto/opaque.h.
+
+#include <grpcpp/grpcpp.h>
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bkv/vault/v1/vault.grpc.pb.h"
+#include "crypto/ksf.h"
+#include "crypto/opaque.h"
+#include "crypto/secret_bytes.h"
+
+namespace bkv::testing {
+
+class VaultProcess {
+ public:
+  // Creates a fresh data directory under TMPDIR.
+  VaultProcess();
+  ~VaultProcess();
+
+  // Starts `bkv-vault serve` with `extra_args` (flags) and waits until it
+  // logs "serving"; returns false (and fills `log`) if it exits instead.
+  bool Start(std::vector<std::string> extra_args = {});
+  // SIGTERM; returns the exit status.
+  int Stop();
+  // SIGKILL, no drain.
+  void Kill();
+  bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  const std::string& data_dir() const { return data_dir_; }
+  const opaque::Element& public_key() const { return public_key_; }
+  // Everything the process wrote to stderr so far.
+  std::string log() const;
+
+  // An account token from the dev issuer under data_dir.
+  std::string Token(const std::string& account, int64_t ttl_s = 600,
+                    const std::string& audience = "bkv-vault") const;
+
+ private:
+  std::string data_dir_;
+  std::string log_path_;
+  std::vector<std::string> last_args_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  opaque::Element public_key_{};
+};
+
+// A protocol client for tests: each call is one RPC with the given token.
+class TestClient {
+ public:
+  TestClient(const std::string& address, opaque::Element server_public_key);
+
+  struct Result {
+    grpc::Status status;
+    std::optional<vault::v1::ErrorDetail> detail;
+    bool ok() const { return status.ok(); }
+  };
+
+  // The full registration; the backup key is wrapped and sent sealed.
+  Result Register(const std::string& token, const std::string& account,
+                  const std::string& password, const SecretBytes& backup_key);
+
+  struct Recovery {
+    Result result;
+    SecretBytes backup_key;           // on success
+    uint32_t attempts_remaining = 0;  // from RecoverStart
+    bool got_ke2 = false;
+  };
+  Recovery Recover(const std::string& token, const std::string& account,
+                   const std::string& password);
+
+  Result Status(const std::string& token, vault::v1::GetStatusResponse* out);
+  Result Delete(const std::string& token);
+
+  vault::v1::Vault::Stub& stub() { return *stub_; }
+  const opaque::OpaqueClient& opaque() const { return opaque_; }
+
+  static Result ResultOf(const grpc::Status& s, const grpc::ClientContext& ctx);
+  static void Authorize(grpc::ClientContext& ctx, const std::string& token);
+
+ private:
+  std::unique_ptr<vault::v1::Vault::Stub> stub_;
+  Argon2idKsf ksf_;
+  opaque::OpaqueClient opaque_;
+};
+
+// Small Argon2id parameters so tests stay quick.
+Argon2idParams TestKsfParams();
+
+}  // namespace bkv::testing
+
+#endif  // BKV_TESTS_SERVER_VAULT_HARNESS_H_
