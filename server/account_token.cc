@@ -70,7 +70,8 @@ bool AudienceMatches(const json& aud, const std::string& want) {
 
 }  // namespace
 
-absl::StatusOr<TokenVerifier> TokenVerifier::Create(TokenPolicy policy) {
+absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::Create(
+    TokenPolicy policy) {
   if (sodium_init() < 0) return absl::InternalError("libsodium init failed");
   if (policy.keys.empty()) {
     return absl::InvalidArgumentError(
@@ -85,13 +86,37 @@ absl::StatusOr<TokenVerifier> TokenVerifier::Create(TokenPolicy policy) {
       return absl::InvalidArgumentError("an issuer key has an empty kid");
     }
   }
-  return TokenVerifier(std::move(policy));
+  return std::unique_ptr<TokenVerifier>(new TokenVerifier(std::move(policy)));
 }
 
 absl::StatusOr<std::string> TokenVerifier::Verify(absl::string_view token,
                                                   absl::Time now) const {
   if (token.empty()) return Unauthenticated("missing");
   if (token.size() > kMaxTokenSize) return Unauthenticated("too large");
+  uint8_t digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(digest, reinterpret_cast<const uint8_t*>(token.data()),
+                     token.size());
+  std::string key(reinterpret_cast<const char*>(digest), sizeof digest);
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) {
+      if (now <= it->second.expires) return it->second.account;
+      cache_.erase(it);
+      return Unauthenticated("has expired");
+    }
+  }
+  auto verified = VerifyUncached(token, now);
+  if (!verified.ok()) return verified.status();
+  absl::MutexLock lock(&mu_);
+  // Bounded: when full, forget everything (tokens just verify again).
+  if (cache_.size() >= kMaxCached) cache_.clear();
+  cache_.emplace(std::move(key), *verified);
+  return verified->account;
+}
+
+absl::StatusOr<TokenVerifier::Verified> TokenVerifier::VerifyUncached(
+    absl::string_view token, absl::Time now) const {
   std::vector<absl::string_view> parts = absl::StrSplit(token, '.');
   if (parts.size() != 3) {
     return Unauthenticated("is not a JWS compact serialization");
@@ -161,7 +186,7 @@ absl::StatusOr<std::string> TokenVerifier::Verify(absl::string_view token,
           now + policy_.clock_skew) {
     return Unauthenticated("is not valid yet (nbf)");
   }
-  return c["sub"].get<std::string>();
+  return Verified{c["sub"].get<std::string>(), exp + policy_.clock_skew};
 }
 
 absl::StatusOr<std::string> MintToken(

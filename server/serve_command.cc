@@ -22,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "crypto/hash.h"
 #include "crypto/hex.h"
 #include "crypto/status_macros.h"
@@ -195,6 +196,9 @@ int RunServeCommand(std::span<const std::string> args) {
     }
   }
   HardenProcess();
+  // Debian's abseil checks every Mutex acquisition for lock-order cycles;
+  // that bookkeeping is for debugging, not for a serving vault.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   // Signals go to the waiting thread below, never to gRPC's threads.
   sigset_t signals;
   sigemptyset(&signals);
@@ -269,7 +273,7 @@ int RunServeCommand(std::span<const std::string> args) {
               metrics);
   RateLimiter account_limits({c.account_burst, c.account_per_second});
   RateLimiter peer_limits({c.peer_burst, c.peer_per_second});
-  VaultService service(vault, *verifier, account_limits, peer_limits, metrics);
+  VaultService service(vault, **verifier, account_limits, peer_limits, metrics);
 
   std::unique_ptr<MetricsHttpServer> metrics_http;
   if (!c.metrics_listen.empty()) {

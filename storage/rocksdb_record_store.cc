@@ -308,7 +308,17 @@ absl::Status RocksDbRecordStore::Delete(std::string_view account_id,
   batch.Delete(RecordDbKey(key));
   batch.Put(WatermarkDbKey(key),
             EncodeWatermark({Watermark::State::kDeleted, state.version}));
-  return impl_->Write(batch, /*sync=*/true);
+  BKV_RETURN_IF_ERROR(impl_->Write(batch, /*sync=*/true));
+  // Shred: compact the record's key range down to the last level so its
+  // sealed bytes leave the memtable, the WAL's live set and every table
+  // file now, not at some later compaction.
+  const std::string begin = RecordDbKey(key);
+  std::string end = begin;
+  end.push_back('\0');
+  rocksdb::Slice b(begin), e(end);
+  rocksdb::CompactRangeOptions cro;
+  cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  return impl_->Check(impl_->db->CompactRange(cro, &b, &e), "shred compaction");
 }
 
 absl::Status RocksDbRecordStore::SyncBarrier() {

@@ -15,7 +15,7 @@ class AccountTokenTest : public ::testing::Test {
   AccountTokenTest() : kp_(GenerateEd25519KeyPair()) {
     auto v = TokenVerifier::Create({{{"k1", kp_.public_key}}, "bkv-vault", ""});
     EXPECT_TRUE(v.ok());
-    verifier_.emplace(*std::move(v));
+    verifier_ = *std::move(v);
   }
   std::string Mint(absl::string_view sub = "acct-1",
                    absl::string_view aud = "bkv-vault", absl::Time iat = kNow,
@@ -30,7 +30,7 @@ class AccountTokenTest : public ::testing::Test {
   }
 
   Ed25519KeyPair kp_;
-  std::optional<TokenVerifier> verifier_;
+  std::unique_ptr<TokenVerifier> verifier_;
 };
 
 TEST_F(AccountTokenTest, ValidTokenYieldsTheAccount) {
@@ -86,8 +86,23 @@ TEST_F(AccountTokenTest, KeysRotateByKid) {
   ASSERT_TRUE(v.ok());
   auto t2 = MintToken(next.secret_key, "k2", "a", "bkv-vault", "", kNow,
                       absl::Minutes(5));
-  EXPECT_TRUE(v->Verify(Mint(), kNow).ok());
-  EXPECT_TRUE(v->Verify(*t2, kNow).ok());
+  EXPECT_TRUE((*v)->Verify(Mint(), kNow).ok());
+  EXPECT_TRUE((*v)->Verify(*t2, kNow).ok());
+}
+
+TEST_F(AccountTokenTest, RememberedTokensStillExpireAndForgeriesMiss) {
+  const std::string t = Mint();
+  ASSERT_TRUE(verifier_->Verify(t, kNow).ok());
+  ASSERT_TRUE(verifier_->Verify(t, kNow).ok());  // from the cache
+  // The cache never outlives exp (+ skew).
+  EXPECT_EQ(verifier_->Verify(t, kNow + absl::Minutes(12)).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  // A token differing from a remembered one only in its signature.
+  const std::string t2 = Mint("acct-2");
+  ASSERT_TRUE(verifier_->Verify(t2, kNow).ok());
+  std::string forged = t2;
+  forged.back() = forged.back() == 'A' ? 'B' : 'A';
+  EXPECT_EQ(Code(forged), absl::StatusCode::kUnauthenticated);
 }
 
 TEST(TokenVerifierTest, NeedsKeysAndAudience) {
