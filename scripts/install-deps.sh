@@ -22,6 +22,7 @@ for group in "$@"; do
     # Test servers on loopback: nginx with WebDAV for the WebDAV store; node
     # for the S3-compatible server (npm s3rver, see tests/servers/).
     test) PACKAGES+=(procps nginx-light libnginx-mod-http-dav-ext sqlite3)
+          PACKAGES+=(openssl)  # tests/servers/servers.sh: openssl passwd -apr1
           command -v node >/dev/null || PACKAGES+=(nodejs)
           command -v npm >/dev/null || PACKAGES+=(npm) ;;
     bench) PACKAGES+=(age openssl procps) ;;

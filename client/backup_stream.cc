@@ -1,0 +1,556 @@
+#include "client/backup_stream.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "client/bounded_queue.h"
+#include "client/posix_file.h"
+#include "client/tree_archive.h"
+#include "crypto/hex.h"
+#include "crypto/random.h"
+#include "crypto/status_macros.h"
+
+namespace bkv {
+namespace {
+
+using Block = std::vector<uint8_t>;
+using Queue = BoundedQueue<Block>;
+// Stages hand over ~1 MiB blocks: few enough queue operations that thread
+// handoffs stay cheap, small enough that memory stays a few MiB.
+constexpr size_t kBlock = 1 << 20;
+
+// Recycles block buffers between the stages of one pipeline, so a long
+// transfer does not allocate (and page-fault) a fresh buffer per block.
+// A reused buffer keeps its size, so Get() rarely zero-fills. Thread-safe.
+class BlockPool {
+ public:
+  Block Get(size_t n) {
+    Block b;
+    {
+      std::lock_guard lock(mu_);
+      if (!free_.empty()) {
+        b = std::move(free_.back());
+        free_.pop_back();
+      }
+    }
+    b.resize(n);
+    return b;
+  }
+  void Put(Block b) {
+    std::lock_guard lock(mu_);
+    if (free_.size() < kMaxFree) free_.push_back(std::move(b));
+  }
+
+ private:
+  static constexpr size_t kMaxFree = 4;
+  std::mutex mu_;
+  std::vector<Block> free_;
+};
+
+// Joins every stage and cancels every queue on the first error, so no stage
+// waits forever on a neighbour that stopped.
+class Stages {
+ public:
+  explicit Stages(std::vector<Queue*> queues) : queues_(std::move(queues)) {}
+  ~Stages() { Join(); }
+  void Run(std::function<absl::Status()> stage) {
+    threads_.emplace_back([this, stage = std::move(stage)] {
+      absl::Status s = stage();
+      if (!s.ok()) Fail(std::move(s));
+    });
+  }
+  void Fail(absl::Status s) {
+    error_.Set(std::move(s));
+    for (Queue* q : queues_) q->Cancel();
+  }
+  void Join() {
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+  absl::Status error() const { return error_.Get(); }
+
+ private:
+  std::vector<Queue*> queues_;
+  std::vector<std::thread> threads_;
+  FirstError error_;
+};
+
+absl::Status Cancelled() {
+  return absl::CancelledError("pipeline stopped by an earlier error");
+}
+
+// A ByteSource over a queue of blocks.
+class QueueSource final : public ByteSource {
+ public:
+  QueueSource(Queue& q, BlockPool& pool) : q_(q), pool_(pool) {}
+  absl::StatusOr<size_t> Read(std::span<uint8_t> out) override {
+    while (pos_ == block_.size()) {
+      if (block_.capacity() > 0) pool_.Put(std::exchange(block_, Block()));
+      pos_ = 0;
+      auto next = q_.Pop();
+      if (!next) {
+        if (!closed_normally_()) return Cancelled();
+        return 0;
+      }
+      block_ = std::move(*next);
+      pos_ = 0;
+    }
+    const size_t n = std::min(out.size(), block_.size() - pos_);
+    std::memcpy(out.data(), block_.data() + pos_, n);
+    pos_ += n;
+    bytes_ += n;
+    return n;
+  }
+  std::function<bool()> closed_normally_ = [] { return true; };
+  uint64_t bytes_ = 0;
+
+ private:
+  Queue& q_;
+  BlockPool& pool_;
+  Block block_;
+  size_t pos_ = 0;
+};
+
+absl::Status ReadFileStage(const std::string& path, Queue& out, BlockPool& pool,
+                           const std::function<void(uint64_t)>& on_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  absl::Status s;
+  for (;;) {
+    Block b = pool.Get(kBlock);
+    ssize_t n = ::read(fd, b.data(), b.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      s = ErrnoStatus(errno, absl::StrCat("read ", path));
+      break;
+    }
+    if (n == 0) break;
+    b.resize(static_cast<size_t>(n));
+    on_bytes(static_cast<uint64_t>(n));
+    if (!out.Push(std::move(b))) {
+      s = Cancelled();
+      break;
+    }
+  }
+  ::close(fd);
+  return s;
+}
+
+absl::Status CompressStage(Queue& in, Queue& out, BlockPool& pool, int level) {
+  std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx(ZSTD_createCCtx(),
+                                                          ZSTD_freeCCtx);
+  if (!cctx || ZSTD_isError(ZSTD_CCtx_setParameter(
+                   cctx.get(), ZSTD_c_compressionLevel, level))) {
+    return absl::InternalError("zstd: cannot create a compression context");
+  }
+  const size_t out_size = ZSTD_CStreamOutSize();
+  auto pump = [&](ZSTD_inBuffer& input,
+                  ZSTD_EndDirective mode) -> absl::Status {
+    for (;;) {
+      Block b = pool.Get(out_size);
+      ZSTD_outBuffer output{b.data(), b.size(), 0};
+      size_t rc = ZSTD_compressStream2(cctx.get(), &output, &input, mode);
+      if (ZSTD_isError(rc)) {
+        return absl::InternalError(
+            absl::StrCat("zstd compression failed: ", ZSTD_getErrorName(rc)));
+      }
+      b.resize(output.pos);
+      if (!b.empty() && !out.Push(std::move(b))) return Cancelled();
+      const bool done = mode == ZSTD_e_end ? rc == 0 : input.pos == input.size;
+      if (done) return absl::OkStatus();
+    }
+  };
+  while (auto b = in.Pop()) {
+    ZSTD_inBuffer input{b->data(), b->size(), 0};
+    BKV_RETURN_IF_ERROR(pump(input, ZSTD_e_continue));
+    pool.Put(std::move(*b));
+  }
+  ZSTD_inBuffer empty{nullptr, 0, 0};
+  return pump(empty, ZSTD_e_end);
+}
+
+// Re-blocks into chunks and seals them, several chunks per output block;
+// the header goes first.
+absl::Status EncryptStage(BackupEncryptor& enc, Queue& in, Queue& out,
+                          BlockPool& pool,
+                          const std::function<bool()>& in_closed_normally) {
+  const size_t c = enc.chunk_size();
+  const size_t sealed = SealedChunkSize(enc.chunk_size());
+  const size_t batch = std::max<size_t>(1, kBlock / sealed) * sealed;
+  if (!out.Push(
+          Block(enc.header().bytes().begin(), enc.header().bytes().end()))) {
+    return Cancelled();
+  }
+  Block buf(c);
+  size_t fill = 0;
+  Block batch_out;
+  size_t used = 0;
+  auto next_slot = [&]() -> std::span<uint8_t> {
+    if (used == 0) batch_out = pool.Get(batch);
+    used += sealed;
+    return std::span(batch_out).subspan(used - sealed, sealed);
+  };
+  auto flush = [&]() -> absl::Status {
+    if (used == 0) return absl::OkStatus();
+    batch_out.resize(used);
+    used = 0;
+    return out.Push(std::move(batch_out)) ? absl::OkStatus() : Cancelled();
+  };
+  auto seal_full = [&]() -> absl::Status {
+    BKV_RETURN_IF_ERROR(enc.SealChunk(buf, next_slot()));
+    fill = 0;
+    return used == batch ? flush() : absl::OkStatus();
+  };
+  while (auto b = in.Pop()) {
+    std::span<const uint8_t> d(*b);
+    while (!d.empty()) {
+      if (fill == c) BKV_RETURN_IF_ERROR(seal_full());
+      const size_t take = std::min(c - fill, d.size());
+      std::memcpy(buf.data() + fill, d.data(), take);
+      fill += take;
+      d = d.subspan(take);
+    }
+    pool.Put(std::move(*b));
+  }
+  if (!in_closed_normally()) return Cancelled();
+  if (fill == c) BKV_RETURN_IF_ERROR(seal_full());
+  BKV_RETURN_IF_ERROR(enc.SealFinalChunk({buf.data(), fill}, next_slot()));
+  return flush();
+}
+
+// Plaintext after decryption, decompressed on the fly when needed.
+class PlainSource final : public ByteSource {
+ public:
+  PlainSource(QueueSource& in, bool zstd) : in_(in) {
+    if (zstd) {
+      dctx_ = ZSTD_createDCtx();
+      inbuf_.resize(ZSTD_DStreamInSize());
+    }
+  }
+  ~PlainSource() override {
+    if (dctx_) ZSTD_freeDCtx(dctx_);
+  }
+  absl::StatusOr<size_t> Read(std::span<uint8_t> out) override {
+    if (!dctx_) return in_.Read(out);
+    ZSTD_outBuffer output{out.data(), out.size(), 0};
+    // Bounded: every round consumes input or produces output.
+    while (output.pos == 0) {
+      if (in_pos_ == in_len_ && !eof_) {
+        BKV_ASSIGN_OR_RETURN(in_len_, in_.Read(inbuf_));
+        in_pos_ = 0;
+        eof_ = in_len_ == 0;
+      }
+      if (eof_ && frame_done_) return 0;
+      ZSTD_inBuffer input{inbuf_.data(), in_len_, in_pos_};
+      const size_t rc = ZSTD_decompressStream(dctx_, &output, &input);
+      if (ZSTD_isError(rc)) {
+        return absl::DataLossError(
+            absl::StrCat("decompression failed: ", ZSTD_getErrorName(rc)));
+      }
+      const bool progress = input.pos != in_pos_ || output.pos != 0;
+      in_pos_ = input.pos;
+      frame_done_ = rc == 0;
+      if (eof_ && !progress) {
+        return absl::DataLossError("compressed data ends inside a zstd frame");
+      }
+    }
+    return output.pos;
+  }
+
+ private:
+  QueueSource& in_;
+  ZSTD_DCtx* dctx_ = nullptr;
+  std::vector<uint8_t> inbuf_;
+  size_t in_pos_ = 0, in_len_ = 0;
+  bool eof_ = false;
+  bool frame_done_ = true;
+};
+
+// Counts what passes through, for the restore statistics.
+class CountingSource final : public ByteSource {
+ public:
+  CountingSource(ByteSource& in, uint64_t& count) : in_(in), count_(count) {}
+  absl::StatusOr<size_t> Read(std::span<uint8_t> out) override {
+    auto n = in_.Read(out);
+    if (n.ok()) count_ += *n;
+    return n;
+  }
+
+ private:
+  ByteSource& in_;
+  uint64_t& count_;
+};
+
+std::string TempSibling(const std::filesystem::path& target) {
+  uint8_t rnd[6];
+  SystemRandom().Bytes(rnd);
+  return (target.parent_path() / absl::StrCat(".", target.filename().string(),
+                                              ".bkv-restore-", HexEncode(rnd)))
+      .string();
+}
+
+}  // namespace
+
+absl::StatusOr<BackupContent> ContentOf(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("backup source ", path));
+  }
+  if (S_ISDIR(st.st_mode)) return BackupContent::kTree;
+  if (S_ISREG(st.st_mode)) return BackupContent::kFile;
+  return absl::InvalidArgumentError(
+      absl::StrCat("backup source ", path, " is not a file or a directory"));
+}
+
+absl::StatusOr<StreamStats> StreamBackup(const std::string& path,
+                                         BackupEncryptor encryptor,
+                                         BlobStore& store,
+                                         const std::string& name,
+                                         const StreamOptions& options) {
+  BKV_ASSIGN_OR_RETURN(BackupContent content, ContentOf(path));
+  if (content != encryptor.header().content()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " does not match the backup's content type"));
+  }
+  const bool zstd =
+      encryptor.header().compression() == BackupCompression::kZstd;
+  const size_t depth = std::max<size_t>(options.queue_depth, 1);
+  Queue read_q(depth), plain_q(depth), sealed_q(depth);
+  Queue& to_encrypt = zstd ? plain_q : read_q;
+  Stages stages({&read_q, &plain_q, &sealed_q});
+  BlockPool pool;
+  std::atomic<bool> read_done{false}, compress_done{false}, encrypt_done{false};
+
+  std::atomic<uint64_t> done{0};
+  std::error_code ec;
+  const uint64_t total = content == BackupContent::kFile
+                             ? std::filesystem::file_size(path, ec)
+                             : TreeSize(path);
+  auto on_bytes = [&](uint64_t n) {
+    const uint64_t d = done.fetch_add(n) + n;
+    if (options.progress) options.progress(d, total);
+  };
+
+  stages.Run([&]() -> absl::Status {
+    absl::Status s;
+    if (content == BackupContent::kFile) {
+      s = ReadFileStage(path, read_q, pool, on_bytes);
+    } else {
+      s = WriteTreeArchive(
+          path,
+          [&](std::span<const uint8_t> d) {
+            Block b = pool.Get(d.size());
+            std::memcpy(b.data(), d.data(), d.size());
+            return read_q.Push(std::move(b)) ? absl::OkStatus() : Cancelled();
+          },
+          on_bytes);
+    }
+    if (s.ok()) {
+      read_done = true;
+      read_q.Close();
+    }
+    return s;
+  });
+  if (zstd) {
+    stages.Run([&]() -> absl::Status {
+      absl::Status s = CompressStage(read_q, plain_q, pool, options.zstd_level);
+      if (s.ok() && !read_done) s = Cancelled();
+      if (s.ok()) {
+        compress_done = true;
+        plain_q.Close();
+      }
+      return s;
+    });
+  }
+  stages.Run([&]() -> absl::Status {
+    absl::Status s = EncryptStage(encryptor, to_encrypt, sealed_q, pool, [&] {
+      return zstd ? compress_done.load() : read_done.load();
+    });
+    if (s.ok()) {
+      encrypt_done = true;
+      sealed_q.Close();
+    }
+    return s;
+  });
+
+  QueueSource upload(sealed_q, pool);
+  upload.closed_normally_ = [&] { return encrypt_done.load(); };
+  absl::Status put = store.Put(name, upload);
+  if (!put.ok()) stages.Fail(put);
+  stages.Join();
+  if (absl::Status s = stages.error(); !s.ok()) {
+    // Put may have finished before a late stage error; never keep such an
+    // object.
+    if (put.ok()) (void)store.Delete(name);
+    return s;
+  }
+  return StreamStats{done.load(), upload.bytes_};
+}
+
+absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
+                                          const std::string& name,
+                                          const BackupKey& key,
+                                          const std::string& target,
+                                          const StreamOptions& options) {
+  std::error_code ec;
+  std::filesystem::path tpath = std::filesystem::absolute(target, ec);
+  if (ec || target.empty() || !tpath.has_filename()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid restore target '", target, "'"));
+  }
+  if (std::filesystem::symlink_status(tpath, ec).type() !=
+      std::filesystem::file_type::not_found) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("restore target ", tpath.string(),
+                     " already exists; restore to a new path"));
+  }
+  std::filesystem::create_directories(tpath.parent_path(), ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat(
+        "create ", tpath.parent_path().string(), ": ", ec.message()));
+  }
+  // Canonical parent: extraction refuses to write through any symlink.
+  tpath =
+      std::filesystem::canonical(tpath.parent_path(), ec) / tpath.filename();
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat(
+        "resolve ", tpath.parent_path().string(), ": ", ec.message()));
+  }
+  uint64_t total = 0;
+  if (auto info = store.Stat(name); info.ok()) {
+    total = info->size;
+  } else {
+    return info.status();
+  }
+
+  const size_t depth = std::max<size_t>(options.queue_depth, 1);
+  Queue cipher_q(depth), plain_q(depth);
+  Stages stages({&cipher_q, &plain_q});
+  BlockPool pool;
+  std::atomic<bool> download_done{false}, verified{false};
+  std::mutex header_mu;
+  std::optional<BackupHeader> header;
+  std::atomic<uint64_t> downloaded{0};
+
+  stages.Run([&]() -> absl::Status {
+    absl::Status s = store.Get(name, [&](std::span<const uint8_t> d) {
+      const uint64_t n = downloaded.fetch_add(d.size()) + d.size();
+      if (options.progress) options.progress(n, total);
+      Block b = pool.Get(d.size());
+      std::memcpy(b.data(), d.data(), d.size());
+      return cipher_q.Push(std::move(b)) ? absl::OkStatus() : Cancelled();
+    });
+    if (s.ok()) {
+      download_done = true;
+      cipher_q.Close();
+    }
+    return s;
+  });
+  stages.Run([&]() -> absl::Status {
+    BackupDecryptor dec(key);
+    // Verified plaintext is batched into ~1 MiB blocks.
+    Block batch;
+    auto flush = [&]() -> absl::Status {
+      {
+        std::lock_guard lock(header_mu);
+        if (!header) header = dec.header();
+      }
+      if (!plain_q.Push(std::move(batch))) return Cancelled();
+      batch = pool.Get(0);
+      return absl::OkStatus();
+    };
+    auto sink = [&](std::span<const uint8_t> pt) -> absl::Status {
+      if (batch.empty()) batch.reserve(kBlock + pt.size());
+      batch.insert(batch.end(), pt.begin(), pt.end());
+      return batch.size() >= kBlock ? flush() : absl::OkStatus();
+    };
+    while (auto b = cipher_q.Pop()) {
+      BKV_RETURN_IF_ERROR(dec.Update(*b, sink));
+      pool.Put(std::move(*b));
+    }
+    if (!download_done) return Cancelled();
+    BKV_RETURN_IF_ERROR(dec.Finish(sink));
+    BKV_RETURN_IF_ERROR(flush());
+    verified = true;
+    plain_q.Close();
+    return absl::OkStatus();
+  });
+
+  QueueSource plain_in(plain_q, pool);
+  plain_in.closed_normally_ = [&] { return verified.load(); };
+  const std::string tmp = TempSibling(tpath);
+  bool is_tree = false;
+  uint64_t written = 0;
+  absl::Status s = [&]() -> absl::Status {
+    // Wait for the first plaintext: the header is known by then.
+    uint8_t probe[1];
+    BKV_ASSIGN_OR_RETURN(size_t n, plain_in.Read({probe, 0}));
+    (void)n;
+    std::optional<BackupHeader> h;
+    {
+      std::lock_guard lock(header_mu);
+      h = header;
+    }
+    if (!h) {
+      // The queue ended before any plaintext: the real error is upstream.
+      stages.Join();
+      absl::Status e = stages.error();
+      return e.ok() ? absl::DataLossError("backup has no data") : e;
+    }
+    PlainSource plain(plain_in, h->compression() == BackupCompression::kZstd);
+    is_tree = h->content() == BackupContent::kTree;
+    if (is_tree) {
+      if (::mkdir(tmp.c_str(), 0700) != 0) {
+        return ErrnoStatus(errno, absl::StrCat("create ", tmp));
+      }
+      CountingSource counted(plain, written);
+      BKV_RETURN_IF_ERROR(ExtractTreeArchive(counted, tmp));
+    } else {
+      BKV_ASSIGN_OR_RETURN(PosixFile file, PosixFile::Create(tmp));
+      std::vector<uint8_t> buf(kBlock);
+      for (;;) {
+        BKV_ASSIGN_OR_RETURN(size_t got, plain.Read(buf));
+        if (got == 0) break;
+        BKV_RETURN_IF_ERROR(file.Write({buf.data(), got}));
+        written += got;
+      }
+      BKV_RETURN_IF_ERROR(file.SyncAndClose());
+    }
+    // Drain what the archive reader left (end-of-archive padding): the
+    // final chunk must verify before anything becomes visible.
+    std::vector<uint8_t> rest(64 << 10);
+    for (;;) {
+      BKV_ASSIGN_OR_RETURN(size_t got, plain.Read(rest));
+      if (got == 0) break;
+    }
+    stages.Join();
+    BKV_RETURN_IF_ERROR(stages.error());
+    if (!verified) return Cancelled();
+    BKV_RETURN_IF_ERROR(RenameNoReplace(tmp, tpath.string()));
+    return SyncDir(tpath.parent_path().string());
+  }();
+  if (!s.ok()) {
+    stages.Fail(s);
+    stages.Join();
+    std::filesystem::remove_all(tmp, ec);
+    absl::Status first = stages.error();
+    return first.ok() ? s : first;
+  }
+  return StreamStats{written, downloaded.load()};
+}
+
+}  // namespace bkv

@@ -1,0 +1,25 @@
+#ifndef BKV_CLIENT_CLI_CLI_H_
+#define BKV_CLIENT_CLI_CLI_H_
+
+#include <cstdio>
+
+namespace bkv::cli {
+
+// Exit codes of `bkv` (also printed by `bkv --help`).
+enum ExitCode : int {
+  kOk = 0,
+  kFailure = 1,        // anything not listed below
+  kUsage = 2,          // bad command line
+  kWrongKey = 3,       // the key does not open this backup or store
+  kCorrupted = 4,      // backup data truncated, modified or out of order
+  kNotFound = 5,       // no such backup, object or file
+  kUnavailable = 6,    // store or server unreachable, I/O error
+  kAlreadyExists = 7,  // restore target exists
+};
+
+// Runs one command. Secrets are read from files or stdin, never from argv.
+int Run(int argc, char** argv, FILE* out, FILE* err);
+
+}  // namespace bkv::cli
+
+#endif  // BKV_CLIENT_CLI_CLI_H_

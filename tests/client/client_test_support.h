@@ -1,0 +1,132 @@
+#ifndef BKV_TESTS_CLIENT_CLIENT_TEST_SUPPORT_H_
+#define BKV_TESTS_CLIENT_CLIENT_TEST_SUPPORT_H_
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "client/blob_store.h"
+
+namespace bkv::testing {
+
+// A fresh directory under $TMPDIR, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "bkv-client-XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const {
+    return path_ + "/" + name;
+  }
+
+ private:
+  std::string path_;
+};
+
+inline std::vector<uint8_t> RandomBytes(size_t n, uint32_t seed = 1) {
+  std::mt19937 gen(seed);
+  std::vector<uint8_t> v(n);
+  for (auto& b : v) b = static_cast<uint8_t>(gen());
+  return v;
+}
+
+inline void WriteFile(const std::string& path, std::span<const uint8_t> data) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(data.data()), data.size());
+}
+
+inline std::vector<uint8_t> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// Files and directories directly or indirectly under `dir`.
+inline std::vector<std::string> Listing(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator();
+       it.increment(ec)) {
+    out.push_back(std::filesystem::relative(it->path(), dir).string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The servers started by tests/servers/servers.sh (ctest fixture).
+inline std::map<std::string, std::string> ServersEnv() {
+  std::map<std::string, std::string> env;
+#ifdef BKV_TEST_SERVERS_ENV
+  std::ifstream in(BKV_TEST_SERVERS_ENV);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t eq = line.find('=');
+    if (eq != std::string::npos) env[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+#endif
+  return env;
+}
+
+// A BlobStore whose Put fails after `fail_after` bytes for objects other
+// than the manifest, as a crash or a dropped connection would.
+class FailingBlobStore final : public BlobStore {
+ public:
+  FailingBlobStore(BlobStore& inner, uint64_t fail_after)
+      : inner_(inner), fail_after_(fail_after) {}
+
+  absl::Status Put(std::string_view name, ByteSource& source) override {
+    if (name == "latest") return inner_.Put(name, source);
+    Limited limited(source, fail_after_);
+    return inner_.Put(name, limited);
+  }
+  absl::Status Get(std::string_view name, const ByteSink& sink) override {
+    return inner_.Get(name, sink);
+  }
+  absl::StatusOr<std::vector<BlobInfo>> List() override {
+    return inner_.List();
+  }
+  absl::Status Delete(std::string_view name) override {
+    return inner_.Delete(name);
+  }
+  absl::StatusOr<BlobInfo> Stat(std::string_view name) override {
+    return inner_.Stat(name);
+  }
+  std::string url() const override { return inner_.url(); }
+
+ private:
+  class Limited final : public ByteSource {
+   public:
+    Limited(ByteSource& in, uint64_t left) : in_(in), left_(left) {}
+    absl::StatusOr<size_t> Read(std::span<uint8_t> out) override {
+      if (left_ == 0) {
+        return absl::UnavailableError("injected failure: connection lost");
+      }
+      auto n = in_.Read(out.first(std::min<uint64_t>(out.size(), left_)));
+      if (n.ok()) left_ -= *n;
+      return n;
+    }
+
+   private:
+    ByteSource& in_;
+    uint64_t left_;
+  };
+  BlobStore& inner_;
+  uint64_t fail_after_;
+};
+
+}  // namespace bkv::testing
+
+#endif  // BKV_TESTS_CLIENT_CLIENT_TEST_SUPPORT_H_
