@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "client/backup_set.h"
 #include "client/blob_store.h"
 #include "client/posix_file.h"
+#include "client/vault_client.h"
 #include "crypto/backup_key.h"
 #include "crypto/status_macros.h"
 
@@ -36,6 +38,19 @@ usage:
                                       which must not exist
   bkv list --from URL [--key-file F]  backups in the set (with the key), or
                                       the store's objects (without)
+  bkv vault status|delete             the account's record in the vault
+  bkv vault change-password           reads the old and the new password
+                                      (two lines) from stdin
+password instead of a key file (backup, restore, list):
+  --vault ADDR --password-stdin       the key is kept by bkv-vault behind a
+                                      password read from stdin; the first
+                                      backup registers a new key
+  --vault-key HEX                     the vault's public key (64 hex digits,
+                                      `bkv-vault hsm status`), pinned; or
+                                      $BKV_VAULT_KEY
+  --account ID                        or $BKV_ACCOUNT
+  --token-file F                      account token; or $BKV_ACCOUNT_TOKEN
+  --vault-ca F                        use TLS, trusting these PEM roots
 options:
   --json          machine-readable output on stdout
   --chunk-size N  plaintext bytes per chunk (default 65536)
@@ -57,6 +72,8 @@ exit codes:
   5 not found
   6 store unavailable or I/O error
   7 restore target already exists
+  8 vault: locked, the key is destroyed (delete, then register anew)
+  9 vault: the account token was refused
 )";
 
 // Command-line mistakes; ExitFor() maps them to kUsage.
@@ -69,6 +86,19 @@ int ExitFor(const absl::Status& s) {
   if (absl::IsInvalidArgument(s) && absl::StartsWith(s.message(), "usage: ")) {
     return kUsage;
   }
+  if (s.GetPayload("type.googleapis.com/bkv.vault.v1.ErrorDetail")) {
+    switch (client::VaultError::From(s).kind) {
+      case client::VaultErrorKind::kLocked:
+        return kLocked;
+      case client::VaultErrorKind::kInvalidPassword:
+        return kWrongKey;
+      case client::VaultErrorKind::kNotRegistered:
+        return kNotFound;
+      default:
+        break;
+    }
+  }
+  if (s.code() == absl::StatusCode::kUnauthenticated) return kVaultAuth;
   switch (s.code()) {
     case absl::StatusCode::kOk:
       return kOk;
@@ -98,9 +128,10 @@ struct Args {
 };
 
 // Flags that take a value. Secrets have no flag by design.
-const char* const kValueFlags[] = {"--to",         "--from",   "--key-file",
-                                   "--out",        "--backup", "--keep",
-                                   "--chunk-size", "--vault"};
+const char* const kValueFlags[] = {
+    "--to",        "--from",    "--key-file",   "--out",
+    "--backup",    "--keep",    "--chunk-size", "--vault",
+    "--vault-key", "--account", "--token-file", "--vault-ca"};
 
 absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
   Args a;
@@ -155,12 +186,128 @@ std::string JsonString(std::string_view s) {
   return out + "\"";
 }
 
-// Where the backup key comes from. Today a key file; the vault
-// (--vault ADDR --password-stdin) plugs in here.
-absl::StatusOr<BackupKey> LoadKey(const Args& a) {
-  if (a.values.count("--vault") || a.values.count("--password-stdin")) {
-    return absl::UnimplementedError(
-        "--vault is not available in this build; use --key-file");
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
+                                          const std::string& what) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, what + " " + path);
+  std::string buf(16384, '\0');
+  ssize_t n = ::read(fd, buf.data(), buf.size());
+  ::close(fd);
+  if (n < 0) return ErrnoStatus(errno, "read " + what + " " + path);
+  buf.resize(n);
+  while (!buf.empty() && (buf.back() == '\n' || buf.back() == '\r')) {
+    buf.pop_back();
+  }
+  return buf;
+}
+
+// One line of stdin (the password), without its newline. Never echoed.
+absl::StatusOr<SecretBytes> ReadPasswordLine(const char* what) {
+  SecretBytes buf(1024);
+  size_t n = 0;
+  char c;
+  while (n < buf.size()) {
+    ssize_t r = ::read(STDIN_FILENO, &c, 1);
+    if (r < 0) return ErrnoStatus(errno, "read password from stdin");
+    if (r == 0 || c == '\n') break;
+    buf.RevealMutable()[n++] = static_cast<uint8_t>(c);
+  }
+  if (n > 0 && buf.Reveal()[n - 1] == '\r') --n;
+  if (n == 0) {
+    return Usage(absl::StrCat("--password-stdin: no ", what, " on stdin"));
+  }
+  return SecretBytes::Copy(buf.Reveal().first(n));
+}
+
+std::string EnvOr(const Args& a, const std::string& flag, const char* env) {
+  if (auto it = a.values.find(flag); it != a.values.end()) return it->second;
+  const char* v = std::getenv(env);
+  return v ? v : "";
+}
+
+struct Vault {
+  std::unique_ptr<client::VaultClient> client;
+  std::string account;
+};
+
+absl::StatusOr<Vault> OpenVault(const Args& a) {
+  BKV_ASSIGN_OR_RETURN(std::string address, Need(a, "--vault"));
+  client::VaultOptions o;
+  o.address = address;
+  const std::string key_hex = EnvOr(a, "--vault-key", "BKV_VAULT_KEY");
+  if (key_hex.empty()) {
+    return Usage("--vault needs --vault-key HEX (or BKV_VAULT_KEY) to pin it");
+  }
+  BKV_ASSIGN_OR_RETURN(o.server_public_key,
+                       client::ParseServerPublicKey(key_hex));
+  Vault v;
+  v.account = EnvOr(a, "--account", "BKV_ACCOUNT");
+  if (v.account.empty())
+    return Usage("--vault needs --account (or BKV_ACCOUNT)");
+  std::string token;
+  if (auto it = a.values.find("--token-file"); it != a.values.end()) {
+    BKV_ASSIGN_OR_RETURN(token, ReadSmallFile(it->second, "token file"));
+  } else if (const char* t = std::getenv("BKV_ACCOUNT_TOKEN")) {
+    token = t;
+  }
+  if (token.empty()) {
+    return Usage(
+        "--vault needs an account token: --token-file F or "
+        "BKV_ACCOUNT_TOKEN");
+  }
+  o.account_token = [token] { return token; };
+  if (auto it = a.values.find("--vault-ca"); it != a.values.end()) {
+    BKV_ASSIGN_OR_RETURN(o.tls_root_certs,
+                         ReadSmallFile(it->second, "CA file"));
+    o.tls = true;
+  }
+  BKV_ASSIGN_OR_RETURN(v.client, client::VaultClient::Create(std::move(o)));
+  return v;
+}
+
+// Where the backup key comes from: a key file, or the vault behind a
+// password. With the vault, a backup into an account that has no key yet
+// registers a fresh one (`registered` tells the caller).
+absl::StatusOr<BackupKey> LoadKey(const Args& a, FILE* err,
+                                  bool register_if_absent = false) {
+  if (a.values.count("--vault")) {
+    if (!a.values.count("--password-stdin")) {
+      return Usage(
+          "--vault needs --password-stdin (passwords never go on "
+          "the command line)");
+    }
+    BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(a));
+    BKV_ASSIGN_OR_RETURN(SecretBytes password, ReadPasswordLine("password"));
+    BKV_ASSIGN_OR_RETURN(client::VaultStatus st, v.client->Status());
+    if (st.state == client::VaultStatus::State::kNone && register_if_absent) {
+      BackupKey key = BackupKey::Generate();
+      BKV_RETURN_IF_ERROR(
+          v.client->Register(v.account, password, key.secret()));
+      std::fprintf(err,
+                   "bkv: registered a new backup key in the vault for %s "
+                   "(%u attempts)\n",
+                   v.account.c_str(), st.attempt_limit ? st.attempt_limit : 10);
+      return key;
+    }
+    auto secret = v.client->Recover(v.account, password);
+    if (!secret.ok()) {
+      client::VaultError e = client::VaultError::From(secret.status());
+      if (e.kind == client::VaultErrorKind::kInvalidPassword) {
+        absl::Status s(secret.status().code(),
+                       absl::StrCat("wrong password; ", e.attempts_remaining,
+                                    " attempts remaining"));
+        if (auto p = secret.status().GetPayload(
+                "type.googleapis.com/bkv.vault.v1.ErrorDetail")) {
+          s.SetPayload("type.googleapis.com/bkv.vault.v1.ErrorDetail", *p);
+        }
+        return s;
+      }
+      return secret.status();
+    }
+    return BackupKey::FromBytes(*secret);
+  }
+  if (a.values.count("--password-stdin")) {
+    return Usage("--password-stdin needs --vault ADDR");
   }
   BKV_ASSIGN_OR_RETURN(std::string path, Need(a, "--key-file"));
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -293,7 +440,8 @@ absl::Status Backup(Context& c) {
     return Usage("bkv backup PATH --to URL ...");
   }
   BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--to"));
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args));
+  BKV_ASSIGN_OR_RETURN(BackupKey key,
+                       LoadKey(c.args, c.err, /*register_if_absent=*/true));
   BackupOptions opts;
   opts.compress = !c.args.no_compress;
   if (auto it = c.args.values.find("--keep"); it != c.args.values.end()) {
@@ -334,7 +482,7 @@ absl::Status Restore(Context& c) {
   }
   BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
   BKV_ASSIGN_OR_RETURN(std::string target, Need(c.args, "--to"));
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
   std::string id;
   if (auto it = c.args.values.find("--backup"); it != c.args.values.end()) {
     id = it->second;
@@ -377,7 +525,7 @@ absl::Status List(Context& c) {
     if (c.args.json) std::fprintf(c.out, "%s]}\n", json.c_str());
     return absl::OkStatus();
   }
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
   BackupSet set(*store, key);
   BKV_ASSIGN_OR_RETURN(auto records, set.List());
   std::string json = "{\"backups\":[";
@@ -398,6 +546,50 @@ absl::Status List(Context& c) {
   return absl::OkStatus();
 }
 
+absl::Status VaultCommand(Context& c) {
+  const auto& p = c.args.positional;
+  if (p.size() != 2) return Usage("bkv vault status|delete|change-password");
+  BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(c.args));
+  if (p[1] == "status") {
+    BKV_ASSIGN_OR_RETURN(client::VaultStatus st, v.client->Status());
+    const char* state =
+        st.state == client::VaultStatus::State::kActive   ? "active"
+        : st.state == client::VaultStatus::State::kLocked ? "locked"
+                                                          : "none";
+    if (c.args.json) {
+      std::fprintf(c.out,
+                   "{\"status\":\"%s\",\"attempts_remaining\":%u,"
+                   "\"attempt_limit\":%u}\n",
+                   state, st.attempts_remaining, st.attempt_limit);
+    } else {
+      std::fprintf(c.out, "%s: %s, %u of %u attempts remaining\n",
+                   v.account.c_str(), state, st.attempts_remaining,
+                   st.attempt_limit);
+    }
+    return absl::OkStatus();
+  }
+  if (p[1] == "delete") {
+    BKV_RETURN_IF_ERROR(v.client->Delete());
+    if (c.args.json) {
+      std::fprintf(c.out, "{\"deleted\":true}\n");
+    } else {
+      std::fprintf(c.out, "%s: record and key deleted from the vault\n",
+                   v.account.c_str());
+    }
+    return absl::OkStatus();
+  }
+  if (p[1] == "change-password") {
+    BKV_ASSIGN_OR_RETURN(SecretBytes old_pw, ReadPasswordLine("old password"));
+    BKV_ASSIGN_OR_RETURN(SecretBytes new_pw, ReadPasswordLine("new password"));
+    BKV_ASSIGN_OR_RETURN(SecretBytes key, v.client->Recover(v.account, old_pw));
+    BKV_RETURN_IF_ERROR(v.client->Register(v.account, new_pw, key));
+    std::fprintf(c.out, "%s: password changed; the backup key is the same\n",
+                 v.account.c_str());
+    return absl::OkStatus();
+  }
+  return Usage("bkv vault status|delete|change-password");
+}
+
 absl::Status Dispatch(Context& c) {
   const auto& p = c.args.positional;
   if (p.empty()) return Usage("no command; see bkv --help");
@@ -405,10 +597,7 @@ absl::Status Dispatch(Context& c) {
   if (p[0] == "backup") return Backup(c);
   if (p[0] == "restore") return Restore(c);
   if (p[0] == "list") return List(c);
-  if (p[0] == "vault") {
-    return absl::UnimplementedError(
-        "bkv vault commands are not available in this build");
-  }
+  if (p[0] == "vault") return VaultCommand(c);
   return Usage(absl::StrCat("unknown command '", p[0], "'; see bkv --help"));
 }
 

@@ -15,6 +15,8 @@ enum ExitCode : int {
   kNotFound = 5,       // no such backup, object or file
   kUnavailable = 6,    // store or server unreachable, I/O error
   kAlreadyExists = 7,  // restore target exists
+  kLocked = 8,         // vault: attempts used up, the key is destroyed
+  kVaultAuth = 9,      // vault: the account token was refused
 };
 
 // Runs one command. Secrets are read from files or stdin, never from argv.
