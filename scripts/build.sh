@@ -16,6 +16,8 @@ dir=build/$flavour
 if [[ ! -f $dir/CMakeCache.txt ]]; then
   cmake -S . -B "$dir" "${args[@]}" >/dev/null
 fi
+# BKV_TARGETS="a b" limits the build to those targets.
 target=()
 [[ $flavour == fuzz ]] && target=(--target bkv_fuzzers)
+for t in ${BKV_TARGETS:-}; do target+=(--target "$t"); done
 cmake --build "$dir" -j "$jobs" "${target[@]}"

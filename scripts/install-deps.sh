@@ -26,6 +26,7 @@ for group in "$@"; do
           command -v node >/dev/null || PACKAGES+=(nodejs)
           command -v npm >/dev/null || PACKAGES+=(npm) ;;
     bench) PACKAGES+=(age openssl procps) ;;
+    demo) PACKAGES+=(sqlite3) ;;
     fuzz) PACKAGES+=(clang-14 libclang-rt-14-dev) ;;
     *) echo "install-deps.sh: unknown group '$group'" >&2; exit 2 ;;
   esac

@@ -1,17 +1,122 @@
 #!/usr/bin/env bash
-# The main job on embedded defaults: install, build, run. Prints each step;
-# a step that does not exist yet says so instead of pretending.
+# The main job, end to end, on embedded defaults:
+#   install what is missing, build, start bkv-vault (SoftHSM token, RocksDB
+#   and a development token issuer under ./var/bkv, created on first start),
+#   make a sample chat history (~200 MB: a SQLite database of messages and a
+#   media folder), back it up with a password to a local store, recover the
+#   key through the vault on a "new phone", restore, prove the copy identical,
+#   then show wrong passwords spending attempts.
+# Every step prints what it runs. Re-running reuses the vault and the data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-step() { printf '\n== %s\n' "$*"; }
+root=$PWD
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
 
 step "1. dependencies (Debian packages, installed only if missing)"
-scripts/install-deps.sh
+scripts/install-deps.sh demo
 
 step "2. build (build/release, incremental)"
-scripts/build.sh release
+BKV_TARGETS="bkv-vault bkv" scripts/build.sh release
+vault_bin=$root/build/release/server/bkv-vault
+bkv_bin=$root/build/release/client/bkv
 
-step "3. crypto self-check: known-answer and round-trip tests"
-(cd build/release && ctest -R '^(AesGcm|SecretBytes|Hex)' --output-on-failure | tail -n 3)
+demo=$root/var/demo
+mkdir -p "$demo"
+chmod 700 "$demo"
 
-step "4. vault and backup: not built yet (server/ and client/ issues); nothing run"
+step "3. start bkv-vault on its embedded defaults (./var/bkv, 127.0.0.1:50051)"
+log=$demo/vault.log
+: >"$log"
+printf '$ %s serve   # stderr -> %s\n' "$vault_bin" "$log"
+"$vault_bin" serve 2>"$log" &
+vault_pid=$!
+stop_vault() {
+  if kill -0 "$vault_pid" 2>/dev/null; then
+    kill -TERM "$vault_pid" && wait "$vault_pid" || true
+  fi
+}
+trap stop_vault EXIT
+for _ in $(seq 1 300); do
+  grep -q '"event":"serving"' "$log" && break
+  if ! kill -0 "$vault_pid" 2>/dev/null; then
+    echo "bkv-vault exited:"; cat "$log"; exit 1
+  fi
+  sleep 0.1
+done
+grep -q '"event":"serving"' "$log" || { echo "bkv-vault did not start:"; cat "$log"; exit 1; }
+vault_key=$(grep -o '"server_public_key":"[0-9a-f]*"' "$log" | head -1 | cut -d'"' -f4)
+fingerprint=$(grep -o '"fingerprint":"[0-9a-f]*"' "$log" | head -1 | cut -d'"' -f4)
+echo "vault is serving (pid $vault_pid); public key $vault_key"
+echo "clients pin it; fingerprint $fingerprint"
+
+step "4. an account token for user 'demo-user' (the messaging service's job)"
+token=$demo/token
+printf '$ %s token mint --sub demo-user > %s\n' "$vault_bin" "$token"
+(umask 077 && "$vault_bin" token mint --sub demo-user >"$token")
+
+step "5. a sample chat history (~200 MB) in $demo/chat"
+chat=$demo/chat
+if [[ ! -f $chat/messages.db ]]; then
+  mkdir -p "$chat/media"
+  run sqlite3 "$chat/messages.db" >/dev/null "
+    PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;
+    CREATE TABLE messages(id INTEGER PRIMARY KEY, chat_id INT, sender TEXT,
+                          sent_at INT, body TEXT);
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 600000)
+    INSERT INTO messages SELECT i, i % 97, 'user' || (i % 13),
+      1700000000 + i * 17,
+      'message ' || i || ' ' || hex(randomblob(40)) || ' see you at ' || (i % 24) || ':00'
+    FROM n;"
+  for i in $(seq -w 1 48); do
+    head -c $((2500 * 1024)) /dev/urandom >"$chat/media/IMG-$i.jpg"
+  done
+  echo "made $(du -sh "$chat" | cut -f1): messages.db ($(sqlite3 "$chat/messages.db" 'SELECT count(*) FROM messages') messages) and 48 media files"
+else
+  echo "reusing $(du -sh "$chat" | cut -f1) in $chat"
+fi
+
+password='correct horse battery staple'
+store="file://$demo/store"
+vault_flags=(--vault 127.0.0.1:50051 --vault-key "$vault_key" --account demo-user
+             --token-file "$token" --password-stdin)
+mkdir -p "$demo/store"
+
+step "6. back it up with a password (read from stdin, never argv) to $store"
+printf '$ echo "<password>" | bkv backup %s --to %s --vault 127.0.0.1:50051 ... --password-stdin\n' "$chat" "$store"
+printf '%s\n' "$password" | "$bkv_bin" backup "$chat" --to "$store" "${vault_flags[@]}"
+run "$bkv_bin" list --from "$store"
+
+step "7. a new phone: no key anywhere; recover it through the vault and restore"
+restored=$demo/restored-$(date +%s)
+printf '$ echo "<password>" | bkv restore --from %s --to %s ... --password-stdin\n' "$store" "$restored"
+printf '%s\n' "$password" | "$bkv_bin" restore --from "$store" --to "$restored" "${vault_flags[@]}"
+
+step "8. prove the restored copy identical"
+run diff -r "$chat" "$restored"
+printf '$ sha256sum messages.db (original, restored)\n'
+sha256sum "$chat/messages.db" "$restored/messages.db"
+echo "identical: $(find "$restored" -type f | wc -l) files"
+rm -rf "$restored"
+
+step "9. wrong passwords spend attempts; the right one resets the count"
+run "$bkv_bin" vault status "${vault_flags[@]:0:8}"
+for guess in 'hunter2' 'letmein'; do
+  printf '$ echo "%s" | bkv list --from %s ... --password-stdin\n' "$guess" "$store"
+  set +e
+  printf '%s\n' "$guess" | "$bkv_bin" list --from "$store" "${vault_flags[@]}"
+  code=$?
+  set -e
+  echo "(exit code $code: wrong password)"
+done
+run "$bkv_bin" vault status "${vault_flags[@]:0:8}"
+printf '$ echo "<password>" | bkv list --from %s ... --password-stdin\n' "$store"
+printf '%s\n' "$password" | "$bkv_bin" list --from "$store" "${vault_flags[@]}" >/dev/null
+run "$bkv_bin" vault status "${vault_flags[@]:0:8}"
+
+step "10. stop the vault (SIGTERM drains, exits 0)"
+printf '$ kill -TERM %s\n' "$vault_pid"
+kill -TERM "$vault_pid"
+wait "$vault_pid"
+echo "vault exited with $?; audit log: $root/var/bkv/audit.log ($(wc -l <"$root/var/bkv/audit.log") lines)"
+trap - EXIT
