@@ -2,20 +2,31 @@
 # Installs what is missing, builds, and runs every test. Exits non-zero on any
 # failure; the last thing printed is ctest's summary.
 #   BKV_SKIP_ASAN=1 skips the sanitizer build (local iteration only).
+#   BKV_FUZZ_SECONDS (default 10) bounds each fuzzer's run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
+phase() {  # name, command...
+  local name=$1 start=$SECONDS
+  shift
+  echo "== $name"
+  "$@"
+  echo "== $name: $((SECONDS - start)) s"
+}
 
-scripts/install-deps.sh test
-scripts/build.sh release
-[[ ${BKV_SKIP_ASAN:-0} == 1 ]] || scripts/build.sh asan
+phase "dependencies" scripts/install-deps.sh test
+phase "build release" scripts/build.sh release
+[[ ${BKV_SKIP_ASAN:-0} == 1 ]] || phase "build asan" scripts/build.sh asan
 
-scripts/fuzz.sh
+phase "fuzz" scripts/fuzz.sh
 
 if [[ ${BKV_SKIP_ASAN:-0} != 1 ]]; then
-  echo "== tests: ASan + UBSan build"
-  (cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-     UBSAN_OPTIONS=print_stacktrace=1 ctest -j "$jobs" --output-on-failure)
+  asan_tests() {
+    cd build/asan
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+      UBSAN_OPTIONS=print_stacktrace=1 ctest -j "$jobs" --output-on-failure
+  }
+  phase "tests: ASan + UBSan build" asan_tests
 fi
 echo "== tests: release build"
 cd build/release && ctest -j "$jobs" --output-on-failure
