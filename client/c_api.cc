@@ -1,22 +1,59 @@
 // The C ABI (client/include/bkv/bkv.h) over the C++ SDK. Every entry point
 // catches nothing and throws nothing: Status values are mapped to bkv_status
-// in exactly one place, ToC().
+// in exactly one place per family, ToC() for keys and stores and VaultToC()
+// for the vault calls (whose statuses carry the vault's ErrorDetail).
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "bkv/bkv.h"
 #include "client/backup_set.h"
 #include "client/blob_store.h"
+#include "client/vault_client.h"
 #include "crypto/backup_key.h"
+#include "crypto/secret_bytes.h"
 
 struct bkv_key {
   bkv::BackupKey key;
 };
 struct bkv_store {
   std::unique_ptr<bkv::BlobStore> store;
+};
+
+namespace {
+
+// The account token, read by the SDK before every RPC and replaceable from
+// any thread while calls run. Kept in wiped memory: it is a bearer credential.
+class AccountToken {
+ public:
+  void Set(std::string_view token) {
+    bkv::SecretBytes next = bkv::SecretBytes::Copy(token);
+    std::lock_guard<std::mutex> lock(mu_);
+    token_ = std::move(next);
+  }
+  std::string Get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::string(token_.RevealAsString());
+  }
+
+ private:
+  mutable std::mutex mu_;
+  bkv::SecretBytes token_;
+};
+
+}  // namespace
+
+// The token is shared with the SDK's token callback, so it outlives the
+// client whatever the member order.
+struct bkv_vault {
+  std::shared_ptr<AccountToken> token;
+  std::unique_ptr<bkv::client::VaultClient> client;
 };
 
 namespace {
@@ -55,6 +92,44 @@ bkv_status ToC(const absl::Status& s, char** err) {
     default:
       return BKV_INTERNAL;
   }
+}
+
+// Types the status with VaultError::From; zeroes *detail on success, fills it
+// from the vault's ErrorDetail on failure.
+bkv_status VaultToC(const absl::Status& s, bkv_vault_error* detail,
+                    char** err) {
+  if (detail != nullptr) *detail = bkv_vault_error{};
+  if (s.ok()) return BKV_OK;
+  const bkv::client::VaultError e = bkv::client::VaultError::From(s);
+  if (detail != nullptr) {
+    detail->attempts_remaining = e.attempts_remaining;
+    detail->retry_after_ms = e.retry_after_ms;
+  }
+  if (err != nullptr) *err = CopyString(e.message);
+  switch (e.kind) {
+    case bkv::client::VaultErrorKind::kInvalidPassword:
+      return BKV_VAULT_INVALID_PASSWORD;
+    case bkv::client::VaultErrorKind::kLocked:
+      return BKV_VAULT_LOCKED;
+    case bkv::client::VaultErrorKind::kNotRegistered:
+      return BKV_VAULT_NOT_REGISTERED;
+    case bkv::client::VaultErrorKind::kRateLimited:
+      return BKV_VAULT_RATE_LIMITED;
+    case bkv::client::VaultErrorKind::kUnauthenticated:
+      return BKV_VAULT_UNAUTHENTICATED;
+    case bkv::client::VaultErrorKind::kTransient:
+      return BKV_UNAVAILABLE;
+    case bkv::client::VaultErrorKind::kInvalidArgument:
+      return BKV_INVALID_ARGUMENT;
+    case bkv::client::VaultErrorKind::kInternal:
+      return BKV_INTERNAL;
+  }
+  return BKV_INTERNAL;
+}
+
+// The password bytes, copied into wiped memory; no NUL needed.
+bkv::SecretBytes Password(const char* password, size_t len) {
+  return bkv::SecretBytes::Copy(std::string_view(password, len));
 }
 
 absl::Status Null(const char* what) {
@@ -99,6 +174,16 @@ const char* bkv_status_name(bkv_status status) {
       return "UNSUPPORTED";
     case BKV_INTERNAL:
       return "INTERNAL";
+    case BKV_VAULT_INVALID_PASSWORD:
+      return "VAULT_INVALID_PASSWORD";
+    case BKV_VAULT_LOCKED:
+      return "VAULT_LOCKED";
+    case BKV_VAULT_NOT_REGISTERED:
+      return "VAULT_NOT_REGISTERED";
+    case BKV_VAULT_RATE_LIMITED:
+      return "VAULT_RATE_LIMITED";
+    case BKV_VAULT_UNAUTHENTICATED:
+      return "VAULT_UNAUTHENTICATED";
   }
   return "UNKNOWN";
 }
@@ -191,6 +276,124 @@ bkv_status bkv_list(bkv_store* store, const bkv_key* key, char** out_ids,
   for (const auto& r : *records) ids += r.id + "\n";
   *out_ids = CopyString(ids);
   return BKV_OK;
+}
+
+void bkv_vault_options_init(bkv_vault_options* options) {
+  if (options == nullptr) return;
+  *options = bkv_vault_options{};
+}
+
+bkv_status bkv_vault_open(const bkv_vault_options* options, bkv_vault** out,
+                          char** err) {
+  if (options == nullptr || out == nullptr) {
+    return VaultToC(Null("options/out"), nullptr, err);
+  }
+  const bkv_vault_options& o = *options;
+  if (o.address == nullptr || o.address[0] == '\0') {
+    return VaultToC(absl::InvalidArgumentError(
+                        "options.address must be the vault's host:port"),
+                    nullptr, err);
+  }
+  if (o.server_public_key == nullptr) {
+    return VaultToC(Null("options.server_public_key"), nullptr, err);
+  }
+  bkv::client::VaultOptions opts;
+  opts.address = o.address;
+  auto key = bkv::client::ParseServerPublicKey(o.server_public_key);
+  if (!key.ok()) return VaultToC(key.status(), nullptr, err);
+  opts.server_public_key = *key;
+  if (o.opaque_context != nullptr) opts.opaque_context = o.opaque_context;
+  if (o.tls_root_certs != nullptr) {
+    opts.tls = true;
+    opts.tls_root_certs = o.tls_root_certs;
+  }
+  if (o.timeout_ms != 0) {
+    opts.timeout = std::chrono::milliseconds(o.timeout_ms);
+  }
+  if (o.argon2_iterations != 0) opts.ksf.iterations = o.argon2_iterations;
+  if (o.argon2_memory_kib != 0) opts.ksf.memory_kib = o.argon2_memory_kib;
+  if (o.argon2_parallelism != 0) opts.ksf.parallelism = o.argon2_parallelism;
+  auto token = std::make_shared<AccountToken>();
+  if (o.account_token != nullptr) token->Set(o.account_token);
+  opts.account_token = [token] { return token->Get(); };
+  auto client = bkv::client::VaultClient::Create(std::move(opts));
+  if (!client.ok()) return VaultToC(client.status(), nullptr, err);
+  *out = new bkv_vault{std::move(token), std::move(*client)};
+  return BKV_OK;
+}
+
+void bkv_vault_free(bkv_vault* vault) { delete vault; }
+
+bkv_status bkv_vault_set_token(bkv_vault* vault, const char* account_token,
+                               char** err) {
+  if (vault == nullptr || account_token == nullptr) {
+    return VaultToC(Null("vault/account_token"), nullptr, err);
+  }
+  vault->token->Set(account_token);
+  return BKV_OK;
+}
+
+bkv_status bkv_vault_register(bkv_vault* vault, const char* account,
+                              const char* password, size_t password_len,
+                              const bkv_key* key, bkv_vault_error* out_detail,
+                              char** err) {
+  if (vault == nullptr || account == nullptr || password == nullptr ||
+      key == nullptr) {
+    return VaultToC(Null("vault/account/password/key"), out_detail, err);
+  }
+  const bkv::SecretBytes pw = Password(password, password_len);
+  return VaultToC(vault->client->Register(account, pw, key->key.secret()),
+                  out_detail, err);
+}
+
+bkv_status bkv_vault_recover(bkv_vault* vault, const char* account,
+                             const char* password, size_t password_len,
+                             bkv_key** out_key, bkv_vault_error* out_detail,
+                             char** err) {
+  if (vault == nullptr || account == nullptr || password == nullptr ||
+      out_key == nullptr) {
+    return VaultToC(Null("vault/account/password/out_key"), out_detail, err);
+  }
+  const bkv::SecretBytes pw = Password(password, password_len);
+  auto secret = vault->client->Recover(account, pw);
+  if (!secret.ok()) return VaultToC(secret.status(), out_detail, err);
+  auto key = bkv::BackupKey::FromBytes(*secret);
+  if (!key.ok()) return VaultToC(key.status(), out_detail, err);
+  *out_key = new bkv_key{std::move(*key)};
+  return VaultToC(absl::OkStatus(), out_detail, err);
+}
+
+bkv_status bkv_vault_status(bkv_vault* vault, bkv_vault_state* out_state,
+                            uint32_t* out_attempts_remaining,
+                            uint32_t* out_attempt_limit,
+                            bkv_vault_error* out_detail, char** err) {
+  if (vault == nullptr || out_state == nullptr) {
+    return VaultToC(Null("vault/out_state"), out_detail, err);
+  }
+  auto st = vault->client->Status();
+  if (!st.ok()) return VaultToC(st.status(), out_detail, err);
+  switch (st->state) {
+    case bkv::client::VaultStatus::State::kNone:
+      *out_state = BKV_VAULT_STATE_NONE;
+      break;
+    case bkv::client::VaultStatus::State::kActive:
+      *out_state = BKV_VAULT_STATE_ACTIVE;
+      break;
+    case bkv::client::VaultStatus::State::kLocked:
+      *out_state = BKV_VAULT_STATE_LOCKED;
+      break;
+  }
+  if (out_attempts_remaining != nullptr) {
+    *out_attempts_remaining = st->attempts_remaining;
+  }
+  if (out_attempt_limit != nullptr) *out_attempt_limit = st->attempt_limit;
+  return VaultToC(absl::OkStatus(), out_detail, err);
+}
+
+bkv_status bkv_vault_delete(bkv_vault* vault, bkv_vault_error* out_detail,
+                            char** err) {
+  if (vault == nullptr) return VaultToC(Null("vault"), out_detail, err);
+  return VaultToC(vault->client->Delete(), out_detail, err);
 }
 
 }  // extern "C"

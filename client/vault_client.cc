@@ -142,6 +142,8 @@ struct VaultClient::Impl {
   opaque::Config Config() const {
     opaque::Config c;
     c.context = options.opaque_context;
+    c.server_identity = options.server_identity;
+    c.client_identity = options.client_identity;
     return c;
   }
 
@@ -209,6 +211,7 @@ absl::Status VaultClient::Register(const std::string& account,
   req2.mutable_ksf()->set_memory_kib(im.options.ksf.memory_kib);
   req2.mutable_ksf()->set_parallelism(im.options.ksf.parallelism);
   req2.set_ke1(Str(ke1.ke1.Serialize()));
+  req2.set_registration_state(resp1.registration_state());
   vault::v1::RegisterFinishResponse resp2;
   {
     auto ctx = im.Context();
@@ -270,9 +273,18 @@ absl::StatusOr<SecretBytes> VaultClient::Recover(const std::string& account,
   const Argon2idParams params{resp1.ksf().iterations(),
                               resp1.ksf().memory_kib(),
                               resp1.ksf().parallelism()};
-  BKV_ASSIGN_OR_RETURN(Argon2idKsf ksf, Argon2idKsf::Create(params));
-  opaque::OpaqueClient finisher(im.Config(), ksf, im.options.server_public_key);
-  auto ke3 = finisher.GenerateKE3(std::move(ke1.state), Bytes(resp1.ke2()));
+  // Parameters beyond max_ksf (or invalid) are refused, but the login is
+  // still closed below with a dummy KE3, like a wrong password.
+  absl::StatusOr<opaque::ClientLoginFinish> ke3 = absl::InvalidArgumentError(
+      "the vault sent Argon2id parameters outside this client's limits");
+  if (!WeakerThan(im.options.max_ksf, params)) {
+    auto ksf = Argon2idKsf::Create(params);
+    if (ksf.ok()) {
+      opaque::OpaqueClient finisher(im.Config(), *ksf,
+                                    im.options.server_public_key);
+      ke3 = finisher.GenerateKE3(std::move(ke1.state), Bytes(resp1.ke2()));
+    }
+  }
 
   vault::v1::RecoverFinishRequest req2;
   req2.set_login_state(resp1.login_state());

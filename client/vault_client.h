@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -43,6 +44,10 @@ struct VaultOptions {
   // refused (registration) or indistinguishable from a wrong password.
   opaque::Element server_public_key{};
   std::string opaque_context = "bkv OPAQUE v1";
+  // OPAQUE identities, when the vault is configured with them; unset means
+  // the public keys (RFC 9807 default).
+  std::optional<std::string> server_identity;
+  std::optional<std::string> client_identity;
   // TLS with these roots (PEM); empty: plaintext, for loopback only.
   std::string tls_root_certs;
   bool tls = false;
@@ -50,8 +55,10 @@ struct VaultOptions {
   // Argon2id parameters for new registrations.
   Argon2idParams ksf;
   // Registration refuses parameters below these (a floor against
-  // misconfiguration); recovery uses whatever the record was made with.
+  // misconfiguration); recovery uses whatever the record was made with,
+  // up to max_ksf, so a hostile vault can't exhaust a phone.
   Argon2idParams min_ksf{2, 19'456, 1};
+  Argon2idParams max_ksf{16, 1 << 20, 8};
   // Returns the current account token (the messaging service issues it).
   std::function<std::string()> account_token;
 };

@@ -15,6 +15,7 @@ Sha512Digest Sha512(std::initializer_list<std::span<const uint8_t>> parts) {
   for (auto p : parts) crypto_hash_sha512_update(&st, p.data(), p.size());
   Sha512Digest out;
   crypto_hash_sha512_final(&st, out.data());
+  sodium_memzero(&st, sizeof st);  // it may have absorbed a password
   return out;
 }
 

@@ -516,6 +516,9 @@ absl::StatusOr<ClientLoginFinish> OpaqueClient::GenerateKE3(
   std::copy(dh1->begin(), dh1->end(), w.begin());
   std::copy(dh2->begin(), dh2->end(), w.begin() + 32);
   std::copy(dh3->begin(), dh3->end(), w.begin() + 64);
+  sodium_memzero(dh1->data(), dh1->size());
+  sodium_memzero(dh2->data(), dh2->size());
+  sodium_memzero(dh3->data(), dh3->size());
   auto ke2_serialized = ke2.Serialize();
   Bytes preamble = Preamble(config_, creds, s.ke1_,
                             std::span<const uint8_t>(ke2_serialized).first(192),

@@ -83,6 +83,7 @@ absl::StatusOr<SecretBytes> Finalize(std::span<const uint8_t> input,
       Sha512({len_input, input, len_element, n, AsBytes("Finalize")});
   SecretBytes result = SecretBytes::Copy(out);
   sodium_memzero(out.data(), out.size());
+  sodium_memzero(n.data(), n.size());  // the unblinded password element
   return result;
 }
 

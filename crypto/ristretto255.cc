@@ -72,6 +72,7 @@ absl::StatusOr<SecretBytes> ExpandMessageXmdSha512(std::span<const uint8_t> msg,
   }
   sodium_memzero(b0, sizeof b0);
   sodium_memzero(bi, sizeof bi);
+  sodium_memzero(&st, sizeof st);  // it absorbed the message (a password)
   return out;
 }
 

@@ -124,8 +124,13 @@ absl::StatusOr<TokenVerifier::Verified> TokenVerifier::VerifyUncached(
   auto header = DecodeJsonPart(parts[0], "header");
   if (!header.ok()) return header.status();
   // Only EdDSA: never let the token choose a weaker algorithm ("none").
-  if (header->value("alg", "") != "EdDSA") {
+  const json& alg = (*header)["alg"];
+  if (!alg.is_string() || alg.get<std::string>() != "EdDSA") {
     return Unauthenticated("must be signed with alg EdDSA");
+  }
+  // Extensions we don't implement must not be silently ignored (RFC 7515).
+  if (header->contains("crit")) {
+    return Unauthenticated("uses critical header extensions");
   }
   if (!(*header)["kid"].is_string()) {
     return Unauthenticated("header has no kid");

@@ -62,6 +62,9 @@ const Option kOptions[] = {
      "failed recoveries before a key is destroyed (1-16)"},
     {"policy", "login_ttl_s", "login-ttl-s", &VaultConfig::login_ttl_s,
      "seconds a started login may take to finish (1-60)"},
+    {"policy", "min_ksf_memory_kib", "min-ksf-memory-kib",
+     &VaultConfig::min_ksf_memory_kib,
+     "smallest Argon2id memory (KiB) a registration may use"},
     {"auth", "audience", "audience", &VaultConfig::audience,
      "expected `aud` of account tokens"},
     {"auth", "issuer", "issuer", &VaultConfig::issuer,
@@ -222,6 +225,10 @@ absl::Status VaultConfig::Validate() const {
   }
   if (login_ttl_s < 1 || login_ttl_s > 60) {
     return absl::InvalidArgumentError("login_ttl_s must be in [1, 60]");
+  }
+  if (min_ksf_memory_kib < 8 || min_ksf_memory_kib > (4 << 20)) {
+    return absl::InvalidArgumentError(
+        "min_ksf_memory_kib must be in [8, 4194304]");
   }
   if (hsm_sessions < 1 || hsm_sessions > 256) {
     return absl::InvalidArgumentError("hsm sessions must be in [1, 256]");

@@ -35,6 +35,7 @@ struct VaultConfig {
   // [policy]
   int64_t attempt_limit = 10;
   int64_t login_ttl_s = 60;
+  int64_t min_ksf_memory_kib = 8192;
   // [auth]
   std::string audience = "bkv-vault";
   std::string issuer;  // empty: any iss

@@ -93,6 +93,12 @@ class TimedRecordStore final : public storage::RecordStore {
     m_.ObserveStorage("delete", s);
     return r;
   }
+  absl::Status Shred(std::string_view account_id) override {
+    double s;
+    auto r = Timed([&] { return inner_.Shred(account_id); }, &s);
+    m_.ObserveStorage("shred", s);
+    return r;
+  }
   absl::Status SyncBarrier() override {
     double s;
     auto r = Timed([&] { return inner_.SyncBarrier(); }, &s);

@@ -14,7 +14,8 @@
 //   +---------------------------------------------------------------------+
 // Associated data: "bkv-vault/login-ticket/v1" || 0x00 || account id.
 // flags bit 0: fake (an unknown account's login; it can never finish).
-// purpose: 1 = registration, 2 = recovery.
+// purpose: 1 = registration, 2 = recovery, 3 = registration start (its
+// server state is all zeros).
 //
 // Single use is enforced by the record (policy: open logins), not here.
 
@@ -28,7 +29,11 @@
 
 namespace bkv::server {
 
-enum class TicketPurpose : uint8_t { kRegister = 1, kRecover = 2 };
+enum class TicketPurpose : uint8_t {
+  kRegister = 1,       // RegisterFinish -> RegisterCommit
+  kRecover = 2,        // RecoverStart -> RecoverFinish
+  kRegisterStart = 3,  // RegisterStart -> RegisterFinish (no server state)
+};
 
 struct LoginTicket {
   TicketPurpose purpose = TicketPurpose::kRecover;

@@ -4,6 +4,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -129,8 +130,10 @@ absl::Status EnsureDevIssuer(const VaultConfig& c) {
   if (::access(c.DevIssuerKeyPath().c_str(), F_OK) == 0)
     return absl::OkStatus();
   Ed25519KeyPair kp = GenerateEd25519KeyPair();
-  BKV_RETURN_IF_ERROR(WriteSecretFile(
-      c.DevIssuerKeyPath(), HexEncode(kp.secret_key.Reveal()) + "\n"));
+  std::string secret_hex = HexEncode(kp.secret_key.Reveal()) + "\n";
+  absl::Status written = WriteSecretFile(c.DevIssuerKeyPath(), secret_hex);
+  OPENSSL_cleanse(secret_hex.data(), secret_hex.size());
+  BKV_RETURN_IF_ERROR(written);
   BKV_RETURN_IF_ERROR(WriteSecretFile(
       c.DevIssuerKeysPath(),
       absl::StrCat("# development issuer: bkv-vault token mint\ndev ",
@@ -269,6 +272,8 @@ int RunServeCommand(std::span<const std::string> args) {
   Vault::Options vault_options;
   vault_options.limits = {static_cast<uint32_t>(c.attempt_limit),
                           c.login_ttl_s * 1000};
+  vault_options.min_ksf_memory_kib =
+      static_cast<uint32_t>(c.min_ksf_memory_kib);
   Vault vault(vault_options, opaque_server, timed_store, sealer, **audit,
               metrics);
   RateLimiter account_limits({c.account_burst, c.account_per_second});
@@ -371,8 +376,11 @@ int RunTokenCommand(std::span<const std::string> args) {
               << " (start `bkv-vault serve` once to create the dev issuer)\n";
     return 1;
   }
-  std::string trimmed(absl::StripAsciiWhitespace(*hex));
-  auto key = HexDecode(trimmed);
+  const absl::string_view stripped = absl::StripAsciiWhitespace(*hex);
+  SecretBytes trimmed =
+      SecretBytes::Copy(std::string_view(stripped.data(), stripped.size()));
+  OPENSSL_cleanse(hex->data(), hex->size());
+  auto key = HexDecode(trimmed.RevealAsString());
   if (!key.ok() || key->size() != 64) {
     std::cerr << "bkv-vault token mint: " << key_file
               << " must hold a 64-byte Ed25519 secret key in hex\n";
@@ -380,7 +388,7 @@ int RunTokenCommand(std::span<const std::string> args) {
   }
   auto token = MintToken(SecretBytes::Copy(*key), kid, sub, audience, issuer,
                          absl::Now(), absl::Seconds(ttl_s));
-  std::fill(key->begin(), key->end(), 0);
+  OPENSSL_cleanse(key->data(), key->size());
   if (!token.ok()) {
     std::cerr << "bkv-vault token mint: " << token.status().message() << "\n";
     return 1;

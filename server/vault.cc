@@ -19,10 +19,6 @@ using vault::v1::ErrorDetail;
 
 constexpr int kMaxCasRetries = 64;
 
-std::span<const uint8_t> AccountBytes(absl::string_view account) {
-  return {reinterpret_cast<const uint8_t*>(account.data()), account.size()};
-}
-
 storage::v1::KsfParams ToProto(const Argon2idParams& p) {
   storage::v1::KsfParams k;
   k.set_iterations(p.iterations);
@@ -90,6 +86,10 @@ absl::StatusOr<std::optional<UserRecord>> Vault::Load(
   return std::optional<UserRecord>(*std::move(r));
 }
 
+absl::Status Vault::Shred(absl::string_view account) {
+  return store_.Shred(std::string_view(account.data(), account.size()));
+}
+
 absl::Status Vault::Audit(absl::string_view event, absl::string_view account,
                           absl::string_view outcome,
                           int64_t attempts_remaining) {
@@ -126,7 +126,17 @@ static auto Mutate(storage::RecordStore& store, absl::string_view account,
       "too much contention on this account; retry shortly");
 }
 
-absl::StatusOr<std::vector<uint8_t>> Vault::RegisterStart(
+std::vector<uint8_t> Vault::CredentialId(absl::string_view account,
+                                         uint64_t registration_id) {
+  std::vector<uint8_t> id(account.begin(), account.end());
+  id.push_back(0);
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    id.push_back(static_cast<uint8_t>(registration_id >> shift));
+  }
+  return id;
+}
+
+absl::StatusOr<Vault::RegistrationStep> Vault::RegisterStart(
     absl::string_view account, std::span<const uint8_t> request) {
   auto req = opaque::RegistrationRequest::Parse(request);
   if (!req.ok()) return FieldError("registration_request", req.status());
@@ -134,25 +144,49 @@ absl::StatusOr<std::vector<uint8_t>> Vault::RegisterStart(
   if (current && current->state() == storage::v1::RECORD_STATE_LOCKED) {
     return Locked();
   }
-  BKV_ASSIGN_OR_RETURN(
-      opaque::RegistrationResponse response,
-      opaque_.CreateRegistrationResponse(*req, AccountBytes(account)));
+  const uint64_t registration_id = RandomId();
+  BKV_ASSIGN_OR_RETURN(opaque::RegistrationResponse response,
+                       opaque_.CreateRegistrationResponse(
+                           *req, CredentialId(account, registration_id)));
+  LoginTicket ticket{TicketPurpose::kRegisterStart,
+                     false,
+                     registration_id,
+                     0,
+                     options_.now_ms() + options_.limits.login_ttl_ms,
+                     SecretBytes(opaque::kServerLoginStateSize)};
+  BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> sealed,
+                       SealTicket(ticket_sealer_, account, ticket));
   auto bytes = response.Serialize();
-  return std::vector<uint8_t>(bytes.begin(), bytes.end());
+  return RegistrationStep{{bytes.begin(), bytes.end()}, std::move(sealed)};
 }
 
 absl::StatusOr<Vault::LoginStep> Vault::RegisterFinish(
     absl::string_view account, std::span<const uint8_t> record_bytes,
-    const Argon2idParams& ksf, std::span<const uint8_t> ke1_bytes) {
+    const Argon2idParams& ksf, std::span<const uint8_t> ke1_bytes,
+    std::span<const uint8_t> registration_state) {
   auto record = opaque::RegistrationRecord::Parse(record_bytes);
   if (!record.ok()) return FieldError("registration_record", record.status());
   if (auto s = ksf.Validate(); !s.ok()) return FieldError("ksf", s);
+  if (ksf.memory_kib < options_.min_ksf_memory_kib) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ksf: Argon2id memory must be at least ",
+                     options_.min_ksf_memory_kib, " KiB on this vault"));
+  }
   auto ke1 = opaque::KE1::Parse(ke1_bytes);
   if (!ke1.ok()) return FieldError("ke1", ke1.status());
-
-  const std::string serialized_record(record_bytes.begin(), record_bytes.end());
-  const uint64_t registration_id = RandomId();
   const int64_t now = options_.now_ms();
+  auto start =
+      OpenTicket(ticket_sealer_, account, TicketPurpose::kRegisterStart,
+                 registration_state, now);
+  if (absl::IsDeadlineExceeded(start.status())) {
+    return WithDetail(start.status(), ErrorDetail::REASON_STATE_EXPIRED);
+  }
+  if (!start.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("registration_state: ", start.status().message()));
+  }
+  const uint64_t registration_id = start->registration_id;
+  const std::string serialized_record(record_bytes.begin(), record_bytes.end());
   BKV_ASSIGN_OR_RETURN(
       policy::RegisterDecision d,
       Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
@@ -163,7 +197,8 @@ absl::StatusOr<Vault::LoginStep> Vault::RegisterFinish(
 
   BKV_ASSIGN_OR_RETURN(
       opaque::ServerLoginStart login,
-      opaque_.GenerateKE2(*record, AccountBytes(account), *ke1));
+      opaque_.GenerateKE2(*record, CredentialId(account, registration_id),
+                          *ke1));
   LoginTicket ticket{
       TicketPurpose::kRegister,       false, registration_id, 0, d.expires_ms,
       std::move(login.state).Export()};
@@ -249,7 +284,7 @@ absl::StatusOr<Vault::RecoverStep> Vault::RecoverStart(
       BKV_RETURN_IF_ERROR(store_.SyncBarrier());
       BKV_ASSIGN_OR_RETURN(
           opaque::ServerLoginStart fake,
-          opaque_.GenerateFakeKE2(AccountBytes(account), *ke1));
+          opaque_.GenerateFakeKE2(CredentialId(account, 0), *ke1));
       LoginTicket ticket{
           TicketPurpose::kRecover,       true, 0, 0, d.expires_ms,
           std::move(fake.state).Export()};
@@ -265,6 +300,7 @@ absl::StatusOr<Vault::RecoverStep> Vault::RecoverStart(
     }
     case policy::StartOutcome::kLocked:
       if (d.next) {
+        BKV_RETURN_IF_ERROR(Shred(account));
         metrics_.CountLockout();
         BKV_RETURN_IF_ERROR(Audit("lockout", account, "locked", 0));
       }
@@ -283,7 +319,8 @@ absl::StatusOr<Vault::RecoverStep> Vault::RecoverStart(
                        StoredOpaqueRecord(d.next->opaque_record()));
   BKV_ASSIGN_OR_RETURN(
       opaque::ServerLoginStart login,
-      opaque_.GenerateKE2(record, AccountBytes(account), *ke1));
+      opaque_.GenerateKE2(record, CredentialId(account, d.registration_id),
+                          *ke1));
   LoginTicket ticket{TicketPurpose::kRecover,
                      false,
                      d.registration_id,
@@ -313,6 +350,7 @@ absl::StatusOr<std::vector<uint8_t>> Vault::RecoverFinish(
   }
   if (!ticket.ok()) return ticket.status();
   if (ticket->fake) {
+    BKV_RETURN_IF_ERROR(store_.SyncBarrier());  // as long as a real finish
     BKV_RETURN_IF_ERROR(Audit("recover_finish", account, "unknown_account",
                               options_.limits.attempt_limit - 1));
     return InvalidLogin(options_.limits.attempt_limit - 1);
@@ -351,6 +389,7 @@ absl::StatusOr<std::vector<uint8_t>> Vault::RecoverFinish(
       return InvalidLogin(d.attempts_remaining);
     case policy::FinishOutcome::kLocked:
       if (d.next) {
+        BKV_RETURN_IF_ERROR(Shred(account));
         metrics_.CountAttempt("invalid_login");
         metrics_.CountLockout();
         BKV_RETURN_IF_ERROR(Audit("lockout", account, "locked", 0));
@@ -379,6 +418,7 @@ absl::StatusOr<policy::StatusView> Vault::GetStatus(absl::string_view account) {
         return Decision{std::move(v), std::move(next)};
       }));
   if (d.next) {
+    BKV_RETURN_IF_ERROR(Shred(account));
     metrics_.CountLockout();
     BKV_RETURN_IF_ERROR(Audit("lockout", account, "locked", 0));
   }

@@ -31,10 +31,20 @@ namespace bkv::server {
 // returned. Thread-safe; per-account races resolve by compare-and-swap.
 class Vault {
  public:
+  // The OPAQUE credential identifier of one registration of an account:
+  //   account id || 0x00 || registration id (u64, big endian)
+  // Registration id 0 is never assigned; unknown accounts' fake answers use
+  // it. Per-user OPRF keys derive from this (RFC 9807 §6.3.2.2), so no call
+  // that spends no attempt evaluates the OPRF key of an active record.
+  static std::vector<uint8_t> CredentialId(absl::string_view account,
+                                           uint64_t registration_id);
+
   struct Options {
     policy::Limits limits;
     // What an unknown account's RecoverStart advertises.
     Argon2idParams default_ksf;
+    // Registrations with less Argon2id memory are refused.
+    uint32_t min_ksf_memory_kib = 8192;
     std::function<int64_t()> now_ms;  // defaults to the system clock
   };
 
@@ -43,17 +53,23 @@ class Vault {
         storage::RecordStore& store, const Sealer& ticket_sealer,
         AuditLog& audit, Metrics& metrics);
 
-  absl::StatusOr<std::vector<uint8_t>> RegisterStart(
+  // Each registration gets its own OPRF key (see CredentialId), so
+  // registering is never an oracle for the key that guards the active one.
+  struct RegistrationStep {
+    std::vector<uint8_t> response;
+    std::vector<uint8_t> registration_state;
+  };
+  absl::StatusOr<RegistrationStep> RegisterStart(
       absl::string_view account, std::span<const uint8_t> request);
 
   struct LoginStep {
     std::vector<uint8_t> ke2;
     std::vector<uint8_t> login_state;
   };
-  absl::StatusOr<LoginStep> RegisterFinish(absl::string_view account,
-                                           std::span<const uint8_t> record,
-                                           const Argon2idParams& ksf,
-                                           std::span<const uint8_t> ke1);
+  absl::StatusOr<LoginStep> RegisterFinish(
+      absl::string_view account, std::span<const uint8_t> record,
+      const Argon2idParams& ksf, std::span<const uint8_t> ke1,
+      std::span<const uint8_t> registration_state);
   // Returns the attempt limit of the new registration.
   absl::StatusOr<uint32_t> RegisterCommit(absl::string_view account,
                                           std::span<const uint8_t> ke3,
@@ -78,6 +94,8 @@ class Vault {
  private:
   absl::StatusOr<std::optional<storage::v1::UserRecord>> Load(
       absl::string_view account);
+  // The lock just erased the wrapped key: erase its older copies on disk.
+  absl::Status Shred(absl::string_view account);
   absl::Status Audit(absl::string_view event, absl::string_view account,
                      absl::string_view outcome, int64_t attempts_remaining);
 

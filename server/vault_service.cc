@@ -123,7 +123,8 @@ grpc::Status VaultService::RegisterStart(
     auto out =
         vault_.RegisterStart(account, Bytes(req->registration_request()));
     if (!out.ok()) return out.status();
-    resp->set_registration_response(ToString(*out));
+    resp->set_registration_response(ToString(out->response));
+    resp->set_registration_state(ToString(out->registration_state));
     return absl::OkStatus();
   });
 }
@@ -135,7 +136,8 @@ grpc::Status VaultService::RegisterFinish(
     Argon2idParams ksf{req->ksf().iterations(), req->ksf().memory_kib(),
                        req->ksf().parallelism()};
     auto out = vault_.RegisterFinish(account, Bytes(req->registration_record()),
-                                     ksf, Bytes(req->ke1()));
+                                     ksf, Bytes(req->ke1()),
+                                     Bytes(req->registration_state()));
     if (!out.ok()) return out.status();
     resp->set_ke2(ToString(out->ke2));
     resp->set_login_state(ToString(out->login_state));

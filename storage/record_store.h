@@ -58,6 +58,13 @@ class RecordStore {
   virtual absl::Status Delete(std::string_view account_id,
                               uint64_t expected_version) = 0;
 
+  // Drops every superseded copy of the account's record from the store's
+  // files (write-ahead log, tables), so a value overwritten or deleted is
+  // gone from disk now rather than at some later compaction. The vault calls
+  // it when a record locks (its wrapped key was just erased); Delete does it
+  // itself. Copies in backups of the data directory are out of its reach.
+  virtual absl::Status Shred(std::string_view account_id) = 0;
+
   // A synced write that changes no record, costing what a counted attempt
   // costs. The vault calls it on the unknown-account path so that path takes
   // as long as a real attempt (no timing oracle for account existence).

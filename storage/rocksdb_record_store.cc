@@ -309,10 +309,14 @@ absl::Status RocksDbRecordStore::Delete(std::string_view account_id,
   batch.Put(WatermarkDbKey(key),
             EncodeWatermark({Watermark::State::kDeleted, state.version}));
   BKV_RETURN_IF_ERROR(impl_->Write(batch, /*sync=*/true));
-  // Shred: compact the record's key range down to the last level so its
-  // sealed bytes leave the memtable, the WAL's live set and every table
-  // file now, not at some later compaction.
-  const std::string begin = RecordDbKey(key);
+  return Shred(account_id);
+}
+
+absl::Status RocksDbRecordStore::Shred(std::string_view account_id) {
+  // Compact the record's key range down to the last level: the memtable is
+  // flushed (its WAL becomes obsolete and is deleted) and every table file
+  // holding an older version is rewritten without it.
+  const std::string begin = RecordDbKey(DeriveAccountKey(account_id));
   std::string end = begin;
   end.push_back('\0');
   rocksdb::Slice b(begin), e(end);

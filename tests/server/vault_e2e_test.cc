@@ -441,11 +441,50 @@ TEST_F(VaultE2eTest, MetricsCountAttemptsAndShowTheFakePathDidRealWork) {
       std::string::npos);
   // The unknown account's answer cost a synced write and HSM work, like a
   // real attempt's: the timing class is the same by construction.
-  EXPECT_NE(m.find("bkv_storage_duration_seconds_count{op=\"sync_barrier\"} 1"),
+  // (one for its RecoverStart, one for its RecoverFinish)
+  EXPECT_NE(m.find("bkv_storage_duration_seconds_count{op=\"sync_barrier\"} 2"),
             std::string::npos);
   EXPECT_NE(m.find("bkv_hsm_duration_seconds_count{op=\"hmac\"}"),
             std::string::npos);
   EXPECT_EQ(HttpGet(port, "/other").find("200 OK"), std::string::npos);
+}
+
+// Registering must not evaluate the OPRF key that guards the active record:
+// otherwise a token holder could test guesses through RegisterStart without
+// spending attempts, against the masked envelope of one counted KE2.
+TEST_F(VaultE2eTest, RegistrationIsNoOracleForTheActiveOprfKey) {
+  StartVault();
+  const std::string acct = "olga";
+  ASSERT_TRUE(
+      client_->Register(vault_.Token(acct), acct, "pw", SecretBytes::Random(32))
+          .ok());
+  auto ke1 = client_->opaque().GenerateKE1(
+      SecretBytes::Copy(std::string_view("guess")));
+  auto ke1_bytes = ke1->ke1.Serialize();
+  const std::string blinded(ke1_bytes.begin(), ke1_bytes.begin() + 32);
+
+  auto register_eval = [&] {
+    vault::v1::RegisterStartRequest req;
+    req.set_registration_request(blinded);
+    vault::v1::RegisterStartResponse resp;
+    grpc::ClientContext ctx;
+    TestClient::Authorize(ctx, vault_.Token(acct));
+    EXPECT_TRUE(client_->stub().RegisterStart(&ctx, req, &resp).ok());
+    return resp.registration_response().substr(0, 32);
+  };
+  vault::v1::RecoverStartRequest req;
+  req.set_ke1(std::string(ke1_bytes.begin(), ke1_bytes.end()));
+  vault::v1::RecoverStartResponse resp;
+  {
+    grpc::ClientContext ctx;
+    TestClient::Authorize(ctx, vault_.Token(acct));
+    ASSERT_TRUE(client_->stub().RecoverStart(&ctx, req, &resp).ok());
+  }
+  const std::string recover_eval = resp.ke2().substr(0, 32);
+  const std::string a = register_eval(), b = register_eval();
+  EXPECT_NE(a, recover_eval);
+  EXPECT_NE(b, recover_eval);
+  EXPECT_NE(a, b);  // every registration has its own key
 }
 
 TEST_F(VaultE2eTest, UnwritableAuditLogFailsClosed) {

@@ -43,7 +43,7 @@ std::string Str(const std::array<uint8_t, N>& a) {
 
 }  // namespace
 
-Argon2idParams TestKsfParams() { return {1, 1024, 1}; }
+Argon2idParams TestKsfParams() { return {1, 8192, 1}; }
 
 VaultProcess::VaultProcess() {
   const char* tmp = std::getenv("TMPDIR");
@@ -195,6 +195,7 @@ TestClient::Result TestClient::Register(const std::string& token,
   req2.mutable_ksf()->set_memory_kib(TestKsfParams().memory_kib);
   req2.mutable_ksf()->set_parallelism(TestKsfParams().parallelism);
   req2.set_ke1(Str(ke1->ke1.Serialize()));
+  req2.set_registration_state(resp1.registration_state());
   vault::v1::RegisterFinishResponse resp2;
   {
     grpc::ClientContext ctx;

@@ -9,10 +9,10 @@
  *  - Strings are UTF-8 and NUL-terminated; returned strings are freed with
  *    bkv_string_free() (which wipes them first: key text is secret).
  *  - A handle may be used from one thread at a time; different handles are
- *    independent.
- *  - The vault calls (password registration and recovery) will be added as
- *    bkv_vault_* functions with their own handle; existing calls keep their
- *    signatures.
+ *    independent. bkv_vault is the exception: see below.
+ *  - Secret inputs (passwords) are byte buffers with a length, need no NUL
+ *    and are copied into wiped memory before the call does anything else;
+ *    the caller may wipe its buffer as soon as the call returns.
  */
 #ifndef BKV_BKV_H_
 #define BKV_BKV_H_
@@ -33,7 +33,14 @@ typedef enum bkv_status {
   BKV_UNAVAILABLE = 5,      /* store unreachable or I/O error; retry later */
   BKV_ALREADY_EXISTS = 6,   /* restore target exists */
   BKV_UNSUPPORTED = 7,      /* newer format or feature not built in */
-  BKV_INTERNAL = 8
+  BKV_INTERNAL = 8,
+  /* Vault calls (bkv_vault_*); see bkv_vault_error for the numbers. */
+  BKV_VAULT_INVALID_PASSWORD = 9, /* wrong password: one attempt spent */
+  BKV_VAULT_LOCKED = 10,          /* no attempts left: the key is destroyed */
+  BKV_VAULT_NOT_REGISTERED = 11,  /* no key is stored for this account */
+  BKV_VAULT_RATE_LIMITED = 12,    /* too many calls: wait retry_after_ms */
+  BKV_VAULT_UNAUTHENTICATED = 13  /* account token refused or expired: get a
+                                     new one, then bkv_vault_set_token */
 } bkv_status;
 
 typedef struct bkv_key bkv_key;
@@ -90,6 +97,106 @@ bkv_status bkv_restore(bkv_store* store, const bkv_key* key,
  * (empty when there are none); free with bkv_string_free. */
 bkv_status bkv_list(bkv_store* store, const bkv_key* key, char** out_ids,
                     char** err);
+
+/* Vault: the backup key stored behind a password (docs/protocol.md).
+ *
+ * The vault runs OPAQUE, so it never sees the password or the backup key,
+ * and counts wrong passwords: after the attempt limit the key is destroyed
+ * and every later recovery fails with BKV_VAULT_LOCKED. The account is the
+ * one named by the account token the app's messaging service issues.
+ *
+ * Every call that talks to the vault blocks for network round trips, and
+ * registration and recovery also run Argon2id (about a second on a phone
+ * with the defaults): call them from a worker thread, never the UI thread.
+ * Failures other than the BKV_VAULT_* codes:
+ *   BKV_INVALID_ARGUMENT  bad options or arguments (a bug or misconfiguration)
+ *   BKV_UNAVAILABLE       network or vault trouble, or a timeout: retry with
+ *                         backoff (an interrupted recovery may have spent an
+ *                         attempt: bkv_vault_status tells)
+ *   BKV_INTERNAL          anything else
+ *
+ * Unlike other handles, a bkv_vault may be used from several threads at once
+ * (including bkv_vault_set_token); bkv_vault_free must not race any call. */
+typedef struct bkv_vault bkv_vault;
+
+typedef struct bkv_vault_options {
+  const char* address;           /* "host:port" */
+  const char* server_public_key; /* the vault's OPAQUE public key, pinned: 64
+                                    hex digits (`bkv-vault hsm status`) */
+  const char* opaque_context;    /* NULL: "bkv OPAQUE v1" */
+  const char* account_token;     /* bearer token for the account; NULL: none
+                                    yet (calls fail BKV_VAULT_UNAUTHENTICATED
+                                    until bkv_vault_set_token) */
+  const char* tls_root_certs;    /* PEM roots to trust; "": TLS with the
+                                    default roots; NULL: plaintext, for
+                                    loopback and tests only */
+  uint32_t timeout_ms;           /* per RPC; 0: 30000 */
+  /* Argon2id for new registrations (recovery uses the record's own); each 0
+   * is its default (t=3, m=65536 KiB, p=4). Below t=2, m=19456, p=1 is
+   * refused. */
+  uint32_t argon2_iterations;
+  uint32_t argon2_memory_kib;
+  uint32_t argon2_parallelism;
+} bkv_vault_options;
+
+/* All zero/NULL: the caller then sets address, server_public_key,
+ * account_token and (for anything but loopback) tls_root_certs. */
+void bkv_vault_options_init(bkv_vault_options* options);
+
+/* What the vault said about a failure; zero when it said nothing. Optional
+ * (NULL) in every call that takes one. */
+typedef struct bkv_vault_error {
+  uint32_t attempts_remaining; /* BKV_VAULT_INVALID_PASSWORD */
+  uint32_t retry_after_ms;     /* BKV_VAULT_RATE_LIMITED */
+} bkv_vault_error;
+
+typedef enum bkv_vault_state {
+  BKV_VAULT_STATE_NONE = 0,   /* no key registered */
+  BKV_VAULT_STATE_ACTIVE = 1, /* a key is registered and recoverable */
+  BKV_VAULT_STATE_LOCKED = 2  /* attempts used up; the key is destroyed */
+} bkv_vault_state;
+
+/* Validates the options and copies every string; does not contact the
+ * vault (the first call connects). */
+bkv_status bkv_vault_open(const bkv_vault_options* options, bkv_vault** out,
+                          char** err);
+void bkv_vault_free(bkv_vault* vault);
+
+/* Replaces the account token for later calls (e.g. after
+ * BKV_VAULT_UNAUTHENTICATED). A call already running may use either. */
+bkv_status bkv_vault_set_token(bkv_vault* vault, const char* account_token,
+                               char** err);
+
+/* Stores `key` for `account` behind the `password_len` bytes of `password`,
+ * with the attempt counter at the vault's limit. Also how a password is
+ * changed: the new registration replaces the old one only once complete.
+ * A locked record refuses it (BKV_VAULT_LOCKED): bkv_vault_delete first. */
+bkv_status bkv_vault_register(bkv_vault* vault, const char* account,
+                              const char* password, size_t password_len,
+                              const bkv_key* key, bkv_vault_error* out_detail,
+                              char** err);
+
+/* Recovers the key for `account`; free *out_key with bkv_key_free. A wrong
+ * password spends one attempt (BKV_VAULT_INVALID_PASSWORD, with
+ * out_detail->attempts_remaining); the last one gives BKV_VAULT_LOCKED.
+ * BKV_VAULT_NOT_REGISTERED and BKV_VAULT_LOCKED spend none. *out_key is set
+ * only on BKV_OK. */
+bkv_status bkv_vault_recover(bkv_vault* vault, const char* account,
+                             const char* password, size_t password_len,
+                             bkv_key** out_key, bkv_vault_error* out_detail,
+                             char** err);
+
+/* The account's record; spends no attempt. attempts_remaining and
+ * attempt_limit are optional (NULL). */
+bkv_status bkv_vault_status(bkv_vault* vault, bkv_vault_state* out_state,
+                            uint32_t* out_attempts_remaining,
+                            uint32_t* out_attempt_limit,
+                            bkv_vault_error* out_detail, char** err);
+
+/* Deletes the account's record (and with it the key); BKV_OK when there was
+ * none. */
+bkv_status bkv_vault_delete(bkv_vault* vault, bkv_vault_error* out_detail,
+                            char** err);
 
 #ifdef __cplusplus
 }
