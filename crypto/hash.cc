@@ -12,7 +12,9 @@ namespace bkv {
 Sha512Digest Sha512(std::initializer_list<std::span<const uint8_t>> parts) {
   crypto_hash_sha512_state st;
   crypto_hash_sha512_init(&st);
-  for (auto p : parts) crypto_hash_sha512_update(&st, p.data(), p.size());
+  for (auto p : parts) {
+    if (!p.empty()) crypto_hash_sha512_update(&st, p.data(), p.size());
+  }
   Sha512Digest out;
   crypto_hash_sha512_final(&st, out.data());
   sodium_memzero(&st, sizeof st);  // it may have absorbed a password
@@ -22,8 +24,13 @@ Sha512Digest Sha512(std::initializer_list<std::span<const uint8_t>> parts) {
 SecretBytes HmacSha512(std::span<const uint8_t> key,
                        std::initializer_list<std::span<const uint8_t>> parts) {
   crypto_auth_hmacsha512_state st;
-  crypto_auth_hmacsha512_init(&st, key.data(), key.size());
-  for (auto p : parts) crypto_auth_hmacsha512_update(&st, p.data(), p.size());
+  // An empty span may have a null data(); libsodium's arguments are nonnull.
+  static constexpr uint8_t kNoKey = 0;
+  crypto_auth_hmacsha512_init(&st, key.empty() ? &kNoKey : key.data(),
+                              key.size());
+  for (auto p : parts) {
+    if (!p.empty()) crypto_auth_hmacsha512_update(&st, p.data(), p.size());
+  }
   SecretBytes out(kSha512Size);
   crypto_auth_hmacsha512_final(&st, out.RevealMutable().data());
   sodium_memzero(&st, sizeof st);

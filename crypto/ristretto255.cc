@@ -20,7 +20,7 @@ constexpr uint8_t kOrder[32] = {0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58,
                                 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10};
 
 void Sha512Update(crypto_hash_sha512_state& st, std::span<const uint8_t> b) {
-  crypto_hash_sha512_update(&st, b.data(), b.size());
+  if (!b.empty()) crypto_hash_sha512_update(&st, b.data(), b.size());
 }
 
 }  // namespace

@@ -1,0 +1,201 @@
+/* Exercises the vault calls of the C ABI from C against a real bkv-vault
+ * (started by c_abi_vault_runner.cc with --attempt-limit 3), which passes it
+ * in BKV_TEST_VAULT_ADDR, BKV_TEST_VAULT_KEY (hex), BKV_TEST_VAULT_TOKEN and
+ * BKV_TEST_VAULT_ACCOUNT. Exits non-zero on the first failed check's run. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bkv/bkv.h"
+
+static int failures = 0;
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      ++failures;                                                              \
+    }                                                                          \
+  } while (0)
+
+/* Checks that `err` holds a message containing `needle`, then frees it. */
+#define CHECK_ERR(err, needle)                                    \
+  do {                                                            \
+    CHECK((err) != NULL && strstr((err), (needle)) != NULL);      \
+    if ((err) != NULL) fprintf(stderr, "  (error: %s)\n", (err)); \
+    bkv_error_free(err);                                          \
+    (err) = NULL;                                                 \
+  } while (0)
+
+static const char* env(const char* name) {
+  const char* v = getenv(name);
+  if (v == NULL || v[0] == '\0') {
+    fprintf(stderr,
+            "c_abi_vault_test: %s is not set (run it through "
+            "c_abi_vault_runner)\n",
+            name);
+    exit(2);
+  }
+  return v;
+}
+
+static void fast_argon2(bkv_vault_options* o) {
+  o->argon2_iterations = 2;
+  o->argon2_memory_kib = 19456;
+  o->argon2_parallelism = 1;
+}
+
+int main(void) {
+  const char* addr = env("BKV_TEST_VAULT_ADDR");
+  const char* key_hex = env("BKV_TEST_VAULT_KEY");
+  const char* token = env("BKV_TEST_VAULT_TOKEN");
+  const char* account = env("BKV_TEST_VAULT_ACCOUNT");
+  char* err = NULL;
+  bkv_vault_error detail;
+  bkv_vault_state state;
+  uint32_t remaining = 99, limit = 99;
+
+  /* Bad options: refused before anything is contacted. */
+  bkv_vault_options opts;
+  bkv_vault_options_init(&opts);
+  CHECK(opts.address == NULL && opts.timeout_ms == 0);
+  opts.address = addr;
+  opts.server_public_key = "12zz";
+  opts.account_token = token;
+  fast_argon2(&opts);
+  bkv_vault* vault = NULL;
+  CHECK(bkv_vault_open(&opts, &vault, &err) == BKV_INVALID_ARGUMENT);
+  CHECK(vault == NULL);
+  CHECK_ERR(err, "64 hex digits");
+  opts.server_public_key = key_hex;
+  opts.address = NULL;
+  CHECK(bkv_vault_open(&opts, &vault, &err) == BKV_INVALID_ARGUMENT);
+  CHECK_ERR(err, "address");
+  opts.address = addr;
+  opts.argon2_memory_kib = 1024;
+  CHECK(bkv_vault_open(&opts, &vault, &err) == BKV_INVALID_ARGUMENT);
+  CHECK_ERR(err, "below the configured minimum");
+  CHECK(bkv_vault_open(NULL, &vault, NULL) == BKV_INVALID_ARGUMENT);
+  CHECK(vault == NULL);
+
+  /* Nothing listening: a transient failure, to retry later. */
+  fast_argon2(&opts);
+  opts.address = "127.0.0.1:1";
+  opts.timeout_ms = 5000;
+  CHECK(bkv_vault_open(&opts, &vault, &err) == BKV_OK);
+  CHECK(bkv_vault_status(vault, &state, NULL, NULL, &detail, &err) ==
+        BKV_UNAVAILABLE);
+  CHECK_ERR(err, "");
+  bkv_vault_free(vault);
+  vault = NULL;
+  opts.address = addr;
+
+  /* No token yet: the vault refuses; a token set later is used. */
+  opts.account_token = NULL;
+  opts.timeout_ms = 20000;
+  CHECK(bkv_vault_open(&opts, &vault, &err) == BKV_OK);
+  CHECK(vault != NULL);
+  CHECK(bkv_vault_status(vault, &state, NULL, NULL, NULL, &err) ==
+        BKV_VAULT_UNAUTHENTICATED);
+  CHECK_ERR(err, "");
+  CHECK(bkv_vault_set_token(vault, token, &err) == BKV_OK);
+  CHECK(bkv_vault_status(vault, &state, &remaining, &limit, &detail, &err) ==
+        BKV_OK);
+  CHECK(state == BKV_VAULT_STATE_NONE);
+
+  /* Nothing registered: recovery spends nothing and says so. */
+  bkv_key* got = NULL;
+  CHECK(bkv_vault_recover(vault, account, "pw", 2, &got, &detail, &err) ==
+        BKV_VAULT_NOT_REGISTERED);
+  CHECK(got == NULL);
+  CHECK_ERR(err, "no backup key");
+
+  /* Register; the password is `len` bytes, not NUL-terminated text. */
+  bkv_key* key = NULL;
+  CHECK(bkv_key_generate(&key, &err) == BKV_OK);
+  const char password[] = "correct horse XYZ";
+  const size_t password_len = 13; /* "correct horse" */
+  CHECK(bkv_vault_register(vault, account, password, password_len, key, &detail,
+                           &err) == BKV_OK);
+  CHECK(detail.attempts_remaining == 0 && detail.retry_after_ms == 0);
+  CHECK(bkv_vault_status(vault, &state, &remaining, &limit, NULL, &err) ==
+        BKV_OK);
+  CHECK(state == BKV_VAULT_STATE_ACTIVE);
+  CHECK(remaining == 3 && limit == 3);
+
+  /* The right password gives the same key back. */
+  const char same[13] = {'c', 'o', 'r', 'r', 'e', 'c', 't',
+                         ' ', 'h', 'o', 'r', 's', 'e'};
+  CHECK(bkv_vault_recover(vault, account, same, sizeof same, &got, &detail,
+                          &err) == BKV_OK);
+  CHECK(got != NULL);
+  char* want_text = NULL;
+  char* got_text = NULL;
+  CHECK(bkv_key_format(key, &want_text, &err) == BKV_OK);
+  if (got != NULL) CHECK(bkv_key_format(got, &got_text, &err) == BKV_OK);
+  CHECK(want_text != NULL && got_text != NULL &&
+        strcmp(want_text, got_text) == 0);
+  bkv_string_free(got_text);
+  bkv_key_free(got);
+  got = NULL;
+
+  /* Wrong passwords count down, then lock. The full buffer (with " XYZ") is
+   * a different password. */
+  CHECK(bkv_vault_recover(vault, account, password, strlen(password), &got,
+                          &detail, &err) == BKV_VAULT_INVALID_PASSWORD);
+  CHECK(detail.attempts_remaining == 2);
+  CHECK(got == NULL);
+  CHECK_ERR(err, "2 attempts remaining");
+  CHECK(bkv_vault_recover(vault, account, "wrong", 5, &got, &detail, &err) ==
+        BKV_VAULT_INVALID_PASSWORD);
+  CHECK(detail.attempts_remaining == 1);
+  CHECK_ERR(err, "1 attempts remaining");
+  CHECK(bkv_vault_recover(vault, account, "wrong", 5, &got, &detail, &err) ==
+        BKV_VAULT_LOCKED);
+  CHECK_ERR(err, "locked");
+  /* Locked for good: the right password no longer helps. */
+  CHECK(bkv_vault_recover(vault, account, same, sizeof same, &got, &detail,
+                          &err) == BKV_VAULT_LOCKED);
+  CHECK(got == NULL);
+  CHECK_ERR(err, "destroyed");
+  CHECK(bkv_vault_status(vault, &state, &remaining, &limit, NULL, &err) ==
+        BKV_OK);
+  CHECK(state == BKV_VAULT_STATE_LOCKED);
+  CHECK(remaining == 0 && limit == 3);
+  CHECK(bkv_vault_register(vault, account, same, sizeof same, key, NULL,
+                           &err) == BKV_VAULT_LOCKED);
+  CHECK_ERR(err, "Delete the record");
+
+  /* Delete (idempotent), then a fresh registration works again. */
+  CHECK(bkv_vault_delete(vault, &detail, &err) == BKV_OK);
+  CHECK(bkv_vault_status(vault, &state, NULL, NULL, NULL, &err) == BKV_OK);
+  CHECK(state == BKV_VAULT_STATE_NONE);
+  CHECK(bkv_vault_delete(vault, NULL, &err) == BKV_OK);
+  CHECK(bkv_vault_register(vault, account, same, sizeof same, key, NULL,
+                           &err) == BKV_OK);
+  CHECK(bkv_vault_delete(vault, NULL, &err) == BKV_OK);
+
+  /* A refused token is typed so the app knows to fetch a new one. */
+  CHECK(bkv_vault_set_token(vault, "not-a-token", &err) == BKV_OK);
+  CHECK(bkv_vault_delete(vault, &detail, &err) == BKV_VAULT_UNAUTHENTICATED);
+  CHECK_ERR(err, "");
+
+  /* NULL arguments are refused with a message, never a crash. */
+  CHECK(bkv_vault_recover(vault, account, NULL, 0, &got, NULL, &err) ==
+        BKV_INVALID_ARGUMENT);
+  CHECK_ERR(err, "must not be NULL");
+  CHECK(bkv_vault_status(NULL, &state, NULL, NULL, NULL, NULL) ==
+        BKV_INVALID_ARGUMENT);
+  CHECK(bkv_vault_set_token(vault, NULL, NULL) == BKV_INVALID_ARGUMENT);
+
+  CHECK(strcmp(bkv_status_name(BKV_VAULT_LOCKED), "VAULT_LOCKED") == 0);
+  CHECK(strcmp(bkv_status_name(BKV_VAULT_UNAUTHENTICATED),
+               "VAULT_UNAUTHENTICATED") == 0);
+  CHECK(err == NULL);
+
+  bkv_string_free(want_text);
+  bkv_key_free(key);
+  bkv_vault_free(vault);
+  bkv_vault_free(NULL);
+  if (failures == 0) printf("c_abi_vault_test: all checks passed\n");
+  return failures == 0 ? 0 : 1;
+}
