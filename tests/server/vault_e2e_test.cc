@@ -72,6 +72,43 @@ class VaultE2eTest : public ::testing::Test {
     ASSERT_EQ(vault_.Stop(), 0) << vault_.log();
     StartVault();
   }
+  // A recovery started and answered, its KE3 computed but not yet sent.
+  struct Captured {
+    std::string ke3;
+    std::string state;
+  };
+  Captured CaptureLogin(const std::string& account,
+                        const std::string& password) {
+    auto ke1 = client_->opaque().GenerateKE1(SecretBytes::Copy(password));
+    auto ke1_bytes = ke1->ke1.Serialize();
+    vault::v1::RecoverStartRequest req;
+    req.set_ke1(std::string(ke1_bytes.begin(), ke1_bytes.end()));
+    vault::v1::RecoverStartResponse resp;
+    grpc::ClientContext ctx;
+    TestClient::Authorize(ctx, vault_.Token(account));
+    if (!client_->stub().RecoverStart(&ctx, req, &resp).ok()) return {};
+    auto ke3 = client_->opaque().GenerateKE3(
+        std::move(ke1->state),
+        std::span<const uint8_t>(
+            reinterpret_cast<const uint8_t*>(resp.ke2().data()),
+            resp.ke2().size()));
+    if (!ke3.ok()) return {};
+    auto ke3_bytes = ke3->ke3.Serialize();
+    return {std::string(ke3_bytes.begin(), ke3_bytes.end()),
+            resp.login_state()};
+  }
+  std::pair<TestClient::Result, vault::v1::RecoverFinishResponse> Finish(
+      const std::string& account, const Captured& login) {
+    vault::v1::RecoverFinishRequest req;
+    req.set_ke3(login.ke3);
+    req.set_login_state(login.state);
+    grpc::ClientContext ctx;
+    TestClient::Authorize(ctx, vault_.Token(account));
+    vault::v1::RecoverFinishResponse resp;
+    auto s = client_->stub().RecoverFinish(&ctx, req, &resp);
+    return {TestClient::ResultOf(s, ctx), resp};
+  }
+
   GetStatusResponse Status(const std::string& account) {
     GetStatusResponse s;
     auto r = client_->Status(vault_.Token(account), &s);
@@ -230,56 +267,26 @@ TEST_F(VaultE2eTest, ReplayedAndForeignStatesAreRejected) {
   ASSERT_TRUE(
       client_->Register(vault_.Token(b), b, "pw", SecretBytes::Random(32))
           .ok());
+  Captured login = CaptureLogin(a, "pw");
+  ASSERT_FALSE(login.ke3.empty());
 
-  // One real login, captured.
-  auto ke1 =
-      client_->opaque().GenerateKE1(SecretBytes::Copy(std::string_view("pw")));
-  vault::v1::RecoverStartRequest req1;
-  auto ke1_bytes = ke1->ke1.Serialize();
-  req1.set_ke1(std::string(ke1_bytes.begin(), ke1_bytes.end()));
-  vault::v1::RecoverStartResponse resp1;
-  {
-    grpc::ClientContext ctx;
-    TestClient::Authorize(ctx, vault_.Token(a));
-    ASSERT_TRUE(client_->stub().RecoverStart(&ctx, req1, &resp1).ok());
-  }
-  auto ke3 = client_->opaque().GenerateKE3(
-      std::move(ke1->state),
-      std::span<const uint8_t>(
-          reinterpret_cast<const uint8_t*>(resp1.ke2().data()),
-          resp1.ke2().size()));
-  ASSERT_TRUE(ke3.ok());
-  auto ke3_bytes = ke3->ke3.Serialize();
-  vault::v1::RecoverFinishRequest fin;
-  fin.set_ke3(std::string(ke3_bytes.begin(), ke3_bytes.end()));
-  fin.set_login_state(resp1.login_state());
-
-  auto finish = [&](const std::string& account) {
-    grpc::ClientContext ctx;
-    TestClient::Authorize(ctx, vault_.Token(account));
-    vault::v1::RecoverFinishResponse resp;
-    auto s = client_->stub().RecoverFinish(&ctx, fin, &resp);
-    return std::make_pair(TestClient::ResultOf(s, ctx), resp);
-  };
   // Another account's token with a's state: refused, no key.
-  auto foreign = finish(b);
+  auto foreign = Finish(b, login);
   EXPECT_EQ(foreign.first.status.error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_TRUE(foreign.second.sealed_key().empty());
   // The real finish works once...
-  auto first = finish(a);
+  auto first = Finish(a, login);
   ASSERT_TRUE(first.first.ok()) << first.first.status.error_message();
   EXPECT_FALSE(first.second.sealed_key().empty());
   // ...and its replay gets nothing.
-  auto replay = finish(a);
+  auto replay = Finish(a, login);
   EXPECT_EQ(replay.first.status.error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_TRUE(replay.second.sealed_key().empty());
   // A tampered state doesn't open.
-  std::string bad = resp1.login_state();
-  bad[bad.size() / 2] ^= 1;
-  fin.set_login_state(bad);
-  EXPECT_EQ(finish(a).first.status.error_code(),
+  login.state[login.state.size() / 2] ^= 1;
+  EXPECT_EQ(Finish(a, login).first.status.error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
 }
 
@@ -289,34 +296,11 @@ TEST_F(VaultE2eTest, ExpiredStateIsRejected) {
   ASSERT_TRUE(
       client_->Register(vault_.Token(acct), acct, "pw", SecretBytes::Random(32))
           .ok());
-  auto ke1 =
-      client_->opaque().GenerateKE1(SecretBytes::Copy(std::string_view("pw")));
-  vault::v1::RecoverStartRequest req1;
-  auto ke1_bytes = ke1->ke1.Serialize();
-  req1.set_ke1(std::string(ke1_bytes.begin(), ke1_bytes.end()));
-  vault::v1::RecoverStartResponse resp1;
-  {
-    grpc::ClientContext ctx;
-    TestClient::Authorize(ctx, vault_.Token(acct));
-    ASSERT_TRUE(client_->stub().RecoverStart(&ctx, req1, &resp1).ok());
-  }
-  auto ke3 = client_->opaque().GenerateKE3(
-      std::move(ke1->state),
-      std::span<const uint8_t>(
-          reinterpret_cast<const uint8_t*>(resp1.ke2().data()),
-          resp1.ke2().size()));
-  ASSERT_TRUE(ke3.ok());
+  Captured login = CaptureLogin(acct, "pw");
+  ASSERT_FALSE(login.ke3.empty());
   std::this_thread::sleep_for(std::chrono::milliseconds(1200));
-  vault::v1::RecoverFinishRequest fin;
-  auto ke3_bytes = ke3->ke3.Serialize();
-  fin.set_ke3(std::string(ke3_bytes.begin(), ke3_bytes.end()));
-  fin.set_login_state(resp1.login_state());
-  grpc::ClientContext ctx;
-  TestClient::Authorize(ctx, vault_.Token(acct));
-  vault::v1::RecoverFinishResponse resp;
-  auto s = client_->stub().RecoverFinish(&ctx, fin, &resp);
-  auto r = TestClient::ResultOf(s, ctx);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  auto [r, resp] = Finish(acct, login);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   ASSERT_TRUE(r.detail.has_value());
   EXPECT_EQ(r.detail->reason(), ErrorDetail::REASON_STATE_EXPIRED);
   EXPECT_TRUE(resp.sealed_key().empty());
