@@ -2,18 +2,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "crypto/hex.h"
 
 namespace bkv {
-namespace {
-
-int Nibble(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
 
 BackupKey BackupKey::Generate(const RandomSource& random) {
   SecretBytes key = SecretBytes::Locked(kSize);
@@ -39,7 +30,7 @@ absl::StatusOr<BackupKey> BackupKey::Parse(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (c == ' ' || c == '-') continue;
-    const int v = Nibble(c);
+    const int v = HexDigitValue(c);
     if (v < 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "backup key: invalid character at position ", i + 1,

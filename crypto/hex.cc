@@ -4,14 +4,13 @@
 #include "absl/strings/str_cat.h"
 
 namespace bkv {
-namespace {
-int Nibble(char c) {
+
+int HexDigitValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
-}  // namespace
 
 std::string HexEncode(std::span<const uint8_t> bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
@@ -31,8 +30,8 @@ absl::StatusOr<std::vector<uint8_t>> HexDecode(std::string_view hex) {
   }
   std::vector<uint8_t> out(hex.size() / 2);
   for (size_t i = 0; i < out.size(); ++i) {
-    int hi = Nibble(hex[2 * i]);
-    int lo = Nibble(hex[2 * i + 1]);
+    int hi = HexDigitValue(hex[2 * i]);
+    int lo = HexDigitValue(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "non-hex character at position ", 2 * i + (hi < 0 ? 0 : 1)));

@@ -15,6 +15,9 @@ namespace bkv {
 // on secrets: the result is an ordinary string.
 std::string HexEncode(std::span<const uint8_t> bytes);
 
+// The value of one hex digit (either case), or -1.
+int HexDigitValue(char c);
+
 // Strict: even length, [0-9a-fA-F] only.
 absl::StatusOr<std::vector<uint8_t>> HexDecode(std::string_view hex);
 
