@@ -426,9 +426,9 @@ absl::Status Pkcs11Hsm::Session::Check(CK_RV rv, absl::string_view function) {
   return CheckRv(rv, function);
 }
 
-absl::StatusOr<std::vector<uint8_t>> Pkcs11Hsm::Session::EncryptAesGcm(
-    CK_OBJECT_HANDLE key, std::span<const uint8_t> iv,
-    std::span<const uint8_t> aad, std::span<const uint8_t> plaintext) {
+// CKM_AES_GCM parameters with a 128-bit tag; the spans must outlive the call.
+static CK_GCM_PARAMS GcmParams(std::span<const uint8_t> iv,
+                               std::span<const uint8_t> aad) {
   CK_GCM_PARAMS params{};
   params.pIv = const_cast<CK_BYTE_PTR>(iv.data());
   params.ulIvLen = iv.size();
@@ -436,6 +436,13 @@ absl::StatusOr<std::vector<uint8_t>> Pkcs11Hsm::Session::EncryptAesGcm(
   params.pAAD = In(aad);
   params.ulAADLen = aad.size();
   params.ulTagBits = 128;
+  return params;
+}
+
+absl::StatusOr<std::vector<uint8_t>> Pkcs11Hsm::Session::EncryptAesGcm(
+    CK_OBJECT_HANDLE key, std::span<const uint8_t> iv,
+    std::span<const uint8_t> aad, std::span<const uint8_t> plaintext) {
+  CK_GCM_PARAMS params = GcmParams(iv, aad);
   CK_MECHANISM mech{CKM_AES_GCM, &params, sizeof(params)};
   CK_FUNCTION_LIST* fn = hsm_->module_->fn();
   BKV_RETURN_IF_ERROR(
@@ -461,13 +468,7 @@ absl::StatusOr<std::vector<uint8_t>> Pkcs11Hsm::Session::DecryptAesGcm(
     return absl::DataLossError(
         "authentication failed: ciphertext shorter than the GCM tag");
   }
-  CK_GCM_PARAMS params{};
-  params.pIv = const_cast<CK_BYTE_PTR>(iv.data());
-  params.ulIvLen = iv.size();
-  params.ulIvBits = iv.size() * 8;
-  params.pAAD = In(aad);
-  params.ulAADLen = aad.size();
-  params.ulTagBits = 128;
+  CK_GCM_PARAMS params = GcmParams(iv, aad);
   CK_MECHANISM mech{CKM_AES_GCM, &params, sizeof(params)};
   CK_FUNCTION_LIST* fn = hsm_->module_->fn();
   BKV_RETURN_IF_ERROR(
