@@ -12,6 +12,11 @@ case "$flavour" in
                  -DBKV_BUILD_BENCH=OFF -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14) ;;
   *) echo "build.sh: unknown flavour '$flavour' (release|asan|fuzz)" >&2; exit 2 ;;
 esac
+# ccache, when installed, makes rebuilds and other checkouts' builds cheap.
+if command -v ccache >/dev/null; then
+  args+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(dirname "$PWD")}
+fi
 dir=build/$flavour
 if [[ ! -f $dir/CMakeCache.txt ]]; then
   cmake -S . -B "$dir" "${args[@]}" >/dev/null
