@@ -9,7 +9,8 @@
 
 namespace bkv {
 
-// The 256-bit backup key a user writes down (ARCHITECTURE.md, "64-digit key").
+// The 256-bit backup key a user writes down: the design brief's "64-digit
+// key" (docs/architecture.md).
 //
 // Text form: 64 lower-case hex digits in 16 groups of 4 separated by spaces,
 //   "1a2b 3c4d 5e6f ... 9f0e"

@@ -110,7 +110,10 @@ absl::StatusOr<Element> DeserializeElement(std::span<const uint8_t> bytes,
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": the identity element is not allowed"));
   }
-  if (crypto_core_ristretto255_is_valid_point(bytes.data()) != 1) {
+  // libsodium 1.0.18 ignores the top bit of the last byte; RFC 9496 §4.3.1
+  // rejects it (s >= 2^255 > p is not canonical).
+  if ((bytes[kElementSize - 1] & 0x80) != 0 ||
+      crypto_core_ristretto255_is_valid_point(bytes.data()) != 1) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": not a canonical ristretto255 encoding"));
   }
