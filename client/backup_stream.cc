@@ -405,7 +405,8 @@ absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
                                           const std::string& name,
                                           const BackupKey& key,
                                           const std::string& target,
-                                          const StreamOptions& options) {
+                                          const StreamOptions& options,
+                                          const std::string& expected_id) {
   std::error_code ec;
   std::filesystem::path tpath = std::filesystem::absolute(target, ec);
   if (ec || target.empty() || !tpath.has_filename()) {
@@ -462,6 +463,7 @@ absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
   });
   stages.Run([&]() -> absl::Status {
     BackupDecryptor dec(key);
+    if (!expected_id.empty()) dec.ExpectBackupId(expected_id);
     // Verified plaintext is batched into ~1 MiB blocks.
     Block batch;
     auto flush = [&]() -> absl::Status {
