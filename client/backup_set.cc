@@ -1,8 +1,10 @@
 #include "client/backup_set.h"
 
 #include <algorithm>
+#include <chrono>
 #include <ctime>
 #include <map>
+#include <optional>
 #include <set>
 #include <tuple>
 
@@ -26,26 +28,58 @@ absl::StatusOr<AesGcmSealer> ManifestSealer(const BackupKey& key) {
       HkdfExpand(prk.Reveal(), AsBytes("bkv manifest v1 key"), 32));
 }
 
-std::string ObjectName(int64_t now, const std::string& id) {
-  std::time_t t = static_cast<std::time_t>(now);
+// backup-<YYYYMMDDTHHMMSS.mmmZ>-<16 hex>.bkv: milliseconds, so that a list
+// rebuilt from the names keeps the order of backups made within a second.
+std::string ObjectName(int64_t now_ms, const std::string& id) {
+  std::time_t t = static_cast<std::time_t>(now_ms / 1000);
   std::tm tm;
   gmtime_r(&t, &tm);
   char stamp[32];
-  std::strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-  return absl::StrCat("backup-", stamp, "-", id.substr(0, 16), ".bkv");
+  std::strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
+  return absl::StrCat("backup-", stamp, ".",
+                      absl::Dec(now_ms % 1000, absl::kZeroPad3), "Z-",
+                      id.substr(0, 16), ".bkv");
 }
 
-// backup-YYYYMMDDTHHMMSSZ-<16 hex>.bkv
-constexpr size_t kObjectNameSize = 7 + 16 + 1 + 16 + 4;
+// A backup object's name, parsed. Names written before milliseconds were
+// added (backup-YYYYMMDDTHHMMSSZ-...) still parse. Only the rebuilt list's
+// order depends on the time; the store can change it.
+struct ObjectNameParts {
+  int64_t created_ms = 0;
+  std::string_view id_prefix;
+};
 
-// The time in a backup object's name (0 if it does not parse). Only the
-// rebuilt list's order depends on it; the store can change it.
-int64_t CreatedFromName(std::string_view name) {
+std::optional<ObjectNameParts> ParseObjectName(std::string_view name) {
+  constexpr std::string_view kPrefix = "backup-", kSuffix = ".bkv";
+  if (!name.starts_with(kPrefix) || !name.ends_with(kSuffix)) {
+    return std::nullopt;
+  }
+  name.remove_prefix(kPrefix.size());
+  name.remove_suffix(kSuffix.size());
+  const size_t dash = name.find('-');
+  if (dash == std::string_view::npos || name.size() - dash - 1 != 16) {
+    return std::nullopt;
+  }
+  ObjectNameParts parts;
+  parts.id_prefix = name.substr(dash + 1);
+  if (!std::all_of(parts.id_prefix.begin(), parts.id_prefix.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+      })) {
+    return std::nullopt;
+  }
+  const std::string stamp(name.substr(0, dash));
   std::tm tm{};
-  const std::string stamp(name.substr(7, 16));
-  const char* end = strptime(stamp.c_str(), "%Y%m%dT%H%M%SZ", &tm);
-  if (end == nullptr || *end != '\0') return 0;
-  return static_cast<int64_t>(timegm(&tm));
+  const char* end = strptime(stamp.c_str(), "%Y%m%dT%H%M%S", &tm);
+  if (end == nullptr) return std::nullopt;
+  int ms = 0;
+  const std::string_view rest(end);
+  if (rest.size() == 5 && rest[0] == '.' && rest[4] == 'Z' &&
+      absl::SimpleAtoi(std::string(rest.substr(1, 3)), &ms)) {
+  } else if (rest != "Z") {
+    return std::nullopt;
+  }
+  parts.created_ms = static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
+  return parts;
 }
 
 // Errors that are a verdict on an object's bytes (or its absence), as
@@ -54,10 +88,6 @@ bool IsVerdict(const absl::Status& s) {
   return absl::IsDataLoss(s) || absl::IsPermissionDenied(s) ||
          absl::IsInvalidArgument(s) || absl::IsUnimplemented(s) ||
          absl::IsNotFound(s);
-}
-
-std::string_view IdPrefixOfName(std::string_view name) {
-  return name.substr(7 + 16 + 1, 16);
 }
 
 // Authenticates object `name` under `key`: its header (and every chunk with
@@ -136,15 +166,7 @@ absl::StatusOr<std::vector<BackupRecord>> DecodeManifest(
 }
 
 bool IsBackupObjectName(std::string_view name) {
-  if (name.size() != kObjectNameSize || !name.starts_with("backup-") ||
-      !name.ends_with(".bkv") || name[7 + 16] != '-') {
-    return false;
-  }
-  return std::all_of(IdPrefixOfName(name).begin(), IdPrefixOfName(name).end(),
-                     [](char c) {
-                       return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-                     }) &&
-         CreatedFromName(name) != 0;
+  return ParseObjectName(name).has_value();
 }
 
 BackupSet::BackupSet(BlobStore& store, const BackupKey& key)
@@ -176,19 +198,21 @@ absl::StatusOr<BackupSet::ObjectScan> BackupSet::ScanObjects() {
       continue;
     }
     const std::string id = h->BackupIdHex();
-    if (!std::string_view(id).starts_with(IdPrefixOfName(o.name))) {
+    const ObjectNameParts parts = *ParseObjectName(o.name);
+    if (!std::string_view(id).starts_with(parts.id_prefix)) {
       scan.skipped.push_back(absl::StrCat(
           "object ", o.name, " holds backup ", id,
           ", not the one its name gives: swapped by the store"));
       continue;
     }
-    scan.records.push_back({id, o.name, CreatedFromName(o.name), h->content(),
-                            0, o.size});
+    scan.records.push_back({id, o.name, parts.created_ms / 1000,
+                            h->content(), 0, o.size});
   }
   std::sort(scan.records.begin(), scan.records.end(),
             [](const BackupRecord& a, const BackupRecord& b) {
-              return std::tie(a.created_unix, a.object) <
-                     std::tie(b.created_unix, b.object);
+              const int64_t ta = ParseObjectName(a.object)->created_ms;
+              const int64_t tb = ParseObjectName(b.object)->created_ms;
+              return std::tie(ta, a.object) < std::tie(tb, b.object);
             });
   return scan;
 }
@@ -355,8 +379,12 @@ absl::StatusOr<BackupRecord> BackupSet::Backup(const std::string& path,
                        BackupEncryptor::Create(key_, params));
   BackupRecord r;
   r.id = enc.header().BackupIdHex();
-  r.created_unix = std::time(nullptr);
-  r.object = ObjectName(r.created_unix, r.id);
+  const int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  r.created_unix = now_ms / 1000;
+  r.object = ObjectName(now_ms, r.id);
   r.content = content;
   BKV_ASSIGN_OR_RETURN(
       StreamStats stats,

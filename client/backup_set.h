@@ -123,7 +123,8 @@ class BackupSet {
   BackupKey key_;
 };
 
-// True for names of the form backup-<YYYYMMDDTHHMMSSZ>-<16 hex>.bkv.
+// True for backup object names: backup-<YYYYMMDDTHHMMSS.mmmZ>-<16 hex>.bkv
+// (or the older backup-<YYYYMMDDTHHMMSSZ>-<16 hex>.bkv).
 bool IsBackupObjectName(std::string_view name);
 
 // The manifest codec, exposed for tests and fuzzing.
