@@ -543,7 +543,13 @@ absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
     BKV_RETURN_IF_ERROR(stages.error());
     if (!verified) return Cancelled();
     BKV_RETURN_IF_ERROR(RenameNoReplace(tmp, tpath.string()));
-    return SyncDir(tpath.parent_path().string());
+    if (absl::Status d = SyncDir(tpath.parent_path().string()); !d.ok()) {
+      return absl::Status(
+          d.code(), absl::StrCat("restored to ", tpath.string(),
+                                 " (complete and verified), but it may not "
+                                 "survive a crash: ", d.message()));
+    }
+    return absl::OkStatus();
   }();
   if (!s.ok()) {
     stages.Fail(s);
