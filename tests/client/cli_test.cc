@@ -50,6 +50,8 @@ TEST_F(CliTest, HelpDocumentsExitCodes) {
   EXPECT_THAT(r.out, HasSubstr("exit codes"));
   EXPECT_THAT(r.out, HasSubstr("3 wrong key"));
   EXPECT_THAT(r.out, HasSubstr("7 restore target already exists"));
+  EXPECT_THAT(r.out, HasSubstr("bkv check --from URL"));
+  EXPECT_THAT(r.out, HasSubstr("bkv repair --from URL"));
 }
 
 TEST_F(CliTest, KeyNewPrintsOrWritesMode0600) {
