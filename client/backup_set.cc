@@ -200,13 +200,13 @@ absl::StatusOr<BackupSet::ObjectScan> BackupSet::ScanObjects() {
     const std::string id = h->BackupIdHex();
     const ObjectNameParts parts = *ParseObjectName(o.name);
     if (!std::string_view(id).starts_with(parts.id_prefix)) {
-      scan.skipped.push_back(absl::StrCat(
-          "object ", o.name, " holds backup ", id,
-          ", not the one its name gives: swapped by the store"));
+      scan.skipped.push_back(
+          absl::StrCat("object ", o.name, " holds backup ", id,
+                       ", not the one its name gives: swapped by the store"));
       continue;
     }
-    scan.records.push_back({id, o.name, parts.created_ms / 1000,
-                            h->content(), 0, o.size});
+    scan.records.push_back(
+        {id, o.name, parts.created_ms / 1000, h->content(), 0, o.size});
   }
   std::sort(scan.records.begin(), scan.records.end(),
             [](const BackupRecord& a, const BackupRecord& b) {
@@ -228,7 +228,8 @@ absl::Status BackupSet::ExplainUnreadableManifest() {
       "the backup list 'latest' in ", store_.url(),
       " is damaged (it does not open, while ", scan.records.size(),
       " backup objects there open with this key); run `bkv repair --from ",
-      store_.url(), "` to rebuild it from the backup objects (`bkv restore "
+      store_.url(),
+      "` to rebuild it from the backup objects (`bkv restore "
       "--backup ID` works meanwhile)"));
 }
 
@@ -238,14 +239,32 @@ absl::StatusOr<std::vector<BackupRecord>> BackupSet::List() {
   if (absl::IsDataLoss(records.status())) return ExplainUnreadableManifest();
   if (!absl::IsNotFound(records.status())) return records.status();
   BKV_ASSIGN_OR_RETURN(std::vector<BlobInfo> objects, store_.List());
-  const size_t n =
-      std::count_if(objects.begin(), objects.end(),
-                    [](const BlobInfo& o) { return IsBackupObjectName(o.name); });
+  const size_t n = std::count_if(
+      objects.begin(), objects.end(),
+      [](const BlobInfo& o) { return IsBackupObjectName(o.name); });
   if (n == 0) return std::vector<BackupRecord>{};
   return absl::DataLossError(absl::StrCat(
       "the backup list 'latest' is missing from ", store_.url(), ", but ", n,
       " backup objects are there: they are not lost; run `bkv repair --from ",
       store_.url(), "` to rebuild the list from them"));
+}
+
+absl::Status BackupSet::CheckListed(const std::vector<BackupRecord>& listed,
+                                    bool read_data, CheckReport& rep) {
+  for (const BackupRecord& r : listed) {
+    auto h = VerifyObject(store_, key_, r.object, r.id, read_data);
+    if (!h.ok() && !IsVerdict(h.status())) return h.status();
+    if (h.ok()) {
+      ++rep.verified;
+    } else if (absl::IsNotFound(h.status())) {
+      rep.problems.push_back(
+          absl::StrCat("backup ", r.id, ": object ", r.object, " is missing"));
+    } else {
+      rep.problems.push_back(
+          absl::StrCat("backup ", r.id, ": ", h.status().message()));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<CheckReport> BackupSet::Check(bool read_data) {
@@ -263,21 +282,9 @@ absl::StatusOr<CheckReport> BackupSet::Check(bool read_data) {
     return m.status();
   }
   rep.listed = listed.size();
+  BKV_RETURN_IF_ERROR(CheckListed(listed, read_data, rep));
   std::set<std::string> in_list;
-  for (const BackupRecord& r : listed) {
-    in_list.insert(r.object);
-    auto h = VerifyObject(store_, key_, r.object, r.id, read_data);
-    if (!h.ok() && !IsVerdict(h.status())) return h.status();
-    if (h.ok()) {
-      ++rep.verified;
-    } else if (absl::IsNotFound(h.status())) {
-      rep.problems.push_back(absl::StrCat("backup ", r.id, ": object ",
-                                          r.object, " is missing"));
-    } else {
-      rep.problems.push_back(absl::StrCat("backup ", r.id, ": ",
-                                          h.status().message()));
-    }
-  }
+  for (const BackupRecord& r : listed) in_list.insert(r.object);
   size_t authentic = 0, wrong_key = 0;
   for (const BlobInfo& o : objects) {
     if (!IsBackupObjectName(o.name)) continue;
@@ -292,9 +299,9 @@ absl::StatusOr<CheckReport> BackupSet::Check(bool read_data) {
     }
     ++authentic;
     if (rep.list == CheckReport::ListState::kOk) {
-      rep.problems.push_back(absl::StrCat(
-          "object ", o.name, " (backup ", h->BackupIdHex(),
-          ") is not in the list: `bkv repair` adds it"));
+      rep.problems.push_back(
+          absl::StrCat("object ", o.name, " (backup ", h->BackupIdHex(),
+                       ") is not in the list: `bkv repair` adds it"));
     }
   }
   if (rep.list == CheckReport::ListState::kMissing && rep.objects == 0) {
@@ -350,8 +357,7 @@ absl::StatusOr<RepairReport> BackupSet::Repair() {
   rep.dropped = old.size() - kept.size();
   rep.skipped = std::move(scan.skipped);
   rep.records = std::move(scan.records);
-  rep.rewritten =
-      !m.ok() || EncodeManifest(*m) != EncodeManifest(rep.records);
+  rep.rewritten = !m.ok() || EncodeManifest(*m) != EncodeManifest(rep.records);
   if (rep.rewritten) BKV_RETURN_IF_ERROR(WriteManifest(rep.records));
   return rep;
 }

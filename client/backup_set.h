@@ -54,9 +54,9 @@ struct BackupOptions {
 struct CheckReport {
   enum class ListState { kOk, kMissing, kDamaged };
   ListState list = ListState::kOk;
-  size_t listed = 0;            // records in the list (when readable)
-  size_t objects = 0;           // backup objects in the store
-  size_t verified = 0;          // listed backups whose object checked out
+  size_t listed = 0;    // records in the list (when readable)
+  size_t objects = 0;   // backup objects in the store
+  size_t verified = 0;  // listed backups whose object checked out
   std::vector<std::string> problems;
   bool clean() const { return list == ListState::kOk && problems.empty(); }
 };
@@ -108,6 +108,9 @@ class BackupSet {
   // decode) without any diagnosis.
   absl::StatusOr<std::vector<BackupRecord>> ReadManifest();
   absl::Status ExplainUnreadableManifest();
+  // Verifies each listed object against its record; findings go to `rep`.
+  absl::Status CheckListed(const std::vector<BackupRecord>& listed,
+                           bool read_data, CheckReport& rep);
   // Reads the header of every backup object in the store.
   struct ObjectScan {
     std::vector<BackupRecord> records;  // authentic, oldest first

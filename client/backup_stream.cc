@@ -547,7 +547,8 @@ absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
       return absl::Status(
           d.code(), absl::StrCat("restored to ", tpath.string(),
                                  " (complete and verified), but it may not "
-                                 "survive a crash: ", d.message()));
+                                 "survive a crash: ",
+                                 d.message()));
     }
     return absl::OkStatus();
   }();

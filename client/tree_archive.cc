@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -18,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "client/posix_file.h"
+#include "crypto/status_macros.h"
 
 namespace bkv {
 namespace {
@@ -203,6 +203,81 @@ absl::Status WriteTreeArchive(const std::string& root, const ByteSink& sink,
   return absl::OkStatus();
 }
 
+namespace {
+
+// The root's attributes, from the entry "."; archives written before the
+// root entry existed get a usual directory mode.
+struct RootAttrs {
+  mode_t mode = 0755;
+  std::optional<struct timespec> mtime;
+};
+
+absl::Status TakeRoot(struct archive_entry* entry, RootAttrs& root) {
+  if (archive_entry_filetype(entry) != AE_IFDIR) {
+    return absl::InvalidArgumentError(
+        "archive root entry '.' is not a directory; refusing to restore");
+  }
+  root.mode = archive_entry_perm(entry) & 07777;
+  if (archive_entry_mtime_is_set(entry)) {
+    root.mtime = {archive_entry_mtime(entry), archive_entry_mtime_nsec(entry)};
+  }
+  return absl::OkStatus();
+}
+
+// Refuses unsafe entries and points the entry's names into `dir`.
+absl::Status PlaceEntry(struct archive_entry* entry, const std::string& dir,
+                        const std::string& shown) {
+  if (!SafeRelative(archive_entry_pathname(entry))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "archive entry '", shown,
+        "' is absolute or leaves the target with '..'; refusing to restore"));
+  }
+  const mode_t type = archive_entry_filetype(entry);
+  const char* link = archive_entry_hardlink(entry);
+  if (link != nullptr) {
+    if (!SafeRelative(link)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "archive entry '", shown, "' hard-links outside the target"));
+    }
+    archive_entry_set_hardlink(entry, absl::StrCat(dir, "/", link).c_str());
+  } else if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "archive entry '", shown, "' is a special file; refusing to restore"));
+  }
+  archive_entry_set_pathname(entry, absl::StrCat(dir, "/", shown).c_str());
+  return absl::OkStatus();
+}
+
+// Writes one entry. Every result of the disk writer must be ARCHIVE_OK: it
+// reports a failed write(2) (ENOSPC) as ARCHIVE_WARN and then zero-fills.
+absl::Status WriteEntry(struct archive* in, struct archive* disk,
+                        struct archive_entry* entry, const ReadContext& rctx,
+                        const std::string& shown) {
+  if (archive_write_header(disk, entry) != ARCHIVE_OK) {
+    return DiskError(disk, absl::StrCat("restore '", shown, "'"));
+  }
+  const void* block;
+  size_t size;
+  la_int64_t offset;
+  for (;;) {
+    const int r = archive_read_data_block(in, &block, &size, &offset);
+    if (r == ARCHIVE_EOF) break;
+    if (r < ARCHIVE_WARN) {
+      if (!rctx.status.ok()) return rctx.status;
+      return ArchiveError(in, absl::StrCat("read '", shown, "'"));
+    }
+    if (archive_write_data_block(disk, block, size, offset) != ARCHIVE_OK) {
+      return DiskError(disk, absl::StrCat("write '", shown, "'"));
+    }
+  }
+  if (archive_write_finish_entry(disk) != ARCHIVE_OK) {
+    return DiskError(disk, absl::StrCat("finish '", shown, "'"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status ExtractTreeArchive(ByteSource& source, const std::string& dir) {
   ArchivePtr in(archive_read_new(), archive_read_free);
   ArchivePtr disk(archive_write_disk_new(), archive_write_free);
@@ -213,10 +288,7 @@ absl::Status ExtractTreeArchive(ByteSource& source, const std::string& dir) {
                       ARCHIVE_EXTRACT_NO_OVERWRITE);
   ReadContext rctx;
   rctx.source = &source;
-  // Archives written before the root entry existed get a usual directory
-  // mode.
-  mode_t root_mode = 0755;
-  std::optional<struct timespec> root_mtime;
+  RootAttrs root;
   if (archive_read_open(in.get(), &rctx, nullptr, ReadCallback, nullptr) !=
       ARCHIVE_OK) {
     if (!rctx.status.ok()) return rctx.status;
@@ -224,7 +296,7 @@ absl::Status ExtractTreeArchive(ByteSource& source, const std::string& dir) {
   }
   for (;;) {
     struct archive_entry* entry = nullptr;
-    int r = archive_read_next_header(in.get(), &entry);
+    const int r = archive_read_next_header(in.get(), &entry);
     if (r == ARCHIVE_EOF) break;
     if (r < ARCHIVE_WARN) {
       if (!rctx.status.ok()) return rctx.status;
@@ -234,63 +306,16 @@ absl::Status ExtractTreeArchive(ByteSource& source, const std::string& dir) {
     const std::string shown = name ? name : "";
     if (shown == "." || shown == "./") {
       // The root: applied to `dir` only after everything is written.
-      if (archive_entry_filetype(entry) != AE_IFDIR) {
-        return absl::InvalidArgumentError(
-            "archive root entry '.' is not a directory; refusing to restore");
-      }
-      root_mode = archive_entry_perm(entry) & 07777;
-      if (archive_entry_mtime_is_set(entry)) {
-        root_mtime = {archive_entry_mtime(entry), archive_entry_mtime_nsec(entry)};
-      }
+      BKV_RETURN_IF_ERROR(TakeRoot(entry, root));
       continue;
     }
-    if (!SafeRelative(name)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "archive entry '", shown,
-          "' is absolute or leaves the target with '..'; refusing to restore"));
-    }
-    const mode_t type = archive_entry_filetype(entry);
-    const char* link = archive_entry_hardlink(entry);
-    if (link != nullptr) {
-      if (!SafeRelative(link)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "archive entry '", shown, "' hard-links outside the target"));
-      }
-      archive_entry_set_hardlink(entry, absl::StrCat(dir, "/", link).c_str());
-    } else if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("archive entry '", shown,
-                       "' is a special file; refusing to restore"));
-    }
-    archive_entry_set_pathname(entry, absl::StrCat(dir, "/", shown).c_str());
-    // Every result of the disk writer must be ARCHIVE_OK: it reports a
-    // failed write(2) (ENOSPC) as ARCHIVE_WARN and then zero-fills the file.
-    if (archive_write_header(disk.get(), entry) != ARCHIVE_OK) {
-      return DiskError(disk.get(), absl::StrCat("restore '", shown, "'"));
-    }
-    const void* block;
-    size_t size;
-    la_int64_t offset;
-    for (;;) {
-      r = archive_read_data_block(in.get(), &block, &size, &offset);
-      if (r == ARCHIVE_EOF) break;
-      if (r < ARCHIVE_WARN) {
-        if (!rctx.status.ok()) return rctx.status;
-        return ArchiveError(in.get(), absl::StrCat("read '", shown, "'"));
-      }
-      if (archive_write_data_block(disk.get(), block, size, offset) !=
-          ARCHIVE_OK) {
-        return DiskError(disk.get(), absl::StrCat("write '", shown, "'"));
-      }
-    }
-    if (archive_write_finish_entry(disk.get()) != ARCHIVE_OK) {
-      return DiskError(disk.get(), absl::StrCat("finish '", shown, "'"));
-    }
+    BKV_RETURN_IF_ERROR(PlaceEntry(entry, dir, shown));
+    BKV_RETURN_IF_ERROR(WriteEntry(in.get(), disk.get(), entry, rctx, shown));
   }
   if (archive_write_close(disk.get()) != ARCHIVE_OK) {
     return DiskError(disk.get(), "finish restore");
   }
-  return FinishRoot(dir, root_mode, root_mtime);
+  return FinishRoot(dir, root.mode, root.mtime);
 }
 
 }  // namespace bkv

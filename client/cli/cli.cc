@@ -579,15 +579,15 @@ absl::Status Check(Context& c) {
   BackupSet set(*store, key);
   BKV_ASSIGN_OR_RETURN(CheckReport r, set.Check(c.args.read_data));
   const std::string summary = absl::StrCat(
-      "backup list ", ListStateName(r.list), "; ", r.verified, " of ",
-      r.listed, " listed backups verified", c.args.read_data ? " (all data)"
-                                                             : " (headers)",
-      "; ", r.objects, " backup objects; ", r.problems.size(), " problems");
+      "backup list ", ListStateName(r.list), "; ", r.verified, " of ", r.listed,
+      " listed backups verified",
+      c.args.read_data ? " (all data)" : " (headers)", "; ", r.objects,
+      " backup objects; ", r.problems.size(), " problems");
   absl::Status result = absl::OkStatus();
   if (!r.clean()) {
-    result = absl::DataLossError(absl::StrCat(
-        store->url(), ": ", summary, "; run `bkv repair --from ", store->url(),
-        "` to rebuild the list from the objects"));
+    result = absl::DataLossError(
+        absl::StrCat(store->url(), ": ", summary, "; run `bkv repair --from ",
+                     store->url(), "` to rebuild the list from the objects"));
   }
   if (c.args.json) {
     std::string json = absl::StrCat(
@@ -619,11 +619,11 @@ absl::Status Repair(Context& c) {
   BackupSet set(*store, key);
   BKV_ASSIGN_OR_RETURN(RepairReport r, set.Repair());
   if (c.args.json) {
-    std::string json = absl::StrCat(
-        "{\"list_before\":\"", ListStateName(r.before),
-        "\",\"rewritten\":", r.rewritten ? "true" : "false",
-        ",\"backups\":", r.records.size(), ",\"added\":", r.added,
-        ",\"dropped\":", r.dropped, ",\"skipped\":[");
+    std::string json =
+        absl::StrCat("{\"list_before\":\"", ListStateName(r.before),
+                     "\",\"rewritten\":", r.rewritten ? "true" : "false",
+                     ",\"backups\":", r.records.size(), ",\"added\":", r.added,
+                     ",\"dropped\":", r.dropped, ",\"skipped\":[");
     for (size_t i = 0; i < r.skipped.size(); ++i) {
       absl::StrAppend(&json, i ? "," : "", JsonString(r.skipped[i]));
     }
@@ -637,8 +637,7 @@ absl::Status Repair(Context& c) {
     std::fprintf(c.out,
                  "backup list was %s; rebuilt it with %zu backups (%zu added, "
                  "%zu dropped)\n",
-                 ListStateName(r.before), r.records.size(), r.added,
-                 r.dropped);
+                 ListStateName(r.before), r.records.size(), r.added, r.dropped);
   } else {
     std::fprintf(c.out, "backup list is intact (%zu backups); nothing to do\n",
                  r.records.size());

@@ -422,14 +422,16 @@ TEST_F(BackupStreamTest, WrongKeyIsNotReportedAsDamage) {
   EXPECT_EQ(other.Check(false).status().code(),
             absl::StatusCode::kPermissionDenied);
   const auto before = ReadFile(dir_ / "store/latest");
-  EXPECT_EQ(other.Repair().status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(other.Repair().status().code(),
+            absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(ReadFile(dir_ / "store/latest"), before);
 }
 
 TEST(BackupObjectNameTest, CurrentAndOlderNames) {
-  EXPECT_TRUE(IsBackupObjectName(
-      "backup-20261202T073011.042Z-c97d710e9335d9ed.bkv"));
-  EXPECT_TRUE(IsBackupObjectName("backup-20261202T073011Z-c97d710e9335d9ed.bkv"));
+  EXPECT_TRUE(
+      IsBackupObjectName("backup-20261202T073011.042Z-c97d710e9335d9ed.bkv"));
+  EXPECT_TRUE(
+      IsBackupObjectName("backup-20261202T073011Z-c97d710e9335d9ed.bkv"));
   for (const char* bad :
        {"latest", "backup-20261202T073011Z-c97d710e9335d9e.bkv",
         "backup-20261202T073011Z-C97D710E9335D9ED.bkv",
