@@ -18,7 +18,7 @@
 namespace bkv {
 
 absl::StatusOr<std::unique_ptr<BlobStore>> FileBlobStore::Open(
-    const std::string& url) {
+    const std::string& url, bool create) {
   std::string dir = url.substr(std::strlen("file://"));
   if (dir.empty() || dir[0] != '/') {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -26,6 +26,11 @@ absl::StatusOr<std::unique_ptr<BlobStore>> FileBlobStore::Open(
   }
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   std::error_code ec;
+  if (!create && !std::filesystem::exists(dir, ec) && !ec) {
+    return absl::NotFoundError(absl::StrCat(
+        "store ", url, ": directory ", dir,
+        " does not exist (vanished, or a disk not mounted?); nothing to read"));
+  }
   std::filesystem::create_directories(dir, ec);
   if (ec || !std::filesystem::is_directory(dir, ec)) {
     return absl::UnavailableError(

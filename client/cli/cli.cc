@@ -438,10 +438,14 @@ absl::Status KeyNew(Context& c) {
   return absl::OkStatus();
 }
 
+// --to creates a file store; --from only reads one, so a vanished store
+// directory is "not found" instead of an empty store.
 absl::StatusOr<std::unique_ptr<BlobStore>> Store(const Args& a,
                                                  const std::string& flag) {
   BKV_ASSIGN_OR_RETURN(std::string url, Need(a, flag));
-  return OpenBlobStore(url);
+  BlobStoreOptions options;
+  options.create = flag == "--to";
+  return OpenBlobStore(url, options);
 }
 
 absl::Status Backup(Context& c) {

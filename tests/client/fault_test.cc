@@ -307,6 +307,22 @@ TEST_F(ClientFault, VanishedStoreAndServersDown) {
   EXPECT_EQ(r.code, kUnavailable) << r.err;
   EXPECT_THAT(r.err, HasSubstr("blocker/store"));
 
+  // A store directory that vanished (an unmounted disk) is reported, not
+  // recreated empty as "no backups".
+  const std::string gone = Store("gone");
+  ASSERT_EQ(Bkv("backup " + src + " --to " + gone + Key()).code, 0);
+  fs::remove_all(dir_ / "gone");
+  for (const std::string& cmd :
+       {"list --from " + gone,
+        "restore --from " + gone + " --to " + (dir_ / "r"),
+        "check --from " + gone, "repair --from " + gone}) {
+    ++tally.faults;
+    Result v = Bkv(cmd + Key());
+    EXPECT_EQ(v.code, 5) << cmd << ": " << v.err;
+    EXPECT_THAT(v.err, HasSubstr("does not exist"));
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "gone"));
+
   // A port that was free a moment ago: nothing listens on it.
   int s = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
