@@ -4,6 +4,7 @@
 #include <archive_entry.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -301,6 +302,62 @@ TEST_F(BackupStreamTest, ProgressReachesTotal) {
   Backup(dir_ / "in.bin", opts);
   EXPECT_EQ(last.load(), 1u << 20);
   EXPECT_EQ(total.load(), 1u << 20);
+}
+
+// Seals a crafted tree archive as object `name`.
+void PutTree(BlobStore& store, const BackupKey& key, const std::string& name,
+             const std::function<void(struct archive*)>& add) {
+  std::vector<uint8_t> tar(1 << 20);
+  size_t used = 0;
+  struct archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  archive_write_open_memory(a, tar.data(), tar.size(), &used);
+  add(a);
+  archive_write_close(a);
+  archive_write_free(a);
+  tar.resize(used);
+  BackupParams p;
+  p.content = BackupContent::kTree;
+  p.chunk_size = 4096;
+  auto sealed = EncryptBackup(key, p, tar);
+  ASSERT_TRUE(sealed.ok());
+  ASSERT_TRUE(PutBytes(store, name, *sealed).ok());
+}
+
+void AddRoot(struct archive* a, mode_t type, mode_t perm) {
+  struct archive_entry* e = archive_entry_new();
+  archive_entry_set_pathname(e, ".");
+  archive_entry_set_filetype(e, type);
+  archive_entry_set_perm(e, perm);
+  archive_write_header(a, e);
+  archive_entry_free(e);
+}
+
+// Issue 20.8: the root gets the archived mode ("." entry), 0755 for archives
+// written before the root entry existed, and a "." that is no directory is
+// refused.
+TEST_F(BackupStreamTest, RegressionRestoredRootModeFromTheRootEntry) {
+  struct stat st;
+  PutTree(*store_, key_, "rooted.bkv", [](struct archive* a) {
+    AddRoot(a, AE_IFDIR, 0750);
+    AddFile(a, "a.txt", "a");
+  });
+  ASSERT_TRUE(StreamRestore(*store_, "rooted.bkv", key_, dir_ / "out/r1").ok());
+  ASSERT_EQ(::stat((dir_ / "out/r1").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+  EXPECT_EQ(ReadFile(dir_ / "out/r1/a.txt"), std::vector<uint8_t>{'a'});
+
+  PutTree(*store_, key_, "old.bkv",
+          [](struct archive* a) { AddFile(a, "a.txt", "a"); });
+  ASSERT_TRUE(StreamRestore(*store_, "old.bkv", key_, dir_ / "out/r2").ok());
+  ASSERT_EQ(::stat((dir_ / "out/r2").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+
+  PutTree(*store_, key_, "badroot.bkv",
+          [](struct archive* a) { AddRoot(a, AE_IFREG, 0644); });
+  auto r = StreamRestore(*store_, "badroot.bkv", key_, dir_ / "out/r3");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(fs::exists(dir_ / "out/r3"));
 }
 
 // A store whose Get fails for backup objects, as an unreachable server.
