@@ -314,7 +314,7 @@ TEST_F(BackupFormatTest, GarbageInput) {
 // Issue 20.6: an object swapped for another backup under the same key must
 // not pass for the backup the list names: the id in its authenticated
 // header is checked before any plaintext.
-TEST_F(BackupFormatTest, RegressionExpectedIdRefusesAnotherBackup) {
+TEST_F(BackupFormatTest, ExpectedIdRefusesAnotherBackup) {
   auto a = Encrypt(Data(600, 1));
   auto b = Encrypt(Data(600, 2));
   auto header_b = BackupHeader::Parse(std::span(b).first(kHdr));
