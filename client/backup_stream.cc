@@ -405,7 +405,8 @@ absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
                                           const std::string& name,
                                           const BackupKey& key,
                                           const std::string& target,
-                                          const StreamOptions& options) {
+                                          const StreamOptions& options,
+                                          const std::string& expected_id) {
   std::error_code ec;
   std::filesystem::path tpath = std::filesystem::absolute(target, ec);
   if (ec || target.empty() || !tpath.has_filename()) {
@@ -462,6 +463,7 @@ absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
   });
   stages.Run([&]() -> absl::Status {
     BackupDecryptor dec(key);
+    if (!expected_id.empty()) dec.ExpectBackupId(expected_id);
     // Verified plaintext is batched into ~1 MiB blocks.
     Block batch;
     auto flush = [&]() -> absl::Status {
@@ -541,7 +543,14 @@ absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
     BKV_RETURN_IF_ERROR(stages.error());
     if (!verified) return Cancelled();
     BKV_RETURN_IF_ERROR(RenameNoReplace(tmp, tpath.string()));
-    return SyncDir(tpath.parent_path().string());
+    if (absl::Status d = SyncDir(tpath.parent_path().string()); !d.ok()) {
+      return absl::Status(
+          d.code(), absl::StrCat("restored to ", tpath.string(),
+                                 " (complete and verified), but it may not "
+                                 "survive a crash: ",
+                                 d.message()));
+    }
+    return absl::OkStatus();
   }();
   if (!s.ok()) {
     stages.Fail(s);

@@ -49,11 +49,15 @@ absl::StatusOr<StreamStats> StreamBackup(const std::string& path,
 // decrypting and decompressing/writing overlap on separate threads. Output
 // goes to a temporary name in the target's directory and is renamed into place
 // only after the final chunk authenticated; on any failure it is removed.
+// A non-empty `expected_id` (the id the backup list gives the object) must be
+// the id in the object's authenticated header, else DataLoss: the store
+// swapped or rolled back the object.
 absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
                                           const std::string& name,
                                           const BackupKey& key,
                                           const std::string& target,
-                                          const StreamOptions& options = {});
+                                          const StreamOptions& options = {},
+                                          const std::string& expected_id = "");
 
 // The content type a backup of `path` has: kTree for a directory.
 absl::StatusOr<BackupContent> ContentOf(const std::string& path);

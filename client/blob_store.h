@@ -68,6 +68,9 @@ struct BlobStoreOptions {
   long connect_timeout_s = 10;
   // Abort a transfer slower than 1 byte/s for this long.
   long low_speed_timeout_s = 60;
+  // file://: create the directory if missing. Readers pass false, so a
+  // vanished store is reported rather than recreated empty.
+  bool create = true;
 };
 
 // Opens a store by URL:

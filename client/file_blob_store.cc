@@ -18,7 +18,7 @@
 namespace bkv {
 
 absl::StatusOr<std::unique_ptr<BlobStore>> FileBlobStore::Open(
-    const std::string& url) {
+    const std::string& url, bool create) {
   std::string dir = url.substr(std::strlen("file://"));
   if (dir.empty() || dir[0] != '/') {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -26,8 +26,13 @@ absl::StatusOr<std::unique_ptr<BlobStore>> FileBlobStore::Open(
   }
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   std::error_code ec;
+  if (!create && !std::filesystem::exists(dir, ec) && !ec) {
+    return absl::NotFoundError(absl::StrCat(
+        "store ", url, ": directory ", dir,
+        " does not exist (vanished, or a disk not mounted?); nothing to read"));
+  }
   std::filesystem::create_directories(dir, ec);
-  if (ec || !std::filesystem::is_directory(dir)) {
+  if (ec || !std::filesystem::is_directory(dir, ec)) {
     return absl::UnavailableError(
         absl::StrCat("store ", url, ": cannot create directory ", dir, ": ",
                      ec ? ec.message() : std::string("not a directory")));
@@ -96,10 +101,18 @@ absl::Status FileBlobStore::Get(std::string_view name, const ByteSink& sink) {
 absl::StatusOr<std::vector<BlobInfo>> FileBlobStore::List() {
   std::vector<BlobInfo> out;
   std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir_, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.empty() || name[0] == '.' || !e.is_regular_file()) continue;
-    out.push_back({name, e.file_size()});
+  // The error_code forms throughout: an object renamed or deleted while
+  // listing (another backup finishing) must not throw.
+  for (auto it = std::filesystem::directory_iterator(dir_, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    std::error_code entry_ec;
+    if (name.empty() || name[0] == '.' || !it->is_regular_file(entry_ec)) {
+      continue;
+    }
+    const uint64_t size = it->file_size(entry_ec);
+    if (entry_ec) continue;  // gone since the directory was read
+    out.push_back({name, size});
   }
   if (ec) {
     return absl::UnavailableError(

@@ -8,14 +8,16 @@
 
 namespace bkv {
 
-// Objects as files in one local directory (created if missing). Put writes
+// Objects as files in one local directory (created if missing and `create`;
+// otherwise a missing directory is NotFound, so an unmounted disk is not
+// mistaken for an empty store). Put writes
 // ".tmp-<random>-<name>" with mode 0600, fsyncs it, renames it over <name>
 // and fsyncs the directory, so a crash leaves the old object or the new one.
 class FileBlobStore final : public BlobStore {
  public:
   // url: file:///absolute/path
   static absl::StatusOr<std::unique_ptr<BlobStore>> Open(
-      const std::string& url);
+      const std::string& url, bool create = true);
 
   absl::Status Put(std::string_view name, ByteSource& source) override;
   absl::Status Get(std::string_view name, const ByteSink& sink) override;

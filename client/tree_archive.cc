@@ -2,15 +2,22 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "client/posix_file.h"
+#include "crypto/status_macros.h"
 
 namespace bkv {
 namespace {
@@ -25,6 +32,32 @@ absl::Status ArchiveError(struct archive* a, const std::string& what) {
   return absl::InvalidArgumentError(
       absl::StrCat(what, ": ", msg ? msg : "libarchive error"));
 }
+
+// Errors of the disk writer: errno-carrying ones (ENOSPC, EIO, EROFS...)
+// map like every other I/O error, so a full disk is exit 6, not "bad input".
+absl::Status DiskError(struct archive* a, const std::string& what) {
+  const int err = archive_errno(a);
+  if (err > 0 && err != EINVAL && err != EILSEQ) {
+    const char* msg = archive_error_string(a);
+    return ErrnoStatus(err, absl::StrCat(what, " (", msg ? msg : "", ")"));
+  }
+  return ArchiveError(a, what);
+}
+
+// Marks a write archive failed unless disarmed, so its destructor does not
+// flush a last block into a sink that already failed.
+class FailUnlessDone {
+ public:
+  explicit FailUnlessDone(struct archive* a) : a_(a) {}
+  ~FailUnlessDone() {
+    if (!done_) archive_write_fail(a_);
+  }
+  void Done() { done_ = true; }
+
+ private:
+  struct archive* a_;
+  bool done_ = false;
+};
 
 struct WriteContext {
   const ByteSink* sink;
@@ -65,6 +98,30 @@ bool SafeRelative(const char* name) {
   return true;
 }
 
+// Makes the restored tree durable (libarchive never fsyncs; syncfs reports
+// any failed writeback on this filesystem), then gives the root its archived
+// mode and time: the temporary root stays private until then.
+absl::Status FinishRoot(const std::string& dir, mode_t mode,
+                        const std::optional<struct timespec>& mtime) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", dir));
+  absl::Status s;
+  if (::syncfs(fd) != 0) {
+    s = ErrnoStatus(errno, absl::StrCat("sync the restored files in ", dir));
+  } else if (::fchmod(fd, mode) != 0) {
+    s = ErrnoStatus(errno, absl::StrCat("chmod ", dir));
+  } else if (mtime) {
+    const struct timespec times[2] = {{0, UTIME_OMIT}, *mtime};
+    if (::futimens(fd, times) != 0) {
+      s = ErrnoStatus(errno, absl::StrCat("set the time of ", dir));
+    }
+  }
+  if (::close(fd) != 0 && s.ok()) {
+    s = ErrnoStatus(errno, absl::StrCat("close ", dir));
+  }
+  return s;
+}
+
 }  // namespace
 
 uint64_t TreeSize(const std::string& root) {
@@ -82,15 +139,18 @@ uint64_t TreeSize(const std::string& root) {
 
 absl::Status WriteTreeArchive(const std::string& root, const ByteSink& sink,
                               const std::function<void(uint64_t)>& on_bytes) {
+  // Declared before the archive: archive_write_free() may still call the
+  // write callback, so the context must outlive it.
+  WriteContext wctx{&sink, absl::OkStatus()};
   ArchivePtr disk(archive_read_disk_new(), archive_read_free);
   ArchivePtr out(archive_write_new(), archive_write_free);
+  FailUnlessDone fail_guard(out.get());
   archive_read_disk_set_symlink_physical(disk.get());
   archive_read_disk_set_standard_lookup(disk.get());
   archive_write_set_format_pax_restricted(out.get());
   archive_write_add_filter_none(out.get());
   archive_write_set_bytes_per_block(out.get(), 1 << 20);
   archive_write_set_bytes_in_last_block(out.get(), 1);
-  WriteContext wctx{&sink, absl::OkStatus()};
   if (archive_write_open(out.get(), &wctx, nullptr, WriteCallback, nullptr) !=
       ARCHIVE_OK) {
     return ArchiveError(out.get(), "start archive");
@@ -111,10 +171,14 @@ absl::Status WriteTreeArchive(const std::string& root, const ByteSink& sink,
     }
     archive_read_disk_descend(disk.get());
     std::string path = archive_entry_pathname(entry.get());
-    if (!absl::StartsWith(path, prefix)) continue;  // the root itself
     const mode_t type = archive_entry_filetype(entry.get());
     if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) continue;
-    archive_entry_set_pathname(entry.get(), path.substr(prefix.size()).c_str());
+    // The root is the entry ".": it carries the root's mode and time.
+    const std::string name =
+        absl::StartsWith(path, prefix) && path.size() > prefix.size()
+            ? path.substr(prefix.size())
+            : ".";
+    archive_entry_set_pathname(entry.get(), name.c_str());
     if (archive_write_header(out.get(), entry.get()) < ARCHIVE_WARN) {
       if (!wctx.status.ok()) return wctx.status;
       return ArchiveError(out.get(), absl::StrCat("archive ", path));
@@ -135,8 +199,84 @@ absl::Status WriteTreeArchive(const std::string& root, const ByteSink& sink,
     if (!wctx.status.ok()) return wctx.status;
     return ArchiveError(out.get(), "finish archive");
   }
+  fail_guard.Done();
   return absl::OkStatus();
 }
+
+namespace {
+
+// The root's attributes, from the entry "."; archives written before the
+// root entry existed get a usual directory mode.
+struct RootAttrs {
+  mode_t mode = 0755;
+  std::optional<struct timespec> mtime;
+};
+
+absl::Status TakeRoot(struct archive_entry* entry, RootAttrs& root) {
+  if (archive_entry_filetype(entry) != AE_IFDIR) {
+    return absl::InvalidArgumentError(
+        "archive root entry '.' is not a directory; refusing to restore");
+  }
+  root.mode = archive_entry_perm(entry) & 07777;
+  if (archive_entry_mtime_is_set(entry)) {
+    root.mtime = {archive_entry_mtime(entry), archive_entry_mtime_nsec(entry)};
+  }
+  return absl::OkStatus();
+}
+
+// Refuses unsafe entries and points the entry's names into `dir`.
+absl::Status PlaceEntry(struct archive_entry* entry, const std::string& dir,
+                        const std::string& shown) {
+  if (!SafeRelative(archive_entry_pathname(entry))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "archive entry '", shown,
+        "' is absolute or leaves the target with '..'; refusing to restore"));
+  }
+  const mode_t type = archive_entry_filetype(entry);
+  const char* link = archive_entry_hardlink(entry);
+  if (link != nullptr) {
+    if (!SafeRelative(link)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "archive entry '", shown, "' hard-links outside the target"));
+    }
+    archive_entry_set_hardlink(entry, absl::StrCat(dir, "/", link).c_str());
+  } else if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "archive entry '", shown, "' is a special file; refusing to restore"));
+  }
+  archive_entry_set_pathname(entry, absl::StrCat(dir, "/", shown).c_str());
+  return absl::OkStatus();
+}
+
+// Writes one entry. Every result of the disk writer must be ARCHIVE_OK: it
+// reports a failed write(2) (ENOSPC) as ARCHIVE_WARN and then zero-fills.
+absl::Status WriteEntry(struct archive* in, struct archive* disk,
+                        struct archive_entry* entry, const ReadContext& rctx,
+                        const std::string& shown) {
+  if (archive_write_header(disk, entry) != ARCHIVE_OK) {
+    return DiskError(disk, absl::StrCat("restore '", shown, "'"));
+  }
+  const void* block;
+  size_t size;
+  la_int64_t offset;
+  for (;;) {
+    const int r = archive_read_data_block(in, &block, &size, &offset);
+    if (r == ARCHIVE_EOF) break;
+    if (r < ARCHIVE_WARN) {
+      if (!rctx.status.ok()) return rctx.status;
+      return ArchiveError(in, absl::StrCat("read '", shown, "'"));
+    }
+    if (archive_write_data_block(disk, block, size, offset) != ARCHIVE_OK) {
+      return DiskError(disk, absl::StrCat("write '", shown, "'"));
+    }
+  }
+  if (archive_write_finish_entry(disk) != ARCHIVE_OK) {
+    return DiskError(disk, absl::StrCat("finish '", shown, "'"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::Status ExtractTreeArchive(ByteSource& source, const std::string& dir) {
   ArchivePtr in(archive_read_new(), archive_read_free);
@@ -148,6 +288,7 @@ absl::Status ExtractTreeArchive(ByteSource& source, const std::string& dir) {
                       ARCHIVE_EXTRACT_NO_OVERWRITE);
   ReadContext rctx;
   rctx.source = &source;
+  RootAttrs root;
   if (archive_read_open(in.get(), &rctx, nullptr, ReadCallback, nullptr) !=
       ARCHIVE_OK) {
     if (!rctx.status.ok()) return rctx.status;
@@ -155,7 +296,7 @@ absl::Status ExtractTreeArchive(ByteSource& source, const std::string& dir) {
   }
   for (;;) {
     struct archive_entry* entry = nullptr;
-    int r = archive_read_next_header(in.get(), &entry);
+    const int r = archive_read_next_header(in.get(), &entry);
     if (r == ARCHIVE_EOF) break;
     if (r < ARCHIVE_WARN) {
       if (!rctx.status.ok()) return rctx.status;
@@ -163,51 +304,18 @@ absl::Status ExtractTreeArchive(ByteSource& source, const std::string& dir) {
     }
     const char* name = archive_entry_pathname(entry);
     const std::string shown = name ? name : "";
-    if (!SafeRelative(name)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "archive entry '", shown,
-          "' is absolute or leaves the target with '..'; refusing to restore"));
+    if (shown == "." || shown == "./") {
+      // The root: applied to `dir` only after everything is written.
+      BKV_RETURN_IF_ERROR(TakeRoot(entry, root));
+      continue;
     }
-    const mode_t type = archive_entry_filetype(entry);
-    const char* link = archive_entry_hardlink(entry);
-    if (link != nullptr) {
-      if (!SafeRelative(link)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "archive entry '", shown, "' hard-links outside the target"));
-      }
-      archive_entry_set_hardlink(entry, absl::StrCat(dir, "/", link).c_str());
-    } else if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("archive entry '", shown,
-                       "' is a special file; refusing to restore"));
-    }
-    archive_entry_set_pathname(entry, absl::StrCat(dir, "/", shown).c_str());
-    if (archive_write_header(disk.get(), entry) < ARCHIVE_WARN) {
-      return ArchiveError(disk.get(), absl::StrCat("restore '", shown, "'"));
-    }
-    const void* block;
-    size_t size;
-    la_int64_t offset;
-    for (;;) {
-      r = archive_read_data_block(in.get(), &block, &size, &offset);
-      if (r == ARCHIVE_EOF) break;
-      if (r < ARCHIVE_WARN) {
-        if (!rctx.status.ok()) return rctx.status;
-        return ArchiveError(in.get(), absl::StrCat("read '", shown, "'"));
-      }
-      if (archive_write_data_block(disk.get(), block, size, offset) <
-          ARCHIVE_WARN) {
-        return ArchiveError(disk.get(), absl::StrCat("write '", shown, "'"));
-      }
-    }
-    if (archive_write_finish_entry(disk.get()) < ARCHIVE_WARN) {
-      return ArchiveError(disk.get(), absl::StrCat("finish '", shown, "'"));
-    }
+    BKV_RETURN_IF_ERROR(PlaceEntry(entry, dir, shown));
+    BKV_RETURN_IF_ERROR(WriteEntry(in.get(), disk.get(), entry, rctx, shown));
   }
   if (archive_write_close(disk.get()) != ARCHIVE_OK) {
-    return ArchiveError(disk.get(), "finish restore");
+    return DiskError(disk.get(), "finish restore");
   }
-  return absl::OkStatus();
+  return FinishRoot(dir, root.mode, root.mtime);
 }
 
 }  // namespace bkv

@@ -10,9 +10,10 @@
 namespace bkv {
 
 // Directory trees as a pax (POSIX.1-2001) archive stream, with libarchive.
-// Entry names are relative to the root ("a/b.txt"); the root itself is not an
-// entry. Symlinks are stored as links, never followed. Regular files,
-// directories and symlinks only; other types are skipped on write.
+// Entry names are relative to the root ("a/b.txt"); the root itself is the
+// first entry, ".", which carries its mode and time. Symlinks are stored as
+// links, never followed. Regular files, directories and symlinks only; other
+// types are skipped on write.
 
 // Writes the archive of `root` to `sink` as it walks; nothing is staged on
 // disk. `on_bytes` sees each file's bytes as they are read (for progress).
@@ -25,7 +26,9 @@ uint64_t TreeSize(const std::string& root);
 // Extracts an archive read from `source` into the existing, empty directory
 // `dir`. Refuses, with InvalidArgument naming the entry, absolute names, ".."
 // components, hard links outside the tree, special files and anything that
-// would be written through a symlink.
+// would be written through a symlink. Every write is checked (a full disk is
+// ResourceExhausted) and the files are synced; only then does `dir` get the
+// root's archived mode (0755 for archives without a root entry).
 absl::Status ExtractTreeArchive(ByteSource& source, const std::string& dir);
 
 }  // namespace bkv

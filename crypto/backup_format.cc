@@ -300,6 +300,13 @@ absl::Status BackupDecryptor::OnHeader() {
         "wrong backup key: the key does not match this backup's key "
         "commitment");
   }
+  // Only an authentic header's id means anything: checked after the key.
+  if (expected_id_ && h.BackupIdHex() != *expected_id_) {
+    return absl::DataLossError(absl::StrCat(
+        "this object holds backup ", h.BackupIdHex(), ", not backup ",
+        *expected_id_,
+        " that the list names: the store swapped or rolled back the object"));
+  }
   BKV_ASSIGN_OR_RETURN(cipher_, ChunkCipher::Create(keys, h.bytes()));
   header_ = h;
   sealed_size_ = SealedChunkSize(h.chunk_size());

@@ -156,6 +156,11 @@ class BackupDecryptor {
   BackupDecryptor(BackupDecryptor&&) noexcept;
   ~BackupDecryptor();
 
+  // Binds the stream to the id its list gives it (32 lower-case hex
+  // digits): a header with another id, authentic or not, fails with DataLoss
+  // before any plaintext. Call before the first Update().
+  void ExpectBackupId(std::string id_hex) { expected_id_ = std::move(id_hex); }
+
   absl::Status Update(std::span<const uint8_t> in, const Sink& sink);
   absl::Status Finish(const Sink& sink);
 
@@ -176,6 +181,7 @@ class BackupDecryptor {
   size_t sealed_size_ = 0;
   uint32_t index_ = 0;
   absl::Status error_;
+  std::optional<std::string> expected_id_;
   bool finished_ = false;
 };
 

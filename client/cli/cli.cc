@@ -38,6 +38,12 @@ usage:
                                       which must not exist
   bkv list --from URL [--key-file F]  backups in the set (with the key), or
                                       the store's objects (without)
+  bkv check --from URL --key-file F [--read-data]
+                                      verify the backup list against the
+                                      objects (every chunk with --read-data);
+                                      exit 4 when anything is wrong
+  bkv repair --from URL --key-file F  rebuild a damaged or missing backup
+                                      list from the backup objects
   bkv vault status|delete             the account's record in the vault
   bkv vault change-password           reads the old and the new password
                                       (two lines) from stdin
@@ -68,7 +74,7 @@ exit codes:
   1 other failure
   2 usage error
   3 wrong key (or the store refused its credentials)
-  4 backup corrupted or tampered with
+  4 backup or backup list corrupted or tampered with (see bkv repair)
   5 not found
   6 store unavailable or I/O error
   7 restore target already exists
@@ -125,6 +131,7 @@ struct Args {
   std::map<std::string, std::string> values;
   bool json = false;
   bool no_compress = false;
+  bool read_data = false;
 };
 
 // Flags that take a value. Secrets have no flag by design.
@@ -141,6 +148,8 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
       a.json = true;
     } else if (arg == "--no-compress") {
       a.no_compress = true;
+    } else if (arg == "--read-data") {
+      a.read_data = true;
     } else if (arg == "--key" || arg == "--password") {
       return Usage(
           arg +
@@ -429,10 +438,14 @@ absl::Status KeyNew(Context& c) {
   return absl::OkStatus();
 }
 
+// --to creates a file store; --from only reads one, so a vanished store
+// directory is "not found" instead of an empty store.
 absl::StatusOr<std::unique_ptr<BlobStore>> Store(const Args& a,
                                                  const std::string& flag) {
   BKV_ASSIGN_OR_RETURN(std::string url, Need(a, flag));
-  return OpenBlobStore(url);
+  BlobStoreOptions options;
+  options.create = flag == "--to";
+  return OpenBlobStore(url, options);
 }
 
 absl::Status Backup(Context& c) {
@@ -546,6 +559,96 @@ absl::Status List(Context& c) {
   return absl::OkStatus();
 }
 
+// A status whose details the command already printed as JSON.
+constexpr char kReportedPayload[] = "bkv.cli/reported";
+
+const char* ListStateName(CheckReport::ListState s) {
+  switch (s) {
+    case CheckReport::ListState::kOk:
+      return "ok";
+    case CheckReport::ListState::kMissing:
+      return "missing";
+    case CheckReport::ListState::kDamaged:
+      return "damaged";
+  }
+  return "?";
+}
+
+absl::Status Check(Context& c) {
+  if (c.args.positional.size() != 1) {
+    return Usage("bkv check --from URL --key-file F [--read-data]");
+  }
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BackupSet set(*store, key);
+  BKV_ASSIGN_OR_RETURN(CheckReport r, set.Check(c.args.read_data));
+  const std::string summary = absl::StrCat(
+      "backup list ", ListStateName(r.list), "; ", r.verified, " of ", r.listed,
+      " listed backups verified",
+      c.args.read_data ? " (all data)" : " (headers)", "; ", r.objects,
+      " backup objects; ", r.problems.size(), " problems");
+  absl::Status result = absl::OkStatus();
+  if (!r.clean()) {
+    result = absl::DataLossError(
+        absl::StrCat(store->url(), ": ", summary, "; run `bkv repair --from ",
+                     store->url(), "` to rebuild the list from the objects"));
+  }
+  if (c.args.json) {
+    std::string json = absl::StrCat(
+        "{\"list\":\"", ListStateName(r.list), "\",\"listed\":", r.listed,
+        ",\"verified\":", r.verified, ",\"objects\":", r.objects,
+        ",\"read_data\":", c.args.read_data ? "true" : "false",
+        ",\"problems\":[");
+    for (size_t i = 0; i < r.problems.size(); ++i) {
+      absl::StrAppend(&json, i ? "," : "", JsonString(r.problems[i]));
+    }
+    absl::StrAppend(&json, "],\"exit_code\":", ExitFor(result), "}");
+    std::fprintf(c.out, "%s\n", json.c_str());
+    result.SetPayload(kReportedPayload, absl::Cord("1"));
+  } else {
+    for (const std::string& p : r.problems) {
+      std::fprintf(c.out, "problem: %s\n", p.c_str());
+    }
+    std::fprintf(c.out, "%s\n", summary.c_str());
+  }
+  return result;
+}
+
+absl::Status Repair(Context& c) {
+  if (c.args.positional.size() != 1) {
+    return Usage("bkv repair --from URL --key-file F");
+  }
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BackupSet set(*store, key);
+  BKV_ASSIGN_OR_RETURN(RepairReport r, set.Repair());
+  if (c.args.json) {
+    std::string json =
+        absl::StrCat("{\"list_before\":\"", ListStateName(r.before),
+                     "\",\"rewritten\":", r.rewritten ? "true" : "false",
+                     ",\"backups\":", r.records.size(), ",\"added\":", r.added,
+                     ",\"dropped\":", r.dropped, ",\"skipped\":[");
+    for (size_t i = 0; i < r.skipped.size(); ++i) {
+      absl::StrAppend(&json, i ? "," : "", JsonString(r.skipped[i]));
+    }
+    std::fprintf(c.out, "%s]}\n", json.c_str());
+    return absl::OkStatus();
+  }
+  for (const std::string& s : r.skipped) {
+    std::fprintf(c.out, "left out: %s\n", s.c_str());
+  }
+  if (r.rewritten) {
+    std::fprintf(c.out,
+                 "backup list was %s; rebuilt it with %zu backups (%zu added, "
+                 "%zu dropped)\n",
+                 ListStateName(r.before), r.records.size(), r.added, r.dropped);
+  } else {
+    std::fprintf(c.out, "backup list is intact (%zu backups); nothing to do\n",
+                 r.records.size());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status VaultCommand(Context& c) {
   const auto& p = c.args.positional;
   if (p.size() != 2) return Usage("bkv vault status|delete|change-password");
@@ -597,6 +700,8 @@ absl::Status Dispatch(Context& c) {
   if (p[0] == "backup") return Backup(c);
   if (p[0] == "restore") return Restore(c);
   if (p[0] == "list") return List(c);
+  if (p[0] == "check") return Check(c);
+  if (p[0] == "repair") return Repair(c);
   if (p[0] == "vault") return VaultCommand(c);
   return Usage(absl::StrCat("unknown command '", p[0], "'; see bkv --help"));
 }
@@ -621,7 +726,7 @@ int Run(int argc, char** argv, FILE* out, FILE* err) {
   absl::Status s = Dispatch(c);
   if (s.ok()) return kOk;
   std::fprintf(err, "bkv: %s\n", std::string(s.message()).c_str());
-  if (c.args.json) {
+  if (c.args.json && !s.GetPayload(kReportedPayload)) {
     std::fprintf(out, "{\"error\":%s,\"exit_code\":%d}\n",
                  JsonString(std::string(s.message())).c_str(), ExitFor(s));
   }

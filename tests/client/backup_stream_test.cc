@@ -4,6 +4,7 @@
 #include <archive_entry.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -301,6 +302,201 @@ TEST_F(BackupStreamTest, ProgressReachesTotal) {
   Backup(dir_ / "in.bin", opts);
   EXPECT_EQ(last.load(), 1u << 20);
   EXPECT_EQ(total.load(), 1u << 20);
+}
+
+// Seals a crafted tree archive as object `name`.
+void PutTree(BlobStore& store, const BackupKey& key, const std::string& name,
+             const std::function<void(struct archive*)>& add) {
+  std::vector<uint8_t> tar(1 << 20);
+  size_t used = 0;
+  struct archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  archive_write_open_memory(a, tar.data(), tar.size(), &used);
+  add(a);
+  archive_write_close(a);
+  archive_write_free(a);
+  tar.resize(used);
+  BackupParams p;
+  p.content = BackupContent::kTree;
+  p.chunk_size = 4096;
+  auto sealed = EncryptBackup(key, p, tar);
+  ASSERT_TRUE(sealed.ok());
+  ASSERT_TRUE(PutBytes(store, name, *sealed).ok());
+}
+
+void AddRoot(struct archive* a, mode_t type, mode_t perm) {
+  struct archive_entry* e = archive_entry_new();
+  archive_entry_set_pathname(e, ".");
+  archive_entry_set_filetype(e, type);
+  archive_entry_set_perm(e, perm);
+  archive_write_header(a, e);
+  archive_entry_free(e);
+}
+
+// Issue 20.8: the root gets the archived mode ("." entry), 0755 for archives
+// written before the root entry existed, and a "." that is no directory is
+// refused.
+TEST_F(BackupStreamTest, RegressionRestoredRootModeFromTheRootEntry) {
+  struct stat st;
+  PutTree(*store_, key_, "rooted.bkv", [](struct archive* a) {
+    AddRoot(a, AE_IFDIR, 0750);
+    AddFile(a, "a.txt", "a");
+  });
+  ASSERT_TRUE(StreamRestore(*store_, "rooted.bkv", key_, dir_ / "out/r1").ok());
+  ASSERT_EQ(::stat((dir_ / "out/r1").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+  EXPECT_EQ(ReadFile(dir_ / "out/r1/a.txt"), std::vector<uint8_t>{'a'});
+
+  PutTree(*store_, key_, "old.bkv",
+          [](struct archive* a) { AddFile(a, "a.txt", "a"); });
+  ASSERT_TRUE(StreamRestore(*store_, "old.bkv", key_, dir_ / "out/r2").ok());
+  ASSERT_EQ(::stat((dir_ / "out/r2").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+
+  PutTree(*store_, key_, "badroot.bkv",
+          [](struct archive* a) { AddRoot(a, AE_IFREG, 0644); });
+  auto r = StreamRestore(*store_, "badroot.bkv", key_, dir_ / "out/r3");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(fs::exists(dir_ / "out/r3"));
+}
+
+// A store whose Get fails for backup objects, as an unreachable server.
+class UnreadableObjectsStore final : public BlobStore {
+ public:
+  explicit UnreadableObjectsStore(BlobStore& inner) : inner_(inner) {}
+  absl::Status Put(std::string_view name, ByteSource& source) override {
+    return inner_.Put(name, source);
+  }
+  absl::Status Get(std::string_view name, const ByteSink& sink) override {
+    if (IsBackupObjectName(name)) {
+      return absl::UnavailableError("injected failure: server unreachable");
+    }
+    return inner_.Get(name, sink);
+  }
+  absl::StatusOr<std::vector<BlobInfo>> List() override {
+    return inner_.List();
+  }
+  absl::Status Delete(std::string_view name) override {
+    return inner_.Delete(name);
+  }
+  absl::StatusOr<BlobInfo> Stat(std::string_view name) override {
+    return inner_.Stat(name);
+  }
+  std::string url() const override { return inner_.url(); }
+
+ private:
+  BlobStore& inner_;
+};
+
+// Issue 20.5: the list is rebuilt from the authenticated objects, in order,
+// with every backup; an intact list is left alone.
+TEST_F(BackupStreamTest, RegressionRepairRebuildsTheListFromTheObjects) {
+  std::vector<BackupRecord> made;
+  for (int i = 0; i < 3; ++i) {
+    WriteFile(dir_ / "in.bin", RandomBytes(3000, 70 + i));
+    made.push_back(Backup(dir_ / "in.bin"));
+  }
+  BackupSet set(*store_, key_);
+  auto intact = set.Repair();
+  ASSERT_TRUE(intact.ok()) << intact.status();
+  EXPECT_FALSE(intact->rewritten);
+  auto list = ReadFile(dir_ / "store/latest");
+  list[20] ^= 0x40;
+  WriteFile(dir_ / "store/latest", list);
+  auto listed = set.List();
+  EXPECT_EQ(listed.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(listed.status().message()), HasSubstr("bkv repair"));
+  auto check = set.Check(/*read_data=*/true);
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_EQ(check->list, CheckReport::ListState::kDamaged);
+  EXPECT_FALSE(check->clean());
+
+  auto repaired = set.Repair();
+  ASSERT_TRUE(repaired.ok()) << repaired.status();
+  EXPECT_TRUE(repaired->rewritten);
+  EXPECT_EQ(repaired->added, 3u);
+  auto records = set.List();
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ((*records)[i].id, made[i].id);
+    EXPECT_EQ((*records)[i].object, made[i].object);
+    EXPECT_EQ((*records)[i].stored_bytes, made[i].stored_bytes);
+  }
+  ASSERT_TRUE(set.Restore("", dir_ / "out/newest").ok());
+  EXPECT_EQ(ReadFile(dir_ / "out/newest"), RandomBytes(3000, 72));
+  EXPECT_TRUE(set.Check(false)->clean());
+}
+
+// A backup the list lacks (a crash between upload and list) and a listed
+// object that vanished: check names both; repair adds and drops them.
+TEST_F(BackupStreamTest, CheckAndRepairReconcileListAndObjects) {
+  WriteFile(dir_ / "in.bin", RandomBytes(2000, 80));
+  BackupRecord first = Backup(dir_ / "in.bin");
+  const auto old_list = ReadFile(dir_ / "store/latest");
+  WriteFile(dir_ / "in.bin", RandomBytes(2000, 81));
+  BackupRecord second = Backup(dir_ / "in.bin");
+  WriteFile(dir_ / "store/latest", old_list);  // second is now unlisted
+  fs::remove(StoredPath(first));
+  BackupSet set(*store_, key_);
+  auto check = set.Check(false);
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_EQ(check->list, CheckReport::ListState::kOk);
+  ASSERT_EQ(check->problems.size(), 2u);
+  EXPECT_THAT(check->problems[0], HasSubstr("is missing"));
+  EXPECT_THAT(check->problems[1], HasSubstr("not in the list"));
+  auto repaired = set.Repair();
+  ASSERT_TRUE(repaired.ok()) << repaired.status();
+  EXPECT_EQ(repaired->added, 1u);
+  EXPECT_EQ(repaired->dropped, 1u);
+  auto records = set.List();
+  ASSERT_TRUE(records.ok());
+  ASSERT_EQ(records->size(), 1u);
+  EXPECT_EQ((*records)[0].id, second.id);
+  EXPECT_TRUE(set.Check(true)->clean());
+}
+
+// A store that cannot serve the objects must not make repair shrink the
+// list: it fails and changes nothing.
+TEST_F(BackupStreamTest, RepairNeverDropsBackupsTheStoreFailedToServe) {
+  WriteFile(dir_ / "in.bin", RandomBytes(2000, 90));
+  Backup(dir_ / "in.bin");
+  fs::remove(dir_ / "store/latest");
+  UnreadableObjectsStore flaky(*store_);
+  BackupSet set(flaky, key_);
+  auto repaired = set.Repair();
+  EXPECT_EQ(repaired.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(fs::exists(dir_ / "store/latest"));
+  EXPECT_EQ(set.Check(false).status().code(), absl::StatusCode::kUnavailable);
+}
+
+// A wrong key is still "wrong key" (exit 3), not a damaged list.
+TEST_F(BackupStreamTest, WrongKeyIsNotReportedAsDamage) {
+  WriteFile(dir_ / "in.bin", RandomBytes(2000, 91));
+  Backup(dir_ / "in.bin");
+  BackupSet other(*store_, BackupKey::Generate());
+  EXPECT_EQ(other.List().status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(other.Check(false).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  const auto before = ReadFile(dir_ / "store/latest");
+  EXPECT_EQ(other.Repair().status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(ReadFile(dir_ / "store/latest"), before);
+}
+
+TEST(BackupObjectNameTest, CurrentAndOlderNames) {
+  EXPECT_TRUE(
+      IsBackupObjectName("backup-20261202T073011.042Z-c97d710e9335d9ed.bkv"));
+  EXPECT_TRUE(
+      IsBackupObjectName("backup-20261202T073011Z-c97d710e9335d9ed.bkv"));
+  for (const char* bad :
+       {"latest", "backup-20261202T073011Z-c97d710e9335d9e.bkv",
+        "backup-20261202T073011Z-C97D710E9335D9ED.bkv",
+        "backup-2026120XT073011Z-c97d710e9335d9ed.bkv",
+        "backup-20261202T073011.4Z-c97d710e9335d9ed.bkv",
+        "backup-20261202T073011Z-c97d710e9335d9ed.bkv.tmp"}) {
+    EXPECT_FALSE(IsBackupObjectName(bad)) << bad;
+  }
 }
 
 TEST(ManifestTest, RoundTripAndGarbage) {

@@ -50,6 +50,8 @@ TEST_F(CliTest, HelpDocumentsExitCodes) {
   EXPECT_THAT(r.out, HasSubstr("exit codes"));
   EXPECT_THAT(r.out, HasSubstr("3 wrong key"));
   EXPECT_THAT(r.out, HasSubstr("7 restore target already exists"));
+  EXPECT_THAT(r.out, HasSubstr("bkv check --from URL"));
+  EXPECT_THAT(r.out, HasSubstr("bkv repair --from URL"));
 }
 
 TEST_F(CliTest, KeyNewPrintsOrWritesMode0600) {
@@ -140,6 +142,8 @@ TEST_F(CliTest, SecretsAreNotAcceptedOnTheCommandLine) {
 
 TEST_F(CliTest, BadKeyFileSaysWhatIsWrong) {
   WriteFile(dir_ / "k", std::vector<uint8_t>{'a', 'b', 'z', '\n'});
+  // An existing (empty) store: readers never create one.
+  std::filesystem::create_directories(dir_ / "store");
   Result r = Run("list --from " + Store() + " --key-file " + (dir_ / "k"));
   EXPECT_NE(r.code, 0);
   EXPECT_THAT(r.err, HasSubstr("invalid character at position 3"));

@@ -158,6 +158,41 @@ TEST_P(StoreTest, BackupSetRoundTripAndInterruptedUpload) {
   EXPECT_EQ(store_->List()->size(), 2u);
 }
 
+// Issue 20.5/20.6 on every store: a deleted list is rebuilt from the
+// objects (header-only reads that stop the download early), and a swapped
+// object is refused.
+TEST_P(StoreTest, RegressionRepairRebuildsListAndSwapIsRefused) {
+  BackupKey key = BackupKey::Generate();
+  BackupSet set(*store_, key);
+  std::vector<BackupRecord> made;
+  for (uint32_t i = 0; i < 2; ++i) {
+    WriteFile(dir_ / "in", RandomBytes(1500000, 10 + i));  // several MiB GETs
+    auto r = set.Backup(dir_ / "in", {});
+    ASSERT_TRUE(r.ok()) << r.status();
+    made.push_back(*r);
+  }
+  ASSERT_TRUE(store_->Delete(BackupSet::kManifestName).ok());
+  EXPECT_EQ(set.List().status().code(), absl::StatusCode::kDataLoss);
+  auto repaired = set.Repair();
+  ASSERT_TRUE(repaired.ok()) << repaired.status();
+  ASSERT_EQ(repaired->records.size(), 2u);
+  EXPECT_EQ(repaired->records[0].id, made[0].id);
+  EXPECT_EQ(repaired->records[1].id, made[1].id);
+  auto check = set.Check(/*read_data=*/true);
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_TRUE(check->clean());
+
+  // The store serves the older backup under the newer one's name.
+  auto older = GetBytes(*store_, made[0].object, 8 << 20);
+  ASSERT_TRUE(older.ok());
+  ASSERT_TRUE(PutBytes(*store_, made[1].object, *older).ok());
+  auto r = set.Restore("", dir_ / "swapped");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
+  EXPECT_THAT(std::string(r.status().message()),
+              HasSubstr("swapped or rolled back"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "swapped"));
+}
+
 TEST_P(StoreTest, ServerDownNamesTheUrl) {
   if (GetParam() == "file") GTEST_SKIP() << "no server";
   options_.max_attempts = 2;

@@ -311,5 +311,44 @@ TEST_F(BackupFormatTest, GarbageInput) {
   EXPECT_EQ(Decrypt(tail).code(), absl::StatusCode::kDataLoss);
 }
 
+// Issue 20.6: an object swapped for another backup under the same key must
+// not pass for the backup the list names: the id in its authenticated
+// header is checked before any plaintext.
+TEST_F(BackupFormatTest, ExpectedIdRefusesAnotherBackup) {
+  auto a = Encrypt(Data(600, 1));
+  auto b = Encrypt(Data(600, 2));
+  auto header_b = BackupHeader::Parse(std::span(b).first(kHdr));
+  ASSERT_TRUE(header_b.ok());
+  const std::string id_b = header_b->BackupIdHex();
+  const auto sink_all = [](std::vector<uint8_t>& out) {
+    return [&out](std::span<const uint8_t> pt) {
+      out.insert(out.end(), pt.begin(), pt.end());
+      return absl::OkStatus();
+    };
+  };
+  std::vector<uint8_t> got;
+  BackupDecryptor right(key_);
+  right.ExpectBackupId(id_b);
+  ASSERT_TRUE(right.Update(b, sink_all(got)).ok());
+  ASSERT_TRUE(right.Finish(sink_all(got)).ok());
+  EXPECT_EQ(got, Data(600, 2));
+
+  got.clear();
+  BackupDecryptor swapped(key_);
+  swapped.ExpectBackupId(id_b);
+  absl::Status s = swapped.Update(a, sink_all(got));
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("swapped or rolled back"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr(id_b));
+  EXPECT_TRUE(got.empty()) << "no plaintext of the wrong backup";
+  EXPECT_EQ(swapped.Finish(sink_all(got)).code(), absl::StatusCode::kDataLoss);
+
+  // A wrong key is still reported as such, not as a swap.
+  BackupDecryptor other(BackupKey::Generate());
+  other.ExpectBackupId(id_b);
+  EXPECT_EQ(other.Update(a, sink_all(got)).code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
 }  // namespace
 }  // namespace bkv
