@@ -76,6 +76,52 @@ bool ParseStatus(const grpc::ByteBuffer& buf, uint32_t& status) {
   return true;
 }
 
+// Plaintext, or TLS trusting --ca; nullptr (reason on `err`) if the CA file
+// cannot be read.
+std::shared_ptr<grpc::Channel> MakeChannel(const HealthFlags& f,
+                                           std::ostream& err) {
+  std::shared_ptr<grpc::ChannelCredentials> creds =
+      grpc::InsecureChannelCredentials();
+  grpc::ChannelArguments channel_args;
+  if (!f.ca_file.empty()) {
+    std::ifstream in(f.ca_file);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    if (!in) {
+      err << "bkv-vault health: cannot read " << f.ca_file << "\n";
+      return nullptr;
+    }
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = pem.str();
+    creds = grpc::SslCredentials(ssl);
+    if (!f.server_name.empty()) {
+      channel_args.SetSslTargetNameOverride(f.server_name);
+    }
+  }
+  return grpc::CreateCustomChannel(f.addr, creds, channel_args);
+}
+
+// grpc.health.v1.Health/Check for the whole server (service ""), without
+// the generated stub: Debian ships no health.proto.
+grpc::Status Check(std::shared_ptr<grpc::Channel> channel, int timeout_ms,
+                   grpc::ByteBuffer& response) {
+  grpc::GenericStub stub(std::move(channel));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(timeout_ms));
+  grpc::Slice empty;  // an empty HealthCheckRequest
+  grpc::ByteBuffer request(&empty, 1);
+  grpc::Status st;
+  absl::Notification done;  // the deadline bounds the wait
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+                 &request, &response, [&](grpc::Status s) {
+                   st = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  return st;
+}
+
 }  // namespace
 
 int RunHealthCommand(std::span<const std::string> args, std::ostream& out,
@@ -89,45 +135,15 @@ int RunHealthCommand(std::span<const std::string> args, std::ostream& out,
     err << "bkv-vault health: " << e << "\n" << kUsage;
     return 2;
   }
-  std::shared_ptr<grpc::ChannelCredentials> creds =
-      grpc::InsecureChannelCredentials();
-  grpc::ChannelArguments channel_args;
-  if (!f.ca_file.empty()) {
-    std::ifstream in(f.ca_file);
-    std::stringstream pem;
-    pem << in.rdbuf();
-    if (!in) {
-      err << "bkv-vault health: cannot read " << f.ca_file << "\n";
-      return 1;
-    }
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = pem.str();
-    creds = grpc::SslCredentials(ssl);
-    if (!f.server_name.empty()) {
-      channel_args.SetSslTargetNameOverride(f.server_name);
-    }
-  }
-  grpc::GenericStub stub(
-      grpc::CreateCustomChannel(f.addr, creds, channel_args));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() +
-                   std::chrono::milliseconds(f.timeout_ms));
-  // An empty HealthCheckRequest (service ""): the whole server.
-  grpc::Slice empty;
-  grpc::ByteBuffer request(&empty, 1), response;
-  grpc::Status st;
-  absl::Notification done;  // the deadline bounds the wait
-  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
-                 &request, &response, [&](grpc::Status s) {
-                   st = std::move(s);
-                   done.Notify();
-                 });
-  done.WaitForNotification();
-  uint32_t status = 0;
-  if (!st.ok()) {
+  std::shared_ptr<grpc::Channel> channel = MakeChannel(f, err);
+  if (channel == nullptr) return 1;
+  grpc::ByteBuffer response;
+  if (grpc::Status st = Check(std::move(channel), f.timeout_ms, response);
+      !st.ok()) {
     err << "bkv-vault health: " << f.addr << ": " << st.error_message() << "\n";
     return 1;
   }
+  uint32_t status = 0;
   if (!ParseStatus(response, status)) {
     err << "bkv-vault health: malformed health response\n";
     return 1;
