@@ -28,6 +28,11 @@ for group in "$@"; do
     bench) PACKAGES+=(age openssl procps) ;;
     demo) PACKAGES+=(sqlite3) ;;
     fuzz) PACKAGES+=(clang-14 libclang-rt-14-dev) ;;
+    # scripts/container-test.sh: rootful podman with Debian's runc (crun
+    # refuses hybrid cgroups), podman-compose for docker/compose.yaml, and
+    # debootstrap to build the Debian base images without a registry.
+    container) PACKAGES+=(podman podman-compose runc debootstrap uidmap)
+               PACKAGES+=(debian-archive-keyring ca-certificates) ;;
     *) echo "install-deps.sh: unknown group '$group'" >&2; exit 2 ;;
   esac
 done

@@ -6,12 +6,17 @@
 #   media folder), back it up with a password to a local store, recover the
 #   key through the vault on a "new phone", restore, prove the copy identical,
 #   then show wrong passwords spending attempts.
-# Every step prints what it runs. Re-running reuses the vault and the data.
+# Every step prints what it runs. Re-running reuses the vault (./var/bkv), the
+# sample data, the key registered in the vault and the store, and says so: the
+# second backup recovers the registered key with the same password rather
+# than registering a new one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+reused=()  # what this run found from an earlier one; summed up at the end
+reuse() { echo "reusing $*"; reused+=("$*"); }
 
 step "1. dependencies (Debian packages, installed only if missing)"
 scripts/install-deps.sh demo
@@ -24,10 +29,22 @@ bkv_bin=$root/build/release/client/bkv
 demo=$root/var/demo
 mkdir -p "$demo"
 chmod 700 "$demo"
+# Restored copies left behind by an interrupted run.
+for old in "$demo"/restored-*; do
+  [[ -e $old ]] && { echo "removing $old (left by an interrupted run)"; rm -rf "$old"; }
+done
 
 step "3. start bkv-vault on its embedded defaults (./var/bkv, 127.0.0.1:50051)"
 log=$demo/vault.log
 : >"$log"
+if (exec 3<>/dev/tcp/127.0.0.1/50051) 2>/dev/null; then
+  echo "something already listens on 127.0.0.1:50051 (another bkv-vault or" \
+    "quickstart?); stop it and run this again" >&2
+  exit 1
+fi
+if [[ -d $root/var/bkv ]]; then
+  reuse "the vault's data in var/bkv (SoftHSM token, keys, records, audit log)"
+fi
 printf '$ %s serve   # stderr -> %s\n' "$vault_bin" "$log"
 "$vault_bin" serve 2>"$log" &
 vault_pid=$!
@@ -54,6 +71,7 @@ step "4. an account token for user 'demo-user' (the messaging service's job)"
 token=$demo/token
 printf '$ %s token mint --sub demo-user > %s\n' "$vault_bin" "$token"
 (umask 077 && "$vault_bin" token mint --sub demo-user >"$token")
+echo "minted a fresh token every run (it expires after an hour)"
 
 step "5. a sample chat history (~200 MB) in $demo/chat"
 chat=$demo/chat
@@ -73,7 +91,7 @@ if [[ ! -f $chat/messages.db ]]; then
   done
   echo "made $(du -sh "$chat" | cut -f1): messages.db ($(sqlite3 "$chat/messages.db" 'SELECT count(*) FROM messages') messages) and 48 media files"
 else
-  echo "reusing $(du -sh "$chat" | cut -f1) in $chat"
+  reuse "the sample chat history ($(du -sh "$chat" | cut -f1)) in $chat"
 fi
 
 password='correct horse battery staple'
@@ -83,8 +101,38 @@ vault_flags=(--vault 127.0.0.1:50051 --vault-key "$vault_key" --account demo-use
 mkdir -p "$demo/store"
 
 step "6. back it up with a password (read from stdin, never argv) to $store"
-printf '$ echo "<password>" | bkv backup %s --to %s --vault 127.0.0.1:50051 ... --password-stdin\n' "$chat" "$store"
-printf '%s\n' "$password" | "$bkv_bin" backup "$chat" --to "$store" "${vault_flags[@]}"
+# The first run registers a new key; later runs find it registered and the
+# same password recovers it (no new registration, so the earlier backups
+# stay readable).
+printf '$ bkv vault status --json %s\n' "${vault_flags[*]:0:8}"
+status_json=$("$bkv_bin" vault status --json "${vault_flags[@]:0:8}")
+echo "$status_json"
+state=$(grep -o '"status":"[a-z]*"' <<<"$status_json" | cut -d'"' -f4)
+objects=$(find "$demo/store" -type f | wc -l)
+case "$state" in
+  active)
+    reuse "the backup key registered in the vault for demo-user: this backup" \
+      "recovers it with the same password"
+    ((objects == 0)) || reuse "the store $store ($objects objects; --keep 2 keeps the newest two backups)" ;;
+  none)
+    if ((objects > 0)); then
+      # var/bkv was removed but the store was not: its backups are sealed
+      # under a key no vault holds any more. Keep them aside, start afresh.
+      aside=$demo/store.orphaned-$(date +%s)
+      echo "the store holds backups but the vault has no key for demo-user" \
+        "(var/bkv was removed?): moving them to $aside"
+      mv "$demo/store" "$aside"
+      mkdir -p "$demo/store"
+    fi
+    echo "no key registered for demo-user yet: this backup registers one" ;;
+  locked)
+    echo "demo-user's key was destroyed after too many wrong passwords;" \
+      "remove var/ (rm -rf var) and run this again" >&2
+    exit 1 ;;
+  *) echo "unexpected vault status '$state'" >&2; exit 1 ;;
+esac
+printf '$ echo "<password>" | bkv backup %s --to %s --keep 2 --vault 127.0.0.1:50051 ... --password-stdin\n' "$chat" "$store"
+printf '%s\n' "$password" | "$bkv_bin" backup "$chat" --to "$store" --keep 2 "${vault_flags[@]}"
 run "$bkv_bin" list --from "$store"
 
 step "7. a new phone: no key anywhere; recover it through the vault and restore"
@@ -120,3 +168,10 @@ kill -TERM "$vault_pid"
 wait "$vault_pid"
 echo "vault exited with $?; audit log: $root/var/bkv/audit.log ($(wc -l <"$root/var/bkv/audit.log") lines)"
 trap - EXIT
+
+if ((${#reused[@]} == 0)); then
+  echo "done: everything was made fresh; run it again to see it reuse the vault and the data"
+else
+  echo "done; reused from an earlier run:"
+  printf '  - %s\n' "${reused[@]}"
+fi

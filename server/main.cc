@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "server/health_command.h"
 #include "server/hsm_command.h"
 #include "server/serve_command.h"
 
@@ -21,11 +22,16 @@ int RunHsm(std::span<const std::string> args) {
   return RunHsmCommand(args, std::cout, std::cerr);
 }
 
+int RunHealth(std::span<const std::string> args) {
+  return RunHealthCommand(args, std::cout, std::cerr);
+}
+
 constexpr Command kCommands[] = {
     {"serve", "run the vault (bkv-vault serve --help)", RunServeCommand},
     {"token", "mint a development account token (token mint --help)",
      RunTokenCommand},
     {"hsm", "key ceremony and token status (bkv-vault hsm --help)", RunHsm},
+    {"health", "is a running vault serving? (health --help)", RunHealth},
 };
 
 void PrintUsage(std::ostream& os) {
