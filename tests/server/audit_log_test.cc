@@ -46,7 +46,8 @@ TEST(FileAuditLogTest, ConcurrentLinesAreWholeAndAllThere) {
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 50; ++i) {
-        EXPECT_TRUE((*log)->Record({"recover_start", "acct", "counted", 3}).ok());
+        EXPECT_TRUE(
+            (*log)->Record({"recover_start", "acct", "counted", 3}).ok());
       }
     });
   }

@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "crypto/key_transport.h"
-
 #include "tests/server/vault_harness.h"
 
 namespace bkv::testing {

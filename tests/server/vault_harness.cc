@@ -216,8 +216,8 @@ vault::v1::RegisterCommitRequest TestClient::CommitRequest(
     const SecretBytes& backup_key) {
   vault::v1::RegisterCommitRequest req;
   if (!reg.login) return req;
-  auto ke3 = opaque_.GenerateKE3(std::move(reg.login->state),
-                                 Bytes(finished.ke2()));
+  auto ke3 =
+      opaque_.GenerateKE3(std::move(reg.login->state), Bytes(finished.ke2()));
   reg.login.reset();
   EXPECT_TRUE(ke3.ok()) << ke3.status();
   if (!ke3.ok()) return req;
