@@ -62,6 +62,25 @@ absl::StatusOr<opaque::RegistrationRecord> StoredOpaqueRecord(
   return rec;
 }
 
+// Every compare-and-swap lost to other requests: nothing was written.
+absl::Status Contention() {
+  return WithAttempt(
+      WithDetail(absl::UnavailableError(
+                     "too much contention on this account; retry shortly"),
+                 ErrorDetail::REASON_VAULT_UNAVAILABLE),
+      kNotCounted);
+}
+
+// What a failed write did: an I/O error on a synced write (kUnavailable from
+// the store) leaves it unknown whether the record reached the disk, since
+// its log entry may be replayed at restart. A full or read-only disk
+// refuses before anything lands.
+ErrorDetail::Attempt CountEffect(const absl::Status& write_failure) {
+  return absl::IsUnavailable(write_failure) && !GetDetail(write_failure)
+             ? ErrorDetail::ATTEMPT_UNSPECIFIED
+             : kNotCounted;
+}
+
 // What a commit ticket binds: the exact pending record and KSF.
 std::vector<uint8_t> PendingRecordHash(const std::string& record,
                                        const storage::v1::KsfParams& ksf) {
@@ -171,8 +190,7 @@ static auto Mutate(storage::RecordStore& store, absl::string_view account,
     }
     if (!absl::IsAborted(cas.status())) return cas.status();
   }
-  return absl::UnavailableError(
-      "too much contention on this account; retry shortly");
+  return Contention();
 }
 
 std::vector<uint8_t> Vault::CredentialId(absl::string_view account,
@@ -347,7 +365,9 @@ absl::StatusOr<Vault::RecoverStep> Vault::RecoverStart(
       Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
         return policy::RecoverStart(current, now, options_.limits);
       });
-  if (!decided.ok()) return WithAttempt(decided.status(), kNotCounted);
+  if (!decided.ok()) {
+    return WithAttempt(decided.status(), CountEffect(decided.status()));
+  }
   const policy::StartDecision& d = *decided;
   switch (d.outcome) {
     case policy::StartOutcome::kProceed:
@@ -584,8 +604,7 @@ absl::Status Vault::Delete(absl::string_view account,
     if (s.ok()) return Audit("delete", account, "deleted", -1);
     if (!absl::IsAborted(s)) return s;
   }
-  return absl::UnavailableError(
-      "too much contention on this account; retry shortly");
+  return Contention();
 }
 
 absl::StatusOr<int64_t> Vault::RequestReset(absl::string_view account) {
