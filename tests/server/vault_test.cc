@@ -296,5 +296,27 @@ TEST_F(VaultTest, WrongPasswordSaysTheAttemptWasSpent) {
   EXPECT_EQ(Detail(unknown.status()).attempt(), ErrorDetail::ATTEMPT_SPENT);
 }
 
+TEST_F(VaultTest, ProofExpiresAfterTenMinutes) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  auto proof = Recover("a", "pw");
+  ASSERT_TRUE(proof.ok());
+  now_ += policy::Limits().proof_ttl_ms;
+  EXPECT_EQ(Detail(vault_->Delete("a", *proof)).reason(),
+            ErrorDetail::REASON_PROOF_REQUIRED);
+  now_ -= 1;
+  EXPECT_TRUE(vault_->Delete("a", *proof).ok());
+}
+
+TEST_F(VaultTest, ResetNeedsAnActiveRecord) {
+  EXPECT_EQ(Detail(vault_->RequestReset("nobody").status()).reason(),
+            ErrorDetail::REASON_NOT_REGISTERED);
+  Reset(1);
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  EXPECT_FALSE(Recover("a", "x").ok());  // locked
+  EXPECT_EQ(Detail(vault_->RequestReset("a").status()).reason(),
+            ErrorDetail::REASON_LOCKED);
+  EXPECT_TRUE(vault_->Delete("a").ok());  // a locked record needs nothing
+}
+
 }  // namespace
 }  // namespace bkv::server
