@@ -138,6 +138,9 @@ struct VaultClient::Impl {
   VaultOptions options;
   Argon2idKsf registration_ksf;
   std::unique_ptr<vault::v1::Vault::Stub> stub;
+  // The proof from this client's last successful recovery: lets it replace
+  // or delete the ACTIVE record (docs/protocol.md, "proof or delay").
+  std::string proof = {};
 
   opaque::Config Config() const {
     opaque::Config c;
@@ -212,6 +215,7 @@ absl::Status VaultClient::Register(const std::string& account,
   req2.mutable_ksf()->set_parallelism(im.options.ksf.parallelism);
   req2.set_ke1(Str(ke1.ke1.Serialize()));
   req2.set_registration_state(resp1.registration_state());
+  req2.set_proof(im.proof);
   vault::v1::RegisterFinishResponse resp2;
   {
     auto ctx = im.Context();
@@ -300,6 +304,7 @@ absl::StatusOr<SecretBytes> VaultClient::Recover(const std::string& account,
     return ke3.status();
   }
   BKV_RETURN_IF_ERROR(s);
+  im.proof = resp2.proof();
   BKV_ASSIGN_OR_RETURN(
       std::vector<uint8_t> wrapped,
       key_transport::Open(ke3->session_key, key_transport::Direction::kRecover,
@@ -324,10 +329,11 @@ absl::StatusOr<VaultStatus> VaultClient::Status() {
 }
 
 absl::Status VaultClient::Delete() {
+  vault::v1::DeleteRequest req;
+  req.set_proof(impl_->proof);
   vault::v1::DeleteResponse resp;
   auto ctx = impl_->Context();
-  return FromGrpc(
-      impl_->stub->Delete(ctx.get(), vault::v1::DeleteRequest(), &resp), *ctx);
+  return FromGrpc(impl_->stub->Delete(ctx.get(), req, &resp), *ctx);
 }
 
 }  // namespace bkv::client

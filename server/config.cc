@@ -65,6 +65,8 @@ const Option kOptions[] = {
     {"policy", "min_ksf_memory_kib", "min-ksf-memory-kib",
      &VaultConfig::min_ksf_memory_kib,
      "smallest Argon2id memory (KiB) a registration may use"},
+    {"policy", "reset_delay_s", "reset-delay-s", &VaultConfig::reset_delay_s,
+     "seconds from RequestReset until a reset without the password is due"},
     {"auth", "audience", "audience", &VaultConfig::audience,
      "expected `aud` of account tokens"},
     {"auth", "issuer", "issuer", &VaultConfig::issuer,
@@ -222,6 +224,10 @@ absl::Status VaultConfig::Validate() const {
   // Each open login is kept in the fixed-size sealed record (storage/).
   if (attempt_limit < 1 || attempt_limit > 16) {
     return absl::InvalidArgumentError("attempt_limit must be in [1, 16]");
+  }
+  if (reset_delay_s < 1 || reset_delay_s > 365LL * 24 * 3600) {
+    return absl::InvalidArgumentError(
+        "reset_delay_s must be in [1, 31536000]");
   }
   if (login_ttl_s < 1 || login_ttl_s > 60) {
     return absl::InvalidArgumentError("login_ttl_s must be in [1, 60]");

@@ -36,6 +36,7 @@ struct VaultConfig {
   int64_t attempt_limit = 10;
   int64_t login_ttl_s = 60;
   int64_t min_ksf_memory_kib = 8192;
+  int64_t reset_delay_s = 7 * 24 * 3600;  // RequestReset to due
   // [auth]
   std::string audience = "bkv-vault";
   std::string issuer;  // empty: any iss

@@ -47,6 +47,9 @@ class VaultService final : public vault::v1::Vault::Service {
   grpc::Status Delete(grpc::ServerContext* ctx,
                       const vault::v1::DeleteRequest* req,
                       vault::v1::DeleteResponse* resp) override;
+  grpc::Status RequestReset(grpc::ServerContext* ctx,
+                            const vault::v1::RequestResetRequest* req,
+                            vault::v1::RequestResetResponse* resp) override;
 
  private:
   // Token and rate limits; the account id on success.

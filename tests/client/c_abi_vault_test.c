@@ -172,6 +172,13 @@ int main(void) {
   CHECK(bkv_vault_delete(vault, NULL, &err) == BKV_OK);
   CHECK(bkv_vault_register(vault, account, same, sizeof same, key, NULL,
                            &err) == BKV_OK);
+  /* An ACTIVE record needs proof of its password to go: a recovery. */
+  CHECK(bkv_vault_delete(vault, &detail, &err) != BKV_OK);
+  CHECK_ERR(err, "proof");
+  CHECK(bkv_vault_recover(vault, account, same, sizeof same, &got, NULL,
+                          &err) == BKV_OK);
+  bkv_key_free(got);
+  got = NULL;
   CHECK(bkv_vault_delete(vault, NULL, &err) == BKV_OK);
 
   /* A refused token is typed so the app knows to fetch a new one. */

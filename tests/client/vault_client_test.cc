@@ -65,6 +65,9 @@ TEST_F(VaultClientTest, ChangePasswordKeepsServiceConsistent) {
   auto c = Client("carol");
   ASSERT_TRUE(c->Register("carol", Pw("one"), SecretBytes::Random(32)).ok());
   SecretBytes key2 = SecretBytes::Random(32);
+  // Replacing an ACTIVE record needs proof of its password: recover first.
+  EXPECT_FALSE(c->Register("carol", Pw("two"), key2).ok());
+  ASSERT_TRUE(c->Recover("carol", Pw("one")).ok());
   ASSERT_TRUE(c->Register("carol", Pw("two"), key2).ok());
   EXPECT_EQ(VaultError::From(c->Recover("carol", Pw("one")).status()).kind,
             VaultErrorKind::kInvalidPassword);
