@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "hsm/key_ceremony.h"
 #include "server/rate_limiter.h"
 
 namespace bkv::server {
@@ -225,6 +226,9 @@ std::string VaultConfig::RecordsDir() const { return data_dir + "/records"; }
 std::string VaultConfig::DevIssuerKeyPath() const {
   return data_dir + "/dev-issuer.key";
 }
+std::string VaultConfig::KeyCheckPath() const {
+  return absl::StrCat(data_dir, "/", hsm::kKeyCheckFile);
+}
 std::string VaultConfig::DevIssuerKeysPath() const {
   return data_dir + "/dev-issuer.pub";
 }
@@ -346,6 +350,12 @@ absl::StatusOr<VaultConfig> LoadConfig(std::span<const std::string> args) {
   }
   if (auto s = c.Validate(); !s.ok()) return s;
   return c;
+}
+
+std::vector<std::string> ConfigFlags() {
+  std::vector<std::string> flags;
+  for (const Option& o : kOptions) flags.push_back(o.flag);
+  return flags;
 }
 
 void PrintConfigHelp(std::ostream& os) {

@@ -4,6 +4,7 @@
 #include <ostream>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -68,6 +69,7 @@ struct VaultConfig {
   std::string RecordsDir() const;
   std::string DevIssuerKeyPath() const;
   std::string DevIssuerKeysPath() const;
+  std::string KeyCheckPath() const;  // hsm/key_ceremony.h MakeKeyCheck
 
   absl::Status Validate() const;
 };
@@ -77,6 +79,9 @@ struct VaultConfig {
 absl::StatusOr<VaultConfig> LoadConfig(std::span<const std::string> args);
 
 void PrintConfigHelp(std::ostream& os);
+
+// Every setting's flag name (without "--"), in table order.
+std::vector<std::string> ConfigFlags();
 
 }  // namespace bkv::server
 

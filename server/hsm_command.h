@@ -21,6 +21,7 @@ struct HsmFlags {
   std::string softhsm_dir;          // --softhsm-dir (development token)
   bool force_new_keys = false;      // --force-new-keys (hsm init only)
   size_t sessions = 8;              // PKCS#11 session pool (serve)
+  std::string data_dir;  // --data-dir (status): compare the key check file
 };
 
 // Parses the flags above from `args`, moving anything else to `rest`.

@@ -171,6 +171,75 @@ TEST_F(HsmCommandTest, HelpDocumentsFlags) {
   EXPECT_EQ(Vault("hsm").exit_code, 2);
 }
 
+// 0640 used to pass: a group that can read the PIN can use the token.
+TEST_F(HsmCommandTest, PinFileWithAnyGroupOrOtherBitIsRefusedRegression) {
+  ASSERT_EQ(Vault("hsm init --softhsm-dir '" + dir_ + "'").exit_code, 0);
+  setenv("SOFTHSM2_CONF", (dir_ + "/softhsm2.conf").c_str(), 1);
+  const std::string pin = dir_ + "/user.pin";
+  for (mode_t mode : {0640, 0620, 0610, 0604, 0602, 0601}) {
+    chmod(pin.c_str(), mode);
+    VaultRun r = Vault("hsm status --token-label bkv --pin-file '" + pin + "'");
+    EXPECT_EQ(r.exit_code, 1) << std::oct << mode;
+    EXPECT_THAT(r.err, HasSubstr("chmod 600")) << std::oct << mode;
+  }
+  chmod(pin.c_str(), 0400);
+  EXPECT_EQ(
+      Vault("hsm status --token-label bkv --pin-file '" + pin + "'").exit_code,
+      0);
+  chmod(pin.c_str(), 0600);
+}
+
+// Every command of the top-level table, and every subcommand a command's
+// usage line names (`<a|b>`), answers --help with exit 0 and its flags.
+TEST_F(HsmCommandTest, EveryCommandAnswersHelpRegression) {
+  VaultRun top = Vault("--help");
+  ASSERT_EQ(top.exit_code, 0);
+  std::vector<std::string> commands;
+  {
+    std::istringstream lines(top.out);
+    std::string line;
+    bool in_table = false;
+    while (std::getline(lines, line)) {
+      if (line == "commands:") {
+        in_table = true;
+      } else if (in_table && line.rfind("  ", 0) == 0) {
+        std::istringstream words(line);
+        std::string name;
+        words >> name;
+        commands.push_back(name);
+      } else if (in_table) {
+        in_table = false;
+      }
+    }
+  }
+  ASSERT_GE(commands.size(), 3u) << top.out;
+  int walked = 0;
+  for (const std::string& command : commands) {
+    VaultRun help = Vault(command + " --help");
+    EXPECT_EQ(help.exit_code, 0) << command << ": " << help.err;
+    EXPECT_THAT(help.out, HasSubstr("usage: bkv-vault " + command));
+    EXPECT_THAT(help.out, HasSubstr("--")) << command << " lists no flags";
+    ++walked;
+    // "usage: bkv-vault hsm <init|status> ..." names the subcommands.
+    const size_t open = help.out.find('<');
+    const size_t close = help.out.find('>', open);
+    const size_t eol = help.out.find('\n');
+    if (open == std::string::npos || close == std::string::npos || open > eol) {
+      continue;
+    }
+    std::istringstream subs(help.out.substr(open + 1, close - open - 1));
+    std::string sub;
+    while (std::getline(subs, sub, '|')) {
+      VaultRun sub_help = Vault(command + " " + sub + " --help");
+      EXPECT_EQ(sub_help.exit_code, 0)
+          << command << " " << sub << ": " << sub_help.err;
+      EXPECT_THAT(sub_help.out, HasSubstr("--"));
+      ++walked;
+    }
+  }
+  EXPECT_GE(walked, 6);  // serve, token, token mint, hsm, hsm init, status
+}
+
 TEST(ParseHsmFlagsTest, SplitsFlagsFromWords) {
   HsmFlags flags;
   std::vector<std::string> rest;
