@@ -2,8 +2,11 @@
 // real RocksDB, gRPC on loopback): GetVaultInfo, rate-limit budgets that fit
 // a real user, floods, forwarded client addresses, wall-clock steps, lost or
 // damaged HSM objects, the PIN in the environment, client-visible errors.
+#include <arpa/inet.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -212,6 +215,41 @@ std::string OldToken(const VaultProcess& vault, const std::string& account,
   return *token;
 }
 
+// A loopback port that was free a moment ago.
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// GET http://127.0.0.1:port/metrics, the whole response (5 s timeout).
+std::string GetMetrics(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (write(fd, req.data(), req.size()) > 0) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, n);
+    }
+  }
+  close(fd);
+  return out;
+}
+
 std::vector<nlohmann::json> LogLines(const VaultProcess& vault,
                                      const std::string& event) {
   std::vector<nlohmann::json> out;
@@ -376,7 +414,10 @@ TEST(VaultEdgeE2eTest, RetryGuessRefusalIsNotCountedAndSaysWhenRegression) {
 // interval and kind, each with a count), not one per refused call.
 TEST(VaultEdgeE2eTest, InvalidTokenFloodSparesUserAndLogRegression) {
   VaultProcess vault;
-  ASSERT_TRUE(vault.Start()) << vault.log();
+  const int metrics_port = FreePort();
+  ASSERT_TRUE(vault.Start(
+      {"--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port)}))
+      << vault.log();
   const std::string acct = "sam", token = vault.Token(acct);
   std::string forged = vault.Token("mallory");
   forged[forged.size() - 5] = forged[forged.size() - 5] == 'A' ? 'B' : 'A';
@@ -421,6 +462,13 @@ TEST(VaultEdgeE2eTest, InvalidTokenFloodSparesUserAndLogRegression) {
   uint64_t counted = 0;
   for (const auto& j : refused_lines) counted += j.value("count", 0ull);
   EXPECT_LE(counted, 4000u);
+  // Every refusal is counted, by budget.
+  const std::string metrics = GetMetrics(metrics_port);
+  const std::string key = "bkv_rate_limited_total{scope=\"unauthenticated\"} ";
+  const size_t at = metrics.find(key);
+  ASSERT_NE(at, std::string::npos) << metrics;
+  EXPECT_EQ(std::stoll(metrics.substr(at + key.size())), flood_refused.load());
+  EXPECT_EQ(metrics.find("scope=\"peer\""), std::string::npos);
 }
 
 // Behind the documented TLS proxy every call comes from the proxy's
