@@ -48,6 +48,8 @@ Budget BudgetOf(absl::string_view method) {
   return Budget::kCall;
 }
 
+namespace {
+
 // A failure of the vault's own (storage, audit log, HSM) rather than an
 // answer about the request: its message may name server paths, so the
 // client gets a generic one and the operator the whole in the log. Answers
@@ -66,6 +68,8 @@ bool IsVaultSideFailure(const absl::Status& status,
       return true;
   }
 }
+
+}  // namespace
 
 grpc::Status ToGrpcStatus(grpc::ServerContext* ctx, absl::string_view method,
                           const absl::Status& status) {

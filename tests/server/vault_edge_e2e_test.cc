@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -461,6 +462,12 @@ TEST(VaultEdgeE2eTest, InvalidTokenFloodSparesUserAndLogRegression) {
       << vault.log().size() << " bytes of log";
   uint64_t counted = 0;
   for (const auto& j : refused_lines) counted += j.value("count", 0ull);
+  std::cout << "flood: " << flood_refused + flood_unauthenticated
+            << " bad-token calls in " << elapsed_s << " s ("
+            << flood_refused << " rate-limited), user calls " << user.calls
+            << " refused " << user.refusals << ", refusal log lines "
+            << refused_lines.size() << ", vault log " << vault.log().size()
+            << " bytes\n";
   EXPECT_LE(counted, 4000u);
   // Every refusal is counted, by budget.
   const std::string metrics = GetMetrics(metrics_port);
