@@ -52,8 +52,10 @@ namespace {
 
 // A failure of the vault's own (storage, audit log, HSM) rather than an
 // answer about the request: its message may name server paths, so the
-// client gets a generic one and the operator the whole in the log. Answers
-// meant for the client carry an ErrorDetail or a request-shaped code.
+// client gets UNAVAILABLE with a generic message (whatever the store's code
+// was: a full disk's RESOURCE_EXHAUSTED must not read as a rate limit) and
+// the operator the whole in the log. Answers meant for the client carry an
+// ErrorDetail or a request-shaped code.
 bool IsVaultSideFailure(const absl::Status& status,
                         const std::optional<vault::v1::ErrorDetail>& detail) {
   if (detail.has_value()) {
@@ -79,6 +81,7 @@ grpc::Status ToGrpcStatus(grpc::ServerContext* ctx, absl::string_view method,
   std::string message(status.message());
   const bool internal = status.code() == absl::StatusCode::kDataLoss ||
                         status.code() == absl::StatusCode::kInternal;
+  absl::StatusCode out = internal ? absl::StatusCode::kInternal : status.code();
   if (internal) {
     // A tampered record, HSM or disk trouble: every one is worth a line.
     Log("error", "request_failed",
@@ -92,6 +95,7 @@ grpc::Status ToGrpcStatus(grpc::ServerContext* ctx, absl::string_view method,
     message =
         "the vault cannot finish this call now; it has been logged. Retry "
         "later";
+    out = absl::StatusCode::kUnavailable;
   } else if (status.code() == absl::StatusCode::kResourceExhausted ||
              status.code() == absl::StatusCode::kUnauthenticated) {
     // Refusals a flood repeats: counted, one line per interval and kind.
@@ -107,8 +111,6 @@ grpc::Status ToGrpcStatus(grpc::ServerContext* ctx, absl::string_view method,
                                absl::StrCat(detail->retry_after_ms()));
     }
   }
-  const absl::StatusCode out =
-      internal ? absl::StatusCode::kInternal : status.code();
   return grpc::Status(ToGrpcCode(out), message);
 }
 
