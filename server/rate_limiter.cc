@@ -99,20 +99,36 @@ bool IsIpAddress(const std::string& s) {
          inet_pton(AF_INET6, s.c_str(), &v6) == 1;
 }
 
+// The bucket key of an address: IPv4 as is; IPv6 by its /64, the block one
+// subscriber gets, so rotating through it buys no new buckets.
+std::string BucketKey(const std::string& ip) {
+  in6_addr v6;
+  if (inet_pton(AF_INET6, ip.c_str(), &v6) != 1) return ip;
+  if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+    char v4[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &v6.s6_addr[12], v4, sizeof v4);
+    return v4;
+  }
+  std::fill(v6.s6_addr + 8, v6.s6_addr + 16, 0);
+  char text[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, &v6, text, sizeof text);
+  return absl::StrCat(text, "/64");
+}
+
 }  // namespace
 
 std::string ClientAddress(absl::string_view peer,
                           const absl::string_view* forwarded_for,
                           const absl::flat_hash_set<std::string>& trusted) {
   std::string ip = PeerIp(peer);
-  if (forwarded_for == nullptr || !trusted.contains(ip)) return ip;
+  if (forwarded_for == nullptr || !trusted.contains(ip)) return BucketKey(ip);
   absl::string_view last = *forwarded_for;
   if (size_t comma = last.rfind(','); comma != absl::string_view::npos) {
     last = last.substr(comma + 1);
   }
   std::string client(absl::StripAsciiWhitespace(last));
   // A proxy that sent garbage: limit by the proxy rather than trust it.
-  return IsIpAddress(client) ? client : ip;
+  return BucketKey(IsIpAddress(client) ? client : ip);
 }
 
 absl::StatusOr<absl::flat_hash_set<std::string>> ParseTrustedProxies(

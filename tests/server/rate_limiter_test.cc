@@ -88,12 +88,27 @@ TEST(ClientAddressTest, ForwardedForOnlyFromTrustedProxies) {
   EXPECT_EQ(ClientAddress("ipv4:10.0.0.9:5555", &xff, trusted), "10.0.0.9");
   EXPECT_EQ(ClientAddress("ipv4:10.0.0.2:5555", &xff, trusted), "198.51.100.4");
   EXPECT_EQ(ClientAddress("ipv6:[::1]:443", &xff, trusted), "198.51.100.4");
-  EXPECT_EQ(ClientAddress("ipv6:[::1]:443", nullptr, trusted), "::1");
+  EXPECT_EQ(ClientAddress("ipv6:[::1]:443", nullptr, trusted), "::/64");
   absl::string_view junk = "not-an-address";
   EXPECT_EQ(ClientAddress("ipv4:10.0.0.2:1", &junk, trusted), "10.0.0.2");
   // Port numbers never split one address into many buckets.
   EXPECT_EQ(ClientAddress("ipv4:10.0.0.9:1", nullptr, {}),
             ClientAddress("ipv4:10.0.0.9:2", nullptr, {}));
+}
+
+// One subscriber's /64 is one bucket: rotating addresses buys nothing.
+TEST(ClientAddressTest, Ipv6IsLimitedByItsSlash64) {
+  EXPECT_EQ(ClientAddress("ipv6:[2001:db8:1:2::1]:5", nullptr, {}),
+            "2001:db8:1:2::/64");
+  EXPECT_EQ(ClientAddress("ipv6:[2001:db8:1:2:ffff:1:2:3]:5", nullptr, {}),
+            "2001:db8:1:2::/64");
+  EXPECT_NE(ClientAddress("ipv6:[2001:db8:1:3::1]:5", nullptr, {}),
+            "2001:db8:1:2::/64");
+  EXPECT_EQ(ClientAddress("ipv6:[::ffff:192.0.2.7]:5", nullptr, {}),
+            "192.0.2.7");
+  absl::string_view xff = "2001:db8:9:9::42";
+  EXPECT_EQ(ClientAddress("ipv4:10.0.0.2:1", &xff, {"10.0.0.2"}),
+            "2001:db8:9:9::/64");
 }
 
 TEST(ClientAddressTest, TrustedProxyListIsValidated) {
