@@ -294,7 +294,7 @@ TEST(VaultEdgeE2eTest, GetVaultInfoNeedsNoTokenAndSaysWhatClientsMustMatch) {
   EXPECT_EQ(client.Info("not.a.jwt").code, grpc::StatusCode::OK);
 }
 
-TEST(VaultEdgeE2eTest, GetVaultInfoDefaultsNameNoIdentityAndSevenDays) {
+TEST(VaultEdgeE2eTest, GetVaultInfoOutOfTheBoxNamesNoIdentityAndSevenDays) {
   VaultProcess vault;
   ASSERT_TRUE(vault.Start()) << vault.log();
   FlowClient client(vault);
@@ -312,7 +312,7 @@ TEST(VaultEdgeE2eTest, GetVaultInfoDefaultsNameNoIdentityAndSevenDays) {
 // back up, list, restore on a new phone, status, two wrong guesses, the
 // right one, change the password, status. Not one call may be refused (the
 // quickstart failed exactly so with the old single account bucket).
-TEST(VaultEdgeE2eTest, RetryFullSpeedUserFlowMeetsNoRefusalRegression) {
+TEST(VaultEdgeE2eTest, RetryFullSpeedUserFlowMeetsNoRefusal) {
   VaultProcess vault;
   ASSERT_TRUE(vault.Start()) << vault.log();
   FlowClient phone(vault);
@@ -373,7 +373,7 @@ TEST(VaultEdgeE2eTest, RetryFullSpeedUserFlowMeetsNoRefusalRegression) {
 // Guesses stay strict, and a refusal is one a client may retry: it came
 // before any counting (ATTEMPT_NOT_COUNTED, the counter did not move) and
 // says when, in our ErrorDetail and in gRPC's own pushback trailer.
-TEST(VaultEdgeE2eTest, RetryGuessRefusalIsNotCountedAndSaysWhenRegression) {
+TEST(VaultEdgeE2eTest, RetryGuessRefusalIsNotCountedAndSaysWhen) {
   VaultProcess vault;
   ASSERT_TRUE(
       vault.Start({"--guess-burst", "3", "--guess-per-second", "0.001"}))
@@ -677,7 +677,7 @@ class HsmFaultTest : public ::testing::Test {
   std::string softhsm_, backup_;
 };
 
-TEST_F(HsmFaultTest, FaultDeletedSeedObjectStopsStartUpRegression) {
+TEST_F(HsmFaultTest, FaultDeletedSeedObjectStopsStartUp) {
   const std::string seed = ObjectFileOf("bkv-oprf-seed-v1");
   ASSERT_FALSE(seed.empty());
   ASSERT_TRUE(fs::remove(seed));
@@ -685,7 +685,7 @@ TEST_F(HsmFaultTest, FaultDeletedSeedObjectStopsStartUpRegression) {
   ExpectRestoreServesTheRightPassword();
 }
 
-TEST_F(HsmFaultTest, FaultBitFlipInSeedObjectStopsStartUpRegression) {
+TEST_F(HsmFaultTest, FaultBitFlipInSeedObjectStopsStartUp) {
   const std::string seed = ObjectFileOf("bkv-oprf-seed-v1");
   ASSERT_FALSE(seed.empty());
   std::string bytes = ReadAll(seed);
@@ -698,7 +698,7 @@ TEST_F(HsmFaultTest, FaultBitFlipInSeedObjectStopsStartUpRegression) {
   ExpectRestoreServesTheRightPassword();
 }
 
-TEST_F(HsmFaultTest, FaultMissingSoftHsmDirStopsStartUpRegression) {
+TEST_F(HsmFaultTest, FaultMissingSoftHsmDirStopsStartUp) {
   fs::remove_all(softhsm_);
   ExpectStartRefused(softhsm_);
   // Nothing was made in its place.
@@ -732,7 +732,7 @@ class Tmpfs {
   bool mounted_ = false;
 };
 
-TEST(VaultEdgeE2eTest, FaultReadOnlyDataDirSaysSoAtStartRegression) {
+TEST(VaultEdgeE2eTest, FaultReadOnlyDataDirSaysSoAtStart) {
   VaultProcess vault;
   const std::string dir = vault.data_dir() + "/mnt";
   Tmpfs tmpfs(dir, "64m");
@@ -753,7 +753,7 @@ TEST(VaultEdgeE2eTest, FaultReadOnlyDataDirSaysSoAtStartRegression) {
 
 // A full data disk: the vault's own failures reach the client without the
 // server's paths (they are in the vault's log).
-TEST(VaultEdgeE2eTest, FaultFullDataDirShowsClientsNoServerPathRegression) {
+TEST(VaultEdgeE2eTest, FaultFullDataDirShowsClientsNoServerPath) {
   VaultProcess vault;
   const std::string dir = vault.data_dir() + "/mnt";
   Tmpfs tmpfs(dir, "32m");
@@ -866,6 +866,88 @@ TEST(VaultEdgeE2eTest, PinFromEnvironmentIsGoneFromProcEnvironRegression) {
   // It serves with the token it logged in to.
   FlowClient client(vault);
   EXPECT_EQ(client.Info("").code, grpc::StatusCode::OK);
+}
+
+// --- PIN files and --help (10.9, 16.5)
+// ----------------------------------------
+
+// 0640 used to pass: a group that can read the PIN can use the token.
+TEST(VaultEdgeE2eTest, PinFileWithAnyGroupOrOtherBitIsRefusedRegression) {
+  VaultProcess scratch;  // only for its temporary directory
+  const std::string dir = scratch.data_dir() + "/softhsm";
+  const std::string vault = BKV_VAULT_BIN;
+  ASSERT_EQ(
+      RunCommand(vault + " hsm init --softhsm-dir '" + dir + "'").exit_code, 0);
+  const std::string status =
+      "SOFTHSM2_CONF='" + dir + "/softhsm2.conf' " + vault +
+      " hsm status --token-label bkv --pin-file '" + dir + "/user.pin'";
+  const std::string pin = dir + "/user.pin";
+  for (mode_t mode : {0640, 0620, 0610, 0604, 0602, 0601}) {
+    chmod(pin.c_str(), mode);
+    CommandRun r = RunCommand(status);
+    EXPECT_EQ(r.exit_code, 1) << std::oct << mode;
+    EXPECT_NE(r.output.find("chmod 600"), std::string::npos)
+        << std::oct << mode << ": " << r.output;
+  }
+  chmod(pin.c_str(), 0400);
+  EXPECT_EQ(RunCommand(status).exit_code, 0);
+  chmod(pin.c_str(), 0600);
+}
+
+// Every command of the top-level table, and every subcommand a command's
+// usage line names (`<a|b>`), answers --help with exit 0 and its flags.
+TEST(VaultEdgeE2eTest, EveryCommandAnswersHelpRegression) {
+  const std::string vault = BKV_VAULT_BIN;
+  CommandRun top = RunCommand(vault + " --help");
+  ASSERT_EQ(top.exit_code, 0);
+  std::vector<std::string> commands;
+  {
+    std::istringstream lines(top.output);
+    std::string line;
+    bool in_table = false;
+    while (std::getline(lines, line)) {
+      if (line == "commands:") {
+        in_table = true;
+      } else if (in_table && line.rfind("  ", 0) == 0) {
+        std::istringstream words(line);
+        std::string name;
+        words >> name;
+        commands.push_back(name);
+      } else {
+        in_table = false;
+      }
+    }
+  }
+  ASSERT_GE(commands.size(), 3u) << top.output;
+  int walked = 0;
+  for (const std::string& command : commands) {
+    CommandRun help = RunCommand(vault + " " + command + " --help");
+    EXPECT_EQ(help.exit_code, 0) << command << ": " << help.output;
+    EXPECT_NE(help.output.find("usage: bkv-vault " + command),
+              std::string::npos)
+        << help.output;
+    EXPECT_NE(help.output.find("--"), std::string::npos)
+        << command << " lists no flags";
+    ++walked;
+    // "usage: bkv-vault hsm <init|status> ..." names the subcommands.
+    const size_t eol = help.output.find('\n');
+    const size_t open = help.output.find('<');
+    const size_t close = help.output.find('>', open);
+    if (open == std::string::npos || close == std::string::npos || open > eol) {
+      continue;
+    }
+    std::istringstream subs(help.output.substr(open + 1, close - open - 1));
+    std::string sub;
+    while (std::getline(subs, sub, '|')) {
+      CommandRun sub_help =
+          RunCommand(vault + " " + command + " " + sub + " --help");
+      EXPECT_EQ(sub_help.exit_code, 0)
+          << command << " " << sub << ": " << sub_help.output;
+      EXPECT_NE(sub_help.output.find("--"), std::string::npos);
+      ++walked;
+    }
+  }
+  EXPECT_GE(walked, 6);  // serve, token, token mint, hsm, hsm init, status
 }
 
 }  // namespace
