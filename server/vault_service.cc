@@ -55,10 +55,12 @@ namespace {
 // client gets UNAVAILABLE with a generic message (whatever the store's code
 // was: a full disk's RESOURCE_EXHAUSTED must not read as a rate limit) and
 // the operator the whole in the log. Answers meant for the client carry an
-// ErrorDetail or a request-shaped code.
+// ErrorDetail reason or a request-shaped code.
 bool IsVaultSideFailure(const absl::Status& status,
                         const std::optional<vault::v1::ErrorDetail>& detail) {
-  if (detail.has_value()) {
+  // A detail that only records the attempt's fate says nothing of the cause.
+  if (detail.has_value() &&
+      detail->reason() != vault::v1::ErrorDetail::REASON_UNSPECIFIED) {
     return detail->reason() == vault::v1::ErrorDetail::REASON_VAULT_UNAVAILABLE;
   }
   switch (status.code()) {
