@@ -4,7 +4,11 @@
 
 #include <algorithm>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "crypto/hex.h"
 #include "crypto/status_macros.h"
 #include "hsm/key_labels.h"
 
@@ -263,6 +267,110 @@ absl::StatusOr<KeyInventory> InspectKeys(Pkcs11Hsm& hsm) {
     }
   }
   return inventory;
+}
+
+absl::Status CheckInventory(const KeyInventory& inventory,
+                            absl::string_view token_description) {
+  std::vector<std::string> missing;
+  for (const auto& e : inventory.entries) {
+    if (!e.present) missing.push_back(absl::StrCat("'", e.label, "'"));
+  }
+  if (missing.empty() && inventory.ake_public_key.has_value()) {
+    return absl::OkStatus();
+  }
+  if (missing.empty())
+    missing.push_back(absl::StrCat("'", kAkePublicLabel, "'"));
+  return absl::FailedPreconditionError(absl::StrCat(
+      token_description, ": key object ", absl::StrJoin(missing, ", "),
+      " missing or unreadable. If this vault ever held records, do not make "
+      "new keys (every password would read as wrong and sealed records "
+      "could not be opened): restore the token from its backup "
+      "(docs/operations.md, \"Restoring the HSM token\"). Only for a vault "
+      "without records: `bkv-vault hsm init`"));
+}
+
+absl::Status RequireAllKeys(Pkcs11Hsm& hsm) {
+  BKV_ASSIGN_OR_RETURN(KeyInventory inventory, InspectKeys(hsm));
+  return CheckInventory(inventory, hsm.Describe());
+}
+
+namespace {
+
+constexpr absl::string_view kKeyCheckLabel = "bkv-vault/key-check/v1";
+constexpr absl::string_view kKeyCheckPlaintext = "bkv-vault key check";
+
+std::span<const uint8_t> AsSpan(absl::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+absl::StatusOr<std::string> SeedCheck(const VaultKeys& keys) {
+  BKV_ASSIGN_OR_RETURN(SecretBytes mac,
+                       keys.oprf_seed.HmacSha512(AsSpan(kKeyCheckLabel)));
+  return HexEncode(mac.Reveal().first(32));
+}
+
+absl::Status CheckMismatch(absl::string_view label,
+                           absl::string_view token_description,
+                           absl::string_view why) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      token_description, ": key object '", label,
+      "' is not the key this vault's records were made with (", why,
+      "): it was damaged or replaced. Do not serve with it (every password "
+      "would read as wrong): restore the token from its backup "
+      "(docs/operations.md, \"Restoring the HSM token\")"));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> MakeKeyCheck(const VaultKeys& keys) {
+  BKV_ASSIGN_OR_RETURN(std::string seed, SeedCheck(keys));
+  BKV_ASSIGN_OR_RETURN(
+      std::vector<uint8_t> sealed,
+      keys.sealer.Seal(AsSpan(kKeyCheckPlaintext), AsSpan(kKeyCheckLabel)));
+  return absl::StrCat(
+      "# bkv-vault key check values: they change if a key object on the\n"
+      "# token changes. Keep this file with the data directory.\n",
+      kOprfSeedLabel, " ", seed, "\n", kRecordSealKeyLabel, " ",
+      HexEncode(sealed), "\n", kAkePublicLabel, " ",
+      HexEncode(keys.ake.public_key()), "\n");
+}
+
+absl::Status VerifyKeyCheck(const VaultKeys& keys, absl::string_view check,
+                            absl::string_view token_description) {
+  absl::flat_hash_map<std::string, std::string> values;
+  for (absl::string_view line : absl::StrSplit(check, '\n')) {
+    if (line.empty() || line[0] == '#') continue;
+    std::pair<std::string, std::string> kv = absl::StrSplit(line, ' ');
+    values[kv.first] = kv.second;
+  }
+  for (absl::string_view label :
+       {kOprfSeedLabel, kRecordSealKeyLabel, kAkePublicLabel}) {
+    if (!values.contains(label)) {
+      return CheckMismatch(label, token_description,
+                           "the check file has no value for it");
+    }
+  }
+  BKV_ASSIGN_OR_RETURN(std::string seed, SeedCheck(keys));
+  if (seed != values[kOprfSeedLabel]) {
+    return CheckMismatch(kOprfSeedLabel, token_description,
+                         "its check value differs");
+  }
+  absl::StatusOr<std::vector<uint8_t>> sealed =
+      HexDecode(values[kRecordSealKeyLabel]);
+  absl::StatusOr<std::vector<uint8_t>> opened =
+      sealed.ok() ? keys.sealer.Open(*sealed, AsSpan(kKeyCheckLabel))
+                  : sealed.status();
+  if (!opened.ok() ||
+      absl::string_view(reinterpret_cast<const char*>(opened->data()),
+                        opened->size()) != kKeyCheckPlaintext) {
+    return CheckMismatch(kRecordSealKeyLabel, token_description,
+                         "it cannot open the check value sealed with it");
+  }
+  if (HexEncode(keys.ake.public_key()) != values[kAkePublicLabel]) {
+    return CheckMismatch(kAkePublicLabel, token_description,
+                         "the public key differs");
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<VaultKeys> VaultKeys::Load(std::shared_ptr<Pkcs11Hsm> hsm) {

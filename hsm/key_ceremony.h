@@ -51,6 +51,13 @@ struct KeyInventory {
 };
 absl::StatusOr<KeyInventory> InspectKeys(Pkcs11Hsm& hsm);
 
+// The one verdict `hsm status` and `serve` share: FailedPrecondition naming
+// every missing or unreadable object and the recovery procedure (restore
+// the token from its backup; a new key would orphan every record).
+absl::Status CheckInventory(const KeyInventory& inventory,
+                            absl::string_view token_description);
+absl::Status RequireAllKeys(Pkcs11Hsm& hsm);
+
 // Everything the vault needs from the token, found by label.
 struct VaultKeys {
   static absl::StatusOr<VaultKeys> Load(std::shared_ptr<Pkcs11Hsm> hsm);
@@ -59,6 +66,21 @@ struct VaultKeys {
   TokenKeyedHash oprf_seed;
   AkeKeyPair ake;
 };
+
+// Check values of the vault's keys, kept beside the records they protect
+// (`serve` keeps them in <data_dir>/kKeyCheckFile). A key object that was
+// replaced, regenerated or damaged changes its check value: a flipped bit
+// in a SoftHSM object file can leave a key that loads and passes every
+// self-test yet is not the key the records were made with. One line per
+// key, "<label> <hex>": the OPRF seed's HMAC of a fixed label (truncated to
+// 32 bytes), a blob sealed under the record key, the AKE public key. None
+// of them reveals a key.
+inline constexpr absl::string_view kKeyCheckFile = "hsm-keys.check";
+absl::StatusOr<std::string> MakeKeyCheck(const VaultKeys& keys);
+// FailedPrecondition naming the first key whose check value differs and
+// the recovery procedure.
+absl::Status VerifyKeyCheck(const VaultKeys& keys, absl::string_view check,
+                            absl::string_view token_description);
 
 }  // namespace bkv::hsm
 

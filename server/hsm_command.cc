@@ -3,6 +3,8 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -22,7 +24,9 @@ const char kHsmUsage[] =
            ones already there, run the self-tests and print the server
            public key and its fingerprint (clients pin the fingerprint).
   status   Show whether the token and every key are present, the public key
-           fingerprint, and run the self-tests. Exit 1 if anything is missing.
+           fingerprint, and run the self-tests. With --data-dir, also check
+           the keys against the vault's key check file (DIR/hsm-keys.check),
+           as `serve` does. Exit 1 if anything is missing or differs.
 
 Token flags:
   --module PATH        PKCS#11 module (default: SoftHSMv2's libsofthsm2.so)
@@ -33,6 +37,8 @@ Token flags:
                        SoftHSM token under DIR/tokens and generated PINs in
                        DIR/user.pin and DIR/so.pin (mode 0600); status reads
                        them. Implies SOFTHSM2_CONF=DIR/softhsm2.conf.
+status only:
+  --data-dir DIR       the vault's data directory (its hsm-keys.check)
 init only:
   --force-new-keys     destroy the existing bkv keys and make new ones. Every
                        sealed record becomes unreadable and clients must pin
@@ -43,7 +49,8 @@ namespace {
 
 bool TakesValue(const std::string& flag) {
   return flag == "--module" || flag == "--token-label" ||
-         flag == "--pin-file" || flag == "--softhsm-dir";
+         flag == "--pin-file" || flag == "--softhsm-dir" ||
+         flag == "--data-dir";
 }
 
 absl::StatusOr<SecretBytes> ReadPin(const HsmFlags& flags,
@@ -55,8 +62,8 @@ absl::StatusOr<SecretBytes> ReadPin(const HsmFlags& flags,
         absl::StrCat("no PIN for token '", flags.token_label,
                      "': pass --pin-file FILE or set ", hsm::kPinEnvVar));
   }
-  // Children (and /proc/self/environ readers) need not see it.
-  unsetenv(std::string(hsm::kPinEnvVar).c_str());
+  // Children and /proc/PID/environ readers need not see it.
+  hsm::ScrubEnv(hsm::kPinEnvVar);
   return pin;
 }
 
@@ -72,9 +79,17 @@ void PrintPublicKey(std::ostream& out,
       << hsm::PublicKeyFingerprintHex(public_key) << "\n";
 }
 
-absl::Status SelfTest(std::shared_ptr<hsm::Pkcs11Hsm> token) {
+absl::Status SelfTest(std::shared_ptr<hsm::Pkcs11Hsm> token,
+                      const std::string& data_dir = "") {
   BKV_ASSIGN_OR_RETURN(hsm::VaultKeys keys, hsm::VaultKeys::Load(token));
-  return hsm::RunTokenSelfTests(*token, keys);
+  BKV_RETURN_IF_ERROR(hsm::RunTokenSelfTests(*token, keys));
+  if (data_dir.empty()) return absl::OkStatus();
+  const std::string path = absl::StrCat(data_dir, "/", hsm::kKeyCheckFile);
+  std::ifstream in(path);
+  if (!in) return absl::OkStatus();  // serve writes it on first start
+  std::stringstream text;
+  text << in.rdbuf();
+  return hsm::VerifyKeyCheck(keys, text.str(), token->Describe());
 }
 
 int Init(const HsmFlags& flags, std::ostream& out, std::ostream& err) {
@@ -118,12 +133,12 @@ int Status(const HsmFlags& flags, std::ostream& out, std::ostream& err) {
     out << "  " << e.label << ": " << (e.present ? "present" : "MISSING")
         << "\n";
   }
-  if (!inventory->complete()) {
-    err << "bkv-vault hsm status: keys missing; run `bkv-vault hsm init`\n";
-    return 1;
+  if (absl::Status s = hsm::CheckInventory(*inventory, (*token)->Describe());
+      !s.ok()) {
+    return Fail(err, "status", s);
   }
   PrintPublicKey(out, *inventory->ake_public_key);
-  if (absl::Status s = SelfTest(*token); !s.ok()) {
+  if (absl::Status s = SelfTest(*token, flags.data_dir); !s.ok()) {
     return Fail(err, "status", s);
   }
   out << "self-tests: passed\n";
@@ -163,6 +178,7 @@ absl::Status ParseHsmFlags(std::span<const std::string> args, HsmFlags& flags,
       if (flag == "--token-label") flags.token_label = value;
       if (flag == "--pin-file") flags.pin_file = value;
       if (flag == "--softhsm-dir") flags.softhsm_dir = value;
+      if (flag == "--data-dir") flags.data_dir = value;
     } else if (flag == "--force-new-keys" && !has_value) {
       flags.force_new_keys = true;
     } else {
@@ -179,8 +195,12 @@ absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenHsm(const HsmFlags& flags) {
     std::string conf = (dir / "softhsm2.conf").string();
     if (!std::filesystem::exists(conf)) {
       return absl::NotFoundError(absl::StrCat(
-          conf, " not found; run `bkv-vault hsm init --softhsm-dir ",
-          flags.softhsm_dir, "`"));
+          conf,
+          " not found. A new vault: run `bkv-vault hsm init "
+          "--softhsm-dir ",
+          flags.softhsm_dir,
+          "`. A vault with records: restore the token directory from its "
+          "backup (docs/operations.md, \"Restoring the HSM token\")"));
     }
     setenv("SOFTHSM2_CONF", conf.c_str(), 1);
     if (pin_file.empty()) pin_file = (dir / "user.pin").string();
@@ -189,6 +209,7 @@ absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenHsm(const HsmFlags& flags) {
   hsm::TokenOptions options;
   options.module_path = flags.module_path;
   options.token_label = flags.token_label;
+  options.max_sessions = flags.sessions;
   return hsm::Pkcs11Hsm::Open(options, pin);
 }
 
@@ -211,6 +232,10 @@ int RunHsmCommand(std::span<const std::string> args, std::ostream& out,
                          : absl::StrCat("bkv-vault hsm: unexpected '",
                                         absl::StrJoin(rest, " "), "'\n"))
         << kHsmUsage;
+    return 2;
+  }
+  if (rest[0] == "init" && !flags.data_dir.empty()) {
+    err << "bkv-vault hsm init: --data-dir is for status only\n";
     return 2;
   }
   if (rest[0] == "status" && flags.force_new_keys) {

@@ -4,6 +4,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <sys/statvfs.h>
 
 #include <atomic>
 #include <cstdarg>
@@ -180,7 +181,23 @@ struct RocksDbRecordStore::Impl {
     return raw;
   }
 
+  // The free-space reserve (RocksDbRecordStoreOptions::min_free_bytes).
+  absl::Status CheckFreeSpace() const {
+    struct statvfs fs;
+    if (options.min_free_bytes == 0 ||
+        ::statvfs(options.data_dir.c_str(), &fs) != 0) {
+      return absl::OkStatus();  // no reserve, or the write itself will tell
+    }
+    const uint64_t free_bytes = uint64_t{fs.f_bavail} * fs.f_frsize;
+    if (free_bytes >= options.min_free_bytes) return absl::OkStatus();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "data directory ", options.data_dir,
+        " is full: free space, then retry; reads keep working (", free_bytes,
+        " bytes free, ", options.min_free_bytes, " kept in reserve)"));
+  }
+
   absl::Status Write(rocksdb::WriteBatch& batch, bool sync) {
+    BKV_RETURN_IF_ERROR(CheckFreeSpace());
     // After a failed write RocksDB refuses writes until resumed. Resuming is
     // best effort (kBusy while RocksDB's own disk-full recovery waits for
     // space): the write's status below is what the caller learns.

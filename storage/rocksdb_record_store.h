@@ -24,6 +24,12 @@ struct RocksDbRecordStoreOptions {
   // Memtable size. After a disk-full error RocksDB resumes by itself once
   // this much space is free again (it checks every few seconds).
   size_t write_buffer_bytes = 64 << 20;
+  // Writes are refused as "full" while the data directory's filesystem has
+  // less free space than this, so RocksDB itself rarely meets ENOSPC: a WAL
+  // append that fails leaves its log writer in a state Debian's RocksDB 7.8
+  // can abort on (an assertion) at the next sync. Keeps room for the WAL of
+  // a burst and a memtable flush.
+  uint64_t min_free_bytes = 16 << 20;
 };
 
 struct RocksDbStats {

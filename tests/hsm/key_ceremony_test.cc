@@ -13,6 +13,7 @@ namespace bkv::hsm {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::TestToken;
 
 class KeyCeremonyTest : public ::testing::Test {
@@ -201,6 +202,49 @@ TEST(AkeKeyPairTest, FromPrivateKeyDerivesPublic) {
   EXPECT_EQ(HexEncode(ake->public_key()),
             "b2fe7af9f48cc502d016729d2fe25cdd433f2c4bc904660b2a382c9b79df1a78");
   EXPECT_FALSE(AkeKeyPair::FromPrivateKey(SecretBytes(32)).ok());
+}
+
+// The key check: the same keys pass, new keys (as a lost or damaged token
+// would get) fail naming the key, and a damaged check file fails closed.
+TEST_F(KeyCeremonyTest, KeyCheckTellsTheSameKeysFromNewOnes) {
+  auto keys = VaultKeys::Load(token_->hsm());
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  auto check = MakeKeyCheck(*keys);
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_THAT(*check, Not(HasSubstr("\n\n")));
+  EXPECT_TRUE(VerifyKeyCheck(*keys, *check, "t").ok());
+  // Reloaded keys (a restart) still pass.
+  auto again = VaultKeys::Load(token_->hsm());
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(VerifyKeyCheck(*again, *check, "t").ok());
+
+  // A check file without one of its lines fails closed.
+  std::string partial = *check;
+  partial.erase(partial.find(std::string(kRecordSealKeyLabel)));
+  auto missing = VerifyKeyCheck(*keys, partial, "t");
+  EXPECT_THAT(missing.message(), HasSubstr(std::string(kRecordSealKeyLabel)));
+
+  ASSERT_TRUE(RunKeyCeremony(hsm(), {.force_new_keys = true}).ok());
+  auto fresh = VaultKeys::Load(token_->hsm());
+  ASSERT_TRUE(fresh.ok());
+  absl::Status s = VerifyKeyCheck(*fresh, *check, "token 'x'");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr(std::string(kOprfSeedLabel)));
+  EXPECT_THAT(s.message(), HasSubstr("Restoring the HSM token"));
+}
+
+TEST_F(KeyCeremonyTest, MissingKeyObjectIsNamedWithTheRecovery) {
+  {
+    auto session = hsm().AcquireSession();
+    ASSERT_TRUE(session.ok());
+    auto seed = session->FindObject(CKO_SECRET_KEY, kOprfSeedLabel);
+    ASSERT_TRUE(seed.ok());
+    ASSERT_TRUE(session->DestroyObject(*seed).ok());
+  }
+  absl::Status s = RequireAllKeys(hsm());
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr(std::string(kOprfSeedLabel)));
+  EXPECT_THAT(s.message(), HasSubstr("restore the token from its backup"));
 }
 
 }  // namespace

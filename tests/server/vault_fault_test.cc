@@ -259,7 +259,8 @@ TEST_F(VaultFaultTest, FullAuditLogDiskNeverCostsAnAttempt) {
   SmallDisk disk(dir, "256k");
   if (!disk.mounted()) GTEST_SKIP() << "cannot mount tmpfs: " << disk.error();
   StartVault({"--audit-log", dir + "/audit.log", "--account-burst", "1000",
-              "--account-per-second", "1000"});
+              "--account-per-second", "1000", "--guess-burst", "1000",
+              "--guess-per-second", "1000"});
   const std::string acct = "audited";
   SecretBytes key = RegisterOrDie(acct, "pw");
   disk.Fill();
@@ -288,7 +289,8 @@ TEST_F(VaultFaultTest, FullDataDiskNeverCostsAnAttempt) {
   // freeing space the operator restarts the vault (docs/operations.md).
   SmallDisk disk(dir, "24m");
   if (!disk.mounted()) GTEST_SKIP() << "cannot mount tmpfs: " << disk.error();
-  StartVault({"--account-burst", "1000", "--account-per-second", "1000"});
+  StartVault({"--account-burst", "1000", "--account-per-second", "1000",
+              "--guess-burst", "1000", "--guess-per-second", "1000"});
   const std::string acct = "stored";
   SecretBytes key = RegisterOrDie(acct, "pw");
   disk.Fill();
@@ -314,7 +316,8 @@ TEST_F(VaultFaultTest, RandomWriteAndSyncFaultsCostNoUnannouncedAttempt) {
   }
   const std::string fifo = vault_.data_dir() + "/fiu";
   vault_.set_wrapper({"/usr/bin/fiu-run", "-x", "-f", fifo});
-  StartVault({"--account-burst", "1000", "--account-per-second", "1000"});
+  StartVault({"--account-burst", "1000", "--account-per-second", "1000",
+              "--guess-burst", "1000", "--guess-per-second", "1000"});
   const std::string acct = "shaken";
   SecretBytes key = RegisterOrDie(acct, "pw");
   auto ctrl = [&](const std::string& cmd) {

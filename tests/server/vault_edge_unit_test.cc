@@ -1,0 +1,123 @@
+// Regression tests for the vault's edges that need no process (ctest -R
+// regression): rate-limiter eviction, the metrics listener's loopback rule,
+// every config key reaching a component.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "server/config.h"
+#include "server/rate_limiter.h"
+#include "server/serve_command.h"
+
+namespace bkv::server {
+namespace {
+
+const absl::Time kT0 = absl::FromUnixSeconds(1000);
+
+// A full shard used to drop every bucket, handing drained keys (an attacker
+// mid-throttle) a fresh burst. Now it forgets only full buckets and
+// refuses new keys while none is full.
+TEST(RateLimiterEdgeTest, FullShardNeverRefillsADrainedBucketRegression) {
+  RateLimiter limiter({2, 0.001, /*max_keys_per_shard=*/2});
+  ASSERT_EQ(limiter.Acquire("victim", kT0), absl::ZeroDuration());
+  ASSERT_EQ(limiter.Acquire("victim", kT0), absl::ZeroDuration());
+  ASSERT_GT(limiter.Acquire("victim", kT0), absl::ZeroDuration());
+  // Many new keys, each drained at once: every shard fills up.
+  int refused = 0;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string key = absl::StrCat("flood", i);
+    for (int j = 0; j < 3; ++j) {
+      if (limiter.Acquire(key, kT0 + absl::Milliseconds(i)) >
+          absl::ZeroDuration()) {
+        ++refused;
+      }
+    }
+  }
+  EXPECT_GT(refused, 0);
+  EXPECT_LE(limiter.size_for_testing(), 16u * 2);
+  // The drained key is still drained.
+  EXPECT_GT(limiter.Acquire("victim", kT0 + absl::Seconds(1)),
+            absl::ZeroDuration());
+}
+
+TEST(ConfigEdgeTest, MetricsListenGetsTheLoopbackRuleRegression) {
+  auto c =
+      LoadConfig(std::vector<std::string>{"--metrics-listen", "0.0.0.0:9464"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("0.0.0.0:9464"), std::string::npos);
+  EXPECT_TRUE(
+      LoadConfig(std::vector<std::string>{"--metrics-listen", "[::1]:9464"})
+          .ok());
+  EXPECT_TRUE(
+      LoadConfig(std::vector<std::string>{"--metrics-listen", ""}).ok());
+  EXPECT_TRUE(
+      LoadConfig(std::vector<std::string>{"--metrics-listen", "0.0.0.0:9464",
+                                          "--allow-plaintext-non-loopback"})
+          .ok());
+}
+
+// Every config key reaches a component: setting it to a non-default value
+// changes the options serve builds its components from. A new key without
+// a sample here fails the test, so none can be added that goes nowhere.
+TEST(ConfigEdgeTest, EveryKeyReachesItsComponentRegression) {
+  const std::map<std::string, std::vector<std::string>> samples = {
+      {"listen", {"127.0.0.2:7000"}},
+      {"metrics-listen", {"127.0.0.1:9999"}},
+      {"data-dir", {"/srv/other"}},
+      {"tls-cert", {"c.pem", "--tls-key", "k.pem"}},
+      {"tls-key", {"k.pem", "--tls-cert", "c.pem"}},
+      {"allow-plaintext-non-loopback", {}},
+      {"drain-timeout-s", {"3"}},
+      {"max-message-bytes", {"2048"}},
+      {"hsm-module", {"/opt/p11.so"}},
+      {"hsm-token-label", {"other"}},
+      {"hsm-pin-file", {"/etc/pin"}},
+      {"softhsm-dir", {"/srv/softhsm"}},
+      {"hsm-sessions", {"3"}},
+      {"opaque-context", {"ctx"}},
+      {"server-identity", {"vault.example"}},
+      {"attempt-limit", {"5"}},
+      {"login-ttl-s", {"30"}},
+      {"min-ksf-memory-kib", {"16384"}},
+      {"reset-delay-s", {"60"}},
+      {"audience", {"aud"}},
+      {"issuer", {"iss"}},
+      {"issuer-keys-file", {"/etc/keys"}},
+      {"read-burst", {"7"}},
+      {"read-per-second", {"7"}},
+      {"guess-burst", {"7"}},
+      {"guess-per-second", {"7"}},
+      {"account-burst", {"7"}},
+      {"account-per-second", {"7"}},
+      {"peer-burst", {"7"}},
+      {"peer-per-second", {"7"}},
+      {"unauthenticated-burst", {"7"}},
+      {"unauthenticated-per-second", {"7"}},
+      {"trusted-proxies", {"10.0.0.1"}},
+      {"audit-log", {"/var/log/audit"}},
+  };
+  auto defaults = LoadConfig({});
+  ASSERT_TRUE(defaults.ok());
+  const std::string base = DescribeForTesting(ComponentOptionsFor(*defaults));
+  for (const std::string& flag : ConfigFlags()) {
+    auto sample = samples.find(flag);
+    ASSERT_NE(sample, samples.end()) << "no sample value for --" << flag;
+    std::vector<std::string> args = {"--" + flag};
+    args.insert(args.end(), sample->second.begin(), sample->second.end());
+    auto c = LoadConfig(args);
+    ASSERT_TRUE(c.ok()) << flag << ": " << c.status();
+    EXPECT_NE(DescribeForTesting(ComponentOptionsFor(*c)), base)
+        << "--" << flag << " reaches no component";
+  }
+  // The session pool size reaches the HSM options (it used to stop at the
+  // config).
+  auto c = LoadConfig(std::vector<std::string>{"--hsm-sessions", "3"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(ComponentOptionsFor(*c).hsm.sessions, 3u);
+}
+
+}  // namespace
+}  // namespace bkv::server
