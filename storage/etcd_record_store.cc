@@ -13,6 +13,7 @@
 #include "crypto/status_macros.h"
 #include "storage/account_check.h"
 #include "storage/etcd_client.h"
+#include "storage/etcd_write_outcome.h"
 
 namespace bkv::storage {
 namespace {
@@ -76,21 +77,6 @@ Snapshot ParseSnapshot(const TxnResponse& resp) {
   return snap;
 }
 
-absl::Status VersionMismatch(const AccountKey& key, const AccountState& s,
-                             uint64_t expected) {
-  return absl::AbortedError(absl::StrCat(
-      "record for account key ", AccountKeyHex(key), " is at version ",
-      s.live ? s.version : 0, " (0: none), not ", expected,
-      ": re-read and retry"));
-}
-
-absl::Status OutcomeUnknown(const AccountKey& key, absl::string_view detail) {
-  return absl::UnavailableError(absl::StrCat(
-      "etcd did not confirm the write to account key ", AccountKeyHex(key),
-      "; it may have been applied: re-read before acting on it (", detail,
-      ")"));
-}
-
 }  // namespace
 
 struct EtcdRecordStore::Impl {
@@ -106,6 +92,8 @@ struct EtcdRecordStore::Impl {
   bool compacting = false;
   absl::Time last_compaction = absl::InfinitePast();
   std::atomic<uint64_t> compactions{0};
+  std::atomic<uint64_t> ambiguous_writes{0};     // settled by re-reading
+  std::atomic<uint64_t> ambiguous_committed{0};  // ... as committed
 
   std::string RecordKey(const AccountKey& k) const {
     return options.key_prefix + RecordDbKey(k);
@@ -133,6 +121,15 @@ struct EtcdRecordStore::Impl {
     AddRange(txn.mutable_failure(), RecordKey(key));
     AddRange(txn.mutable_failure(), WatermarkKey(key));
     return txn;
+  }
+
+  absl::Status Settle(const AccountKey& key, const GuardedWrite& write,
+                      const CallInfo& info, const TxnResponse& resp) {
+    if (info.ambiguous) ++ambiguous_writes;
+    absl::Status s =
+        SettleFailedGuard(key, write, info.ambiguous, ParseSnapshot(resp).raw);
+    if (info.ambiguous && s.ok()) ++ambiguous_committed;
+    return s;
   }
 
   absl::Status CompactThrough(int64_t revision);
@@ -212,13 +209,9 @@ absl::StatusOr<uint64_t> EtcdRecordStore::CompareAndSwap(
   if (resp.succeeded()) return record.version();
   // The guard failed: someone else wrote, or an earlier send of this very
   // Txn committed before its answer was lost.
-  const Snapshot now = ParseSnapshot(resp);
-  if (info.ambiguous && now.raw.record == value) return record.version();
-  BKV_ASSIGN_OR_RETURN(AccountState after, CheckAccount(key, now.raw));
-  if (info.ambiguous && after.high_water >= record.version()) {
-    return OutcomeUnknown(key, "a later write followed it");
-  }
-  return VersionMismatch(key, after, expected_version);
+  const GuardedWrite write{expected_version, record.version(), value};
+  BKV_RETURN_IF_ERROR(impl_->Settle(key, write, info, resp));
+  return record.version();
 }
 
 absl::Status EtcdRecordStore::Delete(std::string_view account_id,
@@ -242,17 +235,8 @@ absl::Status EtcdRecordStore::Delete(std::string_view account_id,
     return info.ambiguous ? OutcomeUnknown(key, s.message()) : s;
   }
   if (!resp.succeeded()) {
-    BKV_ASSIGN_OR_RETURN(AccountState after,
-                         CheckAccount(key, ParseSnapshot(resp).raw));
-    // Deleted at exactly this version: only this delete (or an identical
-    // one) can have done it.
-    const bool done = !after.live && after.high_water == state.version;
-    if (info.ambiguous && !done && after.high_water > state.version) {
-      return OutcomeUnknown(key, "a later write followed it");
-    }
-    if (!(info.ambiguous && done)) {
-      return VersionMismatch(key, after, expected_version);
-    }
+    const GuardedWrite write{expected_version, state.version, std::nullopt};
+    BKV_RETURN_IF_ERROR(impl_->Settle(key, write, info, resp));
   }
   return Shred(account_id);
 }
@@ -430,7 +414,8 @@ absl::Status EtcdRecordStore::ForEach(Visitor visit) const {
 }
 
 EtcdStats EtcdRecordStore::Stats() const {
-  return {impl_->client->round_trips(), impl_->compactions.load()};
+  return {impl_->client->round_trips(), impl_->compactions.load(),
+          impl_->ambiguous_writes.load(), impl_->ambiguous_committed.load()};
 }
 
 }  // namespace bkv::storage

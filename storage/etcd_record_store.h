@@ -38,6 +38,10 @@ struct EtcdRecordStoreOptions {
 struct EtcdStats {
   uint64_t round_trips = 0;  // gRPC calls to etcd, retries included
   uint64_t compactions = 0;  // Compact calls made by Shred
+  // Writes whose guard failed after a send that may have committed, and
+  // how many of those turned out to have committed.
+  uint64_t ambiguous_writes = 0;
+  uint64_t ambiguous_committed = 0;
 };
 
 // The RecordStore on an etcd v3 cluster (contract in storage/record_store.h,
