@@ -8,6 +8,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "crypto/status_macros.h"
@@ -95,6 +96,45 @@ struct EtcdRecordStore::Impl {
   std::atomic<uint64_t> ambiguous_writes{0};     // settled by re-reading
   std::atomic<uint64_t> ambiguous_committed{0};  // ... as committed
 
+  // What a checked read saw per account, so that the usual Get, change,
+  // CompareAndSwap cycle needs no second read: the write's guard compares
+  // the same mod revisions, so a stale entry only makes the guard fail.
+  struct Observed {
+    AccountState state;
+    int64_t record_mod = 0, watermark_mod = 0;
+  };
+  static constexpr size_t kMaxObserved = 1 << 16;
+  mutable std::mutex observed_mu;
+  mutable absl::flat_hash_map<AccountKey, Observed> observed;
+
+  void Remember(const AccountKey& key, const Observed& o) const {
+    std::lock_guard<std::mutex> lock(observed_mu);
+    if (observed.size() >= kMaxObserved) observed.clear();
+    observed[key] = o;
+  }
+  void Forget(const AccountKey& key) const {
+    std::lock_guard<std::mutex> lock(observed_mu);
+    observed.erase(key);
+  }
+  // The account's checked state and guard revisions: remembered if the
+  // caller's expected version matches what was seen, read afresh otherwise.
+  absl::StatusOr<Observed> Observe(const AccountKey& key,
+                                   uint64_t expected_version) const {
+    {
+      std::lock_guard<std::mutex> lock(observed_mu);
+      auto it = observed.find(key);
+      if (it != observed.end()) {
+        const AccountState& st = it->second.state;
+        if ((st.live ? st.version : kNoRecord) == expected_version) {
+          return it->second;
+        }
+      }
+    }
+    BKV_ASSIGN_OR_RETURN(Snapshot snap, Read(key));
+    BKV_ASSIGN_OR_RETURN(AccountState state, CheckAccount(key, snap.raw));
+    return Observed{state, snap.record_mod, snap.watermark_mod};
+  }
+
   std::string RecordKey(const AccountKey& k) const {
     return options.key_prefix + RecordDbKey(k);
   }
@@ -112,12 +152,12 @@ struct EtcdRecordStore::Impl {
     return ParseSnapshot(resp);
   }
 
-  // A write guarded by the mod revisions `snap` saw; on a failed guard the
+  // A write guarded by the mod revisions `seen`; on a failed guard the
   // response carries both keys as they are now.
-  TxnRequest GuardedTxn(const AccountKey& key, const Snapshot& snap) const {
+  TxnRequest GuardedTxn(const AccountKey& key, const Observed& seen) const {
     TxnRequest txn;
-    AddCompare(&txn, RecordKey(key), snap.record_mod);
-    AddCompare(&txn, WatermarkKey(key), snap.watermark_mod);
+    AddCompare(&txn, RecordKey(key), seen.record_mod);
+    AddCompare(&txn, WatermarkKey(key), seen.watermark_mod);
     AddRange(txn.mutable_failure(), RecordKey(key));
     AddRange(txn.mutable_failure(), WatermarkKey(key));
     return txn;
@@ -125,6 +165,7 @@ struct EtcdRecordStore::Impl {
 
   absl::Status Settle(const AccountKey& key, const GuardedWrite& write,
                       const CallInfo& info, const TxnResponse& resp) {
+    Forget(key);
     if (info.ambiguous) ++ambiguous_writes;
     absl::Status s =
         SettleFailedGuard(key, write, info.ambiguous, ParseSnapshot(resp).raw);
@@ -171,6 +212,7 @@ absl::StatusOr<v1::UserRecord> EtcdRecordStore::Get(
   const AccountKey key = DeriveAccountKey(account_id);
   BKV_ASSIGN_OR_RETURN(Snapshot snap, impl_->Read(key));
   BKV_ASSIGN_OR_RETURN(AccountState state, CheckAccount(key, snap.raw));
+  impl_->Remember(key, {state, snap.record_mod, snap.watermark_mod});
   if (!state.live) {
     return absl::NotFoundError(
         absl::StrCat("no record for account key ", AccountKeyHex(key)));
@@ -182,8 +224,9 @@ absl::StatusOr<uint64_t> EtcdRecordStore::CompareAndSwap(
     std::string_view account_id, uint64_t expected_version,
     const v1::UserRecord& next) {
   const AccountKey key = DeriveAccountKey(account_id);
-  BKV_ASSIGN_OR_RETURN(Snapshot snap, impl_->Read(key));
-  BKV_ASSIGN_OR_RETURN(AccountState state, CheckAccount(key, snap.raw));
+  BKV_ASSIGN_OR_RETURN(const Impl::Observed seen,
+                       impl_->Observe(key, expected_version));
+  const AccountState& state = seen.state;
   const uint64_t current = state.live ? state.version : kNoRecord;
   if (current != expected_version) {
     return VersionMismatch(key, state, expected_version);
@@ -193,7 +236,7 @@ absl::StatusOr<uint64_t> EtcdRecordStore::CompareAndSwap(
   record.set_version(state.high_water + 1);
   BKV_ASSIGN_OR_RETURN(std::string value,
                        SealRecord(*impl_->sealer, key, record));
-  TxnRequest txn = impl_->GuardedTxn(key, snap);
+  TxnRequest txn = impl_->GuardedTxn(key, seen);
   auto* put = txn.add_success()->mutable_request_put();
   put->set_key(impl_->RecordKey(key));
   put->set_value(value);
@@ -206,7 +249,12 @@ absl::StatusOr<uint64_t> EtcdRecordStore::CompareAndSwap(
   if (absl::Status s = impl_->client->Txn(txn, &resp, &info); !s.ok()) {
     return info.ambiguous ? OutcomeUnknown(key, s.message()) : s;
   }
-  if (resp.succeeded()) return record.version();
+  if (resp.succeeded()) {
+    // Both puts carry the Txn's revision.
+    const int64_t rev = resp.header().revision();
+    impl_->Remember(key, {{true, record.version(), record.version()}, rev, rev});
+    return record.version();
+  }
   // The guard failed: someone else wrote, or an earlier send of this very
   // Txn committed before its answer was lost.
   const GuardedWrite write{expected_version, record.version(), value};
@@ -217,12 +265,14 @@ absl::StatusOr<uint64_t> EtcdRecordStore::CompareAndSwap(
 absl::Status EtcdRecordStore::Delete(std::string_view account_id,
                                      uint64_t expected_version) {
   const AccountKey key = DeriveAccountKey(account_id);
-  BKV_ASSIGN_OR_RETURN(Snapshot snap, impl_->Read(key));
-  BKV_ASSIGN_OR_RETURN(AccountState state, CheckAccount(key, snap.raw));
+  BKV_ASSIGN_OR_RETURN(const Impl::Observed seen,
+                       impl_->Observe(key, expected_version));
+  const AccountState& state = seen.state;
   if (!state.live || state.version != expected_version) {
     return VersionMismatch(key, state, expected_version);
   }
-  TxnRequest txn = impl_->GuardedTxn(key, snap);
+  impl_->Forget(key);
+  TxnRequest txn = impl_->GuardedTxn(key, seen);
   txn.add_success()->mutable_request_delete_range()->set_key(
       impl_->RecordKey(key));
   auto* put = txn.add_success()->mutable_request_put();

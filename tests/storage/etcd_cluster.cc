@@ -248,6 +248,17 @@ absl::StatusOr<int> EtcdCluster::Leader(absl::Duration wait) const {
       absl::StrCat("etcd cluster has no agreed leader (", last, ")"));
 }
 
+absl::StatusOr<int64_t> EtcdCluster::DbSizeInUse(int i) const {
+  auto stub = etcdserverpb::Maintenance::NewStub(
+      grpc::CreateChannel(Endpoints()[i], Credentials(options_.tls)));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  etcdserverpb::StatusResponse resp;
+  grpc::Status s = stub->Status(&ctx, etcdserverpb::StatusRequest(), &resp);
+  if (!s.ok()) return absl::UnavailableError(s.error_message());
+  return resp.dbsizeinuse();
+}
+
 absl::Status EtcdCluster::WaitForLeader(absl::Duration wait) const {
   auto leader = Leader(wait);
   return leader.ok() ? absl::OkStatus() : leader.status();

@@ -51,6 +51,8 @@ class EtcdCluster {
   void Freeze(int i);  // SIGSTOP
   void Thaw(int i);    // SIGCONT
   absl::Status Restart(int i);  // after Kill: same data directory
+  // Bytes of member i's database in use (etcd's dbSizeInUse).
+  absl::StatusOr<int64_t> DbSizeInUse(int i) const;
   // Waits (bounded) until every running member agrees on a leader.
   absl::Status WaitForLeader(absl::Duration wait = absl::Seconds(15)) const;
 

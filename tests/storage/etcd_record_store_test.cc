@@ -287,6 +287,26 @@ TEST_F(EtcdRecordStoreTest, ConcurrentShredsShareCompactions) {
   EXPECT_LT((*store)->Stats().compactions, static_cast<uint64_t>(kThreads));
 }
 
+TEST_F(EtcdRecordStoreTest, CountedAttemptIsTwoRoundTrips) {
+  // Get, then a CompareAndSwap guarded by what that Get saw: one read, one
+  // Txn. A stale guard (another node wrote in between) still aborts.
+  ASSERT_TRUE(store_->CompareAndSwap("ivan", 0, SampleRecord()).ok());
+  auto other = OpenStore();
+  ASSERT_NE(other, nullptr);
+  const uint64_t before = store_->Stats().round_trips;
+  auto r = store_->Get("ivan");
+  ASSERT_TRUE(r.ok()) << r.status();
+  r->set_attempts_used(1);
+  ASSERT_TRUE(store_->CompareAndSwap("ivan", r->version(), *r).ok());
+  EXPECT_EQ(store_->Stats().round_trips - before, 2u);
+
+  r = store_->Get("ivan");
+  ASSERT_TRUE(other->CompareAndSwap("ivan", r->version(), *r).ok());
+  EXPECT_EQ(store_->CompareAndSwap("ivan", r->version(), *r).status().code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(store_->Get("ivan")->version(), 3u);
+}
+
 TEST_F(EtcdRecordStoreTest, SyncBarrierChangesNoRecord) {
   ASSERT_TRUE(store_->CompareAndSwap("hank", 0, SampleRecord(4)).ok());
   ASSERT_TRUE(store_->SyncBarrier().ok());
