@@ -182,16 +182,6 @@ absl::Status EtcdClient::Txn(const etcdserverpb::TxnRequest& req,
       info);
 }
 
-absl::Status EtcdClient::Put(const etcdserverpb::PutRequest& req,
-                             etcdserverpb::PutResponse* resp, CallInfo* info) {
-  return WithFailover(
-      "Put",
-      [&](Member& m, grpc::ClientContext* ctx) {
-        return m.kv->Put(ctx, req, resp);
-      },
-      info);
-}
-
 absl::Status EtcdClient::Compact(const etcdserverpb::CompactionRequest& req,
                                  etcdserverpb::CompactionResponse* resp,
                                  CallInfo* info) {

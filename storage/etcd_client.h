@@ -40,13 +40,11 @@ class EtcdClient {
 
   // Each call is retried on the next member until one answers or op_timeout
   // passes; only idempotent requests (reads, compare-guarded Txns, Compact,
-  // a Put of a constant) may go through here. Linearizable reads.
+  // constant puts) may go through here. Linearizable reads.
   absl::Status Range(const etcdserverpb::RangeRequest& req,
                      etcdserverpb::RangeResponse* resp, CallInfo* info);
   absl::Status Txn(const etcdserverpb::TxnRequest& req,
                    etcdserverpb::TxnResponse* resp, CallInfo* info);
-  absl::Status Put(const etcdserverpb::PutRequest& req,
-                   etcdserverpb::PutResponse* resp, CallInfo* info);
   absl::Status Compact(const etcdserverpb::CompactionRequest& req,
                        etcdserverpb::CompactionResponse* resp, CallInfo* info);
 

@@ -352,12 +352,19 @@ absl::Status EtcdRecordStore::Impl::CompactNow(int64_t revision) {
 }
 
 absl::Status EtcdRecordStore::SyncBarrier() {
-  // A Raft round trip like a counted attempt's, on a key outside the
-  // record spaces, overwritten each time.
-  etcdserverpb::PutRequest put;
-  put.set_key(impl_->options.key_prefix + "b");
-  etcdserverpb::PutResponse resp;
-  return impl_->client->Put(put, &resp, nullptr);
+  // The same Raft round trip and about the same bytes as a counted
+  // attempt's Txn (a sealed record of the software sealer's size and a
+  // watermark), on keys outside the record spaces, overwritten each time.
+  constexpr size_t kSealedRecordSize = 1061;
+  TxnRequest txn;
+  auto* put = txn.add_success()->mutable_request_put();
+  put->set_key(impl_->options.key_prefix + "b");
+  put->set_value(std::string(kSealedRecordSize, '\0'));
+  put = txn.add_success()->mutable_request_put();
+  put->set_key(impl_->options.key_prefix + "c");
+  put->set_value(std::string(kWatermarkSize, '\0'));
+  TxnResponse resp;
+  return impl_->client->Txn(txn, &resp, nullptr);
 }
 
 absl::StatusOr<uint64_t> EtcdRecordStore::Count() const {

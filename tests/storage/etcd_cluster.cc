@@ -112,6 +112,19 @@ absl::StatusOr<TlsFiles> MakeTlsFiles(const std::string& dir) {
 
 absl::StatusOr<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(
     Options options) {
+  // A port picked free may be taken by a parallel test before etcd binds
+  // it: then a member exits at once, and a fresh set of ports is tried.
+  absl::Status last;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto c = TryStart(options);
+    if (c.ok()) return c;
+    last = c.status();
+  }
+  return last;
+}
+
+absl::StatusOr<std::unique_ptr<EtcdCluster>> EtcdCluster::TryStart(
+    Options options) {
   std::unique_ptr<EtcdCluster> c(new EtcdCluster());
   c->options_ = options;
   auto ports = FreePorts(2 * options.members);
@@ -225,6 +238,12 @@ absl::StatusOr<int> EtcdCluster::Leader(absl::Duration wait) const {
     for (int i = 0; i < size(); ++i) {
       const Member& m = members_[i];
       if (m.pid <= 0 || m.frozen) continue;
+      siginfo_t info{};
+      if (waitid(P_PID, m.pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+          info.si_pid == m.pid) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "etcd member ", m.name, " exited; its log: ", ReadFile(m.log)));
+      }
       ++running;
       auto stub = etcdserverpb::Maintenance::NewStub(grpc::CreateChannel(
           absl::StrCat("127.0.0.1:", m.client_port), creds));

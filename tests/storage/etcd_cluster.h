@@ -64,6 +64,7 @@ class EtcdCluster {
     bool frozen = false;
   };
   EtcdCluster() = default;
+  static absl::StatusOr<std::unique_ptr<EtcdCluster>> TryStart(Options options);
   absl::Status Spawn(Member& m);
 
   Options options_;
