@@ -20,7 +20,13 @@ absl::Status FromGrpc(const grpc::Status& s) {
 
 // Errors another member (or the same one after an election) may not give:
 // transport failures, deadlines, leader changes, overload.
+// etcd's NOSPACE alarm: every write fails until an operator acts.
+bool IsOutOfSpace(const grpc::Status& s) {
+  return absl::StrContains(s.error_message(), "database space exceeded");
+}
+
 bool IsRetryable(const grpc::Status& s) {
+  if (IsOutOfSpace(s)) return false;
   switch (s.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
     case grpc::StatusCode::DEADLINE_EXCEEDED:
@@ -132,6 +138,14 @@ absl::Status EtcdClient::WithFailover(const char* op, Call call,
     ++round_trips_;
     const grpc::Status s = call(m, &ctx);
     if (s.ok()) return absl::OkStatus();
+    if (IsOutOfSpace(s)) {
+      // etcd applies a write, then reports NOSPACE if it crossed the quota.
+      if (info != nullptr) info->ambiguous = true;
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "etcd cluster is out of space (", m.endpoint, ": ", s.error_message(),
+          "): compact and defragment its members and disarm the NOSPACE "
+          "alarm, or raise --quota-backend-bytes; reads keep working"));
+    }
     if (!IsRetryable(s)) {
       return absl::Status(FromGrpc(s).code(),
                           absl::StrCat("etcd ", op, " refused by ",

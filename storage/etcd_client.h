@@ -27,8 +27,9 @@ struct EtcdClientOptions {
   absl::Duration op_timeout = absl::Seconds(10);
 };
 
-// How a call ended, beyond its status: whether any attempt may have reached
-// etcd and been applied although no answer came back.
+// How a call ended, beyond its status: whether any attempt may have been
+// applied although the call did not succeed (no answer came back, or etcd
+// applied a write and then reported its space quota exceeded).
 struct CallInfo {
   bool ambiguous = false;
 };

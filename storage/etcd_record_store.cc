@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <deque>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -62,9 +61,15 @@ void AddCompare(TxnRequest* txn, const std::string& key, int64_t mod) {
 }
 
 // The two Range results at `ops[0]` (record) and `ops[1]` (watermark).
-Snapshot ParseSnapshot(const TxnResponse& resp) {
+// Anything else fails closed: a missing range must never read as "no record".
+absl::StatusOr<Snapshot> ParseSnapshot(const TxnResponse& resp) {
   Snapshot snap;
-  if (resp.responses_size() < 2) return snap;
+  if (resp.responses_size() != 2 ||
+      !resp.responses(0).has_response_range() ||
+      !resp.responses(1).has_response_range()) {
+    return absl::InternalError(
+        "etcd answered a Txn without the two ranges it asked for");
+  }
   const auto& r = resp.responses(0).response_range();
   const auto& w = resp.responses(1).response_range();
   if (r.kvs_size() > 0) {
@@ -167,10 +172,27 @@ struct EtcdRecordStore::Impl {
                       const CallInfo& info, const TxnResponse& resp) {
     Forget(key);
     if (info.ambiguous) ++ambiguous_writes;
-    absl::Status s =
-        SettleFailedGuard(key, write, info.ambiguous, ParseSnapshot(resp).raw);
+    BKV_ASSIGN_OR_RETURN(const Snapshot now, ParseSnapshot(resp));
+    absl::Status s = SettleFailedGuard(key, write, info.ambiguous, now.raw);
     if (info.ambiguous && s.ok()) ++ambiguous_committed;
     return s;
+  }
+
+  // A write call that failed after a send that may have been applied: one
+  // re-read tells if it was (OK). Otherwise the call's error: out of space
+  // as such, anything else as "outcome unknown" (it may still commit).
+  absl::Status SettleFailedCall(const AccountKey& key,
+                                const GuardedWrite& write,
+                                const absl::Status& call) {
+    Forget(key);
+    ++ambiguous_writes;
+    absl::StatusOr<Snapshot> now = Read(key);
+    if (now.ok() && SettleFailedGuard(key, write, true, now->raw).ok()) {
+      ++ambiguous_committed;
+      return absl::OkStatus();
+    }
+    if (absl::IsResourceExhausted(call)) return call;
+    return OutcomeUnknown(key, call.message());
   }
 
   absl::Status CompactThrough(int64_t revision);
@@ -246,8 +268,11 @@ absl::StatusOr<uint64_t> EtcdRecordStore::CompareAndSwap(
 
   TxnResponse resp;
   CallInfo info;
+  const GuardedWrite write{expected_version, record.version(), value};
   if (absl::Status s = impl_->client->Txn(txn, &resp, &info); !s.ok()) {
-    return info.ambiguous ? OutcomeUnknown(key, s.message()) : s;
+    if (!info.ambiguous) return s;
+    BKV_RETURN_IF_ERROR(impl_->SettleFailedCall(key, write, s));
+    return record.version();
   }
   if (resp.succeeded()) {
     // Both puts carry the Txn's revision.
@@ -257,7 +282,6 @@ absl::StatusOr<uint64_t> EtcdRecordStore::CompareAndSwap(
   }
   // The guard failed: someone else wrote, or an earlier send of this very
   // Txn committed before its answer was lost.
-  const GuardedWrite write{expected_version, record.version(), value};
   BKV_RETURN_IF_ERROR(impl_->Settle(key, write, info, resp));
   return record.version();
 }
@@ -281,11 +305,11 @@ absl::Status EtcdRecordStore::Delete(std::string_view account_id,
 
   TxnResponse resp;
   CallInfo info;
+  const GuardedWrite write{expected_version, state.version, std::nullopt};
   if (absl::Status s = impl_->client->Txn(txn, &resp, &info); !s.ok()) {
-    return info.ambiguous ? OutcomeUnknown(key, s.message()) : s;
-  }
-  if (!resp.succeeded()) {
-    const GuardedWrite write{expected_version, state.version, std::nullopt};
+    if (!info.ambiguous) return s;
+    BKV_RETURN_IF_ERROR(impl_->SettleFailedCall(key, write, s));
+  } else if (!resp.succeeded()) {
     BKV_RETURN_IF_ERROR(impl_->Settle(key, write, info, resp));
   }
   return Shred(account_id);

@@ -165,6 +165,9 @@ absl::Status EtcdCluster::Spawn(Member& m) {
       "--initial-cluster-state=new",
       "--log-level=warn",
       "--logger=zap"};
+  if (options_.quota_bytes > 0) {
+    args.push_back(absl::StrCat("--quota-backend-bytes=", options_.quota_bytes));
+  }
   if (options_.tls != nullptr) {
     args.push_back("--cert-file=" + options_.tls->server_crt);
     args.push_back("--key-file=" + options_.tls->server_key);

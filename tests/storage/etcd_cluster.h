@@ -34,6 +34,8 @@ class EtcdCluster {
     // Serve clients over TLS with --client-cert-auth (peers stay plaintext
     // on loopback).
     const TlsFiles* tls = nullptr;
+    // --quota-backend-bytes; 0: etcd's default (2 GiB).
+    int64_t quota_bytes = 0;
   };
   // Starts the members and waits (bounded) until they have a leader.
   static absl::StatusOr<std::unique_ptr<EtcdCluster>> Start(Options options);

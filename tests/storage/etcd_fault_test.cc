@@ -176,5 +176,29 @@ TEST_F(EtcdFaultTest, FrozenMajorityFailsUnavailableNeverStaleThenResumes) {
   EXPECT_TRUE(CountAttempt(*store_, Id(0)).ok());
 }
 
+TEST(EtcdSpaceFaultTest, FullClusterFailsResourceExhaustedAndKeepsData) {
+  auto c = EtcdCluster::Start({.members = 1, .quota_bytes = 1 << 20});
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto store = EtcdRecordStore::Open(PlainOptions(**c, "q/"), TestSealer());
+  ASSERT_TRUE(store.ok()) << store.status();
+  absl::StatusOr<uint64_t> r = uint64_t{0};
+  int created = 0;
+  // About 1.6 kB per account: 1 MiB fills within a few thousand creates.
+  for (; created < 5000; ++created) {
+    r = (*store)->CompareAndSwap(Id(created), 0, SampleRecord());
+    if (!r.ok()) break;
+  }
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted)
+      << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("out of space"));
+  // Reads keep working and every acknowledged record is intact.
+  EXPECT_EQ(*(*store)->Count(), static_cast<uint64_t>(created));
+  auto first = (*store)->Get(Id(0));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->version(), 1u);
+  EXPECT_EQ((*store)->Get(Id(created)).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace bkv::storage
