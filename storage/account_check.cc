@@ -30,16 +30,16 @@ absl::StatusOr<AccountState> CheckAccount(const AccountKey& key,
   auto version = PeekRecordVersion(AsSpan(*raw.record));
   if (!version.ok()) return TamperError(key, version.status().message());
   if (*version < wm->version) {
-    return TamperError(key, absl::StrCat("version ", *version,
-                                         " is older than the account's "
-                                         "high-water mark ",
-                                         wm->version,
-                                         ": an old copy was written back"));
+    return TamperError(
+        key, absl::StrCat("version ", *version,
+                          " is older than the account's "
+                          "high-water mark ",
+                          wm->version, ": an old copy was written back"));
   }
   if (*version > wm->version) {
-    return TamperError(key, absl::StrCat("version ", *version,
-                                         " is ahead of its watermark ",
-                                         wm->version));
+    return TamperError(
+        key, absl::StrCat("version ", *version, " is ahead of its watermark ",
+                          wm->version));
   }
   return AccountState{true, *version, *version};
 }

@@ -47,28 +47,32 @@ std::string Explain(const std::string& endpoint, const grpc::Status& s,
   const std::string& m = s.error_message();
   // The connection closed while connecting: the member refused our TLS
   // client certificate, or the two sides disagree about TLS at all.
-  const bool dropped =
-      absl::StrContains(m, "failed to connect") &&
-      (absl::StrContains(m, "Endpoint read failed") ||
-       absl::StrContains(m, "Socket closed") ||
-       absl::StrContains(m, "Connection reset by peer"));
+  const bool dropped = absl::StrContains(m, "failed to connect") &&
+                       (absl::StrContains(m, "Endpoint read failed") ||
+                        absl::StrContains(m, "Socket closed") ||
+                        absl::StrContains(m, "Connection reset by peer"));
   std::string hint;
   if (dropped && tls) {
-    hint = "the member closed the connection during the TLS handshake (it "
-           "does not accept this client's certificate: check cert_file and "
-           "key_file are signed by the CA etcd trusts): ";
+    hint =
+        "the member closed the connection during the TLS handshake (it "
+        "does not accept this client's certificate: check cert_file and "
+        "key_file are signed by the CA etcd trusts): ";
   } else if (dropped) {
-    hint = "the member closed the plaintext connection (does it serve TLS? "
-           "then set ca_file, cert_file, key_file): ";
+    hint =
+        "the member closed the plaintext connection (does it serve TLS? "
+        "then set ca_file, cert_file, key_file): ";
   } else if (absl::StrContains(m, "Ssl") || absl::StrContains(m, "SSL") ||
-      absl::StrContains(m, "certificate") || absl::StrContains(m, "TLS")) {
-    hint = "TLS handshake failed (check ca_file, cert_file, key_file and "
-           "that the member's certificate names this address): ";
+             absl::StrContains(m, "certificate") ||
+             absl::StrContains(m, "TLS")) {
+    hint =
+        "TLS handshake failed (check ca_file, cert_file, key_file and "
+        "that the member's certificate names this address): ";
   } else if (absl::StrContains(m, "onnection refused")) {
     hint = "nothing listens there (wrong endpoint or member down): ";
   } else if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    hint = "no answer before the deadline (member frozen, partitioned or "
-           "without quorum): ";
+    hint =
+        "no answer before the deadline (member frozen, partitioned or "
+        "without quorum): ";
   } else if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
     hint = "not an etcd v3 member: ";
   }
@@ -133,8 +137,8 @@ absl::Status EtcdClient::WithFailover(const char* op, Call call,
     const absl::Duration left = give_up - absl::Now();
     if (left <= absl::ZeroDuration()) break;
     grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(
-        absl::Now() + std::min(options_.call_timeout, left)));
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() +
+                                        std::min(options_.call_timeout, left)));
     ++round_trips_;
     const grpc::Status s = call(m, &ctx);
     if (s.ok()) return absl::OkStatus();
@@ -147,9 +151,10 @@ absl::Status EtcdClient::WithFailover(const char* op, Call call,
           "alarm, or raise --quota-backend-bytes; reads keep working"));
     }
     if (!IsRetryable(s)) {
-      return absl::Status(FromGrpc(s).code(),
-                          absl::StrCat("etcd ", op, " refused by ",
-                                       Explain(m.endpoint, s, !options_.insecure)));
+      return absl::Status(
+          FromGrpc(s).code(),
+          absl::StrCat("etcd ", op, " refused by ",
+                       Explain(m.endpoint, s, !options_.insecure)));
     }
     if (info != nullptr) info->ambiguous = true;
     last_error[m.endpoint] = Explain(m.endpoint, s, !options_.insecure);
@@ -159,8 +164,9 @@ absl::Status EtcdClient::WithFailover(const char* op, Call call,
     // After a full round without an answer, wait a little (an election
     // takes about one election timeout) before the next round.
     if ((attempt + 1) % n == 0) {
-      const absl::Duration pause = std::min(
-          absl::Milliseconds(50) * ((attempt + 1) / n), absl::Milliseconds(500));
+      const absl::Duration pause =
+          std::min(absl::Milliseconds(50) * ((attempt + 1) / n),
+                   absl::Milliseconds(500));
       std::this_thread::sleep_for(
           absl::ToChronoMilliseconds(std::min(pause, give_up - absl::Now())));
     }
@@ -231,8 +237,7 @@ absl::Status EtcdClient::Probe() {
     }
     return absl::FailedPreconditionError(absl::StrCat(
         "etcd endpoints belong to different clusters (",
-        absl::StrJoin(parts, "; "),
-        "): list the members of one cluster only"));
+        absl::StrJoin(parts, "; "), "): list the members of one cluster only"));
   }
   if (clusters.empty()) {
     return absl::UnavailableError(absl::StrCat(

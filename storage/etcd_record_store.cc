@@ -64,8 +64,7 @@ void AddCompare(TxnRequest* txn, const std::string& key, int64_t mod) {
 // Anything else fails closed: a missing range must never read as "no record".
 absl::StatusOr<Snapshot> ParseSnapshot(const TxnResponse& resp) {
   Snapshot snap;
-  if (resp.responses_size() != 2 ||
-      !resp.responses(0).has_response_range() ||
+  if (resp.responses_size() != 2 || !resp.responses(0).has_response_range() ||
       !resp.responses(1).has_response_range()) {
     return absl::InternalError(
         "etcd answered a Txn without the two ranges it asked for");
@@ -277,7 +276,8 @@ absl::StatusOr<uint64_t> EtcdRecordStore::CompareAndSwap(
   if (resp.succeeded()) {
     // Both puts carry the Txn's revision.
     const int64_t rev = resp.header().revision();
-    impl_->Remember(key, {{true, record.version(), record.version()}, rev, rev});
+    impl_->Remember(key,
+                    {{true, record.version(), record.version()}, rev, rev});
     return record.version();
   }
   // The guard failed: someone else wrote, or an earlier send of this very
@@ -427,13 +427,14 @@ class PagedRange {
     if (s.code() == absl::StatusCode::kOutOfRange) {
       return absl::UnavailableError(absl::StrCat(
           "etcd compacted revision ", revision_,
-          " while ForEach read it (a Shred ran): call ForEach again (", s.message(),
-          ")"));
+          " while ForEach read it (a Shred ran): call ForEach again (",
+          s.message(), ")"));
     }
     BKV_RETURN_IF_ERROR(s);
     pos_ = 0;
     done_ = !resp_.more() || resp_.kvs_size() == 0;
-    if (resp_.kvs_size() > 0) next_ = resp_.kvs(resp_.kvs_size() - 1).key() + '\0';
+    if (resp_.kvs_size() > 0)
+      next_ = resp_.kvs(resp_.kvs_size() - 1).key() + '\0';
     if (resp_.kvs_size() == 0) return nullptr;
     return &resp_.kvs(0);
   }

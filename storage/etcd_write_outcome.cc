@@ -6,10 +6,10 @@ namespace bkv::storage {
 
 absl::Status VersionMismatch(const AccountKey& key, const AccountState& state,
                              uint64_t expected) {
-  return absl::AbortedError(absl::StrCat(
-      "record for account key ", AccountKeyHex(key), " is at version ",
-      state.live ? state.version : 0, " (0: none), not ", expected,
-      ": re-read and retry"));
+  return absl::AbortedError(
+      absl::StrCat("record for account key ", AccountKeyHex(key),
+                   " is at version ", state.live ? state.version : 0,
+                   " (0: none), not ", expected, ": re-read and retry"));
 }
 
 absl::Status OutcomeUnknown(const AccountKey& key, absl::string_view detail) {
@@ -38,8 +38,8 @@ absl::Status SettleFailedGuard(const AccountKey& key, const GuardedWrite& write,
     // Below ours: ours never committed. Our version live with other bytes:
     // not ours either. Otherwise ours may have committed and been
     // superseded (deleted, or overwritten by a later version).
-    const bool other_at_ours = !is_delete && state->live &&
-                               state->version == write.written_version;
+    const bool other_at_ours =
+        !is_delete && state->live && state->version == write.written_version;
     if (state->high_water >= write.written_version && !other_at_ours &&
         !(is_delete && state->high_water == write.written_version)) {
       return OutcomeUnknown(key, "a later write followed it");

@@ -1,6 +1,7 @@
 #include "tests/storage/etcd_cluster.h"
 
 #include <fcntl.h>
+#include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -13,8 +14,6 @@
 #include <map>
 #include <sstream>
 #include <thread>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -66,7 +65,8 @@ absl::Status MakeCert(const std::string& dir, const std::string& name,
       "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
   if (ca.empty()) {
     return Run(absl::StrCat("openssl req -x509 ", key_opts, " -keyout ", base,
-                            ".key -out ", base, ".crt -days 2 -subj /CN=", name));
+                            ".key -out ", base,
+                            ".crt -days 2 -subj /CN=", name));
   }
   std::ofstream(base + ".ext") << ext << "\n";
   if (auto s = Run(absl::StrCat("openssl req ", key_opts, " -keyout ", base,
@@ -166,7 +166,8 @@ absl::Status EtcdCluster::Spawn(Member& m) {
       "--log-level=warn",
       "--logger=zap"};
   if (options_.quota_bytes > 0) {
-    args.push_back(absl::StrCat("--quota-backend-bytes=", options_.quota_bytes));
+    args.push_back(
+        absl::StrCat("--quota-backend-bytes=", options_.quota_bytes));
   }
   if (options_.tls != nullptr) {
     args.push_back("--cert-file=" + options_.tls->server_crt);

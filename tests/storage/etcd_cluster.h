@@ -49,9 +49,9 @@ class EtcdCluster {
   // wait for an election.
   absl::StatusOr<int> Leader(absl::Duration wait = absl::Seconds(15)) const;
 
-  void Kill(int i);    // SIGKILL and reap
-  void Freeze(int i);  // SIGSTOP
-  void Thaw(int i);    // SIGCONT
+  void Kill(int i);             // SIGKILL and reap
+  void Freeze(int i);           // SIGSTOP
+  void Thaw(int i);             // SIGCONT
   absl::Status Restart(int i);  // after Kill: same data directory
   // Bytes of member i's database in use (etcd's dbSizeInUse).
   absl::StatusOr<int64_t> DbSizeInUse(int i) const;

@@ -27,8 +27,10 @@ TEST(EtcdConfigTest, UnreachableEndpointsNameEachCause) {
   auto store = EtcdRecordStore::Open(o, TestSealer());
   ASSERT_EQ(store.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(store.status().message()), HasSubstr(o.endpoints[0]));
-  EXPECT_THAT(std::string(store.status().message()), HasSubstr("no etcd endpoint answered"));
-  EXPECT_THAT(std::string(store.status().message()), HasSubstr("nothing listens there"));
+  EXPECT_THAT(std::string(store.status().message()),
+              HasSubstr("no etcd endpoint answered"));
+  EXPECT_THAT(std::string(store.status().message()),
+              HasSubstr("nothing listens there"));
 }
 
 TEST(EtcdConfigTest, EndpointsOfTwoClustersAreRefused) {
@@ -39,7 +41,8 @@ TEST(EtcdConfigTest, EndpointsOfTwoClustersAreRefused) {
   o.endpoints.push_back((*b)->Endpoints()[0]);
   auto store = EtcdRecordStore::Open(o, TestSealer());
   ASSERT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(std::string(store.status().message()), HasSubstr("different clusters"));
+  EXPECT_THAT(std::string(store.status().message()),
+              HasSubstr("different clusters"));
 }
 
 TEST(EtcdConfigTest, PlaintextNeedsExplicitInsecure) {
@@ -51,7 +54,8 @@ TEST(EtcdConfigTest, PlaintextNeedsExplicitInsecure) {
   o.ca_file = "/nonexistent/ca.crt";
   store = EtcdRecordStore::Open(o, TestSealer());
   ASSERT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(std::string(store.status().message()), HasSubstr("/nonexistent/ca.crt"));
+  EXPECT_THAT(std::string(store.status().message()),
+              HasSubstr("/nonexistent/ca.crt"));
 }
 
 class EtcdTlsTest : public ::testing::Test {
@@ -89,7 +93,8 @@ TEST_F(EtcdTlsTest, UntrustedServerCertificateIsNamed) {
   o.ca_file = tls_.other_ca_crt;
   auto store = EtcdRecordStore::Open(o, TestSealer());
   ASSERT_EQ(store.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(std::string(store.status().message()), HasSubstr("TLS handshake failed"));
+  EXPECT_THAT(std::string(store.status().message()),
+              HasSubstr("TLS handshake failed"));
 }
 
 TEST_F(EtcdTlsTest, ClientCertificateFromAnotherCaIsRefused) {
@@ -122,7 +127,8 @@ TEST_F(EtcdTlsTest, PlaintextToATlsMemberIsRefused) {
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kUnavailable)
       << store.status();
-  EXPECT_THAT(std::string(store.status().message()), HasSubstr("does it serve TLS?"));
+  EXPECT_THAT(std::string(store.status().message()),
+              HasSubstr("does it serve TLS?"));
 }
 
 }  // namespace

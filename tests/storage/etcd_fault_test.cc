@@ -104,20 +104,20 @@ TEST_F(EtcdFaultTest, LeaderKilledDuringIncrementsLosesNoAcknowledgedCount) {
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_GE(r->attempts_used(), static_cast<uint32_t>(acked[a]))
         << "an acknowledged count was lost on account " << a;
-    EXPECT_LE(r->attempts_used(),
-              static_cast<uint32_t>(acked[a] + unsure[a]))
+    EXPECT_LE(r->attempts_used(), static_cast<uint32_t>(acked[a] + unsure[a]))
         << "counted more often than attempted on account " << a;
     unsure_total += unsure[a];
   }
   EXPECT_GT(acked_after_kill.load(), 0) << "writes did not resume";
   const EtcdStats stats = store_->Stats();
-  printf("leader kill: %d acknowledged (%d after the kill), %d failed, "
-         "longest gap between acknowledgements %.0f ms, %llu ambiguous "
-         "writes settled by re-reading (%llu had committed)\n",
-         total_acked.load(), acked_after_kill.load(), unsure_total,
-         std::chrono::duration<double, std::milli>(longest_gap).count(),
-         static_cast<unsigned long long>(stats.ambiguous_writes),
-         static_cast<unsigned long long>(stats.ambiguous_committed));
+  printf(
+      "leader kill: %d acknowledged (%d after the kill), %d failed, "
+      "longest gap between acknowledgements %.0f ms, %llu ambiguous "
+      "writes settled by re-reading (%llu had committed)\n",
+      total_acked.load(), acked_after_kill.load(), unsure_total,
+      std::chrono::duration<double, std::milli>(longest_gap).count(),
+      static_cast<unsigned long long>(stats.ambiguous_writes),
+      static_cast<unsigned long long>(stats.ambiguous_committed));
 }
 
 TEST_F(EtcdFaultTest, FrozenMinorityServiceContinues) {

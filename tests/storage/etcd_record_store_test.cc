@@ -199,9 +199,9 @@ TEST_F(EtcdRecordStoreTest, TamperingBehindTheStoreIsDataLoss) {
   ASSERT_TRUE(raw.Put(RecordKey("dave"), old.kvs(0).value()).ok());
   auto got = store_->Get("dave");
   EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(got.status().message().find(
-                AccountKeyHex(DeriveAccountKey("dave"))),
-            std::string::npos)
+  EXPECT_NE(
+      got.status().message().find(AccountKeyHex(DeriveAccountKey("dave"))),
+      std::string::npos)
       << got.status();
   EXPECT_EQ(store_->CompareAndSwap("dave", 1, SampleRecord()).status().code(),
             absl::StatusCode::kDataLoss);
@@ -225,12 +225,13 @@ TEST_F(EtcdRecordStoreTest, TamperingBehindTheStoreIsDataLoss) {
             absl::StatusCode::kDataLoss);
 
   int data_loss = 0;
-  ASSERT_TRUE(store_
-                  ->ForEach([&](auto&, const absl::StatusOr<v1::UserRecord>& r) {
-                    data_loss += r.status().code() == absl::StatusCode::kDataLoss;
-                    return true;
-                  })
-                  .ok());
+  ASSERT_TRUE(
+      store_
+          ->ForEach([&](auto&, const absl::StatusOr<v1::UserRecord>& r) {
+            data_loss += r.status().code() == absl::StatusCode::kDataLoss;
+            return true;
+          })
+          .ok());
   EXPECT_EQ(data_loss, 3);
 }
 
