@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -66,7 +67,8 @@ class EtcdClient {
     std::unique_ptr<etcdserverpb::KV::Stub> kv;
     std::unique_ptr<etcdserverpb::Maintenance::Stub> maintenance;
   };
-  explicit EtcdClient(EtcdClientOptions options) : options_(options) {}
+  explicit EtcdClient(EtcdClientOptions options)
+      : options_(std::move(options)) {}
 
   template <typename Call>
   absl::Status WithFailover(const char* op, Call call, CallInfo* info);

@@ -49,7 +49,9 @@ struct EtcdStats {
 // keys). Design and costs: docs/storage.md, "etcd".
 //
 // Writes: one Txn comparing the mod revisions of the account's record and
-// watermark keys with those just read, putting both on success. etcd answers
+// watermark keys with those the last Get of that version saw (else a fresh
+// read's), putting both on success: a counted attempt (Get, CompareAndSwap)
+// is two round trips. etcd answers
 // only once a Raft majority has the entry, so OK means durable on a majority.
 // Such a Txn can commit at most once, so it is re-sent on another member
 // after a timeout; an ambiguous outcome is settled by the Txn's own failure
