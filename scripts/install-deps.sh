@@ -15,6 +15,9 @@ PACKAGES=(
   libcurl4-openssl-dev libzstd-dev libarchive-dev
   libtomlplusplus-dev libcivetweb-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # etcd's v3 API schema (.proto) for the vault's etcd record store; the
+  # client needs none of it (configure with -DBKV_WITH_ETCD=OFF).
+  golang-etcd-server-dev
 )
 # Extra groups, selected by arguments (e.g. `install-deps.sh test`).
 for group in "$@"; do
@@ -23,9 +26,10 @@ for group in "$@"; do
     # for the S3-compatible server (npm s3rver, see tests/servers/).
     test) PACKAGES+=(procps nginx-light libnginx-mod-http-dav-ext sqlite3)
           PACKAGES+=(openssl)  # tests/servers/servers.sh: openssl passwd -apr1
+          PACKAGES+=(etcd-server)  # real etcd clusters on loopback (ctest -R cluster)
           command -v node >/dev/null || PACKAGES+=(nodejs)
           command -v npm >/dev/null || PACKAGES+=(npm) ;;
-    bench) PACKAGES+=(age openssl procps) ;;
+    bench) PACKAGES+=(age openssl procps etcd-server) ;;
     demo) PACKAGES+=(sqlite3) ;;
     fuzz) PACKAGES+=(clang-14 libclang-rt-14-dev) ;;
     # scripts/container-test.sh: rootful podman with Debian's runc (crun

@@ -1,0 +1,36 @@
+#ifndef BKV_STORAGE_ACCOUNT_CHECK_H_
+#define BKV_STORAGE_ACCOUNT_CHECK_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "storage/record_codec.h"
+
+namespace bkv::storage {
+
+// An account's two stored values (record_codec.h) as read from one snapshot;
+// nullopt where the key is absent.
+struct RawAccount {
+  std::optional<std::string> record;
+  std::optional<std::string> watermark;
+};
+
+// What the record and its watermark say together, once checked.
+struct AccountState {
+  bool live = false;
+  uint64_t version = 0;     // current version when live
+  uint64_t high_water = 0;  // highest version ever written (0: none)
+};
+
+// Cross-checks framing and watermark without unsealing, so writers detect a
+// removed, resurrected or rolled-back record cheaply: kDataLoss (TamperError)
+// on any inconsistency. The same rules as the RocksDB back end's own copy
+// (rocksdb_record_store.cc), which can move here.
+absl::StatusOr<AccountState> CheckAccount(const AccountKey& key,
+                                          const RawAccount& raw);
+
+}  // namespace bkv::storage
+
+#endif  // BKV_STORAGE_ACCOUNT_CHECK_H_

@@ -1,0 +1,100 @@
+#ifndef BKV_STORAGE_ETCD_RECORD_STORE_H_
+#define BKV_STORAGE_ETCD_RECORD_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "crypto/sealer.h"
+#include "storage/record_store.h"
+
+namespace bkv::storage {
+
+struct EtcdRecordStoreOptions {
+  // host:port of the members of ONE etcd cluster (checked at Open).
+  std::vector<std::string> endpoints;
+  // Every key of this store starts with it, so other data can share the
+  // cluster. Several vault nodes of one deployment use the same prefix.
+  std::string key_prefix = "bkv/";
+  // TLS to etcd: the CA that signed the members' certificates, and this
+  // client's certificate and key for etcd's --client-cert-auth.
+  std::string ca_file, cert_file, key_file;
+  // Plaintext gRPC, for a loopback test cluster only.
+  bool insecure = false;
+  // Deadline of one gRPC call, and of one store operation including its
+  // retries on other members (an election takes about a second).
+  absl::Duration call_timeout = absl::Seconds(2);
+  absl::Duration op_timeout = absl::Seconds(10);
+  // Shred compacts etcd's history; Shreds within this interval share one
+  // compaction (each returns once a compaction covers it).
+  absl::Duration min_compaction_interval = absl::Seconds(1);
+  // Keys per Range page in ForEach.
+  int64_t page_size = 500;
+};
+
+struct EtcdStats {
+  uint64_t round_trips = 0;  // gRPC calls to etcd, retries included
+  uint64_t compactions = 0;  // Compact calls made by Shred
+  // Writes whose guard failed after a send that may have committed, and
+  // how many of those turned out to have committed.
+  uint64_t ambiguous_writes = 0;
+  uint64_t ambiguous_committed = 0;
+};
+
+// The RecordStore on an etcd v3 cluster (contract in storage/record_store.h,
+// value layout in storage/record_codec.h, keys = key_prefix + the codec's
+// keys). Design and costs: docs/storage.md, "etcd".
+//
+// Writes: one Txn comparing the mod revisions of the account's record and
+// watermark keys with those the last Get of that version saw (else a fresh
+// read's), putting both on success: a counted attempt (Get, CompareAndSwap)
+// is two round trips. etcd answers
+// only once a Raft majority has the entry, so OK means durable on a majority.
+// Such a Txn can commit at most once, so it is re-sent on another member
+// after a timeout; an ambiguous outcome is settled by the Txn's own failure
+// branch (it reads back both keys): our exact sealed bytes mean it committed.
+// When it can't be settled the call fails kUnavailable ("outcome unknown"),
+// never OK: an attempt may be counted without being used, never used
+// without being counted.
+// Reads are linearizable (never served by a member cut off from the leader).
+// Thread-safe; several stores (vault nodes) may share one cluster and prefix.
+class EtcdRecordStore final : public RecordStore {
+ public:
+  // Checks the options, reads the TLS files and asks every endpoint for its
+  // status: kUnavailable naming each endpoint's error if none answers,
+  // kFailedPrecondition if they belong to different clusters.
+  static absl::StatusOr<std::unique_ptr<EtcdRecordStore>> Open(
+      const EtcdRecordStoreOptions& options,
+      std::shared_ptr<const Sealer> sealer);
+  ~EtcdRecordStore() override;
+
+  absl::StatusOr<v1::UserRecord> Get(
+      std::string_view account_id) const override;
+  absl::StatusOr<uint64_t> CompareAndSwap(std::string_view account_id,
+                                          uint64_t expected_version,
+                                          const v1::UserRecord& next) override;
+  absl::Status Delete(std::string_view account_id,
+                      uint64_t expected_version) override;
+  // Compacts etcd's history past the account's latest write, so no earlier
+  // revision of it can be read; returns once that compaction is done.
+  absl::Status Shred(std::string_view account_id) override;
+  absl::Status SyncBarrier() override;
+  absl::StatusOr<uint64_t> Count() const override;
+  // Paginated linearizable Ranges at one revision. kUnavailable if a Shred
+  // compacts that revision away meanwhile: call again.
+  absl::Status ForEach(Visitor visit) const override;
+
+  EtcdStats Stats() const;
+
+ private:
+  struct Impl;
+  explicit EtcdRecordStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bkv::storage
+
+#endif  // BKV_STORAGE_ETCD_RECORD_STORE_H_

@@ -1,0 +1,319 @@
+// The RecordStore contract on a real 3-member etcd cluster (Debian's
+// etcd-server on loopback): the same checks as the RocksDB back end's tests,
+// plus tamper detection through etcd and Shred's compaction.
+#include "storage/etcd_record_store.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <latch>
+#include <thread>
+
+#include "tests/storage/etcd_test_util.h"
+
+namespace bkv::storage {
+namespace {
+
+using ::bkv::storage::testing::EtcdCluster;
+using ::bkv::storage::testing::PlainOptions;
+using ::bkv::storage::testing::RawEtcd;
+using ::bkv::storage::testing::SampleRecord;
+using ::bkv::storage::testing::TestSealer;
+using ::bkv::storage::testing::UniquePrefix;
+
+class EtcdRecordStoreTest : public ::testing::Test {
+ protected:
+  // One cluster for the whole suite; each test has its own key prefix.
+  static void SetUpTestSuite() {
+    auto c = EtcdCluster::Start({});
+    ASSERT_TRUE(c.ok()) << c.status();
+    cluster_ = c->release();
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(cluster_, nullptr);
+    prefix_ = UniquePrefix();
+    store_ = OpenStore();
+    ASSERT_NE(store_, nullptr);
+  }
+  std::unique_ptr<EtcdRecordStore> OpenStore(int64_t page_size = 500) {
+    auto o = PlainOptions(*cluster_, prefix_);
+    o.page_size = page_size;
+    auto s = EtcdRecordStore::Open(o, TestSealer());
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? std::move(*s) : nullptr;
+  }
+  std::string RecordKey(std::string_view id) {
+    return prefix_ + RecordDbKey(DeriveAccountKey(id));
+  }
+  std::string WatermarkKey(std::string_view id) {
+    return prefix_ + WatermarkDbKey(DeriveAccountKey(id));
+  }
+
+  static EtcdCluster* cluster_;
+  std::string prefix_;
+  std::unique_ptr<EtcdRecordStore> store_;
+};
+EtcdCluster* EtcdRecordStoreTest::cluster_ = nullptr;
+
+std::string Id(int i) { return absl::StrCat("account-", i); }
+
+TEST_F(EtcdRecordStoreTest, CreateReadUpdate) {
+  EXPECT_EQ(store_->Get("alice").status().code(), absl::StatusCode::kNotFound);
+  auto v1 = store_->CompareAndSwap("alice", 0, SampleRecord(0));
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  EXPECT_EQ(*v1, 1u);
+  EXPECT_EQ(store_->CompareAndSwap("alice", 0, SampleRecord()).status().code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(store_->CompareAndSwap("alice", 7, SampleRecord()).status().code(),
+            absl::StatusCode::kAborted);
+  auto v2 = store_->CompareAndSwap("alice", 1, SampleRecord(3));
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  EXPECT_EQ(*v2, 2u);
+  auto got = store_->Get("alice");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->version(), 2u);
+  EXPECT_EQ(got->attempts_used(), 3u);
+  EXPECT_EQ(got->schema_version(), kSchemaVersion);
+  // A second store (another vault node) on the same prefix sees it.
+  auto other = OpenStore();
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(other->Get("alice")->attempts_used(), 3u);
+}
+
+TEST_F(EtcdRecordStoreTest, DeleteKeepsVersionsMonotonic) {
+  ASSERT_TRUE(store_->CompareAndSwap("bob", 0, SampleRecord()).ok());
+  ASSERT_TRUE(store_->CompareAndSwap("bob", 1, SampleRecord(1)).ok());
+  EXPECT_EQ(store_->Delete("bob", 1).code(), absl::StatusCode::kAborted);
+  ASSERT_TRUE(store_->Delete("bob", 2).ok());
+  EXPECT_EQ(store_->Get("bob").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->Delete("bob", 2).code(), absl::StatusCode::kAborted);
+  auto v = store_->CompareAndSwap("bob", 0, SampleRecord());
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(*v, 3u) << "a version was reused after delete";
+}
+
+TEST_F(EtcdRecordStoreTest, ExactlyOneConcurrentCasWins) {
+  auto second = OpenStore();  // half the threads act as another vault node
+  ASSERT_NE(second, nullptr);
+  constexpr int kThreads = 16, kRounds = 5;
+  uint64_t version = *store_->CompareAndSwap("carol", 0, SampleRecord());
+  for (int round = 0; round < kRounds; ++round) {
+    std::latch start(kThreads);
+    std::atomic<int> wins{0}, conflicts{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        EtcdRecordStore& s = t % 2 ? *second : *store_;
+        start.arrive_and_wait();
+        auto r = s.CompareAndSwap("carol", version, SampleRecord(t));
+        if (r.ok()) {
+          ++wins;
+        } else if (r.status().code() == absl::StatusCode::kAborted) {
+          ++conflicts;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(wins.load(), 1) << "round " << round;
+    EXPECT_EQ(conflicts.load(), kThreads - 1) << "round " << round;
+    version = store_->Get("carol")->version();
+    EXPECT_EQ(version, static_cast<uint64_t>(round + 2));
+  }
+}
+
+TEST_F(EtcdRecordStoreTest, ConcurrentIncrementsAreNeverLost) {
+  constexpr int kAccounts = 3, kThreads = 8, kPerThread = 10;
+  for (int a = 0; a < kAccounts; ++a) {
+    ASSERT_TRUE(store_->CompareAndSwap(Id(a), 0, SampleRecord()).ok());
+  }
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string id = Id((t + i) % kAccounts);
+        bool done = false;
+        for (int attempt = 0; attempt < 200 && !done; ++attempt) {
+          auto r = store_->Get(id);
+          if (!r.ok()) break;
+          r->set_attempts_used(r->attempts_used() + 1);
+          auto s = store_->CompareAndSwap(id, r->version(), *r);
+          done = s.ok();
+          if (!s.ok() && s.status().code() != absl::StatusCode::kAborted) break;
+        }
+        if (!done) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  uint32_t total = 0;
+  for (int a = 0; a < kAccounts; ++a) {
+    total += store_->Get(Id(a))->attempts_used();
+  }
+  EXPECT_EQ(total, static_cast<uint32_t>(kThreads * kPerThread));
+}
+
+TEST_F(EtcdRecordStoreTest, CountAndForEachPageThroughOneRevision) {
+  auto paged = OpenStore(/*page_size=*/2);  // several pages per key space
+  ASSERT_NE(paged, nullptr);
+  constexpr int kRecords = 7;
+  for (int i = 0; i < kRecords; ++i) {
+    ASSERT_TRUE(paged->CompareAndSwap(Id(i), 0, SampleRecord(i)).ok());
+  }
+  ASSERT_TRUE(paged->Delete(Id(3), 1).ok());
+  EXPECT_EQ(*paged->Count(), static_cast<uint64_t>(kRecords - 1));
+  std::vector<AccountKey> seen;
+  ASSERT_TRUE(paged
+                  ->ForEach([&](const AccountKey& key,
+                                const absl::StatusOr<v1::UserRecord>& r) {
+                    EXPECT_TRUE(r.ok()) << r.status();
+                    seen.push_back(key);
+                    return true;
+                  })
+                  .ok());
+  std::vector<AccountKey> want;
+  for (int i = 0; i < kRecords; ++i) {
+    if (i != 3) want.push_back(DeriveAccountKey(Id(i)));
+  }
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(seen, want);
+  int visits = 0;
+  ASSERT_TRUE(paged->ForEach([&](auto&, auto&) { return ++visits < 2; }).ok());
+  EXPECT_EQ(visits, 2);
+}
+
+TEST_F(EtcdRecordStoreTest, TamperingBehindTheStoreIsDataLoss) {
+  RawEtcd raw(*cluster_, 0);
+  ASSERT_TRUE(store_->CompareAndSwap("dave", 0, SampleRecord(1)).ok());
+  etcdserverpb::RangeResponse old;
+  ASSERT_TRUE(raw.Range(RecordKey("dave"), 0, &old).ok());
+  ASSERT_EQ(old.kvs_size(), 1);
+  ASSERT_TRUE(store_->CompareAndSwap("dave", 1, SampleRecord(2)).ok());
+
+  // Rollback: the older sealed copy written back.
+  ASSERT_TRUE(raw.Put(RecordKey("dave"), old.kvs(0).value()).ok());
+  auto got = store_->Get("dave");
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(
+      got.status().message().find(AccountKeyHex(DeriveAccountKey("dave"))),
+      std::string::npos)
+      << got.status();
+  EXPECT_EQ(store_->CompareAndSwap("dave", 1, SampleRecord()).status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(store_->CompareAndSwap("dave", 2, SampleRecord()).status().code(),
+            absl::StatusCode::kDataLoss);
+
+  // A flipped byte in the sealed record.
+  ASSERT_TRUE(store_->CompareAndSwap("erin", 0, SampleRecord()).ok());
+  etcdserverpb::RangeResponse cur;
+  ASSERT_TRUE(raw.Range(RecordKey("erin"), 0, &cur).ok());
+  std::string bad = cur.kvs(0).value();
+  bad[bad.size() / 2] ^= 1;
+  ASSERT_TRUE(raw.Put(RecordKey("erin"), bad).ok());
+  EXPECT_EQ(store_->Get("erin").status().code(), absl::StatusCode::kDataLoss);
+
+  // The record removed (to re-open registration): not kNotFound.
+  ASSERT_TRUE(store_->CompareAndSwap("frank", 0, SampleRecord()).ok());
+  ASSERT_TRUE(raw.Delete(RecordKey("frank")).ok());
+  EXPECT_EQ(store_->Get("frank").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(store_->CompareAndSwap("frank", 0, SampleRecord()).status().code(),
+            absl::StatusCode::kDataLoss);
+
+  int data_loss = 0;
+  ASSERT_TRUE(
+      store_
+          ->ForEach([&](auto&, const absl::StatusOr<v1::UserRecord>& r) {
+            data_loss += r.status().code() == absl::StatusCode::kDataLoss;
+            return true;
+          })
+          .ok());
+  EXPECT_EQ(data_loss, 3);
+}
+
+TEST_F(EtcdRecordStoreTest, ShredCompactsAwayOldRevisions) {
+  RawEtcd raw(*cluster_, 1);
+  ASSERT_TRUE(store_->CompareAndSwap("gina", 0, SampleRecord(0)).ok());
+  etcdserverpb::RangeResponse first;
+  ASSERT_TRUE(raw.Range(RecordKey("gina"), 0, &first).ok());
+  const int64_t old_rev = first.kvs(0).mod_revision();
+  ASSERT_TRUE(store_->CompareAndSwap("gina", 1, SampleRecord(9)).ok());
+
+  // Before: etcd still serves the superseded record at its revision.
+  etcdserverpb::RangeResponse before;
+  ASSERT_TRUE(raw.Range(RecordKey("gina"), old_rev, &before).ok());
+  ASSERT_EQ(before.kvs_size(), 1);
+  EXPECT_EQ(before.kvs(0).value(), first.kvs(0).value());
+
+  ASSERT_TRUE(store_->Shred("gina").ok());
+  etcdserverpb::RangeResponse after;
+  grpc::Status s = raw.Range(RecordKey("gina"), old_rev, &after);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_NE(s.error_message().find("compacted"), std::string::npos)
+      << s.error_message();
+  EXPECT_EQ(store_->Get("gina")->attempts_used(), 9u);
+
+  // Delete shreds too: the deleted record's last revision is gone.
+  etcdserverpb::RangeResponse last;
+  ASSERT_TRUE(raw.Range(RecordKey("gina"), 0, &last).ok());
+  const int64_t last_rev = last.kvs(0).mod_revision();
+  ASSERT_TRUE(store_->Delete("gina", 2).ok());
+  s = raw.Range(RecordKey("gina"), last_rev, &after);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::OUT_OF_RANGE)
+      << "a deleted record is still readable at revision " << last_rev;
+}
+
+TEST_F(EtcdRecordStoreTest, ConcurrentShredsShareCompactions) {
+  auto o = PlainOptions(*cluster_, prefix_);
+  o.min_compaction_interval = absl::Seconds(2);
+  auto store = EtcdRecordStore::Open(o, TestSealer());
+  ASSERT_TRUE(store.ok()) << store.status();
+  constexpr int kThreads = 8;
+  for (int i = 0; i < kThreads; ++i) {
+    ASSERT_TRUE((*store)->CompareAndSwap(Id(i), 0, SampleRecord()).ok());
+  }
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      if (!(*store)->Shred(Id(i)).ok()) ++failures;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_LT((*store)->Stats().compactions, static_cast<uint64_t>(kThreads));
+}
+
+TEST_F(EtcdRecordStoreTest, CountedAttemptIsTwoRoundTrips) {
+  // Get, then a CompareAndSwap guarded by what that Get saw: one read, one
+  // Txn. A stale guard (another node wrote in between) still aborts.
+  ASSERT_TRUE(store_->CompareAndSwap("ivan", 0, SampleRecord()).ok());
+  auto other = OpenStore();
+  ASSERT_NE(other, nullptr);
+  const uint64_t before = store_->Stats().round_trips;
+  auto r = store_->Get("ivan");
+  ASSERT_TRUE(r.ok()) << r.status();
+  r->set_attempts_used(1);
+  ASSERT_TRUE(store_->CompareAndSwap("ivan", r->version(), *r).ok());
+  EXPECT_EQ(store_->Stats().round_trips - before, 2u);
+
+  r = store_->Get("ivan");
+  ASSERT_TRUE(other->CompareAndSwap("ivan", r->version(), *r).ok());
+  EXPECT_EQ(store_->CompareAndSwap("ivan", r->version(), *r).status().code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(store_->Get("ivan")->version(), 3u);
+}
+
+TEST_F(EtcdRecordStoreTest, SyncBarrierChangesNoRecord) {
+  ASSERT_TRUE(store_->CompareAndSwap("hank", 0, SampleRecord(4)).ok());
+  ASSERT_TRUE(store_->SyncBarrier().ok());
+  EXPECT_EQ(*store_->Count(), 1u);
+  EXPECT_EQ(store_->Get("hank")->version(), 1u);
+}
+
+}  // namespace
+}  // namespace bkv::storage
