@@ -685,10 +685,10 @@ absl::Status VaultDeleteCmd(Context& c) {
   BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(c.args, c.err));
   std::string proof;
   if (c.args.values.count("--password-stdin")) {
-    BKV_ASSIGN_OR_RETURN(SecretBytes pw, ReadPasswordLine("password"));
     auto st = v.client->Status();
     if (!st.ok()) return Explained(st.status());
     if (st->state == client::VaultStatus::State::kActive) {
+      BKV_ASSIGN_OR_RETURN(SecretBytes pw, ReadPasswordLine("password"));
       auto r = v.client->RecoverWithProof(v.account, pw);
       if (!r.ok()) return Explained(r.status());
       proof = std::move(r->proof);

@@ -7,29 +7,13 @@
 #include <atomic>
 #include <thread>
 
+#include "tests/client/vault_test_support.h"
 #include "tests/server/vault_harness.h"
 
 namespace bkv::client {
 namespace {
 
 using testing::VaultProcess;
-
-// True when the vault answers GetVaultInfo (protocol v2, the server half of
-// the checks these tests pin).
-bool SpeaksV2(const VaultProcess& vault) {
-  testing::TestClient raw(vault.address(), vault.public_key());
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  vault::v1::GetVaultInfoResponse resp;
-  return raw.stub()
-             .GetVaultInfo(&ctx, vault::v1::GetVaultInfoRequest(), &resp)
-             .error_code() != grpc::StatusCode::UNIMPLEMENTED;
-}
-
-#define SKIP_UNLESS_V2(vault)                                              \
-  if (!SpeaksV2(vault))                                                    \
-  GTEST_SKIP() << "this bkv-vault answers GetVaultInfo UNIMPLEMENTED: the " \
-                  "server half (branches vault-edge/vault-core) is missing"
 
 class VaultClientTest : public ::testing::Test {
  protected:
@@ -38,7 +22,7 @@ class VaultClientTest : public ::testing::Test {
   }
   void SetUp() override {
     ASSERT_TRUE(vault_.Start(VaultFlags())) << vault_.log();
-    SKIP_UNLESS_V2(vault_);
+    BKV_SKIP_UNLESS_V2(vault_);
   }
   VaultOptions Options(const std::string& account) {
     VaultOptions o;
