@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "crypto/status_macros.h"
 #include "hsm/key_labels.h"
 
@@ -263,6 +264,31 @@ absl::StatusOr<KeyInventory> InspectKeys(Pkcs11Hsm& hsm) {
     }
   }
   return inventory;
+}
+
+absl::Status CheckInventory(const KeyInventory& inventory,
+                            absl::string_view token_description) {
+  std::vector<std::string> missing;
+  for (const auto& e : inventory.entries) {
+    if (!e.present) missing.push_back(absl::StrCat("'", e.label, "'"));
+  }
+  if (missing.empty() && inventory.ake_public_key.has_value()) {
+    return absl::OkStatus();
+  }
+  if (missing.empty())
+    missing.push_back(absl::StrCat("'", kAkePublicLabel, "'"));
+  return absl::FailedPreconditionError(absl::StrCat(
+      token_description, ": key object ", absl::StrJoin(missing, ", "),
+      " missing or unreadable. If this vault ever held records, do not make "
+      "new keys (every password would read as wrong and sealed records "
+      "could not be opened): restore the token from its backup "
+      "(docs/operations.md, \"Restoring the HSM token\"). Only for a vault "
+      "without records: `bkv-vault hsm init`"));
+}
+
+absl::Status RequireAllKeys(Pkcs11Hsm& hsm) {
+  BKV_ASSIGN_OR_RETURN(KeyInventory inventory, InspectKeys(hsm));
+  return CheckInventory(inventory, hsm.Describe());
 }
 
 absl::StatusOr<VaultKeys> VaultKeys::Load(std::shared_ptr<Pkcs11Hsm> hsm) {

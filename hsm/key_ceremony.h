@@ -51,6 +51,13 @@ struct KeyInventory {
 };
 absl::StatusOr<KeyInventory> InspectKeys(Pkcs11Hsm& hsm);
 
+// The one verdict `hsm status` and `serve` share: FailedPrecondition naming
+// every missing or unreadable object and the recovery procedure (restore
+// the token from its backup; a new key would orphan every record).
+absl::Status CheckInventory(const KeyInventory& inventory,
+                            absl::string_view token_description);
+absl::Status RequireAllKeys(Pkcs11Hsm& hsm);
+
 // Everything the vault needs from the token, found by label.
 struct VaultKeys {
   static absl::StatusOr<VaultKeys> Load(std::shared_ptr<Pkcs11Hsm> hsm);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -51,9 +52,12 @@ absl::StatusOr<SecretBytes> ReadPinFile(const std::string& path) {
     return absl::FailedPreconditionError(
         absl::StrCat("PIN file ", path, " is not a regular file"));
   }
-  if (st.st_mode & (S_IRWXO | S_IWGRP)) {
+  if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", st.st_mode & 07777);
     return absl::PermissionDeniedError(absl::StrCat(
-        "PIN file ", path, " is accessible to other users; chmod 600 ", path));
+        "PIN file ", path, " has group or other permissions (mode ", mode,
+        "); run `chmod 600 ", path, "`"));
   }
   if (st.st_size <= 0 || static_cast<size_t>(st.st_size) > kMaxPinFile) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -85,6 +89,14 @@ absl::StatusOr<SecretBytes> ReadPinFromEnv(absl::string_view name) {
       reinterpret_cast<const uint8_t*>(value), std::strlen(value)));
   if (pin.empty()) return absl::NotFoundError(absl::StrCat(name, " is empty"));
   return pin;
+}
+
+void ScrubEnv(absl::string_view name) {
+  const std::string var(name);
+  if (char* value = std::getenv(var.c_str()); value != nullptr) {
+    sodium_memzero(value, std::strlen(value));
+  }
+  unsetenv(var.c_str());
 }
 
 absl::Status WritePinFile(const std::string& path, const SecretBytes& pin) {

@@ -16,12 +16,17 @@ namespace bkv::hsm {
 inline constexpr absl::string_view kPinEnvVar = "BKV_HSM_PIN";
 
 // The file's contents without trailing newlines or spaces. Refuses a file
-// that other users may read or write ("chmod 600 FILE"), an empty one, or one
-// over 256 bytes.
+// that any group or other user may access at all ("chmod 600 FILE"), an
+// empty one, or one over 256 bytes.
 absl::StatusOr<SecretBytes> ReadPinFile(const std::string& path);
 
 // The variable's value; NotFound if unset or empty.
 absl::StatusOr<SecretBytes> ReadPinFromEnv(absl::string_view name = kPinEnvVar);
+
+// Overwrites the variable's value in place, then removes it: unsetenv alone
+// leaves the bytes in the process's initial environment block, which
+// /proc/PID/environ keeps showing.
+void ScrubEnv(absl::string_view name = kPinEnvVar);
 
 // Creates `path` (which must not exist) with mode 0600, holding the PIN and a
 // newline.

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <system_error>
@@ -24,9 +26,18 @@ absl::Status MakePrivateDir(const fs::path& dir) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
   }
+  struct stat st;
+  if (stat(dir.c_str(), &st) == 0 && (st.st_mode & 0777) == 0700) {
+    return absl::OkStatus();
+  }
   if (chmod(dir.c_str(), 0700) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot chmod 700 ", dir.string()));
+    const int err = errno;
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot make ", dir.string(),
+        " private (chmod 700): ", std::strerror(err),
+        err == EROFS ? "; the directory is on a read-only file system: mount "
+                       "it read-write"
+                     : "; fix its owner or mode"));
   }
   return absl::OkStatus();
 }
@@ -56,11 +67,21 @@ absl::StatusOr<SecretBytes> ReadOrCreatePin(const std::string& path) {
   return ReadPinFile(path);
 }
 
+absl::Status MissingTokenError(absl::string_view what, absl::string_view path) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the development HSM token's ", what, " ", path,
+      " is missing, but the data directory holds records that depend on the "
+      "token's keys; refusing to create new ones (every password would read "
+      "as wrong). Restore the token directory from its backup "
+      "(docs/operations.md, \"Restoring the HSM token\"), then start again"));
+}
+
 }  // namespace
 
 absl::StatusOr<SoftHsmDevToken> PrepareSoftHsmDir(const std::string& dir,
                                                   absl::string_view label,
-                                                  std::string module_path) {
+                                                  std::string module_path,
+                                                  bool allow_create) {
   std::error_code ec;
   fs::path root = fs::absolute(dir, ec);
   if (ec || dir.empty()) {
@@ -77,9 +98,16 @@ absl::StatusOr<SoftHsmDevToken> PrepareSoftHsmDir(const std::string& dir,
   t.user_pin_path = (root / "user.pin").string();
   t.so_pin_path = (root / "so.pin").string();
 
-  BKV_RETURN_IF_ERROR(MakePrivateDir(root));
-  BKV_RETURN_IF_ERROR(MakePrivateDir(root / "tokens"));
-  BKV_RETURN_IF_ERROR(WriteConfIfMissing(t.conf_path, root / "tokens"));
+  if (allow_create) {
+    BKV_RETURN_IF_ERROR(MakePrivateDir(root));
+    BKV_RETURN_IF_ERROR(MakePrivateDir(root / "tokens"));
+    BKV_RETURN_IF_ERROR(WriteConfIfMissing(t.conf_path, root / "tokens"));
+  } else {
+    for (const fs::path& p : {root, root / "tokens", fs::path(t.conf_path),
+                              fs::path(t.user_pin_path)}) {
+      if (!fs::exists(p)) return MissingTokenError("file", p.string());
+    }
+  }
   if (setenv("SOFTHSM2_CONF", t.conf_path.c_str(), 1) != 0) {
     return absl::InternalError("setenv SOFTHSM2_CONF failed");
   }
@@ -93,6 +121,10 @@ absl::StatusOr<SoftHsmDevToken> PrepareSoftHsmDir(const std::string& dir,
           " is missing; restore it or remove ", t.dir, " to start over"));
     }
     return t;
+  }
+  if (!allow_create) {
+    return MissingTokenError(absl::StrCat("token '", label, "' under"),
+                             (root / "tokens").string());
   }
   BKV_ASSIGN_OR_RETURN(SecretBytes so_pin, ReadOrCreatePin(t.so_pin_path));
   BKV_ASSIGN_OR_RETURN(SecretBytes user_pin, ReadOrCreatePin(t.user_pin_path));

@@ -28,9 +28,13 @@ struct SoftHsmDevToken {
 // (C_InitToken, C_InitPIN) unless it exists. Idempotent. SOFTHSM2_CONF is read
 // when the module is initialised, so call this before anything in the process
 // has loaded SoftHSM. An empty `module_path` means LocateSoftHsmModule().
+// Without `allow_create` nothing is made: a missing directory, configuration
+// or token is FailedPrecondition naming it and saying to restore the token
+// from its backup (the vault's records depend on the keys it held).
 absl::StatusOr<SoftHsmDevToken> PrepareSoftHsmDir(const std::string& dir,
                                                   absl::string_view label,
-                                                  std::string module_path = "");
+                                                  std::string module_path = "",
+                                                  bool allow_create = true);
 
 }  // namespace bkv::hsm
 

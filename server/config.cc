@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/rate_limiter.h"
 
 namespace bkv::server {
 namespace {
@@ -65,6 +66,8 @@ const Option kOptions[] = {
     {"policy", "min_ksf_memory_kib", "min-ksf-memory-kib",
      &VaultConfig::min_ksf_memory_kib,
      "smallest Argon2id memory (KiB) a registration may use"},
+    {"policy", "reset_delay_s", "reset-delay-s", &VaultConfig::reset_delay_s,
+     "seconds from RequestReset until the reset is due (1-31536000)"},
     {"auth", "audience", "audience", &VaultConfig::audience,
      "expected `aud` of account tokens"},
     {"auth", "issuer", "issuer", &VaultConfig::issuer,
@@ -72,14 +75,33 @@ const Option kOptions[] = {
     {"auth", "issuer_keys_file", "issuer-keys-file",
      &VaultConfig::issuer_keys_file,
      "lines `<kid> <hex Ed25519 public key>` (empty: dev issuer)"},
+    {"rate_limit", "read_burst", "read-burst", &VaultConfig::read_burst,
+     "GetStatus/GetVaultInfo calls per account in a burst"},
+    {"rate_limit", "read_per_second", "read-per-second",
+     &VaultConfig::read_per_second, "sustained reads per account"},
+    {"rate_limit", "guess_burst", "guess-burst", &VaultConfig::guess_burst,
+     "RecoverStart calls (guesses) per account in a burst"},
+    {"rate_limit", "guess_per_second", "guess-per-second",
+     &VaultConfig::guess_per_second, "sustained guesses per account"},
     {"rate_limit", "account_burst", "account-burst",
-     &VaultConfig::account_burst, "calls per account in a burst"},
+     &VaultConfig::account_burst,
+     "other calls (registration, RecoverFinish, Delete, RequestReset) per "
+     "account in a burst"},
     {"rate_limit", "account_per_second", "account-per-second",
-     &VaultConfig::account_per_second, "sustained calls per account"},
+     &VaultConfig::account_per_second, "sustained other calls per account"},
     {"rate_limit", "peer_burst", "peer-burst", &VaultConfig::peer_burst,
-     "calls per peer address in a burst"},
+     "calls with a valid token per client address in a burst"},
     {"rate_limit", "peer_per_second", "peer-per-second",
-     &VaultConfig::peer_per_second, "sustained calls per peer address"},
+     &VaultConfig::peer_per_second, "sustained such calls per client address"},
+    {"rate_limit", "unauthenticated_burst", "unauthenticated-burst",
+     &VaultConfig::unauthenticated_burst,
+     "calls without a valid token per client address in a burst"},
+    {"rate_limit", "unauthenticated_per_second", "unauthenticated-per-second",
+     &VaultConfig::unauthenticated_per_second,
+     "sustained such calls per client address"},
+    {"rate_limit", "trusted_proxies", "trusted-proxies",
+     &VaultConfig::trusted_proxies,
+     "comma-separated proxy addresses whose x-forwarded-for names the client"},
     {"audit", "path", "audit-log", &VaultConfig::audit_log,
      "audit log file (default <data_dir>/audit.log)"},
 };
@@ -219,6 +241,16 @@ absl::Status VaultConfig::Validate() const {
         ": configure tls_cert/tls_key, or set "
         "allow_plaintext_non_loopback behind a TLS-terminating proxy"));
   }
+  // /metrics is plain HTTP without authentication: the same rule.
+  if (!metrics_listen.empty() && !allow_plaintext_non_loopback &&
+      !IsLoopback(metrics_listen)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "refusing /metrics (plain HTTP, no authentication) on non-loopback "
+        "address ",
+        metrics_listen,
+        ": keep metrics_listen on loopback and scrape through a proxy, or "
+        "set allow_plaintext_non_loopback behind one that restricts access"));
+  }
   // Each open login is kept in the fixed-size sealed record (storage/).
   if (attempt_limit < 1 || attempt_limit > 16) {
     return absl::InvalidArgumentError("attempt_limit must be in [1, 16]");
@@ -237,10 +269,23 @@ absl::Status VaultConfig::Validate() const {
     return absl::InvalidArgumentError(
         "max_message_bytes must be in [1024, 4194304]");
   }
-  if (account_burst < 1 || account_per_second <= 0 || peer_burst < 1 ||
-      peer_per_second <= 0) {
+  for (auto [burst, rate] :
+       {std::pair{read_burst, read_per_second},
+        {guess_burst, guess_per_second},
+        {account_burst, account_per_second},
+        {peer_burst, peer_per_second},
+        {unauthenticated_burst, unauthenticated_per_second}}) {
+    if (burst < 1 || rate <= 0) {
+      return absl::InvalidArgumentError(
+          "rate limits need burst >= 1 and a positive rate");
+    }
+  }
+  if (auto proxies = ParseTrustedProxies(trusted_proxies); !proxies.ok()) {
+    return proxies.status();
+  }
+  if (reset_delay_s < 1 || reset_delay_s > 365 * 24 * 3600) {
     return absl::InvalidArgumentError(
-        "rate limits need burst >= 1 and a positive rate");
+        "reset_delay_s must be in [1, 31536000] (one year)");
   }
   if (audience.empty()) {
     return absl::InvalidArgumentError("auth audience must not be empty");

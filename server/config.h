@@ -36,17 +36,29 @@ struct VaultConfig {
   int64_t attempt_limit = 10;
   int64_t login_ttl_s = 60;
   int64_t min_ksf_memory_kib = 8192;
+  // RequestReset to due ("forgot password" waits this long).
+  int64_t reset_delay_s = 7 * 24 * 3600;
   // [auth]
   std::string audience = "bkv-vault";
   std::string issuer;  // empty: any iss
   // Lines "<kid> <64 hex digits Ed25519 public key>"; empty: the development
   // issuer under <data_dir> (generated on first start).
   std::string issuer_keys_file;
-  // [rate_limit]
-  double account_burst = 20;
-  double account_per_second = 1;
+  // [rate_limit] token buckets; docs/operations.md "Rate limits" says why
+  // these sizes. Per account: reads, guesses (RecoverStart), other calls.
+  double read_burst = 60;
+  double read_per_second = 5;
+  double guess_burst = 10;
+  double guess_per_second = 0.2;
+  double account_burst = 40;
+  double account_per_second = 2;
+  // Per client address: calls with a valid token, calls without one.
   double peer_burst = 200;
   double peer_per_second = 100;
+  double unauthenticated_burst = 50;
+  double unauthenticated_per_second = 10;
+  // Comma-separated proxy addresses whose x-forwarded-for is trusted.
+  std::string trusted_proxies;
   // [audit]
   std::string audit_log;  // empty: <data_dir>/audit.log
 

@@ -55,8 +55,8 @@ absl::StatusOr<SecretBytes> ReadPin(const HsmFlags& flags,
         absl::StrCat("no PIN for token '", flags.token_label,
                      "': pass --pin-file FILE or set ", hsm::kPinEnvVar));
   }
-  // Children (and /proc/self/environ readers) need not see it.
-  unsetenv(std::string(hsm::kPinEnvVar).c_str());
+  // Children and /proc/PID/environ readers need not see it.
+  hsm::ScrubEnv(hsm::kPinEnvVar);
   return pin;
 }
 
@@ -118,9 +118,9 @@ int Status(const HsmFlags& flags, std::ostream& out, std::ostream& err) {
     out << "  " << e.label << ": " << (e.present ? "present" : "MISSING")
         << "\n";
   }
-  if (!inventory->complete()) {
-    err << "bkv-vault hsm status: keys missing; run `bkv-vault hsm init`\n";
-    return 1;
+  if (absl::Status s = hsm::CheckInventory(*inventory, (*token)->Describe());
+      !s.ok()) {
+    return Fail(err, "status", s);
   }
   PrintPublicKey(out, *inventory->ake_public_key);
   if (absl::Status s = SelfTest(*token); !s.ok()) {
@@ -189,6 +189,7 @@ absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenHsm(const HsmFlags& flags) {
   hsm::TokenOptions options;
   options.module_path = flags.module_path;
   options.token_label = flags.token_label;
+  options.max_sessions = flags.sessions;
   return hsm::Pkcs11Hsm::Open(options, pin);
 }
 

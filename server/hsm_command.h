@@ -20,6 +20,7 @@ struct HsmFlags {
   std::string pin_file;             // --pin-file; empty: $BKV_HSM_PIN
   std::string softhsm_dir;          // --softhsm-dir (development token)
   bool force_new_keys = false;      // --force-new-keys (hsm init only)
+  size_t sessions = 8;              // PKCS#11 session pool (serve)
 };
 
 // Parses the flags above from `args`, moving anything else to `rest`.
@@ -29,7 +30,8 @@ absl::Status ParseHsmFlags(std::span<const std::string> args, HsmFlags& flags,
 
 // Opens and logs in to the token the flags name. With --softhsm-dir it points
 // SOFTHSM2_CONF at DIR/softhsm2.conf and reads DIR/user.pin. The PIN comes from
-// --pin-file, else BKV_HSM_PIN (which is then removed from the environment).
+// --pin-file, else BKV_HSM_PIN (which is then overwritten in place and
+// removed, so /proc/PID/environ no longer shows it).
 absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenHsm(const HsmFlags& flags);
 
 extern const char kHsmUsage[];

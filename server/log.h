@@ -16,6 +16,16 @@ using LogField = std::pair<absl::string_view, std::string>;
 void Log(absl::string_view level, absl::string_view event,
          std::initializer_list<LogField> fields = {});
 
+// For events a flood can repeat (refused calls): at most one line per
+// `kind` per kSampledLogInterval, carrying "count", the number of such
+// events since the previous line of that kind (this one included). Events
+// after the last line are reported with the next one. The interval runs on
+// a monotonic clock. Thread-safe.
+inline constexpr int kSampledLogIntervalSeconds = 10;
+void LogSampled(absl::string_view level, absl::string_view event,
+                absl::string_view kind,
+                std::initializer_list<LogField> fields = {});
+
 }  // namespace bkv::server
 
 #endif  // BKV_SERVER_LOG_H_

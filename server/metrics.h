@@ -17,9 +17,12 @@ namespace bkv::server {
 //
 //   bkv_requests_total{method,outcome}          counter
 //   bkv_request_duration_seconds{method,outcome} histogram
-//   bkv_attempts_total{outcome}                 counter (recovery attempts)
+//   bkv_attempts_total{outcome}                 counter (recovery attempts;
+//                                               unknown accounts count as
+//                                               "started", like real ones)
 //   bkv_lockouts_total                          counter
-//   bkv_rate_limited_total{scope}               counter (account|peer)
+//   bkv_rate_limited_total{scope}               counter (read|guess|account|
+//                                               peer|unauthenticated)
 //   bkv_hsm_duration_seconds{op}                histogram
 //   bkv_storage_duration_seconds{op}            histogram
 class Metrics {

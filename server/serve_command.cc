@@ -146,32 +146,74 @@ absl::Status EnsureDevIssuer(const VaultConfig& c) {
   return absl::OkStatus();
 }
 
+// Records exist once RocksDB has made its CURRENT file: from then on the
+// token's keys are what every record depends on, and none may be made anew.
+bool HoldsRecords(const VaultConfig& c) {
+  return ::access((c.RecordsDir() + "/CURRENT").c_str(), F_OK) == 0;
+}
+
 absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenToken(
     const VaultConfig& c) {
   HsmFlags flags;
   flags.module_path = c.hsm_module;
   flags.token_label = c.hsm_token_label;
   flags.pin_file = c.hsm_pin_file;
+  flags.sessions = static_cast<size_t>(c.hsm_sessions);
   const bool dev =
       c.hsm_pin_file.empty() && std::getenv("BKV_HSM_PIN") == nullptr;
-  if (!dev) return OpenHsm(flags);
-  // Development: a SoftHSM token under data_dir, created and given its keys
-  // on first start (the ceremony is idempotent).
-  flags.softhsm_dir = c.SoftHsmDir();
-  BKV_ASSIGN_OR_RETURN(
-      hsm::SoftHsmDevToken dev_token,
-      hsm::PrepareSoftHsmDir(flags.softhsm_dir, flags.token_label,
-                             flags.module_path));
-  BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token, OpenHsm(flags));
-  BKV_ASSIGN_OR_RETURN(hsm::CeremonyReport report,
-                       hsm::RunKeyCeremony(*token, hsm::CeremonyOptions{}));
-  if (dev_token.token_created) {
-    Log("warn", "dev_token_created",
-        {{"dir", flags.softhsm_dir},
-         {"server_public_key", HexEncode(report.ake_public_key)},
-         {"fingerprint", report.ake_fingerprint_hex}});
+  const bool holds_records = HoldsRecords(c);
+  std::shared_ptr<hsm::Pkcs11Hsm> token;
+  if (!dev) {
+    BKV_ASSIGN_OR_RETURN(token, OpenHsm(flags));
+  } else {
+    // Development: a SoftHSM token under data_dir, made with its keys on
+    // first start. Never over records: a new seed would turn every right
+    // password into a wrong one.
+    flags.softhsm_dir = c.SoftHsmDir();
+    BKV_ASSIGN_OR_RETURN(
+        hsm::SoftHsmDevToken dev_token,
+        hsm::PrepareSoftHsmDir(flags.softhsm_dir, flags.token_label,
+                               flags.module_path,
+                               /*allow_create=*/!holds_records));
+    BKV_ASSIGN_OR_RETURN(token, OpenHsm(flags));
+    if (!holds_records) {
+      BKV_ASSIGN_OR_RETURN(hsm::CeremonyReport report,
+                           hsm::RunKeyCeremony(*token, hsm::CeremonyOptions{}));
+      if (dev_token.token_created) {
+        Log("warn", "dev_token_created",
+            {{"dir", flags.softhsm_dir},
+             {"server_public_key", HexEncode(report.ake_public_key)},
+             {"fingerprint", report.ake_fingerprint_hex}});
+      }
+    }
   }
+  BKV_RETURN_IF_ERROR(hsm::RequireAllKeys(*token));
   return token;
+}
+
+// Fails start-up early, and clearly, when the data directory cannot be
+// written (a read-only mount), instead of at the first chmod or record.
+absl::Status CheckWritable(const std::string& dir) {
+  const std::string probe = dir + "/.bkv-write-probe";
+  int fd =
+      ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == EROFS || err == EACCES || err == EPERM) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data directory ", dir, " is ",
+          err == EROFS ? "on a read-only file system" : "not writable", " (",
+          std::strerror(err),
+          "): the vault writes its records, audit log and token there. "
+          "Mount it read-write or fix its owner (the vault's user needs "
+          "rwx), or point --data-dir at a writable directory"));
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot write in data directory ", dir, ": ", std::strerror(err)));
+  }
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
@@ -182,6 +224,24 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
   grpc::SslServerCredentialsOptions opts;
   opts.pem_key_cert_pairs.push_back({key, cert});
   return grpc::SslServerCredentials(opts);
+}
+
+// What GetVaultInfo answers: everything a client must agree with.
+vault::v1::GetVaultInfoResponse VaultInfo(
+    const VaultConfig& c, const hsm::AkeKeyPair::PublicKey& public_key) {
+  vault::v1::GetVaultInfoResponse info;
+  info.set_protocol_version(vault::v1::PROTOCOL_VERSION_2);
+  info.set_opaque_context(c.opaque_context);
+  info.set_server_identity(c.server_identity);
+  info.set_server_public_key(std::string(public_key.begin(), public_key.end()));
+  info.set_attempt_limit(static_cast<uint32_t>(c.attempt_limit));
+  // Argon2id's structural floors (t, p >= 1) and this vault's memory floor.
+  info.mutable_min_ksf()->set_iterations(1);
+  info.mutable_min_ksf()->set_memory_kib(
+      static_cast<uint32_t>(c.min_ksf_memory_kib));
+  info.mutable_min_ksf()->set_parallelism(1);
+  info.set_reset_delay_ms(static_cast<uint64_t>(c.reset_delay_s) * 1000);
+  return info;
 }
 
 int Fail(absl::string_view event, const absl::Status& s) {
@@ -216,6 +276,9 @@ int RunServeCommand(std::span<const std::string> args) {
   }
   const VaultConfig& c = *config;
   if (auto s = MakeDir(c.data_dir); !s.ok()) return Fail("startup_failed", s);
+  if (auto s = CheckWritable(c.data_dir); !s.ok()) {
+    return Fail("startup_failed", s);
+  }
 
   // Self-tests first: nothing is served by a process that computes wrongly.
   if (auto s = RunOpaqueSelfTest(); !s.ok()) return Fail("self_test_failed", s);
@@ -276,9 +339,21 @@ int RunServeCommand(std::span<const std::string> args) {
       static_cast<uint32_t>(c.min_ksf_memory_kib);
   Vault vault(vault_options, opaque_server, timed_store, sealer, **audit,
               metrics);
-  RateLimiter account_limits({c.account_burst, c.account_per_second});
+  RateLimiter read_limits({c.read_burst, c.read_per_second});
+  RateLimiter guess_limits({c.guess_burst, c.guess_per_second});
+  RateLimiter call_limits({c.account_burst, c.account_per_second});
   RateLimiter peer_limits({c.peer_burst, c.peer_per_second});
-  VaultService service(vault, **verifier, account_limits, peer_limits, metrics);
+  RateLimiter unauthenticated_limits(
+      {c.unauthenticated_burst, c.unauthenticated_per_second});
+  auto trusted_proxies = ParseTrustedProxies(c.trusted_proxies);
+  if (!trusted_proxies.ok()) {
+    return Fail("config_invalid", trusted_proxies.status());
+  }
+  VaultService service(
+      vault, **verifier,
+      ServiceLimits{read_limits, guess_limits, call_limits, peer_limits,
+                    unauthenticated_limits, *std::move(trusted_proxies)},
+      VaultInfo(c, keys->ake.public_key()), metrics);
 
   std::unique_ptr<MetricsHttpServer> metrics_http;
   if (!c.metrics_listen.empty()) {

@@ -1,7 +1,11 @@
 #include "server/vault_service.h"
 
+#include <algorithm>
 #include <chrono>
+#include <limits>
 
+#include "absl/random/random.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -27,72 +31,142 @@ grpc::StatusCode ToGrpcCode(absl::StatusCode code) {
   return static_cast<grpc::StatusCode>(static_cast<int>(code));
 }
 
-// "ipv4:127.0.0.1:5555" -> "ipv4:127.0.0.1": limit by address, not port.
-std::string PeerAddress(const std::string& peer) {
-  size_t colon = peer.rfind(':');
-  return colon == std::string::npos ? peer : peer.substr(0, colon);
+}  // namespace
+
+uint32_t AdvertisedWaitMs(absl::Duration wait, double uniform01) {
+  const int64_t ms = absl::ToInt64Milliseconds(
+      absl::Ceil(std::max(wait, absl::ZeroDuration()), absl::Milliseconds(1)));
+  const int64_t spread = std::max<int64_t>(ms / 4, 50);
+  const int64_t jitter = static_cast<int64_t>(uniform01 * spread);
+  return static_cast<uint32_t>(
+      std::min<int64_t>(ms + 1 + jitter, std::numeric_limits<uint32_t>::max()));
 }
 
-}  // namespace
+Budget BudgetOf(absl::string_view method) {
+  if (method == "GetStatus" || method == "GetVaultInfo") return Budget::kRead;
+  if (method == "RecoverStart") return Budget::kGuess;
+  return Budget::kCall;
+}
+
+// A failure of the vault's own (storage, audit log, HSM) rather than an
+// answer about the request: its message may name server paths, so the
+// client gets a generic one and the operator the whole in the log. Answers
+// meant for the client carry an ErrorDetail or a request-shaped code.
+bool IsVaultSideFailure(const absl::Status& status,
+                        const std::optional<vault::v1::ErrorDetail>& detail) {
+  if (detail.has_value()) {
+    return detail->reason() == vault::v1::ErrorDetail::REASON_VAULT_UNAVAILABLE;
+  }
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kDeadlineExceeded:
+      return false;
+    default:
+      return true;
+  }
+}
 
 grpc::Status ToGrpcStatus(grpc::ServerContext* ctx, absl::string_view method,
                           const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  absl::Status out = status;
-  switch (status.code()) {
-    // Internals (a tampered record, HSM or disk trouble) are logged here in
-    // full but reach the client only as a generic message.
-    case absl::StatusCode::kDataLoss:
-    case absl::StatusCode::kInternal:
-      Log("error", "request_failed",
-          {{"method", std::string(method)},
-           {"code", absl::StatusCodeToString(status.code())},
-           {"error", std::string(status.message())}});
-      out = absl::InternalError(
-          "the vault hit an internal error; it has been logged");
-      break;
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kResourceExhausted:
-      Log("warn", "request_failed",
-          {{"method", std::string(method)},
-           {"code", absl::StatusCodeToString(status.code())},
-           {"error", std::string(status.message())}});
-      break;
-    default:
-      break;
+  const std::optional<vault::v1::ErrorDetail> detail = GetDetail(status);
+  const std::string code(absl::StatusCodeToString(status.code()));
+  std::string message(status.message());
+  const bool internal = status.code() == absl::StatusCode::kDataLoss ||
+                        status.code() == absl::StatusCode::kInternal;
+  if (internal) {
+    // A tampered record, HSM or disk trouble: every one is worth a line.
+    Log("error", "request_failed",
+        {{"method", std::string(method)}, {"code", code}, {"error", message}});
+    message = "the vault hit an internal error; it has been logged";
+  } else if (IsVaultSideFailure(status, detail)) {
+    // Repeats while the trouble lasts: one line per interval and kind.
+    LogSampled(
+        "error", "request_failed", absl::StrCat(method, "/", code),
+        {{"method", std::string(method)}, {"code", code}, {"error", message}});
+    message =
+        "the vault cannot finish this call now; it has been logged. Retry "
+        "later";
+  } else if (status.code() == absl::StatusCode::kResourceExhausted ||
+             status.code() == absl::StatusCode::kUnauthenticated) {
+    // Refusals a flood repeats: counted, one line per interval and kind.
+    LogSampled(
+        "warn", "requests_refused", absl::StrCat(method, "/", code),
+        {{"method", std::string(method)}, {"code", code}, {"error", message}});
   }
-  if (auto detail = GetDetail(status)) {
+  if (detail.has_value()) {
     ctx->AddTrailingMetadata(kErrorDetailTrailer, detail->SerializeAsString());
+    if (detail->retry_after_ms() > 0) {
+      // gRPC's retry design (A6): clients with a retry policy honour it.
+      ctx->AddTrailingMetadata("grpc-retry-pushback-ms",
+                               absl::StrCat(detail->retry_after_ms()));
+    }
   }
-  return grpc::Status(ToGrpcCode(out.code()), std::string(out.message()));
+  const absl::StatusCode out =
+      internal ? absl::StatusCode::kInternal : status.code();
+  return grpc::Status(ToGrpcCode(out), message);
 }
 
-absl::StatusOr<std::string> VaultService::Admit(grpc::ServerContext* ctx) {
-  const absl::Time now = absl::Now();
-  if (auto wait = peer_limits_.Acquire(PeerAddress(ctx->peer()), now);
-      wait > absl::ZeroDuration()) {
-    metrics_.CountRateLimited("peer");
-    return RateLimited(
-        static_cast<uint32_t>(absl::ToInt64Milliseconds(wait) + 1));
-  }
+absl::Status VaultService::Refuse(absl::string_view scope,
+                                  absl::Duration wait) {
+  metrics_.CountRateLimited(scope);
+  thread_local absl::BitGen bitgen;
+  absl::Status s =
+      RateLimited(AdvertisedWaitMs(wait, absl::Uniform(bitgen, 0.0, 1.0)));
+  // Refused before anything was counted: a retry is always safe.
+  auto detail = GetDetail(s);
+  detail->set_attempt(vault::v1::ErrorDetail::ATTEMPT_NOT_COUNTED);
+  s.SetPayload(kErrorDetailUrl, absl::Cord(detail->SerializeAsString()));
+  return s;
+}
+
+absl::StatusOr<std::string> VaultService::Admit(grpc::ServerContext* ctx,
+                                                absl::string_view method) {
+  const absl::Time mono = MonotonicNow();
   const auto& md = ctx->client_metadata();
-  auto it = md.find("authorization");
-  if (it == md.end()) {
-    return absl::UnauthenticatedError(
-        "account token missing: send \"authorization: Bearer <token>\"");
+  absl::string_view forwarded;
+  auto xff = md.find("x-forwarded-for");
+  if (xff != md.end()) forwarded = {xff->second.data(), xff->second.size()};
+  const std::string client =
+      ClientAddress(ctx->peer(), xff == md.end() ? nullptr : &forwarded,
+                    limits_.trusted_proxies);
+  const bool token_optional = method == "GetVaultInfo";
+
+  // The token first: it is cheap (verified tokens are cached), and it
+  // decides which bucket a call spends.
+  absl::StatusOr<std::string> account = absl::UnauthenticatedError(
+      "account token missing: send \"authorization: Bearer <token>\"");
+  if (auto it = md.find("authorization"); it != md.end()) {
+    absl::string_view value(it->second.data(), it->second.size());
+    account = absl::ConsumePrefix(&value, "Bearer ")
+                  ? tokens_.Verify(value, absl::Now())
+                  : absl::UnauthenticatedError(
+                        "authorization metadata must be \"Bearer <token>\"");
   }
-  absl::string_view value(it->second.data(), it->second.size());
-  if (!absl::ConsumePrefix(&value, "Bearer ")) {
-    return absl::UnauthenticatedError(
-        "authorization metadata must be \"Bearer <token>\"");
+  if (!account.ok()) {
+    if (auto wait = limits_.unauthenticated.Acquire(client, mono);
+        wait > absl::ZeroDuration()) {
+      return Refuse("unauthenticated", wait);
+    }
+    if (token_optional) return std::string();
+    return account.status();
   }
-  auto account = tokens_.Verify(value, now);
-  if (!account.ok()) return account.status();
-  if (auto wait = account_limits_.Acquire(*account, now);
+  struct {
+    RateLimiter* limiter;
+    const char* scope;
+  } budget = {&limits_.call, "account"};
+  if (BudgetOf(method) == Budget::kRead) budget = {&limits_.read, "read"};
+  if (BudgetOf(method) == Budget::kGuess) budget = {&limits_.guess, "guess"};
+  // The account's own budget first: one account's flood is refused there
+  // and spends nothing its neighbours at the same address share.
+  if (auto wait = budget.limiter->Acquire(*account, mono);
       wait > absl::ZeroDuration()) {
-    metrics_.CountRateLimited("account");
-    return RateLimited(
-        static_cast<uint32_t>(absl::ToInt64Milliseconds(wait) + 1));
+    return Refuse(budget.scope, wait);
+  }
+  if (auto wait = limits_.peer.Acquire(client, mono);
+      wait > absl::ZeroDuration()) {
+    return Refuse("peer", wait);
   }
   return account;
 }
@@ -102,7 +176,7 @@ grpc::Status VaultService::Handle(absl::string_view method,
                                   grpc::ServerContext* ctx, Fn&& fn) {
   const auto start = std::chrono::steady_clock::now();
   absl::Status status;
-  auto account = Admit(ctx);
+  auto account = Admit(ctx, method);
   if (!account.ok()) {
     status = account.status();
   } else {
@@ -114,6 +188,15 @@ grpc::Status VaultService::Handle(absl::string_view method,
   metrics_.ObserveRequest(method, absl::StatusCodeToString(status.code()),
                           seconds);
   return ToGrpcStatus(ctx, method, status);
+}
+
+grpc::Status VaultService::GetVaultInfo(grpc::ServerContext* ctx,
+                                        const vault::v1::GetVaultInfoRequest*,
+                                        vault::v1::GetVaultInfoResponse* resp) {
+  return Handle("GetVaultInfo", ctx, [&](const std::string&) {
+    *resp = info_;
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status VaultService::RegisterStart(

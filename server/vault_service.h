@@ -3,6 +3,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/container/flat_hash_set.h"
 #include "bkv/vault/v1/vault.grpc.pb.h"
 #include "server/account_token.h"
 #include "server/metrics.h"
@@ -11,19 +12,44 @@
 
 namespace bkv::server {
 
+// Which budget of the account a call spends (docs/operations.md, "Rate
+// limits"): reads never spend the guess budget, and guesses (RecoverStart,
+// the call that counts an attempt) have their own, strict one.
+enum class Budget { kRead, kGuess, kCall };
+Budget BudgetOf(absl::string_view method);
+
+// The limiters VaultService checks, all owned by the caller.
+struct ServiceLimits {
+  RateLimiter& read;             // per account: GetStatus, GetVaultInfo
+  RateLimiter& guess;            // per account: RecoverStart
+  RateLimiter& call;             // per account: every other call
+  RateLimiter& peer;             // per client address, valid tokens
+  RateLimiter& unauthenticated;  // per client address, no valid token
+  // Proxies whose x-forwarded-for names the client (rate_limiter.h).
+  absl::flat_hash_set<std::string> trusted_proxies;
+};
+
+// The advertised wait of a refusal: the real wait rounded up, plus jitter
+// (`uniform01` in [0, 1)) of up to a quarter of it (at least 50 ms), so
+// clients refused together do not all come back at the same instant.
+uint32_t AdvertisedWaitMs(absl::Duration wait, double uniform01);
+
 // The gRPC face of the Vault: each method authenticates the account token,
-// checks the rate limits (peer, then account) before any crypto or HSM work,
-// calls one Vault function and maps its status (ToGrpcStatus, the one place
-// failures are converted and logged). Thread-safe.
+// checks the rate limits (the account's budget for the call, then the
+// client address) before any crypto or HSM work, calls one Vault function
+// and maps its status (ToGrpcStatus, the one place failures are converted
+// and logged). A call without a valid token is refused having spent only
+// the address's separate "unauthenticated" budget, so a flood of bad tokens
+// cannot starve a legitimate user at the same address. Thread-safe.
 class VaultService final : public vault::v1::Vault::Service {
  public:
   VaultService(bkv::server::Vault& vault, const TokenVerifier& tokens,
-               RateLimiter& account_limits, RateLimiter& peer_limits,
+               ServiceLimits limits, vault::v1::GetVaultInfoResponse info,
                Metrics& metrics)
       : vault_(vault),
         tokens_(tokens),
-        account_limits_(account_limits),
-        peer_limits_(peer_limits),
+        limits_(std::move(limits)),
+        info_(std::move(info)),
         metrics_(metrics) {}
 
   grpc::Status RegisterStart(grpc::ServerContext* ctx,
@@ -47,22 +73,32 @@ class VaultService final : public vault::v1::Vault::Service {
   grpc::Status Delete(grpc::ServerContext* ctx,
                       const vault::v1::DeleteRequest* req,
                       vault::v1::DeleteResponse* resp) override;
+  // Needs no token; charged to the account's read budget when a valid one
+  // is sent, else to the address's unauthenticated budget.
+  grpc::Status GetVaultInfo(grpc::ServerContext* ctx,
+                            const vault::v1::GetVaultInfoRequest* req,
+                            vault::v1::GetVaultInfoResponse* resp) override;
 
  private:
-  // Token and rate limits; the account id on success.
-  absl::StatusOr<std::string> Admit(grpc::ServerContext* ctx);
+  // Token and rate limits; the account id on success ("" for a call that
+  // needs no token and came without a valid one).
+  absl::StatusOr<std::string> Admit(grpc::ServerContext* ctx,
+                                    absl::string_view method);
+  absl::Status Refuse(absl::string_view scope, absl::Duration wait);
   template <typename Fn>
   grpc::Status Handle(absl::string_view method, grpc::ServerContext* ctx,
                       Fn&& fn);
 
   bkv::server::Vault& vault_;
   const TokenVerifier& tokens_;
-  RateLimiter& account_limits_;
-  RateLimiter& peer_limits_;
+  const ServiceLimits limits_;
+  const vault::v1::GetVaultInfoResponse info_;
   Metrics& metrics_;
 };
 
-// absl::Status -> grpc::Status, with the ErrorDetail trailer; logs failures.
+// absl::Status -> grpc::Status, with the ErrorDetail trailer (and gRPC's
+// `grpc-retry-pushback-ms` when the detail says when to retry); logs
+// failures, refusals sampled (log.h LogSampled) so a flood cannot fill a disk.
 grpc::Status ToGrpcStatus(grpc::ServerContext* ctx, absl::string_view method,
                           const absl::Status& status);
 

@@ -80,3 +80,49 @@ TEST(ConfigTest, PlaintextOnlyOnLoopbackUnlessForced) {
 
 }  // namespace
 }  // namespace bkv::server
+
+namespace bkv::server {
+namespace {
+
+TEST(ConfigTest, MetricsListenGetsTheLoopbackRuleRegression) {
+  auto c =
+      LoadConfig(std::vector<std::string>{"--metrics-listen", "0.0.0.0:9464"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("0.0.0.0:9464"), std::string::npos);
+  EXPECT_TRUE(
+      LoadConfig(std::vector<std::string>{"--metrics-listen", "[::1]:9464"})
+          .ok());
+  EXPECT_TRUE(
+      LoadConfig(std::vector<std::string>{"--metrics-listen", ""}).ok());
+  EXPECT_TRUE(
+      LoadConfig(std::vector<std::string>{"--metrics-listen", "0.0.0.0:9464",
+                                          "--allow-plaintext-non-loopback"})
+          .ok());
+}
+
+TEST(ConfigTest, RateLimitBudgetsProxiesAndResetDelay) {
+  auto c = LoadConfig({});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->reset_delay_s, 7 * 24 * 3600);
+  EXPECT_LT(c->guess_burst, c->read_burst);
+  std::string path = WriteTemp(
+      "[rate_limit]\nguess_burst = 4\nread_per_second = 0.5\n"
+      "trusted_proxies = \"10.0.0.2, ::1\"\n[policy]\nreset_delay_s = 60\n");
+  c = LoadConfig(std::vector<std::string>{"--config", path});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_DOUBLE_EQ(c->guess_burst, 4);
+  EXPECT_DOUBLE_EQ(c->read_per_second, 0.5);
+  EXPECT_EQ(c->trusted_proxies, "10.0.0.2, ::1");
+  EXPECT_EQ(c->reset_delay_s, 60);
+  unlink(path.c_str());
+  EXPECT_FALSE(
+      LoadConfig(std::vector<std::string>{"--trusted-proxies", "proxy.local"})
+          .ok());
+  EXPECT_FALSE(
+      LoadConfig(std::vector<std::string>{"--guess-per-second", "0"}).ok());
+  EXPECT_FALSE(
+      LoadConfig(std::vector<std::string>{"--reset-delay-s", "0"}).ok());
+}
+
+}  // namespace
+}  // namespace bkv::server
