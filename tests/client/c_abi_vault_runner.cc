@@ -43,6 +43,7 @@ TEST(CAbiVault, CProgramPassesAgainstARealVault) {
                            "--read-burst", "100", "--guess-burst", "100"}))
       << vault.log();
   BKV_SKIP_UNLESS_V2(vault);
+  BKV_SKIP_UNLESS_PROOF_OR_DELAY(vault);
   const std::string account = "c-abi-acct";
   const auto& pk = vault.public_key();
   const std::string key_hex = HexEncode(std::span<const uint8_t>(pk));

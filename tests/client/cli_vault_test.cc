@@ -229,6 +229,7 @@ TEST_F(CliVaultTest, RegressionWrongOpaqueContextSpendsNothing) {
 // 10.7 and 10.4: status shows the vault's figures; change-password and
 // delete of an active record need the password.
 TEST_F(CliVaultTest, ChangePasswordAndDeleteNeedThePassword) {
+  BKV_SKIP_UNLESS_PROOF_OR_DELAY(vault_);
   fs::create_directories(dir_ / "store");
   ASSERT_EQ(Bkv(With({"backup", (dir_ / "src").string(), "--to", Store()}),
                 "one\n", dir_)
@@ -268,6 +269,7 @@ TEST_F(CliVaultTest, ChangePasswordAndDeleteNeedThePassword) {
 // 10.4: forgot the password. The user's 64-digit key goes behind a new
 // password once the requested reset is due; the old backups stay readable.
 TEST_F(CliVaultTest, ResetRequestThenCompleteWithTheKeyFile) {
+  BKV_SKIP_UNLESS_PROOF_OR_DELAY(vault_);
   fs::create_directories(dir_ / "store");
   const std::string key = (dir_ / "k").string();
   ASSERT_EQ(Bkv({"key", "new", "--out", key}, "", dir_).exit_code, 0);

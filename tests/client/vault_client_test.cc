@@ -51,6 +51,7 @@ class VaultClientTest : public ::testing::Test {
 };
 
 TEST_F(VaultClientTest, RegisterRecoverStatusDelete) {
+  BKV_SKIP_UNLESS_PROOF_OR_DELAY(vault_);
   auto c = Client("acct");
   SecretBytes key = SecretBytes::Random(32);
   auto none = c->Recover("acct", Pw("pw"));
@@ -75,6 +76,7 @@ TEST_F(VaultClientTest, RegisterRecoverStatusDelete) {
 }
 
 TEST_F(VaultClientTest, RegisterReportsTheVaultsFigures) {
+  BKV_SKIP_UNLESS_PROOF_OR_DELAY(vault_);
   auto c = Client("fig");
   auto reg = c->Register("fig", Pw("pw"), SecretBytes::Random(32));
   ASSERT_TRUE(reg.ok()) << reg.status();
@@ -100,6 +102,7 @@ TEST_F(VaultClientTest, TypedErrorsForWrongPasswordAndLock) {
 }
 
 TEST_F(VaultClientTest, ChangePasswordProvesTheOldOneAndKeepsTheKey) {
+  BKV_SKIP_UNLESS_PROOF_OR_DELAY(vault_);
   auto c = Client("carol");
   SecretBytes key = SecretBytes::Random(32);
   ASSERT_TRUE(c->Register("carol", Pw("one"), key).ok());
@@ -337,6 +340,7 @@ TEST_F(VaultClientRetryTest, RetryNeverRepeatsAnAmbiguousRecoverStart) {
 // the vault which registration is active and says which password is
 // current; whichever it says must be the one that works.
 TEST_F(VaultClientTest, FaultLostCommitAnswerSaysWhichPasswordIsCurrent) {
+  BKV_SKIP_UNLESS_PROOF_OR_DELAY(vault_);
   auto c = Client("jo");
   SecretBytes key = SecretBytes::Random(32);
   ASSERT_TRUE(c->Register("jo", Pw("old"), key).ok());
@@ -385,6 +389,7 @@ class VaultClientResetTest : public VaultClientTest {
 // 10.4: "forgot password": a requested reset, once due, lets a new password
 // (here with a new key) replace the record without the old one.
 TEST_F(VaultClientResetTest, RequestedResetAllowsANewPasswordOnceDue) {
+  BKV_SKIP_UNLESS_PROOF_OR_DELAY(vault_);
   auto c = Client("kim");
   ASSERT_TRUE(c->Register("kim", Pw("forgotten"), SecretBytes::Random(32)).ok());
   auto due = c->RequestReset();
