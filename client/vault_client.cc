@@ -404,8 +404,10 @@ absl::StatusOr<Recovery> VaultClient::RecoverWithProof(
   absl::Status s =
       im.Call("RecoverFinish", VaultCall::kAfterCount,
               &vault::v1::Vault::Stub::RecoverFinish, req2, &resp2);
-  if (!s.ok() && !VaultError::From(s).vault_answered) {
-    // The vault went away after counting: say what that cost.
+  if (const VaultError e = VaultError::From(s);
+      !s.ok() && (!e.vault_answered || e.kind == VaultErrorKind::kExpired)) {
+    // The vault went away, or the login expired, after counting: say what
+    // that cost.
     return SpentAttemptError(s, resp1.attempts_remaining());
   }
   if (!ke3.ok()) {

@@ -114,6 +114,7 @@ VaultError VaultError::From(const absl::Status& status) {
   }
   const std::optional<ErrorDetail> d = Detail(status);
   const std::optional<VaultCall> call = CallOf(status);
+  e.from_rpc = call.has_value();
   bool known = false;
   e.vault_answered = d.has_value() && d->reason() != ErrorDetail::REASON_UNSPECIFIED;
   if (d) {
@@ -206,6 +207,7 @@ absl::Status SpentAttemptError(const absl::Status& cause,
 std::string DescribeVaultError(const VaultError& e) {
   switch (e.kind) {
     case VaultErrorKind::kInvalidPassword:
+      if (!e.vault_answered) return e.message;
       return absl::StrCat("wrong password; ", e.attempts_remaining,
                           " attempts remaining");
     case VaultErrorKind::kExpired:
@@ -215,7 +217,7 @@ std::string DescribeVaultError(const VaultError& e) {
     default:
       break;
   }
-  if (e.attempt_spent == AttemptSpent::kUnknown &&
+  if (e.from_rpc && e.attempt_spent == AttemptSpent::kUnknown &&
       (e.kind == VaultErrorKind::kTransient ||
        e.kind == VaultErrorKind::kInternal ||
        e.kind == VaultErrorKind::kRateLimited)) {

@@ -46,6 +46,8 @@ struct VaultError {
   // transient failure without one may have lost the answer to a request the
   // vault carried out.
   bool vault_answered = false;
+  // The failure came from a vault RPC (not from local checks or crypto).
+  bool from_rpc = false;
 
   static VaultError From(const absl::Status& status);
 };
