@@ -104,12 +104,11 @@ bkv_status VaultToC(const absl::Status& s, bkv_vault_error* detail,
   if (detail != nullptr) {
     detail->attempts_remaining = e.attempts_remaining;
     detail->retry_after_ms = e.retry_after_ms;
-    detail->attempt =
-        e.attempt_spent == bkv::client::AttemptSpent::kNo
-            ? BKV_VAULT_ATTEMPT_NOT_SPENT
-        : e.attempt_spent == bkv::client::AttemptSpent::kYes
-            ? BKV_VAULT_ATTEMPT_SPENT
-            : BKV_VAULT_ATTEMPT_UNKNOWN;
+    detail->attempt = e.attempt_spent == bkv::client::AttemptSpent::kNo
+                          ? BKV_VAULT_ATTEMPT_NOT_SPENT
+                      : e.attempt_spent == bkv::client::AttemptSpent::kYes
+                          ? BKV_VAULT_ATTEMPT_SPENT
+                          : BKV_VAULT_ATTEMPT_UNKNOWN;
     detail->retry_safe = e.retry_safe ? 1 : 0;
   }
   if (err != nullptr) *err = CopyString(bkv::client::DescribeVaultError(e));
@@ -416,8 +415,7 @@ bkv_status bkv_vault_delete(bkv_vault* vault, bkv_vault_error* out_detail,
   return VaultToC(vault->client->Delete(), out_detail, err);
 }
 
-bkv_status bkv_vault_delete_with_password(bkv_vault* vault,
-                                          const char* account,
+bkv_status bkv_vault_delete_with_password(bkv_vault* vault, const char* account,
                                           const char* password,
                                           size_t password_len,
                                           bkv_vault_error* out_detail,
@@ -431,17 +429,14 @@ bkv_status bkv_vault_delete_with_password(bkv_vault* vault,
   return VaultToC(vault->client->Delete(r->proof), out_detail, err);
 }
 
-bkv_status bkv_vault_change_password(bkv_vault* vault, const char* account,
-                                     const char* old_password,
-                                     size_t old_password_len,
-                                     const char* new_password,
-                                     size_t new_password_len,
-                                     uint32_t* out_attempt_limit,
-                                     bkv_vault_error* out_detail, char** err) {
+bkv_status bkv_vault_change_password(
+    bkv_vault* vault, const char* account, const char* old_password,
+    size_t old_password_len, const char* new_password, size_t new_password_len,
+    uint32_t* out_attempt_limit, bkv_vault_error* out_detail, char** err) {
   if (vault == nullptr || account == nullptr || old_password == nullptr ||
       new_password == nullptr) {
-    return VaultToC(Null("vault/account/old_password/new_password"),
-                    out_detail, err);
+    return VaultToC(Null("vault/account/old_password/new_password"), out_detail,
+                    err);
   }
   const bkv::SecretBytes old_pw = Password(old_password, old_password_len);
   const bkv::SecretBytes new_pw = Password(new_password, new_password_len);

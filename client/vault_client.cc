@@ -38,7 +38,7 @@ absl::Status FromGrpc(const grpc::Status& s, const grpc::ClientContext& ctx) {
   const auto& md = ctx.GetServerTrailingMetadata();
   if (auto it = md.find(kDetailTrailer); it != md.end()) {
     out.SetPayload(kErrorDetailUrl, absl::Cord(std::string(it->second.data(),
-                                                      it->second.size())));
+                                                           it->second.size())));
   }
   return out;
 }
@@ -60,7 +60,6 @@ absl::StatusOr<opaque::Element> ParseServerPublicKey(const std::string& hex) {
   return ristretto255::DeserializeElement(*bytes, "vault public key");
 }
 
-
 bool IsLoopbackAddress(std::string_view address) {
   if (address.starts_with("unix:")) return true;
   for (std::string_view scheme : {"dns:///", "ipv4:", "ipv6:"}) {
@@ -78,9 +77,9 @@ bool IsLoopbackAddress(std::string_view address) {
 }
 
 struct VaultClient::Impl {
-  Impl(VaultOptions o, Argon2idKsf k,
-       std::unique_ptr<vault::v1::Vault::Stub> s)
-      : options(std::move(o)), registration_ksf(std::move(k)),
+  Impl(VaultOptions o, Argon2idKsf k, std::unique_ptr<vault::v1::Vault::Stub> s)
+      : options(std::move(o)),
+        registration_ksf(std::move(k)),
         stub(std::move(s)) {}
 
   VaultOptions options;
@@ -237,8 +236,8 @@ absl::StatusOr<std::unique_ptr<VaultClient>> VaultClient::Create(
   }
   auto stub =
       vault::v1::Vault::NewStub(grpc::CreateChannel(options.address, creds));
-  auto impl =
-      std::make_unique<Impl>(std::move(options), std::move(ksf), std::move(stub));
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(ksf),
+                                     std::move(stub));
   return std::unique_ptr<VaultClient>(new VaultClient(std::move(impl)));
 }
 
@@ -262,16 +261,17 @@ namespace {
 absl::StatusOr<Registration> ResolveLostCommit(VaultClient& client,
                                                const absl::Status& lost,
                                                uint64_t id) {
-  const std::string what = absl::StrCat(
-      "the vault's answer to the new registration was lost (", lost.message(),
-      ")");
+  const std::string what =
+      absl::StrCat("the vault's answer to the new registration was lost (",
+                   lost.message(), ")");
   auto st = client.Status();
   if (!st.ok() || id == 0) {
     return absl::Status(
         lost.code(),
-        absl::StrCat(what, (id == 0 ? " and the vault does not report "
-                                      "registration ids"
-                                    : " and the vault cannot be asked now"),
+        absl::StrCat(what,
+                     (id == 0 ? " and the vault does not report "
+                                "registration ids"
+                              : " and the vault cannot be asked now"),
                      ": whether the new password is current is unknown; try "
                      "the new password first (one attempt)"));
   }
@@ -279,14 +279,16 @@ absl::StatusOr<Registration> ResolveLostCommit(VaultClient& client,
   if (st->state == VaultStatus::State::kActive) {
     return absl::Status(
         lost.code(),
-        absl::StrCat(what, "; the vault still holds the previous "
-                           "registration: the OLD password is current, the "
-                           "new one was not stored; try again"));
+        absl::StrCat(what,
+                     "; the vault still holds the previous "
+                     "registration: the OLD password is current, the "
+                     "new one was not stored; try again"));
   }
   return absl::Status(
       lost.code(),
-      absl::StrCat(what, "; the vault holds no active registration: the new "
-                         "password was not stored; register again"));
+      absl::StrCat(what,
+                   "; the vault holds no active registration: the new "
+                   "password was not stored; register again"));
 }
 
 }  // namespace
@@ -297,10 +299,10 @@ absl::StatusOr<Registration> VaultClient::Register(
   Impl& im = *impl_;
   BKV_ASSIGN_OR_RETURN(VaultInfo info, CheckedInfo());
   if (WeakerThan(im.options.ksf, info.min_ksf)) {
-    return ConfigError(absl::StrCat(
-        "the vault refuses Argon2id parameters weaker than t=",
-        info.min_ksf.iterations, ", m=", info.min_ksf.memory_kib,
-        " KiB, p=", info.min_ksf.parallelism));
+    return ConfigError(
+        absl::StrCat("the vault refuses Argon2id parameters weaker than t=",
+                     info.min_ksf.iterations, ", m=", info.min_ksf.memory_kib,
+                     " KiB, p=", info.min_ksf.parallelism));
   }
   opaque::OpaqueClient opaque(im.Config(), im.registration_ksf,
                               im.options.server_public_key);
@@ -348,7 +350,8 @@ absl::StatusOr<Registration> VaultClient::Register(
   absl::Status s =
       im.Call("RegisterCommit", VaultCall::kFree,
               &vault::v1::Vault::Stub::RegisterCommit, req3, &resp3);
-  if (s.ok()) return Registration{resp3.attempt_limit(), resp1.registration_id()};
+  if (s.ok())
+    return Registration{resp3.attempt_limit(), resp1.registration_id()};
   const VaultError e = VaultError::From(s);
   if (e.vault_answered || e.kind != VaultErrorKind::kTransient) return s;
   return ResolveLostCommit(*this, s, resp1.registration_id());
@@ -419,9 +422,8 @@ absl::StatusOr<Recovery> VaultClient::RecoverWithProof(
       std::vector<uint8_t> wrapped,
       key_transport::Open(ke3->session_key, key_transport::Direction::kRecover,
                           account, Bytes(resp2.sealed_key())));
-  BKV_ASSIGN_OR_RETURN(
-      SecretBytes key,
-      key_transport::UnwrapBackupKey(ke3->export_key, account, wrapped));
+  BKV_ASSIGN_OR_RETURN(SecretBytes key, key_transport::UnwrapBackupKey(
+                                            ke3->export_key, account, wrapped));
   return Recovery{std::move(key), resp2.proof(), resp1.attempts_remaining()};
 }
 

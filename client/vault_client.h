@@ -60,8 +60,8 @@ struct VaultStatus {
   enum class State { kNone, kActive, kLocked } state;
   uint32_t attempts_remaining;
   uint32_t attempt_limit;
-  uint64_t registration_id = 0;    // the active registration; 0: none
-  int64_t reset_due_unix_ms = 0;   // a requested reset; 0: none pending
+  uint64_t registration_id = 0;   // the active registration; 0: none
+  int64_t reset_due_unix_ms = 0;  // a requested reset; 0: none pending
 };
 
 // GetVaultInfo, as checked before any counted call.

@@ -88,7 +88,8 @@ AttemptSpent SpentOf(const std::optional<ErrorDetail>& d,
   if (d && d->attempt() == ErrorDetail::ATTEMPT_NOT_COUNTED) {
     return AttemptSpent::kNo;
   }
-  if (d && d->attempt() == ErrorDetail::ATTEMPT_SPENT) return AttemptSpent::kYes;
+  if (d && d->attempt() == ErrorDetail::ATTEMPT_SPENT)
+    return AttemptSpent::kYes;
   if (call == VaultCall::kFree) return AttemptSpent::kNo;
   if (call == VaultCall::kAfterCount) return AttemptSpent::kYes;
   if (d && d->reason() == ErrorDetail::REASON_INVALID_LOGIN) {
@@ -116,7 +117,8 @@ VaultError VaultError::From(const absl::Status& status) {
   const std::optional<VaultCall> call = CallOf(status);
   e.from_rpc = call.has_value();
   bool known = false;
-  e.vault_answered = d.has_value() && d->reason() != ErrorDetail::REASON_UNSPECIFIED;
+  e.vault_answered =
+      d.has_value() && d->reason() != ErrorDetail::REASON_UNSPECIFIED;
   if (d) {
     e.attempts_remaining = d->attempts_remaining();
     e.retry_after_ms = d->retry_after_ms();
@@ -198,9 +200,9 @@ absl::Status SpentAttemptError(const absl::Status& cause,
   d.set_attempt(ErrorDetail::ATTEMPT_SPENT);
   d.set_attempts_remaining(attempts_remaining);
   absl::Status s(cause.code(),
-                 absl::StrCat("the recovery was interrupted (",
-                              cause.message(), "); one attempt was spent, ",
-                              attempts_remaining, " remain"));
+                 absl::StrCat("the recovery was interrupted (", cause.message(),
+                              "); one attempt was spent, ", attempts_remaining,
+                              " remain"));
   return MarkVaultCall(WithDetail(std::move(s), d), VaultCall::kAfterCount);
 }
 
@@ -211,8 +213,7 @@ std::string DescribeVaultError(const VaultError& e) {
       return absl::StrCat("wrong password; ", e.attempts_remaining,
                           " attempts remaining");
     case VaultErrorKind::kExpired:
-      return absl::StrCat(e.message,
-                          "; trying again spends another attempt (",
+      return absl::StrCat(e.message, "; trying again spends another attempt (",
                           e.attempts_remaining, " remain)");
     default:
       break;

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <cstdlib>
+#include <ctime>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -156,11 +156,21 @@ const char* const kBoolFlags[] = {"--password-stdin", "--insecure-plaintext",
                                   "--request", "--complete"};
 
 // Flags that take a value. Secrets have no flag by design.
-const char* const kValueFlags[] = {
-    "--to",        "--from",    "--key-file",   "--out",
-    "--backup",    "--keep",    "--chunk-size", "--vault",
-    "--vault-key", "--account", "--token-file", "--vault-ca",
-    "--opaque-context", "--server-identity", "--max-wait"};
+const char* const kValueFlags[] = {"--to",
+                                   "--from",
+                                   "--key-file",
+                                   "--out",
+                                   "--backup",
+                                   "--keep",
+                                   "--chunk-size",
+                                   "--vault",
+                                   "--vault-key",
+                                   "--account",
+                                   "--token-file",
+                                   "--vault-ca",
+                                   "--opaque-context",
+                                   "--server-identity",
+                                   "--max-wait"};
 
 absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
   Args a;
@@ -765,8 +775,8 @@ absl::Status ResetComplete(Context& c, Vault& v) {
                            UtcTime(st->reset_due_unix_ms)));
   }
   if (!reg.ok()) return Explained(reg.status());
-  std::fprintf(c.out, "%s: new password set (%u attempts)\n",
-               v.account.c_str(), reg->attempt_limit);
+  std::fprintf(c.out, "%s: new password set (%u attempts)\n", v.account.c_str(),
+               reg->attempt_limit);
   if (!c.args.values.count("--key-file")) {
     std::fprintf(c.err,
                  "bkv: a NEW backup key was registered: backups made with "
@@ -788,8 +798,9 @@ absl::Status VaultResetCmd(Context& c) {
 
 absl::Status KeyGroup(Context&) { return Usage("bkv key new [--out FILE]"); }
 absl::Status VaultGroup(Context&) {
-  return Usage("bkv vault status|delete|change-password|reset; see bkv vault "
-               "--help");
+  return Usage(
+      "bkv vault status|delete|change-password|reset; see bkv vault "
+      "--help");
 }
 
 constexpr char kVaultFlags[] = R"(vault flags:

@@ -185,8 +185,8 @@ TEST_F(CliVaultTest, RegressionNoAutoRegisterIntoAStoreWithBackups) {
   CliRun st = Bkv(With({"vault", "status", "--json"}), "", dir_);
   EXPECT_NE(st.out.find("\"status\":\"none\""), std::string::npos) << st.out;
   // The old backup is untouched and still opens with its key.
-  CliRun r = Bkv({"restore", "--from", Store(), "--to",
-                  (dir_ / "out").string(), "--key-file", key},
+  CliRun r = Bkv({"restore", "--from", Store(), "--to", (dir_ / "out").string(),
+                  "--key-file", key},
                  "", dir_);
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
@@ -236,8 +236,7 @@ TEST_F(CliVaultTest, ChangePasswordAndDeleteNeedThePassword) {
                 .exit_code,
             0);
   CliRun st = Bkv(With({"vault", "status"}), "", dir_);
-  EXPECT_NE(st.out.find("active, 4 of 4 attempts remaining"),
-            std::string::npos)
+  EXPECT_NE(st.out.find("active, 4 of 4 attempts remaining"), std::string::npos)
       << st.out;
   EXPECT_NE(st.out.find("registration: "), std::string::npos) << st.out;
 
@@ -246,15 +245,17 @@ TEST_F(CliVaultTest, ChangePasswordAndDeleteNeedThePassword) {
   CliRun good = Bkv(With({"vault", "change-password"}), "one\ntwo\n", dir_);
   EXPECT_EQ(good.exit_code, 0) << good.err;
   EXPECT_NE(good.out.find("(4 attempts)"), std::string::npos) << good.out;
-  CliRun r = Bkv(With({"restore", "--from", Store(), "--to",
-                       (dir_ / "out").string()}),
-                 "two\n", dir_);
+  CliRun r =
+      Bkv(With({"restore", "--from", Store(), "--to", (dir_ / "out").string()}),
+          "two\n", dir_);
   EXPECT_EQ(r.exit_code, 0) << r.err;
 
   // Delete without the password is refused with what to do.
   std::vector<std::string> no_pw = {
-      "vault",       "delete",     "--vault",   vault_.address(),
-      "--vault-key", HexEncode(vault_.public_key()), "--account", "alice",
+      "vault",        "delete",
+      "--vault",      vault_.address(),
+      "--vault-key",  HexEncode(vault_.public_key()),
+      "--account",    "alice",
       "--token-file", (dir_ / "token").string()};
   CliRun refused = Bkv(no_pw, "", dir_);
   EXPECT_EQ(refused.exit_code, 2) << refused.err;
@@ -299,9 +300,9 @@ TEST_F(CliVaultTest, ResetRequestThenCompleteWithTheKeyFile) {
   CliRun done = Bkv(With({"vault", "reset", "--complete", "--key-file", key}),
                     "second\n", dir_);
   ASSERT_EQ(done.exit_code, 0) << done.err;
-  CliRun r = Bkv(With({"restore", "--from", Store(), "--to",
-                       (dir_ / "out").string()}),
-                 "second\n", dir_);
+  CliRun r =
+      Bkv(With({"restore", "--from", Store(), "--to", (dir_ / "out").string()}),
+          "second\n", dir_);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Slurp(dir_ / "out" / "chat.db"), std::string(300'000, 'c'));
 }
@@ -309,8 +310,8 @@ TEST_F(CliVaultTest, ResetRequestThenCompleteWithTheKeyFile) {
 class CliVaultRetryTest : public CliVaultTest {
  protected:
   std::vector<std::string> VaultArgs() override {
-    return {"--attempt-limit", "4",   "--account-burst",   "100",
-            "--read-burst",    "2",   "--read-per-second", "0.5",
+    return {"--attempt-limit", "4",  "--account-burst",   "100",
+            "--read-burst",    "2",  "--read-per-second", "0.5",
             "--guess-burst",   "100"};
   }
 };
@@ -322,8 +323,9 @@ TEST_F(CliVaultRetryTest, RetryWaitIsAnnouncedOnStderr) {
   for (int i = 0; i < 4 && !announced; ++i) {
     CliRun st = Bkv(With({"vault", "status", "--max-wait", "30"}), "", dir_);
     ASSERT_EQ(st.exit_code, 0) << st.err;
-    announced = st.err.find("the vault asked to wait (rate_limited); "
-                            "retrying in") != std::string::npos;
+    announced = st.err.find(
+                    "the vault asked to wait (rate_limited); "
+                    "retrying in") != std::string::npos;
   }
   EXPECT_TRUE(announced);
 }

@@ -66,8 +66,7 @@ TEST_F(VaultClientTest, RegisterRecoverStatusDelete) {
   EXPECT_EQ(st->state, VaultStatus::State::kActive);
   EXPECT_EQ(st->attempts_remaining, 3u);
   // An active record is deleted only with a proof of its password.
-  EXPECT_EQ(VaultError::From(c->Delete()).kind,
-            VaultErrorKind::kProofRequired);
+  EXPECT_EQ(VaultError::From(c->Delete()).kind, VaultErrorKind::kProofRequired);
   auto proven = c->RecoverWithProof("acct", Pw("pw"));
   ASSERT_TRUE(proven.ok()) << proven.status();
   EXPECT_FALSE(proven->proof.empty());
@@ -107,11 +106,11 @@ TEST_F(VaultClientTest, ChangePasswordProvesTheOldOneAndKeepsTheKey) {
   SecretBytes key = SecretBytes::Random(32);
   ASSERT_TRUE(c->Register("carol", Pw("one"), key).ok());
   // Replacing an active record without a proof is refused, spending nothing.
-  EXPECT_EQ(VaultError::From(
-                c->Register("carol", Pw("evil"), SecretBytes::Random(32))
-                    .status())
-                .kind,
-            VaultErrorKind::kProofRequired);
+  EXPECT_EQ(
+      VaultError::From(
+          c->Register("carol", Pw("evil"), SecretBytes::Random(32)).status())
+          .kind,
+      VaultErrorKind::kProofRequired);
   EXPECT_EQ(VaultError::From(
                 c->ChangePassword("carol", Pw("wrong"), Pw("two")).status())
                 .kind,
@@ -189,8 +188,7 @@ TEST(VaultClientTlsRule, RegressionPlaintextToANonLoopbackVaultIsRefused) {
     auto c = VaultClient::Create(o);
     ASSERT_FALSE(c.ok()) << remote;
     EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_NE(c.status().message().find("TLS is required"),
-              std::string::npos);
+    EXPECT_NE(c.status().message().find("TLS is required"), std::string::npos);
     o.insecure_plaintext = true;
     EXPECT_TRUE(VaultClient::Create(o).ok()) << remote;
     o.insecure_plaintext = false;
@@ -235,8 +233,8 @@ class VaultClientRetryTest : public VaultClientTest {
  protected:
   // Tiny buckets: a few reads and one guess per account, refilled at 1/s.
   std::vector<std::string> VaultFlags() override {
-    return {"--attempt-limit",    "3", "--read-burst",       "6",
-            "--read-per-second",  "1", "--guess-burst",      "1",
+    return {"--attempt-limit",    "3", "--read-burst",  "6",
+            "--read-per-second",  "1", "--guess-burst", "1",
             "--guess-per-second", "1"};
   }
   VaultOptions Retrying(const std::string& account) {
@@ -391,7 +389,8 @@ class VaultClientResetTest : public VaultClientTest {
 TEST_F(VaultClientResetTest, RequestedResetAllowsANewPasswordOnceDue) {
   BKV_SKIP_UNLESS_PROOF_OR_DELAY(vault_);
   auto c = Client("kim");
-  ASSERT_TRUE(c->Register("kim", Pw("forgotten"), SecretBytes::Random(32)).ok());
+  ASSERT_TRUE(
+      c->Register("kim", Pw("forgotten"), SecretBytes::Random(32)).ok());
   auto due = c->RequestReset();
   ASSERT_TRUE(due.ok()) << due.status();
   auto st = c->Status();

@@ -27,27 +27,27 @@ absl::Status WithDetail(absl::Status s, ErrorDetail::Reason reason,
 
 TEST(VaultErrors, RateLimitOnACountedCallIsRetrySafeOnlyIfMarkedNotCounted) {
   const absl::Status base = absl::ResourceExhaustedError("slow down");
-  VaultError marked = VaultError::From(MarkVaultCall(
-      WithDetail(base, ErrorDetail::REASON_RATE_LIMITED,
-                 ErrorDetail::ATTEMPT_NOT_COUNTED, 0, 1500),
-      VaultCall::kCounted));
+  VaultError marked = VaultError::From(
+      MarkVaultCall(WithDetail(base, ErrorDetail::REASON_RATE_LIMITED,
+                               ErrorDetail::ATTEMPT_NOT_COUNTED, 0, 1500),
+                    VaultCall::kCounted));
   EXPECT_EQ(marked.kind, VaultErrorKind::kRateLimited);
   EXPECT_EQ(marked.attempt_spent, AttemptSpent::kNo);
   EXPECT_TRUE(marked.retry_safe);
   EXPECT_EQ(marked.retry_after_ms, 1500u);
 
-  VaultError unmarked = VaultError::From(MarkVaultCall(
-      WithDetail(base, ErrorDetail::REASON_RATE_LIMITED,
-                 ErrorDetail::ATTEMPT_UNSPECIFIED, 0, 1500),
-      VaultCall::kCounted));
+  VaultError unmarked = VaultError::From(
+      MarkVaultCall(WithDetail(base, ErrorDetail::REASON_RATE_LIMITED,
+                               ErrorDetail::ATTEMPT_UNSPECIFIED, 0, 1500),
+                    VaultCall::kCounted));
   EXPECT_EQ(unmarked.attempt_spent, AttemptSpent::kUnknown);
   EXPECT_FALSE(unmarked.retry_safe);
 
   // The same refusal of a call that never counts is safe.
-  VaultError read = VaultError::From(MarkVaultCall(
-      WithDetail(base, ErrorDetail::REASON_RATE_LIMITED,
-                 ErrorDetail::ATTEMPT_UNSPECIFIED, 0, 1500),
-      VaultCall::kFree));
+  VaultError read = VaultError::From(
+      MarkVaultCall(WithDetail(base, ErrorDetail::REASON_RATE_LIMITED,
+                               ErrorDetail::ATTEMPT_UNSPECIFIED, 0, 1500),
+                    VaultCall::kFree));
   EXPECT_TRUE(read.retry_safe);
 }
 
@@ -90,18 +90,18 @@ TEST(VaultErrors, ClientMadeErrorsAreTyped) {
 }
 
 TEST(VaultErrors, ProofRequiredAndVaultUnavailable) {
-  VaultError proof = VaultError::From(MarkVaultCall(
-      WithDetail(absl::FailedPreconditionError("proof"),
-                 ErrorDetail::REASON_PROOF_REQUIRED,
-                 ErrorDetail::ATTEMPT_NOT_COUNTED),
-      VaultCall::kFree));
+  VaultError proof = VaultError::From(
+      MarkVaultCall(WithDetail(absl::FailedPreconditionError("proof"),
+                               ErrorDetail::REASON_PROOF_REQUIRED,
+                               ErrorDetail::ATTEMPT_NOT_COUNTED),
+                    VaultCall::kFree));
   EXPECT_EQ(proof.kind, VaultErrorKind::kProofRequired);
   EXPECT_FALSE(proof.retry_safe);
-  VaultError down = VaultError::From(MarkVaultCall(
-      WithDetail(absl::UnavailableError("hsm"),
-                 ErrorDetail::REASON_VAULT_UNAVAILABLE,
-                 ErrorDetail::ATTEMPT_NOT_COUNTED),
-      VaultCall::kCounted));
+  VaultError down = VaultError::From(
+      MarkVaultCall(WithDetail(absl::UnavailableError("hsm"),
+                               ErrorDetail::REASON_VAULT_UNAVAILABLE,
+                               ErrorDetail::ATTEMPT_NOT_COUNTED),
+                    VaultCall::kCounted));
   EXPECT_EQ(down.kind, VaultErrorKind::kTransient);
   EXPECT_TRUE(down.retry_safe);
   EXPECT_TRUE(down.vault_answered);

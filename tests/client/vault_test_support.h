@@ -36,11 +36,10 @@ inline bool HasProofOrDelay(const VaultProcess& vault) {
 
 }  // namespace bkv::testing
 
-#define BKV_SKIP_UNLESS_V2(vault)                                          \
-  if (!::bkv::testing::SpeaksV2(vault))                                    \
+#define BKV_SKIP_UNLESS_V2(vault)                                           \
+  if (!::bkv::testing::SpeaksV2(vault))                                     \
   GTEST_SKIP() << "this bkv-vault answers GetVaultInfo UNIMPLEMENTED: the " \
                   "server half (branches vault-edge/vault-core) is missing"
-
 
 #define BKV_SKIP_UNLESS_PROOF_OR_DELAY(vault)                               \
   if (!::bkv::testing::HasProofOrDelay(vault))                              \
