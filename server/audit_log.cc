@@ -1,6 +1,7 @@
 #include "server/audit_log.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sodium.h>
 #include <unistd.h>
 
@@ -54,14 +55,76 @@ absl::Status FileAuditLog::Record(const Event& e) {
   }
   std::string text = line.dump() + "\n";
   absl::MutexLock lock(&mu_);
-  // O_APPEND + one write per line: lines never interleave.
-  ssize_t n = ::write(fd_, text.data(), text.size());
-  if (n != static_cast<ssize_t>(text.size())) {
-    const int err = n < 0 ? errno : ENOSPC;
-    return absl::UnavailableError(absl::StrCat(
-        "audit log ", path_, " cannot be written (", std::strerror(err),
-        "); the vault refuses requests until it can"));
+  const uint64_t mine = filling_;
+  queued_ += text;
+  ++queued_count_;
+  while (done_ < mine) {
+    if (flushing_) {
+      flushed_.Wait(&mu_);
+      continue;
+    }
+    // Leader: write the whole batch (ours included) with one write(2).
+    flushing_ = true;
+    std::string batch = std::move(queued_);
+    queued_.clear();
+    const int count = queued_count_;
+    queued_count_ = 0;
+    const uint64_t id = filling_++;
+    mu_.Unlock();
+    absl::Status s = WriteAndSync(batch);
+    mu_.Lock();
+    flushing_ = false;
+    done_ = id;
+    healthy_ = s.ok();
+    if (!s.ok()) failed_[id] = {s, count};
+    flushed_.SignalAll();
   }
+  auto it = failed_.find(mine);
+  if (it == failed_.end()) return absl::OkStatus();
+  absl::Status s = it->second.first;
+  if (--it->second.second == 0) failed_.erase(it);
+  return s;
+}
+
+absl::Status FileAuditLog::Unavailable(int err, absl::string_view what) const {
+  return absl::UnavailableError(absl::StrCat(
+      "audit log ", path_, ": cannot ", what, " (", std::strerror(err),
+      "); the vault refuses requests until it can"));
+}
+
+absl::Status FileAuditLog::WriteAndSync(const std::string& lines) {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return Unavailable(errno, "stat");
+  // O_APPEND + one write per batch of whole lines: lines never interleave.
+  const ssize_t n = ::write(fd_, lines.data(), lines.size());
+  if (n != static_cast<ssize_t>(lines.size())) {
+    const int err = n < 0 ? errno : ENOSPC;
+    // A torn line would break every reader: cut back to the last whole one.
+    if (n > 0 && S_ISREG(st.st_mode) && ::ftruncate(fd_, st.st_size) != 0) {
+      return Unavailable(errno, "truncate a partial line in");
+    }
+    return Unavailable(err, "write");
+  }
+  // EINVAL/EROFS: a file that can't sync (a device, a pipe): nothing to do.
+  if (::fdatasync(fd_) != 0 && errno != EINVAL && errno != EROFS) {
+    return Unavailable(errno, "sync");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FileAuditLog::Ready() {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return Unavailable(errno, "stat");
+  if (S_ISREG(st.st_mode)) {
+    // Room for the next lines, allocated now: a full disk shows here.
+    if (::fallocate(fd_, FALLOC_FL_KEEP_SIZE, st.st_size, kReserveBytes) != 0 &&
+        errno != EOPNOTSUPP) {
+      return Unavailable(errno, "reserve space in");
+    }
+    return absl::OkStatus();  // room reserved: a failed line was cut back
+  }
+  absl::MutexLock lock(&mu_);
+  if (!healthy_) return Unavailable(EIO, "write");
   return absl::OkStatus();
 }
 

@@ -255,6 +255,10 @@ absl::Status VaultConfig::Validate() const {
   if (attempt_limit < 1 || attempt_limit > 16) {
     return absl::InvalidArgumentError("attempt_limit must be in [1, 16]");
   }
+  if (reset_delay_s < 1 || reset_delay_s > 365LL * 24 * 3600) {
+    return absl::InvalidArgumentError(
+        "reset_delay_s must be in [1, 31536000]");
+  }
   if (login_ttl_s < 1 || login_ttl_s > 60) {
     return absl::InvalidArgumentError("login_ttl_s must be in [1, 60]");
   }

@@ -25,11 +25,46 @@ std::optional<ErrorDetail> GetDetail(const absl::Status& status) {
   return d;
 }
 
+absl::Status WithAttempt(absl::Status status, ErrorDetail::Attempt attempt) {
+  if (status.ok()) return status;
+  std::optional<ErrorDetail> d = GetDetail(status);
+  if (!d) {
+    d.emplace();
+    switch (status.code()) {
+      case absl::StatusCode::kUnavailable:
+      case absl::StatusCode::kResourceExhausted:
+      case absl::StatusCode::kFailedPrecondition:
+        d->set_reason(ErrorDetail::REASON_VAULT_UNAVAILABLE);
+        status = absl::UnavailableError(status.message());
+        break;
+      default:
+        break;
+    }
+  }
+  if (d->attempt() == ErrorDetail::ATTEMPT_UNSPECIFIED) d->set_attempt(attempt);
+  status.SetPayload(kErrorDetailUrl, absl::Cord(d->SerializeAsString()));
+  return status;
+}
+
 absl::Status InvalidLogin(uint32_t attempts_remaining) {
-  return WithDetail(
-      absl::PermissionDeniedError(absl::StrCat(
-          "invalid password; ", attempts_remaining, " attempts remaining")),
-      ErrorDetail::REASON_INVALID_LOGIN, attempts_remaining);
+  return WithAttempt(
+      WithDetail(absl::PermissionDeniedError(absl::StrCat(
+                     "invalid password; ", attempts_remaining,
+                     " attempts remaining")),
+                 ErrorDetail::REASON_INVALID_LOGIN, attempts_remaining),
+      ErrorDetail::ATTEMPT_SPENT);
+}
+
+absl::Status ProofRequired(absl::string_view action) {
+  return WithAttempt(
+      WithDetail(absl::FailedPreconditionError(absl::StrCat(
+                     action,
+                     " an active backup key needs proof of its password: "
+                     "recover with the current password and send the proof "
+                     "it returns, or request a reset (RequestReset) and "
+                     "repeat once it is due (GetStatus shows when)")),
+                 ErrorDetail::REASON_PROOF_REQUIRED),
+      ErrorDetail::ATTEMPT_NOT_COUNTED);
 }
 
 absl::Status Locked() {
@@ -46,10 +81,11 @@ absl::Status NotRegistered() {
 }
 
 absl::Status RateLimited(uint32_t retry_after_ms) {
-  return WithDetail(
-      absl::ResourceExhaustedError(absl::StrCat(
-          "too many requests; retry after ", retry_after_ms, " ms")),
-      ErrorDetail::REASON_RATE_LIMITED, 0, retry_after_ms);
+  return WithAttempt(
+      WithDetail(absl::ResourceExhaustedError(absl::StrCat(
+                     "too many requests; retry after ", retry_after_ms, " ms")),
+                 ErrorDetail::REASON_RATE_LIMITED, 0, retry_after_ms),
+      ErrorDetail::ATTEMPT_NOT_COUNTED);
 }
 
 }  // namespace bkv::server

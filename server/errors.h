@@ -24,10 +24,20 @@ absl::Status WithDetail(absl::Status status,
 
 std::optional<vault::v1::ErrorDetail> GetDetail(const absl::Status& status);
 
-absl::Status InvalidLogin(uint32_t attempts_remaining);
+// Says what a failure did to the attempt counter (ErrorDetail.attempt),
+// keeping any reason already attached; an effect already set stands.
+// Faults of the vault itself (storage, audit log, HSM: kUnavailable,
+// kResourceExhausted, kFailedPrecondition without a reason) become
+// UNAVAILABLE with REASON_VAULT_UNAVAILABLE.
+absl::Status WithAttempt(absl::Status status,
+                         vault::v1::ErrorDetail::Attempt attempt);
+
+absl::Status InvalidLogin(uint32_t attempts_remaining);  // attempt spent
 absl::Status Locked();
 absl::Status NotRegistered();
-absl::Status RateLimited(uint32_t retry_after_ms);
+absl::Status RateLimited(uint32_t retry_after_ms);  // nothing counted
+// Replacing or deleting an ACTIVE record without proof or a due reset.
+absl::Status ProofRequired(absl::string_view action);
 
 }  // namespace bkv::server
 

@@ -11,8 +11,8 @@
 namespace bkv::server {
 namespace {
 
-constexpr uint8_t kVersion = 1;
-constexpr size_t kHeaderSize = 3 + 8 + 8 + 8;
+constexpr uint8_t kVersion = 2;
+constexpr size_t kHeaderSize = 3 + 8 + 8 + 8 + kTicketBindingSize;
 constexpr size_t kPlaintextSize = kHeaderSize + opaque::kServerLoginStateSize;
 // Sealed tickets are far smaller; anything bigger is refused unread.
 constexpr size_t kMaxSealedSize = 1024;
@@ -34,11 +34,25 @@ uint64_t GetU64(const uint8_t* p) {
 
 }  // namespace
 
+LoginTicket StatelessTicket(TicketPurpose purpose, uint64_t registration_id,
+                            int64_t expires_ms) {
+  return LoginTicket{purpose,
+                     false,
+                     registration_id,
+                     0,
+                     expires_ms,
+                     SecretBytes(opaque::kServerLoginStateSize),
+                     {}};
+}
+
 absl::StatusOr<std::vector<uint8_t>> SealTicket(const Sealer& sealer,
                                                 absl::string_view account_id,
                                                 const LoginTicket& ticket) {
   if (ticket.server_state.size() != opaque::kServerLoginStateSize) {
     return absl::InternalError("login ticket: server state has wrong size");
+  }
+  if (!ticket.binding.empty() && ticket.binding.size() != kTicketBindingSize) {
+    return absl::InternalError("login ticket: binding has wrong size");
   }
   SecretBytes pt(kPlaintextSize);
   uint8_t* p = pt.RevealMutable().data();
@@ -48,6 +62,7 @@ absl::StatusOr<std::vector<uint8_t>> SealTicket(const Sealer& sealer,
   PutU64(p + 3, ticket.registration_id);
   PutU64(p + 11, ticket.login_seq);
   PutU64(p + 19, static_cast<uint64_t>(ticket.expires_ms));
+  std::copy(ticket.binding.begin(), ticket.binding.end(), p + 27);
   std::copy(ticket.server_state.Reveal().begin(),
             ticket.server_state.Reveal().end(), p + kHeaderSize);
   return sealer.Seal(pt.Reveal(), Aad(account_id));
@@ -80,7 +95,7 @@ absl::StatusOr<LoginTicket> OpenTicket(const Sealer& sealer,
   }
   if (p[1] != static_cast<uint8_t>(purpose)) {
     return absl::InvalidArgumentError(
-        "login_state belongs to another step (registration vs recovery)");
+        "login_state belongs to another step (registration, recovery or proof)");
   }
   LoginTicket t;
   t.purpose = purpose;
@@ -92,6 +107,7 @@ absl::StatusOr<LoginTicket> OpenTicket(const Sealer& sealer,
     return absl::DeadlineExceededError(
         "login_state has expired: finish within the time limit, start again");
   }
+  t.binding.assign(p + 27, p + 27 + kTicketBindingSize);
   t.server_state = SecretBytes::Copy(pt.Reveal().subspan(kHeaderSize));
   return t;
 }

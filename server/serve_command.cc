@@ -335,8 +335,9 @@ int RunServeCommand(std::span<const std::string> args) {
   Vault::Options vault_options;
   vault_options.limits = {static_cast<uint32_t>(c.attempt_limit),
                           c.login_ttl_s * 1000};
-  vault_options.min_ksf_memory_kib =
+  vault_options.limits.min_ksf_memory_kib =
       static_cast<uint32_t>(c.min_ksf_memory_kib);
+  vault_options.limits.reset_delay_ms = c.reset_delay_s * 1000;
   Vault vault(vault_options, opaque_server, timed_store, sealer, **audit,
               metrics);
   RateLimiter read_limits({c.read_burst, c.read_per_second});

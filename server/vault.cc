@@ -1,6 +1,7 @@
 #include "server/vault.h"
 
 #include <openssl/rand.h>
+#include <sodium.h>
 
 #include <chrono>
 
@@ -16,6 +17,9 @@ namespace {
 
 using storage::v1::UserRecord;
 using vault::v1::ErrorDetail;
+
+constexpr auto kNotCounted = ErrorDetail::ATTEMPT_NOT_COUNTED;
+constexpr auto kSpent = ErrorDetail::ATTEMPT_SPENT;
 
 constexpr int kMaxCasRetries = 64;
 
@@ -58,6 +62,36 @@ absl::StatusOr<opaque::RegistrationRecord> StoredOpaqueRecord(
   return rec;
 }
 
+// What a commit ticket binds: the exact pending record and KSF.
+std::vector<uint8_t> PendingRecordHash(const std::string& record,
+                                       const storage::v1::KsfParams& ksf) {
+  static constexpr char kLabel[] = "bkv-vault/pending-record/v1";
+  crypto_hash_sha256_state st;
+  crypto_hash_sha256_init(&st);
+  crypto_hash_sha256_update(&st, reinterpret_cast<const uint8_t*>(kLabel),
+                            sizeof kLabel - 1);
+  crypto_hash_sha256_update(
+      &st, reinterpret_cast<const uint8_t*>(record.data()), record.size());
+  for (uint32_t v : {ksf.iterations(), ksf.memory_kib(), ksf.parallelism()}) {
+    const uint8_t be[4] = {static_cast<uint8_t>(v >> 24),
+                           static_cast<uint8_t>(v >> 16),
+                           static_cast<uint8_t>(v >> 8),
+                           static_cast<uint8_t>(v)};
+    crypto_hash_sha256_update(&st, be, sizeof be);
+  }
+  std::vector<uint8_t> out(crypto_hash_sha256_BYTES);
+  crypto_hash_sha256_final(&st, out.data());
+  return out;
+}
+
+absl::Status StateError(absl::string_view field, const absl::Status& s) {
+  if (absl::IsDeadlineExceeded(s)) {
+    return WithDetail(s, ErrorDetail::REASON_STATE_EXPIRED);
+  }
+  if (absl::IsInvalidArgument(s)) return FieldError(field, s);
+  return s;  // HSM trouble: not the client's fault
+}
+
 }  // namespace
 
 Vault::Vault(Options options, const opaque::OpaqueServer& opaque,
@@ -88,6 +122,22 @@ absl::StatusOr<std::optional<UserRecord>> Vault::Load(
 
 absl::Status Vault::Shred(absl::string_view account) {
   return store_.Shred(std::string_view(account.data(), account.size()));
+}
+
+absl::Status Vault::LockedOut(absl::string_view account) {
+  BKV_RETURN_IF_ERROR(Shred(account));
+  metrics_.CountLockout();
+  return Audit("lockout", account, "locked", 0);
+}
+
+absl::StatusOr<uint64_t> Vault::ProofRegistrationId(
+    absl::string_view account, std::span<const uint8_t> proof, int64_t now) {
+  if (proof.empty()) return 0;
+  auto t = OpenTicket(ticket_sealer_, account, TicketPurpose::kProof, proof,
+                      now);
+  if (absl::IsDeadlineExceeded(t.status())) return 0;  // refused as missing
+  if (!t.ok()) return StateError("proof", t.status());
+  return t->registration_id;
 }
 
 absl::Status Vault::Audit(absl::string_view event, absl::string_view account,
@@ -141,67 +191,78 @@ absl::StatusOr<Vault::RegistrationStep> Vault::RegisterStart(
   auto req = opaque::RegistrationRequest::Parse(request);
   if (!req.ok()) return FieldError("registration_request", req.status());
   BKV_ASSIGN_OR_RETURN(auto current, Load(account));
-  if (current && current->state() == storage::v1::RECORD_STATE_LOCKED) {
-    return Locked();
-  }
+  if (policy::IsLocked(current)) return Locked();
   const uint64_t registration_id = RandomId();
   BKV_ASSIGN_OR_RETURN(opaque::RegistrationResponse response,
                        opaque_.CreateRegistrationResponse(
                            *req, CredentialId(account, registration_id)));
-  LoginTicket ticket{TicketPurpose::kRegisterStart,
-                     false,
-                     registration_id,
-                     0,
-                     options_.now_ms() + options_.limits.login_ttl_ms,
-                     SecretBytes(opaque::kServerLoginStateSize)};
-  BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> sealed,
-                       SealTicket(ticket_sealer_, account, ticket));
+  BKV_ASSIGN_OR_RETURN(
+      std::vector<uint8_t> sealed,
+      SealTicket(ticket_sealer_, account,
+                 StatelessTicket(
+                     TicketPurpose::kRegisterStart, registration_id,
+                     options_.now_ms() + options_.limits.login_ttl_ms)));
   auto bytes = response.Serialize();
-  return RegistrationStep{{bytes.begin(), bytes.end()}, std::move(sealed)};
+  return RegistrationStep{
+      {bytes.begin(), bytes.end()}, std::move(sealed), registration_id};
 }
 
 absl::StatusOr<Vault::LoginStep> Vault::RegisterFinish(
     absl::string_view account, std::span<const uint8_t> record_bytes,
     const Argon2idParams& ksf, std::span<const uint8_t> ke1_bytes,
-    std::span<const uint8_t> registration_state) {
+    std::span<const uint8_t> registration_state,
+    std::span<const uint8_t> proof) {
   auto record = opaque::RegistrationRecord::Parse(record_bytes);
   if (!record.ok()) return FieldError("registration_record", record.status());
   if (auto s = ksf.Validate(); !s.ok()) return FieldError("ksf", s);
-  if (ksf.memory_kib < options_.min_ksf_memory_kib) {
+  if (!policy::MeetsMinimumKsf(ToProto(ksf), options_.limits)) {
     return absl::InvalidArgumentError(
         absl::StrCat("ksf: Argon2id memory must be at least ",
-                     options_.min_ksf_memory_kib, " KiB on this vault"));
+                     options_.limits.min_ksf_memory_kib, " KiB on this vault"));
   }
   auto ke1 = opaque::KE1::Parse(ke1_bytes);
   if (!ke1.ok()) return FieldError("ke1", ke1.status());
   const int64_t now = options_.now_ms();
-  auto start =
-      OpenTicket(ticket_sealer_, account, TicketPurpose::kRegisterStart,
-                 registration_state, now);
-  if (absl::IsDeadlineExceeded(start.status())) {
-    return WithDetail(start.status(), ErrorDetail::REASON_STATE_EXPIRED);
-  }
-  if (!start.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("registration_state: ", start.status().message()));
-  }
+  auto start = OpenTicket(ticket_sealer_, account,
+                          TicketPurpose::kRegisterStart, registration_state, now);
+  if (!start.ok()) return StateError("registration_state", start.status());
+  BKV_ASSIGN_OR_RETURN(uint64_t proof_id,
+                       ProofRegistrationId(account, proof, now));
   const uint64_t registration_id = start->registration_id;
   const std::string serialized_record(record_bytes.begin(), record_bytes.end());
   BKV_ASSIGN_OR_RETURN(
       policy::RegisterDecision d,
       Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
         return policy::RegisterFinish(current, serialized_record, ToProto(ksf),
-                                      registration_id, now, options_.limits);
+                                      registration_id, proof_id, now,
+                                      options_.limits);
       }));
-  if (d.outcome == policy::RegisterOutcome::kLocked) return Locked();
-
+  switch (d.outcome) {
+    case policy::RegisterOutcome::kProceed:
+      break;
+    case policy::RegisterOutcome::kLocked:
+      return Locked();
+    case policy::RegisterOutcome::kProofRequired:
+      return ProofRequired("replacing");
+    case policy::RegisterOutcome::kBusy:
+      return RateLimited(static_cast<uint32_t>(d.retry_after_ms));
+    default:
+      return WithDetail(absl::FailedPreconditionError(
+                            "registration_state was already used: one "
+                            "RegisterFinish per registration; start again"),
+                        ErrorDetail::REASON_STATE_EXPIRED);
+  }
   BKV_ASSIGN_OR_RETURN(
       opaque::ServerLoginStart login,
       opaque_.GenerateKE2(*record, CredentialId(account, registration_id),
                           *ke1));
-  LoginTicket ticket{
-      TicketPurpose::kRegister,       false, registration_id, 0, d.expires_ms,
-      std::move(login.state).Export()};
+  LoginTicket ticket{TicketPurpose::kRegister,
+                     false,
+                     registration_id,
+                     0,
+                     d.expires_ms,
+                     std::move(login.state).Export(),
+                     PendingRecordHash(serialized_record, ToProto(ksf))};
   BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> sealed,
                        SealTicket(ticket_sealer_, account, ticket));
   BKV_RETURN_IF_ERROR(Audit("register_finish", account, "pending", -1));
@@ -215,11 +276,11 @@ absl::StatusOr<uint32_t> Vault::RegisterCommit(
   auto ke3 = opaque::KE3::Parse(ke3_bytes);
   if (!ke3.ok()) return FieldError("ke3", ke3.status());
   const int64_t now = options_.now_ms();
-  BKV_ASSIGN_OR_RETURN(LoginTicket ticket,
-                       OpenTicket(ticket_sealer_, account,
-                                  TicketPurpose::kRegister, login_state, now));
+  auto ticket = OpenTicket(ticket_sealer_, account, TicketPurpose::kRegister,
+                           login_state, now);
+  if (!ticket.ok()) return StateError("login_state", ticket.status());
   BKV_ASSIGN_OR_RETURN(opaque::ServerLoginState state,
-                       opaque::ServerLoginState::Import(ticket.server_state));
+                       opaque::ServerLoginState::Import(ticket->server_state));
   auto session_key = opaque_.ServerFinish(std::move(state), *ke3);
   if (!session_key.ok() && !opaque::IsInvalidLogin(session_key.status())) {
     return session_key.status();
@@ -237,15 +298,22 @@ absl::StatusOr<uint32_t> Vault::RegisterCommit(
   BKV_ASSIGN_OR_RETURN(
       policy::RegisterDecision d,
       Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
-        return policy::RegisterCommit(current, ticket.registration_id,
-                                      session_key.ok(), wrapped, now,
+        const bool matches =
+            current && PendingRecordHash(current->pending_opaque_record(),
+                                         current->pending_ksf()) ==
+                           ticket->binding;
+        return policy::RegisterCommit(current, ticket->registration_id,
+                                      matches, session_key.ok(), wrapped, now,
                                       options_.limits);
       }));
   switch (d.outcome) {
     case policy::RegisterOutcome::kProceed:
+      // The old record (and every older version) must not outlive it on
+      // disk: with the HSM, its password would still unwrap the key.
+      if (d.superseded_active) BKV_RETURN_IF_ERROR(Shred(account));
       BKV_RETURN_IF_ERROR(Audit("register_commit", account, "active",
-                                options_.limits.attempt_limit));
-      return options_.limits.attempt_limit;
+                                d.next->attempt_limit()));
+      return d.next->attempt_limit();
     case policy::RegisterOutcome::kLocked:
       return Locked();
     case policy::RegisterOutcome::kInvalidProof:
@@ -255,7 +323,7 @@ absl::StatusOr<uint32_t> Vault::RegisterCommit(
                             "registration proof (KE3) does not verify; "
                             "register again"),
                         ErrorDetail::REASON_INVALID_LOGIN);
-    case policy::RegisterOutcome::kStale:
+    default:
       break;
   }
   return WithDetail(absl::FailedPreconditionError(
@@ -267,68 +335,65 @@ absl::StatusOr<uint32_t> Vault::RegisterCommit(
 absl::StatusOr<Vault::RecoverStep> Vault::RecoverStart(
     absl::string_view account, std::span<const uint8_t> ke1_bytes) {
   auto ke1 = opaque::KE1::Parse(ke1_bytes);
-  if (!ke1.ok()) return FieldError("ke1", ke1.status());
+  if (!ke1.ok()) {
+    return WithAttempt(FieldError("ke1", ke1.status()), kNotCounted);
+  }
+  // A vault that could not finish must refuse before counting.
+  if (auto ready = audit_.Ready(); !ready.ok()) {
+    return WithAttempt(ready, kNotCounted);
+  }
   const int64_t now = options_.now_ms();
-  BKV_ASSIGN_OR_RETURN(
-      policy::StartDecision d,
+  auto decided =
       Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
         return policy::RecoverStart(current, now, options_.limits);
-      }));
-
+      });
+  if (!decided.ok()) return WithAttempt(decided.status(), kNotCounted);
+  const policy::StartDecision& d = *decided;
   switch (d.outcome) {
     case policy::StartOutcome::kProceed:
       break;
-    case policy::StartOutcome::kNotRegistered: {
-      // Same work and the same bytes as a real attempt, including a synced
-      // write, so an unknown account looks like a known one.
-      BKV_RETURN_IF_ERROR(store_.SyncBarrier());
-      BKV_ASSIGN_OR_RETURN(
-          opaque::ServerLoginStart fake,
-          opaque_.GenerateFakeKE2(CredentialId(account, 0), *ke1));
-      LoginTicket ticket{
-          TicketPurpose::kRecover,       true, 0, 0, d.expires_ms,
-          std::move(fake.state).Export()};
-      BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> sealed,
-                           SealTicket(ticket_sealer_, account, ticket));
-      metrics_.CountAttempt("unknown_account");
-      BKV_RETURN_IF_ERROR(Audit("recover_start", account, "unknown_account",
-                                d.attempts_remaining));
-      auto ke2 = fake.ke2.Serialize();
-      return RecoverStep{{{ke2.begin(), ke2.end()}, std::move(sealed)},
-                         options_.default_ksf,
-                         d.attempts_remaining};
-    }
+    case policy::StartOutcome::kNotRegistered:
+      return FakeStart(account, *ke1, d);
     case policy::StartOutcome::kLocked:
       if (d.next) {
-        BKV_RETURN_IF_ERROR(Shred(account));
-        metrics_.CountLockout();
-        BKV_RETURN_IF_ERROR(Audit("lockout", account, "locked", 0));
+        BKV_RETURN_IF_ERROR(WithAttempt(LockedOut(account), kNotCounted));
       }
-      return Locked();
+      return WithAttempt(Locked(), kNotCounted);
     case policy::StartOutcome::kWaitForOpenLogin:
-      return WithDetail(
-          absl::ResourceExhaustedError(absl::StrCat(
-              "no attempts left while the last login is still open; retry in ",
-              d.retry_after_ms, " ms")),
-          ErrorDetail::REASON_RATE_LIMITED, 0,
-          static_cast<uint32_t>(d.retry_after_ms));
+      return WithAttempt(
+          WithDetail(absl::ResourceExhaustedError(absl::StrCat(
+                         "no attempts left while the last login is still "
+                         "open; retry in ",
+                         d.retry_after_ms, " ms")),
+                     ErrorDetail::REASON_RATE_LIMITED, 0,
+                     static_cast<uint32_t>(d.retry_after_ms)),
+          kNotCounted);
   }
-
+  auto step = AnswerStart(account, *ke1, d);
+  if (!step.ok()) return Refund(account, d, step.status());
   metrics_.CountAttempt("started");
+  return step;
+}
+
+absl::StatusOr<Vault::RecoverStep> Vault::AnswerStart(
+    absl::string_view account, const opaque::KE1& ke1,
+    const policy::StartDecision& d) {
   BKV_ASSIGN_OR_RETURN(opaque::RegistrationRecord record,
                        StoredOpaqueRecord(d.next->opaque_record()));
   BKV_ASSIGN_OR_RETURN(
       opaque::ServerLoginStart login,
       opaque_.GenerateKE2(record, CredentialId(account, d.registration_id),
-                          *ke1));
+                          ke1));
   LoginTicket ticket{TicketPurpose::kRecover,
                      false,
                      d.registration_id,
                      d.login_seq,
                      d.expires_ms,
-                     std::move(login.state).Export()};
+                     std::move(login.state).Export(),
+                     {}};
   BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> sealed,
                        SealTicket(ticket_sealer_, account, ticket));
+  // Every counted attempt has its line, durable before the KE2 leaves.
   BKV_RETURN_IF_ERROR(
       Audit("recover_start", account, "counted", d.attempts_remaining));
   auto ke2 = login.ke2.Serialize();
@@ -337,71 +402,142 @@ absl::StatusOr<Vault::RecoverStep> Vault::RecoverStart(
                      d.attempts_remaining};
 }
 
-absl::StatusOr<std::vector<uint8_t>> Vault::RecoverFinish(
+absl::Status Vault::Refund(absl::string_view account,
+                           const policy::StartDecision& d,
+                           absl::Status failure) {
+  struct Undo {
+    std::optional<UserRecord> next;
+  };
+  auto undone =
+      Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
+        return Undo{policy::RefundStart(current, d.registration_id,
+                                        d.login_seq)};
+      });
+  // Refund failed too: the attempt may be lost; say "unknown".
+  if (!undone.ok()) return WithAttempt(failure, ErrorDetail::ATTEMPT_UNSPECIFIED);
+  return WithAttempt(failure, kNotCounted);
+}
+
+absl::StatusOr<Vault::RecoverStep> Vault::FakeStart(
+    absl::string_view account, const opaque::KE1& ke1,
+    const policy::StartDecision& d) {
+  // Same work and the same bytes as a real attempt, including a synced
+  // write, so an unknown account looks like a known one.
+  auto answer = [&]() -> absl::StatusOr<RecoverStep> {
+    BKV_RETURN_IF_ERROR(store_.SyncBarrier());
+    BKV_ASSIGN_OR_RETURN(opaque::ServerLoginStart fake,
+                         opaque_.GenerateFakeKE2(CredentialId(account, 0), ke1));
+    LoginTicket ticket{TicketPurpose::kRecover,        true, 0, 0,
+                       d.expires_ms, std::move(fake.state).Export(), {}};
+    BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> sealed,
+                         SealTicket(ticket_sealer_, account, ticket));
+    metrics_.CountAttempt("unknown_account");
+    BKV_RETURN_IF_ERROR(Audit("recover_start", account, "unknown_account",
+                              d.attempts_remaining));
+    auto ke2 = fake.ke2.Serialize();
+    return RecoverStep{{{ke2.begin(), ke2.end()}, std::move(sealed)},
+                       options_.default_ksf,
+                       d.attempts_remaining};
+  }();
+  if (!answer.ok()) return WithAttempt(answer.status(), kNotCounted);
+  return answer;
+}
+
+absl::StatusOr<Vault::Release> Vault::RecoverFinish(
     absl::string_view account, std::span<const uint8_t> ke3_bytes,
     std::span<const uint8_t> login_state) {
   auto ke3 = opaque::KE3::Parse(ke3_bytes);
-  if (!ke3.ok()) return FieldError("ke3", ke3.status());
+  if (!ke3.ok()) return WithAttempt(FieldError("ke3", ke3.status()), kSpent);
   const int64_t now = options_.now_ms();
   auto ticket = OpenTicket(ticket_sealer_, account, TicketPurpose::kRecover,
                            login_state, now);
-  if (absl::IsDeadlineExceeded(ticket.status())) {
-    return WithDetail(ticket.status(), ErrorDetail::REASON_STATE_EXPIRED);
+  if (!ticket.ok()) {
+    return WithAttempt(StateError("login_state", ticket.status()), kSpent);
   }
-  if (!ticket.ok()) return ticket.status();
   if (ticket->fake) {
     BKV_RETURN_IF_ERROR(store_.SyncBarrier());  // as long as a real finish
-    BKV_RETURN_IF_ERROR(Audit("recover_finish", account, "unknown_account",
-                              options_.limits.attempt_limit - 1));
-    return InvalidLogin(options_.limits.attempt_limit - 1);
+    const uint32_t remaining = policy::UnknownAccountRemaining(options_.limits);
+    BKV_RETURN_IF_ERROR(
+        Audit("recover_finish", account, "unknown_account", remaining));
+    return InvalidLogin(remaining);
   }
-  BKV_ASSIGN_OR_RETURN(opaque::ServerLoginState state,
-                       opaque::ServerLoginState::Import(ticket->server_state));
-  auto session_key = opaque_.ServerFinish(std::move(state), *ke3);
+  auto opened = opaque::ServerLoginState::Import(ticket->server_state);
+  if (!opened.ok()) return WithAttempt(opened.status(), kSpent);
+  auto session_key = opaque_.ServerFinish(*std::move(opened), *ke3);
   if (!session_key.ok() && !opaque::IsInvalidLogin(session_key.status())) {
-    return session_key.status();
+    return WithAttempt(session_key.status(), kSpent);
   }
-  BKV_ASSIGN_OR_RETURN(
-      policy::FinishDecision d,
+  // A verified KE3 resets the counter in this write, before anything else
+  // that could fail: the release may fail, the attempt is not lost.
+  auto decided =
       Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
         return policy::RecoverFinish(current, ticket->registration_id,
-                                     ticket->login_seq, session_key.ok(), now);
-      }));
+                                     ticket->login_seq, session_key.ok(), now,
+                                     options_.limits);
+      });
+  if (!decided.ok()) {
+    // Nothing was written: the login is still open, and the same
+    // RecoverFinish, repeated before it expires, completes it.
+    return WithAttempt(
+        absl::Status(decided.status().code(),
+                     absl::StrCat(decided.status().message(),
+                                  "; this login stays open until it expires: "
+                                  "send the same RecoverFinish again to "
+                                  "finish it and get the attempt back")),
+        kSpent);
+  }
+  const policy::FinishDecision& d = *decided;
   switch (d.outcome) {
     case policy::FinishOutcome::kRelease: {
-      const std::string& wrapped = d.next->sealed_backup_key();
-      BKV_ASSIGN_OR_RETURN(
-          std::vector<uint8_t> sealed,
-          key_transport::Seal(
-              *session_key, key_transport::Direction::kRecover, account,
-              std::span<const uint8_t>(
-                  reinterpret_cast<const uint8_t*>(wrapped.data()),
-                  wrapped.size())));
-      metrics_.CountAttempt("success");
-      BKV_RETURN_IF_ERROR(
-          Audit("recover_finish", account, "success", d.attempts_remaining));
-      return sealed;
+      auto released = ReleaseKey(account, *session_key, d);
+      if (!released.ok()) return WithAttempt(released.status(), kNotCounted);
+      return released;
     }
     case policy::FinishOutcome::kInvalidLogin:
       metrics_.CountAttempt("invalid_login");
-      BKV_RETURN_IF_ERROR(Audit("recover_finish", account, "invalid_login",
-                                d.attempts_remaining));
+      BKV_RETURN_IF_ERROR(WithAttempt(
+          Audit("recover_finish", account, "invalid_login",
+                d.attempts_remaining),
+          kSpent));
       return InvalidLogin(d.attempts_remaining);
     case policy::FinishOutcome::kLocked:
       if (d.next) {
-        BKV_RETURN_IF_ERROR(Shred(account));
         metrics_.CountAttempt("invalid_login");
-        metrics_.CountLockout();
-        BKV_RETURN_IF_ERROR(Audit("lockout", account, "locked", 0));
+        BKV_RETURN_IF_ERROR(WithAttempt(LockedOut(account), kSpent));
       }
-      return Locked();
+      return WithAttempt(Locked(), kSpent);
     case policy::FinishOutcome::kStale:
       break;
   }
-  return WithDetail(absl::FailedPreconditionError(
-                        "this login was already finished, has expired or "
-                        "was superseded; start again"),
-                    ErrorDetail::REASON_STATE_EXPIRED, d.attempts_remaining);
+  return WithAttempt(
+      WithDetail(absl::FailedPreconditionError(
+                     "this login was already finished, has expired or "
+                     "was superseded; start again"),
+                 ErrorDetail::REASON_STATE_EXPIRED, d.attempts_remaining),
+      kSpent);
+}
+
+absl::StatusOr<Vault::Release> Vault::ReleaseKey(
+    absl::string_view account, const SecretBytes& session_key,
+    const policy::FinishDecision& d) {
+  BKV_RETURN_IF_ERROR(
+      Audit("recover_finish", account, "success", d.attempts_remaining));
+  const std::string& wrapped = d.next->sealed_backup_key();
+  BKV_ASSIGN_OR_RETURN(
+      std::vector<uint8_t> sealed,
+      key_transport::Seal(session_key, key_transport::Direction::kRecover,
+                          account,
+                          std::span<const uint8_t>(
+                              reinterpret_cast<const uint8_t*>(wrapped.data()),
+                              wrapped.size())));
+  BKV_ASSIGN_OR_RETURN(
+      std::vector<uint8_t> proof,
+      SealTicket(ticket_sealer_, account,
+                 StatelessTicket(
+                     TicketPurpose::kProof, d.next->registration_id(),
+                     options_.now_ms() + options_.limits.proof_ttl_ms)));
+  metrics_.CountAttempt("success");
+  return Release{std::move(sealed), std::move(proof)};
 }
 
 absl::StatusOr<policy::StatusView> Vault::GetStatus(absl::string_view account) {
@@ -413,24 +549,29 @@ absl::StatusOr<policy::StatusView> Vault::GetStatus(absl::string_view account) {
   BKV_ASSIGN_OR_RETURN(
       Decision d,
       Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
-        policy::StatusView v = policy::GetStatus(current, now);
+        policy::StatusView v = policy::GetStatus(current, now, options_.limits);
         std::optional<UserRecord> next = std::move(v.write);
         return Decision{std::move(v), std::move(next)};
       }));
-  if (d.next) {
-    BKV_RETURN_IF_ERROR(Shred(account));
-    metrics_.CountLockout();
-    BKV_RETURN_IF_ERROR(Audit("lockout", account, "locked", 0));
-  }
+  if (d.next) BKV_RETURN_IF_ERROR(LockedOut(account));
   return d.view;
 }
 
-absl::Status Vault::Delete(absl::string_view account) {
+absl::Status Vault::Delete(absl::string_view account,
+                           std::span<const uint8_t> proof) {
   const std::string_view id(account.data(), account.size());
+  const int64_t now = options_.now_ms();
+  BKV_ASSIGN_OR_RETURN(uint64_t proof_id,
+                       ProofRegistrationId(account, proof, now));
   for (int i = 0; i < kMaxCasRetries; ++i) {
     BKV_ASSIGN_OR_RETURN(auto current, Load(account));
-    if (!current) {
-      return Audit("delete", account, "absent", -1);  // idempotent
+    switch (policy::Delete(current, proof_id, now, options_.limits)) {
+      case policy::DeleteOutcome::kAbsent:
+        return Audit("delete", account, "absent", -1);  // idempotent
+      case policy::DeleteOutcome::kProofRequired:
+        return ProofRequired("deleting");
+      case policy::DeleteOutcome::kDelete:
+        break;
     }
     absl::Status s = store_.Delete(id, current->version());
     if (s.ok()) return Audit("delete", account, "deleted", -1);
@@ -438,6 +579,26 @@ absl::Status Vault::Delete(absl::string_view account) {
   }
   return absl::UnavailableError(
       "too much contention on this account; retry shortly");
+}
+
+absl::StatusOr<int64_t> Vault::RequestReset(absl::string_view account) {
+  const int64_t now = options_.now_ms();
+  BKV_ASSIGN_OR_RETURN(
+      policy::ResetDecision d,
+      Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
+        return policy::RequestReset(current, now, options_.limits);
+      }));
+  switch (d.outcome) {
+    case policy::ResetOutcome::kNotRegistered:
+      return NotRegistered();
+    case policy::ResetOutcome::kLocked:
+      return Locked();
+    case policy::ResetOutcome::kRequested:
+      break;
+  }
+  BKV_RETURN_IF_ERROR(Audit("request_reset", account,
+                            d.next ? "requested" : "already_requested", -1));
+  return d.due_ms;
 }
 
 }  // namespace bkv::server

@@ -27,8 +27,11 @@ namespace bkv::server {
 // an already authenticated account id.
 //
 // Failures carry an ErrorDetail payload (see errors.h) the service maps to
-// gRPC. Every answer that changes a counter is written (synced) before it is
-// returned. Thread-safe; per-account races resolve by compare-and-swap.
+// gRPC, including what the call did to the attempt counter. Every answer
+// that changes a counter is written (synced) before it is returned; no
+// fault of the vault's own (storage, audit log, HSM) spends an attempt
+// (docs/protocol.md). Thread-safe; per-account races resolve by
+// compare-and-swap.
 class Vault {
  public:
   // The OPAQUE credential identifier of one registration of an account:
@@ -40,11 +43,10 @@ class Vault {
                                            uint64_t registration_id);
 
   struct Options {
+    // Attempt limit, ticket lifetimes, minimum KSF, reset delay.
     policy::Limits limits;
     // What an unknown account's RecoverStart advertises.
     Argon2idParams default_ksf;
-    // Registrations with less Argon2id memory are refused.
-    uint32_t min_ksf_memory_kib = 8192;
     std::function<int64_t()> now_ms;  // defaults to the system clock
   };
 
@@ -58,6 +60,7 @@ class Vault {
   struct RegistrationStep {
     std::vector<uint8_t> response;
     std::vector<uint8_t> registration_state;
+    uint64_t registration_id = 0;
   };
   absl::StatusOr<RegistrationStep> RegisterStart(
       absl::string_view account, std::span<const uint8_t> request);
@@ -69,7 +72,8 @@ class Vault {
   absl::StatusOr<LoginStep> RegisterFinish(
       absl::string_view account, std::span<const uint8_t> record,
       const Argon2idParams& ksf, std::span<const uint8_t> ke1,
-      std::span<const uint8_t> registration_state);
+      std::span<const uint8_t> registration_state,
+      std::span<const uint8_t> proof = {});
   // Returns the attempt limit of the new registration.
   absl::StatusOr<uint32_t> RegisterCommit(absl::string_view account,
                                           std::span<const uint8_t> ke3,
@@ -83,19 +87,45 @@ class Vault {
   };
   absl::StatusOr<RecoverStep> RecoverStart(absl::string_view account,
                                            std::span<const uint8_t> ke1);
-  // Returns the wrapped key sealed under the session key.
-  absl::StatusOr<std::vector<uint8_t>> RecoverFinish(
-      absl::string_view account, std::span<const uint8_t> ke3,
-      std::span<const uint8_t> login_state);
+  struct Release {
+    std::vector<uint8_t> sealed_key;  // the wrapped key, under the session key
+    std::vector<uint8_t> proof;       // proof of the password (10 minutes)
+  };
+  absl::StatusOr<Release> RecoverFinish(absl::string_view account,
+                                        std::span<const uint8_t> ke3,
+                                        std::span<const uint8_t> login_state);
 
   absl::StatusOr<policy::StatusView> GetStatus(absl::string_view account);
-  absl::Status Delete(absl::string_view account);
+  // An ACTIVE record needs `proof` or a due reset; none or LOCKED: nothing.
+  absl::Status Delete(absl::string_view account,
+                      std::span<const uint8_t> proof = {});
+  // Returns when the reset is due (Unix ms).
+  absl::StatusOr<int64_t> RequestReset(absl::string_view account);
 
  private:
   absl::StatusOr<std::optional<storage::v1::UserRecord>> Load(
       absl::string_view account);
-  // The lock just erased the wrapped key: erase its older copies on disk.
+  // Erases superseded copies of the account's record from disk.
   absl::Status Shred(absl::string_view account);
+  // A record just locked (its wrapped key erased): shred, count, audit.
+  absl::Status LockedOut(absl::string_view account);
+  // The registration id a valid proof names; 0 when none or expired.
+  absl::StatusOr<uint64_t> ProofRegistrationId(absl::string_view account,
+                                               std::span<const uint8_t> proof,
+                                               int64_t now);
+  // Counted, but the KE2 never left: give the attempt back.
+  absl::Status Refund(absl::string_view account, const policy::StartDecision& d,
+                      absl::Status failure);
+  // The counted attempt's KE2, ticket and audit line.
+  absl::StatusOr<RecoverStep> AnswerStart(absl::string_view account,
+                                          const opaque::KE1& ke1,
+                                          const policy::StartDecision& d);
+  absl::StatusOr<RecoverStep> FakeStart(absl::string_view account,
+                                        const opaque::KE1& ke1,
+                                        const policy::StartDecision& d);
+  absl::StatusOr<Release> ReleaseKey(absl::string_view account,
+                                     const SecretBytes& session_key,
+                                     const policy::FinishDecision& d);
   absl::Status Audit(absl::string_view event, absl::string_view account,
                      absl::string_view outcome, int64_t attempts_remaining);
 

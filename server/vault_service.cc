@@ -208,6 +208,7 @@ grpc::Status VaultService::RegisterStart(
     if (!out.ok()) return out.status();
     resp->set_registration_response(ToString(out->response));
     resp->set_registration_state(ToString(out->registration_state));
+    resp->set_registration_id(out->registration_id);
     return absl::OkStatus();
   });
 }
@@ -220,7 +221,8 @@ grpc::Status VaultService::RegisterFinish(
                        req->ksf().parallelism()};
     auto out = vault_.RegisterFinish(account, Bytes(req->registration_record()),
                                      ksf, Bytes(req->ke1()),
-                                     Bytes(req->registration_state()));
+                                     Bytes(req->registration_state()),
+                                     Bytes(req->proof()));
     if (!out.ok()) return out.status();
     resp->set_ke2(ToString(out->ke2));
     resp->set_login_state(ToString(out->login_state));
@@ -264,7 +266,8 @@ grpc::Status VaultService::RecoverFinish(
     auto out = vault_.RecoverFinish(account, Bytes(req->ke3()),
                                     Bytes(req->login_state()));
     if (!out.ok()) return out.status();
-    resp->set_sealed_key(ToString(*out));
+    resp->set_sealed_key(ToString(out->sealed_key));
+    resp->set_proof(ToString(out->proof));
     return absl::OkStatus();
   });
 }
@@ -288,15 +291,28 @@ grpc::Status VaultService::GetStatus(grpc::ServerContext* ctx,
     }
     resp->set_attempts_remaining(out->attempts_remaining);
     resp->set_attempt_limit(out->attempt_limit);
+    resp->set_registration_id(out->registration_id);
+    resp->set_reset_due_unix_ms(static_cast<uint64_t>(out->reset_due_unix_ms));
     return absl::OkStatus();
   });
 }
 
 grpc::Status VaultService::Delete(grpc::ServerContext* ctx,
-                                  const vault::v1::DeleteRequest*,
+                                  const vault::v1::DeleteRequest* req,
                                   vault::v1::DeleteResponse*) {
   return Handle("Delete", ctx, [&](const std::string& account) {
-    return vault_.Delete(account);
+    return vault_.Delete(account, Bytes(req->proof()));
+  });
+}
+
+grpc::Status VaultService::RequestReset(
+    grpc::ServerContext* ctx, const vault::v1::RequestResetRequest*,
+    vault::v1::RequestResetResponse* resp) {
+  return Handle("RequestReset", ctx, [&](const std::string& account) {
+    auto due = vault_.RequestReset(account);
+    if (!due.ok()) return due.status();
+    resp->set_reset_due_unix_ms(static_cast<uint64_t>(*due));
+    return absl::OkStatus();
   });
 }
 

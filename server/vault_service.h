@@ -78,6 +78,9 @@ class VaultService final : public vault::v1::Vault::Service {
   grpc::Status GetVaultInfo(grpc::ServerContext* ctx,
                             const vault::v1::GetVaultInfoRequest* req,
                             vault::v1::GetVaultInfoResponse* resp) override;
+  grpc::Status RequestReset(grpc::ServerContext* ctx,
+                            const vault::v1::RequestResetRequest* req,
+                            vault::v1::RequestResetResponse* resp) override;
 
  private:
   // Token and rate limits; the account id on success ("" for a call that

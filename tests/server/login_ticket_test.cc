@@ -17,7 +17,8 @@ class LoginTicketTest : public ::testing::Test {
                        42,
                        7,
                        10'000,
-                       SecretBytes::Random(opaque::kServerLoginStateSize)};
+                       SecretBytes::Random(opaque::kServerLoginStateSize),
+                       std::vector<uint8_t>(kTicketBindingSize, 0xb1)};
   }
   AesGcmSealer sealer_;
 };
@@ -34,6 +35,23 @@ TEST_F(LoginTicketTest, RoundTrip) {
   EXPECT_EQ(opened->expires_ms, 10'000);
   EXPECT_FALSE(opened->fake);
   EXPECT_TRUE(opened->server_state == t.server_state);
+  EXPECT_EQ(opened->binding, t.binding);
+}
+
+// A proof is a ticket of its own purpose: no other step's state passes for
+// one, and it doesn't pass for another step.
+TEST_F(LoginTicketTest, ProofIsItsOwnPurpose) {
+  auto proof = SealTicket(sealer_, "acct",
+                          StatelessTicket(TicketPurpose::kProof, 42, 10'000));
+  ASSERT_TRUE(proof.ok());
+  auto opened = OpenTicket(sealer_, "acct", TicketPurpose::kProof, *proof, 0);
+  ASSERT_TRUE(opened.ok());
+  EXPECT_EQ(opened->registration_id, 42u);
+  EXPECT_FALSE(
+      OpenTicket(sealer_, "acct", TicketPurpose::kRecover, *proof, 0).ok());
+  auto login = SealTicket(sealer_, "acct", Ticket());
+  EXPECT_FALSE(
+      OpenTicket(sealer_, "acct", TicketPurpose::kProof, *login, 0).ok());
 }
 
 TEST_F(LoginTicketTest, BoundToAccountPurposeAndTime) {

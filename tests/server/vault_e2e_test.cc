@@ -135,10 +135,13 @@ TEST_F(VaultE2eTest, RegisterRecoverAndChangePassword) {
   EXPECT_EQ(rec.attempts_remaining, 9u);
   EXPECT_EQ(Status(acct).attempts_remaining(), 10u);  // reset on success
 
-  // Change the password (and key): the old one stops working.
+  // Change the password (and key) with the recovery's proof: the old one
+  // stops working.
+  ASSERT_FALSE(rec.proof.empty());
   SecretBytes key2 = SecretBytes::Random(32);
-  ASSERT_TRUE(
-      client_->Register(vault_.Token(acct), acct, "new pass", key2).ok());
+  auto change =
+      client_->Register(vault_.Token(acct), acct, "new pass", key2, rec.proof);
+  ASSERT_TRUE(change.ok()) << change.status.error_message();
   auto old = client_->Recover(vault_.Token(acct), acct, "hunter2");
   EXPECT_EQ(old.result.status.error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
@@ -300,6 +303,8 @@ TEST_F(VaultE2eTest, ExpiredStateIsRejected) {
   ASSERT_FALSE(login.ke3.empty());
   std::this_thread::sleep_for(std::chrono::milliseconds(1200));
   auto [r, resp] = Finish(acct, login);
+  ASSERT_TRUE(r.detail.has_value());
+  EXPECT_EQ(r.detail->attempt(), ErrorDetail::ATTEMPT_SPENT);
   EXPECT_EQ(r.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   ASSERT_TRUE(r.detail.has_value());
   EXPECT_EQ(r.detail->reason(), ErrorDetail::REASON_STATE_EXPIRED);

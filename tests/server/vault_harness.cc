@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -165,59 +166,93 @@ TestClient::Result TestClient::ResultOf(const grpc::Status& s,
   return r;
 }
 
-TestClient::Result TestClient::Register(const std::string& token,
-                                        const std::string& account,
-                                        const std::string& password,
-                                        const SecretBytes& backup_key) {
+TestClient::Result TestClient::StartRegistration(const std::string& token,
+                                                 const std::string& account,
+                                                 const std::string& password,
+                                                 Registration* out,
+                                                 const std::string& proof) {
+  out->account = account;
   auto start = opaque_.CreateRegistrationRequest(SecretBytes::Copy(password));
   EXPECT_TRUE(start.ok());
   vault::v1::RegisterStartRequest req1;
   req1.set_registration_request(Str(start->request.Serialize()));
-  vault::v1::RegisterStartResponse resp1;
   {
     grpc::ClientContext ctx;
     Authorize(ctx, token);
-    auto s = stub_->RegisterStart(&ctx, req1, &resp1);
+    auto s = stub_->RegisterStart(&ctx, req1, &out->start);
     if (!s.ok()) return ResultOf(s, ctx);
   }
-  auto response =
-      opaque::RegistrationResponse::Parse(Bytes(resp1.registration_response()));
+  auto response = opaque::RegistrationResponse::Parse(
+      Bytes(out->start.registration_response()));
   EXPECT_TRUE(response.ok());
   auto finish =
       opaque_.FinalizeRegistrationRequest(std::move(start->state), *response);
   EXPECT_TRUE(finish.ok()) << finish.status();
   auto ke1 = opaque_.GenerateKE1(SecretBytes::Copy(password));
   EXPECT_TRUE(ke1.ok());
-
-  vault::v1::RegisterFinishRequest req2;
+  auto& req2 = out->finish;
   req2.set_registration_record(Str(finish->record.Serialize()));
   req2.mutable_ksf()->set_iterations(TestKsfParams().iterations);
   req2.mutable_ksf()->set_memory_kib(TestKsfParams().memory_kib);
   req2.mutable_ksf()->set_parallelism(TestKsfParams().parallelism);
   req2.set_ke1(Str(ke1->ke1.Serialize()));
-  req2.set_registration_state(resp1.registration_state());
-  vault::v1::RegisterFinishResponse resp2;
-  {
-    grpc::ClientContext ctx;
-    Authorize(ctx, token);
-    auto s = stub_->RegisterFinish(&ctx, req2, &resp2);
-    if (!s.ok()) return ResultOf(s, ctx);
-  }
-  auto ke3 = opaque_.GenerateKE3(std::move(ke1->state), Bytes(resp2.ke2()));
-  EXPECT_TRUE(ke3.ok()) << ke3.status();
-  auto wrapped =
-      key_transport::WrapBackupKey(ke3->export_key, account, backup_key);
-  auto sealed = key_transport::Seal(
-      ke3->session_key, key_transport::Direction::kRegister, account, *wrapped);
-  vault::v1::RegisterCommitRequest req3;
-  req3.set_ke3(Str(ke3->ke3.Serialize()));
-  req3.set_login_state(resp2.login_state());
-  req3.set_sealed_key(std::string(sealed->begin(), sealed->end()));
-  vault::v1::RegisterCommitResponse resp3;
+  req2.set_registration_state(out->start.registration_state());
+  req2.set_proof(proof);
+  out->login.emplace(*std::move(ke1));
+  return Result{grpc::Status::OK, std::nullopt};
+}
+
+TestClient::Result TestClient::SendFinish(
+    const std::string& token, const vault::v1::RegisterFinishRequest& req,
+    vault::v1::RegisterFinishResponse* out) {
   grpc::ClientContext ctx;
   Authorize(ctx, token);
-  auto s = stub_->RegisterCommit(&ctx, req3, &resp3);
+  auto s = stub_->RegisterFinish(&ctx, req, out);
   return ResultOf(s, ctx);
+}
+
+vault::v1::RegisterCommitRequest TestClient::CommitRequest(
+    Registration& reg, const vault::v1::RegisterFinishResponse& finished,
+    const SecretBytes& backup_key) {
+  vault::v1::RegisterCommitRequest req;
+  if (!reg.login) return req;
+  auto ke3 = opaque_.GenerateKE3(std::move(reg.login->state),
+                                 Bytes(finished.ke2()));
+  reg.login.reset();
+  EXPECT_TRUE(ke3.ok()) << ke3.status();
+  if (!ke3.ok()) return req;
+  auto wrapped =
+      key_transport::WrapBackupKey(ke3->export_key, reg.account, backup_key);
+  auto sealed =
+      key_transport::Seal(ke3->session_key, key_transport::Direction::kRegister,
+                          reg.account, *wrapped);
+  req.set_ke3(Str(ke3->ke3.Serialize()));
+  req.set_login_state(finished.login_state());
+  req.set_sealed_key(std::string(sealed->begin(), sealed->end()));
+  return req;
+}
+
+TestClient::Result TestClient::SendCommit(
+    const std::string& token, const vault::v1::RegisterCommitRequest& req) {
+  vault::v1::RegisterCommitResponse resp;
+  grpc::ClientContext ctx;
+  Authorize(ctx, token);
+  auto s = stub_->RegisterCommit(&ctx, req, &resp);
+  return ResultOf(s, ctx);
+}
+
+TestClient::Result TestClient::Register(const std::string& token,
+                                        const std::string& account,
+                                        const std::string& password,
+                                        const SecretBytes& backup_key,
+                                        const std::string& proof) {
+  Registration reg;
+  Result r = StartRegistration(token, account, password, &reg, proof);
+  if (!r.ok()) return r;
+  vault::v1::RegisterFinishResponse finished;
+  r = SendFinish(token, reg.finish, &finished);
+  if (!r.ok()) return r;
+  return SendCommit(token, CommitRequest(reg, finished, backup_key));
 }
 
 TestClient::Recovery TestClient::Recover(const std::string& token,
@@ -259,6 +294,7 @@ TestClient::Recovery TestClient::Recover(const std::string& token,
   auto key = key_transport::UnwrapBackupKey(ke3->export_key, account, *wrapped);
   EXPECT_TRUE(key.ok()) << key.status();
   out.backup_key = *std::move(key);
+  out.proof = resp2.proof();
   return out;
 }
 
@@ -270,12 +306,60 @@ TestClient::Result TestClient::Status(const std::string& token,
   return ResultOf(s, ctx);
 }
 
-TestClient::Result TestClient::Delete(const std::string& token) {
+TestClient::Result TestClient::Delete(const std::string& token,
+                                      const std::string& proof) {
   grpc::ClientContext ctx;
   Authorize(ctx, token);
+  vault::v1::DeleteRequest req;
+  req.set_proof(proof);
   vault::v1::DeleteResponse resp;
-  auto s = stub_->Delete(&ctx, vault::v1::DeleteRequest(), &resp);
+  auto s = stub_->Delete(&ctx, req, &resp);
   return ResultOf(s, ctx);
+}
+
+TestClient::Result TestClient::RequestReset(
+    const std::string& token, vault::v1::RequestResetResponse* out) {
+  grpc::ClientContext ctx;
+  Authorize(ctx, token);
+  auto s = stub_->RequestReset(&ctx, vault::v1::RequestResetRequest(), out);
+  return ResultOf(s, ctx);
+}
+
+void VaultFixture::StartVault(std::vector<std::string> args) {
+  ASSERT_TRUE(vault_.Start(std::move(args))) << vault_.log();
+  client_ = std::make_unique<TestClient>(vault_.address(), vault_.public_key());
+}
+
+void VaultFixture::StopVault() {
+  client_.reset();
+  EXPECT_EQ(vault_.Stop(), 0) << vault_.log();
+}
+
+vault::v1::GetStatusResponse VaultFixture::Status(const std::string& account) {
+  vault::v1::GetStatusResponse s;
+  auto r = client_->Status(vault_.Token(account), &s);
+  EXPECT_TRUE(r.ok()) << r.status.error_message();
+  return s;
+}
+
+SecretBytes VaultFixture::RegisterOrDie(const std::string& account,
+                                        const std::string& password) {
+  SecretBytes key = SecretBytes::Random(32);
+  auto r = client_->Register(vault_.Token(account), account, password, key);
+  EXPECT_TRUE(r.ok()) << r.status.error_message();
+  return key;
+}
+
+int VaultFixture::FilesContaining(const std::string& dir,
+                                  const std::string& needle) {
+  int found = 0;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!f.is_regular_file()) continue;
+    std::ifstream in(f.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    if (bytes.find(needle) != std::string::npos) ++found;
+  }
+  return found;
 }
 
 }  // namespace bkv::testing

@@ -6,8 +6,10 @@
 // the vault protocol through the generated gRPC stub and crypto/opaque.h.
 
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <sys/types.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -66,20 +68,46 @@ class TestClient {
   };
 
   // The full registration; the backup key is wrapped and sent sealed.
+  // `proof` (RecoverFinishResponse.proof) when replacing an ACTIVE record.
   Result Register(const std::string& token, const std::string& account,
-                  const std::string& password, const SecretBytes& backup_key);
+                  const std::string& password, const SecretBytes& backup_key,
+                  const std::string& proof = "");
+
+  // A registration step by step, so tests can replay or reorder the steps.
+  struct Registration {
+    std::string account;
+    vault::v1::RegisterStartResponse start;
+    vault::v1::RegisterFinishRequest finish;  // ready to send
+    std::optional<opaque::ClientLoginStart> login;
+  };
+  // RegisterStart, then builds (doesn't send) the RegisterFinish request.
+  Result StartRegistration(const std::string& token, const std::string& account,
+                           const std::string& password, Registration* out,
+                           const std::string& proof = "");
+  Result SendFinish(const std::string& token,
+                    const vault::v1::RegisterFinishRequest& req,
+                    vault::v1::RegisterFinishResponse* out);
+  // The commit for `finished` (consumes reg.login); not sent.
+  vault::v1::RegisterCommitRequest CommitRequest(
+      Registration& reg, const vault::v1::RegisterFinishResponse& finished,
+      const SecretBytes& backup_key);
+  Result SendCommit(const std::string& token,
+                    const vault::v1::RegisterCommitRequest& req);
 
   struct Recovery {
     Result result;
     SecretBytes backup_key;           // on success
     uint32_t attempts_remaining = 0;  // from RecoverStart
     bool got_ke2 = false;
+    std::string proof;  // on success
   };
   Recovery Recover(const std::string& token, const std::string& account,
                    const std::string& password);
 
   Result Status(const std::string& token, vault::v1::GetStatusResponse* out);
-  Result Delete(const std::string& token);
+  Result Delete(const std::string& token, const std::string& proof = "");
+  Result RequestReset(const std::string& token,
+                      vault::v1::RequestResetResponse* out);
 
   vault::v1::Vault::Stub& stub() { return *stub_; }
   const opaque::OpaqueClient& opaque() const { return opaque_; }
@@ -95,6 +123,22 @@ class TestClient {
 
 // Small Argon2id parameters so tests stay quick.
 Argon2idParams TestKsfParams();
+
+// A fixture with one vault process and a client.
+class VaultFixture : public ::testing::Test {
+ protected:
+  void StartVault(std::vector<std::string> args = {});
+  void StopVault();  // closes the client first (it holds the drain open)
+  vault::v1::GetStatusResponse Status(const std::string& account);
+  // Registers `account` with `password` and a fresh key; returns the key.
+  SecretBytes RegisterOrDie(const std::string& account,
+                            const std::string& password);
+  // Files under `dir` whose bytes contain `needle`.
+  static int FilesContaining(const std::string& dir, const std::string& needle);
+
+  VaultProcess vault_;
+  std::unique_ptr<TestClient> client_;
+};
 
 }  // namespace bkv::testing
 

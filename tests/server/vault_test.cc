@@ -1,0 +1,300 @@
+// The Vault domain class over an in-memory RecordStore and AuditLog (test
+// doubles that can inject faults); OPAQUE, key transport and tickets are the
+// real ones. The process-level tests (vault_e2e_*) use real RocksDB.
+#include "server/vault.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <string>
+
+#include "absl/synchronization/mutex.h"
+#include "crypto/aes_gcm_sealer.h"
+#include "crypto/hash.h"
+#include "crypto/key_transport.h"
+#include "server/errors.h"
+
+namespace bkv::server {
+namespace {
+
+using storage::v1::UserRecord;
+using vault::v1::ErrorDetail;
+
+class MemoryRecordStore final : public storage::RecordStore {
+ public:
+  absl::StatusOr<UserRecord> Get(std::string_view id) const override {
+    absl::MutexLock l(&mu_);
+    auto it = records_.find(std::string(id));
+    if (it == records_.end()) return absl::NotFoundError("no record");
+    return it->second;
+  }
+  absl::StatusOr<uint64_t> CompareAndSwap(std::string_view id,
+                                          uint64_t expected,
+                                          const UserRecord& next) override {
+    absl::MutexLock l(&mu_);
+    if (full) return absl::ResourceExhaustedError("disk is full");
+    auto it = records_.find(std::string(id));
+    const uint64_t current = it == records_.end() ? 0 : it->second.version();
+    if (current != expected) return absl::AbortedError("version moved");
+    UserRecord r = next;
+    r.set_version(++high_water_);
+    records_[std::string(id)] = r;
+    return r.version();
+  }
+  absl::Status Delete(std::string_view id, uint64_t expected) override {
+    absl::MutexLock l(&mu_);
+    auto it = records_.find(std::string(id));
+    if (it == records_.end() || it->second.version() != expected) {
+      return absl::AbortedError("version moved");
+    }
+    records_.erase(it);
+    return absl::OkStatus();
+  }
+  absl::Status Shred(std::string_view) override {
+    ++shreds;
+    return absl::OkStatus();
+  }
+  absl::Status SyncBarrier() override {
+    return full ? absl::ResourceExhaustedError("disk is full")
+                : absl::OkStatus();
+  }
+  absl::StatusOr<uint64_t> Count() const override {
+    absl::MutexLock l(&mu_);
+    return records_.size();
+  }
+  absl::Status ForEach(Visitor) const override {
+    return absl::UnimplementedError("not needed here");
+  }
+
+  bool full = false;
+  int shreds = 0;
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<std::string, UserRecord> records_;
+  uint64_t high_water_ = 0;
+};
+
+class MemoryAuditLog final : public AuditLog {
+ public:
+  absl::Status Record(const Event& e) override {
+    const std::string key = std::string(e.event) + "/" + std::string(e.outcome);
+    if (failing.count(key)) return absl::UnavailableError("audit disk full");
+    lines.push_back(key);
+    return absl::OkStatus();
+  }
+  absl::Status Ready() override {
+    return ready ? absl::OkStatus() : absl::UnavailableError("no room");
+  }
+  bool ready = true;
+  std::set<std::string> failing;  // "event/outcome" lines that fail
+  std::vector<std::string> lines;
+};
+
+std::span<const uint8_t> Bytes(const std::vector<uint8_t>& v) { return v; }
+
+class VaultTest : public ::testing::Test {
+ protected:
+  static constexpr Argon2idParams kKsf{1, 8, 1};
+
+  VaultTest()
+      : seed_(SecretBytes::Random(64)),
+        keys_(opaque::ServerKeyPair::Generate()),
+        server_(opaque::Config{}, seed_, keys_),
+        sealer_(*AesGcmSealer::Create(SecretBytes::Random(32))),
+        ksf_(*Argon2idKsf::Create(kKsf)),
+        client_(opaque::Config{}, ksf_, keys_.public_key) {
+    Reset(10);
+  }
+  void Reset(uint32_t limit) {
+    Vault::Options o;
+    o.limits.attempt_limit = limit;
+    o.limits.min_ksf_memory_kib = 8;
+    o.default_ksf = kKsf;
+    o.now_ms = [this] { return now_; };
+    vault_ = std::make_unique<Vault>(o, server_, store_, sealer_, audit_,
+                                     metrics_);
+  }
+
+  absl::Status Register(const std::string& acct, const std::string& pw,
+                        const SecretBytes& key,
+                        const std::vector<uint8_t>& proof = {}) {
+    auto start = client_.CreateRegistrationRequest(SecretBytes::Copy(pw));
+    auto req = start->request.Serialize();
+    auto step = vault_->RegisterStart(acct, req);
+    if (!step.ok()) return step.status();
+    auto resp = opaque::RegistrationResponse::Parse(Bytes(step->response));
+    auto fin = client_.FinalizeRegistrationRequest(std::move(start->state),
+                                                   *resp);
+    auto ke1 = client_.GenerateKE1(SecretBytes::Copy(pw));
+    auto record = fin->record.Serialize();
+    auto ke1_bytes = ke1->ke1.Serialize();
+    auto login = vault_->RegisterFinish(acct, record, kKsf, ke1_bytes,
+                                        Bytes(step->registration_state), proof);
+    if (!login.ok()) return login.status();
+    auto ke3 = client_.GenerateKE3(std::move(ke1->state), Bytes(login->ke2));
+    auto wrapped = key_transport::WrapBackupKey(ke3->export_key, acct, key);
+    auto sealed = key_transport::Seal(
+        ke3->session_key, key_transport::Direction::kRegister, acct, *wrapped);
+    auto ke3_bytes = ke3->ke3.Serialize();
+    return vault_->RegisterCommit(acct, ke3_bytes, Bytes(login->login_state),
+                                  *sealed)
+        .status();
+  }
+
+  // Recovers; on success returns the proof.
+  absl::StatusOr<std::vector<uint8_t>> Recover(const std::string& acct,
+                                               const std::string& pw) {
+    auto ke1 = client_.GenerateKE1(SecretBytes::Copy(pw));
+    auto ke1_bytes = ke1->ke1.Serialize();
+    auto start = vault_->RecoverStart(acct, ke1_bytes);
+    if (!start.ok()) return start.status();
+    auto ke3 =
+        client_.GenerateKE3(std::move(ke1->state), Bytes(start->login.ke2));
+    std::vector<uint8_t> ke3_bytes(64, 1);
+    if (ke3.ok()) {
+      auto b = ke3->ke3.Serialize();
+      ke3_bytes.assign(b.begin(), b.end());
+    }
+    auto released =
+        vault_->RecoverFinish(acct, ke3_bytes, Bytes(start->login.login_state));
+    if (!released.ok()) return released.status();
+    return released->proof;
+  }
+
+  uint32_t Remaining(const std::string& acct) {
+    return vault_->GetStatus(acct)->attempts_remaining;
+  }
+  static ErrorDetail Detail(const absl::Status& s) {
+    auto d = GetDetail(s);
+    EXPECT_TRUE(d.has_value()) << s;
+    return d.value_or(ErrorDetail());
+  }
+
+  int64_t now_ = 1'700'000'000'000;
+  HmacSha512KeyedHash seed_;
+  opaque::ServerKeyPair keys_;
+  opaque::OpaqueServer server_;
+  AesGcmSealer sealer_;
+  Argon2idKsf ksf_;
+  opaque::OpaqueClient client_;
+  MemoryRecordStore store_;
+  MemoryAuditLog audit_;
+  Metrics metrics_;
+  std::unique_ptr<Vault> vault_;
+};
+
+TEST_F(VaultTest, PasswordChangeWithProofShredsTheOldRecord) {
+  ASSERT_TRUE(Register("a", "old", SecretBytes::Random(32)).ok());
+  auto proof = Recover("a", "old");
+  ASSERT_TRUE(proof.ok()) << proof.status();
+  const int before = store_.shreds;
+  ASSERT_TRUE(Register("a", "new", SecretBytes::Random(32), *proof).ok());
+  EXPECT_EQ(store_.shreds, before + 1);
+  EXPECT_FALSE(Recover("a", "old").ok());
+  EXPECT_TRUE(Recover("a", "new").ok());
+}
+
+TEST_F(VaultTest, ReplacingWithoutProofNamesBothWaysOut) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  absl::Status s = Register("a", "other", SecretBytes::Random(32));
+  EXPECT_EQ(Detail(s).reason(), ErrorDetail::REASON_PROOF_REQUIRED);
+  EXPECT_NE(s.message().find("proof"), std::string::npos);
+  EXPECT_NE(s.message().find("RequestReset"), std::string::npos);
+  EXPECT_EQ(Detail(vault_->Delete("a")).reason(),
+            ErrorDetail::REASON_PROOF_REQUIRED);
+}
+
+TEST_F(VaultTest, ResetBecomesDueAfterTheDelay) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  auto due = vault_->RequestReset("a");
+  ASSERT_TRUE(due.ok());
+  EXPECT_EQ(*due, now_ + policy::Limits().reset_delay_ms);
+  now_ = *due - 1;
+  EXPECT_FALSE(vault_->Delete("a").ok());
+  now_ = *due;
+  EXPECT_TRUE(vault_->Delete("a").ok());
+}
+
+TEST_F(VaultTest, LockoutShredsCountsAndAuditsOnce) {
+  Reset(2);
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  const int before = store_.shreds;
+  EXPECT_FALSE(Recover("a", "x").ok());
+  auto last = Recover("a", "x");
+  EXPECT_EQ(Detail(last.status()).reason(), ErrorDetail::REASON_LOCKED);
+  EXPECT_EQ(store_.shreds, before + 1);
+  EXPECT_EQ(std::count(audit_.lines.begin(), audit_.lines.end(),
+                       "lockout/locked"),
+            1);
+  EXPECT_NE(metrics_.RenderPrometheus().find("bkv_lockouts_total 1"),
+            std::string::npos);
+}
+
+TEST_F(VaultTest, StatusWithoutRecordReportsTheConfiguredLimit) {
+  auto s = vault_->GetStatus("nobody");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->status, policy::Status::kNone);
+  EXPECT_EQ(s->attempt_limit, 10u);
+}
+
+TEST_F(VaultTest, FaultAuditNotReadyRefusesBeforeCounting) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  audit_.ready = false;
+  auto r = Recover("a", "pw");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Detail(r.status()).reason(), ErrorDetail::REASON_VAULT_UNAVAILABLE);
+  EXPECT_EQ(Detail(r.status()).attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
+  EXPECT_EQ(Remaining("a"), 10u);
+}
+
+TEST_F(VaultTest, FaultAuditLineAfterCountingRefundsTheAttempt) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  audit_.failing.insert("recover_start/counted");
+  for (int i = 0; i < 12; ++i) {  // more than the limit: nothing adds up
+    auto r = Recover("a", "pw");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(Detail(r.status()).attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
+  }
+  EXPECT_EQ(Remaining("a"), 10u);
+  audit_.failing.clear();
+  EXPECT_TRUE(Recover("a", "pw").ok());
+}
+
+TEST_F(VaultTest, FaultFullStoreRefusesBeforeCounting) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  store_.full = true;
+  auto r = Recover("a", "pw");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Detail(r.status()).reason(), ErrorDetail::REASON_VAULT_UNAVAILABLE);
+  EXPECT_EQ(Detail(r.status()).attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
+  store_.full = false;
+  EXPECT_EQ(Remaining("a"), 10u);
+}
+
+TEST_F(VaultTest, FaultProvenPasswordResetsTheCounterEvenIfReleaseFails) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  EXPECT_FALSE(Recover("a", "wrong").ok());
+  ASSERT_EQ(Remaining("a"), 9u);
+  audit_.failing.insert("recover_finish/success");
+  auto r = Recover("a", "pw");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(Detail(r.status()).attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
+  EXPECT_EQ(Remaining("a"), 10u);
+}
+
+TEST_F(VaultTest, WrongPasswordSaysTheAttemptWasSpent) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  auto r = Recover("a", "wrong");
+  EXPECT_EQ(Detail(r.status()).reason(), ErrorDetail::REASON_INVALID_LOGIN);
+  EXPECT_EQ(Detail(r.status()).attempt(), ErrorDetail::ATTEMPT_SPENT);
+  auto unknown = Recover("ghost", "pw");
+  EXPECT_EQ(Detail(unknown.status()).attempts_remaining(), 9u);
+  EXPECT_EQ(Detail(unknown.status()).attempt(), ErrorDetail::ATTEMPT_SPENT);
+}
+
+}  // namespace
+}  // namespace bkv::server
