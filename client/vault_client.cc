@@ -256,14 +256,18 @@ absl::StatusOr<VaultInfo> VaultClient::CheckedInfo() {
 
 namespace {
 
-// The answer to a commit was lost: the vault's status says whether this
-// registration (`id`, from RegisterStart) is the active one.
+// The answer to a commit was lost. Once the vault has answered a repeat of
+// the same commit (registrations are single-use: the repeat either lands or
+// is refused as stale), the original can no longer land, so the status then
+// says for certain whether this registration (`id`) is the active one.
 absl::StatusOr<Registration> ResolveLostCommit(VaultClient& client,
                                                const absl::Status& lost,
+                                               const absl::Status& repeat,
                                                uint64_t id) {
   const std::string what =
       absl::StrCat("the vault's answer to the new registration was lost (",
                    lost.message(), ")");
+  const bool settled = VaultError::From(repeat).vault_answered;
   auto st = client.Status();
   if (!st.ok() || id == 0) {
     return absl::Status(
@@ -276,6 +280,14 @@ absl::StatusOr<Registration> ResolveLostCommit(VaultClient& client,
                      "the new password first (one attempt)"));
   }
   if (st->registration_id == id) return Registration{st->attempt_limit, id};
+  if (!settled) {
+    return absl::Status(
+        lost.code(),
+        absl::StrCat(what, " and the vault did not answer a repeat: the OLD "
+                           "password is current for now, but the lost "
+                           "request may still land; check `bkv vault "
+                           "status` before registering again"));
+  }
   if (st->state == VaultStatus::State::kActive) {
     return absl::Status(
         lost.code(),
@@ -354,7 +366,15 @@ absl::StatusOr<Registration> VaultClient::Register(
     return Registration{resp3.attempt_limit(), resp1.registration_id()};
   const VaultError e = VaultError::From(s);
   if (e.vault_answered || e.kind != VaultErrorKind::kTransient) return s;
-  return ResolveLostCommit(*this, s, resp1.registration_id());
+  // Settle it: repeat the same commit (it spends nothing), then ask.
+  vault::v1::RegisterCommitResponse again;
+  absl::Status repeat =
+      im.Call("RegisterCommit", VaultCall::kFree,
+              &vault::v1::Vault::Stub::RegisterCommit, req3, &again);
+  if (repeat.ok()) {
+    return Registration{again.attempt_limit(), resp1.registration_id()};
+  }
+  return ResolveLostCommit(*this, s, repeat, resp1.registration_id());
 }
 
 absl::StatusOr<SecretBytes> VaultClient::Recover(const std::string& account,
