@@ -428,9 +428,10 @@ absl::StatusOr<Recovery> VaultClient::RecoverWithProof(
       im.Call("RecoverFinish", VaultCall::kAfterCount,
               &vault::v1::Vault::Stub::RecoverFinish, req2, &resp2);
   if (const VaultError e = VaultError::From(s);
-      !s.ok() && (!e.vault_answered || e.kind == VaultErrorKind::kExpired)) {
-    // The vault went away, or the login expired, after counting: say what
-    // that cost.
+      !s.ok() && (!e.vault_answered || e.kind == VaultErrorKind::kExpired ||
+                  e.kind == VaultErrorKind::kTransient)) {
+    // The vault went away, could not finish, or the login expired, after
+    // counting: say what that cost.
     return SpentAttemptError(s, resp1.attempts_remaining());
   }
   if (!ke3.ok()) {

@@ -129,7 +129,10 @@ VaultError VaultError::From(const absl::Status& status) {
                                            : KindOfCode(status.code());
   }
   e.attempt_spent = SpentOf(d, call, status.code());
-  e.retry_safe = e.attempt_spent == AttemptSpent::kNo &&
+  // RecoverFinish's attempt was counted by RecoverStart: repeating the same
+  // finish while the login is open spends nothing more.
+  e.retry_safe = (e.attempt_spent == AttemptSpent::kNo ||
+                  call == VaultCall::kAfterCount) &&
                  (e.kind == VaultErrorKind::kRateLimited ||
                   e.kind == VaultErrorKind::kTransient);
   return e;

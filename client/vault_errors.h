@@ -39,8 +39,9 @@ struct VaultError {
   uint32_t attempts_remaining = 0;
   uint32_t retry_after_ms = 0;
   AttemptSpent attempt_spent = AttemptSpent::kUnknown;
-  // Repeating the same call can neither spend an attempt nor change state
-  // twice (the vault refused it before doing anything, or it spends none).
+  // Repeating the same call can neither spend another attempt nor change
+  // state twice (the vault refused it before doing anything, the call never
+  // counts, or it is RecoverFinish, whose attempt is already counted).
   bool retry_safe = false;
   // The failure carried the vault's ErrorDetail: the vault decided it. A
   // transient failure without one may have lost the answer to a request the

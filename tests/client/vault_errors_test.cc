@@ -105,6 +105,19 @@ TEST(VaultErrors, ProofRequiredAndVaultUnavailable) {
   EXPECT_EQ(down.kind, VaultErrorKind::kTransient);
   EXPECT_TRUE(down.retry_safe);
   EXPECT_TRUE(down.vault_answered);
+  // A refused RecoverFinish: its attempt is spent, but repeating the same
+  // finish spends nothing more.
+  VaultError finish = VaultError::From(MarkVaultCall(
+      WithDetail(absl::UnavailableError("audit log"),
+                 ErrorDetail::REASON_VAULT_UNAVAILABLE,
+                 ErrorDetail::ATTEMPT_SPENT),
+      VaultCall::kAfterCount));
+  EXPECT_EQ(finish.attempt_spent, AttemptSpent::kYes);
+  EXPECT_TRUE(finish.retry_safe);
+  // Its lost answer is not repeated by the SDK (the vault did not answer).
+  VaultError lost = VaultError::From(MarkVaultCall(
+      absl::UnavailableError("Socket closed"), VaultCall::kAfterCount));
+  EXPECT_FALSE(lost.vault_answered);
 }
 
 }  // namespace

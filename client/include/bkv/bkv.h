@@ -116,8 +116,11 @@ bkv_status bkv_list(bkv_store* store, const bkv_key* key, char** out_ids,
  * Failures other than the BKV_VAULT_* codes:
  *   BKV_INVALID_ARGUMENT  bad options or arguments (a bug or misconfiguration)
  *   BKV_UNAVAILABLE       network or vault trouble, or a timeout: retry with
- *                         backoff (an interrupted recovery may have spent an
- *                         attempt: bkv_vault_status tells)
+ *                         backoff. bkv_vault_error.attempt says whether an
+ *                         interrupted recovery spent an attempt (UNKNOWN:
+ *                         bkv_vault_status tells); calls the vault refused
+ *                         as safe to repeat are repeated within
+ *                         max_retry_wait_ms
  *   BKV_INTERNAL          anything else
  *
  * Unlike other handles, a bkv_vault may be used from several threads at once
