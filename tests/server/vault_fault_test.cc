@@ -198,6 +198,7 @@ TEST_F(VaultFaultTest, FullAuditLogDiskNeverCostsAnAttempt) {
   SmallDisk disk(dir, "256k");
   if (!disk.mounted()) GTEST_SKIP() << "cannot mount tmpfs: " << disk.error();
   StartVault({"--audit-log", dir + "/audit.log", "--account-burst", "1000",
+              "--guess-burst", "1000", "--guess-per-second", "1000",
               "--account-per-second", "1000"});
   const std::string acct = "audited";
   SecretBytes key = RegisterOrDie(acct, "pw");
@@ -227,7 +228,8 @@ TEST_F(VaultFaultTest, FullDataDiskNeverCostsAnAttempt) {
   // freeing space the operator restarts the vault (docs/operations.md).
   SmallDisk disk(dir, "24m");
   if (!disk.mounted()) GTEST_SKIP() << "cannot mount tmpfs: " << disk.error();
-  StartVault({"--account-burst", "1000", "--account-per-second", "1000"});
+  StartVault({"--account-burst", "1000", "--guess-burst", "1000",
+              "--guess-per-second", "1000", "--account-per-second", "1000"});
   const std::string acct = "stored";
   SecretBytes key = RegisterOrDie(acct, "pw");
   disk.Fill();
