@@ -84,7 +84,7 @@ A progress bar is drawn on stderr when it is a terminal.
 exit codes:
   0 success
   1 other failure
-  2 usage error
+  2 usage error, or a vault that is not the configured one
   3 wrong key (or the store refused its credentials)
   4 backup corrupted or tampered with
   5 not found

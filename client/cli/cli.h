@@ -11,7 +11,7 @@ namespace bkv::cli {
 enum ExitCode : int {
   kOk = 0,
   kFailure = 1,        // anything not listed below
-  kUsage = 2,          // bad command line
+  kUsage = 2,          // bad command line, or vault configuration mismatch
   kWrongKey = 3,       // the key does not open this backup or store
   kCorrupted = 4,      // backup data truncated, modified or out of order
   kNotFound = 5,       // no such backup, object or file
