@@ -144,6 +144,24 @@ struct VaultClient::Impl {
     }
   }
 
+  // KE3 with the KSF parameters the vault returned. Parameters beyond
+  // max_ksf (or invalid) are refused, but the caller still closes the login
+  // with a dummy KE3, like a wrong password.
+  absl::StatusOr<opaque::ClientLoginFinish> FinishLogin(
+      opaque::ClientLoginState state,
+      const vault::v1::RecoverStartResponse& resp) const {
+    const Argon2idParams params{resp.ksf().iterations(),
+                                resp.ksf().memory_kib(),
+                                resp.ksf().parallelism()};
+    if (WeakerThan(options.max_ksf, params)) {
+      return absl::InvalidArgumentError(
+          "the vault sent Argon2id parameters outside this client's limits");
+    }
+    BKV_ASSIGN_OR_RETURN(Argon2idKsf ksf, Argon2idKsf::Create(params));
+    opaque::OpaqueClient finisher(Config(), ksf, options.server_public_key);
+    return finisher.GenerateKE3(std::move(state), Bytes(resp.ke2()));
+  }
+
   absl::StatusOr<VaultInfo> FetchInfo();
   absl::Status CheckInfo(const VaultInfo& info) const;
 };
@@ -283,10 +301,11 @@ absl::StatusOr<Registration> ResolveLostCommit(VaultClient& client,
   if (!settled) {
     return absl::Status(
         lost.code(),
-        absl::StrCat(what, " and the vault did not answer a repeat: the OLD "
-                           "password is current for now, but the lost "
-                           "request may still land; check `bkv vault "
-                           "status` before registering again"));
+        absl::StrCat(what,
+                     " and the vault did not answer a repeat: the OLD "
+                     "password is current for now, but the lost "
+                     "request may still land; check `bkv vault "
+                     "status` before registering again"));
   }
   if (st->state == VaultStatus::State::kActive) {
     return absl::Status(
@@ -358,23 +377,24 @@ absl::StatusOr<Registration> VaultClient::Register(
   req3.set_ke3(Str(ke3.ke3.Serialize()));
   req3.set_login_state(resp2.login_state());
   req3.set_sealed_key(std::string(sealed.begin(), sealed.end()));
-  vault::v1::RegisterCommitResponse resp3;
-  absl::Status s =
-      im.Call("RegisterCommit", VaultCall::kFree,
-              &vault::v1::Vault::Stub::RegisterCommit, req3, &resp3);
-  if (s.ok())
-    return Registration{resp3.attempt_limit(), resp1.registration_id()};
+  return Commit(req3, resp1.registration_id());
+}
+
+absl::StatusOr<Registration> VaultClient::Commit(
+    const vault::v1::RegisterCommitRequest& req, uint64_t registration_id) {
+  Impl& im = *impl_;
+  vault::v1::RegisterCommitResponse resp;
+  absl::Status s = im.Call("RegisterCommit", VaultCall::kFree,
+                           &vault::v1::Vault::Stub::RegisterCommit, req, &resp);
+  if (s.ok()) return Registration{resp.attempt_limit(), registration_id};
   const VaultError e = VaultError::From(s);
   if (e.vault_answered || e.kind != VaultErrorKind::kTransient) return s;
   // Settle it: repeat the same commit (it spends nothing), then ask.
-  vault::v1::RegisterCommitResponse again;
   absl::Status repeat =
       im.Call("RegisterCommit", VaultCall::kFree,
-              &vault::v1::Vault::Stub::RegisterCommit, req3, &again);
-  if (repeat.ok()) {
-    return Registration{again.attempt_limit(), resp1.registration_id()};
-  }
-  return ResolveLostCommit(*this, s, repeat, resp1.registration_id());
+              &vault::v1::Vault::Stub::RegisterCommit, req, &resp);
+  if (repeat.ok()) return Registration{resp.attempt_limit(), registration_id};
+  return ResolveLostCommit(*this, s, repeat, registration_id);
 }
 
 absl::StatusOr<SecretBytes> VaultClient::Recover(const std::string& account,
@@ -402,21 +422,8 @@ absl::StatusOr<Recovery> VaultClient::RecoverWithProof(
   BKV_RETURN_IF_ERROR(im.Call("RecoverStart", VaultCall::kCounted,
                               &vault::v1::Vault::Stub::RecoverStart, req1,
                               &resp1));
-  const Argon2idParams params{resp1.ksf().iterations(),
-                              resp1.ksf().memory_kib(),
-                              resp1.ksf().parallelism()};
-  // Parameters beyond max_ksf (or invalid) are refused, but the login is
-  // still closed below with a dummy KE3, like a wrong password.
-  absl::StatusOr<opaque::ClientLoginFinish> ke3 = absl::InvalidArgumentError(
-      "the vault sent Argon2id parameters outside this client's limits");
-  if (!WeakerThan(im.options.max_ksf, params)) {
-    auto ksf = Argon2idKsf::Create(params);
-    if (ksf.ok()) {
-      opaque::OpaqueClient finisher(im.Config(), *ksf,
-                                    im.options.server_public_key);
-      ke3 = finisher.GenerateKE3(std::move(ke1.state), Bytes(resp1.ke2()));
-    }
-  }
+  absl::StatusOr<opaque::ClientLoginFinish> ke3 =
+      im.FinishLogin(std::move(ke1.state), resp1);
 
   vault::v1::RecoverFinishRequest req2;
   req2.set_login_state(resp1.login_state());

@@ -15,6 +15,10 @@
 #include "crypto/opaque.h"
 #include "crypto/secret_bytes.h"
 
+namespace bkv::vault::v1 {
+class RegisterCommitRequest;
+}  // namespace bkv::vault::v1
+
 namespace bkv::client {
 
 struct VaultOptions {
@@ -134,6 +138,9 @@ class VaultClient {
 
  private:
   struct Impl;
+  // RegisterCommit; a lost answer is settled (see Register).
+  absl::StatusOr<Registration> Commit(
+      const vault::v1::RegisterCommitRequest& req, uint64_t registration_id);
   explicit VaultClient(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
