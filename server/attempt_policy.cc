@@ -332,7 +332,8 @@ RegisterDecision RegisterCommit(const std::optional<UserRecord>& current,
   UserRecord next = *current;
   PruneExpired(next, now_ms);
   d.superseded_active = IsActive(current);
-  if (d.superseded_active) Consume(next, next.registration_id(), now_ms, limits);
+  if (d.superseded_active)
+    Consume(next, next.registration_id(), now_ms, limits);
   next.set_state(RECORD_STATE_ACTIVE);
   next.set_opaque_record(next.pending_opaque_record());
   *next.mutable_ksf() = next.pending_ksf();

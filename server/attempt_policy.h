@@ -82,8 +82,8 @@ struct StatusView {
   Status status;
   uint32_t attempts_remaining = 0;
   uint32_t attempt_limit = 0;
-  uint64_t registration_id = 0;    // the ACTIVE one
-  int64_t reset_due_unix_ms = 0;   // 0: no reset pending
+  uint64_t registration_id = 0;   // the ACTIVE one
+  int64_t reset_due_unix_ms = 0;  // 0: no reset pending
   // Set when the record must change even to answer (an expired final
   // attempt turns into a lock).
   std::optional<UserRecord> write;
@@ -159,7 +159,7 @@ struct RegisterDecision {
   std::optional<UserRecord> next;
   uint64_t pending_registration_id = 0;
   int64_t expires_ms = 0;
-  int64_t retry_after_ms = 0;     // kBusy
+  int64_t retry_after_ms = 0;      // kBusy
   bool superseded_active = false;  // commit replaced an ACTIVE record
 };
 
@@ -179,7 +179,8 @@ RegisterDecision RegisterCommit(const std::optional<UserRecord>& current,
                                 const std::string& wrapped_key, int64_t now_ms,
                                 const Limits& limits);
 
-// ---------------------------------------------------------------- reset, delete
+// ---------------------------------------------------------------- reset,
+// delete
 
 enum class ResetOutcome { kRequested, kNotRegistered, kLocked };
 struct ResetDecision {

@@ -48,10 +48,10 @@ absl::Status WithAttempt(absl::Status status, ErrorDetail::Attempt attempt) {
 
 absl::Status InvalidLogin(uint32_t attempts_remaining) {
   return WithAttempt(
-      WithDetail(absl::PermissionDeniedError(absl::StrCat(
-                     "invalid password; ", attempts_remaining,
-                     " attempts remaining")),
-                 ErrorDetail::REASON_INVALID_LOGIN, attempts_remaining),
+      WithDetail(
+          absl::PermissionDeniedError(absl::StrCat(
+              "invalid password; ", attempts_remaining, " attempts remaining")),
+          ErrorDetail::REASON_INVALID_LOGIN, attempts_remaining),
       ErrorDetail::ATTEMPT_SPENT);
 }
 

@@ -36,13 +36,10 @@ uint64_t GetU64(const uint8_t* p) {
 
 LoginTicket StatelessTicket(TicketPurpose purpose, uint64_t registration_id,
                             int64_t expires_ms) {
-  return LoginTicket{purpose,
-                     false,
-                     registration_id,
-                     0,
-                     expires_ms,
-                     SecretBytes(opaque::kServerLoginStateSize),
-                     {}};
+  return LoginTicket{
+      purpose, false,      registration_id,
+      0,       expires_ms, SecretBytes(opaque::kServerLoginStateSize),
+      {}};
 }
 
 absl::StatusOr<std::vector<uint8_t>> SealTicket(const Sealer& sealer,
@@ -95,7 +92,8 @@ absl::StatusOr<LoginTicket> OpenTicket(const Sealer& sealer,
   }
   if (p[1] != static_cast<uint8_t>(purpose)) {
     return absl::InvalidArgumentError(
-        "login_state belongs to another step (registration, recovery or proof)");
+        "login_state belongs to another step (registration, recovery or "
+        "proof)");
   }
   LoginTicket t;
   t.purpose = purpose;

@@ -62,6 +62,25 @@ absl::StatusOr<opaque::RegistrationRecord> StoredOpaqueRecord(
   return rec;
 }
 
+// Every compare-and-swap lost to other requests: nothing was written.
+absl::Status Contention() {
+  return WithAttempt(
+      WithDetail(absl::UnavailableError(
+                     "too much contention on this account; retry shortly"),
+                 ErrorDetail::REASON_VAULT_UNAVAILABLE),
+      kNotCounted);
+}
+
+// What a failed write did: an I/O error on a synced write (kUnavailable from
+// the store) leaves it unknown whether the record reached the disk, since
+// its log entry may be replayed at restart. A full or read-only disk
+// refuses before anything lands.
+ErrorDetail::Attempt CountEffect(const absl::Status& write_failure) {
+  return absl::IsUnavailable(write_failure) && !GetDetail(write_failure)
+             ? ErrorDetail::ATTEMPT_UNSPECIFIED
+             : kNotCounted;
+}
+
 // What a commit ticket binds: the exact pending record and KSF.
 std::vector<uint8_t> PendingRecordHash(const std::string& record,
                                        const storage::v1::KsfParams& ksf) {
@@ -73,10 +92,9 @@ std::vector<uint8_t> PendingRecordHash(const std::string& record,
   crypto_hash_sha256_update(
       &st, reinterpret_cast<const uint8_t*>(record.data()), record.size());
   for (uint32_t v : {ksf.iterations(), ksf.memory_kib(), ksf.parallelism()}) {
-    const uint8_t be[4] = {static_cast<uint8_t>(v >> 24),
-                           static_cast<uint8_t>(v >> 16),
-                           static_cast<uint8_t>(v >> 8),
-                           static_cast<uint8_t>(v)};
+    const uint8_t be[4] = {
+        static_cast<uint8_t>(v >> 24), static_cast<uint8_t>(v >> 16),
+        static_cast<uint8_t>(v >> 8), static_cast<uint8_t>(v)};
     crypto_hash_sha256_update(&st, be, sizeof be);
   }
   std::vector<uint8_t> out(crypto_hash_sha256_BYTES);
@@ -133,8 +151,8 @@ absl::Status Vault::LockedOut(absl::string_view account) {
 absl::StatusOr<uint64_t> Vault::ProofRegistrationId(
     absl::string_view account, std::span<const uint8_t> proof, int64_t now) {
   if (proof.empty()) return 0;
-  auto t = OpenTicket(ticket_sealer_, account, TicketPurpose::kProof, proof,
-                      now);
+  auto t =
+      OpenTicket(ticket_sealer_, account, TicketPurpose::kProof, proof, now);
   if (absl::IsDeadlineExceeded(t.status())) return 0;  // refused as missing
   if (!t.ok()) return StateError("proof", t.status());
   return t->registration_id;
@@ -172,8 +190,7 @@ static auto Mutate(storage::RecordStore& store, absl::string_view account,
     }
     if (!absl::IsAborted(cas.status())) return cas.status();
   }
-  return absl::UnavailableError(
-      "too much contention on this account; retry shortly");
+  return Contention();
 }
 
 std::vector<uint8_t> Vault::CredentialId(absl::string_view account,
@@ -198,10 +215,10 @@ absl::StatusOr<Vault::RegistrationStep> Vault::RegisterStart(
                            *req, CredentialId(account, registration_id)));
   BKV_ASSIGN_OR_RETURN(
       std::vector<uint8_t> sealed,
-      SealTicket(ticket_sealer_, account,
-                 StatelessTicket(
-                     TicketPurpose::kRegisterStart, registration_id,
-                     options_.now_ms() + options_.limits.login_ttl_ms)));
+      SealTicket(
+          ticket_sealer_, account,
+          StatelessTicket(TicketPurpose::kRegisterStart, registration_id,
+                          options_.now_ms() + options_.limits.login_ttl_ms)));
   auto bytes = response.Serialize();
   return RegistrationStep{
       {bytes.begin(), bytes.end()}, std::move(sealed), registration_id};
@@ -223,8 +240,9 @@ absl::StatusOr<Vault::LoginStep> Vault::RegisterFinish(
   auto ke1 = opaque::KE1::Parse(ke1_bytes);
   if (!ke1.ok()) return FieldError("ke1", ke1.status());
   const int64_t now = options_.now_ms();
-  auto start = OpenTicket(ticket_sealer_, account,
-                          TicketPurpose::kRegisterStart, registration_state, now);
+  auto start =
+      OpenTicket(ticket_sealer_, account, TicketPurpose::kRegisterStart,
+                 registration_state, now);
   if (!start.ok()) return StateError("registration_state", start.status());
   BKV_ASSIGN_OR_RETURN(uint64_t proof_id,
                        ProofRegistrationId(account, proof, now));
@@ -299,11 +317,11 @@ absl::StatusOr<uint32_t> Vault::RegisterCommit(
       policy::RegisterDecision d,
       Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
         const bool matches =
-            current && PendingRecordHash(current->pending_opaque_record(),
-                                         current->pending_ksf()) ==
-                           ticket->binding;
-        return policy::RegisterCommit(current, ticket->registration_id,
-                                      matches, session_key.ok(), wrapped, now,
+            current &&
+            PendingRecordHash(current->pending_opaque_record(),
+                              current->pending_ksf()) == ticket->binding;
+        return policy::RegisterCommit(current, ticket->registration_id, matches,
+                                      session_key.ok(), wrapped, now,
                                       options_.limits);
       }));
   switch (d.outcome) {
@@ -311,8 +329,8 @@ absl::StatusOr<uint32_t> Vault::RegisterCommit(
       // The old record (and every older version) must not outlive it on
       // disk: with the HSM, its password would still unwrap the key.
       if (d.superseded_active) BKV_RETURN_IF_ERROR(Shred(account));
-      BKV_RETURN_IF_ERROR(Audit("register_commit", account, "active",
-                                d.next->attempt_limit()));
+      BKV_RETURN_IF_ERROR(
+          Audit("register_commit", account, "active", d.next->attempt_limit()));
       return d.next->attempt_limit();
     case policy::RegisterOutcome::kLocked:
       return Locked();
@@ -347,7 +365,9 @@ absl::StatusOr<Vault::RecoverStep> Vault::RecoverStart(
       Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
         return policy::RecoverStart(current, now, options_.limits);
       });
-  if (!decided.ok()) return WithAttempt(decided.status(), kNotCounted);
+  if (!decided.ok()) {
+    return WithAttempt(decided.status(), CountEffect(decided.status()));
+  }
   const policy::StartDecision& d = *decided;
   switch (d.outcome) {
     case policy::StartOutcome::kProceed:
@@ -410,11 +430,12 @@ absl::Status Vault::Refund(absl::string_view account,
   };
   auto undone =
       Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
-        return Undo{policy::RefundStart(current, d.registration_id,
-                                        d.login_seq)};
+        return Undo{
+            policy::RefundStart(current, d.registration_id, d.login_seq)};
       });
   // Refund failed too: the attempt may be lost; say "unknown".
-  if (!undone.ok()) return WithAttempt(failure, ErrorDetail::ATTEMPT_UNSPECIFIED);
+  if (!undone.ok())
+    return WithAttempt(failure, ErrorDetail::ATTEMPT_UNSPECIFIED);
   return WithAttempt(failure, kNotCounted);
 }
 
@@ -425,10 +446,11 @@ absl::StatusOr<Vault::RecoverStep> Vault::FakeStart(
   // write, so an unknown account looks like a known one.
   auto answer = [&]() -> absl::StatusOr<RecoverStep> {
     BKV_RETURN_IF_ERROR(store_.SyncBarrier());
-    BKV_ASSIGN_OR_RETURN(opaque::ServerLoginStart fake,
-                         opaque_.GenerateFakeKE2(CredentialId(account, 0), ke1));
-    LoginTicket ticket{TicketPurpose::kRecover,        true, 0, 0,
-                       d.expires_ms, std::move(fake.state).Export(), {}};
+    BKV_ASSIGN_OR_RETURN(
+        opaque::ServerLoginStart fake,
+        opaque_.GenerateFakeKE2(CredentialId(account, 0), ke1));
+    LoginTicket ticket{TicketPurpose::kRecover,        true, 0, 0, d.expires_ms,
+                       std::move(fake.state).Export(), {}};
     BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> sealed,
                          SealTicket(ticket_sealer_, account, ticket));
     metrics_.CountAttempt("unknown_account");
@@ -486,7 +508,12 @@ absl::StatusOr<Vault::Release> Vault::RecoverFinish(
                                   "finish it and get the attempt back")),
         kSpent);
   }
-  const policy::FinishDecision& d = *decided;
+  return Conclude(account, session_key, *decided);
+}
+
+absl::StatusOr<Vault::Release> Vault::Conclude(
+    absl::string_view account, const absl::StatusOr<SecretBytes>& session_key,
+    const policy::FinishDecision& d) {
   switch (d.outcome) {
     case policy::FinishOutcome::kRelease: {
       auto released = ReleaseKey(account, *session_key, d);
@@ -495,10 +522,10 @@ absl::StatusOr<Vault::Release> Vault::RecoverFinish(
     }
     case policy::FinishOutcome::kInvalidLogin:
       metrics_.CountAttempt("invalid_login");
-      BKV_RETURN_IF_ERROR(WithAttempt(
-          Audit("recover_finish", account, "invalid_login",
-                d.attempts_remaining),
-          kSpent));
+      BKV_RETURN_IF_ERROR(
+          WithAttempt(Audit("recover_finish", account, "invalid_login",
+                            d.attempts_remaining),
+                      kSpent));
       return InvalidLogin(d.attempts_remaining);
     case policy::FinishOutcome::kLocked:
       if (d.next) {
@@ -532,10 +559,10 @@ absl::StatusOr<Vault::Release> Vault::ReleaseKey(
                               wrapped.size())));
   BKV_ASSIGN_OR_RETURN(
       std::vector<uint8_t> proof,
-      SealTicket(ticket_sealer_, account,
-                 StatelessTicket(
-                     TicketPurpose::kProof, d.next->registration_id(),
-                     options_.now_ms() + options_.limits.proof_ttl_ms)));
+      SealTicket(
+          ticket_sealer_, account,
+          StatelessTicket(TicketPurpose::kProof, d.next->registration_id(),
+                          options_.now_ms() + options_.limits.proof_ttl_ms)));
   metrics_.CountAttempt("success");
   return Release{std::move(sealed), std::move(proof)};
 }
@@ -577,8 +604,7 @@ absl::Status Vault::Delete(absl::string_view account,
     if (s.ok()) return Audit("delete", account, "deleted", -1);
     if (!absl::IsAborted(s)) return s;
   }
-  return absl::UnavailableError(
-      "too much contention on this account; retry shortly");
+  return Contention();
 }
 
 absl::StatusOr<int64_t> Vault::RequestReset(absl::string_view account) {

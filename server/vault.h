@@ -123,6 +123,10 @@ class Vault {
   absl::StatusOr<RecoverStep> FakeStart(absl::string_view account,
                                         const opaque::KE1& ke1,
                                         const policy::StartDecision& d);
+  // Acts on RecoverFinish's written decision.
+  absl::StatusOr<Release> Conclude(
+      absl::string_view account, const absl::StatusOr<SecretBytes>& session_key,
+      const policy::FinishDecision& d);
   absl::StatusOr<Release> ReleaseKey(absl::string_view account,
                                      const SecretBytes& session_key,
                                      const policy::FinishDecision& d);

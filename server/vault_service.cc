@@ -26,6 +26,11 @@ std::string ToString(const std::vector<uint8_t>& v) {
   return {v.begin(), v.end()};
 }
 
+// Calls other than RecoverStart/RecoverFinish never touch the counter.
+absl::Status NothingCounted(absl::Status s) {
+  return WithAttempt(std::move(s), vault::v1::ErrorDetail::ATTEMPT_NOT_COUNTED);
+}
+
 grpc::StatusCode ToGrpcCode(absl::StatusCode code) {
   // absl and gRPC share the canonical code numbering.
   return static_cast<grpc::StatusCode>(static_cast<int>(code));
@@ -205,7 +210,7 @@ grpc::Status VaultService::RegisterStart(
   return Handle("RegisterStart", ctx, [&](const std::string& account) {
     auto out =
         vault_.RegisterStart(account, Bytes(req->registration_request()));
-    if (!out.ok()) return out.status();
+    if (!out.ok()) return NothingCounted(out.status());
     resp->set_registration_response(ToString(out->response));
     resp->set_registration_state(ToString(out->registration_state));
     resp->set_registration_id(out->registration_id);
@@ -219,11 +224,10 @@ grpc::Status VaultService::RegisterFinish(
   return Handle("RegisterFinish", ctx, [&](const std::string& account) {
     Argon2idParams ksf{req->ksf().iterations(), req->ksf().memory_kib(),
                        req->ksf().parallelism()};
-    auto out = vault_.RegisterFinish(account, Bytes(req->registration_record()),
-                                     ksf, Bytes(req->ke1()),
-                                     Bytes(req->registration_state()),
-                                     Bytes(req->proof()));
-    if (!out.ok()) return out.status();
+    auto out = vault_.RegisterFinish(
+        account, Bytes(req->registration_record()), ksf, Bytes(req->ke1()),
+        Bytes(req->registration_state()), Bytes(req->proof()));
+    if (!out.ok()) return NothingCounted(out.status());
     resp->set_ke2(ToString(out->ke2));
     resp->set_login_state(ToString(out->login_state));
     return absl::OkStatus();
@@ -237,7 +241,7 @@ grpc::Status VaultService::RegisterCommit(
     auto out = vault_.RegisterCommit(account, Bytes(req->ke3()),
                                      Bytes(req->login_state()),
                                      Bytes(req->sealed_key()));
-    if (!out.ok()) return out.status();
+    if (!out.ok()) return NothingCounted(out.status());
     resp->set_attempt_limit(*out);
     return absl::OkStatus();
   });
@@ -277,7 +281,7 @@ grpc::Status VaultService::GetStatus(grpc::ServerContext* ctx,
                                      vault::v1::GetStatusResponse* resp) {
   return Handle("GetStatus", ctx, [&](const std::string& account) {
     auto out = vault_.GetStatus(account);
-    if (!out.ok()) return out.status();
+    if (!out.ok()) return NothingCounted(out.status());
     switch (out->status) {
       case policy::Status::kNone:
         resp->set_status(RecordStatus::RECORD_STATUS_NONE);
@@ -301,16 +305,16 @@ grpc::Status VaultService::Delete(grpc::ServerContext* ctx,
                                   const vault::v1::DeleteRequest* req,
                                   vault::v1::DeleteResponse*) {
   return Handle("Delete", ctx, [&](const std::string& account) {
-    return vault_.Delete(account, Bytes(req->proof()));
+    return NothingCounted(vault_.Delete(account, Bytes(req->proof())));
   });
 }
 
-grpc::Status VaultService::RequestReset(
-    grpc::ServerContext* ctx, const vault::v1::RequestResetRequest*,
-    vault::v1::RequestResetResponse* resp) {
+grpc::Status VaultService::RequestReset(grpc::ServerContext* ctx,
+                                        const vault::v1::RequestResetRequest*,
+                                        vault::v1::RequestResetResponse* resp) {
   return Handle("RequestReset", ctx, [&](const std::string& account) {
     auto due = vault_.RequestReset(account);
-    if (!due.ok()) return due.status();
+    if (!due.ok()) return NothingCounted(due.status());
     resp->set_reset_due_unix_ms(static_cast<uint64_t>(*due));
     return absl::OkStatus();
   });

@@ -28,7 +28,8 @@ UserRecord Active(uint64_t reg_id = 7) {
   auto fin =
       RegisterFinish(std::nullopt, kRecord, Ksf(3), reg_id, 0, kNow, kLimits);
   EXPECT_EQ(fin.outcome, RegisterOutcome::kProceed);
-  auto commit = RegisterCommit(fin.next, reg_id, true, true, kWrapped, kNow, kLimits);
+  auto commit =
+      RegisterCommit(fin.next, reg_id, true, true, kWrapped, kNow, kLimits);
   EXPECT_EQ(commit.outcome, RegisterOutcome::kProceed);
   return *commit.next;
 }
@@ -58,7 +59,8 @@ TEST(PolicyRegisterTest, InterruptedReRegistrationKeepsCounterAndKey) {
   auto start = RecoverStart(r, kNow, kLimits);
   ASSERT_EQ(start.outcome, StartOutcome::kProceed);
   r = *start.next;  // one attempt spent
-  auto fin = RegisterFinish(r, std::string(192, 'n'), Ksf(4), 8, 7, kNow, kLimits);
+  auto fin =
+      RegisterFinish(r, std::string(192, 'n'), Ksf(4), 8, 7, kNow, kLimits);
   ASSERT_EQ(fin.outcome, RegisterOutcome::kProceed);
   // Never committed: everything active is untouched.
   EXPECT_EQ(fin.next->attempts_used(), 1u);
@@ -70,7 +72,8 @@ TEST(PolicyRegisterTest, InterruptedReRegistrationKeepsCounterAndKey) {
 
 TEST(PolicyRegisterTest, CommitReplacesAtomicallyAndResets) {
   UserRecord r = *RecoverStart(Active(), kNow, kLimits).next;
-  auto fin = RegisterFinish(r, std::string(192, 'n'), Ksf(4), 8, 7, kNow, kLimits);
+  auto fin =
+      RegisterFinish(r, std::string(192, 'n'), Ksf(4), 8, 7, kNow, kLimits);
   auto commit = RegisterCommit(fin.next, 8, true, true, std::string(60, 'w'),
                                kNow + 1, kLimits);
   ASSERT_EQ(commit.outcome, RegisterOutcome::kProceed);
@@ -84,20 +87,24 @@ TEST(PolicyRegisterTest, CommitReplacesAtomicallyAndResets) {
 
 TEST(PolicyRegisterTest, CommitNeedsMatchingPendingAndValidProof) {
   auto fin = RegisterFinish(std::nullopt, kRecord, Ksf(3), 7, 0, kNow, kLimits);
-  EXPECT_EQ(RegisterCommit(fin.next, 6, true, true, kWrapped, kNow, kLimits).outcome,
+  EXPECT_EQ(
+      RegisterCommit(fin.next, 6, true, true, kWrapped, kNow, kLimits).outcome,
+      RegisterOutcome::kStale);
+  EXPECT_EQ(RegisterCommit(std::nullopt, 7, true, true, kWrapped, kNow, kLimits)
+                .outcome,
             RegisterOutcome::kStale);
   EXPECT_EQ(
-      RegisterCommit(std::nullopt, 7, true, true, kWrapped, kNow, kLimits).outcome,
-      RegisterOutcome::kStale);
-  EXPECT_EQ(RegisterCommit(fin.next, 7, true, false, kWrapped, kNow, kLimits).outcome,
-            RegisterOutcome::kInvalidProof);
+      RegisterCommit(fin.next, 7, true, false, kWrapped, kNow, kLimits).outcome,
+      RegisterOutcome::kInvalidProof);
   // The pending slot holds another record than the ticket was issued for.
-  EXPECT_EQ(RegisterCommit(fin.next, 7, false, true, kWrapped, kNow, kLimits).outcome,
-            RegisterOutcome::kStale);
+  EXPECT_EQ(
+      RegisterCommit(fin.next, 7, false, true, kWrapped, kNow, kLimits).outcome,
+      RegisterOutcome::kStale);
   // Once committed, replaying the commit finds no pending registration.
   UserRecord active = Active(7);
-  EXPECT_EQ(RegisterCommit(active, 7, true, true, kWrapped, kNow, kLimits).outcome,
-            RegisterOutcome::kStale);
+  EXPECT_EQ(
+      RegisterCommit(active, 7, true, true, kWrapped, kNow, kLimits).outcome,
+      RegisterOutcome::kStale);
 }
 
 TEST(PolicyRecoverTest, StartCountsBeforeAnswering) {
@@ -131,7 +138,8 @@ TEST(PolicyRecoverTest, LimitMinusOneWrongThenRightSucceedsAndResets) {
   for (int i = 0; i < 9; ++i) {
     auto s = RecoverStart(r, kNow, kLimits);
     ASSERT_EQ(s.outcome, StartOutcome::kProceed);
-    auto f = RecoverFinish(s.next, s.registration_id, s.login_seq, false, kNow, kLimits);
+    auto f = RecoverFinish(s.next, s.registration_id, s.login_seq, false, kNow,
+                           kLimits);
     ASSERT_EQ(f.outcome, FinishOutcome::kInvalidLogin) << i;
     EXPECT_EQ(f.attempts_remaining, 10u - (i + 1));
     r = *f.next;
@@ -139,7 +147,8 @@ TEST(PolicyRecoverTest, LimitMinusOneWrongThenRightSucceedsAndResets) {
   auto s = RecoverStart(r, kNow, kLimits);
   ASSERT_EQ(s.outcome, StartOutcome::kProceed);
   EXPECT_EQ(s.attempts_remaining, 0u);
-  auto f = RecoverFinish(s.next, s.registration_id, s.login_seq, true, kNow, kLimits);
+  auto f = RecoverFinish(s.next, s.registration_id, s.login_seq, true, kNow,
+                         kLimits);
   ASSERT_EQ(f.outcome, FinishOutcome::kRelease);
   EXPECT_EQ(f.next->attempts_used(), 0u);
   EXPECT_EQ(f.next->sealed_backup_key(), kWrapped);
@@ -152,7 +161,8 @@ TEST(PolicyRecoverTest, LimitWrongLocksForGood) {
   for (int i = 0; i < 10; ++i) {
     auto s = RecoverStart(r, kNow, kLimits);
     ASSERT_EQ(s.outcome, StartOutcome::kProceed);
-    f = RecoverFinish(s.next, s.registration_id, s.login_seq, false, kNow, kLimits);
+    f = RecoverFinish(s.next, s.registration_id, s.login_seq, false, kNow,
+                      kLimits);
     r = *f.next;
   }
   EXPECT_EQ(f.outcome, FinishOutcome::kLocked);
@@ -161,7 +171,8 @@ TEST(PolicyRecoverTest, LimitWrongLocksForGood) {
   EXPECT_EQ(GetStatus(r, kNow, kLimits).status, Status::kLocked);
   EXPECT_EQ(RecoverStart(r, kNow, kLimits).outcome, StartOutcome::kLocked);
   // Even a correct proof for an old login state gets nothing.
-  EXPECT_EQ(RecoverFinish(r, 7, 0, true, kNow, kLimits).outcome, FinishOutcome::kLocked);
+  EXPECT_EQ(RecoverFinish(r, 7, 0, true, kNow, kLimits).outcome,
+            FinishOutcome::kLocked);
   EXPECT_EQ(RegisterFinish(r, kRecord, Ksf(3), 9, 0, kNow, kLimits).outcome,
             RegisterOutcome::kLocked);
 }
@@ -169,19 +180,21 @@ TEST(PolicyRecoverTest, LimitWrongLocksForGood) {
 TEST(PolicyRecoverTest, LoginStateIsUsableOnce) {
   UserRecord r = Active();
   auto s = RecoverStart(r, kNow, kLimits);
-  auto f = RecoverFinish(s.next, s.registration_id, s.login_seq, false, kNow, kLimits);
+  auto f = RecoverFinish(s.next, s.registration_id, s.login_seq, false, kNow,
+                         kLimits);
   ASSERT_EQ(f.outcome, FinishOutcome::kInvalidLogin);
   // Replaying the same state, even with a "valid" proof, is stale.
-  auto replay =
-      RecoverFinish(f.next, s.registration_id, s.login_seq, true, kNow, kLimits);
+  auto replay = RecoverFinish(f.next, s.registration_id, s.login_seq, true,
+                              kNow, kLimits);
   EXPECT_EQ(replay.outcome, FinishOutcome::kStale);
   EXPECT_FALSE(replay.next.has_value());
 
   auto s2 = RecoverStart(f.next, kNow, kLimits);
-  auto ok =
-      RecoverFinish(s2.next, s2.registration_id, s2.login_seq, true, kNow, kLimits);
+  auto ok = RecoverFinish(s2.next, s2.registration_id, s2.login_seq, true, kNow,
+                          kLimits);
   ASSERT_EQ(ok.outcome, FinishOutcome::kRelease);
-  EXPECT_EQ(RecoverFinish(ok.next, s2.registration_id, s2.login_seq, true, kNow, kLimits)
+  EXPECT_EQ(RecoverFinish(ok.next, s2.registration_id, s2.login_seq, true, kNow,
+                          kLimits)
                 .outcome,
             FinishOutcome::kStale);
 }
@@ -189,7 +202,8 @@ TEST(PolicyRecoverTest, LoginStateIsUsableOnce) {
 TEST(PolicyRecoverTest, ExpiredOrForeignStatesAreStale) {
   UserRecord r = Active(7);
   auto s = RecoverStart(r, kNow, kLimits);
-  EXPECT_EQ(RecoverFinish(s.next, 7, s.login_seq, true, kNow + 60'000, kLimits).outcome,
+  EXPECT_EQ(RecoverFinish(s.next, 7, s.login_seq, true, kNow + 60'000, kLimits)
+                .outcome,
             FinishOutcome::kStale);
   // A state from an earlier registration of the same account.
   EXPECT_EQ(RecoverFinish(s.next, 6, s.login_seq, true, kNow, kLimits).outcome,
@@ -216,7 +230,8 @@ TEST(PolicyRecoverTest, ConcurrentLoginsEachCountAndSuccessClosesAll) {
 TEST(PolicyRecoverTest, LastOpenLoginMaySucceedAfterOthersFail) {
   Limits two{2, 60'000};
   auto fin = RegisterFinish(std::nullopt, kRecord, Ksf(3), 1, 0, kNow, two);
-  UserRecord r = *RegisterCommit(fin.next, 1, true, true, kWrapped, kNow, two).next;
+  UserRecord r =
+      *RegisterCommit(fin.next, 1, true, true, kWrapped, kNow, two).next;
   auto a = RecoverStart(r, kNow, two);
   auto b = RecoverStart(a.next, kNow, two);
   auto fa = RecoverFinish(b.next, 1, a.login_seq, false, kNow, kLimits);
@@ -231,7 +246,8 @@ TEST(PolicyStatusTest, NoneActiveLockedAndLazyLock) {
   EXPECT_EQ(GetStatus(std::nullopt, kNow, kLimits).status, Status::kNone);
   Limits one{1, 60'000};
   auto fin = RegisterFinish(std::nullopt, kRecord, Ksf(3), 1, 0, kNow, one);
-  UserRecord r = *RegisterCommit(fin.next, 1, true, true, kWrapped, kNow, one).next;
+  UserRecord r =
+      *RegisterCommit(fin.next, 1, true, true, kWrapped, kNow, one).next;
   auto s = RecoverStart(r, kNow, one);
   auto view = GetStatus(s.next, kNow, kLimits);
   EXPECT_EQ(view.status, Status::kActive);
@@ -250,16 +266,19 @@ TEST(PolicyStatusTest, NoneActiveLockedAndLazyLock) {
 TEST(PolicyRegisterTest, EachRegistrationIdFinishesOnce) {
   auto fin = RegisterFinish(std::nullopt, kRecord, Ksf(3), 7, 0, kNow, kLimits);
   ASSERT_EQ(fin.outcome, RegisterOutcome::kProceed);
-  EXPECT_EQ(RegisterFinish(fin.next, kRecord, Ksf(3), 7, 0, kNow, kLimits).outcome,
-            RegisterOutcome::kReplayed);
+  EXPECT_EQ(
+      RegisterFinish(fin.next, kRecord, Ksf(3), 7, 0, kNow, kLimits).outcome,
+      RegisterOutcome::kReplayed);
   // A newer registration supersedes 7; 7 stays consumed.
   auto other = RegisterFinish(fin.next, kRecord, Ksf(3), 8, 0, kNow, kLimits);
   ASSERT_EQ(other.outcome, RegisterOutcome::kProceed);
-  EXPECT_EQ(RegisterFinish(other.next, kRecord, Ksf(3), 7, 0, kNow, kLimits).outcome,
-            RegisterOutcome::kReplayed);
+  EXPECT_EQ(
+      RegisterFinish(other.next, kRecord, Ksf(3), 7, 0, kNow, kLimits).outcome,
+      RegisterOutcome::kReplayed);
   UserRecord active = Active(7);
-  EXPECT_EQ(RegisterFinish(active, kRecord, Ksf(3), 7, 7, kNow, kLimits).outcome,
-            RegisterOutcome::kReplayed);
+  EXPECT_EQ(
+      RegisterFinish(active, kRecord, Ksf(3), 7, 7, kNow, kLimits).outcome,
+      RegisterOutcome::kReplayed);
   // Consumed ids are forgotten once every ticket naming them has expired.
   EXPECT_EQ(RegisterFinish(other.next, kRecord, Ksf(3), 7, 0,
                            kNow + kLimits.login_ttl_ms, kLimits)
@@ -285,12 +304,15 @@ TEST(PolicyRegisterTest, ConsumedIdsAreBounded) {
 
 TEST(PolicyAuthorityTest, ReplacingAnActiveRecordNeedsProofOrDueReset) {
   UserRecord active = Active(7);
-  EXPECT_EQ(RegisterFinish(active, kRecord, Ksf(3), 8, 0, kNow, kLimits).outcome,
-            RegisterOutcome::kProofRequired);
-  EXPECT_EQ(RegisterFinish(active, kRecord, Ksf(3), 8, 6, kNow, kLimits).outcome,
-            RegisterOutcome::kProofRequired);  // proof of another registration
-  EXPECT_EQ(RegisterFinish(active, kRecord, Ksf(3), 8, 7, kNow, kLimits).outcome,
-            RegisterOutcome::kProceed);
+  EXPECT_EQ(
+      RegisterFinish(active, kRecord, Ksf(3), 8, 0, kNow, kLimits).outcome,
+      RegisterOutcome::kProofRequired);
+  EXPECT_EQ(
+      RegisterFinish(active, kRecord, Ksf(3), 8, 6, kNow, kLimits).outcome,
+      RegisterOutcome::kProofRequired);  // proof of another registration
+  EXPECT_EQ(
+      RegisterFinish(active, kRecord, Ksf(3), 8, 7, kNow, kLimits).outcome,
+      RegisterOutcome::kProceed);
   EXPECT_EQ(Delete(active, 0, kNow, kLimits), DeleteOutcome::kProofRequired);
   EXPECT_EQ(Delete(active, 7, kNow, kLimits), DeleteOutcome::kDelete);
   EXPECT_EQ(Delete(std::nullopt, 0, kNow, kLimits), DeleteOutcome::kAbsent);
@@ -319,10 +341,10 @@ TEST(PolicyAuthorityTest, ReplacingAnActiveRecordNeedsProofOrDueReset) {
   ASSERT_EQ(f.outcome, FinishOutcome::kRelease);
   EXPECT_EQ(f.next->reset_requested_unix_ms(), 0);
   EXPECT_TRUE(f.next->pending_opaque_record().empty());
-  EXPECT_EQ(RegisterCommit(f.next, 8, true, true, kWrapped, reset.due_ms,
-                           kLimits)
-                .outcome,
-            RegisterOutcome::kStale);
+  EXPECT_EQ(
+      RegisterCommit(f.next, 8, true, true, kWrapped, reset.due_ms, kLimits)
+          .outcome,
+      RegisterOutcome::kStale);
 }
 
 TEST(PolicyLimitTest, TheLowerLimitApplies) {

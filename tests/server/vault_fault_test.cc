@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -15,7 +16,6 @@
 #include <vector>
 
 #include "crypto/key_transport.h"
-
 #include "tests/server/vault_harness.h"
 
 namespace bkv::testing {
@@ -153,10 +153,65 @@ class VaultFaultTest : public VaultFixture {
     return refused;
   }
 
+  // One correct-password recovery under random faults: 0 on success, 1 when
+  // refused (any code; a refused RecoverFinish whose login stays open is
+  // held to be repeated).
+  int possibly_spent_ = 0;  // refused starts that could not rule a count out
+
+  int RecoverTolerant(const std::string& acct, const SecretBytes& key,
+                      std::vector<HeldFinish>* held) {
+    auto ke1 = client_->opaque().GenerateKE1(
+        SecretBytes::Copy(std::string_view("pw")));
+    auto ke1_bytes = ke1->ke1.Serialize();
+    vault::v1::RecoverStartRequest start;
+    start.set_ke1(std::string(ke1_bytes.begin(), ke1_bytes.end()));
+    vault::v1::RecoverStartResponse started;
+    grpc::ClientContext ctx;
+    TestClient::Authorize(ctx, vault_.Token(acct));
+    auto s = client_->stub().RecoverStart(&ctx, start, &started);
+    if (!s.ok()) {
+      auto r = TestClient::ResultOf(s, ctx);
+      // Every refusal says what it did to the counter.
+      EXPECT_TRUE(r.detail.has_value()) << s.error_message();
+      if (r.detail && r.detail->attempt() != ErrorDetail::ATTEMPT_NOT_COUNTED) {
+        ++possibly_spent_;
+      }
+      return 1;
+    }
+    auto ke3 = client_->opaque().GenerateKE3(
+        std::move(ke1->state),
+        std::span<const uint8_t>(
+            reinterpret_cast<const uint8_t*>(started.ke2().data()),
+            started.ke2().size()));
+    if (!ke3.ok()) {
+      ADD_FAILURE() << ke3.status();
+      return 1;
+    }
+    auto ke3_bytes = ke3->ke3.Serialize();
+    vault::v1::RecoverFinishRequest req;
+    req.set_ke3(std::string(ke3_bytes.begin(), ke3_bytes.end()));
+    req.set_login_state(started.login_state());
+    vault::v1::RecoverFinishResponse resp;
+    auto r = Finish(acct, req, &resp);
+    if (r.ok()) {
+      ExpectKey(acct, *ke3, resp, key);
+      return 0;
+    }
+    // Refused with the attempt still counted: the login stays open.
+    if (r.status.error_code() == grpc::StatusCode::UNAVAILABLE && r.detail &&
+        r.detail->attempt() == ErrorDetail::ATTEMPT_SPENT) {
+      held->push_back({req, *std::move(ke3)});
+    }
+    return 1;
+  }
+
   // After the fault: a held finish, repeated, completes (bounded retries
   // while the store resumes writing).
+  // `ambiguous`: a held finish may have reached the disk after all (its
+  // write failed with an I/O error and was replayed at restart); then its
+  // login is closed and the counter already reset.
   void CompleteHeld(const std::string& acct, const SecretBytes& key,
-                    std::vector<HeldFinish>& held) {
+                    std::vector<HeldFinish>& held, bool ambiguous = false) {
     for (auto& h : held) {
       vault::v1::RecoverFinishResponse resp;
       TestClient::Result r;
@@ -165,20 +220,26 @@ class VaultFaultTest : public VaultFixture {
         if (r.status.error_code() != grpc::StatusCode::UNAVAILABLE) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
+      if (ambiguous && r.detail &&
+          r.detail->reason() == ErrorDetail::REASON_STATE_EXPIRED) {
+        continue;
+      }
       ASSERT_TRUE(r.ok()) << r.status.error_message();
       ExpectKey(acct, h.login, resp, key);
     }
   }
 
-  // Nothing spent, the key intact and released.
+  // Nothing spent (beyond `announced` answers that said the attempt was
+  // possibly spent), the key intact and released.
   void ExpectNoAttemptLost(const std::string& acct, const SecretBytes& key,
-                           int faults) {
+                           int faults, int announced = 0) {
     auto s = Status(acct);
     EXPECT_EQ(s.status(), RecordStatus::RECORD_STATUS_ACTIVE);
     const int lost = static_cast<int>(s.attempt_limit()) -
                      static_cast<int>(s.attempts_remaining());
-    std::printf("faults injected: %d, attempts lost: %d\n", faults, lost);
-    EXPECT_EQ(lost, 0);
+    std::printf("faults injected: %d, attempts lost: %d (announced: %d)\n",
+                faults, lost, announced);
+    EXPECT_LE(lost, announced);
     TestClient::Recovery rec;
     for (int i = 0; i < 300; ++i) {  // refused before counting while resuming
       rec = client_->Recover(vault_.Token(acct), acct, "pw");
@@ -243,6 +304,52 @@ TEST_F(VaultFaultTest, FullDataDiskNeverCostsAnAttempt) {
   std::printf("finishes held open and repeated: %zu\n", held.size());
   CompleteHeld(acct, key, held);
   ExpectNoAttemptLost(acct, key, refused);
+}
+
+// libfiu fails a random share of the vault process's write(2) and
+// fdatasync(2) calls (RocksDB's WAL, the audit log, the logs) while a correct
+// password keeps recovering. Whatever fails, no attempt may be lost.
+TEST_F(VaultFaultTest, RandomWriteAndSyncFaultsCostNoUnannouncedAttempt) {
+  if (::access("/usr/bin/fiu-run", X_OK) != 0 ||
+      ::access("/usr/bin/fiu-ctrl", X_OK) != 0) {
+    GTEST_SKIP() << "needs fiu-utils (scripts/install-deps.sh)";
+  }
+  const std::string fifo = vault_.data_dir() + "/fiu";
+  vault_.set_wrapper({"/usr/bin/fiu-run", "-x", "-f", fifo});
+  StartVault({"--account-burst", "1000", "--account-per-second", "1000"});
+  const std::string acct = "shaken";
+  SecretBytes key = RegisterOrDie(acct, "pw");
+  auto ctrl = [&](const std::string& cmd) {
+    const std::string line = "/usr/bin/fiu-ctrl -f '" + fifo + "' -c '" + cmd +
+                             "' " + std::to_string(vault_.pid());
+    ASSERT_EQ(std::system(line.c_str()), 0) << line;
+  };
+  ctrl("enable_random name=posix/io/rw/write,probability=0.02");
+  ctrl("enable_random name=posix/io/sync/fdatasync,probability=0.02");
+  int ok = 0, refused = 0;
+  std::vector<HeldFinish> held;
+  for (int i = 0; i < 40; ++i) {
+    std::vector<HeldFinish> one;
+    const int r = RecoverTolerant(acct, key, &one);
+    ok += r == 0;
+    refused += r != 0;
+    if (r == 0) held.clear();  // a success closes every open login
+    for (auto& h : one) held.push_back(std::move(h));
+  }
+  ctrl("disable name=posix/io/rw/write");
+  ctrl("disable name=posix/io/sync/fdatasync");
+  // A fault may have stopped the store: the operator restarts the vault.
+  client_.reset();
+  vault_.Stop();
+  vault_.set_wrapper({});
+  StartVault();
+  std::printf("recoveries ok: %d, refused: %d, finishes held open: %zu\n", ok,
+              refused, held.size());
+  CompleteHeld(acct, key, held, /*ambiguous=*/true);
+  // An I/O error on the counting write itself is ambiguous (RocksDB may
+  // replay it at restart): such refusals say "possibly spent", and only
+  // those may have cost an attempt.
+  ExpectNoAttemptLost(acct, key, refused, possibly_spent_);
 }
 
 }  // namespace

@@ -74,6 +74,7 @@ bool VaultProcess::Start(std::vector<std::string> extra_args) {
       BKV_VAULT_BIN, "serve",       "--data-dir",       data_dir_,
       "--listen",    "127.0.0.1:0", "--metrics-listen", ""};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
+  args.insert(args.begin(), wrapper_.begin(), wrapper_.end());
   pid_ = fork();
   if (pid_ == 0) {
     int fd = open(log_path_.c_str(), O_WRONLY | O_APPEND);
@@ -81,7 +82,7 @@ bool VaultProcess::Start(std::vector<std::string> extra_args) {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    execv(argv[0], argv.data());
+    execvp(argv[0], argv.data());
     _exit(127);
   }
   // Bounded wait for the "serving" line (a first start makes a token).
@@ -216,8 +217,8 @@ vault::v1::RegisterCommitRequest TestClient::CommitRequest(
     const SecretBytes& backup_key) {
   vault::v1::RegisterCommitRequest req;
   if (!reg.login) return req;
-  auto ke3 = opaque_.GenerateKE3(std::move(reg.login->state),
-                                 Bytes(finished.ke2()));
+  auto ke3 =
+      opaque_.GenerateKE3(std::move(reg.login->state), Bytes(finished.ke2()));
   reg.login.reset();
   EXPECT_TRUE(ke3.ok()) << ke3.status();
   if (!ke3.ok()) return req;

@@ -35,6 +35,11 @@ class VaultProcess {
   // SIGKILL, no drain.
   void Kill();
   bool running() const { return pid_ > 0; }
+  // A command the vault is started under (e.g. fiu-run for fault injection);
+  // it must exec the vault in the same process.
+  void set_wrapper(std::vector<std::string> wrapper) {
+    wrapper_ = std::move(wrapper);
+  }
   pid_t pid() const { return pid_; }
 
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
@@ -51,6 +56,7 @@ class VaultProcess {
   std::string data_dir_;
   std::string log_path_;
   std::vector<std::string> last_args_;
+  std::vector<std::string> wrapper_;
   pid_t pid_ = -1;
   int port_ = 0;
   opaque::Element public_key_{};

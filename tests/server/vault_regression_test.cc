@@ -19,8 +19,7 @@ using vault::v1::RecordStatus;
 class VaultRegressionTest : public VaultFixture {
  protected:
   // Expects a refusal with `reason` and no attempt counted.
-  static void ExpectRefused(const TestClient::Result& r,
-                            grpc::StatusCode code,
+  static void ExpectRefused(const TestClient::Result& r, grpc::StatusCode code,
                             ErrorDetail::Reason reason) {
     EXPECT_EQ(r.status.error_code(), code) << r.status.error_message();
     ASSERT_TRUE(r.detail.has_value()) << r.status.error_message();
@@ -44,11 +43,11 @@ TEST_F(VaultRegressionTest, ReplayedRegisterFinishIsNoGuessingOracle) {
   ASSERT_TRUE(client_->StartRegistration(token, acct, "pw", &victim).ok());
   vault::v1::RegisterFinishResponse finished;
   ASSERT_TRUE(client_->SendFinish(token, victim.finish, &finished).ok());
-  ASSERT_TRUE(client_
-                  ->SendCommit(token, client_->CommitRequest(
-                                          victim, finished,
-                                          SecretBytes::Random(32)))
-                  .ok());
+  ASSERT_TRUE(
+      client_
+          ->SendCommit(token, client_->CommitRequest(victim, finished,
+                                                     SecretBytes::Random(32)))
+          .ok());
   EXPECT_EQ(Status(acct).registration_id(),
             victim.start.registration_id());  // the id RegisterStart named
   TestClient::Registration guess;
@@ -174,9 +173,10 @@ TEST_F(VaultRegressionTest, ResetNotYetDueIsRefused) {
   vault::v1::RequestResetResponse reset;
   ASSERT_TRUE(client_->RequestReset(vault_.Token(acct), &reset).ok());
   const uint64_t due = reset.reset_due_unix_ms();
-  const uint64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              std::chrono::system_clock::now().time_since_epoch())
-                              .count();
+  const uint64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count();
   EXPECT_GT(due, now_ms + 6ull * 24 * 3600 * 1000);
   EXPECT_EQ(Status(acct).reset_due_unix_ms(), due);
   // The first request stands.
@@ -235,9 +235,9 @@ TEST_F(VaultRegressionTest, PasswordChangeShredsTheOldRecord) {
   {
     rocksdb::DB* db = nullptr;
     rocksdb::Options opts;
-    ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(
-                    opts, vault_.data_dir() + "/records", &db)
-                    .ok());
+    ASSERT_TRUE(
+        rocksdb::DB::OpenForReadOnly(opts, vault_.data_dir() + "/records", &db)
+            .ok());
     std::unique_ptr<rocksdb::DB> owner(db);
     ASSERT_TRUE(db->Get(rocksdb::ReadOptions(),
                         storage::RecordDbKey(storage::DeriveAccountKey(acct)),

@@ -113,8 +113,8 @@ class VaultTest : public ::testing::Test {
     o.limits.min_ksf_memory_kib = 8;
     o.default_ksf = kKsf;
     o.now_ms = [this] { return now_; };
-    vault_ = std::make_unique<Vault>(o, server_, store_, sealer_, audit_,
-                                     metrics_);
+    vault_ =
+        std::make_unique<Vault>(o, server_, store_, sealer_, audit_, metrics_);
   }
 
   absl::Status Register(const std::string& acct, const std::string& pw,
@@ -125,8 +125,8 @@ class VaultTest : public ::testing::Test {
     auto step = vault_->RegisterStart(acct, req);
     if (!step.ok()) return step.status();
     auto resp = opaque::RegistrationResponse::Parse(Bytes(step->response));
-    auto fin = client_.FinalizeRegistrationRequest(std::move(start->state),
-                                                   *resp);
+    auto fin =
+        client_.FinalizeRegistrationRequest(std::move(start->state), *resp);
     auto ke1 = client_.GenerateKE1(SecretBytes::Copy(pw));
     auto record = fin->record.Serialize();
     auto ke1_bytes = ke1->ke1.Serialize();
@@ -138,8 +138,8 @@ class VaultTest : public ::testing::Test {
     auto sealed = key_transport::Seal(
         ke3->session_key, key_transport::Direction::kRegister, acct, *wrapped);
     auto ke3_bytes = ke3->ke3.Serialize();
-    return vault_->RegisterCommit(acct, ke3_bytes, Bytes(login->login_state),
-                                  *sealed)
+    return vault_
+        ->RegisterCommit(acct, ke3_bytes, Bytes(login->login_state), *sealed)
         .status();
   }
 
@@ -225,9 +225,9 @@ TEST_F(VaultTest, LockoutShredsCountsAndAuditsOnce) {
   auto last = Recover("a", "x");
   EXPECT_EQ(Detail(last.status()).reason(), ErrorDetail::REASON_LOCKED);
   EXPECT_EQ(store_.shreds, before + 1);
-  EXPECT_EQ(std::count(audit_.lines.begin(), audit_.lines.end(),
-                       "lockout/locked"),
-            1);
+  EXPECT_EQ(
+      std::count(audit_.lines.begin(), audit_.lines.end(), "lockout/locked"),
+      1);
   EXPECT_NE(metrics_.RenderPrometheus().find("bkv_lockouts_total 1"),
             std::string::npos);
 }
@@ -294,6 +294,28 @@ TEST_F(VaultTest, WrongPasswordSaysTheAttemptWasSpent) {
   auto unknown = Recover("ghost", "pw");
   EXPECT_EQ(Detail(unknown.status()).attempts_remaining(), 9u);
   EXPECT_EQ(Detail(unknown.status()).attempt(), ErrorDetail::ATTEMPT_SPENT);
+}
+
+TEST_F(VaultTest, ProofExpiresAfterTenMinutes) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  auto proof = Recover("a", "pw");
+  ASSERT_TRUE(proof.ok());
+  now_ += policy::Limits().proof_ttl_ms;
+  EXPECT_EQ(Detail(vault_->Delete("a", *proof)).reason(),
+            ErrorDetail::REASON_PROOF_REQUIRED);
+  now_ -= 1;
+  EXPECT_TRUE(vault_->Delete("a", *proof).ok());
+}
+
+TEST_F(VaultTest, ResetNeedsAnActiveRecord) {
+  EXPECT_EQ(Detail(vault_->RequestReset("nobody").status()).reason(),
+            ErrorDetail::REASON_NOT_REGISTERED);
+  Reset(1);
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  EXPECT_FALSE(Recover("a", "x").ok());  // locked
+  EXPECT_EQ(Detail(vault_->RequestReset("a").status()).reason(),
+            ErrorDetail::REASON_LOCKED);
+  EXPECT_TRUE(vault_->Delete("a").ok());  // a locked record needs nothing
 }
 
 }  // namespace
