@@ -818,7 +818,6 @@ constexpr char kVaultFlags[] = R"(vault flags:
   --max-wait SECONDS      longest total wait when the vault asks to retry
                           later (default 5)
   --json                  machine-readable output
-  --help                  this text
 )";
 
 struct Command {
@@ -911,7 +910,26 @@ void PrintHelp(const std::vector<std::string>& words, FILE* out) {
     std::fputs(kHelp, out);
     return;
   }
-  std::fprintf(out, "usage: %s", cmd->usage);
+  // The first line is the synopsis, the second a description wrapped here,
+  // the rest one flag each.
+  const std::vector<std::string> lines = absl::StrSplit(cmd->usage, '\n');
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].empty()) continue;
+    if (i != 1) {
+      std::fprintf(out, "%s%s\n", i == 0 ? "usage: " : "", lines[i].c_str());
+      continue;
+    }
+    std::string line;
+    for (absl::string_view word : absl::StrSplit(lines[i], ' ')) {
+      if (word.empty()) continue;
+      if (line.size() + word.size() + 1 > 76) {
+        std::fprintf(out, "%s\n", line.c_str());
+        line.clear();
+      }
+      absl::StrAppend(&line, line.empty() ? "  " : " ", word);
+    }
+    std::fprintf(out, "%s\n", line.c_str());
+  }
   std::fputs("  --help\n", out);
   if (cmd->vault_flags) std::fputs(kVaultFlags, out);
 }
