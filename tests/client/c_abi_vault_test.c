@@ -92,6 +92,7 @@ int main(void) {
   /* No token yet: the vault refuses; a token set later is used. */
   opts.account_token = NULL;
   opts.timeout_ms = 20000;
+  opts.max_retry_wait_ms = 10000; /* wait out a rate limit, if any */
   CHECK(bkv_vault_open(&opts, &vault, &err) == BKV_OK);
   CHECK(vault != NULL);
   CHECK(bkv_vault_status(vault, &state, NULL, NULL, NULL, &err) ==
