@@ -104,8 +104,14 @@ bkv_status VaultToC(const absl::Status& s, bkv_vault_error* detail,
   if (detail != nullptr) {
     detail->attempts_remaining = e.attempts_remaining;
     detail->retry_after_ms = e.retry_after_ms;
+    detail->attempt = e.attempt_spent == bkv::client::AttemptSpent::kNo
+                          ? BKV_VAULT_ATTEMPT_NOT_SPENT
+                      : e.attempt_spent == bkv::client::AttemptSpent::kYes
+                          ? BKV_VAULT_ATTEMPT_SPENT
+                          : BKV_VAULT_ATTEMPT_UNKNOWN;
+    detail->retry_safe = e.retry_safe ? 1 : 0;
   }
-  if (err != nullptr) *err = CopyString(e.message);
+  if (err != nullptr) *err = CopyString(bkv::client::DescribeVaultError(e));
   switch (e.kind) {
     case bkv::client::VaultErrorKind::kInvalidPassword:
       return BKV_VAULT_INVALID_PASSWORD;
@@ -118,7 +124,12 @@ bkv_status VaultToC(const absl::Status& s, bkv_vault_error* detail,
     case bkv::client::VaultErrorKind::kUnauthenticated:
       return BKV_VAULT_UNAUTHENTICATED;
     case bkv::client::VaultErrorKind::kTransient:
+    case bkv::client::VaultErrorKind::kExpired:
       return BKV_UNAVAILABLE;
+    case bkv::client::VaultErrorKind::kConfig:
+      return BKV_VAULT_CONFIG;
+    case bkv::client::VaultErrorKind::kProofRequired:
+      return BKV_VAULT_PROOF_REQUIRED;
     case bkv::client::VaultErrorKind::kInvalidArgument:
       return BKV_INVALID_ARGUMENT;
     case bkv::client::VaultErrorKind::kInternal:
@@ -184,6 +195,10 @@ const char* bkv_status_name(bkv_status status) {
       return "VAULT_RATE_LIMITED";
     case BKV_VAULT_UNAUTHENTICATED:
       return "VAULT_UNAUTHENTICATED";
+    case BKV_VAULT_CONFIG:
+      return "VAULT_CONFIG";
+    case BKV_VAULT_PROOF_REQUIRED:
+      return "VAULT_PROOF_REQUIRED";
   }
   return "UNKNOWN";
 }
@@ -313,6 +328,9 @@ bkv_status bkv_vault_open(const bkv_vault_options* options, bkv_vault** out,
   if (o.argon2_iterations != 0) opts.ksf.iterations = o.argon2_iterations;
   if (o.argon2_memory_kib != 0) opts.ksf.memory_kib = o.argon2_memory_kib;
   if (o.argon2_parallelism != 0) opts.ksf.parallelism = o.argon2_parallelism;
+  if (o.server_identity != nullptr) opts.server_identity = o.server_identity;
+  opts.insecure_plaintext = o.insecure_plaintext != 0;
+  opts.max_retry_wait = std::chrono::milliseconds(o.max_retry_wait_ms);
   auto token = std::make_shared<AccountToken>();
   if (o.account_token != nullptr) token->Set(o.account_token);
   opts.account_token = [token] { return token->Get(); };
@@ -342,8 +360,9 @@ bkv_status bkv_vault_register(bkv_vault* vault, const char* account,
     return VaultToC(Null("vault/account/password/key"), out_detail, err);
   }
   const bkv::SecretBytes pw = Password(password, password_len);
-  return VaultToC(vault->client->Register(account, pw, key->key.secret()),
-                  out_detail, err);
+  return VaultToC(
+      vault->client->Register(account, pw, key->key.secret()).status(),
+      out_detail, err);
 }
 
 bkv_status bkv_vault_recover(bkv_vault* vault, const char* account,
@@ -394,6 +413,64 @@ bkv_status bkv_vault_delete(bkv_vault* vault, bkv_vault_error* out_detail,
                             char** err) {
   if (vault == nullptr) return VaultToC(Null("vault"), out_detail, err);
   return VaultToC(vault->client->Delete(), out_detail, err);
+}
+
+bkv_status bkv_vault_delete_with_password(bkv_vault* vault, const char* account,
+                                          const char* password,
+                                          size_t password_len,
+                                          bkv_vault_error* out_detail,
+                                          char** err) {
+  if (vault == nullptr || account == nullptr || password == nullptr) {
+    return VaultToC(Null("vault/account/password"), out_detail, err);
+  }
+  const bkv::SecretBytes pw = Password(password, password_len);
+  auto r = vault->client->RecoverWithProof(account, pw);
+  if (!r.ok()) return VaultToC(r.status(), out_detail, err);
+  return VaultToC(vault->client->Delete(r->proof), out_detail, err);
+}
+
+bkv_status bkv_vault_change_password(
+    bkv_vault* vault, const char* account, const char* old_password,
+    size_t old_password_len, const char* new_password, size_t new_password_len,
+    uint32_t* out_attempt_limit, bkv_vault_error* out_detail, char** err) {
+  if (vault == nullptr || account == nullptr || old_password == nullptr ||
+      new_password == nullptr) {
+    return VaultToC(Null("vault/account/old_password/new_password"), out_detail,
+                    err);
+  }
+  const bkv::SecretBytes old_pw = Password(old_password, old_password_len);
+  const bkv::SecretBytes new_pw = Password(new_password, new_password_len);
+  auto reg = vault->client->ChangePassword(account, old_pw, new_pw);
+  if (!reg.ok()) return VaultToC(reg.status(), out_detail, err);
+  if (out_attempt_limit != nullptr) *out_attempt_limit = reg->attempt_limit;
+  return VaultToC(absl::OkStatus(), out_detail, err);
+}
+
+bkv_status bkv_vault_request_reset(bkv_vault* vault, int64_t* out_due_unix_ms,
+                                   bkv_vault_error* out_detail, char** err) {
+  if (vault == nullptr || out_due_unix_ms == nullptr) {
+    return VaultToC(Null("vault/out_due_unix_ms"), out_detail, err);
+  }
+  auto due = vault->client->RequestReset();
+  if (!due.ok()) return VaultToC(due.status(), out_detail, err);
+  *out_due_unix_ms = *due;
+  return VaultToC(absl::OkStatus(), out_detail, err);
+}
+
+bkv_status bkv_vault_registration(bkv_vault* vault,
+                                  uint64_t* out_registration_id,
+                                  int64_t* out_reset_due_unix_ms,
+                                  bkv_vault_error* out_detail, char** err) {
+  if (vault == nullptr || out_registration_id == nullptr ||
+      out_reset_due_unix_ms == nullptr) {
+    return VaultToC(Null("vault/out_registration_id/out_reset_due_unix_ms"),
+                    out_detail, err);
+  }
+  auto st = vault->client->Status();
+  if (!st.ok()) return VaultToC(st.status(), out_detail, err);
+  *out_registration_id = st->registration_id;
+  *out_reset_due_unix_ms = st->reset_due_unix_ms;
+  return VaultToC(absl::OkStatus(), out_detail, err);
 }
 
 }  // extern "C"

@@ -2,6 +2,12 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "bkv/vault/v1/vault.grpc.pb.h"
@@ -13,11 +19,7 @@
 namespace bkv::client {
 namespace {
 
-using vault::v1::ErrorDetail;
-
 constexpr char kDetailTrailer[] = "bkv-error-detail-bin";
-constexpr absl::string_view kDetailUrl =
-    "type.googleapis.com/bkv.vault.v1.ErrorDetail";
 
 template <size_t N>
 std::string Str(const std::array<uint8_t, N>& a) {
@@ -35,8 +37,8 @@ absl::Status FromGrpc(const grpc::Status& s, const grpc::ClientContext& ctx) {
                    s.error_message());
   const auto& md = ctx.GetServerTrailingMetadata();
   if (auto it = md.find(kDetailTrailer); it != md.end()) {
-    out.SetPayload(kDetailUrl, absl::Cord(std::string(it->second.data(),
-                                                      it->second.size())));
+    out.SetPayload(kErrorDetailUrl, absl::Cord(std::string(it->second.data(),
+                                                           it->second.size())));
   }
   return out;
 }
@@ -48,82 +50,6 @@ bool WeakerThan(const Argon2idParams& p, const Argon2idParams& floor) {
 
 }  // namespace
 
-VaultError VaultError::From(const absl::Status& status) {
-  VaultError e{VaultErrorKind::kInternal, std::string(status.message())};
-  if (auto payload = status.GetPayload(kDetailUrl)) {
-    ErrorDetail d;
-    if (d.ParseFromString(std::string(*payload))) {
-      e.attempts_remaining = d.attempts_remaining();
-      e.retry_after_ms = d.retry_after_ms();
-      switch (d.reason()) {
-        case ErrorDetail::REASON_INVALID_LOGIN:
-          e.kind = VaultErrorKind::kInvalidPassword;
-          return e;
-        case ErrorDetail::REASON_LOCKED:
-          e.kind = VaultErrorKind::kLocked;
-          return e;
-        case ErrorDetail::REASON_NOT_REGISTERED:
-          e.kind = VaultErrorKind::kNotRegistered;
-          return e;
-        case ErrorDetail::REASON_RATE_LIMITED:
-          e.kind = VaultErrorKind::kRateLimited;
-          return e;
-        case ErrorDetail::REASON_STATE_EXPIRED:
-          e.kind = VaultErrorKind::kTransient;
-          return e;
-        default:
-          break;
-      }
-    }
-  }
-  switch (status.code()) {
-    case absl::StatusCode::kUnauthenticated:
-      e.kind = VaultErrorKind::kUnauthenticated;
-      break;
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kAborted:
-      e.kind = VaultErrorKind::kTransient;
-      break;
-    case absl::StatusCode::kResourceExhausted:
-      e.kind = VaultErrorKind::kRateLimited;
-      break;
-    case absl::StatusCode::kInvalidArgument:
-      e.kind = VaultErrorKind::kInvalidArgument;
-      break;
-    case absl::StatusCode::kPermissionDenied:
-      // A client-side OPAQUE failure (wrong password, or a vault that is not
-      // the pinned one) carries no vault detail.
-      e.kind = VaultErrorKind::kInvalidPassword;
-      break;
-    default:
-      break;
-  }
-  return e;
-}
-
-const char* VaultErrorKindName(VaultErrorKind kind) {
-  switch (kind) {
-    case VaultErrorKind::kInvalidPassword:
-      return "invalid_password";
-    case VaultErrorKind::kLocked:
-      return "locked";
-    case VaultErrorKind::kNotRegistered:
-      return "not_registered";
-    case VaultErrorKind::kRateLimited:
-      return "rate_limited";
-    case VaultErrorKind::kUnauthenticated:
-      return "unauthenticated";
-    case VaultErrorKind::kTransient:
-      return "transient";
-    case VaultErrorKind::kInvalidArgument:
-      return "invalid_argument";
-    case VaultErrorKind::kInternal:
-      return "internal";
-  }
-  return "internal";
-}
-
 absl::StatusOr<opaque::Element> ParseServerPublicKey(const std::string& hex) {
   auto bytes = HexDecode(hex);
   if (!bytes.ok() || bytes->size() != 32) {
@@ -134,13 +60,33 @@ absl::StatusOr<opaque::Element> ParseServerPublicKey(const std::string& hex) {
   return ristretto255::DeserializeElement(*bytes, "vault public key");
 }
 
+bool IsLoopbackAddress(std::string_view address) {
+  if (address.starts_with("unix:")) return true;
+  for (std::string_view scheme : {"dns:///", "ipv4:", "ipv6:"}) {
+    if (address.starts_with(scheme)) address.remove_prefix(scheme.size());
+  }
+  std::string_view host = address;
+  if (host.starts_with("[")) {
+    host = host.substr(1, host.find(']') == std::string_view::npos
+                              ? std::string_view::npos
+                              : host.find(']') - 1);
+  } else if (auto colon = host.rfind(':'); colon != std::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
 struct VaultClient::Impl {
+  Impl(VaultOptions o, Argon2idKsf k, std::unique_ptr<vault::v1::Vault::Stub> s)
+      : options(std::move(o)),
+        registration_ksf(std::move(k)),
+        stub(std::move(s)) {}
+
   VaultOptions options;
   Argon2idKsf registration_ksf;
   std::unique_ptr<vault::v1::Vault::Stub> stub;
-  // The proof from this client's last successful recovery: lets it replace
-  // or delete the ACTIVE record (docs/protocol.md, "proof or delay").
-  std::string proof = {};
+  std::mutex mu;
+  std::optional<VaultInfo> info ABSL_GUARDED_BY(mu);
 
   opaque::Config Config() const {
     opaque::Config c;
@@ -150,15 +96,134 @@ struct VaultClient::Impl {
     return c;
   }
 
-  std::unique_ptr<grpc::ClientContext> Context() const {
+  std::unique_ptr<grpc::ClientContext> Context(bool auth) const {
     auto ctx = std::make_unique<grpc::ClientContext>();
-    if (options.account_token) {
+    if (auth && options.account_token) {
       ctx->AddMetadata("authorization", "Bearer " + options.account_token());
     }
     ctx->set_deadline(std::chrono::system_clock::now() + options.timeout);
     return ctx;
   }
+
+  // How long to wait before repeating a refused call, or nothing: only a
+  // refusal that spent nothing and that the vault asked to retry (a retry
+  // time, or VAULT_UNAVAILABLE) is repeated.
+  std::optional<std::chrono::milliseconds> RetryDelay(const VaultError& e) {
+    if (!e.retry_safe || !e.vault_answered) return std::nullopt;
+    uint32_t base = e.retry_after_ms;
+    if (base == 0 && e.kind == VaultErrorKind::kTransient) base = 250;
+    if (base == 0) return std::nullopt;
+    thread_local std::minstd_rand rng(std::random_device{}());
+    // Up to +25% jitter so clients refused together do not return together.
+    const uint32_t jitter = rng() % (base / 4 + 1);
+    return std::chrono::milliseconds(base + jitter);
+  }
+
+  // The one retry wrapper: every RPC goes through here.
+  template <typename Req, typename Resp>
+  absl::Status Call(const char* name, VaultCall kind,
+                    grpc::Status (vault::v1::Vault::Stub::*rpc)(
+                        grpc::ClientContext*, const Req&, Resp*),
+                    const Req& req, Resp* resp, bool auth = true) {
+    const auto start = std::chrono::steady_clock::now();
+    constexpr int kMaxTries = 20;
+    for (int tries = 1;; ++tries) {
+      if (options.before_call) options.before_call(name);
+      auto ctx = Context(auth);
+      absl::Status s = MarkVaultCall(
+          FromGrpc((stub.get()->*rpc)(ctx.get(), req, resp), *ctx), kind);
+      if (s.ok() || tries == kMaxTries) return s;
+      const VaultError e = VaultError::From(s);
+      const auto delay = RetryDelay(e);
+      if (!delay) return s;
+      const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - start);
+      if (waited + *delay > options.max_retry_wait) return s;
+      if (options.on_wait) options.on_wait(*delay, e);
+      std::this_thread::sleep_for(*delay);
+    }
+  }
+
+  // KE3 with the KSF parameters the vault returned. Parameters beyond
+  // max_ksf (or invalid) are refused, but the caller still closes the login
+  // with a dummy KE3, like a wrong password.
+  absl::StatusOr<opaque::ClientLoginFinish> FinishLogin(
+      opaque::ClientLoginState state,
+      const vault::v1::RecoverStartResponse& resp) const {
+    const Argon2idParams params{resp.ksf().iterations(),
+                                resp.ksf().memory_kib(),
+                                resp.ksf().parallelism()};
+    if (WeakerThan(options.max_ksf, params)) {
+      return absl::InvalidArgumentError(
+          "the vault sent Argon2id parameters outside this client's limits");
+    }
+    BKV_ASSIGN_OR_RETURN(Argon2idKsf ksf, Argon2idKsf::Create(params));
+    opaque::OpaqueClient finisher(Config(), ksf, options.server_public_key);
+    return finisher.GenerateKE3(std::move(state), Bytes(resp.ke2()));
+  }
+
+  absl::StatusOr<VaultInfo> FetchInfo();
+  absl::Status CheckInfo(const VaultInfo& info) const;
 };
+
+absl::StatusOr<VaultInfo> VaultClient::Impl::FetchInfo() {
+  vault::v1::GetVaultInfoResponse resp;
+  absl::Status s = Call("GetVaultInfo", VaultCall::kFree,
+                        &vault::v1::Vault::Stub::GetVaultInfo,
+                        vault::v1::GetVaultInfoRequest(), &resp,
+                        /*auth=*/false);
+  if (s.code() == absl::StatusCode::kUnimplemented) {
+    return ConfigError(absl::StrCat(
+        "the vault at ", options.address,
+        " does not answer GetVaultInfo (a bkv-vault older than protocol "
+        "version 2): upgrade it; nothing was spent"));
+  }
+  BKV_RETURN_IF_ERROR(s);
+  VaultInfo info;
+  info.protocol_version = resp.protocol_version();
+  info.opaque_context = resp.opaque_context();
+  info.server_identity = resp.server_identity();
+  if (resp.server_public_key().size() == info.server_public_key.size()) {
+    std::copy(resp.server_public_key().begin(), resp.server_public_key().end(),
+              info.server_public_key.begin());
+  }
+  info.attempt_limit = resp.attempt_limit();
+  info.min_ksf = {resp.min_ksf().iterations(), resp.min_ksf().memory_kib(),
+                  resp.min_ksf().parallelism()};
+  info.reset_delay_ms = static_cast<int64_t>(resp.reset_delay_ms());
+  return info;
+}
+
+absl::Status VaultClient::Impl::CheckInfo(const VaultInfo& info) const {
+  const std::string where = absl::StrCat("the vault at ", options.address);
+  if (info.protocol_version != vault::v1::PROTOCOL_VERSION_2) {
+    return ConfigError(absl::StrCat(where, " speaks protocol version ",
+                                    info.protocol_version,
+                                    "; this client needs version 2"));
+  }
+  if (info.opaque_context != options.opaque_context) {
+    return ConfigError(absl::StrCat(
+        where, " uses the OPAQUE context \"", info.opaque_context,
+        "\" but this client is configured with \"", options.opaque_context,
+        "\" (--opaque-context): fix the configuration; nothing was spent"));
+  }
+  const std::string identity = options.server_identity.value_or("");
+  if (info.server_identity != identity) {
+    return ConfigError(absl::StrCat(
+        where, " uses the server identity \"", info.server_identity,
+        "\" but this client is configured with \"", identity,
+        "\" (--server-identity; empty means the public key): fix the "
+        "configuration; nothing was spent"));
+  }
+  if (info.server_public_key != options.server_public_key) {
+    return ConfigError(absl::StrCat(
+        where, " has the public key ", HexEncode(info.server_public_key),
+        ", not the pinned ", HexEncode(options.server_public_key),
+        " (--vault-key): a different vault, or a wrong pin; nothing was "
+        "spent"));
+  }
+  return absl::OkStatus();
+}
 
 VaultClient::VaultClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 VaultClient::~VaultClient() = default;
@@ -171,6 +236,13 @@ absl::StatusOr<std::unique_ptr<VaultClient>> VaultClient::Create(
         ", m=", options.ksf.memory_kib, " KiB, p=", options.ksf.parallelism,
         ") are below the configured minimum"));
   }
+  if (!options.tls && !options.insecure_plaintext &&
+      !IsLoopbackAddress(options.address)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the vault address ", options.address,
+        " is not loopback, so TLS is required (--vault-ca FILE); plaintext "
+        "(--insecure-plaintext) would send the account token in the clear"));
+  }
   BKV_ASSIGN_OR_RETURN(Argon2idKsf ksf, Argon2idKsf::Create(options.ksf));
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (options.tls) {
@@ -182,14 +254,87 @@ absl::StatusOr<std::unique_ptr<VaultClient>> VaultClient::Create(
   }
   auto stub =
       vault::v1::Vault::NewStub(grpc::CreateChannel(options.address, creds));
-  return std::unique_ptr<VaultClient>(new VaultClient(std::unique_ptr<Impl>(
-      new Impl{std::move(options), std::move(ksf), std::move(stub)})));
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(ksf),
+                                     std::move(stub));
+  return std::unique_ptr<VaultClient>(new VaultClient(std::move(impl)));
 }
 
-absl::Status VaultClient::Register(const std::string& account,
-                                   const SecretBytes& password,
-                                   const SecretBytes& backup_key) {
+absl::StatusOr<VaultInfo> VaultClient::CheckedInfo() {
   Impl& im = *impl_;
+  {
+    std::lock_guard lock(im.mu);
+    if (im.info) return *im.info;
+  }
+  BKV_ASSIGN_OR_RETURN(VaultInfo info, im.FetchInfo());
+  BKV_RETURN_IF_ERROR(im.CheckInfo(info));
+  std::lock_guard lock(im.mu);
+  im.info = info;
+  return info;
+}
+
+namespace {
+
+// The answer to a commit was lost. Once the vault has answered a repeat of
+// the same commit (registrations are single-use: the repeat either lands or
+// is refused as stale), the original can no longer land, so the status then
+// says for certain whether this registration (`id`) is the active one.
+absl::StatusOr<Registration> ResolveLostCommit(VaultClient& client,
+                                               const absl::Status& lost,
+                                               const absl::Status& repeat,
+                                               uint64_t id) {
+  const std::string what =
+      absl::StrCat("the vault's answer to the new registration was lost (",
+                   lost.message(), ")");
+  const bool settled = VaultError::From(repeat).vault_answered;
+  auto st = client.Status();
+  if (!st.ok() || id == 0) {
+    return absl::Status(
+        lost.code(),
+        absl::StrCat(what,
+                     (id == 0 ? " and the vault does not report "
+                                "registration ids"
+                              : " and the vault cannot be asked now"),
+                     ": whether the new password is current is unknown; try "
+                     "the new password first (one attempt)"));
+  }
+  if (st->registration_id == id) return Registration{st->attempt_limit, id};
+  if (!settled) {
+    return absl::Status(
+        lost.code(),
+        absl::StrCat(what,
+                     " and the vault did not answer a repeat: the OLD "
+                     "password is current for now, but the lost "
+                     "request may still land; check `bkv vault "
+                     "status` before registering again"));
+  }
+  if (st->state == VaultStatus::State::kActive) {
+    return absl::Status(
+        lost.code(),
+        absl::StrCat(what,
+                     "; the vault still holds the previous "
+                     "registration: the OLD password is current, the "
+                     "new one was not stored; try again"));
+  }
+  return absl::Status(
+      lost.code(),
+      absl::StrCat(what,
+                   "; the vault holds no active registration: the new "
+                   "password was not stored; register again"));
+}
+
+}  // namespace
+
+absl::StatusOr<Registration> VaultClient::Register(
+    const std::string& account, const SecretBytes& password,
+    const SecretBytes& backup_key, const std::string& proof) {
+  Impl& im = *impl_;
+  BKV_ASSIGN_OR_RETURN(VaultInfo info, CheckedInfo());
+  if (WeakerThan(im.options.ksf, info.min_ksf)) {
+    return ConfigError(
+        absl::StrCat("the vault refuses Argon2id parameters weaker than t=",
+                     info.min_ksf.iterations, ", m=", info.min_ksf.memory_kib,
+                     " KiB, p=", info.min_ksf.parallelism));
+  }
   opaque::OpaqueClient opaque(im.Config(), im.registration_ksf,
                               im.options.server_public_key);
   BKV_ASSIGN_OR_RETURN(auto start,
@@ -197,11 +342,9 @@ absl::Status VaultClient::Register(const std::string& account,
   vault::v1::RegisterStartRequest req1;
   req1.set_registration_request(Str(start.request.Serialize()));
   vault::v1::RegisterStartResponse resp1;
-  {
-    auto ctx = im.Context();
-    BKV_RETURN_IF_ERROR(
-        FromGrpc(im.stub->RegisterStart(ctx.get(), req1, &resp1), *ctx));
-  }
+  BKV_RETURN_IF_ERROR(im.Call("RegisterStart", VaultCall::kFree,
+                              &vault::v1::Vault::Stub::RegisterStart, req1,
+                              &resp1));
   BKV_ASSIGN_OR_RETURN(auto response, opaque::RegistrationResponse::Parse(Bytes(
                                           resp1.registration_response())));
   BKV_ASSIGN_OR_RETURN(auto finish, opaque.FinalizeRegistrationRequest(
@@ -215,13 +358,11 @@ absl::Status VaultClient::Register(const std::string& account,
   req2.mutable_ksf()->set_parallelism(im.options.ksf.parallelism);
   req2.set_ke1(Str(ke1.ke1.Serialize()));
   req2.set_registration_state(resp1.registration_state());
-  req2.set_proof(im.proof);
+  req2.set_proof(proof);
   vault::v1::RegisterFinishResponse resp2;
-  {
-    auto ctx = im.Context();
-    BKV_RETURN_IF_ERROR(
-        FromGrpc(im.stub->RegisterFinish(ctx.get(), req2, &resp2), *ctx));
-  }
+  BKV_RETURN_IF_ERROR(im.Call("RegisterFinish", VaultCall::kFree,
+                              &vault::v1::Vault::Stub::RegisterFinish, req2,
+                              &resp2));
   // Proves the new record works before anything is committed.
   BKV_ASSIGN_OR_RETURN(
       auto ke3, opaque.GenerateKE3(std::move(ke1.state), Bytes(resp2.ke2())));
@@ -236,32 +377,41 @@ absl::Status VaultClient::Register(const std::string& account,
   req3.set_ke3(Str(ke3.ke3.Serialize()));
   req3.set_login_state(resp2.login_state());
   req3.set_sealed_key(std::string(sealed.begin(), sealed.end()));
-  vault::v1::RegisterCommitResponse resp3;
-  auto ctx = im.Context();
-  return FromGrpc(im.stub->RegisterCommit(ctx.get(), req3, &resp3), *ctx);
+  return Commit(req3, resp1.registration_id());
+}
+
+absl::StatusOr<Registration> VaultClient::Commit(
+    const vault::v1::RegisterCommitRequest& req, uint64_t registration_id) {
+  Impl& im = *impl_;
+  vault::v1::RegisterCommitResponse resp;
+  absl::Status s = im.Call("RegisterCommit", VaultCall::kFree,
+                           &vault::v1::Vault::Stub::RegisterCommit, req, &resp);
+  if (s.ok()) return Registration{resp.attempt_limit(), registration_id};
+  const VaultError e = VaultError::From(s);
+  if (e.vault_answered || e.kind != VaultErrorKind::kTransient) return s;
+  // Settle it: repeat the same commit (it spends nothing), then ask.
+  absl::Status repeat =
+      im.Call("RegisterCommit", VaultCall::kFree,
+              &vault::v1::Vault::Stub::RegisterCommit, req, &resp);
+  if (repeat.ok()) return Registration{resp.attempt_limit(), registration_id};
+  return ResolveLostCommit(*this, s, repeat, registration_id);
 }
 
 absl::StatusOr<SecretBytes> VaultClient::Recover(const std::string& account,
                                                  const SecretBytes& password) {
+  BKV_ASSIGN_OR_RETURN(Recovery r, RecoverWithProof(account, password));
+  return std::move(r.backup_key);
+}
+
+absl::StatusOr<Recovery> VaultClient::RecoverWithProof(
+    const std::string& account, const SecretBytes& password) {
   Impl& im = *impl_;
+  BKV_RETURN_IF_ERROR(CheckedInfo().status());
   // Ask first: "not registered" and "locked" need no attempt (the vault
   // answers an unknown account's recovery like a wrong password).
   BKV_ASSIGN_OR_RETURN(VaultStatus status, Status());
-  if (status.state == VaultStatus::State::kNone) {
-    absl::Status s = absl::NotFoundError("no backup key is registered");
-    ErrorDetail d;
-    d.set_reason(ErrorDetail::REASON_NOT_REGISTERED);
-    s.SetPayload(kDetailUrl, absl::Cord(d.SerializeAsString()));
-    return s;
-  }
-  if (status.state == VaultStatus::State::kLocked) {
-    absl::Status s = absl::FailedPreconditionError(
-        "locked: every attempt was used; the backup key is destroyed");
-    ErrorDetail d;
-    d.set_reason(ErrorDetail::REASON_LOCKED);
-    s.SetPayload(kDetailUrl, absl::Cord(d.SerializeAsString()));
-    return s;
-  }
+  if (status.state == VaultStatus::State::kNone) return NotRegisteredError();
+  if (status.state == VaultStatus::State::kLocked) return LockedError();
   // KE1 needs no KSF; the parameters come back with KE2.
   opaque::OpaqueClient starter(im.Config(), im.registration_ksf,
                                im.options.server_public_key);
@@ -269,26 +419,11 @@ absl::StatusOr<SecretBytes> VaultClient::Recover(const std::string& account,
   vault::v1::RecoverStartRequest req1;
   req1.set_ke1(Str(ke1.ke1.Serialize()));
   vault::v1::RecoverStartResponse resp1;
-  {
-    auto ctx = im.Context();
-    BKV_RETURN_IF_ERROR(
-        FromGrpc(im.stub->RecoverStart(ctx.get(), req1, &resp1), *ctx));
-  }
-  const Argon2idParams params{resp1.ksf().iterations(),
-                              resp1.ksf().memory_kib(),
-                              resp1.ksf().parallelism()};
-  // Parameters beyond max_ksf (or invalid) are refused, but the login is
-  // still closed below with a dummy KE3, like a wrong password.
-  absl::StatusOr<opaque::ClientLoginFinish> ke3 = absl::InvalidArgumentError(
-      "the vault sent Argon2id parameters outside this client's limits");
-  if (!WeakerThan(im.options.max_ksf, params)) {
-    auto ksf = Argon2idKsf::Create(params);
-    if (ksf.ok()) {
-      opaque::OpaqueClient finisher(im.Config(), *ksf,
-                                    im.options.server_public_key);
-      ke3 = finisher.GenerateKE3(std::move(ke1.state), Bytes(resp1.ke2()));
-    }
-  }
+  BKV_RETURN_IF_ERROR(im.Call("RecoverStart", VaultCall::kCounted,
+                              &vault::v1::Vault::Stub::RecoverStart, req1,
+                              &resp1));
+  absl::StatusOr<opaque::ClientLoginFinish> ke3 =
+      im.FinishLogin(std::move(ke1.state), resp1);
 
   vault::v1::RecoverFinishRequest req2;
   req2.set_login_state(resp1.login_state());
@@ -296,30 +431,45 @@ absl::StatusOr<SecretBytes> VaultClient::Recover(const std::string& account,
   // closes this login now instead of when it expires.
   req2.set_ke3(ke3.ok() ? Str(ke3->ke3.Serialize()) : std::string(64, '\0'));
   vault::v1::RecoverFinishResponse resp2;
-  auto ctx = im.Context();
   absl::Status s =
-      FromGrpc(im.stub->RecoverFinish(ctx.get(), req2, &resp2), *ctx);
+      im.Call("RecoverFinish", VaultCall::kAfterCount,
+              &vault::v1::Vault::Stub::RecoverFinish, req2, &resp2);
+  if (const VaultError e = VaultError::From(s);
+      !s.ok() && (!e.vault_answered || e.kind == VaultErrorKind::kExpired ||
+                  e.kind == VaultErrorKind::kTransient)) {
+    // The vault went away, could not finish, or the login expired, after
+    // counting: say what that cost.
+    return SpentAttemptError(s, resp1.attempts_remaining());
+  }
   if (!ke3.ok()) {
     if (!s.ok()) return s;  // the vault's answer says how many attempts remain
     return ke3.status();
   }
   BKV_RETURN_IF_ERROR(s);
-  im.proof = resp2.proof();
   BKV_ASSIGN_OR_RETURN(
       std::vector<uint8_t> wrapped,
       key_transport::Open(ke3->session_key, key_transport::Direction::kRecover,
                           account, Bytes(resp2.sealed_key())));
-  return key_transport::UnwrapBackupKey(ke3->export_key, account, wrapped);
+  BKV_ASSIGN_OR_RETURN(SecretBytes key, key_transport::UnwrapBackupKey(
+                                            ke3->export_key, account, wrapped));
+  return Recovery{std::move(key), resp2.proof(), resp1.attempts_remaining()};
+}
+
+absl::StatusOr<Registration> VaultClient::ChangePassword(
+    const std::string& account, const SecretBytes& old_password,
+    const SecretBytes& new_password) {
+  BKV_ASSIGN_OR_RETURN(Recovery r, RecoverWithProof(account, old_password));
+  return Register(account, new_password, r.backup_key, r.proof);
 }
 
 absl::StatusOr<VaultStatus> VaultClient::Status() {
   vault::v1::GetStatusResponse resp;
-  auto ctx = impl_->Context();
-  BKV_RETURN_IF_ERROR(FromGrpc(
-      impl_->stub->GetStatus(ctx.get(), vault::v1::GetStatusRequest(), &resp),
-      *ctx));
+  BKV_RETURN_IF_ERROR(impl_->Call("GetStatus", VaultCall::kFree,
+                                  &vault::v1::Vault::Stub::GetStatus,
+                                  vault::v1::GetStatusRequest(), &resp));
   VaultStatus out{VaultStatus::State::kNone, resp.attempts_remaining(),
-                  resp.attempt_limit()};
+                  resp.attempt_limit(), resp.registration_id(),
+                  static_cast<int64_t>(resp.reset_due_unix_ms())};
   if (resp.status() == vault::v1::RECORD_STATUS_ACTIVE) {
     out.state = VaultStatus::State::kActive;
   } else if (resp.status() == vault::v1::RECORD_STATUS_LOCKED) {
@@ -328,12 +478,20 @@ absl::StatusOr<VaultStatus> VaultClient::Status() {
   return out;
 }
 
-absl::Status VaultClient::Delete() {
+absl::Status VaultClient::Delete(const std::string& proof) {
   vault::v1::DeleteRequest req;
-  req.set_proof(impl_->proof);
+  req.set_proof(proof);
   vault::v1::DeleteResponse resp;
-  auto ctx = impl_->Context();
-  return FromGrpc(impl_->stub->Delete(ctx.get(), req, &resp), *ctx);
+  return impl_->Call("Delete", VaultCall::kFree,
+                     &vault::v1::Vault::Stub::Delete, req, &resp);
+}
+
+absl::StatusOr<int64_t> VaultClient::RequestReset() {
+  vault::v1::RequestResetResponse resp;
+  BKV_RETURN_IF_ERROR(impl_->Call("RequestReset", VaultCall::kFree,
+                                  &vault::v1::Vault::Stub::RequestReset,
+                                  vault::v1::RequestResetRequest(), &resp));
+  return static_cast<int64_t>(resp.reset_due_unix_ms());
 }
 
 }  // namespace bkv::client

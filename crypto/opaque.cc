@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "crypto/hash.h"
 #include "crypto/opaque_internal.h"
@@ -167,13 +168,18 @@ Mac ToMac(const SecretBytes& s) {
 
 }  // namespace
 
+// Marks the one invalid-login error so callers test a type, not its text.
+constexpr char kInvalidLoginUrl[] = "bkv.opaque/InvalidLogin";
+
 absl::Status InvalidLoginError() {
-  return absl::PermissionDeniedError(kInvalidLogin);
+  absl::Status s = absl::PermissionDeniedError(kInvalidLogin);
+  s.SetPayload(kInvalidLoginUrl, absl::Cord("1"));
+  return s;
 }
 
 bool IsInvalidLogin(const absl::Status& status) {
   return status.code() == absl::StatusCode::kPermissionDenied &&
-         status.message() == kInvalidLogin;
+         status.GetPayload(kInvalidLoginUrl).has_value();
 }
 
 // ------------------------------------------------------------ internal

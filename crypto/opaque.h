@@ -61,7 +61,8 @@ inline constexpr size_t kKe2Size = 320;
 inline constexpr size_t kKe3Size = 64;
 inline constexpr size_t kServerLoginStateSize = kNm + kNx;
 
-// The single error for every failed login, whatever the cause.
+// The single error for every failed login, whatever the cause. It is typed
+// by a status payload, so IsInvalidLogin never compares message text.
 absl::Status InvalidLoginError();
 bool IsInvalidLogin(const absl::Status& status);
 

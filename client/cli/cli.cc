@@ -4,8 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -16,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "client/backup_set.h"
 #include "client/blob_store.h"
 #include "client/posix_file.h"
@@ -44,9 +47,15 @@ usage:
                                       exit 4 when anything is wrong
   bkv repair --from URL --key-file F  rebuild a damaged or missing backup
                                       list from the backup objects
-  bkv vault status|delete             the account's record in the vault
+  bkv vault status                    the account's record in the vault
+  bkv vault delete [--password-stdin] delete it (an active one needs its
+                                      password or a due reset)
   bkv vault change-password           reads the old and the new password
                                       (two lines) from stdin
+  bkv vault reset --request|--complete
+                                      forgot the password: ask for a reset,
+                                      then set a new one once it is due
+  bkv COMMAND --help                  the command's flags
 password instead of a key file (backup, restore, list):
   --vault ADDR --password-stdin       the key is kept by bkv-vault behind a
                                       password read from stdin; the first
@@ -57,6 +66,15 @@ password instead of a key file (backup, restore, list):
   --account ID                        or $BKV_ACCOUNT
   --token-file F                      account token; or $BKV_ACCOUNT_TOKEN
   --vault-ca F                        use TLS, trusting these PEM roots
+                                      (required unless the vault is on
+                                      loopback)
+  --insecure-plaintext                plaintext to a non-loopback vault:
+                                      DANGEROUS, the account token goes
+                                      out in the clear
+  --opaque-context S, --server-identity S
+                                      must match the vault's (GetVaultInfo)
+  --max-wait SECONDS                  longest wait when the vault asks to
+                                      retry later (default 5)
 options:
   --json          machine-readable output on stdout
   --chunk-size N  plaintext bytes per chunk (default 65536)
@@ -72,7 +90,7 @@ A progress bar is drawn on stderr when it is a terminal.
 exit codes:
   0 success
   1 other failure
-  2 usage error
+  2 usage error, or a vault that is not the configured one
   3 wrong key (or the store refused its credentials)
   4 backup or backup list corrupted or tampered with (see bkv repair)
   5 not found
@@ -82,17 +100,20 @@ exit codes:
   9 vault: the account token was refused
 )";
 
-// Command-line mistakes; ExitFor() maps them to kUsage.
+// Command-line mistakes carry this payload; ExitFor() maps them to kUsage.
+constexpr char kUsageUrl[] = "bkv.cli/Usage";
+
 absl::Status Usage(std::string_view msg) {
-  return absl::InvalidArgumentError(absl::StrCat("usage: ", std::string(msg)));
+  absl::Status s =
+      absl::InvalidArgumentError(absl::StrCat("usage: ", std::string(msg)));
+  s.SetPayload(kUsageUrl, absl::Cord("1"));
+  return s;
 }
 
 // The one place a Status becomes an exit code.
 int ExitFor(const absl::Status& s) {
-  if (absl::IsInvalidArgument(s) && absl::StartsWith(s.message(), "usage: ")) {
-    return kUsage;
-  }
-  if (s.GetPayload("type.googleapis.com/bkv.vault.v1.ErrorDetail")) {
+  if (s.GetPayload(kUsageUrl)) return kUsage;
+  if (s.GetPayload(client::kErrorDetailUrl)) {
     switch (client::VaultError::From(s).kind) {
       case client::VaultErrorKind::kLocked:
         return kLocked;
@@ -103,6 +124,9 @@ int ExitFor(const absl::Status& s) {
       default:
         break;
     }
+  }
+  if (client::VaultError::From(s).kind == client::VaultErrorKind::kConfig) {
+    return kUsage;
   }
   if (s.code() == absl::StatusCode::kUnauthenticated) return kVaultAuth;
   switch (s.code()) {
@@ -134,11 +158,26 @@ struct Args {
   bool read_data = false;
 };
 
+// Flags that take no value.
+const char* const kBoolFlags[] = {"--password-stdin", "--insecure-plaintext",
+                                  "--request", "--complete"};
+
 // Flags that take a value. Secrets have no flag by design.
-const char* const kValueFlags[] = {
-    "--to",        "--from",    "--key-file",   "--out",
-    "--backup",    "--keep",    "--chunk-size", "--vault",
-    "--vault-key", "--account", "--token-file", "--vault-ca"};
+const char* const kValueFlags[] = {"--to",
+                                   "--from",
+                                   "--key-file",
+                                   "--out",
+                                   "--backup",
+                                   "--keep",
+                                   "--chunk-size",
+                                   "--vault",
+                                   "--vault-key",
+                                   "--account",
+                                   "--token-file",
+                                   "--vault-ca",
+                                   "--opaque-context",
+                                   "--server-identity",
+                                   "--max-wait"};
 
 absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
   Args a;
@@ -155,7 +194,8 @@ absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
           arg +
           " is not accepted: secrets never go on the command line; use "
           "--key-file FILE (or --password-stdin with --vault)");
-    } else if (arg == "--password-stdin") {
+    } else if (std::find(std::begin(kBoolFlags), std::end(kBoolFlags), arg) !=
+               std::end(kBoolFlags)) {
       a.values[arg] = std::string("1");
     } else if (arg.rfind("--", 0) == 0) {
       bool known = false;
@@ -234,12 +274,54 @@ std::string EnvOr(const Args& a, const std::string& flag, const char* env) {
   return v ? v : "";
 }
 
+// A vault failure with the message the classifier gives it: what happened
+// and what it did to the attempt counter. Payloads (the typed error) kept.
+absl::Status Explained(const absl::Status& s) {
+  if (s.ok()) return s;
+  absl::Status out(s.code(),
+                   client::DescribeVaultError(client::VaultError::From(s)));
+  s.ForEachPayload([&out](absl::string_view url, const absl::Cord& payload) {
+    out.SetPayload(url, payload);
+  });
+  return out;
+}
+
 struct Vault {
   std::unique_ptr<client::VaultClient> client;
   std::string account;
 };
 
-absl::StatusOr<Vault> OpenVault(const Args& a) {
+absl::Status VaultOptionsFrom(const Args& a, FILE* err,
+                              client::VaultOptions& o) {
+  if (auto it = a.values.find("--vault-ca"); it != a.values.end()) {
+    BKV_ASSIGN_OR_RETURN(o.tls_root_certs,
+                         ReadSmallFile(it->second, "CA file"));
+    o.tls = true;
+  }
+  o.insecure_plaintext = a.values.count("--insecure-plaintext") > 0;
+  if (auto it = a.values.find("--opaque-context"); it != a.values.end()) {
+    o.opaque_context = it->second;
+  }
+  if (auto it = a.values.find("--server-identity"); it != a.values.end()) {
+    o.server_identity = it->second;
+  }
+  int max_wait_s = 5;
+  if (auto it = a.values.find("--max-wait"); it != a.values.end()) {
+    if (!absl::SimpleAtoi(it->second, &max_wait_s) || max_wait_s < 0) {
+      return Usage("--max-wait needs a number of seconds");
+    }
+  }
+  o.max_retry_wait = std::chrono::seconds(max_wait_s);
+  o.on_wait = [err](std::chrono::milliseconds wait,
+                    const client::VaultError& why) {
+    if (wait <= std::chrono::seconds(1)) return;
+    std::fprintf(err, "bkv: the vault asked to wait (%s); retrying in %.1f s\n",
+                 client::VaultErrorKindName(why.kind), wait.count() / 1000.0);
+  };
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Vault> OpenVault(const Args& a, FILE* err) {
   BKV_ASSIGN_OR_RETURN(std::string address, Need(a, "--vault"));
   client::VaultOptions o;
   o.address = address;
@@ -265,60 +347,14 @@ absl::StatusOr<Vault> OpenVault(const Args& a) {
         "BKV_ACCOUNT_TOKEN");
   }
   o.account_token = [token] { return token; };
-  if (auto it = a.values.find("--vault-ca"); it != a.values.end()) {
-    BKV_ASSIGN_OR_RETURN(o.tls_root_certs,
-                         ReadSmallFile(it->second, "CA file"));
-    o.tls = true;
-  }
-  BKV_ASSIGN_OR_RETURN(v.client, client::VaultClient::Create(std::move(o)));
+  BKV_RETURN_IF_ERROR(VaultOptionsFrom(a, err, o));
+  auto client = client::VaultClient::Create(std::move(o));
+  if (!client.ok()) return Usage(std::string(client.status().message()));
+  v.client = *std::move(client);
   return v;
 }
 
-// Where the backup key comes from: a key file, or the vault behind a
-// password. With the vault, a backup into an account that has no key yet
-// registers a fresh one (`registered` tells the caller).
-absl::StatusOr<BackupKey> LoadKey(const Args& a, FILE* err,
-                                  bool register_if_absent = false) {
-  if (a.values.count("--vault")) {
-    if (!a.values.count("--password-stdin")) {
-      return Usage(
-          "--vault needs --password-stdin (passwords never go on "
-          "the command line)");
-    }
-    BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(a));
-    BKV_ASSIGN_OR_RETURN(SecretBytes password, ReadPasswordLine("password"));
-    BKV_ASSIGN_OR_RETURN(client::VaultStatus st, v.client->Status());
-    if (st.state == client::VaultStatus::State::kNone && register_if_absent) {
-      BackupKey key = BackupKey::Generate();
-      BKV_RETURN_IF_ERROR(
-          v.client->Register(v.account, password, key.secret()));
-      std::fprintf(err,
-                   "bkv: registered a new backup key in the vault for %s "
-                   "(%u attempts)\n",
-                   v.account.c_str(), st.attempt_limit ? st.attempt_limit : 10);
-      return key;
-    }
-    auto secret = v.client->Recover(v.account, password);
-    if (!secret.ok()) {
-      client::VaultError e = client::VaultError::From(secret.status());
-      if (e.kind == client::VaultErrorKind::kInvalidPassword) {
-        absl::Status s(secret.status().code(),
-                       absl::StrCat("wrong password; ", e.attempts_remaining,
-                                    " attempts remaining"));
-        if (auto p = secret.status().GetPayload(
-                "type.googleapis.com/bkv.vault.v1.ErrorDetail")) {
-          s.SetPayload("type.googleapis.com/bkv.vault.v1.ErrorDetail", *p);
-        }
-        return s;
-      }
-      return secret.status();
-    }
-    return BackupKey::FromBytes(*secret);
-  }
-  if (a.values.count("--password-stdin")) {
-    return Usage("--password-stdin needs --vault ADDR");
-  }
-  BKV_ASSIGN_OR_RETURN(std::string path, Need(a, "--key-file"));
+absl::StatusOr<BackupKey> ReadKeyFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus(errno, "key file " + path);
   SecretBytes buf(4096);
@@ -335,6 +371,68 @@ absl::StatusOr<BackupKey> LoadKey(const Args& a, FILE* err,
         absl::StrCat("key file ", path, ": ", key.status().message()));
   }
   return key;
+}
+
+// A new key is registered only into an empty store: a store that already
+// holds backups was made under some key, and a vault that answers "no
+// record" (lost data, or an answer we cannot authenticate) must not lead to
+// a second key whose backups then supersede and prune the first ones.
+absl::Status RefuseIfStoreHasBackups(BlobStore& store,
+                                     const std::string& account) {
+  BKV_ASSIGN_OR_RETURN(auto objects, store.List());
+  for (const auto& o : objects) {
+    if (o.name == BackupSet::kManifestName ||
+        absl::StartsWith(o.name, "backup-")) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the vault holds no key for ", account, ", but ", store.url(),
+          " already holds backups, so no new key is registered. If you have "
+          "their 64-digit key, put it back behind a password: bkv vault "
+          "reset --complete --key-file F; or back up to an empty store"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BackupKey> RegisterNewKey(Vault& v, const SecretBytes& password,
+                                         BlobStore& store, FILE* err) {
+  BKV_RETURN_IF_ERROR(RefuseIfStoreHasBackups(store, v.account));
+  BackupKey key = BackupKey::Generate();
+  auto reg = v.client->Register(v.account, password, key.secret());
+  if (!reg.ok()) return Explained(reg.status());
+  std::fprintf(err,
+               "bkv: registered a new backup key in the vault for %s "
+               "(%u attempts)\n",
+               v.account.c_str(), reg->attempt_limit);
+  return key;
+}
+
+// Where the backup key comes from: a key file, or the vault behind a
+// password. With the vault, a backup (`register_into` is its store) into an
+// account that has no key yet registers a fresh one.
+absl::StatusOr<BackupKey> LoadKey(const Args& a, FILE* err,
+                                  BlobStore* register_into = nullptr) {
+  if (a.values.count("--vault")) {
+    if (!a.values.count("--password-stdin")) {
+      return Usage(
+          "--vault needs --password-stdin (passwords never go on "
+          "the command line)");
+    }
+    BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(a, err));
+    BKV_ASSIGN_OR_RETURN(SecretBytes password, ReadPasswordLine("password"));
+    auto st = v.client->Status();
+    if (!st.ok()) return Explained(st.status());
+    if (st->state == client::VaultStatus::State::kNone && register_into) {
+      return RegisterNewKey(v, password, *register_into, err);
+    }
+    auto secret = v.client->Recover(v.account, password);
+    if (!secret.ok()) return Explained(secret.status());
+    return BackupKey::FromBytes(*secret);
+  }
+  if (a.values.count("--password-stdin")) {
+    return Usage("--password-stdin needs --vault ADDR");
+  }
+  BKV_ASSIGN_OR_RETURN(std::string path, Need(a, "--key-file"));
+  return ReadKeyFile(path);
 }
 
 std::string Human(double bytes) {
@@ -453,8 +551,7 @@ absl::Status Backup(Context& c) {
     return Usage("bkv backup PATH --to URL ...");
   }
   BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--to"));
-  BKV_ASSIGN_OR_RETURN(BackupKey key,
-                       LoadKey(c.args, c.err, /*register_if_absent=*/true));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, store.get()));
   BackupOptions opts;
   opts.compress = !c.args.no_compress;
   if (auto it = c.args.values.find("--keep"); it != c.args.values.end()) {
@@ -649,72 +746,325 @@ absl::Status Repair(Context& c) {
   return absl::OkStatus();
 }
 
-absl::Status VaultCommand(Context& c) {
-  const auto& p = c.args.positional;
-  if (p.size() != 2) return Usage("bkv vault status|delete|change-password");
-  BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(c.args));
-  if (p[1] == "status") {
-    BKV_ASSIGN_OR_RETURN(client::VaultStatus st, v.client->Status());
-    const char* state =
-        st.state == client::VaultStatus::State::kActive   ? "active"
-        : st.state == client::VaultStatus::State::kLocked ? "locked"
-                                                          : "none";
-    if (c.args.json) {
-      std::fprintf(c.out,
-                   "{\"status\":\"%s\",\"attempts_remaining\":%u,"
-                   "\"attempt_limit\":%u}\n",
-                   state, st.attempts_remaining, st.attempt_limit);
-    } else {
-      std::fprintf(c.out, "%s: %s, %u of %u attempts remaining\n",
-                   v.account.c_str(), state, st.attempts_remaining,
-                   st.attempt_limit);
-    }
+std::string UtcTime(int64_t unix_ms) {
+  const time_t t = static_cast<time_t>(unix_ms / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+const char* StateName(client::VaultStatus::State s) {
+  return s == client::VaultStatus::State::kActive   ? "active"
+         : s == client::VaultStatus::State::kLocked ? "locked"
+                                                    : "none";
+}
+
+absl::Status VaultStatusCmd(Context& c) {
+  BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(c.args, c.err));
+  auto st = v.client->Status();
+  if (!st.ok()) return Explained(st.status());
+  if (c.args.json) {
+    std::fprintf(c.out,
+                 "{\"status\":\"%s\",\"attempts_remaining\":%u,"
+                 "\"attempt_limit\":%u,\"registration_id\":%llu,"
+                 "\"reset_due_unix_ms\":%lld}\n",
+                 StateName(st->state), st->attempts_remaining,
+                 st->attempt_limit,
+                 static_cast<unsigned long long>(st->registration_id),
+                 static_cast<long long>(st->reset_due_unix_ms));
     return absl::OkStatus();
   }
-  if (p[1] == "delete") {
-    BKV_RETURN_IF_ERROR(v.client->Delete());
-    if (c.args.json) {
-      std::fprintf(c.out, "{\"deleted\":true}\n");
-    } else {
-      std::fprintf(c.out, "%s: record and key deleted from the vault\n",
-                   v.account.c_str());
-    }
-    return absl::OkStatus();
+  std::fprintf(c.out, "%s: %s, %u of %u attempts remaining\n",
+               v.account.c_str(), StateName(st->state), st->attempts_remaining,
+               st->attempt_limit);
+  if (st->registration_id != 0) {
+    std::fprintf(c.out, "registration: %016llx\n",
+                 static_cast<unsigned long long>(st->registration_id));
   }
-  if (p[1] == "change-password") {
-    BKV_ASSIGN_OR_RETURN(SecretBytes old_pw, ReadPasswordLine("old password"));
-    BKV_ASSIGN_OR_RETURN(SecretBytes new_pw, ReadPasswordLine("new password"));
-    BKV_ASSIGN_OR_RETURN(SecretBytes key, v.client->Recover(v.account, old_pw));
-    BKV_RETURN_IF_ERROR(v.client->Register(v.account, new_pw, key));
-    std::fprintf(c.out, "%s: password changed; the backup key is the same\n",
+  if (st->reset_due_unix_ms != 0) {
+    std::fprintf(c.out,
+                 "reset requested: due %s (a successful recovery cancels "
+                 "it)\n",
+                 UtcTime(st->reset_due_unix_ms).c_str());
+  }
+  return absl::OkStatus();
+}
+
+// An ACTIVE record is deleted with a proof of its password (one recovery),
+// or without one once a requested reset is due.
+absl::Status VaultDeleteCmd(Context& c) {
+  BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(c.args, c.err));
+  std::string proof;
+  if (c.args.values.count("--password-stdin")) {
+    auto st = v.client->Status();
+    if (!st.ok()) return Explained(st.status());
+    if (st->state == client::VaultStatus::State::kActive) {
+      BKV_ASSIGN_OR_RETURN(SecretBytes pw, ReadPasswordLine("password"));
+      auto r = v.client->RecoverWithProof(v.account, pw);
+      if (!r.ok()) return Explained(r.status());
+      proof = std::move(r->proof);
+    }
+  }
+  absl::Status s = v.client->Delete(proof);
+  if (client::VaultError::From(s).kind ==
+      client::VaultErrorKind::kProofRequired) {
+    return Usage(
+        "the record is active: deleting it needs its password "
+        "(--password-stdin), or `bkv vault reset --request` and, once the "
+        "reset is due, delete again");
+  }
+  BKV_RETURN_IF_ERROR(Explained(s));
+  if (c.args.json) {
+    std::fprintf(c.out, "{\"deleted\":true}\n");
+  } else {
+    std::fprintf(c.out, "%s: record and key deleted from the vault\n",
                  v.account.c_str());
-    return absl::OkStatus();
   }
-  return Usage("bkv vault status|delete|change-password");
+  return absl::OkStatus();
+}
+
+absl::Status VaultChangePasswordCmd(Context& c) {
+  BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(SecretBytes old_pw, ReadPasswordLine("old password"));
+  BKV_ASSIGN_OR_RETURN(SecretBytes new_pw, ReadPasswordLine("new password"));
+  auto reg = v.client->ChangePassword(v.account, old_pw, new_pw);
+  if (!reg.ok()) return Explained(reg.status());
+  std::fprintf(c.out,
+               "%s: password changed; the backup key is the same (%u "
+               "attempts)\n",
+               v.account.c_str(), reg->attempt_limit);
+  return absl::OkStatus();
+}
+
+absl::Status ResetRequest(Context& c, Vault& v) {
+  auto due = v.client->RequestReset();
+  if (!due.ok()) return Explained(due.status());
+  if (c.args.json) {
+    std::fprintf(c.out, "{\"reset_due_unix_ms\":%lld}\n",
+                 static_cast<long long>(*due));
+  } else {
+    std::fprintf(c.out,
+                 "%s: reset requested; from %s a new password can be set "
+                 "without the old one (bkv vault reset --complete). A "
+                 "successful recovery before then cancels it.\n",
+                 v.account.c_str(), UtcTime(*due).c_str());
+  }
+  return absl::OkStatus();
+}
+
+// Once the reset is due: a new password, with the user's 64-digit key
+// (--key-file; old backups stay readable) or a new key (they do not).
+absl::Status ResetComplete(Context& c, Vault& v) {
+  BKV_ASSIGN_OR_RETURN(SecretBytes pw, ReadPasswordLine("new password"));
+  std::optional<BackupKey> key;
+  if (auto it = c.args.values.find("--key-file"); it != c.args.values.end()) {
+    BKV_ASSIGN_OR_RETURN(key, ReadKeyFile(it->second));
+  }
+  auto st = v.client->Status();
+  if (!st.ok()) return Explained(st.status());
+  if (st->state == client::VaultStatus::State::kLocked) {
+    BKV_RETURN_IF_ERROR(Explained(v.client->Delete()));
+  }
+  if (!key) key = BackupKey::Generate();
+  auto reg = v.client->Register(v.account, pw, key->secret());
+  if (client::VaultError::From(reg.status()).kind ==
+      client::VaultErrorKind::kProofRequired) {
+    return Usage(
+        st->reset_due_unix_ms == 0
+            ? std::string("no reset is pending: bkv vault reset --request")
+            : absl::StrCat("the reset is not due until ",
+                           UtcTime(st->reset_due_unix_ms)));
+  }
+  if (!reg.ok()) return Explained(reg.status());
+  std::fprintf(c.out, "%s: new password set (%u attempts)\n", v.account.c_str(),
+               reg->attempt_limit);
+  if (!c.args.values.count("--key-file")) {
+    std::fprintf(c.err,
+                 "bkv: a NEW backup key was registered: backups made with "
+                 "the old key cannot be read unless you have its 64-digit "
+                 "key\n");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VaultResetCmd(Context& c) {
+  const bool request = c.args.values.count("--request") > 0;
+  const bool complete = c.args.values.count("--complete") > 0;
+  if (request == complete) {
+    return Usage("bkv vault reset --request | --complete [--key-file F]");
+  }
+  BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(c.args, c.err));
+  return request ? ResetRequest(c, v) : ResetComplete(c, v);
+}
+
+absl::Status KeyGroup(Context&) { return Usage("bkv key new [--out FILE]"); }
+absl::Status VaultGroup(Context&) {
+  return Usage(
+      "bkv vault status|delete|change-password|reset; see bkv vault "
+      "--help");
+}
+
+constexpr char kVaultFlags[] = R"(vault flags:
+  --vault ADDR            the vault (host:port)
+  --vault-key HEX         its public key, pinned (or $BKV_VAULT_KEY)
+  --account ID            or $BKV_ACCOUNT
+  --token-file F          account token (or $BKV_ACCOUNT_TOKEN)
+  --vault-ca F            TLS, trusting these PEM roots (required unless the
+                          vault is on loopback)
+  --insecure-plaintext    allow plaintext to a non-loopback vault: DANGEROUS,
+                          the account token (a bearer credential) and the
+                          whole exchange cross the network in the clear
+  --opaque-context S      the vault's OPAQUE context (default "bkv OPAQUE v1")
+  --server-identity S     the vault's OPAQUE server identity, if configured
+  --max-wait SECONDS      longest total wait when the vault asks to retry
+                          later (default 5)
+  --json                  machine-readable output
+)";
+
+struct Command {
+  const char* name;  // the words after `bkv`
+  const char* usage;
+  absl::Status (*run)(Context&);
+  bool vault_flags;  // lists kVaultFlags in its help
+};
+
+const Command kCommands[] = {
+    {"key", "bkv key new [--out FILE]\n  backup keys\n", KeyGroup, false},
+    {"key new",
+     "bkv key new [--out FILE] [--json]\n  make a backup key; print it, or "
+     "write it to FILE (mode 0600, must not exist)\n  --out FILE\n  --json\n",
+     KeyNew, false},
+    {"backup",
+     "bkv backup PATH --to URL (--key-file F | --vault ADDR --password-stdin)"
+     " [--keep N] [--no-compress] [--chunk-size N] [--json]\n  back up a "
+     "file or directory; with --vault, the first backup into an empty store "
+     "registers a new key\n  --to URL\n  --key-file F\n  --password-stdin\n"
+     "  --keep N\n  --no-compress\n  --chunk-size N\n",
+     Backup, true},
+    {"restore",
+     "bkv restore --from URL --to PATH (--key-file F | --vault ADDR "
+     "--password-stdin) [--backup ID] [--json]\n  restore the newest (or ID) "
+     "to PATH, which must not exist\n  --from URL\n  --to PATH\n  --key-file F"
+     "\n  --password-stdin\n  --backup ID\n",
+     Restore, true},
+    {"list",
+     "bkv list --from URL [--key-file F | --vault ADDR --password-stdin] "
+     "[--json]\n  backups in the set (with the key), or the store's objects "
+     "(without)\n  --from URL\n  --key-file F\n  --password-stdin\n",
+     List, true},
+    {"check",
+     "bkv check --from URL --key-file F [--read-data] [--json]\n  verify the "
+     "backup list against the backup objects (every byte with --read-data); "
+     "exit 4 when anything is wrong\n  --from URL\n  --key-file F\n"
+     "  --read-data\n",
+     Check, false},
+    {"repair",
+     "bkv repair --from URL --key-file F [--json]\n  rebuild a damaged or "
+     "missing backup list from the authenticated backup objects; deletes "
+     "nothing\n  --from URL\n  --key-file F\n",
+     Repair, false},
+    {"vault",
+     "bkv vault status|delete|change-password|reset\n  the account's record "
+     "in the vault; `bkv vault SUBCOMMAND --help`\n",
+     VaultGroup, true},
+    {"vault status",
+     "bkv vault status [--json]\n  state, attempts remaining of the vault's "
+     "limit, registration id, a pending reset; spends no attempt\n",
+     VaultStatusCmd, true},
+    {"vault delete",
+     "bkv vault delete [--password-stdin]\n  delete the record and its key. "
+     "An active record needs its password (one attempt, proves it) or a due "
+     "reset\n  --password-stdin\n",
+     VaultDeleteCmd, true},
+    {"vault change-password",
+     "bkv vault change-password\n  reads the old and the new password (two "
+     "lines) from stdin; proves the old one (one attempt), then stores the "
+     "same backup key behind the new one\n",
+     VaultChangePasswordCmd, true},
+    {"vault reset",
+     "bkv vault reset --request | --complete [--key-file F]\n  forgot the "
+     "password: --request starts the vault's reset delay and prints when it "
+     "is due; once due, --complete reads a new password from stdin and "
+     "registers the 64-digit key of --key-file behind it, or a NEW key "
+     "(backups made with the old key are then unreadable unless you have its "
+     "64-digit key)\n  --request\n  --complete\n  --key-file F\n",
+     VaultResetCmd, true},
+};
+
+// The longest command whose words start the positional arguments.
+const Command* Find(const std::vector<std::string>& p) {
+  const Command* best = nullptr;
+  size_t best_words = 0;
+  for (const Command& cmd : kCommands) {
+    std::vector<std::string> words = absl::StrSplit(cmd.name, ' ');
+    if (words.size() > p.size() || words.size() <= best_words) continue;
+    if (std::equal(words.begin(), words.end(), p.begin())) {
+      best = &cmd;
+      best_words = words.size();
+    }
+  }
+  return best;
 }
 
 absl::Status Dispatch(Context& c) {
   const auto& p = c.args.positional;
   if (p.empty()) return Usage("no command; see bkv --help");
-  if (p[0] == "key" && p.size() == 2 && p[1] == "new") return KeyNew(c);
-  if (p[0] == "backup") return Backup(c);
-  if (p[0] == "restore") return Restore(c);
-  if (p[0] == "list") return List(c);
-  if (p[0] == "check") return Check(c);
-  if (p[0] == "repair") return Repair(c);
-  if (p[0] == "vault") return VaultCommand(c);
-  return Usage(absl::StrCat("unknown command '", p[0], "'; see bkv --help"));
+  const Command* cmd = Find(p);
+  if (cmd == nullptr) {
+    return Usage(absl::StrCat("unknown command '", p[0], "'; see bkv --help"));
+  }
+  return cmd->run(c);
+}
+
+void PrintHelp(const std::vector<std::string>& words, FILE* out) {
+  const Command* cmd = Find(words);
+  if (cmd == nullptr) {
+    std::fputs(kHelp, out);
+    return;
+  }
+  // The first line is the synopsis, the second a description wrapped here,
+  // the rest one flag each.
+  const std::vector<std::string> lines = absl::StrSplit(cmd->usage, '\n');
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].empty()) continue;
+    if (i != 1) {
+      std::fprintf(out, "%s%s\n", i == 0 ? "usage: " : "", lines[i].c_str());
+      continue;
+    }
+    std::string line;
+    for (absl::string_view word : absl::StrSplit(lines[i], ' ')) {
+      if (word.empty()) continue;
+      if (line.size() + word.size() + 1 > 76) {
+        std::fprintf(out, "%s\n", line.c_str());
+        line.clear();
+      }
+      absl::StrAppend(&line, line.empty() ? "  " : " ", word);
+    }
+    std::fprintf(out, "%s\n", line.c_str());
+  }
+  std::fputs("  --help\n", out);
+  if (cmd->vault_flags) std::fputs(kVaultFlags, out);
 }
 
 }  // namespace
 
+std::vector<std::string> CommandNames() {
+  std::vector<std::string> names;
+  for (const Command& cmd : kCommands) names.push_back(cmd.name);
+  return names;
+}
+
 int Run(int argc, char** argv, FILE* out, FILE* err) {
+  std::vector<std::string> words;  // the command words before --help
   for (int i = 1; i < argc; ++i) {
-    if (std::string_view(argv[i]) == "--help" ||
-        std::string_view(argv[i]) == "-h") {
-      std::fputs(kHelp, out);
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      PrintHelp(words, out);
       return kOk;
     }
+    if (!arg.starts_with("-")) words.emplace_back(arg);
   }
   auto args = ParseArgs(argc, argv);
   if (!args.ok()) {

@@ -2,6 +2,8 @@
 #define BKV_CLIENT_CLI_CLI_H_
 
 #include <cstdio>
+#include <string>
+#include <vector>
 
 namespace bkv::cli {
 
@@ -9,7 +11,7 @@ namespace bkv::cli {
 enum ExitCode : int {
   kOk = 0,
   kFailure = 1,        // anything not listed below
-  kUsage = 2,          // bad command line
+  kUsage = 2,          // bad command line, or vault configuration mismatch
   kWrongKey = 3,       // the key does not open this backup or store
   kCorrupted = 4,      // backup data truncated, modified or out of order
   kNotFound = 5,       // no such backup, object or file
@@ -18,6 +20,9 @@ enum ExitCode : int {
   kLocked = 8,         // vault: attempts used up, the key is destroyed
   kVaultAuth = 9,      // vault: the account token was refused
 };
+
+// Every command and subcommand (e.g. "vault status"); each answers --help.
+std::vector<std::string> CommandNames();
 
 // Runs one command. Secrets are read from files or stdin, never from argv.
 int Run(int argc, char** argv, FILE* out, FILE* err);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "crypto/hex.h"
+#include "tests/client/vault_test_support.h"
 #include "tests/server/vault_harness.h"
 
 extern char** environ;
@@ -38,8 +39,11 @@ int RunProgram(const std::string& path, const std::vector<std::string>& extra) {
 
 TEST(CAbiVault, CProgramPassesAgainstARealVault) {
   testing::VaultProcess vault;
-  ASSERT_TRUE(vault.Start({"--attempt-limit", "3", "--account-burst", "100"}))
+  ASSERT_TRUE(vault.Start({"--attempt-limit", "3", "--account-burst", "100",
+                           "--read-burst", "100", "--guess-burst", "100"}))
       << vault.log();
+  BKV_SKIP_UNLESS_V2(vault);
+  BKV_SKIP_UNLESS_PROOF_OR_DELAY(vault);
   const std::string account = "c-abi-acct";
   const auto& pk = vault.public_key();
   const std::string key_hex = HexEncode(std::span<const uint8_t>(pk));

@@ -92,6 +92,7 @@ int main(void) {
   /* No token yet: the vault refuses; a token set later is used. */
   opts.account_token = NULL;
   opts.timeout_ms = 20000;
+  opts.max_retry_wait_ms = 10000; /* wait out a rate limit, if any */
   CHECK(bkv_vault_open(&opts, &vault, &err) == BKV_OK);
   CHECK(vault != NULL);
   CHECK(bkv_vault_status(vault, &state, NULL, NULL, NULL, &err) ==
@@ -138,6 +139,61 @@ int main(void) {
   bkv_key_free(got);
   got = NULL;
 
+  /* The record's identity; no reset pending. */
+  uint64_t registration_id = 0;
+  int64_t due = -1;
+  CHECK(bkv_vault_registration(vault, &registration_id, &due, NULL, &err) ==
+        BKV_OK);
+  CHECK(registration_id != 0 && due == 0);
+
+  /* A vault configured differently is a configuration error that spends
+   * nothing (checked with GetVaultInfo before any counted call). */
+  bkv_vault_options other = opts;
+  other.opaque_context = "another deployment";
+  bkv_vault* misconfigured = NULL;
+  CHECK(bkv_vault_open(&other, &misconfigured, &err) == BKV_OK);
+  CHECK(bkv_vault_recover(misconfigured, account, same, sizeof same, &got,
+                          &detail, &err) == BKV_VAULT_CONFIG);
+  CHECK(detail.attempt == BKV_VAULT_ATTEMPT_NOT_SPENT);
+  CHECK_ERR(err, "OPAQUE context");
+  bkv_vault_free(misconfigured);
+  other = opts;
+  other.server_identity = "vault.example";
+  CHECK(bkv_vault_open(&other, &misconfigured, &err) == BKV_OK);
+  CHECK(bkv_vault_recover(misconfigured, account, same, sizeof same, &got,
+                          &detail, &err) == BKV_VAULT_CONFIG);
+  CHECK_ERR(err, "server identity");
+  bkv_vault_free(misconfigured);
+  CHECK(bkv_vault_status(vault, &state, &remaining, &limit, NULL, &err) ==
+        BKV_OK);
+  CHECK(remaining == 3);
+
+  /* Plaintext to a non-loopback address needs the explicit option (no call
+   * is made by bkv_vault_open). */
+  other = opts;
+  other.address = "192.0.2.1:443";
+  CHECK(bkv_vault_open(&other, &misconfigured, &err) == BKV_INVALID_ARGUMENT);
+  CHECK_ERR(err, "TLS is required");
+  other.insecure_plaintext = 1;
+  CHECK(bkv_vault_open(&other, &misconfigured, &err) == BKV_OK);
+  bkv_vault_free(misconfigured);
+  misconfigured = NULL;
+
+  /* Replacing an active record needs the password: change it (and back). */
+  CHECK(bkv_vault_register(vault, account, "evil", 4, key, &detail, &err) ==
+        BKV_VAULT_PROOF_REQUIRED);
+  CHECK_ERR(err, "");
+  uint32_t new_limit = 0;
+  CHECK(bkv_vault_change_password(vault, account, same, sizeof same, "new pw",
+                                  6, &new_limit, &detail, &err) == BKV_OK);
+  CHECK(new_limit == 3);
+  CHECK(bkv_vault_recover(vault, account, "new pw", 6, &got, &detail, &err) ==
+        BKV_OK);
+  bkv_key_free(got);
+  got = NULL;
+  CHECK(bkv_vault_change_password(vault, account, "new pw", 6, same,
+                                  sizeof same, NULL, &detail, &err) == BKV_OK);
+
   /* Wrong passwords count down, then lock. The full buffer (with " XYZ") is
    * a different password. */
   CHECK(bkv_vault_recover(vault, account, password, strlen(password), &got,
@@ -172,14 +228,18 @@ int main(void) {
   CHECK(bkv_vault_delete(vault, NULL, &err) == BKV_OK);
   CHECK(bkv_vault_register(vault, account, same, sizeof same, key, NULL,
                            &err) == BKV_OK);
-  /* An ACTIVE record needs proof of its password to go: a recovery. */
-  CHECK(bkv_vault_delete(vault, &detail, &err) != BKV_OK);
-  CHECK_ERR(err, "proof");
-  CHECK(bkv_vault_recover(vault, account, same, sizeof same, &got, NULL,
-                          &err) == BKV_OK);
-  bkv_key_free(got);
-  got = NULL;
-  CHECK(bkv_vault_delete(vault, NULL, &err) == BKV_OK);
+  /* An active record is deleted with its password, not without. */
+  CHECK(bkv_vault_delete(vault, &detail, &err) == BKV_VAULT_PROOF_REQUIRED);
+  CHECK_ERR(err, "");
+  CHECK(bkv_vault_request_reset(vault, &due, &detail, &err) == BKV_OK);
+  CHECK(due > 0);
+  CHECK(bkv_vault_registration(vault, &registration_id, &due, NULL, &err) ==
+        BKV_OK);
+  CHECK(due > 0);
+  CHECK(bkv_vault_delete_with_password(vault, account, same, sizeof same,
+                                       &detail, &err) == BKV_OK);
+  CHECK(bkv_vault_status(vault, &state, NULL, NULL, NULL, &err) == BKV_OK);
+  CHECK(state == BKV_VAULT_STATE_NONE);
 
   /* A refused token is typed so the app knows to fetch a new one. */
   CHECK(bkv_vault_set_token(vault, "not-a-token", &err) == BKV_OK);
@@ -197,6 +257,9 @@ int main(void) {
   CHECK(strcmp(bkv_status_name(BKV_VAULT_LOCKED), "VAULT_LOCKED") == 0);
   CHECK(strcmp(bkv_status_name(BKV_VAULT_UNAUTHENTICATED),
                "VAULT_UNAUTHENTICATED") == 0);
+  CHECK(strcmp(bkv_status_name(BKV_VAULT_CONFIG), "VAULT_CONFIG") == 0);
+  CHECK(strcmp(bkv_status_name(BKV_VAULT_PROOF_REQUIRED),
+               "VAULT_PROOF_REQUIRED") == 0);
   CHECK(err == NULL);
 
   bkv_string_free(want_text);

@@ -7,8 +7,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "crypto/hex.h"
+#include "tests/client/vault_test_support.h"
 #include "tests/server/vault_harness.h"
 
 #ifndef BKV_CLI_PATH
@@ -57,12 +59,16 @@ CliRun Bkv(const std::vector<std::string>& args, const std::string& input,
 
 class CliVaultTest : public ::testing::Test {
  protected:
+  // Each CLI run makes up to five calls; the default per-account bursts
+  // are meant for people, not for a test running a dozen commands.
+  virtual std::vector<std::string> VaultArgs() {
+    return {"--attempt-limit", "4",   "--account-burst", "100",
+            "--read-burst",    "100", "--guess-burst",   "100",
+            "--reset-delay-s", "1"};
+  }
   void SetUp() override {
-    // Each CLI run makes up to four calls; the default per-account burst
-    // is meant for people, not for a test running a dozen commands.
-    ASSERT_TRUE(
-        vault_.Start({"--attempt-limit", "4", "--account-burst", "100"}))
-        << vault_.log();
+    ASSERT_TRUE(vault_.Start(VaultArgs())) << vault_.log();
+    BKV_SKIP_UNLESS_V2(vault_);
     dir_ = fs::path(vault_.data_dir()) / "cli";
     fs::create_directories(dir_ / "src" / "media");
     std::ofstream(dir_ / "src" / "chat.db") << std::string(300'000, 'c');
@@ -93,6 +99,8 @@ TEST_F(CliVaultTest, BackupWithPasswordThenRestoreWithIt) {
                   "correct horse\n", dir_);
   ASSERT_EQ(b1.exit_code, 0) << b1.err;
   EXPECT_NE(b1.err.find("registered a new backup key"), std::string::npos);
+  // The vault's figure, not a constant.
+  EXPECT_NE(b1.err.find("(4 attempts)"), std::string::npos) << b1.err;
   // The second backup recovers the same key instead of making a new one.
   CliRun b2 = Bkv(With({"backup", (dir_ / "src").string(), "--to", Store()}),
                   "correct horse\n", dir_);
@@ -146,10 +154,180 @@ TEST_F(CliVaultTest, LockedAfterTheLimitAndMisuseIsRefused) {
            "--token-file", (dir_ / "token").string()},
           "", dir_);
   EXPECT_EQ(no_pin.exit_code, 2) << no_pin.err;
-  // Delete, then the account has no key.
+  // Delete a locked record (no password needed), then the account has no key.
   EXPECT_EQ(Bkv(With({"vault", "delete"}), "", dir_).exit_code, 0);
   CliRun gone = Bkv(With({"vault", "status", "--json"}), "", dir_);
   EXPECT_NE(gone.out.find("\"status\":\"none\""), std::string::npos);
+}
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream f(p);
+  return std::string((std::istreambuf_iterator<char>(f)), {});
+}
+
+// 10.5: a vault answer of "no record" never makes a second key for a store
+// that already holds backups (they would be superseded and pruned); the
+// user is told what to do instead.
+TEST_F(CliVaultTest, RegressionNoAutoRegisterIntoAStoreWithBackups) {
+  fs::create_directories(dir_ / "store");
+  const std::string key = (dir_ / "k").string();
+  ASSERT_EQ(Bkv({"key", "new", "--out", key}, "", dir_).exit_code, 0);
+  ASSERT_EQ(Bkv({"backup", (dir_ / "src").string(), "--to", Store(),
+                 "--key-file", key},
+                "", dir_)
+                .exit_code,
+            0);
+  CliRun b = Bkv(With({"backup", (dir_ / "src").string(), "--to", Store()}),
+                 "pw\n", dir_);
+  EXPECT_NE(b.exit_code, 0) << b.err;
+  EXPECT_NE(b.err.find("already holds backups"), std::string::npos) << b.err;
+  EXPECT_NE(b.err.find("reset --complete --key-file"), std::string::npos);
+  CliRun st = Bkv(With({"vault", "status", "--json"}), "", dir_);
+  EXPECT_NE(st.out.find("\"status\":\"none\""), std::string::npos) << st.out;
+  // The old backup is untouched and still opens with its key.
+  CliRun r = Bkv({"restore", "--from", Store(), "--to", (dir_ / "out").string(),
+                  "--key-file", key},
+                 "", dir_);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// 10.5: plaintext only to loopback; a remote vault needs TLS or the
+// explicit, documented-dangerous flag. Refused before any connection.
+TEST_F(CliVaultTest, RegressionPlaintextToANonLoopbackVaultIsRefused) {
+  CliRun r = Bkv({"vault", "status", "--vault", "192.0.2.1:443", "--vault-key",
+                  HexEncode(vault_.public_key()), "--account", "alice",
+                  "--token-file", (dir_ / "token").string()},
+                 "", dir_);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("TLS is required"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--insecure-plaintext"), std::string::npos) << r.err;
+}
+
+// 10.6: a wrong --opaque-context is a configuration error naming the
+// mismatch, and the attempt counter does not move.
+TEST_F(CliVaultTest, RegressionWrongOpaqueContextSpendsNothing) {
+  fs::create_directories(dir_ / "store");
+  ASSERT_EQ(Bkv(With({"backup", (dir_ / "src").string(), "--to", Store()}),
+                "pw\n", dir_)
+                .exit_code,
+            0);
+  auto args = With({"list", "--from", Store()});
+  args.insert(args.end(), {"--opaque-context", "someone else's vault"});
+  CliRun wrong = Bkv(args, "pw\n", dir_);
+  EXPECT_EQ(wrong.exit_code, 2) << wrong.err;
+  EXPECT_NE(wrong.err.find("OPAQUE context"), std::string::npos) << wrong.err;
+  args = With({"list", "--from", Store()});
+  args.insert(args.end(), {"--server-identity", "vault.example"});
+  CliRun wrong_id = Bkv(args, "pw\n", dir_);
+  EXPECT_EQ(wrong_id.exit_code, 2) << wrong_id.err;
+  EXPECT_NE(wrong_id.err.find("server identity"), std::string::npos);
+  CliRun st = Bkv(With({"vault", "status", "--json"}), "", dir_);
+  EXPECT_NE(st.out.find("\"attempts_remaining\":4"), std::string::npos)
+      << st.out;
+}
+
+// 10.7 and 10.4: status shows the vault's figures; change-password and
+// delete of an active record need the password.
+TEST_F(CliVaultTest, ChangePasswordAndDeleteNeedThePassword) {
+  BKV_SKIP_UNLESS_PROOF_OR_DELAY(vault_);
+  fs::create_directories(dir_ / "store");
+  ASSERT_EQ(Bkv(With({"backup", (dir_ / "src").string(), "--to", Store()}),
+                "one\n", dir_)
+                .exit_code,
+            0);
+  CliRun st = Bkv(With({"vault", "status"}), "", dir_);
+  EXPECT_NE(st.out.find("active, 4 of 4 attempts remaining"), std::string::npos)
+      << st.out;
+  EXPECT_NE(st.out.find("registration: "), std::string::npos) << st.out;
+
+  CliRun bad = Bkv(With({"vault", "change-password"}), "nope\ntwo\n", dir_);
+  EXPECT_EQ(bad.exit_code, 3) << bad.err;
+  CliRun good = Bkv(With({"vault", "change-password"}), "one\ntwo\n", dir_);
+  EXPECT_EQ(good.exit_code, 0) << good.err;
+  EXPECT_NE(good.out.find("(4 attempts)"), std::string::npos) << good.out;
+  CliRun r =
+      Bkv(With({"restore", "--from", Store(), "--to", (dir_ / "out").string()}),
+          "two\n", dir_);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+
+  // Delete without the password is refused with what to do.
+  std::vector<std::string> no_pw = {
+      "vault",        "delete",
+      "--vault",      vault_.address(),
+      "--vault-key",  HexEncode(vault_.public_key()),
+      "--account",    "alice",
+      "--token-file", (dir_ / "token").string()};
+  CliRun refused = Bkv(no_pw, "", dir_);
+  EXPECT_EQ(refused.exit_code, 2) << refused.err;
+  EXPECT_NE(refused.err.find("needs its password"), std::string::npos)
+      << refused.err;
+  CliRun deleted = Bkv(With({"vault", "delete"}), "two\n", dir_);
+  EXPECT_EQ(deleted.exit_code, 0) << deleted.err;
+  CliRun gone = Bkv(With({"vault", "status", "--json"}), "", dir_);
+  EXPECT_NE(gone.out.find("\"status\":\"none\""), std::string::npos);
+}
+
+// 10.4: forgot the password. The user's 64-digit key goes behind a new
+// password once the requested reset is due; the old backups stay readable.
+TEST_F(CliVaultTest, ResetRequestThenCompleteWithTheKeyFile) {
+  BKV_SKIP_UNLESS_PROOF_OR_DELAY(vault_);
+  fs::create_directories(dir_ / "store");
+  const std::string key = (dir_ / "k").string();
+  ASSERT_EQ(Bkv({"key", "new", "--out", key}, "", dir_).exit_code, 0);
+  ASSERT_EQ(Bkv({"backup", (dir_ / "src").string(), "--to", Store(),
+                 "--key-file", key},
+                "", dir_)
+                .exit_code,
+            0);
+  // No record yet: the key file goes in without any proof.
+  CliRun first = Bkv(With({"vault", "reset", "--complete", "--key-file", key}),
+                     "first\n", dir_);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  CliRun req = Bkv(With({"vault", "reset", "--request", "--json"}), "", dir_);
+  ASSERT_EQ(req.exit_code, 0) << req.err;
+  const auto pos = req.out.find("\"reset_due_unix_ms\":");
+  ASSERT_NE(pos, std::string::npos) << req.out;
+  const int64_t due = std::stoll(req.out.substr(pos + 20));
+  CliRun st = Bkv(With({"vault", "status"}), "", dir_);
+  EXPECT_NE(st.out.find("reset requested: due"), std::string::npos) << st.out;
+  for (int i = 0; i < 100; ++i) {  // bounded wait for the due time
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    if (now > due + 50) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CliRun done = Bkv(With({"vault", "reset", "--complete", "--key-file", key}),
+                    "second\n", dir_);
+  ASSERT_EQ(done.exit_code, 0) << done.err;
+  CliRun r =
+      Bkv(With({"restore", "--from", Store(), "--to", (dir_ / "out").string()}),
+          "second\n", dir_);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Slurp(dir_ / "out" / "chat.db"), std::string(300'000, 'c'));
+}
+
+class CliVaultRetryTest : public CliVaultTest {
+ protected:
+  std::vector<std::string> VaultArgs() override {
+    return {"--attempt-limit", "4",  "--account-burst",   "100",
+            "--read-burst",    "2",  "--read-per-second", "0.5",
+            "--guess-burst",   "100"};
+  }
+};
+
+// 16.1: when the vault asks the CLI to wait more than a second, it says so
+// on stderr, then succeeds.
+TEST_F(CliVaultRetryTest, RetryWaitIsAnnouncedOnStderr) {
+  bool announced = false;
+  for (int i = 0; i < 4 && !announced; ++i) {
+    CliRun st = Bkv(With({"vault", "status", "--max-wait", "30"}), "", dir_);
+    ASSERT_EQ(st.exit_code, 0) << st.err;
+    announced = st.err.find(
+                    "the vault asked to wait (rate_limited); "
+                    "retrying in") != std::string::npos;
+  }
+  EXPECT_TRUE(announced);
 }
 
 }  // namespace

@@ -39,8 +39,13 @@ typedef enum bkv_status {
   BKV_VAULT_LOCKED = 10,          /* no attempts left: the key is destroyed */
   BKV_VAULT_NOT_REGISTERED = 11,  /* no key is stored for this account */
   BKV_VAULT_RATE_LIMITED = 12,    /* too many calls: wait retry_after_ms */
-  BKV_VAULT_UNAUTHENTICATED = 13  /* account token refused or expired: get a
+  BKV_VAULT_UNAUTHENTICATED = 13, /* account token refused or expired: get a
                                      new one, then bkv_vault_set_token */
+  BKV_VAULT_CONFIG = 14, /* the vault is not the configured one (context,
+                            server identity, public key or protocol version
+                            differ; the message names which): nothing spent */
+  BKV_VAULT_PROOF_REQUIRED = 15 /* replacing or deleting an active record
+                                   needs its password, or a due reset */
 } bkv_status;
 
 typedef struct bkv_key bkv_key;
@@ -111,8 +116,11 @@ bkv_status bkv_list(bkv_store* store, const bkv_key* key, char** out_ids,
  * Failures other than the BKV_VAULT_* codes:
  *   BKV_INVALID_ARGUMENT  bad options or arguments (a bug or misconfiguration)
  *   BKV_UNAVAILABLE       network or vault trouble, or a timeout: retry with
- *                         backoff (an interrupted recovery may have spent an
- *                         attempt: bkv_vault_status tells)
+ *                         backoff. bkv_vault_error.attempt says whether an
+ *                         interrupted recovery spent an attempt (UNKNOWN:
+ *                         bkv_vault_status tells); calls the vault refused
+ *                         as safe to repeat are repeated within
+ *                         max_retry_wait_ms
  *   BKV_INTERNAL          anything else
  *
  * Unlike other handles, a bkv_vault may be used from several threads at once
@@ -128,8 +136,9 @@ typedef struct bkv_vault_options {
                                     yet (calls fail BKV_VAULT_UNAUTHENTICATED
                                     until bkv_vault_set_token) */
   const char* tls_root_certs;    /* PEM roots to trust; "": TLS with the
-                                    default roots; NULL: plaintext, for
-                                    loopback and tests only */
+                                    default roots; NULL: plaintext, accepted
+                                    only for a loopback address unless
+                                    insecure_plaintext is set */
   uint32_t timeout_ms;           /* per RPC; 0: 30000 */
   /* Argon2id for new registrations (recovery uses the record's own); each 0
    * is its default (t=3, m=65536 KiB, p=4). Below t=2, m=19456, p=1 is
@@ -137,6 +146,16 @@ typedef struct bkv_vault_options {
   uint32_t argon2_iterations;
   uint32_t argon2_memory_kib;
   uint32_t argon2_parallelism;
+  const char* server_identity;   /* the vault's OPAQUE server identity; NULL:
+                                    its public key (the default) */
+  /* Nonzero: plaintext to a non-loopback address. DANGEROUS: the account
+   * token (a bearer credential) and the whole exchange cross the network in
+   * the clear. For test networks only. */
+  int insecure_plaintext;
+  /* Total time a call may wait to retry when the vault refuses it with a
+   * retry time and marks it as not counted (rate limit, vault unavailable);
+   * 0: never wait, return BKV_VAULT_RATE_LIMITED / BKV_UNAVAILABLE. */
+  uint32_t max_retry_wait_ms;
 } bkv_vault_options;
 
 /* All zero/NULL: the caller then sets address, server_public_key,
@@ -145,9 +164,20 @@ void bkv_vault_options_init(bkv_vault_options* options);
 
 /* What the vault said about a failure; zero when it said nothing. Optional
  * (NULL) in every call that takes one. */
+typedef enum bkv_vault_attempt {
+  BKV_VAULT_ATTEMPT_NOT_SPENT = 0,
+  BKV_VAULT_ATTEMPT_SPENT = 1,
+  /* The request may have reached the vault before the failure: an attempt
+   * may have been spent; bkv_vault_status tells. Not retried. */
+  BKV_VAULT_ATTEMPT_UNKNOWN = 2
+} bkv_vault_attempt;
+
 typedef struct bkv_vault_error {
-  uint32_t attempts_remaining; /* BKV_VAULT_INVALID_PASSWORD */
+  uint32_t attempts_remaining; /* BKV_VAULT_INVALID_PASSWORD, or after an
+                                  interrupted recovery */
   uint32_t retry_after_ms;     /* BKV_VAULT_RATE_LIMITED */
+  bkv_vault_attempt attempt;   /* what the failed call did to the counter */
+  int retry_safe;              /* nonzero: repeating the call spends nothing */
 } bkv_vault_error;
 
 typedef enum bkv_vault_state {
@@ -168,9 +198,12 @@ bkv_status bkv_vault_set_token(bkv_vault* vault, const char* account_token,
                                char** err);
 
 /* Stores `key` for `account` behind the `password_len` bytes of `password`,
- * with the attempt counter at the vault's limit. Also how a password is
- * changed: the new registration replaces the old one only once complete.
- * A locked record refuses it (BKV_VAULT_LOCKED): bkv_vault_delete first. */
+ * with the attempt counter at the vault's limit. An ACTIVE record is
+ * replaced only with a due reset (else BKV_VAULT_PROOF_REQUIRED: change a
+ * known password with bkv_vault_change_password). A locked record refuses
+ * it (BKV_VAULT_LOCKED): bkv_vault_delete first. Before the first counted
+ * call the vault's GetVaultInfo is checked against the options
+ * (BKV_VAULT_CONFIG on a mismatch). */
 bkv_status bkv_vault_register(bkv_vault* vault, const char* account,
                               const char* password, size_t password_len,
                               const bkv_key* key, bkv_vault_error* out_detail,
@@ -194,9 +227,46 @@ bkv_status bkv_vault_status(bkv_vault* vault, bkv_vault_state* out_state,
                             bkv_vault_error* out_detail, char** err);
 
 /* Deletes the account's record (and with it the key); BKV_OK when there was
- * none. */
+ * none. An ACTIVE record needs a due reset (bkv_vault_request_reset), else
+ * BKV_VAULT_PROOF_REQUIRED: use bkv_vault_delete_with_password. */
 bkv_status bkv_vault_delete(bkv_vault* vault, bkv_vault_error* out_detail,
                             char** err);
+
+/* Proves the password (one recovery: one attempt, like
+ * bkv_vault_recover), then deletes the record. */
+bkv_status bkv_vault_delete_with_password(bkv_vault* vault,
+                                          const char* account,
+                                          const char* password,
+                                          size_t password_len,
+                                          bkv_vault_error* out_detail,
+                                          char** err);
+
+/* Proves the old password (one attempt), then stores the same key behind the
+ * new one. *out_attempt_limit (optional) is the vault's limit for it. If the
+ * vault's answer is lost, the message says which password is current. */
+bkv_status bkv_vault_change_password(bkv_vault* vault, const char* account,
+                                     const char* old_password,
+                                     size_t old_password_len,
+                                     const char* new_password,
+                                     size_t new_password_len,
+                                     uint32_t* out_attempt_limit,
+                                     bkv_vault_error* out_detail, char** err);
+
+/* "Forgot password": asks the vault to make the ACTIVE record replaceable
+ * without the password after its reset delay; *out_due_unix_ms is when.
+ * From then bkv_vault_register (a new password, with the user's 64-digit
+ * key, or a new key: backups made with the old key are then unreadable
+ * unless the user has that key) and bkv_vault_delete need no proof. A
+ * successful recovery before then cancels the reset. Spends no attempt. */
+bkv_status bkv_vault_request_reset(bkv_vault* vault, int64_t* out_due_unix_ms,
+                                   bkv_vault_error* out_detail, char** err);
+
+/* The record's identity and pending reset (0 when none); spends no
+ * attempt. */
+bkv_status bkv_vault_registration(bkv_vault* vault,
+                                  uint64_t* out_registration_id,
+                                  int64_t* out_reset_due_unix_ms,
+                                  bkv_vault_error* out_detail, char** err);
 
 #ifdef __cplusplus
 }
