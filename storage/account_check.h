@@ -26,8 +26,7 @@ struct AccountState {
 
 // Cross-checks framing and watermark without unsealing, so writers detect a
 // removed, resurrected or rolled-back record cheaply: kDataLoss (TamperError)
-// on any inconsistency. The same rules as the RocksDB back end's own copy
-// (rocksdb_record_store.cc), which can move here.
+// on any inconsistency. Shared by the RocksDB and etcd back ends.
 absl::StatusOr<AccountState> CheckAccount(const AccountKey& key,
                                           const RawAccount& raw);
 

@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "crypto/status_macros.h"
+#include "storage/account_check.h"
 
 namespace bkv::storage {
 namespace {
@@ -78,59 +79,6 @@ class StderrLogger final : public rocksdb::Logger {
   }
 };
 
-// What the record and its watermark say together, once checked.
-struct AccountState {
-  bool live = false;
-  uint64_t version = 0;     // current version when live
-  uint64_t high_water = 0;  // highest version ever written (0: none)
-};
-
-struct RawAccount {
-  std::optional<std::string> record;
-  std::optional<std::string> watermark;
-};
-
-// Cross-checks framing and watermark without unsealing, so writers can
-// detect a removed, resurrected or rolled-back record cheaply.
-absl::StatusOr<AccountState> CheckAccount(const AccountKey& key,
-                                          const RawAccount& raw) {
-  if (!raw.watermark.has_value()) {
-    if (raw.record.has_value()) {
-      return TamperError(key, "record present without its version watermark");
-    }
-    return AccountState{};
-  }
-  auto wm = ParseWatermark(AsSpan(*raw.watermark));
-  if (!wm.ok()) return TamperError(key, wm.status().message());
-  if (wm->state == Watermark::State::kDeleted) {
-    if (raw.record.has_value()) {
-      return TamperError(key, absl::StrCat("record present although it was "
-                                           "deleted at version ",
-                                           wm->version));
-    }
-    return AccountState{false, 0, wm->version};
-  }
-  if (!raw.record.has_value()) {
-    return TamperError(key, absl::StrCat("record missing; its watermark says "
-                                         "version ",
-                                         wm->version, " is live"));
-  }
-  auto version = PeekRecordVersion(AsSpan(*raw.record));
-  if (!version.ok()) return TamperError(key, version.status().message());
-  if (*version < wm->version) {
-    return TamperError(
-        key, absl::StrCat("version ", *version,
-                          " is older than the account's "
-                          "high-water mark ",
-                          wm->version, ": an old copy was written back"));
-  }
-  if (*version > wm->version) {
-    return TamperError(
-        key, absl::StrCat("version ", *version, " is ahead of its watermark ",
-                          wm->version));
-  }
-  return AccountState{true, *version, *version};
-}
 
 }  // namespace
 
