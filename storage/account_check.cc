@@ -1,5 +1,7 @@
 #include "storage/account_check.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace bkv::storage {
@@ -42,6 +44,19 @@ absl::StatusOr<AccountState> CheckAccount(const AccountKey& key,
                           wm->version));
   }
   return AccountState{true, *version, *version};
+}
+
+bool VisitAccount(const Sealer& sealer, std::string_view id,
+                  const RawAccount& raw, RecordStore::Visitor visit) {
+  AccountKey key{};
+  std::copy_n(id.begin(), std::min(id.size(), key.size()), key.begin());
+  if (id.size() != key.size()) {
+    return visit(key, TamperError(key, "a key of unexpected length"));
+  }
+  auto state = CheckAccount(key, raw);
+  if (!state.ok()) return visit(key, state.status());
+  if (!state->live) return true;
+  return visit(key, OpenRecord(sealer, key, AsSpan(*raw.record)));
 }
 
 }  // namespace bkv::storage

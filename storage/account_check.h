@@ -6,7 +6,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "crypto/sealer.h"
 #include "storage/record_codec.h"
+#include "storage/record_store.h"
 
 namespace bkv::storage {
 
@@ -29,6 +31,13 @@ struct AccountState {
 // on any inconsistency. Shared by the RocksDB and etcd back ends.
 absl::StatusOr<AccountState> CheckAccount(const AccountKey& key,
                                           const RawAccount& raw);
+
+// One step of ForEach over an account's two raw values, keyed by `id` as
+// stored: a malformed key or a failed check goes to `visit` as an error, a
+// live record unsealed, a deleted account not at all. Returns whether to go
+// on (what `visit` returned, or true when it was not called).
+bool VisitAccount(const Sealer& sealer, std::string_view id,
+                  const RawAccount& raw, RecordStore::Visitor visit);
 
 }  // namespace bkv::storage
 

@@ -479,17 +479,7 @@ absl::Status EtcdRecordStore::ForEach(Visitor visit) const {
     RawAccount raw;
     if (order <= 0) raw.record = rk->value();
     if (order >= 0) raw.watermark = wk->value();
-    AccountKey key{};
-    std::copy_n(id.begin(), std::min(id.size(), key.size()), key.begin());
-    bool more = true;
-    if (id.size() != key.size()) {
-      more = visit(key, TamperError(key, "a key of unexpected length"));
-    } else if (auto state = CheckAccount(key, raw); !state.ok()) {
-      more = visit(key, state.status());
-    } else if (state->live) {
-      more = visit(key, OpenRecord(*impl_->sealer, key, AsSpan(*raw.record)));
-    }
-    if (!more) return absl::OkStatus();
+    if (!VisitAccount(*impl_->sealer, id, raw, visit)) return absl::OkStatus();
     if (order <= 0) r.Next();
     if (order >= 0) w.Next();
   }

@@ -79,7 +79,6 @@ class StderrLogger final : public rocksdb::Logger {
   }
 };
 
-
 }  // namespace
 
 struct RocksDbRecordStore::Impl {
@@ -335,19 +334,9 @@ absl::Status RocksDbRecordStore::ForEach(Visitor visit) const {
       RawAccount raw;
       if (order <= 0) raw.record = r->value().ToString();
       if (order >= 0) raw.watermark = w->value().ToString();
-      AccountKey key{};
-      std::memcpy(key.data(), id.data(), std::min(id.size(), key.size()));
       const bool advance_r = raw.record.has_value();
       const bool advance_w = raw.watermark.has_value();
-      bool more = true;
-      if (id.size() != key.size()) {
-        more = visit(key, TamperError(key, "a key of unexpected length"));
-      } else if (auto state = CheckAccount(key, raw); !state.ok()) {
-        more = visit(key, state.status());
-      } else if (state->live) {
-        more = visit(key, OpenRecord(*impl_->sealer, key, AsSpan(*raw.record)));
-      }
-      if (!more) break;
+      if (!VisitAccount(*impl_->sealer, id.ToStringView(), raw, visit)) break;
       if (advance_r) r->Next();
       if (advance_w) w->Next();
     }
