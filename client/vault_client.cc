@@ -10,6 +10,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "bkv/vault/v1/error_detail.h"
 #include "bkv/vault/v1/vault.grpc.pb.h"
 #include "crypto/hex.h"
 #include "crypto/key_transport.h"
@@ -18,8 +19,6 @@
 
 namespace bkv::client {
 namespace {
-
-constexpr char kDetailTrailer[] = "bkv-error-detail-bin";
 
 template <size_t N>
 std::string Str(const std::array<uint8_t, N>& a) {
@@ -36,9 +35,11 @@ absl::Status FromGrpc(const grpc::Status& s, const grpc::ClientContext& ctx) {
   absl::Status out(static_cast<absl::StatusCode>(s.error_code()),
                    s.error_message());
   const auto& md = ctx.GetServerTrailingMetadata();
-  if (auto it = md.find(kDetailTrailer); it != md.end()) {
-    out.SetPayload(kErrorDetailUrl, absl::Cord(std::string(it->second.data(),
-                                                           it->second.size())));
+  if (auto it = md.find(vault::v1::kErrorDetailTrailer); it != md.end()) {
+    if (auto d = vault::v1::ParseErrorDetail(
+            std::string_view(it->second.data(), it->second.size()))) {
+      out = vault::v1::AttachErrorDetail(std::move(out), *d);
+    }
   }
   return out;
 }

@@ -4,6 +4,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "bkv/vault/v1/error_detail.h"
 #include "bkv/vault/v1/vault.pb.h"
 
 namespace bkv::client {
@@ -17,11 +18,7 @@ constexpr char kCallUrl[] = "bkv.client/VaultCall";
 constexpr char kConfigUrl[] = "bkv.client/Config";
 
 std::optional<ErrorDetail> Detail(const absl::Status& s) {
-  auto payload = s.GetPayload(kErrorDetailUrl);
-  if (!payload) return std::nullopt;
-  ErrorDetail d;
-  if (!d.ParseFromString(std::string(*payload))) return std::nullopt;
-  return d;
+  return vault::v1::ErrorDetailOf(s);
 }
 
 std::optional<VaultCall> CallOf(const absl::Status& s) {
@@ -33,8 +30,7 @@ std::optional<VaultCall> CallOf(const absl::Status& s) {
 }
 
 absl::Status WithDetail(absl::Status s, const ErrorDetail& d) {
-  s.SetPayload(kErrorDetailUrl, absl::Cord(d.SerializeAsString()));
-  return s;
+  return vault::v1::AttachErrorDetail(std::move(s), d);
 }
 
 VaultErrorKind KindOfReason(ErrorDetail::Reason r, bool* known) {

@@ -62,10 +62,6 @@ enum class VaultCall {
   kAfterCount,  // RecoverFinish: the attempt was spent by RecoverStart
 };
 
-// The payload type URL of the vault's ErrorDetail on a Status.
-inline constexpr char kErrorDetailUrl[] =
-    "type.googleapis.com/bkv.vault.v1.ErrorDetail";
-
 // `status` with the call kind attached (no-op for OK).
 absl::Status MarkVaultCall(absl::Status status, VaultCall call);
 

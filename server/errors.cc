@@ -13,16 +13,11 @@ absl::Status WithDetail(absl::Status status, ErrorDetail::Reason reason,
   d.set_reason(reason);
   d.set_attempts_remaining(attempts_remaining);
   d.set_retry_after_ms(retry_after_ms);
-  status.SetPayload(kErrorDetailUrl, absl::Cord(d.SerializeAsString()));
-  return status;
+  return vault::v1::AttachErrorDetail(std::move(status), d);
 }
 
 std::optional<ErrorDetail> GetDetail(const absl::Status& status) {
-  auto payload = status.GetPayload(kErrorDetailUrl);
-  if (!payload) return std::nullopt;
-  ErrorDetail d;
-  if (!d.ParseFromString(std::string(*payload))) return std::nullopt;
-  return d;
+  return vault::v1::ErrorDetailOf(status);
 }
 
 absl::Status WithAttempt(absl::Status status, ErrorDetail::Attempt attempt) {
@@ -42,8 +37,7 @@ absl::Status WithAttempt(absl::Status status, ErrorDetail::Attempt attempt) {
     }
   }
   if (d->attempt() == ErrorDetail::ATTEMPT_UNSPECIFIED) d->set_attempt(attempt);
-  status.SetPayload(kErrorDetailUrl, absl::Cord(d->SerializeAsString()));
-  return status;
+  return vault::v1::AttachErrorDetail(std::move(status), *d);
 }
 
 absl::Status InvalidLogin(uint32_t attempts_remaining) {

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "bkv/vault/v1/error_detail.h"
 #include "bkv/vault/v1/vault.pb.h"
 
 namespace bkv::server {
@@ -13,9 +14,7 @@ namespace bkv::server {
 // Vault failures carry a machine-readable reason (vault.proto ErrorDetail)
 // as an absl::Status payload; the gRPC layer sends it to the client in the
 // `bkv-error-detail-bin` trailer.
-inline constexpr absl::string_view kErrorDetailUrl =
-    "type.googleapis.com/bkv.vault.v1.ErrorDetail";
-inline constexpr char kErrorDetailTrailer[] = "bkv-error-detail-bin";
+using vault::v1::kErrorDetailTrailer;
 
 absl::Status WithDetail(absl::Status status,
                         vault::v1::ErrorDetail::Reason reason,

@@ -130,8 +130,7 @@ absl::Status VaultService::Refuse(absl::string_view scope,
   // Refused before anything was counted: a retry is always safe.
   auto detail = GetDetail(s);
   detail->set_attempt(vault::v1::ErrorDetail::ATTEMPT_NOT_COUNTED);
-  s.SetPayload(kErrorDetailUrl, absl::Cord(detail->SerializeAsString()));
-  return s;
+  return vault::v1::AttachErrorDetail(std::move(s), *detail);
 }
 
 absl::StatusOr<std::string> VaultService::Admit(grpc::ServerContext* ctx,

@@ -19,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "bkv/vault/v1/error_detail.h"
 #include "client/backup_set.h"
 #include "client/blob_store.h"
 #include "client/posix_file.h"
@@ -113,7 +114,7 @@ absl::Status Usage(std::string_view msg) {
 // The one place a Status becomes an exit code.
 int ExitFor(const absl::Status& s) {
   if (s.GetPayload(kUsageUrl)) return kUsage;
-  if (s.GetPayload(client::kErrorDetailUrl)) {
+  if (vault::v1::ErrorDetailOf(s).has_value()) {
     switch (client::VaultError::From(s).kind) {
       case client::VaultErrorKind::kLocked:
         return kLocked;

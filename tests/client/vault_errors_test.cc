@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/cord.h"
+#include "bkv/vault/v1/error_detail.h"
 #include "bkv/vault/v1/vault.pb.h"
 
 namespace bkv::client {
@@ -21,8 +22,7 @@ absl::Status WithDetail(absl::Status s, ErrorDetail::Reason reason,
   d.set_attempt(attempt);
   d.set_attempts_remaining(attempts_remaining);
   d.set_retry_after_ms(retry_after_ms);
-  s.SetPayload(kErrorDetailUrl, absl::Cord(d.SerializeAsString()));
-  return s;
+  return vault::v1::AttachErrorDetail(std::move(s), d);
 }
 
 TEST(VaultErrors, RateLimitOnACountedCallIsRetrySafeOnlyIfMarkedNotCounted) {
@@ -107,11 +107,11 @@ TEST(VaultErrors, ProofRequiredAndVaultUnavailable) {
   EXPECT_TRUE(down.vault_answered);
   // A refused RecoverFinish: its attempt is spent, but repeating the same
   // finish spends nothing more.
-  VaultError finish = VaultError::From(MarkVaultCall(
-      WithDetail(absl::UnavailableError("audit log"),
-                 ErrorDetail::REASON_VAULT_UNAVAILABLE,
-                 ErrorDetail::ATTEMPT_SPENT),
-      VaultCall::kAfterCount));
+  VaultError finish = VaultError::From(
+      MarkVaultCall(WithDetail(absl::UnavailableError("audit log"),
+                               ErrorDetail::REASON_VAULT_UNAVAILABLE,
+                               ErrorDetail::ATTEMPT_SPENT),
+                    VaultCall::kAfterCount));
   EXPECT_EQ(finish.attempt_spent, AttemptSpent::kYes);
   EXPECT_TRUE(finish.retry_safe);
   // Its lost answer is not repeated by the SDK (the vault did not answer).
