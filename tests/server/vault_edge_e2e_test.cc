@@ -216,41 +216,6 @@ std::string OldToken(const VaultProcess& vault, const std::string& account,
   return *token;
 }
 
-// A loopback port that was free a moment ago.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-// GET http://127.0.0.1:port/metrics, the whole response (5 s timeout).
-std::string GetMetrics(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (write(fd, req.data(), req.size()) > 0) {
-      char buf[4096];
-      ssize_t n;
-      while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, n);
-    }
-  }
-  close(fd);
-  return out;
-}
-
 std::vector<nlohmann::json> LogLines(const VaultProcess& vault,
                                      const std::string& event) {
   std::vector<nlohmann::json> out;
@@ -482,7 +447,7 @@ TEST(VaultEdgeE2eTest, InvalidTokenFloodSparesUserAndLogRegression) {
   EXPECT_LE(counted,
             static_cast<uint64_t>(flood_refused + flood_unauthenticated));
   // Every refusal is counted, by budget.
-  const std::string metrics = GetMetrics(metrics_port);
+  const std::string metrics = HttpGet(metrics_port, "/metrics");
   const std::string key = "bkv_rate_limited_total{scope=\"unauthenticated\"} ";
   const size_t at = metrics.find(key);
   ASSERT_NE(at, std::string::npos) << metrics;

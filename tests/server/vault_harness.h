@@ -21,6 +21,12 @@
 
 namespace bkv::testing {
 
+// A loopback port that was free a moment ago.
+int FreePort();
+// GET http://127.0.0.1:port/path, the whole response ("" when nothing
+// answers; reads time out after 5 s).
+std::string HttpGet(int port, const std::string& path);
+
 class VaultProcess {
  public:
   // Creates a fresh data directory under TMPDIR.
