@@ -1,0 +1,251 @@
+// Adversarial review of the vault hardening: attacks from outside, against a
+// real bkv-vault process (SoftHSM, RocksDB, gRPC on loopback) and the SDK.
+// Cases named *Regression* reproduce a finding and fail while it is open;
+// the others pin attacks that held.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/vault_client.h"
+#include "tests/server/vault_harness.h"
+
+namespace bkv::testing {
+namespace {
+
+using vault::v1::ErrorDetail;
+
+std::string Str(std::span<const uint8_t> b) { return {b.begin(), b.end()}; }
+std::span<const uint8_t> Bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+// A loopback port that was free a moment ago.
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// GET http://127.0.0.1:port/metrics, the whole response (5 s timeout).
+std::string GetMetrics(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string req =
+      "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  std::string out;
+  if (write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, n);
+  }
+  close(fd);
+  return out;
+}
+
+// The value of the sample line `name` (exact label set), or -1.
+double Sample(const std::string& metrics, const std::string& name) {
+  const size_t at = metrics.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(metrics.substr(at + name.size() + 2));
+}
+
+// ------------------------------------------------------------- the SDK
+
+absl::Status CreatePlaintextClient(const std::string& address) {
+  client::VaultOptions o;
+  o.address = address;
+  o.ksf = {3, 65536, 4};
+  o.account_token = [] { return std::string("not-a-real-token"); };
+  // Creating a channel connects nowhere; no traffic leaves this test.
+  return client::VaultClient::Create(std::move(o)).status();
+}
+
+// Finding: the SDK's loopback test (client/vault_client.cc IsLoopbackAddress)
+// takes any host *name* starting with "127." for loopback, and looks only at
+// the first entry of gRPC's ipv4:/ipv6: address lists, so the bearer token
+// goes in plaintext to a remote host without insecure_plaintext.
+TEST(ReviewClientAttackTest, PlaintextTokenToDisguisedRemoteHostRegression) {
+  for (const std::string address : {
+           "127.0.0.1:50051",
+           "localhost:50051",
+           "[::1]:50051",
+           "ipv4:127.0.0.1:50051",
+           "unix:/tmp/bkv-review-none.sock",
+       }) {
+    EXPECT_TRUE(CreatePlaintextClient(address).ok()) << address;
+  }
+  for (const std::string address : {
+           // DNS names that merely start with "127." resolve anywhere.
+           "127.0.0.1.invalid:443",
+           "dns:///127.attacker.invalid:443",
+           // gRPC falls over to the later addresses of a list.
+           "ipv4:127.0.0.1:1,192.0.2.1:443",
+           "ipv6:[::1]:1,[2001:db8::1]:443",
+       }) {
+    const absl::Status s = CreatePlaintextClient(address);
+    EXPECT_FALSE(s.ok()) << address
+                         << " was taken for loopback: the account token "
+                            "would cross the network in plaintext";
+  }
+}
+
+// ------------------------------------------------------------- the vault
+
+class ReviewAttackTest : public VaultFixture {
+ protected:
+  struct Login {
+    vault::v1::RecoverStartResponse start;
+    std::string ke3;
+  };
+  // RecoverStart with `password`; KE3 computed (wrong password: a dummy).
+  Login StartLogin(const std::string& acct, const std::string& password) {
+    Login out;
+    auto ke1 = client_->opaque().GenerateKE1(SecretBytes::Copy(password));
+    EXPECT_TRUE(ke1.ok());
+    vault::v1::RecoverStartRequest req;
+    req.set_ke1(Str(ke1->ke1.Serialize()));
+    grpc::ClientContext ctx;
+    TestClient::Authorize(ctx, vault_.Token(acct));
+    EXPECT_TRUE(client_->stub().RecoverStart(&ctx, req, &out.start).ok());
+    auto ke3 = client_->opaque().GenerateKE3(std::move(ke1->state),
+                                             Bytes(out.start.ke2()));
+    out.ke3 = ke3.ok() ? Str(ke3->ke3.Serialize()) : std::string(64, '\x01');
+    return out;
+  }
+  TestClient::Result Finish(const std::string& acct, const Login& l,
+                            vault::v1::RecoverFinishResponse* out) {
+    vault::v1::RecoverFinishRequest req;
+    req.set_ke3(l.ke3);
+    req.set_login_state(l.start.login_state());
+    grpc::ClientContext ctx;
+    TestClient::Authorize(ctx, vault_.Token(acct));
+    auto s = client_->stub().RecoverFinish(&ctx, req, out);
+    return TestClient::ResultOf(s, ctx);
+  }
+};
+
+// Finding (low): /metrics counts a wrong password on a real account as
+// invalid_login, but an unknown account's (fake) finish as nothing, so the
+// counters tell a metrics reader whether a probed account exists.
+TEST_F(ReviewAttackTest, FakeFinishLooksLikeARealOneInMetricsRegression) {
+  const int port = FreePort();
+  StartVault({"--metrics-listen", "127.0.0.1:" + std::to_string(port)});
+  RegisterOrDie("known", "pw");
+  const std::string key = "bkv_attempts_total{outcome=\"invalid_login\"}";
+  auto invalid = [&] { return std::max(0.0, Sample(GetMetrics(port), key)); };
+  const double before = invalid();
+  EXPECT_FALSE(client_->Recover(vault_.Token("known"), "known", "bad")
+                   .result.ok());
+  const double after_known = invalid();
+  EXPECT_EQ(after_known, before + 1);
+  EXPECT_FALSE(client_->Recover(vault_.Token("ghost"), "ghost", "bad")
+                   .result.ok());
+  EXPECT_EQ(invalid(), after_known + 1)
+      << "an unknown account's wrong guess leaves /metrics untouched";
+}
+
+// Held: one login finished by 8 racing RecoverFinish calls releases once.
+TEST_F(ReviewAttackTest, RacingFinishesOfOneLoginReleaseOnce) {
+  StartVault();
+  RegisterOrDie("race", "pw");
+  const Login login = StartLogin("race", "pw");
+  std::atomic<int> released{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      vault::v1::RecoverFinishResponse out;
+      if (Finish("race", login, &out).ok() && !out.sealed_key().empty()) {
+        ++released;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(released.load(), 1);
+}
+
+// Held: a proof dies with its registration; after Delete and a new
+// registration it authorizes neither a replacement nor a delete.
+TEST_F(ReviewAttackTest, ProofDoesNotOutliveItsRegistration) {
+  StartVault();
+  const std::string acct = "prooftheft";
+  const std::string token = vault_.Token(acct);
+  RegisterOrDie(acct, "pw1");
+  auto rec = client_->Recover(token, acct, "pw1");
+  ASSERT_TRUE(rec.result.ok());
+  ASSERT_TRUE(client_->Delete(token, rec.proof).ok());
+  RegisterOrDie(acct, "pw2");
+  auto del = client_->Delete(token, rec.proof);
+  EXPECT_EQ(del.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  ASSERT_TRUE(del.detail.has_value());
+  EXPECT_EQ(del.detail->reason(), ErrorDetail::REASON_PROOF_REQUIRED);
+  TestClient::Registration reg;
+  ASSERT_TRUE(
+      client_->StartRegistration(token, acct, "evil", &reg, rec.proof).ok());
+  vault::v1::RegisterFinishResponse out;
+  auto fin = client_->SendFinish(token, reg.finish, &out);
+  ASSERT_TRUE(fin.detail.has_value());
+  EXPECT_EQ(fin.detail->reason(), ErrorDetail::REASON_PROOF_REQUIRED);
+  EXPECT_TRUE(out.ke2().empty());
+  EXPECT_EQ(Status(acct).attempts_remaining(), 10u);
+}
+
+// Held: sealed tickets used for another purpose or account don't open:
+// a login_state or a proof as registration_state, a proof as login_state,
+// and another account's registration_state.
+TEST_F(ReviewAttackTest, TicketsDoNotCrossPurposeOrAccount) {
+  StartVault();
+  const std::string a = "ticket-a", b = "ticket-b";
+  RegisterOrDie(a, "pw");
+  RegisterOrDie(b, "pw");
+  auto rec = client_->Recover(vault_.Token(a), a, "pw");
+  ASSERT_TRUE(rec.result.ok());
+  const Login login = StartLogin(a, "guess");
+  TestClient::Registration reg_b;
+  ASSERT_TRUE(
+      client_->StartRegistration(vault_.Token(b), b, "x", &reg_b).ok());
+  for (const std::string& state : {login.start.login_state(), rec.proof,
+                                   reg_b.start.registration_state()}) {
+    TestClient::Registration reg;
+    ASSERT_TRUE(client_
+                    ->StartRegistration(vault_.Token(a), a, "evil", &reg,
+                                        rec.proof)
+                    .ok());
+    reg.finish.set_registration_state(state);
+    vault::v1::RegisterFinishResponse out;
+    auto r = client_->SendFinish(vault_.Token(a), reg.finish, &out);
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << r.status.error_message();
+    EXPECT_TRUE(out.ke2().empty());
+  }
+  Login as_proof = login;
+  as_proof.start.set_login_state(rec.proof);
+  vault::v1::RecoverFinishResponse out;
+  auto r = Finish(a, as_proof, &out);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(out.sealed_key().empty());
+}
+
+}  // namespace
+}  // namespace bkv::testing
