@@ -5,10 +5,16 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -70,6 +76,36 @@ double Sample(const std::string& metrics, const std::string& name) {
   if (at == std::string::npos) return -1;
   return std::stod(metrics.substr(at + name.size() + 2));
 }
+
+// A tmpfs of `size` at `dir` for the test's lifetime (root only).
+class SmallDisk {
+ public:
+  SmallDisk(const std::string& dir, const std::string& size) : dir_(dir) {
+    std::filesystem::create_directories(dir);
+    const std::string opts = "size=" + size;
+    mounted_ = ::mount("tmpfs", dir.c_str(), "tmpfs", 0, opts.c_str()) == 0;
+  }
+  ~SmallDisk() {
+    if (mounted_) ::umount2(dir_.c_str(), MNT_DETACH);
+  }
+  bool mounted() const { return mounted_; }
+  // Writes a filler file until the disk is full (bounded by its size).
+  void Fill() {
+    std::FILE* f = std::fopen((dir_ + "/filler").c_str(), "wb");
+    if (f == nullptr) return;
+    std::vector<char> block(4096, 'x');
+    for (int i = 0; i < (1 << 16); ++i) {
+      if (std::fwrite(block.data(), 1, block.size(), f) != block.size()) break;
+      if (std::fflush(f) != 0) break;
+    }
+    std::fclose(f);
+  }
+  void Free() { std::filesystem::remove(dir_ + "/filler"); }
+
+ private:
+  std::string dir_;
+  bool mounted_ = false;
+};
 
 // ------------------------------------------------------------- the SDK
 
@@ -164,6 +200,72 @@ TEST_F(ReviewAttackTest, FakeFinishLooksLikeARealOneInMetricsRegression) {
                    .result.ok());
   EXPECT_EQ(invalid(), after_known + 1)
       << "an unknown account's wrong guess leaves /metrics untouched";
+}
+
+// Finding: RegisterCommit writes the new record first and then shreds and
+// audits (server/vault.cc RegisterCommit); when the audit line (or the
+// shred) fails, the committed password change is answered UNAVAILABLE /
+// VAULT_UNAVAILABLE "refused before counting anything". The SDK repeats it
+// (STATE_EXPIRED) or gives up; either way the user is told the change failed
+// while the NEW password is active, and spends attempts on the old one.
+TEST_F(ReviewAttackTest, FaultAfterCommitIsNotAnsweredAsRefusalRegression) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs";
+  const std::string dir = vault_.data_dir() + "/auditdisk";
+  SmallDisk disk(dir, "256k");
+  if (!disk.mounted()) GTEST_SKIP() << "cannot mount tmpfs";
+  const std::string audit = dir + "/audit.log";
+  StartVault({"--audit-log", audit, "--account-burst", "1000",
+              "--peer-burst", "1000"});
+  const std::string acct = "changer";
+  const std::string token = vault_.Token(acct);
+  SecretBytes key = RegisterOrDie(acct, "old");
+  auto rec = client_->Recover(token, acct, "old");
+  ASSERT_TRUE(rec.result.ok());
+  TestClient::Registration reg;
+  ASSERT_TRUE(
+      client_->StartRegistration(token, acct, "new", &reg, rec.proof).ok());
+  vault::v1::RegisterFinishResponse finished;
+  ASSERT_TRUE(client_->SendFinish(token, reg.finish, &finished).ok());
+  auto commit = client_->CommitRequest(reg, finished, key);
+  // The audit disk fills up: drop the room RecoverStart reserved, and pad
+  // the log with other accounts' lines until the commit's line no longer
+  // fits in its last page (tmpfs allocates by page).
+  size_t commit_line = 0;
+  {
+    std::ifstream in(audit);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.find("\"register_commit\"") != std::string::npos) {
+        commit_line = line.size() + 1;
+      }
+    }
+  }
+  ASSERT_GT(commit_line, 0u);
+  auto size = [&] {
+    struct stat st;
+    EXPECT_EQ(::stat(audit.c_str(), &st), 0);
+    return static_cast<size_t>(st.st_size);
+  };
+  ASSERT_EQ(::truncate(audit.c_str(), static_cast<off_t>(size())), 0);
+  for (int i = 0; i < 64 && 4096 - size() % 4096 >= commit_line; ++i) {
+    const std::string other = "pad" + std::to_string(i);
+    ASSERT_TRUE(client_->Delete(vault_.Token(other)).ok());  // "absent"
+  }
+  ASSERT_LT(4096 - size() % 4096, commit_line);
+  disk.Fill();
+  auto r = client_->SendCommit(token, commit);
+  disk.Free();
+  const auto status = Status(acct);
+  if (!r.ok()) {
+    ASSERT_TRUE(r.detail.has_value());
+    EXPECT_NE(status.registration_id(), reg.start.registration_id())
+        << "commit answered " << r.status.error_code() << " reason "
+        << r.detail->reason() << " attempt " << r.detail->attempt() << " ("
+        << r.status.error_message() << ") but the new password is active";
+    // What the user who believes it then does: the old password, counted.
+    auto old = client_->Recover(token, acct, "old");
+    EXPECT_TRUE(old.result.ok()) << old.result.status.error_message();
+  }
 }
 
 // Held: one login finished by 8 racing RecoverFinish calls releases once.
