@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -285,6 +286,59 @@ TEST_F(ReviewAttackTest, RacingFinishesOfOneLoginReleaseOnce) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(released.load(), 1);
+}
+
+// Held: a token-only attacker racing the owner's password change (proofless
+// RegisterFinish, Delete, RequestReset from 4 threads) changes nothing; the
+// owner's new password is the one that ends up active.
+TEST_F(ReviewAttackTest, TokenOnlyRacesAgainstAPasswordChangeChangeNothing) {
+  StartVault({"--account-burst", "1000", "--account-per-second", "1000",
+              "--peer-burst", "1000", "--peer-per-second", "1000"});
+  const std::string acct = "raced";
+  const std::string token = vault_.Token(acct);
+  SecretBytes key = RegisterOrDie(acct, "old");
+  auto rec = client_->Recover(token, acct, "old");
+  ASSERT_TRUE(rec.result.ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> attacker_wins{0};
+  std::vector<std::thread> attackers;
+  for (int t = 0; t < 4; ++t) {
+    attackers.emplace_back([&, t] {
+      TestClient evil(vault_.address(), vault_.public_key());
+      for (int i = 0; i < 25 && !stop; ++i) {
+        switch ((i + t) % 3) {
+          case 0: {
+            TestClient::Registration reg;
+            if (!evil.StartRegistration(token, acct, "evil", &reg).ok()) break;
+            vault::v1::RegisterFinishResponse out;
+            if (evil.SendFinish(token, reg.finish, &out).ok()) ++attacker_wins;
+            break;
+          }
+          case 1:
+            if (evil.Delete(token).ok()) ++attacker_wins;
+            break;
+          default: {
+            vault::v1::RequestResetResponse out;
+            evil.RequestReset(token, &out);
+          }
+        }
+      }
+    });
+  }
+  auto changed = client_->Register(token, acct, "new", key, rec.proof);
+  stop = true;
+  for (auto& t : attackers) t.join();
+  EXPECT_TRUE(changed.ok()) << changed.status.error_message();
+  EXPECT_EQ(attacker_wins.load(), 0);
+  const auto status = Status(acct);
+  EXPECT_EQ(status.status(), vault::v1::RECORD_STATUS_ACTIVE);
+  EXPECT_EQ(status.attempts_remaining(), 10u);
+  auto mine = client_->Recover(token, acct, "new");
+  ASSERT_TRUE(mine.result.ok()) << mine.result.status.error_message();
+  EXPECT_EQ(mine.backup_key.Reveal().size(), key.Reveal().size());
+  EXPECT_TRUE(std::equal(mine.backup_key.Reveal().begin(),
+                         mine.backup_key.Reveal().end(),
+                         key.Reveal().begin()));
 }
 
 // Held: a proof dies with its registration; after Delete and a new
