@@ -269,6 +269,42 @@ TEST_F(ReviewAttackTest, FaultAfterCommitIsNotAnsweredAsRefusalRegression) {
   }
 }
 
+// Finding (low, availability): Delete of a record that never held a key (a
+// PENDING first registration, which needs no authorization) still runs the
+// shred: a forced flush + bottommost compaction of the whole store
+// (storage/rocksdb_record_store.cc Delete -> Shred). Any user can repeat
+// RegisterStart, RegisterFinish, Delete on their own account, two calls a
+// second by default, and the vault flushes and compacts every time.
+TEST_F(ReviewAttackTest, PendingDeleteForcesNoCompactionRegression) {
+  StartVault();
+  const std::string acct = "churner";
+  const std::string token = vault_.Token(acct);
+  // RocksDB numbers table files in creation order: the newest one tells
+  // whether anything was flushed or compacted (a few small writes never
+  // fill a memtable on their own).
+  auto newest_table = [&] {
+    long newest = 0;
+    for (const auto& e : std::filesystem::directory_iterator(
+             vault_.data_dir() + "/records")) {
+      if (e.path().extension() == ".sst") {
+        newest = std::max(newest, std::stol(e.path().stem().string()));
+      }
+    }
+    return newest;
+  };
+  const long before = newest_table();
+  for (int i = 0; i < 5; ++i) {
+    TestClient::Registration reg;
+    ASSERT_TRUE(client_->StartRegistration(token, acct, "pw", &reg).ok());
+    vault::v1::RegisterFinishResponse out;
+    ASSERT_TRUE(client_->SendFinish(token, reg.finish, &out).ok());
+    ASSERT_TRUE(client_->Delete(token).ok());  // no key was ever stored
+  }
+  EXPECT_EQ(newest_table(), before)
+      << "each Delete of a keyless PENDING record forced a flush and a "
+         "compaction of the store";
+}
+
 // Held: one login finished by 8 racing RecoverFinish calls releases once.
 TEST_F(ReviewAttackTest, RacingFinishesOfOneLoginReleaseOnce) {
   StartVault();
