@@ -305,6 +305,25 @@ TEST_F(ReviewAttackTest, PendingDeleteForcesNoCompactionRegression) {
          "compaction of the store";
 }
 
+// Finding (low): vault.proto makes response fields fixed-width "so a
+// response's size never depends on its values", but proto3 omits a zero
+// scalar: the RecoverStart answer of a known account's last attempt
+// (attempts_remaining = 0) is 5 bytes shorter than an unknown account's
+// (always limit - 1), so its size on the wire says the account exists.
+TEST_F(ReviewAttackTest, LastAttemptAnswerHasTheFakeAnswersSizeRegression) {
+  StartVault({"--attempt-limit", "3"});
+  RegisterOrDie("sized", "pw");
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_FALSE(client_->Recover(vault_.Token("sized"), "sized", "bad")
+                     .result.ok());
+  }
+  const Login last = StartLogin("sized", "bad");
+  ASSERT_EQ(last.start.attempts_remaining(), 0u);
+  const Login fake = StartLogin("nobody", "bad");
+  ASSERT_EQ(fake.start.ke2().size(), last.start.ke2().size());
+  EXPECT_EQ(last.start.ByteSizeLong(), fake.start.ByteSizeLong());
+}
+
 // Held: one login finished by 8 racing RecoverFinish calls releases once.
 TEST_F(ReviewAttackTest, RacingFinishesOfOneLoginReleaseOnce) {
   StartVault();
