@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -193,12 +192,12 @@ TEST_F(ReviewAttackTest, FakeFinishLooksLikeARealOneInMetricsRegression) {
   const std::string key = "bkv_attempts_total{outcome=\"invalid_login\"}";
   auto invalid = [&] { return std::max(0.0, Sample(GetMetrics(port), key)); };
   const double before = invalid();
-  EXPECT_FALSE(client_->Recover(vault_.Token("known"), "known", "bad")
-                   .result.ok());
+  EXPECT_FALSE(
+      client_->Recover(vault_.Token("known"), "known", "bad").result.ok());
   const double after_known = invalid();
   EXPECT_EQ(after_known, before + 1);
-  EXPECT_FALSE(client_->Recover(vault_.Token("ghost"), "ghost", "bad")
-                   .result.ok());
+  EXPECT_FALSE(
+      client_->Recover(vault_.Token("ghost"), "ghost", "bad").result.ok());
   EXPECT_EQ(invalid(), after_known + 1)
       << "an unknown account's wrong guess leaves /metrics untouched";
 }
@@ -215,8 +214,8 @@ TEST_F(ReviewAttackTest, FaultAfterCommitIsNotAnsweredAsRefusalRegression) {
   SmallDisk disk(dir, "256k");
   if (!disk.mounted()) GTEST_SKIP() << "cannot mount tmpfs";
   const std::string audit = dir + "/audit.log";
-  StartVault({"--audit-log", audit, "--account-burst", "1000",
-              "--peer-burst", "1000"});
+  StartVault({"--audit-log", audit, "--account-burst", "1000", "--peer-burst",
+              "1000"});
   const std::string acct = "changer";
   const std::string token = vault_.Token(acct);
   SecretBytes key = RegisterOrDie(acct, "old");
@@ -284,8 +283,8 @@ TEST_F(ReviewAttackTest, PendingDeleteForcesNoCompactionRegression) {
   // fill a memtable on their own).
   auto newest_table = [&] {
     long newest = 0;
-    for (const auto& e : std::filesystem::directory_iterator(
-             vault_.data_dir() + "/records")) {
+    for (const auto& e :
+         std::filesystem::directory_iterator(vault_.data_dir() + "/records")) {
       if (e.path().extension() == ".sst") {
         newest = std::max(newest, std::stol(e.path().stem().string()));
       }
@@ -314,8 +313,8 @@ TEST_F(ReviewAttackTest, LastAttemptAnswerHasTheFakeAnswersSizeRegression) {
   StartVault({"--attempt-limit", "3"});
   RegisterOrDie("sized", "pw");
   for (int i = 0; i < 2; ++i) {
-    EXPECT_FALSE(client_->Recover(vault_.Token("sized"), "sized", "bad")
-                     .result.ok());
+    EXPECT_FALSE(
+        client_->Recover(vault_.Token("sized"), "sized", "bad").result.ok());
   }
   const Login last = StartLogin("sized", "bad");
   ASSERT_EQ(last.start.attempts_remaining(), 0u);
@@ -392,8 +391,7 @@ TEST_F(ReviewAttackTest, TokenOnlyRacesAgainstAPasswordChangeChangeNothing) {
   ASSERT_TRUE(mine.result.ok()) << mine.result.status.error_message();
   EXPECT_EQ(mine.backup_key.Reveal().size(), key.Reveal().size());
   EXPECT_TRUE(std::equal(mine.backup_key.Reveal().begin(),
-                         mine.backup_key.Reveal().end(),
-                         key.Reveal().begin()));
+                         mine.backup_key.Reveal().end(), key.Reveal().begin()));
 }
 
 // Held: a proof dies with its registration; after Delete and a new
@@ -434,15 +432,13 @@ TEST_F(ReviewAttackTest, TicketsDoNotCrossPurposeOrAccount) {
   ASSERT_TRUE(rec.result.ok());
   const Login login = StartLogin(a, "guess");
   TestClient::Registration reg_b;
-  ASSERT_TRUE(
-      client_->StartRegistration(vault_.Token(b), b, "x", &reg_b).ok());
+  ASSERT_TRUE(client_->StartRegistration(vault_.Token(b), b, "x", &reg_b).ok());
   for (const std::string& state : {login.start.login_state(), rec.proof,
                                    reg_b.start.registration_state()}) {
     TestClient::Registration reg;
-    ASSERT_TRUE(client_
-                    ->StartRegistration(vault_.Token(a), a, "evil", &reg,
-                                        rec.proof)
-                    .ok());
+    ASSERT_TRUE(
+        client_->StartRegistration(vault_.Token(a), a, "evil", &reg, rec.proof)
+            .ok());
     reg.finish.set_registration_state(state);
     vault::v1::RegisterFinishResponse out;
     auto r = client_->SendFinish(vault_.Token(a), reg.finish, &out);
