@@ -1,6 +1,8 @@
 #include "client/vault_client.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <mutex>
@@ -61,20 +63,65 @@ absl::StatusOr<opaque::Element> ParseServerPublicKey(const std::string& hex) {
   return ristretto255::DeserializeElement(*bytes, "vault public key");
 }
 
+namespace {
+
+// The same rule as the server's listen check (server/config.cc IsLoopback):
+// an IP literal in 127/8 or ::1 (inet_pton, never a name prefix), or the
+// name "localhost". `host_port` is "host", "host:port" or "[v6]:port".
+bool IsLoopbackHostPort(std::string_view host_port) {
+  std::string host;
+  if (host_port.starts_with("[")) {
+    const size_t end = host_port.find(']');
+    if (end == std::string_view::npos) return false;
+    const std::string_view rest = host_port.substr(end + 1);
+    if (!rest.empty() && !rest.starts_with(":")) return false;
+    host.assign(host_port.substr(1, end - 1));
+  } else if (std::count(host_port.begin(), host_port.end(), ':') == 1) {
+    host.assign(host_port.substr(0, host_port.find(':')));
+  } else {
+    host.assign(host_port);  // no port, or a bare IPv6 literal
+  }
+  if (host == "localhost") return true;
+  in_addr v4;
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6;
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    return IN6_IS_ADDR_LOOPBACK(&v6);
+  }
+  return false;
+}
+
+}  // namespace
+
 bool IsLoopbackAddress(std::string_view address) {
-  if (address.starts_with("unix:")) return true;
-  for (std::string_view scheme : {"dns:///", "ipv4:", "ipv6:"}) {
-    if (address.starts_with(scheme)) address.remove_prefix(scheme.size());
+  if (address.starts_with("unix:") || address.starts_with("unix-abstract:")) {
+    return true;  // a local socket
   }
-  std::string_view host = address;
-  if (host.starts_with("[")) {
-    host = host.substr(1, host.find(']') == std::string_view::npos
-                              ? std::string_view::npos
-                              : host.find(']') - 1);
-  } else if (auto colon = host.rfind(':'); colon != std::string_view::npos) {
-    host = host.substr(0, colon);
+  // gRPC may use any entry of an ipv4:/ipv6: list: every one must be local.
+  for (std::string_view scheme : {"ipv4:", "ipv6:"}) {
+    if (!address.starts_with(scheme)) continue;
+    address.remove_prefix(scheme.size());
+    size_t entries = 0;
+    while (entries++ < 64) {
+      const size_t comma = address.find(',');
+      if (!IsLoopbackHostPort(address.substr(0, comma))) return false;
+      if (comma == std::string_view::npos) return true;
+      address.remove_prefix(comma + 1);
+    }
+    return false;
   }
-  return host == "localhost" || host == "::1" || host.starts_with("127.");
+  // dns:host:port or dns:///host:port; a named DNS server (dns://server/)
+  // could answer anything for the name.
+  if (address.starts_with("dns:///")) {
+    address.remove_prefix(7);
+  } else if (address.starts_with("dns:") && !address.starts_with("dns://")) {
+    address.remove_prefix(4);
+  } else if (address.starts_with("dns:")) {
+    return false;
+  }
+  return IsLoopbackHostPort(address);
 }
 
 struct VaultClient::Impl {

@@ -85,6 +85,11 @@ bool IsLocked(const std::optional<UserRecord>& r) {
   return r && r->state() == RECORD_STATE_LOCKED;
 }
 
+bool HeldKey(const UserRecord& r) {
+  return r.state() != RECORD_STATE_PENDING || !r.opaque_record().empty() ||
+         !r.sealed_backup_key().empty() || r.pending_via_reset();
+}
+
 uint32_t EffectiveLimit(const UserRecord& r, const Limits& limits) {
   return std::min(r.attempt_limit(), limits.attempt_limit);
 }

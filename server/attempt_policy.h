@@ -51,6 +51,10 @@ struct Limits {
 inline constexpr int kMaxConsumedRegistrations = 8;
 
 bool IsLocked(const std::optional<UserRecord>& r);
+// Whether this record or one it replaced held a wrapped key (ACTIVE, LOCKED,
+// a pending replacement or reset): its superseded copies must be shredded.
+// A first registration's PENDING record never did.
+bool HeldKey(const UserRecord& r);
 // min(record's limit, configured limit).
 uint32_t EffectiveLimit(const UserRecord& r, const Limits& limits);
 bool MeetsMinimumKsf(const storage::v1::KsfParams& ksf, const Limits& limits);

@@ -10,6 +10,7 @@
 #include "crypto/key_transport.h"
 #include "crypto/status_macros.h"
 #include "server/errors.h"
+#include "server/log.h"
 #include "server/login_ticket.h"
 
 namespace bkv::server {
@@ -108,6 +109,15 @@ absl::Status StateError(absl::string_view field, const absl::Status& s) {
   }
   if (absl::IsInvalidArgument(s)) return FieldError(field, s);
   return s;  // HSM trouble: not the client's fault
+}
+
+// A step after a write that already landed failed: the answer stays what
+// the write decided (refusing would tell the user a change failed while it
+// is in force), and operators learn it here.
+void LogAfterWrite(absl::string_view step, const absl::Status& s) {
+  if (s.ok()) return;
+  Log("error", "after_write_failed",
+      {{"step", std::string(step)}, {"error", std::string(s.message())}});
 }
 
 }  // namespace
@@ -248,6 +258,7 @@ absl::StatusOr<Vault::LoginStep> Vault::RegisterFinish(
                        ProofRegistrationId(account, proof, now));
   const uint64_t registration_id = start->registration_id;
   const std::string serialized_record(record_bytes.begin(), record_bytes.end());
+  BKV_RETURN_IF_ERROR(WithAttempt(audit_.Ready(), kNotCounted));
   BKV_ASSIGN_OR_RETURN(
       policy::RegisterDecision d,
       Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
@@ -283,7 +294,8 @@ absl::StatusOr<Vault::LoginStep> Vault::RegisterFinish(
                      PendingRecordHash(serialized_record, ToProto(ksf))};
   BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> sealed,
                        SealTicket(ticket_sealer_, account, ticket));
-  BKV_RETURN_IF_ERROR(Audit("register_finish", account, "pending", -1));
+  LogAfterWrite("register_finish audit",
+                Audit("register_finish", account, "pending", -1));
   auto ke2 = login.ke2.Serialize();
   return LoginStep{{ke2.begin(), ke2.end()}, std::move(sealed)};
 }
@@ -313,6 +325,8 @@ absl::StatusOr<uint32_t> Vault::RegisterCommit(
     }
     wrapped.assign(opened->begin(), opened->end());
   }
+  // Refuse while nothing is written; past the swap the answer is OK.
+  BKV_RETURN_IF_ERROR(WithAttempt(audit_.Ready(), kNotCounted));
   BKV_ASSIGN_OR_RETURN(
       policy::RegisterDecision d,
       Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
@@ -328,8 +342,11 @@ absl::StatusOr<uint32_t> Vault::RegisterCommit(
     case policy::RegisterOutcome::kProceed:
       // The old record (and every older version) must not outlive it on
       // disk: with the HSM, its password would still unwrap the key.
-      if (d.superseded_active) BKV_RETURN_IF_ERROR(Shred(account));
-      BKV_RETURN_IF_ERROR(
+      if (d.superseded_active) {
+        LogAfterWrite("register_commit shred", Shred(account));
+      }
+      LogAfterWrite(
+          "register_commit audit",
           Audit("register_commit", account, "active", d.next->attempt_limit()));
       return d.next->attempt_limit();
     case policy::RegisterOutcome::kLocked:
@@ -477,8 +494,12 @@ absl::StatusOr<Vault::Release> Vault::RecoverFinish(
     return WithAttempt(StateError("login_state", ticket.status()), kSpent);
   }
   if (ticket->fake) {
-    BKV_RETURN_IF_ERROR(store_.SyncBarrier());  // as long as a real finish
+    // The storage work (a read, a synced write) and the metrics of a real
+    // wrong guess, so neither timing nor /metrics tells the two apart.
+    BKV_RETURN_IF_ERROR(WithAttempt(Load(account).status(), kSpent));
+    BKV_RETURN_IF_ERROR(WithAttempt(store_.SyncBarrier(), kSpent));
     const uint32_t remaining = policy::UnknownAccountRemaining(options_.limits);
+    metrics_.CountAttempt("invalid_login");
     BKV_RETURN_IF_ERROR(
         Audit("recover_finish", account, "unknown_account", remaining));
     return InvalidLogin(remaining);
@@ -600,9 +621,17 @@ absl::Status Vault::Delete(absl::string_view account,
       case policy::DeleteOutcome::kDelete:
         break;
     }
+    BKV_RETURN_IF_ERROR(audit_.Ready());  // refuse while nothing is deleted
     absl::Status s = store_.Delete(id, current->version());
-    if (s.ok()) return Audit("delete", account, "deleted", -1);
-    if (!absl::IsAborted(s)) return s;
+    if (absl::IsAborted(s)) continue;
+    BKV_RETURN_IF_ERROR(s);
+    // Only a record that held a key leaves copies worth a forced
+    // compaction; a keyless PENDING one is dropped by the next compaction.
+    if (policy::HeldKey(*current)) {
+      LogAfterWrite("delete shred", Shred(account));
+    }
+    LogAfterWrite("delete audit", Audit("delete", account, "deleted", -1));
+    return absl::OkStatus();
   }
   return Contention();
 }

@@ -312,7 +312,7 @@ absl::Status EtcdRecordStore::Delete(std::string_view account_id,
   } else if (!resp.succeeded()) {
     BKV_RETURN_IF_ERROR(impl_->Settle(key, write, info, resp));
   }
-  return Shred(account_id);
+  return absl::OkStatus();
 }
 
 absl::Status EtcdRecordStore::Shred(std::string_view account_id) {

@@ -55,14 +55,16 @@ class RecordStore {
 
   // Removes the record iff it is at `expected_version`. The account's
   // version high-water mark survives, so a later create continues above it.
+  // It does not shred: the caller does when the record held a key.
   virtual absl::Status Delete(std::string_view account_id,
                               uint64_t expected_version) = 0;
 
   // Drops every superseded copy of the account's record from the store's
   // files (write-ahead log, tables), so a value overwritten or deleted is
   // gone from disk now rather than at some later compaction. The vault calls
-  // it when a record locks (its wrapped key was just erased); Delete does it
-  // itself. Copies in backups of the data directory are out of its reach.
+  // it when a record locks (its wrapped key was just erased), after a
+  // password change and after deleting a record that held a key. Copies in
+  // backups of the data directory are out of its reach.
   virtual absl::Status Shred(std::string_view account_id) = 0;
 
   // A synced write that changes no record, costing what a counted attempt

@@ -272,8 +272,7 @@ absl::Status RocksDbRecordStore::Delete(std::string_view account_id,
   batch.Delete(RecordDbKey(key));
   batch.Put(WatermarkDbKey(key),
             EncodeWatermark({Watermark::State::kDeleted, state.version}));
-  BKV_RETURN_IF_ERROR(impl_->Write(batch, /*sync=*/true));
-  return Shred(account_id);
+  return impl_->Write(batch, /*sync=*/true);
 }
 
 absl::Status RocksDbRecordStore::Shred(std::string_view account_id) {

@@ -128,6 +128,10 @@ TEST(ReviewClientAttackTest, PlaintextTokenToDisguisedRemoteHostRegression) {
            "localhost:50051",
            "[::1]:50051",
            "ipv4:127.0.0.1:50051",
+           "ipv4:127.0.0.1:1,127.0.0.2:2",
+           "ipv6:[::1]:50051",
+           "dns:///localhost:50051",
+           "dns:127.0.0.1:50051",
            "unix:/tmp/bkv-review-none.sock",
        }) {
     EXPECT_TRUE(CreatePlaintextClient(address).ok()) << address;
@@ -139,6 +143,12 @@ TEST(ReviewClientAttackTest, PlaintextTokenToDisguisedRemoteHostRegression) {
            // gRPC falls over to the later addresses of a list.
            "ipv4:127.0.0.1:1,192.0.2.1:443",
            "ipv6:[::1]:1,[2001:db8::1]:443",
+           // A named DNS server answers what it likes for any name.
+           "dns://192.0.2.1/localhost:443",
+           "localhost.invalid:443",
+           "[::1].invalid:443",
+           "ipv4:127.0.0.1:1,",
+           "192.0.2.1:443",
        }) {
     const absl::Status s = CreatePlaintextClient(address);
     EXPECT_FALSE(s.ok()) << address
@@ -321,6 +331,27 @@ TEST_F(ReviewAttackTest, LastAttemptAnswerHasTheFakeAnswersSizeRegression) {
   const Login fake = StartLogin("nobody", "bad");
   ASSERT_EQ(fake.start.ke2().size(), last.start.ke2().size());
   EXPECT_EQ(last.start.ByteSizeLong(), fake.start.ByteSizeLong());
+}
+
+// Finding (low): GetStatusResponse omitted zero fields, so its size told
+// NONE (registration_id 0) from ACTIVE. Every state now answers one size.
+TEST_F(ReviewAttackTest, StatusAnswerHasOneSizeInEveryStateRegression) {
+  StartVault({"--attempt-limit", "3"});
+  const size_t none = Status("sz").ByteSizeLong();
+  RegisterOrDie("sz", "pw");
+  const auto active = Status("sz");
+  ASSERT_EQ(active.status(), vault::v1::RECORD_STATUS_ACTIVE);
+  EXPECT_EQ(active.ByteSizeLong(), none);
+  vault::v1::RequestResetResponse reset;
+  ASSERT_TRUE(client_->RequestReset(vault_.Token("sz"), &reset).ok());
+  EXPECT_EQ(Status("sz").ByteSizeLong(), none);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(client_->Recover(vault_.Token("sz"), "sz", "bad").result.ok());
+  }
+  const auto locked = Status("sz");
+  ASSERT_EQ(locked.status(), vault::v1::RECORD_STATUS_LOCKED);
+  EXPECT_EQ(locked.attempts_remaining(), 0u);
+  EXPECT_EQ(locked.ByteSizeLong(), none);
 }
 
 // Held: one login finished by 8 racing RecoverFinish calls releases once.

@@ -257,11 +257,12 @@ TEST_F(EtcdRecordStoreTest, ShredCompactsAwayOldRevisions) {
       << s.error_message();
   EXPECT_EQ(store_->Get("gina")->attempts_used(), 9u);
 
-  // Delete shreds too: the deleted record's last revision is gone.
+  // Shred after Delete: the deleted record's last revision is gone.
   etcdserverpb::RangeResponse last;
   ASSERT_TRUE(raw.Range(RecordKey("gina"), 0, &last).ok());
   const int64_t last_rev = last.kvs(0).mod_revision();
   ASSERT_TRUE(store_->Delete("gina", 2).ok());
+  ASSERT_TRUE(store_->Shred("gina").ok());
   s = raw.Range(RecordKey("gina"), last_rev, &after);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::OUT_OF_RANGE)
       << "a deleted record is still readable at revision " << last_rev;

@@ -194,7 +194,7 @@ TEST(RocksDbRecordStoreTest, CountAndForEach) {
   EXPECT_EQ(visited, 3);
 }
 
-// Crypto-shredding: after Delete returns, no file of the store still holds
+// Crypto-shredding: after Delete and Shred, no file of the store still holds
 // the record (its key appears nowhere, so neither does its sealed value).
 TEST(RocksDbRecordStoreTest, DeleteLeavesNoCopyOnDisk) {
   TempDir dir;
@@ -217,6 +217,7 @@ TEST(RocksDbRecordStoreTest, DeleteLeavesNoCopyOnDisk) {
   };
   ASSERT_GT(occurrences(), 0);  // the WAL holds it before the delete
   ASSERT_TRUE(store->Delete(Id(1), 1).ok());
+  ASSERT_TRUE(store->Shred(Id(1)).ok());
   EXPECT_EQ(occurrences(), 0);
   EXPECT_TRUE(store->Get(Id(0)).ok());
   EXPECT_TRUE(store->Get(Id(2)).ok());
