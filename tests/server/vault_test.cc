@@ -119,7 +119,8 @@ class VaultTest : public ::testing::Test {
 
   absl::Status Register(const std::string& acct, const std::string& pw,
                         const SecretBytes& key,
-                        const std::vector<uint8_t>& proof = {}) {
+                        const std::vector<uint8_t>& proof = {},
+                        bool commit = true) {
     auto start = client_.CreateRegistrationRequest(SecretBytes::Copy(pw));
     auto req = start->request.Serialize();
     auto step = vault_->RegisterStart(acct, req);
@@ -132,7 +133,7 @@ class VaultTest : public ::testing::Test {
     auto ke1_bytes = ke1->ke1.Serialize();
     auto login = vault_->RegisterFinish(acct, record, kKsf, ke1_bytes,
                                         Bytes(step->registration_state), proof);
-    if (!login.ok()) return login.status();
+    if (!login.ok() || !commit) return login.status();
     auto ke3 = client_.GenerateKE3(std::move(ke1->state), Bytes(login->ke2));
     auto wrapped = key_transport::WrapBackupKey(ke3->export_key, acct, key);
     auto sealed = key_transport::Seal(
@@ -194,6 +195,49 @@ TEST_F(VaultTest, PasswordChangeWithProofShredsTheOldRecord) {
   EXPECT_EQ(store_.shreds, before + 1);
   EXPECT_FALSE(Recover("a", "old").ok());
   EXPECT_TRUE(Recover("a", "new").ok());
+}
+
+// A commit whose audit line fails after the swap landed is still OK: the new
+// password is in force, and saying "refused" would send the user back to
+// the old one.
+TEST_F(VaultTest, FaultAuditAfterACommitKeepsTheAnswerOk) {
+  ASSERT_TRUE(Register("a", "old", SecretBytes::Random(32)).ok());
+  auto proof = Recover("a", "old");
+  ASSERT_TRUE(proof.ok()) << proof.status();
+  audit_.failing.insert("register_commit/active");
+  EXPECT_TRUE(Register("a", "new", SecretBytes::Random(32), *proof).ok());
+  audit_.failing.clear();
+  EXPECT_TRUE(Recover("a", "new").ok());
+}
+
+// An audit log without room refuses the change before anything is written.
+TEST_F(VaultTest, FaultAuditNotReadyRefusesAChangeBeforeWriting) {
+  ASSERT_TRUE(Register("a", "old", SecretBytes::Random(32)).ok());
+  auto proof = Recover("a", "old");
+  ASSERT_TRUE(proof.ok()) << proof.status();
+  const uint64_t active = vault_->GetStatus("a")->registration_id;
+  audit_.ready = false;
+  absl::Status s = Register("a", "new", SecretBytes::Random(32), *proof);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Detail(s).attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
+  EXPECT_EQ(vault_->Delete("a", *proof).code(), absl::StatusCode::kUnavailable);
+  audit_.ready = true;
+  EXPECT_EQ(vault_->GetStatus("a")->registration_id, active);
+  EXPECT_TRUE(Recover("a", "old").ok());
+}
+
+// Deleting a first registration's PENDING record (never held a key) forces
+// no shred; deleting an ACTIVE one does.
+TEST_F(VaultTest, DeleteShredsOnlyARecordThatHeldAKeyRegression) {
+  ASSERT_TRUE(Register("p", "pw", SecretBytes::Random(32), {}, false).ok());
+  const int before = store_.shreds;
+  ASSERT_TRUE(vault_->Delete("p").ok());
+  EXPECT_EQ(store_.shreds, before);
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  auto proof = Recover("a", "pw");
+  ASSERT_TRUE(proof.ok()) << proof.status();
+  ASSERT_TRUE(vault_->Delete("a", *proof).ok());
+  EXPECT_EQ(store_.shreds, before + 1);
 }
 
 TEST_F(VaultTest, ReplacingWithoutProofNamesBothWaysOut) {
