@@ -203,6 +203,24 @@ static auto Mutate(storage::RecordStore& store, absl::string_view account,
   return Contention();
 }
 
+void Vault::SettleShred(absl::string_view account) {
+  struct Clear {
+    std::optional<UserRecord> next;
+  };
+  absl::Status s = Shred(account);
+  if (s.ok()) {
+    s = Mutate(store_, account, [](const std::optional<UserRecord>& current) {
+          Clear c;
+          if (current && current->shred_pending()) {
+            c.next = *current;
+            c.next->set_shred_pending(false);
+          }
+          return c;
+        }).status();
+  }
+  LogAfterWrite("shred", s);
+}
+
 std::vector<uint8_t> Vault::CredentialId(absl::string_view account,
                                          uint64_t registration_id) {
   std::vector<uint8_t> id(account.begin(), account.end());
@@ -334,17 +352,21 @@ absl::StatusOr<uint32_t> Vault::RegisterCommit(
             current &&
             PendingRecordHash(current->pending_opaque_record(),
                               current->pending_ksf()) == ticket->binding;
-        return policy::RegisterCommit(current, ticket->registration_id, matches,
-                                      session_key.ok(), wrapped, now,
-                                      options_.limits);
+        auto d = policy::RegisterCommit(current, ticket->registration_id,
+                                        matches, session_key.ok(), wrapped, now,
+                                        options_.limits);
+        // Durable until the old versions are gone (a crash, a failed shred).
+        if (d.next &&
+            (d.superseded_active || (current && current->shred_pending()))) {
+          d.next->set_shred_pending(true);
+        }
+        return d;
       }));
   switch (d.outcome) {
     case policy::RegisterOutcome::kProceed:
       // The old record (and every older version) must not outlive it on
       // disk: with the HSM, its password would still unwrap the key.
-      if (d.superseded_active) {
-        LogAfterWrite("register_commit shred", Shred(account));
-      }
+      if (d.next->shred_pending()) SettleShred(account);
       LogAfterWrite(
           "register_commit audit",
           Audit("register_commit", account, "active", d.next->attempt_limit()));
@@ -386,6 +408,7 @@ absl::StatusOr<Vault::RecoverStep> Vault::RecoverStart(
     return WithAttempt(decided.status(), CountEffect(decided.status()));
   }
   const policy::StartDecision& d = *decided;
+  if (d.next && d.next->shred_pending()) SettleShred(account);  // a retry
   switch (d.outcome) {
     case policy::StartOutcome::kProceed:
       break;

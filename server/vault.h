@@ -107,6 +107,9 @@ class Vault {
       absl::string_view account);
   // Erases superseded copies of the account's record from disk.
   absl::Status Shred(absl::string_view account);
+  // Shreds superseded versions and clears the record's shred_pending
+  // marker; a failure is logged and left for the next try.
+  void SettleShred(absl::string_view account);
   // A record just locked (its wrapped key erased): shred, count, audit.
   absl::Status LockedOut(absl::string_view account);
   // The registration id a valid proof names; 0 when none or expired.

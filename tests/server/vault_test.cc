@@ -52,6 +52,7 @@ class MemoryRecordStore final : public storage::RecordStore {
     return absl::OkStatus();
   }
   absl::Status Shred(std::string_view) override {
+    if (shred_fails) return absl::UnavailableError("compaction failed");
     ++shreds;
     return absl::OkStatus();
   }
@@ -68,6 +69,7 @@ class MemoryRecordStore final : public storage::RecordStore {
   }
 
   bool full = false;
+  bool shred_fails = false;
   int shreds = 0;
 
  private:
@@ -208,6 +210,22 @@ TEST_F(VaultTest, FaultAuditAfterACommitKeepsTheAnswerOk) {
   EXPECT_TRUE(Register("a", "new", SecretBytes::Random(32), *proof).ok());
   audit_.failing.clear();
   EXPECT_TRUE(Recover("a", "new").ok());
+}
+
+// A shred that fails after a commit landed leaves the commit OK and a
+// durable marker; the account's next RecoverStart shreds and clears it.
+TEST_F(VaultTest, FaultShredAfterACommitIsRetriedOnTheNextWrite) {
+  ASSERT_TRUE(Register("a", "old", SecretBytes::Random(32)).ok());
+  auto proof = Recover("a", "old");
+  ASSERT_TRUE(proof.ok()) << proof.status();
+  const int before = store_.shreds;
+  store_.shred_fails = true;
+  EXPECT_TRUE(Register("a", "new", SecretBytes::Random(32), *proof).ok());
+  EXPECT_TRUE(store_.Get("a")->shred_pending());
+  store_.shred_fails = false;
+  EXPECT_TRUE(Recover("a", "new").ok());
+  EXPECT_EQ(store_.shreds, before + 1);
+  EXPECT_FALSE(store_.Get("a")->shred_pending());
 }
 
 // An audit log without room refuses the change before anything is written.
