@@ -92,22 +92,34 @@ std::string PeerIp(absl::string_view peer) {
   return std::string(peer);
 }
 
-bool IsIpAddress(const std::string& s) {
-  in6_addr v6;
+// One spelling per address, so "::ffff:10.0.0.2" is "10.0.0.2" and
+// "fe80::1%eth0" (a zone id, "%25" in gRPC's peer) is "fe80::1"; "" when
+// `s` is no IP address.
+std::string CanonicalIp(absl::string_view s) {
+  s = s.substr(0, s.find('%'));
+  const std::string ip(s);
   in_addr v4;
-  return inet_pton(AF_INET, s.c_str(), &v4) == 1 ||
-         inet_pton(AF_INET6, s.c_str(), &v6) == 1;
+  in6_addr v6;
+  char text[INET6_ADDRSTRLEN];
+  if (inet_pton(AF_INET, ip.c_str(), &v4) == 1) {
+    return inet_ntop(AF_INET, &v4, text, sizeof text);
+  }
+  if (inet_pton(AF_INET6, ip.c_str(), &v6) != 1) return "";
+  if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+    return inet_ntop(AF_INET, &v6.s6_addr[12], text, sizeof text);
+  }
+  return inet_ntop(AF_INET6, &v6, text, sizeof text);
 }
+
+bool IsIpAddress(const std::string& s) { return !CanonicalIp(s).empty(); }
 
 // The bucket key of an address: IPv4 as is; IPv6 by its /64, the block one
 // subscriber gets, so rotating through it buys no new buckets.
-std::string BucketKey(const std::string& ip) {
+std::string BucketKey(const std::string& address) {
+  const std::string ip = CanonicalIp(address);
   in6_addr v6;
-  if (inet_pton(AF_INET6, ip.c_str(), &v6) != 1) return ip;
-  if (IN6_IS_ADDR_V4MAPPED(&v6)) {
-    char v4[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &v6.s6_addr[12], v4, sizeof v4);
-    return v4;
+  if (inet_pton(AF_INET6, ip.c_str(), &v6) != 1) {
+    return ip.empty() ? address : ip;
   }
   std::fill(v6.s6_addr + 8, v6.s6_addr + 16, 0);
   char text[INET6_ADDRSTRLEN];
@@ -121,7 +133,9 @@ std::string ClientAddress(absl::string_view peer,
                           const absl::string_view* forwarded_for,
                           const absl::flat_hash_set<std::string>& trusted) {
   std::string ip = PeerIp(peer);
-  if (forwarded_for == nullptr || !trusted.contains(ip)) return BucketKey(ip);
+  if (forwarded_for == nullptr || !trusted.contains(CanonicalIp(ip))) {
+    return BucketKey(ip);
+  }
   absl::string_view last = *forwarded_for;
   if (size_t comma = last.rfind(','); comma != absl::string_view::npos) {
     last = last.substr(comma + 1);
@@ -143,7 +157,7 @@ absl::StatusOr<absl::flat_hash_set<std::string>> ParseTrustedProxies(
           "` is not an IP address (list the proxies' addresses, comma "
           "separated)"));
     }
-    out.insert(ip);
+    out.insert(CanonicalIp(ip));
   }
   return out;
 }

@@ -69,7 +69,8 @@ class RateLimiter {
 // peer is one of `trusted_proxies` (plain addresses, "10.0.0.2" or "::1")
 // and the call carries `x-forwarded-for`, the last address of that header
 // is the client's: the one our proxy appended, which a client cannot forge.
-// Anyone else's x-forwarded-for is ignored. IPv6 addresses are limited by
+// Anyone else's x-forwarded-for is ignored. Addresses compare canonically
+// (IPv4-mapped as IPv4, zone ids dropped). IPv6 addresses are limited by
 // their /64 ("2001:db8:1:2::/64"), IPv4-mapped ones as IPv4.
 std::string ClientAddress(absl::string_view peer,
                           const absl::string_view* forwarded_for,

@@ -85,6 +85,21 @@ TEST(ClientAddressTest, Ipv6IsLimitedByItsSlash64) {
             "2001:db8:9:9::/64");
 }
 
+// A proxy reaching a dual-stack listener arrives IPv4-mapped; a link-local
+// peer carries a zone id. Neither escapes its match or its /64.
+TEST(ClientAddressTest, MappedProxyAndZoneIdsCompareCanonicallyRegression) {
+  auto trusted = ParseTrustedProxies("10.0.0.2, ::ffff:10.0.0.3");
+  ASSERT_TRUE(trusted.ok()) << trusted.status();
+  absl::string_view xff = "198.51.100.4";
+  EXPECT_EQ(ClientAddress("ipv6:[::ffff:10.0.0.2]:443", &xff, *trusted),
+            "198.51.100.4");
+  EXPECT_EQ(ClientAddress("ipv4:10.0.0.3:443", &xff, *trusted), "198.51.100.4");
+  EXPECT_EQ(ClientAddress("ipv6:[fe80::1:2%25eth0]:5", nullptr, {}),
+            "fe80::/64");
+  EXPECT_EQ(ClientAddress("ipv6:[fe80::1:2%eth0]:5", nullptr, {}),
+            ClientAddress("ipv6:[fe80::7]:5", nullptr, {}));
+}
+
 TEST(ClientAddressTest, TrustedProxyListIsValidated) {
   auto ok = ParseTrustedProxies(" 10.0.0.2, ::1 ,");
   ASSERT_TRUE(ok.ok()) << ok.status();
