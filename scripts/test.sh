@@ -23,6 +23,7 @@ phase "fuzz" scripts/fuzz.sh
 if [[ ${BKV_SKIP_ASAN:-0} != 1 ]]; then
   asan_tests() {
     (cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+      LSAN_OPTIONS=suppressions=$PWD/../../tests/lsan.supp \
       UBSAN_OPTIONS=print_stacktrace=1 ctest -j "$jobs" --output-on-failure)
   }
   phase "tests: ASan + UBSan build" asan_tests

@@ -316,6 +316,11 @@ TEST_F(VaultFaultTest, FullDataDiskNeverCostsAnAttempt) {
 // fdatasync(2) calls (RocksDB's WAL, the audit log, the logs) while a correct
 // password keeps recovering. Whatever fails, no attempt may be lost.
 TEST_F(VaultFaultTest, RandomWriteAndSyncFaultsCostNoUnannouncedAttempt) {
+#if defined(__SANITIZE_ADDRESS__)
+  // fiu-run preloads libfiu ahead of the ASan runtime, which ASan refuses;
+  // the release build runs this test.
+  GTEST_SKIP() << "libfiu's LD_PRELOAD cannot precede the ASan runtime";
+#endif
   if (::access("/usr/bin/fiu-run", X_OK) != 0 ||
       ::access("/usr/bin/fiu-ctrl", X_OK) != 0) {
     GTEST_SKIP() << "needs fiu-utils (scripts/install-deps.sh)";
