@@ -44,6 +44,9 @@ usage:
                                       which must not exist
   bkv snapshots --from URL --key-file F
                                       snapshots of a v2 repository
+  bkv forget --from URL --key-file F --keep-last N
+                                      drop all but the newest N snapshots
+  bkv prune --from URL --key-file F   free the data no snapshot references
   bkv list --from URL [--key-file F]  backups in the set (with the key), or
                                       the store's objects (without)
   bkv check --from URL --key-file F [--read-data]
@@ -174,6 +177,7 @@ const char* const kValueFlags[] = {"--to",
                                    "--out",
                                    "--backup",
                                    "--snapshot",
+                                   "--keep-last",
                                    "--path",
                                    "--keep",
                                    "--chunk-size",
@@ -798,6 +802,64 @@ absl::Status Snapshots(Context& c) {
   return absl::OkStatus();
 }
 
+absl::Status Forget(Context& c) {
+  if (c.args.positional.size() != 1) {
+    return Usage("bkv forget --from URL --key-file F --keep-last N");
+  }
+  BKV_ASSIGN_OR_RETURN(std::string keep_text, Need(c.args, "--keep-last"));
+  size_t keep = 0;
+  if (!absl::SimpleAtoi(keep_text, &keep) || keep == 0) {
+    return Usage("--keep-last needs a number of at least 1");
+  }
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(*store, key, false));
+  BKV_ASSIGN_OR_RETURN(auto gone, repo->Forget(keep));
+  std::string json = "{\"forgotten\":[";
+  for (size_t i = 0; i < gone.size(); ++i) {
+    absl::StrAppend(&json, i ? "," : "", "\"", gone[i].id, "\"");
+    if (!c.args.json) {
+      std::fprintf(c.out, "forgot snapshot %s (#%llu)\n", gone[i].id.c_str(),
+                   static_cast<unsigned long long>(gone[i].seq));
+    }
+  }
+  if (c.args.json) std::fprintf(c.out, "%s]}\n", json.c_str());
+  if (!c.args.json && !gone.empty()) {
+    std::fprintf(c.out, "run `bkv prune` to free their data\n");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Prune(Context& c) {
+  if (c.args.positional.size() != 1) {
+    return Usage("bkv prune --from URL --key-file F");
+  }
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(*store, key, false));
+  BKV_ASSIGN_OR_RETURN(PruneStats p, repo->Prune());
+  if (c.args.json) {
+    std::fprintf(c.out,
+                 "{\"packs_deleted\":%llu,\"packs_repacked\":%llu,"
+                 "\"indexes_deleted\":%llu,\"chunks_dropped\":%llu,"
+                 "\"bytes_freed\":%llu}\n",
+                 static_cast<unsigned long long>(p.packs_deleted),
+                 static_cast<unsigned long long>(p.packs_repacked),
+                 static_cast<unsigned long long>(p.indexes_deleted),
+                 static_cast<unsigned long long>(p.chunks_dropped),
+                 static_cast<unsigned long long>(p.bytes_freed));
+  } else {
+    std::fprintf(c.out,
+                 "pruned: %llu unused chunks dropped, %llu packs deleted "
+                 "(%llu repacked), %s freed\n",
+                 static_cast<unsigned long long>(p.chunks_dropped),
+                 static_cast<unsigned long long>(p.packs_deleted),
+                 static_cast<unsigned long long>(p.packs_repacked),
+                 Human(p.bytes_freed).c_str());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckRepository(Context& c, BlobStore& store,
                              const BackupKey& key) {
   BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(store, key, false));
@@ -1136,6 +1198,18 @@ const Command kCommands[] = {
      "[--json]\n  the snapshots of an incremental (v2) repository, oldest "
      "first\n  --from URL\n  --key-file F\n  --password-stdin\n",
      Snapshots, true},
+    {"forget",
+     "bkv forget --from URL (--key-file F | --vault ADDR --password-stdin) "
+     "--keep-last N [--json]\n  delete all but the newest N snapshots of a v2 "
+     "repository; `bkv prune` then frees their data\n  --from URL\n"
+     "  --key-file F\n  --password-stdin\n  --keep-last N\n",
+     Forget, true},
+    {"prune",
+     "bkv prune --from URL (--key-file F | --vault ADDR --password-stdin) "
+     "[--json]\n  delete the data no snapshot references (mark and sweep; "
+     "safe to interrupt)\n  --from URL\n  --key-file F\n  --password-stdin"
+     "\n",
+     Prune, true},
     {"list",
      "bkv list --from URL [--key-file F | --vault ADDR --password-stdin] "
      "[--json]\n  backups in the set (with the key), or the store's objects "

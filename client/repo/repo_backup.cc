@@ -1,5 +1,6 @@
 // Repository::Backup: walk, chunk, deduplicate, pack, then index, snapshot
-// and head, in that order.
+// and head, in that order. Also Forget and Prune, which repack with the same
+// Packer.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -84,6 +85,8 @@ class Repository::Packer {
 };
 
 namespace {
+
+constexpr size_t kMaxPackBytes = 64 << 20;
 
 struct Walked {
   std::string abs;
@@ -309,6 +312,106 @@ absl::StatusOr<SnapshotInfo> Repository::CommitSnapshot(const Snapshot& snap,
   info.files = st.files;
   info.bytes = st.bytes;
   return info;
+}
+
+// Forget and Prune (mark and sweep) share the Packer.
+absl::StatusOr<std::vector<SnapshotInfo>> Repository::Forget(size_t keep_last) {
+  if (keep_last == 0) {
+    return absl::InvalidArgumentError("--keep-last must be at least 1");
+  }
+  auto all = Snapshots();
+  if (!all.ok()) return all.status();
+  std::vector<SnapshotInfo> gone;
+  for (size_t i = 0; i + keep_last < all->size(); ++i) {
+    if (auto s = store_.Delete((*all)[i].object); !s.ok()) return s;
+    gone.push_back((*all)[i]);
+  }
+  return gone;
+}
+
+absl::StatusOr<PruneStats> Repository::Prune() {
+  PruneStats ps;
+  RepoBackupStats st;
+  auto objects = ListObjects();
+  if (!objects.ok()) return objects.status();
+  std::map<ChunkId, Located> chunks;
+  if (auto s = LoadIndexes(*objects, chunks, nullptr); !s.ok()) return s;
+  auto snaps = AllSnapshots(*objects, nullptr);
+  if (!snaps.ok()) return snaps.status();
+  // Mark.
+  std::set<ChunkId> live;
+  for (const auto& [name, snap] : *snaps) {
+    for (const TreeEntry& e : snap.entries) {
+      for (const ChunkId& c : e.chunks) {
+        if (!chunks.contains(c)) {
+          return absl::DataLossError(absl::StrCat(
+              name, " references a chunk in no index; prune refuses to run: "
+                    "run `bkv check`"));
+        }
+        live.insert(c);
+      }
+    }
+  }
+  std::map<ObjectId, std::pair<size_t, size_t>> use;  // pack -> live, all
+  for (const auto& [id, l] : chunks) {
+    auto& u = use[l.pack];
+    ++u.second;
+    if (live.contains(id)) ++u.first;
+  }
+  // Repack the live chunks of partly used packs into new packs.
+  Packer packer(*this, st);
+  std::set<ObjectId> doomed;
+  for (const auto& [pack, u] : use) {
+    if (u.first == u.second) continue;
+    doomed.insert(pack);
+    if (u.first == 0) continue;
+    ++ps.packs_repacked;
+    auto bytes = GetBytes(store_, PackName(pack), kMaxPackBytes);
+    if (!bytes.ok()) return bytes.status();
+    for (const auto& [id, l] : chunks) {
+      if (l.pack != pack || !live.contains(id)) continue;
+      auto raw = OpenChunk(l.loc, *bytes);
+      if (!raw.ok()) {
+        return absl::DataLossError(absl::StrCat(
+            PackName(pack), ": ", raw.status().message(),
+            "; prune stopped before deleting anything"));
+      }
+      if (auto s = packer.Add(id, *raw); !s.ok()) return s;
+    }
+  }
+  if (auto s = packer.Flush(); !s.ok()) return s;
+  // One index of every live chunk, stored before anything is deleted.
+  ObjectId index_id;
+  SystemRandom().Bytes(index_id);
+  std::map<ObjectId, PackRecord> records;
+  for (const auto& [id, l] : chunks) {
+    if (!live.contains(id) || doomed.contains(l.pack)) continue;
+    PackRecord& r = records[l.pack];
+    r.pack = l.pack;
+    r.size = l.pack_size;
+    r.blobs.push_back(l.loc);
+  }
+  IndexFile index;
+  for (auto& [p, r] : records) index.packs.push_back(std::move(r));
+  for (PackRecord& p : packer.closed()) index.packs.push_back(std::move(p));
+  auto sealed = keys_.Seal(RepoObjectKind::kIndex, index_id, EncodeIndex(index));
+  if (!sealed.ok()) return sealed.status();
+  if (auto s = PutObject(IndexName(index_id), *sealed, st); !s.ok()) return s;
+  // Sweep: old indexes first, then the packs no index names any more.
+  for (const auto& [name, size] : *objects) {
+    if (!absl::StartsWith(name, "index-")) continue;
+    if (auto s = store_.Delete(name); !s.ok()) return s;
+    ++ps.indexes_deleted;
+  }
+  for (const ObjectId& pack : doomed) {
+    if (auto s = store_.Delete(PackName(pack)); !s.ok()) return s;
+    ++ps.packs_deleted;
+    auto it = objects->find(PackName(pack));
+    if (it != objects->end()) ps.bytes_freed += it->second;
+  }
+  ps.chunks_dropped = chunks.size() - live.size();
+  ps.bytes_freed -= std::min(ps.bytes_freed, st.uploaded_bytes);
+  return ps;
 }
 
 }  // namespace bkv

@@ -122,24 +122,18 @@ absl::StatusOr<SnapshotInfo> Repository::Restore(const std::string& id,
   const Snapshot& snap = chosen->second;
   auto entries = Select(snap, subpath);
   if (!entries.ok()) return entries.status();
-  // Every chunk is located before anything is written.
+  // Every chunk is located before anything is written. All indexes are
+  // read: prune replaces the ones a snapshot was written with.
+  auto objects = ListObjects();
+  if (!objects.ok()) return objects.status();
   std::map<ChunkId, Located> chunks;
-  for (const ObjectId& index : snap.indexes) {
-    std::map<std::string, uint64_t> one{{IndexName(index), 0}};
-    auto got = store_.Stat(IndexName(index));
-    if (absl::IsNotFound(got.status())) {
-      return absl::DataLossError(absl::StrCat(
-          IndexName(index), " that snapshot ", ObjectIdHex(snap.id),
-          " needs is missing: the store dropped it; run `bkv check`"));
-    }
-    if (auto s = LoadIndexes(one, chunks, nullptr); !s.ok()) return s;
-  }
+  if (auto s = LoadIndexes(*objects, chunks, nullptr); !s.ok()) return s;
   for (const TreeEntry& e : *entries) {
     for (const ChunkId& c : e.chunks) {
       if (!chunks.contains(c)) {
         return absl::DataLossError(absl::StrCat(
-            "a chunk of ", e.path, " is in none of the snapshot's indexes: "
-            "the store replaced or dropped an index; run `bkv check`"));
+            "a chunk of ", e.path, " is in no index: the store dropped an "
+            "index; run `bkv check`"));
       }
     }
   }
@@ -282,18 +276,16 @@ absl::StatusOr<RepoCheckReport> Repository::Check(bool read_data) {
         newest, ": the store dropped snapshots"));
   }
   for (const auto& [name, snap] : *snaps) {
-    std::set<ObjectId> own(snap.indexes.begin(), snap.indexes.end());
     size_t missing = 0;
     for (const TreeEntry& e : snap.entries) {
       for (const ChunkId& c : e.chunks) {
-        auto it = chunks.find(c);
-        if (it == chunks.end() || !own.contains(it->second.index)) ++missing;
+        if (!chunks.contains(c)) ++missing;
       }
     }
     if (missing > 0) {
       rep.problems.push_back(absl::StrCat(
-          name, ": ", missing, " chunk references resolve in none of its "
-          "indexes (an index was dropped or replaced)"));
+          name, ": ", missing, " chunk references are in no index (an "
+          "index was dropped)"));
     }
   }
   if (read_data) {

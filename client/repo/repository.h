@@ -76,6 +76,14 @@ struct RepoCheckReport {
   bool clean() const { return problems.empty(); }
 };
 
+struct PruneStats {
+  uint64_t packs_deleted = 0;
+  uint64_t packs_repacked = 0;
+  uint64_t indexes_deleted = 0;
+  uint64_t chunks_dropped = 0;
+  uint64_t bytes_freed = 0;  // stored bytes deleted, less what was rewritten
+};
+
 class Repository {
  public:
   static constexpr char kConfigName[] = "config";
@@ -109,6 +117,16 @@ class Repository {
   // index and every indexed pack exists with its size; with read_data every
   // chunk is downloaded and verified. Errors only when the store fails.
   absl::StatusOr<RepoCheckReport> Check(bool read_data);
+
+  // Deletes every snapshot but the newest `keep_last` (>= 1); their data
+  // stays until Prune. Returns the forgotten snapshots.
+  absl::StatusOr<std::vector<SnapshotInfo>> Forget(size_t keep_last);
+
+  // Mark and sweep: repacks the live chunks of partly used packs, writes
+  // one index of every live chunk, then deletes the old indexes, then the
+  // packs no longer indexed. Killed at any step, every snapshot still
+  // restores: nothing is deleted before what replaces it is stored.
+  absl::StatusOr<PruneStats> Prune();
 
   const ObjectId& repo_id() const { return repo_id_; }
 

@@ -91,6 +91,19 @@ TEST_F(RepoCliTest, SecondBackupUploadsNothingNewAndRestores) {
                     "--to", dir_ / "all"});
   ASSERT_EQ(all.exit_code, 0) << all.err;
   EXPECT_EQ(ReadFile(dir_ / "all/chat.db"), ReadFile(dir_ / "src/chat.db"));
+  CliRun forget = Bkv({"forget", "--from", store_, "--key-file", dir_ / "k",
+                       "--keep-last", "1", "--json"});
+  ASSERT_EQ(forget.exit_code, 0) << forget.err;
+  EXPECT_NE(forget.out.find(id), std::string::npos) << forget.out;
+  CliRun prune = Bkv({"prune", "--from", store_, "--key-file", dir_ / "k",
+                      "--json"});
+  ASSERT_EQ(prune.exit_code, 0) << prune.err;
+  CliRun check = Bkv({"check", "--from", store_, "--key-file", dir_ / "k",
+                      "--read-data"});
+  EXPECT_EQ(check.exit_code, 0) << check.out;
+  CliRun bad = Bkv({"forget", "--from", store_, "--key-file", dir_ / "k",
+                    "--keep-last", "0"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
 }
 
 TEST_F(RepoCliTest, CheckReadDataFindsAFlippedBit) {

@@ -368,9 +368,147 @@ TEST_P(RepoTest, ResumeAfterInterruptedBackupFault) {
   ExpectRestoresSource(*repo, snap->id);
 }
 
+
+TEST_P(RepoTest, ForgetAndPruneFreeSpaceAndKeepTheRest) {
+  MakeTree(2 << 20);
+  auto repo = Open(*store_, key_, 512 << 10);
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  WriteFile(src_ + "/chat.db", RandomBytes(2 << 20, 21));  // all new
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  WriteFile(src_ + "/media/c.jpg", RandomBytes(200 << 10, 22));
+  auto last = repo->Backup(src_);
+  ASSERT_TRUE(last.ok());
+  auto gone = repo->Forget(2);
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  EXPECT_EQ(gone->size(), 1u);
+  auto ps = repo->Prune();
+  ASSERT_TRUE(ps.ok()) << ps.status();
+  EXPECT_GT(ps->chunks_dropped, 0u);
+  EXPECT_GT(ps->packs_deleted, 0u);
+  auto snaps = repo->Snapshots();
+  ASSERT_TRUE(snaps.ok());
+  ASSERT_EQ(snaps->size(), 2u);
+  ExpectRestoresSource(*repo, last->id);
+  auto check = repo->Check(true);
+  ASSERT_TRUE(check.ok());
+  EXPECT_TRUE(check->clean()) << ::testing::PrintToString(check->problems);
+  EXPECT_EQ(check->chunks_read, check->chunks);
+  EXPECT_TRUE(repo->Backup(src_).ok());  // the pruned repository takes more
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, RepoTest,
                          ::testing::Values("file", "s3", "webdav"),
                          [](const auto& info) { return info.param; });
+
+// Stops the process (from the store's point of view) after `ops` writes or
+// deletes: every later call fails, as after a SIGKILL.
+class KillAfterStore final : public BlobStore {
+ public:
+  KillAfterStore(BlobStore& inner, int ops) : inner_(inner), left_(ops) {}
+  absl::Status Put(std::string_view name, ByteSource& source) override {
+    if (!Spend()) return Dead();
+    return inner_.Put(name, source);
+  }
+  absl::Status Get(std::string_view n, const ByteSink& s) override {
+    if (left_ < 0) return Dead();
+    return inner_.Get(n, s);
+  }
+  absl::StatusOr<std::vector<BlobInfo>> List() override {
+    if (left_ < 0) return Dead();
+    return inner_.List();
+  }
+  absl::Status Delete(std::string_view n) override {
+    if (!Spend()) return Dead();
+    return inner_.Delete(n);
+  }
+  absl::StatusOr<BlobInfo> Stat(std::string_view n) override {
+    if (left_ < 0) return Dead();
+    return inner_.Stat(n);
+  }
+  std::string url() const override { return inner_.url(); }
+  bool killed() const { return left_ < 0; }
+
+ private:
+  bool Spend() { return left_-- > 0; }
+  static absl::Status Dead() { return absl::AbortedError("killed"); }
+  BlobStore& inner_;
+  int left_;
+};
+
+// A prune killed after each of its writes and deletes in turn (every kill
+// point of the run) leaves every remaining snapshot restorable byte for
+// byte, and a later prune finishes the job.
+TEST(RepoPruneTest, KilledPruneKeepsEverySnapshotFault) {
+  TempDir dir;
+  const std::string src = dir / "src";
+  fs::create_directories(src);
+  BackupKey key = BackupKey::Generate();
+  const std::string pristine = dir / "pristine";
+  std::vector<std::vector<uint8_t>> versions;
+  {
+    auto store = OpenBlobStore("file://" + pristine);
+    ASSERT_TRUE(store.ok());
+    RepoOptions o;
+    o.create = true;
+    o.pack_target = 256 << 10;  // many packs, many kill points
+    auto repo = Repository::Open(**store, key, o);
+    ASSERT_TRUE(repo.ok());
+    for (uint32_t v = 0; v < 10; ++v) {
+      auto data = RandomBytes(1 << 20, 100 + v);
+      auto keep = RandomBytes(1 << 20, 7);  // shared by every version
+      data.insert(data.end(), keep.begin(), keep.end());
+      WriteFile(src + "/db", data);
+      versions.push_back(data);
+      // Small files, half of them changed each time, share packs with
+      // live and dead chunks: prune must repack them.
+      for (uint32_t f = 0; f < 12; ++f) {
+        WriteFile(src + "/m" + std::to_string(f),
+                  RandomBytes(24 << 10, f % 2 ? 1000 + f : 2000 + f + 50 * v));
+      }
+      ASSERT_TRUE((*repo)->Backup(src).ok());
+    }
+    ASSERT_TRUE((*repo)->Forget(2).ok());
+  }
+  int points = 0;
+  for (int kill = 0; kill < 400; ++kill) {  // bounded; ends when not killed
+    const std::string copy = dir / ("run" + std::to_string(kill));
+    fs::copy(pristine, copy, fs::copy_options::recursive);
+    auto store = OpenBlobStore("file://" + copy);
+    ASSERT_TRUE(store.ok());
+    KillAfterStore dying(**store, kill);
+    {
+      auto repo = Repository::Open(dying, key, RepoOptions{});
+      ASSERT_TRUE(repo.ok());
+      auto ps = (*repo)->Prune();
+      if (!dying.killed()) {
+        ASSERT_TRUE(ps.ok()) << ps.status();
+        fs::remove_all(copy);
+        break;
+      }
+    }
+    ++points;
+    auto repo = Repository::Open(**store, key, RepoOptions{});
+    ASSERT_TRUE(repo.ok());
+    auto snaps = (*repo)->Snapshots();
+    ASSERT_TRUE(snaps.ok()) << snaps.status();
+    ASSERT_EQ(snaps->size(), 2u);
+    for (size_t i = 0; i < snaps->size(); ++i) {
+      const std::string out = dir / ("out" + std::to_string(kill) + "-" +
+                                     std::to_string(i));
+      auto r = (*repo)->Restore((*snaps)[i].id, "", out);
+      ASSERT_TRUE(r.ok()) << "kill point " << kill << ": " << r.status();
+      EXPECT_EQ(ReadFile(out + "/db"), versions[versions.size() - 2 + i]) << kill;
+      fs::remove_all(out);
+    }
+    auto again = (*repo)->Prune();
+    ASSERT_TRUE(again.ok()) << "kill point " << kill << ": " << again.status();
+    auto check = (*repo)->Check(true);
+    ASSERT_TRUE(check.ok());
+    EXPECT_TRUE(check->clean()) << kill << ::testing::PrintToString(check->problems);
+    fs::remove_all(copy);
+  }
+  EXPECT_GE(points, 30);
+}
 
 }  // namespace
 }  // namespace bkv
