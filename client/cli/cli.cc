@@ -711,6 +711,14 @@ absl::StatusOr<std::unique_ptr<Repository>> OpenRepo(BlobStore& store,
 
 absl::Status BackupIncremental(Context& c, BlobStore& store,
                                const BackupKey& key) {
+  for (const char* flag : {"--keep", "--chunk-size"}) {
+    if (c.args.values.count(flag)) {
+      return Usage(absl::StrCat(
+          flag, " is for single-stream (v1) backups; an incremental "
+                "repository uses `bkv forget --keep-last N` and chunks by "
+                "content"));
+    }
+  }
   BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(store, key, true));
   RepoBackupStats st;
   BKV_ASSIGN_OR_RETURN(SnapshotInfo s, repo->Backup(c.args.positional[1], &st));
@@ -955,6 +963,13 @@ absl::Status Repair(Context& c) {
     return Usage("bkv repair --from URL --key-file F");
   }
   BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
+  if (v2) {
+    return absl::FailedPreconditionError(
+        "this store holds an incremental (v2) repository, which has no list "
+        "to rebuild: its snapshots are found by listing; run `bkv check` "
+        "(`bkv prune` re-indexes)");
+  }
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
   BackupSet set(*store, key);
   BKV_ASSIGN_OR_RETURN(RepairReport r, set.Repair());
