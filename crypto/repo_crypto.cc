@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-
 #include "crypto/aes_gcm_sealer.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
@@ -14,12 +13,18 @@ namespace {
 
 const char* KindLabel(RepoObjectKind kind) {
   switch (kind) {
-    case RepoObjectKind::kConfig: return "config";
-    case RepoObjectKind::kChunk: return "chunk";
-    case RepoObjectKind::kPackHeader: return "pack header";
-    case RepoObjectKind::kIndex: return "index";
-    case RepoObjectKind::kSnapshot: return "snapshot";
-    case RepoObjectKind::kHead: return "head";
+    case RepoObjectKind::kConfig:
+      return "config";
+    case RepoObjectKind::kChunk:
+      return "chunk";
+    case RepoObjectKind::kPackHeader:
+      return "pack header";
+    case RepoObjectKind::kIndex:
+      return "index";
+    case RepoObjectKind::kSnapshot:
+      return "snapshot";
+    case RepoObjectKind::kHead:
+      return "head";
   }
   return "?";
 }
@@ -70,7 +75,8 @@ size_t RepoKeys::FindBoundary(std::span<const uint8_t> data) const {
   const size_t n = data.size();
   if (n <= ChunkerParams::kMin) return n;
   const size_t max = std::min<size_t>(n, ChunkerParams::kMax);
-  const size_t normal = std::min<size_t>(max, size_t{1} << ChunkerParams::kAvgBits);
+  const size_t normal =
+      std::min<size_t>(max, size_t{1} << ChunkerParams::kAvgBits);
   uint64_t fp = 0;
   size_t i = ChunkerParams::kMin;
   for (; i < normal; ++i) {
@@ -99,9 +105,9 @@ absl::StatusOr<std::vector<uint8_t>> RepoKeys::Open(
     RepoObjectKind kind, std::span<const uint8_t> id,
     std::span<const uint8_t> sealed) const {
   if (sealed.size() < kOverhead) {
-    return absl::DataLossError(absl::StrCat(
-        "repository ", KindLabel(kind), " truncated: ", sealed.size(),
-        " bytes"));
+    return absl::DataLossError(absl::StrCat("repository ", KindLabel(kind),
+                                            " truncated: ", sealed.size(),
+                                            " bytes"));
   }
   auto pt = AesGcmDecrypt(data_key_.Reveal(), sealed.first(kNonceSize),
                           sealed.subspan(kNonceSize), Ad(kind, id));

@@ -10,8 +10,8 @@
 //   gear     = HKDF-Expand(prk, "bkv repo v2 gear table", 2048) as 256 u64 LE
 //   check    = HKDF-Expand(prk, "bkv repo v2 key check", 32)  (in the config)
 //   chunk id = HMAC-SHA512(id key, plaintext)[0..32]
-//   sealed   = nonce (12, random) || AES-256-GCM(data key, nonce, pt, AD) || tag
-//   AD       = "bkv repo v2 " || kind || 0x00 || object id
+//   sealed   = nonce (12, random) || AES-256-GCM(data key, nonce, pt, AD) ||
+//   tag AD       = "bkv repo v2 " || kind || 0x00 || object id
 
 #include <array>
 #include <cstdint>
@@ -30,7 +30,14 @@ using ChunkId = std::array<uint8_t, 32>;
 
 // What a sealed object is; part of its AD, so an object of one kind never
 // opens as another.
-enum class RepoObjectKind { kConfig, kChunk, kPackHeader, kIndex, kSnapshot, kHead };
+enum class RepoObjectKind {
+  kConfig,
+  kChunk,
+  kPackHeader,
+  kIndex,
+  kSnapshot,
+  kHead
+};
 
 // Content-defined chunk sizes (FastCDC with normalized chunking, level 2).
 struct ChunkerParams {

@@ -30,8 +30,8 @@ class Repository::Packer {
 
   absl::Status Add(const ChunkId& id, std::span<const uint8_t> raw) {
     std::vector<uint8_t> pt(1 + ZSTD_compressBound(raw.size()));
-    size_t z = ZSTD_compress(pt.data() + 1, pt.size() - 1, raw.data(),
-                             raw.size(), 3);
+    size_t z =
+        ZSTD_compress(pt.data() + 1, pt.size() - 1, raw.data(), raw.size(), 3);
     if (ZSTD_isError(z) || z >= raw.size()) {  // stored raw when not smaller
       pt.assign(1, 0);
       pt.insert(pt.end(), raw.begin(), raw.end());
@@ -61,7 +61,8 @@ class Repository::Packer {
     if (!sealed.ok()) return sealed.status();
     buf_.insert(buf_.end(), sealed->begin(), sealed->end());
     uint32_t n = static_cast<uint32_t>(sealed->size());
-    for (int i = 3; i >= 0; --i) buf_.push_back(static_cast<uint8_t>(n >> (8 * i)));
+    for (int i = 3; i >= 0; --i)
+      buf_.push_back(static_cast<uint8_t>(n >> (8 * i)));
     open_.size = buf_.size();
     if (auto s = repo_.PutObject(PackName(open_.pack), buf_, st_); !s.ok()) {
       return s;
@@ -132,10 +133,12 @@ absl::Status Walk(const std::string& abs, const std::string& rel,
   for (const auto& d : std::filesystem::directory_iterator(abs, ec)) {
     names.push_back(d.path().filename().string());
   }
-  if (ec) return absl::InternalError("read directory " + abs + ": " + ec.message());
+  if (ec)
+    return absl::InternalError("read directory " + abs + ": " + ec.message());
   std::sort(names.begin(), names.end());
   for (const std::string& n : names) {
-    auto s = Walk(abs + "/" + n, rel == "." ? n : rel + "/" + n, out, depth + 1);
+    auto s =
+        Walk(abs + "/" + n, rel == "." ? n : rel + "/" + n, out, depth + 1);
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
@@ -184,11 +187,13 @@ absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
   }
   if (auto s = packer.Flush(); !s.ok()) return s;
   for (PackRecord& p : packer.closed()) {
-    for (const BlobLocation& b : p.blobs) known[b.id] = {p.pack, index_id, b, p.size};
+    for (const BlobLocation& b : p.blobs)
+      known[b.id] = {p.pack, index_id, b, p.size};
     index.packs.push_back(std::move(p));
   }
   if (!index.packs.empty()) {
-    auto sealed = keys_.Seal(RepoObjectKind::kIndex, index_id, EncodeIndex(index));
+    auto sealed =
+        keys_.Seal(RepoObjectKind::kIndex, index_id, EncodeIndex(index));
     if (!sealed.ok()) return sealed.status();
     if (auto s = PutObject(IndexName(index_id), *sealed, st); !s.ok()) return s;
   }
@@ -224,7 +229,8 @@ absl::Status Repository::AdoptPacks(
     std::vector<uint8_t> bytes;
     auto rec = ReadPackHeader(pack, bytes);
     if (!rec.ok()) continue;  // a damaged leftover: not adopted, never deleted
-    for (const BlobLocation& b : rec->blobs) known[b.id] = {pack, index_id, b, rec->size};
+    for (const BlobLocation& b : rec->blobs)
+      known[b.id] = {pack, index_id, b, rec->size};
     index.packs.push_back(*std::move(rec));
     ++st.packs_adopted;
   }
@@ -262,7 +268,10 @@ absl::Status Repository::BackupFile(
     while (!eof && have < ChunkerParams::kMax) {
       ssize_t n = ::read(fd, buf.data() + have, buf.size() - have);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) { status = ErrnoStatus(errno, "read " + abs); break; }
+      if (n < 0) {
+        status = ErrnoStatus(errno, "read " + abs);
+        break;
+      }
       if (n == 0) eof = true;
       have += static_cast<size_t>(n);
     }
@@ -345,8 +354,9 @@ absl::StatusOr<PruneStats> Repository::Prune() {
       for (const ChunkId& c : e.chunks) {
         if (!chunks.contains(c)) {
           return absl::DataLossError(absl::StrCat(
-              name, " references a chunk in no index; prune refuses to run: "
-                    "run `bkv check`"));
+              name,
+              " references a chunk in no index; prune refuses to run: "
+              "run `bkv check`"));
         }
         live.insert(c);
       }
@@ -372,9 +382,9 @@ absl::StatusOr<PruneStats> Repository::Prune() {
       if (l.pack != pack || !live.contains(id)) continue;
       auto raw = OpenChunk(l.loc, *bytes);
       if (!raw.ok()) {
-        return absl::DataLossError(absl::StrCat(
-            PackName(pack), ": ", raw.status().message(),
-            "; prune stopped before deleting anything"));
+        return absl::DataLossError(
+            absl::StrCat(PackName(pack), ": ", raw.status().message(),
+                         "; prune stopped before deleting anything"));
       }
       if (auto s = packer.Add(id, *raw); !s.ok()) return s;
     }
@@ -394,7 +404,8 @@ absl::StatusOr<PruneStats> Repository::Prune() {
   IndexFile index;
   for (auto& [p, r] : records) index.packs.push_back(std::move(r));
   for (PackRecord& p : packer.closed()) index.packs.push_back(std::move(p));
-  auto sealed = keys_.Seal(RepoObjectKind::kIndex, index_id, EncodeIndex(index));
+  auto sealed =
+      keys_.Seal(RepoObjectKind::kIndex, index_id, EncodeIndex(index));
   if (!sealed.ok()) return sealed.status();
   if (auto s = PutObject(IndexName(index_id), *sealed, st); !s.ok()) return s;
   // Sweep: old indexes first, then the packs no index names any more.

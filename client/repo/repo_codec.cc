@@ -14,7 +14,9 @@ constexpr std::string_view kHeadMagic = "BKVHED02";
 
 class Writer {
  public:
-  void Raw(std::span<const uint8_t> b) { out_.insert(out_.end(), b.begin(), b.end()); }
+  void Raw(std::span<const uint8_t> b) {
+    out_.insert(out_.end(), b.begin(), b.end());
+  }
   void Raw(std::string_view s) { out_.insert(out_.end(), s.begin(), s.end()); }
   void U8(uint8_t v) { out_.push_back(v); }
   void U32(uint32_t v) { Int(v, 4); }
@@ -27,7 +29,8 @@ class Writer {
 
  private:
   void Int(uint64_t v, int n) {
-    for (int i = n - 1; i >= 0; --i) out_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+    for (int i = n - 1; i >= 0; --i)
+      out_.push_back(static_cast<uint8_t>(v >> (8 * i)));
   }
   std::vector<uint8_t> out_;
 };
@@ -42,7 +45,8 @@ class Reader {
     return true;
   }
   bool Magic(std::string_view m) {
-    if (!Need(m.size()) || std::memcmp(in_.data() + pos_, m.data(), m.size()) != 0) {
+    if (!Need(m.size()) ||
+        std::memcmp(in_.data() + pos_, m.data(), m.size()) != 0) {
       return ok_ = false;
     }
     pos_ += m.size();
@@ -67,9 +71,10 @@ class Reader {
   }
   absl::Status Done(std::string_view what) const {
     if (!ok_ || pos_ != in_.size()) {
-      return absl::DataLossError(absl::StrCat(
-          "repository ", std::string(what), " does not decode (an authentic object this "
-          "version cannot read, or a bug)"));
+      return absl::DataLossError(
+          absl::StrCat("repository ", std::string(what),
+                       " does not decode (an authentic object this "
+                       "version cannot read, or a bug)"));
     }
     return absl::OkStatus();
   }

@@ -55,7 +55,8 @@ absl::StatusOr<std::vector<TreeEntry>> Select(const Snapshot& snap,
     out.push_back(std::move(c));
   }
   if (out.empty() || out[0].path != ".") {
-    return absl::NotFoundError(absl::StrCat("no path '", sub, "' in the snapshot"));
+    return absl::NotFoundError(
+        absl::StrCat("no path '", sub, "' in the snapshot"));
   }
   return out;
 }
@@ -101,11 +102,13 @@ absl::StatusOr<std::pair<std::string, Snapshot>> Repository::Choose(
   if (!objects.ok()) return objects.status();
   auto snaps = AllSnapshots(*objects, nullptr);
   if (!snaps.ok()) return snaps.status();
-  if (snaps->empty()) return absl::NotFoundError("the repository has no snapshots");
+  if (snaps->empty())
+    return absl::NotFoundError("the repository has no snapshots");
   if (id.empty()) return std::move(snaps->back());
   std::vector<size_t> hits;
   for (size_t i = 0; i < snaps->size(); ++i) {
-    if (absl::StartsWith(ObjectIdHex((*snaps)[i].second.id), id)) hits.push_back(i);
+    if (absl::StartsWith(ObjectIdHex((*snaps)[i].second.id), id))
+      hits.push_back(i);
   }
   if (hits.empty()) return absl::NotFoundError("no snapshot " + id);
   if (hits.size() > 1) {
@@ -131,9 +134,10 @@ absl::StatusOr<SnapshotInfo> Repository::Restore(const std::string& id,
   for (const TreeEntry& e : *entries) {
     for (const ChunkId& c : e.chunks) {
       if (!chunks.contains(c)) {
-        return absl::DataLossError(absl::StrCat(
-            "a chunk of ", e.path, " is in no index: the store dropped an "
-            "index; run `bkv check`"));
+        return absl::DataLossError(
+            absl::StrCat("a chunk of ", e.path,
+                         " is in no index: the store dropped an "
+                         "index; run `bkv check`"));
       }
     }
   }
@@ -141,7 +145,8 @@ absl::StatusOr<SnapshotInfo> Repository::Restore(const std::string& id,
   if (::lstat(target.c_str(), &st) == 0) {
     return absl::AlreadyExistsError(target + " exists; restore to a new path");
   }
-  std::filesystem::path t = std::filesystem::absolute(target).lexically_normal();
+  std::filesystem::path t =
+      std::filesystem::absolute(target).lexically_normal();
   std::string tmpl = (t.parent_path() / ".bkv-restore-XXXXXX").string();
   if (::mkdtemp(tmpl.data()) == nullptr) {
     return ErrnoStatus(errno, "create a temporary directory next to " + target);
@@ -155,8 +160,8 @@ absl::StatusOr<SnapshotInfo> Repository::Restore(const std::string& id,
   std::error_code ec;
   if (!s.ok() || !is_dir) std::filesystem::remove_all(tmpl, ec);
   if (!s.ok()) return s;
-  SnapshotInfo info{ObjectIdHex(snap.id), chosen->first, snap.seq,
-                    snap.time_ms, snap.source};
+  SnapshotInfo info{ObjectIdHex(snap.id), chosen->first, snap.seq, snap.time_ms,
+                    snap.source};
   for (const TreeEntry& e : *entries) {
     if (e.type != EntryType::kFile) continue;
     ++info.files;
@@ -172,7 +177,8 @@ absl::Status Repository::WriteTree(const std::string& root,
     return e.path == "." ? root : root + "/" + e.path;
   };
   // pack -> chunk -> (entry, offset) slots
-  std::map<ObjectId, std::map<ChunkId, std::vector<std::pair<size_t, uint64_t>>>>
+  std::map<ObjectId,
+           std::map<ChunkId, std::vector<std::pair<size_t, uint64_t>>>>
       plan;
   for (size_t i = 0; i < entries.size(); ++i) {
     const TreeEntry& e = entries[i];
@@ -248,7 +254,8 @@ absl::StatusOr<RepoCheckReport> Repository::Check(bool read_data) {
     if (!packs.insert(l.pack).second) continue;
     auto it = objects->find(PackName(l.pack));
     if (it == objects->end()) {
-      rep.problems.push_back(PackName(l.pack) + ": missing (the store dropped it)");
+      rep.problems.push_back(PackName(l.pack) +
+                             ": missing (the store dropped it)");
     } else if (it->second != l.pack_size) {
       rep.problems.push_back(absl::StrCat(
           PackName(l.pack), ": ", it->second, " bytes, the index says ",
@@ -260,9 +267,10 @@ absl::StatusOr<RepoCheckReport> Repository::Check(bool read_data) {
   rep.chunks = chunks.size();
   for (const auto& [name, size] : *objects) {
     ObjectId p;
-    if (absl::StartsWith(name, "pack-") && ParseObjectIdHex(name.substr(5), p) &&
-        !packs.contains(p)) {
-      rep.notes.push_back(name + ": in no index (an interrupted backup; the "
+    if (absl::StartsWith(name, "pack-") &&
+        ParseObjectIdHex(name.substr(5), p) && !packs.contains(p)) {
+      rep.notes.push_back(name +
+                          ": in no index (an interrupted backup; the "
                           "next backup adopts it)");
     }
   }
@@ -272,8 +280,8 @@ absl::StatusOr<RepoCheckReport> Repository::Check(bool read_data) {
   uint64_t newest = snaps->empty() ? 0 : snaps->back().second.seq;
   if (newest < head_seq_) {
     rep.problems.push_back(absl::StrCat(
-        "head names snapshot number ", head_seq_, " but the newest is ",
-        newest, ": the store dropped snapshots"));
+        "head names snapshot number ", head_seq_, " but the newest is ", newest,
+        ": the store dropped snapshots"));
   }
   for (const auto& [name, snap] : *snaps) {
     size_t missing = 0;
@@ -283,9 +291,10 @@ absl::StatusOr<RepoCheckReport> Repository::Check(bool read_data) {
       }
     }
     if (missing > 0) {
-      rep.problems.push_back(absl::StrCat(
-          name, ": ", missing, " chunk references are in no index (an "
-          "index was dropped)"));
+      rep.problems.push_back(
+          absl::StrCat(name, ": ", missing,
+                       " chunk references are in no index (an "
+                       "index was dropped)"));
     }
   }
   if (read_data) {

@@ -27,7 +27,6 @@ constexpr uint16_t kVersion = 2;
 // A pack is closed at the target size, so it is at most one chunk larger.
 constexpr size_t kMaxPackBytes = 64 << 20;
 
-
 // "snap-<20 digits>-<32 hex>" -> seq, id.
 bool ParseSnapshotName(absl::string_view name, uint64_t& seq, ObjectId& id) {
   if (name.size() != 5 + 20 + 1 + 32 || !absl::StartsWith(name, "snap-") ||
@@ -95,9 +94,9 @@ absl::Status Repository::LoadConfig() {
     return PutBytes(store_, kConfigName, out);
   }
   if (absl::IsNotFound(bytes.status())) {
-    return absl::NotFoundError(absl::StrCat(
-        "no bkv repository (v2) in ", store_.url(),
-        ": run `bkv backup` into it first"));
+    return absl::NotFoundError(
+        absl::StrCat("no bkv repository (v2) in ", store_.url(),
+                     ": run `bkv backup` into it first"));
   }
   if (!bytes.ok()) return bytes.status();
   std::span<const uint8_t> b(*bytes);
@@ -180,7 +179,8 @@ absl::Status Repository::LoadIndexes(
     std::map<ChunkId, Located>& out, std::vector<std::string>* problems) {
   for (const auto& [name, size] : objects) {
     ObjectId id;
-    if (!absl::StartsWith(name, "index-") || !ParseObjectIdHex(name.substr(6), id)) {
+    if (!absl::StartsWith(name, "index-") ||
+        !ParseObjectIdHex(name.substr(6), id)) {
       continue;
     }
     auto bytes = GetBytes(store_, name, kMaxPackBytes);
@@ -190,9 +190,8 @@ absl::Status Repository::LoadIndexes(
         pt.ok() ? DecodeIndex(*pt) : absl::StatusOr<IndexFile>(pt.status());
     if (!index.ok()) {
       if (problems == nullptr) {
-        return absl::DataLossError(
-            absl::StrCat(name, ": ", index.status().message(),
-                         "; run `bkv check`"));
+        return absl::DataLossError(absl::StrCat(
+            name, ": ", index.status().message(), "; run `bkv check`"));
       }
       problems->push_back(absl::StrCat(name, ": ", index.status().message()));
       continue;
@@ -212,8 +211,8 @@ absl::StatusOr<Snapshot> Repository::ReadSnapshot(const std::string& object) {
   }
   auto bytes = GetBytes(store_, object, kMaxPackBytes);
   if (!bytes.ok()) return bytes.status();
-  auto pt = keys_.Open(RepoObjectKind::kSnapshot, SnapshotAd(repo_id_, id),
-                       *bytes);
+  auto pt =
+      keys_.Open(RepoObjectKind::kSnapshot, SnapshotAd(repo_id_, id), *bytes);
   if (!pt.ok()) {
     return absl::DataLossError(absl::StrCat(
         object, ": ", pt.status().message(),
@@ -222,8 +221,8 @@ absl::StatusOr<Snapshot> Repository::ReadSnapshot(const std::string& object) {
   auto snap = DecodeSnapshot(*pt);
   if (!snap.ok()) return snap.status();
   if (snap->repo != repo_id_ || snap->id != id || snap->seq != seq) {
-    return absl::DataLossError(absl::StrCat(
-        object, ": holds another snapshot than its name says"));
+    return absl::DataLossError(
+        absl::StrCat(object, ": holds another snapshot than its name says"));
   }
   return snap;
 }
@@ -244,7 +243,8 @@ Repository::AllSnapshots(const std::map<std::string, uint64_t>& objects,
     }
   }
   // Names sort by sequence (zero-padded), so `out` is oldest first.
-  if (problems == nullptr && !out.empty() && out.back().second.seq < head_seq_) {
+  if (problems == nullptr && !out.empty() &&
+      out.back().second.seq < head_seq_) {
     return absl::DataLossError(absl::StrCat(
         "snapshot number ", head_seq_,
         " named by the head is missing: the store dropped or rolled back "
@@ -285,11 +285,13 @@ absl::StatusOr<PackRecord> Repository::ReadPackHeader(
     return absl::DataLossError(name + ": truncated pack");
   }
   size_t n = bytes.size();
-  uint32_t hlen = (uint32_t{bytes[n - 4]} << 24) | (uint32_t{bytes[n - 3]} << 16) |
+  uint32_t hlen = (uint32_t{bytes[n - 4]} << 24) |
+                  (uint32_t{bytes[n - 3]} << 16) |
                   (uint32_t{bytes[n - 2]} << 8) | bytes[n - 1];
   if (hlen > n - 4) return absl::DataLossError(name + ": truncated pack");
-  auto pt = keys_.Open(RepoObjectKind::kPackHeader, pack,
-                       std::span<const uint8_t>(bytes).subspan(n - 4 - hlen, hlen));
+  auto pt =
+      keys_.Open(RepoObjectKind::kPackHeader, pack,
+                 std::span<const uint8_t>(bytes).subspan(n - 4 - hlen, hlen));
   if (!pt.ok()) {
     return absl::DataLossError(absl::StrCat(name, ": ", pt.status().message()));
   }
@@ -319,8 +321,8 @@ absl::StatusOr<std::vector<uint8_t>> Repository::OpenChunk(
     raw.assign(pt->begin() + 1, pt->end());
   } else {
     raw.resize(loc.raw_size);
-    size_t got = ZSTD_decompress(raw.data(), raw.size(), pt->data() + 1,
-                                 pt->size() - 1);
+    size_t got =
+        ZSTD_decompress(raw.data(), raw.size(), pt->data() + 1, pt->size() - 1);
     if (ZSTD_isError(got) || got != loc.raw_size) {
       return absl::DataLossError("chunk does not decompress to its size");
     }

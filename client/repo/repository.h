@@ -52,7 +52,7 @@ struct RepoBackupStats {
   uint64_t dedup_bytes = 0;      // plaintext bytes found already stored
   uint64_t uploaded_bytes = 0;   // every object written, as stored
   uint64_t packs_uploaded = 0;
-  uint64_t packs_adopted = 0;    // left by an interrupted backup, reused
+  uint64_t packs_adopted = 0;  // left by an interrupted backup, reused
 };
 
 struct SnapshotInfo {

@@ -77,14 +77,15 @@ TEST_F(RepoCliTest, SecondBackupUploadsNothingNewAndRestores) {
   EXPECT_NE(second.out.find("\"new_chunks\":0,"), std::string::npos)
       << second.out;
   EXPECT_NE(second.out.find("\"packs_uploaded\":0,"), std::string::npos);
-  CliRun list = Bkv({"snapshots", "--from", store_, "--key-file", dir_ / "k",
-                     "--json"});
+  CliRun list =
+      Bkv({"snapshots", "--from", store_, "--key-file", dir_ / "k", "--json"});
   ASSERT_EQ(list.exit_code, 0) << list.err;
   EXPECT_NE(list.out.find("\"seq\":2"), std::string::npos) << list.out;
-  const std::string id = first.out.substr(first.out.find("\"snapshot\":\"") + 12, 8);
-  CliRun one = Bkv({"restore", "--from", store_, "--key-file", dir_ / "k",
-                    "--to", dir_ / "a.jpg", "--snapshot", id, "--path",
-                    "media/a.jpg"});
+  const std::string id =
+      first.out.substr(first.out.find("\"snapshot\":\"") + 12, 8);
+  CliRun one =
+      Bkv({"restore", "--from", store_, "--key-file", dir_ / "k", "--to",
+           dir_ / "a.jpg", "--snapshot", id, "--path", "media/a.jpg"});
   ASSERT_EQ(one.exit_code, 0) << one.err;
   EXPECT_EQ(ReadFile(dir_ / "a.jpg"), ReadFile(dir_ / "src/media/a.jpg"));
   CliRun all = Bkv({"restore", "--from", store_, "--key-file", dir_ / "k",
@@ -95,11 +96,11 @@ TEST_F(RepoCliTest, SecondBackupUploadsNothingNewAndRestores) {
                        "--keep-last", "1", "--json"});
   ASSERT_EQ(forget.exit_code, 0) << forget.err;
   EXPECT_NE(forget.out.find(id), std::string::npos) << forget.out;
-  CliRun prune = Bkv({"prune", "--from", store_, "--key-file", dir_ / "k",
-                      "--json"});
+  CliRun prune =
+      Bkv({"prune", "--from", store_, "--key-file", dir_ / "k", "--json"});
   ASSERT_EQ(prune.exit_code, 0) << prune.err;
-  CliRun check = Bkv({"check", "--from", store_, "--key-file", dir_ / "k",
-                      "--read-data"});
+  CliRun check =
+      Bkv({"check", "--from", store_, "--key-file", dir_ / "k", "--read-data"});
   EXPECT_EQ(check.exit_code, 0) << check.out;
   CliRun bad = Bkv({"forget", "--from", store_, "--key-file", dir_ / "k",
                     "--keep-last", "0"});
@@ -126,8 +127,8 @@ TEST_F(RepoCliTest, CheckReadDataFindsAFlippedBit) {
   }
   CliRun shallow = Bkv({"check", "--from", store_, "--key-file", dir_ / "k"});
   EXPECT_EQ(shallow.exit_code, 0) << shallow.out;
-  CliRun deep = Bkv({"check", "--from", store_, "--key-file", dir_ / "k",
-                     "--read-data"});
+  CliRun deep =
+      Bkv({"check", "--from", store_, "--key-file", dir_ / "k", "--read-data"});
   EXPECT_EQ(deep.exit_code, 4) << deep.out;
   EXPECT_NE(deep.out.find("problem: pack-"), std::string::npos) << deep.out;
   CliRun restore = Bkv({"restore", "--from", store_, "--key-file", dir_ / "k",

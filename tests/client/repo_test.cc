@@ -35,7 +35,9 @@ class FailPutStore final : public BlobStore {
   absl::Status Get(std::string_view n, const ByteSink& s) override {
     return inner_.Get(n, s);
   }
-  absl::StatusOr<std::vector<BlobInfo>> List() override { return inner_.List(); }
+  absl::StatusOr<std::vector<BlobInfo>> List() override {
+    return inner_.List();
+  }
   absl::Status Delete(std::string_view n) override { return inner_.Delete(n); }
   absl::StatusOr<BlobInfo> Stat(std::string_view n) override {
     return inner_.Stat(n);
@@ -64,9 +66,8 @@ class RepoTest : public ::testing::TestWithParam<std::string> {
   }
   std::unique_ptr<BlobStore> OpenStore(const std::string& suffix) {
     std::string id = "repo-";
-    for (char c : std::string(::testing::UnitTest::GetInstance()
-                                  ->current_test_info()
-                                  ->name())) {
+    for (char c : std::string(
+             ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
       id += std::isalnum(c) ? c : '-';
     }
     id += "-" + suffix;
@@ -346,7 +347,8 @@ TEST_P(RepoTest, RolledBackHeadDetected) {
   o.state_dir = dir_ / "state";
   auto reopened = Repository::Open(*store_, key_, o);
   EXPECT_EQ(reopened.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(std::string(reopened.status().message()), HasSubstr("rolled back"));
+  EXPECT_THAT(std::string(reopened.status().message()),
+              HasSubstr("rolled back"));
 }
 
 // A backup that died after its packs were stored (before its index) is
@@ -367,7 +369,6 @@ TEST_P(RepoTest, ResumeAfterInterruptedBackupFault) {
   EXPECT_EQ(st.new_chunks, 0u);
   ExpectRestoresSource(*repo, snap->id);
 }
-
 
 TEST_P(RepoTest, ForgetAndPruneFreeSpaceAndKeepTheRest) {
   MakeTree(2 << 20);
@@ -493,18 +494,20 @@ TEST(RepoPruneTest, KilledPruneKeepsEverySnapshotFault) {
     ASSERT_TRUE(snaps.ok()) << snaps.status();
     ASSERT_EQ(snaps->size(), 2u);
     for (size_t i = 0; i < snaps->size(); ++i) {
-      const std::string out = dir / ("out" + std::to_string(kill) + "-" +
-                                     std::to_string(i));
+      const std::string out =
+          dir / ("out" + std::to_string(kill) + "-" + std::to_string(i));
       auto r = (*repo)->Restore((*snaps)[i].id, "", out);
       ASSERT_TRUE(r.ok()) << "kill point " << kill << ": " << r.status();
-      EXPECT_EQ(ReadFile(out + "/db"), versions[versions.size() - 2 + i]) << kill;
+      EXPECT_EQ(ReadFile(out + "/db"), versions[versions.size() - 2 + i])
+          << kill;
       fs::remove_all(out);
     }
     auto again = (*repo)->Prune();
     ASSERT_TRUE(again.ok()) << "kill point " << kill << ": " << again.status();
     auto check = (*repo)->Check(true);
     ASSERT_TRUE(check.ok());
-    EXPECT_TRUE(check->clean()) << kill << ::testing::PrintToString(check->problems);
+    EXPECT_TRUE(check->clean())
+        << kill << ::testing::PrintToString(check->problems);
     fs::remove_all(copy);
   }
   EXPECT_GE(points, 30);
