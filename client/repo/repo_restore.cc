@@ -211,6 +211,7 @@ absl::Status Repository::WriteTree(const std::string& root,
                                  " is missing: the store dropped it");
     }
     if (!bytes.ok()) return bytes.status();
+    if (auto h = ParsePackHeader(pack, *bytes); !h.ok()) return h.status();
     for (const auto& [id, slots] : wanted) {
       auto raw = OpenChunk(chunks.at(id).loc, *bytes);
       if (!raw.ok()) {
@@ -314,6 +315,9 @@ absl::Status Repository::CheckReadData(const std::map<ChunkId, Located>& chunks,
         rep.problems.push_back(std::string(bytes.status().message()));
       }
       continue;
+    }
+    if (auto h = ParsePackHeader(pack, *bytes); !h.ok()) {
+      rep.problems.push_back(std::string(h.status().message()));
     }
     for (const Located* l : locs) {
       auto raw = OpenChunk(l->loc, *bytes);

@@ -277,10 +277,15 @@ absl::StatusOr<std::vector<SnapshotInfo>> Repository::Snapshots() {
 
 absl::StatusOr<PackRecord> Repository::ReadPackHeader(
     const ObjectId& pack, std::vector<uint8_t>& bytes) {
-  const std::string name = PackName(pack);
-  auto got = GetBytes(store_, name, kMaxPackBytes);
+  auto got = GetBytes(store_, PackName(pack), kMaxPackBytes);
   if (!got.ok()) return got.status();
   bytes = *std::move(got);
+  return ParsePackHeader(pack, bytes);
+}
+
+absl::StatusOr<PackRecord> Repository::ParsePackHeader(
+    const ObjectId& pack, std::span<const uint8_t> bytes) {
+  const std::string name = PackName(pack);
   if (bytes.size() < 4) {
     return absl::DataLossError(name + ": truncated pack");
   }

@@ -153,6 +153,9 @@ class Repository {
   absl::StatusOr<std::vector<std::pair<std::string, Snapshot>>> AllSnapshots(
       const std::map<std::string, uint64_t>& objects,
       std::vector<std::string>* problems);
+  // The pack's own header (it authenticates and names this pack).
+  absl::StatusOr<PackRecord> ParsePackHeader(const ObjectId& pack,
+                                             std::span<const uint8_t> bytes);
   absl::StatusOr<PackRecord> ReadPackHeader(const ObjectId& pack,
                                             std::vector<uint8_t>& bytes);
   absl::StatusOr<std::vector<uint8_t>> OpenChunk(const BlobLocation& loc,

@@ -397,6 +397,33 @@ TEST_P(RepoTest, ForgetAndPruneFreeSpaceAndKeepTheRest) {
   EXPECT_TRUE(repo->Backup(src_).ok());  // the pruned repository takes more
 }
 
+// One flipped bit in any object (config, head, index, snapshot, pack) is
+// refused, on opening or restoring, and nothing is left behind.
+TEST_P(RepoTest, BitFlipInEveryObjectDetected) {
+  MakeTree(1 << 20);
+  ASSERT_TRUE(Open(*store_, key_)->Backup(src_).ok());
+  auto list = store_->List();
+  ASSERT_TRUE(list.ok());
+  for (const BlobInfo& b : *list) {
+    const auto original = Get(b.name);
+    for (size_t at : {size_t{0}, original.size() / 2, original.size() - 1}) {
+      auto bytes = original;
+      bytes[at] ^= 0x10;
+      Put(b.name, bytes);
+      RepoOptions o;
+      auto repo = Repository::Open(*store_, key_, o);
+      const std::string out = dir_ / "flipped";
+      absl::Status s = repo.ok() ? repo.value()->Restore("", "", out).status()
+                                 : repo.status();
+      EXPECT_FALSE(s.ok()) << b.name << " byte " << at;
+      EXPECT_FALSE(fs::exists(out)) << b.name;
+      fs::remove_all(out);
+    }
+    Put(b.name, original);
+  }
+  ExpectRestoresSource(*Open(*store_, key_), "");
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, RepoTest,
                          ::testing::Values("file", "s3", "webdav"),
                          [](const auto& info) { return info.param; });
