@@ -29,7 +29,7 @@ for group in "$@"; do
           PACKAGES+=(etcd-server)  # real etcd clusters on loopback (ctest -R cluster)
           command -v node >/dev/null || PACKAGES+=(nodejs)
           command -v npm >/dev/null || PACKAGES+=(npm) ;;
-    bench) PACKAGES+=(age openssl procps etcd-server) ;;
+    bench) PACKAGES+=(age openssl procps etcd-server restic sqlite3 time bc) ;;
     demo) PACKAGES+=(sqlite3) ;;
     fuzz) PACKAGES+=(clang-14 libclang-rt-14-dev) ;;
     # scripts/container-test.sh: rootful podman with Debian's runc (crun

@@ -23,6 +23,7 @@
 #include "client/backup_set.h"
 #include "client/blob_store.h"
 #include "client/posix_file.h"
+#include "client/repo/repository.h"
 #include "client/vault_client.h"
 #include "crypto/backup_key.h"
 #include "crypto/status_macros.h"
@@ -35,11 +36,18 @@ constexpr char kHelp[] = R"(bkv - encrypted backups under a 64-digit key
 usage:
   bkv key new [--out FILE]            make a backup key; print it, or write
                                       it to FILE (mode 0600, must not exist)
-  bkv backup PATH --to URL --key-file F [--keep N] [--no-compress]
-                                      back up a file or a directory
+  bkv backup PATH --to URL --key-file F [--incremental] [--keep N]
+                                      back up a file or a directory; only
+                                      what changed into a v2 repository
   bkv restore --from URL --to PATH --key-file F [--backup ID]
+              [--snapshot ID [--path P]]
                                       restore the newest (or ID) to PATH,
                                       which must not exist
+  bkv snapshots --from URL --key-file F
+                                      snapshots of a v2 repository
+  bkv forget --from URL --key-file F --keep-last N
+                                      drop all but the newest N snapshots
+  bkv prune --from URL --key-file F   free the data no snapshot references
   bkv list --from URL [--key-file F]  backups in the set (with the key), or
                                       the store's objects (without)
   bkv check --from URL --key-file F [--read-data]
@@ -161,7 +169,7 @@ struct Args {
 
 // Flags that take no value.
 const char* const kBoolFlags[] = {"--password-stdin", "--insecure-plaintext",
-                                  "--request", "--complete"};
+                                  "--request", "--complete", "--incremental"};
 
 // Flags that take a value. Secrets have no flag by design.
 const char* const kValueFlags[] = {"--to",
@@ -169,6 +177,9 @@ const char* const kValueFlags[] = {"--to",
                                    "--key-file",
                                    "--out",
                                    "--backup",
+                                   "--snapshot",
+                                   "--keep-last",
+                                   "--path",
                                    "--keep",
                                    "--chunk-size",
                                    "--vault",
@@ -547,12 +558,24 @@ absl::StatusOr<std::unique_ptr<BlobStore>> Store(const Args& a,
   return OpenBlobStore(url, options);
 }
 
+// Repository format v2 (issue 13); defined below Check.
+absl::Status BackupIncremental(Context& c, BlobStore& store,
+                               const BackupKey& key);
+absl::Status RestoreSnapshot(Context& c, BlobStore& store,
+                             const BackupKey& key, const std::string& target);
+absl::Status CheckRepository(Context& c, BlobStore& store,
+                             const BackupKey& key);
+
 absl::Status Backup(Context& c) {
   if (c.args.positional.size() != 2) {
     return Usage("bkv backup PATH --to URL ...");
   }
   BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--to"));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, store.get()));
+  BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
+  if (v2 || c.args.values.count("--incremental")) {
+    return BackupIncremental(c, *store, key);
+  }
   BackupOptions opts;
   opts.compress = !c.args.no_compress;
   if (auto it = c.args.values.find("--keep"); it != c.args.values.end()) {
@@ -594,6 +617,10 @@ absl::Status Restore(Context& c) {
   BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
   BKV_ASSIGN_OR_RETURN(std::string target, Need(c.args, "--to"));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
+  if (v2 || c.args.values.count("--snapshot") || c.args.values.count("--path")) {
+    return RestoreSnapshot(c, *store, key, target);
+  }
   std::string id;
   if (auto it = c.args.values.find("--backup"); it != c.args.values.end()) {
     id = it->second;
@@ -660,6 +687,224 @@ absl::Status List(Context& c) {
 // A status whose details the command already printed as JSON.
 constexpr char kReportedPayload[] = "bkv.cli/reported";
 
+// Where the client remembers each repository's newest snapshot sequence, to
+// detect a store that rolls back: $BKV_STATE_DIR, else
+// $XDG_STATE_HOME/bkv, else ~/.local/state/bkv.
+std::string StateDir() {
+  if (const char* d = std::getenv("BKV_STATE_DIR"); d && *d) return d;
+  if (const char* d = std::getenv("XDG_STATE_HOME"); d && *d) {
+    return absl::StrCat(d, "/bkv");
+  }
+  if (const char* h = std::getenv("HOME"); h && *h) {
+    return absl::StrCat(h, "/.local/state/bkv");
+  }
+  return "";
+}
+
+absl::StatusOr<std::unique_ptr<Repository>> OpenRepo(BlobStore& store,
+                                                     const BackupKey& key,
+                                                     bool create) {
+  RepoOptions o;
+  o.create = create;
+  o.state_dir = StateDir();
+  return Repository::Open(store, key, o);
+}
+
+absl::Status BackupIncremental(Context& c, BlobStore& store,
+                               const BackupKey& key) {
+  for (const char* flag : {"--keep", "--chunk-size"}) {
+    if (c.args.values.count(flag)) {
+      return Usage(absl::StrCat(
+          flag, " is for single-stream (v1) backups; an incremental "
+                "repository uses `bkv forget --keep-last N` and chunks by "
+                "content"));
+    }
+  }
+  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(store, key, true));
+  RepoBackupStats st;
+  BKV_ASSIGN_OR_RETURN(SnapshotInfo s, repo->Backup(c.args.positional[1], &st));
+  if (c.args.json) {
+    std::fprintf(
+        c.out,
+        "{\"snapshot\":\"%s\",\"seq\":%llu,\"store\":%s,\"files\":%llu,"
+        "\"files_read\":%llu,\"files_unchanged\":%llu,\"bytes\":%llu,"
+        "\"new_bytes\":%llu,\"dedup_bytes\":%llu,\"new_chunks\":%llu,"
+        "\"chunks\":%llu,\"uploaded_bytes\":%llu,\"packs_uploaded\":%llu,"
+        "\"packs_adopted\":%llu}\n",
+        s.id.c_str(), static_cast<unsigned long long>(s.seq),
+        JsonString(store.url()).c_str(),
+        static_cast<unsigned long long>(st.files),
+        static_cast<unsigned long long>(st.files_read),
+        static_cast<unsigned long long>(st.files_unchanged),
+        static_cast<unsigned long long>(st.bytes),
+        static_cast<unsigned long long>(st.new_bytes),
+        static_cast<unsigned long long>(st.dedup_bytes),
+        static_cast<unsigned long long>(st.new_chunks),
+        static_cast<unsigned long long>(st.chunks),
+        static_cast<unsigned long long>(st.uploaded_bytes),
+        static_cast<unsigned long long>(st.packs_uploaded),
+        static_cast<unsigned long long>(st.packs_adopted));
+  } else {
+    std::fprintf(c.out,
+                 "snapshot %s (#%llu): %llu files, %s; read %llu changed "
+                 "files, %s new, %s already stored; uploaded %s\n",
+                 s.id.c_str(), static_cast<unsigned long long>(s.seq),
+                 static_cast<unsigned long long>(st.files),
+                 Human(st.bytes).c_str(),
+                 static_cast<unsigned long long>(st.files_read),
+                 Human(st.new_bytes).c_str(), Human(st.dedup_bytes).c_str(),
+                 Human(st.uploaded_bytes).c_str());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RestoreSnapshot(Context& c, BlobStore& store,
+                             const BackupKey& key, const std::string& target) {
+  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(store, key, false));
+  std::string id, path;
+  if (auto it = c.args.values.find("--snapshot"); it != c.args.values.end()) {
+    id = it->second;
+  }
+  if (auto it = c.args.values.find("--path"); it != c.args.values.end()) {
+    path = it->second;
+  }
+  BKV_ASSIGN_OR_RETURN(SnapshotInfo s, repo->Restore(id, path, target));
+  if (c.args.json) {
+    std::fprintf(c.out,
+                 "{\"snapshot\":\"%s\",\"restored_to\":%s,\"files\":%llu,"
+                 "\"bytes\":%llu}\n",
+                 s.id.c_str(), JsonString(target).c_str(),
+                 static_cast<unsigned long long>(s.files),
+                 static_cast<unsigned long long>(s.bytes));
+  } else {
+    std::fprintf(c.out, "restored snapshot %s%s to %s (%llu files, %s)\n",
+                 s.id.c_str(), path.empty() ? "" : (" path " + path).c_str(),
+                 target.c_str(), static_cast<unsigned long long>(s.files),
+                 Human(s.bytes).c_str());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Snapshots(Context& c) {
+  if (c.args.positional.size() != 1) {
+    return Usage("bkv snapshots --from URL --key-file F");
+  }
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(*store, key, false));
+  BKV_ASSIGN_OR_RETURN(auto snaps, repo->Snapshots());
+  std::string json = "{\"snapshots\":[";
+  for (size_t i = 0; i < snaps.size(); ++i) {
+    const SnapshotInfo& s = snaps[i];
+    absl::StrAppend(&json, i ? "," : "", "{\"id\":\"", s.id,
+                    "\",\"seq\":", s.seq, ",\"time_ms\":", s.time_ms,
+                    ",\"source\":", JsonString(s.source),
+                    ",\"files\":", s.files, ",\"bytes\":", s.bytes, "}");
+    if (!c.args.json) {
+      std::fprintf(c.out, "%s  #%-4llu  %llu files  %s  %s\n", s.id.c_str(),
+                   static_cast<unsigned long long>(s.seq),
+                   static_cast<unsigned long long>(s.files),
+                   Human(s.bytes).c_str(), s.source.c_str());
+    }
+  }
+  if (c.args.json) std::fprintf(c.out, "%s]}\n", json.c_str());
+  return absl::OkStatus();
+}
+
+absl::Status Forget(Context& c) {
+  if (c.args.positional.size() != 1) {
+    return Usage("bkv forget --from URL --key-file F --keep-last N");
+  }
+  BKV_ASSIGN_OR_RETURN(std::string keep_text, Need(c.args, "--keep-last"));
+  size_t keep = 0;
+  if (!absl::SimpleAtoi(keep_text, &keep) || keep == 0) {
+    return Usage("--keep-last needs a number of at least 1");
+  }
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(*store, key, false));
+  BKV_ASSIGN_OR_RETURN(auto gone, repo->Forget(keep));
+  std::string json = "{\"forgotten\":[";
+  for (size_t i = 0; i < gone.size(); ++i) {
+    absl::StrAppend(&json, i ? "," : "", "\"", gone[i].id, "\"");
+    if (!c.args.json) {
+      std::fprintf(c.out, "forgot snapshot %s (#%llu)\n", gone[i].id.c_str(),
+                   static_cast<unsigned long long>(gone[i].seq));
+    }
+  }
+  if (c.args.json) std::fprintf(c.out, "%s]}\n", json.c_str());
+  if (!c.args.json && !gone.empty()) {
+    std::fprintf(c.out, "run `bkv prune` to free their data\n");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Prune(Context& c) {
+  if (c.args.positional.size() != 1) {
+    return Usage("bkv prune --from URL --key-file F");
+  }
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(*store, key, false));
+  BKV_ASSIGN_OR_RETURN(PruneStats p, repo->Prune());
+  if (c.args.json) {
+    std::fprintf(c.out,
+                 "{\"packs_deleted\":%llu,\"packs_repacked\":%llu,"
+                 "\"indexes_deleted\":%llu,\"chunks_dropped\":%llu,"
+                 "\"bytes_freed\":%llu}\n",
+                 static_cast<unsigned long long>(p.packs_deleted),
+                 static_cast<unsigned long long>(p.packs_repacked),
+                 static_cast<unsigned long long>(p.indexes_deleted),
+                 static_cast<unsigned long long>(p.chunks_dropped),
+                 static_cast<unsigned long long>(p.bytes_freed));
+  } else {
+    std::fprintf(c.out,
+                 "pruned: %llu unused chunks dropped, %llu packs deleted "
+                 "(%llu repacked), %s freed\n",
+                 static_cast<unsigned long long>(p.chunks_dropped),
+                 static_cast<unsigned long long>(p.packs_deleted),
+                 static_cast<unsigned long long>(p.packs_repacked),
+                 Human(p.bytes_freed).c_str());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckRepository(Context& c, BlobStore& store,
+                             const BackupKey& key) {
+  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(store, key, false));
+  BKV_ASSIGN_OR_RETURN(RepoCheckReport r, repo->Check(c.args.read_data));
+  const std::string summary = absl::StrCat(
+      r.snapshots, " snapshots, ", r.indexes, " indexes, ", r.packs,
+      " packs, ", r.chunks, " chunks",
+      c.args.read_data ? absl::StrCat(" (", r.chunks_read, " read and verified)")
+                       : std::string(" (structure)"),
+      "; ", r.problems.size(), " problems");
+  absl::Status result = absl::OkStatus();
+  if (!r.clean()) {
+    result = absl::DataLossError(absl::StrCat(store.url(), ": ", summary));
+  }
+  if (c.args.json) {
+    std::string json = absl::StrCat(
+        "{\"format\":2,\"snapshots\":", r.snapshots, ",\"indexes\":",
+        r.indexes, ",\"packs\":", r.packs, ",\"chunks\":", r.chunks,
+        ",\"chunks_read\":", r.chunks_read, ",\"read_data\":",
+        c.args.read_data ? "true" : "false", ",\"problems\":[");
+    for (size_t i = 0; i < r.problems.size(); ++i) {
+      absl::StrAppend(&json, i ? "," : "", JsonString(r.problems[i]));
+    }
+    absl::StrAppend(&json, "],\"exit_code\":", ExitFor(result), "}");
+    std::fprintf(c.out, "%s\n", json.c_str());
+    result.SetPayload(kReportedPayload, absl::Cord("1"));
+  } else {
+    for (const std::string& p : r.problems) {
+      std::fprintf(c.out, "problem: %s\n", p.c_str());
+    }
+    for (const std::string& n : r.notes) std::fprintf(c.out, "note: %s\n", n.c_str());
+    std::fprintf(c.out, "%s\n", summary.c_str());
+  }
+  return result;
+}
+
 const char* ListStateName(CheckReport::ListState s) {
   switch (s) {
     case CheckReport::ListState::kOk:
@@ -678,6 +923,8 @@ absl::Status Check(Context& c) {
   }
   BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
+  if (v2) return CheckRepository(c, *store, key);
   BackupSet set(*store, key);
   BKV_ASSIGN_OR_RETURN(CheckReport r, set.Check(c.args.read_data));
   const std::string summary = absl::StrCat(
@@ -717,6 +964,13 @@ absl::Status Repair(Context& c) {
     return Usage("bkv repair --from URL --key-file F");
   }
   BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
+  if (v2) {
+    return absl::FailedPreconditionError(
+        "this store holds an incremental (v2) repository, which has no list "
+        "to rebuild: its snapshots are found by listing; run `bkv check` "
+        "(`bkv prune` re-indexes)");
+  }
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
   BackupSet set(*store, key);
   BKV_ASSIGN_OR_RETURN(RepairReport r, set.Repair());
@@ -939,17 +1193,39 @@ const Command kCommands[] = {
      KeyNew, false},
     {"backup",
      "bkv backup PATH --to URL (--key-file F | --vault ADDR --password-stdin)"
-     " [--keep N] [--no-compress] [--chunk-size N] [--json]\n  back up a "
-     "file or directory; with --vault, the first backup into an empty store "
-     "registers a new key\n  --to URL\n  --key-file F\n  --password-stdin\n"
-     "  --keep N\n  --no-compress\n  --chunk-size N\n",
+     " [--incremental] [--keep N] [--no-compress] [--chunk-size N] [--json]"
+     "\n  back up a file or directory; into a store holding an incremental "
+     "(v2) repository, or with --incremental, only changed files are read and "
+     "only new chunks uploaded; with --vault, the first backup into an empty "
+     "store registers a new key\n  --to URL\n  --key-file F\n"
+     "  --password-stdin\n  --incremental\n  --keep N\n  --no-compress\n"
+     "  --chunk-size N\n",
      Backup, true},
     {"restore",
      "bkv restore --from URL --to PATH (--key-file F | --vault ADDR "
-     "--password-stdin) [--backup ID] [--json]\n  restore the newest (or ID) "
-     "to PATH, which must not exist\n  --from URL\n  --to PATH\n  --key-file F"
-     "\n  --password-stdin\n  --backup ID\n",
+     "--password-stdin) [--backup ID | --snapshot ID [--path P]] [--json]\n"
+     "  restore the newest backup or snapshot (or ID; only P of it with "
+     "--path) to PATH, which must not exist\n  --from URL\n  --to PATH\n"
+     "  --key-file F\n  --password-stdin\n  --backup ID\n  --snapshot ID\n"
+     "  --path P\n",
      Restore, true},
+    {"snapshots",
+     "bkv snapshots --from URL (--key-file F | --vault ADDR --password-stdin) "
+     "[--json]\n  the snapshots of an incremental (v2) repository, oldest "
+     "first\n  --from URL\n  --key-file F\n  --password-stdin\n",
+     Snapshots, true},
+    {"forget",
+     "bkv forget --from URL (--key-file F | --vault ADDR --password-stdin) "
+     "--keep-last N [--json]\n  delete all but the newest N snapshots of a v2 "
+     "repository; `bkv prune` then frees their data\n  --from URL\n"
+     "  --key-file F\n  --password-stdin\n  --keep-last N\n",
+     Forget, true},
+    {"prune",
+     "bkv prune --from URL (--key-file F | --vault ADDR --password-stdin) "
+     "[--json]\n  delete the data no snapshot references (mark and sweep; "
+     "safe to interrupt)\n  --from URL\n  --key-file F\n  --password-stdin"
+     "\n",
+     Prune, true},
     {"list",
      "bkv list --from URL [--key-file F | --vault ADDR --password-stdin] "
      "[--json]\n  backups in the set (with the key), or the store's objects "

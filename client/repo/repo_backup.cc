@@ -1,0 +1,428 @@
+// Repository::Backup: walk, chunk, deduplicate, pack, then index, snapshot
+// and head, in that order. Also Forget and Prune, which repack with the same
+// Packer.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "client/posix_file.h"
+#include "client/repo/repository.h"
+#include "crypto/random.h"
+#include "zstd.h"
+
+namespace bkv {
+
+// Collects sealed chunks into packs of about options_.pack_target bytes:
+//   pack = sealed chunk... || sealed pack header || u32 header length
+// and uploads each pack when full. The caller indexes Closed() packs only
+// after they were stored.
+class Repository::Packer {
+ public:
+  Packer(Repository& repo, RepoBackupStats& st) : repo_(repo), st_(st) {}
+
+  absl::Status Add(const ChunkId& id, std::span<const uint8_t> raw) {
+    std::vector<uint8_t> pt(1 + ZSTD_compressBound(raw.size()));
+    size_t z =
+        ZSTD_compress(pt.data() + 1, pt.size() - 1, raw.data(), raw.size(), 3);
+    if (ZSTD_isError(z) || z >= raw.size()) {  // stored raw when not smaller
+      pt.assign(1, 0);
+      pt.insert(pt.end(), raw.begin(), raw.end());
+    } else {
+      pt[0] = 1;
+      pt.resize(1 + z);
+    }
+    auto sealed = repo_.keys_.Seal(RepoObjectKind::kChunk, id, pt);
+    if (!sealed.ok()) return sealed.status();
+    if (open_.blobs.empty()) SystemRandom().Bytes(open_.pack);
+    open_.blobs.push_back({id, static_cast<uint32_t>(buf_.size()),
+                           static_cast<uint32_t>(sealed->size()),
+                           static_cast<uint32_t>(raw.size())});
+    buf_.insert(buf_.end(), sealed->begin(), sealed->end());
+    pending_.insert(id);
+    if (buf_.size() >= repo_.options_.pack_target) return Flush();
+    return absl::OkStatus();
+  }
+
+  bool Pending(const ChunkId& id) const { return pending_.contains(id); }
+
+  absl::Status Flush() {
+    if (open_.blobs.empty()) return absl::OkStatus();
+    IndexFile header{{open_}};
+    auto sealed = repo_.keys_.Seal(RepoObjectKind::kPackHeader, open_.pack,
+                                   EncodeIndex(header));
+    if (!sealed.ok()) return sealed.status();
+    buf_.insert(buf_.end(), sealed->begin(), sealed->end());
+    uint32_t n = static_cast<uint32_t>(sealed->size());
+    for (int i = 3; i >= 0; --i)
+      buf_.push_back(static_cast<uint8_t>(n >> (8 * i)));
+    open_.size = buf_.size();
+    if (auto s = repo_.PutObject(PackName(open_.pack), buf_, st_); !s.ok()) {
+      return s;
+    }
+    ++st_.packs_uploaded;
+    closed_.push_back(std::move(open_));
+    open_ = {};
+    buf_.clear();
+    return absl::OkStatus();
+  }
+
+  std::vector<PackRecord>& closed() { return closed_; }
+
+ private:
+  Repository& repo_;
+  RepoBackupStats& st_;
+  PackRecord open_;
+  std::vector<uint8_t> buf_;
+  std::set<ChunkId> pending_;
+  std::vector<PackRecord> closed_;
+};
+
+namespace {
+
+constexpr size_t kMaxPackBytes = 64 << 20;
+
+struct Walked {
+  std::string abs;
+  TreeEntry entry;
+};
+
+TreeEntry EntryOf(const std::string& rel, const struct stat& st) {
+  TreeEntry e;
+  e.path = rel;
+  e.mode = st.st_mode & 07777;
+  e.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+  e.inode = st.st_ino;
+  if (S_ISDIR(st.st_mode)) {
+    e.type = EntryType::kDir;
+  } else if (S_ISLNK(st.st_mode)) {
+    e.type = EntryType::kSymlink;
+  } else {
+    e.type = EntryType::kFile;
+    e.size = static_cast<uint64_t>(st.st_size);
+  }
+  return e;
+}
+
+// Depth-first, names sorted, so a snapshot lists parents before children.
+absl::Status Walk(const std::string& abs, const std::string& rel,
+                  std::vector<Walked>& out, int depth) {
+  if (depth > 256) return absl::FailedPreconditionError(abs + ": too deep");
+  struct stat st;
+  if (::lstat(abs.c_str(), &st) != 0) return ErrnoStatus(errno, "lstat " + abs);
+  if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+    return absl::OkStatus();  // sockets, devices, fifos are not backed up
+  }
+  Walked w{abs, EntryOf(rel, st)};
+  if (S_ISLNK(st.st_mode)) {
+    std::error_code ec;
+    w.entry.link_target = std::filesystem::read_symlink(abs, ec).string();
+    if (ec) return absl::InternalError("readlink " + abs + ": " + ec.message());
+  }
+  out.push_back(std::move(w));
+  if (!S_ISDIR(st.st_mode)) return absl::OkStatus();
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& d : std::filesystem::directory_iterator(abs, ec)) {
+    names.push_back(d.path().filename().string());
+  }
+  if (ec)
+    return absl::InternalError("read directory " + abs + ": " + ec.message());
+  std::sort(names.begin(), names.end());
+  for (const std::string& n : names) {
+    auto s =
+        Walk(abs + "/" + n, rel == "." ? n : rel + "/" + n, out, depth + 1);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
+                                                RepoBackupStats* stats_out) {
+  RepoBackupStats st;
+  auto objects = ListObjects();
+  if (!objects.ok()) return objects.status();
+  std::map<ChunkId, Located> known;
+  if (auto s = LoadIndexes(*objects, known, nullptr); !s.ok()) return s;
+  auto snaps = AllSnapshots(*objects, nullptr);
+  if (!snaps.ok()) return snaps.status();
+
+  const std::string source = std::filesystem::absolute(path).lexically_normal();
+  std::map<std::string, const TreeEntry*> parent;
+  uint64_t seq = head_seq_;
+  for (const auto& [name, s] : *snaps) {
+    seq = std::max(seq, s.seq);
+    if (s.source != source) continue;
+    parent.clear();
+    for (const TreeEntry& e : s.entries) parent[e.path] = &e;
+  }
+
+  IndexFile index;
+  ObjectId index_id;
+  SystemRandom().Bytes(index_id);
+  // Packs of an interrupted backup that no index lists: adopt them.
+  if (auto s = AdoptPacks(*objects, known, index, index_id, st); !s.ok()) {
+    return s;
+  }
+
+  std::vector<Walked> walked;
+  if (auto s = Walk(source, ".", walked, 0); !s.ok()) return s;
+  Packer packer(*this, st);
+  Snapshot snap;
+  for (Walked& w : walked) {
+    if (w.entry.type == EntryType::kFile) {
+      auto s = BackupFile(w.abs, w.entry, parent, known, packer, st);
+      if (!s.ok()) return s;
+    }
+    snap.entries.push_back(std::move(w.entry));
+  }
+  if (auto s = packer.Flush(); !s.ok()) return s;
+  for (PackRecord& p : packer.closed()) {
+    for (const BlobLocation& b : p.blobs)
+      known[b.id] = {p.pack, index_id, b, p.size};
+    index.packs.push_back(std::move(p));
+  }
+  if (!index.packs.empty()) {
+    auto sealed =
+        keys_.Seal(RepoObjectKind::kIndex, index_id, EncodeIndex(index));
+    if (!sealed.ok()) return sealed.status();
+    if (auto s = PutObject(IndexName(index_id), *sealed, st); !s.ok()) return s;
+  }
+  snap.repo = repo_id_;
+  SystemRandom().Bytes(snap.id);
+  snap.seq = seq + 1;
+  snap.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+  snap.source = source;
+  std::set<ObjectId> needed;
+  for (const TreeEntry& e : snap.entries) {
+    for (const ChunkId& c : e.chunks) needed.insert(known.at(c).index);
+  }
+  snap.indexes.assign(needed.begin(), needed.end());
+  auto info = CommitSnapshot(snap, st);
+  if (stats_out != nullptr) *stats_out = st;
+  return info;
+}
+
+absl::Status Repository::AdoptPacks(
+    const std::map<std::string, uint64_t>& objects,
+    std::map<ChunkId, Located>& known, IndexFile& index,
+    const ObjectId& index_id, RepoBackupStats& st) {
+  std::set<ObjectId> indexed;
+  for (const auto& [id, l] : known) indexed.insert(l.pack);
+  for (const auto& [name, size] : objects) {
+    ObjectId pack;
+    if (!absl::StartsWith(name, "pack-") ||
+        !ParseObjectIdHex(name.substr(5), pack) || indexed.contains(pack)) {
+      continue;
+    }
+    std::vector<uint8_t> bytes;
+    auto rec = ReadPackHeader(pack, bytes);
+    if (!rec.ok()) continue;  // a damaged leftover: not adopted, never deleted
+    for (const BlobLocation& b : rec->blobs)
+      known[b.id] = {pack, index_id, b, rec->size};
+    index.packs.push_back(*std::move(rec));
+    ++st.packs_adopted;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Repository::BackupFile(
+    const std::string& abs, TreeEntry& entry,
+    const std::map<std::string, const TreeEntry*>& parent,
+    const std::map<ChunkId, Located>& known, Packer& packer,
+    RepoBackupStats& st) {
+  ++st.files;
+  st.bytes += entry.size;
+  auto p = parent.find(entry.path);
+  if (p != parent.end() && p->second->type == EntryType::kFile &&
+      p->second->size == entry.size && p->second->mtime_ns == entry.mtime_ns &&
+      p->second->inode == entry.inode &&
+      std::all_of(p->second->chunks.begin(), p->second->chunks.end(),
+                  [&](const ChunkId& c) { return known.contains(c); })) {
+    entry.chunks = p->second->chunks;
+    ++st.files_unchanged;
+    st.chunks += entry.chunks.size();
+    st.dedup_bytes += entry.size;
+    return absl::OkStatus();
+  }
+  ++st.files_read;
+  int fd = ::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return ErrnoStatus(errno, "open " + abs);
+  std::vector<uint8_t> buf(2 * ChunkerParams::kMax);
+  size_t have = 0;
+  bool eof = false;
+  uint64_t total = 0;
+  absl::Status status;
+  while (status.ok()) {
+    while (!eof && have < ChunkerParams::kMax) {
+      ssize_t n = ::read(fd, buf.data() + have, buf.size() - have);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        status = ErrnoStatus(errno, "read " + abs);
+        break;
+      }
+      if (n == 0) eof = true;
+      have += static_cast<size_t>(n);
+    }
+    if (!status.ok() || have == 0) break;
+    size_t cut = keys_.FindBoundary({buf.data(), have});
+    std::span<const uint8_t> chunk(buf.data(), cut);
+    ChunkId id = keys_.IdOf(chunk);
+    entry.chunks.push_back(id);
+    ++st.chunks;
+    total += cut;
+    if (known.contains(id) || packer.Pending(id)) {
+      st.dedup_bytes += cut;
+    } else {
+      ++st.new_chunks;
+      st.new_bytes += cut;
+      status = packer.Add(id, chunk);
+    }
+    std::memmove(buf.data(), buf.data() + cut, have - cut);
+    have -= cut;
+  }
+  ::close(fd);
+  if (!status.ok()) return status;
+  if (total != entry.size) {
+    // The file changed while it was read; store what was read.
+    st.bytes = st.bytes - entry.size + total;
+    entry.size = total;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SnapshotInfo> Repository::CommitSnapshot(const Snapshot& snap,
+                                                        RepoBackupStats& st) {
+  const std::string name = SnapshotName(snap.seq, snap.id);
+  std::vector<uint8_t> ad(snap.repo.begin(), snap.repo.end());
+  ad.insert(ad.end(), snap.id.begin(), snap.id.end());
+  auto sealed = keys_.Seal(RepoObjectKind::kSnapshot, ad, EncodeSnapshot(snap));
+  if (!sealed.ok()) return sealed.status();
+  if (auto s = PutObject(name, *sealed, st); !s.ok()) return s;
+  auto head = keys_.Seal(RepoObjectKind::kHead, repo_id_,
+                         EncodeHead({snap.seq, snap.id}));
+  if (!head.ok()) return head.status();
+  if (auto s = PutObject(kHeadName, *head, st); !s.ok()) return s;
+  head_seq_ = snap.seq;
+  if (auto s = Remember(snap.seq); !s.ok()) return s;
+  SnapshotInfo info{ObjectIdHex(snap.id), name, snap.seq, snap.time_ms,
+                    snap.source};
+  info.files = st.files;
+  info.bytes = st.bytes;
+  return info;
+}
+
+// Forget and Prune (mark and sweep) share the Packer.
+absl::StatusOr<std::vector<SnapshotInfo>> Repository::Forget(size_t keep_last) {
+  if (keep_last == 0) {
+    return absl::InvalidArgumentError("--keep-last must be at least 1");
+  }
+  auto all = Snapshots();
+  if (!all.ok()) return all.status();
+  std::vector<SnapshotInfo> gone;
+  for (size_t i = 0; i + keep_last < all->size(); ++i) {
+    if (auto s = store_.Delete((*all)[i].object); !s.ok()) return s;
+    gone.push_back((*all)[i]);
+  }
+  return gone;
+}
+
+absl::StatusOr<PruneStats> Repository::Prune() {
+  PruneStats ps;
+  RepoBackupStats st;
+  auto objects = ListObjects();
+  if (!objects.ok()) return objects.status();
+  std::map<ChunkId, Located> chunks;
+  if (auto s = LoadIndexes(*objects, chunks, nullptr); !s.ok()) return s;
+  auto snaps = AllSnapshots(*objects, nullptr);
+  if (!snaps.ok()) return snaps.status();
+  // Mark.
+  std::set<ChunkId> live;
+  for (const auto& [name, snap] : *snaps) {
+    for (const TreeEntry& e : snap.entries) {
+      for (const ChunkId& c : e.chunks) {
+        if (!chunks.contains(c)) {
+          return absl::DataLossError(absl::StrCat(
+              name,
+              " references a chunk in no index; prune refuses to run: "
+              "run `bkv check`"));
+        }
+        live.insert(c);
+      }
+    }
+  }
+  std::map<ObjectId, std::pair<size_t, size_t>> use;  // pack -> live, all
+  for (const auto& [id, l] : chunks) {
+    auto& u = use[l.pack];
+    ++u.second;
+    if (live.contains(id)) ++u.first;
+  }
+  // Repack the live chunks of partly used packs into new packs.
+  Packer packer(*this, st);
+  std::set<ObjectId> doomed;
+  for (const auto& [pack, u] : use) {
+    if (u.first == u.second) continue;
+    doomed.insert(pack);
+    if (u.first == 0) continue;
+    ++ps.packs_repacked;
+    auto bytes = GetBytes(store_, PackName(pack), kMaxPackBytes);
+    if (!bytes.ok()) return bytes.status();
+    for (const auto& [id, l] : chunks) {
+      if (l.pack != pack || !live.contains(id)) continue;
+      auto raw = OpenChunk(l.loc, *bytes);
+      if (!raw.ok()) {
+        return absl::DataLossError(
+            absl::StrCat(PackName(pack), ": ", raw.status().message(),
+                         "; prune stopped before deleting anything"));
+      }
+      if (auto s = packer.Add(id, *raw); !s.ok()) return s;
+    }
+  }
+  if (auto s = packer.Flush(); !s.ok()) return s;
+  // One index of every live chunk, stored before anything is deleted.
+  ObjectId index_id;
+  SystemRandom().Bytes(index_id);
+  std::map<ObjectId, PackRecord> records;
+  for (const auto& [id, l] : chunks) {
+    if (!live.contains(id) || doomed.contains(l.pack)) continue;
+    PackRecord& r = records[l.pack];
+    r.pack = l.pack;
+    r.size = l.pack_size;
+    r.blobs.push_back(l.loc);
+  }
+  IndexFile index;
+  for (auto& [p, r] : records) index.packs.push_back(std::move(r));
+  for (PackRecord& p : packer.closed()) index.packs.push_back(std::move(p));
+  auto sealed =
+      keys_.Seal(RepoObjectKind::kIndex, index_id, EncodeIndex(index));
+  if (!sealed.ok()) return sealed.status();
+  if (auto s = PutObject(IndexName(index_id), *sealed, st); !s.ok()) return s;
+  // Sweep: old indexes first, then the packs no index names any more.
+  for (const auto& [name, size] : *objects) {
+    if (!absl::StartsWith(name, "index-")) continue;
+    if (auto s = store_.Delete(name); !s.ok()) return s;
+    ++ps.indexes_deleted;
+  }
+  for (const ObjectId& pack : doomed) {
+    if (auto s = store_.Delete(PackName(pack)); !s.ok()) return s;
+    ++ps.packs_deleted;
+    auto it = objects->find(PackName(pack));
+    if (it != objects->end()) ps.bytes_freed += it->second;
+  }
+  ps.chunks_dropped = chunks.size() - live.size();
+  ps.bytes_freed -= std::min(ps.bytes_freed, st.uploaded_bytes);
+  return ps;
+}
+
+}  // namespace bkv

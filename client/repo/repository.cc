@@ -1,0 +1,349 @@
+#include "client/repo/repository.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "client/posix_file.h"
+#include "crypto/hex.h"
+#include "crypto/random.h"
+#include "zstd.h"
+
+namespace bkv {
+namespace {
+
+constexpr std::string_view kConfigMagic = "BKVREPO2";
+constexpr size_t kConfigHeader = 8 + 2 + 32;
+constexpr uint16_t kVersion = 2;
+// A pack is closed at the target size, so it is at most one chunk larger.
+constexpr size_t kMaxPackBytes = 64 << 20;
+
+// "snap-<20 digits>-<32 hex>" -> seq, id.
+bool ParseSnapshotName(absl::string_view name, uint64_t& seq, ObjectId& id) {
+  if (name.size() != 5 + 20 + 1 + 32 || !absl::StartsWith(name, "snap-") ||
+      name[25] != '-') {
+    return false;
+  }
+  return absl::SimpleAtoi(name.substr(5, 20), &seq) &&
+         ParseObjectIdHex(std::string(name.substr(26)), id);
+}
+
+std::vector<uint8_t> SnapshotAd(const ObjectId& repo, const ObjectId& id) {
+  std::vector<uint8_t> ad(repo.begin(), repo.end());
+  ad.insert(ad.end(), id.begin(), id.end());
+  return ad;
+}
+
+}  // namespace
+
+std::string ObjectIdHex(const ObjectId& id) { return HexEncode(id); }
+bool ParseObjectIdHex(std::string_view hex, ObjectId& out) {
+  if (hex.size() != 32) return false;
+  auto bytes = HexDecode(hex);
+  if (!bytes.ok() || bytes->size() != out.size()) return false;
+  std::copy(bytes->begin(), bytes->end(), out.begin());
+  return true;
+}
+std::string PackName(const ObjectId& id) { return "pack-" + HexEncode(id); }
+std::string IndexName(const ObjectId& id) { return "index-" + HexEncode(id); }
+std::string SnapshotName(uint64_t seq, const ObjectId& id) {
+  return absl::StrFormat("snap-%020u-%s", seq, HexEncode(id));
+}
+
+Repository::Repository(BlobStore& store, RepoKeys keys, RepoOptions options)
+    : store_(store), keys_(std::move(keys)), options_(std::move(options)) {}
+Repository::~Repository() = default;
+
+absl::StatusOr<bool> Repository::Exists(BlobStore& store) {
+  auto info = store.Stat(kConfigName);
+  if (info.ok()) return true;
+  if (absl::IsNotFound(info.status())) return false;
+  return info.status();
+}
+
+absl::StatusOr<std::unique_ptr<Repository>> Repository::Open(
+    BlobStore& store, const BackupKey& key, const RepoOptions& options) {
+  std::unique_ptr<Repository> repo(
+      new Repository(store, RepoKeys::Derive(key), options));
+  if (auto s = repo->LoadConfig(); !s.ok()) return s;
+  if (auto s = repo->LoadHead(); !s.ok()) return s;
+  return repo;
+}
+
+absl::Status Repository::LoadConfig() {
+  auto bytes = GetBytes(store_, kConfigName, 4096);
+  if (absl::IsNotFound(bytes.status()) && options_.create) {
+    SystemRandom().Bytes(repo_id_);
+    std::vector<uint8_t> out(kConfigMagic.begin(), kConfigMagic.end());
+    out.push_back(0);
+    out.push_back(kVersion);
+    auto check = keys_.key_check();
+    out.insert(out.end(), check.begin(), check.end());
+    auto sealed = keys_.Seal(RepoObjectKind::kConfig, {}, repo_id_);
+    if (!sealed.ok()) return sealed.status();
+    out.insert(out.end(), sealed->begin(), sealed->end());
+    return PutBytes(store_, kConfigName, out);
+  }
+  if (absl::IsNotFound(bytes.status())) {
+    return absl::NotFoundError(
+        absl::StrCat("no bkv repository (v2) in ", store_.url(),
+                     ": run `bkv backup` into it first"));
+  }
+  if (!bytes.ok()) return bytes.status();
+  std::span<const uint8_t> b(*bytes);
+  if (b.size() < kConfigHeader ||
+      std::memcmp(b.data(), kConfigMagic.data(), kConfigMagic.size()) != 0) {
+    return absl::DataLossError("repository config damaged: bad magic");
+  }
+  if (b[8] != 0 || b[9] != kVersion) {
+    return absl::UnimplementedError(
+        "repository version is not supported: upgrade bkv");
+  }
+  auto check = keys_.key_check();
+  if (std::memcmp(b.data() + 10, check.data(), check.size()) != 0) {
+    return absl::PermissionDeniedError(
+        "wrong backup key: this repository was made with another key");
+  }
+  auto id = keys_.Open(RepoObjectKind::kConfig, {}, b.subspan(kConfigHeader));
+  if (!id.ok()) return id.status();
+  if (id->size() != repo_id_.size()) {
+    return absl::DataLossError("repository config does not decode");
+  }
+  std::copy(id->begin(), id->end(), repo_id_.begin());
+  return absl::OkStatus();
+}
+
+absl::Status Repository::LoadHead() {
+  auto bytes = GetBytes(store_, kHeadName, 4096);
+  if (absl::IsNotFound(bytes.status())) {
+    head_seq_ = 0;
+  } else if (!bytes.ok()) {
+    return bytes.status();
+  } else {
+    auto pt = keys_.Open(RepoObjectKind::kHead, repo_id_, *bytes);
+    if (!pt.ok()) return pt.status();
+    auto head = DecodeHead(*pt);
+    if (!head.ok()) return head.status();
+    head_seq_ = head->seq;
+  }
+  if (options_.state_dir.empty()) return absl::OkStatus();
+  std::ifstream in(options_.state_dir + "/" + ObjectIdHex(repo_id_) + ".seq");
+  uint64_t seen = 0;
+  if (in >> seen && seen > head_seq_) {
+    return absl::DataLossError(absl::StrCat(
+        "the store rolled back: its newest snapshot is number ", head_seq_,
+        " but this client already saw number ", seen,
+        "; restore from another copy, or delete the client state in ",
+        options_.state_dir, " to accept the older repository"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Repository::Remember(uint64_t seq) {
+  if (options_.state_dir.empty()) return absl::OkStatus();
+  std::error_code ec;
+  std::filesystem::create_directories(options_.state_dir, ec);
+  const std::string path =
+      options_.state_dir + "/" + ObjectIdHex(repo_id_) + ".seq";
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << seq << "\n";
+    if (!out.flush()) return ErrnoStatus(errno, "write " + tmp);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return ErrnoStatus(errno, "rename " + tmp);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::map<std::string, uint64_t>> Repository::ListObjects() {
+  auto list = store_.List();
+  if (!list.ok()) return list.status();
+  std::map<std::string, uint64_t> out;
+  for (const BlobInfo& b : *list) out[b.name] = b.size;
+  return out;
+}
+
+absl::Status Repository::LoadIndexes(
+    const std::map<std::string, uint64_t>& objects,
+    std::map<ChunkId, Located>& out, std::vector<std::string>* problems) {
+  for (const auto& [name, size] : objects) {
+    ObjectId id;
+    if (!absl::StartsWith(name, "index-") ||
+        !ParseObjectIdHex(name.substr(6), id)) {
+      continue;
+    }
+    auto bytes = GetBytes(store_, name, kMaxPackBytes);
+    if (!bytes.ok()) return bytes.status();
+    auto pt = keys_.Open(RepoObjectKind::kIndex, id, *bytes);
+    absl::StatusOr<IndexFile> index =
+        pt.ok() ? DecodeIndex(*pt) : absl::StatusOr<IndexFile>(pt.status());
+    if (!index.ok()) {
+      if (problems == nullptr) {
+        return absl::DataLossError(absl::StrCat(
+            name, ": ", index.status().message(), "; run `bkv check`"));
+      }
+      problems->push_back(absl::StrCat(name, ": ", index.status().message()));
+      continue;
+    }
+    for (const PackRecord& p : index->packs) {
+      for (const BlobLocation& b : p.blobs) out[b.id] = {p.pack, id, b, p.size};
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Snapshot> Repository::ReadSnapshot(const std::string& object) {
+  uint64_t seq = 0;
+  ObjectId id;
+  if (!ParseSnapshotName(object, seq, id)) {
+    return absl::InvalidArgumentError("not a snapshot name: " + object);
+  }
+  auto bytes = GetBytes(store_, object, kMaxPackBytes);
+  if (!bytes.ok()) return bytes.status();
+  auto pt =
+      keys_.Open(RepoObjectKind::kSnapshot, SnapshotAd(repo_id_, id), *bytes);
+  if (!pt.ok()) {
+    return absl::DataLossError(absl::StrCat(
+        object, ": ", pt.status().message(),
+        " (from another repository, or replayed under another name)"));
+  }
+  auto snap = DecodeSnapshot(*pt);
+  if (!snap.ok()) return snap.status();
+  if (snap->repo != repo_id_ || snap->id != id || snap->seq != seq) {
+    return absl::DataLossError(
+        absl::StrCat(object, ": holds another snapshot than its name says"));
+  }
+  return snap;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, Snapshot>>>
+Repository::AllSnapshots(const std::map<std::string, uint64_t>& objects,
+                         std::vector<std::string>* problems) {
+  std::vector<std::pair<std::string, Snapshot>> out;
+  for (const auto& [name, size] : objects) {
+    if (!absl::StartsWith(name, "snap-")) continue;
+    auto snap = ReadSnapshot(name);
+    if (snap.ok()) {
+      out.emplace_back(name, *std::move(snap));
+    } else if (absl::IsDataLoss(snap.status()) && problems != nullptr) {
+      problems->push_back(std::string(snap.status().message()));
+    } else {
+      return snap.status();
+    }
+  }
+  // Names sort by sequence (zero-padded), so `out` is oldest first.
+  if (problems == nullptr && !out.empty() &&
+      out.back().second.seq < head_seq_) {
+    return absl::DataLossError(absl::StrCat(
+        "snapshot number ", head_seq_,
+        " named by the head is missing: the store dropped or rolled back "
+        "snapshots; run `bkv check`"));
+  }
+  return out;
+}
+
+namespace {
+SnapshotInfo InfoOf(const std::string& object, const Snapshot& s) {
+  SnapshotInfo info{ObjectIdHex(s.id), object, s.seq, s.time_ms, s.source};
+  for (const TreeEntry& e : s.entries) {
+    if (e.type != EntryType::kFile) continue;
+    ++info.files;
+    info.bytes += e.size;
+  }
+  return info;
+}
+}  // namespace
+
+absl::StatusOr<std::vector<SnapshotInfo>> Repository::Snapshots() {
+  auto objects = ListObjects();
+  if (!objects.ok()) return objects.status();
+  auto snaps = AllSnapshots(*objects, nullptr);
+  if (!snaps.ok()) return snaps.status();
+  std::vector<SnapshotInfo> out;
+  for (const auto& [name, s] : *snaps) out.push_back(InfoOf(name, s));
+  return out;
+}
+
+absl::StatusOr<PackRecord> Repository::ReadPackHeader(
+    const ObjectId& pack, std::vector<uint8_t>& bytes) {
+  auto got = GetBytes(store_, PackName(pack), kMaxPackBytes);
+  if (!got.ok()) return got.status();
+  bytes = *std::move(got);
+  return ParsePackHeader(pack, bytes);
+}
+
+absl::StatusOr<PackRecord> Repository::ParsePackHeader(
+    const ObjectId& pack, std::span<const uint8_t> bytes) {
+  const std::string name = PackName(pack);
+  if (bytes.size() < 4) {
+    return absl::DataLossError(name + ": truncated pack");
+  }
+  size_t n = bytes.size();
+  uint32_t hlen = (uint32_t{bytes[n - 4]} << 24) |
+                  (uint32_t{bytes[n - 3]} << 16) |
+                  (uint32_t{bytes[n - 2]} << 8) | bytes[n - 1];
+  if (hlen > n - 4) return absl::DataLossError(name + ": truncated pack");
+  auto pt =
+      keys_.Open(RepoObjectKind::kPackHeader, pack,
+                 std::span<const uint8_t>(bytes).subspan(n - 4 - hlen, hlen));
+  if (!pt.ok()) {
+    return absl::DataLossError(absl::StrCat(name, ": ", pt.status().message()));
+  }
+  auto index = DecodeIndex(*pt);
+  if (!index.ok()) return index.status();
+  if (index->packs.size() != 1 || index->packs[0].pack != pack) {
+    return absl::DataLossError(name + ": pack header names another pack");
+  }
+  PackRecord rec = std::move(index->packs[0]);
+  rec.size = n;
+  return rec;
+}
+
+absl::StatusOr<std::vector<uint8_t>> Repository::OpenChunk(
+    const BlobLocation& loc, std::span<const uint8_t> pack) {
+  if (uint64_t{loc.offset} + loc.length > pack.size() || loc.length < 1) {
+    return absl::DataLossError("chunk lies outside its pack: pack truncated");
+  }
+  auto pt = keys_.Open(RepoObjectKind::kChunk, loc.id,
+                       pack.subspan(loc.offset, loc.length));
+  if (!pt.ok() || pt->empty()) {
+    return absl::DataLossError(
+        "chunk failed authentication: pack modified, swapped or truncated");
+  }
+  std::vector<uint8_t> raw;
+  if ((*pt)[0] == 0) {
+    raw.assign(pt->begin() + 1, pt->end());
+  } else {
+    raw.resize(loc.raw_size);
+    size_t got =
+        ZSTD_decompress(raw.data(), raw.size(), pt->data() + 1, pt->size() - 1);
+    if (ZSTD_isError(got) || got != loc.raw_size) {
+      return absl::DataLossError("chunk does not decompress to its size");
+    }
+  }
+  if (raw.size() != loc.raw_size || keys_.IdOf(raw) != loc.id) {
+    return absl::DataLossError("chunk content does not match its id");
+  }
+  return raw;
+}
+
+absl::Status Repository::PutObject(const std::string& name,
+                                   std::span<const uint8_t> bytes,
+                                   RepoBackupStats& st) {
+  if (auto s = PutBytes(store_, name, bytes); !s.ok()) return s;
+  st.uploaded_bytes += bytes.size();
+  return absl::OkStatus();
+}
+
+}  // namespace bkv

@@ -1,0 +1,197 @@
+#ifndef BKV_CLIENT_REPO_REPOSITORY_H_
+#define BKV_CLIENT_REPO_REPOSITORY_H_
+
+// Incremental, deduplicated backups: the repository format v2
+// (docs/backup-format.md, "Repository format v2").
+//
+// Objects in the store, each sealed under the backup key with its kind and
+// id in the AES-GCM associated data (crypto/repo_crypto.h):
+//   config                         repo id; key check in the clear
+//   pack-<32 hex>                  sealed chunks, then a sealed pack header
+//   index-<32 hex>                 where each chunk of some packs lives
+//   snap-<20 digit seq>-<32 hex>   one snapshot: the tree and its chunk ids
+//   head                           the newest sequence number, written last
+// Order of writes: packs, then their index, then the snapshot, then head, so
+// an interrupted backup never leaves a snapshot naming a missing chunk.
+//
+// Thread-compatible; one operation at a time.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "client/blob_store.h"
+#include "client/repo/repo_codec.h"
+#include "crypto/backup_key.h"
+#include "crypto/repo_crypto.h"
+
+namespace bkv {
+
+struct RepoOptions {
+  // Create the repository (config) if the store has none.
+  bool create = false;
+  // Where the client remembers the newest snapshot sequence per repository,
+  // to detect a store that rolls back; empty disables the check.
+  std::string state_dir;
+  // Packs are closed once they hold at least this many sealed bytes.
+  size_t pack_target = 16 << 20;
+};
+
+struct RepoBackupStats {
+  uint64_t files = 0;
+  uint64_t files_read = 0;       // changed or new: read and chunked
+  uint64_t files_unchanged = 0;  // size, mtime and inode as in the parent
+  uint64_t chunks = 0;           // referenced by the snapshot's files
+  uint64_t new_chunks = 0;       // uploaded in this run
+  uint64_t bytes = 0;            // plaintext bytes of the snapshot's files
+  uint64_t new_bytes = 0;        // plaintext bytes of new chunks
+  uint64_t dedup_bytes = 0;      // plaintext bytes found already stored
+  uint64_t uploaded_bytes = 0;   // every object written, as stored
+  uint64_t packs_uploaded = 0;
+  uint64_t packs_adopted = 0;  // left by an interrupted backup, reused
+};
+
+struct SnapshotInfo {
+  std::string id;      // 32 hex digits
+  std::string object;  // object name in the store
+  uint64_t seq = 0;
+  int64_t time_ms = 0;
+  std::string source;
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+};
+
+struct RepoCheckReport {
+  size_t snapshots = 0;
+  size_t indexes = 0;
+  size_t packs = 0;
+  size_t chunks = 0;
+  size_t chunks_read = 0;  // with read_data
+  std::vector<std::string> problems;
+  std::vector<std::string> notes;  // not damage (e.g. unindexed packs)
+  bool clean() const { return problems.empty(); }
+};
+
+struct PruneStats {
+  uint64_t packs_deleted = 0;
+  uint64_t packs_repacked = 0;
+  uint64_t indexes_deleted = 0;
+  uint64_t chunks_dropped = 0;
+  uint64_t bytes_freed = 0;  // stored bytes deleted, less what was rewritten
+};
+
+class Repository {
+ public:
+  static constexpr char kConfigName[] = "config";
+  static constexpr char kHeadName[] = "head";
+
+  // PermissionDenied for a wrong key, NotFound for a store without a
+  // repository (unless options.create), DataLoss for a damaged config or a
+  // head older than the sequence this client remembers.
+  static absl::StatusOr<std::unique_ptr<Repository>> Open(
+      BlobStore& store, const BackupKey& key, const RepoOptions& options);
+  // True when the store holds a v2 repository (its config object).
+  static absl::StatusOr<bool> Exists(BlobStore& store);
+
+  // Backs up a file or directory tree; files whose size, mtime and inode
+  // match the newest snapshot of the same source are not read again.
+  absl::StatusOr<SnapshotInfo> Backup(const std::string& path,
+                                      RepoBackupStats* stats = nullptr);
+
+  // Oldest first.
+  absl::StatusOr<std::vector<SnapshotInfo>> Snapshots();
+
+  // Restores snapshot `id` (a unique prefix; empty = newest), or only
+  // `subpath` of it, to `target`, which must not exist. Written to a
+  // temporary next to it, every chunk verified, then renamed; nothing is
+  // left behind on failure.
+  absl::StatusOr<SnapshotInfo> Restore(const std::string& id,
+                                       const std::string& subpath,
+                                       const std::string& target);
+
+  // Structure: every object authenticates, every referenced chunk is in an
+  // index and every indexed pack exists with its size; with read_data every
+  // chunk is downloaded and verified. Errors only when the store fails.
+  absl::StatusOr<RepoCheckReport> Check(bool read_data);
+
+  // Deletes every snapshot but the newest `keep_last` (>= 1); their data
+  // stays until Prune. Returns the forgotten snapshots.
+  absl::StatusOr<std::vector<SnapshotInfo>> Forget(size_t keep_last);
+
+  // Mark and sweep: repacks the live chunks of partly used packs, writes
+  // one index of every live chunk, then deletes the old indexes, then the
+  // packs no longer indexed. Killed at any step, every snapshot still
+  // restores: nothing is deleted before what replaces it is stored.
+  absl::StatusOr<PruneStats> Prune();
+
+  const ObjectId& repo_id() const { return repo_id_; }
+
+  ~Repository();
+
+ private:
+  struct Located {
+    ObjectId pack{};
+    ObjectId index{};
+    BlobLocation loc;
+    uint64_t pack_size = 0;
+  };
+  class Packer;
+
+  Repository(BlobStore& store, RepoKeys keys, RepoOptions options);
+  absl::Status LoadConfig();
+  absl::Status LoadHead();
+  absl::Status Remember(uint64_t seq);
+  absl::StatusOr<std::map<std::string, uint64_t>> ListObjects();
+  absl::Status LoadIndexes(const std::map<std::string, uint64_t>& objects,
+                           std::map<ChunkId, Located>& out,
+                           std::vector<std::string>* problems);
+  absl::StatusOr<Snapshot> ReadSnapshot(const std::string& object);
+  absl::StatusOr<std::vector<std::pair<std::string, Snapshot>>> AllSnapshots(
+      const std::map<std::string, uint64_t>& objects,
+      std::vector<std::string>* problems);
+  // The pack's own header (it authenticates and names this pack).
+  absl::StatusOr<PackRecord> ParsePackHeader(const ObjectId& pack,
+                                             std::span<const uint8_t> bytes);
+  absl::StatusOr<PackRecord> ReadPackHeader(const ObjectId& pack,
+                                            std::vector<uint8_t>& bytes);
+  absl::StatusOr<std::vector<uint8_t>> OpenChunk(const BlobLocation& loc,
+                                                 std::span<const uint8_t> pack);
+  absl::Status WriteTree(const std::string& root,
+                         const std::vector<TreeEntry>& entries,
+                         const std::map<ChunkId, Located>& chunks);
+  absl::Status CheckReadData(const std::map<ChunkId, Located>& chunks,
+                             RepoCheckReport& rep);
+  absl::Status AdoptPacks(const std::map<std::string, uint64_t>& objects,
+                          std::map<ChunkId, Located>& known, IndexFile& index,
+                          const ObjectId& index_id, RepoBackupStats& st);
+  absl::Status BackupFile(const std::string& abs, TreeEntry& entry,
+                          const std::map<std::string, const TreeEntry*>& parent,
+                          const std::map<ChunkId, Located>& known,
+                          Packer& packer, RepoBackupStats& st);
+  absl::StatusOr<SnapshotInfo> CommitSnapshot(const Snapshot& snap,
+                                              RepoBackupStats& st);
+  absl::StatusOr<std::pair<std::string, Snapshot>> Choose(
+      const std::string& id);
+  absl::Status PutObject(const std::string& name,
+                         std::span<const uint8_t> bytes, RepoBackupStats& st);
+
+  BlobStore& store_;
+  RepoKeys keys_;
+  RepoOptions options_;
+  ObjectId repo_id_{};
+  uint64_t head_seq_ = 0;
+};
+
+std::string ObjectIdHex(const ObjectId& id);
+bool ParseObjectIdHex(std::string_view hex, ObjectId& out);
+std::string PackName(const ObjectId& id);
+std::string IndexName(const ObjectId& id);
+std::string SnapshotName(uint64_t seq, const ObjectId& id);
+
+}  // namespace bkv
+
+#endif  // BKV_CLIENT_REPO_REPOSITORY_H_

@@ -1,0 +1,123 @@
+#include "crypto/repo_crypto.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "crypto/aes_gcm_sealer.h"
+#include "crypto/hash.h"
+#include "crypto/random.h"
+
+namespace bkv {
+namespace {
+
+const char* KindLabel(RepoObjectKind kind) {
+  switch (kind) {
+    case RepoObjectKind::kConfig:
+      return "config";
+    case RepoObjectKind::kChunk:
+      return "chunk";
+    case RepoObjectKind::kPackHeader:
+      return "pack header";
+    case RepoObjectKind::kIndex:
+      return "index";
+    case RepoObjectKind::kSnapshot:
+      return "snapshot";
+    case RepoObjectKind::kHead:
+      return "head";
+  }
+  return "?";
+}
+
+std::vector<uint8_t> Ad(RepoObjectKind kind, std::span<const uint8_t> id) {
+  std::string ad = "bkv repo v2 ";
+  ad += KindLabel(kind);
+  ad.push_back('\0');
+  std::vector<uint8_t> out(ad.begin(), ad.end());
+  out.insert(out.end(), id.begin(), id.end());
+  return out;
+}
+
+// Masks of FastCDC's normalized chunking (level 2): two bits harder before
+// the average size, two bits easier after it.
+constexpr uint64_t Mask(int bits) {
+  return bits >= 64 ? ~uint64_t{0} : ((uint64_t{1} << bits) - 1) << (64 - bits);
+}
+constexpr uint64_t kMaskHard = Mask(ChunkerParams::kAvgBits + 2);
+constexpr uint64_t kMaskEasy = Mask(ChunkerParams::kAvgBits - 2);
+
+}  // namespace
+
+RepoKeys RepoKeys::Derive(const BackupKey& key) {
+  RepoKeys k;
+  SecretBytes prk = HkdfExtract(AsBytes("bkv repo v2"), key.secret().Reveal());
+  k.data_key_ = HkdfExpand(prk.Reveal(), AsBytes("bkv repo v2 data key"), 32);
+  k.id_key_ = HkdfExpand(prk.Reveal(), AsBytes("bkv repo v2 chunk id key"), 32);
+  k.check_ = HkdfExpand(prk.Reveal(), AsBytes("bkv repo v2 key check"), 32);
+  SecretBytes gear =
+      HkdfExpand(prk.Reveal(), AsBytes("bkv repo v2 gear table"), 256 * 8);
+  for (size_t i = 0; i < 256; ++i) {
+    uint64_t v = 0;
+    for (int b = 7; b >= 0; --b) v = (v << 8) | gear.Reveal()[i * 8 + b];
+    k.gear_[i] = v;
+  }
+  return k;
+}
+
+ChunkId RepoKeys::IdOf(std::span<const uint8_t> plaintext) const {
+  SecretBytes mac = HmacSha512(id_key_.Reveal(), {plaintext});
+  ChunkId id;
+  std::memcpy(id.data(), mac.Reveal().data(), id.size());
+  return id;
+}
+
+size_t RepoKeys::FindBoundary(std::span<const uint8_t> data) const {
+  const size_t n = data.size();
+  if (n <= ChunkerParams::kMin) return n;
+  const size_t max = std::min<size_t>(n, ChunkerParams::kMax);
+  const size_t normal =
+      std::min<size_t>(max, size_t{1} << ChunkerParams::kAvgBits);
+  uint64_t fp = 0;
+  size_t i = ChunkerParams::kMin;
+  for (; i < normal; ++i) {
+    fp = (fp << 1) + gear_[data[i]];
+    if ((fp & kMaskHard) == 0) return i + 1;
+  }
+  for (; i < max; ++i) {
+    fp = (fp << 1) + gear_[data[i]];
+    if ((fp & kMaskEasy) == 0) return i + 1;
+  }
+  return max;
+}
+
+absl::StatusOr<std::vector<uint8_t>> RepoKeys::Seal(
+    RepoObjectKind kind, std::span<const uint8_t> id,
+    std::span<const uint8_t> plaintext) const {
+  std::vector<uint8_t> nonce(kNonceSize);
+  SystemRandom().Bytes(nonce);
+  auto ct = AesGcmEncrypt(data_key_.Reveal(), nonce, plaintext, Ad(kind, id));
+  if (!ct.ok()) return ct.status();
+  nonce.insert(nonce.end(), ct->begin(), ct->end());
+  return nonce;
+}
+
+absl::StatusOr<std::vector<uint8_t>> RepoKeys::Open(
+    RepoObjectKind kind, std::span<const uint8_t> id,
+    std::span<const uint8_t> sealed) const {
+  if (sealed.size() < kOverhead) {
+    return absl::DataLossError(absl::StrCat("repository ", KindLabel(kind),
+                                            " truncated: ", sealed.size(),
+                                            " bytes"));
+  }
+  auto pt = AesGcmDecrypt(data_key_.Reveal(), sealed.first(kNonceSize),
+                          sealed.subspan(kNonceSize), Ad(kind, id));
+  if (!pt.ok()) {
+    return absl::DataLossError(absl::StrCat(
+        "repository ", KindLabel(kind),
+        " failed authentication: modified, truncated, or not the object its "
+        "name says"));
+  }
+  return pt;
+}
+
+}  // namespace bkv

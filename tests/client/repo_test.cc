@@ -1,0 +1,544 @@
+// Repository format v2 (issue 13) against every real store on loopback:
+// file, s3rver, nginx WebDAV. Incremental uploads, dedup, restore, tamper.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "client/blob_store.h"
+#include "client/repo/repository.h"
+#include "tests/client/client_test_support.h"
+
+namespace bkv {
+namespace {
+
+using ::bkv::testing::RandomBytes;
+using ::bkv::testing::ReadFile;
+using ::bkv::testing::TempDir;
+using ::bkv::testing::WriteFile;
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+// Put fails for objects whose name starts with `prefix`, as a crash right
+// before that object would.
+class FailPutStore final : public BlobStore {
+ public:
+  FailPutStore(BlobStore& inner, std::string prefix)
+      : inner_(inner), prefix_(std::move(prefix)) {}
+  absl::Status Put(std::string_view name, ByteSource& source) override {
+    if (name.substr(0, prefix_.size()) == prefix_) {
+      return absl::UnavailableError("injected: process died");
+    }
+    return inner_.Put(name, source);
+  }
+  absl::Status Get(std::string_view n, const ByteSink& s) override {
+    return inner_.Get(n, s);
+  }
+  absl::StatusOr<std::vector<BlobInfo>> List() override {
+    return inner_.List();
+  }
+  absl::Status Delete(std::string_view n) override { return inner_.Delete(n); }
+  absl::StatusOr<BlobInfo> Stat(std::string_view n) override {
+    return inner_.Stat(n);
+  }
+  std::string url() const override { return inner_.url(); }
+
+ private:
+  BlobStore& inner_;
+  std::string prefix_;
+};
+
+class RepoTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    env_ = testing::ServersEnv();
+    if (GetParam() != "file") {
+      ASSERT_FALSE(env_.empty()) << "servers.env missing: run through ctest";
+    }
+    setenv("AWS_ACCESS_KEY_ID", env_["BKV_TEST_S3_ACCESS_KEY"].c_str(), 1);
+    setenv("AWS_SECRET_ACCESS_KEY", env_["BKV_TEST_S3_SECRET_KEY"].c_str(), 1);
+    setenv("BKV_WEBDAV_USER", env_["BKV_TEST_WEBDAV_USER"].c_str(), 1);
+    setenv("BKV_WEBDAV_PASSWORD", env_["BKV_TEST_WEBDAV_PASSWORD"].c_str(), 1);
+    store_ = OpenStore("a");
+    src_ = dir_ / "src";
+    fs::create_directories(src_ + "/media");
+  }
+  std::unique_ptr<BlobStore> OpenStore(const std::string& suffix) {
+    std::string id = "repo-";
+    for (char c : std::string(
+             ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
+      id += std::isalnum(c) ? c : '-';
+    }
+    id += "-" + suffix;
+    std::string url;
+    if (GetParam() == "file") {
+      url = "file://" + (dir_ / id);
+    } else if (GetParam() == "s3") {
+      url = "s3://" + env_["BKV_TEST_S3_BUCKET"] + "/" + id +
+            "?endpoint=" + env_["BKV_TEST_S3_ENDPOINT"] + "&region=us-east-1";
+    } else {
+      url = "webdav://" + env_["BKV_TEST_WEBDAV_HOSTPORT"] + "/sets/" + id;
+    }
+    BlobStoreOptions o;
+    o.s3_part_size = 1 << 20;
+    o.retry_base_delay_ms = 10;
+    auto store = OpenBlobStore(url, o);
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+  std::unique_ptr<Repository> Open(BlobStore& store, const BackupKey& key,
+                                   size_t pack_target = 16 << 20) {
+    RepoOptions o;
+    o.create = true;
+    o.state_dir = dir_ / "state";
+    o.pack_target = pack_target;
+    auto repo = Repository::Open(store, key, o);
+    EXPECT_TRUE(repo.ok()) << repo.status();
+    return repo.ok() ? std::move(*repo) : nullptr;
+  }
+  // A chat-history-like tree: a database, media, a small file.
+  void MakeTree(size_t db_bytes) {
+    db_ = RandomBytes(db_bytes, 7);
+    WriteFile(src_ + "/chat.db", db_);
+    WriteFile(src_ + "/media/a.jpg", RandomBytes(300 << 10, 8));
+    WriteFile(src_ + "/notes.txt", RandomBytes(100, 9));
+  }
+  // Restores and compares every file byte for byte with the source.
+  void ExpectRestoresSource(Repository& repo, const std::string& id) {
+    const std::string out = dir_ / ("out-" + std::to_string(restores_++));
+    auto info = repo.Restore(id, "", out);
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(testing::Listing(out), testing::Listing(src_));
+    for (const std::string& p : testing::Listing(src_)) {
+      if (fs::is_regular_file(src_ + "/" + p)) {
+        EXPECT_EQ(ReadFile(out + "/" + p), ReadFile(src_ + "/" + p)) << p;
+      }
+    }
+  }
+  void ExpectNoPartialRestore(Repository& repo, absl::StatusCode code) {
+    const std::string out = dir_ / "tampered-out";
+    auto info = repo.Restore("", "", out);
+    EXPECT_EQ(info.status().code(), code) << info.status();
+    EXPECT_FALSE(fs::exists(out));
+    for (const auto& e : fs::directory_iterator(dir_.path())) {
+      EXPECT_THAT(e.path().filename().string(),
+                  ::testing::Not(HasSubstr(".bkv-restore")));
+    }
+  }
+  std::string First(const std::string& prefix) {
+    auto list = store_->List();
+    EXPECT_TRUE(list.ok()) << list.status();
+    if (!list.ok()) return "";
+    for (const BlobInfo& b : *list) {
+      if (b.name.rfind(prefix, 0) == 0) return b.name;
+    }
+    return "";
+  }
+  std::vector<uint8_t> Get(const std::string& name) {
+    auto b = GetBytes(*store_, name, 64 << 20);
+    EXPECT_TRUE(b.ok()) << b.status();
+    return b.ok() ? *b : std::vector<uint8_t>{};
+  }
+  void Put(const std::string& name, std::span<const uint8_t> bytes) {
+    ASSERT_TRUE(PutBytes(*store_, name, bytes).ok());
+  }
+
+  TempDir dir_;
+  std::map<std::string, std::string> env_;
+  std::unique_ptr<BlobStore> store_;
+  std::string src_;
+  std::vector<uint8_t> db_;
+  BackupKey key_ = BackupKey::Generate();
+  int restores_ = 0;
+};
+
+TEST_P(RepoTest, UnchangedSecondBackupUploadsNoChunk) {
+  MakeTree(6 << 20);
+  auto repo = Open(*store_, key_);
+  RepoBackupStats first, second;
+  auto s1 = repo->Backup(src_, &first);
+  ASSERT_TRUE(s1.ok()) << s1.status();
+  EXPECT_GT(first.new_chunks, 0u);
+  auto s2 = repo->Backup(src_, &second);
+  ASSERT_TRUE(s2.ok()) << s2.status();
+  EXPECT_EQ(second.new_chunks, 0u);
+  EXPECT_EQ(second.packs_uploaded, 0u);
+  EXPECT_EQ(second.files_read, 0u);  // size/mtime/inode unchanged
+  EXPECT_EQ(second.files_unchanged, 3u);
+  EXPECT_LT(second.uploaded_bytes, 4096u);  // snapshot and head only
+  EXPECT_EQ(s2->seq, s1->seq + 1);
+  auto snaps = repo->Snapshots();
+  ASSERT_TRUE(snaps.ok());
+  ASSERT_EQ(snaps->size(), 2u);
+  ExpectRestoresSource(*repo, s1->id);
+  ExpectRestoresSource(*repo, s2->id);
+  auto check = repo->Check(true);
+  ASSERT_TRUE(check.ok());
+  EXPECT_TRUE(check->clean()) << ::testing::PrintToString(check->problems);
+  EXPECT_EQ(check->chunks_read, check->chunks);
+}
+
+TEST_P(RepoTest, OnePercentChangeUploadsAboutThat) {
+  MakeTree(16 << 20);
+  auto repo = Open(*store_, key_);
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  // New message rows appended (1 % of the database) and a new media file.
+  auto rows = RandomBytes(db_.size() / 100, 11);
+  db_.insert(db_.end(), rows.begin(), rows.end());
+  WriteFile(src_ + "/chat.db", db_);
+  WriteFile(src_ + "/media/b.jpg", RandomBytes(40 << 10, 12));
+  RepoBackupStats st;
+  auto snap = repo->Backup(src_, &st);
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  const uint64_t changed = rows.size() + (40 << 10);
+  EXPECT_GE(st.new_bytes, changed);
+  // At most the last old chunk of the database is re-cut with the rows.
+  EXPECT_LE(st.new_bytes, changed + ChunkerParams::kMax);
+  EXPECT_EQ(st.files_read, 2u);
+  ExpectRestoresSource(*repo, snap->id);
+}
+
+TEST_P(RepoTest, InsertedByteReusesLaterChunks) {
+  MakeTree(16 << 20);
+  auto repo = Open(*store_, key_);
+  RepoBackupStats first;
+  ASSERT_TRUE(repo->Backup(src_, &first).ok());
+  db_.insert(db_.begin() + db_.size() / 2, 0x42);
+  WriteFile(src_ + "/chat.db", db_);
+  RepoBackupStats st;
+  auto snap = repo->Backup(src_, &st);
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  // Content-defined boundaries resynchronise: one or two chunks are new.
+  EXPECT_GE(st.new_chunks, 1u);
+  EXPECT_LE(st.new_chunks, 2u);
+  EXPECT_LE(st.new_bytes, 2u * ChunkerParams::kMax);
+  ExpectRestoresSource(*repo, snap->id);
+}
+
+TEST_P(RepoTest, RestoresOnePath) {
+  MakeTree(1 << 20);
+  auto repo = Open(*store_, key_);
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  const std::string out = dir_ / "one";
+  auto info = repo->Restore("", "media/a.jpg", out);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(ReadFile(out), ReadFile(src_ + "/media/a.jpg"));
+  auto missing = repo->Restore("", "no/such", dir_ / "none");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(RepoTest, WrongKeyIsPermissionDenied) {
+  MakeTree(1 << 10);
+  ASSERT_TRUE(Open(*store_, key_)->Backup(src_).ok());
+  RepoOptions o;
+  auto other = Repository::Open(*store_, BackupKey::Generate(), o);
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kPermissionDenied);
+}
+
+// Tamper suite: every change by the store is detected and leaves nothing.
+TEST_P(RepoTest, DroppedPackDetected) {
+  MakeTree(1 << 20);
+  auto repo = Open(*store_, key_);
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  ASSERT_TRUE(store_->Delete(First("pack-")).ok());
+  ExpectNoPartialRestore(*repo, absl::StatusCode::kDataLoss);
+  auto check = repo->Check(false);
+  ASSERT_TRUE(check.ok());
+  EXPECT_FALSE(check->clean());
+}
+
+TEST_P(RepoTest, TruncatedPackDetected) {
+  MakeTree(1 << 20);
+  auto repo = Open(*store_, key_);
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  const std::string pack = First("pack-");
+  auto bytes = Get(pack);
+  bytes.resize(bytes.size() / 2);
+  Put(pack, bytes);
+  ExpectNoPartialRestore(*repo, absl::StatusCode::kDataLoss);
+  auto check = repo->Check(false);
+  ASSERT_TRUE(check.ok());
+  EXPECT_FALSE(check->clean());
+}
+
+TEST_P(RepoTest, BitFlipInPackDetected) {
+  MakeTree(1 << 20);
+  auto repo = Open(*store_, key_);
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  const std::string pack = First("pack-");
+  auto bytes = Get(pack);
+  bytes[bytes.size() / 3] ^= 0x01;
+  Put(pack, bytes);
+  ExpectNoPartialRestore(*repo, absl::StatusCode::kDataLoss);
+  auto shallow = repo->Check(false);
+  ASSERT_TRUE(shallow.ok());
+  EXPECT_TRUE(shallow->clean());  // sizes and structure still fine
+  auto deep = repo->Check(true);
+  ASSERT_TRUE(deep.ok());
+  EXPECT_FALSE(deep->clean());
+}
+
+TEST_P(RepoTest, SwappedAndDuplicatedPacksDetected) {
+  MakeTree(3 << 20);
+  auto repo = Open(*store_, key_, 1 << 20);  // several packs
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  std::vector<std::string> packs;
+  auto list = store_->List();
+  ASSERT_TRUE(list.ok()) << list.status();
+  for (const BlobInfo& b : *list) {
+    if (b.name.rfind("pack-", 0) == 0) packs.push_back(b.name);
+  }
+  ASSERT_GE(packs.size(), 2u);
+  auto a = Get(packs[0]);
+  auto b = Get(packs[1]);
+  Put(packs[0], b);  // a duplicate of pack 1 under pack 0's name
+  ExpectNoPartialRestore(*repo, absl::StatusCode::kDataLoss);
+  Put(packs[1], a);  // now swapped
+  ExpectNoPartialRestore(*repo, absl::StatusCode::kDataLoss);
+}
+
+TEST_P(RepoTest, DroppedIndexDetected) {
+  MakeTree(1 << 20);
+  auto repo = Open(*store_, key_);
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  ASSERT_TRUE(store_->Delete(First("index-")).ok());
+  ExpectNoPartialRestore(*repo, absl::StatusCode::kDataLoss);
+}
+
+TEST_P(RepoTest, ReplayedSnapshotUnderNewNameDetected) {
+  MakeTree(1 << 20);
+  auto repo = Open(*store_, key_);
+  auto s1 = repo->Backup(src_);
+  ASSERT_TRUE(s1.ok());
+  // The store presents the old snapshot as a newer one.
+  Put(SnapshotName(s1->seq + 1, ObjectId{1, 2, 3}), Get(s1->object));
+  EXPECT_EQ(repo->Snapshots().status().code(), absl::StatusCode::kDataLoss);
+  auto check = repo->Check(false);
+  ASSERT_TRUE(check.ok());
+  EXPECT_FALSE(check->clean());
+}
+
+TEST_P(RepoTest, SnapshotFromAnotherRepositoryDetected) {
+  MakeTree(1 << 20);
+  auto repo = Open(*store_, key_);
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  auto other_store = OpenStore("b");
+  auto other = Open(*other_store, BackupKey::Generate());
+  auto foreign = other->Backup(src_);
+  ASSERT_TRUE(foreign.ok());
+  auto bytes = GetBytes(*other_store, foreign->object);
+  ASSERT_TRUE(bytes.ok());
+  Put(SnapshotName(5, ObjectId{9}), *bytes);
+  EXPECT_EQ(repo->Snapshots().status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_P(RepoTest, RolledBackHeadDetected) {
+  MakeTree(1 << 20);
+  auto repo = Open(*store_, key_);
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  auto old_head = Get(Repository::kHeadName);
+  auto s2 = repo->Backup(src_);
+  ASSERT_TRUE(s2.ok());
+  // The store serves the older head and hides the newer snapshot.
+  Put(Repository::kHeadName, old_head);
+  ASSERT_TRUE(store_->Delete(s2->object).ok());
+  RepoOptions o;
+  o.state_dir = dir_ / "state";
+  auto reopened = Repository::Open(*store_, key_, o);
+  EXPECT_EQ(reopened.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(reopened.status().message()),
+              HasSubstr("rolled back"));
+}
+
+// A backup that died after its packs were stored (before its index) is
+// resumed: the next backup adopts the packs and uploads no chunk again.
+TEST_P(RepoTest, ResumeAfterInterruptedBackupFault) {
+  MakeTree(4 << 20);
+  {
+    FailPutStore dying(*store_, "index-");
+    auto repo = Open(dying, key_);
+    EXPECT_FALSE(repo->Backup(src_).ok());
+  }
+  auto repo = Open(*store_, key_);
+  RepoBackupStats st;
+  auto snap = repo->Backup(src_, &st);
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  EXPECT_GE(st.packs_adopted, 1u);
+  EXPECT_EQ(st.packs_uploaded, 0u);
+  EXPECT_EQ(st.new_chunks, 0u);
+  ExpectRestoresSource(*repo, snap->id);
+}
+
+TEST_P(RepoTest, ForgetAndPruneFreeSpaceAndKeepTheRest) {
+  MakeTree(2 << 20);
+  auto repo = Open(*store_, key_, 512 << 10);
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  WriteFile(src_ + "/chat.db", RandomBytes(2 << 20, 21));  // all new
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  WriteFile(src_ + "/media/c.jpg", RandomBytes(200 << 10, 22));
+  auto last = repo->Backup(src_);
+  ASSERT_TRUE(last.ok());
+  auto gone = repo->Forget(2);
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  EXPECT_EQ(gone->size(), 1u);
+  auto ps = repo->Prune();
+  ASSERT_TRUE(ps.ok()) << ps.status();
+  EXPECT_GT(ps->chunks_dropped, 0u);
+  EXPECT_GT(ps->packs_deleted, 0u);
+  auto snaps = repo->Snapshots();
+  ASSERT_TRUE(snaps.ok());
+  ASSERT_EQ(snaps->size(), 2u);
+  ExpectRestoresSource(*repo, last->id);
+  auto check = repo->Check(true);
+  ASSERT_TRUE(check.ok());
+  EXPECT_TRUE(check->clean()) << ::testing::PrintToString(check->problems);
+  EXPECT_EQ(check->chunks_read, check->chunks);
+  EXPECT_TRUE(repo->Backup(src_).ok());  // the pruned repository takes more
+}
+
+// One flipped bit in any object (config, head, index, snapshot, pack) is
+// refused, on opening or restoring, and nothing is left behind.
+TEST_P(RepoTest, BitFlipInEveryObjectDetected) {
+  MakeTree(1 << 20);
+  ASSERT_TRUE(Open(*store_, key_)->Backup(src_).ok());
+  auto list = store_->List();
+  ASSERT_TRUE(list.ok());
+  for (const BlobInfo& b : *list) {
+    const auto original = Get(b.name);
+    for (size_t at : {size_t{0}, original.size() / 2, original.size() - 1}) {
+      auto bytes = original;
+      bytes[at] ^= 0x10;
+      Put(b.name, bytes);
+      RepoOptions o;
+      auto repo = Repository::Open(*store_, key_, o);
+      const std::string out = dir_ / "flipped";
+      absl::Status s = repo.ok() ? repo.value()->Restore("", "", out).status()
+                                 : repo.status();
+      EXPECT_FALSE(s.ok()) << b.name << " byte " << at;
+      EXPECT_FALSE(fs::exists(out)) << b.name;
+      fs::remove_all(out);
+    }
+    Put(b.name, original);
+  }
+  ExpectRestoresSource(*Open(*store_, key_), "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, RepoTest,
+                         ::testing::Values("file", "s3", "webdav"),
+                         [](const auto& info) { return info.param; });
+
+// Stops the process (from the store's point of view) after `ops` writes or
+// deletes: every later call fails, as after a SIGKILL.
+class KillAfterStore final : public BlobStore {
+ public:
+  KillAfterStore(BlobStore& inner, int ops) : inner_(inner), left_(ops) {}
+  absl::Status Put(std::string_view name, ByteSource& source) override {
+    if (!Spend()) return Dead();
+    return inner_.Put(name, source);
+  }
+  absl::Status Get(std::string_view n, const ByteSink& s) override {
+    if (left_ < 0) return Dead();
+    return inner_.Get(n, s);
+  }
+  absl::StatusOr<std::vector<BlobInfo>> List() override {
+    if (left_ < 0) return Dead();
+    return inner_.List();
+  }
+  absl::Status Delete(std::string_view n) override {
+    if (!Spend()) return Dead();
+    return inner_.Delete(n);
+  }
+  absl::StatusOr<BlobInfo> Stat(std::string_view n) override {
+    if (left_ < 0) return Dead();
+    return inner_.Stat(n);
+  }
+  std::string url() const override { return inner_.url(); }
+  bool killed() const { return left_ < 0; }
+
+ private:
+  bool Spend() { return left_-- > 0; }
+  static absl::Status Dead() { return absl::AbortedError("killed"); }
+  BlobStore& inner_;
+  int left_;
+};
+
+// A prune killed after each of its writes and deletes in turn (every kill
+// point of the run) leaves every remaining snapshot restorable byte for
+// byte, and a later prune finishes the job.
+TEST(RepoPruneTest, KilledPruneKeepsEverySnapshotFault) {
+  TempDir dir;
+  const std::string src = dir / "src";
+  fs::create_directories(src);
+  BackupKey key = BackupKey::Generate();
+  const std::string pristine = dir / "pristine";
+  std::vector<std::vector<uint8_t>> versions;
+  {
+    auto store = OpenBlobStore("file://" + pristine);
+    ASSERT_TRUE(store.ok());
+    RepoOptions o;
+    o.create = true;
+    o.pack_target = 256 << 10;  // many packs, many kill points
+    auto repo = Repository::Open(**store, key, o);
+    ASSERT_TRUE(repo.ok());
+    for (uint32_t v = 0; v < 10; ++v) {
+      auto data = RandomBytes(1 << 20, 100 + v);
+      auto keep = RandomBytes(1 << 20, 7);  // shared by every version
+      data.insert(data.end(), keep.begin(), keep.end());
+      WriteFile(src + "/db", data);
+      versions.push_back(data);
+      // Small files, half of them changed each time, share packs with
+      // live and dead chunks: prune must repack them.
+      for (uint32_t f = 0; f < 12; ++f) {
+        WriteFile(src + "/m" + std::to_string(f),
+                  RandomBytes(24 << 10, f % 2 ? 1000 + f : 2000 + f + 50 * v));
+      }
+      ASSERT_TRUE((*repo)->Backup(src).ok());
+    }
+    ASSERT_TRUE((*repo)->Forget(2).ok());
+  }
+  int points = 0;
+  for (int kill = 0; kill < 400; ++kill) {  // bounded; ends when not killed
+    const std::string copy = dir / ("run" + std::to_string(kill));
+    fs::copy(pristine, copy, fs::copy_options::recursive);
+    auto store = OpenBlobStore("file://" + copy);
+    ASSERT_TRUE(store.ok());
+    KillAfterStore dying(**store, kill);
+    {
+      auto repo = Repository::Open(dying, key, RepoOptions{});
+      ASSERT_TRUE(repo.ok());
+      auto ps = (*repo)->Prune();
+      if (!dying.killed()) {
+        ASSERT_TRUE(ps.ok()) << ps.status();
+        fs::remove_all(copy);
+        break;
+      }
+    }
+    ++points;
+    auto repo = Repository::Open(**store, key, RepoOptions{});
+    ASSERT_TRUE(repo.ok());
+    auto snaps = (*repo)->Snapshots();
+    ASSERT_TRUE(snaps.ok()) << snaps.status();
+    ASSERT_EQ(snaps->size(), 2u);
+    for (size_t i = 0; i < snaps->size(); ++i) {
+      const std::string out =
+          dir / ("out" + std::to_string(kill) + "-" + std::to_string(i));
+      auto r = (*repo)->Restore((*snaps)[i].id, "", out);
+      ASSERT_TRUE(r.ok()) << "kill point " << kill << ": " << r.status();
+      EXPECT_EQ(ReadFile(out + "/db"), versions[versions.size() - 2 + i])
+          << kill;
+      fs::remove_all(out);
+    }
+    auto again = (*repo)->Prune();
+    ASSERT_TRUE(again.ok()) << "kill point " << kill << ": " << again.status();
+    auto check = (*repo)->Check(true);
+    ASSERT_TRUE(check.ok());
+    EXPECT_TRUE(check->clean())
+        << kill << ::testing::PrintToString(check->problems);
+    fs::remove_all(copy);
+  }
+  EXPECT_GE(points, 30);
+}
+
+}  // namespace
+}  // namespace bkv

@@ -1,0 +1,97 @@
+// Keys, chunk ids, content-defined boundaries and sealing of repository v2.
+#include "crypto/repo_crypto.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+
+namespace bkv {
+namespace {
+
+std::vector<uint8_t> Random(size_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::vector<uint8_t> v(n);
+  for (auto& b : v) b = static_cast<uint8_t>(gen());
+  return v;
+}
+
+std::vector<size_t> Cuts(const RepoKeys& k, std::span<const uint8_t> data) {
+  std::vector<size_t> cuts;
+  size_t pos = 0;
+  while (pos < data.size()) {
+    size_t n = k.FindBoundary(data.subspan(pos));
+    pos += n;
+    cuts.push_back(pos);
+  }
+  return cuts;
+}
+
+TEST(RepoCrypto, BoundariesRespectMinMaxAndAverage) {
+  RepoKeys k = RepoKeys::Derive(BackupKey::Generate());
+  auto data = Random(32 << 20, 1);
+  auto cuts = Cuts(k, data);
+  size_t prev = 0;
+  for (size_t i = 0; i < cuts.size(); ++i) {
+    size_t len = cuts[i] - prev;
+    if (i + 1 < cuts.size()) {
+      EXPECT_GE(len, ChunkerParams::kMin);
+    }
+    EXPECT_LE(len, ChunkerParams::kMax);
+    prev = cuts[i];
+  }
+  const size_t avg = data.size() / cuts.size();
+  EXPECT_GT(avg, ChunkerParams::kMin);
+  EXPECT_LT(avg, ChunkerParams::kMax / 2);
+}
+
+TEST(RepoCrypto, BoundariesResynchroniseAfterAnInsertion) {
+  RepoKeys k = RepoKeys::Derive(BackupKey::Generate());
+  auto data = Random(16 << 20, 2);
+  auto before = Cuts(k, data);
+  data.insert(data.begin() + 5'000'000, 0x42);
+  auto after = Cuts(k, data);
+  size_t shared = 0;
+  for (size_t c : before) {
+    if (c > 5'000'000 &&
+        std::find(after.begin(), after.end(), c + 1) != after.end()) {
+      ++shared;
+    }
+  }
+  size_t later = 0;
+  for (size_t c : before) later += c > 5'000'000;
+  EXPECT_GE(shared + 1, later);  // all but at most one later cut survive
+}
+
+TEST(RepoCrypto, BoundariesAndIdsDependOnTheKey) {
+  RepoKeys a = RepoKeys::Derive(BackupKey::Generate());
+  RepoKeys b = RepoKeys::Derive(BackupKey::Generate());
+  auto data = Random(8 << 20, 3);
+  EXPECT_NE(Cuts(a, data), Cuts(b, data));
+  EXPECT_NE(a.IdOf(data), b.IdOf(data));
+  EXPECT_EQ(a.IdOf(data), a.IdOf(data));
+}
+
+TEST(RepoCrypto, SealedObjectOpensOnlyAsItsKindAndId) {
+  RepoKeys k = RepoKeys::Derive(BackupKey::Generate());
+  auto pt = Random(1000, 4);
+  ChunkId id = k.IdOf(pt);
+  auto sealed = k.Seal(RepoObjectKind::kChunk, id, pt);
+  ASSERT_TRUE(sealed.ok());
+  auto opened = k.Open(RepoObjectKind::kChunk, id, *sealed);
+  ASSERT_TRUE(opened.ok());
+  EXPECT_EQ(*opened, pt);
+  ChunkId other = id;
+  other[0] ^= 1;
+  EXPECT_EQ(k.Open(RepoObjectKind::kChunk, other, *sealed).status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_FALSE(k.Open(RepoObjectKind::kIndex, id, *sealed).ok());
+  (*sealed)[20] ^= 1;
+  EXPECT_FALSE(k.Open(RepoObjectKind::kChunk, id, *sealed).ok());
+  RepoKeys wrong = RepoKeys::Derive(BackupKey::Generate());
+  (*sealed)[20] ^= 1;
+  EXPECT_FALSE(wrong.Open(RepoObjectKind::kChunk, id, *sealed).ok());
+}
+
+}  // namespace
+}  // namespace bkv
