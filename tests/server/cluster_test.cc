@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -16,6 +18,8 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_join.h"
+#include "client/vault_client.h"
+#include "client/vault_errors.h"
 #include "absl/synchronization/mutex.h"
 #include "server/config.h"
 #include "tests/server/vault_harness.h"
@@ -192,6 +196,90 @@ TEST_F(ClusterTest, LoginStartedOnAKilledNodeFinishesOnAnother) {
   TestClient::Recovery r = Client(1)->Recover(token, account, "pw");
   ASSERT_TRUE(r.result.ok()) << r.result.status.error_message();
   EXPECT_EQ(r.backup_key.RevealAsString(), key.RevealAsString());
+}
+
+// The SDK over all three nodes, node 0 first; `calls` records every RPC
+// attempt, and `before` runs ahead of each (to kill a node mid-recovery).
+std::unique_ptr<client::VaultClient> SdkClient(
+    const std::vector<std::unique_ptr<VaultProcess>>& nodes,
+    const std::string& token, std::vector<std::string>* calls,
+    std::function<void(std::string_view)> before) {
+  client::VaultOptions o;
+  o.address = nodes[0]->address();
+  for (size_t i = 1; i < nodes.size(); ++i) {
+    o.failover_addresses.push_back(nodes[i]->address());
+  }
+  o.server_public_key = nodes[0]->public_key();
+  o.ksf = TestKsfParams();
+  o.min_ksf = TestKsfParams();
+  o.account_token = [token] { return token; };
+  o.timeout = std::chrono::seconds(20);
+  o.before_call = [calls, before](std::string_view rpc) {
+    calls->emplace_back(rpc);
+    if (before) before(rpc);
+  };
+  auto c = client::VaultClient::Create(std::move(o));
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? *std::move(c) : nullptr;
+}
+
+int Count(const std::vector<std::string>& calls, const std::string& rpc) {
+  return static_cast<int>(std::count(calls.begin(), calls.end(), rpc));
+}
+
+TEST_F(ClusterTest, SdkRetryFinishesRecoveryOnAnotherNodeAfterSigkill) {
+  const std::string account = "cluster-sdk-finish";
+  const std::string token = Token(account);
+  std::vector<std::string> calls;
+  bool killed = false;
+  auto sdk = SdkClient(nodes_, token, &calls, [&](std::string_view rpc) {
+    if (rpc == "RecoverFinish" && !killed) {
+      killed = true;
+      nodes_[0]->Kill();  // after KE2, before KE3 reaches it
+    }
+  });
+  ASSERT_NE(sdk, nullptr);
+  SecretBytes key = SecretBytes::Copy(std::string(32, 's'));
+  ASSERT_TRUE(sdk->Register(account, SecretBytes::Copy(std::string("pw")), key)
+                  .ok());
+  auto got = sdk->Recover(account, SecretBytes::Copy(std::string("pw")));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->RevealAsString(), key.RevealAsString());
+  EXPECT_TRUE(killed);
+  EXPECT_EQ(Count(calls, "RecoverStart"), 1);
+  EXPECT_EQ(Count(calls, "RecoverFinish"), 2);  // node 0, then node 1
+  auto status = sdk->Status();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->attempts_remaining, kLimit);
+}
+
+TEST_F(ClusterTest, SdkRetryNeverRepeatsARecoverStartOnAnotherNode) {
+  const std::string account = "cluster-sdk-start";
+  const std::string token = Token(account);
+  std::vector<std::string> calls;
+  bool killed = false;
+  auto sdk = SdkClient(nodes_, token, &calls, [&](std::string_view rpc) {
+    if (rpc == "RecoverStart" && !killed) {
+      killed = true;
+      nodes_[0]->Kill();
+    }
+  });
+  ASSERT_NE(sdk, nullptr);
+  SecretBytes key = SecretBytes::Copy(std::string(32, 't'));
+  ASSERT_TRUE(sdk->Register(account, SecretBytes::Copy(std::string("pw")), key)
+                  .ok());
+  auto failed = sdk->Recover(account, SecretBytes::Copy(std::string("pw")));
+  ASSERT_FALSE(failed.ok());
+  const client::VaultError e = client::VaultError::From(failed.status());
+  EXPECT_EQ(e.kind, client::VaultErrorKind::kTransient);
+  EXPECT_NE(e.attempt_spent, client::AttemptSpent::kNo)
+      << "a RecoverStart that got no answer may have been counted";
+  EXPECT_EQ(Count(calls, "RecoverStart"), 1) << "repeated on another node";
+  EXPECT_EQ(Count(calls, "RecoverFinish"), 0);
+  // The next recovery goes to a live node.
+  auto got = sdk->Recover(account, SecretBytes::Copy(std::string("pw")));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->RevealAsString(), key.RevealAsString());
 }
 
 TEST(ClusterConfigTest, EtcdSettingsAreCheckedAtLoad) {
