@@ -176,8 +176,10 @@ absl::Status CheckKeysMatchRecords(const std::string& path,
     Log("warn", "key_check_created",
         {{"path", path},
          {"note",
-          "records predate the key check file; the keys now on the token "
-          "were taken as the right ones"}});
+          "no key check file in this data directory (records that predate "
+          "it, or a new node of an etcd cluster); the keys now on the token "
+          "were taken as the right ones: compare this file with the other "
+          "nodes'"}});
   }
   return absl::OkStatus();
 }
