@@ -122,7 +122,8 @@ const Option kOptions[] = {
     {"storage", "etcd_key_file", "etcd-key-file", &VaultConfig::etcd_key_file,
      "PEM private key of that certificate"},
     {"storage", "etcd_insecure", "etcd-insecure", &VaultConfig::etcd_insecure,
-     "plaintext gRPC to etcd (loopback members only, for tests)"},
+     "plaintext gRPC to etcd (loopback members only, unless "
+     "allow_plaintext_non_loopback)"},
     {"storage", "etcd_call_timeout_ms", "etcd-call-timeout-ms",
      &VaultConfig::etcd_call_timeout_ms, "deadline of one etcd request"},
     {"storage", "etcd_op_timeout_ms", "etcd-op-timeout-ms",
@@ -243,16 +244,17 @@ absl::Status ValidateEtcd(const VaultConfig& c) {
     return absl::InvalidArgumentError(
         "storage etcd needs etcd_endpoints (host:port,host:port,...)");
   }
-  if (c.etcd_insecure) {
+  if (c.etcd_insecure && !c.allow_plaintext_non_loopback) {
     for (const std::string& e : endpoints) {
       if (!IsLoopback(e)) {
         return absl::InvalidArgumentError(absl::StrCat(
             "refusing plaintext to etcd member ", e,
             ": etcd_insecure is for loopback test clusters; configure "
-            "etcd_ca_file (and etcd_cert_file/etcd_key_file)"));
+            "etcd_ca_file (and etcd_cert_file/etcd_key_file), or set "
+            "allow_plaintext_non_loopback on a private network"));
       }
     }
-  } else if (c.etcd_ca_file.empty()) {
+  } else if (!c.etcd_insecure && c.etcd_ca_file.empty()) {
     return absl::InvalidArgumentError(
         "storage etcd needs etcd_ca_file (TLS to etcd), or etcd_insecure "
         "for a loopback test cluster");

@@ -292,6 +292,11 @@ TEST(ClusterConfigTest, EtcdSettingsAreCheckedAtLoad) {
   ASSERT_FALSE(plaintext_remote.ok());
   EXPECT_NE(plaintext_remote.status().message().find("etcd_ca_file"),
             std::string::npos);
+  // A private network may carry plaintext when the operator says so.
+  auto private_net = LoadConfig(std::vector<std::string>{
+      "--storage", "etcd", "--etcd-endpoints", "10.0.0.5:2379",
+      "--etcd-insecure", "--allow-plaintext-non-loopback"});
+  EXPECT_TRUE(private_net.ok()) << private_net.status();
   auto no_tls = LoadConfig(std::vector<std::string>{
       "--storage", "etcd", "--etcd-endpoints", "10.0.0.5:2379"});
   EXPECT_FALSE(no_tls.ok());
