@@ -244,8 +244,7 @@ absl::Status Logged(absl::string_view event, absl::Status s) {
   return s;
 }
 
-#define BKV_BUILD_STEP(event, expr) \
-  BKV_RETURN_IF_ERROR(Logged(event, (expr)))
+#define BKV_BUILD_STEP(event, expr) BKV_RETURN_IF_ERROR(Logged(event, (expr)))
 
 // The token, its keys (self-tested and matched to the records) and the
 // instrumented wrappers every other component uses.
@@ -419,19 +418,17 @@ std::string DescribeForTesting(const ComponentOptions& o) {
       "\netcd=", absl::StrJoin(e.endpoints, ","), ",", e.key_prefix, ",",
       e.ca_file, ",", e.cert_file, ",", e.key_file, ",", e.insecure, ",",
       absl::FormatDuration(e.call_timeout), ",",
-      absl::FormatDuration(e.op_timeout),
-      "\naudit_log=", o.audit_log, "\nkey_check=", o.key_check,
-      "\nissuer_keys_file=", o.issuer_keys_file,
+      absl::FormatDuration(e.op_timeout), "\naudit_log=", o.audit_log,
+      "\nkey_check=", o.key_check, "\nissuer_keys_file=", o.issuer_keys_file,
       "\ndev_issuer=", o.dev_issuer_key, ",", o.dev_issuer_keys,
       "\ntoken_policy=", o.audience, ",", o.issuer,
       "\nopaque=", o.opaque.context, ",", o.opaque.server_identity.value_or(""),
       "\nvault=", o.vault.limits.attempt_limit, ",",
       o.vault.limits.login_ttl_ms, ",", o.vault.limits.min_ksf_memory_kib, ",",
-      o.vault.limits.reset_delay_ms,
-      "\nlimits=", limiter(o.limits.read), " ", limiter(o.limits.guess), " ",
-      limiter(o.limits.call), " ", limiter(o.limits.peer), " ",
-      limiter(o.limits.unauthenticated), " ", o.limits.trusted_proxies,
-      "\ninfo=", o.info.ShortDebugString(), "\n");
+      o.vault.limits.reset_delay_ms, "\nlimits=", limiter(o.limits.read), " ",
+      limiter(o.limits.guess), " ", limiter(o.limits.call), " ",
+      limiter(o.limits.peer), " ", limiter(o.limits.unauthenticated), " ",
+      o.limits.trusted_proxies, "\ninfo=", o.info.ShortDebugString(), "\n");
 }
 
 absl::StatusOr<std::unique_ptr<VaultNode>> BuildVault(const VaultConfig& c) {

@@ -41,6 +41,25 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
   return grpc::SslServerCredentials(opts);
 }
 
+// The gRPC server for `service` on l.listen; `bound_port` is 0 on failure.
+std::unique_ptr<grpc::Server> StartGrpc(
+    const ComponentOptions::Listener& l,
+    std::shared_ptr<grpc::ServerCredentials> creds, VaultService& service,
+    int* bound_port) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(l.listen, std::move(creds), bound_port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(l.max_message_bytes));
+  builder.RegisterService(&service);
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(std::make_unique<InvalidRequestInterceptorFactory>());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  return builder.BuildAndStart();
+}
+
 int Fail(absl::string_view event, const absl::Status& s) {
   Log("error", event, {{"error", std::string(s.ToString())}});
   return 1;
@@ -86,19 +105,9 @@ int RunServeCommand(std::span<const std::string> args) {
 
   auto creds = Credentials(l);
   if (!creds.ok()) return Fail("tls_unavailable", creds.status());
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
   int bound_port = 0;
-  builder.AddListeningPort(l.listen, *creds, &bound_port);
-  builder.SetMaxReceiveMessageSize(static_cast<int>(l.max_message_bytes));
-  builder.RegisterService(&*(*node)->service);
-  std::vector<
-      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-      interceptors;
-  interceptors.push_back(std::make_unique<InvalidRequestInterceptorFactory>());
-  builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> server =
+      StartGrpc(l, *creds, *(*node)->service, &bound_port);
   if (!server || bound_port == 0) {
     return Fail("listen_failed",
                 absl::UnavailableError(absl::StrCat(

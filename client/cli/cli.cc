@@ -327,8 +327,8 @@ absl::StatusOr<Vault> OpenVault(const Args& a, FILE* err) {
   BKV_ASSIGN_OR_RETURN(std::string address, Need(a, "--vault"));
   client::VaultOptions o;
   // ADDR,ADDR,...: nodes of one vault; the first is tried first.
-  std::vector<std::string> nodes = absl::StrSplit(address, ',',
-                                                  absl::SkipWhitespace());
+  std::vector<std::string> nodes =
+      absl::StrSplit(address, ',', absl::SkipWhitespace());
   if (nodes.empty()) return Usage("--vault needs an address");
   o.address = nodes[0];
   o.failover_addresses.assign(nodes.begin() + 1, nodes.end());

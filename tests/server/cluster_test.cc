@@ -3,6 +3,7 @@
 // limit holds across nodes, a lockout is seen by every node, and a login
 // started on a node that dies finishes on another.
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,12 +16,10 @@
 #include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "client/vault_client.h"
 #include "client/vault_errors.h"
-#include "absl/synchronization/mutex.h"
 #include "server/config.h"
 #include "tests/server/vault_harness.h"
 #include "tests/storage/etcd_cluster.h"
@@ -74,8 +73,8 @@ class ClusterTest : public ::testing::Test {
     std::vector<std::string> args = {
         "--storage", "etcd", "--etcd-endpoints",
         absl::StrJoin(etcd_->Endpoints(), ","), "--etcd-insecure",
-        "--softhsm-dir", token_dir_.path() + "/softhsm",
-        "--attempt-limit", std::to_string(kLimit),
+        "--softhsm-dir", token_dir_.path() + "/softhsm", "--attempt-limit",
+        std::to_string(kLimit),
         // The attempt counter, not the per-node rate limits, must be what
         // stops the guessers here.
         "--guess-burst", "1000", "--guess-per-second", "1000",
@@ -132,8 +131,7 @@ TEST_F(ClusterTest, ConcurrentGuessersOverThreeNodesGetAtMostLimitKe2s) {
   // History: each KE2 was handed out against its own committed counter
   // value (attempts_remaining after counting), never past the limit.
   EXPECT_EQ(remaining_at_ke2.size(), kLimit);
-  std::set<uint32_t> distinct(remaining_at_ke2.begin(),
-                              remaining_at_ke2.end());
+  std::set<uint32_t> distinct(remaining_at_ke2.begin(), remaining_at_ke2.end());
   EXPECT_EQ(distinct.size(), remaining_at_ke2.size())
       << "two KE2s for one counter value";
   for (uint32_t r : remaining_at_ke2) EXPECT_LT(r, kLimit);
@@ -240,8 +238,8 @@ TEST_F(ClusterTest, SdkRetryFinishesRecoveryOnAnotherNodeAfterSigkill) {
   });
   ASSERT_NE(sdk, nullptr);
   SecretBytes key = SecretBytes::Copy(std::string(32, 's'));
-  ASSERT_TRUE(sdk->Register(account, SecretBytes::Copy(std::string("pw")), key)
-                  .ok());
+  ASSERT_TRUE(
+      sdk->Register(account, SecretBytes::Copy(std::string("pw")), key).ok());
   auto got = sdk->Recover(account, SecretBytes::Copy(std::string("pw")));
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->RevealAsString(), key.RevealAsString());
@@ -266,8 +264,8 @@ TEST_F(ClusterTest, SdkRetryNeverRepeatsARecoverStartOnAnotherNode) {
   });
   ASSERT_NE(sdk, nullptr);
   SecretBytes key = SecretBytes::Copy(std::string(32, 't'));
-  ASSERT_TRUE(sdk->Register(account, SecretBytes::Copy(std::string("pw")), key)
-                  .ok());
+  ASSERT_TRUE(
+      sdk->Register(account, SecretBytes::Copy(std::string("pw")), key).ok());
   auto failed = sdk->Recover(account, SecretBytes::Copy(std::string("pw")));
   ASSERT_FALSE(failed.ok());
   const client::VaultError e = client::VaultError::From(failed.status());
@@ -286,9 +284,9 @@ TEST(ClusterConfigTest, EtcdSettingsAreCheckedAtLoad) {
   using server::LoadConfig;
   auto no_endpoints = LoadConfig(std::vector<std::string>{"--storage", "etcd"});
   EXPECT_FALSE(no_endpoints.ok());
-  auto plaintext_remote = LoadConfig(std::vector<std::string>{
-      "--storage", "etcd", "--etcd-endpoints", "10.0.0.5:2379",
-      "--etcd-insecure"});
+  auto plaintext_remote = LoadConfig(
+      std::vector<std::string>{"--storage", "etcd", "--etcd-endpoints",
+                               "10.0.0.5:2379", "--etcd-insecure"});
   ASSERT_FALSE(plaintext_remote.ok());
   EXPECT_NE(plaintext_remote.status().message().find("etcd_ca_file"),
             std::string::npos);

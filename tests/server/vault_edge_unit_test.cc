@@ -100,8 +100,8 @@ TEST(ConfigEdgeTest, EveryKeyReachesItsComponentRegression) {
       {"audit-log", {"/var/log/audit"}},
       // Storage keys: each sample is valid alone (etcd wants endpoints and
       // TLS or loopback plaintext, so those ride along).
-      {"storage", {"etcd", "--etcd-endpoints", "127.0.0.1:2379",
-                   "--etcd-insecure"}},
+      {"storage",
+       {"etcd", "--etcd-endpoints", "127.0.0.1:2379", "--etcd-insecure"}},
       {"etcd-endpoints", {"127.0.0.1:1,127.0.0.1:2"}},
       {"etcd-key-prefix", {"other/"}},
       {"etcd-ca-file", {"/etc/etcd/ca.pem"}},
