@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -95,6 +96,13 @@ bool IsLoopbackHostPort(std::string_view host_port) {
 
 }  // namespace
 
+
+bool FailoverSafe(std::string_view rpc) {
+  return rpc == "GetVaultInfo" || rpc == "GetStatus" ||
+         rpc == "RegisterStart" || rpc == "RegisterFinish" ||
+         rpc == "RegisterCommit" || rpc == "RecoverFinish";
+}
+
 bool IsLoopbackAddress(std::string_view address) {
   if (address.starts_with("unix:") || address.starts_with("unix-abstract:")) {
     return true;  // a local socket
@@ -125,14 +133,17 @@ bool IsLoopbackAddress(std::string_view address) {
 }
 
 struct VaultClient::Impl {
-  Impl(VaultOptions o, Argon2idKsf k, std::unique_ptr<vault::v1::Vault::Stub> s)
+  Impl(VaultOptions o, Argon2idKsf k,
+       std::vector<std::unique_ptr<vault::v1::Vault::Stub>> s)
       : options(std::move(o)),
         registration_ksf(std::move(k)),
-        stub(std::move(s)) {}
+        stubs(std::move(s)) {}
 
   VaultOptions options;
   Argon2idKsf registration_ksf;
-  std::unique_ptr<vault::v1::Vault::Stub> stub;
+  // One stub per node: options.address, then options.failover_addresses.
+  std::vector<std::unique_ptr<vault::v1::Vault::Stub>> stubs;
+  std::atomic<size_t> current{0};  // the node calls go to
   std::mutex mu;
   std::optional<VaultInfo> info ABSL_GUARDED_BY(mu);
 
@@ -167,6 +178,11 @@ struct VaultClient::Impl {
     return std::chrono::milliseconds(base + jitter);
   }
 
+  // The node did not answer at all (down, unreachable): no vault detail.
+  static bool NodeGone(const absl::Status& s, const VaultError& e) {
+    return s.code() == absl::StatusCode::kUnavailable && !e.vault_answered;
+  }
+
   // The one retry wrapper: every RPC goes through here.
   template <typename Req, typename Resp>
   absl::Status Call(const char* name, VaultCall kind,
@@ -178,10 +194,21 @@ struct VaultClient::Impl {
     for (int tries = 1;; ++tries) {
       if (options.before_call) options.before_call(name);
       auto ctx = Context(auth);
+      const size_t node = current.load() % stubs.size();
       absl::Status s = MarkVaultCall(
-          FromGrpc((stub.get()->*rpc)(ctx.get(), req, resp), *ctx), kind);
+          FromGrpc((stubs[node].get()->*rpc)(ctx.get(), req, resp), *ctx),
+          kind);
       if (s.ok() || tries == kMaxTries) return s;
       const VaultError e = VaultError::From(s);
+      if (NodeGone(s, e) && stubs.size() > 1) {
+        // Later calls go to the next node; this one is repeated there only
+        // when that cannot spend an attempt.
+        size_t expected = node;
+        current.compare_exchange_strong(expected, (node + 1) % stubs.size());
+        if (FailoverSafe(name) && tries < static_cast<int>(stubs.size())) {
+          continue;
+        }
+      }
       const auto delay = RetryDelay(e);
       if (!delay) return s;
       const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -284,12 +311,18 @@ absl::StatusOr<std::unique_ptr<VaultClient>> VaultClient::Create(
         ", m=", options.ksf.memory_kib, " KiB, p=", options.ksf.parallelism,
         ") are below the configured minimum"));
   }
-  if (!options.tls && !options.insecure_plaintext &&
-      !IsLoopbackAddress(options.address)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the vault address ", options.address,
-        " is not loopback, so TLS is required (--vault-ca FILE); plaintext "
-        "(--insecure-plaintext) would send the account token in the clear"));
+  std::vector<std::string> addresses = {options.address};
+  addresses.insert(addresses.end(), options.failover_addresses.begin(),
+                   options.failover_addresses.end());
+  for (const std::string& address : addresses) {
+    if (!options.tls && !options.insecure_plaintext &&
+        !IsLoopbackAddress(address)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the vault address ", address,
+          " is not loopback, so TLS is required (--vault-ca FILE); plaintext "
+          "(--insecure-plaintext) would send the account token in the "
+          "clear"));
+    }
   }
   BKV_ASSIGN_OR_RETURN(Argon2idKsf ksf, Argon2idKsf::Create(options.ksf));
   std::shared_ptr<grpc::ChannelCredentials> creds;
@@ -300,10 +333,13 @@ absl::StatusOr<std::unique_ptr<VaultClient>> VaultClient::Create(
   } else {
     creds = grpc::InsecureChannelCredentials();
   }
-  auto stub =
-      vault::v1::Vault::NewStub(grpc::CreateChannel(options.address, creds));
+  std::vector<std::unique_ptr<vault::v1::Vault::Stub>> stubs;
+  for (const std::string& address : addresses) {
+    stubs.push_back(
+        vault::v1::Vault::NewStub(grpc::CreateChannel(address, creds)));
+  }
   auto impl = std::make_unique<Impl>(std::move(options), std::move(ksf),
-                                     std::move(stub));
+                                     std::move(stubs));
   return std::unique_ptr<VaultClient>(new VaultClient(std::move(impl)));
 }
 

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "client/vault_errors.h"
@@ -23,6 +24,9 @@ namespace bkv::client {
 
 struct VaultOptions {
   std::string address = "127.0.0.1:50051";
+  // Other nodes of the same vault (same pinned key, same records), tried in
+  // order after `address` when a node does not answer (FailoverSafe).
+  std::vector<std::string> failover_addresses;
   // The vault's OPAQUE public key, pinned: a vault presenting another key is
   // refused (registration) or indistinguishable from a wrong password.
   opaque::Element server_public_key{};
@@ -144,6 +148,15 @@ class VaultClient {
   explicit VaultClient(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Whether `rpc` may be repeated on another node after the node it went to
+// did not answer (gRPC UNAVAILABLE with no vault detail): reads and
+// registration steps (which spend nothing) and RecoverFinish (its attempt
+// was counted by RecoverStart; a repeat spends nothing more). Never
+// RecoverStart, whose attempt may have been counted before the node went
+// away, nor Delete or RequestReset; after those the next call goes to the
+// next node, but the failure is returned.
+bool FailoverSafe(std::string_view rpc);
 
 // Whether a gRPC target is on this machine (loopback IP, localhost, unix:).
 bool IsLoopbackAddress(std::string_view address);

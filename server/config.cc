@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "hsm/key_ceremony.h"
 #include "server/rate_limiter.h"
 
@@ -105,6 +106,29 @@ const Option kOptions[] = {
      "comma-separated proxy addresses whose x-forwarded-for names the client"},
     {"audit", "path", "audit-log", &VaultConfig::audit_log,
      "audit log file (default <data_dir>/audit.log)"},
+    {"storage", "backend", "storage", &VaultConfig::storage_backend,
+     "record store: rocksdb (under data_dir) or etcd (shared by nodes)"},
+    {"storage", "etcd_endpoints", "etcd-endpoints",
+     &VaultConfig::etcd_endpoints,
+     "comma-separated host:port of one etcd cluster's members"},
+    {"storage", "etcd_key_prefix", "etcd-key-prefix",
+     &VaultConfig::etcd_key_prefix,
+     "prefix of every key; the same on every node of one vault"},
+    {"storage", "etcd_ca_file", "etcd-ca-file", &VaultConfig::etcd_ca_file,
+     "PEM CA that signed the etcd members' certificates"},
+    {"storage", "etcd_cert_file", "etcd-cert-file",
+     &VaultConfig::etcd_cert_file,
+     "PEM client certificate for etcd's --client-cert-auth"},
+    {"storage", "etcd_key_file", "etcd-key-file", &VaultConfig::etcd_key_file,
+     "PEM private key of that certificate"},
+    {"storage", "etcd_insecure", "etcd-insecure", &VaultConfig::etcd_insecure,
+     "plaintext gRPC to etcd (loopback members only, unless "
+     "allow_plaintext_non_loopback)"},
+    {"storage", "etcd_call_timeout_ms", "etcd-call-timeout-ms",
+     &VaultConfig::etcd_call_timeout_ms, "deadline of one etcd request"},
+    {"storage", "etcd_op_timeout_ms", "etcd-op-timeout-ms",
+     &VaultConfig::etcd_op_timeout_ms,
+     "deadline of one store operation, retries on other members included"},
 };
 
 absl::Status SetFromString(VaultConfig& c, const Option& o,
@@ -214,6 +238,50 @@ bool IsLoopback(const std::string& listen) {
   return false;
 }
 
+absl::Status ValidateEtcd(const VaultConfig& c) {
+  const std::vector<std::string> endpoints = c.EtcdEndpoints();
+  if (endpoints.empty()) {
+    return absl::InvalidArgumentError(
+        "storage etcd needs etcd_endpoints (host:port,host:port,...)");
+  }
+  if (c.etcd_insecure && !c.allow_plaintext_non_loopback) {
+    for (const std::string& e : endpoints) {
+      if (!IsLoopback(e)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "refusing plaintext to etcd member ", e,
+            ": etcd_insecure is for loopback test clusters; configure "
+            "etcd_ca_file (and etcd_cert_file/etcd_key_file), or set "
+            "allow_plaintext_non_loopback on a private network"));
+      }
+    }
+  } else if (!c.etcd_insecure && c.etcd_ca_file.empty()) {
+    return absl::InvalidArgumentError(
+        "storage etcd needs etcd_ca_file (TLS to etcd), or etcd_insecure "
+        "for a loopback test cluster");
+  }
+  if (c.etcd_cert_file.empty() != c.etcd_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "set both etcd_cert_file and etcd_key_file, or neither");
+  }
+  if (c.etcd_key_prefix.empty()) {
+    return absl::InvalidArgumentError("etcd_key_prefix must not be empty");
+  }
+  if (c.etcd_call_timeout_ms < 10 ||
+      c.etcd_op_timeout_ms < c.etcd_call_timeout_ms ||
+      c.etcd_op_timeout_ms > 600000) {
+    return absl::InvalidArgumentError(
+        "need 10 <= etcd_call_timeout_ms <= etcd_op_timeout_ms <= 600000");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateStorage(const VaultConfig& c) {
+  if (c.storage_backend == "rocksdb") return absl::OkStatus();
+  if (c.storage_backend == "etcd") return ValidateEtcd(c);
+  return absl::InvalidArgumentError(absl::StrCat(
+      "storage backend must be rocksdb or etcd, got ", c.storage_backend));
+}
+
 }  // namespace
 
 std::string VaultConfig::SoftHsmDir() const {
@@ -228,6 +296,9 @@ std::string VaultConfig::DevIssuerKeyPath() const {
 }
 std::string VaultConfig::KeyCheckPath() const {
   return absl::StrCat(data_dir, "/", hsm::kKeyCheckFile);
+}
+std::vector<std::string> VaultConfig::EtcdEndpoints() const {
+  return absl::StrSplit(etcd_endpoints, ',', absl::SkipWhitespace());
 }
 std::string VaultConfig::DevIssuerKeysPath() const {
   return data_dir + "/dev-issuer.pub";
@@ -294,7 +365,7 @@ absl::Status VaultConfig::Validate() const {
   if (audience.empty()) {
     return absl::InvalidArgumentError("auth audience must not be empty");
   }
-  return absl::OkStatus();
+  return ValidateStorage(*this);
 }
 
 absl::StatusOr<VaultConfig> LoadConfig(std::span<const std::string> args) {

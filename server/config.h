@@ -62,6 +62,17 @@ struct VaultConfig {
   std::string trusted_proxies;
   // [audit]
   std::string audit_log;  // empty: <data_dir>/audit.log
+  // [storage] Where the records live: "rocksdb" (under data_dir, one node)
+  // or "etcd" (one etcd cluster shared by every vault node; docs/storage.md).
+  std::string storage_backend = "rocksdb";
+  std::string etcd_endpoints;  // comma-separated host:port of the members
+  std::string etcd_key_prefix = "bkv/";
+  std::string etcd_ca_file;  // TLS to etcd: members' CA, client cert, key
+  std::string etcd_cert_file;
+  std::string etcd_key_file;
+  bool etcd_insecure = false;  // plaintext to etcd: loopback members only
+  int64_t etcd_call_timeout_ms = 2000;
+  int64_t etcd_op_timeout_ms = 10000;
 
   // Paths derived from data_dir when not set.
   std::string SoftHsmDir() const;
@@ -70,6 +81,8 @@ struct VaultConfig {
   std::string DevIssuerKeyPath() const;
   std::string DevIssuerKeysPath() const;
   std::string KeyCheckPath() const;  // hsm/key_ceremony.h MakeKeyCheck
+  bool UsesEtcd() const { return storage_backend == "etcd"; }
+  std::vector<std::string> EtcdEndpoints() const;
 
   absl::Status Validate() const;
 };

@@ -8,6 +8,7 @@
 #include "server/health_command.h"
 #include "server/hsm_command.h"
 #include "server/serve_command.h"
+#include "server/token_command.h"
 
 namespace bkv::server {
 namespace {

@@ -68,7 +68,9 @@ usage:
 password instead of a key file (backup, restore, list):
   --vault ADDR --password-stdin       the key is kept by bkv-vault behind a
                                       password read from stdin; the first
-                                      backup registers a new key
+                                      backup registers a new key;
+                                      ADDR,ADDR,... names several nodes of
+                                      one vault (failover, docs/operations.md)
   --vault-key HEX                     the vault's public key (64 hex digits,
                                       `bkv-vault hsm status`), pinned; or
                                       $BKV_VAULT_KEY
@@ -336,7 +338,12 @@ absl::Status VaultOptionsFrom(const Args& a, FILE* err,
 absl::StatusOr<Vault> OpenVault(const Args& a, FILE* err) {
   BKV_ASSIGN_OR_RETURN(std::string address, Need(a, "--vault"));
   client::VaultOptions o;
-  o.address = address;
+  // ADDR,ADDR,...: nodes of one vault; the first is tried first.
+  std::vector<std::string> nodes =
+      absl::StrSplit(address, ',', absl::SkipWhitespace());
+  if (nodes.empty()) return Usage("--vault needs an address");
+  o.address = nodes[0];
+  o.failover_addresses.assign(nodes.begin() + 1, nodes.end());
   const std::string key_hex = EnvOr(a, "--vault-key", "BKV_VAULT_KEY");
   if (key_hex.empty()) {
     return Usage("--vault needs --vault-key HEX (or BKV_VAULT_KEY) to pin it");

@@ -98,6 +98,18 @@ TEST(ConfigEdgeTest, EveryKeyReachesItsComponentRegression) {
       {"unauthenticated-per-second", {"7"}},
       {"trusted-proxies", {"10.0.0.1"}},
       {"audit-log", {"/var/log/audit"}},
+      // Storage keys: each sample is valid alone (etcd wants endpoints and
+      // TLS or loopback plaintext, so those ride along).
+      {"storage",
+       {"etcd", "--etcd-endpoints", "127.0.0.1:2379", "--etcd-insecure"}},
+      {"etcd-endpoints", {"127.0.0.1:1,127.0.0.1:2"}},
+      {"etcd-key-prefix", {"other/"}},
+      {"etcd-ca-file", {"/etc/etcd/ca.pem"}},
+      {"etcd-cert-file", {"/c.pem", "--etcd-key-file", "/k.pem"}},
+      {"etcd-key-file", {"/k.pem", "--etcd-cert-file", "/c.pem"}},
+      {"etcd-insecure", {}},
+      {"etcd-call-timeout-ms", {"500"}},
+      {"etcd-op-timeout-ms", {"3000"}},
   };
   auto defaults = LoadConfig({});
   ASSERT_TRUE(defaults.ok());

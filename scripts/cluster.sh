@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# A local vault cluster on loopback, for development and demos:
+#   scripts/cluster.sh up       3 etcd members + 3 bkv-vault nodes
+#   scripts/cluster.sh status   which processes run, the etcd leader's health
+#   scripts/cluster.sh down     stop them (the data under var/cluster stays)
+#   scripts/cluster.sh clean    down, then remove var/cluster
+# Ports: etcd clients 23791-23793 (peers 23801-23803), vault gRPC
+# 50061-50063, metrics 9471-9473. The nodes share one SoftHSM development
+# token (var/cluster/softhsm, made by `bkv-vault hsm init`) and one
+# development issuer (node 1's). Plaintext to etcd on loopback only; a real
+# deployment uses TLS (docs/operations.md, "Several vault nodes").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+dir=$root/var/cluster
+vault_bin=$root/build/release/server/bkv-vault
+etcd_bin=${BKV_ETCD:-/usr/bin/etcd}
+nodes=(1 2 3)
+endpoints=127.0.0.1:23791,127.0.0.1:23792,127.0.0.1:23793
+initial=m1=http://127.0.0.1:23801,m2=http://127.0.0.1:23802,m3=http://127.0.0.1:23803
+
+running() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# Waits (at most 30 s) for `what` to log the "serving" line in `log`.
+wait_serving() {
+  local log=$1 pidfile=$2
+  for _ in $(seq 1 300); do
+    grep -q '"event":"serving"' "$log" 2>/dev/null && return 0
+    running "$pidfile" || { echo "cluster.sh: exited; see $log" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "cluster.sh: not serving after 30 s; see $log" >&2
+  return 1
+}
+
+etcd_up() {
+  local i=$1
+  local pidfile=$dir/etcd$i.pid
+  running "$pidfile" && { echo "etcd m$i already running"; return; }
+  local state=new
+  [[ -d $dir/etcd$i/member ]] && state=existing
+  mkdir -p "$dir/etcd$i"
+  "$etcd_bin" --name=m$i --data-dir="$dir/etcd$i" \
+    --listen-client-urls=http://127.0.0.1:2379$i \
+    --advertise-client-urls=http://127.0.0.1:2379$i \
+    --listen-peer-urls=http://127.0.0.1:2380$i \
+    --initial-advertise-peer-urls=http://127.0.0.1:2380$i \
+    --initial-cluster=$initial --initial-cluster-token=bkv-local \
+    --initial-cluster-state=$state --log-level=warn --logger=zap \
+    >"$dir/etcd$i.log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+  echo "etcd m$i: pid $(cat "$pidfile"), client 127.0.0.1:2379$i"
+}
+
+# Waits (at most 30 s) until every member reports a healthy cluster.
+wait_etcd() {
+  for _ in $(seq 1 300); do
+    local ok=0
+    for i in "${nodes[@]}"; do
+      curl -sf http://127.0.0.1:2379$i/health | grep -q '"true"' && ok=$((ok + 1))
+    done
+    [[ $ok == "${#nodes[@]}" ]] && return 0
+    sleep 0.1
+  done
+  echo "cluster.sh: etcd not healthy after 30 s; see $dir/etcd*.log" >&2
+  return 1
+}
+
+vault_up() {
+  local i=$1
+  local pidfile=$dir/vault$i.pid log=$dir/vault$i.log
+  running "$pidfile" && { echo "vault node $i already running"; return; }
+  local args=(serve --data-dir "$dir/node$i" --listen 127.0.0.1:5006$i
+    --metrics-listen 127.0.0.1:947$i --softhsm-dir "$dir/softhsm"
+    --storage etcd --etcd-endpoints $endpoints --etcd-insecure)
+  # Node 1 makes the development issuer; the others trust its key.
+  [[ $i != 1 ]] && args+=(--issuer-keys-file "$dir/node1/dev-issuer.pub")
+  : >"$log"
+  "$vault_bin" "${args[@]}" >"$log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+  wait_serving "$log" "$pidfile"
+  echo "vault node $i: pid $(cat "$pidfile"), 127.0.0.1:5006$i"
+}
+
+up() {
+  [[ -x $vault_bin ]] || BKV_TARGETS=bkv-vault scripts/build.sh release
+  mkdir -p "$dir"
+  chmod 700 "$dir"
+  for i in "${nodes[@]}"; do etcd_up "$i"; done
+  wait_etcd
+  # The key ceremony, once: every node uses this token's keys.
+  if [[ ! -f $dir/softhsm/softhsm2.conf ]]; then
+    "$vault_bin" hsm init --softhsm-dir "$dir/softhsm"
+  fi
+  for i in "${nodes[@]}"; do vault_up "$i"; done
+  echo
+  echo "vault nodes: 127.0.0.1:50061,127.0.0.1:50062,127.0.0.1:50063"
+  grep -o '"server_public_key":"[0-9a-f]*"' "$dir/vault1.log" | head -1
+  echo "tokens: $vault_bin token mint --sub ACCOUNT --data-dir $dir/node1"
+}
+
+down() {
+  for name in vault3 vault2 vault1 etcd3 etcd2 etcd1; do
+    local pidfile=$dir/$name.pid
+    if running "$pidfile"; then
+      kill -TERM "$(cat "$pidfile")"
+      for _ in $(seq 1 150); do running "$pidfile" || break; sleep 0.1; done
+      running "$pidfile" && kill -KILL "$(cat "$pidfile")"
+      echo "$name stopped"
+    fi
+    rm -f "$pidfile"
+  done
+}
+
+status() {
+  local rc=0
+  for name in etcd1 etcd2 etcd3 vault1 vault2 vault3; do
+    if running "$dir/$name.pid"; then
+      echo "$name: running (pid $(cat "$dir/$name.pid"))"
+    else
+      echo "$name: stopped"; rc=1
+    fi
+  done
+  for i in "${nodes[@]}"; do
+    curl -sf http://127.0.0.1:2379$i/health >/dev/null &&
+      echo "etcd m$i: healthy" || { echo "etcd m$i: not healthy"; rc=1; }
+  done
+  for i in "${nodes[@]}"; do
+    if running "$dir/vault$i.pid"; then
+      "$vault_bin" health --addr 127.0.0.1:5006$i >/dev/null 2>&1 &&
+        echo "vault node $i: healthy" || { echo "vault node $i: not healthy"; rc=1; }
+    fi
+  done
+  return $rc
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  clean) down; rm -rf "$dir"; echo "removed $dir" ;;
+  *) echo "usage: scripts/cluster.sh up|down|status|clean" >&2; exit 2 ;;
+esac

@@ -1,0 +1,450 @@
+#include "server/build_vault.h"
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "crypto/hash.h"
+#include "crypto/hex.h"
+#include "crypto/status_macros.h"
+#include "hsm/ake_key_pair.h"
+#include "hsm/self_test.h"
+#include "hsm/softhsm_dev.h"
+#include "server/log.h"
+#include "server/opaque_self_test.h"
+#include "storage/rocksdb_record_store.h"
+
+namespace bkv::server {
+namespace {
+
+absl::Status MakeDir(const std::string& dir) {
+  std::string path;
+  for (absl::string_view part : absl::StrSplit(dir, '/')) {
+    path = path.empty() && dir[0] == '/'
+               ? absl::StrCat("/", part)
+               : (path.empty() ? std::string(part)
+                               : absl::StrCat(path, "/", part));
+    if (part.empty() || part == ".") continue;
+    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot create directory ", path, ": ", std::strerror(errno)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteSecretFile(const std::string& path, absl::string_view text) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create ", path, ": ", std::strerror(errno)));
+  }
+  bool ok = ::write(fd, text.data(), text.size()) ==
+                static_cast<ssize_t>(text.size()) &&
+            ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) return absl::InternalError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
+// "<kid> <hex public key>" per line; '#' comments.
+absl::StatusOr<std::vector<IssuerKey>> ReadIssuerKeys(const std::string& path) {
+  BKV_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path));
+  std::vector<IssuerKey> keys;
+  int line_no = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_no;
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<absl::string_view> parts =
+        absl::StrSplit(line, ' ', absl::SkipEmpty());
+    auto pk =
+        parts.size() == 2
+            ? HexDecode(std::string_view(parts[1].data(), parts[1].size()))
+            : absl::InvalidArgumentError("");
+    if (!pk.ok() || pk->size() != 32) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ":", line_no,
+          ": expected `<kid> <64 hex digits Ed25519 public key>`"));
+    }
+    IssuerKey k{std::string(parts[0]), {}};
+    std::copy(pk->begin(), pk->end(), k.public_key.begin());
+    keys.push_back(std::move(k));
+  }
+  if (keys.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": no issuer keys"));
+  }
+  return keys;
+}
+
+// The development issuer: a key pair under data_dir, made on first start.
+absl::Status EnsureDevIssuer(const VaultConfig& c) {
+  if (::access(c.DevIssuerKeyPath().c_str(), F_OK) == 0)
+    return absl::OkStatus();
+  Ed25519KeyPair kp = GenerateEd25519KeyPair();
+  std::string secret_hex = HexEncode(kp.secret_key.Reveal()) + "\n";
+  absl::Status written = WriteSecretFile(c.DevIssuerKeyPath(), secret_hex);
+  OPENSSL_cleanse(secret_hex.data(), secret_hex.size());
+  BKV_RETURN_IF_ERROR(written);
+  BKV_RETURN_IF_ERROR(WriteSecretFile(
+      c.DevIssuerKeysPath(),
+      absl::StrCat("# development issuer: bkv-vault token mint\ndev ",
+                   HexEncode(kp.public_key), "\n")));
+  Log("warn", "dev_issuer_created",
+      {{"path", c.DevIssuerKeysPath()},
+       {"note",
+        "development token issuer; configure issuer_keys_file in "
+        "production"}});
+  return absl::OkStatus();
+}
+
+// Once RocksDB has made its CURRENT file (or the key check file exists)
+// the token's keys are what the data depends on, and none may be made anew.
+// Records on etcd are shared by every node: a node never knows them to be
+// absent, so it never makes keys (they come from `bkv-vault hsm init`).
+bool HoldsRecords(const VaultConfig& c) {
+  if (c.UsesEtcd()) return true;
+  return ::access((c.RecordsDir() + "/CURRENT").c_str(), F_OK) == 0 ||
+         ::access(c.KeyCheckPath().c_str(), F_OK) == 0;
+}
+
+absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenToken(
+    const ComponentOptions& o, bool holds_records) {
+  HsmFlags flags = o.hsm;
+  const bool dev =
+      flags.pin_file.empty() && std::getenv("BKV_HSM_PIN") == nullptr;
+  std::shared_ptr<hsm::Pkcs11Hsm> token;
+  if (!dev) {
+    BKV_ASSIGN_OR_RETURN(token, OpenHsm(flags));
+  } else {
+    // Development: a SoftHSM token under data_dir, made with its keys on
+    // first start. Never over records: a new seed would turn every right
+    // password into a wrong one.
+    flags.softhsm_dir = o.softhsm_dir;
+    BKV_ASSIGN_OR_RETURN(
+        hsm::SoftHsmDevToken dev_token,
+        hsm::PrepareSoftHsmDir(flags.softhsm_dir, flags.token_label,
+                               flags.module_path,
+                               /*allow_create=*/!holds_records));
+    BKV_ASSIGN_OR_RETURN(token, OpenHsm(flags));
+    if (!holds_records) {
+      BKV_ASSIGN_OR_RETURN(hsm::CeremonyReport report,
+                           hsm::RunKeyCeremony(*token, hsm::CeremonyOptions{}));
+      if (dev_token.token_created) {
+        Log("warn", "dev_token_created",
+            {{"dir", flags.softhsm_dir},
+             {"server_public_key", HexEncode(report.ake_public_key)},
+             {"fingerprint", report.ake_fingerprint_hex}});
+      }
+    }
+  }
+  BKV_RETURN_IF_ERROR(hsm::RequireAllKeys(*token));
+  return token;
+}
+
+// The keys on the token must be the ones the records were made with
+// (hsm/key_ceremony.h, MakeKeyCheck). The check file is written when the
+// first start made the keys, or, for a data directory older than the file,
+// once from the keys found (logged).
+absl::Status CheckKeysMatchRecords(const std::string& path,
+                                   const hsm::VaultKeys& keys,
+                                   const std::string& token_description,
+                                   bool holds_records) {
+  if (::access(path.c_str(), F_OK) == 0) {
+    BKV_ASSIGN_OR_RETURN(std::string check, ReadTextFile(path));
+    return hsm::VerifyKeyCheck(keys, check, token_description);
+  }
+  BKV_ASSIGN_OR_RETURN(std::string check, hsm::MakeKeyCheck(keys));
+  const std::string tmp = path + ".tmp";
+  ::unlink(tmp.c_str());
+  BKV_RETURN_IF_ERROR(WriteSecretFile(tmp, check));
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create ", path, ": ", std::strerror(errno)));
+  }
+  if (holds_records) {
+    Log("warn", "key_check_created",
+        {{"path", path},
+         {"note",
+          "no key check file in this data directory (records that predate "
+          "it, or a new node of an etcd cluster); the keys now on the token "
+          "were taken as the right ones: compare this file with the other "
+          "nodes'"}});
+  }
+  return absl::OkStatus();
+}
+
+// Fails start-up early, and clearly, when the data directory cannot be
+// written (a read-only mount), instead of at the first chmod or record.
+absl::Status CheckWritable(const std::string& dir) {
+  const std::string probe = dir + "/.bkv-write-probe";
+  int fd =
+      ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == EROFS) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data directory ", dir,
+          " is on a read-only file system: the vault writes its records, "
+          "audit log and token there. Mount it read-write, or point "
+          "--data-dir at a writable directory"));
+    }
+    if (err == EACCES || err == EPERM) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data directory ", dir, " is not writable by this user (",
+          std::strerror(err),
+          "): give the vault's user ownership of it (mode 0700), or point "
+          "--data-dir at a writable directory"));
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot write in data directory ", dir, ": ", std::strerror(err)));
+  }
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return absl::OkStatus();
+}
+
+// The store `o` names. The sealer must outlive it.
+absl::StatusOr<std::unique_ptr<storage::RecordStore>> OpenStore(
+    const ComponentOptions::Store& o, const Sealer& sealer) {
+  // Non-owning: the node owns the sealer and destroys it after the store.
+  std::shared_ptr<const Sealer> borrowed(std::shared_ptr<void>(), &sealer);
+  if (o.etcd) {
+#if BKV_HAVE_ETCD
+    BKV_ASSIGN_OR_RETURN(auto store, storage::EtcdRecordStore::Open(
+                                         o.etcd_options, std::move(borrowed)));
+    return std::unique_ptr<storage::RecordStore>(std::move(store));
+#else
+    return absl::FailedPreconditionError(
+        "this bkv-vault was built without etcd (BKV_WITH_ETCD=OFF): use "
+        "storage = rocksdb, or a build with etcd");
+#endif
+  }
+  BKV_RETURN_IF_ERROR(MakeDir(o.records_dir));
+  storage::RocksDbRecordStoreOptions options;
+  options.data_dir = o.records_dir;
+  BKV_ASSIGN_OR_RETURN(auto store, storage::RocksDbRecordStore::Open(
+                                       options, std::move(borrowed)));
+  return std::unique_ptr<storage::RecordStore>(std::move(store));
+}
+
+// Logs `s` under `event` when it failed; returns it.
+absl::Status Logged(absl::string_view event, absl::Status s) {
+  if (!s.ok()) Log("error", event, {{"error", std::string(s.ToString())}});
+  return s;
+}
+
+#define BKV_BUILD_STEP(event, expr) BKV_RETURN_IF_ERROR(Logged(event, (expr)))
+
+// The token, its keys (self-tested and matched to the records) and the
+// instrumented wrappers every other component uses.
+absl::Status BuildKeys(const VaultConfig& c, VaultNode& n) {
+  const ComponentOptions& o = n.options;
+  const bool holds_records = HoldsRecords(c);
+  auto token = OpenToken(o, holds_records);
+  BKV_BUILD_STEP("hsm_unavailable", token.status());
+  n.token = *std::move(token);
+  auto keys = hsm::VaultKeys::Load(n.token);
+  BKV_BUILD_STEP("hsm_keys_missing", keys.status());
+  n.keys.emplace(*std::move(keys));
+  BKV_BUILD_STEP("self_test_failed", hsm::RunTokenSelfTests(*n.token, *n.keys));
+  BKV_BUILD_STEP("hsm_keys_mismatch",
+                 CheckKeysMatchRecords(o.key_check, *n.keys,
+                                       n.token->Describe(), holds_records));
+  n.sealer.emplace(n.keys->sealer, n.metrics);
+  n.oprf_seed.emplace(n.keys->oprf_seed, n.metrics);
+  auto server_keys = opaque::ServerKeyPair::FromPrivateKey(
+      n.keys->ake.RevealPrivateKey().Reveal());
+  BKV_BUILD_STEP("hsm_keys_invalid", server_keys.status());
+  n.server_keys.emplace(*std::move(server_keys));
+  return absl::OkStatus();
+}
+
+// The audit log, keyed by a value derived once from the seed under a label
+// no OPRF or fake-record derivation can produce (those end in "OprfKey" / a
+// counter), and the record store.
+absl::Status BuildStorage(VaultNode& n) {
+  auto audit_key = n.keys->oprf_seed.HmacSha512(
+      AsBytes(std::string_view("bkv-vault/audit-account-key/v1\x00", 32)));
+  BKV_BUILD_STEP("hsm_unavailable", audit_key.status());
+  auto audit = FileAuditLog::Open(n.options.audit_log, *std::move(audit_key));
+  BKV_BUILD_STEP("audit_log_unavailable", audit.status());
+  n.audit = *std::move(audit);
+  auto store = OpenStore(n.options.store, *n.sealer);
+  BKV_BUILD_STEP("storage_unavailable", store.status());
+  n.store = *std::move(store);
+  n.timed_store.emplace(*n.store, n.metrics);
+  return absl::OkStatus();
+}
+
+absl::Status BuildVerifier(const VaultConfig& c, VaultNode& n) {
+  const ComponentOptions& o = n.options;
+  std::string keys_file = o.issuer_keys_file;
+  if (keys_file.empty()) {
+    BKV_BUILD_STEP("startup_failed", EnsureDevIssuer(c));
+    keys_file = o.dev_issuer_keys;
+  }
+  auto issuer_keys = ReadIssuerKeys(keys_file);
+  BKV_BUILD_STEP("config_invalid", issuer_keys.status());
+  auto verifier = TokenVerifier::Create(
+      TokenPolicy{*std::move(issuer_keys), o.audience, o.issuer});
+  BKV_BUILD_STEP("config_invalid", verifier.status());
+  n.verifier = *std::move(verifier);
+  return absl::OkStatus();
+}
+
+absl::Status BuildService(VaultNode& n) {
+  const ComponentOptions& o = n.options;
+  n.opaque_server.emplace(o.opaque, *n.oprf_seed, *n.server_keys);
+  n.vault.emplace(o.vault, *n.opaque_server, *n.timed_store, *n.sealer,
+                  *n.audit, n.metrics);
+  n.read_limits.emplace(o.limits.read);
+  n.guess_limits.emplace(o.limits.guess);
+  n.call_limits.emplace(o.limits.call);
+  n.peer_limits.emplace(o.limits.peer);
+  n.unauthenticated_limits.emplace(o.limits.unauthenticated);
+  auto trusted_proxies = ParseTrustedProxies(o.limits.trusted_proxies);
+  BKV_BUILD_STEP("config_invalid", trusted_proxies.status());
+  vault::v1::GetVaultInfoResponse info = o.info;
+  const auto& pk = n.keys->ake.public_key();
+  info.set_server_public_key(std::string(pk.begin(), pk.end()));
+  n.service.emplace(
+      *n.vault, *n.verifier,
+      ServiceLimits{*n.read_limits, *n.guess_limits, *n.call_limits,
+                    *n.peer_limits, *n.unauthenticated_limits,
+                    *std::move(trusted_proxies)},
+      std::move(info), n.metrics);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+ComponentOptions ComponentOptionsFor(const VaultConfig& c) {
+  ComponentOptions o;
+  o.listener = {c.listen,
+                c.metrics_listen,
+                c.tls_cert,
+                c.tls_key,
+                c.allow_plaintext_non_loopback,
+                c.drain_timeout_s,
+                c.max_message_bytes};
+  o.hsm.module_path = c.hsm_module;
+  o.hsm.token_label = c.hsm_token_label;
+  o.hsm.pin_file = c.hsm_pin_file;
+  o.hsm.sessions = static_cast<size_t>(c.hsm_sessions);
+  o.data_dir = c.data_dir;
+  o.softhsm_dir = c.SoftHsmDir();
+  o.store.etcd = c.UsesEtcd();
+  o.store.records_dir = c.RecordsDir();
+  o.store.etcd_options.endpoints = c.EtcdEndpoints();
+  o.store.etcd_options.key_prefix = c.etcd_key_prefix;
+  o.store.etcd_options.ca_file = c.etcd_ca_file;
+  o.store.etcd_options.cert_file = c.etcd_cert_file;
+  o.store.etcd_options.key_file = c.etcd_key_file;
+  o.store.etcd_options.insecure = c.etcd_insecure;
+  o.store.etcd_options.call_timeout =
+      absl::Milliseconds(c.etcd_call_timeout_ms);
+  o.store.etcd_options.op_timeout = absl::Milliseconds(c.etcd_op_timeout_ms);
+  o.audit_log = c.AuditLogPath();
+  o.key_check = c.KeyCheckPath();
+  o.issuer_keys_file = c.issuer_keys_file;
+  o.dev_issuer_key = c.DevIssuerKeyPath();
+  o.dev_issuer_keys = c.DevIssuerKeysPath();
+  o.audience = c.audience;
+  o.issuer = c.issuer;
+  o.opaque.context = c.opaque_context;
+  if (!c.server_identity.empty()) o.opaque.server_identity = c.server_identity;
+  o.vault.limits = {static_cast<uint32_t>(c.attempt_limit),
+                    c.login_ttl_s * 1000};
+  o.vault.limits.min_ksf_memory_kib =
+      static_cast<uint32_t>(c.min_ksf_memory_kib);
+  o.vault.limits.reset_delay_ms = c.reset_delay_s * 1000;
+  o.limits.read = {c.read_burst, c.read_per_second};
+  o.limits.guess = {c.guess_burst, c.guess_per_second};
+  o.limits.call = {c.account_burst, c.account_per_second};
+  o.limits.peer = {c.peer_burst, c.peer_per_second};
+  o.limits.unauthenticated = {c.unauthenticated_burst,
+                              c.unauthenticated_per_second};
+  o.limits.trusted_proxies = c.trusted_proxies;
+  // GetVaultInfo: everything a client must agree with. Argon2id's
+  // structural floors (t, p >= 1) and this vault's memory floor.
+  o.info.set_protocol_version(vault::v1::PROTOCOL_VERSION_2);
+  o.info.set_opaque_context(c.opaque_context);
+  o.info.set_server_identity(c.server_identity);
+  o.info.set_attempt_limit(static_cast<uint32_t>(c.attempt_limit));
+  o.info.mutable_min_ksf()->set_iterations(1);
+  o.info.mutable_min_ksf()->set_memory_kib(
+      static_cast<uint32_t>(c.min_ksf_memory_kib));
+  o.info.mutable_min_ksf()->set_parallelism(1);
+  o.info.set_reset_delay_ms(static_cast<uint64_t>(c.reset_delay_s) * 1000);
+  return o;
+}
+
+std::string DescribeForTesting(const ComponentOptions& o) {
+  const auto& l = o.listener;
+  const auto& e = o.store.etcd_options;
+  auto limiter = [](const RateLimiter::Options& r) {
+    return absl::StrCat(r.burst, "/", r.per_second, "/", r.max_keys_per_shard);
+  };
+  return absl::StrCat(
+      "listen=", l.listen, "\nmetrics_listen=", l.metrics_listen,
+      "\ntls=", l.tls_cert, ",", l.tls_key,
+      "\nplaintext_non_loopback=", l.plaintext_non_loopback,
+      "\ndrain_timeout_s=", l.drain_timeout_s,
+      "\nmax_message_bytes=", l.max_message_bytes, "\nhsm=", o.hsm.module_path,
+      ",", o.hsm.token_label, ",", o.hsm.pin_file, ",", o.hsm.sessions,
+      "\ndata_dir=", o.data_dir, "\nsofthsm_dir=", o.softhsm_dir,
+      "\nstore=", o.store.etcd ? "etcd" : "rocksdb", ",", o.store.records_dir,
+      "\netcd=", absl::StrJoin(e.endpoints, ","), ",", e.key_prefix, ",",
+      e.ca_file, ",", e.cert_file, ",", e.key_file, ",", e.insecure, ",",
+      absl::FormatDuration(e.call_timeout), ",",
+      absl::FormatDuration(e.op_timeout), "\naudit_log=", o.audit_log,
+      "\nkey_check=", o.key_check, "\nissuer_keys_file=", o.issuer_keys_file,
+      "\ndev_issuer=", o.dev_issuer_key, ",", o.dev_issuer_keys,
+      "\ntoken_policy=", o.audience, ",", o.issuer,
+      "\nopaque=", o.opaque.context, ",", o.opaque.server_identity.value_or(""),
+      "\nvault=", o.vault.limits.attempt_limit, ",",
+      o.vault.limits.login_ttl_ms, ",", o.vault.limits.min_ksf_memory_kib, ",",
+      o.vault.limits.reset_delay_ms, "\nlimits=", limiter(o.limits.read), " ",
+      limiter(o.limits.guess), " ", limiter(o.limits.call), " ",
+      limiter(o.limits.peer), " ", limiter(o.limits.unauthenticated), " ",
+      o.limits.trusted_proxies, "\ninfo=", o.info.ShortDebugString(), "\n");
+}
+
+absl::StatusOr<std::unique_ptr<VaultNode>> BuildVault(const VaultConfig& c) {
+  auto node = std::make_unique<VaultNode>();
+  node->options = ComponentOptionsFor(c);
+  BKV_BUILD_STEP("startup_failed", MakeDir(c.data_dir));
+  BKV_BUILD_STEP("startup_failed", CheckWritable(c.data_dir));
+  // Self-tests first: nothing is served by a process that computes wrongly.
+  BKV_BUILD_STEP("self_test_failed", RunOpaqueSelfTest());
+  BKV_RETURN_IF_ERROR(BuildKeys(c, *node));
+  BKV_RETURN_IF_ERROR(BuildStorage(*node));
+  BKV_RETURN_IF_ERROR(BuildVerifier(c, *node));
+  BKV_RETURN_IF_ERROR(BuildService(*node));
+  return node;
+}
+
+#undef BKV_BUILD_STEP
+
+}  // namespace bkv::server

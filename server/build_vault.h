@@ -1,0 +1,106 @@
+#ifndef BKV_SERVER_BUILD_VAULT_H_
+#define BKV_SERVER_BUILD_VAULT_H_
+
+// The composition root: every component of a serving vault node is built
+// from the config here, in one function, apart from the serve loop
+// (serve_command.cc) that only listens and drains.
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "bkv/vault/v1/vault.pb.h"
+#include "crypto/opaque.h"
+#include "hsm/key_ceremony.h"
+#include "server/account_token.h"
+#include "server/audit_log.h"
+#include "server/config.h"
+#include "server/hsm_command.h"
+#include "server/instrumented.h"
+#include "server/metrics.h"
+#include "server/rate_limiter.h"
+#include "server/vault.h"
+#include "server/vault_service.h"
+#include "storage/etcd_record_store.h"
+#include "storage/record_store.h"
+
+namespace bkv::server {
+
+// Where every setting goes: the options each component is built with,
+// derived from the config in this one place. BuildVault builds from exactly
+// these; a test checks that each config key changes at least one of them (a
+// key that reaches nothing is a bug, as --hsm-sessions was).
+struct ComponentOptions {
+  struct Listener {
+    std::string listen;
+    std::string metrics_listen;
+    std::string tls_cert, tls_key;
+    bool plaintext_non_loopback = false;  // checked by VaultConfig::Validate
+    int64_t drain_timeout_s = 0;
+    int64_t max_message_bytes = 0;
+  } listener;
+  HsmFlags hsm;
+  std::string data_dir;
+  std::string softhsm_dir;  // the development token, when no PIN is given
+  std::string audit_log, key_check;
+  struct Store {
+    bool etcd = false;        // else RocksDB under records_dir
+    std::string records_dir;  // RocksDB
+    storage::EtcdRecordStoreOptions etcd_options;
+  } store;
+  std::string issuer_keys_file;  // empty: the development issuer
+  std::string dev_issuer_key, dev_issuer_keys;
+  std::string audience, issuer;
+  opaque::Config opaque;
+  Vault::Options vault;
+  struct Limits {
+    RateLimiter::Options read, guess, call, peer, unauthenticated;
+    std::string trusted_proxies;
+  } limits;
+  vault::v1::GetVaultInfoResponse info;  // without the public key
+};
+ComponentOptions ComponentOptionsFor(const VaultConfig& c);
+// "name=value" lines, for tests.
+std::string DescribeForTesting(const ComponentOptions& o);
+
+// One vault node's components, owned together; members are declared (so
+// built, and destroyed in reverse) in dependency order. Not movable: the
+// components refer to each other.
+struct VaultNode {
+  VaultNode() = default;
+  VaultNode(const VaultNode&) = delete;
+  VaultNode& operator=(const VaultNode&) = delete;
+
+  ComponentOptions options;
+  std::shared_ptr<hsm::Pkcs11Hsm> token;
+  std::optional<hsm::VaultKeys> keys;
+  Metrics metrics;
+  std::optional<TimedSealer> sealer;
+  std::optional<TimedKeyedHash> oprf_seed;
+  std::optional<opaque::ServerKeyPair> server_keys;
+  std::unique_ptr<FileAuditLog> audit;
+  std::unique_ptr<storage::RecordStore> store;
+  std::optional<TimedRecordStore> timed_store;
+  std::unique_ptr<TokenVerifier> verifier;
+  std::optional<opaque::OpaqueServer> opaque_server;
+  std::optional<Vault> vault;
+  std::optional<RateLimiter> read_limits, guess_limits, call_limits,
+      peer_limits, unauthenticated_limits;
+  std::optional<VaultService> service;
+};
+
+// Builds a node from `c` (validated): the data directory, self-tests, the
+// token and its keys (checked against the key check file), the audit log,
+// the record store `c` names (RocksDB, or etcd), the token verifier, the
+// vault and its gRPC service. Fails closed: on error the reason is logged
+// under a specific event (hsm_unavailable, storage_unavailable, ...) and
+// returned; nothing is served.
+absl::StatusOr<std::unique_ptr<VaultNode>> BuildVault(const VaultConfig& c);
+
+// A whole small file (config, PEM, key), NotFound naming the path.
+absl::StatusOr<std::string> ReadTextFile(const std::string& path);
+
+}  // namespace bkv::server
+
+#endif  // BKV_SERVER_BUILD_VAULT_H_

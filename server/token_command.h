@@ -1,0 +1,16 @@
+#ifndef BKV_SERVER_TOKEN_COMMAND_H_
+#define BKV_SERVER_TOKEN_COMMAND_H_
+
+#include <span>
+#include <string>
+
+namespace bkv::server {
+
+// `bkv-vault token mint --sub ACCOUNT [--data-dir D | --key-file F --kid K]
+// [--audience A] [--issuer I] [--ttl-s N]`: prints an account token signed
+// with the development issuer key (for development and tests).
+int RunTokenCommand(std::span<const std::string> args);
+
+}  // namespace bkv::server
+
+#endif  // BKV_SERVER_TOKEN_COMMAND_H_
