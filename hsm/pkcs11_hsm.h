@@ -39,7 +39,9 @@ absl::StatusOr<std::string> LocateSoftHsmModule();
 // A logged-in PKCS#11 token, found by label in any module loaded by path.
 //
 // Guarantees:
-//  - every C_* call goes through CheckRv (pkcs11_status.h);
+//  - every C_* call whose result matters goes through CheckRv
+//    (pkcs11_status.h); teardown (C_Logout, C_CloseSession, C_Finalize) is
+//    best effort;
 //  - the token is looked up by label, never by slot number;
 //  - the PIN is used for C_Login and not kept;
 //  - requests draw sessions from a pool, so concurrent operations run in

@@ -11,8 +11,10 @@
 namespace bkv::hsm {
 
 // The one place where a PKCS#11 return value becomes an absl::Status. Every
-// C_* call in hsm/ goes through CheckRv, so every failure names the function
-// and the CKR_ constant, and the common operator mistakes read as advice:
+// C_* call in hsm/ whose result matters goes through CheckRv (only teardown's
+// C_Logout, C_CloseSession and C_Finalize are best effort), so every failure
+// names the function and the CKR_ constant, and the common operator mistakes
+// read as advice:
 //
 //   C_Login: CKR_PIN_INCORRECT: wrong PIN; check the PIN file or BKV_HSM_PIN
 //
