@@ -60,7 +60,8 @@ absl::StatusOr<std::vector<uint8_t>> GetBytes(BlobStore& store,
 absl::StatusOr<std::unique_ptr<BlobStore>> OpenBlobStore(
     std::string_view url, const BlobStoreOptions& options) {
   const std::string u(url);
-  if (absl::StartsWith(u, "file://")) return FileBlobStore::Open(u, options.create);
+  if (absl::StartsWith(u, "file://"))
+    return FileBlobStore::Open(u, options.create);
   if (absl::StartsWith(u, "s3://")) return S3BlobStore::Open(u, options);
   if (absl::StartsWith(u, "webdav://") || absl::StartsWith(u, "webdavs://")) {
     return WebDavBlobStore::Open(u, options);

@@ -16,8 +16,8 @@ namespace bkv {
 class FileBlobStore final : public BlobStore {
  public:
   // url: file:///absolute/path
-  static absl::StatusOr<std::unique_ptr<BlobStore>> Open(
-      const std::string& url, bool create = true);
+  static absl::StatusOr<std::unique_ptr<BlobStore>> Open(const std::string& url,
+                                                         bool create = true);
 
   absl::Status Put(std::string_view name, ByteSource& source) override;
   absl::Status Get(std::string_view name, const ByteSink& sink) override;

@@ -96,7 +96,6 @@ bool IsLoopbackHostPort(std::string_view host_port) {
 
 }  // namespace
 
-
 bool FailoverSafe(std::string_view rpc) {
   return rpc == "GetVaultInfo" || rpc == "GetStatus" ||
          rpc == "RegisterStart" || rpc == "RegisterFinish" ||

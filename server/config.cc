@@ -331,8 +331,7 @@ absl::Status VaultConfig::Validate() const {
     return absl::InvalidArgumentError("attempt_limit must be in [1, 16]");
   }
   if (reset_delay_s < 1 || reset_delay_s > 365LL * 24 * 3600) {
-    return absl::InvalidArgumentError(
-        "reset_delay_s must be in [1, 31536000]");
+    return absl::InvalidArgumentError("reset_delay_s must be in [1, 31536000]");
   }
   if (login_ttl_s < 1 || login_ttl_s > 60) {
     return absl::InvalidArgumentError("login_ttl_s must be in [1, 60]");

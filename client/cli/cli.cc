@@ -568,8 +568,8 @@ absl::StatusOr<std::unique_ptr<BlobStore>> Store(const Args& a,
 // Repository format v2 (issue 13); defined below Check.
 absl::Status BackupIncremental(Context& c, BlobStore& store,
                                const BackupKey& key);
-absl::Status RestoreSnapshot(Context& c, BlobStore& store,
-                             const BackupKey& key, const std::string& target);
+absl::Status RestoreSnapshot(Context& c, BlobStore& store, const BackupKey& key,
+                             const std::string& target);
 absl::Status CheckRepository(Context& c, BlobStore& store,
                              const BackupKey& key);
 
@@ -625,7 +625,8 @@ absl::Status Restore(Context& c) {
   BKV_ASSIGN_OR_RETURN(std::string target, Need(c.args, "--to"));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
   BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
-  if (v2 || c.args.values.count("--snapshot") || c.args.values.count("--path")) {
+  if (v2 || c.args.values.count("--snapshot") ||
+      c.args.values.count("--path")) {
     return RestoreSnapshot(c, *store, key, target);
   }
   std::string id;
@@ -722,9 +723,10 @@ absl::Status BackupIncremental(Context& c, BlobStore& store,
   for (const char* flag : {"--keep", "--chunk-size"}) {
     if (c.args.values.count(flag)) {
       return Usage(absl::StrCat(
-          flag, " is for single-stream (v1) backups; an incremental "
-                "repository uses `bkv forget --keep-last N` and chunks by "
-                "content"));
+          flag,
+          " is for single-stream (v1) backups; an incremental "
+          "repository uses `bkv forget --keep-last N` and chunks by "
+          "content"));
     }
   }
   BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(store, key, true));
@@ -765,8 +767,8 @@ absl::Status BackupIncremental(Context& c, BlobStore& store,
   return absl::OkStatus();
 }
 
-absl::Status RestoreSnapshot(Context& c, BlobStore& store,
-                             const BackupKey& key, const std::string& target) {
+absl::Status RestoreSnapshot(Context& c, BlobStore& store, const BackupKey& key,
+                             const std::string& target) {
   BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(store, key, false));
   std::string id, path;
   if (auto it = c.args.values.find("--snapshot"); it != c.args.values.end()) {
@@ -881,10 +883,11 @@ absl::Status CheckRepository(Context& c, BlobStore& store,
   BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(store, key, false));
   BKV_ASSIGN_OR_RETURN(RepoCheckReport r, repo->Check(c.args.read_data));
   const std::string summary = absl::StrCat(
-      r.snapshots, " snapshots, ", r.indexes, " indexes, ", r.packs,
-      " packs, ", r.chunks, " chunks",
-      c.args.read_data ? absl::StrCat(" (", r.chunks_read, " read and verified)")
-                       : std::string(" (structure)"),
+      r.snapshots, " snapshots, ", r.indexes, " indexes, ", r.packs, " packs, ",
+      r.chunks, " chunks",
+      c.args.read_data
+          ? absl::StrCat(" (", r.chunks_read, " read and verified)")
+          : std::string(" (structure)"),
       "; ", r.problems.size(), " problems");
   absl::Status result = absl::OkStatus();
   if (!r.clean()) {
@@ -892,10 +895,11 @@ absl::Status CheckRepository(Context& c, BlobStore& store,
   }
   if (c.args.json) {
     std::string json = absl::StrCat(
-        "{\"format\":2,\"snapshots\":", r.snapshots, ",\"indexes\":",
-        r.indexes, ",\"packs\":", r.packs, ",\"chunks\":", r.chunks,
-        ",\"chunks_read\":", r.chunks_read, ",\"read_data\":",
-        c.args.read_data ? "true" : "false", ",\"problems\":[");
+        "{\"format\":2,\"snapshots\":", r.snapshots, ",\"indexes\":", r.indexes,
+        ",\"packs\":", r.packs, ",\"chunks\":", r.chunks,
+        ",\"chunks_read\":", r.chunks_read,
+        ",\"read_data\":", c.args.read_data ? "true" : "false",
+        ",\"problems\":[");
     for (size_t i = 0; i < r.problems.size(); ++i) {
       absl::StrAppend(&json, i ? "," : "", JsonString(r.problems[i]));
     }
@@ -906,7 +910,8 @@ absl::Status CheckRepository(Context& c, BlobStore& store,
     for (const std::string& p : r.problems) {
       std::fprintf(c.out, "problem: %s\n", p.c_str());
     }
-    for (const std::string& n : r.notes) std::fprintf(c.out, "note: %s\n", n.c_str());
+    for (const std::string& n : r.notes)
+      std::fprintf(c.out, "note: %s\n", n.c_str());
     std::fprintf(c.out, "%s\n", summary.c_str());
   }
   return result;

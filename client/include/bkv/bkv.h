@@ -41,9 +41,9 @@ typedef enum bkv_status {
   BKV_VAULT_RATE_LIMITED = 12,    /* too many calls: wait retry_after_ms */
   BKV_VAULT_UNAUTHENTICATED = 13, /* account token refused or expired: get a
                                      new one, then bkv_vault_set_token */
-  BKV_VAULT_CONFIG = 14, /* the vault is not the configured one (context,
-                            server identity, public key or protocol version
-                            differ; the message names which): nothing spent */
+  BKV_VAULT_CONFIG = 14,        /* the vault is not the configured one (context,
+                                   server identity, public key or protocol version
+                                   differ; the message names which): nothing spent */
   BKV_VAULT_PROOF_REQUIRED = 15 /* replacing or deleting an active record
                                    needs its password, or a due reset */
 } bkv_status;
@@ -146,8 +146,8 @@ typedef struct bkv_vault_options {
   uint32_t argon2_iterations;
   uint32_t argon2_memory_kib;
   uint32_t argon2_parallelism;
-  const char* server_identity;   /* the vault's OPAQUE server identity; NULL:
-                                    its public key (the default) */
+  const char* server_identity; /* the vault's OPAQUE server identity; NULL:
+                                  its public key (the default) */
   /* Nonzero: plaintext to a non-loopback address. DANGEROUS: the account
    * token (a bearer credential) and the whole exchange cross the network in
    * the clear. For test networks only. */
@@ -234,8 +234,7 @@ bkv_status bkv_vault_delete(bkv_vault* vault, bkv_vault_error* out_detail,
 
 /* Proves the password (one recovery: one attempt, like
  * bkv_vault_recover), then deletes the record. */
-bkv_status bkv_vault_delete_with_password(bkv_vault* vault,
-                                          const char* account,
+bkv_status bkv_vault_delete_with_password(bkv_vault* vault, const char* account,
                                           const char* password,
                                           size_t password_len,
                                           bkv_vault_error* out_detail,
@@ -244,13 +243,10 @@ bkv_status bkv_vault_delete_with_password(bkv_vault* vault,
 /* Proves the old password (one attempt), then stores the same key behind the
  * new one. *out_attempt_limit (optional) is the vault's limit for it. If the
  * vault's answer is lost, the message says which password is current. */
-bkv_status bkv_vault_change_password(bkv_vault* vault, const char* account,
-                                     const char* old_password,
-                                     size_t old_password_len,
-                                     const char* new_password,
-                                     size_t new_password_len,
-                                     uint32_t* out_attempt_limit,
-                                     bkv_vault_error* out_detail, char** err);
+bkv_status bkv_vault_change_password(
+    bkv_vault* vault, const char* account, const char* old_password,
+    size_t old_password_len, const char* new_password, size_t new_password_len,
+    uint32_t* out_attempt_limit, bkv_vault_error* out_detail, char** err);
 
 /* "Forgot password": asks the vault to make the ACTIVE record replaceable
  * without the password after its reset delay; *out_due_unix_ms is when.
