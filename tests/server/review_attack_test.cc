@@ -32,43 +32,6 @@ std::span<const uint8_t> Bytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
-// A loopback port that was free a moment ago.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-// GET http://127.0.0.1:port/metrics, the whole response (5 s timeout).
-std::string GetMetrics(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    close(fd);
-    return "";
-  }
-  const std::string req =
-      "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-  std::string out;
-  if (write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, n);
-  }
-  close(fd);
-  return out;
-}
 
 // The value of the sample line `name` (exact label set), or -1.
 double Sample(const std::string& metrics, const std::string& name) {
@@ -200,7 +163,7 @@ TEST_F(ReviewAttackTest, FakeFinishLooksLikeARealOneInMetricsRegression) {
   StartVault({"--metrics-listen", "127.0.0.1:" + std::to_string(port)});
   RegisterOrDie("known", "pw");
   const std::string key = "bkv_attempts_total{outcome=\"invalid_login\"}";
-  auto invalid = [&] { return std::max(0.0, Sample(GetMetrics(port), key)); };
+  auto invalid = [&] { return std::max(0.0, Sample(HttpGet(port, "/metrics"), key)); };
   const double before = invalid();
   EXPECT_FALSE(
       client_->Recover(vault_.Token("known"), "known", "bad").result.ok());
