@@ -32,7 +32,6 @@ std::span<const uint8_t> Bytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
-
 // The value of the sample line `name` (exact label set), or -1.
 double Sample(const std::string& metrics, const std::string& name) {
   const size_t at = metrics.find("\n" + name + " ");
@@ -163,7 +162,9 @@ TEST_F(ReviewAttackTest, FakeFinishLooksLikeARealOneInMetricsRegression) {
   StartVault({"--metrics-listen", "127.0.0.1:" + std::to_string(port)});
   RegisterOrDie("known", "pw");
   const std::string key = "bkv_attempts_total{outcome=\"invalid_login\"}";
-  auto invalid = [&] { return std::max(0.0, Sample(HttpGet(port, "/metrics"), key)); };
+  auto invalid = [&] {
+    return std::max(0.0, Sample(HttpGet(port, "/metrics"), key));
+  };
   const double before = invalid();
   EXPECT_FALSE(
       client_->Recover(vault_.Token("known"), "known", "bad").result.ok());
