@@ -424,6 +424,7 @@ absl::StatusOr<Registration> VaultClient::Register(
                        opaque.CreateRegistrationRequest(password.Clone()));
   vault::v1::RegisterStartRequest req1;
   req1.set_registration_request(Str(start.request.Serialize()));
+  req1.set_account(account);
   vault::v1::RegisterStartResponse resp1;
   BKV_RETURN_IF_ERROR(im.Call("RegisterStart", VaultCall::kFree,
                               &vault::v1::Vault::Stub::RegisterStart, req1,
@@ -501,6 +502,7 @@ absl::StatusOr<Recovery> VaultClient::RecoverWithProof(
   BKV_ASSIGN_OR_RETURN(auto ke1, starter.GenerateKE1(password.Clone()));
   vault::v1::RecoverStartRequest req1;
   req1.set_ke1(Str(ke1.ke1.Serialize()));
+  req1.set_account(account);
   vault::v1::RecoverStartResponse resp1;
   BKV_RETURN_IF_ERROR(im.Call("RecoverStart", VaultCall::kCounted,
                               &vault::v1::Vault::Stub::RecoverStart, req1,
@@ -546,6 +548,8 @@ absl::StatusOr<Registration> VaultClient::ChangePassword(
 }
 
 absl::StatusOr<VaultStatus> VaultClient::Status() {
+  // A foreign vault's "active" would mislead: check it is the pinned one.
+  BKV_RETURN_IF_ERROR(CheckedInfo().status());
   vault::v1::GetStatusResponse resp;
   BKV_RETURN_IF_ERROR(impl_->Call("GetStatus", VaultCall::kFree,
                                   &vault::v1::Vault::Stub::GetStatus,

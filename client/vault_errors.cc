@@ -50,6 +50,8 @@ VaultErrorKind KindOfReason(ErrorDetail::Reason r, bool* known) {
       return VaultErrorKind::kProofRequired;
     case ErrorDetail::REASON_VAULT_UNAVAILABLE:
       return VaultErrorKind::kTransient;
+    case ErrorDetail::REASON_ACCOUNT_MISMATCH:
+      return VaultErrorKind::kConfig;
     default:
       *known = false;
       return VaultErrorKind::kInternal;

@@ -61,6 +61,21 @@ absl::Status ProofRequired(absl::string_view action) {
       ErrorDetail::ATTEMPT_NOT_COUNTED);
 }
 
+absl::Status CheckNamedAccount(absl::string_view named,
+                               absl::string_view subject) {
+  if (named.empty() || named == subject) return absl::OkStatus();
+  // The subject is not echoed: the message may reach logs the token's
+  // holder does not read.
+  return WithAttempt(
+      WithDetail(absl::InvalidArgumentError(absl::StrCat(
+                     "the request is for account \"", named,
+                     "\" but its account token was issued for another "
+                     "account: use that account's token (or the token's "
+                     "account); nothing was counted")),
+                 ErrorDetail::REASON_ACCOUNT_MISMATCH),
+      ErrorDetail::ATTEMPT_NOT_COUNTED);
+}
+
 absl::Status Locked() {
   return WithDetail(
       absl::FailedPreconditionError(

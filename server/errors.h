@@ -37,6 +37,10 @@ absl::Status NotRegistered();
 absl::Status RateLimited(uint32_t retry_after_ms);  // nothing counted
 // Replacing or deleting an ACTIVE record without proof or a due reset.
 absl::Status ProofRequired(absl::string_view action);
+// OK unless the request names an account (`named`, empty: none) other than
+// the token's subject; then a configuration error that counted nothing.
+absl::Status CheckNamedAccount(absl::string_view named,
+                               absl::string_view subject);
 
 }  // namespace bkv::server
 

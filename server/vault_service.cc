@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "crypto/status_macros.h"
 #include "server/errors.h"
 #include "server/log.h"
 
@@ -215,6 +216,7 @@ grpc::Status VaultService::RegisterStart(
     grpc::ServerContext* ctx, const vault::v1::RegisterStartRequest* req,
     vault::v1::RegisterStartResponse* resp) {
   return Handle("RegisterStart", ctx, [&](const std::string& account) {
+    BKV_RETURN_IF_ERROR(CheckNamedAccount(req->account(), account));
     auto out =
         vault_.RegisterStart(account, Bytes(req->registration_request()));
     if (!out.ok()) return NothingCounted(out.status());
@@ -258,6 +260,7 @@ grpc::Status VaultService::RecoverStart(
     grpc::ServerContext* ctx, const vault::v1::RecoverStartRequest* req,
     vault::v1::RecoverStartResponse* resp) {
   return Handle("RecoverStart", ctx, [&](const std::string& account) {
+    BKV_RETURN_IF_ERROR(CheckNamedAccount(req->account(), account));
     auto out = vault_.RecoverStart(account, Bytes(req->ke1()));
     if (!out.ok()) return out.status();
     resp->set_ke2(ToString(out->login.ke2));

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -221,6 +222,35 @@ TEST_F(CliVaultTest, RegressionWrongOpaqueContextSpendsNothing) {
   CliRun wrong_id = Bkv(args, "pw\n", dir_);
   EXPECT_EQ(wrong_id.exit_code, 2) << wrong_id.err;
   EXPECT_NE(wrong_id.err.find("server identity"), std::string::npos);
+  CliRun st = Bkv(With({"vault", "status", "--json"}), "", dir_);
+  EXPECT_NE(st.out.find("\"attempts_remaining\":4"), std::string::npos)
+      << st.out;
+}
+
+// Issue 19.1: another account's token, or another vault's key, is a
+// configuration error (exit 2) that leaves the counter where it was.
+TEST_F(CliVaultTest, RegressionWrongAccountOrVaultKeySpendsNothing) {
+  fs::create_directories(dir_ / "store");
+  ASSERT_EQ(Bkv(With({"backup", (dir_ / "src").string(), "--to", Store()}),
+                "pw\n", dir_)
+                .exit_code,
+            0);
+  auto args = With({"list", "--from", Store()});
+  auto account = std::find(args.begin(), args.end(), "--account");
+  ASSERT_NE(account, args.end());
+  *(account + 1) = "bob";  // with alice's token
+  CliRun wrong = Bkv(args, "pw\n", dir_);
+  EXPECT_EQ(wrong.exit_code, 2) << wrong.err;
+  EXPECT_NE(wrong.err.find("another account"), std::string::npos) << wrong.err;
+  // The ristretto255 generator: a valid key, but not this vault's.
+  args = With({"vault", "status"});
+  auto key = std::find(args.begin(), args.end(), "--vault-key");
+  ASSERT_NE(key, args.end());
+  *(key + 1) =
+      "e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76";
+  CliRun foreign = Bkv(args, "", dir_);
+  EXPECT_EQ(foreign.exit_code, 2) << foreign.out << foreign.err;
+  EXPECT_EQ(foreign.out.find("active"), std::string::npos) << foreign.out;
   CliRun st = Bkv(With({"vault", "status", "--json"}), "", dir_);
   EXPECT_NE(st.out.find("\"attempts_remaining\":4"), std::string::npos)
       << st.out;

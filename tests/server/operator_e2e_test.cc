@@ -1,0 +1,103 @@
+// The operator's and the integrator's mistakes, against real bkv-vault
+// processes: each is caught with a clear error before it costs an attempt or
+// splits clients between two vaults (ctest -R operator).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "tests/server/vault_harness.h"
+
+namespace bkv::testing {
+namespace {
+
+using vault::v1::ErrorDetail;
+
+class OperatorTest : public VaultFixture {};
+
+// A client holding alice's token but configured for bob: the vault refuses
+// before counting, with a reason the client maps to a configuration error.
+TEST_F(OperatorTest, TokenForAnotherAccountIsRefusedBeforeCounting) {
+  StartVault();
+  RegisterOrDie("alice", "pw");
+  const uint32_t before = Status("alice").attempts_remaining();
+  vault::v1::RecoverStartRequest req;
+  req.set_ke1(std::string(96, '\1'));
+  req.set_account("bob");
+  vault::v1::RecoverStartResponse resp;
+  grpc::ClientContext ctx;
+  TestClient::Authorize(ctx, vault_.Token("alice"));
+  auto r = TestClient::ResultOf(client_->stub().RecoverStart(&ctx, req, &resp),
+                                ctx);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(r.detail.has_value());
+  EXPECT_EQ(r.detail->reason(), ErrorDetail::REASON_ACCOUNT_MISMATCH);
+  EXPECT_EQ(r.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
+  EXPECT_EQ(r.status.error_message().find("alice"), std::string::npos)
+      << "the token's subject is not echoed";
+  EXPECT_EQ(Status("alice").attempts_remaining(), before);
+
+  vault::v1::RegisterStartRequest reg;
+  reg.set_registration_request(std::string(32, '\1'));
+  reg.set_account("bob");
+  vault::v1::RegisterStartResponse reg_resp;
+  grpc::ClientContext ctx2;
+  TestClient::Authorize(ctx2, vault_.Token("alice"));
+  auto r2 = TestClient::ResultOf(
+      client_->stub().RegisterStart(&ctx2, reg, &reg_resp), ctx2);
+  ASSERT_TRUE(r2.detail.has_value());
+  EXPECT_EQ(r2.detail->reason(), ErrorDetail::REASON_ACCOUNT_MISMATCH);
+}
+
+// gRPC turns SO_REUSEPORT on by default; a second vault on a busy port
+// must not start and take half the clients.
+TEST_F(OperatorTest, SecondVaultOnABusyPortExitsNonZero) {
+  StartVault();
+  VaultProcess second;
+  EXPECT_FALSE(second.Start({"--listen", vault_.address()}));
+  EXPECT_NE(second.log().find("cannot listen on " + vault_.address()),
+            std::string::npos)
+      << second.log();
+}
+
+TEST_F(OperatorTest, InvalidListenAndMissingValuesAreRefused) {
+  VaultProcess v;
+  EXPECT_FALSE(v.Start({"--listen", "127.0.0.1:99999"}));
+  EXPECT_NE(v.log().find("port from 0 to 65535"), std::string::npos)
+      << v.log();
+  EXPECT_FALSE(v.Start({"--config"}));
+  EXPECT_NE(v.log().find("--config needs a file name"), std::string::npos)
+      << v.log();
+}
+
+// Without --dev the vault makes no token and no issuer of its own.
+TEST_F(OperatorTest, ProductionModeNeedsAPinAndIssuerKeys) {
+  VaultProcess v;
+  v.set_dev(false);
+  EXPECT_FALSE(v.Start());
+  EXPECT_NE(v.log().find("no HSM PIN"), std::string::npos) << v.log();
+  EXPECT_NE(v.log().find("--dev"), std::string::npos) << v.log();
+}
+
+TEST_F(OperatorTest, HealthzFollowsServingAndSighupIsIgnored) {
+  const int metrics = FreePort();
+  StartVault({"--metrics-listen", "127.0.0.1:" + std::to_string(metrics)});
+  EXPECT_NE(HttpGet(metrics, "/healthz").find("200 OK"), std::string::npos);
+  ASSERT_EQ(kill(vault_.pid(), SIGHUP), 0);
+  // Bounded wait for the log line; the vault must still serve afterwards.
+  for (int i = 0; i < 100 && vault_.log().find("sighup_ignored") ==
+                                 std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NE(vault_.log().find("sighup_ignored"), std::string::npos);
+  EXPECT_EQ(kill(vault_.pid(), 0), 0) << "SIGHUP stopped the vault";
+  EXPECT_NE(HttpGet(metrics, "/healthz").find("serving"), std::string::npos);
+  Status("alice");  // still answers gRPC
+}
+
+}  // namespace
+}  // namespace bkv::testing
