@@ -70,7 +70,7 @@ vault_up() {
   local i=$1
   local pidfile=$dir/vault$i.pid log=$dir/vault$i.log
   running "$pidfile" && { echo "vault node $i already running"; return; }
-  local args=(serve --data-dir "$dir/node$i" --listen 127.0.0.1:5006$i
+  local args=(serve --dev --data-dir "$dir/node$i" --listen 127.0.0.1:5006$i
     --metrics-listen 127.0.0.1:947$i --softhsm-dir "$dir/softhsm"
     --storage etcd --etcd-endpoints $endpoints --etcd-insecure)
   # Node 1 makes the development issuer; the others trust its key.

@@ -45,8 +45,8 @@ fi
 if [[ -d $root/var/bkv ]]; then
   reuse "the vault's data in var/bkv (SoftHSM token, keys, records, audit log)"
 fi
-printf '$ %s serve   # stderr -> %s\n' "$vault_bin" "$log"
-"$vault_bin" serve 2>"$log" &
+printf '$ %s serve --dev   # stderr -> %s\n' "$vault_bin" "$log"
+"$vault_bin" serve --dev 2>"$log" &
 vault_pid=$!
 stop_vault() {
   if kill -0 "$vault_pid" 2>/dev/null; then

@@ -123,6 +123,12 @@ absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenToken(
   HsmFlags flags = o.hsm;
   const bool dev =
       flags.pin_file.empty() && std::getenv("BKV_HSM_PIN") == nullptr;
+  if (dev && !o.dev) {
+    return absl::FailedPreconditionError(
+        "no HSM PIN: set [hsm] pin_file (mode 0600) or $BKV_HSM_PIN for the "
+        "vault's token; for a development vault with a generated SoftHSM "
+        "token under data_dir pass --dev");
+  }
   std::shared_ptr<hsm::Pkcs11Hsm> token;
   if (!dev) {
     BKV_ASSIGN_OR_RETURN(token, OpenHsm(flags));
@@ -290,6 +296,14 @@ absl::Status BuildStorage(VaultNode& n) {
 absl::Status BuildVerifier(const VaultConfig& c, VaultNode& n) {
   const ComponentOptions& o = n.options;
   std::string keys_file = o.issuer_keys_file;
+  if (keys_file.empty() && !o.dev) {
+    BKV_BUILD_STEP(
+        "config_invalid",
+        absl::FailedPreconditionError(
+            "no issuer_keys_file: a vault verifies account tokens with the "
+            "messaging service's public keys ([auth] issuer_keys_file); for "
+            "a development vault on this machine pass --dev"));
+  }
   if (keys_file.empty()) {
     BKV_BUILD_STEP("startup_failed", EnsureDevIssuer(c));
     keys_file = o.dev_issuer_keys;
@@ -351,6 +365,7 @@ ComponentOptions ComponentOptionsFor(const VaultConfig& c) {
   o.hsm.module_path = c.hsm_module;
   o.hsm.token_label = c.hsm_token_label;
   o.hsm.pin_file = c.hsm_pin_file;
+  o.dev = c.dev;
   o.hsm.sessions = static_cast<size_t>(c.hsm_sessions);
   o.data_dir = c.data_dir;
   o.softhsm_dir = c.SoftHsmDir();
@@ -413,7 +428,8 @@ std::string DescribeForTesting(const ComponentOptions& o) {
       "\ndrain_timeout_s=", l.drain_timeout_s,
       "\nmax_message_bytes=", l.max_message_bytes, "\nhsm=", o.hsm.module_path,
       ",", o.hsm.token_label, ",", o.hsm.pin_file, ",", o.hsm.sessions,
-      "\ndata_dir=", o.data_dir, "\nsofthsm_dir=", o.softhsm_dir,
+      "\ndev=", o.dev, "\ndata_dir=", o.data_dir,
+      "\nsofthsm_dir=", o.softhsm_dir,
       "\nstore=", o.store.etcd ? "etcd" : "rocksdb", ",", o.store.records_dir,
       "\netcd=", absl::StrJoin(e.endpoints, ","), ",", e.key_prefix, ",",
       e.ca_file, ",", e.cert_file, ",", e.key_file, ",", e.insecure, ",",

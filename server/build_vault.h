@@ -41,6 +41,7 @@ struct ComponentOptions {
     int64_t max_message_bytes = 0;
   } listener;
   HsmFlags hsm;
+  bool dev = false;  // may make a development token and issuer
   std::string data_dir;
   std::string softhsm_dir;  // the development token, when no PIN is given
   std::string audit_log, key_check;

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <variant>
 
@@ -11,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "crypto/status_macros.h"
 #include "hsm/key_ceremony.h"
 #include "server/rate_limiter.h"
 
@@ -29,6 +32,9 @@ struct Option {
 };
 
 const Option kOptions[] = {
+    {"server", "dev", "dev", &VaultConfig::dev,
+     "development vault: generated SoftHSM token and token issuer under "
+     "data_dir when no PIN or issuer_keys_file is configured"},
     {"server", "listen", "listen", &VaultConfig::listen,
      "gRPC address host:port"},
     {"server", "metrics_listen", "metrics-listen", &VaultConfig::metrics_listen,
@@ -282,6 +288,23 @@ absl::Status ValidateStorage(const VaultConfig& c) {
       "storage backend must be rocksdb or etcd, got ", c.storage_backend));
 }
 
+// host:port with a port in [0, 65535] (0: any free port, for tests);
+// gRPC would otherwise bind a random port for "127.0.0.1:99999".
+absl::Status ValidateListen(absl::string_view key, const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  const std::string digits =
+      colon == std::string::npos ? "" : listen.substr(colon + 1);
+  if (colon == 0 || digits.empty() || digits.size() > 5 ||
+      !std::all_of(digits.begin(), digits.end(), ::isdigit) ||
+      std::stoi(digits) > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(key, " = \"", listen,
+                     "\" is not HOST:PORT with a port from 0 to 65535 (e.g. "
+                     "127.0.0.1:50051, [::1]:50051)"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string VaultConfig::SoftHsmDir() const {
@@ -305,6 +328,10 @@ std::string VaultConfig::DevIssuerKeysPath() const {
 }
 
 absl::Status VaultConfig::Validate() const {
+  BKV_RETURN_IF_ERROR(ValidateListen("listen", listen));
+  if (!metrics_listen.empty()) {
+    BKV_RETURN_IF_ERROR(ValidateListen("metrics_listen", metrics_listen));
+  }
   if (tls_cert.empty() != tls_key.empty()) {
     return absl::InvalidArgumentError(
         "set both tls_cert and tls_key, or neither");
@@ -372,14 +399,17 @@ absl::StatusOr<VaultConfig> LoadConfig(std::span<const std::string> args) {
   // The config file first, so flags override it wherever they appear.
   for (size_t i = 0; i < args.size(); ++i) {
     std::string path;
-    if (args[i] == "--config" && i + 1 < args.size()) {
-      path = args[i + 1];
+    if (args[i] == "--config") {
+      if (i + 1 < args.size()) path = args[i + 1];
     } else if (absl::StartsWith(args[i], "--config=")) {
       path = args[i].substr(9);
+    } else {
+      continue;
     }
-    if (!path.empty()) {
-      if (auto s = LoadToml(path, c); !s.ok()) return s;
+    if (path.empty() || absl::StartsWith(path, "--")) {
+      return absl::InvalidArgumentError("--config needs a file name");
     }
+    if (auto s = LoadToml(path, c); !s.ok()) return s;
   }
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -409,7 +439,7 @@ absl::StatusOr<VaultConfig> LoadConfig(std::span<const std::string> args) {
     if (!has_value) {
       if (std::holds_alternative<bool VaultConfig::*>(opt->field)) {
         value = "true";
-      } else if (i + 1 < args.size()) {
+      } else if (i + 1 < args.size() && !absl::StartsWith(args[i + 1], "--")) {
         value = args[++i];
       } else {
         return absl::InvalidArgumentError(

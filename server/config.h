@@ -16,6 +16,10 @@ namespace bkv::server {
 // Precedence: defaults < TOML file (--config) < command-line flags.
 struct VaultConfig {
   // [server]
+  // A development vault: without a PIN it makes a SoftHSM token under
+  // data_dir, without issuer_keys_file a token issuer there. Off, both must
+  // be configured, so a production vault never starts on generated keys.
+  bool dev = false;
   std::string listen = "127.0.0.1:50051";
   std::string metrics_listen = "127.0.0.1:9464";  // empty: no metrics HTTP
   std::string data_dir = "./var/bkv";

@@ -26,6 +26,18 @@ int HandleMetrics(mg_connection* conn, void* data) {
 
 }  // namespace
 
+int MetricsHttpServer::HandleHealth(mg_connection* conn, void* self) {
+  const bool serving =
+      static_cast<const MetricsHttpServer*>(self)->serving_.load();
+  const char* body = serving ? "serving\n" : "not serving\n";
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+            "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+            serving ? 200 : 503, serving ? "OK" : "Service Unavailable",
+            std::strlen(body), body);
+  return serving ? 200 : 503;
+}
+
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     const std::string& listen, const Metrics& metrics) {
   mg_init_library(0);
@@ -39,9 +51,12 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
         absl::StrCat("cannot serve metrics on ", listen,
                      ": address in use or invalid ([server] metrics_listen)"));
   }
+  std::unique_ptr<MetricsHttpServer> server(new MetricsHttpServer());
+  server->ctx_ = ctx;
   mg_set_request_handler(ctx, "/metrics$", HandleMetrics,
                          const_cast<Metrics*>(&metrics));
-  return std::unique_ptr<MetricsHttpServer>(new MetricsHttpServer(ctx));
+  mg_set_request_handler(ctx, "/healthz$", HandleHealth, server.get());
+  return server;
 }
 
 MetricsHttpServer::~MetricsHttpServer() {

@@ -49,6 +49,9 @@ std::unique_ptr<grpc::Server> StartGrpc(
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default: a second vault on a busy port would
+  // start and share its clients with the first.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(l.listen, std::move(creds), bound_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(l.max_message_bytes));
   builder.RegisterService(&service);
@@ -58,6 +61,17 @@ std::unique_ptr<grpc::Server> StartGrpc(
   interceptors.push_back(std::make_unique<InvalidRequestInterceptorFactory>());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   return builder.BuildAndStart();
+}
+
+// SIGTERM or SIGINT. SIGHUP (a terminal closing, or an operator expecting a
+// reload) changes nothing: settings apply at start (docs/operations.md).
+int WaitForStopSignal(const sigset_t& signals) {
+  int sig = 0;
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    Log("info", "sighup_ignored",
+        {{"hint", "restart the vault to apply configuration changes"}});
+  }
+  return sig;
 }
 
 int Fail(absl::string_view event, const absl::Status& s) {
@@ -83,6 +97,7 @@ int RunServeCommand(std::span<const std::string> args) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto config = LoadConfig(args);
@@ -114,6 +129,7 @@ int RunServeCommand(std::span<const std::string> args) {
                     "cannot listen on ", l.listen, " (in use, or invalid)")));
   }
   server->GetHealthCheckService()->SetServingStatus(true);
+  if (metrics_http) metrics_http->SetServing(true);
   Log("info", "serving",
       {{"listen", l.listen},
        {"port", absl::StrCat(bound_port)},
@@ -124,10 +140,10 @@ int RunServeCommand(std::span<const std::string> args) {
        {"fingerprint", hsm::PublicKeyFingerprintHex(keys.ake.public_key())},
        {"attempt_limit", absl::StrCat(o.vault.limits.attempt_limit)}});
 
-  int sig = 0;
-  sigwait(&signals, &sig);
+  int sig = WaitForStopSignal(signals);
   Log("info", "draining", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   server->GetHealthCheckService()->SetServingStatus(false);
+  if (metrics_http) metrics_http->SetServing(false);
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::seconds(l.drain_timeout_s));
   server->Wait();

@@ -64,6 +64,7 @@ TEST(ConfigEdgeTest, MetricsListenGetsTheLoopbackRuleRegression) {
 // a sample here fails the test, so none can be added that goes nowhere.
 TEST(ConfigEdgeTest, EveryKeyReachesItsComponentRegression) {
   const std::map<std::string, std::vector<std::string>> samples = {
+      {"dev", {}},
       {"listen", {"127.0.0.2:7000"}},
       {"metrics-listen", {"127.0.0.1:9999"}},
       {"data-dir", {"/srv/other"}},
