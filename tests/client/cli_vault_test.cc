@@ -204,51 +204,47 @@ TEST_F(CliVaultTest, RegressionPlaintextToANonLoopbackVaultIsRefused) {
   EXPECT_NE(r.err.find("--insecure-plaintext"), std::string::npos) << r.err;
 }
 
-// 10.6: a wrong --opaque-context is a configuration error naming the
-// mismatch, and the attempt counter does not move.
-TEST_F(CliVaultTest, RegressionWrongOpaqueContextSpendsNothing) {
+// 10.6 and 19.1: a wrong --opaque-context or --server-identity, another
+// account's token, another vault's key: each is a configuration error (exit
+// 2) naming the mismatch, and the attempt counter does not move.
+TEST_F(CliVaultTest, RegressionConfigurationMistakesSpendNothing) {
   fs::create_directories(dir_ / "store");
   ASSERT_EQ(Bkv(With({"backup", (dir_ / "src").string(), "--to", Store()}),
                 "pw\n", dir_)
                 .exit_code,
             0);
-  auto args = With({"list", "--from", Store()});
-  args.insert(args.end(), {"--opaque-context", "someone else's vault"});
-  CliRun wrong = Bkv(args, "pw\n", dir_);
-  EXPECT_EQ(wrong.exit_code, 2) << wrong.err;
-  EXPECT_NE(wrong.err.find("OPAQUE context"), std::string::npos) << wrong.err;
-  args = With({"list", "--from", Store()});
-  args.insert(args.end(), {"--server-identity", "vault.example"});
-  CliRun wrong_id = Bkv(args, "pw\n", dir_);
-  EXPECT_EQ(wrong_id.exit_code, 2) << wrong_id.err;
-  EXPECT_NE(wrong_id.err.find("server identity"), std::string::npos);
-  CliRun st = Bkv(With({"vault", "status", "--json"}), "", dir_);
-  EXPECT_NE(st.out.find("\"attempts_remaining\":4"), std::string::npos)
-      << st.out;
-}
-
-// Issue 19.1: another account's token, or another vault's key, is a
-// configuration error (exit 2) that leaves the counter where it was.
-TEST_F(CliVaultTest, RegressionWrongAccountOrVaultKeySpendsNothing) {
-  fs::create_directories(dir_ / "store");
-  ASSERT_EQ(Bkv(With({"backup", (dir_ / "src").string(), "--to", Store()}),
-                "pw\n", dir_)
-                .exit_code,
-            0);
-  auto args = With({"list", "--from", Store()});
-  auto account = std::find(args.begin(), args.end(), "--account");
-  ASSERT_NE(account, args.end());
-  *(account + 1) = "bob";  // with alice's token
-  CliRun wrong = Bkv(args, "pw\n", dir_);
-  EXPECT_EQ(wrong.exit_code, 2) << wrong.err;
-  EXPECT_NE(wrong.err.find("another account"), std::string::npos) << wrong.err;
+  // `command` with one flag's value replaced (or the flag added).
+  auto with_flag = [&](std::vector<std::string> command, const char* flag,
+                       const std::string& value) {
+    auto args = With(std::move(command));
+    auto it = std::find(args.begin(), args.end(), flag);
+    if (it == args.end()) {
+      args.insert(args.end(), {flag, value});
+    } else {
+      *(it + 1) = value;
+    }
+    return args;
+  };
+  const std::vector<std::string> list = {"list", "--from", Store()};
+  const struct {
+    const char* flag;
+    std::string value, says;
+  } mistakes[] = {
+      {"--opaque-context", "someone else's vault", "OPAQUE context"},
+      {"--server-identity", "vault.example", "server identity"},
+      {"--account", "bob", "another account"},  // alice's token
+  };
+  for (const auto& m : mistakes) {
+    CliRun wrong = Bkv(with_flag(list, m.flag, m.value), "pw\n", dir_);
+    EXPECT_EQ(wrong.exit_code, 2) << m.flag << ": " << wrong.err;
+    EXPECT_NE(wrong.err.find(m.says), std::string::npos) << wrong.err;
+  }
   // The ristretto255 generator: a valid key, but not this vault's.
-  args = With({"vault", "status"});
-  auto key = std::find(args.begin(), args.end(), "--vault-key");
-  ASSERT_NE(key, args.end());
-  *(key + 1) =
-      "e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76";
-  CliRun foreign = Bkv(args, "", dir_);
+  CliRun foreign = Bkv(
+      with_flag(
+          {"vault", "status"}, "--vault-key",
+          "e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76"),
+      "", dir_);
   EXPECT_EQ(foreign.exit_code, 2) << foreign.out << foreign.err;
   EXPECT_EQ(foreign.out.find("active"), std::string::npos) << foreign.out;
   CliRun st = Bkv(With({"vault", "status", "--json"}), "", dir_);

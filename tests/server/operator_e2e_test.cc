@@ -18,38 +18,44 @@ using vault::v1::ErrorDetail;
 
 class OperatorTest : public VaultFixture {};
 
+// Sends `req` (RecoverStart or RegisterStart) with alice's token.
+template <typename Req, typename Resp, typename Rpc>
+TestClient::Result AsAlice(TestClient& client, const VaultProcess& vault,
+                           Rpc rpc, const Req& req) {
+  Resp resp;
+  grpc::ClientContext ctx;
+  TestClient::Authorize(ctx, vault.Token("alice"));
+  return TestClient::ResultOf((client.stub().*rpc)(&ctx, req, &resp), ctx);
+}
+
 // A client holding alice's token but configured for bob: the vault refuses
 // before counting, with a reason the client maps to a configuration error.
 TEST_F(OperatorTest, TokenForAnotherAccountIsRefusedBeforeCounting) {
+  using vault::v1::Vault;
   StartVault();
   RegisterOrDie("alice", "pw");
   const uint32_t before = Status("alice").attempts_remaining();
-  vault::v1::RecoverStartRequest req;
-  req.set_ke1(std::string(96, '\1'));
-  req.set_account("bob");
-  vault::v1::RecoverStartResponse resp;
-  grpc::ClientContext ctx;
-  TestClient::Authorize(ctx, vault_.Token("alice"));
-  auto r = TestClient::ResultOf(client_->stub().RecoverStart(&ctx, req, &resp),
-                                ctx);
-  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  ASSERT_TRUE(r.detail.has_value());
-  EXPECT_EQ(r.detail->reason(), ErrorDetail::REASON_ACCOUNT_MISMATCH);
-  EXPECT_EQ(r.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
-  EXPECT_EQ(r.status.error_message().find("alice"), std::string::npos)
-      << "the token's subject is not echoed";
-  EXPECT_EQ(Status("alice").attempts_remaining(), before);
-
+  vault::v1::RecoverStartRequest recover;
+  recover.set_ke1(std::string(96, '\1'));
+  recover.set_account("bob");
   vault::v1::RegisterStartRequest reg;
   reg.set_registration_request(std::string(32, '\1'));
   reg.set_account("bob");
-  vault::v1::RegisterStartResponse reg_resp;
-  grpc::ClientContext ctx2;
-  TestClient::Authorize(ctx2, vault_.Token("alice"));
-  auto r2 = TestClient::ResultOf(
-      client_->stub().RegisterStart(&ctx2, reg, &reg_resp), ctx2);
-  ASSERT_TRUE(r2.detail.has_value());
-  EXPECT_EQ(r2.detail->reason(), ErrorDetail::REASON_ACCOUNT_MISMATCH);
+  const TestClient::Result results[] = {
+      AsAlice<vault::v1::RecoverStartRequest, vault::v1::RecoverStartResponse>(
+          *client_, vault_, &Vault::Stub::RecoverStart, recover),
+      AsAlice<vault::v1::RegisterStartRequest,
+              vault::v1::RegisterStartResponse>(
+          *client_, vault_, &Vault::Stub::RegisterStart, reg)};
+  for (const auto& r : results) {
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    ASSERT_TRUE(r.detail.has_value());
+    EXPECT_EQ(r.detail->reason(), ErrorDetail::REASON_ACCOUNT_MISMATCH);
+    EXPECT_EQ(r.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
+    EXPECT_EQ(r.status.error_message().find("alice"), std::string::npos)
+        << "the token's subject is not echoed";
+  }
+  EXPECT_EQ(Status("alice").attempts_remaining(), before);
 }
 
 // gRPC turns SO_REUSEPORT on by default; a second vault on a busy port
@@ -66,8 +72,7 @@ TEST_F(OperatorTest, SecondVaultOnABusyPortExitsNonZero) {
 TEST_F(OperatorTest, InvalidListenAndMissingValuesAreRefused) {
   VaultProcess v;
   EXPECT_FALSE(v.Start({"--listen", "127.0.0.1:99999"}));
-  EXPECT_NE(v.log().find("port from 0 to 65535"), std::string::npos)
-      << v.log();
+  EXPECT_NE(v.log().find("port from 0 to 65535"), std::string::npos) << v.log();
   EXPECT_FALSE(v.Start({"--config"}));
   EXPECT_NE(v.log().find("--config needs a file name"), std::string::npos)
       << v.log();
@@ -88,8 +93,8 @@ TEST_F(OperatorTest, HealthzFollowsServingAndSighupIsIgnored) {
   EXPECT_NE(HttpGet(metrics, "/healthz").find("200 OK"), std::string::npos);
   ASSERT_EQ(kill(vault_.pid(), SIGHUP), 0);
   // Bounded wait for the log line; the vault must still serve afterwards.
-  for (int i = 0; i < 100 && vault_.log().find("sighup_ignored") ==
-                                 std::string::npos;
+  for (int i = 0;
+       i < 100 && vault_.log().find("sighup_ignored") == std::string::npos;
        ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
