@@ -33,18 +33,25 @@ std::span<const uint8_t> Bytes(const std::string& s) {
 
 // grpc::Status -> absl::Status, the ErrorDetail trailer kept as a payload:
 // the one place gRPC errors are converted on the client.
-absl::Status FromGrpc(const grpc::Status& s, const grpc::ClientContext& ctx) {
+absl::Status FromGrpc(const grpc::Status& s, const grpc::ClientContext& ctx,
+                      absl::string_view address) {
   if (s.ok()) return absl::OkStatus();
-  absl::Status out(static_cast<absl::StatusCode>(s.error_code()),
-                   s.error_message());
+  const auto code = static_cast<absl::StatusCode>(s.error_code());
   const auto& md = ctx.GetServerTrailingMetadata();
   if (auto it = md.find(vault::v1::kErrorDetailTrailer); it != md.end()) {
     if (auto d = vault::v1::ParseErrorDetail(
             std::string_view(it->second.data(), it->second.size()))) {
-      out = vault::v1::AttachErrorDetail(std::move(out), *d);
+      return vault::v1::AttachErrorDetail(absl::Status(code, s.error_message()),
+                                          *d);
     }
   }
-  return out;
+  // No answer from the vault itself: say so in words, not gRPC's.
+  if (code == absl::StatusCode::kUnavailable ||
+      code == absl::StatusCode::kDeadlineExceeded) {
+    return absl::Status(
+        code, DescribeTransportFailure(code, s.error_message(), address));
+  }
+  return absl::Status(code, s.error_message());
 }
 
 bool WeakerThan(const Argon2idParams& p, const Argon2idParams& floor) {
@@ -177,6 +184,10 @@ struct VaultClient::Impl {
     return std::chrono::milliseconds(base + jitter);
   }
 
+  const std::string& AddressOf(size_t node) const {
+    return node == 0 ? options.address : options.failover_addresses[node - 1];
+  }
+
   // The node did not answer at all (down, unreachable): no vault detail.
   static bool NodeGone(const absl::Status& s, const VaultError& e) {
     return s.code() == absl::StatusCode::kUnavailable && !e.vault_answered;
@@ -195,7 +206,8 @@ struct VaultClient::Impl {
       auto ctx = Context(auth);
       const size_t node = current.load() % stubs.size();
       absl::Status s = MarkVaultCall(
-          FromGrpc((stubs[node].get()->*rpc)(ctx.get(), req, resp), *ctx),
+          FromGrpc((stubs[node].get()->*rpc)(ctx.get(), req, resp), *ctx,
+                   AddressOf(node)),
           kind);
       if (s.ok() || tries == kMaxTries) return s;
       const VaultError e = VaultError::From(s);

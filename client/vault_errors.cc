@@ -2,7 +2,9 @@
 
 #include <optional>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "bkv/vault/v1/error_detail.h"
 #include "bkv/vault/v1/vault.pb.h"
@@ -162,6 +164,40 @@ const char* VaultErrorKindName(VaultErrorKind kind) {
       return "internal";
   }
   return "internal";
+}
+
+std::string DescribeTransportFailure(absl::StatusCode code,
+                                     absl::string_view grpc_message,
+                                     absl::string_view address) {
+  const std::string lower = absl::AsciiStrToLower(grpc_message);
+  const auto has = [&](absl::string_view needle) {
+    return absl::StrContains(lower, needle);
+  };
+  const std::string where = absl::StrCat("the vault at ", address);
+  if (code == absl::StatusCode::kDeadlineExceeded) {
+    return absl::StrCat(where,
+                        " did not answer in time: it may be overloaded or the "
+                        "network slow; try again later");
+  }
+  if (has("dns") || has("name or service not known") ||
+      has("could not resolve")) {
+    return absl::StrCat("the vault's address ", address,
+                        " does not resolve (DNS): check --vault");
+  }
+  if (has("handshake") || has("ssl") || has("tls") || has("certificate")) {
+    return absl::StrCat("the TLS handshake with ", where,
+                        " failed: check --vault-ca (the CA that signed the "
+                        "vault's certificate) and that the vault serves TLS "
+                        "on that port");
+  }
+  if (has("connection refused")) {
+    return absl::StrCat(where,
+                        " refused the connection: is bkv-vault running there, "
+                        "and is --vault right?");
+  }
+  return absl::StrCat(where,
+                      " cannot be reached: check --vault and the network, then "
+                      "try again");
 }
 
 absl::Status MarkVaultCall(absl::Status status, VaultCall call) {

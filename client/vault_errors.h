@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace bkv::client {
 
@@ -73,6 +74,13 @@ absl::Status ConfigError(std::string message);
 // the attempt: says so, and how many remain.
 absl::Status SpentAttemptError(const absl::Status& cause,
                                uint32_t attempts_remaining);
+
+// A failure with no answer from the vault at `address` (down, unreachable,
+// DNS, TLS, timeout) worded for a person: what failed and the next step, not
+// gRPC's internals. `grpc_message` only picks the wording; the code stays.
+std::string DescribeTransportFailure(absl::StatusCode code,
+                                     absl::string_view grpc_message,
+                                     absl::string_view address);
 
 // A message a person can act on: the vault's text plus what the failure did
 // to the attempt counter.

@@ -252,6 +252,20 @@ TEST_F(CliVaultTest, RegressionConfigurationMistakesSpendNothing) {
       << st.out;
 }
 
+// 19.7: a vault that is down reads as one sentence with the next step, not
+// gRPC's internals, and the exit code says "try again".
+TEST_F(CliVaultTest, VaultDownIsASentenceNotGrpcInternals) {
+  const std::string address = vault_.address();
+  vault_.Stop();
+  CliRun r = Bkv(With({"vault", "status"}), "", dir_);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("the vault at " + address + " refused the connection"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("failed to connect to all addresses"), std::string::npos)
+      << r.err;
+}
+
 // 10.7 and 10.4: status shows the vault's figures; change-password and
 // delete of an active record need the password.
 TEST_F(CliVaultTest, ChangePasswordAndDeleteNeedThePassword) {

@@ -120,5 +120,38 @@ TEST(VaultErrors, ProofRequiredAndVaultUnavailable) {
   EXPECT_FALSE(lost.vault_answered);
 }
 
+// Transport failures read as a sentence with the next step, whatever gRPC
+// said (messages as Debian's gRPC 1.51 words them).
+TEST(VaultErrors, TransportFailuresAreWordedForPeople) {
+  const struct {
+    absl::StatusCode code;
+    const char* grpc;
+    const char* says;
+  } cases[] = {
+      {absl::StatusCode::kUnavailable,
+       "failed to connect to all addresses; last error: UNKNOWN: "
+       "ipv4:127.0.0.1:1: Failed to connect to remote host: Connection refused",
+       "refused the connection"},
+      {absl::StatusCode::kUnavailable,
+       "DNS resolution failed for nosuch.invalid:443: C-ares status is not "
+       "ARES_SUCCESS",
+       "does not resolve (DNS)"},
+      {absl::StatusCode::kUnavailable,
+       "failed to connect to all addresses; last error: UNKNOWN: "
+       "Ssl handshake failed: SSL_ERROR_SSL: error:1000007d:SSL "
+       "routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED",
+       "--vault-ca"},
+      {absl::StatusCode::kDeadlineExceeded, "Deadline Exceeded",
+       "did not answer in time"},
+      {absl::StatusCode::kUnavailable, "Socket closed", "cannot be reached"},
+  };
+  for (const auto& c : cases) {
+    const std::string text =
+        DescribeTransportFailure(c.code, c.grpc, "vault.example:443");
+    EXPECT_NE(text.find(c.says), std::string::npos) << text;
+    EXPECT_EQ(text.find("UNKNOWN"), std::string::npos) << text;
+  }
+}
+
 }  // namespace
 }  // namespace bkv::client
