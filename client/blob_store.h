@@ -68,8 +68,10 @@ struct BlobStoreOptions {
   long connect_timeout_s = 10;
   // Abort a transfer slower than 1 byte/s for this long.
   long low_speed_timeout_s = 60;
-  // file://: create the directory if missing. Readers pass false, so a
-  // vanished store is reported rather than recreated empty.
+  // Writers pass true: a file:// directory or WebDAV collection is made on
+  // first use. Readers pass false: a store that is not there (a typo, a
+  // vanished disk, a missing S3 bucket, which bkv never creates) is NotFound,
+  // naming it, and nothing is created.
   bool create = true;
 };
 

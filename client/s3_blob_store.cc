@@ -256,8 +256,15 @@ absl::StatusOr<std::vector<BlobInfo>> S3BlobStore::List() {
     std::vector<std::pair<std::string, std::string>> q = {{"list-type", "2"},
                                                           {"prefix", prefix}};
     if (!token.empty()) q.emplace_back("continuation-token", token);
-    BKV_ASSIGN_OR_RETURN(HttpResponse r,
-                         Send({"GET", "", q, {}, false, nullptr}));
+    auto listed = Send({"GET", "", q, {}, false, nullptr});
+    if (absl::IsNotFound(listed.status())) {
+      // Only the bucket can be missing (an empty prefix lists as empty).
+      return absl::NotFoundError(absl::StrCat(
+          "store ", url(), ": bucket ", bucket_,
+          " does not exist (a mistyped bucket?); nothing to read. Buckets are "
+          "made by their owner, never by bkv"));
+    }
+    BKV_ASSIGN_OR_RETURN(HttpResponse r, std::move(listed));
     size_t pos = 0;
     std::string contents;
     while (NextXmlElement(r.body, "Key", &pos, &contents)) {

@@ -57,6 +57,7 @@ WebDavBlobStore::WebDavBlobStore(std::string url, std::string base,
     : url_(std::move(url)),
       base_(std::move(base)),
       path_(std::move(path)),
+      create_(options.create),
       http_(options.connect_timeout_s, options.low_speed_timeout_s) {}
 
 absl::StatusOr<HttpResponse> WebDavBlobStore::Send(
@@ -123,7 +124,13 @@ absl::StatusOr<std::vector<BlobInfo>> WebDavBlobStore::List() {
   HttpRequest req = Req("PROPFIND", base_ + path_);
   req.headers = {{"Depth", "1"}};
   auto r = Send(req, {207});
-  if (absl::IsNotFound(r.status())) return std::vector<BlobInfo>{};
+  if (absl::IsNotFound(r.status())) {
+    // A writer's first Put makes the collection; a reader names the typo.
+    if (create_) return std::vector<BlobInfo>{};
+    return absl::NotFoundError(absl::StrCat(
+        "store ", url_, ": no collection at ", path_,
+        " (a mistyped path?); nothing to read. A first backup creates it"));
+  }
   if (!r.ok()) return r.status();
   std::vector<BlobInfo> out;
   size_t pos = 0;

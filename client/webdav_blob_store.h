@@ -41,6 +41,7 @@ class WebDavBlobStore final : public BlobStore {
   SecretBytes password_;
   bool has_auth_ = false;
   bool collection_ready_ = false;
+  bool create_ = true;  // BlobStoreOptions::create
   HttpClient http_;
 };
 

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <filesystem>
+
 #include "client/backup_set.h"
 #include "client/blob_store.h"
 #include "tests/client/client_test_support.h"
@@ -204,6 +206,40 @@ TEST_P(StoreTest, ServerDownNamesTheUrl) {
   absl::Status put = PutBytes(**store, "x", RandomBytes(10));
   EXPECT_EQ(put.code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(put.message()), HasSubstr("127.0.0.1:1"));
+}
+
+// Issue 19.5: reading a store that is not there (a typo in the path,
+// collection or bucket) is an error naming it, and creates nothing.
+TEST_P(StoreTest, MissingStoreIsAnErrorForReadersAndCreatesNothing) {
+  std::string missing = UrlFor("never-made");
+  if (GetParam() == "s3") {
+    missing =
+        "s3://no-such-bucket-bkv/p?endpoint=" + env_["BKV_TEST_S3_ENDPOINT"] +
+        "&region=us-east-1";
+  }
+  BlobStoreOptions reader = options_;
+  reader.create = false;
+  auto opened = OpenBlobStore(missing, reader);
+  absl::Status s = opened.status();
+  if (opened.ok()) s = (*opened)->List().status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("nothing to read"));
+  if (GetParam() == "file") {
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "store-never-made"));
+  }
+  if (GetParam() == "webdav") {
+    // A writer may list first: the collection appears with its first Put.
+    auto writer = OpenBlobStore(missing, options_);
+    ASSERT_TRUE(writer.ok());
+    auto listed = (*writer)->List();
+    ASSERT_TRUE(listed.ok()) << listed.status();
+    EXPECT_TRUE(listed->empty());
+    reader.create = false;
+    auto again = OpenBlobStore(missing, reader);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ((*again)->List().status().code(), absl::StatusCode::kNotFound)
+        << "listing as a writer must not create the collection";
+  }
 }
 
 TEST_P(StoreTest, WrongCredentialsAreRejectedWithoutLeakingThem) {
