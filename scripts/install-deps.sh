@@ -13,6 +13,8 @@ PACKAGES=(
   librocksdb-dev
   softhsm2 libp11-kit-dev
   libcurl4-openssl-dev libzstd-dev libarchive-dev
+  # zxcvbn: the CLI's password strength floor (client/cli/password.h).
+  libzxcvbn-dev
   libtomlplusplus-dev libcivetweb-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # etcd's v3 API schema (.proto) for the vault's etcd record store; the

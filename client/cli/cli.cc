@@ -22,6 +22,7 @@
 #include "bkv/vault/v1/error_detail.h"
 #include "client/backup_set.h"
 #include "client/blob_store.h"
+#include "client/cli/password.h"
 #include "client/posix_file.h"
 #include "client/repo/repository.h"
 #include "client/vault_client.h"
@@ -66,8 +67,10 @@ usage:
                                       then set a new one once it is due
   bkv COMMAND --help                  the command's flags
 password instead of a key file (backup, restore, list):
-  --vault ADDR --password-stdin       the key is kept by bkv-vault behind a
-                                      password read from stdin; the first
+  --vault ADDR [--password-stdin]     the key is kept by bkv-vault behind a
+                                      password, asked on the terminal (twice
+                                      when set; 8+ characters, 30+ bits by
+                                      zxcvbn) or read from stdin; the first
                                       backup registers a new key;
                                       ADDR,ADDR,... names several nodes of
                                       one vault (failover, docs/operations.md)
@@ -264,22 +267,20 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
   return buf;
 }
 
-// One line of stdin (the password), without its newline. Never echoed.
-absl::StatusOr<SecretBytes> ReadPasswordLine(const char* what) {
-  SecretBytes buf(1024);
-  size_t n = 0;
-  char c;
-  while (n < buf.size()) {
-    ssize_t r = ::read(STDIN_FILENO, &c, 1);
-    if (r < 0) return ErrnoStatus(errno, "read password from stdin");
-    if (r == 0 || c == '\n') break;
-    buf.RevealMutable()[n++] = static_cast<uint8_t>(c);
-  }
-  if (n > 0 && buf.Reveal()[n - 1] == '\r') --n;
-  if (n == 0) {
-    return Usage(absl::StrCat("--password-stdin: no ", what, " on stdin"));
-  }
-  return SecretBytes::Copy(buf.Reveal().first(n));
+// The vault password from stdin (--password-stdin) or the terminal's prompt
+// (client/cli/password.h); a missing or mistyped one is a usage error.
+absl::StatusOr<SecretBytes> AskPassword(const Args& a, const char* what) {
+  auto pw = cli::ReadPassword(a.values.count("--password-stdin") > 0, what);
+  if (!pw.ok()) return Usage(std::string(pw.status().message()));
+  return pw;
+}
+
+// A password being set: asked twice on a terminal, and strong enough.
+absl::Status ConfirmNewPassword(const Args& a, const SecretBytes& pw,
+                                const std::string& account) {
+  absl::Status s = cli::ConfirmNewPassword(
+      a.values.count("--password-stdin") > 0, pw, account);
+  return s.ok() ? s : Usage(std::string(s.message()));
 }
 
 std::string EnvOr(const Args& a, const std::string& flag, const char* env) {
@@ -431,16 +432,12 @@ absl::StatusOr<BackupKey> RegisterNewKey(Vault& v, const SecretBytes& password,
 absl::StatusOr<BackupKey> LoadKey(const Args& a, FILE* err,
                                   BlobStore* register_into = nullptr) {
   if (a.values.count("--vault")) {
-    if (!a.values.count("--password-stdin")) {
-      return Usage(
-          "--vault needs --password-stdin (passwords never go on "
-          "the command line)");
-    }
     BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(a, err));
-    BKV_ASSIGN_OR_RETURN(SecretBytes password, ReadPasswordLine("password"));
+    BKV_ASSIGN_OR_RETURN(SecretBytes password, AskPassword(a, "password"));
     auto st = v.client->Status();
     if (!st.ok()) return Explained(st.status());
     if (st->state == client::VaultStatus::State::kNone && register_into) {
+      BKV_RETURN_IF_ERROR(ConfirmNewPassword(a, password, v.account));
       return RegisterNewKey(v, password, *register_into, err);
     }
     auto secret = v.client->Recover(v.account, password);
@@ -1064,12 +1061,15 @@ absl::Status VaultStatusCmd(Context& c) {
 absl::Status VaultDeleteCmd(Context& c) {
   BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(c.args, c.err));
   std::string proof;
-  if (c.args.values.count("--password-stdin")) {
+  {
     auto st = v.client->Status();
     if (!st.ok()) return Explained(st.status());
-    if (st->state == client::VaultStatus::State::kActive) {
-      BKV_ASSIGN_OR_RETURN(SecretBytes pw, ReadPasswordLine("password"));
-      auto r = v.client->RecoverWithProof(v.account, pw);
+    // Without a way to ask, the vault's refusal below says what to do.
+    auto pw = st->state == client::VaultStatus::State::kActive
+                  ? AskPassword(c.args, "password")
+                  : absl::StatusOr<SecretBytes>(absl::NotFoundError(""));
+    if (pw.ok()) {
+      auto r = v.client->RecoverWithProof(v.account, *pw);
       if (!r.ok()) return Explained(r.status());
       proof = std::move(r->proof);
     }
@@ -1078,8 +1078,9 @@ absl::Status VaultDeleteCmd(Context& c) {
   if (client::VaultError::From(s).kind ==
       client::VaultErrorKind::kProofRequired) {
     return Usage(
-        "the record is active: deleting it needs its password "
-        "(--password-stdin), or `bkv vault reset --request` and, once the "
+        "the record is active: deleting it needs its password (typed at "
+        "the prompt, or --password-stdin), or `bkv vault reset --request` and, "
+        "once the "
         "reset is due, delete again");
   }
   BKV_RETURN_IF_ERROR(Explained(s));
@@ -1094,8 +1095,10 @@ absl::Status VaultDeleteCmd(Context& c) {
 
 absl::Status VaultChangePasswordCmd(Context& c) {
   BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(c.args, c.err));
-  BKV_ASSIGN_OR_RETURN(SecretBytes old_pw, ReadPasswordLine("old password"));
-  BKV_ASSIGN_OR_RETURN(SecretBytes new_pw, ReadPasswordLine("new password"));
+  BKV_ASSIGN_OR_RETURN(SecretBytes old_pw,
+                       AskPassword(c.args, "current password"));
+  BKV_ASSIGN_OR_RETURN(SecretBytes new_pw, AskPassword(c.args, "new password"));
+  BKV_RETURN_IF_ERROR(ConfirmNewPassword(c.args, new_pw, v.account));
   auto reg = v.client->ChangePassword(v.account, old_pw, new_pw);
   if (!reg.ok()) return Explained(reg.status());
   std::fprintf(c.out,
@@ -1124,7 +1127,8 @@ absl::Status ResetRequest(Context& c, Vault& v) {
 // Once the reset is due: a new password, with the user's 64-digit key
 // (--key-file; old backups stay readable) or a new key (they do not).
 absl::Status ResetComplete(Context& c, Vault& v) {
-  BKV_ASSIGN_OR_RETURN(SecretBytes pw, ReadPasswordLine("new password"));
+  BKV_ASSIGN_OR_RETURN(SecretBytes pw, AskPassword(c.args, "new password"));
+  BKV_RETURN_IF_ERROR(ConfirmNewPassword(c.args, pw, v.account));
   std::optional<BackupKey> key;
   if (auto it = c.args.values.find("--key-file"); it != c.args.values.end()) {
     BKV_ASSIGN_OR_RETURN(key, ReadKeyFile(it->second));

@@ -97,14 +97,14 @@ class CliVaultTest : public ::testing::Test {
 TEST_F(CliVaultTest, BackupWithPasswordThenRestoreWithIt) {
   fs::create_directories(dir_ / "store");
   CliRun b1 = Bkv(With({"backup", (dir_ / "src").string(), "--to", Store()}),
-                  "correct horse\n", dir_);
+                  "correct horse battery\n", dir_);
   ASSERT_EQ(b1.exit_code, 0) << b1.err;
   EXPECT_NE(b1.err.find("registered a new backup key"), std::string::npos);
   // The vault's figure, not a constant.
   EXPECT_NE(b1.err.find("(4 attempts)"), std::string::npos) << b1.err;
   // The second backup recovers the same key instead of making a new one.
   CliRun b2 = Bkv(With({"backup", (dir_ / "src").string(), "--to", Store()}),
-                  "correct horse\n", dir_);
+                  "correct horse battery\n", dir_);
   ASSERT_EQ(b2.exit_code, 0) << b2.err;
   EXPECT_EQ(b2.err.find("registered"), std::string::npos);
 
@@ -119,7 +119,7 @@ TEST_F(CliVaultTest, BackupWithPasswordThenRestoreWithIt) {
 
   CliRun r = Bkv(With({"restore", "--from", Store(), "--to",
                        (dir_ / "restored").string()}),
-                 "correct horse\n", dir_);
+                 "correct horse battery\n", dir_);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::ifstream restored(dir_ / "restored" / "chat.db");
   std::string content((std::istreambuf_iterator<char>(restored)), {});
@@ -134,7 +134,7 @@ TEST_F(CliVaultTest, BackupWithPasswordThenRestoreWithIt) {
 TEST_F(CliVaultTest, LockedAfterTheLimitAndMisuseIsRefused) {
   fs::create_directories(dir_ / "store");
   ASSERT_EQ(Bkv(With({"backup", (dir_ / "src").string(), "--to", Store()}),
-                "pw\n", dir_)
+                "plum orbit canvas\n", dir_)
                 .exit_code,
             0);
   CliRun last;
@@ -142,7 +142,7 @@ TEST_F(CliVaultTest, LockedAfterTheLimitAndMisuseIsRefused) {
     last = Bkv(With({"list", "--from", Store()}), "nope\n", dir_);
   }
   EXPECT_EQ(last.exit_code, 8) << last.err;
-  CliRun right = Bkv(With({"list", "--from", Store()}), "pw\n", dir_);
+  CliRun right = Bkv(With({"list", "--from", Store()}), "plum orbit canvas\n", dir_);
   EXPECT_EQ(right.exit_code, 8) << right.err;
 
   // A password on the command line is refused outright.
@@ -179,7 +179,7 @@ TEST_F(CliVaultTest, RegressionNoAutoRegisterIntoAStoreWithBackups) {
                 .exit_code,
             0);
   CliRun b = Bkv(With({"backup", (dir_ / "src").string(), "--to", Store()}),
-                 "pw\n", dir_);
+                 "plum orbit canvas\n", dir_);
   EXPECT_NE(b.exit_code, 0) << b.err;
   EXPECT_NE(b.err.find("already holds backups"), std::string::npos) << b.err;
   EXPECT_NE(b.err.find("reset --complete --key-file"), std::string::npos);
@@ -210,7 +210,7 @@ TEST_F(CliVaultTest, RegressionPlaintextToANonLoopbackVaultIsRefused) {
 TEST_F(CliVaultTest, RegressionConfigurationMistakesSpendNothing) {
   fs::create_directories(dir_ / "store");
   ASSERT_EQ(Bkv(With({"backup", (dir_ / "src").string(), "--to", Store()}),
-                "pw\n", dir_)
+                "plum orbit canvas\n", dir_)
                 .exit_code,
             0);
   // `command` with one flag's value replaced (or the flag added).
@@ -235,7 +235,7 @@ TEST_F(CliVaultTest, RegressionConfigurationMistakesSpendNothing) {
       {"--account", "bob", "another account"},  // alice's token
   };
   for (const auto& m : mistakes) {
-    CliRun wrong = Bkv(with_flag(list, m.flag, m.value), "pw\n", dir_);
+    CliRun wrong = Bkv(with_flag(list, m.flag, m.value), "plum orbit canvas\n", dir_);
     EXPECT_EQ(wrong.exit_code, 2) << m.flag << ": " << wrong.err;
     EXPECT_NE(wrong.err.find(m.says), std::string::npos) << wrong.err;
   }
@@ -272,7 +272,7 @@ TEST_F(CliVaultTest, ChangePasswordAndDeleteNeedThePassword) {
   BKV_SKIP_UNLESS_PROOF_OR_DELAY(vault_);
   fs::create_directories(dir_ / "store");
   ASSERT_EQ(Bkv(With({"backup", (dir_ / "src").string(), "--to", Store()}),
-                "one\n", dir_)
+                "first plum orbit\n", dir_)
                 .exit_code,
             0);
   CliRun st = Bkv(With({"vault", "status"}), "", dir_);
@@ -280,14 +280,14 @@ TEST_F(CliVaultTest, ChangePasswordAndDeleteNeedThePassword) {
       << st.out;
   EXPECT_NE(st.out.find("registration: "), std::string::npos) << st.out;
 
-  CliRun bad = Bkv(With({"vault", "change-password"}), "nope\ntwo\n", dir_);
+  CliRun bad = Bkv(With({"vault", "change-password"}), "nope\nsecond kite meadow\n", dir_);
   EXPECT_EQ(bad.exit_code, 3) << bad.err;
-  CliRun good = Bkv(With({"vault", "change-password"}), "one\ntwo\n", dir_);
+  CliRun good = Bkv(With({"vault", "change-password"}), "first plum orbit\nsecond kite meadow\n", dir_);
   EXPECT_EQ(good.exit_code, 0) << good.err;
   EXPECT_NE(good.out.find("(4 attempts)"), std::string::npos) << good.out;
   CliRun r =
       Bkv(With({"restore", "--from", Store(), "--to", (dir_ / "out").string()}),
-          "two\n", dir_);
+          "second kite meadow\n", dir_);
   EXPECT_EQ(r.exit_code, 0) << r.err;
 
   // Delete without the password is refused with what to do.
@@ -301,7 +301,7 @@ TEST_F(CliVaultTest, ChangePasswordAndDeleteNeedThePassword) {
   EXPECT_EQ(refused.exit_code, 2) << refused.err;
   EXPECT_NE(refused.err.find("needs its password"), std::string::npos)
       << refused.err;
-  CliRun deleted = Bkv(With({"vault", "delete"}), "two\n", dir_);
+  CliRun deleted = Bkv(With({"vault", "delete"}), "second kite meadow\n", dir_);
   EXPECT_EQ(deleted.exit_code, 0) << deleted.err;
   CliRun gone = Bkv(With({"vault", "status", "--json"}), "", dir_);
   EXPECT_NE(gone.out.find("\"status\":\"none\""), std::string::npos);
@@ -321,7 +321,7 @@ TEST_F(CliVaultTest, ResetRequestThenCompleteWithTheKeyFile) {
             0);
   // No record yet: the key file goes in without any proof.
   CliRun first = Bkv(With({"vault", "reset", "--complete", "--key-file", key}),
-                     "first\n", dir_);
+                     "first plum orbit\n", dir_);
   ASSERT_EQ(first.exit_code, 0) << first.err;
   CliRun req = Bkv(With({"vault", "reset", "--request", "--json"}), "", dir_);
   ASSERT_EQ(req.exit_code, 0) << req.err;
@@ -338,11 +338,11 @@ TEST_F(CliVaultTest, ResetRequestThenCompleteWithTheKeyFile) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   CliRun done = Bkv(With({"vault", "reset", "--complete", "--key-file", key}),
-                    "second\n", dir_);
+                    "second kite meadow\n", dir_);
   ASSERT_EQ(done.exit_code, 0) << done.err;
   CliRun r =
       Bkv(With({"restore", "--from", Store(), "--to", (dir_ / "out").string()}),
-          "second\n", dir_);
+          "second kite meadow\n", dir_);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Slurp(dir_ / "out" / "chat.db"), std::string(300'000, 'c'));
 }
