@@ -15,10 +15,6 @@
 #include "crypto/hex.h"
 #include "tests/server/vault_harness.h"
 
-#ifndef BKV_CLI_PATH
-#error "BKV_CLI_PATH must name the bkv binary"
-#endif
-
 namespace bkv {
 namespace {
 
