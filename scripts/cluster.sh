@@ -35,26 +35,7 @@ wait_serving() {
   return 1
 }
 
-etcd_# Copies node 1's keys to node i's own token, unless it has them. Here the
-# script reads the fingerprint itself; across machines the operator compares
-# it over a second channel (docs/operations.md, "Adding a vault node").
-clone_keys() {
-  local i=$1 token=$dir/softhsm$i
-  if [[ -f $token/softhsm2.conf ]] &&
-    "$vault_bin" hsm status --softhsm-dir "$token" >/dev/null 2>&1; then
-    return
-  fi
-  local request=$dir/transport$i.pem export=$dir/keys$i.export fingerprint
-  fingerprint=$("$vault_bin" hsm export-request --softhsm-dir "$token" \
-    --out "$request" | sed -n 's/^transport key fingerprint (SHA-256): //p')
-  "$vault_bin" hsm export --softhsm-dir "$dir/softhsm1" --request "$request" \
-    --fingerprint "$fingerprint" --out "$export" >/dev/null
-  "$vault_bin" hsm import --softhsm-dir "$token" --in "$export" >/dev/null
-  rm -f "$request" "$export"
-  echo "node $i: keys cloned to its own token ($token)"
-}
-
-up() {
+etcd_up() {
   local i=$1
   local pidfile=$dir/etcd$i.pid
   running "$pidfile" && { echo "etcd m$i already running"; return; }
@@ -87,26 +68,7 @@ wait_etcd() {
   return 1
 }
 
-vault_# Copies node 1's keys to node i's own token, unless it has them. Here the
-# script reads the fingerprint itself; across machines the operator compares
-# it over a second channel (docs/operations.md, "Adding a vault node").
-clone_keys() {
-  local i=$1 token=$dir/softhsm$i
-  if [[ -f $token/softhsm2.conf ]] &&
-    "$vault_bin" hsm status --softhsm-dir "$token" >/dev/null 2>&1; then
-    return
-  fi
-  local request=$dir/transport$i.pem export=$dir/keys$i.export fingerprint
-  fingerprint=$("$vault_bin" hsm export-request --softhsm-dir "$token" \
-    --out "$request" | sed -n 's/^transport key fingerprint (SHA-256): //p')
-  "$vault_bin" hsm export --softhsm-dir "$dir/softhsm1" --request "$request" \
-    --fingerprint "$fingerprint" --out "$export" >/dev/null
-  "$vault_bin" hsm import --softhsm-dir "$token" --in "$export" >/dev/null
-  rm -f "$request" "$export"
-  echo "node $i: keys cloned to its own token ($token)"
-}
-
-up() {
+vault_up() {
   local i=$1
   local pidfile=$dir/vault$i.pid log=$dir/vault$i.log
   running "$pidfile" && { echo "vault node $i already running"; return; }

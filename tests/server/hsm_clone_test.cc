@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "hsm/key_labels.h"
 #include "hsm/pkcs11_hsm.h"
+#include "tests/server/command_run.h"
 #include "tests/server/vault_harness.h"
 
 namespace bkv::testing {
@@ -23,17 +24,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-struct CmdRun {
-  int exit_code;
-  std::string out, err;
-};
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using CmdRun = CommandResult;
 
 class HsmCloneTest : public ::testing::Test {
  protected:
@@ -49,21 +40,9 @@ class HsmCloneTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(tmp_); }
 
-  // `cmd` is test-controlled paths and flags; no PIN ever goes here.
-  CmdRun Sh(const std::string& cmd) {
-    const std::string out = tmp_ + "/out", err = tmp_ + "/err";
-    int status = std::system((cmd + " >'" + out + "' 2>'" + err + "'").c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, Slurp(out),
-            Slurp(err)};
-  }
+  CmdRun Sh(const std::string& cmd) { return RunShell(cmd, tmp_); }
   CmdRun Vault(const std::string& args) {
     return Sh(std::string("'") + BKV_VAULT_BIN + "' " + args);
-  }
-  static std::string Line(const std::string& text, const std::string& key) {
-    size_t at = text.find(key);
-    if (at == std::string::npos) return "";
-    size_t end = text.find('\n', at);
-    return text.substr(at + key.size(), end - at - key.size());
   }
 
   // Source keys by `hsm init`, a transport request from the destination;
@@ -75,7 +54,7 @@ class HsmCloneTest : public ::testing::Test {
                        tmp_ + "/req.pem'");
     EXPECT_EQ(req.exit_code, 0) << req.err;
     EXPECT_THAT(req.out, HasSubstr("unwrap only"));
-    return Line(req.out, "transport key fingerprint (SHA-256): ");
+    return LineAfter(req.out, "transport key fingerprint (SHA-256): ");
   }
   CmdRun Export(const std::string& fingerprint) {
     return Vault("hsm export --softhsm-dir '" + a_ + "' --request '" + tmp_ +
