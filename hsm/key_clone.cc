@@ -200,12 +200,19 @@ absl::StatusOr<TransportPublicKey> CreateTransportKey(Pkcs11Hsm& destination) {
 
 absl::Status TrustTransportKey(Pkcs11Hsm& source_so,
                                const TransportPublicKey& key) {
-  BKV_ASSIGN_OR_RETURN(Session session, source_so.AcquireSession());
+  return StoreTransportPublicKey(source_so, key, /*trusted=*/true);
+}
+
+absl::Status StoreTransportPublicKey(Pkcs11Hsm& hsm,
+                                     const TransportPublicKey& key,
+                                     bool trusted) {
+  BKV_ASSIGN_OR_RETURN(Session session, hsm.AcquireSession());
   BKV_RETURN_IF_ERROR(
       DestroyLabelled(session, CKO_PUBLIC_KEY, kTrustedTransportLabel));
   CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
   CK_KEY_TYPE type = CKK_RSA;
   CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+  CK_BBOOL is_trusted = trusted ? CK_TRUE : CK_FALSE;
   CK_ATTRIBUTE tmpl[] = {
       {CKA_CLASS, &cls, sizeof(cls)},
       {CKA_KEY_TYPE, &type, sizeof(type)},
@@ -213,7 +220,7 @@ absl::Status TrustTransportKey(Pkcs11Hsm& source_so,
        kTrustedTransportLabel.size()},
       {CKA_TOKEN, &yes, sizeof(yes)},
       {CKA_PRIVATE, &no, sizeof(no)},
-      {CKA_TRUSTED, &yes, sizeof(yes)},
+      {CKA_TRUSTED, &is_trusted, sizeof(is_trusted)},
       {CKA_WRAP, &yes, sizeof(yes)},
       {CKA_ENCRYPT, &no, sizeof(no)},
       {CKA_VERIFY, &no, sizeof(no)},

@@ -61,6 +61,12 @@ absl::StatusOr<TransportPublicKey> CreateTransportKey(Pkcs11Hsm& destination);
 // stores `key` as the trusted wrapping key, replacing an earlier one.
 absl::Status TrustTransportKey(Pkcs11Hsm& source_so,
                                const TransportPublicKey& key);
+// The same object with CKA_TRUSTED as given; only an SO session may pass
+// true (the token refuses the user). TrustTransportKey is trusted = true;
+// false serves to show that the token refuses to wrap under such a key.
+absl::Status StoreTransportPublicKey(Pkcs11Hsm& hsm,
+                                     const TransportPublicKey& key,
+                                     bool trusted);
 
 // Source, as the user: wraps every vault key under the trusted transport key
 // (which must be `key`), returns the export file and deletes the trusted key.

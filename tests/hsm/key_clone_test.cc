@@ -139,29 +139,6 @@ TEST_F(KeyCloneTest, ClonedKeysOpenSourceSealsAndGiveSameHmacs) {
   EXPECT_TRUE(trusted->empty());
 }
 
-// An RSA public key the user imported: CKA_WRAP but not CKA_TRUSTED.
-CK_OBJECT_HANDLE UntrustedWrapKey(Pkcs11Hsm::Session& session,
-                                  const TransportPublicKey& key) {
-  CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
-  CK_KEY_TYPE type = CKK_RSA;
-  CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-  CK_ATTRIBUTE tmpl[] = {
-      {CKA_CLASS, &cls, sizeof(cls)},
-      {CKA_KEY_TYPE, &type, sizeof(type)},
-      {CKA_LABEL, const_cast<char*>(kTrustedTransportLabel.data()),
-       kTrustedTransportLabel.size()},
-      {CKA_TOKEN, &no, sizeof(no)},
-      {CKA_WRAP, &yes, sizeof(yes)},
-      {CKA_MODULUS, const_cast<uint8_t*>(key.modulus.data()),
-       key.modulus.size()},
-      {CKA_PUBLIC_EXPONENT, const_cast<uint8_t*>(key.exponent.data()),
-       key.exponent.size()},
-  };
-  auto h = session.CreateObject(tmpl);
-  EXPECT_TRUE(h.ok()) << h.status();
-  return h.value_or(CK_INVALID_HANDLE);
-}
-
 TEST_F(KeyCloneTest, SoftHsmRefusesToWrapUnderAnUntrustedKey) {
   auto transport = CreateTransportKey(*dst_);
   ASSERT_TRUE(transport.ok());
@@ -169,10 +146,13 @@ TEST_F(KeyCloneTest, SoftHsmRefusesToWrapUnderAnUntrustedKey) {
   ASSERT_TRUE(RunKeyCeremony(*src_, {}).ok());
   auto session = src_->AcquireSession();
   ASSERT_TRUE(session.ok());
-  CK_OBJECT_HANDLE untrusted = UntrustedWrapKey(*session, *transport);
+  // The user imports the transport key as CKA_WRAP, not CKA_TRUSTED.
+  ASSERT_TRUE(StoreTransportPublicKey(*src_, *transport, false).ok());
+  auto untrusted = session->FindObject(CKO_PUBLIC_KEY, kTrustedTransportLabel);
+  ASSERT_TRUE(untrusted.ok()) << untrusted.status();
   auto key = session->FindObject(CKO_SECRET_KEY, kOprfSeedLabel);
   ASSERT_TRUE(key.ok());
-  auto wrapped = session->WrapKeyRsaOaep(untrusted, *key);
+  auto wrapped = session->WrapKeyRsaOaep(*untrusted, *key);
   EXPECT_EQ(RvFromStatus(wrapped.status()), CKR_KEY_NOT_WRAPPABLE)
       << wrapped.status();
   // The same key under the ceremony's label: our error says what to do.
@@ -185,7 +165,7 @@ TEST_F(KeyCloneTest, OnlyTheSecurityOfficerMarksAKeyTrusted) {
   auto transport = CreateTransportKey(*dst_);
   ASSERT_TRUE(transport.ok());
   src_ = Open(kSource);
-  absl::Status s = TrustTransportKey(*src_, *transport);
+  absl::Status s = StoreTransportPublicKey(*src_, *transport, true);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(RvFromStatus(s), CKR_OK) << s;
   // The user is logged in: no SO login beside it in this process.
