@@ -11,63 +11,17 @@
 #include "crypto/hex.h"
 #include "crypto/status_macros.h"
 #include "hsm/key_labels.h"
+#include "hsm/vault_key_specs.h"
 
 namespace bkv::hsm {
 namespace {
 
 using Session = Pkcs11Hsm::Session;
 
-struct SecretKeySpec {
-  absl::string_view label;
-  CK_MECHANISM_TYPE gen_mechanism;
-  CK_KEY_TYPE key_type;
-  CK_ULONG size;
-  // What the key may be used for; everything else is off.
-  bool encrypt_decrypt;
-  bool sign_verify;
-  bool wrap_unwrap;
-};
-
-constexpr SecretKeySpec kSealKey{
-    kRecordSealKeyLabel, CKM_AES_KEY_GEN, CKK_AES, 32, true, false, false};
-constexpr SecretKeySpec kOprfSeed{kOprfSeedLabel,
-                                  CKM_GENERIC_SECRET_KEY_GEN,
-                                  CKK_GENERIC_SECRET,
-                                  64,
-                                  false,
-                                  true,
-                                  false};
-constexpr SecretKeySpec kAkeWrapKey{
-    kAkeWrapKeyLabel, CKM_AES_KEY_GEN, CKK_AES, 32, false, false, true};
-
 absl::StatusOr<CK_OBJECT_HANDLE> GenerateSecretKey(Session& session,
                                                    const SecretKeySpec& spec) {
-  CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-  CK_KEY_TYPE type = spec.key_type;
-  CK_ULONG size = spec.size;
-  CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-  CK_BBOOL ed = spec.encrypt_decrypt ? CK_TRUE : CK_FALSE;
-  CK_BBOOL sv = spec.sign_verify ? CK_TRUE : CK_FALSE;
-  CK_BBOOL wu = spec.wrap_unwrap ? CK_TRUE : CK_FALSE;
-  CK_ATTRIBUTE tmpl[] = {
-      {CKA_CLASS, &cls, sizeof(cls)},
-      {CKA_KEY_TYPE, &type, sizeof(type)},
-      {CKA_VALUE_LEN, &size, sizeof(size)},
-      {CKA_LABEL, const_cast<char*>(spec.label.data()), spec.label.size()},
-      {CKA_TOKEN, &yes, sizeof(yes)},
-      {CKA_PRIVATE, &yes, sizeof(yes)},
-      {CKA_SENSITIVE, &yes, sizeof(yes)},
-      {CKA_EXTRACTABLE, &no, sizeof(no)},
-      {CKA_MODIFIABLE, &no, sizeof(no)},
-      {CKA_ENCRYPT, &ed, sizeof(ed)},
-      {CKA_DECRYPT, &ed, sizeof(ed)},
-      {CKA_SIGN, &sv, sizeof(sv)},
-      {CKA_VERIFY, &sv, sizeof(sv)},
-      {CKA_WRAP, &wu, sizeof(wu)},
-      {CKA_UNWRAP, &wu, sizeof(wu)},
-      {CKA_DERIVE, &no, sizeof(no)},
-  };
-  return session.GenerateKey(spec.gen_mechanism, tmpl);
+  SecretKeyTemplate tmpl(spec, SecretKeyTemplate::Origin::kGenerate);
+  return session.GenerateKey(spec.gen_mechanism, tmpl.attributes());
 }
 
 // An existing key is kept only if it is as safe as one we would make.
@@ -77,6 +31,9 @@ absl::Status CheckExistingKey(Session& session, CK_OBJECT_HANDLE key,
                        session.GetBoolAttribute(key, CKA_SENSITIVE));
   BKV_ASSIGN_OR_RETURN(bool extractable,
                        session.GetBoolAttribute(key, CKA_EXTRACTABLE));
+  // Extractable is safe only when limited to trusted wrapping keys.
+  BKV_ASSIGN_OR_RETURN(bool trusted_only,
+                       session.GetBoolAttribute(key, CKA_WRAP_WITH_TRUSTED));
   BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> type,
                        session.GetAttribute(key, CKA_KEY_TYPE));
   BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> size,
@@ -89,11 +46,12 @@ absl::Status CheckExistingKey(Session& session, CK_OBJECT_HANDLE key,
   if (size.size() == sizeof(key_size)) {
     std::copy(size.begin(), size.end(), reinterpret_cast<uint8_t*>(&key_size));
   }
-  if (!sensitive || extractable || key_type != spec.key_type ||
-      key_size != spec.size) {
+  if (!sensitive || (extractable && !trusted_only) ||
+      key_type != spec.key_type || key_size != spec.size) {
     return absl::FailedPreconditionError(absl::StrCat(
         "existing key '", spec.label,
-        "' is extractable, not sensitive, or of the wrong type or size; "
+        "' is extractable to untrusted keys, not sensitive, or of the wrong "
+        "type or size; "
         "refusing to use it (rerun with --force-new-keys to replace it)"));
   }
   return absl::OkStatus();
@@ -115,26 +73,6 @@ absl::StatusOr<std::pair<CK_OBJECT_HANDLE, bool>> EnsureSecretKey(
   }
   BKV_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE key, GenerateSecretKey(session, spec));
   return std::pair{key, true};
-}
-
-absl::StatusOr<CK_OBJECT_HANDLE> CreateDataObject(
-    Session& session, absl::string_view label, bool is_private,
-    std::span<const uint8_t> value) {
-  CK_OBJECT_CLASS cls = CKO_DATA;
-  CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-  CK_BBOOL priv = is_private ? CK_TRUE : CK_FALSE;
-  static constexpr absl::string_view kApplication = "bkv";
-  CK_ATTRIBUTE tmpl[] = {
-      {CKA_CLASS, &cls, sizeof(cls)},
-      {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
-      {CKA_APPLICATION, const_cast<char*>(kApplication.data()),
-       kApplication.size()},
-      {CKA_TOKEN, &yes, sizeof(yes)},
-      {CKA_PRIVATE, &priv, sizeof(priv)},
-      {CKA_MODIFIABLE, &no, sizeof(no)},
-      {CKA_VALUE, const_cast<uint8_t*>(value.data()), value.size()},
-  };
-  return session.CreateObject(tmpl);
 }
 
 // Fresh scalar, wrapped inside the token; returns the wrapped blob.
@@ -169,14 +107,8 @@ absl::StatusOr<std::vector<uint8_t>> WrapNewScalar(Session& session,
   return wrapped;
 }
 
-constexpr std::pair<CK_OBJECT_CLASS, absl::string_view> kAllObjects[] = {
-    {CKO_SECRET_KEY, kRecordSealKeyLabel}, {CKO_SECRET_KEY, kOprfSeedLabel},
-    {CKO_SECRET_KEY, kAkeWrapKeyLabel},    {CKO_DATA, kAkePrivateLabel},
-    {CKO_DATA, kAkePublicLabel},
-};
-
 absl::Status DestroyAllKeys(Session& session) {
-  for (const auto& [cls, label] : kAllObjects) {
+  for (const auto& [cls, label] : kAllVaultObjects) {
     BKV_ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> found,
                          session.FindObjects(cls, label));
     for (CK_OBJECT_HANDLE h : found) {
@@ -195,11 +127,11 @@ absl::StatusOr<CeremonyReport> RunKeyCeremony(Pkcs11Hsm& hsm,
     BKV_ASSIGN_OR_RETURN(Session session, hsm.AcquireSession());
     if (options.force_new_keys) BKV_RETURN_IF_ERROR(DestroyAllKeys(session));
 
-    for (const SecretKeySpec* spec : {&kSealKey, &kOprfSeed}) {
+    for (const SecretKeySpec* spec : {&kSealKeySpec, &kOprfSeedSpec}) {
       BKV_ASSIGN_OR_RETURN(auto key, EnsureSecretKey(session, *spec));
       report.keys.push_back({std::string(spec->label), key.second});
     }
-    BKV_ASSIGN_OR_RETURN(auto wrap, EnsureSecretKey(session, kAkeWrapKey));
+    BKV_ASSIGN_OR_RETURN(auto wrap, EnsureSecretKey(session, kAkeWrapKeySpec));
     report.keys.push_back({std::string(kAkeWrapKeyLabel), wrap.second});
 
     BKV_ASSIGN_OR_RETURN(auto wrapped_objs,
@@ -252,7 +184,7 @@ bool KeyInventory::complete() const {
 absl::StatusOr<KeyInventory> InspectKeys(Pkcs11Hsm& hsm) {
   BKV_ASSIGN_OR_RETURN(Session session, hsm.AcquireSession());
   KeyInventory inventory;
-  for (const auto& [cls, label] : kAllObjects) {
+  for (const auto& [cls, label] : kAllVaultObjects) {
     BKV_ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> found,
                          session.FindObjects(cls, label));
     inventory.entries.push_back({std::string(label), found.size() == 1});

@@ -17,13 +17,24 @@ namespace bkv::hsm {
 //                                          bkv-ake-wrap-v1 (private object)
 //   bkv-ake-public-v1     CKO_DATA         AKE public key, 32 bytes
 //
-// All are token objects; the three keys are CKA_SENSITIVE, non-extractable
-// and CKA_PRIVATE.
+// All are token objects; the three keys are CKA_SENSITIVE and CKA_PRIVATE,
+// extractable only under a CKA_TRUSTED key (CKA_WRAP_WITH_TRUSTED; made by
+// `hsm init` since the cloning ceremony) or not at all (older tokens, and
+// tokens the keys were imported to).
+//
+// The cloning ceremony (key_clone.h) adds, for its duration:
+//   bkv-transport-v1          CKO_PUBLIC_KEY,  destination token: RSA-3072
+//                             CKO_PRIVATE_KEY  pair, private key unwrap-only
+//   bkv-transport-trusted-v1  CKO_PUBLIC_KEY   source token: the destination's
+//                                              public key, CKA_TRUSTED (SO)
 inline constexpr absl::string_view kRecordSealKeyLabel = "bkv-record-seal-v1";
 inline constexpr absl::string_view kOprfSeedLabel = "bkv-oprf-seed-v1";
 inline constexpr absl::string_view kAkeWrapKeyLabel = "bkv-ake-wrap-v1";
 inline constexpr absl::string_view kAkePrivateLabel = "bkv-ake-private-v1";
 inline constexpr absl::string_view kAkePublicLabel = "bkv-ake-public-v1";
+inline constexpr absl::string_view kTransportKeyLabel = "bkv-transport-v1";
+inline constexpr absl::string_view kTrustedTransportLabel =
+    "bkv-transport-trusted-v1";
 
 }  // namespace bkv::hsm
 

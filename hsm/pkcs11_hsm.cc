@@ -278,6 +278,17 @@ std::string Pkcs11Hsm::Describe() const {
 
 absl::StatusOr<std::shared_ptr<Pkcs11Hsm>> Pkcs11Hsm::Open(
     const TokenOptions& options, const SecretBytes& pin) {
+  return OpenAs(options, pin, CKU_USER);
+}
+
+absl::StatusOr<std::shared_ptr<Pkcs11Hsm>> Pkcs11Hsm::OpenAsSecurityOfficer(
+    const TokenOptions& options, const SecretBytes& so_pin) {
+  return OpenAs(options, so_pin, CKU_SO);
+}
+
+absl::StatusOr<std::shared_ptr<Pkcs11Hsm>> Pkcs11Hsm::OpenAs(
+    const TokenOptions& options, const SecretBytes& pin,
+    CK_USER_TYPE user_type) {
   if (options.max_sessions == 0) {
     return absl::InvalidArgumentError("max_sessions must be at least 1");
   }
@@ -297,10 +308,13 @@ absl::StatusOr<std::shared_ptr<Pkcs11Hsm>> Pkcs11Hsm::Open(
               "C_OpenSession"),
       describe));
   CK_RV rv =
-      fn->C_Login(hsm->login_session_, CKU_USER, PinPtr(pin), pin.size());
+      fn->C_Login(hsm->login_session_, user_type, PinPtr(pin), pin.size());
   // Another Pkcs11Hsm on the same token in this process already logged in.
-  if (rv != CKR_USER_ALREADY_LOGGED_IN) {
-    BKV_RETURN_IF_ERROR(WithContext(CheckRv(rv, "C_Login"), describe));
+  if (rv != CKR_USER_ALREADY_LOGGED_IN || user_type != CKU_USER) {
+    BKV_RETURN_IF_ERROR(WithContext(
+        CheckRv(rv,
+                user_type == CKU_SO ? "C_Login (security officer)" : "C_Login"),
+        describe));
   }
   return hsm;
 }
@@ -513,9 +527,30 @@ absl::Status Pkcs11Hsm::Session::GenerateRandom(std::span<uint8_t> out) {
       "C_GenerateRandom");
 }
 
+namespace {
+
+// SoftHSMv2 2.6 accepts OAEP only with SHA-1 and MGF1-SHA-1.
+CK_RSA_PKCS_OAEP_PARAMS OaepParams() {
+  return {CKM_SHA_1, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, nullptr, 0};
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<uint8_t>> Pkcs11Hsm::Session::WrapKey(
     CK_OBJECT_HANDLE wrapping_key, CK_OBJECT_HANDLE key) {
   CK_MECHANISM mech{CKM_AES_KEY_WRAP_PAD, nullptr, 0};
+  return Wrap(mech, wrapping_key, key);
+}
+
+absl::StatusOr<std::vector<uint8_t>> Pkcs11Hsm::Session::WrapKeyRsaOaep(
+    CK_OBJECT_HANDLE wrapping_key, CK_OBJECT_HANDLE key) {
+  CK_RSA_PKCS_OAEP_PARAMS params = OaepParams();
+  CK_MECHANISM mech{CKM_RSA_PKCS_OAEP, &params, sizeof(params)};
+  return Wrap(mech, wrapping_key, key);
+}
+
+absl::StatusOr<std::vector<uint8_t>> Pkcs11Hsm::Session::Wrap(
+    CK_MECHANISM& mech, CK_OBJECT_HANDLE wrapping_key, CK_OBJECT_HANDLE key) {
   CK_FUNCTION_LIST* fn = hsm_->module_->fn();
   CK_ULONG len = 0;
   BKV_RETURN_IF_ERROR(
@@ -536,6 +571,20 @@ absl::StatusOr<CK_OBJECT_HANDLE> Pkcs11Hsm::Session::UnwrapKey(
     CK_OBJECT_HANDLE unwrapping_key, std::span<const uint8_t> wrapped,
     std::span<CK_ATTRIBUTE> key_template) {
   CK_MECHANISM mech{CKM_AES_KEY_WRAP_PAD, nullptr, 0};
+  return Unwrap(mech, unwrapping_key, wrapped, key_template);
+}
+
+absl::StatusOr<CK_OBJECT_HANDLE> Pkcs11Hsm::Session::UnwrapKeyRsaOaep(
+    CK_OBJECT_HANDLE unwrapping_key, std::span<const uint8_t> wrapped,
+    std::span<CK_ATTRIBUTE> key_template) {
+  CK_RSA_PKCS_OAEP_PARAMS params = OaepParams();
+  CK_MECHANISM mech{CKM_RSA_PKCS_OAEP, &params, sizeof(params)};
+  return Unwrap(mech, unwrapping_key, wrapped, key_template);
+}
+
+absl::StatusOr<CK_OBJECT_HANDLE> Pkcs11Hsm::Session::Unwrap(
+    CK_MECHANISM& mech, CK_OBJECT_HANDLE unwrapping_key,
+    std::span<const uint8_t> wrapped, std::span<CK_ATTRIBUTE> key_template) {
   CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
   BKV_RETURN_IF_ERROR(Check(
       hsm_->module_->fn()->C_UnwrapKey(handle_, &mech, unwrapping_key,
@@ -544,6 +593,20 @@ absl::StatusOr<CK_OBJECT_HANDLE> Pkcs11Hsm::Session::UnwrapKey(
                                        key_template.size(), &key),
       "C_UnwrapKey"));
   return key;
+}
+
+absl::StatusOr<std::pair<CK_OBJECT_HANDLE, CK_OBJECT_HANDLE>>
+Pkcs11Hsm::Session::GenerateKeyPair(CK_MECHANISM_TYPE mechanism,
+                                    std::span<CK_ATTRIBUTE> public_template,
+                                    std::span<CK_ATTRIBUTE> private_template) {
+  CK_MECHANISM mech{mechanism, nullptr, 0};
+  CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
+  BKV_RETURN_IF_ERROR(
+      Check(hsm_->module_->fn()->C_GenerateKeyPair(
+                handle_, &mech, public_template.data(), public_template.size(),
+                private_template.data(), private_template.size(), &pub, &priv),
+            "C_GenerateKeyPair"));
+  return std::pair{pub, priv};
 }
 
 absl::StatusOr<CK_OBJECT_HANDLE> Pkcs11Hsm::Session::GenerateKey(

@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -66,6 +67,11 @@ class Pkcs11Hsm {
   // logs in as the user.
   static absl::StatusOr<std::shared_ptr<Pkcs11Hsm>> Open(
       const TokenOptions& options, const SecretBytes& pin);
+  // Logs in as the security officer instead, for the few steps only the SO
+  // may take (marking a key CKA_TRUSTED). Sessions see public objects only.
+  // Fails while the user is logged in to the token in this process.
+  static absl::StatusOr<std::shared_ptr<Pkcs11Hsm>> OpenAsSecurityOfficer(
+      const TokenOptions& options, const SecretBytes& so_pin);
 
   // Initialises a fresh token labelled `label` in the first slot holding an
   // uninitialised token (SoftHSM always offers one) and sets its user PIN.
@@ -96,6 +102,9 @@ class Pkcs11Hsm {
  private:
   Pkcs11Hsm(std::shared_ptr<Module> module, std::string label, CK_SLOT_ID slot,
             TokenOptions options);
+  static absl::StatusOr<std::shared_ptr<Pkcs11Hsm>> OpenAs(
+      const TokenOptions& options, const SecretBytes& pin,
+      CK_USER_TYPE user_type);
   void Release(CK_SESSION_HANDLE handle, bool broken);
 
   std::shared_ptr<Module> module_;
@@ -138,9 +147,20 @@ class Pkcs11Hsm::Session {
   absl::StatusOr<CK_OBJECT_HANDLE> UnwrapKey(
       CK_OBJECT_HANDLE unwrapping_key, std::span<const uint8_t> wrapped,
       std::span<CK_ATTRIBUTE> key_template);
+  // CKM_RSA_PKCS_OAEP with SHA-1 and MGF1-SHA-1, the only OAEP parameters
+  // SoftHSMv2 2.6 wraps with; the key cloning ceremony (key_clone.h).
+  absl::StatusOr<std::vector<uint8_t>> WrapKeyRsaOaep(
+      CK_OBJECT_HANDLE wrapping_key, CK_OBJECT_HANDLE key);
+  absl::StatusOr<CK_OBJECT_HANDLE> UnwrapKeyRsaOaep(
+      CK_OBJECT_HANDLE unwrapping_key, std::span<const uint8_t> wrapped,
+      std::span<CK_ATTRIBUTE> key_template);
 
   absl::StatusOr<CK_OBJECT_HANDLE> GenerateKey(
       CK_MECHANISM_TYPE mechanism, std::span<CK_ATTRIBUTE> key_template);
+  // Returns {public key, private key}.
+  absl::StatusOr<std::pair<CK_OBJECT_HANDLE, CK_OBJECT_HANDLE>> GenerateKeyPair(
+      CK_MECHANISM_TYPE mechanism, std::span<CK_ATTRIBUTE> public_template,
+      std::span<CK_ATTRIBUTE> private_template);
   absl::StatusOr<CK_OBJECT_HANDLE> CreateObject(
       std::span<CK_ATTRIBUTE> object_template);
   absl::Status DestroyObject(CK_OBJECT_HANDLE object);
@@ -168,6 +188,13 @@ class Pkcs11Hsm::Session {
   friend class Pkcs11Hsm;
   Session(Pkcs11Hsm* hsm, CK_SESSION_HANDLE handle)
       : hsm_(hsm), handle_(handle) {}
+  absl::StatusOr<std::vector<uint8_t>> Wrap(CK_MECHANISM& mech,
+                                            CK_OBJECT_HANDLE wrapping_key,
+                                            CK_OBJECT_HANDLE key);
+  absl::StatusOr<CK_OBJECT_HANDLE> Unwrap(CK_MECHANISM& mech,
+                                          CK_OBJECT_HANDLE unwrapping_key,
+                                          std::span<const uint8_t> wrapped,
+                                          std::span<CK_ATTRIBUTE> key_template);
   // CheckRv, and remembers whether the session died.
   absl::Status Check(CK_RV rv, absl::string_view function);
 

@@ -5,8 +5,10 @@
 #   scripts/cluster.sh down     stop them (the data under var/cluster stays)
 #   scripts/cluster.sh clean    down, then remove var/cluster
 # Ports: etcd clients 23791-23793 (peers 23801-23803), vault gRPC
-# 50061-50063, metrics 9471-9473. The nodes share one SoftHSM development
-# token (var/cluster/softhsm, made by `bkv-vault hsm init`) and one
+# 50061-50063, metrics 9471-9473. Each node has its own SoftHSM development
+# token (var/cluster/softhsmN): node 1's keys come from `bkv-vault hsm init`,
+# nodes 2 and 3 get copies through the cloning ceremony (hsm export-request,
+# export, import; the keys travel only wrapped for the receiving token). One
 # development issuer (node 1's). Plaintext to etcd on loopback only; a real
 # deployment uses TLS (docs/operations.md, "Several vault nodes").
 set -euo pipefail
@@ -71,7 +73,7 @@ vault_up() {
   local pidfile=$dir/vault$i.pid log=$dir/vault$i.log
   running "$pidfile" && { echo "vault node $i already running"; return; }
   local args=(serve --dev --data-dir "$dir/node$i" --listen 127.0.0.1:5006$i
-    --metrics-listen 127.0.0.1:947$i --softhsm-dir "$dir/softhsm"
+    --metrics-listen 127.0.0.1:947$i --softhsm-dir "$dir/softhsm$i"
     --storage etcd --etcd-endpoints $endpoints --etcd-insecure)
   # Node 1 makes the development issuer; the others trust its key.
   [[ $i != 1 ]] && args+=(--issuer-keys-file "$dir/node1/dev-issuer.pub")
@@ -82,16 +84,36 @@ vault_up() {
   echo "vault node $i: pid $(cat "$pidfile"), 127.0.0.1:5006$i"
 }
 
+# Copies node 1's keys to node i's own token, unless it has them. Here the
+# script reads the fingerprint itself; across machines the operator compares
+# it over a second channel (docs/operations.md, "Adding a vault node").
+clone_keys() {
+  local i=$1 token=$dir/softhsm$i
+  if [[ -f $token/softhsm2.conf ]] &&
+    "$vault_bin" hsm status --softhsm-dir "$token" >/dev/null 2>&1; then
+    return
+  fi
+  local request=$dir/transport$i.pem export=$dir/keys$i.export fingerprint
+  fingerprint=$("$vault_bin" hsm export-request --softhsm-dir "$token" \
+    --out "$request" | sed -n 's/^transport key fingerprint (SHA-256): //p')
+  "$vault_bin" hsm export --softhsm-dir "$dir/softhsm1" --request "$request" \
+    --fingerprint "$fingerprint" --out "$export" >/dev/null
+  "$vault_bin" hsm import --softhsm-dir "$token" --in "$export" >/dev/null
+  rm -f "$request" "$export"
+  echo "node $i: keys cloned to its own token ($token)"
+}
+
 up() {
   [[ -x $vault_bin ]] || BKV_TARGETS=bkv-vault scripts/build.sh release
   mkdir -p "$dir"
   chmod 700 "$dir"
   for i in "${nodes[@]}"; do etcd_up "$i"; done
   wait_etcd
-  # The key ceremony, once: every node uses this token's keys.
-  if [[ ! -f $dir/softhsm/softhsm2.conf ]]; then
-    "$vault_bin" hsm init --softhsm-dir "$dir/softhsm"
+  # The key ceremony once, on node 1's token; the others get clones.
+  if [[ ! -f $dir/softhsm1/softhsm2.conf ]]; then
+    "$vault_bin" hsm init --softhsm-dir "$dir/softhsm1"
   fi
+  for i in "${nodes[@]:1}"; do clone_keys "$i"; done
   for i in "${nodes[@]}"; do vault_up "$i"; done
   echo
   echo "vault nodes: 127.0.0.1:50061,127.0.0.1:50062,127.0.0.1:50063"

@@ -29,6 +29,7 @@ for group in "$@"; do
     test) PACKAGES+=(procps nginx-light libnginx-mod-http-dav-ext sqlite3)
           PACKAGES+=(openssl)  # tests/servers/servers.sh: openssl passwd -apr1
           PACKAGES+=(etcd-server)  # real etcd clusters on loopback (ctest -R cluster)
+          PACKAGES+=(opensc)  # pkcs11-tool: an independent reading of cloned HSM keys
           command -v node >/dev/null || PACKAGES+=(nodejs)
           command -v npm >/dev/null || PACKAGES+=(npm) ;;
     bench) PACKAGES+=(age openssl procps etcd-server restic sqlite3 time bc) ;;

@@ -269,6 +269,7 @@ absl::Status BuildKeys(const VaultConfig& c, VaultNode& n) {
                                        n.token->Describe(), holds_records));
   n.sealer.emplace(n.keys->sealer, n.metrics);
   n.oprf_seed.emplace(n.keys->oprf_seed, n.metrics);
+  n.ticket_sealer.emplace(*n.oprf_seed);
   auto server_keys = opaque::ServerKeyPair::FromPrivateKey(
       n.keys->ake.RevealPrivateKey().Reveal());
   BKV_BUILD_STEP("hsm_keys_invalid", server_keys.status());
@@ -320,7 +321,7 @@ absl::Status BuildVerifier(const VaultConfig& c, VaultNode& n) {
 absl::Status BuildService(VaultNode& n) {
   const ComponentOptions& o = n.options;
   n.opaque_server.emplace(o.opaque, *n.oprf_seed, *n.server_keys);
-  n.vault.emplace(o.vault, *n.opaque_server, *n.timed_store, *n.sealer,
+  n.vault.emplace(o.vault, *n.opaque_server, *n.timed_store, *n.ticket_sealer,
                   *n.audit, n.metrics);
   n.read_limits.emplace(o.limits.read);
   n.guess_limits.emplace(o.limits.guess);

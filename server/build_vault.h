@@ -20,6 +20,7 @@
 #include "server/instrumented.h"
 #include "server/metrics.h"
 #include "server/rate_limiter.h"
+#include "server/ticket_sealer.h"
 #include "server/vault.h"
 #include "server/vault_service.h"
 #include "storage/etcd_record_store.h"
@@ -79,6 +80,7 @@ struct VaultNode {
   Metrics metrics;
   std::optional<TimedSealer> sealer;
   std::optional<TimedKeyedHash> oprf_seed;
+  std::optional<EpochTicketSealer> ticket_sealer;
   std::optional<opaque::ServerKeyPair> server_keys;
   std::unique_ptr<FileAuditLog> audit;
   std::unique_ptr<storage::RecordStore> store;

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -11,6 +12,8 @@
 #include "crypto/hex.h"
 #include "crypto/status_macros.h"
 #include "hsm/key_ceremony.h"
+#include "hsm/key_clone.h"
+#include "hsm/key_labels.h"
 #include "hsm/pin.h"
 #include "hsm/self_test.h"
 #include "hsm/softhsm_dev.h"
@@ -18,7 +21,7 @@
 namespace bkv::server {
 
 const char kHsmUsage[] =
-    R"(usage: bkv-vault hsm <init|status> [flags]
+    R"(usage: bkv-vault hsm <init|status|export-request|export|import> [flags]
 
   init     Key ceremony: create the vault's keys on the token, or keep the
            ones already there, run the self-tests and print the server
@@ -27,6 +30,18 @@ const char kHsmUsage[] =
            fingerprint, and run the self-tests. With --data-dir, also check
            the keys against the vault's key check file (DIR/hsm-keys.check),
            as `serve` does. Exit 1 if anything is missing or differs.
+
+Cloning the keys to another node's token (docs/operations.md, "Adding a
+vault node"); keys leave a token only wrapped for the destination token:
+  export-request  On the NEW node: create its token (with --softhsm-dir) and
+           an unwrap-only RSA-3072 transport key on it; write the public key
+           to --out FILE and print its fingerprint.
+  export   On a node whose token made the keys: with the security officer's
+           PIN, mark the transport key in --request FILE trusted (it must
+           have the --fingerprint HEX the new node printed), wrap the keys
+           under it and write them to --out FILE.
+  import   On the new node: unwrap --in FILE into its token as sensitive,
+           non-extractable keys, check them and run the self-tests.
 
 Token flags:
   --module PATH        PKCS#11 module (default: SoftHSMv2's libsofthsm2.so)
@@ -39,6 +54,16 @@ Token flags:
                        them. Implies SOFTHSM2_CONF=DIR/softhsm2.conf.
 status only:
   --data-dir DIR       the vault's data directory (its hsm-keys.check)
+export only:
+  --so-pin-file F      file holding the security officer's PIN (mode 0600);
+                       without it $BKV_HSM_SO_PIN, or DIR/so.pin with
+                       --softhsm-dir
+  --request F          the transport key file from `hsm export-request`
+  --fingerprint HEX    the fingerprint `hsm export-request` printed
+export-request, export:
+  --out F              the file to write
+import only:
+  --in F               the file `hsm export` wrote
 init only:
   --force-new-keys     destroy the existing bkv keys and make new ones. Every
                        sealed record becomes unreadable and clients must pin
@@ -47,10 +72,13 @@ init only:
 
 namespace {
 
+constexpr absl::string_view kSoPinEnvVar = "BKV_HSM_SO_PIN";
+
 bool TakesValue(const std::string& flag) {
   return flag == "--module" || flag == "--token-label" ||
          flag == "--pin-file" || flag == "--softhsm-dir" ||
-         flag == "--data-dir";
+         flag == "--data-dir" || flag == "--so-pin-file" || flag == "--out" ||
+         flag == "--in" || flag == "--request" || flag == "--fingerprint";
 }
 
 absl::StatusOr<SecretBytes> ReadPin(const HsmFlags& flags,
@@ -92,17 +120,26 @@ absl::Status SelfTest(std::shared_ptr<hsm::Pkcs11Hsm> token,
   return hsm::VerifyKeyCheck(keys, text.str(), token->Describe());
 }
 
-int Init(const HsmFlags& flags, std::ostream& out, std::ostream& err) {
-  if (!flags.softhsm_dir.empty()) {
-    absl::StatusOr<hsm::SoftHsmDevToken> dev = hsm::PrepareSoftHsmDir(
-        flags.softhsm_dir, flags.token_label, flags.module_path);
-    if (!dev.ok()) return Fail(err, "init", dev.status());
-    out << "SoftHSM development token '" << flags.token_label << "' "
-        << (dev->token_created ? "created" : "found") << " under " << dev->dir
-        << "\n  export SOFTHSM2_CONF=" << dev->conf_path
-        << "\n  user PIN file: " << dev->user_pin_path
-        << "\n  SO PIN file:   " << dev->so_pin_path << "\n";
+// With --softhsm-dir: makes the development token if it is missing.
+bool PrepareDevToken(absl::string_view what, const HsmFlags& flags,
+                     std::ostream& out, std::ostream& err) {
+  if (flags.softhsm_dir.empty()) return true;
+  absl::StatusOr<hsm::SoftHsmDevToken> dev = hsm::PrepareSoftHsmDir(
+      flags.softhsm_dir, flags.token_label, flags.module_path);
+  if (!dev.ok()) {
+    Fail(err, what, dev.status());
+    return false;
   }
+  out << "SoftHSM development token '" << flags.token_label << "' "
+      << (dev->token_created ? "created" : "found") << " under " << dev->dir
+      << "\n  export SOFTHSM2_CONF=" << dev->conf_path
+      << "\n  user PIN file: " << dev->user_pin_path
+      << "\n  SO PIN file:   " << dev->so_pin_path << "\n";
+  return true;
+}
+
+int Init(const HsmFlags& flags, std::ostream& out, std::ostream& err) {
+  if (!PrepareDevToken("init", flags, out, err)) return 1;
   absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> token = OpenHsm(flags);
   if (!token.ok()) return Fail(err, "init", token.status());
   hsm::CeremonyOptions options;
@@ -179,6 +216,11 @@ absl::Status ParseHsmFlags(std::span<const std::string> args, HsmFlags& flags,
       if (flag == "--pin-file") flags.pin_file = value;
       if (flag == "--softhsm-dir") flags.softhsm_dir = value;
       if (flag == "--data-dir") flags.data_dir = value;
+      if (flag == "--so-pin-file") flags.so_pin_file = value;
+      if (flag == "--out") flags.out_path = value;
+      if (flag == "--in") flags.in_path = value;
+      if (flag == "--request") flags.request_path = value;
+      if (flag == "--fingerprint") flags.fingerprint = value;
     } else if (flag == "--force-new-keys" && !has_value) {
       flags.force_new_keys = true;
     } else {
@@ -188,30 +230,198 @@ absl::Status ParseHsmFlags(std::span<const std::string> args, HsmFlags& flags,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenHsm(const HsmFlags& flags) {
-  std::string pin_file = flags.pin_file;
-  if (!flags.softhsm_dir.empty()) {
-    std::filesystem::path dir = std::filesystem::absolute(flags.softhsm_dir);
-    std::string conf = (dir / "softhsm2.conf").string();
-    if (!std::filesystem::exists(conf)) {
-      return absl::NotFoundError(absl::StrCat(
-          conf,
-          " not found. A new vault: run `bkv-vault hsm init "
-          "--softhsm-dir ",
-          flags.softhsm_dir,
-          "`. A vault with records: restore the token directory from its "
-          "backup (docs/operations.md, \"Restoring the HSM token\")"));
-    }
-    setenv("SOFTHSM2_CONF", conf.c_str(), 1);
-    if (pin_file.empty()) pin_file = (dir / "user.pin").string();
+namespace {
+
+// With --softhsm-dir: points SOFTHSM2_CONF at DIR/softhsm2.conf and returns
+// DIR (absolute); "" without it.
+absl::StatusOr<std::string> UseSoftHsmDir(const HsmFlags& flags) {
+  if (flags.softhsm_dir.empty()) return std::string();
+  std::filesystem::path dir = std::filesystem::absolute(flags.softhsm_dir);
+  std::string conf = (dir / "softhsm2.conf").string();
+  if (!std::filesystem::exists(conf)) {
+    return absl::NotFoundError(absl::StrCat(
+        conf,
+        " not found. A new vault: run `bkv-vault hsm init "
+        "--softhsm-dir ",
+        flags.softhsm_dir,
+        "`. A vault with records: restore the token directory from its "
+        "backup (docs/operations.md, \"Restoring the HSM token\")"));
   }
-  BKV_ASSIGN_OR_RETURN(SecretBytes pin, ReadPin(flags, pin_file));
+  setenv("SOFTHSM2_CONF", conf.c_str(), 1);
+  return dir.string();
+}
+
+hsm::TokenOptions TokenOptionsOf(const HsmFlags& flags) {
   hsm::TokenOptions options;
   options.module_path = flags.module_path;
   options.token_label = flags.token_label;
   options.max_sessions = flags.sessions;
-  return hsm::Pkcs11Hsm::Open(options, pin);
+  return options;
 }
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenHsm(const HsmFlags& flags) {
+  BKV_ASSIGN_OR_RETURN(std::string dir, UseSoftHsmDir(flags));
+  std::string pin_file = flags.pin_file;
+  if (!dir.empty() && pin_file.empty()) pin_file = dir + "/user.pin";
+  BKV_ASSIGN_OR_RETURN(SecretBytes pin, ReadPin(flags, pin_file));
+  return hsm::Pkcs11Hsm::Open(TokenOptionsOf(flags), pin);
+}
+
+namespace {
+
+// The security officer's session for `hsm export`.
+absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenSecurityOfficer(
+    const HsmFlags& flags) {
+  BKV_ASSIGN_OR_RETURN(std::string dir, UseSoftHsmDir(flags));
+  std::string so_pin_file = flags.so_pin_file;
+  if (!dir.empty() && so_pin_file.empty()) so_pin_file = dir + "/so.pin";
+  absl::StatusOr<SecretBytes> so_pin = so_pin_file.empty()
+                                           ? hsm::ReadPinFromEnv(kSoPinEnvVar)
+                                           : hsm::ReadPinFile(so_pin_file);
+  if (absl::IsNotFound(so_pin.status()) && so_pin_file.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the security officer must approve the transport key: pass "
+        "--so-pin-file FILE or set ",
+        kSoPinEnvVar));
+  }
+  BKV_RETURN_IF_ERROR(so_pin.status());
+  hsm::ScrubEnv(kSoPinEnvVar);
+  return hsm::Pkcs11Hsm::OpenAsSecurityOfficer(TokenOptionsOf(flags), *so_pin);
+}
+
+absl::StatusOr<std::string> ReadTextFile(const std::string& path,
+                                         absl::string_view flag) {
+  if (path.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " FILE is required"));
+  }
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Written whole or not at all (temp file, then rename).
+absl::Status WriteTextFile(const std::string& path, absl::string_view flag,
+                           const std::string& text, mode_t mode) {
+  if (path.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " FILE is required"));
+  }
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    if (!out.flush()) {
+      return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
+    }
+  }
+  std::error_code ec;
+  std::filesystem::permissions(tmp, static_cast<std::filesystem::perms>(mode),
+                               std::filesystem::perm_options::replace, ec);
+  if (!ec) std::filesystem::rename(tmp, path, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat(path, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+int ExportRequest(const HsmFlags& flags, std::ostream& out, std::ostream& err) {
+  if (flags.out_path.empty()) {
+    return Fail(err, "export-request",
+                absl::InvalidArgumentError("--out FILE is required"));
+  }
+  if (!PrepareDevToken("export-request", flags, out, err)) return 1;
+  absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> token = OpenHsm(flags);
+  if (!token.ok()) return Fail(err, "export-request", token.status());
+  absl::StatusOr<hsm::TransportPublicKey> key =
+      hsm::CreateTransportKey(**token);
+  absl::StatusOr<std::string> pem = key.ok() ? key->ToPem() : key.status();
+  absl::StatusOr<std::string> fp = key.ok() ? key->FingerprintHex() : "";
+  absl::Status s = pem.ok() ? fp.status() : pem.status();
+  if (s.ok()) s = WriteTextFile(flags.out_path, "--out", *pem, 0644);
+  if (!s.ok()) return Fail(err, "export-request", s);
+  out << "transport key '" << hsm::kTransportKeyLabel << "' (RSA-"
+      << hsm::kTransportKeyBits << ", unwrap only, never leaves the token) "
+      << "created on " << (*token)->Describe() << "\n"
+      << "public key written to " << flags.out_path << "\n"
+      << "transport key fingerprint (SHA-256): " << *fp << "\n"
+      << "Next, on a node whose token made the keys, compare this fingerprint "
+         "over another channel and run:\n  bkv-vault hsm export --request "
+      << flags.out_path << " --fingerprint " << *fp << " --out keys.export\n";
+  return 0;
+}
+
+// The request file, checked against the fingerprint the operator compared.
+absl::StatusOr<hsm::TransportPublicKey> ReadRequest(const HsmFlags& flags) {
+  if (flags.fingerprint.empty()) {
+    return absl::InvalidArgumentError(
+        "--fingerprint HEX is required: the fingerprint `hsm export-request` "
+        "printed on the new node, compared over another channel");
+  }
+  BKV_ASSIGN_OR_RETURN(std::string pem,
+                       ReadTextFile(flags.request_path, "--request"));
+  BKV_ASSIGN_OR_RETURN(hsm::TransportPublicKey key,
+                       hsm::TransportPublicKey::FromPem(pem));
+  BKV_ASSIGN_OR_RETURN(std::string fp, key.FingerprintHex());
+  if (fp != flags.fingerprint) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "fingerprint mismatch: ", flags.request_path, " holds transport key ",
+        fp, ", not ", flags.fingerprint,
+        ". The file was altered or comes from another request: export "
+        "nothing; run `hsm export-request` on the new node again"));
+  }
+  return key;
+}
+
+int Export(const HsmFlags& flags, std::ostream& out, std::ostream& err) {
+  absl::StatusOr<hsm::TransportPublicKey> key = ReadRequest(flags);
+  if (!key.ok()) return Fail(err, "export", key.status());
+  if (flags.out_path.empty()) {
+    return Fail(err, "export",
+                absl::InvalidArgumentError("--out FILE is required"));
+  }
+  {
+    absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> so =
+        OpenSecurityOfficer(flags);
+    absl::Status s = so.ok() ? hsm::TrustTransportKey(**so, *key) : so.status();
+    if (!s.ok()) return Fail(err, "export", s);
+    out << "security officer: transport key " << flags.fingerprint
+        << " marked trusted for wrapping on " << (*so)->Describe() << "\n";
+  }  // SO logged out: the user logs in next
+  absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> token = OpenHsm(flags);
+  if (!token.ok()) return Fail(err, "export", token.status());
+  absl::StatusOr<std::string> exported = hsm::ExportKeys(*token, *key);
+  absl::Status s = exported.status();
+  if (s.ok()) s = WriteTextFile(flags.out_path, "--out", *exported, 0600);
+  if (!s.ok()) return Fail(err, "export", s);
+  out << "the vault's keys wrapped (RSA-OAEP) under the transport key and "
+         "written to "
+      << flags.out_path << "; the trusted key was deleted again\n"
+      << "Next, on the new node: bkv-vault hsm import --in " << flags.out_path
+      << "\n";
+  return 0;
+}
+
+int Import(const HsmFlags& flags, std::ostream& out, std::ostream& err) {
+  absl::StatusOr<std::string> text = ReadTextFile(flags.in_path, "--in");
+  if (!text.ok()) return Fail(err, "import", text.status());
+  absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> token = OpenHsm(flags);
+  if (!token.ok()) return Fail(err, "import", token.status());
+  absl::StatusOr<hsm::ImportReport> report = hsm::ImportKeys(*token, *text);
+  if (!report.ok()) return Fail(err, "import", report.status());
+  out << "imported into " << (*token)->Describe()
+      << " (sensitive, non-extractable; the transport key was deleted):\n";
+  for (const std::string& label : report->labels) {
+    out << "  " << label << "\n";
+  }
+  if (absl::Status s = SelfTest(*token); !s.ok()) return Fail(err, "import", s);
+  out << "self-tests: passed\n";
+  PrintPublicKey(out, report->ake_public_key);
+  out << "This fingerprint must equal the source node's.\n";
+  return 0;
+}
+
+}  // namespace
 
 int RunHsmCommand(std::span<const std::string> args, std::ostream& out,
                   std::ostream& err) {
@@ -227,7 +437,14 @@ int RunHsmCommand(std::span<const std::string> args, std::ostream& out,
       return 0;
     }
   }
-  if (rest.size() != 1 || (rest[0] != "init" && rest[0] != "status")) {
+  static const std::map<std::string,
+                        int (*)(const HsmFlags&, std::ostream&, std::ostream&)>
+      kCommands = {{"init", Init},
+                   {"status", Status},
+                   {"export-request", ExportRequest},
+                   {"export", Export},
+                   {"import", Import}};
+  if (rest.size() != 1 || !kCommands.contains(rest[0])) {
     err << (rest.empty() ? "bkv-vault hsm: missing subcommand\n"
                          : absl::StrCat("bkv-vault hsm: unexpected '",
                                         absl::StrJoin(rest, " "), "'\n"))
@@ -242,7 +459,7 @@ int RunHsmCommand(std::span<const std::string> args, std::ostream& out,
     err << "bkv-vault hsm status: --force-new-keys is for init only\n";
     return 2;
   }
-  return rest[0] == "init" ? Init(flags, out, err) : Status(flags, out, err);
+  return kCommands.at(rest[0])(flags, out, err);
 }
 
 }  // namespace bkv::server

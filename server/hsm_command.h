@@ -22,6 +22,12 @@ struct HsmFlags {
   bool force_new_keys = false;      // --force-new-keys (hsm init only)
   size_t sessions = 8;              // PKCS#11 session pool (serve)
   std::string data_dir;  // --data-dir (status): compare the key check file
+  // The cloning ceremony (export-request, export, import).
+  std::string so_pin_file;   // --so-pin-file; empty: $BKV_HSM_SO_PIN
+  std::string out_path;      // --out
+  std::string in_path;       // --in (import)
+  std::string request_path;  // --request (export)
+  std::string fingerprint;   // --fingerprint (export)
 };
 
 // Parses the flags above from `args`, moving anything else to `rest`.

@@ -2,10 +2,11 @@
 #define BKV_SERVER_LOGIN_TICKET_H_
 
 // The state a vault node needs between a Start and its Finish, handed to the
-// client sealed by the HSM instead of kept in memory, so any node can finish
-// what another started.
+// client sealed instead of kept in memory, so any node can finish what
+// another started.
 //
-// Plaintext (190 bytes), sealed with the vault's Sealer:
+// Plaintext (190 bytes), sealed with the vault's ticket Sealer
+// (EpochTicketSealer, ticket_sealer.h: a key the HSM derives hourly):
 //   +---------+---------+-------+-----------------+-----------+-------------+
 //   | version | purpose | flags | registration_id | login_seq | expires_ms  |
 //   | 1 (=2)  | 1       | 1     | u64 BE          | u64 BE    | i64 BE      |

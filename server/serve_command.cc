@@ -41,6 +41,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
   return grpc::SslServerCredentials(opts);
 }
 
+constexpr int kIdleServerThreads = 32;
+
 // The gRPC server for `service` on l.listen; `bound_port` is 0 on failure.
 std::unique_ptr<grpc::Server> StartGrpc(
     const ComponentOptions::Listener& l,
@@ -54,6 +56,12 @@ std::unique_ptr<grpc::Server> StartGrpc(
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(l.listen, std::move(creds), bound_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(l.max_message_bytes));
+  // gRPC's sync server ends a thread once more than MAX_POLLERS (default 2)
+  // are idle and starts another for the next call: under 16 concurrent
+  // clients that was a thread created and destroyed per recovery or so
+  // (bench/server/cpu_per_recovery.sh). Idle threads only wait.
+  builder.SetSyncServerOption(
+      grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kIdleServerThreads);
   builder.RegisterService(&service);
   std::vector<
       std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>

@@ -44,7 +44,7 @@ CK_OBJECT_HANDLE SessionWrapKey(Pkcs11Hsm::Session& session) {
   return key.value_or(CK_INVALID_HANDLE);
 }
 
-TEST_F(KeyCeremonyTest, KeysNeverLeaveTheToken) {
+TEST_F(KeyCeremonyTest, KeysLeaveOnlyUnderTrustedKeys) {
   auto session = hsm().AcquireSession();
   ASSERT_TRUE(session.ok());
   const CK_OBJECT_HANDLE wrapper = SessionWrapKey(*session);
@@ -58,15 +58,17 @@ TEST_F(KeyCeremonyTest, KeysNeverLeaveTheToken) {
     EXPECT_EQ(RvFromStatus(value.status()), CKR_ATTRIBUTE_SENSITIVE)
         << value.status();
 
+    // Extractable only under a key the security officer marked trusted
+    // (the cloning ceremony, key_clone_test.cc); never under this one.
     auto wrapped = session->WrapKey(wrapper, *key);
     EXPECT_FALSE(wrapped.ok());
-    EXPECT_EQ(RvFromStatus(wrapped.status()), CKR_KEY_UNEXTRACTABLE)
+    EXPECT_EQ(RvFromStatus(wrapped.status()), CKR_KEY_NOT_WRAPPABLE)
         << wrapped.status();
 
     for (auto [attr, want] : {std::pair{CKA_SENSITIVE, true},
                               {CKA_ALWAYS_SENSITIVE, true},
-                              {CKA_EXTRACTABLE, false},
-                              {CKA_NEVER_EXTRACTABLE, true},
+                              {CKA_WRAP_WITH_TRUSTED, true},
+                              {CKA_TRUSTED, false},
                               {CKA_TOKEN, true},
                               {CKA_PRIVATE, true}}) {
       auto got = session->GetBoolAttribute(*key, attr);

@@ -12,23 +12,17 @@
 #include <fstream>
 #include <sstream>
 
+#include "tests/server/command_run.h"
+
 namespace bkv::server {
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-struct VaultRun {
-  int exit_code;
-  std::string out, err;
-};
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::LineAfter;
+using testing::Slurp;
+using VaultRun = testing::CommandResult;
 
 class HsmCommandTest : public ::testing::Test {
  protected:
@@ -44,19 +38,11 @@ class HsmCommandTest : public ::testing::Test {
 
   // Arguments are test-controlled paths and flags; no PIN ever goes here.
   VaultRun Vault(const std::string& args) {
-    const std::string out = tmp_ + "/out", err = tmp_ + "/err";
-    const std::string cmd = std::string("'") + BKV_VAULT_BIN + "' " + args +
-                            " >'" + out + "' 2>'" + err + "'";
-    int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, Slurp(out),
-            Slurp(err)};
+    return testing::RunShell(std::string("'") + BKV_VAULT_BIN + "' " + args,
+                             tmp_);
   }
-
   static std::string Line(const std::string& text, const std::string& key) {
-    size_t at = text.find(key);
-    if (at == std::string::npos) return "";
-    size_t end = text.find('\n', at);
-    return text.substr(at + key.size(), end - at - key.size());
+    return LineAfter(text, key);
   }
 
   std::string tmp_, dir_;
