@@ -1,10 +1,13 @@
 #include "server/hsm_command.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +20,7 @@
 #include "hsm/pin.h"
 #include "hsm/self_test.h"
 #include "hsm/softhsm_dev.h"
+#include "server/data_dir_lock.h"
 
 namespace bkv::server {
 
@@ -67,7 +71,10 @@ import only:
 init only:
   --force-new-keys     destroy the existing bkv keys and make new ones. Every
                        sealed record becomes unreadable and clients must pin
-                       the new public key.
+                       the new public key. Needs --data-dir DIR (refused
+                       while a vault serves DIR) and a typed confirmation on
+                       a terminal, or --yes.
+  --yes                confirm --force-new-keys without asking
 )";
 
 namespace {
@@ -138,7 +145,39 @@ bool PrepareDevToken(absl::string_view what, const HsmFlags& flags,
   return true;
 }
 
+// --force-new-keys destroys what every record was sealed with: only with
+// the vault's data directory named and not in use, and confirmed.
+absl::StatusOr<std::optional<DataDirLock>> GuardNewKeys(const HsmFlags& flags,
+                                                        std::ostream& err) {
+  if (!flags.force_new_keys) return std::nullopt;
+  if (flags.data_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "--force-new-keys needs --data-dir DIR, the data directory of the "
+        "vault that uses this token, so it can check no vault is running "
+        "there");
+  }
+  BKV_ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::Acquire(flags.data_dir));
+  if (flags.yes) return std::optional<DataDirLock>(std::move(lock));
+  if (!isatty(STDIN_FILENO)) {
+    return absl::InvalidArgumentError(
+        "--force-new-keys destroys the keys every stored record was sealed "
+        "with (those records become unreadable and clients must pin a new "
+        "key): confirm on a terminal or add --yes");
+  }
+  err << "This destroys the keys on token '" << flags.token_label
+      << "': every record sealed with them becomes unreadable for good.\n"
+      << "Type the token label to go on: " << std::flush;
+  std::string typed;
+  std::getline(std::cin, typed);
+  if (typed != flags.token_label) {
+    return absl::CancelledError("not confirmed; nothing was changed");
+  }
+  return std::optional<DataDirLock>(std::move(lock));
+}
+
 int Init(const HsmFlags& flags, std::ostream& out, std::ostream& err) {
+  auto guard = GuardNewKeys(flags, err);
+  if (!guard.ok()) return Fail(err, "init", guard.status());
   if (!PrepareDevToken("init", flags, out, err)) return 1;
   absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> token = OpenHsm(flags);
   if (!token.ok()) return Fail(err, "init", token.status());
@@ -223,6 +262,8 @@ absl::Status ParseHsmFlags(std::span<const std::string> args, HsmFlags& flags,
       if (flag == "--fingerprint") flags.fingerprint = value;
     } else if (flag == "--force-new-keys" && !has_value) {
       flags.force_new_keys = true;
+    } else if (flag == "--yes" && !has_value) {
+      flags.yes = true;
     } else {
       rest.push_back(args[i]);
     }
@@ -451,8 +492,9 @@ int RunHsmCommand(std::span<const std::string> args, std::ostream& out,
         << kHsmUsage;
     return 2;
   }
-  if (rest[0] == "init" && !flags.data_dir.empty()) {
-    err << "bkv-vault hsm init: --data-dir is for status only\n";
+  if (rest[0] == "init" && !flags.data_dir.empty() && !flags.force_new_keys) {
+    err << "bkv-vault hsm init: --data-dir is for status and "
+           "--force-new-keys only\n";
     return 2;
   }
   if (rest[0] == "status" && flags.force_new_keys) {

@@ -20,8 +20,11 @@ struct HsmFlags {
   std::string pin_file;             // --pin-file; empty: $BKV_HSM_PIN
   std::string softhsm_dir;          // --softhsm-dir (development token)
   bool force_new_keys = false;      // --force-new-keys (hsm init only)
+  bool yes = false;                 // --yes: confirms --force-new-keys
   size_t sessions = 8;              // PKCS#11 session pool (serve)
-  std::string data_dir;  // --data-dir (status): compare the key check file
+  // --data-dir: status compares the key check file; init --force-new-keys
+  // checks no vault uses it.
+  std::string data_dir;
   // The cloning ceremony (export-request, export, import).
   std::string so_pin_file;   // --so-pin-file; empty: $BKV_HSM_SO_PIN
   std::string out_path;      // --out

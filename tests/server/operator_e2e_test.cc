@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "tests/server/vault_harness.h"
@@ -85,6 +86,42 @@ TEST_F(OperatorTest, ProductionModeNeedsAPinAndIssuerKeys) {
   EXPECT_FALSE(v.Start());
   EXPECT_NE(v.log().find("no HSM PIN"), std::string::npos) << v.log();
   EXPECT_NE(v.log().find("--dev"), std::string::npos) << v.log();
+}
+
+// `bkv-vault hsm init --force-new-keys ...` with stdin from /dev/null;
+// returns the exit code and fills `out` with stdout and stderr.
+int ForceNewKeys(const VaultProcess& v, const std::string& extra,
+                 std::string* out) {
+  const std::string log = v.data_dir() + "/force.log";
+  const std::string cmd = std::string(BKV_VAULT_BIN) +
+                          " hsm init --force-new-keys --softhsm-dir '" +
+                          v.data_dir() + "/softhsm' --data-dir '" +
+                          v.data_dir() + "' " + extra + " </dev/null >'" + log +
+                          "' 2>&1";
+  const int status = std::system(cmd.c_str());
+  std::ifstream f(log);
+  out->assign((std::istreambuf_iterator<char>(f)), {});
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Destroying the keys is refused while a vault serves the data directory and
+// needs confirmation; a second vault on the same directory does not start.
+TEST_F(OperatorTest, ForceNewKeysRefusedWhileServingAndNeedsConfirmation) {
+  StartVault();
+  RegisterOrDie("alice", "pw");
+  std::string out;
+  EXPECT_NE(ForceNewKeys(vault_, "--yes", &out), 0);
+  EXPECT_NE(out.find("is using the data directory"), std::string::npos) << out;
+  VaultProcess twin;
+  EXPECT_FALSE(twin.Start({"--data-dir", vault_.data_dir()}));
+  EXPECT_NE(twin.log().find("is using the data directory"), std::string::npos)
+      << twin.log();
+  StopVault();
+  EXPECT_NE(ForceNewKeys(vault_, "", &out), 0);
+  EXPECT_NE(out.find("--yes"), std::string::npos) << out;
+  ASSERT_EQ(ForceNewKeys(vault_, "--yes", &out), 0) << out;
+  // The records were sealed with the old keys: the vault says so.
+  EXPECT_FALSE(vault_.Start());
 }
 
 TEST_F(OperatorTest, HealthzFollowsServingAndSighupIsIgnored) {
