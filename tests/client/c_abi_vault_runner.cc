@@ -48,11 +48,13 @@ TEST(CAbiVault, CProgramPassesAgainstARealVault) {
   const auto& pk = vault.public_key();
   const std::string key_hex = HexEncode(std::span<const uint8_t>(pk));
   ASSERT_EQ(key_hex.size(), 64u);
-  int status = RunProgram(BKV_C_ABI_VAULT_TEST_PATH,
-                          {"BKV_TEST_VAULT_ADDR=" + vault.address(),
-                           "BKV_TEST_VAULT_KEY=" + key_hex,
-                           "BKV_TEST_VAULT_TOKEN=" + vault.Token(account),
-                           "BKV_TEST_VAULT_ACCOUNT=" + account});
+  int status =
+      RunProgram(BKV_C_ABI_VAULT_TEST_PATH,
+                 {"BKV_TEST_VAULT_ADDR=" + vault.address(),
+                  "BKV_TEST_VAULT_KEY=" + key_hex,
+                  "BKV_TEST_VAULT_TOKEN=" + vault.Token(account),
+                  "BKV_TEST_VAULT_ACCOUNT=" + account,
+                  "BKV_TEST_VAULT_PID=" + std::to_string(vault.pid())});
   ASSERT_NE(status, -1) << "could not start " << BKV_C_ABI_VAULT_TEST_PATH;
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
       << "c_abi_vault_test failed (wait status " << status
