@@ -21,10 +21,10 @@ install(TARGETS bkv_client bkv_crypto bkv_proto_vault EXPORT bkvSdkTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}/bkv)
 install(EXPORT bkvSdkTargets NAMESPACE bkv:: DESTINATION ${bkv_cmake_dir})
 foreach(dir client client/repo crypto)
-  install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir}/
-    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/bkv/sdk/${dir}
-    FILES_MATCHING PATTERN "*.h" PATTERN "cli" EXCLUDE PATTERN "repo" EXCLUDE
-    PATTERN "include" EXCLUDE)
+  file(GLOB headers ${PROJECT_SOURCE_DIR}/${dir}/*.h)
+  list(FILTER headers EXCLUDE REGEX "c_api_internal\\.h$")
+  install(FILES ${headers}
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/bkv/sdk/${dir})
 endforeach()
 
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/bkvConfig.cmake.in

@@ -15,6 +15,8 @@ PACKAGES=(
   libcurl4-openssl-dev libzstd-dev libarchive-dev
   libtomlplusplus-dev libcivetweb-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # The SDK's JVM binding (bindings/java) and its JUnit 5 suite.
+  openjdk-17-jdk-headless junit5
   # etcd's v3 API schema (.proto) for the vault's etcd record store; the
   # client needs none of it (configure with -DBKV_WITH_ETCD=OFF).
   golang-etcd-server-dev
@@ -27,6 +29,7 @@ for group in "$@"; do
     test) PACKAGES+=(procps nginx-light libnginx-mod-http-dav-ext sqlite3)
           PACKAGES+=(openssl)  # tests/servers/servers.sh: openssl passwd -apr1
           PACKAGES+=(etcd-server)  # real etcd clusters on loopback (ctest -R cluster)
+          PACKAGES+=(abigail-tools)  # scripts/sdk-check.sh: abidiff
           command -v node >/dev/null || PACKAGES+=(nodejs)
           command -v npm >/dev/null || PACKAGES+=(npm) ;;
     bench) PACKAGES+=(age openssl procps etcd-server restic sqlite3 time bc) ;;
