@@ -29,7 +29,7 @@ TEST(CAbiVault, CProgramPassesAgainstARealVault) {
   const std::string key_hex = HexEncode(std::span<const uint8_t>(pk));
   ASSERT_EQ(key_hex.size(), 64u);
   int status =
-      RunProgram(BKV_C_ABI_VAULT_TEST_PATH,
+      RunProgram({BKV_C_ABI_VAULT_TEST_PATH},
                  {"BKV_TEST_VAULT_ADDR=" + vault.address(),
                   "BKV_TEST_VAULT_KEY=" + key_hex,
                   "BKV_TEST_VAULT_TOKEN=" + vault.Token(account),
