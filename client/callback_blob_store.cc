@@ -1,5 +1,6 @@
 #include "client/callback_blob_store.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -106,6 +107,10 @@ absl::StatusOr<std::vector<BlobInfo>> CallbackBlobStore::List() {
   // Temporaries ('.' names) and foreign objects are not ours to list.
   std::erase_if(
       out, [](const BlobInfo& b) { return !ValidateBlobName(b.name).ok(); });
+  // Sorted like the other stores list, whatever order the app reports.
+  std::sort(out.begin(), out.end(), [](const BlobInfo& a, const BlobInfo& b) {
+    return a.name < b.name;
+  });
   return out;
 }
 
