@@ -11,11 +11,22 @@ using bkv_jni::SecretBuffer;
 using bkv_jni::Utf;
 using bkv_jni::Utf8FromChars;
 
+namespace {
+
+// A Java String of a string the C ABI returned (not secret), freed here.
+jstring Take(JNIEnv* env, char* s) {
+  jstring out = env->NewStringUTF(s);
+  bkv_string_free(s);
+  return out;
+}
+
+}  // namespace
+
 #define BKV_JNI(ret, name) \
   extern "C" JNIEXPORT ret JNICALL Java_dev_bkv_Native_##name
 
 BKV_JNI(jstring, version)(JNIEnv* env, jclass) {
-  return env->NewStringUTF(bkv_version());
+  return env->NewStringUTF(bkv_version());  // static: not freed
 }
 
 BKV_JNI(jlong, keyGenerate)(JNIEnv* env, jclass) {
@@ -98,15 +109,9 @@ BKV_JNI(jstring, backup)
   o.cancel = Ptr<bkv_cancel>(cancel);
   char* id = nullptr;
   char* err = nullptr;
-  if (Failed(env,
-             bkv_backup(Ptr<bkv_store>(store), Ptr<bkv_key>(key), p.get(), &o,
-                        &id, &err),
-             &err)) {
-    return nullptr;
-  }
-  jstring out = env->NewStringUTF(id);
-  bkv_string_free(id);
-  return out;
+  const bkv_status s = bkv_backup(Ptr<bkv_store>(store), Ptr<bkv_key>(key),
+                                  p.get(), &o, &id, &err);
+  return Failed(env, s, &err) ? nullptr : Take(env, id);
 }
 
 BKV_JNI(void, restore)
@@ -130,14 +135,9 @@ BKV_JNI(void, restore)
 BKV_JNI(jstring, list)(JNIEnv* env, jclass, jlong store, jlong key) {
   char* ids = nullptr;
   char* err = nullptr;
-  if (Failed(env,
-             bkv_list(Ptr<bkv_store>(store), Ptr<bkv_key>(key), &ids, &err),
-             &err)) {
-    return nullptr;
-  }
-  jstring out = env->NewStringUTF(ids);
-  bkv_string_free(ids);
-  return out;
+  const bkv_status s =
+      bkv_list(Ptr<bkv_store>(store), Ptr<bkv_key>(key), &ids, &err);
+  return Failed(env, s, &err) ? nullptr : Take(env, ids);
 }
 
 BKV_JNI(jlong, vaultOpen)
