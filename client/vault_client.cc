@@ -506,7 +506,9 @@ absl::StatusOr<Registration> VaultClient::Commit(
   if (s.ok()) return Registration{resp.attempt_limit(), registration_id};
   const VaultError e = VaultError::From(s);
   if (e.vault_answered || e.kind != VaultErrorKind::kTransient) return s;
-  // Settle it: repeat the same commit (it spends nothing), then ask.
+  // Settle it: repeat the same commit (it spends nothing), then ask. Not
+  // cancellable: the app must learn which password is current.
+  CancelScope settle(nullptr);
   absl::Status repeat =
       im.Call("RegisterCommit", VaultCall::kFree,
               &vault::v1::Vault::Stub::RegisterCommit, req, &resp);

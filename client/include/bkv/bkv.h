@@ -303,6 +303,11 @@ bkv_status bkv_repo_check(bkv_repo* repo, int read_data, bkv_cancel* cancel,
  *                         max_retry_wait_ms
  *   BKV_INTERNAL          anything else
  *
+ *   BKV_CANCELLED         the `cancel` token (optional, NULL: none) was
+ *                         requested; nothing was spent or changed: a call
+ *                         that sent its counted or committing RPC finishes
+ *                         instead (see bkv_cancel)
+ *
  * Unlike other handles, a bkv_vault may be used from several threads at once
  * (including bkv_vault_set_token); bkv_vault_free must not race any call. */
 typedef struct bkv_vault bkv_vault;
