@@ -1,6 +1,7 @@
 // Runs the JUnit 5 suite of the JVM binding (BkvTest.java) against real
-// bkv-vault processes: one for the vault calls, one with a tiny read burst
-// for the rate-limit case. The harness mints the accounts' tokens and passes
+// bkv-vault processes (one for the vault calls, one with a tiny read burst
+// for the rate-limit case) and the s3rver and nginx WebDAV servers of the
+// ctest fixture. The harness mints the accounts' tokens and passes
 // everything through the environment.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "crypto/hex.h"
+#include "tests/client/client_test_support.h"
 #include "tests/client/run_program.h"
 #include "tests/server/vault_harness.h"
 
@@ -33,6 +35,13 @@ TEST(JavaBinding, JUnitSuitePassesAgainstARealVault) {
       "BKV_TEST_LIMITED_VAULT_ADDR=" + limited.address(),
       "BKV_TEST_LIMITED_VAULT_KEY=" + KeyHex(limited),
       "BKV_TEST_LIMITED_VAULT_TOKEN=" + limited.Token("java-limited")};
+  auto servers = testing::ServersEnv();
+  ASSERT_FALSE(servers.empty()) << "servers.env missing: run through ctest";
+  for (const auto& [name, value] : servers) env.push_back(name + "=" + value);
+  env.push_back("AWS_ACCESS_KEY_ID=" + servers["BKV_TEST_S3_ACCESS_KEY"]);
+  env.push_back("AWS_SECRET_ACCESS_KEY=" + servers["BKV_TEST_S3_SECRET_KEY"]);
+  env.push_back("BKV_WEBDAV_USER=" + servers["BKV_TEST_WEBDAV_USER"]);
+  env.push_back("BKV_WEBDAV_PASSWORD=" + servers["BKV_TEST_WEBDAV_PASSWORD"]);
   for (const char* account : {"java-a", "java-b", "java-c"}) {
     env.push_back(std::string("BKV_TEST_VAULT_TOKEN_") + account[5] + "=" +
                   vault.Token(account));

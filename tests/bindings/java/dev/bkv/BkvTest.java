@@ -161,6 +161,26 @@ class BkvTest {
   }
 
   @Test
+  void backupAndRestoreOnS3AndWebDav() throws Exception {
+    Path src = randomFile("media.bin", 1_500_000, 4);
+    String unique = "java-" + System.nanoTime();
+    String[] urls = {
+      "s3://" + env("BKV_TEST_S3_BUCKET") + "/" + unique + "?endpoint="
+          + env("BKV_TEST_S3_ENDPOINT") + "&region=us-east-1",
+      "webdav://" + env("BKV_TEST_WEBDAV_HOSTPORT") + "/sets/" + unique
+    };
+    for (String url : urls) {
+      try (Store store = Store.open(url);
+          BackupKey key = BackupKey.generate()) {
+        String id = Backups.backup(store, key, src.toString(), null, null);
+        Path out = dir.resolve("from-" + url.substring(0, 2));
+        Backups.restore(store, key, id, out.toString(), null, null);
+        assertArrayEquals(Files.readAllBytes(src), Files.readAllBytes(out), url);
+      }
+    }
+  }
+
+  @Test
   void callbackStoreInJavaRoundTripTamperAndErrors() throws Exception {
     Path src = randomFile("notes.bin", 3_000_000, 2);
     DirStore cloud = new DirStore(dir.resolve("cloud"));
