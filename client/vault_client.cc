@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "bkv/vault/v1/error_detail.h"
 #include "bkv/vault/v1/vault.grpc.pb.h"
+#include "client/cancel.h"
 #include "crypto/hex.h"
 #include "crypto/key_transport.h"
 #include "crypto/ristretto255.h"
@@ -193,6 +194,24 @@ struct VaultClient::Impl {
     return s.code() == absl::StatusCode::kUnavailable && !e.vault_answered;
   }
 
+  // Runs one RPC. An RPC that changes nothing (FailoverSafe, and not
+  // RecoverFinish) is abandoned when the app cancels; the others (counting,
+  // committing, deleting) run to their answer, so a cancel never leaves the
+  // app unsure what the vault did.
+  static absl::Status CallCancellable(
+      const char* name, VaultCall kind, CancelToken* cancel,
+      grpc::ClientContext& ctx, const std::function<absl::Status()>& rpc) {
+    if (cancel == nullptr || kind == VaultCall::kAfterCount ||
+        !FailoverSafe(name) || std::string_view(name) == "RegisterCommit") {
+      return rpc();
+    }
+    const uint64_t hook = cancel->Add([&ctx] { ctx.TryCancel(); });
+    absl::Status s = rpc();
+    cancel->Remove(hook);
+    if (!s.ok() && cancel->cancelled()) return CancelledByApp();
+    return s;
+  }
+
   // The one retry wrapper: every RPC goes through here.
   template <typename Req, typename Resp>
   absl::Status Call(const char* name, VaultCall kind,
@@ -201,15 +220,25 @@ struct VaultClient::Impl {
                     const Req& req, Resp* resp, bool auth = true) {
     const auto start = std::chrono::steady_clock::now();
     constexpr int kMaxTries = 20;
+    CancelToken* cancel = CancelScope::Current();
     for (int tries = 1;; ++tries) {
+      // RecoverFinish is never cancelled: its attempt is already spent.
+      if (cancel != nullptr && kind != VaultCall::kAfterCount &&
+          cancel->cancelled()) {
+        return CancelledByApp();
+      }
       if (options.before_call) options.before_call(name);
       auto ctx = Context(auth);
       const size_t node = current.load() % stubs.size();
       absl::Status s = MarkVaultCall(
-          FromGrpc((stubs[node].get()->*rpc)(ctx.get(), req, resp), *ctx,
-                   AddressOf(node)),
+          CallCancellable(name, kind, cancel, *ctx,
+                          [&] {
+                            return FromGrpc(
+                                (stubs[node].get()->*rpc)(ctx.get(), req, resp),
+                                *ctx, AddressOf(node));
+                          }),
           kind);
-      if (s.ok() || tries == kMaxTries) return s;
+      if (s.ok() || tries == kMaxTries || IsCancelledByApp(s)) return s;
       const VaultError e = VaultError::From(s);
       if (NodeGone(s, e) && stubs.size() > 1) {
         // Later calls go to the next node; this one is repeated there only
@@ -226,7 +255,11 @@ struct VaultClient::Impl {
           std::chrono::steady_clock::now() - start);
       if (waited + *delay > options.max_retry_wait) return s;
       if (options.on_wait) options.on_wait(*delay, e);
-      std::this_thread::sleep_for(*delay);
+      if (cancel == nullptr) {
+        std::this_thread::sleep_for(*delay);
+      } else if (!cancel->SleepFor(*delay)) {
+        return CancelledByApp();
+      }
     }
   }
 
@@ -485,7 +518,9 @@ absl::StatusOr<Registration> VaultClient::Commit(
   if (s.ok()) return Registration{resp.attempt_limit(), registration_id};
   const VaultError e = VaultError::From(s);
   if (e.vault_answered || e.kind != VaultErrorKind::kTransient) return s;
-  // Settle it: repeat the same commit (it spends nothing), then ask.
+  // Settle it: repeat the same commit (it spends nothing), then ask. Not
+  // cancellable: the app must learn which password is current.
+  CancelScope settle(nullptr);
   absl::Status repeat =
       im.Call("RegisterCommit", VaultCall::kFree,
               &vault::v1::Vault::Stub::RegisterCommit, req, &resp);

@@ -17,6 +17,8 @@ PACKAGES=(
   libzxcvbn-dev
   libtomlplusplus-dev libcivetweb-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # The SDK's JVM binding (bindings/java) and its JUnit 5 suite.
+  openjdk-17-jdk-headless junit5
   # etcd's v3 API schema (.proto) for the vault's etcd record store; the
   # client needs none of it (configure with -DBKV_WITH_ETCD=OFF).
   golang-etcd-server-dev
@@ -30,6 +32,7 @@ for group in "$@"; do
           PACKAGES+=(openssl)  # tests/servers/servers.sh: openssl passwd -apr1
           PACKAGES+=(etcd-server)  # real etcd clusters on loopback (ctest -R cluster)
           PACKAGES+=(opensc)  # pkcs11-tool: an independent reading of cloned HSM keys
+          PACKAGES+=(abigail-tools)  # scripts/sdk-check.sh: abidiff
           command -v node >/dev/null || PACKAGES+=(nodejs)
           command -v npm >/dev/null || PACKAGES+=(npm) ;;
     bench) PACKAGES+=(age openssl procps etcd-server restic sqlite3 time bc) ;;

@@ -19,6 +19,8 @@ phase "build release" scripts/build.sh release
 [[ ${BKV_SKIP_ASAN:-0} == 1 ]] || phase "build asan" scripts/build.sh asan
 
 phase "fuzz" scripts/fuzz.sh
+# Client-only build, install, ABI check, examples against the installed SDK.
+phase "sdk (scripts/sdk-check.sh)" scripts/sdk-check.sh
 
 if [[ ${BKV_SKIP_ASAN:-0} != 1 ]]; then
   asan_tests() {

@@ -1,4 +1,5 @@
-/* Exercises the C ABI from C: keys, a file store, backup, list, restore and
+/* Exercises the C ABI from C: keys, a file store, backup, list, restore,
+ * an app-supplied callback store, cancellation, the repository calls and
  * the error paths. Exits non-zero on the first failed check. */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "bkv/bkv.h"
+#include "tests/client/dir_store_callbacks.h"
 
 static int failures = 0;
 #define CHECK(cond)                                                            \
@@ -21,6 +23,199 @@ static int failures = 0;
 static void progress(uint64_t done, uint64_t total, void* ctx) {
   (void)total;
   *(uint64_t*)ctx = done;
+}
+
+/* Progress that cancels: runs on an SDK worker thread, so the cancel comes
+ * from another thread than the call's, mid-transfer. */
+static void cancel_on_progress(uint64_t done, uint64_t total, void* ctx) {
+  (void)done;
+  (void)total;
+  bkv_cancel_request((bkv_cancel*)ctx);
+}
+
+/* A store whose cloud is down: every callback says UNAVAILABLE. */
+static bkv_status down_put(void* ctx, const char* name, bkv_read_fn read,
+                           void* reader, bkv_store_error* e) {
+  (void)ctx, (void)name, (void)read, (void)reader;
+  snprintf(e->message, sizeof e->message, "drive quota exceeded");
+  return BKV_UNAVAILABLE;
+}
+static bkv_status down_get(void* ctx, const char* name, uint64_t offset,
+                           uint8_t* buf, size_t cap, size_t* out_len,
+                           bkv_store_error* e) {
+  (void)ctx, (void)name, (void)offset, (void)buf, (void)cap, (void)out_len;
+  snprintf(e->message, sizeof e->message, "drive quota exceeded");
+  return BKV_UNAVAILABLE;
+}
+static bkv_status down_list(void* ctx, bkv_list_fn emit, void* lister,
+                            bkv_store_error* e) {
+  (void)ctx, (void)emit, (void)lister, (void)e;
+  return BKV_UNAVAILABLE;
+}
+static bkv_status down_remove(void* ctx, const char* name, bkv_store_error* e) {
+  (void)ctx, (void)name, (void)e;
+  return BKV_UNAVAILABLE;
+}
+static bkv_status down_stat(void* ctx, const char* name, uint64_t* size,
+                            bkv_store_error* e) {
+  (void)ctx, (void)name, (void)size, (void)e;
+  return BKV_NOT_FOUND;
+}
+
+static int count_files(const char* dir) {
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "test $(ls -A %s | wc -l) -gt 0", dir);
+  return system(cmd) == 0;
+}
+
+/* The callback store: a backup/restore round trip through the app's
+ * callbacks, and its errors typed. */
+static void callback_store(const char* dir, const char* path, bkv_key* key) {
+  char store_dir[300], target[300], cmd[800];
+  char* err = NULL;
+  snprintf(store_dir, sizeof store_dir, "%s/cloud", dir);
+  bkv_store_callbacks cb = bkv_test_dir_callbacks();
+  bkv_store* store = NULL;
+  CHECK(bkv_store_new_callbacks(&cb, bkv_test_dir_ctx(store_dir),
+                                "cloud:", &store, &err) == BKV_OK);
+  char* id = NULL;
+  CHECK(bkv_backup(store, key, path, NULL, &id, &err) == BKV_OK);
+  snprintf(target, sizeof target, "%s/from-cloud.txt", dir);
+  CHECK(bkv_restore(store, key, id, target, NULL, &err) == BKV_OK);
+  snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, target);
+  CHECK(system(cmd) == 0);
+  bkv_string_free(id);
+  bkv_store_free(store); /* frees the ctx through destroy */
+
+  bkv_store_callbacks down = {down_put,    down_get,  down_list,
+                              down_remove, down_stat, NULL};
+  CHECK(bkv_store_new_callbacks(&down, NULL, "drive:/bkv", &store, &err) ==
+        BKV_OK);
+  CHECK(bkv_backup(store, key, path, NULL, NULL, &err) == BKV_UNAVAILABLE);
+  CHECK(err != NULL && strstr(err, "drive:/bkv") != NULL &&
+        strstr(err, "drive quota exceeded") != NULL);
+  bkv_error_free(err);
+  err = NULL;
+  bkv_store_free(store);
+  down.get = NULL;
+  CHECK(bkv_store_new_callbacks(&down, NULL, "x", &store, &err) ==
+        BKV_INVALID_ARGUMENT);
+  bkv_error_free(err);
+}
+
+/* Cancellation: before the call, and from a worker thread mid-transfer.
+ * Either way BKV_CANCELLED, no new backup, the old one restores, and no
+ * partial restore is left. */
+static void cancellation(const char* dir, bkv_store* store, bkv_key* key) {
+  char path[300], target[300], cmd[800];
+  char* err = NULL;
+  /* Incompressible and larger than the restore pipeline's queues (a few
+   * MiB), so the download is still running when the first progress call
+   * cancels it. */
+  snprintf(path, sizeof path, "%s/big.bin", dir);
+  snprintf(cmd, sizeof cmd, "head -c 12000000 /dev/urandom > %s", path);
+  CHECK(system(cmd) == 0);
+  CHECK(bkv_backup(store, key, path, NULL, NULL, &err) == BKV_OK);
+  char* before = NULL;
+  CHECK(bkv_list(store, key, &before, &err) == BKV_OK);
+  bkv_cancel* cancel = NULL;
+  CHECK(bkv_cancel_new(&cancel, &err) == BKV_OK);
+  bkv_backup_options opts;
+  bkv_backup_options_init(&opts);
+  opts.progress = cancel_on_progress;
+  opts.progress_ctx = cancel;
+  opts.cancel = cancel;
+  CHECK(bkv_backup(store, key, path, &opts, NULL, &err) == BKV_CANCELLED);
+  CHECK(err != NULL && strstr(err, "cancelled") != NULL);
+  bkv_error_free(err);
+  err = NULL;
+  opts.progress = NULL; /* already cancelled: refused at once */
+  CHECK(bkv_backup(store, key, path, &opts, NULL, NULL) == BKV_CANCELLED);
+  char* after = NULL;
+  CHECK(bkv_list(store, key, &after, &err) == BKV_OK);
+  CHECK(before != NULL && after != NULL && strcmp(before, after) == 0);
+
+  bkv_restore_options ropts = {cancel_on_progress, NULL, NULL};
+  bkv_cancel* rcancel = NULL;
+  CHECK(bkv_cancel_new(&rcancel, NULL) == BKV_OK);
+  ropts.progress_ctx = rcancel;
+  ropts.cancel = rcancel;
+  snprintf(target, sizeof target, "%s/cancelled.txt", dir);
+  CHECK(bkv_restore(store, key, NULL, target, &ropts, &err) == BKV_CANCELLED);
+  CHECK(access(target, F_OK) != 0);
+  bkv_error_free(err);
+  err = NULL;
+  CHECK(bkv_restore(store, key, NULL, target, NULL, &err) == BKV_OK);
+  snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, target);
+  CHECK(system(cmd) == 0);
+  CHECK(strcmp(bkv_status_name(BKV_CANCELLED), "CANCELLED") == 0);
+  bkv_string_free(before);
+  bkv_string_free(after);
+  bkv_cancel_free(cancel);
+  bkv_cancel_free(rcancel);
+}
+
+/* The repository (format v2) through the C ABI: two snapshots, the second
+ * deduplicated, restore, a cancelled backup that leaves both intact, forget,
+ * prune and check. */
+static void repository(const char* dir, const char* path, bkv_key* key) {
+  char url[300], target[300], cmd[800], state[300];
+  char* err = NULL;
+  snprintf(url, sizeof url, "file://%s/repo", dir);
+  snprintf(state, sizeof state, "%s/state", dir);
+  bkv_store* store = NULL;
+  CHECK(bkv_store_open(url, &store, &err) == BKV_OK);
+  bkv_repo* repo = NULL;
+  bkv_repo_options ro = {0, state};
+  CHECK(bkv_repo_open(store, key, &ro, &repo, &err) == BKV_NOT_FOUND);
+  bkv_error_free(err);
+  err = NULL;
+  ro.create = 1;
+  CHECK(bkv_repo_open(store, key, &ro, &repo, &err) == BKV_OK);
+  uint64_t uploaded = 0;
+  bkv_repo_backup_options bo = {progress, &uploaded, NULL};
+  bkv_repo_stats st;
+  char* first = NULL;
+  CHECK(bkv_repo_backup(repo, path, &bo, &first, &st, &err) == BKV_OK);
+  CHECK(uploaded > 0 && st.new_bytes > 0 && st.dedup_bytes == 0);
+  char* second = NULL;
+  CHECK(bkv_repo_backup(repo, path, NULL, &second, &st, &err) == BKV_OK);
+  CHECK(st.new_bytes == 0 && st.bytes > 0);
+
+  bkv_cancel* cancel = NULL;
+  CHECK(bkv_cancel_new(&cancel, NULL) == BKV_OK);
+  bkv_cancel_request(cancel);
+  bo.cancel = cancel;
+  CHECK(bkv_repo_backup(repo, path, &bo, NULL, NULL, &err) == BKV_CANCELLED);
+  bkv_error_free(err);
+  err = NULL;
+
+  bkv_snapshot* snaps = NULL;
+  size_t n = 0;
+  CHECK(bkv_repo_snapshots(repo, NULL, &snaps, &n, &err) == BKV_OK);
+  CHECK(n == 2 && snaps != NULL && strcmp(snaps[1].id, second) == 0 &&
+        strcmp(snaps[0].source, path) == 0);
+  bkv_snapshots_free(snaps, n);
+
+  snprintf(target, sizeof target, "%s/repo-restored.txt", dir);
+  CHECK(bkv_repo_restore(repo, first, NULL, target, NULL, &err) == BKV_OK);
+  snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, target);
+  CHECK(system(cmd) == 0);
+
+  size_t forgotten = 0;
+  CHECK(bkv_repo_forget(repo, 1, NULL, &forgotten, &err) == BKV_OK);
+  CHECK(forgotten == 1);
+  CHECK(bkv_repo_prune(repo, NULL, NULL, &err) == BKV_OK);
+  char* report = NULL;
+  CHECK(bkv_repo_check(repo, 1, NULL, &report, &err) == BKV_OK);
+  CHECK(report != NULL && report[0] == '\0');
+  bkv_string_free(report);
+  CHECK(count_files(state));
+  bkv_string_free(first);
+  bkv_string_free(second);
+  bkv_cancel_free(cancel);
+  bkv_repo_free(repo);
+  bkv_store_free(store);
 }
 
 int main(void) {
@@ -69,10 +264,10 @@ int main(void) {
   bkv_string_free(ids);
 
   snprintf(target, sizeof target, "%s/restored.txt", dir);
-  CHECK(bkv_restore(store, key, id, target, NULL, NULL, &err) == BKV_OK);
+  CHECK(bkv_restore(store, key, id, target, NULL, &err) == BKV_OK);
   snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, target);
   CHECK(system(cmd) == 0);
-  CHECK(bkv_restore(store, key, NULL, target, NULL, NULL, &err) ==
+  CHECK(bkv_restore(store, key, NULL, target, NULL, &err) ==
         BKV_ALREADY_EXISTS);
   bkv_error_free(err);
   err = NULL;
@@ -81,12 +276,16 @@ int main(void) {
   bkv_key* other = NULL;
   CHECK(bkv_key_generate(&other, NULL) == BKV_OK);
   snprintf(target, sizeof target, "%s/other.txt", dir);
-  CHECK(bkv_restore(store, other, NULL, target, NULL, NULL, &err) ==
-        BKV_WRONG_KEY);
+  CHECK(bkv_restore(store, other, NULL, target, NULL, &err) == BKV_WRONG_KEY);
   CHECK(err != NULL && strstr(err, "wrong backup key") != NULL);
   CHECK(access(target, F_OK) != 0);
   bkv_error_free(err);
   err = NULL;
+
+  callback_store(dir, path, key);
+  cancellation(dir, store, key);
+  repository(dir, path, key);
+  CHECK(strncmp(bkv_version(), "0.", 2) == 0 && BKV_VERSION_MAJOR == 0);
 
   CHECK(bkv_store_open("ftp://nope", &store, NULL) == BKV_INVALID_ARGUMENT);
   CHECK(strcmp(bkv_status_name(BKV_CORRUPTED), "CORRUPTED") == 0);

@@ -2,40 +2,20 @@
 // C side can't use the C++ harness, so this starts the vault, mints an
 // account token and passes both through the environment.
 #include <gtest/gtest.h>
-#include <spawn.h>
 #include <sys/wait.h>
 
 #include <string>
 #include <vector>
 
 #include "crypto/hex.h"
+#include "tests/client/run_program.h"
 #include "tests/client/vault_test_support.h"
 #include "tests/server/vault_harness.h"
-
-extern char** environ;
 
 namespace bkv {
 namespace {
 
-// Spawns `path` with the current environment plus `extra` ("NAME=value");
-// returns its wait status, or -1 if it could not be started.
-int RunProgram(const std::string& path, const std::vector<std::string>& extra) {
-  std::vector<std::string> env_strings(extra);
-  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
-  std::vector<char*> envp;
-  for (std::string& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::string arg0 = path;
-  char* argv[] = {arg0.data(), nullptr};
-  pid_t pid;
-  if (posix_spawn(&pid, path.c_str(), nullptr, nullptr, argv, envp.data()) !=
-      0) {
-    return -1;
-  }
-  int status = 0;
-  if (waitpid(pid, &status, 0) != pid) return -1;
-  return status;
-}
+using ::bkv::testing::RunProgram;
 
 TEST(CAbiVault, CProgramPassesAgainstARealVault) {
   testing::VaultProcess vault;
@@ -48,11 +28,13 @@ TEST(CAbiVault, CProgramPassesAgainstARealVault) {
   const auto& pk = vault.public_key();
   const std::string key_hex = HexEncode(std::span<const uint8_t>(pk));
   ASSERT_EQ(key_hex.size(), 64u);
-  int status = RunProgram(BKV_C_ABI_VAULT_TEST_PATH,
-                          {"BKV_TEST_VAULT_ADDR=" + vault.address(),
-                           "BKV_TEST_VAULT_KEY=" + key_hex,
-                           "BKV_TEST_VAULT_TOKEN=" + vault.Token(account),
-                           "BKV_TEST_VAULT_ACCOUNT=" + account});
+  int status =
+      RunProgram({BKV_C_ABI_VAULT_TEST_PATH},
+                 {"BKV_TEST_VAULT_ADDR=" + vault.address(),
+                  "BKV_TEST_VAULT_KEY=" + key_hex,
+                  "BKV_TEST_VAULT_TOKEN=" + vault.Token(account),
+                  "BKV_TEST_VAULT_ACCOUNT=" + account,
+                  "BKV_TEST_VAULT_PID=" + std::to_string(vault.pid())});
   ASSERT_NE(status, -1) << "could not start " << BKV_C_ABI_VAULT_TEST_PATH;
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
       << "c_abi_vault_test failed (wait status " << status

@@ -9,6 +9,7 @@
 #include "client/blob_store.h"
 #include "client/repo/repository.h"
 #include "tests/client/client_test_support.h"
+#include "tests/client/test_stores.h"
 
 namespace bkv {
 namespace {
@@ -53,7 +54,7 @@ class RepoTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     env_ = testing::ServersEnv();
-    if (GetParam() != "file") {
+    if (!testing::IsLocalStore(GetParam())) {
       ASSERT_FALSE(env_.empty()) << "servers.env missing: run through ctest";
     }
     setenv("AWS_ACCESS_KEY_ID", env_["BKV_TEST_S3_ACCESS_KEY"].c_str(), 1);
@@ -74,6 +75,8 @@ class RepoTest : public ::testing::TestWithParam<std::string> {
     std::string url;
     if (GetParam() == "file") {
       url = "file://" + (dir_ / id);
+    } else if (GetParam() == "callback") {
+      url = "callback://" + (dir_ / id);
     } else if (GetParam() == "s3") {
       url = "s3://" + env_["BKV_TEST_S3_BUCKET"] + "/" + id +
             "?endpoint=" + env_["BKV_TEST_S3_ENDPOINT"] + "&region=us-east-1";
@@ -83,7 +86,7 @@ class RepoTest : public ::testing::TestWithParam<std::string> {
     BlobStoreOptions o;
     o.s3_part_size = 1 << 20;
     o.retry_base_delay_ms = 10;
-    auto store = OpenBlobStore(url, o);
+    auto store = testing::OpenTestStore(url, o);
     EXPECT_TRUE(store.ok()) << store.status();
     return store.ok() ? std::move(*store) : nullptr;
   }
@@ -425,7 +428,7 @@ TEST_P(RepoTest, BitFlipInEveryObjectDetected) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, RepoTest,
-                         ::testing::Values("file", "s3", "webdav"),
+                         ::testing::Values("file", "s3", "webdav", "callback"),
                          [](const auto& info) { return info.param; });
 
 // Stops the process (from the store's point of view) after `ops` writes or

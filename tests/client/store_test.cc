@@ -9,6 +9,7 @@
 #include "client/backup_set.h"
 #include "client/blob_store.h"
 #include "tests/client/client_test_support.h"
+#include "tests/client/test_stores.h"
 
 namespace bkv {
 namespace {
@@ -24,7 +25,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     env_ = testing::ServersEnv();
-    if (GetParam() != "file") {
+    if (!testing::IsLocalStore(GetParam())) {
       ASSERT_FALSE(env_.empty())
           << "servers.env missing: run through ctest (fixture bkv_servers) or "
              "tests/servers/servers.sh start";
@@ -41,12 +42,13 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     options_.s3_part_size = 1 << 20;  // multipart above 1 MiB in tests
     options_.retry_base_delay_ms = 10;
     url_ = UrlFor(id);
-    auto store = OpenBlobStore(url_, options_);
+    auto store = testing::OpenTestStore(url_, options_);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
   }
   std::string UrlFor(const std::string& id) {
     if (GetParam() == "file") return "file://" + (dir_ / ("store-" + id));
+    if (GetParam() == "callback") return "callback://" + (dir_ / id);
     if (GetParam() == "s3") {
       return "s3://" + env_["BKV_TEST_S3_BUCKET"] + "/" + id +
              "?endpoint=" + env_["BKV_TEST_S3_ENDPOINT"] + "&region=us-east-1";
@@ -196,7 +198,7 @@ TEST_P(StoreTest, RegressionRepairRebuildsListAndSwapIsRefused) {
 }
 
 TEST_P(StoreTest, ServerDownNamesTheUrl) {
-  if (GetParam() == "file") GTEST_SKIP() << "no server";
+  if (testing::IsLocalStore(GetParam())) GTEST_SKIP() << "no server";
   options_.max_attempts = 2;
   auto store = OpenBlobStore(DownUrl(), options_);
   ASSERT_TRUE(store.ok());
@@ -243,7 +245,7 @@ TEST_P(StoreTest, MissingStoreIsAnErrorForReadersAndCreatesNothing) {
 }
 
 TEST_P(StoreTest, WrongCredentialsAreRejectedWithoutLeakingThem) {
-  if (GetParam() == "file") GTEST_SKIP() << "no credentials";
+  if (testing::IsLocalStore(GetParam())) GTEST_SKIP() << "no credentials";
   // s3rver checks the access key id but not the signature.
   setenv("AWS_ACCESS_KEY_ID", "unknown-key-id", 1);
   setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-4242", 1);
@@ -268,7 +270,7 @@ TEST(StoreUrlTest, RejectsBadUrlsAndMissingCredentials) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreTest,
-                         ::testing::Values("file", "s3", "webdav"),
+                         ::testing::Values("file", "s3", "webdav", "callback"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

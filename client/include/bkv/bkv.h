@@ -13,6 +13,12 @@
  *  - Secret inputs (passwords) are byte buffers with a length, need no NUL
  *    and are copied into wiped memory before the call does anything else;
  *    the caller may wipe its buffer as soon as the call returns.
+ *  - Every long call (backup, restore, repository and vault calls) takes a
+ *    bkv_cancel (NULL: not cancellable); bkv_cancel_request from any thread
+ *    makes it return BKV_CANCELLED at its next safe point.
+ *  - Only the bkv_* functions below are exported (libbkv.so.<MAJOR>); a
+ *    change that breaks them bumps BKV_VERSION_MAJOR and the SONAME.
+ *    docs/sdk.md says how to integrate and which thread runs callbacks.
  */
 #ifndef BKV_BKV_H_
 #define BKV_BKV_H_
@@ -20,8 +26,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define BKV_VERSION_MAJOR 0
+#define BKV_VERSION_MINOR 1
+#define BKV_VERSION_PATCH 0
+
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* The symbols are exported even when the library is built with
+ * -fvisibility=hidden. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
 #endif
 
 typedef enum bkv_status {
@@ -41,11 +57,13 @@ typedef enum bkv_status {
   BKV_VAULT_RATE_LIMITED = 12,    /* too many calls: wait retry_after_ms */
   BKV_VAULT_UNAUTHENTICATED = 13, /* account token refused or expired: get a
                                      new one, then bkv_vault_set_token */
-  BKV_VAULT_CONFIG = 14,        /* the vault is not the configured one (context,
-                                   server identity, public key or protocol version
-                                   differ; the message names which): nothing spent */
-  BKV_VAULT_PROOF_REQUIRED = 15 /* replacing or deleting an active record
+  BKV_VAULT_CONFIG = 14, /* the vault is not the configured one (context,
+                            server identity, public key or protocol version
+                            differ; the message names which): nothing spent */
+  BKV_VAULT_PROOF_REQUIRED = 15, /* replacing or deleting an active record
                                    needs its password, or a due reset */
+  BKV_CANCELLED = 16 /* the app cancelled the call (bkv_cancel_request):
+                        nothing was damaged and no attempt was spent */
 } bkv_status;
 
 typedef struct bkv_key bkv_key;
@@ -55,6 +73,24 @@ typedef struct bkv_store bkv_store;
 void bkv_error_free(char* err);
 void bkv_string_free(char* s);
 const char* bkv_status_name(bkv_status status);
+
+/* The library's version, "MAJOR.MINOR.PATCH"; may differ from the
+ * BKV_VERSION_* the app was compiled with (same MAJOR: same ABI). */
+const char* bkv_version(void);
+
+/* Cancellation. One token per operation (or a group of operations). Once
+ * requested it stays requested: a call given a cancelled token returns
+ * BKV_CANCELLED at its first safe point. Safe points: between store
+ * operations and blocks of a transfer, before each vault RPC, during retry
+ * waits, and inside vault RPCs that change nothing. A vault call that has
+ * sent its counted or committing RPC finishes it first, so a cancel never
+ * spends an attempt nor leaves the vault's state unknown. */
+typedef struct bkv_cancel bkv_cancel;
+bkv_status bkv_cancel_new(bkv_cancel** out, char** err);
+/* Any thread, any time before bkv_cancel_free; does not block. */
+void bkv_cancel_request(bkv_cancel* cancel);
+/* Must not race a call still using the token. */
+void bkv_cancel_free(bkv_cancel* cancel);
 
 /* Backup keys: 32 random bytes shown as 64 hex digits in 16 groups of 4. */
 bkv_status bkv_key_generate(bkv_key** out, char** err);
@@ -70,6 +106,62 @@ void bkv_key_free(bkv_key* key);
 bkv_status bkv_store_open(const char* url, bkv_store** out, char** err);
 void bkv_store_free(bkv_store* store);
 
+/* App-supplied stores (Google Drive, iCloud, ... through the platform SDK).
+ *
+ * The store is a flat namespace of objects named [A-Za-z0-9._-]{1,200}.
+ * Every callback returns BKV_OK, or the status that says what happened:
+ *   BKV_NOT_FOUND     no such object (get at offset 0, stat)
+ *   BKV_UNAVAILABLE   network, quota or server trouble; the SDK's caller
+ *                     gets BKV_UNAVAILABLE and may retry later
+ *   BKV_CANCELLED     the user cancelled inside the platform SDK
+ *   BKV_INVALID_ARGUMENT, BKV_CORRUPTED, BKV_INTERNAL: passed on as such
+ * and may write a reason (no secrets) into error->message; the SDK adds the
+ * store's name, the operation and the object.
+ *
+ * Callbacks run on the thread of the SDK call or on one of its worker
+ * threads, one at a time per bkv_store; they must not call back into the
+ * SDK with the same store. */
+typedef struct bkv_store_error {
+  char message[256]; /* NUL-terminated; starts empty */
+} bkv_store_error;
+
+/* Pulls the next bytes of an object being stored; *out_len == 0 at the end.
+ * A non-OK status (e.g. BKV_CANCELLED) means: abandon this put. */
+typedef bkv_status (*bkv_read_fn)(void* reader, uint8_t* buf, size_t cap,
+                                  size_t* out_len);
+/* Reports one object to bkv_store_callbacks.list. */
+typedef void (*bkv_list_fn)(void* lister, const char* name, uint64_t size);
+
+typedef struct bkv_store_callbacks {
+  /* Stores `name` with the bytes pulled from read(reader, ...) until it
+   * gives 0 bytes. ATOMIC: readers see the old object or the complete new
+   * one, never a part, even if the upload fails or the app dies (upload to
+   * a temporary name and rename, or use the platform's atomic upload). An
+   * existing object is replaced. If read fails, return its status. */
+  bkv_status (*put)(void* ctx, const char* name, bkv_read_fn read, void* reader,
+                    bkv_store_error* error);
+  /* Copies up to `cap` bytes of `name` from `offset` into buf; fewer than
+   * cap only at the end of the object. */
+  bkv_status (*get)(void* ctx, const char* name, uint64_t offset, uint8_t* buf,
+                    size_t cap, size_t* out_len, bkv_store_error* error);
+  /* Calls emit(lister, name, size) for every object. */
+  bkv_status (*list)(void* ctx, bkv_list_fn emit, void* lister,
+                     bkv_store_error* error);
+  /* Deletes `name`; BKV_OK when it does not exist. */
+  bkv_status (*remove)(void* ctx, const char* name, bkv_store_error* error);
+  /* The size of `name`, or BKV_NOT_FOUND. */
+  bkv_status (*stat)(void* ctx, const char* name, uint64_t* out_size,
+                     bkv_store_error* error);
+  /* Optional: called once by bkv_store_free. */
+  void (*destroy)(void* ctx);
+} bkv_store_callbacks;
+
+/* `name` (e.g. "gdrive:/Backups/bkv") appears in messages; the callbacks
+ * struct is copied; ctx is passed to every callback. */
+bkv_status bkv_store_new_callbacks(const bkv_store_callbacks* callbacks,
+                                   void* ctx, const char* name, bkv_store** out,
+                                   char** err);
+
 /* Called from a worker thread with bytes done and expected (0: unknown). */
 typedef void (*bkv_progress_fn)(uint64_t done, uint64_t total, void* ctx);
 
@@ -79,9 +171,10 @@ typedef struct bkv_backup_options {
   uint32_t keep;       /* prune to this many backups after success; 0: all */
   bkv_progress_fn progress;
   void* progress_ctx;
+  bkv_cancel* cancel; /* NULL: not cancellable */
 } bkv_backup_options;
 
-/* Defaults: chunk_size 0, compress 1, keep 0, no progress. */
+/* Defaults: chunk_size 0, compress 1, keep 0, no progress, no cancel. */
 void bkv_backup_options_init(bkv_backup_options* options);
 
 /* Backs up a file or a directory tree at `path` into the store's backup set
@@ -90,18 +183,105 @@ bkv_status bkv_backup(bkv_store* store, const bkv_key* key, const char* path,
                       const bkv_backup_options* options, char** out_backup_id,
                       char** err);
 
+typedef struct bkv_restore_options {
+  bkv_progress_fn progress;
+  void* progress_ctx;
+  bkv_cancel* cancel; /* NULL: not cancellable */
+} bkv_restore_options;
+
 /* Restores backup `backup_id` (a unique prefix, or NULL for the newest) to
  * `target_path`, which must not exist. Nothing is left at target_path on
- * failure. */
+ * failure (BKV_CANCELLED included). `options` may be NULL. */
 bkv_status bkv_restore(bkv_store* store, const bkv_key* key,
                        const char* backup_id, const char* target_path,
-                       bkv_progress_fn progress, void* progress_ctx,
-                       char** err);
+                       const bkv_restore_options* options, char** err);
 
 /* The backup ids in the set, oldest first, as one string separated by '\n'
  * (empty when there are none); free with bkv_string_free. */
 bkv_status bkv_list(bkv_store* store, const bkv_key* key, char** out_ids,
                     char** err);
+
+/* Incremental, deduplicated backups (repository format v2,
+ * docs/backup-format.md): each backup is a snapshot that stores only chunks
+ * the repository does not hold yet. A bkv_repo uses its store for its whole
+ * life: free the repo before the store. One call at a time per repo. */
+typedef struct bkv_repo bkv_repo;
+
+typedef struct bkv_repo_options {
+  int create;            /* non-zero: create the repository if missing */
+  const char* state_dir; /* where this device remembers the newest snapshot
+                            to detect a store rolled back; NULL: no check */
+} bkv_repo_options;
+
+/* BKV_WRONG_KEY: another key's repository; BKV_NOT_FOUND: none (and not
+ * create); BKV_CORRUPTED: damaged, or rolled back behind state_dir. */
+bkv_status bkv_repo_open(bkv_store* store, const bkv_key* key,
+                         const bkv_repo_options* options, bkv_repo** out,
+                         char** err);
+void bkv_repo_free(bkv_repo* repo);
+
+typedef struct bkv_repo_stats {
+  uint64_t files;
+  uint64_t files_read;     /* new or changed: read and chunked */
+  uint64_t bytes;          /* plaintext bytes of the snapshot's files */
+  uint64_t new_bytes;      /* plaintext bytes of chunks uploaded now */
+  uint64_t dedup_bytes;    /* plaintext bytes already in the repository */
+  uint64_t uploaded_bytes; /* every object written, as stored */
+} bkv_repo_stats;
+
+typedef struct bkv_repo_backup_options {
+  /* Called with the bytes uploaded so far (total 0: unknown). */
+  bkv_progress_fn progress;
+  void* progress_ctx;
+  bkv_cancel* cancel;
+} bkv_repo_backup_options;
+
+/* Backs up a file or directory as a new snapshot. *out_snapshot_id
+ * (optional, 32 hex digits) and *out_stats (optional) on BKV_OK. A failed
+ * or cancelled backup leaves every snapshot intact; the next one reuses
+ * what it uploaded. `options` may be NULL. */
+bkv_status bkv_repo_backup(bkv_repo* repo, const char* path,
+                           const bkv_repo_backup_options* options,
+                           char** out_snapshot_id, bkv_repo_stats* out_stats,
+                           char** err);
+
+typedef struct bkv_snapshot {
+  char id[33]; /* 32 hex digits */
+  uint64_t seq;
+  int64_t time_unix_ms;
+  uint64_t files;
+  uint64_t bytes;
+  char* source; /* the path backed up */
+} bkv_snapshot;
+
+/* Oldest first; free with bkv_snapshots_free(*out, *out_count). */
+bkv_status bkv_repo_snapshots(bkv_repo* repo, bkv_cancel* cancel,
+                              bkv_snapshot** out, size_t* out_count,
+                              char** err);
+void bkv_snapshots_free(bkv_snapshot* snapshots, size_t count);
+
+/* Restores snapshot `snapshot_id` (a unique prefix; NULL: the newest), or
+ * only `subpath` of it (NULL: all), to `target_path`, which must not exist;
+ * nothing is left there on failure. `options` may be NULL. */
+bkv_status bkv_repo_restore(bkv_repo* repo, const char* snapshot_id,
+                            const char* subpath, const char* target_path,
+                            const bkv_restore_options* options, char** err);
+
+/* Deletes all but the newest `keep_last` (>= 1) snapshots; their data stays
+ * until bkv_repo_prune. *out_forgotten (optional): how many. */
+bkv_status bkv_repo_forget(bkv_repo* repo, size_t keep_last, bkv_cancel* cancel,
+                           size_t* out_forgotten, char** err);
+
+/* Frees the space of forgotten snapshots; interrupted (or cancelled) at any
+ * point, every snapshot still restores. *out_bytes_freed optional. */
+bkv_status bkv_repo_prune(bkv_repo* repo, bkv_cancel* cancel,
+                          uint64_t* out_bytes_freed, char** err);
+
+/* Verifies the repository (with read_data: every chunk). BKV_CORRUPTED when
+ * it found damage; *out_report (optional; bkv_string_free) lists one
+ * problem per line. */
+bkv_status bkv_repo_check(bkv_repo* repo, int read_data, bkv_cancel* cancel,
+                          char** out_report, char** err);
 
 /* Vault: the backup key stored behind a password (docs/protocol.md).
  *
@@ -122,6 +302,11 @@ bkv_status bkv_list(bkv_store* store, const bkv_key* key, char** out_ids,
  *                         as safe to repeat are repeated within
  *                         max_retry_wait_ms
  *   BKV_INTERNAL          anything else
+ *
+ *   BKV_CANCELLED         the `cancel` token (optional, NULL: none) was
+ *                         requested; nothing was spent or changed: a call
+ *                         that sent its counted or committing RPC finishes
+ *                         instead (see bkv_cancel)
  *
  * Unlike other handles, a bkv_vault may be used from several threads at once
  * (including bkv_vault_set_token); bkv_vault_free must not race any call. */
@@ -206,8 +391,8 @@ bkv_status bkv_vault_set_token(bkv_vault* vault, const char* account_token,
  * (BKV_VAULT_CONFIG on a mismatch). */
 bkv_status bkv_vault_register(bkv_vault* vault, const char* account,
                               const char* password, size_t password_len,
-                              const bkv_key* key, bkv_vault_error* out_detail,
-                              char** err);
+                              const bkv_key* key, bkv_cancel* cancel,
+                              bkv_vault_error* out_detail, char** err);
 
 /* Recovers the key for `account`; free *out_key with bkv_key_free. A wrong
  * password spends one attempt (BKV_VAULT_INVALID_PASSWORD, with
@@ -216,27 +401,28 @@ bkv_status bkv_vault_register(bkv_vault* vault, const char* account,
  * only on BKV_OK. */
 bkv_status bkv_vault_recover(bkv_vault* vault, const char* account,
                              const char* password, size_t password_len,
-                             bkv_key** out_key, bkv_vault_error* out_detail,
-                             char** err);
+                             bkv_key** out_key, bkv_cancel* cancel,
+                             bkv_vault_error* out_detail, char** err);
 
 /* The account's record; spends no attempt. attempts_remaining and
  * attempt_limit are optional (NULL). */
 bkv_status bkv_vault_status(bkv_vault* vault, bkv_vault_state* out_state,
                             uint32_t* out_attempts_remaining,
-                            uint32_t* out_attempt_limit,
+                            uint32_t* out_attempt_limit, bkv_cancel* cancel,
                             bkv_vault_error* out_detail, char** err);
 
 /* Deletes the account's record (and with it the key); BKV_OK when there was
  * none. An ACTIVE record needs a due reset (bkv_vault_request_reset), else
  * BKV_VAULT_PROOF_REQUIRED: use bkv_vault_delete_with_password. */
-bkv_status bkv_vault_delete(bkv_vault* vault, bkv_vault_error* out_detail,
-                            char** err);
+bkv_status bkv_vault_delete(bkv_vault* vault, bkv_cancel* cancel,
+                            bkv_vault_error* out_detail, char** err);
 
 /* Proves the password (one recovery: one attempt, like
  * bkv_vault_recover), then deletes the record. */
 bkv_status bkv_vault_delete_with_password(bkv_vault* vault, const char* account,
                                           const char* password,
                                           size_t password_len,
+                                          bkv_cancel* cancel,
                                           bkv_vault_error* out_detail,
                                           char** err);
 
@@ -246,7 +432,8 @@ bkv_status bkv_vault_delete_with_password(bkv_vault* vault, const char* account,
 bkv_status bkv_vault_change_password(
     bkv_vault* vault, const char* account, const char* old_password,
     size_t old_password_len, const char* new_password, size_t new_password_len,
-    uint32_t* out_attempt_limit, bkv_vault_error* out_detail, char** err);
+    uint32_t* out_attempt_limit, bkv_cancel* cancel,
+    bkv_vault_error* out_detail, char** err);
 
 /* "Forgot password": asks the vault to make the ACTIVE record replaceable
  * without the password after its reset delay; *out_due_unix_ms is when.
@@ -255,6 +442,7 @@ bkv_status bkv_vault_change_password(
  * unless the user has that key) and bkv_vault_delete need no proof. A
  * successful recovery before then cancels the reset. Spends no attempt. */
 bkv_status bkv_vault_request_reset(bkv_vault* vault, int64_t* out_due_unix_ms,
+                                   bkv_cancel* cancel,
                                    bkv_vault_error* out_detail, char** err);
 
 /* The record's identity and pending reset (0 when none); spends no
@@ -262,7 +450,12 @@ bkv_status bkv_vault_request_reset(bkv_vault* vault, int64_t* out_due_unix_ms,
 bkv_status bkv_vault_registration(bkv_vault* vault,
                                   uint64_t* out_registration_id,
                                   int64_t* out_reset_due_unix_ms,
+                                  bkv_cancel* cancel,
                                   bkv_vault_error* out_detail, char** err);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
