@@ -47,6 +47,9 @@ class VaultProcess {
     wrapper_ = std::move(wrapper);
   }
   pid_t pid() const { return pid_; }
+  // How the process ended when Start saw it exit (an exit code, or 128 +
+  // signal); -1 while it has not.
+  int exit_status() const { return exit_status_; }
 
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   const std::string& data_dir() const { return data_dir_; }
@@ -64,6 +67,7 @@ class VaultProcess {
   std::vector<std::string> last_args_;
   std::vector<std::string> wrapper_;
   pid_t pid_ = -1;
+  int exit_status_ = -1;
   int port_ = 0;
   opaque::Element public_key_{};
 };
