@@ -21,11 +21,11 @@
 #include "absl/synchronization/mutex.h"
 #include "client/vault_client.h"
 #include "client/vault_errors.h"
+#include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "server/config.h"
+#include "storage/etcd_record_store.h"
 #include "tests/server/history_checker.h"
 #include "tests/server/vault_harness.h"
-#include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
-#include "storage/etcd_record_store.h"
 #include "tests/storage/etcd_cluster.h"
 #include "tests/storage/test_util.h"
 
@@ -73,7 +73,8 @@ class ClusterTest : public ::testing::Test {
     ASSERT_TRUE(nodes_[0]->Start(NodeArgs(0, {}))) << nodes_[0]->log();
     for (int i = 1; i < kNodes; ++i) {
       ASSERT_TRUE(nodes_[i]->Start(NodeArgs(
-          i, {"--issuer-keys-file", nodes_[0]->data_dir() + "/dev-issuer.pub"})))
+          i,
+          {"--issuer-keys-file", nodes_[0]->data_dir() + "/dev-issuer.pub"})))
           << nodes_[i]->log();
       // One token: one server key for every node.
       ASSERT_EQ(nodes_[i]->public_key(), nodes_[0]->public_key());
@@ -92,8 +93,8 @@ class ClusterTest : public ::testing::Test {
   std::vector<std::string> NodeArgs(int node, std::vector<std::string> extra) {
     std::vector<std::string> args = {
         "--storage", "etcd", "--etcd-endpoints",
-        absl::StrJoin(Endpoints(node), ","), "--etcd-insecure",
-        "--softhsm-dir", token_dir_.path() + "/softhsm", "--attempt-limit",
+        absl::StrJoin(Endpoints(node), ","), "--etcd-insecure", "--softhsm-dir",
+        token_dir_.path() + "/softhsm", "--attempt-limit",
         std::to_string(kLimit),
         // The attempt counter, not the per-node rate limits, must be what
         // stops the guessers here.
@@ -450,9 +451,29 @@ TEST_F(ClusterLinkTest, EtcdMinorityCutOffServesMajorityCutOffStopsKe2s) {
   const std::vector<std::string> violations = history.Check();
   EXPECT_TRUE(violations.empty()) << absl::StrJoin(violations, "\n");
   EXPECT_LE(history.Ke2s(guessed), static_cast<int>(kLimit));
+  // Every attempt is spent. An attempt counted by a write whose answer was
+  // lost in the cut gave no KE2; its login stays open until it expires,
+  // and the record locks then (attempt_policy.h), so LOCKED is due now
+  // only if every count got its KE2.
   vault::v1::GetStatusResponse status;
   ASSERT_TRUE(Client(1)->Status(Token(guessed), &status).ok());
-  EXPECT_EQ(status.status(), vault::v1::RECORD_STATUS_LOCKED);
+  EXPECT_EQ(status.attempts_remaining(), 0u);
+  if (history.Ke2s(guessed) == static_cast<int>(kLimit)) {
+    EXPECT_EQ(status.status(), vault::v1::RECORD_STATUS_LOCKED);
+  }
+  int unconfirmed = 0;
+  for (const auto& node : nodes_) {
+    const std::string log = node->log();
+    for (size_t at = 0;
+         (at = log.find("may have been applied", at)) != std::string::npos;
+         ++at) {
+      ++unconfirmed;
+    }
+  }
+  std::cout << "counted without a KE2 across the cuts: "
+            << kLimit - history.Ke2s(guessed)
+            << "; writes etcd did not confirm (node logs): " << unconfirmed
+            << "\n";
 }
 
 // A node whose storage settings are wrong exits non-zero at start-up with
@@ -513,10 +534,10 @@ TEST_F(ClusterStartupTest, CaThatDidNotSignTheServerIsNamed) {
   ASSERT_TRUE(tls.ok()) << tls.status();
   auto c = StartOrDie({.members = 1, .tls = &*tls});
   ASSERT_NE(c, nullptr);
-  const std::string log = Refused(
-      {"--etcd-endpoints", c->Endpoints()[0], "--etcd-ca-file",
-       tls->other_ca_crt, "--etcd-cert-file", tls->client_crt,
-       "--etcd-key-file", tls->client_key});
+  const std::string log =
+      Refused({"--etcd-endpoints", c->Endpoints()[0], "--etcd-ca-file",
+               tls->other_ca_crt, "--etcd-cert-file", tls->client_crt,
+               "--etcd-key-file", tls->client_key});
   EXPECT_NE(log.find("TLS handshake failed"), std::string::npos) << log;
   // Nothing written: with the right CA, the store is as it was.
   storage::EtcdRecordStoreOptions o;
@@ -524,7 +545,8 @@ TEST_F(ClusterStartupTest, CaThatDidNotSignTheServerIsNamed) {
   o.ca_file = tls->ca_crt;
   o.cert_file = tls->client_crt;
   o.key_file = tls->client_key;
-  auto store = storage::EtcdRecordStore::Open(o, storage::testing::TestSealer());
+  auto store =
+      storage::EtcdRecordStore::Open(o, storage::testing::TestSealer());
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_FALSE((*store)->HoldsAccounts().value_or(true));
   EXPECT_FALSE((*store)->ReadShardMap().value_or("?").has_value());
@@ -533,10 +555,10 @@ TEST_F(ClusterStartupTest, CaThatDidNotSignTheServerIsNamed) {
 TEST_F(ClusterStartupTest, MembersOfTwoClustersAreNamed) {
   auto a = StartOrDie({.members = 1}), b = StartOrDie({.members = 1});
   ASSERT_TRUE(a && b);
-  const std::string log = Refused(
-      {"--etcd-endpoints",
-       absl::StrCat(a->Endpoints()[0], ",", b->Endpoints()[0]),
-       "--etcd-insecure"});
+  const std::string log =
+      Refused({"--etcd-endpoints",
+               absl::StrCat(a->Endpoints()[0], ",", b->Endpoints()[0]),
+               "--etcd-insecure"});
   EXPECT_NE(log.find("different clusters"), std::string::npos) << log;
   EXPECT_EQ(AllKeys(*a), 0);
   EXPECT_EQ(AllKeys(*b), 0);
@@ -547,10 +569,13 @@ TEST_F(ClusterStartupTest, ShardedNodeServesAndARemappedListIsRefused) {
   ASSERT_TRUE(a && b);
   const std::string ea = a->Endpoints()[0], eb = b->Endpoints()[0];
   auto args = [&](const std::string& clusters) {
-    return std::vector<std::string>{
-        "--storage",     "etcd",       "--etcd-clusters",
-        clusters,        "--etcd-insecure", "--softhsm-dir",
-        token_dir_.path() + "/softhsm"};
+    return std::vector<std::string>{"--storage",
+                                    "etcd",
+                                    "--etcd-clusters",
+                                    clusters,
+                                    "--etcd-insecure",
+                                    "--softhsm-dir",
+                                    token_dir_.path() + "/softhsm"};
   };
   VaultProcess node;
   ASSERT_TRUE(node.Start(args(ea + ";" + eb))) << node.log();
@@ -558,8 +583,7 @@ TEST_F(ClusterStartupTest, ShardedNodeServesAndARemappedListIsRefused) {
   for (int i = 0; i < 8; ++i) {
     const std::string account = absl::StrCat("sharded-node-", i);
     SecretBytes key = SecretBytes::Copy(std::string(32, 'a' + i));
-    ASSERT_TRUE(
-        client.Register(node.Token(account), account, "pw", key).ok());
+    ASSERT_TRUE(client.Register(node.Token(account), account, "pw", key).ok());
     TestClient::Recovery r = client.Recover(node.Token(account), account, "pw");
     ASSERT_TRUE(r.result.ok()) << r.result.status.error_message();
     EXPECT_EQ(r.backup_key.RevealAsString(), key.RevealAsString());
@@ -570,8 +594,8 @@ TEST_F(ClusterStartupTest, ShardedNodeServesAndARemappedListIsRefused) {
   EXPECT_GT(keys_b, 1) << "no account landed on cluster b";
 
   for (const std::string& clusters : {eb + ";" + ea, ea, ea + ";" + ea}) {
-    const std::string log = Refused(
-        {"--etcd-clusters", clusters, "--etcd-insecure"});
+    const std::string log =
+        Refused({"--etcd-clusters", clusters, "--etcd-insecure"});
     EXPECT_TRUE(log.find("cluster list changed") != std::string::npos ||
                 log.find("same etcd cluster") != std::string::npos)
         << clusters << ": " << log;

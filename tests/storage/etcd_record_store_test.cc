@@ -73,11 +73,9 @@ TEST_F(EtcdRecordStoreTest, CreateReadUpdate) {
   CheckCreateReadUpdate(*store_, *other, "alice");
 }
 
-
 TEST_F(EtcdRecordStoreTest, DeleteKeepsVersionsMonotonic) {
   CheckDeleteKeepsVersionsMonotonic(*store_, "bob");
 }
-
 
 TEST_F(EtcdRecordStoreTest, ExactlyOneConcurrentCasWins) {
   auto second = OpenStore();  // half the threads act as another vault node
@@ -85,11 +83,9 @@ TEST_F(EtcdRecordStoreTest, ExactlyOneConcurrentCasWins) {
   CheckExactlyOneConcurrentCasWins(*store_, *second, "carol");
 }
 
-
 TEST_F(EtcdRecordStoreTest, ConcurrentIncrementsAreNeverLost) {
   CheckConcurrentIncrementsAreNeverLost(*store_, {Id(0), Id(1), Id(2)});
 }
-
 
 TEST_F(EtcdRecordStoreTest, CountAndForEachPageThroughOneRevision) {
   auto paged = OpenStore(/*page_size=*/2);  // several pages per key space

@@ -77,10 +77,10 @@ class EtcdShardsTest : public ::testing::Test {
   }
   bool RecordOn(int i, const std::string& id) {
     etcdserverpb::RangeResponse resp;
-    EXPECT_TRUE(RawEtcd(*clusters_[i], 0)
-                    .Range(prefix_ + RecordDbKey(DeriveAccountKey(id)), 0,
-                           &resp)
-                    .ok());
+    EXPECT_TRUE(
+        RawEtcd(*clusters_[i], 0)
+            .Range(prefix_ + RecordDbKey(DeriveAccountKey(id)), 0, &resp)
+            .ok());
     return resp.kvs_size() == 1;
   }
 

@@ -21,8 +21,7 @@ int ConnectLoopback(int port) {
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons(static_cast<uint16_t>(port));
-  if (fd >= 0 &&
-      connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+  if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
     close(fd);
     return -1;
   }
@@ -43,7 +42,8 @@ std::string PeekSender(int fd) {
     if (n <= 0) return "";
     const std::string_view head(buf, static_cast<size_t>(n));
     const size_t end = head.find("\r\n\r\n");
-    if (end == std::string_view::npos && n < static_cast<ssize_t>(sizeof(buf))) {
+    if (end == std::string_view::npos &&
+        n < static_cast<ssize_t>(sizeof(buf))) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       continue;
     }
