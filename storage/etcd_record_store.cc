@@ -196,6 +196,17 @@ struct EtcdRecordStore::Impl {
     return OutcomeUnknown(key, call.message());
   }
 
+  // Keys in [prefix + from, prefix + to), one linearizable count.
+  absl::StatusOr<uint64_t> CountKeys(const char* from, const char* to) const {
+    etcdserverpb::RangeRequest req;
+    req.set_key(options.key_prefix + from);
+    req.set_range_end(options.key_prefix + to);
+    req.set_count_only(true);
+    etcdserverpb::RangeResponse resp;
+    BKV_RETURN_IF_ERROR(client->Range(req, &resp, nullptr));
+    return static_cast<uint64_t>(resp.count());
+  }
+
   absl::Status CompactThrough(int64_t revision);
   absl::Status CompactNow(int64_t revision);
 };
@@ -394,13 +405,7 @@ absl::Status EtcdRecordStore::SyncBarrier() {
 }
 
 absl::StatusOr<uint64_t> EtcdRecordStore::Count() const {
-  etcdserverpb::RangeRequest req;
-  req.set_key(impl_->options.key_prefix + "r");
-  req.set_range_end(impl_->options.key_prefix + "s");
-  req.set_count_only(true);
-  etcdserverpb::RangeResponse resp;
-  BKV_RETURN_IF_ERROR(impl_->client->Range(req, &resp, nullptr));
-  return static_cast<uint64_t>(resp.count());
+  return impl_->CountKeys("r", "s");
 }
 
 namespace {
@@ -496,13 +501,8 @@ std::string EtcdRecordStore::Describe() const {
 absl::StatusOr<bool> EtcdRecordStore::HoldsAccounts() const {
   // Records ("r") and watermarks ("w"): a deleted account's watermark
   // still fixes its next version.
-  etcdserverpb::RangeRequest req;
-  req.set_key(impl_->options.key_prefix + "r");
-  req.set_range_end(impl_->options.key_prefix + "x");
-  req.set_count_only(true);
-  etcdserverpb::RangeResponse resp;
-  BKV_RETURN_IF_ERROR(impl_->client->Range(req, &resp, nullptr));
-  return resp.count() > 0;
+  BKV_ASSIGN_OR_RETURN(const uint64_t keys, impl_->CountKeys("r", "x"));
+  return keys > 0;
 }
 
 absl::StatusOr<std::optional<std::string>> EtcdRecordStore::ReadShardMap()

@@ -278,7 +278,7 @@ absl::StatusOr<int> EtcdCluster::Leader(absl::Duration wait) const {
       absl::StrCat("etcd cluster has no agreed leader (", last, ")"));
 }
 
-absl::StatusOr<int64_t> EtcdCluster::DbSizeInUse(int i) const {
+absl::StatusOr<etcdserverpb::StatusResponse> EtcdCluster::Status(int i) const {
   auto stub = etcdserverpb::Maintenance::NewStub(
       grpc::CreateChannel(Endpoints()[i], Credentials(options_.tls)));
   grpc::ClientContext ctx;
@@ -286,30 +286,26 @@ absl::StatusOr<int64_t> EtcdCluster::DbSizeInUse(int i) const {
   etcdserverpb::StatusResponse resp;
   grpc::Status s = stub->Status(&ctx, etcdserverpb::StatusRequest(), &resp);
   if (!s.ok()) return absl::UnavailableError(s.error_message());
-  return resp.dbsizeinuse();
+  return resp;
 }
 
-absl::StatusOr<uint64_t> EtcdCluster::MemberId(int i) const {
-  auto stub = etcdserverpb::Maintenance::NewStub(
-      grpc::CreateChannel(Endpoints()[i], Credentials(options_.tls)));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-  etcdserverpb::StatusResponse resp;
-  grpc::Status s = stub->Status(&ctx, etcdserverpb::StatusRequest(), &resp);
-  if (!s.ok()) return absl::UnavailableError(s.error_message());
-  return resp.header().member_id();
+absl::StatusOr<int64_t> EtcdCluster::DbSizeInUse(int i) const {
+  auto status = Status(i);
+  if (!status.ok()) return status.status();
+  return status->dbsizeinuse();
 }
 
 absl::Status EtcdCluster::CutOff(int i) {
   if (!options_.peer_proxies) {
     return absl::FailedPreconditionError("cluster started without proxies");
   }
-  auto id = MemberId(i);
-  if (!id.ok()) return id.status();
+  auto status = Status(i);
+  if (!status.ok()) return status.status();
   // Inbound: everything dialed to member i. Outbound: what member i dials
   // to the others names it as the sender (rafthttp's X-Server-From).
   members_[i].peer_proxy->Sever();
-  const std::string from = absl::StrCat(absl::Hex(*id));
+  const std::string from =
+      absl::StrCat(absl::Hex(status->header().member_id()));
   for (int j = 0; j < size(); ++j) {
     if (j != i) members_[j].peer_proxy->SeverFrom(from);
   }

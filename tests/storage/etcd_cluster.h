@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "etcd/etcdserver/etcdserverpb/rpc.pb.h"
 #include "tests/storage/link_proxy.h"
 #include "tests/storage/test_util.h"
 
@@ -81,7 +82,8 @@ class EtcdCluster {
   EtcdCluster() = default;
   static absl::StatusOr<std::unique_ptr<EtcdCluster>> TryStart(Options options);
   absl::Status Spawn(Member& m);
-  absl::StatusOr<uint64_t> MemberId(int i) const;
+  // Member i's answer to etcd's Maintenance.Status.
+  absl::StatusOr<etcdserverpb::StatusResponse> Status(int i) const;
 
   Options options_;
   TempDir dir_;
