@@ -100,7 +100,9 @@ class ClusterTest : public ::testing::Test {
         // stops the guessers here.
         "--guess-burst", "1000", "--guess-per-second", "1000",
         "--account-burst", "1000", "--account-per-second", "1000",
-        "--peer-burst", "10000", "--peer-per-second", "10000"};
+        "--peer-burst", "10000", "--peer-per-second", "10000",
+        // The history checker reads the status between guesses.
+        "--read-burst", "10000", "--read-per-second", "10000"};
     if (links_) {
       // Cut links are noticed by deadlines: keep them short here.
       args.insert(args.end(), {"--etcd-call-timeout-ms", "500",
