@@ -11,13 +11,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 [[ $(id -u) -eq 0 ]] || { echo "container-cluster-test: run as root" >&2; exit 1; }
 
-phase() {  # name, command...
-  local name=$1 start=$SECONDS
-  shift
-  echo "== $name"
-  "$@"
-  echo "== $name: $((SECONDS - start)) s"
-}
+# shellcheck source=scripts/lib/common.sh
+source scripts/lib/common.sh
 fail() { echo "container-cluster-test: FAIL: $*" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bkv-cluster-ct.XXXXXX")
@@ -25,14 +20,7 @@ project=bkvcc$$
 compose=(timeout 300 podman-compose -p "$project" -f docker/compose.cluster.yaml)
 ctr() { echo "${project}_$1_1"; }
 
-# Debian's runc and rlimits this machine allows (scripts/container-test.sh).
-cat >"$work/containers.conf" <<'CONF'
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
-[engine]
-runtime = "runc"
-CONF
-export CONTAINERS_CONF=$work/containers.conf
+use_private_podman_conf "$work"
 
 cleanup() {
   local rc=$?
@@ -52,14 +40,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {  # bounded search on loopback
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 20000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  fail "no free port found"
-}
 export BKV_VAULT1_PORT BKV_VAULT2_PORT BKV_VAULT3_PORT
 BKV_VAULT1_PORT=$(free_port)
 BKV_VAULT2_PORT=$(free_port)
