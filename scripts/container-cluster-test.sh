@@ -30,6 +30,10 @@ cleanup() {
       echo "-- $c log (last 15 lines)"; podman logs --tail 15 "$(ctr $c)" 2>&1
     done
   fi
+  # The containers with their anonymous volumes (the image's VOLUME, e.g.
+  # the ceremony's), then the named volumes and the network.
+  podman ps -aq --filter "label=io.podman.compose.project=$project" |
+    xargs -r podman rm -f -v >/dev/null 2>&1
   "${compose[@]}" down -v >/dev/null 2>&1
   for v in etcd1-data etcd2-data etcd3-data bkv-token bkv-issuer vault2-data vault3-data; do
     podman volume rm -f "${project}_$v" >/dev/null 2>&1
