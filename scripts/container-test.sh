@@ -13,13 +13,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 [[ $(id -u) -eq 0 ]] || { echo "container-test: run as root (rootful podman)" >&2; exit 1; }
 
-phase() {  # name, command...
-  local name=$1 start=$SECONDS
-  shift
-  echo "== $name"
-  "$@"
-  echo "== $name: $((SECONDS - start)) s"
-}
+# shellcheck source=scripts/lib/common.sh
+source scripts/lib/common.sh
 fail() { echo "container-test: FAIL: $*" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bkv-container-test.XXXXXX")
@@ -29,15 +24,7 @@ image=bkv-vault:latest   # what docker/compose.yaml runs
 ctr=${project}_bkv-vault_1
 volume=${project}_bkv-data
 
-# This machine's podman: Debian's runc (crun refuses hybrid cgroups) and
-# rlimits it may set. A private containers.conf leaves the host's alone.
-cat >"$work/containers.conf" <<'EOF'
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
-[engine]
-runtime = "runc"
-EOF
-export CONTAINERS_CONF=$work/containers.conf
+use_private_podman_conf "$work"
 
 cleanup() {
   local rc=$?
@@ -55,16 +42,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free loopback port (bounded search; a race with other users is harmless:
-# the compose start then fails and says so).
-free_port() {
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 20000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  fail "no free port found"
-}
 export BKV_GRPC_PORT BKV_METRICS_PORT
 BKV_GRPC_PORT=$(free_port)
 BKV_METRICS_PORT=$(free_port)

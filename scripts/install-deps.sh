@@ -40,8 +40,11 @@ for group in "$@"; do
     fuzz) PACKAGES+=(clang-14 libclang-rt-14-dev) ;;
     # scripts/container-test.sh: rootful podman with Debian's runc (crun
     # refuses hybrid cgroups), podman-compose for docker/compose.yaml, and
-    # debootstrap to build the Debian base images without a registry.
+    # debootstrap to build the Debian base images without a registry; CNI's
+    # dnsname plugin so that compose services find each other by name
+    # (docker/compose.cluster.yaml).
     container) PACKAGES+=(podman podman-compose runc debootstrap uidmap)
+               PACKAGES+=(golang-github-containernetworking-plugin-dnsname)
                PACKAGES+=(debian-archive-keyring ca-certificates) ;;
     *) echo "install-deps.sh: unknown group '$group'" >&2; exit 2 ;;
   esac

@@ -6,13 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
-phase() {  # name, command...
-  local name=$1 start=$SECONDS
-  shift
-  echo "== $name"
-  "$@"
-  echo "== $name: $((SECONDS - start)) s"
-}
+# shellcheck source=scripts/lib/common.sh
+source scripts/lib/common.sh
 
 phase "dependencies" scripts/install-deps.sh test
 phase "build release" scripts/build.sh release

@@ -24,6 +24,9 @@
 #include "server/log.h"
 #include "server/opaque_self_test.h"
 #include "storage/rocksdb_record_store.h"
+#if BKV_HAVE_ETCD
+#include "storage/etcd_shards.h"
+#endif
 
 namespace bkv::server {
 namespace {
@@ -227,9 +230,12 @@ absl::StatusOr<std::unique_ptr<storage::RecordStore>> OpenStore(
   std::shared_ptr<const Sealer> borrowed(std::shared_ptr<void>(), &sealer);
   if (o.etcd) {
 #if BKV_HAVE_ETCD
-    BKV_ASSIGN_OR_RETURN(auto store, storage::EtcdRecordStore::Open(
-                                         o.etcd_options, std::move(borrowed)));
-    return std::unique_ptr<storage::RecordStore>(std::move(store));
+    std::vector<storage::EtcdRecordStoreOptions> clusters;
+    for (const std::vector<std::string>& endpoints : o.etcd_clusters) {
+      clusters.push_back(o.etcd_options);
+      clusters.back().endpoints = endpoints;
+    }
+    return storage::OpenEtcdShards(clusters, std::move(borrowed));
 #else
     return absl::FailedPreconditionError(
         "this bkv-vault was built without etcd (BKV_WITH_ETCD=OFF): use "
@@ -372,7 +378,7 @@ ComponentOptions ComponentOptionsFor(const VaultConfig& c) {
   o.softhsm_dir = c.SoftHsmDir();
   o.store.etcd = c.UsesEtcd();
   o.store.records_dir = c.RecordsDir();
-  o.store.etcd_options.endpoints = c.EtcdEndpoints();
+  o.store.etcd_clusters = c.EtcdClusters();
   o.store.etcd_options.key_prefix = c.etcd_key_prefix;
   o.store.etcd_options.ca_file = c.etcd_ca_file;
   o.store.etcd_options.cert_file = c.etcd_cert_file;
@@ -416,6 +422,15 @@ ComponentOptions ComponentOptionsFor(const VaultConfig& c) {
   return o;
 }
 
+namespace {
+std::string ClustersForTesting(
+    const std::vector<std::vector<std::string>>& clusters) {
+  std::vector<std::string> parts;
+  for (const auto& c : clusters) parts.push_back(absl::StrJoin(c, ","));
+  return absl::StrJoin(parts, ";");
+}
+}  // namespace
+
 std::string DescribeForTesting(const ComponentOptions& o) {
   const auto& l = o.listener;
   const auto& e = o.store.etcd_options;
@@ -432,8 +447,8 @@ std::string DescribeForTesting(const ComponentOptions& o) {
       "\ndev=", o.dev, "\ndata_dir=", o.data_dir,
       "\nsofthsm_dir=", o.softhsm_dir,
       "\nstore=", o.store.etcd ? "etcd" : "rocksdb", ",", o.store.records_dir,
-      "\netcd=", absl::StrJoin(e.endpoints, ","), ",", e.key_prefix, ",",
-      e.ca_file, ",", e.cert_file, ",", e.key_file, ",", e.insecure, ",",
+      "\netcd=", ClustersForTesting(o.store.etcd_clusters), ",", e.key_prefix,
+      ",", e.ca_file, ",", e.cert_file, ",", e.key_file, ",", e.insecure, ",",
       absl::FormatDuration(e.call_timeout), ",",
       absl::FormatDuration(e.op_timeout), "\naudit_log=", o.audit_log,
       "\nkey_check=", o.key_check, "\nissuer_keys_file=", o.issuer_keys_file,

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "bkv/vault/v1/vault.pb.h"
@@ -49,7 +50,10 @@ struct ComponentOptions {
   struct Store {
     bool etcd = false;        // else RocksDB under records_dir
     std::string records_dir;  // RocksDB
+    // Every cluster's options but its endpoints, and each cluster's
+    // endpoints (accounts sharded over them: storage/etcd_shards.h).
     storage::EtcdRecordStoreOptions etcd_options;
+    std::vector<std::vector<std::string>> etcd_clusters;
   } store;
   std::string issuer_keys_file;  // empty: the development issuer
   std::string dev_issuer_key, dev_issuer_keys;

@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "crypto/status_macros.h"
 #include "hsm/key_ceremony.h"
@@ -117,6 +118,9 @@ const Option kOptions[] = {
     {"storage", "etcd_endpoints", "etcd-endpoints",
      &VaultConfig::etcd_endpoints,
      "comma-separated host:port of one etcd cluster's members"},
+    {"storage", "etcd_clusters", "etcd-clusters", &VaultConfig::etcd_clusters,
+     "several etcd clusters, accounts sharded over them: TOML [[...], [...]], "
+     "flag `h:p,h:p;h:p,h:p` (instead of etcd_endpoints)"},
     {"storage", "etcd_key_prefix", "etcd-key-prefix",
      &VaultConfig::etcd_key_prefix,
      "prefix of every key; the same on every node of one vault"},
@@ -169,7 +173,39 @@ absl::Status SetFromString(VaultConfig& c, const Option& o,
       o.field);
 }
 
+// [storage] etcd_clusters = [["h:p", ...], ...] in its flag form.
+std::optional<std::string> ClusterListFromToml(const toml::node& n) {
+  const toml::array* clusters = n.as_array();
+  if (clusters == nullptr) return std::nullopt;
+  std::vector<std::string> parts;
+  for (const toml::node& cluster : *clusters) {
+    const toml::array* members = cluster.as_array();
+    if (members == nullptr || members->empty()) return std::nullopt;
+    std::vector<std::string> endpoints;
+    for (const toml::node& m : *members) {
+      std::optional<std::string> e = m.value<std::string>();
+      if (!e || e->empty() || absl::StrContains(*e, ',') ||
+          absl::StrContains(*e, ';')) {
+        return std::nullopt;
+      }
+      endpoints.push_back(*e);
+    }
+    parts.push_back(absl::StrJoin(endpoints, ","));
+  }
+  return absl::StrJoin(parts, ";");
+}
+
 absl::Status SetFromToml(VaultConfig& c, const Option& o, const toml::node& n) {
+  if (n.is_array() && std::string_view(o.key) == "etcd_clusters") {
+    std::optional<std::string> list = ClusterListFromToml(n);
+    if (!list) {
+      return absl::InvalidArgumentError(
+          "config [storage] etcd_clusters must be an array of non-empty "
+          "arrays of \"host:port\" strings");
+    }
+    c.etcd_clusters = *list;
+    return absl::OkStatus();
+  }
   return std::visit(
       [&](auto field) -> absl::Status {
         using T = std::remove_reference_t<decltype(c.*field)>;
@@ -244,14 +280,25 @@ bool IsLoopback(const std::string& listen) {
   return false;
 }
 
-absl::Status ValidateEtcd(const VaultConfig& c) {
-  const std::vector<std::string> endpoints = c.EtcdEndpoints();
-  if (endpoints.empty()) {
+absl::Status ValidateEtcdClusters(const VaultConfig& c) {
+  if (!c.etcd_endpoints.empty() && !c.etcd_clusters.empty()) {
     return absl::InvalidArgumentError(
-        "storage etcd needs etcd_endpoints (host:port,host:port,...)");
+        "set etcd_endpoints (one cluster) or etcd_clusters (several), not "
+        "both");
   }
-  if (c.etcd_insecure && !c.allow_plaintext_non_loopback) {
-    for (const std::string& e : endpoints) {
+  const std::vector<std::vector<std::string>> clusters = c.EtcdClusters();
+  if (clusters.empty()) {
+    return absl::InvalidArgumentError(
+        "storage etcd needs etcd_endpoints (host:port,host:port,...) or "
+        "etcd_clusters");
+  }
+  for (size_t i = 0; i < clusters.size(); ++i) {
+    if (clusters[i].empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "etcd_clusters: cluster ", i, " lists no endpoint (`;;`?)"));
+    }
+    if (!c.etcd_insecure || c.allow_plaintext_non_loopback) continue;
+    for (const std::string& e : clusters[i]) {
       if (!IsLoopback(e)) {
         return absl::InvalidArgumentError(absl::StrCat(
             "refusing plaintext to etcd member ", e,
@@ -260,7 +307,13 @@ absl::Status ValidateEtcd(const VaultConfig& c) {
             "allow_plaintext_non_loopback on a private network"));
       }
     }
-  } else if (!c.etcd_insecure && c.etcd_ca_file.empty()) {
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateEtcd(const VaultConfig& c) {
+  if (auto s = ValidateEtcdClusters(c); !s.ok()) return s;
+  if (!c.etcd_insecure && c.etcd_ca_file.empty()) {
     return absl::InvalidArgumentError(
         "storage etcd needs etcd_ca_file (TLS to etcd), or etcd_insecure "
         "for a loopback test cluster");
@@ -322,6 +375,17 @@ std::string VaultConfig::KeyCheckPath() const {
 }
 std::vector<std::string> VaultConfig::EtcdEndpoints() const {
   return absl::StrSplit(etcd_endpoints, ',', absl::SkipWhitespace());
+}
+std::vector<std::vector<std::string>> VaultConfig::EtcdClusters() const {
+  std::vector<std::vector<std::string>> out;
+  if (etcd_clusters.empty()) {
+    if (!etcd_endpoints.empty()) out.push_back(EtcdEndpoints());
+    return out;
+  }
+  for (absl::string_view cluster : absl::StrSplit(etcd_clusters, ';')) {
+    out.push_back(absl::StrSplit(cluster, ',', absl::SkipWhitespace()));
+  }
+  return out;
 }
 std::string VaultConfig::DevIssuerKeysPath() const {
   return data_dir + "/dev-issuer.pub";

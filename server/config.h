@@ -70,6 +70,10 @@ struct VaultConfig {
   // or "etcd" (one etcd cluster shared by every vault node; docs/storage.md).
   std::string storage_backend = "rocksdb";
   std::string etcd_endpoints;  // comma-separated host:port of the members
+  // Several clusters, accounts sharded over them (docs/storage.md): in TOML
+  // an array of endpoint arrays, as a flag "h:p,h:p;h:p,h:p". Instead of
+  // etcd_endpoints.
+  std::string etcd_clusters;
   std::string etcd_key_prefix = "bkv/";
   std::string etcd_ca_file;  // TLS to etcd: members' CA, client cert, key
   std::string etcd_cert_file;
@@ -87,6 +91,9 @@ struct VaultConfig {
   std::string KeyCheckPath() const;  // hsm/key_ceremony.h MakeKeyCheck
   bool UsesEtcd() const { return storage_backend == "etcd"; }
   std::vector<std::string> EtcdEndpoints() const;
+  // The clusters' endpoints, in order: etcd_clusters, or etcd_endpoints as
+  // the one cluster.
+  std::vector<std::vector<std::string>> EtcdClusters() const;
 
   absl::Status Validate() const;
 };

@@ -213,7 +213,7 @@ absl::Status EtcdClient::Compact(const etcdserverpb::CompactionRequest& req,
       info);
 }
 
-absl::Status EtcdClient::Probe() {
+absl::StatusOr<uint64_t> EtcdClient::Probe() {
   std::map<uint64_t, std::vector<std::string>> clusters;  // id -> endpoints
   std::vector<std::string> errors;
   for (Member& m : members_) {
@@ -243,7 +243,7 @@ absl::Status EtcdClient::Probe() {
     return absl::UnavailableError(absl::StrCat(
         "no etcd endpoint answered (", absl::StrJoin(errors, "; "), ")"));
   }
-  return absl::OkStatus();
+  return clusters.begin()->first;
 }
 
 }  // namespace bkv::storage

@@ -52,8 +52,9 @@ class EtcdClient {
 
   // Asks every member for its status (one call each, no retry): kUnavailable
   // naming each member's error if none answers, kFailedPrecondition if the
-  // members belong to different clusters or are not etcd.
-  absl::Status Probe();
+  // members belong to different clusters or are not etcd. Returns the
+  // cluster's id.
+  absl::StatusOr<uint64_t> Probe();
 
   const std::vector<std::string>& endpoints() const {
     return options_.endpoints;

@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "crypto/status_macros.h"
 #include "storage/account_check.h"
 #include "storage/etcd_client.h"
@@ -88,6 +89,7 @@ struct EtcdRecordStore::Impl {
   EtcdRecordStoreOptions options;
   std::shared_ptr<const Sealer> sealer;
   std::unique_ptr<EtcdClient> client;
+  uint64_t cluster_id = 0;
 
   // Shred's coalesced compactions.
   std::mutex compact_mu;
@@ -194,6 +196,17 @@ struct EtcdRecordStore::Impl {
     return OutcomeUnknown(key, call.message());
   }
 
+  // Keys in [prefix + from, prefix + to), one linearizable count.
+  absl::StatusOr<uint64_t> CountKeys(const char* from, const char* to) const {
+    etcdserverpb::RangeRequest req;
+    req.set_key(options.key_prefix + from);
+    req.set_range_end(options.key_prefix + to);
+    req.set_count_only(true);
+    etcdserverpb::RangeResponse resp;
+    BKV_RETURN_IF_ERROR(client->Range(req, &resp, nullptr));
+    return static_cast<uint64_t>(resp.count());
+  }
+
   absl::Status CompactThrough(int64_t revision);
   absl::Status CompactNow(int64_t revision);
 };
@@ -224,7 +237,7 @@ absl::StatusOr<std::unique_ptr<EtcdRecordStore>> EtcdRecordStore::Open(
   impl->options = options;
   impl->sealer = std::move(sealer);
   BKV_ASSIGN_OR_RETURN(impl->client, EtcdClient::Create(std::move(co)));
-  BKV_RETURN_IF_ERROR(impl->client->Probe());
+  BKV_ASSIGN_OR_RETURN(impl->cluster_id, impl->client->Probe());
   return std::unique_ptr<EtcdRecordStore>(new EtcdRecordStore(std::move(impl)));
 }
 
@@ -392,13 +405,7 @@ absl::Status EtcdRecordStore::SyncBarrier() {
 }
 
 absl::StatusOr<uint64_t> EtcdRecordStore::Count() const {
-  etcdserverpb::RangeRequest req;
-  req.set_key(impl_->options.key_prefix + "r");
-  req.set_range_end(impl_->options.key_prefix + "s");
-  req.set_count_only(true);
-  etcdserverpb::RangeResponse resp;
-  BKV_RETURN_IF_ERROR(impl_->client->Range(req, &resp, nullptr));
-  return static_cast<uint64_t>(resp.count());
+  return impl_->CountKeys("r", "s");
 }
 
 namespace {
@@ -483,6 +490,53 @@ absl::Status EtcdRecordStore::ForEach(Visitor visit) const {
     if (order <= 0) r.Next();
     if (order >= 0) w.Next();
   }
+}
+
+uint64_t EtcdRecordStore::cluster_id() const { return impl_->cluster_id; }
+
+std::string EtcdRecordStore::Describe() const {
+  return absl::StrCat("[", absl::StrJoin(impl_->options.endpoints, ", "), "]");
+}
+
+absl::StatusOr<bool> EtcdRecordStore::HoldsAccounts() const {
+  // Records ("r") and watermarks ("w"): a deleted account's watermark
+  // still fixes its next version.
+  BKV_ASSIGN_OR_RETURN(const uint64_t keys, impl_->CountKeys("r", "x"));
+  return keys > 0;
+}
+
+absl::StatusOr<std::optional<std::string>> EtcdRecordStore::ReadShardMap()
+    const {
+  etcdserverpb::RangeRequest req;
+  req.set_key(impl_->options.key_prefix + "m");
+  etcdserverpb::RangeResponse resp;
+  BKV_RETURN_IF_ERROR(impl_->client->Range(req, &resp, nullptr));
+  if (resp.kvs_size() == 0) return std::nullopt;
+  return resp.kvs(0).value();
+}
+
+absl::StatusOr<std::string> EtcdRecordStore::CreateShardMap(
+    const std::string& map) {
+  // Create-if-absent: the guard can hold only once, so a resend is safe.
+  const std::string key = impl_->options.key_prefix + "m";
+  TxnRequest txn;
+  Compare* c = txn.add_compare();
+  c->set_key(key);
+  c->set_target(Compare::CREATE);
+  c->set_result(Compare::EQUAL);
+  c->set_create_revision(0);
+  auto* put = txn.add_success()->mutable_request_put();
+  put->set_key(key);
+  put->set_value(map);
+  AddRange(txn.mutable_failure(), key);
+  TxnResponse resp;
+  BKV_RETURN_IF_ERROR(impl_->client->Txn(txn, &resp, nullptr));
+  if (resp.succeeded()) return map;
+  if (resp.responses_size() != 1 || !resp.responses(0).has_response_range() ||
+      resp.responses(0).response_range().kvs_size() != 1) {
+    return absl::InternalError("etcd answered a Txn without its range");
+  }
+  return resp.responses(0).response_range().kvs(0).value();
 }
 
 EtcdStats EtcdRecordStore::Stats() const {

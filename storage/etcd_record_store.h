@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -88,6 +89,19 @@ class EtcdRecordStore final : public RecordStore {
   absl::Status ForEach(Visitor visit) const override;
 
   EtcdStats Stats() const;
+
+  // For the shard map (storage/etcd_shards.h): this cluster's id, as its
+  // members reported it at Open; whether any account (record or
+  // watermark) is stored under the prefix; and the map kept at
+  // `<prefix>m`, outside the record key spaces.
+  uint64_t cluster_id() const;
+  absl::StatusOr<bool> HoldsAccounts() const;
+  absl::StatusOr<std::optional<std::string>> ReadShardMap() const;
+  // Stores `map` unless a map is there already; returns the map stored now
+  // (ours, or the one that was there).
+  absl::StatusOr<std::string> CreateShardMap(const std::string& map);
+  // "[host:port, ...]", to name this cluster in errors.
+  std::string Describe() const;
 
  private:
   struct Impl;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <set>
 #include <string>
@@ -20,7 +21,10 @@
 #include "absl/synchronization/mutex.h"
 #include "client/vault_client.h"
 #include "client/vault_errors.h"
+#include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "server/config.h"
+#include "storage/etcd_record_store.h"
+#include "tests/server/history_checker.h"
 #include "tests/server/vault_harness.h"
 #include "tests/storage/etcd_cluster.h"
 #include "tests/storage/test_util.h"
@@ -29,6 +33,7 @@ namespace bkv::testing {
 namespace {
 
 using storage::testing::EtcdCluster;
+using storage::testing::LinkProxy;
 using storage::testing::TempDir;
 using vault::v1::ErrorDetail;
 
@@ -51,17 +56,24 @@ int HsmInit(const std::string& dir) {
 class ClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto cluster = EtcdCluster::Start({});
+    auto cluster = EtcdCluster::Start({.peer_proxies = links_});
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     etcd_ = *std::move(cluster);
     ASSERT_EQ(HsmInit(token_dir_.path() + "/softhsm"), 0);
     for (int i = 0; i < kNodes; ++i) {
       nodes_.push_back(std::make_unique<VaultProcess>());
+      node_links_.emplace_back();
+      for (int m = 0; links_ && m < etcd_->size(); ++m) {
+        auto proxy = LinkProxy::Start(etcd_->client_port(m));
+        ASSERT_TRUE(proxy.ok()) << proxy.status();
+        node_links_[i].push_back(*std::move(proxy));
+      }
     }
     // Node 0 makes the development issuer; the others trust its key.
-    ASSERT_TRUE(nodes_[0]->Start(NodeArgs({}))) << nodes_[0]->log();
+    ASSERT_TRUE(nodes_[0]->Start(NodeArgs(0, {}))) << nodes_[0]->log();
     for (int i = 1; i < kNodes; ++i) {
       ASSERT_TRUE(nodes_[i]->Start(NodeArgs(
+          i,
           {"--issuer-keys-file", nodes_[0]->data_dir() + "/dev-issuer.pub"})))
           << nodes_[i]->log();
       // One token: one server key for every node.
@@ -69,19 +81,72 @@ class ClusterTest : public ::testing::Test {
     }
   }
 
-  std::vector<std::string> NodeArgs(std::vector<std::string> extra) {
+  // Node `node`'s etcd endpoints: the members, or with links_ its own
+  // proxy to each member (the vault-etcd links, to cut).
+  std::vector<std::string> Endpoints(int node) {
+    if (!links_) return etcd_->Endpoints();
+    std::vector<std::string> out;
+    for (const auto& p : node_links_[node]) out.push_back(p->address());
+    return out;
+  }
+
+  std::vector<std::string> NodeArgs(int node, std::vector<std::string> extra) {
     std::vector<std::string> args = {
         "--storage", "etcd", "--etcd-endpoints",
-        absl::StrJoin(etcd_->Endpoints(), ","), "--etcd-insecure",
-        "--softhsm-dir", token_dir_.path() + "/softhsm", "--attempt-limit",
+        absl::StrJoin(Endpoints(node), ","), "--etcd-insecure", "--softhsm-dir",
+        token_dir_.path() + "/softhsm", "--attempt-limit",
         std::to_string(kLimit),
         // The attempt counter, not the per-node rate limits, must be what
         // stops the guessers here.
         "--guess-burst", "1000", "--guess-per-second", "1000",
         "--account-burst", "1000", "--account-per-second", "1000",
-        "--peer-burst", "10000", "--peer-per-second", "10000"};
+        "--peer-burst", "10000", "--peer-per-second", "10000",
+        // The history checker reads the status between guesses.
+        "--read-burst", "10000", "--read-per-second", "10000"};
+    if (links_) {
+      // Cut links are noticed by deadlines: keep them short here.
+      args.insert(args.end(), {"--etcd-call-timeout-ms", "500",
+                               "--etcd-op-timeout-ms", "2000"});
+    }
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
+  }
+
+  // `guessers` threads, spread over the nodes, each making up to `guesses`
+  // wrong guesses on `account` (stopping once it is locked) and reading
+  // its status between guesses; everything seen goes into `history`.
+  void GuessStorm(const std::string& account, int guessers, int guesses,
+                  AttemptHistory& history) {
+    const std::string token = Token(account);
+    std::vector<std::thread> threads;
+    for (int g = 0; g < guessers; ++g) {
+      threads.emplace_back([&, g] {
+        auto client = Client(g % kNodes);
+        for (int i = 0; i < guesses; ++i) {
+          const absl::Time start = absl::Now();
+          TestClient::Recovery r = client->Recover(token, account, "wrong");
+          if (r.got_ke2) {
+            history.Add({account, AttemptHistory::Kind::kKe2,
+                         r.attempts_remaining, start, absl::Now()});
+          }
+          if (r.result.detail &&
+              r.result.detail->reason() == ErrorDetail::REASON_LOCKED) {
+            return;
+          }
+          RecordStatus(*client, account, token, history);
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  static void RecordStatus(TestClient& client, const std::string& account,
+                           const std::string& token, AttemptHistory& history) {
+    const absl::Time start = absl::Now();
+    vault::v1::GetStatusResponse status;
+    if (client.Status(token, &status).ok()) {
+      history.Add({account, AttemptHistory::Kind::kStatus,
+                   status.attempts_remaining(), start, absl::Now()});
+    }
   }
 
   std::unique_ptr<TestClient> Client(int node) {
@@ -92,8 +157,10 @@ class ClusterTest : public ::testing::Test {
     return nodes_[0]->Token(account);
   }
 
+  bool links_ = false;  // set by fixtures that cut links
   TempDir token_dir_;
   std::unique_ptr<EtcdCluster> etcd_;
+  std::vector<std::vector<std::unique_ptr<LinkProxy>>> node_links_;
   std::vector<std::unique_ptr<VaultProcess>> nodes_;
 };
 
@@ -104,37 +171,12 @@ TEST_F(ClusterTest, ConcurrentGuessersOverThreeNodesGetAtMostLimitKe2s) {
   ASSERT_TRUE(Client(0)->Register(token, account, "right", key).ok());
 
   // 32 guessers, spread over the nodes, each at most 8 wrong guesses (256
-  // in all, far above the limit); each stops once told the account is
-  // locked.
-  constexpr int kGuessers = 32;
-  absl::Mutex mu;
-  std::vector<uint32_t> remaining_at_ke2;  // guarded by mu
-  std::vector<std::thread> threads;
-  for (int g = 0; g < kGuessers; ++g) {
-    threads.emplace_back([&, g] {
-      auto client = Client(g % kNodes);
-      for (int i = 0; i < 8; ++i) {
-        TestClient::Recovery r = client->Recover(token, account, "wrong");
-        if (r.got_ke2) {
-          absl::MutexLock lock(&mu);
-          remaining_at_ke2.push_back(r.attempts_remaining);
-        }
-        if (r.result.detail &&
-            r.result.detail->reason() == ErrorDetail::REASON_LOCKED) {
-          return;
-        }
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-
-  // History: each KE2 was handed out against its own committed counter
-  // value (attempts_remaining after counting), never past the limit.
-  EXPECT_EQ(remaining_at_ke2.size(), kLimit);
-  std::set<uint32_t> distinct(remaining_at_ke2.begin(), remaining_at_ke2.end());
-  EXPECT_EQ(distinct.size(), remaining_at_ke2.size())
-      << "two KE2s for one counter value";
-  for (uint32_t r : remaining_at_ke2) EXPECT_LT(r, kLimit);
+  // in all, far above the limit).
+  AttemptHistory history(kLimit);
+  GuessStorm(account, 32, 8, history);
+  const std::vector<std::string> violations = history.Check();
+  EXPECT_TRUE(violations.empty()) << absl::StrJoin(violations, "\n");
+  EXPECT_EQ(history.Ke2s(account), static_cast<int>(kLimit));
 
   // The lockout destroyed the key for every node: each reports it locked
   // and hands the right password no KE2.
@@ -278,6 +320,291 @@ TEST_F(ClusterTest, SdkRetryNeverRepeatsARecoverStartOnAnotherNode) {
   auto got = sdk->Recover(account, SecretBytes::Copy(std::string("pw")));
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->RevealAsString(), key.RevealAsString());
+}
+
+// The checker itself must catch each kind of violation.
+TEST(AttemptHistoryTest, FlagsDuplicateOverLimitAndBackwardsCounts) {
+  const absl::Time t0 = absl::UnixEpoch();
+  auto at = [&](int s) { return t0 + absl::Seconds(s); };
+  using K = AttemptHistory::Kind;
+  {
+    AttemptHistory h(3);
+    h.Add({"a", K::kKe2, 2, at(0), at(1)});
+    h.Add({"a", K::kKe2, 1, at(2), at(3)});
+    h.Add({"a", K::kStatus, 1, at(4), at(5)});
+    h.Add({"b", K::kKe2, 2, at(0), at(1)});  // another account's own count
+    EXPECT_TRUE(h.Check().empty());
+  }
+  {
+    AttemptHistory h(3);
+    h.Add({"a", K::kKe2, 2, at(0), at(3)});
+    h.Add({"a", K::kKe2, 2, at(1), at(2)});
+    EXPECT_EQ(h.Check().size(), 1u) << "two KE2s for one count";
+  }
+  {
+    AttemptHistory h(3);
+    h.Add({"a", K::kKe2, 3, at(0), at(1)});
+    EXPECT_EQ(h.Check().size(), 1u) << "a KE2 with nothing counted";
+  }
+  {
+    AttemptHistory h(3);
+    h.Add({"a", K::kStatus, 1, at(0), at(1)});
+    h.Add({"a", K::kStatus, 2, at(2), at(3)});
+    EXPECT_EQ(h.Check().size(), 1u) << "the count went back";
+    AttemptHistory overlapping(3);  // concurrent calls may see either order
+    overlapping.Add({"a", K::kStatus, 1, at(0), at(2)});
+    overlapping.Add({"a", K::kStatus, 2, at(1), at(3)});
+    EXPECT_TRUE(overlapping.Check().empty());
+  }
+}
+
+// Each vault node reaches every etcd member through a proxy of its own, and
+// etcd's peer traffic goes through proxies too: links the test can cut.
+class ClusterLinkTest : public ClusterTest {
+ protected:
+  ClusterLinkTest() { links_ = true; }
+  void CutNodeFromEtcd(int node) {
+    for (auto& p : node_links_[node]) p->Sever();
+  }
+  void HealNode(int node) {
+    for (auto& p : node_links_[node]) p->Heal();
+  }
+  // A whole recovery with the right password through `node`, retried
+  // (bounded: 40 x 250 ms) while the cluster heals.
+  bool RecoversEventually(int node, const std::string& account,
+                          const std::string& token) {
+    auto client = Client(node);
+    for (int i = 0; i < 40; ++i) {
+      if (client->Recover(token, account, "pw").result.ok()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    return false;
+  }
+};
+
+TEST_F(ClusterLinkTest, NodeCutFromEtcdFailsUnavailableWhileOthersServe) {
+  const std::string account = "cluster-cut-node";
+  const std::string token = Token(account);
+  SecretBytes key = SecretBytes::Copy(std::string(32, 'c'));
+  ASSERT_TRUE(Client(1)->Register(token, account, "pw", key).ok());
+
+  CutNodeFromEtcd(0);
+  const absl::Time start = absl::Now();
+  TestClient::Recovery cut = Client(0)->Recover(token, account, "pw");
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_FALSE(cut.got_ke2) << "a KE2 without a committed count";
+  EXPECT_EQ(cut.result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << cut.result.status.error_message();
+  std::cout << "node cut from etcd answered UNAVAILABLE after " << took
+            << " (etcd op timeout 2 s)\n";
+  // The node's log names the cause for the operator.
+  EXPECT_NE(nodes_[0]->log().find("no answer before the deadline"),
+            std::string::npos)
+      << nodes_[0]->log();
+  // The other nodes serve meanwhile, and the cut node did not spend an
+  // attempt it could not count.
+  TestClient::Recovery other = Client(2)->Recover(token, account, "pw");
+  ASSERT_TRUE(other.result.ok()) << other.result.status.error_message();
+  EXPECT_EQ(other.backup_key.RevealAsString(), key.RevealAsString());
+
+  HealNode(0);
+  EXPECT_TRUE(RecoversEventually(0, account, token));
+}
+
+TEST_F(ClusterLinkTest, EtcdMinorityCutOffServesMajorityCutOffStopsKe2s) {
+  const std::string guessed = "cluster-cut-guessed", served = "cluster-cut-ok";
+  const std::string served_token = Token(served);
+  SecretBytes key = SecretBytes::Copy(std::string(32, 'm'));
+  ASSERT_TRUE(Client(0)->Register(Token(guessed), guessed, "pw", key).ok());
+  ASSERT_TRUE(Client(0)->Register(served_token, served, "pw", key).ok());
+  AttemptHistory history(kLimit);
+
+  // Minority: the leader loses every peer link (an election follows).
+  auto leader = etcd_->Leader();
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  ASSERT_TRUE(etcd_->CutOff(*leader).ok());
+  for (int n = 0; n < kNodes; ++n) {
+    EXPECT_TRUE(RecoversEventually(n, served, served_token)) << "node " << n;
+  }
+  GuessStorm(guessed, 3, 1, history);
+  EXPECT_GT(history.Ke2s(guessed), 0) << "no KE2 with a majority up";
+
+  // Majority: every member alone. Counted calls fail, no KE2, no status
+  // from a stale read.
+  ASSERT_TRUE(etcd_->CutOff((*leader + 1) % etcd_->size()).ok());
+  const int ke2s_before = history.Ke2s(guessed);
+  for (int n = 0; n < kNodes; ++n) {
+    auto client = Client(n);
+    TestClient::Recovery r = client->Recover(Token(guessed), guessed, "wrong");
+    EXPECT_FALSE(r.got_ke2) << "node " << n << " answered without quorum";
+    EXPECT_EQ(r.result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+    vault::v1::GetStatusResponse status;
+    EXPECT_FALSE(client->Status(Token(guessed), &status).ok())
+        << "node " << n << " read without quorum";
+  }
+  EXPECT_EQ(history.Ke2s(guessed), ke2s_before);
+
+  // Healed: service resumes; the guessing goes on to the lockout and the
+  // whole history is consistent.
+  etcd_->HealPeerLinks();
+  ASSERT_TRUE(etcd_->WaitForLeader().ok());
+  EXPECT_TRUE(RecoversEventually(0, served, served_token));
+  GuessStorm(guessed, 6, 4, history);
+  const std::vector<std::string> violations = history.Check();
+  EXPECT_TRUE(violations.empty()) << absl::StrJoin(violations, "\n");
+  EXPECT_LE(history.Ke2s(guessed), static_cast<int>(kLimit));
+  // Every attempt is spent. An attempt counted by a write whose answer was
+  // lost in the cut gave no KE2; its login stays open until it expires,
+  // and the record locks then (attempt_policy.h), so LOCKED is due now
+  // only if every count got its KE2.
+  vault::v1::GetStatusResponse status;
+  ASSERT_TRUE(Client(1)->Status(Token(guessed), &status).ok());
+  EXPECT_EQ(status.attempts_remaining(), 0u);
+  if (history.Ke2s(guessed) == static_cast<int>(kLimit)) {
+    EXPECT_EQ(status.status(), vault::v1::RECORD_STATUS_LOCKED);
+  }
+  int unconfirmed = 0;
+  for (const auto& node : nodes_) {
+    const std::string log = node->log();
+    for (size_t at = 0;
+         (at = log.find("may have been applied", at)) != std::string::npos;
+         ++at) {
+      ++unconfirmed;
+    }
+  }
+  std::cout << "counted without a KE2 across the cuts: "
+            << kLimit - history.Ke2s(guessed)
+            << "; writes etcd did not confirm (node logs): " << unconfirmed
+            << "\n";
+}
+
+// A node whose storage settings are wrong exits non-zero at start-up with
+// the cause in its log, and writes nothing to any cluster.
+class ClusterStartupTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(HsmInit(token_dir_.path() + "/softhsm"), 0);
+  }
+  // Starts a node expected to refuse; returns its log.
+  std::string Refused(std::vector<std::string> storage_args) {
+    std::vector<std::string> args = {"--storage", "etcd", "--softhsm-dir",
+                                     token_dir_.path() + "/softhsm"};
+    args.insert(args.end(), storage_args.begin(), storage_args.end());
+    VaultProcess node;
+    EXPECT_FALSE(node.Start(args)) << "started: " << node.log();
+    EXPECT_GT(node.exit_status(), 0) << node.log();
+    EXPECT_NE(node.log().find("storage_unavailable"), std::string::npos)
+        << node.log();
+    return node.log();
+  }
+  // Every key in cluster `c` (all prefixes), through member 0.
+  static int64_t AllKeys(const EtcdCluster& c) {
+    auto stub = etcdserverpb::KV::NewStub(grpc::CreateChannel(
+        c.Endpoints()[0], grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    etcdserverpb::RangeRequest req;
+    req.set_key(std::string(1, '\0'));
+    req.set_range_end(std::string(1, '\0'));
+    req.set_count_only(true);
+    etcdserverpb::RangeResponse resp;
+    EXPECT_TRUE(stub->Range(&ctx, req, &resp).ok());
+    return resp.count();
+  }
+  static std::unique_ptr<EtcdCluster> StartOrDie(EtcdCluster::Options o) {
+    auto c = EtcdCluster::Start(o);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? *std::move(c) : nullptr;
+  }
+  TempDir token_dir_;
+};
+
+TEST_F(ClusterStartupTest, EtcdUnreachableIsNamed) {
+  auto c = StartOrDie({.members = 1});
+  ASSERT_NE(c, nullptr);
+  const std::string endpoint = c->Endpoints()[0];
+  c->Kill(0);
+  const std::string log =
+      Refused({"--etcd-endpoints", endpoint, "--etcd-insecure"});
+  EXPECT_NE(log.find(endpoint), std::string::npos) << log;
+  EXPECT_NE(log.find("nothing listens there"), std::string::npos) << log;
+}
+
+TEST_F(ClusterStartupTest, CaThatDidNotSignTheServerIsNamed) {
+  TempDir certs;
+  auto tls = storage::testing::MakeTlsFiles(certs.path());
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  auto c = StartOrDie({.members = 1, .tls = &*tls});
+  ASSERT_NE(c, nullptr);
+  const std::string log =
+      Refused({"--etcd-endpoints", c->Endpoints()[0], "--etcd-ca-file",
+               tls->other_ca_crt, "--etcd-cert-file", tls->client_crt,
+               "--etcd-key-file", tls->client_key});
+  EXPECT_NE(log.find("TLS handshake failed"), std::string::npos) << log;
+  // Nothing written: with the right CA, the store is as it was.
+  storage::EtcdRecordStoreOptions o;
+  o.endpoints = c->Endpoints();
+  o.ca_file = tls->ca_crt;
+  o.cert_file = tls->client_crt;
+  o.key_file = tls->client_key;
+  auto store =
+      storage::EtcdRecordStore::Open(o, storage::testing::TestSealer());
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_FALSE((*store)->HoldsAccounts().value_or(true));
+  EXPECT_FALSE((*store)->ReadShardMap().value_or("?").has_value());
+}
+
+TEST_F(ClusterStartupTest, MembersOfTwoClustersAreNamed) {
+  auto a = StartOrDie({.members = 1}), b = StartOrDie({.members = 1});
+  ASSERT_TRUE(a && b);
+  const std::string log =
+      Refused({"--etcd-endpoints",
+               absl::StrCat(a->Endpoints()[0], ",", b->Endpoints()[0]),
+               "--etcd-insecure"});
+  EXPECT_NE(log.find("different clusters"), std::string::npos) << log;
+  EXPECT_EQ(AllKeys(*a), 0);
+  EXPECT_EQ(AllKeys(*b), 0);
+}
+
+TEST_F(ClusterStartupTest, ShardedNodeServesAndARemappedListIsRefused) {
+  auto a = StartOrDie({.members = 1}), b = StartOrDie({.members = 1});
+  ASSERT_TRUE(a && b);
+  const std::string ea = a->Endpoints()[0], eb = b->Endpoints()[0];
+  auto args = [&](const std::string& clusters) {
+    return std::vector<std::string>{"--storage",
+                                    "etcd",
+                                    "--etcd-clusters",
+                                    clusters,
+                                    "--etcd-insecure",
+                                    "--softhsm-dir",
+                                    token_dir_.path() + "/softhsm"};
+  };
+  VaultProcess node;
+  ASSERT_TRUE(node.Start(args(ea + ";" + eb))) << node.log();
+  TestClient client(node.address(), node.public_key());
+  for (int i = 0; i < 8; ++i) {
+    const std::string account = absl::StrCat("sharded-node-", i);
+    SecretBytes key = SecretBytes::Copy(std::string(32, 'a' + i));
+    ASSERT_TRUE(client.Register(node.Token(account), account, "pw", key).ok());
+    TestClient::Recovery r = client.Recover(node.Token(account), account, "pw");
+    ASSERT_TRUE(r.result.ok()) << r.result.status.error_message();
+    EXPECT_EQ(r.backup_key.RevealAsString(), key.RevealAsString());
+  }
+  EXPECT_EQ(node.Stop(), 0);
+  const int64_t keys_a = AllKeys(*a), keys_b = AllKeys(*b);
+  EXPECT_GT(keys_a, 1) << "no account landed on cluster a";
+  EXPECT_GT(keys_b, 1) << "no account landed on cluster b";
+
+  for (const std::string& clusters : {eb + ";" + ea, ea, ea + ";" + ea}) {
+    const std::string log =
+        Refused({"--etcd-clusters", clusters, "--etcd-insecure"});
+    EXPECT_TRUE(log.find("cluster list changed") != std::string::npos ||
+                log.find("same etcd cluster") != std::string::npos)
+        << clusters << ": " << log;
+  }
+  EXPECT_EQ(AllKeys(*a), keys_a);
+  EXPECT_EQ(AllKeys(*b), keys_b);
+  ASSERT_TRUE(node.Start(args(ea + ";" + eb))) << node.log();
 }
 
 TEST(ClusterConfigTest, EtcdSettingsAreCheckedAtLoad) {

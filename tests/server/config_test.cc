@@ -108,5 +108,43 @@ TEST(ConfigTest, RateLimitBudgetsProxiesAndResetDelay) {
       LoadConfig(std::vector<std::string>{"--reset-delay-s", "0"}).ok());
 }
 
+TEST(ConfigTest, EtcdClustersFromTomlArraysOrAFlag) {
+  const std::string toml = WriteTemp(
+      "[storage]\nbackend = \"etcd\"\netcd_insecure = true\n"
+      "etcd_clusters = [[\"127.0.0.1:1\", \"127.0.0.1:2\"], "
+      "[\"127.0.0.1:3\"]]\n");
+  auto c = LoadConfig(std::vector<std::string>{"--config", toml});
+  ASSERT_TRUE(c.ok()) << c.status();
+  const std::vector<std::vector<std::string>> want = {
+      {"127.0.0.1:1", "127.0.0.1:2"}, {"127.0.0.1:3"}};
+  EXPECT_EQ(c->EtcdClusters(), want);
+  auto flag = LoadConfig(std::vector<std::string>{
+      "--storage", "etcd", "--etcd-insecure", "--etcd-clusters",
+      "127.0.0.1:1,127.0.0.1:2;127.0.0.1:3"});
+  ASSERT_TRUE(flag.ok()) << flag.status();
+  EXPECT_EQ(flag->EtcdClusters(), want);
+  // One cluster by its old key is the one-element list.
+  auto single = LoadConfig(
+      std::vector<std::string>{"--storage", "etcd", "--etcd-insecure",
+                               "--etcd-endpoints", "127.0.0.1:1,127.0.0.1:2"});
+  ASSERT_TRUE(single.ok()) << single.status();
+  EXPECT_EQ(single->EtcdClusters().size(), 1u);
+  // Not a list of lists, an empty cluster, both keys, plaintext off loopback.
+  const std::string flat = WriteTemp(
+      "[storage]\nbackend = \"etcd\"\netcd_insecure = true\n"
+      "etcd_clusters = [\"127.0.0.1:1\"]\n");
+  EXPECT_FALSE(LoadConfig(std::vector<std::string>{"--config", flat}).ok());
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"--etcd-clusters", "127.0.0.1:1;;127.0.0.1:2"},
+        {"--etcd-clusters", "127.0.0.1:1", "--etcd-endpoints", "127.0.0.1:2"},
+        {"--etcd-clusters", "127.0.0.1:1;10.0.0.9:2379"}}) {
+    std::vector<std::string> args = {"--storage", "etcd", "--etcd-insecure"};
+    args.insert(args.end(), bad.begin(), bad.end());
+    EXPECT_FALSE(LoadConfig(args).ok()) << bad[1];
+  }
+  unlink(toml.c_str());
+  unlink(flat.c_str());
+}
+
 }  // namespace
 }  // namespace bkv::server

@@ -104,6 +104,7 @@ TEST(ConfigEdgeTest, EveryKeyReachesItsComponentRegression) {
       {"storage",
        {"etcd", "--etcd-endpoints", "127.0.0.1:2379", "--etcd-insecure"}},
       {"etcd-endpoints", {"127.0.0.1:1,127.0.0.1:2"}},
+      {"etcd-clusters", {"127.0.0.1:1;127.0.0.1:2"}},
       {"etcd-key-prefix", {"other/"}},
       {"etcd-ca-file", {"/etc/etcd/ca.pem"}},
       {"etcd-cert-file", {"/c.pem", "--etcd-key-file", "/k.pem"}},

@@ -143,6 +143,8 @@ bool VaultProcess::Start(std::vector<std::string> extra_args) {
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
+      exit_status_ =
+          WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       return false;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -50,6 +50,9 @@ class VaultProcess {
   // Off: start without --dev (a production-mode start, which needs a PIN
   // and issuer keys).
   void set_dev(bool dev) { dev_ = dev; }
+  // How the process ended when Start saw it exit (an exit code, or 128 +
+  // signal); -1 while it has not.
+  int exit_status() const { return exit_status_; }
 
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   const std::string& data_dir() const { return data_dir_; }
@@ -68,6 +71,7 @@ class VaultProcess {
   std::vector<std::string> wrapper_;
   pid_t pid_ = -1;
   bool dev_ = true;
+  int exit_status_ = -1;
   int port_ = 0;
   opaque::Element public_key_{};
 };

@@ -139,8 +139,15 @@ absl::StatusOr<std::unique_ptr<EtcdCluster>> EtcdCluster::TryStart(
     m.client_port = (*ports)[2 * i];
     m.client_url = absl::StrCat(scheme, "://127.0.0.1:", m.client_port);
     m.peer_url = absl::StrCat("http://127.0.0.1:", (*ports)[2 * i + 1]);
-    peers.push_back(absl::StrCat(m.name, "=", m.peer_url));
-    c->members_.push_back(m);
+    m.advertised_peer_url = m.peer_url;
+    if (options.peer_proxies) {
+      auto proxy = LinkProxy::Start((*ports)[2 * i + 1]);
+      if (!proxy.ok()) return proxy.status();
+      m.peer_proxy = *std::move(proxy);
+      m.advertised_peer_url = "http://" + m.peer_proxy->address();
+    }
+    peers.push_back(absl::StrCat(m.name, "=", m.advertised_peer_url));
+    c->members_.push_back(std::move(m));
   }
   c->initial_cluster_ = absl::StrJoin(peers, ",");
   c->token_ = absl::StrCat("bkv-test-", getpid(), "-", (*ports)[0]);
@@ -159,7 +166,7 @@ absl::Status EtcdCluster::Spawn(Member& m) {
       "--listen-client-urls=" + m.client_url,
       "--advertise-client-urls=" + m.client_url,
       "--listen-peer-urls=" + m.peer_url,
-      "--initial-advertise-peer-urls=" + m.peer_url,
+      "--initial-advertise-peer-urls=" + m.advertised_peer_url,
       "--initial-cluster=" + initial_cluster_,
       "--initial-cluster-token=" + token_,
       "--initial-cluster-state=new",
@@ -271,7 +278,7 @@ absl::StatusOr<int> EtcdCluster::Leader(absl::Duration wait) const {
       absl::StrCat("etcd cluster has no agreed leader (", last, ")"));
 }
 
-absl::StatusOr<int64_t> EtcdCluster::DbSizeInUse(int i) const {
+absl::StatusOr<etcdserverpb::StatusResponse> EtcdCluster::Status(int i) const {
   auto stub = etcdserverpb::Maintenance::NewStub(
       grpc::CreateChannel(Endpoints()[i], Credentials(options_.tls)));
   grpc::ClientContext ctx;
@@ -279,7 +286,36 @@ absl::StatusOr<int64_t> EtcdCluster::DbSizeInUse(int i) const {
   etcdserverpb::StatusResponse resp;
   grpc::Status s = stub->Status(&ctx, etcdserverpb::StatusRequest(), &resp);
   if (!s.ok()) return absl::UnavailableError(s.error_message());
-  return resp.dbsizeinuse();
+  return resp;
+}
+
+absl::StatusOr<int64_t> EtcdCluster::DbSizeInUse(int i) const {
+  auto status = Status(i);
+  if (!status.ok()) return status.status();
+  return status->dbsizeinuse();
+}
+
+absl::Status EtcdCluster::CutOff(int i) {
+  if (!options_.peer_proxies) {
+    return absl::FailedPreconditionError("cluster started without proxies");
+  }
+  auto status = Status(i);
+  if (!status.ok()) return status.status();
+  // Inbound: everything dialed to member i. Outbound: what member i dials
+  // to the others names it as the sender (rafthttp's X-Server-From).
+  members_[i].peer_proxy->Sever();
+  const std::string from =
+      absl::StrCat(absl::Hex(status->header().member_id()));
+  for (int j = 0; j < size(); ++j) {
+    if (j != i) members_[j].peer_proxy->SeverFrom(from);
+  }
+  return absl::OkStatus();
+}
+
+void EtcdCluster::HealPeerLinks() {
+  for (Member& m : members_) {
+    if (m.peer_proxy) m.peer_proxy->Heal();
+  }
 }
 
 absl::Status EtcdCluster::WaitForLeader(absl::Duration wait) const {

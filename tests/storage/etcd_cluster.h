@@ -15,6 +15,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "etcd/etcdserver/etcdserverpb/rpc.pb.h"
+#include "tests/storage/link_proxy.h"
 #include "tests/storage/test_util.h"
 
 namespace bkv::storage::testing {
@@ -36,6 +38,9 @@ class EtcdCluster {
     const TlsFiles* tls = nullptr;
     // --quota-backend-bytes; 0: etcd's default (2 GiB).
     int64_t quota_bytes = 0;
+    // Peer traffic through one LinkProxy per member, so links between
+    // members can be cut (CutOff).
+    bool peer_proxies = false;
   };
   // Starts the members and waits (bounded) until they have a leader.
   static absl::StatusOr<std::unique_ptr<EtcdCluster>> Start(Options options);
@@ -57,10 +62,19 @@ class EtcdCluster {
   absl::StatusOr<int64_t> DbSizeInUse(int i) const;
   // Waits (bounded) until every running member agrees on a leader.
   absl::Status WaitForLeader(absl::Duration wait = absl::Seconds(15)) const;
+  int client_port(int i) const { return members_[i].client_port; }
+
+  // With peer_proxies: cuts every peer link between member i and the
+  // others, both ways (the member keeps running and serving its clients'
+  // connections); HealPeerLinks restores all.
+  absl::Status CutOff(int i);
+  void HealPeerLinks();
 
  private:
   struct Member {
     std::string name, data_dir, log, client_url, peer_url;
+    std::string advertised_peer_url;  // the proxy's, with peer_proxies
+    std::unique_ptr<LinkProxy> peer_proxy;
     int client_port = 0;
     pid_t pid = -1;
     bool frozen = false;
@@ -68,6 +82,8 @@ class EtcdCluster {
   EtcdCluster() = default;
   static absl::StatusOr<std::unique_ptr<EtcdCluster>> TryStart(Options options);
   absl::Status Spawn(Member& m);
+  // Member i's answer to etcd's Maintenance.Status.
+  absl::StatusOr<etcdserverpb::StatusResponse> Status(int i) const;
 
   Options options_;
   TempDir dir_;

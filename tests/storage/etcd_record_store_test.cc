@@ -10,10 +10,15 @@
 #include <thread>
 
 #include "tests/storage/etcd_test_util.h"
+#include "tests/storage/record_store_contract.h"
 
 namespace bkv::storage {
 namespace {
 
+using ::bkv::storage::testing::CheckConcurrentIncrementsAreNeverLost;
+using ::bkv::storage::testing::CheckCreateReadUpdate;
+using ::bkv::storage::testing::CheckDeleteKeepsVersionsMonotonic;
+using ::bkv::storage::testing::CheckExactlyOneConcurrentCasWins;
 using ::bkv::storage::testing::EtcdCluster;
 using ::bkv::storage::testing::PlainOptions;
 using ::bkv::storage::testing::RawEtcd;
@@ -62,100 +67,24 @@ EtcdCluster* EtcdRecordStoreTest::cluster_ = nullptr;
 std::string Id(int i) { return absl::StrCat("account-", i); }
 
 TEST_F(EtcdRecordStoreTest, CreateReadUpdate) {
-  EXPECT_EQ(store_->Get("alice").status().code(), absl::StatusCode::kNotFound);
-  auto v1 = store_->CompareAndSwap("alice", 0, SampleRecord(0));
-  ASSERT_TRUE(v1.ok()) << v1.status();
-  EXPECT_EQ(*v1, 1u);
-  EXPECT_EQ(store_->CompareAndSwap("alice", 0, SampleRecord()).status().code(),
-            absl::StatusCode::kAborted);
-  EXPECT_EQ(store_->CompareAndSwap("alice", 7, SampleRecord()).status().code(),
-            absl::StatusCode::kAborted);
-  auto v2 = store_->CompareAndSwap("alice", 1, SampleRecord(3));
-  ASSERT_TRUE(v2.ok()) << v2.status();
-  EXPECT_EQ(*v2, 2u);
-  auto got = store_->Get("alice");
-  ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_EQ(got->version(), 2u);
-  EXPECT_EQ(got->attempts_used(), 3u);
-  EXPECT_EQ(got->schema_version(), kSchemaVersion);
   // A second store (another vault node) on the same prefix sees it.
   auto other = OpenStore();
   ASSERT_NE(other, nullptr);
-  EXPECT_EQ(other->Get("alice")->attempts_used(), 3u);
+  CheckCreateReadUpdate(*store_, *other, "alice");
 }
 
 TEST_F(EtcdRecordStoreTest, DeleteKeepsVersionsMonotonic) {
-  ASSERT_TRUE(store_->CompareAndSwap("bob", 0, SampleRecord()).ok());
-  ASSERT_TRUE(store_->CompareAndSwap("bob", 1, SampleRecord(1)).ok());
-  EXPECT_EQ(store_->Delete("bob", 1).code(), absl::StatusCode::kAborted);
-  ASSERT_TRUE(store_->Delete("bob", 2).ok());
-  EXPECT_EQ(store_->Get("bob").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(store_->Delete("bob", 2).code(), absl::StatusCode::kAborted);
-  auto v = store_->CompareAndSwap("bob", 0, SampleRecord());
-  ASSERT_TRUE(v.ok()) << v.status();
-  EXPECT_EQ(*v, 3u) << "a version was reused after delete";
+  CheckDeleteKeepsVersionsMonotonic(*store_, "bob");
 }
 
 TEST_F(EtcdRecordStoreTest, ExactlyOneConcurrentCasWins) {
   auto second = OpenStore();  // half the threads act as another vault node
   ASSERT_NE(second, nullptr);
-  constexpr int kThreads = 16, kRounds = 5;
-  uint64_t version = *store_->CompareAndSwap("carol", 0, SampleRecord());
-  for (int round = 0; round < kRounds; ++round) {
-    std::latch start(kThreads);
-    std::atomic<int> wins{0}, conflicts{0};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < kThreads; ++t) {
-      threads.emplace_back([&, t] {
-        EtcdRecordStore& s = t % 2 ? *second : *store_;
-        start.arrive_and_wait();
-        auto r = s.CompareAndSwap("carol", version, SampleRecord(t));
-        if (r.ok()) {
-          ++wins;
-        } else if (r.status().code() == absl::StatusCode::kAborted) {
-          ++conflicts;
-        }
-      });
-    }
-    for (auto& t : threads) t.join();
-    EXPECT_EQ(wins.load(), 1) << "round " << round;
-    EXPECT_EQ(conflicts.load(), kThreads - 1) << "round " << round;
-    version = store_->Get("carol")->version();
-    EXPECT_EQ(version, static_cast<uint64_t>(round + 2));
-  }
+  CheckExactlyOneConcurrentCasWins(*store_, *second, "carol");
 }
 
 TEST_F(EtcdRecordStoreTest, ConcurrentIncrementsAreNeverLost) {
-  constexpr int kAccounts = 3, kThreads = 8, kPerThread = 10;
-  for (int a = 0; a < kAccounts; ++a) {
-    ASSERT_TRUE(store_->CompareAndSwap(Id(a), 0, SampleRecord()).ok());
-  }
-  std::atomic<int> failures{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kPerThread; ++i) {
-        const std::string id = Id((t + i) % kAccounts);
-        bool done = false;
-        for (int attempt = 0; attempt < 200 && !done; ++attempt) {
-          auto r = store_->Get(id);
-          if (!r.ok()) break;
-          r->set_attempts_used(r->attempts_used() + 1);
-          auto s = store_->CompareAndSwap(id, r->version(), *r);
-          done = s.ok();
-          if (!s.ok() && s.status().code() != absl::StatusCode::kAborted) break;
-        }
-        if (!done) ++failures;
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(failures.load(), 0);
-  uint32_t total = 0;
-  for (int a = 0; a < kAccounts; ++a) {
-    total += store_->Get(Id(a))->attempts_used();
-  }
-  EXPECT_EQ(total, static_cast<uint32_t>(kThreads * kPerThread));
+  CheckConcurrentIncrementsAreNeverLost(*store_, {Id(0), Id(1), Id(2)});
 }
 
 TEST_F(EtcdRecordStoreTest, CountAndForEachPageThroughOneRevision) {

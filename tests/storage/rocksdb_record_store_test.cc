@@ -7,6 +7,7 @@
 #include <latch>
 #include <thread>
 
+#include "tests/storage/record_store_contract.h"
 #include "tests/storage/test_util.h"
 
 namespace bkv::storage {
@@ -100,64 +101,14 @@ TEST(RocksDbRecordStoreTest, ExactlyOneConcurrentCasWins) {
   TempDir dir;
   auto store = OpenOrDie(dir.path());
   ASSERT_NE(store, nullptr);
-  constexpr int kThreads = 16, kRounds = 10;
-  uint64_t version = *store->CompareAndSwap("alice", 0, SampleRecord());
-  for (int round = 0; round < kRounds; ++round) {
-    std::latch start(kThreads);
-    std::atomic<int> wins{0}, conflicts{0};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < kThreads; ++t) {
-      threads.emplace_back([&, t] {
-        start.arrive_and_wait();
-        auto r = store->CompareAndSwap("alice", version, SampleRecord(t));
-        if (r.ok()) {
-          ++wins;
-        } else if (r.status().code() == absl::StatusCode::kAborted) {
-          ++conflicts;
-        }
-      });
-    }
-    for (auto& t : threads) t.join();
-    EXPECT_EQ(wins.load(), 1) << "round " << round;
-    EXPECT_EQ(conflicts.load(), kThreads - 1) << "round " << round;
-    version = store->Get("alice")->version();
-    EXPECT_EQ(version, static_cast<uint64_t>(round + 2));
-  }
+  testing::CheckExactlyOneConcurrentCasWins(*store, *store, "alice");
 }
 
 TEST(RocksDbRecordStoreTest, ConcurrentIncrementsAreNeverLost) {
   TempDir dir;
   auto store = OpenOrDie(dir.path());
   ASSERT_NE(store, nullptr);
-  constexpr int kAccounts = 3, kThreads = 8, kPerThread = 20;
-  for (int a = 0; a < kAccounts; ++a) {
-    ASSERT_TRUE(store->CompareAndSwap(Id(a), 0, SampleRecord()).ok());
-  }
-  std::atomic<int> failures{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kPerThread; ++i) {
-        const std::string id = Id((t + i) % kAccounts);
-        bool done = false;
-        for (int attempt = 0; attempt < 1000 && !done; ++attempt) {
-          auto r = store->Get(id);
-          if (!r.ok()) break;
-          r->set_attempts_used(r->attempts_used() + 1);
-          auto s = store->CompareAndSwap(id, r->version(), *r);
-          done = s.ok();
-          if (!s.ok() && s.status().code() != absl::StatusCode::kAborted) break;
-        }
-        if (!done) ++failures;
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(failures.load(), 0);
-  uint32_t total = 0;
-  for (int a = 0; a < kAccounts; ++a)
-    total += store->Get(Id(a))->attempts_used();
-  EXPECT_EQ(total, static_cast<uint32_t>(kThreads * kPerThread));
+  testing::CheckConcurrentIncrementsAreNeverLost(*store, {Id(0), Id(1), Id(2)});
 }
 
 TEST(RocksDbRecordStoreTest, CountAndForEach) {
