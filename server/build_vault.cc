@@ -468,6 +468,10 @@ absl::StatusOr<std::unique_ptr<VaultNode>> BuildVault(const VaultConfig& c) {
   node->options = ComponentOptionsFor(c);
   BKV_BUILD_STEP("startup_failed", MakeDir(c.data_dir));
   BKV_BUILD_STEP("startup_failed", CheckWritable(c.data_dir));
+  // One vault per data directory, held while the node lives.
+  auto lock = DataDirLock::Acquire(c.data_dir);
+  BKV_BUILD_STEP("data_dir_in_use", lock.status());
+  node->data_dir_lock.emplace(*std::move(lock));
   // Self-tests first: nothing is served by a process that computes wrongly.
   BKV_BUILD_STEP("self_test_failed", RunOpaqueSelfTest());
   BKV_RETURN_IF_ERROR(BuildKeys(c, *node));

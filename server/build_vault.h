@@ -17,6 +17,7 @@
 #include "server/account_token.h"
 #include "server/audit_log.h"
 #include "server/config.h"
+#include "server/data_dir_lock.h"
 #include "server/hsm_command.h"
 #include "server/instrumented.h"
 #include "server/metrics.h"
@@ -79,6 +80,7 @@ struct VaultNode {
   VaultNode& operator=(const VaultNode&) = delete;
 
   ComponentOptions options;
+  std::optional<DataDirLock> data_dir_lock;
   std::shared_ptr<hsm::Pkcs11Hsm> token;
   std::optional<hsm::VaultKeys> keys;
   Metrics metrics;

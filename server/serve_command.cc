@@ -16,7 +16,6 @@
 #include "crypto/status_macros.h"
 #include "hsm/key_ceremony.h"
 #include "server/config.h"
-#include "server/data_dir_lock.h"
 #include "server/invalid_request_interceptor.h"
 #include "server/log.h"
 #include "server/metrics_http.h"
@@ -114,9 +113,6 @@ int RunServeCommand(std::span<const std::string> args) {
     std::cerr << "bkv-vault serve: " << config.status().message() << "\n";
     return 2;
   }
-  // Before anything touches the data directory: one vault per directory.
-  auto lock = DataDirLock::Acquire(config->data_dir);
-  if (!lock.ok()) return Fail("data_dir_in_use", lock.status());
   auto node = BuildVault(*config);
   if (!node.ok()) return 1;  // BuildVault logged why
   const ComponentOptions& o = (*node)->options;

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -36,24 +37,33 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
-// Free loopback ports, all held open together so they are distinct.
+// Free loopback ports, all held open together so they are distinct. They
+// come from below the kernel's ephemeral range (32768+), so no client
+// socket of a parallel test takes one as its source port between this pick
+// and etcd's bind (which once left a "frozen" member's port to another
+// process).
 absl::StatusOr<std::vector<int>> FreePorts(int n) {
   std::vector<int> fds, ports;
-  for (int i = 0; i < n; ++i) {
+  std::random_device rd;
+  int next = 20000 + static_cast<int>(rd() % 12000);
+  for (int tries = 0; static_cast<int>(ports.size()) < n && tries < 2000;
+       ++tries, next = 20000 + (next - 20000 + 1) % 12000) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-      for (int f : fds) close(f);
-      return absl::InternalError("cannot pick a free loopback port");
+    a.sin_port = htons(static_cast<uint16_t>(next));
+    if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+      fds.push_back(fd);
+      ports.push_back(next);
+    } else if (fd >= 0) {
+      close(fd);
     }
-    fds.push_back(fd);
-    ports.push_back(ntohs(a.sin_port));
   }
   for (int f : fds) close(f);
+  if (static_cast<int>(ports.size()) < n) {
+    return absl::InternalError("cannot pick free loopback ports");
+  }
   return ports;
 }
 
