@@ -87,8 +87,6 @@ class Repository::Packer {
 
 namespace {
 
-constexpr size_t kMaxPackBytes = 64 << 20;
-
 struct Walked {
   std::string abs;
   TreeEntry entry;
@@ -149,6 +147,12 @@ absl::Status Walk(const std::string& abs, const std::string& rel,
 absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
                                                 RepoBackupStats* stats_out) {
   RepoBackupStats st;
+  // Locked before the indexes are read: a prune that starts later waits
+  // for us, one already running makes us wait.
+  auto lock =
+      RepoLock::Acquire(store_, keys_, repo_id_,
+                        {false, options_.lock_lease_s, options_.lock_wait_s});
+  if (!lock.ok()) return lock.status();
   auto objects = ListObjects();
   if (!objects.ok()) return objects.status();
   std::map<ChunkId, Located> known;
@@ -158,9 +162,7 @@ absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
 
   const std::string source = std::filesystem::absolute(path).lexically_normal();
   std::map<std::string, const TreeEntry*> parent;
-  uint64_t seq = head_seq_;
   for (const auto& [name, s] : *snaps) {
-    seq = std::max(seq, s.seq);
     if (s.source != source) continue;
     parent.clear();
     for (const TreeEntry& e : s.entries) parent[e.path] = &e;
@@ -176,12 +178,14 @@ absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
 
   std::vector<Walked> walked;
   if (auto s = Walk(source, ".", walked, 0); !s.ok()) return s;
+  for (const Walked& w : walked) st.planned_bytes += w.entry.size;
   Packer packer(*this, st);
   Snapshot snap;
   for (Walked& w : walked) {
     if (w.entry.type == EntryType::kFile) {
-      auto s = BackupFile(w.abs, w.entry, parent, known, packer, st);
+      auto s = BackupFile(w.abs, w.entry, parent, known, packer, **lock, st);
       if (!s.ok()) return s;
+      if (options_.progress) options_.progress(st);
     }
     snap.entries.push_back(std::move(w.entry));
   }
@@ -197,18 +201,20 @@ absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
     if (!sealed.ok()) return sealed.status();
     if (auto s = PutObject(IndexName(index_id), *sealed, st); !s.ok()) return s;
   }
-  snap.repo = repo_id_;
   SystemRandom().Bytes(snap.id);
-  snap.seq = seq + 1;
-  snap.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
   snap.source = source;
   std::set<ObjectId> needed;
   for (const TreeEntry& e : snap.entries) {
     for (const ChunkId& c : e.chunks) needed.insert(known.at(c).index);
   }
   snap.indexes.assign(needed.begin(), needed.end());
+  // Still ours: no prune can have run since the indexes were read.
+  if (auto s = (*lock)->Confirm(); !s.ok()) return s;
+  // Two clients that created the repository at once each wrote a config;
+  // the last one stands. Packs and indexes do not depend on the repository
+  // id, so adopting the surviving one here loses nothing.
+  if (auto s = LoadConfig(); !s.ok()) return s;
+  snap.repo = repo_id_;
   auto info = CommitSnapshot(snap, st);
   if (stats_out != nullptr) *stats_out = st;
   return info;
@@ -240,7 +246,7 @@ absl::Status Repository::AdoptPacks(
 absl::Status Repository::BackupFile(
     const std::string& abs, TreeEntry& entry,
     const std::map<std::string, const TreeEntry*>& parent,
-    const std::map<ChunkId, Located>& known, Packer& packer,
+    const std::map<ChunkId, Located>& known, Packer& packer, RepoLock& lock,
     RepoBackupStats& st) {
   ++st.files;
   st.bytes += entry.size;
@@ -265,6 +271,11 @@ absl::Status Repository::BackupFile(
   uint64_t total = 0;
   absl::Status status;
   while (status.ok()) {
+    if (options_.cancelled && options_.cancelled()) {
+      status = absl::CancelledError("backup cancelled");
+      break;
+    }
+    if (status = lock.Keep(); !status.ok()) break;
     while (!eof && have < ChunkerParams::kMax) {
       ssize_t n = ::read(fd, buf.data() + have, buf.size() - have);
       if (n < 0 && errno == EINTR) continue;
@@ -291,6 +302,7 @@ absl::Status Repository::BackupFile(
     }
     std::memmove(buf.data(), buf.data() + cut, have - cut);
     have -= cut;
+    if (options_.progress) options_.progress(st);
   }
   ::close(fd);
   if (!status.ok()) return status;
@@ -302,19 +314,21 @@ absl::Status Repository::BackupFile(
   return absl::OkStatus();
 }
 
-absl::StatusOr<SnapshotInfo> Repository::CommitSnapshot(const Snapshot& snap,
+absl::StatusOr<SnapshotInfo> Repository::CommitSnapshot(Snapshot& snap,
                                                         RepoBackupStats& st) {
+  auto seq = NextSeq();
+  if (!seq.ok()) return seq.status();
+  snap.seq = *seq;
+  snap.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
   const std::string name = SnapshotName(snap.seq, snap.id);
   std::vector<uint8_t> ad(snap.repo.begin(), snap.repo.end());
   ad.insert(ad.end(), snap.id.begin(), snap.id.end());
   auto sealed = keys_.Seal(RepoObjectKind::kSnapshot, ad, EncodeSnapshot(snap));
   if (!sealed.ok()) return sealed.status();
   if (auto s = PutObject(name, *sealed, st); !s.ok()) return s;
-  auto head = keys_.Seal(RepoObjectKind::kHead, repo_id_,
-                         EncodeHead({snap.seq, snap.id}));
-  if (!head.ok()) return head.status();
-  if (auto s = PutObject(kHeadName, *head, st); !s.ok()) return s;
-  head_seq_ = snap.seq;
+  if (auto s = AdvanceHead({snap.seq, snap.id}, st); !s.ok()) return s;
   if (auto s = Remember(snap.seq); !s.ok()) return s;
   SnapshotInfo info{ObjectIdHex(snap.id), name, snap.seq, snap.time_ms,
                     snap.source};
@@ -324,14 +338,45 @@ absl::StatusOr<SnapshotInfo> Repository::CommitSnapshot(const Snapshot& snap,
 }
 
 // Forget and Prune (mark and sweep) share the Packer.
+std::vector<bool> KeptBy(const ForgetPolicy& policy,
+                         const std::vector<SnapshotInfo>& snapshots) {
+  std::vector<bool> keep(snapshots.size(), false);
+  // Newest first; a period's newest snapshot is the first one seen in it.
+  auto keep_per = [&](size_t count, int64_t period_ms, int64_t offset_ms) {
+    std::set<int64_t> periods;
+    for (size_t i = snapshots.size(); i-- > 0 && periods.size() < count;) {
+      const int64_t t = snapshots[i].time_ms + offset_ms;
+      const int64_t p = (t >= 0 ? t : t - period_ms + 1) / period_ms;
+      if (periods.insert(p).second) keep[i] = true;
+    }
+  };
+  constexpr int64_t kDayMs = 86400000;
+  for (size_t i = 0; i < snapshots.size(); ++i) {
+    keep[i] = keep[i] || i + policy.keep_last >= snapshots.size();
+  }
+  keep_per(policy.keep_daily, kDayMs, 0);
+  // Unix time 0 was a Thursday; ISO weeks start on Monday.
+  keep_per(policy.keep_weekly, 7 * kDayMs, 3 * kDayMs);
+  return keep;
+}
+
 absl::StatusOr<std::vector<SnapshotInfo>> Repository::Forget(size_t keep_last) {
-  if (keep_last == 0) {
-    return absl::InvalidArgumentError("--keep-last must be at least 1");
+  return Forget(ForgetPolicy{keep_last, 0, 0});
+}
+
+absl::StatusOr<std::vector<SnapshotInfo>> Repository::Forget(
+    const ForgetPolicy& policy) {
+  if (policy.keep_last + policy.keep_daily + policy.keep_weekly == 0) {
+    return absl::InvalidArgumentError(
+        "forget needs --keep-last, --keep-daily or --keep-weekly of at least "
+        "1");
   }
   auto all = Snapshots();
   if (!all.ok()) return all.status();
+  const std::vector<bool> keep = KeptBy(policy, *all);
   std::vector<SnapshotInfo> gone;
-  for (size_t i = 0; i + keep_last < all->size(); ++i) {
+  for (size_t i = 0; i < all->size(); ++i) {
+    if (keep[i]) continue;
     if (auto s = store_.Delete((*all)[i].object); !s.ok()) return s;
     gone.push_back((*all)[i]);
   }
@@ -341,6 +386,9 @@ absl::StatusOr<std::vector<SnapshotInfo>> Repository::Forget(size_t keep_last) {
 absl::StatusOr<PruneStats> Repository::Prune() {
   PruneStats ps;
   RepoBackupStats st;
+  auto lock = RepoLock::Acquire(store_, keys_, repo_id_,
+                                {true, options_.lock_lease_s, 0});
+  if (!lock.ok()) return lock.status();
   auto objects = ListObjects();
   if (!objects.ok()) return objects.status();
   std::map<ChunkId, Located> chunks;

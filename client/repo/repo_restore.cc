@@ -18,8 +18,6 @@
 namespace bkv {
 namespace {
 
-constexpr size_t kMaxPackBytes = 64 << 20;
-
 absl::Status SafePath(const std::string& p) {
   if (p == ".") return absl::OkStatus();
   for (absl::string_view part : absl::StrSplit(p, '/')) {
@@ -147,6 +145,8 @@ absl::StatusOr<SnapshotInfo> Repository::Restore(const std::string& id,
   }
   std::filesystem::path t =
       std::filesystem::absolute(target).lexically_normal();
+  std::error_code mk;  // as v1 restore does; mkdtemp reports a failure
+  std::filesystem::create_directories(t.parent_path(), mk);
   std::string tmpl = (t.parent_path() / ".bkv-restore-XXXXXX").string();
   if (::mkdtemp(tmpl.data()) == nullptr) {
     return ErrnoStatus(errno, "create a temporary directory next to " + target);

@@ -11,12 +11,18 @@
 //   index-<32 hex>                 where each chunk of some packs lives
 //   snap-<20 digit seq>-<32 hex>   one snapshot: the tree and its chunk ids
 //   head                           the newest sequence number, written last
+//   lock-<32 hex>                  a running backup (shared) or prune
+//                                  (exclusive), refreshed while it runs
 // Order of writes: packs, then their index, then the snapshot, then head, so
 // an interrupted backup never leaves a snapshot naming a missing chunk.
+// Several clients may write at once (docs/backup-format.md, "Concurrent
+// writers"): every object they create has a fresh random name, and a prune
+// runs only while no backup holds a fresh lock.
 //
 // Thread-compatible; one operation at a time.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -26,10 +32,13 @@
 #include "absl/status/statusor.h"
 #include "client/blob_store.h"
 #include "client/repo/repo_codec.h"
+#include "client/repo/repo_lock.h"
 #include "crypto/backup_key.h"
 #include "crypto/repo_crypto.h"
 
 namespace bkv {
+
+struct RepoBackupStats;
 
 struct RepoOptions {
   // Create the repository (config) if the store has none.
@@ -39,9 +48,21 @@ struct RepoOptions {
   std::string state_dir;
   // Packs are closed once they hold at least this many sealed bytes.
   size_t pack_target = 16 << 20;
+  // A lock not refreshed for this long is stale: prune removes it. Its
+  // holder refreshes it every lease/6 and gives up after lease/2 without a
+  // refresh, so clocks may differ by up to lease/2.
+  int64_t lock_lease_s = 30 * 60;
+  // How long a backup waits for a prune's lock to go away.
+  int64_t lock_wait_s = 300;
+  // Backup: called after each file and each pack with the running totals.
+  std::function<void(const RepoBackupStats&)> progress;
+  // Backup: polled between chunks; true stops it with Cancelled. What it
+  // uploaded stays in unindexed packs that the next backup adopts.
+  std::function<bool()> cancelled;
 };
 
 struct RepoBackupStats {
+  uint64_t planned_bytes = 0;  // sizes of the files found by the walk
   uint64_t files = 0;
   uint64_t files_read = 0;       // changed or new: read and chunked
   uint64_t files_unchanged = 0;  // size, mtime and inode as in the parent
@@ -76,6 +97,19 @@ struct RepoCheckReport {
   bool clean() const { return problems.empty(); }
 };
 
+// Which snapshots `bkv forget` keeps: the newest keep_last, and the newest
+// snapshot of each of the newest keep_daily days and keep_weekly ISO weeks
+// (UTC) that have one. At least one count must be positive.
+struct ForgetPolicy {
+  size_t keep_last = 0;
+  size_t keep_daily = 0;
+  size_t keep_weekly = 0;
+};
+
+// Pure: for snapshots oldest first, whether each is kept.
+std::vector<bool> KeptBy(const ForgetPolicy& policy,
+                         const std::vector<SnapshotInfo>& snapshots);
+
 struct PruneStats {
   uint64_t packs_deleted = 0;
   uint64_t packs_repacked = 0;
@@ -88,6 +122,9 @@ class Repository {
  public:
   static constexpr char kConfigName[] = "config";
   static constexpr char kHeadName[] = "head";
+  // The largest object read: a pack is closed at its target size, so it is
+  // at most one chunk larger.
+  static constexpr size_t kMaxPackBytes = 64 << 20;
 
   // PermissionDenied for a wrong key, NotFound for a store without a
   // repository (unless options.create), DataLoss for a damaged config or a
@@ -121,11 +158,15 @@ class Repository {
   // Deletes every snapshot but the newest `keep_last` (>= 1); their data
   // stays until Prune. Returns the forgotten snapshots.
   absl::StatusOr<std::vector<SnapshotInfo>> Forget(size_t keep_last);
+  // Deletes the snapshots `policy` does not keep (KeptBy).
+  absl::StatusOr<std::vector<SnapshotInfo>> Forget(const ForgetPolicy& policy);
 
   // Mark and sweep: repacks the live chunks of partly used packs, writes
   // one index of every live chunk, then deletes the old indexes, then the
   // packs no longer indexed. Killed at any step, every snapshot still
   // restores: nothing is deleted before what replaces it is stored.
+  // Unavailable, changing nothing, while another client holds a fresh lock
+  // (a backup or a prune is running).
   absl::StatusOr<PruneStats> Prune();
 
   const ObjectId& repo_id() const { return repo_id_; }
@@ -171,9 +212,15 @@ class Repository {
   absl::Status BackupFile(const std::string& abs, TreeEntry& entry,
                           const std::map<std::string, const TreeEntry*>& parent,
                           const std::map<ChunkId, Located>& known,
-                          Packer& packer, RepoBackupStats& st);
-  absl::StatusOr<SnapshotInfo> CommitSnapshot(const Snapshot& snap,
+                          Packer& packer, RepoLock& lock, RepoBackupStats& st);
+  absl::StatusOr<SnapshotInfo> CommitSnapshot(Snapshot& snap,
                                               RepoBackupStats& st);
+  // Sequence numbers are taken when a snapshot is written, not when its
+  // backup started, so concurrent backups rarely share one.
+  absl::StatusOr<uint64_t> NextSeq();
+  // Head only moves forward: a slower concurrent writer leaves it alone.
+  absl::Status AdvanceHead(const Head& head, RepoBackupStats& st);
+  absl::StatusOr<uint64_t> ReadHeadSeq();
   absl::StatusOr<std::pair<std::string, Snapshot>> Choose(
       const std::string& id);
   absl::Status PutObject(const std::string& name,

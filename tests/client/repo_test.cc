@@ -333,6 +333,93 @@ TEST_P(RepoTest, SnapshotFromAnotherRepositoryDetected) {
   EXPECT_EQ(repo->Snapshots().status().code(), absl::StatusCode::kDataLoss);
 }
 
+// The store swaps the snapshot objects of two repositories under different
+// keys (each keeps the other's name): both refuse them, nothing restored.
+TEST_P(RepoTest, SnapshotsSwappedBetweenRepositoriesDetected) {
+  MakeTree(1 << 20);
+  auto repo = Open(*store_, key_);
+  auto mine = repo->Backup(src_);
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  auto other_store = OpenStore("b");
+  auto other = Open(*other_store, BackupKey::Generate());
+  auto theirs = other->Backup(src_);
+  ASSERT_TRUE(theirs.ok()) << theirs.status();
+  auto their_bytes = GetBytes(*other_store, theirs->object);
+  ASSERT_TRUE(their_bytes.ok());
+  ASSERT_TRUE(PutBytes(*other_store, theirs->object, Get(mine->object)).ok());
+  Put(mine->object, *their_bytes);
+  for (Repository* r : {repo.get(), other.get()}) {
+    auto snaps = r->Snapshots();
+    EXPECT_EQ(snaps.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_THAT(std::string(snaps.status().message()),
+                HasSubstr("failed authentication"));
+    auto check = r->Check(false);
+    ASSERT_TRUE(check.ok()) << check.status();
+    EXPECT_FALSE(check->clean());
+  }
+  ExpectNoPartialRestore(*repo, absl::StatusCode::kDataLoss);
+}
+
+// Concurrent writers (docs/backup-format.md): a prune is refused while a
+// backup holds a fresh lock, and changes nothing; a stale lock is removed.
+TEST_P(RepoTest, PruneRefusedWhileABackupHoldsALock) {
+  MakeTree(1 << 20);
+  auto repo = Open(*store_, key_);
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  WriteFile(src_ + "/chat.db", RandomBytes(1 << 20, 99));
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  ASSERT_TRUE(repo->Forget(1).ok());
+  const RepoKeys keys = RepoKeys::Derive(key_);
+  auto before = store_->List();
+  ASSERT_TRUE(before.ok());
+  {
+    auto held = RepoLock::Acquire(*store_, keys, repo->repo_id(), {});
+    ASSERT_TRUE(held.ok()) << held.status();
+    auto refused = repo->Prune();
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+    EXPECT_THAT(std::string(refused.status().message()),
+                HasSubstr("a backup from"));
+    auto after = store_->List();
+    ASSERT_TRUE(after.ok());
+    EXPECT_EQ(after->size(), before->size() + 1);  // + the held lock
+    // Stale (lease -1 s: every lock is older): prune removes it and runs.
+    RepoOptions o;
+    o.lock_lease_s = -1;
+    auto impatient = Repository::Open(*store_, key_, o);
+    ASSERT_TRUE(impatient.ok());
+    auto ps = (*impatient)->Prune();
+    ASSERT_TRUE(ps.ok()) << ps.status();
+    EXPECT_GT(ps->packs_deleted, 0u);
+    EXPECT_EQ(store_->Stat((*held)->name()).status().code(),
+              absl::StatusCode::kNotFound);
+  }
+  ExpectRestoresSource(*repo, "");
+}
+
+// A backup waits for a prune's lock, up to lock_wait_s; then Unavailable
+// and no snapshot.
+TEST_P(RepoTest, BackupWaitsForAPruneLock) {
+  MakeTree(1 << 20);
+  auto repo = Open(*store_, key_);
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  const RepoKeys keys = RepoKeys::Derive(key_);
+  auto prune =
+      RepoLock::Acquire(*store_, keys, repo->repo_id(), {.exclusive = true});
+  ASSERT_TRUE(prune.ok()) << prune.status();
+  RepoOptions o;
+  o.lock_wait_s = 0;
+  auto waiting = Repository::Open(*store_, key_, o);
+  ASSERT_TRUE(waiting.ok());
+  auto refused = (*waiting)->Backup(src_);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("a prune"));
+  prune->reset();  // released
+  auto snaps = repo->Snapshots();
+  ASSERT_TRUE(snaps.ok());
+  EXPECT_EQ(snaps->size(), 1u);
+  EXPECT_TRUE((*waiting)->Backup(src_).ok());
+}
+
 TEST_P(RepoTest, RolledBackHeadDetected) {
   MakeTree(1 << 20);
   auto repo = Open(*store_, key_);
@@ -515,6 +602,13 @@ TEST(RepoPruneTest, KilledPruneKeepsEverySnapshotFault) {
       }
     }
     ++points;
+    // The "killed" prune ran in this process, so its lock does not look
+    // dead (a real one's pid is gone, see repo_process_test.cc): remove it.
+    for (const auto& e : fs::directory_iterator(copy)) {
+      if (e.path().filename().string().rfind("lock-", 0) == 0) {
+        fs::remove(e.path());
+      }
+    }
     auto repo = Repository::Open(**store, key, RepoOptions{});
     ASSERT_TRUE(repo.ok());
     auto snaps = (*repo)->Snapshots();
