@@ -201,9 +201,23 @@ class Repository {
                                             std::vector<uint8_t>& bytes);
   absl::StatusOr<std::vector<uint8_t>> OpenChunk(const BlobLocation& loc,
                                                  std::span<const uint8_t> pack);
+  // Restore (repo_restore.cc): where each chunk of each pack goes.
+  struct Slot {
+    size_t entry;  // index into the selected entries
+    uint64_t offset;
+  };
+  using PackPlan = std::map<ChunkId, std::vector<Slot>>;
+  class TreeWriter;
   absl::Status WriteTree(const std::string& root,
                          const std::vector<TreeEntry>& entries,
                          const std::map<ChunkId, Located>& chunks);
+  // Downloads the planned packs on one thread while two others verify
+  // their chunks and write them.
+  absl::Status RestorePacks(const std::map<ObjectId, PackPlan>& plan,
+                            const std::map<ChunkId, Located>& chunks,
+                            TreeWriter& writer);
+  absl::StatusOr<std::vector<uint8_t>> FetchPack(const ObjectId& pack,
+                                                 uint64_t size);
   absl::Status CheckReadData(const std::map<ChunkId, Located>& chunks,
                              RepoCheckReport& rep);
   absl::Status AdoptPacks(const std::map<std::string, uint64_t>& objects,
