@@ -9,26 +9,89 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <mutex>
+#include <optional>
 #include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "client/bounded_queue.h"
 #include "client/posix_file.h"
 #include "client/repo/repository.h"
 #include "crypto/random.h"
+#include "crypto/status_macros.h"
 #include "zstd.h"
 
 namespace bkv {
 
-// Collects sealed chunks into packs of about options_.pack_target bytes:
+// Collects chunks into packs of about options_.pack_target bytes:
 //   pack = sealed chunk... || sealed pack header || u32 header length
-// and uploads each pack when full. The caller indexes Closed() packs only
-// after they were stored.
+// as a pipeline: the caller's thread hands over new chunks (Add), one stage
+// compresses and seals them into packs, another uploads each full pack
+// (holding store_mu_, the caller's other store calls take it too). The
+// caller indexes closed() packs only after Finish, when all are stored.
+// A failure anywhere stops every stage; what was uploaded stays as packs
+// no index names, which the next backup adopts.
 class Repository::Packer {
  public:
-  Packer(Repository& repo, RepoBackupStats& st) : repo_(repo), st_(st) {}
+  struct Sealed {
+    PackRecord record;
+    std::vector<uint8_t> bytes;
+  };
 
+  Packer(Repository& repo, RepoBackupStats& st)
+      : repo_(repo), st_(st), chunks_(8), packs_(1) {
+    stages_.Watch(chunks_);
+    stages_.Watch(packs_);
+    stages_.Run([this] { return SealStage(); });
+    stages_.Run([this] { return UploadStage(); });
+  }
+
+  // The pipeline's first error when it stopped (not the cancellation it
+  // caused in the caller).
   absl::Status Add(const ChunkId& id, std::span<const uint8_t> raw) {
+    pending_.insert(id);
+    absl::Status s =
+        chunks_.Push({id, std::vector<uint8_t>(raw.begin(), raw.end())});
+    return s.ok() ? s : Abort(s);
+  }
+
+  bool Pending(const ChunkId& id) const { return pending_.contains(id); }
+
+  // Seals and uploads the rest; every pack is stored when it returns OK.
+  absl::Status Finish() {
+    chunks_.Close();
+    absl::Status s = stages_.Join();
+    st_.uploaded_bytes += uploaded_bytes_;
+    st_.packs_uploaded += closed_.size();
+    return s;
+  }
+  absl::Status Abort(absl::Status why) {
+    stages_.Fail(why);
+    absl::Status first = stages_.Join();
+    return first.ok() ? why : first;
+  }
+
+  std::vector<PackRecord>& closed() { return closed_; }
+
+ private:
+  absl::Status SealStage() {
+    Sealed open;
+    for (;;) {
+      BKV_ASSIGN_OR_RETURN(auto chunk, chunks_.Pop());
+      if (!chunk) break;
+      BKV_RETURN_IF_ERROR(SealInto(chunk->first, chunk->second, open));
+      if (open.bytes.size() >= repo_.options_.pack_target) {
+        BKV_RETURN_IF_ERROR(ClosePack(open));
+      }
+    }
+    if (!open.record.blobs.empty()) BKV_RETURN_IF_ERROR(ClosePack(open));
+    packs_.Close();
+    return absl::OkStatus();
+  }
+
+  absl::Status SealInto(const ChunkId& id, std::span<const uint8_t> raw,
+                        Sealed& open) {
     std::vector<uint8_t> pt(1 + ZSTD_compressBound(raw.size()));
     size_t z =
         ZSTD_compress(pt.data() + 1, pt.size() - 1, raw.data(), raw.size(), 3);
@@ -39,50 +102,51 @@ class Repository::Packer {
       pt[0] = 1;
       pt.resize(1 + z);
     }
-    auto sealed = repo_.keys_.Seal(RepoObjectKind::kChunk, id, pt);
-    if (!sealed.ok()) return sealed.status();
-    if (open_.blobs.empty()) SystemRandom().Bytes(open_.pack);
-    open_.blobs.push_back({id, static_cast<uint32_t>(buf_.size()),
-                           static_cast<uint32_t>(sealed->size()),
-                           static_cast<uint32_t>(raw.size())});
-    buf_.insert(buf_.end(), sealed->begin(), sealed->end());
-    pending_.insert(id);
-    if (buf_.size() >= repo_.options_.pack_target) return Flush();
+    BKV_ASSIGN_OR_RETURN(auto sealed,
+                         repo_.keys_.Seal(RepoObjectKind::kChunk, id, pt));
+    if (open.record.blobs.empty()) SystemRandom().Bytes(open.record.pack);
+    open.record.blobs.push_back({id, static_cast<uint32_t>(open.bytes.size()),
+                                 static_cast<uint32_t>(sealed.size()),
+                                 static_cast<uint32_t>(raw.size())});
+    open.bytes.insert(open.bytes.end(), sealed.begin(), sealed.end());
     return absl::OkStatus();
   }
 
-  bool Pending(const ChunkId& id) const { return pending_.contains(id); }
-
-  absl::Status Flush() {
-    if (open_.blobs.empty()) return absl::OkStatus();
-    IndexFile header{{open_}};
-    auto sealed = repo_.keys_.Seal(RepoObjectKind::kPackHeader, open_.pack,
-                                   EncodeIndex(header));
-    if (!sealed.ok()) return sealed.status();
-    buf_.insert(buf_.end(), sealed->begin(), sealed->end());
-    uint32_t n = static_cast<uint32_t>(sealed->size());
+  absl::Status ClosePack(Sealed& open) {
+    IndexFile header{{open.record}};
+    BKV_ASSIGN_OR_RETURN(
+        auto sealed, repo_.keys_.Seal(RepoObjectKind::kPackHeader,
+                                      open.record.pack, EncodeIndex(header)));
+    open.bytes.insert(open.bytes.end(), sealed.begin(), sealed.end());
+    uint32_t n = static_cast<uint32_t>(sealed.size());
     for (int i = 3; i >= 0; --i)
-      buf_.push_back(static_cast<uint8_t>(n >> (8 * i)));
-    open_.size = buf_.size();
-    if (auto s = repo_.PutObject(PackName(open_.pack), buf_, st_); !s.ok()) {
-      return s;
-    }
-    ++st_.packs_uploaded;
-    closed_.push_back(std::move(open_));
-    open_ = {};
-    buf_.clear();
-    return absl::OkStatus();
+      open.bytes.push_back(static_cast<uint8_t>(n >> (8 * i)));
+    open.record.size = open.bytes.size();
+    return packs_.Push(std::exchange(open, Sealed{}));
   }
 
-  std::vector<PackRecord>& closed() { return closed_; }
+  absl::Status UploadStage() {
+    for (;;) {
+      BKV_ASSIGN_OR_RETURN(std::optional<Sealed> pack, packs_.Pop());
+      if (!pack) return absl::OkStatus();
+      {
+        std::lock_guard lock(repo_.store_mu_);
+        BKV_RETURN_IF_ERROR(
+            PutBytes(repo_.store_, PackName(pack->record.pack), pack->bytes));
+      }
+      uploaded_bytes_ += pack->bytes.size();
+      closed_.push_back(std::move(pack->record));
+    }
+  }
 
- private:
   Repository& repo_;
   RepoBackupStats& st_;
-  PackRecord open_;
-  std::vector<uint8_t> buf_;
-  std::set<ChunkId> pending_;
-  std::vector<PackRecord> closed_;
+  BoundedQueue<std::pair<ChunkId, std::vector<uint8_t>>> chunks_;
+  BoundedQueue<Sealed> packs_;
+  std::set<ChunkId> pending_;       // the caller's thread only
+  std::vector<PackRecord> closed_;  // the upload stage's, until Finish
+  uint64_t uploaded_bytes_ = 0;     // likewise
+  Pipeline stages_;                 // last: joined before the queues go
 };
 
 namespace {
@@ -184,12 +248,12 @@ absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
   for (Walked& w : walked) {
     if (w.entry.type == EntryType::kFile) {
       auto s = BackupFile(w.abs, w.entry, parent, known, packer, **lock, st);
-      if (!s.ok()) return s;
+      if (!s.ok()) return packer.Abort(s);
       if (options_.progress) options_.progress(st);
     }
     snap.entries.push_back(std::move(w.entry));
   }
-  if (auto s = packer.Flush(); !s.ok()) return s;
+  if (auto s = packer.Finish(); !s.ok()) return s;
   for (PackRecord& p : packer.closed()) {
     for (const BlobLocation& b : p.blobs)
       known[b.id] = {p.pack, index_id, b, p.size};
@@ -275,7 +339,11 @@ absl::Status Repository::BackupFile(
       status = absl::CancelledError("backup cancelled");
       break;
     }
-    if (status = lock.Keep(); !status.ok()) break;
+    if (lock.RefreshDue()) {
+      std::lock_guard store_lock(store_mu_);  // the packer uploads too
+      status = lock.Keep();
+    }
+    if (!status.ok()) break;
     while (!eof && have < ChunkerParams::kMax) {
       ssize_t n = ::read(fd, buf.data() + have, buf.size() - have);
       if (n < 0 && errno == EINTR) continue;
@@ -424,20 +492,26 @@ absl::StatusOr<PruneStats> Repository::Prune() {
     doomed.insert(pack);
     if (u.first == 0) continue;
     ++ps.packs_repacked;
-    auto bytes = GetBytes(store_, PackName(pack), kMaxPackBytes);
-    if (!bytes.ok()) return bytes.status();
+    absl::StatusOr<std::vector<uint8_t>> bytes;
+    {
+      std::lock_guard store_lock(store_mu_);  // the packer uploads too
+      absl::Status kept = (*lock)->Keep();
+      bytes = kept.ok() ? GetBytes(store_, PackName(pack), kMaxPackBytes)
+                        : absl::StatusOr<std::vector<uint8_t>>(kept);
+    }
+    if (!bytes.ok()) return packer.Abort(bytes.status());
     for (const auto& [id, l] : chunks) {
       if (l.pack != pack || !live.contains(id)) continue;
       auto raw = OpenChunk(l.loc, *bytes);
       if (!raw.ok()) {
-        return absl::DataLossError(
+        return packer.Abort(absl::DataLossError(
             absl::StrCat(PackName(pack), ": ", raw.status().message(),
-                         "; prune stopped before deleting anything"));
+                         "; prune stopped before deleting anything")));
       }
       if (auto s = packer.Add(id, *raw); !s.ok()) return s;
     }
   }
-  if (auto s = packer.Flush(); !s.ok()) return s;
+  if (auto s = packer.Finish(); !s.ok()) return s;
   // One index of every live chunk, stored before anything is deleted.
   ObjectId index_id;
   SystemRandom().Bytes(index_id);
@@ -456,7 +530,9 @@ absl::StatusOr<PruneStats> Repository::Prune() {
       keys_.Seal(RepoObjectKind::kIndex, index_id, EncodeIndex(index));
   if (!sealed.ok()) return sealed.status();
   if (auto s = PutObject(IndexName(index_id), *sealed, st); !s.ok()) return s;
-  // Sweep: old indexes first, then the packs no index names any more.
+  // Sweep: old indexes first, then the packs no index names any more. Only
+  // while the lock is provably ours: no backup can have started meanwhile.
+  if (auto s = (*lock)->Confirm(); !s.ok()) return s;
   for (const auto& [name, size] : *objects) {
     if (!absl::StartsWith(name, "index-")) continue;
     if (auto s = store_.Delete(name); !s.ok()) return s;

@@ -43,6 +43,11 @@ class RepoLock {
   // Refreshes the lock when a sixth of the lease has passed; Aborted once
   // half of it passed without a refresh (a prune may have judged it stale).
   absl::Status Keep();
+  // Keep would write (a sixth of the lease passed) or fail; no I/O.
+  bool RefreshDue() const {
+    return std::chrono::steady_clock::now() - refreshed_ >=
+           std::chrono::seconds(params_.lease_s / 6);
+  }
   // Proves the lock object is still in the store, then Keep(): called right
   // before a backup commits its snapshot.
   absl::Status Confirm();

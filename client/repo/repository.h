@@ -25,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -241,6 +242,8 @@ class Repository {
                          std::span<const uint8_t> bytes, RepoBackupStats& st);
 
   BlobStore& store_;
+  // Held by whoever calls store_ while a Packer's upload stage runs.
+  std::mutex store_mu_;
   RepoKeys keys_;
   RepoOptions options_;
   ObjectId repo_id_{};

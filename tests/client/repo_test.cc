@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -382,17 +384,25 @@ TEST_P(RepoTest, PruneRefusedWhileABackupHoldsALock) {
     auto after = store_->List();
     ASSERT_TRUE(after.ok());
     EXPECT_EQ(after->size(), before->size() + 1);  // + the held lock
-    // Stale (lease -1 s: every lock is older): prune removes it and runs.
-    RepoOptions o;
-    o.lock_lease_s = -1;
-    auto impatient = Repository::Open(*store_, key_, o);
-    ASSERT_TRUE(impatient.ok());
-    auto ps = (*impatient)->Prune();
-    ASSERT_TRUE(ps.ok()) << ps.status();
-    EXPECT_GT(ps->packs_deleted, 0u);
-    EXPECT_EQ(store_->Stat((*held)->name()).status().code(),
-              absl::StatusCode::kNotFound);
   }
+  // A backup killed while holding its lock (a child process that exits
+  // without releasing it): its pid is gone, so prune removes it and runs.
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto held = RepoLock::Acquire(*store_, keys, repo->repo_id(), {});
+    if (held.ok()) held->release();  // never deleted: "killed"
+    ::_exit(held.ok() ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  auto ps = repo->Prune();
+  ASSERT_TRUE(ps.ok()) << ps.status();
+  EXPECT_GT(ps->packs_deleted, 0u);
+  auto left = store_->List();
+  ASSERT_TRUE(left.ok());
+  for (const BlobInfo& b : *left) EXPECT_NE(b.name.rfind("lock-", 0), 0u);
   ExpectRestoresSource(*repo, "");
 }
 
