@@ -54,26 +54,12 @@ class RepoProcessTest : public ::testing::TestWithParam<std::string> {
     if (GetParam() != "file") {
       ASSERT_FALSE(env_.empty()) << "servers.env missing: run through ctest";
     }
-    setenv("AWS_ACCESS_KEY_ID", env_["BKV_TEST_S3_ACCESS_KEY"].c_str(), 1);
-    setenv("AWS_SECRET_ACCESS_KEY", env_["BKV_TEST_S3_SECRET_KEY"].c_str(), 1);
-    setenv("BKV_WEBDAV_USER", env_["BKV_TEST_WEBDAV_USER"].c_str(), 1);
-    setenv("BKV_WEBDAV_PASSWORD", env_["BKV_TEST_WEBDAV_PASSWORD"].c_str(), 1);
     ASSERT_EQ(Wait(Spawn({"key", "new", "--out", dir_ / "k"}, "a")).code, 0);
   }
 
   std::string Url(const std::string& suffix) {
-    std::string id = "proc-";
-    for (char c : std::string(
-             ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
-      id += std::isalnum(c) ? c : '-';
-    }
-    id += "-" + suffix;
-    if (GetParam() == "file") return "file://" + (dir_ / id);
-    if (GetParam() == "s3") {
-      return "s3://" + env_["BKV_TEST_S3_BUCKET"] + "/" + id +
-             "?endpoint=" + env_["BKV_TEST_S3_ENDPOINT"] + "&region=us-east-1";
-    }
-    return "webdav://" + env_["BKV_TEST_WEBDAV_HOSTPORT"] + "/sets/" + id;
+    return testing::StoreUrlForTest(GetParam(), env_, dir_.path(),
+                                    "proc-" + suffix);
   }
 
   // Starts `bkv args...` as device `device` (its own client state).

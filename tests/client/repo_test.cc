@@ -58,30 +58,13 @@ class RepoTest : public ::testing::TestWithParam<std::string> {
     if (GetParam() != "file") {
       ASSERT_FALSE(env_.empty()) << "servers.env missing: run through ctest";
     }
-    setenv("AWS_ACCESS_KEY_ID", env_["BKV_TEST_S3_ACCESS_KEY"].c_str(), 1);
-    setenv("AWS_SECRET_ACCESS_KEY", env_["BKV_TEST_S3_SECRET_KEY"].c_str(), 1);
-    setenv("BKV_WEBDAV_USER", env_["BKV_TEST_WEBDAV_USER"].c_str(), 1);
-    setenv("BKV_WEBDAV_PASSWORD", env_["BKV_TEST_WEBDAV_PASSWORD"].c_str(), 1);
     store_ = OpenStore("a");
     src_ = dir_ / "src";
     fs::create_directories(src_ + "/media");
   }
   std::unique_ptr<BlobStore> OpenStore(const std::string& suffix) {
-    std::string id = "repo-";
-    for (char c : std::string(
-             ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
-      id += std::isalnum(c) ? c : '-';
-    }
-    id += "-" + suffix;
-    std::string url;
-    if (GetParam() == "file") {
-      url = "file://" + (dir_ / id);
-    } else if (GetParam() == "s3") {
-      url = "s3://" + env_["BKV_TEST_S3_BUCKET"] + "/" + id +
-            "?endpoint=" + env_["BKV_TEST_S3_ENDPOINT"] + "&region=us-east-1";
-    } else {
-      url = "webdav://" + env_["BKV_TEST_WEBDAV_HOSTPORT"] + "/sets/" + id;
-    }
+    const std::string url = testing::StoreUrlForTest(
+        GetParam(), env_, dir_.path(), "repo-" + suffix);
     BlobStoreOptions o;
     o.s3_part_size = 1 << 20;
     o.retry_base_delay_ms = 10;
