@@ -206,7 +206,7 @@ absl::Status EncryptStage(BackupEncryptor& enc, Queue& in, Queue& out,
 // Plaintext after decryption, decompressed on the fly when needed.
 class PlainSource final : public ByteSource {
  public:
-  PlainSource(QueueSource& in, bool zstd) : in_(in) {
+  PlainSource(ByteSource& in, bool zstd) : in_(in) {
     if (zstd) {
       dctx_ = ZSTD_createDCtx();
       inbuf_.resize(ZSTD_DStreamInSize());
@@ -243,7 +243,7 @@ class PlainSource final : public ByteSource {
   }
 
  private:
-  QueueSource& in_;
+  ByteSource& in_;
   ZSTD_DCtx* dctx_ = nullptr;
   std::vector<uint8_t> inbuf_;
   size_t in_pos_ = 0, in_len_ = 0;
@@ -357,12 +357,11 @@ absl::StatusOr<StreamStats> StreamBackup(const std::string& path,
   return StreamStats{done.load(), upload.bytes_};
 }
 
-absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
-                                          const std::string& name,
-                                          const BackupKey& key,
-                                          const std::string& target,
-                                          const StreamOptions& options,
-                                          const std::string& expected_id) {
+namespace {
+
+// The restore target as an absolute path under its canonical parent (so
+// extraction never writes through a symlink); the parent is created.
+absl::StatusOr<std::filesystem::path> RestoreTarget(const std::string& target) {
   std::error_code ec;
   std::filesystem::path tpath = std::filesystem::absolute(target, ec);
   if (ec || target.empty() || !tpath.has_filename()) {
@@ -380,127 +379,142 @@ absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
     return absl::UnavailableError(absl::StrCat(
         "create ", tpath.parent_path().string(), ": ", ec.message()));
   }
-  // Canonical parent: extraction refuses to write through any symlink.
   tpath =
       std::filesystem::canonical(tpath.parent_path(), ec) / tpath.filename();
   if (ec) {
     return absl::UnavailableError(absl::StrCat(
         "resolve ", tpath.parent_path().string(), ": ", ec.message()));
   }
-  uint64_t total = 0;
-  if (auto info = store.Stat(name); info.ok()) {
-    total = info->size;
-  } else {
-    return info.status();
-  }
+  return tpath;
+}
 
+// Verifies the stream and hands on plaintext in ~1 MiB blocks; the header
+// goes to `header_q` first, once. `out` is closed only after the final
+// chunk verified.
+absl::Status DecryptStage(BackupDecryptor& dec, Queue& in, Queue& out,
+                          BoundedQueue<BackupHeader>& header_q,
+                          BlockPool& pool) {
+  Block batch;
+  bool header_sent = false;
+  auto flush = [&]() -> absl::Status {
+    if (!header_sent) {
+      BKV_RETURN_IF_ERROR(header_q.Push(*dec.header()));
+      header_q.Close();
+      header_sent = true;
+    }
+    BKV_RETURN_IF_ERROR(out.Push(std::move(batch)));
+    batch = pool.Get(0);
+    return absl::OkStatus();
+  };
+  auto sink = [&](std::span<const uint8_t> pt) -> absl::Status {
+    if (batch.empty()) batch.reserve(kBlock + pt.size());
+    batch.insert(batch.end(), pt.begin(), pt.end());
+    return batch.size() >= kBlock ? flush() : absl::OkStatus();
+  };
+  BKV_RETURN_IF_ERROR(ForEach(in, [&](Block& b) {
+    BKV_RETURN_IF_ERROR(dec.Update(b, sink));
+    pool.Put(std::move(b));
+    return absl::OkStatus();
+  }));
+  BKV_RETURN_IF_ERROR(dec.Finish(sink));
+  BKV_RETURN_IF_ERROR(flush());
+  out.Close();
+  return absl::OkStatus();
+}
+
+// Writes the plaintext (a file or a tree archive) to `tmp`, then reads the
+// stream to its end: only a normal end means the final chunk verified.
+absl::StatusOr<uint64_t> WriteRestored(ByteSource& plain_in,
+                                       const BackupHeader& h,
+                                       const std::string& tmp) {
+  uint64_t written = 0;
+  PlainSource plain(plain_in, h.compression() == BackupCompression::kZstd);
+  if (h.content() == BackupContent::kTree) {
+    if (::mkdir(tmp.c_str(), 0700) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("create ", tmp));
+    }
+    CountingSource counted(plain, written);
+    BKV_RETURN_IF_ERROR(ExtractTreeArchive(counted, tmp));
+  } else {
+    BKV_ASSIGN_OR_RETURN(PosixFile file, PosixFile::Create(tmp));
+    std::vector<uint8_t> buf(kBlock);
+    for (;;) {
+      BKV_ASSIGN_OR_RETURN(size_t got, plain.Read(buf));
+      if (got == 0) break;
+      BKV_RETURN_IF_ERROR(file.Write({buf.data(), got}));
+      written += got;
+    }
+    BKV_RETURN_IF_ERROR(file.SyncAndClose());
+  }
+  // What the archive reader left (end-of-archive padding).
+  std::vector<uint8_t> rest(64 << 10);
+  for (;;) {
+    BKV_ASSIGN_OR_RETURN(size_t got, plain.Read(rest));
+    if (got == 0) return written;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
+                                          const std::string& name,
+                                          const BackupKey& key,
+                                          const std::string& target,
+                                          const StreamOptions& options,
+                                          const std::string& expected_id) {
+  BKV_ASSIGN_OR_RETURN(std::filesystem::path tpath, RestoreTarget(target));
+  BKV_ASSIGN_OR_RETURN(BlobInfo info, store.Stat(name));
   const size_t depth = std::max<size_t>(options.queue_depth, 1);
   Queue cipher_q(depth), plain_q(depth);
-  // The authenticated header, handed over once, before any plaintext.
-  BoundedQueue<BackupHeader> header_q(1);
+  BoundedQueue<BackupHeader> header_q(1);  // authenticated, before plaintext
   Pipeline stages;
   stages.Watch(cipher_q);
   stages.Watch(plain_q);
   stages.Watch(header_q);
   BlockPool pool;
   std::atomic<uint64_t> downloaded{0};  // progress only
-
   stages.Run([&]() -> absl::Status {
-    absl::Status s = store.Get(name, [&](std::span<const uint8_t> d) {
+    BKV_RETURN_IF_ERROR(store.Get(name, [&](std::span<const uint8_t> d) {
       const uint64_t n = downloaded.fetch_add(d.size()) + d.size();
-      if (options.progress) options.progress(n, total);
+      if (options.progress) options.progress(n, info.size);
       Block b = pool.Get(d.size());
       std::memcpy(b.data(), d.data(), d.size());
       return cipher_q.Push(std::move(b));
-    });
-    if (s.ok()) cipher_q.Close();
-    return s;
-  });
-  stages.Run([&]() -> absl::Status {
-    BackupDecryptor dec(key);
-    if (!expected_id.empty()) dec.ExpectBackupId(expected_id);
-    // Verified plaintext is batched into ~1 MiB blocks.
-    Block batch;
-    bool header_sent = false;
-    auto flush = [&]() -> absl::Status {
-      if (!header_sent) {
-        BKV_RETURN_IF_ERROR(header_q.Push(*dec.header()));
-        header_q.Close();
-        header_sent = true;
-      }
-      BKV_RETURN_IF_ERROR(plain_q.Push(std::move(batch)));
-      batch = pool.Get(0);
-      return absl::OkStatus();
-    };
-    auto sink = [&](std::span<const uint8_t> pt) -> absl::Status {
-      if (batch.empty()) batch.reserve(kBlock + pt.size());
-      batch.insert(batch.end(), pt.begin(), pt.end());
-      return batch.size() >= kBlock ? flush() : absl::OkStatus();
-    };
-    BKV_RETURN_IF_ERROR(ForEach(cipher_q, [&](Block& b) {
-      BKV_RETURN_IF_ERROR(dec.Update(b, sink));
-      pool.Put(std::move(b));
-      return absl::OkStatus();
     }));
-    BKV_RETURN_IF_ERROR(dec.Finish(sink));
-    BKV_RETURN_IF_ERROR(flush());
-    plain_q.Close();  // only now: every chunk verified
+    cipher_q.Close();
     return absl::OkStatus();
   });
+  BackupDecryptor dec(key);
+  if (!expected_id.empty()) dec.ExpectBackupId(expected_id);
+  stages.Run(
+      [&] { return DecryptStage(dec, cipher_q, plain_q, header_q, pool); });
 
   QueueSource plain_in(plain_q, pool);
   const std::string tmp = TempSibling(tpath);
-  bool is_tree = false;
-  uint64_t written = 0;
-  absl::Status s = [&]() -> absl::Status {
+  absl::StatusOr<uint64_t> written = [&]() -> absl::StatusOr<uint64_t> {
     BKV_ASSIGN_OR_RETURN(std::optional<BackupHeader> h, header_q.Pop());
     if (!h) return absl::DataLossError("backup has no data");
-    PlainSource plain(plain_in, h->compression() == BackupCompression::kZstd);
-    is_tree = h->content() == BackupContent::kTree;
-    if (is_tree) {
-      if (::mkdir(tmp.c_str(), 0700) != 0) {
-        return ErrnoStatus(errno, absl::StrCat("create ", tmp));
-      }
-      CountingSource counted(plain, written);
-      BKV_RETURN_IF_ERROR(ExtractTreeArchive(counted, tmp));
-    } else {
-      BKV_ASSIGN_OR_RETURN(PosixFile file, PosixFile::Create(tmp));
-      std::vector<uint8_t> buf(kBlock);
-      for (;;) {
-        BKV_ASSIGN_OR_RETURN(size_t got, plain.Read(buf));
-        if (got == 0) break;
-        BKV_RETURN_IF_ERROR(file.Write({buf.data(), got}));
-        written += got;
-      }
-      BKV_RETURN_IF_ERROR(file.SyncAndClose());
-    }
-    // Drain what the archive reader left (end-of-archive padding): the
-    // final chunk must verify before anything becomes visible.
-    std::vector<uint8_t> rest(64 << 10);
-    for (;;) {
-      BKV_ASSIGN_OR_RETURN(size_t got, plain.Read(rest));
-      if (got == 0) break;
-    }
-    // The plaintext queue ended normally, so every chunk verified.
+    BKV_ASSIGN_OR_RETURN(uint64_t n, WriteRestored(plain_in, *h, tmp));
     BKV_RETURN_IF_ERROR(stages.Join());
     BKV_RETURN_IF_ERROR(RenameNoReplace(tmp, tpath.string()));
-    if (absl::Status d = SyncDir(tpath.parent_path().string()); !d.ok()) {
-      return absl::Status(
-          d.code(), absl::StrCat("restored to ", tpath.string(),
-                                 " (complete and verified), but it may not "
-                                 "survive a crash: ",
-                                 d.message()));
-    }
-    return absl::OkStatus();
+    return n;
   }();
-  if (!s.ok()) {
-    stages.Fail(s);
+  if (!written.ok()) {
+    stages.Fail(written.status());
     absl::Status first = stages.Join();
+    std::error_code ec;
     std::filesystem::remove_all(tmp, ec);
     // A stage's own error explains more than the cancellation it caused.
-    return first.ok() || absl::IsCancelled(first) ? s : first;
+    return first.ok() || absl::IsCancelled(first) ? written.status() : first;
   }
-  return StreamStats{written, downloaded.load()};
+  if (absl::Status d = SyncDir(tpath.parent_path().string()); !d.ok()) {
+    return absl::Status(d.code(),
+                        absl::StrCat("restored to ", tpath.string(),
+                                     " (complete and verified), but it may "
+                                     "not survive a crash: ",
+                                     d.message()));
+  }
+  return StreamStats{*written, downloaded.load()};
 }
 
 }  // namespace bkv
