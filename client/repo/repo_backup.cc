@@ -478,58 +478,16 @@ absl::StatusOr<PruneStats> Repository::Prune() {
       }
     }
   }
-  std::map<ObjectId, std::pair<size_t, size_t>> use;  // pack -> live, all
-  for (const auto& [id, l] : chunks) {
-    auto& u = use[l.pack];
-    ++u.second;
-    if (live.contains(id)) ++u.first;
-  }
-  // Repack the live chunks of partly used packs into new packs.
-  Packer packer(*this, st);
   std::set<ObjectId> doomed;
-  for (const auto& [pack, u] : use) {
-    if (u.first == u.second) continue;
-    doomed.insert(pack);
-    if (u.first == 0) continue;
-    ++ps.packs_repacked;
-    absl::StatusOr<std::vector<uint8_t>> bytes;
-    {
-      std::lock_guard store_lock(store_mu_);  // the packer uploads too
-      absl::Status kept = (*lock)->Keep();
-      bytes = kept.ok() ? GetBytes(store_, PackName(pack), kMaxPackBytes)
-                        : absl::StatusOr<std::vector<uint8_t>>(kept);
-    }
-    if (!bytes.ok()) return packer.Abort(bytes.status());
-    for (const auto& [id, l] : chunks) {
-      if (l.pack != pack || !live.contains(id)) continue;
-      auto raw = OpenChunk(l.loc, *bytes);
-      if (!raw.ok()) {
-        return packer.Abort(absl::DataLossError(
-            absl::StrCat(PackName(pack), ": ", raw.status().message(),
-                         "; prune stopped before deleting anything")));
-      }
-      if (auto s = packer.Add(id, *raw); !s.ok()) return s;
-    }
+  Packer packer(*this, st);
+  if (auto s = Repack(chunks, live, **lock, packer, doomed, ps); !s.ok()) {
+    return packer.Abort(s);
   }
   if (auto s = packer.Finish(); !s.ok()) return s;
-  // One index of every live chunk, stored before anything is deleted.
-  ObjectId index_id;
-  SystemRandom().Bytes(index_id);
-  std::map<ObjectId, PackRecord> records;
-  for (const auto& [id, l] : chunks) {
-    if (!live.contains(id) || doomed.contains(l.pack)) continue;
-    PackRecord& r = records[l.pack];
-    r.pack = l.pack;
-    r.size = l.pack_size;
-    r.blobs.push_back(l.loc);
+  if (auto s = WriteLiveIndex(chunks, live, doomed, packer.closed(), st);
+      !s.ok()) {
+    return s;
   }
-  IndexFile index;
-  for (auto& [p, r] : records) index.packs.push_back(std::move(r));
-  for (PackRecord& p : packer.closed()) index.packs.push_back(std::move(p));
-  auto sealed =
-      keys_.Seal(RepoObjectKind::kIndex, index_id, EncodeIndex(index));
-  if (!sealed.ok()) return sealed.status();
-  if (auto s = PutObject(IndexName(index_id), *sealed, st); !s.ok()) return s;
   // Sweep: old indexes first, then the packs no index names any more. Only
   // while the lock is provably ours: no backup can have started meanwhile.
   if (auto s = (*lock)->Confirm(); !s.ok()) return s;
@@ -547,6 +505,70 @@ absl::StatusOr<PruneStats> Repository::Prune() {
   ps.chunks_dropped = chunks.size() - live.size();
   ps.bytes_freed -= std::min(ps.bytes_freed, st.uploaded_bytes);
   return ps;
+}
+
+// Packs with dead chunks are doomed; the live chunks of those that have
+// some are verified and handed to `packer`.
+absl::Status Repository::Repack(const std::map<ChunkId, Located>& chunks,
+                                const std::set<ChunkId>& live, RepoLock& lock,
+                                Packer& packer, std::set<ObjectId>& doomed,
+                                PruneStats& ps) {
+  std::map<ObjectId, std::pair<size_t, size_t>> use;  // pack -> live, all
+  for (const auto& [id, l] : chunks) {
+    auto& u = use[l.pack];
+    ++u.second;
+    if (live.contains(id)) ++u.first;
+  }
+  for (const auto& [pack, u] : use) {
+    if (u.first == u.second) continue;
+    doomed.insert(pack);
+    if (u.first == 0) continue;
+    ++ps.packs_repacked;
+    absl::StatusOr<std::vector<uint8_t>> bytes;
+    {
+      std::lock_guard store_lock(store_mu_);  // the packer uploads too
+      absl::Status kept = lock.Keep();
+      bytes = kept.ok() ? GetBytes(store_, PackName(pack), kMaxPackBytes)
+                        : absl::StatusOr<std::vector<uint8_t>>(kept);
+    }
+    if (!bytes.ok()) return bytes.status();
+    for (const auto& [id, l] : chunks) {
+      if (l.pack != pack || !live.contains(id)) continue;
+      auto raw = OpenChunk(l.loc, *bytes);
+      if (!raw.ok()) {
+        return absl::DataLossError(
+            absl::StrCat(PackName(pack), ": ", raw.status().message(),
+                         "; prune stopped before deleting anything"));
+      }
+      if (auto s = packer.Add(id, *raw); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// One index of every live chunk (kept packs and new ones), stored before
+// anything is deleted.
+absl::Status Repository::WriteLiveIndex(
+    const std::map<ChunkId, Located>& chunks, const std::set<ChunkId>& live,
+    const std::set<ObjectId>& doomed, std::vector<PackRecord>& repacked,
+    RepoBackupStats& st) {
+  ObjectId index_id;
+  SystemRandom().Bytes(index_id);
+  std::map<ObjectId, PackRecord> records;
+  for (const auto& [id, l] : chunks) {
+    if (!live.contains(id) || doomed.contains(l.pack)) continue;
+    PackRecord& r = records[l.pack];
+    r.pack = l.pack;
+    r.size = l.pack_size;
+    r.blobs.push_back(l.loc);
+  }
+  IndexFile index;
+  for (auto& [p, r] : records) index.packs.push_back(std::move(r));
+  for (PackRecord& p : repacked) index.packs.push_back(std::move(p));
+  auto sealed =
+      keys_.Seal(RepoObjectKind::kIndex, index_id, EncodeIndex(index));
+  if (!sealed.ok()) return sealed.status();
+  return PutObject(IndexName(index_id), *sealed, st);
 }
 
 }  // namespace bkv

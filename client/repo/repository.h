@@ -27,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -228,6 +229,16 @@ class Repository {
                           const std::map<std::string, const TreeEntry*>& parent,
                           const std::map<ChunkId, Located>& known,
                           Packer& packer, RepoLock& lock, RepoBackupStats& st);
+  // Prune's repack and its new index (repo_backup.cc).
+  absl::Status Repack(const std::map<ChunkId, Located>& chunks,
+                      const std::set<ChunkId>& live, RepoLock& lock,
+                      Packer& packer, std::set<ObjectId>& doomed,
+                      PruneStats& ps);
+  absl::Status WriteLiveIndex(const std::map<ChunkId, Located>& chunks,
+                              const std::set<ChunkId>& live,
+                              const std::set<ObjectId>& doomed,
+                              std::vector<PackRecord>& repacked,
+                              RepoBackupStats& st);
   absl::StatusOr<SnapshotInfo> CommitSnapshot(Snapshot& snap,
                                               RepoBackupStats& st);
   // Sequence numbers are taken when a snapshot is written, not when its
