@@ -60,39 +60,8 @@ class BlockPool {
   std::vector<Block> free_;
 };
 
-// Joins every stage and cancels every queue on the first error, so no stage
-// waits forever on a neighbour that stopped.
-class Stages {
- public:
-  explicit Stages(std::vector<Queue*> queues) : queues_(std::move(queues)) {}
-  ~Stages() { Join(); }
-  void Run(std::function<absl::Status()> stage) {
-    threads_.emplace_back([this, stage = std::move(stage)] {
-      absl::Status s = stage();
-      if (!s.ok()) Fail(std::move(s));
-    });
-  }
-  void Fail(absl::Status s) {
-    error_.Set(std::move(s));
-    for (Queue* q : queues_) q->Cancel();
-  }
-  void Join() {
-    for (auto& t : threads_) t.join();
-    threads_.clear();
-  }
-  absl::Status error() const { return error_.Get(); }
-
- private:
-  std::vector<Queue*> queues_;
-  std::vector<std::thread> threads_;
-  FirstError error_;
-};
-
-absl::Status Cancelled() {
-  return absl::CancelledError("pipeline stopped by an earlier error");
-}
-
-// A ByteSource over a queue of blocks.
+// A ByteSource over a queue of blocks: 0 at the queue's end, the
+// cancellation reason when the pipeline stopped.
 class QueueSource final : public ByteSource {
  public:
   QueueSource(Queue& q, BlockPool& pool) : q_(q), pool_(pool) {}
@@ -100,13 +69,9 @@ class QueueSource final : public ByteSource {
     while (pos_ == block_.size()) {
       if (block_.capacity() > 0) pool_.Put(std::exchange(block_, Block()));
       pos_ = 0;
-      auto next = q_.Pop();
-      if (!next) {
-        if (!closed_normally_()) return Cancelled();
-        return 0;
-      }
+      BKV_ASSIGN_OR_RETURN(std::optional<Block> next, q_.Pop());
+      if (!next) return 0;
       block_ = std::move(*next);
-      pos_ = 0;
     }
     const size_t n = std::min(out.size(), block_.size() - pos_);
     std::memcpy(out.data(), block_.data() + pos_, n);
@@ -114,7 +79,6 @@ class QueueSource final : public ByteSource {
     bytes_ += n;
     return n;
   }
-  std::function<bool()> closed_normally_ = [] { return true; };
   uint64_t bytes_ = 0;
 
  private:
@@ -141,13 +105,21 @@ absl::Status ReadFileStage(const std::string& path, Queue& out, BlockPool& pool,
     if (n == 0) break;
     b.resize(static_cast<size_t>(n));
     on_bytes(static_cast<uint64_t>(n));
-    if (!out.Push(std::move(b))) {
-      s = Cancelled();
-      break;
-    }
+    if (s = out.Push(std::move(b)); !s.ok()) break;
   }
   ::close(fd);
   return s;
+}
+
+// Calls `f` with each block of `in` until its end; the pipeline's
+// cancellation reason, or f's first error, stops it.
+template <typename F>
+absl::Status ForEach(Queue& in, F f) {
+  for (;;) {
+    BKV_ASSIGN_OR_RETURN(std::optional<Block> b, in.Pop());
+    if (!b) return absl::OkStatus();
+    BKV_RETURN_IF_ERROR(f(*b));
+  }
 }
 
 absl::Status CompressStage(Queue& in, Queue& out, BlockPool& pool, int level) {
@@ -169,16 +141,17 @@ absl::Status CompressStage(Queue& in, Queue& out, BlockPool& pool, int level) {
             absl::StrCat("zstd compression failed: ", ZSTD_getErrorName(rc)));
       }
       b.resize(output.pos);
-      if (!b.empty() && !out.Push(std::move(b))) return Cancelled();
+      if (!b.empty()) BKV_RETURN_IF_ERROR(out.Push(std::move(b)));
       const bool done = mode == ZSTD_e_end ? rc == 0 : input.pos == input.size;
       if (done) return absl::OkStatus();
     }
   };
-  while (auto b = in.Pop()) {
-    ZSTD_inBuffer input{b->data(), b->size(), 0};
+  BKV_RETURN_IF_ERROR(ForEach(in, [&](Block& b) {
+    ZSTD_inBuffer input{b.data(), b.size(), 0};
     BKV_RETURN_IF_ERROR(pump(input, ZSTD_e_continue));
-    pool.Put(std::move(*b));
-  }
+    pool.Put(std::move(b));
+    return absl::OkStatus();
+  }));
   ZSTD_inBuffer empty{nullptr, 0, 0};
   return pump(empty, ZSTD_e_end);
 }
@@ -186,15 +159,12 @@ absl::Status CompressStage(Queue& in, Queue& out, BlockPool& pool, int level) {
 // Re-blocks into chunks and seals them, several chunks per output block;
 // the header goes first.
 absl::Status EncryptStage(BackupEncryptor& enc, Queue& in, Queue& out,
-                          BlockPool& pool,
-                          const std::function<bool()>& in_closed_normally) {
+                          BlockPool& pool) {
   const size_t c = enc.chunk_size();
   const size_t sealed = SealedChunkSize(enc.chunk_size());
   const size_t batch = std::max<size_t>(1, kBlock / sealed) * sealed;
-  if (!out.Push(
-          Block(enc.header().bytes().begin(), enc.header().bytes().end()))) {
-    return Cancelled();
-  }
+  BKV_RETURN_IF_ERROR(out.Push(
+      Block(enc.header().bytes().begin(), enc.header().bytes().end())));
   Block buf(c);
   size_t fill = 0;
   Block batch_out;
@@ -208,15 +178,15 @@ absl::Status EncryptStage(BackupEncryptor& enc, Queue& in, Queue& out,
     if (used == 0) return absl::OkStatus();
     batch_out.resize(used);
     used = 0;
-    return out.Push(std::move(batch_out)) ? absl::OkStatus() : Cancelled();
+    return out.Push(std::move(batch_out));
   };
   auto seal_full = [&]() -> absl::Status {
     BKV_RETURN_IF_ERROR(enc.SealChunk(buf, next_slot()));
     fill = 0;
     return used == batch ? flush() : absl::OkStatus();
   };
-  while (auto b = in.Pop()) {
-    std::span<const uint8_t> d(*b);
+  BKV_RETURN_IF_ERROR(ForEach(in, [&](Block& b) -> absl::Status {
+    std::span<const uint8_t> d(b);
     while (!d.empty()) {
       if (fill == c) BKV_RETURN_IF_ERROR(seal_full());
       const size_t take = std::min(c - fill, d.size());
@@ -224,9 +194,10 @@ absl::Status EncryptStage(BackupEncryptor& enc, Queue& in, Queue& out,
       fill += take;
       d = d.subspan(take);
     }
-    pool.Put(std::move(*b));
-  }
-  if (!in_closed_normally()) return Cancelled();
+    pool.Put(std::move(b));
+    return absl::OkStatus();
+  }));
+  // The input ended normally (a cancelled one returned above).
   if (fill == c) BKV_RETURN_IF_ERROR(seal_full());
   BKV_RETURN_IF_ERROR(enc.SealFinalChunk({buf.data(), fill}, next_slot()));
   return flush();
@@ -235,7 +206,7 @@ absl::Status EncryptStage(BackupEncryptor& enc, Queue& in, Queue& out,
 // Plaintext after decryption, decompressed on the fly when needed.
 class PlainSource final : public ByteSource {
  public:
-  PlainSource(QueueSource& in, bool zstd) : in_(in) {
+  PlainSource(ByteSource& in, bool zstd) : in_(in) {
     if (zstd) {
       dctx_ = ZSTD_createDCtx();
       inbuf_.resize(ZSTD_DStreamInSize());
@@ -272,7 +243,7 @@ class PlainSource final : public ByteSource {
   }
 
  private:
-  QueueSource& in_;
+  ByteSource& in_;
   ZSTD_DCtx* dctx_ = nullptr;
   std::vector<uint8_t> inbuf_;
   size_t in_pos_ = 0, in_len_ = 0;
@@ -331,9 +302,11 @@ absl::StatusOr<StreamStats> StreamBackup(const std::string& path,
   const size_t depth = std::max<size_t>(options.queue_depth, 1);
   Queue read_q(depth), plain_q(depth), sealed_q(depth);
   Queue& to_encrypt = zstd ? plain_q : read_q;
-  Stages stages({&read_q, &plain_q, &sealed_q});
+  Pipeline stages;
+  stages.Watch(read_q);
+  stages.Watch(plain_q);
+  stages.Watch(sealed_q);
   BlockPool pool;
-  std::atomic<bool> read_done{false}, compress_done{false}, encrypt_done{false};
 
   std::atomic<uint64_t> done{0};
   std::error_code ec;
@@ -345,54 +318,37 @@ absl::StatusOr<StreamStats> StreamBackup(const std::string& path,
     if (options.progress) options.progress(d, total);
   };
 
-  stages.Run([&]() -> absl::Status {
-    absl::Status s;
-    if (content == BackupContent::kFile) {
-      s = ReadFileStage(path, read_q, pool, on_bytes);
-    } else {
-      s = WriteTreeArchive(
-          path,
-          [&](std::span<const uint8_t> d) {
-            Block b = pool.Get(d.size());
-            std::memcpy(b.data(), d.data(), d.size());
-            return read_q.Push(std::move(b)) ? absl::OkStatus() : Cancelled();
-          },
-          on_bytes);
-    }
-    if (s.ok()) {
-      read_done = true;
-      read_q.Close();
-    }
+  // Each stage closes its output only when it finished without error.
+  auto closing = [](Queue& out, absl::Status s) {
+    if (s.ok()) out.Close();
     return s;
+  };
+  stages.Run([&]() -> absl::Status {
+    if (content == BackupContent::kFile) {
+      return closing(read_q, ReadFileStage(path, read_q, pool, on_bytes));
+    }
+    auto push = [&](std::span<const uint8_t> d) {
+      Block b = pool.Get(d.size());
+      std::memcpy(b.data(), d.data(), d.size());
+      return read_q.Push(std::move(b));
+    };
+    return closing(read_q, WriteTreeArchive(path, push, on_bytes));
   });
   if (zstd) {
-    stages.Run([&]() -> absl::Status {
-      absl::Status s = CompressStage(read_q, plain_q, pool, options.zstd_level);
-      if (s.ok() && !read_done) s = Cancelled();
-      if (s.ok()) {
-        compress_done = true;
-        plain_q.Close();
-      }
-      return s;
+    stages.Run([&] {
+      return closing(plain_q,
+                     CompressStage(read_q, plain_q, pool, options.zstd_level));
     });
   }
-  stages.Run([&]() -> absl::Status {
-    absl::Status s = EncryptStage(encryptor, to_encrypt, sealed_q, pool, [&] {
-      return zstd ? compress_done.load() : read_done.load();
-    });
-    if (s.ok()) {
-      encrypt_done = true;
-      sealed_q.Close();
-    }
-    return s;
+  stages.Run([&] {
+    return closing(sealed_q,
+                   EncryptStage(encryptor, to_encrypt, sealed_q, pool));
   });
 
   QueueSource upload(sealed_q, pool);
-  upload.closed_normally_ = [&] { return encrypt_done.load(); };
   absl::Status put = store.Put(name, upload);
-  if (!put.ok()) stages.Fail(put);
-  stages.Join();
-  if (absl::Status s = stages.error(); !s.ok()) {
+  stages.Fail(put);
+  if (absl::Status s = stages.Join(); !s.ok()) {
     // Put may have finished before a late stage error; never keep such an
     // object.
     if (put.ok()) (void)store.Delete(name);
@@ -401,12 +357,11 @@ absl::StatusOr<StreamStats> StreamBackup(const std::string& path,
   return StreamStats{done.load(), upload.bytes_};
 }
 
-absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
-                                          const std::string& name,
-                                          const BackupKey& key,
-                                          const std::string& target,
-                                          const StreamOptions& options,
-                                          const std::string& expected_id) {
+namespace {
+
+// The restore target as an absolute path under its canonical parent (so
+// extraction never writes through a symlink); the parent is created.
+absl::StatusOr<std::filesystem::path> RestoreTarget(const std::string& target) {
   std::error_code ec;
   std::filesystem::path tpath = std::filesystem::absolute(target, ec);
   if (ec || target.empty() || !tpath.has_filename()) {
@@ -424,142 +379,142 @@ absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
     return absl::UnavailableError(absl::StrCat(
         "create ", tpath.parent_path().string(), ": ", ec.message()));
   }
-  // Canonical parent: extraction refuses to write through any symlink.
   tpath =
       std::filesystem::canonical(tpath.parent_path(), ec) / tpath.filename();
   if (ec) {
     return absl::UnavailableError(absl::StrCat(
         "resolve ", tpath.parent_path().string(), ": ", ec.message()));
   }
-  uint64_t total = 0;
-  if (auto info = store.Stat(name); info.ok()) {
-    total = info->size;
-  } else {
-    return info.status();
-  }
+  return tpath;
+}
 
+// Verifies the stream and hands on plaintext in ~1 MiB blocks; the header
+// goes to `header_q` first, once. `out` is closed only after the final
+// chunk verified.
+absl::Status DecryptStage(BackupDecryptor& dec, Queue& in, Queue& out,
+                          BoundedQueue<BackupHeader>& header_q,
+                          BlockPool& pool) {
+  Block batch;
+  bool header_sent = false;
+  auto flush = [&]() -> absl::Status {
+    if (!header_sent) {
+      BKV_RETURN_IF_ERROR(header_q.Push(*dec.header()));
+      header_q.Close();
+      header_sent = true;
+    }
+    BKV_RETURN_IF_ERROR(out.Push(std::move(batch)));
+    batch = pool.Get(0);
+    return absl::OkStatus();
+  };
+  auto sink = [&](std::span<const uint8_t> pt) -> absl::Status {
+    if (batch.empty()) batch.reserve(kBlock + pt.size());
+    batch.insert(batch.end(), pt.begin(), pt.end());
+    return batch.size() >= kBlock ? flush() : absl::OkStatus();
+  };
+  BKV_RETURN_IF_ERROR(ForEach(in, [&](Block& b) {
+    BKV_RETURN_IF_ERROR(dec.Update(b, sink));
+    pool.Put(std::move(b));
+    return absl::OkStatus();
+  }));
+  BKV_RETURN_IF_ERROR(dec.Finish(sink));
+  BKV_RETURN_IF_ERROR(flush());
+  out.Close();
+  return absl::OkStatus();
+}
+
+// Writes the plaintext (a file or a tree archive) to `tmp`, then reads the
+// stream to its end: only a normal end means the final chunk verified.
+absl::StatusOr<uint64_t> WriteRestored(ByteSource& plain_in,
+                                       const BackupHeader& h,
+                                       const std::string& tmp) {
+  uint64_t written = 0;
+  PlainSource plain(plain_in, h.compression() == BackupCompression::kZstd);
+  if (h.content() == BackupContent::kTree) {
+    if (::mkdir(tmp.c_str(), 0700) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("create ", tmp));
+    }
+    CountingSource counted(plain, written);
+    BKV_RETURN_IF_ERROR(ExtractTreeArchive(counted, tmp));
+  } else {
+    BKV_ASSIGN_OR_RETURN(PosixFile file, PosixFile::Create(tmp));
+    std::vector<uint8_t> buf(kBlock);
+    for (;;) {
+      BKV_ASSIGN_OR_RETURN(size_t got, plain.Read(buf));
+      if (got == 0) break;
+      BKV_RETURN_IF_ERROR(file.Write({buf.data(), got}));
+      written += got;
+    }
+    BKV_RETURN_IF_ERROR(file.SyncAndClose());
+  }
+  // What the archive reader left (end-of-archive padding).
+  std::vector<uint8_t> rest(64 << 10);
+  for (;;) {
+    BKV_ASSIGN_OR_RETURN(size_t got, plain.Read(rest));
+    if (got == 0) return written;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
+                                          const std::string& name,
+                                          const BackupKey& key,
+                                          const std::string& target,
+                                          const StreamOptions& options,
+                                          const std::string& expected_id) {
+  BKV_ASSIGN_OR_RETURN(std::filesystem::path tpath, RestoreTarget(target));
+  BKV_ASSIGN_OR_RETURN(BlobInfo info, store.Stat(name));
   const size_t depth = std::max<size_t>(options.queue_depth, 1);
   Queue cipher_q(depth), plain_q(depth);
-  Stages stages({&cipher_q, &plain_q});
+  BoundedQueue<BackupHeader> header_q(1);  // authenticated, before plaintext
+  Pipeline stages;
+  stages.Watch(cipher_q);
+  stages.Watch(plain_q);
+  stages.Watch(header_q);
   BlockPool pool;
-  std::atomic<bool> download_done{false}, verified{false};
-  std::mutex header_mu;
-  std::optional<BackupHeader> header;
-  std::atomic<uint64_t> downloaded{0};
-
+  std::atomic<uint64_t> downloaded{0};  // progress only
   stages.Run([&]() -> absl::Status {
-    absl::Status s = store.Get(name, [&](std::span<const uint8_t> d) {
+    BKV_RETURN_IF_ERROR(store.Get(name, [&](std::span<const uint8_t> d) {
       const uint64_t n = downloaded.fetch_add(d.size()) + d.size();
-      if (options.progress) options.progress(n, total);
+      if (options.progress) options.progress(n, info.size);
       Block b = pool.Get(d.size());
       std::memcpy(b.data(), d.data(), d.size());
-      return cipher_q.Push(std::move(b)) ? absl::OkStatus() : Cancelled();
-    });
-    if (s.ok()) {
-      download_done = true;
-      cipher_q.Close();
-    }
-    return s;
-  });
-  stages.Run([&]() -> absl::Status {
-    BackupDecryptor dec(key);
-    if (!expected_id.empty()) dec.ExpectBackupId(expected_id);
-    // Verified plaintext is batched into ~1 MiB blocks.
-    Block batch;
-    auto flush = [&]() -> absl::Status {
-      {
-        std::lock_guard lock(header_mu);
-        if (!header) header = dec.header();
-      }
-      if (!plain_q.Push(std::move(batch))) return Cancelled();
-      batch = pool.Get(0);
-      return absl::OkStatus();
-    };
-    auto sink = [&](std::span<const uint8_t> pt) -> absl::Status {
-      if (batch.empty()) batch.reserve(kBlock + pt.size());
-      batch.insert(batch.end(), pt.begin(), pt.end());
-      return batch.size() >= kBlock ? flush() : absl::OkStatus();
-    };
-    while (auto b = cipher_q.Pop()) {
-      BKV_RETURN_IF_ERROR(dec.Update(*b, sink));
-      pool.Put(std::move(*b));
-    }
-    if (!download_done) return Cancelled();
-    BKV_RETURN_IF_ERROR(dec.Finish(sink));
-    BKV_RETURN_IF_ERROR(flush());
-    verified = true;
-    plain_q.Close();
+      return cipher_q.Push(std::move(b));
+    }));
+    cipher_q.Close();
     return absl::OkStatus();
   });
+  BackupDecryptor dec(key);
+  if (!expected_id.empty()) dec.ExpectBackupId(expected_id);
+  stages.Run(
+      [&] { return DecryptStage(dec, cipher_q, plain_q, header_q, pool); });
 
   QueueSource plain_in(plain_q, pool);
-  plain_in.closed_normally_ = [&] { return verified.load(); };
   const std::string tmp = TempSibling(tpath);
-  bool is_tree = false;
-  uint64_t written = 0;
-  absl::Status s = [&]() -> absl::Status {
-    // Wait for the first plaintext: the header is known by then.
-    uint8_t probe[1];
-    BKV_ASSIGN_OR_RETURN(size_t n, plain_in.Read({probe, 0}));
-    (void)n;
-    std::optional<BackupHeader> h;
-    {
-      std::lock_guard lock(header_mu);
-      h = header;
-    }
-    if (!h) {
-      // The queue ended before any plaintext: the real error is upstream.
-      stages.Join();
-      absl::Status e = stages.error();
-      return e.ok() ? absl::DataLossError("backup has no data") : e;
-    }
-    PlainSource plain(plain_in, h->compression() == BackupCompression::kZstd);
-    is_tree = h->content() == BackupContent::kTree;
-    if (is_tree) {
-      if (::mkdir(tmp.c_str(), 0700) != 0) {
-        return ErrnoStatus(errno, absl::StrCat("create ", tmp));
-      }
-      CountingSource counted(plain, written);
-      BKV_RETURN_IF_ERROR(ExtractTreeArchive(counted, tmp));
-    } else {
-      BKV_ASSIGN_OR_RETURN(PosixFile file, PosixFile::Create(tmp));
-      std::vector<uint8_t> buf(kBlock);
-      for (;;) {
-        BKV_ASSIGN_OR_RETURN(size_t got, plain.Read(buf));
-        if (got == 0) break;
-        BKV_RETURN_IF_ERROR(file.Write({buf.data(), got}));
-        written += got;
-      }
-      BKV_RETURN_IF_ERROR(file.SyncAndClose());
-    }
-    // Drain what the archive reader left (end-of-archive padding): the
-    // final chunk must verify before anything becomes visible.
-    std::vector<uint8_t> rest(64 << 10);
-    for (;;) {
-      BKV_ASSIGN_OR_RETURN(size_t got, plain.Read(rest));
-      if (got == 0) break;
-    }
-    stages.Join();
-    BKV_RETURN_IF_ERROR(stages.error());
-    if (!verified) return Cancelled();
+  absl::StatusOr<uint64_t> written = [&]() -> absl::StatusOr<uint64_t> {
+    BKV_ASSIGN_OR_RETURN(std::optional<BackupHeader> h, header_q.Pop());
+    if (!h) return absl::DataLossError("backup has no data");
+    BKV_ASSIGN_OR_RETURN(uint64_t n, WriteRestored(plain_in, *h, tmp));
+    BKV_RETURN_IF_ERROR(stages.Join());
     BKV_RETURN_IF_ERROR(RenameNoReplace(tmp, tpath.string()));
-    if (absl::Status d = SyncDir(tpath.parent_path().string()); !d.ok()) {
-      return absl::Status(
-          d.code(), absl::StrCat("restored to ", tpath.string(),
-                                 " (complete and verified), but it may not "
-                                 "survive a crash: ",
-                                 d.message()));
-    }
-    return absl::OkStatus();
+    return n;
   }();
-  if (!s.ok()) {
-    stages.Fail(s);
-    stages.Join();
+  if (!written.ok()) {
+    stages.Fail(written.status());
+    absl::Status first = stages.Join();
+    std::error_code ec;
     std::filesystem::remove_all(tmp, ec);
-    absl::Status first = stages.error();
-    return first.ok() ? s : first;
+    // A stage's own error explains more than the cancellation it caused.
+    return first.ok() || absl::IsCancelled(first) ? written.status() : first;
   }
-  return StreamStats{written, downloaded.load()};
+  if (absl::Status d = SyncDir(tpath.parent_path().string()); !d.ok()) {
+    return absl::Status(d.code(),
+                        absl::StrCat("restored to ", tpath.string(),
+                                     " (complete and verified), but it may "
+                                     "not survive a crash: ",
+                                     d.message()));
+  }
+  return StreamStats{*written, downloaded.load()};
 }
 
 }  // namespace bkv

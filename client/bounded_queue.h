@@ -4,53 +4,69 @@
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
+#include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 
 namespace bkv {
 
 // A blocking FIFO of at most `capacity` items between two pipeline stages; the
-// bound is what keeps a streaming backup's memory constant. Close() ends the
-// stream normally; Cancel() stops both sides at once. Thread-safe.
+// bound is what keeps a streaming backup's memory constant. Every Pop says
+// which of three things happened, so no stage guesses from side flags:
+//   an item                        -> the value
+//   the producer called Close()    -> std::nullopt, after the last item
+//   someone called Cancel(why)     -> the error `why`, at once (queued items
+//                                     are dropped), on both sides
+// Thread-safe.
 template <typename T>
 class BoundedQueue {
  public:
   explicit BoundedQueue(size_t capacity) : capacity_(capacity) {}
 
-  // False when the queue was cancelled (the item is dropped).
-  bool Push(T item) {
+  // OK, or the reason the queue was cancelled (the item is dropped).
+  absl::Status Push(T item) {
     std::unique_lock lock(mu_);
-    not_full_.wait(lock,
-                   [&] { return cancelled_ || items_.size() < capacity_; });
-    if (cancelled_) return false;
+    not_full_.wait(lock, [&] {
+      return !cancelled_.ok() || closed_ || items_.size() < capacity_;
+    });
+    if (!cancelled_.ok()) return cancelled_;
+    if (closed_) return absl::FailedPreconditionError("push after close");
     items_.push_back(std::move(item));
     not_empty_.notify_one();
-    return true;
+    return absl::OkStatus();
   }
 
-  // nullopt at the end of a closed queue or on cancellation.
-  std::optional<T> Pop() {
+  absl::StatusOr<std::optional<T>> Pop() {
     std::unique_lock lock(mu_);
-    not_empty_.wait(lock,
-                    [&] { return cancelled_ || closed_ || !items_.empty(); });
-    if (cancelled_ || items_.empty()) return std::nullopt;
+    not_empty_.wait(
+        lock, [&] { return !cancelled_.ok() || closed_ || !items_.empty(); });
+    if (!cancelled_.ok()) return cancelled_;
+    if (items_.empty()) return std::optional<T>();  // closed: the end
     T item = std::move(items_.front());
     items_.pop_front();
     not_full_.notify_one();
-    return item;
+    return std::optional<T>(std::move(item));
   }
 
+  // The normal end: Pop returns the queued items, then std::nullopt.
   void Close() {
     std::lock_guard lock(mu_);
     closed_ = true;
     not_empty_.notify_all();
+    not_full_.notify_all();
   }
 
-  void Cancel() {
+  // Stops both sides with `why`; the first reason stays.
+  void Cancel(absl::Status why) {
+    if (why.ok()) why = absl::CancelledError("cancelled");
     std::lock_guard lock(mu_);
-    cancelled_ = true;
+    if (cancelled_.ok()) cancelled_ = std::move(why);
     items_.clear();
     not_empty_.notify_all();
     not_full_.notify_all();
@@ -62,7 +78,7 @@ class BoundedQueue {
   std::condition_variable not_full_, not_empty_;
   std::deque<T> items_;
   bool closed_ = false;
-  bool cancelled_ = false;
+  absl::Status cancelled_;
 };
 
 // The first error of a pipeline; later errors are usually consequences of it
@@ -82,6 +98,49 @@ class FirstError {
  private:
   mutable std::mutex mu_;
   absl::Status status_;
+};
+
+// The threads of one pipeline: the first error of any stage (or Fail from
+// outside: a store error, the user cancelling) cancels every watched queue,
+// so every stage blocked on one returns promptly; Join waits for them all.
+// The queues' cancellation reason names the first error.
+class Pipeline {
+ public:
+  Pipeline() = default;
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+  ~Pipeline() {
+    Fail(absl::CancelledError("pipeline abandoned"));  // no-op when joined
+    (void)Join();
+  }
+
+  template <typename T>
+  void Watch(BoundedQueue<T>& q) {
+    cancel_.push_back([&q](const absl::Status& s) { q.Cancel(s); });
+  }
+  void Run(std::function<absl::Status()> stage) {
+    threads_.emplace_back([this, stage = std::move(stage)] { Fail(stage()); });
+  }
+  void Fail(absl::Status s) {
+    if (s.ok() || joined_) return;
+    error_.Set(s);
+    const absl::Status why = absl::CancelledError(
+        absl::StrCat("stopped by an earlier error: ", s.message()));
+    for (auto& cancel : cancel_) cancel(why);
+  }
+  // Waits for every stage; the first error, or OK.
+  absl::Status Join() {
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    joined_ = true;
+    return error_.Get();
+  }
+
+ private:
+  std::vector<std::function<void(const absl::Status&)>> cancel_;
+  std::vector<std::thread> threads_;
+  FirstError error_;
+  bool joined_ = false;
 };
 
 }  // namespace bkv

@@ -25,6 +25,8 @@ const char* KindLabel(RepoObjectKind kind) {
       return "snapshot";
     case RepoObjectKind::kHead:
       return "head";
+    case RepoObjectKind::kLock:
+      return "lock";
   }
   return "?";
 }

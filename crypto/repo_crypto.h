@@ -36,7 +36,8 @@ enum class RepoObjectKind {
   kPackHeader,
   kIndex,
   kSnapshot,
-  kHead
+  kHead,
+  kLock
 };
 
 // Content-defined chunk sizes (FastCDC with normalized chunking, level 2).

@@ -29,6 +29,7 @@ for group in "$@"; do
     # Test servers on loopback: nginx with WebDAV for the WebDAV store; node
     # for the S3-compatible server (npm s3rver, see tests/servers/).
     test) PACKAGES+=(procps nginx-light libnginx-mod-http-dav-ext sqlite3)
+          PACKAGES+=(fiu-utils)  # tests/client/fault_test.cc: fiu-run (libfiu)
           PACKAGES+=(openssl)  # tests/servers/servers.sh: openssl passwd -apr1
           PACKAGES+=(etcd-server)  # real etcd clusters on loopback (ctest -R cluster)
           PACKAGES+=(opensc)  # pkcs11-tool: an independent reading of cloned HSM keys

@@ -3,9 +3,10 @@
 #   install what is missing, build, start bkv-vault (SoftHSM token, RocksDB
 #   and a development token issuer under ./var/bkv, created on first start),
 #   make a sample chat history (~200 MB: a SQLite database of messages and a
-#   media folder), back it up with a password to a local store, recover the
-#   key through the vault on a "new phone", restore, prove the copy identical,
-#   then show wrong passwords spending attempts.
+#   media folder), back it up with a password to a local store, change it a
+#   little and back it up again (incremental: only the change is uploaded),
+#   recover the key through the vault on a "new phone", restore, prove the
+#   copy identical, then show wrong passwords spending attempts.
 # Every step prints what it runs. Re-running reuses the vault (./var/bkv), the
 # sample data, the key registered in the vault and the store, and says so: the
 # second backup recovers the registered key with the same password rather
@@ -95,10 +96,13 @@ else
 fi
 
 password='correct horse battery staple'
-store="file://$demo/store"
+# The incremental repository (format v2). Earlier versions of this script
+# wrote single-stream (v1) backups to $demo/store; that directory is left
+# alone (bkv restore still reads it).
+store="file://$demo/repo"
 vault_flags=(--vault 127.0.0.1:50051 --vault-key "$vault_key" --account demo-user
              --token-file "$token" --password-stdin)
-mkdir -p "$demo/store"
+mkdir -p "$demo/repo"
 
 step "6. back it up with a password (read from stdin, never argv) to $store"
 # The first run registers a new key; later runs find it registered and the
@@ -108,21 +112,21 @@ printf '$ bkv vault status --json %s\n' "${vault_flags[*]:0:8}"
 status_json=$("$bkv_bin" vault status --json "${vault_flags[@]:0:8}")
 echo "$status_json"
 state=$(grep -o '"status":"[a-z]*"' <<<"$status_json" | cut -d'"' -f4)
-objects=$(find "$demo/store" -type f | wc -l)
+objects=$(find "$demo/repo" -type f | wc -l)
 case "$state" in
   active)
     reuse "the backup key registered in the vault for demo-user: this backup" \
       "recovers it with the same password"
-    ((objects == 0)) || reuse "the store $store ($objects objects; --keep 2 keeps the newest two backups)" ;;
+    ((objects == 0)) || reuse "the repository $store ($objects objects; forget + prune keep the newest two snapshots)" ;;
   none)
     if ((objects > 0)); then
       # var/bkv was removed but the store was not: its backups are sealed
       # under a key no vault holds any more. Keep them aside, start afresh.
-      aside=$demo/store.orphaned-$(date +%s)
+      aside=$demo/repo.orphaned-$(date +%s)
       echo "the store holds backups but the vault has no key for demo-user" \
         "(var/bkv was removed?): moving them to $aside"
-      mv "$demo/store" "$aside"
-      mkdir -p "$demo/store"
+      mv "$demo/repo" "$aside"
+      mkdir -p "$demo/repo"
     fi
     echo "no key registered for demo-user yet: this backup registers one" ;;
   locked)
@@ -131,9 +135,26 @@ case "$state" in
     exit 1 ;;
   *) echo "unexpected vault status '$state'" >&2; exit 1 ;;
 esac
-printf '$ echo "<password>" | bkv backup %s --to %s --keep 2 --vault 127.0.0.1:50051 ... --password-stdin\n' "$chat" "$store"
-printf '%s\n' "$password" | "$bkv_bin" backup "$chat" --to "$store" --keep 2 "${vault_flags[@]}"
-run "$bkv_bin" list --from "$store"
+printf '$ echo "<password>" | bkv backup %s --to %s --vault 127.0.0.1:50051 ... --password-stdin\n' "$chat" "$store"
+printf '%s\n' "$password" | "$bkv_bin" backup "$chat" --to "$store" "${vault_flags[@]}"
+
+step "6b. a day of chatting: 2000 new messages and a new photo; back up again"
+run sqlite3 "$chat/messages.db" "
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 2000)
+    INSERT INTO messages(chat_id, sender, sent_at, body)
+    SELECT i % 97, 'user' || (i % 13), strftime('%s','now') + i,
+      'new message ' || i || ' ' || hex(randomblob(40)) FROM n;"
+head -c $((2500 * 1024)) /dev/urandom >"$chat/media/IMG-new.jpg"
+echo "changed: messages.db (now $(sqlite3 "$chat/messages.db" 'SELECT count(*) FROM messages') messages), media/IMG-new.jpg"
+# Only the changed chunks are uploaded: the summary line says how much was
+# new and how much was already stored.
+printf '$ echo "<password>" | bkv backup %s --to %s ... --password-stdin\n' "$chat" "$store"
+printf '%s\n' "$password" | "$bkv_bin" backup "$chat" --to "$store" "${vault_flags[@]}"
+printf '$ echo "<password>" | bkv forget --from %s --keep-last 2 ... && bkv prune ...\n' "$store"
+printf '%s\n' "$password" | "$bkv_bin" forget --from "$store" --keep-last 2 "${vault_flags[@]}"
+printf '%s\n' "$password" | "$bkv_bin" prune --from "$store" "${vault_flags[@]}"
+printf '$ echo "<password>" | bkv snapshots --from %s ... --password-stdin\n' "$store"
+printf '%s\n' "$password" | "$bkv_bin" snapshots --from "$store" "${vault_flags[@]}"
 
 step "7. a new phone: no key anywhere; recover it through the vault and restore"
 restored=$demo/restored-$(date +%s)
@@ -150,16 +171,16 @@ rm -rf "$restored"
 step "9. wrong passwords spend attempts; the right one resets the count"
 run "$bkv_bin" vault status "${vault_flags[@]:0:8}"
 for guess in 'hunter2' 'letmein'; do
-  printf '$ echo "%s" | bkv list --from %s ... --password-stdin\n' "$guess" "$store"
+  printf '$ echo "%s" | bkv snapshots --from %s ... --password-stdin\n' "$guess" "$store"
   set +e
-  printf '%s\n' "$guess" | "$bkv_bin" list --from "$store" "${vault_flags[@]}"
+  printf '%s\n' "$guess" | "$bkv_bin" snapshots --from "$store" "${vault_flags[@]}"
   code=$?
   set -e
   echo "(exit code $code: wrong password)"
 done
 run "$bkv_bin" vault status "${vault_flags[@]:0:8}"
-printf '$ echo "<password>" | bkv list --from %s ... --password-stdin\n' "$store"
-printf '%s\n' "$password" | "$bkv_bin" list --from "$store" "${vault_flags[@]}" >/dev/null
+printf '$ echo "<password>" | bkv snapshots --from %s ... --password-stdin\n' "$store"
+printf '%s\n' "$password" | "$bkv_bin" snapshots --from "$store" "${vault_flags[@]}" >/dev/null
 run "$bkv_bin" vault status "${vault_flags[@]:0:8}"
 
 step "10. stop the vault (SIGTERM drains, exits 0)"

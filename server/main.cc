@@ -41,7 +41,8 @@ void PrintUsage(std::ostream& os) {
     os << "  " << c.name << std::string(12 - std::string(c.name).size(), ' ')
        << c.summary << "\n";
   }
-  os << "\n`bkv-vault <command> --help` lists a command's flags.\n";
+  os << "\n`bkv-vault <command> --help` lists a command's flags; "
+        "`bkv-vault --version` the version.\n";
 }
 
 int Main(int argc, char** argv) {
@@ -52,6 +53,11 @@ int Main(int argc, char** argv) {
   }
   if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     PrintUsage(std::cout);
+    return 0;
+  }
+  if (args[0] == "--version") {
+    std::cout << "bkv-vault " << BKV_PROJECT_VERSION
+              << " (vault protocol version 2)\n";
     return 0;
   }
   for (const Command& c : kCommands) {

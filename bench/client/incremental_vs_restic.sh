@@ -46,7 +46,7 @@ step() {  # step LABEL: both tools back up, record time, RSS, store growth
   local label=$1 b0 r0
   b0=$(size "$dir/bkvstore" 2>/dev/null || echo 0); r0=$(size "$dir/restic")
   run "bkv-$label" "$bkv" backup "$chat" --to "file://$dir/bkvstore" \
-    --key-file "$dir/key" --incremental --json
+    --key-file "$dir/key" --json
   run "restic-$label" restic backup --quiet "$chat"
   echo "$label $(( $(size "$dir/bkvstore") - b0 )) $(( $(size "$dir/restic") - r0 ))" >>"$dir/growth"
 }

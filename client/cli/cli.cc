@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -37,26 +38,31 @@ constexpr char kHelp[] = R"(bkv - encrypted backups under a 64-digit key
 usage:
   bkv key new [--out FILE]            make a backup key; print it, or write
                                       it to FILE (mode 0600, must not exist)
-  bkv backup PATH --to URL --key-file F [--incremental] [--keep N]
-                                      back up a file or a directory; only
-                                      what changed into a v2 repository
-  bkv restore --from URL --to PATH --key-file F [--backup ID]
-              [--snapshot ID [--path P]]
-                                      restore the newest (or ID) to PATH,
-                                      which must not exist
+  bkv backup PATH --to URL --key-file F
+                                      back up a file or a directory as a
+                                      new snapshot: only changed files are
+                                      read, only new chunks uploaded
+  bkv restore --from URL --to PATH --key-file F
+              [--snapshot ID|latest [--path P]]
+                                      restore the newest snapshot (or ID;
+                                      only P of it) to PATH, which must not
+                                      exist
   bkv snapshots --from URL --key-file F
-                                      snapshots of a v2 repository
-  bkv forget --from URL --key-file F --keep-last N
-                                      drop all but the newest N snapshots
+                                      the snapshots, oldest first
+  bkv forget --from URL --key-file F [--keep-last N] [--keep-daily N]
+             [--keep-weekly N]        drop the snapshots no rule keeps
   bkv prune --from URL --key-file F   free the data no snapshot references
-  bkv list --from URL [--key-file F]  backups in the set (with the key), or
-                                      the store's objects (without)
   bkv check --from URL --key-file F [--read-data]
-                                      verify the backup list against the
-                                      objects (every chunk with --read-data);
-                                      exit 4 when anything is wrong
-  bkv repair --from URL --key-file F  rebuild a damaged or missing backup
-                                      list from the backup objects
+                                      verify the repository (every chunk
+                                      with --read-data); exit 4 when
+                                      anything is wrong
+  single-stream (v1) backup sets, written before v2 was the default:
+  bkv restore ... [--backup ID]       restores them (the format is detected)
+  bkv list --from URL [--key-file F]  backups in a v1 set (with the key), or
+                                      the store's objects (without)
+  bkv repair --from URL --key-file F  rebuild a v1 set's damaged list
+  bkv backup ... --format 1 [--keep N]
+                                      add a v1 backup (deprecated)
   bkv vault status                    the account's record in the vault
   bkv vault delete [--password-stdin] delete it (an active one needs its
                                       password or a due reset)
@@ -90,8 +96,10 @@ password instead of a key file (backup, restore, list):
   --max-wait SECONDS                  longest wait when the vault asks to
                                       retry later (default 5)
 options:
-  --json          machine-readable output on stdout
-  --chunk-size N  plaintext bytes per chunk (default 65536)
+  --json          machine-readable output on stdout (schemas:
+                  docs/operations.md, "JSON output")
+  --lock-wait S   backup: wait up to S seconds (default 300) for a
+                  running prune to finish
   --help          this text
 store URLs:
   file:///dir
@@ -176,25 +184,20 @@ struct Args {
 const char* const kBoolFlags[] = {"--password-stdin", "--insecure-plaintext",
                                   "--request", "--complete", "--incremental"};
 
+// Accepted and ignored, with a note on stderr.
+constexpr char kIncrementalNote[] =
+    "bkv: --incremental is deprecated: incremental (v2) is the default\n";
+
 // Flags that take a value. Secrets have no flag by design.
-const char* const kValueFlags[] = {"--to",
-                                   "--from",
-                                   "--key-file",
-                                   "--out",
-                                   "--backup",
-                                   "--snapshot",
-                                   "--keep-last",
-                                   "--path",
-                                   "--keep",
-                                   "--chunk-size",
-                                   "--vault",
-                                   "--vault-key",
-                                   "--account",
-                                   "--token-file",
-                                   "--vault-ca",
-                                   "--opaque-context",
-                                   "--server-identity",
-                                   "--max-wait"};
+const char* const kValueFlags[] = {
+    "--to",        "--from",           "--key-file",
+    "--out",       "--backup",         "--snapshot",
+    "--keep-last", "--keep-daily",     "--keep-weekly",
+    "--format",    "--lock-wait",      "--path",
+    "--keep",      "--chunk-size",     "--vault",
+    "--vault-key", "--account",        "--token-file",
+    "--vault-ca",  "--opaque-context", "--server-identity",
+    "--max-wait"};
 
 absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
   Args a;
@@ -402,6 +405,7 @@ absl::Status RefuseIfStoreHasBackups(BlobStore& store,
   BKV_ASSIGN_OR_RETURN(auto objects, store.List());
   for (const auto& o : objects) {
     if (o.name == BackupSet::kManifestName ||
+        o.name == Repository::kConfigName ||
         absl::StartsWith(o.name, "backup-")) {
       return absl::FailedPreconditionError(absl::StrCat(
           "the vault holds no key for ", account, ", but ", store.url(),
@@ -468,17 +472,14 @@ std::string Human(double bytes) {
 class Progress {
  public:
   Progress(FILE* err, bool enabled) : err_(err), enabled_(enabled) {}
+  bool enabled() const { return enabled_; }
   ProgressFn Fn() {
     if (!enabled_) return nullptr;
     return [this](uint64_t done, uint64_t total) { Update(done, total); };
   }
-  void Done() {
-    std::lock_guard lock(mu_);
-    if (drawn_) std::fputs("\n", err_);
-  }
-
- private:
-  void Update(uint64_t done, uint64_t total) {
+  // `note` (e.g. new vs deduplicated bytes) is built only when drawn.
+  void Update(uint64_t done, uint64_t total,
+              const std::function<std::string()>& note = nullptr) {
     std::lock_guard lock(mu_);
     const auto now = std::chrono::steady_clock::now();
     if (drawn_ && now - last_ < std::chrono::milliseconds(200) &&
@@ -487,6 +488,19 @@ class Progress {
     }
     last_ = now;
     drawn_ = true;
+    std::string line = Bar(done, total, now);
+    if (note) line += note();
+    std::fputs((line + "\033[K").c_str(), err_);
+    std::fflush(err_);
+  }
+  void Done() {
+    std::lock_guard lock(mu_);
+    if (drawn_) std::fputs("\n", err_);
+  }
+
+ private:
+  std::string Bar(uint64_t done, uint64_t total,
+                  std::chrono::steady_clock::time_point now) const {
     const double secs =
         std::chrono::duration<double>(now - start_).count() + 1e-9;
     const double rate = done / secs;
@@ -503,8 +517,7 @@ class Progress {
     } else {
       absl::StrAppend(&line, "  ", Human(rate), "/s");
     }
-    std::fputs((line + "\033[K").c_str(), err_);
-    std::fflush(err_);
+    return line;
   }
 
   FILE* err_;
@@ -570,16 +583,64 @@ absl::Status RestoreSnapshot(Context& c, BlobStore& store, const BackupKey& key,
 absl::Status CheckRepository(Context& c, BlobStore& store,
                              const BackupKey& key);
 
+// What a store holds. v1 sets stay v1 (their backups restore as before);
+// everything else gets the incremental repository (docs/backup-format.md).
+enum class StoreFormat { kEmpty, kV1, kV2 };
+
+absl::StatusOr<StoreFormat> DetectFormat(BlobStore& store) {
+  BKV_ASSIGN_OR_RETURN(auto objects, store.List());
+  StoreFormat f = StoreFormat::kEmpty;
+  for (const BlobInfo& o : objects) {
+    if (o.name == Repository::kConfigName) return StoreFormat::kV2;
+    if (o.name == BackupSet::kManifestName || IsBackupObjectName(o.name)) {
+      f = StoreFormat::kV1;
+    }
+  }
+  return f;
+}
+
+// The format `bkv backup` writes: --format, else the store's, else 2.
+absl::StatusOr<int> BackupFormat(Context& c, BlobStore& store) {
+  if (c.args.values.count("--incremental")) std::fputs(kIncrementalNote, c.err);
+  BKV_ASSIGN_OR_RETURN(StoreFormat have, DetectFormat(store));
+  auto it = c.args.values.find("--format");
+  if (it == c.args.values.end()) {
+    if (have != StoreFormat::kV1) return 2;
+    std::fprintf(c.err,
+                 "bkv: %s holds a single-stream (v1) backup set, so this "
+                 "backup is v1 too; back up into a new store for incremental "
+                 "backups\n",
+                 store.url().c_str());
+    return 1;
+  }
+  if (it->second != "1" && it->second != "2") {
+    return Usage("--format is 1 (single-stream, deprecated) or 2");
+  }
+  const int want = it->second == "1" ? 1 : 2;
+  if ((want == 1 && have == StoreFormat::kV2) ||
+      (want == 2 && have == StoreFormat::kV1)) {
+    return Usage(absl::StrCat(store.url(), " holds format ", 3 - want,
+                              " backups; use a new store for format ", want));
+  }
+  return want;
+}
+
+absl::Status BackupSingleStream(Context& c, BlobStore& store,
+                                const BackupKey& key);
+
 absl::Status Backup(Context& c) {
   if (c.args.positional.size() != 2) {
     return Usage("bkv backup PATH --to URL ...");
   }
   BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--to"));
+  BKV_ASSIGN_OR_RETURN(int format, BackupFormat(c, *store));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, store.get()));
-  BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
-  if (v2 || c.args.values.count("--incremental")) {
-    return BackupIncremental(c, *store, key);
-  }
+  if (format == 2) return BackupIncremental(c, *store, key);
+  return BackupSingleStream(c, *store, key);
+}
+
+absl::Status BackupSingleStream(Context& c, BlobStore& store,
+                                const BackupKey& key) {
   BackupOptions opts;
   opts.compress = !c.args.no_compress;
   if (auto it = c.args.values.find("--keep"); it != c.args.values.end()) {
@@ -594,16 +655,16 @@ absl::Status Backup(Context& c) {
   }
   Progress progress(c.err, !c.args.json && ::isatty(::fileno(c.err)));
   opts.stream.progress = progress.Fn();
-  BackupSet set(*store, key);
+  BackupSet set(store, key);
   auto r = set.Backup(c.args.positional[1], opts);
   progress.Done();
   if (!r.ok()) return r.status();
   if (c.args.json) {
     std::fprintf(c.out,
-                 "{\"id\":\"%s\",\"object\":%s,\"store\":%s,"
+                 "{\"format\":1,\"id\":\"%s\",\"object\":%s,\"store\":%s,"
                  "\"input_bytes\":%llu,\"stored_bytes\":%llu}\n",
                  r->id.c_str(), JsonString(r->object).c_str(),
-                 JsonString(store->url()).c_str(),
+                 JsonString(store.url()).c_str(),
                  static_cast<unsigned long long>(r->input_bytes),
                  static_cast<unsigned long long>(r->stored_bytes));
   } else {
@@ -624,6 +685,11 @@ absl::Status Restore(Context& c) {
   BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
   if (v2 || c.args.values.count("--snapshot") ||
       c.args.values.count("--path")) {
+    if (c.args.values.count("--backup")) {
+      return Usage(
+          "--backup ID names a single-stream (v1) backup; this store holds "
+          "snapshots: use --snapshot ID (bkv snapshots lists them)");
+    }
     return RestoreSnapshot(c, *store, key, target);
   }
   std::string id;
@@ -706,12 +772,18 @@ std::string StateDir() {
   return "";
 }
 
-absl::StatusOr<std::unique_ptr<Repository>> OpenRepo(BlobStore& store,
+absl::StatusOr<std::unique_ptr<Repository>> OpenRepo(const Args& a,
+                                                     BlobStore& store,
                                                      const BackupKey& key,
-                                                     bool create) {
-  RepoOptions o;
+                                                     bool create,
+                                                     RepoOptions o = {}) {
   o.create = create;
   o.state_dir = StateDir();
+  if (auto it = a.values.find("--lock-wait"); it != a.values.end()) {
+    if (!absl::SimpleAtoi(it->second, &o.lock_wait_s) || o.lock_wait_s < 0) {
+      return Usage("--lock-wait needs a number of seconds");
+    }
+  }
   return Repository::Open(store, key, o);
 }
 
@@ -721,18 +793,31 @@ absl::Status BackupIncremental(Context& c, BlobStore& store,
     if (c.args.values.count(flag)) {
       return Usage(absl::StrCat(
           flag,
-          " is for single-stream (v1) backups; an incremental "
+          " is for single-stream (v1) backups (--format 1); an incremental "
           "repository uses `bkv forget --keep-last N` and chunks by "
           "content"));
     }
   }
-  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(store, key, true));
+  Progress progress(c.err, !c.args.json && ::isatty(::fileno(c.err)));
+  RepoOptions o;
+  if (progress.enabled()) {
+    o.progress = [&progress](const RepoBackupStats& st) {
+      progress.Update(st.new_bytes + st.dedup_bytes, st.planned_bytes, [&] {
+        return absl::StrCat("  new ", Human(st.new_bytes), ", dedup ",
+                            Human(st.dedup_bytes));
+      });
+    };
+  }
+  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, store, key, true, o));
   RepoBackupStats st;
-  BKV_ASSIGN_OR_RETURN(SnapshotInfo s, repo->Backup(c.args.positional[1], &st));
+  auto snap = repo->Backup(c.args.positional[1], &st);
+  progress.Done();
+  BKV_ASSIGN_OR_RETURN(SnapshotInfo s, std::move(snap));
   if (c.args.json) {
     std::fprintf(
         c.out,
-        "{\"snapshot\":\"%s\",\"seq\":%llu,\"store\":%s,\"files\":%llu,"
+        "{\"format\":2,\"snapshot\":\"%s\",\"seq\":%llu,\"store\":%s,"
+        "\"files\":%llu,"
         "\"files_read\":%llu,\"files_unchanged\":%llu,\"bytes\":%llu,"
         "\"new_bytes\":%llu,\"dedup_bytes\":%llu,\"new_chunks\":%llu,"
         "\"chunks\":%llu,\"uploaded_bytes\":%llu,\"packs_uploaded\":%llu,"
@@ -766,10 +851,10 @@ absl::Status BackupIncremental(Context& c, BlobStore& store,
 
 absl::Status RestoreSnapshot(Context& c, BlobStore& store, const BackupKey& key,
                              const std::string& target) {
-  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(store, key, false));
+  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, store, key, false));
   std::string id, path;
   if (auto it = c.args.values.find("--snapshot"); it != c.args.values.end()) {
-    id = it->second;
+    id = it->second == "latest" ? "" : it->second;
   }
   if (auto it = c.args.values.find("--path"); it != c.args.values.end()) {
     path = it->second;
@@ -797,7 +882,7 @@ absl::Status Snapshots(Context& c) {
   }
   BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
-  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(*store, key, false));
+  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, *store, key, false));
   BKV_ASSIGN_OR_RETURN(auto snaps, repo->Snapshots());
   std::string json = "{\"snapshots\":[";
   for (size_t i = 0; i < snaps.size(); ++i) {
@@ -819,17 +904,26 @@ absl::Status Snapshots(Context& c) {
 
 absl::Status Forget(Context& c) {
   if (c.args.positional.size() != 1) {
-    return Usage("bkv forget --from URL --key-file F --keep-last N");
+    return Usage("bkv forget --from URL --key-file F --keep-last N ...");
   }
-  BKV_ASSIGN_OR_RETURN(std::string keep_text, Need(c.args, "--keep-last"));
-  size_t keep = 0;
-  if (!absl::SimpleAtoi(keep_text, &keep) || keep == 0) {
-    return Usage("--keep-last needs a number of at least 1");
+  ForgetPolicy policy;
+  for (auto [flag, count] : {std::pair{"--keep-last", &policy.keep_last},
+                             std::pair{"--keep-daily", &policy.keep_daily},
+                             std::pair{"--keep-weekly", &policy.keep_weekly}}) {
+    auto it = c.args.values.find(flag);
+    if (it != c.args.values.end() && !absl::SimpleAtoi(it->second, count)) {
+      return Usage(absl::StrCat(flag, " needs a number"));
+    }
+  }
+  if (policy.keep_last + policy.keep_daily + policy.keep_weekly == 0) {
+    return Usage(
+        "forget needs --keep-last N, --keep-daily N or --keep-weekly N "
+        "(N >= 1)");
   }
   BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
-  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(*store, key, false));
-  BKV_ASSIGN_OR_RETURN(auto gone, repo->Forget(keep));
+  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, *store, key, false));
+  BKV_ASSIGN_OR_RETURN(auto gone, repo->Forget(policy));
   std::string json = "{\"forgotten\":[";
   for (size_t i = 0; i < gone.size(); ++i) {
     absl::StrAppend(&json, i ? "," : "", "\"", gone[i].id, "\"");
@@ -851,7 +945,7 @@ absl::Status Prune(Context& c) {
   }
   BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
-  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(*store, key, false));
+  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, *store, key, false));
   BKV_ASSIGN_OR_RETURN(PruneStats p, repo->Prune());
   if (c.args.json) {
     std::fprintf(c.out,
@@ -877,7 +971,7 @@ absl::Status Prune(Context& c) {
 
 absl::Status CheckRepository(Context& c, BlobStore& store,
                              const BackupKey& key) {
-  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(store, key, false));
+  BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, store, key, false));
   BKV_ASSIGN_OR_RETURN(RepoCheckReport r, repo->Check(c.args.read_data));
   const std::string summary = absl::StrCat(
       r.snapshots, " snapshots, ", r.indexes, " indexes, ", r.packs, " packs, ",
@@ -1209,19 +1303,25 @@ const Command kCommands[] = {
      KeyNew, false},
     {"backup",
      "bkv backup PATH --to URL (--key-file F | --vault ADDR --password-stdin)"
-     " [--incremental] [--keep N] [--no-compress] [--chunk-size N] [--json]"
-     "\n  back up a file or directory; into a store holding an incremental "
-     "(v2) repository, or with --incremental, only changed files are read and "
-     "only new chunks uploaded; with --vault, the first backup into an empty "
-     "store registers a new key\n  --to URL\n  --key-file F\n"
-     "  --password-stdin\n  --incremental\n  --keep N\n  --no-compress\n"
-     "  --chunk-size N\n",
+     " [--lock-wait S] [--json]\n  back up a file or directory as a new "
+     "snapshot of the store's incremental (v2) repository: only changed "
+     "files are read and only new chunks uploaded; a progress line on a "
+     "terminal shows new vs deduplicated bytes; waits up to S seconds "
+     "(default 300) for a running prune. A store holding a single-stream (v1) "
+     "set gets v1 backups (--format 1 [--keep N] [--no-compress] "
+     "[--chunk-size N], deprecated). With --vault, the first backup into an "
+     "empty store registers a new key\n  --to URL\n  --key-file F\n"
+     "  --password-stdin\n  --lock-wait S\n  --format 1|2\n  --keep N\n"
+     "  --no-compress\n  --chunk-size N\n  --incremental  (deprecated, the "
+     "default)\n",
      Backup, true},
     {"restore",
      "bkv restore --from URL --to PATH (--key-file F | --vault ADDR "
-     "--password-stdin) [--backup ID | --snapshot ID [--path P]] [--json]\n"
-     "  restore the newest backup or snapshot (or ID; only P of it with "
-     "--path) to PATH, which must not exist\n  --from URL\n  --to PATH\n"
+     "--password-stdin) [--snapshot ID|latest [--path P] | --backup ID] "
+     "[--json]\n  restore the newest snapshot (or ID, a unique prefix; only "
+     "P of it with --path) to PATH, which must not exist; a single-stream "
+     "(v1) set is detected and its newest backup (or --backup ID) restored\n  "
+     "--from URL\n  --to PATH\n"
      "  --key-file F\n  --password-stdin\n  --backup ID\n  --snapshot ID\n"
      "  --path P\n",
      Restore, true},
@@ -1232,14 +1332,18 @@ const Command kCommands[] = {
      Snapshots, true},
     {"forget",
      "bkv forget --from URL (--key-file F | --vault ADDR --password-stdin) "
-     "--keep-last N [--json]\n  delete all but the newest N snapshots of a v2 "
-     "repository; `bkv prune` then frees their data\n  --from URL\n"
-     "  --key-file F\n  --password-stdin\n  --keep-last N\n",
+     "[--keep-last N] [--keep-daily N] [--keep-weekly N] [--json]\n  delete "
+     "the snapshots no rule keeps: the newest N, the newest of each of the "
+     "last N days (UTC) that have one, the newest of each of the last N ISO "
+     "weeks; `bkv prune` then frees their data\n  --from URL\n"
+     "  --key-file F\n  --password-stdin\n  --keep-last N\n"
+     "  --keep-daily N\n  --keep-weekly N\n",
      Forget, true},
     {"prune",
      "bkv prune --from URL (--key-file F | --vault ADDR --password-stdin) "
      "[--json]\n  delete the data no snapshot references (mark and sweep; "
-     "safe to interrupt)\n  --from URL\n  --key-file F\n  --password-stdin"
+     "safe to interrupt); refuses (exit 6) while a backup runs\n  --from URL\n "
+     " --key-file F\n  --password-stdin"
      "\n",
      Prune, true},
     {"list",
@@ -1249,8 +1353,9 @@ const Command kCommands[] = {
      List, true},
     {"check",
      "bkv check --from URL --key-file F [--read-data] [--json]\n  verify the "
-     "backup list against the backup objects (every byte with --read-data); "
-     "exit 4 when anything is wrong\n  --from URL\n  --key-file F\n"
+     "repository's structure (every byte with --read-data), or a v1 set's "
+     "list against its objects; exit 4 when anything is wrong\n  --from URL\n  "
+     "--key-file F\n"
      "  --read-data\n",
      Check, false},
     {"repair",

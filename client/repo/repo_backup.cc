@@ -9,26 +9,89 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <mutex>
+#include <optional>
 #include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "client/bounded_queue.h"
 #include "client/posix_file.h"
 #include "client/repo/repository.h"
 #include "crypto/random.h"
+#include "crypto/status_macros.h"
 #include "zstd.h"
 
 namespace bkv {
 
-// Collects sealed chunks into packs of about options_.pack_target bytes:
+// Collects chunks into packs of about options_.pack_target bytes:
 //   pack = sealed chunk... || sealed pack header || u32 header length
-// and uploads each pack when full. The caller indexes Closed() packs only
-// after they were stored.
+// as a pipeline: the caller's thread hands over new chunks (Add), one stage
+// compresses and seals them into packs, another uploads each full pack
+// (holding store_mu_, the caller's other store calls take it too). The
+// caller indexes closed() packs only after Finish, when all are stored.
+// A failure anywhere stops every stage; what was uploaded stays as packs
+// no index names, which the next backup adopts.
 class Repository::Packer {
  public:
-  Packer(Repository& repo, RepoBackupStats& st) : repo_(repo), st_(st) {}
+  struct Sealed {
+    PackRecord record;
+    std::vector<uint8_t> bytes;
+  };
 
+  Packer(Repository& repo, RepoBackupStats& st)
+      : repo_(repo), st_(st), chunks_(8), packs_(1) {
+    stages_.Watch(chunks_);
+    stages_.Watch(packs_);
+    stages_.Run([this] { return SealStage(); });
+    stages_.Run([this] { return UploadStage(); });
+  }
+
+  // The pipeline's first error when it stopped (not the cancellation it
+  // caused in the caller).
   absl::Status Add(const ChunkId& id, std::span<const uint8_t> raw) {
+    pending_.insert(id);
+    absl::Status s =
+        chunks_.Push({id, std::vector<uint8_t>(raw.begin(), raw.end())});
+    return s.ok() ? s : Abort(s);
+  }
+
+  bool Pending(const ChunkId& id) const { return pending_.contains(id); }
+
+  // Seals and uploads the rest; every pack is stored when it returns OK.
+  absl::Status Finish() {
+    chunks_.Close();
+    absl::Status s = stages_.Join();
+    st_.uploaded_bytes += uploaded_bytes_;
+    st_.packs_uploaded += closed_.size();
+    return s;
+  }
+  absl::Status Abort(absl::Status why) {
+    stages_.Fail(why);
+    absl::Status first = stages_.Join();
+    return first.ok() ? why : first;
+  }
+
+  std::vector<PackRecord>& closed() { return closed_; }
+
+ private:
+  absl::Status SealStage() {
+    Sealed open;
+    for (;;) {
+      BKV_ASSIGN_OR_RETURN(auto chunk, chunks_.Pop());
+      if (!chunk) break;
+      BKV_RETURN_IF_ERROR(SealInto(chunk->first, chunk->second, open));
+      if (open.bytes.size() >= repo_.options_.pack_target) {
+        BKV_RETURN_IF_ERROR(ClosePack(open));
+      }
+    }
+    if (!open.record.blobs.empty()) BKV_RETURN_IF_ERROR(ClosePack(open));
+    packs_.Close();
+    return absl::OkStatus();
+  }
+
+  absl::Status SealInto(const ChunkId& id, std::span<const uint8_t> raw,
+                        Sealed& open) {
     std::vector<uint8_t> pt(1 + ZSTD_compressBound(raw.size()));
     size_t z =
         ZSTD_compress(pt.data() + 1, pt.size() - 1, raw.data(), raw.size(), 3);
@@ -39,55 +102,54 @@ class Repository::Packer {
       pt[0] = 1;
       pt.resize(1 + z);
     }
-    auto sealed = repo_.keys_.Seal(RepoObjectKind::kChunk, id, pt);
-    if (!sealed.ok()) return sealed.status();
-    if (open_.blobs.empty()) SystemRandom().Bytes(open_.pack);
-    open_.blobs.push_back({id, static_cast<uint32_t>(buf_.size()),
-                           static_cast<uint32_t>(sealed->size()),
-                           static_cast<uint32_t>(raw.size())});
-    buf_.insert(buf_.end(), sealed->begin(), sealed->end());
-    pending_.insert(id);
-    if (buf_.size() >= repo_.options_.pack_target) return Flush();
+    BKV_ASSIGN_OR_RETURN(auto sealed,
+                         repo_.keys_.Seal(RepoObjectKind::kChunk, id, pt));
+    if (open.record.blobs.empty()) SystemRandom().Bytes(open.record.pack);
+    open.record.blobs.push_back({id, static_cast<uint32_t>(open.bytes.size()),
+                                 static_cast<uint32_t>(sealed.size()),
+                                 static_cast<uint32_t>(raw.size())});
+    open.bytes.insert(open.bytes.end(), sealed.begin(), sealed.end());
     return absl::OkStatus();
   }
 
-  bool Pending(const ChunkId& id) const { return pending_.contains(id); }
-
-  absl::Status Flush() {
-    if (open_.blobs.empty()) return absl::OkStatus();
-    IndexFile header{{open_}};
-    auto sealed = repo_.keys_.Seal(RepoObjectKind::kPackHeader, open_.pack,
-                                   EncodeIndex(header));
-    if (!sealed.ok()) return sealed.status();
-    buf_.insert(buf_.end(), sealed->begin(), sealed->end());
-    uint32_t n = static_cast<uint32_t>(sealed->size());
+  absl::Status ClosePack(Sealed& open) {
+    IndexFile header{{open.record}};
+    BKV_ASSIGN_OR_RETURN(
+        auto sealed, repo_.keys_.Seal(RepoObjectKind::kPackHeader,
+                                      open.record.pack, EncodeIndex(header)));
+    open.bytes.insert(open.bytes.end(), sealed.begin(), sealed.end());
+    uint32_t n = static_cast<uint32_t>(sealed.size());
     for (int i = 3; i >= 0; --i)
-      buf_.push_back(static_cast<uint8_t>(n >> (8 * i)));
-    open_.size = buf_.size();
-    if (auto s = repo_.PutObject(PackName(open_.pack), buf_, st_); !s.ok()) {
-      return s;
-    }
-    ++st_.packs_uploaded;
-    closed_.push_back(std::move(open_));
-    open_ = {};
-    buf_.clear();
-    return absl::OkStatus();
+      open.bytes.push_back(static_cast<uint8_t>(n >> (8 * i)));
+    open.record.size = open.bytes.size();
+    return packs_.Push(std::exchange(open, Sealed{}));
   }
 
-  std::vector<PackRecord>& closed() { return closed_; }
+  absl::Status UploadStage() {
+    for (;;) {
+      BKV_ASSIGN_OR_RETURN(std::optional<Sealed> pack, packs_.Pop());
+      if (!pack) return absl::OkStatus();
+      {
+        std::lock_guard lock(repo_.store_mu_);
+        BKV_RETURN_IF_ERROR(
+            PutBytes(repo_.store_, PackName(pack->record.pack), pack->bytes));
+      }
+      uploaded_bytes_ += pack->bytes.size();
+      closed_.push_back(std::move(pack->record));
+    }
+  }
 
- private:
   Repository& repo_;
   RepoBackupStats& st_;
-  PackRecord open_;
-  std::vector<uint8_t> buf_;
-  std::set<ChunkId> pending_;
-  std::vector<PackRecord> closed_;
+  BoundedQueue<std::pair<ChunkId, std::vector<uint8_t>>> chunks_;
+  BoundedQueue<Sealed> packs_;
+  std::set<ChunkId> pending_;       // the caller's thread only
+  std::vector<PackRecord> closed_;  // the upload stage's, until Finish
+  uint64_t uploaded_bytes_ = 0;     // likewise
+  Pipeline stages_;                 // last: joined before the queues go
 };
 
 namespace {
-
-constexpr size_t kMaxPackBytes = 64 << 20;
 
 struct Walked {
   std::string abs;
@@ -149,6 +211,12 @@ absl::Status Walk(const std::string& abs, const std::string& rel,
 absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
                                                 RepoBackupStats* stats_out) {
   RepoBackupStats st;
+  // Locked before the indexes are read: a prune that starts later waits
+  // for us, one already running makes us wait.
+  auto lock =
+      RepoLock::Acquire(store_, keys_, repo_id_,
+                        {false, options_.lock_lease_s, options_.lock_wait_s});
+  if (!lock.ok()) return lock.status();
   auto objects = ListObjects();
   if (!objects.ok()) return objects.status();
   std::map<ChunkId, Located> known;
@@ -158,9 +226,7 @@ absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
 
   const std::string source = std::filesystem::absolute(path).lexically_normal();
   std::map<std::string, const TreeEntry*> parent;
-  uint64_t seq = head_seq_;
   for (const auto& [name, s] : *snaps) {
-    seq = std::max(seq, s.seq);
     if (s.source != source) continue;
     parent.clear();
     for (const TreeEntry& e : s.entries) parent[e.path] = &e;
@@ -176,16 +242,18 @@ absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
 
   std::vector<Walked> walked;
   if (auto s = Walk(source, ".", walked, 0); !s.ok()) return s;
+  for (const Walked& w : walked) st.planned_bytes += w.entry.size;
   Packer packer(*this, st);
   Snapshot snap;
   for (Walked& w : walked) {
     if (w.entry.type == EntryType::kFile) {
-      auto s = BackupFile(w.abs, w.entry, parent, known, packer, st);
-      if (!s.ok()) return s;
+      auto s = BackupFile(w.abs, w.entry, parent, known, packer, **lock, st);
+      if (!s.ok()) return packer.Abort(s);
+      if (options_.progress) options_.progress(st);
     }
     snap.entries.push_back(std::move(w.entry));
   }
-  if (auto s = packer.Flush(); !s.ok()) return s;
+  if (auto s = packer.Finish(); !s.ok()) return s;
   for (PackRecord& p : packer.closed()) {
     for (const BlobLocation& b : p.blobs)
       known[b.id] = {p.pack, index_id, b, p.size};
@@ -197,18 +265,20 @@ absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
     if (!sealed.ok()) return sealed.status();
     if (auto s = PutObject(IndexName(index_id), *sealed, st); !s.ok()) return s;
   }
-  snap.repo = repo_id_;
   SystemRandom().Bytes(snap.id);
-  snap.seq = seq + 1;
-  snap.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
   snap.source = source;
   std::set<ObjectId> needed;
   for (const TreeEntry& e : snap.entries) {
     for (const ChunkId& c : e.chunks) needed.insert(known.at(c).index);
   }
   snap.indexes.assign(needed.begin(), needed.end());
+  // Still ours: no prune can have run since the indexes were read.
+  if (auto s = (*lock)->Confirm(); !s.ok()) return s;
+  // Two clients that created the repository at once each wrote a config;
+  // the last one stands. Packs and indexes do not depend on the repository
+  // id, so adopting the surviving one here loses nothing.
+  if (auto s = LoadConfig(); !s.ok()) return s;
+  snap.repo = repo_id_;
   auto info = CommitSnapshot(snap, st);
   if (stats_out != nullptr) *stats_out = st;
   return info;
@@ -240,7 +310,7 @@ absl::Status Repository::AdoptPacks(
 absl::Status Repository::BackupFile(
     const std::string& abs, TreeEntry& entry,
     const std::map<std::string, const TreeEntry*>& parent,
-    const std::map<ChunkId, Located>& known, Packer& packer,
+    const std::map<ChunkId, Located>& known, Packer& packer, RepoLock& lock,
     RepoBackupStats& st) {
   ++st.files;
   st.bytes += entry.size;
@@ -265,6 +335,15 @@ absl::Status Repository::BackupFile(
   uint64_t total = 0;
   absl::Status status;
   while (status.ok()) {
+    if (options_.cancelled && options_.cancelled()) {
+      status = absl::CancelledError("backup cancelled");
+      break;
+    }
+    if (lock.RefreshDue()) {
+      std::lock_guard store_lock(store_mu_);  // the packer uploads too
+      status = lock.Keep();
+    }
+    if (!status.ok()) break;
     while (!eof && have < ChunkerParams::kMax) {
       ssize_t n = ::read(fd, buf.data() + have, buf.size() - have);
       if (n < 0 && errno == EINTR) continue;
@@ -291,6 +370,7 @@ absl::Status Repository::BackupFile(
     }
     std::memmove(buf.data(), buf.data() + cut, have - cut);
     have -= cut;
+    if (options_.progress) options_.progress(st);
   }
   ::close(fd);
   if (!status.ok()) return status;
@@ -302,19 +382,21 @@ absl::Status Repository::BackupFile(
   return absl::OkStatus();
 }
 
-absl::StatusOr<SnapshotInfo> Repository::CommitSnapshot(const Snapshot& snap,
+absl::StatusOr<SnapshotInfo> Repository::CommitSnapshot(Snapshot& snap,
                                                         RepoBackupStats& st) {
+  auto seq = NextSeq();
+  if (!seq.ok()) return seq.status();
+  snap.seq = *seq;
+  snap.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
   const std::string name = SnapshotName(snap.seq, snap.id);
   std::vector<uint8_t> ad(snap.repo.begin(), snap.repo.end());
   ad.insert(ad.end(), snap.id.begin(), snap.id.end());
   auto sealed = keys_.Seal(RepoObjectKind::kSnapshot, ad, EncodeSnapshot(snap));
   if (!sealed.ok()) return sealed.status();
   if (auto s = PutObject(name, *sealed, st); !s.ok()) return s;
-  auto head = keys_.Seal(RepoObjectKind::kHead, repo_id_,
-                         EncodeHead({snap.seq, snap.id}));
-  if (!head.ok()) return head.status();
-  if (auto s = PutObject(kHeadName, *head, st); !s.ok()) return s;
-  head_seq_ = snap.seq;
+  if (auto s = AdvanceHead({snap.seq, snap.id}, st); !s.ok()) return s;
   if (auto s = Remember(snap.seq); !s.ok()) return s;
   SnapshotInfo info{ObjectIdHex(snap.id), name, snap.seq, snap.time_ms,
                     snap.source};
@@ -324,14 +406,45 @@ absl::StatusOr<SnapshotInfo> Repository::CommitSnapshot(const Snapshot& snap,
 }
 
 // Forget and Prune (mark and sweep) share the Packer.
+std::vector<bool> KeptBy(const ForgetPolicy& policy,
+                         const std::vector<SnapshotInfo>& snapshots) {
+  std::vector<bool> keep(snapshots.size(), false);
+  // Newest first; a period's newest snapshot is the first one seen in it.
+  auto keep_per = [&](size_t count, int64_t period_ms, int64_t offset_ms) {
+    std::set<int64_t> periods;
+    for (size_t i = snapshots.size(); i-- > 0 && periods.size() < count;) {
+      const int64_t t = snapshots[i].time_ms + offset_ms;
+      const int64_t p = (t >= 0 ? t : t - period_ms + 1) / period_ms;
+      if (periods.insert(p).second) keep[i] = true;
+    }
+  };
+  constexpr int64_t kDayMs = 86400000;
+  for (size_t i = 0; i < snapshots.size(); ++i) {
+    keep[i] = keep[i] || i + policy.keep_last >= snapshots.size();
+  }
+  keep_per(policy.keep_daily, kDayMs, 0);
+  // Unix time 0 was a Thursday; ISO weeks start on Monday.
+  keep_per(policy.keep_weekly, 7 * kDayMs, 3 * kDayMs);
+  return keep;
+}
+
 absl::StatusOr<std::vector<SnapshotInfo>> Repository::Forget(size_t keep_last) {
-  if (keep_last == 0) {
-    return absl::InvalidArgumentError("--keep-last must be at least 1");
+  return Forget(ForgetPolicy{keep_last, 0, 0});
+}
+
+absl::StatusOr<std::vector<SnapshotInfo>> Repository::Forget(
+    const ForgetPolicy& policy) {
+  if (policy.keep_last + policy.keep_daily + policy.keep_weekly == 0) {
+    return absl::InvalidArgumentError(
+        "forget needs --keep-last, --keep-daily or --keep-weekly of at least "
+        "1");
   }
   auto all = Snapshots();
   if (!all.ok()) return all.status();
+  const std::vector<bool> keep = KeptBy(policy, *all);
   std::vector<SnapshotInfo> gone;
-  for (size_t i = 0; i + keep_last < all->size(); ++i) {
+  for (size_t i = 0; i < all->size(); ++i) {
+    if (keep[i]) continue;
     if (auto s = store_.Delete((*all)[i].object); !s.ok()) return s;
     gone.push_back((*all)[i]);
   }
@@ -341,6 +454,9 @@ absl::StatusOr<std::vector<SnapshotInfo>> Repository::Forget(size_t keep_last) {
 absl::StatusOr<PruneStats> Repository::Prune() {
   PruneStats ps;
   RepoBackupStats st;
+  auto lock = RepoLock::Acquire(store_, keys_, repo_id_,
+                                {true, options_.lock_lease_s, 0});
+  if (!lock.ok()) return lock.status();
   auto objects = ListObjects();
   if (!objects.ok()) return objects.status();
   std::map<ChunkId, Located> chunks;
@@ -362,53 +478,19 @@ absl::StatusOr<PruneStats> Repository::Prune() {
       }
     }
   }
-  std::map<ObjectId, std::pair<size_t, size_t>> use;  // pack -> live, all
-  for (const auto& [id, l] : chunks) {
-    auto& u = use[l.pack];
-    ++u.second;
-    if (live.contains(id)) ++u.first;
-  }
-  // Repack the live chunks of partly used packs into new packs.
-  Packer packer(*this, st);
   std::set<ObjectId> doomed;
-  for (const auto& [pack, u] : use) {
-    if (u.first == u.second) continue;
-    doomed.insert(pack);
-    if (u.first == 0) continue;
-    ++ps.packs_repacked;
-    auto bytes = GetBytes(store_, PackName(pack), kMaxPackBytes);
-    if (!bytes.ok()) return bytes.status();
-    for (const auto& [id, l] : chunks) {
-      if (l.pack != pack || !live.contains(id)) continue;
-      auto raw = OpenChunk(l.loc, *bytes);
-      if (!raw.ok()) {
-        return absl::DataLossError(
-            absl::StrCat(PackName(pack), ": ", raw.status().message(),
-                         "; prune stopped before deleting anything"));
-      }
-      if (auto s = packer.Add(id, *raw); !s.ok()) return s;
-    }
+  Packer packer(*this, st);
+  if (auto s = Repack(chunks, live, **lock, packer, doomed, ps); !s.ok()) {
+    return packer.Abort(s);
   }
-  if (auto s = packer.Flush(); !s.ok()) return s;
-  // One index of every live chunk, stored before anything is deleted.
-  ObjectId index_id;
-  SystemRandom().Bytes(index_id);
-  std::map<ObjectId, PackRecord> records;
-  for (const auto& [id, l] : chunks) {
-    if (!live.contains(id) || doomed.contains(l.pack)) continue;
-    PackRecord& r = records[l.pack];
-    r.pack = l.pack;
-    r.size = l.pack_size;
-    r.blobs.push_back(l.loc);
+  if (auto s = packer.Finish(); !s.ok()) return s;
+  if (auto s = WriteLiveIndex(chunks, live, doomed, packer.closed(), st);
+      !s.ok()) {
+    return s;
   }
-  IndexFile index;
-  for (auto& [p, r] : records) index.packs.push_back(std::move(r));
-  for (PackRecord& p : packer.closed()) index.packs.push_back(std::move(p));
-  auto sealed =
-      keys_.Seal(RepoObjectKind::kIndex, index_id, EncodeIndex(index));
-  if (!sealed.ok()) return sealed.status();
-  if (auto s = PutObject(IndexName(index_id), *sealed, st); !s.ok()) return s;
-  // Sweep: old indexes first, then the packs no index names any more.
+  // Sweep: old indexes first, then the packs no index names any more. Only
+  // while the lock is provably ours: no backup can have started meanwhile.
+  if (auto s = (*lock)->Confirm(); !s.ok()) return s;
   for (const auto& [name, size] : *objects) {
     if (!absl::StartsWith(name, "index-")) continue;
     if (auto s = store_.Delete(name); !s.ok()) return s;
@@ -423,6 +505,70 @@ absl::StatusOr<PruneStats> Repository::Prune() {
   ps.chunks_dropped = chunks.size() - live.size();
   ps.bytes_freed -= std::min(ps.bytes_freed, st.uploaded_bytes);
   return ps;
+}
+
+// Packs with dead chunks are doomed; the live chunks of those that have
+// some are verified and handed to `packer`.
+absl::Status Repository::Repack(const std::map<ChunkId, Located>& chunks,
+                                const std::set<ChunkId>& live, RepoLock& lock,
+                                Packer& packer, std::set<ObjectId>& doomed,
+                                PruneStats& ps) {
+  std::map<ObjectId, std::pair<size_t, size_t>> use;  // pack -> live, all
+  for (const auto& [id, l] : chunks) {
+    auto& u = use[l.pack];
+    ++u.second;
+    if (live.contains(id)) ++u.first;
+  }
+  for (const auto& [pack, u] : use) {
+    if (u.first == u.second) continue;
+    doomed.insert(pack);
+    if (u.first == 0) continue;
+    ++ps.packs_repacked;
+    absl::StatusOr<std::vector<uint8_t>> bytes;
+    {
+      std::lock_guard store_lock(store_mu_);  // the packer uploads too
+      absl::Status kept = lock.Keep();
+      bytes = kept.ok() ? GetBytes(store_, PackName(pack), kMaxPackBytes)
+                        : absl::StatusOr<std::vector<uint8_t>>(kept);
+    }
+    if (!bytes.ok()) return bytes.status();
+    for (const auto& [id, l] : chunks) {
+      if (l.pack != pack || !live.contains(id)) continue;
+      auto raw = OpenChunk(l.loc, *bytes);
+      if (!raw.ok()) {
+        return absl::DataLossError(
+            absl::StrCat(PackName(pack), ": ", raw.status().message(),
+                         "; prune stopped before deleting anything"));
+      }
+      if (auto s = packer.Add(id, *raw); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// One index of every live chunk (kept packs and new ones), stored before
+// anything is deleted.
+absl::Status Repository::WriteLiveIndex(
+    const std::map<ChunkId, Located>& chunks, const std::set<ChunkId>& live,
+    const std::set<ObjectId>& doomed, std::vector<PackRecord>& repacked,
+    RepoBackupStats& st) {
+  ObjectId index_id;
+  SystemRandom().Bytes(index_id);
+  std::map<ObjectId, PackRecord> records;
+  for (const auto& [id, l] : chunks) {
+    if (!live.contains(id) || doomed.contains(l.pack)) continue;
+    PackRecord& r = records[l.pack];
+    r.pack = l.pack;
+    r.size = l.pack_size;
+    r.blobs.push_back(l.loc);
+  }
+  IndexFile index;
+  for (auto& [p, r] : records) index.packs.push_back(std::move(r));
+  for (PackRecord& p : repacked) index.packs.push_back(std::move(p));
+  auto sealed =
+      keys_.Seal(RepoObjectKind::kIndex, index_id, EncodeIndex(index));
+  if (!sealed.ok()) return sealed.status();
+  return PutObject(IndexName(index_id), *sealed, st);
 }
 
 }  // namespace bkv

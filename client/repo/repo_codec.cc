@@ -11,6 +11,7 @@ namespace {
 constexpr std::string_view kIndexMagic = "BKVIDX02";
 constexpr std::string_view kSnapMagic = "BKVSNP02";
 constexpr std::string_view kHeadMagic = "BKVHED02";
+constexpr std::string_view kLockMagic = "BKVLCK02";
 
 class Writer {
  public:
@@ -217,6 +218,31 @@ absl::StatusOr<Head> DecodeHead(std::span<const uint8_t> bytes) {
   r.Raw(h.snapshot);
   if (auto s = r.Done("head"); !s.ok()) return s;
   return h;
+}
+
+std::vector<uint8_t> EncodeLock(const LockRecord& lock) {
+  Writer w;
+  w.Raw(kLockMagic);
+  w.U8(lock.exclusive ? 1 : 0);
+  w.U64(static_cast<uint64_t>(lock.time_ms));
+  w.U32(lock.pid);
+  w.Str(lock.host);
+  return w.Take();
+}
+
+absl::StatusOr<LockRecord> DecodeLock(std::span<const uint8_t> bytes) {
+  Reader r(bytes);
+  LockRecord l;
+  r.Magic(kLockMagic);
+  uint8_t exclusive = r.U8();
+  l.exclusive = exclusive == 1;
+  l.time_ms = static_cast<int64_t>(r.U64());
+  l.pid = r.U32();
+  l.host = r.Str();
+  if (auto s = r.Done("lock"); !s.ok()) return s;
+  if (exclusive > 1)
+    return absl::DataLossError("repository lock does not decode");
+  return l;
 }
 
 }  // namespace bkv

@@ -63,12 +63,23 @@ struct Head {
   ObjectId snapshot{};
 };
 
+// A writer's claim on the repository (docs/backup-format.md, "Concurrent
+// writers"): shared for backups, exclusive for prune.
+struct LockRecord {
+  bool exclusive = false;
+  int64_t time_ms = 0;  // the last refresh, on the writer's clock
+  uint32_t pid = 0;
+  std::string host;
+};
+
 std::vector<uint8_t> EncodeIndex(const IndexFile& index);
 absl::StatusOr<IndexFile> DecodeIndex(std::span<const uint8_t> bytes);
 std::vector<uint8_t> EncodeSnapshot(const Snapshot& snap);
 absl::StatusOr<Snapshot> DecodeSnapshot(std::span<const uint8_t> bytes);
 std::vector<uint8_t> EncodeHead(const Head& head);
 absl::StatusOr<Head> DecodeHead(std::span<const uint8_t> bytes);
+std::vector<uint8_t> EncodeLock(const LockRecord& lock);
+absl::StatusOr<LockRecord> DecodeLock(std::span<const uint8_t> bytes);
 
 }  // namespace bkv
 

@@ -5,20 +5,22 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <memory>
 #include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "client/bounded_queue.h"
 #include "client/posix_file.h"
 #include "client/repo/repository.h"
+#include "crypto/status_macros.h"
 
 namespace bkv {
 namespace {
-
-constexpr size_t kMaxPackBytes = 64 << 20;
 
 absl::Status SafePath(const std::string& p) {
   if (p == ".") return absl::OkStatus();
@@ -71,26 +73,6 @@ absl::Status SetMeta(const std::string& path, const TreeEntry& e) {
   if (::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
     return ErrnoStatus(errno, "set times of " + path);
   }
-  return absl::OkStatus();
-}
-
-absl::Status WriteAt(const std::string& path, std::span<const uint8_t> data,
-                     uint64_t offset) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return ErrnoStatus(errno, "open " + path);
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done,
-                         static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      ::close(fd);
-      return ErrnoStatus(err, "write " + path);
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::close(fd) != 0) return ErrnoStatus(errno, "close " + path);
   return absl::OkStatus();
 }
 
@@ -147,6 +129,8 @@ absl::StatusOr<SnapshotInfo> Repository::Restore(const std::string& id,
   }
   std::filesystem::path t =
       std::filesystem::absolute(target).lexically_normal();
+  std::error_code mk;  // as v1 restore does; mkdtemp reports a failure
+  std::filesystem::create_directories(t.parent_path(), mk);
   std::string tmpl = (t.parent_path() / ".bkv-restore-XXXXXX").string();
   if (::mkdtemp(tmpl.data()) == nullptr) {
     return ErrnoStatus(errno, "create a temporary directory next to " + target);
@@ -170,77 +154,181 @@ absl::StatusOr<SnapshotInfo> Repository::Restore(const std::string& id,
   return info;
 }
 
+// The files of a restore: created and pre-sized up front, written by chunk
+// from several threads, each synced with its metadata (mode, times) as soon
+// as its last chunk is written. Thread-safe after Create.
+class Repository::TreeWriter {
+ public:
+  TreeWriter(std::string root, const std::vector<TreeEntry>& entries)
+      : root_(std::move(root)),
+        entries_(entries),
+        left_(new std::atomic<size_t>[entries.size()]) {}
+  ~TreeWriter() {
+    for (int fd : fds_) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+
+  std::string PathOf(const TreeEntry& e) const {
+    return e.path == "." ? root_ : root_ + "/" + e.path;
+  }
+
+  // Directories and empty, pre-sized files; `slots[i]` chunks to come for
+  // entry i.
+  absl::Status Create(const std::vector<size_t>& slots) {
+    fds_.assign(entries_.size(), -1);
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      const TreeEntry& e = entries_[i];
+      const std::string p = PathOf(e);
+      left_[i] = slots[i];
+      if (e.type == EntryType::kDir) {
+        if (e.path != "." && ::mkdir(p.c_str(), 0700) != 0) {
+          return ErrnoStatus(errno, "mkdir " + p);
+        }
+      } else if (e.type == EntryType::kFile) {
+        fds_[i] =
+            ::open(p.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fds_[i] < 0) return ErrnoStatus(errno, "create " + p);
+        if (::ftruncate(fds_[i], static_cast<off_t>(e.size)) != 0) {
+          return ErrnoStatus(errno, "size " + p);
+        }
+        if (slots[i] == 0) BKV_RETURN_IF_ERROR(Finish(i));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Write(const Slot& slot, std::span<const uint8_t> data) {
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n =
+          ::pwrite(fds_[slot.entry], data.data() + done, data.size() - done,
+                   static_cast<off_t>(slot.offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0)
+        return ErrnoStatus(errno, "write " + PathOf(entries_[slot.entry]));
+      done += static_cast<size_t>(n);
+    }
+    if (left_[slot.entry].fetch_sub(1) == 1) return Finish(slot.entry);
+    return absl::OkStatus();
+  }
+
+ private:
+  // The file's last chunk is written: its mode and times, then fsync.
+  absl::Status Finish(size_t i) {
+    const TreeEntry& e = entries_[i];
+    BKV_RETURN_IF_ERROR(SetMeta(PathOf(e), e));
+    if (::fsync(fds_[i]) != 0) return ErrnoStatus(errno, "sync " + PathOf(e));
+    return absl::OkStatus();
+  }
+
+  const std::string root_;
+  const std::vector<TreeEntry>& entries_;
+  std::unique_ptr<std::atomic<size_t>[]> left_;
+  std::vector<int> fds_;
+};
+
 absl::Status Repository::WriteTree(const std::string& root,
                                    const std::vector<TreeEntry>& entries,
                                    const std::map<ChunkId, Located>& chunks) {
-  auto path_of = [&](const TreeEntry& e) {
-    return e.path == "." ? root : root + "/" + e.path;
-  };
-  // pack -> chunk -> (entry, offset) slots
-  std::map<ObjectId,
-           std::map<ChunkId, std::vector<std::pair<size_t, uint64_t>>>>
-      plan;
+  std::map<ObjectId, PackPlan> plan;
+  std::vector<size_t> slots(entries.size(), 0);
   for (size_t i = 0; i < entries.size(); ++i) {
     const TreeEntry& e = entries[i];
-    const std::string p = path_of(e);
-    if (e.type == EntryType::kDir) {
-      if (e.path != "." && ::mkdir(p.c_str(), 0700) != 0) {
-        return ErrnoStatus(errno, "mkdir " + p);
-      }
-      continue;
-    }
     if (e.type != EntryType::kFile) continue;
-    int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return ErrnoStatus(errno, "create " + p);
-    ::close(fd);
     uint64_t off = 0;
     for (const ChunkId& c : e.chunks) {
       const Located& l = chunks.at(c);
-      plan[l.pack][c].emplace_back(i, off);
+      plan[l.pack][c].push_back({i, off});
       off += l.loc.raw_size;
+      ++slots[i];
     }
     if (off != e.size) {
       return absl::DataLossError("snapshot entry " + e.path +
                                  ": its chunks do not add up to its size");
     }
   }
-  for (const auto& [pack, wanted] : plan) {
-    auto bytes = GetBytes(store_, PackName(pack), kMaxPackBytes);
-    if (absl::IsNotFound(bytes.status())) {
-      return absl::DataLossError(PackName(pack) +
-                                 " is missing: the store dropped it");
-    }
-    if (!bytes.ok()) return bytes.status();
-    if (auto h = ParsePackHeader(pack, *bytes); !h.ok()) return h.status();
-    for (const auto& [id, slots] : wanted) {
-      auto raw = OpenChunk(chunks.at(id).loc, *bytes);
-      if (!raw.ok()) {
-        return absl::DataLossError(
-            absl::StrCat(PackName(pack), ": ", raw.status().message()));
-      }
-      for (const auto& [i, off] : slots) {
-        if (auto s = WriteAt(path_of(entries[i]), *raw, off); !s.ok()) return s;
-      }
-    }
-  }
+  TreeWriter writer(root, entries);
+  BKV_RETURN_IF_ERROR(writer.Create(slots));
+  BKV_RETURN_IF_ERROR(RestorePacks(plan, chunks, writer));
   for (const TreeEntry& e : entries) {
     if (e.type != EntryType::kSymlink) continue;
-    if (::symlink(e.link_target.c_str(), path_of(e).c_str()) != 0) {
-      return ErrnoStatus(errno, "symlink " + path_of(e));
+    if (::symlink(e.link_target.c_str(), writer.PathOf(e).c_str()) != 0) {
+      return ErrnoStatus(errno, "symlink " + writer.PathOf(e));
     }
   }
   // Deepest first, so setting a directory's time is not undone by its
-  // children.
+  // children; each directory is synced once its entries are final.
   for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
-    if (auto s = SetMeta(path_of(*it), *it); !s.ok()) return s;
+    if (it->type == EntryType::kFile) continue;  // done by the writer
+    BKV_RETURN_IF_ERROR(SetMeta(writer.PathOf(*it), *it));
+    if (it->type == EntryType::kDir) {
+      BKV_RETURN_IF_ERROR(SyncDir(writer.PathOf(*it)));
+    }
   }
-  int fd = ::open(root.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, "open " + root);
-  int rc = ::syncfs(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) return ErrnoStatus(err, "sync " + root);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<uint8_t>> Repository::FetchPack(const ObjectId& pack,
+                                                           uint64_t size) {
+  std::vector<uint8_t> bytes;
+  bytes.reserve(std::min<uint64_t>(size, kMaxPackBytes));
+  absl::Status s = store_.Get(PackName(pack), [&](std::span<const uint8_t> d) {
+    if (bytes.size() + d.size() > kMaxPackBytes) {
+      return absl::DataLossError(PackName(pack) + " is larger than any pack");
+    }
+    bytes.insert(bytes.end(), d.begin(), d.end());
+    return absl::OkStatus();
+  });
+  if (absl::IsNotFound(s)) {
+    return absl::DataLossError(PackName(pack) +
+                               " is missing: the store dropped it");
+  }
+  if (!s.ok()) return s;
+  return bytes;
+}
+
+absl::Status Repository::RestorePacks(const std::map<ObjectId, PackPlan>& plan,
+                                      const std::map<ChunkId, Located>& chunks,
+                                      TreeWriter& writer) {
+  using Fetched = std::pair<const PackPlan*, std::vector<uint8_t>>;
+  // One pack waiting while two are being written: memory stays at a few
+  // packs whatever the size of the restore.
+  BoundedQueue<std::pair<ObjectId, Fetched>> fetched(1);
+  Pipeline stages;
+  stages.Watch(fetched);
+  stages.Run([&]() -> absl::Status {  // the only thread using the store
+    for (const auto& [pack, wanted] : plan) {
+      const uint64_t size = chunks.at(wanted.begin()->first).pack_size;
+      BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, FetchPack(pack, size));
+      BKV_RETURN_IF_ERROR(
+          fetched.Push({pack, Fetched{&wanted, std::move(bytes)}}));
+    }
+    fetched.Close();
+    return absl::OkStatus();
+  });
+  auto write = [&]() -> absl::Status {
+    for (;;) {
+      BKV_ASSIGN_OR_RETURN(auto next, fetched.Pop());
+      if (!next) return absl::OkStatus();
+      const ObjectId& pack = next->first;
+      const auto& [wanted, bytes] = next->second;
+      BKV_RETURN_IF_ERROR(ParsePackHeader(pack, bytes).status());
+      for (const auto& [id, slots] : *wanted) {
+        auto raw = OpenChunk(chunks.at(id).loc, bytes);
+        if (!raw.ok()) {
+          return absl::DataLossError(
+              absl::StrCat(PackName(pack), ": ", raw.status().message()));
+        }
+        for (const Slot& slot : slots) {
+          BKV_RETURN_IF_ERROR(writer.Write(slot, *raw));
+        }
+      }
+    }
+  };
+  stages.Run(write);
+  stages.Run(write);
+  return stages.Join();
 }
 
 absl::StatusOr<RepoCheckReport> Repository::Check(bool read_data) {

@@ -24,9 +24,6 @@ namespace {
 constexpr std::string_view kConfigMagic = "BKVREPO2";
 constexpr size_t kConfigHeader = 8 + 2 + 32;
 constexpr uint16_t kVersion = 2;
-// A pack is closed at the target size, so it is at most one chunk larger.
-constexpr size_t kMaxPackBytes = 64 << 20;
-
 // "snap-<20 digits>-<32 hex>" -> seq, id.
 bool ParseSnapshotName(absl::string_view name, uint64_t& seq, ObjectId& id) {
   if (name.size() != 5 + 20 + 1 + 32 || !absl::StartsWith(name, "snap-") ||
@@ -122,19 +119,45 @@ absl::Status Repository::LoadConfig() {
   return absl::OkStatus();
 }
 
-absl::Status Repository::LoadHead() {
+absl::StatusOr<uint64_t> Repository::ReadHeadSeq() {
   auto bytes = GetBytes(store_, kHeadName, 4096);
-  if (absl::IsNotFound(bytes.status())) {
-    head_seq_ = 0;
-  } else if (!bytes.ok()) {
-    return bytes.status();
-  } else {
-    auto pt = keys_.Open(RepoObjectKind::kHead, repo_id_, *bytes);
-    if (!pt.ok()) return pt.status();
-    auto head = DecodeHead(*pt);
-    if (!head.ok()) return head.status();
-    head_seq_ = head->seq;
+  if (absl::IsNotFound(bytes.status())) return 0;
+  if (!bytes.ok()) return bytes.status();
+  auto pt = keys_.Open(RepoObjectKind::kHead, repo_id_, *bytes);
+  if (!pt.ok()) return pt.status();
+  auto head = DecodeHead(*pt);
+  if (!head.ok()) return head.status();
+  return head->seq;
+}
+
+absl::StatusOr<uint64_t> Repository::NextSeq() {
+  auto objects = ListObjects();
+  if (!objects.ok()) return objects.status();
+  uint64_t seq = head_seq_;
+  for (const auto& [name, size] : *objects) {
+    uint64_t s = 0;
+    ObjectId id;
+    if (ParseSnapshotName(name, s, id)) seq = std::max(seq, s);
   }
+  return seq + 1;
+}
+
+absl::Status Repository::AdvanceHead(const Head& head, RepoBackupStats& st) {
+  auto current = ReadHeadSeq();
+  if (!current.ok()) return current.status();
+  head_seq_ = std::max(head_seq_, *current);
+  if (*current >= head.seq) return absl::OkStatus();
+  auto sealed = keys_.Seal(RepoObjectKind::kHead, repo_id_, EncodeHead(head));
+  if (!sealed.ok()) return sealed.status();
+  if (auto s = PutObject(kHeadName, *sealed, st); !s.ok()) return s;
+  head_seq_ = std::max(head_seq_, head.seq);
+  return absl::OkStatus();
+}
+
+absl::Status Repository::LoadHead() {
+  auto seq = ReadHeadSeq();
+  if (!seq.ok()) return seq.status();
+  head_seq_ = *seq;
   if (options_.state_dir.empty()) return absl::OkStatus();
   std::ifstream in(options_.state_dir + "/" + ObjectIdHex(repo_id_) + ".seq");
   uint64_t seen = 0;

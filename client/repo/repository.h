@@ -11,25 +11,36 @@
 //   index-<32 hex>                 where each chunk of some packs lives
 //   snap-<20 digit seq>-<32 hex>   one snapshot: the tree and its chunk ids
 //   head                           the newest sequence number, written last
+//   lock-<32 hex>                  a running backup (shared) or prune
+//                                  (exclusive), refreshed while it runs
 // Order of writes: packs, then their index, then the snapshot, then head, so
 // an interrupted backup never leaves a snapshot naming a missing chunk.
+// Several clients may write at once (docs/backup-format.md, "Concurrent
+// writers"): every object they create has a fresh random name, and a prune
+// runs only while no backup holds a fresh lock.
 //
 // Thread-compatible; one operation at a time.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "client/blob_store.h"
 #include "client/repo/repo_codec.h"
+#include "client/repo/repo_lock.h"
 #include "crypto/backup_key.h"
 #include "crypto/repo_crypto.h"
 
 namespace bkv {
+
+struct RepoBackupStats;
 
 struct RepoOptions {
   // Create the repository (config) if the store has none.
@@ -39,9 +50,21 @@ struct RepoOptions {
   std::string state_dir;
   // Packs are closed once they hold at least this many sealed bytes.
   size_t pack_target = 16 << 20;
+  // A lock not refreshed for this long is stale: prune removes it. Its
+  // holder refreshes it every lease/6 and gives up after lease/2 without a
+  // refresh, so clocks may differ by up to lease/2.
+  int64_t lock_lease_s = 30 * 60;
+  // How long a backup waits for a prune's lock to go away.
+  int64_t lock_wait_s = 300;
+  // Backup: called after each file and each pack with the running totals.
+  std::function<void(const RepoBackupStats&)> progress;
+  // Backup: polled between chunks; true stops it with Cancelled. What it
+  // uploaded stays in unindexed packs that the next backup adopts.
+  std::function<bool()> cancelled;
 };
 
 struct RepoBackupStats {
+  uint64_t planned_bytes = 0;  // sizes of the files found by the walk
   uint64_t files = 0;
   uint64_t files_read = 0;       // changed or new: read and chunked
   uint64_t files_unchanged = 0;  // size, mtime and inode as in the parent
@@ -76,6 +99,19 @@ struct RepoCheckReport {
   bool clean() const { return problems.empty(); }
 };
 
+// Which snapshots `bkv forget` keeps: the newest keep_last, and the newest
+// snapshot of each of the newest keep_daily days and keep_weekly ISO weeks
+// (UTC) that have one. At least one count must be positive.
+struct ForgetPolicy {
+  size_t keep_last = 0;
+  size_t keep_daily = 0;
+  size_t keep_weekly = 0;
+};
+
+// Pure: for snapshots oldest first, whether each is kept.
+std::vector<bool> KeptBy(const ForgetPolicy& policy,
+                         const std::vector<SnapshotInfo>& snapshots);
+
 struct PruneStats {
   uint64_t packs_deleted = 0;
   uint64_t packs_repacked = 0;
@@ -88,6 +124,9 @@ class Repository {
  public:
   static constexpr char kConfigName[] = "config";
   static constexpr char kHeadName[] = "head";
+  // The largest object read: a pack is closed at its target size, so it is
+  // at most one chunk larger.
+  static constexpr size_t kMaxPackBytes = 64 << 20;
 
   // PermissionDenied for a wrong key, NotFound for a store without a
   // repository (unless options.create), DataLoss for a damaged config or a
@@ -121,11 +160,15 @@ class Repository {
   // Deletes every snapshot but the newest `keep_last` (>= 1); their data
   // stays until Prune. Returns the forgotten snapshots.
   absl::StatusOr<std::vector<SnapshotInfo>> Forget(size_t keep_last);
+  // Deletes the snapshots `policy` does not keep (KeptBy).
+  absl::StatusOr<std::vector<SnapshotInfo>> Forget(const ForgetPolicy& policy);
 
   // Mark and sweep: repacks the live chunks of partly used packs, writes
   // one index of every live chunk, then deletes the old indexes, then the
   // packs no longer indexed. Killed at any step, every snapshot still
   // restores: nothing is deleted before what replaces it is stored.
+  // Unavailable, changing nothing, while another client holds a fresh lock
+  // (a backup or a prune is running).
   absl::StatusOr<PruneStats> Prune();
 
   const ObjectId& repo_id() const { return repo_id_; }
@@ -160,9 +203,23 @@ class Repository {
                                             std::vector<uint8_t>& bytes);
   absl::StatusOr<std::vector<uint8_t>> OpenChunk(const BlobLocation& loc,
                                                  std::span<const uint8_t> pack);
+  // Restore (repo_restore.cc): where each chunk of each pack goes.
+  struct Slot {
+    size_t entry;  // index into the selected entries
+    uint64_t offset;
+  };
+  using PackPlan = std::map<ChunkId, std::vector<Slot>>;
+  class TreeWriter;
   absl::Status WriteTree(const std::string& root,
                          const std::vector<TreeEntry>& entries,
                          const std::map<ChunkId, Located>& chunks);
+  // Downloads the planned packs on one thread while two others verify
+  // their chunks and write them.
+  absl::Status RestorePacks(const std::map<ObjectId, PackPlan>& plan,
+                            const std::map<ChunkId, Located>& chunks,
+                            TreeWriter& writer);
+  absl::StatusOr<std::vector<uint8_t>> FetchPack(const ObjectId& pack,
+                                                 uint64_t size);
   absl::Status CheckReadData(const std::map<ChunkId, Located>& chunks,
                              RepoCheckReport& rep);
   absl::Status AdoptPacks(const std::map<std::string, uint64_t>& objects,
@@ -171,15 +228,33 @@ class Repository {
   absl::Status BackupFile(const std::string& abs, TreeEntry& entry,
                           const std::map<std::string, const TreeEntry*>& parent,
                           const std::map<ChunkId, Located>& known,
-                          Packer& packer, RepoBackupStats& st);
-  absl::StatusOr<SnapshotInfo> CommitSnapshot(const Snapshot& snap,
+                          Packer& packer, RepoLock& lock, RepoBackupStats& st);
+  // Prune's repack and its new index (repo_backup.cc).
+  absl::Status Repack(const std::map<ChunkId, Located>& chunks,
+                      const std::set<ChunkId>& live, RepoLock& lock,
+                      Packer& packer, std::set<ObjectId>& doomed,
+                      PruneStats& ps);
+  absl::Status WriteLiveIndex(const std::map<ChunkId, Located>& chunks,
+                              const std::set<ChunkId>& live,
+                              const std::set<ObjectId>& doomed,
+                              std::vector<PackRecord>& repacked,
+                              RepoBackupStats& st);
+  absl::StatusOr<SnapshotInfo> CommitSnapshot(Snapshot& snap,
                                               RepoBackupStats& st);
+  // Sequence numbers are taken when a snapshot is written, not when its
+  // backup started, so concurrent backups rarely share one.
+  absl::StatusOr<uint64_t> NextSeq();
+  // Head only moves forward: a slower concurrent writer leaves it alone.
+  absl::Status AdvanceHead(const Head& head, RepoBackupStats& st);
+  absl::StatusOr<uint64_t> ReadHeadSeq();
   absl::StatusOr<std::pair<std::string, Snapshot>> Choose(
       const std::string& id);
   absl::Status PutObject(const std::string& name,
                          std::span<const uint8_t> bytes, RepoBackupStats& st);
 
   BlobStore& store_;
+  // Held by whoever calls store_ while a Packer's upload stage runs.
+  std::mutex store_mu_;
   RepoKeys keys_;
   RepoOptions options_;
   ObjectId repo_id_{};

@@ -75,18 +75,19 @@ TEST_F(CliTest, BackupListRestoreJsonAndExitCodes) {
   WriteFile(src + "/chat.db", RandomBytes(500000, 1));
   WriteFile(src + "/media/p.jpg", RandomBytes(20000, 2));
 
+  // Incremental (v2) by default.
   Result b = Run("backup " + src + " --to " + Store() + " --key-file " +
                  (dir_ / "k") + " --json");
   ASSERT_EQ(b.code, 0) << b.err;
-  EXPECT_THAT(b.out, HasSubstr("\"id\":\""));
+  EXPECT_THAT(b.out, HasSubstr("\"format\":2,\"snapshot\":\""));
   EXPECT_EQ(b.err.find('\r'), std::string::npos) << "no progress when piped";
 
-  Result list =
-      Run("list --from " + Store() + " --key-file " + (dir_ / "k") + " --json");
+  Result list = Run("snapshots --from " + Store() + " --key-file " +
+                    (dir_ / "k") + " --json");
   ASSERT_EQ(list.code, 0) << list.err;
-  EXPECT_THAT(list.out, HasSubstr("\"content\":\"tree\""));
+  EXPECT_THAT(list.out, HasSubstr("\"files\":2,"));
   Result objects = Run("list --from " + Store() + " --json");
-  EXPECT_THAT(objects.out, HasSubstr("\"name\":\"latest\""));
+  EXPECT_THAT(objects.out, HasSubstr("\"name\":\"config\""));
 
   Result rs = Run("restore --from " + Store() + " --to " + (dir_ / "back") +
                   " --key-file " + (dir_ / "k"));
@@ -106,9 +107,13 @@ TEST_F(CliTest, BackupListRestoreJsonAndExitCodes) {
   EXPECT_EQ(wrong.code, 3);
   EXPECT_THAT(wrong.err, HasSubstr("wrong backup key"));
   EXPECT_EQ(Run("restore --from " + Store() + " --to " + (dir_ / "x") +
-                " --key-file " + (dir_ / "k") + " --backup abcdef")
+                " --key-file " + (dir_ / "k") + " --snapshot abcdef")
                 .code,
             5);
+  EXPECT_EQ(Run("restore --from " + Store() + " --to " + (dir_ / "x") +
+                " --key-file " + (dir_ / "k") + " --backup abcdef")
+                .code,
+            2);
   EXPECT_EQ(Run("backup " + src + " --to " + Store()).code, 2);
   EXPECT_EQ(Run("frobnicate").code, 2);
   EXPECT_FALSE(std::filesystem::exists(dir_ / "x"));
@@ -122,7 +127,7 @@ TEST_F(CliTest, CorruptedBackupExits4AndLeavesNothing) {
                 .code,
             0);
   for (const auto& e : std::filesystem::directory_iterator(dir_ / "store")) {
-    if (e.path().filename() == "latest") continue;
+    if (e.path().filename().string().rfind("pack-", 0) != 0) continue;
     auto bytes = ReadFile(e.path());
     bytes[bytes.size() / 2] ^= 4;
     WriteFile(e.path(), bytes);

@@ -80,6 +80,33 @@ inline std::map<std::string, std::string> ServersEnv() {
   return env;
 }
 
+// For tests run against every store: exports the servers' credentials
+// (S3, WebDAV) and returns the URL of store `kind` ("file", "callback",
+// "s3" or "webdav") for a name unique to the running test and `suffix`; file
+// stores live under `dir`.
+inline std::string StoreUrlForTest(const std::string& kind,
+                                   std::map<std::string, std::string>& env,
+                                   const std::string& dir,
+                                   const std::string& suffix) {
+  setenv("AWS_ACCESS_KEY_ID", env["BKV_TEST_S3_ACCESS_KEY"].c_str(), 1);
+  setenv("AWS_SECRET_ACCESS_KEY", env["BKV_TEST_S3_SECRET_KEY"].c_str(), 1);
+  setenv("BKV_WEBDAV_USER", env["BKV_TEST_WEBDAV_USER"].c_str(), 1);
+  setenv("BKV_WEBDAV_PASSWORD", env["BKV_TEST_WEBDAV_PASSWORD"].c_str(), 1);
+  std::string id = "t-";
+  for (char c : std::string(
+           ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
+    id += std::isalnum(static_cast<unsigned char>(c)) ? c : '-';
+  }
+  id += "-" + suffix;
+  if (kind == "file") return "file://" + dir + "/" + id;
+  if (kind == "callback") return "callback://" + dir + "/" + id;
+  if (kind == "s3") {
+    return "s3://" + env["BKV_TEST_S3_BUCKET"] + "/" + id +
+           "?endpoint=" + env["BKV_TEST_S3_ENDPOINT"] + "&region=us-east-1";
+  }
+  return "webdav://" + env["BKV_TEST_WEBDAV_HOSTPORT"] + "/sets/" + id;
+}
+
 // A BlobStore whose Put fails after `fail_after` bytes for objects other
 // than the manifest, as a crash or a dropped connection would.
 class FailingBlobStore final : public BlobStore {

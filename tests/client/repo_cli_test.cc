@@ -1,6 +1,7 @@
-// `bkv backup --incremental`, `bkv snapshots`, `bkv restore --snapshot
-// --path`, `bkv check [--read-data]` on a v2 repository (issue 13), as a
-// user runs them; the store is a file:// directory.
+// `bkv backup` (incremental by default), `bkv snapshots`, `bkv restore
+// --snapshot --path`, `bkv forget`, `bkv prune`, `bkv check [--read-data]` on
+// a v2 repository (issue 13), as a user runs them; the store is a file://
+// directory.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -67,12 +68,14 @@ class RepoCliTest : public ::testing::Test {
 };
 
 TEST_F(RepoCliTest, SecondBackupUploadsNothingNewAndRestores) {
-  CliRun first = Bkv({"backup", dir_ / "src", "--to", store_, "--key-file",
-                      dir_ / "k", "--incremental", "--json"});
+  CliRun first = Backup();
   ASSERT_EQ(first.exit_code, 0) << first.err;
   EXPECT_NE(first.out.find("\"seq\":1"), std::string::npos) << first.out;
-  // No --incremental needed once the store holds a v2 repository.
-  CliRun second = Backup();
+  // The old flag is accepted with a note.
+  CliRun second = Bkv({"backup", dir_ / "src", "--to", store_, "--key-file",
+                       dir_ / "k", "--incremental", "--json"});
+  EXPECT_NE(second.err.find("--incremental is deprecated"), std::string::npos)
+      << second.err;
   ASSERT_EQ(second.exit_code, 0) << second.err;
   EXPECT_NE(second.out.find("\"new_chunks\":0,"), std::string::npos)
       << second.out;
@@ -89,7 +92,11 @@ TEST_F(RepoCliTest, SecondBackupUploadsNothingNewAndRestores) {
   ASSERT_EQ(one.exit_code, 0) << one.err;
   EXPECT_EQ(ReadFile(dir_ / "a.jpg"), ReadFile(dir_ / "src/media/a.jpg"));
   CliRun all = Bkv({"restore", "--from", store_, "--key-file", dir_ / "k",
-                    "--to", dir_ / "all"});
+                    "--to", dir_ / "all", "--snapshot", "latest", "--json"});
+  EXPECT_NE(all.out.find(
+                second.out.substr(second.out.find("\"snapshot\":\""), 12 + 32)),
+            std::string::npos)
+      << all.out << second.out;
   ASSERT_EQ(all.exit_code, 0) << all.err;
   EXPECT_EQ(ReadFile(dir_ / "all/chat.db"), ReadFile(dir_ / "src/chat.db"));
   CliRun forget = Bkv({"forget", "--from", store_, "--key-file", dir_ / "k",
@@ -108,10 +115,7 @@ TEST_F(RepoCliTest, SecondBackupUploadsNothingNewAndRestores) {
 }
 
 TEST_F(RepoCliTest, CheckReadDataFindsAFlippedBit) {
-  ASSERT_EQ(Bkv({"backup", dir_ / "src", "--to", store_, "--key-file",
-                 dir_ / "k", "--incremental"})
-                .exit_code,
-            0);
+  ASSERT_EQ(Backup().exit_code, 0);
   CliRun clean = Bkv({"check", "--from", store_, "--key-file", dir_ / "k",
                       "--read-data", "--json"});
   EXPECT_EQ(clean.exit_code, 0) << clean.out << clean.err;
@@ -135,6 +139,60 @@ TEST_F(RepoCliTest, CheckReadDataFindsAFlippedBit) {
                         "--to", dir_ / "out"});
   EXPECT_EQ(restore.exit_code, 4) << restore.err;
   EXPECT_FALSE(fs::exists(dir_ / "out"));
+}
+
+// Today's three snapshots share a day and an ISO week: --keep-daily 1 and
+// --keep-weekly 1 keep only the newest, --keep-last 2 the newest two.
+TEST_F(RepoCliTest, ForgetPoliciesKeepTheNewestOfEachPeriod) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    WriteFile(dir_ / "src/notes.txt", RandomBytes(100, 20 + i));
+    CliRun b = Backup();
+    ASSERT_EQ(b.exit_code, 0) << b.err;
+    ids.push_back(b.out.substr(b.out.find("\"snapshot\":\"") + 12, 32));
+  }
+  auto forget = [&](const std::string& flag, const std::string& n) {
+    return Bkv({"forget", "--from", store_, "--key-file", dir_ / "k", flag, n,
+                "--keep-last", "0", "--json"});
+  };
+  CliRun last = Bkv({"forget", "--from", store_, "--key-file", dir_ / "k",
+                     "--keep-last", "2", "--json"});
+  ASSERT_EQ(last.exit_code, 0) << last.err;
+  EXPECT_EQ(last.out, "{\"forgotten\":[\"" + ids[0] + "\"]}\n");
+  CliRun weekly = forget("--keep-weekly", "1");
+  ASSERT_EQ(weekly.exit_code, 0) << weekly.err;
+  EXPECT_EQ(weekly.out, "{\"forgotten\":[\"" + ids[1] + "\"]}\n");
+  CliRun daily = forget("--keep-daily", "5");
+  ASSERT_EQ(daily.exit_code, 0) << daily.err;
+  EXPECT_EQ(daily.out, "{\"forgotten\":[]}\n");
+  CliRun snaps =
+      Bkv({"snapshots", "--from", store_, "--key-file", dir_ / "k", "--json"});
+  EXPECT_NE(snaps.out.find(ids[2]), std::string::npos) << snaps.out;
+  EXPECT_EQ(snaps.out.find(ids[1]), std::string::npos) << snaps.out;
+  EXPECT_EQ(forget("--keep-daily", "x").exit_code, 2);
+}
+
+// A store holding a single-stream (v1) set: plain `bkv backup` keeps adding
+// v1 backups (saying so), `bkv restore` detects the format, and --format 2
+// into it is refused.
+TEST_F(RepoCliTest, V1SetStaysV1AndRestores) {
+  CliRun v1 = Bkv({"backup", dir_ / "src", "--to", store_, "--key-file",
+                   dir_ / "k", "--format", "1", "--json"});
+  ASSERT_EQ(v1.exit_code, 0) << v1.err;
+  EXPECT_NE(v1.out.find("\"format\":1,"), std::string::npos) << v1.out;
+  CliRun again = Backup();
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("\"format\":1,"), std::string::npos) << again.out;
+  EXPECT_NE(again.err.find("single-stream (v1) backup set"), std::string::npos)
+      << again.err;
+  CliRun v2 = Bkv({"backup", dir_ / "src", "--to", store_, "--key-file",
+                   dir_ / "k", "--format", "2"});
+  EXPECT_EQ(v2.exit_code, 2) << v2.err;
+  CliRun r = Bkv({"restore", "--from", store_, "--key-file", dir_ / "k", "--to",
+                  dir_ / "out"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadFile(dir_ / "out/chat.db"), ReadFile(dir_ / "src/chat.db"));
+  EXPECT_FALSE(fs::exists(dir_ / "store/config"));
 }
 
 }  // namespace

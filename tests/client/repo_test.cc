@@ -3,7 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "client/blob_store.h"
@@ -57,32 +60,13 @@ class RepoTest : public ::testing::TestWithParam<std::string> {
     if (!testing::IsLocalStore(GetParam())) {
       ASSERT_FALSE(env_.empty()) << "servers.env missing: run through ctest";
     }
-    setenv("AWS_ACCESS_KEY_ID", env_["BKV_TEST_S3_ACCESS_KEY"].c_str(), 1);
-    setenv("AWS_SECRET_ACCESS_KEY", env_["BKV_TEST_S3_SECRET_KEY"].c_str(), 1);
-    setenv("BKV_WEBDAV_USER", env_["BKV_TEST_WEBDAV_USER"].c_str(), 1);
-    setenv("BKV_WEBDAV_PASSWORD", env_["BKV_TEST_WEBDAV_PASSWORD"].c_str(), 1);
     store_ = OpenStore("a");
     src_ = dir_ / "src";
     fs::create_directories(src_ + "/media");
   }
   std::unique_ptr<BlobStore> OpenStore(const std::string& suffix) {
-    std::string id = "repo-";
-    for (char c : std::string(
-             ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
-      id += std::isalnum(c) ? c : '-';
-    }
-    id += "-" + suffix;
-    std::string url;
-    if (GetParam() == "file") {
-      url = "file://" + (dir_ / id);
-    } else if (GetParam() == "callback") {
-      url = "callback://" + (dir_ / id);
-    } else if (GetParam() == "s3") {
-      url = "s3://" + env_["BKV_TEST_S3_BUCKET"] + "/" + id +
-            "?endpoint=" + env_["BKV_TEST_S3_ENDPOINT"] + "&region=us-east-1";
-    } else {
-      url = "webdav://" + env_["BKV_TEST_WEBDAV_HOSTPORT"] + "/sets/" + id;
-    }
+    const std::string url = testing::StoreUrlForTest(
+        GetParam(), env_, dir_.path(), "repo-" + suffix);
     BlobStoreOptions o;
     o.s3_part_size = 1 << 20;
     o.retry_base_delay_ms = 10;
@@ -336,6 +320,101 @@ TEST_P(RepoTest, SnapshotFromAnotherRepositoryDetected) {
   EXPECT_EQ(repo->Snapshots().status().code(), absl::StatusCode::kDataLoss);
 }
 
+// The store swaps the snapshot objects of two repositories under different
+// keys (each keeps the other's name): both refuse them, nothing restored.
+TEST_P(RepoTest, SnapshotsSwappedBetweenRepositoriesDetected) {
+  MakeTree(1 << 20);
+  auto repo = Open(*store_, key_);
+  auto mine = repo->Backup(src_);
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  auto other_store = OpenStore("b");
+  auto other = Open(*other_store, BackupKey::Generate());
+  auto theirs = other->Backup(src_);
+  ASSERT_TRUE(theirs.ok()) << theirs.status();
+  auto their_bytes = GetBytes(*other_store, theirs->object);
+  ASSERT_TRUE(their_bytes.ok());
+  ASSERT_TRUE(PutBytes(*other_store, theirs->object, Get(mine->object)).ok());
+  Put(mine->object, *their_bytes);
+  for (Repository* r : {repo.get(), other.get()}) {
+    auto snaps = r->Snapshots();
+    EXPECT_EQ(snaps.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_THAT(std::string(snaps.status().message()),
+                HasSubstr("failed authentication"));
+    auto check = r->Check(false);
+    ASSERT_TRUE(check.ok()) << check.status();
+    EXPECT_FALSE(check->clean());
+  }
+  ExpectNoPartialRestore(*repo, absl::StatusCode::kDataLoss);
+}
+
+// Concurrent writers (docs/backup-format.md): a prune is refused while a
+// backup holds a fresh lock, and changes nothing; a stale lock is removed.
+TEST_P(RepoTest, PruneRefusedWhileABackupHoldsALock) {
+  MakeTree(1 << 20);
+  auto repo = Open(*store_, key_);
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  WriteFile(src_ + "/chat.db", RandomBytes(1 << 20, 99));
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  ASSERT_TRUE(repo->Forget(1).ok());
+  const RepoKeys keys = RepoKeys::Derive(key_);
+  auto before = store_->List();
+  ASSERT_TRUE(before.ok());
+  {
+    auto held = RepoLock::Acquire(*store_, keys, repo->repo_id(), {});
+    ASSERT_TRUE(held.ok()) << held.status();
+    auto refused = repo->Prune();
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+    EXPECT_THAT(std::string(refused.status().message()),
+                HasSubstr("a backup from"));
+    auto after = store_->List();
+    ASSERT_TRUE(after.ok());
+    EXPECT_EQ(after->size(), before->size() + 1);  // + the held lock
+  }
+  // A backup killed while holding its lock (a child process that exits
+  // without releasing it): its pid is gone, so prune removes it and runs.
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto held = RepoLock::Acquire(*store_, keys, repo->repo_id(), {});
+    if (held.ok()) held->release();  // never deleted: "killed"
+    ::_exit(held.ok() ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  auto ps = repo->Prune();
+  ASSERT_TRUE(ps.ok()) << ps.status();
+  EXPECT_GT(ps->packs_deleted, 0u);
+  auto left = store_->List();
+  ASSERT_TRUE(left.ok());
+  for (const BlobInfo& b : *left) EXPECT_NE(b.name.rfind("lock-", 0), 0u);
+  ExpectRestoresSource(*repo, "");
+}
+
+// A backup waits for a prune's lock, up to lock_wait_s; then Unavailable
+// and no snapshot.
+TEST_P(RepoTest, BackupWaitsForAPruneLock) {
+  MakeTree(1 << 20);
+  auto repo = Open(*store_, key_);
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  const RepoKeys keys = RepoKeys::Derive(key_);
+  auto prune =
+      RepoLock::Acquire(*store_, keys, repo->repo_id(), {.exclusive = true});
+  ASSERT_TRUE(prune.ok()) << prune.status();
+  RepoOptions o;
+  o.lock_wait_s = 0;
+  auto waiting = Repository::Open(*store_, key_, o);
+  ASSERT_TRUE(waiting.ok());
+  auto refused = (*waiting)->Backup(src_);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("a prune"));
+  prune->reset();  // released
+  auto snaps = repo->Snapshots();
+  ASSERT_TRUE(snaps.ok());
+  EXPECT_EQ(snaps->size(), 1u);
+  EXPECT_TRUE((*waiting)->Backup(src_).ok());
+}
+
 TEST_P(RepoTest, RolledBackHeadDetected) {
   MakeTree(1 << 20);
   auto repo = Open(*store_, key_);
@@ -371,6 +450,52 @@ TEST_P(RepoTest, ResumeAfterInterruptedBackupFault) {
   EXPECT_EQ(st.packs_uploaded, 0u);
   EXPECT_EQ(st.new_chunks, 0u);
   ExpectRestoresSource(*repo, snap->id);
+}
+
+// Cancelled midway (the SDK's cancellation): every stage stops, no index
+// or snapshot is written, what was uploaded is adopted by the next backup,
+// and progress was reported with new vs deduplicated bytes.
+TEST_P(RepoTest, CancelledBackupStopsAndResumes) {
+  MakeTree(6 << 20);
+  RepoOptions o;
+  o.create = true;
+  o.state_dir = dir_ / "state";
+  o.pack_target = 512 << 10;
+  // Cancelled once a pack is stored (seen through another instance: the
+  // repository's own is in use by its upload stage).
+  auto watcher = OpenStore("a");
+  RepoBackupStats last;
+  o.cancelled = [&] {
+    auto l = watcher->List();
+    return l.ok() && std::any_of(l->begin(), l->end(), [](const BlobInfo& b) {
+             return b.name.rfind("pack-", 0) == 0;
+           });
+  };
+  o.progress = [&](const RepoBackupStats& st) { last = st; };
+  {
+    auto repo = Repository::Open(*store_, key_, o);
+    ASSERT_TRUE(repo.ok()) << repo.status();
+    auto cancelled = (*repo)->Backup(src_);
+    EXPECT_EQ(cancelled.status().code(), absl::StatusCode::kCancelled)
+        << cancelled.status();
+  }
+  EXPECT_GT(last.new_bytes, 0u);
+  EXPECT_GT(last.planned_bytes, last.new_bytes);
+  auto list = store_->List();
+  ASSERT_TRUE(list.ok());
+  for (const BlobInfo& b : *list) {
+    EXPECT_NE(b.name.rfind("snap-", 0), 0u) << b.name;
+    EXPECT_NE(b.name.rfind("index-", 0), 0u) << b.name;
+    EXPECT_NE(b.name.rfind("lock-", 0), 0u) << b.name;  // released
+  }
+  o.cancelled = nullptr;
+  auto repo = Repository::Open(*store_, key_, o);
+  ASSERT_TRUE(repo.ok());
+  RepoBackupStats st;
+  auto snap = (*repo)->Backup(src_, &st);
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  EXPECT_LT(st.new_bytes, st.bytes);  // the cancelled run's packs were kept
+  ExpectRestoresSource(**repo, snap->id);
 }
 
 TEST_P(RepoTest, ForgetAndPruneFreeSpaceAndKeepTheRest) {
@@ -518,6 +643,13 @@ TEST(RepoPruneTest, KilledPruneKeepsEverySnapshotFault) {
       }
     }
     ++points;
+    // The "killed" prune ran in this process, so its lock does not look
+    // dead (a real one's pid is gone, see repo_process_test.cc): remove it.
+    for (const auto& e : fs::directory_iterator(copy)) {
+      if (e.path().filename().string().rfind("lock-", 0) == 0) {
+        fs::remove(e.path());
+      }
+    }
     auto repo = Repository::Open(**store, key, RepoOptions{});
     ASSERT_TRUE(repo.ok());
     auto snaps = (*repo)->Snapshots();
