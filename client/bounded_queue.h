@@ -12,7 +12,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace bkv {
 
@@ -124,8 +126,13 @@ class Pipeline {
   void Fail(absl::Status s) {
     if (s.ok() || joined_) return;
     error_.Set(s);
-    const absl::Status why = absl::CancelledError(
+    absl::Status why = absl::CancelledError(
         absl::StrCat("stopped by an earlier error: ", s.message()));
+    // Its payloads too (the app's cancellation, a vault's detail), so a
+    // stage that reports the cancellation still says what caused it.
+    s.ForEachPayload([&why](absl::string_view url, const absl::Cord& p) {
+      why.SetPayload(url, p);
+    });
     for (auto& cancel : cancel_) cancel(why);
   }
   // Waits for every stage; the first error, or OK.

@@ -64,7 +64,9 @@ absl::Status CancellableBlobStore::Get(std::string_view name,
   return inner_.Get(name, [&](std::span<const uint8_t> bytes) -> absl::Status {
     BKV_RETURN_IF_ERROR(Check());
     Counted(Count::kDownloads, bytes.size());
-    return sink(bytes);
+    BKV_RETURN_IF_ERROR(sink(bytes));
+    // The sink may have reported progress, and the app cancelled there.
+    return Check();
   });
 }
 

@@ -19,3 +19,22 @@ function(bkv_test name)
     PROPERTIES ENVIRONMENT "BKV_SOURCE_DIR=${PROJECT_SOURCE_DIR}" ${ARG_PROPERTIES}
     DISCOVERY_TIMEOUT 60)
 endfunction()
+
+# bkv_man_page(target "description"): TARGET.1 from the binary's --help and
+# --version by help2man (Debian's help2man), built with the target and
+# installed to share/man/man1. Without help2man there is no man page; the
+# install says so rather than failing the build.
+find_program(BKV_HELP2MAN help2man)
+function(bkv_man_page target description)
+  if(NOT BKV_HELP2MAN)
+    message(STATUS "help2man not found: no man page for ${target}")
+    return()
+  endif()
+  set(page ${CMAKE_CURRENT_BINARY_DIR}/${target}.1)
+  add_custom_command(OUTPUT ${page}
+    COMMAND ${BKV_HELP2MAN} --no-info --no-discard-stderr
+            --name=${description} --output=${page} $<TARGET_FILE:${target}>
+    DEPENDS ${target} VERBATIM)
+  add_custom_target(${target}_man ALL DEPENDS ${page})
+  install(FILES ${page} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+endfunction()

@@ -15,6 +15,8 @@ PACKAGES=(
   libcurl4-openssl-dev libzstd-dev libarchive-dev
   # zxcvbn: the CLI's password strength floor (client/cli/password.h).
   libzxcvbn-dev
+  # man pages of bkv and bkv-vault, generated at build time.
+  help2man
   libtomlplusplus-dev libcivetweb-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # The SDK's JVM binding (bindings/java) and its JUnit 5 suite.
