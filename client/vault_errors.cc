@@ -49,6 +49,7 @@ VaultErrorKind KindOfReason(ErrorDetail::Reason r, bool* known) {
     case ErrorDetail::REASON_PROOF_REQUIRED:
       return VaultErrorKind::kProofRequired;
     case ErrorDetail::REASON_VAULT_UNAVAILABLE:
+    case ErrorDetail::REASON_STORAGE_ROLLED_BACK:  // until an operator acts
       return VaultErrorKind::kTransient;
     default:
       *known = false;

@@ -1,0 +1,107 @@
+#include "freshness/reanchor.h"
+
+#include <algorithm>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "crypto/status_macros.h"
+
+namespace bkv::freshness {
+namespace {
+
+// Each shard's root twice: as start-up would check it (an uncommitted write
+// counts as its parent) and with every record as it is.
+struct Scan {
+  std::vector<ShardTree> checked, as_is;
+  std::vector<uint64_t> records;
+  uint64_t unreadable = 0;
+  uint64_t max_tag = 0;
+};
+
+absl::StatusOr<Scan> ScanStore(const storage::RecordStore& store,
+                               uint32_t shards, uint64_t seq) {
+  Scan scan;
+  scan.checked.resize(shards);
+  scan.as_is.resize(shards);
+  scan.records.resize(shards);
+  BKV_RETURN_IF_ERROR(
+      store.ForEach([&](const AccountKey& key,
+                        const absl::StatusOr<storage::v1::UserRecord>& r) {
+        if (!r.ok()) {
+          ++scan.unreadable;
+          return true;
+        }
+        const uint32_t s = ShardOf(key, shards);
+        scan.max_tag = std::max(scan.max_tag, r->fresh_tag());
+        std::optional<LeafValue> own;
+        if (!r->fresh_tombstone()) {
+          own = LeafValue{RecordDigest(key, *r), r->version()};
+          ++scan.records[s];
+        }
+        scan.as_is[s].Set(key, own);
+        if (r->fresh_tag() <= seq) {
+          scan.checked[s].Set(key, own);
+        } else if (r->fresh_parent().size() == 32) {
+          LeafValue parent;
+          std::copy_n(r->fresh_parent().begin(), 32, parent.digest.begin());
+          scan.checked[s].Set(key, parent);
+        }
+        return true;
+      }));
+  return scan;
+}
+
+}  // namespace
+
+absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
+                                        HeadStore& heads,
+                                        const ReanchorOptions& options) {
+  if (options.max_attempts == 0) {
+    return absl::InvalidArgumentError(
+        "--max-attempts must be at least 1 (0 would lock every account; "
+        "delete records instead)");
+  }
+  BKV_ASSIGN_OR_RETURN(std::optional<HeadTable> table, heads.Read());
+  if (!table) {
+    return absl::FailedPreconditionError(
+        "the token holds no freshness heads yet: there is nothing to "
+        "re-anchor (the vault creates them at its first start)");
+  }
+  if (table->shards.size() != options.shards) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the token's heads cover ", table->shards.size(),
+                     " shards, not ", options.shards));
+  }
+  for (uint32_t s : options.only) {
+    if (s >= options.shards) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shard ", s, " does not exist (0 to ", options.shards - 1, ")"));
+    }
+  }
+  BKV_ASSIGN_OR_RETURN(Scan scan, ScanStore(store, options.shards, table->seq));
+  ReanchorReport report;
+  report.unreadable = scan.unreadable;
+  HeadTable next = *table;
+  for (uint32_t s = 0; s < options.shards; ++s) {
+    ShardHead& head = next.shards[s];
+    const bool proven = scan.checked[s].Root() == head.root;
+    const bool chosen =
+        options.only.empty()
+            ? !proven
+            : std::find(options.only.begin(), options.only.end(), s) !=
+                  options.only.end();
+    if (!chosen && !proven) continue;  // stays stale
+    head.root = scan.as_is[s].Root();
+    if (!chosen) continue;  // proven: rolled forward only
+    head.cap = head.epoch > 0 ? std::min(head.cap, options.max_attempts)
+                              : options.max_attempts;
+    ++head.epoch;
+    report.shards.push_back({s, scan.records[s], head.epoch, head.cap});
+  }
+  next.seq = std::max(table->seq, scan.max_tag) + 1;
+  BKV_RETURN_IF_ERROR(heads.Write(next));
+  report.seq = next.seq;
+  return report;
+}
+
+}  // namespace bkv::freshness
