@@ -82,7 +82,7 @@ absl::Status FreshRecordStore::Recover(bool genesis) {
   absl::MutexLock lock(&mu_);
   const uint64_t seq = table_.seq;
   std::vector<Pending> forward;
-  uint64_t records = 0;
+  uint64_t records = 0, max_tag = seq;
   BKV_RETURN_IF_ERROR(inner_.ForEach(
       [&](const AccountKey& key, const absl::StatusOr<UserRecord>& r) {
         const uint32_t s = ShardOf(key, shard_count_);
@@ -91,6 +91,7 @@ absl::Status FreshRecordStore::Recover(bool genesis) {
           return true;
         }
         ++records;
+        max_tag = std::max(max_tag, r->fresh_tag());
         std::optional<LeafValue> own;
         if (!r->fresh_tombstone()) {
           own = LeafValue{RecordDigest(key, *r), r->version()};
@@ -109,7 +110,7 @@ absl::Status FreshRecordStore::Recover(bool genesis) {
           std::copy_n(r->fresh_parent().begin(), 32, parent.digest.begin());
           trees_[s].Set(key, parent);
         }
-        forward.push_back(Pending{seq + 1, key, own});
+        forward.push_back(Pending{0, key, own});
         return true;
       }));
   HeadTable next = table_;
@@ -138,14 +139,19 @@ absl::Status FreshRecordStore::Recover(bool genesis) {
             {"shards", absl::StrCat(shard_count_)}});
     return absl::OkStatus();
   }
-  for (const Pending& p : forward) {
+  // One head covers them all, at a seq no record's tag exceeds: a record
+  // reserved behind a head in flight carries seq + 2.
+  const uint64_t target = std::max(seq + 1, max_tag);
+  for (Pending& p : forward) {
+    p.tag = target;
     if (stale_[ShardOf(p.key, shard_count_)].empty()) pending_.push_back(p);
   }
   if (pending_.empty()) return absl::OkStatus();
   Report("warn", "freshness_roll_forward",
          {{"records", absl::StrCat(pending_.size())}});
+  next_seq_ = target;
   mu_.Unlock();
-  absl::Status s = WaitCommitted(seq + 1);
+  absl::Status s = WaitCommitted(target);
   mu_.Lock();
   return s;
 }
@@ -450,7 +456,7 @@ absl::Status FreshRecordStore::LeadHeadWrite() const {
   writing_ = true;
   const uint64_t attempt = ++attempts_;
   HeadTable next = table_;
-  next.seq = table_.seq + 1;
+  next.seq = std::max(table_.seq + 1, next_seq_);
   auto split = std::stable_partition(
       pending_.begin(), pending_.end(),
       [&](const Pending& p) { return p.tag <= next.seq; });

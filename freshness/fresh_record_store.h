@@ -136,6 +136,8 @@ class FreshRecordStore final : public storage::RecordStore {
   mutable std::vector<ShardTree> trees_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> stale_ ABSL_GUARDED_BY(mu_);  // "" = proven
   mutable bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  // The start-up roll-forward's head may skip seqs (to the highest tag).
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   mutable uint64_t attempts_ ABSL_GUARDED_BY(mu_) = 0;  // head writes tried
   mutable absl::Status last_failure_ ABSL_GUARDED_BY(mu_);
   mutable uint64_t last_failure_at_ ABSL_GUARDED_BY(mu_) = 0;

@@ -7,10 +7,12 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <thread>
 
 #include "freshness/shard_tree.h"
+#include "rocksdb/db.h"
 #include "storage/record_codec.h"
 #include "tests/server/vault_harness.h"
 
@@ -71,6 +73,36 @@ class RollbackTest : public VaultFixture {
     }
     ADD_FAILURE() << "never locked";
   }
+  // The raw RocksDB values of one account's record and watermark.
+  std::map<std::string, std::string> RawRecord(const std::string& account) {
+    std::map<std::string, std::string> kv;
+    rocksdb::DB* db = nullptr;
+    rocksdb::Options opts;
+    EXPECT_TRUE(rocksdb::DB::OpenForReadOnly(opts, Records(), &db).ok());
+    std::unique_ptr<rocksdb::DB> owner(db);
+    const auto key = storage::DeriveAccountKey(account);
+    for (const std::string& k :
+         {storage::RecordDbKey(key), storage::WatermarkDbKey(key)}) {
+      EXPECT_TRUE(db->Get(rocksdb::ReadOptions(), k, &kv[k]).ok());
+    }
+    return kv;
+  }
+  void WriteRaw(const std::map<std::string, std::string>& kv) {
+    rocksdb::DB* db = nullptr;
+    rocksdb::Options opts;
+    ASSERT_TRUE(rocksdb::DB::Open(opts, Records(), &db).ok());
+    std::unique_ptr<rocksdb::DB> owner(db);
+    rocksdb::WriteOptions w;
+    w.sync = true;
+    for (const auto& [k, v] : kv) ASSERT_TRUE(db->Put(w, k, v).ok());
+  }
+  uint32_t Remaining(const std::string& account) {
+    vault::v1::GetStatusResponse s;
+    auto r = client_->Status(vault_.Token(account), &s);
+    EXPECT_TRUE(r.ok()) << r.status.error_message();
+    return s.attempts_remaining();
+  }
+
   static void ExpectRolledBack(const TestClient::Recovery& r) {
     EXPECT_FALSE(r.got_ke2);
     ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();
@@ -105,6 +137,163 @@ TEST_F(RollbackTest, RestoredRecordsAfterLockoutGiveNoGuessAndNoKey) {
   auto o = client_->Recover(vault_.Token(other), other, "other-pw");
   ASSERT_TRUE(o.result.ok()) << o.result.status.error_message();
   EXPECT_TRUE(o.backup_key == other_key);
+}
+
+// One account's record and watermark written back together (the store's own
+// tamper checks can't see that): caught, and the other shards serve.
+TEST_F(RollbackTest, OlderCopyOfOneRecordIsDetectedOnItsNextRead) {
+  const int metrics_port = FreePort();
+  const std::vector<std::string> args = {
+      "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port)};
+  StartVault(args);
+  auto [acct, other] = AccountsInTwoShards("judy");
+  RegisterOrDie(acct, "right");
+  RegisterOrDie(other, "other-pw");
+  StopVault();
+  const auto old = RawRecord(acct);
+  StartVault(args);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(client_->Recover(vault_.Token(acct), acct, "wrong").got_ke2);
+  }
+  EXPECT_EQ(Remaining(acct), 7u);
+  StopVault();
+  WriteRaw(old);
+  StartVault(args);
+  auto r = client_->Recover(vault_.Token(acct), acct, "wrong");
+  ExpectRolledBack(r);
+  EXPECT_NE(r.result.status.error_message().find(
+                storage::AccountKeyHex(storage::DeriveAccountKey(acct))),
+            std::string::npos)
+      << r.result.status.error_message();
+  EXPECT_TRUE(
+      client_->Recover(vault_.Token(other), other, "other-pw").result.ok());
+  const std::string m = HttpGet(metrics_port, "/metrics");
+  EXPECT_NE(m.find("bkv_freshness_shard_stale{shard=\"" +
+                   std::to_string(ShardOfAccount(acct)) + "\"} 1"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("bkv_freshness_shard_stale{shard=\"" +
+                   std::to_string(ShardOfAccount(other)) + "\"} 0"),
+            std::string::npos);
+}
+
+// Disaster recovery: the security officer re-anchors the restored store;
+// every record of the stale shard keeps at most K attempts.
+TEST_F(RollbackTest, ReanchorNeedsTheSecurityOfficerAndCapsAttempts) {
+  StartVault();
+  auto [acct, other] = AccountsInTwoShards("kate");
+  SecretBytes key = RegisterOrDie(acct, "right");
+  RegisterOrDie(other, "other-pw");
+  StopVault();
+  const std::string copy = vault_.data_dir() + "/records-copy";
+  CopyRecords(copy);
+  StartVault();
+  GuessUntilLocked(acct);
+  StopVault();
+  RestoreRecords(copy);
+
+  std::string out;
+  EXPECT_NE(Reanchor({}, &out), 0);
+  EXPECT_NE(out.find("--so-pin-file"), std::string::npos) << out;
+  const std::string wrong = vault_.data_dir() + "/wrong.pin";
+  {
+    std::ofstream(wrong) << "0123456789abcdef\n";
+    fs::permissions(wrong, fs::perms::owner_read | fs::perms::owner_write);
+  }
+  out.clear();
+  EXPECT_NE(Reanchor({"--so-pin-file", wrong}, &out), 0);
+  EXPECT_NE(out.find("security officer PIN"), std::string::npos) << out;
+  // Refused: the shard is still stale.
+  StartVault();
+  ExpectRolledBack(client_->Recover(vault_.Token(acct), acct, "right"));
+  StopVault();
+
+  out.clear();
+  const std::string so_pin = vault_.data_dir() + "/softhsm/so.pin";
+  ASSERT_EQ(Reanchor({"--so-pin-file", so_pin, "--max-attempts", "2"}, &out), 0)
+      << out;
+  EXPECT_NE(out.find("shard " + std::to_string(ShardOfAccount(acct)) +
+                     ": re-anchored at epoch 1"),
+            std::string::npos)
+      << out;
+  StartVault();
+  EXPECT_EQ(vault_.log().find("freshness_shard_stale"), std::string::npos)
+      << vault_.log();
+  EXPECT_EQ(Remaining(acct), 2u);
+  EXPECT_EQ(Remaining(other), 10u);  // proven: untouched
+  EXPECT_TRUE(client_->Recover(vault_.Token(acct), acct, "wrong").got_ke2);
+  EXPECT_EQ(Remaining(acct), 1u);
+  // The cap holds across restarts, and the audit log has the ceremony.
+  StopVault();
+  StartVault();
+  EXPECT_EQ(Remaining(acct), 1u);
+  EXPECT_EQ(FilesContaining(vault_.data_dir(), "rollback_reanchor"), 1);
+  auto last = client_->Recover(vault_.Token(acct), acct, "wrong");
+  EXPECT_TRUE(last.got_ke2);
+  auto locked = client_->Recover(vault_.Token(acct), acct, "right");
+  EXPECT_FALSE(locked.got_ke2);
+  ASSERT_TRUE(locked.result.detail.has_value());
+  EXPECT_EQ(locked.result.detail->reason(), ErrorDetail::REASON_LOCKED);
+  EXPECT_TRUE(locked.backup_key.empty());
+  (void)key;
+}
+
+// SIGKILL anywhere between a record write and its head, with concurrent
+// guessers: every KE2 a client got is counted after the restart, and no
+// account or shard is left unprovable.
+TEST_F(RollbackTest, SigkillStormsNeverUndercountNorWedge) {
+  const std::vector<std::string> args = {
+      "--attempt-limit",      "16",   "--account-burst", "1000",
+      "--account-per-second", "1000", "--guess-burst",   "1000",
+      "--guess-per-second",   "1000"};
+  StartVault(args);
+  std::vector<std::string> accounts;
+  for (int i = 0; i < 16; ++i) {
+    accounts.push_back("storm-" + std::to_string(i));
+    RegisterOrDie(accounts.back(), "right");
+  }
+  std::map<std::string, std::atomic<int>> ke2s;
+  for (const auto& a : accounts) ke2s[a] = 0;
+  constexpr int kCycles = 30;
+  int rolled_forward = 0;  // restarts that found a write without its head
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::minutes(3);
+  for (int cycle = 0; cycle < kCycles; ++cycle) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      const std::string acct = accounts[(cycle * 4 + t) % accounts.size()];
+      const std::string token = vault_.Token(acct);
+      threads.emplace_back([&, acct, token] {
+        TestClient c(vault_.address(), vault_.public_key());
+        for (int i = 0; i < 3 && !stop; ++i) {
+          if (c.Recover(token, acct, "wrong").got_ke2) ++ke2s[acct];
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20 + cycle * 7 % 90));
+    vault_.Kill();
+    stop = true;
+    for (auto& t : threads) t.join();
+    client_.reset();
+    StartVault(args);
+    ASSERT_EQ(vault_.log().find("freshness_shard_stale"), std::string::npos)
+        << "cycle " << cycle << "\n"
+        << vault_.log();
+    if (vault_.log().find("freshness_roll_forward") != std::string::npos) {
+      ++rolled_forward;
+    }
+  }
+  // The storm did hit the window between record and head.
+  EXPECT_GT(rolled_forward, 0);
+  for (const auto& a : accounts) {
+    vault::v1::GetStatusResponse s;
+    auto r = client_->Status(vault_.Token(a), &s);
+    ASSERT_TRUE(r.ok()) << a << ": " << r.status.error_message();
+    EXPECT_GE(16 - s.attempts_remaining(), static_cast<uint32_t>(ke2s[a]))
+        << a << " " << s.ShortDebugString();
+  }
 }
 
 }  // namespace
