@@ -370,9 +370,9 @@ absl::Status Pkcs11Hsm::VerifySoPin(absl::string_view module_path,
   if (rv == CKR_OK) fn->C_Logout(session);
   fn->C_CloseSession(session);
   if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LEN_RANGE) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "the security officer PIN of token '", label, "' in ", module->path(),
-        " is wrong"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("the security officer PIN of token '", label, "' in ",
+                     module->path(), " is wrong"));
   }
   return CheckRv(rv, "C_Login(CKU_SO)");
 }

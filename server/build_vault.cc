@@ -334,8 +334,8 @@ absl::Status BuildFreshness(VaultNode& n) {
   auto heads = freshness::TokenHeadStore::Open(n.token);
   BKV_BUILD_STEP("hsm_unavailable", heads.status());
   n.heads = *std::move(heads);
-  auto fresh = freshness::FreshRecordStore::Open(
-      *n.store, *n.heads, {o.shards, LogFreshness});
+  auto fresh = freshness::FreshRecordStore::Open(*n.store, *n.heads,
+                                                 {o.shards, LogFreshness});
   BKV_BUILD_STEP("freshness_unavailable", fresh.status());
   n.fresh = *std::move(fresh);
   n.timed_store.emplace(*n.fresh, n.metrics);
@@ -479,8 +479,8 @@ std::string DescribeForTesting(const ComponentOptions& o) {
       e.ca_file, ",", e.cert_file, ",", e.key_file, ",", e.insecure, ",",
       absl::FormatDuration(e.call_timeout), ",",
       absl::FormatDuration(e.op_timeout), "\nfreshness=", o.store.anchor, ",",
-      o.store.shards, "\naudit_log=", o.audit_log,
-      "\nkey_check=", o.key_check, "\nissuer_keys_file=", o.issuer_keys_file,
+      o.store.shards, "\naudit_log=", o.audit_log, "\nkey_check=", o.key_check,
+      "\nissuer_keys_file=", o.issuer_keys_file,
       "\ndev_issuer=", o.dev_issuer_key, ",", o.dev_issuer_keys,
       "\ntoken_policy=", o.audience, ",", o.issuer,
       "\nopaque=", o.opaque.context, ",", o.opaque.server_identity.value_or(""),

@@ -1,7 +1,11 @@
 // bkv_loadgen: full recoveries (RecoverStart + RecoverFinish) against a real
 // bkv-vault with durable counters and the real (SoftHSM) token.
 //
-//   bkv_loadgen [--clients N] [--seconds S]
+//   bkv_loadgen [--clients N] [--seconds S] [--vault-bin PATH]
+//
+// --vault-bin runs another bkv-vault build (e.g. one without a feature, for
+// bench/server/rollback_bench.sh). When the vault exports
+// bkv_freshness_head_writes_total, HSM head writes per recovery are printed.
 //
 // Starts its own vault on loopback in a temporary directory, registers one
 // account per client, then drives recoveries from N threads for S seconds.
@@ -41,6 +45,15 @@ double ProcessCpuSeconds(pid_t pid) {
     if (i == 15) stime = std::stoul(field);
   }
   return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+// bkv_freshness_head_writes_total from /metrics; -1 if not exported.
+double HeadWrites(int port) {
+  const std::string m = testing::HttpGet(port, "/metrics");
+  const std::string name = "\nbkv_freshness_head_writes_total ";
+  const size_t at = m.find(name);
+  if (at == std::string::npos) return -1;
+  return std::atof(m.c_str() + at + name.size());
 }
 
 class NoStretch final : public Ksf {
@@ -84,17 +97,26 @@ double ProtocolCostSeconds() {
 int Main(int argc, char** argv) {
   int clients = 8;
   double seconds = 10;
+  std::string vault_bin;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--clients") clients = std::atoi(argv[i + 1]);
     if (a == "--seconds") seconds = std::atof(argv[i + 1]);
+    if (a == "--vault-bin") vault_bin = argv[i + 1];
   }
   clients = std::clamp(clients, 1, 256);
   seconds = std::clamp(seconds, 1.0, 600.0);
 
   testing::VaultProcess vault;
+  if (!vault_bin.empty()) {
+    // The harness starts its own binary: exec the other one in its place.
+    vault.set_wrapper(
+        {"/bin/sh", "-c", "shift; exec \"$0\" \"$@\"", vault_bin});
+  }
+  const int metrics_port = testing::FreePort();
   // Every budget wide open: this measures the vault, not its limits.
-  std::vector<std::string> args;
+  std::vector<std::string> args = {"--metrics-listen",
+                                   "127.0.0.1:" + std::to_string(metrics_port)};
   for (const char* budget : {"account", "read", "guess", "peer"}) {
     args.insert(args.end(),
                 {std::string("--") + budget + "-burst", "100000",
@@ -120,6 +142,7 @@ int Main(int argc, char** argv) {
   std::atomic<long> failures{0};
   std::vector<std::vector<double>> latencies(clients);
   const double cpu0 = ProcessCpuSeconds(vault.pid());
+  const double heads0 = HeadWrites(metrics_port);
   const auto t0 = Clock::now();
   std::vector<std::thread> threads;
   for (int c = 0; c < clients; ++c) {
@@ -140,6 +163,7 @@ int Main(int argc, char** argv) {
   for (auto& t : threads) t.join();
   const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
   const double cpu = ProcessCpuSeconds(vault.pid()) - cpu0;
+  const double heads = HeadWrites(metrics_port) - heads0;
 
   std::vector<double> all;
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
@@ -158,6 +182,9 @@ int Main(int argc, char** argv) {
               1e6 * protocol);
   std::printf("ratio                   %.2f (target <= 1.5)\n",
               (cpu / n) / protocol);
+  if (heads0 >= 0) {
+    std::printf("HSM head writes/recovery %.3f\n", heads / n);
+  }
   vault.Stop();
   return failures.load() == 0 ? 0 : 1;
 }
