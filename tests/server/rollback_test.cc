@@ -103,6 +103,28 @@ class RollbackTest : public VaultFixture {
     return s.attempts_remaining();
   }
 
+  // The reproduction up to the restart: two accounts in different
+  // shards, the records copied, `acct` guessed until locked, the vault
+  // stopped and the copy restored.
+  struct Restored {
+    std::string acct, other;
+    SecretBytes other_key;
+  };
+  Restored LockOutThenRestoreCopy(const std::string& prefix) {
+    StartVault();
+    auto [acct, other] = AccountsInTwoShards(prefix);
+    RegisterOrDie(acct, "right");
+    SecretBytes other_key = RegisterOrDie(other, "other-pw");
+    StopVault();
+    const std::string copy = vault_.data_dir() + "/records-copy";
+    CopyRecords(copy);
+    StartVault();
+    GuessUntilLocked(acct);
+    StopVault();
+    RestoreRecords(copy);
+    return {acct, other, std::move(other_key)};
+  }
+
   static void ExpectRolledBack(const TestClient::Recovery& r) {
     EXPECT_FALSE(r.got_ke2);
     ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();
@@ -116,17 +138,7 @@ class RollbackTest : public VaultFixture {
 
 // The reproduction: copy, lock out, restore the copy, restart.
 TEST_F(RollbackTest, RestoredRecordsAfterLockoutGiveNoGuessAndNoKey) {
-  StartVault();
-  auto [acct, other] = AccountsInTwoShards("ivan");
-  RegisterOrDie(acct, "right");
-  SecretBytes other_key = RegisterOrDie(other, "other-pw");
-  StopVault();
-  const std::string copy = vault_.data_dir() + "/records-copy";
-  CopyRecords(copy);
-  StartVault();
-  GuessUntilLocked(acct);
-  StopVault();
-  RestoreRecords(copy);
+  const auto [acct, other, other_key] = LockOutThenRestoreCopy("ivan");
   StartVault();
   EXPECT_NE(vault_.log().find("freshness_shard_stale"), std::string::npos)
       << vault_.log();
@@ -180,17 +192,7 @@ TEST_F(RollbackTest, OlderCopyOfOneRecordIsDetectedOnItsNextRead) {
 // Disaster recovery: the security officer re-anchors the restored store;
 // every record of the stale shard keeps at most K attempts.
 TEST_F(RollbackTest, ReanchorNeedsTheSecurityOfficerAndCapsAttempts) {
-  StartVault();
-  auto [acct, other] = AccountsInTwoShards("kate");
-  SecretBytes key = RegisterOrDie(acct, "right");
-  RegisterOrDie(other, "other-pw");
-  StopVault();
-  const std::string copy = vault_.data_dir() + "/records-copy";
-  CopyRecords(copy);
-  StartVault();
-  GuessUntilLocked(acct);
-  StopVault();
-  RestoreRecords(copy);
+  const auto [acct, other, other_key] = LockOutThenRestoreCopy("kate");
 
   std::string out;
   EXPECT_NE(Reanchor({}, &out), 0);
@@ -235,7 +237,6 @@ TEST_F(RollbackTest, ReanchorNeedsTheSecurityOfficerAndCapsAttempts) {
   ASSERT_TRUE(locked.result.detail.has_value());
   EXPECT_EQ(locked.result.detail->reason(), ErrorDetail::REASON_LOCKED);
   EXPECT_TRUE(locked.backup_key.empty());
-  (void)key;
 }
 
 // SIGKILL anywhere between a record write and its head, with concurrent
