@@ -26,6 +26,27 @@ bool Ambiguous(const absl::Status& s) {
          absl::IsDeadlineExceeded(s);
 }
 
+// The record as the store keeps it after writing `r` at `version`.
+UserRecord AsStored(UserRecord r, uint64_t version) {
+  r.set_version(version);
+  r.set_schema_version(storage::kSchemaVersion);
+  return r;
+}
+
+// A tombstone commits to no leaf.
+std::optional<LeafValue> LeafOf(const AccountKey& key, const UserRecord& r) {
+  if (r.fresh_tombstone()) return std::nullopt;
+  return LeafValue{RecordDigest(key, r), r.version()};
+}
+
+absl::Status UnsettledError(const AccountKey& key) {
+  return absl::UnavailableError(absl::StrCat(
+      "the store could not say whether the last write to account key ",
+      storage::AccountKeyHex(key),
+      " was applied; this account (only) is refused until a re-read settles "
+      "it: retry later"));
+}
+
 }  // namespace
 
 void CapAttempts(UserRecord& r, uint32_t cap) {
@@ -92,10 +113,7 @@ absl::Status FreshRecordStore::Recover(bool genesis) {
         }
         ++records;
         max_tag = std::max(max_tag, r->fresh_tag());
-        std::optional<LeafValue> own;
-        if (!r->fresh_tombstone()) {
-          own = LeafValue{RecordDigest(key, *r), r->version()};
-        }
+        const std::optional<LeafValue> own = LeafOf(key, *r);
         if (genesis || r->fresh_tag() <= seq) {
           trees_[s].Set(key, own);
           return true;
@@ -220,6 +238,7 @@ absl::StatusOr<UserRecord> FreshRecordStore::Get(
 // the head covers (or waiting for the head that will cover it).
 absl::StatusOr<UserRecord> FreshRecordStore::CheckedGet(
     std::string_view id, const AccountKey& key) const {
+  BKV_RETURN_IF_ERROR(SettleLeftover(id, key));
   absl::StatusOr<UserRecord> r = inner_.Get(id);
   if (!r.ok() && !absl::IsNotFound(r.status())) return r.status();
   std::optional<LeafValue> leaf;
@@ -299,6 +318,7 @@ absl::StatusOr<uint64_t> FreshRecordStore::Write(std::string_view id,
                                                  const AccountKey& key,
                                                  uint64_t expected,
                                                  UserRecord next) {
+  BKV_RETURN_IF_ERROR(SettleLeftover(id, key));
   std::optional<LeafValue> leaf;
   uint32_t epoch = 0;
   {
@@ -341,32 +361,83 @@ absl::StatusOr<uint64_t> FreshRecordStore::WriteThrough(
   }
   std::optional<UserRecord> stored;
   if (v.ok()) {
-    stored = next;
-    stored->set_version(*v);
-    stored->set_schema_version(storage::kSchemaVersion);
+    stored = AsStored(next, *v);
   } else if (Ambiguous(v.status())) {
-    // Settle it: the record with our tag and parent is ours.
-    auto found = inner_.Get(id);
-    if (found.ok() && found->fresh_tag() == tag &&
-        found->fresh_parent() == next.fresh_parent()) {
-      stored = *found;
-      v = found->version();
-    } else if (!found.ok() && !absl::IsNotFound(found.status())) {
-      MarkUnsettled(key);
-      return v.status();
+    absl::StatusOr<UserRecord> found;
+    const Outcome o = Settle(id, key, next, &found);
+    if (o == Outcome::kOurs) stored = *std::move(found);
+    if (o == Outcome::kUnknown) {
+      Burn(tag);
+      absl::MutexLock lock(&mu_);
+      unsettled_[key] = next;
+      Report("error", "freshness_unsettled",
+             {{"account_key", storage::AccountKeyHex(key)},
+              {"error", std::string(v.status().message())}});
+      return UnsettledError(key);
     }
   }
   if (!stored) {
-    Land(tag, std::nullopt);
+    Burn(tag);
     return v.status();
   }
-  std::optional<LeafValue> leaf;
-  if (!stored->fresh_tombstone()) {
-    leaf = LeafValue{RecordDigest(key, *stored), *v};
+  BKV_RETURN_IF_ERROR(Commit(key, *stored, tag));
+  return stored->version();
+}
+
+// Only the exact record we sent is ours (its tag is never handed out
+// twice); the anchored record still there means the write did not apply.
+FreshRecordStore::Outcome FreshRecordStore::Settle(
+    std::string_view id, const AccountKey& key, const UserRecord& sent,
+    absl::StatusOr<UserRecord>* found) const {
+  *found = inner_.Get(id);
+  std::optional<Digest> digest;
+  if (found->ok()) {
+    digest = RecordDigest(key, **found);
+    if (*digest == RecordDigest(key, AsStored(sent, (*found)->version()))) {
+      return Outcome::kOurs;
+    }
   }
-  Land(tag, Pending{tag, key, leaf});
-  BKV_RETURN_IF_ERROR(WaitCommitted(tag));
-  return *v;
+  std::optional<LeafValue> leaf;
+  {
+    absl::MutexLock lock(&mu_);
+    leaf = trees_[ShardOf(key, shard_count_)].Get(key);
+  }
+  if (leaf ? digest == leaf->digest
+           : absl::IsNotFound(found->status()) ||
+                 (found->ok() && (*found)->fresh_tombstone())) {
+    return Outcome::kNotApplied;
+  }
+  return Outcome::kUnknown;
+}
+
+absl::Status FreshRecordStore::SettleLeftover(std::string_view id,
+                                              const AccountKey& key) const {
+  UserRecord sent;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = unsettled_.find(key);
+    if (it == unsettled_.end()) return absl::OkStatus();
+    sent = it->second;
+  }
+  absl::StatusOr<UserRecord> found;
+  const Outcome o = Settle(id, key, sent, &found);
+  if (o == Outcome::kUnknown) return UnsettledError(key);
+  {
+    absl::MutexLock lock(&mu_);
+    unsettled_.erase(key);
+  }
+  Report("warn", "freshness_settled",
+         {{"account_key", storage::AccountKeyHex(key)},
+          {"applied", o == Outcome::kOurs ? "yes" : "no"}});
+  if (o == Outcome::kNotApplied) return absl::OkStatus();
+  return Commit(key, *found, Reserve());
+}
+
+absl::Status FreshRecordStore::Commit(const AccountKey& key,
+                                      const UserRecord& stored,
+                                      uint64_t tag) const {
+  Land(tag, Pending{tag, key, LeafOf(key, stored)});
+  return WaitCommitted(tag);
 }
 
 absl::Status FreshRecordStore::Shred(std::string_view account_id) {
@@ -412,7 +483,7 @@ FreshnessStats FreshRecordStore::Stats() const {
 
 uint64_t FreshRecordStore::Reserve() const {
   absl::MutexLock lock(&mu_);
-  const uint64_t tag = table_.seq + (writing_ ? 2 : 1);
+  const uint64_t tag = std::max(table_.seq + (writing_ ? 2 : 1), burned_ + 1);
   ++reserved_[tag];
   return tag;
 }
@@ -424,22 +495,18 @@ void FreshRecordStore::Land(uint64_t tag, std::optional<Pending> p) const {
   changed_.SignalAll();
 }
 
-void FreshRecordStore::MarkUnsettled(const AccountKey& key) const {
-  absl::MutexLock lock(&mu_);
-  unsettled_ = absl::StrCat(
-      "a write to account key ", storage::AccountKeyHex(key),
-      " could not be settled (the store failed and then could not be read): "
-      "no head can be written until the vault restarts, which settles it");
-  Report("error", "freshness_unsettled",
-         {{"account_key", storage::AccountKeyHex(key)}});
-  changed_.SignalAll();
+void FreshRecordStore::Burn(uint64_t tag) const {
+  {
+    absl::MutexLock lock(&mu_);
+    burned_ = std::max(burned_, tag);
+  }
+  Land(tag, std::nullopt);
 }
 
 absl::Status FreshRecordStore::WaitCommitted(uint64_t tag) const {
   absl::MutexLock lock(&mu_);
   const uint64_t start = attempts_;
   while (table_.seq < tag) {
-    if (!unsettled_.empty()) return absl::UnavailableError(unsettled_);
     if (last_failure_at_ > start) return last_failure_;
     if (!writing_ && !reserved_.contains(table_.seq + 1)) {
       BKV_RETURN_IF_ERROR(LeadHeadWrite());

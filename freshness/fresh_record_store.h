@@ -112,12 +112,27 @@ class FreshRecordStore final : public storage::RecordStore {
                                         const AccountKey& key,
                                         uint64_t expected,
                                         const storage::v1::UserRecord& next);
+  // What an ambiguous write of `sent` did, told by the record's exact
+  // content (docs/rollback.md "Ambiguous writes").
+  enum class Outcome { kOurs, kNotApplied, kUnknown };
+  Outcome Settle(std::string_view id, const AccountKey& key,
+                 const storage::v1::UserRecord& sent,
+                 absl::StatusOr<storage::v1::UserRecord>* found) const;
+  // With the stripe held: settles the account's earlier unsettled write, if
+  // any; kUnavailable (that account only) while it can't be told.
+  absl::Status SettleLeftover(std::string_view id, const AccountKey& key) const;
+  // Waits for a head covering `stored` as the account's leaf; `tag` is
+  // reserved by the caller.
+  absl::Status Commit(const AccountKey& key,
+                      const storage::v1::UserRecord& stored,
+                      uint64_t tag) const;
   std::optional<Pending> FindPending(const AccountKey& key) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   uint64_t Reserve() const;
   void Land(uint64_t tag, std::optional<Pending> p) const;
-  void MarkUnsettled(const AccountKey& key) const;
+  // A write that failed after Reserve: its tag is never handed out again.
+  void Burn(uint64_t tag) const;
   absl::Status WaitCommitted(uint64_t tag) const;
   absl::Status LeadHeadWrite() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -145,9 +160,11 @@ class FreshRecordStore final : public storage::RecordStore {
   mutable std::map<uint64_t, int> reserved_ ABSL_GUARDED_BY(mu_);
   mutable std::vector<Pending> pending_ ABSL_GUARDED_BY(mu_);
   mutable std::vector<Pending> in_flight_ ABSL_GUARDED_BY(mu_);
-  // A store write that could not be settled holds its tag forever: heads
-  // stop until a restart settles it (docs/rollback.md).
-  mutable std::string unsettled_ ABSL_GUARDED_BY(mu_);
+  mutable uint64_t burned_ ABSL_GUARDED_BY(mu_) = 0;  // highest burned tag
+  // Per account, the record an ambiguous write sent while its outcome can't
+  // be told: only that account is refused until a re-read settles it.
+  mutable std::map<AccountKey, storage::v1::UserRecord> unsettled_
+      ABSL_GUARDED_BY(mu_);
 
   mutable std::atomic<uint64_t> head_writes_{0}, records_committed_{0},
       stale_reads_{0};

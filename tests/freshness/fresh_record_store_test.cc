@@ -5,89 +5,11 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
-
-#include "bkv/vault/v1/error_detail.h"
-#include "bkv/vault/v1/vault.pb.h"
 #include "freshness/reanchor.h"
-#include "storage/rocksdb_record_store.h"
-#include "tests/hsm/test_token.h"
-#include "tests/storage/test_util.h"
+#include "tests/freshness/fresh_fixture.h"
 
 namespace bkv::freshness {
 namespace {
-
-using storage::v1::UserRecord;
-using vault::v1::ErrorDetail;
-
-// The token's head store, failing its next `fail` writes on demand.
-class FaultyHeads final : public HeadStore {
- public:
-  explicit FaultyHeads(HeadStore& real) : real_(real) {}
-  absl::StatusOr<std::optional<HeadTable>> Read() override {
-    return real_.Read();
-  }
-  absl::Status Write(const HeadTable& t) override {
-    if (fail > 0) {
-      --fail;
-      return absl::UnavailableError("injected: token busy");
-    }
-    return real_.Write(t);
-  }
-  int fail = 0;
-
- private:
-  HeadStore& real_;
-};
-
-class FreshStoreTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto token = hsm::testing::TestToken::Create(/*with_keys=*/false);
-    ASSERT_TRUE(token.ok()) << token.status();
-    token_ = *std::move(token);
-    auto heads = TokenHeadStore::Open(token_->hsm());
-    ASSERT_TRUE(heads.ok()) << heads.status();
-    token_heads_ = *std::move(heads);
-    faulty_ = std::make_unique<FaultyHeads>(*token_heads_);
-    OpenInner();
-    Reopen();
-  }
-  void OpenInner() {
-    inner_.reset();
-    storage::RocksDbRecordStoreOptions o;
-    o.data_dir = dir_.path();
-    auto s = storage::RocksDbRecordStore::Open(o, storage::testing::TestSealer());
-    ASSERT_TRUE(s.ok()) << s.status();
-    inner_ = *std::move(s);
-  }
-  // A restart: the tree is rebuilt from the store and checked.
-  void Reopen(uint32_t shards = 4) {
-    fresh_.reset();
-    auto f = FreshRecordStore::Open(*inner_, *faulty_, {shards, nullptr});
-    ASSERT_TRUE(f.ok()) << f.status();
-    fresh_ = *std::move(f);
-  }
-  static UserRecord Active(uint32_t used) {
-    UserRecord r = storage::testing::SampleRecord(used);
-    r.set_state(storage::v1::RECORD_STATE_ACTIVE);
-    r.set_attempt_limit(10);
-    return r;
-  }
-  static void ExpectRolledBack(const absl::Status& s) {
-    EXPECT_TRUE(absl::IsUnavailable(s)) << s;
-    auto d = vault::v1::ErrorDetailOf(s);
-    ASSERT_TRUE(d.has_value()) << s;
-    EXPECT_EQ(d->reason(), ErrorDetail::REASON_STORAGE_ROLLED_BACK);
-    EXPECT_EQ(d->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
-  }
-
-  storage::testing::TempDir dir_;
-  std::unique_ptr<hsm::testing::TestToken> token_;
-  std::unique_ptr<TokenHeadStore> token_heads_;
-  std::unique_ptr<FaultyHeads> faulty_;
-  std::unique_ptr<storage::RocksDbRecordStore> inner_;
-  std::unique_ptr<FreshRecordStore> fresh_;
-};
 
 TEST(HeadTableTest, RoundTripsAndRejectsGarbage) {
   HeadTable t;
@@ -111,7 +33,8 @@ TEST(HeadTableTest, RoundTripsAndRejectsGarbage) {
 }
 
 TEST(ShardTreeTest, RootCommitsToTheLeafSetWhateverTheOrder) {
-  AccountKey a = storage::DeriveAccountKey("a"), b = storage::DeriveAccountKey("b");
+  AccountKey a = storage::DeriveAccountKey("a"),
+             b = storage::DeriveAccountKey("b");
   LeafValue la{{1}, 1}, lb{{2}, 1};
   ShardTree t1, t2;
   const Digest empty = t1.Root();
@@ -130,14 +53,14 @@ TEST(ShardTreeTest, RootCommitsToTheLeafSetWhateverTheOrder) {
 }
 
 TEST_F(FreshStoreTest, WritesReadDeleteAndCreateAgain) {
-  auto v1 = fresh_->CompareAndSwap("ann", storage::RecordStore::kNoRecord,
-                                   Active(0));
+  auto v1 =
+      fresh_->CompareAndSwap("ann", storage::RecordStore::kNoRecord, Active(0));
   ASSERT_TRUE(v1.ok()) << v1.status();
   auto v2 = fresh_->CompareAndSwap("ann", *v1, Active(1));
   ASSERT_TRUE(v2.ok()) << v2.status();
   // A stale expected version is refused by the anchored leaf.
-  EXPECT_TRUE(absl::IsAborted(
-      fresh_->CompareAndSwap("ann", *v1, Active(0)).status()));
+  EXPECT_TRUE(
+      absl::IsAborted(fresh_->CompareAndSwap("ann", *v1, Active(0)).status()));
   Reopen();
   auto got = fresh_->Get("ann");
   ASSERT_TRUE(got.ok()) << got.status();
@@ -147,9 +70,9 @@ TEST_F(FreshStoreTest, WritesReadDeleteAndCreateAgain) {
   EXPECT_TRUE(absl::IsNotFound(fresh_->Get("ann").status()));
   Reopen();
   EXPECT_TRUE(absl::IsNotFound(fresh_->Get("ann").status()));
-  EXPECT_TRUE(fresh_->CompareAndSwap("ann", storage::RecordStore::kNoRecord,
-                                     Active(0))
-                  .ok());
+  EXPECT_TRUE(
+      fresh_->CompareAndSwap("ann", storage::RecordStore::kNoRecord, Active(0))
+          .ok());
   EXPECT_EQ(fresh_->Stats().head_writes, 1u);  // since the last Reopen
   EXPECT_GT(fresh_->Stats().seq, 4u);
 }
@@ -158,8 +81,8 @@ TEST_F(FreshStoreTest, WritesReadDeleteAndCreateAgain) {
 // effect (so the vault says "possibly spent"), and the write counts as soon
 // as a later head covers it.
 TEST_F(FreshStoreTest, FailedHeadWriteCountsLaterNeverLess) {
-  auto v1 = fresh_->CompareAndSwap("bob", storage::RecordStore::kNoRecord,
-                                   Active(0));
+  auto v1 =
+      fresh_->CompareAndSwap("bob", storage::RecordStore::kNoRecord, Active(0));
   ASSERT_TRUE(v1.ok());
   faulty_->fail = 1;
   auto v2 = fresh_->CompareAndSwap("bob", *v1, Active(1));
@@ -175,14 +98,14 @@ TEST_F(FreshStoreTest, FailedHeadWriteCountsLaterNeverLess) {
 // The same head failure, then a restart before anything retries it: the
 // start-up check rolls the write forward.
 TEST_F(FreshStoreTest, WriteWithoutHeadIsRolledForwardAtStartUp) {
-  auto v1 = fresh_->CompareAndSwap("cyd", storage::RecordStore::kNoRecord,
-                                   Active(0));
+  auto v1 =
+      fresh_->CompareAndSwap("cyd", storage::RecordStore::kNoRecord, Active(0));
   ASSERT_TRUE(v1.ok());
   faulty_->fail = 1;
   EXPECT_FALSE(fresh_->CompareAndSwap("cyd", *v1, Active(1)).ok());
   Reopen();
-  EXPECT_FALSE(fresh_->Stats().shard_stale[ShardOf(
-      storage::DeriveAccountKey("cyd"), 4)]);
+  EXPECT_FALSE(fresh_->Stats()
+                   .shard_stale[ShardOf(storage::DeriveAccountKey("cyd"), 4)]);
   EXPECT_EQ(fresh_->Get("cyd")->attempts_used(), 1u);
 }
 
@@ -196,20 +119,20 @@ TEST_F(FreshStoreTest, RecordChangedBehindItsBackIsRefused) {
        ++i) {
     other = absl::StrCat("x", i);
   }
-  auto v1 = fresh_->CompareAndSwap("dee", storage::RecordStore::kNoRecord,
-                                   Active(3));
+  auto v1 =
+      fresh_->CompareAndSwap("dee", storage::RecordStore::kNoRecord, Active(3));
   ASSERT_TRUE(v1.ok());
-  ASSERT_TRUE(fresh_->CompareAndSwap(other, storage::RecordStore::kNoRecord,
-                                     Active(0))
-                  .ok());
+  ASSERT_TRUE(
+      fresh_->CompareAndSwap(other, storage::RecordStore::kNoRecord, Active(0))
+          .ok());
   ASSERT_TRUE(inner_->CompareAndSwap("dee", *v1, Active(0)).ok());
   ExpectRolledBack(fresh_->Get("dee").status());
   // A write on the store's version is refused: it is not the anchored one.
   EXPECT_TRUE(absl::IsAborted(
       fresh_->CompareAndSwap("dee", *v1 + 1, Active(0)).status()));
   Reopen();
-  EXPECT_TRUE(
-      fresh_->Stats().shard_stale[ShardOf(storage::DeriveAccountKey("dee"), 4)]);
+  EXPECT_TRUE(fresh_->Stats()
+                  .shard_stale[ShardOf(storage::DeriveAccountKey("dee"), 4)]);
   ExpectRolledBack(fresh_->Get("dee").status());
   EXPECT_TRUE(fresh_->Get(other).ok());
   EXPECT_GT(fresh_->Stats().stale_reads, 0u);
@@ -224,8 +147,8 @@ TEST_F(FreshStoreTest, ShardCountIsFixedAtGenesis) {
 // Re-anchoring a stale shard: served again, every record capped at K, and
 // an old copy can't escape the cap.
 TEST_F(FreshStoreTest, ReanchorCapsTheStaleShard) {
-  auto v1 = fresh_->CompareAndSwap("eve", storage::RecordStore::kNoRecord,
-                                   Active(0));
+  auto v1 =
+      fresh_->CompareAndSwap("eve", storage::RecordStore::kNoRecord, Active(0));
   ASSERT_TRUE(v1.ok());
   ASSERT_TRUE(inner_->CompareAndSwap("eve", *v1, Active(1)).ok());
   fresh_.reset();

@@ -1,0 +1,135 @@
+// The review's attacks on the decorator that need a storage behaviour a
+// real RocksDB cannot be made to show (a write applied whose answer is lost,
+// a re-read answered with an old record): injected by FaultyStore over a
+// real RocksDB and a real token (docs/rollback.md "Ambiguous writes").
+// ctest -R rollback.decorator
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "freshness/fresh_record_store.h"
+#include "tests/freshness/fresh_fixture.h"
+
+namespace bkv::freshness {
+namespace {
+
+using storage::RecordStore;
+
+class RollbackDecoratorTest : public FreshStoreTest {
+ protected:
+  // An account in another shard than `id`.
+  static std::string OtherShard(const std::string& id) {
+    std::string other = "o0";
+    for (int i = 1; ShardOf(storage::DeriveAccountKey(other), 4) ==
+                    ShardOf(storage::DeriveAccountKey(id), 4);
+         ++i) {
+      other = absl::StrCat("o", i);
+    }
+    return other;
+  }
+  bool Stale(const std::string& id) {
+    return fresh_->Stats()
+        .shard_stale[ShardOf(storage::DeriveAccountKey(id), 4)];
+  }
+};
+
+// Review finding 1: X is stored but answered with an error and re-reads
+// show the old record R1; then Y, built from the same R1, is dropped and the
+// storage presents X. X must not be taken as Y's write (tag reuse plus
+// "tag and parent match"): that would release a second KE2 for one count.
+TEST_F(RollbackDecoratorTest, AmbiguousWriteIsSettledOnlyByExactContent) {
+  auto v1 = fresh_->CompareAndSwap("ann", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  auto r1 = inner_->Get("ann");
+  ASSERT_TRUE(r1.ok());
+  const uint64_t seq = fresh_->Stats().seq;
+
+  store_.applied_then_fail = 1;
+  store_.presented = *r1;
+  store_.presented_reads = 1;
+  auto x = fresh_->CompareAndSwap("ann", *v1, Active(1));  // X: counter 1
+  EXPECT_FALSE(x.ok());
+  ASSERT_EQ(inner_->Get("ann")->attempts_used(), 1u);  // X is in the store
+
+  store_.drop_writes = 1;  // Y is lost; the re-read shows X
+  auto y = fresh_->CompareAndSwap("ann", *v1, Active(2));
+  EXPECT_FALSE(y.ok()) << "X was taken as Y's write at version " << *y;
+  EXPECT_EQ(fresh_->Stats().seq, seq) << "no head may cover X or Y";
+  // X was never anchored: the account refuses; other accounts serve.
+  EXPECT_FALSE(fresh_->Get("ann").ok());
+  EXPECT_TRUE(
+      fresh_
+          ->CompareAndSwap(OtherShard("ann"), RecordStore::kNoRecord, Active(0))
+          .ok());
+  EXPECT_FALSE(fresh_->Get("ann").ok());
+}
+
+// A write that failed after its tag was handed out burns the tag: the next
+// write gets a later one, so a record the storage holds back can't pass for
+// a later write's.
+TEST_F(RollbackDecoratorTest, FailedWriteNeverHandsItsTagOutAgain) {
+  auto v1 = fresh_->CompareAndSwap("bea", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  store_.drop_writes = 1;
+  store_.fail_reads = 1;  // unsettled
+  EXPECT_FALSE(fresh_->CompareAndSwap("bea", *v1, Active(1)).ok());
+  const uint64_t seq = fresh_->Stats().seq;
+  // The re-read now shows the anchored record: not applied, settled.
+  auto got = fresh_->Get("bea");
+  ASSERT_TRUE(got.ok()) << got.status();
+  auto v2 = fresh_->CompareAndSwap("bea", *v1, Active(1));
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  EXPECT_GT(inner_->Get("bea")->fresh_tag(), seq + 1);
+  Reopen();
+  EXPECT_FALSE(Stale("bea"));
+  EXPECT_EQ(fresh_->Get("bea")->attempts_used(), 1u);
+}
+
+// Review finding 4: a write the storage fails and then refuses to re-read
+// refuses only its own account (it used to stop every head until a
+// restart); a later re-read that shows exactly that write commits it.
+TEST_F(RollbackDecoratorTest, UnsettledWriteRefusesOnlyItsAccount) {
+  const std::string other = OtherShard("cal");
+  auto v1 = fresh_->CompareAndSwap("cal", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  store_.applied_then_fail = 1;
+  store_.fail_reads = 2;  // the settling re-read and the next Get's
+  EXPECT_FALSE(fresh_->CompareAndSwap("cal", *v1, Active(1)).ok());
+  EXPECT_TRUE(absl::IsUnavailable(fresh_->Get("cal").status()));
+  auto o = fresh_->CompareAndSwap(other, RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(fresh_->CompareAndSwap(other, *o, Active(1)).ok());
+  // The store answers again: the record is exactly the one sent, it counts.
+  auto got = fresh_->Get("cal");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->attempts_used(), 1u);
+  Reopen();
+  EXPECT_FALSE(Stale("cal"));
+  EXPECT_EQ(fresh_->Get("cal")->attempts_used(), 1u);
+}
+
+// Review finding 3: a record reserved behind a head in flight carries
+// seq + 2; the start-up roll-forward must write its head at that seq, or the
+// second restart calls an honest store stale.
+TEST_F(RollbackDecoratorTest, RollForwardHeadCoversTheHighestTag) {
+  auto v1 = fresh_->CompareAndSwap("dan", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  const uint64_t seq = fresh_->Stats().seq;
+  auto r1 = inner_->Get("dan");
+  ASSERT_TRUE(r1.ok());
+  const Digest parent = RecordDigest(storage::DeriveAccountKey("dan"), *r1);
+  fresh_.reset();
+  // What a crash leaves: the record written with tag seq + 2, no head.
+  UserRecord next = Active(1);
+  next.set_fresh_parent(std::string(parent.begin(), parent.end()));
+  next.set_fresh_tag(seq + 2);
+  ASSERT_TRUE(inner_->CompareAndSwap("dan", *v1, next).ok());
+  Reopen();  // rolls it forward
+  EXPECT_FALSE(Stale("dan"));
+  EXPECT_GE(fresh_->Stats().seq, seq + 2);
+  Reopen();  // nothing written in between
+  EXPECT_FALSE(Stale("dan"));
+  EXPECT_EQ(fresh_->Get("dan")->attempts_used(), 1u);
+}
+
+}  // namespace
+}  // namespace bkv::freshness
