@@ -49,9 +49,16 @@ absl::Status UnsettledError(const AccountKey& key) {
 
 }  // namespace
 
-void CapAttempts(UserRecord& r, uint32_t cap) {
-  if (r.state() != storage::v1::RECORD_STATE_ACTIVE) return;
-  if (r.attempt_limit() > cap) {
+void Reanchored(UserRecord& r, uint32_t cap) {
+  r.set_reset_requested_unix_ms(0);
+  if (r.state() == storage::v1::RECORD_STATE_PENDING) return;
+  r.clear_open_logins();
+  r.clear_pending_opaque_record();
+  r.clear_pending_ksf();
+  r.set_pending_registration_id(0);
+  r.set_pending_via_reset(false);
+  if (r.state() == storage::v1::RECORD_STATE_ACTIVE &&
+      r.attempt_limit() > cap) {
     r.set_attempts_used(std::max(r.attempts_used(), r.attempt_limit() - cap));
   }
 }
@@ -221,7 +228,7 @@ UserRecord FreshRecordStore::View(const AccountKey& key, UserRecord r) const {
     absl::MutexLock lock(&mu_);
     head = table_.shards[ShardOf(key, shard_count_)];
   }
-  if (r.fresh_epoch() < head.epoch) CapAttempts(r, head.cap);
+  if (r.fresh_epoch() < head.epoch) Reanchored(r, head.cap);
   return r;
 }
 

@@ -33,9 +33,11 @@ struct FreshnessOptions {
   FreshnessLog log;      // may be empty
 };
 
-// The re-anchor cap (docs/rollback.md "Disaster recovery"): an ACTIVE record
-// keeps at most `cap` attempts; every other state is unchanged.
-void CapAttempts(storage::v1::UserRecord& r, uint32_t cap);
+// How a record written before its shard's re-anchor reads (docs/rollback.md
+// "Disaster recovery"): an ACTIVE record keeps at most `cap` attempts; a
+// reset request, open logins and a pending registration on an ACTIVE or
+// LOCKED record are dropped (the storage chose which copy came back).
+void Reanchored(storage::v1::UserRecord& r, uint32_t cap);
 
 // Counters for /metrics.
 struct FreshnessStats {

@@ -53,6 +53,12 @@ absl::StatusOr<Scan> ScanStore(const storage::RecordStore& store,
 
 }  // namespace
 
+uint32_t NextCap(const ShardHead& head, uint32_t max_attempts) {
+  if (head.epoch == 0) return max_attempts;
+  const uint32_t lower = std::min(head.cap, max_attempts);
+  return lower > 0 ? lower - 1 : 0;
+}
+
 absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
                                         HeadStore& heads,
                                         const ReanchorOptions& options) {
@@ -79,6 +85,14 @@ absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
     }
   }
   BKV_ASSIGN_OR_RETURN(Scan scan, ScanStore(store, options.shards, table->seq));
+  if (scan.unreadable > 0 && !options.accept_unreadable) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        scan.unreadable,
+        " records can't be read (tampered with or another sealing key); "
+        "re-anchoring would leave them out and their accounts could be "
+        "registered again without proof. Restore a store whose records "
+        "read, or pass --accept-unreadable to accept that"));
+  }
   ReanchorReport report;
   report.unreadable = scan.unreadable;
   HeadTable next = *table;
@@ -93,8 +107,14 @@ absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
     if (!chosen && !proven) continue;  // stays stale
     head.root = scan.as_is[s].Root();
     if (!chosen) continue;  // proven: rolled forward only
-    head.cap = head.epoch > 0 ? std::min(head.cap, options.max_attempts)
-                              : options.max_attempts;
+    head.cap = NextCap(head, options.max_attempts);
+    if (head.cap == 0 && !options.force) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "shard ", s, " was re-anchored ", head.epoch,
+          " times already and its budget is spent: another re-anchor leaves "
+          "its accounts no attempts. Restore the store's latest state "
+          "instead, or pass --force to accept that"));
+    }
     ++head.epoch;
     report.shards.push_back({s, scan.records[s], head.epoch, head.cap});
   }

@@ -198,7 +198,16 @@ static auto Mutate(storage::RecordStore& store, absl::string_view account,
       decision.next->set_version(*cas);
       return decision;
     }
-    if (!absl::IsAborted(cas.status())) return cas.status();
+    if (!absl::IsAborted(cas.status())) {
+      // The store may hold the write anyway (a freshness head that failed
+      // commits it later): a lock's shred is idempotent, so it runs now
+      // rather than leave the old copies with the wrapped key on disk.
+      if (decision.next->state() == storage::v1::RECORD_STATE_LOCKED &&
+          CountEffect(cas.status()) == ErrorDetail::ATTEMPT_UNSPECIFIED) {
+        (void)store.Shred(id);  // best effort: the caller reports `cas`
+      }
+      return cas.status();
+    }
   }
   return Contention();
 }
@@ -542,14 +551,22 @@ absl::StatusOr<Vault::Release> Vault::RecoverFinish(
                                      options_.limits);
       });
   if (!decided.ok()) {
-    // Nothing was written: the login is still open, and the same
-    // RecoverFinish, repeated before it expires, completes it.
+    // Unless the write's outcome is unknown, nothing was written: the login
+    // is still open and the same RecoverFinish, repeated before it expires,
+    // completes it. An unknown outcome may commit later (counted, or locked).
+    const bool unknown =
+        CountEffect(decided.status()) == ErrorDetail::ATTEMPT_UNSPECIFIED;
     return WithAttempt(
-        absl::Status(decided.status().code(),
-                     absl::StrCat(decided.status().message(),
-                                  "; this login stays open until it expires: "
-                                  "send the same RecoverFinish again to "
-                                  "finish it and get the attempt back")),
+        absl::Status(
+            decided.status().code(),
+            absl::StrCat(decided.status().message(),
+                         unknown ? "; the attempt may already be counted: "
+                                   "if this login is still open, the same "
+                                   "RecoverFinish sent again finishes it"
+                                 : "; this login stays open until it "
+                                   "expires: send the same RecoverFinish "
+                                   "again to finish it and get the attempt "
+                                   "back")),
         kSpent);
   }
   return Conclude(account, session_key, *decided);
@@ -647,6 +664,11 @@ absl::Status Vault::Delete(absl::string_view account,
     BKV_RETURN_IF_ERROR(audit_.Ready());  // refuse while nothing is deleted
     absl::Status s = store_.Delete(id, current->version());
     if (absl::IsAborted(s)) continue;
+    if (!s.ok() && CountEffect(s) == ErrorDetail::ATTEMPT_UNSPECIFIED &&
+        policy::HeldKey(*current)) {
+      // The tombstone may commit later: shred now (idempotent).
+      LogAfterWrite("delete shred", Shred(account));
+    }
     BKV_RETURN_IF_ERROR(s);
     // Only a record that held a key leaves copies worth a forced
     // compaction; a keyless PENDING one is dropped by the next compaction.

@@ -98,12 +98,13 @@ class FreshStoreTest : public ::testing::Test {
     OpenInner();
     Reopen();
   }
-  void OpenInner() {
+  // `fill`: the sealing key's bytes (another key: records it can't read).
+  void OpenInner(uint8_t fill = 0x42) {
     inner_.reset();
     storage::RocksDbRecordStoreOptions o;
     o.data_dir = dir_.path();
-    auto s =
-        storage::RocksDbRecordStore::Open(o, storage::testing::TestSealer());
+    auto s = storage::RocksDbRecordStore::Open(
+        o, storage::testing::TestSealer(fill));
     ASSERT_TRUE(s.ok()) << s.status();
     inner_ = *std::move(s);
     store_.real = inner_.get();

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "freshness/fresh_record_store.h"
+#include "freshness/reanchor.h"
 #include "tests/freshness/fresh_fixture.h"
 
 namespace bkv::freshness {
@@ -129,6 +130,69 @@ TEST_F(RollbackDecoratorTest, RollForwardHeadCoversTheHighestTag) {
   Reopen();  // nothing written in between
   EXPECT_FALSE(Stale("dan"));
   EXPECT_EQ(fresh_->Get("dan")->attempts_used(), 1u);
+}
+
+// Review finding 2: during a re-anchor the storage picks which copy of each
+// record comes back. A copy with a reset request, an open login or a pending
+// registration loses them; each later re-anchor of the shard leaves one
+// attempt fewer, and a spent budget needs --force.
+TEST_F(RollbackDecoratorTest, ReanchorDropsRequestsAndSpendsABudget) {
+  auto v1 = fresh_->CompareAndSwap("eve", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  UserRecord old = Active(0);  // what the storage brings back
+  old.set_reset_requested_unix_ms(1);
+  old.set_pending_registration_id(7);
+  old.set_pending_opaque_record("new password");
+  old.add_open_logins()->set_seq(3);
+  uint64_t v = *v1;
+  std::vector<uint32_t> caps;
+  for (int round = 0; round < 3; ++round) {
+    fresh_.reset();
+    auto put = inner_->CompareAndSwap("eve", v, old);  // behind its back
+    ASSERT_TRUE(put.ok()) << put.status();
+    v = *put;
+    auto report = Reanchor(*inner_, *faulty_, {4, {}, 2});
+    if (round == 2) {  // 2, then 1, then spent
+      EXPECT_TRUE(absl::IsFailedPrecondition(report.status()))
+          << report.status();
+      ReanchorOptions forced{4, {}, 2};
+      forced.force = true;
+      report = Reanchor(*inner_, *faulty_, forced);
+    }
+    ASSERT_TRUE(report.ok()) << report.status();
+    ASSERT_EQ(report->shards.size(), 1u);
+    caps.push_back(report->shards[0].cap);
+    Reopen();
+    auto got = fresh_->Get("eve");
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->attempt_limit() - got->attempts_used(), caps.back());
+    EXPECT_EQ(got->reset_requested_unix_ms(), 0);
+    EXPECT_EQ(got->pending_registration_id(), 0u);
+    EXPECT_TRUE(got->pending_opaque_record().empty());
+    EXPECT_EQ(got->open_logins_size(), 0);
+  }
+  EXPECT_EQ(caps, (std::vector<uint32_t>{2, 1, 0}));
+}
+
+// A record the store can't open would be left out (its account reads as
+// absent and could be registered again without proof): refused unless the
+// officer accepts it.
+TEST_F(RollbackDecoratorTest, ReanchorRefusesUnreadableRecords) {
+  auto v1 = fresh_->CompareAndSwap("fay", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  fresh_.reset();
+  ASSERT_TRUE(inner_->CompareAndSwap("fay", *v1, Active(1)).ok());  // stale
+  OpenInner(0x17);  // another sealing key
+  ASSERT_TRUE(
+      inner_->CompareAndSwap("zed", RecordStore::kNoRecord, Active(0)).ok());
+  OpenInner();
+  auto report = Reanchor(*inner_, *faulty_, {4, {}, 2});
+  EXPECT_TRUE(absl::IsFailedPrecondition(report.status())) << report.status();
+  ReanchorOptions accept{4, {}, 2};
+  accept.accept_unreadable = true;
+  report = Reanchor(*inner_, *faulty_, accept);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->unreadable, 1u);
 }
 
 }  // namespace
