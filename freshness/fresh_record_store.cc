@@ -138,6 +138,21 @@ absl::Status FreshRecordStore::Recover(bool genesis) {
         forward.push_back(Pending{0, key, own});
         return true;
       }));
+  const bool unreadable =
+      std::any_of(stale_.begin(), stale_.end(),
+                  [](const std::string& reason) { return !reason.empty(); });
+  if (genesis && (records > 0 || unreadable)) {
+    // The token may be new, re-initialised or the wrong one: whatever the
+    // store holds now is no proof of anything.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the token holds no freshness heads but the record store is not "
+        "empty (",
+        records,
+        " records): anchoring an existing store is the security officer's "
+        "decision; check that this is the right token, then run `bkv-vault "
+        "rollback reanchor --genesis --so-pin-file FILE` (docs/operations.md "
+        "\"Re-anchoring after a storage restore\")"));
+  }
   HeadTable next = table_;
   for (uint32_t s = 0; s < shard_count_; ++s) {
     if (genesis) {
@@ -206,6 +221,7 @@ absl::Status FreshRecordStore::CheckShard(const AccountKey& key) const {
   std::string reason;
   {
     absl::MutexLock lock(&mu_);
+    if (!fenced_.empty()) return absl::UnavailableError(fenced_);
     reason = stale_[ShardOf(key, shard_count_)];
   }
   if (reason.empty()) return absl::OkStatus();
@@ -514,6 +530,7 @@ absl::Status FreshRecordStore::WaitCommitted(uint64_t tag) const {
   absl::MutexLock lock(&mu_);
   const uint64_t start = attempts_;
   while (table_.seq < tag) {
+    if (!fenced_.empty()) return absl::UnavailableError(fenced_);
     if (last_failure_at_ > start) return last_failure_;
     if (!writing_ && !reserved_.contains(table_.seq + 1)) {
       BKV_RETURN_IF_ERROR(LeadHeadWrite());
@@ -564,7 +581,11 @@ absl::Status FreshRecordStore::LeadHeadWrite() const {
         "the HSM did not take the freshness head: ", written.message(),
         "; the write is in the store and counts once a later head covers it"));
     last_failure_at_ = attempt;
-    Report("error", "freshness_head_write_failed",
+    if (absl::IsFailedPrecondition(written))
+      fenced_ = std::string(written.message());
+    Report("error",
+           fenced_.empty() ? "freshness_head_write_failed"
+                           : "freshness_head_fenced",
            {{"error", std::string(written.message())}});
   }
   in_flight_.clear();

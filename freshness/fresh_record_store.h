@@ -163,6 +163,9 @@ class FreshRecordStore final : public storage::RecordStore {
   mutable std::vector<Pending> pending_ ABSL_GUARDED_BY(mu_);
   mutable std::vector<Pending> in_flight_ ABSL_GUARDED_BY(mu_);
   mutable uint64_t burned_ ABSL_GUARDED_BY(mu_) = 0;  // highest burned tag
+  // Set when another writer replaced the token's head table: this process
+  // serves nothing more (fail closed) until an operator restarts it.
+  mutable std::string fenced_ ABSL_GUARDED_BY(mu_);
   // Per account, the record an ambiguous write sent while its outcome can't
   // be told: only that account is refused until a re-read settles it.
   mutable std::map<AccountKey, storage::v1::UserRecord> unsettled_

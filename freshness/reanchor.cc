@@ -68,10 +68,18 @@ absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
         "delete records instead)");
   }
   BKV_ASSIGN_OR_RETURN(std::optional<HeadTable> table, heads.Read());
-  if (!table) {
+  if (table.has_value() == options.genesis) {
     return absl::FailedPreconditionError(
-        "the token holds no freshness heads yet: there is nothing to "
-        "re-anchor (the vault creates them at its first start)");
+        options.genesis
+            ? "the token already holds freshness heads: --genesis is only "
+              "for a token that has none"
+            : "the token holds no freshness heads yet: the vault creates "
+              "them at its first start on an empty store; over a store "
+              "with records, pass --genesis");
+  }
+  if (options.genesis) {
+    table.emplace();
+    table->shards.resize(options.shards);  // every root differs: all chosen
   }
   if (table->shards.size() != options.shards) {
     return absl::FailedPreconditionError(

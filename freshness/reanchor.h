@@ -20,6 +20,9 @@ struct ReanchorOptions {
   // Re-anchor a shard whose budget is spent: its cap becomes 0, every ACTIVE
   // account in it reads with no attempts left.
   bool force = false;
+  // Create the heads over a store that already holds records (the vault
+  // refuses to start on one without them): every shard as if re-anchored.
+  bool genesis = false;
 };
 
 // The cap a shard gets at its next re-anchor: K the first time, then one

@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "crypto/status_macros.h"
 
@@ -133,8 +135,27 @@ absl::Status AnchoredObject::CreateKey(Pkcs11Hsm::Session& session) {
   return absl::OkStatus();
 }
 
+// The token holds exactly the object this instance wrote last (or none
+// before its first write): otherwise another writer (a second vault node on
+// the token, a re-anchor behind a running vault) has moved it, and writing
+// on would silently undo that writer's heads.
+absl::Status AnchoredObject::CheckOurs(Pkcs11Hsm::Session& session) {
+  BKV_ASSIGN_OR_RETURN(auto objects, session.FindObjects(CKO_DATA, label_));
+  std::erase(objects, leftover_);  // ours too, if its destroy failed
+  const bool ours = object_ == CK_INVALID_HANDLE
+                        ? objects.empty()
+                        : objects.size() == 1 && objects[0] == object_;
+  if (ours) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      hsm_->Describe(), ": object ", label_, " (generation ", generation_,
+      ") was replaced by another writer since this process read it: another "
+      "vault process or a re-anchor uses the same token; stop all but one "
+      "and restart it"));
+}
+
 absl::Status AnchoredObject::Write(std::span<const uint8_t> value) {
   BKV_ASSIGN_OR_RETURN(Pkcs11Hsm::Session session, hsm_->AcquireSession());
+  BKV_RETURN_IF_ERROR(CheckOurs(session));
   if (key_ == CK_INVALID_HANDLE) BKV_RETURN_IF_ERROR(CreateKey(session));
   const uint64_t gen = generation_ + 1;
   std::vector<uint8_t> stored;
@@ -145,7 +166,12 @@ absl::Status AnchoredObject::Write(std::span<const uint8_t> value) {
   BKV_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE next, Create(session, stored));
   // The new generation is in the token: the write is done. A previous one
   // that fails to go is removed by the next Open.
-  if (object_ != CK_INVALID_HANDLE) (void)session.DestroyObject(object_);
+  if (object_ != CK_INVALID_HANDLE && !session.DestroyObject(object_).ok()) {
+    leftover_ = object_;
+  } else if (leftover_ != CK_INVALID_HANDLE &&
+             session.DestroyObject(leftover_).ok()) {
+    leftover_ = CK_INVALID_HANDLE;
+  }
   object_ = next;
   generation_ = gen;
   return absl::OkStatus();

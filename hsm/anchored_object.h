@@ -48,6 +48,7 @@ class AnchoredObject {
         label_(std::move(label)),
         mac_label_(std::move(mac_label)) {}
   absl::Status Find(Pkcs11Hsm::Session& session);
+  absl::Status CheckOurs(Pkcs11Hsm::Session& session);
   absl::StatusOr<std::vector<uint8_t>> Mac(Pkcs11Hsm::Session& session,
                                            std::span<const uint8_t> body);
   // The verified generation and value of one object.
@@ -61,6 +62,7 @@ class AnchoredObject {
   const std::string label_, mac_label_;
   CK_OBJECT_HANDLE key_ = CK_INVALID_HANDLE;
   CK_OBJECT_HANDLE object_ = CK_INVALID_HANDLE;
+  CK_OBJECT_HANDLE leftover_ = CK_INVALID_HANDLE;  // an older one not destroyed
   uint64_t generation_ = 0;
 };
 

@@ -322,7 +322,23 @@ void RenderFreshness(const freshness::FreshnessStats& s, std::string& out) {
 // Every read proven fresh against the heads in the token (docs/rollback.md).
 absl::Status BuildFreshness(VaultNode& n) {
   const ComponentOptions::Store& o = n.options.store;
+  auto heads = freshness::TokenHeadStore::Open(n.token);
+  BKV_BUILD_STEP("hsm_unavailable", heads.status());
+  n.heads = *std::move(heads);
   if (!o.anchor) {
+    // Records written unanchored would make every shard stale once
+    // anchoring is back on: a token that anchors refuses to stop.
+    auto table = n.heads->Read();
+    BKV_BUILD_STEP("hsm_unavailable", table.status());
+    if (table->has_value()) {
+      BKV_BUILD_STEP(
+          "freshness_unavailable",
+          absl::FailedPreconditionError(
+              "this token anchors the records (it holds freshness heads) "
+              "but the configuration turns anchoring off "
+              "(storage = etcd without freshness_single_node): set "
+              "freshness_single_node = true, or use a token without heads"));
+    }
     Log("warn", "freshness_not_anchored",
         {{"note",
           "storage = etcd without freshness_single_node: records are not "
@@ -331,9 +347,6 @@ absl::Status BuildFreshness(VaultNode& n) {
     n.timed_store.emplace(*n.store, n.metrics);
     return absl::OkStatus();
   }
-  auto heads = freshness::TokenHeadStore::Open(n.token);
-  BKV_BUILD_STEP("hsm_unavailable", heads.status());
-  n.heads = *std::move(heads);
   auto fresh = freshness::FreshRecordStore::Open(*n.store, *n.heads,
                                                  {o.shards, LogFreshness});
   BKV_BUILD_STEP("freshness_unavailable", fresh.status());

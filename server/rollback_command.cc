@@ -22,13 +22,15 @@ namespace {
 constexpr char kUsage[] =
     "usage: bkv-vault rollback reanchor --so-pin-file FILE [--max-attempts K]\n"
     "         [--shards all-stale|N,M,...] [--accept-unreadable] [--force]\n"
+    "         [--genesis]\n"
     "         [serve flags: --config, --data-dir, ...]\n"
     "Re-anchors shards whose records cannot be proven fresh (a store restored\n"
     "from a backup), with the vault stopped. Every record of a re-anchored\n"
     "shard keeps at most K attempts (default 2; one fewer at each later\n"
     "re-anchor of the shard, --force when none are left); locked records\n"
     "stay locked; pending resets and registrations are dropped. Unreadable\n"
-    "records refuse unless --accept-unreadable.\n"
+    "records refuse unless --accept-unreadable. --genesis anchors a store\n"
+    "that has records for a token that has no heads (first anchoring).\n"
     "Needs the token's security-officer PIN. docs/operations.md says when.\n";
 
 struct Flags {
@@ -54,9 +56,12 @@ absl::StatusOr<Flags> ParseFlags(std::span<const std::string> args) {
   Flags f;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string flag = args[i], value;
-    if (flag == "--accept-unreadable" || flag == "--force") {
-      (flag == "--force" ? f.reanchor.force : f.reanchor.accept_unreadable) =
-          true;
+    if (flag == "--accept-unreadable") {
+      f.reanchor.accept_unreadable = true;
+      continue;
+    }
+    if (flag == "--force" || flag == "--genesis") {
+      (flag == "--force" ? f.reanchor.force : f.reanchor.genesis) = true;
       continue;
     }
     const size_t eq = flag.find('=');

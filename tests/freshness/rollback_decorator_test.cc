@@ -195,5 +195,58 @@ TEST_F(RollbackDecoratorTest, ReanchorRefusesUnreadableRecords) {
   EXPECT_EQ(report->unreadable, 1u);
 }
 
+// Review finding 5: another writer replaces the token's head table (a
+// second vault process on the token, a re-anchor behind a running vault):
+// the running decorator must not write on from its memory (that would undo
+// the other writer's heads); it stops serving instead.
+TEST_F(RollbackDecoratorTest, SecondHeadWriterFencesTheFirst) {
+  auto v1 = fresh_->CompareAndSwap("gus", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  auto other = TokenHeadStore::Open(token_->hsm());
+  ASSERT_TRUE(other.ok()) << other.status();
+  auto table = (*other)->Read();
+  ASSERT_TRUE(table.ok() && table->has_value());
+  HeadTable moved = **table;
+  ++moved.seq;
+  ASSERT_TRUE((*other)->Write(moved).ok());
+  auto v2 = fresh_->CompareAndSwap("gus", *v1, Active(1));
+  EXPECT_TRUE(absl::IsUnavailable(v2.status())) << v2.status();
+  EXPECT_TRUE(absl::IsUnavailable(fresh_->Get("gus").status()));
+  auto now = (*other)->Read();
+  ASSERT_TRUE(now.ok() && now->has_value());
+  EXPECT_EQ((*now)->seq, moved.seq) << "the fenced writer wrote on";
+}
+
+// Review finding 6: a token without heads over a store with records (a new
+// or re-initialised token, the wrong label) is no genesis: the vault
+// refuses and names the ceremony, which anchors the store with the cap.
+TEST_F(RollbackDecoratorTest, GenesisOnAStoreWithRecordsNeedsTheCeremony) {
+  ASSERT_TRUE(
+      fresh_->CompareAndSwap("hal", RecordStore::kNoRecord, Active(0)).ok());
+  fresh_.reset();
+  faulty_.reset();
+  token_heads_.reset();
+  token_.reset();  // a new token in its place
+  auto token = hsm::testing::TestToken::Create(/*with_keys=*/false);
+  ASSERT_TRUE(token.ok()) << token.status();
+  auto heads = TokenHeadStore::Open((*token)->hsm());
+  ASSERT_TRUE(heads.ok());
+  auto refused = FreshRecordStore::Open(store_, **heads, {4, nullptr});
+  ASSERT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_NE(refused.status().message().find("--genesis"), std::string::npos);
+  EXPECT_FALSE(Reanchor(*inner_, **heads, {4, {}, 2}).ok());
+  ReanchorOptions genesis{4, {}, 2};
+  genesis.genesis = true;
+  auto report = Reanchor(*inner_, **heads, genesis);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->shards.size(), 4u);
+  auto opened = FreshRecordStore::Open(store_, **heads, {4, nullptr});
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  auto got = (*opened)->Get("hal");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->attempt_limit() - got->attempts_used(), 2u);
+  opened->reset();
+}
+
 }  // namespace
 }  // namespace bkv::freshness
