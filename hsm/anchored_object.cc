@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -43,9 +44,20 @@ absl::Status AnchoredObject::Find(Pkcs11Hsm::Session& session) {
   }
   if (keys.empty()) return absl::OkStatus();
   key_ = keys[0];
+  std::vector<uint8_t> kept;
   for (CK_OBJECT_HANDLE o : objects) {
     BKV_ASSIGN_OR_RETURN(auto loaded, Load(session, o));
+    if (object_ != CK_INVALID_HANDLE && loaded.first == generation_ &&
+        loaded.second != kept) {
+      // Two writers (or a retried create) made different next values.
+      return absl::FailedPreconditionError(absl::StrCat(
+          hsm_->Describe(), " holds two different ", label_,
+          " objects of generation ", generation_,
+          ": two writers used the token; the operator must pick one "
+          "(docs/rollback.md \"Head table\")"));
+    }
     if (object_ == CK_INVALID_HANDLE || loaded.first > generation_) {
+      kept = loaded.second;
       if (object_ != CK_INVALID_HANDLE) (void)session.DestroyObject(object_);
       object_ = o;
       generation_ = loaded.first;
@@ -153,6 +165,22 @@ absl::Status AnchoredObject::CheckOurs(Pkcs11Hsm::Session& session) {
       "and restart it"));
 }
 
+absl::StatusOr<CK_OBJECT_HANDLE> AnchoredObject::FindWritten(
+    Pkcs11Hsm::Session& session, std::span<const uint8_t> stored,
+    const absl::Status& failure) {
+  auto objects = session.FindObjects(CKO_DATA, label_);
+  if (!objects.ok()) return failure;
+  for (CK_OBJECT_HANDLE o : *objects) {
+    if (o == object_ || o == leftover_) continue;
+    auto value = session.GetAttribute(o, CKA_VALUE);
+    if (value.ok() && std::equal(value->begin(), value->end(), stored.begin(),
+                                 stored.end())) {
+      return o;
+    }
+  }
+  return failure;
+}
+
 absl::Status AnchoredObject::Write(std::span<const uint8_t> value) {
   BKV_ASSIGN_OR_RETURN(Pkcs11Hsm::Session session, hsm_->AcquireSession());
   BKV_RETURN_IF_ERROR(CheckOurs(session));
@@ -163,7 +191,11 @@ absl::Status AnchoredObject::Write(std::span<const uint8_t> value) {
   stored.insert(stored.end(), value.begin(), value.end());
   BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> mac, Mac(session, stored));
   stored.insert(stored.end(), mac.begin(), mac.end());
-  BKV_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE next, Create(session, stored));
+  absl::StatusOr<CK_OBJECT_HANDLE> next = Create(session, stored);
+  // A create that failed after it took (a network HSM's lost answer) is
+  // found and adopted, so the next write does not make a second `gen`.
+  if (!next.ok()) next = FindWritten(session, stored, next.status());
+  if (!next.ok()) return next.status();
   // The new generation is in the token: the write is done. A previous one
   // that fails to go is removed by the next Open.
   if (object_ != CK_INVALID_HANDLE && !session.DestroyObject(object_).ok()) {
@@ -172,7 +204,7 @@ absl::Status AnchoredObject::Write(std::span<const uint8_t> value) {
              session.DestroyObject(leftover_).ok()) {
     leftover_ = CK_INVALID_HANDLE;
   }
-  object_ = next;
+  object_ = *next;
   generation_ = gen;
   return absl::OkStatus();
 }

@@ -49,6 +49,11 @@ class AnchoredObject {
         mac_label_(std::move(mac_label)) {}
   absl::Status Find(Pkcs11Hsm::Session& session);
   absl::Status CheckOurs(Pkcs11Hsm::Session& session);
+  // The object holding exactly `stored`, if a failed create made it; else
+  // `failure`.
+  absl::StatusOr<CK_OBJECT_HANDLE> FindWritten(Pkcs11Hsm::Session& session,
+                                               std::span<const uint8_t> stored,
+                                               const absl::Status& failure);
   absl::StatusOr<std::vector<uint8_t>> Mac(Pkcs11Hsm::Session& session,
                                            std::span<const uint8_t> body);
   // The verified generation and value of one object.

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "freshness/fresh_record_store.h"
 #include "freshness/reanchor.h"
+#include "hsm/key_labels.h"
 #include "tests/freshness/fresh_fixture.h"
 
 namespace bkv::freshness {
@@ -246,6 +247,74 @@ TEST_F(RollbackDecoratorTest, GenesisOnAStoreWithRecordsNeedsTheCeremony) {
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->attempt_limit() - got->attempts_used(), 2u);
   opened->reset();
+}
+
+// Raw access to the token's head objects, as a second writer would leave
+// them.
+class RawHeads {
+ public:
+  explicit RawHeads(hsm::Pkcs11Hsm& token)
+      : session_(*token.AcquireSession()) {}
+  std::vector<CK_OBJECT_HANDLE> Objects() {
+    return *session_.FindObjects(CKO_DATA, hsm::kFreshHeadsLabel);
+  }
+  std::vector<uint8_t> Only() {
+    auto objects = Objects();
+    EXPECT_EQ(objects.size(), 1u);
+    return *session_.GetAttribute(objects.at(0), CKA_VALUE);
+  }
+  void DestroyAll() {
+    for (CK_OBJECT_HANDLE o : Objects())
+      ASSERT_TRUE(session_.DestroyObject(o).ok());
+  }
+  void Put(std::vector<uint8_t> value) {
+    CK_OBJECT_CLASS data = CKO_DATA;
+    CK_BBOOL yes = CK_TRUE;
+    std::string label(hsm::kFreshHeadsLabel);
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &data, sizeof(data)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},
+        {CKA_LABEL, label.data(), label.size()},
+        {CKA_VALUE, value.data(), value.size()},
+    };
+    ASSERT_TRUE(session_.CreateObject(tmpl).ok());
+  }
+
+ private:
+  hsm::Pkcs11Hsm::Session session_;
+};
+
+// Review finding 8: two head objects of one generation (two writers, or a
+// create retried after a lost answer). Different values refuse to open;
+// identical ones are one write, kept once.
+TEST_F(RollbackDecoratorTest, TwoHeadsOfOneGenerationAreNotPickedSilently) {
+  fresh_.reset();
+  RawHeads raw(*token_->hsm());
+  const std::vector<uint8_t> g = raw.Only();
+  auto Advance = [&](uint64_t by) {
+    auto heads = TokenHeadStore::Open(token_->hsm());
+    ASSERT_TRUE(heads.ok()) << heads.status();
+    HeadTable t = *(*heads)->Read().value();
+    t.seq += by;
+    ASSERT_TRUE((*heads)->Write(t).ok());
+  };
+  Advance(1);
+  const std::vector<uint8_t> x = raw.Only();  // generation g + 1
+  raw.DestroyAll();
+  raw.Put(g);
+  Advance(2);  // another generation g + 1
+  const std::vector<uint8_t> y = raw.Only();
+  ASSERT_NE(x, y);
+  raw.Put(x);
+  auto refused = TokenHeadStore::Open(token_->hsm());
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  raw.DestroyAll();
+  raw.Put(y);
+  raw.Put(y);
+  auto opened = TokenHeadStore::Open(token_->hsm());
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(raw.Objects().size(), 1u);
 }
 
 }  // namespace
