@@ -467,12 +467,18 @@ absl::Status FreshRecordStore::Shred(std::string_view account_id) {
   return inner_.Shred(account_id);
 }
 
-absl::Status FreshRecordStore::SyncBarrier() {
-  BKV_RETURN_IF_ERROR(inner_.SyncBarrier());
-  // A counted attempt waits for a head; so does its stand-in.
+// A counted attempt holds its account's stripe until a head covers it and
+// counts in records_committed; so does its stand-in (no timing or metrics
+// oracle for account existence).
+absl::Status FreshRecordStore::SyncBarrier(std::string_view account_id) {
+  const AccountKey key = storage::DeriveAccountKey(account_id);
+  absl::MutexLock stripe(&Stripe(key));
+  BKV_RETURN_IF_ERROR(inner_.SyncBarrier(account_id));
   const uint64_t tag = Reserve();
   Land(tag, std::nullopt);
-  return WaitCommitted(tag);
+  BKV_RETURN_IF_ERROR(WaitCommitted(tag));
+  records_committed_++;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<uint64_t> FreshRecordStore::Count() const {

@@ -494,7 +494,8 @@ absl::StatusOr<Vault::RecoverStep> Vault::FakeStart(
   // Same work and the same bytes as a real attempt, including a synced
   // write, so an unknown account looks like a known one.
   auto answer = [&]() -> absl::StatusOr<RecoverStep> {
-    BKV_RETURN_IF_ERROR(store_.SyncBarrier());
+    BKV_RETURN_IF_ERROR(
+        store_.SyncBarrier(std::string_view(account.data(), account.size())));
     BKV_ASSIGN_OR_RETURN(
         opaque::ServerLoginStart fake,
         opaque_.GenerateFakeKE2(CredentialId(account, 0), ke1));
@@ -529,7 +530,9 @@ absl::StatusOr<Vault::Release> Vault::RecoverFinish(
     // The storage work (a read, a synced write) and the metrics of a real
     // wrong guess, so neither timing nor /metrics tells the two apart.
     BKV_RETURN_IF_ERROR(WithAttempt(Load(account).status(), kSpent));
-    BKV_RETURN_IF_ERROR(WithAttempt(store_.SyncBarrier(), kSpent));
+    BKV_RETURN_IF_ERROR(WithAttempt(
+        store_.SyncBarrier(std::string_view(account.data(), account.size())),
+        kSpent));
     const uint32_t remaining = policy::UnknownAccountRemaining(options_.limits);
     metrics_.CountAttempt("invalid_login");
     BKV_RETURN_IF_ERROR(

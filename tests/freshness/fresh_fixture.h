@@ -73,7 +73,9 @@ class FaultyStore final : public storage::RecordStore {
     return real->Delete(id, expected);
   }
   absl::Status Shred(std::string_view id) override { return real->Shred(id); }
-  absl::Status SyncBarrier() override { return real->SyncBarrier(); }
+  absl::Status SyncBarrier(std::string_view id) override {
+    return real->SyncBarrier(id);
+  }
   absl::StatusOr<uint64_t> Count() const override { return real->Count(); }
   absl::Status ForEach(Visitor visit) const override {
     return real->ForEach(std::move(visit));

@@ -317,5 +317,17 @@ TEST_F(RollbackDecoratorTest, TwoHeadsOfOneGenerationAreNotPickedSilently) {
   EXPECT_EQ(raw.Objects().size(), 1u);
 }
 
+// Review finding 9: the unknown-account path's stand-in for a counted
+// write shows in records_committed as a real write does.
+TEST_F(RollbackDecoratorTest, UnknownAccountBarrierCountsLikeAWrite) {
+  const uint64_t before = fresh_->Stats().records_committed;
+  ASSERT_TRUE(fresh_->SyncBarrier("nobody").ok());
+  const uint64_t barrier = fresh_->Stats().records_committed - before;
+  ASSERT_TRUE(
+      fresh_->CompareAndSwap("ida", RecordStore::kNoRecord, Active(0)).ok());
+  EXPECT_EQ(barrier, 1u);
+  EXPECT_EQ(fresh_->Stats().records_committed - before, 2u);
+}
+
 }  // namespace
 }  // namespace bkv::freshness

@@ -56,7 +56,7 @@ class MemoryRecordStore final : public storage::RecordStore {
     ++shreds;
     return absl::OkStatus();
   }
-  absl::Status SyncBarrier() override {
+  absl::Status SyncBarrier(std::string_view) override {
     return full ? absl::ResourceExhaustedError("disk is full")
                 : absl::OkStatus();
   }
