@@ -239,6 +239,34 @@ TEST_F(RollbackTest, ReanchorNeedsTheSecurityOfficerAndCapsAttempts) {
   EXPECT_TRUE(locked.backup_key.empty());
 }
 
+// Review finding 2 against a real vault: the storage forces re-anchor after
+// re-anchor by putting the same backup back each time. Each round needs the
+// SO PIN and leaves one attempt fewer (2, then 1), then the budget in the
+// token is spent: refused without --force.
+TEST_F(RollbackTest, RepeatedRestoresSpendTheReanchorBudget) {
+  const auto [acct, other, other_key] = LockOutThenRestoreCopy("liam");
+  const std::string copy = vault_.data_dir() + "/records-copy";
+  const std::string so_pin = vault_.data_dir() + "/softhsm/so.pin";
+  int guesses = 0;  // KE2s the storage bought by restoring
+  for (uint32_t cap : {2u, 1u}) {
+    std::string out;
+    ASSERT_EQ(Reanchor({"--so-pin-file", so_pin}, &out), 0) << out;
+    StartVault();
+    ASSERT_EQ(Remaining(acct), cap);
+    for (uint32_t i = 0; i < cap; ++i) {
+      guesses += client_->Recover(vault_.Token(acct), acct, "wrong").got_ke2;
+    }
+    StopVault();
+    RestoreRecords(copy);  // the storage puts the backup back again
+  }
+  EXPECT_EQ(guesses, 3);
+  std::string out;
+  EXPECT_NE(Reanchor({"--so-pin-file", so_pin}, &out), 0);
+  EXPECT_NE(out.find("--force"), std::string::npos) << out;
+  StartVault();
+  ExpectRolledBack(client_->Recover(vault_.Token(acct), acct, "right"));
+}
+
 // SIGKILL anywhere between a record write and its head, with concurrent
 // guessers: every KE2 a client got is counted after the restart, and no
 // account or shard is left unprovable.
