@@ -12,6 +12,10 @@
 #include <thread>
 
 #include "freshness/shard_tree.h"
+#include "hsm/key_labels.h"
+#include "hsm/pin.h"
+#include "hsm/pkcs11_hsm.h"
+#include "hsm/softhsm_dev.h"
 #include "rocksdb/db.h"
 #include "storage/record_codec.h"
 #include "tests/server/vault_harness.h"
@@ -265,6 +269,46 @@ TEST_F(RollbackTest, RepeatedRestoresSpendTheReanchorBudget) {
   EXPECT_NE(out.find("--force"), std::string::npos) << out;
   StartVault();
   ExpectRolledBack(client_->Recover(vault_.Token(acct), acct, "right"));
+}
+
+// Review finding 6 against a real vault: the token loses its freshness heads
+// (re-initialised, replaced, the wrong one) while the store keeps its
+// records. No silent genesis: the vault refuses and names the ceremony,
+// which anchors the store with the cap.
+TEST_F(RollbackTest, TokenWithoutHeadsOverRecordsNeedsTheCeremony) {
+  StartVault();
+  RegisterOrDie("mia", "right");
+  StopVault();
+  {
+    auto dev = hsm::PrepareSoftHsmDir(vault_.data_dir() + "/softhsm", "bkv", "",
+                                      /*allow_create=*/false);
+    ASSERT_TRUE(dev.ok()) << dev.status();
+    auto pin = hsm::ReadPinFile(dev->user_pin_path);
+    ASSERT_TRUE(pin.ok()) << pin.status();
+    hsm::TokenOptions o;
+    o.module_path = dev->module_path;
+    auto token = hsm::Pkcs11Hsm::Open(o, *pin);
+    ASSERT_TRUE(token.ok()) << token.status();
+    auto session = (*token)->AcquireSession();
+    ASSERT_TRUE(session.ok()) << session.status();
+    for (auto [cls, label] : {std::pair{CKO_DATA, hsm::kFreshHeadsLabel},
+                              std::pair{CKO_SECRET_KEY, hsm::kFreshMacLabel}}) {
+      auto found = session->FindObjects(cls, label);
+      ASSERT_TRUE(found.ok()) << found.status();
+      const std::vector<CK_OBJECT_HANDLE> handles = *found;
+      for (CK_OBJECT_HANDLE h : handles) {
+        ASSERT_TRUE(session->DestroyObject(h).ok());
+      }
+    }
+  }
+  EXPECT_FALSE(vault_.Start());
+  EXPECT_NE(vault_.log().find("rollback reanchor --genesis"), std::string::npos)
+      << vault_.log();
+  std::string out;
+  const std::string so_pin = vault_.data_dir() + "/softhsm/so.pin";
+  ASSERT_EQ(Reanchor({"--so-pin-file", so_pin, "--genesis"}, &out), 0) << out;
+  StartVault();
+  EXPECT_EQ(Remaining("mia"), 2u);
 }
 
 // SIGKILL anywhere between a record write and its head, with concurrent
