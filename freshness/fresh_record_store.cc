@@ -47,6 +47,25 @@ absl::Status UnsettledError(const AccountKey& key) {
       "it: retry later"));
 }
 
+// Genesis only over an empty store: a token without heads may be new,
+// re-initialised or the wrong one, and whatever the store holds then is no
+// proof of anything.
+absl::Status GenesisAllowed(uint64_t records,
+                            const std::vector<std::string>& stale) {
+  const bool unreadable =
+      std::any_of(stale.begin(), stale.end(),
+                  [](const std::string& reason) { return !reason.empty(); });
+  if (records == 0 && !unreadable) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the token holds no freshness heads but the record store is not "
+      "empty (",
+      records,
+      " records): anchoring an existing store is the security officer's "
+      "decision; check that this is the right token, then run `bkv-vault "
+      "rollback reanchor --genesis --so-pin-file FILE` (docs/operations.md "
+      "\"Re-anchoring after a storage restore\")"));
+}
+
 }  // namespace
 
 void Reanchored(UserRecord& r, uint32_t cap) {
@@ -138,21 +157,7 @@ absl::Status FreshRecordStore::Recover(bool genesis) {
         forward.push_back(Pending{0, key, own});
         return true;
       }));
-  const bool unreadable =
-      std::any_of(stale_.begin(), stale_.end(),
-                  [](const std::string& reason) { return !reason.empty(); });
-  if (genesis && (records > 0 || unreadable)) {
-    // The token may be new, re-initialised or the wrong one: whatever the
-    // store holds now is no proof of anything.
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the token holds no freshness heads but the record store is not "
-        "empty (",
-        records,
-        " records): anchoring an existing store is the security officer's "
-        "decision; check that this is the right token, then run `bkv-vault "
-        "rollback reanchor --genesis --so-pin-file FILE` (docs/operations.md "
-        "\"Re-anchoring after a storage restore\")"));
-  }
+  if (genesis) BKV_RETURN_IF_ERROR(GenesisAllowed(records, stale_));
   HeadTable next = table_;
   for (uint32_t s = 0; s < shard_count_; ++s) {
     if (genesis) {

@@ -59,8 +59,8 @@ uint32_t NextCap(const ShardHead& head, uint32_t max_attempts) {
   return lower > 0 ? lower - 1 : 0;
 }
 
-absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
-                                        HeadStore& heads,
+// The table to start from, after checking the options against it.
+absl::StatusOr<HeadTable> StartingTable(HeadStore& heads,
                                         const ReanchorOptions& options) {
   if (options.max_attempts == 0) {
     return absl::InvalidArgumentError(
@@ -92,7 +92,14 @@ absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
           "shard ", s, " does not exist (0 to ", options.shards - 1, ")"));
     }
   }
-  BKV_ASSIGN_OR_RETURN(Scan scan, ScanStore(store, options.shards, table->seq));
+  return *std::move(table);
+}
+
+absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
+                                        HeadStore& heads,
+                                        const ReanchorOptions& options) {
+  BKV_ASSIGN_OR_RETURN(const HeadTable table, StartingTable(heads, options));
+  BKV_ASSIGN_OR_RETURN(Scan scan, ScanStore(store, options.shards, table.seq));
   if (scan.unreadable > 0 && !options.accept_unreadable) {
     return absl::FailedPreconditionError(absl::StrCat(
         scan.unreadable,
@@ -103,7 +110,7 @@ absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
   }
   ReanchorReport report;
   report.unreadable = scan.unreadable;
-  HeadTable next = *table;
+  HeadTable next = table;
   for (uint32_t s = 0; s < options.shards; ++s) {
     ShardHead& head = next.shards[s];
     const bool proven = scan.checked[s].Root() == head.root;
@@ -126,7 +133,7 @@ absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
     ++head.epoch;
     report.shards.push_back({s, scan.records[s], head.epoch, head.cap});
   }
-  next.seq = std::max(table->seq, scan.max_tag) + 1;
+  next.seq = std::max(table.seq, scan.max_tag) + 1;
   BKV_RETURN_IF_ERROR(heads.Write(next));
   report.seq = next.seq;
   return report;
