@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
 
 #include "bkv/vault/v1/error_detail.h"
@@ -78,6 +79,7 @@ class FaultyStore final : public storage::RecordStore {
   }
   absl::StatusOr<uint64_t> Count() const override { return real->Count(); }
   absl::Status ForEach(Visitor visit) const override {
+    if (during_scan) during_scan();
     return real->ForEach(std::move(visit));
   }
 
@@ -85,6 +87,7 @@ class FaultyStore final : public storage::RecordStore {
   mutable int fail_reads = 0, presented_reads = 0;
   UserRecord presented;
   int drop_writes = 0, applied_then_fail = 0;
+  std::function<void()> during_scan;  // runs as a scan starts
 };
 
 class FreshStoreTest : public ::testing::Test {

@@ -218,6 +218,22 @@ TEST_F(RollbackDecoratorTest, SecondHeadWriterFencesTheFirst) {
   EXPECT_EQ((*now)->seq, moved.seq) << "the fenced writer wrote on";
 }
 
+// Finding 5 (c): a vault still running writes a head while the ceremony
+// scans: the ceremony's write is refused instead of undoing that head.
+TEST_F(RollbackDecoratorTest, ReanchorRefusesWhenTheHeadsMoveDuringIt) {
+  auto v1 = fresh_->CompareAndSwap("ian", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  ASSERT_TRUE(inner_->CompareAndSwap("ian", *v1, Active(1)).ok());  // stale
+  auto ceremony = TokenHeadStore::Open(token_->hsm());
+  ASSERT_TRUE(ceremony.ok());
+  store_.during_scan = [&] {  // the running vault writes the next head
+    EXPECT_TRUE(fresh_->SyncBarrier("someone").ok());
+  };
+  auto report = Reanchor(store_, **ceremony, {4, {}, 2});
+  store_.during_scan = nullptr;
+  EXPECT_TRUE(absl::IsFailedPrecondition(report.status())) << report.status();
+}
+
 // Review finding 6: a token without heads over a store with records (a new
 // or re-initialised token, the wrong label) is no genesis: the vault
 // refuses and names the ceremony, which anchors the store with the cap.
