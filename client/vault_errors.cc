@@ -51,6 +51,7 @@ VaultErrorKind KindOfReason(ErrorDetail::Reason r, bool* known) {
     case ErrorDetail::REASON_PROOF_REQUIRED:
       return VaultErrorKind::kProofRequired;
     case ErrorDetail::REASON_VAULT_UNAVAILABLE:
+    case ErrorDetail::REASON_STORAGE_ROLLED_BACK:  // until an operator acts
       return VaultErrorKind::kTransient;
     case ErrorDetail::REASON_ACCOUNT_MISMATCH:
       return VaultErrorKind::kConfig;

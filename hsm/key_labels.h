@@ -16,6 +16,10 @@ namespace bkv::hsm {
 //   bkv-ake-private-v1    CKO_DATA         AKE private scalar wrapped by
 //                                          bkv-ake-wrap-v1 (private object)
 //   bkv-ake-public-v1     CKO_DATA         AKE public key, 32 bytes
+//   bkv-fresh-heads-v1    CKO_DATA         freshness heads, private,
+//                                          docs/rollback.md
+//   bkv-fresh-mac-v1      CKO_SECRET_KEY   64-byte generic secret MACing
+//                                          them, CKM_SHA512_HMAC only
 //
 // All are token objects; the three keys are CKA_SENSITIVE and CKA_PRIVATE,
 // extractable only under a CKA_TRUSTED key (CKA_WRAP_WITH_TRUSTED; made by
@@ -35,6 +39,8 @@ inline constexpr absl::string_view kAkePublicLabel = "bkv-ake-public-v1";
 inline constexpr absl::string_view kTransportKeyLabel = "bkv-transport-v1";
 inline constexpr absl::string_view kTrustedTransportLabel =
     "bkv-transport-trusted-v1";
+inline constexpr absl::string_view kFreshHeadsLabel = "bkv-fresh-heads-v1";
+inline constexpr absl::string_view kFreshMacLabel = "bkv-fresh-mac-v1";
 
 }  // namespace bkv::hsm
 

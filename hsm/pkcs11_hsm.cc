@@ -368,6 +368,29 @@ absl::Status Pkcs11Hsm::InitToken(absl::string_view module_path,
   return s;
 }
 
+absl::Status Pkcs11Hsm::VerifySoPin(absl::string_view module_path,
+                                    absl::string_view label,
+                                    const SecretBytes& so_pin) {
+  BKV_ASSIGN_OR_RETURN(std::shared_ptr<Module> module,
+                       Module::Load(std::string(module_path)));
+  BKV_ASSIGN_OR_RETURN(CK_SLOT_ID slot, FindTokenSlot(*module, label));
+  CK_FUNCTION_LIST* fn = module->fn();
+  CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
+  BKV_RETURN_IF_ERROR(
+      CheckRv(fn->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                                nullptr, nullptr, &session),
+              "C_OpenSession"));
+  const CK_RV rv = fn->C_Login(session, CKU_SO, PinPtr(so_pin), so_pin.size());
+  if (rv == CKR_OK) fn->C_Logout(session);
+  fn->C_CloseSession(session);
+  if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LEN_RANGE) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("the security officer PIN of token '", label, "' in ",
+                     module->path(), " is wrong"));
+  }
+  return CheckRv(rv, "C_Login(CKU_SO)");
+}
+
 absl::StatusOr<bool> Pkcs11Hsm::TokenExists(absl::string_view module_path,
                                             absl::string_view label) {
   BKV_ASSIGN_OR_RETURN(std::shared_ptr<Module> module,

@@ -81,6 +81,14 @@ class Pkcs11Hsm {
                                 const SecretBytes& so_pin,
                                 const SecretBytes& user_pin);
 
+  // Proves the security officer's PIN with C_Login(CKU_SO) on a session of
+  // its own, then logs out. Call it before any Pkcs11Hsm of the same token is
+  // open in this process (PKCS#11 allows one user type per application).
+  // PermissionDenied names the token on a wrong PIN.
+  static absl::Status VerifySoPin(absl::string_view module_path,
+                                  absl::string_view label,
+                                  const SecretBytes& so_pin);
+
   // Whether the module has an initialised token labelled `label`; needs no
   // PIN.
   static absl::StatusOr<bool> TokenExists(absl::string_view module_path,

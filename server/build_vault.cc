@@ -296,7 +296,78 @@ absl::Status BuildStorage(VaultNode& n) {
   auto store = OpenStore(n.options.store, *n.sealer);
   BKV_BUILD_STEP("storage_unavailable", store.status());
   n.store = *std::move(store);
-  n.timed_store.emplace(*n.store, n.metrics);
+  return absl::OkStatus();
+}
+
+void LogFreshness(absl::string_view level, absl::string_view event,
+                  std::initializer_list<LogField> fields) {
+  if (event == "freshness_stale_record") {
+    LogSampled(level, event, event, fields);  // one per read: a flood
+  } else {
+    Log(level, event, fields);
+  }
+}
+
+void RenderFreshness(const freshness::FreshnessStats& s, std::string& out) {
+  absl::StrAppend(
+      &out,
+      "# HELP bkv_freshness_head_writes_total HSM writes of the freshness "
+      "heads.\n# TYPE bkv_freshness_head_writes_total counter\n"
+      "bkv_freshness_head_writes_total ",
+      s.head_writes,
+      "\n# HELP bkv_freshness_records_committed_total Record writes the "
+      "heads covered.\n# TYPE bkv_freshness_records_committed_total "
+      "counter\nbkv_freshness_records_committed_total ",
+      s.records_committed,
+      "\n# HELP bkv_freshness_stale_reads_total Reads refused as not "
+      "provably fresh.\n# TYPE bkv_freshness_stale_reads_total counter\n"
+      "bkv_freshness_stale_reads_total ",
+      s.stale_reads,
+      "\n# HELP bkv_freshness_shard_stale 1: the shard's records do not "
+      "match its head; restore the store or re-anchor.\n# TYPE "
+      "bkv_freshness_shard_stale gauge\n");
+  for (size_t i = 0; i < s.shard_stale.size(); ++i) {
+    absl::StrAppend(&out, "bkv_freshness_shard_stale{shard=\"", i, "\"} ",
+                    s.shard_stale[i] ? 1 : 0, "\n");
+  }
+}
+
+// Every read proven fresh against the heads in the token (docs/rollback.md).
+absl::Status BuildFreshness(VaultNode& n) {
+  const ComponentOptions::Store& o = n.options.store;
+  auto heads = freshness::TokenHeadStore::Open(n.token);
+  BKV_BUILD_STEP("hsm_unavailable", heads.status());
+  n.heads = *std::move(heads);
+  if (!o.anchor) {
+    // Records written unanchored would make every shard stale once
+    // anchoring is back on: a token that anchors refuses to stop.
+    auto table = n.heads->Read();
+    BKV_BUILD_STEP("hsm_unavailable", table.status());
+    if (table->has_value()) {
+      BKV_BUILD_STEP(
+          "freshness_unavailable",
+          absl::FailedPreconditionError(
+              "this token anchors the records (it holds freshness heads) "
+              "but the configuration turns anchoring off "
+              "(storage = etcd without freshness_single_node): set "
+              "freshness_single_node = true, or use a token without heads"));
+    }
+    Log("warn", "freshness_not_anchored",
+        {{"note",
+          "storage = etcd without freshness_single_node: records are not "
+          "anchored in the HSM, so a restored etcd snapshot gives back "
+          "attempts (docs/rollback.md, quorum not built yet)"}});
+    n.timed_store.emplace(*n.store, n.metrics);
+    return absl::OkStatus();
+  }
+  auto fresh = freshness::FreshRecordStore::Open(*n.store, *n.heads,
+                                                 {o.shards, LogFreshness});
+  BKV_BUILD_STEP("freshness_unavailable", fresh.status());
+  n.fresh = *std::move(fresh);
+  n.timed_store.emplace(*n.fresh, n.metrics);
+  freshness::FreshRecordStore* f = n.fresh.get();
+  n.metrics.SetCollector(
+      [f](std::string& out) { RenderFreshness(f->Stats(), out); });
   return absl::OkStatus();
 }
 
@@ -387,6 +458,8 @@ ComponentOptions ComponentOptionsFor(const VaultConfig& c) {
   o.store.etcd_options.call_timeout =
       absl::Milliseconds(c.etcd_call_timeout_ms);
   o.store.etcd_options.op_timeout = absl::Milliseconds(c.etcd_op_timeout_ms);
+  o.store.anchor = c.AnchorsRecords();
+  o.store.shards = static_cast<uint32_t>(c.freshness_shards);
   o.audit_log = c.AuditLogPath();
   o.key_check = c.KeyCheckPath();
   o.issuer_keys_file = c.issuer_keys_file;
@@ -450,8 +523,9 @@ std::string DescribeForTesting(const ComponentOptions& o) {
       "\netcd=", ClustersForTesting(o.store.etcd_clusters), ",", e.key_prefix,
       ",", e.ca_file, ",", e.cert_file, ",", e.key_file, ",", e.insecure, ",",
       absl::FormatDuration(e.call_timeout), ",",
-      absl::FormatDuration(e.op_timeout), "\naudit_log=", o.audit_log,
-      "\nkey_check=", o.key_check, "\nissuer_keys_file=", o.issuer_keys_file,
+      absl::FormatDuration(e.op_timeout), "\nfreshness=", o.store.anchor, ",",
+      o.store.shards, "\naudit_log=", o.audit_log, "\nkey_check=", o.key_check,
+      "\nissuer_keys_file=", o.issuer_keys_file,
       "\ndev_issuer=", o.dev_issuer_key, ",", o.dev_issuer_keys,
       "\ntoken_policy=", o.audience, ",", o.issuer,
       "\nopaque=", o.opaque.context, ",", o.opaque.server_identity.value_or(""),
@@ -476,8 +550,18 @@ absl::StatusOr<std::unique_ptr<VaultNode>> BuildVault(const VaultConfig& c) {
   BKV_BUILD_STEP("self_test_failed", RunOpaqueSelfTest());
   BKV_RETURN_IF_ERROR(BuildKeys(c, *node));
   BKV_RETURN_IF_ERROR(BuildStorage(*node));
+  BKV_RETURN_IF_ERROR(BuildFreshness(*node));
   BKV_RETURN_IF_ERROR(BuildVerifier(c, *node));
   BKV_RETURN_IF_ERROR(BuildService(*node));
+  return node;
+}
+
+absl::StatusOr<std::unique_ptr<VaultNode>> BuildVaultStorage(
+    const VaultConfig& c) {
+  auto node = std::make_unique<VaultNode>();
+  node->options = ComponentOptionsFor(c);
+  BKV_RETURN_IF_ERROR(BuildKeys(c, *node));
+  BKV_RETURN_IF_ERROR(BuildStorage(*node));
   return node;
 }
 

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "bkv/vault/v1/vault.pb.h"
 #include "crypto/opaque.h"
+#include "freshness/fresh_record_store.h"
 #include "hsm/key_ceremony.h"
 #include "server/account_token.h"
 #include "server/audit_log.h"
@@ -55,6 +56,8 @@ struct ComponentOptions {
     // endpoints (accounts sharded over them: storage/etcd_shards.h).
     storage::EtcdRecordStoreOptions etcd_options;
     std::vector<std::vector<std::string>> etcd_clusters;
+    bool anchor = true;  // freshness (docs/rollback.md)
+    uint32_t shards = 16;
   } store;
   std::string issuer_keys_file;  // empty: the development issuer
   std::string dev_issuer_key, dev_issuer_keys;
@@ -90,6 +93,8 @@ struct VaultNode {
   std::optional<opaque::ServerKeyPair> server_keys;
   std::unique_ptr<FileAuditLog> audit;
   std::unique_ptr<storage::RecordStore> store;
+  std::unique_ptr<freshness::TokenHeadStore> heads;
+  std::unique_ptr<freshness::FreshRecordStore> fresh;  // over `store`
   std::optional<TimedRecordStore> timed_store;
   std::unique_ptr<TokenVerifier> verifier;
   std::optional<opaque::OpaqueServer> opaque_server;
@@ -106,6 +111,11 @@ struct VaultNode {
 // under a specific event (hsm_unavailable, storage_unavailable, ...) and
 // returned; nothing is served.
 absl::StatusOr<std::unique_ptr<VaultNode>> BuildVault(const VaultConfig& c);
+
+// For offline ceremonies (`bkv-vault rollback`): the token, its keys, the
+// audit log and the raw record store of `c`, nothing anchored or served.
+absl::StatusOr<std::unique_ptr<VaultNode>> BuildVaultStorage(
+    const VaultConfig& c);
 
 // A whole small file (config, PEM, key), NotFound naming the path.
 absl::StatusOr<std::string> ReadTextFile(const std::string& path);

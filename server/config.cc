@@ -139,6 +139,13 @@ const Option kOptions[] = {
     {"storage", "etcd_op_timeout_ms", "etcd-op-timeout-ms",
      &VaultConfig::etcd_op_timeout_ms,
      "deadline of one store operation, retries on other members included"},
+    {"freshness", "shards", "freshness-shards", &VaultConfig::freshness_shards,
+     "record shards anchored in the HSM (fixed when the heads are created; "
+     "docs/rollback.md)"},
+    {"freshness", "single_node", "freshness-single-node",
+     &VaultConfig::freshness_single_node,
+     "etcd: this is the only vault node, so anchor records in its HSM "
+     "(rocksdb always does)"},
 };
 
 absl::Status SetFromString(VaultConfig& c, const Option& o,
@@ -335,6 +342,9 @@ absl::Status ValidateEtcd(const VaultConfig& c) {
 }
 
 absl::Status ValidateStorage(const VaultConfig& c) {
+  if (c.freshness_shards < 1 || c.freshness_shards > 65536) {
+    return absl::InvalidArgumentError("freshness shards must be 1 to 65536");
+  }
   if (c.storage_backend == "rocksdb") return absl::OkStatus();
   if (c.storage_backend == "etcd") return ValidateEtcd(c);
   return absl::InvalidArgumentError(absl::StrCat(

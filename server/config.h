@@ -81,6 +81,12 @@ struct VaultConfig {
   bool etcd_insecure = false;  // plaintext to etcd: loopback members only
   int64_t etcd_call_timeout_ms = 2000;
   int64_t etcd_op_timeout_ms = 10000;
+  // [freshness] docs/rollback.md
+  int64_t freshness_shards = 16;
+  bool freshness_single_node = false;  // etcd: the only vault node
+  // Whether records are anchored in the HSM: always on RocksDB; on etcd only
+  // for a single node until the quorum exists.
+  bool AnchorsRecords() const { return !UsesEtcd() || freshness_single_node; }
 
   // Paths derived from data_dir when not set.
   std::string SoftHsmDir() const;

@@ -99,9 +99,9 @@ class TimedRecordStore final : public storage::RecordStore {
     m_.ObserveStorage("shred", s);
     return r;
   }
-  absl::Status SyncBarrier() override {
+  absl::Status SyncBarrier(std::string_view account_id) override {
     double s;
-    auto r = Timed([&] { return inner_.SyncBarrier(); }, &s);
+    auto r = Timed([&] { return inner_.SyncBarrier(account_id); }, &s);
     // Labelled as the swap it stands in for on the unknown-account path.
     m_.ObserveStorage("cas", s);
     return r;

@@ -7,6 +7,7 @@
 
 #include "server/health_command.h"
 #include "server/hsm_command.h"
+#include "server/rollback_command.h"
 #include "server/serve_command.h"
 #include "server/token_command.h"
 
@@ -23,6 +24,10 @@ int RunHsm(std::span<const std::string> args) {
   return RunHsmCommand(args, std::cout, std::cerr);
 }
 
+int RunRollback(std::span<const std::string> args) {
+  return RunRollbackCommand(args, std::cout, std::cerr);
+}
+
 int RunHealth(std::span<const std::string> args) {
   return RunHealthCommand(args, std::cout, std::cerr);
 }
@@ -33,6 +38,7 @@ constexpr Command kCommands[] = {
      RunTokenCommand},
     {"hsm", "key ceremony and token status (bkv-vault hsm --help)", RunHsm},
     {"health", "is a running vault serving? (health --help)", RunHealth},
+    {"rollback", "re-anchor a restored store (rollback --help)", RunRollback},
 };
 
 void PrintUsage(std::ostream& os) {

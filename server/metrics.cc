@@ -103,7 +103,13 @@ std::string Metrics::RenderPrometheus() const {
                     hsm_seconds_);
   render_histograms("bkv_storage_duration_seconds",
                     "Record store operation latency.", storage_seconds_);
+  if (collect_) collect_(out);
   return out;
+}
+
+void Metrics::SetCollector(std::function<void(std::string& out)> collect) {
+  absl::MutexLock lock(&mu_);
+  collect_ = std::move(collect);
 }
 
 }  // namespace bkv::server

@@ -2,6 +2,7 @@
 #define BKV_SERVER_METRICS_H_
 
 #include <array>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -35,6 +36,9 @@ class Metrics {
   void ObserveHsm(absl::string_view op, double seconds);
   void ObserveStorage(absl::string_view op, double seconds);
 
+  // Appends more metrics at each render (a component's own counters, e.g.
+  // the freshness layer's); set once while building the node.
+  void SetCollector(std::function<void(std::string& out)> collect);
   std::string RenderPrometheus() const;
 
  private:
@@ -57,6 +61,7 @@ class Metrics {
   std::map<Labels, uint64_t> rate_limited_ ABSL_GUARDED_BY(mu_);
   std::map<Labels, Histogram> hsm_seconds_ ABSL_GUARDED_BY(mu_);
   std::map<Labels, Histogram> storage_seconds_ ABSL_GUARDED_BY(mu_);
+  std::function<void(std::string&)> collect_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace bkv::server

@@ -198,7 +198,16 @@ static auto Mutate(storage::RecordStore& store, absl::string_view account,
       decision.next->set_version(*cas);
       return decision;
     }
-    if (!absl::IsAborted(cas.status())) return cas.status();
+    if (!absl::IsAborted(cas.status())) {
+      // The store may hold the write anyway (a freshness head that failed
+      // commits it later): a lock's shred is idempotent, so it runs now
+      // rather than leave the old copies with the wrapped key on disk.
+      if (decision.next->state() == storage::v1::RECORD_STATE_LOCKED &&
+          CountEffect(cas.status()) == ErrorDetail::ATTEMPT_UNSPECIFIED) {
+        (void)store.Shred(id);  // best effort: the caller reports `cas`
+      }
+      return cas.status();
+    }
   }
   return Contention();
 }
@@ -485,7 +494,8 @@ absl::StatusOr<Vault::RecoverStep> Vault::FakeStart(
   // Same work and the same bytes as a real attempt, including a synced
   // write, so an unknown account looks like a known one.
   auto answer = [&]() -> absl::StatusOr<RecoverStep> {
-    BKV_RETURN_IF_ERROR(store_.SyncBarrier());
+    BKV_RETURN_IF_ERROR(
+        store_.SyncBarrier(std::string_view(account.data(), account.size())));
     BKV_ASSIGN_OR_RETURN(
         opaque::ServerLoginStart fake,
         opaque_.GenerateFakeKE2(CredentialId(account, 0), ke1));
@@ -520,7 +530,9 @@ absl::StatusOr<Vault::Release> Vault::RecoverFinish(
     // The storage work (a read, a synced write) and the metrics of a real
     // wrong guess, so neither timing nor /metrics tells the two apart.
     BKV_RETURN_IF_ERROR(WithAttempt(Load(account).status(), kSpent));
-    BKV_RETURN_IF_ERROR(WithAttempt(store_.SyncBarrier(), kSpent));
+    BKV_RETURN_IF_ERROR(WithAttempt(
+        store_.SyncBarrier(std::string_view(account.data(), account.size())),
+        kSpent));
     const uint32_t remaining = policy::UnknownAccountRemaining(options_.limits);
     metrics_.CountAttempt("invalid_login");
     BKV_RETURN_IF_ERROR(
@@ -542,14 +554,22 @@ absl::StatusOr<Vault::Release> Vault::RecoverFinish(
                                      options_.limits);
       });
   if (!decided.ok()) {
-    // Nothing was written: the login is still open, and the same
-    // RecoverFinish, repeated before it expires, completes it.
+    // Unless the write's outcome is unknown, nothing was written: the login
+    // is still open and the same RecoverFinish, repeated before it expires,
+    // completes it. An unknown outcome may commit later (counted, or locked).
+    const bool unknown =
+        CountEffect(decided.status()) == ErrorDetail::ATTEMPT_UNSPECIFIED;
     return WithAttempt(
-        absl::Status(decided.status().code(),
-                     absl::StrCat(decided.status().message(),
-                                  "; this login stays open until it expires: "
-                                  "send the same RecoverFinish again to "
-                                  "finish it and get the attempt back")),
+        absl::Status(
+            decided.status().code(),
+            absl::StrCat(decided.status().message(),
+                         unknown ? "; the attempt may already be counted: "
+                                   "if this login is still open, the same "
+                                   "RecoverFinish sent again finishes it"
+                                 : "; this login stays open until it "
+                                   "expires: send the same RecoverFinish "
+                                   "again to finish it and get the attempt "
+                                   "back")),
         kSpent);
   }
   return Conclude(account, session_key, *decided);
@@ -647,6 +667,11 @@ absl::Status Vault::Delete(absl::string_view account,
     BKV_RETURN_IF_ERROR(audit_.Ready());  // refuse while nothing is deleted
     absl::Status s = store_.Delete(id, current->version());
     if (absl::IsAborted(s)) continue;
+    if (!s.ok() && CountEffect(s) == ErrorDetail::ATTEMPT_UNSPECIFIED &&
+        policy::HeldKey(*current)) {
+      // The tombstone may commit later: shred now (idempotent).
+      LogAfterWrite("delete shred", Shred(account));
+    }
     BKV_RETURN_IF_ERROR(s);
     // Only a record that held a key leaves copies worth a forced
     // compaction; a keyless PENDING one is dropped by the next compaction.

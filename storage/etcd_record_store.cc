@@ -388,7 +388,7 @@ absl::Status EtcdRecordStore::Impl::CompactNow(int64_t revision) {
   return s;
 }
 
-absl::Status EtcdRecordStore::SyncBarrier() {
+absl::Status EtcdRecordStore::SyncBarrier(std::string_view) {
   // The same Raft round trip and about the same bytes as a counted
   // attempt's Txn (a sealed record of the software sealer's size and a
   // watermark), on keys outside the record spaces, overwritten each time.

@@ -82,7 +82,7 @@ class EtcdRecordStore final : public RecordStore {
   // Compacts etcd's history past the account's latest write, so no earlier
   // revision of it can be read; returns once that compaction is done.
   absl::Status Shred(std::string_view account_id) override;
-  absl::Status SyncBarrier() override;
+  absl::Status SyncBarrier(std::string_view account_id) override;
   absl::StatusOr<uint64_t> Count() const override;
   // Paginated linearizable Ranges at one revision. kUnavailable if a Shred
   // compacts that revision away meanwhile: call again.

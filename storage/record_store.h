@@ -70,7 +70,9 @@ class RecordStore {
   // A synced write that changes no record, costing what a counted attempt
   // costs. The vault calls it on the unknown-account path so that path takes
   // as long as a real attempt (no timing oracle for account existence).
-  virtual absl::Status SyncBarrier() = 0;
+  // `account_id` is the account the call stands in for (the freshness
+  // decorator serialises it like a write to that account).
+  virtual absl::Status SyncBarrier(std::string_view account_id) = 0;
 
   // Number of live records. O(records): for metrics, not for request paths.
   virtual absl::StatusOr<uint64_t> Count() const = 0;

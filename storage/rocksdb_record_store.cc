@@ -288,7 +288,7 @@ absl::Status RocksDbRecordStore::Shred(std::string_view account_id) {
   return impl_->Check(impl_->db->CompactRange(cro, &b, &e), "shred compaction");
 }
 
-absl::Status RocksDbRecordStore::SyncBarrier() {
+absl::Status RocksDbRecordStore::SyncBarrier(std::string_view) {
   BKV_RETURN_IF_ERROR(impl_->CheckWritable());
   // One fixed key below the 'r'/'w' spaces, overwritten each time: a WAL
   // append and sync in the same write group as real attempts.

@@ -69,7 +69,7 @@ class RocksDbRecordStore final : public RecordStore {
                                           const v1::UserRecord& next) override;
   absl::Status Delete(std::string_view account_id,
                       uint64_t expected_version) override;
-  absl::Status SyncBarrier() override;
+  absl::Status SyncBarrier(std::string_view account_id) override;
   absl::Status Shred(std::string_view account_id) override;
   absl::StatusOr<uint64_t> Count() const override;
   absl::Status ForEach(Visitor visit) const override;

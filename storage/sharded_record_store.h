@@ -1,7 +1,6 @@
 #ifndef BKV_STORAGE_SHARDED_RECORD_STORE_H_
 #define BKV_STORAGE_SHARDED_RECORD_STORE_H_
 
-#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <vector>
@@ -41,7 +40,7 @@ class ShardedRecordStore final : public RecordStore {
   absl::Status Delete(std::string_view account_id,
                       uint64_t expected_version) override;
   absl::Status Shred(std::string_view account_id) override;
-  absl::Status SyncBarrier() override;
+  absl::Status SyncBarrier(std::string_view account_id) override;
   absl::StatusOr<uint64_t> Count() const override;
   absl::Status ForEach(Visitor visit) const override;
 
@@ -54,7 +53,6 @@ class ShardedRecordStore final : public RecordStore {
   RecordStore& For(std::string_view account_id) const;
 
   std::vector<std::unique_ptr<RecordStore>> shards_;
-  std::atomic<size_t> next_barrier_{0};
 };
 
 }  // namespace bkv::storage

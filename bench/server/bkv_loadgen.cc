@@ -2,7 +2,11 @@
 // bkv-vault with durable counters and the real (SoftHSM) token.
 //
 //   bkv_loadgen [--clients N] [--seconds S] [--store rocksdb|etcd]
-//               [--nodes K]
+//               [--nodes K] [--vault-bin PATH]
+//
+// --vault-bin runs another bkv-vault build (e.g. one without a feature, for
+// bench/server/rollback_bench.sh). When the vaults export
+// bkv_freshness_head_writes_total, HSM head writes per recovery are printed.
 //
 // Starts its own vaults on loopback in temporary directories (with --store
 // etcd: a real 3-member etcd cluster and K vault nodes on it, sharing one
@@ -104,6 +108,7 @@ struct Options {
   double seconds = 10;
   std::string store = "rocksdb";
   int nodes = 1;
+  std::string vault_bin;  // empty: this build's bkv-vault
 };
 
 Options ParseOptions(int argc, char** argv) {
@@ -114,6 +119,7 @@ Options ParseOptions(int argc, char** argv) {
     if (a == "--seconds") o.seconds = std::atof(argv[i + 1]);
     if (a == "--store") o.store = argv[i + 1];
     if (a == "--nodes") o.nodes = std::atoi(argv[i + 1]);
+    if (a == "--vault-bin") o.vault_bin = argv[i + 1];
   }
   o.clients = std::clamp(o.clients, 1, 256);
   o.seconds = std::clamp(o.seconds, 1.0, 600.0);
@@ -128,10 +134,25 @@ bool HsmInit(const std::string& dir) {
   return std::system(cmd.c_str()) == 0;
 }
 
-// The vault nodes, started; empty if one failed.
+// bkv_freshness_head_writes_total summed over the nodes' /metrics; -1 when
+// the vaults do not export it.
+double HeadWrites(const std::vector<int>& metrics_ports) {
+  const std::string name = "\nbkv_freshness_head_writes_total ";
+  double total = -1;
+  for (int port : metrics_ports) {
+    const std::string m = testing::HttpGet(port, "/metrics");
+    const size_t at = m.find(name);
+    if (at == std::string::npos) continue;
+    total = std::max(total, 0.0) + std::atof(m.c_str() + at + name.size());
+  }
+  return total;
+}
+
+// The vault nodes, started; empty if one failed. Each serves /metrics on a
+// port added to `metrics_ports`.
 std::vector<std::unique_ptr<testing::VaultProcess>> StartNodes(
     const Options& o, storage::testing::EtcdCluster* etcd,
-    const std::string& token_dir) {
+    const std::string& token_dir, std::vector<int>* metrics_ports) {
   // Every budget wide open: this measures the vault, not its limits.
   std::vector<std::string> args;
   for (const char* budget : {"account", "read", "guess", "peer"}) {
@@ -147,7 +168,16 @@ std::vector<std::unique_ptr<testing::VaultProcess>> StartNodes(
   std::vector<std::unique_ptr<testing::VaultProcess>> nodes;
   for (int i = 0; i < o.nodes; ++i) {
     auto node = std::make_unique<testing::VaultProcess>();
+    if (!o.vault_bin.empty()) {
+      // The harness starts its own binary: exec the other one in its place.
+      node->set_wrapper(
+          {"/bin/sh", "-c", "shift; exec \"$0\" \"$@\"", o.vault_bin});
+    }
+    metrics_ports->push_back(testing::FreePort());
     std::vector<std::string> node_args = args;
+    node_args.insert(node_args.end(),
+                     {"--metrics-listen",
+                      "127.0.0.1:" + std::to_string(metrics_ports->back())});
     // Node 0 makes the development issuer; the others trust its key.
     if (i > 0) {
       node_args.insert(
@@ -193,11 +223,14 @@ struct Load {
   std::vector<double> latencies;  // sorted
   long failures = 0;
   double wall = 0, cpu = 0, etcd_calls = 0;
+  double head_writes = -1;  // -1: not exported
 };
 
 Load Drive(const Options& o,
            const std::vector<std::unique_ptr<testing::VaultProcess>>& nodes,
-           const storage::testing::EtcdCluster* etcd) {
+           const storage::testing::EtcdCluster* etcd,
+           const std::vector<int>& metrics_ports) {
+  const double heads0 = HeadWrites(metrics_ports);
   std::vector<std::string> tokens;
   for (int c = 0; c < o.clients; ++c) {
     const auto& node = *nodes[c % nodes.size()];
@@ -237,6 +270,7 @@ Load Drive(const Options& o,
   load.wall = std::chrono::duration<double>(Clock::now() - t0).count();
   load.cpu = NodesCpuSeconds(nodes) - cpu0;
   load.etcd_calls = EtcdCalls(etcd) - calls0;
+  if (heads0 >= 0) load.head_writes = HeadWrites(metrics_ports) - heads0;
   load.failures = failures.load();
   for (auto& l : latencies) {
     load.latencies.insert(load.latencies.end(), l.begin(), l.end());
@@ -264,6 +298,9 @@ void Report(const Options& o, const Load& load, double protocol) {
   if (o.store == "etcd") {
     std::printf("etcd calls per recovery %.2f\n", load.etcd_calls / n);
   }
+  if (load.head_writes >= 0) {
+    std::printf("HSM head writes/recovery %.3f\n", load.head_writes / n);
+  }
   std::printf(
       "RESULT store=%s nodes=%d clients=%d recoveries=%.0f rps=%.1f "
       "p50_ms=%.2f p99_ms=%.2f cpu_us=%.0f protocol_us=%.0f ratio=%.2f "
@@ -289,9 +326,11 @@ int Main(int argc, char** argv) {
     }
     etcd = *std::move(cluster);
   }
-  auto nodes = StartNodes(o, etcd.get(), token_dir.path() + "/softhsm");
+  std::vector<int> metrics_ports;
+  auto nodes =
+      StartNodes(o, etcd.get(), token_dir.path() + "/softhsm", &metrics_ports);
   if (nodes.empty()) return 1;
-  Load load = Drive(o, nodes, etcd.get());
+  Load load = Drive(o, nodes, etcd.get(), metrics_ports);
   if (load.latencies.empty()) return 1;
   Report(o, load, ProtocolCostSeconds());
   for (auto& node : nodes) node->Stop();

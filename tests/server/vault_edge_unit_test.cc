@@ -112,6 +112,10 @@ TEST(ConfigEdgeTest, EveryKeyReachesItsComponentRegression) {
       {"etcd-insecure", {}},
       {"etcd-call-timeout-ms", {"500"}},
       {"etcd-op-timeout-ms", {"3000"}},
+      {"freshness-shards", {"4"}},
+      {"freshness-single-node",
+       {"--storage", "etcd", "--etcd-endpoints", "127.0.0.1:2379",
+        "--etcd-insecure"}},
   };
   auto defaults = LoadConfig({});
   ASSERT_TRUE(defaults.ok());
@@ -131,6 +135,19 @@ TEST(ConfigEdgeTest, EveryKeyReachesItsComponentRegression) {
   auto c = LoadConfig(std::vector<std::string>{"--hsm-sessions", "3"});
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(ComponentOptionsFor(*c).hsm.sessions, 3u);
+  // RocksDB always anchors its records; etcd only for a single node.
+  const std::vector<std::string> etcd = {"--storage", "etcd",
+                                         "--etcd-endpoints", "127.0.0.1:2379",
+                                         "--etcd-insecure"};
+  EXPECT_TRUE(ComponentOptionsFor(*defaults).store.anchor);
+  auto shared = LoadConfig(etcd);
+  ASSERT_TRUE(shared.ok());
+  EXPECT_FALSE(ComponentOptionsFor(*shared).store.anchor);
+  std::vector<std::string> single = etcd;
+  single.push_back("--freshness-single-node");
+  auto alone = LoadConfig(single);
+  ASSERT_TRUE(alone.ok());
+  EXPECT_TRUE(ComponentOptionsFor(*alone).store.anchor);
 }
 
 }  // namespace

@@ -40,7 +40,7 @@ class MemoryRecordStore final : public storage::RecordStore {
     UserRecord r = next;
     r.set_version(++high_water_);
     records_[std::string(id)] = r;
-    return r.version();
+    return Answer(r.version());
   }
   absl::Status Delete(std::string_view id, uint64_t expected) override {
     absl::MutexLock l(&mu_);
@@ -49,14 +49,14 @@ class MemoryRecordStore final : public storage::RecordStore {
       return absl::AbortedError("version moved");
     }
     records_.erase(it);
-    return absl::OkStatus();
+    return Answer(0).status();
   }
   absl::Status Shred(std::string_view) override {
     if (shred_fails) return absl::UnavailableError("compaction failed");
     ++shreds;
     return absl::OkStatus();
   }
-  absl::Status SyncBarrier() override {
+  absl::Status SyncBarrier(std::string_view) override {
     return full ? absl::ResourceExhaustedError("disk is full")
                 : absl::OkStatus();
   }
@@ -71,8 +71,17 @@ class MemoryRecordStore final : public storage::RecordStore {
   bool full = false;
   bool shred_fails = false;
   int shreds = 0;
+  // The next writes apply but answer "outcome unknown", as the freshness
+  // decorator does when the head write after a record write fails.
+  int unknown_outcome = 0;
 
  private:
+  absl::StatusOr<uint64_t> Answer(uint64_t version) {
+    if (unknown_outcome == 0) return version;
+    --unknown_outcome;
+    return absl::UnavailableError("injected: the head write failed");
+  }
+
   mutable absl::Mutex mu_;
   std::map<std::string, UserRecord> records_;
   uint64_t high_water_ = 0;
@@ -292,6 +301,40 @@ TEST_F(VaultTest, LockoutShredsCountsAndAuditsOnce) {
       1);
   EXPECT_NE(metrics_.RenderPrometheus().find("bkv_lockouts_total 1"),
             std::string::npos);
+}
+
+// Review finding 7 (docs/rollback.md): the locking write's outcome is
+// unknown (it commits later): the old copies are shredded anyway and the
+// answer does not promise the attempt back.
+TEST_F(VaultTest, LockWithUnknownOutcomeShredsAnywayRegression) {
+  Reset(2);
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  EXPECT_FALSE(Recover("a", "x").ok());
+  const int before = store_.shreds;
+  auto ke1 = client_.GenerateKE1(SecretBytes::Copy("x"));
+  auto start = vault_->RecoverStart("a", ke1->ke1.Serialize());
+  ASSERT_TRUE(start.ok()) << start.status();
+  store_.unknown_outcome = 1;
+  std::vector<uint8_t> wrong_ke3(64, 1);
+  auto last =
+      vault_->RecoverFinish("a", wrong_ke3, Bytes(start->login.login_state));
+  ASSERT_FALSE(last.ok());
+  EXPECT_EQ(store_.shreds, before + 1);
+  EXPECT_NE(last.status().message().find("may already be counted"),
+            std::string::npos)
+      << last.status();
+  EXPECT_EQ(last.status().message().find("get the attempt back"),
+            std::string::npos);
+}
+
+TEST_F(VaultTest, DeleteWithUnknownOutcomeShredsAnywayRegression) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  auto proof = Recover("a", "pw");
+  ASSERT_TRUE(proof.ok()) << proof.status();
+  const int before = store_.shreds;
+  store_.unknown_outcome = 1;
+  EXPECT_FALSE(vault_->Delete("a", *proof).ok());
+  EXPECT_EQ(store_.shreds, before + 1);
 }
 
 TEST_F(VaultTest, StatusWithoutRecordReportsTheConfiguredLimit) {

@@ -165,7 +165,7 @@ TEST_F(EtcdFaultTest, FrozenMajorityFailsUnavailableNeverStaleThenResumes) {
       << cas.status();
   EXPECT_THAT(std::string(cas.status().message()),
               HasSubstr("it may have been applied"));
-  EXPECT_EQ(store_->SyncBarrier().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(store_->SyncBarrier("a").code(), absl::StatusCode::kUnavailable);
 
   cluster_->Thaw(*leader);
   cluster_->Thaw(other);

@@ -240,7 +240,7 @@ TEST_F(EtcdRecordStoreTest, CountedAttemptIsTwoRoundTrips) {
 
 TEST_F(EtcdRecordStoreTest, SyncBarrierChangesNoRecord) {
   ASSERT_TRUE(store_->CompareAndSwap("hank", 0, SampleRecord(4)).ok());
-  ASSERT_TRUE(store_->SyncBarrier().ok());
+  ASSERT_TRUE(store_->SyncBarrier("a").ok());
   EXPECT_EQ(*store_->Count(), 1u);
   EXPECT_EQ(store_->Get("hank")->version(), 1u);
 }

@@ -179,7 +179,7 @@ TEST(RocksDbRecordStoreTest, SyncBarrierChangesNoRecord) {
   auto store = OpenOrDie(dir.path());
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(store->CompareAndSwap(Id(1), 0, SampleRecord(1)).ok());
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(store->SyncBarrier().ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(store->SyncBarrier("a").ok());
   EXPECT_EQ(*store->Count(), 1u);
   int seen = 0;
   ASSERT_TRUE(store

@@ -1,0 +1,67 @@
+#ifndef BKV_FRESHNESS_HEAD_TABLE_H_
+#define BKV_FRESHNESS_HEAD_TABLE_H_
+
+// The shard heads the token holds (docs/rollback.md "Head table"):
+//
+//   +------+----------+---------+------------------------------------+
+//   | 0x01 | S u32 BE | seq u64 | S x (epoch u32 || cap u32 || root) |
+//   +------+----------+---------+------------------------------------+
+//
+// hsm::AnchoredObject adds the MAC. All integers big-endian.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "freshness/shard_tree.h"
+#include "hsm/anchored_object.h"
+
+namespace bkv::freshness {
+
+struct ShardHead {
+  uint32_t epoch = 0;  // re-anchors of this shard
+  // With epoch > 0: records written before `epoch` read with at most `cap`
+  // attempts remaining (docs/rollback.md "Disaster recovery").
+  uint32_t cap = 0;
+  Digest root{};
+};
+
+struct HeadTable {
+  uint64_t seq = 0;  // +1 per head write
+  std::vector<ShardHead> shards;
+};
+
+std::vector<uint8_t> EncodeHeads(const HeadTable& t);
+// DataLoss on any framing error.
+absl::StatusOr<HeadTable> ParseHeads(std::span<const uint8_t> bytes);
+
+// Where the table lives. The token in production; tests wrap it to inject
+// faults.
+class HeadStore {
+ public:
+  virtual ~HeadStore() = default;
+  // nullopt before the first Write (genesis).
+  virtual absl::StatusOr<std::optional<HeadTable>> Read() = 0;
+  virtual absl::Status Write(const HeadTable& t) = 0;
+};
+
+class TokenHeadStore final : public HeadStore {
+ public:
+  // The table under hsm::kFreshHeadsLabel, MACed by hsm::kFreshMacLabel.
+  static absl::StatusOr<std::unique_ptr<TokenHeadStore>> Open(
+      std::shared_ptr<hsm::Pkcs11Hsm> token);
+  absl::StatusOr<std::optional<HeadTable>> Read() override;
+  absl::Status Write(const HeadTable& t) override;
+
+ private:
+  explicit TokenHeadStore(std::unique_ptr<hsm::AnchoredObject> o)
+      : object_(std::move(o)) {}
+  std::unique_ptr<hsm::AnchoredObject> object_;
+};
+
+}  // namespace bkv::freshness
+
+#endif  // BKV_FRESHNESS_HEAD_TABLE_H_

@@ -1,0 +1,142 @@
+#include "freshness/reanchor.h"
+
+#include <algorithm>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "crypto/status_macros.h"
+
+namespace bkv::freshness {
+namespace {
+
+// Each shard's root twice: as start-up would check it (an uncommitted write
+// counts as its parent) and with every record as it is.
+struct Scan {
+  std::vector<ShardTree> checked, as_is;
+  std::vector<uint64_t> records;
+  uint64_t unreadable = 0;
+  uint64_t max_tag = 0;
+};
+
+absl::StatusOr<Scan> ScanStore(const storage::RecordStore& store,
+                               uint32_t shards, uint64_t seq) {
+  Scan scan;
+  scan.checked.resize(shards);
+  scan.as_is.resize(shards);
+  scan.records.resize(shards);
+  BKV_RETURN_IF_ERROR(
+      store.ForEach([&](const AccountKey& key,
+                        const absl::StatusOr<storage::v1::UserRecord>& r) {
+        if (!r.ok()) {
+          ++scan.unreadable;
+          return true;
+        }
+        const uint32_t s = ShardOf(key, shards);
+        scan.max_tag = std::max(scan.max_tag, r->fresh_tag());
+        std::optional<LeafValue> own;
+        if (!r->fresh_tombstone()) {
+          own = LeafValue{RecordDigest(key, *r), r->version()};
+          ++scan.records[s];
+        }
+        scan.as_is[s].Set(key, own);
+        if (r->fresh_tag() <= seq) {
+          scan.checked[s].Set(key, own);
+        } else if (r->fresh_parent().size() == 32) {
+          LeafValue parent;
+          std::copy_n(r->fresh_parent().begin(), 32, parent.digest.begin());
+          scan.checked[s].Set(key, parent);
+        }
+        return true;
+      }));
+  return scan;
+}
+
+}  // namespace
+
+uint32_t NextCap(const ShardHead& head, uint32_t max_attempts) {
+  if (head.epoch == 0) return max_attempts;
+  const uint32_t lower = std::min(head.cap, max_attempts);
+  return lower > 0 ? lower - 1 : 0;
+}
+
+// The table to start from, after checking the options against it.
+absl::StatusOr<HeadTable> StartingTable(HeadStore& heads,
+                                        const ReanchorOptions& options) {
+  if (options.max_attempts == 0) {
+    return absl::InvalidArgumentError(
+        "--max-attempts must be at least 1 (0 would lock every account; "
+        "delete records instead)");
+  }
+  BKV_ASSIGN_OR_RETURN(std::optional<HeadTable> table, heads.Read());
+  if (table.has_value() == options.genesis) {
+    return absl::FailedPreconditionError(
+        options.genesis
+            ? "the token already holds freshness heads: --genesis is only "
+              "for a token that has none"
+            : "the token holds no freshness heads yet: the vault creates "
+              "them at its first start on an empty store; over a store "
+              "with records, pass --genesis");
+  }
+  if (options.genesis) {
+    table.emplace();
+    table->shards.resize(options.shards);  // every root differs: all chosen
+  }
+  if (table->shards.size() != options.shards) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the token's heads cover ", table->shards.size(),
+                     " shards, not ", options.shards));
+  }
+  for (uint32_t s : options.only) {
+    if (s >= options.shards) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shard ", s, " does not exist (0 to ", options.shards - 1, ")"));
+    }
+  }
+  return *std::move(table);
+}
+
+absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
+                                        HeadStore& heads,
+                                        const ReanchorOptions& options) {
+  BKV_ASSIGN_OR_RETURN(const HeadTable table, StartingTable(heads, options));
+  BKV_ASSIGN_OR_RETURN(Scan scan, ScanStore(store, options.shards, table.seq));
+  if (scan.unreadable > 0 && !options.accept_unreadable) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        scan.unreadable,
+        " records can't be read (tampered with or another sealing key); "
+        "re-anchoring would leave them out and their accounts could be "
+        "registered again without proof. Restore a store whose records "
+        "read, or pass --accept-unreadable to accept that"));
+  }
+  ReanchorReport report;
+  report.unreadable = scan.unreadable;
+  HeadTable next = table;
+  for (uint32_t s = 0; s < options.shards; ++s) {
+    ShardHead& head = next.shards[s];
+    const bool proven = scan.checked[s].Root() == head.root;
+    const bool chosen =
+        options.only.empty()
+            ? !proven
+            : std::find(options.only.begin(), options.only.end(), s) !=
+                  options.only.end();
+    if (!chosen && !proven) continue;  // stays stale
+    head.root = scan.as_is[s].Root();
+    if (!chosen) continue;  // proven: rolled forward only
+    head.cap = NextCap(head, options.max_attempts);
+    if (head.cap == 0 && !options.force) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "shard ", s, " was re-anchored ", head.epoch,
+          " times already and its budget is spent: another re-anchor leaves "
+          "its accounts no attempts. Restore the store's latest state "
+          "instead, or pass --force to accept that"));
+    }
+    ++head.epoch;
+    report.shards.push_back({s, scan.records[s], head.epoch, head.cap});
+  }
+  next.seq = std::max(table.seq, scan.max_tag) + 1;
+  BKV_RETURN_IF_ERROR(heads.Write(next));
+  report.seq = next.seq;
+  return report;
+}
+
+}  // namespace bkv::freshness

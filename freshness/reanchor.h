@@ -1,0 +1,62 @@
+#ifndef BKV_FRESHNESS_REANCHOR_H_
+#define BKV_FRESHNESS_REANCHOR_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "freshness/head_table.h"
+#include "storage/record_store.h"
+
+namespace bkv::freshness {
+
+struct ReanchorOptions {
+  uint32_t shards = 16;        // the deployment's shard count
+  std::vector<uint32_t> only;  // empty: every stale shard
+  uint32_t max_attempts = 2;   // K: the cap on re-anchored records
+  // Re-anchor although some records can't be read (they are left out: their
+  // accounts read as absent).
+  bool accept_unreadable = false;
+  // Re-anchor a shard whose budget is spent: its cap becomes 0, every ACTIVE
+  // account in it reads with no attempts left.
+  bool force = false;
+  // Create the heads over a store that already holds records (the vault
+  // refuses to start on one without them): every shard as if re-anchored.
+  bool genesis = false;
+};
+
+// The cap a shard gets at its next re-anchor: K the first time, then one
+// less than the lower of K and its current cap each time (the budget in the
+// token: the storage can't buy guesses by forcing re-anchor after
+// re-anchor). 0 means spent.
+uint32_t NextCap(const ShardHead& head, uint32_t max_attempts);
+
+struct ReanchoredShard {
+  uint32_t shard = 0;
+  uint64_t records = 0;  // live records now anchored, all capped at `cap`
+  uint32_t epoch = 0;
+  uint32_t cap = 0;
+};
+
+struct ReanchorReport {
+  std::vector<ReanchoredShard> shards;
+  uint64_t unreadable = 0;  // records the store could not open (left out)
+  uint64_t seq = 0;         // the head written
+};
+
+// The disaster-recovery step (docs/rollback.md "Disaster recovery"), with
+// the vault stopped and the security officer already proven by the caller:
+// takes the chosen shards' records as the store holds them, writes their
+// roots with epoch + 1 and cap = NextCap(), so every record written before
+// now reads with at most that many attempts left (and no pending request).
+// Refuses if records are unreadable (unless accept_unreadable) or a chosen
+// shard's budget is spent (unless force). Proven shards are
+// rolled forward as at start-up and keep their epoch. Never raises a
+// counter: LOCKED stays locked, and a capped record never gains attempts.
+absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
+                                        HeadStore& heads,
+                                        const ReanchorOptions& options);
+
+}  // namespace bkv::freshness
+
+#endif  // BKV_FRESHNESS_REANCHOR_H_

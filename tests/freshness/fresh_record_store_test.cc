@@ -1,0 +1,175 @@
+// The freshness decorator over a real RocksDB store and a real SoftHSM token,
+// with head-write faults injected (docs/rollback.md). ctest -R freshness.
+#include "freshness/fresh_record_store.h"
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "freshness/reanchor.h"
+#include "tests/freshness/fresh_fixture.h"
+
+namespace bkv::freshness {
+namespace {
+
+TEST(HeadTableTest, RoundTripsAndRejectsGarbage) {
+  HeadTable t;
+  t.seq = 77;
+  t.shards.resize(3);
+  t.shards[1].epoch = 2;
+  t.shards[1].cap = 2;
+  t.shards[2].root.fill(0xab);
+  auto bytes = EncodeHeads(t);
+  auto back = ParseHeads(bytes);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->seq, 77u);
+  EXPECT_EQ(back->shards[1].epoch, 2u);
+  EXPECT_EQ(back->shards[2].root, t.shards[2].root);
+  for (size_t cut : {size_t{0}, size_t{5}, bytes.size() - 1}) {
+    EXPECT_TRUE(absl::IsDataLoss(
+        ParseHeads(std::span<const uint8_t>(bytes.data(), cut)).status()));
+  }
+  bytes[0] = 0x02;
+  EXPECT_TRUE(absl::IsDataLoss(ParseHeads(bytes).status()));
+}
+
+TEST(ShardTreeTest, RootCommitsToTheLeafSetWhateverTheOrder) {
+  AccountKey a = storage::DeriveAccountKey("a"),
+             b = storage::DeriveAccountKey("b");
+  LeafValue la{{1}, 1}, lb{{2}, 1};
+  ShardTree t1, t2;
+  const Digest empty = t1.Root();
+  t1.Set(a, la);
+  t1.Set(b, lb);
+  t2.Set(b, lb);
+  t2.Set(a, la);
+  EXPECT_EQ(t1.Root(), t2.Root());
+  EXPECT_NE(t1.Root(), empty);
+  t2.Set(a, LeafValue{{3}, 2});
+  EXPECT_NE(t1.Root(), t2.Root());
+  t1.Set(a, std::nullopt);
+  t1.Set(b, std::nullopt);
+  EXPECT_EQ(t1.Root(), empty);
+  EXPECT_EQ(t1.size(), 0u);
+}
+
+TEST_F(FreshStoreTest, WritesReadDeleteAndCreateAgain) {
+  auto v1 =
+      fresh_->CompareAndSwap("ann", storage::RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  auto v2 = fresh_->CompareAndSwap("ann", *v1, Active(1));
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  // A stale expected version is refused by the anchored leaf.
+  EXPECT_TRUE(
+      absl::IsAborted(fresh_->CompareAndSwap("ann", *v1, Active(0)).status()));
+  Reopen();
+  auto got = fresh_->Get("ann");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->attempts_used(), 1u);
+  EXPECT_EQ(*fresh_->Count(), 1u);
+  ASSERT_TRUE(fresh_->Delete("ann", *v2).ok());
+  EXPECT_TRUE(absl::IsNotFound(fresh_->Get("ann").status()));
+  Reopen();
+  EXPECT_TRUE(absl::IsNotFound(fresh_->Get("ann").status()));
+  EXPECT_TRUE(
+      fresh_->CompareAndSwap("ann", storage::RecordStore::kNoRecord, Active(0))
+          .ok());
+  EXPECT_EQ(fresh_->Stats().head_writes, 1u);  // since the last Reopen
+  EXPECT_GT(fresh_->Stats().seq, 4u);
+}
+
+// A head the token did not take: the caller hears "unavailable" without an
+// effect (so the vault says "possibly spent"), and the write counts as soon
+// as a later head covers it.
+TEST_F(FreshStoreTest, FailedHeadWriteCountsLaterNeverLess) {
+  auto v1 =
+      fresh_->CompareAndSwap("bob", storage::RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  faulty_->fail = 1;
+  auto v2 = fresh_->CompareAndSwap("bob", *v1, Active(1));
+  EXPECT_TRUE(absl::IsUnavailable(v2.status())) << v2.status();
+  EXPECT_FALSE(vault::v1::ErrorDetailOf(v2.status()).has_value());
+  auto got = fresh_->Get("bob");  // commits it now
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->attempts_used(), 1u);
+  Reopen();
+  EXPECT_EQ(fresh_->Get("bob")->attempts_used(), 1u);
+}
+
+// The same head failure, then a restart before anything retries it: the
+// start-up check rolls the write forward.
+TEST_F(FreshStoreTest, WriteWithoutHeadIsRolledForwardAtStartUp) {
+  auto v1 =
+      fresh_->CompareAndSwap("cyd", storage::RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  faulty_->fail = 1;
+  EXPECT_FALSE(fresh_->CompareAndSwap("cyd", *v1, Active(1)).ok());
+  Reopen();
+  EXPECT_FALSE(fresh_->Stats()
+                   .shard_stale[ShardOf(storage::DeriveAccountKey("cyd"), 4)]);
+  EXPECT_EQ(fresh_->Get("cyd")->attempts_used(), 1u);
+}
+
+// A record changed behind the decorator's back, with the store's own checks
+// satisfied: refused on the next read, and its shard is stale after a
+// restart while the other shards serve.
+TEST_F(FreshStoreTest, RecordChangedBehindItsBackIsRefused) {
+  std::string other = "x0";
+  for (int i = 1; ShardOf(storage::DeriveAccountKey(other), 4) ==
+                  ShardOf(storage::DeriveAccountKey("dee"), 4);
+       ++i) {
+    other = absl::StrCat("x", i);
+  }
+  auto v1 =
+      fresh_->CompareAndSwap("dee", storage::RecordStore::kNoRecord, Active(3));
+  ASSERT_TRUE(v1.ok());
+  ASSERT_TRUE(
+      fresh_->CompareAndSwap(other, storage::RecordStore::kNoRecord, Active(0))
+          .ok());
+  ASSERT_TRUE(inner_->CompareAndSwap("dee", *v1, Active(0)).ok());
+  ExpectRolledBack(fresh_->Get("dee").status());
+  // A write on the store's version is refused: it is not the anchored one.
+  EXPECT_TRUE(absl::IsAborted(
+      fresh_->CompareAndSwap("dee", *v1 + 1, Active(0)).status()));
+  Reopen();
+  EXPECT_TRUE(fresh_->Stats()
+                  .shard_stale[ShardOf(storage::DeriveAccountKey("dee"), 4)]);
+  ExpectRolledBack(fresh_->Get("dee").status());
+  EXPECT_TRUE(fresh_->Get(other).ok());
+  EXPECT_GT(fresh_->Stats().stale_reads, 0u);
+}
+
+TEST_F(FreshStoreTest, ShardCountIsFixedAtGenesis) {
+  fresh_.reset();
+  auto f = FreshRecordStore::Open(*inner_, *faulty_, {8, nullptr});
+  EXPECT_TRUE(absl::IsFailedPrecondition(f.status())) << f.status();
+}
+
+// Re-anchoring a stale shard: served again, every record capped at K, and
+// an old copy can't escape the cap.
+TEST_F(FreshStoreTest, ReanchorCapsTheStaleShard) {
+  auto v1 =
+      fresh_->CompareAndSwap("eve", storage::RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  ASSERT_TRUE(inner_->CompareAndSwap("eve", *v1, Active(1)).ok());
+  fresh_.reset();
+  auto report = Reanchor(*inner_, *faulty_, {4, {}, 2});
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_EQ(report->shards.size(), 1u);
+  EXPECT_EQ(report->shards[0].epoch, 1u);
+  Reopen();
+  auto got = fresh_->Get("eve");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->attempt_limit() - got->attempts_used(), 2u);
+  // The next write keeps the cap (the policy writes what it read).
+  ASSERT_TRUE(fresh_->CompareAndSwap("eve", got->version(), *got).ok());
+  Reopen();
+  EXPECT_EQ(fresh_->Get("eve")->attempts_used(), 8u);
+  // A second re-anchor with nothing stale changes nothing.
+  fresh_.reset();
+  report = Reanchor(*inner_, *faulty_, {4, {}, 5});
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->shards.empty());
+}
+
+}  // namespace
+}  // namespace bkv::freshness

@@ -1,0 +1,349 @@
+// The review's attacks on the decorator that need a storage behaviour a
+// real RocksDB cannot be made to show (a write applied whose answer is lost,
+// a re-read answered with an old record): injected by FaultyStore over a
+// real RocksDB and a real token (docs/rollback.md "Ambiguous writes").
+// ctest -R rollback.decorator
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "freshness/fresh_record_store.h"
+#include "freshness/reanchor.h"
+#include "hsm/key_labels.h"
+#include "tests/freshness/fresh_fixture.h"
+
+namespace bkv::freshness {
+namespace {
+
+using storage::RecordStore;
+
+class RollbackDecoratorTest : public FreshStoreTest {
+ protected:
+  // An account in another shard than `id`.
+  static std::string OtherShard(const std::string& id) {
+    std::string other = "o0";
+    for (int i = 1; ShardOf(storage::DeriveAccountKey(other), 4) ==
+                    ShardOf(storage::DeriveAccountKey(id), 4);
+         ++i) {
+      other = absl::StrCat("o", i);
+    }
+    return other;
+  }
+  bool Stale(const std::string& id) {
+    return fresh_->Stats()
+        .shard_stale[ShardOf(storage::DeriveAccountKey(id), 4)];
+  }
+};
+
+// Review finding 1: X is stored but answered with an error and re-reads
+// show the old record R1; then Y, built from the same R1, is dropped and the
+// storage presents X. X must not be taken as Y's write (tag reuse plus
+// "tag and parent match"): that would release a second KE2 for one count.
+TEST_F(RollbackDecoratorTest, AmbiguousWriteIsSettledOnlyByExactContent) {
+  auto v1 = fresh_->CompareAndSwap("ann", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  auto r1 = inner_->Get("ann");
+  ASSERT_TRUE(r1.ok());
+  const uint64_t seq = fresh_->Stats().seq;
+
+  store_.applied_then_fail = 1;
+  store_.presented = *r1;
+  store_.presented_reads = 1;
+  auto x = fresh_->CompareAndSwap("ann", *v1, Active(1));  // X: counter 1
+  EXPECT_FALSE(x.ok());
+  ASSERT_EQ(inner_->Get("ann")->attempts_used(), 1u);  // X is in the store
+
+  store_.drop_writes = 1;  // Y is lost; the re-read shows X
+  auto y = fresh_->CompareAndSwap("ann", *v1, Active(2));
+  EXPECT_FALSE(y.ok()) << "X was taken as Y's write at version " << *y;
+  EXPECT_EQ(fresh_->Stats().seq, seq) << "no head may cover X or Y";
+  // X was never anchored: the account refuses; other accounts serve.
+  EXPECT_FALSE(fresh_->Get("ann").ok());
+  EXPECT_TRUE(
+      fresh_
+          ->CompareAndSwap(OtherShard("ann"), RecordStore::kNoRecord, Active(0))
+          .ok());
+  EXPECT_FALSE(fresh_->Get("ann").ok());
+}
+
+// A write that failed after its tag was handed out burns the tag: the next
+// write gets a later one, so a record the storage holds back can't pass for
+// a later write's.
+TEST_F(RollbackDecoratorTest, FailedWriteNeverHandsItsTagOutAgain) {
+  auto v1 = fresh_->CompareAndSwap("bea", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  store_.drop_writes = 1;
+  store_.fail_reads = 1;  // unsettled
+  EXPECT_FALSE(fresh_->CompareAndSwap("bea", *v1, Active(1)).ok());
+  const uint64_t seq = fresh_->Stats().seq;
+  // The re-read now shows the anchored record: not applied, settled.
+  auto got = fresh_->Get("bea");
+  ASSERT_TRUE(got.ok()) << got.status();
+  auto v2 = fresh_->CompareAndSwap("bea", *v1, Active(1));
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  EXPECT_GT(inner_->Get("bea")->fresh_tag(), seq + 1);
+  Reopen();
+  EXPECT_FALSE(Stale("bea"));
+  EXPECT_EQ(fresh_->Get("bea")->attempts_used(), 1u);
+}
+
+// Review finding 4: a write the storage fails and then refuses to re-read
+// refuses only its own account (it used to stop every head until a
+// restart); a later re-read that shows exactly that write commits it.
+TEST_F(RollbackDecoratorTest, UnsettledWriteRefusesOnlyItsAccount) {
+  const std::string other = OtherShard("cal");
+  auto v1 = fresh_->CompareAndSwap("cal", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  store_.applied_then_fail = 1;
+  store_.fail_reads = 2;  // the settling re-read and the next Get's
+  EXPECT_FALSE(fresh_->CompareAndSwap("cal", *v1, Active(1)).ok());
+  EXPECT_TRUE(absl::IsUnavailable(fresh_->Get("cal").status()));
+  auto o = fresh_->CompareAndSwap(other, RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(fresh_->CompareAndSwap(other, *o, Active(1)).ok());
+  // The store answers again: the record is exactly the one sent, it counts.
+  auto got = fresh_->Get("cal");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->attempts_used(), 1u);
+  Reopen();
+  EXPECT_FALSE(Stale("cal"));
+  EXPECT_EQ(fresh_->Get("cal")->attempts_used(), 1u);
+}
+
+// Review finding 3: a record reserved behind a head in flight carries
+// seq + 2; the start-up roll-forward must write its head at that seq, or the
+// second restart calls an honest store stale.
+TEST_F(RollbackDecoratorTest, RollForwardHeadCoversTheHighestTag) {
+  auto v1 = fresh_->CompareAndSwap("dan", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  const uint64_t seq = fresh_->Stats().seq;
+  auto r1 = inner_->Get("dan");
+  ASSERT_TRUE(r1.ok());
+  const Digest parent = RecordDigest(storage::DeriveAccountKey("dan"), *r1);
+  fresh_.reset();
+  // What a crash leaves: the record written with tag seq + 2, no head.
+  UserRecord next = Active(1);
+  next.set_fresh_parent(std::string(parent.begin(), parent.end()));
+  next.set_fresh_tag(seq + 2);
+  ASSERT_TRUE(inner_->CompareAndSwap("dan", *v1, next).ok());
+  Reopen();  // rolls it forward
+  EXPECT_FALSE(Stale("dan"));
+  EXPECT_GE(fresh_->Stats().seq, seq + 2);
+  Reopen();  // nothing written in between
+  EXPECT_FALSE(Stale("dan"));
+  EXPECT_EQ(fresh_->Get("dan")->attempts_used(), 1u);
+}
+
+// Review finding 2: during a re-anchor the storage picks which copy of each
+// record comes back. A copy with a reset request, an open login or a pending
+// registration loses them; each later re-anchor of the shard leaves one
+// attempt fewer, and a spent budget needs --force.
+TEST_F(RollbackDecoratorTest, ReanchorDropsRequestsAndSpendsABudget) {
+  auto v1 = fresh_->CompareAndSwap("eve", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  UserRecord old = Active(0);  // what the storage brings back
+  old.set_reset_requested_unix_ms(1);
+  old.set_pending_registration_id(7);
+  old.set_pending_opaque_record("new password");
+  old.add_open_logins()->set_seq(3);
+  uint64_t v = *v1;
+  std::vector<uint32_t> caps;
+  for (int round = 0; round < 3; ++round) {
+    fresh_.reset();
+    auto put = inner_->CompareAndSwap("eve", v, old);  // behind its back
+    ASSERT_TRUE(put.ok()) << put.status();
+    v = *put;
+    auto report = Reanchor(*inner_, *faulty_, {4, {}, 2});
+    if (round == 2) {  // 2, then 1, then spent
+      EXPECT_TRUE(absl::IsFailedPrecondition(report.status()))
+          << report.status();
+      ReanchorOptions forced{4, {}, 2};
+      forced.force = true;
+      report = Reanchor(*inner_, *faulty_, forced);
+    }
+    ASSERT_TRUE(report.ok()) << report.status();
+    ASSERT_EQ(report->shards.size(), 1u);
+    caps.push_back(report->shards[0].cap);
+    Reopen();
+    auto got = fresh_->Get("eve");
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->attempt_limit() - got->attempts_used(), caps.back());
+    EXPECT_EQ(got->reset_requested_unix_ms(), 0);
+    EXPECT_EQ(got->pending_registration_id(), 0u);
+    EXPECT_TRUE(got->pending_opaque_record().empty());
+    EXPECT_EQ(got->open_logins_size(), 0);
+  }
+  EXPECT_EQ(caps, (std::vector<uint32_t>{2, 1, 0}));
+}
+
+// A record the store can't open would be left out (its account reads as
+// absent and could be registered again without proof): refused unless the
+// officer accepts it.
+TEST_F(RollbackDecoratorTest, ReanchorRefusesUnreadableRecords) {
+  auto v1 = fresh_->CompareAndSwap("fay", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  fresh_.reset();
+  ASSERT_TRUE(inner_->CompareAndSwap("fay", *v1, Active(1)).ok());  // stale
+  OpenInner(0x17);  // another sealing key
+  ASSERT_TRUE(
+      inner_->CompareAndSwap("zed", RecordStore::kNoRecord, Active(0)).ok());
+  OpenInner();
+  auto report = Reanchor(*inner_, *faulty_, {4, {}, 2});
+  EXPECT_TRUE(absl::IsFailedPrecondition(report.status())) << report.status();
+  ReanchorOptions accept{4, {}, 2};
+  accept.accept_unreadable = true;
+  report = Reanchor(*inner_, *faulty_, accept);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->unreadable, 1u);
+}
+
+// Review finding 5: another writer replaces the token's head table (a
+// second vault process on the token, a re-anchor behind a running vault):
+// the running decorator must not write on from its memory (that would undo
+// the other writer's heads); it stops serving instead.
+TEST_F(RollbackDecoratorTest, SecondHeadWriterFencesTheFirst) {
+  auto v1 = fresh_->CompareAndSwap("gus", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  auto other = TokenHeadStore::Open(token_->hsm());
+  ASSERT_TRUE(other.ok()) << other.status();
+  auto table = (*other)->Read();
+  ASSERT_TRUE(table.ok() && table->has_value());
+  HeadTable moved = **table;
+  ++moved.seq;
+  ASSERT_TRUE((*other)->Write(moved).ok());
+  auto v2 = fresh_->CompareAndSwap("gus", *v1, Active(1));
+  EXPECT_TRUE(absl::IsUnavailable(v2.status())) << v2.status();
+  EXPECT_TRUE(absl::IsUnavailable(fresh_->Get("gus").status()));
+  auto now = (*other)->Read();
+  ASSERT_TRUE(now.ok() && now->has_value());
+  EXPECT_EQ((*now)->seq, moved.seq) << "the fenced writer wrote on";
+}
+
+// Finding 5 (c): a vault still running writes a head while the ceremony
+// scans: the ceremony's write is refused instead of undoing that head.
+TEST_F(RollbackDecoratorTest, ReanchorRefusesWhenTheHeadsMoveDuringIt) {
+  auto v1 = fresh_->CompareAndSwap("ian", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  ASSERT_TRUE(inner_->CompareAndSwap("ian", *v1, Active(1)).ok());  // stale
+  auto ceremony = TokenHeadStore::Open(token_->hsm());
+  ASSERT_TRUE(ceremony.ok());
+  store_.during_scan = [&] {  // the running vault writes the next head
+    EXPECT_TRUE(fresh_->SyncBarrier("someone").ok());
+  };
+  auto report = Reanchor(store_, **ceremony, {4, {}, 2});
+  store_.during_scan = nullptr;
+  EXPECT_TRUE(absl::IsFailedPrecondition(report.status())) << report.status();
+}
+
+// Review finding 6: a token without heads over a store with records (a new
+// or re-initialised token, the wrong label) is no genesis: the vault
+// refuses and names the ceremony, which anchors the store with the cap.
+TEST_F(RollbackDecoratorTest, GenesisOnAStoreWithRecordsNeedsTheCeremony) {
+  ASSERT_TRUE(
+      fresh_->CompareAndSwap("hal", RecordStore::kNoRecord, Active(0)).ok());
+  fresh_.reset();
+  faulty_.reset();
+  token_heads_.reset();
+  token_.reset();  // a new token in its place
+  auto token = hsm::testing::TestToken::Create(/*with_keys=*/false);
+  ASSERT_TRUE(token.ok()) << token.status();
+  auto heads = TokenHeadStore::Open((*token)->hsm());
+  ASSERT_TRUE(heads.ok());
+  auto refused = FreshRecordStore::Open(store_, **heads, {4, nullptr});
+  ASSERT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_NE(refused.status().message().find("--genesis"), std::string::npos);
+  EXPECT_FALSE(Reanchor(*inner_, **heads, {4, {}, 2}).ok());
+  ReanchorOptions genesis{4, {}, 2};
+  genesis.genesis = true;
+  auto report = Reanchor(*inner_, **heads, genesis);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->shards.size(), 4u);
+  auto opened = FreshRecordStore::Open(store_, **heads, {4, nullptr});
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  auto got = (*opened)->Get("hal");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->attempt_limit() - got->attempts_used(), 2u);
+  opened->reset();
+}
+
+// Raw access to the token's head objects, as a second writer would leave
+// them.
+class RawHeads {
+ public:
+  explicit RawHeads(hsm::Pkcs11Hsm& token)
+      : session_(*token.AcquireSession()) {}
+  std::vector<CK_OBJECT_HANDLE> Objects() {
+    return *session_.FindObjects(CKO_DATA, hsm::kFreshHeadsLabel);
+  }
+  std::vector<uint8_t> Only() {
+    auto objects = Objects();
+    EXPECT_EQ(objects.size(), 1u);
+    return *session_.GetAttribute(objects.at(0), CKA_VALUE);
+  }
+  void DestroyAll() {
+    for (CK_OBJECT_HANDLE o : Objects())
+      ASSERT_TRUE(session_.DestroyObject(o).ok());
+  }
+  void Put(std::vector<uint8_t> value) {
+    CK_OBJECT_CLASS data = CKO_DATA;
+    CK_BBOOL yes = CK_TRUE;
+    std::string label(hsm::kFreshHeadsLabel);
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &data, sizeof(data)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},
+        {CKA_LABEL, label.data(), label.size()},
+        {CKA_VALUE, value.data(), value.size()},
+    };
+    ASSERT_TRUE(session_.CreateObject(tmpl).ok());
+  }
+
+ private:
+  hsm::Pkcs11Hsm::Session session_;
+};
+
+// Review finding 8: two head objects of one generation (two writers, or a
+// create retried after a lost answer). Different values refuse to open;
+// identical ones are one write, kept once.
+TEST_F(RollbackDecoratorTest, TwoHeadsOfOneGenerationAreNotPickedSilently) {
+  fresh_.reset();
+  RawHeads raw(*token_->hsm());
+  const std::vector<uint8_t> g = raw.Only();
+  auto Advance = [&](uint64_t by) {
+    auto heads = TokenHeadStore::Open(token_->hsm());
+    ASSERT_TRUE(heads.ok()) << heads.status();
+    HeadTable t = *(*heads)->Read().value();
+    t.seq += by;
+    ASSERT_TRUE((*heads)->Write(t).ok());
+  };
+  Advance(1);
+  const std::vector<uint8_t> x = raw.Only();  // generation g + 1
+  raw.DestroyAll();
+  raw.Put(g);
+  Advance(2);  // another generation g + 1
+  const std::vector<uint8_t> y = raw.Only();
+  ASSERT_NE(x, y);
+  raw.Put(x);
+  auto refused = TokenHeadStore::Open(token_->hsm());
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  raw.DestroyAll();
+  raw.Put(y);
+  raw.Put(y);
+  auto opened = TokenHeadStore::Open(token_->hsm());
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(raw.Objects().size(), 1u);
+}
+
+// Review finding 9: the unknown-account path's stand-in for a counted
+// write shows in records_committed as a real write does.
+TEST_F(RollbackDecoratorTest, UnknownAccountBarrierCountsLikeAWrite) {
+  const uint64_t before = fresh_->Stats().records_committed;
+  ASSERT_TRUE(fresh_->SyncBarrier("nobody").ok());
+  const uint64_t barrier = fresh_->Stats().records_committed - before;
+  ASSERT_TRUE(
+      fresh_->CompareAndSwap("ida", RecordStore::kNoRecord, Active(0)).ok());
+  EXPECT_EQ(barrier, 1u);
+  EXPECT_EQ(fresh_->Stats().records_committed - before, 2u);
+}
+
+}  // namespace
+}  // namespace bkv::freshness

@@ -1,0 +1,373 @@
+// Rollback resistance against a real bkv-vault process (docs/rollback.md):
+// real SoftHSM token, real RocksDB, the store rolled back by copying its
+// files, crashes by SIGKILL. ctest -R rollback.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "freshness/shard_tree.h"
+#include "hsm/key_labels.h"
+#include "hsm/pin.h"
+#include "hsm/pkcs11_hsm.h"
+#include "hsm/softhsm_dev.h"
+#include "rocksdb/db.h"
+#include "storage/record_codec.h"
+#include "tests/server/vault_harness.h"
+
+namespace bkv::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using vault::v1::ErrorDetail;
+
+constexpr uint32_t kShards = 16;
+
+uint32_t ShardOfAccount(const std::string& account) {
+  return freshness::ShardOf(storage::DeriveAccountKey(account), kShards);
+}
+
+// Two accounts in different shards.
+std::pair<std::string, std::string> AccountsInTwoShards(const std::string& p) {
+  const std::string a = p + "-a";
+  for (int i = 0; i < 100; ++i) {
+    std::string b = p + "-b" + std::to_string(i);
+    if (ShardOfAccount(b) != ShardOfAccount(a)) return {a, b};
+  }
+  return {a, a};
+}
+
+class RollbackTest : public VaultFixture {
+ protected:
+  std::string Records() const { return vault_.data_dir() + "/records"; }
+  void CopyRecords(const std::string& to) {
+    fs::remove_all(to);
+    fs::copy(Records(), to, fs::copy_options::recursive);
+  }
+  void RestoreRecords(const std::string& from) {
+    fs::remove_all(Records());
+    fs::copy(from, Records(), fs::copy_options::recursive);
+  }
+  // Runs `bkv-vault rollback reanchor` against this vault's data directory.
+  int Reanchor(const std::vector<std::string>& extra, std::string* output) {
+    std::string cmd = std::string(BKV_VAULT_BIN) +
+                      " rollback reanchor --data-dir " + vault_.data_dir();
+    for (const auto& a : extra) cmd += " " + a;
+    cmd += " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    if (p == nullptr) return -1;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) output->append(buf, n);
+    return WEXITSTATUS(pclose(p));
+  }
+  void GuessUntilLocked(const std::string& acct) {
+    for (int i = 0; i < 12; ++i) {
+      auto r = client_->Recover(vault_.Token(acct), acct, "wrong");
+      if (r.result.detail &&
+          r.result.detail->reason() == ErrorDetail::REASON_LOCKED) {
+        return;
+      }
+      ASSERT_TRUE(r.got_ke2) << r.result.status.error_message();
+    }
+    ADD_FAILURE() << "never locked";
+  }
+  // The raw RocksDB values of one account's record and watermark.
+  std::map<std::string, std::string> RawRecord(const std::string& account) {
+    std::map<std::string, std::string> kv;
+    rocksdb::DB* db = nullptr;
+    rocksdb::Options opts;
+    EXPECT_TRUE(rocksdb::DB::OpenForReadOnly(opts, Records(), &db).ok());
+    std::unique_ptr<rocksdb::DB> owner(db);
+    const auto key = storage::DeriveAccountKey(account);
+    for (const std::string& k :
+         {storage::RecordDbKey(key), storage::WatermarkDbKey(key)}) {
+      EXPECT_TRUE(db->Get(rocksdb::ReadOptions(), k, &kv[k]).ok());
+    }
+    return kv;
+  }
+  void WriteRaw(const std::map<std::string, std::string>& kv) {
+    rocksdb::DB* db = nullptr;
+    rocksdb::Options opts;
+    ASSERT_TRUE(rocksdb::DB::Open(opts, Records(), &db).ok());
+    std::unique_ptr<rocksdb::DB> owner(db);
+    rocksdb::WriteOptions w;
+    w.sync = true;
+    for (const auto& [k, v] : kv) ASSERT_TRUE(db->Put(w, k, v).ok());
+  }
+  uint32_t Remaining(const std::string& account) {
+    vault::v1::GetStatusResponse s;
+    auto r = client_->Status(vault_.Token(account), &s);
+    EXPECT_TRUE(r.ok()) << r.status.error_message();
+    return s.attempts_remaining();
+  }
+
+  // The issue's reproduction up to the restart: two accounts in different
+  // shards, the records copied, `acct` guessed until locked, the vault
+  // stopped and the copy restored.
+  struct Restored {
+    std::string acct, other;
+    SecretBytes other_key;
+  };
+  Restored LockOutThenRestoreCopy(const std::string& prefix) {
+    StartVault();
+    auto [acct, other] = AccountsInTwoShards(prefix);
+    RegisterOrDie(acct, "right");
+    SecretBytes other_key = RegisterOrDie(other, "other-pw");
+    StopVault();
+    const std::string copy = vault_.data_dir() + "/records-copy";
+    CopyRecords(copy);
+    StartVault();
+    GuessUntilLocked(acct);
+    StopVault();
+    RestoreRecords(copy);
+    return {acct, other, std::move(other_key)};
+  }
+
+  static void ExpectRolledBack(const TestClient::Recovery& r) {
+    EXPECT_FALSE(r.got_ke2);
+    ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();
+    EXPECT_EQ(r.result.detail->reason(),
+              ErrorDetail::REASON_STORAGE_ROLLED_BACK)
+        << r.result.status.error_message();
+    EXPECT_EQ(r.result.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
+    EXPECT_EQ(r.result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+};
+
+// The issue's reproduction: copy, lock out, restore the copy, restart.
+TEST_F(RollbackTest, RestoredRecordsAfterLockoutGiveNoGuessAndNoKey) {
+  const auto [acct, other, other_key] = LockOutThenRestoreCopy("ivan");
+  StartVault();
+  EXPECT_NE(vault_.log().find("freshness_shard_stale"), std::string::npos)
+      << vault_.log();
+  auto r = client_->Recover(vault_.Token(acct), acct, "right");
+  ExpectRolledBack(r);
+  EXPECT_TRUE(r.backup_key.empty());
+  // The other shard serves.
+  auto o = client_->Recover(vault_.Token(other), other, "other-pw");
+  ASSERT_TRUE(o.result.ok()) << o.result.status.error_message();
+  EXPECT_TRUE(o.backup_key == other_key);
+}
+
+// One account's record and watermark written back together (the store's own
+// tamper checks can't see that): caught, and the other shards serve.
+TEST_F(RollbackTest, OlderCopyOfOneRecordIsDetectedOnItsNextRead) {
+  const int metrics_port = FreePort();
+  const std::vector<std::string> args = {
+      "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port)};
+  StartVault(args);
+  auto [acct, other] = AccountsInTwoShards("judy");
+  RegisterOrDie(acct, "right");
+  RegisterOrDie(other, "other-pw");
+  StopVault();
+  const auto old = RawRecord(acct);
+  StartVault(args);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(client_->Recover(vault_.Token(acct), acct, "wrong").got_ke2);
+  }
+  EXPECT_EQ(Remaining(acct), 7u);
+  StopVault();
+  WriteRaw(old);
+  StartVault(args);
+  auto r = client_->Recover(vault_.Token(acct), acct, "wrong");
+  ExpectRolledBack(r);
+  EXPECT_NE(r.result.status.error_message().find(
+                storage::AccountKeyHex(storage::DeriveAccountKey(acct))),
+            std::string::npos)
+      << r.result.status.error_message();
+  EXPECT_TRUE(
+      client_->Recover(vault_.Token(other), other, "other-pw").result.ok());
+  const std::string m = HttpGet(metrics_port, "/metrics");
+  EXPECT_NE(m.find("bkv_freshness_shard_stale{shard=\"" +
+                   std::to_string(ShardOfAccount(acct)) + "\"} 1"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("bkv_freshness_shard_stale{shard=\"" +
+                   std::to_string(ShardOfAccount(other)) + "\"} 0"),
+            std::string::npos);
+}
+
+// Disaster recovery: the security officer re-anchors the restored store;
+// every record of the stale shard keeps at most K attempts.
+TEST_F(RollbackTest, ReanchorNeedsTheSecurityOfficerAndCapsAttempts) {
+  const auto [acct, other, other_key] = LockOutThenRestoreCopy("kate");
+
+  std::string out;
+  EXPECT_NE(Reanchor({}, &out), 0);
+  EXPECT_NE(out.find("--so-pin-file"), std::string::npos) << out;
+  const std::string wrong = vault_.data_dir() + "/wrong.pin";
+  {
+    std::ofstream(wrong) << "0123456789abcdef\n";
+    fs::permissions(wrong, fs::perms::owner_read | fs::perms::owner_write);
+  }
+  out.clear();
+  EXPECT_NE(Reanchor({"--so-pin-file", wrong}, &out), 0);
+  EXPECT_NE(out.find("security officer PIN"), std::string::npos) << out;
+  // Refused: the shard is still stale.
+  StartVault();
+  ExpectRolledBack(client_->Recover(vault_.Token(acct), acct, "right"));
+  StopVault();
+
+  out.clear();
+  const std::string so_pin = vault_.data_dir() + "/softhsm/so.pin";
+  ASSERT_EQ(Reanchor({"--so-pin-file", so_pin, "--max-attempts", "2"}, &out), 0)
+      << out;
+  EXPECT_NE(out.find("shard " + std::to_string(ShardOfAccount(acct)) +
+                     ": re-anchored at epoch 1"),
+            std::string::npos)
+      << out;
+  StartVault();
+  EXPECT_EQ(vault_.log().find("freshness_shard_stale"), std::string::npos)
+      << vault_.log();
+  EXPECT_EQ(Remaining(acct), 2u);
+  EXPECT_EQ(Remaining(other), 10u);  // proven: untouched
+  EXPECT_TRUE(client_->Recover(vault_.Token(acct), acct, "wrong").got_ke2);
+  EXPECT_EQ(Remaining(acct), 1u);
+  // The cap holds across restarts, and the audit log has the ceremony.
+  StopVault();
+  StartVault();
+  EXPECT_EQ(Remaining(acct), 1u);
+  EXPECT_EQ(FilesContaining(vault_.data_dir(), "rollback_reanchor"), 1);
+  auto last = client_->Recover(vault_.Token(acct), acct, "wrong");
+  EXPECT_TRUE(last.got_ke2);
+  auto locked = client_->Recover(vault_.Token(acct), acct, "right");
+  EXPECT_FALSE(locked.got_ke2);
+  ASSERT_TRUE(locked.result.detail.has_value());
+  EXPECT_EQ(locked.result.detail->reason(), ErrorDetail::REASON_LOCKED);
+  EXPECT_TRUE(locked.backup_key.empty());
+}
+
+// Review finding 2 against a real vault: the storage forces re-anchor after
+// re-anchor by putting the same backup back each time. Each round needs the
+// SO PIN and leaves one attempt fewer (2, then 1), then the budget in the
+// token is spent: refused without --force.
+TEST_F(RollbackTest, RepeatedRestoresSpendTheReanchorBudget) {
+  const auto [acct, other, other_key] = LockOutThenRestoreCopy("liam");
+  const std::string copy = vault_.data_dir() + "/records-copy";
+  const std::string so_pin = vault_.data_dir() + "/softhsm/so.pin";
+  int guesses = 0;  // KE2s the storage bought by restoring
+  for (uint32_t cap : {2u, 1u}) {
+    std::string out;
+    ASSERT_EQ(Reanchor({"--so-pin-file", so_pin}, &out), 0) << out;
+    StartVault();
+    ASSERT_EQ(Remaining(acct), cap);
+    for (uint32_t i = 0; i < cap; ++i) {
+      guesses += client_->Recover(vault_.Token(acct), acct, "wrong").got_ke2;
+    }
+    StopVault();
+    RestoreRecords(copy);  // the storage puts the backup back again
+  }
+  EXPECT_EQ(guesses, 3);
+  std::string out;
+  EXPECT_NE(Reanchor({"--so-pin-file", so_pin}, &out), 0);
+  EXPECT_NE(out.find("--force"), std::string::npos) << out;
+  StartVault();
+  ExpectRolledBack(client_->Recover(vault_.Token(acct), acct, "right"));
+}
+
+// Review finding 6 against a real vault: the token loses its freshness heads
+// (re-initialised, replaced, the wrong one) while the store keeps its
+// records. No silent genesis: the vault refuses and names the ceremony,
+// which anchors the store with the cap.
+TEST_F(RollbackTest, TokenWithoutHeadsOverRecordsNeedsTheCeremony) {
+  StartVault();
+  RegisterOrDie("mia", "right");
+  StopVault();
+  {
+    auto dev = hsm::PrepareSoftHsmDir(vault_.data_dir() + "/softhsm", "bkv", "",
+                                      /*allow_create=*/false);
+    ASSERT_TRUE(dev.ok()) << dev.status();
+    auto pin = hsm::ReadPinFile(dev->user_pin_path);
+    ASSERT_TRUE(pin.ok()) << pin.status();
+    hsm::TokenOptions o;
+    o.module_path = dev->module_path;
+    auto token = hsm::Pkcs11Hsm::Open(o, *pin);
+    ASSERT_TRUE(token.ok()) << token.status();
+    auto session = (*token)->AcquireSession();
+    ASSERT_TRUE(session.ok()) << session.status();
+    for (auto [cls, label] : {std::pair{CKO_DATA, hsm::kFreshHeadsLabel},
+                              std::pair{CKO_SECRET_KEY, hsm::kFreshMacLabel}}) {
+      auto found = session->FindObjects(cls, label);
+      ASSERT_TRUE(found.ok()) << found.status();
+      const std::vector<CK_OBJECT_HANDLE> handles = *found;
+      for (CK_OBJECT_HANDLE h : handles) {
+        ASSERT_TRUE(session->DestroyObject(h).ok());
+      }
+    }
+  }
+  EXPECT_FALSE(vault_.Start());
+  EXPECT_NE(vault_.log().find("rollback reanchor --genesis"), std::string::npos)
+      << vault_.log();
+  std::string out;
+  const std::string so_pin = vault_.data_dir() + "/softhsm/so.pin";
+  ASSERT_EQ(Reanchor({"--so-pin-file", so_pin, "--genesis"}, &out), 0) << out;
+  StartVault();
+  EXPECT_EQ(Remaining("mia"), 2u);
+}
+
+// SIGKILL anywhere between a record write and its head, with concurrent
+// guessers: every KE2 a client got is counted after the restart, and no
+// account or shard is left unprovable.
+TEST_F(RollbackTest, SigkillStormsNeverUndercountNorWedge) {
+  const std::vector<std::string> args = {
+      "--attempt-limit",      "16",   "--account-burst", "1000",
+      "--account-per-second", "1000", "--guess-burst",   "1000",
+      "--guess-per-second",   "1000"};
+  StartVault(args);
+  std::vector<std::string> accounts;
+  for (int i = 0; i < 16; ++i) {
+    accounts.push_back("storm-" + std::to_string(i));
+    RegisterOrDie(accounts.back(), "right");
+  }
+  std::map<std::string, std::atomic<int>> ke2s;
+  for (const auto& a : accounts) ke2s[a] = 0;
+  constexpr int kCycles = 30;
+  int rolled_forward = 0;  // restarts that found a write without its head
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::minutes(3);
+  for (int cycle = 0; cycle < kCycles; ++cycle) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      const std::string acct = accounts[(cycle * 4 + t) % accounts.size()];
+      const std::string token = vault_.Token(acct);
+      threads.emplace_back([&, acct, token] {
+        TestClient c(vault_.address(), vault_.public_key());
+        for (int i = 0; i < 3 && !stop; ++i) {
+          if (c.Recover(token, acct, "wrong").got_ke2) ++ke2s[acct];
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20 + cycle * 7 % 90));
+    vault_.Kill();
+    stop = true;
+    for (auto& t : threads) t.join();
+    client_.reset();
+    StartVault(args);
+    ASSERT_EQ(vault_.log().find("freshness_shard_stale"), std::string::npos)
+        << "cycle " << cycle << "\n"
+        << vault_.log();
+    if (vault_.log().find("freshness_roll_forward") != std::string::npos) {
+      ++rolled_forward;
+    }
+  }
+  // The storm did hit the window between record and head.
+  EXPECT_GT(rolled_forward, 0);
+  for (const auto& a : accounts) {
+    vault::v1::GetStatusResponse s;
+    auto r = client_->Status(vault_.Token(a), &s);
+    ASSERT_TRUE(r.ok()) << a << ": " << r.status.error_message();
+    EXPECT_GE(16 - s.attempts_remaining(), static_cast<uint32_t>(ke2s[a]))
+        << a << " " << s.ShortDebugString();
+  }
+}
+
+}  // namespace
+}  // namespace bkv::testing
