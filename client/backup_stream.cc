@@ -69,9 +69,12 @@ class QueueSource final : public ByteSource {
     while (pos_ == block_.size()) {
       if (block_.capacity() > 0) pool_.Put(std::exchange(block_, Block()));
       pos_ = 0;
-      BKV_ASSIGN_OR_RETURN(std::optional<Block> next, q_.Pop());
-      if (!next) return 0;
-      block_ = std::move(*next);
+      // Not BKV_ASSIGN_OR_RETURN into an optional<Block>: GCC 12 (ASan
+      // build) warns its destructor may read uninitialized memory.
+      absl::StatusOr<std::optional<Block>> next = q_.Pop();
+      if (!next.ok()) return next.status();
+      if (!next->has_value()) return 0;
+      block_.swap(**next);
     }
     const size_t n = std::min(out.size(), block_.size() - pos_);
     std::memcpy(out.data(), block_.data() + pos_, n);

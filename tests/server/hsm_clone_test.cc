@@ -109,6 +109,14 @@ TEST_F(HsmCloneTest, VaultOnClonedTokenRecoversWhatTheSourceRegistered) {
         std::filesystem::copy_options::recursive |
             std::filesystem::copy_options::overwrite_existing);
   }
+  // Token B holds no freshness heads for these records: anchoring them is
+  // the security officer's decision (docs/rollback.md), here with no cap
+  // since the copy is known to be current.
+  CmdRun anchored =
+      Vault("rollback reanchor --genesis --dev --data-dir '" +
+            std::string(b.data_dir()) + "' --softhsm-dir '" + b_ +
+            "' --so-pin-file '" + b_ + "/so.pin' --max-attempts 10");
+  ASSERT_EQ(anchored.exit_code, 0) << anchored.out << anchored.err;
   ASSERT_TRUE(b.Start({"--softhsm-dir", b_})) << b.log();
   EXPECT_EQ(b.public_key(), a.public_key());
   TestClient client(b.address(), b.public_key());

@@ -56,7 +56,8 @@ class RollbackTest : public VaultFixture {
   // Runs `bkv-vault rollback reanchor` against this vault's data directory.
   int Reanchor(const std::vector<std::string>& extra, std::string* output) {
     std::string cmd = std::string(BKV_VAULT_BIN) +
-                      " rollback reanchor --data-dir " + vault_.data_dir();
+                      " rollback reanchor --dev --data-dir " +
+                      vault_.data_dir();
     for (const auto& a : extra) cmd += " " + a;
     cmd += " 2>&1";
     FILE* p = popen(cmd.c_str(), "r");
