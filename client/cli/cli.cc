@@ -23,6 +23,8 @@
 #include "bkv/vault/v1/error_detail.h"
 #include "client/backup_set.h"
 #include "client/blob_store.h"
+#include "client/cancellable_blob_store.h"
+#include "client/cli/interrupt.h"
 #include "client/cli/password.h"
 #include "client/posix_file.h"
 #include "client/repo/repository.h"
@@ -120,6 +122,8 @@ exit codes:
   7 restore target already exists
   8 vault: locked, the key is destroyed (delete, then register anew)
   9 vault: the account token was refused
+  130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: the run's temporary
+      objects and partial files were deleted
 )";
 
 // Command-line mistakes carry this payload; ExitFor() maps them to kUsage.
@@ -132,9 +136,27 @@ absl::Status Usage(std::string_view msg) {
   return s;
 }
 
+// A command stopped by a signal carries its number; the exit code is
+// 128 + signal, as a shell reports a process the signal ended.
+constexpr char kSignalUrl[] = "bkv.cli/Signal";
+
+absl::Status Interrupted(int sig) {
+  absl::Status s = absl::CancelledError(
+      "interrupted: cleaned up: this run's temporary objects and partial "
+      "files were deleted (objects it completed stay for the next run to "
+      "reuse or prune)");
+  s.SetPayload(kSignalUrl, absl::Cord(absl::StrCat(sig)));
+  return s;
+}
+
 // The one place a Status becomes an exit code.
 int ExitFor(const absl::Status& s) {
   if (s.GetPayload(kUsageUrl)) return kUsage;
+  if (auto sig = s.GetPayload(kSignalUrl)) {
+    int n = 0;
+    (void)absl::SimpleAtoi(std::string(*sig), &n);
+    return kInterruptedBase + n;
+  }
   if (vault::v1::ErrorDetailOf(s).has_value()) {
     switch (client::VaultError::From(s).kind) {
       case client::VaultErrorKind::kLocked:
@@ -530,9 +552,47 @@ class Progress {
 };
 
 struct Context {
+  Context(Args a, FILE* o, FILE* e) : args(std::move(a)), out(o), err(e) {}
   Args args;
   FILE* out;
   FILE* err;
+  // Cancelled by SIGINT/SIGTERM once a command arms `interrupts`; every
+  // store operation and vault RPC observes it.
+  CancelToken cancel;
+  std::optional<InterruptWatcher> interrupts;
+};
+
+// Armed after the password prompts (which keep Ctrl-C's default: it ends
+// the process before anything was written).
+void CatchInterrupts(Context& c) { c.interrupts.emplace(c.cancel); }
+
+// A store seen through the command's cancellation (CancellableBlobStore):
+// a stopped operation deletes what it wrote.
+class InterruptibleStore final : public BlobStore {
+ public:
+  InterruptibleStore(std::unique_ptr<BlobStore> inner, CancelToken& cancel)
+      : inner_(std::move(inner)), view_(*inner_) {
+    view_.set_call(&cancel);
+  }
+  absl::Status Put(std::string_view name, ByteSource& source) override {
+    return view_.Put(name, source);
+  }
+  absl::Status Get(std::string_view name, const ByteSink& sink) override {
+    return view_.Get(name, sink);
+  }
+  absl::StatusOr<std::vector<BlobInfo>> List() override { return view_.List(); }
+  // Not stopped: deleting (its lock, say) is how a stopped run cleans up.
+  absl::Status Delete(std::string_view name) override {
+    return inner_->Delete(name);
+  }
+  absl::StatusOr<BlobInfo> Stat(std::string_view name) override {
+    return view_.Stat(name);
+  }
+  std::string url() const override { return view_.url(); }
+
+ private:
+  std::unique_ptr<BlobStore> inner_;
+  CancellableBlobStore view_;
 };
 
 absl::Status KeyNew(Context& c) {
@@ -567,12 +627,14 @@ absl::Status KeyNew(Context& c) {
 
 // --to creates a file store; --from only reads one, so a vanished store
 // directory is "not found" instead of an empty store.
-absl::StatusOr<std::unique_ptr<BlobStore>> Store(const Args& a,
+absl::StatusOr<std::unique_ptr<BlobStore>> Store(Context& c,
                                                  const std::string& flag) {
-  BKV_ASSIGN_OR_RETURN(std::string url, Need(a, flag));
+  BKV_ASSIGN_OR_RETURN(std::string url, Need(c.args, flag));
   BlobStoreOptions options;
   options.create = flag == "--to";
-  return OpenBlobStore(url, options);
+  BKV_ASSIGN_OR_RETURN(std::unique_ptr<BlobStore> store,
+                       OpenBlobStore(url, options));
+  return std::make_unique<InterruptibleStore>(std::move(store), c.cancel);
 }
 
 // Repository format v2 (issue 13); defined below Check.
@@ -632,9 +694,10 @@ absl::Status Backup(Context& c) {
   if (c.args.positional.size() != 2) {
     return Usage("bkv backup PATH --to URL ...");
   }
-  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--to"));
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--to"));
   BKV_ASSIGN_OR_RETURN(int format, BackupFormat(c, *store));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, store.get()));
+  CatchInterrupts(c);
   if (format == 2) return BackupIncremental(c, *store, key);
   return BackupSingleStream(c, *store, key);
 }
@@ -679,9 +742,10 @@ absl::Status Restore(Context& c) {
   if (c.args.positional.size() != 1) {
     return Usage("bkv restore --from URL --to PATH --key-file F");
   }
-  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
   BKV_ASSIGN_OR_RETURN(std::string target, Need(c.args, "--to"));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  CatchInterrupts(c);
   BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
   if (v2 || c.args.values.count("--snapshot") ||
       c.args.values.count("--path")) {
@@ -717,7 +781,7 @@ absl::Status List(Context& c) {
   if (c.args.positional.size() != 1) {
     return Usage("bkv list --from URL");
   }
-  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
   if (!c.args.values.count("--key-file") && !c.args.values.count("--vault")) {
     BKV_ASSIGN_OR_RETURN(auto objects, store->List());
     std::string json = "{\"objects\":[";
@@ -800,6 +864,7 @@ absl::Status BackupIncremental(Context& c, BlobStore& store,
   }
   Progress progress(c.err, !c.args.json && ::isatty(::fileno(c.err)));
   RepoOptions o;
+  o.cancelled = [&c] { return c.cancel.cancelled(); };
   if (progress.enabled()) {
     o.progress = [&progress](const RepoBackupStats& st) {
       progress.Update(st.new_bytes + st.dedup_bytes, st.planned_bytes, [&] {
@@ -880,7 +945,7 @@ absl::Status Snapshots(Context& c) {
   if (c.args.positional.size() != 1) {
     return Usage("bkv snapshots --from URL --key-file F");
   }
-  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
   BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, *store, key, false));
   BKV_ASSIGN_OR_RETURN(auto snaps, repo->Snapshots());
@@ -920,7 +985,7 @@ absl::Status Forget(Context& c) {
         "forget needs --keep-last N, --keep-daily N or --keep-weekly N "
         "(N >= 1)");
   }
-  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
   BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, *store, key, false));
   BKV_ASSIGN_OR_RETURN(auto gone, repo->Forget(policy));
@@ -943,7 +1008,7 @@ absl::Status Prune(Context& c) {
   if (c.args.positional.size() != 1) {
     return Usage("bkv prune --from URL --key-file F");
   }
-  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
   BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, *store, key, false));
   BKV_ASSIGN_OR_RETURN(PruneStats p, repo->Prune());
@@ -1024,7 +1089,7 @@ absl::Status Check(Context& c) {
   if (c.args.positional.size() != 1) {
     return Usage("bkv check --from URL --key-file F [--read-data]");
   }
-  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
   BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
   if (v2) return CheckRepository(c, *store, key);
@@ -1066,7 +1131,7 @@ absl::Status Repair(Context& c) {
   if (c.args.positional.size() != 1) {
     return Usage("bkv repair --from URL --key-file F");
   }
-  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
   BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
   if (v2) {
     return absl::FailedPreconditionError(
@@ -1471,8 +1536,12 @@ int Run(int argc, char** argv, FILE* out, FILE* err) {
     return kUsage;
   }
   Context c{std::move(*args), out, err};
+  CancelScope vault_calls(&c.cancel);
   absl::Status s = Dispatch(c);
   if (s.ok()) return kOk;
+  if (c.interrupts && c.interrupts->signal() != 0) {
+    s = Interrupted(c.interrupts->signal());
+  }
   std::fprintf(err, "bkv: %s\n", std::string(s.message()).c_str());
   if (c.args.json && !s.GetPayload(kReportedPayload)) {
     std::fprintf(out, "{\"error\":%s,\"exit_code\":%d}\n",

@@ -19,6 +19,9 @@ enum ExitCode : int {
   kAlreadyExists = 7,  // restore target exists
   kLocked = 8,         // vault: attempts used up, the key is destroyed
   kVaultAuth = 9,      // vault: the account token was refused
+  // backup/restore stopped by signal N exit 128 + N (130 SIGINT, 143
+  // SIGTERM) after deleting what the run left unfinished.
+  kInterruptedBase = 128,
 };
 
 // Every command and subcommand (e.g. "vault status"); each answers --help.
