@@ -372,7 +372,7 @@ absl::StatusOr<std::filesystem::path> RestoreTarget(const std::string& target) {
       std::filesystem::file_type::not_found) {
     return absl::AlreadyExistsError(
         absl::StrCat("restore target ", tpath.string(),
-                     " already exists; restore to a new path"));
+                     " already exists; restore to a new path or an empty folder"));
   }
   std::filesystem::create_directories(tpath.parent_path(), ec);
   if (ec) {

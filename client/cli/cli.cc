@@ -48,7 +48,7 @@ usage:
               [--snapshot ID|latest [--path P]]
                                       restore the newest snapshot (or ID;
                                       only P of it) to PATH, which must not
-                                      exist
+                                      exist or be an empty folder
   bkv snapshots --from URL --key-file F
                                       the snapshots, oldest first
   bkv forget --from URL --key-file F [--keep-last N] [--keep-daily N]
@@ -59,7 +59,8 @@ usage:
                                       with --read-data); exit 4 when
                                       anything is wrong
   single-stream (v1) backup sets, written before v2 was the default:
-  bkv restore ... [--backup ID]       restores them (the format is detected)
+  bkv restore ... [--backup ID|latest]
+                                      restores them (the format is detected)
   bkv list --from URL [--key-file F]  backups in a v1 set (with the key), or
                                       the store's objects (without)
   bkv repair --from URL --key-file F  rebuild a v1 set's damaged list
@@ -275,6 +276,14 @@ std::string JsonString(std::string_view s) {
     }
   }
   return out + "\"";
+}
+
+std::string JsonArray(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    absl::StrAppend(&out, i ? "," : "", JsonString(items[i]));
+  }
+  return out + "]";
 }
 
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
@@ -738,32 +747,17 @@ absl::Status BackupSingleStream(Context& c, BlobStore& store,
   return absl::OkStatus();
 }
 
-absl::Status Restore(Context& c) {
-  if (c.args.positional.size() != 1) {
-    return Usage("bkv restore --from URL --to PATH --key-file F");
-  }
-  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
-  BKV_ASSIGN_OR_RETURN(std::string target, Need(c.args, "--to"));
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
-  CatchInterrupts(c);
-  BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
-  if (v2 || c.args.values.count("--snapshot") ||
-      c.args.values.count("--path")) {
-    if (c.args.values.count("--backup")) {
-      return Usage(
-          "--backup ID names a single-stream (v1) backup; this store holds "
-          "snapshots: use --snapshot ID (bkv snapshots lists them)");
-    }
-    return RestoreSnapshot(c, *store, key, target);
-  }
+absl::Status RestoreSingleStream(Context& c, BlobStore& store,
+                                 const BackupKey& key,
+                                 const std::string& target) {
   std::string id;
   if (auto it = c.args.values.find("--backup"); it != c.args.values.end()) {
-    id = it->second;
+    id = it->second == "latest" ? "" : it->second;  // "": the newest
   }
   Progress progress(c.err, !c.args.json && ::isatty(::fileno(c.err)));
   StreamOptions opts;
   opts.progress = progress.Fn();
-  BackupSet set(*store, key);
+  BackupSet set(store, key);
   auto r = set.Restore(id, target, opts);
   progress.Done();
   if (!r.ok()) return r.status();
@@ -775,6 +769,50 @@ absl::Status Restore(Context& c) {
                  target.c_str());
   }
   return absl::OkStatus();
+}
+
+// A restore target as people type it: without its trailing slashes ("/"
+// stays "/"), so the restore lands at that path and not inside it.
+std::string TargetPath(std::string target) {
+  while (target.size() > 1 && target.back() == '/') target.pop_back();
+  return target;
+}
+
+// An existing empty folder is a fine target: it is removed so the restore
+// can rename its result into place, and put back if the restore fails. The
+// folder's mode, or nullopt when the target is anything else.
+std::optional<mode_t> TakeEmptyFolder(const std::string& target) {
+  struct stat st;
+  if (::lstat(target.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return std::nullopt;
+  }
+  // rmdir fails on a folder that is not empty, so nothing is lost.
+  if (::rmdir(target.c_str()) != 0) return std::nullopt;
+  return st.st_mode & 07777;
+}
+
+absl::Status Restore(Context& c) {
+  if (c.args.positional.size() != 1) {
+    return Usage("bkv restore --from URL --to PATH --key-file F");
+  }
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
+  BKV_ASSIGN_OR_RETURN(std::string target, Need(c.args, "--to"));
+  target = TargetPath(target);
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  CatchInterrupts(c);
+  BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
+  const bool snapshot =
+      v2 || c.args.values.count("--snapshot") || c.args.values.count("--path");
+  if (snapshot && c.args.values.count("--backup")) {
+    return Usage(
+        "--backup ID names a single-stream (v1) backup; this store holds "
+        "snapshots: use --snapshot ID (bkv snapshots lists them)");
+  }
+  const std::optional<mode_t> folder = TakeEmptyFolder(target);
+  absl::Status s = snapshot ? RestoreSnapshot(c, *store, key, target)
+                            : RestoreSingleStream(c, *store, key, target);
+  if (!s.ok() && folder) (void)::mkdir(target.c_str(), *folder);
+  return s;
 }
 
 absl::Status List(Context& c) {
@@ -851,6 +889,24 @@ absl::StatusOr<std::unique_ptr<Repository>> OpenRepo(const Args& a,
   return Repository::Open(store, key, o);
 }
 
+// Fifos, sockets and devices are not backed up; say which (on stderr, so
+// --json output stays one object; the JSON has them as skipped_special).
+void ReportSkipped(Context& c, const std::vector<std::string>& special) {
+  if (special.empty()) return;
+  constexpr size_t kShown = 5;
+  std::string names;
+  for (size_t i = 0; i < special.size() && i < kShown; ++i) {
+    absl::StrAppend(&names, i ? ", " : "", special[i]);
+  }
+  if (special.size() > kShown) {
+    absl::StrAppend(&names, " and ", special.size() - kShown, " more");
+  }
+  std::fprintf(c.err,
+               "bkv: skipped %zu special file%s (fifo, socket or device): "
+               "%s\n",
+               special.size(), special.size() == 1 ? "" : "s", names.c_str());
+}
+
 absl::Status BackupIncremental(Context& c, BlobStore& store,
                                const BackupKey& key) {
   for (const char* flag : {"--keep", "--chunk-size"}) {
@@ -878,6 +934,7 @@ absl::Status BackupIncremental(Context& c, BlobStore& store,
   auto snap = repo->Backup(c.args.positional[1], &st);
   progress.Done();
   BKV_ASSIGN_OR_RETURN(SnapshotInfo s, std::move(snap));
+  ReportSkipped(c, st.skipped_special);
   if (c.args.json) {
     std::fprintf(
         c.out,
@@ -886,7 +943,7 @@ absl::Status BackupIncremental(Context& c, BlobStore& store,
         "\"files_read\":%llu,\"files_unchanged\":%llu,\"bytes\":%llu,"
         "\"new_bytes\":%llu,\"dedup_bytes\":%llu,\"new_chunks\":%llu,"
         "\"chunks\":%llu,\"uploaded_bytes\":%llu,\"packs_uploaded\":%llu,"
-        "\"packs_adopted\":%llu}\n",
+        "\"packs_adopted\":%llu,\"skipped_special\":%s}\n",
         s.id.c_str(), static_cast<unsigned long long>(s.seq),
         JsonString(store.url()).c_str(),
         static_cast<unsigned long long>(st.files),
@@ -899,7 +956,8 @@ absl::Status BackupIncremental(Context& c, BlobStore& store,
         static_cast<unsigned long long>(st.chunks),
         static_cast<unsigned long long>(st.uploaded_bytes),
         static_cast<unsigned long long>(st.packs_uploaded),
-        static_cast<unsigned long long>(st.packs_adopted));
+        static_cast<unsigned long long>(st.packs_adopted),
+        JsonArray(st.skipped_special).c_str());
   } else {
     std::fprintf(c.out,
                  "snapshot %s (#%llu): %llu files, %s; read %llu changed "
@@ -1055,11 +1113,8 @@ absl::Status CheckRepository(Context& c, BlobStore& store,
         ",\"packs\":", r.packs, ",\"chunks\":", r.chunks,
         ",\"chunks_read\":", r.chunks_read,
         ",\"read_data\":", c.args.read_data ? "true" : "false",
-        ",\"problems\":[");
-    for (size_t i = 0; i < r.problems.size(); ++i) {
-      absl::StrAppend(&json, i ? "," : "", JsonString(r.problems[i]));
-    }
-    absl::StrAppend(&json, "],\"exit_code\":", ExitFor(result), "}");
+        ",\"problems\":", JsonArray(r.problems),
+        ",\"exit_code\":", ExitFor(result), "}");
     std::fprintf(c.out, "%s\n", json.c_str());
     result.SetPayload(kReportedPayload, absl::Cord("1"));
   } else {
@@ -1111,11 +1166,8 @@ absl::Status Check(Context& c) {
         "{\"list\":\"", ListStateName(r.list), "\",\"listed\":", r.listed,
         ",\"verified\":", r.verified, ",\"objects\":", r.objects,
         ",\"read_data\":", c.args.read_data ? "true" : "false",
-        ",\"problems\":[");
-    for (size_t i = 0; i < r.problems.size(); ++i) {
-      absl::StrAppend(&json, i ? "," : "", JsonString(r.problems[i]));
-    }
-    absl::StrAppend(&json, "],\"exit_code\":", ExitFor(result), "}");
+        ",\"problems\":", JsonArray(r.problems),
+        ",\"exit_code\":", ExitFor(result), "}");
     std::fprintf(c.out, "%s\n", json.c_str());
     result.SetPayload(kReportedPayload, absl::Cord("1"));
   } else {
@@ -1143,15 +1195,12 @@ absl::Status Repair(Context& c) {
   BackupSet set(*store, key);
   BKV_ASSIGN_OR_RETURN(RepairReport r, set.Repair());
   if (c.args.json) {
-    std::string json =
-        absl::StrCat("{\"list_before\":\"", ListStateName(r.before),
-                     "\",\"rewritten\":", r.rewritten ? "true" : "false",
-                     ",\"backups\":", r.records.size(), ",\"added\":", r.added,
-                     ",\"dropped\":", r.dropped, ",\"skipped\":[");
-    for (size_t i = 0; i < r.skipped.size(); ++i) {
-      absl::StrAppend(&json, i ? "," : "", JsonString(r.skipped[i]));
-    }
-    std::fprintf(c.out, "%s]}\n", json.c_str());
+    std::string json = absl::StrCat(
+        "{\"list_before\":\"", ListStateName(r.before),
+        "\",\"rewritten\":", r.rewritten ? "true" : "false",
+        ",\"backups\":", r.records.size(), ",\"added\":", r.added,
+        ",\"dropped\":", r.dropped, ",\"skipped\":", JsonArray(r.skipped), "}");
+    std::fprintf(c.out, "%s\n", json.c_str());
     return absl::OkStatus();
   }
   for (const std::string& s : r.skipped) {
@@ -1382,10 +1431,12 @@ const Command kCommands[] = {
      Backup, true},
     {"restore",
      "bkv restore --from URL --to PATH (--key-file F | --vault ADDR "
-     "--password-stdin) [--snapshot ID|latest [--path P] | --backup ID] "
+     "--password-stdin) [--snapshot ID|latest [--path P] | --backup "
+     "ID|latest] "
      "[--json]\n  restore the newest snapshot (or ID, a unique prefix; only "
-     "P of it with --path) to PATH, which must not exist; a single-stream "
-     "(v1) set is detected and its newest backup (or --backup ID) restored\n  "
+     "P of it with --path) to PATH, which must not exist or be an empty "
+     "folder; a single-stream (v1) set is detected and its newest backup (or "
+     "--backup ID) restored\n  "
      "--from URL\n  --to PATH\n"
      "  --key-file F\n  --password-stdin\n  --backup ID\n  --snapshot ID\n"
      "  --path P\n",

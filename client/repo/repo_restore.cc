@@ -125,7 +125,7 @@ absl::StatusOr<SnapshotInfo> Repository::Restore(const std::string& id,
   }
   struct stat st;
   if (::lstat(target.c_str(), &st) == 0) {
-    return absl::AlreadyExistsError(target + " exists; restore to a new path");
+    return absl::AlreadyExistsError(target + " exists; restore to a new path or an empty folder");
   }
   std::filesystem::path t =
       std::filesystem::absolute(target).lexically_normal();

@@ -4,6 +4,7 @@
 // directory.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -193,6 +194,67 @@ TEST_F(RepoCliTest, V1SetStaysV1AndRestores) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(ReadFile(dir_ / "out/chat.db"), ReadFile(dir_ / "src/chat.db"));
   EXPECT_FALSE(fs::exists(dir_ / "store/config"));
+}
+
+// Restore takes a target as people type it: an existing empty folder, a
+// trailing slash, `--snapshot latest` (v2) and `--backup latest` (v1). A
+// folder with anything in it is still refused (exit 7) and left as it was.
+TEST_F(RepoCliTest, RestoreAcceptsEmptyFolderTrailingSlashAndLatest) {
+  ASSERT_EQ(Backup().exit_code, 0);
+  const std::string key = dir_ / "k";
+  const std::string empty = dir_ / "empty";
+  fs::create_directories(empty);
+  CliRun r = Bkv({"restore", "--from", store_, "--to", empty + "/",
+                  "--key-file", key, "--snapshot", "latest"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadFile(empty + "/chat.db"), ReadFile(dir_ / "src/chat.db"));
+  // Not empty now: refused, nothing touched.
+  r = Bkv({"restore", "--from", store_, "--to", empty, "--key-file", key});
+  EXPECT_EQ(r.exit_code, 7) << r.err;
+  EXPECT_NE(r.err.find("empty folder"), std::string::npos) << r.err;
+  EXPECT_EQ(ReadFile(empty + "/chat.db"), ReadFile(dir_ / "src/chat.db"));
+
+  const std::string v1 = "file://" + (dir_ / "v1");
+  ASSERT_EQ(Bkv({"backup", dir_ / "src", "--to", v1, "--key-file", key,
+                 "--format", "1"})
+                .exit_code,
+            0);
+  const std::string empty1 = dir_ / "empty1";
+  fs::create_directories(empty1);
+  r = Bkv({"restore", "--from", v1, "--to", empty1 + "//", "--key-file", key,
+           "--backup", "latest"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadFile(empty1 + "/media/a.jpg"),
+            ReadFile(dir_ / "src/media/a.jpg"));
+  // A failed restore puts the empty folder back.
+  const std::string empty2 = dir_ / "empty2";
+  fs::create_directories(empty2);
+  r = Bkv({"restore", "--from", store_, "--to", empty2, "--key-file", key,
+           "--snapshot", "ffffffff"});
+  EXPECT_EQ(r.exit_code, 5) << r.err;
+  EXPECT_TRUE(fs::is_directory(empty2));
+}
+
+// Fifos and sockets are not backed up, and the backup says so: counted and
+// named on stderr, listed in --json.
+TEST_F(RepoCliTest, BackupReportsSkippedSpecialFiles) {
+  ASSERT_EQ(::mkfifo((dir_ / "src/media/pipe").c_str(), 0600), 0);
+  ASSERT_EQ(::mkfifo((dir_ / "src/fifo").c_str(), 0600), 0);
+  CliRun r = Backup();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("skipped 2 special files (fifo, socket or device): "
+                       "fifo, media/pipe"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.out.find("\"skipped_special\":[\"fifo\",\"media/pipe\"]"),
+            std::string::npos)
+      << r.out;
+  fs::remove(dir_ / "src/fifo");
+  fs::remove(dir_ / "src/media/pipe");
+  r = Backup();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("skipped"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("\"skipped_special\":[]"), std::string::npos) << r.out;
 }
 
 }  // namespace
