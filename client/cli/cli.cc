@@ -120,7 +120,8 @@ exit codes:
   4 backup or backup list corrupted or tampered with (see bkv repair)
   5 not found
   6 store unavailable or I/O error
-  7 restore target already exists
+  7 the output already exists (a restore target that is not an empty
+    folder, the FILE of key new --out)
   8 vault: locked, the key is destroyed (delete, then register anew)
   9 vault: the account token was refused
   130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: the run's temporary
@@ -1309,6 +1310,11 @@ absl::Status VaultChangePasswordCmd(Context& c) {
   BKV_RETURN_IF_ERROR(ConfirmNewPassword(c.args, new_pw, v.account));
   auto reg = v.client->ChangePassword(v.account, old_pw, new_pw);
   if (!reg.ok()) return Explained(reg.status());
+  if (c.args.json) {
+    std::fprintf(c.out, "{\"password_changed\":true,\"attempt_limit\":%u}\n",
+                 reg->attempt_limit);
+    return absl::OkStatus();
+  }
   std::fprintf(c.out,
                "%s: password changed; the backup key is the same (%u "
                "attempts)\n",
@@ -1357,9 +1363,15 @@ absl::Status ResetComplete(Context& c, Vault& v) {
                            UtcTime(st->reset_due_unix_ms)));
   }
   if (!reg.ok()) return Explained(reg.status());
-  std::fprintf(c.out, "%s: new password set (%u attempts)\n", v.account.c_str(),
-               reg->attempt_limit);
-  if (!c.args.values.count("--key-file")) {
+  const bool new_key = !c.args.values.count("--key-file");
+  if (c.args.json) {
+    std::fprintf(c.out, "{\"attempt_limit\":%u,\"new_key\":%s}\n",
+                 reg->attempt_limit, new_key ? "true" : "false");
+  } else {
+    std::fprintf(c.out, "%s: new password set (%u attempts)\n",
+                 v.account.c_str(), reg->attempt_limit);
+  }
+  if (new_key) {
     std::fprintf(c.err,
                  "bkv: a NEW backup key was registered: backups made with "
                  "the old key cannot be read unless you have its 64-digit "
