@@ -26,6 +26,7 @@
 #include "client/cancellable_blob_store.h"
 #include "client/cli/interrupt.h"
 #include "client/cli/password.h"
+#include "client/cli/settings.h"
 #include "client/posix_file.h"
 #include "client/repo/repository.h"
 #include "client/vault_client.h"
@@ -110,6 +111,14 @@ store URLs:
       credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
   webdav://host:port/path, webdavs://host/path
       credentials: BKV_WEBDAV_USER, BKV_WEBDAV_PASSWORD
+settings: flags first, then the environment, then a config file
+  (--config FILE, else $XDG_CONFIG_HOME/bkv/config.toml or
+  ~/.config/bkv/config.toml; TOML, e.g. store = "file:///backups"):
+  BKV_STORE (store: --to of backup, --from of the rest), BKV_KEY_FILE
+  (key_file), BKV_VAULT (vault), BKV_VAULT_KEY (vault_key), BKV_ACCOUNT
+  (account), BKV_TOKEN_FILE (token_file), BKV_VAULT_CA (vault_ca),
+  BKV_ACCOUNT_TOKEN (never in the file: no secret is). docs/operations.md,
+  "Client settings"
 Keys are never taken from the command line: use --key-file.
 A progress bar is drawn on stderr when it is a terminal.
 exit codes:
@@ -221,7 +230,7 @@ const char* const kValueFlags[] = {
     "--keep",      "--chunk-size",     "--vault",
     "--vault-key", "--account",        "--token-file",
     "--vault-ca",  "--opaque-context", "--server-identity",
-    "--max-wait"};
+    "--max-wait",  "--config"};
 
 absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
   Args a;
@@ -318,10 +327,11 @@ absl::Status ConfirmNewPassword(const Args& a, const SecretBytes& pw,
   return s.ok() ? s : Usage(std::string(s.message()));
 }
 
-std::string EnvOr(const Args& a, const std::string& flag, const char* env) {
-  if (auto it = a.values.find(flag); it != a.values.end()) return it->second;
-  const char* v = std::getenv(env);
-  return v ? v : "";
+// A flag's value, or "" (settings.h already filled in the environment's
+// and the config file's).
+std::string Value(const Args& a, const std::string& flag) {
+  auto it = a.values.find(flag);
+  return it == a.values.end() ? "" : it->second;
 }
 
 // A vault failure with the message the classifier gives it: what happened
@@ -380,26 +390,26 @@ absl::StatusOr<Vault> OpenVault(const Args& a, FILE* err) {
   if (nodes.empty()) return Usage("--vault needs an address");
   o.address = nodes[0];
   o.failover_addresses.assign(nodes.begin() + 1, nodes.end());
-  const std::string key_hex = EnvOr(a, "--vault-key", "BKV_VAULT_KEY");
+  const std::string key_hex = Value(a, "--vault-key");
   if (key_hex.empty()) {
     return Usage("--vault needs --vault-key HEX (or BKV_VAULT_KEY) to pin it");
   }
   BKV_ASSIGN_OR_RETURN(o.server_public_key,
                        client::ParseServerPublicKey(key_hex));
   Vault v;
-  v.account = EnvOr(a, "--account", "BKV_ACCOUNT");
+  v.account = Value(a, "--account");
   if (v.account.empty())
     return Usage("--vault needs --account (or BKV_ACCOUNT)");
   std::string token;
   if (auto it = a.values.find("--token-file"); it != a.values.end()) {
     BKV_ASSIGN_OR_RETURN(token, ReadSmallFile(it->second, "token file"));
-  } else if (const char* t = std::getenv("BKV_ACCOUNT_TOKEN")) {
-    token = t;
+  } else if (auto t = ProcessEnv("BKV_ACCOUNT_TOKEN")) {
+    token = *t;
   }
   if (token.empty()) {
     return Usage(
-        "--vault needs an account token: --token-file F or "
-        "BKV_ACCOUNT_TOKEN");
+        "--vault needs an account token: --token-file F, BKV_TOKEN_FILE, "
+        "BKV_ACCOUNT_TOKEN or token_file in the config file");
   }
   o.account_token = [token] { return token; };
   BKV_RETURN_IF_ERROR(VaultOptionsFrom(a, err, o));
@@ -1593,6 +1603,12 @@ int Run(int argc, char** argv, FILE* out, FILE* err) {
     if (!arg.starts_with("-")) words.emplace_back(arg);
   }
   auto args = ParseArgs(argc, argv);
+  if (args.ok()) {
+    const auto& p = args->positional;
+    absl::Status applied = ApplySettings(args->values, p.empty() ? "" : p[0],
+                                         Value(*args, "--config"), ProcessEnv);
+    if (!applied.ok()) args = Usage(std::string(applied.message()));
+  }
   if (!args.ok()) {
     std::fprintf(err, "bkv: %s\n",
                  std::string(args.status().message()).c_str());
