@@ -1,6 +1,7 @@
 #include "client/cli/cli.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -609,6 +611,9 @@ class InterruptibleStore final : public BlobStore {
     return view_.Stat(name);
   }
   std::string url() const override { return view_.url(); }
+  absl::StatusOr<std::vector<BlobInfo>> SweepTemporaries() override {
+    return inner_->SweepTemporaries();
+  }
 
  private:
   std::unique_ptr<BlobStore> inner_;
@@ -710,6 +715,50 @@ absl::StatusOr<int> BackupFormat(Context& c, BlobStore& store) {
 absl::Status BackupSingleStream(Context& c, BlobStore& store,
                                 const BackupKey& key);
 
+// What a killed run (SIGKILL, power cut) left in the store: temporaries no
+// running Put holds, deleted by the next backup or prune.
+void SweepStore(Context& c, BlobStore& store) {
+  auto swept = store.SweepTemporaries();
+  if (!swept.ok() || swept->empty()) return;  // best effort
+  uint64_t bytes = 0;
+  for (const BlobInfo& b : *swept) bytes += b.size;
+  std::fprintf(c.err,
+               "bkv: deleted %zu temporary object%s (%s) that an interrupted "
+               "run left in %s\n",
+               swept->size(), swept->size() == 1 ? "" : "s",
+               Human(bytes).c_str(), store.url().c_str());
+}
+
+// Staging folders (.bkv-restore-*) that a killed restore left next to
+// `target`, with decrypted data in them: deleted unless a running restore
+// holds one locked (repo_restore.cc) or it was written in the last minute.
+void SweepStaging(Context& c, const std::string& target) {
+  const std::filesystem::path parent =
+      std::filesystem::absolute(target).lexically_normal().parent_path();
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(parent, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string path = it->path().string();
+    if (it->path().filename().string().rfind(".bkv-restore-", 0) != 0) {
+      continue;
+    }
+    int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st;
+    const bool stale = ::fstat(fd, &st) == 0 &&
+                       st.st_mtime + kLeftoverMinAgeS < std::time(nullptr) &&
+                       ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+    std::error_code rm;
+    if (stale && std::filesystem::remove_all(path, rm) > 0 && !rm) {
+      std::fprintf(c.err,
+                   "bkv: deleted %s, the staging folder of an interrupted "
+                   "restore\n",
+                   path.c_str());
+    }
+    ::close(fd);
+  }
+}
+
 absl::Status Backup(Context& c) {
   if (c.args.positional.size() != 2) {
     return Usage("bkv backup PATH --to URL ...");
@@ -718,6 +767,7 @@ absl::Status Backup(Context& c) {
   BKV_ASSIGN_OR_RETURN(int format, BackupFormat(c, *store));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, store.get()));
   CatchInterrupts(c);
+  SweepStore(c, *store);
   if (format == 2) return BackupIncremental(c, *store, key);
   return BackupSingleStream(c, *store, key);
 }
@@ -819,6 +869,7 @@ absl::Status Restore(Context& c) {
         "--backup ID names a single-stream (v1) backup; this store holds "
         "snapshots: use --snapshot ID (bkv snapshots lists them)");
   }
+  SweepStaging(c, target);
   const std::optional<mode_t> folder = TakeEmptyFolder(target);
   absl::Status s = snapshot ? RestoreSnapshot(c, *store, key, target)
                             : RestoreSingleStream(c, *store, key, target);
@@ -1080,6 +1131,7 @@ absl::Status Prune(Context& c) {
   BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
   BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, *store, key, false));
+  SweepStore(c, *store);
   BKV_ASSIGN_OR_RETURN(PruneStats p, repo->Prune());
   if (c.args.json) {
     std::fprintf(c.out,
