@@ -41,11 +41,12 @@ InterruptWatcher::InterruptWatcher(CancelToken& token) {
 
 void InterruptWatcher::Watch(CancelToken& token) {
   pollfd fds[2] = {{pipe_[0], POLLIN, 0}, {stop_[0], POLLIN, 0}};
-  for (;;) {
-    if (::poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
+  // The stop byte ends the wait at once; `stopping_`, polled every 50 ms,
+  // ends it should that write fail (fault injection makes write() fail).
+  while (!stopping_.load()) {
+    const int n = ::poll(fds, 2, 50);
+    if (n < 0 && errno != EINTR) return;
+    if (n <= 0) continue;
     if (fds[1].revents != 0) return;
     unsigned char b = 0;
     if (::read(pipe_[0], &b, 1) == 1 && signal_.load() == 0) {
@@ -60,6 +61,7 @@ InterruptWatcher::~InterruptWatcher() {
     ::sigaction(SIGINT, &old_int_, nullptr);
     ::sigaction(SIGTERM, &old_term_, nullptr);
     g_signal_fd.store(-1);
+    stopping_.store(true);
     const unsigned char b = 0;
     (void)::write(stop_[1], &b, 1);
     thread_.join();

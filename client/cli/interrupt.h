@@ -38,6 +38,7 @@ class InterruptWatcher {
   int pipe_[2] = {-1, -1};
   int stop_[2] = {-1, -1};
   std::atomic<int> signal_{0};
+  std::atomic<bool> stopping_{false};
   struct sigaction old_int_ {};
   struct sigaction old_term_ {};
   std::thread thread_;
