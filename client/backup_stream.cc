@@ -373,9 +373,9 @@ absl::StatusOr<std::filesystem::path> RestoreTarget(const std::string& target) {
   }
   if (std::filesystem::symlink_status(tpath, ec).type() !=
       std::filesystem::file_type::not_found) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("restore target ", tpath.string(),
-                     " already exists; restore to a new path"));
+    return absl::AlreadyExistsError(absl::StrCat(
+        "restore target ", tpath.string(),
+        " already exists; restore to a new path or an empty folder"));
   }
   std::filesystem::create_directories(tpath.parent_path(), ec);
   if (ec) {

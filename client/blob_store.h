@@ -43,6 +43,11 @@ struct BlobInfo {
 //    reached or keeps failing.
 //  - Implementations are thread-compatible: one operation at a time per
 //    instance; use one instance per thread for parallel transfers.
+// A temporary (of a Put, or a restore's staging folder) that no process
+// holds locked is left over once it was last written this long ago; the age
+// covers the instant between its creation and its lock.
+inline constexpr int64_t kLeftoverMinAgeS = 60;
+
 class BlobStore {
  public:
   virtual ~BlobStore() = default;
@@ -56,6 +61,14 @@ class BlobStore {
 
   // The URL it was opened with, safe to print.
   virtual std::string url() const = 0;
+
+  // Deletes the temporaries that interrupted Puts left behind (a process
+  // killed with SIGKILL gets no chance to remove its own), never one a
+  // running Put still writes; returns what was deleted. Stores without such
+  // leftovers, or that cannot tell, delete nothing.
+  virtual absl::StatusOr<std::vector<BlobInfo>> SweepTemporaries() {
+    return std::vector<BlobInfo>{};
+  }
 };
 
 struct BlobStoreOptions {

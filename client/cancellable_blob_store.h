@@ -38,6 +38,9 @@ class CancellableBlobStore final : public BlobStore {
   absl::Status Delete(std::string_view name) override;
   absl::StatusOr<BlobInfo> Stat(std::string_view name) override;
   std::string url() const override { return inner_.url(); }
+  absl::StatusOr<std::vector<BlobInfo>> SweepTemporaries() override {
+    return inner_.SweepTemporaries();
+  }
 
  private:
   absl::Status Check() const;

@@ -2,11 +2,13 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 
 #include "absl/status/status.h"
@@ -122,6 +124,35 @@ absl::StatusOr<std::vector<BlobInfo>> FileBlobStore::List() {
     return a.name < b.name;
   });
   return out;
+}
+
+// A Put's temporary is locked from its creation (PosixFile::Create) until
+// it is renamed or removed; the age rule covers the instant between
+// open(O_EXCL) and flock.
+absl::StatusOr<std::vector<BlobInfo>> FileBlobStore::SweepTemporaries() {
+  std::vector<BlobInfo> swept;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(dir_, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(".tmp-", 0) != 0) continue;
+    const std::string path = it->path().string();
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) continue;  // gone: its Put finished
+    struct stat st;
+    const bool stale = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+                       st.st_mtime + kLeftoverMinAgeS < std::time(nullptr) &&
+                       ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+    if (stale && ::unlink(path.c_str()) == 0) {
+      swept.push_back({name, static_cast<uint64_t>(st.st_size)});
+    }
+    ::close(fd);
+  }
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("list ", url_, ": ", ec.message()));
+  }
+  return swept;
 }
 
 absl::Status FileBlobStore::Delete(std::string_view name) {

@@ -25,6 +25,9 @@ class FileBlobStore final : public BlobStore {
   absl::Status Delete(std::string_view name) override;
   absl::StatusOr<BlobInfo> Stat(std::string_view name) override;
   std::string url() const override { return url_; }
+  // `.tmp-*` files that no process holds locked (PosixFile locks what it
+  // writes) and that were last written over a minute ago.
+  absl::StatusOr<std::vector<BlobInfo>> SweepTemporaries() override;
 
  private:
   FileBlobStore(std::string url, std::string dir)

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -33,6 +34,9 @@ absl::Status ErrnoStatus(int err, const std::string& what) {
 absl::StatusOr<PosixFile> PosixFile::Create(const std::string& path) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create ", path));
+  // Held while the file is written: a sweep of leftover temporaries
+  // (FileBlobStore::SweepTemporaries) skips a file someone still writes.
+  (void)::flock(fd, LOCK_EX | LOCK_NB);
   return PosixFile(fd, path);
 }
 

@@ -21,6 +21,9 @@ if(BKV_BUILD_BENCH)
   find_package(benchmark REQUIRED)
 endif()
 
+# The client's config file and the server's (header-only).
+find_package(tomlplusplus CONFIG REQUIRED)
+
 if(NOT BKV_BUILD_SERVER)
   return()
 endif()
@@ -29,7 +32,6 @@ endif()
 find_package(RocksDB CONFIG REQUIRED)
 # PKCS#11 headers come from p11-kit; the module itself is loaded at run time.
 find_path(PKCS11_INCLUDE_DIR p11-kit/pkcs11.h PATH_SUFFIXES p11-kit-1 REQUIRED)
-find_package(tomlplusplus CONFIG REQUIRED)
 find_package(nlohmann_json CONFIG REQUIRED)
 find_path(CIVETWEB_INCLUDE_DIR civetweb.h REQUIRED)
 find_library(CIVETWEB_LIBRARY civetweb REQUIRED)

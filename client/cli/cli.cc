@@ -1,6 +1,7 @@
 #include "client/cli/cli.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -23,7 +25,10 @@
 #include "bkv/vault/v1/error_detail.h"
 #include "client/backup_set.h"
 #include "client/blob_store.h"
+#include "client/cancellable_blob_store.h"
+#include "client/cli/interrupt.h"
 #include "client/cli/password.h"
+#include "client/cli/settings.h"
 #include "client/posix_file.h"
 #include "client/repo/repository.h"
 #include "client/vault_client.h"
@@ -46,7 +51,7 @@ usage:
               [--snapshot ID|latest [--path P]]
                                       restore the newest snapshot (or ID;
                                       only P of it) to PATH, which must not
-                                      exist
+                                      exist or be an empty folder
   bkv snapshots --from URL --key-file F
                                       the snapshots, oldest first
   bkv forget --from URL --key-file F [--keep-last N] [--keep-daily N]
@@ -57,7 +62,8 @@ usage:
                                       with --read-data); exit 4 when
                                       anything is wrong
   single-stream (v1) backup sets, written before v2 was the default:
-  bkv restore ... [--backup ID]       restores them (the format is detected)
+  bkv restore ... [--backup ID|latest]
+                                      restores them (the format is detected)
   bkv list --from URL [--key-file F]  backups in a v1 set (with the key), or
                                       the store's objects (without)
   bkv repair --from URL --key-file F  rebuild a v1 set's damaged list
@@ -110,6 +116,14 @@ store URLs:
       credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
   webdav://host:port/path, webdavs://host/path
       credentials: BKV_WEBDAV_USER, BKV_WEBDAV_PASSWORD
+settings: flags first, then the environment, then a config file
+  (--config FILE, else $XDG_CONFIG_HOME/bkv/config.toml or
+  ~/.config/bkv/config.toml; TOML, e.g. store = "file:///backups"):
+  BKV_STORE (store: --to of backup, --from of the rest), BKV_KEY_FILE
+  (key_file), BKV_VAULT (vault), BKV_VAULT_KEY (vault_key), BKV_ACCOUNT
+  (account), BKV_TOKEN_FILE (token_file), BKV_VAULT_CA (vault_ca),
+  BKV_ACCOUNT_TOKEN (never in the file: no secret is). docs/operations.md,
+  "Client settings"
 Keys are never taken from the command line: use --key-file.
 A progress bar is drawn on stderr when it is a terminal.
 exit codes:
@@ -120,9 +134,12 @@ exit codes:
   4 backup or backup list corrupted or tampered with (see bkv repair)
   5 not found
   6 store unavailable or I/O error
-  7 restore target already exists
+  7 the output already exists (a restore target that is not an empty
+    folder, the FILE of key new --out)
   8 vault: locked, the key is destroyed (delete, then register anew)
   9 vault: the account token was refused
+  130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: the run's temporary
+      objects and partial files were deleted
 )";
 
 // Command-line mistakes carry this payload; ExitFor() maps them to kUsage.
@@ -135,9 +152,27 @@ absl::Status Usage(std::string_view msg) {
   return s;
 }
 
+// A command stopped by a signal carries its number; the exit code is
+// 128 + signal, as a shell reports a process the signal ended.
+constexpr char kSignalUrl[] = "bkv.cli/Signal";
+
+absl::Status Interrupted(int sig) {
+  absl::Status s = absl::CancelledError(
+      "interrupted: cleaned up: this run's temporary objects and partial "
+      "files were deleted (objects it completed stay for the next run to "
+      "reuse or prune)");
+  s.SetPayload(kSignalUrl, absl::Cord(absl::StrCat(sig)));
+  return s;
+}
+
 // The one place a Status becomes an exit code.
 int ExitFor(const absl::Status& s) {
   if (s.GetPayload(kUsageUrl)) return kUsage;
+  if (auto sig = s.GetPayload(kSignalUrl)) {
+    int n = 0;
+    (void)absl::SimpleAtoi(std::string(*sig), &n);
+    return kInterruptedBase + n;
+  }
   if (vault::v1::ErrorDetailOf(s).has_value()) {
     switch (client::VaultError::From(s).kind) {
       case client::VaultErrorKind::kLocked:
@@ -200,7 +235,7 @@ const char* const kValueFlags[] = {
     "--keep",      "--chunk-size",     "--vault",
     "--vault-key", "--account",        "--token-file",
     "--vault-ca",  "--opaque-context", "--server-identity",
-    "--max-wait"};
+    "--max-wait",  "--config"};
 
 absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
   Args a;
@@ -258,6 +293,14 @@ std::string JsonString(std::string_view s) {
   return out + "\"";
 }
 
+std::string JsonArray(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    absl::StrAppend(&out, i ? "," : "", JsonString(items[i]));
+  }
+  return out + "]";
+}
+
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
                                           const std::string& what) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -289,10 +332,11 @@ absl::Status ConfirmNewPassword(const Args& a, const SecretBytes& pw,
   return s.ok() ? s : Usage(std::string(s.message()));
 }
 
-std::string EnvOr(const Args& a, const std::string& flag, const char* env) {
-  if (auto it = a.values.find(flag); it != a.values.end()) return it->second;
-  const char* v = std::getenv(env);
-  return v ? v : "";
+// A flag's value, or "" (settings.h already filled in the environment's
+// and the config file's).
+std::string Value(const Args& a, const std::string& flag) {
+  auto it = a.values.find(flag);
+  return it == a.values.end() ? "" : it->second;
 }
 
 // A vault failure with the message the classifier gives it: what happened
@@ -351,26 +395,26 @@ absl::StatusOr<Vault> OpenVault(const Args& a, FILE* err) {
   if (nodes.empty()) return Usage("--vault needs an address");
   o.address = nodes[0];
   o.failover_addresses.assign(nodes.begin() + 1, nodes.end());
-  const std::string key_hex = EnvOr(a, "--vault-key", "BKV_VAULT_KEY");
+  const std::string key_hex = Value(a, "--vault-key");
   if (key_hex.empty()) {
     return Usage("--vault needs --vault-key HEX (or BKV_VAULT_KEY) to pin it");
   }
   BKV_ASSIGN_OR_RETURN(o.server_public_key,
                        client::ParseServerPublicKey(key_hex));
   Vault v;
-  v.account = EnvOr(a, "--account", "BKV_ACCOUNT");
+  v.account = Value(a, "--account");
   if (v.account.empty())
     return Usage("--vault needs --account (or BKV_ACCOUNT)");
   std::string token;
   if (auto it = a.values.find("--token-file"); it != a.values.end()) {
     BKV_ASSIGN_OR_RETURN(token, ReadSmallFile(it->second, "token file"));
-  } else if (const char* t = std::getenv("BKV_ACCOUNT_TOKEN")) {
-    token = t;
+  } else if (auto t = ProcessEnv("BKV_ACCOUNT_TOKEN")) {
+    token = *t;
   }
   if (token.empty()) {
     return Usage(
-        "--vault needs an account token: --token-file F or "
-        "BKV_ACCOUNT_TOKEN");
+        "--vault needs an account token: --token-file F, BKV_TOKEN_FILE, "
+        "BKV_ACCOUNT_TOKEN or token_file in the config file");
   }
   o.account_token = [token] { return token; };
   BKV_RETURN_IF_ERROR(VaultOptionsFrom(a, err, o));
@@ -533,9 +577,50 @@ class Progress {
 };
 
 struct Context {
+  Context(Args a, FILE* o, FILE* e) : args(std::move(a)), out(o), err(e) {}
   Args args;
   FILE* out;
   FILE* err;
+  // Cancelled by SIGINT/SIGTERM once a command arms `interrupts`; every
+  // store operation and vault RPC observes it.
+  CancelToken cancel;
+  std::optional<InterruptWatcher> interrupts;
+};
+
+// Armed after the password prompts (which keep Ctrl-C's default: it ends
+// the process before anything was written).
+void CatchInterrupts(Context& c) { c.interrupts.emplace(c.cancel); }
+
+// A store seen through the command's cancellation (CancellableBlobStore):
+// a stopped operation deletes what it wrote.
+class InterruptibleStore final : public BlobStore {
+ public:
+  InterruptibleStore(std::unique_ptr<BlobStore> inner, CancelToken& cancel)
+      : inner_(std::move(inner)), view_(*inner_) {
+    view_.set_call(&cancel);
+  }
+  absl::Status Put(std::string_view name, ByteSource& source) override {
+    return view_.Put(name, source);
+  }
+  absl::Status Get(std::string_view name, const ByteSink& sink) override {
+    return view_.Get(name, sink);
+  }
+  absl::StatusOr<std::vector<BlobInfo>> List() override { return view_.List(); }
+  // Not stopped: deleting (its lock, say) is how a stopped run cleans up.
+  absl::Status Delete(std::string_view name) override {
+    return inner_->Delete(name);
+  }
+  absl::StatusOr<BlobInfo> Stat(std::string_view name) override {
+    return view_.Stat(name);
+  }
+  std::string url() const override { return view_.url(); }
+  absl::StatusOr<std::vector<BlobInfo>> SweepTemporaries() override {
+    return inner_->SweepTemporaries();
+  }
+
+ private:
+  std::unique_ptr<BlobStore> inner_;
+  CancellableBlobStore view_;
 };
 
 absl::Status KeyNew(Context& c) {
@@ -570,12 +655,14 @@ absl::Status KeyNew(Context& c) {
 
 // --to creates a file store; --from only reads one, so a vanished store
 // directory is "not found" instead of an empty store.
-absl::StatusOr<std::unique_ptr<BlobStore>> Store(const Args& a,
+absl::StatusOr<std::unique_ptr<BlobStore>> Store(Context& c,
                                                  const std::string& flag) {
-  BKV_ASSIGN_OR_RETURN(std::string url, Need(a, flag));
+  BKV_ASSIGN_OR_RETURN(std::string url, Need(c.args, flag));
   BlobStoreOptions options;
   options.create = flag == "--to";
-  return OpenBlobStore(url, options);
+  BKV_ASSIGN_OR_RETURN(std::unique_ptr<BlobStore> store,
+                       OpenBlobStore(url, options));
+  return std::make_unique<InterruptibleStore>(std::move(store), c.cancel);
 }
 
 // Repository format v2 (issue 13); defined below Check.
@@ -631,13 +718,59 @@ absl::StatusOr<int> BackupFormat(Context& c, BlobStore& store) {
 absl::Status BackupSingleStream(Context& c, BlobStore& store,
                                 const BackupKey& key);
 
+// What a killed run (SIGKILL, power cut) left in the store: temporaries no
+// running Put holds, deleted by the next backup or prune.
+void SweepStore(Context& c, BlobStore& store) {
+  auto swept = store.SweepTemporaries();
+  if (!swept.ok() || swept->empty()) return;  // best effort
+  uint64_t bytes = 0;
+  for (const BlobInfo& b : *swept) bytes += b.size;
+  std::fprintf(c.err,
+               "bkv: deleted %zu temporary object%s (%s) that an interrupted "
+               "run left in %s\n",
+               swept->size(), swept->size() == 1 ? "" : "s",
+               Human(bytes).c_str(), store.url().c_str());
+}
+
+// Staging folders (.bkv-restore-*) that a killed restore left next to
+// `target`, with decrypted data in them: deleted unless a running restore
+// holds one locked (repo_restore.cc) or it was written in the last minute.
+void SweepStaging(Context& c, const std::string& target) {
+  const std::filesystem::path parent =
+      std::filesystem::absolute(target).lexically_normal().parent_path();
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(parent, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string path = it->path().string();
+    if (it->path().filename().string().rfind(".bkv-restore-", 0) != 0) {
+      continue;
+    }
+    int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st;
+    const bool stale = ::fstat(fd, &st) == 0 &&
+                       st.st_mtime + kLeftoverMinAgeS < std::time(nullptr) &&
+                       ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+    std::error_code rm;
+    if (stale && std::filesystem::remove_all(path, rm) > 0 && !rm) {
+      std::fprintf(c.err,
+                   "bkv: deleted %s, the staging folder of an interrupted "
+                   "restore\n",
+                   path.c_str());
+    }
+    ::close(fd);
+  }
+}
+
 absl::Status Backup(Context& c) {
   if (c.args.positional.size() != 2) {
     return Usage("bkv backup PATH --to URL ...");
   }
-  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--to"));
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--to"));
   BKV_ASSIGN_OR_RETURN(int format, BackupFormat(c, *store));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, store.get()));
+  CatchInterrupts(c);
+  SweepStore(c, *store);
   if (format == 2) return BackupIncremental(c, *store, key);
   return BackupSingleStream(c, *store, key);
 }
@@ -678,31 +811,17 @@ absl::Status BackupSingleStream(Context& c, BlobStore& store,
   return absl::OkStatus();
 }
 
-absl::Status Restore(Context& c) {
-  if (c.args.positional.size() != 1) {
-    return Usage("bkv restore --from URL --to PATH --key-file F");
-  }
-  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
-  BKV_ASSIGN_OR_RETURN(std::string target, Need(c.args, "--to"));
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
-  BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
-  if (v2 || c.args.values.count("--snapshot") ||
-      c.args.values.count("--path")) {
-    if (c.args.values.count("--backup")) {
-      return Usage(
-          "--backup ID names a single-stream (v1) backup; this store holds "
-          "snapshots: use --snapshot ID (bkv snapshots lists them)");
-    }
-    return RestoreSnapshot(c, *store, key, target);
-  }
+absl::Status RestoreSingleStream(Context& c, BlobStore& store,
+                                 const BackupKey& key,
+                                 const std::string& target) {
   std::string id;
   if (auto it = c.args.values.find("--backup"); it != c.args.values.end()) {
-    id = it->second;
+    id = it->second == "latest" ? "" : it->second;  // "": the newest
   }
   Progress progress(c.err, !c.args.json && ::isatty(::fileno(c.err)));
   StreamOptions opts;
   opts.progress = progress.Fn();
-  BackupSet set(*store, key);
+  BackupSet set(store, key);
   auto r = set.Restore(id, target, opts);
   progress.Done();
   if (!r.ok()) return r.status();
@@ -716,11 +835,56 @@ absl::Status Restore(Context& c) {
   return absl::OkStatus();
 }
 
+// A restore target as people type it: without its trailing slashes ("/"
+// stays "/"), so the restore lands at that path and not inside it.
+std::string TargetPath(std::string target) {
+  while (target.size() > 1 && target.back() == '/') target.pop_back();
+  return target;
+}
+
+// An existing empty folder is a fine target: it is removed so the restore
+// can rename its result into place, and put back if the restore fails. The
+// folder's mode, or nullopt when the target is anything else.
+std::optional<mode_t> TakeEmptyFolder(const std::string& target) {
+  struct stat st;
+  if (::lstat(target.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return std::nullopt;
+  }
+  // rmdir fails on a folder that is not empty, so nothing is lost.
+  if (::rmdir(target.c_str()) != 0) return std::nullopt;
+  return st.st_mode & 07777;
+}
+
+absl::Status Restore(Context& c) {
+  if (c.args.positional.size() != 1) {
+    return Usage("bkv restore --from URL --to PATH --key-file F");
+  }
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
+  BKV_ASSIGN_OR_RETURN(std::string target, Need(c.args, "--to"));
+  target = TargetPath(target);
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  CatchInterrupts(c);
+  BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
+  const bool snapshot =
+      v2 || c.args.values.count("--snapshot") || c.args.values.count("--path");
+  if (snapshot && c.args.values.count("--backup")) {
+    return Usage(
+        "--backup ID names a single-stream (v1) backup; this store holds "
+        "snapshots: use --snapshot ID (bkv snapshots lists them)");
+  }
+  SweepStaging(c, target);
+  const std::optional<mode_t> folder = TakeEmptyFolder(target);
+  absl::Status s = snapshot ? RestoreSnapshot(c, *store, key, target)
+                            : RestoreSingleStream(c, *store, key, target);
+  if (!s.ok() && folder) (void)::mkdir(target.c_str(), *folder);
+  return s;
+}
+
 absl::Status List(Context& c) {
   if (c.args.positional.size() != 1) {
     return Usage("bkv list --from URL");
   }
-  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
   if (!c.args.values.count("--key-file") && !c.args.values.count("--vault")) {
     BKV_ASSIGN_OR_RETURN(auto objects, store->List());
     std::string json = "{\"objects\":[";
@@ -790,6 +954,24 @@ absl::StatusOr<std::unique_ptr<Repository>> OpenRepo(const Args& a,
   return Repository::Open(store, key, o);
 }
 
+// Fifos, sockets and devices are not backed up; say which (on stderr, so
+// --json output stays one object; the JSON has them as skipped_special).
+void ReportSkipped(Context& c, const std::vector<std::string>& special) {
+  if (special.empty()) return;
+  constexpr size_t kShown = 5;
+  std::string names;
+  for (size_t i = 0; i < special.size() && i < kShown; ++i) {
+    absl::StrAppend(&names, i ? ", " : "", special[i]);
+  }
+  if (special.size() > kShown) {
+    absl::StrAppend(&names, " and ", special.size() - kShown, " more");
+  }
+  std::fprintf(c.err,
+               "bkv: skipped %zu special file%s (fifo, socket or device): "
+               "%s\n",
+               special.size(), special.size() == 1 ? "" : "s", names.c_str());
+}
+
 absl::Status BackupIncremental(Context& c, BlobStore& store,
                                const BackupKey& key) {
   for (const char* flag : {"--keep", "--chunk-size"}) {
@@ -803,6 +985,7 @@ absl::Status BackupIncremental(Context& c, BlobStore& store,
   }
   Progress progress(c.err, !c.args.json && ::isatty(::fileno(c.err)));
   RepoOptions o;
+  o.cancelled = [&c] { return c.cancel.cancelled(); };
   if (progress.enabled()) {
     o.progress = [&progress](const RepoBackupStats& st) {
       progress.Update(st.new_bytes + st.dedup_bytes, st.planned_bytes, [&] {
@@ -816,6 +999,7 @@ absl::Status BackupIncremental(Context& c, BlobStore& store,
   auto snap = repo->Backup(c.args.positional[1], &st);
   progress.Done();
   BKV_ASSIGN_OR_RETURN(SnapshotInfo s, std::move(snap));
+  ReportSkipped(c, st.skipped_special);
   if (c.args.json) {
     std::fprintf(
         c.out,
@@ -824,7 +1008,7 @@ absl::Status BackupIncremental(Context& c, BlobStore& store,
         "\"files_read\":%llu,\"files_unchanged\":%llu,\"bytes\":%llu,"
         "\"new_bytes\":%llu,\"dedup_bytes\":%llu,\"new_chunks\":%llu,"
         "\"chunks\":%llu,\"uploaded_bytes\":%llu,\"packs_uploaded\":%llu,"
-        "\"packs_adopted\":%llu}\n",
+        "\"packs_adopted\":%llu,\"skipped_special\":%s}\n",
         s.id.c_str(), static_cast<unsigned long long>(s.seq),
         JsonString(store.url()).c_str(),
         static_cast<unsigned long long>(st.files),
@@ -837,7 +1021,8 @@ absl::Status BackupIncremental(Context& c, BlobStore& store,
         static_cast<unsigned long long>(st.chunks),
         static_cast<unsigned long long>(st.uploaded_bytes),
         static_cast<unsigned long long>(st.packs_uploaded),
-        static_cast<unsigned long long>(st.packs_adopted));
+        static_cast<unsigned long long>(st.packs_adopted),
+        JsonArray(st.skipped_special).c_str());
   } else {
     std::fprintf(c.out,
                  "snapshot %s (#%llu): %llu files, %s; read %llu changed "
@@ -883,7 +1068,7 @@ absl::Status Snapshots(Context& c) {
   if (c.args.positional.size() != 1) {
     return Usage("bkv snapshots --from URL --key-file F");
   }
-  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
   BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, *store, key, false));
   BKV_ASSIGN_OR_RETURN(auto snaps, repo->Snapshots());
@@ -923,7 +1108,7 @@ absl::Status Forget(Context& c) {
         "forget needs --keep-last N, --keep-daily N or --keep-weekly N "
         "(N >= 1)");
   }
-  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
   BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, *store, key, false));
   BKV_ASSIGN_OR_RETURN(auto gone, repo->Forget(policy));
@@ -946,9 +1131,10 @@ absl::Status Prune(Context& c) {
   if (c.args.positional.size() != 1) {
     return Usage("bkv prune --from URL --key-file F");
   }
-  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
   BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, *store, key, false));
+  SweepStore(c, *store);
   BKV_ASSIGN_OR_RETURN(PruneStats p, repo->Prune());
   if (c.args.json) {
     std::fprintf(c.out,
@@ -993,11 +1179,8 @@ absl::Status CheckRepository(Context& c, BlobStore& store,
         ",\"packs\":", r.packs, ",\"chunks\":", r.chunks,
         ",\"chunks_read\":", r.chunks_read,
         ",\"read_data\":", c.args.read_data ? "true" : "false",
-        ",\"problems\":[");
-    for (size_t i = 0; i < r.problems.size(); ++i) {
-      absl::StrAppend(&json, i ? "," : "", JsonString(r.problems[i]));
-    }
-    absl::StrAppend(&json, "],\"exit_code\":", ExitFor(result), "}");
+        ",\"problems\":", JsonArray(r.problems),
+        ",\"exit_code\":", ExitFor(result), "}");
     std::fprintf(c.out, "%s\n", json.c_str());
     result.SetPayload(kReportedPayload, absl::Cord("1"));
   } else {
@@ -1027,7 +1210,7 @@ absl::Status Check(Context& c) {
   if (c.args.positional.size() != 1) {
     return Usage("bkv check --from URL --key-file F [--read-data]");
   }
-  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
   BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
   BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
   if (v2) return CheckRepository(c, *store, key);
@@ -1049,11 +1232,8 @@ absl::Status Check(Context& c) {
         "{\"list\":\"", ListStateName(r.list), "\",\"listed\":", r.listed,
         ",\"verified\":", r.verified, ",\"objects\":", r.objects,
         ",\"read_data\":", c.args.read_data ? "true" : "false",
-        ",\"problems\":[");
-    for (size_t i = 0; i < r.problems.size(); ++i) {
-      absl::StrAppend(&json, i ? "," : "", JsonString(r.problems[i]));
-    }
-    absl::StrAppend(&json, "],\"exit_code\":", ExitFor(result), "}");
+        ",\"problems\":", JsonArray(r.problems),
+        ",\"exit_code\":", ExitFor(result), "}");
     std::fprintf(c.out, "%s\n", json.c_str());
     result.SetPayload(kReportedPayload, absl::Cord("1"));
   } else {
@@ -1069,7 +1249,7 @@ absl::Status Repair(Context& c) {
   if (c.args.positional.size() != 1) {
     return Usage("bkv repair --from URL --key-file F");
   }
-  BKV_ASSIGN_OR_RETURN(auto store, Store(c.args, "--from"));
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
   BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
   if (v2) {
     return absl::FailedPreconditionError(
@@ -1081,15 +1261,12 @@ absl::Status Repair(Context& c) {
   BackupSet set(*store, key);
   BKV_ASSIGN_OR_RETURN(RepairReport r, set.Repair());
   if (c.args.json) {
-    std::string json =
-        absl::StrCat("{\"list_before\":\"", ListStateName(r.before),
-                     "\",\"rewritten\":", r.rewritten ? "true" : "false",
-                     ",\"backups\":", r.records.size(), ",\"added\":", r.added,
-                     ",\"dropped\":", r.dropped, ",\"skipped\":[");
-    for (size_t i = 0; i < r.skipped.size(); ++i) {
-      absl::StrAppend(&json, i ? "," : "", JsonString(r.skipped[i]));
-    }
-    std::fprintf(c.out, "%s]}\n", json.c_str());
+    std::string json = absl::StrCat(
+        "{\"list_before\":\"", ListStateName(r.before),
+        "\",\"rewritten\":", r.rewritten ? "true" : "false",
+        ",\"backups\":", r.records.size(), ",\"added\":", r.added,
+        ",\"dropped\":", r.dropped, ",\"skipped\":", JsonArray(r.skipped), "}");
+    std::fprintf(c.out, "%s\n", json.c_str());
     return absl::OkStatus();
   }
   for (const std::string& s : r.skipped) {
@@ -1198,6 +1375,11 @@ absl::Status VaultChangePasswordCmd(Context& c) {
   BKV_RETURN_IF_ERROR(ConfirmNewPassword(c.args, new_pw, v.account));
   auto reg = v.client->ChangePassword(v.account, old_pw, new_pw);
   if (!reg.ok()) return Explained(reg.status());
+  if (c.args.json) {
+    std::fprintf(c.out, "{\"password_changed\":true,\"attempt_limit\":%u}\n",
+                 reg->attempt_limit);
+    return absl::OkStatus();
+  }
   std::fprintf(c.out,
                "%s: password changed; the backup key is the same (%u "
                "attempts)\n",
@@ -1246,9 +1428,15 @@ absl::Status ResetComplete(Context& c, Vault& v) {
                            UtcTime(st->reset_due_unix_ms)));
   }
   if (!reg.ok()) return Explained(reg.status());
-  std::fprintf(c.out, "%s: new password set (%u attempts)\n", v.account.c_str(),
-               reg->attempt_limit);
-  if (!c.args.values.count("--key-file")) {
+  const bool new_key = !c.args.values.count("--key-file");
+  if (c.args.json) {
+    std::fprintf(c.out, "{\"attempt_limit\":%u,\"new_key\":%s}\n",
+                 reg->attempt_limit, new_key ? "true" : "false");
+  } else {
+    std::fprintf(c.out, "%s: new password set (%u attempts)\n",
+                 v.account.c_str(), reg->attempt_limit);
+  }
+  if (new_key) {
     std::fprintf(c.err,
                  "bkv: a NEW backup key was registered: backups made with "
                  "the old key cannot be read unless you have its 64-digit "
@@ -1322,10 +1510,12 @@ const Command kCommands[] = {
      Backup, true},
     {"restore",
      "bkv restore --from URL --to PATH (--key-file F | --vault ADDR "
-     "--password-stdin) [--snapshot ID|latest [--path P] | --backup ID] "
+     "--password-stdin) [--snapshot ID|latest [--path P] | --backup "
+     "ID|latest] "
      "[--json]\n  restore the newest snapshot (or ID, a unique prefix; only "
-     "P of it with --path) to PATH, which must not exist; a single-stream "
-     "(v1) set is detected and its newest backup (or --backup ID) restored\n  "
+     "P of it with --path) to PATH, which must not exist or be an empty "
+     "folder; a single-stream (v1) set is detected and its newest backup (or "
+     "--backup ID) restored\n  "
      "--from URL\n  --to PATH\n"
      "  --key-file F\n  --password-stdin\n  --backup ID\n  --snapshot ID\n"
      "  --path P\n",
@@ -1544,14 +1734,24 @@ int Run(int argc, char** argv, FILE* out, FILE* err) {
     if (!arg.starts_with("-")) words.emplace_back(arg);
   }
   auto args = ParseArgs(argc, argv);
+  if (args.ok()) {
+    const auto& p = args->positional;
+    absl::Status applied = ApplySettings(args->values, p.empty() ? "" : p[0],
+                                         Value(*args, "--config"), ProcessEnv);
+    if (!applied.ok()) args = Usage(std::string(applied.message()));
+  }
   if (!args.ok()) {
     std::fprintf(err, "bkv: %s\n",
                  std::string(args.status().message()).c_str());
     return kUsage;
   }
   Context c{std::move(*args), out, err};
+  CancelScope vault_calls(&c.cancel);
   absl::Status s = Dispatch(c);
   if (s.ok()) return kOk;
+  if (c.interrupts && c.interrupts->signal() != 0) {
+    s = Interrupted(c.interrupts->signal());
+  }
   std::fprintf(err, "bkv: %s\n", std::string(s.message()).c_str());
   if (c.args.json && !s.GetPayload(kReportedPayload)) {
     std::fprintf(out, "{\"error\":%s,\"exit_code\":%d}\n",

@@ -16,9 +16,12 @@ enum ExitCode : int {
   kCorrupted = 4,      // backup data truncated, modified or out of order
   kNotFound = 5,       // no such backup, object or file
   kUnavailable = 6,    // store or server unreachable, I/O error
-  kAlreadyExists = 7,  // restore target exists
+  kAlreadyExists = 7,  // restore target (non-empty) or --out file exists
   kLocked = 8,         // vault: attempts used up, the key is destroyed
   kVaultAuth = 9,      // vault: the account token was refused
+  // backup/restore stopped by signal N exit 128 + N (130 SIGINT, 143
+  // SIGTERM) after deleting what the run left unfinished.
+  kInterruptedBase = 128,
 };
 
 // Every command and subcommand (e.g. "vault status"); each answers --help.

@@ -174,13 +174,16 @@ TreeEntry EntryOf(const std::string& rel, const struct stat& st) {
 }
 
 // Depth-first, names sorted, so a snapshot lists parents before children.
+// Sockets, devices and fifos are not backed up; `special` names them.
 absl::Status Walk(const std::string& abs, const std::string& rel,
-                  std::vector<Walked>& out, int depth) {
+                  std::vector<Walked>& out, std::vector<std::string>& special,
+                  int depth) {
   if (depth > 256) return absl::FailedPreconditionError(abs + ": too deep");
   struct stat st;
   if (::lstat(abs.c_str(), &st) != 0) return ErrnoStatus(errno, "lstat " + abs);
   if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
-    return absl::OkStatus();  // sockets, devices, fifos are not backed up
+    special.push_back(rel);
+    return absl::OkStatus();
   }
   Walked w{abs, EntryOf(rel, st)};
   if (S_ISLNK(st.st_mode)) {
@@ -199,8 +202,8 @@ absl::Status Walk(const std::string& abs, const std::string& rel,
     return absl::InternalError("read directory " + abs + ": " + ec.message());
   std::sort(names.begin(), names.end());
   for (const std::string& n : names) {
-    auto s =
-        Walk(abs + "/" + n, rel == "." ? n : rel + "/" + n, out, depth + 1);
+    auto s = Walk(abs + "/" + n, rel == "." ? n : rel + "/" + n, out, special,
+                  depth + 1);
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
@@ -241,7 +244,9 @@ absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
   }
 
   std::vector<Walked> walked;
-  if (auto s = Walk(source, ".", walked, 0); !s.ok()) return s;
+  if (auto s = Walk(source, ".", walked, st.skipped_special, 0); !s.ok()) {
+    return s;
+  }
   for (const Walked& w : walked) st.planned_bytes += w.entry.size;
   Packer packer(*this, st);
   Snapshot snap;

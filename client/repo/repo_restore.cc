@@ -1,6 +1,7 @@
 // Repository::Restore and Repository::Check.
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -125,7 +126,8 @@ absl::StatusOr<SnapshotInfo> Repository::Restore(const std::string& id,
   }
   struct stat st;
   if (::lstat(target.c_str(), &st) == 0) {
-    return absl::AlreadyExistsError(target + " exists; restore to a new path");
+    return absl::AlreadyExistsError(
+        target + " exists; restore to a new path or an empty folder");
   }
   std::filesystem::path t =
       std::filesystem::absolute(target).lexically_normal();
@@ -135,6 +137,11 @@ absl::StatusOr<SnapshotInfo> Repository::Restore(const std::string& id,
   if (::mkdtemp(tmpl.data()) == nullptr) {
     return ErrnoStatus(errno, "create a temporary directory next to " + target);
   }
+  // Locked while this restore runs, so the sweep of a killed restore's
+  // staging folder (bkv restore) never removes a running one's.
+  const int staging_lock =
+      ::open(tmpl.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (staging_lock >= 0) (void)::flock(staging_lock, LOCK_EX | LOCK_NB);
   const bool is_dir = (*entries)[0].type == EntryType::kDir;
   const std::string root = is_dir ? tmpl : tmpl + "/f";
   absl::Status s = WriteTree(root, *entries, chunks);
@@ -143,6 +150,7 @@ absl::StatusOr<SnapshotInfo> Repository::Restore(const std::string& id,
   if (s.ok()) s = SyncDir(t.parent_path().string());
   std::error_code ec;
   if (!s.ok() || !is_dir) std::filesystem::remove_all(tmpl, ec);
+  if (staging_lock >= 0) ::close(staging_lock);
   if (!s.ok()) return s;
   SnapshotInfo info{ObjectIdHex(snap.id), chosen->first, snap.seq, snap.time_ms,
                     snap.source};

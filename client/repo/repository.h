@@ -76,6 +76,9 @@ struct RepoBackupStats {
   uint64_t uploaded_bytes = 0;   // every object written, as stored
   uint64_t packs_uploaded = 0;
   uint64_t packs_adopted = 0;  // left by an interrupted backup, reused
+  // Fifos, sockets and devices found by the walk (relative paths): not
+  // backed up, reported so that nothing is skipped silently.
+  std::vector<std::string> skipped_special;
 };
 
 struct SnapshotInfo {

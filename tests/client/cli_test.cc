@@ -49,7 +49,8 @@ TEST_F(CliTest, HelpDocumentsExitCodes) {
   EXPECT_EQ(r.code, 0);
   EXPECT_THAT(r.out, HasSubstr("exit codes"));
   EXPECT_THAT(r.out, HasSubstr("3 wrong key"));
-  EXPECT_THAT(r.out, HasSubstr("7 restore target already exists"));
+  EXPECT_THAT(r.out, HasSubstr("7 the output already exists"));
+  EXPECT_THAT(r.out, HasSubstr("130 interrupted by SIGINT"));
   EXPECT_THAT(r.out, HasSubstr("bkv check --from URL"));
   EXPECT_THAT(r.out, HasSubstr("bkv repair --from URL"));
 }

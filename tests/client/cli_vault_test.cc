@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "crypto/hex.h"
@@ -142,7 +144,8 @@ TEST_F(CliVaultTest, LockedAfterTheLimitAndMisuseIsRefused) {
     last = Bkv(With({"list", "--from", Store()}), "nope\n", dir_);
   }
   EXPECT_EQ(last.exit_code, 8) << last.err;
-  CliRun right = Bkv(With({"list", "--from", Store()}), "plum orbit canvas\n", dir_);
+  CliRun right =
+      Bkv(With({"list", "--from", Store()}), "plum orbit canvas\n", dir_);
   EXPECT_EQ(right.exit_code, 8) << right.err;
 
   // A password on the command line is refused outright.
@@ -235,7 +238,8 @@ TEST_F(CliVaultTest, RegressionConfigurationMistakesSpendNothing) {
       {"--account", "bob", "another account"},  // alice's token
   };
   for (const auto& m : mistakes) {
-    CliRun wrong = Bkv(with_flag(list, m.flag, m.value), "plum orbit canvas\n", dir_);
+    CliRun wrong =
+        Bkv(with_flag(list, m.flag, m.value), "plum orbit canvas\n", dir_);
     EXPECT_EQ(wrong.exit_code, 2) << m.flag << ": " << wrong.err;
     EXPECT_NE(wrong.err.find(m.says), std::string::npos) << wrong.err;
   }
@@ -280,9 +284,11 @@ TEST_F(CliVaultTest, ChangePasswordAndDeleteNeedThePassword) {
       << st.out;
   EXPECT_NE(st.out.find("registration: "), std::string::npos) << st.out;
 
-  CliRun bad = Bkv(With({"vault", "change-password"}), "nope\nsecond kite meadow\n", dir_);
+  CliRun bad = Bkv(With({"vault", "change-password"}),
+                   "nope\nsecond kite meadow\n", dir_);
   EXPECT_EQ(bad.exit_code, 3) << bad.err;
-  CliRun good = Bkv(With({"vault", "change-password"}), "first plum orbit\nsecond kite meadow\n", dir_);
+  CliRun good = Bkv(With({"vault", "change-password"}),
+                    "first plum orbit\nsecond kite meadow\n", dir_);
   EXPECT_EQ(good.exit_code, 0) << good.err;
   EXPECT_NE(good.out.find("(4 attempts)"), std::string::npos) << good.out;
   CliRun r =
@@ -345,6 +351,112 @@ TEST_F(CliVaultTest, ResetRequestThenCompleteWithTheKeyFile) {
           "second kite meadow\n", dir_);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Slurp(dir_ / "out" / "chat.db"), std::string(300'000, 'c'));
+}
+
+// Every exit code `bkv --help` lists, provoked where docs/operations.md
+// ("Exit codes") says, with --json's exit_code equal to the process's. 130
+// and 143 are provoked by repo_process_test's Interrupted* tests.
+TEST_F(CliVaultTest, ExitCodesAreTheDocumentedOnes) {
+  const std::string key = (dir_ / "k").string();
+  const std::string other = (dir_ / "other").string();
+  const std::string src = (dir_ / "src").string();
+  const std::string repo = "file://" + (dir_ / "repo").string();
+  ASSERT_EQ(Bkv({"key", "new", "--out", key}, "", dir_).exit_code, 0);
+  ASSERT_EQ(Bkv({"key", "new", "--out", other}, "", dir_).exit_code, 0);
+  ASSERT_EQ(
+      Bkv({"backup", src, "--to", repo, "--key-file", key}, "", dir_).exit_code,
+      0);
+  // A copy of the repository with one byte of a pack flipped.
+  fs::copy(dir_ / "repo", dir_ / "bad");
+  for (const auto& e : fs::directory_iterator(dir_ / "bad")) {
+    if (e.path().filename().string().rfind("pack-", 0) != 0) continue;
+    std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(100);
+    const char c = static_cast<char>(f.get() ^ 1);
+    f.seekp(100);
+    f.put(c);
+  }
+  fs::create_directories(dir_ / "full");
+  std::ofstream(dir_ / "full" / "x") << "x";
+  std::ofstream(dir_ / "forged") << "forged.token.value";
+  // Bob's key, then his attempts used up.
+  std::ofstream(dir_ / "bob.token") << vault_.Token("bob");
+  auto bob = [&](std::vector<std::string> head) {
+    for (const std::string& f : std::vector<std::string>{
+             "--vault", vault_.address(), "--vault-key",
+             HexEncode(vault_.public_key()), "--account", "bob", "--token-file",
+             (dir_ / "bob.token").string(), "--password-stdin"}) {
+      head.push_back(f);
+    }
+    return head;
+  };
+  const std::string bob_store = "file://" + (dir_ / "bob").string();
+  ASSERT_EQ(Bkv(bob({"backup", src, "--to", bob_store}),
+                "quiet amber lantern\n", dir_)
+                .exit_code,
+            0);
+  for (int i = 0; i < 4; ++i) {  // the vault's limit (VaultArgs)
+    Bkv(bob({"list", "--from", bob_store}), "wrong\n", dir_);
+  }
+  const std::string bad = "file://" + (dir_ / "bad").string();
+  struct Row {
+    int code;
+    std::vector<std::string> args;
+    std::string input;
+    bool json;  // --json prints {"exit_code": code} (or check's report)
+  };
+  const std::vector<Row> rows = {
+      {0, {"snapshots", "--from", repo, "--key-file", key}, "", true},
+      {1, {"repair", "--from", repo, "--key-file", key}, "", true},
+      {2, {"snapshots", "--from", repo, "--bogus"}, "", false},
+      {2, {"restore", "--from", repo, "--key-file", key}, "", true},
+      {3, {"snapshots", "--from", repo, "--key-file", other}, "", true},
+      {4, {"check", "--from", bad, "--key-file", key, "--read-data"}, "", true},
+      {5,
+       {"restore", "--from", repo, "--key-file", key, "--to",
+        (dir_ / "r5").string(), "--snapshot", "ffffffff"},
+       "",
+       true},
+      {6, {"list", "--from", "webdav://127.0.0.1:1/x"}, "", true},
+      {7,
+       {"restore", "--from", repo, "--key-file", key, "--to",
+        (dir_ / "full").string()},
+       "",
+       true},
+      {8, bob({"list", "--from", bob_store}), "quiet amber lantern\n", true},
+      {9,
+       {"vault", "status", "--vault", vault_.address(), "--vault-key",
+        HexEncode(vault_.public_key()), "--account", "alice", "--token-file",
+        (dir_ / "forged").string()},
+       "",
+       true},
+  };
+  std::set<int> seen;
+  for (const Row& row : rows) {
+    std::vector<std::string> args = row.args;
+    if (row.json) args.push_back("--json");
+    CliRun r = Bkv(args, row.input, dir_);
+    EXPECT_EQ(r.exit_code, row.code)
+        << args[0] << " " << args[1] << ": " << r.err;
+    if (row.json && row.code != 0) {
+      EXPECT_NE(r.out.find("\"exit_code\":" + std::to_string(row.code)),
+                std::string::npos)
+          << r.out;
+    }
+    seen.insert(row.code);
+  }
+  // Every code of `bkv --help` (below 128) has a row.
+  CliRun help = Bkv({"--help"}, "", dir_);
+  std::istringstream lines(help.out.substr(help.out.find("exit codes:")));
+  std::string line;
+  int listed = 0;
+  while (std::getline(lines, line)) {
+    int code = -1;
+    if (std::sscanf(line.c_str(), " %d ", &code) != 1 || code >= 128) continue;
+    ++listed;
+    EXPECT_TRUE(seen.count(code)) << "no row provokes exit code " << code;
+  }
+  EXPECT_EQ(listed, 10) << help.out;
 }
 
 class CliVaultRetryTest : public CliVaultTest {

@@ -4,6 +4,7 @@
 // directory.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,7 +36,10 @@ class RepoCliTest : public ::testing::Test {
     ASSERT_EQ(Bkv({"key", "new", "--out", dir_ / "k"}).exit_code, 0);
     store_ = "file://" + (dir_ / "store");
   }
-  CliRun Bkv(const std::vector<std::string>& args) {
+  // `env`: NAME=VALUE set in the child only; HOME and XDG_CONFIG_HOME point
+  // into the test's directory so no user config file is read.
+  CliRun Bkv(const std::vector<std::string>& args,
+             const std::vector<std::string>& env = {}) {
     const std::string out = dir_ / "out.txt", err = dir_ / "err.txt";
     pid_t pid = fork();
     if (pid == 0) {
@@ -44,6 +48,12 @@ class RepoCliTest : public ::testing::Test {
       dup2(o, 1);
       dup2(e, 2);
       setenv("BKV_STATE_DIR", (dir_ / "state").c_str(), 1);
+      setenv("HOME", dir_.path().c_str(), 1);
+      setenv("XDG_CONFIG_HOME", (dir_ / "config").c_str(), 1);
+      for (const char* v : {"BKV_STORE", "BKV_KEY_FILE", "BKV_VAULT"}) {
+        unsetenv(v);
+      }
+      for (const std::string& e : env) putenv(const_cast<char*>(e.c_str()));
       std::vector<char*> argv = {const_cast<char*>(BKV_CLI_PATH)};
       for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
       argv.push_back(nullptr);
@@ -193,6 +203,122 @@ TEST_F(RepoCliTest, V1SetStaysV1AndRestores) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(ReadFile(dir_ / "out/chat.db"), ReadFile(dir_ / "src/chat.db"));
   EXPECT_FALSE(fs::exists(dir_ / "store/config"));
+}
+
+// Restore takes a target as people type it: an existing empty folder, a
+// trailing slash, `--snapshot latest` (v2) and `--backup latest` (v1). A
+// folder with anything in it is still refused (exit 7) and left as it was.
+TEST_F(RepoCliTest, RestoreAcceptsEmptyFolderTrailingSlashAndLatest) {
+  ASSERT_EQ(Backup().exit_code, 0);
+  const std::string key = dir_ / "k";
+  const std::string empty = dir_ / "empty";
+  fs::create_directories(empty);
+  CliRun r = Bkv({"restore", "--from", store_, "--to", empty + "/",
+                  "--key-file", key, "--snapshot", "latest"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadFile(empty + "/chat.db"), ReadFile(dir_ / "src/chat.db"));
+  // Not empty now: refused, nothing touched.
+  r = Bkv({"restore", "--from", store_, "--to", empty, "--key-file", key});
+  EXPECT_EQ(r.exit_code, 7) << r.err;
+  EXPECT_NE(r.err.find("empty folder"), std::string::npos) << r.err;
+  EXPECT_EQ(ReadFile(empty + "/chat.db"), ReadFile(dir_ / "src/chat.db"));
+
+  const std::string v1 = "file://" + (dir_ / "v1");
+  ASSERT_EQ(Bkv({"backup", dir_ / "src", "--to", v1, "--key-file", key,
+                 "--format", "1"})
+                .exit_code,
+            0);
+  const std::string empty1 = dir_ / "empty1";
+  fs::create_directories(empty1);
+  r = Bkv({"restore", "--from", v1, "--to", empty1 + "//", "--key-file", key,
+           "--backup", "latest"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadFile(empty1 + "/media/a.jpg"),
+            ReadFile(dir_ / "src/media/a.jpg"));
+  // A failed restore puts the empty folder back.
+  const std::string empty2 = dir_ / "empty2";
+  fs::create_directories(empty2);
+  r = Bkv({"restore", "--from", store_, "--to", empty2, "--key-file", key,
+           "--snapshot", "ffffffff"});
+  EXPECT_EQ(r.exit_code, 5) << r.err;
+  EXPECT_TRUE(fs::is_directory(empty2));
+}
+
+// Fifos and sockets are not backed up, and the backup says so: counted and
+// named on stderr, listed in --json.
+TEST_F(RepoCliTest, BackupReportsSkippedSpecialFiles) {
+  ASSERT_EQ(::mkfifo((dir_ / "src/media/pipe").c_str(), 0600), 0);
+  ASSERT_EQ(::mkfifo((dir_ / "src/fifo").c_str(), 0600), 0);
+  CliRun r = Backup();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("skipped 2 special files (fifo, socket or device): "
+                       "fifo, media/pipe"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.out.find("\"skipped_special\":[\"fifo\",\"media/pipe\"]"),
+            std::string::npos)
+      << r.out;
+  fs::remove(dir_ / "src/fifo");
+  fs::remove(dir_ / "src/media/pipe");
+  r = Backup();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("skipped"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("\"skipped_special\":[]"), std::string::npos) << r.out;
+}
+
+// Settings come from flags, then the environment, then the config file
+// ($XDG_CONFIG_HOME/bkv/config.toml or --config FILE); secrets never from
+// the file (client/cli/settings.h).
+TEST_F(RepoCliTest, SettingsFromEnvironmentThenConfigFile) {
+  ASSERT_EQ(Backup().exit_code, 0);
+  const std::string key = dir_ / "k", other = dir_ / "other";
+  ASSERT_EQ(Bkv({"key", "new", "--out", other}).exit_code, 0);
+  // The environment alone.
+  CliRun r = Bkv({"snapshots", "--json"},
+                 {"BKV_STORE=" + store_, "BKV_KEY_FILE=" + key});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"seq\":1"), std::string::npos) << r.out;
+  // A flag beats the environment: the other key is wrong (exit 3).
+  r = Bkv({"snapshots", "--key-file", other},
+          {"BKV_STORE=" + store_, "BKV_KEY_FILE=" + key});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  // A key file on the command line is not replaced by a vault from the
+  // environment (no vault runs at that address).
+  r = Bkv({"snapshots", "--key-file", key},
+          {"BKV_STORE=" + store_, "BKV_VAULT=127.0.0.1:1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // The default config file; the environment beats it.
+  fs::create_directories(dir_ / "config/bkv");
+  std::ofstream(dir_ / "config/bkv/config.toml")
+      << "store = \"" << store_ << "\"\nkey_file = \"" << other << "\"\n";
+  r = Bkv({"snapshots"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;  // the file's (wrong) key was used
+  r = Bkv({"snapshots"}, {"BKV_KEY_FILE=" + key});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // backup takes the store as --to; ~/ is the home directory.
+  std::ofstream(dir_ / "named.toml")
+      << "store = \"" << store_ << "\"\nkey_file = \"~/k\"\n";
+  r = Bkv({"backup", dir_ / "src", "--config", dir_ / "named.toml", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"seq\":2"), std::string::npos) << r.out;
+  // Mistakes in the file are configuration errors (exit 2) that say what.
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"password = \"hunter22\"\n", "secrets never come from the config file"},
+      {"token = \"abc\"\n", "secrets never come from the config file"},
+      {"stroe = \"file:///x\"\n", "unknown setting 'stroe'"},
+      {"store = 3\n", "'store' must be a string"},
+      {"store = \n", "config file"},
+  };
+  for (const auto& [text, message] : bad) {
+    std::ofstream(dir_ / "bad.toml") << text;
+    r = Bkv({"snapshots", "--config", dir_ / "bad.toml"});
+    EXPECT_EQ(r.exit_code, 2) << text << r.err;
+    EXPECT_NE(r.err.find(message), std::string::npos) << text << r.err;
+    EXPECT_EQ(r.err.find("hunter22"), std::string::npos) << r.err;
+  }
+  r = Bkv({"snapshots", "--config", dir_ / "missing.toml"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("does not exist"), std::string::npos) << r.err;
 }
 
 }  // namespace
