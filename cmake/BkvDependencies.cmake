@@ -21,8 +21,10 @@ if(BKV_BUILD_BENCH)
   find_package(benchmark REQUIRED)
 endif()
 
-# The client's config file and the server's (header-only).
-find_package(tomlplusplus CONFIG REQUIRED)
+# The CLI's config file and the server's (header-only).
+if(BKV_BUILD_CLI OR BKV_BUILD_SERVER)
+  find_package(tomlplusplus CONFIG REQUIRED)
+endif()
 
 if(NOT BKV_BUILD_SERVER)
   return()

@@ -16,7 +16,7 @@ jobs=${BKV_JOBS:-$(nproc)}
 baseline=client/abi/libbkv.abi
 build=build/sdk
 
-args=(-DCMAKE_BUILD_TYPE=Release -DBKV_BUILD_SERVER=OFF -DBKV_BUILD_TESTS=OFF
+args=(-DCMAKE_BUILD_TYPE=Release -DBKV_BUILD_SERVER=OFF -DBKV_BUILD_CLI=OFF -DBKV_BUILD_TESTS=OFF
       -DBKV_BUILD_BENCH=OFF)
 if command -v ccache >/dev/null; then
   args+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
