@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   if (!restored.ok()) return Fail("restore", restored.status());
   const bool same = Slurp(file) == Slurp(work + "/restored-cpp");
   std::cout << "snapshot " << snap->id << ": " << first.new_bytes
-            << " new bytes, then " << second.new_bytes
-            << "; restored " << (same ? "byte for byte" : "WRONG") << "\n";
+            << " new bytes, then " << second.new_bytes << "; restored "
+            << (same ? "byte for byte" : "WRONG") << "\n";
   return same && second.new_bytes == 0 ? 0 : 1;
 }
