@@ -67,6 +67,13 @@ class RepoProcessTest : public ::testing::TestWithParam<std::string> {
   }
 
   // Starts `bkv args...` as device `device` (its own client state).
+  // A v1 backup of 64 MiB of random bytes (seed `seed`) to `url`, started.
+  Proc StartBigV1Backup(const std::string& url, int seed) {
+    const std::string src = dir_ / "src";
+    fs::create_directories(src);
+    WriteFile(src + "/big", RandomBytes(64 << 20, seed));
+    return Spawn(WithKey({"backup", src, "--to", url, "--format", "1"}), "a");
+  }
   Proc Spawn(const std::vector<std::string>& args, const std::string& device) {
     Proc p;
     const std::string tag = std::to_string(runs_++);
@@ -370,12 +377,10 @@ TEST_P(RepoProcessTest, InterruptedBackupAndRestoreCleanUpFault) {
 // object of the interrupted upload and the restore's hidden partial file go.
 TEST_P(RepoProcessTest, InterruptedSingleStreamCleansUpFault) {
   if (GetParam() != "file") GTEST_SKIP() << "v1 is checked on the file store";
-  const std::string src = dir_ / "src";
-  fs::create_directories(src);
-  WriteFile(src + "/big", RandomBytes(64 << 20, 50));
   const std::string url = Url("v1");
   const std::string backing = BackingDir("file", url, "");
-  Proc p = Spawn(WithKey({"backup", src, "--to", url, "--format", "1"}), "a");
+  const std::string src = dir_ / "src";
+  Proc p = StartBigV1Backup(url, 50);
   ASSERT_TRUE(SignalWhen(p, SIGINT, [&] {
     return !Temporaries(backing).empty();
   })) << "the backup ended before it wrote anything";
@@ -409,12 +414,10 @@ void Backdate(const std::string& path) {
 // that a live process holds locked stays, however old.
 TEST_P(RepoProcessTest, SigkillLeftoversAreSweptByTheNextRunFault) {
   if (GetParam() != "file") GTEST_SKIP() << "leftovers on disk: file store";
-  const std::string src = dir_ / "src";
-  fs::create_directories(src);
-  WriteFile(src + "/big", RandomBytes(64 << 20, 60));
   const std::string url = Url("kill");
   const std::string backing = BackingDir("file", url, "");
-  Proc p = Spawn(WithKey({"backup", src, "--to", url, "--format", "1"}), "a");
+  const std::string src = dir_ / "src";
+  Proc p = StartBigV1Backup(url, 60);
   ASSERT_TRUE(SignalWhen(p, SIGKILL, [&] {
     return !Temporaries(backing).empty();
   })) << "the backup ended before it wrote anything";
