@@ -138,4 +138,9 @@ SecretBytes GeneratePin() {
   return SecretBytes::Copy(hex.Reveal().first(2 * raw.size()));
 }
 
+bool PinConfigured(const std::string& pin_file) {
+  return !pin_file.empty() ||
+         std::getenv(std::string(kPinEnvVar).c_str()) != nullptr;
+}
+
 }  // namespace bkv::hsm

@@ -28,6 +28,10 @@ absl::StatusOr<SecretBytes> ReadPinFromEnv(absl::string_view name = kPinEnvVar);
 // /proc/PID/environ keeps showing.
 void ScrubEnv(absl::string_view name = kPinEnvVar);
 
+// Whether a token PIN is configured: a PIN file, or $BKV_HSM_PIN. Without
+// one a vault uses the development token under its data directory (--dev).
+bool PinConfigured(const std::string& pin_file);
+
 // Creates `path` (which must not exist) with mode 0600, holding the PIN and a
 // newline.
 absl::Status WritePinFile(const std::string& path, const SecretBytes& pin);

@@ -19,6 +19,7 @@
 #include "crypto/hex.h"
 #include "crypto/status_macros.h"
 #include "hsm/ake_key_pair.h"
+#include "hsm/pin.h"
 #include "hsm/self_test.h"
 #include "hsm/softhsm_dev.h"
 #include "server/log.h"
@@ -124,8 +125,7 @@ bool HoldsRecords(const VaultConfig& c) {
 absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenToken(
     const ComponentOptions& o, bool holds_records) {
   HsmFlags flags = o.hsm;
-  const bool dev =
-      flags.pin_file.empty() && std::getenv("BKV_HSM_PIN") == nullptr;
+  const bool dev = !hsm::PinConfigured(flags.pin_file);
   if (dev && !o.dev) {
     return absl::FailedPreconditionError(
         "no HSM PIN: set [hsm] pin_file (mode 0600) or $BKV_HSM_PIN for the "

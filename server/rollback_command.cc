@@ -101,8 +101,7 @@ absl::StatusOr<Flags> ParseFlags(std::span<const std::string> args) {
 // The module and label the vault would log in to; the development token is
 // located the way `serve` finds it.
 absl::StatusOr<std::string> ModulePath(const VaultConfig& c) {
-  const bool dev =
-      c.hsm_pin_file.empty() && std::getenv("BKV_HSM_PIN") == nullptr;
+  const bool dev = !hsm::PinConfigured(c.hsm_pin_file);
   if (dev) {
     BKV_ASSIGN_OR_RETURN(
         hsm::SoftHsmDevToken t,
