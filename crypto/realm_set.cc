@@ -8,8 +8,6 @@
 #include "crypto/status_macros.h"
 
 namespace bkv::threshold {
-namespace {
-
 absl::Status CheckRealmId(std::string_view id) {
   if (id.empty() || id.size() > kMaxRealmIdSize) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -23,6 +21,8 @@ absl::Status CheckRealmId(std::string_view id) {
   }
   return absl::OkStatus();
 }
+
+namespace {
 
 absl::Status CheckRealms(std::span<const RealmConfig> realms) {
   std::set<std::string_view> ids;

@@ -32,6 +32,9 @@ struct RealmConfig {
 // with it too.
 absl::Status CheckThresholdRule(int n, int t);
 
+// A realm id: 1..64 printable ASCII bytes without spaces.
+absl::Status CheckRealmId(std::string_view id);
+
 class RealmSet {
  public:
   // Refuses a set that breaks CheckThresholdRule, duplicate or malformed

@@ -1,6 +1,7 @@
 #include "crypto/threshold_oprf.h"
 
 #include "absl/strings/str_cat.h"
+#include "crypto/realm_set.h"
 #include "crypto/status_macros.h"
 
 namespace bkv::threshold {

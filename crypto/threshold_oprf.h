@@ -27,7 +27,7 @@ inline constexpr size_t kVersionSize = 16;
 using RegistrationVersion = std::array<uint8_t, kVersionSize>;
 
 // "/bkv-realm-proof/v1" || I2OSP(len(realm_id), 1) || realm_id || version.
-// realm_id: 1..64 bytes (the realm-set rule).
+// realm_id must pass CheckRealmId (crypto/realm_set.h).
 absl::StatusOr<std::vector<uint8_t>> ProofBinding(
     std::string_view realm_id, const RegistrationVersion& version);
 
