@@ -28,7 +28,7 @@ void AppendU16(std::vector<uint8_t>& out, size_t v) {
 // I2OSP(len(x), 2) || x
 void AppendWithLength(std::vector<uint8_t>& out, std::span<const uint8_t> x) {
   AppendU16(out, x.size());
-  out.insert(out.end(), x.begin(), x.end());
+  AppendBytes(out, x);
 }
 
 absl::StatusOr<SecretBytes> HashToScalar(std::span<const uint8_t> msg) {
@@ -69,7 +69,7 @@ absl::StatusOr<Composites> ComputeComposites(const Element& pk,
     AppendU16(h2, i);
     AppendWithLength(h2, c[i]);
     AppendWithLength(h2, d[i]);
-    for (char ch : std::string_view("Composite")) h2.push_back(ch);
+    AppendBytes(h2, AsBytes("Composite"));
     BKV_ASSIGN_OR_RETURN(SecretBytes di, HashToScalar(h2));
     BKV_ASSIGN_OR_RETURN(Element mi, ristretto255::ScalarMult(di, c[i]));
     BKV_ASSIGN_OR_RETURN(Element zi, ristretto255::ScalarMult(di, d[i]));
@@ -87,7 +87,7 @@ absl::StatusOr<SecretBytes> Challenge(const Element& pk, const Composites& mz,
   for (const Element* e : {&pk, &mz.m, &mz.z, &t2, &t3}) {
     AppendWithLength(transcript, *e);
   }
-  for (char ch : std::string_view("Challenge")) transcript.push_back(ch);
+  AppendBytes(transcript, AsBytes("Challenge"));
   return HashToScalar(transcript);
 }
 

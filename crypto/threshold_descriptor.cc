@@ -16,12 +16,6 @@ namespace {
 
 constexpr std::string_view kLabel = "bkv-threshold-descriptor/v1";
 
-void Append(std::vector<uint8_t>& out, std::span<const uint8_t> bytes) {
-  const size_t at = out.size();
-  out.resize(at + bytes.size());
-  std::copy(bytes.begin(), bytes.end(), out.begin() + at);
-}
-
 void PutU32(std::vector<uint8_t>& out, uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) {
     out.push_back(static_cast<uint8_t>(v >> shift));
@@ -141,23 +135,23 @@ absl::StatusOr<Descriptor> Descriptor::Parse(std::span<const uint8_t> bytes) {
 
 std::vector<uint8_t> Descriptor::Serialize() const {
   std::vector<uint8_t> out;
-  Append(out, AsBytes(kLabel));
-  Append(out, version);
+  AppendBytes(out, AsBytes(kLabel));
+  AppendBytes(out, version);
   out.push_back(static_cast<uint8_t>(realms.size()));
   out.push_back(static_cast<uint8_t>(t));
   for (uint32_t v : {advertised_limit, per_realm_limit, ksf.iterations,
                      ksf.memory_kib, ksf.parallelism}) {
     PutU32(out, v);
   }
-  Append(out, public_key);
+  AppendBytes(out, public_key);
   for (const DescriptorRealm& realm : realms) {
     out.push_back(static_cast<uint8_t>(realm.realm_id.size()));
-    Append(out, AsBytes(realm.realm_id));
-    Append(out, realm.identity_key);
-    Append(out, realm.public_share);
+    AppendBytes(out, AsBytes(realm.realm_id));
+    AppendBytes(out, realm.identity_key);
+    AppendBytes(out, realm.public_share);
   }
-  Append(out, wrapped_hash);
-  Append(out, commit_hash);
+  AppendBytes(out, wrapped_hash);
+  AppendBytes(out, commit_hash);
   return out;
 }
 

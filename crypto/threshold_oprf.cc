@@ -1,6 +1,7 @@
 #include "crypto/threshold_oprf.h"
 
 #include "absl/strings/str_cat.h"
+#include "crypto/hash.h"
 #include "crypto/realm_set.h"
 #include "crypto/status_macros.h"
 
@@ -12,11 +13,11 @@ absl::StatusOr<std::vector<uint8_t>> ProofBinding(
     return absl::InvalidArgumentError(
         absl::StrCat("realm id must be 1 to 64 bytes, got ", realm_id.size()));
   }
-  constexpr std::string_view kLabel = "/bkv-realm-proof/v1";
-  std::vector<uint8_t> out(kLabel.begin(), kLabel.end());
+  std::vector<uint8_t> out;
+  AppendBytes(out, AsBytes("/bkv-realm-proof/v1"));
   out.push_back(static_cast<uint8_t>(realm_id.size()));
-  out.insert(out.end(), realm_id.begin(), realm_id.end());
-  out.insert(out.end(), version.begin(), version.end());
+  AppendBytes(out, AsBytes(realm_id));
+  AppendBytes(out, version);
   return out;
 }
 
