@@ -22,7 +22,7 @@
 // binding, so a proof made under one binding does not verify under another.
 // bkv binds a realm's proofs to its realm id and registration version
 // (docs/threshold.md, "Proof binding"); an empty binding is RFC 9497 exactly
-// (tested against its Appendix A.1.1 VOPRF vectors). Stateless; thread-safe.
+// (tested against its Appendix A.1.2 VOPRF vectors). Stateless; thread-safe.
 namespace bkv::dleq {
 
 using ristretto255::Element;

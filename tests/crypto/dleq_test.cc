@@ -1,5 +1,5 @@
 // RFC 9497 §2.2 DLEQ proofs (crypto/dleq.h) against the RFC's VOPRF-mode
-// vectors (Appendix A.1.1,
+// vectors (Appendix A.1.2,
 // tests/vectors/rfc9497-ristretto255-sha512-voprf.txt), and the ways a proof
 // must fail.
 #include "crypto/dleq.h"
