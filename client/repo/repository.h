@@ -221,8 +221,10 @@ class Repository {
   absl::Status RestorePacks(const std::map<ObjectId, PackPlan>& plan,
                             const std::map<ChunkId, Located>& chunks,
                             TreeWriter& writer);
+  // Into `bytes` (a reused buffer; its contents are replaced).
   absl::StatusOr<std::vector<uint8_t>> FetchPack(const ObjectId& pack,
-                                                 uint64_t size);
+                                                 uint64_t size,
+                                                 std::vector<uint8_t> bytes);
   absl::Status CheckReadData(const std::map<ChunkId, Located>& chunks,
                              RepoCheckReport& rep);
   absl::Status AdoptPacks(const std::map<std::string, uint64_t>& objects,
