@@ -234,6 +234,9 @@ class Repository {
                           const std::map<std::string, const TreeEntry*>& parent,
                           const std::map<ChunkId, Located>& known,
                           Packer& packer, RepoLock& lock, RepoBackupStats& st);
+  absl::Status AddChunk(const ChunkId& id, std::span<const uint8_t> chunk,
+                        const std::map<ChunkId, Located>& known, Packer& packer,
+                        TreeEntry& entry, RepoBackupStats& st);
   // Prune's repack and its new index (repo_backup.cc).
   absl::Status Repack(const std::map<ChunkId, Located>& chunks,
                       const std::set<ChunkId>& live, RepoLock& lock,
