@@ -205,9 +205,10 @@ class Repository::Packer {
   RepoBackupStats& st_;
   BoundedQueue<Raw> chunks_;
   BoundedQueue<Sealed> packs_;
-  // Enough buffers for the queue and the sealers, and for the open, the
-  // queued and the uploading pack.
-  BufferPool raw_pool_{32}, pack_pool_{3};
+  // Free raw chunk buffers up to what the queue holds; buffers for the
+  // open, the queued and the uploading pack.
+  BufferPool raw_pool_{kQueuedBytes};
+  BufferPool pack_pool_{3 * (kMaxPackBytes + 2 * ChunkerParams::kMax)};
   std::mutex open_mu_;
   Sealed open_;                     // under open_mu_
   std::atomic<int> sealing_;        // sealers still running

@@ -308,7 +308,7 @@ absl::Status Repository::RestorePacks(const std::map<ObjectId, PackPlan>& plan,
   // One pack waiting while two are being written: memory stays at a few
   // packs whatever the size of the restore. Their buffers are reused.
   BoundedQueue<std::pair<ObjectId, Fetched>> fetched(1);
-  BufferPool buffers(4);
+  BufferPool buffers(4 * kMaxPackBytes);
   Pipeline stages;
   stages.Watch(fetched);
   stages.Run([&]() -> absl::Status {  // the only thread using the store
