@@ -51,7 +51,7 @@ class Repository::Packer {
   Packer(Repository& repo, RepoBackupStats& st)
       : repo_(repo),
         st_(st),
-        chunks_(kQueuedBytes, [](const Raw& c) { return c.bytes.size(); }),
+        chunks_(kQueuedBytes, [](const Raw& c) { return c.bytes.capacity(); }),
         packs_(1),
         sealing_(Sealers()) {
     stages_.Watch(chunks_);
@@ -91,8 +91,9 @@ class Repository::Packer {
   std::vector<PackRecord>& closed() { return closed_; }
 
  private:
-  // Raw chunks waiting for a sealer: bounded by bytes, so memory does not
-  // depend on the chunk sizes a file happens to produce.
+  // Raw chunks waiting for a sealer: bounded by the bytes their (reused)
+  // buffers hold, so memory does not depend on the chunk sizes a file
+  // happens to produce.
   static constexpr size_t kQueuedBytes = 8 << 20;
   static constexpr int kMaxSealers = 4;
   // zstd level 1: on the bench's chat database it is both the fastest and
