@@ -26,8 +26,23 @@ class WebDavBlobStore final : public BlobStore {
   absl::Status Delete(std::string_view name) override;
   absl::StatusOr<BlobInfo> Stat(std::string_view name) override;
   std::string url() const override { return url_; }
+  absl::StatusOr<std::vector<BlobInfo>> FindLeftovers() override {
+    return Leftovers(false);
+  }
+  absl::StatusOr<std::vector<BlobInfo>> SweepTemporaries() override {
+    return Leftovers(true);
+  }
 
  private:
+  // One PROPFIND (Depth: 1) answer: the collection's members.
+  struct Member {
+    std::string name;
+    uint64_t size = 0;
+    int64_t modified_unix = 0;  // 0: the server did not say
+    bool collection = false;
+  };
+  absl::StatusOr<std::vector<Member>> Members();
+  absl::StatusOr<std::vector<BlobInfo>> Leftovers(bool remove);
   WebDavBlobStore(std::string url, std::string base, std::string path,
                   const BlobStoreOptions& options);
   absl::StatusOr<HttpResponse> Send(HttpRequest req,
