@@ -36,8 +36,9 @@ struct BlobInfo {
 //    partial upload, even if the source fails or the process dies midway
 //    (temp name + rename/MOVE, or S3 multipart completion). An existing
 //    object of the same name is replaced.
-//  - Names are [A-Za-z0-9._-]{1,200} and do not start with '.'; names that
-//    start with '.' are the store's own temporaries and never listed.
+//  - Names are [A-Za-z0-9._-]{1,200} and do not start with '.'; other
+//    names (`.tmp-*`, WebDAV's `tmp~*`) are the store's own temporaries and
+//    never listed.
 //  - Errors name the store URL (without credentials) and the object;
 //    NotFound for a missing object, Unavailable for a server that cannot be
 //    reached or keeps failing.
@@ -69,7 +70,7 @@ class BlobStore {
   // The temporaries that interrupted Puts left behind (a process killed
   // with SIGKILL gets no chance to remove its own), never one a running Put
   // still writes (docs/backup-format.md, "Leftovers of interrupted runs"):
-  // file `.tmp-*` no process holds locked, WebDAV `.tmp-*` unmodified for
+  // file `.tmp-*` no process holds locked, WebDAV `tmp~*` unmodified for
   // kLeftoverMinAgeS, S3 multipart uploads started kS3UploadLeftoverAgeS
   // ago. FindLeftovers only lists them; SweepTemporaries deletes them and
   // returns what it deleted. Unimplemented when the server cannot list them

@@ -99,8 +99,8 @@ absl::Status WebDavBlobStore::Put(std::string_view name, ByteSource& source) {
   BKV_RETURN_IF_ERROR(EnsureCollection());
   uint8_t rnd[8];
   SystemRandom().Bytes(rnd);
-  const std::string tmp = absl::StrCat(base_, path_, ".tmp-", HexEncode(rnd),
-                                       "-", std::string(name));
+  const std::string tmp = absl::StrCat(base_, path_, kTempPrefix,
+                                       HexEncode(rnd), "-", std::string(name));
   const std::string dest = absl::StrCat(base_, path_, std::string(name));
   HttpRequest put = Req("PUT", tmp);
   put.body_source = &source;
@@ -176,7 +176,7 @@ absl::StatusOr<std::vector<BlobInfo>> WebDavBlobStore::List() {
   return out;
 }
 
-// A `.tmp-*` member is a live Put's only while it is written (nginx keeps
+// A `tmp~*` member is a live Put's only while it is written (nginx keeps
 // the body elsewhere until the PUT completes) or between its PUT and MOVE:
 // either way modified in the last kLeftoverMinAgeS. An undated one is kept.
 absl::StatusOr<std::vector<BlobInfo>> WebDavBlobStore::Leftovers(bool remove) {
@@ -184,7 +184,7 @@ absl::StatusOr<std::vector<BlobInfo>> WebDavBlobStore::Leftovers(bool remove) {
   std::vector<BlobInfo> out;
   const int64_t now = std::time(nullptr);
   for (const Member& m : members) {
-    if (m.collection || !absl::StartsWith(m.name, ".tmp-") ||
+    if (m.collection || !absl::StartsWith(m.name, kTempPrefix) ||
         m.modified_unix == 0 || m.modified_unix + kLeftoverMinAgeS >= now) {
       continue;
     }

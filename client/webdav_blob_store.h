@@ -10,7 +10,7 @@
 namespace bkv {
 
 // A WebDAV collection (RFC 4918) over HTTP(S) with basic auth. Put streams
-// the body (chunked) to ".tmp-<random>-<name>", then MOVEs it over <name>
+// the body (chunked) to "tmp~<random>-<name>", then MOVEs it over <name>
 // (Overwrite: T), so readers never see a partial object; a failed upload
 // DELETEs the temporary. The collection is created with MKCOL on first Put.
 // List is PROPFIND with Depth: 1. Credentials from BKV_WEBDAV_USER and
@@ -34,6 +34,9 @@ class WebDavBlobStore final : public BlobStore {
   }
 
  private:
+  // Temporaries are named so that PROPFIND lists them (nginx's hides names
+  // starting with '.') and List does not ('~' is no object name).
+  static constexpr char kTempPrefix[] = "tmp~";
   // One PROPFIND (Depth: 1) answer: the collection's members.
   struct Member {
     std::string name;

@@ -290,7 +290,9 @@ std::vector<std::string> Temporaries(const std::string& dir) {
   for (auto it = fs::directory_iterator(dir, ec);
        !ec && it != fs::directory_iterator(); it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    if (name.find(".tmp-") != std::string::npos) found.push_back(name);
+    if (name.find(".tmp-") != std::string::npos || name.rfind("tmp~", 0) == 0) {
+      found.push_back(name);
+    }
   }
   return found;
 }
@@ -476,7 +478,7 @@ long long JsonCount(const std::string& json, const std::string& key,
 // Issue 19.4: what killed runs left is found by `bkv check` (count, bytes,
 // --json), deleted by prune, and a live writer's temporary is not. The
 // leftovers are made as SIGKILL leaves them: a file `.tmp-*` no process
-// holds, a WebDAV `.tmp-*` whose PUT completed and whose MOVE never came
+// holds, a WebDAV `tmp~*` whose PUT completed and whose MOVE never came
 // (nginx keeps an unfinished body out of the collection). s3rver cannot
 // list unfinished multipart uploads: check says so and still passes.
 TEST_P(RepoProcessTest, CheckReportsLeftoversAndPruneRemovesThemFault) {
@@ -490,7 +492,7 @@ TEST_P(RepoProcessTest, CheckReportsLeftoversAndPruneRemovesThemFault) {
       env_.empty() ? ""
                    : fs::path(BKV_TEST_SERVERS_ENV).parent_path().string());
   if (GetParam() == "s3") {
-    Done check = Bkv(WithKey({"check", "--from", url, "--json"}));
+    Done check = Bkv(WithKey({"check", "--from", url}));
     EXPECT_EQ(check.code, 0) << check.err;
     EXPECT_NE(check.out.find("\"listed\":false"), std::string::npos)
         << check.out;
@@ -498,35 +500,38 @@ TEST_P(RepoProcessTest, CheckReportsLeftoversAndPruneRemovesThemFault) {
     return;
   }
   ASSERT_TRUE(fs::is_directory(backing)) << backing;
-  const std::string stale = backing + "/.tmp-00112233445566778-pack-x";
+  // Named as this store's Put names its temporaries.
+  const std::string tmp = GetParam() == "webdav" ? "tmp~" : ".tmp-";
+  const std::string stale = backing + "/" + tmp + "00112233445566778-pack-x";
   WriteFile(stale, RandomBytes(4321, 8));
   Backdate(stale);
   // A live writer's: on file locked (however old), on WebDAV fresh.
-  const std::string live = backing + "/.tmp-0123456789abcdef-live";
+  const std::string live = backing + "/" + tmp + "0123456789abcdef-live";
   WriteFile(live, RandomBytes(10, 9));
   int fd = ::open(live.c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(::flock(fd, LOCK_EX), 0);
   if (GetParam() == "file") Backdate(live);
 
-  Done check = Bkv(WithKey({"check", "--from", url, "--json"}));
+  Done check = Bkv(WithKey({"check", "--from", url}));
   EXPECT_EQ(check.code, 0) << check.err;
   EXPECT_EQ(JsonCount(check.out, "leftovers", "objects"), 1) << check.out;
   EXPECT_EQ(JsonCount(check.out, "leftovers", "bytes"), 4321) << check.out;
-  Done text = Bkv(WithKey({"check", "--from", url}));
-  EXPECT_NE(text.out.find("leftovers: 1 temporary object"), std::string::npos)
+  Done text = Bkv({"check", "--from", url, "--key-file", dir_ / "k"});
+  EXPECT_NE(text.out.find("leftovers: 1 temporary object (4.2 KiB)"),
+            std::string::npos)
       << text.out;
   EXPECT_EQ(Temporaries(backing).size(), 2u) << "check deletes nothing";
 
-  Done prune = Bkv(WithKey({"prune", "--from", url, "--json"}));
-  ::close(fd);
+  Done prune = Bkv(WithKey({"prune", "--from", url}));
   ASSERT_EQ(prune.code, 0) << prune.err;
   EXPECT_EQ(JsonCount(prune.out, "leftovers_deleted", "objects"), 1)
       << prune.out;
   EXPECT_THAT(Temporaries(backing),
-              ::testing::ElementsAre(".tmp-0123456789abcdef-live"));
-  Done after = Bkv(WithKey({"check", "--from", url, "--json"}));
+              ::testing::ElementsAre(tmp + "0123456789abcdef-live"));
+  Done after = Bkv(WithKey({"check", "--from", url}));
   EXPECT_EQ(JsonCount(after.out, "leftovers", "objects"), 0) << after.out;
+  ::close(fd);
 }
 
 // SIGKILL mid-upload of a large backup to WebDAV: nginx drops the
@@ -545,7 +550,7 @@ TEST_P(RepoProcessTest, SigkilledWebDavUploadLeavesNothingFault) {
       << "the backup ended before it created the collection";
   Wait(p);
   EXPECT_THAT(Temporaries(backing), ::testing::IsEmpty());
-  Done check = Bkv(WithKey({"check", "--from", url, "--json"}));
+  Done check = Bkv(WithKey({"check", "--from", url}));
   EXPECT_EQ(JsonCount(check.out, "leftovers", "objects"), 0) << check.out;
 }
 
