@@ -68,6 +68,14 @@ const std::vector<Command>& Commands() {
   return kCommands;
 }
 
+// What runs the top-level command `name`, which the parse selected.
+RunFn RunOf(const std::string& name) {
+  for (const Command& c : Commands()) {
+    if (name == c.name) return c.run;
+  }
+  return nullptr;  // not reached: only registered commands parse
+}
+
 // A leaf takes the rest of the line as is: its command parses it (and
 // prints its own --help).
 void AddLeaf(CLI::App& parent, const char* name, const char* summary) {
@@ -102,8 +110,15 @@ int Main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return 0;
+    // A group's help is its command's own usage, which lists its flags.
+    std::vector<std::string> words;
+    cmdline::Selected(app, &words);
+    if (words.empty()) {
+      std::cout << app.help();
+      return 0;
+    }
+    const std::vector<std::string> help = {"--help"};
+    return RunOf(words[0])(help);
   } catch (const CLI::CallForVersion& v) {
     std::cout << v.what() << "\n";
     return 0;
@@ -115,10 +130,7 @@ int Main(int argc, char** argv) {
   const CLI::App& leaf = cmdline::Selected(app, &words);
   std::vector<std::string> args(words.begin() + 1, words.end());
   for (const std::string& a : leaf.remaining()) args.push_back(a);
-  for (const Command& c : Commands()) {
-    if (words[0] == c.name) return c.run(args);
-  }
-  return 2;  // not reached: the parse selected a registered command
+  return RunOf(words[0])(args);
 }
 
 }  // namespace
