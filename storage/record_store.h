@@ -32,6 +32,9 @@ namespace bkv::storage {
 //    re-open registration.
 //  - kResourceExhausted (disk full) and kFailedPrecondition (read-only data
 //    directory) leave the stored data intact; reads keep working.
+//  - kUnavailable from a write leaves its outcome unknown: it may apply
+//    later (e.g. a log entry whose sync failed, replayed at the next open),
+//    whatever the underlying errno.
 // Implementations are thread-safe.
 class RecordStore {
  public:

@@ -24,16 +24,32 @@
 namespace bkv::storage {
 namespace {
 
+// A sync of a file RocksDB had already written failed: for the WAL, the
+// entry is in the file and the next open replays it, whatever the errno.
+bool SyncFailed(absl::string_view detail) {
+  return absl::StrContains(detail, "While fdatasync") ||
+         absl::StrContains(detail, "While fsync");
+}
+
 // The one place a rocksdb::Status becomes an absl::Status. Messages name the
 // data directory and what to do; RocksDB's own text follows for operators.
+// `attempted_write`: `s` answers a write RocksDB accepted into its log
+// (not one refused up front), so a failed sync leaves its outcome unknown:
+// kUnavailable (record_store.h), never "full" or "read-only".
 absl::Status FromRocksDb(const rocksdb::Status& s, absl::string_view data_dir,
-                         absl::string_view op) {
+                         absl::string_view op, bool attempted_write = false) {
   if (s.ok()) return absl::OkStatus();
   const std::string detail = s.ToString();
   auto with = [&](absl::string_view what) {
     return absl::StrCat("data directory ", data_dir, " ", what, " (", op,
                         "; rocksdb: ", detail, ")");
   };
+  if (attempted_write && SyncFailed(detail)) {
+    return absl::UnavailableError(
+        with("could not sync a write, which may still apply when the vault "
+             "restarts (its log entry is on disk); check the disk, then "
+             "restart the vault"));
+  }
   if (s.IsNoSpace() || absl::StrContains(detail, "No space left")) {
     return absl::ResourceExhaustedError(
         with("is full: free space, then retry; reads keep working"));
@@ -94,8 +110,9 @@ struct RocksDbRecordStore::Impl {
         sealer(std::move(s)),
         stripes(std::max<size_t>(1, o.lock_stripes)) {}
 
-  absl::Status Check(const rocksdb::Status& s, absl::string_view op) const {
-    return FromRocksDb(s, options.data_dir, op);
+  absl::Status Check(const rocksdb::Status& s, absl::string_view op,
+                     bool attempted_write = false) const {
+    return FromRocksDb(s, options.data_dir, op, attempted_write);
   }
 
   std::mutex& StripeFor(const AccountKey& key) {
@@ -147,17 +164,21 @@ struct RocksDbRecordStore::Impl {
     BKV_RETURN_IF_ERROR(CheckFreeSpace());
     // After a failed write RocksDB refuses writes until resumed. Resuming is
     // best effort (kBusy while RocksDB's own disk-full recovery waits for
-    // space): the write's status below is what the caller learns.
+    // space): the write's status below is what the caller learns. While it
+    // stays stopped, a write fails with the earlier error before reaching
+    // the log: nothing of it lands.
+    bool stopped = false;
     if (needs_resume.load()) {
       std::lock_guard<std::mutex> lock(resume_mu);
-      if (needs_resume.load()) db->Resume().PermitUncheckedError();
+      if (needs_resume.load()) stopped = !db->Resume().ok();
     }
     rocksdb::WriteOptions wo;
     wo.sync = sync;
     wo.disableWAL = !sync;
     rocksdb::Status s = db->Write(wo, &batch);
     needs_resume.store(!s.ok());
-    return Check(s, sync ? "synced write" : "unsynced bulk write");
+    return Check(s, sync ? "synced write" : "unsynced bulk write",
+                 sync && !stopped);
   }
 };
 

@@ -252,6 +252,39 @@ class VaultFaultTest : public VaultFixture {
     EXPECT_TRUE(rec.backup_key == key);
     EXPECT_EQ(Status(acct).attempts_remaining(), s.attempt_limit());
   }
+
+  // Why libfiu can't run here ("" when it can).
+  static std::string FiuUnavailable() {
+#if defined(__SANITIZE_ADDRESS__)
+    // fiu-run preloads libfiu ahead of the ASan runtime, which ASan refuses;
+    // the release build runs these tests.
+    return "libfiu's LD_PRELOAD cannot precede the ASan runtime";
+#endif
+    if (::access("/usr/bin/fiu-run", X_OK) != 0 ||
+        ::access("/usr/bin/fiu-ctrl", X_OK) != 0) {
+      return "needs fiu-utils (scripts/install-deps.sh)";
+    }
+    return "";
+  }
+  // The vault under fiu-run: libfiu's POSIX wrappers, controlled by FiuCtrl.
+  void StartUnderFiu() {
+    vault_.set_wrapper({"/usr/bin/fiu-run", "-x", "-f", FiuFifo()});
+    StartVault({"--account-burst", "1000", "--account-per-second", "1000",
+                "--guess-burst", "1000", "--guess-per-second", "1000"});
+  }
+  std::string FiuFifo() const { return vault_.data_dir() + "/fiu"; }
+  void FiuCtrl(const std::string& cmd) {
+    const std::string line = "/usr/bin/fiu-ctrl -f '" + FiuFifo() + "' -c '" +
+                             cmd + "' " + std::to_string(vault_.pid());
+    ASSERT_EQ(std::system(line.c_str()), 0) << line;
+  }
+  // A fault may have stopped the store: the operator restarts the vault.
+  void RestartWithoutFiu() {
+    client_.reset();
+    vault_.Stop();
+    vault_.set_wrapper({});
+    StartVault();
+  }
 };
 
 TEST_F(VaultFaultTest, FullAuditLogDiskNeverCostsAnAttempt) {
@@ -316,26 +349,11 @@ TEST_F(VaultFaultTest, FullDataDiskNeverCostsAnAttempt) {
 // fdatasync(2) calls (RocksDB's WAL, the audit log, the logs) while a correct
 // password keeps recovering. Whatever fails, no attempt may be lost.
 TEST_F(VaultFaultTest, RandomWriteAndSyncFaultsCostNoUnannouncedAttempt) {
-#if defined(__SANITIZE_ADDRESS__)
-  // fiu-run preloads libfiu ahead of the ASan runtime, which ASan refuses;
-  // the release build runs this test.
-  GTEST_SKIP() << "libfiu's LD_PRELOAD cannot precede the ASan runtime";
-#endif
-  if (::access("/usr/bin/fiu-run", X_OK) != 0 ||
-      ::access("/usr/bin/fiu-ctrl", X_OK) != 0) {
-    GTEST_SKIP() << "needs fiu-utils (scripts/install-deps.sh)";
-  }
-  const std::string fifo = vault_.data_dir() + "/fiu";
-  vault_.set_wrapper({"/usr/bin/fiu-run", "-x", "-f", fifo});
-  StartVault({"--account-burst", "1000", "--account-per-second", "1000",
-              "--guess-burst", "1000", "--guess-per-second", "1000"});
+  if (auto why = FiuUnavailable(); !why.empty()) GTEST_SKIP() << why;
+  StartUnderFiu();
   const std::string acct = "shaken";
   SecretBytes key = RegisterOrDie(acct, "pw");
-  auto ctrl = [&](const std::string& cmd) {
-    const std::string line = "/usr/bin/fiu-ctrl -f '" + fifo + "' -c '" + cmd +
-                             "' " + std::to_string(vault_.pid());
-    ASSERT_EQ(std::system(line.c_str()), 0) << line;
-  };
+  auto ctrl = [&](const std::string& cmd) { FiuCtrl(cmd); };
   ctrl("enable_random name=posix/io/rw/write,probability=0.02");
   ctrl("enable_random name=posix/io/sync/fdatasync,probability=0.02");
   int ok = 0, refused = 0;
@@ -350,11 +368,7 @@ TEST_F(VaultFaultTest, RandomWriteAndSyncFaultsCostNoUnannouncedAttempt) {
   }
   ctrl("disable name=posix/io/rw/write");
   ctrl("disable name=posix/io/sync/fdatasync");
-  // A fault may have stopped the store: the operator restarts the vault.
-  client_.reset();
-  vault_.Stop();
-  vault_.set_wrapper({});
-  StartVault();
+  RestartWithoutFiu();
   std::printf("recoveries ok: %d, refused: %d, finishes held open: %zu\n", ok,
               refused, held.size());
   CompleteHeld(acct, key, held, /*ambiguous=*/true);
@@ -362,6 +376,33 @@ TEST_F(VaultFaultTest, RandomWriteAndSyncFaultsCostNoUnannouncedAttempt) {
   // replay it at restart): such refusals say "possibly spent", and only
   // those may have cost an attempt.
   ExpectNoAttemptLost(acct, key, refused, possibly_spent_);
+}
+
+// Regression: RandomWriteAndSyncFaults failed about 1 run in 10 with "lost=1
+// vs announced=0". libfiu failed the fdatasync of RocksDB's WAL with EROFS
+// (one of the errnos it picks); the store reported "read-only", a refusal
+// before writing, so RecoverStart said ATTEMPT_NOT_COUNTED, yet the counting
+// write's log entry was in the file and the restart replayed it. Here the
+// counting write's sync fails with EROFS every time.
+TEST_F(VaultFaultTest, FailedSyncOfTheCountingWriteIsAnnounced) {
+  if (auto why = FiuUnavailable(); !why.empty()) GTEST_SKIP() << why;
+  StartUnderFiu();
+  const std::string acct = "unsynced";
+  SecretBytes key = RegisterOrDie(acct, "pw");
+  FiuCtrl("enable name=posix/io/sync/fdatasync,failinfo=" +
+          std::to_string(EROFS));
+  std::vector<HeldFinish> held;
+  EXPECT_EQ(RecoverTolerant(acct, key, &held), 1);
+  FiuCtrl("disable name=posix/io/sync/fdatasync");
+  EXPECT_EQ(possibly_spent_, 1);  // "possibly spent", not "not counted"
+  EXPECT_TRUE(held.empty());
+  // Until the restart the store refuses writes before they reach its log
+  // (or has resumed): refused before counting, or served.
+  const int refused = RecoverUnderFault(acct, key, 2, &held);
+  RestartWithoutFiu();
+  std::printf("refused while stopped: %d\n", refused);
+  CompleteHeld(acct, key, held);
+  ExpectNoAttemptLost(acct, key, 1 + refused, possibly_spent_);
 }
 
 }  // namespace
