@@ -67,11 +67,59 @@ absl::StatusOr<DescriptorRealm> ParseRealm(Reader& r) {
   BKV_RETURN_IF_ERROR(CheckRealmId(realm.realm_id));
   BKV_ASSIGN_OR_RETURN(realm.identity_key, r.Element("identity key"));
   BKV_ASSIGN_OR_RETURN(realm.public_share, r.Element("public share"));
+  BKV_ASSIGN_OR_RETURN(realm.second_public_share,
+                       r.Element("second public share"));
   return realm;
 }
 
-// What the layout cannot express: the realm-set rule, G, and the shares'
-// consistency with K.
+absl::Status CheckKsfFloor(const Argon2idParams& ksf) {
+  BKV_RETURN_IF_ERROR(ksf.Validate());
+  if (ksf.iterations < kMinKsf.iterations ||
+      ksf.memory_kib < kMinKsf.memory_kib) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "threshold descriptor: KSF ", ksf.iterations, " passes over ",
+        ksf.memory_kib, " KiB is below the floor of ", kMinKsf.iterations,
+        " pass over ", kMinKsf.memory_kib,
+        " KiB; register with stronger "
+        "Argon2id parameters"));
+  }
+  return absl::OkStatus();
+}
+
+// Realm ids and identity keys each appear once: a realm listed twice would
+// hold two shares, i.e. count for two of the t.
+absl::Status CheckDistinctRealms(std::span<const DescriptorRealm> realms) {
+  for (size_t i = 0; i < realms.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (realms[i].realm_id == realms[j].realm_id) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("threshold descriptor: realm id '", realms[i].realm_id,
+                         "' appears twice"));
+      }
+      if (realms[i].identity_key == realms[j].identity_key) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "threshold descriptor: realms '", realms[j].realm_id, "' and '",
+            realms[i].realm_id, "' have the same identity key"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Both dealings (K_i for k, S_i for s) on a polynomial of degree t - 1.
+absl::Status CheckDealings(const Descriptor& d) {
+  std::vector<shamir::Point> k_shares, s_shares;
+  for (size_t i = 0; i < d.realms.size(); ++i) {
+    const auto index = static_cast<uint8_t>(i + 1);
+    k_shares.push_back({index, d.realms[i].public_share});
+    s_shares.push_back({index, d.realms[i].second_public_share});
+  }
+  BKV_RETURN_IF_ERROR(shamir::CheckPublicShares(d.public_key, k_shares, d.t));
+  return shamir::CheckPublicShares(d.second_public_key, s_shares, d.t);
+}
+
+// What the layout cannot express: the realm-set rule, G, the KSF floor,
+// distinct realms, and the shares' consistency with K and S.
 absl::Status CheckSemantics(const Descriptor& d) {
   const int n = static_cast<int>(d.realms.size());
   BKV_RETURN_IF_ERROR(CheckThresholdRule(n, d.t));
@@ -82,19 +130,9 @@ absl::Status CheckSemantics(const Descriptor& d) {
         "threshold descriptor: per-realm limit ", d.per_realm_limit,
         " is not floor(L / (n - t + 1)) = ", limits.per_realm));
   }
-  BKV_RETURN_IF_ERROR(d.ksf.Validate());
-  std::vector<shamir::Point> shares;
-  for (int i = 0; i < n; ++i) {
-    for (int j = 0; j < i; ++j) {
-      if (d.realms[i].realm_id == d.realms[j].realm_id) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("threshold descriptor: realm id '",
-                         d.realms[i].realm_id, "' appears twice"));
-      }
-    }
-    shares.push_back({static_cast<uint8_t>(i + 1), d.realms[i].public_share});
-  }
-  return shamir::CheckPublicShares(d.public_key, shares, d.t);
+  BKV_RETURN_IF_ERROR(CheckKsfFloor(d.ksf));
+  BKV_RETURN_IF_ERROR(CheckDistinctRealms(d.realms));
+  return CheckDealings(d);
 }
 
 }  // namespace
@@ -116,6 +154,7 @@ absl::StatusOr<Descriptor> Descriptor::Parse(std::span<const uint8_t> bytes) {
   BKV_ASSIGN_OR_RETURN(d.ksf.memory_kib, r.U32("ksf memory"));
   BKV_ASSIGN_OR_RETURN(d.ksf.parallelism, r.U32("ksf parallelism"));
   BKV_ASSIGN_OR_RETURN(d.public_key, r.Element("public key"));
+  BKV_ASSIGN_OR_RETURN(d.second_public_key, r.Element("second public key"));
   if (nt[0] < 1 || nt[0] > kMaxRealms) {
     return absl::InvalidArgumentError(
         absl::StrCat("threshold descriptor: ", nt[0], " realms"));
@@ -144,11 +183,13 @@ std::vector<uint8_t> Descriptor::Serialize() const {
     PutU32(out, v);
   }
   AppendBytes(out, public_key);
+  AppendBytes(out, second_public_key);
   for (const DescriptorRealm& realm : realms) {
     out.push_back(static_cast<uint8_t>(realm.realm_id.size()));
     AppendBytes(out, AsBytes(realm.realm_id));
     AppendBytes(out, realm.identity_key);
     AppendBytes(out, realm.public_share);
+    AppendBytes(out, realm.second_public_share);
   }
   AppendBytes(out, wrapped_hash);
   AppendBytes(out, commit_hash);

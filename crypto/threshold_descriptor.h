@@ -21,21 +21,31 @@
 //   version[16]  n u8  t u8  L u32  G u32
 //   ksf: iterations u32  memory_kib u32  parallelism u32
 //   public_key[32]                          K = k * G
-//   n x { id_len u8, realm_id, identity_key[32], public_share[32] }
+//   second_public_key[32]                   S = s * G
+//   n x { id_len u8, realm_id, identity_key[32], public_share[32],
+//         second_public_share[32] }         K_i = k_i * G, S_i = s_i * G
 //   wrapped_hash[32]                        SHA-256 of the wrapped backup key
 //   commit_hash[32]                         SHA-256 of the commit secret
 //
 //   commitment = SHA-256(descriptor)
 //
 // Parse accepts only what a correct dealer writes: the realm-set rule, valid
-// realm ids and elements, G = floor(L / (n - t + 1)), public shares on one
-// polynomial of degree t - 1 through K, no trailing bytes.
+// and distinct realm ids and identity keys, G = floor(L / (n - t + 1)), KSF
+// parameters at or above kMinKsf, the K_i on one polynomial of degree
+// exactly t - 1 through K and the S_i on one through S, no trailing bytes.
 namespace bkv::threshold {
+
+// The weakest KSF a descriptor may name. It is a protocol floor, below any
+// realm's own policy (`min_ksf_memory_kib`, default 8 MiB as well): with
+// 1 pass over 8 KiB, t colluding realms would guess offline almost for free.
+inline constexpr Argon2idParams kMinKsf = {
+    .iterations = 1, .memory_kib = 8192, .parallelism = 1};
 
 struct DescriptorRealm {
   std::string realm_id;
   ristretto255::Element identity_key{};
-  ristretto255::Element public_share{};
+  ristretto255::Element public_share{};         // K_i
+  ristretto255::Element second_public_share{};  // S_i
 };
 
 struct Descriptor {
@@ -44,8 +54,9 @@ struct Descriptor {
   uint32_t advertised_limit = 0;
   uint32_t per_realm_limit = 0;
   Argon2idParams ksf;
-  ristretto255::Element public_key{};
-  std::vector<DescriptorRealm> realms;  // Shamir index = position + 1
+  ristretto255::Element public_key{};         // K
+  ristretto255::Element second_public_key{};  // S
+  std::vector<DescriptorRealm> realms;        // Shamir index = position + 1
   std::array<uint8_t, 32> wrapped_hash{};
   std::array<uint8_t, 32> commit_hash{};
 

@@ -11,25 +11,11 @@ namespace bkv::threshold {
 namespace {
 
 using testing::Deal;
+using testing::DealRegistration;
 using testing::PublicOf;
 
 Descriptor Valid(int t = 2, int n = 3) {
-  Descriptor d;
-  d.version = {7, 7, 7};
-  d.t = t;
-  d.advertised_limit = 10;
-  d.per_realm_limit = 10 / (n - t + 1);
-  d.ksf = {1, 1024, 1};
-  SecretBytes k = SystemRandom().Scalar();
-  d.public_key = PublicOf(k);
-  for (const auto& share : Deal(k, t, n)) {
-    d.realms.push_back({"realm-" + std::to_string(share.index),
-                        PublicOf(SystemRandom().Scalar()),
-                        PublicOf(share.value)});
-  }
-  d.wrapped_hash.fill(0xaa);
-  d.commit_hash.fill(0xbb);
-  return d;
+  return DealRegistration(SystemRandom().Scalar(), t, n).descriptor;
 }
 
 TEST(ThresholdDescriptorTest, RoundTripsAndCommits) {
@@ -91,6 +77,49 @@ TEST(ThresholdDescriptorTest, InconsistentContentIsRefused) {
   d = Valid();
   d.realms[0].identity_key = {};  // identity element
   EXPECT_TRUE(refuses(d));
+  d = Valid();
+  d.realms[2].second_public_share = PublicOf(SystemRandom().Scalar());
+  EXPECT_TRUE(refuses(d));  // S_i not on the second polynomial
+  d = Valid();
+  d.second_public_key = d.public_key;
+  EXPECT_TRUE(refuses(d));
+}
+
+TEST(ThresholdDescriptorTest, OneRealmListedTwiceIsRefused) {
+  // The same realm under two ids would hold two of the t shares.
+  Descriptor d = Valid();
+  d.realms[2].identity_key = d.realms[0].identity_key;
+  auto parsed = Descriptor::Parse(d.Serialize());
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(parsed.status().message().find("same identity key"),
+            std::string::npos);
+}
+
+TEST(ThresholdDescriptorTest, KsfBelowTheFloorIsRefused) {
+  for (Argon2idParams weak :
+       {Argon2idParams{1, 8, 1}, Argon2idParams{3, kMinKsf.memory_kib - 1, 1},
+        Argon2idParams{0, kMinKsf.memory_kib, 1}}) {
+    Descriptor d = Valid();
+    d.ksf = weak;
+    EXPECT_EQ(Descriptor::Parse(d.Serialize()).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << weak.iterations << " " << weak.memory_kib;
+  }
+  Descriptor d = Valid();
+  d.ksf = kMinKsf;
+  EXPECT_TRUE(Descriptor::Parse(d.Serialize()).ok());
+}
+
+TEST(ThresholdDescriptorTest, ConstantDealingIsRefused) {
+  // K_i = K (or S_i = S) at every realm: each realm alone holds the secret.
+  Descriptor d = Valid();
+  for (auto& realm : d.realms) realm.public_share = d.public_key;
+  EXPECT_EQ(Descriptor::Parse(d.Serialize()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  d = Valid();
+  for (auto& realm : d.realms) realm.second_public_share = d.second_public_key;
+  EXPECT_EQ(Descriptor::Parse(d.Serialize()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace
