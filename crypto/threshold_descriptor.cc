@@ -122,6 +122,10 @@ absl::Status CheckDealings(const Descriptor& d) {
 // distinct realms, and the shares' consistency with K and S.
 absl::Status CheckSemantics(const Descriptor& d) {
   const int n = static_cast<int>(d.realms.size());
+  if (d.epoch == 0) {
+    return absl::InvalidArgumentError(
+        "threshold descriptor: registration epochs start at 1");
+  }
   BKV_RETURN_IF_ERROR(CheckThresholdRule(n, d.t));
   BKV_ASSIGN_OR_RETURN(AttemptLimits limits,
                        ComputeAttemptLimits(d.advertised_limit, n, d.t));
@@ -146,6 +150,10 @@ absl::StatusOr<Descriptor> Descriptor::Parse(std::span<const uint8_t> bytes) {
         "not a threshold descriptor (label mismatch)");
   }
   BKV_RETURN_IF_ERROR(r.Copy(d.version, "version"));
+  BKV_ASSIGN_OR_RETURN(uint32_t epoch_high, r.U32("epoch"));
+  BKV_ASSIGN_OR_RETURN(uint32_t epoch_low, r.U32("epoch"));
+  d.epoch = (uint64_t{epoch_high} << 32) | epoch_low;
+  BKV_RETURN_IF_ERROR(r.Copy(d.previous_commitment, "previous commitment"));
   BKV_ASSIGN_OR_RETURN(auto nt, r.Take(2, "n and t"));
   d.t = nt[1];
   BKV_ASSIGN_OR_RETURN(d.advertised_limit, r.U32("attempt limit"));
@@ -176,6 +184,9 @@ std::vector<uint8_t> Descriptor::Serialize() const {
   std::vector<uint8_t> out;
   AppendBytes(out, AsBytes(kLabel));
   AppendBytes(out, version);
+  PutU32(out, static_cast<uint32_t>(epoch >> 32));
+  PutU32(out, static_cast<uint32_t>(epoch));
+  AppendBytes(out, previous_commitment);
   out.push_back(static_cast<uint8_t>(realms.size()));
   out.push_back(static_cast<uint8_t>(t));
   for (uint32_t v : {advertised_limit, per_realm_limit, ksf.iterations,
@@ -194,6 +205,25 @@ std::vector<uint8_t> Descriptor::Serialize() const {
   AppendBytes(out, wrapped_hash);
   AppendBytes(out, commit_hash);
   return out;
+}
+
+absl::Status CheckShare(const Descriptor& descriptor, size_t position,
+                        ShareKind kind, const SecretBytes& share) {
+  if (position >= descriptor.realms.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no realm at position ", position, " of the descriptor"));
+  }
+  const DescriptorRealm& realm = descriptor.realms[position];
+  const bool key = kind == ShareKind::kKey;
+  auto public_share = ristretto255::ScalarMultBase(share);
+  if (!public_share.ok() ||
+      *public_share != (key ? realm.public_share : realm.second_public_share)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("realm '", realm.realm_id, "': its ",
+                     key ? "key share" : "second-secret share",
+                     " does not match the descriptor's commitment"));
+  }
+  return absl::OkStatus();
 }
 
 std::array<uint8_t, 32> Descriptor::Commitment() const {

@@ -18,7 +18,8 @@
 // only with t that agree. All integers big endian:
 //
 //   "bkv-threshold-descriptor/v1"           27-byte label
-//   version[16]  n u8  t u8  L u32  G u32
+//   version[16]  epoch u64  previous_commitment[32]
+//   n u8  t u8  L u32  G u32
 //   ksf: iterations u32  memory_kib u32  parallelism u32
 //   public_key[32]                          K = k * G
 //   second_public_key[32]                   S = s * G
@@ -50,6 +51,13 @@ struct DescriptorRealm {
 
 struct Descriptor {
   RegistrationVersion version{};
+  // The account's registration epoch, >= 1: higher than every epoch any of
+  // the realms has seen for the account (they refuse others), so a newer
+  // registration always has the higher epoch.
+  uint64_t epoch = 1;
+  // The commitment this registration replaces; zeros if the client knows
+  // none (first registration, or a client that lost its state).
+  std::array<uint8_t, 32> previous_commitment{};
   int t = 0;
   uint32_t advertised_limit = 0;
   uint32_t per_realm_limit = 0;
@@ -64,6 +72,17 @@ struct Descriptor {
   std::vector<uint8_t> Serialize() const;
   std::array<uint8_t, 32> Commitment() const;
 };
+
+// Which of a realm's two secret shares CheckShare checks.
+enum class ShareKind { kKey, kSecond };  // k_i against K_i, s_i against S_i
+
+// Whether `share` is the one the descriptor commits to at `position`
+// (0-based): share * G equals K_i or S_i. A realm checks its prepared shares
+// with it; a client checks each released s_i, so a bad share is that
+// realm's fault, never a wrong password. FAILED_PRECONDITION naming the
+// realm otherwise.
+absl::Status CheckShare(const Descriptor& descriptor, size_t position,
+                        ShareKind kind, const SecretBytes& share);
 
 }  // namespace bkv::threshold
 

@@ -30,6 +30,18 @@ TEST(ThresholdDescriptorTest, RoundTripsAndCommits) {
   Descriptor a = Valid(), b = a;
   b.commit_hash[0] ^= 1;
   EXPECT_NE(a.Commitment(), b.Commitment());
+  // The epoch and the chain to the previous registration are committed too.
+  b = a;
+  b.epoch = (uint64_t{1} << 32) + 1;
+  auto parsed = Descriptor::Parse(b.Serialize());
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->epoch, b.epoch);
+  EXPECT_NE(a.Commitment(), b.Commitment());
+  b = a;
+  b.previous_commitment = a.Commitment();
+  EXPECT_NE(a.Commitment(), b.Commitment());
+  EXPECT_EQ(Descriptor::Parse(b.Serialize())->previous_commitment,
+            a.Commitment());
 }
 
 TEST(ThresholdDescriptorTest, EveryTruncationAndTrailingByteIsRefused) {
@@ -83,6 +95,9 @@ TEST(ThresholdDescriptorTest, InconsistentContentIsRefused) {
   d = Valid();
   d.second_public_key = d.public_key;
   EXPECT_TRUE(refuses(d));
+  d = Valid();
+  d.epoch = 0;
+  EXPECT_TRUE(refuses(d));
 }
 
 TEST(ThresholdDescriptorTest, OneRealmListedTwiceIsRefused) {
@@ -120,6 +135,25 @@ TEST(ThresholdDescriptorTest, ConstantDealingIsRefused) {
   for (auto& realm : d.realms) realm.second_public_share = d.second_public_key;
   EXPECT_EQ(Descriptor::Parse(d.Serialize()).status().code(),
             absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(ThresholdDescriptorTest, SharesAreCheckedAgainstTheirCommitments) {
+  testing::Dealing reg = DealRegistration(SystemRandom().Scalar(), 2, 3);
+  const Descriptor& d = reg.descriptor;
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(CheckShare(d, i, ShareKind::kKey, reg.shares[i].value).ok());
+    EXPECT_TRUE(
+        CheckShare(d, i, ShareKind::kSecond, reg.second_shares[i].value).ok());
+  }
+  // A realm releasing another realm's s_i, its k_i in place of s_i, or a
+  // random scalar is caught and named.
+  auto wrong = CheckShare(d, 0, ShareKind::kSecond, reg.second_shares[1].value);
+  EXPECT_EQ(wrong.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(wrong.message().find("realm-1"), std::string::npos);
+  EXPECT_FALSE(CheckShare(d, 0, ShareKind::kSecond, reg.shares[0].value).ok());
+  EXPECT_FALSE(CheckShare(d, 2, ShareKind::kKey, SystemRandom().Scalar()).ok());
+  EXPECT_FALSE(CheckShare(d, 2, ShareKind::kKey, SecretBytes(32)).ok());
+  EXPECT_FALSE(CheckShare(d, 3, ShareKind::kKey, reg.shares[0].value).ok());
 }
 
 }  // namespace
