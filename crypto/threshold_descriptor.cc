@@ -207,6 +207,35 @@ std::vector<uint8_t> Descriptor::Serialize() const {
   return out;
 }
 
+absl::Status CheckMatchesRealmSet(const Descriptor& descriptor,
+                                  const RealmSet& set) {
+  auto refuse = [](absl::string_view what) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the registration names another realm set than the "
+                     "pinned one (",
+                     what, "); recover with the set it was made with"));
+  };
+  if (descriptor.t != set.t() ||
+      descriptor.realms.size() != static_cast<size_t>(set.n())) {
+    return refuse(absl::StrCat(descriptor.t, "-of-", descriptor.realms.size(),
+                               " instead of ", set.t(), "-of-", set.n()));
+  }
+  if (descriptor.advertised_limit != set.limits().advertised) {
+    return refuse(absl::StrCat("attempt limit ", descriptor.advertised_limit,
+                               " instead of ", set.limits().advertised));
+  }
+  for (size_t i = 0; i < descriptor.realms.size(); ++i) {
+    const DescriptorRealm& got = descriptor.realms[i];
+    const RealmConfig& pinned = set.realms()[i];
+    if (got.realm_id != pinned.id || got.identity_key != pinned.identity_key) {
+      return refuse(absl::StrCat("position ", i + 1, ": realm '", got.realm_id,
+                                 "' where '", pinned.id,
+                                 "' with its pinned key is expected"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckShare(const Descriptor& descriptor, size_t position,
                         ShareKind kind, const SecretBytes& share) {
   if (position >= descriptor.realms.size()) {

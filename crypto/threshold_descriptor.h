@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "crypto/ksf.h"
+#include "crypto/realm_set.h"
 #include "crypto/ristretto255.h"
 #include "crypto/threshold_oprf.h"
 
@@ -72,6 +73,14 @@ struct Descriptor {
   std::vector<uint8_t> Serialize() const;
   std::array<uint8_t, 32> Commitment() const;
 };
+
+// Whether the descriptor names exactly the client's pinned realm set: the
+// same t and L, and the same realm ids with the same identity keys in the
+// same order. A descriptor that t realms agree on but that names another
+// set (a realm swapped in, keys replaced) is refused with
+// FAILED_PRECONDITION naming the first difference.
+absl::Status CheckMatchesRealmSet(const Descriptor& descriptor,
+                                  const RealmSet& set);
 
 // Which of a realm's two secret shares CheckShare checks.
 enum class ShareKind { kKey, kSecond };  // k_i against K_i, s_i against S_i

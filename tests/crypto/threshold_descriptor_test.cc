@@ -137,6 +137,34 @@ TEST(ThresholdDescriptorTest, ConstantDealingIsRefused) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+TEST(ThresholdDescriptorTest, MustNameThePinnedRealmSet) {
+  Descriptor d = Valid();
+  std::vector<RealmConfig> pinned;
+  for (const auto& realm : d.realms) {
+    pinned.push_back({realm.realm_id, "127.0.0.1:1", realm.identity_key});
+  }
+  auto set = RealmSet::Create(pinned, 2, 10);
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_TRUE(CheckMatchesRealmSet(d, *set).ok());
+  auto refused = [&](const Descriptor& other) {
+    return CheckMatchesRealmSet(other, *set).code() ==
+           absl::StatusCode::kFailedPrecondition;
+  };
+  Descriptor other = d;
+  other.realms[1].identity_key = PublicOf(SystemRandom().Scalar());
+  EXPECT_TRUE(refused(other));  // a key replaced
+  other = d;
+  other.realms[2].realm_id = "realm-x";
+  EXPECT_TRUE(refused(other));  // a realm swapped in
+  other = d;
+  std::swap(other.realms[0], other.realms[1]);
+  EXPECT_TRUE(refused(other));  // indices moved
+  other = d;
+  other.advertised_limit = 20;
+  EXPECT_TRUE(refused(other));
+  EXPECT_TRUE(refused(Valid(3, 5)));
+}
+
 TEST(ThresholdDescriptorTest, SharesAreCheckedAgainstTheirCommitments) {
   testing::Dealing reg = DealRegistration(SystemRandom().Scalar(), 2, 3);
   const Descriptor& d = reg.descriptor;
