@@ -61,12 +61,13 @@ absl::Status CheckThresholdRule(int n, int t) {
     return absl::InvalidArgumentError(
         absl::StrCat("one realm needs threshold 1, got ", t));
   }
-  if (t < 2 || t > n || 2 * t <= n) {
+  if (t < 2 || n != 2 * t - 1) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "threshold ", t, " of ", n, " realms is refused: need t >= 2, ",
-        "t <= n and t > n/2 (a smaller t lets fewer realms evaluate the key, ",
-        "or two disjoint groups hold different registrations); for ", n,
-        " realms use t = ", n / 2 + 1, " to ", n));
+        "threshold ", t, " of ", n, " realms is refused: need n = 2t - 1 ",
+        "(a majority threshold with no spare realm, so a registration cut ",
+        "off between commits still leaves one version at t realms); ",
+        n % 2 == 1 ? absl::StrCat("for ", n, " realms use t = ", (n + 1) / 2)
+                   : absl::StrCat("use ", n - 1, " or ", n + 1, " realms")));
   }
   return absl::OkStatus();
 }

@@ -27,9 +27,10 @@ struct RealmConfig {
 };
 
 // The rule, in one place: 1 <= n <= 16; n = 1 needs t = 1; n > 1 needs
-// t >= 2 and 2t > n (any two groups of t realms overlap, so at most one
-// registration version can be held by t realms). Realms check descriptors
-// with it too.
+// t >= 2 and n = 2t - 1. Any two groups of t realms overlap (at most one
+// registration version is held by t realms) and any split of the n realms
+// into two leaves t on one side (a commit cut off half way still leaves a
+// complete version at t realms). Realms check descriptors with it too.
 absl::Status CheckThresholdRule(int n, int t);
 
 // A realm id: 1..64 printable ASCII bytes without spaces.

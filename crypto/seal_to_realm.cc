@@ -1,6 +1,7 @@
 #include "crypto/seal_to_realm.h"
 
 #include <openssl/crypto.h>
+#include <sodium.h>
 
 #include "absl/strings/str_cat.h"
 #include "crypto/aes_gcm_sealer.h"
@@ -30,13 +31,22 @@ SecretBytes SealKey(const Element& dh, const Element& ephemeral,
 
 }  // namespace
 
-std::vector<uint8_t> RegistrationContext(absl::string_view account_id,
-                                         const RegistrationVersion& version) {
-  std::vector<uint8_t> out = {static_cast<uint8_t>(account_id.size() >> 8),
-                              static_cast<uint8_t>(account_id.size())};
+std::vector<uint8_t> PrepareContext(absl::string_view account_id,
+                                    const Descriptor& descriptor,
+                                    const RealmNonce& realm_nonce,
+                                    std::span<const uint8_t> record) {
+  std::vector<uint8_t> out;
+  AppendBytes(out, AsBytes("bkv-realm-prepare/v1"));
+  out.push_back(static_cast<uint8_t>(account_id.size() >> 8));
+  out.push_back(static_cast<uint8_t>(account_id.size()));
   AppendBytes(out,
               AsBytes(std::string_view(account_id.data(), account_id.size())));
-  AppendBytes(out, version);
+  AppendBytes(out, descriptor.version);
+  AppendBytes(out, realm_nonce);
+  AppendBytes(out, descriptor.Commitment());
+  std::array<uint8_t, 32> record_hash;
+  crypto_hash_sha256(record_hash.data(), record.data(), record.size());
+  AppendBytes(out, record_hash);
   return out;
 }
 

@@ -1,6 +1,7 @@
 #ifndef BKV_CRYPTO_SEAL_TO_REALM_H_
 #define BKV_CRYPTO_SEAL_TO_REALM_H_
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -10,7 +11,7 @@
 #include "crypto/random.h"
 #include "crypto/ristretto255.h"
 #include "crypto/secret_bytes.h"
-#include "crypto/threshold_oprf.h"
+#include "crypto/threshold_descriptor.h"
 
 // How a registering client hands a realm its secrets (OPRF key share, second
 // secret share, wrapped key) so that only that realm can read them, even past
@@ -23,13 +24,22 @@
 //   sealed = E[32] || AES-256-GCM(key, nonce = 0^12, payload, aad = context)
 //
 // Each seal has a fresh e, hence a fresh key, so the fixed nonce never
-// repeats under a key. context = RegistrationContext(account, version)
-// binds the payload to one account's one registration. Thread-safe.
+// repeats under a key. context = PrepareContext(...) binds the payload to
+// one account, one realm's registration ticket (its nonce), one descriptor
+// and that realm's record, so a recorded Prepare cannot be replayed later
+// nor its descriptor or record swapped (docs/threshold.md, "Registration").
+// Thread-safe.
 namespace bkv::threshold {
 
-// I2OSP(len(account_id), 2) || account_id || version.
-std::vector<uint8_t> RegistrationContext(absl::string_view account_id,
-                                         const RegistrationVersion& version);
+inline constexpr size_t kRealmNonceSize = 32;
+using RealmNonce = std::array<uint8_t, kRealmNonceSize>;
+
+// "bkv-realm-prepare/v1" || I2OSP(len(account_id), 2) || account_id ||
+// version[16] || realm_nonce[32] || commitment[32] || SHA-256(record_i).
+std::vector<uint8_t> PrepareContext(absl::string_view account_id,
+                                    const Descriptor& descriptor,
+                                    const RealmNonce& realm_nonce,
+                                    std::span<const uint8_t> record);
 
 absl::StatusOr<std::vector<uint8_t>> SealToRealm(
     const ristretto255::Element& identity_key, std::span<const uint8_t> context,

@@ -51,6 +51,27 @@ absl::StatusOr<Element> InterpolateAt(uint8_t x,
 
 bool IsIdentity(const Element& e) { return sodium_is_zero(e.data(), e.size()); }
 
+// Degree exactly t - 1: the t points (0, K), (x_1, K_1) .. (x_{t-1}, K_{t-1})
+// must not lie on a polynomial of lower degree, i.e. the last of them is not
+// predicted by the other t - 1. A lower degree (a constant dealing K_i = K
+// is degree 0) would let fewer than t realms evaluate the key.
+absl::Status CheckExactDegree(const Element& public_key,
+                              std::span<const Point> public_shares, int t) {
+  if (t < 2) return absl::OkStatus();
+  std::vector<Point> lower = {{0, public_key}};
+  lower.insert(lower.end(), public_shares.begin(),
+               public_shares.begin() + (t - 2));
+  const Point& last = public_shares[t - 2];
+  BKV_ASSIGN_OR_RETURN(Element predicted, InterpolateAt(last.index, lower));
+  if (predicted == last.value) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the public shares lie on a polynomial of degree below t - 1 = ", t - 1,
+        ": fewer than t realms could evaluate the key; the "
+        "registration is refused"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status CheckIndices(std::span<const uint8_t> indices) {
@@ -143,6 +164,7 @@ absl::Status CheckPublicShares(const Element& public_key,
     return absl::InvalidArgumentError(absl::StrCat(
         "need at least t = ", t, " public shares, got ", public_shares.size()));
   }
+  BKV_RETURN_IF_ERROR(CheckExactDegree(public_key, public_shares, t));
   // The public key at 0 and the first t - 1 shares fix the polynomial; every
   // other share must lie on it.
   std::vector<Point> basis = {{0, public_key}};

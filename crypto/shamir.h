@@ -53,9 +53,10 @@ absl::StatusOr<SecretBytes> Combine(std::span<const Share> shares);
 // result is the identity.
 absl::StatusOr<Element> CombineInExponent(std::span<const Point> points);
 
-// Checks that the public shares lie on one polynomial of degree t - 1 whose
-// value at 0 is `public_key` (needs at least t of them). A dealer or a
-// descriptor that breaks this is refused with FAILED_PRECONDITION.
+// Checks that the public shares lie on one polynomial of degree exactly
+// t - 1 whose value at 0 is `public_key` (needs at least t of them). A dealer
+// or a descriptor that breaks this, including a lower-degree dealing, is
+// refused with FAILED_PRECONDITION.
 absl::Status CheckPublicShares(const Element& public_key,
                                std::span<const Point> public_shares, int t);
 

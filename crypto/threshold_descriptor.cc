@@ -67,13 +67,65 @@ absl::StatusOr<DescriptorRealm> ParseRealm(Reader& r) {
   BKV_RETURN_IF_ERROR(CheckRealmId(realm.realm_id));
   BKV_ASSIGN_OR_RETURN(realm.identity_key, r.Element("identity key"));
   BKV_ASSIGN_OR_RETURN(realm.public_share, r.Element("public share"));
+  BKV_ASSIGN_OR_RETURN(realm.second_public_share,
+                       r.Element("second public share"));
   return realm;
 }
 
-// What the layout cannot express: the realm-set rule, G, and the shares'
-// consistency with K.
+absl::Status CheckKsfFloor(const Argon2idParams& ksf) {
+  BKV_RETURN_IF_ERROR(ksf.Validate());
+  if (ksf.iterations < kMinKsf.iterations ||
+      ksf.memory_kib < kMinKsf.memory_kib) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "threshold descriptor: KSF ", ksf.iterations, " passes over ",
+        ksf.memory_kib, " KiB is below the floor of ", kMinKsf.iterations,
+        " pass over ", kMinKsf.memory_kib,
+        " KiB; register with stronger "
+        "Argon2id parameters"));
+  }
+  return absl::OkStatus();
+}
+
+// Realm ids and identity keys each appear once: a realm listed twice would
+// hold two shares, i.e. count for two of the t.
+absl::Status CheckDistinctRealms(std::span<const DescriptorRealm> realms) {
+  for (size_t i = 0; i < realms.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (realms[i].realm_id == realms[j].realm_id) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("threshold descriptor: realm id '", realms[i].realm_id,
+                         "' appears twice"));
+      }
+      if (realms[i].identity_key == realms[j].identity_key) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "threshold descriptor: realms '", realms[j].realm_id, "' and '",
+            realms[i].realm_id, "' have the same identity key"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Both dealings (K_i for k, S_i for s) on a polynomial of degree t - 1.
+absl::Status CheckDealings(const Descriptor& d) {
+  std::vector<shamir::Point> k_shares, s_shares;
+  for (size_t i = 0; i < d.realms.size(); ++i) {
+    const auto index = static_cast<uint8_t>(i + 1);
+    k_shares.push_back({index, d.realms[i].public_share});
+    s_shares.push_back({index, d.realms[i].second_public_share});
+  }
+  BKV_RETURN_IF_ERROR(shamir::CheckPublicShares(d.public_key, k_shares, d.t));
+  return shamir::CheckPublicShares(d.second_public_key, s_shares, d.t);
+}
+
+// What the layout cannot express: the realm-set rule, G, the KSF floor,
+// distinct realms, and the shares' consistency with K and S.
 absl::Status CheckSemantics(const Descriptor& d) {
   const int n = static_cast<int>(d.realms.size());
+  if (d.epoch == 0) {
+    return absl::InvalidArgumentError(
+        "threshold descriptor: registration epochs start at 1");
+  }
   BKV_RETURN_IF_ERROR(CheckThresholdRule(n, d.t));
   BKV_ASSIGN_OR_RETURN(AttemptLimits limits,
                        ComputeAttemptLimits(d.advertised_limit, n, d.t));
@@ -82,19 +134,9 @@ absl::Status CheckSemantics(const Descriptor& d) {
         "threshold descriptor: per-realm limit ", d.per_realm_limit,
         " is not floor(L / (n - t + 1)) = ", limits.per_realm));
   }
-  BKV_RETURN_IF_ERROR(d.ksf.Validate());
-  std::vector<shamir::Point> shares;
-  for (int i = 0; i < n; ++i) {
-    for (int j = 0; j < i; ++j) {
-      if (d.realms[i].realm_id == d.realms[j].realm_id) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("threshold descriptor: realm id '",
-                         d.realms[i].realm_id, "' appears twice"));
-      }
-    }
-    shares.push_back({static_cast<uint8_t>(i + 1), d.realms[i].public_share});
-  }
-  return shamir::CheckPublicShares(d.public_key, shares, d.t);
+  BKV_RETURN_IF_ERROR(CheckKsfFloor(d.ksf));
+  BKV_RETURN_IF_ERROR(CheckDistinctRealms(d.realms));
+  return CheckDealings(d);
 }
 
 }  // namespace
@@ -108,6 +150,10 @@ absl::StatusOr<Descriptor> Descriptor::Parse(std::span<const uint8_t> bytes) {
         "not a threshold descriptor (label mismatch)");
   }
   BKV_RETURN_IF_ERROR(r.Copy(d.version, "version"));
+  BKV_ASSIGN_OR_RETURN(uint32_t epoch_high, r.U32("epoch"));
+  BKV_ASSIGN_OR_RETURN(uint32_t epoch_low, r.U32("epoch"));
+  d.epoch = (uint64_t{epoch_high} << 32) | epoch_low;
+  BKV_RETURN_IF_ERROR(r.Copy(d.previous_commitment, "previous commitment"));
   BKV_ASSIGN_OR_RETURN(auto nt, r.Take(2, "n and t"));
   d.t = nt[1];
   BKV_ASSIGN_OR_RETURN(d.advertised_limit, r.U32("attempt limit"));
@@ -116,6 +162,7 @@ absl::StatusOr<Descriptor> Descriptor::Parse(std::span<const uint8_t> bytes) {
   BKV_ASSIGN_OR_RETURN(d.ksf.memory_kib, r.U32("ksf memory"));
   BKV_ASSIGN_OR_RETURN(d.ksf.parallelism, r.U32("ksf parallelism"));
   BKV_ASSIGN_OR_RETURN(d.public_key, r.Element("public key"));
+  BKV_ASSIGN_OR_RETURN(d.second_public_key, r.Element("second public key"));
   if (nt[0] < 1 || nt[0] > kMaxRealms) {
     return absl::InvalidArgumentError(
         absl::StrCat("threshold descriptor: ", nt[0], " realms"));
@@ -137,6 +184,9 @@ std::vector<uint8_t> Descriptor::Serialize() const {
   std::vector<uint8_t> out;
   AppendBytes(out, AsBytes(kLabel));
   AppendBytes(out, version);
+  PutU32(out, static_cast<uint32_t>(epoch >> 32));
+  PutU32(out, static_cast<uint32_t>(epoch));
+  AppendBytes(out, previous_commitment);
   out.push_back(static_cast<uint8_t>(realms.size()));
   out.push_back(static_cast<uint8_t>(t));
   for (uint32_t v : {advertised_limit, per_realm_limit, ksf.iterations,
@@ -144,15 +194,65 @@ std::vector<uint8_t> Descriptor::Serialize() const {
     PutU32(out, v);
   }
   AppendBytes(out, public_key);
+  AppendBytes(out, second_public_key);
   for (const DescriptorRealm& realm : realms) {
     out.push_back(static_cast<uint8_t>(realm.realm_id.size()));
     AppendBytes(out, AsBytes(realm.realm_id));
     AppendBytes(out, realm.identity_key);
     AppendBytes(out, realm.public_share);
+    AppendBytes(out, realm.second_public_share);
   }
   AppendBytes(out, wrapped_hash);
   AppendBytes(out, commit_hash);
   return out;
+}
+
+absl::Status CheckMatchesRealmSet(const Descriptor& descriptor,
+                                  const RealmSet& set) {
+  auto refuse = [](absl::string_view what) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the registration names another realm set than the "
+                     "pinned one (",
+                     what, "); recover with the set it was made with"));
+  };
+  if (descriptor.t != set.t() ||
+      descriptor.realms.size() != static_cast<size_t>(set.n())) {
+    return refuse(absl::StrCat(descriptor.t, "-of-", descriptor.realms.size(),
+                               " instead of ", set.t(), "-of-", set.n()));
+  }
+  if (descriptor.advertised_limit != set.limits().advertised) {
+    return refuse(absl::StrCat("attempt limit ", descriptor.advertised_limit,
+                               " instead of ", set.limits().advertised));
+  }
+  for (size_t i = 0; i < descriptor.realms.size(); ++i) {
+    const DescriptorRealm& got = descriptor.realms[i];
+    const RealmConfig& pinned = set.realms()[i];
+    if (got.realm_id != pinned.id || got.identity_key != pinned.identity_key) {
+      return refuse(absl::StrCat("position ", i + 1, ": realm '", got.realm_id,
+                                 "' where '", pinned.id,
+                                 "' with its pinned key is expected"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckShare(const Descriptor& descriptor, size_t position,
+                        ShareKind kind, const SecretBytes& share) {
+  if (position >= descriptor.realms.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no realm at position ", position, " of the descriptor"));
+  }
+  const DescriptorRealm& realm = descriptor.realms[position];
+  const bool key = kind == ShareKind::kKey;
+  auto public_share = ristretto255::ScalarMultBase(share);
+  if (!public_share.ok() ||
+      *public_share != (key ? realm.public_share : realm.second_public_share)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("realm '", realm.realm_id, "': its ",
+                     key ? "key share" : "second-secret share",
+                     " does not match the descriptor's commitment"));
+  }
+  return absl::OkStatus();
 }
 
 std::array<uint8_t, 32> Descriptor::Commitment() const {

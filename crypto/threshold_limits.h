@@ -20,7 +20,7 @@ struct AttemptLimits {
 };
 
 // Needs 1 <= t <= n and L >= n - t + 1 (so that G >= 1); the policy on n and
-// t (t >= 2, 2t > n) is the realm-set rule's, not this function's.
+// t (t >= 2, n = 2t - 1) is the realm-set rule's, not this function's.
 absl::StatusOr<AttemptLimits> ComputeAttemptLimits(uint32_t advertised, int n,
                                                    int t);
 

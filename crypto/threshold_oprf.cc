@@ -4,15 +4,13 @@
 #include "crypto/hash.h"
 #include "crypto/realm_set.h"
 #include "crypto/status_macros.h"
+#include "crypto/threshold_descriptor.h"
 
 namespace bkv::threshold {
 
 absl::StatusOr<std::vector<uint8_t>> ProofBinding(
     std::string_view realm_id, const RegistrationVersion& version) {
-  if (realm_id.empty() || realm_id.size() > 64) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("realm id must be 1 to 64 bytes, got ", realm_id.size()));
-  }
+  BKV_RETURN_IF_ERROR(CheckRealmId(realm_id));
   std::vector<uint8_t> out;
   AppendBytes(out, AsBytes("/bkv-realm-proof/v1"));
   out.push_back(static_cast<uint8_t>(realm_id.size()));
@@ -26,7 +24,6 @@ absl::StatusOr<PartialEvaluation> EvaluateShare(
     const Element& blinded, std::span<const uint8_t> binding,
     const RandomSource& rng) {
   PartialEvaluation out;
-  out.index = share.index;
   BKV_ASSIGN_OR_RETURN(out.evaluated,
                        ristretto255::ScalarMult(share.value, blinded));
   BKV_ASSIGN_OR_RETURN(
@@ -35,14 +32,29 @@ absl::StatusOr<PartialEvaluation> EvaluateShare(
   return out;
 }
 
-absl::Status VerifyPartial(const Element& public_share, const Element& blinded,
-                           std::span<const uint8_t> binding,
-                           const PartialEvaluation& answer) {
-  return dleq::VerifyProof(public_share, {&blinded, 1}, {&answer.evaluated, 1},
-                           binding, answer.proof);
+absl::StatusOr<VerifiedPartial> VerifyPartial(const Descriptor& descriptor,
+                                              size_t position,
+                                              const Element& blinded,
+                                              const PartialEvaluation& answer) {
+  if (position >= descriptor.realms.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no realm at position ", position, " of the descriptor"));
+  }
+  const DescriptorRealm& realm = descriptor.realms[position];
+  BKV_ASSIGN_OR_RETURN(auto binding,
+                       ProofBinding(realm.realm_id, descriptor.version));
+  if (absl::Status s =
+          dleq::VerifyProof(realm.public_share, {&blinded, 1},
+                            {&answer.evaluated, 1}, binding, answer.proof);
+      !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("realm '", realm.realm_id, "': ", s.message()));
+  }
+  return VerifiedPartial(
+      {static_cast<uint8_t>(position + 1), answer.evaluated});
 }
 
-absl::StatusOr<Element> Combine(std::span<const PartialEvaluation> answers,
+absl::StatusOr<Element> Combine(std::span<const VerifiedPartial> answers,
                                 int t) {
   if (t < 1 || answers.size() != static_cast<size_t>(t)) {
     return absl::InvalidArgumentError(
@@ -50,8 +62,8 @@ absl::StatusOr<Element> Combine(std::span<const PartialEvaluation> answers,
                      answers.size()));
   }
   std::vector<shamir::Point> points;
-  for (const PartialEvaluation& a : answers) {
-    points.push_back({a.index, a.evaluated});
+  for (const VerifiedPartial& a : answers) {
+    points.push_back({a.index(), a.evaluated()});
   }
   return shamir::CombineInExponent(points);
 }

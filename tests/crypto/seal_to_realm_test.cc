@@ -16,7 +16,9 @@ class SealToRealmTest : public ::testing::Test {
   SealToRealmTest()
       : sk_(SystemRandom().Scalar()),
         pk_(PublicOf(sk_)),
-        context_(RegistrationContext("alice", {1})),
+        reg_(testing::DealRegistration(SystemRandom().Scalar(), 2, 3)),
+        record_(192, 0x5a),
+        context_(PrepareContext("alice", reg_.descriptor, {1}, record_)),
         payload_(SecretBytes::Random(124)) {}
 
   std::vector<uint8_t> Seal() {
@@ -27,6 +29,8 @@ class SealToRealmTest : public ::testing::Test {
 
   SecretBytes sk_;
   ristretto255::Element pk_;
+  testing::Dealing reg_;
+  std::vector<uint8_t> record_;
   std::vector<uint8_t> context_;
   SecretBytes payload_;
 };
@@ -45,14 +49,28 @@ TEST_F(SealToRealmTest, AnotherRealmCannotOpen) {
   EXPECT_EQ(opened.status().code(), absl::StatusCode::kDataLoss);
 }
 
-TEST_F(SealToRealmTest, AnotherAccountOrVersionCannotOpen) {
+TEST_F(SealToRealmTest, AnotherContextCannotOpen) {
+  // Another account, another ticket (a replayed Prepare), another
+  // descriptor (version, commit hash) or another record: each is refused.
   auto sealed = Seal();
-  EXPECT_FALSE(OpenAsRealm(sk_, RegistrationContext("bob", {1}), sealed).ok());
-  EXPECT_FALSE(
-      OpenAsRealm(sk_, RegistrationContext("alice", {2}), sealed).ok());
-  // The length prefix keeps account and version from sliding into each
-  // other.
-  EXPECT_NE(RegistrationContext("a", {'b'}), RegistrationContext("ab", {}));
+  auto opens = [&](const std::vector<uint8_t>& context) {
+    return OpenAsRealm(sk_, context, sealed).ok();
+  };
+  EXPECT_FALSE(opens(PrepareContext("bob", reg_.descriptor, {1}, record_)));
+  EXPECT_FALSE(opens(PrepareContext("alice", reg_.descriptor, {2}, record_)));
+  Descriptor other = reg_.descriptor;
+  other.version[0] ^= 1;
+  EXPECT_FALSE(opens(PrepareContext("alice", other, {1}, record_)));
+  other = reg_.descriptor;
+  other.commit_hash[0] ^= 1;
+  EXPECT_FALSE(opens(PrepareContext("alice", other, {1}, record_)));
+  auto record = record_;
+  record[100] ^= 1;
+  EXPECT_FALSE(opens(PrepareContext("alice", reg_.descriptor, {1}, record)));
+  EXPECT_TRUE(opens(PrepareContext("alice", reg_.descriptor, {1}, record_)));
+  // The length prefix keeps the account from sliding into what follows.
+  EXPECT_NE(PrepareContext("a", reg_.descriptor, {1}, record_),
+            PrepareContext("a\x07", reg_.descriptor, {1}, record_));
 }
 
 TEST_F(SealToRealmTest, AnyChangeOrTruncationIsRefused) {

@@ -141,5 +141,25 @@ TEST(ShamirTest, ForeignOrMismatchedPublicSharesAreRefused) {
   EXPECT_FALSE(CheckPublicShares(PublicOf(k), dup, 2).ok());
 }
 
+TEST(ShamirTest, LowDegreeDealingsAreRefused) {
+  // A constant dealing (K_i = K for all i) makes every realm alone hold the
+  // key; a degree-1 dealing for t = 3 lets two realms evaluate it. Both lie
+  // on "a polynomial of degree <= t - 1" and must still be refused.
+  SecretBytes k = SystemRandom().Scalar();
+  const Element key = PublicOf(k);
+  std::vector<Point> constant;
+  for (uint8_t i = 1; i <= 3; ++i) constant.push_back({i, key});
+  EXPECT_EQ(CheckPublicShares(key, constant, 2).code(),
+            absl::StatusCode::kFailedPrecondition);
+  auto degree_one = PublicShares(Deal(k, 2, 5));
+  EXPECT_TRUE(CheckPublicShares(key, degree_one, 2).ok());
+  EXPECT_EQ(CheckPublicShares(key, degree_one, 3).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(CheckPublicShares(key, PublicShares(Deal(k, 3, 5)), 4).code(),
+            absl::StatusCode::kFailedPrecondition);
+  // t = 1 is the constant dealing by definition.
+  EXPECT_TRUE(CheckPublicShares(key, constant, 1).ok());
+}
+
 }  // namespace
 }  // namespace bkv::shamir

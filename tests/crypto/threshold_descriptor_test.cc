@@ -11,25 +11,11 @@ namespace bkv::threshold {
 namespace {
 
 using testing::Deal;
+using testing::DealRegistration;
 using testing::PublicOf;
 
 Descriptor Valid(int t = 2, int n = 3) {
-  Descriptor d;
-  d.version = {7, 7, 7};
-  d.t = t;
-  d.advertised_limit = 10;
-  d.per_realm_limit = 10 / (n - t + 1);
-  d.ksf = {1, 1024, 1};
-  SecretBytes k = SystemRandom().Scalar();
-  d.public_key = PublicOf(k);
-  for (const auto& share : Deal(k, t, n)) {
-    d.realms.push_back({"realm-" + std::to_string(share.index),
-                        PublicOf(SystemRandom().Scalar()),
-                        PublicOf(share.value)});
-  }
-  d.wrapped_hash.fill(0xaa);
-  d.commit_hash.fill(0xbb);
-  return d;
+  return DealRegistration(SystemRandom().Scalar(), t, n).descriptor;
 }
 
 TEST(ThresholdDescriptorTest, RoundTripsAndCommits) {
@@ -44,6 +30,18 @@ TEST(ThresholdDescriptorTest, RoundTripsAndCommits) {
   Descriptor a = Valid(), b = a;
   b.commit_hash[0] ^= 1;
   EXPECT_NE(a.Commitment(), b.Commitment());
+  // The epoch and the chain to the previous registration are committed too.
+  b = a;
+  b.epoch = (uint64_t{1} << 32) + 1;
+  auto parsed = Descriptor::Parse(b.Serialize());
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->epoch, b.epoch);
+  EXPECT_NE(a.Commitment(), b.Commitment());
+  b = a;
+  b.previous_commitment = a.Commitment();
+  EXPECT_NE(a.Commitment(), b.Commitment());
+  EXPECT_EQ(Descriptor::Parse(b.Serialize())->previous_commitment,
+            a.Commitment());
 }
 
 TEST(ThresholdDescriptorTest, EveryTruncationAndTrailingByteIsRefused) {
@@ -91,6 +89,99 @@ TEST(ThresholdDescriptorTest, InconsistentContentIsRefused) {
   d = Valid();
   d.realms[0].identity_key = {};  // identity element
   EXPECT_TRUE(refuses(d));
+  d = Valid();
+  d.realms[2].second_public_share = PublicOf(SystemRandom().Scalar());
+  EXPECT_TRUE(refuses(d));  // S_i not on the second polynomial
+  d = Valid();
+  d.second_public_key = d.public_key;
+  EXPECT_TRUE(refuses(d));
+  d = Valid();
+  d.epoch = 0;
+  EXPECT_TRUE(refuses(d));
+}
+
+TEST(ThresholdDescriptorTest, OneRealmListedTwiceIsRefused) {
+  // The same realm under two ids would hold two of the t shares.
+  Descriptor d = Valid();
+  d.realms[2].identity_key = d.realms[0].identity_key;
+  auto parsed = Descriptor::Parse(d.Serialize());
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(parsed.status().message().find("same identity key"),
+            std::string::npos);
+}
+
+TEST(ThresholdDescriptorTest, KsfBelowTheFloorIsRefused) {
+  for (Argon2idParams weak :
+       {Argon2idParams{1, 8, 1}, Argon2idParams{3, kMinKsf.memory_kib - 1, 1},
+        Argon2idParams{0, kMinKsf.memory_kib, 1}}) {
+    Descriptor d = Valid();
+    d.ksf = weak;
+    EXPECT_EQ(Descriptor::Parse(d.Serialize()).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << weak.iterations << " " << weak.memory_kib;
+  }
+  Descriptor d = Valid();
+  d.ksf = kMinKsf;
+  EXPECT_TRUE(Descriptor::Parse(d.Serialize()).ok());
+}
+
+TEST(ThresholdDescriptorTest, ConstantDealingIsRefused) {
+  // K_i = K (or S_i = S) at every realm: each realm alone holds the secret.
+  Descriptor d = Valid();
+  for (auto& realm : d.realms) realm.public_share = d.public_key;
+  EXPECT_EQ(Descriptor::Parse(d.Serialize()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  d = Valid();
+  for (auto& realm : d.realms) realm.second_public_share = d.second_public_key;
+  EXPECT_EQ(Descriptor::Parse(d.Serialize()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(ThresholdDescriptorTest, MustNameThePinnedRealmSet) {
+  Descriptor d = Valid();
+  std::vector<RealmConfig> pinned;
+  for (const auto& realm : d.realms) {
+    pinned.push_back({realm.realm_id, "127.0.0.1:1", realm.identity_key});
+  }
+  auto set = RealmSet::Create(pinned, 2, 10);
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_TRUE(CheckMatchesRealmSet(d, *set).ok());
+  auto refused = [&](const Descriptor& other) {
+    return CheckMatchesRealmSet(other, *set).code() ==
+           absl::StatusCode::kFailedPrecondition;
+  };
+  Descriptor other = d;
+  other.realms[1].identity_key = PublicOf(SystemRandom().Scalar());
+  EXPECT_TRUE(refused(other));  // a key replaced
+  other = d;
+  other.realms[2].realm_id = "realm-x";
+  EXPECT_TRUE(refused(other));  // a realm swapped in
+  other = d;
+  std::swap(other.realms[0], other.realms[1]);
+  EXPECT_TRUE(refused(other));  // indices moved
+  other = d;
+  other.advertised_limit = 20;
+  EXPECT_TRUE(refused(other));
+  EXPECT_TRUE(refused(Valid(3, 5)));
+}
+
+TEST(ThresholdDescriptorTest, SharesAreCheckedAgainstTheirCommitments) {
+  testing::Dealing reg = DealRegistration(SystemRandom().Scalar(), 2, 3);
+  const Descriptor& d = reg.descriptor;
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(CheckShare(d, i, ShareKind::kKey, reg.shares[i].value).ok());
+    EXPECT_TRUE(
+        CheckShare(d, i, ShareKind::kSecond, reg.second_shares[i].value).ok());
+  }
+  // A realm releasing another realm's s_i, its k_i in place of s_i, or a
+  // random scalar is caught and named.
+  auto wrong = CheckShare(d, 0, ShareKind::kSecond, reg.second_shares[1].value);
+  EXPECT_EQ(wrong.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(wrong.message().find("realm-1"), std::string::npos);
+  EXPECT_FALSE(CheckShare(d, 0, ShareKind::kSecond, reg.shares[0].value).ok());
+  EXPECT_FALSE(CheckShare(d, 2, ShareKind::kKey, SystemRandom().Scalar()).ok());
+  EXPECT_FALSE(CheckShare(d, 2, ShareKind::kKey, SecretBytes(32)).ok());
+  EXPECT_FALSE(CheckShare(d, 3, ShareKind::kKey, reg.shares[0].value).ok());
 }
 
 }  // namespace

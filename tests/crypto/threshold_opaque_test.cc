@@ -6,6 +6,7 @@
 
 #include "crypto/hash.h"
 #include "crypto/opaque.h"
+#include "crypto/status_macros.h"
 #include "crypto/threshold_oprf.h"
 #include "tests/crypto/test_support.h"
 #include "tests/crypto/threshold_test_support.h"
@@ -14,7 +15,6 @@ namespace bkv::opaque {
 namespace {
 
 using ristretto255::Element;
-using testing::Deal;
 using testing::ForEachSubset;
 using testing::IdentityKsf;
 
@@ -38,7 +38,7 @@ class ThresholdOpaqueTest : public ::testing::Test {
     EXPECT_TRUE(reg.ok()) << reg.status();
     records_ = reg->records;
     export_key_ = std::move(reg->export_key);
-    shares_ = Deal(k, kT, kN);
+    dealing_ = testing::DealRegistration(std::move(k), kT, kN, pks);
   }
 
   struct Round {
@@ -53,8 +53,8 @@ class ThresholdOpaqueTest : public ::testing::Test {
     for (int i = 0; i < kN; ++i) {
       EXPECT_EQ(r.start.ke1s[i].blinded_message,
                 r.start.ke1s[0].blinded_message);
-      auto a = servers_[i].GenerateKE2WithOprfKey(records_[i], shares_[i].value,
-                                                  r.start.ke1s[i]);
+      auto a = servers_[i].GenerateKE2WithOprfKey(
+          records_[i], dealing_.shares[i].value, r.start.ke1s[i]);
       EXPECT_TRUE(a.ok()) << a.status();
       r.answers.push_back(std::move(*a));
     }
@@ -62,13 +62,31 @@ class ThresholdOpaqueTest : public ::testing::Test {
   }
 
   absl::StatusOr<SecretBytes> Rwd(const Round& r, const std::vector<int>& s) {
-    std::vector<threshold::PartialEvaluation> picked;
+    const Element& blinded = r.start.ke1s[0].blinded_message;
+    std::vector<threshold::VerifiedPartial> picked;
     for (int i : s) {
-      picked.push_back({shares_[i].index, r.answers[i].ke2.evaluated_message});
+      BKV_ASSIGN_OR_RETURN(auto proved, Prove(i, blinded));
+      EXPECT_EQ(proved.evaluated, r.answers[i].ke2.evaluated_message);
+      BKV_ASSIGN_OR_RETURN(
+          auto verified,
+          threshold::VerifyPartial(dealing_.descriptor, i, blinded, proved));
+      picked.push_back(verified);
     }
     auto z = threshold::Combine(picked, kT);
     if (!z.ok()) return z.status();
     return client_.ThresholdRandomizedPassword(r.start.state, *z);
+  }
+
+  // The realm's proof for the Z_i its KE2 carries (the realm side of
+  // threshold_oprf.h; the KE2 itself comes from GenerateKE2WithOprfKey).
+  absl::StatusOr<threshold::PartialEvaluation> Prove(int i,
+                                                     const Element& blinded) {
+    const auto& realm = dealing_.descriptor.realms[i];
+    BKV_ASSIGN_OR_RETURN(
+        auto binding,
+        threshold::ProofBinding(realm.realm_id, dealing_.descriptor.version));
+    return threshold::EvaluateShare(dealing_.shares[i], realm.public_share,
+                                    blinded, binding, SystemRandom());
   }
 
   absl::StatusOr<ClientLoginFinish> Finish(const Round& r, int realm,
@@ -85,7 +103,7 @@ class ThresholdOpaqueTest : public ::testing::Test {
   std::vector<OpaqueServer> servers_;
   std::vector<RegistrationRecord> records_;
   SecretBytes export_key_;
-  std::vector<shamir::Share> shares_;
+  testing::Dealing dealing_;
 };
 
 TEST_F(ThresholdOpaqueTest, EveryPairOfRealmsRecovers) {

@@ -14,44 +14,49 @@ namespace bkv::threshold {
 namespace {
 
 using ristretto255::Element;
-using testing::Deal;
+using testing::DealRegistration;
 using testing::ForEachSubset;
 using testing::PublicOf;
 
-const RegistrationVersion kVersion = {1, 2,  3,  4,  5,  6,  7,  8,
-                                      9, 10, 11, 12, 13, 14, 15, 16};
+const RegistrationVersion kVersion = {7, 7, 7};  // DealRegistration's
 
-std::vector<uint8_t> Binding(int index,
+std::vector<uint8_t> Binding(int position,
                              const RegistrationVersion& v = kVersion) {
-  auto b = ProofBinding("realm-" + std::to_string(index), v);
+  auto b = ProofBinding("realm-" + std::to_string(position + 1), v);
   EXPECT_TRUE(b.ok());
   return b.ok() ? *b : std::vector<uint8_t>{};
 }
 
-// A dealt key with each realm's answer to one blinded element.
+// A dealt registration with each realm's answer to one blinded element.
 struct Dealt {
-  std::vector<shamir::Share> shares;
-  std::vector<Element> public_shares;
+  testing::Dealing reg;
   std::vector<PartialEvaluation> answers;
 };
 
+PartialEvaluation Answer(const Dealt& d, int position, const Element& blinded,
+                         const RegistrationVersion& v = kVersion) {
+  auto a = EvaluateShare(d.reg.shares[position],
+                         d.reg.descriptor.realms[position].public_share,
+                         blinded, Binding(position, v), SystemRandom());
+  EXPECT_TRUE(a.ok()) << a.status();
+  return a.ok() ? *a : PartialEvaluation{};
+}
+
 Dealt DealAndEvaluate(const SecretBytes& k, int t, int n,
                       const Element& blinded) {
-  Dealt d;
-  d.shares = Deal(k, t, n);
-  for (const auto& s : d.shares) {
-    d.public_shares.push_back(PublicOf(s.value));
-    auto a = EvaluateShare(s, d.public_shares.back(), blinded, Binding(s.index),
-                           SystemRandom());
-    EXPECT_TRUE(a.ok()) << a.status();
-    d.answers.push_back(a.ok() ? *a : PartialEvaluation{});
-  }
+  Dealt d{DealRegistration(k.Clone(), t, n), {}};
+  for (int i = 0; i < n; ++i) d.answers.push_back(Answer(d, i, blinded));
   return d;
 }
 
-std::vector<PartialEvaluation> Pick(const Dealt& d, const std::vector<int>& s) {
-  std::vector<PartialEvaluation> out;
-  for (int p : s) out.push_back(d.answers[p]);
+std::vector<VerifiedPartial> Pick(const Dealt& d, const std::vector<int>& s,
+                                  const Element& blinded) {
+  std::vector<VerifiedPartial> out;
+  for (int p : s) {
+    auto v = VerifyPartial(d.reg.descriptor, p, blinded, d.answers[p]);
+    EXPECT_TRUE(v.ok()) << v.status();
+    if (v.ok()) out.push_back(*v);
+  }
   return out;
 }
 
@@ -71,13 +76,8 @@ TEST(ThresholdOprfTest, CombineMatchesRfc9497) {
     ASSERT_TRUE(blinded.ok());
     for (auto [t, n] : {std::pair{1, 1}, {2, 3}, {3, 5}}) {
       Dealt d = DealAndEvaluate(sk, t, n, *blinded);
-      for (int i = 0; i < n; ++i) {
-        EXPECT_TRUE(VerifyPartial(d.public_shares[i], *blinded, Binding(i + 1),
-                                  d.answers[i])
-                        .ok());
-      }
       ForEachSubset(n, t, [&](const std::vector<int>& subset) {
-        auto z = Combine(Pick(d, subset), t);
+        auto z = Combine(Pick(d, subset, *blinded), t);
         ASSERT_TRUE(z.ok()) << z.status();
         EXPECT_EQ(HexEncode(*z), s.Hex("EvaluationElement"));
         auto out = oprf::Finalize(s.Bytes("Input"),
@@ -99,9 +99,7 @@ class ThresholdAnswerTest : public ::testing::Test {
         d_(DealAndEvaluate(k_, 2, 3, blinded_)) {}
 
   bool Verifies(int realm, const PartialEvaluation& a) const {
-    return VerifyPartial(d_.public_shares[realm], blinded_, Binding(realm + 1),
-                         a)
-        .ok();
+    return VerifyPartial(d_.reg.descriptor, realm, blinded_, a).ok();
   }
 
   SecretBytes k_;
@@ -117,7 +115,7 @@ TEST_F(ThresholdAnswerTest, KnownKeyAnswerIsRefused) {
   // Realm 1 evaluates with a key it chose and proves that key honestly.
   SecretBytes known = SystemRandom().Scalar();
   auto forged = EvaluateShare({1, known.Clone()}, PublicOf(known), blinded_,
-                              Binding(1), SystemRandom());
+                              Binding(0), SystemRandom());
   ASSERT_TRUE(forged.ok());
   EXPECT_FALSE(Verifies(0, *forged));
 }
@@ -139,28 +137,22 @@ TEST_F(ThresholdAnswerTest, CrossRealmAnswerIsRefused) {
 TEST_F(ThresholdAnswerTest, ReplayedAnswerIsRefused) {
   // An answer to an earlier recovery's blinded element.
   Element old_blinded = PublicOf(SystemRandom().Scalar());
-  auto old = EvaluateShare(d_.shares[0], d_.public_shares[0], old_blinded,
-                           Binding(1), SystemRandom());
-  ASSERT_TRUE(old.ok());
-  EXPECT_FALSE(Verifies(0, *old));
+  EXPECT_FALSE(Verifies(0, Answer(d_, 0, old_blinded)));
 }
 
 TEST_F(ThresholdAnswerTest, AnswerForAnotherVersionIsRefused) {
   RegistrationVersion other = kVersion;
   other[15] ^= 1;
-  auto a = EvaluateShare(d_.shares[0], d_.public_shares[0], blinded_,
-                         Binding(1, other), SystemRandom());
-  ASSERT_TRUE(a.ok());
-  EXPECT_FALSE(Verifies(0, *a));
+  EXPECT_FALSE(Verifies(0, Answer(d_, 0, blinded_, other)));
 }
 
 TEST_F(ThresholdAnswerTest, CombineNeedsExactlyTDistinctAnswers) {
-  auto one = Pick(d_, {0});
+  auto one = Pick(d_, {0}, blinded_);
   EXPECT_EQ(Combine(one, 2).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_FALSE(Combine(Pick(d_, {0, 1, 2}), 2).ok());
-  EXPECT_FALSE(Combine(Pick(d_, {1, 1}), 2).ok());
-  auto z = Combine(Pick(d_, {0, 2}), 2);
+  EXPECT_FALSE(Combine(Pick(d_, {0, 1, 2}, blinded_), 2).ok());
+  EXPECT_FALSE(Combine(Pick(d_, {1, 1}, blinded_), 2).ok());
+  auto z = Combine(Pick(d_, {0, 2}, blinded_), 2);
   ASSERT_TRUE(z.ok());
   auto direct = ristretto255::ScalarMult(k_, blinded_);
   ASSERT_TRUE(direct.ok());
@@ -175,9 +167,26 @@ TEST_F(ThresholdAnswerTest, TMinusOneAnswersInterpolateToAWrongElement) {
   EXPECT_NE(*z, *ristretto255::ScalarMult(k_, blinded_));
 }
 
+TEST_F(ThresholdAnswerTest, VerifiedIndexComesFromTheDescriptorPosition) {
+  // Realm 2's genuine answer verifies only at position 1, and the verified
+  // point carries index 2 whatever the realm claimed; outside the
+  // descriptor nothing verifies.
+  auto v = VerifyPartial(d_.reg.descriptor, 1, blinded_, d_.answers[1]);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->index(), 2);
+  EXPECT_EQ(v->evaluated(), d_.answers[1].evaluated);
+  auto wrong = VerifyPartial(d_.reg.descriptor, 2, blinded_, d_.answers[1]);
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(wrong.status().message().find("realm-3"), std::string::npos);
+  EXPECT_FALSE(
+      VerifyPartial(d_.reg.descriptor, 3, blinded_, d_.answers[1]).ok());
+}
+
 TEST(ProofBindingTest, RefusesBadRealmIds) {
   EXPECT_FALSE(ProofBinding("", kVersion).ok());
   EXPECT_FALSE(ProofBinding(std::string(65, 'a'), kVersion).ok());
+  EXPECT_FALSE(ProofBinding("bad id", kVersion).ok());  // CheckRealmId
+  EXPECT_FALSE(ProofBinding("tab\tid", kVersion).ok());
   auto a = ProofBinding("ab", kVersion), b = ProofBinding("a", kVersion);
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_NE(*a, *b);  // the length prefix keeps ids from running together

@@ -9,6 +9,7 @@
 #include "crypto/random.h"
 #include "crypto/ristretto255.h"
 #include "crypto/shamir.h"
+#include "crypto/threshold_descriptor.h"
 
 namespace bkv::testing {
 
@@ -36,6 +37,43 @@ inline void ForEachSubset(
     }
     f(subset);
   }
+}
+
+// A registration as a correct dealer makes it: k and s dealt t-of-n, and
+// the descriptor committing to both dealings.
+struct Dealing {
+  SecretBytes k;
+  std::vector<shamir::Share> shares;         // k_i
+  std::vector<shamir::Share> second_shares;  // s_i
+  threshold::Descriptor descriptor;
+};
+
+// `identity_keys` (n of them) default to fresh random elements.
+inline Dealing DealRegistration(
+    SecretBytes k, int t, int n,
+    std::vector<ristretto255::Element> identity_keys = {}) {
+  Dealing out{std::move(k), {}, {}, {}};
+  SecretBytes s = SystemRandom().Scalar();
+  out.shares = Deal(out.k, t, n);
+  out.second_shares = Deal(s, t, n);
+  threshold::Descriptor& d = out.descriptor;
+  d.version = {7, 7, 7};
+  d.t = t;
+  d.advertised_limit = 10;
+  d.per_realm_limit = 10 / (n - t + 1);
+  d.ksf = threshold::kMinKsf;
+  d.public_key = PublicOf(out.k);
+  d.second_public_key = PublicOf(s);
+  for (int i = 0; i < n; ++i) {
+    d.realms.push_back(
+        {"realm-" + std::to_string(i + 1),
+         identity_keys.empty() ? PublicOf(SystemRandom().Scalar())
+                               : identity_keys[i],
+         PublicOf(out.shares[i].value), PublicOf(out.second_shares[i].value)});
+  }
+  d.wrapped_hash.fill(0xaa);
+  d.commit_hash.fill(0xbb);
+  return out;
 }
 
 }  // namespace bkv::testing
