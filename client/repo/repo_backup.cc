@@ -40,7 +40,7 @@ namespace bkv {
 //
 // Memory: every large buffer is one of a fixed set, allocated once and
 // handed round through a free queue for the Packer's lifetime (a stage that
-// needs one waits for it; cancelling the pipeline wakes it): kRawBuffers
+// needs one waits for it; cancelling the pipeline wakes it): RawBuffers()
 // raw chunks and kPackBuffers packs. So the working set is reached within
 // the first two packs and does not grow with the data (docs/backup-format.md,
 // "Working set").
@@ -341,7 +341,7 @@ absl::Status FillWindow(int fd, const std::string& abs,
 // thread), started once rather than once per window.
 class Repository::Reader {
  public:
-  explicit Reader(const RepoKeys& keys) : window(kWindow), keys_(keys) {
+  explicit Reader(const RepoKeys& keys) : keys_(keys) {
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 1; i < cores; ++i)
       helpers_.emplace_back([this] { Help(); });
@@ -373,8 +373,12 @@ class Repository::Reader {
     return ids;
   }
 
-  static constexpr size_t kWindow = 4 * ChunkerParams::kMax;
-  std::vector<uint8_t> window;
+  // Allocated when the first changed file is read: an unchanged backup
+  // needs none.
+  std::vector<uint8_t>& Window() {
+    window_.resize(4 * ChunkerParams::kMax);
+    return window_;
+  }
 
  private:
   void Hash() {
@@ -396,6 +400,7 @@ class Repository::Reader {
     }
   }
 
+  std::vector<uint8_t> window_;
   const RepoKeys& keys_;
   std::mutex mu_;
   std::condition_variable work_, done_;
@@ -534,7 +539,7 @@ absl::Status Repository::BackupFile(
   ++st.files_read;
   int fd = ::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return ErrnoStatus(errno, "open " + abs);
-  std::vector<uint8_t>& buf = reader.window;
+  std::vector<uint8_t>& buf = reader.Window();
   size_t have = 0;
   bool eof = false;
   uint64_t total = 0;
