@@ -699,7 +699,10 @@ TEST(RepoMemoryTest, StalledUploadStopsTheReaderWithinTheWorkingSet) {
   const std::string src = dir / "src";
   fs::create_directories(src);
   WriteFile(src + "/db", RandomBytes(64 << 20, 21));  // incompressible
-  constexpr size_t kTarget = 1 << 20;
+  // Two packs of at least this hold more than the 8 MiB read window, so the
+  // reader gets through its first window (and reports progress) before
+  // anything can stop it.
+  constexpr size_t kTarget = 4 << 20;
   constexpr uint64_t kMax = ChunkerParams::kMax;
   const uint64_t sealers =
       std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
