@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <optional>
@@ -18,7 +19,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "client/bounded_queue.h"
-#include "client/buffer_pool.h"
 #include "client/posix_file.h"
 #include "client/repo/repository.h"
 #include "crypto/random.h"
@@ -37,6 +37,13 @@ namespace bkv {
 // store calls take it too). The caller indexes closed() packs only after
 // Finish, when all are stored. A failure anywhere stops every stage; what
 // was uploaded stays as packs no index names, which the next backup adopts.
+//
+// Memory: every large buffer is one of a fixed set, allocated once and
+// handed round through a free queue for the Packer's lifetime (a stage that
+// needs one waits for it; cancelling the pipeline wakes it): RawBuffers()
+// raw chunks and kPackBuffers packs. So the working set is reached within
+// the first two packs and does not grow with the data (docs/backup-format.md,
+// "Working set").
 class Repository::Packer {
  public:
   struct Sealed {
@@ -51,11 +58,21 @@ class Repository::Packer {
   Packer(Repository& repo, RepoBackupStats& st)
       : repo_(repo),
         st_(st),
-        chunks_(kQueuedBytes, [](const Raw& c) { return c.bytes.capacity(); }),
+        sealing_(Sealers()),
+        chunks_(RawBuffers()),
         packs_(1),
-        sealing_(Sealers()) {
+        free_raw_(RawBuffers()),
+        free_packs_(kPackBuffers) {
+    for (int i = RawBuffers(); i > 0; --i) {
+      (void)free_raw_.Push(Reserved(ChunkerParams::kMax));
+    }
+    for (int i = kPackBuffers; i > 0; --i) {
+      (void)free_packs_.Push(Reserved(PackCapacity()));
+    }
     stages_.Watch(chunks_);
     stages_.Watch(packs_);
+    stages_.Watch(free_raw_);
+    stages_.Watch(free_packs_);
     for (int i = sealing_; i > 0; --i) {
       stages_.Run([this] { return SealStage(); });
     }
@@ -66,9 +83,12 @@ class Repository::Packer {
   // caused in the caller).
   absl::Status Add(const ChunkId& id, std::span<const uint8_t> raw) {
     pending_.insert(id);
-    std::vector<uint8_t> copy = raw_pool_.Take();
-    copy.assign(raw.begin(), raw.end());
-    absl::Status s = chunks_.Push({id, std::move(copy)});
+    absl::StatusOr<std::vector<uint8_t>> copy = Free(free_raw_);
+    absl::Status s = copy.status();
+    if (s.ok()) {
+      copy->assign(raw.begin(), raw.end());
+      s = chunks_.Push({id, *std::move(copy)});
+    }
     return s.ok() ? s : Abort(s);
   }
 
@@ -91,11 +111,11 @@ class Repository::Packer {
   std::vector<PackRecord>& closed() { return closed_; }
 
  private:
-  // Raw chunks waiting for a sealer: bounded by the bytes their (reused)
-  // buffers hold, so memory does not depend on the chunk sizes a file
-  // happens to produce.
-  static constexpr size_t kQueuedBytes = 8 << 20;
   static constexpr int kMaxSealers = 4;
+  // Packs in memory: one open (being filled), one queued or uploading. A
+  // third would only help when sealing outpaces the upload, and then the
+  // upload is the limit anyway.
+  static constexpr int kPackBuffers = 2;
   // zstd level 1: on the bench's chat database it is both the fastest and
   // the smallest (2.23x vs level 3's 2.13x, 512 KiB blocks); incompressible
   // media pass through zstd at GB/s and are stored raw.
@@ -104,12 +124,36 @@ class Repository::Packer {
   static int Sealers() {
     return std::clamp<int>(std::thread::hardware_concurrency(), 1, kMaxSealers);
   }
+  // Raw chunks: one in each sealer and two queued, so a sealer that
+  // finishes finds the next chunk waiting.
+  static int RawBuffers() { return Sealers() + 2; }
+  // A pack is closed at the first chunk that reaches the target, so it
+  // holds at most that chunk's sealed size (a little over kMax) more.
+  size_t PackCapacity() const {
+    return repo_.options_.pack_target + 2 * ChunkerParams::kMax;
+  }
+  static std::vector<uint8_t> Reserved(size_t capacity) {
+    std::vector<uint8_t> b;
+    b.reserve(capacity);
+    return b;
+  }
+  // A buffer of the fixed set: waits until a stage gives one back.
+  static absl::StatusOr<std::vector<uint8_t>> Free(
+      BoundedQueue<std::vector<uint8_t>>& q) {
+    BKV_ASSIGN_OR_RETURN(std::optional<std::vector<uint8_t>> b, q.Pop());
+    if (!b) return absl::InternalError("buffer queue closed");  // never closed
+    b->clear();
+    return *std::move(b);
+  }
 
   absl::Status SealStage() {
     std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> zstd(ZSTD_createCCtx(),
                                                               &ZSTD_freeCCtx);
     if (!zstd) return absl::ResourceExhaustedError("out of memory (zstd)");
-    std::vector<uint8_t> pt, sealed;  // reused for every chunk
+    // Reused for every chunk, sized once for the largest.
+    std::vector<uint8_t> pt =
+        Reserved(1 + ZSTD_compressBound(ChunkerParams::kMax));
+    std::vector<uint8_t> sealed = Reserved(pt.capacity() + 64);
     for (;;) {
       BKV_ASSIGN_OR_RETURN(std::optional<Raw> chunk, chunks_.Pop());
       if (!chunk) break;
@@ -118,7 +162,7 @@ class Repository::Packer {
       BKV_RETURN_IF_ERROR(repo_.keys_.SealAppend(RepoObjectKind::kChunk,
                                                  chunk->id, pt, sealed));
       const auto raw_size = static_cast<uint32_t>(chunk->bytes.size());
-      raw_pool_.Give(std::move(chunk->bytes));
+      BKV_RETURN_IF_ERROR(free_raw_.Push(std::move(chunk->bytes)));
       BKV_RETURN_IF_ERROR(Append(chunk->id, raw_size, sealed));
     }
     // The last sealer to finish closes the partial pack, then the queue.
@@ -157,10 +201,8 @@ class Repository::Packer {
     {
       std::lock_guard lock(open_mu_);
       if (open_.record.blobs.empty()) {
+        BKV_ASSIGN_OR_RETURN(open_.bytes, Free(free_packs_));
         SystemRandom().Bytes(open_.record.pack);
-        open_.bytes = pack_pool_.Take();
-        open_.bytes.reserve(repo_.options_.pack_target +
-                            2 * ChunkerParams::kMax);
       }
       open_.record.blobs.push_back(
           {id, static_cast<uint32_t>(open_.bytes.size()),
@@ -197,22 +239,20 @@ class Repository::Packer {
             PutBytes(repo_.store_, PackName(pack->record.pack), pack->bytes));
       }
       uploaded_bytes_ += pack->bytes.size();
-      pack_pool_.Give(std::move(pack->bytes));
+      BKV_RETURN_IF_ERROR(free_packs_.Push(std::move(pack->bytes)));
       closed_.push_back(std::move(pack->record));
     }
   }
 
   Repository& repo_;
   RepoBackupStats& st_;
+  std::atomic<int> sealing_;  // sealers still running
   BoundedQueue<Raw> chunks_;
   BoundedQueue<Sealed> packs_;
-  // Free raw chunk buffers up to what the queue holds; buffers for the
-  // open, the queued and the uploading pack.
-  BufferPool raw_pool_{kQueuedBytes};
-  BufferPool pack_pool_{3 * (kMaxPackBytes + 2 * ChunkerParams::kMax)};
+  // The fixed sets of buffers not in use (see the class comment).
+  BoundedQueue<std::vector<uint8_t>> free_raw_, free_packs_;
   std::mutex open_mu_;
   Sealed open_;                     // under open_mu_
-  std::atomic<int> sealing_;        // sealers still running
   std::set<ChunkId> pending_;       // the caller's thread only
   std::vector<PackRecord> closed_;  // the upload stage's, until Finish
   uint64_t uploaded_bytes_ = 0;     // likewise
@@ -292,27 +332,87 @@ absl::Status FillWindow(int fd, const std::string& abs,
   return absl::OkStatus();
 }
 
-// The keyed ids of `chunks`, on up to one thread per core (the caller's
-// among them): HMAC-SHA512 costs more per byte than anything else a backup
-// does on the caller's thread.
-std::vector<ChunkId> IdsOf(const RepoKeys& keys,
-                           std::span<const std::span<const uint8_t>> chunks) {
-  std::vector<ChunkId> ids(chunks.size());
-  std::atomic<size_t> next{0};
-  auto hash = [&] {
-    for (size_t i; (i = next++) < chunks.size();) ids[i] = keys.IdOf(chunks[i]);
-  };
-  const size_t cores = std::max(1u, std::thread::hardware_concurrency());
-  std::vector<std::thread> helpers;
-  for (size_t i = 1; i < std::min(cores, chunks.size()); ++i) {
-    helpers.emplace_back(hash);
-  }
-  hash();
-  for (std::thread& t : helpers) t.join();
-  return ids;
-}
-
 }  // namespace
+
+// What reads a backup's changed files, kept for the whole backup: the
+// window a file is read through (several chunks, so their ids are hashed in
+// parallel) and one helper thread per further core for the keyed ids
+// (HMAC-SHA512 costs more per byte than anything else on the caller's
+// thread), started once rather than once per window.
+class Repository::Reader {
+ public:
+  explicit Reader(const RepoKeys& keys) : keys_(keys) {
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 1; i < cores; ++i)
+      helpers_.emplace_back([this] { Help(); });
+  }
+  ~Reader() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    work_.notify_all();
+    for (std::thread& t : helpers_) t.join();
+  }
+
+  // The ids of `chunks`, on every core (the caller's among them).
+  std::vector<ChunkId> IdsOf(std::span<const std::span<const uint8_t>> chunks) {
+    std::vector<ChunkId> ids(chunks.size());
+    {
+      std::lock_guard lock(mu_);
+      chunks_ = chunks;
+      ids_ = ids.data();
+      next_ = 0;
+      busy_ = helpers_.size();
+      ++round_;
+    }
+    work_.notify_all();
+    Hash();
+    std::unique_lock lock(mu_);
+    done_.wait(lock, [&] { return busy_ == 0; });
+    return ids;
+  }
+
+  // Allocated when the first changed file is read: an unchanged backup
+  // needs none.
+  std::vector<uint8_t>& Window() {
+    window_.resize(4 * ChunkerParams::kMax);
+    return window_;
+  }
+
+ private:
+  void Hash() {
+    for (size_t i; (i = next_++) < chunks_.size();) {
+      ids_[i] = keys_.IdOf(chunks_[i]);
+    }
+  }
+  void Help() {
+    uint64_t seen = 0;
+    std::unique_lock lock(mu_);
+    for (;;) {
+      work_.wait(lock, [&] { return stop_ || round_ != seen; });
+      if (stop_) return;
+      seen = round_;
+      lock.unlock();
+      Hash();
+      lock.lock();
+      if (--busy_ == 0) done_.notify_one();
+    }
+  }
+
+  std::vector<uint8_t> window_;
+  const RepoKeys& keys_;
+  std::mutex mu_;
+  std::condition_variable work_, done_;
+  // One round's work, set under mu_ before the helpers are woken.
+  std::span<const std::span<const uint8_t>> chunks_;
+  ChunkId* ids_ = nullptr;
+  std::atomic<size_t> next_{0};
+  size_t busy_ = 0;                   // helpers still in this round, under mu_
+  uint64_t round_ = 0;                // under mu_
+  bool stop_ = false;                 // under mu_
+  std::vector<std::thread> helpers_;  // last: they use the members above
+};
 
 absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
                                                 RepoBackupStats* stats_out) {
@@ -351,11 +451,13 @@ absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
     return s;
   }
   for (const Walked& w : walked) st.planned_bytes += w.entry.size;
+  Reader reader(keys_);
   Packer packer(*this, st);
   Snapshot snap;
   for (Walked& w : walked) {
     if (w.entry.type == EntryType::kFile) {
-      auto s = BackupFile(w.abs, w.entry, parent, known, packer, **lock, st);
+      auto s =
+          BackupFile(w.abs, w.entry, parent, known, reader, packer, **lock, st);
       if (!s.ok()) return packer.Abort(s);
       if (options_.progress) options_.progress(st);
     }
@@ -418,8 +520,8 @@ absl::Status Repository::AdoptPacks(
 absl::Status Repository::BackupFile(
     const std::string& abs, TreeEntry& entry,
     const std::map<std::string, const TreeEntry*>& parent,
-    const std::map<ChunkId, Located>& known, Packer& packer, RepoLock& lock,
-    RepoBackupStats& st) {
+    const std::map<ChunkId, Located>& known, Reader& reader, Packer& packer,
+    RepoLock& lock, RepoBackupStats& st) {
   ++st.files;
   st.bytes += entry.size;
   auto p = parent.find(entry.path);
@@ -437,8 +539,7 @@ absl::Status Repository::BackupFile(
   ++st.files_read;
   int fd = ::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return ErrnoStatus(errno, "open " + abs);
-  // A window of several chunks, so their ids are hashed in parallel.
-  std::vector<uint8_t> buf(4 * ChunkerParams::kMax);
+  std::vector<uint8_t>& buf = reader.Window();
   size_t have = 0;
   bool eof = false;
   uint64_t total = 0;
@@ -463,7 +564,7 @@ absl::Status Repository::BackupFile(
                           keys_.FindBoundary({buf.data() + at, have - at}));
       at += chunks.back().size();
     }
-    const std::vector<ChunkId> ids = IdsOf(keys_, chunks);
+    const std::vector<ChunkId> ids = reader.IdsOf(chunks);
     for (size_t i = 0; i < chunks.size() && status.ok(); ++i) {
       status = AddChunk(ids[i], chunks[i], known, packer, entry, st);
       total += chunks[i].size();

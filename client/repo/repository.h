@@ -186,6 +186,7 @@ class Repository {
     uint64_t pack_size = 0;
   };
   class Packer;
+  class Reader;
 
   Repository(BlobStore& store, RepoKeys keys, RepoOptions options);
   absl::Status LoadConfig();
@@ -233,7 +234,8 @@ class Repository {
   absl::Status BackupFile(const std::string& abs, TreeEntry& entry,
                           const std::map<std::string, const TreeEntry*>& parent,
                           const std::map<ChunkId, Located>& known,
-                          Packer& packer, RepoLock& lock, RepoBackupStats& st);
+                          Reader& reader, Packer& packer, RepoLock& lock,
+                          RepoBackupStats& st);
   absl::Status AddChunk(const ChunkId& id, std::span<const uint8_t> chunk,
                         const std::map<ChunkId, Located>& known, Packer& packer,
                         TreeEntry& entry, RepoBackupStats& st);

@@ -7,7 +7,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <functional>
+#include <mutex>
+#include <thread>
 
 #include "client/blob_store.h"
 #include "client/repo/repository.h"
@@ -24,16 +29,14 @@ using ::bkv::testing::WriteFile;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
-// Put fails for objects whose name starts with `prefix`, as a crash right
-// before that object would.
-class FailPutStore final : public BlobStore {
+// Runs `before` ahead of every Put; an error fails that Put.
+class PutHookStore final : public BlobStore {
  public:
-  FailPutStore(BlobStore& inner, std::string prefix)
-      : inner_(inner), prefix_(std::move(prefix)) {}
+  using Hook = std::function<absl::Status(std::string_view name)>;
+  PutHookStore(BlobStore& inner, Hook before)
+      : inner_(inner), before_(std::move(before)) {}
   absl::Status Put(std::string_view name, ByteSource& source) override {
-    if (name.substr(0, prefix_.size()) == prefix_) {
-      return absl::UnavailableError("injected: process died");
-    }
+    if (absl::Status s = before_(name); !s.ok()) return s;
     return inner_.Put(name, source);
   }
   absl::Status Get(std::string_view n, const ByteSink& s) override {
@@ -50,8 +53,18 @@ class FailPutStore final : public BlobStore {
 
  private:
   BlobStore& inner_;
-  std::string prefix_;
+  Hook before_;
 };
+
+// Put fails for objects whose name starts with `prefix`, as a crash right
+// before that object would.
+PutHookStore::Hook FailPutsOf(std::string prefix) {
+  return [prefix](std::string_view name) {
+    return name.substr(0, prefix.size()) == prefix
+               ? absl::UnavailableError("injected: process died")
+               : absl::OkStatus();
+  };
+}
 
 class RepoTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -438,7 +451,7 @@ TEST_P(RepoTest, RolledBackHeadDetected) {
 TEST_P(RepoTest, ResumeAfterInterruptedBackupFault) {
   MakeTree(4 << 20);
   {
-    FailPutStore dying(*store_, "index-");
+    PutHookStore dying(*store_, FailPutsOf("index-"));
     auto repo = Open(dying, key_);
     EXPECT_FALSE(repo->Backup(src_).ok());
   }
@@ -673,6 +686,65 @@ TEST(RepoPruneTest, KilledPruneKeepsEverySnapshotFault) {
     fs::remove_all(copy);
   }
   EXPECT_GE(points, 30);
+}
+
+// The backup's working set is bounded whatever the data size: while the
+// first pack's upload is stalled, the reader hands the packer no more than
+// the fixed buffers hold (docs/backup-format.md, "Working set"): the two
+// pack buffers, a chunk in each sealer, the raw chunk buffers and the one
+// chunk the reader waits to hand over. Unbounded queues would let it read
+// the whole file meanwhile.
+TEST(RepoMemoryTest, StalledUploadStopsTheReaderWithinTheWorkingSet) {
+  TempDir dir;
+  const std::string src = dir / "src";
+  fs::create_directories(src);
+  WriteFile(src + "/db", RandomBytes(64 << 20, 21));  // incompressible
+  // Two packs of at least this hold more than the 8 MiB read window, so the
+  // reader gets through its first window (and reports progress) before
+  // anything can stop it.
+  constexpr size_t kTarget = 4 << 20;
+  constexpr uint64_t kMax = ChunkerParams::kMax;
+  const uint64_t sealers =
+      std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+  const uint64_t bound = 2 * (kTarget + kMax) + (2 * sealers + 3) * kMax;
+  ASSERT_LT(bound, 48u << 20);  // well below the data
+
+  std::mutex mu;
+  std::condition_variable moved;
+  uint64_t handed = 0;  // new bytes handed to the packer, under mu
+  uint64_t during_stall = 0;
+  auto store = OpenBlobStore("file://" + (dir / "store"));
+  ASSERT_TRUE(store.ok());
+  RepoOptions o;
+  o.create = true;
+  o.pack_target = kTarget;
+  o.progress = [&](const RepoBackupStats& st) {
+    std::lock_guard lock(mu);
+    handed = st.new_bytes;
+    moved.notify_all();
+  };
+  // The first pack's upload waits (at most 3 s) for the reader to exceed
+  // the bound, which it must not.
+  bool stalled = false;
+  PutHookStore stalling(**store, [&](std::string_view name) {
+    if (name.rfind("pack-", 0) != 0 || std::exchange(stalled, true)) {
+      return absl::OkStatus();
+    }
+    std::unique_lock lock(mu);
+    moved.wait_for(lock, std::chrono::seconds(3),
+                   [&] { return handed > bound; });
+    during_stall = handed;
+    return absl::OkStatus();
+  });
+  auto repo = Repository::Open(stalling, BackupKey::Generate(), o);
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  auto snap = (*repo)->Backup(src);
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  EXPECT_GT(during_stall, 0u);
+  EXPECT_LE(during_stall, bound);
+  const std::string out = dir / "out";
+  ASSERT_TRUE((*repo)->Restore(snap->id, "", out).ok());
+  EXPECT_EQ(ReadFile(out + "/db"), ReadFile(src + "/db"));
 }
 
 }  // namespace
