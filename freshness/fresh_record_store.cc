@@ -296,6 +296,16 @@ absl::StatusOr<UserRecord> FreshRecordStore::CheckedGet(
   }
   if (!r.ok()) return Stale(key, "the record is missing from the store");
   if (*digest == leaf->digest) return r;
+  if (FromFencedOwner(*r, *leaf)) {
+    Report("warn", "freshness_adopted",
+           {{"account_key", storage::AccountKeyHex(key)},
+            {"term", absl::StrCat(r->fresh_term())}});
+    BKV_RETURN_IF_ERROR(Commit(key, *r, Reserve()));
+    if (!tombstone) return r;
+    (void)inner_.Delete(id, r->version());
+    return absl::NotFoundError(absl::StrCat("no record for account key ",
+                                            storage::AccountKeyHex(key)));
+  }
   return Stale(
       key,
       r->version() < leaf->version
@@ -307,6 +317,15 @@ absl::StatusOr<UserRecord> FreshRecordStore::CheckedGet(
                          ") that differs from the "
                          "anchored one (version ",
                          leaf->version, ")"));
+}
+
+// A record an earlier owner wrote from the committed leaf and could not get
+// endorsed (docs/rollback.md "Fencing"): a decision made from the committed
+// state whose KE2 never left, so committing it can only count more.
+bool FreshRecordStore::FromFencedOwner(const UserRecord& r,
+                                       const LeafValue& leaf) const {
+  if (r.fresh_term() >= heads_.Term()) return false;
+  return r.fresh_parent() == Bytes(leaf.digest);
 }
 
 absl::StatusOr<uint64_t> FreshRecordStore::CompareAndSwap(
@@ -369,6 +388,7 @@ absl::StatusOr<uint64_t> FreshRecordStore::Write(std::string_view id,
   }
   next.set_fresh_parent(leaf ? Bytes(leaf->digest) : "");
   next.set_fresh_epoch(epoch);
+  next.set_fresh_term(heads_.Term());
   return WriteThrough(id, key, expected, next);
 }
 

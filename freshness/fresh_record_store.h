@@ -105,6 +105,8 @@ class FreshRecordStore final : public storage::RecordStore {
   }
   absl::Status CheckShard(const AccountKey& key) const;
   absl::Status Stale(const AccountKey& key, absl::string_view what) const;
+  bool FromFencedOwner(const storage::v1::UserRecord& r,
+                       const LeafValue& leaf) const;
   absl::StatusOr<storage::v1::UserRecord> CheckedGet(
       std::string_view id, const AccountKey& key) const;
   absl::StatusOr<uint64_t> Write(std::string_view id, const AccountKey& key,

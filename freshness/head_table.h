@@ -46,6 +46,8 @@ class HeadStore {
   // nullopt before the first Write (genesis).
   virtual absl::StatusOr<std::optional<HeadTable>> Read() = 0;
   virtual absl::Status Write(const HeadTable& t) = 0;
+  // The owner term this store writes in (0: one node, no terms).
+  virtual uint64_t Term() const { return 0; }
 };
 
 class TokenHeadStore final : public HeadStore {

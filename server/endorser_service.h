@@ -1,0 +1,53 @@
+#ifndef BKV_SERVER_ENDORSER_SERVICE_H_
+#define BKV_SERVER_ENDORSER_SERVICE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include <grpcpp/security/credentials.h>
+
+#include "bkv/fresh/v1/endorse.grpc.pb.h"
+#include "freshness/endorsement.h"
+#include "freshness/quorum_head_store.h"
+
+namespace bkv::server {
+
+// The bkv.fresh.v1.Endorser service on a node's peer address: parses, asks
+// its Endorser (which decides and writes its token before answering), maps
+// the status. Thread-safe.
+class EndorserService final : public fresh::v1::Endorser::Service {
+ public:
+  explicit EndorserService(freshness::Endorser& e) : endorser_(e) {}
+  grpc::Status Endorse(grpc::ServerContext* ctx,
+                       const fresh::v1::EndorseRequest* request,
+                       fresh::v1::EndorseResponse* response) override;
+  grpc::Status Prepare(grpc::ServerContext* ctx,
+                       const fresh::v1::PrepareRequest* request,
+                       fresh::v1::PrepareResponse* response) override;
+
+ private:
+  freshness::Endorser& endorser_;
+};
+
+// Another node's endorser over gRPC (callback API: a round does not wait
+// for a stopped node beyond `deadline`). Reconnects within a second of a
+// node coming back.
+class GrpcEndorserPeer final : public freshness::EndorserPeer {
+ public:
+  GrpcEndorserPeer(const std::string& address,
+                   std::shared_ptr<grpc::ChannelCredentials> credentials,
+                   absl::Duration deadline);
+  void Endorse(const fresh::v1::EndorseRequest& request,
+               EndorseDone done) override;
+  void Prepare(uint64_t term, PrepareDone done) override;
+
+ private:
+  const std::string address_;
+  const absl::Duration deadline_;
+  std::unique_ptr<fresh::v1::Endorser::Stub> stub_;
+};
+
+}  // namespace bkv::server
+
+#endif  // BKV_SERVER_ENDORSER_SERVICE_H_

@@ -1,0 +1,415 @@
+// The quorum of endorsing nodes (docs/rollback.md "Quorum across nodes"):
+// three real SoftHSM tokens with Ed25519 endorsement keys, their endorsers
+// behind real gRPC servers on loopback, the owner's FreshRecordStore over
+// real RocksDB. ctest -R rollback.quorum
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <sodium.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "freshness/endorsement.h"
+#include "freshness/fresh_record_store.h"
+#include "freshness/quorum_head_store.h"
+#include "hsm/key_labels.h"
+#include "hsm/pin.h"
+#include "hsm/softhsm_dev.h"
+#include "server/endorser_service.h"
+#include "storage/rocksdb_record_store.h"
+#include "tests/hsm/test_token.h"
+#include "tests/storage/test_util.h"
+
+namespace bkv::freshness {
+namespace {
+
+using fresh::v1::Certificate;
+using fresh::v1::EndorseRequest;
+using fresh::v1::EndorserState;
+using storage::RecordStore;
+using storage::v1::UserRecord;
+
+constexpr int kNodes = 3;
+
+std::string Bytes(const Digest& d) { return std::string(d.begin(), d.end()); }
+
+HeadTable Table(uint64_t seq, uint8_t fill) {
+  HeadTable t;
+  t.seq = seq;
+  t.shards.resize(4);
+  t.shards[0].root.fill(fill);
+  return t;
+}
+
+EndorseRequest Request(uint64_t term, const std::string& prev,
+                       const HeadTable& next) {
+  EndorseRequest r;
+  r.set_term(term);
+  r.set_prev_digest(prev);
+  const std::vector<uint8_t> b = EncodeHeads(next);
+  r.set_next_table(std::string(b.begin(), b.end()));
+  return r;
+}
+
+// One vault node's endorsing half: its token, key and endorser, served on a
+// loopback port that can be taken down and brought back.
+struct Node {
+  std::shared_ptr<hsm::Pkcs11Hsm> token;
+  std::unique_ptr<Endorser> endorser;
+  std::unique_ptr<server::EndorserService> service;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+
+  void Serve() {
+    grpc::ServerBuilder b;
+    const std::string address = absl::StrCat("127.0.0.1:", port);
+    b.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+    b.RegisterService(service.get());
+    server = b.BuildAndStart();
+    ASSERT_NE(server, nullptr) << address;
+  }
+  void Stop() {
+    server->Shutdown(absl::ToChronoTime(absl::Now()));
+    server.reset();
+  }
+};
+
+class QuorumTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_GE(sodium_init(), 0);
+    dir_ = hsm::testing::MakeTempDir();
+    std::vector<Member> members;
+    for (int i = 0; i < kNodes; ++i) {
+      const std::string label = absl::StrCat("bkv-q", i + 1);
+      auto dev = hsm::PrepareSoftHsmDir(dir_, label);
+      ASSERT_TRUE(dev.ok()) << dev.status();
+      auto pin = hsm::ReadPinFile(dev->user_pin_path);
+      ASSERT_TRUE(pin.ok());
+      hsm::TokenOptions o;
+      o.token_label = label;
+      auto token = hsm::Pkcs11Hsm::Open(o, *pin);
+      ASSERT_TRUE(token.ok()) << token.status();
+      tokens_.push_back(*token);
+      auto key = hsm::EndorsementKey::Generate(*token);
+      ASSERT_TRUE(key.ok()) << key.status();
+      members.push_back({uint32_t(i + 1), (*key)->public_key(), "peer"});
+    }
+    auto m = Members::Create(members);
+    ASSERT_TRUE(m.ok()) << m.status();
+    members_ = std::make_unique<Members>(*std::move(m));
+    for (int i = 0; i < kNodes; ++i) {
+      auto e = Endorser::Open(tokens_[i], *members_, i + 1);
+      ASSERT_TRUE(e.ok()) << e.status();
+      nodes_[i].token = tokens_[i];
+      nodes_[i].endorser = *std::move(e);
+      nodes_[i].service =
+          std::make_unique<server::EndorserService>(*nodes_[i].endorser);
+      nodes_[i].Serve();
+    }
+  }
+  void TearDown() override {
+    for (Node& n : nodes_) {
+      if (n.server) n.Stop();
+    }
+    owners_.clear();
+    heads_.clear();
+    inner_.reset();
+    for (Node& n : nodes_) n.endorser.reset();
+    tokens_.clear();
+    for (Node& n : nodes_) n.token.reset();
+    hsm::testing::RemoveTree(dir_);
+  }
+
+  // An owner: node `self`'s endorser in-process, the others over gRPC.
+  std::unique_ptr<QuorumHeadStore> Heads(int self) {
+    std::vector<std::shared_ptr<EndorserPeer>> peers;
+    for (int i = 0; i < kNodes; ++i) {
+      if (i == self) continue;
+      peers.push_back(std::make_shared<server::GrpcEndorserPeer>(
+          absl::StrCat("127.0.0.1:", nodes_[i].port),
+          grpc::InsecureChannelCredentials(), absl::Seconds(2)));
+    }
+    peers.push_back(std::make_shared<LocalEndorserPeer>(*nodes_[self].endorser));
+    return std::make_unique<QuorumHeadStore>(*members_, std::move(peers),
+                                             absl::Seconds(2));
+  }
+  // Node `self` takes over and opens the decorator over the shared store.
+  FreshRecordStore* Own(int self) {
+    if (!inner_) {
+      storage::RocksDbRecordStoreOptions o;
+      o.data_dir = db_.path();
+      auto s = storage::RocksDbRecordStore::Open(
+          o, storage::testing::TestSealer());
+      EXPECT_TRUE(s.ok()) << s.status();
+      inner_ = *std::move(s);
+    }
+    heads_.push_back(Heads(self));
+    auto f = FreshRecordStore::Open(*inner_, *heads_.back(), {4, nullptr});
+    EXPECT_TRUE(f.ok()) << f.status();
+    if (!f.ok()) return nullptr;
+    owners_.push_back(*std::move(f));
+    return owners_.back().get();
+  }
+  static UserRecord Active(uint32_t used) {
+    UserRecord r = storage::testing::SampleRecord(used);
+    r.set_state(storage::v1::RECORD_STATE_ACTIVE);
+    r.set_attempt_limit(10);
+    return r;
+  }
+  uint64_t HeldSeq(int node) {
+    return HeldHead(nodes_[node].endorser->State()).seq();
+  }
+  // The lagging endorser's answer may arrive after the round's majority:
+  // bounded wait (50 x 100 ms) for it to hold `seq`.
+  bool EventuallyHolds(int node, uint64_t seq) {
+    for (int i = 0; i < 50 && HeldSeq(node) != seq; ++i) {
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return HeldSeq(node) == seq;
+  }
+
+  std::string dir_;
+  std::vector<std::shared_ptr<hsm::Pkcs11Hsm>> tokens_;
+  std::unique_ptr<Members> members_;
+  Node nodes_[kNodes];
+  storage::testing::TempDir db_;
+  std::unique_ptr<storage::RocksDbRecordStore> inner_;
+  std::vector<std::unique_ptr<QuorumHeadStore>> heads_;
+  std::vector<std::unique_ptr<FreshRecordStore>> owners_;
+};
+
+TEST_F(QuorumTest, EndorsementKeyIsNeverExtractableAndVerifies) {
+  auto session = tokens_[0]->AcquireSession();
+  ASSERT_TRUE(session.ok());
+  auto priv = session->FindObject(CKO_PRIVATE_KEY, hsm::kEndorseKeyLabel);
+  ASSERT_TRUE(priv.ok()) << priv.status();
+  EXPECT_FALSE(*session->GetBoolAttribute(*priv, CKA_EXTRACTABLE));
+  EXPECT_TRUE(*session->GetBoolAttribute(*priv, CKA_SENSITIVE));
+  EXPECT_TRUE(absl::IsAlreadyExists(
+      hsm::EndorsementKey::Generate(tokens_[0]).status()));
+  auto key = hsm::EndorsementKey::Open(tokens_[0]);
+  ASSERT_TRUE(key.ok());
+  const std::vector<uint8_t> msg = {1, 2, 3};
+  auto sig = (*key)->Sign(msg);
+  ASSERT_TRUE(sig.ok()) << sig.status();
+  EXPECT_TRUE(hsm::VerifyEndorsement((*key)->public_key(), msg, *sig));
+  (*sig)[0] ^= 1;
+  EXPECT_FALSE(hsm::VerifyEndorsement((*key)->public_key(), msg, *sig));
+}
+
+TEST_F(QuorumTest, EndorserSignsOnlyTheDirectSuccessorOfWhatItHolds) {
+  Endorser& e = *nodes_[0].endorser;
+  const std::string zero(32, '\0');
+  const HeadTable a = Table(1, 0xa1), b = Table(2, 0xb2), fork = Table(2, 0xf2);
+  ASSERT_TRUE(e.Endorse(Request(1, zero, a)).ok());
+  // Another first head (a fork of genesis) is refused.
+  EXPECT_TRUE(absl::IsAborted(e.Endorse(Request(1, zero, Table(1, 0xff))).status()));
+  // Not linked to what it holds, or not a higher seq.
+  EXPECT_TRUE(absl::IsAborted(e.Endorse(Request(1, Bytes(TableDigest(fork)), b)).status()));
+  EXPECT_TRUE(absl::IsAborted(
+      e.Endorse(Request(1, Bytes(TableDigest(a)), Table(1, 0xa2))).status()));
+  auto sig = e.Endorse(Request(1, Bytes(TableDigest(a)), b));
+  ASSERT_TRUE(sig.ok()) << sig.status();
+  // One successor per held head: a second one of `a` is refused.
+  EXPECT_TRUE(absl::IsAborted(
+      e.Endorse(Request(1, Bytes(TableDigest(a)), fork)).status()));
+  EXPECT_EQ(HeldSeq(0), 2u);
+  // The state was in the token before the answer: a reopen holds it.
+  auto again = Endorser::Open(tokens_[0], *members_, 1);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(HeldHead((*again)->State()).digest(), Bytes(TableDigest(b)));
+}
+
+TEST_F(QuorumTest, CertificateNeedsAMajorityOfDistinctMembers) {
+  const std::string zero(32, '\0');
+  const HeadTable a = Table(1, 0xa1);
+  Certificate c;
+  c.mutable_head()->set_term(1);
+  c.mutable_head()->set_seq(1);
+  c.mutable_head()->set_prev_digest(zero);
+  c.mutable_head()->set_digest(Bytes(TableDigest(a)));
+  auto one = nodes_[0].endorser->Endorse(Request(1, zero, a));
+  ASSERT_TRUE(one.ok());
+  *c.add_endorsements() = *one;
+  EXPECT_FALSE(VerifyCertificate(*members_, c).ok()) << "one of three";
+  *c.add_endorsements() = *one;
+  EXPECT_FALSE(VerifyCertificate(*members_, c).ok()) << "the same node twice";
+  c.mutable_endorsements()->RemoveLast();
+  auto two = nodes_[1].endorser->Endorse(Request(1, zero, a));
+  ASSERT_TRUE(two.ok());
+  *c.add_endorsements() = *two;
+  EXPECT_TRUE(VerifyCertificate(*members_, c).ok());
+  Certificate forged = c;
+  (*forged.mutable_endorsements(1)->mutable_signature())[5] ^= 1;
+  EXPECT_FALSE(VerifyCertificate(*members_, forged).ok());
+  Certificate other_head = c;
+  other_head.mutable_head()->set_seq(2);
+  EXPECT_FALSE(VerifyCertificate(*members_, other_head).ok());
+  // Signed under another members list (node 3 left out): does not count.
+  std::vector<Member> two_members(members_->all().begin(),
+                                  members_->all().begin() + 2);
+  auto smaller = Members::Create(two_members);
+  ASSERT_TRUE(smaller.ok());
+  EXPECT_NE(smaller->digest(), members_->digest());
+  EXPECT_FALSE(VerifyCertificate(*smaller, c).ok());
+}
+
+TEST_F(QuorumTest, LaggingEndorserCatchesUpOnlyFromANewerCertificate) {
+  const std::string zero(32, '\0');
+  const HeadTable a = Table(1, 0xa1), b = Table(2, 0xb2), c = Table(3, 0xc3);
+  Certificate cert_b;
+  for (int i = 0; i < 2; ++i) {
+    Endorser& e = *nodes_[i].endorser;
+    ASSERT_TRUE(e.Endorse(Request(1, zero, a)).ok());
+    auto s = e.Endorse(Request(1, Bytes(TableDigest(a)), b));
+    ASSERT_TRUE(s.ok());
+    *cert_b.add_endorsements() = *s;
+  }
+  cert_b.mutable_head()->set_term(1);
+  cert_b.mutable_head()->set_seq(2);
+  cert_b.mutable_head()->set_prev_digest(Bytes(TableDigest(a)));
+  cert_b.mutable_head()->set_digest(Bytes(TableDigest(b)));
+  ASSERT_TRUE(VerifyCertificate(*members_, cert_b).ok());
+  // Node 3 was down: it holds nothing, and c is no successor of that.
+  Endorser& lagging = *nodes_[2].endorser;
+  EndorseRequest to_c = Request(1, Bytes(TableDigest(b)), c);
+  EXPECT_TRUE(absl::IsAborted(lagging.Endorse(to_c).status()));
+  *to_c.mutable_prev_certificate() = cert_b;
+  ASSERT_TRUE(lagging.Endorse(to_c).ok());
+  EXPECT_EQ(HeldSeq(2), 3u);
+  // An older certificate can't move it back.
+  EndorseRequest back = Request(1, Bytes(TableDigest(b)), Table(3, 0xee));
+  *back.mutable_prev_certificate() = cert_b;
+  EXPECT_TRUE(absl::IsAborted(lagging.Endorse(back).status()));
+}
+
+TEST_F(QuorumTest, PromiseFencesEveryOlderTerm) {
+  Endorser& e = *nodes_[0].endorser;
+  auto p = e.Prepare(2);
+  ASSERT_TRUE(p.ok() && p->granted);
+  EXPECT_FALSE(e.Prepare(2)->granted);
+  EXPECT_FALSE(e.Prepare(1)->granted);
+  auto old = e.Endorse(Request(1, std::string(32, '\0'), Table(1, 1)));
+  EXPECT_TRUE(absl::IsFailedPrecondition(old.status())) << old.status();
+  EXPECT_NE(old.status().message().find("fenced"), std::string::npos);
+  EXPECT_TRUE(e.Endorse(Request(2, std::string(32, '\0'), Table(1, 1))).ok());
+}
+
+// Issue test 5, first half: one endorser lost, service continues, and it
+// catches up when it returns.
+TEST_F(QuorumTest, OneEndorserDownServiceContinuesAndItCatchesUp) {
+  FreshRecordStore* owner = Own(0);
+  ASSERT_NE(owner, nullptr);
+  nodes_[2].Stop();
+  uint64_t v = RecordStore::kNoRecord;
+  for (uint32_t i = 0; i < 5; ++i) {
+    auto next = owner->CompareAndSwap("ann", v, Active(i));
+    ASSERT_TRUE(next.ok()) << next.status();
+    v = *next;
+  }
+  const uint64_t seq = owner->Stats().seq;
+  EXPECT_EQ(HeldSeq(0), seq);
+  EXPECT_LT(HeldSeq(2), seq);
+  nodes_[2].Serve();
+  // The next head's request carries the certificate of the one before: the
+  // returning endorser catches up from it (bounded reconnect wait).
+  bool caught_up = false;
+  uint32_t used = 5;
+  for (; used < 10 && !caught_up; ++used) {
+    auto next = owner->CompareAndSwap("ann", v, Active(used));
+    ASSERT_TRUE(next.ok()) << next.status();
+    v = *next;
+    caught_up = EventuallyHolds(2, owner->Stats().seq);
+  }
+  EXPECT_TRUE(caught_up) << "node 3 holds " << HeldSeq(2) << ", owner at "
+                         << owner->Stats().seq;
+  EXPECT_EQ(owner->Get("ann")->attempts_used(), used - 1);
+}
+
+// Issue test 5: a majority lost, counted writes fail UNAVAILABLE (the vault
+// sends no KE2 for them) and commit nothing; service resumes when they
+// return.
+TEST_F(QuorumTest, MajorityLostFailsWritesAndServiceResumes) {
+  FreshRecordStore* owner = Own(0);
+  ASSERT_NE(owner, nullptr);
+  auto v = owner->CompareAndSwap("bea", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v.ok()) << v.status();
+  const uint64_t seq = owner->Stats().seq;
+  nodes_[1].Stop();
+  nodes_[2].Stop();
+  auto lost = owner->CompareAndSwap("bea", *v, Active(1));
+  EXPECT_TRUE(absl::IsUnavailable(lost.status())) << lost.status();
+  EXPECT_NE(lost.status().message().find("majority"), std::string::npos)
+      << lost.status();
+  EXPECT_EQ(owner->Stats().seq, seq) << "no head without a certificate";
+  EXPECT_EQ(HeldSeq(1), seq);
+  nodes_[1].Serve();
+  nodes_[2].Serve();
+  // The pending write commits with the next head (bounded: 20 reads).
+  absl::StatusOr<UserRecord> r = absl::UnavailableError("not tried");
+  for (int i = 0; i < 20 && !r.ok(); ++i) {
+    r = owner->Get("bea");
+    if (!r.ok()) absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->attempts_used(), 1u) << "the write is counted, once";
+  EXPECT_GT(owner->Stats().seq, seq);
+  EXPECT_TRUE(owner->CompareAndSwap("bea", r->version(), Active(2)).ok());
+}
+
+// Issue test 5, fencing: a new owner's promise fences the old one; its
+// write is refused, and the record it left in the store is counted once.
+TEST_F(QuorumTest, OldOwnerIsFencedAndItsWriteIsCountedOnce) {
+  FreshRecordStore* old_owner = Own(0);
+  ASSERT_NE(old_owner, nullptr);
+  auto v = old_owner->CompareAndSwap("cal", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v.ok()) << v.status();
+  FreshRecordStore* new_owner = Own(1);  // take-over in term 2
+  ASSERT_NE(new_owner, nullptr);
+  EXPECT_GT(heads_[1]->Term(), heads_[0]->Term());
+  EXPECT_EQ(new_owner->Get("cal")->attempts_used(), 0u);
+
+  auto stale = old_owner->CompareAndSwap("cal", *v, Active(1));
+  EXPECT_FALSE(stale.ok()) << "a fenced owner's write was acknowledged";
+  EXPECT_EQ(inner_->Get("cal")->attempts_used(), 1u) << "it reached the store";
+  auto next = old_owner->CompareAndSwap("dan", RecordStore::kNoRecord,
+                                        Active(0));
+  EXPECT_TRUE(absl::IsUnavailable(next.status())) << "fenced owner serves on";
+
+  auto r = new_owner->Get("cal");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->attempts_used(), 1u) << "counted once, never lost";
+  auto w = new_owner->CompareAndSwap("cal", r->version(), Active(2));
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(new_owner->Get("cal")->attempts_used(), 2u);
+}
+
+// A take-over adopts the highest held head even when only a minority
+// endorsed it (the old owner died before a majority): nothing counted is
+// dropped.
+TEST_F(QuorumTest, TakeOverAdoptsTheHighestHeldHead) {
+  FreshRecordStore* old_owner = Own(0);
+  ASSERT_NE(old_owner, nullptr);
+  auto v = old_owner->CompareAndSwap("eve", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v.ok());
+  nodes_[1].Stop();
+  nodes_[2].Stop();
+  EXPECT_FALSE(old_owner->CompareAndSwap("eve", *v, Active(1)).ok());
+  const uint64_t minority = HeldSeq(0);  // only node 1 holds it
+  EXPECT_GT(minority, HeldSeq(1));
+  nodes_[1].Serve();
+  nodes_[2].Serve();
+  FreshRecordStore* new_owner = Own(1);
+  ASSERT_NE(new_owner, nullptr);
+  EXPECT_GE(new_owner->Stats().seq, minority);
+  auto r = new_owner->Get("eve");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->attempts_used(), 1u);
+}
+
+}  // namespace
+}  // namespace bkv::freshness
