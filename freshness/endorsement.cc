@@ -85,9 +85,8 @@ Digest TableDigest(const HeadTable& t) {
 
 absl::StatusOr<Members> Members::Create(std::vector<Member> members) {
   if (members.empty() || members.size() > kMaxMembers) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("members: 1 to ", kMaxMembers, " nodes, not ",
-                     members.size()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "members: 1 to ", kMaxMembers, " nodes, not ", members.size()));
   }
   std::sort(members.begin(), members.end(),
             [](const Member& a, const Member& b) { return a.id < b.id; });
@@ -122,8 +121,8 @@ absl::StatusOr<Members> Members::Parse(absl::string_view text) {
 std::string Members::Encode() const {
   std::string out;
   for (const Member& m : members_) {
-    absl::StrAppend(&out, m.id, " ", HexEncode(m.key), " ",
-                    m.peer_address, "\n");
+    absl::StrAppend(&out, m.id, " ", HexEncode(m.key), " ", m.peer_address,
+                    "\n");
   }
   return out;
 }
@@ -158,9 +157,9 @@ absl::Status VerifyCertificate(const Members& members, const Certificate& c) {
     const Member* m = members.Find(e.node_id());
     hsm::EndorsementKey::Signature sig;
     if (m == nullptr || e.signature().size() != sig.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "certificate: endorsement by node ", e.node_id(),
-          " is not from a member or is malformed"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("certificate: endorsement by node ", e.node_id(),
+                       " is not from a member or is malformed"));
     }
     std::copy(e.signature().begin(), e.signature().end(), sig.begin());
     if (!hsm::VerifyEndorsement(
@@ -171,9 +170,9 @@ absl::Status VerifyCertificate(const Members& members, const Certificate& c) {
     signers.insert(m->id);
   }
   if (signers.size() < members.quorum()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "certificate: ", signers.size(), " distinct signers, a majority is ",
-        members.quorum()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("certificate: ", signers.size(),
+                     " distinct signers, a majority is ", members.quorum()));
   }
   return absl::OkStatus();
 }
@@ -186,8 +185,8 @@ HeadRef HeldHead(const EndorserState& s) {
   h.set_digest(ZeroDigest());
   if (s.held_table().empty()) return h;
   const std::string& t = s.held_table();
-  auto table = ParseHeads(std::span(
-      reinterpret_cast<const uint8_t*>(t.data()), t.size()));
+  auto table = ParseHeads(
+      std::span(reinterpret_cast<const uint8_t*>(t.data()), t.size()));
   if (!table.ok()) return h;  // Endorser::Open refuses such a state
   h.set_seq(table->seq);
   h.set_digest(Bytes(TableDigest(*table)));
@@ -199,13 +198,14 @@ absl::StatusOr<EndorserState> DecideEndorse(const Members& members,
                                             const EndorseRequest& request,
                                             HeadRef* signed_head) {
   if (request.term() < state.promised_term()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "fenced: this endorser promised term ", state.promised_term(),
-        " to a later owner; term ", request.term(), " may not extend the chain"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("fenced: this endorser promised term ",
+                     state.promised_term(), " to a later owner; term ",
+                     request.term(), " may not extend the chain"));
   }
   const std::string& bytes = request.next_table();
-  auto next = ParseHeads(std::span(
-      reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  auto next = ParseHeads(
+      std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
   if (!next.ok() || request.prev_digest().size() != 32) {
     return absl::InvalidArgumentError("endorse: malformed table or digest");
   }
@@ -245,9 +245,9 @@ absl::StatusOr<EndorserState> DecideEndorse(const Members& members,
 absl::StatusOr<EndorserState> DecidePrepare(const EndorserState& state,
                                             uint64_t term) {
   if (term <= state.promised_term()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "fenced: this endorser already promised term ", state.promised_term(),
-        "; take over with a higher term"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("fenced: this endorser already promised term ",
+                     state.promised_term(), "; take over with a higher term"));
   }
   EndorserState out = state;
   out.set_promised_term(term);
@@ -269,14 +269,14 @@ absl::StatusOr<std::unique_ptr<Endorser>> Endorser::Open(
                                                  hsm::kEndorsedMacLabel));
   BKV_ASSIGN_OR_RETURN(auto stored, object->Read());
   EndorserState state;
-  if (stored && !state.ParseFromArray(stored->data(),
-                                      static_cast<int>(stored->size()))) {
-    return absl::DataLossError(absl::StrCat(
-        token->Describe(), ": the endorser state does not parse"));
+  if (stored &&
+      !state.ParseFromArray(stored->data(), static_cast<int>(stored->size()))) {
+    return absl::DataLossError(
+        absl::StrCat(token->Describe(), ": the endorser state does not parse"));
   }
-  return std::unique_ptr<Endorser>(new Endorser(
-      std::move(object), std::move(key), std::move(members), node_id,
-      std::move(state)));
+  return std::unique_ptr<Endorser>(
+      new Endorser(std::move(object), std::move(key), std::move(members),
+                   node_id, std::move(state)));
 }
 
 absl::Status Endorser::Store(const EndorserState& next) {
@@ -284,8 +284,8 @@ absl::Status Endorser::Store(const EndorserState& next) {
   if (!next.SerializeToString(&bytes)) {
     return absl::InternalError("endorser state does not serialize");
   }
-  BKV_RETURN_IF_ERROR(object_->Write(std::span(
-      reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())));
+  BKV_RETURN_IF_ERROR(object_->Write(
+      std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())));
   state_ = next;
   return absl::OkStatus();
 }
@@ -297,8 +297,8 @@ absl::StatusOr<fresh::v1::Endorsement> Endorser::Endorse(
   BKV_ASSIGN_OR_RETURN(EndorserState next,
                        DecideEndorse(members_, state_, request, &head));
   BKV_RETURN_IF_ERROR(Store(next));
-  BKV_ASSIGN_OR_RETURN(auto sig,
-                       key_->Sign(Statement(members_.digest(), node_id_, head)));
+  BKV_ASSIGN_OR_RETURN(
+      auto sig, key_->Sign(Statement(members_.digest(), node_id_, head)));
   fresh::v1::Endorsement e;
   e.set_node_id(node_id_);
   e.set_signature(std::string(sig.begin(), sig.end()));

@@ -94,8 +94,7 @@ struct PrepareResult {
 class Endorser {
  public:
   static absl::StatusOr<std::unique_ptr<Endorser>> Open(
-      std::shared_ptr<hsm::Pkcs11Hsm> token, Members members,
-      uint32_t node_id);
+      std::shared_ptr<hsm::Pkcs11Hsm> token, Members members, uint32_t node_id);
 
   absl::StatusOr<fresh::v1::Endorsement> Endorse(
       const fresh::v1::EndorseRequest& request);

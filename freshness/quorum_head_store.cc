@@ -57,9 +57,10 @@ class Round {
 };
 
 std::string Describe(const std::vector<absl::Status>& errors) {
-  return absl::StrJoin(errors, "; ", [](std::string* out, const absl::Status& s) {
-    absl::StrAppend(out, s.message());
-  });
+  return absl::StrJoin(errors, "; ",
+                       [](std::string* out, const absl::Status& s) {
+                         absl::StrAppend(out, s.message());
+                       });
 }
 
 bool Newer(const HeadRef& a, const HeadRef& b) {
@@ -82,10 +83,9 @@ absl::StatusOr<Certificate> QuorumHeadStore::EndorseRound(
   auto round = std::make_shared<Round<fresh::v1::Endorsement>>(
       peers_.size(), members_.quorum());
   for (const auto& peer : peers_) {
-    peer->Endorse(request,
-                  [round](absl::StatusOr<fresh::v1::Endorsement> e) {
-                    round->Add(std::move(e));
-                  });
+    peer->Endorse(request, [round](absl::StatusOr<fresh::v1::Endorsement> e) {
+      round->Add(std::move(e));
+    });
   }
   auto [endorsements, errors] = round->Wait(round_timeout_);
   for (const absl::Status& e : errors) {
@@ -93,9 +93,9 @@ absl::StatusOr<Certificate> QuorumHeadStore::EndorseRound(
     if (absl::IsFailedPrecondition(e)) return e;
   }
   const std::string& next = request.next_table();
-  BKV_ASSIGN_OR_RETURN(HeadTable table,
-                       ParseHeads(std::span(
-                           reinterpret_cast<const uint8_t*>(next.data()),
+  BKV_ASSIGN_OR_RETURN(
+      HeadTable table,
+      ParseHeads(std::span(reinterpret_cast<const uint8_t*>(next.data()),
                            next.size())));
   Certificate cert;
   HeadRef* head = cert.mutable_head();
@@ -118,8 +118,8 @@ absl::StatusOr<Certificate> QuorumHeadStore::EndorseRound(
 
 absl::StatusOr<std::vector<EndorserState>> QuorumHeadStore::PrepareRound(
     uint64_t term, uint64_t* highest_promised) {
-  auto round = std::make_shared<Round<PrepareResult>>(peers_.size(),
-                                                      peers_.size());
+  auto round =
+      std::make_shared<Round<PrepareResult>>(peers_.size(), peers_.size());
   for (const auto& peer : peers_) {
     peer->Prepare(term, [round](absl::StatusOr<PrepareResult> r) {
       round->Add(std::move(r));
@@ -165,10 +165,10 @@ absl::StatusOr<std::optional<HeadTable>> QuorumHeadStore::Read() {
   request.set_next_table(adopted->held_table());
   BKV_ASSIGN_OR_RETURN(Certificate cert, EndorseRound(request));
   const std::string& t = adopted->held_table();
-  BKV_ASSIGN_OR_RETURN(HeadTable table,
-                       ParseHeads(std::span(
-                           reinterpret_cast<const uint8_t*>(t.data()),
-                           t.size())));
+  BKV_ASSIGN_OR_RETURN(
+      HeadTable table,
+      ParseHeads(
+          std::span(reinterpret_cast<const uint8_t*>(t.data()), t.size())));
   digest_ = cert.head().digest();
   cert_ = std::move(cert);
   return std::optional<HeadTable>(std::move(table));

@@ -26,9 +26,9 @@ absl::StatusOr<EndorsementKey::PublicKey> ParsePoint(
   } else if (point.size() == key.size()) {
     std::copy_n(point.begin(), key.size(), key.begin());
   } else {
-    return absl::DataLossError(absl::StrCat(
-        kEndorseKeyLabel, ": the public key's CKA_EC_POINT has ", point.size(),
-        " bytes, not an Ed25519 point"));
+    return absl::DataLossError(
+        absl::StrCat(kEndorseKeyLabel, ": the public key's CKA_EC_POINT has ",
+                     point.size(), " bytes, not an Ed25519 point"));
   }
   return key;
 }

@@ -13,9 +13,9 @@ namespace {
 // The peer channel's one grpc::Status -> absl::Status conversion.
 absl::Status FromGrpc(const std::string& address, const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                      absl::StrCat("endorser ", address, ": ",
-                                   s.error_message()));
+  return absl::Status(
+      static_cast<absl::StatusCode>(s.error_code()),
+      absl::StrCat("endorser ", address, ": ", s.error_message()));
 }
 
 // The peer channel's absl::Status -> grpc::Status: the owner reads the

@@ -1,12 +1,12 @@
 #ifndef BKV_SERVER_ENDORSER_SERVICE_H_
 #define BKV_SERVER_ENDORSER_SERVICE_H_
 
+#include <grpcpp/security/credentials.h>
+
 #include <memory>
 #include <string>
 
 #include "absl/time/time.h"
-#include <grpcpp/security/credentials.h>
-
 #include "bkv/fresh/v1/endorse.grpc.pb.h"
 #include "freshness/endorsement.h"
 #include "freshness/quorum_head_store.h"

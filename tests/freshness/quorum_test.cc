@@ -16,11 +16,8 @@
 #include "freshness/fresh_record_store.h"
 #include "freshness/quorum_head_store.h"
 #include "hsm/key_labels.h"
-#include "hsm/pin.h"
-#include "hsm/softhsm_dev.h"
-#include "server/endorser_service.h"
 #include "storage/rocksdb_record_store.h"
-#include "tests/hsm/test_token.h"
+#include "tests/freshness/quorum_nodes.h"
 #include "tests/storage/test_util.h"
 
 namespace bkv::freshness {
@@ -54,100 +51,36 @@ EndorseRequest Request(uint64_t term, const std::string& prev,
   return r;
 }
 
-// One vault node's endorsing half: its token, key and endorser, served on a
-// loopback port that can be taken down and brought back.
-struct Node {
-  std::shared_ptr<hsm::Pkcs11Hsm> token;
-  std::unique_ptr<Endorser> endorser;
-  std::unique_ptr<server::EndorserService> service;
-  std::unique_ptr<grpc::Server> server;
-  int port = 0;
-
-  void Serve() {
-    grpc::ServerBuilder b;
-    const std::string address = absl::StrCat("127.0.0.1:", port);
-    b.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
-    b.RegisterService(service.get());
-    server = b.BuildAndStart();
-    ASSERT_NE(server, nullptr) << address;
-  }
-  void Stop() {
-    server->Shutdown(absl::ToChronoTime(absl::Now()));
-    server.reset();
-  }
-};
-
 class QuorumTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_GE(sodium_init(), 0);
-    dir_ = hsm::testing::MakeTempDir();
-    std::vector<Member> members;
-    for (int i = 0; i < kNodes; ++i) {
-      const std::string label = absl::StrCat("bkv-q", i + 1);
-      auto dev = hsm::PrepareSoftHsmDir(dir_, label);
-      ASSERT_TRUE(dev.ok()) << dev.status();
-      auto pin = hsm::ReadPinFile(dev->user_pin_path);
-      ASSERT_TRUE(pin.ok());
-      hsm::TokenOptions o;
-      o.token_label = label;
-      auto token = hsm::Pkcs11Hsm::Open(o, *pin);
-      ASSERT_TRUE(token.ok()) << token.status();
-      tokens_.push_back(*token);
-      auto key = hsm::EndorsementKey::Generate(*token);
-      ASSERT_TRUE(key.ok()) << key.status();
-      members.push_back({uint32_t(i + 1), (*key)->public_key(), "peer"});
-    }
-    auto m = Members::Create(members);
-    ASSERT_TRUE(m.ok()) << m.status();
-    members_ = std::make_unique<Members>(*std::move(m));
-    for (int i = 0; i < kNodes; ++i) {
-      auto e = Endorser::Open(tokens_[i], *members_, i + 1);
-      ASSERT_TRUE(e.ok()) << e.status();
-      nodes_[i].token = tokens_[i];
-      nodes_[i].endorser = *std::move(e);
-      nodes_[i].service =
-          std::make_unique<server::EndorserService>(*nodes_[i].endorser);
-      nodes_[i].Serve();
-    }
+    auto q = testing::QuorumNodes::Create(kNodes);
+    ASSERT_TRUE(q.ok()) << q.status();
+    q_ = *std::move(q);
+    members_ = &q_->members();
+    for (int i = 0; i < kNodes; ++i) tokens_.push_back(q_->node(i).token);
   }
   void TearDown() override {
-    for (Node& n : nodes_) {
-      if (n.server) n.Stop();
-    }
     owners_.clear();
     heads_.clear();
     inner_.reset();
-    for (Node& n : nodes_) n.endorser.reset();
     tokens_.clear();
-    for (Node& n : nodes_) n.token.reset();
-    hsm::testing::RemoveTree(dir_);
+    q_.reset();
   }
+  Endorser& E(int i) { return *q_->node(i).endorser; }
 
-  // An owner: node `self`'s endorser in-process, the others over gRPC.
-  std::unique_ptr<QuorumHeadStore> Heads(int self) {
-    std::vector<std::shared_ptr<EndorserPeer>> peers;
-    for (int i = 0; i < kNodes; ++i) {
-      if (i == self) continue;
-      peers.push_back(std::make_shared<server::GrpcEndorserPeer>(
-          absl::StrCat("127.0.0.1:", nodes_[i].port),
-          grpc::InsecureChannelCredentials(), absl::Seconds(2)));
-    }
-    peers.push_back(std::make_shared<LocalEndorserPeer>(*nodes_[self].endorser));
-    return std::make_unique<QuorumHeadStore>(*members_, std::move(peers),
-                                             absl::Seconds(2));
-  }
   // Node `self` takes over and opens the decorator over the shared store.
   FreshRecordStore* Own(int self) {
     if (!inner_) {
       storage::RocksDbRecordStoreOptions o;
       o.data_dir = db_.path();
-      auto s = storage::RocksDbRecordStore::Open(
-          o, storage::testing::TestSealer());
+      auto s =
+          storage::RocksDbRecordStore::Open(o, storage::testing::TestSealer());
       EXPECT_TRUE(s.ok()) << s.status();
       inner_ = *std::move(s);
     }
-    heads_.push_back(Heads(self));
+    heads_.push_back(q_->Heads(self));
     auto f = FreshRecordStore::Open(*inner_, *heads_.back(), {4, nullptr});
     EXPECT_TRUE(f.ok()) << f.status();
     if (!f.ok()) return nullptr;
@@ -160,9 +93,7 @@ class QuorumTest : public ::testing::Test {
     r.set_attempt_limit(10);
     return r;
   }
-  uint64_t HeldSeq(int node) {
-    return HeldHead(nodes_[node].endorser->State()).seq();
-  }
+  uint64_t HeldSeq(int node) { return HeldHead(E(node).State()).seq(); }
   // The lagging endorser's answer may arrive after the round's majority:
   // bounded wait (50 x 100 ms) for it to hold `seq`.
   bool EventuallyHolds(int node, uint64_t seq) {
@@ -172,10 +103,9 @@ class QuorumTest : public ::testing::Test {
     return HeldSeq(node) == seq;
   }
 
-  std::string dir_;
+  std::unique_ptr<testing::QuorumNodes> q_;
   std::vector<std::shared_ptr<hsm::Pkcs11Hsm>> tokens_;
-  std::unique_ptr<Members> members_;
-  Node nodes_[kNodes];
+  const Members* members_ = nullptr;
   storage::testing::TempDir db_;
   std::unique_ptr<storage::RocksDbRecordStore> inner_;
   std::vector<std::unique_ptr<QuorumHeadStore>> heads_;
@@ -202,14 +132,16 @@ TEST_F(QuorumTest, EndorsementKeyIsNeverExtractableAndVerifies) {
 }
 
 TEST_F(QuorumTest, EndorserSignsOnlyTheDirectSuccessorOfWhatItHolds) {
-  Endorser& e = *nodes_[0].endorser;
+  Endorser& e = E(0);
   const std::string zero(32, '\0');
   const HeadTable a = Table(1, 0xa1), b = Table(2, 0xb2), fork = Table(2, 0xf2);
   ASSERT_TRUE(e.Endorse(Request(1, zero, a)).ok());
   // Another first head (a fork of genesis) is refused.
-  EXPECT_TRUE(absl::IsAborted(e.Endorse(Request(1, zero, Table(1, 0xff))).status()));
+  EXPECT_TRUE(
+      absl::IsAborted(e.Endorse(Request(1, zero, Table(1, 0xff))).status()));
   // Not linked to what it holds, or not a higher seq.
-  EXPECT_TRUE(absl::IsAborted(e.Endorse(Request(1, Bytes(TableDigest(fork)), b)).status()));
+  EXPECT_TRUE(absl::IsAborted(
+      e.Endorse(Request(1, Bytes(TableDigest(fork)), b)).status()));
   EXPECT_TRUE(absl::IsAborted(
       e.Endorse(Request(1, Bytes(TableDigest(a)), Table(1, 0xa2))).status()));
   auto sig = e.Endorse(Request(1, Bytes(TableDigest(a)), b));
@@ -232,14 +164,14 @@ TEST_F(QuorumTest, CertificateNeedsAMajorityOfDistinctMembers) {
   c.mutable_head()->set_seq(1);
   c.mutable_head()->set_prev_digest(zero);
   c.mutable_head()->set_digest(Bytes(TableDigest(a)));
-  auto one = nodes_[0].endorser->Endorse(Request(1, zero, a));
+  auto one = E(0).Endorse(Request(1, zero, a));
   ASSERT_TRUE(one.ok());
   *c.add_endorsements() = *one;
   EXPECT_FALSE(VerifyCertificate(*members_, c).ok()) << "one of three";
   *c.add_endorsements() = *one;
   EXPECT_FALSE(VerifyCertificate(*members_, c).ok()) << "the same node twice";
   c.mutable_endorsements()->RemoveLast();
-  auto two = nodes_[1].endorser->Endorse(Request(1, zero, a));
+  auto two = E(1).Endorse(Request(1, zero, a));
   ASSERT_TRUE(two.ok());
   *c.add_endorsements() = *two;
   EXPECT_TRUE(VerifyCertificate(*members_, c).ok());
@@ -263,7 +195,7 @@ TEST_F(QuorumTest, LaggingEndorserCatchesUpOnlyFromANewerCertificate) {
   const HeadTable a = Table(1, 0xa1), b = Table(2, 0xb2), c = Table(3, 0xc3);
   Certificate cert_b;
   for (int i = 0; i < 2; ++i) {
-    Endorser& e = *nodes_[i].endorser;
+    Endorser& e = E(i);
     ASSERT_TRUE(e.Endorse(Request(1, zero, a)).ok());
     auto s = e.Endorse(Request(1, Bytes(TableDigest(a)), b));
     ASSERT_TRUE(s.ok());
@@ -275,7 +207,7 @@ TEST_F(QuorumTest, LaggingEndorserCatchesUpOnlyFromANewerCertificate) {
   cert_b.mutable_head()->set_digest(Bytes(TableDigest(b)));
   ASSERT_TRUE(VerifyCertificate(*members_, cert_b).ok());
   // Node 3 was down: it holds nothing, and c is no successor of that.
-  Endorser& lagging = *nodes_[2].endorser;
+  Endorser& lagging = E(2);
   EndorseRequest to_c = Request(1, Bytes(TableDigest(b)), c);
   EXPECT_TRUE(absl::IsAborted(lagging.Endorse(to_c).status()));
   *to_c.mutable_prev_certificate() = cert_b;
@@ -288,7 +220,7 @@ TEST_F(QuorumTest, LaggingEndorserCatchesUpOnlyFromANewerCertificate) {
 }
 
 TEST_F(QuorumTest, PromiseFencesEveryOlderTerm) {
-  Endorser& e = *nodes_[0].endorser;
+  Endorser& e = E(0);
   auto p = e.Prepare(2);
   ASSERT_TRUE(p.ok() && p->granted);
   EXPECT_FALSE(e.Prepare(2)->granted);
@@ -304,7 +236,7 @@ TEST_F(QuorumTest, PromiseFencesEveryOlderTerm) {
 TEST_F(QuorumTest, OneEndorserDownServiceContinuesAndItCatchesUp) {
   FreshRecordStore* owner = Own(0);
   ASSERT_NE(owner, nullptr);
-  nodes_[2].Stop();
+  q_->node(2).Stop();
   uint64_t v = RecordStore::kNoRecord;
   for (uint32_t i = 0; i < 5; ++i) {
     auto next = owner->CompareAndSwap("ann", v, Active(i));
@@ -314,7 +246,7 @@ TEST_F(QuorumTest, OneEndorserDownServiceContinuesAndItCatchesUp) {
   const uint64_t seq = owner->Stats().seq;
   EXPECT_EQ(HeldSeq(0), seq);
   EXPECT_LT(HeldSeq(2), seq);
-  nodes_[2].Serve();
+  ASSERT_TRUE(q_->node(2).Serve().ok());
   // The next head's request carries the certificate of the one before: the
   // returning endorser catches up from it (bounded reconnect wait).
   bool caught_up = false;
@@ -339,16 +271,16 @@ TEST_F(QuorumTest, MajorityLostFailsWritesAndServiceResumes) {
   auto v = owner->CompareAndSwap("bea", RecordStore::kNoRecord, Active(0));
   ASSERT_TRUE(v.ok()) << v.status();
   const uint64_t seq = owner->Stats().seq;
-  nodes_[1].Stop();
-  nodes_[2].Stop();
+  q_->node(1).Stop();
+  q_->node(2).Stop();
   auto lost = owner->CompareAndSwap("bea", *v, Active(1));
   EXPECT_TRUE(absl::IsUnavailable(lost.status())) << lost.status();
   EXPECT_NE(lost.status().message().find("majority"), std::string::npos)
       << lost.status();
   EXPECT_EQ(owner->Stats().seq, seq) << "no head without a certificate";
   EXPECT_EQ(HeldSeq(1), seq);
-  nodes_[1].Serve();
-  nodes_[2].Serve();
+  ASSERT_TRUE(q_->node(1).Serve().ok());
+  ASSERT_TRUE(q_->node(2).Serve().ok());
   // The pending write commits with the next head (bounded: 20 reads).
   absl::StatusOr<UserRecord> r = absl::UnavailableError("not tried");
   for (int i = 0; i < 20 && !r.ok(); ++i) {
@@ -376,8 +308,8 @@ TEST_F(QuorumTest, OldOwnerIsFencedAndItsWriteIsCountedOnce) {
   auto stale = old_owner->CompareAndSwap("cal", *v, Active(1));
   EXPECT_FALSE(stale.ok()) << "a fenced owner's write was acknowledged";
   EXPECT_EQ(inner_->Get("cal")->attempts_used(), 1u) << "it reached the store";
-  auto next = old_owner->CompareAndSwap("dan", RecordStore::kNoRecord,
-                                        Active(0));
+  auto next =
+      old_owner->CompareAndSwap("dan", RecordStore::kNoRecord, Active(0));
   EXPECT_TRUE(absl::IsUnavailable(next.status())) << "fenced owner serves on";
 
   auto r = new_owner->Get("cal");
@@ -396,13 +328,13 @@ TEST_F(QuorumTest, TakeOverAdoptsTheHighestHeldHead) {
   ASSERT_NE(old_owner, nullptr);
   auto v = old_owner->CompareAndSwap("eve", RecordStore::kNoRecord, Active(0));
   ASSERT_TRUE(v.ok());
-  nodes_[1].Stop();
-  nodes_[2].Stop();
+  q_->node(1).Stop();
+  q_->node(2).Stop();
   EXPECT_FALSE(old_owner->CompareAndSwap("eve", *v, Active(1)).ok());
   const uint64_t minority = HeldSeq(0);  // only node 1 holds it
   EXPECT_GT(minority, HeldSeq(1));
-  nodes_[1].Serve();
-  nodes_[2].Serve();
+  ASSERT_TRUE(q_->node(1).Serve().ok());
+  ASSERT_TRUE(q_->node(2).Serve().ok());
   FreshRecordStore* new_owner = Own(1);
   ASSERT_NE(new_owner, nullptr);
   EXPECT_GE(new_owner->Stats().seq, minority);
