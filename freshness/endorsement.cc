@@ -27,10 +27,6 @@ constexpr absl::string_view kMembersContext = "bkv.fresh.members.v1";
 constexpr absl::string_view kStatementContext = "bkv.fresh.endorse.v1";
 constexpr size_t kMaxMembers = 64;
 
-void PutBe(std::vector<uint8_t>& out, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) out.push_back(uint8_t(v >> (8 * i)));
-}
-
 // Byte by byte: GCC 12's -Warray-bounds misreads a range insert here.
 template <typename Bytes>
 void Put(std::vector<uint8_t>& out, const Bytes& bytes) {
@@ -42,8 +38,6 @@ Digest Sha256(const std::vector<uint8_t>& in) {
   crypto_hash_sha256(d.data(), in.data(), in.size());
   return d;
 }
-
-std::string Bytes(const Digest& d) { return std::string(d.begin(), d.end()); }
 
 const std::string& ZeroDigest() {
   static const std::string* zero = new std::string(32, '\0');
@@ -100,7 +94,7 @@ absl::StatusOr<Members> Members::Create(std::vector<Member> members) {
           "members: node ", members[i].id,
           " appears twice (same id or same key): each node has its own"));
     }
-    PutBe(in, members[i].id, 4);
+    PutBigEndian(in, members[i].id, 4);
     Put(in, members[i].key);
   }
   const Digest d = Sha256(in);
@@ -140,9 +134,9 @@ std::vector<uint8_t> Statement(const Digest& members, uint32_t node,
   out.reserve(160);
   Put(out, kStatementContext);
   Put(out, members);
-  PutBe(out, node, 4);
-  PutBe(out, head.term(), 8);
-  PutBe(out, head.seq(), 8);
+  PutBigEndian(out, node, 4);
+  PutBigEndian(out, head.term(), 8);
+  PutBigEndian(out, head.seq(), 8);
   Put(out, head.prev_digest());
   Put(out, head.digest());
   return out;
@@ -185,11 +179,10 @@ HeadRef HeldHead(const EndorserState& s) {
   h.set_digest(ZeroDigest());
   if (s.held_table().empty()) return h;
   const std::string& t = s.held_table();
-  auto table = ParseHeads(
-      std::span(reinterpret_cast<const uint8_t*>(t.data()), t.size()));
+  auto table = ParseHeadsString(t);
   if (!table.ok()) return h;  // Endorser::Open refuses such a state
   h.set_seq(table->seq);
-  h.set_digest(Bytes(TableDigest(*table)));
+  h.set_digest(DigestBytes(TableDigest(*table)));
   return h;
 }
 
@@ -204,13 +197,12 @@ absl::StatusOr<EndorserState> DecideEndorse(const Members& members,
                      request.term(), " may not extend the chain"));
   }
   const std::string& bytes = request.next_table();
-  auto next = ParseHeads(
-      std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  auto next = ParseHeadsString(bytes);
   if (!next.ok() || request.prev_digest().size() != 32) {
     return absl::InvalidArgumentError("endorse: malformed table or digest");
   }
   const HeadRef held = HeldHead(state);
-  const std::string digest = Bytes(TableDigest(*next));
+  const std::string digest = DigestBytes(TableDigest(*next));
   const bool successor =
       request.prev_digest() == held.digest() && next->seq > held.seq();
   const bool same = !state.held_table().empty() && digest == held.digest() &&

@@ -18,8 +18,6 @@ constexpr absl::string_view kOperatorAction =
     "restore the record store to its latest state and restart, or re-anchor "
     "with `bkv-vault rollback reanchor` (docs/operations.md)";
 
-std::string Bytes(const Digest& d) { return std::string(d.begin(), d.end()); }
-
 // A store error after which the write may or may not be in the store.
 bool Ambiguous(const absl::Status& s) {
   return absl::IsUnavailable(s) || absl::IsUnknown(s) || absl::IsInternal(s) ||
@@ -325,7 +323,7 @@ absl::StatusOr<UserRecord> FreshRecordStore::CheckedGet(
 bool FreshRecordStore::FromFencedOwner(const UserRecord& r,
                                        const LeafValue& leaf) const {
   if (r.fresh_term() >= heads_.Term()) return false;
-  return r.fresh_parent() == Bytes(leaf.digest);
+  return r.fresh_parent() == DigestBytes(leaf.digest);
 }
 
 absl::StatusOr<uint64_t> FreshRecordStore::CompareAndSwap(
@@ -386,7 +384,7 @@ absl::StatusOr<uint64_t> FreshRecordStore::Write(std::string_view id,
                      " is at anchored version ", current, " (0: none), not ",
                      expected, ": re-read and retry"));
   }
-  next.set_fresh_parent(leaf ? Bytes(leaf->digest) : "");
+  next.set_fresh_parent(leaf ? DigestBytes(leaf->digest) : "");
   next.set_fresh_epoch(epoch);
   next.set_fresh_term(heads_.Term());
   return WriteThrough(id, key, expected, next);

@@ -15,13 +15,6 @@ using fresh::v1::EndorseRequest;
 using fresh::v1::EndorserState;
 using fresh::v1::HeadRef;
 
-std::string Bytes(const Digest& d) { return std::string(d.begin(), d.end()); }
-
-std::string TableBytes(const HeadTable& t) {
-  const std::vector<uint8_t> b = EncodeHeads(t);
-  return std::string(b.begin(), b.end());
-}
-
 // The answers of one round, gathered until `wanted` succeeded, every peer
 // answered, or the deadline passed. Shared with the callbacks, which may
 // outlive the round.
@@ -93,16 +86,13 @@ absl::StatusOr<Certificate> QuorumHeadStore::EndorseRound(
     if (absl::IsFailedPrecondition(e)) return e;
   }
   const std::string& next = request.next_table();
-  BKV_ASSIGN_OR_RETURN(
-      HeadTable table,
-      ParseHeads(std::span(reinterpret_cast<const uint8_t*>(next.data()),
-                           next.size())));
+  BKV_ASSIGN_OR_RETURN(HeadTable table, ParseHeadsString(next));
   Certificate cert;
   HeadRef* head = cert.mutable_head();
   head->set_term(request.term());
   head->set_seq(table.seq);
   head->set_prev_digest(request.prev_digest());
-  head->set_digest(Bytes(TableDigest(table)));
+  head->set_digest(DigestBytes(TableDigest(table)));
   for (auto& e : endorsements) *cert.add_endorsements() = std::move(e);
   if (endorsements.size() < members_.quorum() ||
       !VerifyCertificate(members_, cert).ok()) {
@@ -165,10 +155,7 @@ absl::StatusOr<std::optional<HeadTable>> QuorumHeadStore::Read() {
   request.set_next_table(adopted->held_table());
   BKV_ASSIGN_OR_RETURN(Certificate cert, EndorseRound(request));
   const std::string& t = adopted->held_table();
-  BKV_ASSIGN_OR_RETURN(
-      HeadTable table,
-      ParseHeads(
-          std::span(reinterpret_cast<const uint8_t*>(t.data()), t.size())));
+  BKV_ASSIGN_OR_RETURN(HeadTable table, ParseHeadsString(t));
   digest_ = cert.head().digest();
   cert_ = std::move(cert);
   return std::optional<HeadTable>(std::move(table));
@@ -179,7 +166,7 @@ absl::Status QuorumHeadStore::Write(const HeadTable& t) {
   request.set_term(term_);
   request.set_prev_digest(digest_);
   if (cert_) *request.mutable_prev_certificate() = *cert_;
-  request.set_next_table(TableBytes(t));
+  request.set_next_table(EncodeHeadsString(t));
   BKV_ASSIGN_OR_RETURN(Certificate cert, EndorseRound(request));
   digest_ = cert.head().digest();
   cert_ = std::move(cert);

@@ -30,14 +30,6 @@ grpc::Status ToGrpc(absl::string_view method, const absl::Status& s) {
                       std::string(s.message()));
 }
 
-// One call's state, kept alive until gRPC runs its callback.
-template <typename Req, typename Resp>
-struct Call {
-  grpc::ClientContext ctx;
-  Req request;
-  Resp response;
-};
-
 }  // namespace
 
 grpc::Status EndorserService::Endorse(grpc::ServerContext* /*ctx*/,
@@ -59,6 +51,25 @@ grpc::Status EndorserService::Prepare(grpc::ServerContext* /*ctx*/,
   return ToGrpc("Prepare", r.status());
 }
 
+// A call in flight: its context, answer and what to do with it. The poller
+// runs Finish once and deletes it.
+struct GrpcEndorserPeer::Pending {
+  virtual ~Pending() = default;
+  virtual void Finish(const std::string& address) = 0;
+  grpc::ClientContext ctx;
+  grpc::Status status;
+};
+
+template <typename Resp>
+struct GrpcEndorserPeer::CallOf final : Pending {
+  Resp response;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<Resp>> reader;
+  std::function<void(const absl::Status&, const Resp&)> done;
+  void Finish(const std::string& address) override {
+    done(FromGrpc(address, status), response);
+  }
+};
+
 GrpcEndorserPeer::GrpcEndorserPeer(
     const std::string& address,
     std::shared_ptr<grpc::ChannelCredentials> credentials,
@@ -69,36 +80,48 @@ GrpcEndorserPeer::GrpcEndorserPeer(
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   stub_ = fresh::v1::Endorser::NewStub(
       grpc::CreateCustomChannel(address, std::move(credentials), args));
+  poller_ = std::thread([this] { Poll(); });
+}
+
+GrpcEndorserPeer::~GrpcEndorserPeer() {
+  cq_.Shutdown();
+  poller_.join();
+}
+
+void GrpcEndorserPeer::Poll() {
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq_.Next(&tag, &ok)) {
+    std::unique_ptr<Pending> call(static_cast<Pending*>(tag));
+    call->Finish(address_);
+  }
 }
 
 void GrpcEndorserPeer::Endorse(const fresh::v1::EndorseRequest& request,
                                EndorseDone done) {
-  auto call = std::make_shared<
-      Call<fresh::v1::EndorseRequest, fresh::v1::EndorseResponse>>();
-  call->request = request;
+  auto* call = new CallOf<fresh::v1::EndorseResponse>;
+  call->done = [done = std::move(done)](const absl::Status& s,
+                                        const fresh::v1::EndorseResponse& r) {
+    if (!s.ok()) return done(s);
+    done(r.endorsement());
+  };
   call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline_));
-  stub_->async()->Endorse(
-      &call->ctx, &call->request, &call->response,
-      [call, done = std::move(done), address = address_](grpc::Status s) {
-        absl::Status status = FromGrpc(address, s);
-        if (!status.ok()) return done(status);
-        done(call->response.endorsement());
-      });
+  call->reader = stub_->AsyncEndorse(&call->ctx, request, &cq_);
+  call->reader->Finish(&call->response, &call->status, call);
 }
 
 void GrpcEndorserPeer::Prepare(uint64_t term, PrepareDone done) {
-  auto call = std::make_shared<
-      Call<fresh::v1::PrepareRequest, fresh::v1::PrepareResponse>>();
-  call->request.set_term(term);
+  auto* call = new CallOf<fresh::v1::PrepareResponse>;
+  call->done = [done = std::move(done)](const absl::Status& s,
+                                        const fresh::v1::PrepareResponse& r) {
+    if (!s.ok()) return done(s);
+    done(freshness::PrepareResult{r.granted(), r.state()});
+  };
+  fresh::v1::PrepareRequest request;
+  request.set_term(term);
   call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline_));
-  stub_->async()->Prepare(
-      &call->ctx, &call->request, &call->response,
-      [call, done = std::move(done), address = address_](grpc::Status s) {
-        absl::Status status = FromGrpc(address, s);
-        if (!status.ok()) return done(status);
-        done(freshness::PrepareResult{call->response.granted(),
-                                      call->response.state()});
-      });
+  call->reader = stub_->AsyncPrepare(&call->ctx, request, &cq_);
+  call->reader->Finish(&call->response, &call->status, call);
 }
 
 }  // namespace bkv::server

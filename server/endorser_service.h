@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/time/time.h"
 #include "bkv/fresh/v1/endorse.grpc.pb.h"
@@ -30,22 +31,32 @@ class EndorserService final : public fresh::v1::Endorser::Service {
   freshness::Endorser& endorser_;
 };
 
-// Another node's endorser over gRPC (callback API: a round does not wait
-// for a stopped node beyond `deadline`). Reconnects within a second of a
-// node coming back.
+// Another node's endorser over gRPC: asynchronous calls on a completion
+// queue polled by one thread of this peer, so a round does not wait for a
+// stopped node beyond `deadline`. Reconnects within a second of a node
+// coming back. Destruction waits for the calls in flight (at most
+// `deadline`).
 class GrpcEndorserPeer final : public freshness::EndorserPeer {
  public:
   GrpcEndorserPeer(const std::string& address,
                    std::shared_ptr<grpc::ChannelCredentials> credentials,
                    absl::Duration deadline);
+  ~GrpcEndorserPeer() override;
   void Endorse(const fresh::v1::EndorseRequest& request,
                EndorseDone done) override;
   void Prepare(uint64_t term, PrepareDone done) override;
 
  private:
+  struct Pending;
+  template <typename Resp>
+  struct CallOf;
+  void Poll();
+
   const std::string address_;
   const absl::Duration deadline_;
   std::unique_ptr<fresh::v1::Endorser::Stub> stub_;
+  grpc::CompletionQueue cq_;
+  std::thread poller_;
 };
 
 }  // namespace bkv::server

@@ -10,6 +10,9 @@
 namespace bkv::freshness::testing {
 
 absl::Status QuorumNode::Serve() {
+  // A fresh service per server: a gRPC service is registered with one
+  // server for its whole life.
+  service = std::make_unique<server::EndorserService>(*endorser);
   grpc::ServerBuilder b;
   b.AddListeningPort(absl::StrCat("127.0.0.1:", port),
                      grpc::InsecureServerCredentials(), &port);
@@ -50,7 +53,6 @@ absl::StatusOr<std::unique_ptr<QuorumNodes>> QuorumNodes::Create(int n) {
     QuorumNode& node = q->nodes_[i];
     BKV_ASSIGN_OR_RETURN(node.endorser,
                          Endorser::Open(node.token, *q->members_, i + 1));
-    node.service = std::make_unique<server::EndorserService>(*node.endorser);
     BKV_RETURN_IF_ERROR(node.Serve());
   }
   return q;

@@ -31,8 +31,6 @@ using storage::v1::UserRecord;
 
 constexpr int kNodes = 3;
 
-std::string Bytes(const Digest& d) { return std::string(d.begin(), d.end()); }
-
 HeadTable Table(uint64_t seq, uint8_t fill) {
   HeadTable t;
   t.seq = seq;
@@ -46,8 +44,7 @@ EndorseRequest Request(uint64_t term, const std::string& prev,
   EndorseRequest r;
   r.set_term(term);
   r.set_prev_digest(prev);
-  const std::vector<uint8_t> b = EncodeHeads(next);
-  r.set_next_table(std::string(b.begin(), b.end()));
+  r.set_next_table(EncodeHeadsString(next));
   return r;
 }
 
@@ -141,19 +138,20 @@ TEST_F(QuorumTest, EndorserSignsOnlyTheDirectSuccessorOfWhatItHolds) {
       absl::IsAborted(e.Endorse(Request(1, zero, Table(1, 0xff))).status()));
   // Not linked to what it holds, or not a higher seq.
   EXPECT_TRUE(absl::IsAborted(
-      e.Endorse(Request(1, Bytes(TableDigest(fork)), b)).status()));
+      e.Endorse(Request(1, DigestBytes(TableDigest(fork)), b)).status()));
   EXPECT_TRUE(absl::IsAborted(
-      e.Endorse(Request(1, Bytes(TableDigest(a)), Table(1, 0xa2))).status()));
-  auto sig = e.Endorse(Request(1, Bytes(TableDigest(a)), b));
+      e.Endorse(Request(1, DigestBytes(TableDigest(a)), Table(1, 0xa2)))
+          .status()));
+  auto sig = e.Endorse(Request(1, DigestBytes(TableDigest(a)), b));
   ASSERT_TRUE(sig.ok()) << sig.status();
   // One successor per held head: a second one of `a` is refused.
   EXPECT_TRUE(absl::IsAborted(
-      e.Endorse(Request(1, Bytes(TableDigest(a)), fork)).status()));
+      e.Endorse(Request(1, DigestBytes(TableDigest(a)), fork)).status()));
   EXPECT_EQ(HeldSeq(0), 2u);
   // The state was in the token before the answer: a reopen holds it.
   auto again = Endorser::Open(tokens_[0], *members_, 1);
   ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(HeldHead((*again)->State()).digest(), Bytes(TableDigest(b)));
+  EXPECT_EQ(HeldHead((*again)->State()).digest(), DigestBytes(TableDigest(b)));
 }
 
 TEST_F(QuorumTest, CertificateNeedsAMajorityOfDistinctMembers) {
@@ -163,7 +161,7 @@ TEST_F(QuorumTest, CertificateNeedsAMajorityOfDistinctMembers) {
   c.mutable_head()->set_term(1);
   c.mutable_head()->set_seq(1);
   c.mutable_head()->set_prev_digest(zero);
-  c.mutable_head()->set_digest(Bytes(TableDigest(a)));
+  c.mutable_head()->set_digest(DigestBytes(TableDigest(a)));
   auto one = E(0).Endorse(Request(1, zero, a));
   ASSERT_TRUE(one.ok());
   *c.add_endorsements() = *one;
@@ -197,24 +195,24 @@ TEST_F(QuorumTest, LaggingEndorserCatchesUpOnlyFromANewerCertificate) {
   for (int i = 0; i < 2; ++i) {
     Endorser& e = E(i);
     ASSERT_TRUE(e.Endorse(Request(1, zero, a)).ok());
-    auto s = e.Endorse(Request(1, Bytes(TableDigest(a)), b));
+    auto s = e.Endorse(Request(1, DigestBytes(TableDigest(a)), b));
     ASSERT_TRUE(s.ok());
     *cert_b.add_endorsements() = *s;
   }
   cert_b.mutable_head()->set_term(1);
   cert_b.mutable_head()->set_seq(2);
-  cert_b.mutable_head()->set_prev_digest(Bytes(TableDigest(a)));
-  cert_b.mutable_head()->set_digest(Bytes(TableDigest(b)));
+  cert_b.mutable_head()->set_prev_digest(DigestBytes(TableDigest(a)));
+  cert_b.mutable_head()->set_digest(DigestBytes(TableDigest(b)));
   ASSERT_TRUE(VerifyCertificate(*members_, cert_b).ok());
   // Node 3 was down: it holds nothing, and c is no successor of that.
   Endorser& lagging = E(2);
-  EndorseRequest to_c = Request(1, Bytes(TableDigest(b)), c);
+  EndorseRequest to_c = Request(1, DigestBytes(TableDigest(b)), c);
   EXPECT_TRUE(absl::IsAborted(lagging.Endorse(to_c).status()));
   *to_c.mutable_prev_certificate() = cert_b;
   ASSERT_TRUE(lagging.Endorse(to_c).ok());
   EXPECT_EQ(HeldSeq(2), 3u);
   // An older certificate can't move it back.
-  EndorseRequest back = Request(1, Bytes(TableDigest(b)), Table(3, 0xee));
+  EndorseRequest back = Request(1, DigestBytes(TableDigest(b)), Table(3, 0xee));
   *back.mutable_prev_certificate() = cert_b;
   EXPECT_TRUE(absl::IsAborted(lagging.Endorse(back).status()));
 }
