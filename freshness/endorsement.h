@@ -62,6 +62,31 @@ class Members {
 std::vector<uint8_t> Statement(const Digest& members, uint32_t node,
                                const fresh::v1::HeadRef& head);
 
+// One proposer per term: term t belongs to members.all()[t % N], so two
+// owners never propose in the same term.
+uint32_t ProposerOf(const Members& members, uint64_t term);
+// The smallest term above `above` that `node` proposes; OutOfRange when the
+// term space is spent.
+absl::StatusOr<uint64_t> NextTermOf(const Members& members, uint32_t node,
+                                    uint64_t above);
+// What a proposer signs: "bkv.fresh.request.v1" || members digest || kind
+// (1 Endorse, 2 Prepare) || term || prev digest || SHA-256(next table).
+std::vector<uint8_t> RequestStatement(const Digest& members,
+                                      const fresh::v1::EndorseRequest& r);
+std::vector<uint8_t> PrepareStatement(const Digest& members, uint64_t term);
+// "bkv.fresh.refuse.v1" || members digest || node || promised term.
+std::vector<uint8_t> RefusalStatement(const Digest& members, uint32_t node,
+                                      uint64_t promised);
+// A term or seq may step at most this far above the current one (review
+// finding 5: no jump to the end of the number space).
+inline constexpr uint64_t kMaxStep = uint64_t{1} << 32;
+
+// OK iff `e` is a member's valid signature over `head`.
+absl::Status VerifyEndorsement(const Members& members,
+                               const fresh::v1::HeadRef& head,
+                               const fresh::v1::Endorsement& e);
+absl::Status VerifyRefusal(const Members& members, const fresh::v1::Refusal& r);
+
 // OK iff endorsements of a majority of distinct members, each valid over
 // `c.head`; InvalidArgument naming what is wrong otherwise.
 absl::Status VerifyCertificate(const Members& members,
@@ -72,21 +97,24 @@ absl::Status VerifyCertificate(const Members& members,
 fresh::v1::HeadRef HeldHead(const fresh::v1::EndorserState& s);
 
 // The endorser's rules, pure. On acceptance: the state to store before
-// answering, and `signed_head` is the HeadRef to sign. FailedPrecondition
-// "fenced" for a term below the promised one; Aborted (naming what is held)
-// for a head that is not a successor; InvalidArgument for garbage.
+// answering, and `signed_head` is the HeadRef to sign. PermissionDenied for
+// a request not signed by its term's proposer or a change of epochs or caps;
+// FailedPrecondition "fenced" for a term below the promised one; Aborted
+// (naming what is held) for a head that is not a successor; InvalidArgument
+// for garbage or a term/seq beyond kMaxStep.
 absl::StatusOr<fresh::v1::EndorserState> DecideEndorse(
     const Members& members, const fresh::v1::EndorserState& state,
     const fresh::v1::EndorseRequest& request, fresh::v1::HeadRef* signed_head);
 // A take-over's promise: FailedPrecondition unless `term` is above the
-// promised one.
+// promised one; PermissionDenied and InvalidArgument as above.
 absl::StatusOr<fresh::v1::EndorserState> DecidePrepare(
-    const fresh::v1::EndorserState& state, uint64_t term);
-
-struct PrepareResult {
-  bool granted = false;  // false: a term at least as high was promised
-  fresh::v1::EndorserState state;
-};
+    const Members& members, const fresh::v1::EndorserState& state,
+    const fresh::v1::PrepareRequest& request);
+// The commit step: keeps a valid certificate newer than the committed one,
+// with its table. InvalidArgument for anything else.
+absl::StatusOr<fresh::v1::EndorserState> DecideCommit(
+    const Members& members, const fresh::v1::EndorserState& state,
+    const fresh::v1::CommitRequest& request);
 
 // One node's endorser: the rules over the state in its token, signing with
 // its endorsement key. The state is in the token before any answer leaves.
@@ -96,10 +124,17 @@ class Endorser {
   static absl::StatusOr<std::unique_ptr<Endorser>> Open(
       std::shared_ptr<hsm::Pkcs11Hsm> token, Members members, uint32_t node_id);
 
-  absl::StatusOr<fresh::v1::Endorsement> Endorse(
+  // A fenced request gets a signed refusal instead of an endorsement.
+  absl::StatusOr<fresh::v1::EndorseResponse> Endorse(
       const fresh::v1::EndorseRequest& request);
-  // Token failures are errors; a refused promise is granted = false.
-  absl::StatusOr<PrepareResult> Prepare(uint64_t term);
+  // Token failures are errors; a refused promise is granted = false with a
+  // signed refusal and no state.
+  absl::StatusOr<fresh::v1::PrepareResponse> Prepare(
+      const fresh::v1::PrepareRequest& request);
+  absl::Status Commit(const fresh::v1::CommitRequest& request);
+  // As this node proposes (the owner's side).
+  absl::Status SignRequest(fresh::v1::EndorseRequest& request) const;
+  absl::StatusOr<fresh::v1::PrepareRequest> SignPrepare(uint64_t term) const;
   fresh::v1::EndorserState State() const;
   uint32_t node_id() const { return node_id_; }
   const Members& members() const { return members_; }
@@ -114,6 +149,9 @@ class Endorser {
         node_id_(node_id),
         state_(std::move(state)) {}
   absl::Status Store(const fresh::v1::EndorserState& next)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::string> Sign(const std::vector<uint8_t>& m) const;
+  absl::StatusOr<fresh::v1::Refusal> Refuse() const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::unique_ptr<hsm::AnchoredObject> object_;

@@ -535,7 +535,8 @@ FreshnessStats FreshRecordStore::Stats() const {
 
 uint64_t FreshRecordStore::Reserve() const {
   absl::MutexLock lock(&mu_);
-  const uint64_t tag = std::max(table_.seq + (writing_ ? 2 : 1), burned_ + 1);
+  const uint64_t tag =
+      std::max(table_.seq + (writing_ || retry_ ? 2 : 1), burned_ + 1);
   ++reserved_[tag];
   return tag;
 }
@@ -570,11 +571,9 @@ absl::Status FreshRecordStore::WaitCommitted(uint64_t tag) const {
   return absl::OkStatus();
 }
 
-// One token write for every pending leaf whose tag it reaches. Releases mu_
-// while the token works, so the next batch gathers meanwhile.
-absl::Status FreshRecordStore::LeadHeadWrite() const {
-  writing_ = true;
-  const uint64_t attempt = ++attempts_;
+// The next head: every pending leaf whose tag it reaches, moved in flight
+// and set in the trees.
+HeadTable FreshRecordStore::NextBatch() const {
   HeadTable next = table_;
   next.seq = std::max(table_.seq + 1, next_seq_);
   auto split = std::stable_partition(
@@ -582,17 +581,24 @@ absl::Status FreshRecordStore::LeadHeadWrite() const {
       [&](const Pending& p) { return p.tag <= next.seq; });
   in_flight_.assign(pending_.begin(), split);
   pending_.erase(pending_.begin(), split);
-  std::vector<std::optional<LeafValue>> old;
   std::vector<bool> dirty(shard_count_, false);
   for (const Pending& p : in_flight_) {
     const uint32_t s = ShardOf(p.key, shard_count_);
-    old.push_back(trees_[s].Get(p.key));
     trees_[s].Set(p.key, p.leaf);
     dirty[s] = true;
   }
   for (uint32_t s = 0; s < shard_count_; ++s) {
     if (dirty[s]) next.shards[s].root = trees_[s].Root();
   }
+  return next;
+}
+
+// One token write for every pending leaf whose tag it reaches. Releases mu_
+// while the token works, so the next batch gathers meanwhile.
+absl::Status FreshRecordStore::LeadHeadWrite() const {
+  writing_ = true;
+  const uint64_t attempt = ++attempts_;
+  HeadTable next = retry_ ? *retry_ : NextBatch();
   mu_.Unlock();
   absl::Status written = heads_.Write(next);
   mu_.Lock();
@@ -600,12 +606,10 @@ absl::Status FreshRecordStore::LeadHeadWrite() const {
     table_ = next;
     head_writes_++;
     records_committed_ += in_flight_.size();
+    in_flight_.clear();
+    retry_.reset();
   } else {
-    for (size_t i = in_flight_.size(); i-- > 0;) {
-      trees_[ShardOf(in_flight_[i].key, shard_count_)].Set(in_flight_[i].key,
-                                                           old[i]);
-    }
-    pending_.insert(pending_.begin(), in_flight_.begin(), in_flight_.end());
+    retry_ = next;  // the trees keep its leaves; in_flight_ stays
     last_failure_ = absl::UnavailableError(absl::StrCat(
         "the HSM did not take the freshness head: ", written.message(),
         "; the write is in the store and counts once a later head covers it"));
@@ -617,7 +621,6 @@ absl::Status FreshRecordStore::LeadHeadWrite() const {
                            : "freshness_head_fenced",
            {{"error", std::string(written.message())}});
   }
-  in_flight_.clear();
   writing_ = false;
   changed_.SignalAll();
   return absl::OkStatus();

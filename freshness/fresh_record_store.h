@@ -139,6 +139,7 @@ class FreshRecordStore final : public storage::RecordStore {
   void Burn(uint64_t tag) const;
   absl::Status WaitCommitted(uint64_t tag) const;
   absl::Status LeadHeadWrite() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HeadTable NextBatch() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   storage::RecordStore& inner_;
   HeadStore& heads_;
@@ -164,6 +165,10 @@ class FreshRecordStore final : public storage::RecordStore {
   mutable std::map<uint64_t, int> reserved_ ABSL_GUARDED_BY(mu_);
   mutable std::vector<Pending> pending_ ABSL_GUARDED_BY(mu_);
   mutable std::vector<Pending> in_flight_ ABSL_GUARDED_BY(mu_);
+  // A head write that failed: the next one re-proposes these very bytes
+  // (a quorum endorser that signed them signs nothing else at that seq);
+  // later leaves go to seq + 2.
+  mutable std::optional<HeadTable> retry_ ABSL_GUARDED_BY(mu_);
   mutable uint64_t burned_ ABSL_GUARDED_BY(mu_) = 0;  // highest burned tag
   // Set when another writer replaced the token's head table: this process
   // serves nothing more (fail closed) until an operator restarts it.

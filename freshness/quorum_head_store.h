@@ -19,15 +19,21 @@ namespace bkv::freshness {
 class EndorserPeer {
  public:
   using EndorseDone =
-      std::function<void(absl::StatusOr<fresh::v1::Endorsement>)>;
-  using PrepareDone = std::function<void(absl::StatusOr<PrepareResult>)>;
+      std::function<void(absl::StatusOr<fresh::v1::EndorseResponse>)>;
+  using PrepareDone =
+      std::function<void(absl::StatusOr<fresh::v1::PrepareResponse>)>;
+  using CommitDone =
+      std::function<void(absl::StatusOr<fresh::v1::CommitResponse>)>;
 
   virtual ~EndorserPeer() = default;
   // Each calls `done` exactly once, on any thread, within the peer's
   // deadline.
   virtual void Endorse(const fresh::v1::EndorseRequest& request,
                        EndorseDone done) = 0;
-  virtual void Prepare(uint64_t term, PrepareDone done) = 0;
+  virtual void Prepare(const fresh::v1::PrepareRequest& request,
+                       PrepareDone done) = 0;
+  virtual void Commit(const fresh::v1::CommitRequest& request,
+                      CommitDone done) = 0;
 };
 
 // The local endorser as a peer (synchronous).
@@ -36,29 +42,35 @@ class LocalEndorserPeer final : public EndorserPeer {
   explicit LocalEndorserPeer(Endorser& e) : endorser_(e) {}
   void Endorse(const fresh::v1::EndorseRequest& request,
                EndorseDone done) override;
-  void Prepare(uint64_t term, PrepareDone done) override;
+  void Prepare(const fresh::v1::PrepareRequest& request,
+               PrepareDone done) override;
+  void Commit(const fresh::v1::CommitRequest& request,
+              CommitDone done) override;
 
  private:
   Endorser& endorser_;
 };
 
 // The head table of a cluster (docs/rollback.md "Quorum across nodes"): the
-// owner's HeadStore. Read is the take-over (Prepare in a new term at a
-// majority, adopt the highest held head, re-endorse it in that term); Write
-// is one endorsement round that returns once a majority of distinct members
-// signed the table as the direct successor of the previous one. A write
-// fails FailedPrecondition when an endorser says a later owner exists
+// owner's HeadStore. Read is the take-over (Prepare in a term of this node's
+// at a majority, adopt the newest committed certificate's table, re-endorse
+// it in that term); Write is one endorsement round (a majority of distinct
+// members' valid signatures) and the commit step (the certificate at a
+// majority) before it returns. A failed Write keeps its table in flight:
+// the next Write must be the same bytes until certified. A write fails
+// FailedPrecondition only on a signed refusal naming a higher promise
 // (FreshRecordStore then fails closed) and Unavailable when no majority
 // answered in time (no effect claimed). Thread-compatible: FreshRecordStore
 // serialises Write.
 class QuorumHeadStore final : public HeadStore {
  public:
-  // `peers` are every member, this node's own endorser among them and last
-  // (a local peer answers synchronously).
-  QuorumHeadStore(const Members& members,
+  // `self` is this node's endorser (it signs the requests); `peers` are
+  // every member, `self`'s local peer among them and last.
+  QuorumHeadStore(const Members& members, Endorser& self,
                   std::vector<std::shared_ptr<EndorserPeer>> peers,
                   absl::Duration round_timeout)
       : members_(members),
+        self_(self),
         peers_(std::move(peers)),
         round_timeout_(round_timeout) {}
 
@@ -76,13 +88,19 @@ class QuorumHeadStore final : public HeadStore {
   // One endorsement round: the certificate of `request`'s table, or why not.
   absl::StatusOr<fresh::v1::Certificate> EndorseRound(
       const fresh::v1::EndorseRequest& request);
+  absl::Status CommitRound(const fresh::v1::Certificate& cert,
+                           const std::string& table);
+  // Endorse, then commit; on success the certified head is the new base.
+  absl::Status Propose(fresh::v1::EndorseRequest request);
 
   const Members& members_;
+  Endorser& self_;
   const std::vector<std::shared_ptr<EndorserPeer>> peers_;
   const absl::Duration round_timeout_;
   uint64_t term_ = 0;
   std::string digest_ = std::string(32, '\0');  // of the certified table
   std::optional<fresh::v1::Certificate> cert_;
+  std::optional<std::string> in_flight_;  // a table not yet certified
 };
 
 }  // namespace bkv::freshness

@@ -35,20 +35,23 @@ grpc::Status ToGrpc(absl::string_view method, const absl::Status& s) {
 grpc::Status EndorserService::Endorse(grpc::ServerContext* /*ctx*/,
                                       const fresh::v1::EndorseRequest* request,
                                       fresh::v1::EndorseResponse* response) {
-  auto e = endorser_.Endorse(*request);
-  if (e.ok()) *response->mutable_endorsement() = *std::move(e);
-  return ToGrpc("Endorse", e.status());
+  auto r = endorser_.Endorse(*request);
+  if (r.ok()) *response = *std::move(r);
+  return ToGrpc("Endorse", r.status());
 }
 
 grpc::Status EndorserService::Prepare(grpc::ServerContext* /*ctx*/,
                                       const fresh::v1::PrepareRequest* request,
                                       fresh::v1::PrepareResponse* response) {
-  auto r = endorser_.Prepare(request->term());
-  if (r.ok()) {
-    response->set_granted(r->granted);
-    *response->mutable_state() = std::move(r->state);
-  }
+  auto r = endorser_.Prepare(*request);
+  if (r.ok()) *response = *std::move(r);
   return ToGrpc("Prepare", r.status());
+}
+
+grpc::Status EndorserService::Commit(grpc::ServerContext* /*ctx*/,
+                                     const fresh::v1::CommitRequest* request,
+                                     fresh::v1::CommitResponse* /*response*/) {
+  return ToGrpc("Commit", endorser_.Commit(*request));
 }
 
 // A call in flight: its context, answer and what to do with it. The poller
@@ -97,31 +100,47 @@ void GrpcEndorserPeer::Poll() {
   }
 }
 
-void GrpcEndorserPeer::Endorse(const fresh::v1::EndorseRequest& request,
-                               EndorseDone done) {
-  auto* call = new CallOf<fresh::v1::EndorseResponse>;
-  call->done = [done = std::move(done)](const absl::Status& s,
-                                        const fresh::v1::EndorseResponse& r) {
+template <typename Resp, typename Req, typename Start>
+void GrpcEndorserPeer::Call(const Req& request, Start start,
+                            std::function<void(absl::StatusOr<Resp>)> done) {
+  auto* call = new CallOf<Resp>;
+  call->done = [done = std::move(done)](const absl::Status& s, const Resp& r) {
     if (!s.ok()) return done(s);
-    done(r.endorsement());
+    done(r);
   };
   call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline_));
-  call->reader = stub_->AsyncEndorse(&call->ctx, request, &cq_);
+  call->reader = start(&call->ctx, request, &cq_);
   call->reader->Finish(&call->response, &call->status, call);
 }
 
-void GrpcEndorserPeer::Prepare(uint64_t term, PrepareDone done) {
-  auto* call = new CallOf<fresh::v1::PrepareResponse>;
-  call->done = [done = std::move(done)](const absl::Status& s,
-                                        const fresh::v1::PrepareResponse& r) {
-    if (!s.ok()) return done(s);
-    done(freshness::PrepareResult{r.granted(), r.state()});
-  };
-  fresh::v1::PrepareRequest request;
-  request.set_term(term);
-  call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline_));
-  call->reader = stub_->AsyncPrepare(&call->ctx, request, &cq_);
-  call->reader->Finish(&call->response, &call->status, call);
+void GrpcEndorserPeer::Endorse(const fresh::v1::EndorseRequest& request,
+                               EndorseDone done) {
+  Call<fresh::v1::EndorseResponse>(
+      request,
+      [this](auto* ctx, const auto& r, auto* cq) {
+        return stub_->AsyncEndorse(ctx, r, cq);
+      },
+      std::move(done));
+}
+
+void GrpcEndorserPeer::Prepare(const fresh::v1::PrepareRequest& request,
+                               PrepareDone done) {
+  Call<fresh::v1::PrepareResponse>(
+      request,
+      [this](auto* ctx, const auto& r, auto* cq) {
+        return stub_->AsyncPrepare(ctx, r, cq);
+      },
+      std::move(done));
+}
+
+void GrpcEndorserPeer::Commit(const fresh::v1::CommitRequest& request,
+                              CommitDone done) {
+  Call<fresh::v1::CommitResponse>(
+      request,
+      [this](auto* ctx, const auto& r, auto* cq) {
+        return stub_->AsyncCommit(ctx, r, cq);
+      },
+      std::move(done));
 }
 
 }  // namespace bkv::server

@@ -26,6 +26,9 @@ class EndorserService final : public fresh::v1::Endorser::Service {
   grpc::Status Prepare(grpc::ServerContext* ctx,
                        const fresh::v1::PrepareRequest* request,
                        fresh::v1::PrepareResponse* response) override;
+  grpc::Status Commit(grpc::ServerContext* ctx,
+                      const fresh::v1::CommitRequest* request,
+                      fresh::v1::CommitResponse* response) override;
 
  private:
   freshness::Endorser& endorser_;
@@ -44,12 +47,19 @@ class GrpcEndorserPeer final : public freshness::EndorserPeer {
   ~GrpcEndorserPeer() override;
   void Endorse(const fresh::v1::EndorseRequest& request,
                EndorseDone done) override;
-  void Prepare(uint64_t term, PrepareDone done) override;
+  void Prepare(const fresh::v1::PrepareRequest& request,
+               PrepareDone done) override;
+  void Commit(const fresh::v1::CommitRequest& request,
+              CommitDone done) override;
 
  private:
   struct Pending;
   template <typename Resp>
   struct CallOf;
+  // Starts one call: `start` is the stub's Async method.
+  template <typename Resp, typename Req, typename Start>
+  void Call(const Req& request, Start start,
+            std::function<void(absl::StatusOr<Resp>)> done);
   void Poll();
 
   const std::string address_;

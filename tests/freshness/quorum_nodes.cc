@@ -75,8 +75,8 @@ std::unique_ptr<QuorumHeadStore> QuorumNodes::Heads(int self) {
         grpc::InsecureChannelCredentials(), absl::Seconds(2)));
   }
   peers.push_back(std::make_shared<LocalEndorserPeer>(*nodes_[self].endorser));
-  return std::make_unique<QuorumHeadStore>(*members_, std::move(peers),
-                                           absl::Seconds(2));
+  return std::make_unique<QuorumHeadStore>(*members_, *nodes_[self].endorser,
+                                           std::move(peers), absl::Seconds(2));
 }
 
 }  // namespace bkv::freshness::testing
