@@ -225,13 +225,14 @@ absl::StatusOr<std::vector<EndorserState>> QuorumHeadStore::PrepareRound(
 // The take-over (docs/rollback.md "The owner: lease, term, take-over"):
 // only a head whose certificate was committed is adopted (review finding 2).
 absl::StatusOr<std::optional<HeadTable>> QuorumHeadStore::Read() {
-  uint64_t highest = term_;
-  BKV_ASSIGN_OR_RETURN(uint64_t term,
-                       NextTermOf(members_, self_.node_id(), highest));
+  uint64_t highest = term_, term = 0;
   absl::StatusOr<std::vector<EndorserState>> granted =
-      PrepareRound(term, &highest);
-  if (!granted.ok() && highest >= term) {
-    BKV_ASSIGN_OR_RETURN(term, NextTermOf(members_, self_.node_id(), highest));
+      absl::UnavailableError("no promise asked");
+  // Twice at most: a second time above a signed higher promise heard in the
+  // first (granted or not: writing below it would only be fenced).
+  for (int i = 0; i < 2 && (!granted.ok() || highest > term); ++i) {
+    BKV_ASSIGN_OR_RETURN(
+        term, NextTermOf(members_, self_.node_id(), std::max(highest, term)));
     granted = PrepareRound(term, &highest);
   }
   if (!granted.ok()) return granted.status();

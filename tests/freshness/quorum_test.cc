@@ -48,6 +48,23 @@ EndorseRequest Request(uint64_t term, const std::string& prev,
   return r;
 }
 
+// A member gone bad: each answer is what the test sets (an honest peer
+// otherwise, when `honest` is set).
+class LyingPeer final : public EndorserPeer {
+ public:
+  std::function<absl::StatusOr<fresh::v1::EndorseResponse>()> endorse;
+  std::function<absl::StatusOr<fresh::v1::PrepareResponse>()> prepare;
+  void Endorse(const EndorseRequest&, EndorseDone done) override {
+    done(endorse ? endorse() : absl::UnavailableError("down"));
+  }
+  void Prepare(const fresh::v1::PrepareRequest&, PrepareDone done) override {
+    done(prepare ? prepare() : absl::UnavailableError("down"));
+  }
+  void Commit(const fresh::v1::CommitRequest&, CommitDone done) override {
+    done(absl::UnavailableError("down"));
+  }
+};
+
 class QuorumTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -106,6 +123,23 @@ class QuorumTest : public ::testing::Test {
     r.set_state(storage::v1::RECORD_STATE_ACTIVE);
     r.set_attempt_limit(10);
     return r;
+  }
+  // An owner at node `self` whose peer `liar` (an index) is `lying`, the
+  // others in-process.
+  std::unique_ptr<QuorumHeadStore> WithLiar(int self, int liar,
+                                            std::shared_ptr<LyingPeer> lying) {
+    std::vector<std::shared_ptr<EndorserPeer>> peers;
+    for (int i = 0; i < kNodes; ++i) {
+      if (i == self) continue;
+      if (i == liar) {
+        peers.push_back(lying);
+      } else {
+        peers.push_back(std::make_shared<LocalEndorserPeer>(E(i)));
+      }
+    }
+    peers.push_back(std::make_shared<LocalEndorserPeer>(E(self)));
+    return std::make_unique<QuorumHeadStore>(
+        *members_, E(self), std::move(peers), absl::Seconds(2));
   }
   uint64_t HeldSeq(int node) { return HeldHead(E(node).State()).seq(); }
   // The lagging endorser's answer may arrive after the round's majority:
@@ -357,6 +391,199 @@ TEST_F(QuorumTest, TakeOverAdoptsTheHighestHeldHead) {
   auto r = new_owner->Get("eve");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->attempts_used(), 1u);
+}
+
+// Review finding 1: an endorser signs only for the term's proposer, answers
+// a refused promise with a signed refusal and no state, and refuses a change
+// of epochs or caps over the quorum path.
+TEST_F(QuorumTest, UnauthenticatedProposalIsRefused) {
+  const std::string zero(32, '\0');
+  const HeadTable a = Table(1, 0xa1);
+  ASSERT_TRUE(Sig(0, Request(1, zero, a)).ok());
+  EndorseRequest next = Request(1, DigestBytes(TableDigest(a)), Table(2, 0xb2));
+  auto unsigned_one = E(0).Endorse(next);
+  EXPECT_TRUE(absl::IsPermissionDenied(unsigned_one.status()))
+      << unsigned_one.status();
+  // Term 1 is node 2's (index 1): node 1's own signature does not do.
+  EndorseRequest by_other = next;
+  ASSERT_TRUE(E(0).SignRequest(by_other).ok());
+  EXPECT_TRUE(absl::IsPermissionDenied(E(0).Endorse(by_other).status()));
+  // A signature over another table does not carry over.
+  EndorseRequest swapped = Signed(next);
+  swapped.set_next_table(EncodeHeadsString(Table(2, 0xee)));
+  EXPECT_TRUE(absl::IsPermissionDenied(E(0).Endorse(swapped).status()));
+  EXPECT_EQ(HeldSeq(0), 1u);
+  // Prepare: unsigned is refused without a promise or state.
+  fresh::v1::PrepareRequest bare;
+  bare.set_term(4);
+  EXPECT_TRUE(absl::IsPermissionDenied(E(0).Prepare(bare).status()));
+  EXPECT_EQ(E(0).State().promised_term(), 1u);
+  ASSERT_TRUE(Promise(0, 4)->granted());
+  auto refused = Promise(0, 4);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_FALSE(refused->granted());
+  EXPECT_FALSE(refused->has_state()) << "a refused Prepare leaks no state";
+  EXPECT_TRUE(VerifyRefusal(*members_, refused->refusal()).ok());
+  // Epochs and caps: not over the quorum path.
+  HeadTable reanchored = Table(2, 0xb2);
+  reanchored.shards[1].epoch = 1;
+  reanchored.shards[1].cap = 10;
+  auto r = Sig(0, Request(4, DigestBytes(TableDigest(a)), reanchored));
+  EXPECT_TRUE(absl::IsPermissionDenied(r.status())) << r.status();
+  EXPECT_TRUE(
+      Sig(0, Request(4, DigestBytes(TableDigest(a)), Table(2, 2))).ok());
+}
+
+// Review finding 5: no jump to the end of the term or seq space.
+TEST_F(QuorumTest, HugeTermOrSeqIsRefused) {
+  const std::string zero(32, '\0');
+  for (uint64_t term : {UINT64_MAX, kMaxStep + 1}) {
+    auto p = Promise(0, term);
+    EXPECT_TRUE(absl::IsInvalidArgument(p.status())) << term;
+  }
+  EXPECT_TRUE(Promise(0, kMaxStep)->granted());
+  auto far = Sig(1, Request(1, zero, Table(kMaxStep + 1, 1)));
+  EXPECT_TRUE(absl::IsInvalidArgument(far.status())) << far.status();
+  auto end = Sig(1, Request(1, zero, Table(UINT64_MAX, 1)));
+  EXPECT_TRUE(absl::IsInvalidArgument(end.status())) << end.status();
+  EXPECT_TRUE(Sig(1, Request(1, zero, Table(kMaxStep, 1))).ok());
+  EXPECT_TRUE(
+      absl::IsOutOfRange(NextTermOf(*members_, 1, UINT64_MAX - 1).status()));
+}
+
+// Review finding 2: a member's forged Prepare answer (a table at s+1 with
+// no certificate, or a certificate that does not verify) is not adopted.
+TEST_F(QuorumTest, ForgedPrepareAnswerIsNotAdopted) {
+  FreshRecordStore* owner = Own(0);
+  ASSERT_NE(owner, nullptr);
+  ASSERT_TRUE(
+      owner->CompareAndSwap("fay", RecordStore::kNoRecord, Active(3)).ok());
+  const std::string committed = E(0).State().certified_table();
+  ASSERT_FALSE(committed.empty());
+  auto forged = std::make_shared<LyingPeer>();
+  forged->prepare = [&] {
+    fresh::v1::PrepareResponse r;
+    r.set_granted(true);
+    EndorserState s = E(2).State();
+    HeadTable evil = *ParseHeadsString(committed);
+    evil.seq += 1;
+    evil.shards[0].root.fill(0xee);
+    s.set_held_term(s.held_term() + 5);
+    s.set_held_prev_digest(HeldHead(s).digest());
+    s.set_held_table(EncodeHeadsString(evil));
+    (*s.mutable_newest_certificate()->mutable_head()->mutable_digest()) =
+        DigestBytes(TableDigest(evil));
+    s.set_certified_table(EncodeHeadsString(evil));
+    *r.mutable_state() = s;
+    return r;
+  };
+  auto heads = WithLiar(1, 2, forged);
+  auto adopted = heads->Read();
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  ASSERT_TRUE(adopted->has_value());
+  EXPECT_EQ(EncodeHeadsString(**adopted), committed);
+}
+
+// Review finding 3: after a failed round the owner re-proposes the same
+// bytes; a different table at that place is refused before any endorser
+// sees it, and the retry is certified once a majority is back.
+TEST_F(QuorumTest, RetryAfterLostAnswerKeepsTheTable) {
+  auto heads = q_->Heads(0);
+  ASSERT_TRUE(heads->Read().ok());
+  const HeadTable t1 = Table(1, 0xa1);
+  q_->node(1).Stop();
+  q_->node(2).Stop();
+  EXPECT_TRUE(absl::IsUnavailable(heads->Write(t1)));
+  EXPECT_TRUE(absl::IsInternal(heads->Write(Table(1, 0xa2))));
+  ASSERT_TRUE(q_->node(1).Serve().ok());
+  ASSERT_TRUE(q_->node(2).Serve().ok());
+  absl::Status w = absl::UnavailableError("not tried");
+  for (int i = 0; i < 20 && !w.ok(); ++i) {  // bounded reconnect wait
+    w = heads->Write(t1);
+    if (!w.ok()) absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_TRUE(w.ok()) << w;
+  EXPECT_TRUE(heads->Write(Table(2, 0xb2)).ok());
+}
+
+// Review finding 3, the decorator's side: a write whose head failed commits
+// with that very head once a majority is back, later ones after it.
+TEST_F(QuorumTest, FailedHeadIsRetriedAsItWas) {
+  FreshRecordStore* owner = Own(1);
+  ASSERT_NE(owner, nullptr);
+  auto v = owner->CompareAndSwap("gus", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v.ok()) << v.status();
+  q_->node(0).Stop();
+  q_->node(2).Stop();
+  EXPECT_FALSE(owner->CompareAndSwap("gus", *v, Active(1)).ok());
+  const uint64_t failed_seq = HeldSeq(1);
+  // A second write while the head is uncertain: it may not join that head
+  // (an endorser signed those bytes), it waits for the one after.
+  EXPECT_FALSE(
+      owner->CompareAndSwap("ivy", RecordStore::kNoRecord, Active(4)).ok());
+  EXPECT_EQ(HeldSeq(1), failed_seq);
+  ASSERT_TRUE(q_->node(0).Serve().ok());
+  ASSERT_TRUE(q_->node(2).Serve().ok());
+  // Bounded: 20 reads while the peers reconnect.
+  absl::StatusOr<UserRecord> r = absl::UnavailableError("not tried");
+  for (int i = 0; i < 20 && !r.ok(); ++i) {
+    r = owner->Get("gus");
+    if (!r.ok()) absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->attempts_used(), 1u);
+  EXPECT_EQ(owner->Stats().seq, failed_seq) << "the failed head, as it was";
+  auto ivy = owner->Get("ivy");
+  ASSERT_TRUE(ivy.ok()) << ivy.status();
+  EXPECT_EQ(ivy->attempts_used(), 4u);
+  EXPECT_EQ(owner->Stats().seq, failed_seq + 1);
+}
+
+// Review finding 6: the owner writes in the term it was granted, a term of
+// its own, above any signed promise it heard of.
+TEST_F(QuorumTest, OwnerWritesInTheGrantedTerm) {
+  ASSERT_TRUE(Promise(2, 7)->granted());
+  auto heads = q_->Heads(1);
+  ASSERT_TRUE(heads->Read().ok());
+  // Granted 1 by a majority, but node 3's signed refusal names 7: the
+  // owner prepares again above it instead of writing into a fence.
+  EXPECT_EQ(heads->Term(), 10u);
+  EXPECT_EQ(E(0).State().promised_term(), 10u);
+  EXPECT_EQ(ProposerOf(*members_, heads->Term()), 2u);
+  EXPECT_TRUE(heads->Write(Table(1, 1)).ok());
+}
+
+// Review finding 7: a member answering garbage signatures or an unsigned
+// "promised 1000" neither stops nor fences a majority.
+TEST_F(QuorumTest, OneBadEndorserDoesNotStopAMajority) {
+  auto bad = std::make_shared<LyingPeer>();
+  bad->prepare = [] {
+    fresh::v1::PrepareResponse r;
+    r.mutable_refusal()->set_node_id(3);
+    r.mutable_refusal()->set_promised_term(1000);
+    return r;
+  };
+  bad->endorse = [] {
+    fresh::v1::EndorseResponse r;
+    r.mutable_endorsement()->set_node_id(3);
+    r.mutable_endorsement()->set_signature(std::string(64, 'x'));
+    return r;
+  };
+  auto heads = WithLiar(0, 2, bad);
+  ASSERT_TRUE(heads->Read().ok());
+  EXPECT_LT(heads->Term(), 1000u);
+  ASSERT_TRUE(heads->Write(Table(1, 1)).ok());
+  bad->endorse = [] {
+    fresh::v1::EndorseResponse r;
+    r.mutable_refusal()->set_node_id(3);
+    r.mutable_refusal()->set_promised_term(1000);
+    r.mutable_refusal()->set_signature(std::string(64, 'x'));
+    return r;
+  };
+  absl::Status w = heads->Write(Table(2, 2));
+  EXPECT_TRUE(w.ok()) << w;
+  ASSERT_TRUE(heads->certificate().has_value());
+  EXPECT_TRUE(VerifyCertificate(*members_, *heads->certificate()).ok());
 }
 
 }  // namespace
