@@ -126,6 +126,7 @@ void FreshRecordStore::Report(
 absl::Status FreshRecordStore::Recover(bool genesis) {
   absl::MutexLock lock(&mu_);
   const uint64_t seq = table_.seq;
+  adopted_seq_ = seq;
   std::vector<Pending> forward;
   uint64_t records = 0, max_tag = seq;
   BKV_RETURN_IF_ERROR(inner_.ForEach(
@@ -322,7 +323,9 @@ absl::StatusOr<UserRecord> FreshRecordStore::CheckedGet(
 // state whose KE2 never left, so committing it can only count more.
 bool FreshRecordStore::FromFencedOwner(const UserRecord& r,
                                        const LeafValue& leaf) const {
-  if (r.fresh_term() >= heads_.Term()) return false;
+  if (r.fresh_term() >= heads_.Term() || r.fresh_tag() <= adopted_seq_) {
+    return false;
+  }
   return r.fresh_parent() == DigestBytes(leaf.digest);
 }
 

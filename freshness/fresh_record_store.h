@@ -158,6 +158,9 @@ class FreshRecordStore final : public storage::RecordStore {
   mutable bool writing_ ABSL_GUARDED_BY(mu_) = false;
   // The start-up roll-forward's head may skip seqs (to the highest tag).
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  // The seq adopted at start-up (take-over); set once, before serving. A
+  // fenced owner's record rolls forward only above it (review finding 9).
+  uint64_t adopted_seq_ = 0;
   mutable uint64_t attempts_ ABSL_GUARDED_BY(mu_) = 0;  // head writes tried
   mutable absl::Status last_failure_ ABSL_GUARDED_BY(mu_);
   mutable uint64_t last_failure_at_ ABSL_GUARDED_BY(mu_) = 0;

@@ -16,6 +16,7 @@
 #include "freshness/fresh_record_store.h"
 #include "freshness/quorum_head_store.h"
 #include "hsm/key_labels.h"
+#include "storage/record_codec.h"
 #include "storage/rocksdb_record_store.h"
 #include "tests/freshness/quorum_nodes.h"
 #include "tests/storage/test_util.h"
@@ -584,6 +585,38 @@ TEST_F(QuorumTest, OneBadEndorserDoesNotStopAMajority) {
   EXPECT_TRUE(w.ok()) << w;
   ASSERT_TRUE(heads->certificate().has_value());
   EXPECT_TRUE(VerifyCertificate(*members_, *heads->certificate()).ok());
+}
+
+// Review finding 9: an earlier owner's record at a tag the take-over's head
+// already covers (a write that answered "not applied", its tag burned) is not
+// rolled forward when it shows up after the start-up scan: it reads stale.
+TEST_F(QuorumTest, CoveredTagOfAFencedOwnerIsNotAdopted) {
+  FreshRecordStore* old_owner = Own(0);
+  ASSERT_NE(old_owner, nullptr);
+  ASSERT_TRUE(
+      old_owner->CompareAndSwap("kim", RecordStore::kNoRecord, Active(0)).ok());
+  const uint64_t old_term = heads_[0]->Term();
+  FreshRecordStore* new_owner = Own(1);
+  ASSERT_NE(new_owner, nullptr);
+  auto r0 = inner_->Get("kim");
+  ASSERT_TRUE(r0.ok()) << r0.status();
+  UserRecord late = Active(5);
+  late.set_fresh_term(old_term);
+  late.set_fresh_parent(
+      DigestBytes(RecordDigest(storage::DeriveAccountKey("kim"), *r0)));
+  late.set_fresh_tag(new_owner->Stats().seq);  // covered
+  ASSERT_TRUE(inner_->CompareAndSwap("kim", r0->version(), late).ok());
+  auto r = new_owner->Get("kim");
+  EXPECT_FALSE(r.ok()) << "adopted a write that answered not applied";
+  // The same record at a tag above the adopted head is the fenced owner's
+  // write whose KE2 never left: counted.
+  auto r1 = inner_->Get("kim");
+  ASSERT_TRUE(r1.ok());
+  late.set_fresh_tag(new_owner->Stats().seq + 1);
+  ASSERT_TRUE(inner_->CompareAndSwap("kim", r1->version(), late).ok());
+  auto again = new_owner->Get("kim");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->attempts_used(), 5u);
 }
 
 }  // namespace
