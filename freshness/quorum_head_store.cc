@@ -141,16 +141,17 @@ absl::StatusOr<Certificate> QuorumHeadStore::EndorseRound(
     // Each answer is checked as it arrives: only valid signatures count,
     // only a signed higher promise fences.
     peer->Endorse(request, [round, head = cert.head(), term,
-                            this](absl::StatusOr<EndorseResponse> r) {
+                            &members =
+                                members_](absl::StatusOr<EndorseResponse> r) {
       const fresh::v1::Endorsement& e =
           r.ok() ? r->endorsement() : fresh::v1::Endorsement();
       if (!r.ok()) {
         round->Add(0, absl::UnavailableError(r.status().message()));
-      } else if (PromisedBy(members_, r->refusal()) > term) {
+      } else if (PromisedBy(members, r->refusal()) > term) {
         round->Add(0, absl::FailedPreconditionError(absl::StrCat(
                           "fenced: node ", r->refusal().node_id(),
                           " promised term ", r->refusal().promised_term())));
-      } else if (absl::Status v = VerifyEndorsement(members_, head, e);
+      } else if (absl::Status v = VerifyEndorsement(members, head, e);
                  !v.ok()) {
         round->Add(0, absl::UnavailableError(v.message()));
       } else {
@@ -202,16 +203,16 @@ absl::StatusOr<std::vector<EndorserState>> QuorumHeadStore::PrepareRound(
       std::make_shared<Round<EndorserState>>(peers_.size(), peers_.size());
   auto highest = std::make_shared<std::atomic<uint64_t>>(0);
   for (size_t i = 0; i < peers_.size(); ++i) {
-    peers_[i]->Prepare(
-        request, [round, highest, i, this](absl::StatusOr<PrepareResponse> r) {
-          if (r.ok() && r->granted()) return round->Add(i, r->state());
-          uint64_t p = r.ok() ? PromisedBy(members_, r->refusal()) : 0;
-          uint64_t seen = highest->load();
-          while (p > seen && !highest->compare_exchange_weak(seen, p)) {
-          }
-          round->Add(
-              i, r.ok() ? absl::AbortedError("promise refused") : r.status());
-        });
+    peers_[i]->Prepare(request, [round, highest, i, &members = members_](
+                                    absl::StatusOr<PrepareResponse> r) {
+      if (r.ok() && r->granted()) return round->Add(i, r->state());
+      uint64_t p = r.ok() ? PromisedBy(members, r->refusal()) : 0;
+      uint64_t seen = highest->load();
+      while (p > seen && !highest->compare_exchange_weak(seen, p)) {
+      }
+      round->Add(i,
+                 r.ok() ? absl::AbortedError("promise refused") : r.status());
+    });
   }
   auto [granted, errors] = round->Wait(round_timeout_);
   *highest_promised = std::max(*highest_promised, highest->load());
