@@ -18,8 +18,6 @@ constexpr absl::string_view kOperatorAction =
     "restore the record store to its latest state and restart, or re-anchor "
     "with `bkv-vault rollback reanchor` (docs/operations.md)";
 
-std::string Bytes(const Digest& d) { return std::string(d.begin(), d.end()); }
-
 // A store error after which the write may or may not be in the store.
 bool Ambiguous(const absl::Status& s) {
   return absl::IsUnavailable(s) || absl::IsUnknown(s) || absl::IsInternal(s) ||
@@ -128,6 +126,7 @@ void FreshRecordStore::Report(
 absl::Status FreshRecordStore::Recover(bool genesis) {
   absl::MutexLock lock(&mu_);
   const uint64_t seq = table_.seq;
+  adopted_seq_ = seq;
   std::vector<Pending> forward;
   uint64_t records = 0, max_tag = seq;
   BKV_RETURN_IF_ERROR(inner_.ForEach(
@@ -296,6 +295,16 @@ absl::StatusOr<UserRecord> FreshRecordStore::CheckedGet(
   }
   if (!r.ok()) return Stale(key, "the record is missing from the store");
   if (*digest == leaf->digest) return r;
+  if (FromFencedOwner(*r, *leaf)) {
+    Report("warn", "freshness_adopted",
+           {{"account_key", storage::AccountKeyHex(key)},
+            {"term", absl::StrCat(r->fresh_term())}});
+    BKV_RETURN_IF_ERROR(Commit(key, *r, Reserve()));
+    if (!tombstone) return r;
+    (void)inner_.Delete(id, r->version());
+    return absl::NotFoundError(absl::StrCat("no record for account key ",
+                                            storage::AccountKeyHex(key)));
+  }
   return Stale(
       key,
       r->version() < leaf->version
@@ -307,6 +316,17 @@ absl::StatusOr<UserRecord> FreshRecordStore::CheckedGet(
                          ") that differs from the "
                          "anchored one (version ",
                          leaf->version, ")"));
+}
+
+// A record an earlier owner wrote from the committed leaf and could not get
+// endorsed (docs/rollback.md "Fencing"): a decision made from the committed
+// state whose KE2 never left, so committing it can only count more.
+bool FreshRecordStore::FromFencedOwner(const UserRecord& r,
+                                       const LeafValue& leaf) const {
+  if (r.fresh_term() >= heads_.Term() || r.fresh_tag() <= adopted_seq_) {
+    return false;
+  }
+  return r.fresh_parent() == DigestBytes(leaf.digest);
 }
 
 absl::StatusOr<uint64_t> FreshRecordStore::CompareAndSwap(
@@ -367,8 +387,9 @@ absl::StatusOr<uint64_t> FreshRecordStore::Write(std::string_view id,
                      " is at anchored version ", current, " (0: none), not ",
                      expected, ": re-read and retry"));
   }
-  next.set_fresh_parent(leaf ? Bytes(leaf->digest) : "");
+  next.set_fresh_parent(leaf ? DigestBytes(leaf->digest) : "");
   next.set_fresh_epoch(epoch);
+  next.set_fresh_term(heads_.Term());
   return WriteThrough(id, key, expected, next);
 }
 
@@ -517,7 +538,8 @@ FreshnessStats FreshRecordStore::Stats() const {
 
 uint64_t FreshRecordStore::Reserve() const {
   absl::MutexLock lock(&mu_);
-  const uint64_t tag = std::max(table_.seq + (writing_ ? 2 : 1), burned_ + 1);
+  const uint64_t tag =
+      std::max(table_.seq + (writing_ || retry_ ? 2 : 1), burned_ + 1);
   ++reserved_[tag];
   return tag;
 }
@@ -552,11 +574,9 @@ absl::Status FreshRecordStore::WaitCommitted(uint64_t tag) const {
   return absl::OkStatus();
 }
 
-// One token write for every pending leaf whose tag it reaches. Releases mu_
-// while the token works, so the next batch gathers meanwhile.
-absl::Status FreshRecordStore::LeadHeadWrite() const {
-  writing_ = true;
-  const uint64_t attempt = ++attempts_;
+// The next head: every pending leaf whose tag it reaches, moved in flight
+// and set in the trees.
+HeadTable FreshRecordStore::NextBatch() const {
   HeadTable next = table_;
   next.seq = std::max(table_.seq + 1, next_seq_);
   auto split = std::stable_partition(
@@ -564,17 +584,24 @@ absl::Status FreshRecordStore::LeadHeadWrite() const {
       [&](const Pending& p) { return p.tag <= next.seq; });
   in_flight_.assign(pending_.begin(), split);
   pending_.erase(pending_.begin(), split);
-  std::vector<std::optional<LeafValue>> old;
   std::vector<bool> dirty(shard_count_, false);
   for (const Pending& p : in_flight_) {
     const uint32_t s = ShardOf(p.key, shard_count_);
-    old.push_back(trees_[s].Get(p.key));
     trees_[s].Set(p.key, p.leaf);
     dirty[s] = true;
   }
   for (uint32_t s = 0; s < shard_count_; ++s) {
     if (dirty[s]) next.shards[s].root = trees_[s].Root();
   }
+  return next;
+}
+
+// One token write for every pending leaf whose tag it reaches. Releases mu_
+// while the token works, so the next batch gathers meanwhile.
+absl::Status FreshRecordStore::LeadHeadWrite() const {
+  writing_ = true;
+  const uint64_t attempt = ++attempts_;
+  HeadTable next = retry_ ? *retry_ : NextBatch();
   mu_.Unlock();
   absl::Status written = heads_.Write(next);
   mu_.Lock();
@@ -582,12 +609,10 @@ absl::Status FreshRecordStore::LeadHeadWrite() const {
     table_ = next;
     head_writes_++;
     records_committed_ += in_flight_.size();
+    in_flight_.clear();
+    retry_.reset();
   } else {
-    for (size_t i = in_flight_.size(); i-- > 0;) {
-      trees_[ShardOf(in_flight_[i].key, shard_count_)].Set(in_flight_[i].key,
-                                                           old[i]);
-    }
-    pending_.insert(pending_.begin(), in_flight_.begin(), in_flight_.end());
+    retry_ = next;  // the trees keep its leaves; in_flight_ stays
     last_failure_ = absl::UnavailableError(absl::StrCat(
         "the HSM did not take the freshness head: ", written.message(),
         "; the write is in the store and counts once a later head covers it"));
@@ -599,7 +624,6 @@ absl::Status FreshRecordStore::LeadHeadWrite() const {
                            : "freshness_head_fenced",
            {{"error", std::string(written.message())}});
   }
-  in_flight_.clear();
   writing_ = false;
   changed_.SignalAll();
   return absl::OkStatus();

@@ -105,6 +105,8 @@ class FreshRecordStore final : public storage::RecordStore {
   }
   absl::Status CheckShard(const AccountKey& key) const;
   absl::Status Stale(const AccountKey& key, absl::string_view what) const;
+  bool FromFencedOwner(const storage::v1::UserRecord& r,
+                       const LeafValue& leaf) const;
   absl::StatusOr<storage::v1::UserRecord> CheckedGet(
       std::string_view id, const AccountKey& key) const;
   absl::StatusOr<uint64_t> Write(std::string_view id, const AccountKey& key,
@@ -137,6 +139,7 @@ class FreshRecordStore final : public storage::RecordStore {
   void Burn(uint64_t tag) const;
   absl::Status WaitCommitted(uint64_t tag) const;
   absl::Status LeadHeadWrite() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HeadTable NextBatch() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   storage::RecordStore& inner_;
   HeadStore& heads_;
@@ -155,6 +158,9 @@ class FreshRecordStore final : public storage::RecordStore {
   mutable bool writing_ ABSL_GUARDED_BY(mu_) = false;
   // The start-up roll-forward's head may skip seqs (to the highest tag).
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  // The seq adopted at start-up (take-over); set once, before serving. A
+  // fenced owner's record rolls forward only above it (review finding 9).
+  uint64_t adopted_seq_ = 0;
   mutable uint64_t attempts_ ABSL_GUARDED_BY(mu_) = 0;  // head writes tried
   mutable absl::Status last_failure_ ABSL_GUARDED_BY(mu_);
   mutable uint64_t last_failure_at_ ABSL_GUARDED_BY(mu_) = 0;
@@ -162,6 +168,10 @@ class FreshRecordStore final : public storage::RecordStore {
   mutable std::map<uint64_t, int> reserved_ ABSL_GUARDED_BY(mu_);
   mutable std::vector<Pending> pending_ ABSL_GUARDED_BY(mu_);
   mutable std::vector<Pending> in_flight_ ABSL_GUARDED_BY(mu_);
+  // A head write that failed: the next one re-proposes these very bytes
+  // (a quorum endorser that signed them signs nothing else at that seq);
+  // later leaves go to seq + 2.
+  mutable std::optional<HeadTable> retry_ ABSL_GUARDED_BY(mu_);
   mutable uint64_t burned_ ABSL_GUARDED_BY(mu_) = 0;  // highest burned tag
   // Set when another writer replaced the token's head table: this process
   // serves nothing more (fail closed) until an operator restarts it.

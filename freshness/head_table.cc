@@ -11,10 +11,6 @@ constexpr uint8_t kFormat = 0x01;
 constexpr size_t kHeader = 1 + 4 + 8;
 constexpr size_t kShardSize = 4 + 4 + 32;
 
-void PutBe(std::vector<uint8_t>& out, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) out.push_back(uint8_t(v >> (8 * i)));
-}
-
 uint64_t GetBe(std::span<const uint8_t> in, size_t at, int bytes) {
   uint64_t v = 0;
   for (int i = 0; i < bytes; ++i) v = (v << 8) | in[at + i];
@@ -23,13 +19,31 @@ uint64_t GetBe(std::span<const uint8_t> in, size_t at, int bytes) {
 
 }  // namespace
 
+void PutBigEndian(std::vector<uint8_t>& out, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(uint8_t(v >> (8 * i)));
+}
+
+std::string DigestBytes(const Digest& d) {
+  return std::string(d.begin(), d.end());
+}
+
+std::string EncodeHeadsString(const HeadTable& t) {
+  const std::vector<uint8_t> b = EncodeHeads(t);
+  return std::string(b.begin(), b.end());
+}
+
+absl::StatusOr<HeadTable> ParseHeadsString(const std::string& bytes) {
+  return ParseHeads(
+      std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+}
+
 std::vector<uint8_t> EncodeHeads(const HeadTable& t) {
   std::vector<uint8_t> out{kFormat};
-  PutBe(out, t.shards.size(), 4);
-  PutBe(out, t.seq, 8);
+  PutBigEndian(out, t.shards.size(), 4);
+  PutBigEndian(out, t.seq, 8);
   for (const ShardHead& h : t.shards) {
-    PutBe(out, h.epoch, 4);
-    PutBe(out, h.cap, 4);
+    PutBigEndian(out, h.epoch, 4);
+    PutBigEndian(out, h.cap, 4);
     out.insert(out.end(), h.root.begin(), h.root.end());
   }
   return out;

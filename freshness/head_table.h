@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -37,6 +38,14 @@ struct HeadTable {
 std::vector<uint8_t> EncodeHeads(const HeadTable& t);
 // DataLoss on any framing error.
 absl::StatusOr<HeadTable> ParseHeads(std::span<const uint8_t> bytes);
+// The same, as protobuf `bytes` fields carry them (endorse.proto).
+std::string EncodeHeadsString(const HeadTable& t);
+absl::StatusOr<HeadTable> ParseHeadsString(const std::string& bytes);
+
+// `v`'s low `bytes` bytes, big-endian: every integer of the freshness wire
+// and statement formats.
+void PutBigEndian(std::vector<uint8_t>& out, uint64_t v, int bytes);
+std::string DigestBytes(const Digest& d);
 
 // Where the table lives. The token in production; tests wrap it to inject
 // faults.
@@ -46,6 +55,8 @@ class HeadStore {
   // nullopt before the first Write (genesis).
   virtual absl::StatusOr<std::optional<HeadTable>> Read() = 0;
   virtual absl::Status Write(const HeadTable& t) = 0;
+  // The owner term this store writes in (0: one node, no terms).
+  virtual uint64_t Term() const { return 0; }
 };
 
 class TokenHeadStore final : public HeadStore {

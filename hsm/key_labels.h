@@ -20,6 +20,11 @@ namespace bkv::hsm {
 //                                          docs/rollback.md
 //   bkv-fresh-mac-v1      CKO_SECRET_KEY   64-byte generic secret MACing
 //                                          them, CKM_SHA512_HMAC only
+//   bkv-fresh-endorse-v1  CKO_PRIVATE_KEY  Ed25519, CKM_EDDSA sign only,
+//                         CKO_PUBLIC_KEY   never extractable: the node's
+//                                          endorsement key (quorum)
+//   bkv-fresh-endorsed-v1 CKO_DATA         the endorser's state, private,
+//   bkv-fresh-endorsed-mac-v1              MACed like the heads
 //
 // All are token objects; the three keys are CKA_SENSITIVE and CKA_PRIVATE,
 // extractable only under a CKA_TRUSTED key (CKA_WRAP_WITH_TRUSTED; made by
@@ -41,6 +46,10 @@ inline constexpr absl::string_view kTrustedTransportLabel =
     "bkv-transport-trusted-v1";
 inline constexpr absl::string_view kFreshHeadsLabel = "bkv-fresh-heads-v1";
 inline constexpr absl::string_view kFreshMacLabel = "bkv-fresh-mac-v1";
+inline constexpr absl::string_view kEndorseKeyLabel = "bkv-fresh-endorse-v1";
+inline constexpr absl::string_view kEndorsedLabel = "bkv-fresh-endorsed-v1";
+inline constexpr absl::string_view kEndorsedMacLabel =
+    "bkv-fresh-endorsed-mac-v1";
 
 }  // namespace bkv::hsm
 

@@ -544,6 +544,23 @@ absl::StatusOr<SecretBytes> Pkcs11Hsm::Session::HmacSha512(
   return mac;
 }
 
+absl::StatusOr<std::vector<uint8_t>> Pkcs11Hsm::Session::SignEddsa(
+    CK_OBJECT_HANDLE key, std::span<const uint8_t> message) {
+  CK_MECHANISM mech{CKM_EDDSA, nullptr, 0};
+  CK_FUNCTION_LIST* fn = hsm_->module_->fn();
+  BKV_RETURN_IF_ERROR(Check(fn->C_SignInit(handle_, &mech, key), "C_SignInit"));
+  std::vector<uint8_t> sig(64);
+  CK_ULONG sig_len = sig.size();
+  BKV_RETURN_IF_ERROR(Check(
+      fn->C_Sign(handle_, In(message), message.size(), sig.data(), &sig_len),
+      "C_Sign"));
+  if (sig_len != 64) {
+    return absl::InternalError(absl::StrCat("C_Sign: CKM_EDDSA returned ",
+                                            sig_len, " bytes, expected 64"));
+  }
+  return sig;
+}
+
 absl::Status Pkcs11Hsm::Session::GenerateRandom(std::span<uint8_t> out) {
   return Check(
       hsm_->module_->fn()->C_GenerateRandom(handle_, out.data(), out.size()),

@@ -148,6 +148,9 @@ class Pkcs11Hsm::Session {
   absl::StatusOr<SecretBytes> HmacSha512(CK_OBJECT_HANDLE key,
                                          std::span<const uint8_t> message);
   absl::Status GenerateRandom(std::span<uint8_t> out);
+  // CKM_EDDSA without parameters (RFC 8032 pure Ed25519): 64 bytes.
+  absl::StatusOr<std::vector<uint8_t>> SignEddsa(
+      CK_OBJECT_HANDLE key, std::span<const uint8_t> message);
 
   // CKM_AES_KEY_WRAP_PAD (RFC 5649).
   absl::StatusOr<std::vector<uint8_t>> WrapKey(CK_OBJECT_HANDLE wrapping_key,

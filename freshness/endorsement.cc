@@ -1,0 +1,527 @@
+#include "freshness/endorsement.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "crypto/hex.h"
+#include "crypto/status_macros.h"
+#include "hsm/key_labels.h"
+
+namespace bkv::freshness {
+namespace {
+
+using fresh::v1::Certificate;
+using fresh::v1::EndorseRequest;
+using fresh::v1::EndorserState;
+using fresh::v1::HeadRef;
+
+constexpr absl::string_view kTableContext = "bkv.fresh.table.v1";
+constexpr absl::string_view kMembersContext = "bkv.fresh.members.v1";
+constexpr absl::string_view kStatementContext = "bkv.fresh.endorse.v1";
+constexpr absl::string_view kRequestContext = "bkv.fresh.request.v1";
+constexpr absl::string_view kRefusalContext = "bkv.fresh.refuse.v1";
+constexpr uint8_t kEndorseKind = 1, kPrepareKind = 2;
+constexpr size_t kMaxMembers = 64;
+
+// Byte by byte: GCC 12's -Warray-bounds misreads a range insert here.
+template <typename Bytes>
+void Put(std::vector<uint8_t>& out, const Bytes& bytes) {
+  for (auto b : bytes) out.push_back(static_cast<uint8_t>(b));
+}
+
+Digest Sha256(const std::vector<uint8_t>& in) {
+  Digest d;
+  crypto_hash_sha256(d.data(), in.data(), in.size());
+  return d;
+}
+
+const std::string& ZeroDigest() {
+  static const std::string* zero = new std::string(32, '\0');
+  return *zero;
+}
+
+// Heads are ordered by term, then seq.
+bool NotOlder(const HeadRef& a, const HeadRef& b) {
+  return std::make_pair(a.term(), a.seq()) >= std::make_pair(b.term(), b.seq());
+}
+
+// OK iff `sig` is `node`'s signature over `statement`.
+absl::Status VerifyBy(const Members& members, uint32_t node,
+                      const std::string& sig,
+                      const std::vector<uint8_t>& statement) {
+  const Member* m = members.Find(node);
+  hsm::EndorsementKey::Signature s;
+  if (m == nullptr || sig.size() != s.size()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "node ", node, " is not a member or its signature is malformed"));
+  }
+  std::copy(sig.begin(), sig.end(), s.begin());
+  if (!hsm::VerifyEndorsement(m->key, statement, s)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("node ", node, "'s signature does not verify"));
+  }
+  return absl::OkStatus();
+}
+
+// Review finding 5: a term or seq may not jump to the end of the space.
+bool TooFar(uint64_t next, uint64_t current) {
+  return next == UINT64_MAX ||
+         next > current + std::min(kMaxStep, UINT64_MAX - current);
+}
+
+// Epochs and caps change only by the SO's re-anchor ceremony, which has no
+// quorum form yet: over the quorum path they stay as held.
+absl::Status SameEpochsAndCaps(const EndorserState& state,
+                               const HeadTable& next) {
+  if (state.held_table().empty()) return absl::OkStatus();
+  auto held = ParseHeadsString(state.held_table());
+  bool same = held.ok() && held->shards.size() == next.shards.size();
+  for (size_t i = 0; same && i < next.shards.size(); ++i) {
+    same = held->shards[i].epoch == next.shards[i].epoch &&
+           held->shards[i].cap == next.shards[i].cap;
+  }
+  if (same) return absl::OkStatus();
+  return absl::PermissionDeniedError(
+      "endorse: the table changes shards, epochs or caps; only the security "
+      "officer's re-anchor ceremony may (docs/rollback.md)");
+}
+
+absl::StatusOr<Member> ParseMemberLine(absl::string_view line) {
+  std::vector<absl::string_view> f =
+      absl::StrSplit(line, ' ', absl::SkipWhitespace());
+  Member m;
+  absl::StatusOr<std::vector<uint8_t>> key =
+      f.size() == 3 ? HexDecode(std::string_view(f[1].data(), f[1].size()))
+                    : absl::InvalidArgumentError("fields");
+  if (!key.ok() || !absl::SimpleAtoi(f[0], &m.id) ||
+      key->size() != m.key.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "members: bad line '", line,
+        "': expected `<node id> <64 hex digits of its endorsement public "
+        "key> <host:port>` (`bkv-vault cluster keygen` prints the key)"));
+  }
+  std::copy(key->begin(), key->end(), m.key.begin());
+  m.peer_address = std::string(f[2]);
+  return m;
+}
+
+}  // namespace
+
+Digest TableDigest(const HeadTable& t) {
+  std::vector<uint8_t> in;
+  Put(in, kTableContext);
+  Put(in, EncodeHeads(t));
+  return Sha256(in);
+}
+
+absl::StatusOr<Members> Members::Create(std::vector<Member> members) {
+  if (members.empty() || members.size() > kMaxMembers) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "members: 1 to ", kMaxMembers, " nodes, not ", members.size()));
+  }
+  std::sort(members.begin(), members.end(),
+            [](const Member& a, const Member& b) { return a.id < b.id; });
+  std::set<hsm::EndorsementKey::PublicKey> keys;
+  std::vector<uint8_t> in;
+  Put(in, kMembersContext);
+  for (size_t i = 0; i < members.size(); ++i) {
+    if ((i > 0 && members[i].id == members[i - 1].id) ||
+        !keys.insert(members[i].key).second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "members: node ", members[i].id,
+          " appears twice (same id or same key): each node has its own"));
+    }
+    PutBigEndian(in, members[i].id, 4);
+    Put(in, members[i].key);
+  }
+  const Digest d = Sha256(in);
+  return Members(std::move(members), d);
+}
+
+absl::StatusOr<Members> Members::Parse(absl::string_view text) {
+  std::vector<Member> members;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    line = absl::StripAsciiWhitespace(line.substr(0, line.find('#')));
+    if (line.empty()) continue;
+    BKV_ASSIGN_OR_RETURN(Member m, ParseMemberLine(line));
+    members.push_back(std::move(m));
+  }
+  return Create(std::move(members));
+}
+
+std::string Members::Encode() const {
+  std::string out;
+  for (const Member& m : members_) {
+    absl::StrAppend(&out, m.id, " ", HexEncode(m.key), " ", m.peer_address,
+                    "\n");
+  }
+  return out;
+}
+
+const Member* Members::Find(uint32_t id) const {
+  for (const Member& m : members_) {
+    if (m.id == id) return &m;
+  }
+  return nullptr;
+}
+
+std::vector<uint8_t> Statement(const Digest& members, uint32_t node,
+                               const HeadRef& head) {
+  std::vector<uint8_t> out;
+  out.reserve(160);
+  Put(out, kStatementContext);
+  Put(out, members);
+  PutBigEndian(out, node, 4);
+  PutBigEndian(out, head.term(), 8);
+  PutBigEndian(out, head.seq(), 8);
+  Put(out, head.prev_digest());
+  Put(out, head.digest());
+  return out;
+}
+
+uint32_t ProposerOf(const Members& members, uint64_t term) {
+  return members.all()[term % members.all().size()].id;
+}
+
+absl::StatusOr<uint64_t> NextTermOf(const Members& members, uint32_t node,
+                                    uint64_t above) {
+  const uint64_t n = members.all().size();
+  for (uint64_t t = above + 1; t > above && t < above + 1 + n; ++t) {
+    if (ProposerOf(members, t) == node && t != UINT64_MAX) return t;
+  }
+  return absl::OutOfRangeError(
+      absl::StrCat("no owner term above ", above, " is left for node ", node));
+}
+
+std::vector<uint8_t> RequestStatement(const Digest& members,
+                                      const EndorseRequest& r) {
+  std::vector<uint8_t> out;
+  Put(out, kRequestContext);
+  Put(out, members);
+  out.push_back(kEndorseKind);
+  PutBigEndian(out, r.term(), 8);
+  Put(out, r.prev_digest());
+  Digest table;
+  crypto_hash_sha256(table.data(),
+                     reinterpret_cast<const uint8_t*>(r.next_table().data()),
+                     r.next_table().size());
+  Put(out, table);
+  return out;
+}
+
+std::vector<uint8_t> PrepareStatement(const Digest& members, uint64_t term) {
+  std::vector<uint8_t> out;
+  Put(out, kRequestContext);
+  Put(out, members);
+  out.push_back(kPrepareKind);
+  PutBigEndian(out, term, 8);
+  return out;
+}
+
+std::vector<uint8_t> RefusalStatement(const Digest& members, uint32_t node,
+                                      uint64_t promised) {
+  std::vector<uint8_t> out;
+  Put(out, kRefusalContext);
+  Put(out, members);
+  PutBigEndian(out, node, 4);
+  PutBigEndian(out, promised, 8);
+  return out;
+}
+
+absl::Status VerifyEndorsement(const Members& members, const HeadRef& head,
+                               const fresh::v1::Endorsement& e) {
+  return VerifyBy(members, e.node_id(), e.signature(),
+                  Statement(members.digest(), e.node_id(), head));
+}
+
+absl::Status VerifyRefusal(const Members& members,
+                           const fresh::v1::Refusal& r) {
+  return VerifyBy(
+      members, r.node_id(), r.signature(),
+      RefusalStatement(members.digest(), r.node_id(), r.promised_term()));
+}
+
+absl::Status VerifyCertificate(const Members& members, const Certificate& c) {
+  if (c.head().prev_digest().size() != 32 || c.head().digest().size() != 32) {
+    return absl::InvalidArgumentError("certificate: malformed head");
+  }
+  std::set<uint32_t> signers;
+  for (const auto& e : c.endorsements()) {
+    if (absl::Status s = VerifyEndorsement(members, c.head(), e); !s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("certificate: ", s.message()));
+    }
+    signers.insert(e.node_id());
+  }
+  if (signers.size() < members.quorum()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("certificate: ", signers.size(),
+                     " distinct signers, a majority is ", members.quorum()));
+  }
+  return absl::OkStatus();
+}
+
+HeadRef HeldHead(const EndorserState& s) {
+  HeadRef h;
+  h.set_term(s.held_term());
+  h.set_prev_digest(s.held_prev_digest().empty() ? ZeroDigest()
+                                                 : s.held_prev_digest());
+  h.set_digest(ZeroDigest());
+  if (s.held_table().empty()) return h;
+  const std::string& t = s.held_table();
+  auto table = ParseHeadsString(t);
+  if (!table.ok()) return h;  // Endorser::Open refuses such a state
+  h.set_seq(table->seq);
+  h.set_digest(DigestBytes(TableDigest(*table)));
+  return h;
+}
+
+namespace {
+
+// The request is its term's proposer's, and its term is the promised one or
+// above within kMaxStep.
+absl::Status CheckProposer(const Members& members, const EndorserState& state,
+                           uint64_t term, const std::string& signature,
+                           const std::vector<uint8_t>& statement) {
+  if (TooFar(term, state.promised_term())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("term ", term, " is too far above the promised ",
+                     state.promised_term()));
+  }
+  if (absl::Status s =
+          VerifyBy(members, ProposerOf(members, term), signature, statement);
+      !s.ok()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("request for term ", term,
+                     " is not signed by its proposer: ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
+// `cert` is valid, not older than the committed one, and, when `held` is
+// from the same term or later, not older than it either.
+bool Usable(const Members& members, const EndorserState& state,
+            const Certificate& cert, const HeadRef& held, uint64_t term) {
+  if (state.has_newest_certificate() &&
+      !NotOlder(cert.head(), state.newest_certificate().head())) {
+    return false;
+  }
+  if (term <= held.term() && !NotOlder(cert.head(), held)) return false;
+  return VerifyCertificate(members, cert).ok();
+}
+
+}  // namespace
+
+absl::StatusOr<EndorserState> DecideEndorse(const Members& members,
+                                            const EndorserState& state,
+                                            const EndorseRequest& request,
+                                            HeadRef* signed_head) {
+  BKV_RETURN_IF_ERROR(CheckProposer(
+      members, state, request.term(), request.proposer_signature(),
+      RequestStatement(members.digest(), request)));
+  if (request.term() < state.promised_term()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("fenced: this endorser promised term ",
+                     state.promised_term(), " to a later owner; term ",
+                     request.term(), " may not extend the chain"));
+  }
+  const std::string& bytes = request.next_table();
+  auto next = ParseHeadsString(bytes);
+  const HeadRef held = HeldHead(state);
+  if (!next.ok() || request.prev_digest().size() != 32 ||
+      TooFar(next->seq, held.seq())) {
+    return absl::InvalidArgumentError(
+        "endorse: malformed table or digest, or a seq too far ahead");
+  }
+  BKV_RETURN_IF_ERROR(SameEpochsAndCaps(state, *next));
+  const std::string digest = DigestBytes(TableDigest(*next));
+  const bool successor =
+      request.prev_digest() == held.digest() && next->seq > held.seq();
+  const bool same = !state.held_table().empty() && digest == held.digest() &&
+                    request.prev_digest() == held.prev_digest();
+  const Certificate& cert = request.prev_certificate();
+  const bool usable = request.has_prev_certificate() &&
+                      Usable(members, state, cert, held, request.term());
+  // A lagging node catches up from the certificate of the previous head; a
+  // new owner re-endorses the certified head itself in its term.
+  const bool certified =
+      usable && ((cert.head().digest() == request.prev_digest() &&
+                  cert.head().seq() < next->seq) ||
+                 (cert.head().digest() == digest &&
+                  cert.head().prev_digest() == request.prev_digest() &&
+                  request.term() > cert.head().term()));
+  if (!successor && !same && !certified) {
+    return absl::AbortedError(absl::StrCat(
+        "not a successor: this endorser holds seq ", held.seq(), " of term ",
+        held.term(), "; send the certificate of the head this one extends"));
+  }
+  EndorserState out = state;
+  out.set_promised_term(request.term());
+  out.set_held_term(request.term());
+  out.set_held_prev_digest(request.prev_digest());
+  out.set_held_table(bytes);
+  signed_head->set_term(request.term());
+  signed_head->set_seq(next->seq);
+  signed_head->set_prev_digest(request.prev_digest());
+  signed_head->set_digest(digest);
+  return out;
+}
+
+absl::StatusOr<EndorserState> DecidePrepare(
+    const Members& members, const EndorserState& state,
+    const fresh::v1::PrepareRequest& r) {
+  BKV_RETURN_IF_ERROR(
+      CheckProposer(members, state, r.term(), r.proposer_signature(),
+                    PrepareStatement(members.digest(), r.term())));
+  if (r.term() <= state.promised_term()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("fenced: this endorser already promised term ",
+                     state.promised_term(), "; take over with a higher term"));
+  }
+  EndorserState out = state;
+  out.set_promised_term(r.term());
+  return out;
+}
+
+absl::StatusOr<EndorserState> DecideCommit(
+    const Members& members, const EndorserState& state,
+    const fresh::v1::CommitRequest& request) {
+  const Certificate& cert = request.certificate();
+  BKV_RETURN_IF_ERROR(VerifyCertificate(members, cert));
+  auto table = ParseHeadsString(request.table());
+  if (!table.ok() || DigestBytes(TableDigest(*table)) != cert.head().digest()) {
+    return absl::InvalidArgumentError(
+        "commit: the table is not the one the certificate names");
+  }
+  EndorserState out = state;
+  if (!state.has_newest_certificate() ||
+      NotOlder(cert.head(), state.newest_certificate().head())) {
+    *out.mutable_newest_certificate() = cert;
+    out.set_certified_table(request.table());
+  }
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<Endorser>> Endorser::Open(
+    std::shared_ptr<hsm::Pkcs11Hsm> token, Members members, uint32_t node_id) {
+  BKV_ASSIGN_OR_RETURN(auto key, hsm::EndorsementKey::Open(token));
+  const Member* self = members.Find(node_id);
+  if (self == nullptr || self->key != key->public_key()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "node ", node_id,
+        " is not in the members list with this token's endorsement key: "
+        "check node_id, or re-form the cluster (docs/operations.md)"));
+  }
+  BKV_ASSIGN_OR_RETURN(auto object,
+                       hsm::AnchoredObject::Open(token, hsm::kEndorsedLabel,
+                                                 hsm::kEndorsedMacLabel));
+  BKV_ASSIGN_OR_RETURN(auto stored, object->Read());
+  EndorserState state;
+  if (stored &&
+      !state.ParseFromArray(stored->data(), static_cast<int>(stored->size()))) {
+    return absl::DataLossError(
+        absl::StrCat(token->Describe(), ": the endorser state does not parse"));
+  }
+  return std::unique_ptr<Endorser>(
+      new Endorser(std::move(object), std::move(key), std::move(members),
+                   node_id, std::move(state)));
+}
+
+absl::Status Endorser::Store(const EndorserState& next) {
+  std::string bytes;
+  if (!next.SerializeToString(&bytes)) {
+    return absl::InternalError("endorser state does not serialize");
+  }
+  BKV_RETURN_IF_ERROR(object_->Write(
+      std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())));
+  state_ = next;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Endorser::Sign(
+    const std::vector<uint8_t>& m) const {
+  BKV_ASSIGN_OR_RETURN(auto sig, key_->Sign(m));
+  return std::string(sig.begin(), sig.end());
+}
+
+absl::StatusOr<fresh::v1::Refusal> Endorser::Refuse() const {
+  fresh::v1::Refusal r;
+  r.set_node_id(node_id_);
+  r.set_promised_term(state_.promised_term());
+  BKV_ASSIGN_OR_RETURN(*r.mutable_signature(),
+                       Sign(RefusalStatement(members_.digest(), node_id_,
+                                             state_.promised_term())));
+  return r;
+}
+
+absl::StatusOr<fresh::v1::EndorseResponse> Endorser::Endorse(
+    const EndorseRequest& request) {
+  absl::MutexLock lock(&mu_);
+  HeadRef head;
+  absl::StatusOr<EndorserState> next =
+      DecideEndorse(members_, state_, request, &head);
+  fresh::v1::EndorseResponse out;
+  if (absl::IsFailedPrecondition(next.status())) {
+    BKV_ASSIGN_OR_RETURN(*out.mutable_refusal(), Refuse());
+    return out;
+  }
+  if (!next.ok()) return next.status();
+  BKV_RETURN_IF_ERROR(Store(*next));
+  fresh::v1::Endorsement* e = out.mutable_endorsement();
+  e->set_node_id(node_id_);
+  BKV_ASSIGN_OR_RETURN(*e->mutable_signature(),
+                       Sign(Statement(members_.digest(), node_id_, head)));
+  return out;
+}
+
+absl::StatusOr<fresh::v1::PrepareResponse> Endorser::Prepare(
+    const fresh::v1::PrepareRequest& request) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<EndorserState> next = DecidePrepare(members_, state_, request);
+  fresh::v1::PrepareResponse out;
+  if (absl::IsFailedPrecondition(next.status())) {
+    BKV_ASSIGN_OR_RETURN(*out.mutable_refusal(), Refuse());
+    return out;
+  }
+  if (!next.ok()) return next.status();
+  BKV_RETURN_IF_ERROR(Store(*next));
+  out.set_granted(true);
+  *out.mutable_state() = state_;
+  return out;
+}
+
+absl::Status Endorser::Commit(const fresh::v1::CommitRequest& request) {
+  absl::MutexLock lock(&mu_);
+  BKV_ASSIGN_OR_RETURN(EndorserState next,
+                       DecideCommit(members_, state_, request));
+  return Store(next);
+}
+
+absl::Status Endorser::SignRequest(EndorseRequest& request) const {
+  BKV_ASSIGN_OR_RETURN(*request.mutable_proposer_signature(),
+                       Sign(RequestStatement(members_.digest(), request)));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<fresh::v1::PrepareRequest> Endorser::SignPrepare(
+    uint64_t term) const {
+  fresh::v1::PrepareRequest r;
+  r.set_term(term);
+  BKV_ASSIGN_OR_RETURN(*r.mutable_proposer_signature(),
+                       Sign(PrepareStatement(members_.digest(), term)));
+  return r;
+}
+
+EndorserState Endorser::State() const {
+  absl::MutexLock lock(&mu_);
+  return state_;
+}
+
+}  // namespace bkv::freshness

@@ -1,0 +1,167 @@
+#ifndef BKV_FRESHNESS_ENDORSEMENT_H_
+#define BKV_FRESHNESS_ENDORSEMENT_H_
+
+// The quorum's statements, certificates and the endorser's rules
+// (docs/rollback.md "Quorum across nodes"). The signed statement:
+//
+//   +----------------------+--------------+---------+---------+---------+
+//   | "bkv.fresh.endorse.  | members      | node id | term    | seq     |
+//   |  v1" (20 bytes)      | digest (32)  | u32     | u64     | u64     |
+//   +----------------------+--------------+---------+---------+---------+
+//   | prev digest (32) | table digest (32) |            all big-endian
+//   +------------------+-------------------+
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "bkv/fresh/v1/endorse.pb.h"
+#include "freshness/head_table.h"
+#include "hsm/anchored_object.h"
+#include "hsm/endorsement_key.h"
+
+namespace bkv::freshness {
+
+// SHA-256("bkv.fresh.table.v1" || EncodeHeads(t)).
+Digest TableDigest(const HeadTable& t);
+
+struct Member {
+  uint32_t id = 0;
+  hsm::EndorsementKey::PublicKey key{};
+  std::string peer_address;  // host:port of its Endorser service
+};
+
+// The members list the security officer fixed in every token (`cluster
+// form`). Its digest covers ids and keys (not addresses), goes into every
+// statement, so a node formed with another list can't count.
+class Members {
+ public:
+  // Ids distinct, keys distinct, 1 to 64 members.
+  static absl::StatusOr<Members> Create(std::vector<Member> members);
+  // One member per line: `<id> <64 hex digits> <host:port>`; `#` comments.
+  static absl::StatusOr<Members> Parse(absl::string_view text);
+  std::string Encode() const;  // Parse's format
+
+  const Digest& digest() const { return digest_; }
+  size_t quorum() const { return members_.size() / 2 + 1; }
+  const std::vector<Member>& all() const { return members_; }
+  const Member* Find(uint32_t id) const;
+
+ private:
+  Members(std::vector<Member> m, const Digest& d)
+      : members_(std::move(m)), digest_(d) {}
+  std::vector<Member> members_;
+  Digest digest_;
+};
+
+std::vector<uint8_t> Statement(const Digest& members, uint32_t node,
+                               const fresh::v1::HeadRef& head);
+
+// One proposer per term: term t belongs to members.all()[t % N], so two
+// owners never propose in the same term.
+uint32_t ProposerOf(const Members& members, uint64_t term);
+// The smallest term above `above` that `node` proposes; OutOfRange when the
+// term space is spent.
+absl::StatusOr<uint64_t> NextTermOf(const Members& members, uint32_t node,
+                                    uint64_t above);
+// What a proposer signs: "bkv.fresh.request.v1" || members digest || kind
+// (1 Endorse, 2 Prepare) || term || prev digest || SHA-256(next table).
+std::vector<uint8_t> RequestStatement(const Digest& members,
+                                      const fresh::v1::EndorseRequest& r);
+std::vector<uint8_t> PrepareStatement(const Digest& members, uint64_t term);
+// "bkv.fresh.refuse.v1" || members digest || node || promised term.
+std::vector<uint8_t> RefusalStatement(const Digest& members, uint32_t node,
+                                      uint64_t promised);
+// A term or seq may step at most this far above the current one (review
+// finding 5: no jump to the end of the number space).
+inline constexpr uint64_t kMaxStep = uint64_t{1} << 32;
+
+// OK iff `e` is a member's valid signature over `head`.
+absl::Status VerifyEndorsement(const Members& members,
+                               const fresh::v1::HeadRef& head,
+                               const fresh::v1::Endorsement& e);
+absl::Status VerifyRefusal(const Members& members, const fresh::v1::Refusal& r);
+
+// OK iff endorsements of a majority of distinct members, each valid over
+// `c.head`; InvalidArgument naming what is wrong otherwise.
+absl::Status VerifyCertificate(const Members& members,
+                               const fresh::v1::Certificate& c);
+
+// The held head as the HeadRef it was signed as (seq 0, zero digests when
+// nothing is held).
+fresh::v1::HeadRef HeldHead(const fresh::v1::EndorserState& s);
+
+// The endorser's rules, pure. On acceptance: the state to store before
+// answering, and `signed_head` is the HeadRef to sign. PermissionDenied for
+// a request not signed by its term's proposer or a change of epochs or caps;
+// FailedPrecondition "fenced" for a term below the promised one; Aborted
+// (naming what is held) for a head that is not a successor; InvalidArgument
+// for garbage or a term/seq beyond kMaxStep.
+absl::StatusOr<fresh::v1::EndorserState> DecideEndorse(
+    const Members& members, const fresh::v1::EndorserState& state,
+    const fresh::v1::EndorseRequest& request, fresh::v1::HeadRef* signed_head);
+// A take-over's promise: FailedPrecondition unless `term` is above the
+// promised one; PermissionDenied and InvalidArgument as above.
+absl::StatusOr<fresh::v1::EndorserState> DecidePrepare(
+    const Members& members, const fresh::v1::EndorserState& state,
+    const fresh::v1::PrepareRequest& request);
+// The commit step: keeps a valid certificate newer than the committed one,
+// with its table. InvalidArgument for anything else.
+absl::StatusOr<fresh::v1::EndorserState> DecideCommit(
+    const Members& members, const fresh::v1::EndorserState& state,
+    const fresh::v1::CommitRequest& request);
+
+// One node's endorser: the rules over the state in its token, signing with
+// its endorsement key. The state is in the token before any answer leaves.
+// Thread-safe (one decision at a time).
+class Endorser {
+ public:
+  static absl::StatusOr<std::unique_ptr<Endorser>> Open(
+      std::shared_ptr<hsm::Pkcs11Hsm> token, Members members, uint32_t node_id);
+
+  // A fenced request gets a signed refusal instead of an endorsement.
+  absl::StatusOr<fresh::v1::EndorseResponse> Endorse(
+      const fresh::v1::EndorseRequest& request);
+  // Token failures are errors; a refused promise is granted = false with a
+  // signed refusal and no state.
+  absl::StatusOr<fresh::v1::PrepareResponse> Prepare(
+      const fresh::v1::PrepareRequest& request);
+  absl::Status Commit(const fresh::v1::CommitRequest& request);
+  // As this node proposes (the owner's side).
+  absl::Status SignRequest(fresh::v1::EndorseRequest& request) const;
+  absl::StatusOr<fresh::v1::PrepareRequest> SignPrepare(uint64_t term) const;
+  fresh::v1::EndorserState State() const;
+  uint32_t node_id() const { return node_id_; }
+  const Members& members() const { return members_; }
+
+ private:
+  Endorser(std::unique_ptr<hsm::AnchoredObject> object,
+           std::unique_ptr<hsm::EndorsementKey> key, Members members,
+           uint32_t node_id, fresh::v1::EndorserState state)
+      : object_(std::move(object)),
+        key_(std::move(key)),
+        members_(std::move(members)),
+        node_id_(node_id),
+        state_(std::move(state)) {}
+  absl::Status Store(const fresh::v1::EndorserState& next)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::string> Sign(const std::vector<uint8_t>& m) const;
+  absl::StatusOr<fresh::v1::Refusal> Refuse() const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::unique_ptr<hsm::AnchoredObject> object_;
+  const std::unique_ptr<hsm::EndorsementKey> key_;
+  const Members members_;
+  const uint32_t node_id_;
+  mutable absl::Mutex mu_;
+  fresh::v1::EndorserState state_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace bkv::freshness
+
+#endif  // BKV_FRESHNESS_ENDORSEMENT_H_

@@ -1,0 +1,623 @@
+// The quorum of endorsing nodes (docs/rollback.md "Quorum across nodes"):
+// three real SoftHSM tokens with Ed25519 endorsement keys, their endorsers
+// behind real gRPC servers on loopback, the owner's FreshRecordStore over
+// real RocksDB. ctest -R rollback.quorum
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <sodium.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "freshness/endorsement.h"
+#include "freshness/fresh_record_store.h"
+#include "freshness/quorum_head_store.h"
+#include "hsm/key_labels.h"
+#include "storage/record_codec.h"
+#include "storage/rocksdb_record_store.h"
+#include "tests/freshness/quorum_nodes.h"
+#include "tests/storage/test_util.h"
+
+namespace bkv::freshness {
+namespace {
+
+using fresh::v1::Certificate;
+using fresh::v1::EndorseRequest;
+using fresh::v1::EndorserState;
+using storage::RecordStore;
+using storage::v1::UserRecord;
+
+constexpr int kNodes = 3;
+
+HeadTable Table(uint64_t seq, uint8_t fill) {
+  HeadTable t;
+  t.seq = seq;
+  t.shards.resize(4);
+  t.shards[0].root.fill(fill);
+  return t;
+}
+
+EndorseRequest Request(uint64_t term, const std::string& prev,
+                       const HeadTable& next) {
+  EndorseRequest r;
+  r.set_term(term);
+  r.set_prev_digest(prev);
+  r.set_next_table(EncodeHeadsString(next));
+  return r;
+}
+
+// A member gone bad: each answer is what the test sets (an honest peer
+// otherwise, when `honest` is set).
+class LyingPeer final : public EndorserPeer {
+ public:
+  std::function<absl::StatusOr<fresh::v1::EndorseResponse>()> endorse;
+  std::function<absl::StatusOr<fresh::v1::PrepareResponse>()> prepare;
+  void Endorse(const EndorseRequest&, EndorseDone done) override {
+    done(endorse ? endorse() : absl::UnavailableError("down"));
+  }
+  void Prepare(const fresh::v1::PrepareRequest&, PrepareDone done) override {
+    done(prepare ? prepare() : absl::UnavailableError("down"));
+  }
+  void Commit(const fresh::v1::CommitRequest&, CommitDone done) override {
+    done(absl::UnavailableError("down"));
+  }
+};
+
+class QuorumTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_GE(sodium_init(), 0);
+    auto q = testing::QuorumNodes::Create(kNodes);
+    ASSERT_TRUE(q.ok()) << q.status();
+    q_ = *std::move(q);
+    members_ = &q_->members();
+    for (int i = 0; i < kNodes; ++i) tokens_.push_back(q_->node(i).token);
+  }
+  void TearDown() override {
+    owners_.clear();
+    heads_.clear();
+    inner_.reset();
+    tokens_.clear();
+    q_.reset();
+  }
+  Endorser& E(int i) { return *q_->node(i).endorser; }
+  // The request signed by its term's proposer.
+  EndorseRequest Signed(EndorseRequest r) {
+    EXPECT_TRUE(E(ProposerOf(*members_, r.term()) - 1).SignRequest(r).ok());
+    return r;
+  }
+  // Node `i`'s endorsement of the signed request; its refusal is an error.
+  absl::StatusOr<fresh::v1::Endorsement> Sig(int i, const EndorseRequest& r) {
+    auto a = E(i).Endorse(Signed(r));
+    if (!a.ok()) return a.status();
+    if (a->has_refusal()) return absl::FailedPreconditionError("refused");
+    return a->endorsement();
+  }
+  absl::StatusOr<fresh::v1::PrepareResponse> Promise(int i, uint64_t term) {
+    auto r = E(ProposerOf(*members_, term) - 1).SignPrepare(term);
+    if (!r.ok()) return r.status();
+    return E(i).Prepare(*r);
+  }
+
+  // Node `self` takes over and opens the decorator over the shared store.
+  FreshRecordStore* Own(int self) {
+    if (!inner_) {
+      storage::RocksDbRecordStoreOptions o;
+      o.data_dir = db_.path();
+      auto s =
+          storage::RocksDbRecordStore::Open(o, storage::testing::TestSealer());
+      EXPECT_TRUE(s.ok()) << s.status();
+      inner_ = *std::move(s);
+    }
+    heads_.push_back(q_->Heads(self));
+    auto f = FreshRecordStore::Open(*inner_, *heads_.back(), {4, nullptr});
+    EXPECT_TRUE(f.ok()) << f.status();
+    if (!f.ok()) return nullptr;
+    owners_.push_back(*std::move(f));
+    return owners_.back().get();
+  }
+  static UserRecord Active(uint32_t used) {
+    UserRecord r = storage::testing::SampleRecord(used);
+    r.set_state(storage::v1::RECORD_STATE_ACTIVE);
+    r.set_attempt_limit(10);
+    return r;
+  }
+  // An owner at node `self` whose peer `liar` (an index) is `lying`, the
+  // others in-process.
+  std::unique_ptr<QuorumHeadStore> WithLiar(int self, int liar,
+                                            std::shared_ptr<LyingPeer> lying) {
+    std::vector<std::shared_ptr<EndorserPeer>> peers;
+    for (int i = 0; i < kNodes; ++i) {
+      if (i == self) continue;
+      if (i == liar) {
+        peers.push_back(lying);
+      } else {
+        peers.push_back(std::make_shared<LocalEndorserPeer>(E(i)));
+      }
+    }
+    peers.push_back(std::make_shared<LocalEndorserPeer>(E(self)));
+    return std::make_unique<QuorumHeadStore>(
+        *members_, E(self), std::move(peers), absl::Seconds(2));
+  }
+  uint64_t HeldSeq(int node) { return HeldHead(E(node).State()).seq(); }
+  // The lagging endorser's answer may arrive after the round's majority:
+  // bounded wait (50 x 100 ms) for it to hold `seq`.
+  bool EventuallyHolds(int node, uint64_t seq) {
+    for (int i = 0; i < 50 && HeldSeq(node) != seq; ++i) {
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return HeldSeq(node) == seq;
+  }
+
+  std::unique_ptr<testing::QuorumNodes> q_;
+  std::vector<std::shared_ptr<hsm::Pkcs11Hsm>> tokens_;
+  const Members* members_ = nullptr;
+  storage::testing::TempDir db_;
+  std::unique_ptr<storage::RocksDbRecordStore> inner_;
+  std::vector<std::unique_ptr<QuorumHeadStore>> heads_;
+  std::vector<std::unique_ptr<FreshRecordStore>> owners_;
+};
+
+TEST_F(QuorumTest, EndorsementKeyIsNeverExtractableAndVerifies) {
+  auto session = tokens_[0]->AcquireSession();
+  ASSERT_TRUE(session.ok());
+  auto priv = session->FindObject(CKO_PRIVATE_KEY, hsm::kEndorseKeyLabel);
+  ASSERT_TRUE(priv.ok()) << priv.status();
+  EXPECT_FALSE(*session->GetBoolAttribute(*priv, CKA_EXTRACTABLE));
+  EXPECT_TRUE(*session->GetBoolAttribute(*priv, CKA_SENSITIVE));
+  EXPECT_TRUE(absl::IsAlreadyExists(
+      hsm::EndorsementKey::Generate(tokens_[0]).status()));
+  auto key = hsm::EndorsementKey::Open(tokens_[0]);
+  ASSERT_TRUE(key.ok());
+  const std::vector<uint8_t> msg = {1, 2, 3};
+  auto sig = (*key)->Sign(msg);
+  ASSERT_TRUE(sig.ok()) << sig.status();
+  EXPECT_TRUE(hsm::VerifyEndorsement((*key)->public_key(), msg, *sig));
+  (*sig)[0] ^= 1;
+  EXPECT_FALSE(hsm::VerifyEndorsement((*key)->public_key(), msg, *sig));
+}
+
+TEST_F(QuorumTest, EndorserSignsOnlyTheDirectSuccessorOfWhatItHolds) {
+  auto e = [this](const EndorseRequest& r) { return Sig(0, r); };
+  const std::string zero(32, '\0');
+  const HeadTable a = Table(1, 0xa1), b = Table(2, 0xb2), fork = Table(2, 0xf2);
+  ASSERT_TRUE(e(Request(1, zero, a)).ok());
+  // Another first head (a fork of genesis) is refused.
+  EXPECT_TRUE(absl::IsAborted(e(Request(1, zero, Table(1, 0xff))).status()));
+  // Not linked to what it holds, or not a higher seq.
+  EXPECT_TRUE(absl::IsAborted(
+      e(Request(1, DigestBytes(TableDigest(fork)), b)).status()));
+  EXPECT_TRUE(absl::IsAborted(
+      e(Request(1, DigestBytes(TableDigest(a)), Table(1, 0xa2))).status()));
+  auto sig = e(Request(1, DigestBytes(TableDigest(a)), b));
+  ASSERT_TRUE(sig.ok()) << sig.status();
+  // One successor per held head: a second one of `a` is refused.
+  EXPECT_TRUE(absl::IsAborted(
+      e(Request(1, DigestBytes(TableDigest(a)), fork)).status()));
+  EXPECT_EQ(HeldSeq(0), 2u);
+  // The state was in the token before the answer: a reopen holds it.
+  auto again = Endorser::Open(tokens_[0], *members_, 1);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(HeldHead((*again)->State()).digest(), DigestBytes(TableDigest(b)));
+}
+
+TEST_F(QuorumTest, CertificateNeedsAMajorityOfDistinctMembers) {
+  const std::string zero(32, '\0');
+  const HeadTable a = Table(1, 0xa1);
+  Certificate c;
+  c.mutable_head()->set_term(1);
+  c.mutable_head()->set_seq(1);
+  c.mutable_head()->set_prev_digest(zero);
+  c.mutable_head()->set_digest(DigestBytes(TableDigest(a)));
+  auto one = Sig(0, Request(1, zero, a));
+  ASSERT_TRUE(one.ok());
+  *c.add_endorsements() = *one;
+  EXPECT_FALSE(VerifyCertificate(*members_, c).ok()) << "one of three";
+  *c.add_endorsements() = *one;
+  EXPECT_FALSE(VerifyCertificate(*members_, c).ok()) << "the same node twice";
+  c.mutable_endorsements()->RemoveLast();
+  auto two = Sig(1, Request(1, zero, a));
+  ASSERT_TRUE(two.ok());
+  *c.add_endorsements() = *two;
+  EXPECT_TRUE(VerifyCertificate(*members_, c).ok());
+  Certificate forged = c;
+  (*forged.mutable_endorsements(1)->mutable_signature())[5] ^= 1;
+  EXPECT_FALSE(VerifyCertificate(*members_, forged).ok());
+  Certificate other_head = c;
+  other_head.mutable_head()->set_seq(2);
+  EXPECT_FALSE(VerifyCertificate(*members_, other_head).ok());
+  // Signed under another members list (node 3 left out): does not count.
+  std::vector<Member> two_members(members_->all().begin(),
+                                  members_->all().begin() + 2);
+  auto smaller = Members::Create(two_members);
+  ASSERT_TRUE(smaller.ok());
+  EXPECT_NE(smaller->digest(), members_->digest());
+  EXPECT_FALSE(VerifyCertificate(*smaller, c).ok());
+}
+
+TEST_F(QuorumTest, LaggingEndorserCatchesUpOnlyFromANewerCertificate) {
+  const std::string zero(32, '\0');
+  const HeadTable a = Table(1, 0xa1), b = Table(2, 0xb2), c = Table(3, 0xc3);
+  Certificate cert_b;
+  for (int i = 0; i < 2; ++i) {
+    auto e = [this, i](const EndorseRequest& r) { return Sig(i, r); };
+    ASSERT_TRUE(e(Request(1, zero, a)).ok());
+    auto s = e(Request(1, DigestBytes(TableDigest(a)), b));
+    ASSERT_TRUE(s.ok());
+    *cert_b.add_endorsements() = *s;
+  }
+  cert_b.mutable_head()->set_term(1);
+  cert_b.mutable_head()->set_seq(2);
+  cert_b.mutable_head()->set_prev_digest(DigestBytes(TableDigest(a)));
+  cert_b.mutable_head()->set_digest(DigestBytes(TableDigest(b)));
+  ASSERT_TRUE(VerifyCertificate(*members_, cert_b).ok());
+  // Node 3 was down: it holds nothing, and c is no successor of that.
+  auto lagging = [this](const EndorseRequest& r) { return Sig(2, r); };
+  EndorseRequest to_c = Request(1, DigestBytes(TableDigest(b)), c);
+  EXPECT_TRUE(absl::IsAborted(lagging(to_c).status()));
+  *to_c.mutable_prev_certificate() = cert_b;
+  ASSERT_TRUE(lagging(to_c).ok());
+  EXPECT_EQ(HeldSeq(2), 3u);
+  // An older certificate can't move it back.
+  EndorseRequest back = Request(1, DigestBytes(TableDigest(b)), Table(3, 0xee));
+  *back.mutable_prev_certificate() = cert_b;
+  EXPECT_TRUE(absl::IsAborted(lagging(back).status()));
+}
+
+TEST_F(QuorumTest, PromiseFencesEveryOlderTerm) {
+  auto p = Promise(0, 2);
+  ASSERT_TRUE(p.ok() && p->granted());
+  EXPECT_FALSE(Promise(0, 2)->granted());
+  EXPECT_FALSE(Promise(0, 1)->granted());
+  auto old =
+      E(0).Endorse(Signed(Request(1, std::string(32, '\0'), Table(1, 1))));
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_FALSE(old->has_endorsement());
+  EXPECT_EQ(old->refusal().promised_term(), 2u);
+  EXPECT_TRUE(VerifyRefusal(*members_, old->refusal()).ok());
+  EXPECT_TRUE(Sig(0, Request(2, std::string(32, '\0'), Table(1, 1))).ok());
+}
+
+// Issue test 5, first half: one endorser lost, service continues, and it
+// catches up when it returns.
+TEST_F(QuorumTest, OneEndorserDownServiceContinuesAndItCatchesUp) {
+  FreshRecordStore* owner = Own(0);
+  ASSERT_NE(owner, nullptr);
+  q_->node(2).Stop();
+  uint64_t v = RecordStore::kNoRecord;
+  for (uint32_t i = 0; i < 5; ++i) {
+    auto next = owner->CompareAndSwap("ann", v, Active(i));
+    ASSERT_TRUE(next.ok()) << next.status();
+    v = *next;
+  }
+  const uint64_t seq = owner->Stats().seq;
+  EXPECT_EQ(HeldSeq(0), seq);
+  EXPECT_LT(HeldSeq(2), seq);
+  ASSERT_TRUE(q_->node(2).Serve().ok());
+  // The next head's request carries the certificate of the one before: the
+  // returning endorser catches up from it (bounded reconnect wait).
+  bool caught_up = false;
+  uint32_t used = 5;
+  for (; used < 10 && !caught_up; ++used) {
+    auto next = owner->CompareAndSwap("ann", v, Active(used));
+    ASSERT_TRUE(next.ok()) << next.status();
+    v = *next;
+    caught_up = EventuallyHolds(2, owner->Stats().seq);
+  }
+  EXPECT_TRUE(caught_up) << "node 3 holds " << HeldSeq(2) << ", owner at "
+                         << owner->Stats().seq;
+  EXPECT_EQ(owner->Get("ann")->attempts_used(), used - 1);
+}
+
+// Issue test 5: a majority lost, counted writes fail UNAVAILABLE (the vault
+// sends no KE2 for them) and commit nothing; service resumes when they
+// return.
+TEST_F(QuorumTest, MajorityLostFailsWritesAndServiceResumes) {
+  FreshRecordStore* owner = Own(0);
+  ASSERT_NE(owner, nullptr);
+  auto v = owner->CompareAndSwap("bea", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v.ok()) << v.status();
+  const uint64_t seq = owner->Stats().seq;
+  q_->node(1).Stop();
+  q_->node(2).Stop();
+  auto lost = owner->CompareAndSwap("bea", *v, Active(1));
+  EXPECT_TRUE(absl::IsUnavailable(lost.status())) << lost.status();
+  EXPECT_NE(lost.status().message().find("majority"), std::string::npos)
+      << lost.status();
+  EXPECT_EQ(owner->Stats().seq, seq) << "no head without a certificate";
+  EXPECT_EQ(HeldSeq(1), seq);
+  ASSERT_TRUE(q_->node(1).Serve().ok());
+  ASSERT_TRUE(q_->node(2).Serve().ok());
+  // The pending write commits with the next head (bounded: 20 reads).
+  absl::StatusOr<UserRecord> r = absl::UnavailableError("not tried");
+  for (int i = 0; i < 20 && !r.ok(); ++i) {
+    r = owner->Get("bea");
+    if (!r.ok()) absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->attempts_used(), 1u) << "the write is counted, once";
+  EXPECT_GT(owner->Stats().seq, seq);
+  EXPECT_TRUE(owner->CompareAndSwap("bea", r->version(), Active(2)).ok());
+}
+
+// Issue test 5, fencing: a new owner's promise fences the old one; its
+// write is refused, and the record it left in the store is counted once.
+TEST_F(QuorumTest, OldOwnerIsFencedAndItsWriteIsCountedOnce) {
+  FreshRecordStore* old_owner = Own(0);
+  ASSERT_NE(old_owner, nullptr);
+  auto v = old_owner->CompareAndSwap("cal", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v.ok()) << v.status();
+  FreshRecordStore* new_owner = Own(1);  // take-over in term 2
+  ASSERT_NE(new_owner, nullptr);
+  EXPECT_GT(heads_[1]->Term(), heads_[0]->Term());
+  EXPECT_EQ(new_owner->Get("cal")->attempts_used(), 0u);
+
+  auto stale = old_owner->CompareAndSwap("cal", *v, Active(1));
+  EXPECT_FALSE(stale.ok()) << "a fenced owner's write was acknowledged";
+  EXPECT_EQ(inner_->Get("cal")->attempts_used(), 1u) << "it reached the store";
+  auto next =
+      old_owner->CompareAndSwap("dan", RecordStore::kNoRecord, Active(0));
+  EXPECT_TRUE(absl::IsUnavailable(next.status())) << "fenced owner serves on";
+
+  auto r = new_owner->Get("cal");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->attempts_used(), 1u) << "counted once, never lost";
+  auto w = new_owner->CompareAndSwap("cal", r->version(), Active(2));
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(new_owner->Get("cal")->attempts_used(), 2u);
+}
+
+// A head only a minority endorsed (the old owner died before a majority)
+// is not adopted (review finding 2: only a committed certificate is); its
+// record comes back by the store's roll-forward: nothing counted is
+// dropped.
+TEST_F(QuorumTest, TakeOverAdoptsTheHighestHeldHead) {
+  FreshRecordStore* old_owner = Own(0);
+  ASSERT_NE(old_owner, nullptr);
+  auto v = old_owner->CompareAndSwap("eve", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v.ok());
+  q_->node(1).Stop();
+  q_->node(2).Stop();
+  EXPECT_FALSE(old_owner->CompareAndSwap("eve", *v, Active(1)).ok());
+  const uint64_t minority = HeldSeq(0);  // only node 1 holds it
+  EXPECT_GT(minority, HeldSeq(1));
+  ASSERT_TRUE(q_->node(1).Serve().ok());
+  ASSERT_TRUE(q_->node(2).Serve().ok());
+  FreshRecordStore* new_owner = Own(1);
+  ASSERT_NE(new_owner, nullptr);
+  EXPECT_GE(new_owner->Stats().seq, minority);
+  auto r = new_owner->Get("eve");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->attempts_used(), 1u);
+}
+
+// Review finding 1: an endorser signs only for the term's proposer, answers
+// a refused promise with a signed refusal and no state, and refuses a change
+// of epochs or caps over the quorum path.
+TEST_F(QuorumTest, UnauthenticatedProposalIsRefused) {
+  const std::string zero(32, '\0');
+  const HeadTable a = Table(1, 0xa1);
+  ASSERT_TRUE(Sig(0, Request(1, zero, a)).ok());
+  EndorseRequest next = Request(1, DigestBytes(TableDigest(a)), Table(2, 0xb2));
+  auto unsigned_one = E(0).Endorse(next);
+  EXPECT_TRUE(absl::IsPermissionDenied(unsigned_one.status()))
+      << unsigned_one.status();
+  // Term 1 is node 2's (index 1): node 1's own signature does not do.
+  EndorseRequest by_other = next;
+  ASSERT_TRUE(E(0).SignRequest(by_other).ok());
+  EXPECT_TRUE(absl::IsPermissionDenied(E(0).Endorse(by_other).status()));
+  // A signature over another table does not carry over.
+  EndorseRequest swapped = Signed(next);
+  swapped.set_next_table(EncodeHeadsString(Table(2, 0xee)));
+  EXPECT_TRUE(absl::IsPermissionDenied(E(0).Endorse(swapped).status()));
+  EXPECT_EQ(HeldSeq(0), 1u);
+  // Prepare: unsigned is refused without a promise or state.
+  fresh::v1::PrepareRequest bare;
+  bare.set_term(4);
+  EXPECT_TRUE(absl::IsPermissionDenied(E(0).Prepare(bare).status()));
+  EXPECT_EQ(E(0).State().promised_term(), 1u);
+  ASSERT_TRUE(Promise(0, 4)->granted());
+  auto refused = Promise(0, 4);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_FALSE(refused->granted());
+  EXPECT_FALSE(refused->has_state()) << "a refused Prepare leaks no state";
+  EXPECT_TRUE(VerifyRefusal(*members_, refused->refusal()).ok());
+  // Epochs and caps: not over the quorum path.
+  HeadTable reanchored = Table(2, 0xb2);
+  reanchored.shards[1].epoch = 1;
+  reanchored.shards[1].cap = 10;
+  auto r = Sig(0, Request(4, DigestBytes(TableDigest(a)), reanchored));
+  EXPECT_TRUE(absl::IsPermissionDenied(r.status())) << r.status();
+  EXPECT_TRUE(
+      Sig(0, Request(4, DigestBytes(TableDigest(a)), Table(2, 2))).ok());
+}
+
+// Review finding 5: no jump to the end of the term or seq space.
+TEST_F(QuorumTest, HugeTermOrSeqIsRefused) {
+  const std::string zero(32, '\0');
+  for (uint64_t term : {UINT64_MAX, kMaxStep + 1}) {
+    auto p = Promise(0, term);
+    EXPECT_TRUE(absl::IsInvalidArgument(p.status())) << term;
+  }
+  EXPECT_TRUE(Promise(0, kMaxStep)->granted());
+  auto far = Sig(1, Request(1, zero, Table(kMaxStep + 1, 1)));
+  EXPECT_TRUE(absl::IsInvalidArgument(far.status())) << far.status();
+  auto end = Sig(1, Request(1, zero, Table(UINT64_MAX, 1)));
+  EXPECT_TRUE(absl::IsInvalidArgument(end.status())) << end.status();
+  EXPECT_TRUE(Sig(1, Request(1, zero, Table(kMaxStep, 1))).ok());
+  EXPECT_TRUE(
+      absl::IsOutOfRange(NextTermOf(*members_, 1, UINT64_MAX - 1).status()));
+}
+
+// Review finding 2: a member's forged Prepare answer (a table at s+1 with
+// no certificate, or a certificate that does not verify) is not adopted.
+TEST_F(QuorumTest, ForgedPrepareAnswerIsNotAdopted) {
+  FreshRecordStore* owner = Own(0);
+  ASSERT_NE(owner, nullptr);
+  ASSERT_TRUE(
+      owner->CompareAndSwap("fay", RecordStore::kNoRecord, Active(3)).ok());
+  const std::string committed = E(0).State().certified_table();
+  ASSERT_FALSE(committed.empty());
+  auto forged = std::make_shared<LyingPeer>();
+  forged->prepare = [&] {
+    fresh::v1::PrepareResponse r;
+    r.set_granted(true);
+    EndorserState s = E(2).State();
+    HeadTable evil = *ParseHeadsString(committed);
+    evil.seq += 1;
+    evil.shards[0].root.fill(0xee);
+    s.set_held_term(s.held_term() + 5);
+    s.set_held_prev_digest(HeldHead(s).digest());
+    s.set_held_table(EncodeHeadsString(evil));
+    (*s.mutable_newest_certificate()->mutable_head()->mutable_digest()) =
+        DigestBytes(TableDigest(evil));
+    s.set_certified_table(EncodeHeadsString(evil));
+    *r.mutable_state() = s;
+    return r;
+  };
+  auto heads = WithLiar(1, 2, forged);
+  auto adopted = heads->Read();
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  ASSERT_TRUE(adopted->has_value());
+  EXPECT_EQ(EncodeHeadsString(**adopted), committed);
+}
+
+// Review finding 3: after a failed round the owner re-proposes the same
+// bytes; a different table at that place is refused before any endorser
+// sees it, and the retry is certified once a majority is back.
+TEST_F(QuorumTest, RetryAfterLostAnswerKeepsTheTable) {
+  auto heads = q_->Heads(0);
+  ASSERT_TRUE(heads->Read().ok());
+  const HeadTable t1 = Table(1, 0xa1);
+  q_->node(1).Stop();
+  q_->node(2).Stop();
+  EXPECT_TRUE(absl::IsUnavailable(heads->Write(t1)));
+  EXPECT_TRUE(absl::IsInternal(heads->Write(Table(1, 0xa2))));
+  ASSERT_TRUE(q_->node(1).Serve().ok());
+  ASSERT_TRUE(q_->node(2).Serve().ok());
+  absl::Status w = absl::UnavailableError("not tried");
+  for (int i = 0; i < 20 && !w.ok(); ++i) {  // bounded reconnect wait
+    w = heads->Write(t1);
+    if (!w.ok()) absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_TRUE(w.ok()) << w;
+  EXPECT_TRUE(heads->Write(Table(2, 0xb2)).ok());
+}
+
+// Review finding 3, the decorator's side: a write whose head failed commits
+// with that very head once a majority is back, later ones after it.
+TEST_F(QuorumTest, FailedHeadIsRetriedAsItWas) {
+  FreshRecordStore* owner = Own(1);
+  ASSERT_NE(owner, nullptr);
+  auto v = owner->CompareAndSwap("gus", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v.ok()) << v.status();
+  q_->node(0).Stop();
+  q_->node(2).Stop();
+  EXPECT_FALSE(owner->CompareAndSwap("gus", *v, Active(1)).ok());
+  const uint64_t failed_seq = HeldSeq(1);
+  // A second write while the head is uncertain: it may not join that head
+  // (an endorser signed those bytes), it waits for the one after.
+  EXPECT_FALSE(
+      owner->CompareAndSwap("ivy", RecordStore::kNoRecord, Active(4)).ok());
+  EXPECT_EQ(HeldSeq(1), failed_seq);
+  ASSERT_TRUE(q_->node(0).Serve().ok());
+  ASSERT_TRUE(q_->node(2).Serve().ok());
+  // Bounded: 20 reads while the peers reconnect.
+  absl::StatusOr<UserRecord> r = absl::UnavailableError("not tried");
+  for (int i = 0; i < 20 && !r.ok(); ++i) {
+    r = owner->Get("gus");
+    if (!r.ok()) absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->attempts_used(), 1u);
+  EXPECT_EQ(owner->Stats().seq, failed_seq) << "the failed head, as it was";
+  auto ivy = owner->Get("ivy");
+  ASSERT_TRUE(ivy.ok()) << ivy.status();
+  EXPECT_EQ(ivy->attempts_used(), 4u);
+  EXPECT_EQ(owner->Stats().seq, failed_seq + 1);
+}
+
+// Review finding 6: the owner writes in the term it was granted, a term of
+// its own, above any signed promise it heard of.
+TEST_F(QuorumTest, OwnerWritesInTheGrantedTerm) {
+  ASSERT_TRUE(Promise(2, 7)->granted());
+  auto heads = q_->Heads(1);
+  ASSERT_TRUE(heads->Read().ok());
+  // Granted 1 by a majority, but node 3's signed refusal names 7: the
+  // owner prepares again above it instead of writing into a fence.
+  EXPECT_EQ(heads->Term(), 10u);
+  EXPECT_EQ(E(0).State().promised_term(), 10u);
+  EXPECT_EQ(ProposerOf(*members_, heads->Term()), 2u);
+  EXPECT_TRUE(heads->Write(Table(1, 1)).ok());
+}
+
+// Review finding 7: a member answering garbage signatures or an unsigned
+// "promised 1000" neither stops nor fences a majority.
+TEST_F(QuorumTest, OneBadEndorserDoesNotStopAMajority) {
+  auto bad = std::make_shared<LyingPeer>();
+  bad->prepare = [] {
+    fresh::v1::PrepareResponse r;
+    r.mutable_refusal()->set_node_id(3);
+    r.mutable_refusal()->set_promised_term(1000);
+    return r;
+  };
+  bad->endorse = [] {
+    fresh::v1::EndorseResponse r;
+    r.mutable_endorsement()->set_node_id(3);
+    r.mutable_endorsement()->set_signature(std::string(64, 'x'));
+    return r;
+  };
+  auto heads = WithLiar(0, 2, bad);
+  ASSERT_TRUE(heads->Read().ok());
+  EXPECT_LT(heads->Term(), 1000u);
+  ASSERT_TRUE(heads->Write(Table(1, 1)).ok());
+  bad->endorse = [] {
+    fresh::v1::EndorseResponse r;
+    r.mutable_refusal()->set_node_id(3);
+    r.mutable_refusal()->set_promised_term(1000);
+    r.mutable_refusal()->set_signature(std::string(64, 'x'));
+    return r;
+  };
+  absl::Status w = heads->Write(Table(2, 2));
+  EXPECT_TRUE(w.ok()) << w;
+  ASSERT_TRUE(heads->certificate().has_value());
+  EXPECT_TRUE(VerifyCertificate(*members_, *heads->certificate()).ok());
+}
+
+// Review finding 9: an earlier owner's record at a tag the take-over's head
+// already covers (a write that answered "not applied", its tag burned) is not
+// rolled forward when it shows up after the start-up scan: it reads stale.
+TEST_F(QuorumTest, CoveredTagOfAFencedOwnerIsNotAdopted) {
+  FreshRecordStore* old_owner = Own(0);
+  ASSERT_NE(old_owner, nullptr);
+  ASSERT_TRUE(
+      old_owner->CompareAndSwap("kim", RecordStore::kNoRecord, Active(0)).ok());
+  const uint64_t old_term = heads_[0]->Term();
+  FreshRecordStore* new_owner = Own(1);
+  ASSERT_NE(new_owner, nullptr);
+  auto r0 = inner_->Get("kim");
+  ASSERT_TRUE(r0.ok()) << r0.status();
+  UserRecord late = Active(5);
+  late.set_fresh_term(old_term);
+  late.set_fresh_parent(
+      DigestBytes(RecordDigest(storage::DeriveAccountKey("kim"), *r0)));
+  late.set_fresh_tag(new_owner->Stats().seq);  // covered
+  ASSERT_TRUE(inner_->CompareAndSwap("kim", r0->version(), late).ok());
+  auto r = new_owner->Get("kim");
+  EXPECT_FALSE(r.ok()) << "adopted a write that answered not applied";
+  // The same record at a tag above the adopted head is the fenced owner's
+  // write whose KE2 never left: counted.
+  auto r1 = inner_->Get("kim");
+  ASSERT_TRUE(r1.ok());
+  late.set_fresh_tag(new_owner->Stats().seq + 1);
+  ASSERT_TRUE(inner_->CompareAndSwap("kim", r1->version(), late).ok());
+  auto again = new_owner->Get("kim");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->attempts_used(), 5u);
+}
+
+}  // namespace
+}  // namespace bkv::freshness
