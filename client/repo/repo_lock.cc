@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "client/repo/settled_read.h"
 #include "crypto/hex.h"
 #include "crypto/random.h"
 
@@ -109,15 +110,16 @@ absl::StatusOr<std::string> RepoLock::Conflict() {
 absl::StatusOr<std::string> RepoLock::Judge(const std::string& name) {
   ObjectId id;
   auto hex = HexDecode(std::string_view(name).substr(kLockPrefix.size()));
-  auto bytes = GetBytes(store_, name, 4096);
-  if (absl::IsNotFound(bytes.status())) return std::string();  // released
-  if (!bytes.ok()) return bytes.status();
   absl::StatusOr<std::vector<uint8_t>> pt =
       absl::DataLossError("bad lock name");
   if (hex.ok() && hex->size() == id.size()) {
     std::copy(hex->begin(), hex->end(), id.begin());
-    pt = keys_.Open(RepoObjectKind::kLock, LockAd(repo_, id), *bytes);
+    // Read again while short: its holder may be refreshing it.
+    pt = GetOpened(store_, keys_, RepoObjectKind::kLock, LockAd(repo_, id),
+                   name, 4096);
   }
+  if (absl::IsNotFound(pt.status())) return std::string();  // released
+  if (!pt.ok() && !absl::IsDataLoss(pt.status())) return pt.status();
   auto rec =
       pt.ok() ? DecodeLock(*pt) : absl::StatusOr<LockRecord>(pt.status());
   if (!rec.ok()) {

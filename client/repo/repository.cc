@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/posix_file.h"
+#include "client/repo/settled_read.h"
 #include "crypto/hex.h"
 #include "crypto/random.h"
 #include "zstd.h"
@@ -77,7 +78,9 @@ absl::StatusOr<std::unique_ptr<Repository>> Repository::Open(
 }
 
 absl::Status Repository::LoadConfig() {
-  auto bytes = GetBytes(store_, kConfigName, 4096);
+  auto bytes =
+      GetSettled(store_, kConfigName, 4096,
+                 [&](std::span<const uint8_t> b) { return ParseConfig(b); });
   if (absl::IsNotFound(bytes.status()) && options_.create) {
     SystemRandom().Bytes(repo_id_);
     std::vector<uint8_t> out(kConfigMagic.begin(), kConfigMagic.end());
@@ -95,8 +98,12 @@ absl::Status Repository::LoadConfig() {
         absl::StrCat("no bkv repository (v2) in ", store_.url(),
                      ": run `bkv backup` into it first"));
   }
-  if (!bytes.ok()) return bytes.status();
-  std::span<const uint8_t> b(*bytes);
+  return bytes.status();
+}
+
+// Sets repo_id_; DataLoss for a short or damaged config (read again: it may
+// be a write in progress), PermissionDenied for another key.
+absl::Status Repository::ParseConfig(std::span<const uint8_t> b) {
   if (b.size() < kConfigHeader ||
       std::memcmp(b.data(), kConfigMagic.data(), kConfigMagic.size()) != 0) {
     return absl::DataLossError("repository config damaged: bad magic");
@@ -120,10 +127,9 @@ absl::Status Repository::LoadConfig() {
 }
 
 absl::StatusOr<uint64_t> Repository::ReadHeadSeq() {
-  auto bytes = GetBytes(store_, kHeadName, 4096);
-  if (absl::IsNotFound(bytes.status())) return 0;
-  if (!bytes.ok()) return bytes.status();
-  auto pt = keys_.Open(RepoObjectKind::kHead, repo_id_, *bytes);
+  auto pt = GetOpened(store_, keys_, RepoObjectKind::kHead, repo_id_, kHeadName,
+                      4096);
+  if (absl::IsNotFound(pt.status())) return 0;
   if (!pt.ok()) return pt.status();
   auto head = DecodeHead(*pt);
   if (!head.ok()) return head.status();
@@ -161,14 +167,21 @@ absl::Status Repository::LoadHead() {
   if (options_.state_dir.empty()) return absl::OkStatus();
   std::ifstream in(options_.state_dir + "/" + ObjectIdHex(repo_id_) + ".seq");
   uint64_t seen = 0;
-  if (in >> seen && seen > head_seq_) {
-    return absl::DataLossError(absl::StrCat(
-        "the store rolled back: its newest snapshot is number ", head_seq_,
-        " but this client already saw number ", seen,
-        "; restore from another copy, or delete the client state in ",
-        options_.state_dir, " to accept the older repository"));
+  if (!(in >> seen) || seen <= head_seq_) return absl::OkStatus();
+  // Two backups that commit at once may leave the head at the older one's
+  // number (read, then write: stores have no conditional put), so it is a
+  // rollback only if no snapshot as new as the one seen is listed either.
+  auto next = NextSeq();
+  if (!next.ok()) return next.status();
+  if (*next - 1 >= seen) {
+    head_seq_ = seen;
+    return absl::OkStatus();
   }
-  return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat(
+      "the store rolled back: its newest snapshot is number ", *next - 1,
+      " but this client already saw number ", seen,
+      "; restore from another copy, or delete the client state in ",
+      options_.state_dir, " to accept the older repository"));
 }
 
 absl::Status Repository::Remember(uint64_t seq) {
@@ -206,9 +219,9 @@ absl::Status Repository::LoadIndexes(
         !ParseObjectIdHex(name.substr(6), id)) {
       continue;
     }
-    auto bytes = GetBytes(store_, name, kMaxPackBytes);
-    if (!bytes.ok()) return bytes.status();
-    auto pt = keys_.Open(RepoObjectKind::kIndex, id, *bytes);
+    auto pt = GetOpened(store_, keys_, RepoObjectKind::kIndex, id, name,
+                        kMaxPackBytes);
+    if (!pt.ok() && !absl::IsDataLoss(pt.status())) return pt.status();
     absl::StatusOr<IndexFile> index =
         pt.ok() ? DecodeIndex(*pt) : absl::StatusOr<IndexFile>(pt.status());
     if (!index.ok()) {
@@ -232,10 +245,9 @@ absl::StatusOr<Snapshot> Repository::ReadSnapshot(const std::string& object) {
   if (!ParseSnapshotName(object, seq, id)) {
     return absl::InvalidArgumentError("not a snapshot name: " + object);
   }
-  auto bytes = GetBytes(store_, object, kMaxPackBytes);
-  if (!bytes.ok()) return bytes.status();
-  auto pt =
-      keys_.Open(RepoObjectKind::kSnapshot, SnapshotAd(repo_id_, id), *bytes);
+  auto pt = GetOpened(store_, keys_, RepoObjectKind::kSnapshot,
+                      SnapshotAd(repo_id_, id), object, kMaxPackBytes);
+  if (!pt.ok() && !absl::IsDataLoss(pt.status())) return pt.status();
   if (!pt.ok()) {
     return absl::DataLossError(absl::StrCat(
         object, ": ", pt.status().message(),

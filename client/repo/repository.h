@@ -190,6 +190,7 @@ class Repository {
 
   Repository(BlobStore& store, RepoKeys keys, RepoOptions options);
   absl::Status LoadConfig();
+  absl::Status ParseConfig(std::span<const uint8_t> bytes);
   absl::Status LoadHead();
   absl::Status Remember(uint64_t seq);
   absl::StatusOr<std::map<std::string, uint64_t>> ListObjects();

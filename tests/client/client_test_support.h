@@ -82,8 +82,8 @@ inline std::map<std::string, std::string> ServersEnv() {
 
 // For tests run against every store: exports the servers' credentials
 // (S3, WebDAV) and returns the URL of store `kind` ("file", "callback",
-// "s3" or "webdav") for a name unique to the running test and `suffix`; file
-// stores live under `dir`.
+// "s3" or "webdav") for a name unique to the running test, `dir` (its own
+// temp dir) and `suffix`; file stores live under `dir`.
 inline std::string StoreUrlForTest(const std::string& kind,
                                    std::map<std::string, std::string>& env,
                                    const std::string& dir,
@@ -97,7 +97,9 @@ inline std::string StoreUrlForTest(const std::string& kind,
            ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
     id += std::isalnum(static_cast<unsigned char>(c)) ? c : '-';
   }
-  id += "-" + suffix;
+  // The temp dir's unique name too: a repeated or parallel run of the same
+  // test must not find the previous run's objects on the shared servers.
+  id += "-" + std::filesystem::path(dir).filename().string() + "-" + suffix;
   if (kind == "file") return "file://" + dir + "/" + id;
   if (kind == "callback") return "callback://" + dir + "/" + id;
   if (kind == "s3") {
