@@ -29,6 +29,8 @@
 #include "client/cli/interrupt.h"
 #include "client/cli/password.h"
 #include "client/cli/settings.h"
+#include "client/cli/slot_command.h"
+#include "client/key_slots.h"
 #include "client/posix_file.h"
 #include "client/repo/repository.h"
 #include "client/vault_client.h"
@@ -138,6 +140,11 @@ exit codes:
     folder, the FILE of key new --out)
   8 vault: locked, the key is destroyed (delete, then register anew)
   9 vault: the account token was refused
+  10 passkey: the passkey used has no slot in this set (another passkey)
+  11 passkey: its PRF output does not open its slot (another salt)
+  12 passkey: the authenticator does not support the prf extension
+  13 passkey page: no result before --passkey-timeout (default 120 s)
+  14 passkey page: closed, or the browser's prompt was cancelled
   130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: the run's temporary
       objects and partial files were deleted
 )";
@@ -168,6 +175,20 @@ absl::Status Interrupted(int sig) {
 // The one place a Status becomes an exit code.
 int ExitFor(const absl::Status& s) {
   if (s.GetPayload(kUsageUrl)) return kUsage;
+  if (auto kind = PasskeyErrorOf(s)) {
+    switch (*kind) {
+      case PasskeyError::kOtherPasskey:
+        return kOtherPasskey;
+      case PasskeyError::kWrongOutput:
+        return kPasskeyOutput;
+      case PasskeyError::kNoPrf:
+        return kNoPrf;
+      case PasskeyError::kTimedOut:
+        return kPageTimedOut;
+      case PasskeyError::kClosed:
+        return kPageClosed;
+    }
+  }
   if (auto sig = s.GetPayload(kSignalUrl)) {
     int n = 0;
     (void)absl::SimpleAtoi(std::string(*sig), &n);
@@ -219,23 +240,44 @@ struct Args {
 };
 
 // Flags that take no value.
-const char* const kBoolFlags[] = {"--password-stdin", "--insecure-plaintext",
-                                  "--request", "--complete", "--incremental"};
+const char* const kBoolFlags[] = {"--password-stdin",
+                                  "--insecure-plaintext",
+                                  "--request",
+                                  "--complete",
+                                  "--incremental",
+                                  "--passkey",
+                                  "--open"};
 
 // Accepted and ignored, with a note on stderr.
 constexpr char kIncrementalNote[] =
     "bkv: --incremental is deprecated: incremental (v2) is the default\n";
 
 // Flags that take a value. Secrets have no flag by design.
-const char* const kValueFlags[] = {
-    "--to",        "--from",           "--key-file",
-    "--out",       "--backup",         "--snapshot",
-    "--keep-last", "--keep-daily",     "--keep-weekly",
-    "--format",    "--lock-wait",      "--path",
-    "--keep",      "--chunk-size",     "--vault",
-    "--vault-key", "--account",        "--token-file",
-    "--vault-ca",  "--opaque-context", "--server-identity",
-    "--max-wait",  "--config"};
+const char* const kValueFlags[] = {"--to",
+                                   "--from",
+                                   "--key-file",
+                                   "--out",
+                                   "--backup",
+                                   "--snapshot",
+                                   "--keep-last",
+                                   "--keep-daily",
+                                   "--keep-weekly",
+                                   "--format",
+                                   "--lock-wait",
+                                   "--path",
+                                   "--keep",
+                                   "--chunk-size",
+                                   "--vault",
+                                   "--vault-key",
+                                   "--account",
+                                   "--token-file",
+                                   "--vault-ca",
+                                   "--opaque-context",
+                                   "--server-identity",
+                                   "--max-wait",
+                                   "--config",
+                                   "--rp-id",
+                                   "--passkey-timeout"};
 
 absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
   Args a;
@@ -477,29 +519,102 @@ absl::StatusOr<BackupKey> RegisterNewKey(Vault& v, const SecretBytes& password,
   return key;
 }
 
-// Where the backup key comes from: a key file, or the vault behind a
-// password. With the vault, a backup (`register_into` is its store) into an
-// account that has no key yet registers a fresh one.
-absl::StatusOr<BackupKey> LoadKey(const Args& a, FILE* err,
-                                  BlobStore* register_into = nullptr) {
+// Where the client remembers each repository's newest snapshot sequence and
+// each keyring's generation, to detect a store that rolls back: $BKV_STATE_DIR,
+// else $XDG_STATE_HOME/bkv, else ~/.local/state/bkv.
+std::string StateDir() {
+  if (const char* d = std::getenv("BKV_STATE_DIR"); d && *d) return d;
+  if (const char* d = std::getenv("XDG_STATE_HOME"); d && *d) {
+    return absl::StrCat(d, "/bkv");
+  }
+  if (const char* h = std::getenv("HOME"); h && *h) {
+    return absl::StrCat(h, "/.local/state/bkv");
+  }
+  return "";
+}
+
+// A vault slot names the pinned vault key and the account.
+absl::StatusOr<VaultParams> VaultSlotParams(const Args& a, const Vault& v) {
+  BKV_ASSIGN_OR_RETURN(auto key,
+                       client::ParseServerPublicKey(Value(a, "--vault-key")));
+  return VaultParams{key, v.account};
+}
+
+// $BROWSER, else xdg-open, with the URL as its one argument. The URL's
+// secret then shows in that process's argv to local users: docs/sdk.md.
+void OpenBrowser(const std::string& url, FILE* err) {
+  const char* browser = std::getenv("BROWSER");
+  std::string prog = browser && *browser ? browser : "xdg-open";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execlp(prog.c_str(), prog.c_str(), url.c_str(), nullptr);
+    ::_exit(127);
+  }
+  if (pid < 0) std::fprintf(err, "bkv: could not start %s\n", prog.c_str());
+}
+
+// The secret the user holds: a key file, or what the vault releases behind
+// a password. With the vault, a backup (`register_into` is its store) into
+// an account that has no key yet registers a fresh one.
+absl::StatusOr<SlotSecret> LoadSecret(const Args& a, FILE* err,
+                                      BlobStore* register_into = nullptr) {
   if (a.values.count("--vault")) {
     BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(a, err));
+    BKV_ASSIGN_OR_RETURN(VaultParams params, VaultSlotParams(a, v));
     BKV_ASSIGN_OR_RETURN(SecretBytes password, AskPassword(a, "password"));
     auto st = v.client->Status();
     if (!st.ok()) return Explained(st.status());
     if (st->state == client::VaultStatus::State::kNone && register_into) {
       BKV_RETURN_IF_ERROR(ConfirmNewPassword(a, password, v.account));
-      return RegisterNewKey(v, password, *register_into, err);
+      BKV_ASSIGN_OR_RETURN(BackupKey key,
+                           RegisterNewKey(v, password, *register_into, err));
+      return SlotSecret::Vault(key.secret(), std::move(params));
     }
     auto secret = v.client->Recover(v.account, password);
     if (!secret.ok()) return Explained(secret.status());
-    return BackupKey::FromBytes(*secret);
+    return SlotSecret::Vault(*secret, std::move(params));
   }
   if (a.values.count("--password-stdin")) {
     return Usage("--password-stdin needs --vault ADDR");
   }
   BKV_ASSIGN_OR_RETURN(std::string path, Need(a, "--key-file"));
-  return ReadKeyFile(path);
+  BKV_ASSIGN_OR_RETURN(BackupKey key, ReadKeyFile(path));
+  return SlotSecret::RecoveryKey(key);
+}
+
+absl::StatusOr<PasskeyPageOptions> PasskeyOptions(const Args& a, FILE* err) {
+  PasskeyPageOptions o;
+  if (auto it = a.values.find("--rp-id"); it != a.values.end()) {
+    o.rp_id = it->second;
+  }
+  if (auto it = a.values.find("--passkey-timeout"); it != a.values.end()) {
+    if (!absl::SimpleAtoi(it->second, &o.timeout_s) || o.timeout_s <= 0) {
+      return Usage("--passkey-timeout needs a number of seconds");
+    }
+  }
+  const bool open = a.values.count("--open") > 0;
+  o.on_url = [err, open](const std::string& url) {
+    std::fprintf(err, "bkv: open this page to use your passkey: %s\n",
+                 url.c_str());
+    std::fflush(err);
+    if (open) OpenBrowser(url, err);
+  };
+  return o;
+}
+
+// Where the master key comes from: the secret above opens a slot of the
+// store's keyring (or is the key itself in a set from before key slots), or
+// a passkey does on the one-time page.
+absl::StatusOr<BackupKey> LoadKey(const Args& a, FILE* err, BlobStore& store,
+                                  bool may_register = false) {
+  KeySlots slots(store, {StateDir()});
+  if (a.values.count("--passkey")) {
+    BKV_ASSIGN_OR_RETURN(PasskeyPageOptions o, PasskeyOptions(a, err));
+    return UnlockWithPasskey(slots, o);
+  }
+  BKV_ASSIGN_OR_RETURN(SlotSecret secret,
+                       LoadSecret(a, err, may_register ? &store : nullptr));
+  return slots.Unlock(secret);
 }
 
 std::string Human(double bytes) {
@@ -637,11 +752,7 @@ absl::Status KeyNew(Context& c) {
     }
     return absl::OkStatus();
   }
-  BKV_ASSIGN_OR_RETURN(PosixFile file, PosixFile::Create(it->second));
-  BKV_RETURN_IF_ERROR(file.Write(text.Reveal()));
-  const uint8_t nl = '\n';
-  BKV_RETURN_IF_ERROR(file.Write({&nl, 1}));
-  BKV_RETURN_IF_ERROR(file.SyncAndClose());
+  BKV_RETURN_IF_ERROR(WriteKeyFile(it->second, key));
   if (c.args.json) {
     std::fprintf(c.out, "{\"key_file\":%s}\n", JsonString(it->second).c_str());
   } else {
@@ -768,7 +879,7 @@ absl::Status Backup(Context& c) {
   }
   BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--to"));
   BKV_ASSIGN_OR_RETURN(int format, BackupFormat(c, *store));
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, store.get()));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, *store, true));
   CatchInterrupts(c);
   SweepStore(c, *store);
   if (format == 2) return BackupIncremental(c, *store, key);
@@ -862,7 +973,7 @@ absl::Status Restore(Context& c) {
   BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
   BKV_ASSIGN_OR_RETURN(std::string target, Need(c.args, "--to"));
   target = TargetPath(target);
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, *store));
   CatchInterrupts(c);
   BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
   const bool snapshot =
@@ -901,7 +1012,7 @@ absl::Status List(Context& c) {
     if (c.args.json) std::fprintf(c.out, "%s]}\n", json.c_str());
     return absl::OkStatus();
   }
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, *store));
   BackupSet set(*store, key);
   BKV_ASSIGN_OR_RETURN(auto records, set.List());
   std::string json = "{\"backups\":[";
@@ -924,20 +1035,6 @@ absl::Status List(Context& c) {
 
 // A status whose details the command already printed as JSON.
 constexpr char kReportedPayload[] = "bkv.cli/reported";
-
-// Where the client remembers each repository's newest snapshot sequence, to
-// detect a store that rolls back: $BKV_STATE_DIR, else
-// $XDG_STATE_HOME/bkv, else ~/.local/state/bkv.
-std::string StateDir() {
-  if (const char* d = std::getenv("BKV_STATE_DIR"); d && *d) return d;
-  if (const char* d = std::getenv("XDG_STATE_HOME"); d && *d) {
-    return absl::StrCat(d, "/bkv");
-  }
-  if (const char* h = std::getenv("HOME"); h && *h) {
-    return absl::StrCat(h, "/.local/state/bkv");
-  }
-  return "";
-}
 
 absl::StatusOr<std::unique_ptr<Repository>> OpenRepo(const Args& a,
                                                      BlobStore& store,
@@ -1069,7 +1166,7 @@ absl::Status Snapshots(Context& c) {
     return Usage("bkv snapshots --from URL --key-file F");
   }
   BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, *store));
   BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, *store, key, false));
   BKV_ASSIGN_OR_RETURN(auto snaps, repo->Snapshots());
   std::string json = "{\"snapshots\":[";
@@ -1109,7 +1206,7 @@ absl::Status Forget(Context& c) {
         "(N >= 1)");
   }
   BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, *store));
   BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, *store, key, false));
   BKV_ASSIGN_OR_RETURN(auto gone, repo->Forget(policy));
   std::string json = "{\"forgotten\":[";
@@ -1132,7 +1229,7 @@ absl::Status Prune(Context& c) {
     return Usage("bkv prune --from URL --key-file F");
   }
   BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, *store));
   BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, *store, key, false));
   SweepStore(c, *store);
   BKV_ASSIGN_OR_RETURN(PruneStats p, repo->Prune());
@@ -1211,7 +1308,7 @@ absl::Status Check(Context& c) {
     return Usage("bkv check --from URL --key-file F [--read-data]");
   }
   BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, *store));
   BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
   if (v2) return CheckRepository(c, *store, key);
   BackupSet set(*store, key);
@@ -1257,7 +1354,7 @@ absl::Status Repair(Context& c) {
         "to rebuild: its snapshots are found by listing; run `bkv check` "
         "(`bkv prune` re-indexes)");
   }
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, *store));
   BackupSet set(*store, key);
   BKV_ASSIGN_OR_RETURN(RepairReport r, set.Repair());
   if (c.args.json) {
@@ -1456,6 +1553,88 @@ absl::Status VaultResetCmd(Context& c) {
 }
 
 absl::Status KeyGroup(Context&) { return Usage("bkv key new [--out FILE]"); }
+absl::Status SlotGroup(Context&) {
+  return Usage("bkv slot list|add|remove; see bkv slot --help");
+}
+
+// How a slot command opens the set: a passkey, else a key file or the vault.
+SecretSource OpenedWith(Context& c, BlobStore& store) {
+  return [&c, &store]() -> absl::StatusOr<SlotSecret> {
+    if (!c.args.values.count("--passkey")) return LoadSecret(c.args, c.err);
+    BKV_ASSIGN_OR_RETURN(PasskeyPageOptions o, PasskeyOptions(c.args, c.err));
+    KeySlots slots(store, {StateDir()});
+    return PasskeySecret(slots, o);
+  };
+}
+
+// A new vault slot's secret: fresh random bytes registered behind a new
+// password for an account that holds no key yet.
+SecretSource NewVaultSecret(Context& c) {
+  return [&c]() -> absl::StatusOr<SlotSecret> {
+    BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(c.args, c.err));
+    BKV_ASSIGN_OR_RETURN(VaultParams params, VaultSlotParams(c.args, v));
+    BKV_ASSIGN_OR_RETURN(SecretBytes password,
+                         AskPassword(c.args, "new password"));
+    BKV_RETURN_IF_ERROR(ConfirmNewPassword(c.args, password, v.account));
+    SecretBytes secret = SecretBytes::Random(32);
+    auto reg = v.client->Register(v.account, password, secret);
+    if (!reg.ok()) return Explained(reg.status());
+    return SlotSecret::Vault(secret, std::move(params));
+  };
+}
+
+absl::Status SlotCmd(Context& c, SlotCommandOptions o) {
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
+  o.state_dir = StateDir();
+  o.json = c.args.json;
+  o.out = c.out;
+  o.err = c.err;
+  if (o.action != SlotCommandOptions::Action::kList) {
+    BKV_ASSIGN_OR_RETURN(o.passkey, PasskeyOptions(c.args, c.err));
+  }
+  return RunSlotCommand(*store, o, OpenedWith(c, *store), NewVaultSecret(c));
+}
+
+absl::Status SlotListCmd(Context& c) {
+  SlotCommandOptions o;
+  o.action = SlotCommandOptions::Action::kList;
+  return SlotCmd(c, std::move(o));
+}
+
+absl::Status SlotAddCmd(Context& c) {
+  const auto& p = c.args.positional;
+  SlotCommandOptions o;
+  o.action = SlotCommandOptions::Action::kAdd;
+  const std::string kind = p.size() == 3 ? p[2] : "";
+  if (kind == "passkey") {
+    o.add_type = SlotType::kPasskey;
+  } else if (kind == "recovery-key") {
+    o.add_type = SlotType::kRecoveryKey;
+    o.new_key_file = Value(c.args, "--out");
+  } else if (kind == "vault") {
+    o.add_type = SlotType::kVault;
+    if (!c.args.values.count("--key-file") &&
+        !c.args.values.count("--passkey")) {
+      return Usage(
+          "slot add vault: open the set with --key-file F or --passkey (the "
+          "--vault flags name the new slot's vault)");
+    }
+  } else {
+    return Usage("bkv slot add passkey|recovery-key|vault --from URL ...");
+  }
+  return SlotCmd(c, std::move(o));
+}
+
+absl::Status SlotRemoveCmd(Context& c) {
+  if (c.args.positional.size() != 3) {
+    return Usage("bkv slot remove SLOT-ID --from URL ...");
+  }
+  SlotCommandOptions o;
+  o.action = SlotCommandOptions::Action::kRemove;
+  o.remove_id = c.args.positional[2];
+  return SlotCmd(c, std::move(o));
+}
+
 absl::Status VaultGroup(Context&) {
   return Usage(
       "bkv vault status|delete|change-password|reset; see bkv vault "
@@ -1586,6 +1765,32 @@ const Command kCommands[] = {
      "(backups made with the old key are then unreadable unless you have its "
      "64-digit key)\n  --request\n  --complete\n  --key-file F\n",
      VaultResetCmd, true},
+    {"slot",
+     "bkv slot list|add|remove\n  the set's ways in (key slots): a passkey, "
+     "the 64-digit key, the vault password; `bkv slot SUBCOMMAND --help`\n",
+     SlotGroup, false},
+    {"slot list",
+     "bkv slot list --from URL [--json]\n  the set's slots (id, type, "
+     "parameters); needs no key, verifies nothing\n  --from URL\n",
+     SlotListCmd, false},
+    {"slot add",
+     "bkv slot add passkey|recovery-key|vault --from URL (--key-file F | "
+     "--vault ADDR ... | --passkey) [--out F] [--rp-id ID] [--open] "
+     "[--passkey-timeout S] [--json]\n  add a way in, opening the set with "
+     "one it has; re-uploads nothing. passkey: serves a one-time page on "
+     "127.0.0.1 and prints its URL (opens $BROWSER with --open); "
+     "recovery-key: writes a new 64-digit key to --out F; vault: registers "
+     "a new secret behind a new password (open with --key-file or "
+     "--passkey). A set from before key slots gets its keyring here\n"
+     "  --from URL\n  --key-file F\n  --passkey\n  --out F\n"
+     "  --rp-id ID\n  --open\n  --passkey-timeout S\n",
+     SlotAddCmd, true},
+    {"slot remove",
+     "bkv slot remove SLOT-ID --from URL (--key-file F | --vault ADDR ... | "
+     "--passkey) [--json]\n  remove a slot (a unique prefix of its id); the "
+     "last one is refused. Whoever already unwrapped the master key keeps "
+     "it: bkv rekey\n  --from URL\n  --key-file F\n  --passkey\n",
+     SlotRemoveCmd, true},
     {"completion",
      "bkv completion bash\n  print a bash completion script for bkv "
      "(`cmake --install` puts it in share/bash-completion/completions)\n",
