@@ -165,6 +165,15 @@ absl::StatusOr<KeySlots::Opened> KeySlots::Open(const SlotSecret& secret) {
   return last;
 }
 
+absl::Status KeySlots::ExpectSlot(const SlotSecret& who) {
+  BKV_ASSIGN_OR_RETURN(std::optional<Keyring> ring, Read());
+  if (!ring) return absl::OkStatus();
+  for (const KeySlot& s : ring->slots()) {
+    if (Matches(s, who)) return absl::OkStatus();
+  }
+  return NoSlot(*ring, who);
+}
+
 absl::StatusOr<BackupKey> KeySlots::Unlock(const SlotSecret& secret) {
   auto opened = Open(secret);
   if (!opened.ok()) return opened.status();

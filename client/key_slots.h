@@ -73,6 +73,10 @@ class KeySlots {
   // itself (a passkey is NotFound/kNoSlot). Keyring: the matching slot must
   // open (SlotError kinds on failure).
   absl::StatusOr<BackupKey> Unlock(const SlotSecret& secret);
+  // Before asking the vault (a counted login) or a passkey: NotFound/kNoSlot
+  // when the set has a keyring without a slot `who` (its secret unused) could
+  // open, DataLoss when the keyring does not decode. OK for a legacy set.
+  absl::Status ExpectSlot(const SlotSecret& who);
 
   absl::StatusOr<std::vector<SlotInfo>> List();
   // The passkey slots, for the assertion's per-credential salts.

@@ -612,6 +612,16 @@ absl::StatusOr<BackupKey> LoadKey(const Args& a, FILE* err, BlobStore& store,
     BKV_ASSIGN_OR_RETURN(PasskeyPageOptions o, PasskeyOptions(a, err));
     return UnlockWithPasskey(slots, o);
   }
+  if (a.values.count("--vault") && !Value(a, "--vault-key").empty()) {
+    // A set whose keyring has no slot for this vault and account refuses
+    // before the login: no attempt is spent on it.
+    SlotSecret who;
+    who.type = SlotType::kVault;
+    BKV_ASSIGN_OR_RETURN(who.vault.vault_key,
+                         client::ParseServerPublicKey(Value(a, "--vault-key")));
+    who.vault.account = Value(a, "--account");
+    BKV_RETURN_IF_ERROR(slots.ExpectSlot(who));
+  }
   BKV_ASSIGN_OR_RETURN(SlotSecret secret,
                        LoadSecret(a, err, may_register ? &store : nullptr));
   return slots.Unlock(secret);
@@ -1557,9 +1567,14 @@ absl::Status SlotGroup(Context&) {
   return Usage("bkv slot list|add|remove; see bkv slot --help");
 }
 
-// How a slot command opens the set: a passkey, else a key file or the vault.
+// How a slot command opens the set: a key file, a passkey, or the vault.
 SecretSource OpenedWith(Context& c, BlobStore& store) {
   return [&c, &store]() -> absl::StatusOr<SlotSecret> {
+    // A key file first: the --vault flags may name the new slot's vault.
+    if (auto it = c.args.values.find("--key-file"); it != c.args.values.end()) {
+      BKV_ASSIGN_OR_RETURN(BackupKey key, ReadKeyFile(it->second));
+      return SlotSecret::RecoveryKey(key);
+    }
     if (!c.args.values.count("--passkey")) return LoadSecret(c.args, c.err);
     BKV_ASSIGN_OR_RETURN(PasskeyPageOptions o, PasskeyOptions(c.args, c.err));
     KeySlots slots(store, {StateDir()});
