@@ -180,6 +180,34 @@ absl::StatusOr<BackupKey> KeySlots::Unlock(const SlotSecret& secret) {
   return std::move(opened->master);
 }
 
+absl::StatusOr<std::pair<BackupKey, KeySlot>> KeySlots::UnlockSlot(
+    const SlotSecret& secret) {
+  BKV_ASSIGN_OR_RETURN(Opened o, Open(secret));
+  KeySlot slot;
+  if (o.ring) {
+    slot = *o.ring->Find(o.slot);
+  } else {
+    slot.type = secret.type;
+    slot.params = ParamsFor(secret);
+  }
+  return std::make_pair(std::move(o.master), std::move(slot));
+}
+
+absl::Status KeySlots::CreateKeyring(const BackupKey& master,
+                                     const KeySlot& like,
+                                     const SlotSecret& secret) {
+  BKV_ASSIGN_OR_RETURN(bool exists, HasKeyring());
+  if (exists) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(store_.url(), " already has a keyring"));
+  }
+  Keyring ring = Keyring::Create();
+  BKV_RETURN_IF_ERROR(
+      ring.Add(master.secret(), like.type, like.params, secret.secret)
+          .status());
+  return Write(ring, master);
+}
+
 absl::StatusOr<std::vector<SlotInfo>> KeySlots::List() {
   auto ring = Read();
   if (!ring.ok()) return ring.status();

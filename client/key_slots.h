@@ -99,6 +99,15 @@ class KeySlots {
   // Passkey salt rotation: re-wraps the slot `old_output` opens under
   // `new_salt` with `new_output` (both from one assertion: eval.first and
   // eval.second).
+  // The master key and the slot `secret` opened (for a legacy set, a slot
+  // of its type with ParamsFor's parameters; nothing is written).
+  absl::StatusOr<std::pair<BackupKey, KeySlot>> UnlockSlot(
+      const SlotSecret& secret);
+  // Writes this store's first keyring for `master`, with one slot like
+  // `like` (type and parameters) under `secret`. FailedPrecondition when the
+  // store already has one.
+  absl::Status CreateKeyring(const BackupKey& master, const KeySlot& like,
+                             const SlotSecret& secret);
   absl::Status RotatePasskeySalt(
       const SlotSecret& old_output,
       const std::array<uint8_t, PasskeyParams::kSaltSize>& new_salt,

@@ -1650,6 +1650,19 @@ absl::Status SlotRemoveCmd(Context& c) {
   return SlotCmd(c, std::move(o));
 }
 
+absl::Status RekeyCmd(Context& c) {
+  BKV_ASSIGN_OR_RETURN(auto from, Store(c, "--from"));
+  BKV_ASSIGN_OR_RETURN(auto to, Store(c, "--to"));
+  SlotCommandOptions o;
+  o.state_dir = StateDir();
+  o.json = c.args.json;
+  o.out = c.out;
+  o.err = c.err;
+  const char* tmp = std::getenv("TMPDIR");
+  return RunRekeyCommand(*from, *to, OpenedWith(c, *from),
+                         tmp && *tmp ? tmp : "/tmp", o);
+}
+
 absl::Status VaultGroup(Context&) {
   return Usage(
       "bkv vault status|delete|change-password|reset; see bkv vault "
@@ -1806,6 +1819,15 @@ const Command kCommands[] = {
      "last one is refused. Whoever already unwrapped the master key keeps "
      "it: bkv rekey\n  --from URL\n  --key-file F\n  --passkey\n",
      SlotRemoveCmd, true},
+    {"rekey",
+     "bkv rekey --from URL --to NEWURL (--key-file F | --vault ADDR ... | "
+     "--passkey) [--json]\n  a new master key: every snapshot is "
+     "re-encrypted into the empty store NEWURL (restored to a private "
+     "directory under $TMPDIR, then backed up, keeping its path and time); "
+     "its keyring has only the slot you opened with. Whoever kept the old "
+     "master key (a removed slot) reads nothing written there\n"
+     "  --from URL\n  --to NEWURL\n  --key-file F\n  --passkey\n",
+     RekeyCmd, true},
     {"completion",
      "bkv completion bash\n  print a bash completion script for bkv "
      "(`cmake --install` puts it in share/bash-completion/completions)\n",

@@ -1,6 +1,9 @@
 #include "client/cli/slot_command.h"
 
+#include <filesystem>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "client/posix_file.h"
 #include "crypto/hex.h"
 #include "crypto/random.h"
@@ -172,6 +175,40 @@ absl::StatusOr<BackupKey> UnlockWithPasskey(KeySlots& slots,
   auto key = slots.Unlock(s);
   if (!key.ok()) return AsPasskeyError(key.status());
   return key;
+}
+
+absl::Status RunRekeyCommand(BlobStore& from, BlobStore& to,
+                             const SecretSource& opened_with,
+                             const std::string& scratch_parent,
+                             const SlotCommandOptions& o) {
+  BKV_ASSIGN_OR_RETURN(SlotSecret opened, opened_with());
+  std::string tmpl = scratch_parent + "/bkv-rekey-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) {
+    return ErrnoStatus(errno, "scratch directory under " + scratch_parent);
+  }
+  auto report = Rekey(from, opened, to, tmpl, o.state_dir);
+  std::error_code ec;
+  std::filesystem::remove_all(tmpl, ec);
+  if (!report.ok()) return report.status();
+  std::vector<std::string> dropped;
+  for (const SlotInfo& s : report->dropped) {
+    dropped.push_back(Json(SlotIdHex(s.id)));
+    std::fprintf(o.err, "bkv: not carried over: slot %s (%s); add it again\n",
+                 SlotIdHex(s.id).c_str(), s.description.c_str());
+  }
+  if (o.json) {
+    std::fprintf(o.out, "{\"snapshots\":%zu,\"kept\":%s,\"dropped\":[%s]}\n",
+                 report->snapshots, Json(SlotIdHex(report->kept.id)).c_str(),
+                 absl::StrJoin(dropped, ",").c_str());
+  }
+  std::fprintf(o.err,
+               "bkv: rekeyed %zu snapshots into %s under a new master key, "
+               "opened by the same %s as before. Back up to it from now on; "
+               "the old store still opens with the old master key: delete "
+               "its objects once you are satisfied\n",
+               report->snapshots, to.url().c_str(),
+               std::string(SlotTypeName(report->kept.type)).c_str());
+  return absl::OkStatus();
 }
 
 absl::Status RunSlotCommand(BlobStore& store, const SlotCommandOptions& o,

@@ -13,6 +13,7 @@
 #include "client/blob_store.h"
 #include "client/cli/passkey_page.h"
 #include "client/key_slots.h"
+#include "client/rekey.h"
 
 namespace bkv {
 
@@ -48,6 +49,14 @@ absl::StatusOr<SlotSecret> PasskeySecret(KeySlots& slots,
                                          const PasskeyPageOptions& o);
 absl::StatusOr<BackupKey> UnlockWithPasskey(KeySlots& slots,
                                             const PasskeyPageOptions& o);
+
+// `bkv rekey`: the set of `from` under a new master key into the empty
+// `to`; plaintext passes through a private scratch directory (mode 0700)
+// made under `scratch_parent`, removed afterwards.
+absl::Status RunRekeyCommand(BlobStore& from, BlobStore& to,
+                             const SecretSource& opened_with,
+                             const std::string& scratch_parent,
+                             const SlotCommandOptions& o);
 
 // Writes `key`'s 64-digit text to a new file (mode 0600, must not exist).
 absl::Status WriteKeyFile(const std::string& path, const BackupKey& key);

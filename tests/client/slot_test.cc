@@ -190,5 +190,72 @@ TEST_F(SlotTest, KeyringRolledBackIsRefusedByAClientThatSawNewer) {
   EXPECT_EQ(Restore("r2", {"--key-file", k2}), 0) << last_err_;
 }
 
+TEST_F(SlotTest, RekeyLocksTheOldMasterKeyOutOfTheNewSet) {
+  const std::string k1 = (dir_ / "k1").string(), k2 = (dir_ / "k2").string();
+  ASSERT_EQ(Run({"key", "new", "--out", k1}).exit_code, 0);
+  for (int i = 0; i < 2; ++i) {
+    std::ofstream(dir_ / "src" / ("more" + std::to_string(i))) << i;
+    ASSERT_EQ(Run({"backup", (dir_ / "src").string(), "--to", Store(),
+                   "--key-file", k1})
+                  .exit_code,
+              0);
+  }
+  ASSERT_EQ(Run({"slot", "add", "recovery-key", "--from", Store(), "--key-file",
+                 k1, "--out", k2})
+                .exit_code,
+            0);
+  // k1's slot holds the legacy master key itself: removing it is not
+  // enough, the rekey is.
+  CliRun l = Run({"slot", "list", "--from", Store(), "--json"});
+  const std::string first = l.out.substr(l.out.find("\"id\":\"") + 6, 8);
+  ASSERT_EQ(Run({"slot", "remove", first, "--from", Store(), "--key-file", k2})
+                .exit_code,
+            0);
+  const std::string fresh = "file://" + (dir_ / "fresh").string();
+  CliRun rk = Run(
+      {"rekey", "--from", Store(), "--to", fresh, "--key-file", k2, "--json"});
+  ASSERT_EQ(rk.exit_code, 0) << rk.err;
+  EXPECT_NE(rk.out.find("\"snapshots\":2"), std::string::npos) << rk.out;
+  // Same snapshots (path and time), new ids; the same slot opens it.
+  CliRun a = Run({"snapshots", "--from", Store(), "--key-file", k2, "--json"});
+  CliRun b = Run({"snapshots", "--from", fresh, "--key-file", k2, "--json"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  auto times = [](const std::string& json) {
+    std::string out;
+    for (size_t at = json.find("\"time"); at != std::string::npos;
+         at = json.find("\"time", at + 1)) {
+      out += json.substr(at, json.find(',', at) - at);
+    }
+    return out;
+  };
+  EXPECT_EQ(times(a.out), times(b.out));
+  EXPECT_FALSE(times(a.out).empty()) << a.out;
+  ASSERT_EQ(Run({"restore", "--from", fresh, "--to",
+                 (dir_ / "restored").string(), "--key-file", k2})
+                .exit_code,
+            0);
+  EXPECT_EQ(std::system(("diff -r " + (dir_ / "src").string() + " " +
+                         (dir_ / "restored").string())
+                            .c_str()),
+            0);
+  // Whoever kept the old master key (k1) opens the old store's objects but
+  // nothing in the new one.
+  std::ifstream kf(k1);
+  std::string text((std::istreambuf_iterator<char>(kf)), {});
+  auto old_master = BackupKey::Parse(text.substr(0, text.size() - 1));
+  ASSERT_TRUE(old_master.ok());
+  auto old_store = FileBlobStore::Open(Store());
+  auto new_store = FileBlobStore::Open(fresh);
+  ASSERT_TRUE(old_store.ok() && new_store.ok());
+  EXPECT_TRUE(Repository::Open(**old_store, *old_master, {}).ok());
+  EXPECT_EQ(Repository::Open(**new_store, *old_master, {}).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  // A non-empty target is refused before anything is written.
+  CliRun again =
+      Run({"rekey", "--from", Store(), "--to", fresh, "--key-file", k2});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("must be empty"), std::string::npos) << again.err;
+}
+
 }  // namespace
 }  // namespace bkv
