@@ -420,9 +420,11 @@ TEST_F(CliVaultTest, ExitCodesAreTheDocumentedOnes) {
     int code = -1;
     if (std::sscanf(line.c_str(), " %d ", &code) != 1 || code >= 128) continue;
     ++listed;
+    // 10-14 need a browser: tests/passkey/passkey_test.mjs provokes each.
+    if (code >= 10 && code <= 14) continue;
     EXPECT_TRUE(seen.count(code)) << "no row provokes exit code " << code;
   }
-  EXPECT_EQ(listed, 10) << help.out;
+  EXPECT_EQ(listed, 15) << help.out;
 }
 
 class CliVaultRetryTest : public CliVaultTest {

@@ -185,6 +185,20 @@ const scenarios = {
     check(t.code === 4 && /keyring fails authentication/.test(t.err),
           `tampered keyring: exit 4 (${t.code}: ${t.err.trim()})`);
     check(snapshotStore() === before, 'tampered keyring: the store is unchanged');
+    // Another salt: the slot's salt changed, so the page evaluates it and
+    // the output does not open the wrap (bound to the real salt): exit 11.
+    const pkId = slots.find((s) => s.type === 'passkey').id;
+    const salted = Buffer.from(good);
+    const wrapAt = good.indexOf(slotWrap(good, pkId));
+    salted[wrapAt - 4 - 1] ^= 1;  // the salt's last byte, just before str wrap
+    fs.writeFileSync(ring, salted);
+    const beforeSalt = snapshotStore();
+    const s11 = await run(['restore', '--from', store, '--to', 'r2', '--passkey'],
+                          {onUrl: visit(page), device: 'b'});
+    check(s11.code === 11 && /another salt/.test(s11.err),
+          `output for another salt: exit 11 (${s11.code}: ${s11.err.trim()})`);
+    check(snapshotStore() === beforeSalt && !fs.existsSync(`${tmp}/r2`),
+          'another salt: the store is unchanged, nothing restored');
     fs.writeFileSync(ring, good);
     const wrap = slotWrap(good, slots.find((s) => s.type === 'passkey').id);
     check(wrap.length === 60 && storeContains(wrap), 'the passkey wrap is in the keyring');
