@@ -80,8 +80,18 @@ usage:
   bkv vault reset --request|--complete
                                       forgot the password: ask for a reset,
                                       then set a new one once it is due
+  bkv slot list|add|remove --from URL
+                                      the set's ways in (key slots): add a
+                                      passkey, a recovery key or the vault
+                                      password; re-uploads nothing
+  bkv rekey --from URL --to NEWURL    a new master key, into an empty store
   bkv completion bash                 a bash completion script for bkv
   bkv COMMAND --help                  the command's flags
+a passkey instead of a key file (every command that opens a set):
+  --passkey [--open] [--rp-id ID] [--passkey-timeout S]
+                                      serves a one-time page on 127.0.0.1,
+                                      prints its URL (opens $BROWSER with
+                                      --open); rp id localhost by default
 password instead of a key file (backup, restore, list):
   --vault ADDR [--password-stdin]     the key is kept by bkv-vault behind a
                                       password, asked on the terminal (twice
