@@ -36,8 +36,9 @@ struct BlobInfo {
 //    partial upload, even if the source fails or the process dies midway
 //    (temp name + rename/MOVE, or S3 multipart completion). An existing
 //    object of the same name is replaced.
-//  - Names are [A-Za-z0-9._-]{1,200} and do not start with '.'; names that
-//    start with '.' are the store's own temporaries and never listed.
+//  - Names are [A-Za-z0-9._-]{1,200} and do not start with '.'; other
+//    names (`.tmp-*`, WebDAV's `tmp~*`) are the store's own temporaries and
+//    never listed.
 //  - Errors name the store URL (without credentials) and the object;
 //    NotFound for a missing object, Unavailable for a server that cannot be
 //    reached or keeps failing.
@@ -47,6 +48,10 @@ struct BlobInfo {
 // holds locked is left over once it was last written this long ago; the age
 // covers the instant between its creation and its lock.
 inline constexpr int64_t kLeftoverMinAgeS = 60;
+// An S3 multipart upload cannot be locked and its start time never changes;
+// no live writer keeps one open this long: a backup stopped for half its
+// lock's lease (30 min, client/repo/repo_lock.h) aborts itself.
+inline constexpr int64_t kS3UploadLeftoverAgeS = 2 * 3600;
 
 class BlobStore {
  public:
@@ -62,10 +67,18 @@ class BlobStore {
   // The URL it was opened with, safe to print.
   virtual std::string url() const = 0;
 
-  // Deletes the temporaries that interrupted Puts left behind (a process
-  // killed with SIGKILL gets no chance to remove its own), never one a
-  // running Put still writes; returns what was deleted. Stores without such
-  // leftovers, or that cannot tell, delete nothing.
+  // The temporaries that interrupted Puts left behind (a process killed
+  // with SIGKILL gets no chance to remove its own), never one a running Put
+  // still writes (docs/backup-format.md, "Leftovers of interrupted runs"):
+  // file `.tmp-*` no process holds locked, WebDAV `tmp~*` unmodified for
+  // kLeftoverMinAgeS, S3 multipart uploads started kS3UploadLeftoverAgeS
+  // ago. FindLeftovers only lists them; SweepTemporaries deletes them and
+  // returns what it deleted. Unimplemented when the server cannot list them
+  // (s3rver has no ListMultipartUploads). Stores without such leftovers
+  // find none.
+  virtual absl::StatusOr<std::vector<BlobInfo>> FindLeftovers() {
+    return std::vector<BlobInfo>{};
+  }
   virtual absl::StatusOr<std::vector<BlobInfo>> SweepTemporaries() {
     return std::vector<BlobInfo>{};
   }

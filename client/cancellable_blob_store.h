@@ -41,6 +41,9 @@ class CancellableBlobStore final : public BlobStore {
   absl::StatusOr<std::vector<BlobInfo>> SweepTemporaries() override {
     return inner_.SweepTemporaries();
   }
+  absl::StatusOr<std::vector<BlobInfo>> FindLeftovers() override {
+    return inner_.FindLeftovers();
+  }
 
  private:
   absl::Status Check() const;

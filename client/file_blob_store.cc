@@ -129,7 +129,7 @@ absl::StatusOr<std::vector<BlobInfo>> FileBlobStore::List() {
 // A Put's temporary is locked from its creation (PosixFile::Create) until
 // it is renamed or removed; the age rule covers the instant between
 // open(O_EXCL) and flock.
-absl::StatusOr<std::vector<BlobInfo>> FileBlobStore::SweepTemporaries() {
+absl::StatusOr<std::vector<BlobInfo>> FileBlobStore::Leftovers(bool remove) {
   std::vector<BlobInfo> swept;
   std::error_code ec;
   for (auto it = std::filesystem::directory_iterator(dir_, ec);
@@ -143,7 +143,7 @@ absl::StatusOr<std::vector<BlobInfo>> FileBlobStore::SweepTemporaries() {
     const bool stale = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
                        st.st_mtime + kLeftoverMinAgeS < std::time(nullptr) &&
                        ::flock(fd, LOCK_EX | LOCK_NB) == 0;
-    if (stale && ::unlink(path.c_str()) == 0) {
+    if (stale && (!remove || ::unlink(path.c_str()) == 0)) {
       swept.push_back({name, static_cast<uint64_t>(st.st_size)});
     }
     ::close(fd);

@@ -27,9 +27,15 @@ class FileBlobStore final : public BlobStore {
   std::string url() const override { return url_; }
   // `.tmp-*` files that no process holds locked (PosixFile locks what it
   // writes) and that were last written over a minute ago.
-  absl::StatusOr<std::vector<BlobInfo>> SweepTemporaries() override;
+  absl::StatusOr<std::vector<BlobInfo>> FindLeftovers() override {
+    return Leftovers(false);
+  }
+  absl::StatusOr<std::vector<BlobInfo>> SweepTemporaries() override {
+    return Leftovers(true);
+  }
 
  private:
+  absl::StatusOr<std::vector<BlobInfo>> Leftovers(bool remove);
   FileBlobStore(std::string url, std::string dir)
       : url_(std::move(url)), dir_(std::move(dir)) {}
   std::string PathOf(std::string_view name) const;

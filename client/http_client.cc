@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <mutex>
 
 #include "absl/status/status.h"
@@ -165,6 +166,8 @@ absl::Status HttpStatusError(const HttpRequest& req, const HttpResponse& resp) {
     return absl::PermissionDeniedError(
         absl::StrCat(msg, " (check the store credentials)"));
   }
+  // Not Implemented: the server lacks the operation; retrying cannot help.
+  if (resp.status == 501) return absl::UnimplementedError(msg);
   if (resp.status == 429 || resp.status >= 500) {
     return absl::UnavailableError(msg);
   }
@@ -194,6 +197,12 @@ bool NextXmlElement(std::string_view xml, std::string_view tag, size_t* pos,
     return true;
   }
   return false;
+}
+
+int64_t ParseUtcTime(const std::string& text, const char* format) {
+  struct tm tm = {};
+  const char* end = ::strptime(text.c_str(), format, &tm);
+  return end == nullptr ? 0 : static_cast<int64_t>(::timegm(&tm));
 }
 
 }  // namespace bkv

@@ -1,6 +1,7 @@
 #ifndef BKV_CLIENT_HTTP_CLIENT_H_
 #define BKV_CLIENT_HTTP_CLIENT_H_
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <span>
@@ -64,6 +65,11 @@ absl::Status HttpStatusError(const HttpRequest& req, const HttpResponse& resp);
 // position *pos on; advances *pos past it. Minimal, for S3/WebDAV replies.
 bool NextXmlElement(std::string_view xml, std::string_view tag, size_t* pos,
                     std::string* value);
+
+// A UTC time in a server's reply (strptime `format`, e.g. S3's
+// "%Y-%m-%dT%H:%M:%S", WebDAV's RFC 1123 "%a, %d %b %Y %H:%M:%S") as Unix
+// time; 0 when unreadable.
+int64_t ParseUtcTime(const std::string& text, const char* format);
 
 }  // namespace bkv
 

@@ -293,6 +293,48 @@ absl::StatusOr<std::vector<BlobInfo>> S3BlobStore::List() {
   return out;
 }
 
+absl::StatusOr<std::vector<BlobInfo>> S3BlobStore::Leftovers(bool remove) {
+  const std::string prefix = prefix_.empty() ? "" : prefix_ + "/";
+  auto listed = Send(
+      {"GET", "", {{"prefix", prefix}, {"uploads", ""}}, {}, false, nullptr});
+  if (absl::IsUnimplemented(listed.status())) {
+    return absl::UnimplementedError(absl::StrCat(
+        "store ", url_,
+        ": the server cannot list unfinished multipart uploads; give the "
+        "bucket a lifecycle rule (AbortIncompleteMultipartUpload) instead"));
+  }
+  BKV_ASSIGN_OR_RETURN(HttpResponse r, std::move(listed));
+  std::vector<BlobInfo> out;
+  const int64_t now = std::time(nullptr);
+  // <Upload> holds elements, which NextXmlElement does not span.
+  for (size_t at = r.body.find("<Upload>"), end;
+       at != std::string::npos &&
+       (end = r.body.find("</Upload>", at)) != std::string::npos;
+       at = r.body.find("<Upload>", end)) {
+    const std::string upload = r.body.substr(at, end - at);
+    std::string key, id, initiated;
+    size_t p = 0;
+    NextXmlElement(upload, "Key", &p, &key);
+    p = 0;
+    NextXmlElement(upload, "UploadId", &p, &id);
+    p = 0;
+    NextXmlElement(upload, "Initiated", &p, &initiated);
+    const int64_t started = ParseUtcTime(initiated, "%Y-%m-%dT%H:%M:%S");
+    if (id.empty() || !absl::StartsWith(key, prefix) || started == 0 ||
+        started + kS3UploadLeftoverAgeS >= now) {
+      continue;
+    }
+    if (remove) {
+      BKV_RETURN_IF_ERROR(
+          Send({"DELETE", key, {{"uploadId", id}}, {}, false, nullptr})
+              .status());
+    }
+    out.push_back(
+        {absl::StrCat(key.substr(prefix.size()), " (upload ", id, ")"), 0});
+  }
+  return out;
+}
+
 absl::Status S3BlobStore::Delete(std::string_view name) {
   BKV_RETURN_IF_ERROR(ValidateBlobName(name));
   auto r = Send({"DELETE", KeyOf(name), {}, {}, false, nullptr});

@@ -29,8 +29,18 @@ class S3BlobStore final : public BlobStore {
   absl::Status Delete(std::string_view name) override;
   absl::StatusOr<BlobInfo> Stat(std::string_view name) override;
   std::string url() const override { return url_; }
+  absl::StatusOr<std::vector<BlobInfo>> FindLeftovers() override {
+    return Leftovers(false);
+  }
+  absl::StatusOr<std::vector<BlobInfo>> SweepTemporaries() override {
+    return Leftovers(true);
+  }
 
  private:
+  // Unfinished multipart uploads under the prefix started
+  // kS3UploadLeftoverAgeS ago (ListMultipartUploads), aborted with
+  // `remove`. Their size is not listed (it would take a ListParts each): 0.
+  absl::StatusOr<std::vector<BlobInfo>> Leftovers(bool remove);
   S3BlobStore(std::string url, std::string endpoint, std::string bucket,
               std::string prefix, std::string region,
               SigV4Credentials credentials, const BlobStoreOptions& options);

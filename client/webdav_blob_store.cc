@@ -1,6 +1,7 @@
 #include "client/webdav_blob_store.h"
 
 #include <cstdlib>
+#include <ctime>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -98,8 +99,8 @@ absl::Status WebDavBlobStore::Put(std::string_view name, ByteSource& source) {
   BKV_RETURN_IF_ERROR(EnsureCollection());
   uint8_t rnd[8];
   SystemRandom().Bytes(rnd);
-  const std::string tmp = absl::StrCat(base_, path_, ".tmp-", HexEncode(rnd),
-                                       "-", std::string(name));
+  const std::string tmp = absl::StrCat(base_, path_, kTempPrefix,
+                                       HexEncode(rnd), "-", std::string(name));
   const std::string dest = absl::StrCat(base_, path_, std::string(name));
   HttpRequest put = Req("PUT", tmp);
   put.body_source = &source;
@@ -120,45 +121,81 @@ absl::Status WebDavBlobStore::Get(std::string_view name, const ByteSink& sink) {
   return Send(req, {200}).status();
 }
 
-absl::StatusOr<std::vector<BlobInfo>> WebDavBlobStore::List() {
+absl::StatusOr<std::vector<WebDavBlobStore::Member>>
+WebDavBlobStore::Members() {
   HttpRequest req = Req("PROPFIND", base_ + path_);
   req.headers = {{"Depth", "1"}};
   auto r = Send(req, {207});
   if (absl::IsNotFound(r.status())) {
     // A writer's first Put makes the collection; a reader names the typo.
-    if (create_) return std::vector<BlobInfo>{};
+    if (create_) return std::vector<Member>{};
     return absl::NotFoundError(absl::StrCat(
         "store ", url_, ": no collection at ", path_,
         " (a mistyped path?); nothing to read. A first backup creates it"));
   }
   if (!r.ok()) return r.status();
-  std::vector<BlobInfo> out;
+  std::vector<Member> out;
   size_t pos = 0;
   std::string href;
   while (NextXmlElement(r->body, "href", &pos, &href)) {
     // This response's properties run to the next href.
     size_t next = pos;
-    std::string ignored;
+    std::string ignored, len, modified;
     size_t end = NextXmlElement(r->body, "href", &next, &ignored)
                      ? next
                      : r->body.size();
     std::string_view props = std::string_view(r->body).substr(pos, end - pos);
-    if (absl::StrContains(absl::string_view(props.data(), props.size()),
-                          "collection"))
-      continue;
-    std::string name = href.substr(href.rfind('/') + 1);
-    if (!ValidateBlobName(name).ok()) continue;  // temporaries, odd names
-    size_t lpos = 0;
-    std::string len;
-    uint64_t size = 0;
-    if (NextXmlElement(props, "getcontentlength", &lpos, &len)) {
-      (void)absl::SimpleAtoi(len, &size);
+    Member m;
+    m.name = href.substr(href.rfind('/') + 1);
+    m.collection = absl::StrContains(
+        absl::string_view(props.data(), props.size()), "collection");
+    size_t p = 0;
+    if (NextXmlElement(props, "getcontentlength", &p, &len)) {
+      (void)absl::SimpleAtoi(len, &m.size);
     }
-    out.push_back({name, size});
+    p = 0;
+    if (NextXmlElement(props, "getlastmodified", &p, &modified)) {
+      m.modified_unix = ParseUtcTime(modified, "%a, %d %b %Y %H:%M:%S");
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<BlobInfo>> WebDavBlobStore::List() {
+  BKV_ASSIGN_OR_RETURN(std::vector<Member> members, Members());
+  std::vector<BlobInfo> out;
+  for (const Member& m : members) {
+    // Temporaries and odd names are not objects.
+    if (m.collection || !ValidateBlobName(m.name).ok()) continue;
+    out.push_back({m.name, m.size});
   }
   std::sort(out.begin(), out.end(), [](const BlobInfo& a, const BlobInfo& b) {
     return a.name < b.name;
   });
+  return out;
+}
+
+// A `tmp~*` member is a live Put's only while it is written (nginx keeps
+// the body elsewhere until the PUT completes) or between its PUT and MOVE:
+// either way modified in the last kLeftoverMinAgeS. An undated one is kept.
+absl::StatusOr<std::vector<BlobInfo>> WebDavBlobStore::Leftovers(bool remove) {
+  BKV_ASSIGN_OR_RETURN(std::vector<Member> members, Members());
+  std::vector<BlobInfo> out;
+  const int64_t now = std::time(nullptr);
+  for (const Member& m : members) {
+    if (m.collection || !absl::StartsWith(m.name, kTempPrefix) ||
+        m.modified_unix == 0 || m.modified_unix + kLeftoverMinAgeS >= now) {
+      continue;
+    }
+    if (remove) {
+      BKV_RETURN_IF_ERROR(
+          Send(Req("DELETE", absl::StrCat(base_, path_, m.name)),
+               {200, 204, 404})
+              .status());
+    }
+    out.push_back({m.name, m.size});
+  }
   return out;
 }
 

@@ -10,7 +10,7 @@
 namespace bkv {
 
 // A WebDAV collection (RFC 4918) over HTTP(S) with basic auth. Put streams
-// the body (chunked) to ".tmp-<random>-<name>", then MOVEs it over <name>
+// the body (chunked) to "tmp~<random>-<name>", then MOVEs it over <name>
 // (Overwrite: T), so readers never see a partial object; a failed upload
 // DELETEs the temporary. The collection is created with MKCOL on first Put.
 // List is PROPFIND with Depth: 1. Credentials from BKV_WEBDAV_USER and
@@ -26,8 +26,26 @@ class WebDavBlobStore final : public BlobStore {
   absl::Status Delete(std::string_view name) override;
   absl::StatusOr<BlobInfo> Stat(std::string_view name) override;
   std::string url() const override { return url_; }
+  absl::StatusOr<std::vector<BlobInfo>> FindLeftovers() override {
+    return Leftovers(false);
+  }
+  absl::StatusOr<std::vector<BlobInfo>> SweepTemporaries() override {
+    return Leftovers(true);
+  }
 
  private:
+  // Temporaries are named so that PROPFIND lists them (nginx's hides names
+  // starting with '.') and List does not ('~' is no object name).
+  static constexpr char kTempPrefix[] = "tmp~";
+  // One PROPFIND (Depth: 1) answer: the collection's members.
+  struct Member {
+    std::string name;
+    uint64_t size = 0;
+    int64_t modified_unix = 0;  // 0: the server did not say
+    bool collection = false;
+  };
+  absl::StatusOr<std::vector<Member>> Members();
+  absl::StatusOr<std::vector<BlobInfo>> Leftovers(bool remove);
   WebDavBlobStore(std::string url, std::string base, std::string path,
                   const BlobStoreOptions& options);
   absl::StatusOr<HttpResponse> Send(HttpRequest req,

@@ -17,7 +17,7 @@ PACKAGES=(
   libzxcvbn-dev
   # man pages of bkv and bkv-vault, generated at build time.
   help2man
-  libtomlplusplus-dev libcivetweb-dev nlohmann-json3-dev
+  libtomlplusplus-dev libcivetweb-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # The SDK's JVM binding (bindings/java) and its JUnit 5 suite.
   openjdk-17-jdk-headless junit5

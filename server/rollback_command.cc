@@ -1,5 +1,6 @@
 #include "server/rollback_command.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <vector>
 
@@ -151,9 +152,12 @@ absl::StatusOr<freshness::ReanchorReport> Reanchor(const Flags& f,
 
 int RunRollbackCommand(std::span<const std::string> args, std::ostream& out,
                        std::ostream& err) {
-  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    (args.empty() ? err : out) << kUsage;
-    return args.empty() ? 2 : 0;
+  const bool help = std::any_of(args.begin(), args.end(), [](const auto& a) {
+    return a == "--help" || a == "-h";
+  });
+  if (args.empty() || help) {
+    (help ? out : err) << kUsage;
+    return help ? 0 : 2;
   }
   if (args[0] != "reanchor") {
     err << "bkv-vault rollback: unknown subcommand '" << args[0] << "'\n"

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -874,17 +875,14 @@ TEST(VaultEdgeE2eTest, EveryCommandAnswersHelpRegression) {
   {
     std::istringstream lines(top.output);
     std::string line;
-    bool in_table = false;
+    // "  bkv-vault hsm init   summary": each top-level command once.
     while (std::getline(lines, line)) {
-      if (line == "commands:") {
-        in_table = true;
-      } else if (in_table && line.rfind("  ", 0) == 0) {
-        std::istringstream words(line);
-        std::string name;
-        words >> name;
+      std::istringstream words(line);
+      std::string binary, name;
+      words >> binary >> name;
+      if (line.rfind("  bkv-vault ", 0) == 0 &&
+          std::find(commands.begin(), commands.end(), name) == commands.end()) {
         commands.push_back(name);
-      } else {
-        in_table = false;
       }
     }
   }

@@ -1,0 +1,273 @@
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "client/backup_set.h"
+#include "client/cli/command.h"
+#include "client/cli/password.h"
+#include "client/cli/settings.h"
+#include "client/cli/slot_command.h"
+#include "client/posix_file.h"
+#include "crypto/status_macros.h"
+
+// Where the backup key comes from: a key file, or the vault behind a
+// password (command.h).
+namespace bkv::cli {
+
+// The vault password from stdin (--password-stdin) or the terminal's prompt
+// (client/cli/password.h); a missing or mistyped one is a usage error.
+absl::StatusOr<SecretBytes> AskPassword(const Args& a, const char* what) {
+  auto pw = cli::ReadPassword(a.values.count("--password-stdin") > 0, what);
+  if (!pw.ok()) return Usage(std::string(pw.status().message()));
+  return pw;
+}
+
+// A password being set: asked twice on a terminal, and strong enough.
+absl::Status ConfirmNewPassword(const Args& a, const SecretBytes& pw,
+                                const std::string& account) {
+  absl::Status s = cli::ConfirmNewPassword(
+      a.values.count("--password-stdin") > 0, pw, account);
+  return s.ok() ? s : Usage(std::string(s.message()));
+}
+
+// A vault failure with the message the classifier gives it: what happened
+// and what it did to the attempt counter. Payloads (the typed error) kept.
+absl::Status Explained(const absl::Status& s) {
+  if (s.ok()) return s;
+  absl::Status out(s.code(),
+                   client::DescribeVaultError(client::VaultError::From(s)));
+  s.ForEachPayload([&out](absl::string_view url, const absl::Cord& payload) {
+    out.SetPayload(url, payload);
+  });
+  return out;
+}
+
+namespace {
+
+absl::Status VaultOptionsFrom(const Args& a, FILE* err,
+                              client::VaultOptions& o) {
+  if (auto it = a.values.find("--vault-ca"); it != a.values.end()) {
+    BKV_ASSIGN_OR_RETURN(o.tls_root_certs,
+                         ReadSmallFile(it->second, "CA file"));
+    o.tls = true;
+  }
+  o.insecure_plaintext = a.values.count("--insecure-plaintext") > 0;
+  if (auto it = a.values.find("--opaque-context"); it != a.values.end()) {
+    o.opaque_context = it->second;
+  }
+  if (auto it = a.values.find("--server-identity"); it != a.values.end()) {
+    o.server_identity = it->second;
+  }
+  int max_wait_s = 5;
+  if (auto it = a.values.find("--max-wait"); it != a.values.end()) {
+    if (!absl::SimpleAtoi(it->second, &max_wait_s) || max_wait_s < 0) {
+      return Usage("--max-wait needs a number of seconds");
+    }
+  }
+  o.max_retry_wait = std::chrono::seconds(max_wait_s);
+  o.on_wait = [err](std::chrono::milliseconds wait,
+                    const client::VaultError& why) {
+    if (wait <= std::chrono::seconds(1)) return;
+    std::fprintf(err, "bkv: the vault asked to wait (%s); retrying in %.1f s\n",
+                 client::VaultErrorKindName(why.kind), wait.count() / 1000.0);
+  };
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Vault> OpenVault(const Args& a, FILE* err) {
+  BKV_ASSIGN_OR_RETURN(std::string address, Need(a, "--vault"));
+  client::VaultOptions o;
+  // ADDR,ADDR,...: nodes of one vault; the first is tried first.
+  std::vector<std::string> nodes =
+      absl::StrSplit(address, ',', absl::SkipWhitespace());
+  if (nodes.empty()) return Usage("--vault needs an address");
+  o.address = nodes[0];
+  o.failover_addresses.assign(nodes.begin() + 1, nodes.end());
+  const std::string key_hex = Value(a, "--vault-key");
+  if (key_hex.empty()) {
+    return Usage("--vault needs --vault-key HEX (or BKV_VAULT_KEY) to pin it");
+  }
+  BKV_ASSIGN_OR_RETURN(o.server_public_key,
+                       client::ParseServerPublicKey(key_hex));
+  Vault v;
+  v.account = Value(a, "--account");
+  if (v.account.empty())
+    return Usage("--vault needs --account (or BKV_ACCOUNT)");
+  std::string token;
+  if (auto it = a.values.find("--token-file"); it != a.values.end()) {
+    BKV_ASSIGN_OR_RETURN(token, ReadSmallFile(it->second, "token file"));
+  } else if (auto t = ProcessEnv("BKV_ACCOUNT_TOKEN")) {
+    token = *t;
+  }
+  if (token.empty()) {
+    return Usage(
+        "--vault needs an account token: --token-file F, BKV_TOKEN_FILE, "
+        "BKV_ACCOUNT_TOKEN or token_file in the config file");
+  }
+  o.account_token = [token] { return token; };
+  BKV_RETURN_IF_ERROR(VaultOptionsFrom(a, err, o));
+  auto client = client::VaultClient::Create(std::move(o));
+  if (!client.ok()) return Usage(std::string(client.status().message()));
+  v.client = *std::move(client);
+  return v;
+}
+
+absl::StatusOr<BackupKey> ReadKeyFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, "key file " + path);
+  SecretBytes buf(4096);
+  ssize_t n = ::read(fd, buf.RevealMutable().data(), buf.size());
+  ::close(fd);
+  if (n < 0) return ErrnoStatus(errno, "read key file " + path);
+  std::string_view text = buf.RevealAsString().substr(0, n);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) {
+    text.remove_suffix(1);
+  }
+  auto key = BackupKey::Parse(text);
+  if (!key.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("key file ", path, ": ", key.status().message()));
+  }
+  return key;
+}
+
+namespace {
+
+// A new key is registered only into an empty store: a store that already
+// holds backups was made under some key, and a vault that answers "no
+// record" (lost data, or an answer we cannot authenticate) must not lead to
+// a second key whose backups then supersede and prune the first ones.
+absl::Status RefuseIfStoreHasBackups(BlobStore& store,
+                                     const std::string& account) {
+  BKV_ASSIGN_OR_RETURN(auto objects, store.List());
+  for (const auto& o : objects) {
+    if (o.name == BackupSet::kManifestName ||
+        o.name == Repository::kConfigName ||
+        absl::StartsWith(o.name, "backup-")) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the vault holds no key for ", account, ", but ", store.url(),
+          " already holds backups, so no new key is registered. If you have "
+          "their 64-digit key, put it back behind a password: bkv vault "
+          "reset --complete --key-file F; or back up to an empty store"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BackupKey> RegisterNewKey(Vault& v, const SecretBytes& password,
+                                         BlobStore& store, FILE* err) {
+  BKV_RETURN_IF_ERROR(RefuseIfStoreHasBackups(store, v.account));
+  BackupKey key = BackupKey::Generate();
+  auto reg = v.client->Register(v.account, password, key.secret());
+  if (!reg.ok()) return Explained(reg.status());
+  std::fprintf(err,
+               "bkv: registered a new backup key in the vault for %s "
+               "(%u attempts)\n",
+               v.account.c_str(), reg->attempt_limit);
+  return key;
+}
+
+}  // namespace
+
+absl::StatusOr<VaultParams> VaultSlotParams(const Args& a, const Vault& v) {
+  BKV_ASSIGN_OR_RETURN(auto key,
+                       client::ParseServerPublicKey(Value(a, "--vault-key")));
+  return VaultParams{key, v.account};
+}
+
+absl::StatusOr<SlotSecret> LoadSecret(const Args& a, FILE* err,
+                                      BlobStore* register_into) {
+  if (a.values.count("--vault")) {
+    BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(a, err));
+    BKV_ASSIGN_OR_RETURN(VaultParams params, VaultSlotParams(a, v));
+    BKV_ASSIGN_OR_RETURN(SecretBytes password, AskPassword(a, "password"));
+    auto st = v.client->Status();
+    if (!st.ok()) return Explained(st.status());
+    if (st->state == client::VaultStatus::State::kNone && register_into) {
+      BKV_RETURN_IF_ERROR(ConfirmNewPassword(a, password, v.account));
+      BKV_ASSIGN_OR_RETURN(BackupKey key,
+                           RegisterNewKey(v, password, *register_into, err));
+      return SlotSecret::Vault(key.secret(), std::move(params));
+    }
+    auto secret = v.client->Recover(v.account, password);
+    if (!secret.ok()) return Explained(secret.status());
+    return SlotSecret::Vault(*secret, std::move(params));
+  }
+  if (a.values.count("--password-stdin")) {
+    return Usage("--password-stdin needs --vault ADDR");
+  }
+  BKV_ASSIGN_OR_RETURN(std::string path, Need(a, "--key-file"));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, ReadKeyFile(path));
+  return SlotSecret::RecoveryKey(key);
+}
+
+namespace {
+
+// $BROWSER, else xdg-open, with the URL as its one argument. The URL then
+// shows in that process's argv to local users; the page is single-load
+// (docs/threat-model.md, key slots).
+void OpenBrowser(const std::string& url, FILE* err) {
+  const char* browser = std::getenv("BROWSER");
+  std::string prog = browser && *browser ? browser : "xdg-open";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execlp(prog.c_str(), prog.c_str(), url.c_str(), nullptr);
+    ::_exit(127);
+  }
+  if (pid < 0) std::fprintf(err, "bkv: could not start %s\n", prog.c_str());
+}
+
+}  // namespace
+
+absl::StatusOr<PasskeyPageOptions> PasskeyOptions(const Args& a, FILE* err) {
+  PasskeyPageOptions o;
+  if (auto it = a.values.find("--rp-id"); it != a.values.end()) {
+    o.rp_id = it->second;
+  }
+  if (auto it = a.values.find("--passkey-timeout"); it != a.values.end()) {
+    if (!absl::SimpleAtoi(it->second, &o.timeout_s) || o.timeout_s <= 0) {
+      return Usage("--passkey-timeout needs a number of seconds");
+    }
+  }
+  const bool open = a.values.count("--open") > 0;
+  o.on_url = [err, open](const std::string& url) {
+    std::fprintf(err, "bkv: open this page to use your passkey: %s\n",
+                 url.c_str());
+    std::fflush(err);
+    if (open) OpenBrowser(url, err);
+  };
+  return o;
+}
+
+absl::StatusOr<BackupKey> LoadKey(const Args& a, FILE* err, BlobStore& store,
+                                  bool may_register) {
+  KeySlots slots(store, {StateDir()});
+  if (a.values.count("--passkey")) {
+    BKV_ASSIGN_OR_RETURN(PasskeyPageOptions o, PasskeyOptions(a, err));
+    return UnlockWithPasskey(slots, o);
+  }
+  if (a.values.count("--vault") && !Value(a, "--vault-key").empty()) {
+    // A set whose keyring has no slot for this vault and account refuses
+    // before the login: no attempt is spent on it.
+    SlotSecret who;
+    who.type = SlotType::kVault;
+    BKV_ASSIGN_OR_RETURN(who.vault.vault_key,
+                         client::ParseServerPublicKey(Value(a, "--vault-key")));
+    who.vault.account = Value(a, "--account");
+    BKV_RETURN_IF_ERROR(slots.ExpectSlot(who));
+  }
+  BKV_ASSIGN_OR_RETURN(SlotSecret secret,
+                       LoadSecret(a, err, may_register ? &store : nullptr));
+  return slots.Unlock(secret);
+}
+
+}  // namespace bkv::cli

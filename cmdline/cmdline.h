@@ -1,0 +1,40 @@
+#ifndef BKV_CMDLINE_CMDLINE_H_
+#define BKV_CMDLINE_CMDLINE_H_
+
+// What `bkv` and `bkv-vault` share on top of CLI11 (Debian libcli11-dev):
+// the help layout (usage line first, wrapped at 78 columns, subcommands by
+// their full name), typo suggestions, and walking a parsed command tree.
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace bkv::cmdline {
+
+// `text` as lines of at most `width` columns, each indented by `indent`
+// spaces; a blank line in `text` starts a new paragraph.
+std::string Wrap(const std::string& text, size_t indent = 2, size_t width = 78);
+
+// The formatter for a root App; its subcommands inherit it.
+std::shared_ptr<CLI::Formatter> MakeHelpFormatter();
+
+// The deepest command a parse selected; its words after the root's name
+// are appended to `words` (may be null).
+const CLI::App& Selected(const CLI::App& root, std::vector<std::string>* words);
+
+// Every command's words after the root's name ("vault status"), depth
+// first.
+std::vector<std::string> CommandNames(const CLI::App& root);
+
+// What may follow `cmd`: its subcommands' names and its flags.
+std::vector<std::string> WordsAfter(const CLI::App& cmd);
+
+// After a failed parse of `root`: the line to print on stderr, e.g.
+// "usage: The following argument was not expected: --too; did you mean
+// `--to`?; see `bkv backup --help`".
+std::string UsageError(const CLI::App& root, const CLI::ParseError& e);
+
+}  // namespace bkv::cmdline
+
+#endif  // BKV_CMDLINE_CMDLINE_H_
