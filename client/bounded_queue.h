@@ -18,8 +18,10 @@
 
 namespace bkv {
 
-// A blocking FIFO of at most `capacity` items between two pipeline stages; the
-// bound is what keeps a streaming backup's memory constant. Every Pop says
+// A blocking FIFO between two pipeline stages holding at most `capacity`
+// units: items, or bytes when a `cost` function gives each item's size (one
+// item is always admitted, however large). The bound is what keeps a
+// streaming backup's memory constant whatever the data size. Every Pop says
 // which of three things happened, so no stage guesses from side flags:
 //   an item                        -> the value
 //   the producer called Close()    -> std::nullopt, after the last item
@@ -29,16 +31,21 @@ namespace bkv {
 template <typename T>
 class BoundedQueue {
  public:
-  explicit BoundedQueue(size_t capacity) : capacity_(capacity) {}
+  using Cost = std::function<size_t(const T&)>;
+  explicit BoundedQueue(size_t capacity, Cost cost = nullptr)
+      : capacity_(capacity), cost_(std::move(cost)) {}
 
   // OK, or the reason the queue was cancelled (the item is dropped).
   absl::Status Push(T item) {
     std::unique_lock lock(mu_);
+    const size_t cost = CostOf(item);
     not_full_.wait(lock, [&] {
-      return !cancelled_.ok() || closed_ || items_.size() < capacity_;
+      return !cancelled_.ok() || closed_ || items_.empty() ||
+             used_ + cost <= capacity_;
     });
     if (!cancelled_.ok()) return cancelled_;
     if (closed_) return absl::FailedPreconditionError("push after close");
+    used_ += cost;
     items_.push_back(std::move(item));
     not_empty_.notify_one();
     return absl::OkStatus();
@@ -52,7 +59,8 @@ class BoundedQueue {
     if (items_.empty()) return std::optional<T>();  // closed: the end
     T item = std::move(items_.front());
     items_.pop_front();
-    not_full_.notify_one();
+    used_ -= CostOf(item);
+    not_full_.notify_all();  // a cheap item may make room for several
     return std::optional<T>(std::move(item));
   }
 
@@ -70,12 +78,17 @@ class BoundedQueue {
     std::lock_guard lock(mu_);
     if (cancelled_.ok()) cancelled_ = std::move(why);
     items_.clear();
+    used_ = 0;
     not_empty_.notify_all();
     not_full_.notify_all();
   }
 
  private:
+  size_t CostOf(const T& item) const { return cost_ ? cost_(item) : 1; }
+
   const size_t capacity_;
+  const Cost cost_;
+  size_t used_ = 0;  // the cost of items_
   std::mutex mu_;
   std::condition_variable not_full_, not_empty_;
   std::deque<T> items_;

@@ -84,6 +84,17 @@ absl::Status SyncDir(const std::string& dir) {
   return absl::OkStatus();
 }
 
+absl::Status SyncFilesystem(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  const int rc = ::syncfs(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0)
+    return ErrnoStatus(err, absl::StrCat("sync the files in ", path));
+  return absl::OkStatus();
+}
+
 absl::Status RenameNoReplace(const std::string& from, const std::string& to) {
   if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(),
                   RENAME_NOREPLACE) != 0) {

@@ -36,9 +36,23 @@ absl::Status CheckParams(std::span<const uint8_t> key,
 absl::StatusOr<std::vector<uint8_t>> AesGcmEncrypt(
     std::span<const uint8_t> key, std::span<const uint8_t> nonce,
     std::span<const uint8_t> plaintext, std::span<const uint8_t> aad) {
-  if (auto s = CheckParams(key, nonce); !s.ok()) return s;
-  CipherCtx ctx = NewCtx();
   std::vector<uint8_t> out(plaintext.size() + AesGcmSealer::kTagSize);
+  if (auto s = AesGcmEncryptTo(key, nonce, plaintext, aad, out); !s.ok()) {
+    return s;
+  }
+  return out;
+}
+
+absl::Status AesGcmEncryptTo(std::span<const uint8_t> key,
+                             std::span<const uint8_t> nonce,
+                             std::span<const uint8_t> plaintext,
+                             std::span<const uint8_t> aad,
+                             std::span<uint8_t> out) {
+  if (auto s = CheckParams(key, nonce); !s.ok()) return s;
+  if (out.size() != plaintext.size() + AesGcmSealer::kTagSize) {
+    return absl::InvalidArgumentError("AES-GCM output of the wrong size");
+  }
+  CipherCtx ctx = NewCtx();
   int len = 0;
   if (!ctx ||
       EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(),
@@ -53,7 +67,7 @@ absl::StatusOr<std::vector<uint8_t>> AesGcmEncrypt(
                           out.data() + plaintext.size()) != 1) {
     return absl::InternalError("OpenSSL AES-256-GCM encryption failed");
   }
-  return out;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<uint8_t>> AesGcmDecrypt(

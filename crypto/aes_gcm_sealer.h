@@ -40,6 +40,13 @@ class AesGcmSealer final : public Sealer {
 absl::StatusOr<std::vector<uint8_t>> AesGcmEncrypt(
     std::span<const uint8_t> key, std::span<const uint8_t> nonce,
     std::span<const uint8_t> plaintext, std::span<const uint8_t> aad);
+// The same into `out` (plaintext.size() + 16 bytes), for callers that reuse
+// their buffers.
+absl::Status AesGcmEncryptTo(std::span<const uint8_t> key,
+                             std::span<const uint8_t> nonce,
+                             std::span<const uint8_t> plaintext,
+                             std::span<const uint8_t> aad,
+                             std::span<uint8_t> out);
 // Input: ciphertext || tag. DataLoss on authentication failure.
 absl::StatusOr<std::vector<uint8_t>> AesGcmDecrypt(
     std::span<const uint8_t> key, std::span<const uint8_t> nonce,

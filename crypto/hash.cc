@@ -1,8 +1,12 @@
 #include "crypto/hash.h"
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 #include <sodium.h>
 
 #include <cstdlib>
+#include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -23,17 +27,30 @@ Sha512Digest Sha512(std::initializer_list<std::span<const uint8_t>> parts) {
 
 SecretBytes HmacSha512(std::span<const uint8_t> key,
                        std::initializer_list<std::span<const uint8_t>> parts) {
-  crypto_auth_hmacsha512_state st;
-  // An empty span may have a null data(); libsodium's arguments are nonnull.
+  // OpenSSL's SHA-512 has AVX2 code, about 1.5x libsodium's portable one;
+  // chunk ids hash every byte of a backup and of a restore with it.
+  static EVP_MAC* const kHmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(
+      kHmac ? EVP_MAC_CTX_new(kHmac) : nullptr, &EVP_MAC_CTX_free);
+  char digest[] = "SHA512";
+  const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+      OSSL_PARAM_construct_end()};
+  // HMAC pads a key with zeros to the block size, so one zero byte is the
+  // empty key (OpenSSL refuses a zero-length one).
   static constexpr uint8_t kNoKey = 0;
-  crypto_auth_hmacsha512_init(&st, key.empty() ? &kNoKey : key.data(),
-                              key.size());
+  bool ok = ctx && EVP_MAC_init(ctx.get(), key.empty() ? &kNoKey : key.data(),
+                                key.empty() ? 1 : key.size(), params) == 1;
   for (auto p : parts) {
-    if (!p.empty()) crypto_auth_hmacsha512_update(&st, p.data(), p.size());
+    ok =
+        ok && (p.empty() || EVP_MAC_update(ctx.get(), p.data(), p.size()) == 1);
   }
   SecretBytes out(kSha512Size);
-  crypto_auth_hmacsha512_final(&st, out.RevealMutable().data());
-  sodium_memzero(&st, sizeof st);
+  size_t n = 0;
+  ok = ok && EVP_MAC_final(ctx.get(), out.RevealMutable().data(), &n,
+                           kSha512Size) == 1;
+  // Out of memory is the only way here; a wrong MAC must never be used.
+  if (!ok || n != kSha512Size) std::abort();
   return out;
 }
 

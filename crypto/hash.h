@@ -1,10 +1,12 @@
 #ifndef BKV_CRYPTO_HASH_H_
 #define BKV_CRYPTO_HASH_H_
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <span>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "crypto/keyed_hash.h"
@@ -54,6 +56,15 @@ class HmacSha512KeyedHash final : public KeyedHash {
 // Bytes of a string literal or string_view, for labels.
 inline std::span<const uint8_t> AsBytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+// out || bytes. (resize + copy: GCC 12 misreads vector::insert from short
+// fixed arrays as an overflow under -Werror.)
+inline void AppendBytes(std::vector<uint8_t>& out,
+                        std::span<const uint8_t> bytes) {
+  const size_t at = out.size();
+  out.resize(at + bytes.size());
+  std::copy(bytes.begin(), bytes.end(), out.begin() + at);
 }
 
 }  // namespace bkv

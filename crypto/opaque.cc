@@ -375,6 +375,108 @@ std::array<uint8_t, kKe3Size> KE3::Serialize() const { return client_mac; }
 
 // ------------------------------------------------------------ client
 
+namespace {
+
+// §4.1.2 Store: the record and export key for one server key.
+absl::StatusOr<ClientRegistrationFinish> Store(
+    const Config& config, const SecretBytes& rwd, const Nonce& envelope_nonce,
+    const Element& server_public_key) {
+  SecretBytes masking_key = Expand(rwd.Reveal(), {AsBytes("MaskingKey")}, kNh);
+  internal::EnvelopeKeys keys =
+      internal::DeriveEnvelopeKeys(rwd, envelope_nonce);
+  BKV_ASSIGN_OR_RETURN(
+      internal::DhKeyPair client,
+      internal::DeriveDiffieHellmanKeyPair(keys.seed.Reveal()));
+  Credentials creds =
+      CreateCleartextCredentials(server_public_key, client.public_key, config);
+  SecretBytes auth_tag =
+      HmacSha512(keys.auth_key.Reveal(), {envelope_nonce, creds.serialized});
+
+  ClientRegistrationFinish out;
+  out.record.client_public_key = client.public_key;
+  std::copy_n(masking_key.Reveal().begin(), kNh,
+              out.record.masking_key.begin());
+  std::copy(envelope_nonce.begin(), envelope_nonce.end(),
+            out.record.envelope.begin());
+  std::copy_n(auth_tag.Reveal().begin(), kNm,
+              out.record.envelope.begin() + kNn);
+  out.export_key = std::move(keys.export_key);
+  return out;
+}
+
+// §6.4.4 from the randomized password on: RecoverCredentials' unmasking,
+// §4.1.3 Recover, AuthClientFinalize. Every failure is InvalidLoginError().
+absl::StatusOr<ClientLoginFinish> FinishLogin(
+    const Config& config, const std::optional<Element>& pinned,
+    const SecretBytes& rwd, const SecretBytes& client_secret,
+    std::span<const uint8_t> ke1, const KE2& ke2) {
+  SecretBytes masking_key = Expand(rwd.Reveal(), {AsBytes("MaskingKey")}, kNh);
+  SecretBytes pad =
+      Expand(masking_key.Reveal(),
+             {ke2.masking_nonce, AsBytes("CredentialResponsePad")},
+             kNpk + kEnvelopeSize);
+  SecretBytes unmasked(kNpk + kEnvelopeSize);
+  for (size_t i = 0; i < unmasked.size(); ++i) {
+    unmasked.RevealMutable()[i] = pad.Reveal()[i] ^ ke2.masked_response[i];
+  }
+  auto server_pk =
+      DeserializeElement(unmasked.Reveal().first(kNpk), "server_public_key");
+  if (!server_pk.ok()) return InvalidLoginError();
+  auto envelope = unmasked.Reveal().subspan(kNpk);
+  auto envelope_nonce = envelope.first(kNn);
+  auto auth_tag = envelope.subspan(kNn);
+
+  // §4.1.3 Recover.
+  internal::EnvelopeKeys keys =
+      internal::DeriveEnvelopeKeys(rwd, envelope_nonce);
+  auto client = internal::DeriveDiffieHellmanKeyPair(keys.seed.Reveal());
+  if (!client.ok()) return InvalidLoginError();
+  Credentials creds =
+      CreateCleartextCredentials(*server_pk, client->public_key, config);
+  SecretBytes expected_tag =
+      HmacSha512(keys.auth_key.Reveal(), {envelope_nonce, creds.serialized});
+  // No early return between checks: all of them run, then one decision.
+  bool ok = ConstantTimeEquals(expected_tag.Reveal(), auth_tag);
+  if (pinned) {
+    ok &= ConstantTimeEquals(*pinned, *server_pk);
+  }
+
+  // §6.4.4 AuthClientFinalize.
+  auto dh1 = ScalarMult(client_secret, ke2.server_public_keyshare);
+  auto dh2 = ScalarMult(client_secret, *server_pk);
+  auto dh3 = ScalarMult(client->private_key, ke2.server_public_keyshare);
+  if (!dh1.ok() || !dh2.ok() || !dh3.ok()) return InvalidLoginError();
+  SecretBytes ikm(3 * ristretto255::kElementSize);
+  auto w = ikm.RevealMutable();
+  std::copy(dh1->begin(), dh1->end(), w.begin());
+  std::copy(dh2->begin(), dh2->end(), w.begin() + 32);
+  std::copy(dh3->begin(), dh3->end(), w.begin() + 64);
+  sodium_memzero(dh1->data(), dh1->size());
+  sodium_memzero(dh2->data(), dh2->size());
+  sodium_memzero(dh3->data(), dh3->size());
+  auto ke2_serialized = ke2.Serialize();
+  Bytes preamble = Preamble(config, creds, ke1,
+                            std::span<const uint8_t>(ke2_serialized).first(192),
+                            ke2.server_nonce, ke2.server_public_keyshare);
+  internal::AkeKeys ak = internal::DeriveKeys(ikm.Reveal(), preamble);
+  Sha512Digest preamble_hash = Sha512({preamble});
+  SecretBytes expected_server_mac =
+      HmacSha512(ak.km2.Reveal(), {preamble_hash});
+  ok &= ConstantTimeEquals(expected_server_mac.Reveal(), ke2.server_mac);
+  if (!ok) return InvalidLoginError();
+
+  Sha512Digest finished = Sha512({preamble, expected_server_mac.Reveal()});
+  SecretBytes client_mac = HmacSha512(ak.km3.Reveal(), {finished});
+  ClientLoginFinish out;
+  out.ke3.client_mac = ToMac(client_mac);
+  out.session_key = std::move(ak.session_key);
+  out.export_key = std::move(keys.export_key);
+  out.server_public_key = *server_pk;
+  return out;
+}
+
+}  // namespace
+
 OpaqueClient::OpaqueClient(Config config, const Ksf& ksf,
                            std::optional<Element> pinned_server_public_key,
                            const RandomSource& rng)
@@ -419,27 +521,7 @@ OpaqueClient::FinalizeRegistrationRequest(
   // §4.1.2 Store.
   Nonce envelope_nonce;
   rng_->Bytes(envelope_nonce);
-  SecretBytes masking_key = Expand(rwd.Reveal(), {AsBytes("MaskingKey")}, kNh);
-  internal::EnvelopeKeys keys =
-      internal::DeriveEnvelopeKeys(rwd, envelope_nonce);
-  BKV_ASSIGN_OR_RETURN(
-      internal::DhKeyPair client,
-      internal::DeriveDiffieHellmanKeyPair(keys.seed.Reveal()));
-  Credentials creds = CreateCleartextCredentials(response.server_public_key,
-                                                 client.public_key, config_);
-  SecretBytes auth_tag =
-      HmacSha512(keys.auth_key.Reveal(), {envelope_nonce, creds.serialized});
-
-  ClientRegistrationFinish out;
-  out.record.client_public_key = client.public_key;
-  std::copy_n(masking_key.Reveal().begin(), kNh,
-              out.record.masking_key.begin());
-  std::copy(envelope_nonce.begin(), envelope_nonce.end(),
-            out.record.envelope.begin());
-  std::copy_n(auth_tag.Reveal().begin(), kNm,
-              out.record.envelope.begin() + kNn);
-  out.export_key = std::move(keys.export_key);
-  return out;
+  return Store(config_, rwd, envelope_nonce, response.server_public_key);
 }
 
 absl::StatusOr<ClientLoginStart> OpaqueClient::GenerateKE1(
@@ -481,69 +563,80 @@ absl::StatusOr<ClientLoginFinish> OpaqueClient::GenerateKE3(
   if (!oprf_output.ok()) return InvalidLoginError();
   BKV_ASSIGN_OR_RETURN(SecretBytes rwd,
                        internal::RandomizedPassword(*oprf_output, *ksf_));
-  SecretBytes masking_key = Expand(rwd.Reveal(), {AsBytes("MaskingKey")}, kNh);
-  SecretBytes pad =
-      Expand(masking_key.Reveal(),
-             {ke2.masking_nonce, AsBytes("CredentialResponsePad")},
-             kNpk + kEnvelopeSize);
-  SecretBytes unmasked(kNpk + kEnvelopeSize);
-  for (size_t i = 0; i < unmasked.size(); ++i) {
-    unmasked.RevealMutable()[i] = pad.Reveal()[i] ^ ke2.masked_response[i];
+  return FinishLogin(config_, pinned_server_public_key_, rwd, s.client_secret_,
+                     s.ke1_, ke2);
+}
+
+// ------------------------------------------------------------ threshold
+
+absl::StatusOr<ThresholdRegistration> OpaqueClient::RegisterWithKey(
+    SecretBytes password, const SecretBytes& oprf_key,
+    std::span<const Element> realm_public_keys) const {
+  if (realm_public_keys.empty()) {
+    return absl::InvalidArgumentError("no realm keys to register with");
   }
-  auto server_pk =
-      DeserializeElement(unmasked.Reveal().first(kNpk), "server_public_key");
-  if (!server_pk.ok()) return InvalidLoginError();
-  auto envelope = unmasked.Reveal().subspan(kNpk);
-  auto envelope_nonce = envelope.first(kNn);
-  auto auth_tag = envelope.subspan(kNn);
-
-  // §4.1.3 Recover.
-  internal::EnvelopeKeys keys =
-      internal::DeriveEnvelopeKeys(rwd, envelope_nonce);
-  auto client = internal::DeriveDiffieHellmanKeyPair(keys.seed.Reveal());
-  if (!client.ok()) return InvalidLoginError();
-  Credentials creds =
-      CreateCleartextCredentials(*server_pk, client->public_key, config_);
-  SecretBytes expected_tag =
-      HmacSha512(keys.auth_key.Reveal(), {envelope_nonce, creds.serialized});
-  // No early return between checks: all of them run, then one decision.
-  bool ok = ConstantTimeEquals(expected_tag.Reveal(), auth_tag);
-  if (pinned_server_public_key_) {
-    ok &= ConstantTimeEquals(*pinned_server_public_key_, *server_pk);
+  // The client holds the key, so it evaluates unblinded (blind = 1).
+  const SecretBytes one = ristretto255::SmallScalar(1);
+  BKV_ASSIGN_OR_RETURN(Element input, oprf::Blind(password.Reveal(), one));
+  BKV_ASSIGN_OR_RETURN(Element evaluated, oprf::BlindEvaluate(oprf_key, input));
+  BKV_ASSIGN_OR_RETURN(SecretBytes oprf_output,
+                       oprf::Finalize(password.Reveal(), one, evaluated));
+  BKV_ASSIGN_OR_RETURN(SecretBytes rwd,
+                       internal::RandomizedPassword(oprf_output, *ksf_));
+  Nonce envelope_nonce;
+  rng_->Bytes(envelope_nonce);
+  ThresholdRegistration out;
+  for (const Element& server_public_key : realm_public_keys) {
+    BKV_ASSIGN_OR_RETURN(
+        ClientRegistrationFinish one_realm,
+        Store(config_, rwd, envelope_nonce, server_public_key));
+    out.records.push_back(one_realm.record);
+    out.export_key = std::move(one_realm.export_key);  // equal for all
   }
-
-  // §6.4.4 AuthClientFinalize.
-  auto dh1 = ScalarMult(s.client_secret_, ke2.server_public_keyshare);
-  auto dh2 = ScalarMult(s.client_secret_, *server_pk);
-  auto dh3 = ScalarMult(client->private_key, ke2.server_public_keyshare);
-  if (!dh1.ok() || !dh2.ok() || !dh3.ok()) return InvalidLoginError();
-  SecretBytes ikm(3 * ristretto255::kElementSize);
-  auto w = ikm.RevealMutable();
-  std::copy(dh1->begin(), dh1->end(), w.begin());
-  std::copy(dh2->begin(), dh2->end(), w.begin() + 32);
-  std::copy(dh3->begin(), dh3->end(), w.begin() + 64);
-  sodium_memzero(dh1->data(), dh1->size());
-  sodium_memzero(dh2->data(), dh2->size());
-  sodium_memzero(dh3->data(), dh3->size());
-  auto ke2_serialized = ke2.Serialize();
-  Bytes preamble = Preamble(config_, creds, s.ke1_,
-                            std::span<const uint8_t>(ke2_serialized).first(192),
-                            ke2.server_nonce, ke2.server_public_keyshare);
-  internal::AkeKeys ak = internal::DeriveKeys(ikm.Reveal(), preamble);
-  Sha512Digest preamble_hash = Sha512({preamble});
-  SecretBytes expected_server_mac =
-      HmacSha512(ak.km2.Reveal(), {preamble_hash});
-  ok &= ConstantTimeEquals(expected_server_mac.Reveal(), ke2.server_mac);
-  if (!ok) return InvalidLoginError();
-
-  Sha512Digest finished = Sha512({preamble, expected_server_mac.Reveal()});
-  SecretBytes client_mac = HmacSha512(ak.km3.Reveal(), {finished});
-  ClientLoginFinish out;
-  out.ke3.client_mac = ToMac(client_mac);
-  out.session_key = std::move(ak.session_key);
-  out.export_key = std::move(keys.export_key);
-  out.server_public_key = *server_pk;
   return out;
+}
+
+absl::StatusOr<ThresholdLoginStart> OpaqueClient::GenerateThresholdKE1(
+    SecretBytes password, size_t realms) const {
+  ThresholdLoginStart out{{}, ThresholdLoginState()};
+  ThresholdLoginState& state = out.state;
+  for (size_t i = 0; i < realms; ++i) {
+    // Each realm gets its own nonce and key share; GenerateKE1 draws the
+    // blind first, so only the first realm's is kept and reused.
+    BKV_ASSIGN_OR_RETURN(ClientLoginStart one, GenerateKE1(password.Clone()));
+    if (i == 0) {
+      state.blind_ = std::move(one.state.blind_);
+    } else {
+      BKV_ASSIGN_OR_RETURN(one.ke1.blinded_message,
+                           oprf::Blind(password.Reveal(), state.blind_));
+    }
+    state.client_secrets_.push_back(std::move(one.state.client_secret_));
+    state.ke1s_.push_back(one.ke1.Serialize());
+    out.ke1s.push_back(one.ke1);
+  }
+  state.password_ = std::move(password);
+  return out;
+}
+
+absl::StatusOr<SecretBytes> OpaqueClient::ThresholdRandomizedPassword(
+    const ThresholdLoginState& state, const Element& combined) const {
+  auto oprf_output =
+      oprf::Finalize(state.password_.Reveal(), state.blind_, combined);
+  if (!oprf_output.ok()) return InvalidLoginError();
+  return internal::RandomizedPassword(*oprf_output, *ksf_);
+}
+
+absl::StatusOr<ClientLoginFinish> OpaqueClient::FinishThresholdLogin(
+    const ThresholdLoginState& state, size_t realm,
+    const SecretBytes& randomized_password, const Element& realm_public_key,
+    std::span<const uint8_t> ke2_bytes) const {
+  if (realm >= state.ke1s_.size()) {
+    return absl::InvalidArgumentError("no KE1 was made for that realm");
+  }
+  auto ke2 = KE2::Parse(ke2_bytes);
+  if (!ke2.ok()) return InvalidLoginError();
+  return FinishLogin(config_, realm_public_key, randomized_password,
+                     state.client_secrets_[realm], state.ke1s_[realm], *ke2);
 }
 
 // ------------------------------------------------------------ server
@@ -610,10 +703,16 @@ absl::StatusOr<RegistrationResponse> OpaqueServer::CreateRegistrationResponse(
 absl::StatusOr<ServerLoginStart> OpaqueServer::GenerateKE2(
     const RegistrationRecord& record,
     std::span<const uint8_t> credential_identifier, const KE1& ke1) const {
-  // §6.3.2.2 CreateCredentialResponse.
   BKV_ASSIGN_OR_RETURN(
       SecretBytes oprf_key,
       internal::DeriveOprfKey(*oprf_seed_, credential_identifier));
+  return GenerateKE2WithOprfKey(record, oprf_key, ke1);
+}
+
+absl::StatusOr<ServerLoginStart> OpaqueServer::GenerateKE2WithOprfKey(
+    const RegistrationRecord& record, const SecretBytes& oprf_key,
+    const KE1& ke1) const {
+  // §6.3.2.2 CreateCredentialResponse.
   KE2 ke2;
   BKV_ASSIGN_OR_RETURN(ke2.evaluated_message,
                        oprf::BlindEvaluate(oprf_key, ke1.blinded_message));

@@ -31,6 +31,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -187,6 +188,35 @@ struct ClientLoginFinish {
   Element server_public_key;
 };
 
+// A threshold login (docs/threshold.md): one blinded password for every
+// realm, each realm's own KE1 nonce and key share. Kept (not consumed) until
+// dropped, so the client can try other subsets of realms locally.
+class ThresholdLoginState {
+ public:
+  ThresholdLoginState(ThresholdLoginState&&) = default;
+  ThresholdLoginState& operator=(ThresholdLoginState&&) = default;
+
+ private:
+  friend class OpaqueClient;
+  ThresholdLoginState() = default;
+  SecretBytes password_;
+  SecretBytes blind_;
+  std::vector<SecretBytes> client_secrets_;
+  std::vector<std::array<uint8_t, kKe1Size>> ke1s_;
+};
+
+struct ThresholdLoginStart {
+  std::vector<KE1> ke1s;  // one per realm, all with the same blinded_message
+  ThresholdLoginState state;
+};
+
+// Registration under a key the client dealt itself: one record per realm,
+// sharing the envelope nonce (so one export key), one KSF run.
+struct ThresholdRegistration {
+  std::vector<RegistrationRecord> records;  // in the order of the realm keys
+  SecretBytes export_key;
+};
+
 // The client side, RFC 9807 §5.2.1-§5.2.3 and §6.2.
 class OpaqueClient {
  public:
@@ -208,6 +238,25 @@ class OpaqueClient {
   // §6.2.2; any failure, including a malformed KE2, is InvalidLoginError().
   absl::StatusOr<ClientLoginFinish> GenerateKE3(
       ClientLoginState&& state, std::span<const uint8_t> ke2) const;
+
+  // Threshold (docs/threshold.md). The records' OPRF key is `oprf_key`
+  // (dealt by the caller, who shares it among the realms afterwards).
+  absl::StatusOr<ThresholdRegistration> RegisterWithKey(
+      SecretBytes password, const SecretBytes& oprf_key,
+      std::span<const Element> realm_public_keys) const;
+  absl::StatusOr<ThresholdLoginStart> GenerateThresholdKE1(SecretBytes password,
+                                                           size_t realms) const;
+  // Finalize and the KSF on the combined evaluation k * B (from
+  // threshold::Combine over verified answers): run once per login.
+  absl::StatusOr<SecretBytes> ThresholdRandomizedPassword(
+      const ThresholdLoginState& state, const Element& combined) const;
+  // §6.4.4 for realm `realm` (its position in GenerateThresholdKE1) against
+  // its KE2, the envelope pinned to that realm's identity key; every failure
+  // is InvalidLoginError().
+  absl::StatusOr<ClientLoginFinish> FinishThresholdLogin(
+      const ThresholdLoginState& state, size_t realm,
+      const SecretBytes& randomized_password, const Element& realm_public_key,
+      std::span<const uint8_t> ke2) const;
 
  private:
   Config config_;
@@ -271,6 +320,10 @@ class OpaqueServer {
   absl::StatusOr<ServerLoginStart> GenerateKE2(
       const RegistrationRecord& record,
       std::span<const uint8_t> credential_identifier, const KE1& ke1) const;
+  // §6.3.2 under an explicit OPRF key: a threshold realm's key share.
+  absl::StatusOr<ServerLoginStart> GenerateKE2WithOprfKey(
+      const RegistrationRecord& record, const SecretBytes& oprf_key,
+      const KE1& ke1) const;
   // §6.3.2.2 / §10.9: the same work and the same sizes for an unknown
   // credential identifier, from a fake record derived from the seed so
   // repeated probes of one identifier stay consistent. The login can never

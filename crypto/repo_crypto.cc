@@ -95,12 +95,24 @@ size_t RepoKeys::FindBoundary(std::span<const uint8_t> data) const {
 absl::StatusOr<std::vector<uint8_t>> RepoKeys::Seal(
     RepoObjectKind kind, std::span<const uint8_t> id,
     std::span<const uint8_t> plaintext) const {
-  std::vector<uint8_t> nonce(kNonceSize);
-  SystemRandom().Bytes(nonce);
-  auto ct = AesGcmEncrypt(data_key_.Reveal(), nonce, plaintext, Ad(kind, id));
-  if (!ct.ok()) return ct.status();
-  nonce.insert(nonce.end(), ct->begin(), ct->end());
-  return nonce;
+  std::vector<uint8_t> out;
+  if (auto s = SealAppend(kind, id, plaintext, out); !s.ok()) return s;
+  return out;
+}
+
+absl::Status RepoKeys::SealAppend(RepoObjectKind kind,
+                                  std::span<const uint8_t> id,
+                                  std::span<const uint8_t> plaintext,
+                                  std::vector<uint8_t>& out) const {
+  const size_t at = out.size();
+  out.resize(at + kOverhead + plaintext.size());
+  std::span<uint8_t> sealed(out.data() + at, kOverhead + plaintext.size());
+  SystemRandom().Bytes(sealed.first(kNonceSize));
+  absl::Status s =
+      AesGcmEncryptTo(data_key_.Reveal(), sealed.first(kNonceSize), plaintext,
+                      Ad(kind, id), sealed.subspan(kNonceSize));
+  if (!s.ok()) out.resize(at);
+  return s;
 }
 
 absl::StatusOr<std::vector<uint8_t>> RepoKeys::Open(

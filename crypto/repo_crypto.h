@@ -67,6 +67,10 @@ class RepoKeys {
   absl::StatusOr<std::vector<uint8_t>> Seal(
       RepoObjectKind kind, std::span<const uint8_t> id,
       std::span<const uint8_t> plaintext) const;
+  // The same appended to `out` (which keeps its capacity between calls).
+  absl::Status SealAppend(RepoObjectKind kind, std::span<const uint8_t> id,
+                          std::span<const uint8_t> plaintext,
+                          std::vector<uint8_t>& out) const;
   // DataLoss when the object does not authenticate under this id and kind.
   absl::StatusOr<std::vector<uint8_t>> Open(
       RepoObjectKind kind, std::span<const uint8_t> id,

@@ -180,4 +180,52 @@ absl::StatusOr<SecretBytes> ScalarInvert(const SecretBytes& scalar) {
   return inv;
 }
 
+namespace {
+
+using ScalarOp = void (*)(unsigned char*, const unsigned char*,
+                          const unsigned char*);
+
+absl::StatusOr<SecretBytes> ScalarBinary(ScalarOp op, const SecretBytes& x,
+                                         const SecretBytes& y) {
+  if (x.size() != kScalarSize || y.size() != kScalarSize) {
+    return absl::InvalidArgumentError("ristretto255 scalars are 32 bytes");
+  }
+  SecretBytes z(kScalarSize);
+  op(z.RevealMutable().data(), x.Reveal().data(), y.Reveal().data());
+  return z;
+}
+
+}  // namespace
+
+absl::StatusOr<SecretBytes> ScalarAdd(const SecretBytes& x,
+                                      const SecretBytes& y) {
+  return ScalarBinary(crypto_core_ristretto255_scalar_add, x, y);
+}
+
+absl::StatusOr<SecretBytes> ScalarSub(const SecretBytes& x,
+                                      const SecretBytes& y) {
+  return ScalarBinary(crypto_core_ristretto255_scalar_sub, x, y);
+}
+
+absl::StatusOr<SecretBytes> ScalarMul(const SecretBytes& x,
+                                      const SecretBytes& y) {
+  return ScalarBinary(crypto_core_ristretto255_scalar_mul, x, y);
+}
+
+SecretBytes SmallScalar(uint32_t v) {
+  SecretBytes s(kScalarSize);
+  for (int i = 0; i < 4; ++i) {
+    s.RevealMutable()[i] = static_cast<uint8_t>(v >> (8 * i));
+  }
+  return s;
+}
+
+absl::StatusOr<Element> ElementAdd(const Element& p, const Element& q) {
+  Element r;
+  if (crypto_core_ristretto255_add(r.data(), p.data(), q.data()) != 0) {
+    return absl::InvalidArgumentError("not a ristretto255 element");
+  }
+  return r;
+}
+
 }  // namespace bkv::ristretto255

@@ -54,6 +54,22 @@ absl::StatusOr<Element> ScalarMultBase(const SecretBytes& scalar);
 
 absl::StatusOr<SecretBytes> ScalarInvert(const SecretBytes& scalar);
 
+// Field arithmetic mod L on 32-byte scalars (inputs of any other size are
+// refused). Results may be zero; callers that need non-zero check it.
+absl::StatusOr<SecretBytes> ScalarAdd(const SecretBytes& x,
+                                      const SecretBytes& y);
+absl::StatusOr<SecretBytes> ScalarSub(const SecretBytes& x,
+                                      const SecretBytes& y);
+absl::StatusOr<SecretBytes> ScalarMul(const SecretBytes& x,
+                                      const SecretBytes& y);
+
+// The scalar v (a small public integer), 32 bytes little endian.
+SecretBytes SmallScalar(uint32_t v);
+
+// p + q. Either may be the identity (all zeros), and so may the sum: sums
+// of attacker-chosen elements are checked by the caller at the end.
+absl::StatusOr<Element> ElementAdd(const Element& p, const Element& q);
+
 }  // namespace bkv::ristretto255
 
 #endif  // BKV_CRYPTO_RISTRETTO255_H_

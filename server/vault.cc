@@ -149,6 +149,7 @@ absl::StatusOr<std::optional<UserRecord>> Vault::Load(
 }
 
 absl::Status Vault::Shred(absl::string_view account) {
+  cache_.Erase(account);  // no copy of a shredded record outlives it here
   return store_.Shred(std::string_view(account.data(), account.size()));
 }
 
@@ -176,28 +177,40 @@ absl::Status Vault::Audit(absl::string_view event, absl::string_view account,
 
 // Read, decide with `decide`, compare-and-swap the decision's `next`; retry
 // when another request won the race. Returns the decision that was written.
+// The first round decides on the cached record when there is one; only a
+// write proves it current (record_cache.h), so a cached round that writes
+// nothing or loses its swap goes back to the store.
 template <typename Decide>
-static auto Mutate(storage::RecordStore& store, absl::string_view account,
-                   Decide decide)
+static auto Mutate(storage::RecordStore& store, RecordCache& cache,
+                   absl::string_view account, Decide decide)
     -> absl::StatusOr<decltype(decide(std::optional<UserRecord>()))> {
   const std::string_view id(account.data(), account.size());
+  std::optional<UserRecord> cached = cache.Get(account);
   for (int i = 0; i < kMaxCasRetries; ++i) {
-    std::optional<UserRecord> current;
-    auto got = store.Get(id);
-    if (got.ok()) {
-      current = *std::move(got);
-    } else if (!absl::IsNotFound(got.status())) {
-      return got.status();
+    const bool from_cache = cached.has_value();
+    std::optional<UserRecord> current = std::exchange(cached, std::nullopt);
+    if (!from_cache) {
+      auto got = store.Get(id);
+      if (got.ok()) {
+        current = *std::move(got);
+      } else if (!absl::IsNotFound(got.status())) {
+        return got.status();
+      }
     }
     auto decision = decide(current);
-    if (!decision.next) return decision;
+    if (!decision.next) {
+      if (from_cache) continue;
+      return decision;
+    }
     auto cas = store.CompareAndSwap(
         id, current ? current->version() : storage::RecordStore::kNoRecord,
         *decision.next);
     if (cas.ok()) {
       decision.next->set_version(*cas);
+      cache.Put(account, *decision.next);
       return decision;
     }
+    cache.Erase(account);
     if (!absl::IsAborted(cas.status())) {
       // The store may hold the write anyway (a freshness head that failed
       // commits it later): a lock's shred is idempotent, so it runs now
@@ -218,14 +231,16 @@ void Vault::SettleShred(absl::string_view account) {
   };
   absl::Status s = Shred(account);
   if (s.ok()) {
-    s = Mutate(store_, account, [](const std::optional<UserRecord>& current) {
-          Clear c;
-          if (current && current->shred_pending()) {
-            c.next = *current;
-            c.next->set_shred_pending(false);
-          }
-          return c;
-        }).status();
+    s = Mutate(store_, cache_, account,
+               [](const std::optional<UserRecord>& current) {
+                 Clear c;
+                 if (current && current->shred_pending()) {
+                   c.next = *current;
+                   c.next->set_shred_pending(false);
+                 }
+                 return c;
+               })
+            .status();
   }
   LogAfterWrite("shred", s);
 }
@@ -286,13 +301,14 @@ absl::StatusOr<Vault::LoginStep> Vault::RegisterFinish(
   const uint64_t registration_id = start->registration_id;
   const std::string serialized_record(record_bytes.begin(), record_bytes.end());
   BKV_RETURN_IF_ERROR(WithAttempt(audit_.Ready(), kNotCounted));
-  BKV_ASSIGN_OR_RETURN(
-      policy::RegisterDecision d,
-      Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
-        return policy::RegisterFinish(current, serialized_record, ToProto(ksf),
-                                      registration_id, proof_id, now,
-                                      options_.limits);
-      }));
+  BKV_ASSIGN_OR_RETURN(policy::RegisterDecision d,
+                       Mutate(store_, cache_, account,
+                              [&](const std::optional<UserRecord>& current) {
+                                return policy::RegisterFinish(
+                                    current, serialized_record, ToProto(ksf),
+                                    registration_id, proof_id, now,
+                                    options_.limits);
+                              }));
   switch (d.outcome) {
     case policy::RegisterOutcome::kProceed:
       break;
@@ -356,21 +372,23 @@ absl::StatusOr<uint32_t> Vault::RegisterCommit(
   BKV_RETURN_IF_ERROR(WithAttempt(audit_.Ready(), kNotCounted));
   BKV_ASSIGN_OR_RETURN(
       policy::RegisterDecision d,
-      Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
-        const bool matches =
-            current &&
-            PendingRecordHash(current->pending_opaque_record(),
-                              current->pending_ksf()) == ticket->binding;
-        auto d = policy::RegisterCommit(current, ticket->registration_id,
-                                        matches, session_key.ok(), wrapped, now,
-                                        options_.limits);
-        // Durable until the old versions are gone (a crash, a failed shred).
-        if (d.next &&
-            (d.superseded_active || (current && current->shred_pending()))) {
-          d.next->set_shred_pending(true);
-        }
-        return d;
-      }));
+      Mutate(store_, cache_, account,
+             [&](const std::optional<UserRecord>& current) {
+               const bool matches =
+                   current &&
+                   PendingRecordHash(current->pending_opaque_record(),
+                                     current->pending_ksf()) == ticket->binding;
+               auto d = policy::RegisterCommit(current, ticket->registration_id,
+                                               matches, session_key.ok(),
+                                               wrapped, now, options_.limits);
+               // Durable until the old versions are gone (a crash, a failed
+               // shred).
+               if (d.next && (d.superseded_active ||
+                              (current && current->shred_pending()))) {
+                 d.next->set_shred_pending(true);
+               }
+               return d;
+             }));
   switch (d.outcome) {
     case policy::RegisterOutcome::kProceed:
       // The old record (and every older version) must not outlive it on
@@ -409,8 +427,8 @@ absl::StatusOr<Vault::RecoverStep> Vault::RecoverStart(
     return WithAttempt(ready, kNotCounted);
   }
   const int64_t now = options_.now_ms();
-  auto decided =
-      Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
+  auto decided = Mutate(
+      store_, cache_, account, [&](const std::optional<UserRecord>& current) {
         return policy::RecoverStart(current, now, options_.limits);
       });
   if (!decided.ok()) {
@@ -477,8 +495,8 @@ absl::Status Vault::Refund(absl::string_view account,
   struct Undo {
     std::optional<UserRecord> next;
   };
-  auto undone =
-      Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
+  auto undone = Mutate(
+      store_, cache_, account, [&](const std::optional<UserRecord>& current) {
         return Undo{
             policy::RefundStart(current, d.registration_id, d.login_seq)};
       });
@@ -547,8 +565,8 @@ absl::StatusOr<Vault::Release> Vault::RecoverFinish(
   }
   // A verified KE3 resets the counter in this write, before anything else
   // that could fail: the release may fail, the attempt is not lost.
-  auto decided =
-      Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
+  auto decided = Mutate(
+      store_, cache_, account, [&](const std::optional<UserRecord>& current) {
         return policy::RecoverFinish(current, ticket->registration_id,
                                      ticket->login_seq, session_key.ok(), now,
                                      options_.limits);
@@ -638,12 +656,13 @@ absl::StatusOr<policy::StatusView> Vault::GetStatus(absl::string_view account) {
     std::optional<UserRecord> next;
   };
   BKV_ASSIGN_OR_RETURN(
-      Decision d,
-      Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
-        policy::StatusView v = policy::GetStatus(current, now, options_.limits);
-        std::optional<UserRecord> next = std::move(v.write);
-        return Decision{std::move(v), std::move(next)};
-      }));
+      Decision d, Mutate(store_, cache_, account,
+                         [&](const std::optional<UserRecord>& current) {
+                           policy::StatusView v =
+                               policy::GetStatus(current, now, options_.limits);
+                           std::optional<UserRecord> next = std::move(v.write);
+                           return Decision{std::move(v), std::move(next)};
+                         }));
   if (d.next) BKV_RETURN_IF_ERROR(LockedOut(account));
   return d.view;
 }
@@ -665,6 +684,7 @@ absl::Status Vault::Delete(absl::string_view account,
         break;
     }
     BKV_RETURN_IF_ERROR(audit_.Ready());  // refuse while nothing is deleted
+    cache_.Erase(account);
     absl::Status s = store_.Delete(id, current->version());
     if (absl::IsAborted(s)) continue;
     if (!s.ok() && CountEffect(s) == ErrorDetail::ATTEMPT_UNSPECIFIED &&
@@ -686,11 +706,12 @@ absl::Status Vault::Delete(absl::string_view account,
 
 absl::StatusOr<int64_t> Vault::RequestReset(absl::string_view account) {
   const int64_t now = options_.now_ms();
-  BKV_ASSIGN_OR_RETURN(
-      policy::ResetDecision d,
-      Mutate(store_, account, [&](const std::optional<UserRecord>& current) {
-        return policy::RequestReset(current, now, options_.limits);
-      }));
+  BKV_ASSIGN_OR_RETURN(policy::ResetDecision d,
+                       Mutate(store_, cache_, account,
+                              [&](const std::optional<UserRecord>& current) {
+                                return policy::RequestReset(current, now,
+                                                            options_.limits);
+                              }));
   switch (d.outcome) {
     case policy::ResetOutcome::kNotRegistered:
       return NotRegistered();

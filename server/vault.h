@@ -16,6 +16,7 @@
 #include "server/attempt_policy.h"
 #include "server/audit_log.h"
 #include "server/metrics.h"
+#include "server/record_cache.h"
 #include "storage/record_store.h"
 
 namespace bkv::server {
@@ -142,6 +143,7 @@ class Vault {
   const Sealer& ticket_sealer_;
   AuditLog& audit_;
   Metrics& metrics_;
+  RecordCache cache_;
 };
 
 }  // namespace bkv::server

@@ -6,7 +6,9 @@
 #   bench/client/incremental_vs_restic.sh [path/to/bkv]
 # Prints, for each tool: initial backup time and stored bytes; after the
 # change, bytes added to the store and time; with no change, time and bytes
-# added; restore time; peak RSS of each step. Needs sqlite3, restic,
+# added; restore time; peak RSS of each step; and the CPU seconds (user +
+# system) of each step, whose ratio moves less than the wall time's on a
+# machine shared with other work. Needs sqlite3, restic,
 # /usr/bin/time (scripts/install-deps.sh bench demo).
 set -euo pipefail
 bkv=${1:-build/release/client/bkv}
@@ -35,10 +37,10 @@ export RESTIC_PASSWORD_FILE=$dir/restic-pw RESTIC_REPOSITORY=$dir/restic
 export BKV_STATE_DIR=$dir/state
 restic init >/dev/null
 
-# run NAME CMD...: seconds and peak RSS (KiB) into $dir/NAME.time
+# run NAME CMD...: seconds, peak RSS (KiB), CPU seconds into $dir/NAME.time
 run() {
   local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$dir/$name.time" "$@" >"$dir/$name.out" 2>"$dir/$name.err" \
+  /usr/bin/time -f "%e %M %U %S" -o "$dir/$name.time" "$@" >"$dir/$name.out" 2>"$dir/$name.err" \
     || { cat "$dir/$name.err" >&2; exit 1; }
 }
 size() { du -sb "$1" | cut -f1; }
@@ -65,14 +67,18 @@ run bkv-restore "$bkv" restore --from "file://$dir/bkvstore" --key-file "$dir/ke
 run restic-restore restic restore latest --target "$dir/restic-out"
 cmp "$dir/bkv-out/messages.db" "$chat/messages.db"
 echo "sample: $(size "$chat") bytes; bkv $("$bkv" --version 2>/dev/null || echo dev), $(restic version | cut -d' ' -f1-2)"
-printf '%-10s %14s %14s %8s %8s %7s %10s %10s\n' step bkv_added restic_added \
-  bkv_s restic_s ratio bkv_rss_k restic_rss_k
-while read -r label b r; do
-  read -r bt bm <"$dir/bkv-$label.time"; read -r rt rm <"$dir/restic-$label.time"
-  printf '%-10s %14s %14s %8s %8s %7.2f %10s %10s\n' "$label" "$b" "$r" "$bt" "$rt" \
-    "$(echo "$bt / ($rt + 0.001)" | bc -l)" "$bm" "$rm"
-done <"$dir/growth"
-read -r bt bm <"$dir/bkv-restore.time"; read -r rt rm <"$dir/restic-restore.time"
-printf '%-10s %14s %14s %8s %8s %7.2f %10s %10s\n' restore - - "$bt" "$rt" \
-  "$(echo "$bt / ($rt + 0.001)" | bc -l)" "$bm" "$rm"
+printf '%-10s %14s %14s %8s %8s %7s %10s %10s %7s %7s %7s\n' step bkv_added restic_added \
+  bkv_s restic_s ratio bkv_rss_k restic_rss_k bkv_cpu res_cpu ratio
+# row LABEL BKV_ADDED RESTIC_ADDED: one line of the table from the two .time files.
+row() {
+  local bt bm bu bs rt rm ru rs
+  read -r bt bm bu bs <"$dir/bkv-$1.time"; read -r rt rm ru rs <"$dir/restic-$1.time"
+  local bc rc
+  bc=$(echo "$bu + $bs" | bc -l); rc=$(echo "$ru + $rs" | bc -l)
+  printf '%-10s %14s %14s %8s %8s %7.2f %10s %10s %7.2f %7.2f %7.2f\n' "$1" "$2" "$3" \
+    "$bt" "$rt" "$(echo "$bt / ($rt + 0.001)" | bc -l)" "$bm" "$rm" "$bc" "$rc" \
+    "$(echo "$bc / ($rc + 0.001)" | bc -l)"
+}
+while read -r label b r; do row "$label" "$b" "$r"; done <"$dir/growth"
+row restore - -
 echo "bkv after the change: $(cat "$dir/bkv-changed.out")"

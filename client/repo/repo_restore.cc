@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "client/bounded_queue.h"
+#include "client/buffer_pool.h"
 #include "client/posix_file.h"
 #include "client/repo/repository.h"
 #include "crypto/status_macros.h"
@@ -145,6 +146,10 @@ absl::StatusOr<SnapshotInfo> Repository::Restore(const std::string& id,
   const bool is_dir = (*entries)[0].type == EntryType::kDir;
   const std::string root = is_dir ? tmpl : tmpl + "/f";
   absl::Status s = WriteTree(root, *entries, chunks);
+  // One sync of every file and directory before the rename (the staging
+  // folder stays readable whatever modes the files got): per-file fsyncs
+  // stalled the writer threads on the disk (docs/backup-format.md).
+  if (s.ok()) s = SyncFilesystem(tmpl);
   if (s.ok() && is_dir) s = RenameNoReplace(tmpl, t.string());
   if (s.ok() && !is_dir) s = RenameNoReplace(root, t.string());
   if (s.ok()) s = SyncDir(t.parent_path().string());
@@ -163,8 +168,10 @@ absl::StatusOr<SnapshotInfo> Repository::Restore(const std::string& id,
 }
 
 // The files of a restore: created and pre-sized up front, written by chunk
-// from several threads, each synced with its metadata (mode, times) as soon
-// as its last chunk is written. Thread-safe after Create.
+// from several threads; a file gets its metadata (mode, times) and its
+// writeback is started as soon as its last chunk is written, so the one
+// syncfs at the end (WriteTree) has little left to wait for. Thread-safe
+// after Create.
 class Repository::TreeWriter {
  public:
   TreeWriter(std::string root, const std::vector<TreeEntry>& entries)
@@ -222,11 +229,12 @@ class Repository::TreeWriter {
   }
 
  private:
-  // The file's last chunk is written: its mode and times, then fsync.
+  // The file's last chunk is written: its mode and times, and writeback
+  // starts without waiting (an error there is reported by the syncfs).
   absl::Status Finish(size_t i) {
     const TreeEntry& e = entries_[i];
     BKV_RETURN_IF_ERROR(SetMeta(PathOf(e), e));
-    if (::fsync(fds_[i]) != 0) return ErrnoStatus(errno, "sync " + PathOf(e));
+    (void)::sync_file_range(fds_[i], 0, 0, SYNC_FILE_RANGE_WRITE);
     return absl::OkStatus();
   }
 
@@ -266,20 +274,17 @@ absl::Status Repository::WriteTree(const std::string& root,
     }
   }
   // Deepest first, so setting a directory's time is not undone by its
-  // children; each directory is synced once its entries are final.
+  // children.
   for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
     if (it->type == EntryType::kFile) continue;  // done by the writer
     BKV_RETURN_IF_ERROR(SetMeta(writer.PathOf(*it), *it));
-    if (it->type == EntryType::kDir) {
-      BKV_RETURN_IF_ERROR(SyncDir(writer.PathOf(*it)));
-    }
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<uint8_t>> Repository::FetchPack(const ObjectId& pack,
-                                                           uint64_t size) {
-  std::vector<uint8_t> bytes;
+absl::StatusOr<std::vector<uint8_t>> Repository::FetchPack(
+    const ObjectId& pack, uint64_t size, std::vector<uint8_t> bytes) {
+  bytes.clear();
   bytes.reserve(std::min<uint64_t>(size, kMaxPackBytes));
   absl::Status s = store_.Get(PackName(pack), [&](std::span<const uint8_t> d) {
     if (bytes.size() + d.size() > kMaxPackBytes) {
@@ -301,14 +306,16 @@ absl::Status Repository::RestorePacks(const std::map<ObjectId, PackPlan>& plan,
                                       TreeWriter& writer) {
   using Fetched = std::pair<const PackPlan*, std::vector<uint8_t>>;
   // One pack waiting while two are being written: memory stays at a few
-  // packs whatever the size of the restore.
+  // packs whatever the size of the restore. Their buffers are reused.
   BoundedQueue<std::pair<ObjectId, Fetched>> fetched(1);
+  BufferPool buffers(4 * kMaxPackBytes);
   Pipeline stages;
   stages.Watch(fetched);
   stages.Run([&]() -> absl::Status {  // the only thread using the store
     for (const auto& [pack, wanted] : plan) {
       const uint64_t size = chunks.at(wanted.begin()->first).pack_size;
-      BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, FetchPack(pack, size));
+      BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes,
+                           FetchPack(pack, size, buffers.Take()));
       BKV_RETURN_IF_ERROR(
           fetched.Push({pack, Fetched{&wanted, std::move(bytes)}}));
     }
@@ -332,6 +339,7 @@ absl::Status Repository::RestorePacks(const std::map<ObjectId, PackPlan>& plan,
           BKV_RETURN_IF_ERROR(writer.Write(slot, *raw));
         }
       }
+      buffers.Give(std::move(next->second.second));
     }
   };
   stages.Run(write);

@@ -333,7 +333,8 @@ absl::StatusOr<std::vector<uint8_t>> Repository::OpenChunk(
   }
   std::vector<uint8_t> raw;
   if ((*pt)[0] == 0) {
-    raw.assign(pt->begin() + 1, pt->end());
+    pt->erase(pt->begin());  // in place: no second buffer for raw chunks
+    raw = *std::move(pt);
   } else {
     raw.resize(loc.raw_size);
     size_t got =

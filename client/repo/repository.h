@@ -225,8 +225,10 @@ class Repository {
   absl::Status RestorePacks(const std::map<ObjectId, PackPlan>& plan,
                             const std::map<ChunkId, Located>& chunks,
                             TreeWriter& writer);
+  // Into `bytes` (a reused buffer; its contents are replaced).
   absl::StatusOr<std::vector<uint8_t>> FetchPack(const ObjectId& pack,
-                                                 uint64_t size);
+                                                 uint64_t size,
+                                                 std::vector<uint8_t> bytes);
   absl::Status CheckReadData(const std::map<ChunkId, Located>& chunks,
                              RepoCheckReport& rep);
   absl::Status AdoptPacks(const std::map<std::string, uint64_t>& objects,
@@ -236,6 +238,9 @@ class Repository {
                           const std::map<std::string, const TreeEntry*>& parent,
                           const std::map<ChunkId, Located>& known,
                           Packer& packer, RepoLock& lock, RepoBackupStats& st);
+  absl::Status AddChunk(const ChunkId& id, std::span<const uint8_t> chunk,
+                        const std::map<ChunkId, Located>& known, Packer& packer,
+                        TreeEntry& entry, RepoBackupStats& st);
   // Prune's repack and its new index (repo_backup.cc).
   absl::Status Repack(const std::map<ChunkId, Located>& chunks,
                       const std::set<ChunkId>& live, RepoLock& lock,

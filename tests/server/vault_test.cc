@@ -25,6 +25,7 @@ class MemoryRecordStore final : public storage::RecordStore {
  public:
   absl::StatusOr<UserRecord> Get(std::string_view id) const override {
     absl::MutexLock l(&mu_);
+    ++gets;
     auto it = records_.find(std::string(id));
     if (it == records_.end()) return absl::NotFoundError("no record");
     return it->second;
@@ -71,6 +72,7 @@ class MemoryRecordStore final : public storage::RecordStore {
   bool full = false;
   bool shred_fails = false;
   int shreds = 0;
+  mutable int gets = 0;
   // The next writes apply but answer "outcome unknown", as the freshness
   // decorator does when the head write after a record write fails.
   int unknown_outcome = 0;
@@ -118,14 +120,16 @@ class VaultTest : public ::testing::Test {
         client_(opaque::Config{}, ksf_, keys_.public_key) {
     Reset(10);
   }
-  void Reset(uint32_t limit) {
+  void Reset(uint32_t limit) { vault_ = NewNode(limit); }
+  // Another vault over the same store (a second node: its own record cache).
+  std::unique_ptr<Vault> NewNode(uint32_t limit) {
     Vault::Options o;
     o.limits.attempt_limit = limit;
     o.limits.min_ksf_memory_kib = 8;
     o.default_ksf = kKsf;
     o.now_ms = [this] { return now_; };
-    vault_ =
-        std::make_unique<Vault>(o, server_, store_, sealer_, audit_, metrics_);
+    return std::make_unique<Vault>(o, server_, store_, sealer_, audit_,
+                                   metrics_);
   }
 
   absl::Status Register(const std::string& acct, const std::string& pw,
@@ -275,6 +279,47 @@ TEST_F(VaultTest, ReplacingWithoutProofNamesBothWaysOut) {
   EXPECT_NE(s.message().find("RequestReset"), std::string::npos);
   EXPECT_EQ(Detail(vault_->Delete("a")).reason(),
             ErrorDetail::REASON_PROOF_REQUIRED);
+}
+
+// The record cache (server/record_cache.h): a node that answered an
+// account's last calls decides its next one without reading the store, and
+// a cached record that another node has moved on from never decides.
+TEST_F(VaultTest, ARecoveryAfterTheFirstReadsNothing) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  Reset(10);  // a fresh node: its cache is empty
+  store_.gets = 0;
+  ASSERT_TRUE(Recover("a", "pw").ok());
+  EXPECT_EQ(store_.gets, 1);  // RecoverStart's read; the finish used its write
+  ASSERT_TRUE(Recover("a", "pw").ok());
+  EXPECT_EQ(store_.gets, 1);
+}
+
+TEST_F(VaultTest, AStaleCachedRecordNeverDecides) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  EXPECT_FALSE(Recover("a", "x").ok());  // node A caches 9 left
+  std::unique_ptr<Vault> a = NewNode(10);
+  std::swap(vault_, a);  // node B guesses twice
+  EXPECT_FALSE(Recover("a", "x").ok());
+  EXPECT_FALSE(Recover("a", "x").ok());
+  std::swap(vault_, a);  // back on A, whose cache says 9
+  auto guess = Recover("a", "x");
+  EXPECT_EQ(Detail(guess.status()).attempts_remaining(), 6u);
+  EXPECT_EQ(Remaining("a"), 6u);
+}
+
+TEST_F(VaultTest, ALockoutOnAnotherNodeWinsOverTheCache) {
+  Reset(3);
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  ASSERT_TRUE(Recover("a", "pw").ok());  // A caches an active record
+  std::unique_ptr<Vault> a = NewNode(3);
+  std::swap(vault_, a);  // node B spends every attempt: locked
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(Recover("a", "x").ok());
+  std::swap(vault_, a);
+  auto start = vault_->RecoverStart(
+      "a", client_.GenerateKE1(SecretBytes::Copy("pw"))->ke1.Serialize());
+  ASSERT_FALSE(start.ok());
+  EXPECT_EQ(Detail(start.status()).reason(), ErrorDetail::REASON_LOCKED);
+  EXPECT_EQ(vault_->GetStatus("a")->status, policy::Status::kLocked);
 }
 
 TEST_F(VaultTest, ResetBecomesDueAfterTheDelay) {
