@@ -107,6 +107,10 @@ absl::StatusOr<bool> KeySlots::HasKeyring() {
   return true;
 }
 
+namespace {
+constexpr uint64_t kMaxGenerationJump = uint64_t{1} << 32;
+}  // namespace
+
 absl::StatusOr<std::optional<Keyring>> KeySlots::Read() {
   auto bytes = GetBytes(store_, Keyring::kObjectName, 1 << 20);
   if (absl::IsNotFound(bytes.status())) return std::optional<Keyring>();
@@ -124,6 +128,17 @@ absl::StatusOr<std::optional<Keyring>> KeySlots::Read() {
                          " but this client already saw generation ", seen,
                          " (a removed slot may be back); restore the keyring "
                          "from a copy you trust, or run bkv rekey")));
+  }
+  // A jump no run of slot changes could make: a forged generation that
+  // would lock out every genuine later keyring (review #2).
+  if (seen != 0 && ring->generation() - seen > kMaxGenerationJump) {
+    return SlotStatus(
+        SlotError::kRolledBack,
+        absl::DataLossError(absl::StrCat(
+            "the store's keyring claims generation ", ring->generation(),
+            ", implausibly far beyond the ", seen,
+            " this client saw: refused as forged; restore the keyring from "
+            "a copy you trust, or run bkv rekey")));
   }
   return std::optional<Keyring>(*std::move(ring));
 }

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/repo/repository.h"
+#include "crypto/secret_bytes.h"
 #include "crypto/status_macros.h"
 
 namespace bkv {
@@ -36,6 +37,16 @@ absl::StatusOr<RekeyReport> Rekey(BlobStore& from,
                                   const std::string& state_dir) {
   KeySlots old_slots(from, {state_dir});
   BKV_ASSIGN_OR_RETURN(auto opened, old_slots.UnlockSlot(opened_with));
+  // A migrated set's first slot wraps the master key under itself: carried
+  // over, it would hand the new master to whoever kept the old one.
+  if (ConstantTimeEquals(opened_with.secret.Reveal(),
+                         opened.first.secret().Reveal())) {
+    return absl::FailedPreconditionError(
+        "this secret is the old master key itself (the set's key from before "
+        "key slots), so it must not open the new set: add a recovery key or "
+        "a passkey (bkv slot add), rekey with that one; the old key is then "
+        "retired");
+  }
   BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(from));
   if (!v2) {
     return absl::UnimplementedError(

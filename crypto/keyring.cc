@@ -170,6 +170,10 @@ absl::StatusOr<Keyring> Keyring::Decode(std::span<const uint8_t> bytes) {
   }
   r.Raw(k.set_id_);
   k.generation_ = r.U64();
+  // Generations start at 1; the last one could never be followed.
+  if (r.ok() && (k.generation_ == 0 || k.generation_ == UINT64_MAX)) {
+    return Tampered("generation out of range");
+  }
   uint32_t n = r.Count(kMinSlot);
   if (r.ok() && (n == 0 || n > kMaxSlots)) return Tampered("slot count");
   std::set<SlotId> seen;

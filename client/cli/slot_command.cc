@@ -91,7 +91,8 @@ absl::Status Add(KeySlots& slots, const SlotCommandOptions& o,
   BKV_ASSIGN_OR_RETURN(SlotSecret opened, opened_with());
   // Opens before any ceremony: a wrong key asks for no passkey.
   BKV_RETURN_IF_ERROR(slots.Unlock(opened).status());
-  const bool migrating = !*slots.HasKeyring();
+  BKV_ASSIGN_OR_RETURN(const bool has_keyring, slots.HasKeyring());
+  const bool migrating = !has_keyring;
   BKV_ASSIGN_OR_RETURN(auto added, NewSlot(o, new_vault_secret));
   BKV_ASSIGN_OR_RETURN(SlotId id,
                        slots.Add(opened, added.first, std::move(added.second)));

@@ -204,6 +204,15 @@ TEST_F(SlotTest, RekeyLocksTheOldMasterKeyOutOfTheNewSet) {
                  k1, "--out", k2})
                 .exit_code,
             0);
+  // Review #1: k1 IS the old master key; a rekey opened with it would wrap
+  // the new master under the old one. Refused before anything is written.
+  const std::string refused = "file://" + (dir_ / "refused").string();
+  CliRun r1 = Run({"rekey", "--from", Store(), "--to", refused, "--key-file",
+                   k1, "--json"});
+  EXPECT_NE(r1.exit_code, 0) << r1.out;
+  EXPECT_NE(r1.err.find("old master key itself"), std::string::npos) << r1.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "refused") &&
+               !std::filesystem::is_empty(dir_ / "refused"));
   // k1's slot holds the legacy master key itself: removing it is not
   // enough, the rekey is.
   CliRun l = Run({"slot", "list", "--from", Store(), "--json"});

@@ -137,6 +137,19 @@ TEST(KeyringTest, RewrapMovesTheSlotToANewSaltAndSecret) {
             p.salt);
 }
 
+// Review #12/#2: generation 0 never exists (they start at 1), and
+// UINT64_MAX could never be followed (a forged one would wedge the set).
+TEST(KeyringTest, GenerationZeroAndMaxAreRefused) {
+  Ring r;
+  ASSERT_TRUE(Keyring::Decode(r.bytes).ok());
+  constexpr size_t kGenerationAt = 8 + 2 + 16;  // magic, format, set id
+  for (uint8_t fill : {uint8_t{0x00}, uint8_t{0xff}}) {
+    std::vector<uint8_t> bytes = r.bytes;
+    std::fill_n(bytes.begin() + kGenerationAt, 8, fill);
+    EXPECT_FALSE(Keyring::Decode(bytes).ok()) << int(fill);
+  }
+}
+
 TEST(KeyringTest, UnwrapsTellsASlotWhoseSecretIsTheMasterKey) {
   Keyring k = Keyring::Create();
   SecretBytes master = SecretBytes::Random(32);
