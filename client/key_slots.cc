@@ -177,6 +177,18 @@ absl::StatusOr<KeySlots::Opened> KeySlots::Open(const SlotSecret& secret) {
     last = master.status();
     if (SlotErrorOf(last) == SlotError::kTampered) return last;
   }
+  if (secret.type == SlotType::kVault &&
+      SlotErrorOf(last) == SlotError::kWrongSecret) {
+    // Released after a counted login: not a typo, a changed keyring or a
+    // vault record registered anew (review #9).
+    return SlotStatus(
+        SlotError::kTampered,
+        absl::DataLossError(
+            "the vault released this account's secret but the set's vault "
+            "slot does not open with it: the keyring changed, or the account "
+            "was registered anew; open the set with another slot and check "
+            "bkv slot list"));
+  }
   return last;
 }
 

@@ -125,6 +125,9 @@ absl::StatusOr<SlotSecret> LoadSecret(const Args& a, FILE* err,
 absl::StatusOr<VaultParams> VaultSlotParams(const Args& a, const Vault& v);
 // --rp-id, --passkey-timeout, --open.
 absl::StatusOr<PasskeyPageOptions> PasskeyOptions(const Args& a, FILE* err);
+// With --vault: the keyring (if any) has a slot for this vault and account,
+// checked before any login.
+absl::Status ExpectVaultSlot(const Args& a, KeySlots& slots);
 // The master key: the secret above (or a passkey, --passkey) opens a slot
 // of the store's keyring, or is the key itself in a set from before slots.
 absl::StatusOr<BackupKey> LoadKey(const Args& a, FILE* err, BlobStore& store,

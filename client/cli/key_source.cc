@@ -248,6 +248,20 @@ absl::StatusOr<PasskeyPageOptions> PasskeyOptions(const Args& a, FILE* err) {
   return o;
 }
 
+absl::Status ExpectVaultSlot(const Args& a, KeySlots& slots) {
+  if (!a.values.count("--vault") || Value(a, "--vault-key").empty()) {
+    return absl::OkStatus();
+  }
+  // A set whose keyring has no slot for this vault and account refuses
+  // before the login: no attempt is spent on it.
+  SlotSecret who;
+  who.type = SlotType::kVault;
+  BKV_ASSIGN_OR_RETURN(who.vault.vault_key,
+                       client::ParseServerPublicKey(Value(a, "--vault-key")));
+  who.vault.account = Value(a, "--account");
+  return slots.ExpectSlot(who);
+}
+
 absl::StatusOr<BackupKey> LoadKey(const Args& a, FILE* err, BlobStore& store,
                                   bool may_register) {
   KeySlots slots(store, {StateDir()});
@@ -255,16 +269,7 @@ absl::StatusOr<BackupKey> LoadKey(const Args& a, FILE* err, BlobStore& store,
     BKV_ASSIGN_OR_RETURN(PasskeyPageOptions o, PasskeyOptions(a, err));
     return UnlockWithPasskey(slots, o);
   }
-  if (a.values.count("--vault") && !Value(a, "--vault-key").empty()) {
-    // A set whose keyring has no slot for this vault and account refuses
-    // before the login: no attempt is spent on it.
-    SlotSecret who;
-    who.type = SlotType::kVault;
-    BKV_ASSIGN_OR_RETURN(who.vault.vault_key,
-                         client::ParseServerPublicKey(Value(a, "--vault-key")));
-    who.vault.account = Value(a, "--account");
-    BKV_RETURN_IF_ERROR(slots.ExpectSlot(who));
-  }
+  BKV_RETURN_IF_ERROR(ExpectVaultSlot(a, slots));
   BKV_ASSIGN_OR_RETURN(SlotSecret secret,
                        LoadSecret(a, err, may_register ? &store : nullptr));
   return slots.Unlock(secret);

@@ -19,9 +19,12 @@ SecretSource OpenedWith(Context& c, BlobStore& store) {
       BKV_ASSIGN_OR_RETURN(BackupKey key, ReadKeyFile(it->second));
       return SlotSecret::RecoveryKey(key);
     }
-    if (!c.args.values.count("--passkey")) return LoadSecret(c.args, c.err);
-    BKV_ASSIGN_OR_RETURN(PasskeyPageOptions o, PasskeyOptions(c.args, c.err));
     KeySlots slots(store, {StateDir()});
+    if (!c.args.values.count("--passkey")) {
+      BKV_RETURN_IF_ERROR(ExpectVaultSlot(c.args, slots));
+      return LoadSecret(c.args, c.err);
+    }
+    BKV_ASSIGN_OR_RETURN(PasskeyPageOptions o, PasskeyOptions(c.args, c.err));
     return PasskeySecret(slots, o);
   };
 }

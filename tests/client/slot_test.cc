@@ -158,6 +158,12 @@ TEST_F(SlotTest, RemovingTheMigratedKeySlotSaysItIsTheMasterKey) {
             0);
   CliRun l = Run({"slot", "list", "--from", Store(), "--json"});
   const std::string first = l.out.substr(l.out.find("\"id\":\"") + 6, 8);
+  // Review #9: the keyring has no slot for this vault: refused before the
+  // password is read or the vault is called.
+  CliRun v =
+      Run(Vault({"slot", "remove", first, "--from", Store()}), "pw-typo-123\n");
+  EXPECT_EQ(v.exit_code, 5) << v.err;
+  EXPECT_NE(v.err.find("no slot for this vault"), std::string::npos) << v.err;
   CliRun rm =
       Run({"slot", "remove", first, "--from", Store(), "--key-file", k2});
   ASSERT_EQ(rm.exit_code, 0) << rm.err;
