@@ -14,6 +14,17 @@ std::string GenerationFile(const SetId& id) {
   return "keyring-" + HexEncode(id) + ".gen";
 }
 
+// Store-supplied text shown on a terminal: control characters (escape
+// sequences) become '?' (review #5).
+std::string Printable(std::string_view text) {
+  std::string out(text);
+  for (char& ch : out) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u < 0x20 || u == 0x7f) ch = '?';
+  }
+  return out;
+}
+
 std::string Describe(const KeySlot& s) {
   switch (s.type) {
     case SlotType::kRecoveryKey:
@@ -22,12 +33,12 @@ std::string Describe(const KeySlot& s) {
       auto p = DecodeVaultParams(s.params);
       if (!p.ok()) return "vault (unreadable parameters)";
       return absl::StrCat("vault ", HexEncode(p->vault_key).substr(0, 16),
-                          "…, account ", p->account);
+                          "…, account ", Printable(p->account));
     }
     case SlotType::kPasskey: {
       auto p = DecodePasskeyParams(s.params);
       if (!p.ok()) return "passkey (unreadable parameters)";
-      return absl::StrCat("passkey, rp ", p->rp_id, ", credential ",
+      return absl::StrCat("passkey, rp ", Printable(p->rp_id), ", credential ",
                           HexEncode(p->credential_id).substr(0, 16), "…");
     }
   }

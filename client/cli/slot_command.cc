@@ -54,6 +54,10 @@ absl::Status List(KeySlots& slots, const SlotCommandOptions& o) {
     }
   }
   if (o.json) std::fprintf(o.out, "%s]}\n", json.c_str());
+  // Nothing here is authenticated: a forged keyring can list anything.
+  std::fprintf(o.err,
+               "bkv: UNVERIFIED: this list is what the store serves; the "
+               "keyring is verified only when a command opens the set\n");
   return absl::OkStatus();
 }
 

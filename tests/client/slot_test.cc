@@ -157,6 +157,8 @@ TEST_F(SlotTest, RemovingTheMigratedKeySlotSaysItIsTheMasterKey) {
                 .exit_code,
             0);
   CliRun l = Run({"slot", "list", "--from", Store(), "--json"});
+  // Review #5: an unauthenticated list says so.
+  EXPECT_NE(l.err.find("UNVERIFIED"), std::string::npos) << l.err;
   const std::string first = l.out.substr(l.out.find("\"id\":\"") + 6, 8);
   // Review #9: the keyring has no slot for this vault: refused before the
   // password is read or the vault is called.
