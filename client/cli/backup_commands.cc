@@ -212,7 +212,7 @@ void SweepStaging(Context& c, const std::string& target) {
 absl::Status Backup(Context& c) {
   BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--to"));
   BKV_ASSIGN_OR_RETURN(int format, BackupFormat(c, *store));
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, store.get()));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, *store, true));
   CatchInterrupts(c);
   SweepStore(c, *store);
   if (format == 2) return BackupIncremental(c, *store, key);
@@ -303,7 +303,7 @@ absl::Status Restore(Context& c) {
   BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
   BKV_ASSIGN_OR_RETURN(std::string target, Need(c.args, "--to"));
   target = TargetPath(target);
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, *store));
   CatchInterrupts(c);
   BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
   const bool snapshot =

@@ -23,7 +23,12 @@ constexpr char kAbout[] =
     "password. `bkv COMMAND --help` lists a command's flags.";
 
 constexpr char kFooter[] =
-    R"(password instead of a key file (backup, restore, list):
+    R"(a passkey instead of a key file (every command that opens a set):
+  --passkey [--open] [--rp-id ID] [--passkey-timeout S]
+                                      serves a one-time page on 127.0.0.1,
+                                      prints its URL (opens $BROWSER with
+                                      --open)
+password instead of a key file (backup, restore, list):
   --vault ADDR [--password-stdin]     the key is kept by bkv-vault behind a
                                       password, asked on the terminal (twice
                                       when set; 8+ characters, 30+ bits by
@@ -81,6 +86,11 @@ exit codes:
     folder, the FILE of key new --out)
   8 vault: locked, the key is destroyed (delete, then register anew)
   9 vault: the account token was refused
+  10 passkey: the passkey used has no slot in this set (another passkey)
+  11 passkey: its PRF output does not open its slot (another salt)
+  12 passkey: the authenticator does not support the prf extension
+  13 passkey page: no result before --passkey-timeout (default 120 s)
+  14 passkey page: closed, or the browser's prompt was cancelled
   130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: the run's temporary
       objects and partial files were deleted)";
 
@@ -101,8 +111,9 @@ void RegisterCompletionCommand(CommandTree& t) {
 // The commands, in the order `bkv --help` lists them.
 using Registration = void (*)(CommandTree&);
 constexpr Registration kRegistrations[] = {
-    RegisterKeyCommands,   RegisterBackupCommands, RegisterRepoCommands,
-    RegisterStoreCommands, RegisterVaultCommands,  RegisterCompletionCommand,
+    RegisterKeyCommands,       RegisterBackupCommands, RegisterRepoCommands,
+    RegisterStoreCommands,     RegisterVaultCommands,  RegisterSlotCommands,
+    RegisterCompletionCommand,
 };
 
 void Register(CommandTree& tree) {

@@ -10,15 +10,20 @@ namespace bkv::cli {
 // Exit codes of `bkv` (also printed by `bkv --help`).
 enum ExitCode : int {
   kOk = 0,
-  kFailure = 1,        // anything not listed below
-  kUsage = 2,          // bad command line, or vault configuration mismatch
-  kWrongKey = 3,       // the key does not open this backup or store
-  kCorrupted = 4,      // backup data truncated, modified or out of order
-  kNotFound = 5,       // no such backup, object or file
-  kUnavailable = 6,    // store or server unreachable, I/O error
-  kAlreadyExists = 7,  // restore target (non-empty) or --out file exists
-  kLocked = 8,         // vault: attempts used up, the key is destroyed
-  kVaultAuth = 9,      // vault: the account token was refused
+  kFailure = 1,         // anything not listed below
+  kUsage = 2,           // bad command line, or vault configuration mismatch
+  kWrongKey = 3,        // the key does not open this backup or store
+  kCorrupted = 4,       // backup data truncated, modified or out of order
+  kNotFound = 5,        // no such backup, object or file
+  kUnavailable = 6,     // store or server unreachable, I/O error
+  kAlreadyExists = 7,   // restore target (non-empty) or --out file exists
+  kLocked = 8,          // vault: attempts used up, the key is destroyed
+  kVaultAuth = 9,       // vault: the account token was refused
+  kOtherPasskey = 10,   // passkey: the one used has no slot in this set
+  kPasskeyOutput = 11,  // passkey: its PRF output does not open its slot
+  kNoPrf = 12,          // passkey: the authenticator lacks the prf extension
+  kPageTimedOut = 13,   // passkey page: no result before --passkey-timeout
+  kPageClosed = 14,     // passkey page closed, or the prompt cancelled
   // backup/restore stopped by signal N exit 128 + N (130 SIGINT, 143
   // SIGTERM) after deleting what the run left unfinished.
   kInterruptedBase = 128,

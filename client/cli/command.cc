@@ -11,6 +11,7 @@
 #include "bkv/vault/v1/error_detail.h"
 #include "client/cancellable_blob_store.h"
 #include "client/cli/cli.h"
+#include "client/cli/passkey_page.h"
 #include "client/posix_file.h"
 #include "crypto/status_macros.h"
 
@@ -80,8 +81,27 @@ absl::Status Interrupted(int sig) {
 }
 
 // The one place a Status becomes an exit code.
+namespace {
+int PasskeyExit(PasskeyError kind) {
+  switch (kind) {
+    case PasskeyError::kOtherPasskey:
+      return kOtherPasskey;
+    case PasskeyError::kWrongOutput:
+      return kPasskeyOutput;
+    case PasskeyError::kNoPrf:
+      return kNoPrf;
+    case PasskeyError::kTimedOut:
+      return kPageTimedOut;
+    case PasskeyError::kClosed:
+      return kPageClosed;
+  }
+  return kFailure;
+}
+}  // namespace
+
 int ExitFor(const absl::Status& s) {
   if (s.GetPayload(kUsageUrl)) return kUsage;
+  if (auto kind = PasskeyErrorOf(s)) return PasskeyExit(*kind);
   if (auto sig = s.GetPayload(kSignalUrl)) {
     int n = 0;
     (void)absl::SimpleAtoi(std::string(*sig), &n);
@@ -261,11 +281,9 @@ std::string StoreLeftovers::Line() const {
                       "deletes them");
 }
 
-namespace {
-
-// Where the client remembers each repository's newest snapshot sequence, to
-// detect a store that rolls back: $BKV_STATE_DIR, else
-// $XDG_STATE_HOME/bkv, else ~/.local/state/bkv.
+// Where the client remembers each repository's newest snapshot sequence and
+// each keyring's generation, to detect a store that rolls back:
+// $BKV_STATE_DIR, else $XDG_STATE_HOME/bkv, else ~/.local/state/bkv.
 std::string StateDir() {
   if (const char* d = std::getenv("BKV_STATE_DIR"); d && *d) return d;
   if (const char* d = std::getenv("XDG_STATE_HOME"); d && *d) {
@@ -276,8 +294,6 @@ std::string StateDir() {
   }
   return "";
 }
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<Repository>> OpenRepo(const Args& a,
                                                      BlobStore& store,

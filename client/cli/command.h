@@ -20,6 +20,8 @@
 #include "client/blob_store.h"
 #include "client/cancel.h"
 #include "client/cli/interrupt.h"
+#include "client/cli/passkey_page.h"
+#include "client/key_slots.h"
 #include "client/repo/repository.h"
 #include "client/vault_client.h"
 #include "crypto/backup_key.h"
@@ -93,6 +95,9 @@ struct StoreLeftovers {
 StoreLeftovers FindStoreLeftovers(BlobStore& store);
 // Deletes them and says so on stderr.
 StoreLeftovers SweepStore(Context& c, BlobStore& store);
+// Where the client remembers rollback counters (snapshot sequence, keyring
+// generation): $BKV_STATE_DIR, $XDG_STATE_HOME/bkv or ~/.local/state/bkv.
+std::string StateDir();
 absl::StatusOr<std::unique_ptr<Repository>> OpenRepo(const Args& a,
                                                      BlobStore& store,
                                                      const BackupKey& key,
@@ -111,10 +116,22 @@ absl::Status ConfirmNewPassword(const Args& a, const SecretBytes& pw,
 absl::Status Explained(const absl::Status& s);
 absl::StatusOr<Vault> OpenVault(const Args& a, FILE* err);
 absl::StatusOr<BackupKey> ReadKeyFile(const std::string& path);
-// With the vault, a backup (`register_into` is its store) into an account
-// that has no key yet registers a fresh one.
-absl::StatusOr<BackupKey> LoadKey(const Args& a, FILE* err,
-                                  BlobStore* register_into = nullptr);
+// The secret the user holds: a key file, or what the vault releases behind a
+// password. With the vault, a backup (`register_into` is its store) into an
+// account that has no key yet registers a fresh one.
+absl::StatusOr<SlotSecret> LoadSecret(const Args& a, FILE* err,
+                                      BlobStore* register_into = nullptr);
+// A vault slot names the pinned vault key and the account.
+absl::StatusOr<VaultParams> VaultSlotParams(const Args& a, const Vault& v);
+// --rp-id, --passkey-timeout, --open.
+absl::StatusOr<PasskeyPageOptions> PasskeyOptions(const Args& a, FILE* err);
+// With --vault: the keyring (if any) has a slot for this vault and account,
+// checked before any login.
+absl::Status ExpectVaultSlot(const Args& a, KeySlots& slots);
+// The master key: the secret above (or a passkey, --passkey) opens a slot
+// of the store's keyring, or is the key itself in a set from before slots.
+absl::StatusOr<BackupKey> LoadKey(const Args& a, FILE* err, BlobStore& store,
+                                  bool may_register = false);
 
 }  // namespace bkv::cli
 

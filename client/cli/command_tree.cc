@@ -76,6 +76,17 @@ CLI::Option* CommandTree::Operand(CLI::App* cmd, const char* name,
 void CommandTree::KeyFlags(CLI::App* cmd) {
   Value(cmd, "--key-file", "F", "the 64-digit backup key (bkv key new)");
   VaultFlags(cmd);
+  PasskeyFlags(cmd);
+}
+
+void CommandTree::PasskeyFlags(CLI::App* cmd) {
+  Switch(cmd, "--passkey",
+         "open the set with a passkey on a one-time page on 127.0.0.1");
+  Switch(cmd, "--open", "with --passkey: open the page in $BROWSER");
+  Value(cmd, "--rp-id", "ID",
+        "the passkeys' relying party (default localhost)");
+  Value(cmd, "--passkey-timeout", "S",
+        "give up on the page after S seconds (default 120)");
 }
 
 namespace {

@@ -54,6 +54,8 @@ class CommandTree {
   CLI::Option* Operand(CLI::App* cmd, const char* name, const char* help);
   // --key-file and --password-stdin, plus VaultFlags.
   void KeyFlags(CLI::App* cmd);
+  // --passkey, --open, --rp-id, --passkey-timeout.
+  void PasskeyFlags(CLI::App* cmd);
   // Where the vault is and how to trust it (--vault, --vault-key, ...).
   void VaultFlags(CLI::App* cmd);
 
@@ -78,6 +80,7 @@ void RegisterRepoCommands(
     CommandTree& t);  // snapshots forget prune check repair
 void RegisterStoreCommands(CommandTree& t);  // list
 void RegisterVaultCommands(CommandTree& t);  // vault status|delete|...
+void RegisterSlotCommands(CommandTree& t);   // slot list|add|remove, rekey
 
 }  // namespace bkv::cli
 

@@ -3,7 +3,7 @@
 
 #include "client/cli/command.h"
 #include "client/cli/command_tree.h"
-#include "client/posix_file.h"
+#include "client/cli/slot_command.h"
 #include "crypto/status_macros.h"
 
 namespace bkv::cli {
@@ -23,11 +23,7 @@ absl::Status KeyNew(Context& c) {
     }
     return absl::OkStatus();
   }
-  BKV_ASSIGN_OR_RETURN(PosixFile file, PosixFile::Create(it->second));
-  BKV_RETURN_IF_ERROR(file.Write(text.Reveal()));
-  const uint8_t nl = '\n';
-  BKV_RETURN_IF_ERROR(file.Write({&nl, 1}));
-  BKV_RETURN_IF_ERROR(file.SyncAndClose());
+  BKV_RETURN_IF_ERROR(WriteKeyFile(it->second, key));
   if (c.args.json) {
     std::fprintf(c.out, "{\"key_file\":%s}\n", JsonString(it->second).c_str());
   } else {

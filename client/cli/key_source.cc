@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -12,6 +13,7 @@
 #include "client/cli/command.h"
 #include "client/cli/password.h"
 #include "client/cli/settings.h"
+#include "client/cli/slot_command.h"
 #include "client/posix_file.h"
 #include "crypto/status_macros.h"
 
@@ -176,29 +178,101 @@ absl::StatusOr<BackupKey> RegisterNewKey(Vault& v, const SecretBytes& password,
 
 }  // namespace
 
-// Where the backup key comes from: a key file, or the vault behind a
-// password. With the vault, a backup (`register_into` is its store) into an
-// account that has no key yet registers a fresh one.
-absl::StatusOr<BackupKey> LoadKey(const Args& a, FILE* err,
-                                  BlobStore* register_into) {
+absl::StatusOr<VaultParams> VaultSlotParams(const Args& a, const Vault& v) {
+  BKV_ASSIGN_OR_RETURN(auto key,
+                       client::ParseServerPublicKey(Value(a, "--vault-key")));
+  return VaultParams{key, v.account};
+}
+
+absl::StatusOr<SlotSecret> LoadSecret(const Args& a, FILE* err,
+                                      BlobStore* register_into) {
   if (a.values.count("--vault")) {
     BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(a, err));
+    BKV_ASSIGN_OR_RETURN(VaultParams params, VaultSlotParams(a, v));
     BKV_ASSIGN_OR_RETURN(SecretBytes password, AskPassword(a, "password"));
     auto st = v.client->Status();
     if (!st.ok()) return Explained(st.status());
     if (st->state == client::VaultStatus::State::kNone && register_into) {
       BKV_RETURN_IF_ERROR(ConfirmNewPassword(a, password, v.account));
-      return RegisterNewKey(v, password, *register_into, err);
+      BKV_ASSIGN_OR_RETURN(BackupKey key,
+                           RegisterNewKey(v, password, *register_into, err));
+      return SlotSecret::Vault(key.secret(), std::move(params));
     }
     auto secret = v.client->Recover(v.account, password);
     if (!secret.ok()) return Explained(secret.status());
-    return BackupKey::FromBytes(*secret);
+    return SlotSecret::Vault(*secret, std::move(params));
   }
   if (a.values.count("--password-stdin")) {
     return Usage("--password-stdin needs --vault ADDR");
   }
   BKV_ASSIGN_OR_RETURN(std::string path, Need(a, "--key-file"));
-  return ReadKeyFile(path);
+  BKV_ASSIGN_OR_RETURN(BackupKey key, ReadKeyFile(path));
+  return SlotSecret::RecoveryKey(key);
+}
+
+namespace {
+
+// $BROWSER, else xdg-open, with the URL as its one argument. The URL then
+// shows in that process's argv to local users; the page is single-load
+// (docs/threat-model.md, key slots).
+void OpenBrowser(const std::string& url, FILE* err) {
+  const char* browser = std::getenv("BROWSER");
+  std::string prog = browser && *browser ? browser : "xdg-open";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execlp(prog.c_str(), prog.c_str(), url.c_str(), nullptr);
+    ::_exit(127);
+  }
+  if (pid < 0) std::fprintf(err, "bkv: could not start %s\n", prog.c_str());
+}
+
+}  // namespace
+
+absl::StatusOr<PasskeyPageOptions> PasskeyOptions(const Args& a, FILE* err) {
+  PasskeyPageOptions o;
+  if (auto it = a.values.find("--rp-id"); it != a.values.end()) {
+    o.rp_id = it->second;
+  }
+  if (auto it = a.values.find("--passkey-timeout"); it != a.values.end()) {
+    if (!absl::SimpleAtoi(it->second, &o.timeout_s) || o.timeout_s <= 0) {
+      return Usage("--passkey-timeout needs a number of seconds");
+    }
+  }
+  const bool open = a.values.count("--open") > 0;
+  o.on_url = [err, open](const std::string& url) {
+    std::fprintf(err, "bkv: open this page to use your passkey: %s\n",
+                 url.c_str());
+    std::fflush(err);
+    if (open) OpenBrowser(url, err);
+  };
+  return o;
+}
+
+absl::Status ExpectVaultSlot(const Args& a, KeySlots& slots) {
+  if (!a.values.count("--vault") || Value(a, "--vault-key").empty()) {
+    return absl::OkStatus();
+  }
+  // A set whose keyring has no slot for this vault and account refuses
+  // before the login: no attempt is spent on it.
+  SlotSecret who;
+  who.type = SlotType::kVault;
+  BKV_ASSIGN_OR_RETURN(who.vault.vault_key,
+                       client::ParseServerPublicKey(Value(a, "--vault-key")));
+  who.vault.account = Value(a, "--account");
+  return slots.ExpectSlot(who);
+}
+
+absl::StatusOr<BackupKey> LoadKey(const Args& a, FILE* err, BlobStore& store,
+                                  bool may_register) {
+  KeySlots slots(store, {StateDir()});
+  if (a.values.count("--passkey")) {
+    BKV_ASSIGN_OR_RETURN(PasskeyPageOptions o, PasskeyOptions(a, err));
+    return UnlockWithPasskey(slots, o);
+  }
+  BKV_RETURN_IF_ERROR(ExpectVaultSlot(a, slots));
+  BKV_ASSIGN_OR_RETURN(SlotSecret secret,
+                       LoadSecret(a, err, may_register ? &store : nullptr));
+  return slots.Unlock(secret);
 }
 
 }  // namespace bkv::cli

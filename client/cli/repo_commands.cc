@@ -13,7 +13,7 @@ namespace {
 
 absl::Status Snapshots(Context& c) {
   BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, *store));
   BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, *store, key, false));
   BKV_ASSIGN_OR_RETURN(auto snaps, repo->Snapshots());
   std::string json = "{\"snapshots\":[";
@@ -50,7 +50,7 @@ absl::Status Forget(Context& c) {
         "(N >= 1)");
   }
   BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, *store));
   BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, *store, key, false));
   BKV_ASSIGN_OR_RETURN(auto gone, repo->Forget(policy));
   std::string json = "{\"forgotten\":[";
@@ -70,7 +70,7 @@ absl::Status Forget(Context& c) {
 
 absl::Status Prune(Context& c) {
   BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, *store));
   BKV_ASSIGN_OR_RETURN(auto repo, OpenRepo(c.args, *store, key, false));
   const StoreLeftovers swept = SweepStore(c, *store);
   BKV_ASSIGN_OR_RETURN(PruneStats p, repo->Prune());
@@ -160,7 +160,7 @@ const char* ListStateName(CheckReport::ListState s) {
 
 absl::Status Check(Context& c) {
   BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, *store));
   BKV_ASSIGN_OR_RETURN(bool v2, Repository::Exists(*store));
   if (v2) return CheckRepository(c, *store, key);
   BackupSet set(*store, key);
@@ -193,7 +193,7 @@ absl::Status Repair(Context& c) {
         "to rebuild: its snapshots are found by listing; run `bkv check` "
         "(`bkv prune` re-indexes)");
   }
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, *store));
   BackupSet set(*store, key);
   BKV_ASSIGN_OR_RETURN(RepairReport r, set.Repair());
   if (c.args.json) {

@@ -28,7 +28,7 @@ absl::Status List(Context& c) {
     if (c.args.json) std::fprintf(c.out, "%s]}\n", json.c_str());
     return absl::OkStatus();
   }
-  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err));
+  BKV_ASSIGN_OR_RETURN(BackupKey key, LoadKey(c.args, c.err, *store));
   BackupSet set(*store, key);
   BKV_ASSIGN_OR_RETURN(auto records, set.List());
   std::string json = "{\"backups\":[";

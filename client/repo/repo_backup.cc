@@ -430,7 +430,10 @@ absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
   auto snaps = AllSnapshots(*objects, nullptr);
   if (!snaps.ok()) return snaps.status();
 
-  const std::string source = std::filesystem::absolute(path).lexically_normal();
+  const std::string root =
+      std::filesystem::absolute(path).lexically_normal().string();
+  const std::string source =
+      options_.record_source.empty() ? root : options_.record_source;
   std::map<std::string, const TreeEntry*> parent;
   for (const auto& [name, s] : *snaps) {
     if (s.source != source) continue;
@@ -447,7 +450,7 @@ absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
   }
 
   std::vector<Walked> walked;
-  if (auto s = Walk(source, ".", walked, st.skipped_special, 0); !s.ok()) {
+  if (auto s = Walk(root, ".", walked, st.skipped_special, 0); !s.ok()) {
     return s;
   }
   for (const Walked& w : walked) st.planned_bytes += w.entry.size;
@@ -605,9 +608,11 @@ absl::StatusOr<SnapshotInfo> Repository::CommitSnapshot(Snapshot& snap,
   auto seq = NextSeq();
   if (!seq.ok()) return seq.status();
   snap.seq = *seq;
-  snap.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
+  snap.time_ms = options_.record_time_ms
+                     ? options_.record_time_ms
+                     : std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
   const std::string name = SnapshotName(snap.seq, snap.id);
   std::vector<uint8_t> ad(snap.repo.begin(), snap.repo.end());
   ad.insert(ad.end(), snap.id.begin(), snap.id.end());

@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "crypto/byte_io.h"
 
 namespace bkv {
 namespace {
@@ -13,95 +14,20 @@ constexpr std::string_view kSnapMagic = "BKVSNP02";
 constexpr std::string_view kHeadMagic = "BKVHED02";
 constexpr std::string_view kLockMagic = "BKVLCK02";
 
-class Writer {
- public:
-  void Raw(std::span<const uint8_t> b) {
-    out_.insert(out_.end(), b.begin(), b.end());
+absl::Status Done(const ByteReader& r, std::string_view what) {
+  if (!r.AtEnd()) {
+    return absl::DataLossError(
+        absl::StrCat("repository ", std::string(what),
+                     " does not decode (an authentic object this "
+                     "version cannot read, or a bug)"));
   }
-  void Raw(std::string_view s) { out_.insert(out_.end(), s.begin(), s.end()); }
-  void U8(uint8_t v) { out_.push_back(v); }
-  void U32(uint32_t v) { Int(v, 4); }
-  void U64(uint64_t v) { Int(v, 8); }
-  void Str(std::string_view s) {
-    U32(static_cast<uint32_t>(s.size()));
-    Raw(s);
-  }
-  std::vector<uint8_t> Take() { return std::move(out_); }
-
- private:
-  void Int(uint64_t v, int n) {
-    for (int i = n - 1; i >= 0; --i)
-      out_.push_back(static_cast<uint8_t>(v >> (8 * i)));
-  }
-  std::vector<uint8_t> out_;
-};
-
-class Reader {
- public:
-  explicit Reader(std::span<const uint8_t> in) : in_(in) {}
-  bool Raw(std::span<uint8_t> out) {
-    if (!Need(out.size())) return false;
-    std::memcpy(out.data(), in_.data() + pos_, out.size());
-    pos_ += out.size();
-    return true;
-  }
-  bool Magic(std::string_view m) {
-    if (!Need(m.size()) ||
-        std::memcmp(in_.data() + pos_, m.data(), m.size()) != 0) {
-      return ok_ = false;
-    }
-    pos_ += m.size();
-    return true;
-  }
-  uint8_t U8() { return static_cast<uint8_t>(Int(1)); }
-  uint32_t U32() { return static_cast<uint32_t>(Int(4)); }
-  uint64_t U64() { return Int(8); }
-  std::string Str() {
-    uint32_t n = U32();
-    if (!Need(n)) return {};
-    std::string s(reinterpret_cast<const char*>(in_.data() + pos_), n);
-    pos_ += n;
-    return s;
-  }
-  // A count of items of at least `min_item` bytes each, bounded by what is
-  // left, so a forged count cannot make the decoder allocate.
-  uint32_t Count(size_t min_item) {
-    uint32_t n = U32();
-    if (ok_ && n > (in_.size() - pos_) / min_item) ok_ = false;
-    return ok_ ? n : 0;
-  }
-  absl::Status Done(std::string_view what) const {
-    if (!ok_ || pos_ != in_.size()) {
-      return absl::DataLossError(
-          absl::StrCat("repository ", std::string(what),
-                       " does not decode (an authentic object this "
-                       "version cannot read, or a bug)"));
-    }
-    return absl::OkStatus();
-  }
-  bool ok() const { return ok_; }
-
- private:
-  bool Need(size_t n) {
-    if (!ok_ || in_.size() - pos_ < n) ok_ = false;
-    return ok_;
-  }
-  uint64_t Int(int n) {
-    if (!Need(n)) return 0;
-    uint64_t v = 0;
-    for (int i = 0; i < n; ++i) v = (v << 8) | in_[pos_ + i];
-    pos_ += n;
-    return v;
-  }
-  std::span<const uint8_t> in_;
-  size_t pos_ = 0;
-  bool ok_ = true;
-};
+  return absl::OkStatus();
+}
 
 }  // namespace
 
 std::vector<uint8_t> EncodeIndex(const IndexFile& index) {
-  Writer w;
+  ByteWriter w;
   w.Raw(kIndexMagic);
   w.U32(static_cast<uint32_t>(index.packs.size()));
   for (const PackRecord& p : index.packs) {
@@ -119,7 +45,7 @@ std::vector<uint8_t> EncodeIndex(const IndexFile& index) {
 }
 
 absl::StatusOr<IndexFile> DecodeIndex(std::span<const uint8_t> bytes) {
-  Reader r(bytes);
+  ByteReader r(bytes);
   IndexFile index;
   r.Magic(kIndexMagic);
   uint32_t packs = r.Count(28);
@@ -138,12 +64,12 @@ absl::StatusOr<IndexFile> DecodeIndex(std::span<const uint8_t> bytes) {
     }
     index.packs.push_back(std::move(p));
   }
-  if (auto s = r.Done("index"); !s.ok()) return s;
+  if (auto s = Done(r, "index"); !s.ok()) return s;
   return index;
 }
 
 std::vector<uint8_t> EncodeSnapshot(const Snapshot& snap) {
-  Writer w;
+  ByteWriter w;
   w.Raw(kSnapMagic);
   w.Raw(snap.repo);
   w.Raw(snap.id);
@@ -168,7 +94,7 @@ std::vector<uint8_t> EncodeSnapshot(const Snapshot& snap) {
 }
 
 absl::StatusOr<Snapshot> DecodeSnapshot(std::span<const uint8_t> bytes) {
-  Reader r(bytes);
+  ByteReader r(bytes);
   Snapshot s;
   r.Magic(kSnapMagic);
   r.Raw(s.repo);
@@ -198,12 +124,12 @@ absl::StatusOr<Snapshot> DecodeSnapshot(std::span<const uint8_t> bytes) {
     for (auto& c : e.chunks) r.Raw(c);
     s.entries.push_back(std::move(e));
   }
-  if (auto st = r.Done("snapshot"); !st.ok()) return st;
+  if (auto st = Done(r, "snapshot"); !st.ok()) return st;
   return s;
 }
 
 std::vector<uint8_t> EncodeHead(const Head& head) {
-  Writer w;
+  ByteWriter w;
   w.Raw(kHeadMagic);
   w.U64(head.seq);
   w.Raw(head.snapshot);
@@ -211,17 +137,17 @@ std::vector<uint8_t> EncodeHead(const Head& head) {
 }
 
 absl::StatusOr<Head> DecodeHead(std::span<const uint8_t> bytes) {
-  Reader r(bytes);
+  ByteReader r(bytes);
   Head h;
   r.Magic(kHeadMagic);
   h.seq = r.U64();
   r.Raw(h.snapshot);
-  if (auto s = r.Done("head"); !s.ok()) return s;
+  if (auto s = Done(r, "head"); !s.ok()) return s;
   return h;
 }
 
 std::vector<uint8_t> EncodeLock(const LockRecord& lock) {
-  Writer w;
+  ByteWriter w;
   w.Raw(kLockMagic);
   w.U8(lock.exclusive ? 1 : 0);
   w.U64(static_cast<uint64_t>(lock.time_ms));
@@ -231,7 +157,7 @@ std::vector<uint8_t> EncodeLock(const LockRecord& lock) {
 }
 
 absl::StatusOr<LockRecord> DecodeLock(std::span<const uint8_t> bytes) {
-  Reader r(bytes);
+  ByteReader r(bytes);
   LockRecord l;
   r.Magic(kLockMagic);
   uint8_t exclusive = r.U8();
@@ -239,7 +165,7 @@ absl::StatusOr<LockRecord> DecodeLock(std::span<const uint8_t> bytes) {
   l.time_ms = static_cast<int64_t>(r.U64());
   l.pid = r.U32();
   l.host = r.Str();
-  if (auto s = r.Done("lock"); !s.ok()) return s;
+  if (auto s = Done(r, "lock"); !s.ok()) return s;
   if (exclusive > 1)
     return absl::DataLossError("repository lock does not decode");
   return l;

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "client/client_state.h"
 #include "client/posix_file.h"
 #include "client/repo/settled_read.h"
 #include "crypto/hex.h"
@@ -164,10 +165,9 @@ absl::Status Repository::LoadHead() {
   auto seq = ReadHeadSeq();
   if (!seq.ok()) return seq.status();
   head_seq_ = *seq;
-  if (options_.state_dir.empty()) return absl::OkStatus();
-  std::ifstream in(options_.state_dir + "/" + ObjectIdHex(repo_id_) + ".seq");
-  uint64_t seen = 0;
-  if (!(in >> seen) || seen <= head_seq_) return absl::OkStatus();
+  const uint64_t seen =
+      RecallCounter(options_.state_dir, ObjectIdHex(repo_id_) + ".seq");
+  if (seen <= head_seq_) return absl::OkStatus();
   // Two backups that commit at once may leave the head at the older one's
   // number (read, then write: stores have no conditional put), so it is a
   // rollback only if no snapshot as new as the one seen is listed either.
@@ -185,21 +185,8 @@ absl::Status Repository::LoadHead() {
 }
 
 absl::Status Repository::Remember(uint64_t seq) {
-  if (options_.state_dir.empty()) return absl::OkStatus();
-  std::error_code ec;
-  std::filesystem::create_directories(options_.state_dir, ec);
-  const std::string path =
-      options_.state_dir + "/" + ObjectIdHex(repo_id_) + ".seq";
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << seq << "\n";
-    if (!out.flush()) return ErrnoStatus(errno, "write " + tmp);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return ErrnoStatus(errno, "rename " + tmp);
-  }
-  return absl::OkStatus();
+  return RememberCounter(options_.state_dir, ObjectIdHex(repo_id_) + ".seq",
+                         seq);
 }
 
 absl::StatusOr<std::map<std::string, uint64_t>> Repository::ListObjects() {

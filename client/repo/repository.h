@@ -58,6 +58,10 @@ struct RepoOptions {
   int64_t lock_wait_s = 300;
   // Backup: called after each file and each pack with the running totals.
   std::function<void(const RepoBackupStats&)> progress;
+  // Backup: record this source path and time (unix ms) in the snapshot
+  // instead of the walked path and now (bkv rekey replays snapshots).
+  std::string record_source;
+  int64_t record_time_ms = 0;
   // Backup: polled between chunks; true stops it with Cancelled. What it
   // uploaded stays in unindexed packs that the next backup adopts.
   std::function<bool()> cancelled;

@@ -218,6 +218,82 @@ static void repository(const char* dir, const char* path, bkv_key* key) {
   bkv_store_free(store);
 }
 
+/* Key slots through the C ABI (issue 17): the app hands over a passkey's
+ * PRF output; the set (made with `key` by repository()) migrates, opens by
+ * the passkey, refuses another credential and another output, rotates the
+ * salt, and opens by it no more once the slot is removed. */
+static int same_key(const bkv_key* a, const bkv_key* b) {
+  char *ta = NULL, *tb = NULL;
+  int same = bkv_key_format(a, &ta, NULL) == BKV_OK &&
+             bkv_key_format(b, &tb, NULL) == BKV_OK && strcmp(ta, tb) == 0;
+  bkv_string_free(ta);
+  bkv_string_free(tb);
+  return same;
+}
+
+static void passkey_slots(const char* dir, bkv_key* key) {
+  char url[300];
+  char* err = NULL;
+  snprintf(url, sizeof url, "file://%s/repo", dir);
+  bkv_store* store = NULL;
+  CHECK(bkv_store_open(url, &store, &err) == BKV_OK);
+  bkv_slot_secret *rk = NULL, *pk = NULL, *other = NULL, *wrong = NULL;
+  CHECK(bkv_slot_secret_recovery_key(key, &rk, &err) == BKV_OK);
+  const uint8_t cred[4] = {1, 2, 3, 4}, cred2[4] = {9, 9, 9, 9};
+  uint8_t salt[32], out1[32], out2[32], id[16];
+  memset(out1, 0x11, sizeof out1);
+  memset(out2, 0x22, sizeof out2);
+  CHECK(bkv_random_salt(salt, &err) == BKV_OK);
+  CHECK(bkv_slots_add_passkey(store, rk, "localhost", cred, 4, salt, out1, id,
+                              &err) == BKV_OK);
+  bkv_passkey_slot* slots = NULL;
+  size_t n = 0;
+  CHECK(bkv_slots_passkeys(store, &slots, &n, &err) == BKV_OK);
+  CHECK(n == 1 && slots[0].credential_id_len == 4 &&
+        memcmp(slots[0].credential_id, cred, 4) == 0 &&
+        memcmp(slots[0].salt, salt, 32) == 0 &&
+        strcmp(slots[0].rp_id, "localhost") == 0 &&
+        memcmp(slots[0].slot_id, id, 16) == 0);
+  bkv_passkey_slots_free(slots, n);
+  CHECK(bkv_slot_secret_passkey(cred, 4, out1, &pk, &err) == BKV_OK);
+  CHECK(bkv_slot_secret_passkey(cred2, 4, out1, &other, &err) == BKV_OK);
+  CHECK(bkv_slot_secret_passkey(cred, 4, out2, &wrong, &err) == BKV_OK);
+  bkv_key* master = NULL;
+  CHECK(bkv_slots_unlock(store, pk, &master, &err) == BKV_OK);
+  CHECK(master != NULL && same_key(master, key));
+  bkv_key_free(master);
+  CHECK(bkv_slots_unlock(store, other, &master, &err) == BKV_NOT_FOUND);
+  bkv_error_free(err);
+  err = NULL;
+  CHECK(bkv_slots_unlock(store, wrong, &master, &err) == BKV_WRONG_KEY);
+  bkv_error_free(err);
+  err = NULL;
+  /* Salt rotation: both outputs from one assertion. */
+  uint8_t salt2[32];
+  CHECK(bkv_random_salt(salt2, &err) == BKV_OK);
+  CHECK(bkv_slots_rotate_passkey_salt(store, pk, salt2, out2, &err) == BKV_OK);
+  CHECK(bkv_slots_unlock(store, pk, &master, &err) == BKV_WRONG_KEY);
+  bkv_error_free(err);
+  err = NULL;
+  CHECK(bkv_slots_unlock(store, wrong, &master, &err) == BKV_OK);
+  bkv_key_free(master);
+  int was_master = -1;
+  CHECK(bkv_slots_remove(store, rk, id, &was_master, &err) == BKV_OK);
+  CHECK(was_master == 0);
+  CHECK(bkv_slots_unlock(store, wrong, &master, &err) == BKV_NOT_FOUND);
+  bkv_error_free(err);
+  err = NULL;
+  /* The migrated key's slot is the last one now: refused. */
+  bkv_passkey_slot* none = NULL;
+  CHECK(bkv_slots_passkeys(store, &none, &n, &err) == BKV_OK && n == 0);
+  bkv_passkey_slots_free(none, n);
+  bkv_slot_secret_free(rk);
+  bkv_slot_secret_free(pk);
+  bkv_slot_secret_free(other);
+  bkv_slot_secret_free(wrong);
+  bkv_store_free(store);
+}
+
 int main(void) {
   char dir[] = "/tmp/bkv-c-abi-XXXXXX";
   if (mkdtemp(dir) == NULL) return 2;
@@ -285,6 +361,7 @@ int main(void) {
   callback_store(dir, path, key);
   cancellation(dir, store, key);
   repository(dir, path, key);
+  passkey_slots(dir, key);
   CHECK(strncmp(bkv_version(), "0.", 2) == 0 && BKV_VERSION_MAJOR == 0);
 
   CHECK(bkv_store_open("ftp://nope", &store, NULL) == BKV_INVALID_ARGUMENT);

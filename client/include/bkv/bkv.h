@@ -453,6 +453,83 @@ bkv_status bkv_vault_registration(bkv_vault* vault,
                                   bkv_cancel* cancel,
                                   bkv_vault_error* out_detail, char** err);
 
+/* Key slots (docs/backup-format.md, "Keyring"; docs/sdk.md, "Passkeys").
+ * A set has one master key and several ways in: its 64-digit recovery key,
+ * the vault's released key, passkeys. The app runs the platform's WebAuthn
+ * ceremony (Credential Manager, AuthenticationServices, a browser) with the
+ * `prf` extension and hands over the 32-byte output; the SDK calls no
+ * platform API. A set without a keyring (made before key slots) opens with
+ * its one key as before; adding a slot migrates it, re-encrypting nothing.
+ * Failures: BKV_NOT_FOUND (no slot for that secret: another passkey),
+ * BKV_WRONG_KEY (its slot does not open: another salt or key),
+ * BKV_CORRUPTED (the keyring was changed by the store); none writes. */
+typedef struct bkv_slot_secret bkv_slot_secret;
+/* The 64-digit key (or a legacy set's key). */
+bkv_status bkv_slot_secret_recovery_key(const bkv_key* key,
+                                        bkv_slot_secret** out, char** err);
+/* A passkey: the credential's raw id and its PRF output (results.first) for
+ * the salt its slot lists (bkv_slots_passkeys). */
+bkv_status bkv_slot_secret_passkey(const uint8_t* credential_id,
+                                   size_t credential_id_len,
+                                   const uint8_t prf_output[32],
+                                   bkv_slot_secret** out, char** err);
+/* The vault: what bkv_vault_recover released, the vault's pinned public key
+ * (32 bytes) and the account. */
+bkv_status bkv_slot_secret_vault(const bkv_key* released,
+                                 const uint8_t vault_public_key[32],
+                                 const char* account, bkv_slot_secret** out,
+                                 char** err);
+void bkv_slot_secret_free(bkv_slot_secret* secret);
+
+/* The master key for every other call (bkv_repo_open, ...). */
+bkv_status bkv_slots_unlock(bkv_store* store, const bkv_slot_secret* secret,
+                            bkv_key** out_master, char** err);
+
+/* The passkey slots, for one assertion that evaluates each credential's own
+ * salt: allowCredentials = the ids, prf.evalByCredential[id] = {first:
+ * salt}. Free with bkv_passkey_slots_free. */
+typedef struct bkv_passkey_slot {
+  uint8_t slot_id[16];
+  uint8_t salt[32];
+  uint8_t* credential_id;
+  size_t credential_id_len;
+  char* rp_id;
+} bkv_passkey_slot;
+bkv_status bkv_slots_passkeys(bkv_store* store, bkv_passkey_slot** out,
+                              size_t* out_count, char** err);
+void bkv_passkey_slots_free(bkv_passkey_slot* slots, size_t count);
+
+/* Adds a passkey slot: `opened` opens the set; the new credential's PRF
+ * output was evaluated on `salt` (32 random bytes the app chose for this
+ * slot, e.g. from bkv_random_salt). */
+bkv_status bkv_slots_add_passkey(
+    bkv_store* store, const bkv_slot_secret* opened, const char* rp_id,
+    const uint8_t* credential_id, size_t credential_id_len,
+    const uint8_t salt[32], const uint8_t prf_output[32],
+    uint8_t out_slot_id[16], char** err);
+/* Adds a recovery-key slot for `new_key` (bkv_key_generate; show it). */
+bkv_status bkv_slots_add_recovery_key(bkv_store* store,
+                                      const bkv_slot_secret* opened,
+                                      const bkv_key* new_key,
+                                      uint8_t out_slot_id[16], char** err);
+/* Removes a slot (the last is refused: BKV_INVALID_ARGUMENT).
+ * *out_was_master (optional) is 1 when that slot's secret is the master key
+ * itself (a migrated set's first slot): only a rekey locks its holder out.
+ * Whoever already unwrapped the master key keeps it. */
+bkv_status bkv_slots_remove(bkv_store* store, const bkv_slot_secret* opened,
+                            const uint8_t slot_id[16], int* out_was_master,
+                            char** err);
+/* Salt rotation: one assertion with prf eval {first: old salt, second:
+ * new_salt}; `old_output` (a passkey secret) opens the slot, which is
+ * re-wrapped under new_salt with `new_output`. */
+bkv_status bkv_slots_rotate_passkey_salt(bkv_store* store,
+                                         const bkv_slot_secret* old_output,
+                                         const uint8_t new_salt[32],
+                                         const uint8_t new_output[32],
+                                         char** err);
+/* 32 random bytes from the system CSPRNG (a new slot's PRF salt). */
+bkv_status bkv_random_salt(uint8_t out[32], char** err);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -76,4 +76,30 @@ final class Native {
 
   /** Reads from the SDK's bytes for one put (see StoreCallbacks.put). */
   static native int readerRead(long reader, byte[] buf, int off, int len) throws BkvException;
+
+  static native long slotSecretRecoveryKey(long key) throws BkvException;
+
+  static native long slotSecretPasskey(byte[] credentialId, byte[] prfOutput)
+      throws BkvException;
+
+  static native void slotSecretFree(long secret);
+
+  static native long slotsUnlock(long store, long secret) throws BkvException;
+
+  /** One line per passkey slot: slot id, credential id, salt (hex), rp id. */
+  static native String slotsPasskeys(long store) throws BkvException;
+
+  static native byte[] randomSalt() throws BkvException;
+
+  static native byte[] slotsAddPasskey(
+      long store, long opened, String rpId, byte[] credentialId, byte[] salt, byte[] prfOutput)
+      throws BkvException;
+
+  static native byte[] slotsAddRecoveryKey(long store, long opened, long newKey)
+      throws BkvException;
+
+  static native boolean slotsRemove(long store, long opened, byte[] slotId) throws BkvException;
+
+  static native void slotsRotatePasskeySalt(
+      long store, long oldOutput, byte[] newSalt, byte[] newOutput) throws BkvException;
 }

@@ -160,6 +160,49 @@ class BkvTest {
     assertThrows(IllegalStateException.class, () -> Backups.list(closed, BackupKey.generate()));
   }
 
+  /**
+   * Passkey slots as an Android app uses them: the platform's PRF output goes in, the master key
+   * comes out; another credential and another output are refused; the salt rotates.
+   */
+  @Test
+  void passkeySlotOpensTheSetAndRotatesItsSalt() throws Exception {
+    Path src = randomFile("chat.db", 200_000, 7);
+    byte[] cred = {5, 6, 7, 8};
+    byte[] out1 = new byte[32];
+    byte[] out2 = new byte[32];
+    Arrays.fill(out1, (byte) 1);
+    Arrays.fill(out2, (byte) 2);
+    try (Store store = Store.open("file://" + dir.resolve("slots"));
+        BackupKey key = BackupKey.generate();
+        SlotSecret byKey = SlotSecret.recoveryKey(key);
+        SlotSecret byPasskey = SlotSecret.passkey(cred, out1);
+        SlotSecret other = SlotSecret.passkey(new byte[] {9}, out1);
+        SlotSecret newOutput = SlotSecret.passkey(cred, out2)) {
+      String id = Backups.backup(store, key, src.toString(), null, null);
+      byte[] salt = Slots.newSalt();
+      byte[] slot = Slots.addPasskey(store, byKey, "localhost", cred, salt, out1);
+      List<Slots.PasskeySlot> slots = Slots.passkeys(store);
+      assertEquals(1, slots.size());
+      assertArrayEquals(slot, slots.get(0).slotId());
+      assertArrayEquals(cred, slots.get(0).credentialId());
+      assertArrayEquals(salt, slots.get(0).salt());
+      assertEquals("localhost", slots.get(0).rpId());
+      try (BackupKey master = Slots.unlock(store, byPasskey)) {
+        assertEquals(String.valueOf(key.format()), String.valueOf(master.format()));
+        Path restored = dir.resolve("by-passkey");
+        Backups.restore(store, master, id, restored.toString(), null, null);
+        assertArrayEquals(Files.readAllBytes(src), Files.readAllBytes(restored));
+      }
+      assertThrows(BkvException.NotFound.class, () -> Slots.unlock(store, other));
+      assertThrows(BkvException.WrongKey.class, () -> Slots.unlock(store, newOutput));
+      Slots.rotatePasskeySalt(store, byPasskey, Slots.newSalt(), out2);
+      assertThrows(BkvException.WrongKey.class, () -> Slots.unlock(store, byPasskey));
+      Slots.unlock(store, newOutput).close();
+      assertFalse(Slots.remove(store, byKey, slot));
+      assertThrows(BkvException.NotFound.class, () -> Slots.unlock(store, newOutput));
+    }
+  }
+
   @Test
   void backupAndRestoreOnS3AndWebDav() throws Exception {
     Path src = randomFile("media.bin", 1_500_000, 4);

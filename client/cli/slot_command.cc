@@ -1,0 +1,234 @@
+#include "client/cli/slot_command.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/posix_file.h"
+#include "crypto/hex.h"
+#include "crypto/random.h"
+#include "crypto/status_macros.h"
+
+namespace bkv {
+namespace {
+
+// A keyring's "no slot" and "wrong secret" said in a passkey's terms.
+absl::Status AsPasskeyError(absl::Status s) {
+  auto kind = SlotErrorOf(s);
+  if (kind == SlotError::kNoSlot) {
+    return PasskeyStatus(PasskeyError::kOtherPasskey, std::move(s));
+  }
+  if (kind == SlotError::kWrongSecret) {
+    return PasskeyStatus(PasskeyError::kWrongOutput, std::move(s));
+  }
+  return s;
+}
+
+std::string Json(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) out += c;
+  }
+  return out + "\"";
+}
+
+absl::Status List(KeySlots& slots, const SlotCommandOptions& o) {
+  BKV_ASSIGN_OR_RETURN(auto list, slots.List());
+  if (list.empty() && !o.json) {
+    std::fprintf(o.out,
+                 "no keyring: this set opens with its one 64-digit key or "
+                 "vault password (bkv slot add adds more ways in)\n");
+    return absl::OkStatus();
+  }
+  std::string json = "{\"slots\":[";
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string id = SlotIdHex(list[i].id);
+    absl::StrAppend(&json, i ? "," : "", "{\"id\":", Json(id),
+                    ",\"type\":", Json(SlotTypeName(list[i].type)),
+                    ",\"description\":", Json(list[i].description), "}");
+    if (!o.json) {
+      std::fprintf(o.out, "%s  %-12s  %s\n", id.c_str(),
+                   std::string(SlotTypeName(list[i].type)).c_str(),
+                   list[i].description.c_str());
+    }
+  }
+  if (o.json) std::fprintf(o.out, "%s]}\n", json.c_str());
+  // Nothing here is authenticated: a forged keyring can list anything.
+  std::fprintf(o.err,
+               "bkv: UNVERIFIED: this list is what the store serves; the "
+               "keyring is verified only when a command opens the set\n");
+  return absl::OkStatus();
+}
+
+// The new slot's secret and parameters, from its ceremony.
+absl::StatusOr<std::pair<SlotSecret, std::vector<uint8_t>>> NewSlot(
+    const SlotCommandOptions& o, const SecretSource& new_vault_secret) {
+  if (o.add_type == SlotType::kRecoveryKey) {
+    if (o.new_key_file.empty()) {
+      return absl::InvalidArgumentError(
+          "slot add --recovery-key needs --out FILE for the new 64-digit key");
+    }
+    BackupKey key = BackupKey::Generate();
+    BKV_RETURN_IF_ERROR(WriteKeyFile(o.new_key_file, key));
+    return std::make_pair(SlotSecret::RecoveryKey(key), std::vector<uint8_t>{});
+  }
+  if (o.add_type == SlotType::kVault) {
+    BKV_ASSIGN_OR_RETURN(SlotSecret s, new_vault_secret());
+    std::vector<uint8_t> params = ParamsFor(s);
+    return std::make_pair(std::move(s), std::move(params));
+  }
+  PasskeyParams p;
+  p.rp_id = o.passkey.rp_id;
+  SystemRandom().Bytes(p.salt);
+  BKV_ASSIGN_OR_RETURN(PasskeyPageResult r,
+                       CreatePasskeyOnPage(p.salt, o.passkey));
+  p.credential_id = r.credential_id;
+  return std::make_pair(
+      SlotSecret::Passkey(r.prf_output, std::move(r.credential_id)),
+      EncodePasskeyParams(p));
+}
+
+absl::Status Add(KeySlots& slots, const SlotCommandOptions& o,
+                 const SecretSource& opened_with,
+                 const SecretSource& new_vault_secret) {
+  BKV_ASSIGN_OR_RETURN(SlotSecret opened, opened_with());
+  // Opens before any ceremony: a wrong key asks for no passkey.
+  BKV_RETURN_IF_ERROR(slots.Unlock(opened).status());
+  BKV_ASSIGN_OR_RETURN(const bool has_keyring, slots.HasKeyring());
+  const bool migrating = !has_keyring;
+  BKV_ASSIGN_OR_RETURN(auto added, NewSlot(o, new_vault_secret));
+  BKV_ASSIGN_OR_RETURN(SlotId id,
+                       slots.Add(opened, added.first, std::move(added.second)));
+  if (o.json) {
+    std::fprintf(o.out, "{\"added\":%s,\"type\":%s,\"migrated\":%s}\n",
+                 Json(SlotIdHex(id)).c_str(),
+                 Json(SlotTypeName(o.add_type)).c_str(),
+                 migrating ? "true" : "false");
+  } else {
+    std::fprintf(o.err, "bkv: added %s slot %s%s\n",
+                 std::string(SlotTypeName(o.add_type)).c_str(),
+                 SlotIdHex(id).c_str(),
+                 migrating ? " (the set's first keyring: the way you opened "
+                             "it is now a slot too)"
+                           : "");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Remove(KeySlots& slots, const SlotCommandOptions& o,
+                    const SecretSource& opened_with) {
+  BKV_ASSIGN_OR_RETURN(SlotSecret opened, opened_with());
+  BKV_ASSIGN_OR_RETURN(bool was_master, slots.Remove(opened, o.remove_id));
+  if (o.json) {
+    std::fprintf(o.out, "{\"removed\":%s,\"secret_is_master_key\":%s}\n",
+                 Json(o.remove_id).c_str(), was_master ? "true" : "false");
+  }
+  std::fprintf(
+      o.err,
+      "bkv: removed slot %s. Whoever already unwrapped the master key with "
+      "it keeps it%s: run bkv rekey to lock them out of later backups\n",
+      o.remove_id.c_str(),
+      was_master ? ", and this slot's secret IS the master key (a set from "
+                   "before key slots), so it still decrypts every object"
+                 : "");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status WriteKeyFile(const std::string& path, const BackupKey& key) {
+  SecretBytes text = key.Format();
+  BKV_ASSIGN_OR_RETURN(PosixFile file, PosixFile::Create(path));
+  BKV_RETURN_IF_ERROR(file.Write(text.Reveal()));
+  const uint8_t nl = '\n';
+  BKV_RETURN_IF_ERROR(file.Write({&nl, 1}));
+  return file.SyncAndClose();
+}
+
+absl::StatusOr<SlotSecret> PasskeySecret(KeySlots& slots,
+                                         const PasskeyPageOptions& o) {
+  BKV_ASSIGN_OR_RETURN(auto requests, slots.PasskeyRequests());
+  std::vector<PasskeyParams> enrolled;
+  for (const PasskeyRequest& r : requests) enrolled.push_back(r.params);
+  if (enrolled.empty()) {
+    return PasskeyStatus(
+        PasskeyError::kOtherPasskey,
+        absl::NotFoundError("this set has no passkey slot: open it with its "
+                            "64-digit key or vault password, or add one "
+                            "(bkv slot add --passkey)"));
+  }
+  BKV_ASSIGN_OR_RETURN(PasskeyPageResult r, GetPasskeyOnPage(enrolled, o));
+  for (const PasskeyParams& p : enrolled) {
+    if (p.credential_id != r.credential_id) continue;
+    SlotSecret s = SlotSecret::Passkey(r.prf_output, r.credential_id);
+    s.salt = p.salt;
+    return s;
+  }
+  return PasskeyStatus(
+      PasskeyError::kOtherPasskey,
+      absl::NotFoundError(absl::StrCat(
+          "the passkey used (credential ",
+          HexEncode(r.credential_id).substr(0, 16),
+          "…) has no slot in this set: choose the passkey enrolled for it "
+          "(bkv slot list)")));
+}
+
+absl::StatusOr<BackupKey> UnlockWithPasskey(KeySlots& slots,
+                                            const PasskeyPageOptions& o) {
+  BKV_ASSIGN_OR_RETURN(SlotSecret s, PasskeySecret(slots, o));
+  auto key = slots.Unlock(s);
+  if (!key.ok()) return AsPasskeyError(key.status());
+  return key;
+}
+
+absl::Status RunRekeyCommand(BlobStore& from, BlobStore& to,
+                             const SecretSource& opened_with,
+                             const std::string& scratch_parent,
+                             const SlotCommandOptions& o) {
+  BKV_ASSIGN_OR_RETURN(SlotSecret opened, opened_with());
+  std::string tmpl = scratch_parent + "/bkv-rekey-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) {
+    return ErrnoStatus(errno, "scratch directory under " + scratch_parent);
+  }
+  auto report = Rekey(from, opened, to, tmpl, o.state_dir);
+  std::error_code ec;
+  std::filesystem::remove_all(tmpl, ec);
+  if (!report.ok()) return report.status();
+  std::vector<std::string> dropped;
+  for (const SlotInfo& s : report->dropped) {
+    dropped.push_back(Json(SlotIdHex(s.id)));
+    std::fprintf(o.err, "bkv: not carried over: slot %s (%s); add it again\n",
+                 SlotIdHex(s.id).c_str(), s.description.c_str());
+  }
+  if (o.json) {
+    std::fprintf(o.out, "{\"snapshots\":%zu,\"kept\":%s,\"dropped\":[%s]}\n",
+                 report->snapshots, Json(SlotIdHex(report->kept.id)).c_str(),
+                 absl::StrJoin(dropped, ",").c_str());
+  }
+  std::fprintf(o.err,
+               "bkv: rekeyed %zu snapshots into %s under a new master key, "
+               "opened by the same %s as before. Back up to it from now on; "
+               "the old store still opens with the old master key: delete "
+               "its objects once you are satisfied\n",
+               report->snapshots, to.url().c_str(),
+               std::string(SlotTypeName(report->kept.type)).c_str());
+  return absl::OkStatus();
+}
+
+absl::Status RunSlotCommand(BlobStore& store, const SlotCommandOptions& o,
+                            const SecretSource& opened_with,
+                            const SecretSource& new_vault_secret) {
+  KeySlots slots(store, {o.state_dir});
+  switch (o.action) {
+    case SlotCommandOptions::Action::kList:
+      return List(slots, o);
+    case SlotCommandOptions::Action::kAdd:
+      return Add(slots, o, opened_with, new_vault_secret);
+    case SlotCommandOptions::Action::kRemove:
+      return Remove(slots, o, opened_with);
+  }
+  return absl::InvalidArgumentError("unknown slot action");
+}
+
+}  // namespace bkv

@@ -1,0 +1,151 @@
+// bkv slot list|add|remove and bkv rekey: the CLI glue around
+// slot_command.h (what they do) and key_slots.h (the keyring).
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+
+#include "client/cli/command.h"
+#include "client/cli/command_tree.h"
+#include "client/cli/slot_command.h"
+#include "crypto/status_macros.h"
+
+namespace bkv::cli {
+namespace {
+
+// How a slot command opens the set: a key file, a passkey, or the vault.
+SecretSource OpenedWith(Context& c, BlobStore& store) {
+  return [&c, &store]() -> absl::StatusOr<SlotSecret> {
+    // A key file first: the --vault flags may name the new slot's vault.
+    if (auto it = c.args.values.find("--key-file"); it != c.args.values.end()) {
+      BKV_ASSIGN_OR_RETURN(BackupKey key, ReadKeyFile(it->second));
+      return SlotSecret::RecoveryKey(key);
+    }
+    KeySlots slots(store, {StateDir()});
+    if (!c.args.values.count("--passkey")) {
+      BKV_RETURN_IF_ERROR(ExpectVaultSlot(c.args, slots));
+      return LoadSecret(c.args, c.err);
+    }
+    BKV_ASSIGN_OR_RETURN(PasskeyPageOptions o, PasskeyOptions(c.args, c.err));
+    return PasskeySecret(slots, o);
+  };
+}
+
+// A new vault slot's secret: fresh random bytes registered behind a new
+// password for an account that holds no key yet.
+SecretSource NewVaultSecret(Context& c) {
+  return [&c]() -> absl::StatusOr<SlotSecret> {
+    BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(c.args, c.err));
+    BKV_ASSIGN_OR_RETURN(VaultParams params, VaultSlotParams(c.args, v));
+    BKV_ASSIGN_OR_RETURN(SecretBytes password,
+                         AskPassword(c.args, "new password"));
+    BKV_RETURN_IF_ERROR(ConfirmNewPassword(c.args, password, v.account));
+    SecretBytes secret = SecretBytes::Random(32);
+    auto reg = v.client->Register(v.account, password, secret);
+    if (!reg.ok()) return Explained(reg.status());
+    return SlotSecret::Vault(secret, std::move(params));
+  };
+}
+
+void Fill(Context& c, SlotCommandOptions& o) {
+  o.state_dir = StateDir();
+  o.json = c.args.json;
+  o.out = c.out;
+  o.err = c.err;
+}
+
+absl::Status SlotCmd(Context& c, SlotCommandOptions o) {
+  BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
+  Fill(c, o);
+  if (o.action != SlotCommandOptions::Action::kList) {
+    BKV_ASSIGN_OR_RETURN(o.passkey, PasskeyOptions(c.args, c.err));
+  }
+  return RunSlotCommand(*store, o, OpenedWith(c, *store), NewVaultSecret(c));
+}
+
+absl::Status SlotList(Context& c) {
+  SlotCommandOptions o;
+  o.action = SlotCommandOptions::Action::kList;
+  return SlotCmd(c, std::move(o));
+}
+
+absl::Status SlotAdd(Context& c) {
+  SlotCommandOptions o;
+  o.action = SlotCommandOptions::Action::kAdd;
+  const std::string& kind = c.args.operands.at(0);
+  if (kind == "passkey") {
+    o.add_type = SlotType::kPasskey;
+  } else if (kind == "recovery-key") {
+    o.add_type = SlotType::kRecoveryKey;
+    o.new_key_file = Value(c.args, "--out");
+  } else {
+    o.add_type = SlotType::kVault;
+    if (!c.args.values.count("--key-file") &&
+        !c.args.values.count("--passkey")) {
+      return Usage(
+          "slot add vault: open the set with --key-file F or --passkey (the "
+          "--vault flags name the new slot's vault)");
+    }
+  }
+  return SlotCmd(c, std::move(o));
+}
+
+absl::Status SlotRemove(Context& c) {
+  SlotCommandOptions o;
+  o.action = SlotCommandOptions::Action::kRemove;
+  o.remove_id = c.args.operands.at(0);
+  return SlotCmd(c, std::move(o));
+}
+
+absl::Status Rekey(Context& c) {
+  BKV_ASSIGN_OR_RETURN(auto from, Store(c, "--from"));
+  BKV_ASSIGN_OR_RETURN(auto to, Store(c, "--to"));
+  SlotCommandOptions o;
+  Fill(c, o);
+  const char* tmp = std::getenv("TMPDIR");
+  return RunRekeyCommand(*from, *to, OpenedWith(c, *from),
+                         tmp && *tmp ? tmp : "/tmp", o);
+}
+
+}  // namespace
+
+void RegisterSlotCommands(CommandTree& t) {
+  CLI::App* slot = t.Add(t.root(), "slot", "the set's ways in (key slots)",
+                         "A passkey, the 64-digit key, the vault password: "
+                         "each slot wraps the set's master key.",
+                         nullptr);
+  CLI::App* l = t.Add(*slot, "list", "the set's slots",
+                      "Id, type and parameters of each slot.", SlotList);
+  t.Value(l, "--from", "URL", "the store (or $BKV_STORE)");
+  CLI::App* a = t.Add(
+      *slot, "add", "add a way in, opening the set with one it has",
+      "Re-uploads nothing. passkey: serves a one-time page on 127.0.0.1 and "
+      "prints its URL; recovery-key: writes a new 64-digit key to --out F; "
+      "vault: registers a new secret behind a new password (open the set "
+      "with --key-file or --passkey). A set from before key slots gets its "
+      "keyring here.",
+      SlotAdd);
+  t.Operand(a, "KIND", "passkey, recovery-key or vault")
+      ->check(CLI::IsMember({"passkey", "recovery-key", "vault"}));
+  t.Value(a, "--from", "URL", "the store (or $BKV_STORE)");
+  t.Value(a, "--out", "F", "recovery-key: write the new key here");
+  t.KeyFlags(a);
+  CLI::App* r = t.Add(*slot, "remove", "remove a slot",
+                      "SLOT-ID may be a unique prefix; the last slot is "
+                      "refused. Whoever already unwrapped the master key "
+                      "keeps it: bkv rekey.",
+                      SlotRemove);
+  t.Operand(r, "SLOT-ID", "the slot (bkv slot list)");
+  t.Value(r, "--from", "URL", "the store (or $BKV_STORE)");
+  t.KeyFlags(r);
+  CLI::App* k = t.Add(
+      t.root(), "rekey", "a new master key, into an empty store",
+      "Every snapshot is re-encrypted into the empty store --to (restored to "
+      "a private directory under $TMPDIR, then backed up with its path and "
+      "time); its keyring gets a fresh recovery key. Whoever kept the old "
+      "master key reads nothing written there.",
+      Rekey);
+  t.Value(k, "--from", "URL", "the store (or $BKV_STORE)");
+  t.Value(k, "--to", "NEWURL", "an empty store");
+  t.KeyFlags(k);
+}
+
+}  // namespace bkv::cli

@@ -1,0 +1,24 @@
+#ifndef BKV_CLIENT_CLIENT_STATE_H_
+#define BKV_CLIENT_CLIENT_STATE_H_
+
+// What a client remembers between runs to notice a store that rolls back:
+// one counter per file in its state directory (a repository's newest
+// snapshot sequence, a keyring's generation). An empty directory disables
+// both reading (0) and writing.
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace bkv {
+
+// The remembered value, or 0 when nothing was remembered.
+uint64_t RecallCounter(const std::string& dir, const std::string& name);
+// Replaces the file atomically (write, then rename).
+absl::Status RememberCounter(const std::string& dir, const std::string& name,
+                             uint64_t value);
+
+}  // namespace bkv
+
+#endif  // BKV_CLIENT_CLIENT_STATE_H_

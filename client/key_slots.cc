@@ -1,0 +1,343 @@
+#include "client/key_slots.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/client_state.h"
+#include "crypto/hex.h"
+#include "crypto/status_macros.h"
+
+namespace bkv {
+namespace {
+
+std::string GenerationFile(const SetId& id) {
+  return "keyring-" + HexEncode(id) + ".gen";
+}
+
+// Store-supplied text shown on a terminal: control characters (escape
+// sequences) become '?' (review #5).
+std::string Printable(std::string_view text) {
+  std::string out(text);
+  for (char& ch : out) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u < 0x20 || u == 0x7f) ch = '?';
+  }
+  return out;
+}
+
+std::string Describe(const KeySlot& s) {
+  switch (s.type) {
+    case SlotType::kRecoveryKey:
+      return "64-digit recovery key";
+    case SlotType::kVault: {
+      auto p = DecodeVaultParams(s.params);
+      if (!p.ok()) return "vault (unreadable parameters)";
+      return absl::StrCat("vault ", HexEncode(p->vault_key).substr(0, 16),
+                          "…, account ", Printable(p->account));
+    }
+    case SlotType::kPasskey: {
+      auto p = DecodePasskeyParams(s.params);
+      if (!p.ok()) return "passkey (unreadable parameters)";
+      return absl::StrCat("passkey, rp ", Printable(p->rp_id), ", credential ",
+                          HexEncode(p->credential_id).substr(0, 16), "…");
+    }
+  }
+  return "unknown";
+}
+
+// Whether slot `s` is the one `secret` is for (type and identity; the
+// secret itself is tried by Keyring::Open).
+bool Matches(const KeySlot& s, const SlotSecret& secret) {
+  if (s.type != secret.type) return false;
+  if (s.type == SlotType::kVault) {
+    auto p = DecodeVaultParams(s.params);
+    return p.ok() && p->vault_key == secret.vault.vault_key &&
+           p->account == secret.vault.account;
+  }
+  if (s.type == SlotType::kPasskey) {
+    auto p = DecodePasskeyParams(s.params);
+    return p.ok() && p->credential_id == secret.credential_id;
+  }
+  return true;
+}
+
+absl::Status NoSlot(const Keyring& ring, const SlotSecret& secret) {
+  std::vector<std::string> kinds;
+  for (const KeySlot& s : ring.slots()) kinds.push_back(Describe(s));
+  return SlotStatus(
+      SlotError::kNoSlot,
+      absl::NotFoundError(absl::StrCat(
+          "this set has no slot for this ",
+          std::string(SlotTypeName(secret.type)),
+          secret.type == SlotType::kPasskey ? " (another passkey)" : "",
+          "; its slots: ", absl::StrJoin(kinds, "; "))));
+}
+
+absl::Status WrongSalt() {
+  return SlotStatus(SlotError::kWrongSecret,
+                    absl::PermissionDeniedError(
+                        "the passkey's PRF output was evaluated on another "
+                        "salt than its slot's; evaluate the slot's salt"));
+}
+
+}  // namespace
+
+SlotSecret SlotSecret::RecoveryKey(const BackupKey& key) {
+  SlotSecret s;
+  s.type = SlotType::kRecoveryKey;
+  s.secret = key.secret().Clone();
+  return s;
+}
+
+SlotSecret SlotSecret::Vault(const SecretBytes& released, VaultParams params) {
+  SlotSecret s;
+  s.type = SlotType::kVault;
+  s.secret = released.Clone();
+  s.vault = std::move(params);
+  return s;
+}
+
+SlotSecret SlotSecret::Passkey(const SecretBytes& prf_output,
+                               std::vector<uint8_t> credential_id) {
+  SlotSecret s;
+  s.type = SlotType::kPasskey;
+  s.secret = prf_output.Clone();
+  s.credential_id = std::move(credential_id);
+  return s;
+}
+
+std::vector<uint8_t> ParamsFor(const SlotSecret& s) {
+  if (s.type == SlotType::kVault) return EncodeVaultParams(s.vault);
+  return {};
+}
+
+absl::StatusOr<bool> KeySlots::HasKeyring() {
+  auto st = store_.Stat(Keyring::kObjectName);
+  if (absl::IsNotFound(st.status())) return false;
+  if (!st.ok()) return st.status();
+  return true;
+}
+
+namespace {
+constexpr uint64_t kMaxGenerationJump = uint64_t{1} << 32;
+}  // namespace
+
+absl::StatusOr<std::optional<Keyring>> KeySlots::Read() {
+  auto bytes = GetBytes(store_, Keyring::kObjectName, 1 << 20);
+  if (absl::IsNotFound(bytes.status())) return std::optional<Keyring>();
+  if (!bytes.ok()) return bytes.status();
+  auto ring = Keyring::Decode(*bytes);
+  if (!ring.ok()) return ring.status();
+  const uint64_t seen =
+      RecallCounter(options_.state_dir, GenerationFile(ring->set_id()));
+  if (seen > ring->generation()) {
+    return SlotStatus(
+        SlotError::kRolledBack,
+        absl::DataLossError(
+            absl::StrCat("the store rolled back the keyring: it is generation ",
+                         ring->generation(),
+                         " but this client already saw generation ", seen,
+                         " (a removed slot may be back); restore the keyring "
+                         "from a copy you trust, or run bkv rekey")));
+  }
+  // A jump no run of slot changes could make: a forged generation that
+  // would lock out every genuine later keyring (review #2).
+  if (seen != 0 && ring->generation() - seen > kMaxGenerationJump) {
+    return SlotStatus(
+        SlotError::kRolledBack,
+        absl::DataLossError(absl::StrCat(
+            "the store's keyring claims generation ", ring->generation(),
+            ", implausibly far beyond the ", seen,
+            " this client saw: refused as forged; restore the keyring from "
+            "a copy you trust, or run bkv rekey")));
+  }
+  return std::optional<Keyring>(*std::move(ring));
+}
+
+absl::StatusOr<KeySlots::Opened> KeySlots::Open(const SlotSecret& secret) {
+  auto ring = Read();
+  if (!ring.ok()) return ring.status();
+  if (!ring->has_value()) {
+    if (secret.type == SlotType::kPasskey) {
+      return SlotStatus(
+          SlotError::kNoSlot,
+          absl::NotFoundError("this set has no keyring, so no passkey "
+                              "slot: it opens with its 64-digit key or its "
+                              "vault password (bkv slot add --passkey)"));
+    }
+    auto key = BackupKey::FromBytes(secret.secret);
+    if (!key.ok()) return key.status();
+    return Opened{std::nullopt, *std::move(key), {}};
+  }
+  absl::Status last = NoSlot(**ring, secret);
+  for (const KeySlot& s : (*ring)->slots()) {
+    if (!Matches(s, secret)) continue;
+    if (secret.salt && DecodePasskeyParams(s.params)->salt != *secret.salt) {
+      last = WrongSalt();
+      continue;
+    }
+    auto master = (*ring)->Open(s.id, secret.secret);
+    if (master.ok()) {
+      auto key = BackupKey::FromBytes(*master);
+      if (!key.ok()) return key.status();
+      BKV_RETURN_IF_ERROR(RememberCounter(options_.state_dir,
+                                          GenerationFile((*ring)->set_id()),
+                                          (*ring)->generation()));
+      return Opened{*std::move(ring), *std::move(key), s.id};
+    }
+    last = master.status();
+    if (SlotErrorOf(last) == SlotError::kTampered) return last;
+  }
+  if (secret.type == SlotType::kVault &&
+      SlotErrorOf(last) == SlotError::kWrongSecret) {
+    // Released after a counted login: not a typo, a changed keyring or a
+    // vault record registered anew (review #9).
+    return SlotStatus(
+        SlotError::kTampered,
+        absl::DataLossError(
+            "the vault released this account's secret but the set's vault "
+            "slot does not open with it: the keyring changed, or the account "
+            "was registered anew; open the set with another slot and check "
+            "bkv slot list"));
+  }
+  return last;
+}
+
+absl::Status KeySlots::ExpectSlot(const SlotSecret& who) {
+  BKV_ASSIGN_OR_RETURN(std::optional<Keyring> ring, Read());
+  if (!ring) return absl::OkStatus();
+  for (const KeySlot& s : ring->slots()) {
+    if (Matches(s, who)) return absl::OkStatus();
+  }
+  return NoSlot(*ring, who);
+}
+
+absl::StatusOr<BackupKey> KeySlots::Unlock(const SlotSecret& secret) {
+  auto opened = Open(secret);
+  if (!opened.ok()) return opened.status();
+  return std::move(opened->master);
+}
+
+absl::StatusOr<std::pair<BackupKey, KeySlot>> KeySlots::UnlockSlot(
+    const SlotSecret& secret) {
+  BKV_ASSIGN_OR_RETURN(Opened o, Open(secret));
+  KeySlot slot;
+  if (o.ring) {
+    slot = *o.ring->Find(o.slot);
+  } else {
+    slot.type = secret.type;
+    slot.params = ParamsFor(secret);
+  }
+  return std::make_pair(std::move(o.master), std::move(slot));
+}
+
+absl::Status KeySlots::CreateKeyring(const BackupKey& master,
+                                     const KeySlot& like,
+                                     const SlotSecret& secret) {
+  BKV_ASSIGN_OR_RETURN(bool exists, HasKeyring());
+  if (exists) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(store_.url(), " already has a keyring"));
+  }
+  Keyring ring = Keyring::Create();
+  BKV_RETURN_IF_ERROR(
+      ring.Add(master.secret(), like.type, like.params, secret.secret)
+          .status());
+  return Write(ring, master);
+}
+
+absl::StatusOr<std::vector<SlotInfo>> KeySlots::List() {
+  auto ring = Read();
+  if (!ring.ok()) return ring.status();
+  std::vector<SlotInfo> out;
+  if (!ring->has_value()) return out;
+  for (const KeySlot& s : (*ring)->slots()) {
+    out.push_back({s.id, s.type, Describe(s)});
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<PasskeyRequest>> KeySlots::PasskeyRequests() {
+  auto ring = Read();
+  if (!ring.ok()) return ring.status();
+  std::vector<PasskeyRequest> out;
+  if (!ring->has_value()) return out;
+  for (const KeySlot& s : (*ring)->slots()) {
+    if (s.type != SlotType::kPasskey) continue;
+    auto p = DecodePasskeyParams(s.params);
+    if (p.ok()) out.push_back({s.id, *std::move(p)});
+  }
+  return out;
+}
+
+absl::StatusOr<SlotId> KeySlots::Add(const SlotSecret& opened_with,
+                                     const SlotSecret& added,
+                                     std::vector<uint8_t> params) {
+  BKV_ASSIGN_OR_RETURN(Opened o, Open(opened_with));
+  if (!o.ring) {
+    o.ring = Keyring::Create();
+    BKV_ASSIGN_OR_RETURN(
+        o.slot, o.ring->Add(o.master.secret(), opened_with.type,
+                            ParamsFor(opened_with), opened_with.secret));
+  }
+  BKV_ASSIGN_OR_RETURN(SlotId id, o.ring->Add(o.master.secret(), added.type,
+                                              std::move(params), added.secret));
+  BKV_RETURN_IF_ERROR(Write(*o.ring, o.master));
+  return id;
+}
+
+absl::StatusOr<bool> KeySlots::Remove(const SlotSecret& opened_with,
+                                      const std::string& id_prefix) {
+  BKV_ASSIGN_OR_RETURN(Opened o, Open(opened_with));
+  if (!o.ring) {
+    return absl::NotFoundError(
+        "this set has no keyring: it has a single way in and no slot to "
+        "remove");
+  }
+  const KeySlot* found = nullptr;
+  for (const KeySlot& s : o.ring->slots()) {
+    if (id_prefix.empty() || !absl::StartsWith(SlotIdHex(s.id), id_prefix)) {
+      continue;
+    }
+    if (found != nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("slot id prefix ", id_prefix,
+                       " names several slots: give more "
+                       "digits (bkv slot list)"));
+    }
+    found = &s;
+  }
+  if (found == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no slot id starts with '",
+                                            id_prefix, "' (bkv slot list)"));
+  }
+  const SlotId id = found->id;
+  const bool is_master = o.ring->Unwraps(id, o.master.secret());
+  BKV_RETURN_IF_ERROR(o.ring->Remove(id));
+  BKV_RETURN_IF_ERROR(Write(*o.ring, o.master));
+  return is_master;
+}
+
+absl::Status KeySlots::RotatePasskeySalt(
+    const SlotSecret& old_output,
+    const std::array<uint8_t, PasskeyParams::kSaltSize>& new_salt,
+    const SecretBytes& new_output) {
+  BKV_ASSIGN_OR_RETURN(Opened o, Open(old_output));
+  if (!o.ring) return absl::NotFoundError("this set has no passkey slot");
+  BKV_ASSIGN_OR_RETURN(PasskeyParams p,
+                       DecodePasskeyParams(o.ring->Find(o.slot)->params));
+  p.salt = new_salt;
+  BKV_RETURN_IF_ERROR(o.ring->Rewrap(o.slot, o.master.secret(),
+                                     EncodePasskeyParams(p), new_output));
+  return Write(*o.ring, o.master);
+}
+
+absl::Status KeySlots::Write(Keyring& ring, const BackupKey& master) {
+  auto bytes = ring.Encode(master.secret());
+  if (!bytes.ok()) return bytes.status();
+  BKV_RETURN_IF_ERROR(PutBytes(store_, Keyring::kObjectName, *bytes));
+  return RememberCounter(options_.state_dir, GenerationFile(ring.set_id()),
+                         ring.generation());
+}
+
+}  // namespace bkv

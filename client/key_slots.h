@@ -1,0 +1,137 @@
+#ifndef BKV_CLIENT_KEY_SLOTS_H_
+#define BKV_CLIENT_KEY_SLOTS_H_
+
+// A backup set's ways in, as stored in its `keyring` object
+// (docs/backup-format.md, "Keyring (key slots)"). This is where a user's
+// secret (64-digit key, the vault's released secret, a passkey's PRF output)
+// becomes the set's master key, and where slots are added and removed with
+// the master key in hand. Nothing here talks to a vault or a browser: the
+// caller brings the secret.
+//
+// A store without a keyring is a legacy set: the 64-digit key or the vault's
+// secret is the master key itself. The first slot added migrates it: the
+// keyring gets a slot for the way it was opened plus the new one, and no
+// object is re-encrypted.
+//
+// Thread-compatible; each call reads the keyring afresh.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "client/blob_store.h"
+#include "crypto/backup_key.h"
+#include "crypto/keyring.h"
+
+namespace bkv {
+
+// The secret a user holds for one slot, and what identifies its slot.
+struct SlotSecret {
+  SlotType type = SlotType::kRecoveryKey;
+  SecretBytes secret;  // 32 bytes
+  VaultParams vault;   // kVault: the vault and account it came from
+  // kPasskey: the credential that produced `secret`, and the salt it was
+  // evaluated on (empty: the slot's own salt, as the caller asked for it).
+  std::vector<uint8_t> credential_id;
+  std::optional<std::array<uint8_t, PasskeyParams::kSaltSize>> salt;
+
+  static SlotSecret RecoveryKey(const BackupKey& key);
+  static SlotSecret Vault(const SecretBytes& released, VaultParams params);
+  static SlotSecret Passkey(const SecretBytes& prf_output,
+                            std::vector<uint8_t> credential_id);
+};
+
+// One line of `bkv slot list`.
+struct SlotInfo {
+  SlotId id{};
+  SlotType type = SlotType::kRecoveryKey;
+  std::string
+      description;  // "rp localhost, credential 3f2a…", "vault … account …"
+};
+
+// What a WebAuthn `get` needs to evaluate every enrolled passkey's PRF in one
+// assertion (`allowCredentials` and `prf.evalByCredential`).
+struct PasskeyRequest {
+  SlotId slot{};
+  PasskeyParams params;
+};
+
+struct KeySlotsOptions {
+  // Remembers the newest keyring generation per set; empty disables.
+  std::string state_dir;
+};
+
+class KeySlots {
+ public:
+  KeySlots(BlobStore& store, KeySlotsOptions options)
+      : store_(store), options_(std::move(options)) {}
+
+  // True when the store has a keyring object.
+  absl::StatusOr<bool> HasKeyring();
+  // The set's master key. Legacy set: the recovery key or vault secret
+  // itself (a passkey is NotFound/kNoSlot). Keyring: the matching slot must
+  // open (SlotError kinds on failure).
+  absl::StatusOr<BackupKey> Unlock(const SlotSecret& secret);
+  // Before asking the vault (a counted login) or a passkey: NotFound/kNoSlot
+  // when the set has a keyring without a slot `who` (its secret unused) could
+  // open, DataLoss when the keyring does not decode. OK for a legacy set.
+  absl::Status ExpectSlot(const SlotSecret& who);
+
+  absl::StatusOr<std::vector<SlotInfo>> List();
+  // The passkey slots, for the assertion's per-credential salts.
+  absl::StatusOr<std::vector<PasskeyRequest>> PasskeyRequests();
+
+  // The changes below open the set with `opened_with` first (so the
+  // keyring they rewrite is the authentic one), change it in memory and
+  // store it whole with generation + 1.
+  //
+  // Adds a slot for `added` with `params` (ParamsFor, or a passkey's). A
+  // legacy set gets its keyring here: `opened_with` becomes its first slot.
+  absl::StatusOr<SlotId> Add(const SlotSecret& opened_with,
+                             const SlotSecret& added,
+                             std::vector<uint8_t> params);
+  // Removes the slot whose id starts with `id_prefix` (hex). Returns true
+  // when that slot's secret is the master key itself (a migrated set's first
+  // slot): only a rekey locks its holder out. The last slot is refused.
+  absl::StatusOr<bool> Remove(const SlotSecret& opened_with,
+                              const std::string& id_prefix);
+  // Passkey salt rotation: re-wraps the slot `old_output` opens under
+  // `new_salt` with `new_output` (both from one assertion: eval.first and
+  // eval.second).
+  // The master key and the slot `secret` opened (for a legacy set, a slot
+  // of its type with ParamsFor's parameters; nothing is written).
+  absl::StatusOr<std::pair<BackupKey, KeySlot>> UnlockSlot(
+      const SlotSecret& secret);
+  // Writes this store's first keyring for `master`, with one slot like
+  // `like` (type and parameters) under `secret`. FailedPrecondition when the
+  // store already has one.
+  absl::Status CreateKeyring(const BackupKey& master, const KeySlot& like,
+                             const SlotSecret& secret);
+  absl::Status RotatePasskeySalt(
+      const SlotSecret& old_output,
+      const std::array<uint8_t, PasskeyParams::kSaltSize>& new_salt,
+      const SecretBytes& new_output);
+
+ private:
+  // The verified keyring and its master key, or the legacy key.
+  struct Opened {
+    std::optional<Keyring> ring;
+    BackupKey master;
+    SlotId slot{};  // the slot that opened it (ring only)
+  };
+  absl::StatusOr<std::optional<Keyring>> Read();
+  absl::StatusOr<Opened> Open(const SlotSecret& secret);
+  absl::Status Write(Keyring& ring, const BackupKey& master);
+
+  BlobStore& store_;
+  KeySlotsOptions options_;
+};
+
+// The parameters `added` needs: empty for a key, VaultParams for the vault;
+// a passkey's are built by the caller (rp id, credential id, salt).
+std::vector<uint8_t> ParamsFor(const SlotSecret& s);
+
+}  // namespace bkv
+
+#endif  // BKV_CLIENT_KEY_SLOTS_H_
