@@ -3,7 +3,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "client/backup_set.h"
 #include "client/client_state.h"
+#include "client/repo/repository.h"
+#include "client/sigv4.h"
 #include "crypto/hex.h"
 #include "crypto/status_macros.h"
 
@@ -12,6 +15,16 @@ namespace {
 
 std::string GenerationFile(const SetId& id) {
   return "keyring-" + HexEncode(id) + ".gen";
+}
+
+// The newest generation seen at a store URL: a keyring that reads NotFound
+// where one was seen is gone, not a legacy set (review #3).
+std::string StoreFile(const BlobStore& store) {
+  const std::string url = store.url();
+  return "keyring-at-" +
+         Sha256Hex({reinterpret_cast<const uint8_t*>(url.data()), url.size()})
+             .substr(0, 32) +
+         ".gen";
 }
 
 // Store-supplied text shown on a terminal: control characters (escape
@@ -124,7 +137,10 @@ constexpr uint64_t kMaxGenerationJump = uint64_t{1} << 32;
 
 absl::StatusOr<std::optional<Keyring>> KeySlots::Read() {
   auto bytes = GetBytes(store_, Keyring::kObjectName, 1 << 20);
-  if (absl::IsNotFound(bytes.status())) return std::optional<Keyring>();
+  if (absl::IsNotFound(bytes.status())) {
+    BKV_RETURN_IF_ERROR(KeyringGone());
+    return std::optional<Keyring>();
+  }
   if (!bytes.ok()) return bytes.status();
   auto ring = Keyring::Decode(*bytes);
   if (!ring.ok()) return ring.status();
@@ -180,9 +196,7 @@ absl::StatusOr<KeySlots::Opened> KeySlots::Open(const SlotSecret& secret) {
     if (master.ok()) {
       auto key = BackupKey::FromBytes(*master);
       if (!key.ok()) return key.status();
-      BKV_RETURN_IF_ERROR(RememberCounter(options_.state_dir,
-                                          GenerationFile((*ring)->set_id()),
-                                          (*ring)->generation()));
+      BKV_RETURN_IF_ERROR(Remember(**ring));
       return Opened{*std::move(ring), *std::move(key), s.id};
     }
     last = master.status();
@@ -201,6 +215,46 @@ absl::StatusOr<KeySlots::Opened> KeySlots::Open(const SlotSecret& secret) {
             "bkv slot list"));
   }
   return last;
+}
+
+absl::Status KeySlots::KeyringGone() {
+  const uint64_t seen = RecallCounter(options_.state_dir, StoreFile(store_));
+  if (seen == 0) return absl::OkStatus();
+  return SlotStatus(
+      SlotError::kRolledBack,
+      absl::DataLossError(absl::StrCat(
+          store_.url(),
+          " has no keyring, but this client saw its keyring at "
+          "generation ",
+          seen,
+          ": it was deleted or is hidden; nothing was "
+          "written. Restore the keyring object from a copy you trust (delete ",
+          options_.state_dir, "/", StoreFile(store_),
+          " only if this URL now holds another set)")));
+}
+
+absl::Status KeySlots::ProveLegacyKey(const BackupKey& key) {
+  BKV_ASSIGN_OR_RETURN(const bool v2, Repository::Exists(store_));
+  absl::Status opened;
+  if (v2) {
+    opened = Repository::Open(store_, key, {}).status();
+  } else {
+    auto records = BackupSet(store_, key).List();
+    opened = records.status();
+    if (records.ok() && records->empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          store_.url(),
+          " holds no backup, so nothing proves which key is "
+          "its master key: back up into it first (a first keyring is "
+          "written only for a set whose objects open with the key)"));
+    }
+  }
+  if (!absl::IsPermissionDenied(opened)) return opened;
+  return absl::PermissionDeniedError(
+      absl::StrCat("this key does not open the backups in ", store_.url(), " (",
+                   opened.message(),
+                   "): it cannot become the set's master key; nothing "
+                   "was written"));
 }
 
 absl::Status KeySlots::ExpectSlot(const SlotSecret& who) {
@@ -234,16 +288,11 @@ absl::StatusOr<std::pair<BackupKey, KeySlot>> KeySlots::UnlockSlot(
 absl::Status KeySlots::CreateKeyring(const BackupKey& master,
                                      const KeySlot& like,
                                      const SlotSecret& secret) {
-  BKV_ASSIGN_OR_RETURN(bool exists, HasKeyring());
-  if (exists) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(store_.url(), " already has a keyring"));
-  }
   Keyring ring = Keyring::Create();
   BKV_RETURN_IF_ERROR(
       ring.Add(master.secret(), like.type, like.params, secret.secret)
           .status());
-  return Write(ring, master);
+  return Write(ring, master, /*first=*/true);
 }
 
 absl::StatusOr<std::vector<SlotInfo>> KeySlots::List() {
@@ -274,7 +323,9 @@ absl::StatusOr<SlotId> KeySlots::Add(const SlotSecret& opened_with,
                                      const SlotSecret& added,
                                      std::vector<uint8_t> params) {
   BKV_ASSIGN_OR_RETURN(Opened o, Open(opened_with));
-  if (!o.ring) {
+  const bool first = !o.ring;
+  if (first) {
+    BKV_RETURN_IF_ERROR(ProveLegacyKey(o.master));
     o.ring = Keyring::Create();
     BKV_ASSIGN_OR_RETURN(
         o.slot, o.ring->Add(o.master.secret(), opened_with.type,
@@ -282,7 +333,7 @@ absl::StatusOr<SlotId> KeySlots::Add(const SlotSecret& opened_with,
   }
   BKV_ASSIGN_OR_RETURN(SlotId id, o.ring->Add(o.master.secret(), added.type,
                                               std::move(params), added.secret));
-  BKV_RETURN_IF_ERROR(Write(*o.ring, o.master));
+  BKV_RETURN_IF_ERROR(Write(*o.ring, o.master, first));
   return id;
 }
 
@@ -332,10 +383,28 @@ absl::Status KeySlots::RotatePasskeySalt(
   return Write(*o.ring, o.master);
 }
 
-absl::Status KeySlots::Write(Keyring& ring, const BackupKey& master) {
+absl::Status KeySlots::Write(Keyring& ring, const BackupKey& master,
+                             bool first) {
   auto bytes = ring.Encode(master.secret());
   if (!bytes.ok()) return bytes.status();
+  if (first) {
+    // Stores have no create-only put: look once more right before it, so
+    // only a keyring written in this instant can be overwritten (review #3).
+    BKV_ASSIGN_OR_RETURN(const bool exists, HasKeyring());
+    if (exists) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(store_.url(),
+                       " already has a keyring (written meanwhile?): "
+                       "nothing was written; run the command again"));
+    }
+  }
   BKV_RETURN_IF_ERROR(PutBytes(store_, Keyring::kObjectName, *bytes));
+  return Remember(ring);
+}
+
+absl::Status KeySlots::Remember(const Keyring& ring) {
+  BKV_RETURN_IF_ERROR(RememberCounter(options_.state_dir, StoreFile(store_),
+                                      ring.generation()));
   return RememberCounter(options_.state_dir, GenerationFile(ring.set_id()),
                          ring.generation());
 }

@@ -73,6 +73,10 @@ class KeySlots {
   // itself (a passkey is NotFound/kNoSlot). Keyring: the matching slot must
   // open (SlotError kinds on failure).
   absl::StatusOr<BackupKey> Unlock(const SlotSecret& secret);
+  // Before a legacy set's first keyring: PermissionDenied unless the set's
+  // authenticated objects (v2 config and head, v1 manifest) open under
+  // `key`; FailedPrecondition for a store with no backup (review #3).
+  absl::Status ProveLegacyKey(const BackupKey& key);
   // Before asking the vault (a counted login) or a passkey: NotFound/kNoSlot
   // when the set has a keyring without a slot `who` (its secret unused) could
   // open, DataLoss when the keyring does not decode. OK for a legacy set.
@@ -105,7 +109,7 @@ class KeySlots {
       const SlotSecret& secret);
   // Writes this store's first keyring for `master`, with one slot like
   // `like` (type and parameters) under `secret`. FailedPrecondition when the
-  // store already has one.
+  // store already has one (looked for right before the put).
   absl::Status CreateKeyring(const BackupKey& master, const KeySlot& like,
                              const SlotSecret& secret);
   absl::Status RotatePasskeySalt(
@@ -122,7 +126,13 @@ class KeySlots {
   };
   absl::StatusOr<std::optional<Keyring>> Read();
   absl::StatusOr<Opened> Open(const SlotSecret& secret);
-  absl::Status Write(Keyring& ring, const BackupKey& master);
+  // DataLoss when this client saw a keyring at this store URL.
+  absl::Status KeyringGone();
+  // `first`: the store must still have no keyring right before the put.
+  absl::Status Write(Keyring& ring, const BackupKey& master,
+                     bool first = false);
+  // The generation, per set id and per store URL.
+  absl::Status Remember(const Keyring& ring);
 
   BlobStore& store_;
   KeySlotsOptions options_;

@@ -97,7 +97,7 @@ run();
 )";
 
 struct Request {
-  std::string method, path, host, origin, body;
+  std::string method, path, host, origin, cookie, body;
 };
 
 class Fd {
@@ -165,24 +165,31 @@ std::optional<Request> ReadRequest(int fd, Clock::time_point deadline) {
     std::string value(absl::StripAsciiWhitespace(l.substr(colon + 1)));
     if (name == "host") r.host = value;
     if (name == "origin") r.origin = value;
+    if (name == "cookie") r.cookie = value;
   }
   r.body = in.substr(end + 4, need - end - 4);
   return r;
 }
 
-void Respond(int fd, int code, std::string_view type, std::string_view body) {
+void Respond(int fd, int code, std::string_view type, std::string_view body,
+             std::string_view extra_headers = "") {
   std::string out = absl::StrCat(
       "HTTP/1.1 ", code, code == 200 ? " OK" : " Refused",
       "\r\nContent-Type: ", std::string(type),
       "\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n"
       "Content-Security-Policy: default-src 'none'; script-src "
-      "'unsafe-inline'; connect-src 'self'\r\nContent-Length: ",
-      body.size(), "\r\nConnection: close\r\n\r\n", std::string(body));
+      "'unsafe-inline'; connect-src 'self'\r\n",
+      std::string(extra_headers), "Content-Length: ", body.size(),
+      "\r\nConnection: close\r\n\r\n", std::string(body));
   (void)::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
 }
 
 struct Outcome {
   bool finished = false;
+  // Review #8: the URL loads once; that load gets this cookie (a second
+  // random secret), and only requests carrying it may post a result.
+  bool loaded = false;
+  std::string cookie;  // "bkv-page=<32 hex>"
   absl::StatusOr<PasskeyPageResult> result = absl::UnknownError("no result");
 };
 
@@ -217,6 +224,44 @@ absl::StatusOr<PasskeyPageResult> ParseResult(const std::string& body) {
   return r;
 }
 
+bool SameSecret(absl::string_view a, absl::string_view b) {
+  return a.size() == b.size() &&
+         sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// Whether the request's Cookie header holds the page's cookie.
+bool HasCookie(const Request& req, const Outcome& outcome) {
+  if (!outcome.loaded) return false;
+  for (absl::string_view c : absl::StrSplit(req.cookie, ';')) {
+    if (SameSecret(absl::StripAsciiWhitespace(c), outcome.cookie)) return true;
+  }
+  return false;
+}
+
+// The page's one load. A second GET means someone else read the URL: the
+// ceremony ends rather than race them.
+void ServePage(int fd, const std::string& prefix, const std::string& page,
+               Outcome& outcome) {
+  if (outcome.loaded) {
+    outcome.result = PasskeyStatus(
+        PasskeyError::kClosed,
+        absl::AbortedError(
+            "the passkey page's one-time URL was loaded a second time (by "
+            "another program that read it, or a reload): the ceremony is "
+            "aborted and nothing was changed; run the command again"));
+    outcome.finished = true;
+    return Respond(fd, 410, "text/plain", "this one-time page was used\n");
+  }
+  uint8_t secret[16];
+  SystemRandom().Bytes(secret);
+  outcome.loaded = true;
+  outcome.cookie = "bkv-page=" + HexEncode(secret);
+  sodium_memzero(secret, sizeof(secret));
+  Respond(fd, 200, "text/html; charset=utf-8", page,
+          absl::StrCat("Set-Cookie: ", outcome.cookie, "; Path=", prefix,
+                       "; HttpOnly; SameSite=Strict\r\n"));
+}
+
 // Handles one request; a result (or the page closing) finishes the run.
 void Serve(int fd, const std::string& prefix, const std::string& origin,
            const std::string& page, Outcome& outcome,
@@ -228,30 +273,27 @@ void Serve(int fd, const std::string& prefix, const std::string& origin,
   if (req->host != host || (!req->origin.empty() && req->origin != origin)) {
     return Respond(fd, 403, "text/plain", "wrong host or origin\n");
   }
-  auto same = [&](std::string_view a, std::string_view b) {
-    return a.size() == b.size() &&
-           sodium_memcmp(a.data(), b.data(), a.size()) == 0;
-  };
-  if (req->method == "GET" && same(req->path, prefix)) {
-    return Respond(fd, 200, "text/html; charset=utf-8", page);
+  if (req->method == "GET" && SameSecret(req->path, prefix)) {
+    return ServePage(fd, prefix, page, outcome);
   }
   if (req->method != "POST" || req->origin != origin) {
     return Respond(fd, 404, "text/plain", "not found\n");
   }
-  if (same(req->path, prefix + "result")) {
-    outcome.result = ParseResult(req->body);
-    outcome.finished = true;
-    return Respond(fd, 200, "text/plain", "ok\n");
+  const bool result = SameSecret(req->path, prefix + "result");
+  if (!result && !SameSecret(req->path, prefix + "closed")) {
+    return Respond(fd, 404, "text/plain", "not found\n");
   }
-  if (same(req->path, prefix + "closed")) {
-    outcome.result = PasskeyStatus(
-        PasskeyError::kClosed,
-        absl::CancelledError("the passkey page was closed before it "
-                             "finished; nothing was changed"));
-    outcome.finished = true;
-    return Respond(fd, 200, "text/plain", "ok\n");
+  if (!HasCookie(*req, outcome)) {
+    return Respond(fd, 403, "text/plain", "not the page's loader\n");
   }
-  Respond(fd, 404, "text/plain", "not found\n");
+  outcome.result =
+      result ? ParseResult(req->body)
+             : PasskeyStatus(
+                   PasskeyError::kClosed,
+                   absl::CancelledError("the passkey page was closed before "
+                                        "it finished; nothing was changed"));
+  outcome.finished = true;
+  Respond(fd, 200, "text/plain", "ok\n");
 }
 
 absl::StatusOr<PasskeyPageResult> RunPage(const std::string& config,

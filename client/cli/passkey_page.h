@@ -6,7 +6,9 @@
 // runs navigator.credentials.create/get with the WebAuthn `prf` extension
 // and posts the credential id and the PRF output back. Requests whose Host
 // is not `<rp id>:PORT`, or whose Origin is not `http://<rp id>:PORT`, are
-// refused; one result ends it; so do a timeout and the page being closed.
+// refused; the URL loads once (a second load aborts the ceremony) and sets
+// an HttpOnly, SameSite=Strict cookie that a result must carry; one result
+// ends it; so do a timeout and the page being closed.
 // docs/threat-model.md, "Key slots and passkeys".
 
 #include <functional>
@@ -26,7 +28,8 @@ enum class PasskeyError {
   kWrongOutput,   // its PRF output does not open its slot (another salt)
   kNoPrf,         // the authenticator does not support `prf`
   kTimedOut,      // no result before the timeout
-  kClosed,        // the page was closed or the user cancelled the prompt
+  kClosed,        // the page was closed, the prompt cancelled, or the
+                  // one-time URL loaded twice
 };
 absl::Status PasskeyStatus(PasskeyError kind, absl::Status status);
 std::optional<PasskeyError> PasskeyErrorOf(const absl::Status& status);

@@ -94,9 +94,11 @@ absl::Status Add(KeySlots& slots, const SlotCommandOptions& o,
                  const SecretSource& new_vault_secret) {
   BKV_ASSIGN_OR_RETURN(SlotSecret opened, opened_with());
   // Opens before any ceremony: a wrong key asks for no passkey.
-  BKV_RETURN_IF_ERROR(slots.Unlock(opened).status());
+  BKV_ASSIGN_OR_RETURN(BackupKey master, slots.Unlock(opened));
   BKV_ASSIGN_OR_RETURN(const bool has_keyring, slots.HasKeyring());
   const bool migrating = !has_keyring;
+  // Before any side effect: a legacy secret must open the set's objects.
+  if (migrating) BKV_RETURN_IF_ERROR(slots.ProveLegacyKey(master));
   BKV_ASSIGN_OR_RETURN(auto added, NewSlot(o, new_vault_secret));
   BKV_ASSIGN_OR_RETURN(SlotId id,
                        slots.Add(opened, added.first, std::move(added.second)));

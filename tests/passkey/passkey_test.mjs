@@ -152,11 +152,13 @@ const scenarios = {
         forged.push(await post(res, {Host: 'evil.example', Origin: `http://${host}`}, body));
         forged.push(await post(url.replace(/[0-9a-f]{32}/, '0'.repeat(32)) + 'result',
                                {Host: host, Origin: `http://${host}`}, body));
+        forged.push(await post(res, {Host: host, Origin: `http://${host}`}, body));
         await page.goto(url);
       }});
     check(r.code === 0, `slot add passkey (${r.err.trim()})`);
-    check(forged.join() === '403,403,404',
-          `forged results refused: wrong origin, wrong host, wrong secret (${forged})`);
+    check(forged.join() === '403,403,404,403',
+          'forged results refused: wrong origin, wrong host, wrong secret, ' +
+          `no cookie (${forged})`);
     const list = await run(['slot', 'list', '--from', store, '--json']);
     const slots = JSON.parse(list.out).slots;
     check(slots.length === 2 && slots.some((s) => s.type === 'passkey') &&
@@ -256,6 +258,56 @@ const scenarios = {
     check(Date.now() - t0 < 30_000, 'bounded');
     check(snapshotStore() === before, 'timed out: the store is unchanged');
   },
+};
+
+// Another local program GETs the one-time URL first (it read it from
+// stderr or a browser's argv): the browser's load is the second, so the
+// ceremony aborts, exit 14, and nothing is written (review #8).
+function get(url) {
+  return new Promise((resolve) => {
+    const u = new URL(url);
+    http.get({host: '127.0.0.1', port: u.port, path: u.pathname,
+              headers: {Host: u.host}}, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res));
+    }).on('error', () => resolve(null));
+  });
+}
+
+scenarios.page_loaded_twice = async () => {
+  await legacySet();
+  const {page} = await newPage({});
+  const before = snapshotStore();
+  let first = null;
+  let second = null;
+  let wrongCookie = 0;
+  let loaded;
+  const browserLoad = new Promise((res) => { loaded = res; });
+  const r = await run(['slot', 'add', 'passkey', '--from', store, '--key-file',
+                       'k1', '--passkey-timeout', '20'], {
+    onUrl: async (url) => {
+      try {
+        first = await get(url);
+        const u = new URL(url);
+        wrongCookie = await post(url + 'result', {
+          Host: u.host, Origin: `http://${u.host}`,
+          Cookie: 'bkv-page=' + '0'.repeat(32)}, 'ok\n00\n' + '00'.repeat(32));
+        second = await page.goto(url);
+      } finally {
+        loaded();
+      }
+    }});
+  await browserLoad;  // bkv may exit before goto resolves (60 s bound)
+  check(first && first.statusCode === 200, 'the first load gets the page');
+  const cookie = String(first.headers['set-cookie']);
+  check(/^bkv-page=[0-9a-f]{32}; Path=\/[0-9a-f]{32}\/; HttpOnly; SameSite=Strict$/
+            .test(cookie), `its HttpOnly, SameSite=Strict cookie (${cookie})`);
+  check(wrongCookie === 403, `a result with another cookie is refused (${wrongCookie})`);
+  check(second && second.status() === 410, 'the browser\'s load is refused (410)');
+  check(r.code === 14 && /loaded a second time/.test(r.err),
+        `second load aborts the enrolment: exit 14 (${r.code}: ${r.err.trim()})`);
+  check(snapshotStore() === before && !fs.existsSync(`${tmp}/store/keyring`),
+        'second load: the store is unchanged, no keyring');
 };
 
 // The user closes the page while the authenticator waits for presence.
