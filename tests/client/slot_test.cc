@@ -58,6 +58,19 @@ class SlotTest : public ::testing::Test {
     last_err_ = r.err;
     return r.exit_code;
   }
+  // A legacy set backed up with a new key k1, then given a keyring whose
+  // second slot is a new recovery key k2.
+  void MakeSetWithTwoKeys(const std::string& k1, const std::string& k2) {
+    ASSERT_EQ(Run({"key", "new", "--out", k1}).exit_code, 0);
+    ASSERT_EQ(Run({"backup", (dir_ / "src").string(), "--to", Store(),
+                   "--key-file", k1})
+                  .exit_code,
+              0);
+    ASSERT_EQ(Run({"slot", "add", "recovery-key", "--from", Store(),
+                   "--key-file", k1, "--out", k2})
+                  .exit_code,
+              0);
+  }
   std::string SlotIdOf(const std::string& type) {
     CliRun l = Run({"slot", "list", "--from", Store()});
     std::istringstream lines(l.out);
@@ -147,15 +160,8 @@ TEST_F(SlotTest, EachKindOfSlotOpensTheSetAndNoneOnceRemoved) {
 
 TEST_F(SlotTest, RemovingTheMigratedKeySlotSaysItIsTheMasterKey) {
   const std::string k1 = (dir_ / "k1").string(), k2 = (dir_ / "k2").string();
-  ASSERT_EQ(Run({"key", "new", "--out", k1}).exit_code, 0);
-  ASSERT_EQ(Run({"backup", (dir_ / "src").string(), "--to", Store(),
-                 "--key-file", k1})
-                .exit_code,
-            0);
-  ASSERT_EQ(Run({"slot", "add", "recovery-key", "--from", Store(), "--key-file",
-                 k1, "--out", k2})
-                .exit_code,
-            0);
+  MakeSetWithTwoKeys(k1, k2);
+  if (HasFatalFailure()) return;
   CliRun l = Run({"slot", "list", "--from", Store(), "--json"});
   // Review #5: an unauthenticated list says so.
   EXPECT_NE(l.err.find("UNVERIFIED"), std::string::npos) << l.err;
@@ -175,15 +181,8 @@ TEST_F(SlotTest, RemovingTheMigratedKeySlotSaysItIsTheMasterKey) {
 TEST_F(SlotTest, KeyringRolledBackIsRefusedByAClientThatSawNewer) {
   const std::string k1 = (dir_ / "k1").string(), k2 = (dir_ / "k2").string(),
                     k3 = (dir_ / "k3").string();
-  ASSERT_EQ(Run({"key", "new", "--out", k1}).exit_code, 0);
-  ASSERT_EQ(Run({"backup", (dir_ / "src").string(), "--to", Store(),
-                 "--key-file", k1})
-                .exit_code,
-            0);
-  ASSERT_EQ(Run({"slot", "add", "recovery-key", "--from", Store(), "--key-file",
-                 k1, "--out", k2})
-                .exit_code,
-            0);
+  MakeSetWithTwoKeys(k1, k2);
+  if (HasFatalFailure()) return;
   fs::copy_file(dir_ / "store" / "keyring", dir_ / "old-keyring");
   ASSERT_EQ(Run({"slot", "add", "recovery-key", "--from", Store(), "--key-file",
                  k1, "--out", k3})
