@@ -105,14 +105,18 @@ std::string LinkProxy::address() const {
   return absl::StrCat("127.0.0.1:", port_);
 }
 
+// Both return only once no forward is under way, so no byte crosses the
+// link after the call (a test counts on a cut being in force at once).
 void LinkProxy::Sever() {
   absl::MutexLock lock(&mu_);
   cut_all_ = true;
+  mu_.Await(absl::Condition(this, &LinkProxy::Idle));
 }
 
 void LinkProxy::SeverFrom(const std::string& from) {
   absl::MutexLock lock(&mu_);
   cut_from_.insert(from);
+  mu_.Await(absl::Condition(this, &LinkProxy::Idle));
 }
 
 void LinkProxy::Heal() {
@@ -123,7 +127,23 @@ void LinkProxy::Heal() {
 
 bool LinkProxy::IsCut(const std::string& from) const {
   absl::MutexLock lock(&mu_);
+  return CutLocked(from);
+}
+
+bool LinkProxy::CutLocked(const std::string& from) const {
   return cut_all_ || (!from.empty() && cut_from_.contains(from));
+}
+
+bool LinkProxy::BeginForward(const std::string& from) {
+  absl::MutexLock lock(&mu_);
+  if (CutLocked(from)) return false;
+  ++forwarding_;
+  return true;
+}
+
+void LinkProxy::EndForward() {
+  absl::MutexLock lock(&mu_);
+  --forwarding_;
 }
 
 void LinkProxy::AcceptLoop() {
@@ -161,14 +181,15 @@ void LinkProxy::Pump(int client) {
     if (held) break;  // healed: both sides reconnect afresh
     pollfd p[2] = {{client, POLLIN, 0}, {upstream, POLLIN, 0}};
     if (poll(p, 2, kTickMs) <= 0) continue;
-    if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
-        !Forward(client, upstream)) {
-      break;
-    }
-    if ((p[1].revents & (POLLIN | POLLHUP | POLLERR)) &&
-        !Forward(upstream, client)) {
-      break;
-    }
+    // A cut made while this pump waited in poll holds what arrived.
+    if (!BeginForward(from)) continue;
+    const bool open =
+        (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)) ||
+         Forward(client, upstream)) &&
+        (!(p[1].revents & (POLLIN | POLLHUP | POLLERR)) ||
+         Forward(upstream, client));
+    EndForward();
+    if (!open) break;
   }
   if (upstream >= 0) close(upstream);
   close(client);

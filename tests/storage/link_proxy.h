@@ -35,7 +35,7 @@ class LinkProxy {
   std::string address() const;
 
   // Cuts every connection, or only those whose request names `from` as
-  // its sender.
+  // its sender; in force when the call returns.
   void Sever();
   void SeverFrom(const std::string& from);
   // Restores the link; the connections held silent are closed.
@@ -49,6 +49,14 @@ class LinkProxy {
   void AcceptLoop();
   void Pump(int client);
   bool IsCut(const std::string& from) const;
+  bool CutLocked(const std::string& from) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A pump forwards only between these, never while a cut is in force.
+  bool BeginForward(const std::string& from);
+  void EndForward();
+  bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return forwarding_ == 0;
+  }
 
   int listen_fd_ = -1, port_ = 0, target_port_ = 0;
   std::atomic<bool> stop_{false};
@@ -57,6 +65,7 @@ class LinkProxy {
   mutable absl::Mutex mu_;
   bool cut_all_ ABSL_GUARDED_BY(mu_) = false;
   std::set<std::string> cut_from_ ABSL_GUARDED_BY(mu_);
+  int forwarding_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread acceptor_;
   std::vector<std::thread> pumps_ ABSL_GUARDED_BY(mu_);
 };
