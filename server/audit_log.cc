@@ -105,8 +105,10 @@ absl::Status FileAuditLog::WriteAndSync(const std::string& lines) {
     }
     return Unavailable(err, "write");
   }
-  // EINVAL/EROFS: a file that can't sync (a device, a pipe): nothing to do.
-  if (::fdatasync(fd_) != 0 && errno != EINVAL && errno != EROFS) {
+  // A device or a pipe may not sync (EINVAL/EROFS): nothing to do. A regular
+  // file that fails to sync (EROFS after a remount, EIO) lost the lines.
+  if (::fdatasync(fd_) != 0 &&
+      (S_ISREG(st.st_mode) || (errno != EINVAL && errno != EROFS))) {
     return Unavailable(errno, "sync");
   }
   return absl::OkStatus();
