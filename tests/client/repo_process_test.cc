@@ -465,6 +465,53 @@ TEST_P(RepoProcessTest, SigkillLeftoversAreSweptByTheNextRunFault) {
   EXPECT_EQ(ReadFile(target + "/big"), ReadFile(src + "/big"));
 }
 
+// A v1 (single-stream) restore killed with SIGKILL leaves its staging
+// folder with decrypted data in it; the next restore next to it deletes it,
+// as it does a v2 restore's, and a running restore's locked folder stays.
+TEST_P(RepoProcessTest, SigkilledV1RestoreIsSweptByTheNextRestoreFault) {
+  if (GetParam() != "file") GTEST_SKIP() << "staging on disk: one store";
+  const std::string url = Url("killv1");
+  const std::string src = dir_ / "src";
+  Proc b = StartBigV1Backup(url, 61);
+  ASSERT_EQ(Wait(b).code, 0);
+  const std::string target = dir_ / "restored";
+  Proc r = Spawn(WithKey({"restore", "--from", url, "--to", target}), "a");
+  ASSERT_TRUE(SignalWhen(r, SIGKILL, [&] {
+    for (const std::string& p : Staging(dir_.path())) {
+      const std::string path = dir_ / p;
+      std::error_code ec;
+      if (fs::is_regular_file(path, ec) && fs::file_size(path, ec) > 0) {
+        return true;
+      }
+    }
+    return false;
+  })) << "the restore ended before it staged anything";
+  Wait(r);
+  std::vector<std::string> staged;
+  for (const auto& e : fs::directory_iterator(dir_.path())) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind(".bkv-restore-", 0) == 0) staged.push_back(e.path().string());
+  }
+  ASSERT_EQ(staged.size(), 1u);
+  EXPECT_TRUE(fs::is_directory(staged[0])) << staged[0];
+  Backdate(staged[0]);
+  // A live restore's staging folder, as old: locked, so it stays.
+  const std::string live = dir_ / ".bkv-restore-live00";
+  fs::create_directory(live);
+  int fd = ::open(live.c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+  Backdate(live);
+  Done again = Bkv(WithKey({"restore", "--from", url, "--to", target}));
+  ::close(fd);
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(again.err.find("deleted " + staged[0]), std::string::npos)
+      << again.err;
+  EXPECT_FALSE(fs::exists(staged[0]));
+  EXPECT_TRUE(fs::exists(live));
+  EXPECT_EQ(ReadFile(target + "/big"), ReadFile(src + "/big"));
+}
+
 // A JSON object's `"key":{..."field":N` count, or -1.
 long long JsonCount(const std::string& json, const std::string& key,
                     const std::string& field) {
