@@ -303,6 +303,7 @@ absl::StatusOr<StreamStats> StreamBackup(const std::string& path,
   BlockPool pool;
 
   std::atomic<uint64_t> done{0};
+  std::vector<std::string> special;  // the reading stage's, read after Join
   std::error_code ec;
   const uint64_t total = content == BackupContent::kFile
                              ? std::filesystem::file_size(path, ec)
@@ -326,7 +327,7 @@ absl::StatusOr<StreamStats> StreamBackup(const std::string& path,
       std::memcpy(b.data(), d.data(), d.size());
       return read_q.Push(std::move(b));
     };
-    return closing(read_q, WriteTreeArchive(path, push, on_bytes));
+    return closing(read_q, WriteTreeArchive(path, push, on_bytes, special));
   });
   if (zstd) {
     stages.Run([&] {
@@ -348,7 +349,7 @@ absl::StatusOr<StreamStats> StreamBackup(const std::string& path,
     if (put.ok()) (void)store.Delete(name);
     return s;
   }
-  return StreamStats{done.load(), upload.bytes_};
+  return StreamStats{done.load(), upload.bytes_, std::move(special)};
 }
 
 namespace {
@@ -510,7 +511,7 @@ absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
                                      "not survive a crash: ",
                                      d.message()));
   }
-  return StreamStats{*written, downloaded.load()};
+  return StreamStats{*written, downloaded.load(), {}};
 }
 
 }  // namespace bkv

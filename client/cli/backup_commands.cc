@@ -222,14 +222,17 @@ absl::Status BackupSingleStream(Context& c, BlobStore& store,
   auto r = set.Backup(c.args.operands[0], opts);
   progress.Done();
   if (!r.ok()) return r.status();
+  ReportSkipped(c, r->skipped_special);
   if (c.args.json) {
     std::fprintf(c.out,
                  "{\"format\":1,\"id\":\"%s\",\"object\":%s,\"store\":%s,"
-                 "\"input_bytes\":%llu,\"stored_bytes\":%llu}\n",
+                 "\"input_bytes\":%llu,\"stored_bytes\":%llu,"
+                 "\"skipped_special\":%s}\n",
                  r->id.c_str(), JsonString(r->object).c_str(),
                  JsonString(store.url()).c_str(),
                  static_cast<unsigned long long>(r->input_bytes),
-                 static_cast<unsigned long long>(r->stored_bytes));
+                 static_cast<unsigned long long>(r->stored_bytes),
+                 JsonArray(r->skipped_special).c_str());
   } else {
     std::fprintf(c.out, "backup %s: %s -> %s (%s)\n", r->id.c_str(),
                  Human(r->input_bytes).c_str(), r->object.c_str(),
