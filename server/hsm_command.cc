@@ -286,11 +286,6 @@ int ExportRequest(const HsmFlags& flags, std::ostream& out, std::ostream& err) {
 
 // The request file, checked against the fingerprint the operator compared.
 absl::StatusOr<hsm::TransportPublicKey> ReadRequest(const HsmFlags& flags) {
-  if (flags.fingerprint.empty()) {
-    return absl::InvalidArgumentError(
-        "--fingerprint HEX is required: the fingerprint `hsm export-request` "
-        "printed on the new node, compared over another channel");
-  }
   BKV_ASSIGN_OR_RETURN(std::string pem,
                        ReadTextFile(flags.request_path, "--request"));
   BKV_ASSIGN_OR_RETURN(hsm::TransportPublicKey key,
@@ -424,7 +419,8 @@ void AddCloning(VaultCli& cli, CLI::App& hsm) {
             "the transport key file from `hsm export-request`")
       ->required();
   cli.Value(cmd, "--fingerprint", f->fingerprint, "HEX",
-            "the fingerprint `hsm export-request` printed")
+            "the fingerprint `hsm export-request` printed on the new node, "
+            "compared over another channel")
       ->required();
   cli.Value(cmd, "--out", f->out_path, "FILE", "the file to write")->required();
   cli.Value(cmd, "--so-pin-file", f->so_pin_file, "FILE",
