@@ -175,6 +175,12 @@ TEST_F(HsmCommandTest, FlagSyntaxIsOneParser) {
   EXPECT_EQ(flag_as_value.exit_code, 2);
   EXPECT_THAT(flag_as_value.err, HasSubstr("needs a value"));
 
+  // `--flag=` is an empty value, not the next word.
+  VaultRun empty =
+      Vault("hsm status --token-label= --softhsm-dir '" + dir_ + "'");
+  EXPECT_EQ(empty.exit_code, 1) << empty.err;
+  EXPECT_THAT(empty.err, HasSubstr("token '' not found"));
+
   VaultRun typo = Vault("hsm status --sofhsm-dir '" + dir_ + "'");
   EXPECT_EQ(typo.exit_code, 2);
   EXPECT_THAT(typo.err, HasSubstr("did you mean `--softhsm-dir`"));
