@@ -380,7 +380,9 @@ TEST_F(VaultClientTest, FaultLostCommitWithASilentVaultSaysItIsUnknown) {
   o.timeout = std::chrono::seconds(5);  // room for ASan
   const pid_t pid = vault_.pid();
   o.before_call = [pid](std::string_view rpc) {
-    if (rpc == "RegisterCommit") ASSERT_TRUE(bkv::testing::StopAndWait(pid));
+    if (rpc == "RegisterCommit") {
+      ASSERT_TRUE(bkv::testing::StopAndWait(pid));
+    }
   };
   auto changer = Client(o);
   auto reg = changer->ChangePassword("lee", Pw("old"), Pw("new"));
