@@ -272,6 +272,31 @@ absl::StatusOr<BackupKey> KeySlots::Unlock(const SlotSecret& secret) {
   return std::move(opened->master);
 }
 
+absl::StatusOr<BackupKey> KeySlots::MasterFor(const BackupKey& key) {
+  BKV_ASSIGN_OR_RETURN(std::optional<Keyring> ring, Read());
+  if (!ring) return key.Clone();
+  if (ring->SealedBy(key.secret())) {
+    BKV_RETURN_IF_ERROR(Remember(*ring));
+    return key.Clone();
+  }
+  for (const KeySlot& s : ring->slots()) {
+    // A passkey's secret is a PRF output, never a key the app holds.
+    if (s.type == SlotType::kPasskey) continue;
+    auto master = ring->Open(s.id, key.secret());
+    if (SlotErrorOf(master.status()) == SlotError::kWrongSecret) continue;
+    if (!master.ok()) return master.status();
+    BKV_RETURN_IF_ERROR(Remember(*ring));
+    return BackupKey::FromBytes(*master);
+  }
+  return SlotStatus(
+      SlotError::kWrongSecret,
+      absl::PermissionDeniedError(absl::StrCat(
+          "wrong backup key for ", store_.url(),
+          ": it is neither the set's master key nor the secret of one of its "
+          "recovery-key or vault slots (a passkey opens through its slot: "
+          "bkv_slots_unlock)")));
+}
+
 absl::StatusOr<std::pair<BackupKey, KeySlot>> KeySlots::UnlockSlot(
     const SlotSecret& secret) {
   BKV_ASSIGN_OR_RETURN(Opened o, Open(secret));

@@ -73,6 +73,12 @@ class KeySlots {
   // itself (a passkey is NotFound/kNoSlot). Keyring: the matching slot must
   // open (SlotError kinds on failure).
   absl::StatusOr<BackupKey> Unlock(const SlotSecret& secret);
+  // The master key for a key an SDK caller hands over without saying what
+  // it is (bkv_backup, bkv_repo_open, ...; review #7): a legacy set's key;
+  // or, with a keyring, the master key itself or the secret of one of its
+  // recovery-key or vault slots (a vault-released secret names no account).
+  // PermissionDenied/kWrongSecret when it is none of these.
+  absl::StatusOr<BackupKey> MasterFor(const BackupKey& key);
   // Before a legacy set's first keyring: PermissionDenied unless the set's
   // authenticated objects (v2 config and head, v1 manifest) open under
   // `key`; FailedPrecondition for a store with no backup (review #3).

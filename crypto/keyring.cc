@@ -272,6 +272,12 @@ bool Keyring::Unwraps(const SlotId& id, const SecretBytes& secret) const {
   return s != nullptr && Unwrap(*s, secret).ok();
 }
 
+bool Keyring::SealedBy(const SecretBytes& master) const {
+  if (master.size() != kMasterKeySize || mac_.size() != kMacSize) return false;
+  std::vector<uint8_t> mac = RingMac(set_id_, master, Body());
+  return sodium_memcmp(mac.data(), mac_.data(), kMacSize) == 0;
+}
+
 absl::StatusOr<SecretBytes> Keyring::Open(const SlotId& id,
                                           const SecretBytes& secret) const {
   const KeySlot* s = Find(id);

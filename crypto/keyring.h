@@ -99,6 +99,9 @@ class Keyring {
   // True when `secret` opens slot `id`'s wrap (no MAC check): how a slot
   // whose secret is the master key itself (a migrated set) is recognised.
   bool Unwraps(const SlotId& id, const SecretBytes& secret) const;
+  // True when the decoded MAC verifies under `master`: `master` is this
+  // keyring's master key (an SDK caller handing over the key itself).
+  bool SealedBy(const SecretBytes& master) const;
 
   // Adds a slot wrapping `master` under `secret`; returns its id.
   absl::StatusOr<SlotId> Add(const SecretBytes& master, SlotType type,

@@ -11,6 +11,7 @@
 #include "client/repo/repository.h"
 #include "crypto/hex.h"
 #include "tests/client/cli_runner.h"
+#include "tests/client/run_program.h"
 #include "tests/client/vault_test_support.h"
 #include "tests/server/vault_harness.h"
 
@@ -271,6 +272,36 @@ TEST_F(SlotTest, RekeyLocksTheOldMasterKeyOutOfTheNewSet) {
       Run({"rekey", "--from", Store(), "--to", fresh, "--key-file", k2});
   EXPECT_NE(again.exit_code, 0);
   EXPECT_NE(again.err.find("must be empty"), std::string::npos) << again.err;
+}
+
+// Review #7: a phone restores through the C ABI with the secret its vault
+// released (c_abi_slot_vault_test.c). The set was migrated from k1, so that
+// secret is a vault slot's, not the master key: bkv_repo_open must unwrap
+// the master through the keyring (it said BKV_WRONG_KEY before).
+TEST_F(SlotTest, PhoneOpensThroughItsVaultSlotWithTheCAbi) {
+  const std::string k1 = (dir_ / "k1").string();
+  ASSERT_EQ(Run({"key", "new", "--out", k1}).exit_code, 0);
+  ASSERT_EQ(Run({"backup", (dir_ / "src").string(), "--to", Store(),
+                 "--key-file", k1})
+                .exit_code,
+            0);
+  CliRun add =
+      Run(Vault({"slot", "add", "vault", "--from", Store(), "--key-file", k1}),
+          kPassword);
+  ASSERT_EQ(add.exit_code, 0) << add.err;
+  const int status = testing::RunProgram(
+      {BKV_C_ABI_SLOT_VAULT_TEST_PATH},
+      {"BKV_TEST_VAULT_ADDR=" + vault_.address(),
+       "BKV_TEST_VAULT_KEY=" + HexEncode(vault_.public_key()),
+       "BKV_TEST_VAULT_TOKEN=" + vault_.Token("alice"),
+       "BKV_TEST_VAULT_ACCOUNT=alice",
+       "BKV_TEST_VAULT_PASSWORD=correct horse battery",
+       "BKV_TEST_STORE=" + Store(),
+       "BKV_TEST_SOURCE=" + (dir_ / "src").string(),
+       "BKV_TEST_TARGET=" + (dir_ / "phone").string()});
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "c_abi_slot_vault_test failed (wait status " << status
+      << "); its message is in the output above";
 }
 
 }  // namespace
