@@ -22,6 +22,26 @@ namespace fs = std::filesystem;
 
 constexpr char kPassword[] = "correct horse battery\n";
 
+// Makes a directory refuse every write, root's too (chattr +i), until
+// destroyed: a real store whose keyring put fails.
+class ReadOnlyDir {
+ public:
+  explicit ReadOnlyDir(fs::path dir) : dir_(std::move(dir)) {
+    ok_ = std::system(
+              ("chattr +i '" + dir_.string() + "' 2>/dev/null").c_str()) == 0;
+  }
+  ~ReadOnlyDir() { Release(); }
+  void Release() {
+    if (ok_ && std::system(("chattr -i '" + dir_.string() + "'").c_str()) == 0)
+      ok_ = false;
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  fs::path dir_;
+  bool ok_ = false;
+};
+
 class SlotTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -302,6 +322,45 @@ TEST_F(SlotTest, PhoneOpensThroughItsVaultSlotWithTheCAbi) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
       << "c_abi_slot_vault_test failed (wait status " << status
       << "); its message is in the output above";
+}
+
+// Review #10: `slot add` makes its secret (a key file, a vault record)
+// before the keyring put; a put that fails takes it back, so the same
+// command succeeds once the store accepts writes (before: the key file
+// existed, the vault account held a record no slot used).
+TEST_F(SlotTest, FailedKeyringPutLeavesNoKeyFileNorVaultRecord) {
+  const std::string k1 = (dir_ / "k1").string(), k2 = (dir_ / "k2").string();
+  ASSERT_EQ(Run({"key", "new", "--out", k1}).exit_code, 0);
+  ASSERT_EQ(Run({"backup", (dir_ / "src").string(), "--to", Store(),
+                 "--key-file", k1})
+                .exit_code,
+            0);
+  const std::vector<std::string> add_key = {"slot",   "add",   "recovery-key",
+                                            "--from", Store(), "--key-file",
+                                            k1,       "--out", k2};
+  const std::vector<std::string> add_vault =
+      Vault({"slot", "add", "vault", "--from", Store(), "--key-file", k1});
+  {
+    ReadOnlyDir frozen(dir_ / "store");
+    if (!frozen.ok()) GTEST_SKIP() << "chattr +i is not available here";
+    CliRun k = Run(add_key);
+    EXPECT_NE(k.exit_code, 0);
+    EXPECT_NE(k.err.find("taken back"), std::string::npos) << k.err;
+    EXPECT_FALSE(fs::exists(k2));
+    CliRun v = Run(add_vault, kPassword);
+    EXPECT_NE(v.exit_code, 0);
+    EXPECT_NE(v.err.find("taken back"), std::string::npos) << v.err;
+    CliRun st = Run(Vault({"vault", "status", "--json"}));
+    EXPECT_NE(st.out.find("\"status\":\"none\""), std::string::npos)
+        << st.out << st.err;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "store" / "keyring"));
+  CliRun k = Run(add_key);
+  EXPECT_EQ(k.exit_code, 0) << k.err;
+  CliRun v = Run(add_vault, kPassword);
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_EQ(Restore("r", Vault({}), kPassword), 0) << last_err_;
+  EXPECT_EQ(Restore("r2", {"--key-file", k2}), 0) << last_err_;
 }
 
 }  // namespace
