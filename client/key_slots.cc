@@ -144,6 +144,7 @@ absl::StatusOr<std::optional<Keyring>> KeySlots::Read() {
   if (!bytes.ok()) return bytes.status();
   auto ring = Keyring::Decode(*bytes);
   if (!ring.ok()) return ring.status();
+  read_bytes_ = *std::move(bytes);
   const uint64_t seen =
       RecallCounter(options_.state_dir, GenerationFile(ring->set_id()));
   if (seen > ring->generation()) {
@@ -410,6 +411,7 @@ absl::Status KeySlots::RotatePasskeySalt(
 
 absl::Status KeySlots::Write(Keyring& ring, const BackupKey& master,
                              bool first) {
+  const uint64_t read_generation = ring.generation();
   auto bytes = ring.Encode(master.secret());
   if (!bytes.ok()) return bytes.status();
   if (first) {
@@ -422,9 +424,44 @@ absl::Status KeySlots::Write(Keyring& ring, const BackupKey& master,
                        " already has a keyring (written meanwhile?): "
                        "nothing was written; run the command again"));
     }
+  } else {
+    BKV_RETURN_IF_ERROR(StillAsRead(ring.set_id(), read_generation));
   }
   BKV_RETURN_IF_ERROR(PutBytes(store_, Keyring::kObjectName, *bytes));
   return Remember(ring);
+}
+
+// Stores have no conditional put: the keyring is read once more right
+// before it, so a slot change another client made meanwhile is refused
+// rather than silently undone (a removed slot back; review #4). Only a
+// change in the instant between this read and the put can still be lost.
+absl::Status KeySlots::StillAsRead(const SetId& set_id, uint64_t generation) {
+  auto bytes = GetBytes(store_, Keyring::kObjectName, 1 << 20);
+  if (bytes.ok() && *bytes == read_bytes_) return absl::OkStatus();
+  if (absl::IsNotFound(bytes.status())) {
+    return absl::DataLossError(absl::StrCat(
+        store_.url(),
+        "'s keyring was deleted while this command ran: nothing was "
+        "written; restore the keyring object from a copy you trust"));
+  }
+  if (!bytes.ok()) return bytes.status();
+  auto now = Keyring::Decode(*bytes);
+  if (now.ok() && now->set_id() == set_id && now->generation() > generation) {
+    return absl::AbortedError(absl::StrCat(
+        store_.url(), "'s keyring changed while this command ran (generation ",
+        generation, " became ", now->generation(),
+        ": another client changed a slot); nothing was written: check bkv "
+        "slot list and run the command again"));
+  }
+  return SlotStatus(
+      SlotError::kTampered,
+      absl::DataLossError(absl::StrCat(
+          store_.url(),
+          "'s keyring changed while this command ran without a newer "
+          "generation (it is generation ",
+          now.ok() ? now->generation() : 0, ", this command read ", generation,
+          "): two keyrings claim one generation, a forged or forked "
+          "keyring; nothing was written; check bkv slot list")));
 }
 
 absl::Status KeySlots::Remember(const Keyring& ring) {

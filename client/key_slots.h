@@ -134,14 +134,19 @@ class KeySlots {
   absl::StatusOr<Opened> Open(const SlotSecret& secret);
   // DataLoss when this client saw a keyring at this store URL.
   absl::Status KeyringGone();
-  // `first`: the store must still have no keyring right before the put.
+  // `first`: the store must still have no keyring right before the put;
+  // otherwise it must still hold the bytes Read gave (StillAsRead).
   absl::Status Write(Keyring& ring, const BackupKey& master,
                      bool first = false);
+  // Aborted when another client changed the keyring since Read (its
+  // generation moved past `generation`), DataLoss when it changed without.
+  absl::Status StillAsRead(const SetId& set_id, uint64_t generation);
   // The generation, per set id and per store URL.
   absl::Status Remember(const Keyring& ring);
 
   BlobStore& store_;
   KeySlotsOptions options_;
+  std::vector<uint8_t> read_bytes_;  // the keyring as Read last got it
 };
 
 // The parameters `added` needs: empty for a key, VaultParams for the vault;
