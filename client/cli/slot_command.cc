@@ -102,7 +102,7 @@ absl::StatusOr<NewSlotParts> NewSlot(const SlotCommandOptions& o,
   // A passkey made on the authenticator cannot be taken back from here;
   // without its slot it opens nothing.
   PasskeyParams p;
-  p.rp_id = o.passkey.rp_id;
+  p.rp_id = RpIdToEnrol(o.passkey);
   SystemRandom().Bytes(p.salt);
   BKV_ASSIGN_OR_RETURN(PasskeyPageResult r,
                        CreatePasskeyOnPage(p.salt, o.passkey));
