@@ -17,14 +17,23 @@ std::string GenerationFile(const SetId& id) {
   return "keyring-" + HexEncode(id) + ".gen";
 }
 
-// The newest generation seen at a store URL: a keyring that reads NotFound
-// where one was seen is gone, not a legacy set (review #3).
-std::string StoreFile(const BlobStore& store) {
+// Per store URL (the client's state files about what it saw there).
+std::string StorePrefix(const BlobStore& store) {
   const std::string url = store.url();
   return "keyring-at-" +
          Sha256Hex({reinterpret_cast<const uint8_t*>(url.data()), url.size()})
-             .substr(0, 32) +
-         ".gen";
+             .substr(0, 32);
+}
+
+// The newest generation seen at a store URL: a keyring that reads NotFound
+// where one was seen is gone, not a legacy set (review #3).
+std::string StoreFile(const BlobStore& store) {
+  return StorePrefix(store) + ".gen";
+}
+
+// The set id and master key fingerprint verified at a store URL (review #2).
+std::string PinFile(const BlobStore& store) {
+  return StorePrefix(store) + ".pin";
 }
 
 // Store-supplied text shown on a terminal: control characters (escape
@@ -197,7 +206,7 @@ absl::StatusOr<KeySlots::Opened> KeySlots::Open(const SlotSecret& secret) {
     if (master.ok()) {
       auto key = BackupKey::FromBytes(*master);
       if (!key.ok()) return key.status();
-      BKV_RETURN_IF_ERROR(Remember(**ring));
+      BKV_RETURN_IF_ERROR(Remember(**ring, *master));
       return Opened{*std::move(ring), *std::move(key), s.id};
     }
     last = master.status();
@@ -277,7 +286,7 @@ absl::StatusOr<BackupKey> KeySlots::MasterFor(const BackupKey& key) {
   BKV_ASSIGN_OR_RETURN(std::optional<Keyring> ring, Read());
   if (!ring) return key.Clone();
   if (ring->SealedBy(key.secret())) {
-    BKV_RETURN_IF_ERROR(Remember(*ring));
+    BKV_RETURN_IF_ERROR(Remember(*ring, key.secret()));
     return key.Clone();
   }
   for (const KeySlot& s : ring->slots()) {
@@ -286,7 +295,7 @@ absl::StatusOr<BackupKey> KeySlots::MasterFor(const BackupKey& key) {
     auto master = ring->Open(s.id, key.secret());
     if (SlotErrorOf(master.status()) == SlotError::kWrongSecret) continue;
     if (!master.ok()) return master.status();
-    BKV_RETURN_IF_ERROR(Remember(*ring));
+    BKV_RETURN_IF_ERROR(Remember(*ring, *master));
     return BackupKey::FromBytes(*master);
   }
   return SlotStatus(
@@ -428,7 +437,7 @@ absl::Status KeySlots::Write(Keyring& ring, const BackupKey& master,
     BKV_RETURN_IF_ERROR(StillAsRead(ring.set_id(), read_generation));
   }
   BKV_RETURN_IF_ERROR(PutBytes(store_, Keyring::kObjectName, *bytes));
-  return Remember(ring);
+  return Remember(ring, master.secret());
 }
 
 // Stores have no conditional put: the keyring is read once more right
@@ -464,7 +473,34 @@ absl::Status KeySlots::StillAsRead(const SetId& set_id, uint64_t generation) {
           "keyring; nothing was written; check bkv slot list")));
 }
 
-absl::Status KeySlots::Remember(const Keyring& ring) {
+// A store URL stays pinned to the set and master key this client verified
+// there: an old master key's holder who forges a keyring for a new set id
+// under it, or copies the old store over the URL a rekey wrote, is refused
+// (review #2). A new device, without the pin, cannot tell.
+absl::Status KeySlots::CheckPin(const Keyring& ring,
+                                const SecretBytes& master) {
+  const std::string file = PinFile(store_);
+  const std::string pin =
+      absl::StrCat(HexEncode(ring.set_id()), " ",
+                   HexEncode(MasterFingerprint(ring.set_id(), master)));
+  const std::string seen = RecallLine(options_.state_dir, file);
+  if (seen.empty()) return RememberLine(options_.state_dir, file, pin);
+  if (seen == pin) return absl::OkStatus();
+  return SlotStatus(
+      SlotError::kRolledBack,
+      absl::DataLossError(absl::StrCat(
+          store_.url(), " now holds set ", HexEncode(ring.set_id()),
+          " under another master key than the set ", seen.substr(0, 32),
+          " this client verified there: an old master key pushed back, or "
+          "another set copied over it; nothing was written. Restore the "
+          "store from a copy you trust (delete ",
+          options_.state_dir, "/", file,
+          " only if you put another set at this URL yourself)")));
+}
+
+absl::Status KeySlots::Remember(const Keyring& ring,
+                                const SecretBytes& master) {
+  BKV_RETURN_IF_ERROR(CheckPin(ring, master));
   BKV_RETURN_IF_ERROR(RememberCounter(options_.state_dir, StoreFile(store_),
                                       ring.generation()));
   return RememberCounter(options_.state_dir, GenerationFile(ring.set_id()),

@@ -141,8 +141,10 @@ class KeySlots {
   // Aborted when another client changed the keyring since Read (its
   // generation moved past `generation`), DataLoss when it changed without.
   absl::Status StillAsRead(const SetId& set_id, uint64_t generation);
-  // The generation, per set id and per store URL.
-  absl::Status Remember(const Keyring& ring);
+  // The generation, per set id and per store URL, after CheckPin.
+  absl::Status Remember(const Keyring& ring, const SecretBytes& master);
+  // DataLoss when this store URL held another set id or master key.
+  absl::Status CheckPin(const Keyring& ring, const SecretBytes& master);
 
   BlobStore& store_;
   KeySlotsOptions options_;

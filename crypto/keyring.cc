@@ -364,4 +364,14 @@ absl::StatusOr<std::vector<uint8_t>> Keyring::Encode(
   return out;
 }
 
+std::array<uint8_t, 16> MasterFingerprint(const SetId& set,
+                                          const SecretBytes& master) {
+  static constexpr std::string_view kInfo = "bkv keyring v1 master fingerprint";
+  SecretBytes prk = HkdfExtract(set, master.Reveal());
+  SecretBytes tag = HkdfExpand(prk.Reveal(), AsBytes(kInfo), 16);
+  std::array<uint8_t, 16> out;
+  std::copy_n(tag.Reveal().begin(), out.size(), out.begin());
+  return out;
+}
+
 }  // namespace bkv

@@ -140,6 +140,13 @@ class Keyring {
 
 std::string SlotIdHex(const SlotId& id);
 
+// A public tag of a set's master key, for a client to remember which key
+// the set at a store URL is under (review #2): HKDF-SHA512(set id, master,
+// "bkv keyring v1 master fingerprint")[0..16]. One-way: it reveals nothing
+// of the key.
+std::array<uint8_t, 16> MasterFingerprint(const SetId& set,
+                                          const SecretBytes& master);
+
 }  // namespace bkv
 
 #endif  // BKV_CRYPTO_KEYRING_H_

@@ -363,5 +363,40 @@ TEST_F(SlotTest, FailedKeyringPutLeavesNoKeyFileNorVaultRecord) {
   EXPECT_EQ(Restore("r2", {"--key-file", k2}), 0) << last_err_;
 }
 
+// Review #2: after a rekey into a new URL, the holder of the old master key
+// copies the old store over it. Its keyring is genuine (the old set's, with
+// the same recovery-key slot) and its generation is higher, so only the
+// pinned (set id, master key) of that URL tells: DataLoss, nothing written.
+TEST_F(SlotTest, OldStoreCopiedOverARekeyedUrlIsRefused) {
+  const std::string k1 = (dir_ / "k1").string(), k2 = (dir_ / "k2").string();
+  MakeSetWithTwoKeys(k1, k2);
+  if (HasFatalFailure()) return;
+  // A second change, so the old keyring's generation is above the new one's.
+  ASSERT_EQ(Run({"slot", "add", "recovery-key", "--from", Store(), "--key-file",
+                 k1, "--out", (dir_ / "k3").string()})
+                .exit_code,
+            0);
+  const std::string fresh = "file://" + (dir_ / "fresh").string();
+  CliRun rk =
+      Run({"rekey", "--from", Store(), "--to", fresh, "--key-file", k2});
+  ASSERT_EQ(rk.exit_code, 0) << rk.err;
+  ASSERT_EQ(Run({"restore", "--from", fresh, "--to", (dir_ / "r1").string(),
+                 "--key-file", k2})
+                .exit_code,
+            0);
+  fs::remove_all(dir_ / "fresh");
+  fs::copy(dir_ / "store", dir_ / "fresh", fs::copy_options::recursive);
+  const auto before = fs::last_write_time(dir_ / "fresh" / "keyring");
+  EXPECT_EQ(Restore("x", {"--key-file", k2}), 0);  // the old URL: still fine
+  CliRun r = Run({"restore", "--from", fresh, "--to", (dir_ / "r2").string(),
+                  "--key-file", k2});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_NE(r.err.find("under another master key"), std::string::npos) << r.err;
+  CliRun b =
+      Run({"backup", (dir_ / "src").string(), "--to", fresh, "--key-file", k2});
+  EXPECT_EQ(b.exit_code, 4) << b.err;
+  EXPECT_EQ(fs::last_write_time(dir_ / "fresh" / "keyring"), before);
+}
+
 }  // namespace
 }  // namespace bkv
