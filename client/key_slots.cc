@@ -239,8 +239,8 @@ absl::Status KeySlots::KeyringGone() {
           seen,
           ": it was deleted or is hidden; nothing was "
           "written. Restore the keyring object from a copy you trust (delete ",
-          options_.state_dir, "/", StoreFile(store_),
-          " only if this URL now holds another set)")));
+          options_.state_dir, "/", StorePrefix(store_),
+          ".{gen,pin} only if this URL now holds another set)")));
 }
 
 absl::Status KeySlots::ProveLegacyKey(const BackupKey& key) {
@@ -494,8 +494,8 @@ absl::Status KeySlots::CheckPin(const Keyring& ring,
           " this client verified there: an old master key pushed back, or "
           "another set copied over it; nothing was written. Restore the "
           "store from a copy you trust (delete ",
-          options_.state_dir, "/", file,
-          " only if you put another set at this URL yourself)")));
+          options_.state_dir, "/", StorePrefix(store_),
+          ".{gen,pin} only if you put another set at this URL yourself)")));
 }
 
 absl::Status KeySlots::Remember(const Keyring& ring,

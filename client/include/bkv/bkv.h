@@ -211,7 +211,9 @@ typedef struct bkv_repo bkv_repo;
 typedef struct bkv_repo_options {
   int create;            /* non-zero: create the repository if missing */
   const char* state_dir; /* where this device remembers the newest snapshot
-                            to detect a store rolled back; NULL: no check */
+                            and keyring (generation, set, master key
+                            fingerprint) to detect a store rolled back or
+                            replaced; NULL: no check */
 } bkv_repo_options;
 
 /* `key` as for bkv_backup (a slot's secret opens through the keyring).
