@@ -251,6 +251,35 @@ TEST_P(SlotStoreTest, SameGenerationOtherContentIsDataLoss) {
   EXPECT_EQ(*now, forked);
 }
 
+// Review #2's generation bound: a keyring claiming a generation more than
+// 2^32 past the one this client saw is refused as forged (it would lock out
+// every genuine later keyring), before its MAC is even checked.
+TEST_P(SlotStoreTest, ImplausibleGenerationJumpIsRefused) {
+  const std::string url = Url("jump");
+  ASSERT_EQ(Run({"backup", dir_ / "src", "--to", url, "--key-file", Key("k1")})
+                .exit_code,
+            0);
+  ASSERT_EQ(AddKey(url, "k1", "k2").exit_code, 0);  // remembers generation 1
+  auto store = OpenBlobStore(url);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto bytes = GetBytes(**store, Keyring::kObjectName, 1 << 20);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  constexpr size_t kGenerationAt = 8 + 2 + 16;  // magic, format, set id
+  std::vector<uint8_t> forged = *bytes;
+  forged[kGenerationAt + 3] = 0x02;  // + 2^33 (big-endian u64)
+  ASSERT_TRUE(PutBytes(**store, Keyring::kObjectName, forged).ok());
+  CliRun r = Run(
+      {"restore", "--from", url, "--to", dir_ / "r", "--key-file", Key("k2")});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_NE(r.err.find("implausibly far"), std::string::npos) << r.err;
+  // One step on is fine: the genuine keyring opens again.
+  ASSERT_TRUE(PutBytes(**store, Keyring::kObjectName, *bytes).ok());
+  EXPECT_EQ(Run({"restore", "--from", url, "--to", dir_ / "r", "--key-file",
+                 Key("k2")})
+                .exit_code,
+            0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, SlotStoreTest,
                          ::testing::Values("file", "webdav"));
 
