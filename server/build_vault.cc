@@ -460,6 +460,9 @@ ComponentOptions ComponentOptionsFor(const VaultConfig& c) {
   o.store.etcd_options.op_timeout = absl::Milliseconds(c.etcd_op_timeout_ms);
   o.store.anchor = c.AnchorsRecords();
   o.store.shards = static_cast<uint32_t>(c.freshness_shards);
+  o.quorum = {c.freshness_members_file, c.freshness_node_id,
+              c.freshness_peer_listen, c.freshness_endorse_timeout_ms,
+              c.freshness_owner};
   o.audit_log = c.AuditLogPath();
   o.key_check = c.KeyCheckPath();
   o.issuer_keys_file = c.issuer_keys_file;
@@ -524,7 +527,9 @@ std::string DescribeForTesting(const ComponentOptions& o) {
       ",", e.ca_file, ",", e.cert_file, ",", e.key_file, ",", e.insecure, ",",
       absl::FormatDuration(e.call_timeout), ",",
       absl::FormatDuration(e.op_timeout), "\nfreshness=", o.store.anchor, ",",
-      o.store.shards, "\naudit_log=", o.audit_log, "\nkey_check=", o.key_check,
+      o.store.shards, "\nquorum=", o.quorum.members_file, ",",
+      o.quorum.node_id, ",", o.quorum.peer_listen, ",",
+      o.quorum.endorse_timeout_ms, ",", o.quorum.owner, "\naudit_log=", o.audit_log, "\nkey_check=", o.key_check,
       "\nissuer_keys_file=", o.issuer_keys_file,
       "\ndev_issuer=", o.dev_issuer_key, ",", o.dev_issuer_keys,
       "\ntoken_policy=", o.audience, ",", o.issuer,
@@ -554,6 +559,12 @@ absl::StatusOr<std::unique_ptr<VaultNode>> BuildVault(const VaultConfig& c) {
   BKV_RETURN_IF_ERROR(BuildVerifier(c, *node));
   BKV_RETURN_IF_ERROR(BuildService(*node));
   return node;
+}
+
+absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenNodeToken(
+    const VaultConfig& c) {
+  BKV_RETURN_IF_ERROR(MakeDir(c.data_dir));
+  return OpenToken(ComponentOptionsFor(c), HoldsRecords(c));
 }
 
 absl::StatusOr<std::unique_ptr<VaultNode>> BuildVaultStorage(
