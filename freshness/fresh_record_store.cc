@@ -37,6 +37,22 @@ std::optional<LeafValue> LeafOf(const AccountKey& key, const UserRecord& r) {
   return LeafValue{RecordDigest(key, r), r.version()};
 }
 
+// A read waiting for an earlier write's head writes nothing itself: when
+// that head can't be taken (the token, or the quorum's majority, is down),
+// this call is refused as not counted (the earlier write still counts once
+// a later head covers it, as its own answer said).
+absl::Status NotCountedWhileWaiting(absl::Status s) {
+  if (s.ok() || !absl::IsUnavailable(s)) return s;
+  ErrorDetail d;
+  d.set_reason(ErrorDetail::REASON_VAULT_UNAVAILABLE);
+  d.set_attempt(ErrorDetail::ATTEMPT_NOT_COUNTED);
+  return vault::v1::AttachErrorDetail(
+      absl::UnavailableError(absl::StrCat(
+          "an earlier write to this account is not anchored yet (",
+          s.message(), "); this call counted nothing: retry later")),
+      d);
+}
+
 absl::Status UnsettledError(const AccountKey& key) {
   return absl::UnavailableError(absl::StrCat(
       "the store could not say whether the last write to account key ",
@@ -280,7 +296,7 @@ absl::StatusOr<UserRecord> FreshRecordStore::CheckedGet(
       r.ok() ? std::optional<Digest>(RecordDigest(key, *r)) : std::nullopt;
   if (pending && digest &&
       (pending->leaf ? pending->leaf->digest == *digest : tombstone)) {
-    BKV_RETURN_IF_ERROR(WaitCommitted(pending->tag));
+    BKV_RETURN_IF_ERROR(NotCountedWhileWaiting(WaitCommitted(pending->tag)));
     leaf = pending->leaf;
   }
   if (!leaf) {

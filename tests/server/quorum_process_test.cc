@@ -1,0 +1,296 @@
+// The quorum of endorsing nodes against real `bkv-vault serve` processes
+// (docs/rollback.md "Quorum across nodes"): three nodes, each with its own
+// SoftHSM token and endorsement key made by `bkv-vault cluster keygen`, the
+// members file assembled from their output, node 1 the owner over its
+// RocksDB, nodes 2 and 3 endorsing on loopback peer ports. Faults are real:
+// processes stopped, token directories and records restored from copies.
+// ctest -R rollback.quorum.process
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "tests/server/vault_harness.h"
+
+namespace bkv::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using vault::v1::ErrorDetail;
+
+constexpr int kNodes = 3;
+constexpr char kPassword[] = "correct horse battery staple";
+
+// Runs `bkv-vault <args>`; its stdout and stderr, and the exit code.
+int RunVault(const std::string& args, std::string* output) {
+  FILE* p = popen((std::string(BKV_VAULT_BIN) + " " + args + " 2>&1").c_str(),
+                  "r");
+  if (p == nullptr) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) output->append(buf, n);
+  return WEXITSTATUS(pclose(p));
+}
+
+// The value of `name` on a /metrics page, -1 when absent.
+int64_t Gauge(const std::string& page, const std::string& name) {
+  std::istringstream lines(page);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(name + " ", 0) == 0) {
+      return std::stoll(line.substr(name.size() + 1));
+    }
+  }
+  return -1;
+}
+
+class QuorumProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string members;
+    for (int i = 0; i < kNodes; ++i) {
+      peer_[i] = FreePort();
+      metrics_[i] = FreePort();
+      std::string out;
+      ASSERT_EQ(RunVault("cluster keygen --dev --data-dir " +
+                             node_[i].data_dir() + Identity(i),
+                         &out),
+                0)
+          << out;
+      const size_t at = out.find("members line:");
+      ASSERT_NE(at, std::string::npos) << out;
+      std::istringstream line(out.substr(at + 13));
+      std::string id, key, peer;
+      line >> id >> key >> peer;
+      members += id + " " + key + " " + peer + "\n";
+    }
+    members_ = node_[0].data_dir() + "/members";
+    std::ofstream(members_) << "# the quorum of this test\n" << members;
+    for (int i : {1, 2, 0}) ASSERT_NO_FATAL_FAILURE(StartNode(i));
+    client_ = std::make_unique<TestClient>(node_[0].address(),
+                                           node_[0].public_key());
+  }
+
+  std::string Identity(int i) const {
+    // keygen needs a members file named, not read.
+    return " --freshness-members-file " +
+           (members_.empty() ? std::string("unused") : members_) +
+           " --freshness-node-id " + std::to_string(i + 1) +
+           " --freshness-peer-listen 127.0.0.1:" + std::to_string(peer_[i]);
+  }
+
+  void StartNode(int i) {
+    std::vector<std::string> args = {
+        "--metrics-listen",
+        "127.0.0.1:" + std::to_string(metrics_[i]),
+        "--freshness-members-file",
+        members_,
+        "--freshness-node-id",
+        std::to_string(i + 1),
+        "--freshness-endorse-timeout-ms",
+        "1000",
+        // Lockouts in a few seconds, not a rate limit.
+        "--guess-burst",
+        "100"};
+    if (i == 0) args.push_back("--freshness-owner");
+    ASSERT_TRUE(node_[i].Start(args)) << "node " << i + 1 << ":\n"
+                                      << node_[i].log();
+  }
+
+  std::string Token(const std::string& account) const {
+    return node_[0].Token(account);
+  }
+  void Register(const std::string& account) {
+    auto r = client_->Register(Token(account), account, kPassword,
+                               SecretBytes::Copy(std::string(32, 'k')));
+    ASSERT_TRUE(r.ok()) << r.status.error_message();
+  }
+  uint32_t Remaining(const std::string& account) {
+    vault::v1::GetStatusResponse s;
+    auto r = client_->Status(Token(account), &s);
+    EXPECT_TRUE(r.ok()) << r.status.error_message();
+    return s.attempts_remaining();
+  }
+  TestClient::Recovery Guess(const std::string& account,
+                             const std::string& password = "wrong") {
+    return client_->Recover(Token(account), account, password);
+  }
+  int64_t HeldSeq(int i) {
+    return Gauge(HttpGet(metrics_[i], "/metrics"),
+                 "bkv_freshness_endorser_held_seq");
+  }
+  std::string Softhsm(int i) const { return node_[i].data_dir() + "/softhsm"; }
+  std::string Records() const { return node_[0].data_dir() + "/records"; }
+  static void Copy(const std::string& from, const std::string& to) {
+    fs::remove_all(to);
+    fs::copy(from, to, fs::copy_options::recursive);
+  }
+
+  VaultProcess node_[kNodes];
+  int peer_[kNodes] = {};
+  int metrics_[kNodes] = {};
+  std::string members_;
+  std::unique_ptr<TestClient> client_;
+};
+
+// Issue test 5: one endorser down, counted calls go on with 2 of 3; back,
+// it catches up to the owner's head.
+TEST_F(QuorumProcessTest, OneEndorserDownCountedCallsContinueAndItCatchesUp) {
+  Register("alice");
+  ASSERT_EQ(node_[2].Stop(), 0);
+  auto r = Guess("alice");
+  EXPECT_TRUE(r.got_ke2) << r.result.status.error_message();
+  ASSERT_TRUE(r.result.detail.has_value());
+  EXPECT_EQ(r.result.detail->reason(), ErrorDetail::REASON_INVALID_LOGIN);
+  EXPECT_EQ(Remaining("alice"), 9u);
+  auto right = Guess("alice", kPassword);
+  ASSERT_TRUE(right.result.ok()) << right.result.status.error_message();
+  ASSERT_NO_FATAL_FAILURE(StartNode(2));
+  const int64_t before = HeldSeq(2);
+  // Bounded: each right recovery writes heads the owner proposes to node 3.
+  for (int i = 0; i < 5 && HeldSeq(2) != HeldSeq(0); ++i) {
+    ASSERT_TRUE(Guess("alice", kPassword).result.ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(HeldSeq(2), HeldSeq(0)) << "node 3 did not catch up";
+  EXPECT_GT(HeldSeq(2), before);
+  EXPECT_EQ(Remaining("alice"), 10u);
+}
+
+// Issue test 5: a majority down: counted calls fail UNAVAILABLE without a
+// KE2. The first call's record was written before its head failed: it is
+// answered ATTEMPT_UNSPECIFIED and counts once a later head covers it; the
+// account's later calls are refused before anything is written
+// (ATTEMPT_NOT_COUNTED). Back up: service resumes, nothing counted twice.
+TEST_F(QuorumProcessTest, MajorityDownRefusesBeforeAnyKe2AndSpendsNothingMore) {
+  Register("bob");
+  Register("other");
+  ASSERT_EQ(node_[1].Stop(), 0);
+  ASSERT_EQ(node_[2].Stop(), 0);
+  for (int i = 0; i < 3; ++i) {
+    auto r = Guess("bob", kPassword);
+    EXPECT_FALSE(r.got_ke2) << "a KE2 without a majority, call " << i;
+    EXPECT_EQ(r.result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << r.result.status.error_message();
+    if (i > 0) {
+      ASSERT_TRUE(r.result.detail.has_value());
+      EXPECT_EQ(r.result.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED)
+          << r.result.status.error_message();
+    }
+  }
+  // A committed record of another account still reads.
+  EXPECT_EQ(Remaining("other"), 10u);
+  ASSERT_NO_FATAL_FAILURE(StartNode(1));
+  ASSERT_NO_FATAL_FAILURE(StartNode(2));
+  // The owner's channels reconnect (within a second or so); until then a
+  // read of bob's pending record is refused, not counted. Bounded.
+  vault::v1::GetStatusResponse status;
+  for (int i = 0; i < 40 && !client_->Status(Token("bob"), &status).ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  EXPECT_EQ(status.attempts_remaining(), 9u) << "the first failed call counts";
+  auto right = Guess("bob", kPassword);
+  ASSERT_TRUE(right.result.ok()) << right.result.status.error_message();
+  // 10, the first failed call, this one: nothing else counted.
+  EXPECT_EQ(right.attempts_remaining, 8u);
+  EXPECT_EQ(Remaining("other"), 10u);
+}
+
+// Issue test 1 over the quorum: records restored from a copy taken before
+// the lockout: the owner's take-over finds them behind the certified head;
+// no guess, no key.
+TEST_F(QuorumProcessTest, RestoredRecordsAfterLockoutGiveNoGuess) {
+  Register("carol");
+  ASSERT_EQ(node_[0].Stop(), 0);
+  const std::string copy = node_[0].data_dir() + "/records.copy";
+  Copy(Records(), copy);
+  ASSERT_NO_FATAL_FAILURE(StartNode(0));
+  client_ = std::make_unique<TestClient>(node_[0].address(),
+                                         node_[0].public_key());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Guess("carol").got_ke2);
+  auto locked = Guess("carol", kPassword);
+  EXPECT_FALSE(locked.got_ke2);
+  ASSERT_TRUE(locked.result.detail.has_value());
+  EXPECT_EQ(locked.result.detail->reason(), ErrorDetail::REASON_LOCKED);
+  ASSERT_EQ(node_[0].Stop(), 0);
+  Copy(copy, Records());
+  ASSERT_NO_FATAL_FAILURE(StartNode(0));
+  client_ = std::make_unique<TestClient>(node_[0].address(),
+                                         node_[0].public_key());
+  auto r = Guess("carol", kPassword);
+  EXPECT_FALSE(r.got_ke2);
+  EXPECT_FALSE(r.result.ok());
+  ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();
+  EXPECT_EQ(r.result.detail->reason(), ErrorDetail::REASON_STORAGE_ROLLED_BACK);
+  EXPECT_NE(node_[0].log().find("freshness_shard_stale"), std::string::npos);
+}
+
+// An endorser's token put back from a copy taken before the lockout, the
+// records too, and the up-to-date endorser down: the owner and the restored
+// endorser are the majority, and the owner's own token still holds the
+// newest certificate: no extra guess. The restored endorser catches up.
+TEST_F(QuorumProcessTest, RestoredEndorserTokenGivesNoExtraGuess) {
+  Register("dave");
+  ASSERT_EQ(node_[0].Stop(), 0);
+  ASSERT_EQ(node_[2].Stop(), 0);
+  const std::string records = node_[0].data_dir() + "/records.copy";
+  const std::string token = node_[2].data_dir() + "/softhsm.copy";
+  Copy(Records(), records);
+  Copy(Softhsm(2), token);
+  ASSERT_NO_FATAL_FAILURE(StartNode(2));
+  ASSERT_NO_FATAL_FAILURE(StartNode(0));
+  client_ = std::make_unique<TestClient>(node_[0].address(),
+                                         node_[0].public_key());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Guess("dave").got_ke2);
+  ASSERT_EQ(node_[0].Stop(), 0);
+  ASSERT_EQ(node_[1].Stop(), 0);
+  ASSERT_EQ(node_[2].Stop(), 0);
+  Copy(token, Softhsm(2));
+  Copy(records, Records());
+  ASSERT_NO_FATAL_FAILURE(StartNode(2));
+  ASSERT_NO_FATAL_FAILURE(StartNode(0));
+  client_ = std::make_unique<TestClient>(node_[0].address(),
+                                         node_[0].public_key());
+  auto r = Guess("dave", kPassword);
+  EXPECT_FALSE(r.got_ke2) << "the restored endorser gave a guess back";
+  ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();
+  EXPECT_EQ(r.result.detail->reason(), ErrorDetail::REASON_STORAGE_ROLLED_BACK);
+  EXPECT_EQ(HeldSeq(2), HeldSeq(0)) << "the restored endorser did not catch up";
+}
+
+// Start-up refuses what the ceremony would have caught, saying what to fix.
+TEST_F(QuorumProcessTest, StartRefusesAWrongNodeOrMembersFile) {
+  ASSERT_EQ(node_[1].Stop(), 0);
+  // Node 2's token under node 3's id.
+  std::vector<std::string> args = {"--freshness-members-file", members_,
+                                   "--freshness-node-id", "3"};
+  EXPECT_FALSE(node_[1].Start(args));
+  EXPECT_NE(node_[1].log().find("not in the members list with this token"),
+            std::string::npos)
+      << node_[1].log();
+  args[3] = "7";
+  EXPECT_FALSE(node_[1].Start(args));
+  EXPECT_NE(node_[1].log().find("node_id 7 is not in"), std::string::npos)
+      << node_[1].log();
+  std::string out;
+  EXPECT_EQ(RunVault("cluster digest --dev --data-dir " + node_[1].data_dir() +
+                         Identity(1),
+                     &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("members digest: "), std::string::npos) << out;
+  // A non-owner refuses account calls, not counted.
+  ASSERT_NO_FATAL_FAILURE(StartNode(1));
+  TestClient standby(node_[1].address(), node_[1].public_key());
+  auto r = standby.Recover(node_[1].Token("erin"), "erin", kPassword);
+  EXPECT_EQ(r.result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  ASSERT_TRUE(r.result.detail.has_value());
+  EXPECT_EQ(r.result.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
+}
+
+}  // namespace
+}  // namespace bkv::testing
