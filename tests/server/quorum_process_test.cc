@@ -227,6 +227,17 @@ TEST_F(QuorumProcessTest, RestoredRecordsAfterLockoutGiveNoGuess) {
   ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();
   EXPECT_EQ(r.result.detail->reason(), ErrorDetail::REASON_STORAGE_ROLLED_BACK);
   EXPECT_NE(node_[0].log().find("freshness_shard_stale"), std::string::npos);
+  // No single-token re-anchor behind the quorum's back.
+  ASSERT_EQ(node_[0].Stop(), 0);
+  const std::string so_pin = node_[0].data_dir() + "/softhsm/so.pin";
+  std::string out;
+  EXPECT_EQ(RunVault("rollback reanchor --so-pin-file " + so_pin +
+                         " --dev --data-dir " + node_[0].data_dir() +
+                         Identity(0) + " --freshness-owner",
+                     &out),
+            1)
+      << out;
+  EXPECT_NE(out.find("endorsement quorum"), std::string::npos) << out;
 }
 
 // An endorser's token put back from a copy taken before the lockout, the
