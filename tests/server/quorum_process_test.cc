@@ -1,141 +1,14 @@
 // The quorum of endorsing nodes against real `bkv-vault serve` processes
-// (docs/rollback.md "Quorum across nodes"): three nodes, each with its own
-// SoftHSM token and endorsement key made by `bkv-vault cluster keygen`, the
-// members file assembled from their output, node 1 the owner over its
-// RocksDB, nodes 2 and 3 endorsing on loopback peer ports. Faults are real:
-// processes stopped, token directories and records restored from copies.
-// ctest -R rollback.quorum.process
-#include <gtest/gtest.h>
-
-#include <chrono>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
-#include <thread>
-
-#include "tests/server/vault_harness.h"
+// (docs/rollback.md "Quorum across nodes"), the owner over RocksDB. Faults
+// are real: processes stopped, token directories and records restored from
+// copies. ctest -R rollback.quorum.process
+#include "tests/server/quorum_process.h"
 
 namespace bkv::testing {
 namespace {
 
 namespace fs = std::filesystem;
 using vault::v1::ErrorDetail;
-
-constexpr int kNodes = 3;
-constexpr char kPassword[] = "correct horse battery staple";
-
-// Runs `bkv-vault <args>`; its stdout and stderr, and the exit code.
-int RunVault(const std::string& args, std::string* output) {
-  FILE* p = popen((std::string(BKV_VAULT_BIN) + " " + args + " 2>&1").c_str(),
-                  "r");
-  if (p == nullptr) return -1;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) output->append(buf, n);
-  return WEXITSTATUS(pclose(p));
-}
-
-// The value of `name` on a /metrics page, -1 when absent.
-int64_t Gauge(const std::string& page, const std::string& name) {
-  std::istringstream lines(page);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.rfind(name + " ", 0) == 0) {
-      return std::stoll(line.substr(name.size() + 1));
-    }
-  }
-  return -1;
-}
-
-class QuorumProcessTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string members;
-    for (int i = 0; i < kNodes; ++i) {
-      peer_[i] = FreePort();
-      metrics_[i] = FreePort();
-      std::string out;
-      ASSERT_EQ(RunVault("cluster keygen --dev --data-dir " +
-                             node_[i].data_dir() + Identity(i),
-                         &out),
-                0)
-          << out;
-      const size_t at = out.find("members line:");
-      ASSERT_NE(at, std::string::npos) << out;
-      std::istringstream line(out.substr(at + 13));
-      std::string id, key, peer;
-      line >> id >> key >> peer;
-      members += id + " " + key + " " + peer + "\n";
-    }
-    members_ = node_[0].data_dir() + "/members";
-    std::ofstream(members_) << "# the quorum of this test\n" << members;
-    for (int i : {1, 2, 0}) ASSERT_NO_FATAL_FAILURE(StartNode(i));
-    client_ = std::make_unique<TestClient>(node_[0].address(),
-                                           node_[0].public_key());
-  }
-
-  std::string Identity(int i) const {
-    // keygen needs a members file named, not read.
-    return " --freshness-members-file " +
-           (members_.empty() ? std::string("unused") : members_) +
-           " --freshness-node-id " + std::to_string(i + 1) +
-           " --freshness-peer-listen 127.0.0.1:" + std::to_string(peer_[i]);
-  }
-
-  void StartNode(int i) {
-    std::vector<std::string> args = {
-        "--metrics-listen",
-        "127.0.0.1:" + std::to_string(metrics_[i]),
-        "--freshness-members-file",
-        members_,
-        "--freshness-node-id",
-        std::to_string(i + 1),
-        "--freshness-endorse-timeout-ms",
-        "1000",
-        // Lockouts in a few seconds, not a rate limit.
-        "--guess-burst",
-        "100"};
-    if (i == 0) args.push_back("--freshness-owner");
-    ASSERT_TRUE(node_[i].Start(args)) << "node " << i + 1 << ":\n"
-                                      << node_[i].log();
-  }
-
-  std::string Token(const std::string& account) const {
-    return node_[0].Token(account);
-  }
-  void Register(const std::string& account) {
-    auto r = client_->Register(Token(account), account, kPassword,
-                               SecretBytes::Copy(std::string(32, 'k')));
-    ASSERT_TRUE(r.ok()) << r.status.error_message();
-  }
-  uint32_t Remaining(const std::string& account) {
-    vault::v1::GetStatusResponse s;
-    auto r = client_->Status(Token(account), &s);
-    EXPECT_TRUE(r.ok()) << r.status.error_message();
-    return s.attempts_remaining();
-  }
-  TestClient::Recovery Guess(const std::string& account,
-                             const std::string& password = "wrong") {
-    return client_->Recover(Token(account), account, password);
-  }
-  int64_t HeldSeq(int i) {
-    return Gauge(HttpGet(metrics_[i], "/metrics"),
-                 "bkv_freshness_endorser_held_seq");
-  }
-  std::string Softhsm(int i) const { return node_[i].data_dir() + "/softhsm"; }
-  std::string Records() const { return node_[0].data_dir() + "/records"; }
-  static void Copy(const std::string& from, const std::string& to) {
-    fs::remove_all(to);
-    fs::copy(from, to, fs::copy_options::recursive);
-  }
-
-  VaultProcess node_[kNodes];
-  int peer_[kNodes] = {};
-  int metrics_[kNodes] = {};
-  std::string members_;
-  std::unique_ptr<TestClient> client_;
-};
 
 // Issue test 5: one endorser down, counted calls go on with 2 of 3; back,
 // it catches up to the owner's head.
@@ -271,6 +144,28 @@ TEST_F(QuorumProcessTest, RestoredEndorserTokenGivesNoExtraGuess) {
   ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();
   EXPECT_EQ(r.result.detail->reason(), ErrorDetail::REASON_STORAGE_ROLLED_BACK);
   EXPECT_EQ(HeldSeq(2), HeldSeq(0)) << "the restored endorser did not catch up";
+}
+
+// Issue test 5, fencing: a second owner (an operator's failover while the
+// old owner still runs, or a mistake) takes over in a later term at a
+// majority; the old owner's next counted call gets no KE2 and it extends
+// the chain no more.
+TEST_F(QuorumProcessTest, SecondOwnerFencesTheFirst) {
+  Register("frank");
+  ASSERT_TRUE(Guess("frank", kPassword).result.ok());
+  ASSERT_EQ(node_[1].Stop(), 0);
+  ASSERT_NO_FATAL_FAILURE(StartNode(1, /*owner=*/true));
+  const int64_t seq = HeldSeq(1);
+  for (int i = 0; i < 2; ++i) {
+    auto r = Guess("frank", kPassword);
+    EXPECT_FALSE(r.got_ke2) << "the fenced owner answered with a KE2";
+    EXPECT_EQ(r.result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << r.result.status.error_message();
+  }
+  EXPECT_NE(node_[0].log().find("freshness_head_fenced"), std::string::npos)
+      << node_[0].log();
+  EXPECT_EQ(HeldSeq(1), seq) << "the fenced owner moved the chain";
+  EXPECT_EQ(HeldSeq(2), seq);
 }
 
 // Start-up refuses what the ceremony would have caught, saying what to fix.
