@@ -16,7 +16,7 @@ namespace bkv::server {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: bkv-vault cluster keygen|show|digest [serve flags: --config, "
+    "usage: bkv-vault cluster <keygen|show|digest> [serve flags: --config, "
     "--data-dir, ...]\n"
     "The quorum's ceremony (docs/operations.md \"Quorum of endorsing nodes\"),\n"
     "on each node with its vault stopped:\n"
