@@ -2,6 +2,9 @@
 // (docs/rollback.md "Quorum across nodes"), the owner over RocksDB. Faults
 // are real: processes stopped, token directories and records restored from
 // copies. ctest -R rollback.quorum.process
+#include <grpcpp/generic/generic_stub.h>
+
+#include "absl/synchronization/notification.h"
 #include "tests/server/quorum_process.h"
 
 namespace bkv::testing {
@@ -9,6 +12,36 @@ namespace {
 
 namespace fs = std::filesystem;
 using vault::v1::ErrorDetail;
+
+// grpc.health.v1.Health/Check for the service bkv.vault.v1.Vault: its
+// ServingStatus (1 SERVING, 2 NOT_SERVING), -1 on an error. Debian ships no
+// health.proto: the request and answer are encoded by hand.
+int VaultHealth(const std::string& address) {
+  grpc::GenericStub stub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  const std::string name = vault::v1::Vault::service_full_name();
+  const std::string request = std::string(1, '\x0a') +
+                              std::string(1, static_cast<char>(name.size())) +
+                              name;
+  grpc::Slice slice(request);
+  grpc::ByteBuffer req(&slice, 1), resp;
+  grpc::Status st;
+  absl::Notification done;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+                 &req, &resp, [&](grpc::Status s) {
+                   st = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  grpc::Slice out;
+  if (!st.ok() || !resp.DumpToSingleSlice(&out).ok() || out.size() != 2 ||
+      out.begin()[0] != 0x08) {
+    return -1;
+  }
+  return out.begin()[1];
+}
 
 // Issue test 5: one endorser down, counted calls go on with 2 of 3; back,
 // it catches up to the owner's head.
@@ -191,6 +224,8 @@ TEST_F(QuorumProcessTest, StartRefusesAWrongNodeOrMembersFile) {
   EXPECT_NE(out.find("members digest: "), std::string::npos) << out;
   // A non-owner refuses account calls, not counted.
   ASSERT_NO_FATAL_FAILURE(StartNode(1));
+  EXPECT_EQ(VaultHealth(node_[1].address()), 2) << "NOT_SERVING";
+  EXPECT_EQ(VaultHealth(node_[0].address()), 1) << "SERVING";
   TestClient standby(node_[1].address(), node_[1].public_key());
   auto r = standby.Recover(node_[1].Token("erin"), "erin", kPassword);
   EXPECT_EQ(r.result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
