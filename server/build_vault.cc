@@ -517,7 +517,8 @@ ComponentOptions ComponentOptionsFor(const VaultConfig& c) {
   o.store.shards = static_cast<uint32_t>(c.freshness_shards);
   o.quorum = {c.freshness_members_file, c.freshness_node_id,
               c.freshness_peer_listen, c.freshness_endorse_timeout_ms,
-              c.freshness_owner};
+              c.freshness_owner,           c.freshness_peer_cert_file,
+              c.freshness_peer_key_file,   c.freshness_peer_ca_file};
   o.audit_log = c.AuditLogPath();
   o.key_check = c.KeyCheckPath();
   o.issuer_keys_file = c.issuer_keys_file;
@@ -584,7 +585,9 @@ std::string DescribeForTesting(const ComponentOptions& o) {
       absl::FormatDuration(e.op_timeout), "\nfreshness=", o.store.anchor, ",",
       o.store.shards, "\nquorum=", o.quorum.members_file, ",",
       o.quorum.node_id, ",", o.quorum.peer_listen, ",",
-      o.quorum.endorse_timeout_ms, ",", o.quorum.owner, "\naudit_log=", o.audit_log, "\nkey_check=", o.key_check,
+      o.quorum.endorse_timeout_ms, ",", o.quorum.owner, ",",
+      o.quorum.peer_cert_file, ",", o.quorum.peer_key_file, ",",
+      o.quorum.peer_ca_file, "\naudit_log=", o.audit_log, "\nkey_check=", o.key_check,
       "\nissuer_keys_file=", o.issuer_keys_file,
       "\ndev_issuer=", o.dev_issuer_key, ",", o.dev_issuer_keys,
       "\ntoken_policy=", o.audience, ",", o.issuer,

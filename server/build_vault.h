@@ -68,6 +68,7 @@ struct ComponentOptions {
     std::string peer_listen;
     int64_t endorse_timeout_ms = 0;
     bool owner = false;
+    std::string peer_cert_file, peer_key_file, peer_ca_file;
   } quorum;
   std::string issuer_keys_file;  // empty: the development issuer
   std::string dev_issuer_key, dev_issuer_keys;

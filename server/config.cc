@@ -162,6 +162,16 @@ const Option kOptions[] = {
     {"freshness", "owner", "freshness-owner", &VaultConfig::freshness_owner,
      "this node extends the head chain and serves account calls (one node "
      "of the quorum; the others only endorse)"},
+    {"freshness", "peer_cert_file", "freshness-peer-cert-file",
+     &VaultConfig::freshness_peer_cert_file,
+     "PEM certificate of this node on the peer channel (mTLS; serverAuth "
+     "and clientAuth)"},
+    {"freshness", "peer_key_file", "freshness-peer-key-file",
+     &VaultConfig::freshness_peer_key_file, "PEM private key of that certificate"},
+    {"freshness", "peer_ca_file", "freshness-peer-ca-file",
+     &VaultConfig::freshness_peer_ca_file,
+     "PEM CA that signed every member's peer certificate (set: mTLS between "
+     "members)"},
 };
 
 absl::Status SetFromString(VaultConfig& c, const Option& o,
@@ -362,9 +372,10 @@ absl::Status ValidateEtcd(const VaultConfig& c) {
 absl::Status ValidateQuorum(const VaultConfig& c) {
   if (!c.UsesQuorum()) {
     if (c.freshness_node_id != 0 || !c.freshness_peer_listen.empty() ||
-        c.freshness_owner) {
+        c.freshness_owner || c.PeerTls()) {
       return absl::InvalidArgumentError(
-          "[freshness] node_id, peer_listen and owner need members_file (the "
+          "[freshness] node_id, peer_listen, owner and the peer TLS files "
+          "need members_file (the "
           "quorum's members list; docs/operations.md \"Quorum of endorsing "
           "nodes\")");
     }
@@ -379,6 +390,12 @@ absl::Status ValidateQuorum(const VaultConfig& c) {
     return absl::InvalidArgumentError(
         "[freshness] members_file needs node_id: this node's id in that file "
         "(1 to 4294967295)");
+  }
+  if (c.freshness_peer_cert_file.empty() != c.freshness_peer_ca_file.empty() ||
+      c.freshness_peer_key_file.empty() != c.freshness_peer_ca_file.empty()) {
+    return absl::InvalidArgumentError(
+        "[freshness] peer_cert_file, peer_key_file and peer_ca_file go "
+        "together (mTLS between members), or none (plaintext)");
   }
   if (c.freshness_endorse_timeout_ms < 10 ||
       c.freshness_endorse_timeout_ms > 60000) {

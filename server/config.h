@@ -94,6 +94,12 @@ struct VaultConfig {
   std::string freshness_peer_listen;
   int64_t freshness_endorse_timeout_ms = 2000;
   bool freshness_owner = false;
+  // mTLS on the peer channel: this node's certificate and key (server and
+  // client: serverAuth and clientAuth), the CA every member's is signed by.
+  std::string freshness_peer_cert_file;
+  std::string freshness_peer_key_file;
+  std::string freshness_peer_ca_file;
+  bool PeerTls() const { return !freshness_peer_ca_file.empty(); }
   bool UsesQuorum() const { return !freshness_members_file.empty(); }
   // Whether records are anchored in the HSM: always on RocksDB; on etcd for
   // a single node or with the quorum.

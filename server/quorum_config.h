@@ -22,6 +22,11 @@ struct QuorumSettings {
   std::string peer_listen;  // where this node's Endorser service listens
   absl::Duration endorse_timeout;
   bool owner = false;
+  // mTLS between members when ca_pem is set: this node's certificate and
+  // key (as server and as client) and the members' CA.
+  struct Tls {
+    std::string cert_pem, key_pem, ca_pem;
+  } tls;
 };
 
 // `c` must use the quorum (c.UsesQuorum()) and be validated. Refuses, saying

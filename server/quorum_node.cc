@@ -11,16 +11,37 @@
 namespace bkv::server {
 namespace {
 
+// mTLS when configured: members present certificates of the members' CA
+// both ways. Otherwise plaintext: safety rests on the signed requests and
+// answers (docs/rollback.md "Peer channel"); the config keeps it off open
+// networks unless told otherwise.
+std::shared_ptr<grpc::ServerCredentials> PeerServerCredentials(
+    const QuorumSettings::Tls& tls) {
+  if (tls.ca_pem.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions o(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  o.pem_root_certs = tls.ca_pem;
+  o.pem_key_cert_pairs.push_back({tls.key_pem, tls.cert_pem});
+  return grpc::SslServerCredentials(o);
+}
+
+std::shared_ptr<grpc::ChannelCredentials> PeerChannelCredentials(
+    const QuorumSettings::Tls& tls) {
+  if (tls.ca_pem.empty()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions o;
+  o.pem_root_certs = tls.ca_pem;
+  o.pem_private_key = tls.key_pem;
+  o.pem_cert_chain = tls.cert_pem;
+  return grpc::SslCredentials(o);
+}
+
 absl::Status StartPeerServer(QuorumNode& q) {
   q.service = std::make_unique<EndorserService>(*q.endorser);
   grpc::ServerBuilder b;
   b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int port = 0;
-  // Plaintext: safety rests on the signed requests and answers
-  // (docs/rollback.md "Peer channel"); the config keeps it off open
-  // networks unless told otherwise.
-  b.AddListeningPort(q.settings.peer_listen, grpc::InsecureServerCredentials(),
-                     &port);
+  b.AddListeningPort(q.settings.peer_listen,
+                     PeerServerCredentials(q.settings.tls), &port);
   b.RegisterService(q.service.get());
   q.peer_server = b.BuildAndStart();
   if (q.peer_server == nullptr || port == 0) {
@@ -37,7 +58,7 @@ std::unique_ptr<freshness::QuorumHeadStore> MakeHeads(QuorumNode& q) {
   for (const freshness::Member& m : q.settings.members.all()) {
     if (m.id == q.settings.node_id) continue;
     peers.push_back(std::make_shared<GrpcEndorserPeer>(
-        m.peer_address, grpc::InsecureChannelCredentials(),
+        m.peer_address, PeerChannelCredentials(q.settings.tls),
         q.settings.endorse_timeout));
   }
   peers.push_back(std::make_shared<freshness::LocalEndorserPeer>(*q.endorser));
@@ -120,7 +141,8 @@ absl::StatusOr<std::unique_ptr<QuorumNode>> StartQuorumNode(
        {"peer_listen", q->settings.peer_listen},
        {"members", absl::StrCat(q->settings.members.all().size())},
        {"members_digest", HexEncode(q->settings.members.digest())},
-       {"role", q->settings.owner ? "owner" : "endorser"}});
+       {"role", q->settings.owner ? "owner" : "endorser"},
+       {"peer_tls", q->settings.tls.ca_pem.empty() ? "off" : "mtls"}});
   return q;
 }
 

@@ -1,10 +1,11 @@
 // The quorum of endorsing nodes over a real 3-member etcd cluster: three
 // `bkv-vault serve` processes on one etcd, each with its own token (`hsm
-// init`, then `cluster keygen`), node 1 the owner. An account's record and
-// watermark put back as an earlier etcd state held them, behind the owner,
-// as a snapshot restore does to the vault's keys.
+// init`, then `cluster keygen`), mTLS between them, node 1 the owner. An
+// account's record and watermark put back as an earlier etcd state held
+// them, behind the owner, as a snapshot restore does to the vault's keys.
 // ctest -R rollback.quorum.process.etcd
 #include <cstdlib>
+#include <filesystem>
 
 #include "absl/strings/str_join.h"
 #include "storage/record_codec.h"
@@ -25,6 +26,12 @@ class QuorumEtcdProcessTest : public QuorumProcessTest {
     auto etcd = EtcdCluster::Start({.members = 3});
     ASSERT_TRUE(etcd.ok()) << etcd.status();
     etcd_ = *std::move(etcd);
+    // mTLS between the members: one CA, a certificate (serverAuth and
+    // clientAuth, IP:127.0.0.1) every member presents both ways.
+    const std::string tls_dir = node_[0].data_dir() + "/tls";
+    std::filesystem::create_directories(tls_dir);
+    auto tls = storage::testing::MakeTlsFiles(tls_dir);
+    ASSERT_TRUE(tls.ok()) << tls.status();
     for (int i = 0; i < kNodes; ++i) {
       // etcd nodes never make keys: the ceremony first, each its own token.
       ASSERT_EQ(std::system((std::string(BKV_VAULT_BIN) +
@@ -35,7 +42,10 @@ class QuorumEtcdProcessTest : public QuorumProcessTest {
       args_[i] = {"--storage",       "etcd",
                   "--etcd-endpoints", absl::StrJoin(etcd_->Endpoints(), ","),
                   "--etcd-insecure", "--softhsm-dir",
-                  Softhsm(i)};
+                  Softhsm(i),
+                  "--freshness-peer-cert-file", tls->server_crt,
+                  "--freshness-peer-key-file", tls->server_key,
+                  "--freshness-peer-ca-file", tls->ca_crt};
     }
   }
   void TearDown() override {
@@ -58,6 +68,10 @@ TEST_F(QuorumEtcdProcessTest, EarlierEtcdStateBehindTheOwnerIsCaught) {
     earlier[k] = resp.kvs(0).value();
   }
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(Guess("olga").got_ke2);
+  // The heads went through the endorsers, over mTLS.
+  EXPECT_NE(node_[1].log().find("\"peer_tls\":\"mtls\""), std::string::npos);
+  EXPECT_EQ(HeldSeq(1), HeldSeq(0));
+  EXPECT_GT(HeldSeq(1), 1);
   for (const auto& [k, v] : earlier) ASSERT_TRUE(raw.Put(k, v).ok());
   auto r = Guess("olga", kPassword);
   EXPECT_FALSE(r.got_ke2);

@@ -125,6 +125,15 @@ TEST(ConfigEdgeTest, EveryKeyReachesItsComponentRegression) {
       {"freshness-endorse-timeout-ms", {"500"}},
       {"freshness-owner",
        {"--freshness-members-file", "/m", "--freshness-node-id", "1"}},
+      {"freshness-peer-cert-file",
+       {"/c", "--freshness-peer-key-file", "/k", "--freshness-peer-ca-file",
+        "/ca", "--freshness-members-file", "/m", "--freshness-node-id", "1"}},
+      {"freshness-peer-key-file",
+       {"/k", "--freshness-peer-cert-file", "/c", "--freshness-peer-ca-file",
+        "/ca", "--freshness-members-file", "/m", "--freshness-node-id", "1"}},
+      {"freshness-peer-ca-file",
+       {"/ca", "--freshness-peer-cert-file", "/c", "--freshness-peer-key-file",
+        "/k", "--freshness-members-file", "/m", "--freshness-node-id", "1"}},
   };
   auto defaults = LoadConfig({});
   ASSERT_TRUE(defaults.ok());
