@@ -48,8 +48,8 @@ absl::Status NotCountedWhileWaiting(absl::Status s) {
   d.set_attempt(ErrorDetail::ATTEMPT_NOT_COUNTED);
   return vault::v1::AttachErrorDetail(
       absl::UnavailableError(absl::StrCat(
-          "an earlier write to this account is not anchored yet (",
-          s.message(), "); this call counted nothing: retry later")),
+          "an earlier write to this account is not anchored yet (", s.message(),
+          "); this call counted nothing: retry later")),
       d);
 }
 

@@ -104,10 +104,10 @@ struct VaultNode {
   std::optional<opaque::ServerKeyPair> server_keys;
   std::unique_ptr<FileAuditLog> audit;
   std::unique_ptr<storage::RecordStore> store;
-  std::unique_ptr<QuorumNode> quorum;  // [freshness] members_file
+  std::unique_ptr<QuorumNode> quorum;                // [freshness] members_file
   std::unique_ptr<freshness::TokenHeadStore> heads;  // without a quorum
   std::unique_ptr<freshness::FreshRecordStore> fresh;  // over `store`
-  std::unique_ptr<storage::RecordStore> standby;  // a quorum's non-owner
+  std::unique_ptr<storage::RecordStore> standby;       // a quorum's non-owner
   std::optional<TimedRecordStore> timed_store;
   std::unique_ptr<TokenVerifier> verifier;
   std::optional<opaque::OpaqueServer> opaque_server;

@@ -18,10 +18,12 @@ namespace {
 constexpr char kUsage[] =
     "usage: bkv-vault cluster <keygen|show|digest> [serve flags: --config, "
     "--data-dir, ...]\n"
-    "The quorum's ceremony (docs/operations.md \"Quorum of endorsing nodes\"),\n"
+    "The quorum's ceremony (docs/operations.md \"Quorum of endorsing "
+    "nodes\"),\n"
     "on each node with its vault stopped:\n"
     "  keygen  make this token's Ed25519 endorsement key (a token keeps its\n"
-    "          key for life: an existing one is shown, not replaced) and print\n"
+    "          key for life: an existing one is shown, not replaced) and "
+    "print\n"
     "          its public key, fingerprint and line for the members file\n"
     "  show    print them for the key the token has\n"
     "  digest  check [freshness] members_file and node_id against this token\n"
@@ -41,8 +43,7 @@ void PrintKey(const VaultConfig& c, const hsm::EndorsementKey& key,
 }
 
 absl::Status KeyGen(const VaultConfig& c, bool create, std::ostream& out) {
-  BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token,
-                       OpenNodeToken(c));
+  BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token, OpenNodeToken(c));
   auto key = create ? hsm::EndorsementKey::Generate(token)
                     : hsm::EndorsementKey::Open(token);
   if (create && absl::IsAlreadyExists(key.status())) {
@@ -63,14 +64,13 @@ absl::Status Digest(const VaultConfig& c, std::ostream& out) {
         "and --freshness-node-id)");
   }
   BKV_ASSIGN_OR_RETURN(QuorumSettings q, LoadQuorumSettings(c));
-  BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token,
-                       OpenNodeToken(c));
+  BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token, OpenNodeToken(c));
   BKV_ASSIGN_OR_RETURN(auto key, hsm::EndorsementKey::Open(token));
   if (q.members.Find(q.node_id)->key != key->public_key()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the members file's key for node ", q.node_id,
-        " is not this token's endorsement key (",
-        HexEncode(key->public_key()), "): wrong node_id, or the file"));
+        " is not this token's endorsement key (", HexEncode(key->public_key()),
+        "): wrong node_id, or the file"));
   }
   out << "members: " << q.members.all().size() << " (majority "
       << q.members.quorum() << "), this node " << q.node_id << "\n"

@@ -167,7 +167,8 @@ const Option kOptions[] = {
      "PEM certificate of this node on the peer channel (mTLS; serverAuth "
      "and clientAuth)"},
     {"freshness", "peer_key_file", "freshness-peer-key-file",
-     &VaultConfig::freshness_peer_key_file, "PEM private key of that certificate"},
+     &VaultConfig::freshness_peer_key_file,
+     "PEM private key of that certificate"},
     {"freshness", "peer_ca_file", "freshness-peer-ca-file",
      &VaultConfig::freshness_peer_ca_file,
      "PEM CA that signed every member's peer certificate (set: mTLS between "

@@ -53,14 +53,13 @@ absl::Status CheckPeers(const VaultConfig& c, const QuorumSettings& q) {
   }
   for (const std::string& a : addresses) {
     if (!IsHostPort(a)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          c.freshness_members_file, ": peer address '", a,
-          "' is not host:port with a port from 0 to 65535"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(c.freshness_members_file, ": peer address '", a,
+                       "' is not host:port with a port from 0 to 65535"));
     }
     // Safety rests on the signatures (docs/rollback.md "Peer channel"), a
     // plaintext channel is still kept off open networks.
-    if (!c.PeerTls() && !IsLoopbackHost(a) &&
-        !c.allow_plaintext_non_loopback) {
+    if (!c.PeerTls() && !IsLoopbackHost(a) && !c.allow_plaintext_non_loopback) {
       return absl::InvalidArgumentError(absl::StrCat(
           "peer address ", a,
           " is not loopback and the peer channel is plaintext: set "
@@ -103,15 +102,19 @@ absl::StatusOr<QuorumSettings> LoadQuorumSettings(const VaultConfig& c) {
         "[freshness] node_id ", id, " is not in ", c.freshness_members_file,
         " (it lists ", absl::StrJoin(ids, ", "), ")"));
   }
-  QuorumSettings q{*std::move(members), id, c.freshness_peer_listen,
+  QuorumSettings q{*std::move(members),
+                   id,
+                   c.freshness_peer_listen,
                    absl::Milliseconds(c.freshness_endorse_timeout_ms),
-                   c.freshness_owner, {}};
+                   c.freshness_owner,
+                   {}};
   if (q.peer_listen.empty()) q.peer_listen = q.members.Find(id)->peer_address;
   BKV_RETURN_IF_ERROR(CheckPeers(c, q));
   if (c.PeerTls()) {
     BKV_ASSIGN_OR_RETURN(q.tls.cert_pem,
                          ReadTextFile(c.freshness_peer_cert_file));
-    BKV_ASSIGN_OR_RETURN(q.tls.key_pem, ReadTextFile(c.freshness_peer_key_file));
+    BKV_ASSIGN_OR_RETURN(q.tls.key_pem,
+                         ReadTextFile(c.freshness_peer_key_file));
     BKV_ASSIGN_OR_RETURN(q.tls.ca_pem, ReadTextFile(c.freshness_peer_ca_file));
   }
   return q;

@@ -45,9 +45,9 @@ absl::Status StartPeerServer(QuorumNode& q) {
   b.RegisterService(q.service.get());
   q.peer_server = b.BuildAndStart();
   if (q.peer_server == nullptr || port == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("the endorser cannot listen on ",
-                     q.settings.peer_listen, " (in use, or invalid)"));
+    return absl::UnavailableError(absl::StrCat("the endorser cannot listen on ",
+                                               q.settings.peer_listen,
+                                               " (in use, or invalid)"));
   }
   return absl::OkStatus();
 }
@@ -130,10 +130,9 @@ void QuorumNode::RenderMetrics(std::string& out) const {
 absl::StatusOr<std::unique_ptr<QuorumNode>> StartQuorumNode(
     QuorumSettings settings, std::shared_ptr<hsm::Pkcs11Hsm> token) {
   auto q = std::make_unique<QuorumNode>(std::move(settings));
-  BKV_ASSIGN_OR_RETURN(q->endorser,
-                       freshness::Endorser::Open(
-                           std::move(token), q->settings.members,
-                           q->settings.node_id));
+  BKV_ASSIGN_OR_RETURN(q->endorser, freshness::Endorser::Open(
+                                        std::move(token), q->settings.members,
+                                        q->settings.node_id));
   BKV_RETURN_IF_ERROR(StartPeerServer(*q));
   if (q->settings.owner) q->heads = MakeHeads(*q);
   Log("info", "quorum_endorser_serving",

@@ -179,17 +179,19 @@ TEST(ConfigTest, QuorumMembersFileIsCheckedAtStart) {
   EXPECT_NE(error(three + "1 " + std::string(64, 'd') + " 127.0.0.1:7004\n")
                 .find("appears twice"),
             std::string::npos);
-  EXPECT_NE(error(three + "4 " + k1 + " 127.0.0.1:7004\n").find("appears twice"),
-            std::string::npos);
+  EXPECT_NE(
+      error(three + "4 " + k1 + " 127.0.0.1:7004\n").find("appears twice"),
+      std::string::npos);
   EXPECT_NE(error(three + "4 abcd 127.0.0.1:7004\n").find("64 hex digits"),
             std::string::npos);
-  EXPECT_NE(error(three, {"--freshness-node-id", "9"}).find("node_id 9 is not in"),
-            std::string::npos);
+  EXPECT_NE(
+      error(three, {"--freshness-node-id", "9"}).find("node_id 9 is not in"),
+      std::string::npos);
   EXPECT_NE(error(three + "4 " + std::string(64, 'e') + " 127.0.0.1\n")
                 .find("not host:port"),
             std::string::npos);
-  const std::string remote = three + "4 " + std::string(64, 'f') +
-                             " 10.1.2.3:7004\n";
+  const std::string remote =
+      three + "4 " + std::string(64, 'f') + " 10.1.2.3:7004\n";
   EXPECT_NE(error(remote).find("plaintext"), std::string::npos);
   EXPECT_EQ(error(remote, {"--allow-plaintext-non-loopback"}), "accepted");
   const std::string pem = WriteTemp("PEM");
@@ -198,12 +200,12 @@ TEST(ConfigTest, QuorumMembersFileIsCheckedAtStart) {
                            "--freshness-peer-ca-file", pem}),
             "accepted");
   std::vector<std::string> half = {"--freshness-members-file", "/m",
-                                   "--freshness-node-id", "1",
+                                   "--freshness-node-id",      "1",
                                    "--freshness-peer-ca-file", pem};
   EXPECT_FALSE(LoadConfig(half).ok());
   auto missing = LoadConfig(std::vector<std::string>{
-      "--freshness-members-file", "/nonexistent/members",
-      "--freshness-node-id", "1"});
+      "--freshness-members-file", "/nonexistent/members", "--freshness-node-id",
+      "1"});
   ASSERT_TRUE(missing.ok());
   EXPECT_NE(std::string(LoadQuorumSettings(*missing).status().message())
                 .find("/nonexistent/members"),

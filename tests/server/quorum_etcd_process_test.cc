@@ -34,18 +34,18 @@ class QuorumEtcdProcessTest : public QuorumProcessTest {
     ASSERT_TRUE(tls.ok()) << tls.status();
     for (int i = 0; i < kNodes; ++i) {
       // etcd nodes never make keys: the ceremony first, each its own token.
-      ASSERT_EQ(std::system((std::string(BKV_VAULT_BIN) +
-                             " hsm init --softhsm-dir " + Softhsm(i) +
-                             " >/dev/null")
-                                .c_str()),
-                0);
-      args_[i] = {"--storage",       "etcd",
+      ASSERT_EQ(
+          std::system((std::string(BKV_VAULT_BIN) + " hsm init --softhsm-dir " +
+                       Softhsm(i) + " >/dev/null")
+                          .c_str()),
+          0);
+      args_[i] = {"--storage",        "etcd",
                   "--etcd-endpoints", absl::StrJoin(etcd_->Endpoints(), ","),
-                  "--etcd-insecure", "--softhsm-dir",
-                  Softhsm(i),
-                  "--freshness-peer-cert-file", tls->server_crt,
-                  "--freshness-peer-key-file", tls->server_key,
-                  "--freshness-peer-ca-file", tls->ca_crt};
+                  "--etcd-insecure",  "--softhsm-dir",
+                  Softhsm(i),         "--freshness-peer-cert-file",
+                  tls->server_crt,    "--freshness-peer-key-file",
+                  tls->server_key,    "--freshness-peer-ca-file",
+                  tls->ca_crt};
     }
   }
   void TearDown() override {
@@ -82,8 +82,8 @@ TEST_F(QuorumEtcdProcessTest, EarlierEtcdStateBehindTheOwnerIsCaught) {
   // the store is behind it.
   ASSERT_EQ(node_[0].Stop(), 0);
   ASSERT_NO_FATAL_FAILURE(StartNode(0));
-  client_ = std::make_unique<TestClient>(node_[0].address(),
-                                         node_[0].public_key());
+  client_ =
+      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
   r = Guess("olga", kPassword);
   EXPECT_FALSE(r.got_ke2);
   ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();

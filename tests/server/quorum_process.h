@@ -25,8 +25,8 @@ constexpr char kPassword[] = "correct horse battery staple";
 
 // Runs `bkv-vault <args>`; its stdout and stderr, and the exit code.
 inline int RunVault(const std::string& args, std::string* output) {
-  FILE* p = popen((std::string(BKV_VAULT_BIN) + " " + args + " 2>&1").c_str(),
-                  "r");
+  FILE* p =
+      popen((std::string(BKV_VAULT_BIN) + " " + args + " 2>&1").c_str(), "r");
   if (p == nullptr) return -1;
   char buf[4096];
   size_t n;
@@ -89,8 +89,8 @@ class QuorumProcessTest : public ::testing::Test {
     members_ = node_[0].data_dir() + "/members";
     std::ofstream(members_) << "# the quorum of this test\n" << members;
     for (int i : {1, 2, 0}) ASSERT_NO_FATAL_FAILURE(StartNode(i));
-    client_ = std::make_unique<TestClient>(node_[0].address(),
-                                           node_[0].public_key());
+    client_ =
+        std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
   }
 
   std::string Identity(int i) const {
@@ -109,18 +109,13 @@ class QuorumProcessTest : public ::testing::Test {
 
   void StartNode(int i, bool owner = false) {
     std::vector<std::string> args = args_[i];
-    args.insert(args.end(), {
-        "--metrics-listen",
-        "127.0.0.1:" + std::to_string(metrics_[i]),
-        "--freshness-members-file",
-        members_,
-        "--freshness-node-id",
-        std::to_string(i + 1),
-        "--freshness-endorse-timeout-ms",
-        "2000",
-        // Lockouts in a few seconds, not a rate limit.
-        "--guess-burst",
-        "100"});
+    args.insert(
+        args.end(),
+        {"--metrics-listen", "127.0.0.1:" + std::to_string(metrics_[i]),
+         "--freshness-members-file", members_, "--freshness-node-id",
+         std::to_string(i + 1), "--freshness-endorse-timeout-ms", "2000",
+         // Lockouts in a few seconds, not a rate limit.
+         "--guess-burst", "100"});
     if (i == 0 || owner) args.push_back("--freshness-owner");
     ASSERT_TRUE(node_[i].Start(args)) << "node " << i + 1 << ":\n"
                                       << node_[i].log();
@@ -152,8 +147,7 @@ class QuorumProcessTest : public ::testing::Test {
   std::string Records() const { return node_[0].data_dir() + "/records"; }
   static void Copy(const std::string& from, const std::string& to) {
     std::filesystem::remove_all(to);
-    std::filesystem::copy(from, to,
-                          std::filesystem::copy_options::recursive);
+    std::filesystem::copy(from, to, std::filesystem::copy_options::recursive);
   }
 
   VaultProcess node_[kNodes];

@@ -2,10 +2,11 @@
 // (docs/rollback.md "Quorum across nodes"), the owner over RocksDB. Faults
 // are real: processes stopped, token directories and records restored from
 // copies. ctest -R rollback.quorum.process
+#include "tests/server/quorum_process.h"
+
 #include <grpcpp/generic/generic_stub.h>
 
 #include "absl/synchronization/notification.h"
-#include "tests/server/quorum_process.h"
 
 namespace bkv::testing {
 namespace {
@@ -115,8 +116,8 @@ TEST_F(QuorumProcessTest, RestoredRecordsAfterLockoutGiveNoGuess) {
   const std::string copy = node_[0].data_dir() + "/records.copy";
   Copy(Records(), copy);
   ASSERT_NO_FATAL_FAILURE(StartNode(0));
-  client_ = std::make_unique<TestClient>(node_[0].address(),
-                                         node_[0].public_key());
+  client_ =
+      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(Guess("carol").got_ke2);
   auto locked = Guess("carol", kPassword);
   EXPECT_FALSE(locked.got_ke2);
@@ -125,8 +126,8 @@ TEST_F(QuorumProcessTest, RestoredRecordsAfterLockoutGiveNoGuess) {
   ASSERT_EQ(node_[0].Stop(), 0);
   Copy(copy, Records());
   ASSERT_NO_FATAL_FAILURE(StartNode(0));
-  client_ = std::make_unique<TestClient>(node_[0].address(),
-                                         node_[0].public_key());
+  client_ =
+      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
   auto r = Guess("carol", kPassword);
   EXPECT_FALSE(r.got_ke2);
   EXPECT_FALSE(r.result.ok());
@@ -160,8 +161,8 @@ TEST_F(QuorumProcessTest, RestoredEndorserTokenGivesNoExtraGuess) {
   Copy(Softhsm(2), token);
   ASSERT_NO_FATAL_FAILURE(StartNode(2));
   ASSERT_NO_FATAL_FAILURE(StartNode(0));
-  client_ = std::make_unique<TestClient>(node_[0].address(),
-                                         node_[0].public_key());
+  client_ =
+      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(Guess("dave").got_ke2);
   ASSERT_EQ(node_[0].Stop(), 0);
   ASSERT_EQ(node_[1].Stop(), 0);
@@ -170,8 +171,8 @@ TEST_F(QuorumProcessTest, RestoredEndorserTokenGivesNoExtraGuess) {
   Copy(records, Records());
   ASSERT_NO_FATAL_FAILURE(StartNode(2));
   ASSERT_NO_FATAL_FAILURE(StartNode(0));
-  client_ = std::make_unique<TestClient>(node_[0].address(),
-                                         node_[0].public_key());
+  client_ =
+      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
   auto r = Guess("dave", kPassword);
   EXPECT_FALSE(r.got_ke2) << "the restored endorser gave a guess back";
   ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();

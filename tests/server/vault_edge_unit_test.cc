@@ -169,8 +169,8 @@ TEST(ConfigEdgeTest, EveryKeyReachesItsComponentRegression) {
   // A quorum anchors etcd's records too; its settings stand or fall
   // together.
   std::vector<std::string> quorum = etcd;
-  for (const char* a : {"--freshness-members-file", "/m", "--freshness-node-id",
-                        "1"}) {
+  for (const char* a :
+       {"--freshness-members-file", "/m", "--freshness-node-id", "1"}) {
     quorum.push_back(a);
   }
   auto q = LoadConfig(quorum);
