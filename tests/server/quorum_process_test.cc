@@ -70,9 +70,10 @@ TEST_F(QuorumProcessTest, OneEndorserDownCountedCallsContinueAndItCatchesUp) {
 
 // Issue test 5: a majority down: counted calls fail UNAVAILABLE without a
 // KE2. The first call's record was written before its head failed: it is
-// answered ATTEMPT_UNSPECIFIED and counts once a later head covers it; the
-// account's later calls are refused before anything is written
-// (ATTEMPT_NOT_COUNTED). Back up: service resumes, nothing counted twice.
+// answered ATTEMPT_UNSPECIFIED and counts once a later head covers it; every
+// later call, on that account or another, is refused before anything is
+// written (ATTEMPT_NOT_COUNTED). Back up: service resumes, nothing counted
+// twice, the other account untouched.
 TEST_F(QuorumProcessTest, MajorityDownRefusesBeforeAnyKe2AndSpendsNothingMore) {
   Register("bob");
   Register("other");
@@ -89,8 +90,14 @@ TEST_F(QuorumProcessTest, MajorityDownRefusesBeforeAnyKe2AndSpendsNothingMore) {
           << r.result.status.error_message();
     }
   }
-  // A committed record of another account still reads.
+  // A committed record of another account still reads; its counted call
+  // is refused before its record is written (the failed head first).
   EXPECT_EQ(Remaining("other"), 10u);
+  auto other = Guess("other", kPassword);
+  EXPECT_FALSE(other.got_ke2);
+  ASSERT_TRUE(other.result.detail.has_value());
+  EXPECT_EQ(other.result.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED)
+      << other.result.status.error_message();
   ASSERT_NO_FATAL_FAILURE(StartNode(1));
   ASSERT_NO_FATAL_FAILURE(StartNode(2));
   // The owner's channels reconnect (within a second or so); until then a
