@@ -125,6 +125,22 @@ void QuorumNode::RenderMetrics(std::string& out) const {
       "# TYPE bkv_freshness_endorser_held_term gauge\n"
       "bkv_freshness_endorser_held_term ",
       held.term(), "\n");
+  if (heads == nullptr) return;
+  const freshness::QuorumHeadStore::Stats q = heads->stats();
+  absl::StrAppend(
+      &out,
+      "# HELP bkv_freshness_quorum_head_writes_total Head writes through the "
+      "quorum (an endorsement and a commit round each); failed: no majority "
+      "in time, or fenced.\n# TYPE bkv_freshness_quorum_head_writes_total "
+      "counter\nbkv_freshness_quorum_head_writes_total{result=\"ok\"} ",
+      q.writes, "\nbkv_freshness_quorum_head_writes_total{result=\"failed\"} ",
+      q.write_failures,
+      "\n# HELP bkv_freshness_quorum_takeovers_total Take-overs (a Prepare "
+      "round in a new term and the adopted head re-endorsed).\n# TYPE "
+      "bkv_freshness_quorum_takeovers_total counter\n"
+      "bkv_freshness_quorum_takeovers_total{result=\"ok\"} ",
+      q.takeovers, "\nbkv_freshness_quorum_takeovers_total{result=\"failed\"} ",
+      q.takeover_failures, "\n");
 }
 
 absl::StatusOr<std::unique_ptr<QuorumNode>> StartQuorumNode(

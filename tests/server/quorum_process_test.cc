@@ -90,6 +90,9 @@ TEST_F(QuorumProcessTest, MajorityDownRefusesBeforeAnyKe2AndSpendsNothingMore) {
           << r.result.status.error_message();
     }
   }
+  EXPECT_GE(Gauge(HttpGet(metrics_[0], "/metrics"),
+                  "bkv_freshness_quorum_head_writes_total{result=\"failed\"}"),
+            1);
   // A committed record of another account still reads; its counted call
   // is refused before its record is written (the failed head first).
   EXPECT_EQ(Remaining("other"), 10u);
