@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cmdline/cmdline.h"
+#include "server/cluster_command.h"
 #include "server/health_command.h"
 #include "server/hsm_command.h"
 #include "server/rollback_command.h"
@@ -30,6 +31,9 @@ int RunHsm(std::span<const std::string> args) {
 }
 int RunRollback(std::span<const std::string> args) {
   return RunRollbackCommand(args, std::cout, std::cerr);
+}
+int RunCluster(std::span<const std::string> args) {
+  return RunClusterCommand(args, std::cout, std::cerr);
 }
 int RunHealth(std::span<const std::string> args) {
   return RunHealthCommand(args, std::cout, std::cerr);
@@ -64,6 +68,12 @@ const std::vector<Command>& Commands() {
        "recover from a restored (rolled back) store",
        RunRollback,
        {{"reanchor", "re-anchor a restored store"}}},
+      {"cluster",
+       "the quorum of endorsing nodes: key ceremony",
+       RunCluster,
+       {{"keygen", "make (or show) this token's endorsement key"},
+        {"show", "print this token's endorsement key"},
+        {"digest", "check the members file, print its digest"}}},
   };
   return kCommands;
 }
