@@ -164,7 +164,9 @@ bkv_status bkv_backup(bkv_store* store, const bkv_key* key, const char* path,
         bkv::capi::Progress(options->progress, options->progress_ctx);
     view.set_call(bkv::capi::Token(options->cancel));
   }
-  BackupSet set(view, key->key);
+  auto master = bkv::capi::MasterKey(view, *key);
+  if (!master.ok()) return ToC(master.status(), err);
+  BackupSet set(view, *master);
   auto r = set.Backup(path, opts);
   if (!r.ok()) return ToC(r.status(), err);
   if (out_backup_id != nullptr) *out_backup_id = CopyString(r->id);
@@ -184,7 +186,9 @@ bkv_status bkv_restore(bkv_store* store, const bkv_key* key,
         bkv::capi::Progress(options->progress, options->progress_ctx);
     view.set_call(bkv::capi::Token(options->cancel));
   }
-  BackupSet set(view, key->key);
+  auto master = bkv::capi::MasterKey(view, *key);
+  if (!master.ok()) return ToC(master.status(), err);
+  BackupSet set(view, *master);
   return ToC(
       set.Restore(backup_id ? backup_id : "", target_path, opts).status(), err);
 }
@@ -194,7 +198,9 @@ bkv_status bkv_list(bkv_store* store, const bkv_key* key, char** out_ids,
   if (store == nullptr || key == nullptr || out_ids == nullptr) {
     return ToC(Null("store/key/out_ids"), err);
   }
-  BackupSet set(*store->store, key->key);
+  auto master = bkv::capi::MasterKey(*store->store, *key);
+  if (!master.ok()) return ToC(master.status(), err);
+  BackupSet set(*store->store, *master);
   auto records = set.List();
   if (!records.ok()) return ToC(records.status(), err);
   std::string ids;

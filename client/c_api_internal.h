@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "bkv/bkv.h"
 #include "client/backup_stream.h"
 #include "client/blob_store.h"
@@ -34,6 +35,10 @@ char* CopyString(std::string_view s);
 bkv_status ToC(const absl::Status& s, char** err);
 absl::Status Null(const char* what);
 ProgressFn Progress(bkv_progress_fn fn, void* ctx);
+// The master key for the key an app handed over: itself for a set without a
+// keyring, else through the keyring (KeySlots::MasterFor, review #7).
+absl::StatusOr<BackupKey> MasterKey(BlobStore& store, const bkv_key& key,
+                                    std::string state_dir = {});
 inline CancelToken* Token(bkv_cancel* cancel) {
   return cancel != nullptr ? &cancel->token : nullptr;
 }

@@ -96,7 +96,9 @@ bkv_status bkv_repo_open(bkv_store* store, const bkv_key* key,
     if (options->state_dir != nullptr) opts.state_dir = options->state_dir;
   }
   auto view = std::make_unique<CancellableBlobStore>(*store->store);
-  auto repo = Repository::Open(*view, key->key, opts);
+  auto master = bkv::capi::MasterKey(*view, *key, opts.state_dir);
+  if (!master.ok()) return ToC(master.status(), err);
+  auto repo = Repository::Open(*view, *master, opts);
   if (!repo.ok()) return ToC(repo.status(), err);
   *out = new bkv_repo{std::move(view), std::move(*repo)};
   return BKV_OK;

@@ -41,6 +41,14 @@ bkv_status AddSlot(bkv_store* store, const bkv_slot_secret* opened,
 }
 
 }  // namespace
+
+namespace capi {
+absl::StatusOr<BackupKey> MasterKey(BlobStore& store, const bkv_key& key,
+                                    std::string state_dir) {
+  KeySlots slots(store, {std::move(state_dir)});
+  return slots.MasterFor(key.key);
+}
+}  // namespace capi
 }  // namespace bkv
 
 using bkv::capi::Null;

@@ -1,10 +1,17 @@
 #include "client/client_state.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <string>
 
 #include "client/posix_file.h"
+#include "crypto/hex.h"
+#include "crypto/random.h"
+#include "crypto/status_macros.h"
 
 namespace bkv {
 
@@ -18,20 +25,46 @@ uint64_t RecallCounter(const std::string& dir, const std::string& name) {
 
 absl::Status RememberCounter(const std::string& dir, const std::string& name,
                              uint64_t value) {
+  return RememberLine(dir, name, std::to_string(value));
+}
+
+std::string RecallLine(const std::string& dir, const std::string& name) {
+  if (dir.empty()) return "";
+  std::ifstream in(dir + "/" + name);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+absl::Status RememberLine(const std::string& dir, const std::string& name,
+                          const std::string& line) {
   if (dir.empty()) return absl::OkStatus();
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   const std::string path = dir + "/" + name;
-  const std::string tmp = path + ".tmp";
+  // A temporary of its own (two commands may remember at once), made
+  // durable before the rename, and the rename after it (review #12): a
+  // crash must not leave an older value, which a rollback check would trust.
+  uint8_t rnd[8];
+  SystemRandom().Bytes(rnd);
+  const std::string tmp = path + ".tmp-" + HexEncode(rnd);
+  const std::string text = line + "\n";
   {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << value << "\n";
-    if (!out.flush()) return ErrnoStatus(errno, "write " + tmp);
+    BKV_ASSIGN_OR_RETURN(PosixFile file, PosixFile::Create(tmp));
+    absl::Status s = file.Write(
+        {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
+    if (s.ok()) s = file.SyncAndClose();
+    if (!s.ok()) {
+      ::unlink(tmp.c_str());
+      return s;
+    }
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return ErrnoStatus(errno, "rename " + tmp);
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return ErrnoStatus(err, "rename " + tmp);
   }
-  return absl::OkStatus();
+  return SyncDir(dir);
 }
 
 }  // namespace bkv

@@ -2,9 +2,10 @@
 #define BKV_CLIENT_CLIENT_STATE_H_
 
 // What a client remembers between runs to notice a store that rolls back:
-// one counter per file in its state directory (a repository's newest
-// snapshot sequence, a keyring's generation). An empty directory disables
-// both reading (0) and writing.
+// one counter or line per file in its state directory (a repository's
+// newest snapshot sequence, a keyring's generation, the set and master key
+// a store URL holds). An empty directory disables both reading (0, "") and
+// writing.
 
 #include <cstdint>
 #include <string>
@@ -18,6 +19,10 @@ uint64_t RecallCounter(const std::string& dir, const std::string& name);
 // Replaces the file atomically (write, then rename).
 absl::Status RememberCounter(const std::string& dir, const std::string& name,
                              uint64_t value);
+// The same for one line of text ("" when nothing was remembered).
+std::string RecallLine(const std::string& dir, const std::string& name);
+absl::Status RememberLine(const std::string& dir, const std::string& name,
+                          const std::string& line);
 
 }  // namespace bkv
 

@@ -17,14 +17,23 @@ std::string GenerationFile(const SetId& id) {
   return "keyring-" + HexEncode(id) + ".gen";
 }
 
-// The newest generation seen at a store URL: a keyring that reads NotFound
-// where one was seen is gone, not a legacy set (review #3).
-std::string StoreFile(const BlobStore& store) {
+// Per store URL (the client's state files about what it saw there).
+std::string StorePrefix(const BlobStore& store) {
   const std::string url = store.url();
   return "keyring-at-" +
          Sha256Hex({reinterpret_cast<const uint8_t*>(url.data()), url.size()})
-             .substr(0, 32) +
-         ".gen";
+             .substr(0, 32);
+}
+
+// The newest generation seen at a store URL: a keyring that reads NotFound
+// where one was seen is gone, not a legacy set (review #3).
+std::string StoreFile(const BlobStore& store) {
+  return StorePrefix(store) + ".gen";
+}
+
+// The set id and master key fingerprint verified at a store URL (review #2).
+std::string PinFile(const BlobStore& store) {
+  return StorePrefix(store) + ".pin";
 }
 
 // Store-supplied text shown on a terminal: control characters (escape
@@ -144,6 +153,7 @@ absl::StatusOr<std::optional<Keyring>> KeySlots::Read() {
   if (!bytes.ok()) return bytes.status();
   auto ring = Keyring::Decode(*bytes);
   if (!ring.ok()) return ring.status();
+  read_bytes_ = *std::move(bytes);
   const uint64_t seen =
       RecallCounter(options_.state_dir, GenerationFile(ring->set_id()));
   if (seen > ring->generation()) {
@@ -196,7 +206,7 @@ absl::StatusOr<KeySlots::Opened> KeySlots::Open(const SlotSecret& secret) {
     if (master.ok()) {
       auto key = BackupKey::FromBytes(*master);
       if (!key.ok()) return key.status();
-      BKV_RETURN_IF_ERROR(Remember(**ring));
+      BKV_RETURN_IF_ERROR(Remember(**ring, *master));
       return Opened{*std::move(ring), *std::move(key), s.id};
     }
     last = master.status();
@@ -229,8 +239,8 @@ absl::Status KeySlots::KeyringGone() {
           seen,
           ": it was deleted or is hidden; nothing was "
           "written. Restore the keyring object from a copy you trust (delete ",
-          options_.state_dir, "/", StoreFile(store_),
-          " only if this URL now holds another set)")));
+          options_.state_dir, "/", StorePrefix(store_),
+          ".{gen,pin} only if this URL now holds another set)")));
 }
 
 absl::Status KeySlots::ProveLegacyKey(const BackupKey& key) {
@@ -270,6 +280,31 @@ absl::StatusOr<BackupKey> KeySlots::Unlock(const SlotSecret& secret) {
   auto opened = Open(secret);
   if (!opened.ok()) return opened.status();
   return std::move(opened->master);
+}
+
+absl::StatusOr<BackupKey> KeySlots::MasterFor(const BackupKey& key) {
+  BKV_ASSIGN_OR_RETURN(std::optional<Keyring> ring, Read());
+  if (!ring) return key.Clone();
+  if (ring->SealedBy(key.secret())) {
+    BKV_RETURN_IF_ERROR(Remember(*ring, key.secret()));
+    return key.Clone();
+  }
+  for (const KeySlot& s : ring->slots()) {
+    // A passkey's secret is a PRF output, never a key the app holds.
+    if (s.type == SlotType::kPasskey) continue;
+    auto master = ring->Open(s.id, key.secret());
+    if (SlotErrorOf(master.status()) == SlotError::kWrongSecret) continue;
+    if (!master.ok()) return master.status();
+    BKV_RETURN_IF_ERROR(Remember(*ring, *master));
+    return BackupKey::FromBytes(*master);
+  }
+  return SlotStatus(
+      SlotError::kWrongSecret,
+      absl::PermissionDeniedError(absl::StrCat(
+          "wrong backup key for ", store_.url(),
+          ": it is neither the set's master key nor the secret of one of its "
+          "recovery-key or vault slots (a passkey opens through its slot: "
+          "bkv_slots_unlock)")));
 }
 
 absl::StatusOr<std::pair<BackupKey, KeySlot>> KeySlots::UnlockSlot(
@@ -385,6 +420,7 @@ absl::Status KeySlots::RotatePasskeySalt(
 
 absl::Status KeySlots::Write(Keyring& ring, const BackupKey& master,
                              bool first) {
+  const uint64_t read_generation = ring.generation();
   auto bytes = ring.Encode(master.secret());
   if (!bytes.ok()) return bytes.status();
   if (first) {
@@ -397,12 +433,74 @@ absl::Status KeySlots::Write(Keyring& ring, const BackupKey& master,
                        " already has a keyring (written meanwhile?): "
                        "nothing was written; run the command again"));
     }
+  } else {
+    BKV_RETURN_IF_ERROR(StillAsRead(ring.set_id(), read_generation));
   }
   BKV_RETURN_IF_ERROR(PutBytes(store_, Keyring::kObjectName, *bytes));
-  return Remember(ring);
+  return Remember(ring, master.secret());
 }
 
-absl::Status KeySlots::Remember(const Keyring& ring) {
+// Stores have no conditional put: the keyring is read once more right
+// before it, so a slot change another client made meanwhile is refused
+// rather than silently undone (a removed slot back; review #4). Only a
+// change in the instant between this read and the put can still be lost.
+absl::Status KeySlots::StillAsRead(const SetId& set_id, uint64_t generation) {
+  auto bytes = GetBytes(store_, Keyring::kObjectName, 1 << 20);
+  if (bytes.ok() && *bytes == read_bytes_) return absl::OkStatus();
+  if (absl::IsNotFound(bytes.status())) {
+    return absl::DataLossError(absl::StrCat(
+        store_.url(),
+        "'s keyring was deleted while this command ran: nothing was "
+        "written; restore the keyring object from a copy you trust"));
+  }
+  if (!bytes.ok()) return bytes.status();
+  auto now = Keyring::Decode(*bytes);
+  if (now.ok() && now->set_id() == set_id && now->generation() > generation) {
+    return absl::AbortedError(absl::StrCat(
+        store_.url(), "'s keyring changed while this command ran (generation ",
+        generation, " became ", now->generation(),
+        ": another client changed a slot); nothing was written: check bkv "
+        "slot list and run the command again"));
+  }
+  return SlotStatus(
+      SlotError::kTampered,
+      absl::DataLossError(absl::StrCat(
+          store_.url(),
+          "'s keyring changed while this command ran without a newer "
+          "generation (it is generation ",
+          now.ok() ? now->generation() : 0, ", this command read ", generation,
+          "): two keyrings claim one generation, a forged or forked "
+          "keyring; nothing was written; check bkv slot list")));
+}
+
+// A store URL stays pinned to the set and master key this client verified
+// there: an old master key's holder who forges a keyring for a new set id
+// under it, or copies the old store over the URL a rekey wrote, is refused
+// (review #2). A new device, without the pin, cannot tell.
+absl::Status KeySlots::CheckPin(const Keyring& ring,
+                                const SecretBytes& master) {
+  const std::string file = PinFile(store_);
+  const std::string pin =
+      absl::StrCat(HexEncode(ring.set_id()), " ",
+                   HexEncode(MasterFingerprint(ring.set_id(), master)));
+  const std::string seen = RecallLine(options_.state_dir, file);
+  if (seen.empty()) return RememberLine(options_.state_dir, file, pin);
+  if (seen == pin) return absl::OkStatus();
+  return SlotStatus(
+      SlotError::kRolledBack,
+      absl::DataLossError(absl::StrCat(
+          store_.url(), " now holds set ", HexEncode(ring.set_id()),
+          " under another master key than the set ", seen.substr(0, 32),
+          " this client verified there: an old master key pushed back, or "
+          "another set copied over it; nothing was written. Restore the "
+          "store from a copy you trust (delete ",
+          options_.state_dir, "/", StorePrefix(store_),
+          ".{gen,pin} only if you put another set at this URL yourself)")));
+}
+
+absl::Status KeySlots::Remember(const Keyring& ring,
+                                const SecretBytes& master) {
+  BKV_RETURN_IF_ERROR(CheckPin(ring, master));
   BKV_RETURN_IF_ERROR(RememberCounter(options_.state_dir, StoreFile(store_),
                                       ring.generation()));
   return RememberCounter(options_.state_dir, GenerationFile(ring.set_id()),

@@ -73,6 +73,12 @@ class KeySlots {
   // itself (a passkey is NotFound/kNoSlot). Keyring: the matching slot must
   // open (SlotError kinds on failure).
   absl::StatusOr<BackupKey> Unlock(const SlotSecret& secret);
+  // The master key for a key an SDK caller hands over without saying what
+  // it is (bkv_backup, bkv_repo_open, ...; review #7): a legacy set's key;
+  // or, with a keyring, the master key itself or the secret of one of its
+  // recovery-key or vault slots (a vault-released secret names no account).
+  // PermissionDenied/kWrongSecret when it is none of these.
+  absl::StatusOr<BackupKey> MasterFor(const BackupKey& key);
   // Before a legacy set's first keyring: PermissionDenied unless the set's
   // authenticated objects (v2 config and head, v1 manifest) open under
   // `key`; FailedPrecondition for a store with no backup (review #3).
@@ -128,14 +134,21 @@ class KeySlots {
   absl::StatusOr<Opened> Open(const SlotSecret& secret);
   // DataLoss when this client saw a keyring at this store URL.
   absl::Status KeyringGone();
-  // `first`: the store must still have no keyring right before the put.
+  // `first`: the store must still have no keyring right before the put;
+  // otherwise it must still hold the bytes Read gave (StillAsRead).
   absl::Status Write(Keyring& ring, const BackupKey& master,
                      bool first = false);
-  // The generation, per set id and per store URL.
-  absl::Status Remember(const Keyring& ring);
+  // Aborted when another client changed the keyring since Read (its
+  // generation moved past `generation`), DataLoss when it changed without.
+  absl::Status StillAsRead(const SetId& set_id, uint64_t generation);
+  // The generation, per set id and per store URL, after CheckPin.
+  absl::Status Remember(const Keyring& ring, const SecretBytes& master);
+  // DataLoss when this store URL held another set id or master key.
+  absl::Status CheckPin(const Keyring& ring, const SecretBytes& master);
 
   BlobStore& store_;
   KeySlotsOptions options_;
+  std::vector<uint8_t> read_bytes_;  // the keyring as Read last got it
 };
 
 // The parameters `added` needs: empty for a key, VaultParams for the vault;

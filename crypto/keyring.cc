@@ -272,6 +272,12 @@ bool Keyring::Unwraps(const SlotId& id, const SecretBytes& secret) const {
   return s != nullptr && Unwrap(*s, secret).ok();
 }
 
+bool Keyring::SealedBy(const SecretBytes& master) const {
+  if (master.size() != kMasterKeySize || mac_.size() != kMacSize) return false;
+  std::vector<uint8_t> mac = RingMac(set_id_, master, Body());
+  return sodium_memcmp(mac.data(), mac_.data(), kMacSize) == 0;
+}
+
 absl::StatusOr<SecretBytes> Keyring::Open(const SlotId& id,
                                           const SecretBytes& secret) const {
   const KeySlot* s = Find(id);
@@ -355,6 +361,16 @@ absl::StatusOr<std::vector<uint8_t>> Keyring::Encode(
   std::vector<uint8_t> out = Body();
   mac_ = RingMac(set_id_, master, out);
   out.insert(out.end(), mac_.begin(), mac_.end());
+  return out;
+}
+
+std::array<uint8_t, 16> MasterFingerprint(const SetId& set,
+                                          const SecretBytes& master) {
+  static constexpr std::string_view kInfo = "bkv keyring v1 master fingerprint";
+  SecretBytes prk = HkdfExtract(set, master.Reveal());
+  SecretBytes tag = HkdfExpand(prk.Reveal(), AsBytes(kInfo), 16);
+  std::array<uint8_t, 16> out;
+  std::copy_n(tag.Reveal().begin(), out.size(), out.begin());
   return out;
 }
 

@@ -99,6 +99,9 @@ class Keyring {
   // True when `secret` opens slot `id`'s wrap (no MAC check): how a slot
   // whose secret is the master key itself (a migrated set) is recognised.
   bool Unwraps(const SlotId& id, const SecretBytes& secret) const;
+  // True when the decoded MAC verifies under `master`: `master` is this
+  // keyring's master key (an SDK caller handing over the key itself).
+  bool SealedBy(const SecretBytes& master) const;
 
   // Adds a slot wrapping `master` under `secret`; returns its id.
   absl::StatusOr<SlotId> Add(const SecretBytes& master, SlotType type,
@@ -136,6 +139,13 @@ class Keyring {
 };
 
 std::string SlotIdHex(const SlotId& id);
+
+// A public tag of a set's master key, for a client to remember which key
+// the set at a store URL is under (review #2): HKDF-SHA512(set id, master,
+// "bkv keyring v1 master fingerprint")[0..16]. One-way: it reveals nothing
+// of the key.
+std::array<uint8_t, 16> MasterFingerprint(const SetId& set,
+                                          const SecretBytes& master);
 
 }  // namespace bkv
 

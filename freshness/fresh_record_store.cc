@@ -37,6 +37,27 @@ std::optional<LeafValue> LeafOf(const AccountKey& key, const UserRecord& r) {
   return LeafValue{RecordDigest(key, r), r.version()};
 }
 
+// Refused before this call wrote anything (REASON_VAULT_UNAVAILABLE,
+// ATTEMPT_NOT_COUNTED): the head a write would wait for can't be taken now
+// (the token, or the quorum's majority, is down).
+absl::Status NotCounted(absl::string_view why, const absl::Status& s) {
+  ErrorDetail d;
+  d.set_reason(ErrorDetail::REASON_VAULT_UNAVAILABLE);
+  d.set_attempt(ErrorDetail::ATTEMPT_NOT_COUNTED);
+  return vault::v1::AttachErrorDetail(
+      absl::UnavailableError(absl::StrCat(
+          why, " (", s.message(), "); this call counted nothing: retry later")),
+      d);
+}
+
+// A read waiting for an earlier write's head writes nothing itself (the
+// earlier write still counts once a later head covers it, as its own
+// answer said).
+absl::Status NotCountedWhileWaiting(absl::Status s) {
+  if (s.ok() || !absl::IsUnavailable(s)) return s;
+  return NotCounted("an earlier write to this account is not anchored yet", s);
+}
+
 absl::Status UnsettledError(const AccountKey& key) {
   return absl::UnavailableError(absl::StrCat(
       "the store could not say whether the last write to account key ",
@@ -280,7 +301,7 @@ absl::StatusOr<UserRecord> FreshRecordStore::CheckedGet(
       r.ok() ? std::optional<Digest>(RecordDigest(key, *r)) : std::nullopt;
   if (pending && digest &&
       (pending->leaf ? pending->leaf->digest == *digest : tombstone)) {
-    BKV_RETURN_IF_ERROR(WaitCommitted(pending->tag));
+    BKV_RETURN_IF_ERROR(NotCountedWhileWaiting(WaitCommitted(pending->tag)));
     leaf = pending->leaf;
   }
   if (!leaf) {
@@ -335,6 +356,7 @@ absl::StatusOr<uint64_t> FreshRecordStore::CompareAndSwap(
   const AccountKey key = storage::DeriveAccountKey(account_id);
   absl::MutexLock stripe(&Stripe(key));
   BKV_RETURN_IF_ERROR(CheckShard(key));
+  BKV_RETURN_IF_ERROR(RetryFailedHead());
   UserRecord copy = next;
   copy.set_fresh_tombstone(false);
   return Write(account_id, key, expected_version, std::move(copy));
@@ -345,6 +367,7 @@ absl::Status FreshRecordStore::Delete(std::string_view account_id,
   const AccountKey key = storage::DeriveAccountKey(account_id);
   absl::MutexLock stripe(&Stripe(key));
   BKV_RETURN_IF_ERROR(CheckShard(key));
+  BKV_RETURN_IF_ERROR(RetryFailedHead());
   UserRecord tombstone;
   tombstone.set_fresh_tombstone(true);
   BKV_ASSIGN_OR_RETURN(uint64_t v,
@@ -572,6 +595,21 @@ absl::Status FreshRecordStore::WaitCommitted(uint64_t tag) const {
     changed_.Wait(&mu_);
   }
   return absl::OkStatus();
+}
+
+// A failed head is retried before another record is written: while it
+// can't be certified, a new record would count an attempt whose KE2 can't
+// leave. Without a failed head this costs nothing.
+absl::Status FreshRecordStore::RetryFailedHead() const {
+  absl::MutexLock lock(&mu_);
+  if (!retry_) return absl::OkStatus();
+  while (writing_) changed_.Wait(&mu_);
+  if (!retry_) return absl::OkStatus();
+  if (!fenced_.empty()) return absl::UnavailableError(fenced_);
+  BKV_RETURN_IF_ERROR(LeadHeadWrite());
+  if (!retry_) return absl::OkStatus();
+  return NotCounted("the last freshness head is not anchored yet",
+                    last_failure_);
 }
 
 // The next head: every pending leaf whose tag it reaches, moved in flight

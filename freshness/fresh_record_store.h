@@ -138,6 +138,7 @@ class FreshRecordStore final : public storage::RecordStore {
   // A write that failed after Reserve: its tag is never handed out again.
   void Burn(uint64_t tag) const;
   absl::Status WaitCommitted(uint64_t tag) const;
+  absl::Status RetryFailedHead() const;
   absl::Status LeadHeadWrite() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HeadTable NextBatch() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -226,6 +226,12 @@ absl::StatusOr<std::vector<EndorserState>> QuorumHeadStore::PrepareRound(
 // The take-over (docs/rollback.md "The owner: lease, term, take-over"):
 // only a head whose certificate was committed is adopted (review finding 2).
 absl::StatusOr<std::optional<HeadTable>> QuorumHeadStore::Read() {
+  auto table = TakeOver();
+  (table.ok() ? takeovers_ : takeover_failures_)++;
+  return table;
+}
+
+absl::StatusOr<std::optional<HeadTable>> QuorumHeadStore::TakeOver() {
   uint64_t highest = term_, term = 0;
   absl::StatusOr<std::vector<EndorserState>> granted =
       absl::UnavailableError("no promise asked");
@@ -278,7 +284,9 @@ absl::Status QuorumHeadStore::Write(const HeadTable& t) {
                      "re-propose the same table until it is certified"));
   }
   in_flight_ = request.next_table();
-  return Propose(std::move(request));
+  absl::Status s = Propose(std::move(request));
+  (s.ok() ? writes_ : write_failures_)++;
+  return s;
 }
 
 }  // namespace bkv::freshness

@@ -1,6 +1,7 @@
 #ifndef BKV_FRESHNESS_QUORUM_HEAD_STORE_H_
 #define BKV_FRESHNESS_QUORUM_HEAD_STORE_H_
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -78,11 +79,21 @@ class QuorumHeadStore final : public HeadStore {
   absl::Status Write(const HeadTable& t) override;
 
   uint64_t Term() const override { return term_; }
+  // For /metrics, from any thread.
+  struct Stats {
+    uint64_t writes = 0, write_failures = 0;        // head writes (Write)
+    uint64_t takeovers = 0, takeover_failures = 0;  // Read
+  };
+  Stats stats() const {
+    return {writes_.load(), write_failures_.load(), takeovers_.load(),
+            takeover_failures_.load()};
+  }
   const std::optional<fresh::v1::Certificate>& certificate() const {
     return cert_;
   }
 
  private:
+  absl::StatusOr<std::optional<HeadTable>> TakeOver();
   absl::StatusOr<std::vector<fresh::v1::EndorserState>> PrepareRound(
       uint64_t term, uint64_t* highest_promised);
   // One endorsement round: the certificate of `request`'s table, or why not.
@@ -101,6 +112,8 @@ class QuorumHeadStore final : public HeadStore {
   std::string digest_ = std::string(32, '\0');  // of the certified table
   std::optional<fresh::v1::Certificate> cert_;
   std::optional<std::string> in_flight_;  // a table not yet certified
+  std::atomic<uint64_t> writes_{0}, write_failures_{0}, takeovers_{0},
+      takeover_failures_{0};
 };
 
 }  // namespace bkv::freshness

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "crypto/hash.h"
 #include "crypto/hex.h"
 #include "crypto/status_macros.h"
@@ -24,6 +25,7 @@
 #include "hsm/softhsm_dev.h"
 #include "server/log.h"
 #include "server/opaque_self_test.h"
+#include "server/quorum_config.h"
 #include "storage/rocksdb_record_store.h"
 #if BKV_HAVE_ETCD
 #include "storage/etcd_shards.h"
@@ -332,9 +334,62 @@ void RenderFreshness(const freshness::FreshnessStats& s, std::string& out) {
   }
 }
 
-// Every read proven fresh against the heads in the token (docs/rollback.md).
-absl::Status BuildFreshness(VaultNode& n) {
+// The first take-over waits, bounded, for a majority of endorsers: the
+// nodes of a cluster start in any order.
+absl::StatusOr<std::unique_ptr<freshness::FreshRecordStore>> OpenFresh(
+    VaultNode& n, freshness::HeadStore& heads) {
   const ComponentOptions::Store& o = n.options.store;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  for (int round = 0;; ++round) {
+    auto fresh = freshness::FreshRecordStore::Open(*n.store, heads,
+                                                   {o.shards, LogFreshness});
+    if (fresh.ok() || n.quorum == nullptr ||
+        !absl::IsUnavailable(fresh.status()) || absl::Now() > deadline ||
+        round >= 60) {
+      return fresh;
+    }
+    Log("warn", "freshness_quorum_waiting",
+        {{"error", std::string(fresh.status().message())},
+         {"hint", "start the other members' vaults (a majority must answer)"}});
+    absl::SleepFor(absl::Seconds(1));
+  }
+}
+
+// A quorum node: its endorser on the peer port; the owner writes its heads
+// through the quorum, the others refuse account calls.
+absl::Status BuildQuorum(const VaultConfig& c, VaultNode& n) {
+  auto settings = LoadQuorumSettings(c);
+  BKV_BUILD_STEP("config_invalid", settings.status());
+  auto quorum = StartQuorumNode(*std::move(settings), n.token);
+  BKV_BUILD_STEP("quorum_unavailable", quorum.status());
+  n.quorum = *std::move(quorum);
+  if (n.quorum->heads != nullptr) return absl::OkStatus();
+  n.standby = MakeStandbyRecordStore();
+  n.timed_store.emplace(*n.standby, n.metrics);
+  QuorumNode* q = n.quorum.get();
+  n.metrics.SetCollector([q](std::string& out) { q->RenderMetrics(out); });
+  return absl::OkStatus();
+}
+
+// Every read proven fresh against the heads in the token, or endorsed by
+// the quorum (docs/rollback.md).
+absl::Status BuildFreshness(const VaultConfig& c, VaultNode& n) {
+  const ComponentOptions::Store& o = n.options.store;
+  if (c.UsesQuorum()) {
+    BKV_RETURN_IF_ERROR(BuildQuorum(c, n));
+    if (n.standby != nullptr) return absl::OkStatus();
+    auto fresh = OpenFresh(n, *n.quorum->heads);
+    BKV_BUILD_STEP("freshness_unavailable", fresh.status());
+    n.fresh = *std::move(fresh);
+    n.timed_store.emplace(*n.fresh, n.metrics);
+    freshness::FreshRecordStore* f = n.fresh.get();
+    QuorumNode* q = n.quorum.get();
+    n.metrics.SetCollector([f, q](std::string& out) {
+      RenderFreshness(f->Stats(), out);
+      q->RenderMetrics(out);
+    });
+    return absl::OkStatus();
+  }
   auto heads = freshness::TokenHeadStore::Open(n.token);
   BKV_BUILD_STEP("hsm_unavailable", heads.status());
   n.heads = *std::move(heads);
@@ -460,6 +515,10 @@ ComponentOptions ComponentOptionsFor(const VaultConfig& c) {
   o.store.etcd_options.op_timeout = absl::Milliseconds(c.etcd_op_timeout_ms);
   o.store.anchor = c.AnchorsRecords();
   o.store.shards = static_cast<uint32_t>(c.freshness_shards);
+  o.quorum = {c.freshness_members_file,  c.freshness_node_id,
+              c.freshness_peer_listen,   c.freshness_endorse_timeout_ms,
+              c.freshness_owner,         c.freshness_peer_cert_file,
+              c.freshness_peer_key_file, c.freshness_peer_ca_file};
   o.audit_log = c.AuditLogPath();
   o.key_check = c.KeyCheckPath();
   o.issuer_keys_file = c.issuer_keys_file;
@@ -524,8 +583,11 @@ std::string DescribeForTesting(const ComponentOptions& o) {
       ",", e.ca_file, ",", e.cert_file, ",", e.key_file, ",", e.insecure, ",",
       absl::FormatDuration(e.call_timeout), ",",
       absl::FormatDuration(e.op_timeout), "\nfreshness=", o.store.anchor, ",",
-      o.store.shards, "\naudit_log=", o.audit_log, "\nkey_check=", o.key_check,
-      "\nissuer_keys_file=", o.issuer_keys_file,
+      o.store.shards, "\nquorum=", o.quorum.members_file, ",", o.quorum.node_id,
+      ",", o.quorum.peer_listen, ",", o.quorum.endorse_timeout_ms, ",",
+      o.quorum.owner, ",", o.quorum.peer_cert_file, ",", o.quorum.peer_key_file,
+      ",", o.quorum.peer_ca_file, "\naudit_log=", o.audit_log,
+      "\nkey_check=", o.key_check, "\nissuer_keys_file=", o.issuer_keys_file,
       "\ndev_issuer=", o.dev_issuer_key, ",", o.dev_issuer_keys,
       "\ntoken_policy=", o.audience, ",", o.issuer,
       "\nopaque=", o.opaque.context, ",", o.opaque.server_identity.value_or(""),
@@ -550,10 +612,16 @@ absl::StatusOr<std::unique_ptr<VaultNode>> BuildVault(const VaultConfig& c) {
   BKV_BUILD_STEP("self_test_failed", RunOpaqueSelfTest());
   BKV_RETURN_IF_ERROR(BuildKeys(c, *node));
   BKV_RETURN_IF_ERROR(BuildStorage(*node));
-  BKV_RETURN_IF_ERROR(BuildFreshness(*node));
+  BKV_RETURN_IF_ERROR(BuildFreshness(c, *node));
   BKV_RETURN_IF_ERROR(BuildVerifier(c, *node));
   BKV_RETURN_IF_ERROR(BuildService(*node));
   return node;
+}
+
+absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenNodeToken(
+    const VaultConfig& c) {
+  BKV_RETURN_IF_ERROR(MakeDir(c.data_dir));
+  return OpenToken(ComponentOptionsFor(c), HoldsRecords(c));
 }
 
 absl::StatusOr<std::unique_ptr<VaultNode>> BuildVaultStorage(

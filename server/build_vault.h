@@ -22,6 +22,7 @@
 #include "server/hsm_command.h"
 #include "server/instrumented.h"
 #include "server/metrics.h"
+#include "server/quorum_node.h"
 #include "server/rate_limiter.h"
 #include "server/ticket_sealer.h"
 #include "server/vault.h"
@@ -59,6 +60,16 @@ struct ComponentOptions {
     bool anchor = true;  // freshness (docs/rollback.md)
     uint32_t shards = 16;
   } store;
+  // The quorum of endorsing nodes; members_file empty: this node's token
+  // alone anchors (docs/rollback.md).
+  struct Quorum {
+    std::string members_file;
+    int64_t node_id = 0;
+    std::string peer_listen;
+    int64_t endorse_timeout_ms = 0;
+    bool owner = false;
+    std::string peer_cert_file, peer_key_file, peer_ca_file;
+  } quorum;
   std::string issuer_keys_file;  // empty: the development issuer
   std::string dev_issuer_key, dev_issuer_keys;
   std::string audience, issuer;
@@ -93,8 +104,10 @@ struct VaultNode {
   std::optional<opaque::ServerKeyPair> server_keys;
   std::unique_ptr<FileAuditLog> audit;
   std::unique_ptr<storage::RecordStore> store;
-  std::unique_ptr<freshness::TokenHeadStore> heads;
+  std::unique_ptr<QuorumNode> quorum;                // [freshness] members_file
+  std::unique_ptr<freshness::TokenHeadStore> heads;  // without a quorum
   std::unique_ptr<freshness::FreshRecordStore> fresh;  // over `store`
+  std::unique_ptr<storage::RecordStore> standby;       // a quorum's non-owner
   std::optional<TimedRecordStore> timed_store;
   std::unique_ptr<TokenVerifier> verifier;
   std::optional<opaque::OpaqueServer> opaque_server;
@@ -115,6 +128,12 @@ absl::StatusOr<std::unique_ptr<VaultNode>> BuildVault(const VaultConfig& c);
 // For offline ceremonies (`bkv-vault rollback`): the token, its keys, the
 // audit log and the raw record store of `c`, nothing anchored or served.
 absl::StatusOr<std::unique_ptr<VaultNode>> BuildVaultStorage(
+    const VaultConfig& c);
+
+// The token `c` names, opened as `serve` opens it (a development token is
+// made under data_dir, with the vault's keys, when it holds no records yet):
+// for ceremonies on the token alone (`bkv-vault cluster`).
+absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenNodeToken(
     const VaultConfig& c);
 
 // A whole small file (config, PEM, key), NotFound naming the path.

@@ -148,6 +148,33 @@ const Option kOptions[] = {
      &VaultConfig::freshness_single_node,
      "etcd: this is the only vault node, so anchor records in its HSM "
      "(rocksdb always does)"},
+    {"freshness", "members_file", "freshness-members-file",
+     &VaultConfig::freshness_members_file,
+     "the quorum's members: `<node id> <endorsement key hex> <peer host:port>` "
+     "per line (`bkv-vault cluster keygen` prints this node's)"},
+    {"freshness", "node_id", "freshness-node-id",
+     &VaultConfig::freshness_node_id, "this node's id in the members file"},
+    {"freshness", "peer_listen", "freshness-peer-listen",
+     &VaultConfig::freshness_peer_listen,
+     "address host:port of this node's Endorser service (default: its "
+     "members line's)"},
+    {"freshness", "endorse_timeout_ms", "freshness-endorse-timeout-ms",
+     &VaultConfig::freshness_endorse_timeout_ms,
+     "how long one endorsement round waits for a majority"},
+    {"freshness", "owner", "freshness-owner", &VaultConfig::freshness_owner,
+     "this node extends the head chain and serves account calls (one node "
+     "of the quorum; the others only endorse)"},
+    {"freshness", "peer_cert_file", "freshness-peer-cert-file",
+     &VaultConfig::freshness_peer_cert_file,
+     "PEM certificate of this node on the peer channel (mTLS; serverAuth "
+     "and clientAuth)"},
+    {"freshness", "peer_key_file", "freshness-peer-key-file",
+     &VaultConfig::freshness_peer_key_file,
+     "PEM private key of that certificate"},
+    {"freshness", "peer_ca_file", "freshness-peer-ca-file",
+     &VaultConfig::freshness_peer_ca_file,
+     "PEM CA that signed every member's peer certificate (set: mTLS between "
+     "members)"},
 };
 
 absl::Status SetFromString(VaultConfig& c, const Option& o,
@@ -343,10 +370,49 @@ absl::Status ValidateEtcd(const VaultConfig& c) {
   return absl::OkStatus();
 }
 
+// The file's content (members, this node's id in it) is checked at start
+// (server/quorum_config.h); here what the settings alone say.
+absl::Status ValidateQuorum(const VaultConfig& c) {
+  if (!c.UsesQuorum()) {
+    if (c.freshness_node_id != 0 || !c.freshness_peer_listen.empty() ||
+        c.freshness_owner || c.PeerTls()) {
+      return absl::InvalidArgumentError(
+          "[freshness] node_id, peer_listen, owner and the peer TLS files "
+          "need members_file (the "
+          "quorum's members list; docs/operations.md \"Quorum of endorsing "
+          "nodes\")");
+    }
+    return absl::OkStatus();
+  }
+  if (c.freshness_single_node) {
+    return absl::InvalidArgumentError(
+        "[freshness] single_node and members_file exclude each other: one "
+        "node anchors in its own token, a quorum in a majority of tokens");
+  }
+  if (c.freshness_node_id < 1 || c.freshness_node_id > 0xffffffffLL) {
+    return absl::InvalidArgumentError(
+        "[freshness] members_file needs node_id: this node's id in that file "
+        "(1 to 4294967295)");
+  }
+  if (c.freshness_peer_cert_file.empty() != c.freshness_peer_ca_file.empty() ||
+      c.freshness_peer_key_file.empty() != c.freshness_peer_ca_file.empty()) {
+    return absl::InvalidArgumentError(
+        "[freshness] peer_cert_file, peer_key_file and peer_ca_file go "
+        "together (mTLS between members), or none (plaintext)");
+  }
+  if (c.freshness_endorse_timeout_ms < 10 ||
+      c.freshness_endorse_timeout_ms > 60000) {
+    return absl::InvalidArgumentError(
+        "[freshness] endorse_timeout_ms must be 10 to 60000");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateStorage(const VaultConfig& c) {
   if (c.freshness_shards < 1 || c.freshness_shards > 65536) {
     return absl::InvalidArgumentError("freshness shards must be 1 to 65536");
   }
+  BKV_RETURN_IF_ERROR(ValidateQuorum(c));
   if (c.storage_backend == "rocksdb") return absl::OkStatus();
   if (c.storage_backend == "etcd") return ValidateEtcd(c);
   return absl::InvalidArgumentError(absl::StrCat(

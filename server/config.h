@@ -88,9 +88,28 @@ struct VaultConfig {
   // [freshness] docs/rollback.md
   int64_t freshness_shards = 16;
   bool freshness_single_node = false;  // etcd: the only vault node
-  // Whether records are anchored in the HSM: always on RocksDB; on etcd only
-  // for a single node until the quorum exists.
-  bool AnchorsRecords() const { return !UsesEtcd() || freshness_single_node; }
+  // The quorum of endorsing nodes (docs/rollback.md "Quorum across nodes"):
+  // the members file (`<id> <endorsement key hex> <peer host:port>` lines),
+  // this node's id in it, where its Endorser service listens, how long a
+  // round waits, and whether this node is the owner (extends the chain and
+  // serves account calls; exactly one node, chosen by the operator).
+  std::string freshness_members_file;
+  int64_t freshness_node_id = 0;
+  std::string freshness_peer_listen;
+  int64_t freshness_endorse_timeout_ms = 2000;
+  bool freshness_owner = false;
+  // mTLS on the peer channel: this node's certificate and key (server and
+  // client: serverAuth and clientAuth), the CA every member's is signed by.
+  std::string freshness_peer_cert_file;
+  std::string freshness_peer_key_file;
+  std::string freshness_peer_ca_file;
+  bool PeerTls() const { return !freshness_peer_ca_file.empty(); }
+  bool UsesQuorum() const { return !freshness_members_file.empty(); }
+  // Whether records are anchored in the HSM: always on RocksDB; on etcd for
+  // a single node or with the quorum.
+  bool AnchorsRecords() const {
+    return !UsesEtcd() || freshness_single_node || UsesQuorum();
+  }
 
   // Paths derived from data_dir when not set.
   std::string SoftHsmDir() const;

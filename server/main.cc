@@ -7,6 +7,7 @@
 #include <iostream>
 #include <memory>
 
+#include "server/cluster_command.h"
 #include "server/health_command.h"
 #include "server/hsm_command.h"
 #include "server/rollback_command.h"
@@ -34,8 +35,10 @@ void RegisterCompletionCommand(VaultCli& cli) {
 // The commands, in the order `bkv-vault --help` lists them.
 using Registration = void (*)(VaultCli&);
 constexpr Registration kRegistrations[] = {
-    RegisterServeCommand,  RegisterTokenCommands,    RegisterHsmCommands,
-    RegisterHealthCommand, RegisterRollbackCommands, RegisterCompletionCommand,
+    RegisterServeCommand,      RegisterTokenCommands,
+    RegisterHsmCommands,       RegisterHealthCommand,
+    RegisterRollbackCommands,  RegisterClusterCommands,
+    RegisterCompletionCommand,
 };
 
 }  // namespace

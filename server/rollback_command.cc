@@ -58,6 +58,13 @@ absl::StatusOr<std::string> ModulePath(const VaultConfig& c) {
 
 absl::StatusOr<freshness::ReanchorReport> Reanchor(const Flags& f,
                                                    const VaultConfig& c) {
+  if (c.UsesQuorum()) {
+    return absl::FailedPreconditionError(
+        "this node anchors through the endorsement quorum ([freshness] "
+        "members_file); the re-anchor ceremony across its tokens is not "
+        "built yet (docs/rollback.md \"Re-anchor across N tokens\"): the "
+        "restored store stays refused; restore the latest copy instead");
+  }
   if (!c.AnchorsRecords()) {
     return absl::FailedPreconditionError(
         "this configuration does not anchor records (etcd without "

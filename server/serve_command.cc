@@ -132,6 +132,11 @@ int RunServeCommand(const ConfigArgs& args) {
                     "cannot listen on ", l.listen, " (in use, or invalid)")));
   }
   server->GetHealthCheckService()->SetServingStatus(true);
+  // A quorum member that only endorses is a healthy process, but not where
+  // account calls go: a load balancer asks for the Vault service by name.
+  server->GetHealthCheckService()->SetServingStatus(
+      std::string(vault::v1::Vault::service_full_name()),
+      (*node)->standby == nullptr);
   if (metrics_http) metrics_http->SetServing(true);
   Log("info", "serving",
       {{"listen", l.listen},

@@ -84,7 +84,8 @@ void CommandTree::PasskeyFlags(CLI::App* cmd) {
          "open the set with a passkey on a one-time page on 127.0.0.1");
   Switch(cmd, "--open", "with --passkey: open the page in $BROWSER");
   Value(cmd, "--rp-id", "ID",
-        "the passkeys' relying party (default localhost)");
+        "the passkeys' relying party (default: bkv.localhost to enrol, "
+        "the slots' own to unlock)");
   Value(cmd, "--passkey-timeout", "S",
         "give up on the page after S seconds (default 120)");
 }

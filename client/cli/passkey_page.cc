@@ -346,6 +346,15 @@ bool ValidRpId(const std::string& rp) {
   return rp == "localhost" || absl::EndsWith(rp, ".localhost");
 }
 
+// Without --rp-id: the default when a slot has it, else the first
+// slot's (one ceremony runs under one rp id).
+std::string RpIdOfSlots(const std::vector<PasskeyParams>& enrolled) {
+  for (const PasskeyParams& p : enrolled) {
+    if (p.rp_id == kDefaultRpId) return p.rp_id;
+  }
+  return enrolled.empty() ? kDefaultRpId : enrolled.front().rp_id;
+}
+
 }  // namespace
 
 absl::Status PasskeyStatus(PasskeyError kind, absl::Status status) {
@@ -362,9 +371,15 @@ std::optional<PasskeyError> PasskeyErrorOf(const absl::Status& status) {
   return static_cast<PasskeyError>(v);
 }
 
+std::string RpIdToEnrol(const PasskeyPageOptions& options) {
+  return options.rp_id.empty() ? kDefaultRpId : options.rp_id;
+}
+
 absl::StatusOr<PasskeyPageResult> CreatePasskeyOnPage(
     const std::array<uint8_t, PasskeyParams::kSaltSize>& salt,
-    const PasskeyPageOptions& options) {
+    const PasskeyPageOptions& given) {
+  PasskeyPageOptions options = given;
+  options.rp_id = RpIdToEnrol(given);
   if (!ValidRpId(options.rp_id)) {
     return absl::InvalidArgumentError(
         "--rp-id must be localhost or a name under .localhost: the page is "
@@ -377,7 +392,9 @@ absl::StatusOr<PasskeyPageResult> CreatePasskeyOnPage(
 
 absl::StatusOr<PasskeyPageResult> GetPasskeyOnPage(
     const std::vector<PasskeyParams>& enrolled,
-    const PasskeyPageOptions& options) {
+    const PasskeyPageOptions& given) {
+  PasskeyPageOptions options = given;
+  if (options.rp_id.empty()) options.rp_id = RpIdOfSlots(enrolled);
   if (!ValidRpId(options.rp_id)) {
     return absl::InvalidArgumentError(
         "--rp-id must be localhost or a name under .localhost");

@@ -34,8 +34,16 @@ enum class PasskeyError {
 absl::Status PasskeyStatus(PasskeyError kind, absl::Status status);
 std::optional<PasskeyError> PasskeyErrorOf(const absl::Status& status);
 
+// The default relying party: a name of bkv's own under .localhost, so a
+// page another program serves on plain `localhost` (any port shares that
+// rp id) cannot ask the authenticator for a bkv slot's PRF (review #11).
+inline constexpr char kDefaultRpId[] = "bkv.localhost";
+
 struct PasskeyPageOptions {
-  std::string rp_id = "localhost";
+  // Empty (no --rp-id): kDefaultRpId to enrol; to unlock, the rp id of the
+  // set's passkey slots (kDefaultRpId when one has it), so slots enrolled
+  // under another rp id (`localhost` before) keep opening.
+  std::string rp_id;
   int timeout_s = 120;
   // Called once with the page's URL (print it; open a browser).
   std::function<void(const std::string& url)> on_url;
@@ -45,6 +53,9 @@ struct PasskeyPageResult {
   std::vector<uint8_t> credential_id;
   SecretBytes prf_output;  // 32 bytes
 };
+
+// The rp id a new passkey is enrolled under.
+std::string RpIdToEnrol(const PasskeyPageOptions& options);
 
 // Enrols a new passkey and evaluates its PRF on `salt`.
 absl::StatusOr<PasskeyPageResult> CreatePasskeyOnPage(

@@ -1,5 +1,8 @@
 #include "client/cli/slot_command.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -61,37 +64,72 @@ absl::Status List(KeySlots& slots, const SlotCommandOptions& o) {
   return absl::OkStatus();
 }
 
-// The new slot's secret and parameters, from its ceremony.
-absl::StatusOr<std::pair<SlotSecret, std::vector<uint8_t>>> NewSlot(
-    const SlotCommandOptions& o, const SecretSource& new_vault_secret) {
-  if (o.add_type == SlotType::kRecoveryKey) {
-    if (o.new_key_file.empty()) {
-      return absl::InvalidArgumentError(
-          "slot add --recovery-key needs --out FILE for the new 64-digit key");
+// The new slot: its secret and undo, and its parameters.
+struct NewSlotParts {
+  NewSlotSecret made;
+  std::vector<uint8_t> params;
+};
+
+// A new recovery key's file, written before the keyring put (the user must
+// never hold a slot without its key) and removed if the put fails.
+absl::StatusOr<NewSlotParts> NewRecoveryKey(const std::string& path) {
+  if (path.empty()) {
+    return absl::InvalidArgumentError(
+        "slot add --recovery-key needs --out FILE for the new 64-digit key");
+  }
+  BackupKey key = BackupKey::Generate();
+  BKV_RETURN_IF_ERROR(WriteKeyFile(path, key));
+  auto undo = [path]() -> absl::Status {
+    if (::unlink(path.c_str()) == 0 || errno == ENOENT) {
+      return absl::OkStatus();
     }
-    BackupKey key = BackupKey::Generate();
-    BKV_RETURN_IF_ERROR(WriteKeyFile(o.new_key_file, key));
-    return std::make_pair(SlotSecret::RecoveryKey(key), std::vector<uint8_t>{});
+    return ErrnoStatus(errno, "remove the new key file " + path);
+  };
+  return NewSlotParts{{SlotSecret::RecoveryKey(key), undo}, {}};
+}
+
+// The new slot's secret and parameters, from its ceremony.
+absl::StatusOr<NewSlotParts> NewSlot(const SlotCommandOptions& o,
+                                     const NewSecretSource& new_vault_secret) {
+  if (o.add_type == SlotType::kRecoveryKey) {
+    return NewRecoveryKey(o.new_key_file);
   }
   if (o.add_type == SlotType::kVault) {
-    BKV_ASSIGN_OR_RETURN(SlotSecret s, new_vault_secret());
-    std::vector<uint8_t> params = ParamsFor(s);
-    return std::make_pair(std::move(s), std::move(params));
+    BKV_ASSIGN_OR_RETURN(NewSlotSecret made, new_vault_secret());
+    std::vector<uint8_t> params = ParamsFor(made.secret);
+    return NewSlotParts{std::move(made), std::move(params)};
   }
+  // A passkey made on the authenticator cannot be taken back from here;
+  // without its slot it opens nothing.
   PasskeyParams p;
-  p.rp_id = o.passkey.rp_id;
+  p.rp_id = RpIdToEnrol(o.passkey);
   SystemRandom().Bytes(p.salt);
   BKV_ASSIGN_OR_RETURN(PasskeyPageResult r,
                        CreatePasskeyOnPage(p.salt, o.passkey));
   p.credential_id = r.credential_id;
-  return std::make_pair(
-      SlotSecret::Passkey(r.prf_output, std::move(r.credential_id)),
-      EncodePasskeyParams(p));
+  return NewSlotParts{
+      {SlotSecret::Passkey(r.prf_output, std::move(r.credential_id)), {}},
+      EncodePasskeyParams(p)};
+}
+
+// The keyring put failed: take back the new slot's side effects, and say
+// so (or say what is left, when that fails too).
+absl::Status Undone(const absl::Status& failed, const NewSlotSecret& made) {
+  if (!made.undo) return failed;
+  const absl::Status undo = made.undo();
+  return absl::Status(
+      failed.code(),
+      absl::StrCat(failed.message(),
+                   undo.ok() ? "; the new slot's secret was taken back "
+                               "(nothing is left of it)"
+                             : absl::StrCat("; taking back the new slot's "
+                                            "secret failed too: ",
+                                            undo.message())));
 }
 
 absl::Status Add(KeySlots& slots, const SlotCommandOptions& o,
                  const SecretSource& opened_with,
-                 const SecretSource& new_vault_secret) {
+                 const NewSecretSource& new_vault_secret) {
   BKV_ASSIGN_OR_RETURN(SlotSecret opened, opened_with());
   // Opens before any ceremony: a wrong key asks for no passkey.
   BKV_ASSIGN_OR_RETURN(BackupKey master, slots.Unlock(opened));
@@ -99,18 +137,18 @@ absl::Status Add(KeySlots& slots, const SlotCommandOptions& o,
   const bool migrating = !has_keyring;
   // Before any side effect: a legacy secret must open the set's objects.
   if (migrating) BKV_RETURN_IF_ERROR(slots.ProveLegacyKey(master));
-  BKV_ASSIGN_OR_RETURN(auto added, NewSlot(o, new_vault_secret));
-  BKV_ASSIGN_OR_RETURN(SlotId id,
-                       slots.Add(opened, added.first, std::move(added.second)));
+  BKV_ASSIGN_OR_RETURN(NewSlotParts added, NewSlot(o, new_vault_secret));
+  auto id = slots.Add(opened, added.made.secret, std::move(added.params));
+  if (!id.ok()) return Undone(id.status(), added.made);
   if (o.json) {
     std::fprintf(o.out, "{\"added\":%s,\"type\":%s,\"migrated\":%s}\n",
-                 Json(SlotIdHex(id)).c_str(),
+                 Json(SlotIdHex(*id)).c_str(),
                  Json(SlotTypeName(o.add_type)).c_str(),
                  migrating ? "true" : "false");
   } else {
     std::fprintf(o.err, "bkv: added %s slot %s%s\n",
                  std::string(SlotTypeName(o.add_type)).c_str(),
-                 SlotIdHex(id).c_str(),
+                 SlotIdHex(*id).c_str(),
                  migrating ? " (the set's first keyring: the way you opened "
                              "it is now a slot too)"
                            : "");
@@ -220,7 +258,7 @@ absl::Status RunRekeyCommand(BlobStore& from, BlobStore& to,
 
 absl::Status RunSlotCommand(BlobStore& store, const SlotCommandOptions& o,
                             const SecretSource& opened_with,
-                            const SecretSource& new_vault_secret) {
+                            const NewSecretSource& new_vault_secret) {
   KeySlots slots(store, {o.state_dir});
   switch (o.action) {
     case SlotCommandOptions::Action::kList:

@@ -36,11 +36,20 @@ struct SlotCommandOptions {
 
 using SecretSource = std::function<absl::StatusOr<SlotSecret>()>;
 
+// A new slot's secret, and how to take back what making it did outside the
+// store (a vault registration, a key file) if the keyring put then fails:
+// no orphan is left behind (review #10). `undo` may be empty.
+struct NewSlotSecret {
+  SlotSecret secret;
+  std::function<absl::Status()> undo;
+};
+using NewSecretSource = std::function<absl::StatusOr<NewSlotSecret>()>;
+
 // `opened_with` opens the set (add, remove); `new_vault_secret` registers and
 // returns the secret of a new vault slot (add --vault).
 absl::Status RunSlotCommand(BlobStore& store, const SlotCommandOptions& o,
                             const SecretSource& opened_with,
-                            const SecretSource& new_vault_secret);
+                            const NewSecretSource& new_vault_secret);
 
 // The passkey ceremony on the page, then the slot it names. Errors carry
 // PasskeyError kinds (another passkey, wrong output, no prf, timed out,

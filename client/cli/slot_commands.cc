@@ -2,7 +2,9 @@
 // slot_command.h (what they do) and key_slots.h (the keyring).
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "client/cli/command.h"
 #include "client/cli/command_tree.h"
 #include "client/cli/slot_command.h"
@@ -29,19 +31,38 @@ SecretSource OpenedWith(Context& c, BlobStore& store) {
   };
 }
 
+// Takes a just-registered vault record back (its keyring put failed): one
+// recovery proves the password, then the record is deleted, so the account
+// is free for the next try. The attempt spent is the deleted record's.
+std::function<absl::Status()> UnregisterVault(
+    std::shared_ptr<Vault> v, std::shared_ptr<SecretBytes> password) {
+  return [v, password]() -> absl::Status {
+    auto r = v->client->RecoverWithProof(v->account, *password);
+    absl::Status s = r.ok() ? v->client->Delete(r->proof) : r.status();
+    if (s.ok()) return s;
+    return absl::Status(
+        s.code(),
+        absl::StrCat("the vault account ", v->account,
+                     " keeps a key no slot uses (", Explained(s).message(),
+                     "); delete it with bkv vault delete"));
+  };
+}
+
 // A new vault slot's secret: fresh random bytes registered behind a new
 // password for an account that holds no key yet.
-SecretSource NewVaultSecret(Context& c) {
-  return [&c]() -> absl::StatusOr<SlotSecret> {
-    BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(c.args, c.err));
-    BKV_ASSIGN_OR_RETURN(VaultParams params, VaultSlotParams(c.args, v));
-    BKV_ASSIGN_OR_RETURN(SecretBytes password,
-                         AskPassword(c.args, "new password"));
-    BKV_RETURN_IF_ERROR(ConfirmNewPassword(c.args, password, v.account));
+NewSecretSource NewVaultSecret(Context& c) {
+  return [&c]() -> absl::StatusOr<NewSlotSecret> {
+    BKV_ASSIGN_OR_RETURN(Vault opened, OpenVault(c.args, c.err));
+    auto v = std::make_shared<Vault>(std::move(opened));
+    BKV_ASSIGN_OR_RETURN(VaultParams params, VaultSlotParams(c.args, *v));
+    BKV_ASSIGN_OR_RETURN(SecretBytes pw, AskPassword(c.args, "new password"));
+    auto password = std::make_shared<SecretBytes>(std::move(pw));
+    BKV_RETURN_IF_ERROR(ConfirmNewPassword(c.args, *password, v->account));
     SecretBytes secret = SecretBytes::Random(32);
-    auto reg = v.client->Register(v.account, password, secret);
+    auto reg = v->client->Register(v->account, *password, secret);
     if (!reg.ok()) return Explained(reg.status());
-    return SlotSecret::Vault(secret, std::move(params));
+    return NewSlotSecret{SlotSecret::Vault(secret, std::move(params)),
+                         UnregisterVault(v, password)};
   };
 }
 

@@ -294,6 +294,69 @@ static void passkey_slots(const char* dir, bkv_key* key) {
   bkv_store_free(store);
 }
 
+/* Review #7: a key from any slot opens the set through every open path. A
+ * recovery-key slot R added to each migrated set (v1 at `v1_url`, the
+ * repository at `dir`/repo) is not the master key, yet bkv_list,
+ * bkv_restore, bkv_backup and bkv_repo_open take it (and the master key
+ * still), and a key of no slot is refused. */
+static void open_through_keyring(const char* dir, const char* v1_url,
+                                 const char* path, bkv_key* key) {
+  char url[300], target[300], cmd[800];
+  char* err = NULL;
+  bkv_key *r = NULL, *stranger = NULL;
+  CHECK(bkv_key_generate(&r, &err) == BKV_OK);
+  CHECK(bkv_key_generate(&stranger, &err) == BKV_OK);
+  bkv_slot_secret* rk = NULL;
+  CHECK(bkv_slot_secret_recovery_key(key, &rk, &err) == BKV_OK);
+  uint8_t id[16];
+
+  bkv_store* v1 = NULL;
+  CHECK(bkv_store_open(v1_url, &v1, &err) == BKV_OK);
+  CHECK(bkv_slots_add_recovery_key(v1, rk, r, id, &err) == BKV_OK);
+  char* ids = NULL;
+  CHECK(bkv_list(v1, r, &ids, &err) == BKV_OK);
+  bkv_string_free(ids);
+  CHECK(bkv_backup(v1, r, path, NULL, NULL, &err) == BKV_OK);
+  snprintf(target, sizeof target, "%s/via-slot.txt", dir);
+  CHECK(bkv_restore(v1, r, NULL, target, NULL, &err) == BKV_OK);
+  snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, target);
+  CHECK(system(cmd) == 0);
+  snprintf(target, sizeof target, "%s/via-master.txt", dir);
+  CHECK(bkv_restore(v1, key, NULL, target, NULL, &err) == BKV_OK);
+  snprintf(target, sizeof target, "%s/via-stranger.txt", dir);
+  CHECK(bkv_restore(v1, stranger, NULL, target, NULL, &err) == BKV_WRONG_KEY);
+  CHECK(err != NULL && strstr(err, "recovery-key or vault slots") != NULL);
+  CHECK(access(target, F_OK) != 0);
+  bkv_error_free(err);
+  err = NULL;
+  bkv_store_free(v1);
+
+  snprintf(url, sizeof url, "file://%s/repo", dir);
+  bkv_store* store = NULL;
+  CHECK(bkv_store_open(url, &store, &err) == BKV_OK);
+  CHECK(bkv_slots_add_recovery_key(store, rk, r, id, &err) == BKV_OK);
+  bkv_repo_options ro = {0, NULL};
+  bkv_repo* repo = NULL;
+  CHECK(bkv_repo_open(store, r, &ro, &repo, &err) == BKV_OK);
+  snprintf(target, sizeof target, "%s/repo-via-slot.txt", dir);
+  CHECK(repo != NULL &&
+        bkv_repo_restore(repo, NULL, NULL, target, NULL, &err) == BKV_OK);
+  snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, target);
+  CHECK(system(cmd) == 0);
+  bkv_repo_free(repo);
+  repo = NULL;
+  CHECK(bkv_repo_open(store, key, &ro, &repo, &err) == BKV_OK);
+  bkv_repo_free(repo);
+  repo = NULL;
+  CHECK(bkv_repo_open(store, stranger, &ro, &repo, &err) == BKV_WRONG_KEY);
+  CHECK(repo == NULL);
+  bkv_error_free(err);
+  bkv_store_free(store);
+  bkv_slot_secret_free(rk);
+  bkv_key_free(r);
+  bkv_key_free(stranger);
+}
+
 int main(void) {
   char dir[] = "/tmp/bkv-c-abi-XXXXXX";
   if (mkdtemp(dir) == NULL) return 2;
@@ -362,6 +425,7 @@ int main(void) {
   cancellation(dir, store, key);
   repository(dir, path, key);
   passkey_slots(dir, key);
+  open_through_keyring(dir, url, path, key);
   CHECK(strncmp(bkv_version(), "0.", 2) == 0 && BKV_VERSION_MAJOR == 0);
 
   CHECK(bkv_store_open("ftp://nope", &store, NULL) == BKV_INVALID_ARGUMENT);

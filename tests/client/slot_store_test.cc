@@ -2,13 +2,16 @@
 // file store and a WebDAV store (nginx): a key that does not open the set's
 // objects never becomes its master key, a store with no backup is not
 // migrated, and a keyring that vanishes after this client saw it is DataLoss
-// with nothing written.
+// with nothing written. Two slot changes at once (review #4): the later put
+// is refused, never a silent undo of the other.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "client/blob_store.h"
+#include "client/key_slots.h"
 #include "crypto/keyring.h"
 #include "tests/client/cli_runner.h"
 #include "tests/client/client_test_support.h"
@@ -17,6 +20,57 @@ namespace bkv {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Forwards to a real store; once the keyring has been read, runs
+// `meanwhile` (another client's change) before the next operation: two
+// slot changes interleaved as concurrent ones can be, deterministically.
+class InterleavingStore : public BlobStore {
+ public:
+  InterleavingStore(BlobStore& inner, std::function<void()> meanwhile)
+      : inner_(inner), meanwhile_(std::move(meanwhile)) {}
+  absl::Status Put(std::string_view name, ByteSource& source) override {
+    Before();
+    return inner_.Put(name, source);
+  }
+  absl::Status Get(std::string_view name, const ByteSink& sink) override {
+    Before();
+    absl::Status s = inner_.Get(name, sink);
+    if (name == Keyring::kObjectName) read_ = true;
+    return s;
+  }
+  absl::StatusOr<std::vector<BlobInfo>> List() override {
+    Before();
+    return inner_.List();
+  }
+  absl::Status Delete(std::string_view name) override {
+    Before();
+    return inner_.Delete(name);
+  }
+  absl::StatusOr<BlobInfo> Stat(std::string_view name) override {
+    Before();
+    return inner_.Stat(name);
+  }
+  std::string url() const override { return inner_.url(); }
+
+ private:
+  void Before() {
+    if (!read_ || !meanwhile_) return;
+    auto run = std::move(meanwhile_);
+    meanwhile_ = nullptr;
+    run();
+  }
+  BlobStore& inner_;
+  std::function<void()> meanwhile_;
+  bool read_ = false;
+};
+
+BackupKey KeyFrom(const std::string& path) {
+  std::ifstream f(path);
+  std::string text((std::istreambuf_iterator<char>(f)), {});
+  auto key = BackupKey::Parse(text.substr(0, text.find('\n')));
+  EXPECT_TRUE(key.ok()) << key.status();
+  return key.ok() ? *std::move(key) : BackupKey::Generate();
+}
 
 class SlotStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -121,6 +175,109 @@ TEST_P(SlotStoreTest, KeyringGoneAfterItWasSeenIsDataLossNothingWritten) {
                 .exit_code,
             4);
   EXPECT_FALSE(HasKeyring(url));
+}
+
+// Review #4: client A adds a slot while client B (the real bkv) removes
+// one. A's put would undo B's removal (the removed slot back); A re-reads
+// the keyring right before its put and refuses, nothing written.
+TEST_P(SlotStoreTest, ConcurrentSlotChangeIsRefusedNotUndone) {
+  const std::string url = Url("race");
+  ASSERT_EQ(Run({"backup", dir_ / "src", "--to", url, "--key-file", Key("k1")})
+                .exit_code,
+            0);
+  ASSERT_EQ(AddKey(url, "k1", "k2").exit_code, 0);
+  auto store = OpenBlobStore(url);
+  ASSERT_TRUE(store.ok()) << store.status();
+  const BackupKey k1 = KeyFrom(Key("k1")), k2 = KeyFrom(Key("k2"));
+  KeySlots probe(**store, {});
+  auto k2_slot = probe.UnlockSlot(SlotSecret::RecoveryKey(k2));
+  ASSERT_TRUE(k2_slot.ok()) << k2_slot.status();
+  const std::string k2_id = SlotIdHex(k2_slot->second.id);
+  CliRun removed;
+  InterleavingStore racing(**store, [&] {
+    removed =
+        Run({"slot", "remove", k2_id, "--from", url, "--key-file", Key("k1")});
+  });
+  KeySlots a(racing, {dir_ / "state-a"});
+  const BackupKey k4 = BackupKey::Generate();
+  auto added =
+      a.Add(SlotSecret::RecoveryKey(k1), SlotSecret::RecoveryKey(k4), {});
+  ASSERT_EQ(removed.exit_code, 0) << removed.err;
+  EXPECT_EQ(added.status().code(), absl::StatusCode::kAborted)
+      << added.status();
+  EXPECT_NE(added.status().message().find("changed while this command ran"),
+            std::string::npos)
+      << added.status();
+  // B's removal stands: k2 opens nothing, k4 was never added.
+  KeySlots check(**store, {});
+  EXPECT_FALSE(check.Unlock(SlotSecret::RecoveryKey(k2)).ok());
+  EXPECT_FALSE(check.Unlock(SlotSecret::RecoveryKey(k4)).ok());
+  // Run again, it applies on top of B's change.
+  ASSERT_TRUE(
+      check.Add(SlotSecret::RecoveryKey(k1), SlotSecret::RecoveryKey(k4), {})
+          .ok());
+  EXPECT_TRUE(check.Unlock(SlotSecret::RecoveryKey(k4)).ok());
+  EXPECT_FALSE(check.Unlock(SlotSecret::RecoveryKey(k2)).ok());
+}
+
+// Review #4: a keyring that changes under a slot change but keeps its
+// generation (forked or forged) is DataLoss, and is not overwritten.
+TEST_P(SlotStoreTest, SameGenerationOtherContentIsDataLoss) {
+  const std::string url = Url("fork");
+  ASSERT_EQ(Run({"backup", dir_ / "src", "--to", url, "--key-file", Key("k1")})
+                .exit_code,
+            0);
+  ASSERT_EQ(AddKey(url, "k1", "k2").exit_code, 0);
+  auto store = OpenBlobStore(url);
+  ASSERT_TRUE(store.ok()) << store.status();
+  std::vector<uint8_t> forked;
+  InterleavingStore racing(**store, [&] {
+    auto bytes = GetBytes(**store, Keyring::kObjectName, 1 << 20);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    forked = *bytes;
+    forked.back() ^= 1;  // its MAC: same generation, other content
+    ASSERT_TRUE(PutBytes(**store, Keyring::kObjectName, forked).ok());
+  });
+  KeySlots a(racing, {dir_ / "state-a"});
+  auto added = a.Add(SlotSecret::RecoveryKey(KeyFrom(Key("k1"))),
+                     SlotSecret::RecoveryKey(BackupKey::Generate()), {});
+  EXPECT_EQ(added.status().code(), absl::StatusCode::kDataLoss)
+      << added.status();
+  EXPECT_NE(added.status().message().find("claim one generation"),
+            std::string::npos)
+      << added.status();
+  auto now = GetBytes(**store, Keyring::kObjectName, 1 << 20);
+  ASSERT_TRUE(now.ok()) << now.status();
+  EXPECT_EQ(*now, forked);
+}
+
+// Review #2's generation bound: a keyring claiming a generation more than
+// 2^32 past the one this client saw is refused as forged (it would lock out
+// every genuine later keyring), before its MAC is even checked.
+TEST_P(SlotStoreTest, ImplausibleGenerationJumpIsRefused) {
+  const std::string url = Url("jump");
+  ASSERT_EQ(Run({"backup", dir_ / "src", "--to", url, "--key-file", Key("k1")})
+                .exit_code,
+            0);
+  ASSERT_EQ(AddKey(url, "k1", "k2").exit_code, 0);  // remembers generation 1
+  auto store = OpenBlobStore(url);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto bytes = GetBytes(**store, Keyring::kObjectName, 1 << 20);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  constexpr size_t kGenerationAt = 8 + 2 + 16;  // magic, format, set id
+  std::vector<uint8_t> forged = *bytes;
+  forged[kGenerationAt + 3] = 0x02;  // + 2^33 (big-endian u64)
+  ASSERT_TRUE(PutBytes(**store, Keyring::kObjectName, forged).ok());
+  CliRun r = Run(
+      {"restore", "--from", url, "--to", dir_ / "r", "--key-file", Key("k2")});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_NE(r.err.find("implausibly far"), std::string::npos) << r.err;
+  // One step on is fine: the genuine keyring opens again.
+  ASSERT_TRUE(PutBytes(**store, Keyring::kObjectName, *bytes).ok());
+  EXPECT_EQ(Run({"restore", "--from", url, "--to", dir_ / "r", "--key-file",
+                 Key("k2")})
+                .exit_code,
+            0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, SlotStoreTest,

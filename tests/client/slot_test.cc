@@ -11,6 +11,7 @@
 #include "client/repo/repository.h"
 #include "crypto/hex.h"
 #include "tests/client/cli_runner.h"
+#include "tests/client/run_program.h"
 #include "tests/client/vault_test_support.h"
 #include "tests/server/vault_harness.h"
 
@@ -20,6 +21,26 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kPassword[] = "correct horse battery\n";
+
+// Makes a directory refuse every write, root's too (chattr +i), until
+// destroyed: a real store whose keyring put fails.
+class ReadOnlyDir {
+ public:
+  explicit ReadOnlyDir(fs::path dir) : dir_(std::move(dir)) {
+    ok_ = std::system(
+              ("chattr +i '" + dir_.string() + "' 2>/dev/null").c_str()) == 0;
+  }
+  ~ReadOnlyDir() { Release(); }
+  void Release() {
+    if (ok_ && std::system(("chattr -i '" + dir_.string() + "'").c_str()) == 0)
+      ok_ = false;
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  fs::path dir_;
+  bool ok_ = false;
+};
 
 class SlotTest : public ::testing::Test {
  protected:
@@ -271,6 +292,110 @@ TEST_F(SlotTest, RekeyLocksTheOldMasterKeyOutOfTheNewSet) {
       Run({"rekey", "--from", Store(), "--to", fresh, "--key-file", k2});
   EXPECT_NE(again.exit_code, 0);
   EXPECT_NE(again.err.find("must be empty"), std::string::npos) << again.err;
+}
+
+// Review #7: a phone restores through the C ABI with the secret its vault
+// released (c_abi_slot_vault_test.c). The set was migrated from k1, so that
+// secret is a vault slot's, not the master key: bkv_repo_open must unwrap
+// the master through the keyring (it said BKV_WRONG_KEY before).
+TEST_F(SlotTest, PhoneOpensThroughItsVaultSlotWithTheCAbi) {
+  const std::string k1 = (dir_ / "k1").string();
+  ASSERT_EQ(Run({"key", "new", "--out", k1}).exit_code, 0);
+  ASSERT_EQ(Run({"backup", (dir_ / "src").string(), "--to", Store(),
+                 "--key-file", k1})
+                .exit_code,
+            0);
+  CliRun add =
+      Run(Vault({"slot", "add", "vault", "--from", Store(), "--key-file", k1}),
+          kPassword);
+  ASSERT_EQ(add.exit_code, 0) << add.err;
+  const int status = testing::RunProgram(
+      {BKV_C_ABI_SLOT_VAULT_TEST_PATH},
+      {"BKV_TEST_VAULT_ADDR=" + vault_.address(),
+       "BKV_TEST_VAULT_KEY=" + HexEncode(vault_.public_key()),
+       "BKV_TEST_VAULT_TOKEN=" + vault_.Token("alice"),
+       "BKV_TEST_VAULT_ACCOUNT=alice",
+       "BKV_TEST_VAULT_PASSWORD=correct horse battery",
+       "BKV_TEST_STORE=" + Store(),
+       "BKV_TEST_SOURCE=" + (dir_ / "src").string(),
+       "BKV_TEST_TARGET=" + (dir_ / "phone").string()});
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "c_abi_slot_vault_test failed (wait status " << status
+      << "); its message is in the output above";
+}
+
+// Review #10: `slot add` makes its secret (a key file, a vault record)
+// before the keyring put; a put that fails takes it back, so the same
+// command succeeds once the store accepts writes (before: the key file
+// existed, the vault account held a record no slot used).
+TEST_F(SlotTest, FailedKeyringPutLeavesNoKeyFileNorVaultRecord) {
+  const std::string k1 = (dir_ / "k1").string(), k2 = (dir_ / "k2").string();
+  ASSERT_EQ(Run({"key", "new", "--out", k1}).exit_code, 0);
+  ASSERT_EQ(Run({"backup", (dir_ / "src").string(), "--to", Store(),
+                 "--key-file", k1})
+                .exit_code,
+            0);
+  const std::vector<std::string> add_key = {"slot",   "add",   "recovery-key",
+                                            "--from", Store(), "--key-file",
+                                            k1,       "--out", k2};
+  const std::vector<std::string> add_vault =
+      Vault({"slot", "add", "vault", "--from", Store(), "--key-file", k1});
+  {
+    ReadOnlyDir frozen(dir_ / "store");
+    if (!frozen.ok()) GTEST_SKIP() << "chattr +i is not available here";
+    CliRun k = Run(add_key);
+    EXPECT_NE(k.exit_code, 0);
+    EXPECT_NE(k.err.find("taken back"), std::string::npos) << k.err;
+    EXPECT_FALSE(fs::exists(k2));
+    CliRun v = Run(add_vault, kPassword);
+    EXPECT_NE(v.exit_code, 0);
+    EXPECT_NE(v.err.find("taken back"), std::string::npos) << v.err;
+    CliRun st = Run(Vault({"vault", "status", "--json"}));
+    EXPECT_NE(st.out.find("\"status\":\"none\""), std::string::npos)
+        << st.out << st.err;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "store" / "keyring"));
+  CliRun k = Run(add_key);
+  EXPECT_EQ(k.exit_code, 0) << k.err;
+  CliRun v = Run(add_vault, kPassword);
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_EQ(Restore("r", Vault({}), kPassword), 0) << last_err_;
+  EXPECT_EQ(Restore("r2", {"--key-file", k2}), 0) << last_err_;
+}
+
+// Review #2: after a rekey into a new URL, the holder of the old master key
+// copies the old store over it. Its keyring is genuine (the old set's, with
+// the same recovery-key slot) and its generation is higher, so only the
+// pinned (set id, master key) of that URL tells: DataLoss, nothing written.
+TEST_F(SlotTest, OldStoreCopiedOverARekeyedUrlIsRefused) {
+  const std::string k1 = (dir_ / "k1").string(), k2 = (dir_ / "k2").string();
+  MakeSetWithTwoKeys(k1, k2);
+  if (HasFatalFailure()) return;
+  // A second change, so the old keyring's generation is above the new one's.
+  ASSERT_EQ(Run({"slot", "add", "recovery-key", "--from", Store(), "--key-file",
+                 k1, "--out", (dir_ / "k3").string()})
+                .exit_code,
+            0);
+  const std::string fresh = "file://" + (dir_ / "fresh").string();
+  CliRun rk =
+      Run({"rekey", "--from", Store(), "--to", fresh, "--key-file", k2});
+  ASSERT_EQ(rk.exit_code, 0) << rk.err;
+  ASSERT_EQ(Run({"restore", "--from", fresh, "--to", (dir_ / "r1").string(),
+                 "--key-file", k2})
+                .exit_code,
+            0);
+  fs::remove_all(dir_ / "fresh");
+  fs::copy(dir_ / "store", dir_ / "fresh", fs::copy_options::recursive);
+  const auto before = fs::last_write_time(dir_ / "fresh" / "keyring");
+  EXPECT_EQ(Restore("x", {"--key-file", k2}), 0);  // the old URL: still fine
+  CliRun r = Run({"restore", "--from", fresh, "--to", (dir_ / "r2").string(),
+                  "--key-file", k2});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_NE(r.err.find("under another master key"), std::string::npos) << r.err;
+  CliRun b =
+      Run({"backup", (dir_ / "src").string(), "--to", fresh, "--key-file", k2});
+  EXPECT_EQ(b.exit_code, 4) << b.err;
+  EXPECT_EQ(fs::last_write_time(dir_ / "fresh" / "keyring"), before);
 }
 
 }  // namespace

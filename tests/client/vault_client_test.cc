@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "tests/client/vault_test_support.h"
+#include "tests/process_stop.h"
 #include "tests/server/vault_harness.h"
 
 namespace bkv::client {
@@ -315,12 +316,13 @@ TEST_F(VaultClientRetryTest, RetryNeverRepeatsAnAmbiguousRecoverStart) {
   ASSERT_TRUE(plain->Register("ivy", Pw("pw"), SecretBytes::Random(32)).ok());
   int starts = 0;
   VaultOptions o = Retrying("ivy");
-  o.timeout = std::chrono::milliseconds(1500);
+  o.timeout = std::chrono::seconds(5);  // room for ASan
   const pid_t pid = vault_.pid();
   o.before_call = [&starts, pid](std::string_view rpc) {
     if (rpc != "RecoverStart") return;
     ++starts;
-    kill(pid, SIGSTOP);  // the request goes out; no answer comes back
+    // In force before the request goes out: no answer comes back.
+    ASSERT_TRUE(bkv::testing::StopAndWait(pid));
   };
   auto c = Client(o);
   const VaultError e = VaultError::From(c->Recover("ivy", Pw("pw")).status());
@@ -344,12 +346,16 @@ TEST_F(VaultClientTest, FaultLostCommitAnswerIsSettledByTheVault) {
   SecretBytes key = SecretBytes::Random(32);
   ASSERT_TRUE(c->Register("jo", Pw("old"), key).ok());
   VaultOptions o = Options("jo");
-  o.timeout = std::chrono::milliseconds(1500);
+  o.timeout = std::chrono::seconds(5);  // room for ASan
   const pid_t pid = vault_.pid();
   int commits = 0;
   o.before_call = [&commits, pid](std::string_view rpc) {
     if (rpc != "RegisterCommit") return;
-    kill(pid, ++commits == 1 ? SIGSTOP : SIGCONT);
+    if (++commits == 1) {
+      ASSERT_TRUE(bkv::testing::StopAndWait(pid));
+    } else {
+      kill(pid, SIGCONT);
+    }
   };
   auto changer = Client(o);
   auto reg = changer->ChangePassword("jo", Pw("old"), Pw("new"));
@@ -371,10 +377,12 @@ TEST_F(VaultClientTest, FaultLostCommitWithASilentVaultSaysItIsUnknown) {
   auto c = Client("lee");
   ASSERT_TRUE(c->Register("lee", Pw("old"), SecretBytes::Random(32)).ok());
   VaultOptions o = Options("lee");
-  o.timeout = std::chrono::milliseconds(1500);
+  o.timeout = std::chrono::seconds(5);  // room for ASan
   const pid_t pid = vault_.pid();
   o.before_call = [pid](std::string_view rpc) {
-    if (rpc == "RegisterCommit") kill(pid, SIGSTOP);
+    if (rpc == "RegisterCommit") {
+      ASSERT_TRUE(bkv::testing::StopAndWait(pid));
+    }
   };
   auto changer = Client(o);
   auto reg = changer->ChangePassword("lee", Pw("old"), Pw("new"));

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "bkv/vault/v1/error_detail.h"
 #include "freshness/endorsement.h"
 #include "freshness/fresh_record_store.h"
 #include "freshness/quorum_head_store.h"
@@ -528,9 +529,14 @@ TEST_F(QuorumTest, FailedHeadIsRetriedAsItWas) {
   EXPECT_FALSE(owner->CompareAndSwap("gus", *v, Active(1)).ok());
   const uint64_t failed_seq = HeldSeq(1);
   // A second write while the head is uncertain: it may not join that head
-  // (an endorser signed those bytes), it waits for the one after.
-  EXPECT_FALSE(
-      owner->CompareAndSwap("ivy", RecordStore::kNoRecord, Active(4)).ok());
+  // (an endorser signed those bytes); it is refused before it is written
+  // (counting nothing) while that head can't be certified.
+  auto refused =
+      owner->CompareAndSwap("ivy", RecordStore::kNoRecord, Active(4));
+  ASSERT_FALSE(refused.ok());
+  auto detail = vault::v1::ErrorDetailOf(refused.status());
+  ASSERT_TRUE(detail.has_value()) << refused.status();
+  EXPECT_EQ(detail->attempt(), vault::v1::ErrorDetail::ATTEMPT_NOT_COUNTED);
   EXPECT_EQ(HeldSeq(1), failed_seq);
   ASSERT_TRUE(q_->node(0).Serve().ok());
   ASSERT_TRUE(q_->node(2).Serve().ok());
@@ -543,6 +549,9 @@ TEST_F(QuorumTest, FailedHeadIsRetriedAsItWas) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->attempts_used(), 1u);
   EXPECT_EQ(owner->Stats().seq, failed_seq) << "the failed head, as it was";
+  EXPECT_TRUE(absl::IsNotFound(owner->Get("ivy").status()));
+  ASSERT_TRUE(
+      owner->CompareAndSwap("ivy", RecordStore::kNoRecord, Active(4)).ok());
   auto ivy = owner->Get("ivy");
   ASSERT_TRUE(ivy.ok()) << ivy.status();
   EXPECT_EQ(ivy->attempts_used(), 4u);

@@ -41,7 +41,7 @@ function run(args, {onUrl, device = 'a', stdin} = {}) {
     p.stdout.on('data', (d) => { out += d; });
     p.stderr.on('data', (d) => {
       err += d;
-      const m = err.match(/(http:\/\/localhost:\d+\/[0-9a-f]{32}\/)/);
+      const m = err.match(/(http:\/\/(?:[a-z0-9-]+\.)*localhost:\d+\/[0-9a-f]{32}\/)/);
       if (m && !urlSeen) {
         urlSeen = true;
         if (onUrl) onUrl(m[1]).catch((e) => { err += `\n[driver] ${e}`; });
@@ -136,6 +136,52 @@ function post(url, headers, body) {
 }
 
 const scenarios = {
+  // Review #11: the default rp id is bkv's own `bkv.localhost`, a secure
+  // context for Chromium, so a page on plain localhost (any dev server)
+  // cannot ask the authenticator for a slot's PRF; a slot enrolled under
+  // `localhost` (the old default) still opens without --rp-id.
+  async default_rp_id() {
+    await legacySet();
+    const {page} = await newPage({});
+    let host = '';
+    const r = await run(['slot', 'add', 'passkey', '--from', store,
+                         '--key-file', 'k1', '--passkey-timeout', '20'], {
+      onUrl: async (url) => { host = new URL(url).hostname; await page.goto(url); }});
+    check(r.code === 0, `slot add passkey (${r.err.trim()})`);
+    check(host === 'bkv.localhost', `the page is served as bkv.localhost (${host})`);
+    const list = await run(['slot', 'list', '--from', store]);
+    check(/passkey, rp bkv\.localhost,/.test(list.out), `the slot's rp id (${list.out.trim()})`);
+    const res = await run(['restore', '--from', store, '--to', 'restored', '--passkey'],
+                          {onUrl: visit(page), device: 'b'});
+    check(res.code === 0, `restore with the passkey (${res.err.trim()})`);
+    // Another page on plain localhost asks for bkv's rp id: refused.
+    const server = http.createServer((q, w) => w.end('<!doctype html><p>dev server'));
+    await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+    await page.goto(`http://localhost:${server.address().port}/`);
+    const refused = await page.evaluate(async () => {
+      try {
+        await navigator.credentials.get({publicKey: {
+          challenge: new Uint8Array(32), rpId: 'bkv.localhost', timeout: 5000,
+          extensions: {prf: {eval: {first: new Uint8Array(32)}}}}});
+        return 'allowed';
+      } catch (e) { return e.name; }
+    });
+    server.close();
+    check(refused === 'SecurityError', `a localhost page may not use rp bkv.localhost (${refused})`);
+    // A set whose passkey was enrolled under `localhost` opens as before.
+    const old = `file://${tmp}/old`;
+    check((await run(['backup', 'data', '--to', old, '--key-file', 'k1'])).code === 0,
+          'second legacy set');
+    const e = await run(['slot', 'add', 'passkey', '--from', old, '--key-file', 'k1',
+                         '--rp-id', 'localhost', '--passkey-timeout', '20'],
+                        {onUrl: visit(page)});
+    check(e.code === 0, `enrol under rp localhost (${e.err.trim()})`);
+    const o = await run(['restore', '--from', old, '--to', 'restored-old', '--passkey'],
+                        {onUrl: async (url) => { host = new URL(url).hostname; await page.goto(url); },
+                         device: 'c'});
+    check(o.code === 0 && host === 'localhost',
+          `a localhost slot opens without --rp-id (${o.code}, ${host}: ${o.err.trim()})`);
+  },
   // Enrol, back up with the passkey, restore on a new device; then the set
   // opens by neither passkey nor anything once its slot is removed.
   async enrol_backup_restore_new_device() {

@@ -5,6 +5,8 @@
 
 #include <fstream>
 
+#include "server/quorum_config.h"
+
 namespace bkv::server {
 namespace {
 
@@ -144,6 +146,70 @@ TEST(ConfigTest, EtcdClustersFromTomlArraysOrAFlag) {
   }
   unlink(toml.c_str());
   unlink(flat.c_str());
+}
+
+// The [freshness] quorum settings, the members file read and checked at
+// start: each mistake refused with what to fix.
+TEST(ConfigTest, QuorumMembersFileIsCheckedAtStart) {
+  const std::string k1(64, 'a'), k2(64, 'b'), k3(64, 'c');
+  auto load = [](const std::string& members, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"--freshness-members-file",
+                                     WriteTemp(members), "--freshness-node-id",
+                                     "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto c = LoadConfig(args);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return LoadQuorumSettings(*c);
+  };
+  auto error = [&](const std::string& members,
+                   std::vector<std::string> extra = {}) {
+    auto q = load(members, std::move(extra));
+    return q.ok() ? std::string("accepted") : std::string(q.status().message());
+  };
+  const std::string three = "# a comment\n1 " + k1 + " 127.0.0.1:7001\n2 " +
+                            k2 + " 127.0.0.1:7002\n3 " + k3 +
+                            " 127.0.0.1:7003\n";
+  auto q = load(three, {});
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->members.all().size(), 3u);
+  EXPECT_EQ(q->peer_listen, "127.0.0.1:7001");  // its members line's
+  EXPECT_FALSE(q->owner);
+  EXPECT_NE(error(three.substr(0, three.rfind("3 "))).find("at least 3"),
+            std::string::npos);
+  EXPECT_NE(error(three + "1 " + std::string(64, 'd') + " 127.0.0.1:7004\n")
+                .find("appears twice"),
+            std::string::npos);
+  EXPECT_NE(
+      error(three + "4 " + k1 + " 127.0.0.1:7004\n").find("appears twice"),
+      std::string::npos);
+  EXPECT_NE(error(three + "4 abcd 127.0.0.1:7004\n").find("64 hex digits"),
+            std::string::npos);
+  EXPECT_NE(
+      error(three, {"--freshness-node-id", "9"}).find("node_id 9 is not in"),
+      std::string::npos);
+  EXPECT_NE(error(three + "4 " + std::string(64, 'e') + " 127.0.0.1\n")
+                .find("not host:port"),
+            std::string::npos);
+  const std::string remote =
+      three + "4 " + std::string(64, 'f') + " 10.1.2.3:7004\n";
+  EXPECT_NE(error(remote).find("plaintext"), std::string::npos);
+  EXPECT_EQ(error(remote, {"--allow-plaintext-non-loopback"}), "accepted");
+  const std::string pem = WriteTemp("PEM");
+  EXPECT_EQ(error(remote, {"--freshness-peer-cert-file", pem,
+                           "--freshness-peer-key-file", pem,
+                           "--freshness-peer-ca-file", pem}),
+            "accepted");
+  std::vector<std::string> half = {"--freshness-members-file", "/m",
+                                   "--freshness-node-id",      "1",
+                                   "--freshness-peer-ca-file", pem};
+  EXPECT_FALSE(LoadConfig(half).ok());
+  auto missing = LoadConfig(std::vector<std::string>{
+      "--freshness-members-file", "/nonexistent/members", "--freshness-node-id",
+      "1"});
+  ASSERT_TRUE(missing.ok());
+  EXPECT_NE(std::string(LoadQuorumSettings(*missing).status().message())
+                .find("/nonexistent/members"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -116,6 +116,24 @@ TEST(ConfigEdgeTest, EveryKeyReachesItsComponentRegression) {
       {"freshness-single-node",
        {"--storage", "etcd", "--etcd-endpoints", "127.0.0.1:2379",
         "--etcd-insecure"}},
+      {"freshness-members-file",
+       {"/etc/bkv/members", "--freshness-node-id", "1"}},
+      {"freshness-node-id", {"2", "--freshness-members-file", "/m"}},
+      {"freshness-peer-listen",
+       {"127.0.0.1:7001", "--freshness-members-file", "/m",
+        "--freshness-node-id", "1"}},
+      {"freshness-endorse-timeout-ms", {"500"}},
+      {"freshness-owner",
+       {"--freshness-members-file", "/m", "--freshness-node-id", "1"}},
+      {"freshness-peer-cert-file",
+       {"/c", "--freshness-peer-key-file", "/k", "--freshness-peer-ca-file",
+        "/ca", "--freshness-members-file", "/m", "--freshness-node-id", "1"}},
+      {"freshness-peer-key-file",
+       {"/k", "--freshness-peer-cert-file", "/c", "--freshness-peer-ca-file",
+        "/ca", "--freshness-members-file", "/m", "--freshness-node-id", "1"}},
+      {"freshness-peer-ca-file",
+       {"/ca", "--freshness-peer-cert-file", "/c", "--freshness-peer-key-file",
+        "/k", "--freshness-members-file", "/m", "--freshness-node-id", "1"}},
   };
   auto defaults = LoadConfig({});
   ASSERT_TRUE(defaults.ok());
@@ -148,6 +166,22 @@ TEST(ConfigEdgeTest, EveryKeyReachesItsComponentRegression) {
   auto alone = LoadConfig(single);
   ASSERT_TRUE(alone.ok());
   EXPECT_TRUE(ComponentOptionsFor(*alone).store.anchor);
+  // A quorum anchors etcd's records too; its settings stand or fall
+  // together.
+  std::vector<std::string> quorum = etcd;
+  for (const char* a :
+       {"--freshness-members-file", "/m", "--freshness-node-id", "1"}) {
+    quorum.push_back(a);
+  }
+  auto q = LoadConfig(quorum);
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_TRUE(ComponentOptionsFor(*q).store.anchor);
+  EXPECT_FALSE(LoadConfig(std::vector<std::string>{"--freshness-owner"}).ok());
+  EXPECT_FALSE(
+      LoadConfig(std::vector<std::string>{"--freshness-members-file", "/m"})
+          .ok());
+  single.insert(single.end(), quorum.begin() + 5, quorum.end());
+  EXPECT_FALSE(LoadConfig(single).ok()) << "single_node with a quorum";
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
+#include "tests/process_stop.h"
 
 namespace bkv::storage::testing {
 namespace {
@@ -233,9 +234,19 @@ void EtcdCluster::Kill(int i) {
   m.frozen = false;
 }
 
-void EtcdCluster::Freeze(int i) {
-  if (members_[i].pid > 0) kill(members_[i].pid, SIGSTOP);
-  members_[i].frozen = true;
+absl::Status EtcdCluster::Freeze(int i) {
+  Member& m = members_[i];
+  if (m.pid <= 0) return absl::FailedPreconditionError("member not running");
+  m.frozen = true;
+  if (!bkv::testing::StopAndWait(m.pid)) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("etcd member ", i, " did not stop within 10 s"));
+  }
+  return absl::OkStatus();
+}
+
+bool EtcdCluster::Stopped(int i) const {
+  return members_[i].pid > 0 && bkv::testing::AllThreadsStopped(members_[i].pid);
 }
 
 void EtcdCluster::Thaw(int i) {

@@ -55,8 +55,10 @@ class EtcdCluster {
   absl::StatusOr<int> Leader(absl::Duration wait = absl::Seconds(15)) const;
 
   void Kill(int i);             // SIGKILL and reap
-  void Freeze(int i);           // SIGSTOP
+  // SIGSTOP, in force (every thread stopped) when it returns OK.
+  absl::Status Freeze(int i);
   void Thaw(int i);             // SIGCONT
+  bool Stopped(int i) const;    // every thread of member i stopped
   absl::Status Restart(int i);  // after Kill: same data directory
   // Bytes of member i's database in use (etcd's dbSizeInUse).
   absl::StatusOr<int64_t> DbSizeInUse(int i) const;

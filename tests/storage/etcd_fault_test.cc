@@ -125,7 +125,7 @@ TEST_F(EtcdFaultTest, FrozenMinorityServiceContinues) {
   auto leader = cluster_->Leader();
   ASSERT_TRUE(leader.ok()) << leader.status();
   const int frozen = (*leader + 1) % cluster_->size();
-  cluster_->Freeze(frozen);
+  ASSERT_TRUE(cluster_->Freeze(frozen).ok());
   for (int i = 0; i < 10; ++i) {
     ASSERT_TRUE(CountAttempt(*store_, Id(0)).ok()) << "increment " << i;
   }
@@ -152,8 +152,8 @@ TEST_F(EtcdFaultTest, FrozenMajorityFailsUnavailableNeverStaleThenResumes) {
   // Freeze the leader and one follower: the last member is cut off from a
   // majority and must not answer reads or writes as current.
   const int other = (*leader + 1) % cluster_->size();
-  cluster_->Freeze(*leader);
-  cluster_->Freeze(other);
+  ASSERT_TRUE(cluster_->Freeze(*leader).ok());
+  ASSERT_TRUE(cluster_->Freeze(other).ok());
 
   auto read = store_->Get(Id(0));
   EXPECT_EQ(read.status().code(), absl::StatusCode::kUnavailable)
@@ -166,6 +166,8 @@ TEST_F(EtcdFaultTest, FrozenMajorityFailsUnavailableNeverStaleThenResumes) {
   EXPECT_THAT(std::string(cas.status().message()),
               HasSubstr("it may have been applied"));
   EXPECT_EQ(store_->SyncBarrier("a").code(), absl::StatusCode::kUnavailable);
+  // The answers above came while the majority was still stopped.
+  EXPECT_TRUE(cluster_->Stopped(*leader) && cluster_->Stopped(other));
 
   cluster_->Thaw(*leader);
   cluster_->Thaw(other);

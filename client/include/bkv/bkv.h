@@ -178,7 +178,8 @@ typedef struct bkv_backup_options {
 void bkv_backup_options_init(bkv_backup_options* options);
 
 /* Backs up a file or a directory tree at `path` into the store's backup set
- * under `key`. *out_backup_id (optional) receives the 32-hex-digit id. */
+ * under `key` (the set's key; with key slots, the master key or a recovery
+ * key or vault slot's secret: see "Key slots" below). *out_backup_id (optional) receives the 32-hex-digit id. */
 bkv_status bkv_backup(bkv_store* store, const bkv_key* key, const char* path,
                       const bkv_backup_options* options, char** out_backup_id,
                       char** err);
@@ -210,10 +211,13 @@ typedef struct bkv_repo bkv_repo;
 typedef struct bkv_repo_options {
   int create;            /* non-zero: create the repository if missing */
   const char* state_dir; /* where this device remembers the newest snapshot
-                            to detect a store rolled back; NULL: no check */
+                            and keyring (generation, set, master key
+                            fingerprint) to detect a store rolled back or
+                            replaced; NULL: no check */
 } bkv_repo_options;
 
-/* BKV_WRONG_KEY: another key's repository; BKV_NOT_FOUND: none (and not
+/* `key` as for bkv_backup (a slot's secret opens through the keyring).
+ * BKV_WRONG_KEY: another key's repository; BKV_NOT_FOUND: none (and not
  * create); BKV_CORRUPTED: damaged, or rolled back behind state_dir. */
 bkv_status bkv_repo_open(bkv_store* store, const bkv_key* key,
                          const bkv_repo_options* options, bkv_repo** out,
@@ -462,7 +466,11 @@ bkv_status bkv_vault_registration(bkv_vault* vault,
  * its one key as before; adding a slot migrates it, re-encrypting nothing.
  * Failures: BKV_NOT_FOUND (no slot for that secret: another passkey),
  * BKV_WRONG_KEY (its slot does not open: another salt or key),
- * BKV_CORRUPTED (the keyring was changed by the store); none writes. */
+ * BKV_CORRUPTED (the keyring was changed by the store); none writes.
+ * The calls that take a bkv_key (bkv_backup, bkv_restore, bkv_list,
+ * bkv_repo_open) accept the master key or the secret of any recovery-key or
+ * vault slot (what bkv_vault_recover released) and unwrap the master key
+ * through the keyring themselves; a passkey opens through bkv_slots_unlock. */
 typedef struct bkv_slot_secret bkv_slot_secret;
 /* The 64-digit key (or a legacy set's key). */
 bkv_status bkv_slot_secret_recovery_key(const bkv_key* key,

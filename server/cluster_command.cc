@@ -1,0 +1,120 @@
+#include "server/cluster_command.h"
+
+#include <CLI/CLI.hpp>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "crypto/hex.h"
+#include "crypto/status_macros.h"
+#include "hsm/ake_key_pair.h"
+#include "hsm/endorsement_key.h"
+#include "server/build_vault.h"
+#include "server/config.h"
+#include "server/quorum_config.h"
+
+namespace bkv::server {
+namespace {
+
+void PrintKey(const VaultConfig& c, const hsm::EndorsementKey& key,
+              std::ostream& out) {
+  out << "endorsement public key: " << HexEncode(key.public_key()) << "\n"
+      << "fingerprint (SHA-256):  "
+      << hsm::PublicKeyFingerprintHex(key.public_key()) << "\n";
+  if (c.freshness_node_id > 0) {
+    out << "members line:           "
+        << MemberLine(static_cast<uint32_t>(c.freshness_node_id),
+                      key.public_key(), c.freshness_peer_listen)
+        << "\n";
+  }
+}
+
+absl::Status KeyGen(const VaultConfig& c, bool create, std::ostream& out) {
+  BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token, OpenNodeToken(c));
+  auto key = create ? hsm::EndorsementKey::Generate(token)
+                    : hsm::EndorsementKey::Open(token);
+  if (create && absl::IsAlreadyExists(key.status())) {
+    out << "this token already has its endorsement key (kept)\n";
+    key = hsm::EndorsementKey::Open(token);
+  } else if (create && key.ok()) {
+    out << "endorsement key created in the token\n";
+  }
+  BKV_RETURN_IF_ERROR(key.status());
+  PrintKey(c, **key, out);
+  return absl::OkStatus();
+}
+
+absl::Status Digest(const VaultConfig& c, std::ostream& out) {
+  if (!c.UsesQuorum()) {
+    return absl::InvalidArgumentError(
+        "set [freshness] members_file and node_id (or --freshness-members-file "
+        "and --freshness-node-id)");
+  }
+  BKV_ASSIGN_OR_RETURN(QuorumSettings q, LoadQuorumSettings(c));
+  BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token, OpenNodeToken(c));
+  BKV_ASSIGN_OR_RETURN(auto key, hsm::EndorsementKey::Open(token));
+  if (q.members.Find(q.node_id)->key != key->public_key()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the members file's key for node ", q.node_id,
+        " is not this token's endorsement key (", HexEncode(key->public_key()),
+        "): wrong node_id, or the file"));
+  }
+  out << "members: " << q.members.all().size() << " (majority "
+      << q.members.quorum() << "), this node " << q.node_id << "\n"
+      << "members digest: " << HexEncode(q.members.digest()) << "\n";
+  return absl::OkStatus();
+}
+
+// `cluster <sub>`: its run on the settings serve's flags give.
+int RunCluster(const std::string& sub, const ConfigArgs& args, Io io) {
+  auto config = LoadParsedConfig(args);
+  if (!config.ok()) {
+    io.err << "bkv-vault cluster " << sub << ": " << config.status().message()
+           << "\n";
+    return kExitUsage;
+  }
+  absl::Status s = sub == "digest" ? Digest(*config, io.out)
+                                   : KeyGen(*config, sub == "keygen", io.out);
+  if (!s.ok()) {
+    io.err << "bkv-vault cluster " << sub << ": " << s.message() << "\n";
+    return kExitFailed;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void RegisterClusterCommands(VaultCli& cli) {
+  CLI::App* cluster =
+      cli.Add(cli.root(), "cluster",
+              "the quorum of endorsing nodes: key ceremony", "", nullptr);
+  struct Sub {
+    const char* name;
+    const char* summary;
+    const char* details;
+  };
+  static constexpr Sub kSubs[] = {
+      {"keygen", "make (or show) this token's endorsement key",
+       "On each node, its vault stopped (docs/operations.md \"Quorum of "
+       "endorsing nodes\"): makes this token's Ed25519 endorsement key (a "
+       "token keeps its key for life: an existing one is shown, not "
+       "replaced) and prints its public key, fingerprint and line for the "
+       "members file."},
+      {"show", "print this token's endorsement key",
+       "Prints the public key, fingerprint and members line of the key the "
+       "token has."},
+      {"digest", "check the members file, print its digest",
+       "Checks [freshness] members_file and node_id against this token and "
+       "prints the members digest: compare it across all nodes."},
+  };
+  for (const Sub& sub : kSubs) {
+    auto args = std::make_shared<ConfigArgs>();
+    const std::string name = sub.name;
+    CLI::App* cmd =
+        cli.Add(*cluster, sub.name, sub.summary, sub.details,
+                [args, name](Io io) { return RunCluster(name, *args, io); });
+    AddConfigFlags(*cmd, *args);
+  }
+}
+
+}  // namespace bkv::server

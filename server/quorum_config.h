@@ -1,0 +1,45 @@
+#ifndef BKV_SERVER_QUORUM_CONFIG_H_
+#define BKV_SERVER_QUORUM_CONFIG_H_
+
+// The [freshness] quorum settings, checked as a whole at start (the members
+// file read and parsed, this node found in it), for `serve` and the
+// `cluster` ceremony commands (docs/operations.md "Quorum of endorsing
+// nodes").
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "freshness/endorsement.h"
+#include "server/config.h"
+
+namespace bkv::server {
+
+struct QuorumSettings {
+  freshness::Members members;
+  uint32_t node_id = 0;
+  std::string peer_listen;  // where this node's Endorser service listens
+  absl::Duration endorse_timeout;
+  bool owner = false;
+  // mTLS between members when ca_pem is set: this node's certificate and
+  // key (as server and as client) and the members' CA.
+  struct Tls {
+    std::string cert_pem, key_pem, ca_pem;
+  } tls;
+};
+
+// `c` must use the quorum (c.UsesQuorum()) and be validated. Refuses, saying
+// what to fix: an unreadable or malformed members file, a duplicate member
+// or key, fewer than 3 members, a node id not in the file, a peer address
+// that is not host:port, plaintext peers off loopback without
+// allow_plaintext_non_loopback.
+absl::StatusOr<QuorumSettings> LoadQuorumSettings(const VaultConfig& c);
+
+// "<id> <public key hex> <peer>": this node's line of the members file.
+std::string MemberLine(uint32_t id, const hsm::EndorsementKey::PublicKey& key,
+                       const std::string& peer);
+
+}  // namespace bkv::server
+
+#endif  // BKV_SERVER_QUORUM_CONFIG_H_

@@ -1,0 +1,168 @@
+#include "server/quorum_node.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "crypto/hex.h"
+#include "crypto/status_macros.h"
+#include "server/errors.h"
+#include "server/log.h"
+
+namespace bkv::server {
+namespace {
+
+// mTLS when configured: members present certificates of the members' CA
+// both ways. Otherwise plaintext: safety rests on the signed requests and
+// answers (docs/rollback.md "Peer channel"); the config keeps it off open
+// networks unless told otherwise.
+std::shared_ptr<grpc::ServerCredentials> PeerServerCredentials(
+    const QuorumSettings::Tls& tls) {
+  if (tls.ca_pem.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions o(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  o.pem_root_certs = tls.ca_pem;
+  o.pem_key_cert_pairs.push_back({tls.key_pem, tls.cert_pem});
+  return grpc::SslServerCredentials(o);
+}
+
+std::shared_ptr<grpc::ChannelCredentials> PeerChannelCredentials(
+    const QuorumSettings::Tls& tls) {
+  if (tls.ca_pem.empty()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions o;
+  o.pem_root_certs = tls.ca_pem;
+  o.pem_private_key = tls.key_pem;
+  o.pem_cert_chain = tls.cert_pem;
+  return grpc::SslCredentials(o);
+}
+
+absl::Status StartPeerServer(QuorumNode& q) {
+  q.service = std::make_unique<EndorserService>(*q.endorser);
+  grpc::ServerBuilder b;
+  b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  int port = 0;
+  b.AddListeningPort(q.settings.peer_listen,
+                     PeerServerCredentials(q.settings.tls), &port);
+  b.RegisterService(q.service.get());
+  q.peer_server = b.BuildAndStart();
+  if (q.peer_server == nullptr || port == 0) {
+    return absl::UnavailableError(absl::StrCat("the endorser cannot listen on ",
+                                               q.settings.peer_listen,
+                                               " (in use, or invalid)"));
+  }
+  return absl::OkStatus();
+}
+
+// Every other member over gRPC, this node's endorser in-process and last.
+std::unique_ptr<freshness::QuorumHeadStore> MakeHeads(QuorumNode& q) {
+  std::vector<std::shared_ptr<freshness::EndorserPeer>> peers;
+  for (const freshness::Member& m : q.settings.members.all()) {
+    if (m.id == q.settings.node_id) continue;
+    peers.push_back(std::make_shared<GrpcEndorserPeer>(
+        m.peer_address, PeerChannelCredentials(q.settings.tls),
+        q.settings.endorse_timeout));
+  }
+  peers.push_back(std::make_shared<freshness::LocalEndorserPeer>(*q.endorser));
+  return std::make_unique<freshness::QuorumHeadStore>(
+      q.settings.members, *q.endorser, std::move(peers),
+      q.settings.endorse_timeout);
+}
+
+// Every account call of a node that does not own the head chain.
+absl::Status NotOwner() {
+  return WithAttempt(
+      WithDetail(absl::UnavailableError(
+                     "this vault node only endorses the quorum's heads; "
+                     "account calls go to the owner node ([freshness] owner)"),
+                 vault::v1::ErrorDetail::REASON_VAULT_UNAVAILABLE),
+      vault::v1::ErrorDetail::ATTEMPT_NOT_COUNTED);
+}
+
+class StandbyRecordStore final : public storage::RecordStore {
+ public:
+  absl::StatusOr<storage::v1::UserRecord> Get(std::string_view) const override {
+    return NotOwner();
+  }
+  absl::StatusOr<uint64_t> CompareAndSwap(
+      std::string_view, uint64_t, const storage::v1::UserRecord&) override {
+    return NotOwner();
+  }
+  absl::Status Delete(std::string_view, uint64_t) override {
+    return NotOwner();
+  }
+  absl::Status Shred(std::string_view) override { return NotOwner(); }
+  absl::Status SyncBarrier(std::string_view) override { return NotOwner(); }
+  absl::StatusOr<uint64_t> Count() const override { return NotOwner(); }
+  absl::Status ForEach(Visitor) const override { return NotOwner(); }
+};
+
+}  // namespace
+
+QuorumNode::~QuorumNode() {
+  heads.reset();
+  if (peer_server) {
+    peer_server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  }
+}
+
+void QuorumNode::RenderMetrics(std::string& out) const {
+  const fresh::v1::EndorserState s = endorser->State();
+  const fresh::v1::HeadRef held = freshness::HeldHead(s);
+  absl::StrAppend(
+      &out,
+      "# HELP bkv_freshness_quorum_owner 1: this node extends the head chain "
+      "and serves account calls; 0: it only endorses.\n# TYPE "
+      "bkv_freshness_quorum_owner gauge\nbkv_freshness_quorum_owner ",
+      heads ? 1 : 0,
+      "\n# HELP bkv_freshness_endorser_promised_term Highest owner term this "
+      "node's endorser promised.\n# TYPE bkv_freshness_endorser_promised_term "
+      "gauge\nbkv_freshness_endorser_promised_term ",
+      s.promised_term(),
+      "\n# HELP bkv_freshness_endorser_held_seq Sequence number of the head "
+      "this node's endorser holds (it lags when it missed rounds).\n# TYPE "
+      "bkv_freshness_endorser_held_seq gauge\nbkv_freshness_endorser_held_seq ",
+      held.seq(),
+      "\n# HELP bkv_freshness_endorser_held_term Owner term of that head.\n"
+      "# TYPE bkv_freshness_endorser_held_term gauge\n"
+      "bkv_freshness_endorser_held_term ",
+      held.term(), "\n");
+  if (heads == nullptr) return;
+  const freshness::QuorumHeadStore::Stats q = heads->stats();
+  absl::StrAppend(
+      &out,
+      "# HELP bkv_freshness_quorum_head_writes_total Head writes through the "
+      "quorum (an endorsement and a commit round each); failed: no majority "
+      "in time, or fenced.\n# TYPE bkv_freshness_quorum_head_writes_total "
+      "counter\nbkv_freshness_quorum_head_writes_total{result=\"ok\"} ",
+      q.writes, "\nbkv_freshness_quorum_head_writes_total{result=\"failed\"} ",
+      q.write_failures,
+      "\n# HELP bkv_freshness_quorum_takeovers_total Take-overs (a Prepare "
+      "round in a new term and the adopted head re-endorsed).\n# TYPE "
+      "bkv_freshness_quorum_takeovers_total counter\n"
+      "bkv_freshness_quorum_takeovers_total{result=\"ok\"} ",
+      q.takeovers, "\nbkv_freshness_quorum_takeovers_total{result=\"failed\"} ",
+      q.takeover_failures, "\n");
+}
+
+absl::StatusOr<std::unique_ptr<QuorumNode>> StartQuorumNode(
+    QuorumSettings settings, std::shared_ptr<hsm::Pkcs11Hsm> token) {
+  auto q = std::make_unique<QuorumNode>(std::move(settings));
+  BKV_ASSIGN_OR_RETURN(q->endorser, freshness::Endorser::Open(
+                                        std::move(token), q->settings.members,
+                                        q->settings.node_id));
+  BKV_RETURN_IF_ERROR(StartPeerServer(*q));
+  if (q->settings.owner) q->heads = MakeHeads(*q);
+  Log("info", "quorum_endorser_serving",
+      {{"node_id", absl::StrCat(q->settings.node_id)},
+       {"peer_listen", q->settings.peer_listen},
+       {"members", absl::StrCat(q->settings.members.all().size())},
+       {"members_digest", HexEncode(q->settings.members.digest())},
+       {"role", q->settings.owner ? "owner" : "endorser"},
+       {"peer_tls", q->settings.tls.ca_pem.empty() ? "off" : "mtls"}});
+  return q;
+}
+
+std::unique_ptr<storage::RecordStore> MakeStandbyRecordStore() {
+  return std::make_unique<StandbyRecordStore>();
+}
+
+}  // namespace bkv::server

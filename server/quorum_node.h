@@ -1,0 +1,51 @@
+#ifndef BKV_SERVER_QUORUM_NODE_H_
+#define BKV_SERVER_QUORUM_NODE_H_
+
+// A vault node's part in the quorum of endorsing nodes (docs/rollback.md
+// "Quorum across nodes"): its Endorser over its token, served on the peer
+// address, and, on the owner, the QuorumHeadStore that FreshRecordStore
+// writes its heads through. A node that is not the owner only endorses; its
+// account calls are refused by StandbyRecordStore.
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "freshness/endorsement.h"
+#include "freshness/quorum_head_store.h"
+#include "server/endorser_service.h"
+#include "server/quorum_config.h"
+#include "storage/record_store.h"
+
+namespace bkv::server {
+
+// Members are destroyed in reverse: the head store, then the peer server
+// (no call in flight), then the endorser it serves.
+struct QuorumNode {
+  explicit QuorumNode(QuorumSettings s) : settings(std::move(s)) {}
+  QuorumSettings settings;
+  std::unique_ptr<freshness::Endorser> endorser;
+  std::unique_ptr<EndorserService> service;
+  std::unique_ptr<grpc::Server> peer_server;
+  std::unique_ptr<freshness::QuorumHeadStore> heads;  // owner only
+
+  ~QuorumNode();
+  // "# HELP ..." lines of the endorser's state and this node's role.
+  void RenderMetrics(std::string& out) const;
+};
+
+// Opens the endorser in `token` (its key must be the members file's for
+// this node), serves it on the peer address and, on the owner, builds the
+// head store over every member. Fails saying what to fix.
+absl::StatusOr<std::unique_ptr<QuorumNode>> StartQuorumNode(
+    QuorumSettings settings, std::shared_ptr<hsm::Pkcs11Hsm> token);
+
+// The store of a node that is not the owner: every call is UNAVAILABLE,
+// not counted, naming the owner to send it to.
+std::unique_ptr<storage::RecordStore> MakeStandbyRecordStore();
+
+}  // namespace bkv::server
+
+#endif  // BKV_SERVER_QUORUM_NODE_H_

@@ -1,0 +1,163 @@
+// The quorum of endorsing nodes as real `bkv-vault serve` processes: the
+// fixture of quorum_process_test.cc and quorum_etcd_process_test.cc. Three
+// nodes, each with its own SoftHSM token and endorsement key made by
+// `bkv-vault cluster keygen`, the members file assembled from its output,
+// node 1 the owner, nodes 2 and 3 endorsing on loopback peer ports.
+#ifndef BKV_TESTS_SERVER_QUORUM_PROCESS_H_
+#define BKV_TESTS_SERVER_QUORUM_PROCESS_H_
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "tests/server/vault_harness.h"
+
+namespace bkv::testing {
+
+constexpr int kNodes = 3;
+constexpr char kPassword[] = "correct horse battery staple";
+
+// Runs `bkv-vault <args>`; its stdout and stderr, and the exit code.
+inline int RunVault(const std::string& args, std::string* output) {
+  FILE* p =
+      popen((std::string(BKV_VAULT_BIN) + " " + args + " 2>&1").c_str(), "r");
+  if (p == nullptr) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) output->append(buf, n);
+  return WEXITSTATUS(pclose(p));
+}
+
+// The value of `name` on a /metrics page, -1 when absent.
+inline int64_t Gauge(const std::string& page, const std::string& name) {
+  std::istringstream lines(page);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(name + " ", 0) == 0) {
+      return std::stoll(line.substr(name.size() + 1));
+    }
+  }
+  return -1;
+}
+
+class QuorumProcessTest : public ::testing::Test {
+ protected:
+  // Under ASan (scripts/test.sh sets ASAN_OPTIONS) the vaults sign with
+  // SoftHSM's EdDSA, whose leak at C_SignInit tests/lsan.supp matches only
+  // when LSan unwinds slowly (libcrypto has no frame pointers): the vault
+  // processes inherit the option; this process needs none.
+  static void SlowUnwindInChildrenUnderAsan() {
+    const char* asan = std::getenv("ASAN_OPTIONS");
+    if (asan == nullptr ||
+        std::string(asan).find("fast_unwind_on_malloc") != std::string::npos) {
+      return;
+    }
+    setenv("ASAN_OPTIONS",
+           (std::string(asan) + ":fast_unwind_on_malloc=0").c_str(), 1);
+  }
+
+  // Before the ceremony: a subclass's storage (etcd) and tokens, its flags
+  // per node in args_.
+  virtual void PrepareNodes() {}
+
+  void SetUp() override {
+    SlowUnwindInChildrenUnderAsan();
+    ASSERT_NO_FATAL_FAILURE(PrepareNodes());
+    std::string members;
+    for (int i = 0; i < kNodes; ++i) {
+      peer_[i] = FreePort();
+      metrics_[i] = FreePort();
+      std::string out;
+      ASSERT_EQ(RunVault("cluster keygen --dev --data-dir " +
+                             node_[i].data_dir() + Identity(i) + Flags(i),
+                         &out),
+                0)
+          << out;
+      const size_t at = out.find("members line:");
+      ASSERT_NE(at, std::string::npos) << out;
+      std::istringstream line(out.substr(at + 13));
+      std::string id, key, peer;
+      line >> id >> key >> peer;
+      members += id + " " + key + " " + peer + "\n";
+    }
+    members_ = node_[0].data_dir() + "/members";
+    std::ofstream(members_) << "# the quorum of this test\n" << members;
+    for (int i : {1, 2, 0}) ASSERT_NO_FATAL_FAILURE(StartNode(i));
+    client_ =
+        std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  }
+
+  std::string Identity(int i) const {
+    // keygen needs a members file named, not read.
+    return " --freshness-members-file " +
+           (members_.empty() ? std::string("unused") : members_) +
+           " --freshness-node-id " + std::to_string(i + 1) +
+           " --freshness-peer-listen 127.0.0.1:" + std::to_string(peer_[i]);
+  }
+
+  std::string Flags(int i) const {
+    std::string out;
+    for (const std::string& a : args_[i]) out += " " + a;
+    return out;
+  }
+
+  void StartNode(int i, bool owner = false) {
+    std::vector<std::string> args = args_[i];
+    args.insert(
+        args.end(),
+        {"--metrics-listen", "127.0.0.1:" + std::to_string(metrics_[i]),
+         "--freshness-members-file", members_, "--freshness-node-id",
+         std::to_string(i + 1), "--freshness-endorse-timeout-ms", "2000",
+         // Lockouts in a few seconds, not a rate limit.
+         "--guess-burst", "100"});
+    if (i == 0 || owner) args.push_back("--freshness-owner");
+    ASSERT_TRUE(node_[i].Start(args)) << "node " << i + 1 << ":\n"
+                                      << node_[i].log();
+  }
+
+  std::string Token(const std::string& account) const {
+    return node_[0].Token(account);
+  }
+  void Register(const std::string& account) {
+    auto r = client_->Register(Token(account), account, kPassword,
+                               SecretBytes::Copy(std::string(32, 'k')));
+    ASSERT_TRUE(r.ok()) << r.status.error_message();
+  }
+  uint32_t Remaining(const std::string& account) {
+    vault::v1::GetStatusResponse s;
+    auto r = client_->Status(Token(account), &s);
+    EXPECT_TRUE(r.ok()) << r.status.error_message();
+    return s.attempts_remaining();
+  }
+  TestClient::Recovery Guess(const std::string& account,
+                             const std::string& password = "wrong") {
+    return client_->Recover(Token(account), account, password);
+  }
+  int64_t HeldSeq(int i) {
+    return Gauge(HttpGet(metrics_[i], "/metrics"),
+                 "bkv_freshness_endorser_held_seq");
+  }
+  std::string Softhsm(int i) const { return node_[i].data_dir() + "/softhsm"; }
+  std::string Records() const { return node_[0].data_dir() + "/records"; }
+  static void Copy(const std::string& from, const std::string& to) {
+    std::filesystem::remove_all(to);
+    std::filesystem::copy(from, to, std::filesystem::copy_options::recursive);
+  }
+
+  VaultProcess node_[kNodes];
+  std::vector<std::string> args_[kNodes];  // storage and token flags
+  int peer_[kNodes] = {};
+  int metrics_[kNodes] = {};
+  std::string members_;
+  std::unique_ptr<TestClient> client_;
+};
+
+}  // namespace bkv::testing
+
+#endif  // BKV_TESTS_SERVER_QUORUM_PROCESS_H_

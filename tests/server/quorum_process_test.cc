@@ -1,0 +1,248 @@
+// The quorum of endorsing nodes against real `bkv-vault serve` processes
+// (docs/rollback.md "Quorum across nodes"), the owner over RocksDB. Faults
+// are real: processes stopped, token directories and records restored from
+// copies. ctest -R rollback.quorum.process
+#include "tests/server/quorum_process.h"
+
+#include <grpcpp/generic/generic_stub.h>
+
+#include "absl/synchronization/notification.h"
+
+namespace bkv::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using vault::v1::ErrorDetail;
+
+// grpc.health.v1.Health/Check for the service bkv.vault.v1.Vault: its
+// ServingStatus (1 SERVING, 2 NOT_SERVING), -1 on an error. Debian ships no
+// health.proto: the request and answer are encoded by hand.
+int VaultHealth(const std::string& address) {
+  grpc::GenericStub stub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  const std::string name = vault::v1::Vault::service_full_name();
+  const std::string request = std::string(1, '\x0a') +
+                              std::string(1, static_cast<char>(name.size())) +
+                              name;
+  grpc::Slice slice(request);
+  grpc::ByteBuffer req(&slice, 1), resp;
+  grpc::Status st;
+  absl::Notification done;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+                 &req, &resp, [&](grpc::Status s) {
+                   st = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  grpc::Slice out;
+  if (!st.ok() || !resp.DumpToSingleSlice(&out).ok() || out.size() != 2 ||
+      out.begin()[0] != 0x08) {
+    return -1;
+  }
+  return out.begin()[1];
+}
+
+// Issue test 5: one endorser down, counted calls go on with 2 of 3; back,
+// it catches up to the owner's head.
+TEST_F(QuorumProcessTest, OneEndorserDownCountedCallsContinueAndItCatchesUp) {
+  Register("alice");
+  ASSERT_EQ(node_[2].Stop(), 0);
+  auto r = Guess("alice");
+  EXPECT_TRUE(r.got_ke2) << r.result.status.error_message();
+  ASSERT_TRUE(r.result.detail.has_value());
+  EXPECT_EQ(r.result.detail->reason(), ErrorDetail::REASON_INVALID_LOGIN);
+  EXPECT_EQ(Remaining("alice"), 9u);
+  auto right = Guess("alice", kPassword);
+  ASSERT_TRUE(right.result.ok()) << right.result.status.error_message();
+  ASSERT_NO_FATAL_FAILURE(StartNode(2));
+  const int64_t before = HeldSeq(2);
+  // Bounded: each right recovery writes heads the owner proposes to node 3.
+  for (int i = 0; i < 5 && HeldSeq(2) != HeldSeq(0); ++i) {
+    ASSERT_TRUE(Guess("alice", kPassword).result.ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(HeldSeq(2), HeldSeq(0)) << "node 3 did not catch up";
+  EXPECT_GT(HeldSeq(2), before);
+  EXPECT_EQ(Remaining("alice"), 10u);
+}
+
+// Issue test 5: a majority down: counted calls fail UNAVAILABLE without a
+// KE2. The first call's record was written before its head failed: it is
+// answered ATTEMPT_UNSPECIFIED and counts once a later head covers it; every
+// later call, on that account or another, is refused before anything is
+// written (ATTEMPT_NOT_COUNTED). Back up: service resumes, nothing counted
+// twice, the other account untouched.
+TEST_F(QuorumProcessTest, MajorityDownRefusesBeforeAnyKe2AndSpendsNothingMore) {
+  Register("bob");
+  Register("other");
+  ASSERT_EQ(node_[1].Stop(), 0);
+  ASSERT_EQ(node_[2].Stop(), 0);
+  for (int i = 0; i < 3; ++i) {
+    auto r = Guess("bob", kPassword);
+    EXPECT_FALSE(r.got_ke2) << "a KE2 without a majority, call " << i;
+    EXPECT_EQ(r.result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << r.result.status.error_message();
+    if (i > 0) {
+      ASSERT_TRUE(r.result.detail.has_value());
+      EXPECT_EQ(r.result.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED)
+          << r.result.status.error_message();
+    }
+  }
+  EXPECT_GE(Gauge(HttpGet(metrics_[0], "/metrics"),
+                  "bkv_freshness_quorum_head_writes_total{result=\"failed\"}"),
+            1);
+  // A committed record of another account still reads; its counted call
+  // is refused before its record is written (the failed head first).
+  EXPECT_EQ(Remaining("other"), 10u);
+  auto other = Guess("other", kPassword);
+  EXPECT_FALSE(other.got_ke2);
+  ASSERT_TRUE(other.result.detail.has_value());
+  EXPECT_EQ(other.result.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED)
+      << other.result.status.error_message();
+  ASSERT_NO_FATAL_FAILURE(StartNode(1));
+  ASSERT_NO_FATAL_FAILURE(StartNode(2));
+  // The owner's channels reconnect (within a second or so); until then a
+  // read of bob's pending record is refused, not counted. Bounded.
+  vault::v1::GetStatusResponse status;
+  for (int i = 0; i < 40 && !client_->Status(Token("bob"), &status).ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  EXPECT_EQ(status.attempts_remaining(), 9u) << "the first failed call counts";
+  auto right = Guess("bob", kPassword);
+  ASSERT_TRUE(right.result.ok()) << right.result.status.error_message();
+  // 10, the first failed call, this one: nothing else counted.
+  EXPECT_EQ(right.attempts_remaining, 8u);
+  EXPECT_EQ(Remaining("other"), 10u);
+}
+
+// Issue test 1 over the quorum: records restored from a copy taken before
+// the lockout: the owner's take-over finds them behind the certified head;
+// no guess, no key.
+TEST_F(QuorumProcessTest, RestoredRecordsAfterLockoutGiveNoGuess) {
+  Register("carol");
+  ASSERT_EQ(node_[0].Stop(), 0);
+  const std::string copy = node_[0].data_dir() + "/records.copy";
+  Copy(Records(), copy);
+  ASSERT_NO_FATAL_FAILURE(StartNode(0));
+  client_ =
+      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Guess("carol").got_ke2);
+  auto locked = Guess("carol", kPassword);
+  EXPECT_FALSE(locked.got_ke2);
+  ASSERT_TRUE(locked.result.detail.has_value());
+  EXPECT_EQ(locked.result.detail->reason(), ErrorDetail::REASON_LOCKED);
+  ASSERT_EQ(node_[0].Stop(), 0);
+  Copy(copy, Records());
+  ASSERT_NO_FATAL_FAILURE(StartNode(0));
+  client_ =
+      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  auto r = Guess("carol", kPassword);
+  EXPECT_FALSE(r.got_ke2);
+  EXPECT_FALSE(r.result.ok());
+  ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();
+  EXPECT_EQ(r.result.detail->reason(), ErrorDetail::REASON_STORAGE_ROLLED_BACK);
+  EXPECT_NE(node_[0].log().find("freshness_shard_stale"), std::string::npos);
+  // No single-token re-anchor behind the quorum's back.
+  ASSERT_EQ(node_[0].Stop(), 0);
+  const std::string so_pin = node_[0].data_dir() + "/softhsm/so.pin";
+  std::string out;
+  EXPECT_EQ(RunVault("rollback reanchor --so-pin-file " + so_pin +
+                         " --dev --data-dir " + node_[0].data_dir() +
+                         Identity(0) + " --freshness-owner",
+                     &out),
+            1)
+      << out;
+  EXPECT_NE(out.find("endorsement quorum"), std::string::npos) << out;
+}
+
+// An endorser's token put back from a copy taken before the lockout, the
+// records too, and the up-to-date endorser down: the owner and the restored
+// endorser are the majority, and the owner's own token still holds the
+// newest certificate: no extra guess. The restored endorser catches up.
+TEST_F(QuorumProcessTest, RestoredEndorserTokenGivesNoExtraGuess) {
+  Register("dave");
+  ASSERT_EQ(node_[0].Stop(), 0);
+  ASSERT_EQ(node_[2].Stop(), 0);
+  const std::string records = node_[0].data_dir() + "/records.copy";
+  const std::string token = node_[2].data_dir() + "/softhsm.copy";
+  Copy(Records(), records);
+  Copy(Softhsm(2), token);
+  ASSERT_NO_FATAL_FAILURE(StartNode(2));
+  ASSERT_NO_FATAL_FAILURE(StartNode(0));
+  client_ =
+      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Guess("dave").got_ke2);
+  ASSERT_EQ(node_[0].Stop(), 0);
+  ASSERT_EQ(node_[1].Stop(), 0);
+  ASSERT_EQ(node_[2].Stop(), 0);
+  Copy(token, Softhsm(2));
+  Copy(records, Records());
+  ASSERT_NO_FATAL_FAILURE(StartNode(2));
+  ASSERT_NO_FATAL_FAILURE(StartNode(0));
+  client_ =
+      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  auto r = Guess("dave", kPassword);
+  EXPECT_FALSE(r.got_ke2) << "the restored endorser gave a guess back";
+  ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();
+  EXPECT_EQ(r.result.detail->reason(), ErrorDetail::REASON_STORAGE_ROLLED_BACK);
+  EXPECT_EQ(HeldSeq(2), HeldSeq(0)) << "the restored endorser did not catch up";
+}
+
+// Issue test 5, fencing: a second owner (an operator's failover while the
+// old owner still runs, or a mistake) takes over in a later term at a
+// majority; the old owner's next counted call gets no KE2 and it extends
+// the chain no more.
+TEST_F(QuorumProcessTest, SecondOwnerFencesTheFirst) {
+  Register("frank");
+  ASSERT_TRUE(Guess("frank", kPassword).result.ok());
+  ASSERT_EQ(node_[1].Stop(), 0);
+  ASSERT_NO_FATAL_FAILURE(StartNode(1, /*owner=*/true));
+  const int64_t seq = HeldSeq(1);
+  for (int i = 0; i < 2; ++i) {
+    auto r = Guess("frank", kPassword);
+    EXPECT_FALSE(r.got_ke2) << "the fenced owner answered with a KE2";
+    EXPECT_EQ(r.result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << r.result.status.error_message();
+  }
+  EXPECT_NE(node_[0].log().find("freshness_head_fenced"), std::string::npos)
+      << node_[0].log();
+  EXPECT_EQ(HeldSeq(1), seq) << "the fenced owner moved the chain";
+  EXPECT_EQ(HeldSeq(2), seq);
+}
+
+// Start-up refuses what the ceremony would have caught, saying what to fix.
+TEST_F(QuorumProcessTest, StartRefusesAWrongNodeOrMembersFile) {
+  ASSERT_EQ(node_[1].Stop(), 0);
+  // Node 2's token under node 3's id.
+  std::vector<std::string> args = {"--freshness-members-file", members_,
+                                   "--freshness-node-id", "3"};
+  EXPECT_FALSE(node_[1].Start(args));
+  EXPECT_NE(node_[1].log().find("not in the members list with this token"),
+            std::string::npos)
+      << node_[1].log();
+  args[3] = "7";
+  EXPECT_FALSE(node_[1].Start(args));
+  EXPECT_NE(node_[1].log().find("node_id 7 is not in"), std::string::npos)
+      << node_[1].log();
+  std::string out;
+  EXPECT_EQ(RunVault("cluster digest --dev --data-dir " + node_[1].data_dir() +
+                         Identity(1),
+                     &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("members digest: "), std::string::npos) << out;
+  // A non-owner refuses account calls, not counted.
+  ASSERT_NO_FATAL_FAILURE(StartNode(1));
+  EXPECT_EQ(VaultHealth(node_[1].address()), 2) << "NOT_SERVING";
+  EXPECT_EQ(VaultHealth(node_[0].address()), 1) << "SERVING";
+  TestClient standby(node_[1].address(), node_[1].public_key());
+  auto r = standby.Recover(node_[1].Token("erin"), "erin", kPassword);
+  EXPECT_EQ(r.result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  ASSERT_TRUE(r.result.detail.has_value());
+  EXPECT_EQ(r.result.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
+}
+
+}  // namespace
+}  // namespace bkv::testing
