@@ -27,6 +27,8 @@ const char* KindLabel(RepoObjectKind kind) {
       return "head";
     case RepoObjectKind::kLock:
       return "lock";
+    case RepoObjectKind::kTree:
+      return "tree";
   }
   return "?";
 }

@@ -37,7 +37,8 @@ enum class RepoObjectKind {
   kIndex,
   kSnapshot,
   kHead,
-  kLock
+  kLock,
+  kTree
 };
 
 // Content-defined chunk sizes (FastCDC with normalized chunking, level 2).

@@ -9,11 +9,14 @@
 //   config                         repo id; key check in the clear
 //   pack-<32 hex>                  sealed chunks, then a sealed pack header
 //   index-<32 hex>                 where each chunk of some packs lives
-//   snap-<20 digit seq>-<32 hex>   one snapshot: the tree and its chunk ids
+//   snap-<20 digit seq>-<32 hex>   one snapshot: source, time, its tree's id
+//   tree-<64 hex>                  a snapshot's file tree and chunk ids,
+//                                  named by its keyed id: stored once
 //   head                           the newest sequence number, written last
 //   lock-<32 hex>                  a running backup (shared) or prune
 //                                  (exclusive), refreshed while it runs
-// Order of writes: packs, then their index, then the snapshot, then head, so
+// Order of writes: packs, then their index, then the tree (unless stored),
+// then the snapshot, then head, so
 // an interrupted backup never leaves a snapshot naming a missing chunk.
 // Several clients may write at once (docs/backup-format.md, "Concurrent
 // writers"): every object they create has a fresh random name, and a prune
@@ -123,6 +126,7 @@ struct PruneStats {
   uint64_t packs_deleted = 0;
   uint64_t packs_repacked = 0;
   uint64_t indexes_deleted = 0;
+  uint64_t trees_deleted = 0;
   uint64_t chunks_dropped = 0;
   uint64_t bytes_freed = 0;  // stored bytes deleted, less what was rewritten
 };
@@ -201,7 +205,13 @@ class Repository {
   absl::Status LoadIndexes(const std::map<std::string, uint64_t>& objects,
                            std::map<ChunkId, Located>& out,
                            std::vector<std::string>* problems);
+  // With its entries (format 3: read from its tree object).
   absl::StatusOr<Snapshot> ReadSnapshot(const std::string& object);
+  // DataLoss for a missing or damaged tree.
+  absl::StatusOr<std::vector<TreeEntry>> ReadTree(const ChunkId& tree);
+  // Stores the tree of `snap` unless an intact copy is already stored.
+  absl::Status StoreTree(Snapshot& snap, RepoBackupStats& st);
+  absl::Status WriteConfig();
   absl::StatusOr<std::vector<std::pair<std::string, Snapshot>>> AllSnapshots(
       const std::map<std::string, uint64_t>& objects,
       std::vector<std::string>* problems);
@@ -249,6 +259,10 @@ class Repository {
                       const std::set<ChunkId>& live, RepoLock& lock,
                       Packer& packer, std::set<ObjectId>& doomed,
                       PruneStats& ps);
+  absl::Status SweepTrees(
+      const std::map<std::string, uint64_t>& objects,
+      const std::vector<std::pair<std::string, Snapshot>>& snaps,
+      PruneStats& ps);
   absl::Status WriteLiveIndex(const std::map<ChunkId, Located>& chunks,
                               const std::set<ChunkId>& live,
                               const std::set<ObjectId>& doomed,
@@ -273,6 +287,7 @@ class Repository {
   RepoKeys keys_;
   RepoOptions options_;
   ObjectId repo_id_{};
+  uint16_t config_version_ = 0;
   uint64_t head_seq_ = 0;
 };
 
@@ -281,6 +296,9 @@ bool ParseObjectIdHex(std::string_view hex, ObjectId& out);
 std::string PackName(const ObjectId& id);
 std::string IndexName(const ObjectId& id);
 std::string SnapshotName(uint64_t seq, const ObjectId& id);
+std::string TreeName(const ChunkId& id);
+// Associated data of a tree object: repo id || tree id.
+std::vector<uint8_t> TreeAd(const ObjectId& repo, const ChunkId& tree);
 
 }  // namespace bkv
 
