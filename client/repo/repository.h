@@ -40,6 +40,7 @@
 #include "client/repo/repo_lock.h"
 #include "crypto/backup_key.h"
 #include "crypto/repo_crypto.h"
+#include "zstd.h"
 
 namespace bkv {
 
@@ -222,6 +223,20 @@ class Repository {
                                             std::vector<uint8_t>& bytes);
   absl::StatusOr<std::vector<uint8_t>> OpenChunk(const BlobLocation& loc,
                                                  std::span<const uint8_t> pack);
+  // One reader thread's reused buffers for OpenChunkInto.
+  struct ChunkBuffers {
+    std::vector<uint8_t> plaintext, raw;
+    std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx{nullptr,
+                                                            ZSTD_freeDCtx};
+    ZSTD_DCtx* Dctx() {
+      if (!dctx) dctx.reset(ZSTD_createDCtx());
+      return dctx.get();
+    }
+  };
+  // The chunk's raw bytes, valid until `buffers` is used again.
+  absl::StatusOr<std::span<const uint8_t>> OpenChunkInto(
+      const BlobLocation& loc, std::span<const uint8_t> pack,
+      ChunkBuffers& buffers);
   // Restore (repo_restore.cc): where each chunk of each pack goes.
   struct Slot {
     size_t entry;  // index into the selected entries
