@@ -468,11 +468,7 @@ absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
     snap.entries.push_back(std::move(w.entry));
   }
   if (auto s = packer.Finish(); !s.ok()) return s;
-  for (PackRecord& p : packer.closed()) {
-    for (const BlobLocation& b : p.blobs)
-      known[b.id] = {p.pack, index_id, b, p.size};
-    index.packs.push_back(std::move(p));
-  }
+  for (PackRecord& p : packer.closed()) index.packs.push_back(std::move(p));
   if (!index.packs.empty()) {
     auto sealed =
         keys_.Seal(RepoObjectKind::kIndex, index_id, EncodeIndex(index));
@@ -481,11 +477,20 @@ absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
   }
   SystemRandom().Bytes(snap.id);
   snap.source = source;
+  // A chunk in no index read at the start is new in this run (AddChunk
+  // packed it), so it is in this run's index: the new chunks are not added
+  // to `known`, whose nodes would raise the peak with the data size.
   std::set<ObjectId> needed;
   for (const TreeEntry& e : snap.entries) {
-    for (const ChunkId& c : e.chunks) needed.insert(known.at(c).index);
+    for (const ChunkId& c : e.chunks) {
+      auto it = known.find(c);
+      needed.insert(it == known.end() ? index_id : it->second.index);
+    }
   }
   snap.indexes.assign(needed.begin(), needed.end());
+  // Freed before the tree is encoded, which reuses their memory.
+  std::map<ChunkId, Located>().swap(known);
+  std::vector<PackRecord>().swap(index.packs);
   // Still ours: no prune can have run since the indexes were read.
   if (auto s = (*lock)->Confirm(); !s.ok()) return s;
   // Two clients that created the repository at once each wrote a config;
