@@ -383,6 +383,17 @@ absl::StatusOr<RepoCheckReport> Repository::Check(bool read_data) {
   auto snaps = AllSnapshots(*objects, &rep.problems);
   if (!snaps.ok()) return snaps.status();
   rep.snapshots = snaps->size();
+  std::set<std::string> trees;
+  for (const auto& [name, snap] : *snaps) {
+    if (snap.tree) trees.insert(TreeName(*snap.tree));
+  }
+  for (const auto& [name, size] : *objects) {
+    if (absl::StartsWith(name, "tree-") && !trees.contains(name)) {
+      rep.notes.push_back(name +
+                          ": named by no readable snapshot (forgotten, or an "
+                          "interrupted backup; prune deletes it)");
+    }
+  }
   uint64_t newest = snaps->empty() ? 0 : snaps->back().second.seq;
   if (newest < head_seq_) {
     rep.problems.push_back(absl::StrCat(

@@ -276,6 +276,11 @@ TEST_P(RepoTest, UnchangedTreeIsStoredOnceAndGuarded) {
   EXPECT_GT(again.uploaded_bytes, original.size());  // tree, snapshot, head
   ExpectRestoresSource(*repo, "");
   ASSERT_TRUE(repo->Forget(1).ok());
+  auto orphan = repo->Check(false);
+  ASSERT_TRUE(orphan.ok());
+  EXPECT_TRUE(orphan->clean());
+  EXPECT_THAT(::testing::PrintToString(orphan->notes),
+              HasSubstr("named by no readable snapshot"));
   auto ps = repo->Prune();
   ASSERT_TRUE(ps.ok()) << ps.status();
   EXPECT_EQ(ps->trees_deleted, 1u);
