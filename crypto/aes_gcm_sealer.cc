@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "absl/status/status.h"
@@ -70,17 +71,21 @@ absl::Status AesGcmEncryptTo(std::span<const uint8_t> key,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<uint8_t>> AesGcmDecrypt(
-    std::span<const uint8_t> key, std::span<const uint8_t> nonce,
-    std::span<const uint8_t> ciphertext_and_tag, std::span<const uint8_t> aad) {
+absl::Status AesGcmDecryptTo(std::span<const uint8_t> key,
+                             std::span<const uint8_t> nonce,
+                             std::span<const uint8_t> ciphertext_and_tag,
+                             std::span<const uint8_t> aad,
+                             std::span<uint8_t> out) {
   if (auto s = CheckParams(key, nonce); !s.ok()) return s;
   if (ciphertext_and_tag.size() < AesGcmSealer::kTagSize) {
     return absl::DataLossError(
         "authentication failed: ciphertext shorter than the GCM tag");
   }
   const size_t ct_len = ciphertext_and_tag.size() - AesGcmSealer::kTagSize;
+  if (out.size() != ct_len) {
+    return absl::InternalError("AES-256-GCM output buffer of the wrong size");
+  }
   CipherCtx ctx = NewCtx();
-  std::vector<uint8_t> out(ct_len);
   int len = 0;
   // The tag is copied because OpenSSL's ctrl takes a non-const pointer.
   uint8_t tag[AesGcmSealer::kTagSize];
@@ -100,6 +105,19 @@ absl::StatusOr<std::vector<uint8_t>> AesGcmDecrypt(
     OPENSSL_cleanse(out.data(), out.size());
     return absl::DataLossError(
         "authentication failed: ciphertext or associated data was modified");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<uint8_t>> AesGcmDecrypt(
+    std::span<const uint8_t> key, std::span<const uint8_t> nonce,
+    std::span<const uint8_t> ciphertext_and_tag, std::span<const uint8_t> aad) {
+  std::vector<uint8_t> out(
+      ciphertext_and_tag.size() -
+      std::min(ciphertext_and_tag.size(), AesGcmSealer::kTagSize));
+  if (auto s = AesGcmDecryptTo(key, nonce, ciphertext_and_tag, aad, out);
+      !s.ok()) {
+    return s;
   }
   return out;
 }

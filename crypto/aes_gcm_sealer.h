@@ -48,6 +48,13 @@ absl::Status AesGcmEncryptTo(std::span<const uint8_t> key,
                              std::span<const uint8_t> aad,
                              std::span<uint8_t> out);
 // Input: ciphertext || tag. DataLoss on authentication failure.
+// The same into `out` (ciphertext size bytes; wiped on failure), for callers
+// that reuse their buffers.
+absl::Status AesGcmDecryptTo(std::span<const uint8_t> key,
+                             std::span<const uint8_t> nonce,
+                             std::span<const uint8_t> ciphertext_and_tag,
+                             std::span<const uint8_t> aad,
+                             std::span<uint8_t> out);
 absl::StatusOr<std::vector<uint8_t>> AesGcmDecrypt(
     std::span<const uint8_t> key, std::span<const uint8_t> nonce,
     std::span<const uint8_t> ciphertext_and_tag, std::span<const uint8_t> aad);

@@ -27,6 +27,8 @@ const char* KindLabel(RepoObjectKind kind) {
       return "head";
     case RepoObjectKind::kLock:
       return "lock";
+    case RepoObjectKind::kTree:
+      return "tree";
   }
   return "?";
 }
@@ -115,23 +117,35 @@ absl::Status RepoKeys::SealAppend(RepoObjectKind kind,
   return s;
 }
 
-absl::StatusOr<std::vector<uint8_t>> RepoKeys::Open(
-    RepoObjectKind kind, std::span<const uint8_t> id,
-    std::span<const uint8_t> sealed) const {
+absl::Status RepoKeys::OpenTo(RepoObjectKind kind,
+                              std::span<const uint8_t> id,
+                              std::span<const uint8_t> sealed,
+                              std::vector<uint8_t>& out) const {
   if (sealed.size() < kOverhead) {
     return absl::DataLossError(absl::StrCat("repository ", KindLabel(kind),
                                             " truncated: ", sealed.size(),
                                             " bytes"));
   }
-  auto pt = AesGcmDecrypt(data_key_.Reveal(), sealed.first(kNonceSize),
-                          sealed.subspan(kNonceSize), Ad(kind, id));
-  if (!pt.ok()) {
+  out.resize(sealed.size() - kOverhead);
+  absl::Status s =
+      AesGcmDecryptTo(data_key_.Reveal(), sealed.first(kNonceSize),
+                      sealed.subspan(kNonceSize), Ad(kind, id), out);
+  if (!s.ok()) {
+    out.clear();
     return absl::DataLossError(absl::StrCat(
         "repository ", KindLabel(kind),
         " failed authentication: modified, truncated, or not the object its "
         "name says"));
   }
-  return pt;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<uint8_t>> RepoKeys::Open(
+    RepoObjectKind kind, std::span<const uint8_t> id,
+    std::span<const uint8_t> sealed) const {
+  std::vector<uint8_t> out;
+  if (auto s = OpenTo(kind, id, sealed, out); !s.ok()) return s;
+  return out;
 }
 
 }  // namespace bkv

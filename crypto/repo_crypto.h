@@ -37,7 +37,8 @@ enum class RepoObjectKind {
   kIndex,
   kSnapshot,
   kHead,
-  kLock
+  kLock,
+  kTree
 };
 
 // Content-defined chunk sizes (FastCDC with normalized chunking, level 2).
@@ -71,6 +72,11 @@ class RepoKeys {
   absl::Status SealAppend(RepoObjectKind kind, std::span<const uint8_t> id,
                           std::span<const uint8_t> plaintext,
                           std::vector<uint8_t>& out) const;
+  // Into `out` (resized to the plaintext; keeps its capacity between
+  // calls, so a reader reusing it allocates and faults no new pages).
+  absl::Status OpenTo(RepoObjectKind kind, std::span<const uint8_t> id,
+                      std::span<const uint8_t> sealed,
+                      std::vector<uint8_t>& out) const;
   // DataLoss when the object does not authenticate under this id and kind.
   absl::StatusOr<std::vector<uint8_t>> Open(
       RepoObjectKind kind, std::span<const uint8_t> id,

@@ -11,7 +11,7 @@ namespace {
 
 constexpr char kVersion[] =
     "bkv " BKV_PROJECT_VERSION
-    " (vault protocol 2, repository format 2, backup stream format 1)";
+    " (vault protocol 2, repository format 2 with trees (config 3), backup stream format 1)";
 
 }  // namespace
 

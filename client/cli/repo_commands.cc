@@ -77,11 +77,12 @@ absl::Status Prune(Context& c) {
   if (c.args.json) {
     std::fprintf(c.out,
                  "{\"packs_deleted\":%llu,\"packs_repacked\":%llu,"
-                 "\"indexes_deleted\":%llu,\"chunks_dropped\":%llu,"
-                 "\"bytes_freed\":%llu%s}\n",
+                 "\"indexes_deleted\":%llu,\"trees_deleted\":%llu,"
+                 "\"chunks_dropped\":%llu,\"bytes_freed\":%llu%s}\n",
                  static_cast<unsigned long long>(p.packs_deleted),
                  static_cast<unsigned long long>(p.packs_repacked),
                  static_cast<unsigned long long>(p.indexes_deleted),
+                 static_cast<unsigned long long>(p.trees_deleted),
                  static_cast<unsigned long long>(p.chunks_dropped),
                  static_cast<unsigned long long>(p.bytes_freed),
                  swept.JsonField("leftovers_deleted").c_str());

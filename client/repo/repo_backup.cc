@@ -21,6 +21,7 @@
 #include "client/bounded_queue.h"
 #include "client/posix_file.h"
 #include "client/repo/repository.h"
+#include "client/repo/settled_read.h"
 #include "crypto/random.h"
 #include "crypto/status_macros.h"
 #include "zstd.h"
@@ -467,11 +468,7 @@ absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
     snap.entries.push_back(std::move(w.entry));
   }
   if (auto s = packer.Finish(); !s.ok()) return s;
-  for (PackRecord& p : packer.closed()) {
-    for (const BlobLocation& b : p.blobs)
-      known[b.id] = {p.pack, index_id, b, p.size};
-    index.packs.push_back(std::move(p));
-  }
+  for (PackRecord& p : packer.closed()) index.packs.push_back(std::move(p));
   if (!index.packs.empty()) {
     auto sealed =
         keys_.Seal(RepoObjectKind::kIndex, index_id, EncodeIndex(index));
@@ -480,11 +477,20 @@ absl::StatusOr<SnapshotInfo> Repository::Backup(const std::string& path,
   }
   SystemRandom().Bytes(snap.id);
   snap.source = source;
+  // A chunk in no index read at the start is new in this run (AddChunk
+  // packed it), so it is in this run's index: the new chunks are not added
+  // to `known`, whose nodes would raise the peak with the data size.
   std::set<ObjectId> needed;
   for (const TreeEntry& e : snap.entries) {
-    for (const ChunkId& c : e.chunks) needed.insert(known.at(c).index);
+    for (const ChunkId& c : e.chunks) {
+      auto it = known.find(c);
+      needed.insert(it == known.end() ? index_id : it->second.index);
+    }
   }
   snap.indexes.assign(needed.begin(), needed.end());
+  // Freed before the tree is encoded, which reuses their memory.
+  std::map<ChunkId, Located>().swap(known);
+  std::vector<PackRecord>().swap(index.packs);
   // Still ours: no prune can have run since the indexes were read.
   if (auto s = (*lock)->Confirm(); !s.ok()) return s;
   // Two clients that created the repository at once each wrote a config;
@@ -614,6 +620,7 @@ absl::StatusOr<SnapshotInfo> Repository::CommitSnapshot(Snapshot& snap,
                            std::chrono::system_clock::now().time_since_epoch())
                            .count();
   const std::string name = SnapshotName(snap.seq, snap.id);
+  if (auto s = StoreTree(snap, st); !s.ok()) return s;
   std::vector<uint8_t> ad(snap.repo.begin(), snap.repo.end());
   ad.insert(ad.end(), snap.id.begin(), snap.id.end());
   auto sealed = keys_.Seal(RepoObjectKind::kSnapshot, ad, EncodeSnapshot(snap));
@@ -626,6 +633,36 @@ absl::StatusOr<SnapshotInfo> Repository::CommitSnapshot(Snapshot& snap,
   info.files = st.files;
   info.bytes = st.bytes;
   return info;
+}
+
+// The tree goes first (a snapshot never names a missing tree); one already
+// stored is reused after it opens, so an unchanged backup writes only its
+// snapshot and head. Our lock is confirmed: no prune deletes it meanwhile.
+absl::Status Repository::StoreTree(Snapshot& snap, RepoBackupStats& st) {
+  if (config_version_ < 3) {
+    // Older clients must say "upgrade" rather than fail on a format-3
+    // snapshot; the repository id and every other object stay.
+    if (auto s = WriteConfig(); !s.ok()) return s;
+  }
+  const std::vector<uint8_t> tree = EncodeTree(snap.entries);
+  snap.tree = keys_.IdOf(tree);
+  const std::string name = TreeName(*snap.tree);
+  const std::vector<uint8_t> ad = TreeAd(snap.repo, *snap.tree);
+  auto stored = store_.Stat(name);
+  if (!stored.ok() && !absl::IsNotFound(stored.status())) {
+    return stored.status();
+  }
+  if (stored.ok()) {
+    auto intact = GetOpened(store_, keys_, RepoObjectKind::kTree, ad, name,
+                            kMaxPackBytes, SettleParams{.reads = 1});
+    if (intact.ok() && *intact == tree) return absl::OkStatus();
+    if (!intact.ok() && !absl::IsDataLoss(intact.status())) {
+      return intact.status();
+    }
+  }
+  auto sealed = keys_.Seal(RepoObjectKind::kTree, ad, tree);
+  if (!sealed.ok()) return sealed.status();
+  return PutObject(name, *sealed, st);
 }
 
 // Forget and Prune (mark and sweep) share the Packer.
@@ -725,9 +762,29 @@ absl::StatusOr<PruneStats> Repository::Prune() {
     auto it = objects->find(PackName(pack));
     if (it != objects->end()) ps.bytes_freed += it->second;
   }
+  if (auto s = SweepTrees(*objects, *snaps, ps); !s.ok()) return s;
   ps.chunks_dropped = chunks.size() - live.size();
   ps.bytes_freed -= std::min(ps.bytes_freed, st.uploaded_bytes);
   return ps;
+}
+
+// Trees no remaining snapshot names (forgotten, or left by an interrupted
+// backup). Under prune's lock, so no backup is about to reuse one.
+absl::Status Repository::SweepTrees(
+    const std::map<std::string, uint64_t>& objects,
+    const std::vector<std::pair<std::string, Snapshot>>& snaps,
+    PruneStats& ps) {
+  std::set<std::string> live;
+  for (const auto& [name, snap] : snaps) {
+    if (snap.tree) live.insert(TreeName(*snap.tree));
+  }
+  for (const auto& [name, size] : objects) {
+    if (!absl::StartsWith(name, "tree-") || live.contains(name)) continue;
+    if (auto s = store_.Delete(name); !s.ok()) return s;
+    ++ps.trees_deleted;
+    ps.bytes_freed += size;
+  }
+  return absl::OkStatus();
 }
 
 // Packs with dead chunks are doomed; the live chunks of those that have

@@ -10,7 +10,9 @@ namespace bkv {
 namespace {
 
 constexpr std::string_view kIndexMagic = "BKVIDX02";
-constexpr std::string_view kSnapMagic = "BKVSNP02";
+constexpr std::string_view kSnapMagicV2 = "BKVSNP02";
+constexpr std::string_view kSnapMagic = "BKVSNP03";
+constexpr std::string_view kTreeMagic = "BKVTRE03";
 constexpr std::string_view kHeadMagic = "BKVHED02";
 constexpr std::string_view kLockMagic = "BKVLCK02";
 
@@ -20,6 +22,44 @@ absl::Status Done(const ByteReader& r, std::string_view what) {
         absl::StrCat("repository ", std::string(what),
                      " does not decode (an authentic object this "
                      "version cannot read, or a bug)"));
+  }
+  return absl::OkStatus();
+}
+
+void WriteEntries(ByteWriter& w, const std::vector<TreeEntry>& entries) {
+  w.U32(static_cast<uint32_t>(entries.size()));
+  for (const TreeEntry& e : entries) {
+    w.Str(e.path);
+    w.U8(static_cast<uint8_t>(e.type));
+    w.U32(e.mode);
+    w.U64(static_cast<uint64_t>(e.mtime_ns));
+    w.U64(e.size);
+    w.U64(e.inode);
+    w.Str(e.link_target);
+    w.U32(static_cast<uint32_t>(e.chunks.size()));
+    for (const ChunkId& c : e.chunks) w.Raw(c);
+  }
+}
+
+absl::Status ReadEntries(ByteReader& r, std::vector<TreeEntry>& out) {
+  uint32_t entries = r.Count(41);
+  for (uint32_t k = 0; k < entries && r.ok(); ++k) {
+    TreeEntry e;
+    e.path = r.Str();
+    uint8_t type = r.U8();
+    if (type > 2) {
+      return absl::DataLossError(
+          "repository snapshot has an unknown entry type");
+    }
+    e.type = static_cast<EntryType>(type);
+    e.mode = r.U32();
+    e.mtime_ns = static_cast<int64_t>(r.U64());
+    e.size = r.U64();
+    e.inode = r.U64();
+    e.link_target = r.Str();
+    e.chunks.resize(r.Count(32));
+    for (auto& c : e.chunks) r.Raw(c);
+    out.push_back(std::move(e));
   }
   return absl::OkStatus();
 }
@@ -78,25 +118,19 @@ std::vector<uint8_t> EncodeSnapshot(const Snapshot& snap) {
   w.Str(snap.source);
   w.U32(static_cast<uint32_t>(snap.indexes.size()));
   for (const ObjectId& i : snap.indexes) w.Raw(i);
-  w.U32(static_cast<uint32_t>(snap.entries.size()));
-  for (const TreeEntry& e : snap.entries) {
-    w.Str(e.path);
-    w.U8(static_cast<uint8_t>(e.type));
-    w.U32(e.mode);
-    w.U64(static_cast<uint64_t>(e.mtime_ns));
-    w.U64(e.size);
-    w.U64(e.inode);
-    w.Str(e.link_target);
-    w.U32(static_cast<uint32_t>(e.chunks.size()));
-    for (const ChunkId& c : e.chunks) w.Raw(c);
-  }
+  w.Raw(snap.tree.value());
   return w.Take();
 }
 
 absl::StatusOr<Snapshot> DecodeSnapshot(std::span<const uint8_t> bytes) {
+  // Format 2 (inline entries) stays readable: repositories written before
+  // tree objects (docs/backup-format.md, "Snapshots and trees").
+  const bool v2 =
+      bytes.size() >= kSnapMagicV2.size() &&
+      std::memcmp(bytes.data(), kSnapMagicV2.data(), kSnapMagicV2.size()) == 0;
   ByteReader r(bytes);
   Snapshot s;
-  r.Magic(kSnapMagic);
+  r.Magic(v2 ? kSnapMagicV2 : kSnapMagic);
   r.Raw(s.repo);
   r.Raw(s.id);
   s.seq = r.U64();
@@ -105,27 +139,31 @@ absl::StatusOr<Snapshot> DecodeSnapshot(std::span<const uint8_t> bytes) {
   uint32_t n = r.Count(16);
   s.indexes.resize(n);
   for (auto& i : s.indexes) r.Raw(i);
-  uint32_t entries = r.Count(41);
-  for (uint32_t k = 0; k < entries && r.ok(); ++k) {
-    TreeEntry e;
-    e.path = r.Str();
-    uint8_t type = r.U8();
-    if (type > 2) {
-      return absl::DataLossError(
-          "repository snapshot has an unknown entry type");
-    }
-    e.type = static_cast<EntryType>(type);
-    e.mode = r.U32();
-    e.mtime_ns = static_cast<int64_t>(r.U64());
-    e.size = r.U64();
-    e.inode = r.U64();
-    e.link_target = r.Str();
-    e.chunks.resize(r.Count(32));
-    for (auto& c : e.chunks) r.Raw(c);
-    s.entries.push_back(std::move(e));
+  if (v2) {
+    if (auto st = ReadEntries(r, s.entries); !st.ok()) return st;
+  } else {
+    s.tree.emplace();
+    r.Raw(*s.tree);
   }
   if (auto st = Done(r, "snapshot"); !st.ok()) return st;
   return s;
+}
+
+std::vector<uint8_t> EncodeTree(const std::vector<TreeEntry>& entries) {
+  ByteWriter w;
+  w.Raw(kTreeMagic);
+  WriteEntries(w, entries);
+  return w.Take();
+}
+
+absl::StatusOr<std::vector<TreeEntry>> DecodeTree(
+    std::span<const uint8_t> bytes) {
+  ByteReader r(bytes);
+  r.Magic(kTreeMagic);
+  std::vector<TreeEntry> entries;
+  if (auto st = ReadEntries(r, entries); !st.ok()) return st;
+  if (auto st = Done(r, "tree"); !st.ok()) return st;
+  return entries;
 }
 
 std::vector<uint8_t> EncodeHead(const Head& head) {

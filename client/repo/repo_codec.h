@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,10 @@ struct Snapshot {
   int64_t time_ms = 0;
   std::string source;
   std::vector<ObjectId> indexes;  // every index its chunks are listed in
+  // Format 3: the entries live in the tree object `tree` names (an
+  // unchanged tree is stored once); DecodeSnapshot leaves `entries` empty
+  // and the reader fills them from the tree. Format 2 holds them inline.
+  std::optional<ChunkId> tree;
   std::vector<TreeEntry> entries;
 };
 
@@ -74,8 +79,13 @@ struct LockRecord {
 
 std::vector<uint8_t> EncodeIndex(const IndexFile& index);
 absl::StatusOr<IndexFile> DecodeIndex(std::span<const uint8_t> bytes);
+// Format 3 (needs snap.tree); decodes formats 2 and 3.
 std::vector<uint8_t> EncodeSnapshot(const Snapshot& snap);
 absl::StatusOr<Snapshot> DecodeSnapshot(std::span<const uint8_t> bytes);
+// A snapshot's tree object (format 3): its entries.
+std::vector<uint8_t> EncodeTree(const std::vector<TreeEntry>& entries);
+absl::StatusOr<std::vector<TreeEntry>> DecodeTree(
+    std::span<const uint8_t> bytes);
 std::vector<uint8_t> EncodeHead(const Head& head);
 absl::StatusOr<Head> DecodeHead(std::span<const uint8_t> bytes);
 std::vector<uint8_t> EncodeLock(const LockRecord& lock);

@@ -311,6 +311,7 @@ absl::Status Repository::RestorePacks(const std::map<ObjectId, PackPlan>& plan,
     return absl::OkStatus();
   });
   auto write = [&]() -> absl::Status {
+    ChunkBuffers reused;
     for (;;) {
       BKV_ASSIGN_OR_RETURN(auto next, fetched.Pop());
       if (!next) return absl::OkStatus();
@@ -318,7 +319,7 @@ absl::Status Repository::RestorePacks(const std::map<ObjectId, PackPlan>& plan,
       const auto& [wanted, bytes] = next->second;
       BKV_RETURN_IF_ERROR(ParsePackHeader(pack, bytes).status());
       for (const auto& [id, slots] : *wanted) {
-        auto raw = OpenChunk(chunks.at(id).loc, bytes);
+        auto raw = OpenChunkInto(chunks.at(id).loc, bytes, reused);
         if (!raw.ok()) {
           return absl::DataLossError(
               absl::StrCat(PackName(pack), ": ", raw.status().message()));
@@ -370,6 +371,17 @@ absl::StatusOr<RepoCheckReport> Repository::Check(bool read_data) {
   auto snaps = AllSnapshots(*objects, &rep.problems);
   if (!snaps.ok()) return snaps.status();
   rep.snapshots = snaps->size();
+  std::set<std::string> trees;
+  for (const auto& [name, snap] : *snaps) {
+    if (snap.tree) trees.insert(TreeName(*snap.tree));
+  }
+  for (const auto& [name, size] : *objects) {
+    if (absl::StartsWith(name, "tree-") && !trees.contains(name)) {
+      rep.notes.push_back(name +
+                          ": named by no readable snapshot (forgotten, or an "
+                          "interrupted backup; prune deletes it)");
+    }
+  }
   uint64_t newest = snaps->empty() ? 0 : snaps->back().second.seq;
   if (newest < head_seq_) {
     rep.problems.push_back(absl::StrCat(
@@ -400,6 +412,7 @@ absl::Status Repository::CheckReadData(const std::map<ChunkId, Located>& chunks,
                                        RepoCheckReport& rep) {
   std::map<ObjectId, std::vector<const Located*>> by_pack;
   for (const auto& [id, l] : chunks) by_pack[l.pack].push_back(&l);
+  ChunkBuffers reused;
   for (const auto& [pack, locs] : by_pack) {
     auto bytes = GetBytes(store_, PackName(pack), kMaxPackBytes);
     if (!bytes.ok()) {
@@ -412,7 +425,7 @@ absl::Status Repository::CheckReadData(const std::map<ChunkId, Located>& chunks,
       rep.problems.push_back(std::string(h.status().message()));
     }
     for (const Located* l : locs) {
-      auto raw = OpenChunk(l->loc, *bytes);
+      auto raw = OpenChunkInto(l->loc, *bytes, reused);
       if (raw.ok()) {
         ++rep.chunks_read;
       } else {

@@ -9,11 +9,14 @@
 //   config                         repo id; key check in the clear
 //   pack-<32 hex>                  sealed chunks, then a sealed pack header
 //   index-<32 hex>                 where each chunk of some packs lives
-//   snap-<20 digit seq>-<32 hex>   one snapshot: the tree and its chunk ids
+//   snap-<20 digit seq>-<32 hex>   one snapshot: source, time, its tree's id
+//   tree-<64 hex>                  a snapshot's file tree and chunk ids,
+//                                  named by its keyed id: stored once
 //   head                           the newest sequence number, written last
 //   lock-<32 hex>                  a running backup (shared) or prune
 //                                  (exclusive), refreshed while it runs
-// Order of writes: packs, then their index, then the snapshot, then head, so
+// Order of writes: packs, then their index, then the tree (unless stored),
+// then the snapshot, then head, so
 // an interrupted backup never leaves a snapshot naming a missing chunk.
 // Several clients may write at once (docs/backup-format.md, "Concurrent
 // writers"): every object they create has a fresh random name, and a prune
@@ -37,6 +40,7 @@
 #include "client/repo/repo_lock.h"
 #include "crypto/backup_key.h"
 #include "crypto/repo_crypto.h"
+#include "zstd.h"
 
 namespace bkv {
 
@@ -123,6 +127,7 @@ struct PruneStats {
   uint64_t packs_deleted = 0;
   uint64_t packs_repacked = 0;
   uint64_t indexes_deleted = 0;
+  uint64_t trees_deleted = 0;
   uint64_t chunks_dropped = 0;
   uint64_t bytes_freed = 0;  // stored bytes deleted, less what was rewritten
 };
@@ -201,7 +206,13 @@ class Repository {
   absl::Status LoadIndexes(const std::map<std::string, uint64_t>& objects,
                            std::map<ChunkId, Located>& out,
                            std::vector<std::string>* problems);
+  // With its entries (format 3: read from its tree object).
   absl::StatusOr<Snapshot> ReadSnapshot(const std::string& object);
+  // DataLoss for a missing or damaged tree.
+  absl::StatusOr<std::vector<TreeEntry>> ReadTree(const ChunkId& tree);
+  // Stores the tree of `snap` unless an intact copy is already stored.
+  absl::Status StoreTree(Snapshot& snap, RepoBackupStats& st);
+  absl::Status WriteConfig();
   absl::StatusOr<std::vector<std::pair<std::string, Snapshot>>> AllSnapshots(
       const std::map<std::string, uint64_t>& objects,
       std::vector<std::string>* problems);
@@ -212,6 +223,20 @@ class Repository {
                                             std::vector<uint8_t>& bytes);
   absl::StatusOr<std::vector<uint8_t>> OpenChunk(const BlobLocation& loc,
                                                  std::span<const uint8_t> pack);
+  // One reader thread's reused buffers for OpenChunkInto.
+  struct ChunkBuffers {
+    std::vector<uint8_t> plaintext, raw;
+    std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx{nullptr,
+                                                            ZSTD_freeDCtx};
+    ZSTD_DCtx* Dctx() {
+      if (!dctx) dctx.reset(ZSTD_createDCtx());
+      return dctx.get();
+    }
+  };
+  // The chunk's raw bytes, valid until `buffers` is used again.
+  absl::StatusOr<std::span<const uint8_t>> OpenChunkInto(
+      const BlobLocation& loc, std::span<const uint8_t> pack,
+      ChunkBuffers& buffers);
   // Restore (repo_restore.cc): where each chunk of each pack goes.
   struct Slot {
     size_t entry;  // index into the selected entries
@@ -249,6 +274,10 @@ class Repository {
                       const std::set<ChunkId>& live, RepoLock& lock,
                       Packer& packer, std::set<ObjectId>& doomed,
                       PruneStats& ps);
+  absl::Status SweepTrees(
+      const std::map<std::string, uint64_t>& objects,
+      const std::vector<std::pair<std::string, Snapshot>>& snaps,
+      PruneStats& ps);
   absl::Status WriteLiveIndex(const std::map<ChunkId, Located>& chunks,
                               const std::set<ChunkId>& live,
                               const std::set<ObjectId>& doomed,
@@ -273,6 +302,7 @@ class Repository {
   RepoKeys keys_;
   RepoOptions options_;
   ObjectId repo_id_{};
+  uint16_t config_version_ = 0;
   uint64_t head_seq_ = 0;
 };
 
@@ -281,6 +311,9 @@ bool ParseObjectIdHex(std::string_view hex, ObjectId& out);
 std::string PackName(const ObjectId& id);
 std::string IndexName(const ObjectId& id);
 std::string SnapshotName(uint64_t seq, const ObjectId& id);
+std::string TreeName(const ChunkId& id);
+// Associated data of a tree object: repo id || tree id.
+std::vector<uint8_t> TreeAd(const ObjectId& repo, const ChunkId& tree);
 
 }  // namespace bkv
 

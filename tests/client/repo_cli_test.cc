@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -116,12 +117,65 @@ TEST_F(RepoCliTest, SecondBackupUploadsNothingNewAndRestores) {
   CliRun prune =
       Bkv({"prune", "--from", store_, "--key-file", dir_ / "k", "--json"});
   ASSERT_EQ(prune.exit_code, 0) << prune.err;
+  // Both snapshots had the same tree, which the kept one still names.
+  EXPECT_NE(prune.out.find("\"trees_deleted\":0,"), std::string::npos)
+      << prune.out;
   CliRun check =
       Bkv({"check", "--from", store_, "--key-file", dir_ / "k", "--read-data"});
   EXPECT_EQ(check.exit_code, 0) << check.out;
   CliRun bad = Bkv({"forget", "--from", store_, "--key-file", dir_ / "k",
                     "--keep-last", "0"});
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
+}
+
+// A repository written by bkv before tree objects (config version 2,
+// snapshots with inline entries; tests/vectors/repo-v2, made by the release
+// before this one): both snapshots restore and check clean; the next backup
+// upgrades it (config 3, a tree object) and every snapshot still restores.
+TEST_F(RepoCliTest, OldVersion2RepositoryRestoresAndUpgrades) {
+  const char* src = std::getenv("BKV_SOURCE_DIR");
+  const fs::path vectors = fs::path(src ? src : ".") / "tests/vectors/repo-v2";
+  ASSERT_TRUE(fs::exists(vectors / "store/config")) << vectors;
+  fs::copy(vectors / "store", dir_ / "old");
+  const std::string old = "file://" + (dir_ / "old");
+  const std::string key = vectors / "key";
+  auto restore = [&](const std::string& snap, const std::string& to) {
+    return Bkv({"restore", "--from", old, "--key-file", key, "--to",
+                dir_ / to, "--snapshot", snap});
+  };
+  ASSERT_EQ(restore("01d9411e", "first").exit_code, 0);
+  auto text = [](const std::string& t) {
+    return std::vector<uint8_t>(t.begin(), t.end());
+  };
+  EXPECT_EQ(ReadFile(dir_ / "first/a.txt"),
+            text("hello from a v2 repository\n"));
+  CliRun second = restore("74857df6", "second");
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(ReadFile(dir_ / "second/a.txt"),
+            text("changed in the second snapshot\n"));
+  EXPECT_EQ(ReadFile(dir_ / "second/sub/b.bin"),
+            ReadFile(vectors / "expected/sub/b.bin"));
+  EXPECT_EQ(fs::read_symlink(dir_ / "second/link"), "a.txt");
+  EXPECT_TRUE(fs::is_directory(dir_ / "second/empty"));
+  auto check = [&] {
+    return Bkv({"check", "--from", old, "--key-file", key, "--read-data"});
+  };
+  EXPECT_EQ(check().exit_code, 0) << check().out;
+  CliRun up = Bkv({"backup", dir_ / "second", "--to", old, "--key-file", key,
+                   "--json"});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  EXPECT_EQ(ReadFile(dir_ / "old/config")[9], 3);
+  size_t trees = 0;
+  for (const auto& e : fs::directory_iterator(dir_ / "old")) {
+    trees += e.path().filename().string().rfind("tree-", 0) == 0;
+  }
+  EXPECT_EQ(trees, 1u);
+  ASSERT_EQ(restore("01d9411e", "first-again").exit_code, 0);
+  CliRun latest = restore("latest", "latest");
+  ASSERT_EQ(latest.exit_code, 0) << latest.err;
+  EXPECT_EQ(ReadFile(dir_ / "latest/sub/b.bin"),
+            ReadFile(vectors / "expected/sub/b.bin"));
+  EXPECT_EQ(check().exit_code, 0) << check().out;
 }
 
 TEST_F(RepoCliTest, CheckReadDataFindsAFlippedBit) {

@@ -214,7 +214,8 @@ TEST_P(RepoTest, UnchangedSecondBackupUploadsNoChunk) {
   EXPECT_EQ(second.packs_uploaded, 0u);
   EXPECT_EQ(second.files_read, 0u);  // size/mtime/inode unchanged
   EXPECT_EQ(second.files_unchanged, 3u);
-  EXPECT_LT(second.uploaded_bytes, 4096u);  // snapshot and head only
+  // Snapshot (with its tree's id, not the tree) and head only.
+  EXPECT_LT(second.uploaded_bytes, 512u);
   EXPECT_EQ(s2->seq, s1->seq + 1);
   auto snaps = repo->Snapshots();
   ASSERT_TRUE(snaps.ok());
@@ -225,6 +226,76 @@ TEST_P(RepoTest, UnchangedSecondBackupUploadsNoChunk) {
   ASSERT_TRUE(check.ok());
   EXPECT_TRUE(check->clean()) << ::testing::PrintToString(check->problems);
   EXPECT_EQ(check->chunks_read, check->chunks);
+}
+
+// Snapshot format 3: an unchanged tree is stored once and named by its
+// keyed id; a dropped, swapped or flipped tree is DataLoss and restores
+// nothing; prune deletes the trees no remaining snapshot names.
+TEST_P(RepoTest, UnchangedTreeIsStoredOnceAndGuarded) {
+  MakeTree(1 << 20);
+  auto repo = Open(*store_, key_);
+  auto s1 = repo->Backup(src_);
+  ASSERT_TRUE(s1.ok()) << s1.status();
+  const std::string tree = First("tree-");
+  ASSERT_EQ(tree.size(), 5u + 64u);
+  RepoBackupStats st;
+  ASSERT_TRUE(repo->Backup(src_, &st).ok());
+  EXPECT_EQ(First("tree-"), tree);
+  EXPECT_LT(st.uploaded_bytes, 512u);
+  const auto original = Get(tree);
+  auto flipped = original;
+  flipped[flipped.size() / 2] ^= 1;
+  Put(tree, flipped);
+  auto snaps = repo->Snapshots();
+  EXPECT_EQ(snaps.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(snaps.status().message()), HasSubstr(tree));
+  ExpectNoPartialRestore(*repo, absl::StatusCode::kDataLoss);
+  ASSERT_TRUE(store_->Delete(tree).ok());
+  snaps = repo->Snapshots();
+  EXPECT_THAT(std::string(snaps.status().message()),
+              HasSubstr(tree + " is missing: the store dropped it"));
+  auto check = repo->Check(false);
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_FALSE(check->clean());
+  // Like a damaged snapshot, a damaged tree stops backups until repaired.
+  EXPECT_EQ(repo->Backup(src_).status().code(), absl::StatusCode::kDataLoss);
+  Put(tree, original);
+  ExpectRestoresSource(*repo, s1->id);
+  // Another tree; the first, now named by no snapshot, is damaged (as an
+  // interrupted write on a store without atomic puts leaves it): a backup
+  // that needs it again writes it anew instead of trusting its name.
+  const auto root_time = fs::last_write_time(src_);
+  WriteFile(src_ + "/extra.txt", RandomBytes(120, 31));
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  ASSERT_TRUE(repo->Forget(1).ok());
+  Put(tree, flipped);
+  fs::remove(src_ + "/extra.txt");  // the tree is again the first one
+  fs::last_write_time(src_, root_time);
+  RepoBackupStats again;
+  ASSERT_TRUE(repo->Backup(src_, &again).ok());
+  EXPECT_GT(again.uploaded_bytes, original.size());  // tree, snapshot, head
+  ExpectRestoresSource(*repo, "");
+  ASSERT_TRUE(repo->Forget(1).ok());
+  auto orphan = repo->Check(false);
+  ASSERT_TRUE(orphan.ok());
+  EXPECT_TRUE(orphan->clean());
+  EXPECT_THAT(::testing::PrintToString(orphan->notes),
+              HasSubstr("named by no readable snapshot"));
+  auto ps = repo->Prune();
+  ASSERT_TRUE(ps.ok()) << ps.status();
+  EXPECT_EQ(ps->trees_deleted, 1u);
+  EXPECT_TRUE(store_->Stat(tree).ok());
+  auto list = store_->List();
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(std::count_if(list->begin(), list->end(),
+                          [](const BlobInfo& b) {
+                            return b.name.rfind("tree-", 0) == 0;
+                          }),
+            1);
+  ExpectRestoresSource(*repo, "");
+  check = repo->Check(true);
+  ASSERT_TRUE(check.ok());
+  EXPECT_TRUE(check->clean()) << ::testing::PrintToString(check->problems);
 }
 
 TEST_P(RepoTest, OnePercentChangeUploadsAboutThat) {

@@ -20,6 +20,28 @@ TEST(AesGcmTest, KnownAnswerNistCase14) {
             "d0d1c8a799996bf0265b98b5d48ab919");
 }
 
+// The buffer-reusing decryption (restore's hot path) opens exactly what the
+// allocating one does, refuses a wrong-size buffer, and wipes it when the
+// tag does not verify (no unauthenticated plaintext is left in it).
+TEST(AesGcmTest, DecryptToMatchesDecryptAndWipesOnFailure) {
+  std::vector<uint8_t> key(32, 7), nonce(12, 3);
+  const auto pt = Bytes("a chunk of a chat history, restored in place");
+  auto ct = AesGcmEncrypt(key, nonce, pt, Bytes("ad"));
+  ASSERT_TRUE(ct.ok());
+  std::vector<uint8_t> out(pt.size());
+  ASSERT_TRUE(AesGcmDecryptTo(key, nonce, *ct, Bytes("ad"), out).ok());
+  EXPECT_EQ(out, pt);
+  EXPECT_EQ(*AesGcmDecrypt(key, nonce, *ct, Bytes("ad")), pt);
+  std::vector<uint8_t> small(pt.size() - 1);
+  EXPECT_EQ(AesGcmDecryptTo(key, nonce, *ct, Bytes("ad"), small).code(),
+            absl::StatusCode::kInternal);
+  auto bad = *ct;
+  bad.back() ^= 1;  // the tag
+  EXPECT_EQ(AesGcmDecryptTo(key, nonce, bad, Bytes("ad"), out).code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(out, std::vector<uint8_t>(pt.size(), 0));
+}
+
 TEST(AesGcmSealerTest, RoundTripAndRejectsModifiedBytes) {
   auto sealer = AesGcmSealer::Create(SecretBytes::Random(32));
   ASSERT_TRUE(sealer.ok());
