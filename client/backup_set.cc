@@ -206,7 +206,7 @@ absl::StatusOr<BackupSet::ObjectScan> BackupSet::ScanObjects() {
       continue;
     }
     scan.records.push_back(
-        {id, o.name, parts.created_ms / 1000, h->content(), 0, o.size});
+        {id, o.name, parts.created_ms / 1000, h->content(), 0, o.size, {}});
   }
   std::sort(scan.records.begin(), scan.records.end(),
             [](const BackupRecord& a, const BackupRecord& b) {
@@ -397,6 +397,7 @@ absl::StatusOr<BackupRecord> BackupSet::Backup(const std::string& path,
       StreamBackup(path, std::move(enc), store_, r.object, options.stream));
   r.input_bytes = stats.input_bytes;
   r.stored_bytes = stats.stored_bytes;
+  r.skipped_special = std::move(stats.skipped_special);
 
   records.push_back(r);
   std::vector<BackupRecord> pruned;

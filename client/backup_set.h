@@ -19,6 +19,9 @@ struct BackupRecord {
   BackupContent content = BackupContent::kFile;
   uint64_t input_bytes = 0;
   uint64_t stored_bytes = 0;
+  // Of the backup just made only (not in the list): the special files left
+  // out of a tree (StreamStats).
+  std::vector<std::string> skipped_special;
 };
 
 struct BackupOptions {

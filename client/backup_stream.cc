@@ -18,9 +18,8 @@
 #include "absl/strings/str_cat.h"
 #include "client/bounded_queue.h"
 #include "client/posix_file.h"
+#include "client/restore_staging.h"
 #include "client/tree_archive.h"
-#include "crypto/hex.h"
-#include "crypto/random.h"
 #include "crypto/status_macros.h"
 
 namespace bkv {
@@ -269,14 +268,6 @@ class CountingSource final : public ByteSource {
   uint64_t& count_;
 };
 
-std::string TempSibling(const std::filesystem::path& target) {
-  uint8_t rnd[6];
-  SystemRandom().Bytes(rnd);
-  return (target.parent_path() / absl::StrCat(".", target.filename().string(),
-                                              ".bkv-restore-", HexEncode(rnd)))
-      .string();
-}
-
 }  // namespace
 
 absl::StatusOr<BackupContent> ContentOf(const std::string& path) {
@@ -312,6 +303,7 @@ absl::StatusOr<StreamStats> StreamBackup(const std::string& path,
   BlockPool pool;
 
   std::atomic<uint64_t> done{0};
+  std::vector<std::string> special;  // the reading stage's, read after Join
   std::error_code ec;
   const uint64_t total = content == BackupContent::kFile
                              ? std::filesystem::file_size(path, ec)
@@ -335,7 +327,7 @@ absl::StatusOr<StreamStats> StreamBackup(const std::string& path,
       std::memcpy(b.data(), d.data(), d.size());
       return read_q.Push(std::move(b));
     };
-    return closing(read_q, WriteTreeArchive(path, push, on_bytes));
+    return closing(read_q, WriteTreeArchive(path, push, on_bytes, special));
   });
   if (zstd) {
     stages.Run([&] {
@@ -357,7 +349,7 @@ absl::StatusOr<StreamStats> StreamBackup(const std::string& path,
     if (put.ok()) (void)store.Delete(name);
     return s;
   }
-  return StreamStats{done.load(), upload.bytes_};
+  return StreamStats{done.load(), upload.bytes_, std::move(special)};
 }
 
 namespace {
@@ -493,7 +485,11 @@ absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
       [&] { return DecryptStage(dec, cipher_q, plain_q, header_q, pool); });
 
   QueueSource plain_in(plain_q, pool);
-  const std::string tmp = TempSibling(tpath);
+  // Staged in a locked folder that a killed restore leaves for the next
+  // one's sweep (client/restore_staging.h), as a v2 restore does.
+  BKV_ASSIGN_OR_RETURN(RestoreStaging staging,
+                       RestoreStaging::Create(tpath.string()));
+  const std::string tmp = staging.file();
   absl::StatusOr<uint64_t> written = [&]() -> absl::StatusOr<uint64_t> {
     BKV_ASSIGN_OR_RETURN(std::optional<BackupHeader> h, header_q.Pop());
     if (!h) return absl::DataLossError("backup has no data");
@@ -505,8 +501,6 @@ absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
   if (!written.ok()) {
     stages.Fail(written.status());
     absl::Status first = stages.Join();
-    std::error_code ec;
-    std::filesystem::remove_all(tmp, ec);
     // A stage's own error explains more than the cancellation it caused.
     return first.ok() || absl::IsCancelled(first) ? written.status() : first;
   }
@@ -517,7 +511,7 @@ absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
                                      "not survive a crash: ",
                                      d.message()));
   }
-  return StreamStats{*written, downloaded.load()};
+  return StreamStats{*written, downloaded.load(), {}};
 }
 
 }  // namespace bkv

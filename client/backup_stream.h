@@ -5,6 +5,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "client/blob_store.h"
@@ -30,6 +31,8 @@ struct StreamOptions {
 struct StreamStats {
   uint64_t input_bytes = 0;   // file bytes read, or restored
   uint64_t stored_bytes = 0;  // ciphertext bytes in the store
+  // A tree's sockets, devices and fifos, not backed up (WriteTreeArchive).
+  std::vector<std::string> skipped_special;
 };
 
 // Backs up `path` (a file, or a directory as a pax archive, matching

@@ -82,6 +82,12 @@ class BlobStore {
   virtual absl::StatusOr<std::vector<BlobInfo>> SweepTemporaries() {
     return std::vector<BlobInfo>{};
   }
+
+  // What a failed or stopped Put could not remove, one line each (an S3
+  // multipart upload whose abort the server refused: s3rver has no
+  // AbortMultipartUpload), so a caller says so instead of claiming a clean
+  // up. Thread-safe.
+  virtual std::vector<std::string> FailedCleanups() { return {}; }
 };
 
 struct BlobStoreOptions {

@@ -44,6 +44,9 @@ class CancellableBlobStore final : public BlobStore {
   absl::StatusOr<std::vector<BlobInfo>> FindLeftovers() override {
     return inner_.FindLeftovers();
   }
+  std::vector<std::string> FailedCleanups() override {
+    return inner_.FailedCleanups();
+  }
 
  private:
   absl::Status Check() const;

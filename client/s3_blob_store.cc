@@ -238,9 +238,23 @@ absl::Status S3BlobStore::PutMultipart(const std::string& key,
     return absl::OkStatus();
   }();
   if (!s.ok()) {
-    (void)Send({"DELETE", key, {{"uploadId", upload_id}}, {}, false, nullptr});
+    // The parts are not an object, but they take space until aborted.
+    absl::Status aborted =
+        Send({"DELETE", key, {{"uploadId", upload_id}}, {}, false, nullptr})
+            .status();
+    if (!aborted.ok()) {
+      std::lock_guard<std::mutex> lock(failed_cleanups_mu_);
+      failed_cleanups_.push_back(absl::StrCat(
+          "multipart upload ", upload_id, " of ", key,
+          " (AbortMultipartUpload failed: ", aborted.message(), ")"));
+    }
   }
   return s;
+}
+
+std::vector<std::string> S3BlobStore::FailedCleanups() {
+  std::lock_guard<std::mutex> lock(failed_cleanups_mu_);
+  return failed_cleanups_;
 }
 
 absl::Status S3BlobStore::Get(std::string_view name, const ByteSink& sink) {

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "client/blob_store.h"
@@ -35,6 +36,7 @@ class S3BlobStore final : public BlobStore {
   absl::StatusOr<std::vector<BlobInfo>> SweepTemporaries() override {
     return Leftovers(true);
   }
+  std::vector<std::string> FailedCleanups() override;
 
  private:
   // Unfinished multipart uploads under the prefix started
@@ -63,6 +65,8 @@ class S3BlobStore final : public BlobStore {
   SigV4Credentials credentials_;
   BlobStoreOptions options_;
   HttpClient http_;
+  std::mutex failed_cleanups_mu_;
+  std::vector<std::string> failed_cleanups_;  // guarded by the mutex
 };
 
 }  // namespace bkv

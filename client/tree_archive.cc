@@ -138,7 +138,8 @@ uint64_t TreeSize(const std::string& root) {
 }
 
 absl::Status WriteTreeArchive(const std::string& root, const ByteSink& sink,
-                              const std::function<void(uint64_t)>& on_bytes) {
+                              const std::function<void(uint64_t)>& on_bytes,
+                              std::vector<std::string>& special) {
   // Declared before the archive: archive_write_free() may still call the
   // write callback, so the context must outlive it.
   WriteContext wctx{&sink, absl::OkStatus()};
@@ -172,12 +173,15 @@ absl::Status WriteTreeArchive(const std::string& root, const ByteSink& sink,
     archive_read_disk_descend(disk.get());
     std::string path = archive_entry_pathname(entry.get());
     const mode_t type = archive_entry_filetype(entry.get());
-    if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) continue;
     // The root is the entry ".": it carries the root's mode and time.
     const std::string name =
         absl::StartsWith(path, prefix) && path.size() > prefix.size()
             ? path.substr(prefix.size())
             : ".";
+    if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
+      special.push_back(name);
+      continue;
+    }
     archive_entry_set_pathname(entry.get(), name.c_str());
     if (archive_write_header(out.get(), entry.get()) < ARCHIVE_WARN) {
       if (!wctx.status.ok()) return wctx.status;

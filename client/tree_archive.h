@@ -2,7 +2,9 @@
 #define BKV_CLIENT_TREE_ARCHIVE_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "client/blob_store.h"
@@ -13,12 +15,15 @@ namespace bkv {
 // Entry names are relative to the root ("a/b.txt"); the root itself is the
 // first entry, ".", which carries its mode and time. Symlinks are stored as
 // links, never followed. Regular files, directories and symlinks only; other
-// types are skipped on write.
+// types are skipped on write, and named.
 
 // Writes the archive of `root` to `sink` as it walks; nothing is staged on
 // disk. `on_bytes` sees each file's bytes as they are read (for progress).
+// The sockets, devices and fifos left out are appended to `special` by
+// their names in the archive, as a v2 backup reports them.
 absl::Status WriteTreeArchive(const std::string& root, const ByteSink& sink,
-                              const std::function<void(uint64_t)>& on_bytes);
+                              const std::function<void(uint64_t)>& on_bytes,
+                              std::vector<std::string>& special);
 
 // Sum of the regular file sizes under `root` (progress totals).
 uint64_t TreeSize(const std::string& root);

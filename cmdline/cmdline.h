@@ -35,6 +35,18 @@ std::vector<std::string> WordsAfter(const CLI::App& cmd);
 // `--to`?; see `bkv backup --help`".
 std::string UsageError(const CLI::App& root, const CLI::ParseError& e);
 
+// Refuses a value that is another flag: CLI11 would take `--listen --dev`
+// as listen = "--dev"; this makes it "--listen needs a value".
+CLI::Option* NeedsValue(CLI::Option* opt);
+
+// argv as CLI11 should see it: `--flag=` (an empty value, which CLI11
+// would fill from the next word) becomes `--flag ""`.
+std::vector<std::string> Arguments(int argc, const char* const* argv);
+
+// A bash completion script for `root`'s program: per command, its
+// subcommands and flags. `function` names the shell function (`_bkv`).
+std::string BashCompletion(const CLI::App& root, const std::string& function);
+
 }  // namespace bkv::cmdline
 
 #endif  // BKV_CMDLINE_CMDLINE_H_

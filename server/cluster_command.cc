@@ -1,6 +1,7 @@
 #include "server/cluster_command.h"
 
-#include <algorithm>
+#include <CLI/CLI.hpp>
+#include <memory>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -14,20 +15,6 @@
 
 namespace bkv::server {
 namespace {
-
-constexpr char kUsage[] =
-    "usage: bkv-vault cluster <keygen|show|digest> [serve flags: --config, "
-    "--data-dir, ...]\n"
-    "The quorum's ceremony (docs/operations.md \"Quorum of endorsing "
-    "nodes\"),\n"
-    "on each node with its vault stopped:\n"
-    "  keygen  make this token's Ed25519 endorsement key (a token keeps its\n"
-    "          key for life: an existing one is shown, not replaced) and "
-    "print\n"
-    "          its public key, fingerprint and line for the members file\n"
-    "  show    print them for the key the token has\n"
-    "  digest  check [freshness] members_file and node_id against this token\n"
-    "          and print the members digest: compare it across all nodes\n";
 
 void PrintKey(const VaultConfig& c, const hsm::EndorsementKey& key,
               std::ostream& out) {
@@ -78,35 +65,56 @@ absl::Status Digest(const VaultConfig& c, std::ostream& out) {
   return absl::OkStatus();
 }
 
+// `cluster <sub>`: its run on the settings serve's flags give.
+int RunCluster(const std::string& sub, const ConfigArgs& args, Io io) {
+  auto config = LoadParsedConfig(args);
+  if (!config.ok()) {
+    io.err << "bkv-vault cluster " << sub << ": " << config.status().message()
+           << "\n";
+    return kExitUsage;
+  }
+  absl::Status s = sub == "digest" ? Digest(*config, io.out)
+                                   : KeyGen(*config, sub == "keygen", io.out);
+  if (!s.ok()) {
+    io.err << "bkv-vault cluster " << sub << ": " << s.message() << "\n";
+    return kExitFailed;
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
-int RunClusterCommand(std::span<const std::string> args, std::ostream& out,
-                      std::ostream& err) {
-  const bool help = std::any_of(args.begin(), args.end(), [](const auto& a) {
-    return a == "--help" || a == "-h";
-  });
-  if (args.empty() || help) {
-    (help ? out : err) << kUsage;
-    return help ? 0 : 2;
+void RegisterClusterCommands(VaultCli& cli) {
+  CLI::App* cluster =
+      cli.Add(cli.root(), "cluster",
+              "the quorum of endorsing nodes: key ceremony", "", nullptr);
+  struct Sub {
+    const char* name;
+    const char* summary;
+    const char* details;
+  };
+  static constexpr Sub kSubs[] = {
+      {"keygen", "make (or show) this token's endorsement key",
+       "On each node, its vault stopped (docs/operations.md \"Quorum of "
+       "endorsing nodes\"): makes this token's Ed25519 endorsement key (a "
+       "token keeps its key for life: an existing one is shown, not "
+       "replaced) and prints its public key, fingerprint and line for the "
+       "members file."},
+      {"show", "print this token's endorsement key",
+       "Prints the public key, fingerprint and members line of the key the "
+       "token has."},
+      {"digest", "check the members file, print its digest",
+       "Checks [freshness] members_file and node_id against this token and "
+       "prints the members digest: compare it across all nodes."},
+  };
+  for (const Sub& sub : kSubs) {
+    auto args = std::make_shared<ConfigArgs>();
+    const std::string name = sub.name;
+    CLI::App* cmd =
+        cli.Add(*cluster, sub.name, sub.summary, sub.details,
+                [args, name](Io io) { return RunCluster(name, *args, io); });
+    AddConfigFlags(*cmd, *args);
   }
-  const std::string sub = args[0];
-  if (sub != "keygen" && sub != "show" && sub != "digest") {
-    err << "bkv-vault cluster: unknown subcommand '" << sub << "'\n" << kUsage;
-    return 2;
-  }
-  auto config = LoadConfig(args.subspan(1));
-  if (!config.ok()) {
-    err << "bkv-vault cluster " << sub << ": " << config.status().message()
-        << "\n";
-    return 2;
-  }
-  absl::Status s = sub == "digest" ? Digest(*config, out)
-                                   : KeyGen(*config, sub == "keygen", out);
-  if (!s.ok()) {
-    err << "bkv-vault cluster " << sub << ": " << s.message() << "\n";
-    return 1;
-  }
-  return 0;
 }
 
 }  // namespace bkv::server

@@ -1,9 +1,7 @@
 #ifndef BKV_SERVER_CLUSTER_COMMAND_H_
 #define BKV_SERVER_CLUSTER_COMMAND_H_
 
-#include <ostream>
-#include <span>
-#include <string>
+#include "server/vault_cli.h"
 
 namespace bkv::server {
 
@@ -12,10 +10,9 @@ namespace bkv::server {
 // this token's Ed25519 endorsement key (or keeps the one it has) and prints
 // its public key, fingerprint and members line; show prints them; digest
 // checks the [freshness] settings and the members file against this token
-// and prints the members digest the officer compares across nodes. Returns
-// the exit code.
-int RunClusterCommand(std::span<const std::string> args, std::ostream& out,
-                      std::ostream& err);
+// and prints the members digest the officer compares across nodes. Each
+// takes serve's flags (--config, --data-dir, ...).
+void RegisterClusterCommands(VaultCli& cli);
 
 }  // namespace bkv::server
 

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <toml++/toml.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "cmdline/cmdline.h"
 #include "crypto/status_macros.h"
 #include "hsm/key_ceremony.h"
 #include "server/rate_limiter.h"
@@ -534,92 +536,88 @@ absl::Status VaultConfig::Validate() const {
   return ValidateStorage(*this);
 }
 
-absl::StatusOr<VaultConfig> LoadConfig(std::span<const std::string> args) {
+absl::StatusOr<VaultConfig> LoadParsedConfig(const ConfigArgs& args) {
   VaultConfig c;
-  // The config file first, so flags override it wherever they appear.
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string path;
-    if (args[i] == "--config") {
-      if (i + 1 < args.size()) path = args[i + 1];
-    } else if (absl::StartsWith(args[i], "--config=")) {
-      path = args[i].substr(9);
-    } else {
-      continue;
-    }
-    if (path.empty() || absl::StartsWith(path, "--")) {
-      return absl::InvalidArgumentError("--config needs a file name");
-    }
-    if (auto s = LoadToml(path, c); !s.ok()) return s;
+  if (!args.config_file.empty()) {
+    BKV_RETURN_IF_ERROR(LoadToml(args.config_file, c));
   }
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (!absl::StartsWith(a, "--")) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unexpected argument `", a, "`"));
-    }
-    std::string name = a.substr(2), value;
-    bool has_value = false;
-    if (size_t eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-      has_value = true;
-    }
-    if (name == "config") {
-      if (!has_value) ++i;
-      continue;
-    }
-    const Option* opt = nullptr;
+  for (const auto& [name, value] : args.values) {
     for (const Option& o : kOptions) {
-      if (name == o.flag) opt = &o;
+      if (name == o.flag) BKV_RETURN_IF_ERROR(SetFromString(c, o, value));
     }
-    if (opt == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown flag --", name, " (see bkv-vault serve --help)"));
-    }
-    if (!has_value) {
-      if (std::holds_alternative<bool VaultConfig::*>(opt->field)) {
-        value = "true";
-      } else if (i + 1 < args.size() && !absl::StartsWith(args[i + 1], "--")) {
-        value = args[++i];
-      } else {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--", name, " needs a value"));
-      }
-    }
-    if (auto s = SetFromString(c, *opt, value); !s.ok()) return s;
   }
-  if (auto s = c.Validate(); !s.ok()) return s;
+  BKV_RETURN_IF_ERROR(c.Validate());
   return c;
+}
+
+absl::StatusOr<VaultConfig> LoadConfig(std::span<const std::string> args) {
+  CLI::App app("", "serve");
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  ConfigArgs parsed;
+  AddConfigFlags(app, parsed);
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    return absl::InvalidArgumentError(e.what());
+  }
+  return LoadParsedConfig(parsed);
+}
+
+namespace {
+
+std::string DefaultOf(const Option& o) {
+  static const VaultConfig defaults;
+  std::string def = std::visit(
+      [&](auto field) -> std::string {
+        using T = std::remove_cvref_t<decltype(defaults.*field)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          return defaults.*field;
+        } else if constexpr (std::is_same_v<T, bool>) {
+          return defaults.*field ? "true" : "false";
+        } else {
+          return absl::StrCat(defaults.*field);
+        }
+      },
+      o.field);
+  return def.empty() ? "(empty)" : def;
+}
+
+// INT, NUM, TEXT: what a setting's flag takes; bools take nothing or =BOOL.
+const char* TypeOf(const Option& o) {
+  if (std::holds_alternative<int64_t VaultConfig::*>(o.field)) return "INT";
+  if (std::holds_alternative<double VaultConfig::*>(o.field)) return "NUM";
+  return "TEXT";
+}
+
+}  // namespace
+
+void AddConfigFlags(CLI::App& cmd, ConfigArgs& args) {
+  cmdline::NeedsValue(
+      cmd.add_option("--config", args.config_file,
+                     "settings file: [table] key = value per setting below; "
+                     "flags win over it")
+          ->type_name("FILE"));
+  for (const Option& o : kOptions) {
+    const std::string name = absl::StrCat("--", o.flag);
+    const std::string help = absl::StrCat(o.help, " ([", o.table, "] ", o.key,
+                                          "; default: ", DefaultOf(o), ")");
+    const bool is_bool = std::holds_alternative<bool VaultConfig::*>(o.field);
+    CLI::Option* opt =
+        is_bool ? cmd.add_flag(name, help)
+                : cmdline::NeedsValue(
+                      cmd.add_option(name, help)->type_name(TypeOf(o)));
+    opt->group(absl::StrCat("[", o.table, "] settings"));
+    opt->each([&args, flag = std::string(o.flag)](const std::string& v) {
+      args.values[flag] = v;
+    });
+  }
 }
 
 std::vector<std::string> ConfigFlags() {
   std::vector<std::string> flags;
   for (const Option& o : kOptions) flags.push_back(o.flag);
   return flags;
-}
-
-void PrintConfigHelp(std::ostream& os) {
-  os << "usage: bkv-vault serve [--config vault.toml] [--flag value ...]\n\n"
-        "Every setting can be given in the TOML file as [table] key = value\n"
-        "or as a flag; flags win. Secrets (the HSM PIN) are never flags.\n\n";
-  VaultConfig defaults;
-  for (const Option& o : kOptions) {
-    std::string def = std::visit(
-        [&](auto field) -> std::string {
-          using T = std::remove_reference_t<decltype(defaults.*field)>;
-          if constexpr (std::is_same_v<T, std::string>) {
-            return defaults.*field;
-          } else if constexpr (std::is_same_v<T, bool>) {
-            return defaults.*field ? "true" : "false";
-          } else {
-            return absl::StrCat(defaults.*field);
-          }
-        },
-        o.field);
-    os << "  --" << o.flag << "  ([" << o.table << "] " << o.key << ")\n"
-       << "      " << o.help << "; default: " << (def.empty() ? "(empty)" : def)
-       << "\n";
-  }
 }
 
 }  // namespace bkv::server

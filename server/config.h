@@ -1,12 +1,16 @@
 #ifndef BKV_SERVER_CONFIG_H_
 #define BKV_SERVER_CONFIG_H_
 
-#include <ostream>
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
 
 namespace bkv::server {
 
@@ -123,11 +127,23 @@ struct VaultConfig {
   absl::Status Validate() const;
 };
 
-// Parses `bkv-vault serve` arguments: [--config FILE] then --key=value or
-// --key value flags, one per setting (PrintConfigHelp lists them).
-absl::StatusOr<VaultConfig> LoadConfig(std::span<const std::string> args);
+// The settings as a command line gave them: --config FILE and one flag per
+// setting, values as typed (checked by LoadConfig).
+struct ConfigArgs {
+  std::string config_file;
+  std::map<std::string, std::string> values;  // flag name without "--"
+};
 
-void PrintConfigHelp(std::ostream& os);
+// Defines --config and every setting's flag on `cmd` (`serve`, `rollback
+// reanchor`), grouped by TOML table; parsing fills `args`, which must
+// outlive `cmd`.
+void AddConfigFlags(CLI::App& cmd, ConfigArgs& args);
+
+// Defaults, then the TOML file, then the flags; validated.
+absl::StatusOr<VaultConfig> LoadParsedConfig(const ConfigArgs& args);
+
+// The same from `serve`'s flags alone (`--attempt-limit=7`, ...).
+absl::StatusOr<VaultConfig> LoadConfig(std::span<const std::string> args);
 
 // Every setting's flag name (without "--"), in table order.
 std::vector<std::string> ConfigFlags();

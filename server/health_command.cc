@@ -3,11 +3,11 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <fstream>
 #include <sstream>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -15,16 +15,6 @@
 
 namespace bkv::server {
 namespace {
-
-constexpr char kUsage[] =
-    "usage: bkv-vault health [--addr HOST:PORT] [--ca PEM] "
-    "[--server-name NAME] [--timeout-ms N]\n"
-    "  asks the vault's gRPC health service whether it is serving\n"
-    "  --addr         the vault (default 127.0.0.1:50051)\n"
-    "  --ca           use TLS, trusting these PEM roots\n"
-    "  --server-name  the name its certificate holds (with --ca)\n"
-    "  --timeout-ms   how long to wait (default 3000)\n"
-    "exit codes: 0 serving, 1 not serving or unreachable, 2 usage error\n";
 
 // grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING.
 constexpr uint32_t kServing = 1;
@@ -35,29 +25,6 @@ struct HealthFlags {
   std::string server_name;
   int timeout_ms = 3000;
 };
-
-// Usage error text, or empty when the flags parsed.
-std::string ParseFlags(std::span<const std::string> args, HealthFlags& f) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a != "--addr" && a != "--ca" && a != "--server-name" &&
-        a != "--timeout-ms") {
-      return absl::StrCat("unknown flag ", a);
-    }
-    if (i + 1 >= args.size()) return absl::StrCat(a, " needs a value");
-    const std::string& v = args[++i];
-    if (a == "--addr") {
-      f.addr = v;
-    } else if (a == "--ca") {
-      f.ca_file = v;
-    } else if (a == "--server-name") {
-      f.server_name = v;
-    } else if (!absl::SimpleAtoi(v, &f.timeout_ms) || f.timeout_ms <= 0) {
-      return "--timeout-ms wants a positive integer";
-    }
-  }
-  return "";
-}
 
 // Field 1 (status, varint) of a HealthCheckResponse; 0 (UNKNOWN) if absent.
 bool ParseStatus(const grpc::ByteBuffer& buf, uint32_t& status) {
@@ -122,19 +89,7 @@ grpc::Status Check(std::shared_ptr<grpc::Channel> channel, int timeout_ms,
   return st;
 }
 
-}  // namespace
-
-int RunHealthCommand(std::span<const std::string> args, std::ostream& out,
-                     std::ostream& err) {
-  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
-    out << kUsage;
-    return 0;
-  }
-  HealthFlags f;
-  if (std::string e = ParseFlags(args, f); !e.empty()) {
-    err << "bkv-vault health: " << e << "\n" << kUsage;
-    return 2;
-  }
+int RunHealth(const HealthFlags& f, std::ostream& out, std::ostream& err) {
   std::shared_ptr<grpc::Channel> channel = MakeChannel(f, err);
   if (channel == nullptr) return 1;
   grpc::ByteBuffer response;
@@ -153,7 +108,29 @@ int RunHealthCommand(std::span<const std::string> args, std::ostream& out,
     return 1;
   }
   out << "serving\n";
-  return 0;
+  return kExitOk;
+}
+
+}  // namespace
+
+void RegisterHealthCommand(VaultCli& cli) {
+  auto f = std::make_shared<HealthFlags>();
+  CLI::App* health = cli.Add(
+      cli.root(), "health", "is a running vault serving?",
+      "Asks the vault's gRPC health service whether it is serving. Exit "
+      "codes: 0 serving, 1 not serving or unreachable, 2 usage error.",
+      [f](Io io) { return RunHealth(*f, io.out, io.err); });
+  cli.Value(health, "--addr", f->addr, "HOST:PORT",
+            "the vault (default 127.0.0.1:50051)");
+  cli.Value(health, "--ca", f->ca_file, "PEM",
+            "use TLS, trusting these PEM roots");
+  cli.Value(health, "--server-name", f->server_name, "NAME",
+            "the name its certificate holds (with --ca)");
+  health
+      ->add_option("--timeout-ms", f->timeout_ms,
+                   "how long to wait (default 3000)")
+      ->type_name("N")
+      ->check(CLI::PositiveNumber);
 }
 
 }  // namespace bkv::server

@@ -3,15 +3,14 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <optional>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "crypto/hex.h"
 #include "crypto/status_macros.h"
 #include "hsm/key_ceremony.h"
@@ -24,69 +23,9 @@
 
 namespace bkv::server {
 
-const char kHsmUsage[] =
-    R"(usage: bkv-vault hsm <init|status|export-request|export|import> [flags]
-
-  init     Key ceremony: create the vault's keys on the token, or keep the
-           ones already there, run the self-tests and print the server
-           public key and its fingerprint (clients pin the fingerprint).
-  status   Show whether the token and every key are present, the public key
-           fingerprint, and run the self-tests. With --data-dir, also check
-           the keys against the vault's key check file (DIR/hsm-keys.check),
-           as `serve` does. Exit 1 if anything is missing or differs.
-
-Cloning the keys to another node's token (docs/operations.md, "Adding a
-vault node"); keys leave a token only wrapped for the destination token:
-  export-request  On the NEW node: create its token (with --softhsm-dir) and
-           an unwrap-only RSA-3072 transport key on it; write the public key
-           to --out FILE and print its fingerprint.
-  export   On a node whose token made the keys: with the security officer's
-           PIN, mark the transport key in --request FILE trusted (it must
-           have the --fingerprint HEX the new node printed), wrap the keys
-           under it and write them to --out FILE.
-  import   On the new node: unwrap --in FILE into its token as sensitive,
-           non-extractable keys, check them and run the self-tests.
-
-Token flags:
-  --module PATH        PKCS#11 module (default: SoftHSMv2's libsofthsm2.so)
-  --token-label L      token label (default: bkv)
-  --pin-file F         file holding the user PIN (mode 0600); without it the
-                       PIN is read from $BKV_HSM_PIN. PINs are never flags.
-  --softhsm-dir DIR    development token: init creates DIR/softhsm2.conf, a
-                       SoftHSM token under DIR/tokens and generated PINs in
-                       DIR/user.pin and DIR/so.pin (mode 0600); status reads
-                       them. Implies SOFTHSM2_CONF=DIR/softhsm2.conf.
-status only:
-  --data-dir DIR       the vault's data directory (its hsm-keys.check)
-export only:
-  --so-pin-file F      file holding the security officer's PIN (mode 0600);
-                       without it $BKV_HSM_SO_PIN, or DIR/so.pin with
-                       --softhsm-dir
-  --request F          the transport key file from `hsm export-request`
-  --fingerprint HEX    the fingerprint `hsm export-request` printed
-export-request, export:
-  --out F              the file to write
-import only:
-  --in F               the file `hsm export` wrote
-init only:
-  --force-new-keys     destroy the existing bkv keys and make new ones. Every
-                       sealed record becomes unreadable and clients must pin
-                       the new public key. Needs --data-dir DIR (refused
-                       while a vault serves DIR) and a typed confirmation on
-                       a terminal, or --yes.
-  --yes                confirm --force-new-keys without asking
-)";
-
 namespace {
 
 constexpr absl::string_view kSoPinEnvVar = "BKV_HSM_SO_PIN";
-
-bool TakesValue(const std::string& flag) {
-  return flag == "--module" || flag == "--token-label" ||
-         flag == "--pin-file" || flag == "--softhsm-dir" ||
-         flag == "--data-dir" || flag == "--so-pin-file" || flag == "--out" ||
-         flag == "--in" || flag == "--request" || flag == "--fingerprint";
-}
 
 absl::StatusOr<SecretBytes> ReadPin(const HsmFlags& flags,
                                     const std::string& pin_file) {
@@ -176,6 +115,11 @@ absl::StatusOr<std::optional<DataDirLock>> GuardNewKeys(const HsmFlags& flags,
 }
 
 int Init(const HsmFlags& flags, std::ostream& out, std::ostream& err) {
+  if (!flags.force_new_keys && (!flags.data_dir.empty() || flags.yes)) {
+    err << "bkv-vault hsm init: --data-dir and --yes go with --force-new-keys "
+           "only\n";
+    return kExitUsage;
+  }
   auto guard = GuardNewKeys(flags, err);
   if (!guard.ok()) return Fail(err, "init", guard.status());
   if (!PrepareDevToken("init", flags, out, err)) return 1;
@@ -222,54 +166,6 @@ int Status(const HsmFlags& flags, std::ostream& out, std::ostream& err) {
 }
 
 }  // namespace
-
-absl::Status ParseHsmFlags(std::span<const std::string> args, HsmFlags& flags,
-                           std::vector<std::string>& rest) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string flag = args[i], value;
-    bool has_value = false;
-    if (size_t eq = flag.find('=');
-        flag.starts_with("--") && eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag.resize(eq);
-      has_value = true;
-    }
-    if (flag == "--pin" || flag == "--so-pin" || flag == "--user-pin") {
-      // Deliberately not echoing the value.
-      return absl::InvalidArgumentError(absl::StrCat(
-          flag,
-          " is not accepted: PINs never go on the command line; use "
-          "--pin-file FILE or ",
-          hsm::kPinEnvVar));
-    }
-    if (TakesValue(flag)) {
-      if (!has_value) {
-        if (i + 1 >= args.size()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(flag, " needs a value"));
-        }
-        value = args[++i];
-      }
-      if (flag == "--module") flags.module_path = value;
-      if (flag == "--token-label") flags.token_label = value;
-      if (flag == "--pin-file") flags.pin_file = value;
-      if (flag == "--softhsm-dir") flags.softhsm_dir = value;
-      if (flag == "--data-dir") flags.data_dir = value;
-      if (flag == "--so-pin-file") flags.so_pin_file = value;
-      if (flag == "--out") flags.out_path = value;
-      if (flag == "--in") flags.in_path = value;
-      if (flag == "--request") flags.request_path = value;
-      if (flag == "--fingerprint") flags.fingerprint = value;
-    } else if (flag == "--force-new-keys" && !has_value) {
-      flags.force_new_keys = true;
-    } else if (flag == "--yes" && !has_value) {
-      flags.yes = true;
-    } else {
-      rest.push_back(args[i]);
-    }
-  }
-  return absl::OkStatus();
-}
 
 namespace {
 
@@ -367,10 +263,6 @@ absl::Status WriteTextFile(const std::string& path, absl::string_view flag,
 }
 
 int ExportRequest(const HsmFlags& flags, std::ostream& out, std::ostream& err) {
-  if (flags.out_path.empty()) {
-    return Fail(err, "export-request",
-                absl::InvalidArgumentError("--out FILE is required"));
-  }
   if (!PrepareDevToken("export-request", flags, out, err)) return 1;
   absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> token = OpenHsm(flags);
   if (!token.ok()) return Fail(err, "export-request", token.status());
@@ -394,11 +286,6 @@ int ExportRequest(const HsmFlags& flags, std::ostream& out, std::ostream& err) {
 
 // The request file, checked against the fingerprint the operator compared.
 absl::StatusOr<hsm::TransportPublicKey> ReadRequest(const HsmFlags& flags) {
-  if (flags.fingerprint.empty()) {
-    return absl::InvalidArgumentError(
-        "--fingerprint HEX is required: the fingerprint `hsm export-request` "
-        "printed on the new node, compared over another channel");
-  }
   BKV_ASSIGN_OR_RETURN(std::string pem,
                        ReadTextFile(flags.request_path, "--request"));
   BKV_ASSIGN_OR_RETURN(hsm::TransportPublicKey key,
@@ -417,10 +304,6 @@ absl::StatusOr<hsm::TransportPublicKey> ReadRequest(const HsmFlags& flags) {
 int Export(const HsmFlags& flags, std::ostream& out, std::ostream& err) {
   absl::StatusOr<hsm::TransportPublicKey> key = ReadRequest(flags);
   if (!key.ok()) return Fail(err, "export", key.status());
-  if (flags.out_path.empty()) {
-    return Fail(err, "export",
-                absl::InvalidArgumentError("--out FILE is required"));
-  }
   {
     absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> so =
         OpenSecurityOfficer(flags);
@@ -464,44 +347,112 @@ int Import(const HsmFlags& flags, std::ostream& out, std::ostream& err) {
 
 }  // namespace
 
-int RunHsmCommand(std::span<const std::string> args, std::ostream& out,
-                  std::ostream& err) {
-  HsmFlags flags;
-  std::vector<std::string> rest;
-  if (absl::Status s = ParseHsmFlags(args, flags, rest); !s.ok()) {
-    err << "bkv-vault hsm: " << s.message() << "\n";
-    return 2;
-  }
-  for (const std::string& a : rest) {
-    if (a == "--help" || a == "-h" || a == "help") {
-      out << kHsmUsage;
-      return 0;
-    }
-  }
-  static const std::map<std::string,
-                        int (*)(const HsmFlags&, std::ostream&, std::ostream&)>
-      kCommands = {{"init", Init},
-                   {"status", Status},
-                   {"export-request", ExportRequest},
-                   {"export", Export},
-                   {"import", Import}};
-  if (rest.size() != 1 || !kCommands.contains(rest[0])) {
-    err << (rest.empty() ? "bkv-vault hsm: missing subcommand\n"
-                         : absl::StrCat("bkv-vault hsm: unexpected '",
-                                        absl::StrJoin(rest, " "), "'\n"))
-        << kHsmUsage;
-    return 2;
-  }
-  if (rest[0] == "init" && !flags.data_dir.empty() && !flags.force_new_keys) {
-    err << "bkv-vault hsm init: --data-dir is for status and "
-           "--force-new-keys only\n";
-    return 2;
-  }
-  if (rest[0] == "status" && flags.force_new_keys) {
-    err << "bkv-vault hsm status: --force-new-keys is for init only\n";
-    return 2;
-  }
-  return kCommands.at(rest[0])(flags, out, err);
+namespace {
+
+using HsmRun = int (*)(const HsmFlags&, std::ostream&, std::ostream&);
+
+// `hsm <name>` with the token flags every subcommand takes.
+CLI::App* AddHsmCommand(VaultCli& cli, CLI::App& hsm,
+                        std::shared_ptr<HsmFlags> f, const char* name,
+                        const char* summary, const char* details, HsmRun run) {
+  CLI::App* cmd = cli.Add(hsm, name, summary, details,
+                          [f, run](Io io) { return run(*f, io.out, io.err); });
+  cmd->option_defaults()->group("token flags");
+  cli.Value(cmd, "--module", f->module_path, "PATH",
+            "PKCS#11 module (default: SoftHSMv2's libsofthsm2.so)");
+  cli.Value(cmd, "--token-label", f->token_label, "LABEL",
+            "token label (default: bkv)");
+  cli.Value(cmd, "--pin-file", f->pin_file, "FILE",
+            "file holding the user PIN (mode 0600); without it the PIN is "
+            "read from $BKV_HSM_PIN. PINs are never flags.");
+  cli.Value(cmd, "--softhsm-dir", f->softhsm_dir, "DIR",
+            "development token: init creates DIR/softhsm2.conf, a SoftHSM "
+            "token under DIR/tokens and generated PINs in DIR/user.pin and "
+            "DIR/so.pin (mode 0600); the others read them. Implies "
+            "SOFTHSM2_CONF=DIR/softhsm2.conf.");
+  cmd->option_defaults()->group("flags");
+  return cmd;
+}
+
+void AddInit(VaultCli& cli, CLI::App& hsm) {
+  auto f = std::make_shared<HsmFlags>();
+  CLI::App* init = AddHsmCommand(
+      cli, hsm, f, "init", "create (or keep) the vault's keys on the token",
+      "Key ceremony: create the vault's keys on the token, or keep the ones "
+      "already there, run the self-tests and print the server public key and "
+      "its fingerprint (clients pin the fingerprint).",
+      Init);
+  cli.Switch(
+      init, "--force-new-keys", f->force_new_keys,
+      "destroy the existing bkv keys and make new ones. Every sealed record "
+      "becomes unreadable and clients must pin the new public key. Needs "
+      "--data-dir DIR (refused while a vault serves DIR) and a typed "
+      "confirmation on a terminal, or --yes.");
+  cli.Value(init, "--data-dir", f->data_dir, "DIR",
+            "with --force-new-keys: the data directory of the vault that "
+            "uses this token");
+  cli.Switch(init, "--yes", f->yes, "confirm --force-new-keys without asking");
+}
+
+void AddCloning(VaultCli& cli, CLI::App& hsm) {
+  auto request = std::make_shared<HsmFlags>();
+  CLI::App* cmd = AddHsmCommand(
+      cli, hsm, request, "export-request",
+      "new node: a transport key for the keys",
+      "On the NEW node (docs/operations.md, \"Adding a vault node\"): create "
+      "its token (with --softhsm-dir) and an unwrap-only RSA-3072 transport "
+      "key on it; write the public key to --out FILE and print its "
+      "fingerprint.",
+      ExportRequest);
+  cli.Value(cmd, "--out", request->out_path, "FILE", "the file to write")
+      ->required();
+  auto f = std::make_shared<HsmFlags>();
+  cmd = AddHsmCommand(
+      cli, hsm, f, "export", "wrap the keys for a new node's transport key",
+      "On a node whose token made the keys: with the security officer's PIN, "
+      "mark the transport key in --request FILE trusted (it must have the "
+      "--fingerprint HEX the new node printed), wrap the keys under it and "
+      "write them to --out FILE. Keys leave a token only wrapped for the "
+      "destination token.",
+      Export);
+  cli.Value(cmd, "--request", f->request_path, "FILE",
+            "the transport key file from `hsm export-request`")
+      ->required();
+  cli.Value(cmd, "--fingerprint", f->fingerprint, "HEX",
+            "the fingerprint `hsm export-request` printed on the new node, "
+            "compared over another channel")
+      ->required();
+  cli.Value(cmd, "--out", f->out_path, "FILE", "the file to write")->required();
+  cli.Value(cmd, "--so-pin-file", f->so_pin_file, "FILE",
+            "file holding the security officer's PIN (mode 0600); without it "
+            "$BKV_HSM_SO_PIN, or DIR/so.pin with --softhsm-dir");
+  auto in = std::make_shared<HsmFlags>();
+  cmd = AddHsmCommand(
+      cli, hsm, in, "import", "new node: unwrap the keys into its token",
+      "On the new node: unwrap --in FILE into its token as sensitive, "
+      "non-extractable keys, check them and run the self-tests.",
+      Import);
+  cli.Value(cmd, "--in", in->in_path, "FILE", "the file `hsm export` wrote")
+      ->required();
+}
+
+}  // namespace
+
+void RegisterHsmCommands(VaultCli& cli) {
+  CLI::App* hsm =
+      cli.Add(cli.root(), "hsm", "key ceremony and token status", "", nullptr);
+  AddInit(cli, *hsm);
+  auto f = std::make_shared<HsmFlags>();
+  CLI::App* status = AddHsmCommand(
+      cli, *hsm, f, "status", "are the token and every key there? self-tests",
+      "Shows whether the token and every key are present, the public key "
+      "fingerprint, and runs the self-tests. With --data-dir, also checks "
+      "the keys against the vault's key check file (DIR/hsm-keys.check), as "
+      "`serve` does. Exit 1 if anything is missing or differs.",
+      Status);
+  cli.Value(status, "--data-dir", f->data_dir, "DIR",
+            "the vault's data directory (its hsm-keys.check)");
+  AddCloning(cli, *hsm);
 }
 
 }  // namespace bkv::server

@@ -3,12 +3,11 @@
 
 #include <memory>
 #include <ostream>
-#include <span>
 #include <string>
-#include <vector>
 
 #include "absl/status/statusor.h"
 #include "hsm/pkcs11_hsm.h"
+#include "server/vault_cli.h"
 
 namespace bkv::server {
 
@@ -33,23 +32,15 @@ struct HsmFlags {
   std::string fingerprint;   // --fingerprint (export)
 };
 
-// Parses the flags above from `args`, moving anything else to `rest`.
-// InvalidArgument for a flag without its value, or for --pin.
-absl::Status ParseHsmFlags(std::span<const std::string> args, HsmFlags& flags,
-                           std::vector<std::string>& rest);
-
 // Opens and logs in to the token the flags name. With --softhsm-dir it points
 // SOFTHSM2_CONF at DIR/softhsm2.conf and reads DIR/user.pin. The PIN comes from
 // --pin-file, else BKV_HSM_PIN (which is then overwritten in place and
 // removed, so /proc/PID/environ no longer shows it).
 absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenHsm(const HsmFlags& flags);
 
-extern const char kHsmUsage[];
-
-// `bkv-vault hsm ...`; args start after "hsm". Returns the exit code: 0 done,
-// 1 failed (reason on `err`), 2 usage error.
-int RunHsmCommand(std::span<const std::string> args, std::ostream& out,
-                  std::ostream& err);
+// `bkv-vault hsm init|status|export-request|export|import`: the key
+// ceremony, the token's status and cloning the keys to another node's token.
+void RegisterHsmCommands(VaultCli& cli);
 
 }  // namespace bkv::server
 

@@ -1,5 +1,6 @@
 #include "server/rollback_command.h"
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdlib>
 #include <vector>
@@ -20,24 +21,11 @@
 namespace bkv::server {
 namespace {
 
-constexpr char kUsage[] =
-    "usage: bkv-vault rollback reanchor --so-pin-file FILE [--max-attempts K]\n"
-    "         [--shards all-stale|N,M,...] [--accept-unreadable] [--force]\n"
-    "         [--genesis]\n"
-    "         [serve flags: --config, --data-dir, ...]\n"
-    "Re-anchors shards whose records cannot be proven fresh (a store restored\n"
-    "from a backup), with the vault stopped. Every record of a re-anchored\n"
-    "shard keeps at most K attempts (default 2; one fewer at each later\n"
-    "re-anchor of the shard, --force when none are left); locked records\n"
-    "stay locked; pending resets and registrations are dropped. Unreadable\n"
-    "records refuse unless --accept-unreadable. --genesis anchors a store\n"
-    "that has records for a token that has no heads (first anchoring).\n"
-    "Needs the token's security-officer PIN. docs/operations.md says when.\n";
-
 struct Flags {
   std::string so_pin_file;
+  std::string shards = "all-stale";
   freshness::ReanchorOptions reanchor;
-  std::vector<std::string> serve_args;
+  ConfigArgs serve;
 };
 
 absl::Status ParseShards(absl::string_view v, std::vector<uint32_t>& out) {
@@ -51,52 +39,6 @@ absl::Status ParseShards(absl::string_view v, std::vector<uint32_t>& out) {
     out.push_back(s);
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<Flags> ParseFlags(std::span<const std::string> args) {
-  Flags f;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string flag = args[i], value;
-    if (flag == "--accept-unreadable") {
-      f.reanchor.accept_unreadable = true;
-      continue;
-    }
-    if (flag == "--force" || flag == "--genesis") {
-      (flag == "--force" ? f.reanchor.force : f.reanchor.genesis) = true;
-      continue;
-    }
-    const size_t eq = flag.find('=');
-    const bool ours = flag.rfind("--so-pin-file", 0) == 0 ||
-                      flag.rfind("--max-attempts", 0) == 0 ||
-                      flag.rfind("--shards", 0) == 0;
-    if (!ours) {
-      f.serve_args.push_back(flag);
-      continue;
-    }
-    if (eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag.resize(eq);
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat(flag, " needs a value"));
-    }
-    if (flag == "--so-pin-file") {
-      f.so_pin_file = value;
-    } else if (flag == "--max-attempts") {
-      if (!absl::SimpleAtoi(value, &f.reanchor.max_attempts)) {
-        return absl::InvalidArgumentError("--max-attempts: expected a number");
-      }
-    } else {
-      BKV_RETURN_IF_ERROR(ParseShards(value, f.reanchor.only));
-    }
-  }
-  if (f.so_pin_file.empty()) {
-    return absl::PermissionDeniedError(
-        "re-anchoring needs the security officer: pass --so-pin-file FILE "
-        "(the token's SO PIN, mode 0600)");
-  }
-  return f;
 }
 
 // The module and label the vault would log in to; the development token is
@@ -155,37 +97,22 @@ absl::StatusOr<freshness::ReanchorReport> Reanchor(const Flags& f,
   return report;
 }
 
-}  // namespace
-
-int RunRollbackCommand(std::span<const std::string> args, std::ostream& out,
-                       std::ostream& err) {
-  const bool help = std::any_of(args.begin(), args.end(), [](const auto& a) {
-    return a == "--help" || a == "-h";
-  });
-  if (args.empty() || help) {
-    (help ? out : err) << kUsage;
-    return help ? 0 : 2;
+int RunReanchor(Flags& flags, std::ostream& out, std::ostream& err) {
+  if (absl::Status s = ParseShards(flags.shards, flags.reanchor.only);
+      !s.ok()) {
+    err << "bkv-vault rollback reanchor: " << s.message() << "\n";
+    return kExitUsage;
   }
-  if (args[0] != "reanchor") {
-    err << "bkv-vault rollback: unknown subcommand '" << args[0] << "'\n"
-        << kUsage;
-    return 2;
-  }
-  auto flags = ParseFlags(args.subspan(1));
-  if (!flags.ok()) {
-    err << "bkv-vault rollback reanchor: " << flags.status().message() << "\n";
-    return 2;
-  }
-  auto config = LoadConfig(flags->serve_args);
+  auto config = LoadParsedConfig(flags.serve);
   if (!config.ok()) {
     err << "bkv-vault rollback reanchor: " << config.status().message() << "\n";
-    return 2;
+    return kExitUsage;
   }
-  auto report = Reanchor(*flags, *config);
+  auto report = Reanchor(flags, *config);
   if (!report.ok()) {
     err << "bkv-vault rollback reanchor: refused: " << report.status().message()
         << "\n";
-    return 1;
+    return kExitFailed;
   }
   if (report->shards.empty()) out << "no shard needed re-anchoring\n";
   for (const auto& s : report->shards) {
@@ -198,7 +125,45 @@ int RunRollbackCommand(std::span<const std::string> args, std::ostream& out,
         << " records could not be opened and stay unreadable\n";
   }
   out << "head seq " << report->seq << "; start the vault\n";
-  return 0;
+  return kExitOk;
+}
+
+}  // namespace
+
+void RegisterRollbackCommands(VaultCli& cli) {
+  CLI::App* rollback =
+      cli.Add(cli.root(), "rollback",
+              "recover from a restored (rolled back) store", "", nullptr);
+  auto f = std::make_shared<Flags>();
+  CLI::App* reanchor = cli.Add(
+      *rollback, "reanchor", "re-anchor a restored store",
+      "Re-anchors shards whose records cannot be proven fresh (a store "
+      "restored from a backup), with the vault stopped. Every record of a "
+      "re-anchored shard keeps at most K attempts (one fewer at each later "
+      "re-anchor of the shard, --force when none are left); locked records "
+      "stay locked; pending resets and registrations are dropped. Needs the "
+      "token's security-officer PIN. The vault's settings are serve's "
+      "(--config and its flags). docs/rollback.md says when.",
+      [f](Io io) { return RunReanchor(*f, io.out, io.err); });
+  cli.Value(reanchor, "--so-pin-file", f->so_pin_file, "FILE",
+            "the token's security-officer PIN (mode 0600)")
+      ->required();
+  reanchor
+      ->add_option("--max-attempts", f->reanchor.max_attempts,
+                   "K: the attempts each re-anchored record keeps at most "
+                   "(default 2)")
+      ->type_name("K");
+  cli.Value(reanchor, "--shards", f->shards, "all-stale|N,M,...",
+            "which shards (default all-stale)");
+  cli.Switch(reanchor, "--accept-unreadable", f->reanchor.accept_unreadable,
+             "re-anchor although some records cannot be opened (they stay "
+             "unreadable)");
+  cli.Switch(reanchor, "--force", f->reanchor.force,
+             "re-anchor a shard whose re-anchor budget is spent (cap 0)");
+  cli.Switch(reanchor, "--genesis", f->reanchor.genesis,
+             "anchor a store that has records but no heads on this token "
+             "(first anchoring)");
+  AddConfigFlags(*reanchor, f->serve);
 }
 
 }  // namespace bkv::server

@@ -1,9 +1,7 @@
 #ifndef BKV_SERVER_ROLLBACK_COMMAND_H_
 #define BKV_SERVER_ROLLBACK_COMMAND_H_
 
-#include <ostream>
-#include <span>
-#include <string>
+#include "server/vault_cli.h"
 
 namespace bkv::server {
 
@@ -12,9 +10,8 @@ namespace bkv::server {
 // docs/rollback.md, run with the vault stopped. Proves the security
 // officer's PIN (C_Login as CKU_SO) before anything changes, re-anchors the
 // chosen shards with every record capped at K attempts, writes an audit
-// line per shard and prints what it did. Returns the exit code.
-int RunRollbackCommand(std::span<const std::string> args, std::ostream& out,
-                       std::ostream& err);
+// line per shard and prints what it did.
+void RegisterRollbackCommands(VaultCli& cli);
 
 }  // namespace bkv::server
 

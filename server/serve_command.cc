@@ -7,6 +7,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include <CLI/CLI.hpp>
 #include <iostream>
 
 #include "absl/status/status.h"
@@ -15,10 +16,12 @@
 #include "crypto/hex.h"
 #include "crypto/status_macros.h"
 #include "hsm/key_ceremony.h"
+#include "server/build_vault.h"
 #include "server/config.h"
 #include "server/invalid_request_interceptor.h"
 #include "server/log.h"
 #include "server/metrics_http.h"
+#include "server/vault_cli.h"
 
 namespace bkv::server {
 namespace {
@@ -87,15 +90,7 @@ int Fail(absl::string_view event, const absl::Status& s) {
   return 1;
 }
 
-}  // namespace
-
-int RunServeCommand(std::span<const std::string> args) {
-  for (const auto& a : args) {
-    if (a == "--help" || a == "-h") {
-      PrintConfigHelp(std::cout);
-      return 0;
-    }
-  }
+int RunServeCommand(const ConfigArgs& args) {
   HardenProcess();
   // Debian's abseil checks every Mutex acquisition for lock-order cycles;
   // that bookkeeping is for debugging, not for a serving vault.
@@ -108,10 +103,10 @@ int RunServeCommand(std::span<const std::string> args) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto config = LoadConfig(args);
+  auto config = LoadParsedConfig(args);
   if (!config.ok()) {
     std::cerr << "bkv-vault serve: " << config.status().message() << "\n";
-    return 2;
+    return kExitUsage;
   }
   auto node = BuildVault(*config);
   if (!node.ok()) return 1;  // BuildVault logged why
@@ -162,6 +157,21 @@ int RunServeCommand(std::span<const std::string> args) {
   server->Wait();
   Log("info", "stopped");
   return 0;
+}
+
+}  // namespace
+
+void RegisterServeCommand(VaultCli& cli) {
+  auto args = std::make_shared<ConfigArgs>();
+  CLI::App* serve = cli.Add(
+      cli.root(), "serve", "run the vault",
+      "Runs until SIGTERM or SIGINT, then drains in-flight calls. Every "
+      "setting can be given in the TOML file (--config) as [table] key = "
+      "value or as a flag; flags win. Secrets (the HSM PIN) are never flags: "
+      "hsm-pin-file or $BKV_HSM_PIN. Settings apply at start; SIGHUP changes "
+      "nothing.",
+      [args](Io) { return RunServeCommand(*args); });
+  AddConfigFlags(*serve, *args);
 }
 
 }  // namespace bkv::server

@@ -1,18 +1,15 @@
 #ifndef BKV_SERVER_SERVE_COMMAND_H_
 #define BKV_SERVER_SERVE_COMMAND_H_
 
-#include <span>
-#include <string>
-
-#include "server/build_vault.h"
+#include "server/vault_cli.h"
 
 namespace bkv::server {
 
 // `bkv-vault serve [--config FILE] [flags]`: runs the vault until SIGTERM or
 // SIGINT, then drains in-flight calls and exits 0. Fails closed: if a
 // self-test, the token, the store or the audit log is not right, the port
-// never opens and the reason is logged. Returns the exit code.
-int RunServeCommand(std::span<const std::string> args);
+// never opens and the reason is logged.
+void RegisterServeCommand(VaultCli& cli);
 
 }  // namespace bkv::server
 

@@ -2,7 +2,7 @@
 
 #include <openssl/crypto.h>
 
-#include <iostream>
+#include <CLI/CLI.hpp>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -15,79 +15,25 @@
 
 namespace bkv::server {
 
-constexpr char kTokenUsage[] =
-    R"(usage: bkv-vault token <mint> [flags]
+namespace {
 
-  mint     Print an account token signed with the development issuer key
-           (development and tests; production tokens come from the
-           messaging service).
-
-mint flags:
-  --sub ACCOUNT        the account id (required)
-  --data-dir D         the vault's data directory, for its dev issuer key
-                       (default ./var/bkv)
-  --key-file F         an Ed25519 secret key file (hex) instead, with --kid K
-  --kid K              key id in the token header (default dev)
-  --audience A         `aud` (default bkv-vault)
-  --issuer I           `iss` (default none)
-  --ttl-s N            lifetime in seconds (default 3600)
-)";
-
-int RunTokenCommand(std::span<const std::string> args) {
-  for (const std::string& a : args) {
-    if (a == "--help" || a == "-h" || a == "help") {
-      std::cout << kTokenUsage;
-      return 0;
-    }
-  }
-  if (args.empty() || args[0] != "mint") {
-    std::cerr << kTokenUsage;
-    return 2;
-  }
-  VaultConfig defaults;
-  std::string sub, data_dir = defaults.data_dir, key_file, kid = "dev",
-                   audience = defaults.audience, issuer;
+struct TokenFlags {
+  std::string sub, data_dir = VaultConfig().data_dir, key_file, kid = "dev",
+                   audience = VaultConfig().audience, issuer;
   int64_t ttl_s = 3600;
-  for (size_t i = 1; i < args.size(); ++i) {
-    auto value = [&]() -> std::string {
-      return i + 1 < args.size() ? args[++i] : std::string();
-    };
-    const std::string& a = args[i];
-    if (a == "--sub")
-      sub = value();
-    else if (a == "--data-dir")
-      data_dir = value();
-    else if (a == "--key-file")
-      key_file = value();
-    else if (a == "--kid")
-      kid = value();
-    else if (a == "--audience")
-      audience = value();
-    else if (a == "--issuer")
-      issuer = value();
-    else if (a == "--ttl-s") {
-      if (!absl::SimpleAtoi(value(), &ttl_s) || ttl_s <= 0) {
-        std::cerr << "bkv-vault token mint: --ttl-s wants a positive integer\n";
-        return 2;
-      }
-    } else {
-      std::cerr << "bkv-vault token mint: unknown flag " << a << "\n";
-      return 2;
-    }
-  }
-  if (sub.empty()) {
-    std::cerr << "bkv-vault token mint: --sub ACCOUNT is required\n";
-    return 2;
-  }
+};
+
+int Mint(const TokenFlags& f, Io io) {
+  std::string key_file = f.key_file;
   if (key_file.empty()) {
     VaultConfig c;
-    c.data_dir = data_dir;
+    c.data_dir = f.data_dir;
     key_file = c.DevIssuerKeyPath();
   }
   auto hex = ReadTextFile(key_file);
   if (!hex.ok()) {
-    std::cerr << "bkv-vault token mint: " << hex.status().message()
-              << " (start `bkv-vault serve` once to create the dev issuer)\n";
+    io.err << "bkv-vault token mint: " << hex.status().message()
+           << " (start `bkv-vault serve` once to create the dev issuer)\n";
     return 1;
   }
   const absl::string_view stripped = absl::StripAsciiWhitespace(*hex);
@@ -96,19 +42,47 @@ int RunTokenCommand(std::span<const std::string> args) {
   OPENSSL_cleanse(hex->data(), hex->size());
   auto key = HexDecode(trimmed.RevealAsString());
   if (!key.ok() || key->size() != 64) {
-    std::cerr << "bkv-vault token mint: " << key_file
-              << " must hold a 64-byte Ed25519 secret key in hex\n";
+    io.err << "bkv-vault token mint: " << key_file
+           << " must hold a 64-byte Ed25519 secret key in hex\n";
     return 1;
   }
-  auto token = MintToken(SecretBytes::Copy(*key), kid, sub, audience, issuer,
-                         absl::Now(), absl::Seconds(ttl_s));
+  auto token = MintToken(SecretBytes::Copy(*key), f.kid, f.sub, f.audience,
+                         f.issuer, absl::Now(), absl::Seconds(f.ttl_s));
   OPENSSL_cleanse(key->data(), key->size());
   if (!token.ok()) {
-    std::cerr << "bkv-vault token mint: " << token.status().message() << "\n";
+    io.err << "bkv-vault token mint: " << token.status().message() << "\n";
     return 1;
   }
-  std::cout << *token << "\n";
-  return 0;
+  io.out << *token << "\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+void RegisterTokenCommands(VaultCli& cli) {
+  CLI::App* token =
+      cli.Add(cli.root(), "token", "development account tokens", "", nullptr);
+  auto f = std::make_shared<TokenFlags>();
+  CLI::App* mint = cli.Add(
+      *token, "mint", "mint a development account token",
+      "Prints an account token signed with the development issuer key "
+      "(development and tests; production tokens come from the messaging "
+      "service).",
+      [f](Io io) { return Mint(*f, io); });
+  cli.Value(mint, "--sub", f->sub, "ACCOUNT", "the account id")->required();
+  cli.Value(mint, "--data-dir", f->data_dir, "DIR",
+            "the vault's data directory, for its dev issuer key (default "
+            "./var/bkv)");
+  cli.Value(mint, "--key-file", f->key_file, "FILE",
+            "an Ed25519 secret key file (hex) instead, with --kid");
+  cli.Value(mint, "--kid", f->kid, "KID",
+            "key id in the token header (default dev)");
+  cli.Value(mint, "--audience", f->audience, "AUD",
+            "`aud` (default bkv-vault)");
+  cli.Value(mint, "--issuer", f->issuer, "ISS", "`iss` (default none)");
+  mint->add_option("--ttl-s", f->ttl_s, "lifetime in seconds (default 3600)")
+      ->type_name("N")
+      ->check(CLI::PositiveNumber);
 }
 
 }  // namespace bkv::server

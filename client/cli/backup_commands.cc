@@ -15,6 +15,7 @@
 #include "client/cli/command.h"
 #include "client/cli/command_tree.h"
 #include "client/cli/progress.h"
+#include "client/restore_staging.h"
 #include "crypto/status_macros.h"
 
 namespace bkv::cli {
@@ -179,33 +180,15 @@ absl::Status RestoreSnapshot(Context& c, BlobStore& store, const BackupKey& key,
   return absl::OkStatus();
 }
 
-// Staging folders (.bkv-restore-*) that a killed restore left next to
-// `target`, with decrypted data in them: deleted unless a running restore
-// holds one locked (repo_restore.cc) or it was written in the last minute.
+// Staging folders that a killed restore (v1 or v2) left next to `target`,
+// with decrypted data in them (client/restore_staging.h).
 void SweepStaging(Context& c, const std::string& target) {
-  const std::filesystem::path parent =
-      std::filesystem::absolute(target).lexically_normal().parent_path();
-  std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator(parent, ec);
-       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-    const std::string path = it->path().string();
-    if (it->path().filename().string().rfind(".bkv-restore-", 0) != 0) {
-      continue;
-    }
-    int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) continue;
-    struct stat st;
-    const bool stale = ::fstat(fd, &st) == 0 &&
-                       st.st_mtime + kLeftoverMinAgeS < std::time(nullptr) &&
-                       ::flock(fd, LOCK_EX | LOCK_NB) == 0;
-    std::error_code rm;
-    if (stale && std::filesystem::remove_all(path, rm) > 0 && !rm) {
-      std::fprintf(c.err,
-                   "bkv: deleted %s, the staging folder of an interrupted "
-                   "restore\n",
-                   path.c_str());
-    }
-    ::close(fd);
+  for (const std::string& path :
+       SweepRestoreStaging(target, kLeftoverMinAgeS)) {
+    std::fprintf(c.err,
+                 "bkv: deleted %s, the staging folder of an interrupted "
+                 "restore\n",
+                 path.c_str());
   }
 }
 
@@ -239,14 +222,17 @@ absl::Status BackupSingleStream(Context& c, BlobStore& store,
   auto r = set.Backup(c.args.operands[0], opts);
   progress.Done();
   if (!r.ok()) return r.status();
+  ReportSkipped(c, r->skipped_special);
   if (c.args.json) {
     std::fprintf(c.out,
                  "{\"format\":1,\"id\":\"%s\",\"object\":%s,\"store\":%s,"
-                 "\"input_bytes\":%llu,\"stored_bytes\":%llu}\n",
+                 "\"input_bytes\":%llu,\"stored_bytes\":%llu,"
+                 "\"skipped_special\":%s}\n",
                  r->id.c_str(), JsonString(r->object).c_str(),
                  JsonString(store.url()).c_str(),
                  static_cast<unsigned long long>(r->input_bytes),
-                 static_cast<unsigned long long>(r->stored_bytes));
+                 static_cast<unsigned long long>(r->stored_bytes),
+                 JsonArray(r->skipped_special).c_str());
   } else {
     std::fprintf(c.out, "backup %s: %s -> %s (%s)\n", r->id.c_str(),
                  Human(r->input_bytes).c_str(), r->object.c_str(),

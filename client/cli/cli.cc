@@ -191,7 +191,7 @@ int Run(int argc, char** argv, FILE* out, FILE* err) {
   absl::Status s = tree.RunOf(tree.Selected(nullptr))(c);
   if (s.ok()) return kOk;
   if (c.interrupts && c.interrupts->signal() != 0) {
-    s = Interrupted(c.interrupts->signal());
+    s = Interrupted(c.interrupts->signal(), c.failed_cleanups);
   }
   std::fprintf(err, "bkv: %s\n", std::string(s.message()).c_str());
   if (c.args.json && !s.GetPayload(kReportedPayload)) {

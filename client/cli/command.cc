@@ -8,6 +8,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "bkv/vault/v1/error_detail.h"
 #include "client/cancellable_blob_store.h"
 #include "client/cli/cli.h"
@@ -22,9 +23,15 @@ namespace {
 // a stopped operation deletes what it wrote.
 class InterruptibleStore final : public BlobStore {
  public:
-  InterruptibleStore(std::unique_ptr<BlobStore> inner, CancelToken& cancel)
-      : inner_(std::move(inner)), view_(*inner_) {
-    view_.set_call(&cancel);
+  InterruptibleStore(std::unique_ptr<BlobStore> inner, Context& c)
+      : inner_(std::move(inner)), view_(*inner_), c_(c) {
+    view_.set_call(&c.cancel);
+  }
+  // What the store could not clean up outlives it, for the final message.
+  ~InterruptibleStore() override {
+    for (std::string& f : inner_->FailedCleanups()) {
+      c_.failed_cleanups.push_back(std::move(f));
+    }
   }
   absl::Status Put(std::string_view name, ByteSource& source) override {
     return view_.Put(name, source);
@@ -47,10 +54,14 @@ class InterruptibleStore final : public BlobStore {
   absl::StatusOr<std::vector<BlobInfo>> FindLeftovers() override {
     return inner_->FindLeftovers();
   }
+  std::vector<std::string> FailedCleanups() override {
+    return inner_->FailedCleanups();
+  }
 
  private:
   std::unique_ptr<BlobStore> inner_;
   CancellableBlobStore view_;
+  Context& c_;
 };
 
 }  // namespace
@@ -71,11 +82,20 @@ absl::Status Usage(std::string_view msg) {
 // 128 + signal, as a shell reports a process the signal ended.
 constexpr char kSignalUrl[] = "bkv.cli/Signal";
 
-absl::Status Interrupted(int sig) {
+absl::Status Interrupted(int sig, const std::vector<std::string>& failed) {
   absl::Status s = absl::CancelledError(
-      "interrupted: cleaned up: this run's temporary objects and partial "
-      "files were deleted (objects it completed stay for the next run to "
-      "reuse or prune)");
+      failed.empty()
+          ? "interrupted: cleaned up: this run's temporary objects and "
+            "partial files were deleted (objects it completed stay for the "
+            "next run to reuse or prune)"
+          : absl::StrCat(
+                "interrupted: NOT all cleaned up: the store kept ",
+                absl::StrJoin(failed, "; "),
+                ". Its parts take space until the store aborts them: give "
+                "the bucket a lifecycle rule (AbortIncompleteMultipartUpload) "
+                "or abort them with the store's own tools; `bkv check` lists "
+                "those it can see. This run's other temporary objects and "
+                "partial files were deleted"));
   s.SetPayload(kSignalUrl, absl::Cord(absl::StrCat(sig)));
   return s;
 }
@@ -230,7 +250,7 @@ absl::StatusOr<std::unique_ptr<BlobStore>> Store(Context& c,
   options.create = flag == "--to";
   BKV_ASSIGN_OR_RETURN(std::unique_ptr<BlobStore> store,
                        OpenBlobStore(url, options));
-  return std::make_unique<InterruptibleStore>(std::move(store), c.cancel);
+  return std::make_unique<InterruptibleStore>(std::move(store), c);
 }
 
 // What a killed run (SIGKILL, power cut) left in the store: temporaries no

@@ -51,6 +51,9 @@ struct Context {
   // store operation and vault RPC observes it.
   CancelToken cancel;
   std::optional<InterruptWatcher> interrupts;
+  // What a store could not clean up after a stopped or failed write
+  // (BlobStore::FailedCleanups), gathered as each store closes.
+  std::vector<std::string> failed_cleanups;
   const CommandTree* tree = nullptr;  // the parser, for `bkv completion`
 };
 
@@ -60,8 +63,9 @@ void CatchInterrupts(Context& c);
 
 // Errors and exit codes (cli.h lists the codes).
 absl::Status Usage(std::string_view msg);  // a command-line mistake: exit 2
-absl::Status Interrupted(int sig);         // exit 128 + sig
-int ExitFor(const absl::Status& s);        // the one Status -> exit code map
+// exit 128 + sig; `failed`: what the stores could not clean up.
+absl::Status Interrupted(int sig, const std::vector<std::string>& failed);
+int ExitFor(const absl::Status& s);  // the one Status -> exit code map
 // A status whose details the command already printed as JSON.
 inline constexpr char kReportedPayload[] = "bkv.cli/reported";
 

@@ -19,6 +19,7 @@
 #include "client/buffer_pool.h"
 #include "client/posix_file.h"
 #include "client/repo/repository.h"
+#include "client/restore_staging.h"
 #include "crypto/status_macros.h"
 
 namespace bkv {
@@ -132,30 +133,17 @@ absl::StatusOr<SnapshotInfo> Repository::Restore(const std::string& id,
   }
   std::filesystem::path t =
       std::filesystem::absolute(target).lexically_normal();
-  std::error_code mk;  // as v1 restore does; mkdtemp reports a failure
-  std::filesystem::create_directories(t.parent_path(), mk);
-  std::string tmpl = (t.parent_path() / ".bkv-restore-XXXXXX").string();
-  if (::mkdtemp(tmpl.data()) == nullptr) {
-    return ErrnoStatus(errno, "create a temporary directory next to " + target);
-  }
-  // Locked while this restore runs, so the sweep of a killed restore's
-  // staging folder (bkv restore) never removes a running one's.
-  const int staging_lock =
-      ::open(tmpl.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (staging_lock >= 0) (void)::flock(staging_lock, LOCK_EX | LOCK_NB);
+  BKV_ASSIGN_OR_RETURN(RestoreStaging staging,
+                       RestoreStaging::Create(t.string()));
   const bool is_dir = (*entries)[0].type == EntryType::kDir;
-  const std::string root = is_dir ? tmpl : tmpl + "/f";
+  const std::string root = is_dir ? staging.dir() : staging.file();
   absl::Status s = WriteTree(root, *entries, chunks);
   // One sync of every file and directory before the rename (the staging
   // folder stays readable whatever modes the files got): per-file fsyncs
   // stalled the writer threads on the disk (docs/backup-format.md).
-  if (s.ok()) s = SyncFilesystem(tmpl);
-  if (s.ok() && is_dir) s = RenameNoReplace(tmpl, t.string());
-  if (s.ok() && !is_dir) s = RenameNoReplace(root, t.string());
+  if (s.ok()) s = SyncFilesystem(staging.dir());
+  if (s.ok()) s = RenameNoReplace(root, t.string());
   if (s.ok()) s = SyncDir(t.parent_path().string());
-  std::error_code ec;
-  if (!s.ok() || !is_dir) std::filesystem::remove_all(tmpl, ec);
-  if (staging_lock >= 0) ::close(staging_lock);
   if (!s.ok()) return s;
   SnapshotInfo info{ObjectIdHex(snap.id), chosen->first, snap.seq, snap.time_ms,
                     snap.source};

@@ -320,6 +320,28 @@ TEST_F(RepoCliTest, BackupReportsSkippedSpecialFiles) {
   EXPECT_NE(r.out.find("\"skipped_special\":[]"), std::string::npos) << r.out;
 }
 
+// A single-stream (v1) backup leaves them out too, and says so as a v2
+// backup does: counted and named on stderr, listed in --json.
+TEST_F(RepoCliTest, V1BackupReportsSkippedSpecialFiles) {
+  ASSERT_EQ(::mkfifo((dir_ / "src/media/pipe").c_str(), 0600), 0);
+  const std::string v1 = store_ + "-v1";
+  CliRun r = Bkv({"backup", dir_ / "src", "--to", v1, "--key-file", dir_ / "k",
+                  "--format", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("skipped 1 special file (fifo, socket or device): "
+                       "media/pipe"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.out.find("\"skipped_special\":[\"media/pipe\"]"),
+            std::string::npos)
+      << r.out;
+  const std::string target = dir_ / "v1-restored";
+  r = Bkv({"restore", "--from", v1, "--to", target, "--key-file", dir_ / "k"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(target + "/media/a.jpg"));
+  EXPECT_FALSE(fs::exists(target + "/media/pipe"));
+}
+
 // Settings come from flags, then the environment, then the config file
 // ($XDG_CONFIG_HOME/bkv/config.toml or --config FILE); secrets never from
 // the file (client/cli/settings.h).

@@ -75,8 +75,8 @@ TEST_F(OperatorTest, InvalidListenAndMissingValuesAreRefused) {
   EXPECT_FALSE(v.Start({"--listen", "127.0.0.1:99999"}));
   EXPECT_NE(v.log().find("port from 0 to 65535"), std::string::npos) << v.log();
   EXPECT_FALSE(v.Start({"--config"}));
-  EXPECT_NE(v.log().find("--config needs a file name"), std::string::npos)
-      << v.log();
+  // A usage error naming the flag, from the one parser (server/vault_cli.h).
+  EXPECT_NE(v.log().find("usage: --config"), std::string::npos) << v.log();
 }
 
 // Without --dev the vault makes no token and no issuer of its own.

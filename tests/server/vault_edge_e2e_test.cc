@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -865,57 +866,68 @@ TEST(VaultEdgeE2eTest, PinFileWithAnyGroupOrOtherBitIsRefusedRegression) {
   chmod(pin.c_str(), 0600);
 }
 
-// Every command of the top-level table, and every subcommand a command's
-// usage line names (`<a|b>`), answers --help with exit 0 and its flags.
+// The command tree as the binary's completion script spells it: each case
+// `    "hsm init") echo "--help --module ..." ;;` maps a command's words to
+// the words that may follow it.
+std::map<std::string, std::vector<std::string>> CompletionTree() {
+  std::map<std::string, std::vector<std::string>> tree;
+  CommandRun script =
+      RunCommand(std::string(BKV_VAULT_BIN) + " completion bash");
+  std::istringstream lines(script.output);
+  std::string line;
+  while (std::getline(lines, line)) {
+    const size_t open = line.find("    \""), close = line.find("\") echo \"");
+    if (open != 0 || close == std::string::npos) continue;
+    std::istringstream words(
+        line.substr(close + 9, line.rfind('"') - close - 9));
+    std::vector<std::string>& after = tree[line.substr(5, close - 5)];
+    for (std::string w; words >> w;) after.push_back(w);
+  }
+  return tree;
+}
+
+// Every command and subcommand of the tree answers --help with exit 0, its
+// usage line and every flag it takes; `bkv-vault --help` names every leaf.
 TEST(VaultEdgeE2eTest, EveryCommandAnswersHelpRegression) {
   const std::string vault = BKV_VAULT_BIN;
+  const auto tree = CompletionTree();
+  ASSERT_GE(tree.size(), 12u);  // root, serve, token, token mint, hsm, ...
   CommandRun top = RunCommand(vault + " --help");
   ASSERT_EQ(top.exit_code, 0);
-  std::vector<std::string> commands;
-  {
-    std::istringstream lines(top.output);
-    std::string line;
-    // "  bkv-vault hsm init   summary": each top-level command once.
-    while (std::getline(lines, line)) {
-      std::istringstream words(line);
-      std::string binary, name;
-      words >> binary >> name;
-      if (line.rfind("  bkv-vault ", 0) == 0 &&
-          std::find(commands.begin(), commands.end(), name) == commands.end()) {
-        commands.push_back(name);
-      }
+  for (const auto& [words, after] : tree) {
+    CommandRun help = RunCommand(vault + " " + words + " --help");
+    EXPECT_EQ(help.exit_code, 0) << words << ": " << help.output;
+    const std::string usage = "usage: bkv-vault " + words;
+    EXPECT_EQ(help.output.rfind(usage, 0), 0u) << help.output;
+    for (const std::string& w : after) {
+      if (w.rfind("-", 0) == 0 && w.rfind("--", 0) != 0) continue;  // -h
+      // Flags as "  --flag TYPE", subcommands by their full name.
+      const std::string shown =
+          w.rfind("--", 0) == 0
+              ? w + " "
+              : "  bkv-vault " + words + (words.empty() ? "" : " ") + w;
+      const bool listed = help.output.find(shown) != std::string::npos ||
+                          help.output.find(shown.substr(0, shown.size() - 1) +
+                                           "\n") != std::string::npos;
+      EXPECT_TRUE(listed) << "`bkv-vault " << words << " --help` does not list "
+                          << shown;
+    }
+    const bool leaf = std::none_of(after.begin(), after.end(), [](auto& w) {
+      return w.rfind("-", 0) != 0;
+    });
+    if (leaf && !words.empty()) {
+      EXPECT_NE(top.output.find("  bkv-vault " + words + " "),
+                std::string::npos)
+          << words << " missing from bkv-vault --help";
     }
   }
-  ASSERT_GE(commands.size(), 3u) << top.output;
-  int walked = 0;
-  for (const std::string& command : commands) {
-    CommandRun help = RunCommand(vault + " " + command + " --help");
-    EXPECT_EQ(help.exit_code, 0) << command << ": " << help.output;
-    EXPECT_NE(help.output.find("usage: bkv-vault " + command),
-              std::string::npos)
-        << help.output;
-    EXPECT_NE(help.output.find("--"), std::string::npos)
-        << command << " lists no flags";
-    ++walked;
-    // "usage: bkv-vault hsm <init|status> ..." names the subcommands.
-    const size_t eol = help.output.find('\n');
-    const size_t open = help.output.find('<');
-    const size_t close = help.output.find('>', open);
-    if (open == std::string::npos || close == std::string::npos || open > eol) {
-      continue;
-    }
-    std::istringstream subs(help.output.substr(open + 1, close - open - 1));
-    std::string sub;
-    while (std::getline(subs, sub, '|')) {
-      CommandRun sub_help =
-          RunCommand(vault + " " + command + " " + sub + " --help");
-      EXPECT_EQ(sub_help.exit_code, 0)
-          << command << " " << sub << ": " << sub_help.output;
-      EXPECT_NE(sub_help.output.find("--"), std::string::npos);
-      ++walked;
-    }
+  for (const char* leaf :
+       {"serve", "token mint", "hsm init", "hsm status", "hsm export-request",
+        "hsm export", "hsm import", "health", "rollback reanchor"}) {
+    EXPECT_TRUE(tree.contains(leaf)) << leaf;
   }
-  EXPECT_GE(walked, 6);  // serve, token, token mint, hsm, hsm init, status
+  EXPECT_TRUE(std::count(tree.at("serve").begin(), tree.at("serve").end(),
+                         "--attempt-limit"));
 }
 
 }  // namespace

@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "server/build_vault.h"
 #include "server/config.h"
 #include "server/rate_limiter.h"
-#include "server/serve_command.h"
 
 namespace bkv::server {
 namespace {
