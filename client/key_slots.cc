@@ -322,12 +322,12 @@ absl::StatusOr<std::pair<BackupKey, KeySlot>> KeySlots::UnlockSlot(
 
 absl::Status KeySlots::CreateKeyring(const BackupKey& master,
                                      const KeySlot& like,
-                                     const SlotSecret& secret) {
+                                     const SlotSecret& secret, bool new_set) {
   Keyring ring = Keyring::Create();
   BKV_RETURN_IF_ERROR(
       ring.Add(master.secret(), like.type, like.params, secret.secret)
           .status());
-  return Write(ring, master, /*first=*/true);
+  return Write(ring, master, new_set ? WriteMode::kNewSet : WriteMode::kFirst);
 }
 
 absl::StatusOr<std::vector<SlotInfo>> KeySlots::List() {
@@ -368,7 +368,8 @@ absl::StatusOr<SlotId> KeySlots::Add(const SlotSecret& opened_with,
   }
   BKV_ASSIGN_OR_RETURN(SlotId id, o.ring->Add(o.master.secret(), added.type,
                                               std::move(params), added.secret));
-  BKV_RETURN_IF_ERROR(Write(*o.ring, o.master, first));
+  BKV_RETURN_IF_ERROR(
+      Write(*o.ring, o.master, first ? WriteMode::kFirst : WriteMode::kUpdate));
   return id;
 }
 
@@ -419,11 +420,11 @@ absl::Status KeySlots::RotatePasskeySalt(
 }
 
 absl::Status KeySlots::Write(Keyring& ring, const BackupKey& master,
-                             bool first) {
+                             WriteMode mode) {
   const uint64_t read_generation = ring.generation();
   auto bytes = ring.Encode(master.secret());
   if (!bytes.ok()) return bytes.status();
-  if (first) {
+  if (mode != WriteMode::kUpdate) {
     // Stores have no create-only put: look once more right before it, so
     // only a keyring written in this instant can be overwritten (review #3).
     BKV_ASSIGN_OR_RETURN(const bool exists, HasKeyring());
@@ -436,7 +437,14 @@ absl::Status KeySlots::Write(Keyring& ring, const BackupKey& master,
   } else {
     BKV_RETURN_IF_ERROR(StillAsRead(ring.set_id(), read_generation));
   }
+  // Before the put, so that "nothing was written" is true (review finding 5).
+  if (mode != WriteMode::kNewSet) {
+    BKV_RETURN_IF_ERROR(CheckPin(ring, master.secret(), /*record=*/false));
+  }
   BKV_RETURN_IF_ERROR(PutBytes(store_, Keyring::kObjectName, *bytes));
+  if (mode == WriteMode::kNewSet) {
+    BKV_RETURN_IF_ERROR(Repin(ring, master.secret()));
+  }
   return Remember(ring, master.secret());
 }
 
@@ -477,14 +485,31 @@ absl::Status KeySlots::StillAsRead(const SetId& set_id, uint64_t generation) {
 // there: an old master key's holder who forges a keyring for a new set id
 // under it, or copies the old store over the URL a rekey wrote, is refused
 // (review #2). A new device, without the pin, cannot tell.
-absl::Status KeySlots::CheckPin(const Keyring& ring,
-                                const SecretBytes& master) {
+namespace {
+std::string PinLine(const Keyring& ring, const SecretBytes& master) {
+  return absl::StrCat(HexEncode(ring.set_id()), " ",
+                      HexEncode(MasterFingerprint(ring.set_id(), master)));
+}
+}  // namespace
+
+// This client chose the set id and master key of a set it wrote into a
+// store it found empty (rekey): an earlier pin for the URL is stale.
+absl::Status KeySlots::Repin(const Keyring& ring, const SecretBytes& master) {
+  BKV_RETURN_IF_ERROR(
+      RememberLine(options_.state_dir, PinFile(store_), PinLine(ring, master)));
+  return RememberCounter(options_.state_dir, StoreFile(store_),
+                         ring.generation());
+}
+
+absl::Status KeySlots::CheckPin(const Keyring& ring, const SecretBytes& master,
+                                bool record) {
   const std::string file = PinFile(store_);
-  const std::string pin =
-      absl::StrCat(HexEncode(ring.set_id()), " ",
-                   HexEncode(MasterFingerprint(ring.set_id(), master)));
+  const std::string pin = PinLine(ring, master);
   const std::string seen = RecallLine(options_.state_dir, file);
-  if (seen.empty()) return RememberLine(options_.state_dir, file, pin);
+  if (seen.empty()) {
+    return record ? RememberLine(options_.state_dir, file, pin)
+                  : absl::OkStatus();
+  }
   if (seen == pin) return absl::OkStatus();
   return SlotStatus(
       SlotError::kRolledBack,

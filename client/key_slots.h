@@ -115,9 +115,11 @@ class KeySlots {
       const SlotSecret& secret);
   // Writes this store's first keyring for `master`, with one slot like
   // `like` (type and parameters) under `secret`. FailedPrecondition when the
-  // store already has one (looked for right before the put).
+  // store already has one (looked for right before the put). `new_set`: a
+  // set this client just made (rekey, into a store it found empty), so the
+  // URL is pinned to it anew, whatever this client saw there before.
   absl::Status CreateKeyring(const BackupKey& master, const KeySlot& like,
-                             const SlotSecret& secret);
+                             const SlotSecret& secret, bool new_set = false);
   absl::Status RotatePasskeySalt(
       const SlotSecret& old_output,
       const std::array<uint8_t, PasskeyParams::kSaltSize>& new_salt,
@@ -134,17 +136,23 @@ class KeySlots {
   absl::StatusOr<Opened> Open(const SlotSecret& secret);
   // DataLoss when this client saw a keyring at this store URL.
   absl::Status KeyringGone();
-  // `first`: the store must still have no keyring right before the put;
-  // otherwise it must still hold the bytes Read gave (StillAsRead).
+  // kFirst/kNewSet: the store must still have no keyring right before the
+  // put; kUpdate: it must still hold the bytes Read gave (StillAsRead). The
+  // pin is checked before the put (kNewSet: replaced after it).
+  enum class WriteMode { kUpdate, kFirst, kNewSet };
   absl::Status Write(Keyring& ring, const BackupKey& master,
-                     bool first = false);
+                     WriteMode mode = WriteMode::kUpdate);
   // Aborted when another client changed the keyring since Read (its
   // generation moved past `generation`), DataLoss when it changed without.
   absl::Status StillAsRead(const SetId& set_id, uint64_t generation);
   // The generation, per set id and per store URL, after CheckPin.
   absl::Status Remember(const Keyring& ring, const SecretBytes& master);
-  // DataLoss when this store URL held another set id or master key.
-  absl::Status CheckPin(const Keyring& ring, const SecretBytes& master);
+  // DataLoss when this store URL held another set id or master key;
+  // `record`: pins an unpinned URL (after a verified read or a put).
+  absl::Status CheckPin(const Keyring& ring, const SecretBytes& master,
+                        bool record = true);
+  // Pins this store URL to `ring`'s set and master key, replacing any pin.
+  absl::Status Repin(const Keyring& ring, const SecretBytes& master);
 
   BlobStore& store_;
   KeySlotsOptions options_;

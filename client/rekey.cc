@@ -92,7 +92,7 @@ absl::StatusOr<RekeyReport> Rekey(BlobStore& from,
   // the fresh secret and holds the snapshots replayed so far.
   KeySlots new_slots(to, {state_dir});
   BKV_RETURN_IF_ERROR(
-      new_slots.CreateKeyring(master, opened.second, fresh));
+      new_slots.CreateKeyring(master, opened.second, fresh, /*new_set=*/true));
   if (keyring_written != nullptr) *keyring_written = true;
   for (const SnapshotInfo& snap : snaps) {
     BKV_RETURN_IF_ERROR(Replay(*old_repo, snap, to, master, scratch));

@@ -466,5 +466,28 @@ TEST_F(SlotTest, OldStoreAtRekeyedUrlOnANewDevice) {
   EXPECT_FALSE(fs::exists(dir_ / "p2" / "chat.db"));
 }
 
+// Review finding 5: a rekey into a URL this client pinned to another set
+// (an earlier rekey there, then emptied) wrote the keyring, then refused
+// its own pin with DataLoss "nothing was written". The pin is now checked
+// before a put, and a rekey's new set replaces the pin of the URL it found
+// empty.
+TEST_F(SlotTest, RekeyAgainIntoAnEmptiedUrl) {
+  const std::string k1 = (dir_ / "k1").string(), k2 = (dir_ / "k2").string();
+  MakeSetWithTwoKeys(k1, k2);
+  if (HasFatalFailure()) return;
+  const std::string fresh = "file://" + (dir_ / "fresh").string();
+  const std::string k3 = (dir_ / "k3").string(), k4 = (dir_ / "k4").string();
+  CliRun rk = Run(
+      {"rekey", "--from", Store(), "--to", fresh, "--key-file", k2, "--out", k3});
+  ASSERT_EQ(rk.exit_code, 0) << rk.err;
+  fs::remove_all(dir_ / "fresh");
+  CliRun again = Run(
+      {"rekey", "--from", Store(), "--to", fresh, "--key-file", k2, "--out", k4});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  CliRun r = Run({"restore", "--from", fresh, "--to", (dir_ / "r").string(),
+                  "--key-file", k4});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 }  // namespace
 }  // namespace bkv
