@@ -1,5 +1,6 @@
 #include "client/key_slots.h"
 
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -95,6 +96,14 @@ absl::Status NoSlot(const Keyring& ring, const SlotSecret& secret) {
           "; its slots: ", absl::StrJoin(kinds, "; "))));
 }
 
+constexpr char kWriteUrl[] = "type.bkv/keyring-write";
+
+absl::Status MarkWrite(absl::Status s, KeyringWrite w) {
+  s.SetPayload(kWriteUrl,
+               absl::Cord(w == KeyringWrite::kWritten ? "written" : "maybe"));
+  return s;
+}
+
 absl::Status WrongSalt() {
   return SlotStatus(SlotError::kWrongSecret,
                     absl::PermissionDeniedError(
@@ -126,6 +135,12 @@ SlotSecret SlotSecret::Passkey(const SecretBytes& prf_output,
   s.secret = prf_output.Clone();
   s.credential_id = std::move(credential_id);
   return s;
+}
+
+KeyringWrite KeyringWriteOf(const absl::Status& status) {
+  auto p = status.GetPayload(kWriteUrl);
+  if (!p) return KeyringWrite::kNotWritten;
+  return *p == "written" ? KeyringWrite::kWritten : KeyringWrite::kMaybeWritten;
 }
 
 std::vector<uint8_t> ParamsFor(const SlotSecret& s) {
@@ -441,11 +456,30 @@ absl::Status KeySlots::Write(Keyring& ring, const BackupKey& master,
   if (mode != WriteMode::kNewSet) {
     BKV_RETURN_IF_ERROR(CheckPin(ring, master.secret(), /*record=*/false));
   }
-  BKV_RETURN_IF_ERROR(PutBytes(store_, Keyring::kObjectName, *bytes));
-  if (mode == WriteMode::kNewSet) {
-    BKV_RETURN_IF_ERROR(Repin(ring, master.secret()));
+  absl::Status put = PutBytes(store_, Keyring::kObjectName, *bytes);
+  if (!put.ok()) {
+    const KeyringWrite w = AfterFailedPut(*bytes, mode);
+    if (w != KeyringWrite::kWritten) {
+      return w == KeyringWrite::kNotWritten ? put : MarkWrite(put, w);
+    }
   }
-  return Remember(ring, master.secret());
+  absl::Status after = mode == WriteMode::kNewSet
+                           ? Repin(ring, master.secret())
+                           : absl::OkStatus();
+  if (after.ok()) after = Remember(ring, master.secret());
+  return after.ok() ? after : MarkWrite(after, KeyringWrite::kWritten);
+}
+
+// A put can fail after the store applied it (a WebDAV MOVE or S3 PUT whose
+// answer was lost): only the keyring read back tells.
+KeyringWrite KeySlots::AfterFailedPut(const std::vector<uint8_t>& written,
+                                      WriteMode mode) {
+  auto now = GetBytes(store_, Keyring::kObjectName, 1 << 20);
+  if (now.ok() && *now == written) return KeyringWrite::kWritten;
+  const bool before = mode == WriteMode::kUpdate
+                          ? now.ok() && *now == read_bytes_
+                          : absl::IsNotFound(now.status());
+  return before ? KeyringWrite::kNotWritten : KeyringWrite::kMaybeWritten;
 }
 
 // Stores have no conditional put: the keyring is read once more right

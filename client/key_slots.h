@@ -57,6 +57,13 @@ struct PasskeyRequest {
   PasskeyParams params;
 };
 
+// Whether a failed keyring change may have reached the store (review
+// finding 3): a put whose outcome is unknown is settled by reading the
+// keyring again. kWritten: the put landed and a later step (the client's
+// state) failed. Carried on the Status; absent means kNotWritten.
+enum class KeyringWrite { kNotWritten, kMaybeWritten, kWritten };
+KeyringWrite KeyringWriteOf(const absl::Status& status);
+
 struct KeySlotsOptions {
   // Remembers the newest keyring generation per set; empty disables.
   std::string state_dir;
@@ -142,6 +149,9 @@ class KeySlots {
   enum class WriteMode { kUpdate, kFirst, kNewSet };
   absl::Status Write(Keyring& ring, const BackupKey& master,
                      WriteMode mode = WriteMode::kUpdate);
+  // After a failed put of `written`: what the store now holds.
+  KeyringWrite AfterFailedPut(const std::vector<uint8_t>& written,
+                              WriteMode mode);
   // Aborted when another client changed the keyring since Read (its
   // generation moved past `generation`), DataLoss when it changed without.
   absl::Status StillAsRead(const SetId& set_id, uint64_t generation);

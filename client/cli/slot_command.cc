@@ -127,6 +127,37 @@ absl::Status Undone(const absl::Status& failed, const NewSlotSecret& made) {
                                             undo.message())));
 }
 
+// What holds the new slot's secret, for a message that keeps it.
+std::string KeptSecret(const SlotCommandOptions& o) {
+  if (o.add_type == SlotType::kRecoveryKey) {
+    return "the new key in " + o.new_key_file;
+  }
+  if (o.add_type == SlotType::kVault) return "the new vault record";
+  return "the new passkey";
+}
+
+// A failed keyring put: the new secret is taken back only when the store
+// surely does not hold the new slot (review finding 3).
+absl::Status AddFailed(const absl::Status& failed, const NewSlotSecret& made,
+                       const SlotCommandOptions& o) {
+  switch (KeyringWriteOf(failed)) {
+    case KeyringWrite::kNotWritten:
+      return Undone(failed, made);
+    case KeyringWrite::kWritten:
+      return absl::Status(
+          failed.code(),
+          absl::StrCat(failed.message(), "; the keyring was written, so the "
+                       "new slot is in the set: keep ", KeptSecret(o)));
+    case KeyringWrite::kMaybeWritten:
+      break;
+  }
+  return absl::Status(
+      failed.code(),
+      absl::StrCat(failed.message(), "; the new slot may have been added, so ",
+                   KeptSecret(o), " is kept: check bkv slot list, then "
+                   "remove the slot or the secret you do not keep"));
+}
+
 absl::Status Add(KeySlots& slots, const SlotCommandOptions& o,
                  const SecretSource& opened_with,
                  const NewSecretSource& new_vault_secret) {
@@ -139,7 +170,7 @@ absl::Status Add(KeySlots& slots, const SlotCommandOptions& o,
   if (migrating) BKV_RETURN_IF_ERROR(slots.ProveLegacyKey(master));
   BKV_ASSIGN_OR_RETURN(NewSlotParts added, NewSlot(o, new_vault_secret));
   auto id = slots.Add(opened, added.made.secret, std::move(added.params));
-  if (!id.ok()) return Undone(id.status(), added.made);
+  if (!id.ok()) return AddFailed(id.status(), added.made, o);
   if (o.json) {
     std::fprintf(o.out, "{\"added\":%s,\"type\":%s,\"migrated\":%s}\n",
                  Json(SlotIdHex(*id)).c_str(),

@@ -11,6 +11,7 @@
 #include <functional>
 
 #include "client/blob_store.h"
+#include "client/cli/slot_command.h"
 #include "client/key_slots.h"
 #include "crypto/keyring.h"
 #include "tests/client/cli_runner.h"
@@ -62,6 +63,43 @@ class InterleavingStore : public BlobStore {
   BlobStore& inner_;
   std::function<void()> meanwhile_;
   bool read_ = false;
+};
+
+// Forwards to a real store; the keyring's put first runs `at_put`, then is
+// forwarded, and with `lose_answer` a put the store applied reports
+// Unavailable, as when a WebDAV MOVE's or S3 PUT's answer is lost.
+class LostAnswerStore : public BlobStore {
+ public:
+  LostAnswerStore(BlobStore& inner, std::function<void()> at_put,
+                  bool lose_answer)
+      : inner_(inner), at_put_(std::move(at_put)), lose_(lose_answer) {}
+  absl::Status Put(std::string_view name, ByteSource& source) override {
+    if (name != Keyring::kObjectName) return inner_.Put(name, source);
+    if (at_put_) at_put_();
+    absl::Status s = inner_.Put(name, source);
+    if (s.ok() && lose_) {
+      return absl::UnavailableError("connection reset before the answer");
+    }
+    return s;
+  }
+  absl::Status Get(std::string_view name, const ByteSink& sink) override {
+    return inner_.Get(name, sink);
+  }
+  absl::StatusOr<std::vector<BlobInfo>> List() override {
+    return inner_.List();
+  }
+  absl::Status Delete(std::string_view name) override {
+    return inner_.Delete(name);
+  }
+  absl::StatusOr<BlobInfo> Stat(std::string_view name) override {
+    return inner_.Stat(name);
+  }
+  std::string url() const override { return inner_.url(); }
+
+ private:
+  BlobStore& inner_;
+  std::function<void()> at_put_;
+  bool lose_;
 };
 
 BackupKey KeyFrom(const std::string& path) {
@@ -278,6 +316,52 @@ TEST_P(SlotStoreTest, ImplausibleGenerationJumpIsRefused) {
                  Key("k2")})
                 .exit_code,
             0);
+}
+
+// Review finding 3: `slot add` took its new secret back on any keyring put
+// error, even when the store held the new slot (a lost answer; the client's
+// state failing after the put), leaving a slot whose key file was deleted.
+TEST_P(SlotStoreTest, AmbiguousPutKeepsTheNewSecret) {
+  const std::string url = Url("lost");
+  ASSERT_EQ(Run({"backup", dir_ / "src", "--to", url, "--key-file", Key("k1")})
+                .exit_code,
+            0);
+  ASSERT_EQ(AddKey(url, "k1", "k2").exit_code, 0);
+  auto store = OpenBlobStore(url);
+  ASSERT_TRUE(store.ok()) << store.status();
+  const SecretSource opened = [&]() -> absl::StatusOr<SlotSecret> {
+    return SlotSecret::RecoveryKey(KeyFrom(Key("k1")));
+  };
+  const NewSecretSource no_vault = []() -> absl::StatusOr<NewSlotSecret> {
+    return absl::UnimplementedError("no vault here");
+  };
+  SlotCommandOptions o;
+  o.action = SlotCommandOptions::Action::kAdd;
+  o.add_type = SlotType::kRecoveryKey;
+  // The put landed but its answer was lost: the re-read settles it.
+  o.new_key_file = Key("k3");
+  o.state_dir = dir_ / "state";
+  LostAnswerStore lost(**store, nullptr, /*lose_answer=*/true);
+  absl::Status s = RunSlotCommand(lost, o, opened, no_vault);
+  EXPECT_TRUE(s.ok()) << s;
+  ASSERT_TRUE(fs::exists(Key("k3")));
+  KeySlots check(**store, {});
+  EXPECT_TRUE(check.Unlock(SlotSecret::RecoveryKey(KeyFrom(Key("k3")))).ok());
+  // The put landed, then the client's state could not be written.
+  o.new_key_file = Key("k4");
+  o.state_dir = dir_ / "state-b";
+  LostAnswerStore stateless(
+      **store,
+      [&] {
+        fs::rename(dir_ / "state-b", dir_ / "state-b.away");
+        std::ofstream(dir_ / "state-b") << "not a directory";
+      },
+      /*lose_answer=*/false);
+  s = RunSlotCommand(stateless, o, opened, no_vault);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("keep the new key in"), std::string::npos) << s;
+  ASSERT_TRUE(fs::exists(Key("k4")));
+  EXPECT_TRUE(check.Unlock(SlotSecret::RecoveryKey(KeyFrom(Key("k4")))).ok());
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, SlotStoreTest,
