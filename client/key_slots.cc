@@ -458,10 +458,14 @@ absl::Status KeySlots::Write(Keyring& ring, const BackupKey& master,
   }
   absl::Status put = PutBytes(store_, Keyring::kObjectName, *bytes);
   if (!put.ok()) {
-    const KeyringWrite w = AfterFailedPut(*bytes, mode);
-    if (w != KeyringWrite::kWritten) {
-      return w == KeyringWrite::kNotWritten ? put : MarkWrite(put, w);
-    }
+    // A put stopped by an interrupt never becomes visible
+    // (CancellableBlobStore; stores keep the code, not always the payload),
+    // and a read through the same stopped store would fail.
+    const KeyringWrite w = absl::IsCancelled(put)
+                               ? KeyringWrite::kNotWritten
+                               : AfterFailedPut(*bytes, mode);
+    if (w == KeyringWrite::kNotWritten) return put;
+    if (w == KeyringWrite::kMaybeWritten) return MarkWrite(put, w);
   }
   absl::Status after = mode == WriteMode::kNewSet
                            ? Repin(ring, master.secret())

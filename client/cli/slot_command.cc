@@ -141,8 +141,14 @@ std::string KeptSecret(const SlotCommandOptions& o) {
 absl::Status AddFailed(const absl::Status& failed, const NewSlotSecret& made,
                        const SlotCommandOptions& o) {
   switch (KeyringWriteOf(failed)) {
-    case KeyringWrite::kNotWritten:
-      return Undone(failed, made);
+    case KeyringWrite::kNotWritten: {
+      absl::Status undone = Undone(failed, made);
+      // An interrupt's exit replaces the message: say what was cleaned up.
+      if (absl::IsCancelled(failed) && made.undo) {
+        std::fprintf(o.err, "bkv: %s\n", std::string(undone.message()).c_str());
+      }
+      return undone;
+    }
     case KeyringWrite::kWritten:
       return absl::Status(
           failed.code(),

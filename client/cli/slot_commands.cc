@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "client/cancel.h"
 #include "client/cli/command.h"
 #include "client/cli/command_tree.h"
 #include "client/cli/slot_command.h"
@@ -38,6 +39,8 @@ SecretSource OpenedWith(Context& c, BlobStore& store) {
 std::function<absl::Status()> UnregisterVault(
     std::shared_ptr<Vault> v, std::shared_ptr<SecretBytes> password) {
   return [v, password]() -> absl::Status {
+    // Runs after an interrupt too: the vault calls must not see its token.
+    CancelScope uninterrupted(nullptr);
     auto r = v->client->RecoverWithProof(v->account, *password);
     absl::Status s = r.ok() ? v->client->Delete(r->proof) : r.status();
     if (s.ok()) return s;
@@ -77,6 +80,9 @@ void Fill(Context& c, SlotCommandOptions& o) {
 absl::Status SlotCmd(Context& c, SlotCommandOptions o) {
   BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
   Fill(c, o);
+  // Ctrl-C or SIGTERM stops the keyring put, and what `slot add` made for
+  // the new slot is taken back (review finding 4).
+  CatchInterrupts(c);
   if (o.action != SlotCommandOptions::Action::kList) {
     BKV_ASSIGN_OR_RETURN(o.passkey, PasskeyOptions(c.args, c.err));
   }
@@ -167,6 +173,8 @@ absl::Status Rekey(Context& c) {
   SlotCommandOptions o;
   Fill(c, o);
   o.new_key_file = Value(c.args, "--out");
+  // An interrupt stops the replay; the scratch plaintext is then removed.
+  CatchInterrupts(c);
   const char* tmp = std::getenv("TMPDIR");
   auto login = std::make_shared<VaultLogin>();
   return RunRekeyCommand(*from, *to, RekeyOpenedWith(c, *from, login),

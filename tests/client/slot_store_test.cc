@@ -11,6 +11,8 @@
 #include <functional>
 
 #include "client/blob_store.h"
+#include "client/cancel.h"
+#include "client/cancellable_blob_store.h"
 #include "client/cli/slot_command.h"
 #include "client/key_slots.h"
 #include "crypto/keyring.h"
@@ -362,6 +364,47 @@ TEST_P(SlotStoreTest, AmbiguousPutKeepsTheNewSecret) {
   EXPECT_NE(s.message().find("keep the new key in"), std::string::npos) << s;
   ASSERT_TRUE(fs::exists(Key("k4")));
   EXPECT_TRUE(check.Unlock(SlotSecret::RecoveryKey(KeyFrom(Key("k4")))).ok());
+}
+
+// Review finding 4: an interrupt (the CLI's SIGINT/SIGTERM watcher cancels
+// the command's token) stops the keyring put mid-transfer. Such a put never
+// becomes visible, so the new key file is taken back and the same command
+// then runs again; before, the re-read through the stopped store failed and
+// the key file (opening nothing) stayed, blocking the rerun.
+TEST_P(SlotStoreTest, InterruptedSlotAddLeavesNothingBehind) {
+  const std::string url = Url("stopped");
+  ASSERT_EQ(Run({"backup", dir_ / "src", "--to", url, "--key-file", Key("k1")})
+                .exit_code,
+            0);
+  ASSERT_EQ(AddKey(url, "k1", "k2").exit_code, 0);
+  auto store = OpenBlobStore(url);
+  ASSERT_TRUE(store.ok()) << store.status();
+  CancelToken interrupt;
+  LostAnswerStore signalled(**store, [&] { interrupt.Cancel(); },
+                            /*lose_answer=*/false);
+  CancellableBlobStore stoppable(signalled);
+  stoppable.set_call(&interrupt);
+  const SecretSource opened = [&]() -> absl::StatusOr<SlotSecret> {
+    return SlotSecret::RecoveryKey(KeyFrom(Key("k1")));
+  };
+  const NewSecretSource no_vault = []() -> absl::StatusOr<NewSlotSecret> {
+    return absl::UnimplementedError("no vault here");
+  };
+  SlotCommandOptions o;
+  o.action = SlotCommandOptions::Action::kAdd;
+  o.add_type = SlotType::kRecoveryKey;
+  o.new_key_file = Key("k3");
+  o.state_dir = dir_ / "state";
+  absl::Status s = RunSlotCommand(stoppable, o, opened, no_vault);
+  EXPECT_EQ(s.code(), absl::StatusCode::kCancelled) << s;
+  EXPECT_FALSE(fs::exists(Key("k3"))) << s;
+  KeySlots check(**store, {});
+  auto listed = check.List();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(listed->size(), 2u);  // k1's and k2's: nothing added
+  CliRun again = AddKey(url, "k1", "k3");
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_TRUE(check.Unlock(SlotSecret::RecoveryKey(KeyFrom(Key("k3")))).ok());
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, SlotStoreTest,
