@@ -450,7 +450,8 @@ absl::Status KeySlots::Write(Keyring& ring, const BackupKey& master,
                        "nothing was written; run the command again"));
     }
   } else {
-    BKV_RETURN_IF_ERROR(StillAsRead(ring.set_id(), read_generation));
+    BKV_RETURN_IF_ERROR(
+        StillAsRead(ring.set_id(), read_generation, master.secret()));
   }
   // Before the put, so that "nothing was written" is true (review finding 5).
   if (mode != WriteMode::kNewSet) {
@@ -490,7 +491,8 @@ KeyringWrite KeySlots::AfterFailedPut(const std::vector<uint8_t>& written,
 // before it, so a slot change another client made meanwhile is refused
 // rather than silently undone (a removed slot back; review #4). Only a
 // change in the instant between this read and the put can still be lost.
-absl::Status KeySlots::StillAsRead(const SetId& set_id, uint64_t generation) {
+absl::Status KeySlots::StillAsRead(const SetId& set_id, uint64_t generation,
+                                   const SecretBytes& master) {
   auto bytes = GetBytes(store_, Keyring::kObjectName, 1 << 20);
   if (bytes.ok() && *bytes == read_bytes_) return absl::OkStatus();
   if (absl::IsNotFound(bytes.status())) {
@@ -501,7 +503,10 @@ absl::Status KeySlots::StillAsRead(const SetId& set_id, uint64_t generation) {
   }
   if (!bytes.ok()) return bytes.status();
   auto now = Keyring::Decode(*bytes);
-  if (now.ok() && now->set_id() == set_id && now->generation() > generation) {
+  // Only a keyring sealed by this set's master key is another client's
+  // change; anything else is forged (review finding 10).
+  if (now.ok() && now->set_id() == set_id && now->generation() > generation &&
+      now->SealedBy(master)) {
     return absl::AbortedError(absl::StrCat(
         store_.url(), "'s keyring changed while this command ran (generation ",
         generation, " became ", now->generation(),
@@ -512,8 +517,8 @@ absl::Status KeySlots::StillAsRead(const SetId& set_id, uint64_t generation) {
       SlotError::kTampered,
       absl::DataLossError(absl::StrCat(
           store_.url(),
-          "'s keyring changed while this command ran without a newer "
-          "generation (it is generation ",
+          "'s keyring changed while this command ran, and not into a newer "
+          "generation sealed by this set's master key (it is generation ",
           now.ok() ? now->generation() : 0, ", this command read ", generation,
           "): two keyrings claim one generation, a forged or forked "
           "keyring; nothing was written; check bkv slot list")));
@@ -564,10 +569,10 @@ absl::Status KeySlots::CheckPin(const Keyring& ring, const SecretBytes& master,
 absl::Status KeySlots::Remember(const Keyring& ring,
                                 const SecretBytes& master) {
   BKV_RETURN_IF_ERROR(CheckPin(ring, master));
-  BKV_RETURN_IF_ERROR(RememberCounter(options_.state_dir, StoreFile(store_),
-                                      ring.generation()));
-  return RememberCounter(options_.state_dir, GenerationFile(ring.set_id()),
-                         ring.generation());
+  BKV_RETURN_IF_ERROR(RememberMax(options_.state_dir, StoreFile(store_),
+                                  ring.generation()));
+  return RememberMax(options_.state_dir, GenerationFile(ring.set_id()),
+                     ring.generation());
 }
 
 }  // namespace bkv

@@ -153,8 +153,10 @@ class KeySlots {
   KeyringWrite AfterFailedPut(const std::vector<uint8_t>& written,
                               WriteMode mode);
   // Aborted when another client changed the keyring since Read (its
-  // generation moved past `generation`), DataLoss when it changed without.
-  absl::Status StillAsRead(const SetId& set_id, uint64_t generation);
+  // generation moved past `generation`, sealed by `master`), DataLoss when
+  // it changed otherwise.
+  absl::Status StillAsRead(const SetId& set_id, uint64_t generation,
+                           const SecretBytes& master);
   // The generation, per set id and per store URL, after CheckPin.
   absl::Status Remember(const Keyring& ring, const SecretBytes& master);
   // DataLoss when this store URL held another set id or master key;

@@ -14,6 +14,7 @@
 #include "client/cancel.h"
 #include "client/cancellable_blob_store.h"
 #include "client/cli/slot_command.h"
+#include "client/client_state.h"
 #include "client/key_slots.h"
 #include "crypto/keyring.h"
 #include "tests/client/cli_runner.h"
@@ -405,6 +406,44 @@ TEST_P(SlotStoreTest, InterruptedSlotAddLeavesNothingBehind) {
   CliRun again = AddKey(url, "k1", "k3");
   EXPECT_EQ(again.exit_code, 0) << again.err;
   EXPECT_TRUE(check.Unlock(SlotSecret::RecoveryKey(KeyFrom(Key("k3")))).ok());
+}
+
+// Review finding 10: a keyring that changed under a slot change into a
+// higher generation NOT sealed by the set's master key is forged, not
+// "another client changed a slot; run again".
+TEST_P(SlotStoreTest, ForgedNewerKeyringUnderASlotChangeIsDataLoss) {
+  const std::string url = Url("forged");
+  ASSERT_EQ(Run({"backup", dir_ / "src", "--to", url, "--key-file", Key("k1")})
+                .exit_code,
+            0);
+  ASSERT_EQ(AddKey(url, "k1", "k2").exit_code, 0);
+  auto store = OpenBlobStore(url);
+  ASSERT_TRUE(store.ok()) << store.status();
+  InterleavingStore racing(**store, [&] {
+    auto bytes = GetBytes(**store, Keyring::kObjectName, 1 << 20);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    auto ring = Keyring::Decode(*bytes);
+    ASSERT_TRUE(ring.ok()) << ring.status();
+    auto forged = ring->Encode(SecretBytes::Random(32));  // generation + 1
+    ASSERT_TRUE(forged.ok()) << forged.status();
+    ASSERT_TRUE(PutBytes(**store, Keyring::kObjectName, *forged).ok());
+  });
+  KeySlots a(racing, {dir_ / "state-a"});
+  auto added = a.Add(SlotSecret::RecoveryKey(KeyFrom(Key("k1"))),
+                     SlotSecret::RecoveryKey(BackupKey::Generate()), {});
+  EXPECT_EQ(added.status().code(), absl::StatusCode::kDataLoss)
+      << added.status();
+}
+
+// Review finding 10: two commands on one device remember a keyring
+// generation in either order; the counter keeps the higher one.
+TEST(ClientStateTest, RememberMaxNeverLowersTheCounter) {
+  testing::TempDir dir;
+  ASSERT_TRUE(RememberMax(dir.path(), "keyring-x.gen", 6).ok());
+  ASSERT_TRUE(RememberMax(dir.path(), "keyring-x.gen", 5).ok());
+  EXPECT_EQ(RecallCounter(dir.path(), "keyring-x.gen"), 6u);
+  ASSERT_TRUE(RememberMax(dir.path(), "keyring-x.gen", 7).ok());
+  EXPECT_EQ(RecallCounter(dir.path(), "keyring-x.gen"), 7u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, SlotStoreTest,
