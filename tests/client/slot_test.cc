@@ -439,10 +439,11 @@ TEST_F(SlotTest, OldStoreAtRekeyedUrlOnANewDevice) {
     last_err_ = r.err;
     return r.exit_code;
   };
-  auto phone = [&](const std::string& to) {
+  auto phone = [&](const std::string& to, const std::string& expect) {
     const int status = testing::RunProgram(
         {BKV_C_ABI_SLOT_VAULT_TEST_PATH},
-        {"BKV_TEST_VAULT_ADDR=" + vault_.address(),
+        {"BKV_TEST_EXPECT_OPEN=" + expect,
+         "BKV_TEST_VAULT_ADDR=" + vault_.address(),
          "BKV_TEST_VAULT_KEY=" + HexEncode(vault_.public_key()),
          "BKV_TEST_VAULT_TOKEN=" + vault_.Token("alice"),
          "BKV_TEST_VAULT_ACCOUNT=alice",
@@ -455,15 +456,18 @@ TEST_F(SlotTest, OldStoreAtRekeyedUrlOnANewDevice) {
   // A new device opens the rekeyed set with the password.
   setenv("BKV_STATE_DIR", (dir_ / "state-new").c_str(), 1);
   EXPECT_EQ(restore_fresh("n1"), 0) << last_err_;
-  EXPECT_EQ(phone("p1"), 0);
+  EXPECT_EQ(phone("p1", ""), 0);
   // The old store copied over the new URL, seen by another new device.
   fs::remove_all(dir_ / "fresh");
   fs::copy(dir_ / "store", dir_ / "fresh", fs::copy_options::recursive);
   setenv("BKV_STATE_DIR", (dir_ / "state-new2").c_str(), 1);
   EXPECT_NE(restore_fresh("n2"), 0);
   EXPECT_FALSE(fs::exists(dir_ / "n2" / "chat.db"));
-  EXPECT_NE(phone("p2"), 0);
+  EXPECT_NE(phone("p2", ""), 0);
   EXPECT_FALSE(fs::exists(dir_ / "p2" / "chat.db"));
+  // Review finding 11: the SDK says what the CLI says (the keyring or the
+  // vault record changed), not BKV_WRONG_KEY, which reads like a typo.
+  EXPECT_EQ(phone("p3", "CORRUPTED"), 0);
 }
 
 // Review finding 5: a rekey into a URL this client pinned to another set
