@@ -369,9 +369,36 @@ absl::StatusOr<std::vector<PasskeyRequest>> KeySlots::PasskeyRequests() {
   return out;
 }
 
+namespace {
+// A slot change that lost a race to another client's (Aborted) commutes
+// with it: it is applied again on the fresh keyring, with the secrets in
+// hand, up to this many times in all (review finding 7).
+constexpr int kChangeAttempts = 3;
+}  // namespace
+
 absl::StatusOr<SlotId> KeySlots::Add(const SlotSecret& opened_with,
                                      const SlotSecret& added,
                                      std::vector<uint8_t> params) {
+  absl::StatusOr<SlotId> id = absl::AbortedError("");
+  for (int i = 0; i < kChangeAttempts && absl::IsAborted(id.status()); ++i) {
+    id = AddOnce(opened_with, added, params);
+  }
+  return id;
+}
+
+absl::StatusOr<bool> KeySlots::Remove(const SlotSecret& opened_with,
+                                      const std::string& id_prefix) {
+  absl::StatusOr<bool> removed = absl::AbortedError("");
+  for (int i = 0; i < kChangeAttempts && absl::IsAborted(removed.status());
+       ++i) {
+    removed = RemoveOnce(opened_with, id_prefix);
+  }
+  return removed;
+}
+
+absl::StatusOr<SlotId> KeySlots::AddOnce(const SlotSecret& opened_with,
+                                         const SlotSecret& added,
+                                         std::vector<uint8_t> params) {
   BKV_ASSIGN_OR_RETURN(Opened o, Open(opened_with));
   const bool first = !o.ring;
   if (first) {
@@ -388,8 +415,8 @@ absl::StatusOr<SlotId> KeySlots::Add(const SlotSecret& opened_with,
   return id;
 }
 
-absl::StatusOr<bool> KeySlots::Remove(const SlotSecret& opened_with,
-                                      const std::string& id_prefix) {
+absl::StatusOr<bool> KeySlots::RemoveOnce(const SlotSecret& opened_with,
+                                          const std::string& id_prefix) {
   BKV_ASSIGN_OR_RETURN(Opened o, Open(opened_with));
   if (!o.ring) {
     return absl::NotFoundError(

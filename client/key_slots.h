@@ -101,7 +101,9 @@ class KeySlots {
 
   // The changes below open the set with `opened_with` first (so the
   // keyring they rewrite is the authentic one), change it in memory and
-  // store it whole with generation + 1.
+  // store it whole with generation + 1. Add and Remove apply themselves
+  // again (at most 3 tries) when another client changed the keyring in
+  // between (a newer generation sealed by the master key).
   //
   // Adds a slot for `added` with `params` (ParamsFor, or a passkey's). A
   // legacy set gets its keyring here: `opened_with` becomes its first slot.
@@ -140,6 +142,13 @@ class KeySlots {
     SlotId slot{};  // the slot that opened it (ring only)
   };
   absl::StatusOr<std::optional<Keyring>> Read();
+  // One try of Add / Remove (Aborted when another client's change came in
+  // between; the public calls then apply it again).
+  absl::StatusOr<SlotId> AddOnce(const SlotSecret& opened_with,
+                                 const SlotSecret& added,
+                                 std::vector<uint8_t> params);
+  absl::StatusOr<bool> RemoveOnce(const SlotSecret& opened_with,
+                                  const std::string& id_prefix);
   absl::StatusOr<Opened> Open(const SlotSecret& secret);
   // DataLoss when this client saw a keyring at this store URL.
   absl::Status KeyringGone();
