@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -193,10 +194,31 @@ absl::Status Add(KeySlots& slots, const SlotCommandOptions& o,
   return absl::OkStatus();
 }
 
+// The slot `prefix` names, as listed (unverified; for a message only).
+std::optional<SlotInfo> Named(KeySlots& slots, const std::string& prefix) {
+  auto list = slots.List();
+  if (!list.ok() || prefix.empty()) return std::nullopt;
+  for (SlotInfo& s : *list) {
+    if (SlotIdHex(s.id).rfind(prefix, 0) == 0) return std::move(s);
+  }
+  return std::nullopt;
+}
+
 absl::Status Remove(KeySlots& slots, const SlotCommandOptions& o,
                     const SecretSource& opened_with) {
   BKV_ASSIGN_OR_RETURN(SlotSecret opened, opened_with());
+  const std::optional<SlotInfo> named = Named(slots, o.remove_id);
   BKV_ASSIGN_OR_RETURN(bool was_master, slots.Remove(opened, o.remove_id));
+  // The vault still releases that slot's secret to the password, and any
+  // old keyring copy turns it into the master key (review finding 9).
+  if (named && named->type == SlotType::kVault) {
+    std::fprintf(o.err,
+                 "bkv: the %s record still releases this slot's secret to "
+                 "its password, and an old copy of the keyring turns it into "
+                 "the master key: delete it with bkv vault delete (unless "
+                 "another set's slot uses that account)\n",
+                 named->description.c_str());
+  }
   if (o.json) {
     std::fprintf(o.out, "{\"removed\":%s,\"secret_is_master_key\":%s}\n",
                  Json(o.remove_id).c_str(), was_master ? "true" : "false");
