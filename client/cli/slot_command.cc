@@ -337,13 +337,13 @@ void ReportRekey(const RekeyReport& report, const SlotCommandOptions& o,
       o.err,
       "bkv: rekeyed %zu snapshots into %s under a new master key, opened by "
       "%s%s. Back up to it from now on; the old store still opens with the "
-      "old master key and your old %s: delete its objects once you are "
-      "satisfied\n",
+      "old master key%s: delete its objects once you are satisfied\n",
       report.snapshots, to.url().c_str(),
       vault ? "the vault password (the vault now holds a new secret for the "
               "account, so it no longer opens the old set)"
             : "the new 64-digit key in ",
-      vault ? "" : o.new_key_file.c_str(), vault ? "keyring copies" : "key");
+      vault ? "" : o.new_key_file.c_str(),
+      vault ? "" : " and the old 64-digit key");
 }
 
 }  // namespace
