@@ -19,6 +19,9 @@
 
 struct bkv_key {
   bkv::BackupKey key;
+  // Released by bkv_vault_recover (after a counted login): a key that then
+  // opens no slot is a changed keyring or vault record, not a typo.
+  bool from_vault = false;
 };
 struct bkv_store {
   std::unique_ptr<bkv::BlobStore> store;

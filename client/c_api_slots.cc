@@ -46,7 +46,25 @@ namespace capi {
 absl::StatusOr<BackupKey> MasterKey(BlobStore& store, const bkv_key& key,
                                     std::string state_dir) {
   KeySlots slots(store, {std::move(state_dir)});
-  return slots.MasterFor(key.key);
+  auto master = slots.MasterFor(key.key);
+  if (!key.from_vault || SlotErrorOf(master.status()) != SlotError::kWrongSecret) {
+    return master;
+  }
+  // As the CLI says it (review finding 11): the app must not ask for the
+  // password again.
+  auto list = slots.List();
+  if (!list.ok()) return master;
+  for (const SlotInfo& s : *list) {
+    if (s.type != SlotType::kVault) continue;
+    return SlotStatus(
+        SlotError::kTampered,
+        absl::DataLossError(
+            "the vault released this account's secret but no slot of the set "
+            "opens with it: the keyring changed (an old copy of the store, "
+            "e.g. from before a rekey), or the account was registered anew; "
+            "open the set with another slot"));
+  }
+  return master;
 }
 }  // namespace capi
 }  // namespace bkv

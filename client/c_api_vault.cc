@@ -205,7 +205,7 @@ bkv_status bkv_vault_recover(bkv_vault* vault, const char* account,
   if (!secret.ok()) return VaultToC(secret.status(), out_detail, err);
   auto key = BackupKey::FromBytes(*secret);
   if (!key.ok()) return VaultToC(key.status(), out_detail, err);
-  *out_key = new bkv_key{std::move(*key)};
+  *out_key = new bkv_key{std::move(*key), /*from_vault=*/true};
   return VaultToC(absl::OkStatus(), out_detail, err);
 }
 

@@ -1,5 +1,7 @@
 #include "client/client_state.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,6 +28,25 @@ uint64_t RecallCounter(const std::string& dir, const std::string& name) {
 absl::Status RememberCounter(const std::string& dir, const std::string& name,
                              uint64_t value) {
   return RememberLine(dir, name, std::to_string(value));
+}
+
+absl::Status RememberMax(const std::string& dir, const std::string& name,
+                         uint64_t value) {
+  if (dir.empty()) return absl::OkStatus();
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const std::string lock = dir + "/" + name + ".lock";
+  const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoStatus(errno, "open " + lock);
+  if (::flock(fd, LOCK_EX) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return ErrnoStatus(err, "lock " + lock);
+  }
+  absl::Status s = absl::OkStatus();
+  if (RecallCounter(dir, name) < value) s = RememberCounter(dir, name, value);
+  ::close(fd);  // releases the lock
+  return s;
 }
 
 std::string RecallLine(const std::string& dir, const std::string& name) {

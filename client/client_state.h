@@ -19,6 +19,11 @@ uint64_t RecallCounter(const std::string& dir, const std::string& name);
 // Replaces the file atomically (write, then rename).
 absl::Status RememberCounter(const std::string& dir, const std::string& name,
                              uint64_t value);
+// Raises the remembered value to `value` (never lowers it), read and
+// written under an exclusive flock of `name`.lock: two commands on one
+// device cannot lower a rollback counter (review finding 10).
+absl::Status RememberMax(const std::string& dir, const std::string& name,
+                         uint64_t value);
 // The same for one line of text ("" when nothing was remembered).
 std::string RecallLine(const std::string& dir, const std::string& name);
 absl::Status RememberLine(const std::string& dir, const std::string& name,

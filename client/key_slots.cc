@@ -1,5 +1,6 @@
 #include "client/key_slots.h"
 
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -95,6 +96,14 @@ absl::Status NoSlot(const Keyring& ring, const SlotSecret& secret) {
           "; its slots: ", absl::StrJoin(kinds, "; "))));
 }
 
+constexpr char kWriteUrl[] = "type.bkv/keyring-write";
+
+absl::Status MarkWrite(absl::Status s, KeyringWrite w) {
+  s.SetPayload(kWriteUrl,
+               absl::Cord(w == KeyringWrite::kWritten ? "written" : "maybe"));
+  return s;
+}
+
 absl::Status WrongSalt() {
   return SlotStatus(SlotError::kWrongSecret,
                     absl::PermissionDeniedError(
@@ -126,6 +135,12 @@ SlotSecret SlotSecret::Passkey(const SecretBytes& prf_output,
   s.secret = prf_output.Clone();
   s.credential_id = std::move(credential_id);
   return s;
+}
+
+KeyringWrite KeyringWriteOf(const absl::Status& status) {
+  auto p = status.GetPayload(kWriteUrl);
+  if (!p) return KeyringWrite::kNotWritten;
+  return *p == "written" ? KeyringWrite::kWritten : KeyringWrite::kMaybeWritten;
 }
 
 std::vector<uint8_t> ParamsFor(const SlotSecret& s) {
@@ -322,12 +337,12 @@ absl::StatusOr<std::pair<BackupKey, KeySlot>> KeySlots::UnlockSlot(
 
 absl::Status KeySlots::CreateKeyring(const BackupKey& master,
                                      const KeySlot& like,
-                                     const SlotSecret& secret) {
+                                     const SlotSecret& secret, bool new_set) {
   Keyring ring = Keyring::Create();
   BKV_RETURN_IF_ERROR(
       ring.Add(master.secret(), like.type, like.params, secret.secret)
           .status());
-  return Write(ring, master, /*first=*/true);
+  return Write(ring, master, new_set ? WriteMode::kNewSet : WriteMode::kFirst);
 }
 
 absl::StatusOr<std::vector<SlotInfo>> KeySlots::List() {
@@ -354,9 +369,36 @@ absl::StatusOr<std::vector<PasskeyRequest>> KeySlots::PasskeyRequests() {
   return out;
 }
 
+namespace {
+// A slot change that lost a race to another client's (Aborted) commutes
+// with it: it is applied again on the fresh keyring, with the secrets in
+// hand, up to this many times in all (review finding 7).
+constexpr int kChangeAttempts = 3;
+}  // namespace
+
 absl::StatusOr<SlotId> KeySlots::Add(const SlotSecret& opened_with,
                                      const SlotSecret& added,
                                      std::vector<uint8_t> params) {
+  absl::StatusOr<SlotId> id = absl::AbortedError("");
+  for (int i = 0; i < kChangeAttempts && absl::IsAborted(id.status()); ++i) {
+    id = AddOnce(opened_with, added, params);
+  }
+  return id;
+}
+
+absl::StatusOr<bool> KeySlots::Remove(const SlotSecret& opened_with,
+                                      const std::string& id_prefix) {
+  absl::StatusOr<bool> removed = absl::AbortedError("");
+  for (int i = 0; i < kChangeAttempts && absl::IsAborted(removed.status());
+       ++i) {
+    removed = RemoveOnce(opened_with, id_prefix);
+  }
+  return removed;
+}
+
+absl::StatusOr<SlotId> KeySlots::AddOnce(const SlotSecret& opened_with,
+                                         const SlotSecret& added,
+                                         std::vector<uint8_t> params) {
   BKV_ASSIGN_OR_RETURN(Opened o, Open(opened_with));
   const bool first = !o.ring;
   if (first) {
@@ -368,12 +410,13 @@ absl::StatusOr<SlotId> KeySlots::Add(const SlotSecret& opened_with,
   }
   BKV_ASSIGN_OR_RETURN(SlotId id, o.ring->Add(o.master.secret(), added.type,
                                               std::move(params), added.secret));
-  BKV_RETURN_IF_ERROR(Write(*o.ring, o.master, first));
+  BKV_RETURN_IF_ERROR(
+      Write(*o.ring, o.master, first ? WriteMode::kFirst : WriteMode::kUpdate));
   return id;
 }
 
-absl::StatusOr<bool> KeySlots::Remove(const SlotSecret& opened_with,
-                                      const std::string& id_prefix) {
+absl::StatusOr<bool> KeySlots::RemoveOnce(const SlotSecret& opened_with,
+                                          const std::string& id_prefix) {
   BKV_ASSIGN_OR_RETURN(Opened o, Open(opened_with));
   if (!o.ring) {
     return absl::NotFoundError(
@@ -419,11 +462,11 @@ absl::Status KeySlots::RotatePasskeySalt(
 }
 
 absl::Status KeySlots::Write(Keyring& ring, const BackupKey& master,
-                             bool first) {
+                             WriteMode mode) {
   const uint64_t read_generation = ring.generation();
   auto bytes = ring.Encode(master.secret());
   if (!bytes.ok()) return bytes.status();
-  if (first) {
+  if (mode != WriteMode::kUpdate) {
     // Stores have no create-only put: look once more right before it, so
     // only a keyring written in this instant can be overwritten (review #3).
     BKV_ASSIGN_OR_RETURN(const bool exists, HasKeyring());
@@ -434,17 +477,49 @@ absl::Status KeySlots::Write(Keyring& ring, const BackupKey& master,
                        "nothing was written; run the command again"));
     }
   } else {
-    BKV_RETURN_IF_ERROR(StillAsRead(ring.set_id(), read_generation));
+    BKV_RETURN_IF_ERROR(
+        StillAsRead(ring.set_id(), read_generation, master.secret()));
   }
-  BKV_RETURN_IF_ERROR(PutBytes(store_, Keyring::kObjectName, *bytes));
-  return Remember(ring, master.secret());
+  // Before the put, so that "nothing was written" is true (review finding 5).
+  if (mode != WriteMode::kNewSet) {
+    BKV_RETURN_IF_ERROR(CheckPin(ring, master.secret(), /*record=*/false));
+  }
+  absl::Status put = PutBytes(store_, Keyring::kObjectName, *bytes);
+  if (!put.ok()) {
+    // A put stopped by an interrupt never becomes visible
+    // (CancellableBlobStore; stores keep the code, not always the payload),
+    // and a read through the same stopped store would fail.
+    const KeyringWrite w = absl::IsCancelled(put)
+                               ? KeyringWrite::kNotWritten
+                               : AfterFailedPut(*bytes, mode);
+    if (w == KeyringWrite::kNotWritten) return put;
+    if (w == KeyringWrite::kMaybeWritten) return MarkWrite(put, w);
+  }
+  absl::Status after = mode == WriteMode::kNewSet
+                           ? Repin(ring, master.secret())
+                           : absl::OkStatus();
+  if (after.ok()) after = Remember(ring, master.secret());
+  return after.ok() ? after : MarkWrite(after, KeyringWrite::kWritten);
+}
+
+// A put can fail after the store applied it (a WebDAV MOVE or S3 PUT whose
+// answer was lost): only the keyring read back tells.
+KeyringWrite KeySlots::AfterFailedPut(const std::vector<uint8_t>& written,
+                                      WriteMode mode) {
+  auto now = GetBytes(store_, Keyring::kObjectName, 1 << 20);
+  if (now.ok() && *now == written) return KeyringWrite::kWritten;
+  const bool before = mode == WriteMode::kUpdate
+                          ? now.ok() && *now == read_bytes_
+                          : absl::IsNotFound(now.status());
+  return before ? KeyringWrite::kNotWritten : KeyringWrite::kMaybeWritten;
 }
 
 // Stores have no conditional put: the keyring is read once more right
 // before it, so a slot change another client made meanwhile is refused
 // rather than silently undone (a removed slot back; review #4). Only a
 // change in the instant between this read and the put can still be lost.
-absl::Status KeySlots::StillAsRead(const SetId& set_id, uint64_t generation) {
+absl::Status KeySlots::StillAsRead(const SetId& set_id, uint64_t generation,
+                                   const SecretBytes& master) {
   auto bytes = GetBytes(store_, Keyring::kObjectName, 1 << 20);
   if (bytes.ok() && *bytes == read_bytes_) return absl::OkStatus();
   if (absl::IsNotFound(bytes.status())) {
@@ -455,7 +530,10 @@ absl::Status KeySlots::StillAsRead(const SetId& set_id, uint64_t generation) {
   }
   if (!bytes.ok()) return bytes.status();
   auto now = Keyring::Decode(*bytes);
-  if (now.ok() && now->set_id() == set_id && now->generation() > generation) {
+  // Only a keyring sealed by this set's master key is another client's
+  // change; anything else is forged (review finding 10).
+  if (now.ok() && now->set_id() == set_id && now->generation() > generation &&
+      now->SealedBy(master)) {
     return absl::AbortedError(absl::StrCat(
         store_.url(), "'s keyring changed while this command ran (generation ",
         generation, " became ", now->generation(),
@@ -466,8 +544,8 @@ absl::Status KeySlots::StillAsRead(const SetId& set_id, uint64_t generation) {
       SlotError::kTampered,
       absl::DataLossError(absl::StrCat(
           store_.url(),
-          "'s keyring changed while this command ran without a newer "
-          "generation (it is generation ",
+          "'s keyring changed while this command ran, and not into a newer "
+          "generation sealed by this set's master key (it is generation ",
           now.ok() ? now->generation() : 0, ", this command read ", generation,
           "): two keyrings claim one generation, a forged or forked "
           "keyring; nothing was written; check bkv slot list")));
@@ -477,14 +555,31 @@ absl::Status KeySlots::StillAsRead(const SetId& set_id, uint64_t generation) {
 // there: an old master key's holder who forges a keyring for a new set id
 // under it, or copies the old store over the URL a rekey wrote, is refused
 // (review #2). A new device, without the pin, cannot tell.
-absl::Status KeySlots::CheckPin(const Keyring& ring,
-                                const SecretBytes& master) {
+namespace {
+std::string PinLine(const Keyring& ring, const SecretBytes& master) {
+  return absl::StrCat(HexEncode(ring.set_id()), " ",
+                      HexEncode(MasterFingerprint(ring.set_id(), master)));
+}
+}  // namespace
+
+// This client chose the set id and master key of a set it wrote into a
+// store it found empty (rekey): an earlier pin for the URL is stale.
+absl::Status KeySlots::Repin(const Keyring& ring, const SecretBytes& master) {
+  BKV_RETURN_IF_ERROR(
+      RememberLine(options_.state_dir, PinFile(store_), PinLine(ring, master)));
+  return RememberCounter(options_.state_dir, StoreFile(store_),
+                         ring.generation());
+}
+
+absl::Status KeySlots::CheckPin(const Keyring& ring, const SecretBytes& master,
+                                bool record) {
   const std::string file = PinFile(store_);
-  const std::string pin =
-      absl::StrCat(HexEncode(ring.set_id()), " ",
-                   HexEncode(MasterFingerprint(ring.set_id(), master)));
+  const std::string pin = PinLine(ring, master);
   const std::string seen = RecallLine(options_.state_dir, file);
-  if (seen.empty()) return RememberLine(options_.state_dir, file, pin);
+  if (seen.empty()) {
+    return record ? RememberLine(options_.state_dir, file, pin)
+                  : absl::OkStatus();
+  }
   if (seen == pin) return absl::OkStatus();
   return SlotStatus(
       SlotError::kRolledBack,
@@ -501,10 +596,10 @@ absl::Status KeySlots::CheckPin(const Keyring& ring,
 absl::Status KeySlots::Remember(const Keyring& ring,
                                 const SecretBytes& master) {
   BKV_RETURN_IF_ERROR(CheckPin(ring, master));
-  BKV_RETURN_IF_ERROR(RememberCounter(options_.state_dir, StoreFile(store_),
-                                      ring.generation()));
-  return RememberCounter(options_.state_dir, GenerationFile(ring.set_id()),
-                         ring.generation());
+  BKV_RETURN_IF_ERROR(RememberMax(options_.state_dir, StoreFile(store_),
+                                  ring.generation()));
+  return RememberMax(options_.state_dir, GenerationFile(ring.set_id()),
+                     ring.generation());
 }
 
 }  // namespace bkv

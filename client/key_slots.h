@@ -57,6 +57,13 @@ struct PasskeyRequest {
   PasskeyParams params;
 };
 
+// Whether a failed keyring change may have reached the store (review
+// finding 3): a put whose outcome is unknown is settled by reading the
+// keyring again. kWritten: the put landed and a later step (the client's
+// state) failed. Carried on the Status; absent means kNotWritten.
+enum class KeyringWrite { kNotWritten, kMaybeWritten, kWritten };
+KeyringWrite KeyringWriteOf(const absl::Status& status);
+
 struct KeySlotsOptions {
   // Remembers the newest keyring generation per set; empty disables.
   std::string state_dir;
@@ -94,7 +101,9 @@ class KeySlots {
 
   // The changes below open the set with `opened_with` first (so the
   // keyring they rewrite is the authentic one), change it in memory and
-  // store it whole with generation + 1.
+  // store it whole with generation + 1. Add and Remove apply themselves
+  // again (at most 3 tries) when another client changed the keyring in
+  // between (a newer generation sealed by the master key).
   //
   // Adds a slot for `added` with `params` (ParamsFor, or a passkey's). A
   // legacy set gets its keyring here: `opened_with` becomes its first slot.
@@ -115,9 +124,11 @@ class KeySlots {
       const SlotSecret& secret);
   // Writes this store's first keyring for `master`, with one slot like
   // `like` (type and parameters) under `secret`. FailedPrecondition when the
-  // store already has one (looked for right before the put).
+  // store already has one (looked for right before the put). `new_set`: a
+  // set this client just made (rekey, into a store it found empty), so the
+  // URL is pinned to it anew, whatever this client saw there before.
   absl::Status CreateKeyring(const BackupKey& master, const KeySlot& like,
-                             const SlotSecret& secret);
+                             const SlotSecret& secret, bool new_set = false);
   absl::Status RotatePasskeySalt(
       const SlotSecret& old_output,
       const std::array<uint8_t, PasskeyParams::kSaltSize>& new_salt,
@@ -131,20 +142,38 @@ class KeySlots {
     SlotId slot{};  // the slot that opened it (ring only)
   };
   absl::StatusOr<std::optional<Keyring>> Read();
+  // One try of Add / Remove (Aborted when another client's change came in
+  // between; the public calls then apply it again).
+  absl::StatusOr<SlotId> AddOnce(const SlotSecret& opened_with,
+                                 const SlotSecret& added,
+                                 std::vector<uint8_t> params);
+  absl::StatusOr<bool> RemoveOnce(const SlotSecret& opened_with,
+                                  const std::string& id_prefix);
   absl::StatusOr<Opened> Open(const SlotSecret& secret);
   // DataLoss when this client saw a keyring at this store URL.
   absl::Status KeyringGone();
-  // `first`: the store must still have no keyring right before the put;
-  // otherwise it must still hold the bytes Read gave (StillAsRead).
+  // kFirst/kNewSet: the store must still have no keyring right before the
+  // put; kUpdate: it must still hold the bytes Read gave (StillAsRead). The
+  // pin is checked before the put (kNewSet: replaced after it).
+  enum class WriteMode { kUpdate, kFirst, kNewSet };
   absl::Status Write(Keyring& ring, const BackupKey& master,
-                     bool first = false);
+                     WriteMode mode = WriteMode::kUpdate);
+  // After a failed put of `written`: what the store now holds.
+  KeyringWrite AfterFailedPut(const std::vector<uint8_t>& written,
+                              WriteMode mode);
   // Aborted when another client changed the keyring since Read (its
-  // generation moved past `generation`), DataLoss when it changed without.
-  absl::Status StillAsRead(const SetId& set_id, uint64_t generation);
+  // generation moved past `generation`, sealed by `master`), DataLoss when
+  // it changed otherwise.
+  absl::Status StillAsRead(const SetId& set_id, uint64_t generation,
+                           const SecretBytes& master);
   // The generation, per set id and per store URL, after CheckPin.
   absl::Status Remember(const Keyring& ring, const SecretBytes& master);
-  // DataLoss when this store URL held another set id or master key.
-  absl::Status CheckPin(const Keyring& ring, const SecretBytes& master);
+  // DataLoss when this store URL held another set id or master key;
+  // `record`: pins an unpinned URL (after a verified read or a put).
+  absl::Status CheckPin(const Keyring& ring, const SecretBytes& master,
+                        bool record = true);
+  // Pins this store URL to `ring`'s set and master key, replacing any pin.
+  absl::Status Repin(const Keyring& ring, const SecretBytes& master);
 
   BlobStore& store_;
   KeySlotsOptions options_;

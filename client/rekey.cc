@@ -31,10 +31,30 @@ absl::Status Replay(Repository& old_repo, const SnapshotInfo& snap,
 
 }  // namespace
 
+absl::Status RekeyablePasskeyCheck(const SlotSecret& opened_with) {
+  if (opened_with.type != SlotType::kPasskey) return absl::OkStatus();
+  // The same credential and salt would open the old keyring too, and the
+  // client evaluates whatever salt the served keyring names.
+  return absl::FailedPreconditionError(
+      "a rekey cannot keep a passkey slot: the same passkey would still open "
+      "the old keyring. Rekey with the 64-digit key (--key-file, a fresh one "
+      "is written to --out) or the vault password, then enrol a NEW passkey "
+      "(bkv slot add passkey) and delete the old one on the authenticator");
+}
+
 absl::StatusOr<RekeyReport> Rekey(BlobStore& from,
                                   const SlotSecret& opened_with, BlobStore& to,
+                                  const SlotSecret& fresh,
                                   const std::string& scratch,
-                                  const std::string& state_dir) {
+                                  const std::string& state_dir,
+                                  bool* keyring_written) {
+  BKV_RETURN_IF_ERROR(RekeyablePasskeyCheck(opened_with));
+  if (fresh.type != opened_with.type ||
+      ConstantTimeEquals(fresh.secret.Reveal(), opened_with.secret.Reveal())) {
+    return absl::InvalidArgumentError(
+        "rekey: the new slot needs a fresh secret of the kind that opened "
+        "the old set");
+  }
   KeySlots old_slots(from, {state_dir});
   BKV_ASSIGN_OR_RETURN(auto opened, old_slots.UnlockSlot(opened_with));
   // A migrated set's first slot wraps the master key under itself: carried
@@ -67,14 +87,15 @@ absl::StatusOr<RekeyReport> Rekey(BlobStore& from,
   ro.state_dir = state_dir;
   BKV_ASSIGN_OR_RETURN(auto old_repo, Repository::Open(from, opened.first, ro));
   BKV_ASSIGN_OR_RETURN(auto snaps, old_repo->Snapshots());
-  const BackupKey fresh = BackupKey::Generate();
+  const BackupKey master = BackupKey::Generate();
   // The keyring first: an interrupted rekey leaves a store that opens with
-  // the same slot and holds the snapshots replayed so far.
+  // the fresh secret and holds the snapshots replayed so far.
   KeySlots new_slots(to, {state_dir});
   BKV_RETURN_IF_ERROR(
-      new_slots.CreateKeyring(fresh, opened.second, opened_with));
+      new_slots.CreateKeyring(master, opened.second, fresh, /*new_set=*/true));
+  if (keyring_written != nullptr) *keyring_written = true;
   for (const SnapshotInfo& snap : snaps) {
-    BKV_RETURN_IF_ERROR(Replay(*old_repo, snap, to, fresh, scratch));
+    BKV_RETURN_IF_ERROR(Replay(*old_repo, snap, to, master, scratch));
     ++report.snapshots;
   }
   report.kept = opened.second;

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -127,6 +128,43 @@ absl::Status Undone(const absl::Status& failed, const NewSlotSecret& made) {
                                             undo.message())));
 }
 
+// What holds the new slot's secret, for a message that keeps it.
+std::string KeptSecret(const SlotCommandOptions& o) {
+  if (o.add_type == SlotType::kRecoveryKey) {
+    return "the new key in " + o.new_key_file;
+  }
+  if (o.add_type == SlotType::kVault) return "the new vault record";
+  return "the new passkey";
+}
+
+// A failed keyring put: the new secret is taken back only when the store
+// surely does not hold the new slot (review finding 3).
+absl::Status AddFailed(const absl::Status& failed, const NewSlotSecret& made,
+                       const SlotCommandOptions& o) {
+  switch (KeyringWriteOf(failed)) {
+    case KeyringWrite::kNotWritten: {
+      absl::Status undone = Undone(failed, made);
+      // An interrupt's exit replaces the message: say what was cleaned up.
+      if (absl::IsCancelled(failed) && made.undo) {
+        std::fprintf(o.err, "bkv: %s\n", std::string(undone.message()).c_str());
+      }
+      return undone;
+    }
+    case KeyringWrite::kWritten:
+      return absl::Status(
+          failed.code(),
+          absl::StrCat(failed.message(), "; the keyring was written, so the "
+                       "new slot is in the set: keep ", KeptSecret(o)));
+    case KeyringWrite::kMaybeWritten:
+      break;
+  }
+  return absl::Status(
+      failed.code(),
+      absl::StrCat(failed.message(), "; the new slot may have been added, so ",
+                   KeptSecret(o), " is kept: check bkv slot list, then "
+                   "remove the slot or the secret you do not keep"));
+}
+
 absl::Status Add(KeySlots& slots, const SlotCommandOptions& o,
                  const SecretSource& opened_with,
                  const NewSecretSource& new_vault_secret) {
@@ -139,7 +177,7 @@ absl::Status Add(KeySlots& slots, const SlotCommandOptions& o,
   if (migrating) BKV_RETURN_IF_ERROR(slots.ProveLegacyKey(master));
   BKV_ASSIGN_OR_RETURN(NewSlotParts added, NewSlot(o, new_vault_secret));
   auto id = slots.Add(opened, added.made.secret, std::move(added.params));
-  if (!id.ok()) return Undone(id.status(), added.made);
+  if (!id.ok()) return AddFailed(id.status(), added.made, o);
   if (o.json) {
     std::fprintf(o.out, "{\"added\":%s,\"type\":%s,\"migrated\":%s}\n",
                  Json(SlotIdHex(*id)).c_str(),
@@ -156,10 +194,31 @@ absl::Status Add(KeySlots& slots, const SlotCommandOptions& o,
   return absl::OkStatus();
 }
 
+// The slot `prefix` names, as listed (unverified; for a message only).
+std::optional<SlotInfo> Named(KeySlots& slots, const std::string& prefix) {
+  auto list = slots.List();
+  if (!list.ok() || prefix.empty()) return std::nullopt;
+  for (SlotInfo& s : *list) {
+    if (SlotIdHex(s.id).rfind(prefix, 0) == 0) return std::move(s);
+  }
+  return std::nullopt;
+}
+
 absl::Status Remove(KeySlots& slots, const SlotCommandOptions& o,
                     const SecretSource& opened_with) {
   BKV_ASSIGN_OR_RETURN(SlotSecret opened, opened_with());
+  const std::optional<SlotInfo> named = Named(slots, o.remove_id);
   BKV_ASSIGN_OR_RETURN(bool was_master, slots.Remove(opened, o.remove_id));
+  // The vault still releases that slot's secret to the password, and any
+  // old keyring copy turns it into the master key (review finding 9).
+  if (named && named->type == SlotType::kVault) {
+    std::fprintf(o.err,
+                 "bkv: the %s record still releases this slot's secret to "
+                 "its password, and an old copy of the keyring turns it into "
+                 "the master key: delete it with bkv vault delete (unless "
+                 "another set's slot uses that account)\n",
+                 named->description.c_str());
+  }
   if (o.json) {
     std::fprintf(o.out, "{\"removed\":%s,\"secret_is_master_key\":%s}\n",
                  Json(o.remove_id).c_str(), was_master ? "true" : "false");
@@ -222,37 +281,107 @@ absl::StatusOr<BackupKey> UnlockWithPasskey(KeySlots& slots,
   return key;
 }
 
-absl::Status RunRekeyCommand(BlobStore& from, BlobStore& to,
-                             const SecretSource& opened_with,
-                             const std::string& scratch_parent,
-                             const SlotCommandOptions& o) {
-  BKV_ASSIGN_OR_RETURN(SlotSecret opened, opened_with());
-  std::string tmpl = scratch_parent + "/bkv-rekey-XXXXXX";
-  if (::mkdtemp(tmpl.data()) == nullptr) {
-    return ErrnoStatus(errno, "scratch directory under " + scratch_parent);
+namespace {
+
+// The rekeyed set's fresh secret: a new 64-digit key written to --out
+// before the keyring put (the user never holds a slot without its key), or
+// new random bytes for the vault (registered after the replay).
+absl::StatusOr<SlotSecret> FreshSecret(const SlotSecret& opened,
+                                       const SlotCommandOptions& o) {
+  BKV_RETURN_IF_ERROR(RekeyablePasskeyCheck(opened));
+  if (opened.type == SlotType::kVault) {
+    return SlotSecret::Vault(SecretBytes::Random(32), opened.vault);
   }
-  auto report = Rekey(from, opened, to, tmpl, o.state_dir);
-  std::error_code ec;
-  std::filesystem::remove_all(tmpl, ec);
-  if (!report.ok()) return report.status();
+  if (o.new_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "rekey with a 64-digit key needs --out FILE for the new set's fresh "
+        "key (the old key must not open the new set)");
+  }
+  BackupKey key = BackupKey::Generate();
+  BKV_RETURN_IF_ERROR(WriteKeyFile(o.new_key_file, key));
+  return SlotSecret::RecoveryKey(key);
+}
+
+// A failed rekey: the new key file goes unless the new keyring it opens
+// was written (then it is the only way into what was replayed).
+absl::Status RekeyFailed(absl::Status s, bool keyring_written,
+                         const SlotSecret& fresh, const SlotCommandOptions& o,
+                         const BlobStore& to) {
+  if (fresh.type != SlotType::kRecoveryKey) return s;
+  if (!keyring_written) {
+    ::unlink(o.new_key_file.c_str());
+    return s;
+  }
+  return absl::Status(
+      s.code(), absl::StrCat(s.message(), "; ", to.url(),
+                             " holds a partial set opened by the new key in ",
+                             o.new_key_file, ": empty it and remove that "
+                             "file before running the rekey again"));
+}
+
+void ReportRekey(const RekeyReport& report, const SlotCommandOptions& o,
+                 const BlobStore& to) {
   std::vector<std::string> dropped;
-  for (const SlotInfo& s : report->dropped) {
+  for (const SlotInfo& s : report.dropped) {
     dropped.push_back(Json(SlotIdHex(s.id)));
     std::fprintf(o.err, "bkv: not carried over: slot %s (%s); add it again\n",
                  SlotIdHex(s.id).c_str(), s.description.c_str());
   }
   if (o.json) {
     std::fprintf(o.out, "{\"snapshots\":%zu,\"kept\":%s,\"dropped\":[%s]}\n",
-                 report->snapshots, Json(SlotIdHex(report->kept.id)).c_str(),
+                 report.snapshots, Json(SlotIdHex(report.kept.id)).c_str(),
                  absl::StrJoin(dropped, ",").c_str());
   }
-  std::fprintf(o.err,
-               "bkv: rekeyed %zu snapshots into %s under a new master key, "
-               "opened by the same %s as before. Back up to it from now on; "
-               "the old store still opens with the old master key: delete "
-               "its objects once you are satisfied\n",
-               report->snapshots, to.url().c_str(),
-               std::string(SlotTypeName(report->kept.type)).c_str());
+  const bool vault = report.kept.type == SlotType::kVault;
+  std::fprintf(
+      o.err,
+      "bkv: rekeyed %zu snapshots into %s under a new master key, opened by "
+      "%s%s. Back up to it from now on; the old store still opens with the "
+      "old master key%s: delete its objects once you are satisfied\n",
+      report.snapshots, to.url().c_str(),
+      vault ? "the vault password (the vault now holds a new secret for the "
+              "account, so it no longer opens the old set)"
+            : "the new 64-digit key in ",
+      vault ? "" : o.new_key_file.c_str(),
+      vault ? "" : " and the old 64-digit key");
+}
+
+}  // namespace
+
+absl::Status RunRekeyCommand(BlobStore& from, BlobStore& to,
+                             const SecretSource& opened_with,
+                             const VaultReregister& reregister,
+                             const std::string& scratch_parent,
+                             const SlotCommandOptions& o) {
+  BKV_ASSIGN_OR_RETURN(SlotSecret opened, opened_with());
+  BKV_ASSIGN_OR_RETURN(SlotSecret fresh, FreshSecret(opened, o));
+  std::string tmpl = scratch_parent + "/bkv-rekey-XXXXXX";
+  bool keyring_written = false;
+  absl::StatusOr<RekeyReport> report = absl::UnknownError("");
+  if (::mkdtemp(tmpl.data()) == nullptr) {
+    report = ErrnoStatus(errno, "scratch directory under " + scratch_parent);
+  } else {
+    report = Rekey(from, opened, to, fresh, tmpl, o.state_dir,
+                   &keyring_written);
+    std::error_code ec;
+    std::filesystem::remove_all(tmpl, ec);
+  }
+  if (!report.ok()) {
+    return RekeyFailed(report.status(), keyring_written, fresh, o, to);
+  }
+  if (fresh.type == SlotType::kVault) {
+    absl::Status r = reregister(opened.secret, fresh.secret);
+    if (!r.ok()) {
+      return absl::Status(
+          r.code(),
+          absl::StrCat("every snapshot is in ", to.url(),
+                       ", but the vault account was not given the new set's "
+                       "secret (", r.message(), "): the vault still opens only "
+                       "the old set; empty ", to.url(),
+                       " and run the rekey again"));
+    }
+  }
+  ReportRekey(*report, o, to);
   return absl::OkStatus();
 }
 

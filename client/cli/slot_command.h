@@ -22,8 +22,8 @@ struct SlotCommandOptions {
   Action action = Action::kList;
   // add: the kind of the new slot.
   SlotType add_type = SlotType::kPasskey;
-  // add a recovery key: where its 64-digit key is written (mode 0600; must
-  // not exist).
+  // add a recovery key, or rekey a set opened with one: where the new
+  // 64-digit key is written (mode 0600; must not exist).
   std::string new_key_file;
   // remove: a unique prefix of the slot's id (bkv slot list).
   std::string remove_id;
@@ -59,11 +59,21 @@ absl::StatusOr<SlotSecret> PasskeySecret(KeySlots& slots,
 absl::StatusOr<BackupKey> UnlockWithPasskey(KeySlots& slots,
                                             const PasskeyPageOptions& o);
 
+// Registers `fresh` as the secret the vault releases for the account that
+// opened the set with `old` (proving the password again), so the vault never
+// again releases what opens the old keyring.
+using VaultReregister = std::function<absl::Status(const SecretBytes& old,
+                                                   const SecretBytes& fresh)>;
+
 // `bkv rekey`: the set of `from` under a new master key into the empty
 // `to`; plaintext passes through a private scratch directory (mode 0700)
-// made under `scratch_parent`, removed afterwards.
+// made under `scratch_parent`, removed afterwards. The new keyring's one
+// slot gets a fresh secret (review finding 1): a new 64-digit key in
+// o.new_key_file, or a new vault secret registered by `reregister` once
+// every snapshot is in; a passkey is refused.
 absl::Status RunRekeyCommand(BlobStore& from, BlobStore& to,
                              const SecretSource& opened_with,
+                             const VaultReregister& reregister,
                              const std::string& scratch_parent,
                              const SlotCommandOptions& o);
 

@@ -5,9 +5,11 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "client/cancel.h"
 #include "client/cli/command.h"
 #include "client/cli/command_tree.h"
 #include "client/cli/slot_command.h"
+#include "crypto/secret_bytes.h"
 #include "crypto/status_macros.h"
 
 namespace bkv::cli {
@@ -37,6 +39,8 @@ SecretSource OpenedWith(Context& c, BlobStore& store) {
 std::function<absl::Status()> UnregisterVault(
     std::shared_ptr<Vault> v, std::shared_ptr<SecretBytes> password) {
   return [v, password]() -> absl::Status {
+    // Runs after an interrupt too: the vault calls must not see its token.
+    CancelScope uninterrupted(nullptr);
     auto r = v->client->RecoverWithProof(v->account, *password);
     absl::Status s = r.ok() ? v->client->Delete(r->proof) : r.status();
     if (s.ok()) return s;
@@ -76,6 +80,9 @@ void Fill(Context& c, SlotCommandOptions& o) {
 absl::Status SlotCmd(Context& c, SlotCommandOptions o) {
   BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
   Fill(c, o);
+  // Ctrl-C or SIGTERM stops the keyring put, and what `slot add` made for
+  // the new slot is taken back (review finding 4).
+  CatchInterrupts(c);
   if (o.action != SlotCommandOptions::Action::kList) {
     BKV_ASSIGN_OR_RETURN(o.passkey, PasskeyOptions(c.args, c.err));
   }
@@ -116,14 +123,62 @@ absl::Status SlotRemove(Context& c) {
   return SlotCmd(c, std::move(o));
 }
 
+// A rekey opened with the vault keeps its login (client, password): the
+// account then gets the new set's fresh secret (review finding 1).
+struct VaultLogin {
+  Vault v;
+  SecretBytes password;
+};
+
+SecretSource RekeyOpenedWith(Context& c, BlobStore& store,
+                             std::shared_ptr<VaultLogin> login) {
+  SecretSource other = OpenedWith(c, store);
+  return [&c, &store, other, login]() -> absl::StatusOr<SlotSecret> {
+    if (c.args.values.count("--key-file") || c.args.values.count("--passkey") ||
+        !c.args.values.count("--vault")) {
+      return other();
+    }
+    KeySlots slots(store, {StateDir()});
+    BKV_RETURN_IF_ERROR(ExpectVaultSlot(c.args, slots));
+    BKV_ASSIGN_OR_RETURN(login->v, OpenVault(c.args, c.err));
+    BKV_ASSIGN_OR_RETURN(VaultParams params, VaultSlotParams(c.args, login->v));
+    BKV_ASSIGN_OR_RETURN(login->password, AskPassword(c.args, "password"));
+    auto secret = login->v.client->Recover(login->v.account, login->password);
+    if (!secret.ok()) return Explained(secret.status());
+    return SlotSecret::Vault(*secret, std::move(params));
+  };
+}
+
+// Proves the password again (the first proof may have expired during the
+// replay), checks the account still holds the secret the rekey opened with,
+// then registers the fresh one behind the same password.
+VaultReregister Reregister(std::shared_ptr<VaultLogin> login) {
+  return [login](const SecretBytes& old,
+                 const SecretBytes& fresh) -> absl::Status {
+    Vault& v = login->v;
+    auto r = v.client->RecoverWithProof(v.account, login->password);
+    if (!r.ok()) return Explained(r.status());
+    if (!ConstantTimeEquals(r->backup_key.Reveal(), old.Reveal())) {
+      return absl::AbortedError(
+          "the vault account's secret changed while the rekey ran");
+    }
+    auto reg = v.client->Register(v.account, login->password, fresh, r->proof);
+    return reg.ok() ? absl::OkStatus() : Explained(reg.status());
+  };
+}
+
 absl::Status Rekey(Context& c) {
   BKV_ASSIGN_OR_RETURN(auto from, Store(c, "--from"));
   BKV_ASSIGN_OR_RETURN(auto to, Store(c, "--to"));
   SlotCommandOptions o;
   Fill(c, o);
+  o.new_key_file = Value(c.args, "--out");
+  // An interrupt stops the replay; the scratch plaintext is then removed.
+  CatchInterrupts(c);
   const char* tmp = std::getenv("TMPDIR");
-  return RunRekeyCommand(*from, *to, OpenedWith(c, *from),
-                         tmp && *tmp ? tmp : "/tmp", o);
+  auto login = std::make_shared<VaultLogin>();
+  return RunRekeyCommand(*from, *to, RekeyOpenedWith(c, *from, login),
+                         Reregister(login), tmp && *tmp ? tmp : "/tmp", o);
 }
 
 }  // namespace
@@ -161,11 +216,16 @@ void RegisterSlotCommands(CommandTree& t) {
       t.root(), "rekey", "a new master key, into an empty store",
       "Every snapshot is re-encrypted into the empty store --to (restored to "
       "a private directory under $TMPDIR, then backed up with its path and "
-      "time); its keyring gets a fresh recovery key. Whoever kept the old "
-      "master key reads nothing written there.",
+      "time). Its keyring gets one slot with a fresh secret: opened with a "
+      "key file, a new 64-digit key written to --out F; opened with the "
+      "vault, the account gets a new secret behind the same password (the "
+      "vault no longer opens the old set). A passkey is refused: rekey with "
+      "another slot, then enrol a new passkey. Whoever kept the old master "
+      "key or an old secret reads nothing written there.",
       Rekey);
   t.Value(k, "--from", "URL", "the store (or $BKV_STORE)");
   t.Value(k, "--to", "NEWURL", "an empty store");
+  t.Value(k, "--out", "F", "opened with a key file: the new key goes here");
   t.KeyFlags(k);
 }
 

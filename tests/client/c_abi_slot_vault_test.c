@@ -4,7 +4,10 @@
  * BKV_TEST_VAULT_ADDR, _KEY (hex), _TOKEN, _ACCOUNT, _PASSWORD,
  * BKV_TEST_STORE (URL), BKV_TEST_SOURCE (the tree backed up) and
  * BKV_TEST_TARGET (where to restore). The released secret is the slot's,
- * not the master key: bkv_repo_open must unwrap the master itself. */
+ * not the master key: bkv_repo_open must unwrap the master itself.
+ * With BKV_TEST_EXPECT_OPEN (a status name, e.g. CORRUPTED), bkv_repo_open
+ * must fail with that status instead (review finding 11: a store whose
+ * vault slot the released secret no longer opens). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +53,18 @@ int main(void) {
   const bkv_repo_options ro = {0, NULL};
   s = bkv_repo_open(store, released, &ro, &repo, &err);
   bkv_key_free(released);
+  const char* expect = getenv("BKV_TEST_EXPECT_OPEN");
+  if (expect != NULL && expect[0] != '\0') {
+    bkv_repo_free(repo);
+    bkv_store_free(store);
+    if (strcmp(bkv_status_name(s), expect) != 0) {
+      return fail("bkv_repo_open: another status than BKV_TEST_EXPECT_OPEN", s,
+                  err);
+    }
+    printf("c_abi_slot_vault_test: refused as expected: %s\n", err ? err : "");
+    bkv_error_free(err);
+    return 0;
+  }
   if (s != BKV_OK) return fail("bkv_repo_open with the vault's secret", s, err);
   s = bkv_repo_restore(repo, NULL, NULL, env("BKV_TEST_TARGET"), NULL, &err);
   bkv_repo_free(repo);

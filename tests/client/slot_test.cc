@@ -161,6 +161,10 @@ TEST_F(SlotTest, EachKindOfSlotOpensTheSetAndNoneOnceRemoved) {
     CliRun rm =
         Run({"slot", "remove", id, "--from", Store(), "--key-file", k2});
     ASSERT_EQ(rm.exit_code, 0) << type << ": " << rm.err;
+    // Review finding 9: the vault record outlives its slot; say so.
+    EXPECT_EQ(rm.err.find("bkv vault delete") != std::string::npos,
+              std::string(type) == "vault")
+        << type << ": " << rm.err;
   }
   // A recovery key names no slot: it is a wrong key for those left (exit 3).
   EXPECT_EQ(Restore("x1", {"--key-file", k1}), 3) << last_err_;
@@ -236,9 +240,10 @@ TEST_F(SlotTest, RekeyLocksTheOldMasterKeyOutOfTheNewSet) {
   // the new master under the old one. Refused before anything is written.
   const std::string refused = "file://" + (dir_ / "refused").string();
   CliRun r1 = Run({"rekey", "--from", Store(), "--to", refused, "--key-file",
-                   k1, "--json"});
+                   k1, "--out", (dir_ / "k1new").string(), "--json"});
   EXPECT_NE(r1.exit_code, 0) << r1.out;
   EXPECT_NE(r1.err.find("old master key itself"), std::string::npos) << r1.err;
+  EXPECT_FALSE(fs::exists(dir_ / "k1new"));
   EXPECT_FALSE(std::filesystem::exists(dir_ / "refused") &&
                !std::filesystem::is_empty(dir_ / "refused"));
   // k1's slot holds the legacy master key itself: removing it is not
@@ -249,13 +254,23 @@ TEST_F(SlotTest, RekeyLocksTheOldMasterKeyOutOfTheNewSet) {
                 .exit_code,
             0);
   const std::string fresh = "file://" + (dir_ / "fresh").string();
-  CliRun rk = Run(
-      {"rekey", "--from", Store(), "--to", fresh, "--key-file", k2, "--json"});
+  const std::string k3 = (dir_ / "k3").string();
+  // Review finding 1: without --out there is nowhere for the fresh key.
+  CliRun no_out = Run({"rekey", "--from", Store(), "--to", fresh, "--key-file",
+                       k2});
+  EXPECT_NE(no_out.exit_code, 0);
+  EXPECT_NE(no_out.err.find("--out"), std::string::npos) << no_out.err;
+  CliRun rk = Run({"rekey", "--from", Store(), "--to", fresh, "--key-file", k2,
+                   "--out", k3, "--json"});
   ASSERT_EQ(rk.exit_code, 0) << rk.err;
   EXPECT_NE(rk.out.find("\"snapshots\":2"), std::string::npos) << rk.out;
-  // Same snapshots (path and time), new ids; the same slot opens it.
+  // Same snapshots (path and time), new ids; the fresh key opens it, and
+  // the old one (k2) does not (review finding 1).
   CliRun a = Run({"snapshots", "--from", Store(), "--key-file", k2, "--json"});
-  CliRun b = Run({"snapshots", "--from", fresh, "--key-file", k2, "--json"});
+  CliRun b = Run({"snapshots", "--from", fresh, "--key-file", k3, "--json"});
+  CliRun old_key =
+      Run({"snapshots", "--from", fresh, "--key-file", k2, "--json"});
+  EXPECT_EQ(old_key.exit_code, 3) << old_key.err;
   ASSERT_EQ(b.exit_code, 0) << b.err;
   auto times = [](const std::string& json) {
     std::string out;
@@ -268,7 +283,7 @@ TEST_F(SlotTest, RekeyLocksTheOldMasterKeyOutOfTheNewSet) {
   EXPECT_EQ(times(a.out), times(b.out));
   EXPECT_FALSE(times(a.out).empty()) << a.out;
   ASSERT_EQ(Run({"restore", "--from", fresh, "--to",
-                 (dir_ / "restored").string(), "--key-file", k2})
+                 (dir_ / "restored").string(), "--key-file", k3})
                 .exit_code,
             0);
   EXPECT_EQ(std::system(("diff -r " + (dir_ / "src").string() + " " +
@@ -287,9 +302,12 @@ TEST_F(SlotTest, RekeyLocksTheOldMasterKeyOutOfTheNewSet) {
   EXPECT_TRUE(Repository::Open(**old_store, *old_master, {}).ok());
   EXPECT_EQ(Repository::Open(**new_store, *old_master, {}).status().code(),
             absl::StatusCode::kPermissionDenied);
-  // A non-empty target is refused before anything is written.
-  CliRun again =
-      Run({"rekey", "--from", Store(), "--to", fresh, "--key-file", k2});
+  // A non-empty target is refused before anything is written, and the
+  // fresh key file made for it is removed again.
+  const std::string k4 = (dir_ / "k4").string();
+  CliRun again = Run(
+      {"rekey", "--from", Store(), "--to", fresh, "--key-file", k2, "--out", k4});
+  EXPECT_FALSE(fs::exists(k4));
   EXPECT_NE(again.exit_code, 0);
   EXPECT_NE(again.err.find("must be empty"), std::string::npos) << again.err;
 }
@@ -377,11 +395,12 @@ TEST_F(SlotTest, OldStoreCopiedOverARekeyedUrlIsRefused) {
                 .exit_code,
             0);
   const std::string fresh = "file://" + (dir_ / "fresh").string();
-  CliRun rk =
-      Run({"rekey", "--from", Store(), "--to", fresh, "--key-file", k2});
+  const std::string k4 = (dir_ / "k4").string();
+  CliRun rk = Run(
+      {"rekey", "--from", Store(), "--to", fresh, "--key-file", k2, "--out", k4});
   ASSERT_EQ(rk.exit_code, 0) << rk.err;
   ASSERT_EQ(Run({"restore", "--from", fresh, "--to", (dir_ / "r1").string(),
-                 "--key-file", k2})
+                 "--key-file", k4})
                 .exit_code,
             0);
   fs::remove_all(dir_ / "fresh");
@@ -396,6 +415,86 @@ TEST_F(SlotTest, OldStoreCopiedOverARekeyedUrlIsRefused) {
       Run({"backup", (dir_ / "src").string(), "--to", fresh, "--key-file", k2});
   EXPECT_EQ(b.exit_code, 4) << b.err;
   EXPECT_EQ(fs::last_write_time(dir_ / "fresh" / "keyring"), before);
+}
+
+// Review finding 1: a rekey kept the secret of the slot it was opened with,
+// so on a device without state (no pin) the old store copied over the new
+// URL still opened with what the user holds, and new backups went under
+// the old master key. Now the vault account gets a fresh secret: the old
+// keyring's vault slot opens with nothing the vault releases.
+TEST_F(SlotTest, OldStoreAtRekeyedUrlOnANewDevice) {
+  const std::string k1 = (dir_ / "k1").string();
+  ASSERT_EQ(Run({"key", "new", "--out", k1}).exit_code, 0);
+  ASSERT_EQ(Run({"backup", (dir_ / "src").string(), "--to", Store(),
+                 "--key-file", k1})
+                .exit_code,
+            0);
+  CliRun add =
+      Run(Vault({"slot", "add", "vault", "--from", Store(), "--key-file", k1}),
+          kPassword);
+  ASSERT_EQ(add.exit_code, 0) << add.err;
+  const std::string fresh = "file://" + (dir_ / "fresh").string();
+  CliRun rk = Run(Vault({"rekey", "--from", Store(), "--to", fresh}), kPassword);
+  ASSERT_EQ(rk.exit_code, 0) << rk.err;
+  auto restore_fresh = [&](const std::string& to) {
+    CliRun r = Run(Vault({"restore", "--from", fresh, "--to",
+                          (dir_ / to).string()}),
+                   kPassword);
+    last_err_ = r.err;
+    return r.exit_code;
+  };
+  auto phone = [&](const std::string& to, const std::string& expect) {
+    const int status = testing::RunProgram(
+        {BKV_C_ABI_SLOT_VAULT_TEST_PATH},
+        {"BKV_TEST_EXPECT_OPEN=" + expect,
+         "BKV_TEST_VAULT_ADDR=" + vault_.address(),
+         "BKV_TEST_VAULT_KEY=" + HexEncode(vault_.public_key()),
+         "BKV_TEST_VAULT_TOKEN=" + vault_.Token("alice"),
+         "BKV_TEST_VAULT_ACCOUNT=alice",
+         "BKV_TEST_VAULT_PASSWORD=correct horse battery",
+         "BKV_TEST_STORE=" + fresh,
+         "BKV_TEST_SOURCE=" + (dir_ / "src").string(),
+         "BKV_TEST_TARGET=" + (dir_ / to).string()});
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  // A new device opens the rekeyed set with the password.
+  setenv("BKV_STATE_DIR", (dir_ / "state-new").c_str(), 1);
+  EXPECT_EQ(restore_fresh("n1"), 0) << last_err_;
+  EXPECT_EQ(phone("p1", ""), 0);
+  // The old store copied over the new URL, seen by another new device.
+  fs::remove_all(dir_ / "fresh");
+  fs::copy(dir_ / "store", dir_ / "fresh", fs::copy_options::recursive);
+  setenv("BKV_STATE_DIR", (dir_ / "state-new2").c_str(), 1);
+  EXPECT_NE(restore_fresh("n2"), 0);
+  EXPECT_FALSE(fs::exists(dir_ / "n2" / "chat.db"));
+  EXPECT_NE(phone("p2", ""), 0);
+  EXPECT_FALSE(fs::exists(dir_ / "p2" / "chat.db"));
+  // Review finding 11: the SDK says what the CLI says (the keyring or the
+  // vault record changed), not BKV_WRONG_KEY, which reads like a typo.
+  EXPECT_EQ(phone("p3", "CORRUPTED"), 0);
+}
+
+// Review finding 5: a rekey into a URL this client pinned to another set
+// (an earlier rekey there, then emptied) wrote the keyring, then refused
+// its own pin with DataLoss "nothing was written". The pin is now checked
+// before a put, and a rekey's new set replaces the pin of the URL it found
+// empty.
+TEST_F(SlotTest, RekeyAgainIntoAnEmptiedUrl) {
+  const std::string k1 = (dir_ / "k1").string(), k2 = (dir_ / "k2").string();
+  MakeSetWithTwoKeys(k1, k2);
+  if (HasFatalFailure()) return;
+  const std::string fresh = "file://" + (dir_ / "fresh").string();
+  const std::string k3 = (dir_ / "k3").string(), k4 = (dir_ / "k4").string();
+  CliRun rk = Run(
+      {"rekey", "--from", Store(), "--to", fresh, "--key-file", k2, "--out", k3});
+  ASSERT_EQ(rk.exit_code, 0) << rk.err;
+  fs::remove_all(dir_ / "fresh");
+  CliRun again = Run(
+      {"rekey", "--from", Store(), "--to", fresh, "--key-file", k2, "--out", k4});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  CliRun r = Run({"restore", "--from", fresh, "--to", (dir_ / "r").string(),
+                  "--key-file", k4});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 }  // namespace
