@@ -599,14 +599,19 @@ absl::Status FreshRecordStore::WaitCommitted(uint64_t tag) const {
 
 // A failed head is retried before another record is written: while it
 // can't be certified, a new record would count an attempt whose KE2 can't
-// leave. Without a failed head this costs nothing.
+// leave. A writer that finds a head write in flight waits for its outcome
+// first (review finding 6 of issue 12): had it written meanwhile and the
+// head failed, its attempt would count. It writes in the next batch, so
+// group commit stays; a head that failed while it waited is not retried
+// again by every waiter (each retry can take the whole round timeout).
 absl::Status FreshRecordStore::RetryFailedHead() const {
   absl::MutexLock lock(&mu_);
-  if (!retry_) return absl::OkStatus();
+  if (!retry_ && !writing_) return absl::OkStatus();
+  const uint64_t start = attempts_;
   while (writing_) changed_.Wait(&mu_);
-  if (!retry_) return absl::OkStatus();
   if (!fenced_.empty()) return absl::UnavailableError(fenced_);
-  BKV_RETURN_IF_ERROR(LeadHeadWrite());
+  if (!retry_) return absl::OkStatus();
+  if (last_failure_at_ <= start) BKV_RETURN_IF_ERROR(LeadHeadWrite());
   if (!retry_) return absl::OkStatus();
   return NotCounted("the last freshness head is not anchored yet",
                     last_failure_);

@@ -6,6 +6,8 @@
 
 #include <grpcpp/generic/generic_stub.h>
 
+#include <signal.h>
+
 #include <atomic>
 
 #include "absl/synchronization/notification.h"
@@ -117,6 +119,53 @@ TEST_F(QuorumProcessTest, MajorityDownRefusesBeforeAnyKe2AndSpendsNothingMore) {
   // 10, the first failed call, this one: nothing else counted.
   EXPECT_EQ(right.attempts_remaining, 8u);
   EXPECT_EQ(Remaining("other"), 10u);
+}
+
+// Review finding 6 of issue 12: nodes 2 and 3 stopped with SIGSTOP (a
+// partition: their peer ports accept and never answer, so a head write
+// takes the whole round timeout). The first guess's record is in the store
+// when its head fails (ATTEMPT_UNSPECIFIED, counted later); guesses that
+// arrive while that head is in flight wait for its outcome and are refused
+// before anything is written: not counted, still 10 once the nodes are back.
+TEST_F(QuorumProcessTest, PartitionedMajorityCostsNoAttempt) {
+  const std::vector<std::string> accounts = {"hank", "ivy", "jack", "kim"};
+  for (const std::string& a : accounts) Register(a);
+  ASSERT_EQ(kill(node_[1].pid(), SIGSTOP), 0);
+  ASSERT_EQ(kill(node_[2].pid(), SIGSTOP), 0);
+  std::vector<TestClient::Recovery> r(accounts.size());
+  std::vector<std::thread> guessers;
+  guessers.emplace_back([&] { r[0] = Guess(accounts[0]); });
+  // Sequencing only: the first head write takes the 2 s round timeout.
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  for (size_t i = 1; i < accounts.size(); ++i) {
+    guessers.emplace_back([&, i] {
+      TestClient own(node_[0].address(), node_[0].public_key());
+      r[i] = own.Recover(Token(accounts[i]), accounts[i], "wrong");
+    });
+  }
+  for (std::thread& t : guessers) t.join();
+  kill(node_[1].pid(), SIGCONT);
+  kill(node_[2].pid(), SIGCONT);
+  for (size_t i = 0; i < accounts.size(); ++i) {
+    EXPECT_FALSE(r[i].got_ke2) << accounts[i];
+    ASSERT_TRUE(r[i].result.detail.has_value())
+        << accounts[i] << ": " << r[i].result.status.error_message();
+  }
+  EXPECT_EQ(r[0].result.detail->attempt(), ErrorDetail::ATTEMPT_UNSPECIFIED);
+  for (size_t i = 1; i < accounts.size(); ++i) {
+    EXPECT_EQ(r[i].result.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED)
+        << accounts[i] << ": " << r[i].result.status.error_message();
+  }
+  // The owner's channels come back; bounded.
+  vault::v1::GetStatusResponse status;
+  for (int i = 0; i < 40 && !client_->Status(Token("hank"), &status).ok();
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  EXPECT_EQ(status.attempts_remaining(), 9u) << "the first call counts";
+  for (size_t i = 1; i < accounts.size(); ++i) {
+    EXPECT_EQ(Remaining(accounts[i]), 10u) << accounts[i];
+  }
 }
 
 // Issue test 1 over the quorum: records restored from a copy taken before
