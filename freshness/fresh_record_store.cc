@@ -50,6 +50,16 @@ absl::Status NotCounted(absl::string_view why, const absl::Status& s) {
       d);
 }
 
+// A fenced owner's refusal of a call that wrote nothing (review finding 4
+// of issue 12): not counted, and it says where calls go now.
+absl::Status FencedNotCounted(const std::string& fenced) {
+  return NotCounted(
+      "this vault node no longer owns the freshness chain (another node took "
+      "over in a later term); account calls go to the current owner, and this "
+      "node must be restarted without [freshness] owner",
+      absl::UnavailableError(fenced));
+}
+
 // A read waiting for an earlier write's head writes nothing itself (the
 // earlier write still counts once a later head covers it, as its own
 // answer said).
@@ -246,7 +256,7 @@ absl::Status FreshRecordStore::CheckShard(const AccountKey& key) const {
   std::string reason;
   {
     absl::MutexLock lock(&mu_);
-    if (!fenced_.empty()) return absl::UnavailableError(fenced_);
+    if (!fenced_.empty()) return FencedNotCounted(fenced_);
     reason = stale_[ShardOf(key, shard_count_)];
   }
   if (reason.empty()) return absl::OkStatus();
@@ -609,7 +619,7 @@ absl::Status FreshRecordStore::RetryFailedHead() const {
   if (!retry_ && !writing_) return absl::OkStatus();
   const uint64_t start = attempts_;
   while (writing_) changed_.Wait(&mu_);
-  if (!fenced_.empty()) return absl::UnavailableError(fenced_);
+  if (!fenced_.empty()) return FencedNotCounted(fenced_);
   if (!retry_) return absl::OkStatus();
   if (last_failure_at_ <= start) BKV_RETURN_IF_ERROR(LeadHeadWrite());
   if (!retry_) return absl::OkStatus();

@@ -301,7 +301,17 @@ absl::Status QuorumHeadStore::Write(const HeadTable& t) {
   in_flight_ = request.next_table();
   absl::Status s = Propose(std::move(request));
   (s.ok() ? writes_ : write_failures_)++;
+  if (absl::IsFailedPrecondition(s) && !fenced_.exchange(true)) {
+    absl::MutexLock lock(&on_fenced_mu_);
+    if (on_fenced_) on_fenced_();
+  }
   return s;
+}
+
+void QuorumHeadStore::OnFenced(std::function<void()> f) {
+  absl::MutexLock lock(&on_fenced_mu_);
+  on_fenced_ = std::move(f);
+  if (fenced_.load() && on_fenced_) on_fenced_();
 }
 
 }  // namespace bkv::freshness

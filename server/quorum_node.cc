@@ -112,7 +112,7 @@ void QuorumNode::RenderMetrics(std::string& out) const {
       "# HELP bkv_freshness_quorum_owner 1: this node extends the head chain "
       "and serves account calls; 0: it only endorses.\n# TYPE "
       "bkv_freshness_quorum_owner gauge\nbkv_freshness_quorum_owner ",
-      heads ? 1 : 0,
+      heads && !heads->fenced() ? 1 : 0,
       "\n# HELP bkv_freshness_endorser_promised_term Highest owner term this "
       "node's endorser promised.\n# TYPE bkv_freshness_endorser_promised_term "
       "gauge\nbkv_freshness_endorser_promised_term ",

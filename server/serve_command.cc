@@ -19,6 +19,7 @@
 #include "server/invalid_request_interceptor.h"
 #include "server/log.h"
 #include "server/metrics_http.h"
+#include "server/quorum_node.h"
 
 namespace bkv::server {
 namespace {
@@ -142,6 +143,15 @@ int RunServeCommand(std::span<const std::string> args) {
   server->GetHealthCheckService()->SetServingStatus(
       std::string(vault::v1::Vault::service_full_name()),
       (*node)->standby == nullptr);
+  // A fenced owner serves nothing more: the load balancer must move on
+  // (review finding 4 of issue 12).
+  if ((*node)->quorum && (*node)->quorum->heads) {
+    grpc::Server* s = server.get();
+    (*node)->quorum->heads->OnFenced([s] {
+      s->GetHealthCheckService()->SetServingStatus(
+          std::string(vault::v1::Vault::service_full_name()), false);
+    });
+  }
   if (metrics_http) metrics_http->SetServing(true);
   Log("info", "serving",
       {{"listen", l.listen},
@@ -160,6 +170,9 @@ int RunServeCommand(std::span<const std::string> args) {
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::seconds(l.drain_timeout_s));
   server->Wait();
+  if ((*node)->quorum && (*node)->quorum->heads) {
+    (*node)->quorum->heads->OnFenced(nullptr);  // before the server goes
+  }
   Log("info", "stopped");
   return 0;
 }

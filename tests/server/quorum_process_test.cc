@@ -313,6 +313,23 @@ TEST_F(QuorumProcessTest, SecondOwnerFencesTheFirst) {
       << node_[0].log();
   EXPECT_EQ(HeldSeq(1), seq) << "the fenced owner moved the chain";
   EXPECT_EQ(HeldSeq(2), seq);
+  // Review finding 4 of issue 12: the fenced owner no longer looks like
+  // one, and a refusal that wrote nothing says so.
+  EXPECT_EQ(VaultHealth(node_[0].address()), 2) << "NOT_SERVING";
+  EXPECT_EQ(Gauge(HttpGet(metrics_[0], "/metrics"),
+                  "bkv_freshness_quorum_owner"),
+            0);
+  EXPECT_EQ(Gauge(HttpGet(metrics_[1], "/metrics"),
+                  "bkv_freshness_quorum_owner"),
+            1);
+  auto again = Guess("frank", kPassword);
+  EXPECT_FALSE(again.got_ke2);
+  ASSERT_TRUE(again.result.detail.has_value())
+      << again.result.status.error_message();
+  EXPECT_EQ(again.result.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED)
+      << again.result.status.error_message();
+  EXPECT_EQ(again.result.detail->reason(),
+            ErrorDetail::REASON_VAULT_UNAVAILABLE);
 }
 
 // Start-up refuses what the ceremony would have caught, saying what to fix.
