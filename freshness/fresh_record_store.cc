@@ -40,9 +40,11 @@ std::optional<LeafValue> LeafOf(const AccountKey& key, const UserRecord& r) {
 // Refused before this call wrote anything (REASON_VAULT_UNAVAILABLE,
 // ATTEMPT_NOT_COUNTED): the head a write would wait for can't be taken now
 // (the token, or the quorum's majority, is down).
-absl::Status NotCounted(absl::string_view why, const absl::Status& s) {
+absl::Status NotCounted(
+    absl::string_view why, const absl::Status& s,
+    ErrorDetail::Reason reason = ErrorDetail::REASON_VAULT_UNAVAILABLE) {
   ErrorDetail d;
-  d.set_reason(ErrorDetail::REASON_VAULT_UNAVAILABLE);
+  d.set_reason(reason);
   d.set_attempt(ErrorDetail::ATTEMPT_NOT_COUNTED);
   return vault::v1::AttachErrorDetail(
       absl::UnavailableError(absl::StrCat(
@@ -50,14 +52,14 @@ absl::Status NotCounted(absl::string_view why, const absl::Status& s) {
       d);
 }
 
-// A fenced owner's refusal of a call that wrote nothing (review finding 4
-// of issue 12): not counted, and it says where calls go now.
+// A fenced owner's refusal of a call that wrote nothing (review findings 4
+// and 5 of issue 12): not counted, "not the owner" so clients fail over.
 absl::Status FencedNotCounted(const std::string& fenced) {
   return NotCounted(
       "this vault node no longer owns the freshness chain (another node took "
       "over in a later term); account calls go to the current owner, and this "
       "node must be restarted without [freshness] owner",
-      absl::UnavailableError(fenced));
+      absl::UnavailableError(fenced), ErrorDetail::REASON_NOT_OWNER);
 }
 
 // A read waiting for an earlier write's head writes nothing itself (the

@@ -73,7 +73,7 @@ absl::Status NotOwner() {
       WithDetail(absl::UnavailableError(
                      "this vault node only endorses the quorum's heads; "
                      "account calls go to the owner node ([freshness] owner)"),
-                 vault::v1::ErrorDetail::REASON_VAULT_UNAVAILABLE),
+                 vault::v1::ErrorDetail::REASON_NOT_OWNER),
       vault::v1::ErrorDetail::ATTEMPT_NOT_COUNTED);
 }
 

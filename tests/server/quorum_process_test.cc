@@ -11,6 +11,7 @@
 #include <atomic>
 
 #include "absl/synchronization/notification.h"
+#include "client/vault_client.h"
 
 namespace bkv::testing {
 namespace {
@@ -328,8 +329,66 @@ TEST_F(QuorumProcessTest, SecondOwnerFencesTheFirst) {
       << again.result.status.error_message();
   EXPECT_EQ(again.result.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED)
       << again.result.status.error_message();
-  EXPECT_EQ(again.result.detail->reason(),
-            ErrorDetail::REASON_VAULT_UNAVAILABLE);
+  EXPECT_EQ(again.result.detail->reason(), ErrorDetail::REASON_NOT_OWNER);
+}
+
+// Review finding 5 of issue 12: the SDK listing an endorser first (as
+// operations.md says: every node) is answered "not the owner", not
+// counted, and repeats the call on the next listed node, the owner.
+// Every node holds node 1's vault keys, as after the cloning ceremony
+// (operations.md "Adding a vault node"): here node 1's dev token is copied
+// before any endorsement key exists, so the SDK's one pin fits every node.
+class ClonedKeysQuorumTest : public QuorumProcessTest {
+ protected:
+  void PrepareNodes() override {
+    ASSERT_EQ(std::system((std::string(BKV_VAULT_BIN) +
+                           " hsm init --softhsm-dir " + Softhsm(0) +
+                           " >/dev/null")
+                              .c_str()),
+              0);
+    for (int i = 1; i < kNodes; ++i) {
+      Copy(Softhsm(0), Softhsm(i));
+      const std::string conf = Softhsm(i) + "/softhsm2.conf";
+      std::stringstream text;
+      text << std::ifstream(conf).rdbuf();
+      std::string c = text.str();
+      for (size_t at; (at = c.find(Softhsm(0))) != std::string::npos;) {
+        c.replace(at, Softhsm(0).size(), Softhsm(i));
+      }
+      std::ofstream(conf, std::ios::trunc) << c;
+    }
+  }
+};
+
+TEST_F(ClonedKeysQuorumTest, ClientFailoverFindsTheOwner) {
+  // One token issuer for the cluster: node 1's dev issuer on every node.
+  for (int i = 1; i < kNodes; ++i) {
+    ASSERT_EQ(node_[i].Stop(), 0);
+    for (const char* f : {"/dev-issuer.key", "/dev-issuer.pub"}) {
+      if (!fs::exists(node_[0].data_dir() + f)) continue;
+      fs::copy_file(node_[0].data_dir() + f, node_[i].data_dir() + f,
+                    fs::copy_options::overwrite_existing);
+    }
+    ASSERT_NO_FATAL_FAILURE(StartNode(i));
+  }
+  client::VaultOptions o;
+  o.address = node_[1].address();
+  o.failover_addresses = {node_[2].address(), node_[0].address()};
+  o.server_public_key = node_[0].public_key();
+  o.ksf = TestKsfParams();
+  o.min_ksf = TestKsfParams();
+  const std::string token = Token("lena");
+  o.account_token = [token] { return token; };
+  o.timeout = std::chrono::seconds(20);
+  auto sdk = client::VaultClient::Create(std::move(o));
+  ASSERT_TRUE(sdk.ok()) << sdk.status();
+  SecretBytes key = SecretBytes::Copy(std::string(32, 'l'));
+  auto reg =
+      (*sdk)->Register("lena", SecretBytes::Copy(std::string(kPassword)), key);
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  auto got = (*sdk)->Recover("lena", SecretBytes::Copy(std::string(kPassword)));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(Remaining("lena"), 10u);
 }
 
 // Start-up refuses what the ceremony would have caught, saying what to fix.
