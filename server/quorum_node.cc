@@ -124,7 +124,12 @@ void QuorumNode::RenderMetrics(std::string& out) const {
       "\n# HELP bkv_freshness_endorser_held_term Owner term of that head.\n"
       "# TYPE bkv_freshness_endorser_held_term gauge\n"
       "bkv_freshness_endorser_held_term ",
-      held.term(), "\n");
+      held.term(),
+      "\n# HELP bkv_freshness_endorser_state_writes_total Writes of this "
+      "node's endorser state to its token (HSM wear).\n# TYPE "
+      "bkv_freshness_endorser_state_writes_total counter\n"
+      "bkv_freshness_endorser_state_writes_total ",
+      endorser->state_writes(), "\n");
   if (heads == nullptr) return;
   const freshness::QuorumHeadStore::Stats q = heads->stats();
   absl::StrAppend(
