@@ -17,6 +17,16 @@ using vault::v1::ErrorDetail;
 constexpr absl::string_view kOperatorAction =
     "restore the record store to its latest state and restart, or re-anchor "
     "with `bkv-vault rollback reanchor` (docs/operations.md)";
+// A quorum node (a term above 0): `rollback reanchor` refuses there, and the
+// N-token re-anchor is not built (review findings 2, 7 of issue 12).
+constexpr absl::string_view kQuorumOperatorAction =
+    "restore the record store to its latest state and restart; an endorsement "
+    "quorum has no re-anchor ceremony yet (`rollback reanchor` refuses on a "
+    "quorum node; docs/rollback.md \"Status\")";
+
+absl::string_view OperatorAction(uint64_t term) {
+  return term > 0 ? kQuorumOperatorAction : kOperatorAction;
+}
 
 // A store error after which the write may or may not be in the store.
 bool Ambiguous(const absl::Status& s) {
@@ -82,11 +92,23 @@ absl::Status UnsettledError(const AccountKey& key) {
 // re-initialised or the wrong one, and whatever the store holds then is no
 // proof of anything.
 absl::Status GenesisAllowed(uint64_t records,
-                            const std::vector<std::string>& stale) {
+                            const std::vector<std::string>& stale,
+                            uint64_t term) {
   const bool unreadable =
       std::any_of(stale.begin(), stale.end(),
                   [](const std::string& reason) { return !reason.empty(); });
   if (records == 0 && !unreadable) return absl::OkStatus();
+  if (term > 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the endorsement quorum has no committed head but the record store "
+        "is not empty (",
+        records,
+        " records): a quorum is formed over an empty store only (moving an "
+        "existing vault onto a quorum is not built, and `rollback reanchor` "
+        "refuses on a quorum node); run this node without [freshness] "
+        "members_file, or start from an empty store (docs/operations.md "
+        "\"Several anchored vault nodes\")"));
+  }
   return absl::FailedPreconditionError(absl::StrCat(
       "the token holds no freshness heads but the record store is not "
       "empty (",
@@ -189,7 +211,9 @@ absl::Status FreshRecordStore::Recover(bool genesis) {
         forward.push_back(Pending{0, key, own});
         return true;
       }));
-  if (genesis) BKV_RETURN_IF_ERROR(GenesisAllowed(records, stale_));
+  if (genesis) {
+    BKV_RETURN_IF_ERROR(GenesisAllowed(records, stale_, heads_.Term()));
+  }
   HeadTable next = table_;
   for (uint32_t s = 0; s < shard_count_; ++s) {
     if (genesis) {
@@ -203,7 +227,7 @@ absl::Status FreshRecordStore::Recover(bool genesis) {
       Report("error", "freshness_shard_stale",
              {{"shard", absl::StrCat(s)},
               {"reason", stale_[s]},
-              {"action", std::string(kOperatorAction)}});
+              {"action", std::string(OperatorAction(heads_.Term()))}});
     }
   }
   if (genesis) {
@@ -241,7 +265,7 @@ absl::Status FreshRecordStore::Stale(const AccountKey& key,
          {{"account_key", storage::AccountKeyHex(key)},
           {"shard", absl::StrCat(shard)},
           {"reason", std::string(what)},
-          {"action", std::string(kOperatorAction)}});
+          {"action", std::string(OperatorAction(heads_.Term()))}});
   ErrorDetail d;
   d.set_reason(ErrorDetail::REASON_STORAGE_ROLLED_BACK);
   d.set_attempt(ErrorDetail::ATTEMPT_NOT_COUNTED);
@@ -250,7 +274,8 @@ absl::Status FreshRecordStore::Stale(const AccountKey& key,
           "the vault cannot prove that the stored record for account key ",
           storage::AccountKeyHex(key), " (shard ", shard,
           ") is the latest: ", what,
-          ". Nothing was counted; the operator must act: ", kOperatorAction)),
+          ". Nothing was counted; the operator must act: ",
+          OperatorAction(heads_.Term()))),
       d);
 }
 

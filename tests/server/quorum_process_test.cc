@@ -196,6 +196,13 @@ TEST_F(QuorumProcessTest, RestoredRecordsAfterLockoutGiveNoGuess) {
   ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();
   EXPECT_EQ(r.result.detail->reason(), ErrorDetail::REASON_STORAGE_ROLLED_BACK);
   EXPECT_NE(node_[0].log().find("freshness_shard_stale"), std::string::npos);
+  // Findings 2 and 7 of issue 12: no pointer to a command that refuses here.
+  EXPECT_EQ(node_[0].log().find("or re-anchor with"), std::string::npos);
+  EXPECT_NE(node_[0].log().find("no re-anchor ceremony yet"),
+            std::string::npos);
+  EXPECT_NE(r.result.status.error_message().find("no re-anchor ceremony yet"),
+            std::string::npos)
+      << r.result.status.error_message();
   // No single-token re-anchor behind the quorum's back.
   ASSERT_EQ(node_[0].Stop(), 0);
   const std::string so_pin = node_[0].data_dir() + "/softhsm/so.pin";
