@@ -272,9 +272,8 @@ absl::Status FreshRecordStore::Stale(const AccountKey& key,
   return vault::v1::AttachErrorDetail(
       absl::UnavailableError(absl::StrCat(
           "the vault cannot prove that the stored record for account key ",
-          storage::AccountKeyHex(key), " (shard ", shard,
-          ") is the latest: ", what,
-          ". Nothing was counted; the operator must act: ",
+          storage::AccountKeyHex(key), " (shard ", shard, ") is the latest: ",
+          what, ". Nothing was counted; the operator must act: ",
           OperatorAction(heads_.Term()))),
       d);
 }

@@ -5,7 +5,6 @@
 #include "tests/server/quorum_process.h"
 
 #include <grpcpp/generic/generic_stub.h>
-
 #include <signal.h>
 
 #include <atomic>
@@ -255,7 +254,8 @@ TEST_F(QuorumProcessTest, RestoredEndorserTokenGivesNoExtraGuess) {
 // can't vouch for its own disk: with one other member's promise it does not
 // take over (no account call is served, no guess); once node 2 is back it
 // adopts the newest head and the restored records read stale.
-TEST_F(QuorumProcessTest, RestoredOwnerDataDirWithALaggingEndorserGivesNoGuess) {
+TEST_F(QuorumProcessTest,
+       RestoredOwnerDataDirWithALaggingEndorserGivesNoGuess) {
   Register("gina");
   ASSERT_EQ(node_[0].Stop(), 0);
   const std::string records = node_[0].data_dir() + "/records.copy";
@@ -283,8 +283,8 @@ TEST_F(QuorumProcessTest, RestoredOwnerDataDirWithALaggingEndorserGivesNoGuess) 
   });
   bool waiting = false;
   for (int i = 0; i < 200 && !waiting && !started; ++i) {
-    waiting = node_[0].log().find("freshness_quorum_waiting") !=
-              std::string::npos;
+    waiting =
+        node_[0].log().find("freshness_quorum_waiting") != std::string::npos;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_TRUE(waiting) << "the owner took over with one other member:\n"
@@ -324,12 +324,10 @@ TEST_F(QuorumProcessTest, SecondOwnerFencesTheFirst) {
   // Review finding 4 of issue 12: the fenced owner no longer looks like
   // one, and a refusal that wrote nothing says so.
   EXPECT_EQ(VaultHealth(node_[0].address()), 2) << "NOT_SERVING";
-  EXPECT_EQ(Gauge(HttpGet(metrics_[0], "/metrics"),
-                  "bkv_freshness_quorum_owner"),
-            0);
-  EXPECT_EQ(Gauge(HttpGet(metrics_[1], "/metrics"),
-                  "bkv_freshness_quorum_owner"),
-            1);
+  EXPECT_EQ(
+      Gauge(HttpGet(metrics_[0], "/metrics"), "bkv_freshness_quorum_owner"), 0);
+  EXPECT_EQ(
+      Gauge(HttpGet(metrics_[1], "/metrics"), "bkv_freshness_quorum_owner"), 1);
   auto again = Guess("frank", kPassword);
   EXPECT_FALSE(again.got_ke2);
   ASSERT_TRUE(again.result.detail.has_value())
@@ -348,11 +346,11 @@ TEST_F(QuorumProcessTest, SecondOwnerFencesTheFirst) {
 class ClonedKeysQuorumTest : public QuorumProcessTest {
  protected:
   void PrepareNodes() override {
-    ASSERT_EQ(std::system((std::string(BKV_VAULT_BIN) +
-                           " hsm init --softhsm-dir " + Softhsm(0) +
-                           " >/dev/null")
-                              .c_str()),
-              0);
+    ASSERT_EQ(
+        std::system((std::string(BKV_VAULT_BIN) + " hsm init --softhsm-dir " +
+                     Softhsm(0) + " >/dev/null")
+                        .c_str()),
+        0);
     for (int i = 1; i < kNodes; ++i) {
       Copy(Softhsm(0), Softhsm(i));
       const std::string conf = Softhsm(i) + "/softhsm2.conf";
