@@ -240,12 +240,14 @@ struct VaultClient::Impl {
           kind);
       if (s.ok() || tries == kMaxTries || IsCancelledByApp(s)) return s;
       const VaultError e = VaultError::From(s);
-      if (NodeGone(s, e) && stubs.size() > 1) {
+      if ((NodeGone(s, e) || e.not_owner) && stubs.size() > 1) {
         // Later calls go to the next node; this one is repeated there only
-        // when that cannot spend an attempt.
+        // when that cannot spend an attempt ("not the owner" counted
+        // nothing: any call is repeated).
         size_t expected = node;
         current.compare_exchange_strong(expected, (node + 1) % stubs.size());
-        if (FailoverSafe(name) && tries < static_cast<int>(stubs.size())) {
+        if ((FailoverSafe(name) || e.not_owner) &&
+            tries < static_cast<int>(stubs.size())) {
           continue;
         }
       }

@@ -51,6 +51,7 @@ VaultErrorKind KindOfReason(ErrorDetail::Reason r, bool* known) {
     case ErrorDetail::REASON_PROOF_REQUIRED:
       return VaultErrorKind::kProofRequired;
     case ErrorDetail::REASON_VAULT_UNAVAILABLE:
+    case ErrorDetail::REASON_NOT_OWNER:
     case ErrorDetail::REASON_STORAGE_ROLLED_BACK:  // until an operator acts
       return VaultErrorKind::kTransient;
     case ErrorDetail::REASON_ACCOUNT_MISMATCH:
@@ -121,6 +122,7 @@ VaultError VaultError::From(const absl::Status& status) {
   e.vault_answered =
       d.has_value() && d->reason() != ErrorDetail::REASON_UNSPECIFIED;
   if (d) {
+    e.not_owner = d->reason() == ErrorDetail::REASON_NOT_OWNER;
     e.attempts_remaining = d->attempts_remaining();
     e.retry_after_ms = d->retry_after_ms();
     e.kind = KindOfReason(d->reason(), &known);

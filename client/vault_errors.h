@@ -48,6 +48,9 @@ struct VaultError {
   // transient failure without one may have lost the answer to a request the
   // vault carried out.
   bool vault_answered = false;
+  // The node answered "not the owner" (a quorum's endorser, or a fenced
+  // owner): nothing counted, another listed node may serve the call.
+  bool not_owner = false;
   // The failure came from a vault RPC (not from local checks or crypto).
   bool from_rpc = false;
 

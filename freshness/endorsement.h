@@ -11,6 +11,7 @@
 //   | prev digest (32) | table digest (32) |            all big-endian
 //   +------------------+-------------------+
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -136,6 +137,8 @@ class Endorser {
   absl::Status SignRequest(fresh::v1::EndorseRequest& request) const;
   absl::StatusOr<fresh::v1::PrepareRequest> SignPrepare(uint64_t term) const;
   fresh::v1::EndorserState State() const;
+  // Writes of the state to the token since Open (wear; /metrics).
+  uint64_t state_writes() const { return state_writes_.load(); }
   uint32_t node_id() const { return node_id_; }
   const Members& members() const { return members_; }
 
@@ -160,6 +163,7 @@ class Endorser {
   const uint32_t node_id_;
   mutable absl::Mutex mu_;
   fresh::v1::EndorserState state_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> state_writes_{0};
 };
 
 }  // namespace bkv::freshness

@@ -17,6 +17,16 @@ using vault::v1::ErrorDetail;
 constexpr absl::string_view kOperatorAction =
     "restore the record store to its latest state and restart, or re-anchor "
     "with `bkv-vault rollback reanchor` (docs/operations.md)";
+// A quorum node (a term above 0): `rollback reanchor` refuses there, and the
+// N-token re-anchor is not built (review findings 2, 7 of issue 12).
+constexpr absl::string_view kQuorumOperatorAction =
+    "restore the record store to its latest state and restart; an endorsement "
+    "quorum has no re-anchor ceremony yet (`rollback reanchor` refuses on a "
+    "quorum node; docs/rollback.md \"Status\")";
+
+absl::string_view OperatorAction(uint64_t term) {
+  return term > 0 ? kQuorumOperatorAction : kOperatorAction;
+}
 
 // A store error after which the write may or may not be in the store.
 bool Ambiguous(const absl::Status& s) {
@@ -40,14 +50,26 @@ std::optional<LeafValue> LeafOf(const AccountKey& key, const UserRecord& r) {
 // Refused before this call wrote anything (REASON_VAULT_UNAVAILABLE,
 // ATTEMPT_NOT_COUNTED): the head a write would wait for can't be taken now
 // (the token, or the quorum's majority, is down).
-absl::Status NotCounted(absl::string_view why, const absl::Status& s) {
+absl::Status NotCounted(
+    absl::string_view why, const absl::Status& s,
+    ErrorDetail::Reason reason = ErrorDetail::REASON_VAULT_UNAVAILABLE) {
   ErrorDetail d;
-  d.set_reason(ErrorDetail::REASON_VAULT_UNAVAILABLE);
+  d.set_reason(reason);
   d.set_attempt(ErrorDetail::ATTEMPT_NOT_COUNTED);
   return vault::v1::AttachErrorDetail(
       absl::UnavailableError(absl::StrCat(
           why, " (", s.message(), "); this call counted nothing: retry later")),
       d);
+}
+
+// A fenced owner's refusal of a call that wrote nothing (review findings 4
+// and 5 of issue 12): not counted, "not the owner" so clients fail over.
+absl::Status FencedNotCounted(const std::string& fenced) {
+  return NotCounted(
+      "this vault node no longer owns the freshness chain (another node took "
+      "over in a later term); account calls go to the current owner, and this "
+      "node must be restarted without [freshness] owner",
+      absl::UnavailableError(fenced), ErrorDetail::REASON_NOT_OWNER);
 }
 
 // A read waiting for an earlier write's head writes nothing itself (the
@@ -70,11 +92,23 @@ absl::Status UnsettledError(const AccountKey& key) {
 // re-initialised or the wrong one, and whatever the store holds then is no
 // proof of anything.
 absl::Status GenesisAllowed(uint64_t records,
-                            const std::vector<std::string>& stale) {
+                            const std::vector<std::string>& stale,
+                            uint64_t term) {
   const bool unreadable =
       std::any_of(stale.begin(), stale.end(),
                   [](const std::string& reason) { return !reason.empty(); });
   if (records == 0 && !unreadable) return absl::OkStatus();
+  if (term > 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the endorsement quorum has no committed head but the record store "
+        "is not empty (",
+        records,
+        " records): a quorum is formed over an empty store only (moving an "
+        "existing vault onto a quorum is not built, and `rollback reanchor` "
+        "refuses on a quorum node); run this node without [freshness] "
+        "members_file, or start from an empty store (docs/operations.md "
+        "\"Several anchored vault nodes\")"));
+  }
   return absl::FailedPreconditionError(absl::StrCat(
       "the token holds no freshness heads but the record store is not "
       "empty (",
@@ -177,7 +211,9 @@ absl::Status FreshRecordStore::Recover(bool genesis) {
         forward.push_back(Pending{0, key, own});
         return true;
       }));
-  if (genesis) BKV_RETURN_IF_ERROR(GenesisAllowed(records, stale_));
+  if (genesis) {
+    BKV_RETURN_IF_ERROR(GenesisAllowed(records, stale_, heads_.Term()));
+  }
   HeadTable next = table_;
   for (uint32_t s = 0; s < shard_count_; ++s) {
     if (genesis) {
@@ -191,7 +227,7 @@ absl::Status FreshRecordStore::Recover(bool genesis) {
       Report("error", "freshness_shard_stale",
              {{"shard", absl::StrCat(s)},
               {"reason", stale_[s]},
-              {"action", std::string(kOperatorAction)}});
+              {"action", std::string(OperatorAction(heads_.Term()))}});
     }
   }
   if (genesis) {
@@ -229,16 +265,16 @@ absl::Status FreshRecordStore::Stale(const AccountKey& key,
          {{"account_key", storage::AccountKeyHex(key)},
           {"shard", absl::StrCat(shard)},
           {"reason", std::string(what)},
-          {"action", std::string(kOperatorAction)}});
+          {"action", std::string(OperatorAction(heads_.Term()))}});
   ErrorDetail d;
   d.set_reason(ErrorDetail::REASON_STORAGE_ROLLED_BACK);
   d.set_attempt(ErrorDetail::ATTEMPT_NOT_COUNTED);
   return vault::v1::AttachErrorDetail(
       absl::UnavailableError(absl::StrCat(
           "the vault cannot prove that the stored record for account key ",
-          storage::AccountKeyHex(key), " (shard ", shard,
-          ") is the latest: ", what,
-          ". Nothing was counted; the operator must act: ", kOperatorAction)),
+          storage::AccountKeyHex(key), " (shard ", shard, ") is the latest: ",
+          what, ". Nothing was counted; the operator must act: ",
+          OperatorAction(heads_.Term()))),
       d);
 }
 
@@ -246,7 +282,7 @@ absl::Status FreshRecordStore::CheckShard(const AccountKey& key) const {
   std::string reason;
   {
     absl::MutexLock lock(&mu_);
-    if (!fenced_.empty()) return absl::UnavailableError(fenced_);
+    if (!fenced_.empty()) return FencedNotCounted(fenced_);
     reason = stale_[ShardOf(key, shard_count_)];
   }
   if (reason.empty()) return absl::OkStatus();
@@ -599,14 +635,19 @@ absl::Status FreshRecordStore::WaitCommitted(uint64_t tag) const {
 
 // A failed head is retried before another record is written: while it
 // can't be certified, a new record would count an attempt whose KE2 can't
-// leave. Without a failed head this costs nothing.
+// leave. A writer that finds a head write in flight waits for its outcome
+// first (review finding 6 of issue 12): had it written meanwhile and the
+// head failed, its attempt would count. It writes in the next batch, so
+// group commit stays; a head that failed while it waited is not retried
+// again by every waiter (each retry can take the whole round timeout).
 absl::Status FreshRecordStore::RetryFailedHead() const {
   absl::MutexLock lock(&mu_);
-  if (!retry_) return absl::OkStatus();
+  if (!retry_ && !writing_) return absl::OkStatus();
+  const uint64_t start = attempts_;
   while (writing_) changed_.Wait(&mu_);
+  if (!fenced_.empty()) return FencedNotCounted(fenced_);
   if (!retry_) return absl::OkStatus();
-  if (!fenced_.empty()) return absl::UnavailableError(fenced_);
-  BKV_RETURN_IF_ERROR(LeadHeadWrite());
+  if (last_failure_at_ <= start) BKV_RETURN_IF_ERROR(LeadHeadWrite());
   if (!retry_) return absl::OkStatus();
   return NotCounted("the last freshness head is not anchored yet",
                     last_failure_);

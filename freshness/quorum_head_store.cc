@@ -195,17 +195,25 @@ absl::Status QuorumHeadStore::CommitRound(const Certificate& cert,
                    members_.quorum(), "): ", Describe(errors)));
 }
 
+// Review finding 1 (issue 12): the promises that count are the OTHER
+// members'. This node's token comes off the same disk as the records it is
+// about to vouch for, so a restored copy of both would otherwise need only
+// one lagging member to adopt an old head. Its own answer is still adopted
+// from (its certificate verifies), it just does not count.
 absl::StatusOr<std::vector<EndorserState>> QuorumHeadStore::PrepareRound(
     uint64_t term, uint64_t* highest_promised) {
   BKV_ASSIGN_OR_RETURN(fresh::v1::PrepareRequest request,
                        self_.SignPrepare(term));
-  auto round =
-      std::make_shared<Round<EndorserState>>(peers_.size(), peers_.size());
+  using Grant = std::pair<bool, EndorserState>;  // {from another member, ..}
+  auto round = std::make_shared<Round<Grant>>(peers_.size(), peers_.size());
   auto highest = std::make_shared<std::atomic<uint64_t>>(0);
+  const size_t self = peers_.size() - 1;  // the local peer is last
   for (size_t i = 0; i < peers_.size(); ++i) {
-    peers_[i]->Prepare(request, [round, highest, i, &members = members_](
+    peers_[i]->Prepare(request, [round, highest, i, self, &members = members_](
                                     absl::StatusOr<PrepareResponse> r) {
-      if (r.ok() && r->granted()) return round->Add(i, r->state());
+      if (r.ok() && r->granted()) {
+        return round->Add(i, Grant{i != self, r->state()});
+      }
       uint64_t p = r.ok() ? PromisedBy(members, r->refusal()) : 0;
       uint64_t seen = highest->load();
       while (p > seen && !highest->compare_exchange_weak(seen, p)) {
@@ -214,13 +222,20 @@ absl::StatusOr<std::vector<EndorserState>> QuorumHeadStore::PrepareRound(
                  r.ok() ? absl::AbortedError("promise refused") : r.status());
     });
   }
-  auto [granted, errors] = round->Wait(round_timeout_);
+  auto [grants, errors] = round->Wait(round_timeout_);
   *highest_promised = std::max(*highest_promised, highest->load());
-  if (granted.size() >= members_.quorum()) return granted;
+  std::vector<EndorserState> granted;
+  size_t others = 0;
+  for (auto& [other, state] : grants) {
+    others += other ? 1 : 0;
+    granted.push_back(std::move(state));
+  }
+  if (others >= members_.quorum()) return granted;
   return absl::UnavailableError(absl::StrCat(
       "taking over the freshness chain needs a majority (", members_.quorum(),
-      " of ", members_.all().size(), ") to promise term ", term, "; ",
-      granted.size(), " did. ", Describe(errors)));
+      " of ", members_.all().size(), ") of the OTHER members to promise term ",
+      term, " (this node's own token can't vouch for its own disk); ", others,
+      " did. ", Describe(errors)));
 }
 
 // The take-over (docs/rollback.md "The owner: lease, term, take-over"):
@@ -286,7 +301,17 @@ absl::Status QuorumHeadStore::Write(const HeadTable& t) {
   in_flight_ = request.next_table();
   absl::Status s = Propose(std::move(request));
   (s.ok() ? writes_ : write_failures_)++;
+  if (absl::IsFailedPrecondition(s) && !fenced_.exchange(true)) {
+    absl::MutexLock lock(&on_fenced_mu_);
+    if (on_fenced_) on_fenced_();
+  }
   return s;
+}
+
+void QuorumHeadStore::OnFenced(std::function<void()> f) {
+  absl::MutexLock lock(&on_fenced_mu_);
+  on_fenced_ = std::move(f);
+  if (fenced_.load() && on_fenced_) on_fenced_();
 }
 
 }  // namespace bkv::freshness

@@ -88,6 +88,11 @@ class QuorumHeadStore final : public HeadStore {
     return {writes_.load(), write_failures_.load(), takeovers_.load(),
             takeover_failures_.load()};
   }
+  // A signed refusal named a later term: another node owns the chain now.
+  // `f` runs once, when that happens (now, if it has), on the writer's
+  // thread (review finding 4 of issue 12: health and the owner gauge).
+  bool fenced() const { return fenced_.load(); }
+  void OnFenced(std::function<void()> f);
   const std::optional<fresh::v1::Certificate>& certificate() const {
     return cert_;
   }
@@ -114,6 +119,9 @@ class QuorumHeadStore final : public HeadStore {
   std::optional<std::string> in_flight_;  // a table not yet certified
   std::atomic<uint64_t> writes_{0}, write_failures_{0}, takeovers_{0},
       takeover_failures_{0};
+  std::atomic<bool> fenced_{false};
+  absl::Mutex on_fenced_mu_;
+  std::function<void()> on_fenced_ ABSL_GUARDED_BY(on_fenced_mu_);
 };
 
 }  // namespace bkv::freshness

@@ -73,7 +73,7 @@ absl::Status NotOwner() {
       WithDetail(absl::UnavailableError(
                      "this vault node only endorses the quorum's heads; "
                      "account calls go to the owner node ([freshness] owner)"),
-                 vault::v1::ErrorDetail::REASON_VAULT_UNAVAILABLE),
+                 vault::v1::ErrorDetail::REASON_NOT_OWNER),
       vault::v1::ErrorDetail::ATTEMPT_NOT_COUNTED);
 }
 
@@ -112,7 +112,7 @@ void QuorumNode::RenderMetrics(std::string& out) const {
       "# HELP bkv_freshness_quorum_owner 1: this node extends the head chain "
       "and serves account calls; 0: it only endorses.\n# TYPE "
       "bkv_freshness_quorum_owner gauge\nbkv_freshness_quorum_owner ",
-      heads ? 1 : 0,
+      heads && !heads->fenced() ? 1 : 0,
       "\n# HELP bkv_freshness_endorser_promised_term Highest owner term this "
       "node's endorser promised.\n# TYPE bkv_freshness_endorser_promised_term "
       "gauge\nbkv_freshness_endorser_promised_term ",
@@ -124,7 +124,12 @@ void QuorumNode::RenderMetrics(std::string& out) const {
       "\n# HELP bkv_freshness_endorser_held_term Owner term of that head.\n"
       "# TYPE bkv_freshness_endorser_held_term gauge\n"
       "bkv_freshness_endorser_held_term ",
-      held.term(), "\n");
+      held.term(),
+      "\n# HELP bkv_freshness_endorser_state_writes_total Writes of this "
+      "node's endorser state to its token (HSM wear).\n# TYPE "
+      "bkv_freshness_endorser_state_writes_total counter\n"
+      "bkv_freshness_endorser_state_writes_total ",
+      endorser->state_writes(), "\n");
   if (heads == nullptr) return;
   const freshness::QuorumHeadStore::Stats q = heads->stats();
   absl::StrAppend(

@@ -21,6 +21,7 @@
 #include "server/invalid_request_interceptor.h"
 #include "server/log.h"
 #include "server/metrics_http.h"
+#include "server/quorum_node.h"
 #include "server/vault_cli.h"
 
 namespace bkv::server {
@@ -137,6 +138,15 @@ int RunServeCommand(const ConfigArgs& args) {
   server->GetHealthCheckService()->SetServingStatus(
       std::string(vault::v1::Vault::service_full_name()),
       (*node)->standby == nullptr);
+  // A fenced owner serves nothing more: the load balancer must move on
+  // (review finding 4 of issue 12).
+  if ((*node)->quorum && (*node)->quorum->heads) {
+    grpc::Server* s = server.get();
+    (*node)->quorum->heads->OnFenced([s] {
+      s->GetHealthCheckService()->SetServingStatus(
+          std::string(vault::v1::Vault::service_full_name()), false);
+    });
+  }
   if (metrics_http) metrics_http->SetServing(true);
   Log("info", "serving",
       {{"listen", l.listen},
@@ -155,6 +165,9 @@ int RunServeCommand(const ConfigArgs& args) {
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::seconds(l.drain_timeout_s));
   server->Wait();
+  if ((*node)->quorum && (*node)->quorum->heads) {
+    (*node)->quorum->heads->OnFenced(nullptr);  // before the server goes
+  }
   Log("info", "stopped");
   return 0;
 }

@@ -572,6 +572,23 @@ TEST_F(QuorumTest, OwnerWritesInTheGrantedTerm) {
   EXPECT_TRUE(heads->Write(Table(1, 1)).ok());
 }
 
+// Review finding 3 of issue 12: a replayed commit of the head an endorser
+// already holds writes nothing to its token.
+TEST_F(QuorumTest, ReplayedCommitWritesNothing) {
+  auto heads = q_->Heads(0);
+  ASSERT_TRUE(heads->Read().ok());
+  const HeadTable t = Table(1, 0xc1);
+  ASSERT_TRUE(heads->Write(t).ok());
+  ASSERT_TRUE(heads->certificate().has_value());
+  fresh::v1::CommitRequest replay;
+  *replay.mutable_certificate() = *heads->certificate();
+  replay.set_table(EncodeHeadsString(t));
+  const uint64_t writes = E(1).state_writes();
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(E(1).Commit(replay).ok());
+  EXPECT_EQ(E(1).state_writes(), writes);
+  EXPECT_EQ(HeldHead(E(1).State()).seq(), t.seq);
+}
+
 // Review finding 7: a member answering garbage signatures or an unsigned
 // "promised 1000" neither stops nor fences a majority.
 TEST_F(QuorumTest, OneBadEndorserDoesNotStopAMajority) {
@@ -589,6 +606,16 @@ TEST_F(QuorumTest, OneBadEndorserDoesNotStopAMajority) {
     return r;
   };
   auto heads = WithLiar(0, 2, bad);
+  // Review finding 1 (issue 12): a take-over counts only the other members'
+  // promises, so with 3 members it needs both: the liar's refusal blocks it
+  // (Unavailable, not fenced) until it grants.
+  absl::StatusOr<std::optional<HeadTable>> blocked = heads->Read();
+  EXPECT_TRUE(absl::IsUnavailable(blocked.status())) << blocked.status();
+  bad->prepare = [] {
+    fresh::v1::PrepareResponse r;
+    r.set_granted(true);
+    return r;
+  };
   ASSERT_TRUE(heads->Read().ok());
   EXPECT_LT(heads->Term(), 1000u);
   ASSERT_TRUE(heads->Write(Table(1, 1)).ok());
