@@ -18,6 +18,7 @@ namespace bkv {
 namespace {
 
 using ::bkv::testing::FailingBlobStore;
+using ::bkv::testing::ForwardingBlobStore;
 using ::bkv::testing::Listing;
 using ::bkv::testing::RandomBytes;
 using ::bkv::testing::ReadFile;
@@ -361,31 +362,15 @@ TEST_F(BackupStreamTest, RegressionRestoredRootModeFromTheRootEntry) {
 }
 
 // A store whose Get fails for backup objects, as an unreachable server.
-class UnreadableObjectsStore final : public BlobStore {
+class UnreadableObjectsStore final : public ForwardingBlobStore {
  public:
-  explicit UnreadableObjectsStore(BlobStore& inner) : inner_(inner) {}
-  absl::Status Put(std::string_view name, ByteSource& source) override {
-    return inner_.Put(name, source);
-  }
+  using ForwardingBlobStore::ForwardingBlobStore;
   absl::Status Get(std::string_view name, const ByteSink& sink) override {
     if (IsBackupObjectName(name)) {
       return absl::UnavailableError("injected failure: server unreachable");
     }
     return inner_.Get(name, sink);
   }
-  absl::StatusOr<std::vector<BlobInfo>> List() override {
-    return inner_.List();
-  }
-  absl::Status Delete(std::string_view name) override {
-    return inner_.Delete(name);
-  }
-  absl::StatusOr<BlobInfo> Stat(std::string_view name) override {
-    return inner_.Stat(name);
-  }
-  std::string url() const override { return inner_.url(); }
-
- private:
-  BlobStore& inner_;
 };
 
 // Issue 20.5: the list is rebuilt from the authenticated objects, in order,

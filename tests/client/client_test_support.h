@@ -109,17 +109,13 @@ inline std::string StoreUrlForTest(const std::string& kind,
   return "webdav://" + env["BKV_TEST_WEBDAV_HOSTPORT"] + "/sets/" + id;
 }
 
-// A BlobStore whose Put fails after `fail_after` bytes for objects other
-// than the manifest, as a crash or a dropped connection would.
-class FailingBlobStore final : public BlobStore {
+// Forwards every call to a real store; a test's fault-injecting store
+// overrides only the calls it changes.
+class ForwardingBlobStore : public BlobStore {
  public:
-  FailingBlobStore(BlobStore& inner, uint64_t fail_after)
-      : inner_(inner), fail_after_(fail_after) {}
-
+  explicit ForwardingBlobStore(BlobStore& inner) : inner_(inner) {}
   absl::Status Put(std::string_view name, ByteSource& source) override {
-    if (name == "latest") return inner_.Put(name, source);
-    Limited limited(source, fail_after_);
-    return inner_.Put(name, limited);
+    return inner_.Put(name, source);
   }
   absl::Status Get(std::string_view name, const ByteSink& sink) override {
     return inner_.Get(name, sink);
@@ -134,6 +130,23 @@ class FailingBlobStore final : public BlobStore {
     return inner_.Stat(name);
   }
   std::string url() const override { return inner_.url(); }
+
+ protected:
+  BlobStore& inner_;
+};
+
+// A BlobStore whose Put fails after `fail_after` bytes for objects other
+// than the manifest, as a crash or a dropped connection would.
+class FailingBlobStore final : public ForwardingBlobStore {
+ public:
+  FailingBlobStore(BlobStore& inner, uint64_t fail_after)
+      : ForwardingBlobStore(inner), fail_after_(fail_after) {}
+
+  absl::Status Put(std::string_view name, ByteSource& source) override {
+    if (name == "latest") return inner_.Put(name, source);
+    Limited limited(source, fail_after_);
+    return inner_.Put(name, limited);
+  }
 
  private:
   class Limited final : public ByteSource {
@@ -152,7 +165,6 @@ class FailingBlobStore final : public BlobStore {
     ByteSource& in_;
     uint64_t left_;
   };
-  BlobStore& inner_;
   uint64_t fail_after_;
 };
 

@@ -23,6 +23,7 @@
 namespace bkv {
 namespace {
 
+using ::bkv::testing::ForwardingBlobStore;
 using ::bkv::testing::RandomBytes;
 using ::bkv::testing::ReadFile;
 using ::bkv::testing::TempDir;
@@ -31,29 +32,17 @@ using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
 // Runs `before` ahead of every Put; an error fails that Put.
-class PutHookStore final : public BlobStore {
+class PutHookStore final : public ForwardingBlobStore {
  public:
   using Hook = std::function<absl::Status(std::string_view name)>;
   PutHookStore(BlobStore& inner, Hook before)
-      : inner_(inner), before_(std::move(before)) {}
+      : ForwardingBlobStore(inner), before_(std::move(before)) {}
   absl::Status Put(std::string_view name, ByteSource& source) override {
     if (absl::Status s = before_(name); !s.ok()) return s;
     return inner_.Put(name, source);
   }
-  absl::Status Get(std::string_view n, const ByteSink& s) override {
-    return inner_.Get(n, s);
-  }
-  absl::StatusOr<std::vector<BlobInfo>> List() override {
-    return inner_.List();
-  }
-  absl::Status Delete(std::string_view n) override { return inner_.Delete(n); }
-  absl::StatusOr<BlobInfo> Stat(std::string_view n) override {
-    return inner_.Stat(n);
-  }
-  std::string url() const override { return inner_.url(); }
 
  private:
-  BlobStore& inner_;
   Hook before_;
 };
 
@@ -81,13 +70,13 @@ PutHookStore::Hook BeforeFirstPutOf(std::string name,
 // cut to their first `keep` bytes, with success: what s3rver (whose PUT
 // truncates the object in place) serves while another client overwrites an
 // object or is still writing it.
-class TornReadStore final : public BlobStore {
+class TornReadStore final : public ForwardingBlobStore {
  public:
   TornReadStore(BlobStore& inner, std::string prefix, int torn, size_t keep)
-      : inner_(inner), prefix_(std::move(prefix)), torn_(torn), keep_(keep) {}
-  absl::Status Put(std::string_view n, ByteSource& s) override {
-    return inner_.Put(n, s);
-  }
+      : ForwardingBlobStore(inner),
+        prefix_(std::move(prefix)),
+        torn_(torn),
+        keep_(keep) {}
   absl::Status Get(std::string_view n, const ByteSink& sink) override {
     if (n.substr(0, prefix_.size()) != prefix_) return inner_.Get(n, sink);
     ++reads_;
@@ -96,18 +85,9 @@ class TornReadStore final : public BlobStore {
     if (!whole.ok()) return whole.status();
     return sink(std::span(*whole).first(std::min(keep_, whole->size())));
   }
-  absl::StatusOr<std::vector<BlobInfo>> List() override {
-    return inner_.List();
-  }
-  absl::Status Delete(std::string_view n) override { return inner_.Delete(n); }
-  absl::StatusOr<BlobInfo> Stat(std::string_view n) override {
-    return inner_.Stat(n);
-  }
-  std::string url() const override { return inner_.url(); }
   int reads() const { return reads_; }
 
  private:
-  BlobStore& inner_;
   std::string prefix_;
   int torn_;
   size_t keep_;

@@ -23,6 +23,7 @@
 namespace bkv {
 namespace {
 
+using ::bkv::testing::ForwardingBlobStore;
 namespace fs = std::filesystem;
 
 // Forwards to a real store; once the keyring has been read, runs
@@ -74,11 +75,13 @@ class InterleavingStore : public BlobStore {
 // Forwards to a real store; the keyring's put first runs `at_put`, then is
 // forwarded, and with `lose_answer` a put the store applied reports
 // Unavailable, as when a WebDAV MOVE's or S3 PUT's answer is lost.
-class LostAnswerStore : public BlobStore {
+class LostAnswerStore : public ForwardingBlobStore {
  public:
   LostAnswerStore(BlobStore& inner, std::function<void()> at_put,
                   bool lose_answer)
-      : inner_(inner), at_put_(std::move(at_put)), lose_(lose_answer) {}
+      : ForwardingBlobStore(inner),
+        at_put_(std::move(at_put)),
+        lose_(lose_answer) {}
   absl::Status Put(std::string_view name, ByteSource& source) override {
     if (name != Keyring::kObjectName) return inner_.Put(name, source);
     if (at_put_) at_put_();
@@ -88,22 +91,8 @@ class LostAnswerStore : public BlobStore {
     }
     return s;
   }
-  absl::Status Get(std::string_view name, const ByteSink& sink) override {
-    return inner_.Get(name, sink);
-  }
-  absl::StatusOr<std::vector<BlobInfo>> List() override {
-    return inner_.List();
-  }
-  absl::Status Delete(std::string_view name) override {
-    return inner_.Delete(name);
-  }
-  absl::StatusOr<BlobInfo> Stat(std::string_view name) override {
-    return inner_.Stat(name);
-  }
-  std::string url() const override { return inner_.url(); }
 
  private:
-  BlobStore& inner_;
   std::function<void()> at_put_;
   bool lose_;
 };
