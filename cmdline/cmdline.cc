@@ -134,6 +134,17 @@ std::shared_ptr<CLI::Formatter> MakeHelpFormatter() {
   return std::make_shared<HelpFormatter>();
 }
 
+std::unique_ptr<CLI::App> MakeRoot(const char* name, const char* version) {
+  auto root = std::make_unique<CLI::App>("", name);
+  root->formatter(MakeHelpFormatter());
+  root->set_help_flag("-h,--help", "this text");
+  root->set_version_flag("--version", version, "the version");
+  root->require_subcommand(1);
+  root->option_defaults()->multi_option_policy(
+      CLI::MultiOptionPolicy::TakeLast);
+  return root;
+}
+
 const CLI::App& Selected(const CLI::App& root,
                          std::vector<std::string>* words) {
   const CLI::App* app = &root;

@@ -19,6 +19,11 @@ std::string Wrap(const std::string& text, size_t indent = 2, size_t width = 78);
 // The formatter for a root App; its subcommands inherit it.
 std::shared_ptr<CLI::Formatter> MakeHelpFormatter();
 
+// A binary's root command, set up alike for bkv and bkv-vault: our help
+// formatter, -h/--help, --version, one subcommand required, and a repeated
+// flag's last value wins.
+std::unique_ptr<CLI::App> MakeRoot(const char* name, const char* version);
+
 // The deepest command a parse selected; its words after the root's name
 // are appended to `words` (may be null).
 const CLI::App& Selected(const CLI::App& root, std::vector<std::string>* words);

@@ -299,22 +299,6 @@ absl::Status LoadToml(const std::string& path, VaultConfig& c) {
   return absl::OkStatus();
 }
 
-bool IsLoopback(const std::string& listen) {
-  std::string host = listen.substr(0, listen.rfind(':'));
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  if (host == "localhost") return true;
-  in_addr v4;
-  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
-    return (ntohl(v4.s_addr) >> 24) == 127;
-  }
-  in6_addr v6;
-  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
-    return IN6_IS_ADDR_LOOPBACK(&v6);
-  }
-  return false;
-}
 
 absl::Status ValidateEtcdClusters(const VaultConfig& c) {
   if (!c.etcd_endpoints.empty() && !c.etcd_clusters.empty()) {
@@ -335,7 +319,7 @@ absl::Status ValidateEtcdClusters(const VaultConfig& c) {
     }
     if (!c.etcd_insecure || c.allow_plaintext_non_loopback) continue;
     for (const std::string& e : clusters[i]) {
-      if (!IsLoopback(e)) {
+      if (!IsLoopbackAddress(e)) {
         return absl::InvalidArgumentError(absl::StrCat(
             "refusing plaintext to etcd member ", e,
             ": etcd_insecure is for loopback test clusters; configure "
@@ -479,7 +463,7 @@ absl::Status VaultConfig::Validate() const {
         "set both tls_cert and tls_key, or neither");
   }
   if (tls_cert.empty() && !allow_plaintext_non_loopback &&
-      !IsLoopback(listen)) {
+      !IsLoopbackAddress(listen)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "refusing plaintext gRPC on non-loopback address ", listen,
         ": configure tls_cert/tls_key, or set "
@@ -487,7 +471,7 @@ absl::Status VaultConfig::Validate() const {
   }
   // /metrics is plain HTTP without authentication: the same rule.
   if (!metrics_listen.empty() && !allow_plaintext_non_loopback &&
-      !IsLoopback(metrics_listen)) {
+      !IsLoopbackAddress(metrics_listen)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "refusing /metrics (plain HTTP, no authentication) on non-loopback "
         "address ",
@@ -618,6 +602,23 @@ std::vector<std::string> ConfigFlags() {
   std::vector<std::string> flags;
   for (const Option& o : kOptions) flags.push_back(o.flag);
   return flags;
+}
+
+bool IsLoopbackAddress(const std::string& listen) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host == "localhost") return true;
+  in_addr v4;
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6;
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    return IN6_IS_ADDR_LOOPBACK(&v6);
+  }
+  return false;
 }
 
 }  // namespace bkv::server

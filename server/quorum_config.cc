@@ -1,7 +1,5 @@
 #include "server/quorum_config.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <cctype>
 
@@ -30,20 +28,6 @@ bool IsHostPort(const std::string& a) {
          std::stoi(port) <= 65535;
 }
 
-bool IsLoopbackHost(const std::string& a) {
-  std::string host = a.substr(0, a.rfind(':'));
-  if (host.size() > 2 && host.front() == '[') {
-    host = host.substr(1, host.size() - 2);
-  }
-  if (host == "localhost") return true;
-  in_addr v4;
-  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
-    return (ntohl(v4.s_addr) >> 24) == 127;
-  }
-  in6_addr v6;
-  return inet_pton(AF_INET6, host.c_str(), &v6) == 1 &&
-         IN6_IS_ADDR_LOOPBACK(&v6);
-}
 
 // Every member's peer address, and this node's listen address.
 absl::Status CheckPeers(const VaultConfig& c, const QuorumSettings& q) {
@@ -59,7 +43,7 @@ absl::Status CheckPeers(const VaultConfig& c, const QuorumSettings& q) {
     }
     // Safety rests on the signatures (docs/rollback.md "Peer channel"), a
     // plaintext channel is still kept off open networks.
-    if (!c.PeerTls() && !IsLoopbackHost(a) && !c.allow_plaintext_non_loopback) {
+    if (!c.PeerTls() && !IsLoopbackAddress(a) && !c.allow_plaintext_non_loopback) {
       return absl::InvalidArgumentError(absl::StrCat(
           "peer address ", a,
           " is not loopback and the peer channel is plaintext: set "

@@ -36,14 +36,7 @@ std::string RefusedSecretFlag(const std::vector<std::string>& args) {
 
 }  // namespace
 
-VaultCli::VaultCli() : root_(std::make_unique<CLI::App>("", "bkv-vault")) {
-  root_->formatter(cmdline::MakeHelpFormatter());
-  root_->set_help_flag("-h,--help", "this text");
-  root_->set_version_flag("--version", kVersion, "the version");
-  root_->require_subcommand(1);
-  root_->option_defaults()->multi_option_policy(
-      CLI::MultiOptionPolicy::TakeLast);
-}
+VaultCli::VaultCli() : root_(cmdline::MakeRoot("bkv-vault", kVersion)) {}
 
 VaultCli::~VaultCli() = default;
 

@@ -16,14 +16,7 @@ constexpr char kVersion[] =
 }  // namespace
 
 CommandTree::CommandTree(Context& c)
-    : c_(c), root_(std::make_unique<CLI::App>("", "bkv")) {
-  root_->formatter(cmdline::MakeHelpFormatter());
-  root_->set_help_flag("-h,--help", "this text");
-  root_->set_version_flag("--version", kVersion, "the version");
-  root_->require_subcommand(1);
-  root_->option_defaults()->multi_option_policy(
-      CLI::MultiOptionPolicy::TakeLast);
-}
+    : c_(c), root_(cmdline::MakeRoot("bkv", kVersion)) {}
 
 CommandTree::~CommandTree() = default;
 
