@@ -47,7 +47,8 @@ absl::StatusOr<BackupKey> MasterKey(BlobStore& store, const bkv_key& key,
                                     std::string state_dir) {
   KeySlots slots(store, {std::move(state_dir)});
   auto master = slots.MasterFor(key.key);
-  if (!key.from_vault || SlotErrorOf(master.status()) != SlotError::kWrongSecret) {
+  if (!key.from_vault ||
+      SlotErrorOf(master.status()) != SlotError::kWrongSecret) {
     return master;
   }
   // As the CLI says it (review finding 11): the app must not ask for the

@@ -495,9 +495,8 @@ absl::Status KeySlots::Write(Keyring& ring, const BackupKey& master,
     if (w == KeyringWrite::kNotWritten) return put;
     if (w == KeyringWrite::kMaybeWritten) return MarkWrite(put, w);
   }
-  absl::Status after = mode == WriteMode::kNewSet
-                           ? Repin(ring, master.secret())
-                           : absl::OkStatus();
+  absl::Status after = mode == WriteMode::kNewSet ? Repin(ring, master.secret())
+                                                  : absl::OkStatus();
   if (after.ok()) after = Remember(ring, master.secret());
   return after.ok() ? after : MarkWrite(after, KeyringWrite::kWritten);
 }
@@ -596,8 +595,8 @@ absl::Status KeySlots::CheckPin(const Keyring& ring, const SecretBytes& master,
 absl::Status KeySlots::Remember(const Keyring& ring,
                                 const SecretBytes& master) {
   BKV_RETURN_IF_ERROR(CheckPin(ring, master));
-  BKV_RETURN_IF_ERROR(RememberMax(options_.state_dir, StoreFile(store_),
-                                  ring.generation()));
+  BKV_RETURN_IF_ERROR(
+      RememberMax(options_.state_dir, StoreFile(store_), ring.generation()));
   return RememberMax(options_.state_dir, GenerationFile(ring.set_id()),
                      ring.generation());
 }

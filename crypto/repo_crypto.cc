@@ -117,8 +117,7 @@ absl::Status RepoKeys::SealAppend(RepoObjectKind kind,
   return s;
 }
 
-absl::Status RepoKeys::OpenTo(RepoObjectKind kind,
-                              std::span<const uint8_t> id,
+absl::Status RepoKeys::OpenTo(RepoObjectKind kind, std::span<const uint8_t> id,
                               std::span<const uint8_t> sealed,
                               std::vector<uint8_t>& out) const {
   if (sealed.size() < kOverhead) {

@@ -299,7 +299,6 @@ absl::Status LoadToml(const std::string& path, VaultConfig& c) {
   return absl::OkStatus();
 }
 
-
 absl::Status ValidateEtcdClusters(const VaultConfig& c) {
   if (!c.etcd_endpoints.empty() && !c.etcd_clusters.empty()) {
     return absl::InvalidArgumentError(

@@ -28,7 +28,6 @@ bool IsHostPort(const std::string& a) {
          std::stoi(port) <= 65535;
 }
 
-
 // Every member's peer address, and this node's listen address.
 absl::Status CheckPeers(const VaultConfig& c, const QuorumSettings& q) {
   std::vector<std::string> addresses = {q.peer_listen};
@@ -43,7 +42,8 @@ absl::Status CheckPeers(const VaultConfig& c, const QuorumSettings& q) {
     }
     // Safety rests on the signatures (docs/rollback.md "Peer channel"), a
     // plaintext channel is still kept off open networks.
-    if (!c.PeerTls() && !IsLoopbackAddress(a) && !c.allow_plaintext_non_loopback) {
+    if (!c.PeerTls() && !IsLoopbackAddress(a) &&
+        !c.allow_plaintext_non_loopback) {
       return absl::InvalidArgumentError(absl::StrCat(
           "peer address ", a,
           " is not loopback and the peer channel is plaintext: set "

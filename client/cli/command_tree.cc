@@ -9,9 +9,9 @@
 namespace bkv::cli {
 namespace {
 
-constexpr char kVersion[] =
-    "bkv " BKV_PROJECT_VERSION
-    " (vault protocol 2, repository format 2 with trees (config 3), backup stream format 1)";
+constexpr char kVersion[] = "bkv " BKV_PROJECT_VERSION
+                            " (vault protocol 2, repository format 2 with "
+                            "trees (config 3), backup stream format 1)";
 
 }  // namespace
 

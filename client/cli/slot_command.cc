@@ -151,17 +151,19 @@ absl::Status AddFailed(const absl::Status& failed, const NewSlotSecret& made,
       return undone;
     }
     case KeyringWrite::kWritten:
-      return absl::Status(
-          failed.code(),
-          absl::StrCat(failed.message(), "; the keyring was written, so the "
-                       "new slot is in the set: keep ", KeptSecret(o)));
+      return absl::Status(failed.code(),
+                          absl::StrCat(failed.message(),
+                                       "; the keyring was written, so the "
+                                       "new slot is in the set: keep ",
+                                       KeptSecret(o)));
     case KeyringWrite::kMaybeWritten:
       break;
   }
   return absl::Status(
       failed.code(),
       absl::StrCat(failed.message(), "; the new slot may have been added, so ",
-                   KeptSecret(o), " is kept: check bkv slot list, then "
+                   KeptSecret(o),
+                   " is kept: check bkv slot list, then "
                    "remove the slot or the secret you do not keep"));
 }
 
@@ -315,7 +317,8 @@ absl::Status RekeyFailed(absl::Status s, bool keyring_written,
   return absl::Status(
       s.code(), absl::StrCat(s.message(), "; ", to.url(),
                              " holds a partial set opened by the new key in ",
-                             o.new_key_file, ": empty it and remove that "
+                             o.new_key_file,
+                             ": empty it and remove that "
                              "file before running the rekey again"));
 }
 
@@ -361,8 +364,8 @@ absl::Status RunRekeyCommand(BlobStore& from, BlobStore& to,
   if (::mkdtemp(tmpl.data()) == nullptr) {
     report = ErrnoStatus(errno, "scratch directory under " + scratch_parent);
   } else {
-    report = Rekey(from, opened, to, fresh, tmpl, o.state_dir,
-                   &keyring_written);
+    report =
+        Rekey(from, opened, to, fresh, tmpl, o.state_dir, &keyring_written);
     std::error_code ec;
     std::filesystem::remove_all(tmpl, ec);
   }
@@ -376,9 +379,11 @@ absl::Status RunRekeyCommand(BlobStore& from, BlobStore& to,
           r.code(),
           absl::StrCat("every snapshot is in ", to.url(),
                        ", but the vault account was not given the new set's "
-                       "secret (", r.message(), "): the vault still opens only "
-                       "the old set; empty ", to.url(),
-                       " and run the rekey again"));
+                       "secret (",
+                       r.message(),
+                       "): the vault still opens only "
+                       "the old set; empty ",
+                       to.url(), " and run the rekey again"));
     }
   }
   ReportRekey(*report, o, to);

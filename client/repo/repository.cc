@@ -401,8 +401,9 @@ absl::StatusOr<std::span<const uint8_t>> Repository::OpenChunkInto(
     return absl::DataLossError("chunk lies outside its pack: pack truncated");
   }
   std::vector<uint8_t>& pt = buffers.plaintext;
-  if (!keys_.OpenTo(RepoObjectKind::kChunk, loc.id,
-                    pack.subspan(loc.offset, loc.length), pt)
+  if (!keys_
+           .OpenTo(RepoObjectKind::kChunk, loc.id,
+                   pack.subspan(loc.offset, loc.length), pt)
            .ok() ||
       pt.empty()) {
     return absl::DataLossError(
@@ -418,9 +419,9 @@ absl::StatusOr<std::span<const uint8_t>> Repository::OpenChunkInto(
     if (buffers.Dctx() == nullptr) {
       return absl::ResourceExhaustedError("out of memory for zstd");
     }
-    size_t got = ZSTD_decompressDCtx(buffers.Dctx(), buffers.raw.data(),
-                                     loc.raw_size, pt.data() + 1,
-                                     pt.size() - 1);
+    size_t got =
+        ZSTD_decompressDCtx(buffers.Dctx(), buffers.raw.data(), loc.raw_size,
+                            pt.data() + 1, pt.size() - 1);
     if (ZSTD_isError(got) || got != loc.raw_size) {
       return absl::DataLossError("chunk does not decompress to its size");
     }

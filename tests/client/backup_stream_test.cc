@@ -486,8 +486,12 @@ TEST(BackupObjectNameTest, CurrentAndOlderNames) {
 
 TEST(ManifestTest, RoundTripAndGarbage) {
   std::vector<BackupRecord> in = {{"00112233445566778899aabbccddeeff",
-                                   "backup-x.bkv", 1700000000,
-                                   BackupContent::kTree, 10, 20, {}}};
+                                   "backup-x.bkv",
+                                   1700000000,
+                                   BackupContent::kTree,
+                                   10,
+                                   20,
+                                   {}}};
   auto out = DecodeManifest(EncodeManifest(in));
   ASSERT_TRUE(out.ok());
   EXPECT_EQ((*out)[0].object, "backup-x.bkv");

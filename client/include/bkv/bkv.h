@@ -179,7 +179,8 @@ void bkv_backup_options_init(bkv_backup_options* options);
 
 /* Backs up a file or a directory tree at `path` into the store's backup set
  * under `key` (the set's key; with key slots, the master key or a recovery
- * key or vault slot's secret: see "Key slots" below). *out_backup_id (optional) receives the 32-hex-digit id. */
+ * key or vault slot's secret: see "Key slots" below). *out_backup_id (optional)
+ * receives the 32-hex-digit id. */
 bkv_status bkv_backup(bkv_store* store, const bkv_key* key, const char* path,
                       const bkv_backup_options* options, char** out_backup_id,
                       char** err);
