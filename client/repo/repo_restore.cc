@@ -319,7 +319,8 @@ absl::Status Repository::RestorePacks(const std::map<ObjectId, PackPlan>& plan,
       const auto& [wanted, bytes] = next->second;
       BKV_RETURN_IF_ERROR(ParsePackHeader(pack, bytes).status());
       for (const auto& [id, slots] : *wanted) {
-        auto raw = OpenChunkInto(chunks.at(id).loc, bytes, reused);
+        auto raw = OpenChunkInto(chunks.at(id).loc, bytes, reused,
+                                 IdCheck::kTrustSeal);
         if (!raw.ok()) {
           return absl::DataLossError(
               absl::StrCat(PackName(pack), ": ", raw.status().message()));

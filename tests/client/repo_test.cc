@@ -378,6 +378,45 @@ TEST_P(RepoTest, BitFlipInPackDetected) {
   EXPECT_FALSE(deep->clean());
 }
 
+// A key holder's bug: a chunk sealed under an id that is not its content's
+// keyed id. Restore trusts the seal (docs/backup-format.md, "What a restore
+// verifies"); check --read-data recomputes every id and reports it.
+TEST_P(RepoTest, ChunkSealedUnderAnotherIdIsFoundByCheckReadData) {
+  MakeTree(1 << 20);
+  auto repo = Open(*store_, key_);
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  const std::string pack = First("pack-");
+  ObjectId pack_id;
+  ASSERT_TRUE(ParseObjectIdHex(pack.substr(5), pack_id));
+  auto bytes = Get(pack);
+  auto sealed_header = PackHeaderOf(bytes);
+  ASSERT_TRUE(sealed_header.ok()) << sealed_header.status();
+  const RepoKeys keys = RepoKeys::Derive(key_);
+  auto header =
+      keys.Open(RepoObjectKind::kPackHeader, pack_id, *sealed_header);
+  ASSERT_TRUE(header.ok()) << header.status();
+  auto index = DecodeIndex(*header);
+  ASSERT_TRUE(index.ok()) << index.status();
+  const BlobLocation loc = index->packs.at(0).blobs.at(0);
+  auto sealed = std::span(bytes).subspan(loc.offset, loc.length);
+  auto pt = keys.Open(RepoObjectKind::kChunk, loc.id, sealed);
+  ASSERT_TRUE(pt.ok()) << pt.status();
+  ASSERT_EQ(pt->at(0), 0) << "random data is stored raw";
+  pt->back() ^= 0x01;  // other content, same length, same id
+  auto resealed = keys.Seal(RepoObjectKind::kChunk, loc.id, *pt);
+  ASSERT_TRUE(resealed.ok());
+  ASSERT_EQ(resealed->size(), sealed.size());
+  std::copy(resealed->begin(), resealed->end(), sealed.begin());
+  Put(pack, bytes);
+  auto shallow = repo->Check(false);
+  ASSERT_TRUE(shallow.ok());
+  EXPECT_TRUE(shallow->clean());
+  auto deep = repo->Check(true);
+  ASSERT_TRUE(deep.ok());
+  EXPECT_THAT(deep->problems,
+              ::testing::Contains(HasSubstr("does not match its id")));
+}
+
 TEST_P(RepoTest, SwappedAndDuplicatedPacksDetected) {
   MakeTree(3 << 20);
   auto repo = Open(*store_, key_, 1 << 20);  // several packs
