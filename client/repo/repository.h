@@ -259,7 +259,6 @@ class Repository {
                             TreeWriter& writer);
   // Into `bytes` (a reused buffer; its contents are replaced).
   absl::StatusOr<std::vector<uint8_t>> FetchPack(const ObjectId& pack,
-                                                 uint64_t size,
                                                  std::vector<uint8_t> bytes);
   absl::Status CheckReadData(const std::map<ChunkId, Located>& chunks,
                              RepoCheckReport& rep);
