@@ -811,6 +811,28 @@ INSTANTIATE_TEST_SUITE_P(Stores, RepoTest,
                          ::testing::Values("file", "s3", "webdav", "callback"),
                          [](const auto& info) { return info.param; });
 
+// The pack trailer as a store may serve it: too short, a length past the
+// start, a length that fills the pack exactly (the repo_pack_fuzzer's
+// property, here as fixed cases).
+TEST(RepoCodecTest, PackHeaderOfStaysInsideThePack) {
+  const std::vector<uint8_t> short_pack = {0, 0, 1};
+  EXPECT_EQ(PackHeaderOf(short_pack).status().code(),
+            absl::StatusCode::kDataLoss);
+  const std::vector<uint8_t> past = {7, 7, 0, 0, 0, 3};
+  EXPECT_EQ(PackHeaderOf(past).status().code(), absl::StatusCode::kDataLoss);
+  const std::vector<uint8_t> huge = {7, 0xff, 0xff, 0xff, 0xff};
+  EXPECT_EQ(PackHeaderOf(huge).status().code(), absl::StatusCode::kDataLoss);
+  const std::vector<uint8_t> exact = {7, 8, 0, 0, 0, 2};
+  auto h = PackHeaderOf(exact);
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(h->data(), exact.data());
+  EXPECT_EQ(h->size(), 2u);
+  const std::vector<uint8_t> empty = {9, 0, 0, 0, 0};
+  auto e = PackHeaderOf(empty);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->size(), 0u);
+}
+
 // Stops the process (from the store's point of view) after `ops` writes or
 // deletes: every later call fails, as after a SIGKILL.
 class KillAfterStore final : public BlobStore {
