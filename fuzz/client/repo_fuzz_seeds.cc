@@ -18,10 +18,11 @@ using bkv::TreeEntry;
 
 std::vector<TreeEntry> SampleEntries() {
   TreeEntry root{".", EntryType::kDir, 0755, 1700000000123456789, 0, 2, "", {}};
-  TreeEntry db{"chat.db", EntryType::kFile, 0600, 1700000001000000000,
-               3 << 20, 3, "", {ChunkId{1}, ChunkId{2}}};
-  TreeEntry link{"latest", EntryType::kSymlink, 0777, 1700000002000000000,
-                 7, 4, "chat.db", {}};
+  TreeEntry db{
+      "chat.db", EntryType::kFile,        0600, 1700000001000000000, 3 << 20, 3,
+      "",        {ChunkId{1}, ChunkId{2}}};
+  TreeEntry link{"latest", EntryType::kSymlink, 0777, 1700000002000000000, 7,
+                 4,        "chat.db",           {}};
   return {root, db, link};
 }
 
@@ -65,7 +66,8 @@ bool Write(const std::filesystem::path& dir, const std::string& fuzzer,
         .write(reinterpret_cast<const char*>(seeds[i].data()),
                static_cast<std::streamsize>(seeds[i].size()));
   }
-  if (!decodes) std::fprintf(stderr, "%s: a seed does not decode\n", fuzzer.c_str());
+  if (!decodes)
+    std::fprintf(stderr, "%s: a seed does not decode\n", fuzzer.c_str());
   return decodes;
 }
 
@@ -77,8 +79,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::filesystem::path dir = argv[1];
-  bkv::Snapshot snap{{9}, {8}, 42, 1700000000000, "/home/u/chat", {{1}, {2}},
-                     ChunkId{7}, {}};
+  bkv::Snapshot snap{{9},        {8},        42, 1700000000000, "/home/u/chat",
+                     {{1}, {2}}, ChunkId{7}, {}};
   auto index = bkv::EncodeIndex(SampleIndex(2));
   auto snap3 = bkv::EncodeSnapshot(snap);
   auto snap2 = SnapshotV2(snap);
@@ -87,9 +89,11 @@ int main(int argc, char** argv) {
   auto shared = bkv::EncodeLock({false, 1700000000000, 1234, "phone"});
   auto exclusive = bkv::EncodeLock({true, 1700000000001, 99, "laptop"});
   auto pack = Pack();
-  bool ok = Write(dir, "repo_index_fuzzer", {index}, bkv::DecodeIndex(index).ok());
-  ok &= Write(dir, "repo_snapshot_fuzzer", {snap3, snap2},
-              bkv::DecodeSnapshot(snap3).ok() && bkv::DecodeSnapshot(snap2).ok());
+  bool ok =
+      Write(dir, "repo_index_fuzzer", {index}, bkv::DecodeIndex(index).ok());
+  ok &=
+      Write(dir, "repo_snapshot_fuzzer", {snap3, snap2},
+            bkv::DecodeSnapshot(snap3).ok() && bkv::DecodeSnapshot(snap2).ok());
   ok &= Write(dir, "repo_tree_fuzzer", {tree}, bkv::DecodeTree(tree).ok());
   ok &= Write(dir, "repo_head_fuzzer", {head}, bkv::DecodeHead(head).ok());
   ok &= Write(dir, "repo_lock_fuzzer", {shared, exclusive},

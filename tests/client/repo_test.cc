@@ -392,8 +392,7 @@ TEST_P(RepoTest, ChunkSealedUnderAnotherIdIsFoundByCheckReadData) {
   auto sealed_header = PackHeaderOf(bytes);
   ASSERT_TRUE(sealed_header.ok()) << sealed_header.status();
   const RepoKeys keys = RepoKeys::Derive(key_);
-  auto header =
-      keys.Open(RepoObjectKind::kPackHeader, pack_id, *sealed_header);
+  auto header = keys.Open(RepoObjectKind::kPackHeader, pack_id, *sealed_header);
   ASSERT_TRUE(header.ok()) << header.status();
   auto index = DecodeIndex(*header);
   ASSERT_TRUE(index.ok()) << index.status();
