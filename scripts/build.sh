@@ -21,8 +21,9 @@ dir=build/$flavour
 if [[ ! -f $dir/CMakeCache.txt ]]; then
   cmake -S . -B "$dir" "${args[@]}" >/dev/null
 fi
-# BKV_TARGETS="a b" limits the build to those targets.
+# BKV_TARGETS="a b" limits the build to those targets (in the fuzz flavour
+# too: there it replaces the default, every fuzzer).
 target=()
-[[ $flavour == fuzz ]] && target=(--target bkv_fuzzers)
 for t in ${BKV_TARGETS:-}; do target+=(--target "$t"); done
+[[ $flavour == fuzz && ${#target[@]} -eq 0 ]] && target=(--target bkv_fuzzers)
 cmake --build "$dir" -j "$jobs" "${target[@]}"

@@ -10,6 +10,10 @@ if ! command -v clang++-14 >/dev/null; then
 fi
 scripts/build.sh fuzz
 shopt -s nullglob
+# Seed corpora written by generators (e.g. repo_fuzz_seeds: the v2 decoders).
+for gen in build/fuzz/fuzzers/*_fuzz_seeds; do
+  "$gen" build/fuzz/corpus || { echo "fuzz: $gen FAILED"; exit 1; }
+done
 for bin in build/fuzz/fuzzers/*_fuzzer; do
   name=$(basename "$bin")
   corpus=build/fuzz/corpus/$name

@@ -166,6 +166,17 @@ absl::StatusOr<std::vector<TreeEntry>> DecodeTree(
   return entries;
 }
 
+absl::StatusOr<std::span<const uint8_t>> PackHeaderOf(
+    std::span<const uint8_t> pack) {
+  const size_t n = pack.size();
+  if (n < 4) return absl::DataLossError("truncated pack");
+  const uint32_t hlen = (uint32_t{pack[n - 4]} << 24) |
+                        (uint32_t{pack[n - 3]} << 16) |
+                        (uint32_t{pack[n - 2]} << 8) | pack[n - 1];
+  if (hlen > n - 4) return absl::DataLossError("truncated pack");
+  return pack.subspan(n - 4 - hlen, hlen);
+}
+
 std::vector<uint8_t> EncodeHead(const Head& head) {
   ByteWriter w;
   w.Raw(kHeadMagic);

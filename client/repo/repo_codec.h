@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,10 @@ absl::StatusOr<Snapshot> DecodeSnapshot(std::span<const uint8_t> bytes);
 std::vector<uint8_t> EncodeTree(const std::vector<TreeEntry>& entries);
 absl::StatusOr<std::vector<TreeEntry>> DecodeTree(
     std::span<const uint8_t> bytes);
+// The sealed header at the end of a pack (`... || H || u32 len(H)`), as
+// the store served it: DataLoss when the pack is too short for its length.
+absl::StatusOr<std::span<const uint8_t>> PackHeaderOf(
+    std::span<const uint8_t> pack);
 std::vector<uint8_t> EncodeHead(const Head& head);
 absl::StatusOr<Head> DecodeHead(std::span<const uint8_t> bytes);
 std::vector<uint8_t> EncodeLock(const LockRecord& lock);

@@ -362,17 +362,12 @@ absl::StatusOr<PackRecord> Repository::ReadPackHeader(
 absl::StatusOr<PackRecord> Repository::ParsePackHeader(
     const ObjectId& pack, std::span<const uint8_t> bytes) {
   const std::string name = PackName(pack);
-  if (bytes.size() < 4) {
-    return absl::DataLossError(name + ": truncated pack");
+  auto sealed = PackHeaderOf(bytes);
+  if (!sealed.ok()) {
+    return absl::DataLossError(
+        absl::StrCat(name, ": ", sealed.status().message()));
   }
-  size_t n = bytes.size();
-  uint32_t hlen = (uint32_t{bytes[n - 4]} << 24) |
-                  (uint32_t{bytes[n - 3]} << 16) |
-                  (uint32_t{bytes[n - 2]} << 8) | bytes[n - 1];
-  if (hlen > n - 4) return absl::DataLossError(name + ": truncated pack");
-  auto pt =
-      keys_.Open(RepoObjectKind::kPackHeader, pack,
-                 std::span<const uint8_t>(bytes).subspan(n - 4 - hlen, hlen));
+  auto pt = keys_.Open(RepoObjectKind::kPackHeader, pack, *sealed);
   if (!pt.ok()) {
     return absl::DataLossError(absl::StrCat(name, ": ", pt.status().message()));
   }
@@ -382,7 +377,7 @@ absl::StatusOr<PackRecord> Repository::ParsePackHeader(
     return absl::DataLossError(name + ": pack header names another pack");
   }
   PackRecord rec = std::move(index->packs[0]);
-  rec.size = n;
+  rec.size = bytes.size();
   return rec;
 }
 
@@ -396,7 +391,7 @@ absl::StatusOr<std::vector<uint8_t>> Repository::OpenChunk(
 
 absl::StatusOr<std::span<const uint8_t>> Repository::OpenChunkInto(
     const BlobLocation& loc, std::span<const uint8_t> pack,
-    ChunkBuffers& buffers) {
+    ChunkBuffers& buffers, IdCheck check) {
   if (uint64_t{loc.offset} + loc.length > pack.size() || loc.length < 1) {
     return absl::DataLossError("chunk lies outside its pack: pack truncated");
   }
@@ -427,7 +422,10 @@ absl::StatusOr<std::span<const uint8_t>> Repository::OpenChunkInto(
     }
     raw = std::span<const uint8_t>(buffers.raw).first(loc.raw_size);
   }
-  if (raw.size() != loc.raw_size || keys_.IdOf(raw) != loc.id) {
+  if (raw.size() != loc.raw_size) {
+    return absl::DataLossError("chunk is not the size its index says");
+  }
+  if (check == IdCheck::kRecompute && keys_.IdOf(raw) != loc.id) {
     return absl::DataLossError("chunk content does not match its id");
   }
   return raw;

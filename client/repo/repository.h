@@ -233,10 +233,15 @@ class Repository {
       return dctx.get();
     }
   };
+  // Whether the keyed id is recomputed after a chunk opened. Restore trusts
+  // the seal (the GCM tag binds the bytes to their id under a key the store
+  // lacks); check --read-data and prune recompute it to catch a writer's bug
+  // (docs/backup-format.md, "What a restore verifies").
+  enum class IdCheck { kRecompute, kTrustSeal };
   // The chunk's raw bytes, valid until `buffers` is used again.
   absl::StatusOr<std::span<const uint8_t>> OpenChunkInto(
       const BlobLocation& loc, std::span<const uint8_t> pack,
-      ChunkBuffers& buffers);
+      ChunkBuffers& buffers, IdCheck check = IdCheck::kRecompute);
   // Restore (repo_restore.cc): where each chunk of each pack goes.
   struct Slot {
     size_t entry;  // index into the selected entries
@@ -254,7 +259,6 @@ class Repository {
                             TreeWriter& writer);
   // Into `bytes` (a reused buffer; its contents are replaced).
   absl::StatusOr<std::vector<uint8_t>> FetchPack(const ObjectId& pack,
-                                                 uint64_t size,
                                                  std::vector<uint8_t> bytes);
   absl::Status CheckReadData(const std::map<ChunkId, Located>& chunks,
                              RepoCheckReport& rep);

@@ -378,6 +378,44 @@ TEST_P(RepoTest, BitFlipInPackDetected) {
   EXPECT_FALSE(deep->clean());
 }
 
+// A key holder's bug: a chunk sealed under an id that is not its content's
+// keyed id. Restore trusts the seal (docs/backup-format.md, "What a restore
+// verifies"); check --read-data recomputes every id and reports it.
+TEST_P(RepoTest, ChunkSealedUnderAnotherIdIsFoundByCheckReadData) {
+  MakeTree(1 << 20);
+  auto repo = Open(*store_, key_);
+  ASSERT_TRUE(repo->Backup(src_).ok());
+  const std::string pack = First("pack-");
+  ObjectId pack_id;
+  ASSERT_TRUE(ParseObjectIdHex(pack.substr(5), pack_id));
+  auto bytes = Get(pack);
+  auto sealed_header = PackHeaderOf(bytes);
+  ASSERT_TRUE(sealed_header.ok()) << sealed_header.status();
+  const RepoKeys keys = RepoKeys::Derive(key_);
+  auto header = keys.Open(RepoObjectKind::kPackHeader, pack_id, *sealed_header);
+  ASSERT_TRUE(header.ok()) << header.status();
+  auto index = DecodeIndex(*header);
+  ASSERT_TRUE(index.ok()) << index.status();
+  const BlobLocation loc = index->packs.at(0).blobs.at(0);
+  auto sealed = std::span(bytes).subspan(loc.offset, loc.length);
+  auto pt = keys.Open(RepoObjectKind::kChunk, loc.id, sealed);
+  ASSERT_TRUE(pt.ok()) << pt.status();
+  ASSERT_EQ(pt->at(0), 0) << "random data is stored raw";
+  pt->back() ^= 0x01;  // other content, same length, same id
+  auto resealed = keys.Seal(RepoObjectKind::kChunk, loc.id, *pt);
+  ASSERT_TRUE(resealed.ok());
+  ASSERT_EQ(resealed->size(), sealed.size());
+  std::copy(resealed->begin(), resealed->end(), sealed.begin());
+  Put(pack, bytes);
+  auto shallow = repo->Check(false);
+  ASSERT_TRUE(shallow.ok());
+  EXPECT_TRUE(shallow->clean());
+  auto deep = repo->Check(true);
+  ASSERT_TRUE(deep.ok());
+  EXPECT_THAT(deep->problems,
+              ::testing::Contains(HasSubstr("does not match its id")));
+}
+
 TEST_P(RepoTest, SwappedAndDuplicatedPacksDetected) {
   MakeTree(3 << 20);
   auto repo = Open(*store_, key_, 1 << 20);  // several packs
@@ -771,6 +809,28 @@ TEST_P(RepoTest, BitFlipInEveryObjectDetected) {
 INSTANTIATE_TEST_SUITE_P(Stores, RepoTest,
                          ::testing::Values("file", "s3", "webdav", "callback"),
                          [](const auto& info) { return info.param; });
+
+// The pack trailer as a store may serve it: too short, a length past the
+// start, a length that fills the pack exactly (the repo_pack_fuzzer's
+// property, here as fixed cases).
+TEST(RepoCodecTest, PackHeaderOfStaysInsideThePack) {
+  const std::vector<uint8_t> short_pack = {0, 0, 1};
+  EXPECT_EQ(PackHeaderOf(short_pack).status().code(),
+            absl::StatusCode::kDataLoss);
+  const std::vector<uint8_t> past = {7, 7, 0, 0, 0, 3};
+  EXPECT_EQ(PackHeaderOf(past).status().code(), absl::StatusCode::kDataLoss);
+  const std::vector<uint8_t> huge = {7, 0xff, 0xff, 0xff, 0xff};
+  EXPECT_EQ(PackHeaderOf(huge).status().code(), absl::StatusCode::kDataLoss);
+  const std::vector<uint8_t> exact = {7, 8, 0, 0, 0, 2};
+  auto h = PackHeaderOf(exact);
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(h->data(), exact.data());
+  EXPECT_EQ(h->size(), 2u);
+  const std::vector<uint8_t> empty = {9, 0, 0, 0, 0};
+  auto e = PackHeaderOf(empty);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->size(), 0u);
+}
 
 // Stops the process (from the store's point of view) after `ops` writes or
 // deletes: every later call fails, as after a SIGKILL.
