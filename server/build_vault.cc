@@ -546,14 +546,10 @@ ComponentOptions ComponentOptionsFor(const VaultConfig& c) {
   o.store.etcd_options.op_timeout = absl::Milliseconds(c.etcd_op_timeout_ms);
   o.store.anchor = c.AnchorsRecords();
   o.store.shards = static_cast<uint32_t>(c.freshness_shards);
-  o.quorum = {c.freshness_members_file,
-              c.freshness_node_id,
-              c.freshness_peer_listen,
-              c.freshness_endorse_timeout_ms,
-              c.freshness_owner,
-              c.freshness_owner_lease_ttl_s,
-              c.freshness_peer_cert_file,
-              c.freshness_peer_key_file,
+  o.quorum = {c.freshness_members_file,   c.freshness_node_id,
+              c.freshness_peer_listen,    c.freshness_endorse_timeout_ms,
+              c.freshness_owner,          c.freshness_owner_lease_ttl_s,
+              c.freshness_peer_cert_file, c.freshness_peer_key_file,
               c.freshness_peer_ca_file};
   o.audit_log = c.AuditLogPath();
   o.key_check = c.KeyCheckPath();
@@ -622,8 +618,8 @@ std::string DescribeForTesting(const ComponentOptions& o) {
       o.store.shards, "\nquorum=", o.quorum.members_file, ",", o.quorum.node_id,
       ",", o.quorum.peer_listen, ",", o.quorum.endorse_timeout_ms, ",",
       o.quorum.owner, ",", o.quorum.owner_lease_ttl_s, ",",
-      o.quorum.peer_cert_file, ",", o.quorum.peer_key_file,
-      ",", o.quorum.peer_ca_file, "\naudit_log=", o.audit_log,
+      o.quorum.peer_cert_file, ",", o.quorum.peer_key_file, ",",
+      o.quorum.peer_ca_file, "\naudit_log=", o.audit_log,
       "\nkey_check=", o.key_check, "\nissuer_keys_file=", o.issuer_keys_file,
       "\ndev_issuer=", o.dev_issuer_key, ",", o.dev_issuer_keys,
       "\ntoken_policy=", o.audience, ",", o.issuer,

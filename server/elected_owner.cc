@@ -85,12 +85,12 @@ absl::StatusOr<std::shared_ptr<ElectedOwner::Term>> ElectedOwner::TakeOver(
     }
     Log("warn", "freshness_quorum_waiting",
         {{"error", std::string(fresh.status().message())},
-         {"hint", "start the other members' vaults (a majority of the "
-                  "others must answer a take-over)"}});
+         {"hint",
+          "start the other members' vaults (a majority of the "
+          "others must answer a take-over)"}});
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, std::chrono::seconds(1), [&] {
-      return stopping_ || generation_ != generation;
-    });
+    cv_.wait_for(lock, std::chrono::seconds(1),
+                 [&] { return stopping_ || generation_ != generation; });
   }
 }
 
@@ -108,8 +108,8 @@ void ElectedOwner::Work() {
       if (!Superseded(generation)) {
         Log("error", "quorum_takeover_failed",
             {{"error", std::string(term.status().message())}});
-        lease_->Resign(absl::StrCat("take-over failed: ",
-                                    term.status().message()));
+        lease_->Resign(
+            absl::StrCat("take-over failed: ", term.status().message()));
       }
       continue;
     }

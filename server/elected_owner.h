@@ -29,9 +29,10 @@ namespace bkv::server {
 class ElectedOwner final : public OwnerRole {
  public:
   // `quorum` and `store` must outlive it; `key` is `<prefix>fresh/owner`.
-  static std::unique_ptr<ElectedOwner> Start(
-      QuorumNode& quorum, storage::EtcdRecordStore& store, std::string key,
-      freshness::FreshnessOptions fresh);
+  static std::unique_ptr<ElectedOwner> Start(QuorumNode& quorum,
+                                             storage::EtcdRecordStore& store,
+                                             std::string key,
+                                             freshness::FreshnessOptions fresh);
   // Stops the take-over, steps down and revokes the lease.
   ~ElectedOwner() override;
 
@@ -93,7 +94,7 @@ class ElectedOwner final : public OwnerRole {
   uint64_t generation_ = 0;        // guarded by mu_: a win or a loss each
   uint64_t wanted_ = 0;            // guarded by mu_: the win to take over
   bool stopping_ = false;          // guarded by mu_
-  std::mutex serving_mu_;  // held while on_serving_ runs
+  std::mutex serving_mu_;          // held while on_serving_ runs
   std::function<void(bool)> on_serving_;  // guarded by serving_mu_
   std::optional<bool> published_;         // guarded by serving_mu_
   std::thread worker_;

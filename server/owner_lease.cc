@@ -49,7 +49,8 @@ void OwnerLease::Resign(const std::string& why) {
 }
 
 void OwnerLease::Hold(Clock::time_point sent, int64_t ttl_s) {
-  held_until_.store(Nanos(sent + std::chrono::milliseconds(ttl_s * 1000 * 5 / 6)));
+  held_until_.store(
+      Nanos(sent + std::chrono::milliseconds(ttl_s * 1000 * 5 / 6)));
 }
 
 bool OwnerLease::Pause(absl::Duration d) {
@@ -73,8 +74,8 @@ absl::StatusOr<std::optional<std::string>> OwnerLease::Holder() {
 
 absl::StatusOr<int64_t> OwnerLease::Campaign() {
   const Clock::time_point sent = Clock::now();
-  auto grant = etcd_.LeaseGrant(absl::ToInt64Seconds(options_.ttl),
-                                options_.ttl / 3);
+  auto grant =
+      etcd_.LeaseGrant(absl::ToInt64Seconds(options_.ttl), options_.ttl / 3);
   if (!grant.ok()) return grant.status();
   lease_ = grant->id();
   // Create-if-absent: only one member's Txn can create the key.
@@ -112,8 +113,7 @@ absl::StatusOr<int64_t> OwnerLease::Campaign() {
 
 std::string OwnerLease::KeepAlive() {
   for (;;) {
-    const Clock::time_point until(
-        std::chrono::nanoseconds(held_until_.load()));
+    const Clock::time_point until(std::chrono::nanoseconds(held_until_.load()));
     const absl::Duration left = absl::FromChrono(until - Clock::now());
     if (!Pause(std::min(options_.ttl / 3, left))) return "shutting down";
     {

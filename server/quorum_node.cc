@@ -168,9 +168,10 @@ absl::StatusOr<std::unique_ptr<QuorumNode>> StartQuorumNode(
        {"peer_listen", q->settings.peer_listen},
        {"members", absl::StrCat(q->settings.members.all().size())},
        {"members_digest", HexEncode(q->settings.members.digest())},
-       {"role", q->settings.owner                                ? "owner"
-                : q->settings.owner_lease_ttl > absl::ZeroDuration() ? "elected"
-                                                                     : "endorser"},
+       {"role", q->settings.owner ? "owner"
+                : q->settings.owner_lease_ttl > absl::ZeroDuration()
+                    ? "elected"
+                    : "endorser"},
        {"peer_tls", q->settings.tls.ca_pem.empty() ? "off" : "mtls"}});
   return q;
 }

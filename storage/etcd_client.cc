@@ -127,8 +127,7 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(
 }
 
 template <typename Call>
-absl::Status EtcdClient::WithFailover(const char* op, Call call,
-                                      CallInfo* info,
+absl::Status EtcdClient::WithFailover(const char* op, Call call, CallInfo* info,
                                       absl::Duration op_timeout) {
   const absl::Time give_up = absl::Now() + op_timeout;
   std::map<std::string, std::string> last_error;  // by endpoint
@@ -265,7 +264,8 @@ absl::Status EtcdClient::LeaseRevoke(int64_t id, absl::Duration timeout) {
       },
       nullptr, timeout);
   // Expired already, or a resend after the first revoked it.
-  if (absl::IsNotFound(s) || absl::StrContains(s.message(), "lease not found")) {
+  if (absl::IsNotFound(s) ||
+      absl::StrContains(s.message(), "lease not found")) {
     return absl::OkStatus();
   }
   return s;

@@ -272,8 +272,8 @@ TEST_F(QuorumEtcdProcessTest, PausedOwnerCannotExtendTheChainWhenResumed) {
   ASSERT_NE(holder, std::to_string(owner + 1)) << "nobody else won the lease";
   ASSERT_FALSE(holder.empty());
   TestClient::Recovery late;
-  std::thread call([&] { late = old_owner.Recover(Token("paul"), "paul",
-                                                  kPassword); });
+  std::thread call(
+      [&] { late = old_owner.Recover(Token("paul"), "paul", kPassword); });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   ASSERT_EQ(kill(node_[owner].pid(), SIGCONT), 0);
   paused_[owner] = false;
