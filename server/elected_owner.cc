@@ -46,6 +46,7 @@ void ElectedOwner::Lost(const std::string& why) {
     std::lock_guard<std::mutex> lock(mu_);
     ++generation_;
     old = std::move(current_);
+    if (old != nullptr) previous_ = old;
   }
   cv_.notify_all();
   PublishServing();
@@ -54,6 +55,11 @@ void ElectedOwner::Lost(const std::string& why) {
         {{"node_id", absl::StrCat(quorum_.settings.node_id)}, {"why", why}});
   }
   // The guard stays: a late write of this term must not land.
+}
+
+bool ElectedOwner::PreviousDrained() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return previous_.expired();
 }
 
 bool ElectedOwner::Superseded(uint64_t generation) const {
@@ -69,6 +75,15 @@ absl::StatusOr<std::shared_ptr<ElectedOwner::Term>> ElectedOwner::TakeOver(
   auto term = std::make_shared<Term>();
   term->heads = MakeQuorumHeads(quorum_);
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  // A call of the previous term still inside its store would write under
+  // this term's owner guard: the take-over's scan comes after it.
+  while (!PreviousDrained()) {
+    if (Superseded(generation) || absl::Now() > deadline) {
+      return absl::UnavailableError(
+          "a call of this node's previous term as owner did not return");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   for (int round = 0;; ++round) {
     if (Superseded(generation)) {
       return absl::CancelledError("the lease ended during the take-over");

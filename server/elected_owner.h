@@ -78,6 +78,7 @@ class ElectedOwner final : public OwnerRole {
   void Work();
   absl::StatusOr<std::shared_ptr<Term>> TakeOver(uint64_t generation);
   bool Superseded(uint64_t generation) const;
+  bool PreviousDrained() const;
   // Tells on_serving_ whether this node serves now, if that changed; the
   // last of concurrent callers publishes the truth.
   void PublishServing();
@@ -91,10 +92,12 @@ class ElectedOwner final : public OwnerRole {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::shared_ptr<Term> current_;  // guarded by mu_
-  uint64_t generation_ = 0;        // guarded by mu_: a win or a loss each
-  uint64_t wanted_ = 0;            // guarded by mu_: the win to take over
-  bool stopping_ = false;          // guarded by mu_
-  std::mutex serving_mu_;          // held while on_serving_ runs
+  // The last term served: a new take-over waits until its calls returned.
+  std::weak_ptr<Term> previous_;  // guarded by mu_
+  uint64_t generation_ = 0;       // guarded by mu_: a win or a loss each
+  uint64_t wanted_ = 0;           // guarded by mu_: the win to take over
+  bool stopping_ = false;         // guarded by mu_
+  std::mutex serving_mu_;         // held while on_serving_ runs
   std::function<void(bool)> on_serving_;  // guarded by serving_mu_
   std::optional<bool> published_;         // guarded by serving_mu_
   std::thread worker_;
