@@ -177,6 +177,9 @@ TEST_F(QuorumEtcdProcessTest, EarlierEtcdStateBehindTheOwnerIsCaught) {
   // And at a take-over: the owner stopped (its lease revoked), restarted;
   // whoever is elected adopts the certified head, and the store is behind.
   ASSERT_EQ(node_[owner].Stop(), 0);
+  // A clean stop revokes the lease: the key is free (or another's) at
+  // once, not one TTL later.
+  EXPECT_NE(OwnerKeyValue(), std::to_string(owner + 1));
   ASSERT_NO_FATAL_FAILURE(StartNode(owner));
   const int next = WaitForOwner();
   ASSERT_GE(next, 0);
