@@ -306,6 +306,35 @@ TEST_F(QuorumEtcdProcessTest, PausedOwnerCannotExtendTheChainWhenResumed) {
   EXPECT_EQ(Remaining("paul"), 9u);
 }
 
+// The local deadline (docs/rollback.md "Election" step 3): etcd frozen,
+// so no keep-alive is answered and no write can be checked by the guard.
+// The owner stops by its own clock, before etcd could expire the lease:
+// Vault health NOT_SERVING, and a counted call is refused at once
+// REASON_NOT_OWNER, not counted (without the deadline it waited for etcd
+// and ended "outcome unknown"). etcd thawed: an owner is elected again and
+// the account kept its attempts.
+TEST_F(QuorumEtcdProcessTest, OwnerCutOffFromEtcdStopsByItsOwnClock) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  Register("iris");
+  for (int m = 0; m < etcd_->size(); ++m) ASSERT_TRUE(etcd_->Freeze(m).ok());
+  // Bounded: TTL·5/6 (under 2 s) by the owner's clock.
+  for (int i = 0; i < 100 && VaultHealth(node_[owner].address()) != 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(VaultHealth(node_[owner].address()), 2) << "NOT_SERVING";
+  auto r = Guess("iris", kPassword);
+  EXPECT_FALSE(r.got_ke2);
+  ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();
+  EXPECT_EQ(r.result.detail->reason(), ErrorDetail::REASON_NOT_OWNER)
+      << r.result.status.error_message();
+  EXPECT_EQ(r.result.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
+  for (int m = 0; m < etcd_->size(); ++m) etcd_->Thaw(m);
+  ASSERT_TRUE(etcd_->WaitForLeader().ok());
+  ASSERT_GE(WaitForOwner(), 0);
+  EXPECT_EQ(Remaining("iris"), 10u);
+}
+
 // Issue 12: the owner SIGKILLed. Five members, so a take-over has 3 of
 // the other 4 without it; another member is elected after about one TTL,
 // and every acknowledged count survives (the guesses that got a KE2).
