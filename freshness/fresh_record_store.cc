@@ -67,8 +67,9 @@ absl::Status NotCounted(
 absl::Status FencedNotCounted(const std::string& fenced) {
   return NotCounted(
       "this vault node no longer owns the freshness chain (another node took "
-      "over in a later term); account calls go to the current owner, and this "
-      "node must be restarted without [freshness] owner",
+      "over in a later term); account calls go to the current owner (an "
+      "elected owner steps down by itself; one set by [freshness] owner must "
+      "be restarted without it)",
       absl::UnavailableError(fenced), ErrorDetail::REASON_NOT_OWNER);
 }
 

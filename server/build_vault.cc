@@ -28,6 +28,7 @@
 #include "server/quorum_config.h"
 #include "storage/rocksdb_record_store.h"
 #if BKV_HAVE_ETCD
+#include "server/elected_owner.h"
 #include "storage/etcd_shards.h"
 #endif
 
@@ -355,6 +356,35 @@ absl::StatusOr<std::unique_ptr<freshness::FreshRecordStore>> OpenFresh(
   }
 }
 
+// Every member of a quorum over etcd campaigns for the owner lease; the
+// one holding it takes over and serves (docs/rollback.md "Election").
+absl::Status BuildElected(VaultNode& n) {
+#if BKV_HAVE_ETCD
+  // One cluster (config.cc refuses several with a quorum): the store itself.
+  auto* etcd = dynamic_cast<storage::EtcdRecordStore*>(n.store.get());
+  if (etcd == nullptr) {
+    BKV_BUILD_STEP("config_invalid",
+                   absl::FailedPreconditionError(
+                       "an elected quorum owner needs one etcd cluster"));
+  }
+  auto elected = ElectedOwner::Start(
+      *n.quorum, *etcd, n.options.store.etcd_options.key_prefix + "fresh/owner",
+      {n.options.store.shards, LogFreshness});
+  ElectedOwner* e = elected.get();
+  n.elected = std::move(elected);
+  n.timed_store.emplace(*n.elected, n.metrics);
+  n.metrics.SetCollector([e](std::string& out) {
+    if (auto stats = e->FreshStats()) RenderFreshness(*stats, out);
+    e->RenderMetrics(out);
+  });
+  return absl::OkStatus();
+#else
+  (void)n;
+  return absl::FailedPreconditionError(
+      "this bkv-vault was built without etcd (BKV_WITH_ETCD=OFF)");
+#endif
+}
+
 // A quorum node: its endorser on the peer port; the owner writes its heads
 // through the quorum, the others refuse account calls.
 absl::Status BuildQuorum(const VaultConfig& c, VaultNode& n) {
@@ -364,6 +394,7 @@ absl::Status BuildQuorum(const VaultConfig& c, VaultNode& n) {
   BKV_BUILD_STEP("quorum_unavailable", quorum.status());
   n.quorum = *std::move(quorum);
   if (n.quorum->heads != nullptr) return absl::OkStatus();
+  if (c.ElectsOwner()) return BuildElected(n);
   n.standby = MakeStandbyRecordStore();
   n.timed_store.emplace(*n.standby, n.metrics);
   QuorumNode* q = n.quorum.get();
@@ -377,7 +408,7 @@ absl::Status BuildFreshness(const VaultConfig& c, VaultNode& n) {
   const ComponentOptions::Store& o = n.options.store;
   if (c.UsesQuorum()) {
     BKV_RETURN_IF_ERROR(BuildQuorum(c, n));
-    if (n.standby != nullptr) return absl::OkStatus();
+    if (n.standby != nullptr || n.elected != nullptr) return absl::OkStatus();
     auto fresh = OpenFresh(n, *n.quorum->heads);
     BKV_BUILD_STEP("freshness_unavailable", fresh.status());
     n.fresh = *std::move(fresh);
@@ -515,10 +546,11 @@ ComponentOptions ComponentOptionsFor(const VaultConfig& c) {
   o.store.etcd_options.op_timeout = absl::Milliseconds(c.etcd_op_timeout_ms);
   o.store.anchor = c.AnchorsRecords();
   o.store.shards = static_cast<uint32_t>(c.freshness_shards);
-  o.quorum = {c.freshness_members_file,  c.freshness_node_id,
-              c.freshness_peer_listen,   c.freshness_endorse_timeout_ms,
-              c.freshness_owner,         c.freshness_peer_cert_file,
-              c.freshness_peer_key_file, c.freshness_peer_ca_file};
+  o.quorum = {c.freshness_members_file,   c.freshness_node_id,
+              c.freshness_peer_listen,    c.freshness_endorse_timeout_ms,
+              c.freshness_owner,          c.freshness_owner_lease_ttl_s,
+              c.freshness_peer_cert_file, c.freshness_peer_key_file,
+              c.freshness_peer_ca_file};
   o.audit_log = c.AuditLogPath();
   o.key_check = c.KeyCheckPath();
   o.issuer_keys_file = c.issuer_keys_file;
@@ -585,8 +617,9 @@ std::string DescribeForTesting(const ComponentOptions& o) {
       absl::FormatDuration(e.op_timeout), "\nfreshness=", o.store.anchor, ",",
       o.store.shards, "\nquorum=", o.quorum.members_file, ",", o.quorum.node_id,
       ",", o.quorum.peer_listen, ",", o.quorum.endorse_timeout_ms, ",",
-      o.quorum.owner, ",", o.quorum.peer_cert_file, ",", o.quorum.peer_key_file,
-      ",", o.quorum.peer_ca_file, "\naudit_log=", o.audit_log,
+      o.quorum.owner, ",", o.quorum.owner_lease_ttl_s, ",",
+      o.quorum.peer_cert_file, ",", o.quorum.peer_key_file, ",",
+      o.quorum.peer_ca_file, "\naudit_log=", o.audit_log,
       "\nkey_check=", o.key_check, "\nissuer_keys_file=", o.issuer_keys_file,
       "\ndev_issuer=", o.dev_issuer_key, ",", o.dev_issuer_keys,
       "\ntoken_policy=", o.audience, ",", o.issuer,

@@ -68,6 +68,7 @@ struct ComponentOptions {
     std::string peer_listen;
     int64_t endorse_timeout_ms = 0;
     bool owner = false;
+    int64_t owner_lease_ttl_s = 0;  // etcd: the owner is elected
     std::string peer_cert_file, peer_key_file, peer_ca_file;
   } quorum;
   std::string issuer_keys_file;  // empty: the development issuer
@@ -108,6 +109,7 @@ struct VaultNode {
   std::unique_ptr<freshness::TokenHeadStore> heads;  // without a quorum
   std::unique_ptr<freshness::FreshRecordStore> fresh;  // over `store`
   std::unique_ptr<storage::RecordStore> standby;       // a quorum's non-owner
+  std::unique_ptr<OwnerRole> elected;  // a quorum over etcd: owner elected
   std::optional<TimedRecordStore> timed_store;
   std::unique_ptr<TokenVerifier> verifier;
   std::optional<opaque::OpaqueServer> opaque_server;

@@ -162,8 +162,14 @@ const Option kOptions[] = {
      &VaultConfig::freshness_endorse_timeout_ms,
      "how long one endorsement round waits for a majority"},
     {"freshness", "owner", "freshness-owner", &VaultConfig::freshness_owner,
-     "this node extends the head chain and serves account calls (one node "
-     "of the quorum; the others only endorse)"},
+     "RocksDB quorum: this node extends the head chain and serves account "
+     "calls (one node; the others only endorse). With etcd the owner is "
+     "elected instead"},
+    {"freshness", "owner_lease_ttl_s", "freshness-owner-lease-ttl-s",
+     &VaultConfig::freshness_owner_lease_ttl_s,
+     "etcd quorum: TTL in seconds of the owner's etcd lease (the member "
+     "holding it owns the chain; a dead owner is replaced after about this "
+     "long)"},
     {"freshness", "peer_cert_file", "freshness-peer-cert-file",
      &VaultConfig::freshness_peer_cert_file,
      "PEM certificate of this node on the peer channel (mTLS; serverAuth "
@@ -353,6 +359,29 @@ absl::Status ValidateEtcd(const VaultConfig& c) {
   return absl::OkStatus();
 }
 
+// With etcd the owner is elected (docs/rollback.md "Election"): one lease
+// key and the guard compared with it live in one cluster.
+absl::Status ValidateElection(const VaultConfig& c) {
+  if (c.freshness_owner_lease_ttl_s < 2 || c.freshness_owner_lease_ttl_s > 60) {
+    return absl::InvalidArgumentError(
+        "[freshness] owner_lease_ttl_s must be 2 to 60");
+  }
+  if (!c.ElectsOwner()) return absl::OkStatus();
+  if (c.freshness_owner) {
+    return absl::InvalidArgumentError(
+        "[freshness] owner is for a quorum over RocksDB: with storage = etcd "
+        "the members elect the owner by an etcd lease (owner_lease_ttl_s); "
+        "remove owner");
+  }
+  if (c.EtcdClusters().size() > 1) {
+    return absl::InvalidArgumentError(
+        "a quorum over etcd elects its owner in one etcd cluster: use "
+        "etcd_endpoints, not etcd_clusters (several clusters with a quorum "
+        "are not supported yet)");
+  }
+  return absl::OkStatus();
+}
+
 // The file's content (members, this node's id in it) is checked at start
 // (server/quorum_config.h); here what the settings alone say.
 absl::Status ValidateQuorum(const VaultConfig& c) {
@@ -388,7 +417,7 @@ absl::Status ValidateQuorum(const VaultConfig& c) {
     return absl::InvalidArgumentError(
         "[freshness] endorse_timeout_ms must be 10 to 60000");
   }
-  return absl::OkStatus();
+  return ValidateElection(c);
 }
 
 absl::Status ValidateStorage(const VaultConfig& c) {

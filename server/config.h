@@ -91,13 +91,15 @@ struct VaultConfig {
   // The quorum of endorsing nodes (docs/rollback.md "Quorum across nodes"):
   // the members file (`<id> <endorsement key hex> <peer host:port>` lines),
   // this node's id in it, where its Endorser service listens, how long a
-  // round waits, and whether this node is the owner (extends the chain and
-  // serves account calls; exactly one node, chosen by the operator).
+  // round waits, and who owns the chain (extends it and serves account
+  // calls): with etcd the member holding the owner lease, elected, with this
+  // TTL; with RocksDB the one node the operator marks `owner`.
   std::string freshness_members_file;
   int64_t freshness_node_id = 0;
   std::string freshness_peer_listen;
   int64_t freshness_endorse_timeout_ms = 2000;
   bool freshness_owner = false;
+  int64_t freshness_owner_lease_ttl_s = 5;
   // mTLS on the peer channel: this node's certificate and key (server and
   // client: serverAuth and clientAuth), the CA every member's is signed by.
   std::string freshness_peer_cert_file;
@@ -105,6 +107,9 @@ struct VaultConfig {
   std::string freshness_peer_ca_file;
   bool PeerTls() const { return !freshness_peer_ca_file.empty(); }
   bool UsesQuorum() const { return !freshness_members_file.empty(); }
+  // The quorum's owner is elected by an etcd lease (docs/rollback.md
+  // "Election"), not chosen by `owner`.
+  bool ElectsOwner() const { return UsesQuorum() && UsesEtcd(); }
   // Whether records are anchored in the HSM: always on RocksDB; on etcd for
   // a single node or with the quorum.
   bool AnchorsRecords() const {

@@ -91,6 +91,9 @@ absl::StatusOr<QuorumSettings> LoadQuorumSettings(const VaultConfig& c) {
                    c.freshness_peer_listen,
                    absl::Milliseconds(c.freshness_endorse_timeout_ms),
                    c.freshness_owner,
+                   c.ElectsOwner()
+                       ? absl::Seconds(c.freshness_owner_lease_ttl_s)
+                       : absl::ZeroDuration(),
                    {}};
   if (q.peer_listen.empty()) q.peer_listen = q.members.Find(id)->peer_address;
   BKV_RETURN_IF_ERROR(CheckPeers(c, q));

@@ -21,7 +21,9 @@ struct QuorumSettings {
   uint32_t node_id = 0;
   std::string peer_listen;  // where this node's Endorser service listens
   absl::Duration endorse_timeout;
-  bool owner = false;
+  bool owner = false;  // chosen by the operator (RocksDB)
+  // Elected by an etcd lease of this TTL (storage = etcd); zero: `owner`.
+  absl::Duration owner_lease_ttl;
   // mTLS between members when ca_pem is set: this node's certificate and
   // key (as server and as client) and the members' CA.
   struct Tls {

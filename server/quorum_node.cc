@@ -52,8 +52,9 @@ absl::Status StartPeerServer(QuorumNode& q) {
   return absl::OkStatus();
 }
 
-// Every other member over gRPC, this node's endorser in-process and last.
-std::unique_ptr<freshness::QuorumHeadStore> MakeHeads(QuorumNode& q) {
+}  // namespace
+
+std::unique_ptr<freshness::QuorumHeadStore> MakeQuorumHeads(QuorumNode& q) {
   std::vector<std::shared_ptr<freshness::EndorserPeer>> peers;
   for (const freshness::Member& m : q.settings.members.all()) {
     if (m.id == q.settings.node_id) continue;
@@ -67,14 +68,19 @@ std::unique_ptr<freshness::QuorumHeadStore> MakeHeads(QuorumNode& q) {
       q.settings.endorse_timeout);
 }
 
+absl::Status NotOwnerError(absl::string_view why) {
+  return WithAttempt(WithDetail(absl::UnavailableError(why),
+                                vault::v1::ErrorDetail::REASON_NOT_OWNER),
+                     vault::v1::ErrorDetail::ATTEMPT_NOT_COUNTED);
+}
+
+namespace {
+
 // Every account call of a node that does not own the head chain.
 absl::Status NotOwner() {
-  return WithAttempt(
-      WithDetail(absl::UnavailableError(
-                     "this vault node only endorses the quorum's heads; "
-                     "account calls go to the owner node ([freshness] owner)"),
-                 vault::v1::ErrorDetail::REASON_NOT_OWNER),
-      vault::v1::ErrorDetail::ATTEMPT_NOT_COUNTED);
+  return NotOwnerError(
+      "this vault node only endorses the quorum's heads; account calls go to "
+      "the owner node ([freshness] owner)");
 }
 
 class StandbyRecordStore final : public storage::RecordStore {
@@ -104,7 +110,8 @@ QuorumNode::~QuorumNode() {
   }
 }
 
-void QuorumNode::RenderMetrics(std::string& out) const {
+void QuorumNode::RenderMetrics(
+    std::string& out, const freshness::QuorumHeadStore* owner_heads) const {
   const fresh::v1::EndorserState s = endorser->State();
   const fresh::v1::HeadRef held = freshness::HeldHead(s);
   absl::StrAppend(
@@ -112,7 +119,7 @@ void QuorumNode::RenderMetrics(std::string& out) const {
       "# HELP bkv_freshness_quorum_owner 1: this node extends the head chain "
       "and serves account calls; 0: it only endorses.\n# TYPE "
       "bkv_freshness_quorum_owner gauge\nbkv_freshness_quorum_owner ",
-      heads && !heads->fenced() ? 1 : 0,
+      owner_heads && !owner_heads->fenced() ? 1 : 0,
       "\n# HELP bkv_freshness_endorser_promised_term Highest owner term this "
       "node's endorser promised.\n# TYPE bkv_freshness_endorser_promised_term "
       "gauge\nbkv_freshness_endorser_promised_term ",
@@ -130,8 +137,8 @@ void QuorumNode::RenderMetrics(std::string& out) const {
       "bkv_freshness_endorser_state_writes_total counter\n"
       "bkv_freshness_endorser_state_writes_total ",
       endorser->state_writes(), "\n");
-  if (heads == nullptr) return;
-  const freshness::QuorumHeadStore::Stats q = heads->stats();
+  if (owner_heads == nullptr) return;
+  const freshness::QuorumHeadStore::Stats q = owner_heads->stats();
   absl::StrAppend(
       &out,
       "# HELP bkv_freshness_quorum_head_writes_total Head writes through the "
@@ -155,13 +162,16 @@ absl::StatusOr<std::unique_ptr<QuorumNode>> StartQuorumNode(
                                         std::move(token), q->settings.members,
                                         q->settings.node_id));
   BKV_RETURN_IF_ERROR(StartPeerServer(*q));
-  if (q->settings.owner) q->heads = MakeHeads(*q);
+  if (q->settings.owner) q->heads = MakeQuorumHeads(*q);
   Log("info", "quorum_endorser_serving",
       {{"node_id", absl::StrCat(q->settings.node_id)},
        {"peer_listen", q->settings.peer_listen},
        {"members", absl::StrCat(q->settings.members.all().size())},
        {"members_digest", HexEncode(q->settings.members.digest())},
-       {"role", q->settings.owner ? "owner" : "endorser"},
+       {"role", q->settings.owner ? "owner"
+                : q->settings.owner_lease_ttl > absl::ZeroDuration()
+                    ? "elected"
+                    : "endorser"},
        {"peer_tls", q->settings.tls.ca_pem.empty() ? "off" : "mtls"}});
   return q;
 }

@@ -9,6 +9,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -32,9 +33,32 @@ struct QuorumNode {
   std::unique_ptr<freshness::QuorumHeadStore> heads;  // owner only
 
   ~QuorumNode();
-  // "# HELP ..." lines of the endorser's state and this node's role.
-  void RenderMetrics(std::string& out) const;
+  // "# HELP ..." lines of the endorser's state and this node's role:
+  // `owner_heads` is the head store it extends the chain with, if any.
+  void RenderMetrics(std::string& out,
+                     const freshness::QuorumHeadStore* owner_heads) const;
+  void RenderMetrics(std::string& out) const {
+    RenderMetrics(out, heads.get());
+  }
 };
+
+// The owner's role when it can change while the node serves (an elected
+// owner, server/elected_owner.h): account calls go to the owner's store
+// while this node owns the chain and are refused REASON_NOT_OWNER otherwise.
+class OwnerRole : public storage::RecordStore {
+ public:
+  // `f(true)` when this node starts serving account calls, `f(false)` when
+  // it stops; once now with the current state. nullptr: no more calls.
+  virtual void OnServing(std::function<void(bool serving)> f) = 0;
+};
+
+// Every other member over gRPC, this node's endorser in-process and last:
+// the owner's head store (a new one per take-over).
+std::unique_ptr<freshness::QuorumHeadStore> MakeQuorumHeads(QuorumNode& q);
+
+// An account call on a node that does not own the chain: UNAVAILABLE,
+// REASON_NOT_OWNER, ATTEMPT_NOT_COUNTED, saying `why`.
+absl::Status NotOwnerError(absl::string_view why);
 
 // Opens the endorser in `token` (its key must be the members file's for
 // this node), serves it on the peer address and, on the owner, builds the

@@ -137,7 +137,16 @@ int RunServeCommand(const ConfigArgs& args) {
   // account calls go: a load balancer asks for the Vault service by name.
   server->GetHealthCheckService()->SetServingStatus(
       std::string(vault::v1::Vault::service_full_name()),
-      (*node)->standby == nullptr);
+      (*node)->standby == nullptr && (*node)->elected == nullptr);
+  // An elected owner serves while it holds the lease (docs/rollback.md
+  // "Election").
+  if ((*node)->elected) {
+    grpc::Server* s = server.get();
+    (*node)->elected->OnServing([s](bool serving) {
+      s->GetHealthCheckService()->SetServingStatus(
+          std::string(vault::v1::Vault::service_full_name()), serving);
+    });
+  }
   // A fenced owner serves nothing more: the load balancer must move on
   // (review finding 4 of issue 12).
   if ((*node)->quorum && (*node)->quorum->heads) {
@@ -168,6 +177,7 @@ int RunServeCommand(const ConfigArgs& args) {
   if ((*node)->quorum && (*node)->quorum->heads) {
     (*node)->quorum->heads->OnFenced(nullptr);  // before the server goes
   }
+  if ((*node)->elected) (*node)->elected->OnServing(nullptr);
   Log("info", "stopped");
   return 0;
 }

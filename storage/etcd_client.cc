@@ -117,7 +117,8 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(
   for (const std::string& endpoint : client->options_.endpoints) {
     auto channel = grpc::CreateCustomChannel(endpoint, creds, args);
     client->members_.push_back({endpoint, etcdserverpb::KV::NewStub(channel),
-                                etcdserverpb::Maintenance::NewStub(channel)});
+                                etcdserverpb::Maintenance::NewStub(channel),
+                                etcdserverpb::Lease::NewStub(channel)});
   }
   // The key material is in the channel credentials now; drop our copy.
   client->options_.key_pem.assign(client->options_.key_pem.size(), '\0');
@@ -126,9 +127,9 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(
 }
 
 template <typename Call>
-absl::Status EtcdClient::WithFailover(const char* op, Call call,
-                                      CallInfo* info) {
-  const absl::Time give_up = absl::Now() + options_.op_timeout;
+absl::Status EtcdClient::WithFailover(const char* op, Call call, CallInfo* info,
+                                      absl::Duration op_timeout) {
+  const absl::Time give_up = absl::Now() + op_timeout;
   std::map<std::string, std::string> last_error;  // by endpoint
   for (int attempt = 0;; ++attempt) {
     const size_t n = members_.size();
@@ -175,8 +176,7 @@ absl::Status EtcdClient::WithFailover(const char* op, Call call,
   for (const auto& [endpoint, error] : last_error) errors.push_back(error);
   return absl::UnavailableError(absl::StrCat(
       "etcd cluster [", absl::StrJoin(options_.endpoints, ", "),
-      "] did not complete ", op, " within ",
-      absl::FormatDuration(options_.op_timeout),
+      "] did not complete ", op, " within ", absl::FormatDuration(op_timeout),
       "; check that a majority of its members is up and reachable (",
       errors.empty() ? "no attempt made" : absl::StrJoin(errors, "; "), ")"));
 }
@@ -211,6 +211,64 @@ absl::Status EtcdClient::Compact(const etcdserverpb::CompactionRequest& req,
         return m.kv->Compact(ctx, req, resp);
       },
       info);
+}
+
+absl::StatusOr<etcdserverpb::LeaseGrantResponse> EtcdClient::LeaseGrant(
+    int64_t ttl_s, absl::Duration timeout) {
+  etcdserverpb::LeaseGrantRequest req;
+  req.set_ttl(ttl_s);
+  etcdserverpb::LeaseGrantResponse resp;
+  absl::Status s = WithFailover(
+      "LeaseGrant",
+      [&](Member& m, grpc::ClientContext* ctx) {
+        return m.lease->LeaseGrant(ctx, req, &resp);
+      },
+      nullptr, timeout);
+  if (!s.ok()) return s;
+  if (!resp.error().empty() || resp.id() == 0 || resp.ttl() <= 0) {
+    return absl::UnavailableError(
+        absl::StrCat("etcd refused a lease: ", resp.error()));
+  }
+  return resp;
+}
+
+absl::StatusOr<etcdserverpb::LeaseKeepAliveResponse> EtcdClient::LeaseKeepAlive(
+    int64_t id, absl::Duration timeout) {
+  etcdserverpb::LeaseKeepAliveRequest req;
+  req.set_id(id);
+  etcdserverpb::LeaseKeepAliveResponse resp;
+  absl::Status s = WithFailover(
+      "LeaseKeepAlive",
+      [&](Member& m, grpc::ClientContext* ctx) {
+        auto stream = m.lease->LeaseKeepAlive(ctx);
+        const bool answered = stream->Write(req) && stream->Read(&resp);
+        stream->WritesDone();
+        const grpc::Status end = stream->Finish();
+        if (!end.ok() || answered) return end;
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                            "the keep-alive stream closed without an answer");
+      },
+      nullptr, timeout);
+  if (!s.ok()) return s;
+  return resp;
+}
+
+absl::Status EtcdClient::LeaseRevoke(int64_t id, absl::Duration timeout) {
+  etcdserverpb::LeaseRevokeRequest req;
+  req.set_id(id);
+  etcdserverpb::LeaseRevokeResponse resp;
+  absl::Status s = WithFailover(
+      "LeaseRevoke",
+      [&](Member& m, grpc::ClientContext* ctx) {
+        return m.lease->LeaseRevoke(ctx, req, &resp);
+      },
+      nullptr, timeout);
+  // Expired already, or a resend after the first revoked it.
+  if (absl::IsNotFound(s) ||
+      absl::StrContains(s.message(), "lease not found")) {
+    return absl::OkStatus();
+  }
+  return s;
 }
 
 absl::StatusOr<uint64_t> EtcdClient::Probe() {

@@ -1,9 +1,10 @@
 #ifndef BKV_STORAGE_ETCD_CLIENT_H_
 #define BKV_STORAGE_ETCD_CLIENT_H_
 
-// Internal to the etcd back end (and its tests): one gRPC channel per etcd
-// member, deadlines on every call, failover to the next member on a
-// transport or leadership error. Callers see absl::Status only.
+// Internal to the etcd back end, its tests and the quorum's owner lease
+// (server/owner_lease.h): one gRPC channel per etcd member, deadlines on
+// every call, failover to the next member on a transport or leadership
+// error. Callers see absl::Status only.
 
 #include <atomic>
 #include <cstdint>
@@ -50,6 +51,18 @@ class EtcdClient {
   absl::Status Compact(const etcdserverpb::CompactionRequest& req,
                        etcdserverpb::CompactionResponse* resp, CallInfo* info);
 
+  // Leases (docs/rollback.md "Election"), each retried on other members
+  // within `timeout` in all. A grant resent after a lost answer grants a
+  // second lease that nothing uses and that expires by itself.
+  // LeaseKeepAlive sends one request on the stream and reads one answer:
+  // TTL 0 in it means the lease is gone. LeaseRevoke of a lease etcd no
+  // longer has is OK.
+  absl::StatusOr<etcdserverpb::LeaseGrantResponse> LeaseGrant(
+      int64_t ttl_s, absl::Duration timeout);
+  absl::StatusOr<etcdserverpb::LeaseKeepAliveResponse> LeaseKeepAlive(
+      int64_t id, absl::Duration timeout);
+  absl::Status LeaseRevoke(int64_t id, absl::Duration timeout);
+
   // Asks every member for its status (one call each, no retry): kUnavailable
   // naming each member's error if none answers, kFailedPrecondition if the
   // members belong to different clusters or are not etcd. Returns the
@@ -67,12 +80,18 @@ class EtcdClient {
     std::string endpoint;
     std::unique_ptr<etcdserverpb::KV::Stub> kv;
     std::unique_ptr<etcdserverpb::Maintenance::Stub> maintenance;
+    std::unique_ptr<etcdserverpb::Lease::Stub> lease;
   };
   explicit EtcdClient(EtcdClientOptions options)
       : options_(std::move(options)) {}
 
   template <typename Call>
-  absl::Status WithFailover(const char* op, Call call, CallInfo* info);
+  absl::Status WithFailover(const char* op, Call call, CallInfo* info) {
+    return WithFailover(op, call, info, options_.op_timeout);
+  }
+  template <typename Call>
+  absl::Status WithFailover(const char* op, Call call, CallInfo* info,
+                            absl::Duration op_timeout);
 
   EtcdClientOptions options_;
   std::vector<Member> members_;

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -41,11 +42,20 @@ absl::StatusOr<std::string> ReadPem(const std::string& path,
   return buf.str();
 }
 
-// An account's two keys as one linearizable read saw them.
+// An account's two keys as one linearizable read saw them, and, after a
+// write refused with the owner guard set, the owner key's create revision.
 struct Snapshot {
   RawAccount raw;
   int64_t record_mod = 0;  // mod revision (0: absent)
   int64_t watermark_mod = 0;
+  std::optional<int64_t> owner_created;  // 0: the owner key is absent
+};
+
+// Which compare a guarded write carries besides the account's (docs/
+// rollback.md "Election"); create_revision 0: none.
+struct OwnerGuard {
+  std::string key;
+  int64_t create_revision = 0;
 };
 
 void AddRange(google::protobuf::RepeatedPtrField<RequestOp>* ops,
@@ -61,14 +71,23 @@ void AddCompare(TxnRequest* txn, const std::string& key, int64_t mod) {
   c->set_mod_revision(mod);
 }
 
-// The two Range results at `ops[0]` (record) and `ops[1]` (watermark).
-// Anything else fails closed: a missing range must never read as "no record".
-absl::StatusOr<Snapshot> ParseSnapshot(const TxnResponse& resp) {
+// The two Range results at `ops[0]` (record) and `ops[1]` (watermark), and
+// the owner key's at `ops[2]` when `ranges` is 3. Anything else fails
+// closed: a missing range must never read as "no record".
+absl::StatusOr<Snapshot> ParseSnapshot(const TxnResponse& resp,
+                                       int ranges = 2) {
   Snapshot snap;
-  if (resp.responses_size() != 2 || !resp.responses(0).has_response_range() ||
-      !resp.responses(1).has_response_range()) {
+  bool complete = resp.responses_size() == ranges;
+  for (int i = 0; complete && i < ranges; ++i) {
+    complete = resp.responses(i).has_response_range();
+  }
+  if (!complete) {
     return absl::InternalError(
-        "etcd answered a Txn without the two ranges it asked for");
+        "etcd answered a Txn without the ranges it asked for");
+  }
+  if (ranges == 3) {
+    const auto& o = resp.responses(2).response_range();
+    snap.owner_created = o.kvs_size() > 0 ? o.kvs(0).create_revision() : 0;
   }
   const auto& r = resp.responses(0).response_range();
   const auto& w = resp.responses(1).response_range();
@@ -112,6 +131,13 @@ struct EtcdRecordStore::Impl {
   static constexpr size_t kMaxObserved = 1 << 16;
   mutable std::mutex observed_mu;
   mutable absl::flat_hash_map<AccountKey, Observed> observed;
+
+  mutable std::mutex guard_mu;
+  OwnerGuard owner_guard;  // guarded by guard_mu
+  OwnerGuard Guard() const {
+    std::lock_guard<std::mutex> lock(guard_mu);
+    return owner_guard;
+  }
 
   void Remember(const AccountKey& key, const Observed& o) const {
     std::lock_guard<std::mutex> lock(observed_mu);
@@ -158,24 +184,52 @@ struct EtcdRecordStore::Impl {
     return ParseSnapshot(resp);
   }
 
-  // A write guarded by the mod revisions `seen`; on a failed guard the
-  // response carries both keys as they are now.
-  TxnRequest GuardedTxn(const AccountKey& key, const Observed& seen) const {
+  // A write guarded by the mod revisions `seen` and the owner guard, if
+  // set (the one place the compares are built); on a failed guard the
+  // response carries both keys as they are now, and the owner key.
+  TxnRequest GuardedTxn(const AccountKey& key, const Observed& seen,
+                        const OwnerGuard& owner) const {
     TxnRequest txn;
     AddCompare(&txn, RecordKey(key), seen.record_mod);
     AddCompare(&txn, WatermarkKey(key), seen.watermark_mod);
     AddRange(txn.mutable_failure(), RecordKey(key));
     AddRange(txn.mutable_failure(), WatermarkKey(key));
+    if (owner.create_revision != 0) {
+      Compare* c = txn.add_compare();
+      c->set_key(owner.key);
+      c->set_target(Compare::CREATE);
+      c->set_result(Compare::EQUAL);
+      c->set_create_revision(owner.create_revision);
+      AddRange(txn.mutable_failure(), owner.key);
+    }
     return txn;
   }
 
+  // A refused guarded write: ours after all (an earlier send committed), or
+  // refused by the owner guard (another node owns the chain now), or a
+  // version mismatch.
   absl::Status Settle(const AccountKey& key, const GuardedWrite& write,
-                      const CallInfo& info, const TxnResponse& resp) {
+                      const CallInfo& info, const TxnResponse& resp,
+                      const OwnerGuard& owner) {
     Forget(key);
     if (info.ambiguous) ++ambiguous_writes;
-    BKV_ASSIGN_OR_RETURN(const Snapshot now, ParseSnapshot(resp));
+    BKV_ASSIGN_OR_RETURN(
+        const Snapshot now,
+        ParseSnapshot(resp, owner.create_revision != 0 ? 3 : 2));
     absl::Status s = SettleFailedGuard(key, write, info.ambiguous, now.raw);
     if (info.ambiguous && s.ok()) ++ambiguous_committed;
+    if (!s.ok() && now.owner_created.has_value() &&
+        *now.owner_created != owner.create_revision) {
+      absl::Status refused = absl::UnavailableError(absl::StrCat(
+          "etcd refused the write of account key ", AccountKeyHex(key),
+          ": this node no longer holds the quorum's owner key ", owner.key,
+          " (created at revision ", owner.create_revision, ", now ",
+          *now.owner_created == 0 ? std::string("absent")
+                                  : absl::StrCat(*now.owner_created),
+          "); nothing was written"));
+      refused.SetPayload(kOwnerGuardPayload, absl::Cord("1"));
+      return refused;
+    }
     return s;
   }
 
@@ -270,7 +324,8 @@ absl::StatusOr<uint64_t> EtcdRecordStore::CompareAndSwap(
   record.set_version(state.high_water + 1);
   BKV_ASSIGN_OR_RETURN(std::string value,
                        SealRecord(*impl_->sealer, key, record));
-  TxnRequest txn = impl_->GuardedTxn(key, seen);
+  const OwnerGuard owner = impl_->Guard();
+  TxnRequest txn = impl_->GuardedTxn(key, seen, owner);
   auto* put = txn.add_success()->mutable_request_put();
   put->set_key(impl_->RecordKey(key));
   put->set_value(value);
@@ -294,8 +349,9 @@ absl::StatusOr<uint64_t> EtcdRecordStore::CompareAndSwap(
     return record.version();
   }
   // The guard failed: someone else wrote, or an earlier send of this very
-  // Txn committed before its answer was lost.
-  BKV_RETURN_IF_ERROR(impl_->Settle(key, write, info, resp));
+  // Txn committed before its answer was lost, or another node owns the
+  // chain now.
+  BKV_RETURN_IF_ERROR(impl_->Settle(key, write, info, resp, owner));
   return record.version();
 }
 
@@ -309,7 +365,8 @@ absl::Status EtcdRecordStore::Delete(std::string_view account_id,
     return VersionMismatch(key, state, expected_version);
   }
   impl_->Forget(key);
-  TxnRequest txn = impl_->GuardedTxn(key, seen);
+  const OwnerGuard owner = impl_->Guard();
+  TxnRequest txn = impl_->GuardedTxn(key, seen, owner);
   txn.add_success()->mutable_request_delete_range()->set_key(
       impl_->RecordKey(key));
   auto* put = txn.add_success()->mutable_request_put();
@@ -323,7 +380,7 @@ absl::Status EtcdRecordStore::Delete(std::string_view account_id,
     if (!info.ambiguous) return s;
     BKV_RETURN_IF_ERROR(impl_->SettleFailedCall(key, write, s));
   } else if (!resp.succeeded()) {
-    BKV_RETURN_IF_ERROR(impl_->Settle(key, write, info, resp));
+    BKV_RETURN_IF_ERROR(impl_->Settle(key, write, info, resp, owner));
   }
   return absl::OkStatus();
 }
@@ -493,6 +550,14 @@ absl::Status EtcdRecordStore::ForEach(Visitor visit) const {
 }
 
 uint64_t EtcdRecordStore::cluster_id() const { return impl_->cluster_id; }
+
+void EtcdRecordStore::SetOwnerGuard(const std::string& key,
+                                    int64_t create_revision) {
+  std::lock_guard<std::mutex> lock(impl_->guard_mu);
+  impl_->owner_guard = {key, create_revision};
+}
+
+EtcdClient& EtcdRecordStore::client() const { return *impl_->client; }
 
 std::string EtcdRecordStore::Describe() const {
   return absl::StrCat("[", absl::StrJoin(impl_->options.endpoints, ", "), "]");

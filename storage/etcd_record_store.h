@@ -14,6 +14,13 @@
 
 namespace bkv::storage {
 
+class EtcdClient;
+
+// The payload key on a write refused by the owner guard alone
+// (EtcdRecordStore::SetOwnerGuard): nothing was written, and this node no
+// longer holds the quorum's owner key.
+inline constexpr char kOwnerGuardPayload[] = "bkv.storage/owner-guard";
+
 struct EtcdRecordStoreOptions {
   // host:port of the members of ONE etcd cluster (checked at Open).
   std::vector<std::string> endpoints;
@@ -102,6 +109,16 @@ class EtcdRecordStore final : public RecordStore {
   absl::StatusOr<std::string> CreateShardMap(const std::string& map);
   // "[host:port, ...]", to name this cluster in errors.
   std::string Describe() const;
+
+  // The quorum owner's fence (docs/rollback.md "Election"): from now on
+  // every CompareAndSwap and Delete also requires that `key` exists with
+  // this create revision (the owner key this node created). A write refused
+  // by that compare alone, not ours on re-reading, fails kUnavailable with
+  // the payload kOwnerGuardPayload. create_revision 0 removes the guard.
+  void SetOwnerGuard(const std::string& key, int64_t create_revision);
+  // This store's client, for the owner lease (server/owner_lease.h), which
+  // shares its channels and deadlines.
+  EtcdClient& client() const;
 
  private:
   struct Impl;

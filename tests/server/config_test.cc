@@ -212,5 +212,55 @@ TEST(ConfigTest, QuorumMembersFileIsCheckedAtStart) {
             std::string::npos);
 }
 
+// docs/rollback.md "Election": with etcd the quorum elects its owner, so
+// `owner` (the RocksDB quorum's hand-picked owner) is refused there, as
+// are several clusters (the lease key and the guard live in one) and a
+// TTL out of range.
+TEST(ConfigTest, QuorumOverEtcdElectsItsOwner) {
+  const std::vector<std::string> etcd = {"--freshness-members-file",
+                                         "/m",
+                                         "--freshness-node-id",
+                                         "1",
+                                         "--storage",
+                                         "etcd",
+                                         "--etcd-insecure",
+                                         "--etcd-endpoints",
+                                         "127.0.0.1:2379"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = etcd;
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto c = LoadConfig(args);
+    return c.ok() ? std::string("accepted") : std::string(c.status().message());
+  };
+  auto c = LoadConfig(etcd);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->ElectsOwner());
+  EXPECT_EQ(c->freshness_owner_lease_ttl_s, 5);
+  EXPECT_NE(with({"--freshness-owner"}).find("elect the owner"),
+            std::string::npos);
+  EXPECT_NE(with({"--freshness-owner-lease-ttl-s", "1"}).find("2 to 60"),
+            std::string::npos);
+  EXPECT_EQ(with({"--freshness-owner-lease-ttl-s", "2"}), "accepted");
+  std::vector<std::string> two = {"--freshness-members-file",
+                                  "/m",
+                                  "--freshness-node-id",
+                                  "1",
+                                  "--storage",
+                                  "etcd",
+                                  "--etcd-insecure",
+                                  "--etcd-clusters",
+                                  "127.0.0.1:1;127.0.0.1:2"};
+  auto several = LoadConfig(two);
+  ASSERT_FALSE(several.ok());
+  EXPECT_NE(std::string(several.status().message()).find("one etcd cluster"),
+            std::string::npos);
+  // RocksDB: the owner is chosen by hand.
+  auto rocks = LoadConfig(std::vector<std::string>{"--freshness-members-file",
+                                                   "/m", "--freshness-node-id",
+                                                   "1", "--freshness-owner"});
+  ASSERT_TRUE(rocks.ok()) << rocks.status();
+  EXPECT_FALSE(rocks->ElectsOwner());
+}
+
 }  // namespace
 }  // namespace bkv::server

@@ -1,13 +1,20 @@
-// The quorum of endorsing nodes over a real 3-member etcd cluster: three
-// `bkv-vault serve` processes on one etcd, each with its own token (`hsm
-// init`, then `cluster keygen`), mTLS between them, node 1 the owner. An
-// account's record and watermark put back as an earlier etcd state held
-// them, behind the owner, as a snapshot restore does to the vault's keys.
+// The quorum of endorsing nodes over a real 3-member etcd cluster: three (or
+// five) `bkv-vault serve` processes on one etcd, each with its own
+// endorsement key in its own token, the vault's keys cloned into every
+// token (`hsm init` once, the token copied, then `cluster keygen` on each),
+// one token issuer, mTLS between them, and the owner ELECTED by the etcd
+// lease (docs/rollback.md "Election", TTL 2 s here). Faults are real:
+// owners SIGKILLed and SIGSTOPped, the owner key replaced in etcd, an
+// account's keys put back as an earlier etcd state held them.
 // ctest -R rollback.quorum.process.etcd
+#include <signal.h>
+
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include "absl/strings/str_join.h"
+#include "client/vault_client.h"
 #include "storage/record_codec.h"
 #include "tests/server/quorum_process.h"
 #include "tests/storage/etcd_cluster.h"
@@ -16,12 +23,17 @@
 namespace bkv::testing {
 namespace {
 
+namespace fs = std::filesystem;
 using storage::testing::EtcdCluster;
 using storage::testing::RawEtcd;
 using vault::v1::ErrorDetail;
 
+constexpr char kOwnerKey[] = "bkv/fresh/owner";
+
 class QuorumEtcdProcessTest : public QuorumProcessTest {
  protected:
+  QuorumEtcdProcessTest() { hand_owner_ = false; }
+
   void PrepareNodes() override {
     auto etcd = EtcdCluster::Start({.members = 3});
     ASSERT_TRUE(etcd.ok()) << etcd.status();
@@ -32,30 +44,112 @@ class QuorumEtcdProcessTest : public QuorumProcessTest {
     std::filesystem::create_directories(tls_dir);
     auto tls = storage::testing::MakeTlsFiles(tls_dir);
     ASSERT_TRUE(tls.ok()) << tls.status();
-    for (int i = 0; i < kNodes; ++i) {
-      // etcd nodes never make keys: the ceremony first, each its own token.
-      ASSERT_EQ(
-          std::system((std::string(BKV_VAULT_BIN) + " hsm init --softhsm-dir " +
-                       Softhsm(i) + " >/dev/null")
-                          .c_str()),
-          0);
-      args_[i] = {"--storage",        "etcd",
-                  "--etcd-endpoints", absl::StrJoin(etcd_->Endpoints(), ","),
-                  "--etcd-insecure",  "--softhsm-dir",
-                  Softhsm(i),         "--freshness-peer-cert-file",
-                  tls->server_crt,    "--freshness-peer-key-file",
-                  tls->server_key,    "--freshness-peer-ca-file",
+    // etcd nodes never make keys: the ceremony once, the token cloned, so
+    // whichever node is elected holds the keys clients pin.
+    ASSERT_EQ(
+        std::system((std::string(BKV_VAULT_BIN) + " hsm init --softhsm-dir " +
+                     Softhsm(0) + " >/dev/null")
+                        .c_str()),
+        0);
+    for (int i = 1; i < nodes_; ++i) CloneToken(Softhsm(0), Softhsm(i));
+    for (int i = 0; i < nodes_; ++i) {
+      args_[i] = {"--storage",
+                  "etcd",
+                  "--etcd-endpoints",
+                  absl::StrJoin(etcd_->Endpoints(), ","),
+                  "--etcd-insecure",
+                  "--softhsm-dir",
+                  Softhsm(i),
+                  "--freshness-owner-lease-ttl-s",
+                  "2",
+                  "--freshness-peer-cert-file",
+                  tls->server_crt,
+                  "--freshness-peer-key-file",
+                  tls->server_key,
+                  "--freshness-peer-ca-file",
                   tls->ca_crt};
     }
   }
+
+  // Node 1 first: its development issuer signs every account token, so
+  // the others get a copy before their first start.
+  void StartNodes() override {
+    ASSERT_NO_FATAL_FAILURE(StartNode(0));
+    for (int i = 1; i < nodes_; ++i) {
+      for (const char* f : {"/dev-issuer.key", "/dev-issuer.pub"}) {
+        fs::copy_file(node_[0].data_dir() + f, node_[i].data_dir() + f,
+                      fs::copy_options::overwrite_existing);
+      }
+      ASSERT_NO_FATAL_FAILURE(StartNode(i));
+    }
+  }
+
   void TearDown() override {
     for (VaultProcess& n : node_) n.Kill();
   }
 
+  int64_t OwnerGauge(int i) {
+    return Gauge(HttpGet(metrics_[i], "/metrics"),
+                 "bkv_freshness_quorum_owner");
+  }
+
+  // Waits (bounded) until a running, not paused node other than `not_this`
+  // serves as owner; points client_ at it. -1 if none did in 60 s.
+  int WaitForOwner(int not_this = -1) {
+    for (int round = 0; round < 300; ++round) {
+      for (int i = 0; i < nodes_; ++i) {
+        if (i == not_this || !node_[i].running() || paused_[i]) continue;
+        if (OwnerGauge(i) == 1 && VaultHealth(node_[i].address()) == 1) {
+          client_ = std::make_unique<TestClient>(node_[i].address(),
+                                                 node_[i].public_key());
+          return i;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return -1;
+  }
+
+  // The owner key's value (a node id), "" when absent.
+  std::string OwnerKeyValue() {
+    RawEtcd raw(*etcd_, 0);
+    etcdserverpb::RangeResponse resp;
+    if (!raw.Range(kOwnerKey, 0, &resp).ok() || resp.kvs_size() == 0) {
+      return "";
+    }
+    return resp.kvs(0).value();
+  }
+
+  std::unique_ptr<client::VaultClient> Sdk(const std::string& account,
+                                           int first) {
+    client::VaultOptions o;
+    o.address = node_[first].address();
+    for (int i = 0; i < nodes_; ++i) {
+      if (i != first) o.failover_addresses.push_back(node_[i].address());
+    }
+    o.server_public_key = node_[0].public_key();
+    o.ksf = TestKsfParams();
+    o.min_ksf = TestKsfParams();
+    const std::string token = Token(account);
+    o.account_token = [token] { return token; };
+    o.timeout = std::chrono::seconds(20);
+    auto sdk = client::VaultClient::Create(std::move(o));
+    EXPECT_TRUE(sdk.ok()) << sdk.status();
+    return sdk.ok() ? *std::move(sdk) : nullptr;
+  }
+
   std::unique_ptr<EtcdCluster> etcd_;
+  bool paused_[kMaxNodes] = {};
+};
+
+class QuorumEtcdProcess5Test : public QuorumEtcdProcessTest {
+ protected:
+  QuorumEtcdProcess5Test() { nodes_ = 5; }
 };
 
 TEST_F(QuorumEtcdProcessTest, EarlierEtcdStateBehindTheOwnerIsCaught) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
   Register("olga");
   RawEtcd raw(*etcd_, 0);
   const auto key = storage::DeriveAccountKey("olga");
@@ -69,26 +163,199 @@ TEST_F(QuorumEtcdProcessTest, EarlierEtcdStateBehindTheOwnerIsCaught) {
   }
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(Guess("olga").got_ke2);
   // The heads went through the endorsers, over mTLS.
-  EXPECT_NE(node_[1].log().find("\"peer_tls\":\"mtls\""), std::string::npos);
-  EXPECT_EQ(HeldSeq(1), HeldSeq(0));
-  EXPECT_GT(HeldSeq(1), 1);
+  const int other = (owner + 1) % nodes_;
+  EXPECT_NE(node_[other].log().find("\"peer_tls\":\"mtls\""),
+            std::string::npos);
+  EXPECT_EQ(HeldSeq(other), HeldSeq(owner));
+  EXPECT_GT(HeldSeq(other), 1);
   for (const auto& [k, v] : earlier) ASSERT_TRUE(raw.Put(k, v).ok());
   auto r = Guess("olga", kPassword);
   EXPECT_FALSE(r.got_ke2);
   ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();
   EXPECT_EQ(r.result.detail->reason(), ErrorDetail::REASON_STORAGE_ROLLED_BACK);
   EXPECT_EQ(r.result.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
-  // And at start-up: the owner's take-over adopts the certified head, and
-  // the store is behind it.
-  ASSERT_EQ(node_[0].Stop(), 0);
-  ASSERT_NO_FATAL_FAILURE(StartNode(0));
-  client_ =
-      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  // And at a take-over: the owner stopped (its lease revoked), restarted;
+  // whoever is elected adopts the certified head, and the store is behind.
+  ASSERT_EQ(node_[owner].Stop(), 0);
+  // A clean stop revokes the lease: the key is free (or another's) at
+  // once, not one TTL later.
+  EXPECT_NE(OwnerKeyValue(), std::to_string(owner + 1));
+  ASSERT_NO_FATAL_FAILURE(StartNode(owner));
+  const int next = WaitForOwner();
+  ASSERT_GE(next, 0);
   r = Guess("olga", kPassword);
   EXPECT_FALSE(r.got_ke2);
   ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();
   EXPECT_EQ(r.result.detail->reason(), ErrorDetail::REASON_STORAGE_ROLLED_BACK);
-  EXPECT_NE(node_[0].log().find("freshness_shard_stale"), std::string::npos);
+  EXPECT_NE(node_[next].log().find("freshness_shard_stale"), std::string::npos);
+}
+
+// Issue 12, the owner from etcd leases: three members, none marked owner:
+// exactly one is elected (owner gauge 1, Vault health SERVING), the others
+// say 0 and NOT_SERVING; an SDK listing a non-owner first finds the owner
+// by REASON_NOT_OWNER failover.
+TEST_F(QuorumEtcdProcessTest, OneOwnerIsElectedAndClientsFailOver) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  EXPECT_EQ(OwnerKeyValue(), std::to_string(owner + 1));
+  for (int i = 0; i < nodes_; ++i) {
+    EXPECT_EQ(OwnerGauge(i), i == owner ? 1 : 0) << "node " << i + 1;
+    EXPECT_EQ(VaultHealth(node_[i].address()), i == owner ? 1 : 2)
+        << "node " << i + 1;
+  }
+  auto sdk = Sdk("lena", (owner + 1) % nodes_);
+  ASSERT_NE(sdk, nullptr);
+  SecretBytes key = SecretBytes::Copy(std::string(32, 'l'));
+  auto reg =
+      sdk->Register("lena", SecretBytes::Copy(std::string(kPassword)), key);
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  auto got = sdk->Recover("lena", SecretBytes::Copy(std::string(kPassword)));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(Remaining("lena"), 10u);
+}
+
+// The owner guard (docs/rollback.md "Election"): the owner key replaced
+// in etcd behind the owner's back, as when another member won it while
+// this one was paused. The owner's lease is still alive, so only the guard
+// can stop its next record write: refused, no KE2, REASON_NOT_OWNER, not
+// counted, and the node steps down. Without the guard the write landed
+// and the KE2 left (the term can't tell: no other owner took over).
+TEST_F(QuorumEtcdProcessTest, OwnerGuardRefusesAWriteOnceTheKeyChanged) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  Register("gwen");
+  ASSERT_TRUE(Guess("gwen").got_ke2);
+  const int64_t seq = HeldSeq(owner);
+  RawEtcd raw(*etcd_, 0);
+  ASSERT_TRUE(raw.Delete(kOwnerKey).ok());
+  ASSERT_TRUE(raw.Put(kOwnerKey, "99").ok());  // another "owner", no lease
+  auto r = Guess("gwen", kPassword);
+  EXPECT_FALSE(r.got_ke2) << "a write landed without the owner key";
+  ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();
+  EXPECT_EQ(r.result.detail->reason(), ErrorDetail::REASON_NOT_OWNER)
+      << r.result.status.error_message();
+  EXPECT_EQ(r.result.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
+  EXPECT_EQ(HeldSeq(owner), seq) << "the chain moved for a refused write";
+  // It stepped down; with the key free again one member is elected, and
+  // the refused call counted nothing.
+  for (int i = 0; i < 100 && VaultHealth(node_[owner].address()) != 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(VaultHealth(node_[owner].address()), 2) << "NOT_SERVING";
+  EXPECT_NE(node_[owner].log().find("owner guard refused"), std::string::npos)
+      << node_[owner].log();
+  ASSERT_TRUE(raw.Delete(kOwnerKey).ok());
+  ASSERT_GE(WaitForOwner(), 0);
+  EXPECT_EQ(Remaining("gwen"), 9u);
+}
+
+// Issue test 5, fencing with the lease: the owner SIGSTOPped past its TTL;
+// another member wins the key (its take-over needs both other members, so
+// it completes once the paused one answers again); a counted call sent to
+// the paused owner is processed when it resumes: no KE2, REASON_NOT_OWNER
+// (its lease ended by its own clock), NOT_SERVING, owner gauge 0, and the
+// endorsers' heads move only in the new owner's term.
+TEST_F(QuorumEtcdProcessTest, PausedOwnerCannotExtendTheChainWhenResumed) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  Register("paul");
+  ASSERT_TRUE(Guess("paul").got_ke2);
+  TestClient old_owner(node_[owner].address(), node_[owner].public_key());
+  vault::v1::GetStatusResponse status;  // its channel connected before
+  ASSERT_TRUE(old_owner.Status(Token("paul"), &status).ok());
+  ASSERT_EQ(kill(node_[owner].pid(), SIGSTOP), 0);
+  paused_[owner] = true;
+  // Bounded: the lease expires after its TTL (2 s) and another wins.
+  std::string holder;
+  for (int i = 0; i < 150; ++i) {
+    holder = OwnerKeyValue();
+    if (!holder.empty() && holder != std::to_string(owner + 1)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_NE(holder, std::to_string(owner + 1)) << "nobody else won the lease";
+  ASSERT_FALSE(holder.empty());
+  TestClient::Recovery late;
+  std::thread call(
+      [&] { late = old_owner.Recover(Token("paul"), "paul", kPassword); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(kill(node_[owner].pid(), SIGCONT), 0);
+  paused_[owner] = false;
+  call.join();
+  EXPECT_FALSE(late.got_ke2) << "the resumed owner answered with a KE2";
+  ASSERT_TRUE(late.result.detail.has_value())
+      << late.result.status.error_message();
+  EXPECT_EQ(late.result.detail->reason(), ErrorDetail::REASON_NOT_OWNER)
+      << late.result.status.error_message();
+  EXPECT_EQ(late.result.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
+  const int next = WaitForOwner(owner);
+  ASSERT_GE(next, 0) << node_[std::stoi(holder) - 1].log();
+  EXPECT_EQ(VaultHealth(node_[owner].address()), 2) << "NOT_SERVING";
+  EXPECT_EQ(OwnerGauge(owner), 0);
+  EXPECT_NE(node_[owner].log().find("quorum_owner_lease_lost"),
+            std::string::npos);
+  // Every endorser holds the new owner's term; the old one's call counted
+  // nothing.
+  const std::string page = HttpGet(metrics_[next], "/metrics");
+  const int64_t term = Gauge(page, "bkv_freshness_endorser_held_term");
+  for (int i = 0; i < nodes_; ++i) {
+    EXPECT_EQ(Gauge(HttpGet(metrics_[i], "/metrics"),
+                    "bkv_freshness_endorser_held_term"),
+              term)
+        << "node " << i + 1;
+  }
+  EXPECT_EQ(Remaining("paul"), 9u);
+}
+
+// The local deadline (docs/rollback.md "Election" step 3): etcd frozen,
+// so no keep-alive is answered and no write can be checked by the guard.
+// The owner stops by its own clock, before etcd could expire the lease:
+// Vault health NOT_SERVING, and a counted call is refused at once
+// REASON_NOT_OWNER, not counted (without the deadline it waited for etcd
+// and ended "outcome unknown"). etcd thawed: an owner is elected again and
+// the account kept its attempts.
+TEST_F(QuorumEtcdProcessTest, OwnerCutOffFromEtcdStopsByItsOwnClock) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  Register("iris");
+  for (int m = 0; m < etcd_->size(); ++m) ASSERT_TRUE(etcd_->Freeze(m).ok());
+  // Bounded: TTL·5/6 (under 2 s) by the owner's clock.
+  for (int i = 0; i < 100 && VaultHealth(node_[owner].address()) != 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(VaultHealth(node_[owner].address()), 2) << "NOT_SERVING";
+  auto r = Guess("iris", kPassword);
+  EXPECT_FALSE(r.got_ke2);
+  ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();
+  EXPECT_EQ(r.result.detail->reason(), ErrorDetail::REASON_NOT_OWNER)
+      << r.result.status.error_message();
+  EXPECT_EQ(r.result.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
+  for (int m = 0; m < etcd_->size(); ++m) etcd_->Thaw(m);
+  ASSERT_TRUE(etcd_->WaitForLeader().ok());
+  ASSERT_GE(WaitForOwner(), 0);
+  EXPECT_EQ(Remaining("iris"), 10u);
+}
+
+// Issue 12: the owner SIGKILLed. Five members, so a take-over has 3 of
+// the other 4 without it; another member is elected after about one TTL,
+// and every acknowledged count survives (the guesses that got a KE2).
+TEST_F(QuorumEtcdProcess5Test, KilledOwnerIsReplacedAndNoCountIsLost) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  Register("kate");
+  int counted = 0;
+  for (int i = 0; i < 3; ++i) counted += Guess("kate").got_ke2 ? 1 : 0;
+  EXPECT_EQ(counted, 3);
+  node_[owner].Kill();
+  const int next = WaitForOwner(owner);
+  ASSERT_GE(next, 0);
+  EXPECT_NE(next, owner);
+  EXPECT_EQ(Remaining("kate"), 10u - counted);
+  // Recoveries go on, through the SDK listing the dead node first.
+  auto sdk = Sdk("kate", owner);
+  ASSERT_NE(sdk, nullptr);
+  auto got = sdk->Recover("kate", SecretBytes::Copy(std::string(kPassword)));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(Remaining("kate"), 10u);
 }
 
 }  // namespace

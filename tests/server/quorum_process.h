@@ -2,10 +2,12 @@
 // fixture of quorum_process_test.cc and quorum_etcd_process_test.cc. Three
 // nodes, each with its own SoftHSM token and endorsement key made by
 // `bkv-vault cluster keygen`, the members file assembled from its output,
-// node 1 the owner, nodes 2 and 3 endorsing on loopback peer ports.
+// node 1 the owner, nodes 2 and 3 endorsing on loopback peer ports (or,
+// over etcd, up to five nodes electing their owner).
 #ifndef BKV_TESTS_SERVER_QUORUM_PROCESS_H_
 #define BKV_TESTS_SERVER_QUORUM_PROCESS_H_
 
+#include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -16,11 +18,14 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/synchronization/notification.h"
+#include "bkv/vault/v1/vault.grpc.pb.h"
 #include "tests/server/vault_harness.h"
 
 namespace bkv::testing {
 
 constexpr int kNodes = 3;
+constexpr int kMaxNodes = 5;
 constexpr char kPassword[] = "correct horse battery staple";
 
 // Runs `bkv-vault <args>`; its stdout and stderr, and the exit code.
@@ -44,6 +49,36 @@ inline int64_t Gauge(const std::string& page, const std::string& name) {
     }
   }
   return -1;
+}
+
+// grpc.health.v1.Health/Check for the service bkv.vault.v1.Vault: its
+// ServingStatus (1 SERVING, 2 NOT_SERVING), -1 on an error. Debian ships no
+// health.proto: the request and answer are encoded by hand.
+inline int VaultHealth(const std::string& address) {
+  grpc::GenericStub stub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  const std::string name = vault::v1::Vault::service_full_name();
+  const std::string request = std::string(1, '\x0a') +
+                              std::string(1, static_cast<char>(name.size())) +
+                              name;
+  grpc::Slice slice(request);
+  grpc::ByteBuffer req(&slice, 1), resp;
+  grpc::Status st;
+  absl::Notification done;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+                 &req, &resp, [&](grpc::Status s) {
+                   st = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  grpc::Slice out;
+  if (!st.ok() || !resp.DumpToSingleSlice(&out).ok() || out.size() != 2 ||
+      out.begin()[0] != 0x08) {
+    return -1;
+  }
+  return out.begin()[1];
 }
 
 class QuorumProcessTest : public ::testing::Test {
@@ -70,7 +105,7 @@ class QuorumProcessTest : public ::testing::Test {
     SlowUnwindInChildrenUnderAsan();
     ASSERT_NO_FATAL_FAILURE(PrepareNodes());
     std::string members;
-    for (int i = 0; i < kNodes; ++i) {
+    for (int i = 0; i < nodes_; ++i) {
       peer_[i] = FreePort();
       metrics_[i] = FreePort();
       std::string out;
@@ -88,9 +123,29 @@ class QuorumProcessTest : public ::testing::Test {
     }
     members_ = node_[0].data_dir() + "/members";
     std::ofstream(members_) << "# the quorum of this test\n" << members;
-    for (int i : {1, 2, 0}) ASSERT_NO_FATAL_FAILURE(StartNode(i));
+    ASSERT_NO_FATAL_FAILURE(StartNodes());
     client_ =
         std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  }
+
+  // The endorsers first, then the owner.
+  virtual void StartNodes() {
+    for (int i = 1; i < nodes_; ++i) ASSERT_NO_FATAL_FAILURE(StartNode(i));
+    ASSERT_NO_FATAL_FAILURE(StartNode(0));
+  }
+
+  // `to` becomes a copy of the SoftHSM token directory `from` (the vault's
+  // keys cloned, as the cloning ceremony does), its config naming `to`.
+  static void CloneToken(const std::string& from, const std::string& to) {
+    Copy(from, to);
+    const std::string conf = to + "/softhsm2.conf";
+    std::stringstream text;
+    text << std::ifstream(conf).rdbuf();
+    std::string c = text.str();
+    for (size_t at; (at = c.find(from)) != std::string::npos;) {
+      c.replace(at, from.size(), to);
+    }
+    std::ofstream(conf, std::ios::trunc) << c;
   }
 
   std::string Identity(int i) const {
@@ -116,7 +171,7 @@ class QuorumProcessTest : public ::testing::Test {
          std::to_string(i + 1), "--freshness-endorse-timeout-ms", "2000",
          // Lockouts in a few seconds, not a rate limit.
          "--guess-burst", "100"});
-    if (i == 0 || owner) args.push_back("--freshness-owner");
+    if ((i == 0 && hand_owner_) || owner) args.push_back("--freshness-owner");
     ASSERT_TRUE(node_[i].Start(args)) << "node " << i + 1 << ":\n"
                                       << node_[i].log();
   }
@@ -150,10 +205,12 @@ class QuorumProcessTest : public ::testing::Test {
     std::filesystem::copy(from, to, std::filesystem::copy_options::recursive);
   }
 
-  VaultProcess node_[kNodes];
-  std::vector<std::string> args_[kNodes];  // storage and token flags
-  int peer_[kNodes] = {};
-  int metrics_[kNodes] = {};
+  int nodes_ = kNodes;      // members of this quorum, up to kMaxNodes
+  bool hand_owner_ = true;  // node 1 started with `owner` (RocksDB)
+  VaultProcess node_[kMaxNodes];
+  std::vector<std::string> args_[kMaxNodes];  // storage and token flags
+  int peer_[kMaxNodes] = {};
+  int metrics_[kMaxNodes] = {};
   std::string members_;
   std::unique_ptr<TestClient> client_;
 };

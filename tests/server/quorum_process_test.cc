@@ -18,36 +18,6 @@ namespace {
 namespace fs = std::filesystem;
 using vault::v1::ErrorDetail;
 
-// grpc.health.v1.Health/Check for the service bkv.vault.v1.Vault: its
-// ServingStatus (1 SERVING, 2 NOT_SERVING), -1 on an error. Debian ships no
-// health.proto: the request and answer are encoded by hand.
-int VaultHealth(const std::string& address) {
-  grpc::GenericStub stub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  const std::string name = vault::v1::Vault::service_full_name();
-  const std::string request = std::string(1, '\x0a') +
-                              std::string(1, static_cast<char>(name.size())) +
-                              name;
-  grpc::Slice slice(request);
-  grpc::ByteBuffer req(&slice, 1), resp;
-  grpc::Status st;
-  absl::Notification done;
-  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
-                 &req, &resp, [&](grpc::Status s) {
-                   st = std::move(s);
-                   done.Notify();
-                 });
-  done.WaitForNotification();
-  grpc::Slice out;
-  if (!st.ok() || !resp.DumpToSingleSlice(&out).ok() || out.size() != 2 ||
-      out.begin()[0] != 0x08) {
-    return -1;
-  }
-  return out.begin()[1];
-}
-
 // Issue test 5: one endorser down, counted calls go on with 2 of 3; back,
 // it catches up to the owner's head.
 TEST_F(QuorumProcessTest, OneEndorserDownCountedCallsContinueAndItCatchesUp) {
@@ -351,17 +321,7 @@ class ClonedKeysQuorumTest : public QuorumProcessTest {
                      Softhsm(0) + " >/dev/null")
                         .c_str()),
         0);
-    for (int i = 1; i < kNodes; ++i) {
-      Copy(Softhsm(0), Softhsm(i));
-      const std::string conf = Softhsm(i) + "/softhsm2.conf";
-      std::stringstream text;
-      text << std::ifstream(conf).rdbuf();
-      std::string c = text.str();
-      for (size_t at; (at = c.find(Softhsm(0))) != std::string::npos;) {
-        c.replace(at, Softhsm(0).size(), Softhsm(i));
-      }
-      std::ofstream(conf, std::ios::trunc) << c;
-    }
+    for (int i = 1; i < kNodes; ++i) CloneToken(Softhsm(0), Softhsm(i));
   }
 };
 

@@ -9,6 +9,7 @@
 #include <latch>
 #include <thread>
 
+#include "storage/etcd_client.h"
 #include "tests/storage/etcd_test_util.h"
 #include "tests/storage/record_store_contract.h"
 
@@ -243,6 +244,65 @@ TEST_F(EtcdRecordStoreTest, SyncBarrierChangesNoRecord) {
   ASSERT_TRUE(store_->SyncBarrier("a").ok());
   EXPECT_EQ(*store_->Count(), 1u);
   EXPECT_EQ(store_->Get("hank")->version(), 1u);
+}
+
+// The quorum owner's guard (docs/rollback.md "Election"): with the guard
+// set, a write lands only while the owner key has the create revision this
+// node won it at; once the key was deleted and created again (another
+// member won), the write is refused with kOwnerGuardPayload and nothing is
+// written, a Delete too. Without the compare the write landed.
+TEST_F(EtcdRecordStoreTest, OwnerGuardRefusesWritesOnceTheKeyIsAnotherOne) {
+  RawEtcd raw(*cluster_, 0);
+  const std::string owner = prefix_ + "fresh/owner";
+  auto created = [&] {
+    etcdserverpb::RangeResponse resp;
+    EXPECT_TRUE(raw.Range(owner, 0, &resp).ok());
+    return resp.kvs_size() == 1 ? resp.kvs(0).create_revision() : 0;
+  };
+  ASSERT_TRUE(raw.Put(owner, "1").ok());
+  store_->SetOwnerGuard(owner, created());
+  auto v1 = store_->CompareAndSwap("gina", 0, SampleRecord(1));
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  ASSERT_TRUE(raw.Delete(owner).ok());
+  ASSERT_TRUE(raw.Put(owner, "2").ok());
+  auto refused = store_->CompareAndSwap("gina", *v1, SampleRecord(2));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(absl::IsUnavailable(refused.status())) << refused.status();
+  EXPECT_TRUE(refused.status().GetPayload(kOwnerGuardPayload).has_value())
+      << refused.status();
+  EXPECT_EQ(store_->Get("gina")->version(), *v1) << "written anyway";
+  absl::Status del = store_->Delete("gina", *v1);
+  EXPECT_TRUE(del.GetPayload(kOwnerGuardPayload).has_value()) << del;
+  ASSERT_TRUE(raw.Delete(owner).ok());
+  refused = store_->CompareAndSwap("gina", *v1, SampleRecord(2));
+  EXPECT_TRUE(refused.status().GetPayload(kOwnerGuardPayload).has_value())
+      << "an absent owner key must refuse too: " << refused.status();
+  // A version mismatch stays one (not blamed on the guard).
+  ASSERT_TRUE(raw.Put(owner, "3").ok());
+  store_->SetOwnerGuard(owner, created());
+  auto stale = store_->CompareAndSwap("gina", *v1 + 7, SampleRecord(2));
+  EXPECT_FALSE(stale.status().GetPayload(kOwnerGuardPayload).has_value());
+  auto v2 = store_->CompareAndSwap("gina", *v1, SampleRecord(2));
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  store_->SetOwnerGuard(owner, 0);
+}
+
+// The lease calls of the owner election, each under a deadline: a grant
+// is kept alive, and once revoked a keep-alive answers TTL 0 (gone).
+TEST_F(EtcdRecordStoreTest, LeaseGrantKeepAliveRevoke) {
+  EtcdClient& etcd = store_->client();
+  auto lease = etcd.LeaseGrant(5, absl::Seconds(5));
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  EXPECT_GE(lease->ttl(), 5);
+  auto alive = etcd.LeaseKeepAlive(lease->id(), absl::Seconds(5));
+  ASSERT_TRUE(alive.ok()) << alive.status();
+  EXPECT_GT(alive->ttl(), 0);
+  ASSERT_TRUE(etcd.LeaseRevoke(lease->id(), absl::Seconds(5)).ok());
+  EXPECT_TRUE(etcd.LeaseRevoke(lease->id(), absl::Seconds(5)).ok())
+      << "a second revoke is not an error";
+  alive = etcd.LeaseKeepAlive(lease->id(), absl::Seconds(5));
+  ASSERT_TRUE(alive.ok()) << alive.status();
+  EXPECT_EQ(alive->ttl(), 0);
 }
 
 }  // namespace

@@ -1,0 +1,174 @@
+#include "server/owner_lease.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/log.h"
+
+namespace bkv::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t Nanos(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             t.time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+std::unique_ptr<OwnerLease> OwnerLease::Create(storage::EtcdClient& etcd,
+                                               Options options,
+                                               Callbacks callbacks) {
+  return std::unique_ptr<OwnerLease>(
+      new OwnerLease(etcd, std::move(options), std::move(callbacks)));
+}
+
+void OwnerLease::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void OwnerLease::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+bool OwnerLease::Held() const {
+  const int64_t until = held_until_.load();
+  return until != 0 && Nanos(Clock::now()) < until;
+}
+
+void OwnerLease::Resign(const std::string& why) {
+  absl::MutexLock lock(&mu_);
+  // Only a held lease can be given up (a late resign must not cut the next).
+  if (held_until_.load() == 0 || !resigned_.empty()) return;
+  resigned_ = why.empty() ? "resigned" : why;
+}
+
+void OwnerLease::Hold(Clock::time_point sent, int64_t ttl_s) {
+  held_until_.store(
+      Nanos(sent + std::chrono::milliseconds(ttl_s * 1000 * 5 / 6)));
+}
+
+bool OwnerLease::Pause(absl::Duration d) {
+  absl::MutexLock lock(&mu_);
+  auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || !resigned_.empty();
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&woken), d);
+  return !stopping_;
+}
+
+absl::StatusOr<std::optional<std::string>> OwnerLease::Holder() {
+  etcdserverpb::RangeRequest req;
+  req.set_key(options_.key);
+  etcdserverpb::RangeResponse resp;
+  absl::Status s = etcd_.Range(req, &resp, nullptr);
+  if (!s.ok()) return s;
+  if (resp.kvs_size() == 0) return std::nullopt;
+  return resp.kvs(0).value();
+}
+
+absl::StatusOr<int64_t> OwnerLease::Campaign() {
+  const Clock::time_point sent = Clock::now();
+  auto grant =
+      etcd_.LeaseGrant(absl::ToInt64Seconds(options_.ttl), options_.ttl / 3);
+  if (!grant.ok()) return grant.status();
+  lease_ = grant->id();
+  // Create-if-absent: only one member's Txn can create the key.
+  etcdserverpb::TxnRequest txn;
+  etcdserverpb::Compare* c = txn.add_compare();
+  c->set_key(options_.key);
+  c->set_target(etcdserverpb::Compare::CREATE);
+  c->set_result(etcdserverpb::Compare::EQUAL);
+  c->set_create_revision(0);
+  auto* put = txn.add_success()->mutable_request_put();
+  put->set_key(options_.key);
+  put->set_value(absl::StrCat(options_.node_id));
+  put->set_lease(lease_);
+  txn.add_failure()->mutable_request_range()->set_key(options_.key);
+  etcdserverpb::TxnResponse resp;
+  absl::Status s = etcd_.Txn(txn, &resp, nullptr);
+  int64_t created = 0;
+  if (s.ok() && resp.succeeded()) {
+    created = resp.header().revision();
+  } else if (s.ok() && resp.responses_size() == 1 &&
+             resp.responses(0).response_range().kvs_size() == 1 &&
+             resp.responses(0).response_range().kvs(0).lease() == lease_) {
+    // A resend after the first send created it: ours.
+    created = resp.responses(0).response_range().kvs(0).create_revision();
+  }
+  if (created == 0) {
+    etcd_.LeaseRevoke(lease_, options_.ttl / 3).IgnoreError();
+    lease_ = 0;
+    if (!s.ok()) return s;
+    return 0;
+  }
+  Hold(sent, grant->ttl());
+  return created;
+}
+
+std::string OwnerLease::KeepAlive() {
+  for (;;) {
+    const Clock::time_point until(std::chrono::nanoseconds(held_until_.load()));
+    const absl::Duration left = absl::FromChrono(until - Clock::now());
+    if (!Pause(std::min(options_.ttl / 3, left))) return "shutting down";
+    {
+      absl::MutexLock lock(&mu_);
+      if (!resigned_.empty()) return resigned_;
+    }
+    if (!Held()) {
+      return "no keep-alive answered within the lease's TTL (local clock)";
+    }
+    const Clock::time_point sent = Clock::now();
+    auto r = etcd_.LeaseKeepAlive(lease_, options_.ttl / 3);
+    if (r.ok() && r->ttl() <= 0) return "etcd no longer has the lease";
+    if (r.ok()) Hold(sent, r->ttl());
+    // A failed keep-alive is retried at the next tick while the lease is
+    // held; the local deadline ends it.
+  }
+}
+
+void OwnerLease::Run() {
+  const std::string node = absl::StrCat(options_.node_id);
+  while (Pause(absl::ZeroDuration())) {
+    absl::Duration backoff = options_.ttl / 3;
+    auto holder = Holder();
+    if (holder.ok() && !holder->has_value()) {
+      auto created = Campaign();
+      if (created.ok() && *created != 0) {
+        Log("info", "quorum_owner_lease_won",
+            {{"node_id", node},
+             {"key", options_.key},
+             {"create_revision", absl::StrCat(*created)},
+             {"ttl_s", absl::StrCat(absl::ToInt64Seconds(options_.ttl))}});
+        cb_.won(*created);
+        const std::string why = KeepAlive();
+        held_until_.store(0);
+        cb_.lost(why);
+        Log("warn", "quorum_owner_lease_lost",
+            {{"node_id", node}, {"why", why}});
+        etcd_.LeaseRevoke(lease_, options_.ttl / 3).IgnoreError();
+        lease_ = 0;
+        absl::MutexLock lock(&mu_);
+        // Resigned (fenced, take-over failed): let another member win.
+        if (!resigned_.empty()) backoff = options_.ttl;
+        resigned_.clear();
+      } else if (!created.ok()) {
+        LogSampled("warn", "quorum_owner_lease_unavailable",
+                   "quorum_owner_lease_unavailable",
+                   {{"error", std::string(created.status().message())}});
+      }
+    } else if (!holder.ok()) {
+      LogSampled("warn", "quorum_owner_lease_unavailable",
+                 "quorum_owner_lease_unavailable",
+                 {{"error", std::string(holder.status().message())}});
+    }
+    if (!Pause(backoff)) break;
+  }
+}
+
+}  // namespace bkv::server

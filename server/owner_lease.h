@@ -1,0 +1,94 @@
+#ifndef BKV_SERVER_OWNER_LEASE_H_
+#define BKV_SERVER_OWNER_LEASE_H_
+
+// Who of a quorum over etcd tries to own the head chain (docs/rollback.md
+// "Election"): one thread follows `<prefix>fresh/owner`, campaigns when it
+// is absent (LeaseGrant, then a create-if-absent Txn of the key with the
+// lease, value = node id), keeps the lease alive every TTL/3 and holds it,
+// locally, until TTL·5/6 after sending the last keep-alive etcd answered,
+// so it stops before etcd can expire it. The lease decides only who tries:
+// the term fences (a second holder can't fork the chain).
+//
+// Thread-safe. `won` and `lost` run on the lease's thread, in turn: `won`
+// must return at once (start the take-over elsewhere); `lost` runs when the
+// lease is lost or resigned, before it is revoked, and must stop serving.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "storage/etcd_client.h"
+
+namespace bkv::server {
+
+class OwnerLease {
+ public:
+  struct Options {
+    std::string key;  // <prefix>fresh/owner
+    uint32_t node_id = 0;
+    absl::Duration ttl = absl::Seconds(5);
+  };
+  struct Callbacks {
+    std::function<void(int64_t create_revision)> won;
+    std::function<void(const std::string& why)> lost;
+  };
+
+  // `etcd` must outlive the lease. Nothing runs before Start.
+  static std::unique_ptr<OwnerLease> Create(storage::EtcdClient& etcd,
+                                            Options options,
+                                            Callbacks callbacks);
+  // Starts following (once).
+  void Start();
+  // Steps down (lost runs), revokes the lease so another member can win at
+  // once, and stops; idempotent. The destructor stops too.
+  void Stop();
+  ~OwnerLease() { Stop(); }
+
+  // Whether this node holds the lease now, by its local monotonic clock.
+  bool Held() const;
+  // Gives the lease up (fenced, a take-over that failed, the owner guard
+  // refused a write): `lost` runs on the lease's thread, the lease is
+  // revoked, and the node waits one TTL before it campaigns again. Never
+  // blocks.
+  void Resign(const std::string& why);
+
+ private:
+  OwnerLease(storage::EtcdClient& etcd, Options options, Callbacks callbacks)
+      : etcd_(etcd), options_(std::move(options)), cb_(std::move(callbacks)) {}
+  void Run();
+  // The key's holder's value, or nullopt when the key is absent.
+  absl::StatusOr<std::optional<std::string>> Holder();
+  // A lease and the key: its create revision, or 0 if another node won.
+  absl::StatusOr<int64_t> Campaign();
+  // Keeps the lease alive until it is lost; says why.
+  std::string KeepAlive();
+  // Held until `sent` + ttl·5/6 (the 1/6 covers clock rate differences).
+  void Hold(std::chrono::steady_clock::time_point sent, int64_t ttl_s);
+  // Waits `d` or until stopped or resigned; false once stopping.
+  bool Pause(absl::Duration d);
+
+  storage::EtcdClient& etcd_;
+  const Options options_;
+  const Callbacks cb_;
+  int64_t lease_ = 0;  // the lease thread's
+  // Nanoseconds since the steady clock's epoch until which the lease is
+  // held; 0 while not held.
+  std::atomic<int64_t> held_until_{0};
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::string resigned_ ABSL_GUARDED_BY(mu_);  // why, "" = not resigned
+  std::thread thread_;
+};
+
+}  // namespace bkv::server
+
+#endif  // BKV_SERVER_OWNER_LEASE_H_
