@@ -587,6 +587,12 @@ TEST_F(QuorumTest, ReplayedCommitWritesNothing) {
   fresh::v1::CommitRequest replay;
   *replay.mutable_certificate() = *heads->certificate();
   replay.set_table(EncodeHeadsString(t));
+  // The commit round returns at a majority: node 2's own commit may land
+  // later (bounded wait, 50 x 100 ms), and is not a replay.
+  for (int i = 0;
+       i < 50 && E(1).State().newest_certificate().head().seq() != t.seq; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
   const uint64_t writes = E(1).state_writes();
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(E(1).Commit(replay).ok());
   EXPECT_EQ(E(1).state_writes(), writes);
