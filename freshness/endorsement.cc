@@ -456,7 +456,8 @@ std::string RecoveringMessage(const Members& members) {
 // A member other than `self` signed this answer to `nonce`, and a
 // certificate in it verifies and names its table.
 bool ValidAnswer(const Members& members, uint32_t self,
-                 const std::string& nonce, const fresh::v1::RecoverResponse& a) {
+                 const std::string& nonce,
+                 const fresh::v1::RecoverResponse& a) {
   if (a.node_id() == self || a.promised_term() == UINT64_MAX ||
       !VerifyBy(members, a.node_id(), a.signature(),
                 RecoverAnswerStatement(members.digest(), self, nonce, a))
@@ -522,8 +523,8 @@ absl::StatusOr<EndorserState> DecideRecovery(
     }
   }
   if (heard.size() < members.recovery_quorum()) {
-    return absl::UnavailableError(absl::StrCat(
-        RecoveringMessage(members), " (", heard.size(), " answered)"));
+    return absl::UnavailableError(absl::StrCat(RecoveringMessage(members), " (",
+                                               heard.size(), " answered)"));
   }
   HoldCertified(out);
   return out;
@@ -598,10 +599,10 @@ absl::StatusOr<fresh::v1::RecoverResponse> Endorser::AnswerRecovery(
   if (request.nonce().size() != kNonceSize || request.node_id() == node_id_) {
     return absl::InvalidArgumentError("recover: malformed query");
   }
-  BKV_RETURN_IF_ERROR(VerifyBy(
-      members_, request.node_id(), request.signature(),
-      RecoverAskStatement(members_.digest(), request.node_id(),
-                          request.nonce())));
+  BKV_RETURN_IF_ERROR(
+      VerifyBy(members_, request.node_id(), request.signature(),
+               RecoverAskStatement(members_.digest(), request.node_id(),
+                                   request.nonce())));
   fresh::v1::RecoverResponse a;
   a.set_node_id(node_id_);
   {
@@ -612,10 +613,10 @@ absl::StatusOr<fresh::v1::RecoverResponse> Endorser::AnswerRecovery(
       a.set_certified_table(state_.certified_table());
     }
   }
-  BKV_ASSIGN_OR_RETURN(*a.mutable_signature(),
-                       Sign(RecoverAnswerStatement(members_.digest(),
-                                                   request.node_id(),
-                                                   request.nonce(), a)));
+  BKV_ASSIGN_OR_RETURN(
+      *a.mutable_signature(),
+      Sign(RecoverAnswerStatement(members_.digest(), request.node_id(),
+                                  request.nonce(), a)));
   return a;
 }
 

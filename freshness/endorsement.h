@@ -139,8 +139,8 @@ absl::StatusOr<fresh::v1::EndorserState> DecideCommit(
 // other members. Unavailable (how many answered) with fewer; DataLoss for
 // two certificates at one (term, seq) with different digests.
 absl::StatusOr<fresh::v1::EndorserState> DecideRecovery(
-    const Members& members, uint32_t self, const fresh::v1::EndorserState& state,
-    const std::string& nonce,
+    const Members& members, uint32_t self,
+    const fresh::v1::EndorserState& state, const std::string& nonce,
     const std::vector<fresh::v1::RecoverResponse>& answers);
 
 // One node's endorser: the rules over the state in its token, signing with

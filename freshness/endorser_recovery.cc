@@ -19,10 +19,10 @@ absl::Status RecoveryRound(
   auto round = std::make_shared<Round<fresh::v1::RecoverResponse>>(
       others.size(), others.size());
   for (size_t i = 0; i < others.size(); ++i) {
-    others[i]->Recover(ask,
-                       [round, i](absl::StatusOr<fresh::v1::RecoverResponse> r) {
-                         round->Add(i, std::move(r));
-                       });
+    others[i]->Recover(
+        ask, [round, i](absl::StatusOr<fresh::v1::RecoverResponse> r) {
+          round->Add(i, std::move(r));
+        });
   }
   auto [answers, errors] = round->Wait(timeout);
   absl::Status s = self.FinishRecovery(ask, answers);

@@ -112,9 +112,10 @@ int RunCluster(const std::string& sub, const ConfigArgs& args,
            << "\n";
     return kExitUsage;
   }
-  absl::Status s = sub == "digest"        ? Digest(*config, io.out)
-                   : sub == "reset-state" ? ResetState(*config, so_pin_file, io.out)
-                                          : KeyGen(*config, sub == "keygen", io.out);
+  absl::Status s = sub == "digest" ? Digest(*config, io.out)
+                   : sub == "reset-state"
+                       ? ResetState(*config, so_pin_file, io.out)
+                       : KeyGen(*config, sub == "keygen", io.out);
   if (!s.ok()) {
     io.err << "bkv-vault cluster " << sub << ": " << s.message() << "\n";
     return kExitFailed;

@@ -73,7 +73,8 @@ absl::Status QuorumNodes::Recover(int i) {
   std::vector<std::shared_ptr<EndorserPeer>> others;
   for (int j = 0; j < static_cast<int>(nodes_.size()); ++j) {
     if (j != i) {
-      others.push_back(std::make_shared<LocalEndorserPeer>(*nodes_[j].endorser));
+      others.push_back(
+          std::make_shared<LocalEndorserPeer>(*nodes_[j].endorser));
     }
   }
   return RecoveryRound(*nodes_[i].endorser, others, absl::Seconds(2));

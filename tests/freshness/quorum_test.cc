@@ -699,11 +699,11 @@ TEST_F(QuorumTest, RestoredEndorserSignsNothingBelowWhatTheOthersKnow) {
                                             hsm::kEndorsedMacLabel);
     ASSERT_TRUE(object.ok()) << object.status();
     ASSERT_TRUE((*object)->Read().ok());
-    ASSERT_TRUE((*object)
-                    ->Write(std::span(
-                        reinterpret_cast<const uint8_t*>(before.data()),
-                        before.size()))
-                    .ok());
+    ASSERT_TRUE(
+        (*object)
+            ->Write(std::span(reinterpret_cast<const uint8_t*>(before.data()),
+                              before.size()))
+            .ok());
   }
   auto restored = Endorser::Open(tokens_[0], *members_, 1);
   ASSERT_TRUE(restored.ok()) << restored.status();
@@ -811,9 +811,8 @@ TEST_F(QuorumTest, LostStateRefusesToOpenAndAResetRecoversTheNewestHead) {
   EXPECT_EQ(HeldHead(s).seq(), HeldSeq(1));
   EXPECT_EQ(s.promised_term(), E(1).State().promised_term());
   // A fork of genesis in the current term is not a successor of its head.
-  auto fork = (*fresh)->Endorse(
-      Signed(Request(heads_[0]->Term(), std::string(32, '\0'),
-                     Table(HeldSeq(1) + 1, 0xee))));
+  auto fork = (*fresh)->Endorse(Signed(Request(
+      heads_[0]->Term(), std::string(32, '\0'), Table(HeldSeq(1) + 1, 0xee))));
   EXPECT_TRUE(absl::IsAborted(fork.status())) << fork.status();
 }
 

@@ -501,20 +501,19 @@ TEST_F(QuorumProcessTest, LostEndorserStateRefusesToStartUntilReset) {
       ASSERT_TRUE(session->DestroyObject((*found)[0]).ok());
     }
   }
-  EXPECT_FALSE(node_[2].Start({"--freshness-members-file", members_,
-                               "--freshness-node-id", "3"}));
+  EXPECT_FALSE(node_[2].Start(
+      {"--freshness-members-file", members_, "--freshness-node-id", "3"}));
   EXPECT_NE(node_[2].log().find("the endorser state is gone"),
             std::string::npos)
       << node_[2].log();
   EXPECT_NE(node_[2].log().find("cluster reset-state"), std::string::npos);
-  const std::string base =
-      "cluster reset-state --dev --data-dir " + node_[2].data_dir() +
-      Identity(2);
+  const std::string base = "cluster reset-state --dev --data-dir " +
+                           node_[2].data_dir() + Identity(2);
   std::string out;
-  EXPECT_NE(RunVault(base + " --so-pin-file " + node_[2].data_dir() +
-                         "/no-such.pin",
-                     &out),
-            0)
+  EXPECT_NE(
+      RunVault(base + " --so-pin-file " + node_[2].data_dir() + "/no-such.pin",
+               &out),
+      0)
       << out;
   out.clear();
   ASSERT_EQ(RunVault(base + " --so-pin-file " + Softhsm(2) + "/so.pin", &out),
