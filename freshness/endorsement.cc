@@ -510,21 +510,32 @@ absl::StatusOr<EndorserState> DecideRecovery(
     const std::string& nonce,
     const std::vector<fresh::v1::RecoverResponse>& answers) {
   EndorserState out = state;
-  std::set<uint32_t> heard;
+  std::vector<const fresh::v1::RecoverResponse*> valid;
+  std::set<uint32_t> ids;
   for (const fresh::v1::RecoverResponse& a : answers) {
     if (!ValidAnswer(members, self, nonce, a) ||
-        !heard.insert(a.node_id()).second) {
+        !ids.insert(a.node_id()).second) {
       continue;
     }
-    out.set_promised_term(std::max(out.promised_term(), a.promised_term()));
-    if (a.has_newest_certificate()) {
+    valid.push_back(&a);
+    if (a.has_newest_certificate()) {  // self-authenticating
       BKV_RETURN_IF_ERROR(
           AdoptNewer(out, a.newest_certificate(), a.certified_table()));
     }
   }
-  if (heard.size() < members.recovery_quorum()) {
-    return absl::UnavailableError(absl::StrCat(RecoveringMessage(members), " (",
-                                               heard.size(), " answered)"));
+  // A promise more than kMaxStep above everything certified is a lying
+  // member's (finding 5): it does not count, and can't spend the term space.
+  const uint64_t base =
+      std::max(state.promised_term(), out.newest_certificate().head().term());
+  size_t heard = 0;
+  for (const fresh::v1::RecoverResponse* a : valid) {
+    if (TooFar(a->promised_term(), base) && a->promised_term() > base) continue;
+    ++heard;
+    out.set_promised_term(std::max(out.promised_term(), a->promised_term()));
+  }
+  if (heard < members.recovery_quorum()) {
+    return absl::UnavailableError(
+        absl::StrCat(RecoveringMessage(members), " (", heard, " answered)"));
   }
   HoldCertified(out);
   return out;

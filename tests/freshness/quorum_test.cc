@@ -764,6 +764,15 @@ TEST_F(QuorumTest, RecoveryAnswersAreSignedAndBoundToTheirRound) {
   pushed.set_promised_term(1000);
   EXPECT_TRUE(absl::IsUnavailable(r.FinishRecovery(*ask, {*a2, pushed})));
   EXPECT_TRUE(r.recovering());
+  // A member whose (signed) promise is more than kMaxStep above everything
+  // certified does not count: it can't push the term space to its end.
+  for (uint64_t t : {kMaxStep, 2 * kMaxStep}) {
+    auto p = Promise(2, t);
+    ASSERT_TRUE(p.ok() && p->granted()) << t;
+  }
+  auto far = E(2).AnswerRecovery(*ask);
+  ASSERT_TRUE(far.ok());
+  EXPECT_TRUE(absl::IsUnavailable(r.FinishRecovery(*ask, {*a2, *far})));
   ASSERT_TRUE(r.FinishRecovery(*ask, {*a2, *a3}).ok());
   EXPECT_FALSE(r.recovering());
   EXPECT_LT(r.State().promised_term(), 1000u);
