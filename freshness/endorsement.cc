@@ -27,7 +27,9 @@ constexpr absl::string_view kMembersContext = "bkv.fresh.members.v1";
 constexpr absl::string_view kStatementContext = "bkv.fresh.endorse.v1";
 constexpr absl::string_view kRequestContext = "bkv.fresh.request.v1";
 constexpr absl::string_view kRefusalContext = "bkv.fresh.refuse.v1";
-constexpr uint8_t kEndorseKind = 1, kPrepareKind = 2;
+constexpr absl::string_view kRecoverContext = "bkv.fresh.recover.v1";
+constexpr uint8_t kEndorseKind = 1, kPrepareKind = 2, kRecoverKind = 3;
+constexpr size_t kNonceSize = 32;
 constexpr size_t kMaxMembers = 64;
 
 // Byte by byte: GCC 12's -Warray-bounds misreads a range insert here.
@@ -235,6 +237,35 @@ std::vector<uint8_t> RefusalStatement(const Digest& members, uint32_t node,
   return out;
 }
 
+std::vector<uint8_t> RecoverAskStatement(const Digest& members, uint32_t node,
+                                         const std::string& nonce) {
+  std::vector<uint8_t> out;
+  Put(out, kRequestContext);
+  Put(out, members);
+  out.push_back(kRecoverKind);
+  PutBigEndian(out, node, 4);
+  Put(out, nonce);
+  return out;
+}
+
+std::vector<uint8_t> RecoverAnswerStatement(
+    const Digest& members, uint32_t requester, const std::string& nonce,
+    const fresh::v1::RecoverResponse& a) {
+  const HeadRef& c = a.newest_certificate().head();
+  std::vector<uint8_t> out;
+  Put(out, kRecoverContext);
+  Put(out, members);
+  PutBigEndian(out, a.node_id(), 4);
+  PutBigEndian(out, requester, 4);
+  Put(out, nonce);
+  PutBigEndian(out, a.promised_term(), 8);
+  PutBigEndian(out, c.term(), 8);
+  PutBigEndian(out, c.seq(), 8);
+  Put(out, c.prev_digest().empty() ? ZeroDigest() : c.prev_digest());
+  Put(out, c.digest().empty() ? ZeroDigest() : c.digest());
+  return out;
+}
+
 absl::Status VerifyEndorsement(const Members& members, const HeadRef& head,
                                const fresh::v1::Endorsement& e) {
   return VerifyBy(members, e.node_id(), e.signature(),
@@ -409,6 +440,107 @@ absl::StatusOr<EndorserState> DecideCommit(
   return out;
 }
 
+namespace {
+
+// Endorse and Prepare's answer while recovering; the round's error adds how
+// many answered.
+std::string RecoveringMessage(const Members& members) {
+  return absl::StrCat(
+      "endorser recovering: waiting for ", members.recovery_quorum(),
+      " of the other ", members.all().size() - 1,
+      " members to answer its recovery query; it signs and promises nothing "
+      "until then: start the other members' vaults (docs/rollback.md "
+      "\"Endorser recovery round\")");
+}
+
+// A member other than `self` signed this answer to `nonce`, and a
+// certificate in it verifies and names its table.
+bool ValidAnswer(const Members& members, uint32_t self,
+                 const std::string& nonce,
+                 const fresh::v1::RecoverResponse& a) {
+  if (a.node_id() == self || a.promised_term() == UINT64_MAX ||
+      !VerifyBy(members, a.node_id(), a.signature(),
+                RecoverAnswerStatement(members.digest(), self, nonce, a))
+           .ok()) {
+    return false;
+  }
+  if (!a.has_newest_certificate()) return true;
+  auto table = ParseHeadsString(a.certified_table());
+  return table.ok() &&
+         DigestBytes(TableDigest(*table)) ==
+             a.newest_certificate().head().digest() &&
+         VerifyCertificate(members, a.newest_certificate()).ok();
+}
+
+// Keeps the newer of `out`'s certificate and `cert`.
+absl::Status AdoptNewer(EndorserState& out, const Certificate& cert,
+                        const std::string& table) {
+  const HeadRef& c = cert.head();
+  if (out.has_newest_certificate()) {
+    const HeadRef& held = out.newest_certificate().head();
+    if (held.term() == c.term() && held.seq() == c.seq() &&
+        held.digest() != c.digest()) {
+      return absl::DataLossError(absl::StrCat(
+          "recovery: two certified heads at term ", c.term(), " seq ", c.seq(),
+          " differ: a member signed twice; stop and investigate"));
+    }
+    if (NotOlder(held, c)) return absl::OkStatus();
+  }
+  *out.mutable_newest_certificate() = cert;
+  out.set_certified_table(table);
+  return absl::OkStatus();
+}
+
+// A held head older than the newest committed one becomes that one: a
+// restored (or empty) state never signs a successor of an older head.
+void HoldCertified(EndorserState& out) {
+  if (!out.has_newest_certificate()) return;
+  const HeadRef& c = out.newest_certificate().head();
+  out.set_promised_term(std::max(out.promised_term(), c.term()));
+  if (NotOlder(HeldHead(out), c)) return;
+  out.set_held_term(c.term());
+  out.set_held_prev_digest(c.prev_digest());
+  out.set_held_table(out.certified_table());
+}
+
+}  // namespace
+
+absl::StatusOr<EndorserState> DecideRecovery(
+    const Members& members, uint32_t self, const EndorserState& state,
+    const std::string& nonce,
+    const std::vector<fresh::v1::RecoverResponse>& answers) {
+  EndorserState out = state;
+  std::vector<const fresh::v1::RecoverResponse*> valid;
+  std::set<uint32_t> ids;
+  for (const fresh::v1::RecoverResponse& a : answers) {
+    if (!ValidAnswer(members, self, nonce, a) ||
+        !ids.insert(a.node_id()).second) {
+      continue;
+    }
+    valid.push_back(&a);
+    if (a.has_newest_certificate()) {  // self-authenticating
+      BKV_RETURN_IF_ERROR(
+          AdoptNewer(out, a.newest_certificate(), a.certified_table()));
+    }
+  }
+  // A promise more than kMaxStep above everything certified is a lying
+  // member's (finding 5): it does not count, and can't spend the term space.
+  const uint64_t base =
+      std::max(state.promised_term(), out.newest_certificate().head().term());
+  size_t heard = 0;
+  for (const fresh::v1::RecoverResponse* a : valid) {
+    if (TooFar(a->promised_term(), base) && a->promised_term() > base) continue;
+    ++heard;
+    out.set_promised_term(std::max(out.promised_term(), a->promised_term()));
+  }
+  if (heard < members.recovery_quorum()) {
+    return absl::UnavailableError(
+        absl::StrCat(RecoveringMessage(members), " (", heard, " answered)"));
+  }
+  HoldCertified(out);
+  return out;
+}
+
 absl::StatusOr<std::unique_ptr<Endorser>> Endorser::Open(
     std::shared_ptr<hsm::Pkcs11Hsm> token, Members members, uint32_t node_id) {
   BKV_ASSIGN_OR_RETURN(auto key, hsm::EndorsementKey::Open(token));
@@ -423,15 +555,95 @@ absl::StatusOr<std::unique_ptr<Endorser>> Endorser::Open(
                        hsm::AnchoredObject::Open(token, hsm::kEndorsedLabel,
                                                  hsm::kEndorsedMacLabel));
   BKV_ASSIGN_OR_RETURN(auto stored, object->Read());
+  // Quorum review finding 1(c): no silent fresh start from a missing state.
+  if (!stored) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        token->Describe(),
+        ": the endorser state is gone: this token has its endorsement key "
+        "but no endorser state (a damaged or partly restored token?). "
+        "Restore the node's token directory from its latest copy (the "
+        "recovery round brings an old copy up to date), or have the "
+        "security officer run `bkv-vault cluster reset-state --so-pin-file "
+        "FILE` (docs/operations.md \"An endorser whose state is gone\")"));
+  }
   EndorserState state;
-  if (stored &&
-      !state.ParseFromArray(stored->data(), static_cast<int>(stored->size()))) {
+  if (!state.ParseFromArray(stored->data(), static_cast<int>(stored->size()))) {
     return absl::DataLossError(
         absl::StrCat(token->Describe(), ": the endorser state does not parse"));
   }
   return std::unique_ptr<Endorser>(
       new Endorser(std::move(object), std::move(key), std::move(members),
                    node_id, std::move(state)));
+}
+
+absl::Status Endorser::CreateState(std::shared_ptr<hsm::Pkcs11Hsm> token) {
+  BKV_ASSIGN_OR_RETURN(auto object,
+                       hsm::AnchoredObject::Open(token, hsm::kEndorsedLabel,
+                                                 hsm::kEndorsedMacLabel));
+  BKV_ASSIGN_OR_RETURN(auto stored, object->Read());
+  if (stored) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        token->Describe(), " already holds an endorser state (kept)"));
+  }
+  return object->Write({});
+}
+
+bool Endorser::recovering() const {
+  absl::MutexLock lock(&mu_);
+  return recovering_;
+}
+
+absl::StatusOr<fresh::v1::RecoverRequest> Endorser::AskRecovery() const {
+  fresh::v1::RecoverRequest r;
+  r.set_node_id(node_id_);
+  std::string nonce(kNonceSize, '\0');
+  randombytes_buf(nonce.data(), nonce.size());
+  BKV_ASSIGN_OR_RETURN(
+      *r.mutable_signature(),
+      Sign(RecoverAskStatement(members_.digest(), node_id_, nonce)));
+  r.set_nonce(std::move(nonce));
+  return r;
+}
+
+absl::StatusOr<fresh::v1::RecoverResponse> Endorser::AnswerRecovery(
+    const fresh::v1::RecoverRequest& request) const {
+  if (request.nonce().size() != kNonceSize || request.node_id() == node_id_) {
+    return absl::InvalidArgumentError("recover: malformed query");
+  }
+  BKV_RETURN_IF_ERROR(
+      VerifyBy(members_, request.node_id(), request.signature(),
+               RecoverAskStatement(members_.digest(), request.node_id(),
+                                   request.nonce())));
+  fresh::v1::RecoverResponse a;
+  a.set_node_id(node_id_);
+  {
+    absl::MutexLock lock(&mu_);  // the stored state: nothing heard since
+    a.set_promised_term(state_.promised_term());
+    if (state_.has_newest_certificate()) {
+      *a.mutable_newest_certificate() = state_.newest_certificate();
+      a.set_certified_table(state_.certified_table());
+    }
+  }
+  BKV_ASSIGN_OR_RETURN(
+      *a.mutable_signature(),
+      Sign(RecoverAnswerStatement(members_.digest(), request.node_id(),
+                                  request.nonce(), a)));
+  return a;
+}
+
+absl::Status Endorser::FinishRecovery(
+    const fresh::v1::RecoverRequest& asked,
+    const std::vector<fresh::v1::RecoverResponse>& answers) {
+  absl::MutexLock lock(&mu_);
+  if (!recovering_) return absl::OkStatus();
+  BKV_ASSIGN_OR_RETURN(
+      EndorserState next,
+      DecideRecovery(members_, node_id_, state_, asked.nonce(), answers));
+  if (next.SerializeAsString() != state_.SerializeAsString()) {
+    BKV_RETURN_IF_ERROR(Store(next));
+  }
+  recovering_ = false;
+  return absl::OkStatus();
 }
 
 absl::Status Endorser::Store(const EndorserState& next) {
@@ -465,6 +677,9 @@ absl::StatusOr<fresh::v1::Refusal> Endorser::Refuse() const {
 absl::StatusOr<fresh::v1::EndorseResponse> Endorser::Endorse(
     const EndorseRequest& request) {
   absl::MutexLock lock(&mu_);
+  if (recovering_) {
+    return absl::UnavailableError(RecoveringMessage(members_));
+  }
   HeadRef head;
   absl::StatusOr<EndorserState> next =
       DecideEndorse(members_, state_, request, &head);
@@ -485,6 +700,9 @@ absl::StatusOr<fresh::v1::EndorseResponse> Endorser::Endorse(
 absl::StatusOr<fresh::v1::PrepareResponse> Endorser::Prepare(
     const fresh::v1::PrepareRequest& request) {
   absl::MutexLock lock(&mu_);
+  if (recovering_) {
+    return absl::UnavailableError(RecoveringMessage(members_));
+  }
   absl::StatusOr<EndorserState> next = DecidePrepare(members_, state_, request);
   fresh::v1::PrepareResponse out;
   if (absl::IsFailedPrecondition(next.status())) {

@@ -50,6 +50,12 @@ class Members {
 
   const Digest& digest() const { return digest_; }
   size_t quorum() const { return members_.size() / 2 + 1; }
+  // Answers of other members a recovering endorser needs: N - quorum + 1
+  // meets every majority without counting itself (docs/rollback.md
+  // "Endorser recovery round"); 0 for a single member.
+  size_t recovery_quorum() const {
+    return members_.size() == 1 ? 0 : members_.size() - quorum() + 1;
+  }
   const std::vector<Member>& all() const { return members_; }
   const Member* Find(uint32_t id) const;
 
@@ -78,6 +84,16 @@ std::vector<uint8_t> PrepareStatement(const Digest& members, uint64_t term);
 // "bkv.fresh.refuse.v1" || members digest || node || promised term.
 std::vector<uint8_t> RefusalStatement(const Digest& members, uint32_t node,
                                       uint64_t promised);
+// What a recovering node signs: "bkv.fresh.request.v1" || members digest ||
+// kind 3 || node || nonce.
+std::vector<uint8_t> RecoverAskStatement(const Digest& members, uint32_t node,
+                                         const std::string& nonce);
+// What an answerer signs: "bkv.fresh.recover.v1" || members digest ||
+// answerer || requester || nonce || promised || certificate's term, seq,
+// prev digest, digest (zeros without one).
+std::vector<uint8_t> RecoverAnswerStatement(
+    const Digest& members, uint32_t requester, const std::string& nonce,
+    const fresh::v1::RecoverResponse& answer);
 // A term or seq may step at most this far above the current one (review
 // finding 5: no jump to the end of the number space).
 inline constexpr uint64_t kMaxStep = uint64_t{1} << 32;
@@ -117,13 +133,44 @@ absl::StatusOr<fresh::v1::EndorserState> DecideCommit(
     const Members& members, const fresh::v1::EndorserState& state,
     const fresh::v1::CommitRequest& request);
 
+// The recovery round's outcome: `state` raised to the highest promise and
+// the newest valid certificate (held too, when newer than the held head) of
+// at least members.recovery_quorum() valid answers to `nonce` from distinct
+// other members. Unavailable (how many answered) with fewer; DataLoss for
+// two certificates at one (term, seq) with different digests.
+absl::StatusOr<fresh::v1::EndorserState> DecideRecovery(
+    const Members& members, uint32_t self,
+    const fresh::v1::EndorserState& state, const std::string& nonce,
+    const std::vector<fresh::v1::RecoverResponse>& answers);
+
 // One node's endorser: the rules over the state in its token, signing with
 // its endorsement key. The state is in the token before any answer leaves.
 // Thread-safe (one decision at a time).
 class Endorser {
  public:
+  // Opens the state in the token, recovering (below). FailedPrecondition,
+  // naming the operator's path, when the state object is gone.
   static absl::StatusOr<std::unique_ptr<Endorser>> Open(
       std::shared_ptr<hsm::Pkcs11Hsm> token, Members members, uint32_t node_id);
+  // Genesis (`cluster keygen`, `cluster reset-state`): an empty state object
+  // in the token. AlreadyExists when it has one.
+  static absl::Status CreateState(std::shared_ptr<hsm::Pkcs11Hsm> token);
+
+  // After Open the stored state is untrusted (a restored or power-lost
+  // token): Endorse and Prepare answer Unavailable until FinishRecovery
+  // succeeded (docs/rollback.md "Endorser recovery round").
+  bool recovering() const;
+  // The query to every other member: a fresh nonce, signed.
+  absl::StatusOr<fresh::v1::RecoverRequest> AskRecovery() const;
+  // Another member's query, answered from the stored state (also while
+  // recovering: a cold start). PermissionDenied unless a member signed it.
+  absl::StatusOr<fresh::v1::RecoverResponse> AnswerRecovery(
+      const fresh::v1::RecoverRequest& request) const;
+  // DecideRecovery over the answers to `asked`; on success the raised state
+  // is in the token and the endorser answers again.
+  absl::Status FinishRecovery(
+      const fresh::v1::RecoverRequest& asked,
+      const std::vector<fresh::v1::RecoverResponse>& answers);
 
   // A fenced request gets a signed refusal instead of an endorsement.
   absl::StatusOr<fresh::v1::EndorseResponse> Endorse(
@@ -150,7 +197,8 @@ class Endorser {
         key_(std::move(key)),
         members_(std::move(members)),
         node_id_(node_id),
-        state_(std::move(state)) {}
+        state_(std::move(state)),
+        recovering_(members_.recovery_quorum() > 0) {}
   absl::Status Store(const fresh::v1::EndorserState& next)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::string> Sign(const std::vector<uint8_t>& m) const;
@@ -163,6 +211,7 @@ class Endorser {
   const uint32_t node_id_;
   mutable absl::Mutex mu_;
   fresh::v1::EndorserState state_ ABSL_GUARDED_BY(mu_);
+  bool recovering_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> state_writes_{0};
 };
 

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "crypto/status_macros.h"
+#include "freshness/round.h"
 
 namespace bkv::freshness {
 namespace {
@@ -18,44 +19,6 @@ using fresh::v1::EndorseResponse;
 using fresh::v1::EndorserState;
 using fresh::v1::HeadRef;
 using fresh::v1::PrepareResponse;
-
-// The answers of one round, gathered until `wanted` distinct answerers
-// succeeded, every peer answered, or the deadline passed. Shared with the
-// callbacks, which may outlive the round.
-template <typename T>
-class Round {
- public:
-  Round(size_t peers, size_t wanted) : peers_(peers), wanted_(wanted) {}
-  // `id` names the answerer: a second success under one id does not count.
-  void Add(uint64_t id, absl::StatusOr<T> r) {
-    absl::MutexLock lock(&mu_);
-    ++answers_;
-    if (!r.ok()) {
-      errors_.push_back(r.status());
-    } else if (ids_.insert(id).second) {
-      ok_.push_back(*std::move(r));
-    }
-  }
-  // The successes so far (at least `wanted` unless time ran out) and the
-  // failures.
-  std::pair<std::vector<T>, std::vector<absl::Status>> Wait(
-      absl::Duration timeout) {
-    absl::MutexLock lock(&mu_);
-    auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return ok_.size() >= wanted_ || answers_ >= peers_;
-    };
-    mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
-    return {ok_, errors_};
-  }
-
- private:
-  const size_t peers_, wanted_;
-  absl::Mutex mu_;
-  size_t answers_ ABSL_GUARDED_BY(mu_) = 0;
-  std::set<uint64_t> ids_ ABSL_GUARDED_BY(mu_);
-  std::vector<T> ok_ ABSL_GUARDED_BY(mu_);
-  std::vector<absl::Status> errors_ ABSL_GUARDED_BY(mu_);
-};
 
 std::string Describe(const std::vector<absl::Status>& errors) {
   return absl::StrJoin(errors, "; ",
@@ -120,6 +83,11 @@ void LocalEndorserPeer::Endorse(const EndorseRequest& request,
 void LocalEndorserPeer::Prepare(const fresh::v1::PrepareRequest& request,
                                 PrepareDone done) {
   done(endorser_.Prepare(request));
+}
+
+void LocalEndorserPeer::Recover(const fresh::v1::RecoverRequest& request,
+                                RecoverDone done) {
+  done(endorser_.AnswerRecovery(request));
 }
 
 void LocalEndorserPeer::Commit(const fresh::v1::CommitRequest& request,

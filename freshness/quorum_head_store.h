@@ -25,6 +25,8 @@ class EndorserPeer {
       std::function<void(absl::StatusOr<fresh::v1::PrepareResponse>)>;
   using CommitDone =
       std::function<void(absl::StatusOr<fresh::v1::CommitResponse>)>;
+  using RecoverDone =
+      std::function<void(absl::StatusOr<fresh::v1::RecoverResponse>)>;
 
   virtual ~EndorserPeer() = default;
   // Each calls `done` exactly once, on any thread, within the peer's
@@ -35,6 +37,9 @@ class EndorserPeer {
                        PrepareDone done) = 0;
   virtual void Commit(const fresh::v1::CommitRequest& request,
                       CommitDone done) = 0;
+  // The recovery query (docs/rollback.md "Endorser recovery round").
+  virtual void Recover(const fresh::v1::RecoverRequest& request,
+                       RecoverDone done) = 0;
 };
 
 // The local endorser as a peer (synchronous).
@@ -47,6 +52,8 @@ class LocalEndorserPeer final : public EndorserPeer {
                PrepareDone done) override;
   void Commit(const fresh::v1::CommitRequest& request,
               CommitDone done) override;
+  void Recover(const fresh::v1::RecoverRequest& request,
+               RecoverDone done) override;
 
  private:
   Endorser& endorser_;

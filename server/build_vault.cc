@@ -651,6 +651,19 @@ absl::StatusOr<std::unique_ptr<VaultNode>> BuildVault(const VaultConfig& c) {
   return node;
 }
 
+absl::StatusOr<std::string> TokenModulePath(const VaultConfig& c) {
+  const bool dev = !hsm::PinConfigured(c.hsm_pin_file);
+  if (dev) {
+    BKV_ASSIGN_OR_RETURN(
+        hsm::SoftHsmDevToken t,
+        hsm::PrepareSoftHsmDir(c.SoftHsmDir(), c.hsm_token_label, c.hsm_module,
+                               /*allow_create=*/false));
+    return t.module_path;
+  }
+  if (!c.hsm_module.empty()) return c.hsm_module;
+  return hsm::LocateSoftHsmModule();
+}
+
 absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenNodeToken(
     const VaultConfig& c) {
   BKV_RETURN_IF_ERROR(MakeDir(c.data_dir));

@@ -132,6 +132,10 @@ absl::StatusOr<std::unique_ptr<VaultNode>> BuildVault(const VaultConfig& c);
 absl::StatusOr<std::unique_ptr<VaultNode>> BuildVaultStorage(
     const VaultConfig& c);
 
+// The PKCS#11 module the vault would log in with; the development token is
+// located the way `serve` finds it (for VerifySoPin before any login).
+absl::StatusOr<std::string> TokenModulePath(const VaultConfig& c);
+
 // The token `c` names, opened as `serve` opens it (a development token is
 // made under data_dir, with the vault's keys, when it holds no records yet):
 // for ceremonies on the token alone (`bkv-vault cluster`).

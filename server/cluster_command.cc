@@ -7,10 +7,13 @@
 #include "absl/strings/str_cat.h"
 #include "crypto/hex.h"
 #include "crypto/status_macros.h"
+#include "freshness/endorsement.h"
 #include "hsm/ake_key_pair.h"
 #include "hsm/endorsement_key.h"
+#include "hsm/pin.h"
 #include "server/build_vault.h"
 #include "server/config.h"
+#include "server/log.h"
 #include "server/quorum_config.h"
 
 namespace bkv::server {
@@ -37,7 +40,10 @@ absl::Status KeyGen(const VaultConfig& c, bool create, std::ostream& out) {
     out << "this token already has its endorsement key (kept)\n";
     key = hsm::EndorsementKey::Open(token);
   } else if (create && key.ok()) {
-    out << "endorsement key created in the token\n";
+    // Genesis of the endorser's state, with its key and only then: a key
+    // without a state later means the state was lost (finding 1(c)).
+    BKV_RETURN_IF_ERROR(freshness::Endorser::CreateState(token));
+    out << "endorsement key and endorser state created in the token\n";
   }
   BKV_RETURN_IF_ERROR(key.status());
   PrintKey(c, **key, out);
@@ -65,8 +71,41 @@ absl::Status Digest(const VaultConfig& c, std::ostream& out) {
   return absl::OkStatus();
 }
 
+// The security officer's way back for a token whose endorser state is gone:
+// an empty state, which the node's recovery round brings up to date
+// (docs/rollback.md "Endorser recovery round").
+absl::Status ResetState(const VaultConfig& c, const std::string& so_pin_file,
+                        std::ostream& out) {
+  if (so_pin_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--so-pin-file is required: the security officer resets the state");
+  }
+  BKV_ASSIGN_OR_RETURN(SecretBytes so_pin, hsm::ReadPinFile(so_pin_file));
+  BKV_ASSIGN_OR_RETURN(std::string module, TokenModulePath(c));
+  // Before the user login below: one user type per process.
+  BKV_RETURN_IF_ERROR(
+      hsm::Pkcs11Hsm::VerifySoPin(module, c.hsm_token_label, so_pin));
+  BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token, OpenNodeToken(c));
+  BKV_RETURN_IF_ERROR(hsm::EndorsementKey::Open(token).status());
+  absl::Status s = freshness::Endorser::CreateState(token);
+  if (absl::IsAlreadyExists(s)) {
+    return absl::FailedPreconditionError(
+        "this token holds its endorser state: nothing to reset (an old state "
+        "is brought up to date by the recovery round at every start)");
+  }
+  BKV_RETURN_IF_ERROR(s);
+  Log("warn", "cluster_reset_state",
+      {{"token", token->Describe()},
+       {"next", "the node recovers its state from the other members"}});
+  out << "endorser state reset (empty); at its next start the node learns "
+         "the promised term, the newest certificate and its head from the "
+         "other members before it endorses\n";
+  return absl::OkStatus();
+}
+
 // `cluster <sub>`: its run on the settings serve's flags give.
-int RunCluster(const std::string& sub, const ConfigArgs& args, Io io) {
+int RunCluster(const std::string& sub, const ConfigArgs& args,
+               const std::string& so_pin_file, Io io) {
   auto config = LoadParsedConfig(args);
   if (!config.ok()) {
     io.err << "bkv-vault cluster " << sub << ": " << config.status().message()
@@ -74,7 +113,9 @@ int RunCluster(const std::string& sub, const ConfigArgs& args, Io io) {
     return kExitUsage;
   }
   absl::Status s = sub == "digest" ? Digest(*config, io.out)
-                                   : KeyGen(*config, sub == "keygen", io.out);
+                   : sub == "reset-state"
+                       ? ResetState(*config, so_pin_file, io.out)
+                       : KeyGen(*config, sub == "keygen", io.out);
   if (!s.ok()) {
     io.err << "bkv-vault cluster " << sub << ": " << s.message() << "\n";
     return kExitFailed;
@@ -106,14 +147,27 @@ void RegisterClusterCommands(VaultCli& cli) {
       {"digest", "check the members file, print its digest",
        "Checks [freshness] members_file and node_id against this token and "
        "prints the members digest: compare it across all nodes."},
+      {"reset-state", "give a token that lost its endorser state an empty one",
+       "With the node's vault stopped and the security officer's PIN "
+       "(--so-pin-file): for a token that has its endorsement key but no "
+       "endorser state (the vault refuses to start, \"the endorser state is "
+       "gone\"). The node then recovers its state from the other members "
+       "(docs/operations.md \"An endorser whose state is gone\")."},
   };
   for (const Sub& sub : kSubs) {
     auto args = std::make_shared<ConfigArgs>();
+    auto so_pin_file = std::make_shared<std::string>();
     const std::string name = sub.name;
-    CLI::App* cmd =
-        cli.Add(*cluster, sub.name, sub.summary, sub.details,
-                [args, name](Io io) { return RunCluster(name, *args, io); });
+    CLI::App* cmd = cli.Add(*cluster, sub.name, sub.summary, sub.details,
+                            [args, so_pin_file, name](Io io) {
+                              return RunCluster(name, *args, *so_pin_file, io);
+                            });
     AddConfigFlags(*cmd, *args);
+    if (name == "reset-state") {
+      cli.Value(cmd, "--so-pin-file", *so_pin_file, "FILE",
+                "the token's security-officer PIN (mode 0600)")
+          ->required();
+    }
   }
 }
 

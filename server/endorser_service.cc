@@ -22,7 +22,9 @@ absl::Status FromGrpc(const std::string& address, const grpc::Status& s) {
 // endorser's reason (fenced, what it holds); nothing in it is secret.
 grpc::Status ToGrpc(absl::string_view method, const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
-  if (!absl::IsAborted(s) && !absl::IsFailedPrecondition(s)) {
+  // Refusals by the rules and "recovering" are answers, not failures.
+  if (!absl::IsAborted(s) && !absl::IsFailedPrecondition(s) &&
+      !absl::IsUnavailable(s)) {
     Log("error", "endorse_failed",
         {{"method", std::string(method)}, {"error", std::string(s.message())}});
   }
@@ -52,6 +54,14 @@ grpc::Status EndorserService::Commit(grpc::ServerContext* /*ctx*/,
                                      const fresh::v1::CommitRequest* request,
                                      fresh::v1::CommitResponse* /*response*/) {
   return ToGrpc("Commit", endorser_.Commit(*request));
+}
+
+grpc::Status EndorserService::Recover(grpc::ServerContext* /*ctx*/,
+                                      const fresh::v1::RecoverRequest* request,
+                                      fresh::v1::RecoverResponse* response) {
+  auto r = endorser_.AnswerRecovery(*request);
+  if (r.ok()) *response = *std::move(r);
+  return ToGrpc("Recover", r.status());
 }
 
 // A call in flight: its context, answer and what to do with it. The poller
@@ -139,6 +149,16 @@ void GrpcEndorserPeer::Commit(const fresh::v1::CommitRequest& request,
       request,
       [this](auto* ctx, const auto& r, auto* cq) {
         return stub_->AsyncCommit(ctx, r, cq);
+      },
+      std::move(done));
+}
+
+void GrpcEndorserPeer::Recover(const fresh::v1::RecoverRequest& request,
+                               RecoverDone done) {
+  Call<fresh::v1::RecoverResponse>(
+      request,
+      [this](auto* ctx, const auto& r, auto* cq) {
+        return stub_->AsyncRecover(ctx, r, cq);
       },
       std::move(done));
 }

@@ -29,6 +29,9 @@ class EndorserService final : public fresh::v1::Endorser::Service {
   grpc::Status Commit(grpc::ServerContext* ctx,
                       const fresh::v1::CommitRequest* request,
                       fresh::v1::CommitResponse* response) override;
+  grpc::Status Recover(grpc::ServerContext* ctx,
+                       const fresh::v1::RecoverRequest* request,
+                       fresh::v1::RecoverResponse* response) override;
 
  private:
   freshness::Endorser& endorser_;
@@ -51,6 +54,8 @@ class GrpcEndorserPeer final : public freshness::EndorserPeer {
                PrepareDone done) override;
   void Commit(const fresh::v1::CommitRequest& request,
               CommitDone done) override;
+  void Recover(const fresh::v1::RecoverRequest& request,
+               RecoverDone done) override;
 
  private:
   struct Pending;

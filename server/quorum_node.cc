@@ -52,16 +52,22 @@ absl::Status StartPeerServer(QuorumNode& q) {
   return absl::OkStatus();
 }
 
+// Every other member over gRPC.
+std::vector<std::shared_ptr<freshness::EndorserPeer>> Others(
+    const QuorumSettings& s) {
+  std::vector<std::shared_ptr<freshness::EndorserPeer>> peers;
+  for (const freshness::Member& m : s.members.all()) {
+    if (m.id == s.node_id) continue;
+    peers.push_back(std::make_shared<GrpcEndorserPeer>(
+        m.peer_address, PeerChannelCredentials(s.tls), s.endorse_timeout));
+  }
+  return peers;
+}
+
 }  // namespace
 
 std::unique_ptr<freshness::QuorumHeadStore> MakeQuorumHeads(QuorumNode& q) {
-  std::vector<std::shared_ptr<freshness::EndorserPeer>> peers;
-  for (const freshness::Member& m : q.settings.members.all()) {
-    if (m.id == q.settings.node_id) continue;
-    peers.push_back(std::make_shared<GrpcEndorserPeer>(
-        m.peer_address, PeerChannelCredentials(q.settings.tls),
-        q.settings.endorse_timeout));
-  }
+  std::vector<std::shared_ptr<freshness::EndorserPeer>> peers = q.others;
   peers.push_back(std::make_shared<freshness::LocalEndorserPeer>(*q.endorser));
   return std::make_unique<freshness::QuorumHeadStore>(
       q.settings.members, *q.endorser, std::move(peers),
@@ -104,6 +110,7 @@ class StandbyRecordStore final : public storage::RecordStore {
 }  // namespace
 
 QuorumNode::~QuorumNode() {
+  recovery.reset();
   heads.reset();
   if (peer_server) {
     peer_server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
@@ -136,7 +143,13 @@ void QuorumNode::RenderMetrics(
       "node's endorser state to its token (HSM wear).\n# TYPE "
       "bkv_freshness_endorser_state_writes_total counter\n"
       "bkv_freshness_endorser_state_writes_total ",
-      endorser->state_writes(), "\n");
+      endorser->state_writes(),
+      "\n# HELP bkv_freshness_endorser_recovering 1: this node's endorser "
+      "signs and promises nothing until enough other members answered its "
+      "recovery query (docs/rollback.md \"Endorser recovery round\").\n"
+      "# TYPE bkv_freshness_endorser_recovering gauge\n"
+      "bkv_freshness_endorser_recovering ",
+      endorser->recovering() ? 1 : 0, "\n");
   if (owner_heads == nullptr) return;
   const freshness::QuorumHeadStore::Stats q = owner_heads->stats();
   absl::StrAppend(
@@ -162,6 +175,9 @@ absl::StatusOr<std::unique_ptr<QuorumNode>> StartQuorumNode(
                                         std::move(token), q->settings.members,
                                         q->settings.node_id));
   BKV_RETURN_IF_ERROR(StartPeerServer(*q));
+  q->others = Others(q->settings);
+  q->recovery = std::make_unique<EndorserRecoveryLoop>(
+      *q->endorser, q->others, q->settings.endorse_timeout);
   if (q->settings.owner) q->heads = MakeQuorumHeads(*q);
   Log("info", "quorum_endorser_serving",
       {{"node_id", absl::StrCat(q->settings.node_id)},

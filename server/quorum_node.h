@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "freshness/endorsement.h"
 #include "freshness/quorum_head_store.h"
+#include "server/endorser_recovery.h"
 #include "server/endorser_service.h"
 #include "server/quorum_config.h"
 #include "storage/record_store.h"
@@ -30,6 +31,9 @@ struct QuorumNode {
   std::unique_ptr<freshness::Endorser> endorser;
   std::unique_ptr<EndorserService> service;
   std::unique_ptr<grpc::Server> peer_server;
+  // Every other member over gRPC: the recovery round's and the owner's.
+  std::vector<std::shared_ptr<freshness::EndorserPeer>> others;
+  std::unique_ptr<EndorserRecoveryLoop> recovery;
   std::unique_ptr<freshness::QuorumHeadStore> heads;  // owner only
 
   ~QuorumNode();

@@ -41,21 +41,6 @@ absl::Status ParseShards(absl::string_view v, std::vector<uint32_t>& out) {
   return absl::OkStatus();
 }
 
-// The module and label the vault would log in to; the development token is
-// located the way `serve` finds it.
-absl::StatusOr<std::string> ModulePath(const VaultConfig& c) {
-  const bool dev = !hsm::PinConfigured(c.hsm_pin_file);
-  if (dev) {
-    BKV_ASSIGN_OR_RETURN(
-        hsm::SoftHsmDevToken t,
-        hsm::PrepareSoftHsmDir(c.SoftHsmDir(), c.hsm_token_label, c.hsm_module,
-                               /*allow_create=*/false));
-    return t.module_path;
-  }
-  if (!c.hsm_module.empty()) return c.hsm_module;
-  return hsm::LocateSoftHsmModule();
-}
-
 absl::StatusOr<freshness::ReanchorReport> Reanchor(const Flags& f,
                                                    const VaultConfig& c) {
   if (c.UsesQuorum()) {
@@ -71,7 +56,7 @@ absl::StatusOr<freshness::ReanchorReport> Reanchor(const Flags& f,
         "freshness_single_node): nothing to re-anchor");
   }
   BKV_ASSIGN_OR_RETURN(SecretBytes so_pin, hsm::ReadPinFile(f.so_pin_file));
-  BKV_ASSIGN_OR_RETURN(std::string module, ModulePath(c));
+  BKV_ASSIGN_OR_RETURN(std::string module, TokenModulePath(c));
   // Before the user login of BuildVaultStorage: one user type per process.
   BKV_RETURN_IF_ERROR(
       hsm::Pkcs11Hsm::VerifySoPin(module, c.hsm_token_label, so_pin));

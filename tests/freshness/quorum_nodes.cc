@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "crypto/status_macros.h"
+#include "freshness/endorser_recovery.h"
 #include "hsm/pin.h"
 #include "hsm/softhsm_dev.h"
 #include "tests/hsm/test_token.h"
@@ -45,6 +46,7 @@ absl::StatusOr<std::unique_ptr<QuorumNodes>> QuorumNodes::Create(int n) {
     BKV_ASSIGN_OR_RETURN(q->nodes_[i].token, hsm::Pkcs11Hsm::Open(o, pin));
     BKV_ASSIGN_OR_RETURN(auto key,
                          hsm::EndorsementKey::Generate(q->nodes_[i].token));
+    BKV_RETURN_IF_ERROR(Endorser::CreateState(q->nodes_[i].token));
     members.push_back({uint32_t(i + 1), key->public_key(), "loopback"});
   }
   BKV_ASSIGN_OR_RETURN(Members m, Members::Create(members));
@@ -55,6 +57,7 @@ absl::StatusOr<std::unique_ptr<QuorumNodes>> QuorumNodes::Create(int n) {
                          Endorser::Open(node.token, *q->members_, i + 1));
     BKV_RETURN_IF_ERROR(node.Serve());
   }
+  for (int i = 0; i < n; ++i) BKV_RETURN_IF_ERROR(q->Recover(i));
   return q;
 }
 
@@ -64,6 +67,17 @@ QuorumNodes::~QuorumNodes() {
   }
   nodes_.clear();
   hsm::testing::RemoveTree(dir_);
+}
+
+absl::Status QuorumNodes::Recover(int i) {
+  std::vector<std::shared_ptr<EndorserPeer>> others;
+  for (int j = 0; j < static_cast<int>(nodes_.size()); ++j) {
+    if (j != i) {
+      others.push_back(
+          std::make_shared<LocalEndorserPeer>(*nodes_[j].endorser));
+    }
+  }
+  return RecoveryRound(*nodes_[i].endorser, others, absl::Seconds(2));
 }
 
 std::unique_ptr<QuorumHeadStore> QuorumNodes::Heads(int self) {

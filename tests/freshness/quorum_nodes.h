@@ -40,6 +40,9 @@ class QuorumNodes {
   // An owner's head store: node `self`'s endorser in-process, the others
   // over gRPC.
   std::unique_ptr<QuorumHeadStore> Heads(int self);
+  // Node `i`'s recovery round over the others in-process (Create runs it
+  // for every node: an opened endorser signs nothing before).
+  absl::Status Recover(int i);
 
  private:
   std::string dir_;

@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "bkv/vault/v1/error_detail.h"
 #include "freshness/endorsement.h"
+#include "freshness/endorser_recovery.h"
 #include "freshness/fresh_record_store.h"
 #include "freshness/quorum_head_store.h"
 #include "hsm/key_labels.h"
@@ -72,6 +73,9 @@ class LyingPeer final : public EndorserPeer {
     done(prepare ? prepare() : absl::UnavailableError("down"));
   }
   void Commit(const fresh::v1::CommitRequest&, CommitDone done) override {
+    done(absl::UnavailableError("down"));
+  }
+  void Recover(const fresh::v1::RecoverRequest&, RecoverDone done) override {
     done(absl::UnavailableError("down"));
   }
 };
@@ -583,6 +587,12 @@ TEST_F(QuorumTest, ReplayedCommitWritesNothing) {
   fresh::v1::CommitRequest replay;
   *replay.mutable_certificate() = *heads->certificate();
   replay.set_table(EncodeHeadsString(t));
+  // The commit round returns at a majority: node 2's own commit may land
+  // later (bounded wait, 50 x 100 ms), and is not a replay.
+  for (int i = 0;
+       i < 50 && E(1).State().newest_certificate().head().seq() != t.seq; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
   const uint64_t writes = E(1).state_writes();
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(E(1).Commit(replay).ok());
   EXPECT_EQ(E(1).state_writes(), writes);
@@ -662,6 +672,157 @@ TEST_F(QuorumTest, CoveredTagOfAFencedOwnerIsNotAdopted) {
   auto again = new_owner->Get("kim");
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->attempts_used(), 5u);
+}
+
+// Review finding 4: an endorser token that forgets (here its state object
+// written back to an earlier value, as a restored SoftHSM directory or a
+// power loss gives it) during an owner change. Term 1 is node 2's (the old
+// owner, partitioned), term 2 node 3's, which node 1 promised before it
+// forgot. Reopened, node 1 signs nothing until it has heard the others; then
+// it holds promise 2, refuses the old owner's term-1 head (without the
+// round it signed it: a second certificate at seq 2, a fork), and endorses
+// the new owner's.
+TEST_F(QuorumTest, RestoredEndorserSignsNothingBelowWhatTheOthersKnow) {
+  const std::string zero(32, '\0');
+  const HeadTable h1 = Table(1, 0xa1);
+  const std::string d1 = DigestBytes(TableDigest(h1));
+  for (int i : {0, 1, 2}) ASSERT_TRUE(Sig(i, Request(1, zero, h1)).ok());
+  const std::string before = E(0).State().SerializeAsString();
+  for (int i : {0, 2}) {  // {C, B}: the old owner, node 2, is partitioned
+    auto p = Promise(i, 2);
+    ASSERT_TRUE(p.ok() && p->granted()) << i;
+  }
+  EXPECT_EQ(E(0).State().promised_term(), 2u);
+  // Node 1's token forgets the promise: the earlier state, MAC valid.
+  {
+    auto object = hsm::AnchoredObject::Open(tokens_[0], hsm::kEndorsedLabel,
+                                            hsm::kEndorsedMacLabel);
+    ASSERT_TRUE(object.ok()) << object.status();
+    ASSERT_TRUE((*object)->Read().ok());
+    ASSERT_TRUE(
+        (*object)
+            ->Write(std::span(reinterpret_cast<const uint8_t*>(before.data()),
+                              before.size()))
+            .ok());
+  }
+  auto restored = Endorser::Open(tokens_[0], *members_, 1);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ((*restored)->State().promised_term(), 1u) << "not forgotten";
+  EndorseRequest old_owner = Signed(Request(1, d1, Table(2, 0xb2)));
+  auto refused = (*restored)->Endorse(old_owner);
+  EXPECT_TRUE(absl::IsUnavailable(refused.status())) << refused.status();
+  EXPECT_NE(refused.status().message().find("endorser recovering"),
+            std::string::npos);
+  auto prepare = E(1).SignPrepare(4);  // node 2's next term
+  ASSERT_TRUE(prepare.ok());
+  EXPECT_TRUE(absl::IsUnavailable((*restored)->Prepare(*prepare).status()));
+  // The round: both others (N = 3), node 3 holding promise 2.
+  std::vector<std::shared_ptr<EndorserPeer>> others = {
+      std::make_shared<LocalEndorserPeer>(E(1)),
+      std::make_shared<LocalEndorserPeer>(E(2))};
+  ASSERT_TRUE(RecoveryRound(**restored, others, absl::Seconds(2)).ok());
+  EXPECT_FALSE((*restored)->recovering());
+  EXPECT_EQ((*restored)->State().promised_term(), 2u);
+  auto fenced = (*restored)->Endorse(old_owner);
+  ASSERT_TRUE(fenced.ok()) << fenced.status();
+  EXPECT_TRUE(fenced->has_refusal()) << "signed the old owner's fork";
+  auto ok = (*restored)->Endorse(Signed(Request(2, d1, Table(2, 0xc2))));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_TRUE(ok->has_endorsement());
+}
+
+// The recovery round's answers: only a member's signed query is answered;
+// an answer counts only for the round (nonce) it was signed for, unaltered,
+// from a distinct other member; fewer than k = N - quorum + 1 = 2 leave the
+// endorser recovering, saying so.
+TEST_F(QuorumTest, RecoveryAnswersAreSignedAndBoundToTheirRound) {
+  auto reopened = Endorser::Open(tokens_[0], *members_, 1);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  Endorser& r = **reopened;
+  auto ask = r.AskRecovery();
+  ASSERT_TRUE(ask.ok()) << ask.status();
+  fresh::v1::RecoverRequest unsigned_ask = *ask;
+  unsigned_ask.set_signature(std::string(64, '\0'));
+  EXPECT_TRUE(
+      absl::IsPermissionDenied(E(1).AnswerRecovery(unsigned_ask).status()));
+  EXPECT_FALSE(E(0).AnswerRecovery(*ask).ok()) << "answered itself";
+  auto a2 = E(1).AnswerRecovery(*ask);
+  auto a3 = E(2).AnswerRecovery(*ask);
+  ASSERT_TRUE(a2.ok() && a3.ok());
+  // One answer, or the same member twice: not enough.
+  absl::Status one = r.FinishRecovery(*ask, {*a2, *a2});
+  EXPECT_TRUE(absl::IsUnavailable(one)) << one;
+  EXPECT_NE(one.message().find("waiting for 2 of the other 2"),
+            std::string::npos)
+      << one;
+  // A later round's answers don't serve an earlier one, nor the reverse.
+  auto later = r.AskRecovery();
+  ASSERT_TRUE(later.ok());
+  EXPECT_TRUE(absl::IsUnavailable(r.FinishRecovery(*later, {*a2, *a3})));
+  // An altered promise (pushed forward) does not verify.
+  fresh::v1::RecoverResponse pushed = *a3;
+  pushed.set_promised_term(1000);
+  EXPECT_TRUE(absl::IsUnavailable(r.FinishRecovery(*ask, {*a2, pushed})));
+  EXPECT_TRUE(r.recovering());
+  // A member whose (signed) promise is more than kMaxStep above everything
+  // certified does not count: it can't push the term space to its end.
+  for (uint64_t t : {kMaxStep, 2 * kMaxStep}) {
+    auto p = Promise(2, t);
+    ASSERT_TRUE(p.ok() && p->granted()) << t;
+  }
+  auto far = E(2).AnswerRecovery(*ask);
+  ASSERT_TRUE(far.ok());
+  EXPECT_TRUE(absl::IsUnavailable(r.FinishRecovery(*ask, {*a2, *far})));
+  ASSERT_TRUE(r.FinishRecovery(*ask, {*a2, *a3}).ok());
+  EXPECT_FALSE(r.recovering());
+  EXPECT_LT(r.State().promised_term(), 1000u);
+}
+
+// Quorum review finding 1(c): a token with its endorsement key whose state
+// object (and its MAC key) is gone does not start from nothing; the
+// security officer's reset gives an empty state, which the round brings up
+// to the newest certificate (held too, so it signs no fork of genesis).
+TEST_F(QuorumTest, LostStateRefusesToOpenAndAResetRecoversTheNewestHead) {
+  FreshRecordStore* owner = Own(1);
+  ASSERT_NE(owner, nullptr);
+  ASSERT_TRUE(
+      owner->CompareAndSwap("lea", RecordStore::kNoRecord, Active(0)).ok());
+  ASSERT_TRUE(EventuallyHolds(0, HeldSeq(1)));
+  {
+    auto session = tokens_[0]->AcquireSession();
+    ASSERT_TRUE(session.ok()) << session.status();
+    for (auto [cls, label] :
+         {std::pair{CKO_DATA, hsm::kEndorsedLabel},
+          std::pair{CKO_SECRET_KEY, hsm::kEndorsedMacLabel}}) {
+      auto found = session->FindObjects(cls, label);
+      ASSERT_TRUE(found.ok()) << found.status();
+      const std::vector<CK_OBJECT_HANDLE> handles = *found;
+      for (CK_OBJECT_HANDLE h : handles) {
+        ASSERT_TRUE(session->DestroyObject(h).ok());
+      }
+    }
+  }
+  auto gone = Endorser::Open(tokens_[0], *members_, 1);
+  EXPECT_TRUE(absl::IsFailedPrecondition(gone.status())) << gone.status();
+  EXPECT_NE(gone.status().message().find("the endorser state is gone"),
+            std::string::npos);
+  EXPECT_NE(gone.status().message().find("cluster reset-state"),
+            std::string::npos);
+  ASSERT_TRUE(Endorser::CreateState(tokens_[0]).ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(Endorser::CreateState(tokens_[0])));
+  auto fresh = Endorser::Open(tokens_[0], *members_, 1);
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  std::vector<std::shared_ptr<EndorserPeer>> others = {
+      std::make_shared<LocalEndorserPeer>(E(1)),
+      std::make_shared<LocalEndorserPeer>(E(2))};
+  ASSERT_TRUE(RecoveryRound(**fresh, others, absl::Seconds(2)).ok());
+  const EndorserState s = (*fresh)->State();
+  EXPECT_EQ(HeldHead(s).seq(), HeldSeq(1));
+  EXPECT_EQ(s.promised_term(), E(1).State().promised_term());
+  // A fork of genesis in the current term is not a successor of its head.
+  auto fork = (*fresh)->Endorse(Signed(Request(
+      heads_[0]->Term(), std::string(32, '\0'), Table(HeldSeq(1) + 1, 0xee))));
+  EXPECT_TRUE(absl::IsAborted(fork.status())) << fork.status();
 }
 
 }  // namespace

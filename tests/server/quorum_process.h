@@ -198,6 +198,17 @@ class QuorumProcessTest : public ::testing::Test {
     return Gauge(HttpGet(metrics_[i], "/metrics"),
                  "bkv_freshness_endorser_held_seq");
   }
+  int64_t Metric(int i, const std::string& name) {
+    return Gauge(HttpGet(metrics_[i], "/metrics"), name);
+  }
+  // Bounded wait (100 x 100 ms) for node i's endorser to leave recovery.
+  bool Recovered(int i) {
+    for (int n = 0; n < 100; ++n) {
+      if (Metric(i, "bkv_freshness_endorser_recovering") == 0) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
   std::string Softhsm(int i) const { return node_[i].data_dir() + "/softhsm"; }
   std::string Records() const { return node_[0].data_dir() + "/records"; }
   static void Copy(const std::string& from, const std::string& to) {

@@ -11,6 +11,10 @@
 
 #include "absl/synchronization/notification.h"
 #include "client/vault_client.h"
+#include "hsm/key_labels.h"
+#include "hsm/pin.h"
+#include "hsm/pkcs11_hsm.h"
+#include "hsm/softhsm_dev.h"
 
 namespace bkv::testing {
 namespace {
@@ -22,6 +26,7 @@ using vault::v1::ErrorDetail;
 // it catches up to the owner's head.
 TEST_F(QuorumProcessTest, OneEndorserDownCountedCallsContinueAndItCatchesUp) {
   Register("alice");
+  const int64_t stopped_at = HeldSeq(2);
   ASSERT_EQ(node_[2].Stop(), 0);
   auto r = Guess("alice");
   EXPECT_TRUE(r.got_ke2) << r.result.status.error_message();
@@ -31,14 +36,15 @@ TEST_F(QuorumProcessTest, OneEndorserDownCountedCallsContinueAndItCatchesUp) {
   auto right = Guess("alice", kPassword);
   ASSERT_TRUE(right.result.ok()) << right.result.status.error_message();
   ASSERT_NO_FATAL_FAILURE(StartNode(2));
-  const int64_t before = HeldSeq(2);
-  // Bounded: each right recovery writes heads the owner proposes to node 3.
+  // Its recovery round adopts the newest certificate (rollback.md "Endorser
+  // recovery round"); then it follows the owner's heads. Bounded.
+  ASSERT_TRUE(Recovered(2)) << node_[2].log();
   for (int i = 0; i < 5 && HeldSeq(2) != HeldSeq(0); ++i) {
     ASSERT_TRUE(Guess("alice", kPassword).result.ok());
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   EXPECT_EQ(HeldSeq(2), HeldSeq(0)) << "node 3 did not catch up";
-  EXPECT_GT(HeldSeq(2), before);
+  EXPECT_GT(HeldSeq(2), stopped_at);
   EXPECT_EQ(Remaining("alice"), 10u);
 }
 
@@ -386,6 +392,179 @@ TEST_F(QuorumProcessTest, StartRefusesAWrongNodeOrMembersFile) {
   EXPECT_EQ(r.result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
   ASSERT_TRUE(r.result.detail.has_value());
   EXPECT_EQ(r.result.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
+}
+
+// Review finding 4 against real processes: node 3's token directory copied
+// while the owner's term was T1, then a term change (node 2 takes over in
+// T2, promised by nodes 1 and 3), then the copy put back and node 3
+// restarted. It signs and promises nothing until it has heard both others,
+// and then holds promise T2, before any head of T2 reached it (without the
+// round it held T1, the copy's, and would have signed in T1: checked). The
+// old owner, node 1, gets no KE2 (fenced); node 3 endorses the new owner.
+TEST_F(QuorumProcessTest, RestoredEndorserTokenPromisesNothingBelowTheOthers) {
+  Register("mona");
+  ASSERT_EQ(node_[2].Stop(), 0);
+  const std::string copy = node_[2].data_dir() + "/softhsm.copy";
+  Copy(Softhsm(2), copy);
+  ASSERT_NO_FATAL_FAILURE(StartNode(2));
+  ASSERT_TRUE(Recovered(2));
+  const int64_t t1 = Metric(2, "bkv_freshness_endorser_promised_term");
+  ASSERT_GT(t1, 0);
+  ASSERT_EQ(node_[1].Stop(), 0);
+  ASSERT_NO_FATAL_FAILURE(StartNode(1, /*owner=*/true));  // takes over
+  const int64_t t2 = Metric(1, "bkv_freshness_endorser_promised_term");
+  ASSERT_GT(t2, t1);
+  ASSERT_EQ(node_[2].Stop(), 0);
+  Copy(copy, Softhsm(2));
+  ASSERT_NO_FATAL_FAILURE(StartNode(2));
+  ASSERT_TRUE(Recovered(2)) << node_[2].log();
+  EXPECT_GE(Metric(2, "bkv_freshness_endorser_promised_term"), t2)
+      << "the restored endorser promised below what the others know";
+  EXPECT_NE(node_[2].log().find("freshness_endorser_recovering"),
+            std::string::npos);
+  EXPECT_NE(node_[2].log().find("freshness_endorser_recovered"),
+            std::string::npos);
+  // The old owner's write in T1 gets no certificate: no KE2, no guess.
+  auto old = Guess("mona");
+  EXPECT_FALSE(old.got_ke2) << "the old owner answered with a KE2";
+  EXPECT_NE(node_[0].log().find("freshness_head_fenced"), std::string::npos);
+  EXPECT_EQ(Metric(2, "bkv_freshness_endorser_held_term"),
+            Metric(1, "bkv_freshness_endorser_held_term"));
+}
+
+// Quorum review finding 1(c): node 3's endorser state object and its MAC
+// key deleted from its token (two files in SoftHSM), its endorsement key
+// kept. No silent fresh start: the vault refuses, naming the way out; the
+// security officer's `cluster reset-state` gives an empty state, and the
+// node recovers the cluster's head from the others.
+TEST_F(QuorumProcessTest, LostEndorserStateRefusesToStartUntilReset) {
+  Register("nils");
+  ASSERT_EQ(node_[2].Stop(), 0);
+  {
+    auto dev = hsm::PrepareSoftHsmDir(Softhsm(2), "bkv", "",
+                                      /*allow_create=*/false);
+    ASSERT_TRUE(dev.ok()) << dev.status();
+    auto pin = hsm::ReadPinFile(dev->user_pin_path);
+    ASSERT_TRUE(pin.ok()) << pin.status();
+    hsm::TokenOptions o;
+    o.module_path = dev->module_path;
+    auto token = hsm::Pkcs11Hsm::Open(o, *pin);
+    ASSERT_TRUE(token.ok()) << token.status();
+    auto session = (*token)->AcquireSession();
+    ASSERT_TRUE(session.ok()) << session.status();
+    for (auto [cls, label] :
+         {std::pair{CKO_DATA, hsm::kEndorsedLabel},
+          std::pair{CKO_SECRET_KEY, hsm::kEndorsedMacLabel}}) {
+      auto found = session->FindObjects(cls, label);
+      ASSERT_TRUE(found.ok()) << found.status();
+      ASSERT_EQ(found->size(), 1u);
+      ASSERT_TRUE(session->DestroyObject((*found)[0]).ok());
+    }
+  }
+  EXPECT_FALSE(node_[2].Start(
+      {"--freshness-members-file", members_, "--freshness-node-id", "3"}));
+  EXPECT_NE(node_[2].log().find("the endorser state is gone"),
+            std::string::npos)
+      << node_[2].log();
+  EXPECT_NE(node_[2].log().find("cluster reset-state"), std::string::npos);
+  const std::string base = "cluster reset-state --dev --data-dir " +
+                           node_[2].data_dir() + Identity(2);
+  std::string out;
+  EXPECT_NE(
+      RunVault(base + " --so-pin-file " + node_[2].data_dir() + "/no-such.pin",
+               &out),
+      0)
+      << out;
+  out.clear();
+  ASSERT_EQ(RunVault(base + " --so-pin-file " + Softhsm(2) + "/so.pin", &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("endorser state reset"), std::string::npos) << out;
+  out.clear();
+  EXPECT_NE(RunVault(base + " --so-pin-file " + Softhsm(2) + "/so.pin", &out),
+            0)
+      << "a second reset of a state that is there: " << out;
+  ASSERT_NO_FATAL_FAILURE(StartNode(2));
+  ASSERT_TRUE(Recovered(2)) << node_[2].log();
+  EXPECT_EQ(HeldSeq(2), HeldSeq(0)) << "did not adopt the newest head";
+  EXPECT_TRUE(Guess("nils").got_ke2);
+  EXPECT_EQ(Remaining("nils"), 9u);
+}
+
+// A cold start of every node with state (all stopped, all started at once):
+// each answers the others' recovery queries from its stored state, all
+// recover and the owner serves, the count intact. Then the documented
+// availability: an endorser restarted while another member is down stays
+// recovering (it needs both others with N = 3), so the owner's head write
+// has only its own signature: no KE2; the down member back, all recover and
+// the first call's attempt is counted once.
+TEST_F(QuorumProcessTest, ColdStartServesAndARestartWithAMemberDownWaits) {
+  Register("olga");
+  ASSERT_TRUE(Guess("olga").got_ke2);
+  for (int i = 0; i < kNodes; ++i) ASSERT_EQ(node_[i].Stop(), 0);
+  std::vector<std::thread> starts;
+  for (int i : {0, 1, 2}) {
+    starts.emplace_back([this, i] { StartNode(i); });
+  }
+  for (std::thread& t : starts) t.join();
+  ASSERT_FALSE(HasFatalFailure());
+  for (int i = 0; i < kNodes; ++i) EXPECT_TRUE(Recovered(i)) << i;
+  client_ =
+      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  EXPECT_EQ(Remaining("olga"), 9u);
+  ASSERT_TRUE(Guess("olga", kPassword).result.ok());
+  // Node 2 down; node 3 restarted: it waits for node 2.
+  ASSERT_EQ(node_[1].Stop(), 0);
+  ASSERT_EQ(node_[2].Stop(), 0);
+  ASSERT_NO_FATAL_FAILURE(StartNode(2));
+  EXPECT_EQ(Metric(2, "bkv_freshness_endorser_recovering"), 1);
+  auto r = Guess("olga");
+  EXPECT_FALSE(r.got_ke2) << "a KE2 with one endorser signing";
+  EXPECT_EQ(r.result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << r.result.status.error_message();
+  EXPECT_EQ(Metric(2, "bkv_freshness_endorser_recovering"), 1)
+      << "recovered without node 2";
+  ASSERT_NO_FATAL_FAILURE(StartNode(1));
+  EXPECT_TRUE(Recovered(1));
+  EXPECT_TRUE(Recovered(2));
+  vault::v1::GetStatusResponse status;
+  for (int i = 0; i < 40 && !client_->Status(Token("olga"), &status).ok();
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  EXPECT_EQ(status.attempts_remaining(), 9u) << "the refused call counts once";
+}
+
+// One endorser down at a cold start: the owner's take-over needs both other
+// members (N = 3, rollback.md): it waits, serving nothing, and node 2 stays
+// recovering; node 3 started, all recover and the owner serves.
+TEST_F(QuorumProcessTest, OwnerStartWithAnEndorserDownWaitsForIt) {
+  Register("pia");
+  for (int i = 0; i < kNodes; ++i) ASSERT_EQ(node_[i].Stop(), 0);
+  ASSERT_NO_FATAL_FAILURE(StartNode(1));
+  std::atomic<bool> started = false;
+  std::thread owner([&] {
+    StartNode(0);
+    started = true;
+  });
+  bool waiting = false;
+  for (int i = 0; i < 200 && !waiting && !started; ++i) {
+    waiting =
+        node_[0].log().find("freshness_quorum_waiting") != std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(waiting) << node_[0].log();
+  EXPECT_FALSE(started);
+  EXPECT_EQ(Metric(1, "bkv_freshness_endorser_recovering"), 1);
+  ASSERT_NO_FATAL_FAILURE(StartNode(2));
+  owner.join();
+  ASSERT_FALSE(HasFatalFailure()) << node_[0].log();
+  for (int i = 0; i < kNodes; ++i) EXPECT_TRUE(Recovered(i)) << i;
+  client_ =
+      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  auto r = Guess("pia", kPassword);
+  EXPECT_TRUE(r.result.ok()) << r.result.status.error_message();
+  EXPECT_EQ(Remaining("pia"), 10u);
 }
 
 }  // namespace

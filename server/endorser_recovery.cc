@@ -1,0 +1,54 @@
+#include "server/endorser_recovery.h"
+
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "freshness/endorser_recovery.h"
+#include "server/log.h"
+
+namespace bkv::server {
+
+EndorserRecoveryLoop::EndorserRecoveryLoop(
+    freshness::Endorser& endorser,
+    std::vector<std::shared_ptr<freshness::EndorserPeer>> others,
+    absl::Duration round_timeout)
+    : endorser_(endorser),
+      others_(std::move(others)),
+      round_timeout_(round_timeout) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+EndorserRecoveryLoop::~EndorserRecoveryLoop() {
+  stop_.Notify();
+  thread_.join();
+}
+
+void EndorserRecoveryLoop::Run() {
+  if (!endorser_.recovering()) return;
+  Log("info", "freshness_endorser_recovering",
+      {{"needs", absl::StrCat(endorser_.members().recovery_quorum(), " of ",
+                              others_.size(), " other members")},
+       {"why", "its token's state may be an old copy (restore, power loss)"}});
+  for (int round = 0; !stop_.HasBeenNotified(); ++round) {
+    absl::Status s =
+        freshness::RecoveryRound(endorser_, others_, round_timeout_);
+    if (s.ok()) {
+      const fresh::v1::EndorserState state = endorser_.State();
+      Log("info", "freshness_endorser_recovered",
+          {{"promised_term", absl::StrCat(state.promised_term())},
+           {"held_seq", absl::StrCat(freshness::HeldHead(state).seq())}});
+      return;
+    }
+    // The first failure, then every 20th (~10 s): visible, not a flood.
+    if (round % 20 == 0) {
+      Log(absl::IsUnavailable(s) ? "warn" : "error",
+          "freshness_endorser_recovering",
+          {{"error", std::string(s.message())},
+           {"hint", "start the other members' vaults"}});
+    }
+    stop_.WaitForNotificationWithTimeout(absl::Milliseconds(500));
+  }
+}
+
+}  // namespace bkv::server
