@@ -150,8 +150,8 @@ class FreshRecordStore final : public storage::RecordStore {
   // per account at most.
   mutable std::array<absl::Mutex, 1024> stripes_;
 
+  // Waiters use Mutex::Await (no CondVar): see WaitCommitted.
   mutable absl::Mutex mu_;
-  mutable absl::CondVar changed_;
   mutable HeadTable table_ ABSL_GUARDED_BY(mu_);  // as in the token
   // Committed leaves (plus those of the head write in flight).
   mutable std::vector<ShardTree> trees_ ABSL_GUARDED_BY(mu_);

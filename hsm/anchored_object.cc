@@ -42,6 +42,12 @@ absl::Status AnchoredObject::Find(Pkcs11Hsm::Session& session) {
         " but ", objects.empty() ? "no " : "", label_,
         ": the token was changed outside bkv; restore it from its backup"));
   }
+  // A copy interrupted by a crash may leave a token object under the
+  // staging label; it is never read, so it goes.
+  if (auto staged = session.FindObjects(CKO_DATA, StagingLabel());
+      staged.ok()) {
+    for (CK_OBJECT_HANDLE o : *staged) (void)session.DestroyObject(o);
+  }
   if (keys.empty()) return absl::OkStatus();
   key_ = keys[0];
   std::vector<uint8_t> kept;
@@ -105,18 +111,48 @@ absl::StatusOr<std::optional<std::vector<uint8_t>>> AnchoredObject::Read() {
   return std::optional<std::vector<uint8_t>>(std::move(loaded.second));
 }
 
-absl::StatusOr<CK_OBJECT_HANDLE> AnchoredObject::Create(
-    Pkcs11Hsm::Session& session, std::span<const uint8_t> stored) {
+absl::StatusOr<CK_OBJECT_HANDLE> AnchoredObject::CreateDirect(
+    Pkcs11Hsm::Session& session, std::span<const uint8_t> stored, bool on_token,
+    absl::string_view label) {
   CK_OBJECT_CLASS data = CKO_DATA;
   CK_BBOOL yes = CK_TRUE;
+  CK_BBOOL token = on_token ? CK_TRUE : CK_FALSE;
   CK_ATTRIBUTE tmpl[] = {
       {CKA_CLASS, &data, sizeof(data)},
-      {CKA_TOKEN, &yes, sizeof(yes)},
+      {CKA_TOKEN, &token, sizeof(token)},
       {CKA_PRIVATE, &yes, sizeof(yes)},
-      {CKA_LABEL, const_cast<char*>(label_.data()), label_.size()},
+      {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
       {CKA_VALUE, const_cast<uint8_t*>(stored.data()), stored.size()},
   };
   return session.CreateObject(tmpl);
+}
+
+// SoftHSM's file store rewrites a new token object's file once per default
+// attribute C_CreateObject fills in (~11 open/ftruncate/write/close), but a
+// C_CopyObject into the token writes it twice. So the object is staged in
+// the session under another label (nothing that looks for `label_` ever
+// sees it) and copied to the token with its real label: the same
+// attributes as a direct create. A token that cannot copy gets the direct
+// create, unless the failed copy took after all (then it is adopted, so the
+// write makes one object of its generation).
+absl::StatusOr<CK_OBJECT_HANDLE> AnchoredObject::Create(
+    Pkcs11Hsm::Session& session, std::span<const uint8_t> stored) {
+  const std::string staging = StagingLabel();
+  auto staged = CreateDirect(session, stored, /*on_token=*/false, staging);
+  if (!staged.ok()) return CreateDirect(session, stored, true, label_);
+  CK_BBOOL yes = CK_TRUE;
+  CK_ATTRIBUTE to_token[] = {
+      {CKA_TOKEN, &yes, sizeof(yes)},
+      {CKA_LABEL, const_cast<char*>(label_.data()), label_.size()},
+  };
+  absl::StatusOr<CK_OBJECT_HANDLE> copied =
+      session.CopyObject(*staged, to_token);
+  // A session object left over only costs memory until the session ends.
+  (void)session.DestroyObject(*staged);
+  if (copied.ok()) return copied;
+  copied = FindWritten(session, stored, copied.status());
+  if (copied.ok()) return copied;
+  return CreateDirect(session, stored, true, label_);
 }
 
 absl::Status AnchoredObject::CreateKey(Pkcs11Hsm::Session& session) {

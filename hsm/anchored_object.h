@@ -61,6 +61,12 @@ class AnchoredObject {
       Pkcs11Hsm::Session& session, CK_OBJECT_HANDLE object);
   absl::StatusOr<CK_OBJECT_HANDLE> Create(Pkcs11Hsm::Session& session,
                                           std::span<const uint8_t> stored);
+  absl::StatusOr<CK_OBJECT_HANDLE> CreateDirect(Pkcs11Hsm::Session& session,
+                                                std::span<const uint8_t> stored,
+                                                bool on_token,
+                                                absl::string_view label);
+  // Where Create builds the next generation before copying it to the token.
+  std::string StagingLabel() const { return label_ + ".staging"; }
   absl::Status CreateKey(Pkcs11Hsm::Session& session);
 
   std::shared_ptr<Pkcs11Hsm> hsm_;

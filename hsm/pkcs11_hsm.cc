@@ -670,6 +670,16 @@ absl::StatusOr<CK_OBJECT_HANDLE> Pkcs11Hsm::Session::CreateObject(
   return object;
 }
 
+absl::StatusOr<CK_OBJECT_HANDLE> Pkcs11Hsm::Session::CopyObject(
+    CK_OBJECT_HANDLE object, std::span<CK_ATTRIBUTE> changes) {
+  CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
+  BKV_RETURN_IF_ERROR(
+      Check(hsm_->module_->fn()->C_CopyObject(handle_, object, changes.data(),
+                                              changes.size(), &copy),
+            "C_CopyObject"));
+  return copy;
+}
+
 absl::Status Pkcs11Hsm::Session::DestroyObject(CK_OBJECT_HANDLE object) {
   return Check(hsm_->module_->fn()->C_DestroyObject(handle_, object),
                "C_DestroyObject");

@@ -174,6 +174,10 @@ class Pkcs11Hsm::Session {
       std::span<CK_ATTRIBUTE> private_template);
   absl::StatusOr<CK_OBJECT_HANDLE> CreateObject(
       std::span<CK_ATTRIBUTE> object_template);
+  // C_CopyObject: a new object with `object`'s attributes, changed by
+  // `changes` (only attributes the token lets a copy change, e.g. CKA_TOKEN).
+  absl::StatusOr<CK_OBJECT_HANDLE> CopyObject(CK_OBJECT_HANDLE object,
+                                              std::span<CK_ATTRIBUTE> changes);
   absl::Status DestroyObject(CK_OBJECT_HANDLE object);
 
   // All objects of `object_class` labelled `label` (at most 16).

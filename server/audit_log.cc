@@ -58,9 +58,14 @@ absl::Status FileAuditLog::Record(const Event& e) {
   const uint64_t mine = filling_;
   queued_ += text;
   ++queued_count_;
+  // Await, not a CondVar broadcast: a waiter wakes only when its batch is
+  // synced or it may lead the next one.
+  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return done_ >= mine || !flushing_;
+  };
   while (done_ < mine) {
     if (flushing_) {
-      flushed_.Wait(&mu_);
+      mu_.Await(absl::Condition(&ready));
       continue;
     }
     // Leader: write the whole batch (ours included) with one write(2).
@@ -77,7 +82,6 @@ absl::Status FileAuditLog::Record(const Event& e) {
     done_ = id;
     healthy_ = s.ok();
     if (!s.ok()) failed_[id] = {s, count};
-    flushed_.SignalAll();
   }
   auto it = failed_.find(mine);
   if (it == failed_.end()) return absl::OkStatus();

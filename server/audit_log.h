@@ -78,7 +78,6 @@ class FileAuditLog final : public AuditLog {
   // Failed batches: their status and how many callers have yet to read it.
   std::map<uint64_t, std::pair<absl::Status, int>> failed_ ABSL_GUARDED_BY(mu_);
   bool healthy_ ABSL_GUARDED_BY(mu_) = true;  // the last batch was written
-  absl::CondVar flushed_;
 };
 
 }  // namespace bkv::server

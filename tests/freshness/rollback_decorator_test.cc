@@ -283,10 +283,19 @@ class RawHeads {
     for (CK_OBJECT_HANDLE o : Objects())
       ASSERT_TRUE(session_.DestroyObject(o).ok());
   }
-  void Put(std::vector<uint8_t> value) {
+  std::vector<CK_OBJECT_HANDLE> Staged() {
+    return *session_.FindObjects(CKO_DATA, StagingLabel());
+  }
+  bool Flag(CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type) {
+    return *session_.GetBoolAttribute(o, type);
+  }
+  static std::string StagingLabel() {
+    return absl::StrCat(hsm::kFreshHeadsLabel, ".staging");
+  }
+  void Put(std::vector<uint8_t> value,
+           std::string label = std::string(hsm::kFreshHeadsLabel)) {
     CK_OBJECT_CLASS data = CKO_DATA;
     CK_BBOOL yes = CK_TRUE;
-    std::string label(hsm::kFreshHeadsLabel);
     CK_ATTRIBUTE tmpl[] = {
         {CKA_CLASS, &data, sizeof(data)},
         {CKA_TOKEN, &yes, sizeof(yes)},
@@ -330,6 +339,30 @@ TEST_F(RollbackDecoratorTest, TwoHeadsOfOneGenerationAreNotPickedSilently) {
   raw.Put(y);
   auto opened = TokenHeadStore::Open(token_->hsm());
   ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(raw.Objects().size(), 1u);
+}
+
+// Heads are staged as session objects and copied into the token (SoftHSM
+// writes a copy's file twice, a create's once per attribute): the token
+// holds one private token object under the heads' label and nothing under
+// the staging label; a staged object a crash left on the token goes at the
+// next open.
+TEST_F(RollbackDecoratorTest, HeadIsCopiedToTheTokenAndNoStagedCopyStays) {
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(fresh_->SyncBarrier(absl::StrCat("jo", i)).ok());
+  }
+  fresh_.reset();
+  RawHeads raw(*token_->hsm());
+  auto heads = raw.Objects();
+  ASSERT_EQ(heads.size(), 1u);
+  EXPECT_TRUE(raw.Flag(heads[0], CKA_TOKEN));
+  EXPECT_TRUE(raw.Flag(heads[0], CKA_PRIVATE));
+  EXPECT_TRUE(raw.Staged().empty());
+  raw.Put(raw.Only(), RawHeads::StagingLabel());  // as a crash mid-copy
+  ASSERT_EQ(raw.Staged().size(), 1u);
+  auto reopened = TokenHeadStore::Open(token_->hsm());
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_TRUE(raw.Staged().empty());
   EXPECT_EQ(raw.Objects().size(), 1u);
 }
 
