@@ -1,5 +1,7 @@
 #include "server/config.h"
 
+#include "crypto/realm_set.h"
+
 #include <arpa/inet.h>
 #include <toml++/toml.h>
 
@@ -79,6 +81,8 @@ const Option kOptions[] = {
      "smallest Argon2id memory (KiB) a registration may use"},
     {"policy", "reset_delay_s", "reset-delay-s", &VaultConfig::reset_delay_s,
      "seconds from RequestReset until the reset is due (1-31536000)"},
+    {"realm", "id", "realm-id", &VaultConfig::realm_id,
+     "this vault's realm id in threshold sets (empty: not a realm)"},
     {"auth", "audience", "audience", &VaultConfig::audience,
      "expected `aud` of account tokens"},
     {"auth", "issuer", "issuer", &VaultConfig::issuer,
@@ -515,6 +519,19 @@ absl::Status VaultConfig::Validate() const {
   }
   if (audience.empty()) {
     return absl::InvalidArgumentError("auth audience must not be empty");
+  }
+  if (!realm_id.empty()) {
+    if (auto s = threshold::CheckRealmId(realm_id); !s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("realm id: ", s.message()));
+    }
+    // One place for the per-realm audience: a token minted for another
+    // realm can never be spent here (docs/threshold.md, finding 2).
+    if (audience != realm_id) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a realm must accept only tokens for itself: set [auth] audience = "
+          "\"", realm_id, "\" (its [realm] id), not \"", audience, "\""));
+    }
   }
   return ValidateStorage(*this);
 }
