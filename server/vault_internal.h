@@ -131,9 +131,10 @@ inline bool IsThreshold(const UserRecord& r) {
 
 inline absl::Status ThresholdOnly() {
   return WithAttempt(
-      absl::FailedPreconditionError(
-          "this account is registered with a threshold realm set: use the "
-          "protocol v3 (Threshold*) calls"),
+      WithDetail(absl::FailedPreconditionError(
+                     "this account is registered with a threshold realm set: "
+                     "use the protocol v3 (Threshold*) calls"),
+                 ErrorDetail::REASON_REALM_MISMATCH),
       kNotCounted);
 }
 

@@ -46,7 +46,9 @@ std::string Str(const std::array<uint8_t, N>& b) {
 }
 
 absl::Status Refused(absl::string_view message) {
-  return WithAttempt(absl::FailedPreconditionError(message), kNotCounted);
+  return WithAttempt(WithDetail(absl::FailedPreconditionError(message),
+                                ErrorDetail::REASON_REALM_MISMATCH),
+                     kNotCounted);
 }
 
 // This realm's position in a descriptor, pinned to its identity key.
@@ -129,7 +131,8 @@ absl::Status Vault::ThresholdRegisterPrepare(
   BKV_ASSIGN_OR_RETURN(size_t pos, PositionOf(*d, options_.realm_id,
                                               options_.realm_keys->public_key));
   if (d->per_realm_limit > options_.limits.attempt_limit) {
-    return Refused(absl::StrCat("the descriptor's per-realm limit G = ",
+    return Refused(  // the limit-lowering rule (docs/threshold.md)
+        absl::StrCat("the descriptor's per-realm limit G = ",
                                 d->per_realm_limit, " is above this realm's "
                                 "attempt limit ",
                                 options_.limits.attempt_limit));
