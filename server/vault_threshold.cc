@@ -158,10 +158,13 @@ absl::Status Vault::ThresholdRegisterPrepare(
   SecretBytes k_i = SecretBytes::Copy(p.first(kShareSize));
   SecretBytes s_i = SecretBytes::Copy(p.subspan(kShareSize, kShareSize));
   const auto wrapped = p.subspan(2 * kShareSize);
-  BKV_RETURN_IF_ERROR(
-      threshold::CheckShare(*d, pos, threshold::ShareKind::kKey, k_i));
-  BKV_RETURN_IF_ERROR(
-      threshold::CheckShare(*d, pos, threshold::ShareKind::kSecond, s_i));
+  // A share that is not the committed one is the dealer's error.
+  for (auto [kind, share] : {std::pair{threshold::ShareKind::kKey, &k_i},
+                             std::pair{threshold::ShareKind::kSecond, &s_i}}) {
+    if (auto s = threshold::CheckShare(*d, pos, kind, *share); !s.ok()) {
+      return FieldError("payload", s);
+    }
+  }
   if (Sha256(wrapped) != Str(d->wrapped_hash)) {
     return absl::InvalidArgumentError(
         "payload: the wrapped key does not match the descriptor's hash");
