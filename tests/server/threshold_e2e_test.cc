@@ -5,6 +5,7 @@
 // deals the key, seals each realm's share to its identity key, and at
 // recovery verifies every DLEQ proof before it combines and sends any KE3.
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 #include <sodium.h>
 
 #include <memory>
@@ -17,6 +18,7 @@
 #include "crypto/shamir.h"
 #include "crypto/threshold_descriptor.h"
 #include "crypto/threshold_oprf.h"
+#include "storage/record_codec.h"
 #include "tests/server/vault_harness.h"
 
 namespace bkv::testing {
@@ -93,8 +95,9 @@ class ThresholdE2eTest : public ::testing::Test {
 
   // The dealer's side of a t-of-n registration (every realm prepares, then
   // every realm commits). Returns what it sent.
+  // `send` false: build the requests only (the Starts are sent).
   Sent Register(int t, const std::string& password, uint32_t limit = 10,
-                bool commit = true) {
+                bool commit = true, bool send = true) {
     const int n = static_cast<int>(realms_.size());
     Sent sent;
     SecretBytes k = SystemRandom().Scalar();
@@ -155,12 +158,12 @@ class ThresholdE2eTest : public ::testing::Test {
       c.set_commit_secret(Str(commit_secret.Reveal()));
       sent.commits.push_back(c);
     }
-    for (int i = 0; i < n; ++i) {
+    for (int i = 0; send && i < n; ++i) {
       auto res = Prepare(realms_[i], sent.prepares[i]);
       EXPECT_TRUE(res.ok()) << realms_[i].id << ": "
                             << res.status.error_message();
     }
-    for (int i = 0; commit && i < n; ++i) {
+    for (int i = 0; send && commit && i < n; ++i) {
       auto res = Commit(realms_[i], sent.commits[i]);
       EXPECT_TRUE(res.ok()) << realms_[i].id << ": "
                             << res.status.error_message();
@@ -422,6 +425,95 @@ TEST_F(ThresholdE2eTest, MismatchedCallsAreRefusedUncounted) {
   ASSERT_TRUE(wrong_version.detail.has_value());
   EXPECT_EQ(wrong_version.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
   EXPECT_EQ(Status(realms_[0]).attempts_remaining(), 10u);
+}
+
+// A Prepare the realm cannot verify is refused before anything is stored:
+// the record swapped under a recorded payload, another account's ticket, a
+// descriptor for another realm, a limit above the realm's own.
+TEST_F(ThresholdE2eTest, PrepareRefusesWhatItCannotVerify) {
+  StartRealms(1, {"--attempt-limit", "5"});
+  Realm& r = realms_[0];
+  Sent sent = Register(1, "correct horse battery", /*limit=*/5,
+                       /*commit=*/false, /*send=*/false);
+  auto p = sent.prepares[0];
+  p.set_record(std::string(192, '\x01'));  // another record: context differs
+  EXPECT_EQ(Prepare(r, p).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  p = sent.prepares[0];
+  p.set_payload(p.payload().substr(0, 40));
+  EXPECT_EQ(Prepare(r, p).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  threshold::Descriptor other = sent.descriptor;
+  other.realms[0].realm_id = "realm-z";
+  p = sent.prepares[0];
+  p.set_registration_descriptor(Str(other.Serialize()));
+  auto wrong_realm = Prepare(r, p);
+  EXPECT_EQ(wrong_realm.status.error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  ASSERT_TRUE(wrong_realm.detail.has_value());
+  EXPECT_EQ(wrong_realm.detail->reason(), ErrorDetail::REASON_REALM_MISMATCH);
+  Realm bob{r.id, nullptr, nullptr, r.process->Token("bob", 600, r.id)};
+  bob.client = std::make_unique<TestClient>(r.process->address(),
+                                            r.process->public_key());
+  EXPECT_EQ(Prepare(bob, sent.prepares[0]).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);  // alice's ticket
+  auto st = Status(r);
+  EXPECT_EQ(st.status(), vault::v1::RECORD_STATUS_NONE);
+  EXPECT_EQ(st.epoch(), 0u);  // nothing stored
+  // L = 10 for n = 1 means G = 10, above this realm's limit of 5.
+  Sent high = Register(1, "correct horse battery", /*limit=*/10,
+                       /*commit=*/false, /*send=*/false);
+  auto too_high = Prepare(r, high.prepares[0]);
+  EXPECT_EQ(too_high.status.error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(too_high.status.error_message().find("limit"), std::string::npos);
+  // The untouched Prepare still goes through.
+  EXPECT_TRUE(Prepare(r, sent.prepares[0]).ok());
+}
+
+// Issue 18: the limit cannot be raised by editing one realm's stored limit.
+// The edit makes the record unopenable: nothing is evaluated or counted.
+TEST_F(ThresholdE2eTest, EditingTheStoredLimitMakesTheRecordUnopenable) {
+  StartRealms(1);
+  Register(1, "correct horse battery", /*limit=*/3);
+  VaultProcess& p = *realms_[0].process;
+  realms_[0].client.reset();
+  ASSERT_EQ(p.Stop(), 0);
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(
+        rocksdb::DB::Open(rocksdb::Options(), p.data_dir() + "/records", &raw)
+            .ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    const std::string key =
+        storage::RecordDbKey(storage::DeriveAccountKey(kAccount));
+    std::string v;
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), key, &v).ok());
+    ASSERT_EQ(static_cast<uint8_t>(v[0]), storage::kFormatRealm);
+    ASSERT_EQ(v[12], 3);  // G, the last byte of its u32
+    v[12] = 100;
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, v).ok());
+  }
+  ASSERT_TRUE(p.Start()) << p.log();
+  realms_[0].client =
+      std::make_unique<TestClient>(p.address(), p.public_key());
+  vault::v1::ThresholdStatusResponse out;
+  auto st = Call(realms_[0], &vault::v1::Vault::Stub::ThresholdStatus,
+                 vault::v1::ThresholdStatusRequest(), &out);
+  // The freshness layer sees the unopenable record and refuses the shard
+  // (UNAVAILABLE, STORAGE_ROLLED_BACK); the log says why.
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(p.log().find("is tampered"), std::string::npos);
+  vault::v1::ThresholdRecoverStartRequest req;
+  auto start = realms_[0].client->opaque().GenerateThresholdKE1(
+      SecretBytes::Copy("x"), 1);
+  req.set_ke1(Str(start->ke1s[0].Serialize()));
+  req.set_realm_id(realms_[0].id);
+  vault::v1::ThresholdRecoverStartResponse resp;
+  auto guess = Call(realms_[0], &vault::v1::Vault::Stub::ThresholdRecoverStart,
+                    req, &resp);
+  EXPECT_FALSE(guess.ok());
+  EXPECT_TRUE(resp.ke2().empty());  // nothing evaluated
 }
 
 }  // namespace
