@@ -84,7 +84,8 @@ absl::StatusOr<std::vector<uint8_t>> Open(const SecretBytes& session_key,
                                           Direction direction,
                                           absl::string_view account_id,
                                           std::span<const uint8_t> sealed) {
-  if (sealed.size() != kSealedSize && sealed.size() != kSealedRealmReleaseSize) {
+  if (sealed.size() != kSealedSize &&
+      sealed.size() != kSealedRealmReleaseSize) {
     return absl::InvalidArgumentError(
         absl::StrCat("sealed_key must be ", kSealedSize, " bytes (a realm's ",
                      kSealedRealmReleaseSize, "), got ", sealed.size()));

@@ -457,8 +457,8 @@ absl::Status BuildService(VaultNode& n) {
   if (!vault_options.realm_id.empty()) {
     vault_options.realm_keys = &*n.server_keys;  // the pinned identity key
   }
-  n.vault.emplace(vault_options, *n.opaque_server, *n.timed_store, *n.ticket_sealer,
-                  *n.audit, n.metrics);
+  n.vault.emplace(vault_options, *n.opaque_server, *n.timed_store,
+                  *n.ticket_sealer, *n.audit, n.metrics);
   n.read_limits.emplace(o.limits.read);
   n.guess_limits.emplace(o.limits.guess);
   n.call_limits.emplace(o.limits.call);

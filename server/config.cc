@@ -1,7 +1,5 @@
 #include "server/config.h"
 
-#include "crypto/realm_set.h"
-
 #include <arpa/inet.h>
 #include <toml++/toml.h>
 
@@ -18,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "cmdline/cmdline.h"
+#include "crypto/realm_set.h"
 #include "crypto/status_macros.h"
 #include "hsm/key_ceremony.h"
 #include "server/rate_limiter.h"
@@ -530,7 +529,8 @@ absl::Status VaultConfig::Validate() const {
     if (audience != realm_id) {
       return absl::InvalidArgumentError(absl::StrCat(
           "a realm must accept only tokens for itself: set [auth] audience = "
-          "\"", realm_id, "\" (its [realm] id), not \"", audience, "\""));
+          "\"",
+          realm_id, "\" (its [realm] id), not \"", audience, "\""));
     }
   }
   return ValidateStorage(*this);

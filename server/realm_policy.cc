@@ -7,9 +7,9 @@ using storage::v1::RECORD_STATE_LOCKED;
 using storage::v1::RECORD_STATE_PENDING;
 
 PrepareDecision Prepare(const std::optional<UserRecord>& current,
-                        const RealmShare& share,
-                        uint64_t proof_registration_id, int64_t now_ms,
-                        int64_t pending_ttl_ms, const policy::Limits& limits) {
+                        const RealmShare& share, uint64_t proof_registration_id,
+                        int64_t now_ms, int64_t pending_ttl_ms,
+                        const policy::Limits& limits) {
   const uint64_t epoch = current ? current->realm_epoch() : 0;
   std::optional<UserRecord> live = current;
   if (live && live->realm_tombstone()) live.reset();
@@ -51,13 +51,13 @@ CommitDecision Commit(const std::optional<UserRecord>& current,
   if (!current || current->realm_tombstone()) {
     return {CommitOutcome::kStale, std::nullopt};
   }
-  if (current->state() == RECORD_STATE_LOCKED) return {CommitOutcome::kLocked, std::nullopt};
+  if (current->state() == RECORD_STATE_LOCKED)
+    return {CommitOutcome::kLocked, std::nullopt};
   const RealmShare& active = current->realm();
   if (current->state() == RECORD_STATE_ACTIVE && current->has_realm() &&
       active.registration_version() == version &&
       active.commit_hash() == commit_hash) {
-    return {CommitOutcome::kAlreadyActive, {}, false,
-            active.per_realm_limit()};
+    return {CommitOutcome::kAlreadyActive, {}, false, active.per_realm_limit()};
   }
   const RealmShare& pending = current->pending_realm();
   if (!current->has_pending_realm() ||

@@ -35,16 +35,16 @@ enum class PrepareOutcome {
 struct PrepareDecision {
   PrepareOutcome outcome;
   std::optional<UserRecord> next;
-  uint64_t epoch = 0;           // the account's epoch before this call
-  int64_t retry_after_ms = 0;   // kPendingBusy
+  uint64_t epoch = 0;          // the account's epoch before this call
+  int64_t retry_after_ms = 0;  // kPendingBusy
 };
 
 // `share`: the verified share, its epoch the descriptor's.
 // `proof_registration_id`: as for policy::Authorize.
 PrepareDecision Prepare(const std::optional<UserRecord>& current,
-                        const RealmShare& share,
-                        uint64_t proof_registration_id, int64_t now_ms,
-                        int64_t pending_ttl_ms, const policy::Limits& limits);
+                        const RealmShare& share, uint64_t proof_registration_id,
+                        int64_t now_ms, int64_t pending_ttl_ms,
+                        const policy::Limits& limits);
 
 enum class CommitOutcome { kCommitted, kAlreadyActive, kStale, kLocked };
 

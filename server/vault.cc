@@ -176,19 +176,19 @@ absl::StatusOr<Vault::LoginStep> Vault::RegisterFinish(
   const std::string serialized_record(record_bytes.begin(), record_bytes.end());
   BKV_RETURN_IF_ERROR(WithAttempt(audit_.Ready(), kNotCounted));
   bool threshold = false;
-  BKV_ASSIGN_OR_RETURN(policy::RegisterDecision d,
-                       Mutate(store_, cache_, account,
-                              [&](const std::optional<UserRecord>& current) {
-                                if (current && IsThreshold(*current)) {
-                                  threshold = true;
-                                  return policy::RegisterDecision{
-                                      policy::RegisterOutcome::kStale, std::nullopt};
-                                }
-                                return policy::RegisterFinish(
-                                    current, serialized_record, ToProto(ksf),
-                                    registration_id, proof_id, now,
-                                    options_.limits);
-                              }));
+  BKV_ASSIGN_OR_RETURN(
+      policy::RegisterDecision d,
+      Mutate(store_, cache_, account,
+             [&](const std::optional<UserRecord>& current) {
+               if (current && IsThreshold(*current)) {
+                 threshold = true;
+                 return policy::RegisterDecision{
+                     policy::RegisterOutcome::kStale, std::nullopt};
+               }
+               return policy::RegisterFinish(current, serialized_record,
+                                             ToProto(ksf), registration_id,
+                                             proof_id, now, options_.limits);
+             }));
   if (threshold) return ThresholdOnly();
   switch (d.outcome) {
     case policy::RegisterOutcome::kProceed:
@@ -333,7 +333,7 @@ absl::StatusOr<policy::StartDecision> Vault::CountStart(
       store_, cache_, account, [&](const std::optional<UserRecord>& current) {
         if (current && !accept(*current)) {
           return policy::StartDecision{policy::StartOutcome::kNotRegistered,
-                                      std::nullopt};
+                                       std::nullopt};
         }
         return policy::RecoverStart(current, now, options_.limits);
       });
@@ -538,10 +538,10 @@ absl::StatusOr<Vault::Release> Vault::ReleaseKey(
   BKV_RETURN_IF_ERROR(
       Audit("recover_finish", account, "success", d.attempts_remaining));
   // A realm releases its second-secret share with the wrapped key.
-  SecretBytes payload =
-      d.next->has_realm()
-          ? Concat(d.next->realm().secret_share(), d.next->realm().wrapped_key())
-          : SecretBytes::Copy(d.next->sealed_backup_key());
+  SecretBytes payload = d.next->has_realm()
+                            ? Concat(d.next->realm().secret_share(),
+                                     d.next->realm().wrapped_key())
+                            : SecretBytes::Copy(d.next->sealed_backup_key());
   BKV_ASSIGN_OR_RETURN(
       std::vector<uint8_t> sealed,
       key_transport::Seal(session_key, key_transport::Direction::kRecover,

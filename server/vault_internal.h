@@ -31,7 +31,6 @@ using vault::v1::ErrorDetail;
 inline constexpr auto kNotCounted = ErrorDetail::ATTEMPT_NOT_COUNTED;
 inline constexpr auto kSpent = ErrorDetail::ATTEMPT_SPENT;
 
-
 inline constexpr int kMaxCasRetries = 64;
 
 inline storage::v1::KsfParams ToProto(const Argon2idParams& p) {
@@ -109,7 +108,6 @@ inline void LogAfterWrite(absl::string_view step, const absl::Status& s) {
       {{"step", std::string(step)}, {"error", std::string(s.message())}});
 }
 
-
 inline std::span<const uint8_t> AsBytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
@@ -150,8 +148,7 @@ inline bool IsTombstone(const UserRecord& r) { return r.realm_tombstone(); }
 // to `decide` as they are (the realm's register calls read their epoch).
 template <typename Decide>
 auto Mutate(storage::RecordStore& store, RecordCache& cache,
-                   absl::string_view account, Decide decide,
-                   bool raw = false)
+            absl::string_view account, Decide decide, bool raw = false)
     -> absl::StatusOr<decltype(decide(std::optional<UserRecord>()))> {
   const std::string_view id(account.data(), account.size());
   std::optional<UserRecord> cached = cache.Get(account);

@@ -385,8 +385,9 @@ grpc::Status VaultService::ThresholdRegisterPrepare(
   return Handle(
       "ThresholdRegisterPrepare", ctx, [&](const std::string& account) {
         return NothingCounted(vault_.ThresholdRegisterPrepare(
-            account, Bytes(req->ticket()), Bytes(req->registration_descriptor()),
-            Bytes(req->record()), Bytes(req->payload()), Bytes(req->proof())));
+            account, Bytes(req->ticket()),
+            Bytes(req->registration_descriptor()), Bytes(req->record()),
+            Bytes(req->payload()), Bytes(req->proof())));
       });
 }
 
@@ -394,15 +395,15 @@ grpc::Status VaultService::ThresholdRegisterCommit(
     grpc::ServerContext* ctx,
     const vault::v1::ThresholdRegisterCommitRequest* req,
     vault::v1::ThresholdRegisterCommitResponse* resp) {
-  return Handle(
-      "ThresholdRegisterCommit", ctx, [&](const std::string& account) {
-        auto out = vault_.ThresholdRegisterCommit(
-            account, Bytes(req->version()),
-            SecretBytes::Copy(req->commit_secret()));
-        if (!out.ok()) return NothingCounted(out.status());
-        resp->set_per_realm_limit(*out);
-        return absl::OkStatus();
-      });
+  return Handle("ThresholdRegisterCommit", ctx,
+                [&](const std::string& account) {
+                  auto out = vault_.ThresholdRegisterCommit(
+                      account, Bytes(req->version()),
+                      SecretBytes::Copy(req->commit_secret()));
+                  if (!out.ok()) return NothingCounted(out.status());
+                  resp->set_per_realm_limit(*out);
+                  return absl::OkStatus();
+                });
 }
 
 grpc::Status VaultService::ThresholdRecoverStart(

@@ -64,10 +64,9 @@ absl::StatusOr<size_t> PositionOf(const threshold::Descriptor& d,
     }
     return i;
   }
-  return Refused(absl::StrCat("the descriptor does not list realm '",
-                              realm_id, "': sent to the wrong realm"));
+  return Refused(absl::StrCat("the descriptor does not list realm '", realm_id,
+                              "': sent to the wrong realm"));
 }
-
 
 }  // namespace
 
@@ -105,9 +104,9 @@ absl::StatusOr<Vault::RegisterTicket> Vault::ThresholdRegisterStart(
   if (RAND_bytes(out.realm_nonce.data(), out.realm_nonce.size()) != 1) {
     std::abort();  // no randomness: nothing safe to do
   }
-  LoginTicket t = StatelessTicket(TicketPurpose::kRealmRegister, 0,
-                                  options_.now_ms() +
-                                      options_.limits.login_ttl_ms);
+  LoginTicket t =
+      StatelessTicket(TicketPurpose::kRealmRegister, 0,
+                      options_.now_ms() + options_.limits.login_ttl_ms);
   t.binding.assign(out.realm_nonce.begin(), out.realm_nonce.end());
   BKV_ASSIGN_OR_RETURN(out.ticket, SealTicket(ticket_sealer_, account, t));
   auto raw = store_.Get(std::string_view(account.data(), account.size()));
@@ -132,10 +131,11 @@ absl::Status Vault::ThresholdRegisterPrepare(
                                               options_.realm_keys->public_key));
   if (d->per_realm_limit > options_.limits.attempt_limit) {
     return Refused(  // the limit-lowering rule (docs/threshold.md)
-        absl::StrCat("the descriptor's per-realm limit G = ",
-                                d->per_realm_limit, " is above this realm's "
-                                "attempt limit ",
-                                options_.limits.attempt_limit));
+        absl::StrCat(
+            "the descriptor's per-realm limit G = ", d->per_realm_limit,
+            " is above this realm's "
+            "attempt limit ",
+            options_.limits.attempt_limit));
   }
   if (d->ksf.memory_kib < options_.limits.min_ksf_memory_kib) {
     return absl::InvalidArgumentError(
@@ -184,16 +184,15 @@ absl::Status Vault::ThresholdRegisterPrepare(
   share.set_commitment(Str(d->Commitment()));
   *share.mutable_ksf() = ToProto(d->ksf);
   BKV_RETURN_IF_ERROR(WithAttempt(audit_.Ready(), kNotCounted));
-  BKV_ASSIGN_OR_RETURN(
-      realm_policy::PrepareDecision decision,
-      Mutate(
-          store_, cache_, account,
-          [&](const std::optional<UserRecord>& current) {
-            return realm_policy::Prepare(current, share, proof_id, now,
-                                         options_.pending_ttl_ms,
-                                         options_.limits);
-          },
-          /*raw=*/true));
+  BKV_ASSIGN_OR_RETURN(realm_policy::PrepareDecision decision,
+                       Mutate(
+                           store_, cache_, account,
+                           [&](const std::optional<UserRecord>& current) {
+                             return realm_policy::Prepare(
+                                 current, share, proof_id, now,
+                                 options_.pending_ttl_ms, options_.limits);
+                           },
+                           /*raw=*/true));
   switch (decision.outcome) {
     case realm_policy::PrepareOutcome::kProceed:
       break;
@@ -215,8 +214,8 @@ absl::Status Vault::ThresholdRegisterPrepare(
               "another registration is pending at this realm; retry in ",
               decision.retry_after_ms, " ms or commit it")),
           ErrorDetail::REASON_RATE_LIMITED, 0,
-          static_cast<uint32_t>(std::min<int64_t>(decision.retry_after_ms,
-                                                  UINT32_MAX)));
+          static_cast<uint32_t>(
+              std::min<int64_t>(decision.retry_after_ms, UINT32_MAX)));
   }
   LogAfterWrite("threshold_prepare audit",
                 Audit("threshold_prepare", account, "pending", -1));
@@ -243,7 +242,8 @@ absl::StatusOr<uint32_t> Vault::ThresholdRegisterCommit(
              [&](const std::optional<UserRecord>& current) {
                auto d = realm_policy::Commit(current, Str(version), hash,
                                              registration_id, now);
-               if (d.next && (d.superseded_active || current->shred_pending())) {
+               if (d.next &&
+                   (d.superseded_active || current->shred_pending())) {
                  d.next->set_shred_pending(true);
                }
                return d;
@@ -315,8 +315,8 @@ absl::StatusOr<Vault::ThresholdStep> Vault::AnswerThresholdStart(
                                               options_.realm_keys->public_key));
   shamir::Share k_i{static_cast<uint8_t>(pos + 1),
                     SecretBytes::Copy(share.oprf_key_share())};
-  BKV_ASSIGN_OR_RETURN(auto binding, threshold::ProofBinding(options_.realm_id,
-                                                             desc->version));
+  BKV_ASSIGN_OR_RETURN(
+      auto binding, threshold::ProofBinding(options_.realm_id, desc->version));
   BKV_ASSIGN_OR_RETURN(
       threshold::PartialEvaluation eval,
       threshold::EvaluateShare(k_i, desc->realms[pos].public_share,

@@ -96,9 +96,8 @@ absl::StatusOr<RealmFrame> RealmFrameOf(const v1::UserRecord& record) {
   if (!record.has_realm()) return frame;
   const std::string& v = record.realm().registration_version();
   if (v.size() != frame.registration_version.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("realm registration version is ", v.size(),
-                     " bytes, expected 16"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "realm registration version is ", v.size(), " bytes, expected 16"));
   }
   std::memcpy(frame.registration_version.data(), v.data(), v.size());
   frame.per_realm_limit = record.realm().per_realm_limit();

@@ -63,7 +63,7 @@ TEST(RealmPolicyTest, CommitIsIdempotentAndNeedsTheSecret) {
   EXPECT_EQ(again.outcome, CommitOutcome::kAlreadyActive);
   EXPECT_FALSE(again.next.has_value());
   auto p = Prepare(r, Share('b', 2), 0, kNow, kTtl, kLimits);
-  ASSERT_EQ(p.outcome, PrepareOutcome::kProofRequired);  // ACTIVE: authority
+  ASSERT_EQ(p.outcome, PrepareOutcome::kProofRequired);    // ACTIVE: authority
   p = Prepare(r, Share('b', 2), 77, kNow, kTtl, kLimits);  // with a proof
   ASSERT_EQ(p.outcome, PrepareOutcome::kProceed);
   EXPECT_EQ(p.next->realm().registration_version(), std::string(16, 'a'));
@@ -92,10 +92,10 @@ TEST(RealmPolicyTest, EpochMustRiseEvenAfterATombstone) {
   p = Prepare(tombstone, Share('b', 4), 0, kNow, kTtl, kLimits);
   ASSERT_EQ(p.outcome, PrepareOutcome::kProceed);
   EXPECT_FALSE(p.next->realm_tombstone());
-  EXPECT_EQ(Commit(tombstone, std::string(16, 'a'), std::string(32, 'a'), 1,
-                   kNow)
-                .outcome,
-            CommitOutcome::kStale);
+  EXPECT_EQ(
+      Commit(tombstone, std::string(16, 'a'), std::string(32, 'a'), 1, kNow)
+          .outcome,
+      CommitOutcome::kStale);
 }
 
 TEST(RealmPolicyTest, PendingVersionBlocksAnotherUntilItsTtl) {
@@ -103,9 +103,9 @@ TEST(RealmPolicyTest, PendingVersionBlocksAnotherUntilItsTtl) {
   auto busy = Prepare(p.next, Share('b', 2), 0, kNow + 1, kTtl, kLimits);
   EXPECT_EQ(busy.outcome, PrepareOutcome::kPendingBusy);
   EXPECT_EQ(busy.retry_after_ms, kTtl - 1);
-  EXPECT_EQ(Prepare(p.next, Share('b', 2), 0, kNow + kTtl, kTtl, kLimits)
-                .outcome,
-            PrepareOutcome::kProceed);
+  EXPECT_EQ(
+      Prepare(p.next, Share('b', 2), 0, kNow + kTtl, kTtl, kLimits).outcome,
+      PrepareOutcome::kProceed);
 }
 
 // The v2 counting path on a realm record: G failures lock it and erase
@@ -127,9 +127,9 @@ TEST(RealmPolicyTest, LockoutAtGErasesTheShares) {
   EXPECT_EQ(r.realm().per_realm_limit(), 5u);  // framing still binds G
   EXPECT_EQ(Prepare(r, Share('b', 2), 0, kNow, kTtl, kLimits).outcome,
             PrepareOutcome::kLocked);
-  EXPECT_EQ(Commit(r, std::string(16, 'a'), std::string(32, 'a'), 1, kNow)
-                .outcome,
-            CommitOutcome::kLocked);
+  EXPECT_EQ(
+      Commit(r, std::string(16, 'a'), std::string(32, 'a'), 1, kNow).outcome,
+      CommitOutcome::kLocked);
 }
 
 // G is capped by the realm's configured limit (min), never raised by it.

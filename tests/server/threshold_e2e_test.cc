@@ -53,7 +53,7 @@ struct Sent {
   std::vector<vault::v1::ThresholdRegisterPrepareRequest> prepares;
   std::vector<vault::v1::ThresholdRegisterCommitRequest> commits;
   threshold::Descriptor descriptor;
-  SecretBytes s;                     // the second secret, to compare with
+  SecretBytes s;  // the second secret, to compare with
   std::array<uint8_t, 60> wrapped{};
 };
 
@@ -160,33 +160,32 @@ class ThresholdE2eTest : public ::testing::Test {
     }
     for (int i = 0; send && i < n; ++i) {
       auto res = Prepare(realms_[i], sent.prepares[i]);
-      EXPECT_TRUE(res.ok()) << realms_[i].id << ": "
-                            << res.status.error_message();
+      EXPECT_TRUE(res.ok())
+          << realms_[i].id << ": " << res.status.error_message();
     }
     for (int i = 0; send && commit && i < n; ++i) {
       auto res = Commit(realms_[i], sent.commits[i]);
-      EXPECT_TRUE(res.ok()) << realms_[i].id << ": "
-                            << res.status.error_message();
+      EXPECT_TRUE(res.ok())
+          << realms_[i].id << ": " << res.status.error_message();
     }
     return sent;
   }
 
-  TestClient::Result Prepare(Realm& r,
-                             const vault::v1::ThresholdRegisterPrepareRequest& p) {
+  TestClient::Result Prepare(
+      Realm& r, const vault::v1::ThresholdRegisterPrepareRequest& p) {
     vault::v1::ThresholdRegisterPrepareResponse out;
     return Call(r, &vault::v1::Vault::Stub::ThresholdRegisterPrepare, p, &out);
   }
-  TestClient::Result Commit(Realm& r,
-                            const vault::v1::ThresholdRegisterCommitRequest& c) {
+  TestClient::Result Commit(
+      Realm& r, const vault::v1::ThresholdRegisterCommitRequest& c) {
     vault::v1::ThresholdRegisterCommitResponse out;
     return Call(r, &vault::v1::Vault::Stub::ThresholdRegisterCommit, c, &out);
   }
 
-
  public:
   struct Recovered {
-    TestClient::Result result;       // the first failure, or OK
-    SecretBytes s;                   // combined from t released shares
+    TestClient::Result result;  // the first failure, or OK
+    SecretBytes s;              // combined from t released shares
     std::string wrapped;
     std::vector<uint32_t> remaining;  // per realm asked
   };
@@ -270,14 +269,14 @@ class ThresholdE2eTest : public ::testing::Test {
       out.result =
           Call(r, &vault::v1::Vault::Stub::ThresholdRecoverFinish, req, &resp);
       if (!out.result.ok()) return out;
-      auto opened =
-          key_transport::Open(fin->session_key, key_transport::Direction::kRecover,
-                              kAccount, Bytes(resp.sealed_share()));
+      auto opened = key_transport::Open(fin->session_key,
+                                        key_transport::Direction::kRecover,
+                                        kAccount, Bytes(resp.sealed_share()));
       EXPECT_TRUE(opened.ok() && opened->size() == 92);
       SecretBytes s_i = SecretBytes::Copy(std::span(*opened).first(32));
-      EXPECT_TRUE(threshold::CheckShare(*d, use[j],
-                                        threshold::ShareKind::kSecond, s_i)
-                      .ok());
+      EXPECT_TRUE(
+          threshold::CheckShare(*d, use[j], threshold::ShareKind::kSecond, s_i)
+              .ok());
       out.wrapped = Str(std::span(*opened).subspan(32));
       s_shares.push_back({static_cast<uint8_t>(use[j] + 1), std::move(s_i)});
     }
@@ -412,14 +411,14 @@ TEST_F(ThresholdE2eTest, MismatchedCallsAreRefusedUncounted) {
   req.set_realm_id("realm-z");
   req.set_commitment(Status(realms_[0]).commitment());
   vault::v1::ThresholdRecoverStartResponse resp;
-  auto wrong_realm =
-      Call(realms_[0], &vault::v1::Vault::Stub::ThresholdRecoverStart, req, &resp);
+  auto wrong_realm = Call(
+      realms_[0], &vault::v1::Vault::Stub::ThresholdRecoverStart, req, &resp);
   EXPECT_EQ(wrong_realm.status.error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
   req.set_realm_id(realms_[0].id);
   req.set_commitment(std::string(32, '\0'));
-  auto wrong_version =
-      Call(realms_[0], &vault::v1::Vault::Stub::ThresholdRecoverStart, req, &resp);
+  auto wrong_version = Call(
+      realms_[0], &vault::v1::Vault::Stub::ThresholdRecoverStart, req, &resp);
   EXPECT_EQ(wrong_version.status.error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
   ASSERT_TRUE(wrong_version.detail.has_value());
@@ -495,8 +494,7 @@ TEST_F(ThresholdE2eTest, EditingTheStoredLimitMakesTheRecordUnopenable) {
     ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, v).ok());
   }
   ASSERT_TRUE(p.Start()) << p.log();
-  realms_[0].client =
-      std::make_unique<TestClient>(p.address(), p.public_key());
+  realms_[0].client = std::make_unique<TestClient>(p.address(), p.public_key());
   vault::v1::ThresholdStatusResponse out;
   auto st = Call(realms_[0], &vault::v1::Vault::Stub::ThresholdStatus,
                  vault::v1::ThresholdStatusRequest(), &out);

@@ -36,8 +36,8 @@ v1::RealmShare Share(char fill, uint32_t g, size_t descriptor_size) {
 
 // The largest realm record: two descriptors of 16 realms with 64-byte ids.
 v1::UserRecord RealmRecord(uint32_t g = 5) {
-  constexpr size_t kLargestDescriptor = 27 + 16 + 8 + 32 + 2 + 8 + 12 + 64 +
-                                        16 * (1 + 64 + 96) + 64;
+  constexpr size_t kLargestDescriptor =
+      27 + 16 + 8 + 32 + 2 + 8 + 12 + 64 + 16 * (1 + 64 + 96) + 64;
   v1::UserRecord r = SampleRecord(2);
   r.set_schema_version(kSchemaVersion);
   r.set_version(42);
@@ -130,12 +130,12 @@ TEST(RealmRecordCodecTest, EditOfTheLimitOnDiskIsReportedByTheStore) {
   TempDir dir;
   const std::string id = "alice";
   {
-    auto store = RocksDbRecordStore::Open({.data_dir = dir.path()},
-                                          TestSealer());
+    auto store =
+        RocksDbRecordStore::Open({.data_dir = dir.path()}, TestSealer());
     ASSERT_TRUE(store.ok()) << store.status();
-    ASSERT_TRUE(
-        (*store)->CompareAndSwap(id, RecordStore::kNoRecord, RealmRecord(5))
-            .ok());
+    ASSERT_TRUE((*store)
+                    ->CompareAndSwap(id, RecordStore::kNoRecord, RealmRecord(5))
+                    .ok());
   }
   {
     rocksdb::DB* raw = nullptr;
