@@ -62,6 +62,7 @@ void ClearPending(UserRecord& r, int64_t now_ms, const Limits& limits) {
   r.clear_pending_ksf();
   r.clear_pending_registration_id();
   r.clear_pending_via_reset();
+  r.clear_pending_realm();  // a realm's prepared version (realm_policy.h)
 }
 
 // Attempts used up and no login left that could still succeed: the key is
@@ -74,14 +75,13 @@ bool MaybeLock(UserRecord& r, int64_t now_ms, const Limits& limits) {
   r.set_state(RECORD_STATE_LOCKED);
   r.clear_sealed_backup_key();
   // A realm's shares go with the key (docs/threshold.md): k_i, s_i and
-  // wrapped of the active version; a pending one is dropped whole. The
-  // descriptor and G stay (the framing binds G; status reports them).
+  // wrapped of the active version (a pending one goes with ClearPending).
+  // The descriptor and G stay (the framing binds G; status reports them).
   if (r.has_realm()) {
     r.mutable_realm()->clear_oprf_key_share();
     r.mutable_realm()->clear_secret_share();
     r.mutable_realm()->clear_wrapped_key();
   }
-  r.clear_pending_realm();
   ClearPending(r, now_ms, limits);
   r.clear_reset_requested_unix_ms();
   r.set_updated_unix_ms(now_ms);

@@ -16,8 +16,9 @@ PrepareDecision Prepare(const std::optional<UserRecord>& current,
   if (policy::IsLocked(live)) return {PrepareOutcome::kLocked, {}, epoch};
   // Before authority: a replayed Prepare is refused whatever it carries.
   if (share.epoch() <= epoch) return {PrepareOutcome::kStaleEpoch, {}, epoch};
-  if (policy::Authorize(live, proof_registration_id, now_ms, limits) ==
-      policy::Authority::kProofRequired) {
+  const policy::Authority authority =
+      policy::Authorize(live, proof_registration_id, now_ms, limits);
+  if (authority == policy::Authority::kProofRequired) {
     return {PrepareOutcome::kProofRequired, {}, epoch};
   }
   if (live && live->has_pending_realm()) {
@@ -36,7 +37,9 @@ PrepareDecision Prepare(const std::optional<UserRecord>& current,
   next.clear_pending_opaque_record();
   next.clear_pending_ksf();
   next.clear_pending_registration_id();
-  next.clear_pending_via_reset();
+  // As in v2: a version a due reset authorized goes when the password holder
+  // shows up (a successful recovery clears the reset and it).
+  next.set_pending_via_reset(authority == policy::Authority::kDueReset);
   *next.mutable_pending_realm() = share;
   next.mutable_pending_realm()->set_prepared_unix_ms(now_ms);
   next.set_realm_epoch(share.epoch());
@@ -78,6 +81,7 @@ CommitDecision Commit(const std::optional<UserRecord>& current,
   next.set_registration_id(registration_id);
   next.set_state(RECORD_STATE_ACTIVE);
   next.clear_reset_requested_unix_ms();
+  next.clear_pending_via_reset();
   next.clear_pending_realm();
   next.set_updated_unix_ms(now_ms);
   *next.mutable_realm() = std::move(share);

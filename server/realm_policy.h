@@ -9,6 +9,7 @@
 //
 //   (none|tombstone|ACTIVE) --Prepare--> pending_realm set, realm_epoch :=
 //        the descriptor's epoch (the active version and its counter stay)
+//        (authorized by a due reset: dropped by a successful recovery)
 //   pending_realm --Commit(version, SHA-256(commit_secret))--> ACTIVE on it,
 //        counter 0, limit G; the same Commit again: OK, nothing written
 

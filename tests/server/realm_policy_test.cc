@@ -108,6 +108,24 @@ TEST(RealmPolicyTest, PendingVersionBlocksAnotherUntilItsTtl) {
       PrepareOutcome::kProceed);
 }
 
+// A version prepared on the strength of a due reset goes when the password
+// holder recovers (v2's "forgot password" rule); one with a proof stays.
+TEST(RealmPolicyTest, RecoveryDropsAVersionAResetAuthorized) {
+  for (bool via_reset : {true, false}) {
+    UserRecord r = Active('a', 1);
+    r.set_reset_requested_unix_ms(kNow - kLimits.reset_delay_ms - 1);
+    auto p = Prepare(r, Share('b', 2), via_reset ? 0 : 77, kNow, kTtl, kLimits);
+    ASSERT_EQ(p.outcome, PrepareOutcome::kProceed);
+    auto s = policy::RecoverStart(*p.next, kNow, kLimits);
+    ASSERT_EQ(s.outcome, policy::StartOutcome::kProceed);
+    auto f = policy::RecoverFinish(*s.next, s.registration_id, s.login_seq,
+                                   true, kNow, kLimits);
+    ASSERT_EQ(f.outcome, policy::FinishOutcome::kRelease);
+    EXPECT_EQ(f.next->has_pending_realm(), !via_reset) << via_reset;
+    EXPECT_EQ(f.next->realm().registration_version(), std::string(16, 'a'));
+  }
+}
+
 // The v2 counting path on a realm record: G failures lock it and erase
 // k_i, s_i and wrapped; a locked record refuses Prepare and Commit.
 TEST(RealmPolicyTest, LockoutAtGErasesTheShares) {
