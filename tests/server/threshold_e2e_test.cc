@@ -514,5 +514,27 @@ TEST_F(ThresholdE2eTest, EditingTheStoredLimitMakesTheRecordUnopenable) {
   EXPECT_TRUE(resp.ke2().empty());  // nothing evaluated
 }
 
+// Cross-realm replay: realm A's Prepare sent to realm B is refused (A's
+// ticket does not open at B; with B's ticket, A's payload does not open for
+// B's key and nonce). Nothing is stored; the honest Prepares then succeed.
+TEST_F(ThresholdE2eTest, APrepareForOneRealmIsRefusedByAnother) {
+  StartRealms(3);
+  Sent sent = Register(2, "correct horse battery", 10, /*commit=*/false,
+                       /*send=*/false);
+  EXPECT_EQ(Prepare(realms_[1], sent.prepares[0]).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  auto p = sent.prepares[0];
+  p.set_ticket(sent.prepares[1].ticket());
+  p.set_record(sent.prepares[1].record());
+  EXPECT_EQ(Prepare(realms_[1], p).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Status(realms_[1]).epoch(), 0u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(Prepare(realms_[i], sent.prepares[i]).ok()) << i;
+    EXPECT_TRUE(Commit(realms_[i], sent.commits[i]).ok()) << i;
+  }
+  ExpectRecovered(Recover("correct horse battery", {0, 2}), sent);
+}
+
 }  // namespace
 }  // namespace bkv::testing
