@@ -112,8 +112,9 @@ class Vault {
     policy::StatusView status;
     std::vector<uint8_t> commitment;  // the active version's; empty if none
     std::vector<uint8_t> descriptor;
-    uint32_t committed_limit = 0;  // G
-    uint64_t epoch = 0;            // highest epoch prepared here
+    uint32_t committed_limit = 0;             // G
+    uint64_t epoch = 0;                       // highest epoch prepared here
+    std::vector<uint8_t> pending_commitment;  // empty if none
   };
   absl::StatusOr<ThresholdStatusView> ThresholdStatus(
       absl::string_view account);

@@ -360,6 +360,7 @@ grpc::Status VaultService::ThresholdStatus(
     resp->set_effective_limit(out->status.attempt_limit);
     resp->set_attempts_remaining(out->status.attempts_remaining);
     resp->set_epoch(out->epoch);
+    resp->set_pending_commitment(ToString(out->pending_commitment));
     return absl::OkStatus();
   });
 }

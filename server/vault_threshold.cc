@@ -88,7 +88,10 @@ absl::StatusOr<Vault::ThresholdStatusView> Vault::ThresholdStatus(
   if (absl::IsNotFound(raw.status())) return out;
   if (!raw.ok()) return raw.status();
   out.epoch = raw->realm_epoch();
-  if (raw->realm_tombstone() || !raw->has_realm()) return out;
+  if (raw->realm_tombstone()) return out;
+  const std::string& pending = raw->pending_realm().commitment();
+  out.pending_commitment.assign(pending.begin(), pending.end());
+  if (!raw->has_realm()) return out;
   const RealmShare& r = raw->realm();
   out.commitment.assign(r.commitment().begin(), r.commitment().end());
   out.descriptor.assign(r.descriptor_bytes().begin(),

@@ -531,8 +531,16 @@ TEST_F(ThresholdE2eTest, APrepareForOneRealmIsRefusedByAnother) {
   EXPECT_EQ(Status(realms_[1]).epoch(), 0u);
   for (int i = 0; i < 3; ++i) {
     EXPECT_TRUE(Prepare(realms_[i], sent.prepares[i]).ok()) << i;
+  }
+  // Prepared, not committed: the status round names the pending version.
+  auto pending = Status(realms_[1]);
+  EXPECT_EQ(pending.pending_commitment(), Str(sent.descriptor.Commitment()));
+  EXPECT_TRUE(pending.commitment().empty());
+  EXPECT_EQ(pending.status(), vault::v1::RECORD_STATUS_NONE);
+  for (int i = 0; i < 3; ++i) {
     EXPECT_TRUE(Commit(realms_[i], sent.commits[i]).ok()) << i;
   }
+  EXPECT_TRUE(Status(realms_[1]).pending_commitment().empty());
   ExpectRecovered(Recover("correct horse battery", {0, 2}), sent);
 }
 
