@@ -547,6 +547,7 @@ ComponentOptions ComponentOptionsFor(const VaultConfig& c) {
   // GetVaultInfo: everything a client must agree with. Argon2id's
   // structural floors (t, p >= 1) and this vault's memory floor.
   o.vault.realm_id = c.realm_id;
+  o.vault.pending_ttl_ms = c.pending_ttl_s * 1000;
   o.info.set_protocol_version(c.realm_id.empty()
                                   ? vault::v1::PROTOCOL_VERSION_2
                                   : vault::v1::PROTOCOL_VERSION_3);

@@ -82,6 +82,8 @@ const Option kOptions[] = {
      "seconds from RequestReset until the reset is due (1-31536000)"},
     {"realm", "id", "realm-id", &VaultConfig::realm_id,
      "this vault's realm id in threshold sets (empty: not a realm)"},
+    {"realm", "pending_ttl_s", "pending-ttl-s", &VaultConfig::pending_ttl_s,
+     "seconds a prepared threshold version blocks another (1-86400)"},
     {"auth", "audience", "audience", &VaultConfig::audience,
      "expected `aud` of account tokens"},
     {"auth", "issuer", "issuer", &VaultConfig::issuer,
@@ -484,6 +486,10 @@ absl::Status VaultConfig::Validate() const {
   // Each open login is kept in the fixed-size sealed record (storage/).
   if (attempt_limit < 1 || attempt_limit > 16) {
     return absl::InvalidArgumentError("attempt_limit must be in [1, 16]");
+  }
+  if (pending_ttl_s < 1 || pending_ttl_s > 24 * 3600) {
+    return absl::InvalidArgumentError(
+        "realm pending_ttl_s must be in [1, 86400]");
   }
   if (reset_delay_s < 1 || reset_delay_s > 365LL * 24 * 3600) {
     return absl::InvalidArgumentError("reset_delay_s must be in [1, 31536000]");

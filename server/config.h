@@ -50,6 +50,8 @@ struct VaultConfig {
   // [realm] this vault as one realm of threshold sets (docs/threshold.md);
   // empty: not a realm. When set, [auth] audience must equal it.
   std::string realm_id;
+  // How long a prepared threshold version blocks a Prepare of another.
+  int64_t pending_ttl_s = 600;
   // [auth]
   std::string audience = "bkv-vault";
   std::string issuer;  // empty: any iss
