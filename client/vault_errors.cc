@@ -55,6 +55,8 @@ VaultErrorKind KindOfReason(ErrorDetail::Reason r, bool* known) {
     case ErrorDetail::REASON_STORAGE_ROLLED_BACK:  // until an operator acts
       return VaultErrorKind::kTransient;
     case ErrorDetail::REASON_ACCOUNT_MISMATCH:
+    case ErrorDetail::REASON_REALM_MISMATCH:  // a v2 client at a realm's
+                                              // account
       return VaultErrorKind::kConfig;
     default:
       *known = false;

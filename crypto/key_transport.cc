@@ -69,9 +69,11 @@ absl::StatusOr<std::vector<uint8_t>> Seal(const SecretBytes& session_key,
                                           Direction direction,
                                           absl::string_view account_id,
                                           std::span<const uint8_t> wrapped) {
-  if (wrapped.size() != kWrappedKeySize) {
+  if (wrapped.size() != kWrappedKeySize &&
+      wrapped.size() != kRealmReleaseSize) {
     return absl::InvalidArgumentError(
-        absl::StrCat("wrapped backup key must be ", kWrappedKeySize, " bytes"));
+        absl::StrCat("wrapped backup key must be ", kWrappedKeySize,
+                     " bytes (a realm's release ", kRealmReleaseSize, ")"));
   }
   static constexpr uint8_t kZeroNonce[12] = {};
   return AesGcmEncrypt(TransportKey(session_key, direction).Reveal(),
@@ -82,9 +84,11 @@ absl::StatusOr<std::vector<uint8_t>> Open(const SecretBytes& session_key,
                                           Direction direction,
                                           absl::string_view account_id,
                                           std::span<const uint8_t> sealed) {
-  if (sealed.size() != kSealedSize) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "sealed_key must be ", kSealedSize, " bytes, got ", sealed.size()));
+  if (sealed.size() != kSealedSize &&
+      sealed.size() != kSealedRealmReleaseSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sealed_key must be ", kSealedSize, " bytes (a realm's ",
+                     kSealedRealmReleaseSize, "), got ", sealed.size()));
   }
   static constexpr uint8_t kZeroNonce[12] = {};
   return AesGcmDecrypt(TransportKey(session_key, direction).Reveal(),

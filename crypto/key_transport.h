@@ -18,6 +18,8 @@
 //       sealed = AES-256-GCM(k, nonce = 0^12, wrapped, aad = account)
 //     with dir "register" (client -> vault) or "recover" (vault -> client).
 //     Each session key is used once per direction, so a fixed nonce is safe.
+//     A threshold realm (docs/threshold.md) releases its second-secret share
+//     with the wrapped key the same way: s_i[32] || wrapped[60], 92 bytes.
 
 #include <cstdint>
 #include <span>
@@ -32,6 +34,8 @@ namespace bkv::key_transport {
 inline constexpr size_t kBackupKeySize = 32;
 inline constexpr size_t kWrappedKeySize = 12 + kBackupKeySize + 16;
 inline constexpr size_t kSealedSize = kWrappedKeySize + 16;
+inline constexpr size_t kRealmReleaseSize = 32 + kWrappedKeySize;
+inline constexpr size_t kSealedRealmReleaseSize = kRealmReleaseSize + 16;
 
 enum class Direction { kRegister, kRecover };
 

@@ -62,6 +62,7 @@ void ClearPending(UserRecord& r, int64_t now_ms, const Limits& limits) {
   r.clear_pending_ksf();
   r.clear_pending_registration_id();
   r.clear_pending_via_reset();
+  r.clear_pending_realm();  // a realm's prepared version (realm_policy.h)
 }
 
 // Attempts used up and no login left that could still succeed: the key is
@@ -73,6 +74,14 @@ bool MaybeLock(UserRecord& r, int64_t now_ms, const Limits& limits) {
   }
   r.set_state(RECORD_STATE_LOCKED);
   r.clear_sealed_backup_key();
+  // A realm's shares go with the key (docs/threshold.md): k_i, s_i and
+  // wrapped of the active version (a pending one goes with ClearPending).
+  // The descriptor and G stay (the framing binds G; status reports them).
+  if (r.has_realm()) {
+    r.mutable_realm()->clear_oprf_key_share();
+    r.mutable_realm()->clear_secret_share();
+    r.mutable_realm()->clear_wrapped_key();
+  }
   ClearPending(r, now_ms, limits);
   r.clear_reset_requested_unix_ms();
   r.set_updated_unix_ms(now_ms);
@@ -87,7 +96,8 @@ bool IsLocked(const std::optional<UserRecord>& r) {
 
 bool HeldKey(const UserRecord& r) {
   return r.state() != RECORD_STATE_PENDING || !r.opaque_record().empty() ||
-         !r.sealed_backup_key().empty() || r.pending_via_reset();
+         !r.sealed_backup_key().empty() || r.pending_via_reset() ||
+         r.has_realm() || r.has_pending_realm();
 }
 
 uint32_t EffectiveLimit(const UserRecord& r, const Limits& limits) {

@@ -484,8 +484,12 @@ absl::Status BuildVerifier(const VaultConfig& c, VaultNode& n) {
 absl::Status BuildService(VaultNode& n) {
   const ComponentOptions& o = n.options;
   n.opaque_server.emplace(o.opaque, *n.oprf_seed, *n.server_keys);
-  n.vault.emplace(o.vault, *n.opaque_server, *n.timed_store, *n.ticket_sealer,
-                  *n.audit, n.metrics);
+  Vault::Options vault_options = o.vault;
+  if (!vault_options.realm_id.empty()) {
+    vault_options.realm_keys = &*n.server_keys;  // the pinned identity key
+  }
+  n.vault.emplace(vault_options, *n.opaque_server, *n.timed_store,
+                  *n.ticket_sealer, *n.audit, n.metrics);
   n.read_limits.emplace(o.limits.read);
   n.guess_limits.emplace(o.limits.guess);
   n.call_limits.emplace(o.limits.call);
@@ -574,7 +578,12 @@ ComponentOptions ComponentOptionsFor(const VaultConfig& c) {
   o.limits.trusted_proxies = c.trusted_proxies;
   // GetVaultInfo: everything a client must agree with. Argon2id's
   // structural floors (t, p >= 1) and this vault's memory floor.
-  o.info.set_protocol_version(vault::v1::PROTOCOL_VERSION_2);
+  o.vault.realm_id = c.realm_id;
+  o.vault.pending_ttl_ms = c.pending_ttl_s * 1000;
+  o.info.set_protocol_version(c.realm_id.empty()
+                                  ? vault::v1::PROTOCOL_VERSION_2
+                                  : vault::v1::PROTOCOL_VERSION_3);
+  o.info.set_realm_id(c.realm_id);
   o.info.set_opaque_context(c.opaque_context);
   o.info.set_server_identity(c.server_identity);
   o.info.set_attempt_limit(static_cast<uint32_t>(c.attempt_limit));

@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "cmdline/cmdline.h"
+#include "crypto/realm_set.h"
 #include "crypto/status_macros.h"
 #include "hsm/key_ceremony.h"
 #include "server/rate_limiter.h"
@@ -79,6 +80,10 @@ const Option kOptions[] = {
      "smallest Argon2id memory (KiB) a registration may use"},
     {"policy", "reset_delay_s", "reset-delay-s", &VaultConfig::reset_delay_s,
      "seconds from RequestReset until the reset is due (1-31536000)"},
+    {"realm", "id", "realm-id", &VaultConfig::realm_id,
+     "this vault's realm id in threshold sets (empty: not a realm)"},
+    {"realm", "pending_ttl_s", "pending-ttl-s", &VaultConfig::pending_ttl_s,
+     "seconds a prepared threshold version blocks another (1-86400)"},
     {"auth", "audience", "audience", &VaultConfig::audience,
      "expected `aud` of account tokens"},
     {"auth", "issuer", "issuer", &VaultConfig::issuer,
@@ -511,6 +516,10 @@ absl::Status VaultConfig::Validate() const {
   if (attempt_limit < 1 || attempt_limit > 16) {
     return absl::InvalidArgumentError("attempt_limit must be in [1, 16]");
   }
+  if (pending_ttl_s < 1 || pending_ttl_s > 24 * 3600) {
+    return absl::InvalidArgumentError(
+        "realm pending_ttl_s must be in [1, 86400]");
+  }
   if (reset_delay_s < 1 || reset_delay_s > 365LL * 24 * 3600) {
     return absl::InvalidArgumentError("reset_delay_s must be in [1, 31536000]");
   }
@@ -544,6 +553,20 @@ absl::Status VaultConfig::Validate() const {
   }
   if (audience.empty()) {
     return absl::InvalidArgumentError("auth audience must not be empty");
+  }
+  if (!realm_id.empty()) {
+    if (auto s = threshold::CheckRealmId(realm_id); !s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("realm id: ", s.message()));
+    }
+    // One place for the per-realm audience: a token minted for another
+    // realm can never be spent here (docs/threshold.md, finding 2).
+    if (audience != realm_id) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a realm must accept only tokens for itself: set [auth] audience = "
+          "\"",
+          realm_id, "\" (its [realm] id), not \"", audience, "\""));
+    }
   }
   return ValidateStorage(*this);
 }

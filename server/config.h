@@ -47,6 +47,11 @@ struct VaultConfig {
   int64_t min_ksf_memory_kib = 8192;
   // RequestReset to due ("forgot password" waits this long).
   int64_t reset_delay_s = 7 * 24 * 3600;
+  // [realm] this vault as one realm of threshold sets (docs/threshold.md);
+  // empty: not a realm. When set, [auth] audience must equal it.
+  std::string realm_id;
+  // How long a prepared threshold version blocks a Prepare of another.
+  int64_t pending_ttl_s = 600;
   // [auth]
   std::string audience = "bkv-vault";
   std::string issuer;  // empty: any iss

@@ -38,6 +38,9 @@ enum class TicketPurpose : uint8_t {
   kRecover = 2,        // RecoverStart -> RecoverFinish
   kRegisterStart = 3,  // RegisterStart -> RegisterFinish (no server state)
   kProof = 4,          // RecoverFinish -> RegisterFinish / Delete
+  // ThresholdRegisterStart -> ThresholdRegisterPrepare; binding = the realm
+  // nonce the client's sealed payload is bound to (docs/threshold.md).
+  kRealmRegister = 5,
 };
 
 inline constexpr size_t kTicketBindingSize = 32;

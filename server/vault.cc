@@ -12,75 +12,14 @@
 #include "server/errors.h"
 #include "server/log.h"
 #include "server/login_ticket.h"
+#include "server/vault_internal.h"
 
 namespace bkv::server {
 namespace {
 
+using namespace vault_internal;  // NOLINT: this file's own helpers
 using storage::v1::UserRecord;
 using vault::v1::ErrorDetail;
-
-constexpr auto kNotCounted = ErrorDetail::ATTEMPT_NOT_COUNTED;
-constexpr auto kSpent = ErrorDetail::ATTEMPT_SPENT;
-
-constexpr int kMaxCasRetries = 64;
-
-storage::v1::KsfParams ToProto(const Argon2idParams& p) {
-  storage::v1::KsfParams k;
-  k.set_iterations(p.iterations);
-  k.set_memory_kib(p.memory_kib);
-  k.set_parallelism(p.parallelism);
-  return k;
-}
-
-Argon2idParams FromProto(const storage::v1::KsfParams& k) {
-  return {k.iterations(), k.memory_kib(), k.parallelism()};
-}
-
-absl::Status FieldError(absl::string_view field, const absl::Status& s) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", s.message()));
-}
-
-uint64_t RandomId() {
-  uint64_t id = 0;
-  while (id == 0) {
-    if (RAND_bytes(reinterpret_cast<uint8_t*>(&id), sizeof id) != 1) {
-      std::abort();  // no randomness: nothing safe to do
-    }
-  }
-  return id;
-}
-
-// Stored records are trusted only as far as the store vouches for them;
-// a stored OPAQUE record that doesn't parse is corruption, not user error.
-absl::StatusOr<opaque::RegistrationRecord> StoredOpaqueRecord(
-    const std::string& bytes) {
-  auto rec = opaque::RegistrationRecord::Parse(std::span<const uint8_t>(
-      reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
-  if (!rec.ok()) {
-    return absl::DataLossError(absl::StrCat("stored OPAQUE record is corrupt: ",
-                                            rec.status().message()));
-  }
-  return rec;
-}
-
-// Every compare-and-swap lost to other requests: nothing was written.
-absl::Status Contention() {
-  return WithAttempt(
-      WithDetail(absl::UnavailableError(
-                     "too much contention on this account; retry shortly"),
-                 ErrorDetail::REASON_VAULT_UNAVAILABLE),
-      kNotCounted);
-}
-
-// What a failed write did: an I/O error on a synced write (kUnavailable from
-// the store) leaves it unknown whether the record reached the disk, since
-// its log entry may be replayed at restart. A full or read-only disk
-// refuses before anything lands.
-ErrorDetail::Attempt CountEffect(const absl::Status& write_failure) {
-  return absl::IsUnavailable(write_failure) && !GetDetail(write_failure)
-             ? ErrorDetail::ATTEMPT_UNSPECIFIED
-             : kNotCounted;
-}
 
 // What a commit ticket binds: the exact pending record and KSF.
 std::vector<uint8_t> PendingRecordHash(const std::string& record,
@@ -101,23 +40,6 @@ std::vector<uint8_t> PendingRecordHash(const std::string& record,
   std::vector<uint8_t> out(crypto_hash_sha256_BYTES);
   crypto_hash_sha256_final(&st, out.data());
   return out;
-}
-
-absl::Status StateError(absl::string_view field, const absl::Status& s) {
-  if (absl::IsDeadlineExceeded(s)) {
-    return WithDetail(s, ErrorDetail::REASON_STATE_EXPIRED);
-  }
-  if (absl::IsInvalidArgument(s)) return FieldError(field, s);
-  return s;  // HSM trouble: not the client's fault
-}
-
-// A step after a write that already landed failed: the answer stays what
-// the write decided (refusing would tell the user a change failed while it
-// is in force), and operators learn it here.
-void LogAfterWrite(absl::string_view step, const absl::Status& s) {
-  if (s.ok()) return;
-  Log("error", "after_write_failed",
-      {{"step", std::string(step)}, {"error", std::string(s.message())}});
 }
 
 }  // namespace
@@ -145,6 +67,7 @@ absl::StatusOr<std::optional<UserRecord>> Vault::Load(
   auto r = store_.Get(std::string_view(account.data(), account.size()));
   if (absl::IsNotFound(r.status())) return std::nullopt;
   if (!r.ok()) return r.status();
+  if (IsTombstone(*r)) return std::nullopt;
   return std::optional<UserRecord>(*std::move(r));
 }
 
@@ -173,56 +96,6 @@ absl::Status Vault::Audit(absl::string_view event, absl::string_view account,
                           absl::string_view outcome,
                           int64_t attempts_remaining) {
   return audit_.Record({event, account, outcome, attempts_remaining});
-}
-
-// Read, decide with `decide`, compare-and-swap the decision's `next`; retry
-// when another request won the race. Returns the decision that was written.
-// The first round decides on the cached record when there is one; only a
-// write proves it current (record_cache.h), so a cached round that writes
-// nothing or loses its swap goes back to the store.
-template <typename Decide>
-static auto Mutate(storage::RecordStore& store, RecordCache& cache,
-                   absl::string_view account, Decide decide)
-    -> absl::StatusOr<decltype(decide(std::optional<UserRecord>()))> {
-  const std::string_view id(account.data(), account.size());
-  std::optional<UserRecord> cached = cache.Get(account);
-  for (int i = 0; i < kMaxCasRetries; ++i) {
-    const bool from_cache = cached.has_value();
-    std::optional<UserRecord> current = std::exchange(cached, std::nullopt);
-    if (!from_cache) {
-      auto got = store.Get(id);
-      if (got.ok()) {
-        current = *std::move(got);
-      } else if (!absl::IsNotFound(got.status())) {
-        return got.status();
-      }
-    }
-    auto decision = decide(current);
-    if (!decision.next) {
-      if (from_cache) continue;
-      return decision;
-    }
-    auto cas = store.CompareAndSwap(
-        id, current ? current->version() : storage::RecordStore::kNoRecord,
-        *decision.next);
-    if (cas.ok()) {
-      decision.next->set_version(*cas);
-      cache.Put(account, *decision.next);
-      return decision;
-    }
-    cache.Erase(account);
-    if (!absl::IsAborted(cas.status())) {
-      // The store may hold the write anyway (a freshness head that failed
-      // commits it later): a lock's shred is idempotent, so it runs now
-      // rather than leave the old copies with the wrapped key on disk.
-      if (decision.next->state() == storage::v1::RECORD_STATE_LOCKED &&
-          CountEffect(cas.status()) == ErrorDetail::ATTEMPT_UNSPECIFIED) {
-        (void)store.Shred(id);  // best effort: the caller reports `cas`
-      }
-      return cas.status();
-    }
-  }
-  return Contention();
 }
 
 void Vault::SettleShred(absl::string_view account) {
@@ -261,6 +134,7 @@ absl::StatusOr<Vault::RegistrationStep> Vault::RegisterStart(
   if (!req.ok()) return FieldError("registration_request", req.status());
   BKV_ASSIGN_OR_RETURN(auto current, Load(account));
   if (policy::IsLocked(current)) return Locked();
+  if (current && IsThreshold(*current)) return ThresholdOnly();
   const uint64_t registration_id = RandomId();
   BKV_ASSIGN_OR_RETURN(opaque::RegistrationResponse response,
                        opaque_.CreateRegistrationResponse(
@@ -301,14 +175,21 @@ absl::StatusOr<Vault::LoginStep> Vault::RegisterFinish(
   const uint64_t registration_id = start->registration_id;
   const std::string serialized_record(record_bytes.begin(), record_bytes.end());
   BKV_RETURN_IF_ERROR(WithAttempt(audit_.Ready(), kNotCounted));
-  BKV_ASSIGN_OR_RETURN(policy::RegisterDecision d,
-                       Mutate(store_, cache_, account,
-                              [&](const std::optional<UserRecord>& current) {
-                                return policy::RegisterFinish(
-                                    current, serialized_record, ToProto(ksf),
-                                    registration_id, proof_id, now,
-                                    options_.limits);
-                              }));
+  bool threshold = false;
+  BKV_ASSIGN_OR_RETURN(
+      policy::RegisterDecision d,
+      Mutate(store_, cache_, account,
+             [&](const std::optional<UserRecord>& current) {
+               if (current && IsThreshold(*current)) {
+                 threshold = true;
+                 return policy::RegisterDecision{
+                     policy::RegisterOutcome::kStale, std::nullopt};
+               }
+               return policy::RegisterFinish(current, serialized_record,
+                                             ToProto(ksf), registration_id,
+                                             proof_id, now, options_.limits);
+             }));
+  if (threshold) return ThresholdOnly();
   switch (d.outcome) {
     case policy::RegisterOutcome::kProceed:
       break;
@@ -426,21 +307,49 @@ absl::StatusOr<Vault::RecoverStep> Vault::RecoverStart(
   if (auto ready = audit_.Ready(); !ready.ok()) {
     return WithAttempt(ready, kNotCounted);
   }
+  bool threshold = false;
+  auto decided = CountStart(account, [&](const UserRecord& r) {
+    threshold = r.has_realm();
+    return !threshold;
+  });
+  if (!decided.ok()) return decided.status();
+  if (threshold) return WithAttempt(ThresholdOnly(), kNotCounted);
+  const policy::StartDecision& d = *decided;
+  if (auto refused = RefuseStart(account, d); !refused.ok()) return refused;
+  if (d.outcome == policy::StartOutcome::kNotRegistered) {
+    return FakeStart(account, *ke1, d);
+  }
+  auto step = AnswerStart(account, *ke1, d);
+  if (!step.ok()) return Refund(account, d, step.status());
+  metrics_.CountAttempt("started");
+  return step;
+}
+
+absl::StatusOr<policy::StartDecision> Vault::CountStart(
+    absl::string_view account,
+    absl::FunctionRef<bool(const UserRecord&)> accept) {
   const int64_t now = options_.now_ms();
   auto decided = Mutate(
       store_, cache_, account, [&](const std::optional<UserRecord>& current) {
+        if (current && !accept(*current)) {
+          return policy::StartDecision{policy::StartOutcome::kNotRegistered,
+                                       std::nullopt};
+        }
         return policy::RecoverStart(current, now, options_.limits);
       });
   if (!decided.ok()) {
     return WithAttempt(decided.status(), CountEffect(decided.status()));
   }
-  const policy::StartDecision& d = *decided;
+  return decided;
+}
+
+absl::Status Vault::RefuseStart(absl::string_view account,
+                                const policy::StartDecision& d) {
   if (d.next && d.next->shred_pending()) SettleShred(account);  // a retry
   switch (d.outcome) {
     case policy::StartOutcome::kProceed:
-      break;
     case policy::StartOutcome::kNotRegistered:
-      return FakeStart(account, *ke1, d);
+      return absl::OkStatus();
     case policy::StartOutcome::kLocked:
       if (d.next) {
         BKV_RETURN_IF_ERROR(WithAttempt(LockedOut(account), kNotCounted));
@@ -456,10 +365,7 @@ absl::StatusOr<Vault::RecoverStep> Vault::RecoverStart(
                      static_cast<uint32_t>(d.retry_after_ms)),
           kNotCounted);
   }
-  auto step = AnswerStart(account, *ke1, d);
-  if (!step.ok()) return Refund(account, d, step.status());
-  metrics_.CountAttempt("started");
-  return step;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Vault::RecoverStep> Vault::AnswerStart(
@@ -631,14 +537,15 @@ absl::StatusOr<Vault::Release> Vault::ReleaseKey(
     const policy::FinishDecision& d) {
   BKV_RETURN_IF_ERROR(
       Audit("recover_finish", account, "success", d.attempts_remaining));
-  const std::string& wrapped = d.next->sealed_backup_key();
+  // A realm releases its second-secret share with the wrapped key.
+  SecretBytes payload = d.next->has_realm()
+                            ? Concat(d.next->realm().secret_share(),
+                                     d.next->realm().wrapped_key())
+                            : SecretBytes::Copy(d.next->sealed_backup_key());
   BKV_ASSIGN_OR_RETURN(
       std::vector<uint8_t> sealed,
       key_transport::Seal(session_key, key_transport::Direction::kRecover,
-                          account,
-                          std::span<const uint8_t>(
-                              reinterpret_cast<const uint8_t*>(wrapped.data()),
-                              wrapped.size())));
+                          account, payload.Reveal()));
   BKV_ASSIGN_OR_RETURN(
       std::vector<uint8_t> proof,
       SealTicket(
@@ -685,7 +592,7 @@ absl::Status Vault::Delete(absl::string_view account,
     }
     BKV_RETURN_IF_ERROR(audit_.Ready());  // refuse while nothing is deleted
     cache_.Erase(account);
-    absl::Status s = store_.Delete(id, current->version());
+    absl::Status s = DeleteRecord(id, *current);
     if (absl::IsAborted(s)) continue;
     if (!s.ok() && CountEffect(s) == ErrorDetail::ATTEMPT_UNSPECIFIED &&
         policy::HeldKey(*current)) {
@@ -702,6 +609,19 @@ absl::Status Vault::Delete(absl::string_view account,
     return absl::OkStatus();
   }
   return Contention();
+}
+
+// A realm's account keeps its registration epoch past Delete (a tombstone),
+// so a recorded Prepare of an older epoch can never be replayed
+// (docs/threshold.md, "Replay of an old registration").
+absl::Status Vault::DeleteRecord(std::string_view id,
+                                 const UserRecord& current) {
+  if (current.realm_epoch() == 0) return store_.Delete(id, current.version());
+  UserRecord tombstone;
+  tombstone.set_realm_tombstone(true);
+  tombstone.set_realm_epoch(current.realm_epoch());
+  tombstone.set_updated_unix_ms(options_.now_ms());
+  return store_.CompareAndSwap(id, current.version(), tombstone).status();
 }
 
 absl::StatusOr<int64_t> Vault::RequestReset(absl::string_view account) {

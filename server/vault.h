@@ -1,6 +1,7 @@
 #ifndef BKV_SERVER_VAULT_H_
 #define BKV_SERVER_VAULT_H_
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "crypto/ksf.h"
@@ -49,6 +51,13 @@ class Vault {
     // What an unknown account's RecoverStart advertises.
     Argon2idParams default_ksf;
     std::function<int64_t()> now_ms;  // defaults to the system clock
+    // Set when this vault is a realm of threshold sets (docs/threshold.md):
+    // its realm id (`[realm] id`) and its AKE key pair, whose public key is
+    // the identity key clients pin. Unset: the Threshold* calls refuse.
+    std::string realm_id;
+    const opaque::ServerKeyPair* realm_keys = nullptr;
+    // How long a prepared threshold version blocks a Prepare of another.
+    int64_t pending_ttl_ms = 10 * 60 * 1000;
   };
 
   // All references must outlive the vault.
@@ -96,6 +105,49 @@ class Vault {
                                         std::span<const uint8_t> ke3,
                                         std::span<const uint8_t> login_state);
 
+  // ---------------------------------------------------- protocol v3 (realm)
+  // docs/threshold.md, "The realm's server side". Each refuses with
+  // FAILED_PRECONDITION when this vault is not a realm.
+  struct ThresholdStatusView {
+    policy::StatusView status;
+    std::vector<uint8_t> commitment;  // the active version's; empty if none
+    std::vector<uint8_t> descriptor;
+    uint32_t committed_limit = 0;             // G
+    uint64_t epoch = 0;                       // highest epoch prepared here
+    std::vector<uint8_t> pending_commitment;  // empty if none
+  };
+  absl::StatusOr<ThresholdStatusView> ThresholdStatus(
+      absl::string_view account);
+
+  struct RegisterTicket {
+    std::vector<uint8_t> ticket;
+    std::array<uint8_t, 32> realm_nonce{};
+    uint64_t epoch = 0;
+  };
+  absl::StatusOr<RegisterTicket> ThresholdRegisterStart(
+      absl::string_view account);
+  absl::Status ThresholdRegisterPrepare(absl::string_view account,
+                                        std::span<const uint8_t> ticket,
+                                        std::span<const uint8_t> descriptor,
+                                        std::span<const uint8_t> record,
+                                        std::span<const uint8_t> payload,
+                                        std::span<const uint8_t> proof = {});
+  // Returns the committed G.
+  absl::StatusOr<uint32_t> ThresholdRegisterCommit(
+      absl::string_view account, std::span<const uint8_t> version,
+      const SecretBytes& commit_secret);
+
+  struct ThresholdStep {
+    LoginStep login;
+    std::array<uint8_t, 64> proof{};  // DLEQ, bound to (realm id, version)
+    uint32_t attempts_remaining = 0;
+  };
+  absl::StatusOr<ThresholdStep> ThresholdRecoverStart(
+      absl::string_view account, std::span<const uint8_t> commitment,
+      absl::string_view realm_id, std::span<const uint8_t> ke1);
+  // ThresholdRecoverFinish is RecoverFinish: on a realm record it releases
+  // s_i || wrapped under the session key.
+
   absl::StatusOr<policy::StatusView> GetStatus(absl::string_view account);
   // An ACTIVE record needs `proof` or a due reset; none or LOCKED: nothing.
   absl::Status Delete(absl::string_view account,
@@ -117,6 +169,21 @@ class Vault {
   absl::StatusOr<uint64_t> ProofRegistrationId(absl::string_view account,
                                                std::span<const uint8_t> proof,
                                                int64_t now);
+  // A tombstone in place of a realm record (keeps its epoch), else a delete.
+  absl::Status DeleteRecord(std::string_view id,
+                            const storage::v1::UserRecord& current);
+  // The one counting step of both protocols: policy::RecoverStart through
+  // Mutate, on records `accept` takes (others read as not registered).
+  absl::StatusOr<policy::StartDecision> CountStart(
+      absl::string_view account,
+      absl::FunctionRef<bool(const storage::v1::UserRecord&)> accept);
+  // The refusal a written start decision means (locked, wait), or OK.
+  absl::Status RefuseStart(absl::string_view account,
+                           const policy::StartDecision& d);
+  absl::StatusOr<ThresholdStep> AnswerThresholdStart(
+      absl::string_view account, const opaque::KE1& ke1,
+      const policy::StartDecision& d);
+  absl::Status CheckRealm() const;
   // Counted, but the KE2 never left: give the attempt back.
   absl::Status Refund(absl::string_view account, const policy::StartDecision& d,
                       absl::Status failure);

@@ -49,8 +49,13 @@ uint32_t AdvertisedWaitMs(absl::Duration wait, double uniform01) {
 }
 
 Budget BudgetOf(absl::string_view method) {
-  if (method == "GetStatus" || method == "GetVaultInfo") return Budget::kRead;
-  if (method == "RecoverStart") return Budget::kGuess;
+  if (method == "GetVaultInfo") return Budget::kRead;
+  if (method == "GetStatus" || method == "ThresholdStatus") {
+    return Budget::kRead;
+  }
+  if (method == "RecoverStart" || method == "ThresholdRecoverStart") {
+    return Budget::kGuess;
+  }
   return Budget::kCall;
 }
 
@@ -326,6 +331,108 @@ grpc::Status VaultService::RequestReset(grpc::ServerContext* ctx,
     auto due = vault_.RequestReset(account);
     if (!due.ok()) return NothingCounted(due.status());
     resp->set_reset_due_unix_ms(static_cast<uint64_t>(*due));
+    return absl::OkStatus();
+  });
+}
+
+// ---------------------------------------------------------------- v3
+
+grpc::Status VaultService::ThresholdStatus(
+    grpc::ServerContext* ctx, const vault::v1::ThresholdStatusRequest*,
+    vault::v1::ThresholdStatusResponse* resp) {
+  return Handle("ThresholdStatus", ctx, [&](const std::string& account) {
+    auto out = vault_.ThresholdStatus(account);
+    if (!out.ok()) return NothingCounted(out.status());
+    switch (out->status.status) {
+      case policy::Status::kNone:
+        resp->set_status(RecordStatus::RECORD_STATUS_NONE);
+        break;
+      case policy::Status::kActive:
+        resp->set_status(RecordStatus::RECORD_STATUS_ACTIVE);
+        break;
+      case policy::Status::kLocked:
+        resp->set_status(RecordStatus::RECORD_STATUS_LOCKED);
+        break;
+    }
+    resp->set_commitment(ToString(out->commitment));
+    resp->set_registration_descriptor(ToString(out->descriptor));
+    resp->set_committed_limit(out->committed_limit);
+    resp->set_effective_limit(out->status.attempt_limit);
+    resp->set_attempts_remaining(out->status.attempts_remaining);
+    resp->set_epoch(out->epoch);
+    resp->set_pending_commitment(ToString(out->pending_commitment));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status VaultService::ThresholdRegisterStart(
+    grpc::ServerContext* ctx, const vault::v1::ThresholdRegisterStartRequest*,
+    vault::v1::ThresholdRegisterStartResponse* resp) {
+  return Handle("ThresholdRegisterStart", ctx, [&](const std::string& account) {
+    auto out = vault_.ThresholdRegisterStart(account);
+    if (!out.ok()) return NothingCounted(out.status());
+    resp->set_ticket(ToString(out->ticket));
+    resp->set_realm_nonce(
+        std::string(out->realm_nonce.begin(), out->realm_nonce.end()));
+    resp->set_epoch(out->epoch);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status VaultService::ThresholdRegisterPrepare(
+    grpc::ServerContext* ctx,
+    const vault::v1::ThresholdRegisterPrepareRequest* req,
+    vault::v1::ThresholdRegisterPrepareResponse*) {
+  return Handle(
+      "ThresholdRegisterPrepare", ctx, [&](const std::string& account) {
+        return NothingCounted(vault_.ThresholdRegisterPrepare(
+            account, Bytes(req->ticket()),
+            Bytes(req->registration_descriptor()), Bytes(req->record()),
+            Bytes(req->payload()), Bytes(req->proof())));
+      });
+}
+
+grpc::Status VaultService::ThresholdRegisterCommit(
+    grpc::ServerContext* ctx,
+    const vault::v1::ThresholdRegisterCommitRequest* req,
+    vault::v1::ThresholdRegisterCommitResponse* resp) {
+  return Handle("ThresholdRegisterCommit", ctx,
+                [&](const std::string& account) {
+                  auto out = vault_.ThresholdRegisterCommit(
+                      account, Bytes(req->version()),
+                      SecretBytes::Copy(req->commit_secret()));
+                  if (!out.ok()) return NothingCounted(out.status());
+                  resp->set_per_realm_limit(*out);
+                  return absl::OkStatus();
+                });
+}
+
+grpc::Status VaultService::ThresholdRecoverStart(
+    grpc::ServerContext* ctx,
+    const vault::v1::ThresholdRecoverStartRequest* req,
+    vault::v1::ThresholdRecoverStartResponse* resp) {
+  return Handle("ThresholdRecoverStart", ctx, [&](const std::string& account) {
+    auto out = vault_.ThresholdRecoverStart(account, Bytes(req->commitment()),
+                                            req->realm_id(), Bytes(req->ke1()));
+    if (!out.ok()) return out.status();
+    resp->set_ke2(ToString(out->login.ke2));
+    resp->set_proof(std::string(out->proof.begin(), out->proof.end()));
+    resp->set_login_state(ToString(out->login.login_state));
+    resp->set_attempts_remaining(out->attempts_remaining);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status VaultService::ThresholdRecoverFinish(
+    grpc::ServerContext* ctx,
+    const vault::v1::ThresholdRecoverFinishRequest* req,
+    vault::v1::ThresholdRecoverFinishResponse* resp) {
+  return Handle("ThresholdRecoverFinish", ctx, [&](const std::string& account) {
+    auto out = vault_.RecoverFinish(account, Bytes(req->ke3()),
+                                    Bytes(req->login_state()));
+    if (!out.ok()) return out.status();
+    resp->set_sealed_share(ToString(out->sealed_key));
+    resp->set_proof(ToString(out->proof));
     return absl::OkStatus();
   });
 }

@@ -82,6 +82,31 @@ class VaultService final : public vault::v1::Vault::Service {
                             const vault::v1::GetVaultInfoRequest* req,
                             vault::v1::GetVaultInfoResponse* resp) override;
 
+  // Protocol v3 (docs/threshold.md): thin, like the v2 handlers.
+  grpc::Status ThresholdStatus(
+      grpc::ServerContext* ctx, const vault::v1::ThresholdStatusRequest* req,
+      vault::v1::ThresholdStatusResponse* resp) override;
+  grpc::Status ThresholdRegisterStart(
+      grpc::ServerContext* ctx,
+      const vault::v1::ThresholdRegisterStartRequest* req,
+      vault::v1::ThresholdRegisterStartResponse* resp) override;
+  grpc::Status ThresholdRegisterPrepare(
+      grpc::ServerContext* ctx,
+      const vault::v1::ThresholdRegisterPrepareRequest* req,
+      vault::v1::ThresholdRegisterPrepareResponse* resp) override;
+  grpc::Status ThresholdRegisterCommit(
+      grpc::ServerContext* ctx,
+      const vault::v1::ThresholdRegisterCommitRequest* req,
+      vault::v1::ThresholdRegisterCommitResponse* resp) override;
+  grpc::Status ThresholdRecoverStart(
+      grpc::ServerContext* ctx,
+      const vault::v1::ThresholdRecoverStartRequest* req,
+      vault::v1::ThresholdRecoverStartResponse* resp) override;
+  grpc::Status ThresholdRecoverFinish(
+      grpc::ServerContext* ctx,
+      const vault::v1::ThresholdRecoverFinishRequest* req,
+      vault::v1::ThresholdRecoverFinishResponse* resp) override;
+
  private:
   // Token and rate limits; the account id on success ("" for a call that
   // needs no token and came without a valid one).

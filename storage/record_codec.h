@@ -32,6 +32,18 @@
 //   | "bkv.storage.v1.record"  | account key (32)  | version u64 BE  |
 //   +--------------------------+-------------------+-----------------+
 //
+// Realm record value (format 2: a record with threshold fields, see
+// docs/threshold.md "The realm record"): G and the active registration
+// version are framed in the clear and bound into the associated data, so a
+// storage edit of the limit makes the record unopenable (fail closed).
+//   +--------+-----------+--------+---------------+------------------------+
+//   | 0x02   | version   | G      | reg. version  | Sealer output over the |
+//   |        | u64 BE    | u32 BE | 16 bytes      | 8192-byte padded text  |
+//   +--------+-----------+--------+---------------+------------------------+
+//   AD = RecordAssociatedData(key, version) || "bkv-realm-record/v1" ||
+//        G u32 BE || registration version[16]
+// The padded plaintext is framed as above, at kPaddedRealmRecordSize.
+//
 // Watermark value (the account's version high-water mark, written in the
 // same atomic batch as the record; survives Delete as a tombstone):
 //   +--------+-------------------------------+-----------------+
@@ -59,6 +71,9 @@ inline constexpr size_t kPaddedRecordSize = 1024;
 // The largest serialized UserRecord that fits the padding.
 inline constexpr size_t kMaxRecordSize = kPaddedRecordSize - 4;
 inline constexpr size_t kRecordFrameHeaderSize = 1 + 8;
+inline constexpr uint8_t kFormatRealm = 0x02;
+inline constexpr size_t kPaddedRealmRecordSize = 8192;
+inline constexpr size_t kRealmFrameHeaderSize = 1 + 8 + 4 + 16;
 inline constexpr size_t kWatermarkSize = 1 + 1 + 8;
 
 using AccountKey = std::array<uint8_t, 32>;
@@ -74,13 +89,31 @@ std::string WatermarkDbKey(const AccountKey& key);
 std::vector<uint8_t> RecordAssociatedData(const AccountKey& key,
                                           uint64_t version);
 
-// kInvalidArgument if `record` serializes to more than kMaxRecordSize bytes.
-absl::StatusOr<std::vector<uint8_t>> PadRecord(const v1::UserRecord& record);
+// Whether `record` is a realm record (format 2): it has threshold fields.
+bool IsRealmRecord(const v1::UserRecord& record);
+
+// The framing of a realm record: the active version's G and registration
+// version (zeros when none is active). Also what its AD binds.
+struct RealmFrame {
+  uint32_t per_realm_limit = 0;
+  std::array<uint8_t, 16> registration_version{};
+};
+absl::StatusOr<RealmFrame> RealmFrameOf(const v1::UserRecord& record);
+std::vector<uint8_t> RealmRecordAssociatedData(const AccountKey& key,
+                                               uint64_t version,
+                                               const RealmFrame& frame);
+
+// kInvalidArgument if `record` serializes to more than `padded_size` - 4
+// bytes.
+absl::StatusOr<std::vector<uint8_t>> PadRecord(
+    const v1::UserRecord& record, size_t padded_size = kPaddedRecordSize);
 // Strict inverse of PadRecord: exact size, n in range, zero padding, a
 // parseable UserRecord. kDataLoss otherwise.
-absl::StatusOr<v1::UserRecord> UnpadRecord(std::span<const uint8_t> padded);
+absl::StatusOr<v1::UserRecord> UnpadRecord(
+    std::span<const uint8_t> padded, size_t padded_size = kPaddedRecordSize);
 
-// Seals `record` (whose version() must already be set) into a record value.
+// Seals `record` (whose version() must already be set) into a record value:
+// format 2 for a realm record, format 1 otherwise.
 absl::StatusOr<std::string> SealRecord(const Sealer& sealer,
                                        const AccountKey& key,
                                        const v1::UserRecord& record);

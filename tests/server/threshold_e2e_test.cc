@@ -1,0 +1,548 @@
+// Threshold realms against real bkv-vault processes (docs/threshold.md, "The
+// realm's server side"): each realm is its own process with its own SoftHSM
+// token, RocksDB and AKE identity key, started with `--realm-id`. The client
+// here is built from the crypto core only (the SDK path is a later step): it
+// deals the key, seals each realm's share to its identity key, and at
+// recovery verifies every DLEQ proof before it combines and sends any KE3.
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <sodium.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "crypto/key_transport.h"
+#include "crypto/random.h"
+#include "crypto/seal_to_realm.h"
+#include "crypto/shamir.h"
+#include "crypto/threshold_descriptor.h"
+#include "crypto/threshold_oprf.h"
+#include "storage/record_codec.h"
+#include "tests/server/vault_harness.h"
+
+namespace bkv::testing {
+namespace {
+
+using ristretto255::Element;
+using vault::v1::ErrorDetail;
+
+std::string Str(std::span<const uint8_t> b) { return {b.begin(), b.end()}; }
+std::span<const uint8_t> Bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+template <size_t N>
+std::array<uint8_t, 32> Sha256(const std::array<uint8_t, N>& in) {
+  std::array<uint8_t, 32> out;
+  crypto_hash_sha256(out.data(), in.data(), in.size());
+  return out;
+}
+Element PublicOf(const SecretBytes& scalar) {
+  return *ristretto255::ScalarMultBase(scalar);
+}
+
+struct Realm {
+  std::string id;
+  std::unique_ptr<VaultProcess> process;
+  std::unique_ptr<TestClient> client;
+  std::string token;
+};
+
+// What one registration sent, so tests can replay it.
+struct Sent {
+  std::vector<vault::v1::ThresholdRegisterPrepareRequest> prepares;
+  std::vector<vault::v1::ThresholdRegisterCommitRequest> commits;
+  threshold::Descriptor descriptor;
+  SecretBytes s;  // the second secret, to compare with
+  std::array<uint8_t, 60> wrapped{};
+};
+
+class ThresholdE2eTest : public ::testing::Test {
+ protected:
+  static constexpr char kAccount[] = "alice";
+
+  // n realms, each with `args` besides its realm id and audience.
+  void StartRealms(int n, std::vector<std::string> args = {}) {
+    for (int i = 0; i < n; ++i) {
+      Realm r;
+      r.id = "realm-" + std::string(1, static_cast<char>('a' + i));
+      r.process = std::make_unique<VaultProcess>();
+      std::vector<std::string> a = {"--realm-id", r.id, "--audience", r.id};
+      a.insert(a.end(), args.begin(), args.end());
+      ASSERT_TRUE(r.process->Start(a)) << r.process->log();
+      r.client = std::make_unique<TestClient>(r.process->address(),
+                                              r.process->public_key());
+      r.token = r.process->Token(kAccount, 600, r.id);
+      realms_.push_back(std::move(r));
+    }
+  }
+
+  template <typename Req, typename Resp, typename Rpc>
+  TestClient::Result Call(Realm& r, Rpc rpc, const Req& req, Resp* resp) {
+    grpc::ClientContext ctx;
+    TestClient::Authorize(ctx, r.token);
+    grpc::Status s = (r.client->stub().*rpc)(&ctx, req, resp);
+    return TestClient::ResultOf(s, ctx);
+  }
+
+  vault::v1::ThresholdStatusResponse Status(Realm& r) {
+    vault::v1::ThresholdStatusResponse out;
+    EXPECT_TRUE(Call(r, &vault::v1::Vault::Stub::ThresholdStatus,
+                     vault::v1::ThresholdStatusRequest(), &out)
+                    .ok());
+    return out;
+  }
+
+  // The dealer's side of a t-of-n registration (every realm prepares, then
+  // every realm commits). Returns what it sent.
+  // `send` false: build the requests only (the Starts are sent).
+  Sent Register(int t, const std::string& password, uint32_t limit = 10,
+                bool commit = true, bool send = true) {
+    const int n = static_cast<int>(realms_.size());
+    Sent sent;
+    SecretBytes k = SystemRandom().Scalar();
+    sent.s = SystemRandom().Scalar();
+    auto ks = *shamir::Split(k, t, n, SystemRandom());
+    auto ss = *shamir::Split(sent.s, t, n, SystemRandom());
+    std::vector<Element> pks;
+    for (auto& r : realms_) pks.push_back(r.process->public_key());
+    auto reg = realms_[0].client->opaque().RegisterWithKey(
+        SecretBytes::Copy(password), k, pks);
+    EXPECT_TRUE(reg.ok()) << reg.status();
+    // Start everywhere first: the epoch must be above every realm's.
+    std::vector<vault::v1::ThresholdRegisterStartResponse> starts(n);
+    uint64_t epoch = 0;
+    for (int i = 0; i < n; ++i) {
+      EXPECT_TRUE(Call(realms_[i],
+                       &vault::v1::Vault::Stub::ThresholdRegisterStart,
+                       vault::v1::ThresholdRegisterStartRequest(), &starts[i])
+                      .ok());
+      epoch = std::max<uint64_t>(epoch, starts[i].epoch());
+    }
+    randombytes_buf(sent.wrapped.data(), sent.wrapped.size());
+    SecretBytes commit_secret = SecretBytes::Random(32);
+    threshold::Descriptor& d = sent.descriptor;
+    randombytes_buf(d.version.data(), d.version.size());
+    d.epoch = epoch + 1;
+    d.t = t;
+    d.advertised_limit = limit;
+    d.per_realm_limit = limit / (n - t + 1);
+    d.ksf = TestKsfParams();
+    d.public_key = PublicOf(k);
+    d.second_public_key = PublicOf(sent.s);
+    for (int i = 0; i < n; ++i) {
+      d.realms.push_back({realms_[i].id, pks[i], PublicOf(ks[i].value),
+                          PublicOf(ss[i].value)});
+    }
+    d.wrapped_hash = Sha256(sent.wrapped);
+    crypto_hash_sha256(d.commit_hash.data(), commit_secret.Reveal().data(), 32);
+    const std::vector<uint8_t> descriptor = d.Serialize();
+    for (int i = 0; i < n; ++i) {
+      auto record = reg->records[i].Serialize();
+      threshold::RealmNonce nonce;
+      std::copy_n(starts[i].realm_nonce().begin(), 32, nonce.begin());
+      std::string payload = Str(ks[i].value.Reveal()) +
+                            Str(ss[i].value.Reveal()) + Str(sent.wrapped);
+      auto sealed = threshold::SealToRealm(
+          pks[i], threshold::PrepareContext(kAccount, d, nonce, record),
+          SecretBytes::Copy(payload));
+      EXPECT_TRUE(sealed.ok());
+      vault::v1::ThresholdRegisterPrepareRequest p;
+      p.set_ticket(starts[i].ticket());
+      p.set_registration_descriptor(Str(descriptor));
+      p.set_record(Str(record));
+      p.set_payload(Str(*sealed));
+      sent.prepares.push_back(p);
+      vault::v1::ThresholdRegisterCommitRequest c;
+      c.set_version(Str(d.version));
+      c.set_commit_secret(Str(commit_secret.Reveal()));
+      sent.commits.push_back(c);
+    }
+    for (int i = 0; send && i < n; ++i) {
+      auto res = Prepare(realms_[i], sent.prepares[i]);
+      EXPECT_TRUE(res.ok())
+          << realms_[i].id << ": " << res.status.error_message();
+    }
+    for (int i = 0; send && commit && i < n; ++i) {
+      auto res = Commit(realms_[i], sent.commits[i]);
+      EXPECT_TRUE(res.ok())
+          << realms_[i].id << ": " << res.status.error_message();
+    }
+    return sent;
+  }
+
+  TestClient::Result Prepare(
+      Realm& r, const vault::v1::ThresholdRegisterPrepareRequest& p) {
+    vault::v1::ThresholdRegisterPrepareResponse out;
+    return Call(r, &vault::v1::Vault::Stub::ThresholdRegisterPrepare, p, &out);
+  }
+  TestClient::Result Commit(
+      Realm& r, const vault::v1::ThresholdRegisterCommitRequest& c) {
+    vault::v1::ThresholdRegisterCommitResponse out;
+    return Call(r, &vault::v1::Vault::Stub::ThresholdRegisterCommit, c, &out);
+  }
+
+ public:
+  struct Recovered {
+    TestClient::Result result;  // the first failure, or OK
+    SecretBytes s;              // combined from t released shares
+    std::string wrapped;
+    std::vector<uint32_t> remaining;  // per realm asked
+  };
+
+ protected:
+  // A guess whose KE3 is garbage (what a guesser without the password can
+  // send): the realm counts it at RecoverStart and closes it at once.
+  TestClient::Result GarbageGuess(Realm& r) {
+    auto start = r.client->opaque().GenerateThresholdKE1(
+        SecretBytes::Copy("not the password"), 1);
+    vault::v1::ThresholdRecoverStartRequest req;
+    req.set_commitment(Status(r).commitment());
+    req.set_realm_id(r.id);
+    req.set_ke1(Str(start->ke1s[0].Serialize()));
+    vault::v1::ThresholdRecoverStartResponse answer;
+    auto started =
+        Call(r, &vault::v1::Vault::Stub::ThresholdRecoverStart, req, &answer);
+    if (!started.ok()) return started;
+    vault::v1::ThresholdRecoverFinishRequest fin;
+    fin.set_ke3(std::string(64, '\0'));
+    fin.set_login_state(answer.login_state());
+    vault::v1::ThresholdRecoverFinishResponse out;
+    return Call(r, &vault::v1::Vault::Stub::ThresholdRecoverFinish, fin, &out);
+  }
+
+  // One recovery through the realms at `use` (positions): the status round,
+  // KE1 to each, every proof verified before any KE3, then KE3 to each.
+  Recovered Recover(const std::string& password, const std::vector<int>& use) {
+    Recovered out;
+    const auto st = Status(realms_[use[0]]);
+    auto d = threshold::Descriptor::Parse(Bytes(st.registration_descriptor()));
+    if (!d.ok()) {
+      out.result.status = grpc::Status(grpc::StatusCode::NOT_FOUND, "none");
+      return out;
+    }
+    const auto& opaque = realms_[0].client->opaque();
+    auto start = opaque.GenerateThresholdKE1(SecretBytes::Copy(password),
+                                             realms_.size());
+    EXPECT_TRUE(start.ok());
+    const Element blinded = start->ke1s[0].blinded_message;
+    std::vector<vault::v1::ThresholdRecoverStartResponse> answers(use.size());
+    std::vector<threshold::VerifiedPartial> verified;
+    for (size_t j = 0; j < use.size(); ++j) {
+      Realm& r = realms_[use[j]];
+      vault::v1::ThresholdRecoverStartRequest req;
+      req.set_commitment(st.commitment());
+      req.set_realm_id(r.id);
+      req.set_ke1(Str(start->ke1s[use[j]].Serialize()));
+      out.result = Call(r, &vault::v1::Vault::Stub::ThresholdRecoverStart, req,
+                        &answers[j]);
+      if (!out.result.ok()) return out;
+      out.remaining.push_back(answers[j].attempts_remaining());
+      auto ke2 = opaque::KE2::Parse(Bytes(answers[j].ke2()));
+      EXPECT_TRUE(ke2.ok());
+      threshold::PartialEvaluation pe{ke2->evaluated_message, {}};
+      std::copy_n(answers[j].proof().begin(), 64, pe.proof.begin());
+      auto v = threshold::VerifyPartial(*d, use[j], blinded, pe);
+      EXPECT_TRUE(v.ok()) << r.id << ": " << v.status();
+      verified.push_back(*v);
+    }
+    auto z = threshold::Combine(
+        std::span(verified).first(static_cast<size_t>(d->t)), d->t);
+    EXPECT_TRUE(z.ok()) << z.status();
+    auto rwd = opaque.ThresholdRandomizedPassword(start->state, *z);
+    EXPECT_TRUE(rwd.ok());
+    std::vector<shamir::Share> s_shares;
+    for (size_t j = 0; j < use.size(); ++j) {
+      Realm& r = realms_[use[j]];
+      auto fin = opaque.FinishThresholdLogin(start->state, use[j], *rwd,
+                                             r.process->public_key(),
+                                             Bytes(answers[j].ke2()));
+      if (!fin.ok()) {
+        out.result.status =
+            grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "envelope");
+        return out;  // a wrong password: no KE3 is sent
+      }
+      vault::v1::ThresholdRecoverFinishRequest req;
+      req.set_ke3(Str(fin->ke3.Serialize()));
+      req.set_login_state(answers[j].login_state());
+      vault::v1::ThresholdRecoverFinishResponse resp;
+      out.result =
+          Call(r, &vault::v1::Vault::Stub::ThresholdRecoverFinish, req, &resp);
+      if (!out.result.ok()) return out;
+      auto opened = key_transport::Open(fin->session_key,
+                                        key_transport::Direction::kRecover,
+                                        kAccount, Bytes(resp.sealed_share()));
+      EXPECT_TRUE(opened.ok() && opened->size() == 92);
+      SecretBytes s_i = SecretBytes::Copy(std::span(*opened).first(32));
+      EXPECT_TRUE(
+          threshold::CheckShare(*d, use[j], threshold::ShareKind::kSecond, s_i)
+              .ok());
+      out.wrapped = Str(std::span(*opened).subspan(32));
+      s_shares.push_back({static_cast<uint8_t>(use[j] + 1), std::move(s_i)});
+    }
+    s_shares.resize(d->t);
+    auto s = shamir::Combine(s_shares);
+    EXPECT_TRUE(s.ok());
+    out.s = std::move(*s);
+    return out;
+  }
+
+  std::vector<Realm> realms_;
+};
+
+void ExpectRecovered(const ThresholdE2eTest::Recovered& got, const Sent& sent) {
+  ASSERT_TRUE(got.result.ok()) << got.result.status.error_message();
+  EXPECT_TRUE(got.s == sent.s);
+  EXPECT_EQ(got.wrapped, Str(sent.wrapped));
+}
+
+TEST_F(ThresholdE2eTest, OneRealmRegistersAndRecovers) {
+  StartRealms(1);
+  Sent sent = Register(1, "correct horse battery");
+  auto st = Status(realms_[0]);
+  EXPECT_EQ(st.status(), vault::v1::RECORD_STATUS_ACTIVE);
+  EXPECT_EQ(st.committed_limit(), 10u);
+  EXPECT_EQ(st.commitment(), Str(sent.descriptor.Commitment()));
+  auto got = Recover("correct horse battery", {0});
+  ExpectRecovered(got, sent);
+  EXPECT_EQ(got.remaining, std::vector<uint32_t>{9});
+  // A repeated Commit of the active version is OK (roll-forward).
+  EXPECT_TRUE(Commit(realms_[0], sent.commits[0]).ok());
+}
+
+TEST_F(ThresholdE2eTest, TwoOfThreeRecoverThroughAnyPair) {
+  StartRealms(3);
+  Sent sent = Register(2, "correct horse battery");
+  EXPECT_EQ(Status(realms_[2]).committed_limit(), 5u);
+  ExpectRecovered(Recover("correct horse battery", {0, 1}), sent);
+  ExpectRecovered(Recover("correct horse battery", {1, 2}), sent);
+  // Realm a is down: b and c still recover.
+  realms_[0].process->Kill();
+  ExpectRecovered(Recover("correct horse battery", {2, 1}), sent);
+}
+
+// Wrong guesses count at each realm, and at G the realm destroys its share:
+// LOCKED, and the status reports it.
+TEST_F(ThresholdE2eTest, SharesAreDestroyedAtTheLimit) {
+  StartRealms(1, {"--login-ttl-s", "1"});
+  Register(1, "correct horse battery", /*limit=*/2);
+  auto first = Recover("wrong password", {0});
+  EXPECT_EQ(first.result.status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(first.remaining, std::vector<uint32_t>{1});
+  auto second = Recover("wrong password", {0});
+  EXPECT_EQ(second.remaining, std::vector<uint32_t>{0});
+  // Both logins expire unanswered (the client had no KE3): then LOCKED.
+  for (int i = 0; i < 50; ++i) {
+    if (Status(realms_[0]).status() == vault::v1::RECORD_STATUS_LOCKED) break;
+    usleep(100 * 1000);
+  }
+  EXPECT_EQ(Status(realms_[0]).status(), vault::v1::RECORD_STATUS_LOCKED);
+  auto third = Recover("correct horse battery", {0});
+  EXPECT_EQ(third.result.status.error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  ASSERT_TRUE(third.result.detail.has_value());
+  EXPECT_EQ(third.result.detail->reason(), ErrorDetail::REASON_LOCKED);
+}
+
+// docs/threshold.md, review finding 1: capture Prepare and Commit, lock,
+// Delete, replay -> FAILED_PRECONDITION, status NONE, nothing counted.
+TEST_F(ThresholdE2eTest, ReplayedRegistrationAfterLockAndDeleteIsRefused) {
+  // The default login TTL: the registration tickets are still valid when
+  // replayed, so only the epoch tombstone stands in the way.
+  StartRealms(1);
+  Sent sent = Register(1, "correct horse battery", /*limit=*/1);
+  auto guess = GarbageGuess(realms_[0]);
+  ASSERT_TRUE(guess.detail.has_value());
+  EXPECT_EQ(guess.detail->reason(), ErrorDetail::REASON_LOCKED);
+  ASSERT_EQ(Status(realms_[0]).status(), vault::v1::RECORD_STATUS_LOCKED);
+  ASSERT_TRUE(realms_[0].client->Delete(realms_[0].token).ok());
+  ASSERT_EQ(Status(realms_[0]).status(), vault::v1::RECORD_STATUS_NONE);
+  auto prepare = Prepare(realms_[0], sent.prepares[0]);
+  EXPECT_EQ(prepare.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << prepare.status.error_message();
+  auto commit = Commit(realms_[0], sent.commits[0]);
+  EXPECT_EQ(commit.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  auto st = Status(realms_[0]);
+  EXPECT_EQ(st.status(), vault::v1::RECORD_STATUS_NONE);
+  EXPECT_EQ(st.epoch(), sent.descriptor.epoch);  // the tombstone kept it
+  EXPECT_TRUE(st.commitment().empty());
+  // A fresh registration (higher epoch, new ticket) is accepted.
+  Sent again = Register(1, "another horse battery");
+  ExpectRecovered(Recover("another horse battery", {0}), again);
+}
+
+// Per-realm audience: a token for another realm (or the v2 audience) is
+// refused before anything, and a realm whose audience is not its id does
+// not start.
+TEST_F(ThresholdE2eTest, TokensForAnotherAudienceAreRefused) {
+  StartRealms(2);
+  Realm& a = realms_[0];
+  vault::v1::ThresholdStatusResponse out;
+  a.token = a.process->Token(kAccount, 600, realms_[1].id);
+  EXPECT_EQ(Call(a, &vault::v1::Vault::Stub::ThresholdStatus,
+                 vault::v1::ThresholdStatusRequest(), &out)
+                .status.error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  a.token = a.process->Token(kAccount, 600, "bkv-vault");
+  EXPECT_EQ(Call(a, &vault::v1::Vault::Stub::ThresholdStatus,
+                 vault::v1::ThresholdStatusRequest(), &out)
+                .status.error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  VaultProcess misconfigured;
+  EXPECT_FALSE(misconfigured.Start({"--realm-id", "realm-x"}));
+  EXPECT_NE(misconfigured.log().find("audience"), std::string::npos)
+      << misconfigured.log();
+}
+
+// A realm record is never evaluated through the v2 calls; a recovery that
+// names another realm or another version is refused without counting.
+TEST_F(ThresholdE2eTest, MismatchedCallsAreRefusedUncounted) {
+  StartRealms(1);
+  Register(1, "correct horse battery");
+  auto v2 = realms_[0].client->Recover(realms_[0].token, kAccount,
+                                       "correct horse battery");
+  EXPECT_EQ(v2.result.status.error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  vault::v1::ThresholdRecoverStartRequest req;
+  auto start = realms_[0].client->opaque().GenerateThresholdKE1(
+      SecretBytes::Copy("x"), 1);
+  req.set_ke1(Str(start->ke1s[0].Serialize()));
+  req.set_realm_id("realm-z");
+  req.set_commitment(Status(realms_[0]).commitment());
+  vault::v1::ThresholdRecoverStartResponse resp;
+  auto wrong_realm = Call(
+      realms_[0], &vault::v1::Vault::Stub::ThresholdRecoverStart, req, &resp);
+  EXPECT_EQ(wrong_realm.status.error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  req.set_realm_id(realms_[0].id);
+  req.set_commitment(std::string(32, '\0'));
+  auto wrong_version = Call(
+      realms_[0], &vault::v1::Vault::Stub::ThresholdRecoverStart, req, &resp);
+  EXPECT_EQ(wrong_version.status.error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  ASSERT_TRUE(wrong_version.detail.has_value());
+  EXPECT_EQ(wrong_version.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
+  EXPECT_EQ(Status(realms_[0]).attempts_remaining(), 10u);
+}
+
+// A Prepare the realm cannot verify is refused before anything is stored:
+// the record swapped under a recorded payload, another account's ticket, a
+// descriptor for another realm, a limit above the realm's own.
+TEST_F(ThresholdE2eTest, PrepareRefusesWhatItCannotVerify) {
+  StartRealms(1, {"--attempt-limit", "5"});
+  Realm& r = realms_[0];
+  Sent sent = Register(1, "correct horse battery", /*limit=*/5,
+                       /*commit=*/false, /*send=*/false);
+  auto p = sent.prepares[0];
+  p.set_record(std::string(192, '\x01'));  // another record: context differs
+  EXPECT_EQ(Prepare(r, p).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  p = sent.prepares[0];
+  p.set_payload(p.payload().substr(0, 40));
+  EXPECT_EQ(Prepare(r, p).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  threshold::Descriptor other = sent.descriptor;
+  other.realms[0].realm_id = "realm-z";
+  p = sent.prepares[0];
+  p.set_registration_descriptor(Str(other.Serialize()));
+  auto wrong_realm = Prepare(r, p);
+  EXPECT_EQ(wrong_realm.status.error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  ASSERT_TRUE(wrong_realm.detail.has_value());
+  EXPECT_EQ(wrong_realm.detail->reason(), ErrorDetail::REASON_REALM_MISMATCH);
+  Realm bob{r.id, nullptr, nullptr, r.process->Token("bob", 600, r.id)};
+  bob.client = std::make_unique<TestClient>(r.process->address(),
+                                            r.process->public_key());
+  EXPECT_EQ(Prepare(bob, sent.prepares[0]).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);  // alice's ticket
+  auto st = Status(r);
+  EXPECT_EQ(st.status(), vault::v1::RECORD_STATUS_NONE);
+  EXPECT_EQ(st.epoch(), 0u);  // nothing stored
+  // L = 10 for n = 1 means G = 10, above this realm's limit of 5.
+  Sent high = Register(1, "correct horse battery", /*limit=*/10,
+                       /*commit=*/false, /*send=*/false);
+  auto too_high = Prepare(r, high.prepares[0]);
+  EXPECT_EQ(too_high.status.error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(too_high.status.error_message().find("limit"), std::string::npos);
+  // The untouched Prepare still goes through.
+  EXPECT_TRUE(Prepare(r, sent.prepares[0]).ok());
+}
+
+// Issue 18: the limit cannot be raised by editing one realm's stored limit.
+// The edit makes the record unopenable: nothing is evaluated or counted.
+TEST_F(ThresholdE2eTest, EditingTheStoredLimitMakesTheRecordUnopenable) {
+  StartRealms(1);
+  Register(1, "correct horse battery", /*limit=*/3);
+  VaultProcess& p = *realms_[0].process;
+  realms_[0].client.reset();
+  ASSERT_EQ(p.Stop(), 0);
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(
+        rocksdb::DB::Open(rocksdb::Options(), p.data_dir() + "/records", &raw)
+            .ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    const std::string key =
+        storage::RecordDbKey(storage::DeriveAccountKey(kAccount));
+    std::string v;
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), key, &v).ok());
+    ASSERT_EQ(static_cast<uint8_t>(v[0]), storage::kFormatRealm);
+    ASSERT_EQ(v[12], 3);  // G, the last byte of its u32
+    v[12] = 100;
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, v).ok());
+  }
+  ASSERT_TRUE(p.Start()) << p.log();
+  realms_[0].client = std::make_unique<TestClient>(p.address(), p.public_key());
+  vault::v1::ThresholdStatusResponse out;
+  auto st = Call(realms_[0], &vault::v1::Vault::Stub::ThresholdStatus,
+                 vault::v1::ThresholdStatusRequest(), &out);
+  // The freshness layer sees the unopenable record and refuses the shard
+  // (UNAVAILABLE, STORAGE_ROLLED_BACK); the log says why.
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(p.log().find("is tampered"), std::string::npos);
+  vault::v1::ThresholdRecoverStartRequest req;
+  auto start = realms_[0].client->opaque().GenerateThresholdKE1(
+      SecretBytes::Copy("x"), 1);
+  req.set_ke1(Str(start->ke1s[0].Serialize()));
+  req.set_realm_id(realms_[0].id);
+  vault::v1::ThresholdRecoverStartResponse resp;
+  auto guess = Call(realms_[0], &vault::v1::Vault::Stub::ThresholdRecoverStart,
+                    req, &resp);
+  EXPECT_FALSE(guess.ok());
+  EXPECT_TRUE(resp.ke2().empty());  // nothing evaluated
+}
+
+// Cross-realm replay: realm A's Prepare sent to realm B is refused (A's
+// ticket does not open at B; with B's ticket, A's payload does not open for
+// B's key and nonce). Nothing is stored; the honest Prepares then succeed.
+TEST_F(ThresholdE2eTest, APrepareForOneRealmIsRefusedByAnother) {
+  StartRealms(3);
+  Sent sent = Register(2, "correct horse battery", 10, /*commit=*/false,
+                       /*send=*/false);
+  EXPECT_EQ(Prepare(realms_[1], sent.prepares[0]).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  auto p = sent.prepares[0];
+  p.set_ticket(sent.prepares[1].ticket());
+  p.set_record(sent.prepares[1].record());
+  EXPECT_EQ(Prepare(realms_[1], p).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Status(realms_[1]).epoch(), 0u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(Prepare(realms_[i], sent.prepares[i]).ok()) << i;
+  }
+  // Prepared, not committed: the status round names the pending version.
+  auto pending = Status(realms_[1]);
+  EXPECT_EQ(pending.pending_commitment(), Str(sent.descriptor.Commitment()));
+  EXPECT_TRUE(pending.commitment().empty());
+  EXPECT_EQ(pending.status(), vault::v1::RECORD_STATUS_NONE);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(Commit(realms_[i], sent.commits[i]).ok()) << i;
+  }
+  EXPECT_TRUE(Status(realms_[1]).pending_commitment().empty());
+  ExpectRecovered(Recover("correct horse battery", {0, 2}), sent);
+}
+
+}  // namespace
+}  // namespace bkv::testing
