@@ -25,14 +25,32 @@ EndorserRecoveryLoop::~EndorserRecoveryLoop() {
 }
 
 void EndorserRecoveryLoop::Run() {
+  if (endorser_.officer_recovered()) {
+    Log("warn", "freshness_endorser_officer_recovered",
+        {{"promised_term", absl::StrCat(endorser_.State().promised_term())},
+         {"why", "the security officer's `cluster recover --accept-fewer`"}});
+  }
   if (!endorser_.recovering()) return;
   Log("info", "freshness_endorser_recovering",
       {{"needs", absl::StrCat(endorser_.members().recovery_quorum(), " of ",
                               others_.size(), " other members")},
        {"why", "its token's state may be an old copy (restore, power loss)"}});
   for (int round = 0; !stop_.HasBeenNotified(); ++round) {
+    std::vector<std::string> refused;
     absl::Status s =
-        freshness::RecoveryRound(endorser_, others_, round_timeout_);
+        freshness::RecoveryRound(endorser_, others_, round_timeout_, &refused);
+    // Recovery review finding 1: an answer with an unproven or too high
+    // promise is evidence against its member (same cadence as below).
+    if (s.ok() || round % 20 == 0) {
+      for (const std::string& why : refused) {
+        Log("warn", "freshness_recovery_answer_refused",
+            {{"error", why},
+             {"hint",
+              "a member answered a promise no proposer asked for: "
+              "check that node (docs/rollback.md \"Endorser recovery "
+              "round\")"}});
+      }
+    }
     if (s.ok()) {
       const fresh::v1::EndorserState state = endorser_.State();
       Log("info", "freshness_endorser_recovered",

@@ -52,8 +52,9 @@ absl::Status StartPeerServer(QuorumNode& q) {
   return absl::OkStatus();
 }
 
-// Every other member over gRPC.
-std::vector<std::shared_ptr<freshness::EndorserPeer>> Others(
+}  // namespace
+
+std::vector<std::shared_ptr<freshness::EndorserPeer>> OtherMembers(
     const QuorumSettings& s) {
   std::vector<std::shared_ptr<freshness::EndorserPeer>> peers;
   for (const freshness::Member& m : s.members.all()) {
@@ -63,8 +64,6 @@ std::vector<std::shared_ptr<freshness::EndorserPeer>> Others(
   }
   return peers;
 }
-
-}  // namespace
 
 std::unique_ptr<freshness::QuorumHeadStore> MakeQuorumHeads(QuorumNode& q) {
   std::vector<std::shared_ptr<freshness::EndorserPeer>> peers = q.others;
@@ -149,7 +148,13 @@ void QuorumNode::RenderMetrics(
       "recovery query (docs/rollback.md \"Endorser recovery round\").\n"
       "# TYPE bkv_freshness_endorser_recovering gauge\n"
       "bkv_freshness_endorser_recovering ",
-      endorser->recovering() ? 1 : 0, "\n");
+      endorser->recovering() ? 1 : 0,
+      "\n# HELP bkv_freshness_endorser_officer_recovered 1: this start "
+      "trusted the security officer's `cluster recover --accept-fewer` "
+      "instead of a full recovery round (audit).\n"
+      "# TYPE bkv_freshness_endorser_officer_recovered gauge\n"
+      "bkv_freshness_endorser_officer_recovered ",
+      endorser->officer_recovered() ? 1 : 0, "\n");
   if (owner_heads == nullptr) return;
   const freshness::QuorumHeadStore::Stats q = owner_heads->stats();
   absl::StrAppend(
@@ -175,7 +180,7 @@ absl::StatusOr<std::unique_ptr<QuorumNode>> StartQuorumNode(
                                         std::move(token), q->settings.members,
                                         q->settings.node_id));
   BKV_RETURN_IF_ERROR(StartPeerServer(*q));
-  q->others = Others(q->settings);
+  q->others = OtherMembers(q->settings);
   q->recovery = std::make_unique<EndorserRecoveryLoop>(
       *q->endorser, q->others, q->settings.endorse_timeout);
   if (q->settings.owner) q->heads = MakeQuorumHeads(*q);

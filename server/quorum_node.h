@@ -67,6 +67,10 @@ absl::Status NotOwnerError(absl::string_view why);
 // Opens the endorser in `token` (its key must be the members file's for
 // this node), serves it on the peer address and, on the owner, builds the
 // head store over every member. Fails saying what to fix.
+// Every other member over gRPC (mTLS when configured).
+std::vector<std::shared_ptr<freshness::EndorserPeer>> OtherMembers(
+    const QuorumSettings& s);
+
 absl::StatusOr<std::unique_ptr<QuorumNode>> StartQuorumNode(
     QuorumSettings settings, std::shared_ptr<hsm::Pkcs11Hsm> token);
 

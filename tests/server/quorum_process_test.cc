@@ -567,5 +567,55 @@ TEST_F(QuorumProcessTest, OwnerStartWithAnEndorserDownWaitsForIt) {
   EXPECT_EQ(Remaining("pia"), 10u);
 }
 
+// Recovery review finding 2: N = 3, node 3 lost for good, node 2 restarted:
+// it can't hear both others and stays recovering, so counted calls fail
+// UNAVAILABLE without a KE2 (the documented cost). The security officer's
+// `cluster recover --accept-fewer` (vault stopped, SO PIN proven; refused
+// without the flag or with a wrong PIN) accepts the owner's one answer; the
+// next start trusts it once (gauge and log say so) and service comes back.
+TEST_F(QuorumProcessTest, LostMemberThenRestartNeedsTheOfficersOverride) {
+  Register("quinn");
+  ASSERT_EQ(node_[2].Stop(), 0);  // lost for good
+  ASSERT_EQ(node_[1].Stop(), 0);
+  ASSERT_NO_FATAL_FAILURE(StartNode(1));
+  auto r = Guess("quinn");
+  EXPECT_FALSE(r.got_ke2) << "a KE2 with one endorser signing";
+  EXPECT_EQ(r.result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Metric(1, "bkv_freshness_endorser_recovering"), 1);
+  ASSERT_EQ(node_[1].Stop(), 0);
+  const std::string base = "cluster recover --dev --data-dir " +
+                           node_[1].data_dir() + Identity(1) +
+                           " --freshness-endorse-timeout-ms 2000";
+  const std::string pin = " --so-pin-file " + Softhsm(1) + "/so.pin";
+  std::string out;
+  EXPECT_NE(RunVault(base + pin, &out), 0) << "without --accept-fewer: " << out;
+  out.clear();
+  EXPECT_NE(
+      RunVault(base + " --accept-fewer --so-pin-file " + Softhsm(2) + "/so.pin",
+               &out),
+      0)
+      << "another token's SO PIN: " << out;
+  out.clear();
+  ASSERT_EQ(RunVault(base + " --accept-fewer" + pin, &out), 0) << out;
+  EXPECT_NE(out.find("security officer's override"), std::string::npos) << out;
+  ASSERT_NO_FATAL_FAILURE(StartNode(1));
+  EXPECT_EQ(Metric(1, "bkv_freshness_endorser_recovering"), 0);
+  EXPECT_EQ(Metric(1, "bkv_freshness_endorser_officer_recovered"), 1);
+  EXPECT_NE(node_[1].log().find("freshness_endorser_officer_recovered"),
+            std::string::npos);
+  vault::v1::GetStatusResponse status;
+  for (int i = 0; i < 40 && !client_->Status(Token("quinn"), &status).ok();
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  auto back = Guess("quinn", kPassword);
+  EXPECT_TRUE(back.result.ok()) << back.result.status.error_message();
+  // Trusted once: the next restart recovers normally again (and waits).
+  ASSERT_EQ(node_[1].Stop(), 0);
+  ASSERT_NO_FATAL_FAILURE(StartNode(1));
+  EXPECT_EQ(Metric(1, "bkv_freshness_endorser_officer_recovered"), 0);
+  EXPECT_EQ(Metric(1, "bkv_freshness_endorser_recovering"), 1);
+}
+
 }  // namespace
 }  // namespace bkv::testing
