@@ -2,6 +2,8 @@
 
 #include <CLI/CLI.hpp>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -10,7 +12,9 @@
 #include "freshness/endorsement.h"
 #include "freshness/endorser_recovery.h"
 #include "hsm/ake_key_pair.h"
+#include "hsm/anchored_object.h"
 #include "hsm/endorsement_key.h"
+#include "hsm/key_labels.h"
 #include "hsm/pin.h"
 #include "server/build_vault.h"
 #include "server/config.h"
@@ -85,6 +89,44 @@ absl::Status ProveSoPin(const VaultConfig& c, const std::string& so_pin_file) {
   return hsm::Pkcs11Hsm::VerifySoPin(module, c.hsm_token_label, so_pin);
 }
 
+// Recovery review finding 5: a state that can't be read (half of it gone
+// after a crash between its two token writes, a failing MAC, bytes that do
+// not parse) is destroyed, so an empty one can be written. True when it was.
+absl::StatusOr<bool> DestroyBrokenState(
+    const std::shared_ptr<hsm::Pkcs11Hsm>& token) {
+  auto object = hsm::AnchoredObject::Open(token, hsm::kEndorsedLabel,
+                                          hsm::kEndorsedMacLabel);
+  // FailedPrecondition: only one of the two, or extra copies.
+  if (!object.ok() && !absl::IsFailedPrecondition(object.status())) {
+    return object.status();
+  }
+  absl::StatusOr<std::optional<std::vector<uint8_t>>> stored =
+      object.ok() ? (*object)->Read()
+                  : absl::StatusOr<std::optional<std::vector<uint8_t>>>(
+                        object.status());
+  fresh::v1::EndorserState parsed;
+  if (stored.ok() && (!*stored || parsed.ParseFromArray(
+                                      (*stored)->data(),
+                                      static_cast<int>((*stored)->size())))) {
+    return false;  // absent, or sound
+  }
+  Log("warn", "cluster_reset_state_destroying",
+      {{"token", token->Describe()},
+       {"why", stored.ok() ? "the state does not parse"
+                           : std::string(stored.status().message())}});
+  BKV_ASSIGN_OR_RETURN(auto session, token->AcquireSession());
+  for (auto [cls, label] :
+       {std::pair{CKO_DATA, hsm::kEndorsedLabel},
+        std::pair{CKO_SECRET_KEY, hsm::kEndorsedMacLabel}}) {
+    BKV_ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> found,
+                         session.FindObjects(cls, label));
+    for (CK_OBJECT_HANDLE h : found) {
+      BKV_RETURN_IF_ERROR(session.DestroyObject(h));
+    }
+  }
+  return true;
+}
+
 // The security officer's way back for a token whose endorser state is gone:
 // an empty state, which the node's recovery round brings up to date
 // (docs/rollback.md "Endorser recovery round").
@@ -93,6 +135,8 @@ absl::Status ResetState(const VaultConfig& c, const std::string& so_pin_file,
   BKV_RETURN_IF_ERROR(ProveSoPin(c, so_pin_file));
   BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token, OpenNodeToken(c));
   BKV_RETURN_IF_ERROR(hsm::EndorsementKey::Open(token).status());
+  BKV_ASSIGN_OR_RETURN(bool destroyed, DestroyBrokenState(token));
+  if (destroyed) out << "the unreadable endorser state was destroyed\n";
   absl::Status s = freshness::Endorser::CreateState(token);
   if (absl::IsAlreadyExists(s)) {
     return absl::FailedPreconditionError(

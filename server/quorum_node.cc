@@ -154,7 +154,12 @@ void QuorumNode::RenderMetrics(
       "instead of a full recovery round (audit).\n"
       "# TYPE bkv_freshness_endorser_officer_recovered gauge\n"
       "bkv_freshness_endorser_officer_recovered ",
-      endorser->officer_recovered() ? 1 : 0, "\n");
+      endorser->officer_recovered() ? 1 : 0,
+      "\n# HELP bkv_freshness_endorser_fork_evidence 1: this node's recovery "
+      "round found two certificates at one (term, seq) and stopped.\n"
+      "# TYPE bkv_freshness_endorser_fork_evidence gauge\n"
+      "bkv_freshness_endorser_fork_evidence ",
+      recovery != nullptr && recovery->fork_evidence() ? 1 : 0, "\n");
   if (owner_heads == nullptr) return;
   const freshness::QuorumHeadStore::Stats q = owner_heads->stats();
   absl::StrAppend(

@@ -10,6 +10,7 @@
 #include <atomic>
 
 #include "absl/synchronization/notification.h"
+#include "bkv/fresh/v1/endorse.grpc.pb.h"
 #include "client/vault_client.h"
 #include "hsm/key_labels.h"
 #include "hsm/pin.h"
@@ -582,6 +583,8 @@ TEST_F(QuorumProcessTest, LostMemberThenRestartNeedsTheOfficersOverride) {
   EXPECT_FALSE(r.got_ke2) << "a KE2 with one endorser signing";
   EXPECT_EQ(r.result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(Metric(1, "bkv_freshness_endorser_recovering"), 1);
+  const std::string endorser = fresh::v1::Endorser::service_full_name();
+  EXPECT_EQ(VaultHealth(node_[1].address(), endorser), 2) << "NOT_SERVING";
   ASSERT_EQ(node_[1].Stop(), 0);
   const std::string base = "cluster recover --dev --data-dir " +
                            node_[1].data_dir() + Identity(1) +
@@ -601,6 +604,13 @@ TEST_F(QuorumProcessTest, LostMemberThenRestartNeedsTheOfficersOverride) {
   ASSERT_NO_FATAL_FAILURE(StartNode(1));
   EXPECT_EQ(Metric(1, "bkv_freshness_endorser_recovering"), 0);
   EXPECT_EQ(Metric(1, "bkv_freshness_endorser_officer_recovered"), 1);
+  int health = 0;  // bounded: the loop's thread reports it
+  for (int i = 0;
+       i < 50 && (health = VaultHealth(node_[1].address(), endorser)) != 1;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(health, 1) << "SERVING once recovered";
   EXPECT_NE(node_[1].log().find("freshness_endorser_officer_recovered"),
             std::string::npos);
   vault::v1::GetStatusResponse status;
@@ -615,6 +625,53 @@ TEST_F(QuorumProcessTest, LostMemberThenRestartNeedsTheOfficersOverride) {
   ASSERT_NO_FATAL_FAILURE(StartNode(1));
   EXPECT_EQ(Metric(1, "bkv_freshness_endorser_officer_recovered"), 0);
   EXPECT_EQ(Metric(1, "bkv_freshness_endorser_recovering"), 1);
+}
+
+// Recovery review finding 5: a crash between the two token writes of the
+// state's genesis leaves its MAC key without the object. The vault refuses
+// to start; `cluster reset-state` without the SO PIN is refused, with it it
+// destroys the half state and writes an empty one; the node recovers.
+TEST_F(QuorumProcessTest, ResetStateRepairsAHalfWrittenState) {
+  Register("rita");
+  ASSERT_EQ(node_[2].Stop(), 0);
+  {
+    auto dev = hsm::PrepareSoftHsmDir(Softhsm(2), "bkv", "",
+                                      /*allow_create=*/false);
+    ASSERT_TRUE(dev.ok()) << dev.status();
+    auto pin = hsm::ReadPinFile(dev->user_pin_path);
+    ASSERT_TRUE(pin.ok()) << pin.status();
+    hsm::TokenOptions o;
+    o.module_path = dev->module_path;
+    auto token = hsm::Pkcs11Hsm::Open(o, *pin);
+    ASSERT_TRUE(token.ok()) << token.status();
+    auto session = (*token)->AcquireSession();
+    ASSERT_TRUE(session.ok()) << session.status();
+    auto found = session->FindObjects(CKO_DATA, hsm::kEndorsedLabel);
+    ASSERT_TRUE(found.ok()) << found.status();
+    ASSERT_FALSE(found->empty());
+    for (CK_OBJECT_HANDLE h : *found) {
+      ASSERT_TRUE(session->DestroyObject(h).ok());
+    }
+  }
+  EXPECT_FALSE(node_[2].Start(
+      {"--freshness-members-file", members_, "--freshness-node-id", "3"}));
+  const std::string base = "cluster reset-state --dev --data-dir " +
+                           node_[2].data_dir() + Identity(2);
+  std::string out;
+  EXPECT_NE(RunVault(base + " --so-pin-file " + Softhsm(1) + "/so.pin", &out),
+            0)
+      << "another token's SO PIN: " << out;
+  out.clear();
+  ASSERT_EQ(RunVault(base + " --so-pin-file " + Softhsm(2) + "/so.pin", &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("unreadable endorser state was destroyed"),
+            std::string::npos)
+      << out;
+  ASSERT_NO_FATAL_FAILURE(StartNode(2));
+  ASSERT_TRUE(Recovered(2)) << node_[2].log();
+  EXPECT_EQ(HeldSeq(2), HeldSeq(0)) << "did not adopt the newest head";
+  EXPECT_TRUE(Guess("rita").got_ke2);
 }
 
 }  // namespace
