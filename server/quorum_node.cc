@@ -1,5 +1,7 @@
 #include "server/quorum_node.h"
 
+#include <sys/statvfs.h>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -53,6 +55,11 @@ absl::Status StartPeerServer(QuorumNode& q) {
 }
 
 }  // namespace
+
+bool MountedSynchronous(const std::string& dir) {
+  struct statvfs st;
+  return statvfs(dir.c_str(), &st) == 0 && (st.f_flag & ST_SYNCHRONOUS) != 0;
+}
 
 std::vector<std::shared_ptr<freshness::EndorserPeer>> OtherMembers(
     const QuorumSettings& s) {
@@ -159,7 +166,12 @@ void QuorumNode::RenderMetrics(
       "round found two certificates at one (term, seq) and stopped.\n"
       "# TYPE bkv_freshness_endorser_fork_evidence gauge\n"
       "bkv_freshness_endorser_fork_evidence ",
-      recovery != nullptr && recovery->fork_evidence() ? 1 : 0, "\n");
+      recovery != nullptr && recovery->fork_evidence() ? 1 : 0,
+      "\n# HELP bkv_freshness_token_storage_unsynced 1: the SoftHSM token "
+      "directory is not on a filesystem mounted sync (docs/operations.md).\n"
+      "# TYPE bkv_freshness_token_storage_unsynced gauge\n"
+      "bkv_freshness_token_storage_unsynced ",
+      token_storage_unsynced ? 1 : 0, "\n");
   if (owner_heads == nullptr) return;
   const freshness::QuorumHeadStore::Stats q = owner_heads->stats();
   absl::StrAppend(

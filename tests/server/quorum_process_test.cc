@@ -583,6 +583,10 @@ TEST_F(QuorumProcessTest, LostMemberThenRestartNeedsTheOfficersOverride) {
   EXPECT_FALSE(r.got_ke2) << "a KE2 with one endorser signing";
   EXPECT_EQ(r.result.status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(Metric(1, "bkv_freshness_endorser_recovering"), 1);
+  // Finding 3: the test's SoftHSM dir is not mounted sync: a warning.
+  EXPECT_EQ(Metric(1, "bkv_freshness_token_storage_unsynced"), 1);
+  EXPECT_NE(node_[1].log().find("freshness_token_storage_unsynced"),
+            std::string::npos);
   const std::string endorser = fresh::v1::Endorser::service_full_name();
   EXPECT_EQ(VaultHealth(node_[1].address(), endorser), 2) << "NOT_SERVING";
   ASSERT_EQ(node_[1].Stop(), 0);
