@@ -553,10 +553,6 @@ void HoldCertified(EndorserState& out) {
   out.set_held_table(out.certified_table());
 }
 
-}  // namespace
-
-namespace {
-
 // Recovery review finding 1: a heard promise above `base` (the endorser's own
 // promise, the adopted certificate's term) counts only with its proposer's
 // signed request, and at most kMaxStep above `base`.

@@ -171,7 +171,12 @@ void QuorumNode::RenderMetrics(
       "directory is not on a filesystem mounted sync (docs/operations.md).\n"
       "# TYPE bkv_freshness_token_storage_unsynced gauge\n"
       "bkv_freshness_token_storage_unsynced ",
-      token_storage_unsynced ? 1 : 0, "\n");
+      token_storage_unsynced ? 1 : 0,
+      "\n# HELP bkv_freshness_endorser_recover_refused_total Recover queries "
+      "refused (not signed by another member, malformed).\n"
+      "# TYPE bkv_freshness_endorser_recover_refused_total counter\n"
+      "bkv_freshness_endorser_recover_refused_total ",
+      service != nullptr ? service->recover_refused() : 0, "\n");
   if (owner_heads == nullptr) return;
   const freshness::QuorumHeadStore::Stats q = owner_heads->stats();
   absl::StrAppend(

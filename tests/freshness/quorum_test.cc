@@ -854,6 +854,59 @@ TEST_F(QuorumTest, UnprovenPromiseInARecoveryAnswerDoesNotCount) {
   EXPECT_TRUE(granted->granted());
 }
 
+// Recovery review finding 9: two valid certificates at one (term, seq) with
+// different digests (node 2's token signed both) are evidence, not a
+// missing answer: DATA_LOSS naming the head, and the endorser stays
+// recovering (the server's loop stops on it).
+TEST_F(QuorumTest, TwoCertificatesAtOneHeadAreForkEvidence) {
+  auto reopened = Endorser::Open(tokens_[0], *members_, 1);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  Endorser& r = **reopened;
+  auto ask = r.AskRecovery();
+  ASSERT_TRUE(ask.ok());
+  std::vector<std::unique_ptr<hsm::EndorsementKey>> keys;
+  for (int i = 0; i < kNodes; ++i) {
+    auto k = hsm::EndorsementKey::Open(tokens_[i]);
+    ASSERT_TRUE(k.ok()) << k.status();
+    keys.push_back(*std::move(k));
+  }
+  // A certificate of Table(1, fill) at term 1 by `signers` (node ids).
+  auto cert = [&](uint8_t fill, std::vector<uint32_t> signers) {
+    Certificate c;
+    c.mutable_head()->set_term(1);
+    c.mutable_head()->set_seq(1);
+    c.mutable_head()->set_prev_digest(std::string(32, '\0'));
+    c.mutable_head()->set_digest(DigestBytes(TableDigest(Table(1, fill))));
+    for (uint32_t id : signers) {
+      auto sig =
+          keys[id - 1]->Sign(Statement(members_->digest(), id, c.head()));
+      EXPECT_TRUE(sig.ok());
+      auto* e = c.add_endorsements();
+      e->set_node_id(id);
+      e->set_signature(std::string(sig->begin(), sig->end()));
+    }
+    return c;
+  };
+  auto answer = [&](uint32_t id, Certificate c, uint8_t fill) {
+    fresh::v1::RecoverResponse a;
+    a.set_node_id(id);
+    a.set_promised_term(1);
+    *a.mutable_newest_certificate() = std::move(c);
+    a.set_certified_table(EncodeHeadsString(Table(1, fill)));
+    auto sig = keys[id - 1]->Sign(
+        RecoverAnswerStatement(members_->digest(), 1, ask->nonce(), a));
+    EXPECT_TRUE(sig.ok());
+    a.set_signature(std::string(sig->begin(), sig->end()));
+    return a;
+  };
+  absl::Status s =
+      r.FinishRecovery(*ask, {answer(2, cert(0xa1, {1, 2}), 0xa1),
+                              answer(3, cert(0xb1, {2, 3}), 0xb1)});
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_NE(s.message().find("a member signed twice"), std::string::npos) << s;
+  EXPECT_TRUE(r.recovering());
+}
+
 // Quorum review finding 1(c): a token with its endorsement key whose state
 // object (and its MAC key) is gone does not start from nothing; the
 // security officer's reset gives an empty state, which the round brings up

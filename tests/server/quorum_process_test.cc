@@ -678,5 +678,30 @@ TEST_F(QuorumProcessTest, ResetStateRepairsAHalfWrittenState) {
   EXPECT_TRUE(Guess("rita").got_ke2);
 }
 
+// Recovery review finding 8: a Recover query not signed by another member
+// (a forged one, one in the answerer's own name) is PERMISSION_DENIED as
+// documented, counted, and not logged (no log flood from the peer port).
+TEST_F(QuorumProcessTest, RefusedRecoverQueriesAreCountedNotLogged) {
+  auto stub = fresh::v1::Endorser::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(peer_[1]),
+                          grpc::InsecureChannelCredentials()));
+  for (uint32_t id : {1u, 2u}) {  // node 1's name (forged), node 2's own
+    fresh::v1::RecoverRequest q;
+    q.set_node_id(id);
+    q.set_nonce(std::string(32, 'n'));
+    q.set_signature(std::string(64, '\0'));
+    fresh::v1::RecoverResponse a;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+    grpc::Status st = stub->Recover(&ctx, q, &a);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+        << id << ": " << st.error_message();
+  }
+  EXPECT_EQ(Metric(1, "bkv_freshness_endorser_recover_refused_total"), 2);
+  EXPECT_EQ(node_[1].log().find("endorse_failed"), std::string::npos)
+      << node_[1].log();
+}
+
 }  // namespace
 }  // namespace bkv::testing
