@@ -202,20 +202,34 @@ absl::StatusOr<uint64_t> NextTermOf(const Members& members, uint32_t node,
       absl::StrCat("no owner term above ", above, " is left for node ", node));
 }
 
-std::vector<uint8_t> RequestStatement(const Digest& members,
-                                      const EndorseRequest& r) {
+namespace {
+
+std::string TableSha256(const std::string& table) {
+  Digest d;
+  crypto_hash_sha256(d.data(), reinterpret_cast<const uint8_t*>(table.data()),
+                     table.size());
+  return std::string(d.begin(), d.end());
+}
+
+std::vector<uint8_t> EndorseStatement(const Digest& members, uint64_t term,
+                                      const std::string& prev_digest,
+                                      const std::string& table_sha256) {
   std::vector<uint8_t> out;
   Put(out, kRequestContext);
   Put(out, members);
   out.push_back(kEndorseKind);
-  PutBigEndian(out, r.term(), 8);
-  Put(out, r.prev_digest());
-  Digest table;
-  crypto_hash_sha256(table.data(),
-                     reinterpret_cast<const uint8_t*>(r.next_table().data()),
-                     r.next_table().size());
-  Put(out, table);
+  PutBigEndian(out, term, 8);
+  Put(out, prev_digest);
+  Put(out, table_sha256);
   return out;
+}
+
+}  // namespace
+
+std::vector<uint8_t> RequestStatement(const Digest& members,
+                                      const EndorseRequest& r) {
+  return EndorseStatement(members, r.term(), r.prev_digest(),
+                          TableSha256(r.next_table()));
 }
 
 std::vector<uint8_t> PrepareStatement(const Digest& members, uint64_t term) {
@@ -264,6 +278,28 @@ std::vector<uint8_t> RecoverAnswerStatement(
   Put(out, c.prev_digest().empty() ? ZeroDigest() : c.prev_digest());
   Put(out, c.digest().empty() ? ZeroDigest() : c.digest());
   return out;
+}
+
+absl::Status VerifyPromiseProof(const Members& members, uint64_t term,
+                                const fresh::v1::PromiseProof& p) {
+  std::vector<uint8_t> statement;
+  if (p.term() != term) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("the promise of term ", term,
+                     " comes with a proof of term ", p.term()));
+  }
+  if (p.kind() == kPrepareKind) {
+    statement = PrepareStatement(members.digest(), term);
+  } else if (p.kind() == kEndorseKind && p.prev_digest().size() == 32 &&
+             p.next_table_sha256().size() == 32) {
+    statement = EndorseStatement(members.digest(), term, p.prev_digest(),
+                                 p.next_table_sha256());
+  } else {
+    return absl::PermissionDeniedError(
+        absl::StrCat("the promise of term ", term, " has no proof"));
+  }
+  return VerifyBy(members, ProposerOf(members, term), p.proposer_signature(),
+                  statement);
 }
 
 absl::Status VerifyEndorsement(const Members& members, const HeadRef& head,
@@ -395,6 +431,12 @@ absl::StatusOr<EndorserState> DecideEndorse(const Members& members,
   }
   EndorserState out = state;
   out.set_promised_term(request.term());
+  fresh::v1::PromiseProof* proof = out.mutable_promise_proof();
+  proof->set_kind(kEndorseKind);
+  proof->set_term(request.term());
+  proof->set_prev_digest(request.prev_digest());
+  proof->set_next_table_sha256(TableSha256(bytes));
+  proof->set_proposer_signature(request.proposer_signature());
   out.set_held_term(request.term());
   out.set_held_prev_digest(request.prev_digest());
   out.set_held_table(bytes);
@@ -418,6 +460,11 @@ absl::StatusOr<EndorserState> DecidePrepare(
   }
   EndorserState out = state;
   out.set_promised_term(r.term());
+  fresh::v1::PromiseProof* proof = out.mutable_promise_proof();
+  proof->Clear();
+  proof->set_kind(kPrepareKind);
+  proof->set_term(r.term());
+  proof->set_proposer_signature(r.proposer_signature());
   return out;
 }
 
@@ -496,11 +543,35 @@ absl::Status AdoptNewer(EndorserState& out, const Certificate& cert,
 void HoldCertified(EndorserState& out) {
   if (!out.has_newest_certificate()) return;
   const HeadRef& c = out.newest_certificate().head();
-  out.set_promised_term(std::max(out.promised_term(), c.term()));
+  if (c.term() > out.promised_term()) {
+    out.set_promised_term(c.term());  // the certificate proves it
+    out.clear_promise_proof();
+  }
   if (NotOlder(HeldHead(out), c)) return;
   out.set_held_term(c.term());
   out.set_held_prev_digest(c.prev_digest());
   out.set_held_table(out.certified_table());
+}
+
+// Recovery review finding 1: a heard promise above `base` (the endorser's own
+// promise, the adopted certificate's term) counts only with its proposer's
+// signed request, and at most kMaxStep above `base`.
+absl::Status CheckHeardPromise(const Members& members, uint64_t base,
+                               const fresh::v1::RecoverResponse& a) {
+  const uint64_t t = a.promised_term();
+  if (t <= base) return absl::OkStatus();
+  if (TooFar(t, base)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("member ", a.node_id(), " answered promise ", t,
+                     ", more than 2^32 above ", base, " (not counted)"));
+  }
+  if (absl::Status s = VerifyPromiseProof(members, t, a.promise_proof());
+      !s.ok()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "member ", a.node_id(), " answered promise ", t,
+        " without a valid proof: ", s.message(), " (not counted)"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -508,7 +579,8 @@ void HoldCertified(EndorserState& out) {
 absl::StatusOr<EndorserState> DecideRecovery(
     const Members& members, uint32_t self, const EndorserState& state,
     const std::string& nonce,
-    const std::vector<fresh::v1::RecoverResponse>& answers) {
+    const std::vector<fresh::v1::RecoverResponse>& answers,
+    std::vector<std::string>* refused, std::optional<size_t> needed) {
   EndorserState out = state;
   std::vector<const fresh::v1::RecoverResponse*> valid;
   std::set<uint32_t> ids;
@@ -523,17 +595,21 @@ absl::StatusOr<EndorserState> DecideRecovery(
           AdoptNewer(out, a.newest_certificate(), a.certified_table()));
     }
   }
-  // A promise more than kMaxStep above everything certified is a lying
-  // member's (finding 5): it does not count, and can't spend the term space.
   const uint64_t base =
       std::max(state.promised_term(), out.newest_certificate().head().term());
   size_t heard = 0;
   for (const fresh::v1::RecoverResponse* a : valid) {
-    if (TooFar(a->promised_term(), base) && a->promised_term() > base) continue;
+    if (absl::Status s = CheckHeardPromise(members, base, *a); !s.ok()) {
+      if (refused != nullptr) refused->emplace_back(s.message());
+      continue;
+    }
     ++heard;
-    out.set_promised_term(std::max(out.promised_term(), a->promised_term()));
+    if (a->promised_term() > out.promised_term()) {
+      out.set_promised_term(a->promised_term());
+      *out.mutable_promise_proof() = a->promise_proof();
+    }
   }
-  if (heard < members.recovery_quorum()) {
+  if (heard < needed.value_or(members.recovery_quorum())) {
     return absl::UnavailableError(
         absl::StrCat(RecoveringMessage(members), " (", heard, " answered)"));
   }
@@ -571,9 +647,20 @@ absl::StatusOr<std::unique_ptr<Endorser>> Endorser::Open(
     return absl::DataLossError(
         absl::StrCat(token->Describe(), ": the endorser state does not parse"));
   }
-  return std::unique_ptr<Endorser>(
+  auto e = std::unique_ptr<Endorser>(
       new Endorser(std::move(object), std::move(key), std::move(members),
                    node_id, std::move(state)));
+  {
+    absl::MutexLock lock(&e->mu_);
+    if (e->state_.officer_recovered()) {  // once: cleared before it serves
+      EndorserState next = e->state_;
+      next.clear_officer_recovered();
+      BKV_RETURN_IF_ERROR(e->Store(next));
+      e->recovering_ = false;
+      e->officer_recovered_ = true;
+    }
+  }
+  return e;
 }
 
 absl::Status Endorser::CreateState(std::shared_ptr<hsm::Pkcs11Hsm> token) {
@@ -607,7 +694,10 @@ absl::StatusOr<fresh::v1::RecoverRequest> Endorser::AskRecovery() const {
 
 absl::StatusOr<fresh::v1::RecoverResponse> Endorser::AnswerRecovery(
     const fresh::v1::RecoverRequest& request) const {
-  if (request.nonce().size() != kNonceSize || request.node_id() == node_id_) {
+  if (request.node_id() == node_id_) {  // as documented (review finding 8)
+    return absl::PermissionDeniedError("recover: a query in this node's name");
+  }
+  if (request.nonce().size() != kNonceSize) {
     return absl::InvalidArgumentError("recover: malformed query");
   }
   BKV_RETURN_IF_ERROR(
@@ -619,6 +709,9 @@ absl::StatusOr<fresh::v1::RecoverResponse> Endorser::AnswerRecovery(
   {
     absl::MutexLock lock(&mu_);  // the stored state: nothing heard since
     a.set_promised_term(state_.promised_term());
+    if (state_.has_promise_proof()) {
+      *a.mutable_promise_proof() = state_.promise_proof();
+    }
     if (state_.has_newest_certificate()) {
       *a.mutable_newest_certificate() = state_.newest_certificate();
       a.set_certified_table(state_.certified_table());
@@ -633,15 +726,30 @@ absl::StatusOr<fresh::v1::RecoverResponse> Endorser::AnswerRecovery(
 
 absl::Status Endorser::FinishRecovery(
     const fresh::v1::RecoverRequest& asked,
-    const std::vector<fresh::v1::RecoverResponse>& answers) {
+    const std::vector<fresh::v1::RecoverResponse>& answers,
+    std::vector<std::string>* refused) {
   absl::MutexLock lock(&mu_);
   if (!recovering_) return absl::OkStatus();
-  BKV_ASSIGN_OR_RETURN(
-      EndorserState next,
-      DecideRecovery(members_, node_id_, state_, asked.nonce(), answers));
+  BKV_ASSIGN_OR_RETURN(EndorserState next,
+                       DecideRecovery(members_, node_id_, state_, asked.nonce(),
+                                      answers, refused));
   if (next.SerializeAsString() != state_.SerializeAsString()) {
     BKV_RETURN_IF_ERROR(Store(next));
   }
+  recovering_ = false;
+  return absl::OkStatus();
+}
+
+absl::Status Endorser::AcceptFewer(
+    const fresh::v1::RecoverRequest& asked,
+    const std::vector<fresh::v1::RecoverResponse>& answers,
+    std::vector<std::string>* refused) {
+  absl::MutexLock lock(&mu_);
+  BKV_ASSIGN_OR_RETURN(EndorserState next,
+                       DecideRecovery(members_, node_id_, state_, asked.nonce(),
+                                      answers, refused, size_t{1}));
+  next.set_officer_recovered(true);
+  BKV_RETURN_IF_ERROR(Store(next));
   recovering_ = false;
   return absl::OkStatus();
 }

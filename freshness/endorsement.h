@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -94,6 +95,10 @@ std::vector<uint8_t> RecoverAskStatement(const Digest& members, uint32_t node,
 std::vector<uint8_t> RecoverAnswerStatement(
     const Digest& members, uint32_t requester, const std::string& nonce,
     const fresh::v1::RecoverResponse& answer);
+// OK iff `p` is the proposer-signed request (Prepare or Endorse) of `term`
+// by ProposerOf(term): what set an endorser's promise to `term`.
+absl::Status VerifyPromiseProof(const Members& members, uint64_t term,
+                                const fresh::v1::PromiseProof& p);
 // A term or seq may step at most this far above the current one (review
 // finding 5: no jump to the end of the number space).
 inline constexpr uint64_t kMaxStep = uint64_t{1} << 32;
@@ -137,11 +142,16 @@ absl::StatusOr<fresh::v1::EndorserState> DecideCommit(
 // the newest valid certificate (held too, when newer than the held head) of
 // at least members.recovery_quorum() valid answers to `nonce` from distinct
 // other members. Unavailable (how many answered) with fewer; DataLoss for
-// two certificates at one (term, seq) with different digests.
+// two certificates at one (term, seq) with different digests. A promise
+// above the own one and the adopted certificate's term counts only with a
+// valid proof (VerifyPromiseProof) within kMaxStep; otherwise the answer is
+// not counted and why is appended to `refused` (evidence against a member).
 absl::StatusOr<fresh::v1::EndorserState> DecideRecovery(
     const Members& members, uint32_t self,
     const fresh::v1::EndorserState& state, const std::string& nonce,
-    const std::vector<fresh::v1::RecoverResponse>& answers);
+    const std::vector<fresh::v1::RecoverResponse>& answers,
+    std::vector<std::string>* refused = nullptr,
+    std::optional<size_t> needed = std::nullopt);
 
 // One node's endorser: the rules over the state in its token, signing with
 // its endorsement key. The state is in the token before any answer leaves.
@@ -170,7 +180,18 @@ class Endorser {
   // is in the token and the endorser answers again.
   absl::Status FinishRecovery(
       const fresh::v1::RecoverRequest& asked,
-      const std::vector<fresh::v1::RecoverResponse>& answers);
+      const std::vector<fresh::v1::RecoverResponse>& answers,
+      std::vector<std::string>* refused = nullptr);
+  // The security officer's override (`cluster recover --accept-fewer`,
+  // recovery review finding 2): as FinishRecovery with at least one valid
+  // answer instead of recovery_quorum(); the state is marked
+  // officer_recovered, so the next Open trusts it once.
+  absl::Status AcceptFewer(
+      const fresh::v1::RecoverRequest& asked,
+      const std::vector<fresh::v1::RecoverResponse>& answers,
+      std::vector<std::string>* refused);
+  // This open consumed an officer_recovered mark (it did not recover).
+  bool officer_recovered() const { return officer_recovered_; }
 
   // A fenced request gets a signed refusal instead of an endorsement.
   absl::StatusOr<fresh::v1::EndorseResponse> Endorse(
@@ -213,6 +234,7 @@ class Endorser {
   fresh::v1::EndorserState state_ ABSL_GUARDED_BY(mu_);
   bool recovering_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> state_writes_{0};
+  bool officer_recovered_ = false;
 };
 
 }  // namespace bkv::freshness

@@ -11,8 +11,9 @@ namespace bkv::freshness {
 
 absl::Status RecoveryRound(
     Endorser& self, const std::vector<std::shared_ptr<EndorserPeer>>& others,
-    absl::Duration timeout) {
-  if (!self.recovering()) return absl::OkStatus();
+    absl::Duration timeout, std::vector<std::string>* refused,
+    bool accept_fewer) {
+  if (!accept_fewer && !self.recovering()) return absl::OkStatus();
   BKV_ASSIGN_OR_RETURN(fresh::v1::RecoverRequest ask, self.AskRecovery());
   // Every answer is wanted (each one more tolerates one more forgetful
   // token); the round needs members().recovery_quorum() of them.
@@ -25,7 +26,8 @@ absl::Status RecoveryRound(
         });
   }
   auto [answers, errors] = round->Wait(timeout);
-  absl::Status s = self.FinishRecovery(ask, answers);
+  absl::Status s = accept_fewer ? self.AcceptFewer(ask, answers, refused)
+                                : self.FinishRecovery(ask, answers, refused);
   if (s.ok() || errors.empty()) return s;
   return absl::Status(
       s.code(),

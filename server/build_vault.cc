@@ -393,6 +393,16 @@ absl::Status BuildQuorum(const VaultConfig& c, VaultNode& n) {
   auto quorum = StartQuorumNode(*std::move(settings), n.token);
   BKV_BUILD_STEP("quorum_unavailable", quorum.status());
   n.quorum = *std::move(quorum);
+  // Recovery review finding 3: a warning, not a refusal (tests, laptops).
+  if (n.options.dev && !MountedSynchronous(n.options.softhsm_dir)) {
+    n.quorum->token_storage_unsynced = true;
+    Log("warn", "freshness_token_storage_unsynced",
+        {{"dir", n.options.softhsm_dir},
+         {"hint", "SoftHSM does not fsync: mount the token directory sync "
+                  "(or use a real HSM); after a power loss of more than half "
+                  "the nodes, treat it as a storage restore "
+                  "(docs/operations.md)"}});
+  }
   if (n.quorum->heads != nullptr) return absl::OkStatus();
   if (c.ElectsOwner()) return BuildElected(n);
   n.standby = MakeStandbyRecordStore();

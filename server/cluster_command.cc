@@ -2,19 +2,25 @@
 
 #include <CLI/CLI.hpp>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "crypto/hex.h"
 #include "crypto/status_macros.h"
 #include "freshness/endorsement.h"
+#include "freshness/endorser_recovery.h"
 #include "hsm/ake_key_pair.h"
+#include "hsm/anchored_object.h"
 #include "hsm/endorsement_key.h"
+#include "hsm/key_labels.h"
 #include "hsm/pin.h"
 #include "server/build_vault.h"
 #include "server/config.h"
 #include "server/log.h"
 #include "server/quorum_config.h"
+#include "server/quorum_node.h"
 
 namespace bkv::server {
 namespace {
@@ -71,22 +77,66 @@ absl::Status Digest(const VaultConfig& c, std::ostream& out) {
   return absl::OkStatus();
 }
 
+// The security officer's PIN proven on this node's token, before the user
+// login (one user type per process).
+absl::Status ProveSoPin(const VaultConfig& c, const std::string& so_pin_file) {
+  if (so_pin_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--so-pin-file is required: a security officer's ceremony");
+  }
+  BKV_ASSIGN_OR_RETURN(SecretBytes so_pin, hsm::ReadPinFile(so_pin_file));
+  BKV_ASSIGN_OR_RETURN(std::string module, TokenModulePath(c));
+  return hsm::Pkcs11Hsm::VerifySoPin(module, c.hsm_token_label, so_pin);
+}
+
+// Recovery review finding 5: a state that can't be read (half of it gone
+// after a crash between its two token writes, a failing MAC, bytes that do
+// not parse) is destroyed, so an empty one can be written. True when it was.
+absl::StatusOr<bool> DestroyBrokenState(
+    const std::shared_ptr<hsm::Pkcs11Hsm>& token) {
+  auto object = hsm::AnchoredObject::Open(token, hsm::kEndorsedLabel,
+                                          hsm::kEndorsedMacLabel);
+  // FailedPrecondition: only one of the two, or extra copies.
+  if (!object.ok() && !absl::IsFailedPrecondition(object.status())) {
+    return object.status();
+  }
+  absl::StatusOr<std::optional<std::vector<uint8_t>>> stored =
+      object.ok() ? (*object)->Read()
+                  : absl::StatusOr<std::optional<std::vector<uint8_t>>>(
+                        object.status());
+  fresh::v1::EndorserState parsed;
+  if (stored.ok() && (!*stored || parsed.ParseFromArray(
+                                      (*stored)->data(),
+                                      static_cast<int>((*stored)->size())))) {
+    return false;  // absent, or sound
+  }
+  Log("warn", "cluster_reset_state_destroying",
+      {{"token", token->Describe()},
+       {"why", stored.ok() ? "the state does not parse"
+                           : std::string(stored.status().message())}});
+  BKV_ASSIGN_OR_RETURN(auto session, token->AcquireSession());
+  for (auto [cls, label] :
+       {std::pair{CKO_DATA, hsm::kEndorsedLabel},
+        std::pair{CKO_SECRET_KEY, hsm::kEndorsedMacLabel}}) {
+    BKV_ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> found,
+                         session.FindObjects(cls, label));
+    for (CK_OBJECT_HANDLE h : found) {
+      BKV_RETURN_IF_ERROR(session.DestroyObject(h));
+    }
+  }
+  return true;
+}
+
 // The security officer's way back for a token whose endorser state is gone:
 // an empty state, which the node's recovery round brings up to date
 // (docs/rollback.md "Endorser recovery round").
 absl::Status ResetState(const VaultConfig& c, const std::string& so_pin_file,
                         std::ostream& out) {
-  if (so_pin_file.empty()) {
-    return absl::InvalidArgumentError(
-        "--so-pin-file is required: the security officer resets the state");
-  }
-  BKV_ASSIGN_OR_RETURN(SecretBytes so_pin, hsm::ReadPinFile(so_pin_file));
-  BKV_ASSIGN_OR_RETURN(std::string module, TokenModulePath(c));
-  // Before the user login below: one user type per process.
-  BKV_RETURN_IF_ERROR(
-      hsm::Pkcs11Hsm::VerifySoPin(module, c.hsm_token_label, so_pin));
+  BKV_RETURN_IF_ERROR(ProveSoPin(c, so_pin_file));
   BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token, OpenNodeToken(c));
   BKV_RETURN_IF_ERROR(hsm::EndorsementKey::Open(token).status());
+  BKV_ASSIGN_OR_RETURN(bool destroyed, DestroyBrokenState(token));
+  if (destroyed) out << "the unreadable endorser state was destroyed\n";
   absl::Status s = freshness::Endorser::CreateState(token);
   if (absl::IsAlreadyExists(s)) {
     return absl::FailedPreconditionError(
@@ -103,19 +153,58 @@ absl::Status ResetState(const VaultConfig& c, const std::string& so_pin_file,
   return absl::OkStatus();
 }
 
+// Recovery review finding 2: with a member lost for good (N = 3), a
+// restarted survivor can never hear k others. The security officer accepts
+// the answers there are (at least one), audited; the risk (a second
+// forgetful token goes unnoticed) is in docs/operations.md.
+absl::Status Recover(const VaultConfig& c, const std::string& so_pin_file,
+                     bool accept_fewer, std::ostream& out) {
+  if (!accept_fewer) {
+    return absl::InvalidArgumentError(
+        "--accept-fewer is required: every start recovers by itself; this "
+        "override is for a member lost for good (docs/operations.md)");
+  }
+  BKV_RETURN_IF_ERROR(ProveSoPin(c, so_pin_file));
+  BKV_ASSIGN_OR_RETURN(QuorumSettings q, LoadQuorumSettings(c));
+  BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token, OpenNodeToken(c));
+  BKV_ASSIGN_OR_RETURN(auto endorser,
+                       freshness::Endorser::Open(token, q.members, q.node_id));
+  std::vector<std::string> refused;
+  absl::Status s = freshness::RecoveryRound(*endorser, OtherMembers(q),
+                                            q.endorse_timeout, &refused, true);
+  for (const std::string& why : refused) out << "not counted: " << why << "\n";
+  BKV_RETURN_IF_ERROR(s);
+  const fresh::v1::EndorserState state = endorser->State();
+  const std::string seq = absl::StrCat(freshness::HeldHead(state).seq());
+  Log("warn", "cluster_recover_accept_fewer",
+      {{"token", token->Describe()},
+       {"promised_term", absl::StrCat(state.promised_term())},
+       {"held_seq", seq},
+       {"normally_needs", absl::StrCat(q.members.recovery_quorum())},
+       {"risk",
+        "a second forgetful token among the answerers goes unnoticed"}});
+  out << "endorser state recovered from fewer answers than "
+      << q.members.recovery_quorum() << " (security officer's override): "
+      << "promised term " << state.promised_term() << ", held seq " << seq
+      << "; start this node's vault now: its next start trusts this state "
+         "once\n";
+  return absl::OkStatus();
+}
+
 // `cluster <sub>`: its run on the settings serve's flags give.
 int RunCluster(const std::string& sub, const ConfigArgs& args,
-               const std::string& so_pin_file, Io io) {
+               const std::string& so_pin_file, bool accept_fewer, Io io) {
   auto config = LoadParsedConfig(args);
   if (!config.ok()) {
     io.err << "bkv-vault cluster " << sub << ": " << config.status().message()
            << "\n";
     return kExitUsage;
   }
-  absl::Status s = sub == "digest" ? Digest(*config, io.out)
-                   : sub == "reset-state"
-                       ? ResetState(*config, so_pin_file, io.out)
-                       : KeyGen(*config, sub == "keygen", io.out);
+  absl::Status s =
+      sub == "digest"        ? Digest(*config, io.out)
+      : sub == "reset-state" ? ResetState(*config, so_pin_file, io.out)
+      : sub == "recover" ? Recover(*config, so_pin_file, accept_fewer, io.out)
+                         : KeyGen(*config, sub == "keygen", io.out);
   if (!s.ok()) {
     io.err << "bkv-vault cluster " << sub << ": " << s.message() << "\n";
     return kExitFailed;
@@ -153,17 +242,31 @@ void RegisterClusterCommands(VaultCli& cli) {
        "endorser state (the vault refuses to start, \"the endorser state is "
        "gone\"). The node then recovers its state from the other members "
        "(docs/operations.md \"An endorser whose state is gone\")."},
+      {"recover", "finish this node's recovery with fewer answers (SO PIN)",
+       "With the node's vault stopped, --accept-fewer and the security "
+       "officer's PIN: runs the recovery round against the other members and "
+       "accepts it with at least one valid answer instead of N - floor(N/2) "
+       "(a member lost for good with N = 3); the next start of the vault "
+       "trusts the result once. Risk: a second forgetful token among the "
+       "answerers goes unnoticed (docs/operations.md \"A member lost for "
+       "good\")."},
   };
   for (const Sub& sub : kSubs) {
     auto args = std::make_shared<ConfigArgs>();
     auto so_pin_file = std::make_shared<std::string>();
+    auto accept_fewer = std::make_shared<bool>(false);
     const std::string name = sub.name;
     CLI::App* cmd = cli.Add(*cluster, sub.name, sub.summary, sub.details,
-                            [args, so_pin_file, name](Io io) {
-                              return RunCluster(name, *args, *so_pin_file, io);
+                            [args, so_pin_file, accept_fewer, name](Io io) {
+                              return RunCluster(name, *args, *so_pin_file,
+                                                *accept_fewer, io);
                             });
     AddConfigFlags(*cmd, *args);
-    if (name == "reset-state") {
+    if (name == "recover") {
+      cmd->add_flag("--accept-fewer", *accept_fewer,
+                    "accept fewer answers than the round needs (audited)");
+    }
+    if (name == "reset-state" || name == "recover") {
       cli.Value(cmd, "--so-pin-file", *so_pin_file, "FILE",
                 "the token's security-officer PIN (mode 0600)")
           ->required();

@@ -61,6 +61,12 @@ grpc::Status EndorserService::Recover(grpc::ServerContext* /*ctx*/,
                                       fresh::v1::RecoverResponse* response) {
   auto r = endorser_.AnswerRecovery(*request);
   if (r.ok()) *response = *std::move(r);
+  if (absl::IsPermissionDenied(r.status()) ||
+      absl::IsInvalidArgument(r.status())) {
+    ++recover_refused_;
+    return grpc::Status(static_cast<grpc::StatusCode>(r.status().code()),
+                        std::string(r.status().message()));
+  }
   return ToGrpc("Recover", r.status());
 }
 

@@ -3,6 +3,7 @@
 
 #include <grpcpp/security/credentials.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -32,9 +33,13 @@ class EndorserService final : public fresh::v1::Endorser::Service {
   grpc::Status Recover(grpc::ServerContext* ctx,
                        const fresh::v1::RecoverRequest* request,
                        fresh::v1::RecoverResponse* response) override;
+  // Recover queries refused (not a member's, malformed): counted, not
+  // logged, so the peer port can't flood the log (recovery review finding 8).
+  uint64_t recover_refused() const { return recover_refused_.load(); }
 
  private:
   freshness::Endorser& endorser_;
+  std::atomic<uint64_t> recover_refused_{0};
 };
 
 // Another node's endorser over gRPC: asynchronous calls on a completion

@@ -1,5 +1,7 @@
 #include "server/quorum_node.h"
 
+#include <sys/statvfs.h>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -52,8 +54,14 @@ absl::Status StartPeerServer(QuorumNode& q) {
   return absl::OkStatus();
 }
 
-// Every other member over gRPC.
-std::vector<std::shared_ptr<freshness::EndorserPeer>> Others(
+}  // namespace
+
+bool MountedSynchronous(const std::string& dir) {
+  struct statvfs st;
+  return statvfs(dir.c_str(), &st) == 0 && (st.f_flag & ST_SYNCHRONOUS) != 0;
+}
+
+std::vector<std::shared_ptr<freshness::EndorserPeer>> OtherMembers(
     const QuorumSettings& s) {
   std::vector<std::shared_ptr<freshness::EndorserPeer>> peers;
   for (const freshness::Member& m : s.members.all()) {
@@ -63,8 +71,6 @@ std::vector<std::shared_ptr<freshness::EndorserPeer>> Others(
   }
   return peers;
 }
-
-}  // namespace
 
 std::unique_ptr<freshness::QuorumHeadStore> MakeQuorumHeads(QuorumNode& q) {
   std::vector<std::shared_ptr<freshness::EndorserPeer>> peers = q.others;
@@ -149,7 +155,28 @@ void QuorumNode::RenderMetrics(
       "recovery query (docs/rollback.md \"Endorser recovery round\").\n"
       "# TYPE bkv_freshness_endorser_recovering gauge\n"
       "bkv_freshness_endorser_recovering ",
-      endorser->recovering() ? 1 : 0, "\n");
+      endorser->recovering() ? 1 : 0,
+      "\n# HELP bkv_freshness_endorser_officer_recovered 1: this start "
+      "trusted the security officer's `cluster recover --accept-fewer` "
+      "instead of a full recovery round (audit).\n"
+      "# TYPE bkv_freshness_endorser_officer_recovered gauge\n"
+      "bkv_freshness_endorser_officer_recovered ",
+      endorser->officer_recovered() ? 1 : 0,
+      "\n# HELP bkv_freshness_endorser_fork_evidence 1: this node's recovery "
+      "round found two certificates at one (term, seq) and stopped.\n"
+      "# TYPE bkv_freshness_endorser_fork_evidence gauge\n"
+      "bkv_freshness_endorser_fork_evidence ",
+      recovery != nullptr && recovery->fork_evidence() ? 1 : 0,
+      "\n# HELP bkv_freshness_token_storage_unsynced 1: the SoftHSM token "
+      "directory is not on a filesystem mounted sync (docs/operations.md).\n"
+      "# TYPE bkv_freshness_token_storage_unsynced gauge\n"
+      "bkv_freshness_token_storage_unsynced ",
+      token_storage_unsynced ? 1 : 0,
+      "\n# HELP bkv_freshness_endorser_recover_refused_total Recover queries "
+      "refused (not signed by another member, malformed).\n"
+      "# TYPE bkv_freshness_endorser_recover_refused_total counter\n"
+      "bkv_freshness_endorser_recover_refused_total ",
+      service != nullptr ? service->recover_refused() : 0, "\n");
   if (owner_heads == nullptr) return;
   const freshness::QuorumHeadStore::Stats q = owner_heads->stats();
   absl::StrAppend(
@@ -175,7 +202,7 @@ absl::StatusOr<std::unique_ptr<QuorumNode>> StartQuorumNode(
                                         std::move(token), q->settings.members,
                                         q->settings.node_id));
   BKV_RETURN_IF_ERROR(StartPeerServer(*q));
-  q->others = Others(q->settings);
+  q->others = OtherMembers(q->settings);
   q->recovery = std::make_unique<EndorserRecoveryLoop>(
       *q->endorser, q->others, q->settings.endorse_timeout);
   if (q->settings.owner) q->heads = MakeQuorumHeads(*q);

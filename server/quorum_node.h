@@ -35,6 +35,9 @@ struct QuorumNode {
   std::vector<std::shared_ptr<freshness::EndorserPeer>> others;
   std::unique_ptr<EndorserRecoveryLoop> recovery;
   std::unique_ptr<freshness::QuorumHeadStore> heads;  // owner only
+  // A SoftHSM token on a filesystem not mounted sync (recovery review
+  // finding 3): its last writes are lost at a power loss.
+  bool token_storage_unsynced = false;
 
   ~QuorumNode();
   // "# HELP ..." lines of the endorser's state and this node's role:
@@ -67,6 +70,13 @@ absl::Status NotOwnerError(absl::string_view why);
 // Opens the endorser in `token` (its key must be the members file's for
 // this node), serves it on the peer address and, on the owner, builds the
 // head store over every member. Fails saying what to fix.
+// statvfs: `dir` is on a filesystem mounted sync (ST_SYNCHRONOUS).
+bool MountedSynchronous(const std::string& dir);
+
+// Every other member over gRPC (mTLS when configured).
+std::vector<std::shared_ptr<freshness::EndorserPeer>> OtherMembers(
+    const QuorumSettings& s);
+
 absl::StatusOr<std::unique_ptr<QuorumNode>> StartQuorumNode(
     QuorumSettings settings, std::shared_ptr<hsm::Pkcs11Hsm> token);
 

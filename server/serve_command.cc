@@ -147,6 +147,16 @@ int RunServeCommand(const ConfigArgs& args) {
           std::string(vault::v1::Vault::service_full_name()), serving);
     });
   }
+  // The endorser NOT_SERVING while it recovers: a rolling restart waits
+  // for it before the next node (recovery review finding 7).
+  if ((*node)->quorum && (*node)->quorum->recovery) {
+    grpc::Server* s = server.get();
+    const std::string name(fresh::v1::Endorser::service_full_name());
+    s->GetHealthCheckService()->SetServingStatus(name, false);
+    (*node)->quorum->recovery->OnRecovered([s, name] {
+      s->GetHealthCheckService()->SetServingStatus(name, true);
+    });
+  }
   // A fenced owner serves nothing more: the load balancer must move on
   // (review finding 4 of issue 12).
   if ((*node)->quorum && (*node)->quorum->heads) {
@@ -169,6 +179,9 @@ int RunServeCommand(const ConfigArgs& args) {
 
   int sig = WaitForStopSignal(signals);
   Log("info", "draining", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  if ((*node)->quorum && (*node)->quorum->recovery) {
+    (*node)->quorum->recovery->OnRecovered(nullptr);  // before server goes
+  }
   server->GetHealthCheckService()->SetServingStatus(false);
   if (metrics_http) metrics_http->SetServing(false);
   server->Shutdown(std::chrono::system_clock::now() +

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "freshness/endorser_recovery.h"
 #include "freshness/fresh_record_store.h"
 #include "freshness/quorum_head_store.h"
+#include "hsm/endorsement_key.h"
 #include "hsm/key_labels.h"
 #include "storage/record_codec.h"
 #include "storage/rocksdb_record_store.h"
@@ -745,7 +747,8 @@ TEST_F(QuorumTest, RecoveryAnswersAreSignedAndBoundToTheirRound) {
   unsigned_ask.set_signature(std::string(64, '\0'));
   EXPECT_TRUE(
       absl::IsPermissionDenied(E(1).AnswerRecovery(unsigned_ask).status()));
-  EXPECT_FALSE(E(0).AnswerRecovery(*ask).ok()) << "answered itself";
+  EXPECT_TRUE(absl::IsPermissionDenied(E(0).AnswerRecovery(*ask).status()))
+      << "answered itself";
   auto a2 = E(1).AnswerRecovery(*ask);
   auto a3 = E(2).AnswerRecovery(*ask);
   ASSERT_TRUE(a2.ok() && a3.ok());
@@ -776,6 +779,132 @@ TEST_F(QuorumTest, RecoveryAnswersAreSignedAndBoundToTheirRound) {
   ASSERT_TRUE(r.FinishRecovery(*ask, {*a2, *a3}).ok());
   EXPECT_FALSE(r.recovering());
   EXPECT_LT(r.State().promised_term(), 1000u);
+}
+
+// Recovery review finding 1: a compromised member (its token signs what it
+// is asked) answers promises no proposer asked for: 2^64 - 2, a small jump
+// without proof, a proof of another term, a proof signed by a non-proposer.
+// None counts; the endorser recovers with honest answers and still grants
+// the next term. A promise proven by its proposer's Prepare is adopted with
+// its proof, which the recovered endorser answers in turn.
+TEST_F(QuorumTest, UnprovenPromiseInARecoveryAnswerDoesNotCount) {
+  auto reopened = Endorser::Open(tokens_[0], *members_, 1);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  Endorser& r = **reopened;
+  auto ask = r.AskRecovery();
+  ASSERT_TRUE(ask.ok()) << ask.status();
+  auto a2 = E(1).AnswerRecovery(*ask);
+  auto honest3 = E(2).AnswerRecovery(*ask);
+  ASSERT_TRUE(a2.ok() && honest3.ok());
+  auto key3 = hsm::EndorsementKey::Open(tokens_[2]);
+  ASSERT_TRUE(key3.ok()) << key3.status();
+  auto lie = [&](uint64_t promised, fresh::v1::PromiseProof proof) {
+    fresh::v1::RecoverResponse a = *honest3;
+    a.set_promised_term(promised);
+    *a.mutable_promise_proof() = std::move(proof);
+    auto sig = (*key3)->Sign(
+        RecoverAnswerStatement(members_->digest(), 1, ask->nonce(), a));
+    EXPECT_TRUE(sig.ok());
+    a.set_signature(std::string(sig->begin(), sig->end()));
+    return a;
+  };
+  auto prepare_of = [&](int signer, uint64_t term) {
+    auto p = E(signer).SignPrepare(term);
+    EXPECT_TRUE(p.ok());
+    fresh::v1::PromiseProof proof;
+    proof.set_kind(2);
+    proof.set_term(term);
+    proof.set_proposer_signature(p->proposer_signature());
+    return proof;
+  };
+  const uint64_t t =
+      std::max({E(0).State().promised_term(), E(1).State().promised_term(),
+                E(2).State().promised_term()});
+  const std::vector<fresh::v1::RecoverResponse> lies = {
+      lie(UINT64_MAX - 1, {}), lie(t + 5, {}),
+      lie(t + 6, prepare_of(ProposerOf(*members_, t + 3) - 1, t + 3)),
+      lie(t + 7, prepare_of(ProposerOf(*members_, t + 8) - 1, t + 7))};
+  for (const auto& l : lies) {
+    std::vector<std::string> refused;
+    absl::Status s = r.FinishRecovery(*ask, {*a2, l}, &refused);
+    EXPECT_TRUE(absl::IsUnavailable(s)) << l.promised_term() << ": " << s;
+    ASSERT_EQ(refused.size(), 1u) << l.promised_term();
+    EXPECT_NE(refused[0].find("member 3"), std::string::npos) << refused[0];
+    EXPECT_TRUE(r.recovering());
+  }
+  // A promise its proposer really asked for counts, with its proof.
+  const uint64_t proven = t + 2;
+  auto proof = prepare_of(ProposerOf(*members_, proven) - 1, proven);
+  ASSERT_TRUE(r.FinishRecovery(*ask, {*a2, lie(proven, proof)}).ok());
+  EXPECT_EQ(r.State().promised_term(), proven);
+  EXPECT_TRUE(
+      VerifyPromiseProof(*members_, proven, r.State().promise_proof()).ok());
+  auto asked_by_2 = E(1).AskRecovery();
+  ASSERT_TRUE(asked_by_2.ok());
+  auto relayed = r.AnswerRecovery(*asked_by_2);
+  ASSERT_TRUE(relayed.ok()) << relayed.status();
+  EXPECT_TRUE(VerifyPromiseProof(*members_, relayed->promised_term(),
+                                 relayed->promise_proof())
+                  .ok());
+  // Not wedged: the next term's proposer gets its promise.
+  auto next = E(ProposerOf(*members_, proven + 1) - 1).SignPrepare(proven + 1);
+  ASSERT_TRUE(next.ok());
+  auto granted = r.Prepare(*next);
+  ASSERT_TRUE(granted.ok()) << granted.status();
+  EXPECT_TRUE(granted->granted());
+}
+
+// Recovery review finding 9: two valid certificates at one (term, seq) with
+// different digests (node 2's token signed both) are evidence, not a
+// missing answer: DATA_LOSS naming the head, and the endorser stays
+// recovering (the server's loop stops on it).
+TEST_F(QuorumTest, TwoCertificatesAtOneHeadAreForkEvidence) {
+  auto reopened = Endorser::Open(tokens_[0], *members_, 1);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  Endorser& r = **reopened;
+  auto ask = r.AskRecovery();
+  ASSERT_TRUE(ask.ok());
+  std::vector<std::unique_ptr<hsm::EndorsementKey>> keys;
+  for (int i = 0; i < kNodes; ++i) {
+    auto k = hsm::EndorsementKey::Open(tokens_[i]);
+    ASSERT_TRUE(k.ok()) << k.status();
+    keys.push_back(*std::move(k));
+  }
+  // A certificate of Table(1, fill) at term 1 by `signers` (node ids).
+  auto cert = [&](uint8_t fill, std::vector<uint32_t> signers) {
+    Certificate c;
+    c.mutable_head()->set_term(1);
+    c.mutable_head()->set_seq(1);
+    c.mutable_head()->set_prev_digest(std::string(32, '\0'));
+    c.mutable_head()->set_digest(DigestBytes(TableDigest(Table(1, fill))));
+    for (uint32_t id : signers) {
+      auto sig =
+          keys[id - 1]->Sign(Statement(members_->digest(), id, c.head()));
+      EXPECT_TRUE(sig.ok());
+      auto* e = c.add_endorsements();
+      e->set_node_id(id);
+      e->set_signature(std::string(sig->begin(), sig->end()));
+    }
+    return c;
+  };
+  auto answer = [&](uint32_t id, Certificate c, uint8_t fill) {
+    fresh::v1::RecoverResponse a;
+    a.set_node_id(id);
+    a.set_promised_term(1);
+    *a.mutable_newest_certificate() = std::move(c);
+    a.set_certified_table(EncodeHeadsString(Table(1, fill)));
+    auto sig = keys[id - 1]->Sign(
+        RecoverAnswerStatement(members_->digest(), 1, ask->nonce(), a));
+    EXPECT_TRUE(sig.ok());
+    a.set_signature(std::string(sig->begin(), sig->end()));
+    return a;
+  };
+  absl::Status s =
+      r.FinishRecovery(*ask, {answer(2, cert(0xa1, {1, 2}), 0xa1),
+                              answer(3, cert(0xb1, {2, 3}), 0xb1)});
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_NE(s.message().find("a member signed twice"), std::string::npos) << s;
+  EXPECT_TRUE(r.recovering());
 }
 
 // Quorum review finding 1(c): a token with its endorsement key whose state

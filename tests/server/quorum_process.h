@@ -54,12 +54,13 @@ inline int64_t Gauge(const std::string& page, const std::string& name) {
 // grpc.health.v1.Health/Check for the service bkv.vault.v1.Vault: its
 // ServingStatus (1 SERVING, 2 NOT_SERVING), -1 on an error. Debian ships no
 // health.proto: the request and answer are encoded by hand.
-inline int VaultHealth(const std::string& address) {
+inline int VaultHealth(
+    const std::string& address,
+    const std::string& name = vault::v1::Vault::service_full_name()) {
   grpc::GenericStub stub(
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  const std::string name = vault::v1::Vault::service_full_name();
   const std::string request = std::string(1, '\x0a') +
                               std::string(1, static_cast<char>(name.size())) +
                               name;
