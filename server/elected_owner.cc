@@ -5,6 +5,50 @@
 
 namespace bkv::server {
 
+// The records' store of one term, writing with the guard of the lease
+// period serving it: set at the take-over and at a resume, each only after
+// the previous period's calls returned (so each call writes with its own
+// period's guard, refused once the key changed: finding 1).
+class ElectedOwner::GuardSlot final : public storage::RecordStore {
+ public:
+  explicit GuardSlot(storage::EtcdRecordStore& store) : store_(store) {}
+  void Set(storage::OwnerGuard g) {
+    std::lock_guard<std::mutex> lock(mu_);
+    guard_ = std::move(g);
+  }
+  absl::StatusOr<storage::v1::UserRecord> Get(
+      std::string_view id) const override {
+    return store_.Get(id);
+  }
+  absl::StatusOr<uint64_t> CompareAndSwap(
+      std::string_view id, uint64_t expected,
+      const storage::v1::UserRecord& next) override {
+    return store_.GuardedCas(id, expected, next, Guard());
+  }
+  absl::Status Delete(std::string_view id, uint64_t expected) override {
+    return store_.GuardedDelete(id, expected, Guard());
+  }
+  absl::Status Shred(std::string_view id) override { return store_.Shred(id); }
+  absl::Status SyncBarrier(std::string_view id) override {
+    return store_.SyncBarrier(id);
+  }
+  absl::StatusOr<uint64_t> Count() const override { return store_.Count(); }
+  absl::Status ForEach(Visitor visit) const override {
+    return store_.ForEach(std::move(visit));
+  }
+
+ private:
+  storage::OwnerGuard Guard() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return guard_;
+  }
+  storage::EtcdRecordStore& store_;
+  mutable std::mutex mu_;
+  storage::OwnerGuard guard_;  // guarded by mu_
+};
+
+ElectedOwner::Term::~Term() = default;
+
 std::unique_ptr<ElectedOwner> ElectedOwner::Start(
     QuorumNode& quorum, storage::EtcdRecordStore& store, std::string key,
     freshness::FreshnessOptions fresh) {
@@ -16,7 +60,7 @@ std::unique_ptr<ElectedOwner> ElectedOwner::Start(
                         quorum.settings.owner_lease_ttl};
   e->lease_ = OwnerLease::Create(
       store.client(), std::move(o),
-      {[p = e.get()](int64_t rev) { p->Won(rev); },
+      {[p = e.get()](const OwnerLease::Won& w) { p->Won(w); },
        [p = e.get()](const std::string& why) { p->Lost(why); }});
   e->lease_->Start();
   return e;
@@ -29,24 +73,30 @@ ElectedOwner::~ElectedOwner() {
   }
   cv_.notify_all();
   if (worker_.joinable()) worker_.join();
-  if (lease_) lease_->Stop();  // Lost, then the revoke: failover at once
+  if (lease_) lease_->Stop();  // Lost, then the revoke
 }
 
-void ElectedOwner::Won(int64_t create_revision) {
-  // Before the take-over's scan: no write of an earlier owner lands after it.
-  store_.SetOwnerGuard(key_, create_revision);
+storage::OwnerGuard ElectedOwner::GuardOf(const OwnerLease::Won& won) const {
+  return {key_, won.create_revision, won.lease};
+}
+
+void ElectedOwner::Won(const OwnerLease::Won& won) {
   std::lock_guard<std::mutex> lock(mu_);
+  won_ = won;
   wanted_ = ++generation_;
   cv_.notify_all();
 }
 
 void ElectedOwner::Lost(const std::string& why) {
-  std::shared_ptr<Term> old;
+  std::shared_ptr<Period> old;
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++generation_;
     old = std::move(current_);
-    if (old != nullptr) previous_ = old;
+    if (old != nullptr) {
+      previous_ = old;
+      kept_ = old->term;
+    }
   }
   cv_.notify_all();
   PublishServing();
@@ -54,7 +104,8 @@ void ElectedOwner::Lost(const std::string& why) {
     Log("warn", "quorum_owner_stepped_down",
         {{"node_id", absl::StrCat(quorum_.settings.node_id)}, {"why", why}});
   }
-  // The guard stays: a late write of this term must not land.
+  // This period's calls keep its guard: a late write of it can't land once
+  // the key changed.
 }
 
 bool ElectedOwner::PreviousDrained() const {
@@ -67,16 +118,25 @@ bool ElectedOwner::Superseded(uint64_t generation) const {
   return stopping_ || generation_ != generation || !lease_->Held();
 }
 
-// Prepare, adopt, re-endorse and scan (FreshRecordStore::Open), retried
-// while the lease is held and a majority of the others does not answer,
-// bounded as a first start's.
-absl::StatusOr<std::shared_ptr<ElectedOwner::Term>> ElectedOwner::TakeOver(
-    uint64_t generation) {
-  auto term = std::make_shared<Term>();
-  term->heads = MakeQuorumHeads(quorum_);
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  // A call of the previous term still inside its store would write under
-  // this term's owner guard: the take-over's scan comes after it.
+// N = 3, never fenced, and this node's endorser still promised that term:
+// no other member can have prepared since (its take-over needs this
+// endorser), so the term's trees are the newest state (rollback.md, "The
+// election's review").
+std::shared_ptr<ElectedOwner::Term> ElectedOwner::Resumable() {
+  std::shared_ptr<Term> t;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    t = std::move(kept_);
+  }
+  if (t == nullptr || quorum_.others.size() != 2 || t->heads->fenced() ||
+      quorum_.endorser->State().promised_term() != t->heads->Term()) {
+    return nullptr;
+  }
+  return t;
+}
+
+absl::Status ElectedOwner::DrainPrevious(uint64_t generation,
+                                         absl::Time deadline) {
   while (!PreviousDrained()) {
     if (Superseded(generation) || absl::Now() > deadline) {
       return absl::UnavailableError(
@@ -84,12 +144,29 @@ absl::StatusOr<std::shared_ptr<ElectedOwner::Term>> ElectedOwner::TakeOver(
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  return absl::OkStatus();
+}
+
+// Prepare, adopt, re-endorse and scan (FreshRecordStore::Open), retried
+// while the lease is held and a majority of the others does not answer,
+// bounded as a first start's.
+absl::StatusOr<std::shared_ptr<ElectedOwner::Term>> ElectedOwner::TakeOver(
+    uint64_t generation, const OwnerLease::Won& won) {
+  auto term = std::make_shared<Term>();
+  term->heads = MakeQuorumHeads(quorum_);
+  term->slot = std::make_unique<GuardSlot>(store_);
+  term->slot->Set(GuardOf(won));
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  // A call of the previous period writes with its own guard; waiting for
+  // it keeps a late record of ours from racing this term's scan.
+  if (absl::Status s = DrainPrevious(generation, deadline); !s.ok()) return s;
   for (int round = 0;; ++round) {
     if (Superseded(generation)) {
       return absl::CancelledError("the lease ended during the take-over");
     }
     auto fresh =
-        freshness::FreshRecordStore::Open(store_, *term->heads, fresh_options_);
+        freshness::FreshRecordStore::Open(*term->slot, *term->heads,
+                                          fresh_options_);
     if (fresh.ok()) {
       term->fresh = *std::move(fresh);
       return term;
@@ -112,38 +189,70 @@ absl::StatusOr<std::shared_ptr<ElectedOwner::Term>> ElectedOwner::TakeOver(
 void ElectedOwner::Work() {
   for (;;) {
     uint64_t generation;
+    OwnerLease::Won won;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || wanted_ != 0; });
       if (stopping_) return;
       generation = std::exchange(wanted_, 0);
+      won = won_;
     }
-    auto term = TakeOver(generation);
+    if (auto kept = Resumable(); kept != nullptr) {
+      // Its earlier period's calls write with the earlier guard (refused);
+      // the new guard only once they returned.
+      if (DrainPrevious(generation, absl::Now() + absl::Seconds(60)).ok()) {
+        kept->slot->Set(GuardOf(won));
+        Serve(generation, won, std::move(kept), true);
+        continue;
+      }
+    }
+    auto term = TakeOver(generation, won);
     if (!term.ok()) {
       if (!Superseded(generation)) {
         Log("error", "quorum_takeover_failed",
             {{"error", std::string(term.status().message())}});
         lease_->Resign(
-            absl::StrCat("take-over failed: ", term.status().message()));
+            absl::StrCat("take-over failed: ", term.status().message()),
+            won.win);
       }
       continue;
     }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_ || generation_ != generation || !lease_->Held()) continue;
-      current_ = *term;
-    }
-    (*term)->heads->OnFenced([this] {
-      lease_->Resign("fenced: another member took over in a later term");
+    (*term)->heads->OnFenced([this, t = term->get()] {
+      uint64_t win = 0;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (current_ != nullptr && current_->term.get() == t) {
+          win = current_->win;
+        }
+      }
+      if (win != 0) {
+        lease_->Resign("fenced: another member took over in a later term",
+                       win);
+      }
     });
-    PublishServing();
-    Log("info", "quorum_owner_serving",
-        {{"node_id", absl::StrCat(quorum_.settings.node_id)},
-         {"term", absl::StrCat((*term)->heads->Term())}});
+    Serve(generation, won, *std::move(term), false);
   }
 }
 
-std::shared_ptr<ElectedOwner::Term> ElectedOwner::Current() const {
+void ElectedOwner::Serve(uint64_t generation, const OwnerLease::Won& won,
+                         std::shared_ptr<Term> term, bool resumed) {
+  const uint64_t t = term->heads->Term();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || generation_ != generation || !lease_->Held()) {
+      if (resumed) kept_ = std::move(term);  // still resumable next win
+      return;
+    }
+    current_ = std::make_shared<Period>(Period{std::move(term), won.win});
+    if (resumed) ++resumes_;
+  }
+  PublishServing();
+  Log("info", resumed ? "quorum_owner_resumed" : "quorum_owner_serving",
+      {{"node_id", absl::StrCat(quorum_.settings.node_id)},
+       {"term", absl::StrCat(t)}});
+}
+
+std::shared_ptr<ElectedOwner::Period> ElectedOwner::Current() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (current_ == nullptr || !lease_->Held()) return nullptr;
   return current_;
@@ -180,9 +289,15 @@ absl::Status NotHeld() {
 
 }  // namespace
 
-absl::Status ElectedOwner::Checked(absl::Status s) const {
-  if (!s.GetPayload(storage::kOwnerGuardPayload).has_value()) return s;
-  lease_->Resign("the etcd owner guard refused a record write");
+absl::Status ElectedOwner::Checked(absl::Status s, const Period& p) const {
+  auto guard = s.GetPayload(storage::kOwnerGuardPayload);
+  if (!guard.has_value()) return s;
+  lease_->Resign("the etcd owner guard refused a record write", p.win);
+  // An earlier send may have committed: no detail, so the attempt is
+  // ATTEMPT_UNSPECIFIED (finding 5), never "not counted".
+  if (*guard == storage::kOwnerGuardAmbiguous) {
+    return absl::UnavailableError(s.message());
+  }
   return NotOwnerError(s.message());
 }
 
@@ -190,7 +305,7 @@ absl::StatusOr<storage::v1::UserRecord> ElectedOwner::Get(
     std::string_view account_id) const {
   auto t = Current();
   if (t == nullptr) return NotHeld();
-  return Checked(t->fresh->Get(account_id));
+  return Checked(t->term->fresh->Get(account_id), *t);
 }
 
 absl::StatusOr<uint64_t> ElectedOwner::CompareAndSwap(
@@ -198,49 +313,71 @@ absl::StatusOr<uint64_t> ElectedOwner::CompareAndSwap(
     const storage::v1::UserRecord& next) {
   auto t = Current();
   if (t == nullptr) return NotHeld();
-  return Checked(t->fresh->CompareAndSwap(account_id, expected_version, next));
+  return Checked(t->term->fresh->CompareAndSwap(account_id, expected_version, next), *t);
 }
 
 absl::Status ElectedOwner::Delete(std::string_view account_id,
                                   uint64_t expected_version) {
   auto t = Current();
   if (t == nullptr) return NotHeld();
-  return Checked(t->fresh->Delete(account_id, expected_version));
+  return Checked(t->term->fresh->Delete(account_id, expected_version), *t);
 }
 
 absl::Status ElectedOwner::Shred(std::string_view account_id) {
   auto t = Current();
   if (t == nullptr) return NotHeld();
-  return Checked(t->fresh->Shred(account_id));
+  return Checked(t->term->fresh->Shred(account_id), *t);
 }
 
 absl::Status ElectedOwner::SyncBarrier(std::string_view account_id) {
   auto t = Current();
   if (t == nullptr) return NotHeld();
-  return Checked(t->fresh->SyncBarrier(account_id));
+  return Checked(t->term->fresh->SyncBarrier(account_id), *t);
 }
 
 absl::StatusOr<uint64_t> ElectedOwner::Count() const {
   auto t = Current();
   if (t == nullptr) return NotHeld();
-  return t->fresh->Count();
+  return t->term->fresh->Count();
 }
 
 absl::Status ElectedOwner::ForEach(Visitor visit) const {
   auto t = Current();
   if (t == nullptr) return NotHeld();
-  return t->fresh->ForEach(std::move(visit));
+  return t->term->fresh->ForEach(std::move(visit));
 }
 
 void ElectedOwner::RenderMetrics(std::string& out) const {
   auto t = Current();
-  quorum_.RenderMetrics(out, t ? t->heads.get() : nullptr);
+  quorum_.RenderMetrics(out, t ? t->term->heads.get() : nullptr);
+  uint64_t resumes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    resumes = resumes_;
+  }
+  absl::StrAppend(
+      &out,
+      "# HELP bkv_freshness_quorum_lease_wins_total Owner lease periods this "
+      "node won (each a take-over or a resume).\n# TYPE "
+      "bkv_freshness_quorum_lease_wins_total counter\n"
+      "bkv_freshness_quorum_lease_wins_total ",
+      lease_->wins(),
+      "\n# HELP bkv_freshness_quorum_resumes_total Wins that served on in the "
+      "term held before a brief lapse, without a take-over.\n# TYPE "
+      "bkv_freshness_quorum_resumes_total counter\n"
+      "bkv_freshness_quorum_resumes_total ",
+      resumes,
+      "\n# HELP bkv_freshness_quorum_duplicate_node_id 1: another process "
+      "holds the owner key under this node's id.\n# TYPE "
+      "bkv_freshness_quorum_duplicate_node_id gauge\n"
+      "bkv_freshness_quorum_duplicate_node_id ",
+      lease_->duplicate_seen() ? 1 : 0, "\n");
 }
 
 std::optional<freshness::FreshnessStats> ElectedOwner::FreshStats() const {
   auto t = Current();
   if (t == nullptr) return std::nullopt;
-  return t->fresh->Stats();
+  return t->term->fresh->Stats();
 }
 
 }  // namespace bkv::server
