@@ -98,6 +98,8 @@ void ElectedOwner::Lost(const std::string& why) {
       kept_ = old->term;
     }
   }
+  // A term kept to resume: campaign first when the key is free.
+  if (old != nullptr && lease_ != nullptr) lease_->SetEager(true);
   cv_.notify_all();
   PublishServing();
   if (old != nullptr) {
@@ -147,6 +149,36 @@ absl::Status ElectedOwner::DrainPrevious(uint64_t generation,
   return absl::OkStatus();
 }
 
+// Whether a majority of the other members answers a read-only query (the
+// recovery round's, signed, no promise): without one a Prepare could only
+// raise the promises of those that answer, and with N = 3 that would keep
+// the member that lapsed from resuming its term (finding 2).
+bool ElectedOwner::OthersAnswer() const {
+  auto ask = quorum_.endorser->AskRecovery();
+  if (!ask.ok()) return false;
+  struct Tally {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t ok = 0, done = 0;
+  };
+  auto tally = std::make_shared<Tally>();
+  for (const auto& peer : quorum_.others) {
+    peer->Recover(*ask, [tally](absl::StatusOr<fresh::v1::RecoverResponse> r) {
+      std::lock_guard<std::mutex> lock(tally->mu);
+      ++tally->done;
+      if (r.ok()) ++tally->ok;
+      tally->cv.notify_all();
+    });
+  }
+  const size_t need = quorum_.settings.members.quorum();
+  const size_t n = quorum_.others.size();
+  std::unique_lock<std::mutex> lock(tally->mu);
+  tally->cv.wait_for(
+      lock, absl::ToChronoMilliseconds(quorum_.settings.endorse_timeout),
+      [&] { return tally->ok >= need || tally->done == n; });
+  return tally->ok >= need;
+}
+
 // Prepare, adopt, re-endorse and scan (FreshRecordStore::Open), retried
 // while the lease is held and a majority of the others does not answer,
 // bounded as a first start's.
@@ -163,6 +195,23 @@ absl::StatusOr<std::shared_ptr<ElectedOwner::Term>> ElectedOwner::TakeOver(
   for (int round = 0;; ++round) {
     if (Superseded(generation)) {
       return absl::CancelledError("the lease ended during the take-over");
+    }
+    if (!OthersAnswer()) {
+      // No Prepare goes out; after a few tries the lease goes to another.
+      if (round >= 2) {
+        return absl::UnavailableError(
+            "a majority of the other members does not answer; no Prepare "
+            "sent");
+      }
+      Log("warn", "freshness_quorum_waiting",
+          {{"error", "a majority of the other members does not answer"},
+           {"hint",
+            "start the other members' vaults (a majority of the "
+            "others must answer a take-over)"}});
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::seconds(1),
+                   [&] { return stopping_ || generation_ != generation; });
+      continue;
     }
     auto fresh =
         freshness::FreshRecordStore::Open(*term->slot, *term->heads,
@@ -206,6 +255,7 @@ void ElectedOwner::Work() {
         continue;
       }
     }
+    lease_->SetEager(false);
     auto term = TakeOver(generation, won);
     if (!term.ok()) {
       if (!Superseded(generation)) {

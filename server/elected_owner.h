@@ -99,6 +99,7 @@ class ElectedOwner final : public OwnerRole {
              std::shared_ptr<Term> term, bool resumed);
   bool Superseded(uint64_t generation) const;
   bool PreviousDrained() const;
+  bool OthersAnswer() const;
   storage::OwnerGuard GuardOf(const OwnerLease::Won& won) const;
   // Tells on_serving_ whether this node serves now, if that changed; the
   // last of concurrent callers publishes the truth.

@@ -167,11 +167,15 @@ std::string OwnerLease::KeepAlive() {
 
 void OwnerLease::Run() {
   const std::string node = absl::StrCat(options_.node_id);
+  bool absent_before = false;
   while (Pause(absl::ZeroDuration())) {
     absl::Duration backoff = options_.ttl / 3;
     auto holder = Holder();
     if (holder.ok() && holder->has_value()) CheckDuplicate(**holder);
-    if (holder.ok() && !holder->has_value()) {
+    const bool absent = holder.ok() && !holder->has_value();
+    const bool campaign = absent && (absent_before || eager_.load());
+    absent_before = absent && !campaign;
+    if (campaign) {
       auto created = Campaign();
       if (created.ok() && *created != 0) {
         Log("info", "quorum_owner_lease_won",

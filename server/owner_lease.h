@@ -73,6 +73,10 @@ class OwnerLease {
   bool duplicate_seen() const { return duplicate_seen_.load(); }
   // Lease periods won so far.
   uint64_t wins() const { return win_.load(); }
+  // Eager: campaign as soon as the key is absent. Otherwise only once it
+  // was absent at two follows in a row (TTL/3 apart), so a node that can
+  // resume its unfenced term (finding 2) wins first after a brief lapse.
+  void SetEager(bool eager) { eager_.store(eager); }
 
  private:
   OwnerLease(storage::EtcdClient& etcd, Options options, Callbacks callbacks)
@@ -108,6 +112,7 @@ class OwnerLease {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::string resigned_ ABSL_GUARDED_BY(mu_);  // why, "" = not resigned
   std::atomic<bool> duplicate_seen_{false};
+  std::atomic<bool> eager_{false};
   std::thread thread_;
 };
 
