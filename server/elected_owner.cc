@@ -89,17 +89,18 @@ void ElectedOwner::Won(const OwnerLease::Won& won) {
 
 void ElectedOwner::Lost(const std::string& why) {
   std::shared_ptr<Period> old;
+  bool eager;
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++generation_;
     old = std::move(current_);
-    if (old != nullptr) {
-      previous_ = old;
-      kept_ = old->term;
-    }
+    if (old != nullptr) previous_ = old;
+    if (old != nullptr && !no_resume_) kept_ = old->term;
+    no_resume_ = false;
+    eager = kept_ != nullptr;
   }
   // A term kept to resume: campaign first when the key is free.
-  if (old != nullptr && lease_ != nullptr) lease_->SetEager(true);
+  if (lease_ != nullptr) lease_->SetEager(eager);
   cv_.notify_all();
   PublishServing();
   if (old != nullptr) {
@@ -241,7 +242,12 @@ void ElectedOwner::Work() {
     OwnerLease::Won won;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || wanted_ != 0; });
+      if (!cv_.wait_for(lock, std::chrono::milliseconds(500),
+                        [&] { return stopping_ || wanted_ != 0; })) {
+        lock.unlock();
+        WatchHeads();
+        continue;
+      }
       if (stopping_) return;
       generation = std::exchange(wanted_, 0);
       won = won_;
@@ -284,6 +290,47 @@ void ElectedOwner::Work() {
   }
 }
 
+// Finding 4 of the election's review: an owner whose head writes keep
+// failing (no majority reachable from it, a failing token) keeps the lease
+// alive but serves nobody. Health NOT_SERVING from the first failure
+// without a success since; after 3 × endorse_timeout of that it resigns,
+// so another member can try.
+void ElectedOwner::WatchHeads() {
+  std::shared_ptr<Period> p = Current();
+  bool changed = false, resign = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const freshness::QuorumHeadStore::Stats st =
+        p ? p->term->heads->stats() : freshness::QuorumHeadStore::Stats{};
+    if (p.get() != watched_.lock().get() || st.writes != watched_writes_) {
+      watched_ = p;
+      watched_writes_ = st.writes;
+      watched_failures_ = st.write_failures;
+      stall_since_.reset();
+      changed = stalled_;
+      stalled_ = false;
+    } else if (st.write_failures != watched_failures_) {
+      if (!stall_since_) stall_since_ = absl::Now();
+      changed = !stalled_;
+      stalled_ = true;
+      resign = absl::Now() - *stall_since_ >=
+               3 * quorum_.settings.endorse_timeout;
+      // Stalled: no eager resume of this term; let another member try.
+      if (resign) no_resume_ = true;
+    }
+  }
+  if (changed) PublishServing();
+  if (resign) {
+    Log("error", "quorum_owner_stalled",
+        {{"node_id", absl::StrCat(quorum_.settings.node_id)},
+         {"hint",
+          "no head write was certified for 3 endorse timeouts: check this "
+          "node's peer connections and token; stepping down"}});
+    lease_->Resign("no head write certified (no majority or token failure)",
+                   p->win);
+  }
+}
+
 void ElectedOwner::Serve(uint64_t generation, const OwnerLease::Won& won,
                          std::shared_ptr<Term> term, bool resumed) {
   const uint64_t t = term->heads->Term();
@@ -313,7 +360,7 @@ void ElectedOwner::PublishServing() {
   bool now;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    now = current_ != nullptr;
+    now = current_ != nullptr && !stalled_;
   }
   if (published_ == now || !on_serving_) return;
   published_ = now;

@@ -100,6 +100,7 @@ class ElectedOwner final : public OwnerRole {
   bool Superseded(uint64_t generation) const;
   bool PreviousDrained() const;
   bool OthersAnswer() const;
+  void WatchHeads();
   storage::OwnerGuard GuardOf(const OwnerLease::Won& won) const;
   // Tells on_serving_ whether this node serves now, if that changed; the
   // last of concurrent callers publishes the truth.
@@ -122,6 +123,13 @@ class ElectedOwner final : public OwnerRole {
   uint64_t wanted_ = 0;         // guarded by mu_: the win to take over
   OwnerLease::Won won_;         // guarded by mu_: that win's lease
   uint64_t resumes_ = 0;        // guarded by mu_: for /metrics
+  // WatchHeads' view of the serving period's head writes (finding 4).
+  std::weak_ptr<Period> watched_;            // guarded by mu_
+  bool no_resume_ = false;                   // guarded by mu_
+  uint64_t watched_writes_ = 0;              // guarded by mu_
+  uint64_t watched_failures_ = 0;            // guarded by mu_
+  std::optional<absl::Time> stall_since_;    // guarded by mu_
+  bool stalled_ = false;                     // guarded by mu_
   bool stopping_ = false;         // guarded by mu_
   std::mutex serving_mu_;         // held while on_serving_ runs
   std::function<void(bool)> on_serving_;  // guarded by serving_mu_

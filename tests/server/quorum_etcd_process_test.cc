@@ -366,6 +366,43 @@ TEST_F(QuorumEtcdProcessTest, OwnerRidesOutAnEtcdLapseWithOneMemberDown) {
   EXPECT_EQ(Remaining("nina"), 8u);
 }
 
+// Finding 4 of the election's review: an owner that can reach etcd but
+// no endorser (both others SIGSTOPped here; a peer partition or a failing
+// token alike) used to keep the lease alive and health SERVING for ever.
+// Now a failed head write without a success since turns health
+// NOT_SERVING, and after 3 endorse timeouts it steps down and releases the
+// key (quorum_owner_stalled), so another member can try. The others back:
+// an owner serves again.
+TEST_F(QuorumEtcdProcessTest, OwnerThatCannotWriteHeadsStepsDown) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  Register("sven");
+  for (int i = 0; i < nodes_; ++i) {
+    if (i == owner) continue;
+    ASSERT_EQ(kill(node_[i].pid(), SIGSTOP), 0);
+    paused_[i] = true;
+  }
+  EXPECT_FALSE(Guess("sven").got_ke2) << "a KE2 without a majority";
+  bool not_serving = false, stalled = false;
+  for (int i = 0; i < 300 && !stalled; ++i) {
+    not_serving = not_serving || VaultHealth(node_[owner].address()) == 2;
+    stalled = node_[owner].log().find("quorum_owner_stalled") !=
+              std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(not_serving) << "health stayed SERVING without a majority";
+  EXPECT_TRUE(stalled) << node_[owner].log();
+  EXPECT_NE(node_[owner].log().find("quorum_owner_lease_lost"),
+            std::string::npos);
+  for (int i = 0; i < nodes_; ++i) {
+    if (!paused_[i]) continue;
+    ASSERT_EQ(kill(node_[i].pid(), SIGCONT), 0);
+    paused_[i] = false;
+  }
+  ASSERT_GE(WaitForOwner(), 0);
+  EXPECT_TRUE(Guess("sven").got_ke2);
+}
+
 // Issue 12: the owner SIGKILLed. Five members, so a take-over has 3 of
 // the other 4 without it; another member is elected after about one TTL,
 // and every acknowledged count survives (the guesses that got a KE2).
