@@ -1,6 +1,8 @@
 #include "server/elected_owner.h"
 
 #include "absl/strings/str_cat.h"
+#include "crypto/hex.h"
+#include "crypto/status_macros.h"
 #include "server/log.h"
 
 namespace bkv::server {
@@ -180,6 +182,37 @@ bool ElectedOwner::OthersAnswer() const {
   return tally->ok >= need;
 }
 
+// Finding 3 of the election's review: a member configured with another
+// etcd prefix or cluster wins its own election. The quorum's store carries
+// `<prefix>fresh/quorum` = the members digest (created by the first
+// take-over over it); a winner whose store has another marker, or none
+// while the chain was formed (this endorser holds a certificate) and the
+// store holds no account, is on the wrong store: no Prepare goes out.
+absl::Status ElectedOwner::CheckQuorumMarker() {
+  const freshness::Digest& d = quorum_.settings.members.digest();
+  const std::string mine = HexEncode(d);  // as `cluster digest` prints it
+  BKV_ASSIGN_OR_RETURN(std::optional<std::string> marker,
+                       store_.ReadMarker("fresh/quorum"));
+  if (!marker.has_value()) {
+    BKV_ASSIGN_OR_RETURN(const bool accounts, store_.HoldsAccounts());
+    if (accounts || !quorum_.endorser->State().has_newest_certificate()) {
+      BKV_ASSIGN_OR_RETURN(marker, store_.CreateMarker("fresh/quorum", mine));
+    }
+  }
+  if (marker == mine) return absl::OkStatus();
+  Log("error", "quorum_store_mismatch",
+      {{"store", store_.Describe()},
+       {"marker", marker.value_or("absent")},
+       {"hint",
+        "this node's etcd_endpoints or etcd_key_prefix is not the quorum's "
+        "store (the chain is formed and this store has no quorum marker or "
+        "another one): fix the config; an existing quorum without accounts "
+        "gets the marker by `etcdctl put <prefix>fresh/quorum <cluster "
+        "digest>`"}});
+  return absl::FailedPreconditionError(
+      "this node's etcd store is not the quorum's (quorum_store_mismatch)");
+}
+
 // Prepare, adopt, re-endorse and scan (FreshRecordStore::Open), retried
 // while the lease is held and a majority of the others does not answer,
 // bounded as a first start's.
@@ -193,6 +226,7 @@ absl::StatusOr<std::shared_ptr<ElectedOwner::Term>> ElectedOwner::TakeOver(
   // A call of the previous period writes with its own guard; waiting for
   // it keeps a late record of ours from racing this term's scan.
   if (absl::Status s = DrainPrevious(generation, deadline); !s.ok()) return s;
+  if (absl::Status s = CheckQuorumMarker(); !s.ok()) return s;
   for (int round = 0;; ++round) {
     if (Superseded(generation)) {
       return absl::CancelledError("the lease ended during the take-over");

@@ -100,6 +100,7 @@ class ElectedOwner final : public OwnerRole {
   bool Superseded(uint64_t generation) const;
   bool PreviousDrained() const;
   bool OthersAnswer() const;
+  absl::Status CheckQuorumMarker();
   void WatchHeads();
   storage::OwnerGuard GuardOf(const OwnerLease::Won& won) const;
   // Tells on_serving_ whether this node serves now, if that changed; the

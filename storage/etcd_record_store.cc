@@ -622,18 +622,28 @@ absl::StatusOr<bool> EtcdRecordStore::HoldsAccounts() const {
 
 absl::StatusOr<std::optional<std::string>> EtcdRecordStore::ReadShardMap()
     const {
+  return ReadMarker("m");
+}
+
+absl::StatusOr<std::string> EtcdRecordStore::CreateShardMap(
+    const std::string& map) {
+  return CreateMarker("m", map);
+}
+
+absl::StatusOr<std::optional<std::string>> EtcdRecordStore::ReadMarker(
+    const std::string& suffix) const {
   etcdserverpb::RangeRequest req;
-  req.set_key(impl_->options.key_prefix + "m");
+  req.set_key(impl_->options.key_prefix + suffix);
   etcdserverpb::RangeResponse resp;
   BKV_RETURN_IF_ERROR(impl_->client->Range(req, &resp, nullptr));
   if (resp.kvs_size() == 0) return std::nullopt;
   return resp.kvs(0).value();
 }
 
-absl::StatusOr<std::string> EtcdRecordStore::CreateShardMap(
-    const std::string& map) {
+absl::StatusOr<std::string> EtcdRecordStore::CreateMarker(
+    const std::string& suffix, const std::string& value) {
   // Create-if-absent: the guard can hold only once, so a resend is safe.
-  const std::string key = impl_->options.key_prefix + "m";
+  const std::string key = impl_->options.key_prefix + suffix;
   TxnRequest txn;
   Compare* c = txn.add_compare();
   c->set_key(key);
@@ -642,11 +652,11 @@ absl::StatusOr<std::string> EtcdRecordStore::CreateShardMap(
   c->set_create_revision(0);
   auto* put = txn.add_success()->mutable_request_put();
   put->set_key(key);
-  put->set_value(map);
+  put->set_value(value);
   AddRange(txn.mutable_failure(), key);
   TxnResponse resp;
   BKV_RETURN_IF_ERROR(impl_->client->Txn(txn, &resp, nullptr));
-  if (resp.succeeded()) return map;
+  if (resp.succeeded()) return value;
   if (resp.responses_size() != 1 || !resp.responses(0).has_response_range() ||
       resp.responses(0).response_range().kvs_size() != 1) {
     return absl::InternalError("etcd answered a Txn without its range");

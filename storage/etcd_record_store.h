@@ -117,6 +117,12 @@ class EtcdRecordStore final : public RecordStore {
   // Stores `map` unless a map is there already; returns the map stored now
   // (ours, or the one that was there).
   absl::StatusOr<std::string> CreateShardMap(const std::string& map);
+  // The same for any key `<prefix><suffix>` outside the record key spaces
+  // (the shard map "m", the quorum marker "fresh/quorum").
+  absl::StatusOr<std::optional<std::string>> ReadMarker(
+      const std::string& suffix) const;
+  absl::StatusOr<std::string> CreateMarker(const std::string& suffix,
+                                           const std::string& value);
   // "[host:port, ...]", to name this cluster in errors.
   std::string Describe() const;
 

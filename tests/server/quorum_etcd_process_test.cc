@@ -403,6 +403,40 @@ TEST_F(QuorumEtcdProcessTest, OwnerThatCannotWriteHeadsStepsDown) {
   EXPECT_TRUE(Guess("sven").got_ke2);
 }
 
+// Finding 3 of the election's review: a member restarted with another
+// etcd_key_prefix (an operator's typo) finds that key free and wins its own
+// election. Its store holds no quorum marker and no account while its
+// endorser holds a certificate: it logs quorum_store_mismatch and sends no
+// Prepare, so the real owner keeps serving in its term. Before, its
+// take-over's Prepare fenced the real owner, again and again.
+TEST_F(QuorumEtcdProcessTest, MemberOnAnotherEtcdPrefixNeverFencesTheOwner) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  Register("omar");
+  ASSERT_TRUE(Guess("omar").got_ke2);
+  const int wrong = (owner + 1) % nodes_;
+  ASSERT_EQ(node_[wrong].Stop(), 0);
+  args_[wrong].push_back("--etcd-key-prefix");
+  args_[wrong].push_back("typo/");
+  ASSERT_NO_FATAL_FAILURE(StartNode(wrong));
+  bool refused = false;
+  for (int i = 0; i < 300 && !refused; ++i) {
+    refused = node_[wrong].log().find("quorum_store_mismatch") !=
+              std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(refused) << node_[wrong].log();
+  const int64_t term = Gauge(HttpGet(metrics_[owner], "/metrics"),
+                             "bkv_freshness_endorser_promised_term");
+  // A few of its campaign cycles (one TTL backoff each, TTL 2 s).
+  std::this_thread::sleep_for(std::chrono::seconds(6));
+  EXPECT_EQ(OwnerGauge(owner), 1) << "the real owner was fenced";
+  EXPECT_EQ(Gauge(HttpGet(metrics_[owner], "/metrics"),
+                  "bkv_freshness_endorser_promised_term"),
+            term);
+  EXPECT_TRUE(Guess("omar").got_ke2);
+}
+
 // Issue 12: the owner SIGKILLed. Five members, so a take-over has 3 of
 // the other 4 without it; another member is elected after about one TTL,
 // and every acknowledged count survives (the guesses that got a KE2).
