@@ -1,9 +1,55 @@
 #include "server/elected_owner.h"
 
 #include "absl/strings/str_cat.h"
+#include "crypto/hex.h"
+#include "crypto/status_macros.h"
 #include "server/log.h"
 
 namespace bkv::server {
+
+// The records' store of one term, writing with the guard of the lease
+// period serving it: set at the take-over and at a resume, each only after
+// the previous period's calls returned (so each call writes with its own
+// period's guard, refused once the key changed: finding 1).
+class ElectedOwner::GuardSlot final : public storage::RecordStore {
+ public:
+  explicit GuardSlot(storage::EtcdRecordStore& store) : store_(store) {}
+  void Set(storage::OwnerGuard g) {
+    std::lock_guard<std::mutex> lock(mu_);
+    guard_ = std::move(g);
+  }
+  absl::StatusOr<storage::v1::UserRecord> Get(
+      std::string_view id) const override {
+    return store_.Get(id);
+  }
+  absl::StatusOr<uint64_t> CompareAndSwap(
+      std::string_view id, uint64_t expected,
+      const storage::v1::UserRecord& next) override {
+    return store_.GuardedCas(id, expected, next, Guard());
+  }
+  absl::Status Delete(std::string_view id, uint64_t expected) override {
+    return store_.GuardedDelete(id, expected, Guard());
+  }
+  absl::Status Shred(std::string_view id) override { return store_.Shred(id); }
+  absl::Status SyncBarrier(std::string_view id) override {
+    return store_.SyncBarrier(id);
+  }
+  absl::StatusOr<uint64_t> Count() const override { return store_.Count(); }
+  absl::Status ForEach(Visitor visit) const override {
+    return store_.ForEach(std::move(visit));
+  }
+
+ private:
+  storage::OwnerGuard Guard() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return guard_;
+  }
+  storage::EtcdRecordStore& store_;
+  mutable std::mutex mu_;
+  storage::OwnerGuard guard_;  // guarded by mu_
+};
+
+ElectedOwner::Term::~Term() = default;
 
 std::unique_ptr<ElectedOwner> ElectedOwner::Start(
     QuorumNode& quorum, storage::EtcdRecordStore& store, std::string key,
@@ -16,7 +62,7 @@ std::unique_ptr<ElectedOwner> ElectedOwner::Start(
                         quorum.settings.owner_lease_ttl};
   e->lease_ = OwnerLease::Create(
       store.client(), std::move(o),
-      {[p = e.get()](int64_t rev) { p->Won(rev); },
+      {[p = e.get()](const OwnerLease::Won& w) { p->Won(w); },
        [p = e.get()](const std::string& why) { p->Lost(why); }});
   e->lease_->Start();
   return e;
@@ -29,32 +75,42 @@ ElectedOwner::~ElectedOwner() {
   }
   cv_.notify_all();
   if (worker_.joinable()) worker_.join();
-  if (lease_) lease_->Stop();  // Lost, then the revoke: failover at once
+  if (lease_) lease_->Stop();  // Lost, then the revoke
 }
 
-void ElectedOwner::Won(int64_t create_revision) {
-  // Before the take-over's scan: no write of an earlier owner lands after it.
-  store_.SetOwnerGuard(key_, create_revision);
+storage::OwnerGuard ElectedOwner::GuardOf(const OwnerLease::Won& won) const {
+  return {key_, won.create_revision, won.lease};
+}
+
+void ElectedOwner::Won(const OwnerLease::Won& won) {
   std::lock_guard<std::mutex> lock(mu_);
+  won_ = won;
   wanted_ = ++generation_;
   cv_.notify_all();
 }
 
 void ElectedOwner::Lost(const std::string& why) {
-  std::shared_ptr<Term> old;
+  std::shared_ptr<Period> old;
+  bool eager;
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++generation_;
     old = std::move(current_);
     if (old != nullptr) previous_ = old;
+    if (old != nullptr && !no_resume_) kept_ = old->term;
+    no_resume_ = false;
+    eager = kept_ != nullptr;
   }
+  // A term kept to resume: campaign first when the key is free.
+  if (lease_ != nullptr) lease_->SetEager(eager);
   cv_.notify_all();
   PublishServing();
   if (old != nullptr) {
     Log("warn", "quorum_owner_stepped_down",
         {{"node_id", absl::StrCat(quorum_.settings.node_id)}, {"why", why}});
   }
-  // The guard stays: a late write of this term must not land.
+  // This period's calls keep its guard: a late write of it can't land once
+  // the key changed.
 }
 
 bool ElectedOwner::PreviousDrained() const {
@@ -67,16 +123,25 @@ bool ElectedOwner::Superseded(uint64_t generation) const {
   return stopping_ || generation_ != generation || !lease_->Held();
 }
 
-// Prepare, adopt, re-endorse and scan (FreshRecordStore::Open), retried
-// while the lease is held and a majority of the others does not answer,
-// bounded as a first start's.
-absl::StatusOr<std::shared_ptr<ElectedOwner::Term>> ElectedOwner::TakeOver(
-    uint64_t generation) {
-  auto term = std::make_shared<Term>();
-  term->heads = MakeQuorumHeads(quorum_);
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  // A call of the previous term still inside its store would write under
-  // this term's owner guard: the take-over's scan comes after it.
+// N = 3, never fenced, and this node's endorser still promised that term:
+// no other member can have prepared since (its take-over needs this
+// endorser), so the term's trees are the newest state (rollback.md, "The
+// election's review").
+std::shared_ptr<ElectedOwner::Term> ElectedOwner::Resumable() {
+  std::shared_ptr<Term> t;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    t = std::move(kept_);
+  }
+  if (t == nullptr || quorum_.others.size() != 2 || t->heads->fenced() ||
+      quorum_.endorser->State().promised_term() != t->heads->Term()) {
+    return nullptr;
+  }
+  return t;
+}
+
+absl::Status ElectedOwner::DrainPrevious(uint64_t generation,
+                                         absl::Time deadline) {
   while (!PreviousDrained()) {
     if (Superseded(generation) || absl::Now() > deadline) {
       return absl::UnavailableError(
@@ -84,12 +149,108 @@ absl::StatusOr<std::shared_ptr<ElectedOwner::Term>> ElectedOwner::TakeOver(
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  return absl::OkStatus();
+}
+
+// Whether a majority of the other members answers a read-only query (the
+// recovery round's, signed, no promise): without one a Prepare could only
+// raise the promises of those that answer, and with N = 3 that would keep
+// the member that lapsed from resuming its term (finding 2).
+bool ElectedOwner::OthersAnswer() const {
+  auto ask = quorum_.endorser->AskRecovery();
+  if (!ask.ok()) return false;
+  struct Tally {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t ok = 0, done = 0;
+  };
+  auto tally = std::make_shared<Tally>();
+  for (const auto& peer : quorum_.others) {
+    peer->Recover(*ask, [tally](absl::StatusOr<fresh::v1::RecoverResponse> r) {
+      std::lock_guard<std::mutex> lock(tally->mu);
+      ++tally->done;
+      if (r.ok()) ++tally->ok;
+      tally->cv.notify_all();
+    });
+  }
+  const size_t need = quorum_.settings.members.quorum();
+  const size_t n = quorum_.others.size();
+  std::unique_lock<std::mutex> lock(tally->mu);
+  tally->cv.wait_for(
+      lock, absl::ToChronoMilliseconds(quorum_.settings.endorse_timeout),
+      [&] { return tally->ok >= need || tally->done == n; });
+  return tally->ok >= need;
+}
+
+// Finding 3 of the election's review: a member configured with another
+// etcd prefix or cluster wins its own election. The quorum's store carries
+// `<prefix>fresh/quorum` = the members digest (created by the first
+// take-over over it); a winner whose store has another marker, or none
+// while the chain was formed (this endorser holds a certificate) and the
+// store holds no account, is on the wrong store: no Prepare goes out.
+absl::Status ElectedOwner::CheckQuorumMarker() {
+  const freshness::Digest& d = quorum_.settings.members.digest();
+  const std::string mine = HexEncode(d);  // as `cluster digest` prints it
+  BKV_ASSIGN_OR_RETURN(std::optional<std::string> marker,
+                       store_.ReadMarker("fresh/quorum"));
+  if (!marker.has_value()) {
+    BKV_ASSIGN_OR_RETURN(const bool accounts, store_.HoldsAccounts());
+    if (accounts || !quorum_.endorser->State().has_newest_certificate()) {
+      BKV_ASSIGN_OR_RETURN(marker, store_.CreateMarker("fresh/quorum", mine));
+    }
+  }
+  if (marker == mine) return absl::OkStatus();
+  Log("error", "quorum_store_mismatch",
+      {{"store", store_.Describe()},
+       {"marker", marker.value_or("absent")},
+       {"hint",
+        "this node's etcd_endpoints or etcd_key_prefix is not the quorum's "
+        "store (the chain is formed and this store has no quorum marker or "
+        "another one): fix the config; an existing quorum without accounts "
+        "gets the marker by `etcdctl put <prefix>fresh/quorum <cluster "
+        "digest>`"}});
+  return absl::FailedPreconditionError(
+      "this node's etcd store is not the quorum's (quorum_store_mismatch)");
+}
+
+// Prepare, adopt, re-endorse and scan (FreshRecordStore::Open), retried
+// while the lease is held and a majority of the others does not answer,
+// bounded as a first start's.
+absl::StatusOr<std::shared_ptr<ElectedOwner::Term>> ElectedOwner::TakeOver(
+    uint64_t generation, const OwnerLease::Won& won) {
+  auto term = std::make_shared<Term>();
+  term->heads = MakeQuorumHeads(quorum_);
+  term->slot = std::make_unique<GuardSlot>(store_);
+  term->slot->Set(GuardOf(won));
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  // A call of the previous period writes with its own guard; waiting for
+  // it keeps a late record of ours from racing this term's scan.
+  if (absl::Status s = DrainPrevious(generation, deadline); !s.ok()) return s;
+  if (absl::Status s = CheckQuorumMarker(); !s.ok()) return s;
   for (int round = 0;; ++round) {
     if (Superseded(generation)) {
       return absl::CancelledError("the lease ended during the take-over");
     }
+    if (!OthersAnswer()) {
+      // No Prepare goes out; after a few tries the lease goes to another.
+      if (round >= 2) {
+        return absl::UnavailableError(
+            "a majority of the other members does not answer; no Prepare "
+            "sent");
+      }
+      Log("warn", "freshness_quorum_waiting",
+          {{"error", "a majority of the other members does not answer"},
+           {"hint",
+            "start the other members' vaults (a majority of the "
+            "others must answer a take-over)"}});
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::seconds(1),
+                   [&] { return stopping_ || generation_ != generation; });
+      continue;
+    }
     auto fresh =
-        freshness::FreshRecordStore::Open(store_, *term->heads, fresh_options_);
+        freshness::FreshRecordStore::Open(*term->slot, *term->heads,
+                                          fresh_options_);
     if (fresh.ok()) {
       term->fresh = *std::move(fresh);
       return term;
@@ -112,38 +273,117 @@ absl::StatusOr<std::shared_ptr<ElectedOwner::Term>> ElectedOwner::TakeOver(
 void ElectedOwner::Work() {
   for (;;) {
     uint64_t generation;
+    OwnerLease::Won won;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || wanted_ != 0; });
+      if (!cv_.wait_for(lock, std::chrono::milliseconds(500),
+                        [&] { return stopping_ || wanted_ != 0; })) {
+        lock.unlock();
+        WatchHeads();
+        continue;
+      }
       if (stopping_) return;
       generation = std::exchange(wanted_, 0);
+      won = won_;
     }
-    auto term = TakeOver(generation);
+    if (auto kept = Resumable(); kept != nullptr) {
+      // Its earlier period's calls write with the earlier guard (refused);
+      // the new guard only once they returned.
+      if (DrainPrevious(generation, absl::Now() + absl::Seconds(60)).ok()) {
+        kept->slot->Set(GuardOf(won));
+        Serve(generation, won, std::move(kept), true);
+        continue;
+      }
+    }
+    lease_->SetEager(false);
+    auto term = TakeOver(generation, won);
     if (!term.ok()) {
       if (!Superseded(generation)) {
         Log("error", "quorum_takeover_failed",
             {{"error", std::string(term.status().message())}});
         lease_->Resign(
-            absl::StrCat("take-over failed: ", term.status().message()));
+            absl::StrCat("take-over failed: ", term.status().message()),
+            won.win);
       }
       continue;
     }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_ || generation_ != generation || !lease_->Held()) continue;
-      current_ = *term;
-    }
-    (*term)->heads->OnFenced([this] {
-      lease_->Resign("fenced: another member took over in a later term");
+    (*term)->heads->OnFenced([this, t = term->get()] {
+      uint64_t win = 0;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (current_ != nullptr && current_->term.get() == t) {
+          win = current_->win;
+        }
+      }
+      if (win != 0) {
+        lease_->Resign("fenced: another member took over in a later term",
+                       win);
+      }
     });
-    PublishServing();
-    Log("info", "quorum_owner_serving",
-        {{"node_id", absl::StrCat(quorum_.settings.node_id)},
-         {"term", absl::StrCat((*term)->heads->Term())}});
+    Serve(generation, won, *std::move(term), false);
   }
 }
 
-std::shared_ptr<ElectedOwner::Term> ElectedOwner::Current() const {
+// Finding 4 of the election's review: an owner whose head writes keep
+// failing (no majority reachable from it, a failing token) keeps the lease
+// alive but serves nobody. Health NOT_SERVING from the first failure
+// without a success since; after 3 × endorse_timeout of that it resigns,
+// so another member can try.
+void ElectedOwner::WatchHeads() {
+  std::shared_ptr<Period> p = Current();
+  bool changed = false, resign = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const freshness::QuorumHeadStore::Stats st =
+        p ? p->term->heads->stats() : freshness::QuorumHeadStore::Stats{};
+    if (p.get() != watched_.lock().get() || st.writes != watched_writes_) {
+      watched_ = p;
+      watched_writes_ = st.writes;
+      watched_failures_ = st.write_failures;
+      stall_since_.reset();
+      changed = stalled_;
+      stalled_ = false;
+    } else if (st.write_failures != watched_failures_) {
+      if (!stall_since_) stall_since_ = absl::Now();
+      changed = !stalled_;
+      stalled_ = true;
+      resign = absl::Now() - *stall_since_ >=
+               3 * quorum_.settings.endorse_timeout;
+      // Stalled: no eager resume of this term; let another member try.
+      if (resign) no_resume_ = true;
+    }
+  }
+  if (changed) PublishServing();
+  if (resign) {
+    Log("error", "quorum_owner_stalled",
+        {{"node_id", absl::StrCat(quorum_.settings.node_id)},
+         {"hint",
+          "no head write was certified for 3 endorse timeouts: check this "
+          "node's peer connections and token; stepping down"}});
+    lease_->Resign("no head write certified (no majority or token failure)",
+                   p->win);
+  }
+}
+
+void ElectedOwner::Serve(uint64_t generation, const OwnerLease::Won& won,
+                         std::shared_ptr<Term> term, bool resumed) {
+  const uint64_t t = term->heads->Term();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || generation_ != generation || !lease_->Held()) {
+      if (resumed) kept_ = std::move(term);  // still resumable next win
+      return;
+    }
+    current_ = std::make_shared<Period>(Period{std::move(term), won.win});
+    if (resumed) ++resumes_;
+  }
+  PublishServing();
+  Log("info", resumed ? "quorum_owner_resumed" : "quorum_owner_serving",
+      {{"node_id", absl::StrCat(quorum_.settings.node_id)},
+       {"term", absl::StrCat(t)}});
+}
+
+std::shared_ptr<ElectedOwner::Period> ElectedOwner::Current() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (current_ == nullptr || !lease_->Held()) return nullptr;
   return current_;
@@ -154,7 +394,7 @@ void ElectedOwner::PublishServing() {
   bool now;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    now = current_ != nullptr;
+    now = current_ != nullptr && !stalled_;
   }
   if (published_ == now || !on_serving_) return;
   published_ = now;
@@ -180,9 +420,15 @@ absl::Status NotHeld() {
 
 }  // namespace
 
-absl::Status ElectedOwner::Checked(absl::Status s) const {
-  if (!s.GetPayload(storage::kOwnerGuardPayload).has_value()) return s;
-  lease_->Resign("the etcd owner guard refused a record write");
+absl::Status ElectedOwner::Checked(absl::Status s, const Period& p) const {
+  auto guard = s.GetPayload(storage::kOwnerGuardPayload);
+  if (!guard.has_value()) return s;
+  lease_->Resign("the etcd owner guard refused a record write", p.win);
+  // An earlier send may have committed: no detail, so the attempt is
+  // ATTEMPT_UNSPECIFIED (finding 5), never "not counted".
+  if (*guard == storage::kOwnerGuardAmbiguous) {
+    return absl::UnavailableError(s.message());
+  }
   return NotOwnerError(s.message());
 }
 
@@ -190,7 +436,7 @@ absl::StatusOr<storage::v1::UserRecord> ElectedOwner::Get(
     std::string_view account_id) const {
   auto t = Current();
   if (t == nullptr) return NotHeld();
-  return Checked(t->fresh->Get(account_id));
+  return Checked(t->term->fresh->Get(account_id), *t);
 }
 
 absl::StatusOr<uint64_t> ElectedOwner::CompareAndSwap(
@@ -198,49 +444,71 @@ absl::StatusOr<uint64_t> ElectedOwner::CompareAndSwap(
     const storage::v1::UserRecord& next) {
   auto t = Current();
   if (t == nullptr) return NotHeld();
-  return Checked(t->fresh->CompareAndSwap(account_id, expected_version, next));
+  return Checked(t->term->fresh->CompareAndSwap(account_id, expected_version, next), *t);
 }
 
 absl::Status ElectedOwner::Delete(std::string_view account_id,
                                   uint64_t expected_version) {
   auto t = Current();
   if (t == nullptr) return NotHeld();
-  return Checked(t->fresh->Delete(account_id, expected_version));
+  return Checked(t->term->fresh->Delete(account_id, expected_version), *t);
 }
 
 absl::Status ElectedOwner::Shred(std::string_view account_id) {
   auto t = Current();
   if (t == nullptr) return NotHeld();
-  return Checked(t->fresh->Shred(account_id));
+  return Checked(t->term->fresh->Shred(account_id), *t);
 }
 
 absl::Status ElectedOwner::SyncBarrier(std::string_view account_id) {
   auto t = Current();
   if (t == nullptr) return NotHeld();
-  return Checked(t->fresh->SyncBarrier(account_id));
+  return Checked(t->term->fresh->SyncBarrier(account_id), *t);
 }
 
 absl::StatusOr<uint64_t> ElectedOwner::Count() const {
   auto t = Current();
   if (t == nullptr) return NotHeld();
-  return t->fresh->Count();
+  return t->term->fresh->Count();
 }
 
 absl::Status ElectedOwner::ForEach(Visitor visit) const {
   auto t = Current();
   if (t == nullptr) return NotHeld();
-  return t->fresh->ForEach(std::move(visit));
+  return t->term->fresh->ForEach(std::move(visit));
 }
 
 void ElectedOwner::RenderMetrics(std::string& out) const {
   auto t = Current();
-  quorum_.RenderMetrics(out, t ? t->heads.get() : nullptr);
+  quorum_.RenderMetrics(out, t ? t->term->heads.get() : nullptr);
+  uint64_t resumes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    resumes = resumes_;
+  }
+  absl::StrAppend(
+      &out,
+      "# HELP bkv_freshness_quorum_lease_wins_total Owner lease periods this "
+      "node won (each a take-over or a resume).\n# TYPE "
+      "bkv_freshness_quorum_lease_wins_total counter\n"
+      "bkv_freshness_quorum_lease_wins_total ",
+      lease_->wins(),
+      "\n# HELP bkv_freshness_quorum_resumes_total Wins that served on in the "
+      "term held before a brief lapse, without a take-over.\n# TYPE "
+      "bkv_freshness_quorum_resumes_total counter\n"
+      "bkv_freshness_quorum_resumes_total ",
+      resumes,
+      "\n# HELP bkv_freshness_quorum_duplicate_node_id 1: another process "
+      "holds the owner key under this node's id.\n# TYPE "
+      "bkv_freshness_quorum_duplicate_node_id gauge\n"
+      "bkv_freshness_quorum_duplicate_node_id ",
+      lease_->duplicate_seen() ? 1 : 0, "\n");
 }
 
 std::optional<freshness::FreshnessStats> ElectedOwner::FreshStats() const {
   auto t = Current();
   if (t == nullptr) return std::nullopt;
-  return t->fresh->Stats();
+  return t->term->fresh->Stats();
 }
 
 }  // namespace bkv::server

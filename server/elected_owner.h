@@ -5,10 +5,13 @@
 // "Election"): every member runs one. While this node holds the owner lease
 // and its take-over succeeded, account calls go to that take-over's
 // FreshRecordStore; otherwise they are refused REASON_NOT_OWNER, not
-// counted. Winning sets the etcd owner guard and takes over on a worker
-// thread; losing the lease (its local deadline, etcd's answer), a fence or
-// the guard refusing a write steps down: calls are refused at once, and the
-// term's stores go when the calls inside them return. Thread-safe.
+// counted. Each win is a lease period whose record writes carry that
+// period's etcd owner guard; a win takes over on a worker thread, or, with
+// N = 3, resumes the term it lost without a fence (docs/rollback.md, "The
+// election's review"). Losing the lease (its local deadline, etcd's
+// answer), a fence or the guard refusing a write steps down: calls are
+// refused at once, and the term's stores go when the calls inside them
+// return. Thread-safe.
 
 #include <condition_variable>
 #include <cstdint>
@@ -55,30 +58,51 @@ class ElectedOwner final : public OwnerRole {
   std::optional<freshness::FreshnessStats> FreshStats() const;
 
  private:
-  // One take-over's stores; the head store outlives the records' store.
+  class GuardSlot;
+  // One take-over's stores; the head store outlives the records' store,
+  // which writes through `slot` (the guard of the period serving it).
   struct Term {
     std::unique_ptr<freshness::QuorumHeadStore> heads;
+    std::unique_ptr<GuardSlot> slot;
     std::unique_ptr<freshness::FreshRecordStore> fresh;
+    ~Term();
+  };
+  // One lease period serving a term; calls hold it while inside.
+  struct Period {
+    std::shared_ptr<Term> term;
+    uint64_t win = 0;
   };
   ElectedOwner(QuorumNode& quorum, storage::EtcdRecordStore& store,
                freshness::FreshnessOptions fresh)
       : quorum_(quorum), store_(store), fresh_options_(std::move(fresh)) {}
 
-  // The serving term, null unless this node holds the lease now.
-  std::shared_ptr<Term> Current() const;
-  // A refusal by the owner guard: step down, and say "not the owner".
-  absl::Status Checked(absl::Status s) const;
+  // The serving period, null unless this node holds the lease now.
+  std::shared_ptr<Period> Current() const;
+  // A refusal by the owner guard: step down that period, and say "not the
+  // owner" (outcome unknown if an earlier send may have committed).
+  absl::Status Checked(absl::Status s, const Period& p) const;
   template <typename T>
-  absl::StatusOr<T> Checked(absl::StatusOr<T> r) const {
+  absl::StatusOr<T> Checked(absl::StatusOr<T> r, const Period& p) const {
     if (r.ok()) return r;
-    return Checked(r.status());
+    return Checked(r.status(), p);
   }
-  void Won(int64_t create_revision);
+  void Won(const OwnerLease::Won& won);
   void Lost(const std::string& why);
   void Work();
-  absl::StatusOr<std::shared_ptr<Term>> TakeOver(uint64_t generation);
+  // The term kept from the last period, if it may serve on (finding 2).
+  std::shared_ptr<Term> Resumable();
+  absl::StatusOr<std::shared_ptr<Term>> TakeOver(uint64_t generation,
+                                                 const OwnerLease::Won& won);
+  // Waits until the calls of the previous period returned.
+  absl::Status DrainPrevious(uint64_t generation, absl::Time deadline);
+  void Serve(uint64_t generation, const OwnerLease::Won& won,
+             std::shared_ptr<Term> term, bool resumed);
   bool Superseded(uint64_t generation) const;
   bool PreviousDrained() const;
+  bool OthersAnswer() const;
+  absl::Status CheckQuorumMarker();
+  void WatchHeads();
+  storage::OwnerGuard GuardOf(const OwnerLease::Won& won) const;
   // Tells on_serving_ whether this node serves now, if that changed; the
   // last of concurrent callers publishes the truth.
   void PublishServing();
@@ -91,11 +115,22 @@ class ElectedOwner final : public OwnerRole {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::shared_ptr<Term> current_;  // guarded by mu_
-  // The last term served: a new take-over waits until its calls returned.
-  std::weak_ptr<Term> previous_;  // guarded by mu_
-  uint64_t generation_ = 0;       // guarded by mu_: a win or a loss each
-  uint64_t wanted_ = 0;           // guarded by mu_: the win to take over
+  std::shared_ptr<Period> current_;  // guarded by mu_
+  // The last period served: a new one waits until its calls returned.
+  std::weak_ptr<Period> previous_;  // guarded by mu_
+  // The last period's term, kept to resume it (finding 2).
+  std::shared_ptr<Term> kept_;  // guarded by mu_
+  uint64_t generation_ = 0;     // guarded by mu_: a win or a loss each
+  uint64_t wanted_ = 0;         // guarded by mu_: the win to take over
+  OwnerLease::Won won_;         // guarded by mu_: that win's lease
+  uint64_t resumes_ = 0;        // guarded by mu_: for /metrics
+  // WatchHeads' view of the serving period's head writes (finding 4).
+  std::weak_ptr<Period> watched_;            // guarded by mu_
+  bool no_resume_ = false;                   // guarded by mu_
+  uint64_t watched_writes_ = 0;              // guarded by mu_
+  uint64_t watched_failures_ = 0;            // guarded by mu_
+  std::optional<absl::Time> stall_since_;    // guarded by mu_
+  bool stalled_ = false;                     // guarded by mu_
   bool stopping_ = false;         // guarded by mu_
   std::mutex serving_mu_;         // held while on_serving_ runs
   std::function<void(bool)> on_serving_;  // guarded by serving_mu_

@@ -1,5 +1,7 @@
 #include "server/owner_lease.h"
 
+#include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/log.h"
@@ -25,6 +27,10 @@ std::unique_ptr<OwnerLease> OwnerLease::Create(storage::EtcdClient& etcd,
 }
 
 void OwnerLease::Start() {
+  // A nonce per process tells this node's previous incarnation (its key
+  // expires within one TTL) from another process with the same id.
+  value_ = absl::StrCat(options_.node_id, "/",
+                        absl::Hex(absl::Uniform<uint64_t>(absl::BitGen())));
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -41,16 +47,43 @@ bool OwnerLease::Held() const {
   return until != 0 && Nanos(Clock::now()) < until;
 }
 
-void OwnerLease::Resign(const std::string& why) {
+void OwnerLease::Resign(const std::string& why, uint64_t win) {
   absl::MutexLock lock(&mu_);
-  // Only a held lease can be given up (a late resign must not cut the next).
-  if (held_until_.load() == 0 || !resigned_.empty()) return;
+  // Only the held lease of that win can be given up (a late resign of an
+  // earlier period must not cut a later one: finding 1 of the review).
+  if (held_until_.load() == 0 || win != win_.load() || !resigned_.empty()) {
+    return;
+  }
   resigned_ = why.empty() ? "resigned" : why;
 }
 
-void OwnerLease::Hold(Clock::time_point sent, int64_t ttl_s) {
+void OwnerLease::Hold(Clock::time_point sent, int64_t granted_s) {
+  // Stopping before etcd is always safe; trusting a huge grant is not.
+  const int64_t ttl_s =
+      std::min(granted_s, absl::ToInt64Seconds(options_.ttl));
   held_until_.store(
       Nanos(sent + std::chrono::milliseconds(ttl_s * 1000 * 5 / 6)));
+}
+
+void OwnerLease::CheckDuplicate(const std::string& value) {
+  const std::string mine = absl::StrCat(options_.node_id, "/");
+  if (!absl::StartsWith(value, mine) || value == value_) {
+    duplicate_since_.reset();
+    return;
+  }
+  const Clock::time_point now = Clock::now();
+  if (!duplicate_since_) duplicate_since_ = now;
+  if (now - *duplicate_since_ <= absl::ToChronoNanoseconds(options_.ttl)) {
+    return;
+  }
+  duplicate_seen_.store(true);
+  LogSampled("error", "quorum_duplicate_node_id", "quorum_duplicate_node_id",
+             {{"node_id", absl::StrCat(options_.node_id)},
+              {"holder", value},
+              {"hint",
+               "another process runs with this node's id (a copied data_dir "
+               "or token): stop it; two processes with one endorsement key "
+               "can fork the chain"}});
 }
 
 bool OwnerLease::Pause(absl::Duration d) {
@@ -66,7 +99,7 @@ absl::StatusOr<std::optional<std::string>> OwnerLease::Holder() {
   etcdserverpb::RangeRequest req;
   req.set_key(options_.key);
   etcdserverpb::RangeResponse resp;
-  absl::Status s = etcd_.Range(req, &resp, nullptr);
+  absl::Status s = etcd_.Range(req, &resp, nullptr, options_.ttl / 3);
   if (!s.ok()) return s;
   if (resp.kvs_size() == 0) return std::nullopt;
   return resp.kvs(0).value();
@@ -87,11 +120,11 @@ absl::StatusOr<int64_t> OwnerLease::Campaign() {
   c->set_create_revision(0);
   auto* put = txn.add_success()->mutable_request_put();
   put->set_key(options_.key);
-  put->set_value(absl::StrCat(options_.node_id));
+  put->set_value(value_);
   put->set_lease(lease_);
   txn.add_failure()->mutable_request_range()->set_key(options_.key);
   etcdserverpb::TxnResponse resp;
-  absl::Status s = etcd_.Txn(txn, &resp, nullptr);
+  absl::Status s = etcd_.Txn(txn, &resp, nullptr, options_.ttl / 3);
   int64_t created = 0;
   if (s.ok() && resp.succeeded()) {
     created = resp.header().revision();
@@ -134,10 +167,15 @@ std::string OwnerLease::KeepAlive() {
 
 void OwnerLease::Run() {
   const std::string node = absl::StrCat(options_.node_id);
+  bool absent_before = false;
   while (Pause(absl::ZeroDuration())) {
     absl::Duration backoff = options_.ttl / 3;
     auto holder = Holder();
-    if (holder.ok() && !holder->has_value()) {
+    if (holder.ok() && holder->has_value()) CheckDuplicate(**holder);
+    const bool absent = holder.ok() && !holder->has_value();
+    const bool campaign = absent && (absent_before || eager_.load());
+    absent_before = absent && !campaign;
+    if (campaign) {
       auto created = Campaign();
       if (created.ok() && *created != 0) {
         Log("info", "quorum_owner_lease_won",
@@ -145,7 +183,7 @@ void OwnerLease::Run() {
              {"key", options_.key},
              {"create_revision", absl::StrCat(*created)},
              {"ttl_s", absl::StrCat(absl::ToInt64Seconds(options_.ttl))}});
-        cb_.won(*created);
+        cb_.won({*created, lease_, ++win_});
         const std::string why = KeepAlive();
         held_until_.store(0);
         cb_.lost(why);

@@ -37,8 +37,15 @@ class OwnerLease {
     uint32_t node_id = 0;
     absl::Duration ttl = absl::Seconds(5);
   };
+  // One lease period: the key's create revision and lease, and which win
+  // of this process it is (1, 2, ...), for Resign.
+  struct Won {
+    int64_t create_revision = 0;
+    int64_t lease = 0;
+    uint64_t win = 0;
+  };
   struct Callbacks {
-    std::function<void(int64_t create_revision)> won;
+    std::function<void(const Won& won)> won;
     std::function<void(const std::string& why)> lost;
   };
 
@@ -55,11 +62,21 @@ class OwnerLease {
 
   // Whether this node holds the lease now, by its local monotonic clock.
   bool Held() const;
-  // Gives the lease up (fenced, a take-over that failed, the owner guard
-  // refused a write): `lost` runs on the lease's thread, the lease is
-  // revoked, and the node waits one TTL before it campaigns again. Never
-  // blocks.
-  void Resign(const std::string& why);
+  // Gives the lease of win `win` up (fenced, a take-over that failed, the
+  // owner guard refused a write): `lost` runs on the lease's thread, the
+  // lease is revoked, and the node waits one TTL before it campaigns again.
+  // Ignored unless `win` is the period held now: a late resign of an
+  // earlier period never ends a later one. Never blocks.
+  void Resign(const std::string& why, uint64_t win);
+  // Another process holds the key under this node's id for longer than one
+  // TTL (a copied data_dir or token: finding 10 of the election's review).
+  bool duplicate_seen() const { return duplicate_seen_.load(); }
+  // Lease periods won so far.
+  uint64_t wins() const { return win_.load(); }
+  // Eager: campaign as soon as the key is absent. Otherwise only once it
+  // was absent at two follows in a row (TTL/3 apart), so a node that can
+  // resume its unfenced term (finding 2) wins first after a brief lapse.
+  void SetEager(bool eager) { eager_.store(eager); }
 
  private:
   OwnerLease(storage::EtcdClient& etcd, Options options, Callbacks callbacks)
@@ -71,8 +88,12 @@ class OwnerLease {
   absl::StatusOr<int64_t> Campaign();
   // Keeps the lease alive until it is lost; says why.
   std::string KeepAlive();
-  // Held until `sent` + ttl·5/6 (the 1/6 covers clock rate differences).
-  void Hold(std::chrono::steady_clock::time_point sent, int64_t ttl_s);
+  // Held until `sent` + ttl·5/6 (the 1/6 covers clock rate differences),
+  // ttl the smaller of etcd's `granted_s` and the TTL asked for.
+  void Hold(std::chrono::steady_clock::time_point sent, int64_t granted_s);
+  // Logs another process holding the key with this node's id (a copied
+  // data_dir or token) once that lasted longer than one TTL.
+  void CheckDuplicate(const std::string& value);
   // Waits `d` or until stopped or resigned; false once stopping.
   bool Pause(absl::Duration d);
 
@@ -80,12 +101,18 @@ class OwnerLease {
   const Options options_;
   const Callbacks cb_;
   int64_t lease_ = 0;  // the lease thread's
+  // The key's value while held: "<node id>/<nonce of this process>".
+  std::string value_;
+  std::optional<std::chrono::steady_clock::time_point> duplicate_since_;
+  std::atomic<uint64_t> win_{0};
   // Nanoseconds since the steady clock's epoch until which the lease is
   // held; 0 while not held.
   std::atomic<int64_t> held_until_{0};
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::string resigned_ ABSL_GUARDED_BY(mu_);  // why, "" = not resigned
+  std::atomic<bool> duplicate_seen_{false};
+  std::atomic<bool> eager_{false};
   std::thread thread_;
 };
 

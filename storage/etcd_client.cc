@@ -184,22 +184,34 @@ absl::Status EtcdClient::WithFailover(const char* op, Call call, CallInfo* info,
 absl::Status EtcdClient::Range(const etcdserverpb::RangeRequest& req,
                                etcdserverpb::RangeResponse* resp,
                                CallInfo* info) {
+  return Range(req, resp, info, options_.op_timeout);
+}
+
+absl::Status EtcdClient::Range(const etcdserverpb::RangeRequest& req,
+                               etcdserverpb::RangeResponse* resp,
+                               CallInfo* info, absl::Duration timeout) {
   return WithFailover(
       "Range",
       [&](Member& m, grpc::ClientContext* ctx) {
         return m.kv->Range(ctx, req, resp);
       },
-      info);
+      info, timeout);
 }
 
 absl::Status EtcdClient::Txn(const etcdserverpb::TxnRequest& req,
                              etcdserverpb::TxnResponse* resp, CallInfo* info) {
+  return Txn(req, resp, info, options_.op_timeout);
+}
+
+absl::Status EtcdClient::Txn(const etcdserverpb::TxnRequest& req,
+                             etcdserverpb::TxnResponse* resp, CallInfo* info,
+                             absl::Duration timeout) {
   return WithFailover(
       "Txn",
       [&](Member& m, grpc::ClientContext* ctx) {
         return m.kv->Txn(ctx, req, resp);
       },
-      info);
+      info, timeout);
 }
 
 absl::Status EtcdClient::Compact(const etcdserverpb::CompactionRequest& req,

@@ -48,6 +48,14 @@ class EtcdClient {
                      etcdserverpb::RangeResponse* resp, CallInfo* info);
   absl::Status Txn(const etcdserverpb::TxnRequest& req,
                    etcdserverpb::TxnResponse* resp, CallInfo* info);
+  // The same within `timeout` in all instead of op_timeout (the owner
+  // lease's calls, bounded by a fraction of its TTL).
+  absl::Status Range(const etcdserverpb::RangeRequest& req,
+                     etcdserverpb::RangeResponse* resp, CallInfo* info,
+                     absl::Duration timeout);
+  absl::Status Txn(const etcdserverpb::TxnRequest& req,
+                   etcdserverpb::TxnResponse* resp, CallInfo* info,
+                   absl::Duration timeout);
   absl::Status Compact(const etcdserverpb::CompactionRequest& req,
                        etcdserverpb::CompactionResponse* resp, CallInfo* info);
 

@@ -49,13 +49,7 @@ struct Snapshot {
   int64_t record_mod = 0;  // mod revision (0: absent)
   int64_t watermark_mod = 0;
   std::optional<int64_t> owner_created;  // 0: the owner key is absent
-};
-
-// Which compare a guarded write carries besides the account's (docs/
-// rollback.md "Election"); create_revision 0: none.
-struct OwnerGuard {
-  std::string key;
-  int64_t create_revision = 0;
+  int64_t owner_lease = 0;
 };
 
 void AddRange(google::protobuf::RepeatedPtrField<RequestOp>* ops,
@@ -88,6 +82,7 @@ absl::StatusOr<Snapshot> ParseSnapshot(const TxnResponse& resp,
   if (ranges == 3) {
     const auto& o = resp.responses(2).response_range();
     snap.owner_created = o.kvs_size() > 0 ? o.kvs(0).create_revision() : 0;
+    snap.owner_lease = o.kvs_size() > 0 ? o.kvs(0).lease() : 0;
   }
   const auto& r = resp.responses(0).response_range();
   const auto& w = resp.responses(1).response_range();
@@ -131,13 +126,6 @@ struct EtcdRecordStore::Impl {
   static constexpr size_t kMaxObserved = 1 << 16;
   mutable std::mutex observed_mu;
   mutable absl::flat_hash_map<AccountKey, Observed> observed;
-
-  mutable std::mutex guard_mu;
-  OwnerGuard owner_guard;  // guarded by guard_mu
-  OwnerGuard Guard() const {
-    std::lock_guard<std::mutex> lock(guard_mu);
-    return owner_guard;
-  }
 
   void Remember(const AccountKey& key, const Observed& o) const {
     std::lock_guard<std::mutex> lock(observed_mu);
@@ -200,6 +188,13 @@ struct EtcdRecordStore::Impl {
       c->set_target(Compare::CREATE);
       c->set_result(Compare::EQUAL);
       c->set_create_revision(owner.create_revision);
+      // Revisions go back after a snapshot restore; lease ids do not
+      // (finding 9 of the election's review).
+      c = txn.add_compare();
+      c->set_key(owner.key);
+      c->set_target(Compare::LEASE);
+      c->set_result(Compare::EQUAL);
+      c->set_lease(owner.lease);
       AddRange(txn.mutable_failure(), owner.key);
     }
     return txn;
@@ -219,18 +214,31 @@ struct EtcdRecordStore::Impl {
     absl::Status s = SettleFailedGuard(key, write, info.ambiguous, now.raw);
     if (info.ambiguous && s.ok()) ++ambiguous_committed;
     if (!s.ok() && now.owner_created.has_value() &&
-        *now.owner_created != owner.create_revision) {
-      absl::Status refused = absl::UnavailableError(absl::StrCat(
-          "etcd refused the write of account key ", AccountKeyHex(key),
-          ": this node no longer holds the quorum's owner key ", owner.key,
-          " (created at revision ", owner.create_revision, ", now ",
-          *now.owner_created == 0 ? std::string("absent")
-                                  : absl::StrCat(*now.owner_created),
-          "); nothing was written"));
-      refused.SetPayload(kOwnerGuardPayload, absl::Cord("1"));
-      return refused;
+        (*now.owner_created != owner.create_revision ||
+         now.owner_lease != owner.lease)) {
+      return GuardRefused(key, owner, *now.owner_created, info.ambiguous);
     }
     return s;
+  }
+
+  // The owner guard refused, and the record is not ours. After a send that
+  // may have committed (finding 5 of the election's review) the write may
+  // still have been applied before the key changed: outcome unknown.
+  static absl::Status GuardRefused(const AccountKey& key,
+                                   const OwnerGuard& owner, int64_t now,
+                                   bool ambiguous) {
+    absl::Status refused = absl::UnavailableError(absl::StrCat(
+        "etcd refused the write of account key ", AccountKeyHex(key),
+        ": this node no longer holds the quorum's owner key ", owner.key,
+        " (created at revision ", owner.create_revision, " with lease ",
+        owner.lease, ", now ",
+        now == 0 ? std::string("absent") : absl::StrCat("revision ", now),
+        ambiguous ? "); the owner key changed; this write may or may not have "
+                    "been applied"
+                  : "); nothing was written"));
+    refused.SetPayload(kOwnerGuardPayload,
+                       absl::Cord(ambiguous ? kOwnerGuardAmbiguous : "1"));
+    return refused;
   }
 
   // A write call that failed after a send that may have been applied: one
@@ -311,6 +319,17 @@ absl::StatusOr<v1::UserRecord> EtcdRecordStore::Get(
 absl::StatusOr<uint64_t> EtcdRecordStore::CompareAndSwap(
     std::string_view account_id, uint64_t expected_version,
     const v1::UserRecord& next) {
+  return GuardedCas(account_id, expected_version, next, OwnerGuard{});
+}
+
+absl::Status EtcdRecordStore::Delete(std::string_view account_id,
+                                     uint64_t expected_version) {
+  return GuardedDelete(account_id, expected_version, OwnerGuard{});
+}
+
+absl::StatusOr<uint64_t> EtcdRecordStore::GuardedCas(
+    std::string_view account_id, uint64_t expected_version,
+    const v1::UserRecord& next, const OwnerGuard& owner) {
   const AccountKey key = DeriveAccountKey(account_id);
   BKV_ASSIGN_OR_RETURN(const Impl::Observed seen,
                        impl_->Observe(key, expected_version));
@@ -324,7 +343,6 @@ absl::StatusOr<uint64_t> EtcdRecordStore::CompareAndSwap(
   record.set_version(state.high_water + 1);
   BKV_ASSIGN_OR_RETURN(std::string value,
                        SealRecord(*impl_->sealer, key, record));
-  const OwnerGuard owner = impl_->Guard();
   TxnRequest txn = impl_->GuardedTxn(key, seen, owner);
   auto* put = txn.add_success()->mutable_request_put();
   put->set_key(impl_->RecordKey(key));
@@ -355,8 +373,9 @@ absl::StatusOr<uint64_t> EtcdRecordStore::CompareAndSwap(
   return record.version();
 }
 
-absl::Status EtcdRecordStore::Delete(std::string_view account_id,
-                                     uint64_t expected_version) {
+absl::Status EtcdRecordStore::GuardedDelete(std::string_view account_id,
+                                            uint64_t expected_version,
+                                            const OwnerGuard& owner) {
   const AccountKey key = DeriveAccountKey(account_id);
   BKV_ASSIGN_OR_RETURN(const Impl::Observed seen,
                        impl_->Observe(key, expected_version));
@@ -365,7 +384,6 @@ absl::Status EtcdRecordStore::Delete(std::string_view account_id,
     return VersionMismatch(key, state, expected_version);
   }
   impl_->Forget(key);
-  const OwnerGuard owner = impl_->Guard();
   TxnRequest txn = impl_->GuardedTxn(key, seen, owner);
   txn.add_success()->mutable_request_delete_range()->set_key(
       impl_->RecordKey(key));
@@ -551,10 +569,42 @@ absl::Status EtcdRecordStore::ForEach(Visitor visit) const {
 
 uint64_t EtcdRecordStore::cluster_id() const { return impl_->cluster_id; }
 
-void EtcdRecordStore::SetOwnerGuard(const std::string& key,
-                                    int64_t create_revision) {
-  std::lock_guard<std::mutex> lock(impl_->guard_mu);
-  impl_->owner_guard = {key, create_revision};
+namespace {
+
+// One lease period's view of the store: every write carries its guard.
+class GuardedView final : public RecordStore {
+ public:
+  GuardedView(EtcdRecordStore& store, OwnerGuard guard)
+      : store_(store), guard_(std::move(guard)) {}
+  absl::StatusOr<v1::UserRecord> Get(std::string_view id) const override {
+    return store_.Get(id);
+  }
+  absl::StatusOr<uint64_t> CompareAndSwap(std::string_view id,
+                                          uint64_t expected,
+                                          const v1::UserRecord& next) override {
+    return store_.GuardedCas(id, expected, next, guard_);
+  }
+  absl::Status Delete(std::string_view id, uint64_t expected) override {
+    return store_.GuardedDelete(id, expected, guard_);
+  }
+  absl::Status Shred(std::string_view id) override { return store_.Shred(id); }
+  absl::Status SyncBarrier(std::string_view id) override {
+    return store_.SyncBarrier(id);
+  }
+  absl::StatusOr<uint64_t> Count() const override { return store_.Count(); }
+  absl::Status ForEach(Visitor visit) const override {
+    return store_.ForEach(std::move(visit));
+  }
+
+ private:
+  EtcdRecordStore& store_;
+  const OwnerGuard guard_;
+};
+
+}  // namespace
+
+std::unique_ptr<RecordStore> EtcdRecordStore::Guarded(OwnerGuard guard) {
+  return std::make_unique<GuardedView>(*this, std::move(guard));
 }
 
 EtcdClient& EtcdRecordStore::client() const { return *impl_->client; }
@@ -572,18 +622,28 @@ absl::StatusOr<bool> EtcdRecordStore::HoldsAccounts() const {
 
 absl::StatusOr<std::optional<std::string>> EtcdRecordStore::ReadShardMap()
     const {
+  return ReadMarker("m");
+}
+
+absl::StatusOr<std::string> EtcdRecordStore::CreateShardMap(
+    const std::string& map) {
+  return CreateMarker("m", map);
+}
+
+absl::StatusOr<std::optional<std::string>> EtcdRecordStore::ReadMarker(
+    const std::string& suffix) const {
   etcdserverpb::RangeRequest req;
-  req.set_key(impl_->options.key_prefix + "m");
+  req.set_key(impl_->options.key_prefix + suffix);
   etcdserverpb::RangeResponse resp;
   BKV_RETURN_IF_ERROR(impl_->client->Range(req, &resp, nullptr));
   if (resp.kvs_size() == 0) return std::nullopt;
   return resp.kvs(0).value();
 }
 
-absl::StatusOr<std::string> EtcdRecordStore::CreateShardMap(
-    const std::string& map) {
+absl::StatusOr<std::string> EtcdRecordStore::CreateMarker(
+    const std::string& suffix, const std::string& value) {
   // Create-if-absent: the guard can hold only once, so a resend is safe.
-  const std::string key = impl_->options.key_prefix + "m";
+  const std::string key = impl_->options.key_prefix + suffix;
   TxnRequest txn;
   Compare* c = txn.add_compare();
   c->set_key(key);
@@ -592,11 +652,11 @@ absl::StatusOr<std::string> EtcdRecordStore::CreateShardMap(
   c->set_create_revision(0);
   auto* put = txn.add_success()->mutable_request_put();
   put->set_key(key);
-  put->set_value(map);
+  put->set_value(value);
   AddRange(txn.mutable_failure(), key);
   TxnResponse resp;
   BKV_RETURN_IF_ERROR(impl_->client->Txn(txn, &resp, nullptr));
-  if (resp.succeeded()) return map;
+  if (resp.succeeded()) return value;
   if (resp.responses_size() != 1 || !resp.responses(0).has_response_range() ||
       resp.responses(0).response_range().kvs_size() != 1) {
     return absl::InternalError("etcd answered a Txn without its range");

@@ -17,9 +17,19 @@ namespace bkv::storage {
 class EtcdClient;
 
 // The payload key on a write refused by the owner guard alone
-// (EtcdRecordStore::SetOwnerGuard): nothing was written, and this node no
-// longer holds the quorum's owner key.
+// (EtcdRecordStore::Guarded): this node no longer holds the quorum's owner
+// key. Its value is kOwnerGuardAmbiguous when an earlier send of the write
+// may have committed (outcome unknown), else nothing was written.
 inline constexpr char kOwnerGuardPayload[] = "bkv.storage/owner-guard";
+inline constexpr char kOwnerGuardAmbiguous[] = "ambiguous";
+
+// The quorum owner's fence for one lease period (docs/rollback.md
+// "Election"): the owner key, the revision that created it and its lease.
+struct OwnerGuard {
+  std::string key;
+  int64_t create_revision = 0;  // 0: no guard
+  int64_t lease = 0;
+};
 
 struct EtcdRecordStoreOptions {
   // host:port of the members of ONE etcd cluster (checked at Open).
@@ -107,15 +117,29 @@ class EtcdRecordStore final : public RecordStore {
   // Stores `map` unless a map is there already; returns the map stored now
   // (ours, or the one that was there).
   absl::StatusOr<std::string> CreateShardMap(const std::string& map);
+  // The same for any key `<prefix><suffix>` outside the record key spaces
+  // (the shard map "m", the quorum marker "fresh/quorum").
+  absl::StatusOr<std::optional<std::string>> ReadMarker(
+      const std::string& suffix) const;
+  absl::StatusOr<std::string> CreateMarker(const std::string& suffix,
+                                           const std::string& value);
   // "[host:port, ...]", to name this cluster in errors.
   std::string Describe() const;
 
-  // The quorum owner's fence (docs/rollback.md "Election"): from now on
-  // every CompareAndSwap and Delete also requires that `key` exists with
-  // this create revision (the owner key this node created). A write refused
-  // by that compare alone, not ours on re-reading, fails kUnavailable with
-  // the payload kOwnerGuardPayload. create_revision 0 removes the guard.
-  void SetOwnerGuard(const std::string& key, int64_t create_revision);
+  // A view of this store for one lease period of the quorum's owner: its
+  // every CompareAndSwap and Delete also requires that `guard.key` exists
+  // with that create revision and lease. A write refused by that compare
+  // alone, not ours on re-reading, fails kUnavailable with the payload
+  // kOwnerGuardPayload. The store must outlive the view.
+  std::unique_ptr<RecordStore> Guarded(OwnerGuard guard);
+  // The writes of Guarded's view (the one place of the guarded Txn).
+  absl::StatusOr<uint64_t> GuardedCas(std::string_view account_id,
+                                      uint64_t expected_version,
+                                      const v1::UserRecord& next,
+                                      const OwnerGuard& owner);
+  absl::Status GuardedDelete(std::string_view account_id,
+                             uint64_t expected_version,
+                             const OwnerGuard& owner);
   // This store's client, for the owner lease (server/owner_lease.h), which
   // shares its channels and deadlines.
   EtcdClient& client() const;

@@ -110,14 +110,16 @@ class QuorumEtcdProcessTest : public QuorumProcessTest {
     return -1;
   }
 
-  // The owner key's value (a node id), "" when absent.
+  // The owner key's holder (its value is "<node id>/<process nonce>"), ""
+  // when absent.
   std::string OwnerKeyValue() {
     RawEtcd raw(*etcd_, 0);
     etcdserverpb::RangeResponse resp;
     if (!raw.Range(kOwnerKey, 0, &resp).ok() || resp.kvs_size() == 0) {
       return "";
     }
-    return resp.kvs(0).value();
+    const std::string& v = resp.kvs(0).value();
+    return v.substr(0, v.find('/'));
   }
 
   std::unique_ptr<client::VaultClient> Sdk(const std::string& account,
@@ -333,6 +335,106 @@ TEST_F(QuorumEtcdProcessTest, OwnerCutOffFromEtcdStopsByItsOwnClock) {
   ASSERT_TRUE(etcd_->WaitForLeader().ok());
   ASSERT_GE(WaitForOwner(), 0);
   EXPECT_EQ(Remaining("iris"), 10u);
+}
+
+// Finding 2 of the election's review (N = 3 availability): one member
+// dead, then etcd frozen past the owner's TTL, so the owner steps down by
+// its own clock. Nobody took over meanwhile (any take-over needs both
+// others, the owner's endorser among them), so once etcd is back the owner
+// wins the key again and serves on in its term without a Prepare. Before,
+// every win was a full take-over needing both others: with one dead, no
+// owner until it came back (this test timed out in WaitForOwner).
+TEST_F(QuorumEtcdProcessTest, OwnerRidesOutAnEtcdLapseWithOneMemberDown) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  Register("nina");
+  ASSERT_TRUE(Guess("nina").got_ke2);
+  const int down = (owner + 1) % nodes_;
+  node_[down].Kill();
+  for (int m = 0; m < etcd_->size(); ++m) ASSERT_TRUE(etcd_->Freeze(m).ok());
+  for (int i = 0; i < 100 && VaultHealth(node_[owner].address()) != 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(VaultHealth(node_[owner].address()), 2) << "NOT_SERVING";
+  for (int m = 0; m < etcd_->size(); ++m) etcd_->Thaw(m);
+  ASSERT_TRUE(etcd_->WaitForLeader().ok());
+  const int next = WaitForOwner();
+  ASSERT_EQ(next, owner) << "no owner with one member down after a lapse";
+  EXPECT_NE(node_[owner].log().find("quorum_owner_resumed"),
+            std::string::npos);
+  EXPECT_TRUE(Guess("nina").got_ke2);
+  EXPECT_EQ(Remaining("nina"), 8u);
+}
+
+// Finding 4 of the election's review: an owner that can reach etcd but
+// no endorser (both others SIGSTOPped here; a peer partition or a failing
+// token alike) used to keep the lease alive and health SERVING for ever.
+// Now a failed head write without a success since turns health
+// NOT_SERVING, and after 3 endorse timeouts it steps down and releases the
+// key (quorum_owner_stalled), so another member can try. The others back:
+// an owner serves again.
+TEST_F(QuorumEtcdProcessTest, OwnerThatCannotWriteHeadsStepsDown) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  Register("sven");
+  for (int i = 0; i < nodes_; ++i) {
+    if (i == owner) continue;
+    ASSERT_EQ(kill(node_[i].pid(), SIGSTOP), 0);
+    paused_[i] = true;
+  }
+  EXPECT_FALSE(Guess("sven").got_ke2) << "a KE2 without a majority";
+  bool not_serving = false, stalled = false;
+  for (int i = 0; i < 300 && !stalled; ++i) {
+    not_serving = not_serving || VaultHealth(node_[owner].address()) == 2;
+    stalled = node_[owner].log().find("quorum_owner_stalled") !=
+              std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(not_serving) << "health stayed SERVING without a majority";
+  EXPECT_TRUE(stalled) << node_[owner].log();
+  EXPECT_NE(node_[owner].log().find("quorum_owner_lease_lost"),
+            std::string::npos);
+  for (int i = 0; i < nodes_; ++i) {
+    if (!paused_[i]) continue;
+    ASSERT_EQ(kill(node_[i].pid(), SIGCONT), 0);
+    paused_[i] = false;
+  }
+  ASSERT_GE(WaitForOwner(), 0);
+  EXPECT_TRUE(Guess("sven").got_ke2);
+}
+
+// Finding 3 of the election's review: a member restarted with another
+// etcd_key_prefix (an operator's typo) finds that key free and wins its own
+// election. Its store holds no quorum marker and no account while its
+// endorser holds a certificate: it logs quorum_store_mismatch and sends no
+// Prepare, so the real owner keeps serving in its term. Before, its
+// take-over's Prepare fenced the real owner, again and again.
+TEST_F(QuorumEtcdProcessTest, MemberOnAnotherEtcdPrefixNeverFencesTheOwner) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  Register("omar");
+  ASSERT_TRUE(Guess("omar").got_ke2);
+  const int wrong = (owner + 1) % nodes_;
+  ASSERT_EQ(node_[wrong].Stop(), 0);
+  args_[wrong].push_back("--etcd-key-prefix");
+  args_[wrong].push_back("typo/");
+  ASSERT_NO_FATAL_FAILURE(StartNode(wrong));
+  bool refused = false;
+  for (int i = 0; i < 300 && !refused; ++i) {
+    refused = node_[wrong].log().find("quorum_store_mismatch") !=
+              std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(refused) << node_[wrong].log();
+  const int64_t term = Gauge(HttpGet(metrics_[owner], "/metrics"),
+                             "bkv_freshness_endorser_promised_term");
+  // A few of its campaign cycles (one TTL backoff each, TTL 2 s).
+  std::this_thread::sleep_for(std::chrono::seconds(6));
+  EXPECT_EQ(OwnerGauge(owner), 1) << "the real owner was fenced";
+  EXPECT_EQ(Gauge(HttpGet(metrics_[owner], "/metrics"),
+                  "bkv_freshness_endorser_promised_term"),
+            term);
+  EXPECT_TRUE(Guess("omar").got_ke2);
 }
 
 // Issue 12: the owner SIGKILLed. Five members, so a take-over has 3 of

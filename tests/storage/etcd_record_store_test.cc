@@ -246,9 +246,9 @@ TEST_F(EtcdRecordStoreTest, SyncBarrierChangesNoRecord) {
   EXPECT_EQ(store_->Get("hank")->version(), 1u);
 }
 
-// The quorum owner's guard (docs/rollback.md "Election"): with the guard
-// set, a write lands only while the owner key has the create revision this
-// node won it at; once the key was deleted and created again (another
+// The quorum owner's guard (docs/rollback.md "Election"): a guarded view
+// writes only while the owner key has the create revision and lease this
+// node won it with; once the key was deleted and created again (another
 // member won), the write is refused with kOwnerGuardPayload and nothing is
 // written, a Delete too. Without the compare the write landed.
 TEST_F(EtcdRecordStoreTest, OwnerGuardRefusesWritesOnceTheKeyIsAnotherOne) {
@@ -260,31 +260,85 @@ TEST_F(EtcdRecordStoreTest, OwnerGuardRefusesWritesOnceTheKeyIsAnotherOne) {
     return resp.kvs_size() == 1 ? resp.kvs(0).create_revision() : 0;
   };
   ASSERT_TRUE(raw.Put(owner, "1").ok());
-  store_->SetOwnerGuard(owner, created());
-  auto v1 = store_->CompareAndSwap("gina", 0, SampleRecord(1));
+  auto view = store_->Guarded({owner, created(), 0});
+  auto v1 = view->CompareAndSwap("gina", 0, SampleRecord(1));
   ASSERT_TRUE(v1.ok()) << v1.status();
   ASSERT_TRUE(raw.Delete(owner).ok());
   ASSERT_TRUE(raw.Put(owner, "2").ok());
-  auto refused = store_->CompareAndSwap("gina", *v1, SampleRecord(2));
+  auto refused = view->CompareAndSwap("gina", *v1, SampleRecord(2));
   ASSERT_FALSE(refused.ok());
   EXPECT_TRUE(absl::IsUnavailable(refused.status())) << refused.status();
-  EXPECT_TRUE(refused.status().GetPayload(kOwnerGuardPayload).has_value())
-      << refused.status();
+  EXPECT_EQ(refused.status().GetPayload(kOwnerGuardPayload).value_or(
+                absl::Cord()),
+            absl::Cord("1"))
+      << "an unambiguous refusal wrote nothing: " << refused.status();
   EXPECT_EQ(store_->Get("gina")->version(), *v1) << "written anyway";
-  absl::Status del = store_->Delete("gina", *v1);
+  absl::Status del = view->Delete("gina", *v1);
   EXPECT_TRUE(del.GetPayload(kOwnerGuardPayload).has_value()) << del;
   ASSERT_TRUE(raw.Delete(owner).ok());
-  refused = store_->CompareAndSwap("gina", *v1, SampleRecord(2));
+  refused = view->CompareAndSwap("gina", *v1, SampleRecord(2));
   EXPECT_TRUE(refused.status().GetPayload(kOwnerGuardPayload).has_value())
       << "an absent owner key must refuse too: " << refused.status();
   // A version mismatch stays one (not blamed on the guard).
   ASSERT_TRUE(raw.Put(owner, "3").ok());
-  store_->SetOwnerGuard(owner, created());
-  auto stale = store_->CompareAndSwap("gina", *v1 + 7, SampleRecord(2));
+  auto view3 = store_->Guarded({owner, created(), 0});
+  auto stale = view3->CompareAndSwap("gina", *v1 + 7, SampleRecord(2));
   EXPECT_FALSE(stale.status().GetPayload(kOwnerGuardPayload).has_value());
-  auto v2 = store_->CompareAndSwap("gina", *v1, SampleRecord(2));
+  auto v2 = view3->CompareAndSwap("gina", *v1, SampleRecord(2));
   ASSERT_TRUE(v2.ok()) << v2.status();
-  store_->SetOwnerGuard(owner, 0);
+}
+
+// Finding 1 of the election's review: the guard belongs to one lease
+// period. The same node winning the key again (a second view) must not let
+// a write of its first period land: before, one guard per store was
+// overwritten by the second win, and the first period's write passed.
+TEST_F(EtcdRecordStoreTest, OwnerGuardOfAnEarlierPeriodStaysItsOwn) {
+  RawEtcd raw(*cluster_, 0);
+  const std::string owner = prefix_ + "fresh/owner";
+  auto created = [&] {
+    etcdserverpb::RangeResponse resp;
+    EXPECT_TRUE(raw.Range(owner, 0, &resp).ok());
+    return resp.kvs_size() == 1 ? resp.kvs(0).create_revision() : 0;
+  };
+  ASSERT_TRUE(raw.Put(owner, "1/a").ok());
+  auto period1 = store_->Guarded({owner, created(), 0});
+  auto v1 = period1->CompareAndSwap("ivy", 0, SampleRecord(1));
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  ASSERT_TRUE(raw.Delete(owner).ok());
+  ASSERT_TRUE(raw.Put(owner, "1/a").ok());  // the same node won again
+  auto period2 = store_->Guarded({owner, created(), 0});
+  auto late = period1->CompareAndSwap("ivy", *v1, SampleRecord(2));
+  EXPECT_TRUE(late.status().GetPayload(kOwnerGuardPayload).has_value())
+      << "a write of the earlier period landed: " << late.status();
+  EXPECT_EQ(store_->Get("ivy")->version(), *v1);
+  auto now = period2->CompareAndSwap("ivy", *v1, SampleRecord(2));
+  EXPECT_TRUE(now.ok()) << now.status();
+}
+
+// Finding 9: the guard compares the key's lease too, so a key created at
+// the same revision again (an etcd snapshot restore puts revisions back)
+// under another lease refuses. Here: the right revision, the wrong lease.
+TEST_F(EtcdRecordStoreTest, OwnerGuardComparesTheLease) {
+  EtcdClient& etcd = store_->client();
+  const std::string owner = prefix_ + "fresh/owner";
+  auto lease = etcd.LeaseGrant(30, absl::Seconds(5));
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  etcdserverpb::TxnRequest txn;
+  auto* put = txn.add_success()->mutable_request_put();
+  put->set_key(owner);
+  put->set_value("1/a");
+  put->set_lease(lease->id());
+  etcdserverpb::TxnResponse resp;
+  ASSERT_TRUE(etcd.Txn(txn, &resp, nullptr).ok());
+  const int64_t rev = resp.header().revision();
+  auto wrong = store_->Guarded({owner, rev, lease->id() + 1});
+  auto refused = wrong->CompareAndSwap("jo", 0, SampleRecord(1));
+  EXPECT_TRUE(refused.status().GetPayload(kOwnerGuardPayload).has_value())
+      << refused.status();
+  auto right = store_->Guarded({owner, rev, lease->id()});
+  auto ok = right->CompareAndSwap("jo", 0, SampleRecord(1));
+  EXPECT_TRUE(ok.ok()) << ok.status();
+  ASSERT_TRUE(etcd.LeaseRevoke(lease->id(), absl::Seconds(5)).ok());
 }
 
 // The lease calls of the owner election, each under a deadline: a grant
