@@ -148,6 +148,10 @@ absl::Status Vault::ThresholdRegisterPrepare(
   auto record = opaque::RegistrationRecord::Parse(record_bytes);
   if (!record.ok()) return FieldError("record", record.status());
   threshold::RealmNonce nonce;
+  if (ticket->binding.size() != nonce.size()) {  // only Start seals these
+    return WithAttempt(absl::InternalError("register ticket: bad binding"),
+                       kNotCounted);
+  }
   std::copy_n(ticket->binding.begin(), nonce.size(), nonce.begin());
   auto opened = threshold::OpenAsRealm(
       options_.realm_keys->private_key,
@@ -198,7 +202,16 @@ absl::Status Vault::ThresholdRegisterPrepare(
                            /*raw=*/true));
   switch (decision.outcome) {
     case realm_policy::PrepareOutcome::kProceed:
+      if (decision.next->shred_pending()) SettleShred(account);
       break;
+    case realm_policy::PrepareOutcome::kEpochTooFar:
+      return WithAttempt(
+          absl::FailedPreconditionError(absl::StrCat(
+              "the descriptor's epoch ", d->epoch,
+              " jumps too far above this realm's epoch ", decision.epoch,
+              " for the account (at most 2^32 above it and below 2^63): "
+              "take one above the highest epoch the realms report")),
+          kNotCounted);
     case realm_policy::PrepareOutcome::kLocked:
       return Locked();
     case realm_policy::PrepareOutcome::kProofRequired:
@@ -239,18 +252,18 @@ absl::StatusOr<uint32_t> Vault::ThresholdRegisterCommit(
   const int64_t now = options_.now_ms();
   const uint64_t registration_id = RandomId();
   BKV_RETURN_IF_ERROR(WithAttempt(audit_.Ready(), kNotCounted));
-  BKV_ASSIGN_OR_RETURN(
-      realm_policy::CommitDecision d,
-      Mutate(store_, cache_, account,
-             [&](const std::optional<UserRecord>& current) {
-               auto d = realm_policy::Commit(current, Str(version), hash,
-                                             registration_id, now);
-               if (d.next &&
-                   (d.superseded_active || current->shred_pending())) {
-                 d.next->set_shred_pending(true);
-               }
-               return d;
-             }));
+  BKV_ASSIGN_OR_RETURN(realm_policy::CommitDecision d,
+                       Mutate(store_, cache_, account,
+                              [&](const std::optional<UserRecord>& current) {
+                                auto d = realm_policy::Commit(
+                                    current, Str(version), hash,
+                                    registration_id, now, options_.limits);
+                                if (d.next && (d.superseded_active ||
+                                               current->shred_pending())) {
+                                  d.next->set_shred_pending(true);
+                                }
+                                return d;
+                              }));
   switch (d.outcome) {
     case realm_policy::CommitOutcome::kCommitted:
       if (d.next->shred_pending()) SettleShred(account);
@@ -279,8 +292,10 @@ absl::StatusOr<Vault::ThresholdStep> Vault::ThresholdRecoverStart(
   }
   BKV_RETURN_IF_ERROR(CheckRealm());
   if (realm_id != options_.realm_id) {
+    // The caller's id is not echoed: it is arbitrary bytes.
     return Refused(absl::StrCat("this is realm '", options_.realm_id,
-                                "', not '", realm_id, "'"));
+                                "', not the realm id sent (", realm_id.size(),
+                                " bytes): check the client's realm set"));
   }
   if (auto ready = audit_.Ready(); !ready.ok()) {
     return WithAttempt(ready, kNotCounted);
