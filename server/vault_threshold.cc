@@ -206,11 +206,13 @@ absl::Status Vault::ThresholdRegisterPrepare(
       break;
     case realm_policy::PrepareOutcome::kEpochTooFar:
       return WithAttempt(
-          absl::FailedPreconditionError(absl::StrCat(
-              "the descriptor's epoch ", d->epoch,
-              " jumps too far above this realm's epoch ", decision.epoch,
-              " for the account (at most 2^32 above it and below 2^63): "
-              "take one above the highest epoch the realms report")),
+          WithDetail(
+              absl::FailedPreconditionError(absl::StrCat(
+                  "the descriptor's epoch ", d->epoch,
+                  " jumps too far above this realm's epoch ", decision.epoch,
+                  " for the account (at most 2^32 above it and below 2^63): "
+                  "take one above the highest epoch the realms report")),
+              ErrorDetail::REASON_STATE_EXPIRED),
           kNotCounted);
     case realm_policy::PrepareOutcome::kLocked:
       return Locked();
