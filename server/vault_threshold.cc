@@ -2,6 +2,7 @@
 // (docs/threshold.md, "The realm's server side"). Counting and release go
 // through the v2 path (CountStart, RecoverFinish); only registration and the
 // share evaluation are new here.
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <sodium.h>
 
@@ -39,6 +40,19 @@ std::string Sha256(std::span<const uint8_t> in) {
 }
 
 std::string Str(std::span<const uint8_t> b) { return {b.begin(), b.end()}; }
+
+// Erases a share's secrets from a RealmShare this code built (the sealed
+// record is the only copy that should outlive the call).
+struct ShareEraser {
+  RealmShare* share;
+  ~ShareEraser() {
+    for (std::string* s :
+         {share->mutable_oprf_key_share(), share->mutable_secret_share(),
+          share->mutable_wrapped_key()}) {
+      OPENSSL_cleanse(s->data(), s->size());
+    }
+  }
+};
 
 template <size_t N>
 std::string Str(const std::array<uint8_t, N>& b) {
@@ -179,6 +193,7 @@ absl::Status Vault::ThresholdRegisterPrepare(
   BKV_ASSIGN_OR_RETURN(uint64_t proof_id,
                        ProofRegistrationId(account, proof, now));
   RealmShare share;
+  const ShareEraser erase_share{&share};
   share.set_registration_version(Str(d->version));
   share.set_per_realm_limit(d->per_realm_limit);
   share.set_descriptor_bytes(Str(descriptor_bytes));
@@ -200,6 +215,9 @@ absl::Status Vault::ThresholdRegisterPrepare(
                                  options_.pending_ttl_ms, options_.limits);
                            },
                            /*raw=*/true));
+  if (decision.next) {  // written and sealed: this copy of the share goes
+    const ShareEraser erase_written{decision.next->mutable_pending_realm()};
+  }
   switch (decision.outcome) {
     case realm_policy::PrepareOutcome::kProceed:
       if (decision.next->shred_pending()) SettleShred(account);

@@ -279,9 +279,9 @@ class ThresholdE2eTest : public ::testing::Test {
           Call(r, &vault::v1::Vault::Stub::ThresholdRecoverFinish, req, &resp);
       if (!out.result.ok()) return out;
       out.proofs[use[j]] = resp.proof();
-      auto opened = key_transport::Open(fin->session_key,
-                                        key_transport::Direction::kRecover,
-                                        kAccount, Bytes(resp.sealed_share()));
+      auto opened = key_transport::Open(
+          fin->session_key, key_transport::Direction::kRecover, kAccount,
+          Bytes(resp.sealed_share()), key_transport::kRealmReleaseSize);
       EXPECT_TRUE(opened.ok() && opened->size() == 92);
       SecretBytes s_i = SecretBytes::Copy(std::span(*opened).first(32));
       EXPECT_TRUE(
