@@ -437,6 +437,44 @@ TEST_F(ThresholdE2eTest, HugeEpochIsRefused) {
   ExpectRecovered(Recover("correct horse battery", {0}), ok);
 }
 
+// Review of the realm side, finding 3: a pending version replaced after its
+// TTL leaves no file of the realm's data directory (its k_i, s_i, wrapped
+// sealed in the old record version). Fails without the shred at Prepare.
+TEST_F(ThresholdE2eTest, ReplacedPendingVersionIsShredded) {
+  StartRealms(1, {"--pending-ttl-s", "1"});
+  Register(1, "correct horse battery", 10, /*commit=*/false);
+  VaultProcess& p = *realms_[0].process;
+  realms_[0].client.reset();
+  ASSERT_EQ(p.Stop(), 0);  // flushed: the pending version is in an SST
+  std::string old_value;
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(),
+                                             p.data_dir() + "/records", &raw)
+                    .ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    ASSERT_TRUE(
+        db->Get(rocksdb::ReadOptions(),
+                storage::RecordDbKey(storage::DeriveAccountKey(kAccount)),
+                &old_value)
+            .ok());
+  }
+  ASSERT_GT(old_value.size(), 512u);
+  const std::string needle = old_value.substr(old_value.size() / 2, 48);
+  const std::string records = p.data_dir() + "/records";
+  ASSERT_GT(VaultFixture::FilesContaining(records, needle), 0);
+  ASSERT_TRUE(p.Start()) << p.log();
+  realms_[0].client = std::make_unique<TestClient>(p.address(), p.public_key());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // the TTL
+  Sent y = Register(1, "another horse battery", 10, /*commit=*/false);
+  EXPECT_EQ(Status(realms_[0]).pending_commitment(),
+            Str(y.descriptor.Commitment()));
+  EXPECT_EQ(VaultFixture::FilesContaining(records, needle), 0);
+  realms_[0].client.reset();
+  ASSERT_EQ(p.Stop(), 0);
+  EXPECT_EQ(VaultFixture::FilesContaining(p.data_dir(), needle), 0);
+}
+
 // Per-realm audience: a token for another realm (or the v2 audience) is
 // refused before anything, and a realm whose audience is not its id does
 // not start.
