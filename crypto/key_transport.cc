@@ -83,12 +83,16 @@ absl::StatusOr<std::vector<uint8_t>> Seal(const SecretBytes& session_key,
 absl::StatusOr<std::vector<uint8_t>> Open(const SecretBytes& session_key,
                                           Direction direction,
                                           absl::string_view account_id,
-                                          std::span<const uint8_t> sealed) {
-  if (sealed.size() != kSealedSize &&
-      sealed.size() != kSealedRealmReleaseSize) {
+                                          std::span<const uint8_t> sealed,
+                                          size_t plaintext_size) {
+  if (plaintext_size != kWrappedKeySize &&
+      plaintext_size != kRealmReleaseSize) {
+    return absl::InvalidArgumentError("key transport: unknown plaintext size");
+  }
+  if (sealed.size() != plaintext_size + 16) {
     return absl::InvalidArgumentError(
-        absl::StrCat("sealed_key must be ", kSealedSize, " bytes (a realm's ",
-                     kSealedRealmReleaseSize, "), got ", sealed.size()));
+        absl::StrCat("sealed_key must be ", plaintext_size + 16, " bytes, got ",
+                     sealed.size()));
   }
   static constexpr uint8_t kZeroNonce[12] = {};
   return AesGcmDecrypt(TransportKey(session_key, direction).Reveal(),

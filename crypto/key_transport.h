@@ -51,10 +51,13 @@ absl::StatusOr<std::vector<uint8_t>> Seal(const SecretBytes& session_key,
                                           Direction direction,
                                           absl::string_view account_id,
                                           std::span<const uint8_t> wrapped);
-absl::StatusOr<std::vector<uint8_t>> Open(const SecretBytes& session_key,
-                                          Direction direction,
-                                          absl::string_view account_id,
-                                          std::span<const uint8_t> sealed);
+// `plaintext_size`: what the caller's protocol expects (kWrappedKeySize for
+// v2, kRealmReleaseSize for a realm's release); any other shape is
+// InvalidArgument, so one protocol's answer is never taken for the other's.
+absl::StatusOr<std::vector<uint8_t>> Open(
+    const SecretBytes& session_key, Direction direction,
+    absl::string_view account_id, std::span<const uint8_t> sealed,
+    size_t plaintext_size = kWrappedKeySize);
 
 }  // namespace bkv::key_transport
 

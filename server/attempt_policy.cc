@@ -37,15 +37,6 @@ bool PruneExpired(UserRecord& r, int64_t now_ms) {
   return logins->size() != before;
 }
 
-// `id` may never be finished again, at least until every ticket naming it
-// has expired.
-void Consume(UserRecord& r, uint64_t id, int64_t now_ms, const Limits& limits) {
-  if (id == 0) return;
-  auto* c = r.add_consumed_registrations();
-  c->set_registration_id(id);
-  c->set_expires_unix_ms(now_ms + limits.login_ttl_ms);
-}
-
 bool IsConsumed(const UserRecord& r, uint64_t id) {
   if (id == r.registration_id() || id == r.pending_registration_id()) {
     return true;
@@ -56,6 +47,15 @@ bool IsConsumed(const UserRecord& r, uint64_t id) {
   return false;
 }
 
+}  // namespace
+
+void Consume(UserRecord& r, uint64_t id, int64_t now_ms, const Limits& limits) {
+  if (id == 0) return;
+  auto* c = r.add_consumed_registrations();
+  c->set_registration_id(id);
+  c->set_expires_unix_ms(now_ms + limits.login_ttl_ms);
+}
+
 void ClearPending(UserRecord& r, int64_t now_ms, const Limits& limits) {
   Consume(r, r.pending_registration_id(), now_ms, limits);
   r.clear_pending_opaque_record();
@@ -64,6 +64,8 @@ void ClearPending(UserRecord& r, int64_t now_ms, const Limits& limits) {
   r.clear_pending_via_reset();
   r.clear_pending_realm();  // a realm's prepared version (realm_policy.h)
 }
+
+namespace {
 
 // Attempts used up and no login left that could still succeed: the key is
 // destroyed for good. Returns whether the record changed.
@@ -255,6 +257,9 @@ FinishDecision RecoverFinish(const std::optional<UserRecord>& current,
     // longer needed; a registration it authorized goes with it.
     next.clear_reset_requested_unix_ms();
     if (next.pending_via_reset()) ClearPending(next, now_ms, limits);
+    // This version is recovered, so it reached t: proofs of the one it
+    // replaced no longer authorize (docs/threshold.md, realm Commit).
+    next.clear_superseded_registration_id();
     d.outcome = FinishOutcome::kRelease;
     d.attempts_remaining = Remaining(next, limits);
     d.next = std::move(next);

@@ -51,6 +51,11 @@ struct Limits {
 inline constexpr int kMaxConsumedRegistrations = 8;
 
 bool IsLocked(const std::optional<UserRecord>& r);
+// `id` may never be finished again, at least until every ticket naming it
+// has expired (0: nothing).
+void Consume(UserRecord& r, uint64_t id, int64_t now_ms, const Limits& limits);
+// Drops a pending registration (v2 or realm), consuming its id.
+void ClearPending(UserRecord& r, int64_t now_ms, const Limits& limits);
 // Whether this record or one it replaced held a wrapped key (ACTIVE, LOCKED,
 // a pending replacement or reset): its superseded copies must be shredded.
 // A first registration's PENDING record never did.

@@ -645,7 +645,8 @@ std::string DescribeForTesting(const ComponentOptions& o) {
       "\nopaque=", o.opaque.context, ",", o.opaque.server_identity.value_or(""),
       "\nvault=", o.vault.limits.attempt_limit, ",",
       o.vault.limits.login_ttl_ms, ",", o.vault.limits.min_ksf_memory_kib, ",",
-      o.vault.limits.reset_delay_ms, "\nlimits=", limiter(o.limits.read), " ",
+      o.vault.limits.reset_delay_ms, ",", o.vault.realm_id, ",",
+      o.vault.pending_ttl_ms, "\nlimits=", limiter(o.limits.read), " ",
       limiter(o.limits.guess), " ", limiter(o.limits.call), " ",
       limiter(o.limits.peer), " ", limiter(o.limits.unauthenticated), " ",
       o.limits.trusted_proxies, "\ninfo=", o.info.ShortDebugString(), "\n");

@@ -6,6 +6,25 @@ using storage::v1::RECORD_STATE_ACTIVE;
 using storage::v1::RECORD_STATE_LOCKED;
 using storage::v1::RECORD_STATE_PENDING;
 
+namespace {
+
+// policy::Authorize, and a proof of the version the last Commit superseded
+// while the committed one was never recovered here.
+policy::Authority AuthorizePrepare(const std::optional<UserRecord>& live,
+                                   uint64_t proof_registration_id,
+                                   int64_t now_ms,
+                                   const policy::Limits& limits) {
+  const policy::Authority a =
+      policy::Authorize(live, proof_registration_id, now_ms, limits);
+  if (a == policy::Authority::kProofRequired && proof_registration_id != 0 &&
+      proof_registration_id == live->superseded_registration_id()) {
+    return policy::Authority::kProof;
+  }
+  return a;
+}
+
+}  // namespace
+
 PrepareDecision Prepare(const std::optional<UserRecord>& current,
                         const RealmShare& share, uint64_t proof_registration_id,
                         int64_t now_ms, int64_t pending_ttl_ms,
@@ -16,8 +35,11 @@ PrepareDecision Prepare(const std::optional<UserRecord>& current,
   if (policy::IsLocked(live)) return {PrepareOutcome::kLocked, {}, epoch};
   // Before authority: a replayed Prepare is refused whatever it carries.
   if (share.epoch() <= epoch) return {PrepareOutcome::kStaleEpoch, {}, epoch};
+  if (share.epoch() > kMaxEpoch || share.epoch() - epoch > kMaxEpochJump) {
+    return {PrepareOutcome::kEpochTooFar, {}, epoch};
+  }
   const policy::Authority authority =
-      policy::Authorize(live, proof_registration_id, now_ms, limits);
+      AuthorizePrepare(live, proof_registration_id, now_ms, limits);
   if (authority == policy::Authority::kProofRequired) {
     return {PrepareOutcome::kProofRequired, {}, epoch};
   }
@@ -33,10 +55,12 @@ PrepareDecision Prepare(const std::optional<UserRecord>& current,
     next.set_state(RECORD_STATE_PENDING);
     next.set_created_unix_ms(now_ms);
   }
-  // One pending registration at a time: a v2 one can no longer commit.
-  next.clear_pending_opaque_record();
-  next.clear_pending_ksf();
-  next.clear_pending_registration_id();
+  // One pending registration at a time: a v2 one can no longer commit (its
+  // id is consumed), and a replaced share leaves storage history.
+  if (next.has_pending_realm() || !next.pending_opaque_record().empty()) {
+    next.set_shred_pending(true);
+  }
+  policy::ClearPending(next, now_ms, limits);
   // As in v2: a version a due reset authorized goes when the password holder
   // shows up (a successful recovery clears the reset and it).
   next.set_pending_via_reset(authority == policy::Authority::kDueReset);
@@ -50,7 +74,7 @@ PrepareDecision Prepare(const std::optional<UserRecord>& current,
 CommitDecision Commit(const std::optional<UserRecord>& current,
                       const std::string& version,
                       const std::string& commit_hash, uint64_t registration_id,
-                      int64_t now_ms) {
+                      int64_t now_ms, const policy::Limits& limits) {
   if (!current || current->realm_tombstone()) {
     return {CommitOutcome::kStale, std::nullopt};
   }
@@ -86,6 +110,13 @@ CommitDecision Commit(const std::optional<UserRecord>& current,
   next.set_updated_unix_ms(now_ms);
   *next.mutable_realm() = std::move(share);
   const bool superseded = current->state() == RECORD_STATE_ACTIVE;
+  // Until this version is recovered here, a proof of the one it replaced
+  // still authorizes a Prepare (the way out of an interrupted commit).
+  next.set_superseded_registration_id(superseded ? current->registration_id()
+                                                 : 0);
+  if (superseded) {
+    policy::Consume(next, current->registration_id(), now_ms, limits);
+  }
   return {CommitOutcome::kCommitted, std::move(next), superseded,
           pending.per_realm_limit()};
 }

@@ -9,7 +9,8 @@
 //
 //   (none|tombstone|ACTIVE) --Prepare--> pending_realm set, realm_epoch :=
 //        the descriptor's epoch (the active version and its counter stay)
-//        (authorized by a due reset: dropped by a successful recovery)
+//        (authorized by a proof, a due reset, or a proof of the version the
+//        last Commit superseded until the new one is first recovered)
 //   pending_realm --Commit(version, SHA-256(commit_secret))--> ACTIVE on it,
 //        counter 0, limit G; the same Commit again: OK, nothing written
 
@@ -29,6 +30,7 @@ enum class PrepareOutcome {
   kProceed,
   kLocked,         // Delete first
   kStaleEpoch,     // epoch not above the account's: a replay or an old one
+  kEpochTooFar,    // epoch >= 2^63 or more than 2^32 above the account's
   kProofRequired,  // replacing an ACTIVE record needs proof or a due reset
   kPendingBusy,    // another version is pending and younger than the TTL
 };
@@ -41,11 +43,17 @@ struct PrepareDecision {
 };
 
 // `share`: the verified share, its epoch the descriptor's.
-// `proof_registration_id`: as for policy::Authorize.
+// `proof_registration_id`: as for policy::Authorize; a proof naming the
+// record's superseded_registration_id also authorizes. A pending version it
+// replaces is consumed (v2's ClearPending) and marked for shredding.
 PrepareDecision Prepare(const std::optional<UserRecord>& current,
                         const RealmShare& share, uint64_t proof_registration_id,
                         int64_t now_ms, int64_t pending_ttl_ms,
                         const policy::Limits& limits);
+
+// The epoch window (docs/threshold.md, "Epoch bound").
+inline constexpr uint64_t kMaxEpoch = (uint64_t{1} << 63) - 1;
+inline constexpr uint64_t kMaxEpochJump = uint64_t{1} << 32;
 
 enum class CommitOutcome { kCommitted, kAlreadyActive, kStale, kLocked };
 
@@ -58,11 +66,12 @@ struct CommitDecision {
 
 // `commit_hash`: SHA-256 of the client's commit secret.
 // `registration_id`: fresh, names the committed version in proofs and
-// login states.
+// login states. The one it replaces is consumed and kept as
+// superseded_registration_id.
 CommitDecision Commit(const std::optional<UserRecord>& current,
                       const std::string& version,
                       const std::string& commit_hash, uint64_t registration_id,
-                      int64_t now_ms);
+                      int64_t now_ms, const policy::Limits& limits);
 
 }  // namespace bkv::server::realm_policy
 

@@ -1,5 +1,7 @@
 #include "server/vault_service.h"
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <chrono>
 #include <limits>
@@ -396,15 +398,22 @@ grpc::Status VaultService::ThresholdRegisterCommit(
     grpc::ServerContext* ctx,
     const vault::v1::ThresholdRegisterCommitRequest* req,
     vault::v1::ThresholdRegisterCommitResponse* resp) {
-  return Handle("ThresholdRegisterCommit", ctx,
-                [&](const std::string& account) {
-                  auto out = vault_.ThresholdRegisterCommit(
-                      account, Bytes(req->version()),
-                      SecretBytes::Copy(req->commit_secret()));
-                  if (!out.ok()) return NothingCounted(out.status());
-                  resp->set_per_realm_limit(*out);
-                  return absl::OkStatus();
-                });
+  return Handle(
+      "ThresholdRegisterCommit", ctx, [&](const std::string& account) {
+        auto out = vault_.ThresholdRegisterCommit(
+            account, Bytes(req->version()),
+            SecretBytes::Copy(req->commit_secret()));
+        // Our copy of the request's secret goes (gRPC's receive
+        // buffers are out of reach); the request is ours, not
+        // const-defined.
+        std::string* secret =
+            const_cast<vault::v1::ThresholdRegisterCommitRequest*>(req)
+                ->mutable_commit_secret();
+        OPENSSL_cleanse(secret->data(), secret->size());
+        if (!out.ok()) return NothingCounted(out.status());
+        resp->set_per_realm_limit(*out);
+        return absl::OkStatus();
+      });
 }
 
 grpc::Status VaultService::ThresholdRecoverStart(

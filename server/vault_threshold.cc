@@ -2,6 +2,7 @@
 // (docs/threshold.md, "The realm's server side"). Counting and release go
 // through the v2 path (CountStart, RecoverFinish); only registration and the
 // share evaluation are new here.
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <sodium.h>
 
@@ -39,6 +40,19 @@ std::string Sha256(std::span<const uint8_t> in) {
 }
 
 std::string Str(std::span<const uint8_t> b) { return {b.begin(), b.end()}; }
+
+// Erases a share's secrets from a RealmShare this code built (the sealed
+// record is the only copy that should outlive the call).
+struct ShareEraser {
+  RealmShare* share;
+  ~ShareEraser() {
+    for (std::string* s :
+         {share->mutable_oprf_key_share(), share->mutable_secret_share(),
+          share->mutable_wrapped_key()}) {
+      OPENSSL_cleanse(s->data(), s->size());
+    }
+  }
+};
 
 template <size_t N>
 std::string Str(const std::array<uint8_t, N>& b) {
@@ -148,6 +162,10 @@ absl::Status Vault::ThresholdRegisterPrepare(
   auto record = opaque::RegistrationRecord::Parse(record_bytes);
   if (!record.ok()) return FieldError("record", record.status());
   threshold::RealmNonce nonce;
+  if (ticket->binding.size() != nonce.size()) {  // only Start seals these
+    return WithAttempt(absl::InternalError("register ticket: bad binding"),
+                       kNotCounted);
+  }
   std::copy_n(ticket->binding.begin(), nonce.size(), nonce.begin());
   auto opened = threshold::OpenAsRealm(
       options_.realm_keys->private_key,
@@ -175,6 +193,7 @@ absl::Status Vault::ThresholdRegisterPrepare(
   BKV_ASSIGN_OR_RETURN(uint64_t proof_id,
                        ProofRegistrationId(account, proof, now));
   RealmShare share;
+  const ShareEraser erase_share{&share};
   share.set_registration_version(Str(d->version));
   share.set_per_realm_limit(d->per_realm_limit);
   share.set_descriptor_bytes(Str(descriptor_bytes));
@@ -196,9 +215,23 @@ absl::Status Vault::ThresholdRegisterPrepare(
                                  options_.pending_ttl_ms, options_.limits);
                            },
                            /*raw=*/true));
+  if (decision.next) {  // written and sealed: this copy of the share goes
+    const ShareEraser erase_written{decision.next->mutable_pending_realm()};
+  }
   switch (decision.outcome) {
     case realm_policy::PrepareOutcome::kProceed:
+      if (decision.next->shred_pending()) SettleShred(account);
       break;
+    case realm_policy::PrepareOutcome::kEpochTooFar:
+      return WithAttempt(
+          WithDetail(
+              absl::FailedPreconditionError(absl::StrCat(
+                  "the descriptor's epoch ", d->epoch,
+                  " jumps too far above this realm's epoch ", decision.epoch,
+                  " for the account (at most 2^32 above it and below 2^63): "
+                  "take one above the highest epoch the realms report")),
+              ErrorDetail::REASON_STATE_EXPIRED),
+          kNotCounted);
     case realm_policy::PrepareOutcome::kLocked:
       return Locked();
     case realm_policy::PrepareOutcome::kProofRequired:
@@ -239,18 +272,18 @@ absl::StatusOr<uint32_t> Vault::ThresholdRegisterCommit(
   const int64_t now = options_.now_ms();
   const uint64_t registration_id = RandomId();
   BKV_RETURN_IF_ERROR(WithAttempt(audit_.Ready(), kNotCounted));
-  BKV_ASSIGN_OR_RETURN(
-      realm_policy::CommitDecision d,
-      Mutate(store_, cache_, account,
-             [&](const std::optional<UserRecord>& current) {
-               auto d = realm_policy::Commit(current, Str(version), hash,
-                                             registration_id, now);
-               if (d.next &&
-                   (d.superseded_active || current->shred_pending())) {
-                 d.next->set_shred_pending(true);
-               }
-               return d;
-             }));
+  BKV_ASSIGN_OR_RETURN(realm_policy::CommitDecision d,
+                       Mutate(store_, cache_, account,
+                              [&](const std::optional<UserRecord>& current) {
+                                auto d = realm_policy::Commit(
+                                    current, Str(version), hash,
+                                    registration_id, now, options_.limits);
+                                if (d.next && (d.superseded_active ||
+                                               current->shred_pending())) {
+                                  d.next->set_shred_pending(true);
+                                }
+                                return d;
+                              }));
   switch (d.outcome) {
     case realm_policy::CommitOutcome::kCommitted:
       if (d.next->shred_pending()) SettleShred(account);
@@ -279,8 +312,10 @@ absl::StatusOr<Vault::ThresholdStep> Vault::ThresholdRecoverStart(
   }
   BKV_RETURN_IF_ERROR(CheckRealm());
   if (realm_id != options_.realm_id) {
+    // The caller's id is not echoed: it is arbitrary bytes.
     return Refused(absl::StrCat("this is realm '", options_.realm_id,
-                                "', not '", realm_id, "'"));
+                                "', not the realm id sent (", realm_id.size(),
+                                " bytes): check the client's realm set"));
   }
   if (auto ready = audit_.Ready(); !ready.ok()) {
     return WithAttempt(ready, kNotCounted);

@@ -55,5 +55,29 @@ TEST(KeyTransportTest, BindingsAreChecked) {
   EXPECT_FALSE(WrapBackupKey(export_key, "acct", SecretBytes::Random(31)).ok());
 }
 
+// Review of the realm side, finding 6: each protocol opens only its own
+// shape, so a v2 answer is not taken for a realm's release or back.
+TEST(KeyTransportTest, OpenTakesOnlyTheExpectedSize) {
+  SecretBytes session_key = SecretBytes::Random(64);
+  std::vector<uint8_t> v2(kWrappedKeySize, 7), v3(kRealmReleaseSize, 9);
+  auto sealed_v2 = Seal(session_key, Direction::kRecover, "acct", v2);
+  auto sealed_v3 = Seal(session_key, Direction::kRecover, "acct", v3);
+  ASSERT_TRUE(sealed_v2.ok() && sealed_v3.ok());
+  EXPECT_EQ(sealed_v2->size(), kSealedSize);
+  EXPECT_EQ(Open(session_key, Direction::kRecover, "acct", *sealed_v2,
+                 kRealmReleaseSize)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Open(session_key, Direction::kRecover, "acct", *sealed_v3)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  auto opened = Open(session_key, Direction::kRecover, "acct", *sealed_v3,
+                     kRealmReleaseSize);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(*opened, v3);
+}
+
 }  // namespace
 }  // namespace bkv::key_transport

@@ -36,7 +36,8 @@ RealmShare Share(char version, uint64_t epoch, uint32_t g = 5) {
 UserRecord Active(char v, uint64_t epoch) {
   auto p = Prepare(std::nullopt, Share(v, epoch), 0, kNow, kTtl, kLimits);
   EXPECT_EQ(p.outcome, PrepareOutcome::kProceed);
-  auto c = Commit(p.next, std::string(16, v), std::string(32, v), 77, kNow);
+  auto c =
+      Commit(p.next, std::string(16, v), std::string(32, v), 77, kNow, kLimits);
   EXPECT_EQ(c.outcome, CommitOutcome::kCommitted);
   return *c.next;
 }
@@ -46,7 +47,8 @@ TEST(RealmPolicyTest, PrepareThenCommitActivatesWithLimitG) {
   ASSERT_EQ(p.outcome, PrepareOutcome::kProceed);
   EXPECT_EQ(p.next->state(), RECORD_STATE_PENDING);
   EXPECT_EQ(p.next->realm_epoch(), 1u);
-  auto c = Commit(p.next, std::string(16, 'a'), std::string(32, 'a'), 77, kNow);
+  auto c = Commit(p.next, std::string(16, 'a'), std::string(32, 'a'), 77, kNow,
+                  kLimits);
   ASSERT_EQ(c.outcome, CommitOutcome::kCommitted);
   EXPECT_EQ(c.next->state(), RECORD_STATE_ACTIVE);
   EXPECT_EQ(c.next->attempt_limit(), 5u);
@@ -59,7 +61,8 @@ TEST(RealmPolicyTest, PrepareThenCommitActivatesWithLimitG) {
 
 TEST(RealmPolicyTest, CommitIsIdempotentAndNeedsTheSecret) {
   UserRecord r = Active('a', 1);
-  auto again = Commit(r, std::string(16, 'a'), std::string(32, 'a'), 78, kNow);
+  auto again =
+      Commit(r, std::string(16, 'a'), std::string(32, 'a'), 78, kNow, kLimits);
   EXPECT_EQ(again.outcome, CommitOutcome::kAlreadyActive);
   EXPECT_FALSE(again.next.has_value());
   auto p = Prepare(r, Share('b', 2), 0, kNow, kTtl, kLimits);
@@ -68,13 +71,16 @@ TEST(RealmPolicyTest, CommitIsIdempotentAndNeedsTheSecret) {
   ASSERT_EQ(p.outcome, PrepareOutcome::kProceed);
   EXPECT_EQ(p.next->realm().registration_version(), std::string(16, 'a'));
   EXPECT_EQ(p.next->attempt_limit(), 5u);  // the active version untouched
-  EXPECT_EQ(Commit(p.next, std::string(16, 'b'), std::string(32, 'x'), 79, kNow)
+  EXPECT_EQ(Commit(p.next, std::string(16, 'b'), std::string(32, 'x'), 79, kNow,
+                   kLimits)
                 .outcome,
             CommitOutcome::kStale);  // wrong commit secret
-  EXPECT_EQ(Commit(p.next, std::string(16, 'c'), std::string(32, 'b'), 79, kNow)
+  EXPECT_EQ(Commit(p.next, std::string(16, 'c'), std::string(32, 'b'), 79, kNow,
+                   kLimits)
                 .outcome,
             CommitOutcome::kStale);  // another version
-  auto c = Commit(p.next, std::string(16, 'b'), std::string(32, 'b'), 79, kNow);
+  auto c = Commit(p.next, std::string(16, 'b'), std::string(32, 'b'), 79, kNow,
+                  kLimits);
   ASSERT_EQ(c.outcome, CommitOutcome::kCommitted);
   EXPECT_TRUE(c.superseded_active);
 }
@@ -92,10 +98,10 @@ TEST(RealmPolicyTest, EpochMustRiseEvenAfterATombstone) {
   p = Prepare(tombstone, Share('b', 4), 0, kNow, kTtl, kLimits);
   ASSERT_EQ(p.outcome, PrepareOutcome::kProceed);
   EXPECT_FALSE(p.next->realm_tombstone());
-  EXPECT_EQ(
-      Commit(tombstone, std::string(16, 'a'), std::string(32, 'a'), 1, kNow)
-          .outcome,
-      CommitOutcome::kStale);
+  EXPECT_EQ(Commit(tombstone, std::string(16, 'a'), std::string(32, 'a'), 1,
+                   kNow, kLimits)
+                .outcome,
+            CommitOutcome::kStale);
 }
 
 TEST(RealmPolicyTest, PendingVersionBlocksAnotherUntilItsTtl) {
@@ -106,6 +112,84 @@ TEST(RealmPolicyTest, PendingVersionBlocksAnotherUntilItsTtl) {
   EXPECT_EQ(
       Prepare(p.next, Share('b', 2), 0, kNow + kTtl, kTtl, kLimits).outcome,
       PrepareOutcome::kProceed);
+}
+
+// Review finding 3: a replaced pending share is shredded, not just dropped.
+TEST(RealmPolicyTest, ReplacingAnExpiredPendingShredsIt) {
+  auto p = Prepare(std::nullopt, Share('a', 1), 0, kNow, kTtl, kLimits);
+  EXPECT_FALSE(p.next->shred_pending());  // nothing replaced yet
+  auto q = Prepare(p.next, Share('b', 2), 0, kNow + kTtl, kTtl, kLimits);
+  ASSERT_EQ(q.outcome, PrepareOutcome::kProceed);
+  EXPECT_TRUE(q.next->shred_pending());
+  EXPECT_EQ(q.next->pending_realm().registration_version(),
+            std::string(16, 'b'));
+}
+
+// Review finding 4: a v2 pending registration's id stays a replay after a
+// realm Prepare drops it; Commit consumes the id it supersedes.
+TEST(RealmPolicyTest, PrepareConsumesAPendingV2Registration) {
+  UserRecord v2;
+  v2.set_state(RECORD_STATE_PENDING);
+  v2.set_pending_registration_id(4242);
+  v2.set_pending_opaque_record("record");
+  auto p = Prepare(v2, Share('a', 1), 0, kNow, kTtl, kLimits);
+  ASSERT_EQ(p.outcome, PrepareOutcome::kProceed);
+  EXPECT_EQ(p.next->pending_registration_id(), 0u);
+  ASSERT_EQ(p.next->consumed_registrations_size(), 1);
+  EXPECT_EQ(p.next->consumed_registrations(0).registration_id(), 4242u);
+  UserRecord r = Active('a', 1);  // registration id 77
+  auto q = Prepare(r, Share('b', 2), 77, kNow, kTtl, kLimits);
+  auto c = Commit(q.next, std::string(16, 'b'), std::string(32, 'b'), 78, kNow,
+                  kLimits);
+  ASSERT_EQ(c.outcome, CommitOutcome::kCommitted);
+  bool consumed = false;
+  for (const auto& e : c.next->consumed_registrations()) {
+    consumed |= e.registration_id() == 77u;
+  }
+  EXPECT_TRUE(consumed);
+}
+
+// Review finding 2: the epoch cannot be spent in one Prepare.
+TEST(RealmPolicyTest, EpochCannotJumpToTheEnd) {
+  EXPECT_EQ(
+      Prepare(std::nullopt, Share('a', UINT64_MAX), 0, kNow, kTtl, kLimits)
+          .outcome,
+      PrepareOutcome::kEpochTooFar);
+  EXPECT_EQ(Prepare(std::nullopt, Share('a', kMaxEpochJump + 1), 0, kNow, kTtl,
+                    kLimits)
+                .outcome,
+            PrepareOutcome::kEpochTooFar);
+  auto p =
+      Prepare(std::nullopt, Share('a', kMaxEpochJump), 0, kNow, kTtl, kLimits);
+  ASSERT_EQ(p.outcome, PrepareOutcome::kProceed);
+  EXPECT_EQ(Prepare(p.next, Share('b', 2 * kMaxEpochJump + 1), 0, kNow + kTtl,
+                    kTtl, kLimits)
+                .outcome,
+            PrepareOutcome::kEpochTooFar);
+}
+
+// Review finding 1: ACTIVE on a version committed here but never recovered,
+// a proof of the version it superseded still authorizes a Prepare; after
+// the first recovery of the new version, only its own proof does.
+TEST(RealmPolicyTest, ProofOfTheSupersededVersionAuthorizesUntilRecovery) {
+  UserRecord r = Active('a', 1);  // registration id 77
+  auto p = Prepare(r, Share('b', 2), 77, kNow, kTtl, kLimits);
+  auto c = Commit(p.next, std::string(16, 'b'), std::string(32, 'b'), 78, kNow,
+                  kLimits);
+  ASSERT_EQ(c.outcome, CommitOutcome::kCommitted);
+  EXPECT_EQ(c.next->superseded_registration_id(), 77u);
+  EXPECT_EQ(Prepare(*c.next, Share('c', 3), 77, kNow, kTtl, kLimits).outcome,
+            PrepareOutcome::kProceed);
+  EXPECT_EQ(Prepare(*c.next, Share('c', 3), 76, kNow, kTtl, kLimits).outcome,
+            PrepareOutcome::kProofRequired);
+  auto s = policy::RecoverStart(*c.next, kNow, kLimits);
+  auto f = policy::RecoverFinish(*s.next, s.registration_id, s.login_seq, true,
+                                 kNow, kLimits);
+  ASSERT_EQ(f.outcome, policy::FinishOutcome::kRelease);
+  EXPECT_EQ(Prepare(*f.next, Share('c', 3), 77, kNow, kTtl, kLimits).outcome,
+            PrepareOutcome::kProofRequired);
+  EXPECT_EQ(Prepare(*f.next, Share('c', 3), 78, kNow, kTtl, kLimits).outcome,
+            PrepareOutcome::kProceed);
 }
 
 // A version prepared on the strength of a due reset goes when the password
@@ -146,7 +230,8 @@ TEST(RealmPolicyTest, LockoutAtGErasesTheShares) {
   EXPECT_EQ(Prepare(r, Share('b', 2), 0, kNow, kTtl, kLimits).outcome,
             PrepareOutcome::kLocked);
   EXPECT_EQ(
-      Commit(r, std::string(16, 'a'), std::string(32, 'a'), 1, kNow).outcome,
+      Commit(r, std::string(16, 'a'), std::string(32, 'a'), 1, kNow, kLimits)
+          .outcome,
       CommitOutcome::kLocked);
 }
 

@@ -8,8 +8,10 @@
 #include <rocksdb/db.h>
 #include <sodium.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "crypto/key_transport.h"
@@ -96,8 +98,12 @@ class ThresholdE2eTest : public ::testing::Test {
   // The dealer's side of a t-of-n registration (every realm prepares, then
   // every realm commits). Returns what it sent.
   // `send` false: build the requests only (the Starts are sent).
+  // `proofs[i]`: realm i's proof when replacing an ACTIVE version there.
+  // `epoch` 0: one above the highest epoch the realms report.
   Sent Register(int t, const std::string& password, uint32_t limit = 10,
-                bool commit = true, bool send = true) {
+                bool commit = true, bool send = true,
+                const std::vector<std::string>& proofs = {},
+                uint64_t epoch = 0) {
     const int n = static_cast<int>(realms_.size());
     Sent sent;
     SecretBytes k = SystemRandom().Scalar();
@@ -111,19 +117,19 @@ class ThresholdE2eTest : public ::testing::Test {
     EXPECT_TRUE(reg.ok()) << reg.status();
     // Start everywhere first: the epoch must be above every realm's.
     std::vector<vault::v1::ThresholdRegisterStartResponse> starts(n);
-    uint64_t epoch = 0;
+    const bool chosen_epoch = epoch != 0;
     for (int i = 0; i < n; ++i) {
       EXPECT_TRUE(Call(realms_[i],
                        &vault::v1::Vault::Stub::ThresholdRegisterStart,
                        vault::v1::ThresholdRegisterStartRequest(), &starts[i])
                       .ok());
-      epoch = std::max<uint64_t>(epoch, starts[i].epoch());
+      if (!chosen_epoch) epoch = std::max<uint64_t>(epoch, starts[i].epoch());
     }
     randombytes_buf(sent.wrapped.data(), sent.wrapped.size());
     SecretBytes commit_secret = SecretBytes::Random(32);
     threshold::Descriptor& d = sent.descriptor;
     randombytes_buf(d.version.data(), d.version.size());
-    d.epoch = epoch + 1;
+    d.epoch = chosen_epoch ? epoch : epoch + 1;
     d.t = t;
     d.advertised_limit = limit;
     d.per_realm_limit = limit / (n - t + 1);
@@ -152,6 +158,7 @@ class ThresholdE2eTest : public ::testing::Test {
       p.set_registration_descriptor(Str(descriptor));
       p.set_record(Str(record));
       p.set_payload(Str(*sealed));
+      if (static_cast<size_t>(i) < proofs.size()) p.set_proof(proofs[i]);
       sent.prepares.push_back(p);
       vault::v1::ThresholdRegisterCommitRequest c;
       c.set_version(Str(d.version));
@@ -188,6 +195,7 @@ class ThresholdE2eTest : public ::testing::Test {
     SecretBytes s;              // combined from t released shares
     std::string wrapped;
     std::vector<uint32_t> remaining;  // per realm asked
+    std::vector<std::string> proofs;  // by realm position, "" if not asked
   };
 
  protected:
@@ -252,6 +260,7 @@ class ThresholdE2eTest : public ::testing::Test {
     auto rwd = opaque.ThresholdRandomizedPassword(start->state, *z);
     EXPECT_TRUE(rwd.ok());
     std::vector<shamir::Share> s_shares;
+    out.proofs.resize(realms_.size());
     for (size_t j = 0; j < use.size(); ++j) {
       Realm& r = realms_[use[j]];
       auto fin = opaque.FinishThresholdLogin(start->state, use[j], *rwd,
@@ -269,9 +278,10 @@ class ThresholdE2eTest : public ::testing::Test {
       out.result =
           Call(r, &vault::v1::Vault::Stub::ThresholdRecoverFinish, req, &resp);
       if (!out.result.ok()) return out;
-      auto opened = key_transport::Open(fin->session_key,
-                                        key_transport::Direction::kRecover,
-                                        kAccount, Bytes(resp.sealed_share()));
+      out.proofs[use[j]] = resp.proof();
+      auto opened = key_transport::Open(
+          fin->session_key, key_transport::Direction::kRecover, kAccount,
+          Bytes(resp.sealed_share()), key_transport::kRealmReleaseSize);
       EXPECT_TRUE(opened.ok() && opened->size() == 92);
       SecretBytes s_i = SecretBytes::Copy(std::span(*opened).first(32));
       EXPECT_TRUE(
@@ -370,6 +380,99 @@ TEST_F(ThresholdE2eTest, ReplayedRegistrationAfterLockAndDeleteIsRefused) {
   // A fresh registration (higher epoch, new ticket) is accepted.
   Sent again = Register(1, "another horse battery");
   ExpectRecovered(Recover("another horse battery", {0}), again);
+}
+
+// Review of the realm side, finding 1: the client prepared X everywhere but
+// only realm a's Commit landed, and it lost X's commit secret. V is still at
+// t (b, c); a's proof for V from the recovery before the rotation (the one
+// that authorized X) still authorizes a new registration at a, so the
+// account can be registered at all three again. Fails without the
+// superseded registration id (PROOF_REQUIRED at a).
+TEST_F(ThresholdE2eTest, InterruptedCommitCanBeReregistered) {
+  StartRealms(3, {"--pending-ttl-s", "1"});
+  Sent v = Register(2, "old horse battery");
+  Recovered before = Recover("old horse battery", {0, 1, 2});
+  ASSERT_TRUE(before.result.ok()) << before.result.status.error_message();
+  Sent x = Register(2, "new horse battery", 10, /*commit=*/false,
+                    /*send=*/true, before.proofs);
+  ASSERT_TRUE(Commit(realms_[0], x.commits[0]).ok());
+  // The user recovers V through b and c, as the status round finds it.
+  Recovered via_bc = Recover("old horse battery", {1, 2});
+  ExpectRecovered(via_bc, v);
+  // X's pending shares at b and c block another version for pending_ttl.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  Sent y = Register(2, "third horse battery", 10, true, true,
+                    {before.proofs[0], via_bc.proofs[1], via_bc.proofs[2]});
+  for (auto& r : realms_) {
+    EXPECT_EQ(Status(r).commitment(), Str(y.descriptor.Commitment())) << r.id;
+  }
+  ExpectRecovered(Recover("third horse battery", {0, 1}), y);
+  // Y superseded V at b and was recovered there: b's proof of V (still
+  // unexpired) no longer authorizes.
+  Sent z = Register(2, "fourth horse battery", 10, false, false,
+                    {"", via_bc.proofs[1]});
+  auto refused = Prepare(realms_[1], z.prepares[1]);
+  ASSERT_TRUE(refused.detail.has_value()) << refused.status.error_message();
+  EXPECT_EQ(refused.detail->reason(), ErrorDetail::REASON_PROOF_REQUIRED);
+}
+
+// Review of the realm side, finding 2: an epoch at the end of the range (or
+// a jump of more than 2^32) is refused, so the account's epoch cannot be
+// spent; a normal registration still succeeds afterwards.
+TEST_F(ThresholdE2eTest, HugeEpochIsRefused) {
+  StartRealms(1);
+  for (uint64_t epoch :
+       {uint64_t{1} << 63, UINT64_MAX, (uint64_t{1} << 32) + 1}) {
+    Sent huge =
+        Register(1, "correct horse battery", 10, false, false, {}, epoch);
+    auto res = Prepare(realms_[0], huge.prepares[0]);
+    EXPECT_EQ(res.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+        << epoch << ": " << res.status.error_message();
+    ASSERT_TRUE(res.detail.has_value());
+    EXPECT_EQ(res.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
+    EXPECT_EQ(Status(realms_[0]).epoch(), 0u) << epoch;
+  }
+  Sent ok = Register(1, "correct horse battery");
+  EXPECT_EQ(ok.descriptor.epoch, 1u);
+  ExpectRecovered(Recover("correct horse battery", {0}), ok);
+}
+
+// Review of the realm side, finding 3: a pending version replaced after its
+// TTL leaves no file of the realm's data directory (its k_i, s_i, wrapped
+// sealed in the old record version). Fails without the shred at Prepare.
+TEST_F(ThresholdE2eTest, ReplacedPendingVersionIsShredded) {
+  StartRealms(1, {"--pending-ttl-s", "1"});
+  Register(1, "correct horse battery", 10, /*commit=*/false);
+  VaultProcess& p = *realms_[0].process;
+  realms_[0].client.reset();
+  ASSERT_EQ(p.Stop(), 0);  // flushed: the pending version is in an SST
+  std::string old_value;
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(),
+                                             p.data_dir() + "/records", &raw)
+                    .ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    ASSERT_TRUE(
+        db->Get(rocksdb::ReadOptions(),
+                storage::RecordDbKey(storage::DeriveAccountKey(kAccount)),
+                &old_value)
+            .ok());
+  }
+  ASSERT_GT(old_value.size(), 512u);
+  const std::string needle = old_value.substr(old_value.size() / 2, 48);
+  const std::string records = p.data_dir() + "/records";
+  ASSERT_GT(VaultFixture::FilesContaining(records, needle), 0);
+  ASSERT_TRUE(p.Start()) << p.log();
+  realms_[0].client = std::make_unique<TestClient>(p.address(), p.public_key());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // the TTL
+  Sent y = Register(1, "another horse battery", 10, /*commit=*/false);
+  EXPECT_EQ(Status(realms_[0]).pending_commitment(),
+            Str(y.descriptor.Commitment()));
+  EXPECT_EQ(VaultFixture::FilesContaining(records, needle), 0);
+  realms_[0].client.reset();
+  ASSERT_EQ(p.Stop(), 0);
+  EXPECT_EQ(VaultFixture::FilesContaining(p.data_dir(), needle), 0);
 }
 
 // Per-realm audience: a token for another realm (or the v2 audience) is

@@ -123,6 +123,9 @@ TEST(ConfigEdgeTest, EveryKeyReachesItsComponentRegression) {
        {"127.0.0.1:7001", "--freshness-members-file", "/m",
         "--freshness-node-id", "1"}},
       {"freshness-endorse-timeout-ms", {"500"}},
+      // A realm's id needs its own audience (docs/threshold.md).
+      {"realm-id", {"realm-a", "--audience", "realm-a"}},
+      {"pending-ttl-s", {"60"}},
       {"freshness-owner",
        {"--freshness-members-file", "/m", "--freshness-node-id", "1"}},
       {"freshness-peer-cert-file",

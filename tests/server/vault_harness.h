@@ -146,6 +146,10 @@ Argon2idParams TestKsfParams();
 
 // A fixture with one vault process and a client.
 class VaultFixture : public ::testing::Test {
+ public:
+  // Files under `dir` whose bytes contain `needle`.
+  static int FilesContaining(const std::string& dir, const std::string& needle);
+
  protected:
   void StartVault(std::vector<std::string> args = {});
   void StopVault();  // closes the client first (it holds the drain open)
@@ -153,9 +157,6 @@ class VaultFixture : public ::testing::Test {
   // Registers `account` with `password` and a fresh key; returns the key.
   SecretBytes RegisterOrDie(const std::string& account,
                             const std::string& password);
-  // Files under `dir` whose bytes contain `needle`.
-  static int FilesContaining(const std::string& dir, const std::string& needle);
-
   VaultProcess vault_;
   std::unique_ptr<TestClient> client_;
 };
