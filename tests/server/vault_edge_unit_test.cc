@@ -123,6 +123,8 @@ TEST(ConfigEdgeTest, EveryKeyReachesItsComponentRegression) {
        {"127.0.0.1:7001", "--freshness-members-file", "/m",
         "--freshness-node-id", "1"}},
       {"freshness-endorse-timeout-ms", {"500"}},
+      {"freshness-owner-lease-ttl-s",
+       {"9", "--freshness-members-file", "/m", "--freshness-node-id", "1"}},
       // A realm's id needs its own audience (docs/threshold.md).
       {"realm-id", {"realm-a", "--audience", "realm-a"}},
       {"pending-ttl-s", {"60"}},
