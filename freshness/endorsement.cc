@@ -204,6 +204,15 @@ absl::StatusOr<uint64_t> NextTermOf(const Members& members, uint32_t node,
 
 namespace {
 
+// The opening every request statement shares: context, members, kind.
+std::vector<uint8_t> RequestHead(const Digest& members, uint8_t kind) {
+  std::vector<uint8_t> out;
+  Put(out, kRequestContext);
+  Put(out, members);
+  out.push_back(kind);
+  return out;
+}
+
 std::string TableSha256(const std::string& table) {
   Digest d;
   crypto_hash_sha256(d.data(), reinterpret_cast<const uint8_t*>(table.data()),
@@ -214,10 +223,7 @@ std::string TableSha256(const std::string& table) {
 std::vector<uint8_t> EndorseStatement(const Digest& members, uint64_t term,
                                       const std::string& prev_digest,
                                       const std::string& table_sha256) {
-  std::vector<uint8_t> out;
-  Put(out, kRequestContext);
-  Put(out, members);
-  out.push_back(kEndorseKind);
+  std::vector<uint8_t> out = RequestHead(members, kEndorseKind);
   PutBigEndian(out, term, 8);
   Put(out, prev_digest);
   Put(out, table_sha256);
@@ -233,10 +239,7 @@ std::vector<uint8_t> RequestStatement(const Digest& members,
 }
 
 std::vector<uint8_t> PrepareStatement(const Digest& members, uint64_t term) {
-  std::vector<uint8_t> out;
-  Put(out, kRequestContext);
-  Put(out, members);
-  out.push_back(kPrepareKind);
+  std::vector<uint8_t> out = RequestHead(members, kPrepareKind);
   PutBigEndian(out, term, 8);
   return out;
 }
@@ -253,10 +256,7 @@ std::vector<uint8_t> RefusalStatement(const Digest& members, uint32_t node,
 
 std::vector<uint8_t> RecoverAskStatement(const Digest& members, uint32_t node,
                                          const std::string& nonce) {
-  std::vector<uint8_t> out;
-  Put(out, kRequestContext);
-  Put(out, members);
-  out.push_back(kRecoverKind);
+  std::vector<uint8_t> out = RequestHead(members, kRecoverKind);
   PutBigEndian(out, node, 4);
   Put(out, nonce);
   return out;

@@ -11,40 +11,21 @@ namespace bkv::server {
 // period serving it: set at the take-over and at a resume, each only after
 // the previous period's calls returned (so each call writes with its own
 // period's guard, refused once the key changed: finding 1).
-class ElectedOwner::GuardSlot final : public storage::RecordStore {
+class ElectedOwner::GuardSlot final : public storage::GuardedRecordStore {
  public:
-  explicit GuardSlot(storage::EtcdRecordStore& store) : store_(store) {}
+  using GuardedRecordStore::GuardedRecordStore;
   void Set(storage::OwnerGuard g) {
     std::lock_guard<std::mutex> lock(mu_);
     guard_ = std::move(g);
   }
-  absl::StatusOr<storage::v1::UserRecord> Get(
-      std::string_view id) const override {
-    return store_.Get(id);
-  }
-  absl::StatusOr<uint64_t> CompareAndSwap(
-      std::string_view id, uint64_t expected,
-      const storage::v1::UserRecord& next) override {
-    return store_.GuardedCas(id, expected, next, Guard());
-  }
-  absl::Status Delete(std::string_view id, uint64_t expected) override {
-    return store_.GuardedDelete(id, expected, Guard());
-  }
-  absl::Status Shred(std::string_view id) override { return store_.Shred(id); }
-  absl::Status SyncBarrier(std::string_view id) override {
-    return store_.SyncBarrier(id);
-  }
-  absl::StatusOr<uint64_t> Count() const override { return store_.Count(); }
-  absl::Status ForEach(Visitor visit) const override {
-    return store_.ForEach(std::move(visit));
-  }
 
- private:
-  storage::OwnerGuard Guard() const {
+ protected:
+  storage::OwnerGuard CurrentGuard() const override {
     std::lock_guard<std::mutex> lock(mu_);
     return guard_;
   }
-  storage::EtcdRecordStore& store_;
+
+ private:
   mutable std::mutex mu_;
   storage::OwnerGuard guard_;  // guarded by mu_
 };
@@ -213,6 +194,17 @@ absl::Status ElectedOwner::CheckQuorumMarker() {
       "this node's etcd store is not the quorum's (quorum_store_mismatch)");
 }
 
+void ElectedOwner::WaitForQuorum(uint64_t generation, absl::string_view error) {
+  Log("warn", "freshness_quorum_waiting",
+      {{"error", std::string(error)},
+       {"hint",
+        "start the other members' vaults (a majority of the "
+        "others must answer a take-over)"}});
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, std::chrono::seconds(1),
+               [&] { return stopping_ || generation_ != generation; });
+}
+
 // Prepare, adopt, re-endorse and scan (FreshRecordStore::Open), retried
 // while the lease is held and a majority of the others does not answer,
 // bounded as a first start's.
@@ -238,19 +230,12 @@ absl::StatusOr<std::shared_ptr<ElectedOwner::Term>> ElectedOwner::TakeOver(
             "a majority of the other members does not answer; no Prepare "
             "sent");
       }
-      Log("warn", "freshness_quorum_waiting",
-          {{"error", "a majority of the other members does not answer"},
-           {"hint",
-            "start the other members' vaults (a majority of the "
-            "others must answer a take-over)"}});
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::seconds(1),
-                   [&] { return stopping_ || generation_ != generation; });
+      WaitForQuorum(generation,
+                    "a majority of the other members does not answer");
       continue;
     }
-    auto fresh =
-        freshness::FreshRecordStore::Open(*term->slot, *term->heads,
-                                          fresh_options_);
+    auto fresh = freshness::FreshRecordStore::Open(*term->slot, *term->heads,
+                                                   fresh_options_);
     if (fresh.ok()) {
       term->fresh = *std::move(fresh);
       return term;
@@ -259,14 +244,7 @@ absl::StatusOr<std::shared_ptr<ElectedOwner::Term>> ElectedOwner::TakeOver(
         round >= 60) {
       return fresh.status();
     }
-    Log("warn", "freshness_quorum_waiting",
-        {{"error", std::string(fresh.status().message())},
-         {"hint",
-          "start the other members' vaults (a majority of the "
-          "others must answer a take-over)"}});
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, std::chrono::seconds(1),
-                 [&] { return stopping_ || generation_ != generation; });
+    WaitForQuorum(generation, fresh.status().message());
   }
 }
 
@@ -316,8 +294,7 @@ void ElectedOwner::Work() {
         }
       }
       if (win != 0) {
-        lease_->Resign("fenced: another member took over in a later term",
-                       win);
+        lease_->Resign("fenced: another member took over in a later term", win);
       }
     });
     Serve(generation, won, *std::move(term), false);
@@ -347,8 +324,8 @@ void ElectedOwner::WatchHeads() {
       if (!stall_since_) stall_since_ = absl::Now();
       changed = !stalled_;
       stalled_ = true;
-      resign = absl::Now() - *stall_since_ >=
-               3 * quorum_.settings.endorse_timeout;
+      resign =
+          absl::Now() - *stall_since_ >= 3 * quorum_.settings.endorse_timeout;
       // Stalled: no eager resume of this term; let another member try.
       if (resign) no_resume_ = true;
     }
@@ -444,7 +421,8 @@ absl::StatusOr<uint64_t> ElectedOwner::CompareAndSwap(
     const storage::v1::UserRecord& next) {
   auto t = Current();
   if (t == nullptr) return NotHeld();
-  return Checked(t->term->fresh->CompareAndSwap(account_id, expected_version, next), *t);
+  return Checked(
+      t->term->fresh->CompareAndSwap(account_id, expected_version, next), *t);
 }
 
 absl::Status ElectedOwner::Delete(std::string_view account_id,

@@ -100,6 +100,9 @@ class ElectedOwner final : public OwnerRole {
   bool Superseded(uint64_t generation) const;
   bool PreviousDrained() const;
   bool OthersAnswer() const;
+  // A take-over round that found no majority: logs `error` and waits a
+  // second, or less if the term ends.
+  void WaitForQuorum(uint64_t generation, absl::string_view error);
   absl::Status CheckQuorumMarker();
   void WatchHeads();
   storage::OwnerGuard GuardOf(const OwnerLease::Won& won) const;
@@ -125,16 +128,16 @@ class ElectedOwner final : public OwnerRole {
   OwnerLease::Won won_;         // guarded by mu_: that win's lease
   uint64_t resumes_ = 0;        // guarded by mu_: for /metrics
   // WatchHeads' view of the serving period's head writes (finding 4).
-  std::weak_ptr<Period> watched_;            // guarded by mu_
-  bool no_resume_ = false;                   // guarded by mu_
-  uint64_t watched_writes_ = 0;              // guarded by mu_
-  uint64_t watched_failures_ = 0;            // guarded by mu_
-  std::optional<absl::Time> stall_since_;    // guarded by mu_
-  bool stalled_ = false;                     // guarded by mu_
-  bool stopping_ = false;         // guarded by mu_
-  std::mutex serving_mu_;         // held while on_serving_ runs
-  std::function<void(bool)> on_serving_;  // guarded by serving_mu_
-  std::optional<bool> published_;         // guarded by serving_mu_
+  std::weak_ptr<Period> watched_;          // guarded by mu_
+  bool no_resume_ = false;                 // guarded by mu_
+  uint64_t watched_writes_ = 0;            // guarded by mu_
+  uint64_t watched_failures_ = 0;          // guarded by mu_
+  std::optional<absl::Time> stall_since_;  // guarded by mu_
+  bool stalled_ = false;                   // guarded by mu_
+  bool stopping_ = false;                  // guarded by mu_
+  std::mutex serving_mu_;                  // held while on_serving_ runs
+  std::function<void(bool)> on_serving_;   // guarded by serving_mu_
+  std::optional<bool> published_;          // guarded by serving_mu_
   std::thread worker_;
 };
 

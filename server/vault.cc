@@ -377,6 +377,15 @@ absl::StatusOr<Vault::RecoverStep> Vault::AnswerStart(
       opaque::ServerLoginStart login,
       opaque_.GenerateKE2(record, CredentialId(account, d.registration_id),
                           ke1));
+  BKV_ASSIGN_OR_RETURN(LoginStep step,
+                       CountedLogin(account, d, login, "recover_start"));
+  return RecoverStep{std::move(step), FromProto(d.next->ksf()),
+                     d.attempts_remaining};
+}
+
+absl::StatusOr<Vault::LoginStep> Vault::CountedLogin(
+    absl::string_view account, const policy::StartDecision& d,
+    opaque::ServerLoginStart& login, absl::string_view event) {
   LoginTicket ticket{TicketPurpose::kRecover,
                      false,
                      d.registration_id,
@@ -387,12 +396,9 @@ absl::StatusOr<Vault::RecoverStep> Vault::AnswerStart(
   BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> sealed,
                        SealTicket(ticket_sealer_, account, ticket));
   // Every counted attempt has its line, durable before the KE2 leaves.
-  BKV_RETURN_IF_ERROR(
-      Audit("recover_start", account, "counted", d.attempts_remaining));
+  BKV_RETURN_IF_ERROR(Audit(event, account, "counted", d.attempts_remaining));
   auto ke2 = login.ke2.Serialize();
-  return RecoverStep{{{ke2.begin(), ke2.end()}, std::move(sealed)},
-                     FromProto(d.next->ksf()),
-                     d.attempts_remaining};
+  return LoginStep{{ke2.begin(), ke2.end()}, std::move(sealed)};
 }
 
 absl::Status Vault::Refund(absl::string_view account,

@@ -191,6 +191,12 @@ class Vault {
   absl::StatusOr<RecoverStep> AnswerStart(absl::string_view account,
                                           const opaque::KE1& ke1,
                                           const policy::StartDecision& d);
+  // Both protocols' counted answer: the sealed recover ticket and the
+  // audit line (`event`), durable before the KE2 leaves.
+  absl::StatusOr<LoginStep> CountedLogin(absl::string_view account,
+                                         const policy::StartDecision& d,
+                                         opaque::ServerLoginStart& login,
+                                         absl::string_view event);
   absl::StatusOr<RecoverStep> FakeStart(absl::string_view account,
                                         const opaque::KE1& ke1,
                                         const policy::StartDecision& d);

@@ -34,6 +34,19 @@ absl::Status NothingCounted(absl::Status s) {
   return WithAttempt(std::move(s), vault::v1::ErrorDetail::ATTEMPT_NOT_COUNTED);
 }
 
+// The v2 and v3 status calls answer the same record states.
+RecordStatus ToRecordStatus(policy::Status status) {
+  switch (status) {
+    case policy::Status::kNone:
+      return RecordStatus::RECORD_STATUS_NONE;
+    case policy::Status::kActive:
+      return RecordStatus::RECORD_STATUS_ACTIVE;
+    case policy::Status::kLocked:
+      return RecordStatus::RECORD_STATUS_LOCKED;
+  }
+  return RecordStatus::RECORD_STATUS_UNSPECIFIED;  // as the unset field
+}
+
 grpc::StatusCode ToGrpcCode(absl::StatusCode code) {
   // absl and gRPC share the canonical code numbering.
   return static_cast<grpc::StatusCode>(static_cast<int>(code));
@@ -299,17 +312,7 @@ grpc::Status VaultService::GetStatus(grpc::ServerContext* ctx,
   return Handle("GetStatus", ctx, [&](const std::string& account) {
     auto out = vault_.GetStatus(account);
     if (!out.ok()) return NothingCounted(out.status());
-    switch (out->status) {
-      case policy::Status::kNone:
-        resp->set_status(RecordStatus::RECORD_STATUS_NONE);
-        break;
-      case policy::Status::kActive:
-        resp->set_status(RecordStatus::RECORD_STATUS_ACTIVE);
-        break;
-      case policy::Status::kLocked:
-        resp->set_status(RecordStatus::RECORD_STATUS_LOCKED);
-        break;
-    }
+    resp->set_status(ToRecordStatus(out->status));
     resp->set_attempts_remaining(out->attempts_remaining);
     resp->set_attempt_limit(out->attempt_limit);
     resp->set_registration_id(out->registration_id);
@@ -345,17 +348,7 @@ grpc::Status VaultService::ThresholdStatus(
   return Handle("ThresholdStatus", ctx, [&](const std::string& account) {
     auto out = vault_.ThresholdStatus(account);
     if (!out.ok()) return NothingCounted(out.status());
-    switch (out->status.status) {
-      case policy::Status::kNone:
-        resp->set_status(RecordStatus::RECORD_STATUS_NONE);
-        break;
-      case policy::Status::kActive:
-        resp->set_status(RecordStatus::RECORD_STATUS_ACTIVE);
-        break;
-      case policy::Status::kLocked:
-        resp->set_status(RecordStatus::RECORD_STATUS_LOCKED);
-        break;
-    }
+    resp->set_status(ToRecordStatus(out->status.status));
     resp->set_commitment(ToString(out->commitment));
     resp->set_registration_descriptor(ToString(out->descriptor));
     resp->set_committed_limit(out->committed_limit);

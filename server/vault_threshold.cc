@@ -361,22 +361,9 @@ absl::StatusOr<Vault::ThresholdStep> Vault::AnswerThresholdStart(
                                ke1.blinded_message, binding, SystemRandom()));
   BKV_ASSIGN_OR_RETURN(opaque::ServerLoginStart login,
                        opaque_.GenerateKE2WithOprfKey(record, k_i.value, ke1));
-  LoginTicket ticket{TicketPurpose::kRecover,
-                     false,
-                     d.registration_id,
-                     d.login_seq,
-                     d.expires_ms,
-                     std::move(login.state).Export(),
-                     {}};
-  BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> sealed,
-                       SealTicket(ticket_sealer_, account, ticket));
-  // Every counted attempt has its line, durable before the KE2 leaves.
-  BKV_RETURN_IF_ERROR(Audit("threshold_recover_start", account, "counted",
-                            d.attempts_remaining));
-  auto ke2 = login.ke2.Serialize();
-  return ThresholdStep{{{ke2.begin(), ke2.end()}, std::move(sealed)},
-                       eval.proof,
-                       d.attempts_remaining};
+  BKV_ASSIGN_OR_RETURN(LoginStep step, CountedLogin(account, d, login,
+                                                    "threshold_recover_start"));
+  return ThresholdStep{std::move(step), eval.proof, d.attempts_remaining};
 }
 
 }  // namespace bkv::server

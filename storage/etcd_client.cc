@@ -230,12 +230,9 @@ absl::StatusOr<etcdserverpb::LeaseGrantResponse> EtcdClient::LeaseGrant(
   etcdserverpb::LeaseGrantRequest req;
   req.set_ttl(ttl_s);
   etcdserverpb::LeaseGrantResponse resp;
-  absl::Status s = WithFailover(
-      "LeaseGrant",
-      [&](Member& m, grpc::ClientContext* ctx) {
-        return m.lease->LeaseGrant(ctx, req, &resp);
-      },
-      nullptr, timeout);
+  absl::Status s =
+      LeaseCall("LeaseGrant", &etcdserverpb::Lease::Stub::LeaseGrant, req,
+                &resp, timeout);
   if (!s.ok()) return s;
   if (!resp.error().empty() || resp.id() == 0 || resp.ttl() <= 0) {
     return absl::UnavailableError(
@@ -269,12 +266,9 @@ absl::Status EtcdClient::LeaseRevoke(int64_t id, absl::Duration timeout) {
   etcdserverpb::LeaseRevokeRequest req;
   req.set_id(id);
   etcdserverpb::LeaseRevokeResponse resp;
-  absl::Status s = WithFailover(
-      "LeaseRevoke",
-      [&](Member& m, grpc::ClientContext* ctx) {
-        return m.lease->LeaseRevoke(ctx, req, &resp);
-      },
-      nullptr, timeout);
+  absl::Status s =
+      LeaseCall("LeaseRevoke", &etcdserverpb::Lease::Stub::LeaseRevoke, req,
+                &resp, timeout);
   // Expired already, or a resend after the first revoked it.
   if (absl::IsNotFound(s) ||
       absl::StrContains(s.message(), "lease not found")) {

@@ -101,6 +101,20 @@ class EtcdClient {
   absl::Status WithFailover(const char* op, Call call, CallInfo* info,
                             absl::Duration op_timeout);
 
+  // One unary call of the Lease service (`rpc`), retried on other members.
+  template <typename Req, typename Resp>
+  absl::Status LeaseCall(const char* op,
+                         grpc::Status (etcdserverpb::Lease::Stub::*rpc)(
+                             grpc::ClientContext*, const Req&, Resp*),
+                         const Req& req, Resp* resp, absl::Duration timeout) {
+    return WithFailover(
+        op,
+        [&](Member& m, grpc::ClientContext* ctx) {
+          return ((*m.lease).*rpc)(ctx, req, resp);
+        },
+        nullptr, timeout);
+  }
+
   EtcdClientOptions options_;
   std::vector<Member> members_;
   std::atomic<size_t> preferred_{0};

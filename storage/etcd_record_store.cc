@@ -572,32 +572,15 @@ uint64_t EtcdRecordStore::cluster_id() const { return impl_->cluster_id; }
 namespace {
 
 // One lease period's view of the store: every write carries its guard.
-class GuardedView final : public RecordStore {
+class GuardedView final : public GuardedRecordStore {
  public:
   GuardedView(EtcdRecordStore& store, OwnerGuard guard)
-      : store_(store), guard_(std::move(guard)) {}
-  absl::StatusOr<v1::UserRecord> Get(std::string_view id) const override {
-    return store_.Get(id);
-  }
-  absl::StatusOr<uint64_t> CompareAndSwap(std::string_view id,
-                                          uint64_t expected,
-                                          const v1::UserRecord& next) override {
-    return store_.GuardedCas(id, expected, next, guard_);
-  }
-  absl::Status Delete(std::string_view id, uint64_t expected) override {
-    return store_.GuardedDelete(id, expected, guard_);
-  }
-  absl::Status Shred(std::string_view id) override { return store_.Shred(id); }
-  absl::Status SyncBarrier(std::string_view id) override {
-    return store_.SyncBarrier(id);
-  }
-  absl::StatusOr<uint64_t> Count() const override { return store_.Count(); }
-  absl::Status ForEach(Visitor visit) const override {
-    return store_.ForEach(std::move(visit));
-  }
+      : GuardedRecordStore(store), guard_(std::move(guard)) {}
+
+ protected:
+  OwnerGuard CurrentGuard() const override { return guard_; }
 
  private:
-  EtcdRecordStore& store_;
   const OwnerGuard guard_;
 };
 

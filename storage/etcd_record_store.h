@@ -150,6 +150,41 @@ class EtcdRecordStore final : public RecordStore {
   std::unique_ptr<Impl> impl_;
 };
 
+// A view of an EtcdRecordStore whose CompareAndSwap and Delete carry the
+// guard CurrentGuard() returns (GuardedCas, GuardedDelete) and whose other
+// calls go to the store: the one forwarding of Guarded's view and the
+// elected owner's per-period slot. The store must outlive the view.
+class GuardedRecordStore : public RecordStore {
+ public:
+  explicit GuardedRecordStore(EtcdRecordStore& store) : store_(store) {}
+  absl::StatusOr<v1::UserRecord> Get(std::string_view id) const override {
+    return store_.Get(id);
+  }
+  absl::StatusOr<uint64_t> CompareAndSwap(std::string_view id,
+                                          uint64_t expected,
+                                          const v1::UserRecord& next) override {
+    return store_.GuardedCas(id, expected, next, CurrentGuard());
+  }
+  absl::Status Delete(std::string_view id, uint64_t expected) override {
+    return store_.GuardedDelete(id, expected, CurrentGuard());
+  }
+  absl::Status Shred(std::string_view id) override { return store_.Shred(id); }
+  absl::Status SyncBarrier(std::string_view id) override {
+    return store_.SyncBarrier(id);
+  }
+  absl::StatusOr<uint64_t> Count() const override { return store_.Count(); }
+  absl::Status ForEach(Visitor visit) const override {
+    return store_.ForEach(std::move(visit));
+  }
+
+ protected:
+  // The guard of the lease period a write is made in.
+  virtual OwnerGuard CurrentGuard() const = 0;
+
+ private:
+  EtcdRecordStore& store_;
+};
+
 }  // namespace bkv::storage
 
 #endif  // BKV_STORAGE_ETCD_RECORD_STORE_H_

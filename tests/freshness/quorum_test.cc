@@ -23,6 +23,7 @@
 #include "storage/record_codec.h"
 #include "storage/rocksdb_record_store.h"
 #include "tests/freshness/quorum_nodes.h"
+#include "tests/hsm/test_token.h"
 #include "tests/storage/test_util.h"
 
 // SoftHSM 2.6's EdDSA C_SignInit leaks the decoded key's ASN.1 string inside
@@ -918,17 +919,11 @@ TEST_F(QuorumTest, LostStateRefusesToOpenAndAResetRecoversTheNewestHead) {
       owner->CompareAndSwap("lea", RecordStore::kNoRecord, Active(0)).ok());
   ASSERT_TRUE(EventuallyHolds(0, HeldSeq(1)));
   {
-    auto session = tokens_[0]->AcquireSession();
-    ASSERT_TRUE(session.ok()) << session.status();
     for (auto [cls, label] :
          {std::pair{CKO_DATA, hsm::kEndorsedLabel},
           std::pair{CKO_SECRET_KEY, hsm::kEndorsedMacLabel}}) {
-      auto found = session->FindObjects(cls, label);
-      ASSERT_TRUE(found.ok()) << found.status();
-      const std::vector<CK_OBJECT_HANDLE> handles = *found;
-      for (CK_OBJECT_HANDLE h : handles) {
-        ASSERT_TRUE(session->DestroyObject(h).ok());
-      }
+      auto destroyed = hsm::testing::DestroyObjects(*tokens_[0], cls, label);
+      ASSERT_TRUE(destroyed.ok()) << destroyed.status();
     }
   }
   auto gone = Endorser::Open(tokens_[0], *members_, 1);

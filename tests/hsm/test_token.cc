@@ -50,4 +50,27 @@ TokenOptions TestToken::options() const {
   return options;
 }
 
+absl::StatusOr<std::shared_ptr<Pkcs11Hsm>> OpenVaultToken(
+    const std::string& softhsm_dir) {
+  BKV_ASSIGN_OR_RETURN(SoftHsmDevToken dev,
+                       PrepareSoftHsmDir(softhsm_dir, "bkv", "",
+                                         /*allow_create=*/false));
+  BKV_ASSIGN_OR_RETURN(SecretBytes pin, ReadPinFile(dev.user_pin_path));
+  TokenOptions o;
+  o.module_path = dev.module_path;
+  return Pkcs11Hsm::Open(o, pin);
+}
+
+absl::StatusOr<size_t> DestroyObjects(Pkcs11Hsm& hsm,
+                                      CK_OBJECT_CLASS object_class,
+                                      absl::string_view label) {
+  BKV_ASSIGN_OR_RETURN(auto session, hsm.AcquireSession());
+  BKV_ASSIGN_OR_RETURN(const std::vector<CK_OBJECT_HANDLE> found,
+                       session.FindObjects(object_class, label));
+  for (CK_OBJECT_HANDLE h : found) {
+    BKV_RETURN_IF_ERROR(session.DestroyObject(h));
+  }
+  return found.size();
+}
+
 }  // namespace bkv::hsm::testing

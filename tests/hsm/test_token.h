@@ -1,10 +1,12 @@
 #ifndef BKV_TESTS_HSM_TEST_TOKEN_H_
 #define BKV_TESTS_HSM_TEST_TOKEN_H_
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "crypto/secret_bytes.h"
 #include "hsm/pkcs11_hsm.h"
 
@@ -34,6 +36,17 @@ class TestToken {
   SecretBytes pin_;
   std::shared_ptr<Pkcs11Hsm> hsm_;
 };
+
+// The token a stopped vault keeps in `softhsm_dir` (its --softhsm-dir,
+// label "bkv"), logged in with its user PIN file: for tests that take
+// something off it as a lost or half-written state would.
+absl::StatusOr<std::shared_ptr<Pkcs11Hsm>> OpenVaultToken(
+    const std::string& softhsm_dir);
+// Destroys every object of `object_class` labelled `label`; returns how
+// many there were.
+absl::StatusOr<size_t> DestroyObjects(Pkcs11Hsm& hsm,
+                                      CK_OBJECT_CLASS object_class,
+                                      absl::string_view label);
 
 // A fresh empty directory under $TMPDIR (or /tmp).
 std::string MakeTempDir();

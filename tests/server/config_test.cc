@@ -217,15 +217,20 @@ TEST(ConfigTest, QuorumMembersFileIsCheckedAtStart) {
 // are several clusters (the lease key and the guard live in one) and a
 // TTL out of range.
 TEST(ConfigTest, QuorumOverEtcdElectsItsOwner) {
-  const std::vector<std::string> etcd = {"--freshness-members-file",
-                                         "/m",
-                                         "--freshness-node-id",
-                                         "1",
-                                         "--storage",
-                                         "etcd",
-                                         "--etcd-insecure",
-                                         "--etcd-endpoints",
-                                         "127.0.0.1:2379"};
+  // Node 1 of a quorum over etcd, its store named by `flag`.
+  auto quorum_over = [](std::string flag, std::string value) {
+    return std::vector<std::string>{"--freshness-members-file",
+                                    "/m",
+                                    "--freshness-node-id",
+                                    "1",
+                                    "--storage",
+                                    "etcd",
+                                    "--etcd-insecure",
+                                    std::move(flag),
+                                    std::move(value)};
+  };
+  const std::vector<std::string> etcd =
+      quorum_over("--etcd-endpoints", "127.0.0.1:2379");
   auto with = [&](std::vector<std::string> extra) {
     std::vector<std::string> args = etcd;
     args.insert(args.end(), extra.begin(), extra.end());
@@ -241,15 +246,8 @@ TEST(ConfigTest, QuorumOverEtcdElectsItsOwner) {
   EXPECT_NE(with({"--freshness-owner-lease-ttl-s", "1"}).find("2 to 60"),
             std::string::npos);
   EXPECT_EQ(with({"--freshness-owner-lease-ttl-s", "2"}), "accepted");
-  std::vector<std::string> two = {"--freshness-members-file",
-                                  "/m",
-                                  "--freshness-node-id",
-                                  "1",
-                                  "--storage",
-                                  "etcd",
-                                  "--etcd-insecure",
-                                  "--etcd-clusters",
-                                  "127.0.0.1:1;127.0.0.1:2"};
+  std::vector<std::string> two =
+      quorum_over("--etcd-clusters", "127.0.0.1:1;127.0.0.1:2");
   auto several = LoadConfig(two);
   ASSERT_FALSE(several.ok());
   EXPECT_NE(std::string(several.status().message()).find("one etcd cluster"),

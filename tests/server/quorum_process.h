@@ -10,6 +10,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -175,6 +176,23 @@ class QuorumProcessTest : public ::testing::Test {
     if ((i == 0 && hand_owner_) || owner) args.push_back("--freshness-owner");
     ASSERT_TRUE(node_[i].Start(args)) << "node " << i + 1 << ":\n"
                                       << node_[i].log();
+  }
+
+  // Starts node 1 on `owner`, setting `started` when its start returns;
+  // true once its log shows it waiting for the quorum before then
+  // (bounded: 20 s). The caller joins `owner`.
+  bool StartOwnerWaiting(std::thread& owner, std::atomic<bool>& started) {
+    owner = std::thread([&] {
+      StartNode(0);
+      started = true;
+    });
+    bool waiting = false;
+    for (int i = 0; i < 200 && !waiting && !started; ++i) {
+      waiting =
+          node_[0].log().find("freshness_quorum_waiting") != std::string::npos;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return waiting;
   }
 
   std::string Token(const std::string& account) const {

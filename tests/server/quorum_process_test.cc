@@ -13,9 +13,8 @@
 #include "bkv/fresh/v1/endorse.grpc.pb.h"
 #include "client/vault_client.h"
 #include "hsm/key_labels.h"
-#include "hsm/pin.h"
 #include "hsm/pkcs11_hsm.h"
-#include "hsm/softhsm_dev.h"
+#include "tests/hsm/test_token.h"
 
 namespace bkv::testing {
 namespace {
@@ -254,16 +253,8 @@ TEST_F(QuorumProcessTest,
   ASSERT_NO_FATAL_FAILURE(StartNode(2));
   // Node 1's start waits for a second promise (bounded by Start's wait).
   std::atomic<bool> started = false;
-  std::thread owner([&] {
-    StartNode(0);
-    started = true;
-  });
-  bool waiting = false;
-  for (int i = 0; i < 200 && !waiting && !started; ++i) {
-    waiting =
-        node_[0].log().find("freshness_quorum_waiting") != std::string::npos;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  std::thread owner;
+  const bool waiting = StartOwnerWaiting(owner, started);
   EXPECT_TRUE(waiting) << "the owner took over with one other member:\n"
                        << node_[0].log();
   EXPECT_FALSE(started);
@@ -442,24 +433,14 @@ TEST_F(QuorumProcessTest, LostEndorserStateRefusesToStartUntilReset) {
   Register("nils");
   ASSERT_EQ(node_[2].Stop(), 0);
   {
-    auto dev = hsm::PrepareSoftHsmDir(Softhsm(2), "bkv", "",
-                                      /*allow_create=*/false);
-    ASSERT_TRUE(dev.ok()) << dev.status();
-    auto pin = hsm::ReadPinFile(dev->user_pin_path);
-    ASSERT_TRUE(pin.ok()) << pin.status();
-    hsm::TokenOptions o;
-    o.module_path = dev->module_path;
-    auto token = hsm::Pkcs11Hsm::Open(o, *pin);
+    auto token = hsm::testing::OpenVaultToken(Softhsm(2));
     ASSERT_TRUE(token.ok()) << token.status();
-    auto session = (*token)->AcquireSession();
-    ASSERT_TRUE(session.ok()) << session.status();
     for (auto [cls, label] :
          {std::pair{CKO_DATA, hsm::kEndorsedLabel},
           std::pair{CKO_SECRET_KEY, hsm::kEndorsedMacLabel}}) {
-      auto found = session->FindObjects(cls, label);
-      ASSERT_TRUE(found.ok()) << found.status();
-      ASSERT_EQ(found->size(), 1u);
-      ASSERT_TRUE(session->DestroyObject((*found)[0]).ok());
+      auto destroyed = hsm::testing::DestroyObjects(**token, cls, label);
+      ASSERT_TRUE(destroyed.ok()) << destroyed.status();
+      ASSERT_EQ(*destroyed, 1u);
     }
   }
   EXPECT_FALSE(node_[2].Start(
@@ -544,16 +525,8 @@ TEST_F(QuorumProcessTest, OwnerStartWithAnEndorserDownWaitsForIt) {
   for (int i = 0; i < kNodes; ++i) ASSERT_EQ(node_[i].Stop(), 0);
   ASSERT_NO_FATAL_FAILURE(StartNode(1));
   std::atomic<bool> started = false;
-  std::thread owner([&] {
-    StartNode(0);
-    started = true;
-  });
-  bool waiting = false;
-  for (int i = 0; i < 200 && !waiting && !started; ++i) {
-    waiting =
-        node_[0].log().find("freshness_quorum_waiting") != std::string::npos;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  std::thread owner;
+  const bool waiting = StartOwnerWaiting(owner, started);
   EXPECT_TRUE(waiting) << node_[0].log();
   EXPECT_FALSE(started);
   EXPECT_EQ(Metric(1, "bkv_freshness_endorser_recovering"), 1);
@@ -639,23 +612,12 @@ TEST_F(QuorumProcessTest, ResetStateRepairsAHalfWrittenState) {
   Register("rita");
   ASSERT_EQ(node_[2].Stop(), 0);
   {
-    auto dev = hsm::PrepareSoftHsmDir(Softhsm(2), "bkv", "",
-                                      /*allow_create=*/false);
-    ASSERT_TRUE(dev.ok()) << dev.status();
-    auto pin = hsm::ReadPinFile(dev->user_pin_path);
-    ASSERT_TRUE(pin.ok()) << pin.status();
-    hsm::TokenOptions o;
-    o.module_path = dev->module_path;
-    auto token = hsm::Pkcs11Hsm::Open(o, *pin);
+    auto token = hsm::testing::OpenVaultToken(Softhsm(2));
     ASSERT_TRUE(token.ok()) << token.status();
-    auto session = (*token)->AcquireSession();
-    ASSERT_TRUE(session.ok()) << session.status();
-    auto found = session->FindObjects(CKO_DATA, hsm::kEndorsedLabel);
-    ASSERT_TRUE(found.ok()) << found.status();
-    ASSERT_FALSE(found->empty());
-    for (CK_OBJECT_HANDLE h : *found) {
-      ASSERT_TRUE(session->DestroyObject(h).ok());
-    }
+    auto destroyed =
+        hsm::testing::DestroyObjects(**token, CKO_DATA, hsm::kEndorsedLabel);
+    ASSERT_TRUE(destroyed.ok()) << destroyed.status();
+    ASSERT_GT(*destroyed, 0u);
   }
   EXPECT_FALSE(node_[2].Start(
       {"--freshness-members-file", members_, "--freshness-node-id", "3"}));

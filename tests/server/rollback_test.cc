@@ -13,11 +13,10 @@
 
 #include "freshness/shard_tree.h"
 #include "hsm/key_labels.h"
-#include "hsm/pin.h"
 #include "hsm/pkcs11_hsm.h"
-#include "hsm/softhsm_dev.h"
 #include "rocksdb/db.h"
 #include "storage/record_codec.h"
+#include "tests/hsm/test_token.h"
 #include "tests/server/vault_harness.h"
 
 namespace bkv::testing {
@@ -281,25 +280,12 @@ TEST_F(RollbackTest, TokenWithoutHeadsOverRecordsNeedsTheCeremony) {
   RegisterOrDie("mia", "right");
   StopVault();
   {
-    auto dev = hsm::PrepareSoftHsmDir(vault_.data_dir() + "/softhsm", "bkv", "",
-                                      /*allow_create=*/false);
-    ASSERT_TRUE(dev.ok()) << dev.status();
-    auto pin = hsm::ReadPinFile(dev->user_pin_path);
-    ASSERT_TRUE(pin.ok()) << pin.status();
-    hsm::TokenOptions o;
-    o.module_path = dev->module_path;
-    auto token = hsm::Pkcs11Hsm::Open(o, *pin);
+    auto token = hsm::testing::OpenVaultToken(vault_.data_dir() + "/softhsm");
     ASSERT_TRUE(token.ok()) << token.status();
-    auto session = (*token)->AcquireSession();
-    ASSERT_TRUE(session.ok()) << session.status();
     for (auto [cls, label] : {std::pair{CKO_DATA, hsm::kFreshHeadsLabel},
                               std::pair{CKO_SECRET_KEY, hsm::kFreshMacLabel}}) {
-      auto found = session->FindObjects(cls, label);
-      ASSERT_TRUE(found.ok()) << found.status();
-      const std::vector<CK_OBJECT_HANDLE> handles = *found;
-      for (CK_OBJECT_HANDLE h : handles) {
-        ASSERT_TRUE(session->DestroyObject(h).ok());
-      }
+      auto destroyed = hsm::testing::DestroyObjects(**token, cls, label);
+      ASSERT_TRUE(destroyed.ok()) << destroyed.status();
     }
   }
   EXPECT_FALSE(vault_.Start());

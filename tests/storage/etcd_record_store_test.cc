@@ -254,13 +254,8 @@ TEST_F(EtcdRecordStoreTest, SyncBarrierChangesNoRecord) {
 TEST_F(EtcdRecordStoreTest, OwnerGuardRefusesWritesOnceTheKeyIsAnotherOne) {
   RawEtcd raw(*cluster_, 0);
   const std::string owner = prefix_ + "fresh/owner";
-  auto created = [&] {
-    etcdserverpb::RangeResponse resp;
-    EXPECT_TRUE(raw.Range(owner, 0, &resp).ok());
-    return resp.kvs_size() == 1 ? resp.kvs(0).create_revision() : 0;
-  };
   ASSERT_TRUE(raw.Put(owner, "1").ok());
-  auto view = store_->Guarded({owner, created(), 0});
+  auto view = store_->Guarded({owner, raw.CreateRevision(owner), 0});
   auto v1 = view->CompareAndSwap("gina", 0, SampleRecord(1));
   ASSERT_TRUE(v1.ok()) << v1.status();
   ASSERT_TRUE(raw.Delete(owner).ok());
@@ -268,9 +263,9 @@ TEST_F(EtcdRecordStoreTest, OwnerGuardRefusesWritesOnceTheKeyIsAnotherOne) {
   auto refused = view->CompareAndSwap("gina", *v1, SampleRecord(2));
   ASSERT_FALSE(refused.ok());
   EXPECT_TRUE(absl::IsUnavailable(refused.status())) << refused.status();
-  EXPECT_EQ(refused.status().GetPayload(kOwnerGuardPayload).value_or(
-                absl::Cord()),
-            absl::Cord("1"))
+  EXPECT_EQ(
+      refused.status().GetPayload(kOwnerGuardPayload).value_or(absl::Cord()),
+      absl::Cord("1"))
       << "an unambiguous refusal wrote nothing: " << refused.status();
   EXPECT_EQ(store_->Get("gina")->version(), *v1) << "written anyway";
   absl::Status del = view->Delete("gina", *v1);
@@ -281,7 +276,7 @@ TEST_F(EtcdRecordStoreTest, OwnerGuardRefusesWritesOnceTheKeyIsAnotherOne) {
       << "an absent owner key must refuse too: " << refused.status();
   // A version mismatch stays one (not blamed on the guard).
   ASSERT_TRUE(raw.Put(owner, "3").ok());
-  auto view3 = store_->Guarded({owner, created(), 0});
+  auto view3 = store_->Guarded({owner, raw.CreateRevision(owner), 0});
   auto stale = view3->CompareAndSwap("gina", *v1 + 7, SampleRecord(2));
   EXPECT_FALSE(stale.status().GetPayload(kOwnerGuardPayload).has_value());
   auto v2 = view3->CompareAndSwap("gina", *v1, SampleRecord(2));
@@ -295,18 +290,13 @@ TEST_F(EtcdRecordStoreTest, OwnerGuardRefusesWritesOnceTheKeyIsAnotherOne) {
 TEST_F(EtcdRecordStoreTest, OwnerGuardOfAnEarlierPeriodStaysItsOwn) {
   RawEtcd raw(*cluster_, 0);
   const std::string owner = prefix_ + "fresh/owner";
-  auto created = [&] {
-    etcdserverpb::RangeResponse resp;
-    EXPECT_TRUE(raw.Range(owner, 0, &resp).ok());
-    return resp.kvs_size() == 1 ? resp.kvs(0).create_revision() : 0;
-  };
   ASSERT_TRUE(raw.Put(owner, "1/a").ok());
-  auto period1 = store_->Guarded({owner, created(), 0});
+  auto period1 = store_->Guarded({owner, raw.CreateRevision(owner), 0});
   auto v1 = period1->CompareAndSwap("ivy", 0, SampleRecord(1));
   ASSERT_TRUE(v1.ok()) << v1.status();
   ASSERT_TRUE(raw.Delete(owner).ok());
   ASSERT_TRUE(raw.Put(owner, "1/a").ok());  // the same node won again
-  auto period2 = store_->Guarded({owner, created(), 0});
+  auto period2 = store_->Guarded({owner, raw.CreateRevision(owner), 0});
   auto late = period1->CompareAndSwap("ivy", *v1, SampleRecord(2));
   EXPECT_TRUE(late.status().GetPayload(kOwnerGuardPayload).has_value())
       << "a write of the earlier period landed: " << late.status();

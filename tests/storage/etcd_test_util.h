@@ -5,6 +5,7 @@
 // raw etcd client for reading and tampering behind the store's back.
 
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 
 #include <atomic>
 #include <memory>
@@ -50,6 +51,12 @@ class RawEtcd {
     req.set_key(key);
     req.set_revision(revision);
     return kv_->Range(&ctx, req, resp);
+  }
+  // The create revision of `key` now; 0 if it is absent.
+  int64_t CreateRevision(const std::string& key) {
+    etcdserverpb::RangeResponse resp;
+    EXPECT_TRUE(Range(key, 0, &resp).ok());
+    return resp.kvs_size() == 1 ? resp.kvs(0).create_revision() : 0;
   }
   grpc::Status Put(const std::string& key, const std::string& value) {
     grpc::ClientContext ctx;
