@@ -398,10 +398,11 @@ absl::Status BuildQuorum(const VaultConfig& c, VaultNode& n) {
     n.quorum->token_storage_unsynced = true;
     Log("warn", "freshness_token_storage_unsynced",
         {{"dir", n.options.softhsm_dir},
-         {"hint", "SoftHSM does not fsync: mount the token directory sync "
-                  "(or use a real HSM); after a power loss of more than half "
-                  "the nodes, treat it as a storage restore "
-                  "(docs/operations.md)"}});
+         {"hint",
+          "SoftHSM does not fsync: mount the token directory sync "
+          "(or use a real HSM); after a power loss of more than half "
+          "the nodes, treat it as a storage restore "
+          "(docs/operations.md)"}});
   }
   if (n.quorum->heads != nullptr) return absl::OkStatus();
   if (c.ElectsOwner()) return BuildElected(n);

@@ -59,8 +59,7 @@ void OwnerLease::Resign(const std::string& why, uint64_t win) {
 
 void OwnerLease::Hold(Clock::time_point sent, int64_t granted_s) {
   // Stopping before etcd is always safe; trusting a huge grant is not.
-  const int64_t ttl_s =
-      std::min(granted_s, absl::ToInt64Seconds(options_.ttl));
+  const int64_t ttl_s = std::min(granted_s, absl::ToInt64Seconds(options_.ttl));
   held_until_.store(
       Nanos(sent + std::chrono::milliseconds(ttl_s * 1000 * 5 / 6)));
 }

@@ -360,8 +360,7 @@ TEST_F(QuorumEtcdProcessTest, OwnerRidesOutAnEtcdLapseWithOneMemberDown) {
   ASSERT_TRUE(etcd_->WaitForLeader().ok());
   const int next = WaitForOwner();
   ASSERT_EQ(next, owner) << "no owner with one member down after a lapse";
-  EXPECT_NE(node_[owner].log().find("quorum_owner_resumed"),
-            std::string::npos);
+  EXPECT_NE(node_[owner].log().find("quorum_owner_resumed"), std::string::npos);
   EXPECT_TRUE(Guess("nina").got_ke2);
   EXPECT_EQ(Remaining("nina"), 8u);
 }
@@ -386,8 +385,8 @@ TEST_F(QuorumEtcdProcessTest, OwnerThatCannotWriteHeadsStepsDown) {
   bool not_serving = false, stalled = false;
   for (int i = 0; i < 300 && !stalled; ++i) {
     not_serving = not_serving || VaultHealth(node_[owner].address()) == 2;
-    stalled = node_[owner].log().find("quorum_owner_stalled") !=
-              std::string::npos;
+    stalled =
+        node_[owner].log().find("quorum_owner_stalled") != std::string::npos;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_TRUE(not_serving) << "health stayed SERVING without a majority";
@@ -421,8 +420,8 @@ TEST_F(QuorumEtcdProcessTest, MemberOnAnotherEtcdPrefixNeverFencesTheOwner) {
   ASSERT_NO_FATAL_FAILURE(StartNode(wrong));
   bool refused = false;
   for (int i = 0; i < 300 && !refused; ++i) {
-    refused = node_[wrong].log().find("quorum_store_mismatch") !=
-              std::string::npos;
+    refused =
+        node_[wrong].log().find("quorum_store_mismatch") != std::string::npos;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_TRUE(refused) << node_[wrong].log();
