@@ -38,6 +38,7 @@ for group in "$@"; do
           PACKAGES+=(opensc)  # pkcs11-tool: an independent reading of cloned HSM keys
           PACKAGES+=(abigail-tools)  # scripts/sdk-check.sh: abidiff
           PACKAGES+=(chromium)  # ctest -R passkey: headless, virtual authenticator
+          PACKAGES+=(ccache)  # the SDK check's client-only build reuses the release objects
           command -v node >/dev/null || PACKAGES+=(nodejs)
           command -v npm >/dev/null || PACKAGES+=(npm) ;;
     bench) PACKAGES+=(age openssl procps etcd-server restic sqlite3 time bc) ;;
