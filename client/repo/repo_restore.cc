@@ -330,7 +330,10 @@ absl::Status Repository::RestorePacks(const std::map<ObjectId, PackPlan>& plan,
   BoundedQueue<std::pair<ObjectId, Fetched>> fetched(1);
   BufferPool buffers(4 * kMaxPackBytes);
   Pipeline stages;
+  // Both queues before any stage runs: a stage's error cancels only the
+  // queues watched by then.
   stages.Watch(fetched);
+  stages.Watch(writer.finished());
   stages.Run([&]() -> absl::Status {  // the only thread using the store
     for (const auto& [pack, wanted] : plan) {
       BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes,
@@ -367,7 +370,6 @@ absl::Status Repository::RestorePacks(const std::map<ObjectId, PackPlan>& plan,
   stages.Run(write);
   // fsync waits for the disk, not a core: two so one slow file does not
   // hold up the rest (concurrent fsyncs share a journal commit).
-  stages.Watch(writer.finished());
   stages.Run([&] { return writer.RunSync(); });
   stages.Run([&] { return writer.RunSync(); });
   return stages.Join();
