@@ -140,14 +140,9 @@ absl::StatusOr<SnapshotInfo> Repository::Restore(const std::string& id,
   const bool is_dir = (*entries)[0].type == EntryType::kDir;
   const std::string root = is_dir ? staging.dir() : staging.file();
   // WriteTree returns once every file and directory under `root` is
-  // durable, so the rename publishes only synced data; a rename whose
-  // parent cannot be synced is undone (the staging folder is then removed).
+  // durable, so the rename publishes only synced data.
   absl::Status s = WriteTree(root, *entries, chunks);
-  if (s.ok()) s = RenameNoReplace(root, t.string());
-  if (s.ok()) {
-    s = SyncDir(t.parent_path().string());
-    if (!s.ok()) (void)RenameNoReplace(t.string(), root);
-  }
+  if (s.ok()) s = PublishRestore(root, t.string());
   if (!s.ok()) return s;
   SnapshotInfo info{ObjectIdHex(snap.id), chosen->first, snap.seq, snap.time_ms,
                     snap.source};
