@@ -218,6 +218,11 @@ class Repository::TreeWriter {
         return ErrnoStatus(errno, "write " + PathOf(entries_[slot.entry]));
       done += static_cast<size_t>(n);
     }
+    // Writeback of this chunk starts now, so a large file's fsync does not
+    // find all of it still dirty after its last chunk.
+    (void)::sync_file_range(fds_[slot.entry], static_cast<off_t>(slot.offset),
+                            static_cast<off_t>(data.size()),
+                            SYNC_FILE_RANGE_WRITE);
     if (left_[slot.entry].fetch_sub(1) == 1) return Finish(slot.entry);
     return absl::OkStatus();
   }
