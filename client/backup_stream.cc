@@ -495,7 +495,7 @@ absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
     if (!h) return absl::DataLossError("backup has no data");
     BKV_ASSIGN_OR_RETURN(uint64_t n, WriteRestored(plain_in, *h, tmp));
     BKV_RETURN_IF_ERROR(stages.Join());
-    BKV_RETURN_IF_ERROR(RenameNoReplace(tmp, tpath.string()));
+    BKV_RETURN_IF_ERROR(PublishRestore(tmp, tpath.string()));
     return n;
   }();
   if (!written.ok()) {
@@ -503,13 +503,6 @@ absl::StatusOr<StreamStats> StreamRestore(BlobStore& store,
     absl::Status first = stages.Join();
     // A stage's own error explains more than the cancellation it caused.
     return first.ok() || absl::IsCancelled(first) ? written.status() : first;
-  }
-  if (absl::Status d = SyncDir(tpath.parent_path().string()); !d.ok()) {
-    return absl::Status(d.code(),
-                        absl::StrCat("restored to ", tpath.string(),
-                                     " (complete and verified), but it may "
-                                     "not survive a crash: ",
-                                     d.message()));
   }
   return StreamStats{*written, downloaded.load(), {}};
 }

@@ -64,9 +64,7 @@ absl::Status PosixFile::Write(std::span<const uint8_t> data) {
 }
 
 absl::Status PosixFile::SyncAndClose() {
-  if (::fsync(fd_) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("fsync ", path_));
-  }
+  if (auto s = SyncFd(fd_, path_); !s.ok()) return s;
   const int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0)
@@ -84,14 +82,8 @@ absl::Status SyncDir(const std::string& dir) {
   return absl::OkStatus();
 }
 
-absl::Status SyncFilesystem(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open ", path));
-  const int rc = ::syncfs(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0)
-    return ErrnoStatus(err, absl::StrCat("sync the files in ", path));
+absl::Status SyncFd(int fd, const std::string& path) {
+  if (::fsync(fd) != 0) return ErrnoStatus(errno, absl::StrCat("fsync ", path));
   return absl::OkStatus();
 }
 

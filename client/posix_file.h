@@ -44,9 +44,9 @@ class PosixFile {
 // fsync of a directory, so a rename in it is durable.
 absl::Status SyncDir(const std::string& dir);
 
-// syncfs(2) of the filesystem holding `path`: every file written there is
-// durable in one call (and a failed writeback of any of them is reported).
-absl::Status SyncFilesystem(const std::string& path);
+// fsync of an open file, so its data and metadata are durable; the error
+// names `path`.
+absl::Status SyncFd(int fd, const std::string& path);
 
 // rename(2) that fails with AlreadyExists instead of replacing `to`.
 absl::Status RenameNoReplace(const std::string& from, const std::string& to);

@@ -52,6 +52,14 @@ RestoreStaging::~RestoreStaging() {
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
+absl::Status PublishRestore(const std::string& from,
+                            const std::string& target) {
+  if (auto s = RenameNoReplace(from, target); !s.ok()) return s;
+  absl::Status s = SyncDir(ParentOf(target).string());
+  if (!s.ok()) (void)RenameNoReplace(target, from);
+  return s;
+}
+
 std::vector<std::string> SweepRestoreStaging(const std::string& target,
                                              int64_t min_age_s) {
   std::vector<std::string> deleted;

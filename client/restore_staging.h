@@ -40,6 +40,13 @@ class RestoreStaging {
   int lock_fd_ = -1;
 };
 
+// Renames a finished restore `from` (inside the staging folder, every file
+// already synced) to `target` without replacing anything there, then syncs
+// `target`'s folder so the rename survives a crash. If that sync fails the
+// rename is undone (the staging folder's destructor then removes it): a
+// restore that reports an error publishes nothing.
+absl::Status PublishRestore(const std::string& from, const std::string& target);
+
 // Deletes the staging folders killed restores left next to `target`: not
 // locked by a running restore and not written in the last `min_age_s`
 // seconds. Returns the folders deleted.

@@ -1,8 +1,6 @@
 #include "client/vault_client.h"
 
-#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
-#include <netinet/in.h>
 
 #include <algorithm>
 #include <atomic>
@@ -20,6 +18,7 @@
 #include "crypto/key_transport.h"
 #include "crypto/ristretto255.h"
 #include "crypto/status_macros.h"
+#include "net/loopback.h"
 
 namespace bkv::client {
 namespace {
@@ -71,38 +70,6 @@ absl::StatusOr<opaque::Element> ParseServerPublicKey(const std::string& hex) {
   }
   return ristretto255::DeserializeElement(*bytes, "vault public key");
 }
-
-namespace {
-
-// The same rule as the server's listen check (server/config.cc IsLoopback):
-// an IP literal in 127/8 or ::1 (inet_pton, never a name prefix), or the
-// name "localhost". `host_port` is "host", "host:port" or "[v6]:port".
-bool IsLoopbackHostPort(std::string_view host_port) {
-  std::string host;
-  if (host_port.starts_with("[")) {
-    const size_t end = host_port.find(']');
-    if (end == std::string_view::npos) return false;
-    const std::string_view rest = host_port.substr(end + 1);
-    if (!rest.empty() && !rest.starts_with(":")) return false;
-    host.assign(host_port.substr(1, end - 1));
-  } else if (std::count(host_port.begin(), host_port.end(), ':') == 1) {
-    host.assign(host_port.substr(0, host_port.find(':')));
-  } else {
-    host.assign(host_port);  // no port, or a bare IPv6 literal
-  }
-  if (host == "localhost") return true;
-  in_addr v4;
-  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
-    return (ntohl(v4.s_addr) >> 24) == 127;
-  }
-  in6_addr v6;
-  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
-    return IN6_IS_ADDR_LOOPBACK(&v6);
-  }
-  return false;
-}
-
-}  // namespace
 
 bool FailoverSafe(std::string_view rpc) {
   return rpc == "GetVaultInfo" || rpc == "GetStatus" ||

@@ -158,7 +158,9 @@ class VaultClient {
 // next node, but the failure is returned.
 bool FailoverSafe(std::string_view rpc);
 
-// Whether a gRPC target is on this machine (loopback IP, localhost, unix:).
+// Whether a gRPC target is on this machine: unix: sockets, and ipv4:/ipv6:
+// lists, dns: targets or host:port whose every host is loopback by the rule
+// the vault uses too (net/loopback.h).
 bool IsLoopbackAddress(std::string_view address);
 
 // Parses a pinned public key given as 64 hex digits.

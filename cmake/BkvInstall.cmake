@@ -14,10 +14,11 @@ install(EXPORT bkvTargets NAMESPACE bkv:: DESTINATION ${bkv_cmake_dir})
 # The C++ SDK: its headers keep their source-tree paths under include/bkv/sdk.
 set_target_properties(bkv_client PROPERTIES EXPORT_NAME sdk)
 set_target_properties(bkv_crypto PROPERTIES EXPORT_NAME sdk_crypto)
+set_target_properties(bkv_net PROPERTIES EXPORT_NAME sdk_net)
 set_target_properties(bkv_proto_vault PROPERTIES EXPORT_NAME sdk_proto)
 target_include_directories(bkv_client INTERFACE
   $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/bkv/sdk>)
-install(TARGETS bkv_client bkv_crypto bkv_proto_vault EXPORT bkvSdkTargets
+install(TARGETS bkv_client bkv_crypto bkv_net bkv_proto_vault EXPORT bkvSdkTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}/bkv)
 install(EXPORT bkvSdkTargets NAMESPACE bkv:: DESTINATION ${bkv_cmake_dir})
 foreach(dir client client/repo crypto)

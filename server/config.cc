@@ -1,6 +1,5 @@
 #include "server/config.h"
 
-#include <arpa/inet.h>
 #include <toml++/toml.h>
 
 #include <CLI/CLI.hpp>
@@ -19,6 +18,7 @@
 #include "crypto/realm_set.h"
 #include "crypto/status_macros.h"
 #include "hsm/key_ceremony.h"
+#include "net/loopback.h"
 #include "server/rate_limiter.h"
 
 namespace bkv::server {
@@ -329,7 +329,7 @@ absl::Status ValidateEtcdClusters(const VaultConfig& c) {
     }
     if (!c.etcd_insecure || c.allow_plaintext_non_loopback) continue;
     for (const std::string& e : clusters[i]) {
-      if (!IsLoopbackAddress(e)) {
+      if (!IsLoopbackHostPort(e)) {
         return absl::InvalidArgumentError(absl::StrCat(
             "refusing plaintext to etcd member ", e,
             ": etcd_insecure is for loopback test clusters; configure "
@@ -496,7 +496,7 @@ absl::Status VaultConfig::Validate() const {
         "set both tls_cert and tls_key, or neither");
   }
   if (tls_cert.empty() && !allow_plaintext_non_loopback &&
-      !IsLoopbackAddress(listen)) {
+      !IsLoopbackHostPort(listen)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "refusing plaintext gRPC on non-loopback address ", listen,
         ": configure tls_cert/tls_key, or set "
@@ -504,7 +504,7 @@ absl::Status VaultConfig::Validate() const {
   }
   // /metrics is plain HTTP without authentication: the same rule.
   if (!metrics_listen.empty() && !allow_plaintext_non_loopback &&
-      !IsLoopbackAddress(metrics_listen)) {
+      !IsLoopbackHostPort(metrics_listen)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "refusing /metrics (plain HTTP, no authentication) on non-loopback "
         "address ",
@@ -653,23 +653,6 @@ std::vector<std::string> ConfigFlags() {
   std::vector<std::string> flags;
   for (const Option& o : kOptions) flags.push_back(o.flag);
   return flags;
-}
-
-bool IsLoopbackAddress(const std::string& listen) {
-  std::string host = listen.substr(0, listen.rfind(':'));
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  if (host == "localhost") return true;
-  in_addr v4;
-  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
-    return (ntohl(v4.s_addr) >> 24) == 127;
-  }
-  in6_addr v6;
-  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
-    return IN6_IS_ADDR_LOOPBACK(&v6);
-  }
-  return false;
 }
 
 }  // namespace bkv::server

@@ -155,9 +155,6 @@ absl::StatusOr<VaultConfig> LoadParsedConfig(const ConfigArgs& args);
 // The same from `serve`'s flags alone (`--attempt-limit=7`, ...).
 absl::StatusOr<VaultConfig> LoadConfig(std::span<const std::string> args);
 
-// host:port (or [v6]:port) names localhost or a loopback address.
-bool IsLoopbackAddress(const std::string& host_port);
-
 // Every setting's flag name (without "--"), in table order.
 std::vector<std::string> ConfigFlags();
 

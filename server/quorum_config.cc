@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "crypto/hex.h"
 #include "crypto/status_macros.h"
+#include "net/loopback.h"
 #include "server/build_vault.h"
 
 namespace bkv::server {
@@ -42,7 +43,7 @@ absl::Status CheckPeers(const VaultConfig& c, const QuorumSettings& q) {
     }
     // Safety rests on the signatures (docs/rollback.md "Peer channel"), a
     // plaintext channel is still kept off open networks.
-    if (!c.PeerTls() && !IsLoopbackAddress(a) &&
+    if (!c.PeerTls() && !IsLoopbackHostPort(a) &&
         !c.allow_plaintext_non_loopback) {
       return absl::InvalidArgumentError(absl::StrCat(
           "peer address ", a,

@@ -9,7 +9,9 @@
 #include <atomic>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <set>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -137,13 +139,10 @@ absl::StatusOr<SnapshotInfo> Repository::Restore(const std::string& id,
                        RestoreStaging::Create(t.string()));
   const bool is_dir = (*entries)[0].type == EntryType::kDir;
   const std::string root = is_dir ? staging.dir() : staging.file();
+  // WriteTree returns once every file and directory under `root` is
+  // durable, so the rename publishes only synced data.
   absl::Status s = WriteTree(root, *entries, chunks);
-  // One sync of every file and directory before the rename (the staging
-  // folder stays readable whatever modes the files got): per-file fsyncs
-  // stalled the writer threads on the disk (docs/backup-format.md).
-  if (s.ok()) s = SyncFilesystem(staging.dir());
-  if (s.ok()) s = RenameNoReplace(root, t.string());
-  if (s.ok()) s = SyncDir(t.parent_path().string());
+  if (s.ok()) s = PublishRestore(root, t.string());
   if (!s.ok()) return s;
   SnapshotInfo info{ObjectIdHex(snap.id), chosen->first, snap.seq, snap.time_ms,
                     snap.source};
@@ -156,16 +155,17 @@ absl::StatusOr<SnapshotInfo> Repository::Restore(const std::string& id,
 }
 
 // The files of a restore: created and pre-sized up front, written by chunk
-// from several threads; a file gets its metadata (mode, times) and its
-// writeback is started as soon as its last chunk is written, so the one
-// syncfs at the end (WriteTree) has little left to wait for. Thread-safe
-// after Create.
+// from several threads; as soon as a file's last chunk is written it gets
+// its metadata (mode, times), its writeback is started and it is queued for
+// the sync threads (RunSync), which fsync and close it while the others are
+// still written. Thread-safe after Create.
 class Repository::TreeWriter {
  public:
   TreeWriter(std::string root, const std::vector<TreeEntry>& entries)
       : root_(std::move(root)),
         entries_(entries),
-        left_(new std::atomic<size_t>[entries.size()]) {}
+        left_(new std::atomic<size_t>[entries.size()]),
+        synced_(entries.size() + 1) {}
   ~TreeWriter() {
     for (int fd : fds_) {
       if (fd >= 0) ::close(fd);
@@ -175,11 +175,17 @@ class Repository::TreeWriter {
   std::string PathOf(const TreeEntry& e) const {
     return e.path == "." ? root_ : root_ + "/" + e.path;
   }
+  // Files whose last chunk is written; closed when every file is.
+  BoundedQueue<size_t>& finished() { return synced_; }
 
   // Directories and empty, pre-sized files; `slots[i]` chunks to come for
   // entry i.
   absl::Status Create(const std::vector<size_t>& slots) {
     fds_.assign(entries_.size(), -1);
+    files_left_ = static_cast<size_t>(std::count_if(
+        entries_.begin(), entries_.end(),
+        [](const auto& e) { return e.type == EntryType::kFile; }));
+    if (files_left_ == 0) synced_.Close();
     for (size_t i = 0; i < entries_.size(); ++i) {
       const TreeEntry& e = entries_[i];
       const std::string p = PathOf(e);
@@ -212,17 +218,34 @@ class Repository::TreeWriter {
         return ErrnoStatus(errno, "write " + PathOf(entries_[slot.entry]));
       done += static_cast<size_t>(n);
     }
+    // Writeback of this chunk starts now, so a large file's fsync does not
+    // find all of it still dirty after its last chunk.
+    (void)::sync_file_range(fds_[slot.entry], static_cast<off_t>(slot.offset),
+                            static_cast<off_t>(data.size()),
+                            SYNC_FILE_RANGE_WRITE);
     if (left_[slot.entry].fetch_sub(1) == 1) return Finish(slot.entry);
     return absl::OkStatus();
   }
 
+  // A sync thread: fsyncs and closes finished files until all are.
+  absl::Status RunSync() {
+    for (;;) {
+      BKV_ASSIGN_OR_RETURN(std::optional<size_t> i, synced_.Pop());
+      if (!i) return absl::OkStatus();
+      BKV_RETURN_IF_ERROR(SyncFd(fds_[*i], PathOf(entries_[*i])));
+      ::close(std::exchange(fds_[*i], -1));
+    }
+  }
+
  private:
   // The file's last chunk is written: its mode and times, and writeback
-  // starts without waiting (an error there is reported by the syncfs).
+  // starts now so its fsync on a sync thread has less to wait for.
   absl::Status Finish(size_t i) {
     const TreeEntry& e = entries_[i];
     BKV_RETURN_IF_ERROR(SetMeta(PathOf(e), e));
     (void)::sync_file_range(fds_[i], 0, 0, SYNC_FILE_RANGE_WRITE);
+    BKV_RETURN_IF_ERROR(synced_.Push(i));
+    if (files_left_.fetch_sub(1) == 1) synced_.Close();
     return absl::OkStatus();
   }
 
@@ -230,8 +253,11 @@ class Repository::TreeWriter {
   const std::vector<TreeEntry>& entries_;
   std::unique_ptr<std::atomic<size_t>[]> left_;
   std::vector<int> fds_;
+  std::atomic<size_t> files_left_{0};
+  BoundedQueue<size_t> synced_;  // never full: one slot per entry
 };
 
+// Every file and directory under `root` is written and durable on return.
 absl::Status Repository::WriteTree(const std::string& root,
                                    const std::vector<TreeEntry>& entries,
                                    const std::map<ChunkId, Located>& chunks) {
@@ -262,10 +288,13 @@ absl::Status Repository::WriteTree(const std::string& root,
     }
   }
   // Deepest first, so setting a directory's time is not undone by its
-  // children.
+  // children; each synced after its entries (symlinks included) exist.
   for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
     if (it->type == EntryType::kFile) continue;  // done by the writer
     BKV_RETURN_IF_ERROR(SetMeta(writer.PathOf(*it), *it));
+    if (it->type == EntryType::kDir) {
+      BKV_RETURN_IF_ERROR(SyncDir(writer.PathOf(*it)));
+    }
   }
   return absl::OkStatus();
 }
@@ -301,7 +330,10 @@ absl::Status Repository::RestorePacks(const std::map<ObjectId, PackPlan>& plan,
   BoundedQueue<std::pair<ObjectId, Fetched>> fetched(1);
   BufferPool buffers(4 * kMaxPackBytes);
   Pipeline stages;
+  // Both queues before any stage runs: a stage's error cancels only the
+  // queues watched by then.
   stages.Watch(fetched);
+  stages.Watch(writer.finished());
   stages.Run([&]() -> absl::Status {  // the only thread using the store
     for (const auto& [pack, wanted] : plan) {
       BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes,
@@ -336,6 +368,10 @@ absl::Status Repository::RestorePacks(const std::map<ObjectId, PackPlan>& plan,
   };
   stages.Run(write);
   stages.Run(write);
+  // fsync waits for the disk, not a core: two so one slow file does not
+  // hold up the rest (concurrent fsyncs share a journal commit).
+  stages.Run([&] { return writer.RunSync(); });
+  stages.Run([&] { return writer.RunSync(); });
   return stages.Join();
 }
 

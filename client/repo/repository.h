@@ -253,7 +253,7 @@ class Repository {
                          const std::vector<TreeEntry>& entries,
                          const std::map<ChunkId, Located>& chunks);
   // Downloads the planned packs on one thread while two others verify
-  // their chunks and write them.
+  // their chunks and write them and two more fsync the finished files.
   absl::Status RestorePacks(const std::map<ObjectId, PackPlan>& plan,
                             const std::map<ChunkId, Located>& chunks,
                             TreeWriter& writer);

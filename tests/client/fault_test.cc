@@ -22,7 +22,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "tests/client/client_test_support.h"
@@ -254,6 +256,105 @@ TEST_F(ClientFault, RegressionInjectedWriteAndFsyncFailuresDuringRestore) {
         << "a restore temporary was left behind";
   }
   EXPECT_EQ(LostFiles(store, src), 0);
+}
+
+// A repository (v2) restore must not publish data that is not on disk: an
+// fsync failure (injected by libfiu) fails it with exit 6 before the rename,
+// and leaves neither the target nor the temporary. Before, one syncfs (which
+// libfiu cannot fail) ran, then the rename, then an fsync of the parent whose
+// failure left the target published under a failed restore.
+TEST_F(ClientFault, RestoreSyncFailurePublishesNothing) {
+  const std::string src = MakeTree("tree", 6, 48 << 10, 70);
+  const std::string store = Store("store");
+  ASSERT_EQ(Sh("$BKV backup " + src + " --to " + store + Key()).code, 0);
+  WriteFile(dir_ / "one.db", RandomBytes(200000, 71));
+  ASSERT_EQ(Sh("$BKV backup " + (dir_ / "one.db") + " --to " + Store("store1") +
+               Key())
+                .code,
+            0);
+  int i = 0;
+  for (const std::string& from : {store, Store("store1")}) {
+    const std::string target = dir_ / ("out" + std::to_string(i++));
+    Result r = Fiu("enable name=posix/io/sync/fsync,failinfo=5",
+                   "restore --from " + from + " --to " + target + Key());
+    EXPECT_EQ(r.code, kUnavailable) << from << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr("fsync"));
+    EXPECT_THAT(r.err, HasSubstr("Input/output error"));
+    EXPECT_FALSE(fs::exists(target)) << from;
+  }
+  for (const auto& e : fs::directory_iterator(dir_.path())) {
+    EXPECT_THAT(e.path().filename().string(),
+                ::testing::Not(HasSubstr("bkv-restore")))
+        << "a restore temporary was left behind";
+  }
+  EXPECT_EQ(LostFiles(store, src), 0);
+}
+
+// What fsync(2)s returned 0 before the first renameat2(2), from an
+// `strace -f -y` log (a call another thread interrupts is split into an
+// "<unfinished ...>" line and a "resumed>" line of the same pid); the
+// rename's source path in `*renamed`.
+std::set<std::string> SyncedBeforeRename(const std::string& log,
+                                         std::string* renamed) {
+  std::set<std::string> synced;
+  std::map<std::string, std::string> pending;  // pid -> path
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    const std::string pid = line.substr(0, line.find(' '));
+    const bool ok = line.ends_with(" = 0");
+    if (const size_t at = line.find("renameat2("); at != std::string::npos) {
+      const size_t q = line.find('"', at);
+      *renamed = line.substr(q + 1, line.find('"', q + 1) - q - 1);
+      break;
+    }
+    if (line.find("<... fsync resumed>") != std::string::npos) {
+      if (ok) synced.insert(pending[pid]);
+      continue;
+    }
+    const size_t at = line.find(" fsync(");
+    if (at == std::string::npos) continue;
+    const size_t open = line.find('<', at), close = line.find('>', open);
+    const std::string path = line.substr(open + 1, close - open - 1);
+    if (line.find("<unfinished") != std::string::npos) {
+      pending[pid] = path;
+    } else if (ok) {
+      synced.insert(path);
+    }
+  }
+  return synced;
+}
+
+// The rename that publishes a restore comes after every restored file and
+// directory was fsynced, checked on the system calls of a real restore.
+TEST_F(ClientFault, RestoreSyncsEveryFileBeforeTheRename) {
+  if (Sh("strace -f -o /dev/null true").code != 0) {
+    GTEST_SKIP() << "needs strace (scripts/install-deps.sh test) and ptrace";
+  }
+  const std::string src = MakeTree("tree", 12, 40 << 10, 80);
+  fs::create_directories(src + "/media/empty-dir");
+  WriteFile(src + "/media/empty.txt", {});
+  ASSERT_EQ(Sh("$BKV backup " + src + " --to " + Store("store") + Key()).code,
+            0);
+  const std::string log = dir_ / "strace.log";
+  Result r = Sh("strace -f -y -qq -e trace=fsync,renameat2 -o " + log +
+                " $BKV restore --from " + Store("store") + " --to " +
+                (dir_ / "out") + Key());
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto bytes = ReadFile(log);
+  std::string staged;
+  const std::set<std::string> synced =
+      SyncedBeforeRename(std::string(bytes.begin(), bytes.end()), &staged);
+  ASSERT_THAT(staged, HasSubstr(".bkv-restore-"));
+  EXPECT_TRUE(synced.contains(staged)) << "the restored root";
+  int checked = 0;
+  for (const auto& e : fs::recursive_directory_iterator(src)) {
+    const std::string rel = fs::relative(e.path(), src).string();
+    EXPECT_TRUE(synced.contains(staged + "/" + rel))
+        << rel << " was not synced before the rename";
+    ++checked;
+  }
+  EXPECT_EQ(checked, 16);  // 14 files, 2 directories
+  EXPECT_EQ(LostFiles(Store("store"), src), 0);
 }
 
 // 20 item 4: a tree backup into a read-only store aborted with a double
