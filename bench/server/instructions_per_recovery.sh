@@ -8,7 +8,8 @@
 # counters after registration and dumps them after a fixed number of
 # recoveries). Kernel work is not counted here: see the syscall counts
 # (`strace -c -f`) in docs/operations.md, "Capacity". Needs build/release
-# (bkv_loadgen, bkv-vault) and valgrind.
+# (bkv_loadgen, bkv-vault) and valgrind. BKV_VAULT_PRELOAD=lib.so runs the
+# vault with that library preloaded (to try an allocator without relinking).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -23,7 +24,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cat >"$work/vault.sh" <<EOF
 #!/bin/sh
-exec valgrind --tool=callgrind --callgrind-out-file=$work/cg.%p --dump-line=no \\
+exec env ${BKV_VAULT_PRELOAD:+LD_PRELOAD=$BKV_VAULT_PRELOAD} valgrind --tool=callgrind --callgrind-out-file=$work/cg.%p --dump-line=no \\
   --log-file=$work/valgrind.%p.log "$root/$vault" "\$@"
 EOF
 chmod +x "$work/vault.sh"
