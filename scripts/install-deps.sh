@@ -11,8 +11,6 @@ PACKAGES=(
   libabsl-dev libprotobuf-dev protobuf-compiler
   libgrpc++-dev protobuf-compiler-grpc
   librocksdb-dev
-  # The vault's allocator (server/CMakeLists.txt).
-  libjemalloc-dev
   softhsm2 libp11-kit-dev
   libcurl4-openssl-dev libzstd-dev libarchive-dev
   # zxcvbn: the CLI's password strength floor (client/cli/password.h).
