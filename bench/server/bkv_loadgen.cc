@@ -266,7 +266,7 @@ struct Load {
   std::vector<double> latencies;  // sorted
   long failures = 0;
   double wall = 0, cpu = 0, sys = 0, etcd_calls = 0;  // sys: kernel part
-  double head_writes = -1;  // -1: not exported
+  double head_writes = -1;                            // -1: not exported
 };
 
 Load Drive(const Options& o,
@@ -363,7 +363,8 @@ void Report(const Options& o, const Load& load, double protocol) {
 int Main(int argc, char** argv) {
   const Options o = ParseOptions(argc, argv);
   if (o.protocol_only) {
-    std::printf("GenerateKE2+ServerFinish %.0f us\n", 1e6 * ProtocolCostSeconds());
+    std::printf("GenerateKE2+ServerFinish %.0f us\n",
+                1e6 * ProtocolCostSeconds());
     return 0;
   }
   if (o.store != "rocksdb" && o.store != "etcd") {
