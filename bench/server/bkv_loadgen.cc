@@ -2,7 +2,18 @@
 // bkv-vault with durable counters and the real (SoftHSM) token.
 //
 //   bkv_loadgen [--clients N] [--seconds S] [--store rocksdb|etcd]
-//               [--nodes K] [--vault-bin PATH]
+//               [--nodes K] [--vault-bin PATH] [--recoveries R]
+//               [--callgrind]
+//
+// --recoveries R makes each client do exactly R recoveries instead of
+// running for S seconds: a fixed amount of work, for instruction counts.
+// --callgrind is for vaults run under `valgrind --tool=callgrind` (a
+// --vault-bin script that execs valgrind): their counters are zeroed with
+// `callgrind_control -z` just before the load and dumped with `-d` after it,
+// so the dump holds the recoveries' instructions and nothing of start-up or
+// registration (bench/server/instructions_per_recovery.sh).
+// --protocol-only runs only the in-process GenerateKE2 + ServerFinish
+// measurement (that script counts its instructions under callgrind).
 //
 // --vault-bin runs another bkv-vault build (e.g. one without a feature, for
 // bench/server/rollback_bench.sh). When the vaults export
@@ -43,7 +54,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double ProcessCpuSeconds(pid_t pid) {
+// utime + stime of `pid` in seconds; `sys` (if set) gets stime alone.
+double ProcessCpuSeconds(pid_t pid, double* sys = nullptr) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string stat((std::istreambuf_iterator<char>(in)), {});
   // Fields after the ")" of comm: state is field 3; utime 14, stime 15.
@@ -54,6 +66,7 @@ double ProcessCpuSeconds(pid_t pid) {
     if (i == 14) utime = std::stoul(field);
     if (i == 15) stime = std::stoul(field);
   }
+  if (sys != nullptr) *sys = static_cast<double>(stime) / sysconf(_SC_CLK_TCK);
   return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
 }
 
@@ -109,18 +122,29 @@ struct Options {
   std::string store = "rocksdb";
   int nodes = 1;
   std::string vault_bin;  // empty: this build's bkv-vault
+  long recoveries = 0;    // per client; 0: run for `seconds`
+  bool callgrind = false;
+  bool protocol_only = false;
 };
 
 Options ParseOptions(int argc, char** argv) {
   Options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (a == "--callgrind" || a == "--protocol-only") {
+      (a == "--callgrind" ? o.callgrind : o.protocol_only) = true;
+      continue;
+    }
+    if (i + 1 == argc) break;
+    if (a == "--recoveries") o.recoveries = std::atol(argv[i + 1]);
     if (a == "--clients") o.clients = std::atoi(argv[i + 1]);
     if (a == "--seconds") o.seconds = std::atof(argv[i + 1]);
     if (a == "--store") o.store = argv[i + 1];
     if (a == "--nodes") o.nodes = std::atoi(argv[i + 1]);
     if (a == "--vault-bin") o.vault_bin = argv[i + 1];
+    ++i;
   }
+  o.recoveries = std::clamp(o.recoveries, 0L, 100000L);
   o.clients = std::clamp(o.clients, 1, 256);
   o.seconds = std::clamp(o.seconds, 1.0, 600.0);
   o.nodes = o.store == "etcd" ? std::clamp(o.nodes, 1, 8) : 1;
@@ -213,17 +237,36 @@ double EtcdCalls(const storage::testing::EtcdCluster* etcd) {
 }
 
 double NodesCpuSeconds(
-    const std::vector<std::unique_ptr<testing::VaultProcess>>& nodes) {
+    const std::vector<std::unique_ptr<testing::VaultProcess>>& nodes,
+    double* sys) {
   double total = 0;
-  for (const auto& node : nodes) total += ProcessCpuSeconds(node->pid());
+  *sys = 0;
+  for (const auto& node : nodes) {
+    double node_sys = 0;
+    total += ProcessCpuSeconds(node->pid(), &node_sys);
+    *sys += node_sys;
+  }
   return total;
+}
+
+// Runs `callgrind_control FLAG PID` for every node (vaults under callgrind).
+void CallgrindControl(
+    const std::vector<std::unique_ptr<testing::VaultProcess>>& nodes,
+    const char* flag) {
+  for (const auto& node : nodes) {
+    const std::string cmd = std::string("callgrind_control ") + flag + " " +
+                            std::to_string(node->pid()) + " >/dev/null";
+    if (std::system(cmd.c_str()) != 0) {
+      std::fprintf(stderr, "callgrind_control %s failed\n", flag);
+    }
+  }
 }
 
 struct Load {
   std::vector<double> latencies;  // sorted
   long failures = 0;
-  double wall = 0, cpu = 0, etcd_calls = 0;
-  double head_writes = -1;  // -1: not exported
+  double wall = 0, cpu = 0, sys = 0, etcd_calls = 0;  // sys: kernel part
+  double head_writes = -1;                            // -1: not exported
 };
 
 Load Drive(const Options& o,
@@ -246,7 +289,9 @@ Load Drive(const Options& o,
   std::atomic<bool> stop{false};
   std::atomic<long> failures{0};
   std::vector<std::vector<double>> latencies(o.clients);
-  const double cpu0 = NodesCpuSeconds(nodes), calls0 = EtcdCalls(etcd);
+  if (o.callgrind) CallgrindControl(nodes, "-z");
+  double sys0 = 0;
+  const double cpu0 = NodesCpuSeconds(nodes, &sys0), calls0 = EtcdCalls(etcd);
   const auto t0 = Clock::now();
   std::vector<std::thread> threads;
   for (int c = 0; c < o.clients; ++c) {
@@ -254,7 +299,7 @@ Load Drive(const Options& o,
       const auto& node = *nodes[c % nodes.size()];
       testing::TestClient client(node.address(), node.public_key());
       const std::string acct = "load-" + std::to_string(c);
-      while (!stop) {
+      for (long i = 0; o.recoveries > 0 ? i < o.recoveries : !stop; ++i) {
         auto s = Clock::now();
         auto r = client.Recover(tokens[c], acct, "pw");
         if (!r.result.ok()) ++failures;
@@ -263,12 +308,16 @@ Load Drive(const Options& o,
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::duration<double>(o.seconds));
+  if (o.recoveries == 0) {
+    std::this_thread::sleep_for(std::chrono::duration<double>(o.seconds));
+  }
   stop = true;
   for (auto& t : threads) t.join();
   Load load;
   load.wall = std::chrono::duration<double>(Clock::now() - t0).count();
-  load.cpu = NodesCpuSeconds(nodes) - cpu0;
+  load.cpu = NodesCpuSeconds(nodes, &load.sys) - cpu0;
+  load.sys -= sys0;
+  if (o.callgrind) CallgrindControl(nodes, "-d");
   load.etcd_calls = EtcdCalls(etcd) - calls0;
   if (heads0 >= 0) load.head_writes = HeadWrites(metrics_ports) - heads0;
   load.failures = failures.load();
@@ -291,7 +340,8 @@ void Report(const Options& o, const Load& load, double protocol) {
               load.wall, load.failures);
   std::printf("recoveries/s            %.1f\n", n / load.wall);
   std::printf("latency p50 / p99       %.2f / %.2f ms\n", p50, p99);
-  std::printf("vault CPU per recovery  %.0f us\n", 1e6 * load.cpu / n);
+  std::printf("vault CPU per recovery  %.0f us (%.0f us in the kernel)\n",
+              1e6 * load.cpu / n, 1e6 * load.sys / n);
   std::printf("GenerateKE2+ServerFinish %.0f us (in process)\n",
               1e6 * protocol);
   std::printf("ratio                   %.2f (target <= 2.5)\n", ratio);
@@ -304,14 +354,19 @@ void Report(const Options& o, const Load& load, double protocol) {
   std::printf(
       "RESULT store=%s nodes=%d clients=%d recoveries=%.0f rps=%.1f "
       "p50_ms=%.2f p99_ms=%.2f cpu_us=%.0f protocol_us=%.0f ratio=%.2f "
-      "etcd_calls=%.2f failed=%ld\n",
+      "etcd_calls=%.2f failed=%ld sys_us=%.0f\n",
       o.store.c_str(), o.nodes, o.clients, n, n / load.wall, p50, p99,
       1e6 * load.cpu / n, 1e6 * protocol, ratio, load.etcd_calls / n,
-      load.failures);
+      load.failures, 1e6 * load.sys / n);
 }
 
 int Main(int argc, char** argv) {
   const Options o = ParseOptions(argc, argv);
+  if (o.protocol_only) {
+    std::printf("GenerateKE2+ServerFinish %.0f us\n",
+                1e6 * ProtocolCostSeconds());
+    return 0;
+  }
   if (o.store != "rocksdb" && o.store != "etcd") {
     std::fprintf(stderr, "--store must be rocksdb or etcd\n");
     return 2;
