@@ -1,16 +1,23 @@
 #include "tests/server/threshold_realms.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 #include <sodium.h>
 
 #include <algorithm>
 #include <map>
+#include <thread>
 
 #include "crypto/key_transport.h"
 #include "crypto/random.h"
 #include "crypto/seal_to_realm.h"
 #include "crypto/shamir.h"
 #include "crypto/threshold_oprf.h"
+#include "storage/record_codec.h"
+
+#ifndef BKV_TESTREALM_BIN
+#error "BKV_TESTREALM_BIN must name the bkv-vault-testrealm binary"
+#endif
 
 namespace bkv::testing {
 namespace {
@@ -35,6 +42,24 @@ void ExpectRecovered(const Recovered& got, const Sent& sent) {
   EXPECT_EQ(got.wrapped, Str(sent.wrapped));
 }
 
+std::string ReadRecordValue(const std::string& data_dir,
+                            const std::string& account) {
+  rocksdb::DB* raw = nullptr;
+  if (!rocksdb::DB::OpenForReadOnly(rocksdb::Options(), data_dir + "/records",
+                                    &raw)
+           .ok()) {
+    return "";
+  }
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::string value;
+  if (!db->Get(rocksdb::ReadOptions(),
+               storage::RecordDbKey(storage::DeriveAccountKey(account)), &value)
+           .ok()) {
+    return "";
+  }
+  return value;
+}
+
 void ThresholdRealms::StartRealms(int n, std::vector<std::string> args) {
   for (int i = 0; i < n; ++i) {
     Realm r;
@@ -42,6 +67,10 @@ void ThresholdRealms::StartRealms(int n, std::vector<std::string> args) {
     r.process = std::make_unique<VaultProcess>();
     std::vector<std::string> a = {"--realm-id", r.id, "--audience", r.id};
     a.insert(a.end(), args.begin(), args.end());
+    if (auto f = faults_.find(i); f != faults_.end()) {
+      r.process->set_binary(BKV_TESTREALM_BIN);
+      a.insert(a.end(), {"--test-fault", f->second});
+    }
     ASSERT_TRUE(r.process->Start(a)) << r.process->log();
     r.client = std::make_unique<TestClient>(r.process->address(),
                                             r.process->public_key());
@@ -91,11 +120,16 @@ Sent ThresholdRealms::Register(int t, const std::string& password,
   std::vector<vault::v1::ThresholdRegisterStartResponse> starts(n);
   const bool chosen_epoch = epoch != 0;
   for (int i = 0; i < n; ++i) {
-    EXPECT_TRUE(Call(realms_[i],
-                     &vault::v1::Vault::Stub::ThresholdRegisterStart,
-                     vault::v1::ThresholdRegisterStartRequest(), &starts[i])
-                    .ok());
+    if (!Call(realms_[i], &vault::v1::Vault::Stub::ThresholdRegisterStart,
+              vault::v1::ThresholdRegisterStartRequest(), &starts[i])
+             .ok()) {
+      sent.unreachable.push_back(realms_[i].id);
+    }
     if (!chosen_epoch) epoch = std::max<uint64_t>(epoch, starts[i].epoch());
+  }
+  if (!sent.unreachable.empty()) {
+    EXPECT_TRUE(allow_unreachable_) << sent.unreachable[0] << " unreachable";
+    return sent;
   }
   randombytes_buf(sent.wrapped.data(), sent.wrapped.size());
   SecretBytes commit_secret = SecretBytes::Random(32);
@@ -196,21 +230,33 @@ struct ThresholdRealms::Round {
 // keep a group of t (n = 2t - 1: there is at most one).
 bool ThresholdRealms::StatusRound(const std::vector<int>& use, Round& round,
                                   Recovered& out) {
+  std::vector<vault::v1::ThresholdStatusResponse> st(use.size());
+  std::vector<TestClient::Result> res(use.size());
+  {
+    const auto saved = deadline_;
+    deadline_ = status_deadline_;
+    std::vector<std::thread> asks;
+    for (size_t j = 0; j < use.size(); ++j) {
+      asks.emplace_back([&, j] {
+        res[j] = Call(realms_[use[j]], &vault::v1::Vault::Stub::ThresholdStatus,
+                      vault::v1::ThresholdStatusRequest(), &st[j]);
+      });
+    }
+    for (auto& a : asks) a.join();
+    deadline_ = saved;
+  }
   std::map<std::string, std::vector<int>> groups;
   std::map<std::string, std::string> descriptors;
-  for (int pos : use) {
-    Realm& r = realms_[pos];
-    vault::v1::ThresholdStatusResponse st;
-    if (!Call(r, &vault::v1::Vault::Stub::ThresholdStatus,
-              vault::v1::ThresholdStatusRequest(), &st)
-             .ok()) {
-      out.unreachable.push_back(r.id);
+  for (size_t j = 0; j < use.size(); ++j) {
+    const std::string& id = realms_[use[j]].id;
+    if (!res[j].ok()) {
+      out.unreachable.push_back(id);
       continue;
     }
-    out.events.push_back("status:" + r.id);
-    if (st.commitment().empty()) continue;
-    groups[st.commitment()].push_back(pos);
-    descriptors[st.commitment()] = st.registration_descriptor();
+    out.events.push_back("status:" + id);
+    if (st[j].commitment().empty()) continue;
+    groups[st[j].commitment()].push_back(use[j]);
+    descriptors[st[j].commitment()] = st[j].registration_descriptor();
   }
   for (auto& [commitment, group] : groups) {
     auto d = threshold::Descriptor::Parse(Bytes(descriptors[commitment]));
@@ -253,6 +299,7 @@ bool ThresholdRealms::StartRound(const std::string& password, Round& round,
       continue;
     }
     out.remaining.push_back(round.answers[j].attempts_remaining());
+    out.remaining_at[r.id] = round.answers[j].attempts_remaining();
     if (tamper) tamper(pos, round.answers[j]);
     auto ke2 = opaque::KE2::Parse(Bytes(round.answers[j].ke2()));
     threshold::PartialEvaluation pe{};

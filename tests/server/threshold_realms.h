@@ -15,6 +15,7 @@
 #include <array>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -46,6 +47,9 @@ struct Sent {
   threshold::Descriptor descriptor;
   SecretBytes s;  // the second secret, to compare with
   std::array<uint8_t, 60> wrapped{};
+  // Realms whose ThresholdRegisterStart failed: then nothing was prepared
+  // or committed anywhere (registration needs all n).
+  std::vector<std::string> unreachable;
 };
 
 // Changes realm `pos`'s RecoverStart answer before the client sees it: a
@@ -57,7 +61,8 @@ struct Recovered {
   TestClient::Result result;  // the first failure, or OK
   SecretBytes s;              // combined from t released shares
   std::string wrapped;
-  std::vector<uint32_t> remaining;  // per KE1 sent, in order
+  std::vector<uint32_t> remaining;               // per KE1 answered, in order
+  std::map<std::string, uint32_t> remaining_at;  // by realm id
   std::vector<std::string> proofs;  // by realm position, "" if not asked
   std::vector<std::string> faults;  // realm ids excluded as faulty
   // What the client did, in order: "status:a", "ke1:a", "fault:a",
@@ -69,6 +74,11 @@ struct Recovered {
 
 void ExpectRecovered(const Recovered& got, const Sent& sent);
 
+// The raw stored value of `account`'s record in a stopped vault's data
+// directory (RocksDB opened read-only); "" when there is none.
+std::string ReadRecordValue(const std::string& data_dir,
+                            const std::string& account);
+
 class ThresholdRealms {
  public:
   static constexpr char kAccount[] = "alice";
@@ -76,6 +86,9 @@ class ThresholdRealms {
   // n realms "realm-a", "realm-b", ..., each with `args` besides its realm
   // id and audience. Fatal (gtest) when one does not start.
   void StartRealms(int n, std::vector<std::string> args = {});
+  // Before StartRealms: realm `pos` runs `bkv-vault-testrealm --test-fault
+  // mode` (tests/server/test_realm.h), a malicious realm.
+  void SetFault(int pos, std::string mode) { faults_[pos] = std::move(mode); }
   // Restarts realm `pos` (same data dir, token and key; new port) after a
   // Kill or Stop, with `args` (empty: the last start's).
   bool RestartRealm(int pos, std::vector<std::string> args = {});
@@ -97,6 +110,8 @@ class ThresholdRealms {
   // `send` false: build the requests only (the Starts are sent).
   // `proofs[i]`: realm i's proof when replacing an ACTIVE version there.
   // `epoch` 0: one above the highest epoch the realms report.
+  // A realm that does not answer the Start aborts the registration (a test
+  // failure unless allow_unreachable(true)).
   Sent Register(int t, const std::string& password, uint32_t limit = 10,
                 bool commit = true, bool send = true,
                 const std::vector<std::string>& proofs = {},
@@ -117,8 +132,13 @@ class ThresholdRealms {
   Recovered Recover(const std::string& password, const std::vector<int>& use,
                     const Tamper& tamper = nullptr);
 
-  // The deadline of every call (a SIGSTOPped realm answers nothing).
+  // The deadline of every call, and of the status round's (a SIGSTOPped
+  // realm answers nothing; the status round asks every realm in parallel).
   void set_deadline(std::chrono::milliseconds d) { deadline_ = d; }
+  void allow_unreachable(bool allow) { allow_unreachable_ = allow; }
+  void set_status_deadline(std::chrono::milliseconds d) {
+    status_deadline_ = d;
+  }
 
   std::vector<Realm> realms_;
 
@@ -130,6 +150,9 @@ class ThresholdRealms {
   bool FinishRound(Round& round, Recovered& out);
 
   std::chrono::milliseconds deadline_{30000};
+  std::chrono::milliseconds status_deadline_{30000};
+  std::map<int, std::string> faults_;
+  bool allow_unreachable_ = false;
 };
 
 }  // namespace bkv::testing
