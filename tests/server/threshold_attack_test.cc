@@ -321,8 +321,8 @@ TEST_F(ThresholdAttackTest, OneOneOneSplitNeverCombinesAcrossVersions) {
 TEST_F(ThresholdAttackTest, OneRealmDownHundredRecoveries) {
   StartRealms(3, kOpenBudgets);
   Sent v = Register(2, kPassword);
-  set_deadline(std::chrono::milliseconds(5000));
-  set_status_deadline(std::chrono::milliseconds(1500));
+  set_deadline(std::chrono::milliseconds(3000));
+  set_status_deadline(std::chrono::milliseconds(1000));
   allow_unreachable(true);
   const char* env = std::getenv("BKV_TEST_SEED");
   const uint32_t seed =
