@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <random>
 #include <string>
@@ -33,6 +34,46 @@ const std::vector<std::string> kOpenBudgets = {
     "--read-burst",    "10000", "--read-per-second",    "10000",
     "--account-burst", "10000", "--account-per-second", "10000",
     "--peer-burst",    "10000", "--peer-per-second",    "10000"};
+
+// What bkv-insider-guess found with a realm's data directory, token and PIN.
+struct Insider {
+  int tried = -1;
+  int confirmed = -1;
+  bool share_present = true;
+  std::string out;
+};
+
+int JsonInt(const std::string& json, const std::string& key) {
+  auto at = json.find("\"" + key + "\":");
+  return at == std::string::npos
+             ? -1
+             : std::atoi(json.c_str() + at + key.size() + 3);
+}
+
+// 22 wrong candidates and the right one (the threat model's 23 guesses).
+Insider RunInsider(const std::string& data_dir, const std::string& right) {
+  const std::string words = data_dir + ".words";
+  {
+    std::ofstream out(words);
+    for (int i = 0; i < 22; ++i) out << "wrong guess " << i << "\n";
+    out << right << "\n";
+  }
+  const std::string cmd = std::string(BKV_INSIDER_BIN) + " --data-dir '" +
+                          data_dir + "' --account alice --wordlist '" + words +
+                          "' 2>&1";
+  Insider got;
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[512];
+    while (fgets(buf, sizeof buf, p)) got.out += buf;
+    pclose(p);
+  }
+  fs::remove(words);
+  got.tried = JsonInt(got.out, "tried");
+  got.confirmed = JsonInt(got.out, "confirmed");
+  got.share_present =
+      got.out.find("\"share_present\":true") != std::string::npos;
+  return got;
+}
 
 class ThresholdAttackTest : public ::testing::Test, public ThresholdRealms {
  protected:
@@ -136,6 +177,11 @@ class ThresholdAttackTest : public ::testing::Test, public ThresholdRealms {
     EXPECT_EQ(r.process->Stop(), 0);
     EXPECT_EQ(VaultFixture::FilesContaining(r.process->data_dir(), needle), 0)
         << r.id;
+    // Opened with the realm's own token and PIN, the record holds no share.
+    Insider insider = RunInsider(r.process->data_dir(), kPassword);
+    EXPECT_EQ(insider.tried, 23) << insider.out;
+    EXPECT_FALSE(insider.share_present) << r.id << ": " << insider.out;
+    EXPECT_EQ(insider.confirmed, 0) << insider.out;
   }
 };
 
@@ -439,6 +485,35 @@ TEST_F(ThresholdAttackTest, RestoringOneRealmsRecordsIsRefusedByIt) {
   Recovered got = Recover(kPassword, {0, 1, 2});
   ExpectRecovered(got, sent);
   EXPECT_FALSE(HasEvent(got, "ke3:realm-a"));
+}
+
+// Issue 18, "Insider": realm a's PIN, SoftHSM token directory and storage
+// (everything its operator holds) confirm none of 23 candidates offline,
+// the right one among them. The same tool on a 1-of-1 realm, whose share is
+// the whole key, confirms it: the tool really tries.
+TEST_F(ThresholdAttackTest, InsiderOfOneRealmConfirmsNoPassword) {
+  StartRealms(3);
+  Register(2, kPassword);
+  Realm& a = realms_[0];
+  a.client.reset();
+  ASSERT_EQ(a.process->Stop(), 0);
+  Insider insider = RunInsider(a.process->data_dir(), kPassword);
+  std::cout << "insider of realm a (2-of-3): " << insider.out;
+  EXPECT_EQ(insider.tried, 23) << insider.out;
+  EXPECT_TRUE(insider.share_present) << insider.out;
+  EXPECT_EQ(insider.confirmed, 0) << insider.out;
+}
+
+TEST_F(ThresholdAttackTest, InsiderToolConfirmsTheOneRealmCase) {
+  StartRealms(1);
+  Register(1, kPassword);
+  Realm& a = realms_[0];
+  a.client.reset();
+  ASSERT_EQ(a.process->Stop(), 0);
+  Insider insider = RunInsider(a.process->data_dir(), kPassword);
+  std::cout << "insider of a 1-of-1 realm: " << insider.out;
+  EXPECT_EQ(insider.tried, 23) << insider.out;
+  EXPECT_EQ(insider.confirmed, 1) << insider.out;
 }
 
 }  // namespace
