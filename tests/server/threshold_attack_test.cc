@@ -6,6 +6,7 @@
 // holds t verified evaluations of one blinded element, the least it needs to
 // check it.
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "crypto/threshold_oprf.h"
+#include "storage/record_codec.h"
 #include "tests/server/threshold_realms.h"
 
 namespace bkv::testing {
@@ -471,17 +473,15 @@ TEST_F(ThresholdAttackTest, RestoringOneRealmsRecordsIsRefusedByIt) {
   ASSERT_EQ(a.process->Stop(), 0);
   CopyTree(snapshot, records);
   fs::remove_all(snapshot);
-  if (RestartRealm(0)) {
-    auto start = a.client->opaque().GenerateThresholdKE1(
-        SecretBytes::Copy(kPassword), 3);
-    vault::v1::ThresholdRecoverStartResponse out;
-    auto res =
-        Start(0, Str(sent.descriptor.Commitment()), start->ke1s[0], &out);
-    EXPECT_FALSE(res.ok());
-    EXPECT_TRUE(out.ke2().empty());  // nothing evaluated
-    EXPECT_NE(a.process->log().find("roll"), std::string::npos)
-        << a.process->log();
-  }
+  ASSERT_TRUE(RestartRealm(0)) << a.process->log();
+  auto start =
+      a.client->opaque().GenerateThresholdKE1(SecretBytes::Copy(kPassword), 3);
+  vault::v1::ThresholdRecoverStartResponse out;
+  auto res = Start(0, Str(sent.descriptor.Commitment()), start->ke1s[0], &out);
+  EXPECT_FALSE(res.ok());
+  ASSERT_TRUE(res.detail.has_value()) << res.status.error_message();
+  EXPECT_EQ(res.detail->reason(), ErrorDetail::REASON_STORAGE_ROLLED_BACK);
+  EXPECT_TRUE(out.ke2().empty());  // nothing evaluated
   Recovered got = Recover(kPassword, {0, 1, 2});
   ExpectRecovered(got, sent);
   EXPECT_FALSE(HasEvent(got, "ke3:realm-a"));
@@ -514,6 +514,56 @@ TEST_F(ThresholdAttackTest, InsiderToolConfirmsTheOneRealmCase) {
   std::cout << "insider of a 1-of-1 realm: " << insider.out;
   EXPECT_EQ(insider.tried, 23) << insider.out;
   EXPECT_EQ(insider.confirmed, 1) << insider.out;
+}
+
+// Issue 18, "Limit cannot be raised", by editing one realm's storage: a's
+// G (in the clear framing and the sealed record's associated data) raised,
+// or its sealed record (which holds the counter) changed. Either way the
+// record no longer opens at a: a evaluates nothing, and b and c recover,
+// each charged one attempt.
+TEST_F(ThresholdAttackTest, EditingOneRealmsLimitOrCounterFailsClosed) {
+  StartRealms(3);
+  Sent sent = Register(2, kPassword);
+  Realm& a = realms_[0];
+  std::string original;
+  for (int edit : {0, 1}) {
+    SCOPED_TRACE(edit == 0 ? "G raised" : "sealed counter changed");
+    a.client.reset();
+    ASSERT_EQ(a.process->Stop(), 0);
+    {
+      rocksdb::DB* raw = nullptr;
+      ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(),
+                                    a.process->data_dir() + "/records", &raw)
+                      .ok());
+      std::unique_ptr<rocksdb::DB> db(raw);
+      const std::string key =
+          storage::RecordDbKey(storage::DeriveAccountKey(kAccount));
+      if (original.empty()) {
+        ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), key, &original).ok());
+      }
+      std::string v = original;  // each edit on the untouched record
+      if (edit == 0) {
+        v[12] = 100;  // G = 5 -> 100 (the last byte of its u32)
+      } else {
+        v[storage::kRealmFrameHeaderSize + 200] ^= 1;
+      }
+      ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, v).ok());
+    }
+    ASSERT_TRUE(RestartRealm(0)) << a.process->log();
+    auto start = a.client->opaque().GenerateThresholdKE1(
+        SecretBytes::Copy(kPassword), 3);
+    vault::v1::ThresholdRecoverStartResponse out;
+    EXPECT_FALSE(
+        Start(0, Str(sent.descriptor.Commitment()), start->ke1s[0], &out).ok());
+    EXPECT_TRUE(out.ke2().empty());  // nothing evaluated
+    EXPECT_NE(a.process->log().find("tampered"), std::string::npos);
+    Recovered got = Recover(kPassword, {0, 1, 2});
+    ExpectRecovered(got, sent);
+    EXPECT_FALSE(HasEvent(got, "ke1:realm-a") && HasEvent(got, "ke3:realm-a"));
+    for (int pos : {1, 2}) {
+      EXPECT_EQ(got.remaining_at[realms_[pos].id], 4u);
+    }
+  }
 }
 
 }  // namespace
