@@ -77,6 +77,29 @@ Insider RunInsider(const std::string& data_dir, const std::string& right) {
   return got;
 }
 
+// SIGSTOP is delivered asynchronously: waits (at most 5 s) until every
+// thread of `pid` is stopped, so the realm answers nothing from then on.
+bool StopAndWait(pid_t pid) {
+  kill(pid, SIGSTOP);
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (int i = 0; i < 500; ++i) {
+    bool all = true;
+    for (const auto& t : fs::directory_iterator(tasks)) {
+      std::ifstream stat(t.path() / "stat");
+      std::string line;
+      std::getline(stat, line);
+      const auto close = line.rfind(')');
+      if (close == std::string::npos || line.size() < close + 3 ||
+          line[close + 2] != 'T') {
+        all = false;
+      }
+    }
+    if (all) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
 class ThresholdAttackTest : public ::testing::Test, public ThresholdRealms {
  protected:
   static constexpr char kPassword[] = "correct horse battery";
@@ -370,7 +393,8 @@ TEST_F(ThresholdAttackTest, OneRealmDownHundredRecoveries) {
   StartRealms(3, kOpenBudgets);
   Sent v = Register(2, kPassword);
   set_deadline(std::chrono::milliseconds(3000));
-  set_status_deadline(std::chrono::milliseconds(1000));
+  set_status_deadline(std::chrono::milliseconds(5000));
+  set_status_early(true);
   allow_unreachable(true);
   const char* env = std::getenv("BKV_TEST_SEED");
   const uint32_t seed =
@@ -385,7 +409,7 @@ TEST_F(ThresholdAttackTest, OneRealmDownHundredRecoveries) {
                  std::to_string(round) + (stop ? " SIGSTOP " : " SIGKILL ") +
                  realms_[down].id);
     if (stop) {
-      kill(realms_[down].process->pid(), SIGSTOP);
+      ASSERT_TRUE(StopAndWait(realms_[down].process->pid()));
     } else {
       realms_[down].process->Kill();
     }
@@ -393,7 +417,9 @@ TEST_F(ThresholdAttackTest, OneRealmDownHundredRecoveries) {
     if (got.result.ok() && got.s == v.s && got.wrapped == Str(v.wrapped)) {
       ++recovered;
     } else {
-      ADD_FAILURE() << got.result.status.error_message();
+      std::string events;
+      for (const auto& e : got.events) events += e + " ";
+      ADD_FAILURE() << got.result.status.error_message() << "; " << events;
     }
     if (round % 10 == 9) {
       Sent x = Register(2, "rotated horse battery", 10, true, true, got.proofs);

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <map>
-#include <thread>
 
 #include "crypto/key_transport.h"
 #include "crypto/random.h"
@@ -226,25 +225,75 @@ struct ThresholdRealms::Round {
   std::vector<threshold::VerifiedPartial> partials;
 };
 
+namespace {
+
+// Whether t of the answers so far agree on one parseable registration.
+bool TAgree(const std::vector<vault::v1::ThresholdStatusResponse>& st,
+            const std::vector<bool>& answered) {
+  std::map<std::string, int> count;
+  for (size_t j = 0; j < st.size(); ++j) {
+    if (!answered[j] || st[j].commitment().empty()) continue;
+    const int c = ++count[st[j].commitment()];
+    auto d =
+        threshold::Descriptor::Parse(Bytes(st[j].registration_descriptor()));
+    if (d.ok() && c >= d->t) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+// Every realm of `use` at once (asynchronous calls, one deadline). With
+// status_early_, once t answers agree the others are cancelled: a realm
+// that is SIGSTOPped then costs nothing but its absence.
+void ThresholdRealms::AskStatuses(
+    const std::vector<int>& use,
+    std::vector<vault::v1::ThresholdStatusResponse>& st,
+    std::vector<TestClient::Result>& res) {
+  struct Ask {
+    grpc::ClientContext ctx;
+    grpc::Status status;
+    std::unique_ptr<
+        grpc::ClientAsyncResponseReader<vault::v1::ThresholdStatusResponse>>
+        rpc;
+  };
+  grpc::CompletionQueue cq;
+  std::vector<std::unique_ptr<Ask>> asks;
+  for (size_t j = 0; j < use.size(); ++j) {
+    auto ask = std::make_unique<Ask>();
+    TestClient::Authorize(ask->ctx, realms_[use[j]].token);
+    ask->ctx.set_deadline(std::chrono::system_clock::now() + status_deadline_);
+    ask->rpc = realms_[use[j]].client->stub().AsyncThresholdStatus(
+        &ask->ctx, vault::v1::ThresholdStatusRequest(), &cq);
+    ask->rpc->Finish(&st[j], &ask->status, reinterpret_cast<void*>(j));
+    asks.push_back(std::move(ask));
+  }
+  std::vector<bool> answered(use.size(), false);
+  bool cancelled = false;
+  for (size_t left = use.size(); left > 0; --left) {
+    void* tag = nullptr;
+    bool ok = false;
+    if (!cq.Next(&tag, &ok)) break;
+    const size_t j = reinterpret_cast<size_t>(tag);
+    answered[j] = asks[j]->status.ok();
+    res[j] = TestClient::ResultOf(asks[j]->status, asks[j]->ctx);
+    if (status_early_ && !cancelled && TAgree(st, answered)) {
+      cancelled = true;
+      for (size_t k = 0; k < use.size(); ++k) {
+        if (!answered[k]) asks[k]->ctx.TryCancel();
+      }
+    }
+  }
+  cq.Shutdown();
+}
+
 // The uncounted status round: group the answering realms by commitment and
 // keep a group of t (n = 2t - 1: there is at most one).
 bool ThresholdRealms::StatusRound(const std::vector<int>& use, Round& round,
                                   Recovered& out) {
   std::vector<vault::v1::ThresholdStatusResponse> st(use.size());
   std::vector<TestClient::Result> res(use.size());
-  {
-    const auto saved = deadline_;
-    deadline_ = status_deadline_;
-    std::vector<std::thread> asks;
-    for (size_t j = 0; j < use.size(); ++j) {
-      asks.emplace_back([&, j] {
-        res[j] = Call(realms_[use[j]], &vault::v1::Vault::Stub::ThresholdStatus,
-                      vault::v1::ThresholdStatusRequest(), &st[j]);
-      });
-    }
-    for (auto& a : asks) a.join();
-    deadline_ = saved;
-  }
+  AskStatuses(use, st, res);
   std::map<std::string, std::vector<int>> groups;
   std::map<std::string, std::string> descriptors;
   for (size_t j = 0; j < use.size(); ++j) {
