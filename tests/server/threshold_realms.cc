@@ -100,62 +100,53 @@ vault::v1::ThresholdStatusResponse ThresholdRealms::Status(Realm& r) {
   return out;
 }
 
-Sent ThresholdRealms::Register(int t, const std::string& password,
-                               uint32_t limit, bool commit, bool send,
-                               const std::vector<std::string>& proofs,
-                               uint64_t epoch) {
-  const int n = static_cast<int>(realms_.size());
-  Sent sent;
-  SecretBytes k = SystemRandom().Scalar();
-  sent.s = SystemRandom().Scalar();
-  auto ks = *shamir::Split(k, t, n, SystemRandom());
-  auto ss = *shamir::Split(sent.s, t, n, SystemRandom());
+// The dealer's secrets for one registration (erased with it).
+struct ThresholdRealms::Dealing {
+  SecretBytes k;
+  std::vector<shamir::Share> ks, ss;
   std::vector<Element> pks;
-  for (auto& r : realms_) pks.push_back(r.process->public_key());
-  auto reg = realms_[0].client->opaque().RegisterWithKey(
-      SecretBytes::Copy(password), k, pks);
-  EXPECT_TRUE(reg.ok()) << reg.status();
-  // Start everywhere first: the epoch must be above every realm's.
-  std::vector<vault::v1::ThresholdRegisterStartResponse> starts(n);
-  const bool chosen_epoch = epoch != 0;
-  for (int i = 0; i < n; ++i) {
-    if (!Call(realms_[i], &vault::v1::Vault::Stub::ThresholdRegisterStart,
-              vault::v1::ThresholdRegisterStartRequest(), &starts[i])
-             .ok()) {
-      sent.unreachable.push_back(realms_[i].id);
-    }
-    if (!chosen_epoch) epoch = std::max<uint64_t>(epoch, starts[i].epoch());
-  }
-  if (!sent.unreachable.empty()) {
-    EXPECT_TRUE(allow_unreachable_) << sent.unreachable[0] << " unreachable";
-    return sent;
-  }
-  randombytes_buf(sent.wrapped.data(), sent.wrapped.size());
+  std::vector<opaque::RegistrationRecord> records;
   SecretBytes commit_secret = SecretBytes::Random(32);
+};
+
+// The public descriptor of a dealing: what every realm checks its share by.
+void ThresholdRealms::Describe(const Dealing& deal, int t, uint32_t limit,
+                               uint64_t epoch, Sent& sent) const {
+  const int n = static_cast<int>(realms_.size());
   threshold::Descriptor& d = sent.descriptor;
   randombytes_buf(d.version.data(), d.version.size());
-  d.epoch = chosen_epoch ? epoch : epoch + 1;
+  d.epoch = epoch;
   d.t = t;
   d.advertised_limit = limit;
   d.per_realm_limit = limit / (n - t + 1);
   d.ksf = TestKsfParams();
-  d.public_key = PublicOf(k);
+  d.public_key = PublicOf(deal.k);
   d.second_public_key = PublicOf(sent.s);
   for (int i = 0; i < n; ++i) {
-    d.realms.push_back(
-        {realms_[i].id, pks[i], PublicOf(ks[i].value), PublicOf(ss[i].value)});
+    d.realms.push_back({realms_[i].id, deal.pks[i], PublicOf(deal.ks[i].value),
+                        PublicOf(deal.ss[i].value)});
   }
   d.wrapped_hash = Sha256(sent.wrapped);
-  crypto_hash_sha256(d.commit_hash.data(), commit_secret.Reveal().data(), 32);
+  crypto_hash_sha256(d.commit_hash.data(), deal.commit_secret.Reveal().data(),
+                     32);
+}
+
+// Realm i's Prepare (its share sealed to its identity key under its nonce)
+// and Commit.
+void ThresholdRealms::BuildRequests(
+    const Dealing& deal,
+    const std::vector<vault::v1::ThresholdRegisterStartResponse>& starts,
+    const std::vector<std::string>& proofs, Sent& sent) const {
+  const threshold::Descriptor& d = sent.descriptor;
   const std::vector<uint8_t> descriptor = d.Serialize();
-  for (int i = 0; i < n; ++i) {
-    auto record = reg->records[i].Serialize();
+  for (size_t i = 0; i < realms_.size(); ++i) {
+    auto record = deal.records[i].Serialize();
     threshold::RealmNonce nonce;
     std::copy_n(starts[i].realm_nonce().begin(), 32, nonce.begin());
-    std::string payload = Str(ks[i].value.Reveal()) +
-                          Str(ss[i].value.Reveal()) + Str(sent.wrapped);
+    std::string payload = Str(deal.ks[i].value.Reveal()) +
+                          Str(deal.ss[i].value.Reveal()) + Str(sent.wrapped);
     auto sealed = threshold::SealToRealm(
-        pks[i], threshold::PrepareContext(kAccount, d, nonce, record),
+        deal.pks[i], threshold::PrepareContext(kAccount, d, nonce, record),
         SecretBytes::Copy(payload));
     sodium_memzero(payload.data(), payload.size());
     EXPECT_TRUE(sealed.ok());
@@ -164,24 +155,68 @@ Sent ThresholdRealms::Register(int t, const std::string& password,
     p.set_registration_descriptor(Str(descriptor));
     p.set_record(Str(record));
     p.set_payload(Str(*sealed));
-    if (static_cast<size_t>(i) < proofs.size()) p.set_proof(proofs[i]);
+    if (i < proofs.size()) p.set_proof(proofs[i]);
     sent.prepares.push_back(p);
     vault::v1::ThresholdRegisterCommitRequest c;
     c.set_version(Str(d.version));
-    c.set_commit_secret(Str(commit_secret.Reveal()));
+    c.set_commit_secret(Str(deal.commit_secret.Reveal()));
     sent.commits.push_back(c);
   }
-  for (int i = 0; send && i < n; ++i) {
+}
+
+Sent ThresholdRealms::Register(int t, const std::string& password,
+                               uint32_t limit, bool commit, bool send,
+                               const std::vector<std::string>& proofs,
+                               uint64_t epoch) {
+  const int n = static_cast<int>(realms_.size());
+  Sent sent;
+  Dealing deal;
+  deal.k = SystemRandom().Scalar();
+  sent.s = SystemRandom().Scalar();
+  deal.ks = *shamir::Split(deal.k, t, n, SystemRandom());
+  deal.ss = *shamir::Split(sent.s, t, n, SystemRandom());
+  for (auto& r : realms_) deal.pks.push_back(r.process->public_key());
+  auto reg = realms_[0].client->opaque().RegisterWithKey(
+      SecretBytes::Copy(password), deal.k, deal.pks);
+  EXPECT_TRUE(reg.ok()) << reg.status();
+  deal.records = std::move(reg->records);
+  // Start everywhere first: the epoch must be above every realm's.
+  std::vector<vault::v1::ThresholdRegisterStartResponse> starts(n);
+  uint64_t highest = 0;
+  for (int i = 0; i < n; ++i) {
+    if (!Call(realms_[i], &vault::v1::Vault::Stub::ThresholdRegisterStart,
+              vault::v1::ThresholdRegisterStartRequest(), &starts[i])
+             .ok()) {
+      sent.unreachable.push_back(realms_[i].id);
+    }
+    highest = std::max<uint64_t>(highest, starts[i].epoch());
+  }
+  if (!sent.unreachable.empty()) {
+    EXPECT_TRUE(allow_unreachable_) << sent.unreachable[0] << " unreachable";
+    return sent;
+  }
+  randombytes_buf(sent.wrapped.data(), sent.wrapped.size());
+  Describe(deal, t, limit, epoch != 0 ? epoch : highest + 1, sent);
+  BuildRequests(deal, starts, proofs, sent);
+  if (send) SendAll(commit, sent);
+  return sent;
+}
+
+// Every realm prepares; only then does any commit (a version is never
+// committed anywhere unless all n hold a verified share of it).
+void ThresholdRealms::SendAll(bool commit, Sent& sent) {
+  bool prepared = true;
+  for (size_t i = 0; i < realms_.size(); ++i) {
     auto res = Prepare(realms_[i], sent.prepares[i]);
     EXPECT_TRUE(res.ok()) << realms_[i].id << ": "
                           << res.status.error_message();
+    prepared = prepared && res.ok();
   }
-  for (int i = 0; send && commit && i < n; ++i) {
+  for (size_t i = 0; prepared && commit && i < realms_.size(); ++i) {
     auto res = Commit(realms_[i], sent.commits[i]);
     EXPECT_TRUE(res.ok()) << realms_[i].id << ": "
                           << res.status.error_message();
   }
-  return sent;
 }
 
 TestClient::Result ThresholdRealms::Prepare(

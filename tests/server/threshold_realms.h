@@ -146,6 +146,14 @@ class ThresholdRealms {
   std::vector<Realm> realms_;
 
  private:
+  struct Dealing;
+  void Describe(const Dealing& deal, int t, uint32_t limit, uint64_t epoch,
+                Sent& sent) const;
+  void BuildRequests(
+      const Dealing& deal,
+      const std::vector<vault::v1::ThresholdRegisterStartResponse>& starts,
+      const std::vector<std::string>& proofs, Sent& sent) const;
+  void SendAll(bool commit, Sent& sent);
   struct Round;
   bool StatusRound(const std::vector<int>& use, Round& round, Recovered& out);
   void AskStatuses(const std::vector<int>& use,
