@@ -592,5 +592,38 @@ TEST_F(ThresholdAttackTest, EditingOneRealmsLimitOrCounterFailsClosed) {
   }
 }
 
+// Issue 18, "One realm down", registration: c is SIGKILLed after a and b
+// prepared a new version X and before c did. The client commits nowhere, a
+// Commit without X's commit secret is refused, and once c is back every
+// realm is still active on V with X at most pending: X never reaches t and
+// the user recovers V.
+TEST_F(ThresholdAttackTest, RegistrationCutBeforeEveryPrepareNeverReachesT) {
+  StartRealms(3);
+  Sent v = Register(2, "v horse battery");
+  Recovered before = Recover("v horse battery", {0, 1, 2});
+  ASSERT_TRUE(before.result.ok()) << before.result.status.error_message();
+  Sent x = Register(2, kPassword, 10, /*commit=*/false, /*send=*/false,
+                    before.proofs);
+  ASSERT_TRUE(Prepare(realms_[0], x.prepares[0]).ok());
+  ASSERT_TRUE(Prepare(realms_[1], x.prepares[1]).ok());
+  realms_[2].process->Kill();
+  set_deadline(std::chrono::milliseconds(3000));
+  EXPECT_FALSE(Prepare(realms_[2], x.prepares[2]).ok());
+  // Without the commit secret (revealed only after all n prepared), nobody
+  // commits X: a guessed secret is refused.
+  auto forged = x.commits[0];
+  forged.set_commit_secret(std::string(32, '\x07'));
+  EXPECT_EQ(Commit(realms_[0], forged).status.error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  ASSERT_TRUE(RestartRealm(2)) << realms_[2].process->log();
+  for (auto& r : realms_) {
+    EXPECT_EQ(Status(r).commitment(), Str(v.descriptor.Commitment())) << r.id;
+  }
+  EXPECT_EQ(Status(realms_[0]).pending_commitment(),
+            Str(x.descriptor.Commitment()));
+  EXPECT_TRUE(Status(realms_[2]).pending_commitment().empty());
+  ExpectRecovered(Recover("v horse battery", {0, 1, 2}), v);
+}
+
 }  // namespace
 }  // namespace bkv::testing
