@@ -14,6 +14,9 @@
 #include "server/serve_command.h"
 #include "server/token_command.h"
 #include "server/vault_cli.h"
+#ifdef BKV_TEST_REALM  // bkv-vault-testrealm only (tests/server/test_realm.h)
+#include "tests/server/test_realm.h"
+#endif
 
 namespace bkv::server {
 namespace {
@@ -46,6 +49,9 @@ constexpr Registration kRegistrations[] = {
 
 int main(int argc, char** argv) {
   using namespace bkv::server;
+#ifdef BKV_TEST_REALM
+  test_realm::TakeFlags(argc, argv);
+#endif
   VaultCli cli;
   for (Registration r : kRegistrations) r(cli);
   return cli.Main(argc, argv, {std::cout, std::cerr});

@@ -19,6 +19,10 @@
 #include "server/realm_policy.h"
 #include "server/vault.h"
 #include "server/vault_internal.h"
+#ifdef BKV_TEST_REALM  // bkv-vault-testrealm only (tests/server/test_realm.h)
+#include "crypto/random.h"
+#include "tests/server/test_realm.h"
+#endif
 
 namespace bkv::server {
 namespace {
@@ -81,6 +85,53 @@ absl::StatusOr<size_t> PositionOf(const threshold::Descriptor& d,
   return Refused(absl::StrCat("the descriptor does not list realm '", realm_id,
                               "': sent to the wrong realm"));
 }
+
+#ifdef BKV_TEST_REALM
+// The malicious realm's answer: nothing counted, nothing written, no login.
+absl::StatusOr<Vault::ThresholdStep> MaliciousStart(
+    const UserRecord& record, absl::string_view realm_id,
+    const opaque::ServerKeyPair& keys, const opaque::OpaqueServer& opaque,
+    const opaque::KE1& ke1) {
+  using test_realm::Fault;
+  const RealmShare& share = record.realm();
+  auto desc = threshold::Descriptor::Parse(AsBytes(share.descriptor_bytes()));
+  if (!desc.ok()) return desc.status();
+  BKV_ASSIGN_OR_RETURN(size_t pos,
+                       PositionOf(*desc, realm_id, keys.public_key));
+  Vault::ThresholdStep step;
+  step.attempts_remaining = share.per_realm_limit();  // a lie, too
+  if (test_realm::Mode() == Fault::kGarbage) {
+    step.login.ke2.resize(opaque::kKe2Size);
+    randombytes_buf(step.login.ke2.data(), step.login.ke2.size());
+    randombytes_buf(step.proof.data(), step.proof.size());
+    return step;
+  }
+  shamir::Share key{static_cast<uint8_t>(pos + 1),
+                    SecretBytes::Copy(share.oprf_key_share())};
+  ristretto255::Element public_share = desc->realms[pos].public_share;
+  if (test_realm::Mode() == Fault::kKnownKey) {
+    key.value = SystemRandom().Scalar();
+    public_share = *ristretto255::ScalarMultBase(key.value);
+  }
+  BKV_ASSIGN_OR_RETURN(
+      auto binding,
+      threshold::ProofBinding(
+          std::string_view(realm_id.data(), realm_id.size()), desc->version));
+  BKV_ASSIGN_OR_RETURN(
+      threshold::PartialEvaluation eval,
+      threshold::EvaluateShare(key, public_share, ke1.blinded_message, binding,
+                               SystemRandom()));
+  BKV_ASSIGN_OR_RETURN(opaque::RegistrationRecord opaque_record,
+                       StoredOpaqueRecord(record.opaque_record()));
+  BKV_ASSIGN_OR_RETURN(
+      opaque::ServerLoginStart login,
+      opaque.GenerateKE2WithOprfKey(opaque_record, key.value, ke1));
+  const auto ke2 = login.ke2.Serialize();
+  step.login.ke2.assign(ke2.begin(), ke2.end());
+  step.proof = eval.proof;
+  return step;
+}
+#endif
 
 }  // namespace
 
@@ -317,6 +368,14 @@ absl::StatusOr<Vault::ThresholdStep> Vault::ThresholdRecoverStart(
                                 "', not the realm id sent (", realm_id.size(),
                                 " bytes): check the client's realm set"));
   }
+#ifdef BKV_TEST_REALM
+  if (test_realm::Mode() != test_realm::Fault::kNone) {
+    auto raw = store_.Get(std::string_view(account.data(), account.size()));
+    if (!raw.ok() || !raw->has_realm()) return NotRegistered();
+    return MaliciousStart(*raw, options_.realm_id, *options_.realm_keys,
+                          opaque_, *ke1);
+  }
+#endif
   if (auto ready = audit_.Ready(); !ready.ok()) {
     return WithAttempt(ready, kNotCounted);
   }

@@ -111,8 +111,14 @@ bool VaultProcess::Start(std::vector<std::string> extra_args) {
   // Truncate the log so "serving" is this start's line.
   { std::ofstream(log_path_, std::ios::trunc); }
   std::vector<std::string> args = {
-      BKV_VAULT_BIN, "serve",       "--data-dir",       data_dir_,
-      "--listen",    "127.0.0.1:0", "--metrics-listen", ""};
+      binary_.empty() ? std::string(BKV_VAULT_BIN) : binary_,
+      "serve",
+      "--data-dir",
+      data_dir_,
+      "--listen",
+      "127.0.0.1:0",
+      "--metrics-listen",
+      ""};
   if (dev_) args.push_back("--dev");
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   args.insert(args.begin(), wrapper_.begin(), wrapper_.end());

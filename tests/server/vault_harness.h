@@ -47,6 +47,9 @@ class VaultProcess {
     wrapper_ = std::move(wrapper);
   }
   pid_t pid() const { return pid_; }
+  // Another vault executable (the threshold tests' malicious realm);
+  // default BKV_VAULT_BIN.
+  void set_binary(std::string path) { binary_ = std::move(path); }
   // Off: start without --dev (a production-mode start, which needs a PIN
   // and issuer keys).
   void set_dev(bool dev) { dev_ = dev; }
@@ -69,6 +72,7 @@ class VaultProcess {
   std::string log_path_;
   std::vector<std::string> last_args_;
   std::vector<std::string> wrapper_;
+  std::string binary_;  // empty: BKV_VAULT_BIN
   pid_t pid_ = -1;
   bool dev_ = true;
   int exit_status_ = -1;
