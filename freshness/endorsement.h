@@ -49,7 +49,16 @@ class Members {
   static absl::StatusOr<Members> Parse(absl::string_view text);
   std::string Encode() const;  // Parse's format
 
+  // The same list continuing from `base`, the certified head carried over
+  // from the previous list (`cluster form --carry`): its digest covers the
+  // base too, and VerifyCertificate accepts the base without signatures.
+  Members WithBase(const fresh::v1::HeadRef& base) const;
+  const std::optional<fresh::v1::HeadRef>& base() const { return base_; }
+
+  // What every statement carries: ids, keys and the base.
   const Digest& digest() const { return digest_; }
+  // Ids and keys only: what a members file gives.
+  const Digest& list_digest() const { return list_digest_; }
   size_t quorum() const { return members_.size() / 2 + 1; }
   // Answers of other members a recovering endorser needs: N - quorum + 1
   // meets every majority without counting itself (docs/rollback.md
@@ -62,9 +71,11 @@ class Members {
 
  private:
   Members(std::vector<Member> m, const Digest& d)
-      : members_(std::move(m)), digest_(d) {}
+      : members_(std::move(m)), digest_(d), list_digest_(d) {}
   std::vector<Member> members_;
   Digest digest_;
+  Digest list_digest_;
+  std::optional<fresh::v1::HeadRef> base_;
 };
 
 std::vector<uint8_t> Statement(const Digest& members, uint32_t node,
@@ -110,7 +121,8 @@ absl::Status VerifyEndorsement(const Members& members,
 absl::Status VerifyRefusal(const Members& members, const fresh::v1::Refusal& r);
 
 // OK iff endorsements of a majority of distinct members, each valid over
-// `c.head`; InvalidArgument naming what is wrong otherwise.
+// `c.head`, or `c` is the members' base without endorsements;
+// InvalidArgument naming what is wrong otherwise.
 absl::Status VerifyCertificate(const Members& members,
                                const fresh::v1::Certificate& c);
 
@@ -165,6 +177,10 @@ class Endorser {
   // Genesis (`cluster keygen`, `cluster reset-state`): an empty state object
   // in the token. AlreadyExists when it has one.
   static absl::Status CreateState(std::shared_ptr<hsm::Pkcs11Hsm> token);
+  // The security officer's carry to a new members list (`cluster form
+  // --carry`): `state` replaces whatever the token holds.
+  static absl::Status InstallState(std::shared_ptr<hsm::Pkcs11Hsm> token,
+                                   const fresh::v1::EndorserState& state);
 
   // After Open the stored state is untrusted (a restored or power-lost
   // token): Endorse and Prepare answer Unavailable until FinishRecovery
