@@ -1,5 +1,7 @@
 #include "freshness/member_change.h"
 
+#include <sodium.h>
+
 #include <set>
 #include <utility>
 
@@ -7,6 +9,7 @@
 #include "crypto/hex.h"
 #include "crypto/status_macros.h"
 #include "freshness/head_table.h"
+#include "freshness/reanchor.h"
 #include "hsm/endorsement_key.h"
 
 namespace bkv::freshness {
@@ -144,6 +147,105 @@ absl::StatusOr<Carry> DecideCarry(const Members& to,
   *s.mutable_newest_certificate()->mutable_head() = cert.head();
   s.set_certified_table(newest->certified_table());
   return out;
+}
+
+namespace {
+
+// One shard of a decision against the shard it re-anchors.
+absl::Status CheckShard(uint32_t i, const ShardHead& was, const ShardHead& now,
+                        uint32_t max_attempts) {
+  if (now.epoch == was.epoch && now.cap == was.cap) return absl::OkStatus();
+  if (now.epoch == was.epoch + 1 && now.cap <= NextCap(was, max_attempts)) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "the decision's shard ", i, " has epoch ", now.epoch, " cap ", now.cap,
+      "; after epoch ", was.epoch, " cap ", was.cap,
+      " a re-anchor gives epoch + 1 and a cap of at most ",
+      NextCap(was, max_attempts), " (--max-attempts ", max_attempts, ")"));
+}
+
+}  // namespace
+
+absl::Status ApplyDecision(const std::string& decided, uint32_t max_attempts,
+                           Carry& carry) {
+  BKV_ASSIGN_OR_RETURN(HeadTable next, ParseHeadsString(decided));
+  const bool based = carry.formed.has_base();
+  HeadTable was;
+  if (based) {
+    BKV_ASSIGN_OR_RETURN(was, ParseHeadsString(carry.formed.base_table()));
+  } else {
+    was.shards.resize(next.shards.size());  // genesis: every shard chosen
+  }
+  if (next.shards.size() != was.shards.size() || next.seq <= was.seq) {
+    return absl::PermissionDeniedError(
+        "the decision is not a re-anchor of the carried head (another shard "
+        "count, or no higher seq)");
+  }
+  for (uint32_t i = 0; i < next.shards.size(); ++i) {
+    const ShardHead& now = next.shards[i];
+    if (!based && now.epoch != 1) {
+      return absl::PermissionDeniedError(
+          "a decision without a carried head re-anchors every shard");
+    }
+    BKV_RETURN_IF_ERROR(CheckShard(i, was.shards[i], now, max_attempts));
+  }
+  fresh::v1::HeadRef base;
+  base.set_term(carry.state.promised_term());
+  base.set_seq(next.seq);
+  base.set_prev_digest(based ? carry.formed.base().digest()
+                             : std::string(32, '\0'));
+  base.set_digest(DigestBytes(TableDigest(next)));
+  *carry.formed.mutable_base() = base;
+  carry.formed.set_base_table(decided);
+  fresh::v1::EndorserState& s = carry.state;
+  s.set_promised_term(base.term());
+  s.set_held_term(base.term());
+  s.set_held_prev_digest(base.prev_digest());
+  s.set_held_table(decided);
+  s.mutable_newest_certificate()->Clear();
+  *s.mutable_newest_certificate()->mutable_head() = base;
+  s.set_certified_table(decided);
+  return absl::OkStatus();
+}
+
+std::vector<uint8_t> DecisionStatement(const Digest& list,
+                                       const fresh::v1::ReanchorDecision& d) {
+  std::vector<uint8_t> out;
+  PutBytes(out, "bkv.fresh.decision.v1");
+  PutBytes(out, DigestBytes(list));
+  PutBigEndian(out, d.node_id(), 4);
+  PutBytes(out, d.carried_digest().empty() ? std::string(32, '\0')
+                                           : d.carried_digest());
+  Digest t;
+  crypto_hash_sha256(t.data(),
+                     reinterpret_cast<const uint8_t*>(d.table().data()),
+                     d.table().size());
+  PutBytes(out, DigestBytes(t));
+  return out;
+}
+
+absl::Status ApplySignedDecision(const Members& to,
+                                 const fresh::v1::ReanchorDecision& d,
+                                 uint32_t max_attempts, Carry& carry) {
+  const Member* m = to.Find(d.node_id());
+  hsm::EndorsementKey::Signature sig;
+  if (m == nullptr || d.signature().size() != sig.size() ||
+      (std::copy(d.signature().begin(), d.signature().end(), sig.begin()),
+       !hsm::VerifyEndorsement(m->key, DecisionStatement(to.list_digest(), d),
+                               sig))) {
+    return absl::PermissionDeniedError(
+        "the decision is not signed by a member of this list (`rollback "
+        "reanchor --carry` writes it): was it changed on the way?");
+  }
+  const std::string carried =
+      carry.formed.has_base() ? carry.formed.base().digest() : "";
+  if (d.carried_digest() != carried) {
+    return absl::PermissionDeniedError(
+        "the decision was made over another carried head than these "
+        "hand-overs give: use the hand-overs it was made with");
+  }
+  return ApplyDecision(d.table(), max_attempts, carry);
 }
 
 }  // namespace bkv::freshness

@@ -41,6 +41,28 @@ struct Carry {
 absl::StatusOr<Carry> DecideCarry(
     const Members& to, const std::vector<fresh::v1::HandOver>& hand_overs);
 
+// The quorum re-anchor (docs/rollback.md "Re-anchor across N tokens"):
+// `decided` (the table `rollback reanchor --carry` wrote) becomes the base
+// instead of the carried certificate's table, after checking that it
+// differs from it only as a re-anchor may: the same shards, a higher seq,
+// and each shard either unchanged in epoch and cap or at epoch + 1 with a
+// cap of at most NextCap(its head, max_attempts). Without a carried base
+// (a quorum genesis over a store with records) every shard must be at
+// epoch 1 with a cap of at most max_attempts. PermissionDenied otherwise.
+absl::Status ApplyDecision(const std::string& decided, uint32_t max_attempts,
+                           Carry& carry);
+
+// What the scanning member signs: "bkv.fresh.decision.v1" || list digest of
+// the members || node u32 || carried digest (32, zeros: none) ||
+// SHA-256(table).
+std::vector<uint8_t> DecisionStatement(const Digest& list,
+                                       const fresh::v1::ReanchorDecision& d);
+// A decision signed by a member of `to`, over the carry's base: its table
+// applied as above.
+absl::Status ApplySignedDecision(const Members& to,
+                                 const fresh::v1::ReanchorDecision& d,
+                                 uint32_t max_attempts, Carry& carry);
+
 }  // namespace bkv::freshness
 
 #endif  // BKV_FRESHNESS_MEMBER_CHANGE_H_

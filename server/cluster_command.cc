@@ -239,6 +239,12 @@ void RegisterForm(VaultCli& cli, CLI::App& cluster) {
             "hand this survivor's state over to --members");
   cli.Value(cmd, "--carry", form->carry_from, "FILES",
             "the survivors' hand-overs, comma-separated");
+  cli.Value(cmd, "--decision", form->decision, "FILE",
+            "with --carry: the quorum re-anchor's table (`rollback reanchor "
+            "--carry`)");
+  cmd->add_option("--max-attempts", form->max_attempts,
+                  "with --decision: the K it may cap at (default 2)")
+      ->type_name("K");
 }
 
 }  // namespace

@@ -146,18 +146,6 @@ absl::Status Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<HandOver>> ReadHandOvers(const std::string& list) {
-  std::vector<HandOver> out;
-  for (absl::string_view path : absl::StrSplit(list, ',', absl::SkipEmpty())) {
-    BKV_ASSIGN_OR_RETURN(std::string bytes, ReadTextFile(std::string(path)));
-    if (!out.emplace_back().ParseFromString(bytes)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": not a hand-over (`cluster form --export`)"));
-    }
-  }
-  return out;
-}
-
 // A survivor carries only after its own hand-over, and only its own list.
 absl::Status CheckSurvivor(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
                            const FormedMembers& formed,
@@ -179,13 +167,28 @@ absl::Status CheckSurvivor(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
       "this survivor's own hand-over is not among --carry: give it too");
 }
 
+// The quorum re-anchor's signed table replaces the carried one.
+absl::Status ApplyDecisionFile(const FormArgs& a, const freshness::Members& to,
+                               freshness::Carry& carry) {
+  BKV_ASSIGN_OR_RETURN(std::string bytes, ReadTextFile(a.decision));
+  fresh::v1::ReanchorDecision d;
+  if (!d.ParseFromString(bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        a.decision, ": not a decision (`rollback reanchor --carry`)"));
+  }
+  return freshness::ApplySignedDecision(to, d, a.max_attempts, carry);
+}
+
 absl::Status CarryTo(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
                      const std::optional<FormedMembers>& formed,
-                     const freshness::Members& to, const std::string& list,
+                     const freshness::Members& to, const FormArgs& a,
                      std::ostream& out) {
-  BKV_ASSIGN_OR_RETURN(std::vector<HandOver> hs, ReadHandOvers(list));
+  BKV_ASSIGN_OR_RETURN(std::vector<HandOver> hs, ReadHandOvers(a.carry_from));
   if (formed) BKV_RETURN_IF_ERROR(CheckSurvivor(token, *formed, to, hs));
   BKV_ASSIGN_OR_RETURN(freshness::Carry carry, freshness::DecideCarry(to, hs));
+  if (!a.decision.empty()) {
+    BKV_RETURN_IF_ERROR(ApplyDecisionFile(a, to, carry));
+  }
   BKV_ASSIGN_OR_RETURN(freshness::Members formed_to,
                        freshness::FormedList(carry.formed));
   // State first: a crash between leaves handing_to set (serve refuses).
@@ -246,6 +249,18 @@ absl::Status UseFormedMembers(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<HandOver>> ReadHandOvers(const std::string& list) {
+  std::vector<HandOver> out;
+  for (absl::string_view path : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+    BKV_ASSIGN_OR_RETURN(std::string bytes, ReadTextFile(std::string(path)));
+    if (!out.emplace_back().ParseFromString(bytes)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": not a hand-over (`cluster form --export`)"));
+    }
+  }
+  return out;
+}
+
 absl::Status ProveSoPin(const VaultConfig& c, const std::string& so_pin_file) {
   if (so_pin_file.empty()) {
     return absl::InvalidArgumentError(
@@ -259,6 +274,9 @@ absl::Status ProveSoPin(const VaultConfig& c, const std::string& so_pin_file) {
 absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
   if (!a.export_to.empty() && !a.carry_from.empty()) {
     return absl::InvalidArgumentError("--export and --carry are two steps");
+  }
+  if (!a.decision.empty() && a.carry_from.empty()) {
+    return absl::InvalidArgumentError("--decision goes with --carry");
   }
   BKV_RETURN_IF_ERROR(ProveSoPin(c, a.so_pin_file));
   if (!a.export_to.empty()) {  // a leaving member is not in the new list
@@ -278,7 +296,7 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
   BKV_RETURN_IF_ERROR(CheckOwnKey(token, q.members, q.node_id, a.members_file));
   BKV_ASSIGN_OR_RETURN(std::optional<FormedMembers> formed, ReadFormed(token));
   if (!a.carry_from.empty()) {
-    return CarryTo(token, formed, q.members, a.carry_from, out);
+    return CarryTo(token, formed, q.members, a, out);
   }
   return FirstForm(token, formed, q.members, out);
 }

@@ -10,6 +10,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "bkv/fresh/v1/endorse.pb.h"
@@ -40,7 +41,15 @@ struct FormArgs {
   std::string so_pin_file;
   std::string export_to;   // --export: this survivor's hand-over
   std::string carry_from;  // --carry: comma-separated hand-overs
+  // --decision: a quorum re-anchor's table (`rollback reanchor --carry`),
+  // checked against --max-attempts.
+  std::string decision;
+  uint32_t max_attempts = 2;
 };
+
+// The hand-overs in a comma-separated list of files.
+absl::StatusOr<std::vector<fresh::v1::HandOver>> ReadHandOvers(
+    const std::string& list);
 
 // `bkv-vault cluster form`, the node's vault stopped.
 absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out);

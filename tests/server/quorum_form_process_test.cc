@@ -192,5 +192,80 @@ TEST_F(QuorumFormTest, EditedMembersFileAloneChangesNothing) {
   EXPECT_EQ(Remaining("cy"), 9u);
 }
 
+// Issue test 6 and finding 10 over the quorum: the records put back after a
+// lockout are refused; the re-anchor across the three tokens (every member
+// hands over, the owner scans and signs the decision, every member carries
+// it) caps the account at K = 2; refused without the hand-overs, with a
+// wrong SO PIN, and a decision changed on the way is refused.
+TEST_F(QuorumFormTest, QuorumReanchorCapsAttemptsAndNeedsTheOfficer) {
+  Register("dan");
+  ASSERT_EQ(node_[0].Stop(), 0);
+  const std::string copy = node_[0].data_dir() + "/records.copy";
+  Copy(Records(), copy);
+  ASSERT_NO_FATAL_FAILURE(StartNode(0));
+  client_ =
+      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Guess("dan").got_ke2);
+  EXPECT_FALSE(Guess("dan", kPassword).got_ke2);
+  ASSERT_NO_FATAL_FAILURE(StopAll());
+  Copy(copy, Records());
+
+  const std::string base = "rollback reanchor --dev --data-dir " +
+                           node_[0].data_dir() + Identity(0) +
+                           " --freshness-owner";
+  const std::string so_pin = " --so-pin-file " + Softhsm(0) + "/so.pin";
+  const std::string decision = node_[0].data_dir() + "/decision";
+  std::string out;
+  EXPECT_EQ(RunVault(base + so_pin, &out), 1) << out;
+  EXPECT_NE(out.find("endorsement quorum"), std::string::npos) << out;
+  const std::string files = Export(-1, members_);
+  std::ofstream(node_[0].data_dir() + "/not.pin") << "123456";
+  out.clear();
+  EXPECT_NE(RunVault(base + " --so-pin-file " + node_[0].data_dir() +
+                         "/not.pin --carry " + files + " --decision " +
+                         decision,
+                     &out),
+            0);
+  EXPECT_FALSE(fs::exists(decision)) << out;
+  out.clear();
+  ASSERT_EQ(
+      RunVault(base + so_pin + " --carry " + files + " --decision " + decision,
+               &out),
+      0)
+      << out;
+  EXPECT_NE(out.find("at most 2 attempts"), std::string::npos) << out;
+
+  // One byte of the signature changed: no member installs it.
+  std::string bytes;
+  {
+    std::ifstream in(decision, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  bytes.back() ^= 1;
+  const std::string changed = decision + ".changed";
+  std::ofstream(changed, std::ios::binary) << bytes;
+  out.clear();
+  EXPECT_NE(Form(1, members_, "--carry " + files + " --decision " + changed,
+                 &out),
+            0);
+  EXPECT_NE(out.find("not signed by a member"), std::string::npos) << out;
+
+  for (int i = 0; i < nodes_; ++i) {
+    out.clear();
+    ASSERT_EQ(Form(i, members_, "--carry " + files + " --decision " + decision,
+                   &out),
+              0)
+        << out;
+  }
+  ASSERT_NO_FATAL_FAILURE(StartNodes());
+  client_ =
+      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  EXPECT_EQ(Remaining("dan"), 2u);
+  Wrong("dan");
+  Wrong("dan");
+  auto locked = Guess("dan", kPassword);
+  EXPECT_FALSE(locked.got_ke2);
+}
+
 }  // namespace
 }  // namespace bkv::testing
