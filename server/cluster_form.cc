@@ -156,10 +156,18 @@ absl::Status CheckSurvivor(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
         "this token holds a members list and was not handed over to this "
         "one: run `cluster form --export` on it first");
   }
+  FormedMembers own = formed;
+  own.clear_handing_to();
+  BKV_ASSIGN_OR_RETURN(freshness::Members own_list, freshness::FormedList(own));
   BKV_ASSIGN_OR_RETURN(auto key, hsm::EndorsementKey::Open(token));
   for (const HandOver& h : hs) {
     BKV_ASSIGN_OR_RETURN(freshness::Members from,
                          freshness::FormedList(h.from()));
+    if (from.digest() != own_list.digest()) {
+      return absl::FailedPreconditionError(
+          "a hand-over is from another list than this token's: give the "
+          "hand-overs of this replacement only");
+    }
     const freshness::Member* m = from.Find(h.node_id());
     if (m != nullptr && m->key == key->public_key()) return absl::OkStatus();
   }
