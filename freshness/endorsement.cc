@@ -739,6 +739,11 @@ absl::StatusOr<fresh::v1::RecoverResponse> Endorser::AnswerRecovery(
       VerifyBy(members_, request.node_id(), request.signature(),
                RecoverAskStatement(members_.digest(), request.node_id(),
                                    request.nonce())));
+  absl::MutexLock answers(&answers_mu_);  // one signature per query
+  auto& kept = answers_[request.node_id()];
+  for (const auto& [nonce, answer] : kept) {
+    if (nonce == request.nonce()) return answer;
+  }
   fresh::v1::RecoverResponse a;
   a.set_node_id(node_id_);
   {
@@ -756,6 +761,9 @@ absl::StatusOr<fresh::v1::RecoverResponse> Endorser::AnswerRecovery(
       *a.mutable_signature(),
       Sign(RecoverAnswerStatement(members_.digest(), request.node_id(),
                                   request.nonce(), a)));
+  ++recover_signatures_;
+  kept.emplace_back(request.nonce(), a);
+  if (kept.size() > kAnswersKept) kept.pop_front();
   return a;
 }
 

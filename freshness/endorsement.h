@@ -13,6 +13,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -223,6 +225,9 @@ class Endorser {
   fresh::v1::EndorserState State() const;
   // Writes of the state to the token since Open (wear; /metrics).
   uint64_t state_writes() const { return state_writes_.load(); }
+  // Token signatures made for recovery answers (a replayed query reuses its
+  // answer: recovery review finding 8; /metrics).
+  uint64_t recover_signatures() const { return recover_signatures_.load(); }
   uint32_t node_id() const { return node_id_; }
   const Members& members() const { return members_; }
 
@@ -250,6 +255,14 @@ class Endorser {
   fresh::v1::EndorserState state_ ABSL_GUARDED_BY(mu_);
   bool recovering_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> state_writes_{0};
+  // Answers already signed, by requester and nonce (bounded per requester):
+  // a replayed query costs no further token signature.
+  static constexpr size_t kAnswersKept = 1024;
+  mutable absl::Mutex answers_mu_;
+  mutable std::map<uint32_t, std::deque<std::pair<
+                                 std::string, fresh::v1::RecoverResponse>>>
+      answers_ ABSL_GUARDED_BY(answers_mu_);
+  mutable std::atomic<uint64_t> recover_signatures_{0};
   bool officer_recovered_ = false;
 };
 
