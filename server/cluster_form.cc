@@ -61,8 +61,7 @@ absl::Status FirstForm(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
   if (formed) {
     BKV_ASSIGN_OR_RETURN(freshness::Members held,
                          freshness::FormedList(*formed));
-    if (held.list_digest() == m.list_digest() &&
-        formed->handing_to().empty()) {
+    if (held.list_digest() == m.list_digest() && formed->handing_to().empty()) {
       out << "this token is already formed with this list (kept)\n"
           << "members digest: " << Hex(held.digest()) << "\n";
       return absl::OkStatus();
@@ -134,8 +133,7 @@ absl::Status Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
   if (!std::ifstream(path)) {
     return absl::InternalError(absl::StrCat("could not write ", path));
   }
-  const std::string seq =
-      absl::StrCat(s.newest_certificate().head().seq());
+  const std::string seq = absl::StrCat(s.newest_certificate().head().seq());
   Log("warn", "cluster_form_export",
       {{"token", token->Describe()},
        {"from_digest", Hex(from.digest())},
@@ -209,8 +207,8 @@ absl::Status CarryTo(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
        {"base_seq", seq},
        {"hand_overs", absl::StrCat(hs.size())}});
   out << "carried: " << to.all().size() << " members, base seq " << seq
-      << " from " << hs.size() << " hand-overs\nmembers digest: "
-      << Hex(formed_to.digest()) << "\n";
+      << " from " << hs.size()
+      << " hand-overs\nmembers digest: " << Hex(formed_to.digest()) << "\n";
   return absl::OkStatus();
 }
 
@@ -289,7 +287,8 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
   BKV_RETURN_IF_ERROR(ProveSoPin(c, a.so_pin_file));
   if (!a.export_to.empty()) {  // a leaving member is not in the new list
     BKV_ASSIGN_OR_RETURN(std::string text, ReadTextFile(a.members_file));
-    BKV_ASSIGN_OR_RETURN(freshness::Members to, freshness::Members::Parse(text));
+    BKV_ASSIGN_OR_RETURN(freshness::Members to,
+                         freshness::Members::Parse(text));
     BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token,
                          OpenNodeToken(c));
     BKV_ASSIGN_OR_RETURN(std::optional<FormedMembers> formed,

@@ -129,8 +129,8 @@ TEST_F(QuorumFormTest, HandOverStopsTheOldListAndTheCarryNeedsAMajority) {
   std::string out;
   const std::string h0 = node_[0].data_dir() + "/handover";
   ASSERT_EQ(Form(0, to, "--export " + h0, &out), 0) << out;
-  EXPECT_FALSE(node_[0].Start({"--freshness-members-file", members_,
-                               "--freshness-node-id", "1"}));
+  EXPECT_FALSE(node_[0].Start(
+      {"--freshness-members-file", members_, "--freshness-node-id", "1"}));
   EXPECT_NE(node_[0].log().find("handed over"), std::string::npos)
       << node_[0].log();
   out.clear();
@@ -165,9 +165,9 @@ TEST_F(QuorumFormTest, EditedMembersFileAloneChangesNothing) {
   const std::string edited = node_[0].data_dir() + "/members.edited";
   std::ofstream(edited) << text;
   for (int i = 0; i < nodes_; ++i) {
-    EXPECT_FALSE(node_[i].Start({"--freshness-members-file", edited,
-                                 "--freshness-node-id",
-                                 std::to_string(i + 1)}));
+    EXPECT_FALSE(
+        node_[i].Start({"--freshness-members-file", edited,
+                        "--freshness-node-id", std::to_string(i + 1)}));
     EXPECT_NE(node_[i].log().find("does not match the list formed"),
               std::string::npos)
         << node_[i].log();
@@ -179,11 +179,12 @@ TEST_F(QuorumFormTest, EditedMembersFileAloneChangesNothing) {
   }
   std::ofstream(node_[1].data_dir() + "/not.pin") << "123456";
   std::string out;
-  EXPECT_NE(RunVault("cluster form --dev --data-dir " + node_[1].data_dir() +
-                         " --members " + edited + " --node-id 2 --so-pin-file " +
-                         node_[1].data_dir() + "/not.pin",
-                     &out),
-            0);
+  EXPECT_NE(
+      RunVault("cluster form --dev --data-dir " + node_[1].data_dir() +
+                   " --members " + edited + " --node-id 2 --so-pin-file " +
+                   node_[1].data_dir() + "/not.pin",
+               &out),
+      0);
   EXPECT_EQ(out.find("formed:"), std::string::npos) << out;
   // The formed list still serves, the count intact.
   ASSERT_NO_FATAL_FAILURE(StartNodes());
@@ -221,11 +222,11 @@ TEST_F(QuorumFormTest, QuorumReanchorCapsAttemptsAndNeedsTheOfficer) {
   const std::string files = Export(-1, members_);
   std::ofstream(node_[0].data_dir() + "/not.pin") << "123456";
   out.clear();
-  EXPECT_NE(RunVault(base + " --so-pin-file " + node_[0].data_dir() +
-                         "/not.pin --carry " + files + " --decision " +
-                         decision,
-                     &out),
-            0);
+  EXPECT_NE(
+      RunVault(base + " --so-pin-file " + node_[0].data_dir() +
+                   "/not.pin --carry " + files + " --decision " + decision,
+               &out),
+      0);
   EXPECT_FALSE(fs::exists(decision)) << out;
   out.clear();
   ASSERT_EQ(
@@ -245,16 +246,16 @@ TEST_F(QuorumFormTest, QuorumReanchorCapsAttemptsAndNeedsTheOfficer) {
   const std::string changed = decision + ".changed";
   std::ofstream(changed, std::ios::binary) << bytes;
   out.clear();
-  EXPECT_NE(Form(1, members_, "--carry " + files + " --decision " + changed,
-                 &out),
-            0);
+  EXPECT_NE(
+      Form(1, members_, "--carry " + files + " --decision " + changed, &out),
+      0);
   EXPECT_NE(out.find("not signed by a member"), std::string::npos) << out;
 
   for (int i = 0; i < nodes_; ++i) {
     out.clear();
-    ASSERT_EQ(Form(i, members_, "--carry " + files + " --decision " + decision,
-                   &out),
-              0)
+    ASSERT_EQ(
+        Form(i, members_, "--carry " + files + " --decision " + decision, &out),
+        0)
         << out;
   }
   ASSERT_NO_FATAL_FAILURE(StartNodes());
