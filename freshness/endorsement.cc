@@ -167,6 +167,20 @@ std::string Members::Encode() const {
   return out;
 }
 
+Members Members::WithBase(const HeadRef& base) const {
+  std::vector<uint8_t> in;
+  Put(in, list_digest_);
+  Put(in, std::string_view("base"));
+  PutBigEndian(in, base.term(), 8);
+  PutBigEndian(in, base.seq(), 8);
+  Put(in, base.prev_digest());
+  Put(in, base.digest());
+  Members out(members_, Sha256(in));
+  out.list_digest_ = list_digest_;
+  out.base_ = base;
+  return out;
+}
+
 const Member* Members::Find(uint32_t id) const {
   for (const Member& m : members_) {
     if (m.id == id) return &m;
@@ -318,6 +332,16 @@ absl::Status VerifyRefusal(const Members& members,
 absl::Status VerifyCertificate(const Members& members, const Certificate& c) {
   if (c.head().prev_digest().size() != 32 || c.head().digest().size() != 32) {
     return absl::InvalidArgumentError("certificate: malformed head");
+  }
+  // The base is certified by the ceremony in every member's token and by
+  // the digest every statement carries (docs/rollback.md "Forming and
+  // replacing members").
+  if (const auto& base = members.base();
+      base && c.endorsements().empty() && c.head().term() == base->term() &&
+      c.head().seq() == base->seq() &&
+      c.head().prev_digest() == base->prev_digest() &&
+      c.head().digest() == base->digest()) {
+    return absl::OkStatus();
   }
   std::set<uint32_t> signers;
   for (const auto& e : c.endorsements()) {
@@ -675,6 +699,17 @@ absl::Status Endorser::CreateState(std::shared_ptr<hsm::Pkcs11Hsm> token) {
   return object->Write({});
 }
 
+absl::Status Endorser::InstallState(std::shared_ptr<hsm::Pkcs11Hsm> token,
+                                    const EndorserState& state) {
+  BKV_ASSIGN_OR_RETURN(auto object,
+                       hsm::AnchoredObject::Open(token, hsm::kEndorsedLabel,
+                                                 hsm::kEndorsedMacLabel));
+  BKV_RETURN_IF_ERROR(object->Read().status());
+  const std::string bytes = state.SerializeAsString();
+  return object->Write({reinterpret_cast<const uint8_t*>(bytes.data()),
+                        bytes.size()});
+}
+
 bool Endorser::recovering() const {
   absl::MutexLock lock(&mu_);
   return recovering_;
@@ -704,6 +739,11 @@ absl::StatusOr<fresh::v1::RecoverResponse> Endorser::AnswerRecovery(
       VerifyBy(members_, request.node_id(), request.signature(),
                RecoverAskStatement(members_.digest(), request.node_id(),
                                    request.nonce())));
+  absl::MutexLock answers(&answers_mu_);  // one signature per query
+  auto& kept = answers_[request.node_id()];
+  for (const auto& [nonce, answer] : kept) {
+    if (nonce == request.nonce()) return answer;
+  }
   fresh::v1::RecoverResponse a;
   a.set_node_id(node_id_);
   {
@@ -721,6 +761,9 @@ absl::StatusOr<fresh::v1::RecoverResponse> Endorser::AnswerRecovery(
       *a.mutable_signature(),
       Sign(RecoverAnswerStatement(members_.digest(), request.node_id(),
                                   request.nonce(), a)));
+  ++recover_signatures_;
+  kept.emplace_back(request.nonce(), a);
+  if (kept.size() > kAnswersKept) kept.pop_front();
   return a;
 }
 

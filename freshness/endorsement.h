@@ -13,6 +13,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -49,7 +51,16 @@ class Members {
   static absl::StatusOr<Members> Parse(absl::string_view text);
   std::string Encode() const;  // Parse's format
 
+  // The same list continuing from `base`, the certified head carried over
+  // from the previous list (`cluster form --carry`): its digest covers the
+  // base too, and VerifyCertificate accepts the base without signatures.
+  Members WithBase(const fresh::v1::HeadRef& base) const;
+  const std::optional<fresh::v1::HeadRef>& base() const { return base_; }
+
+  // What every statement carries: ids, keys and the base.
   const Digest& digest() const { return digest_; }
+  // Ids and keys only: what a members file gives.
+  const Digest& list_digest() const { return list_digest_; }
   size_t quorum() const { return members_.size() / 2 + 1; }
   // Answers of other members a recovering endorser needs: N - quorum + 1
   // meets every majority without counting itself (docs/rollback.md
@@ -62,9 +73,11 @@ class Members {
 
  private:
   Members(std::vector<Member> m, const Digest& d)
-      : members_(std::move(m)), digest_(d) {}
+      : members_(std::move(m)), digest_(d), list_digest_(d) {}
   std::vector<Member> members_;
   Digest digest_;
+  Digest list_digest_;
+  std::optional<fresh::v1::HeadRef> base_;
 };
 
 std::vector<uint8_t> Statement(const Digest& members, uint32_t node,
@@ -110,7 +123,8 @@ absl::Status VerifyEndorsement(const Members& members,
 absl::Status VerifyRefusal(const Members& members, const fresh::v1::Refusal& r);
 
 // OK iff endorsements of a majority of distinct members, each valid over
-// `c.head`; InvalidArgument naming what is wrong otherwise.
+// `c.head`, or `c` is the members' base without endorsements;
+// InvalidArgument naming what is wrong otherwise.
 absl::Status VerifyCertificate(const Members& members,
                                const fresh::v1::Certificate& c);
 
@@ -165,6 +179,10 @@ class Endorser {
   // Genesis (`cluster keygen`, `cluster reset-state`): an empty state object
   // in the token. AlreadyExists when it has one.
   static absl::Status CreateState(std::shared_ptr<hsm::Pkcs11Hsm> token);
+  // The security officer's carry to a new members list (`cluster form
+  // --carry`): `state` replaces whatever the token holds.
+  static absl::Status InstallState(std::shared_ptr<hsm::Pkcs11Hsm> token,
+                                   const fresh::v1::EndorserState& state);
 
   // After Open the stored state is untrusted (a restored or power-lost
   // token): Endorse and Prepare answer Unavailable until FinishRecovery
@@ -207,6 +225,9 @@ class Endorser {
   fresh::v1::EndorserState State() const;
   // Writes of the state to the token since Open (wear; /metrics).
   uint64_t state_writes() const { return state_writes_.load(); }
+  // Token signatures made for recovery answers (a replayed query reuses its
+  // answer: recovery review finding 8; /metrics).
+  uint64_t recover_signatures() const { return recover_signatures_.load(); }
   uint32_t node_id() const { return node_id_; }
   const Members& members() const { return members_; }
 
@@ -234,6 +255,14 @@ class Endorser {
   fresh::v1::EndorserState state_ ABSL_GUARDED_BY(mu_);
   bool recovering_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> state_writes_{0};
+  // Answers already signed, by requester and nonce (bounded per requester):
+  // a replayed query costs no further token signature.
+  static constexpr size_t kAnswersKept = 1024;
+  mutable absl::Mutex answers_mu_;
+  mutable std::map<uint32_t, std::deque<std::pair<
+                                 std::string, fresh::v1::RecoverResponse>>>
+      answers_ ABSL_GUARDED_BY(answers_mu_);
+  mutable std::atomic<uint64_t> recover_signatures_{0};
   bool officer_recovered_ = false;
 };
 

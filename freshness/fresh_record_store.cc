@@ -17,12 +17,14 @@ using vault::v1::ErrorDetail;
 constexpr absl::string_view kOperatorAction =
     "restore the record store to its latest state and restart, or re-anchor "
     "with `bkv-vault rollback reanchor` (docs/operations.md)";
-// A quorum node (a term above 0): `rollback reanchor` refuses there, and the
-// N-token re-anchor is not built (review findings 2, 7 of issue 12).
+// A quorum node (a term above 0): the re-anchor goes across the members'
+// tokens (review findings 2, 7 of issue 12; rollback.md "Re-anchor across N
+// tokens").
 constexpr absl::string_view kQuorumOperatorAction =
-    "restore the record store to its latest state and restart; an endorsement "
-    "quorum has no re-anchor ceremony yet (`rollback reanchor` refuses on a "
-    "quorum node; docs/rollback.md \"Status\")";
+    "restore the record store to its latest state and restart, or re-anchor "
+    "across the members' tokens: `cluster form --export`, `rollback reanchor "
+    "--carry`, `cluster form --carry --decision` (docs/operations.md "
+    "\"Re-anchoring a quorum\")";
 
 absl::string_view OperatorAction(uint64_t term) {
   return term > 0 ? kQuorumOperatorAction : kOperatorAction;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "crypto/hex.h"
 #include "crypto/status_macros.h"
 #include "freshness/round.h"
 
@@ -206,6 +207,24 @@ absl::StatusOr<std::vector<EndorserState>> QuorumHeadStore::PrepareRound(
       " did. ", Describe(errors)));
 }
 
+// Quorum review finding 8: genesis only where no member holds a
+// certificate at all. One that no longer verifies means the members list
+// changed under a chain (an edited list instead of `cluster form`).
+absl::Status QuorumHeadStore::NoChainHeld(
+    const std::vector<EndorserState>& granted) const {
+  for (const EndorserState& s : granted) {
+    if (!s.has_newest_certificate()) continue;
+    return absl::FailedPreconditionError(absl::StrCat(
+        "a member holds a certificate (seq ", s.newest_certificate().head().seq(),
+        ") that does not verify under members digest ",
+        HexEncode(members_.digest()),
+        ": the chain exists under another members list; never start over "
+        "from genesis: form the list with `bkv-vault cluster form` "
+        "(docs/operations.md \"Replacing a node\")"));
+  }
+  return absl::OkStatus();
+}
+
 // The take-over (docs/rollback.md "The owner: lease, term, take-over"):
 // only a head whose certificate was committed is adopted (review finding 2).
 absl::StatusOr<std::optional<HeadTable>> QuorumHeadStore::Read() {
@@ -229,7 +248,10 @@ absl::StatusOr<std::optional<HeadTable>> QuorumHeadStore::TakeOver() {
   term_ = term;
   BKV_ASSIGN_OR_RETURN(const EndorserState* adopted,
                        NewestCommitted(members_, *granted));
-  if (adopted == nullptr) return std::nullopt;  // nothing was committed
+  if (adopted == nullptr) {
+    BKV_RETURN_IF_ERROR(NoChainHeld(*granted));
+    return std::nullopt;  // nothing was committed
+  }
   const Certificate& cert = adopted->newest_certificate();
   EndorseRequest request;
   request.set_term(term_);

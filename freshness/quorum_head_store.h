@@ -106,6 +106,8 @@ class QuorumHeadStore final : public HeadStore {
 
  private:
   absl::StatusOr<std::optional<HeadTable>> TakeOver();
+  absl::Status NoChainHeld(
+      const std::vector<fresh::v1::EndorserState>& granted) const;
   absl::StatusOr<std::vector<fresh::v1::EndorserState>> PrepareRound(
       uint64_t term, uint64_t* highest_promised);
   // One endorsement round: the certificate of `request`'s table, or why not.

@@ -25,6 +25,8 @@ namespace bkv::hsm {
 //                                          endorsement key (quorum)
 //   bkv-fresh-endorsed-v1 CKO_DATA         the endorser's state, private,
 //   bkv-fresh-endorsed-mac-v1              MACed like the heads
+//   bkv-fresh-members-v1  CKO_DATA         the members list `cluster form`
+//   bkv-fresh-members-mac-v1               wrote, private, MACed likewise
 //
 // All are token objects; the three keys are CKA_SENSITIVE and CKA_PRIVATE,
 // extractable only under a CKA_TRUSTED key (CKA_WRAP_WITH_TRUSTED; made by
@@ -50,6 +52,9 @@ inline constexpr absl::string_view kEndorseKeyLabel = "bkv-fresh-endorse-v1";
 inline constexpr absl::string_view kEndorsedLabel = "bkv-fresh-endorsed-v1";
 inline constexpr absl::string_view kEndorsedMacLabel =
     "bkv-fresh-endorsed-mac-v1";
+inline constexpr absl::string_view kMembersLabel = "bkv-fresh-members-v1";
+inline constexpr absl::string_view kMembersMacLabel =
+    "bkv-fresh-members-mac-v1";
 
 }  // namespace bkv::hsm
 

@@ -23,6 +23,7 @@
 #include "hsm/pin.h"
 #include "hsm/self_test.h"
 #include "hsm/softhsm_dev.h"
+#include "server/cluster_form.h"
 #include "server/log.h"
 #include "server/opaque_self_test.h"
 #include "server/quorum_config.h"
@@ -390,6 +391,8 @@ absl::Status BuildElected(VaultNode& n) {
 absl::Status BuildQuorum(const VaultConfig& c, VaultNode& n) {
   auto settings = LoadQuorumSettings(c);
   BKV_BUILD_STEP("config_invalid", settings.status());
+  // Membership is the token's (`cluster form`); the file must agree.
+  BKV_BUILD_STEP("members_not_formed", UseFormedMembers(n.token, *settings));
   auto quorum = StartQuorumNode(*std::move(settings), n.token);
   BKV_BUILD_STEP("quorum_unavailable", quorum.status());
   n.quorum = *std::move(quorum);

@@ -17,6 +17,7 @@
 #include "hsm/key_labels.h"
 #include "hsm/pin.h"
 #include "server/build_vault.h"
+#include "server/cluster_form.h"
 #include "server/config.h"
 #include "server/log.h"
 #include "server/quorum_config.h"
@@ -64,6 +65,7 @@ absl::Status Digest(const VaultConfig& c, std::ostream& out) {
   }
   BKV_ASSIGN_OR_RETURN(QuorumSettings q, LoadQuorumSettings(c));
   BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token, OpenNodeToken(c));
+  BKV_RETURN_IF_ERROR(UseFormedMembers(token, q));
   BKV_ASSIGN_OR_RETURN(auto key, hsm::EndorsementKey::Open(token));
   if (q.members.Find(q.node_id)->key != key->public_key()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -75,18 +77,6 @@ absl::Status Digest(const VaultConfig& c, std::ostream& out) {
       << q.members.quorum() << "), this node " << q.node_id << "\n"
       << "members digest: " << HexEncode(q.members.digest()) << "\n";
   return absl::OkStatus();
-}
-
-// The security officer's PIN proven on this node's token, before the user
-// login (one user type per process).
-absl::Status ProveSoPin(const VaultConfig& c, const std::string& so_pin_file) {
-  if (so_pin_file.empty()) {
-    return absl::InvalidArgumentError(
-        "--so-pin-file is required: a security officer's ceremony");
-  }
-  BKV_ASSIGN_OR_RETURN(SecretBytes so_pin, hsm::ReadPinFile(so_pin_file));
-  BKV_ASSIGN_OR_RETURN(std::string module, TokenModulePath(c));
-  return hsm::Pkcs11Hsm::VerifySoPin(module, c.hsm_token_label, so_pin);
 }
 
 // Recovery review finding 5: a state that can't be read (half of it gone
@@ -167,6 +157,7 @@ absl::Status Recover(const VaultConfig& c, const std::string& so_pin_file,
   BKV_RETURN_IF_ERROR(ProveSoPin(c, so_pin_file));
   BKV_ASSIGN_OR_RETURN(QuorumSettings q, LoadQuorumSettings(c));
   BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token, OpenNodeToken(c));
+  BKV_RETURN_IF_ERROR(UseFormedMembers(token, q));
   BKV_ASSIGN_OR_RETURN(auto endorser,
                        freshness::Endorser::Open(token, q.members, q.node_id));
   std::vector<std::string> refused;
@@ -210,6 +201,50 @@ int RunCluster(const std::string& sub, const ConfigArgs& args,
     return kExitFailed;
   }
   return kExitOk;
+}
+
+int RunForm(const ConfigArgs& args, const FormArgs& form, Io io) {
+  auto config = LoadParsedConfig(args);
+  absl::Status s = config.ok() ? Form(*config, form, io.out) : config.status();
+  if (!s.ok()) {
+    io.err << "bkv-vault cluster form: " << s.message() << "\n";
+    return config.ok() ? kExitFailed : kExitUsage;
+  }
+  return kExitOk;
+}
+
+void RegisterForm(VaultCli& cli, CLI::App& cluster) {
+  auto args = std::make_shared<ConfigArgs>();
+  auto form = std::make_shared<FormArgs>();
+  CLI::App* cmd = cli.Add(
+      cluster, "form", "write the members list into this token (SO PIN)",
+      "With the node's vault stopped and the security officer's PIN: checks "
+      "--members against this token's endorsement key and writes the list "
+      "into the token; `serve` then takes membership from the token and "
+      "refuses a members file that differs. Replacing members: --export OUT "
+      "on every survivor (it stops serving the old list), then --carry "
+      "OUT1,OUT2,... on every member of the new list (docs/operations.md "
+      "\"Replacing a node\").",
+      [args, form](Io io) { return RunForm(*args, *form, io); });
+  AddConfigFlags(*cmd, *args);
+  cli.Value(cmd, "--members", form->members_file, "FILE",
+            "the members list to form")
+      ->required();
+  cmd->add_option("--node-id", form->node_id, "this node's id in --members")
+      ->required();
+  cli.Value(cmd, "--so-pin-file", form->so_pin_file, "FILE",
+            "the token's security-officer PIN (mode 0600)")
+      ->required();
+  cli.Value(cmd, "--export", form->export_to, "OUT",
+            "hand this survivor's state over to --members");
+  cli.Value(cmd, "--carry", form->carry_from, "FILES",
+            "the survivors' hand-overs, comma-separated");
+  cli.Value(cmd, "--decision", form->decision, "FILE",
+            "with --carry: the quorum re-anchor's table (`rollback reanchor "
+            "--carry`)");
+  cmd->add_option("--max-attempts", form->max_attempts,
+                  "with --decision: the K it may cap at (default 2)")
+      ->type_name("K");
 }
 
 }  // namespace
@@ -272,6 +307,7 @@ void RegisterClusterCommands(VaultCli& cli) {
           ->required();
     }
   }
+  RegisterForm(cli, *cluster);
 }
 
 }  // namespace bkv::server

@@ -176,7 +176,12 @@ void QuorumNode::RenderMetrics(
       "refused (not signed by another member, malformed).\n"
       "# TYPE bkv_freshness_endorser_recover_refused_total counter\n"
       "bkv_freshness_endorser_recover_refused_total ",
-      service != nullptr ? service->recover_refused() : 0, "\n");
+      service != nullptr ? service->recover_refused() : 0,
+      "\n# HELP bkv_freshness_endorser_recover_signatures_total Token "
+      "signatures over recovery answers (a replayed query reuses its answer).\n"
+      "# TYPE bkv_freshness_endorser_recover_signatures_total counter\n"
+      "bkv_freshness_endorser_recover_signatures_total ",
+      endorser != nullptr ? endorser->recover_signatures() : 0, "\n");
   if (owner_heads == nullptr) return;
   const freshness::QuorumHeadStore::Stats q = owner_heads->stats();
   absl::StrAppend(

@@ -2,6 +2,8 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <fstream>
+#include <optional>
 #include <cstdlib>
 #include <vector>
 
@@ -10,11 +12,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "crypto/status_macros.h"
+#include "freshness/member_change.h"
 #include "freshness/reanchor.h"
+#include "hsm/endorsement_key.h"
 #include "hsm/pin.h"
 #include "hsm/pkcs11_hsm.h"
 #include "hsm/softhsm_dev.h"
 #include "server/build_vault.h"
+#include "server/cluster_form.h"
 #include "server/config.h"
 #include "server/log.h"
 
@@ -23,6 +28,8 @@ namespace {
 
 struct Flags {
   std::string so_pin_file;
+  std::string carry;     // quorum: the members' hand-overs
+  std::string decision;  // quorum: where the signed table goes
   std::string shards = "all-stale";
   freshness::ReanchorOptions reanchor;
   ConfigArgs serve;
@@ -41,37 +48,14 @@ absl::Status ParseShards(absl::string_view v, std::vector<uint32_t>& out) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<freshness::ReanchorReport> Reanchor(const Flags& f,
-                                                   const VaultConfig& c) {
-  if (c.UsesQuorum()) {
-    return absl::FailedPreconditionError(
-        "this node anchors through the endorsement quorum ([freshness] "
-        "members_file); the re-anchor ceremony across its tokens is not "
-        "built yet (docs/rollback.md \"Re-anchor across N tokens\"): the "
-        "restored store stays refused; restore the latest copy instead");
-  }
-  if (!c.AnchorsRecords()) {
-    return absl::FailedPreconditionError(
-        "this configuration does not anchor records (etcd without "
-        "freshness_single_node): nothing to re-anchor");
-  }
-  BKV_ASSIGN_OR_RETURN(SecretBytes so_pin, hsm::ReadPinFile(f.so_pin_file));
-  BKV_ASSIGN_OR_RETURN(std::string module, TokenModulePath(c));
-  // Before the user login of BuildVaultStorage: one user type per process.
-  BKV_RETURN_IF_ERROR(
-      hsm::Pkcs11Hsm::VerifySoPin(module, c.hsm_token_label, so_pin));
-  BKV_ASSIGN_OR_RETURN(std::unique_ptr<VaultNode> node, BuildVaultStorage(c));
-  BKV_ASSIGN_OR_RETURN(auto heads,
-                       freshness::TokenHeadStore::Open(node->token));
-  freshness::ReanchorOptions options = f.reanchor;
-  options.shards = static_cast<uint32_t>(c.freshness_shards);
-  BKV_ASSIGN_OR_RETURN(freshness::ReanchorReport report,
-                       freshness::Reanchor(*node->store, *heads, options));
+// One audit and log line per re-anchored shard.
+absl::Status AuditReport(VaultNode& node,
+                         const freshness::ReanchorReport& report) {
   for (const auto& s : report.shards) {
     const std::string shard = absl::StrCat("shard:", s.shard);
     const std::string outcome =
         absl::StrCat("reanchored epoch=", s.epoch, " records=", s.records);
-    BKV_RETURN_IF_ERROR(node->audit->Record(
+    BKV_RETURN_IF_ERROR(node.audit->Record(
         {"rollback_reanchor", shard, outcome, static_cast<int64_t>(s.cap)}));
     Log("warn", "rollback_reanchor",
         {{"shard", absl::StrCat(s.shard)},
@@ -79,6 +63,104 @@ absl::StatusOr<freshness::ReanchorReport> Reanchor(const Flags& f,
          {"records", absl::StrCat(s.records)},
          {"max_attempts", absl::StrCat(s.cap)}});
   }
+  return absl::OkStatus();
+}
+
+// The quorum's re-anchor reads the carried head and writes its one table
+// into the decision instead of a token.
+class DecisionHeads final : public freshness::HeadStore {
+ public:
+  explicit DecisionHeads(std::optional<freshness::HeadTable> carried)
+      : carried_(std::move(carried)) {}
+  absl::StatusOr<std::optional<freshness::HeadTable>> Read() override {
+    return carried_;
+  }
+  absl::Status Write(const freshness::HeadTable& t) override {
+    written = t;
+    return absl::OkStatus();
+  }
+  std::optional<freshness::HeadTable> written;
+
+ private:
+  const std::optional<freshness::HeadTable> carried_;
+};
+
+// The decision, signed with this member's endorsement key, into f.decision.
+absl::Status WriteDecision(const Flags& f, VaultNode& node,
+                           const QuorumSettings& q,
+                           const freshness::Carry& carry,
+                           const freshness::HeadTable& table) {
+  fresh::v1::ReanchorDecision d;
+  d.set_table(freshness::EncodeHeadsString(table));
+  d.set_node_id(q.node_id);
+  if (carry.formed.has_base()) {
+    d.set_carried_digest(carry.formed.base().digest());
+  }
+  BKV_ASSIGN_OR_RETURN(auto key, hsm::EndorsementKey::Open(node.token));
+  BKV_ASSIGN_OR_RETURN(auto sig, key->Sign(freshness::DecisionStatement(
+                                     q.members.list_digest(), d)));
+  d.set_signature(std::string(sig.begin(), sig.end()));
+  std::ofstream(f.decision, std::ios::binary | std::ios::trunc)
+      << d.SerializeAsString();
+  if (!std::ifstream(f.decision)) {
+    return absl::InternalError(absl::StrCat("could not write ", f.decision));
+  }
+  return absl::OkStatus();
+}
+
+// Across N tokens (docs/rollback.md "Re-anchor across N tokens"): over the
+// newest certified table among a majority's hand-overs, never one token's.
+absl::StatusOr<freshness::ReanchorReport> QuorumReanchor(const Flags& f,
+                                                         const VaultConfig& c) {
+  if (f.carry.empty() || f.decision.empty()) {
+    return absl::FailedPreconditionError(
+        "this node anchors through the endorsement quorum ([freshness] "
+        "members_file): re-anchor with the members' hand-overs: `cluster "
+        "form --export` on every member, `rollback reanchor --carry FILES "
+        "--decision OUT` here, then `cluster form --carry FILES --decision "
+        "OUT` on every member (docs/operations.md \"Re-anchoring a "
+        "quorum\")");
+  }
+  BKV_RETURN_IF_ERROR(ProveSoPin(c, f.so_pin_file));
+  BKV_ASSIGN_OR_RETURN(QuorumSettings q, LoadQuorumSettings(c));
+  BKV_ASSIGN_OR_RETURN(auto hand_overs, ReadHandOvers(f.carry));
+  BKV_ASSIGN_OR_RETURN(freshness::Carry carry,
+                       freshness::DecideCarry(q.members, hand_overs));
+  std::optional<freshness::HeadTable> carried;
+  if (carry.formed.has_base()) {
+    BKV_ASSIGN_OR_RETURN(carried,
+                         freshness::ParseHeadsString(carry.formed.base_table()));
+  }
+  BKV_ASSIGN_OR_RETURN(std::unique_ptr<VaultNode> node, BuildVaultStorage(c));
+  DecisionHeads heads(carried);
+  freshness::ReanchorOptions options = f.reanchor;
+  options.shards = static_cast<uint32_t>(c.freshness_shards);
+  options.genesis = !carried;  // a quorum over a store with records
+  BKV_ASSIGN_OR_RETURN(freshness::ReanchorReport report,
+                       freshness::Reanchor(*node->store, heads, options));
+  BKV_RETURN_IF_ERROR(WriteDecision(f, *node, q, carry, *heads.written));
+  BKV_RETURN_IF_ERROR(AuditReport(*node, report));
+  return report;
+}
+
+absl::StatusOr<freshness::ReanchorReport> Reanchor(const Flags& f,
+                                                   const VaultConfig& c) {
+  if (c.UsesQuorum()) return QuorumReanchor(f, c);
+  if (!c.AnchorsRecords()) {
+    return absl::FailedPreconditionError(
+        "this configuration does not anchor records (etcd without "
+        "freshness_single_node): nothing to re-anchor");
+  }
+  // Before the user login of BuildVaultStorage: one user type per process.
+  BKV_RETURN_IF_ERROR(ProveSoPin(c, f.so_pin_file));
+  BKV_ASSIGN_OR_RETURN(std::unique_ptr<VaultNode> node, BuildVaultStorage(c));
+  BKV_ASSIGN_OR_RETURN(auto heads,
+                       freshness::TokenHeadStore::Open(node->token));
+  freshness::ReanchorOptions options = f.reanchor;
+  options.shards = static_cast<uint32_t>(c.freshness_shards);
+  BKV_ASSIGN_OR_RETURN(freshness::ReanchorReport report,
+                       freshness::Reanchor(*node->store, *heads, options));
+  BKV_RETURN_IF_ERROR(AuditReport(*node, report));
   return report;
 }
 
@@ -108,6 +190,13 @@ int RunReanchor(Flags& flags, std::ostream& out, std::ostream& err) {
   if (report->unreadable > 0) {
     out << report->unreadable
         << " records could not be opened and stay unreadable\n";
+  }
+  if (!flags.decision.empty()) {
+    out << "head seq " << report->seq << " written to the decision "
+        << flags.decision << "; on every member run `cluster form --carry "
+        << flags.carry << " --decision " << flags.decision
+        << "`, then start the vaults\n";
+    return kExitOk;
   }
   out << "head seq " << report->seq << "; start the vault\n";
   return kExitOk;
@@ -148,6 +237,12 @@ void RegisterRollbackCommands(VaultCli& cli) {
   cli.Switch(reanchor, "--genesis", f->reanchor.genesis,
              "anchor a store that has records but no heads on this token "
              "(first anchoring)");
+  cli.Value(reanchor, "--carry", f->carry, "FILES",
+            "quorum: every member's hand-over (`cluster form --export`), "
+            "comma-separated");
+  cli.Value(reanchor, "--decision", f->decision, "OUT",
+            "quorum: where the signed new table goes (for `cluster form "
+            "--carry ... --decision OUT` on every member)");
   AddConfigFlags(*reanchor, f->serve);
 }
 

@@ -734,6 +734,29 @@ TEST_F(QuorumTest, RestoredEndorserSignsNothingBelowWhatTheOthersKnow) {
   EXPECT_TRUE(ok->has_endorsement());
 }
 
+// Recovery review finding 8: a captured valid Recover replayed 50 times
+// costs the answerer one token signature, not 50 (without the answer cache
+// every replay signs); the replay gets the same signed answer; a new query
+// is signed anew.
+TEST_F(QuorumTest, ReplayedRecoverQuerySignsOnce) {
+  auto reopened = Endorser::Open(tokens_[0], *members_, 1);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  auto ask = (*reopened)->AskRecovery();
+  ASSERT_TRUE(ask.ok()) << ask.status();
+  const uint64_t before = E(1).recover_signatures();
+  auto first = E(1).AnswerRecovery(*ask);
+  ASSERT_TRUE(first.ok()) << first.status();
+  for (int i = 0; i < 50; ++i) {
+    auto again = E(1).AnswerRecovery(*ask);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again->SerializeAsString(), first->SerializeAsString());
+  }
+  EXPECT_EQ(E(1).recover_signatures(), before + 1);
+  auto next = (*reopened)->AskRecovery();
+  ASSERT_TRUE(next.ok() && E(1).AnswerRecovery(*next).ok());
+  EXPECT_EQ(E(1).recover_signatures(), before + 2);
+}
+
 // The recovery round's answers: only a member's signed query is answered;
 // an answer counts only for the round (nonce) it was signed for, unaltered,
 // from a distinct other member; fewer than k = N - quorum + 1 = 2 leave the
@@ -774,9 +797,14 @@ TEST_F(QuorumTest, RecoveryAnswersAreSignedAndBoundToTheirRound) {
     auto p = Promise(2, t);
     ASSERT_TRUE(p.ok() && p->granted()) << t;
   }
-  auto far = E(2).AnswerRecovery(*ask);
-  ASSERT_TRUE(far.ok());
-  EXPECT_TRUE(absl::IsUnavailable(r.FinishRecovery(*ask, {*a2, *far})));
+  // (A new round's query: the same nonce gets its first answer again.)
+  auto ask_far = r.AskRecovery();
+  ASSERT_TRUE(ask_far.ok());
+  auto far = E(2).AnswerRecovery(*ask_far);
+  auto a2_far = E(1).AnswerRecovery(*ask_far);
+  ASSERT_TRUE(far.ok() && a2_far.ok());
+  EXPECT_TRUE(
+      absl::IsUnavailable(r.FinishRecovery(*ask_far, {*a2_far, *far})));
   ASSERT_TRUE(r.FinishRecovery(*ask, {*a2, *a3}).ok());
   EXPECT_FALSE(r.recovering());
   EXPECT_LT(r.State().promised_term(), 1000u);

@@ -125,6 +125,10 @@ class QuorumProcessTest : public ::testing::Test {
     }
     members_ = node_[0].data_dir() + "/members";
     std::ofstream(members_) << "# the quorum of this test\n" << members;
+    for (int i = 0; i < nodes_; ++i) {
+      std::string out;
+      ASSERT_EQ(Form(i, members_, "", &out), 0) << out;
+    }
     ASSERT_NO_FATAL_FAILURE(StartNodes());
     client_ =
         std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
@@ -156,6 +160,17 @@ class QuorumProcessTest : public ::testing::Test {
            (members_.empty() ? std::string("unused") : members_) +
            " --freshness-node-id " + std::to_string(i + 1) +
            " --freshness-peer-listen 127.0.0.1:" + std::to_string(peer_[i]);
+  }
+
+  // The security officer's `cluster form` on node i (its vault stopped),
+  // with the dev token's SO PIN; `extra`: --export OUT or --carry FILES.
+  int Form(int i, const std::string& members, const std::string& extra,
+           std::string* out) const {
+    return RunVault("cluster form --dev --data-dir " + node_[i].data_dir() +
+                        Identity(i) + Flags(i) + " --members " + members +
+                        " --node-id " + std::to_string(i + 1) +
+                        " --so-pin-file " + Softhsm(i) + "/so.pin " + extra,
+                    out);
   }
 
   std::string Flags(int i) const {

@@ -173,9 +173,10 @@ TEST_F(QuorumProcessTest, RestoredRecordsAfterLockoutGiveNoGuess) {
   EXPECT_NE(node_[0].log().find("freshness_shard_stale"), std::string::npos);
   // Findings 2 and 7 of issue 12: no pointer to a command that refuses here.
   EXPECT_EQ(node_[0].log().find("or re-anchor with"), std::string::npos);
-  EXPECT_NE(node_[0].log().find("no re-anchor ceremony yet"),
+  EXPECT_NE(node_[0].log().find("re-anchor across the members' tokens"),
             std::string::npos);
-  EXPECT_NE(r.result.status.error_message().find("no re-anchor ceremony yet"),
+  EXPECT_NE(r.result.status.error_message().find(
+                "re-anchor across the members' tokens"),
             std::string::npos)
       << r.result.status.error_message();
   // No single-token re-anchor behind the quorum's back.

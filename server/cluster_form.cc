@@ -1,0 +1,311 @@
+#include "server/cluster_form.h"
+
+#include <fstream>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "crypto/hex.h"
+#include "crypto/status_macros.h"
+#include "freshness/member_change.h"
+#include "hsm/anchored_object.h"
+#include "hsm/endorsement_key.h"
+#include "hsm/key_labels.h"
+#include "hsm/pin.h"
+#include "server/build_vault.h"
+#include "server/log.h"
+
+namespace bkv::server {
+namespace {
+
+using fresh::v1::FormedMembers;
+using fresh::v1::HandOver;
+
+absl::StatusOr<std::unique_ptr<hsm::AnchoredObject>> MembersObject(
+    const std::shared_ptr<hsm::Pkcs11Hsm>& token) {
+  return hsm::AnchoredObject::Open(token, hsm::kMembersLabel,
+                                   hsm::kMembersMacLabel);
+}
+
+absl::Status WriteFormed(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
+                         const FormedMembers& f) {
+  BKV_ASSIGN_OR_RETURN(auto object, MembersObject(token));
+  BKV_RETURN_IF_ERROR(object->Read().status());
+  const std::string bytes = f.SerializeAsString();
+  return object->Write(
+      {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
+}
+
+std::string Hex(const freshness::Digest& d) { return HexEncode(d); }
+
+// This token's endorsement key is member `id`'s in `m`.
+absl::Status CheckOwnKey(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
+                         const freshness::Members& m, uint32_t id,
+                         const std::string& file) {
+  BKV_ASSIGN_OR_RETURN(auto key, hsm::EndorsementKey::Open(token));
+  const freshness::Member* self = m.Find(id);
+  if (self == nullptr || self->key != key->public_key()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        file, ": node ", id, "'s key is not this token's endorsement key (",
+        HexEncode(key->public_key()), "): wrong --node-id, or the file"));
+  }
+  return absl::OkStatus();
+}
+
+// First forming: the file's list into a token that holds none.
+absl::Status FirstForm(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
+                       const std::optional<FormedMembers>& formed,
+                       const freshness::Members& m, std::ostream& out) {
+  if (formed) {
+    BKV_ASSIGN_OR_RETURN(freshness::Members held,
+                         freshness::FormedList(*formed));
+    if (held.list_digest() == m.list_digest() && formed->handing_to().empty()) {
+      out << "this token is already formed with this list (kept)\n"
+          << "members digest: " << Hex(held.digest()) << "\n";
+      return absl::OkStatus();
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this token is formed with another list (members digest ",
+        Hex(held.digest()),
+        "); replacing a member is `cluster form --export` on every survivor, "
+        "then `--carry` on every new member (docs/operations.md \"Replacing "
+        "a node\")"));
+  }
+  FormedMembers f;
+  f.set_members(m.Encode());
+  BKV_RETURN_IF_ERROR(WriteFormed(token, f));
+  Log("warn", "cluster_form",
+      {{"token", token->Describe()}, {"members_digest", Hex(m.digest())}});
+  out << "formed: " << m.all().size() << " members (majority " << m.quorum()
+      << ")\nmembers digest: " << Hex(m.digest()) << "\n";
+  return absl::OkStatus();
+}
+
+// A survivor's hand-over: the token stops serving the old list first.
+absl::Status Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
+                    std::optional<FormedMembers> formed,
+                    const freshness::Members& to, const std::string& path,
+                    std::ostream& out) {
+  if (!formed) {
+    return absl::FailedPreconditionError(
+        "this token was never formed: there is no list to hand over");
+  }
+  const std::string to_list = freshness::DigestBytes(to.list_digest());
+  if (!formed->handing_to().empty() && formed->handing_to() != to_list) {
+    return absl::FailedPreconditionError(
+        "this token was handed over to another new list already: finish "
+        "that replacement (`--carry`) first");
+  }
+  FormedMembers old = *formed;
+  old.clear_handing_to();
+  BKV_ASSIGN_OR_RETURN(freshness::Members from, freshness::FormedList(old));
+  BKV_ASSIGN_OR_RETURN(auto key, hsm::EndorsementKey::Open(token));
+  const freshness::Member* self = nullptr;
+  for (const auto& m : from.all()) {
+    if (m.key == key->public_key()) self = &m;
+  }
+  if (self == nullptr) {
+    return absl::FailedPreconditionError(
+        "this token's key is not in the list it was formed with");
+  }
+  BKV_ASSIGN_OR_RETURN(auto endorser,
+                       freshness::Endorser::Open(token, from, self->id));
+  // Before the file exists: the old chain can't move behind the hand-over.
+  formed->set_handing_to(to_list);
+  BKV_RETURN_IF_ERROR(WriteFormed(token, *formed));
+  const fresh::v1::EndorserState s = endorser->State();
+  HandOver h;
+  *h.mutable_from() = old;
+  h.set_node_id(self->id);
+  h.set_to_list_digest(to_list);
+  h.set_promised_term(s.promised_term());
+  if (s.has_newest_certificate()) {
+    *h.mutable_newest_certificate() = s.newest_certificate();
+    h.set_certified_table(s.certified_table());
+  }
+  BKV_ASSIGN_OR_RETURN(
+      auto sig, key->Sign(freshness::HandOverStatement(from.digest(), h)));
+  h.set_signature(std::string(sig.begin(), sig.end()));
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      << h.SerializeAsString();
+  if (!std::ifstream(path)) {
+    return absl::InternalError(absl::StrCat("could not write ", path));
+  }
+  const std::string seq = absl::StrCat(s.newest_certificate().head().seq());
+  Log("warn", "cluster_form_export",
+      {{"token", token->Describe()},
+       {"from_digest", Hex(from.digest())},
+       {"certified_seq", seq}});
+  out << "handed over (this token serves nothing until `--carry`): node "
+      << self->id << ", certified seq " << seq << ", written to " << path
+      << "\n";
+  return absl::OkStatus();
+}
+
+// A survivor carries only after its own hand-over, and only its own list.
+absl::Status CheckSurvivor(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
+                           const FormedMembers& formed,
+                           const freshness::Members& to,
+                           const std::vector<HandOver>& hs) {
+  if (formed.handing_to() != freshness::DigestBytes(to.list_digest())) {
+    return absl::FailedPreconditionError(
+        "this token holds a members list and was not handed over to this "
+        "one: run `cluster form --export` on it first");
+  }
+  FormedMembers own = formed;
+  own.clear_handing_to();
+  BKV_ASSIGN_OR_RETURN(freshness::Members own_list, freshness::FormedList(own));
+  BKV_ASSIGN_OR_RETURN(auto key, hsm::EndorsementKey::Open(token));
+  for (const HandOver& h : hs) {
+    BKV_ASSIGN_OR_RETURN(freshness::Members from,
+                         freshness::FormedList(h.from()));
+    if (from.digest() != own_list.digest()) {
+      return absl::FailedPreconditionError(
+          "a hand-over is from another list than this token's: give the "
+          "hand-overs of this replacement only");
+    }
+    const freshness::Member* m = from.Find(h.node_id());
+    if (m != nullptr && m->key == key->public_key()) return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(
+      "this survivor's own hand-over is not among --carry: give it too");
+}
+
+// The quorum re-anchor's signed table replaces the carried one.
+absl::Status ApplyDecisionFile(const FormArgs& a, const freshness::Members& to,
+                               freshness::Carry& carry) {
+  BKV_ASSIGN_OR_RETURN(std::string bytes, ReadTextFile(a.decision));
+  fresh::v1::ReanchorDecision d;
+  if (!d.ParseFromString(bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        a.decision, ": not a decision (`rollback reanchor --carry`)"));
+  }
+  return freshness::ApplySignedDecision(to, d, a.max_attempts, carry);
+}
+
+absl::Status CarryTo(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
+                     const std::optional<FormedMembers>& formed,
+                     const freshness::Members& to, const FormArgs& a,
+                     std::ostream& out) {
+  BKV_ASSIGN_OR_RETURN(std::vector<HandOver> hs, ReadHandOvers(a.carry_from));
+  if (formed) BKV_RETURN_IF_ERROR(CheckSurvivor(token, *formed, to, hs));
+  BKV_ASSIGN_OR_RETURN(freshness::Carry carry, freshness::DecideCarry(to, hs));
+  if (!a.decision.empty()) {
+    BKV_RETURN_IF_ERROR(ApplyDecisionFile(a, to, carry));
+  }
+  BKV_ASSIGN_OR_RETURN(freshness::Members formed_to,
+                       freshness::FormedList(carry.formed));
+  // State first: a crash between leaves handing_to set (serve refuses).
+  BKV_RETURN_IF_ERROR(freshness::Endorser::InstallState(token, carry.state));
+  BKV_RETURN_IF_ERROR(WriteFormed(token, carry.formed));
+  const std::string seq = absl::StrCat(carry.formed.base().seq());
+  Log("warn", "cluster_form_carry",
+      {{"token", token->Describe()},
+       {"members_digest", Hex(formed_to.digest())},
+       {"base_seq", seq},
+       {"hand_overs", absl::StrCat(hs.size())}});
+  out << "carried: " << to.all().size() << " members, base seq " << seq
+      << " from " << hs.size()
+      << " hand-overs\nmembers digest: " << Hex(formed_to.digest()) << "\n";
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<FormedMembers>> ReadFormed(
+    const std::shared_ptr<hsm::Pkcs11Hsm>& token) {
+  BKV_ASSIGN_OR_RETURN(auto object, MembersObject(token));
+  BKV_ASSIGN_OR_RETURN(auto stored, object->Read());
+  if (!stored) return std::nullopt;
+  FormedMembers f;
+  if (!f.ParseFromArray(stored->data(), static_cast<int>(stored->size()))) {
+    return absl::DataLossError(absl::StrCat(
+        token->Describe(), ": the formed members list does not parse"));
+  }
+  return f;
+}
+
+absl::Status UseFormedMembers(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
+                              QuorumSettings& q) {
+  BKV_ASSIGN_OR_RETURN(std::optional<FormedMembers> formed, ReadFormed(token));
+  if (!formed) {
+    return absl::FailedPreconditionError(
+        "this token was never formed with a members list: the security "
+        "officer runs `bkv-vault cluster form --members FILE --node-id I "
+        "--so-pin-file F` on every node (docs/operations.md)");
+  }
+  if (!formed->handing_to().empty()) {
+    return absl::FailedPreconditionError(
+        "this token was handed over to a new members list (`cluster form "
+        "--export`): finish the replacement with `cluster form --carry` "
+        "(docs/operations.md \"Replacing a node\")");
+  }
+  BKV_ASSIGN_OR_RETURN(freshness::Members held, freshness::FormedList(*formed));
+  if (held.list_digest() != q.members.list_digest()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the members file (list digest ", Hex(q.members.list_digest()),
+        ") does not match the list formed in this token (",
+        Hex(held.list_digest()),
+        "): restore the file; a new list needs the security officer's "
+        "`cluster form` (docs/operations.md \"Replacing a node\")"));
+  }
+  if (held.base()) q.members = q.members.WithBase(*held.base());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<HandOver>> ReadHandOvers(const std::string& list) {
+  std::vector<HandOver> out;
+  for (absl::string_view path : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+    BKV_ASSIGN_OR_RETURN(std::string bytes, ReadTextFile(std::string(path)));
+    if (!out.emplace_back().ParseFromString(bytes)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": not a hand-over (`cluster form --export`)"));
+    }
+  }
+  return out;
+}
+
+absl::Status ProveSoPin(const VaultConfig& c, const std::string& so_pin_file) {
+  if (so_pin_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--so-pin-file is required: a security officer's ceremony");
+  }
+  BKV_ASSIGN_OR_RETURN(SecretBytes so_pin, hsm::ReadPinFile(so_pin_file));
+  BKV_ASSIGN_OR_RETURN(std::string module, TokenModulePath(c));
+  return hsm::Pkcs11Hsm::VerifySoPin(module, c.hsm_token_label, so_pin);
+}
+
+absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
+  if (!a.export_to.empty() && !a.carry_from.empty()) {
+    return absl::InvalidArgumentError("--export and --carry are two steps");
+  }
+  if (!a.decision.empty() && a.carry_from.empty()) {
+    return absl::InvalidArgumentError("--decision goes with --carry");
+  }
+  BKV_RETURN_IF_ERROR(ProveSoPin(c, a.so_pin_file));
+  if (!a.export_to.empty()) {  // a leaving member is not in the new list
+    BKV_ASSIGN_OR_RETURN(std::string text, ReadTextFile(a.members_file));
+    BKV_ASSIGN_OR_RETURN(freshness::Members to,
+                         freshness::Members::Parse(text));
+    BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token,
+                         OpenNodeToken(c));
+    BKV_ASSIGN_OR_RETURN(std::optional<FormedMembers> formed,
+                         ReadFormed(token));
+    return Export(token, std::move(formed), to, a.export_to, out);
+  }
+  VaultConfig with = c;
+  with.freshness_members_file = a.members_file;
+  with.freshness_node_id = a.node_id;
+  BKV_ASSIGN_OR_RETURN(QuorumSettings q, LoadQuorumSettings(with));
+  BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token, OpenNodeToken(c));
+  BKV_RETURN_IF_ERROR(CheckOwnKey(token, q.members, q.node_id, a.members_file));
+  BKV_ASSIGN_OR_RETURN(std::optional<FormedMembers> formed, ReadFormed(token));
+  if (!a.carry_from.empty()) {
+    return CarryTo(token, formed, q.members, a, out);
+  }
+  return FirstForm(token, formed, q.members, out);
+}
+
+}  // namespace bkv::server

@@ -1,0 +1,59 @@
+#ifndef BKV_SERVER_CLUSTER_FORM_H_
+#define BKV_SERVER_CLUSTER_FORM_H_
+
+// The members list kept in each quorum member's token, and the security
+// officer's `cluster form` that writes it: first forming, and replacing
+// members by hand-over (--export) and carry (--carry) (docs/rollback.md
+// "Forming and replacing members").
+
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "bkv/fresh/v1/endorse.pb.h"
+#include "hsm/pkcs11_hsm.h"
+#include "server/config.h"
+#include "server/quorum_config.h"
+
+namespace bkv::server {
+
+// The token's members object; nullopt when it was never formed.
+absl::StatusOr<std::optional<fresh::v1::FormedMembers>> ReadFormed(
+    const std::shared_ptr<hsm::Pkcs11Hsm>& token);
+
+// `serve` and the cluster commands: membership comes from the token. The
+// file's ids and keys must give the token's list (its addresses are used);
+// the token's base is added. FailedPrecondition naming the ceremony when
+// the token was never formed, is handing over, or holds another list.
+absl::Status UseFormedMembers(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
+                              QuorumSettings& q);
+
+// The security officer's PIN proven on this node's token (C_Login(CKU_SO)),
+// before anything is changed.
+absl::Status ProveSoPin(const VaultConfig& c, const std::string& so_pin_file);
+
+struct FormArgs {
+  std::string members_file;
+  int node_id = 0;
+  std::string so_pin_file;
+  std::string export_to;   // --export: this survivor's hand-over
+  std::string carry_from;  // --carry: comma-separated hand-overs
+  // --decision: a quorum re-anchor's table (`rollback reanchor --carry`),
+  // checked against --max-attempts.
+  std::string decision;
+  uint32_t max_attempts = 2;
+};
+
+// The hand-overs in a comma-separated list of files.
+absl::StatusOr<std::vector<fresh::v1::HandOver>> ReadHandOvers(
+    const std::string& list);
+
+// `bkv-vault cluster form`, the node's vault stopped.
+absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out);
+
+}  // namespace bkv::server
+
+#endif  // BKV_SERVER_CLUSTER_FORM_H_

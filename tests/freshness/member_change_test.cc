@@ -1,0 +1,86 @@
+// The quorum re-anchor's decision check (freshness/member_change.h
+// ApplyDecision): a decision file can re-anchor, never reset the budget.
+// ctest -R rollback.quorum.MemberChange
+#include "freshness/member_change.h"
+
+#include <gtest/gtest.h>
+
+#include "freshness/head_table.h"
+
+namespace bkv::freshness {
+namespace {
+
+HeadTable Table(uint64_t seq, std::vector<std::pair<uint32_t, uint32_t>> ec) {
+  HeadTable t;
+  t.seq = seq;
+  for (auto [epoch, cap] : ec) {
+    ShardHead h;
+    h.epoch = epoch;
+    h.cap = cap;
+    h.root[0] = static_cast<uint8_t>(seq);
+    t.shards.push_back(h);
+  }
+  return t;
+}
+
+// A carry whose base is `t` at term 7.
+Carry Based(const HeadTable& t) {
+  Carry c;
+  fresh::v1::HeadRef* b = c.formed.mutable_base();
+  b->set_term(7);
+  b->set_seq(t.seq);
+  b->set_prev_digest(std::string(32, '\0'));
+  b->set_digest(DigestBytes(TableDigest(t)));
+  c.formed.set_base_table(EncodeHeadsString(t));
+  c.state.set_promised_term(7);
+  return c;
+}
+
+absl::Status Apply(const HeadTable& was, const HeadTable& next, uint32_t k) {
+  Carry c = Based(was);
+  return ApplyDecision(EncodeHeadsString(next), k, c);
+}
+
+TEST(MemberChangeTest, DecisionMayOnlyReanchorWithinTheBudget) {
+  const HeadTable was = Table(10, {{0, 0}, {1, 2}});
+  // Shard 0 first re-anchored (cap K = 2), shard 1 kept: accepted.
+  Carry c = Based(was);
+  const HeadTable ok = Table(11, {{1, 2}, {1, 2}});
+  ASSERT_TRUE(ApplyDecision(EncodeHeadsString(ok), 2, c).ok());
+  EXPECT_EQ(c.formed.base().seq(), 11u);
+  EXPECT_EQ(c.formed.base().term(), 7u);
+  EXPECT_EQ(c.formed.base().prev_digest(), DigestBytes(TableDigest(was)));
+  EXPECT_EQ(c.state.newest_certificate().head().digest(),
+            DigestBytes(TableDigest(ok)));
+  EXPECT_EQ(c.state.newest_certificate().endorsements_size(), 0);
+  // Shard 1 re-anchored again: at most min(K, 2) - 1 = 1.
+  EXPECT_TRUE(Apply(was, Table(11, {{0, 0}, {2, 1}}), 2).ok());
+  EXPECT_EQ(Apply(was, Table(11, {{0, 0}, {2, 2}}), 2).code(),
+            absl::StatusCode::kPermissionDenied);
+  // A cap raised without a re-anchor, an epoch skipped or reset, a K above
+  // this node's, no higher seq, another shard count: refused.
+  for (const HeadTable& bad :
+       {Table(11, {{0, 0}, {1, 5}}), Table(11, {{2, 2}, {1, 2}}),
+        Table(11, {{0, 0}, {0, 10}}), Table(10, {{1, 2}, {1, 2}}),
+        Table(11, {{1, 2}})}) {
+    EXPECT_EQ(Apply(was, bad, 2).code(), absl::StatusCode::kPermissionDenied)
+        << bad.seq;
+  }
+  EXPECT_EQ(Apply(was, Table(11, {{1, 5}, {1, 2}}), 2).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(Apply(was, Table(11, {{1, 5}, {1, 2}}), 5).ok());
+}
+
+TEST(MemberChangeTest, GenesisDecisionReanchorsEveryShard) {
+  Carry c;  // no certificate among the hand-overs
+  EXPECT_TRUE(
+      ApplyDecision(EncodeHeadsString(Table(3, {{1, 2}, {1, 2}})), 2, c).ok());
+  EXPECT_EQ(c.formed.base().term(), 0u);
+  Carry d;
+  EXPECT_EQ(
+      ApplyDecision(EncodeHeadsString(Table(3, {{1, 2}, {0, 0}})), 2, d).code(),
+      absl::StatusCode::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace bkv::freshness

@@ -1,0 +1,272 @@
+// The security officer's `cluster form` against real `bkv-vault serve`
+// processes (docs/rollback.md "Forming and replacing members"): membership
+// is the token's, a replaced member continues the chain, and the members
+// file alone changes nothing. ctest -R rollback.quorum.process.form
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "hsm/key_ceremony.h"
+#include "tests/server/quorum_process.h"
+
+namespace bkv::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+class QuorumFormTest : public QuorumProcessTest {
+ protected:
+  // A wrong guess, counted: its KE2 came back.
+  void Wrong(const std::string& account) {
+    auto r = Guess(account);
+    EXPECT_TRUE(r.got_ke2) << r.result.status.error_message();
+    EXPECT_FALSE(r.result.ok());
+  }
+
+  void StopAll() {
+    for (int i = 0; i < nodes_; ++i) ASSERT_EQ(node_[i].Stop(), 0);
+  }
+
+  // Node k's token lost for good: a new token with a new key in its place;
+  // returns the members file with node k's line for the new key.
+  std::string NewTokenFor(int k, const std::string& name) {
+    fs::remove_all(Softhsm(k));
+    fs::remove_all(node_[k].data_dir() + "/records");
+    fs::remove(node_[k].data_dir() + "/" + std::string(hsm::kKeyCheckFile));
+    std::string out;
+    EXPECT_EQ(RunVault("cluster keygen --dev --data-dir " +
+                           node_[k].data_dir() + Identity(k) + Flags(k),
+                       &out),
+              0)
+        << out;
+    const size_t at = out.find("members line:");
+    EXPECT_NE(at, std::string::npos) << out;
+    std::istringstream fresh(out.substr(at + 13));
+    std::string id, key, peer;
+    fresh >> id >> key >> peer;
+    std::ifstream in(members_);
+    std::string line, text;
+    while (std::getline(in, line)) {
+      text += line.rfind(std::to_string(k + 1) + " ", 0) == 0
+                  ? id + " " + key + " " + peer
+                  : line;
+      text += "\n";
+    }
+    const std::string path = node_[0].data_dir() + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  // The hand-over of every survivor (all but `lost`), comma-separated.
+  std::string Export(int lost, const std::string& to) {
+    std::string files;
+    for (int i = 0; i < nodes_; ++i) {
+      if (i == lost) continue;
+      const std::string f = node_[i].data_dir() + "/handover";
+      std::string out;
+      EXPECT_EQ(Form(i, to, "--export " + f, &out), 0) << out;
+      files += (files.empty() ? "" : ",") + f;
+    }
+    return files;
+  }
+
+  void Carry(const std::string& to, const std::string& files) {
+    for (int i = 0; i < nodes_; ++i) {
+      std::string out;
+      EXPECT_EQ(Form(i, to, "--carry " + files, &out), 0) << out;
+      EXPECT_NE(out.find("members digest: "), std::string::npos) << out;
+    }
+  }
+
+  // Replaces node `lost`'s token with a new one, the survivors handing
+  // over; the vaults restarted on the new list.
+  void Replace(int lost, const std::string& name) {
+    ASSERT_NO_FATAL_FAILURE(StopAll());
+    const std::string to = NewTokenFor(lost, name);
+    const std::string files = Export(lost, to);
+    Carry(to, files);
+    members_ = to;
+    ASSERT_NO_FATAL_FAILURE(StartNodes());
+    client_ =
+        std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  }
+};
+
+// Finding 8 (a)(b)(c): node 3's token lost for good and replaced, then node
+// 2's: each time the owner's take-over adopts the carried head (the count
+// stands, no attempt regained: without the carry the new list's take-over
+// finds no certificate and a store with records refuses to start), the new
+// member catches up, and counted calls go on.
+TEST_F(QuorumFormTest, ReplacedMembersContinueTheCount) {
+  Register("ada");
+  for (int i = 0; i < 2; ++i) Wrong("ada");
+  EXPECT_EQ(Remaining("ada"), 8u);
+
+  ASSERT_NO_FATAL_FAILURE(Replace(2, "members.v2"));
+  EXPECT_EQ(Remaining("ada"), 8u);
+  ASSERT_TRUE(Recovered(2)) << node_[2].log();
+  Wrong("ada");
+  EXPECT_EQ(Remaining("ada"), 7u);
+  for (int n = 0; n < 100 && HeldSeq(2) != HeldSeq(0); ++n) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(HeldSeq(2), HeldSeq(0));
+
+  ASSERT_NO_FATAL_FAILURE(Replace(1, "members.v3"));
+  EXPECT_EQ(Remaining("ada"), 7u);
+  Wrong("ada");
+  EXPECT_EQ(Remaining("ada"), 6u);
+  EXPECT_TRUE(Guess("ada", kPassword).result.ok());
+}
+
+// A survivor that handed over serves nothing until the carry, and the carry
+// refuses fewer hand-overs than a majority of the old list.
+TEST_F(QuorumFormTest, HandOverStopsTheOldListAndTheCarryNeedsAMajority) {
+  Register("bob");
+  Wrong("bob");
+  ASSERT_NO_FATAL_FAILURE(StopAll());
+  const std::string to = NewTokenFor(2, "members.v2");
+  std::string out;
+  const std::string h0 = node_[0].data_dir() + "/handover";
+  ASSERT_EQ(Form(0, to, "--export " + h0, &out), 0) << out;
+  EXPECT_FALSE(node_[0].Start(
+      {"--freshness-members-file", members_, "--freshness-node-id", "1"}));
+  EXPECT_NE(node_[0].log().find("handed over"), std::string::npos)
+      << node_[0].log();
+  out.clear();
+  EXPECT_NE(Form(2, to, "--carry " + h0, &out), 0);
+  EXPECT_NE(out.find("need the hand-overs of a majority"), std::string::npos)
+      << out;
+  // Node 2 not handed over: it can't carry (its own hand-over is missing).
+  out.clear();
+  EXPECT_NE(Form(1, to, "--carry " + h0, &out), 0);
+  EXPECT_NE(out.find("--export"), std::string::npos) << out;
+}
+
+// An attacker who edits the members file (on every node) changes nothing:
+// every start refuses the mismatch, forming another list needs the
+// hand-over, and without the SO PIN `cluster form` refuses.
+TEST_F(QuorumFormTest, EditedMembersFileAloneChangesNothing) {
+  Register("cy");
+  Wrong("cy");
+  ASSERT_NO_FATAL_FAILURE(StopAll());
+  // Node 3's key swapped for one the attacker holds.
+  std::ifstream in(members_);
+  std::string line, text;
+  while (std::getline(in, line)) {
+    if (line.rfind("3 ", 0) == 0) {
+      std::istringstream f(line);
+      std::string id, key, peer;
+      f >> id >> key >> peer;
+      line = id + " " + std::string(64, 'a') + " " + peer;
+    }
+    text += line + "\n";
+  }
+  const std::string edited = node_[0].data_dir() + "/members.edited";
+  std::ofstream(edited) << text;
+  for (int i = 0; i < nodes_; ++i) {
+    EXPECT_FALSE(
+        node_[i].Start({"--freshness-members-file", edited,
+                        "--freshness-node-id", std::to_string(i + 1)}));
+    EXPECT_NE(node_[i].log().find("does not match the list formed"),
+              std::string::npos)
+        << node_[i].log();
+  }
+  for (int i : {0, 1}) {
+    std::string out;
+    EXPECT_NE(Form(i, edited, "", &out), 0);
+    EXPECT_NE(out.find("formed with another list"), std::string::npos) << out;
+  }
+  std::ofstream(node_[1].data_dir() + "/not.pin") << "123456";
+  std::string out;
+  EXPECT_NE(
+      RunVault("cluster form --dev --data-dir " + node_[1].data_dir() +
+                   " --members " + edited + " --node-id 2 --so-pin-file " +
+                   node_[1].data_dir() + "/not.pin",
+               &out),
+      0);
+  EXPECT_EQ(out.find("formed:"), std::string::npos) << out;
+  // The formed list still serves, the count intact.
+  ASSERT_NO_FATAL_FAILURE(StartNodes());
+  client_ =
+      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  EXPECT_EQ(Remaining("cy"), 9u);
+}
+
+// Issue test 6 and finding 10 over the quorum: the records put back after a
+// lockout are refused; the re-anchor across the three tokens (every member
+// hands over, the owner scans and signs the decision, every member carries
+// it) caps the account at K = 2; refused without the hand-overs, with a
+// wrong SO PIN, and a decision changed on the way is refused.
+TEST_F(QuorumFormTest, QuorumReanchorCapsAttemptsAndNeedsTheOfficer) {
+  Register("dan");
+  ASSERT_EQ(node_[0].Stop(), 0);
+  const std::string copy = node_[0].data_dir() + "/records.copy";
+  Copy(Records(), copy);
+  ASSERT_NO_FATAL_FAILURE(StartNode(0));
+  client_ =
+      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Guess("dan").got_ke2);
+  EXPECT_FALSE(Guess("dan", kPassword).got_ke2);
+  ASSERT_NO_FATAL_FAILURE(StopAll());
+  Copy(copy, Records());
+
+  const std::string base = "rollback reanchor --dev --data-dir " +
+                           node_[0].data_dir() + Identity(0) +
+                           " --freshness-owner";
+  const std::string so_pin = " --so-pin-file " + Softhsm(0) + "/so.pin";
+  const std::string decision = node_[0].data_dir() + "/decision";
+  std::string out;
+  EXPECT_EQ(RunVault(base + so_pin, &out), 1) << out;
+  EXPECT_NE(out.find("endorsement quorum"), std::string::npos) << out;
+  const std::string files = Export(-1, members_);
+  std::ofstream(node_[0].data_dir() + "/not.pin") << "123456";
+  out.clear();
+  EXPECT_NE(
+      RunVault(base + " --so-pin-file " + node_[0].data_dir() +
+                   "/not.pin --carry " + files + " --decision " + decision,
+               &out),
+      0);
+  EXPECT_FALSE(fs::exists(decision)) << out;
+  out.clear();
+  ASSERT_EQ(
+      RunVault(base + so_pin + " --carry " + files + " --decision " + decision,
+               &out),
+      0)
+      << out;
+  EXPECT_NE(out.find("at most 2 attempts"), std::string::npos) << out;
+
+  // One byte of the signature changed: no member installs it.
+  std::string bytes;
+  {
+    std::ifstream in(decision, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  bytes.back() ^= 1;
+  const std::string changed = decision + ".changed";
+  std::ofstream(changed, std::ios::binary) << bytes;
+  out.clear();
+  EXPECT_NE(
+      Form(1, members_, "--carry " + files + " --decision " + changed, &out),
+      0);
+  EXPECT_NE(out.find("not signed by a member"), std::string::npos) << out;
+
+  for (int i = 0; i < nodes_; ++i) {
+    out.clear();
+    ASSERT_EQ(
+        Form(i, members_, "--carry " + files + " --decision " + decision, &out),
+        0)
+        << out;
+  }
+  ASSERT_NO_FATAL_FAILURE(StartNodes());
+  client_ =
+      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  EXPECT_EQ(Remaining("dan"), 2u);
+  Wrong("dan");
+  Wrong("dan");
+  auto locked = Guess("dan", kPassword);
+  EXPECT_FALSE(locked.got_ke2);
+}
+
+}  // namespace
+}  // namespace bkv::testing
