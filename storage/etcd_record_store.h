@@ -51,6 +51,11 @@ struct EtcdRecordStoreOptions {
   absl::Duration min_compaction_interval = absl::Seconds(1);
   // Keys per Range page in ForEach.
   int64_t page_size = 500;
+  // TEST HOOK, set only by `bkv-vault serve --dev` from the environment
+  // (BKV_TEST_HOLD_GUARDED_WRITE, docs/rollback.md): while this file
+  // exists, a guarded write waits before its Txn (at most 60 s), having
+  // created `<file>.held`. Empty in production.
+  std::string test_hold_file;
 };
 
 struct EtcdStats {
