@@ -21,7 +21,8 @@
 
 namespace bkv::testing {
 
-// A loopback port that was free a moment ago.
+// A loopback port reserved for this test process until it exits (outside
+// the ephemeral range; a `bkv-vault` listening with SO_REUSEADDR binds it).
 int FreePort();
 // GET http://127.0.0.1:port/path, the whole response ("" when nothing
 // answers; reads time out after 5 s).
@@ -46,6 +47,10 @@ class VaultProcess {
   void set_wrapper(std::vector<std::string> wrapper) {
     wrapper_ = std::move(wrapper);
   }
+  // An environment variable of the next starts (e.g. a --dev test hook).
+  void set_env(std::string name, std::string value) {
+    env_.emplace_back(std::move(name), std::move(value));
+  }
   pid_t pid() const { return pid_; }
   // Off: start without --dev (a production-mode start, which needs a PIN
   // and issuer keys).
@@ -69,6 +74,7 @@ class VaultProcess {
   std::string log_path_;
   std::vector<std::string> last_args_;
   std::vector<std::string> wrapper_;
+  std::vector<std::pair<std::string, std::string>> env_;
   pid_t pid_ = -1;
   bool dev_ = true;
   int exit_status_ = -1;
