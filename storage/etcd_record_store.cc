@@ -202,7 +202,7 @@ struct EtcdRecordStore::Impl {
   }
 
   // The test hook of EtcdRecordStoreOptions::test_hold_file: a guarded
-  // write held in flight, its guard chosen, past a lease change.
+  // write held in flight, before it reads its guard, past a lease change.
   void HoldForTest() const {
     const std::string& f = options.test_hold_file;
     if (f.empty() || !std::filesystem::exists(f)) return;
@@ -367,7 +367,6 @@ absl::StatusOr<uint64_t> EtcdRecordStore::GuardedCas(
   TxnResponse resp;
   CallInfo info;
   const GuardedWrite write{expected_version, record.version(), value};
-  impl_->HoldForTest();
   if (absl::Status s = impl_->client->Txn(txn, &resp, &info); !s.ok()) {
     if (!info.ambiguous) return s;
     BKV_RETURN_IF_ERROR(impl_->SettleFailedCall(key, write, s));
@@ -386,6 +385,8 @@ absl::StatusOr<uint64_t> EtcdRecordStore::GuardedCas(
   BKV_RETURN_IF_ERROR(impl_->Settle(key, write, info, resp, owner));
   return record.version();
 }
+
+void EtcdRecordStore::HoldForTest() const { impl_->HoldForTest(); }
 
 absl::Status EtcdRecordStore::GuardedDelete(std::string_view account_id,
                                             uint64_t expected_version,
@@ -408,7 +409,6 @@ absl::Status EtcdRecordStore::GuardedDelete(std::string_view account_id,
   TxnResponse resp;
   CallInfo info;
   const GuardedWrite write{expected_version, state.version, std::nullopt};
-  impl_->HoldForTest();
   if (absl::Status s = impl_->client->Txn(txn, &resp, &info); !s.ok()) {
     if (!info.ambiguous) return s;
     BKV_RETURN_IF_ERROR(impl_->SettleFailedCall(key, write, s));

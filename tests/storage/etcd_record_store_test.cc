@@ -342,8 +342,9 @@ TEST_F(EtcdRecordStoreTest, OwnerGuardComparesTheLease) {
 // store, yet the first send might have committed for all the node knows:
 // outcome unknown (kOwnerGuardAmbiguous, "may or may not have been
 // applied"; the vault's ATTEMPT_UNSPECIFIED), never "nothing was written".
-// The write is held before its Txn by the test hook, so the cut comes
-// after the choice of guard.
+// The write is held by the test hook until the link is cut (its read of
+// the account comes from the store's cache of its own last write, so its
+// first round trip is the Txn).
 TEST_F(EtcdRecordStoreTest, OwnerGuardRefusalAfterALostSendIsOutcomeUnknown) {
   RawEtcd raw(*cluster_, 0);
   const std::string endpoint = cluster_->Endpoints()[0];
