@@ -24,6 +24,7 @@
 #include "tests/server/quorum_process.h"
 #include "tests/storage/etcd_cluster.h"
 #include "tests/storage/etcd_test_util.h"
+#include "tests/storage/link_proxy.h"
 
 namespace bkv::testing {
 namespace {
@@ -282,6 +283,31 @@ class QuorumEtcdHoldTest : public QuorumEtcdProcessTest {
     }
   }
   std::string Hold(int i) const { return node_[i].data_dir() + "/hold"; }
+};
+
+// As QuorumEtcdHoldTest, and every node reaches each etcd member through
+// a LinkProxy of its own, so one node's links to etcd can be cut.
+class QuorumEtcdLinkTest : public QuorumEtcdHoldTest {
+ protected:
+  void PrepareNodes() override {
+    ASSERT_NO_FATAL_FAILURE(QuorumEtcdHoldTest::PrepareNodes());
+    for (int i = 0; i < nodes_; ++i) {
+      std::vector<std::string> via;
+      for (const std::string& e : etcd_->Endpoints()) {
+        auto link = storage::testing::LinkProxy::Start(
+            std::stoi(e.substr(e.rfind(':') + 1)));
+        ASSERT_TRUE(link.ok()) << link.status();
+        via.push_back((*link)->address());
+        links_[i].push_back(*std::move(link));
+      }
+      for (size_t a = 0; a + 1 < args_[i].size(); ++a) {
+        if (args_[i][a] == "--etcd-endpoints") {
+          args_[i][a + 1] = absl::StrJoin(via, ",");
+        }
+      }
+    }
+  }
+  std::vector<std::unique_ptr<storage::testing::LinkProxy>> links_[kMaxNodes];
 };
 
 // Node 3 endorser-only: `[freshness] owner_candidate = false`.
@@ -647,6 +673,50 @@ TEST_F(QuorumEtcdHoldTest, WriteHeldPastItsOwnersReWinIsRefusedByItsGuard) {
   EXPECT_EQ(Remaining("hana"), 9u);
   EXPECT_TRUE(Guess("hana", kPassword).got_ke2);
   ExpectNoStaleState();
+}
+
+// Finding 5 of the election's review through a vault process (finding
+// 13): the owner's counted call is held before its record write; its
+// links to etcd are cut and the call released, so its Txn goes into the
+// cut links (no byte reaches etcd, the node can't know); the owner key is
+// replaced meanwhile; the links healed, the resend is refused by the
+// guard. The first send might have committed for all the node knows, so
+// the answer is "outcome unknown" (ATTEMPT_UNSPECIFIED), not "not
+// counted"; no KE2; and in fact nothing was written (9 attempts left).
+TEST_F(QuorumEtcdLinkTest, GuardRefusalAfterALostSendIsOutcomeUnknown) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  Register("ugo");
+  ASSERT_TRUE(Guess("ugo").got_ke2);
+  std::ofstream(Hold(owner)) << "hold";
+  TestClient::Recovery late;
+  std::thread call([&] { late = Guess("ugo", kPassword); });
+  ASSERT_TRUE(Eventually([&] { return fs::exists(Hold(owner) + ".held"); }))
+      << node_[owner].log();
+  for (auto& link : links_[owner]) link->Sever();
+  fs::remove(Hold(owner));
+  // Its Txn is sent into the cut links (its account read is cached).
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  RawEtcd raw(*etcd_, 0);
+  ASSERT_TRUE(raw.Delete(kOwnerKey).ok());
+  ASSERT_TRUE(raw.Put(kOwnerKey, "99").ok());  // another "owner"
+  for (auto& link : links_[owner]) link->Heal();
+  call.join();
+  EXPECT_FALSE(late.got_ke2);
+  EXPECT_EQ(late.result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << late.result.status.error_message();
+  const auto attempt = late.result.detail.has_value()
+                           ? late.result.detail->attempt()
+                           : ErrorDetail::ATTEMPT_UNSPECIFIED;
+  EXPECT_EQ(attempt, ErrorDetail::ATTEMPT_UNSPECIFIED)
+      << "a refusal after a lost send said \"not counted\": "
+      << late.result.status.error_message();
+  EXPECT_NE(node_[owner].log().find("may or may not have been applied"),
+            std::string::npos)
+      << node_[owner].log();
+  ASSERT_TRUE(raw.Delete(kOwnerKey).ok());
+  ASSERT_GE(WaitForOwner(), 0);
+  EXPECT_EQ(Remaining("ugo"), 9u);
 }
 
 // Finding 13: the owner SIGSTOPped in the middle of a burst of concurrent
