@@ -284,10 +284,10 @@ absl::Status FreshRecordStore::Stale(const AccountKey& key,
 // rollback brings one back, so this is a step-down, not a storage alarm.
 absl::Status FreshRecordStore::Superseded(const AccountKey& key,
                                           uint64_t term) const {
-  const std::string why = absl::StrCat(
-      "the record of account key ", storage::AccountKeyHex(key),
-      " was written in term ", term, ", after this owner's term ",
-      heads_.Term());
+  const std::string why =
+      absl::StrCat("the record of account key ", storage::AccountKeyHex(key),
+                   " was written in term ", term, ", after this owner's term ",
+                   heads_.Term());
   {
     absl::MutexLock lock(&mu_);
     if (fenced_.empty()) fenced_ = why;

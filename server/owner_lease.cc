@@ -187,8 +187,7 @@ void OwnerLease::Run() {
     // A non-candidate, or a node whose id another process uses, only
     // follows.
     const bool may = options_.candidate && !duplicate_seen_.load();
-    const bool campaign =
-        may && absent && (absent_before || eager_.load());
+    const bool campaign = may && absent && (absent_before || eager_.load());
     absent_before = absent && !campaign;
     if (campaign) {
       auto created = Campaign();

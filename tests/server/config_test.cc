@@ -263,10 +263,15 @@ TEST(ConfigTest, QuorumOverEtcdElectsItsOwner) {
 // Finding 7 of the election's review: endorser-only members of an elected
 // quorum; meaningless (refused) where the owner is chosen by hand.
 TEST(ConfigTest, OwnerCandidateIsForTheElectedOwnerOnly) {
-  std::vector<std::string> etcd = {
-      "--freshness-members-file", "/m", "--freshness-node-id", "1",
-      "--storage", "etcd", "--etcd-insecure", "--etcd-endpoints",
-      "127.0.0.1:2379"};
+  std::vector<std::string> etcd = {"--freshness-members-file",
+                                   "/m",
+                                   "--freshness-node-id",
+                                   "1",
+                                   "--storage",
+                                   "etcd",
+                                   "--etcd-insecure",
+                                   "--etcd-endpoints",
+                                   "127.0.0.1:2379"};
   auto c = LoadConfig(etcd);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_TRUE(c->freshness_owner_candidate) << "every member campaigns";

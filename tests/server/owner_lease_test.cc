@@ -34,13 +34,13 @@ TEST(OwnerLeaseTest, TimeCountedWhileSuspendedEndsTheHoldAtOnce) {
   o.ttl = absl::Seconds(6);
   o.now = [clock] { return clock->load(); };
   absl::Notification won, lost;
-  auto lease = OwnerLease::Create(
-      **client, o,
-      {[&](const OwnerLease::Won&) { won.Notify(); },
-       [&](const std::string&) {
-         if (!lost.HasBeenNotified()) lost.Notify();
-       },
-       nullptr});
+  auto lease =
+      OwnerLease::Create(**client, o,
+                         {[&](const OwnerLease::Won&) { won.Notify(); },
+                          [&](const std::string&) {
+                            if (!lost.HasBeenNotified()) lost.Notify();
+                          },
+                          nullptr});
   lease->SetEager(true);
   lease->Start();
   ASSERT_TRUE(won.WaitForNotificationWithTimeout(absl::Seconds(20)));

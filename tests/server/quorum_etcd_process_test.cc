@@ -207,7 +207,8 @@ class QuorumEtcdProcessTest : public QuorumProcessTest {
   // No node's log reports a record or shard it can't prove fresh.
   void ExpectNoStaleState() {
     for (int i = 0; i < nodes_; ++i) {
-      for (const char* e : {"freshness_stale_record", "freshness_shard_stale"}) {
+      for (const char* e :
+           {"freshness_stale_record", "freshness_shard_stale"}) {
         EXPECT_EQ(node_[i].log().find(e), std::string::npos)
             << "node " << i + 1 << " logged " << e;
       }
@@ -252,9 +253,9 @@ class QuorumEtcdProcessTest : public QuorumProcessTest {
           << accounts[i] << ": counted although told \"not counted\"";
     }
     if (fault == SIGSTOP) {
-      EXPECT_TRUE(
-          Eventually([&] { return VaultHealth(node_[owner].address()) == 2; }))
-          << "the resumed owner still serves";
+      EXPECT_TRUE(Eventually([&] {
+        return VaultHealth(node_[owner].address()) == 2;
+      })) << "the resumed owner still serves";
     } else {
       ASSERT_NO_FATAL_FAILURE(StartNode(owner));
     }
@@ -265,7 +266,6 @@ class QuorumEtcdProcessTest : public QuorumProcessTest {
   storage::testing::TlsFiles tls_;
   bool paused_[kMaxNodes] = {};
 };
-
 
 class QuorumEtcdProcess5Test : public QuorumEtcdProcessTest {
  protected:
@@ -612,7 +612,6 @@ TEST_F(QuorumEtcdProcessTest, MemberOnAnotherEtcdPrefixNeverFencesTheOwner) {
             term);
   EXPECT_TRUE(Guess("omar").got_ke2);
 }
-
 
 // Finding 1 (and 13) of the election's review, in real processes: a counted
 // call whose record write is in flight (held by the test hook, its lease
