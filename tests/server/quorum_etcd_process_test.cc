@@ -833,6 +833,19 @@ TEST_F(QuorumEtcdProcessTest, SecondProcessWithOneNodeIdStopsEndorsing) {
   copy.Kill();
 }
 
+// The guarded-write test hook is for --dev vaults only: a production start
+// with it in the environment refuses, naming the variable, before it opens
+// anything.
+TEST(QuorumEtcdHookTest, HoldHookIsRefusedWithoutDev) {
+  VaultProcess vault;
+  vault.set_dev(false);
+  vault.set_env("BKV_TEST_HOLD_GUARDED_WRITE", vault.data_dir() + "/hold");
+  EXPECT_FALSE(vault.Start());
+  EXPECT_NE(vault.log().find("BKV_TEST_HOLD_GUARDED_WRITE is a test hook"),
+            std::string::npos)
+      << vault.log();
+}
+
 // Issue 12: the owner SIGKILLed. Five members, so a take-over has 3 of
 // the other 4 without it; another member is elected after about one TTL,
 // and every acknowledged count survives (the guesses that got a KE2).
