@@ -825,9 +825,15 @@ absl::StatusOr<fresh::v1::Refusal> Endorser::Refuse() const {
   return r;
 }
 
+void Endorser::Suspend(const std::string& why) {
+  absl::MutexLock lock(&mu_);
+  if (suspended_.empty()) suspended_ = why;
+}
+
 absl::StatusOr<fresh::v1::EndorseResponse> Endorser::Endorse(
     const EndorseRequest& request) {
   absl::MutexLock lock(&mu_);
+  if (!suspended_.empty()) return absl::UnavailableError(suspended_);
   if (recovering_) {
     return absl::UnavailableError(RecoveringMessage(members_));
   }
@@ -851,6 +857,7 @@ absl::StatusOr<fresh::v1::EndorseResponse> Endorser::Endorse(
 absl::StatusOr<fresh::v1::PrepareResponse> Endorser::Prepare(
     const fresh::v1::PrepareRequest& request) {
   absl::MutexLock lock(&mu_);
+  if (!suspended_.empty()) return absl::UnavailableError(suspended_);
   if (recovering_) {
     return absl::UnavailableError(RecoveringMessage(members_));
   }

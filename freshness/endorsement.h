@@ -208,6 +208,11 @@ class Endorser {
       const fresh::v1::RecoverRequest& asked,
       const std::vector<fresh::v1::RecoverResponse>& answers,
       std::vector<std::string>* refused);
+  // Endorse and Prepare answer kUnavailable `why` (unsigned: no proposer
+  // reads it as a fence) for as long as this process lives: another
+  // process answers with this node's key (finding 10 of the election's
+  // review). Idempotent; the first `why` stays.
+  void Suspend(const std::string& why);
   // This open consumed an officer_recovered mark (it did not recover).
   bool officer_recovered() const { return officer_recovered_; }
 
@@ -254,6 +259,7 @@ class Endorser {
   mutable absl::Mutex mu_;
   fresh::v1::EndorserState state_ ABSL_GUARDED_BY(mu_);
   bool recovering_ ABSL_GUARDED_BY(mu_);
+  std::string suspended_ ABSL_GUARDED_BY(mu_);  // "" = answering
   std::atomic<uint64_t> state_writes_{0};
   // Answers already signed, by requester and nonce (bounded per requester):
   // a replayed query costs no further token signature.

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/status/status.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "bkv/vault/v1/error_detail.h"
 #include "bkv/vault/v1/vault.pb.h"
@@ -281,6 +282,27 @@ absl::Status FreshRecordStore::Stale(const AccountKey& key,
       d);
 }
 
+// Only a later owner writes a later term (it is sealed in the record): no
+// rollback brings one back, so this is a step-down, not a storage alarm.
+absl::Status FreshRecordStore::Superseded(const AccountKey& key,
+                                          uint64_t term) const {
+  const std::string why =
+      absl::StrCat("the record of account key ", storage::AccountKeyHex(key),
+                   " was written in term ", term, ", after this owner's term ",
+                   heads_.Term());
+  {
+    absl::MutexLock lock(&mu_);
+    if (fenced_.empty()) fenced_ = why;
+  }
+  Report("warn", "freshness_superseded",
+         {{"account_key", storage::AccountKeyHex(key)},
+          {"term", absl::StrCat(heads_.Term())},
+          {"record_term", absl::StrCat(term)}});
+  absl::Status s = FencedNotCounted(why);
+  s.SetPayload(kSupersededPayload, absl::Cord("1"));
+  return s;
+}
+
 absl::Status FreshRecordStore::CheckShard(const AccountKey& key) const {
   std::string reason;
   {
@@ -334,6 +356,9 @@ absl::StatusOr<UserRecord> FreshRecordStore::CheckedGet(
     absl::MutexLock lock(&mu_);
     leaf = trees_[ShardOf(key, shard_count_)].Get(key);
     pending = FindPending(key);
+  }
+  if (r.ok() && r->fresh_term() > heads_.Term()) {
+    return Superseded(key, r->fresh_term());
   }
   const bool tombstone = r.ok() && r->fresh_tombstone();
   const std::optional<Digest> digest =

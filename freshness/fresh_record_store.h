@@ -28,6 +28,11 @@ using FreshnessLog =
     std::function<void(absl::string_view level, absl::string_view event,
                        std::initializer_list<FreshnessLogField> fields)>;
 
+// Payload of the "not the owner" answer to a read that found a record of a
+// later term (finding 8 of the election's review): a later owner took over
+// and wrote, so this store is fenced and its owner steps down.
+inline constexpr char kSupersededPayload[] = "bkv.freshness/superseded";
+
 struct FreshnessOptions {
   uint32_t shards = 16;  // fixed at genesis
   FreshnessLog log;      // may be empty
@@ -104,6 +109,8 @@ class FreshRecordStore final : public storage::RecordStore {
     return stripes_[(key[0] << 8 | key[1]) % stripes_.size()];
   }
   absl::Status CheckShard(const AccountKey& key) const;
+  // A record of term `term`, above ours: fences this store, "not the owner".
+  absl::Status Superseded(const AccountKey& key, uint64_t term) const;
   absl::Status Stale(const AccountKey& key, absl::string_view what) const;
   bool FromFencedOwner(const storage::v1::UserRecord& r,
                        const LeafValue& leaf) const;

@@ -656,9 +656,24 @@ std::string DescribeForTesting(const ComponentOptions& o) {
       o.limits.trusted_proxies, "\ninfo=", o.info.ShortDebugString(), "\n");
 }
 
+// BKV_TEST_HOLD_GUARDED_WRITE (docs/rollback.md, finding 13): a test hook
+// that holds guarded etcd writes in flight, honoured only by a --dev vault.
+absl::Status ApplyTestHooks(const VaultConfig& c, ComponentOptions& o) {
+  const char* hold = std::getenv("BKV_TEST_HOLD_GUARDED_WRITE");
+  if (hold == nullptr) return absl::OkStatus();
+  if (!c.dev) {
+    return absl::FailedPreconditionError(
+        "BKV_TEST_HOLD_GUARDED_WRITE is a test hook that delays record "
+        "writes; it is refused without --dev: unset it");
+  }
+  o.store.etcd_options.test_hold_file = hold;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<VaultNode>> BuildVault(const VaultConfig& c) {
   auto node = std::make_unique<VaultNode>();
   node->options = ComponentOptionsFor(c);
+  BKV_BUILD_STEP("config_invalid", ApplyTestHooks(c, node->options));
   BKV_BUILD_STEP("startup_failed", MakeDir(c.data_dir));
   BKV_BUILD_STEP("startup_failed", CheckWritable(c.data_dir));
   // One vault per data directory, held while the node lives.

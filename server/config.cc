@@ -175,6 +175,11 @@ const Option kOptions[] = {
      "etcd quorum: TTL in seconds of the owner's etcd lease (the member "
      "holding it owns the chain; a dead owner is replaced after about this "
      "long)"},
+    {"freshness", "owner_candidate", "freshness-owner-candidate",
+     &VaultConfig::freshness_owner_candidate,
+     "etcd quorum: whether this member campaigns for the owner lease; false "
+     "makes it endorser-only (it never serves account calls, so it needs no "
+     "cloned vault keys)"},
     {"freshness", "peer_cert_file", "freshness-peer-cert-file",
      &VaultConfig::freshness_peer_cert_file,
      "PEM certificate of this node on the peer channel (mTLS; serverAuth "
@@ -371,7 +376,15 @@ absl::Status ValidateElection(const VaultConfig& c) {
     return absl::InvalidArgumentError(
         "[freshness] owner_lease_ttl_s must be 2 to 60");
   }
-  if (!c.ElectsOwner()) return absl::OkStatus();
+  if (!c.ElectsOwner()) {
+    if (!c.freshness_owner_candidate) {
+      return absl::InvalidArgumentError(
+          "[freshness] owner_candidate = false is for a quorum over etcd, "
+          "whose owner is elected; with RocksDB set owner on the one owner "
+          "node instead");
+    }
+    return absl::OkStatus();
+  }
   if (c.freshness_owner) {
     return absl::InvalidArgumentError(
         "[freshness] owner is for a quorum over RocksDB: with storage = etcd "

@@ -105,6 +105,9 @@ struct VaultConfig {
   int64_t freshness_endorse_timeout_ms = 2000;
   bool freshness_owner = false;
   int64_t freshness_owner_lease_ttl_s = 5;
+  // Elected owner only: false makes this member endorser-only, it never
+  // campaigns (docs/rollback.md "The election's open findings").
+  bool freshness_owner_candidate = true;
   // mTLS on the peer channel: this node's certificate and key (server and
   // client: serverAuth and clientAuth), the CA every member's is signed by.
   std::string freshness_peer_cert_file;

@@ -39,12 +39,21 @@ std::unique_ptr<ElectedOwner> ElectedOwner::Start(
       new ElectedOwner(quorum, store, std::move(fresh)));
   e->key_ = key;
   e->worker_ = std::thread([p = e.get()] { p->Work(); });
-  OwnerLease::Options o{std::move(key), quorum.settings.node_id,
-                        quorum.settings.owner_lease_ttl};
+  OwnerLease::Options o;
+  o.key = std::move(key);
+  o.node_id = quorum.settings.node_id;
+  o.ttl = quorum.settings.owner_lease_ttl;
+  o.candidate = quorum.settings.owner_candidate;
   e->lease_ = OwnerLease::Create(
       store.client(), std::move(o),
       {[p = e.get()](const OwnerLease::Won& w) { p->Won(w); },
-       [p = e.get()](const std::string& why) { p->Lost(why); }});
+       [p = e.get()](const std::string& why) { p->Lost(why); },
+       // Finding 10: one endorsement key must answer from one place.
+       [p = e.get()] {
+         p->quorum_.endorser->Suspend(
+             "another process runs with this node's id and endorsement key "
+             "(quorum_duplicate_node_id); this one no longer endorses");
+       }});
   e->lease_->Start();
   return e;
 }
@@ -398,6 +407,16 @@ absl::Status NotHeld() {
 }  // namespace
 
 absl::Status ElectedOwner::Checked(absl::Status s, const Period& p) const {
+  if (s.GetPayload(freshness::kSupersededPayload).has_value()) {
+    // A later owner's record (finding 8): already "not the owner"; this
+    // term is over, so no resume of it either.
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      no_resume_ = true;
+    }
+    lease_->Resign("a record of a later owner's term was read", p.win);
+    return s;
+  }
   auto guard = s.GetPayload(storage::kOwnerGuardPayload);
   if (!guard.has_value()) return s;
   lease_->Resign("the etcd owner guard refused a record write", p.win);

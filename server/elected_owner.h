@@ -129,7 +129,7 @@ class ElectedOwner final : public OwnerRole {
   uint64_t resumes_ = 0;        // guarded by mu_: for /metrics
   // WatchHeads' view of the serving period's head writes (finding 4).
   std::weak_ptr<Period> watched_;          // guarded by mu_
-  bool no_resume_ = false;                 // guarded by mu_
+  mutable bool no_resume_ = false;         // guarded by mu_
   uint64_t watched_writes_ = 0;            // guarded by mu_
   uint64_t watched_failures_ = 0;          // guarded by mu_
   std::optional<absl::Time> stall_since_;  // guarded by mu_

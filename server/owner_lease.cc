@@ -1,5 +1,7 @@
 #include "server/owner_lease.h"
 
+#include <time.h>
+
 #include "absl/random/random.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -9,15 +11,24 @@
 namespace bkv::server {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+int64_t BootNanos() {
+  timespec ts{};
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
 
-int64_t Nanos(Clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             t.time_since_epoch())
-      .count();
+OwnerLease::Options WithClock(OwnerLease::Options o) {
+  if (!o.now) o.now = BootNanos;
+  return o;
 }
 
 }  // namespace
+
+OwnerLease::OwnerLease(storage::EtcdClient& etcd, Options options,
+                       Callbacks callbacks)
+    : etcd_(etcd),
+      options_(WithClock(std::move(options))),
+      cb_(std::move(callbacks)) {}
 
 std::unique_ptr<OwnerLease> OwnerLease::Create(storage::EtcdClient& etcd,
                                                Options options,
@@ -44,7 +55,7 @@ void OwnerLease::Stop() {
 
 bool OwnerLease::Held() const {
   const int64_t until = held_until_.load();
-  return until != 0 && Nanos(Clock::now()) < until;
+  return until != 0 && Now() < until;
 }
 
 void OwnerLease::Resign(const std::string& why, uint64_t win) {
@@ -57,11 +68,10 @@ void OwnerLease::Resign(const std::string& why, uint64_t win) {
   resigned_ = why.empty() ? "resigned" : why;
 }
 
-void OwnerLease::Hold(Clock::time_point sent, int64_t granted_s) {
+void OwnerLease::Hold(int64_t sent_ns, int64_t granted_s) {
   // Stopping before etcd is always safe; trusting a huge grant is not.
   const int64_t ttl_s = std::min(granted_s, absl::ToInt64Seconds(options_.ttl));
-  held_until_.store(
-      Nanos(sent + std::chrono::milliseconds(ttl_s * 1000 * 5 / 6)));
+  held_until_.store(sent_ns + ttl_s * 1'000'000'000 * 5 / 6);
 }
 
 void OwnerLease::CheckDuplicate(const std::string& value) {
@@ -70,19 +80,22 @@ void OwnerLease::CheckDuplicate(const std::string& value) {
     duplicate_since_.reset();
     return;
   }
-  const Clock::time_point now = Clock::now();
+  const int64_t now = Now();
   if (!duplicate_since_) duplicate_since_ = now;
-  if (now - *duplicate_since_ <= absl::ToChronoNanoseconds(options_.ttl)) {
+  // A crashed previous incarnation's key lives one TTL, two across an etcd
+  // leader change (which renews every lease): 3 TTLs is another process.
+  if (now - *duplicate_since_ <= 3 * absl::ToInt64Nanoseconds(options_.ttl)) {
     return;
   }
-  duplicate_seen_.store(true);
+  if (!duplicate_seen_.exchange(true) && cb_.duplicate) cb_.duplicate();
   LogSampled("error", "quorum_duplicate_node_id", "quorum_duplicate_node_id",
              {{"node_id", absl::StrCat(options_.node_id)},
               {"holder", value},
               {"hint",
                "another process runs with this node's id (a copied data_dir "
-               "or token): stop it; two processes with one endorsement key "
-               "can fork the chain"}});
+               "or token); two processes with one endorsement key can fork "
+               "the chain, so this one stopped endorsing and campaigning: "
+               "stop one of the two, then restart this one"}});
 }
 
 bool OwnerLease::Pause(absl::Duration d) {
@@ -105,7 +118,7 @@ absl::StatusOr<std::optional<std::string>> OwnerLease::Holder() {
 }
 
 absl::StatusOr<int64_t> OwnerLease::Campaign() {
-  const Clock::time_point sent = Clock::now();
+  const int64_t sent = Now();
   auto grant =
       etcd_.LeaseGrant(absl::ToInt64Seconds(options_.ttl), options_.ttl / 3);
   if (!grant.ok()) return grant.status();
@@ -145,8 +158,7 @@ absl::StatusOr<int64_t> OwnerLease::Campaign() {
 
 std::string OwnerLease::KeepAlive() {
   for (;;) {
-    const Clock::time_point until(std::chrono::nanoseconds(held_until_.load()));
-    const absl::Duration left = absl::FromChrono(until - Clock::now());
+    const absl::Duration left = absl::Nanoseconds(held_until_.load() - Now());
     if (!Pause(std::min(options_.ttl / 3, left))) return "shutting down";
     {
       absl::MutexLock lock(&mu_);
@@ -155,7 +167,7 @@ std::string OwnerLease::KeepAlive() {
     if (!Held()) {
       return "no keep-alive answered within the lease's TTL (local clock)";
     }
-    const Clock::time_point sent = Clock::now();
+    const int64_t sent = Now();
     auto r = etcd_.LeaseKeepAlive(lease_, options_.ttl / 3);
     if (r.ok() && r->ttl() <= 0) return "etcd no longer has the lease";
     if (r.ok()) Hold(sent, r->ttl());
@@ -172,7 +184,10 @@ void OwnerLease::Run() {
     auto holder = Holder();
     if (holder.ok() && holder->has_value()) CheckDuplicate(**holder);
     const bool absent = holder.ok() && !holder->has_value();
-    const bool campaign = absent && (absent_before || eager_.load());
+    // A non-candidate, or a node whose id another process uses, only
+    // follows.
+    const bool may = options_.candidate && !duplicate_seen_.load();
+    const bool campaign = may && absent && (absent_before || eager_.load());
     absent_before = absent && !campaign;
     if (campaign) {
       auto created = Campaign();

@@ -36,6 +36,13 @@ class OwnerLease {
     std::string key;  // <prefix>fresh/owner
     uint32_t node_id = 0;
     absl::Duration ttl = absl::Seconds(5);
+    // Nanoseconds on the clock the local deadline is measured on; empty:
+    // CLOCK_BOOTTIME, which counts a suspend as etcd's timer does (finding
+    // 8). Tests inject one.
+    std::function<int64_t()> now;
+    // false: follow only, never campaign (`[freshness] owner_candidate`,
+    // finding 7): an endorser-only member.
+    bool candidate = true;
   };
   // One lease period: the key's create revision and lease, and which win
   // of this process it is (1, 2, ...), for Resign.
@@ -47,6 +54,9 @@ class OwnerLease {
   struct Callbacks {
     std::function<void(const Won& won)> won;
     std::function<void(const std::string& why)> lost;
+    // Once, on the lease's thread, when another process is seen holding
+    // the key under this node's id (then this node never campaigns).
+    std::function<void()> duplicate;
   };
 
   // `etcd` must outlive the lease. Nothing runs before Start.
@@ -60,7 +70,7 @@ class OwnerLease {
   void Stop();
   ~OwnerLease() { Stop(); }
 
-  // Whether this node holds the lease now, by its local monotonic clock.
+  // Whether this node holds the lease now, by its local clock (BOOTTIME).
   bool Held() const;
   // Gives the lease of win `win` up (fenced, a take-over that failed, the
   // owner guard refused a write): `lost` runs on the lease's thread, the
@@ -68,8 +78,9 @@ class OwnerLease {
   // Ignored unless `win` is the period held now: a late resign of an
   // earlier period never ends a later one. Never blocks.
   void Resign(const std::string& why, uint64_t win);
-  // Another process holds the key under this node's id for longer than one
-  // TTL (a copied data_dir or token: finding 10 of the election's review).
+  // Another process held the key under this node's id for longer than 3
+  // TTLs (a copied data_dir or token: finding 10 of the election's review);
+  // stays true.
   bool duplicate_seen() const { return duplicate_seen_.load(); }
   // Lease periods won so far.
   uint64_t wins() const { return win_.load(); }
@@ -79,8 +90,7 @@ class OwnerLease {
   void SetEager(bool eager) { eager_.store(eager); }
 
  private:
-  OwnerLease(storage::EtcdClient& etcd, Options options, Callbacks callbacks)
-      : etcd_(etcd), options_(std::move(options)), cb_(std::move(callbacks)) {}
+  OwnerLease(storage::EtcdClient& etcd, Options options, Callbacks callbacks);
   void Run();
   // The key's holder's value, or nullopt when the key is absent.
   absl::StatusOr<std::optional<std::string>> Holder();
@@ -90,7 +100,8 @@ class OwnerLease {
   std::string KeepAlive();
   // Held until `sent` + ttl·5/6 (the 1/6 covers clock rate differences),
   // ttl the smaller of etcd's `granted_s` and the TTL asked for.
-  void Hold(std::chrono::steady_clock::time_point sent, int64_t granted_s);
+  void Hold(int64_t sent_ns, int64_t granted_s);
+  int64_t Now() const { return options_.now(); }
   // Logs another process holding the key with this node's id (a copied
   // data_dir or token) once that lasted longer than one TTL.
   void CheckDuplicate(const std::string& value);
@@ -103,10 +114,9 @@ class OwnerLease {
   int64_t lease_ = 0;  // the lease thread's
   // The key's value while held: "<node id>/<nonce of this process>".
   std::string value_;
-  std::optional<std::chrono::steady_clock::time_point> duplicate_since_;
+  std::optional<int64_t> duplicate_since_;  // Now() when first seen
   std::atomic<uint64_t> win_{0};
-  // Nanoseconds since the steady clock's epoch until which the lease is
-  // held; 0 while not held.
+  // Now() until which the lease is held; 0 while not held.
   std::atomic<int64_t> held_until_{0};
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -96,6 +96,7 @@ absl::StatusOr<QuorumSettings> LoadQuorumSettings(const VaultConfig& c) {
                        ? absl::Seconds(c.freshness_owner_lease_ttl_s)
                        : absl::ZeroDuration(),
                    {}};
+  q.owner_candidate = c.freshness_owner_candidate;
   if (q.peer_listen.empty()) q.peer_listen = q.members.Find(id)->peer_address;
   BKV_RETURN_IF_ERROR(CheckPeers(c, q));
   if (c.PeerTls()) {

@@ -29,6 +29,8 @@ struct QuorumSettings {
   struct Tls {
     std::string cert_pem, key_pem, ca_pem;
   } tls;
+  // Elected owner: false, this member never campaigns (finding 7).
+  bool owner_candidate = true;
 };
 
 // `c` must use the quorum (c.UsesQuorum()) and be validated. Refuses, saying

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -200,6 +201,18 @@ struct EtcdRecordStore::Impl {
     return txn;
   }
 
+  // The test hook of EtcdRecordStoreOptions::test_hold_file: a guarded
+  // write held in flight, before it reads its guard, past a lease change.
+  void HoldForTest() const {
+    const std::string& f = options.test_hold_file;
+    if (f.empty() || !std::filesystem::exists(f)) return;
+    std::ofstream(f + ".held").put('1');
+    const absl::Time until = absl::Now() + absl::Seconds(60);
+    while (std::filesystem::exists(f) && absl::Now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
   // A refused guarded write: ours after all (an earlier send committed), or
   // refused by the owner guard (another node owns the chain now), or a
   // version mismatch.
@@ -372,6 +385,8 @@ absl::StatusOr<uint64_t> EtcdRecordStore::GuardedCas(
   BKV_RETURN_IF_ERROR(impl_->Settle(key, write, info, resp, owner));
   return record.version();
 }
+
+void EtcdRecordStore::HoldForTest() const { impl_->HoldForTest(); }
 
 absl::Status EtcdRecordStore::GuardedDelete(std::string_view account_id,
                                             uint64_t expected_version,

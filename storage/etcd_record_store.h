@@ -51,6 +51,11 @@ struct EtcdRecordStoreOptions {
   absl::Duration min_compaction_interval = absl::Seconds(1);
   // Keys per Range page in ForEach.
   int64_t page_size = 500;
+  // TEST HOOK, set only by `bkv-vault serve --dev` from the environment
+  // (BKV_TEST_HOLD_GUARDED_WRITE, docs/rollback.md): while this file
+  // exists, a guarded write waits before it reads its lease period's guard
+  // (at most 60 s), having created `<file>.held`. Empty in production.
+  std::string test_hold_file;
 };
 
 struct EtcdStats {
@@ -140,6 +145,9 @@ class EtcdRecordStore final : public RecordStore {
   absl::Status GuardedDelete(std::string_view account_id,
                              uint64_t expected_version,
                              const OwnerGuard& owner);
+  // TEST HOOK (EtcdRecordStoreOptions::test_hold_file): waits while that
+  // file exists; GuardedRecordStore calls it before it reads its guard.
+  void HoldForTest() const;
   // This store's client, for the owner lease (server/owner_lease.h), which
   // shares its channels and deadlines.
   EtcdClient& client() const;
@@ -163,9 +171,11 @@ class GuardedRecordStore : public RecordStore {
   absl::StatusOr<uint64_t> CompareAndSwap(std::string_view id,
                                           uint64_t expected,
                                           const v1::UserRecord& next) override {
+    store_.HoldForTest();
     return store_.GuardedCas(id, expected, next, CurrentGuard());
   }
   absl::Status Delete(std::string_view id, uint64_t expected) override {
+    store_.HoldForTest();
     return store_.GuardedDelete(id, expected, CurrentGuard());
   }
   absl::Status Shred(std::string_view id) override { return store_.Shred(id); }

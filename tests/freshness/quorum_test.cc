@@ -387,6 +387,38 @@ TEST_F(QuorumTest, OldOwnerIsFencedAndItsWriteIsCountedOnce) {
   EXPECT_EQ(new_owner->Get("cal")->attempts_used(), 2u);
 }
 
+// Finding 8 of the election's review: an owner that still believes it owns
+// the chain (a VM pause no clock saw) reads a record a later owner wrote.
+// That proves a later owner, not a rollback: "not the owner", not counted,
+// fenced from then on, and no stale-record alarm.
+TEST_F(QuorumTest, RecordOfALaterTermMeansNotTheOwnerNotRolledBack) {
+  FreshRecordStore* old_owner = Own(0);
+  ASSERT_NE(old_owner, nullptr);
+  auto v = old_owner->CompareAndSwap("eve", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v.ok()) << v.status();
+  FreshRecordStore* new_owner = Own(1);  // take-over in term 2
+  ASSERT_NE(new_owner, nullptr);
+  auto r = new_owner->Get("eve");
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(new_owner->CompareAndSwap("eve", r->version(), Active(1)).ok());
+
+  auto read = old_owner->Get("eve");
+  ASSERT_FALSE(read.ok()) << "the superseded owner served a later record";
+  auto detail = vault::v1::ErrorDetailOf(read.status());
+  ASSERT_TRUE(detail.has_value()) << read.status();
+  EXPECT_EQ(detail->reason(), vault::v1::ErrorDetail::REASON_NOT_OWNER)
+      << read.status();
+  EXPECT_EQ(detail->attempt(), vault::v1::ErrorDetail::ATTEMPT_NOT_COUNTED);
+  EXPECT_TRUE(read.status().GetPayload(kSupersededPayload).has_value());
+  EXPECT_EQ(old_owner->Stats().stale_reads, 0u) << "a false rollback alarm";
+  auto next = old_owner->Get("nobody");
+  detail = vault::v1::ErrorDetailOf(next.status());
+  ASSERT_TRUE(detail.has_value()) << next.status();
+  EXPECT_EQ(detail->reason(), vault::v1::ErrorDetail::REASON_NOT_OWNER)
+      << "the superseded store serves on";
+  EXPECT_EQ(new_owner->Get("eve")->attempts_used(), 1u);
+}
+
 // A head only a minority endorsed (the old owner died before a majority)
 // is not adopted (review finding 2: only a committed certificate is); its
 // record comes back by the store's roll-forward: nothing counted is

@@ -260,5 +260,33 @@ TEST(ConfigTest, QuorumOverEtcdElectsItsOwner) {
   EXPECT_FALSE(rocks->ElectsOwner());
 }
 
+// Finding 7 of the election's review: endorser-only members of an elected
+// quorum; meaningless (refused) where the owner is chosen by hand.
+TEST(ConfigTest, OwnerCandidateIsForTheElectedOwnerOnly) {
+  std::vector<std::string> etcd = {"--freshness-members-file",
+                                   "/m",
+                                   "--freshness-node-id",
+                                   "1",
+                                   "--storage",
+                                   "etcd",
+                                   "--etcd-insecure",
+                                   "--etcd-endpoints",
+                                   "127.0.0.1:2379"};
+  auto c = LoadConfig(etcd);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->freshness_owner_candidate) << "every member campaigns";
+  etcd.push_back("--freshness-owner-candidate=false");
+  auto endorser_only = LoadConfig(etcd);
+  ASSERT_TRUE(endorser_only.ok()) << endorser_only.status();
+  EXPECT_FALSE(endorser_only->freshness_owner_candidate);
+  auto rocks = LoadConfig(std::vector<std::string>{
+      "--freshness-members-file", "/m", "--freshness-node-id", "1",
+      "--freshness-owner-candidate=false"});
+  ASSERT_FALSE(rocks.ok());
+  EXPECT_NE(std::string(rocks.status().message()).find("owner_candidate"),
+            std::string::npos)
+      << rocks.status();
+}
+
 }  // namespace
 }  // namespace bkv::server

@@ -9,16 +9,22 @@
 // ctest -R rollback.quorum.process.etcd
 #include <signal.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <thread>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "bkv/fresh/v1/endorse.grpc.pb.h"
 #include "client/vault_client.h"
 #include "storage/record_codec.h"
 #include "tests/server/quorum_process.h"
 #include "tests/storage/etcd_cluster.h"
 #include "tests/storage/etcd_test_util.h"
+#include "tests/storage/link_proxy.h"
 
 namespace bkv::testing {
 namespace {
@@ -29,6 +35,53 @@ using storage::testing::RawEtcd;
 using vault::v1::ErrorDetail;
 
 constexpr char kOwnerKey[] = "bkv/fresh/owner";
+
+// Concurrent wrong guesses against one node: one thread and one account
+// each, at most kGuesses per account (under the limit of 10), each thread
+// stopping at its first answer without a KE2. Tallies what each account
+// was told: KE2s (counted), and answers whose attempt may have counted.
+class Burst {
+ public:
+  static constexpr int kGuesses = 8;
+  struct Tally {
+    int ke2 = 0, maybe = 0;
+  };
+  Burst(const VaultProcess& node, const std::vector<std::string>& accounts,
+        const std::vector<std::string>& tokens)
+      : tally_(accounts.size()) {
+    for (size_t i = 0; i < accounts.size(); ++i) {
+      threads_.emplace_back([this, i, &node, a = accounts[i], t = tokens[i]] {
+        TestClient c(node.address(), node.public_key());
+        for (int g = 0; g < kGuesses; ++g) {
+          TestClient::Recovery r = c.Recover(t, a, "wrong");
+          if (r.got_ke2) {
+            tally_[i].ke2++;
+            ke2s_++;
+            continue;
+          }
+          if (!r.result.detail.has_value() ||
+              r.result.detail->attempt() != ErrorDetail::ATTEMPT_NOT_COUNTED) {
+            tally_[i].maybe++;
+          }
+          break;
+        }
+      });
+    }
+  }
+  ~Burst() { Join(); }
+  void Join() {
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  int ke2s() const { return ke2s_.load(); }
+  const std::vector<Tally>& tally() const { return tally_; }
+
+ private:
+  std::vector<Tally> tally_;
+  std::atomic<int> ke2s_{0};
+  std::vector<std::thread> threads_;
+};
 
 class QuorumEtcdProcessTest : public QuorumProcessTest {
  protected:
@@ -44,6 +97,7 @@ class QuorumEtcdProcessTest : public QuorumProcessTest {
     std::filesystem::create_directories(tls_dir);
     auto tls = storage::testing::MakeTlsFiles(tls_dir);
     ASSERT_TRUE(tls.ok()) << tls.status();
+    tls_ = *tls;
     // etcd nodes never make keys: the ceremony once, the token cloned, so
     // whichever node is elected holds the keys clients pin.
     ASSERT_EQ(
@@ -140,7 +194,76 @@ class QuorumEtcdProcessTest : public QuorumProcessTest {
     return sdk.ok() ? *std::move(sdk) : nullptr;
   }
 
+  // Waits (bounded: 150 x 100 ms) until `pred` holds.
+  template <typename Pred>
+  static bool Eventually(Pred pred) {
+    for (int i = 0; i < 150; ++i) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return pred();
+  }
+
+  // No node's log reports a record or shard it can't prove fresh.
+  void ExpectNoStaleState() {
+    for (int i = 0; i < nodes_; ++i) {
+      for (const char* e :
+           {"freshness_stale_record", "freshness_shard_stale"}) {
+        EXPECT_EQ(node_[i].log().find(e), std::string::npos)
+            << "node " << i + 1 << " logged " << e;
+      }
+    }
+  }
+
+  // Finding 13 of the election's review: a burst of concurrent guesses on
+  // the owner, cut by `fault` (SIGSTOP, or SIGKILL) once some were
+  // acknowledged; another owner is elected; a paused one is resumed, a
+  // killed one restarted. For every account: attempts used >= KE2s (no
+  // acknowledged count lost, no KE2 beyond the limit) and <= KE2s plus
+  // the answers that did not say "not counted" (such a refusal is true).
+  void BurstCutBy(int fault, const std::string& tag) {
+    const int owner = WaitForOwner();
+    ASSERT_GE(owner, 0);
+    std::vector<std::string> accounts, tokens;
+    for (int i = 0; i < 6; ++i) {
+      accounts.push_back(absl::StrCat(tag, i));
+      ASSERT_NO_FATAL_FAILURE(Register(accounts.back()));
+      tokens.push_back(Token(accounts.back()));
+    }
+    Burst burst(node_[owner], accounts, tokens);
+    ASSERT_TRUE(Eventually([&] { return burst.ke2s() >= 6; }));
+    if (fault == SIGKILL) {
+      node_[owner].Kill();
+    } else {
+      ASSERT_EQ(kill(node_[owner].pid(), SIGSTOP), 0);
+      paused_[owner] = true;
+    }
+    const int next = WaitForOwner(owner);
+    ASSERT_GE(next, 0) << "no other owner elected";
+    if (fault == SIGSTOP) {
+      ASSERT_EQ(kill(node_[owner].pid(), SIGCONT), 0);
+      paused_[owner] = false;
+    }
+    burst.Join();
+    for (size_t i = 0; i < accounts.size(); ++i) {
+      const Burst::Tally& t = burst.tally()[i];
+      const int used = 10 - static_cast<int>(Remaining(accounts[i]));
+      EXPECT_GE(used, t.ke2) << accounts[i] << ": an acknowledged count lost";
+      EXPECT_LE(used, t.ke2 + t.maybe)
+          << accounts[i] << ": counted although told \"not counted\"";
+    }
+    if (fault == SIGSTOP) {
+      EXPECT_TRUE(Eventually([&] {
+        return VaultHealth(node_[owner].address()) == 2;
+      })) << "the resumed owner still serves";
+    } else {
+      ASSERT_NO_FATAL_FAILURE(StartNode(owner));
+    }
+    ExpectNoStaleState();
+  }
+
   std::unique_ptr<EtcdCluster> etcd_;
+  storage::testing::TlsFiles tls_;
   bool paused_[kMaxNodes] = {};
 };
 
@@ -148,6 +271,60 @@ class QuorumEtcdProcess5Test : public QuorumEtcdProcessTest {
  protected:
   QuorumEtcdProcess5Test() { nodes_ = 5; }
 };
+
+// Every node started with the test hook that holds its guarded etcd writes
+// while its file exists (BKV_TEST_HOLD_GUARDED_WRITE, --dev only).
+class QuorumEtcdHoldTest : public QuorumEtcdProcessTest {
+ protected:
+  void PrepareNodes() override {
+    ASSERT_NO_FATAL_FAILURE(QuorumEtcdProcessTest::PrepareNodes());
+    for (int i = 0; i < nodes_; ++i) {
+      node_[i].set_env("BKV_TEST_HOLD_GUARDED_WRITE", Hold(i));
+    }
+  }
+  std::string Hold(int i) const { return node_[i].data_dir() + "/hold"; }
+};
+
+// As QuorumEtcdHoldTest, and every node reaches each etcd member through
+// a LinkProxy of its own, so one node's links to etcd can be cut.
+class QuorumEtcdLinkTest : public QuorumEtcdHoldTest {
+ protected:
+  void PrepareNodes() override {
+    ASSERT_NO_FATAL_FAILURE(QuorumEtcdHoldTest::PrepareNodes());
+    for (int i = 0; i < nodes_; ++i) {
+      std::vector<std::string> via;
+      for (const std::string& e : etcd_->Endpoints()) {
+        auto link = storage::testing::LinkProxy::Start(
+            std::stoi(e.substr(e.rfind(':') + 1)));
+        ASSERT_TRUE(link.ok()) << link.status();
+        via.push_back((*link)->address());
+        links_[i].push_back(*std::move(link));
+      }
+      for (size_t a = 0; a + 1 < args_[i].size(); ++a) {
+        if (args_[i][a] == "--etcd-endpoints") {
+          args_[i][a + 1] = absl::StrJoin(via, ",");
+        }
+      }
+    }
+  }
+  std::vector<std::unique_ptr<storage::testing::LinkProxy>> links_[kMaxNodes];
+};
+
+// Node 3 endorser-only: `[freshness] owner_candidate = false`.
+constexpr int kEndorserOnly = 2;
+class QuorumEtcdEndorserOnlyTest : public QuorumEtcdProcessTest {
+ protected:
+  void PrepareNodes() override {
+    ASSERT_NO_FATAL_FAILURE(QuorumEtcdProcessTest::PrepareNodes());
+    args_[kEndorserOnly].push_back("--freshness-owner-candidate=false");
+  }
+};
+
+std::string ReadFile(const std::string& path) {
+  std::stringstream text;
+  text << std::ifstream(path).rdbuf();
+  return text.str();
+}
 
 TEST_F(QuorumEtcdProcessTest, EarlierEtcdStateBehindTheOwnerIsCaught) {
   const int owner = WaitForOwner();
@@ -434,6 +611,239 @@ TEST_F(QuorumEtcdProcessTest, MemberOnAnotherEtcdPrefixNeverFencesTheOwner) {
                   "bkv_freshness_endorser_promised_term"),
             term);
   EXPECT_TRUE(Guess("omar").got_ke2);
+}
+
+// Finding 1 (and 13) of the election's review, in real processes: a counted
+// call whose record write is in flight (held by the test hook, its lease
+// period's guard chosen) when the owner's lease lapses (etcd frozen past
+// the TTL) and the SAME node wins the key again (the others paused, so
+// only it campaigns). Its resume waits for the held call; released, the
+// write still carries the first period's guard and etcd refuses it: no
+// KE2, REASON_NOT_OWNER, not counted, and nothing lands behind the new
+// period. After a restart and a full take-over no shard or record is
+// stale. With one guard per node (before lease2) the write landed.
+TEST_F(QuorumEtcdHoldTest, WriteHeldPastItsOwnersReWinIsRefusedByItsGuard) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  Register("hana");
+  ASSERT_TRUE(Guess("hana").got_ke2);
+  RawEtcd raw(*etcd_, 0);
+  const int64_t first = raw.CreateRevision(kOwnerKey);
+  ASSERT_GT(first, 0);
+  std::ofstream(Hold(owner)) << "hold";
+  TestClient::Recovery late;
+  std::thread call([&] { late = Guess("hana", kPassword); });
+  ASSERT_TRUE(Eventually([&] { return fs::exists(Hold(owner) + ".held"); }))
+      << node_[owner].log();
+  for (int i = 0; i < nodes_; ++i) {
+    if (i == owner) continue;
+    ASSERT_EQ(kill(node_[i].pid(), SIGSTOP), 0);
+    paused_[i] = true;
+  }
+  for (int m = 0; m < etcd_->size(); ++m) ASSERT_TRUE(etcd_->Freeze(m).ok());
+  EXPECT_TRUE(
+      Eventually([&] { return VaultHealth(node_[owner].address()) == 2; }));
+  for (int m = 0; m < etcd_->size(); ++m) etcd_->Thaw(m);
+  ASSERT_TRUE(etcd_->WaitForLeader().ok());
+  ASSERT_TRUE(Eventually([&] {
+    const int64_t now = raw.CreateRevision(kOwnerKey);
+    return now != 0 && now != first &&
+           OwnerKeyValue() == std::to_string(owner + 1);
+  })) << "the owner did not win its key again";
+  fs::remove(Hold(owner));
+  call.join();
+  EXPECT_FALSE(late.got_ke2) << "a write of the earlier period landed";
+  ASSERT_TRUE(late.result.detail.has_value())
+      << late.result.status.error_message();
+  EXPECT_EQ(late.result.detail->reason(), ErrorDetail::REASON_NOT_OWNER)
+      << late.result.status.error_message();
+  EXPECT_EQ(late.result.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
+  for (int i = 0; i < nodes_; ++i) {
+    if (!paused_[i]) continue;
+    ASSERT_EQ(kill(node_[i].pid(), SIGCONT), 0);
+    paused_[i] = false;
+  }
+  ASSERT_EQ(WaitForOwner(), owner);
+  EXPECT_EQ(Remaining("hana"), 9u);
+  // A full take-over's scan over the store: nothing it does not cover.
+  ASSERT_EQ(node_[owner].Stop(), 0);
+  ASSERT_NO_FATAL_FAILURE(StartNode(owner));
+  ASSERT_GE(WaitForOwner(), 0);
+  EXPECT_EQ(Remaining("hana"), 9u);
+  EXPECT_TRUE(Guess("hana", kPassword).got_ke2);
+  ExpectNoStaleState();
+}
+
+// Finding 5 of the election's review through a vault process (finding
+// 13): the owner's counted call is held before its record write; its
+// links to etcd are cut and the call released, so its Txn goes into the
+// cut links (no byte reaches etcd, the node can't know); the owner key is
+// replaced meanwhile; the links healed, the resend is refused by the
+// guard. The first send might have committed for all the node knows, so
+// the answer is "outcome unknown" (ATTEMPT_UNSPECIFIED), not "not
+// counted"; no KE2; and in fact nothing was written (9 attempts left).
+TEST_F(QuorumEtcdLinkTest, GuardRefusalAfterALostSendIsOutcomeUnknown) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  Register("ugo");
+  ASSERT_TRUE(Guess("ugo").got_ke2);
+  std::ofstream(Hold(owner)) << "hold";
+  TestClient::Recovery late;
+  std::thread call([&] { late = Guess("ugo", kPassword); });
+  ASSERT_TRUE(Eventually([&] { return fs::exists(Hold(owner) + ".held"); }))
+      << node_[owner].log();
+  for (auto& link : links_[owner]) link->Sever();
+  fs::remove(Hold(owner));
+  // Its Txn is sent into the cut links (its account read is cached).
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  RawEtcd raw(*etcd_, 0);
+  ASSERT_TRUE(raw.Delete(kOwnerKey).ok());
+  ASSERT_TRUE(raw.Put(kOwnerKey, "99").ok());  // another "owner"
+  for (auto& link : links_[owner]) link->Heal();
+  call.join();
+  EXPECT_FALSE(late.got_ke2);
+  EXPECT_EQ(late.result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << late.result.status.error_message();
+  const auto attempt = late.result.detail.has_value()
+                           ? late.result.detail->attempt()
+                           : ErrorDetail::ATTEMPT_UNSPECIFIED;
+  EXPECT_EQ(attempt, ErrorDetail::ATTEMPT_UNSPECIFIED)
+      << "a refusal after a lost send said \"not counted\": "
+      << late.result.status.error_message();
+  EXPECT_NE(node_[owner].log().find("may or may not have been applied"),
+            std::string::npos)
+      << node_[owner].log();
+  ASSERT_TRUE(raw.Delete(kOwnerKey).ok());
+  ASSERT_GE(WaitForOwner(), 0);
+  EXPECT_EQ(Remaining("ugo"), 9u);
+}
+
+// Finding 13: the owner SIGSTOPped in the middle of a burst of concurrent
+// guesses (some calls past the lease check, inside the store, their head
+// or record write in flight), another owner elected and taking over (five
+// members: 3 of the other 4), the paused one resumed: its in-flight writes
+// are fenced by the term or refused by the guard; no acknowledged count is
+// lost, no "not counted" answer counted, no stale state. Two cycles, each
+// pausing the owner of the time. SIGSTOP models a VM pause only partly:
+// the clock runs on (its lease ends by its own deadline at once).
+TEST_F(QuorumEtcdProcess5Test, OwnerPausedMidBurstLosesNoCount) {
+  for (int cycle = 0; cycle < 2; ++cycle) {
+    SCOPED_TRACE(cycle);
+    ASSERT_NO_FATAL_FAILURE(BurstCutBy(SIGSTOP, absl::StrCat("p", cycle)));
+  }
+}
+
+// Finding 13: the same with the owner SIGKILLed mid-burst (issue test 4
+// style): another member takes over, every acknowledged count survives,
+// the killed node rejoins as a member; two cycles.
+TEST_F(QuorumEtcdProcess5Test, OwnerKilledMidBurstLosesNoCount) {
+  for (int cycle = 0; cycle < 2; ++cycle) {
+    SCOPED_TRACE(cycle);
+    ASSERT_NO_FATAL_FAILURE(BurstCutBy(SIGKILL, absl::StrCat("k", cycle)));
+  }
+}
+
+// Finding 7 of the election's review: a member configured
+// `owner_candidate = false` only endorses. With both candidates paused the
+// owner key expires and it is the only member running: it never
+// campaigns (the key stays free over several of its follow cycles), its
+// Vault health stays NOT_SERVING; the candidates resumed, one of them owns
+// the chain again. Without the setting it won the free key.
+TEST_F(QuorumEtcdEndorserOnlyTest, EndorserOnlyMemberNeverCampaigns) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  ASSERT_NE(owner, kEndorserOnly);
+  Register("cleo");
+  ASSERT_TRUE(Guess("cleo").got_ke2);
+  EXPECT_EQ(VaultHealth(node_[kEndorserOnly].address()), 2);
+  for (int i = 0; i < nodes_; ++i) {
+    if (i == kEndorserOnly) continue;
+    ASSERT_EQ(kill(node_[i].pid(), SIGSTOP), 0);
+    paused_[i] = true;
+  }
+  ASSERT_TRUE(Eventually([&] { return OwnerKeyValue().empty(); }));
+  // Six of its follow cycles (TTL/3 each, TTL 2 s).
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  EXPECT_EQ(OwnerKeyValue(), "") << "the endorser-only member campaigned";
+  EXPECT_EQ(node_[kEndorserOnly].log().find("quorum_owner_lease_won"),
+            std::string::npos);
+  EXPECT_EQ(OwnerGauge(kEndorserOnly), 0);
+  for (int i = 0; i < nodes_; ++i) {
+    if (!paused_[i]) continue;
+    ASSERT_EQ(kill(node_[i].pid(), SIGCONT), 0);
+    paused_[i] = false;
+  }
+  const int next = WaitForOwner();
+  ASSERT_GE(next, 0);
+  EXPECT_NE(next, kEndorserOnly);
+  EXPECT_EQ(Remaining("cleo"), 9u);
+}
+
+// Finding 10 of the election's review: the owner's data_dir and token
+// copied and started as a second process with the same node id (a cloned
+// VM). The copy follows, sees its own id held under another process's
+// nonce for longer than one TTL: it logs quorum_duplicate_node_id, sets
+// the metric, and its endorser answers nothing any more (UNAVAILABLE,
+// unsigned), so one endorsement key answers from one place; the holder
+// serves on. Before, it only logged and went on endorsing.
+TEST_F(QuorumEtcdProcessTest, SecondProcessWithOneNodeIdStopsEndorsing) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  VaultProcess copy;
+  CloneToken(Softhsm(owner), copy.data_dir() + "/softhsm");
+  for (const char* f : {"/dev-issuer.key", "/dev-issuer.pub"}) {
+    fs::copy_file(node_[owner].data_dir() + f, copy.data_dir() + f,
+                  fs::copy_options::overwrite_existing);
+  }
+  std::vector<std::string> args = args_[owner];
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--softhsm-dir") args[i + 1] = copy.data_dir() + "/softhsm";
+  }
+  const int metrics = FreePort(), peer = FreePort();
+  args.insert(args.end(),
+              {"--metrics-listen", "127.0.0.1:" + std::to_string(metrics),
+               "--freshness-members-file", members_, "--freshness-node-id",
+               std::to_string(owner + 1), "--freshness-peer-listen",
+               "127.0.0.1:" + std::to_string(peer),
+               "--freshness-endorse-timeout-ms", "2000"});
+  ASSERT_TRUE(copy.Start(args)) << copy.log();
+  EXPECT_TRUE(Eventually([&] {
+    return copy.log().find("quorum_duplicate_node_id") != std::string::npos;
+  })) << copy.log();
+  EXPECT_EQ(Gauge(HttpGet(metrics, "/metrics"),
+                  "bkv_freshness_quorum_duplicate_node_id"),
+            1);
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ReadFile(tls_.ca_crt);
+  tls.pem_cert_chain = ReadFile(tls_.server_crt);
+  tls.pem_private_key = ReadFile(tls_.server_key);
+  auto stub = fresh::v1::Endorser::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(peer), grpc::SslCredentials(tls)));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  fresh::v1::PrepareRequest req;
+  fresh::v1::PrepareResponse resp;
+  const grpc::Status st = stub->Prepare(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << st.error_message();
+  EXPECT_NE(st.error_message().find("another process runs with this node's id"),
+            std::string::npos)
+      << st.error_message();
+  EXPECT_EQ(OwnerGauge(owner), 1) << "the key's holder stopped serving";
+  copy.Kill();
+}
+
+// The guarded-write test hook is for --dev vaults only: a production start
+// with it in the environment refuses, naming the variable, before it opens
+// anything.
+TEST(QuorumEtcdHookTest, HoldHookIsRefusedWithoutDev) {
+  VaultProcess vault;
+  vault.set_dev(false);
+  vault.set_env("BKV_TEST_HOLD_GUARDED_WRITE", vault.data_dir() + "/hold");
+  EXPECT_FALSE(vault.Start());
+  EXPECT_NE(vault.log().find("BKV_TEST_HOLD_GUARDED_WRITE is a test hook"),
+            std::string::npos)
+      << vault.log();
 }
 
 // Issue 12: the owner SIGKILLed. Five members, so a take-over has 3 of

@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/random/random.h"
 #include "absl/time/clock.h"
 #include "crypto/hex.h"
 #include "crypto/key_transport.h"
@@ -29,16 +30,35 @@
 
 namespace bkv::testing {
 
+// A port that stays this test process's until it exits: chosen below the
+// kernel's ephemeral range (32768+ here) and below the etcd fixture's
+// picks (20000+), so no bind(0) and no outgoing
+// connection of any process can take it between the choice and the
+// vault's bind (ResetStateRepairsAHalfWrittenState once flaked on that),
+// nor while a node is restarted on it. The reservation is a socket bound
+// WITHOUT SO_REUSEADDR, so another test process's reservation of the same
+// port fails; SO_REUSEADDR is set after the bind, so the vault's own
+// listener (gRPC and CivetWeb set it too) binds over the reservation,
+// which never listens. Close-on-exec: the vault does not inherit it.
 int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
+  static absl::BitGen bits;
+  for (int tries = 0; tries < 500; ++tries) {
+    const int port = absl::Uniform(bits, 10000, 20000);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) break;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const int one = 1;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0) {
+      return port;  // fd held until exit: the reservation
+    }
+    close(fd);
+  }
+  ADD_FAILURE() << "no loopback port could be reserved";
+  return 0;
 }
 
 std::string HttpGet(int port, const std::string& path) {
@@ -126,6 +146,9 @@ bool VaultProcess::Start(std::vector<std::string> extra_args) {
   if (pid_ == 0) {
     int fd = open(log_path_.c_str(), O_WRONLY | O_APPEND);
     dup2(fd, 2);
+    for (const auto& [name, value] : env_) {
+      setenv(name.c_str(), value.c_str(), 1);
+    }
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -21,7 +21,8 @@
 
 namespace bkv::testing {
 
-// A loopback port that was free a moment ago.
+// A loopback port reserved for this test process until it exits (outside
+// the ephemeral range; a `bkv-vault` listening with SO_REUSEADDR binds it).
 int FreePort();
 // GET http://127.0.0.1:port/path, the whole response ("" when nothing
 // answers; reads time out after 5 s).
@@ -45,6 +46,10 @@ class VaultProcess {
   // it must exec the vault in the same process.
   void set_wrapper(std::vector<std::string> wrapper) {
     wrapper_ = std::move(wrapper);
+  }
+  // An environment variable of the next starts (e.g. a --dev test hook).
+  void set_env(std::string name, std::string value) {
+    env_.emplace_back(std::move(name), std::move(value));
   }
   pid_t pid() const { return pid_; }
   // Another vault executable (the threshold tests' malicious realm);
@@ -73,6 +78,7 @@ class VaultProcess {
   std::vector<std::string> last_args_;
   std::vector<std::string> wrapper_;
   std::string binary_;  // empty: BKV_VAULT_BIN
+  std::vector<std::pair<std::string, std::string>> env_;
   pid_t pid_ = -1;
   bool dev_ = true;
   int exit_status_ = -1;
