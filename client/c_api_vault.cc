@@ -93,6 +93,12 @@ bkv_status VaultToC(const absl::Status& s, bkv_vault_error* detail,
       return BKV_INVALID_ARGUMENT;
     case client::VaultErrorKind::kInternal:
       return BKV_INTERNAL;
+    case client::VaultErrorKind::kRealmFault:
+      return BKV_VAULT_REALM_FAULT;
+    case client::VaultErrorKind::kRealmsDisagree:
+      return BKV_VAULT_REALMS_DISAGREE;
+    case client::VaultErrorKind::kStaleRegistration:
+      return BKV_VAULT_STALE;
   }
   return BKV_INTERNAL;
 }

@@ -88,4 +88,13 @@ absl::Status RememberLine(const std::string& dir, const std::string& name,
   return SyncDir(dir);
 }
 
+absl::Status ForgetLine(const std::string& dir, const std::string& name) {
+  if (dir.empty()) return absl::OkStatus();
+  const std::string path = dir + "/" + name;
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, "unlink " + path);
+  }
+  return SyncDir(dir);
+}
+
 }  // namespace bkv

@@ -28,6 +28,8 @@ absl::Status RememberMax(const std::string& dir, const std::string& name,
 std::string RecallLine(const std::string& dir, const std::string& name);
 absl::Status RememberLine(const std::string& dir, const std::string& name,
                           const std::string& line);
+// Removes what was remembered under `name` (OK if nothing was).
+absl::Status ForgetLine(const std::string& dir, const std::string& name);
 
 }  // namespace bkv
 

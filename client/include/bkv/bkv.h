@@ -62,8 +62,15 @@ typedef enum bkv_status {
                             differ; the message names which): nothing spent */
   BKV_VAULT_PROOF_REQUIRED = 15, /* replacing or deleting an active record
                                    needs its password, or a due reset */
-  BKV_CANCELLED = 16 /* the app cancelled the call (bkv_cancel_request):
-                        nothing was damaged and no attempt was spent */
+  BKV_CANCELLED = 16, /* the app cancelled the call (bkv_cancel_request):
+                         nothing was damaged and no attempt was spent */
+  /* Threshold realms (docs/threshold.md, "The client"): */
+  BKV_VAULT_REALM_FAULT = 17,     /* a realm misbehaved (bad proof, share or
+                                     descriptor); the message names its id.
+                                     Never a wrong password */
+  BKV_VAULT_REALMS_DISAGREE = 18, /* no registration is held by t realms */
+  BKV_VAULT_STALE = 19 /* the agreeing realms hold an older registration
+                          than this device last saw: nothing was spent */
 } bkv_status;
 
 typedef struct bkv_key bkv_key;
