@@ -9,12 +9,14 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bkv/vault/v1/error_detail.h"
+#include "tests/client/cli_runner.h"
 #include "client/realm_set_file.h"
 #include "client/threshold_client.h"
 #include "crypto/hex.h"
@@ -389,6 +391,49 @@ TEST_F(ThresholdClientTest, DroppedCommitCannotReviveTheOldVersion) {
   auto rolled = c->Recover(kAccount, SecretBytes::Copy("new horse"));
   ASSERT_TRUE(rolled.ok()) << rolled.status();
   EXPECT_TRUE(rolled->backup_key == key_);
+}
+
+// `bkv backup|restore --realms F --token-dir D`: the first backup registers
+// a new key at every realm, a restore recovers it through t of them.
+TEST_F(ThresholdClientTest, CliBackupAndRestoreWithRealms) {
+  StartRealms(3);
+  namespace fs = std::filesystem;
+  const fs::path dir = state_dir_ / "cli";
+  fs::create_directories(dir / "src");
+  fs::create_directories(dir / "store");
+  fs::create_directories(dir / "tokens");
+  std::ofstream(dir / "src" / "chat.db") << std::string(100'000, 'c');
+  std::ofstream(dir / "realms") << SetFile(2);
+  for (const auto& r : realms_) {
+    std::ofstream(dir / "tokens" / r.id) << r.process->Token(kAccount, 600, r.id);
+  }
+  ::setenv("BKV_STATE_DIR", (dir / "state").c_str(), 1);
+  const std::vector<std::string> flags = {
+      "--realms", (dir / "realms").string(), "--token-dir",
+      (dir / "tokens").string(), "--account", kAccount, "--password-stdin"};
+  auto with = [&](std::vector<std::string> head) {
+    head.insert(head.end(), flags.begin(), flags.end());
+    return head;
+  };
+  const std::string store = "file://" + (dir / "store").string();
+  CliRun b = Bkv(with({"backup", (dir / "src").string(), "--to", store}),
+                 "correct horse battery staple\n", dir);
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_NE(b.err.find("registered a new backup key at 3 realms"),
+            std::string::npos) << b.err;
+  CliRun wrong = Bkv(with({"restore", "--from", store, "--to",
+                           (dir / "wrong").string()}),
+                     "battery staple horse\n", dir);
+  EXPECT_EQ(wrong.exit_code, 3) << wrong.err;
+  realms_[0].relay->mode = Mode::kDown;
+  CliRun r = Bkv(with({"restore", "--from", store, "--to",
+                       (dir / "restored").string()}),
+                 "correct horse battery staple\n", dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream restored(dir / "restored" / "chat.db");
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(restored)), {}),
+            std::string(100'000, 'c'));
+  ::unsetenv("BKV_STATE_DIR");
 }
 
 TEST(RealmSetFileTest, StrictParse) {
