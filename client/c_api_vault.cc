@@ -44,13 +44,16 @@ struct bkv_vault {
 };
 
 namespace bkv {
+
 namespace {
 
 using capi::CopyString;
 using capi::ToC;
 
+}  // namespace
+
 // Types the status with VaultError::From; zeroes *detail on success, fills it
-// from the vault's ErrorDetail on failure.
+// from the vault's ErrorDetail on failure (also for bkv_realms_*).
 bkv_status VaultToC(const absl::Status& s, bkv_vault_error* detail,
                     char** err) {
   if (detail != nullptr) *detail = bkv_vault_error{};
@@ -102,6 +105,8 @@ bkv_status VaultToC(const absl::Status& s, bkv_vault_error* detail,
   }
   return BKV_INTERNAL;
 }
+
+namespace {
 
 // The password bytes, copied into wiped memory; no NUL needed.
 SecretBytes Password(const char* password, size_t len) {

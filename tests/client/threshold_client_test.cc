@@ -17,6 +17,7 @@
 
 #include "bkv/vault/v1/error_detail.h"
 #include "tests/client/cli_runner.h"
+#include "tests/client/run_program.h"
 #include "client/realm_set_file.h"
 #include "client/threshold_client.h"
 #include "crypto/hex.h"
@@ -434,6 +435,26 @@ TEST_F(ThresholdClientTest, CliBackupAndRestoreWithRealms) {
   EXPECT_EQ(std::string((std::istreambuf_iterator<char>(restored)), {}),
             std::string(100'000, 'c'));
   ::unsetenv("BKV_STATE_DIR");
+}
+
+// The C ABI (bkv_realms_*), through a program linked only against
+// libbkv.so (tests/client/threshold_c_abi_program.cc): register, a wrong
+// password (typed, counted), recovery naming realm-c (its proofs flipped).
+TEST_F(ThresholdClientTest, CAbiRegistersAndRecovers) {
+  StartRealms(3);
+  std::filesystem::create_directories(state_dir_);
+  const std::string file = (state_dir_ / "realms").string();
+  std::ofstream(file) << SetFile(2);
+  std::vector<std::string> argv = {BKV_C_ABI_PROGRAM, file, kAccount};
+  for (const auto& r : realms_) {
+    const std::string t = (state_dir_ / r.id).string();
+    std::ofstream(t) << r.process->Token(kAccount, 600, r.id);
+    argv.push_back(t);
+  }
+  realms_[2].relay->mode = Mode::kFlipProof;
+  const int status = RunProgram(argv, {});
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 TEST(RealmSetFileTest, StrictParse) {
