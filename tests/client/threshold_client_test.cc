@@ -31,7 +31,7 @@ using client::VaultError;
 using client::VaultErrorKind;
 namespace v1 = vault::v1;
 
-enum class Mode { kPass, kDown, kFlipProof, kFlipShare, kDropCommit };
+enum class Mode { kPass, kDown, kFlipProof, kFlipShare, kDropCommit, kHugeEpoch };
 
 // Relays the Threshold* calls to one realm, playing `mode`.
 class Relay final : public v1::Vault::Service {
@@ -80,7 +80,9 @@ class Relay final : public v1::Vault::Service {
   grpc::Status ThresholdRegisterStart(
       grpc::ServerContext* c, const v1::ThresholdRegisterStartRequest* r,
       v1::ThresholdRegisterStartResponse* o) override {
-    return Forward(c, &v1::Vault::Stub::ThresholdRegisterStart, *r, o);
+    grpc::Status s = Forward(c, &v1::Vault::Stub::ThresholdRegisterStart, *r, o);
+    if (s.ok() && mode == Mode::kHugeEpoch) o->set_epoch(uint64_t{1} << 62);
+    return s;
   }
   grpc::Status ThresholdRegisterPrepare(
       grpc::ServerContext* c, const v1::ThresholdRegisterPrepareRequest* r,
@@ -435,6 +437,21 @@ TEST_F(ThresholdClientTest, CliBackupAndRestoreWithRealms) {
   EXPECT_EQ(std::string((std::istreambuf_iterator<char>(restored)), {}),
             std::string(100'000, 'c'));
   ::unsetenv("BKV_STATE_DIR");
+}
+
+// A realm that reports an epoch far beyond the others' (to push the next
+// epoch out of the honest realms' window) is named; nothing is prepared.
+TEST_F(ThresholdClientTest, LyingEpochIsTheRealmsFault) {
+  StartRealms(3);
+  auto c = Client(2);
+  realms_[1].relay->mode = Mode::kHugeEpoch;
+  auto reg = c->Register(kAccount, password_, key_);
+  ASSERT_FALSE(reg.ok());
+  EXPECT_EQ(KindOf(reg.status()), VaultErrorKind::kRealmFault) << reg.status();
+  EXPECT_NE(reg.status().message().find("realm-b"), std::string::npos);
+  for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(Status(i).pending_commitment().empty());
+  realms_[1].relay->mode = Mode::kPass;
+  EXPECT_TRUE(c->Register(kAccount, password_, key_).ok());
 }
 
 // The C ABI (bkv_realms_*), through a program linked only against
