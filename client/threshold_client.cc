@@ -160,6 +160,13 @@ ThresholdClient::~ThresholdClient() = default;
 absl::StatusOr<std::unique_ptr<ThresholdClient>> ThresholdClient::Create(
     threshold::RealmSet realms, ThresholdOptions options) {
   const VaultOptions& v = options.vault;
+  if (v.ksf.iterations < v.min_ksf.iterations ||
+      v.ksf.memory_kib < v.min_ksf.memory_kib ||
+      v.ksf.parallelism < v.min_ksf.parallelism) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Argon2id parameters (t=", v.ksf.iterations, ", m=", v.ksf.memory_kib,
+        " KiB, p=", v.ksf.parallelism, ") are below the configured minimum"));
+  }
   for (const auto& r : realms.realms()) {
     if (!v.tls && !v.insecure_plaintext && !IsLoopbackAddress(r.endpoint)) {
       return absl::InvalidArgumentError(absl::StrCat(

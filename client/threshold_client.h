@@ -43,8 +43,9 @@ struct ThresholdOptions {
   std::string state_dir;
   // Re-register with fresh shares after each successful recovery.
   bool rotate = true;
-  // Called before every RPC with the realm id and the RPC name; for tracing
-  // and fault injection in tests. May be empty.
+  // Called before every RPC with the realm id and the RPC name, from the
+  // SDK's per-realm threads (so possibly concurrently); for tracing. May be
+  // empty.
   std::function<void(const std::string& realm_id, std::string_view rpc)>
       before_call;
 };

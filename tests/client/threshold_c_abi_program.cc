@@ -47,8 +47,8 @@ int main(int argc, char** argv) {
   bkv_error_free(err);
   err = nullptr;
   o.account_token_count = ptrs.size();
-  o.argon2_iterations = 1;
-  o.argon2_memory_kib = 8192;
+  o.argon2_iterations = 2;  // the SDK's floor, as in bkv_vault_options
+  o.argon2_memory_kib = 19456;
   o.argon2_parallelism = 1;
   o.no_rotation = 1;
   if (bkv_realms_open(&o, &realms, &err) != BKV_OK) return Fail("open", err);

@@ -31,7 +31,15 @@ using client::VaultError;
 using client::VaultErrorKind;
 namespace v1 = vault::v1;
 
-enum class Mode { kPass, kDown, kFlipProof, kFlipShare, kDropCommit, kHugeEpoch };
+enum class Mode {
+  kPass,
+  kDown,
+  kFlipProof,
+  kFlipShare,
+  kDropCommit,
+  kHugeEpoch,
+  kFlipDescriptor
+};
 
 // Relays the Threshold* calls to one realm, playing `mode`.
 class Relay final : public v1::Vault::Service {
@@ -75,7 +83,11 @@ class Relay final : public v1::Vault::Service {
   grpc::Status ThresholdStatus(grpc::ServerContext* c,
                                const v1::ThresholdStatusRequest* r,
                                v1::ThresholdStatusResponse* o) override {
-    return Forward(c, &v1::Vault::Stub::ThresholdStatus, *r, o);
+    grpc::Status s = Forward(c, &v1::Vault::Stub::ThresholdStatus, *r, o);
+    if (s.ok() && mode == Mode::kFlipDescriptor) {
+      Flip(o->mutable_registration_descriptor());
+    }
+    return s;
   }
   grpc::Status ThresholdRegisterStart(
       grpc::ServerContext* c, const v1::ThresholdRegisterStartRequest* r,
@@ -284,6 +296,24 @@ TEST_F(ThresholdClientTest, TooManyTamperedAnswersAreARealmFault) {
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(Status(i).attempts_remaining(), 4u);
 }
 
+// A garbage status answer (one descriptor byte flipped) is found in the
+// uncounted round: that realm is named and never asked to count.
+TEST_F(ThresholdClientTest, GarbageStatusIsFoundBeforeCounting) {
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  realms_[2].relay->mode = Mode::kFlipDescriptor;
+  auto wrong = c->Recover(kAccount, SecretBytes::Copy("wrong horse"));
+  EXPECT_EQ(KindOf(wrong.status()), VaultErrorKind::kInvalidPassword);
+  EXPECT_EQ(Status(2).attempts_remaining(), 5u);  // c was never asked
+  EXPECT_EQ(Status(0).attempts_remaining(), 4u);
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+  ASSERT_EQ(got->faults.size(), 1u);
+  EXPECT_EQ(got->faults[0].realm_id, "realm-c");
+}
+
 TEST_F(ThresholdClientTest, TamperedShareIsTheRealmsFault) {
   StartRealms(3);
   auto c = Client(2);
@@ -472,6 +502,21 @@ TEST_F(ThresholdClientTest, CAbiRegistersAndRecovers) {
   const int status = RunProgram(argv, {});
   ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(ThresholdErrorTest, KindsAndAttemptsSurviveTheClassifier) {
+  const VaultError spent = VaultError::From(
+      client::ThresholdError(VaultErrorKind::kRealmFault, "realm-a", true, 3));
+  EXPECT_EQ(spent.kind, VaultErrorKind::kRealmFault);
+  EXPECT_EQ(spent.attempt_spent, client::AttemptSpent::kYes);
+  EXPECT_EQ(spent.attempts_remaining, 3u);
+  EXPECT_FALSE(spent.retry_safe);
+  const VaultError split = VaultError::From(
+      client::ThresholdError(VaultErrorKind::kRealmsDisagree, "split"));
+  EXPECT_EQ(split.kind, VaultErrorKind::kRealmsDisagree);
+  EXPECT_EQ(split.attempt_spent, client::AttemptSpent::kNo);
+  EXPECT_STREQ(client::VaultErrorKindName(VaultErrorKind::kStaleRegistration),
+               "stale_registration");
 }
 
 TEST(RealmSetFileTest, StrictParse) {
