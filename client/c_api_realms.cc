@@ -32,7 +32,8 @@ absl::StatusOr<client::ThresholdOptions> OptionsFrom(
     t.vault.tls = true;
     t.vault.tls_root_certs = o.tls_root_certs;
   }
-  if (o.timeout_ms != 0) t.vault.timeout = std::chrono::milliseconds(o.timeout_ms);
+  if (o.timeout_ms != 0)
+    t.vault.timeout = std::chrono::milliseconds(o.timeout_ms);
   if (o.argon2_iterations != 0) t.vault.ksf.iterations = o.argon2_iterations;
   if (o.argon2_memory_kib != 0) t.vault.ksf.memory_kib = o.argon2_memory_kib;
   if (o.argon2_parallelism != 0) t.vault.ksf.parallelism = o.argon2_parallelism;
@@ -50,8 +51,8 @@ void bkv_realms_options_init(bkv_realms_options* options) {
   if (options != nullptr) *options = bkv_realms_options{};
 }
 
-bkv_status bkv_realms_open(const bkv_realms_options* options,
-                           bkv_realms** out, char** err) {
+bkv_status bkv_realms_open(const bkv_realms_options* options, bkv_realms** out,
+                           char** err) {
   if (options == nullptr || out == nullptr ||
       options->realm_set_file == nullptr) {
     return VaultToC(capi::Null("options/out/realm_set_file"), nullptr, err);
@@ -84,13 +85,14 @@ void bkv_realms_free(bkv_realms* realms) { delete realms; }
 
 bkv_status bkv_realms_register(bkv_realms* realms, const char* account,
                                const char* password, size_t password_len,
-                               const bkv_key* key,
-                               bkv_vault_error* out_detail, char** err) {
+                               const bkv_key* key, bkv_vault_error* out_detail,
+                               char** err) {
   if (realms == nullptr || account == nullptr || password == nullptr ||
       key == nullptr) {
     return VaultToC(capi::Null("realms/account/password/key"), out_detail, err);
   }
-  const SecretBytes pw = SecretBytes::Copy(std::string_view(password, password_len));
+  const SecretBytes pw =
+      SecretBytes::Copy(std::string_view(password, password_len));
   return VaultToC(
       realms->client->Register(account, pw, key->key.secret()).status(),
       out_detail, err);
@@ -106,7 +108,8 @@ bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
     return VaultToC(capi::Null("realms/account/password/out_key"), out_detail,
                     err);
   }
-  const SecretBytes pw = SecretBytes::Copy(std::string_view(password, password_len));
+  const SecretBytes pw =
+      SecretBytes::Copy(std::string_view(password, password_len));
   auto got = realms->client->Recover(account, pw);
   if (!got.ok()) return VaultToC(got.status(), out_detail, err);
   auto key = bkv::BackupKey::FromBytes(got->backup_key);

@@ -55,14 +55,16 @@ absl::Status ParseLine(int no, absl::string_view line, Parsed& p) {
   if (f[0] == "realm" && f.size() == 4) {
     auto key = ParseServerPublicKey(std::string(f[3]));
     if (!key.ok()) {
-      return LineError(no, "the identity key must be 64 hex digits (bkv-vault "
-                           "hsm status prints the realm's public key)");
+      return LineError(no,
+                       "the identity key must be 64 hex digits (bkv-vault "
+                       "hsm status prints the realm's public key)");
     }
     p.realms.push_back({std::string(f[1]), std::string(f[2]), *key});
     return absl::OkStatus();
   }
-  return LineError(no, "expected \"t N\", \"limit L\" or \"realm ID ENDPOINT "
-                       "KEY\" (fields separated by one space)");
+  return LineError(no,
+                   "expected \"t N\", \"limit L\" or \"realm ID ENDPOINT "
+                   "KEY\" (fields separated by one space)");
 }
 
 }  // namespace

@@ -14,9 +14,9 @@
 // one realm-set rule.
 
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "crypto/realm_set.h"
 
 namespace bkv::client {

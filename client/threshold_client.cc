@@ -69,7 +69,8 @@ Newest ThresholdClient::Impl::RecallNewest(const std::string& account) const {
       RecallLine(options.state_dir, StateName("newest", account));
   std::vector<std::string> f = absl::StrSplit(line, ' ');
   Newest n;
-  auto c = f.size() == 2 ? HexDecode(f[1]) : absl::StatusOr<std::vector<uint8_t>>();
+  auto c =
+      f.size() == 2 ? HexDecode(f[1]) : absl::StatusOr<std::vector<uint8_t>>();
   if (f.size() != 2 || !absl::SimpleAtoi(f[0], &n.epoch) || !c.ok() ||
       c->size() != 32) {
     return Newest{};
@@ -89,10 +90,9 @@ absl::Status ThresholdClient::Impl::RememberNewest(
 absl::Status ThresholdClient::Impl::SavePendingCommit(
     const std::string& account, const std::vector<uint8_t>& descriptor,
     const SecretBytes& commit_secret) const {
-  return RememberLine(
-      options.state_dir, StateName("commit", account),
-      absl::StrCat(HexEncode(descriptor), " ",
-                   HexEncode(commit_secret.Reveal())));
+  return RememberLine(options.state_dir, StateName("commit", account),
+                      absl::StrCat(HexEncode(descriptor), " ",
+                                   HexEncode(commit_secret.Reveal())));
 }
 
 absl::Status ThresholdClient::Impl::CommitEverywhere(
@@ -104,9 +104,9 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
   std::vector<absl::Status> results(set.n());
   Parallel(set.n(), [&](size_t i) {
     vault::v1::ThresholdRegisterCommitResponse resp;
-    results[i] = Call(i, "ThresholdRegisterCommit", VaultCall::kFree,
-                      &vault::v1::Vault::Stub::ThresholdRegisterCommit, req,
-                      &resp);
+    results[i] =
+        Call(i, "ThresholdRegisterCommit", VaultCall::kFree,
+             &vault::v1::Vault::Stub::ThresholdRegisterCommit, req, &resp);
   });
   std::vector<std::string> failed;
   bool replaced = false;
@@ -128,7 +128,8 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
   if (failed.empty()) return absl::OkStatus();
   return absl::UnavailableError(absl::StrCat(
       "the registration was prepared at every realm but its commit did not "
-      "reach ", absl::StrJoin(failed, "; "),
+      "reach ",
+      absl::StrJoin(failed, "; "),
       replaced ? ": another registration replaced it there"
                : ": it is re-sent at the next registration or recovery"));
 }
@@ -139,8 +140,10 @@ absl::Status ThresholdClient::Impl::RollForward(
       RecallLine(options.state_dir, StateName("commit", account));
   if (line.empty()) return absl::OkStatus();
   std::vector<std::string> f = absl::StrSplit(line, ' ');
-  auto descriptor = f.size() == 2 ? HexDecode(f[0]) : absl::StatusOr<std::vector<uint8_t>>();
-  auto secret = f.size() == 2 ? HexDecode(f[1]) : absl::StatusOr<std::vector<uint8_t>>();
+  auto descriptor =
+      f.size() == 2 ? HexDecode(f[0]) : absl::StatusOr<std::vector<uint8_t>>();
+  auto secret =
+      f.size() == 2 ? HexDecode(f[1]) : absl::StatusOr<std::vector<uint8_t>>();
   absl::StatusOr<threshold::Descriptor> d =
       descriptor.ok() ? threshold::Descriptor::Parse(*descriptor)
                       : descriptor.status();

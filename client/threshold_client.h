@@ -81,7 +81,8 @@ class ThresholdClient {
   // is rolled forward by the next Register or Recover.
   absl::StatusOr<ThresholdRegistration> Register(
       const std::string& account, const SecretBytes& password,
-      const SecretBytes& backup_key, const std::vector<std::string>& proofs = {});
+      const SecretBytes& backup_key,
+      const std::vector<std::string>& proofs = {});
   // Spends one attempt at each realm of the agreeing group.
   absl::StatusOr<ThresholdRecovery> Recover(const std::string& account,
                                             const SecretBytes& password);

@@ -51,7 +51,9 @@ struct Leg {
 
 struct ThresholdClient::Impl {
   Impl(threshold::RealmSet s, ThresholdOptions o, Argon2idKsf k)
-      : set(std::move(s)), options(std::move(o)), registration_ksf(std::move(k)) {}
+      : set(std::move(s)),
+        options(std::move(o)),
+        registration_ksf(std::move(k)) {}
 
   threshold::RealmSet set;
   ThresholdOptions options;

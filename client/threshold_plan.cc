@@ -29,8 +29,8 @@ std::string CheckAnswer(const threshold::RealmSet& set, size_t position,
     return "its commitment is not the SHA-256 of its descriptor";
   }
   if (auto m = threshold::CheckMatchesRealmSet(*d, set); !m.ok()) {
-    return absl::StrCat("its descriptor names another realm set (",
-                        m.message(), ")");
+    return absl::StrCat("its descriptor names another realm set (", m.message(),
+                        ")");
   }
   if (d->realms[position].realm_id != set.realms()[position].id) {
     return "its descriptor lists it at another position";
@@ -69,8 +69,8 @@ absl::Status NoGroup(const threshold::RealmSet& set,
   std::vector<std::string> parts;
   for (size_t i = 0; i < answers.size(); ++i) {
     if (answers[i].error.ok()) {
-      parts.push_back(absl::StrCat(set.realms()[i].id, " epoch ",
-                                   answers[i].epoch));
+      parts.push_back(
+          absl::StrCat(set.realms()[i].id, " epoch ", answers[i].epoch));
     }
   }
   if (!faults.empty()) {
@@ -82,8 +82,8 @@ absl::Status NoGroup(const threshold::RealmSet& set,
   }
   return ThresholdError(
       VaultErrorKind::kRealmsDisagree,
-      absl::StrCat("the realms disagree: no registration is held by ",
-                   set.t(), " of them (", absl::StrJoin(parts, ", "),
+      absl::StrCat("the realms disagree: no registration is held by ", set.t(),
+                   " of them (", absl::StrJoin(parts, ", "),
                    "); nothing was spent. Register again once every realm "
                    "answers"));
 }
@@ -151,7 +151,8 @@ absl::StatusOr<RecoveryPlan> PlanRecovery(const threshold::RealmSet& set,
   }
   for (size_t i : best->members) {
     const StatusAnswer& a = answers[i];
-    if (a.record == StatusAnswer::Record::kLocked || a.attempts_remaining == 0) {
+    if (a.record == StatusAnswer::Record::kLocked ||
+        a.attempts_remaining == 0) {
       continue;
     }
     plan.group.push_back(i);
@@ -159,7 +160,8 @@ absl::StatusOr<RecoveryPlan> PlanRecovery(const threshold::RealmSet& set,
   if (static_cast<int>(plan.group.size()) < set.t()) return LockedError();
   plan.min_remaining = answers[plan.group[0]].attempts_remaining;
   for (size_t i : plan.group) {
-    plan.min_remaining = std::min(plan.min_remaining, answers[i].attempts_remaining);
+    plan.min_remaining =
+        std::min(plan.min_remaining, answers[i].attempts_remaining);
   }
   return plan;
 }

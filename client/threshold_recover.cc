@@ -17,7 +17,6 @@
 namespace bkv::client {
 namespace {
 
-
 bool WeakerThan(const Argon2idParams& p, const Argon2idParams& floor) {
   return p.iterations < floor.iterations || p.memory_kib < floor.memory_kib ||
          p.parallelism < floor.parallelism;
@@ -46,8 +45,8 @@ std::optional<threshold::VerifiedPartial> Verify(
 // The realm's released s_i || wrapped: opens under its session key, s_i is
 // its committed share, wrapped hashes to the descriptor's.
 std::optional<shamir::Share> CheckRelease(
-    const threshold::Descriptor& d, const std::string& account,
-    const Leg& leg, const vault::v1::ThresholdRecoverFinishResponse& resp,
+    const threshold::Descriptor& d, const std::string& account, const Leg& leg,
+    const vault::v1::ThresholdRecoverFinishResponse& resp,
     std::string* wrapped) {
   auto opened = key_transport::Open(
       leg.finish->session_key, key_transport::Direction::kRecover, account,
@@ -76,7 +75,6 @@ absl::Status FaultError(const std::vector<RealmFault>& faults,
       /*spent=*/true, remaining);
 }
 
-
 uint32_t LowestRemaining(const std::vector<Leg>& legs, uint32_t fallback) {
   uint32_t low = fallback;
   for (const Leg& leg : legs) {
@@ -91,8 +89,9 @@ uint32_t LowestRemaining(const std::vector<Leg>& legs, uint32_t fallback) {
 // combined; the KSF once. Fewer than t verified: no KE3 at all.
 absl::StatusOr<SecretBytes> VerifyAndStretch(
     const ThresholdClient::Impl& im, const threshold::Descriptor& d,
-    const opaque::OpaqueClient& opaque, const opaque::ThresholdLoginStart& login,
-    std::vector<Leg>& legs, std::vector<RealmFault>& faults, uint32_t remaining) {
+    const opaque::OpaqueClient& opaque,
+    const opaque::ThresholdLoginStart& login, std::vector<Leg>& legs,
+    std::vector<RealmFault>& faults, uint32_t remaining) {
   const ristretto255::Element blinded = login.ke1s[0].blinded_message;
   std::vector<threshold::VerifiedPartial> verified;
   const absl::Status* first_error = nullptr;
@@ -110,14 +109,12 @@ absl::StatusOr<SecretBytes> VerifyAndStretch(
   }
   if (static_cast<int>(verified.size()) < d.t) {
     if (!faults.empty()) {
-      return FaultError(faults, "too few realms answered correctly",
-                        remaining);
+      return FaultError(faults, "too few realms answered correctly", remaining);
     }
     return *first_error;
   }
-  BKV_ASSIGN_OR_RETURN(
-      ristretto255::Element z,
-      threshold::Combine(std::span(verified).first(d.t), d.t));
+  BKV_ASSIGN_OR_RETURN(ristretto255::Element z,
+                       threshold::Combine(std::span(verified).first(d.t), d.t));
   return opaque.ThresholdRandomizedPassword(login.state, z);
 }
 
@@ -140,7 +137,8 @@ absl::Status WrongPassword(const ThresholdClient::Impl& im,
   Parallel(legs.size(), [&](size_t j) {
     if (!legs[j].status.ok()) return;
     vault::v1::ThresholdRecoverFinishResponse resp;
-    results[j] = SendKe3(im, legs[j], std::string(opaque::kKe3Size, '\0'), &resp);
+    results[j] =
+        SendKe3(im, legs[j], std::string(opaque::kKe3Size, '\0'), &resp);
   });
   std::optional<absl::Status> best;
   uint32_t low = UINT32_MAX;
@@ -188,7 +186,8 @@ void ReleaseShares(const ThresholdClient::Impl& im, const std::string& account,
     out.proofs[leg.position] = resps[j].proof();
     leg.share = CheckRelease(d, account, leg, resps[j], wrapped);
     if (!leg.share) {
-      Fault(faults, im, leg, "its released share does not match its commitment");
+      Fault(faults, im, leg,
+            "its released share does not match its commitment");
     }
   }
 }
@@ -201,16 +200,17 @@ absl::Status ThresholdClient::Impl::FinishRound(
     std::vector<Leg>& legs, std::vector<RealmFault>& faults,
     ThresholdRecovery& out) const {
   const threshold::Descriptor& d = plan.descriptor;
-  const uint32_t remaining =
-      LowestRemaining(legs, plan.min_remaining > 0 ? plan.min_remaining - 1 : 0);
-  BKV_ASSIGN_OR_RETURN(SecretBytes rwd, VerifyAndStretch(*this, d, opaque, login,
-                                                         legs, faults, remaining));
+  const uint32_t remaining = LowestRemaining(
+      legs, plan.min_remaining > 0 ? plan.min_remaining - 1 : 0);
+  BKV_ASSIGN_OR_RETURN(
+      SecretBytes rwd,
+      VerifyAndStretch(*this, d, opaque, login, legs, faults, remaining));
   int opened = 0;
   for (Leg& leg : legs) {
     if (!leg.status.ok()) continue;
-    auto fin = opaque.FinishThresholdLogin(login.state, leg.position, rwd,
-                                           set.realms()[leg.position].identity_key,
-                                           AsBytes(leg.start.ke2()));
+    auto fin = opaque.FinishThresholdLogin(
+        login.state, leg.position, rwd, set.realms()[leg.position].identity_key,
+        AsBytes(leg.start.ke2()));
     if (fin.ok()) {
       leg.finish = std::move(*fin);
       ++opened;
@@ -231,9 +231,10 @@ absl::Status ThresholdClient::Impl::FinishRound(
   }
   shares.resize(d.t);
   BKV_ASSIGN_OR_RETURN(SecretBytes s, shamir::Combine(shares));
-  BKV_ASSIGN_OR_RETURN(out.backup_key, key_transport::UnwrapBackupKeyThreshold(
-                                           opened_leg->finish->export_key, s,
-                                           d.version, account, AsBytes(wrapped)));
+  BKV_ASSIGN_OR_RETURN(
+      out.backup_key, key_transport::UnwrapBackupKeyThreshold(
+                          opened_leg->finish->export_key, s, d.version, account,
+                          AsBytes(wrapped)));
   return absl::OkStatus();
 }
 
@@ -250,9 +251,9 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
   }
   BKV_ASSIGN_OR_RETURN(Argon2idKsf ksf, Argon2idKsf::Create(d.ksf));
   opaque::OpaqueClient opaque(Config(), ksf);
-  BKV_ASSIGN_OR_RETURN(auto login, opaque.GenerateThresholdKE1(
-                                       SecretBytes::Copy(password.Reveal()),
-                                       set.n()));
+  BKV_ASSIGN_OR_RETURN(auto login,
+                       opaque.GenerateThresholdKE1(
+                           SecretBytes::Copy(password.Reveal()), set.n()));
   std::vector<Leg> legs(plan.group.size());
   Parallel(legs.size(), [&](size_t j) {
     Leg& leg = legs[j];
@@ -261,9 +262,9 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
     req.set_commitment(AsString(plan.commitment));
     req.set_realm_id(IdOf(leg.position));
     req.set_ke1(AsString(login.ke1s[leg.position].Serialize()));
-    leg.status = Call(leg.position, "ThresholdRecoverStart", VaultCall::kCounted,
-                      &vault::v1::Vault::Stub::ThresholdRecoverStart, req,
-                      &leg.start);
+    leg.status =
+        Call(leg.position, "ThresholdRecoverStart", VaultCall::kCounted,
+             &vault::v1::Vault::Stub::ThresholdRecoverStart, req, &leg.start);
   });
   ThresholdRecovery out;
   out.attempts_remaining_before = plan.min_remaining;

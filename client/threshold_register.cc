@@ -32,13 +32,14 @@ absl::StatusOr<uint64_t> NextEpoch(const ThresholdClient::Impl& im,
   for (const auto& s : starts) epochs.push_back(s.epoch());
   std::vector<uint64_t> sorted = epochs;
   std::sort(sorted.begin(), sorted.end());
-  const uint64_t base = remembered != 0 ? remembered : sorted[sorted.size() / 2];
+  const uint64_t base =
+      remembered != 0 ? remembered : sorted[sorted.size() / 2];
   uint64_t top = remembered;
   std::vector<RealmFault> faults;
   for (size_t i = 0; i < epochs.size(); ++i) {
     if (epochs[i] >= kMaxEpoch - 1 || epochs[i] > base + kMaxEpochJump) {
-      faults.push_back({im.IdOf(i), absl::StrCat("reports the epoch ",
-                                                 epochs[i])});
+      faults.push_back(
+          {im.IdOf(i), absl::StrCat("reports the epoch ", epochs[i])});
     }
     top = std::max(top, epochs[i]);
   }
@@ -74,13 +75,14 @@ absl::StatusOr<Dealing> Deal(const ThresholdClient::Impl& im,
   std::vector<ristretto255::Element> keys;
   for (const auto& r : set.realms()) keys.push_back(r.identity_key);
   opaque::OpaqueClient opaque(im.Config(), im.registration_ksf);
-  BKV_ASSIGN_OR_RETURN(auto reg, opaque.RegisterWithKey(
-                                     SecretBytes::Copy(password.Reveal()), k, keys));
+  BKV_ASSIGN_OR_RETURN(
+      auto reg,
+      opaque.RegisterWithKey(SecretBytes::Copy(password.Reveal()), k, keys));
   threshold::Descriptor& d = out.d;
   randombytes_buf(d.version.data(), d.version.size());
-  BKV_ASSIGN_OR_RETURN(out.wrapped, key_transport::WrapBackupKeyThreshold(
-                                        reg.export_key, s, d.version, account,
-                                        backup_key));
+  BKV_ASSIGN_OR_RETURN(out.wrapped,
+                       key_transport::WrapBackupKeyThreshold(
+                           reg.export_key, s, d.version, account, backup_key));
   d.epoch = epoch;
   d.previous_commitment = previous;
   d.t = set.t();
@@ -90,8 +92,10 @@ absl::StatusOr<Dealing> Deal(const ThresholdClient::Impl& im,
   BKV_ASSIGN_OR_RETURN(d.public_key, ristretto255::ScalarMultBase(k));
   BKV_ASSIGN_OR_RETURN(d.second_public_key, ristretto255::ScalarMultBase(s));
   for (int i = 0; i < set.n(); ++i) {
-    BKV_ASSIGN_OR_RETURN(auto ki, ristretto255::ScalarMultBase(out.k_shares[i].value));
-    BKV_ASSIGN_OR_RETURN(auto si, ristretto255::ScalarMultBase(out.s_shares[i].value));
+    BKV_ASSIGN_OR_RETURN(auto ki,
+                         ristretto255::ScalarMultBase(out.k_shares[i].value));
+    BKV_ASSIGN_OR_RETURN(auto si,
+                         ristretto255::ScalarMultBase(out.s_shares[i].value));
     d.realms.push_back({set.realms()[i].id, keys[i], ki, si});
     const auto record = reg.records[i].Serialize();
     out.records.emplace_back(record.begin(), record.end());
@@ -110,8 +114,9 @@ absl::StatusOr<vault::v1::ThresholdRegisterPrepareRequest> PrepareFor(
     const std::vector<std::string>& proofs) {
   if (start.realm_nonce().size() != threshold::kRealmNonceSize) {
     return ThresholdError(VaultErrorKind::kRealmFault,
-                          absl::StrCat(im.IdOf(i), " sent a malformed "
-                                                   "registration nonce"));
+                          absl::StrCat(im.IdOf(i),
+                                       " sent a malformed "
+                                       "registration nonce"));
   }
   threshold::RealmNonce nonce;
   std::copy_n(start.realm_nonce().begin(), nonce.size(), nonce.begin());
@@ -123,8 +128,8 @@ absl::StatusOr<vault::v1::ThresholdRegisterPrepareRequest> PrepareFor(
   BKV_ASSIGN_OR_RETURN(
       auto sealed,
       threshold::SealToRealm(im.set.realms()[i].identity_key,
-                             threshold::PrepareContext(account, dealing.d, nonce,
-                                                       dealing.records[i]),
+                             threshold::PrepareContext(
+                                 account, dealing.d, nonce, dealing.records[i]),
                              payload));
   vault::v1::ThresholdRegisterPrepareRequest req;
   req.set_ticket(start.ticket());
@@ -148,10 +153,10 @@ absl::Status FirstFailure(const ThresholdClient::Impl& im,
     failed.push_back(absl::StrCat(im.IdOf(i), ": ", results[i].message()));
   }
   if (first == nullptr) return absl::OkStatus();
-  absl::Status out(first->code(),
-                   absl::StrCat(step, " needs every realm and failed at ",
-                                absl::StrJoin(failed, "; "),
-                                "; nothing was committed"));
+  absl::Status out(
+      first->code(),
+      absl::StrCat(step, " needs every realm and failed at ",
+                   absl::StrJoin(failed, "; "), "; nothing was committed"));
   first->ForEachPayload([&](absl::string_view url, const absl::Cord& c) {
     out.SetPayload(url, c);
   });
@@ -179,8 +184,9 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
   const std::vector<uint8_t> descriptor = dealing.d.Serialize();
   std::vector<vault::v1::ThresholdRegisterPrepareRequest> prepares;
   for (int i = 0; i < set.n(); ++i) {
-    BKV_ASSIGN_OR_RETURN(auto req, PrepareFor(*this, account, dealing,
-                                              descriptor, i, starts[i], proofs));
+    BKV_ASSIGN_OR_RETURN(
+        auto req,
+        PrepareFor(*this, account, dealing, descriptor, i, starts[i], proofs));
     prepares.push_back(std::move(req));
   }
   Parallel(set.n(), [&](size_t i) {

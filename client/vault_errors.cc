@@ -254,8 +254,8 @@ absl::Status ThresholdError(VaultErrorKind kind, std::string message,
   absl::Status s = WithDetail(absl::AbortedError(std::move(message)), d);
   s.SetPayload(kThresholdUrl,
                absl::Cord(std::string(1, static_cast<char>(kind))));
-  return MarkVaultCall(std::move(s), spent ? VaultCall::kCounted
-                                           : VaultCall::kFree);
+  return MarkVaultCall(std::move(s),
+                       spent ? VaultCall::kCounted : VaultCall::kFree);
 }
 
 absl::Status SpentAttemptError(const absl::Status& cause,

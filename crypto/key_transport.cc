@@ -37,7 +37,8 @@ SecretBytes ThresholdWrapKey(const SecretBytes& export_key,
   std::copy(second_secret.Reveal().begin(), second_secret.Reveal().end(),
             ikm.RevealMutable().begin() + export_key.size());
   SecretBytes unlock = HkdfExtract(Bytes(kUnlockSalt), ikm.Reveal());
-  std::vector<uint8_t> info(kWrapLabelV2, kWrapLabelV2 + sizeof(kWrapLabelV2) - 1);
+  std::vector<uint8_t> info(kWrapLabelV2,
+                            kWrapLabelV2 + sizeof(kWrapLabelV2) - 1);
   info.insert(info.end(), version.begin(), version.end());
   return HkdfExpand(unlock.Reveal(), info, 32);
 }

@@ -34,9 +34,9 @@ const Argon2idParams kKsf{2, 19'456, 1};  // the client floor, both paths
 std::vector<std::string> OpenBudgets() {
   std::vector<std::string> args;
   for (const char* budget : {"account", "read", "guess", "peer"}) {
-    args.insert(args.end(), {std::string("--") + budget + "-burst", "100000",
-                             std::string("--") + budget + "-per-second",
-                             "100000"});
+    args.insert(args.end(),
+                {std::string("--") + budget + "-burst", "100000",
+                 std::string("--") + budget + "-per-second", "100000"});
   }
   return args;
 }
@@ -55,7 +55,8 @@ bool Start(Fixture& f) {
     auto args = OpenBudgets();
     args.insert(args.end(), {"--realm-id", id, "--audience", id});
     if (!p->Start(args)) return false;
-    set += "realm " + id + " " + p->address() + " " + HexEncode(p->public_key()) + "\n";
+    set += "realm " + id + " " + p->address() + " " +
+           HexEncode(p->public_key()) + "\n";
     f.realms.push_back(std::move(p));
   }
   f.single = std::make_unique<testing::VaultProcess>();
@@ -63,7 +64,8 @@ bool Start(Fixture& f) {
   return f.single->Start(OpenBudgets());
 }
 
-std::unique_ptr<client::ThresholdClient> Realms(Fixture& f, const std::string& acct) {
+std::unique_ptr<client::ThresholdClient> Realms(Fixture& f,
+                                                const std::string& acct) {
   client::ThresholdOptions o;
   o.vault.ksf = kKsf;
   o.rotate = false;
@@ -74,7 +76,8 @@ std::unique_ptr<client::ThresholdClient> Realms(Fixture& f, const std::string& a
       *client::ParseRealmSet(f.set_text), std::move(o)));
 }
 
-std::unique_ptr<client::VaultClient> Single(Fixture& f, const std::string& acct) {
+std::unique_ptr<client::VaultClient> Single(Fixture& f,
+                                            const std::string& acct) {
   client::VaultOptions o;
   o.address = f.single->address();
   o.server_public_key = f.single->public_key();
@@ -90,7 +93,8 @@ struct Pair {
 };
 
 Pair Prepare(Fixture& f, const std::string& acct) {
-  auto pw = std::make_shared<SecretBytes>(SecretBytes::Copy("bench horse battery"));
+  auto pw =
+      std::make_shared<SecretBytes>(SecretBytes::Copy("bench horse battery"));
   auto key = SecretBytes::Random(32);
   std::shared_ptr<client::ThresholdClient> r = Realms(f, acct);
   std::shared_ptr<client::VaultClient> s = Single(f, acct);
@@ -110,7 +114,8 @@ double Percentile(std::vector<double> v, double q) {
 double TimeOne(const std::function<bool()>& recover) {
   const auto start = Clock::now();
   if (!recover()) std::fprintf(stderr, "threshold_bench: a recovery failed\n");
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  return std::chrono::duration<double, std::milli>(Clock::now() - start)
+      .count();
 }
 
 // Sequential recoveries, alternating paths; milliseconds.
@@ -120,13 +125,15 @@ void Latency(const Pair& p, int n) {
     t.push_back(TimeOne(p.threshold));
     s.push_back(TimeOne(p.single));
   }
-  std::printf("latency (ms, %d sequential each): threshold 2-of-3 p50 %.1f p90 %.1f | "
-              "single p50 %.1f p90 %.1f | p50 ratio %.2f\n",
-              n, Percentile(t, 0.5), Percentile(t, 0.9), Percentile(s, 0.5),
-              Percentile(s, 0.9), Percentile(t, 0.5) / Percentile(s, 0.5));
+  std::printf(
+      "latency (ms, %d sequential each): threshold 2-of-3 p50 %.1f p90 %.1f | "
+      "single p50 %.1f p90 %.1f | p50 ratio %.2f\n",
+      n, Percentile(t, 0.5), Percentile(t, 0.9), Percentile(s, 0.5),
+      Percentile(s, 0.9), Percentile(t, 0.5) / Percentile(s, 0.5));
 }
 
-double Throughput(const std::vector<Pair>& pairs, bool threshold, double seconds) {
+double Throughput(const std::vector<Pair>& pairs, bool threshold,
+                  double seconds) {
   std::atomic<long> done{0};
   const auto end = Clock::now() + std::chrono::duration<double>(seconds);
   std::vector<std::thread> threads;
@@ -167,9 +174,10 @@ int main(int argc, char** argv) {
   const double s = bkv::Throughput(pairs, false, seconds);
   // Every realm of the group serves every threshold recovery (KE1 and KE3
   // go to all of it), so a realm's throughput is the recoveries/s.
-  std::printf("throughput (%d clients, %.0f s each): threshold %.1f recoveries/s "
-              "(each realm served them all) | single %.1f recoveries/s | "
-              "per-realm ratio %.2f\n",
-              clients, seconds, t, s, t / s);
+  std::printf(
+      "throughput (%d clients, %.0f s each): threshold %.1f recoveries/s "
+      "(each realm served them all) | single %.1f recoveries/s | "
+      "per-realm ratio %.2f\n",
+      clients, seconds, t, s, t / s);
   return 0;
 }

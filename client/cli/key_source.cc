@@ -189,12 +189,14 @@ absl::StatusOr<VaultParams> RealmSlotParams(const Args& a) {
   BKV_ASSIGN_OR_RETURN(std::string path, Need(a, "--realms"));
   BKV_ASSIGN_OR_RETURN(auto set, client::LoadRealmSetFile(path));
   VaultParams p;
-  const std::string text = "bkv-realm-set-slot/v1\n" + client::FormatRealmSet(set);
-  const Sha512Digest h = Sha512(
-      {{reinterpret_cast<const uint8_t*>(text.data()), text.size()}});
+  const std::string text =
+      "bkv-realm-set-slot/v1\n" + client::FormatRealmSet(set);
+  const Sha512Digest h =
+      Sha512({{reinterpret_cast<const uint8_t*>(text.data()), text.size()}});
   std::copy_n(h.begin(), p.vault_key.size(), p.vault_key.begin());
   p.account = Value(a, "--account");
-  if (p.account.empty()) return Usage("--realms needs --account (or BKV_ACCOUNT)");
+  if (p.account.empty())
+    return Usage("--realms needs --account (or BKV_ACCOUNT)");
   return p;
 }
 
@@ -202,7 +204,8 @@ absl::StatusOr<VaultParams> RealmSlotParams(const Args& a) {
 // (docs/threshold.md); D holds one token file per realm id.
 absl::StatusOr<std::unique_ptr<client::ThresholdClient>> OpenRealms(
     const Args& a, FILE* err) {
-  BKV_ASSIGN_OR_RETURN(auto set, client::LoadRealmSetFile(Value(a, "--realms")));
+  BKV_ASSIGN_OR_RETURN(auto set,
+                       client::LoadRealmSetFile(Value(a, "--realms")));
   BKV_ASSIGN_OR_RETURN(std::string dir, Need(a, "--token-dir"));
   client::ThresholdOptions o;
   BKV_RETURN_IF_ERROR(VaultOptionsFrom(a, err, o.vault));
@@ -233,13 +236,16 @@ absl::StatusOr<SlotSecret> LoadRealmSecret(const Args& a, FILE* err,
       client::VaultError::From(plan.status()).kind ==
           client::VaultErrorKind::kNotRegistered) {
     BKV_RETURN_IF_ERROR(ConfirmNewPassword(a, password, params.account));
-    BKV_RETURN_IF_ERROR(RefuseIfStoreHasBackups(*register_into, params.account));
+    BKV_RETURN_IF_ERROR(
+        RefuseIfStoreHasBackups(*register_into, params.account));
     BackupKey key = BackupKey::Generate();
     auto reg = realms->Register(params.account, password, key.secret());
     if (!reg.ok()) return Explained(reg.status());
-    std::fprintf(err, "bkv: registered a new backup key at %d realms for %s "
-                 "(%u attempts per realm)\n", realms->realms().n(),
-                 params.account.c_str(), reg->per_realm_limit);
+    std::fprintf(err,
+                 "bkv: registered a new backup key at %d realms for %s "
+                 "(%u attempts per realm)\n",
+                 realms->realms().n(), params.account.c_str(),
+                 reg->per_realm_limit);
     return SlotSecret::Vault(key.secret(), std::move(params));
   }
   if (!plan.ok()) return Explained(plan.status());
@@ -250,7 +256,8 @@ absl::StatusOr<SlotSecret> LoadRealmSecret(const Args& a, FILE* err,
                  client::DescribeFaults(got->faults).c_str());
   }
   if (!got->rotation.ok()) {
-    std::fprintf(err, "bkv: the key was not re-registered with fresh shares "
+    std::fprintf(err,
+                 "bkv: the key was not re-registered with fresh shares "
                  "(%s); tried again after the next recovery\n",
                  std::string(got->rotation.message()).c_str());
   }
@@ -268,7 +275,8 @@ absl::StatusOr<VaultParams> VaultSlotParams(const Args& a, const Vault& v) {
 absl::StatusOr<SlotSecret> LoadSecret(const Args& a, FILE* err,
                                       BlobStore* register_into) {
   if (a.values.count("--realms")) {
-    if (a.values.count("--vault")) return Usage("--realms or --vault, not both");
+    if (a.values.count("--vault"))
+      return Usage("--realms or --vault, not both");
     return LoadRealmSecret(a, err, register_into);
   }
   if (a.values.count("--vault")) {

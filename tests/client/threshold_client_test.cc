@@ -4,6 +4,8 @@
 // down, a flipped proof byte, a flipped released-share byte, or a dropped
 // Commit. The relay only passes bytes on or changes them; every decision is
 // the real realm's and the real client's.
+#include "client/threshold_client.h"
+
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -16,11 +18,10 @@
 #include <vector>
 
 #include "bkv/vault/v1/error_detail.h"
+#include "client/realm_set_file.h"
+#include "crypto/hex.h"
 #include "tests/client/cli_runner.h"
 #include "tests/client/run_program.h"
-#include "client/realm_set_file.h"
-#include "client/threshold_client.h"
-#include "crypto/hex.h"
 #include "tests/server/vault_harness.h"
 
 namespace bkv::testing {
@@ -45,8 +46,8 @@ enum class Mode {
 class Relay final : public v1::Vault::Service {
  public:
   explicit Relay(const std::string& target)
-      : stub_(v1::Vault::NewStub(grpc::CreateChannel(
-            target, grpc::InsecureChannelCredentials()))) {
+      : stub_(v1::Vault::NewStub(
+            grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))) {
     int port = 0;
     grpc::ServerBuilder b;
     b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -68,8 +69,9 @@ class Relay final : public v1::Vault::Service {
     }
     grpc::ClientContext cc;
     for (const auto& [k, v] : sc->client_metadata()) {
-      if (k == "authorization") cc.AddMetadata(std::string(k.data(), k.size()),
-                                               std::string(v.data(), v.size()));
+      if (k == "authorization")
+        cc.AddMetadata(std::string(k.data(), k.size()),
+                       std::string(v.data(), v.size()));
     }
     grpc::Status s = (stub_.get()->*rpc)(&cc, req, resp);
     for (const auto& [k, v] : cc.GetServerTrailingMetadata()) {
@@ -92,7 +94,8 @@ class Relay final : public v1::Vault::Service {
   grpc::Status ThresholdRegisterStart(
       grpc::ServerContext* c, const v1::ThresholdRegisterStartRequest* r,
       v1::ThresholdRegisterStartResponse* o) override {
-    grpc::Status s = Forward(c, &v1::Vault::Stub::ThresholdRegisterStart, *r, o);
+    grpc::Status s =
+        Forward(c, &v1::Vault::Stub::ThresholdRegisterStart, *r, o);
     if (s.ok() && mode == Mode::kHugeEpoch) o->set_epoch(uint64_t{1} << 62);
     return s;
   }
@@ -119,7 +122,8 @@ class Relay final : public v1::Vault::Service {
   grpc::Status ThresholdRecoverFinish(
       grpc::ServerContext* c, const v1::ThresholdRecoverFinishRequest* r,
       v1::ThresholdRecoverFinishResponse* o) override {
-    grpc::Status s = Forward(c, &v1::Vault::Stub::ThresholdRecoverFinish, *r, o);
+    grpc::Status s =
+        Forward(c, &v1::Vault::Stub::ThresholdRecoverFinish, *r, o);
     if (s.ok() && mode == Mode::kFlipShare) Flip(o->mutable_sealed_share());
     return s;
   }
@@ -144,9 +148,10 @@ class ThresholdClientTest : public ::testing::Test {
   static constexpr char kAccount[] = "alice";
 
   void SetUp() override {
-    state_dir_ = std::filesystem::temp_directory_path() /
-                 ("bkv-tsdk-" + std::to_string(::getpid()) + "-" +
-                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    state_dir_ =
+        std::filesystem::temp_directory_path() /
+        ("bkv-tsdk-" + std::to_string(::getpid()) + "-" +
+         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(state_dir_);
   }
   void TearDown() override { std::filesystem::remove_all(state_dir_); }
@@ -203,9 +208,9 @@ class ThresholdClientTest : public ::testing::Test {
     auto stub = v1::Vault::NewStub(grpc::CreateChannel(
         realms_[i].process->address(), grpc::InsecureChannelCredentials()));
     grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization",
-                    "Bearer " + realms_[i].process->Token(kAccount, 600,
-                                                          realms_[i].id));
+    ctx.AddMetadata(
+        "authorization",
+        "Bearer " + realms_[i].process->Token(kAccount, 600, realms_[i].id));
     v1::ThresholdStatusResponse out;
     EXPECT_TRUE(stub->ThresholdStatus(&ctx, {}, &out).ok());
     return out;
@@ -217,7 +222,9 @@ class ThresholdClientTest : public ::testing::Test {
   const SecretBytes password_ = SecretBytes::Copy("correct horse battery");
 };
 
-VaultErrorKind KindOf(const absl::Status& s) { return VaultError::From(s).kind; }
+VaultErrorKind KindOf(const absl::Status& s) {
+  return VaultError::From(s).kind;
+}
 
 TEST_F(ThresholdClientTest, OneRealmIsTheSamePath) {
   StartRealms(1);
@@ -386,7 +393,8 @@ TEST_F(ThresholdClientTest, VersionSplit) {
   realms_[1].relay->mode = Mode::kDropCommit;
   std::vector<std::string> proofs = {first->proofs[0], viax->proofs[1],
                                      viax->proofs[2]};
-  auto y = c->Register(kAccount, SecretBytes::Copy("third horse"), key_, proofs);
+  auto y =
+      c->Register(kAccount, SecretBytes::Copy("third horse"), key_, proofs);
   ASSERT_FALSE(y.ok());
   auto split = c->Recover(kAccount, password_);
   ASSERT_FALSE(split.ok());
@@ -438,12 +446,15 @@ TEST_F(ThresholdClientTest, CliBackupAndRestoreWithRealms) {
   std::ofstream(dir / "src" / "chat.db") << std::string(100'000, 'c');
   std::ofstream(dir / "realms") << SetFile(2);
   for (const auto& r : realms_) {
-    std::ofstream(dir / "tokens" / r.id) << r.process->Token(kAccount, 600, r.id);
+    std::ofstream(dir / "tokens" / r.id)
+        << r.process->Token(kAccount, 600, r.id);
   }
   ::setenv("BKV_STATE_DIR", (dir / "state").c_str(), 1);
   const std::vector<std::string> flags = {
-      "--realms", (dir / "realms").string(), "--token-dir",
-      (dir / "tokens").string(), "--account", kAccount, "--password-stdin"};
+      "--realms",        (dir / "realms").string(),
+      "--token-dir",     (dir / "tokens").string(),
+      "--account",       kAccount,
+      "--password-stdin"};
   auto with = [&](std::vector<std::string> head) {
     head.insert(head.end(), flags.begin(), flags.end());
     return head;
@@ -453,15 +464,16 @@ TEST_F(ThresholdClientTest, CliBackupAndRestoreWithRealms) {
                  "correct horse battery staple\n", dir);
   ASSERT_EQ(b.exit_code, 0) << b.err;
   EXPECT_NE(b.err.find("registered a new backup key at 3 realms"),
-            std::string::npos) << b.err;
-  CliRun wrong = Bkv(with({"restore", "--from", store, "--to",
-                           (dir / "wrong").string()}),
-                     "battery staple horse\n", dir);
+            std::string::npos)
+      << b.err;
+  CliRun wrong =
+      Bkv(with({"restore", "--from", store, "--to", (dir / "wrong").string()}),
+          "battery staple horse\n", dir);
   EXPECT_EQ(wrong.exit_code, 3) << wrong.err;
   realms_[0].relay->mode = Mode::kDown;
-  CliRun r = Bkv(with({"restore", "--from", store, "--to",
-                       (dir / "restored").string()}),
-                 "correct horse battery staple\n", dir);
+  CliRun r = Bkv(
+      with({"restore", "--from", store, "--to", (dir / "restored").string()}),
+      "correct horse battery staple\n", dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::ifstream restored(dir / "restored" / "chat.db");
   EXPECT_EQ(std::string((std::istreambuf_iterator<char>(restored)), {}),
@@ -479,7 +491,8 @@ TEST_F(ThresholdClientTest, LyingEpochIsTheRealmsFault) {
   ASSERT_FALSE(reg.ok());
   EXPECT_EQ(KindOf(reg.status()), VaultErrorKind::kRealmFault) << reg.status();
   EXPECT_NE(reg.status().message().find("realm-b"), std::string::npos);
-  for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(Status(i).pending_commitment().empty());
+  for (size_t i = 0; i < 3; ++i)
+    EXPECT_TRUE(Status(i).pending_commitment().empty());
   realms_[1].relay->mode = Mode::kPass;
   EXPECT_TRUE(c->Register(kAccount, password_, key_).ok());
 }
@@ -528,19 +541,26 @@ TEST(RealmSetFileTest, StrictParse) {
   EXPECT_FALSE(client::ParseRealmSet("bkv-realm-set v2\nt 1\nlimit 10\n").ok());
   EXPECT_FALSE(
       client::ParseRealmSet("bkv-realm-set v1\nt 1\nt 1\nlimit 10\n").ok());
-  auto bad_key = client::ParseRealmSet("bkv-realm-set v1\nt 1\nlimit 10\n"
-                                       "realm a 127.0.0.1:1 " + key + "\n");
+  auto bad_key = client::ParseRealmSet(
+      "bkv-realm-set v1\nt 1\nlimit 10\n"
+      "realm a 127.0.0.1:1 " +
+      key + "\n");
   EXPECT_FALSE(bad_key.ok());
-  auto one = client::ParseRealmSet("bkv-realm-set v1\nt 1\nlimit 10\n"
-                                   "realm a 127.0.0.1:1 " + g + "\n");
+  auto one = client::ParseRealmSet(
+      "bkv-realm-set v1\nt 1\nlimit 10\n"
+      "realm a 127.0.0.1:1 " +
+      g + "\n");
   ASSERT_TRUE(one.ok()) << one.status();
   EXPECT_EQ(client::FormatRealmSet(*one),
             "bkv-realm-set v1\nt 1\nlimit 10\nrealm a 127.0.0.1:1 " + g + "\n");
   // t = 2 of 1 breaks the realm-set rule (applied after parsing).
-  auto weak = client::ParseRealmSet("bkv-realm-set v1\nt 2\nlimit 10\n"
-                                    "realm a x:1 " + g + "\n");
+  auto weak = client::ParseRealmSet(
+      "bkv-realm-set v1\nt 2\nlimit 10\n"
+      "realm a x:1 " +
+      g + "\n");
   EXPECT_FALSE(weak.ok());
-  auto garbage = client::ParseRealmSet("bkv-realm-set v1\nt 2\nlimit 10\nfoo\n");
+  auto garbage =
+      client::ParseRealmSet("bkv-realm-set v1\nt 2\nlimit 10\nfoo\n");
   ASSERT_FALSE(garbage.ok());
   EXPECT_NE(garbage.status().message().find("line 4"), std::string::npos);
 }

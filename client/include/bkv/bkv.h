@@ -442,15 +442,15 @@ typedef struct bkv_realms_options {
 } bkv_realms_options;
 
 void bkv_realms_options_init(bkv_realms_options* options);
-bkv_status bkv_realms_open(const bkv_realms_options* options,
-                           bkv_realms** out, char** err);
+bkv_status bkv_realms_open(const bkv_realms_options* options, bkv_realms** out,
+                           char** err);
 void bkv_realms_free(bkv_realms* realms);
 
 /* Stores `key` behind the password at every realm (all n must answer). */
 bkv_status bkv_realms_register(bkv_realms* realms, const char* account,
                                const char* password, size_t password_len,
-                               const bkv_key* key,
-                               bkv_vault_error* out_detail, char** err);
+                               const bkv_key* key, bkv_vault_error* out_detail,
+                               char** err);
 
 /* Recovers the key through the agreeing realms; free *out_key with
  * bkv_key_free. *out_faults (optional, NULL when none): the realms excluded
