@@ -19,7 +19,10 @@
 
 #include "bkv/vault/v1/error_detail.h"
 #include "client/realm_set_file.h"
+#include "client/threshold_plan.h"
 #include "crypto/hex.h"
+#include "crypto/random.h"
+#include "crypto/shamir.h"
 #include "tests/client/cli_runner.h"
 #include "tests/client/run_program.h"
 #include "tests/server/vault_harness.h"
@@ -530,6 +533,108 @@ TEST(ThresholdErrorTest, KindsAndAttemptsSurviveTheClassifier) {
   EXPECT_EQ(split.attempt_spent, client::AttemptSpent::kNo);
   EXPECT_STREQ(client::VaultErrorKindName(VaultErrorKind::kStaleRegistration),
                "stale_registration");
+}
+
+// PlanRecovery, pure: descriptors dealt here, answers made up.
+class PlanRecoveryTest : public ::testing::Test {
+ protected:
+  PlanRecoveryTest() {
+    std::vector<threshold::RealmConfig> realms;
+    for (int i = 0; i < 3; ++i) {
+      realms.push_back(
+          {std::string("realm-") + char('a' + i), "127.0.0.1:1",
+           *ristretto255::ScalarMultBase(SystemRandom().Scalar())});
+    }
+    set_ = std::make_unique<threshold::RealmSet>(
+        *threshold::RealmSet::Create(realms, 2, 10));
+  }
+  // A dealt descriptor for the set at `epoch`.
+  std::string Deal(uint64_t epoch) const {
+    threshold::Descriptor d;
+    SystemRandom().Bytes(d.version);
+    d.epoch = epoch;
+    d.t = 2;
+    d.advertised_limit = 10;
+    d.per_realm_limit = 5;
+    d.ksf = TestKsfParams();
+    SecretBytes k = SystemRandom().Scalar(), sec = SystemRandom().Scalar();
+    auto ks = *shamir::Split(k, 2, 3, SystemRandom());
+    auto ss = *shamir::Split(sec, 2, 3, SystemRandom());
+    d.public_key = *ristretto255::ScalarMultBase(k);
+    d.second_public_key = *ristretto255::ScalarMultBase(sec);
+    for (int i = 0; i < 3; ++i) {
+      d.realms.push_back({set_->realms()[i].id, set_->realms()[i].identity_key,
+                          *ristretto255::ScalarMultBase(ks[i].value),
+                          *ristretto255::ScalarMultBase(ss[i].value)});
+    }
+    const auto bytes = d.Serialize();
+    return {bytes.begin(), bytes.end()};
+  }
+  static client::StatusAnswer Active(const std::string& descriptor,
+                                     uint32_t remaining = 5) {
+    client::StatusAnswer a;
+    a.record = client::StatusAnswer::Record::kActive;
+    a.descriptor = descriptor;
+    auto d = threshold::Descriptor::Parse(
+        {reinterpret_cast<const uint8_t*>(descriptor.data()),
+         descriptor.size()});
+    const auto c = d->Commitment();
+    a.commitment.assign(c.begin(), c.end());
+    a.committed_limit = a.effective_limit = 5;
+    a.attempts_remaining = remaining;
+    a.epoch = d->epoch;
+    return a;
+  }
+  absl::StatusOr<client::RecoveryPlan> Plan(
+      std::vector<client::StatusAnswer> answers, client::Newest newest = {}) {
+    return client::PlanRecovery(*set_, answers, newest);
+  }
+  std::unique_ptr<threshold::RealmSet> set_;
+};
+
+TEST_F(PlanRecoveryTest, Decisions) {
+  const std::string v1 = Deal(1), v2 = Deal(2), v2b = Deal(2), v3 = Deal(3);
+  // 2:1 -> the pair, lowest remaining.
+  auto p = Plan({Active(v1), Active(v2, 3), Active(v2, 4)});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->group, (std::vector<size_t>{1, 2}));
+  EXPECT_EQ(p->min_remaining, 3u);
+  // 1:1:1 -> disagree; two groups at one epoch cannot both reach t (n=3).
+  EXPECT_EQ(KindOf(Plan({Active(v1), Active(v2), Active(v3)}).status()),
+            VaultErrorKind::kRealmsDisagree);
+  // Older than remembered -> stale; same epoch, other commitment -> stale.
+  auto newer = threshold::Descriptor::Parse(
+      {reinterpret_cast<const uint8_t*>(v3.data()), v3.size()});
+  EXPECT_EQ(KindOf(Plan({Active(v2), Active(v2), Active(v3)},
+                        {3, newer->Commitment()})
+                       .status()),
+            VaultErrorKind::kStaleRegistration);
+  EXPECT_EQ(KindOf(Plan({Active(v2b), Active(v2b), Active(v1)},
+                        {2, newer->Commitment()})
+                       .status()),
+            VaultErrorKind::kStaleRegistration);
+  // A descriptor that does not hash to its commitment, or a limit above
+  // G: that realm's fault; the other two still agree.
+  auto bad = Active(v2);
+  bad.commitment[0] ^= 1;
+  auto over = Active(v2);
+  over.effective_limit = 6;
+  p = Plan({bad, Active(v2), Active(v2)});
+  ASSERT_TRUE(p.ok());
+  ASSERT_EQ(p->faults.size(), 1u);
+  EXPECT_EQ(p->faults[0].realm_id, "realm-a");
+  EXPECT_EQ(KindOf(Plan({bad, over, Active(v2)}).status()),
+            VaultErrorKind::kRealmFault);
+  // No attempts left at two: locked; nothing registered: not registered.
+  EXPECT_EQ(KindOf(Plan({Active(v2, 0), Active(v2, 0), Active(v2)}).status()),
+            VaultErrorKind::kLocked);
+  EXPECT_EQ(KindOf(Plan({{}, {}, {}}).status()),
+            VaultErrorKind::kNotRegistered);
+  // Fewer than t answered: the transport error, nothing spent.
+  client::StatusAnswer down;
+  down.error = absl::UnavailableError("down");
+  EXPECT_EQ(Plan({down, down, Active(v2)}).status().code(),
+            absl::StatusCode::kUnavailable);
 }
 
 TEST(RealmSetFileTest, StrictParse) {
