@@ -82,9 +82,13 @@ Newest ThresholdClient::Impl::RecallNewest(const std::string& account) const {
 absl::Status ThresholdClient::Impl::RememberNewest(
     const std::string& account, uint64_t epoch,
     const Commitment& commitment) const {
-  if (RecallNewest(account).epoch > epoch) return absl::OkStatus();
-  return RememberLine(options.state_dir, StateName("newest", account),
-                      absl::StrCat(epoch, " ", HexEncode(commitment)));
+  // Only ever raised, under a lock: two commands cannot lower it.
+  const std::string name = StateName("newest", account);
+  return UnderLock(options.state_dir, name, [&] {
+    if (RecallNewest(account).epoch > epoch) return absl::OkStatus();
+    return RememberLine(options.state_dir, name,
+                        absl::StrCat(epoch, " ", HexEncode(commitment)));
+  });
 }
 
 absl::Status ThresholdClient::Impl::SavePendingCommit(
