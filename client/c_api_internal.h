@@ -48,4 +48,9 @@ inline CancelToken* Token(bkv_cancel* cancel) {
 
 }  // namespace bkv::capi
 
+namespace bkv {
+// c_api_vault.cc: a vault (or realms) status as a bkv_status and detail.
+bkv_status VaultToC(const absl::Status& s, bkv_vault_error* detail, char** err);
+}  // namespace bkv
+
 #endif  // BKV_CLIENT_C_API_INTERNAL_H_

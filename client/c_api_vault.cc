@@ -44,13 +44,16 @@ struct bkv_vault {
 };
 
 namespace bkv {
+
 namespace {
 
 using capi::CopyString;
 using capi::ToC;
 
+}  // namespace
+
 // Types the status with VaultError::From; zeroes *detail on success, fills it
-// from the vault's ErrorDetail on failure.
+// from the vault's ErrorDetail on failure (also for bkv_realms_*).
 bkv_status VaultToC(const absl::Status& s, bkv_vault_error* detail,
                     char** err) {
   if (detail != nullptr) *detail = bkv_vault_error{};
@@ -93,9 +96,17 @@ bkv_status VaultToC(const absl::Status& s, bkv_vault_error* detail,
       return BKV_INVALID_ARGUMENT;
     case client::VaultErrorKind::kInternal:
       return BKV_INTERNAL;
+    case client::VaultErrorKind::kRealmFault:
+      return BKV_VAULT_REALM_FAULT;
+    case client::VaultErrorKind::kRealmsDisagree:
+      return BKV_VAULT_REALMS_DISAGREE;
+    case client::VaultErrorKind::kStaleRegistration:
+      return BKV_VAULT_STALE;
   }
   return BKV_INTERNAL;
 }
+
+namespace {
 
 // The password bytes, copied into wiped memory; no NUL needed.
 SecretBytes Password(const char* password, size_t len) {

@@ -42,6 +42,12 @@ const char* StatusName(bkv_status status) {
       return "VAULT_PROOF_REQUIRED";
     case BKV_CANCELLED:
       return "CANCELLED";
+    case BKV_VAULT_REALM_FAULT:
+      return "VAULT_REALM_FAULT";
+    case BKV_VAULT_REALMS_DISAGREE:
+      return "VAULT_REALMS_DISAGREE";
+    case BKV_VAULT_STALE:
+      return "VAULT_STALE";
   }
   return "UNKNOWN";
 }

@@ -30,9 +30,9 @@ absl::Status RememberCounter(const std::string& dir, const std::string& name,
   return RememberLine(dir, name, std::to_string(value));
 }
 
-absl::Status RememberMax(const std::string& dir, const std::string& name,
-                         uint64_t value) {
-  if (dir.empty()) return absl::OkStatus();
+absl::Status UnderLock(const std::string& dir, const std::string& name,
+                       const std::function<absl::Status()>& update) {
+  if (dir.empty()) return update();
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   const std::string lock = dir + "/" + name + ".lock";
@@ -43,10 +43,18 @@ absl::Status RememberMax(const std::string& dir, const std::string& name,
     ::close(fd);
     return ErrnoStatus(err, "lock " + lock);
   }
-  absl::Status s = absl::OkStatus();
-  if (RecallCounter(dir, name) < value) s = RememberCounter(dir, name, value);
+  absl::Status s = update();
   ::close(fd);  // releases the lock
   return s;
+}
+
+absl::Status RememberMax(const std::string& dir, const std::string& name,
+                         uint64_t value) {
+  if (dir.empty()) return absl::OkStatus();
+  return UnderLock(dir, name, [&] {
+    return RecallCounter(dir, name) < value ? RememberCounter(dir, name, value)
+                                            : absl::OkStatus();
+  });
 }
 
 std::string RecallLine(const std::string& dir, const std::string& name) {
@@ -84,6 +92,15 @@ absl::Status RememberLine(const std::string& dir, const std::string& name,
     const int err = errno;
     ::unlink(tmp.c_str());
     return ErrnoStatus(err, "rename " + tmp);
+  }
+  return SyncDir(dir);
+}
+
+absl::Status ForgetLine(const std::string& dir, const std::string& name) {
+  if (dir.empty()) return absl::OkStatus();
+  const std::string path = dir + "/" + name;
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, "unlink " + path);
   }
   return SyncDir(dir);
 }

@@ -8,6 +8,7 @@
 // writing.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -28,6 +29,12 @@ absl::Status RememberMax(const std::string& dir, const std::string& name,
 std::string RecallLine(const std::string& dir, const std::string& name);
 absl::Status RememberLine(const std::string& dir, const std::string& name,
                           const std::string& line);
+// Runs `update` under the exclusive flock of `name`.lock, so a
+// read-compare-write of `name` cannot interleave with another command's.
+absl::Status UnderLock(const std::string& dir, const std::string& name,
+                       const std::function<absl::Status()>& update);
+// Removes what was remembered under `name` (OK if nothing was).
+absl::Status ForgetLine(const std::string& dir, const std::string& name);
 
 }  // namespace bkv
 

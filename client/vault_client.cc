@@ -14,6 +14,7 @@
 #include "bkv/vault/v1/error_detail.h"
 #include "bkv/vault/v1/vault.grpc.pb.h"
 #include "client/cancel.h"
+#include "client/grpc_status.h"
 #include "crypto/hex.h"
 #include "crypto/key_transport.h"
 #include "crypto/ristretto255.h"
@@ -29,29 +30,6 @@ std::string Str(const std::array<uint8_t, N>& a) {
 }
 std::span<const uint8_t> Bytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
-
-// grpc::Status -> absl::Status, the ErrorDetail trailer kept as a payload:
-// the one place gRPC errors are converted on the client.
-absl::Status FromGrpc(const grpc::Status& s, const grpc::ClientContext& ctx,
-                      absl::string_view address) {
-  if (s.ok()) return absl::OkStatus();
-  const auto code = static_cast<absl::StatusCode>(s.error_code());
-  const auto& md = ctx.GetServerTrailingMetadata();
-  if (auto it = md.find(vault::v1::kErrorDetailTrailer); it != md.end()) {
-    if (auto d = vault::v1::ParseErrorDetail(
-            std::string_view(it->second.data(), it->second.size()))) {
-      return vault::v1::AttachErrorDetail(absl::Status(code, s.error_message()),
-                                          *d);
-    }
-  }
-  // No answer from the vault itself: say so in words, not gRPC's.
-  if (code == absl::StatusCode::kUnavailable ||
-      code == absl::StatusCode::kDeadlineExceeded) {
-    return absl::Status(
-        code, DescribeTransportFailure(code, s.error_message(), address));
-  }
-  return absl::Status(code, s.error_message());
 }
 
 bool WeakerThan(const Argon2idParams& p, const Argon2idParams& floor) {

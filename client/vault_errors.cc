@@ -18,6 +18,7 @@ using vault::v1::ErrorDetail;
 // configuration errors. Never sent anywhere.
 constexpr char kCallUrl[] = "bkv.client/VaultCall";
 constexpr char kConfigUrl[] = "bkv.client/Config";
+constexpr char kThresholdUrl[] = "bkv.client/Threshold";
 
 std::optional<ErrorDetail> Detail(const absl::Status& s) {
   return vault::v1::ErrorDetailOf(s);
@@ -133,6 +134,9 @@ VaultError VaultError::From(const absl::Status& status) {
     e.kind = status.GetPayload(kConfigUrl) ? VaultErrorKind::kConfig
                                            : KindOfCode(status.code());
   }
+  if (auto t = status.GetPayload(kThresholdUrl); t && t->size() == 1) {
+    e.kind = static_cast<VaultErrorKind>((*t)[0]);
+  }
   e.attempt_spent = SpentOf(d, call, status.code());
   // RecoverFinish's attempt was counted by RecoverStart: repeating the same
   // finish while the login is open spends nothing more.
@@ -167,6 +171,12 @@ const char* VaultErrorKindName(VaultErrorKind kind) {
       return "expired";
     case VaultErrorKind::kInternal:
       return "internal";
+    case VaultErrorKind::kRealmFault:
+      return "realm_fault";
+    case VaultErrorKind::kRealmsDisagree:
+      return "realms_disagree";
+    case VaultErrorKind::kStaleRegistration:
+      return "stale_registration";
   }
   return "internal";
 }
@@ -233,6 +243,19 @@ absl::Status ConfigError(std::string message) {
   absl::Status s = absl::FailedPreconditionError(std::move(message));
   s.SetPayload(kConfigUrl, absl::Cord("1"));
   return MarkVaultCall(std::move(s), VaultCall::kFree);
+}
+
+absl::Status ThresholdError(VaultErrorKind kind, std::string message,
+                            bool spent, uint32_t remaining) {
+  ErrorDetail d;
+  d.set_attempt(spent ? ErrorDetail::ATTEMPT_SPENT
+                      : ErrorDetail::ATTEMPT_NOT_COUNTED);
+  d.set_attempts_remaining(remaining);
+  absl::Status s = WithDetail(absl::AbortedError(std::move(message)), d);
+  s.SetPayload(kThresholdUrl,
+               absl::Cord(std::string(1, static_cast<char>(kind))));
+  return MarkVaultCall(std::move(s),
+                       spent ? VaultCall::kCounted : VaultCall::kFree);
 }
 
 absl::Status SpentAttemptError(const absl::Status& cause,

@@ -29,6 +29,10 @@ enum class VaultErrorKind {
                      // (or a due reset)
   kExpired,          // the login took too long; a retry spends an attempt
   kInternal,
+  // Threshold realms (docs/threshold.md, "The client"); client-made only.
+  kRealmFault,         // a realm misbehaved; the message names its realm id
+  kRealmsDisagree,     // no registration version is held by t realms
+  kStaleRegistration,  // the agreeing realms are older than the newest known
 };
 
 // Whether the failed call spent one of the account's attempts.
@@ -73,6 +77,11 @@ absl::Status MarkVaultCall(absl::Status status, VaultCall call);
 absl::Status LockedError();
 absl::Status NotRegisteredError();
 absl::Status ConfigError(std::string message);
+// Threshold errors (kRealmFault, kRealmsDisagree, kStaleRegistration) with
+// the attempt figures the client knows: `spent` whether this try counted,
+// `remaining` the lowest remaining count of the agreed realms.
+absl::Status ThresholdError(VaultErrorKind kind, std::string message,
+                            bool spent = false, uint32_t remaining = 0);
 // RecoverFinish failed without a vault answer after RecoverStart counted
 // the attempt: says so, and how many remain.
 absl::Status SpentAttemptError(const absl::Status& cause,

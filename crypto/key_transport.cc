@@ -14,6 +14,8 @@ namespace bkv::key_transport {
 namespace {
 
 constexpr char kWrapLabel[] = "bkv/backup-key-wrap/v1";
+constexpr char kWrapLabelV2[] = "bkv/backup-key-wrap/v2";
+constexpr char kUnlockSalt[] = "bkv/threshold/unlock/v1";
 
 std::span<const uint8_t> Bytes(absl::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
@@ -26,20 +28,33 @@ SecretBytes TransportKey(const SecretBytes& session_key, Direction d) {
   return HkdfExpand(session_key.Reveal(), Bytes(info), 32);
 }
 
-}  // namespace
+SecretBytes ThresholdWrapKey(const SecretBytes& export_key,
+                             const SecretBytes& second_secret,
+                             std::span<const uint8_t> version) {
+  SecretBytes ikm(export_key.size() + second_secret.size());
+  std::copy(export_key.Reveal().begin(), export_key.Reveal().end(),
+            ikm.RevealMutable().begin());
+  std::copy(second_secret.Reveal().begin(), second_secret.Reveal().end(),
+            ikm.RevealMutable().begin() + export_key.size());
+  SecretBytes unlock = HkdfExtract(Bytes(kUnlockSalt), ikm.Reveal());
+  std::vector<uint8_t> info(kWrapLabelV2,
+                            kWrapLabelV2 + sizeof(kWrapLabelV2) - 1);
+  info.insert(info.end(), version.begin(), version.end());
+  return HkdfExpand(unlock.Reveal(), info, 32);
+}
 
-absl::StatusOr<std::vector<uint8_t>> WrapBackupKey(
-    const SecretBytes& export_key, absl::string_view account_id,
-    const SecretBytes& backup_key) {
+absl::StatusOr<std::vector<uint8_t>> WrapUnder(const SecretBytes& key,
+                                               absl::string_view label,
+                                               absl::string_view account_id,
+                                               const SecretBytes& backup_key) {
   if (backup_key.size() != kBackupKeySize) {
     return absl::InvalidArgumentError("a backup key is 32 bytes");
   }
-  SecretBytes key = HkdfExpand(export_key.Reveal(), Bytes(kWrapLabel), 32);
   std::vector<uint8_t> out(12);
   if (RAND_bytes(out.data(), 12) != 1) {
     return absl::InternalError("OpenSSL RAND_bytes failed");
   }
-  std::string aad = absl::StrCat(kWrapLabel, account_id);
+  std::string aad = absl::StrCat(label, account_id);
   BKV_ASSIGN_OR_RETURN(
       std::vector<uint8_t> ct,
       AesGcmEncrypt(key.Reveal(), out, backup_key.Reveal(), Bytes(aad)));
@@ -47,22 +62,54 @@ absl::StatusOr<std::vector<uint8_t>> WrapBackupKey(
   return out;
 }
 
-absl::StatusOr<SecretBytes> UnwrapBackupKey(const SecretBytes& export_key,
-                                            absl::string_view account_id,
-                                            std::span<const uint8_t> wrapped) {
+absl::StatusOr<SecretBytes> UnwrapUnder(const SecretBytes& key,
+                                        absl::string_view label,
+                                        absl::string_view account_id,
+                                        std::span<const uint8_t> wrapped) {
   if (wrapped.size() != kWrappedKeySize) {
     return absl::DataLossError(absl::StrCat("wrapped backup key must be ",
                                             kWrappedKeySize, " bytes, got ",
                                             wrapped.size()));
   }
-  SecretBytes key = HkdfExpand(export_key.Reveal(), Bytes(kWrapLabel), 32);
-  std::string aad = absl::StrCat(kWrapLabel, account_id);
+  std::string aad = absl::StrCat(label, account_id);
   BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> pt,
                        AesGcmDecrypt(key.Reveal(), wrapped.first(12),
                                      wrapped.subspan(12), Bytes(aad)));
   SecretBytes out = SecretBytes::Copy(pt);
   OPENSSL_cleanse(pt.data(), pt.size());
   return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<uint8_t>> WrapBackupKeyThreshold(
+    const SecretBytes& export_key, const SecretBytes& second_secret,
+    std::span<const uint8_t> version, absl::string_view account_id,
+    const SecretBytes& backup_key) {
+  return WrapUnder(ThresholdWrapKey(export_key, second_secret, version),
+                   kWrapLabelV2, account_id, backup_key);
+}
+
+absl::StatusOr<SecretBytes> UnwrapBackupKeyThreshold(
+    const SecretBytes& export_key, const SecretBytes& second_secret,
+    std::span<const uint8_t> version, absl::string_view account_id,
+    std::span<const uint8_t> wrapped) {
+  return UnwrapUnder(ThresholdWrapKey(export_key, second_secret, version),
+                     kWrapLabelV2, account_id, wrapped);
+}
+
+absl::StatusOr<std::vector<uint8_t>> WrapBackupKey(
+    const SecretBytes& export_key, absl::string_view account_id,
+    const SecretBytes& backup_key) {
+  return WrapUnder(HkdfExpand(export_key.Reveal(), Bytes(kWrapLabel), 32),
+                   kWrapLabel, account_id, backup_key);
+}
+
+absl::StatusOr<SecretBytes> UnwrapBackupKey(const SecretBytes& export_key,
+                                            absl::string_view account_id,
+                                            std::span<const uint8_t> wrapped) {
+  return UnwrapUnder(HkdfExpand(export_key.Reveal(), Bytes(kWrapLabel), 32),
+                     kWrapLabel, account_id, wrapped);
 }
 
 absl::StatusOr<std::vector<uint8_t>> Seal(const SecretBytes& session_key,

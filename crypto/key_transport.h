@@ -47,6 +47,22 @@ absl::StatusOr<SecretBytes> UnwrapBackupKey(const SecretBytes& export_key,
                                             absl::string_view account_id,
                                             std::span<const uint8_t> wrapped);
 
+// The threshold wrap (docs/threshold.md, "The second secret"): the key
+// needs the export key and the second secret s combined from t realms.
+//   unlock = HKDF-Extract("bkv/threshold/unlock/v1", export_key || s)
+//   wrap   = HKDF-Expand(unlock, "bkv/backup-key-wrap/v2" || version, 32)
+//   wrapped = nonce[12] || AES-256-GCM(wrap, nonce, key,
+//                              aad = "bkv/backup-key-wrap/v2" || account)
+absl::StatusOr<std::vector<uint8_t>> WrapBackupKeyThreshold(
+    const SecretBytes& export_key, const SecretBytes& second_secret,
+    std::span<const uint8_t> version, absl::string_view account_id,
+    const SecretBytes& backup_key);
+// DataLoss if the password, s, version or account differ.
+absl::StatusOr<SecretBytes> UnwrapBackupKeyThreshold(
+    const SecretBytes& export_key, const SecretBytes& second_secret,
+    std::span<const uint8_t> version, absl::string_view account_id,
+    std::span<const uint8_t> wrapped);
+
 absl::StatusOr<std::vector<uint8_t>> Seal(const SecretBytes& session_key,
                                           Direction direction,
                                           absl::string_view account_id,

@@ -20,7 +20,7 @@ dir=${BKV_REALMS_DIR:-$root/var/realms}
 base_port=${BKV_REALMS_BASE_PORT:-50071}
 vault_bin=${BKV_VAULT_BIN:-$root/build/release/server/bkv-vault}
 realms=(realm-a realm-b realm-c)
-set_file=$dir/realms.toml
+set_file=$dir/realms.set
 
 # A pid file names a running realm only if that pid is still our bkv-vault
 # for that data directory (a reused pid is never signalled).
@@ -66,19 +66,18 @@ realm_up() {
   echo "$id: pid $(cat "$pidfile"), 127.0.0.1:$(serving_field "$log" port)"
 }
 
-# The realm-set file (docs/threshold.md, "The realm-set file").
+# The realm-set file the SDK and `bkv --realms` load (docs/threshold.md,
+# "The client": bkv-realm-set v1).
 write_set() {
   local tmp=$set_file.tmp
   {
-    echo "# realms.toml: the realm set of scripts/realms.sh (docs/threshold.md)"
-    echo "t = 2"
-    echo "L = 10"
+    echo "bkv-realm-set v1"
+    echo "# the realm set of scripts/realms.sh (docs/threshold.md)"
+    echo "t 2"
+    echo "limit 10"
     for id in "${realms[@]}"; do
-      echo
-      echo "[[realm]]"
-      echo "id = \"$id\""
-      echo "endpoint = \"127.0.0.1:$(serving_field "$dir/$id.log" port)\""
-      echo "identity_key = \"$(serving_field "$dir/$id.log" server_public_key)\""
+      echo "realm $id 127.0.0.1:$(serving_field "$dir/$id.log" port)" \
+        "$(serving_field "$dir/$id.log" server_public_key)"
     done
   } >"$tmp"
   mv "$tmp" "$set_file"
@@ -94,7 +93,7 @@ up() {
   echo "realm set: $set_file"
   cat "$set_file"
   echo
-  echo "tokens (one per realm, aud = its id):"
+  echo "tokens (one per realm, aud = its id; bkv --realms $set_file --token-dir D reads D/<realm id>):"
   for id in "${realms[@]}"; do
     echo "  $vault_bin token mint --sub ACCOUNT --data-dir $dir/$id --audience $id"
   done

@@ -47,6 +47,10 @@ password instead of a key file (backup, restore, list):
   --insecure-plaintext                plaintext to a non-loopback vault:
                                       DANGEROUS, the account token goes
                                       out in the clear
+  --realms F --token-dir D            instead of --vault: the key is split
+                                      across threshold realms (a t-of-n
+                                      realm-set file, docs/threshold.md);
+                                      D holds a token file per realm id
   --opaque-context S, --server-identity S
                                       must match the vault's (GetVaultInfo)
   --max-wait SECONDS                  longest wait when the vault asks to

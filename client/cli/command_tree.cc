@@ -99,6 +99,11 @@ constexpr FlagSpec kVaultFlags[] = {
     {"--vault-key", "HEX",
      "its public key or fingerprint, pinned (bkv-vault hsm status)"},
     {"--account", "ID", "the vault account"},
+    {"--realms", "F",
+     "threshold realms instead of --vault: the realm-set file "
+     "(docs/threshold.md)"},
+    {"--token-dir", "D",
+     "with --realms: one account token file per realm, named by realm id"},
     {"--token-file", "F", "account token (or $BKV_ACCOUNT_TOKEN)"},
     {"--vault-ca", "F",
      "TLS, trusting these PEM roots (required unless the vault is on "

@@ -15,6 +15,9 @@
 #include "client/cli/settings.h"
 #include "client/cli/slot_command.h"
 #include "client/posix_file.h"
+#include "client/realm_set_file.h"
+#include "client/threshold_client.h"
+#include "crypto/hash.h"
 #include "crypto/status_macros.h"
 
 // Where the backup key comes from: a key file, or the vault behind a
@@ -178,6 +181,91 @@ absl::StatusOr<BackupKey> RegisterNewKey(Vault& v, const SecretBytes& password,
 
 }  // namespace
 
+namespace {
+
+// The slot of a realm set: its "vault key" is a digest of the set's
+// canonical text, so the same set and account find the same slot.
+absl::StatusOr<VaultParams> RealmSlotParams(const Args& a) {
+  BKV_ASSIGN_OR_RETURN(std::string path, Need(a, "--realms"));
+  BKV_ASSIGN_OR_RETURN(auto set, client::LoadRealmSetFile(path));
+  VaultParams p;
+  const std::string text =
+      "bkv-realm-set-slot/v1\n" + client::FormatRealmSet(set);
+  const Sha512Digest h =
+      Sha512({{reinterpret_cast<const uint8_t*>(text.data()), text.size()}});
+  std::copy_n(h.begin(), p.vault_key.size(), p.vault_key.begin());
+  p.account = Value(a, "--account");
+  if (p.account.empty())
+    return Usage("--realms needs --account (or BKV_ACCOUNT)");
+  return p;
+}
+
+// --realms F --token-dir D: the key is split across threshold realms
+// (docs/threshold.md); D holds one token file per realm id.
+absl::StatusOr<std::unique_ptr<client::ThresholdClient>> OpenRealms(
+    const Args& a, FILE* err) {
+  BKV_ASSIGN_OR_RETURN(auto set,
+                       client::LoadRealmSetFile(Value(a, "--realms")));
+  BKV_ASSIGN_OR_RETURN(std::string dir, Need(a, "--token-dir"));
+  client::ThresholdOptions o;
+  BKV_RETURN_IF_ERROR(VaultOptionsFrom(a, err, o.vault));
+  o.state_dir = StateDir();
+  o.account_token = [dir](const std::string& realm_id) {
+    auto t = ReadSmallFile(dir + "/" + realm_id, "token file");
+    return t.ok() ? *t : std::string();
+  };
+  for (const auto& r : set.realms()) {
+    auto t = ReadSmallFile(dir + "/" + r.id, "token file");
+    if (!t.ok() || t->empty()) {
+      return Usage(absl::StrCat("--token-dir ", dir, " has no token for realm ",
+                                r.id, " (a file named ", r.id, ")"));
+    }
+  }
+  auto c = client::ThresholdClient::Create(std::move(set), std::move(o));
+  if (!c.ok()) return Usage(std::string(c.status().message()));
+  return std::move(*c);
+}
+
+absl::StatusOr<SlotSecret> LoadRealmSecret(const Args& a, FILE* err,
+                                           BlobStore* register_into) {
+  BKV_ASSIGN_OR_RETURN(VaultParams params, RealmSlotParams(a));
+  BKV_ASSIGN_OR_RETURN(auto realms, OpenRealms(a, err));
+  BKV_ASSIGN_OR_RETURN(SecretBytes password, AskPassword(a, "password"));
+  auto plan = realms->Plan(params.account);
+  if (!plan.ok() && register_into != nullptr &&
+      client::VaultError::From(plan.status()).kind ==
+          client::VaultErrorKind::kNotRegistered) {
+    BKV_RETURN_IF_ERROR(ConfirmNewPassword(a, password, params.account));
+    BKV_RETURN_IF_ERROR(
+        RefuseIfStoreHasBackups(*register_into, params.account));
+    BackupKey key = BackupKey::Generate();
+    auto reg = realms->Register(params.account, password, key.secret());
+    if (!reg.ok()) return Explained(reg.status());
+    std::fprintf(err,
+                 "bkv: registered a new backup key at %d realms for %s "
+                 "(%u attempts per realm)\n",
+                 realms->realms().n(), params.account.c_str(),
+                 reg->per_realm_limit);
+    return SlotSecret::Vault(key.secret(), std::move(params));
+  }
+  if (!plan.ok()) return Explained(plan.status());
+  auto got = realms->Recover(params.account, password);
+  if (!got.ok()) return Explained(got.status());
+  if (!got->faults.empty()) {
+    std::fprintf(err, "bkv: WARNING: realm fault, excluded: %s\n",
+                 client::DescribeFaults(got->faults).c_str());
+  }
+  if (!got->rotation.ok()) {
+    std::fprintf(err,
+                 "bkv: the key was not re-registered with fresh shares "
+                 "(%s); tried again after the next recovery\n",
+                 std::string(got->rotation.message()).c_str());
+  }
+  return SlotSecret::Vault(got->backup_key, std::move(params));
+}
+
+}  // namespace
+
 absl::StatusOr<VaultParams> VaultSlotParams(const Args& a, const Vault& v) {
   BKV_ASSIGN_OR_RETURN(auto key,
                        client::ParseServerPublicKey(Value(a, "--vault-key")));
@@ -186,6 +274,11 @@ absl::StatusOr<VaultParams> VaultSlotParams(const Args& a, const Vault& v) {
 
 absl::StatusOr<SlotSecret> LoadSecret(const Args& a, FILE* err,
                                       BlobStore* register_into) {
+  if (a.values.count("--realms")) {
+    if (a.values.count("--vault"))
+      return Usage("--realms or --vault, not both");
+    return LoadRealmSecret(a, err, register_into);
+  }
   if (a.values.count("--vault")) {
     BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(a, err));
     BKV_ASSIGN_OR_RETURN(VaultParams params, VaultSlotParams(a, v));
@@ -203,7 +296,7 @@ absl::StatusOr<SlotSecret> LoadSecret(const Args& a, FILE* err,
     return SlotSecret::Vault(*secret, std::move(params));
   }
   if (a.values.count("--password-stdin")) {
-    return Usage("--password-stdin needs --vault ADDR");
+    return Usage("--password-stdin needs --vault ADDR or --realms F");
   }
   BKV_ASSIGN_OR_RETURN(std::string path, Need(a, "--key-file"));
   BKV_ASSIGN_OR_RETURN(BackupKey key, ReadKeyFile(path));
@@ -249,6 +342,12 @@ absl::StatusOr<PasskeyPageOptions> PasskeyOptions(const Args& a, FILE* err) {
 }
 
 absl::Status ExpectVaultSlot(const Args& a, KeySlots& slots) {
+  if (a.values.count("--realms")) {
+    SlotSecret who;
+    who.type = SlotType::kVault;
+    BKV_ASSIGN_OR_RETURN(who.vault, RealmSlotParams(a));
+    return slots.ExpectSlot(who);
+  }
   if (!a.values.count("--vault") || Value(a, "--vault-key").empty()) {
     return absl::OkStatus();
   }

@@ -12,7 +12,8 @@ namespace {
 
 absl::Status List(Context& c) {
   BKV_ASSIGN_OR_RETURN(auto store, Store(c, "--from"));
-  if (!c.args.values.count("--key-file") && !c.args.values.count("--vault")) {
+  if (!c.args.values.count("--key-file") && !c.args.values.count("--vault") &&
+      !c.args.values.count("--realms")) {
     BKV_ASSIGN_OR_RETURN(auto objects, store->List());
     std::string json = "{\"objects\":[";
     for (size_t i = 0; i < objects.size(); ++i) {

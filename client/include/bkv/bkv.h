@@ -62,8 +62,15 @@ typedef enum bkv_status {
                             differ; the message names which): nothing spent */
   BKV_VAULT_PROOF_REQUIRED = 15, /* replacing or deleting an active record
                                    needs its password, or a due reset */
-  BKV_CANCELLED = 16 /* the app cancelled the call (bkv_cancel_request):
-                        nothing was damaged and no attempt was spent */
+  BKV_CANCELLED = 16, /* the app cancelled the call (bkv_cancel_request):
+                         nothing was damaged and no attempt was spent */
+  /* Threshold realms (docs/threshold.md, "The client"): */
+  BKV_VAULT_REALM_FAULT = 17,     /* a realm misbehaved (bad proof, share or
+                                     descriptor); the message names its id.
+                                     Never a wrong password */
+  BKV_VAULT_REALMS_DISAGREE = 18, /* no registration is held by t realms */
+  BKV_VAULT_STALE = 19 /* the agreeing realms hold an older registration
+                          than this device last saw: nothing was spent */
 } bkv_status;
 
 typedef struct bkv_key bkv_key;
@@ -408,6 +415,52 @@ bkv_status bkv_vault_recover(bkv_vault* vault, const char* account,
                              const char* password, size_t password_len,
                              bkv_key** out_key, bkv_cancel* cancel,
                              bkv_vault_error* out_detail, char** err);
+
+/* Threshold realms (docs/threshold.md, "The client"): the key is split
+ * across the t-of-n realms of a realm-set file; registration needs all n,
+ * recovery any t that agree. A realm that misbehaves is
+ * BKV_VAULT_REALM_FAULT naming it, never a wrong password. One call at a
+ * time per handle. */
+typedef struct bkv_realms bkv_realms;
+
+typedef struct bkv_realms_options {
+  const char* realm_set_file; /* path of the realm-set file */
+  /* One account token per realm (aud = that realm's id), in the file's
+   * realm order; account_token_count must be n. */
+  const char* const* account_tokens;
+  size_t account_token_count;
+  const char* tls_root_certs; /* as in bkv_vault_options */
+  uint32_t timeout_ms;        /* per RPC; 0: 30000 */
+  uint32_t argon2_iterations; /* as in bkv_vault_options; 0: default */
+  uint32_t argon2_memory_kib;
+  uint32_t argon2_parallelism;
+  int insecure_plaintext;
+  /* Where the newest registration and an unfinished commit are remembered
+   * (roll-forward); NULL: nothing is remembered. */
+  const char* state_dir;
+  int no_rotation; /* nonzero: no fresh re-registration after a recovery */
+} bkv_realms_options;
+
+void bkv_realms_options_init(bkv_realms_options* options);
+bkv_status bkv_realms_open(const bkv_realms_options* options, bkv_realms** out,
+                           char** err);
+void bkv_realms_free(bkv_realms* realms);
+
+/* Stores `key` behind the password at every realm (all n must answer). */
+bkv_status bkv_realms_register(bkv_realms* realms, const char* account,
+                               const char* password, size_t password_len,
+                               const bkv_key* key, bkv_vault_error* out_detail,
+                               char** err);
+
+/* Recovers the key through the agreeing realms; free *out_key with
+ * bkv_key_free. *out_faults (optional, NULL when none): the realms excluded
+ * on the way, free with bkv_string_free. A wrong password spends one attempt
+ * at each realm of the group (BKV_VAULT_INVALID_PASSWORD with the lowest
+ * attempts_remaining). */
+bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
+                              const char* password, size_t password_len,
+                              bkv_key** out_key, char** out_faults,
+                              bkv_vault_error* out_detail, char** err);
 
 /* The account's record; spends no attempt. attempts_remaining and
  * attempt_limit are optional (NULL). */

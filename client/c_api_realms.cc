@@ -1,0 +1,124 @@
+// The C ABI of the threshold client (bkv_realms_*, bkv.h): a thin layer over
+// client::ThresholdClient; statuses typed by VaultToC like bkv_vault_*.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bkv/bkv.h"
+#include "client/c_api_internal.h"
+#include "client/realm_set_file.h"
+#include "client/threshold_client.h"
+
+struct bkv_realms {
+  std::unique_ptr<bkv::client::ThresholdClient> client;
+};
+
+using bkv::SecretBytes;
+using bkv::VaultToC;
+namespace client = bkv::client;
+namespace capi = bkv::capi;
+
+namespace {
+
+absl::StatusOr<client::ThresholdOptions> OptionsFrom(
+    const bkv_realms_options& o, int n) {
+  if (o.account_tokens == nullptr ||
+      o.account_token_count != static_cast<size_t>(n)) {
+    return absl::InvalidArgumentError(
+        "options.account_tokens must hold one token per realm of the set");
+  }
+  client::ThresholdOptions t;
+  if (o.tls_root_certs != nullptr) {
+    t.vault.tls = true;
+    t.vault.tls_root_certs = o.tls_root_certs;
+  }
+  if (o.timeout_ms != 0)
+    t.vault.timeout = std::chrono::milliseconds(o.timeout_ms);
+  if (o.argon2_iterations != 0) t.vault.ksf.iterations = o.argon2_iterations;
+  if (o.argon2_memory_kib != 0) t.vault.ksf.memory_kib = o.argon2_memory_kib;
+  if (o.argon2_parallelism != 0) t.vault.ksf.parallelism = o.argon2_parallelism;
+  t.vault.insecure_plaintext = o.insecure_plaintext != 0;
+  if (o.state_dir != nullptr) t.state_dir = o.state_dir;
+  t.rotate = o.no_rotation == 0;
+  return t;
+}
+
+}  // namespace
+
+extern "C" {
+
+void bkv_realms_options_init(bkv_realms_options* options) {
+  if (options != nullptr) *options = bkv_realms_options{};
+}
+
+bkv_status bkv_realms_open(const bkv_realms_options* options, bkv_realms** out,
+                           char** err) {
+  if (options == nullptr || out == nullptr ||
+      options->realm_set_file == nullptr) {
+    return VaultToC(capi::Null("options/out/realm_set_file"), nullptr, err);
+  }
+  auto set = client::LoadRealmSetFile(options->realm_set_file);
+  if (!set.ok()) return VaultToC(set.status(), nullptr, err);
+  auto opts = OptionsFrom(*options, set->n());
+  if (!opts.ok()) return VaultToC(opts.status(), nullptr, err);
+  std::vector<std::string> ids, tokens;
+  for (int i = 0; i < set->n(); ++i) {
+    if (options->account_tokens[i] == nullptr) {
+      return VaultToC(capi::Null("options.account_tokens[i]"), nullptr, err);
+    }
+    ids.push_back(set->realms()[i].id);
+    tokens.push_back(options->account_tokens[i]);
+  }
+  opts->account_token = [ids, tokens](const std::string& id) {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i] == id) return tokens[i];
+    }
+    return std::string();
+  };
+  auto c = client::ThresholdClient::Create(std::move(*set), std::move(*opts));
+  if (!c.ok()) return VaultToC(c.status(), nullptr, err);
+  *out = new bkv_realms{std::move(*c)};
+  return BKV_OK;
+}
+
+void bkv_realms_free(bkv_realms* realms) { delete realms; }
+
+bkv_status bkv_realms_register(bkv_realms* realms, const char* account,
+                               const char* password, size_t password_len,
+                               const bkv_key* key, bkv_vault_error* out_detail,
+                               char** err) {
+  if (realms == nullptr || account == nullptr || password == nullptr ||
+      key == nullptr) {
+    return VaultToC(capi::Null("realms/account/password/key"), out_detail, err);
+  }
+  const SecretBytes pw =
+      SecretBytes::Copy(std::string_view(password, password_len));
+  return VaultToC(
+      realms->client->Register(account, pw, key->key.secret()).status(),
+      out_detail, err);
+}
+
+bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
+                              const char* password, size_t password_len,
+                              bkv_key** out_key, char** out_faults,
+                              bkv_vault_error* out_detail, char** err) {
+  if (out_faults != nullptr) *out_faults = nullptr;
+  if (realms == nullptr || account == nullptr || password == nullptr ||
+      out_key == nullptr) {
+    return VaultToC(capi::Null("realms/account/password/out_key"), out_detail,
+                    err);
+  }
+  const SecretBytes pw =
+      SecretBytes::Copy(std::string_view(password, password_len));
+  auto got = realms->client->Recover(account, pw);
+  if (!got.ok()) return VaultToC(got.status(), out_detail, err);
+  auto key = bkv::BackupKey::FromBytes(got->backup_key);
+  if (!key.ok()) return VaultToC(key.status(), out_detail, err);
+  *out_key = new bkv_key{std::move(*key), /*from_vault=*/true};
+  if (out_faults != nullptr && !got->faults.empty()) {
+    *out_faults = capi::CopyString(client::DescribeFaults(got->faults));
+  }
+  return VaultToC(absl::OkStatus(), out_detail, err);
+}
+
+}  // extern "C"

@@ -1,0 +1,31 @@
+#ifndef BKV_CLIENT_REALM_SET_FILE_H_
+#define BKV_CLIENT_REALM_SET_FILE_H_
+
+// The realm-set file an app ships (docs/threshold.md, "The realm-set file"):
+//
+//   bkv-realm-set v1
+//   t 2
+//   limit 10
+//   realm <realm id> <gRPC endpoint> <identity key, 64 hex digits>
+//   ... (n realm lines, in Shamir order: the first is index 1)
+//
+// '#' comments and blank lines are ignored. Parsing is strict (each error
+// names its line); the result goes through threshold::RealmSet::Create, the
+// one realm-set rule.
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "crypto/realm_set.h"
+
+namespace bkv::client {
+
+absl::StatusOr<threshold::RealmSet> ParseRealmSet(absl::string_view text);
+absl::StatusOr<threshold::RealmSet> LoadRealmSetFile(const std::string& path);
+// The canonical text of a set (what ParseRealmSet reads back).
+std::string FormatRealmSet(const threshold::RealmSet& set);
+
+}  // namespace bkv::client
+
+#endif  // BKV_CLIENT_REALM_SET_FILE_H_

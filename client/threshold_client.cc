@@ -1,0 +1,226 @@
+#include "client/threshold_client.h"
+
+#include <sodium.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "client/client_state.h"
+#include "client/threshold_client_internal.h"
+#include "crypto/hex.h"
+#include "crypto/status_macros.h"
+
+namespace bkv::client {
+namespace {
+
+// State file names carry a hash of the account, never the account itself.
+std::string StateName(const char* what, const std::string& account) {
+  std::array<uint8_t, 32> h;
+  crypto_hash_sha256(h.data(), reinterpret_cast<const uint8_t*>(account.data()),
+                     account.size());
+  return absl::StrCat("threshold-", what, "-",
+                      HexEncode(std::span(h).first(16)));
+}
+
+StatusAnswer ToAnswer(absl::Status s,
+                      const vault::v1::ThresholdStatusResponse& r) {
+  StatusAnswer a;
+  a.error = std::move(s);
+  if (!a.error.ok()) return a;
+  a.record = r.status() == vault::v1::RECORD_STATUS_ACTIVE
+                 ? StatusAnswer::Record::kActive
+             : r.status() == vault::v1::RECORD_STATUS_LOCKED
+                 ? StatusAnswer::Record::kLocked
+                 : StatusAnswer::Record::kNone;
+  a.commitment = r.commitment();
+  a.descriptor = r.registration_descriptor();
+  a.committed_limit = r.committed_limit();
+  a.effective_limit = r.effective_limit();
+  a.attempts_remaining = r.attempts_remaining();
+  a.epoch = r.epoch();
+  return a;
+}
+
+}  // namespace
+
+opaque::Config ThresholdClient::Impl::Config() const {
+  opaque::Config c;
+  c.context = options.vault.opaque_context;
+  c.server_identity = options.vault.server_identity;
+  c.client_identity = options.vault.client_identity;
+  return c;
+}
+
+std::vector<StatusAnswer> ThresholdClient::Impl::StatusRound() const {
+  std::vector<StatusAnswer> answers(set.n());
+  Parallel(set.n(), [&](size_t i) {
+    vault::v1::ThresholdStatusResponse resp;
+    absl::Status s = Call(i, "ThresholdStatus", VaultCall::kFree,
+                          &vault::v1::Vault::Stub::ThresholdStatus,
+                          vault::v1::ThresholdStatusRequest(), &resp);
+    answers[i] = ToAnswer(std::move(s), resp);
+  });
+  return answers;
+}
+
+Newest ThresholdClient::Impl::RecallNewest(const std::string& account) const {
+  const std::string line =
+      RecallLine(options.state_dir, StateName("newest", account));
+  std::vector<std::string> f = absl::StrSplit(line, ' ');
+  Newest n;
+  auto c =
+      f.size() == 2 ? HexDecode(f[1]) : absl::StatusOr<std::vector<uint8_t>>();
+  if (f.size() != 2 || !absl::SimpleAtoi(f[0], &n.epoch) || !c.ok() ||
+      c->size() != 32) {
+    return Newest{};
+  }
+  std::copy(c->begin(), c->end(), n.commitment.begin());
+  return n;
+}
+
+absl::Status ThresholdClient::Impl::RememberNewest(
+    const std::string& account, uint64_t epoch,
+    const Commitment& commitment) const {
+  // Only ever raised, under a lock: two commands cannot lower it.
+  const std::string name = StateName("newest", account);
+  return UnderLock(options.state_dir, name, [&] {
+    if (RecallNewest(account).epoch > epoch) return absl::OkStatus();
+    return RememberLine(options.state_dir, name,
+                        absl::StrCat(epoch, " ", HexEncode(commitment)));
+  });
+}
+
+absl::Status ThresholdClient::Impl::SavePendingCommit(
+    const std::string& account, const std::vector<uint8_t>& descriptor,
+    const SecretBytes& commit_secret) const {
+  return RememberLine(options.state_dir, StateName("commit", account),
+                      absl::StrCat(HexEncode(descriptor), " ",
+                                   HexEncode(commit_secret.Reveal())));
+}
+
+absl::Status ThresholdClient::Impl::CommitEverywhere(
+    const std::string& account, const threshold::Descriptor& d,
+    const SecretBytes& commit_secret) const {
+  vault::v1::ThresholdRegisterCommitRequest req;
+  req.set_version(AsString(d.version));
+  req.set_commit_secret(std::string(commit_secret.RevealAsString()));
+  std::vector<absl::Status> results(set.n());
+  Parallel(set.n(), [&](size_t i) {
+    vault::v1::ThresholdRegisterCommitResponse resp;
+    results[i] =
+        Call(i, "ThresholdRegisterCommit", VaultCall::kFree,
+             &vault::v1::Vault::Stub::ThresholdRegisterCommit, req, &resp);
+  });
+  std::vector<std::string> failed;
+  bool replaced = false;
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (results[i].ok()) continue;
+    replaced |= VaultError::From(results[i]).kind == VaultErrorKind::kExpired;
+    failed.push_back(absl::StrCat(IdOf(i), ": ", results[i].message()));
+  }
+  if (failed.empty() || replaced) {
+    // Done, or the version was replaced at a realm: nothing left to roll.
+    BKV_RETURN_IF_ERROR(
+        ForgetLine(options.state_dir, StateName("commit", account)));
+  }
+  // Once one realm committed, this is the newest version: an older group
+  // must not be recovered from (a dropped commit must not revive it).
+  if (failed.size() < results.size()) {
+    BKV_RETURN_IF_ERROR(RememberNewest(account, d.epoch, d.Commitment()));
+  }
+  if (failed.empty()) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(
+      "the registration was prepared at every realm but its commit did not "
+      "reach ",
+      absl::StrJoin(failed, "; "),
+      replaced ? ": another registration replaced it there"
+               : ": it is re-sent at the next registration or recovery"));
+}
+
+absl::Status ThresholdClient::Impl::RollForward(
+    const std::string& account) const {
+  const std::string line =
+      RecallLine(options.state_dir, StateName("commit", account));
+  if (line.empty()) return absl::OkStatus();
+  std::vector<std::string> f = absl::StrSplit(line, ' ');
+  auto descriptor =
+      f.size() == 2 ? HexDecode(f[0]) : absl::StatusOr<std::vector<uint8_t>>();
+  auto secret =
+      f.size() == 2 ? HexDecode(f[1]) : absl::StatusOr<std::vector<uint8_t>>();
+  absl::StatusOr<threshold::Descriptor> d =
+      descriptor.ok() ? threshold::Descriptor::Parse(*descriptor)
+                      : descriptor.status();
+  if (!d.ok() || !secret.ok() || secret->size() != 32) {
+    // Unreadable (edited, truncated): nothing can be rolled forward.
+    return ForgetLine(options.state_dir, StateName("commit", account));
+  }
+  SecretBytes commit_secret = SecretBytes::Copy(*secret);
+  sodium_memzero(secret->data(), secret->size());
+  return CommitEverywhere(account, *d, commit_secret);
+}
+
+ThresholdClient::ThresholdClient(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+ThresholdClient::~ThresholdClient() = default;
+
+absl::StatusOr<std::unique_ptr<ThresholdClient>> ThresholdClient::Create(
+    threshold::RealmSet realms, ThresholdOptions options) {
+  const VaultOptions& v = options.vault;
+  if (v.ksf.iterations < v.min_ksf.iterations ||
+      v.ksf.memory_kib < v.min_ksf.memory_kib ||
+      v.ksf.parallelism < v.min_ksf.parallelism) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Argon2id parameters (t=", v.ksf.iterations, ", m=", v.ksf.memory_kib,
+        " KiB, p=", v.ksf.parallelism, ") are below the configured minimum"));
+  }
+  for (const auto& r : realms.realms()) {
+    if (!v.tls && !v.insecure_plaintext && !IsLoopbackAddress(r.endpoint)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "realm ", r.id, " at ", r.endpoint,
+          " is not loopback, so TLS is required (--vault-ca FILE)"));
+    }
+  }
+  BKV_ASSIGN_OR_RETURN(Argon2idKsf ksf, Argon2idKsf::Create(v.ksf));
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (v.tls) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = v.tls_root_certs;
+    creds = grpc::SslCredentials(ssl);
+  } else {
+    creds = grpc::InsecureChannelCredentials();
+  }
+  auto impl = std::make_unique<Impl>(std::move(realms), std::move(options),
+                                     std::move(ksf));
+  for (const auto& r : impl->set.realms()) {
+    impl->stubs.push_back(
+        vault::v1::Vault::NewStub(grpc::CreateChannel(r.endpoint, creds)));
+  }
+  return std::unique_ptr<ThresholdClient>(new ThresholdClient(std::move(impl)));
+}
+
+const threshold::RealmSet& ThresholdClient::realms() const {
+  return impl_->set;
+}
+
+absl::StatusOr<ThresholdRegistration> ThresholdClient::Register(
+    const std::string& account, const SecretBytes& password,
+    const SecretBytes& backup_key, const std::vector<std::string>& proofs) {
+  // An unfinished commit first: its version may be the one to replace.
+  (void)impl_->RollForward(account);
+  return impl_->Register(account, password, backup_key, proofs,
+                         impl_->RecallNewest(account).commitment);
+}
+
+absl::StatusOr<ThresholdRecovery> ThresholdClient::Recover(
+    const std::string& account, const SecretBytes& password) {
+  (void)impl_->RollForward(account);
+  return impl_->Recover(account, password);
+}
+
+absl::StatusOr<RecoveryPlan> ThresholdClient::Plan(const std::string& account) {
+  const std::vector<StatusAnswer> answers = impl_->StatusRound();
+  return PlanRecovery(impl_->set, answers, impl_->RecallNewest(account));
+}
+
+}  // namespace bkv::client

@@ -1,0 +1,103 @@
+#ifndef BKV_CLIENT_THRESHOLD_CLIENT_H_
+#define BKV_CLIENT_THRESHOLD_CLIENT_H_
+
+// The threshold (realm) client of the SDK: registration at all n realms of a
+// realm set and recovery through any t of them (docs/threshold.md, "The
+// client"). One gRPC channel per realm; each realm's identity key is pinned
+// through the realm set; each call carries that realm's own account token
+// (aud = realm id). n = 1 is the same code path.
+//
+// Trust rules (docs/threshold.md): an uncounted status round first; KE1 only
+// to the realms that agree on one registration; every DLEQ proof verified
+// before any KE3; each released share checked against its commitment; a
+// misbehaving realm is a kRealmFault naming it, never a wrong password; the
+// newest (epoch, commitment) is remembered in the state directory, so a
+// dropped commit cannot bring back a replaced registration.
+// Thread-compatible: one call at a time per client.
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "client/threshold_plan.h"
+#include "client/vault_client.h"
+#include "crypto/realm_set.h"
+#include "crypto/secret_bytes.h"
+
+namespace bkv::client {
+
+struct ThresholdOptions {
+  // Transport and KSF settings shared by every realm: tls, tls_root_certs,
+  // insecure_plaintext, timeout, opaque_context, ksf, min_ksf, max_ksf.
+  // address, failover_addresses, server_public_key and account_token are
+  // ignored (the realm set and `account_token` below replace them).
+  VaultOptions vault;
+  // The token for one realm (its aud must be that realm id).
+  std::function<std::string(const std::string& realm_id)> account_token;
+  // Where the newest (epoch, commitment) and an unfinished commit are kept;
+  // empty: neither (docs/threshold.md, "Roll-forward store").
+  std::string state_dir;
+  // Re-register with fresh shares after each successful recovery.
+  bool rotate = true;
+  // Called before every RPC with the realm id and the RPC name, from the
+  // SDK's per-realm threads (so possibly concurrently); for tracing. May be
+  // empty.
+  std::function<void(const std::string& realm_id, std::string_view rpc)>
+      before_call;
+};
+
+struct ThresholdRegistration {
+  uint64_t epoch = 0;
+  Commitment commitment{};
+  uint32_t per_realm_limit = 0;  // G
+};
+
+struct ThresholdRecovery {
+  SecretBytes backup_key;
+  // The lowest attempts_remaining among the agreeing realms before this
+  // (successful) try; each try spends one at every realm of the group.
+  uint32_t attempts_remaining_before = 0;
+  std::vector<RealmFault> faults;   // realms excluded, recovery went on
+  std::vector<std::string> proofs;  // by realm position; "" if none
+  uint64_t epoch = 0;               // the registration recovered from
+  bool rotated = false;
+  absl::Status rotation;  // why not rotated (OK when rotated or disabled)
+};
+
+class ThresholdClient {
+ public:
+  static absl::StatusOr<std::unique_ptr<ThresholdClient>> Create(
+      threshold::RealmSet realms, ThresholdOptions options);
+  ~ThresholdClient();
+
+  // Registers `backup_key` behind `password` at all n realms (two phases:
+  // every realm prepares, then every realm commits). Replacing an active
+  // registration needs each realm's proof (`proofs`, by position, from
+  // Recover) or a due reset there. A commit that did not reach every realm
+  // is rolled forward by the next Register or Recover.
+  absl::StatusOr<ThresholdRegistration> Register(
+      const std::string& account, const SecretBytes& password,
+      const SecretBytes& backup_key,
+      const std::vector<std::string>& proofs = {});
+  // Spends one attempt at each realm of the agreeing group.
+  absl::StatusOr<ThresholdRecovery> Recover(const std::string& account,
+                                            const SecretBytes& password);
+  // The uncounted status round and its plan (what Recover would do).
+  absl::StatusOr<RecoveryPlan> Plan(const std::string& account);
+
+  const threshold::RealmSet& realms() const;
+
+  struct Impl;  // client/threshold_client_internal.h; not part of the API
+
+ private:
+  explicit ThresholdClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bkv::client
+
+#endif  // BKV_CLIENT_THRESHOLD_CLIENT_H_

@@ -1,0 +1,120 @@
+#ifndef BKV_CLIENT_THRESHOLD_CLIENT_INTERNAL_H_
+#define BKV_CLIENT_THRESHOLD_CLIENT_INTERNAL_H_
+
+// Shared by threshold_client.cc (channels, status round, state),
+// threshold_register.cc and threshold_recover.cc. Not installed.
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bkv/vault/v1/vault.grpc.pb.h"
+#include "client/grpc_status.h"
+#include "client/threshold_client.h"
+#include "client/vault_errors.h"
+#include "crypto/ksf.h"
+#include "crypto/opaque.h"
+#include "crypto/shamir.h"
+
+namespace bkv::client {
+
+inline std::span<const uint8_t> AsBytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+template <typename T>
+std::string AsString(const T& bytes) {
+  return {bytes.begin(), bytes.end()};
+}
+
+// Runs f(0..n-1) on n threads and waits for all: one round to every realm.
+template <typename F>
+void Parallel(size_t n, F f) {
+  std::vector<std::thread> threads;
+  threads.reserve(n);
+  for (size_t i = 0; i < n; ++i) threads.emplace_back([&f, i] { f(i); });
+  for (auto& t : threads) t.join();
+}
+
+// One realm of the agreeing group through the counted round.
+struct Leg {
+  size_t position = 0;
+  absl::Status status;  // its RecoverStart failed: nothing else happens
+  vault::v1::ThresholdRecoverStartResponse start;
+  bool verified = false;
+  std::optional<opaque::ClientLoginFinish> finish;  // envelope opened
+  std::optional<shamir::Share> share;               // released, checked
+};
+
+struct ThresholdClient::Impl {
+  Impl(threshold::RealmSet s, ThresholdOptions o, Argon2idKsf k)
+      : set(std::move(s)),
+        options(std::move(o)),
+        registration_ksf(std::move(k)) {}
+
+  threshold::RealmSet set;
+  ThresholdOptions options;
+  Argon2idKsf registration_ksf;
+  std::vector<std::unique_ptr<vault::v1::Vault::Stub>> stubs;  // by position
+
+  opaque::Config Config() const;
+  const std::string& IdOf(size_t realm) const { return set.realms()[realm].id; }
+
+  // One RPC to one realm with that realm's token; errors converted once
+  // (FromGrpc) and marked with the call kind.
+  template <typename Req, typename Resp>
+  absl::Status Call(size_t realm, const char* name, VaultCall kind,
+                    grpc::Status (vault::v1::Vault::Stub::*rpc)(
+                        grpc::ClientContext*, const Req&, Resp*),
+                    const Req& req, Resp* resp) const {
+    if (options.before_call) options.before_call(IdOf(realm), name);
+    grpc::ClientContext ctx;
+    if (options.account_token) {
+      ctx.AddMetadata("authorization",
+                      "Bearer " + options.account_token(IdOf(realm)));
+    }
+    ctx.set_deadline(std::chrono::system_clock::now() + options.vault.timeout);
+    const grpc::Status s = (stubs[realm].get()->*rpc)(&ctx, req, resp);
+    return MarkVaultCall(FromGrpc(s, ctx, set.realms()[realm].endpoint), kind);
+  }
+
+  // The uncounted status round, all n realms in parallel.
+  std::vector<StatusAnswer> StatusRound() const;
+
+  // Newest (epoch, commitment) memory and the roll-forward record.
+  Newest RecallNewest(const std::string& account) const;
+  absl::Status RememberNewest(const std::string& account, uint64_t epoch,
+                              const Commitment& commitment) const;
+  absl::Status SavePendingCommit(const std::string& account,
+                                 const std::vector<uint8_t>& descriptor,
+                                 const SecretBytes& commit_secret) const;
+  // Re-sends a remembered unfinished commit to every realm; OK when there is
+  // none or it completed (then the record is removed).
+  absl::Status RollForward(const std::string& account) const;
+  // Commit to every realm; OK only when all n answered OK.
+  absl::Status CommitEverywhere(const std::string& account,
+                                const threshold::Descriptor& d,
+                                const SecretBytes& commit_secret) const;
+
+  absl::StatusOr<ThresholdRegistration> Register(
+      const std::string& account, const SecretBytes& password,
+      const SecretBytes& backup_key, const std::vector<std::string>& proofs,
+      const Commitment& previous) const;
+  absl::StatusOr<ThresholdRecovery> Recover(const std::string& account,
+                                            const SecretBytes& password) const;
+  // Steps 6-10 after the KE1 round: fills out.backup_key and out.proofs.
+  absl::Status FinishRound(const std::string& account,
+                           const opaque::OpaqueClient& opaque,
+                           const RecoveryPlan& plan,
+                           const opaque::ThresholdLoginStart& login,
+                           std::vector<Leg>& legs,
+                           std::vector<RealmFault>& faults,
+                           ThresholdRecovery& out) const;
+};
+
+}  // namespace bkv::client
+
+#endif  // BKV_CLIENT_THRESHOLD_CLIENT_INTERNAL_H_

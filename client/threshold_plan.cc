@@ -1,0 +1,169 @@
+#include "client/threshold_plan.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/vault_errors.h"
+#include "crypto/hex.h"
+
+namespace bkv::client {
+namespace {
+
+std::span<const uint8_t> Bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+// Why a realm's ACTIVE/LOCKED answer cannot be used, or "" if it can.
+std::string CheckAnswer(const threshold::RealmSet& set, size_t position,
+                        const StatusAnswer& a,
+                        std::optional<threshold::Descriptor>* out) {
+  auto d = threshold::Descriptor::Parse(Bytes(a.descriptor));
+  if (!d.ok()) {
+    return absl::StrCat("its registration descriptor does not parse (",
+                        d.status().message(), ")");
+  }
+  const Commitment c = d->Commitment();
+  if (a.commitment != std::string(c.begin(), c.end())) {
+    return "its commitment is not the SHA-256 of its descriptor";
+  }
+  if (auto m = threshold::CheckMatchesRealmSet(*d, set); !m.ok()) {
+    return absl::StrCat("its descriptor names another realm set (", m.message(),
+                        ")");
+  }
+  if (d->realms[position].realm_id != set.realms()[position].id) {
+    return "its descriptor lists it at another position";
+  }
+  if (a.committed_limit != d->per_realm_limit ||
+      a.effective_limit > d->per_realm_limit) {
+    return absl::StrCat("it reports the limit ", a.committed_limit, "/",
+                        a.effective_limit, " but its descriptor commits to ",
+                        d->per_realm_limit);
+  }
+  *out = std::move(*d);
+  return "";
+}
+
+struct Group {
+  std::optional<threshold::Descriptor> descriptor;
+  std::vector<size_t> members;
+};
+
+absl::Status NoGroup(const threshold::RealmSet& set,
+                     std::span<const StatusAnswer> answers,
+                     const std::vector<RealmFault>& faults, int answered,
+                     int registered) {
+  if (answered < set.t()) {
+    for (const auto& a : answers) {
+      if (!a.error.ok()) {
+        return absl::Status(
+            a.error.code(),
+            absl::StrCat("only ", answered, " of ", set.n(),
+                         " realms answered (", set.t(),
+                         " needed); nothing was spent: ", a.error.message()));
+      }
+    }
+  }
+  if (registered == 0 && faults.empty()) return NotRegisteredError();
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < answers.size(); ++i) {
+    if (answers[i].error.ok()) {
+      parts.push_back(
+          absl::StrCat(set.realms()[i].id, " epoch ", answers[i].epoch));
+    }
+  }
+  if (!faults.empty()) {
+    return ThresholdError(
+        VaultErrorKind::kRealmFault,
+        absl::StrCat("no registration is held by ", set.t(),
+                     " realms once the faulty ones are left out: ",
+                     DescribeFaults(faults), "; nothing was spent"));
+  }
+  return ThresholdError(
+      VaultErrorKind::kRealmsDisagree,
+      absl::StrCat("the realms disagree: no registration is held by ", set.t(),
+                   " of them (", absl::StrJoin(parts, ", "),
+                   "); nothing was spent. Register again once every realm "
+                   "answers"));
+}
+
+}  // namespace
+
+std::string DescribeFaults(std::span<const RealmFault> faults) {
+  std::vector<std::string> parts;
+  for (const auto& f : faults) {
+    parts.push_back(absl::StrCat(f.realm_id, " (", f.what, ")"));
+  }
+  return absl::StrJoin(parts, ", ");
+}
+
+absl::StatusOr<RecoveryPlan> PlanRecovery(const threshold::RealmSet& set,
+                                          std::span<const StatusAnswer> answers,
+                                          const Newest& newest) {
+  std::map<std::string, Group> groups;
+  std::vector<RealmFault> faults;
+  int answered = 0, registered = 0;
+  for (size_t i = 0; i < answers.size(); ++i) {
+    const StatusAnswer& a = answers[i];
+    if (!a.error.ok()) continue;
+    ++answered;
+    if (a.record == StatusAnswer::Record::kNone) continue;
+    ++registered;
+    std::optional<threshold::Descriptor> d;
+    if (std::string why = CheckAnswer(set, i, a, &d); !why.empty()) {
+      faults.push_back({set.realms()[i].id, why});
+      continue;
+    }
+    Group& g = groups[a.commitment];
+    if (!g.descriptor) g.descriptor = std::move(d);
+    g.members.push_back(i);
+  }
+  // Among groups of t, the newest epoch; two at one epoch: none is trusted.
+  const Group* best = nullptr;
+  bool tie = false;
+  for (const auto& [c, g] : groups) {
+    if (static_cast<int>(g.members.size()) < set.t()) continue;
+    if (best == nullptr || g.descriptor->epoch > best->descriptor->epoch) {
+      best = &g;
+      tie = false;
+    } else if (g.descriptor->epoch == best->descriptor->epoch) {
+      tie = true;
+    }
+  }
+  if (best == nullptr || tie) {
+    return NoGroup(set, answers, faults, answered, registered);
+  }
+  RecoveryPlan plan;
+  plan.descriptor = *best->descriptor;
+  plan.commitment = plan.descriptor.Commitment();
+  plan.faults = std::move(faults);
+  if (plan.descriptor.epoch < newest.epoch ||
+      (plan.descriptor.epoch == newest.epoch &&
+       plan.commitment != newest.commitment)) {
+    return ThresholdError(
+        VaultErrorKind::kStaleRegistration,
+        absl::StrCat("the realms that agree hold registration epoch ",
+                     plan.descriptor.epoch, ", older than epoch ", newest.epoch,
+                     " this device registered or recovered from: a commit did "
+                     "not reach every realm, or a realm serves an old "
+                     "registration; nothing was spent"));
+  }
+  for (size_t i : best->members) {
+    const StatusAnswer& a = answers[i];
+    if (a.record == StatusAnswer::Record::kLocked ||
+        a.attempts_remaining == 0) {
+      continue;
+    }
+    plan.group.push_back(i);
+  }
+  if (static_cast<int>(plan.group.size()) < set.t()) return LockedError();
+  plan.min_remaining = answers[plan.group[0]].attempts_remaining;
+  for (size_t i : plan.group) {
+    plan.min_remaining =
+        std::min(plan.min_remaining, answers[i].attempts_remaining);
+  }
+  return plan;
+}
+
+}  // namespace bkv::client

@@ -1,0 +1,92 @@
+// Drives bkv_realms_* (bkv.h) against realms a test started; linked only
+// against libbkv.so (the SDK's C ABI), run by threshold_client_test.
+//   threshold_c_abi_program SET_FILE ACCOUNT TOKEN_FILE...
+// Exits 0 when every check holds; prints the first failure otherwise.
+#include <bkv/bkv.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+int Fail(const char* what, const char* err) {
+  std::fprintf(stderr, "threshold_c_abi_program: %s: %s\n", what,
+               err ? err : "");
+  return 1;
+}
+
+std::string Slurp(const char* path) {
+  std::ifstream in(path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 4) return Fail("usage", "SET_FILE ACCOUNT TOKEN_FILE...");
+  std::vector<std::string> tokens;
+  for (int i = 3; i < argc; ++i) tokens.push_back(Slurp(argv[i]));
+  std::vector<const char*> ptrs;
+  for (const auto& t : tokens) ptrs.push_back(t.c_str());
+  bkv_realms_options o;
+  bkv_realms_options_init(&o);
+  o.realm_set_file = argv[1];
+  o.account_tokens = ptrs.data();
+  o.account_token_count = ptrs.size() - 1;  // one short
+  bkv_realms* realms = nullptr;
+  char* err = nullptr;
+  if (bkv_realms_open(&o, &realms, &err) != BKV_INVALID_ARGUMENT) {
+    return Fail("a missing token must be refused", err);
+  }
+  bkv_error_free(err);
+  err = nullptr;
+  o.account_token_count = ptrs.size();
+  o.argon2_iterations = 2;  // the SDK's floor, as in bkv_vault_options
+  o.argon2_memory_kib = 19456;
+  o.argon2_parallelism = 1;
+  o.no_rotation = 1;
+  if (bkv_realms_open(&o, &realms, &err) != BKV_OK) return Fail("open", err);
+  bkv_key* key = nullptr;
+  if (bkv_key_generate(&key, &err) != BKV_OK) return Fail("key", err);
+  const char* pw = "correct horse battery";
+  if (bkv_realms_register(realms, argv[2], pw, std::strlen(pw), key, nullptr,
+                          &err) != BKV_OK) {
+    return Fail("register", err);
+  }
+  bkv_vault_error detail;
+  bkv_key* got = nullptr;
+  char* faults = nullptr;
+  if (bkv_realms_recover(realms, argv[2], "nope", 4, &got, &faults, &detail,
+                         &err) != BKV_VAULT_INVALID_PASSWORD ||
+      detail.attempts_remaining != 4 ||
+      detail.attempt != BKV_VAULT_ATTEMPT_SPENT) {
+    return Fail("a wrong password must be INVALID_PASSWORD, 4 left", err);
+  }
+  bkv_error_free(err);
+  err = nullptr;
+  if (bkv_realms_recover(realms, argv[2], pw, std::strlen(pw), &got, &faults,
+                         &detail, &err) != BKV_OK) {
+    return Fail("recover", err);
+  }
+  if (faults == nullptr || std::strstr(faults, "realm-c") == nullptr) {
+    return Fail("the tampered realm must be named", faults);
+  }
+  char *a = nullptr, *b = nullptr;
+  if (bkv_key_format(key, &a, &err) != BKV_OK ||
+      bkv_key_format(got, &b, &err) != BKV_OK || std::strcmp(a, b) != 0) {
+    return Fail("the recovered key differs", err);
+  }
+  bkv_string_free(a);
+  bkv_string_free(b);
+  bkv_string_free(faults);
+  bkv_key_free(key);
+  bkv_key_free(got);
+  bkv_realms_free(realms);
+  return 0;
+}

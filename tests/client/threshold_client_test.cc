@@ -1,0 +1,674 @@
+// The SDK's threshold client (client/threshold_client.h) against three real
+// bkv-vault realm processes (docs/threshold.md, "The client"). Each realm is
+// reached through a small in-process gRPC relay that can play one failure:
+// down, a flipped proof byte, a flipped released-share byte, or a dropped
+// Commit. The relay only passes bytes on or changes them; every decision is
+// the real realm's and the real client's.
+#include "client/threshold_client.h"
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bkv/vault/v1/error_detail.h"
+#include "client/realm_set_file.h"
+#include "client/threshold_plan.h"
+#include "crypto/hex.h"
+#include "crypto/random.h"
+#include "crypto/shamir.h"
+#include "tests/client/cli_runner.h"
+#include "tests/client/run_program.h"
+#include "tests/server/vault_harness.h"
+
+namespace bkv::testing {
+namespace {
+
+using client::ThresholdClient;
+using client::VaultError;
+using client::VaultErrorKind;
+namespace v1 = vault::v1;
+
+enum class Mode {
+  kPass,
+  kDown,
+  kFlipProof,
+  kFlipShare,
+  kDropCommit,
+  kHugeEpoch,
+  kFlipDescriptor
+};
+
+// Relays the Threshold* calls to one realm, playing `mode`.
+class Relay final : public v1::Vault::Service {
+ public:
+  explicit Relay(const std::string& target)
+      : stub_(v1::Vault::NewStub(
+            grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))) {
+    int port = 0;
+    grpc::ServerBuilder b;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    b.RegisterService(this);
+    server_ = b.BuildAndStart();
+    address_ = "127.0.0.1:" + std::to_string(port);
+  }
+  ~Relay() override { server_->Shutdown(); }
+  const std::string& address() const { return address_; }
+  std::atomic<Mode> mode{Mode::kPass};
+
+  template <typename Req, typename Resp>
+  grpc::Status Forward(grpc::ServerContext* sc,
+                       grpc::Status (v1::Vault::Stub::*rpc)(
+                           grpc::ClientContext*, const Req&, Resp*),
+                       const Req& req, Resp* resp) {
+    if (mode == Mode::kDown) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "relay down");
+    }
+    grpc::ClientContext cc;
+    for (const auto& [k, v] : sc->client_metadata()) {
+      if (k == "authorization")
+        cc.AddMetadata(std::string(k.data(), k.size()),
+                       std::string(v.data(), v.size()));
+    }
+    grpc::Status s = (stub_.get()->*rpc)(&cc, req, resp);
+    for (const auto& [k, v] : cc.GetServerTrailingMetadata()) {
+      if (k == v1::kErrorDetailTrailer) {
+        sc->AddTrailingMetadata(std::string(k.data(), k.size()),
+                                std::string(v.data(), v.size()));
+      }
+    }
+    return s;
+  }
+  grpc::Status ThresholdStatus(grpc::ServerContext* c,
+                               const v1::ThresholdStatusRequest* r,
+                               v1::ThresholdStatusResponse* o) override {
+    grpc::Status s = Forward(c, &v1::Vault::Stub::ThresholdStatus, *r, o);
+    if (s.ok() && mode == Mode::kFlipDescriptor) {
+      Flip(o->mutable_registration_descriptor());
+    }
+    return s;
+  }
+  grpc::Status ThresholdRegisterStart(
+      grpc::ServerContext* c, const v1::ThresholdRegisterStartRequest* r,
+      v1::ThresholdRegisterStartResponse* o) override {
+    grpc::Status s =
+        Forward(c, &v1::Vault::Stub::ThresholdRegisterStart, *r, o);
+    if (s.ok() && mode == Mode::kHugeEpoch) o->set_epoch(uint64_t{1} << 62);
+    return s;
+  }
+  grpc::Status ThresholdRegisterPrepare(
+      grpc::ServerContext* c, const v1::ThresholdRegisterPrepareRequest* r,
+      v1::ThresholdRegisterPrepareResponse* o) override {
+    return Forward(c, &v1::Vault::Stub::ThresholdRegisterPrepare, *r, o);
+  }
+  grpc::Status ThresholdRegisterCommit(
+      grpc::ServerContext* c, const v1::ThresholdRegisterCommitRequest* r,
+      v1::ThresholdRegisterCommitResponse* o) override {
+    if (mode == Mode::kDropCommit) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "commit dropped");
+    }
+    return Forward(c, &v1::Vault::Stub::ThresholdRegisterCommit, *r, o);
+  }
+  grpc::Status ThresholdRecoverStart(
+      grpc::ServerContext* c, const v1::ThresholdRecoverStartRequest* r,
+      v1::ThresholdRecoverStartResponse* o) override {
+    grpc::Status s = Forward(c, &v1::Vault::Stub::ThresholdRecoverStart, *r, o);
+    if (s.ok() && mode == Mode::kFlipProof) Flip(o->mutable_proof());
+    return s;
+  }
+  grpc::Status ThresholdRecoverFinish(
+      grpc::ServerContext* c, const v1::ThresholdRecoverFinishRequest* r,
+      v1::ThresholdRecoverFinishResponse* o) override {
+    grpc::Status s =
+        Forward(c, &v1::Vault::Stub::ThresholdRecoverFinish, *r, o);
+    if (s.ok() && mode == Mode::kFlipShare) Flip(o->mutable_sealed_share());
+    return s;
+  }
+
+ private:
+  static void Flip(std::string* bytes) {
+    if (!bytes->empty()) (*bytes)[bytes->size() / 2] ^= 0x01;
+  }
+  std::unique_ptr<v1::Vault::Stub> stub_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+};
+
+struct Realm {
+  std::string id;
+  std::unique_ptr<VaultProcess> process;
+  std::unique_ptr<Relay> relay;
+};
+
+class ThresholdClientTest : public ::testing::Test {
+ protected:
+  static constexpr char kAccount[] = "alice";
+
+  void SetUp() override {
+    state_dir_ =
+        std::filesystem::temp_directory_path() /
+        ("bkv-tsdk-" + std::to_string(::getpid()) + "-" +
+         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(state_dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(state_dir_); }
+
+  void StartRealms(int n, std::vector<std::string> args = {}) {
+    for (int i = 0; i < n; ++i) {
+      Realm r;
+      r.id = "realm-" + std::string(1, static_cast<char>('a' + i));
+      r.process = std::make_unique<VaultProcess>();
+      std::vector<std::string> a = {"--realm-id", r.id, "--audience", r.id};
+      a.insert(a.end(), args.begin(), args.end());
+      ASSERT_TRUE(r.process->Start(a)) << r.process->log();
+      r.relay = std::make_unique<Relay>(r.process->address());
+      realms_.push_back(std::move(r));
+    }
+  }
+
+  // The realm-set file text for the running realms.
+  std::string SetFile(int t, uint32_t limit = 10) const {
+    std::string out = "bkv-realm-set v1\n# test realms\nt " +
+                      std::to_string(t) + "\nlimit " + std::to_string(limit) +
+                      "\n";
+    for (const auto& r : realms_) {
+      out += "realm " + r.id + " " + r.relay->address() + " " +
+             HexEncode(r.process->public_key()) + "\n";
+    }
+    return out;
+  }
+
+  // A client of the running realms; `state` false: no state directory.
+  std::unique_ptr<ThresholdClient> Client(int t, bool rotate = false,
+                                          bool state = true) {
+    auto set = client::ParseRealmSet(SetFile(t));
+    EXPECT_TRUE(set.ok()) << set.status();
+    client::ThresholdOptions o;
+    o.vault.ksf = TestKsfParams();
+    o.vault.min_ksf = TestKsfParams();
+    o.vault.timeout = std::chrono::seconds(20);
+    o.account_token = [this](const std::string& id) {
+      for (const auto& r : realms_) {
+        if (r.id == id) return r.process->Token(kAccount, 600, id);
+      }
+      return std::string();
+    };
+    o.state_dir = state ? state_dir_.string() : "";
+    o.rotate = rotate;
+    auto c = ThresholdClient::Create(std::move(*set), std::move(o));
+    EXPECT_TRUE(c.ok()) << c.status();
+    return std::move(*c);
+  }
+
+  // ThresholdStatus straight from realm i (not through its relay).
+  v1::ThresholdStatusResponse Status(size_t i) {
+    auto stub = v1::Vault::NewStub(grpc::CreateChannel(
+        realms_[i].process->address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.AddMetadata(
+        "authorization",
+        "Bearer " + realms_[i].process->Token(kAccount, 600, realms_[i].id));
+    v1::ThresholdStatusResponse out;
+    EXPECT_TRUE(stub->ThresholdStatus(&ctx, {}, &out).ok());
+    return out;
+  }
+
+  std::vector<Realm> realms_;
+  std::filesystem::path state_dir_;
+  const SecretBytes key_ = SecretBytes::Random(32);
+  const SecretBytes password_ = SecretBytes::Copy("correct horse battery");
+};
+
+VaultErrorKind KindOf(const absl::Status& s) {
+  return VaultError::From(s).kind;
+}
+
+TEST_F(ThresholdClientTest, OneRealmIsTheSamePath) {
+  StartRealms(1);
+  auto c = Client(1);
+  auto reg = c->Register(kAccount, password_, key_);
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  EXPECT_EQ(reg->per_realm_limit, 10u);
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+  EXPECT_TRUE(got->faults.empty());
+  EXPECT_EQ(got->attempts_remaining_before, 10u);
+}
+
+// Any two of three recover; the third is down (its relay answers nothing).
+TEST_F(ThresholdClientTest, RecoversThroughEveryPair) {
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  for (size_t down = 0; down < 3; ++down) {
+    realms_[down].relay->mode = Mode::kDown;
+    auto got = c->Recover(kAccount, password_);
+    ASSERT_TRUE(got.ok()) << realms_[down].id << " down: " << got.status();
+    EXPECT_TRUE(got->backup_key == key_);
+    EXPECT_TRUE(got->faults.empty());  // down is not a fault
+    EXPECT_EQ(got->proofs[down], "");
+    realms_[down].relay->mode = Mode::kPass;
+  }
+}
+
+TEST_F(ThresholdClientTest, OneRealmSigkilled) {
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  realms_[1].process->Kill();
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+  // Registration (and so rotation) needs every realm.
+  auto again = c->Register(kAccount, password_, key_, got->proofs);
+  EXPECT_FALSE(again.ok());
+  EXPECT_NE(again.status().message().find("realm-b"), std::string::npos)
+      << again.status();
+}
+
+// A realm whose proof is tampered with is excluded and named; the others
+// recover; no realm is charged more than the one attempt of this try.
+TEST_F(ThresholdClientTest, TamperedProofIsTheRealmsFault) {
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  realms_[0].relay->mode = Mode::kFlipProof;
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+  ASSERT_EQ(got->faults.size(), 1u);
+  EXPECT_EQ(got->faults[0].realm_id, "realm-a");
+  // Every realm's login was closed with a KE3: all counters are back at G.
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(Status(i).attempts_remaining(), 5u);
+}
+
+// Two tampered answers leave fewer than t: a realm fault naming both, never
+// a wrong password, and no KE3 sent: each realm charged exactly one.
+TEST_F(ThresholdClientTest, TooManyTamperedAnswersAreARealmFault) {
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  realms_[0].relay->mode = Mode::kFlipProof;
+  realms_[2].relay->mode = Mode::kFlipProof;
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(KindOf(got.status()), VaultErrorKind::kRealmFault) << got.status();
+  EXPECT_NE(got.status().message().find("realm-a"), std::string::npos);
+  EXPECT_NE(got.status().message().find("realm-c"), std::string::npos);
+  EXPECT_EQ(got.status().message().find("realm-b"), std::string::npos);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(Status(i).attempts_remaining(), 4u);
+}
+
+// A garbage status answer (one descriptor byte flipped) is found in the
+// uncounted round: that realm is named and never asked to count.
+TEST_F(ThresholdClientTest, GarbageStatusIsFoundBeforeCounting) {
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  realms_[2].relay->mode = Mode::kFlipDescriptor;
+  auto wrong = c->Recover(kAccount, SecretBytes::Copy("wrong horse"));
+  EXPECT_EQ(KindOf(wrong.status()), VaultErrorKind::kInvalidPassword);
+  EXPECT_EQ(Status(2).attempts_remaining(), 5u);  // c was never asked
+  EXPECT_EQ(Status(0).attempts_remaining(), 4u);
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+  ASSERT_EQ(got->faults.size(), 1u);
+  EXPECT_EQ(got->faults[0].realm_id, "realm-c");
+}
+
+TEST_F(ThresholdClientTest, TamperedShareIsTheRealmsFault) {
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  realms_[1].relay->mode = Mode::kFlipShare;
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+  ASSERT_EQ(got->faults.size(), 1u);
+  EXPECT_EQ(got->faults[0].realm_id, "realm-b");
+}
+
+TEST_F(ThresholdClientTest, WrongPasswordSpendsOneAttemptPerRealm) {
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  auto wrong = c->Recover(kAccount, SecretBytes::Copy("wrong horse"));
+  ASSERT_FALSE(wrong.ok());
+  const VaultError e = VaultError::From(wrong.status());
+  EXPECT_EQ(e.kind, VaultErrorKind::kInvalidPassword) << wrong.status();
+  EXPECT_EQ(e.attempts_remaining, 4u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(Status(i).attempts_remaining(), 4u);
+  auto plan = c->Plan(kAccount);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->min_remaining, 4u);
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->attempts_remaining_before, 4u);
+}
+
+TEST_F(ThresholdClientTest, RotationChangesTheVersion) {
+  StartRealms(3);
+  auto c = Client(2, /*rotate=*/true);
+  auto reg = c->Register(kAccount, password_, key_);
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->rotated) << got->rotation;
+  auto plan = c->Plan(kAccount);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_NE(plan->commitment, reg->commitment);
+  EXPECT_EQ(plan->descriptor.epoch, reg->epoch + 1);
+  EXPECT_EQ(plan->descriptor.previous_commitment, reg->commitment);
+  auto again = c->Recover(kAccount, password_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->backup_key == key_);
+}
+
+// A on the old registration, B and C on the new (A's commit dropped): the
+// new one is recovered. Then a third registration committed at C only: a
+// 1:1:1 split never combines.
+TEST_F(ThresholdClientTest, VersionSplit) {
+  StartRealms(3, {"--pending-ttl-s", "1"});
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  auto first = c->Recover(kAccount, password_);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const SecretBytes second_pw = SecretBytes::Copy("second horse battery");
+  realms_[0].relay->mode = Mode::kDropCommit;
+  auto x = c->Register(kAccount, second_pw, key_, first->proofs);
+  ASSERT_FALSE(x.ok());  // committed at b and c only
+  auto viax = c->Recover(kAccount, second_pw);
+  ASSERT_TRUE(viax.ok()) << viax.status();
+  EXPECT_TRUE(viax->backup_key == key_);
+  EXPECT_EQ(Status(1).commitment(), Status(2).commitment());
+  EXPECT_NE(Status(0).commitment(), Status(1).commitment());
+  // Y at c only (a's and b's commits dropped); the pending X blocks a new
+  // version for pending_ttl.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  realms_[1].relay->mode = Mode::kDropCommit;
+  std::vector<std::string> proofs = {first->proofs[0], viax->proofs[1],
+                                     viax->proofs[2]};
+  auto y =
+      c->Register(kAccount, SecretBytes::Copy("third horse"), key_, proofs);
+  ASSERT_FALSE(y.ok());
+  auto split = c->Recover(kAccount, password_);
+  ASSERT_FALSE(split.ok());
+  EXPECT_EQ(KindOf(split.status()), VaultErrorKind::kRealmsDisagree)
+      << split.status();
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing counted";
+  }
+}
+
+// A dropped commit must not bring back the replaced registration on a
+// device that saw the new one (review finding 4): B's and A's commits are
+// dropped, C commits; {A, B} still agree on the old version.
+TEST_F(ThresholdClientTest, DroppedCommitCannotReviveTheOldVersion) {
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  auto first = c->Recover(kAccount, password_);
+  ASSERT_TRUE(first.ok());
+  realms_[0].relay->mode = Mode::kDropCommit;
+  realms_[1].relay->mode = Mode::kDropCommit;
+  ASSERT_FALSE(
+      c->Register(kAccount, SecretBytes::Copy("new horse"), key_, first->proofs)
+          .ok());
+  auto old = c->Recover(kAccount, password_);
+  ASSERT_FALSE(old.ok());
+  EXPECT_EQ(KindOf(old.status()), VaultErrorKind::kStaleRegistration)
+      << old.status();
+  // A device without that memory recovers the old version ...
+  auto fresh = Client(2, false, /*state=*/false);
+  EXPECT_TRUE(fresh->Recover(kAccount, password_).ok());
+  // ... and once the commits get through, the remembered one rolls forward.
+  realms_[0].relay->mode = Mode::kPass;
+  realms_[1].relay->mode = Mode::kPass;
+  auto rolled = c->Recover(kAccount, SecretBytes::Copy("new horse"));
+  ASSERT_TRUE(rolled.ok()) << rolled.status();
+  EXPECT_TRUE(rolled->backup_key == key_);
+}
+
+// `bkv backup|restore --realms F --token-dir D`: the first backup registers
+// a new key at every realm, a restore recovers it through t of them.
+TEST_F(ThresholdClientTest, CliBackupAndRestoreWithRealms) {
+  StartRealms(3);
+  namespace fs = std::filesystem;
+  const fs::path dir = state_dir_ / "cli";
+  fs::create_directories(dir / "src");
+  fs::create_directories(dir / "store");
+  fs::create_directories(dir / "tokens");
+  std::ofstream(dir / "src" / "chat.db") << std::string(100'000, 'c');
+  std::ofstream(dir / "realms") << SetFile(2);
+  for (const auto& r : realms_) {
+    std::ofstream(dir / "tokens" / r.id)
+        << r.process->Token(kAccount, 600, r.id);
+  }
+  ::setenv("BKV_STATE_DIR", (dir / "state").c_str(), 1);
+  const std::vector<std::string> flags = {
+      "--realms",        (dir / "realms").string(),
+      "--token-dir",     (dir / "tokens").string(),
+      "--account",       kAccount,
+      "--password-stdin"};
+  auto with = [&](std::vector<std::string> head) {
+    head.insert(head.end(), flags.begin(), flags.end());
+    return head;
+  };
+  const std::string store = "file://" + (dir / "store").string();
+  CliRun b = Bkv(with({"backup", (dir / "src").string(), "--to", store}),
+                 "correct horse battery staple\n", dir);
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_NE(b.err.find("registered a new backup key at 3 realms"),
+            std::string::npos)
+      << b.err;
+  CliRun wrong =
+      Bkv(with({"restore", "--from", store, "--to", (dir / "wrong").string()}),
+          "battery staple horse\n", dir);
+  EXPECT_EQ(wrong.exit_code, 3) << wrong.err;
+  realms_[0].relay->mode = Mode::kDown;
+  CliRun r = Bkv(
+      with({"restore", "--from", store, "--to", (dir / "restored").string()}),
+      "correct horse battery staple\n", dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream restored(dir / "restored" / "chat.db");
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(restored)), {}),
+            std::string(100'000, 'c'));
+  ::unsetenv("BKV_STATE_DIR");
+}
+
+// A realm that reports an epoch far beyond the others' (to push the next
+// epoch out of the honest realms' window) is named; nothing is prepared.
+TEST_F(ThresholdClientTest, LyingEpochIsTheRealmsFault) {
+  StartRealms(3);
+  auto c = Client(2);
+  realms_[1].relay->mode = Mode::kHugeEpoch;
+  auto reg = c->Register(kAccount, password_, key_);
+  ASSERT_FALSE(reg.ok());
+  EXPECT_EQ(KindOf(reg.status()), VaultErrorKind::kRealmFault) << reg.status();
+  EXPECT_NE(reg.status().message().find("realm-b"), std::string::npos);
+  for (size_t i = 0; i < 3; ++i)
+    EXPECT_TRUE(Status(i).pending_commitment().empty());
+  realms_[1].relay->mode = Mode::kPass;
+  EXPECT_TRUE(c->Register(kAccount, password_, key_).ok());
+}
+
+// The C ABI (bkv_realms_*), through a program linked only against
+// libbkv.so (tests/client/threshold_c_abi_program.cc): register, a wrong
+// password (typed, counted), recovery naming realm-c (its proofs flipped).
+TEST_F(ThresholdClientTest, CAbiRegistersAndRecovers) {
+  StartRealms(3);
+  std::filesystem::create_directories(state_dir_);
+  const std::string file = (state_dir_ / "realms").string();
+  std::ofstream(file) << SetFile(2);
+  std::vector<std::string> argv = {BKV_C_ABI_PROGRAM, file, kAccount};
+  for (const auto& r : realms_) {
+    const std::string t = (state_dir_ / r.id).string();
+    std::ofstream(t) << r.process->Token(kAccount, 600, r.id);
+    argv.push_back(t);
+  }
+  realms_[2].relay->mode = Mode::kFlipProof;
+  const int status = RunProgram(argv, {});
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(ThresholdErrorTest, KindsAndAttemptsSurviveTheClassifier) {
+  const VaultError spent = VaultError::From(
+      client::ThresholdError(VaultErrorKind::kRealmFault, "realm-a", true, 3));
+  EXPECT_EQ(spent.kind, VaultErrorKind::kRealmFault);
+  EXPECT_EQ(spent.attempt_spent, client::AttemptSpent::kYes);
+  EXPECT_EQ(spent.attempts_remaining, 3u);
+  EXPECT_FALSE(spent.retry_safe);
+  const VaultError split = VaultError::From(
+      client::ThresholdError(VaultErrorKind::kRealmsDisagree, "split"));
+  EXPECT_EQ(split.kind, VaultErrorKind::kRealmsDisagree);
+  EXPECT_EQ(split.attempt_spent, client::AttemptSpent::kNo);
+  EXPECT_STREQ(client::VaultErrorKindName(VaultErrorKind::kStaleRegistration),
+               "stale_registration");
+}
+
+// PlanRecovery, pure: descriptors dealt here, answers made up.
+class PlanRecoveryTest : public ::testing::Test {
+ protected:
+  PlanRecoveryTest() {
+    std::vector<threshold::RealmConfig> realms;
+    for (int i = 0; i < 3; ++i) {
+      realms.push_back(
+          {std::string("realm-") + char('a' + i), "127.0.0.1:1",
+           *ristretto255::ScalarMultBase(SystemRandom().Scalar())});
+    }
+    set_ = std::make_unique<threshold::RealmSet>(
+        *threshold::RealmSet::Create(realms, 2, 10));
+  }
+  // A dealt descriptor for the set at `epoch`.
+  std::string Deal(uint64_t epoch) const {
+    threshold::Descriptor d;
+    SystemRandom().Bytes(d.version);
+    d.epoch = epoch;
+    d.t = 2;
+    d.advertised_limit = 10;
+    d.per_realm_limit = 5;
+    d.ksf = TestKsfParams();
+    SecretBytes k = SystemRandom().Scalar(), sec = SystemRandom().Scalar();
+    auto ks = *shamir::Split(k, 2, 3, SystemRandom());
+    auto ss = *shamir::Split(sec, 2, 3, SystemRandom());
+    d.public_key = *ristretto255::ScalarMultBase(k);
+    d.second_public_key = *ristretto255::ScalarMultBase(sec);
+    for (int i = 0; i < 3; ++i) {
+      d.realms.push_back({set_->realms()[i].id, set_->realms()[i].identity_key,
+                          *ristretto255::ScalarMultBase(ks[i].value),
+                          *ristretto255::ScalarMultBase(ss[i].value)});
+    }
+    const auto bytes = d.Serialize();
+    return {bytes.begin(), bytes.end()};
+  }
+  static client::StatusAnswer Active(const std::string& descriptor,
+                                     uint32_t remaining = 5) {
+    client::StatusAnswer a;
+    a.record = client::StatusAnswer::Record::kActive;
+    a.descriptor = descriptor;
+    auto d = threshold::Descriptor::Parse(
+        {reinterpret_cast<const uint8_t*>(descriptor.data()),
+         descriptor.size()});
+    const auto c = d->Commitment();
+    a.commitment.assign(c.begin(), c.end());
+    a.committed_limit = a.effective_limit = 5;
+    a.attempts_remaining = remaining;
+    a.epoch = d->epoch;
+    return a;
+  }
+  absl::StatusOr<client::RecoveryPlan> Plan(
+      std::vector<client::StatusAnswer> answers, client::Newest newest = {}) {
+    return client::PlanRecovery(*set_, answers, newest);
+  }
+  std::unique_ptr<threshold::RealmSet> set_;
+};
+
+TEST_F(PlanRecoveryTest, Decisions) {
+  const std::string v1 = Deal(1), v2 = Deal(2), v2b = Deal(2), v3 = Deal(3);
+  // 2:1 -> the pair, lowest remaining.
+  auto p = Plan({Active(v1), Active(v2, 3), Active(v2, 4)});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->group, (std::vector<size_t>{1, 2}));
+  EXPECT_EQ(p->min_remaining, 3u);
+  // 1:1:1 -> disagree; two groups at one epoch cannot both reach t (n=3).
+  EXPECT_EQ(KindOf(Plan({Active(v1), Active(v2), Active(v3)}).status()),
+            VaultErrorKind::kRealmsDisagree);
+  // Older than remembered -> stale; same epoch, other commitment -> stale.
+  auto newer = threshold::Descriptor::Parse(
+      {reinterpret_cast<const uint8_t*>(v3.data()), v3.size()});
+  EXPECT_EQ(KindOf(Plan({Active(v2), Active(v2), Active(v3)},
+                        {3, newer->Commitment()})
+                       .status()),
+            VaultErrorKind::kStaleRegistration);
+  EXPECT_EQ(KindOf(Plan({Active(v2b), Active(v2b), Active(v1)},
+                        {2, newer->Commitment()})
+                       .status()),
+            VaultErrorKind::kStaleRegistration);
+  // A descriptor that does not hash to its commitment, or a limit above
+  // G: that realm's fault; the other two still agree.
+  auto bad = Active(v2);
+  bad.commitment[0] ^= 1;
+  auto over = Active(v2);
+  over.effective_limit = 6;
+  p = Plan({bad, Active(v2), Active(v2)});
+  ASSERT_TRUE(p.ok());
+  ASSERT_EQ(p->faults.size(), 1u);
+  EXPECT_EQ(p->faults[0].realm_id, "realm-a");
+  EXPECT_EQ(KindOf(Plan({bad, over, Active(v2)}).status()),
+            VaultErrorKind::kRealmFault);
+  // No attempts left at two: locked; nothing registered: not registered.
+  EXPECT_EQ(KindOf(Plan({Active(v2, 0), Active(v2, 0), Active(v2)}).status()),
+            VaultErrorKind::kLocked);
+  EXPECT_EQ(KindOf(Plan({{}, {}, {}}).status()),
+            VaultErrorKind::kNotRegistered);
+  // Fewer than t answered: the transport error, nothing spent.
+  client::StatusAnswer down;
+  down.error = absl::UnavailableError("down");
+  EXPECT_EQ(Plan({down, down, Active(v2)}).status().code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST(RealmSetFileTest, StrictParse) {
+  const std::string key(64, 'a');
+  // "aa..." is not a valid element; use one that parses: the generator.
+  const std::string g =
+      "e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76";
+  EXPECT_FALSE(client::ParseRealmSet("").ok());
+  EXPECT_FALSE(client::ParseRealmSet("bkv-realm-set v2\nt 1\nlimit 10\n").ok());
+  EXPECT_FALSE(
+      client::ParseRealmSet("bkv-realm-set v1\nt 1\nt 1\nlimit 10\n").ok());
+  auto bad_key = client::ParseRealmSet(
+      "bkv-realm-set v1\nt 1\nlimit 10\n"
+      "realm a 127.0.0.1:1 " +
+      key + "\n");
+  EXPECT_FALSE(bad_key.ok());
+  auto one = client::ParseRealmSet(
+      "bkv-realm-set v1\nt 1\nlimit 10\n"
+      "realm a 127.0.0.1:1 " +
+      g + "\n");
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(client::FormatRealmSet(*one),
+            "bkv-realm-set v1\nt 1\nlimit 10\nrealm a 127.0.0.1:1 " + g + "\n");
+  // t = 2 of 1 breaks the realm-set rule (applied after parsing).
+  auto weak = client::ParseRealmSet(
+      "bkv-realm-set v1\nt 2\nlimit 10\n"
+      "realm a x:1 " +
+      g + "\n");
+  EXPECT_FALSE(weak.ok());
+  auto garbage =
+      client::ParseRealmSet("bkv-realm-set v1\nt 2\nlimit 10\nfoo\n");
+  ASSERT_FALSE(garbage.ok());
+  EXPECT_NE(garbage.status().message().find("line 4"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace bkv::testing
