@@ -437,9 +437,9 @@ class Repository::Reader {
   // One window's work, under mu_.
   std::vector<std::span<const uint8_t>> chunks_;
   std::vector<ChunkId> ids_;
-  size_t next_ = 0;                   // the next chunk to claim
-  bool closed_ = false;               // no more chunks in this window
-  size_t busy_ = 0;                   // helpers still in this round
+  size_t next_ = 0;      // the next chunk to claim
+  bool closed_ = false;  // no more chunks in this window
+  size_t busy_ = 0;      // helpers still in this round
   uint64_t round_ = 0;
   bool stop_ = false;
   std::vector<std::thread> helpers_;  // last: they use the members above
