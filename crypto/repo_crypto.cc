@@ -75,6 +75,47 @@ ChunkId RepoKeys::IdOf(std::span<const uint8_t> plaintext) const {
   return id;
 }
 
+namespace {
+
+// The gear hash over d[i, end): the cut just after the first byte whose
+// fingerprint has no bit of `mask` set, or 0 if none. Four bytes a round:
+// the loop's own bookkeeping cost as much as the hash.
+size_t GearScan(const uint64_t* gear, const uint8_t* d, size_t i, size_t end,
+                uint64_t mask, uint64_t& fp_inout) {
+  uint64_t fp = fp_inout;  // a local: the reference could alias the table
+  size_t cut = 0;
+  for (; i + 4 <= end; i += 4) {
+    fp = (fp << 1) + gear[d[i]];
+    if ((fp & mask) == 0) {
+      cut = i + 1;
+      break;
+    }
+    fp = (fp << 1) + gear[d[i + 1]];
+    if ((fp & mask) == 0) {
+      cut = i + 2;
+      break;
+    }
+    fp = (fp << 1) + gear[d[i + 2]];
+    if ((fp & mask) == 0) {
+      cut = i + 3;
+      break;
+    }
+    fp = (fp << 1) + gear[d[i + 3]];
+    if ((fp & mask) == 0) {
+      cut = i + 4;
+      break;
+    }
+  }
+  for (; i < end && cut == 0; ++i) {
+    fp = (fp << 1) + gear[d[i]];
+    if ((fp & mask) == 0) cut = i + 1;
+  }
+  fp_inout = fp;
+  return cut;
+}
+
+}  // namespace
+
 size_t RepoKeys::FindBoundary(std::span<const uint8_t> data) const {
   const size_t n = data.size();
   if (n <= ChunkerParams::kMin) return n;
@@ -82,16 +123,13 @@ size_t RepoKeys::FindBoundary(std::span<const uint8_t> data) const {
   const size_t normal =
       std::min<size_t>(max, size_t{1} << ChunkerParams::kAvgBits);
   uint64_t fp = 0;
-  size_t i = ChunkerParams::kMin;
-  for (; i < normal; ++i) {
-    fp = (fp << 1) + gear_[data[i]];
-    if ((fp & kMaskHard) == 0) return i + 1;
+  const uint8_t* d = data.data();
+  if (size_t cut = GearScan(gear_.data(), d, ChunkerParams::kMin, normal,
+                            kMaskHard, fp)) {
+    return cut;
   }
-  for (; i < max; ++i) {
-    fp = (fp << 1) + gear_[data[i]];
-    if ((fp & kMaskEasy) == 0) return i + 1;
-  }
-  return max;
+  const size_t cut = GearScan(gear_.data(), d, normal, max, kMaskEasy, fp);
+  return cut ? cut : max;
 }
 
 absl::StatusOr<std::vector<uint8_t>> RepoKeys::Seal(

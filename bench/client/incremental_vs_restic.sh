@@ -11,9 +11,11 @@
 # (the machine may be shared: wall times move with the load, CPU seconds
 # much less). For each tool and step: time, bytes added to the store, peak
 # RSS, CPU seconds (user + system). BKV_BENCH_BASELINE=path/to/other/bkv
-# adds a "restore-base" row: that binary restoring the same snapshot in the
-# same runs (a before/after of a restore change). Needs sqlite3, restic,
-# /usr/bin/time, bc (scripts/install-deps.sh bench demo).
+# adds a "changed-base" row (that binary's backup after the change, into a
+# copy of the store as the initial backup left it, run just before bkv's on
+# odd runs and just after on even ones) and a "restore-base" row (it
+# restoring the same snapshot): a before/after within the same runs. Needs
+# sqlite3, restic, /usr/bin/time, bc (scripts/install-deps.sh bench demo).
 set -euo pipefail
 bkv=$(realpath "${1:-build/release/client/bkv}")
 runs=${BKV_BENCH_RUNS:-5}
@@ -58,13 +60,22 @@ bkv_backup() { run "bkv-$1" "$bkv" backup "$chat" --to "file://$dir/bkvstore" --
 restic_backup() { run "restic-$1" restic backup --quiet "$chat"; }
 bkv_restore() { rm -rf "$dir/out"; run "bkv-$1" "$2" restore --from "file://$dir/bkvstore" --key-file "$dir/key" --to "$dir/out"; cmp "$dir/out/messages.db" "$chat/messages.db"; }
 restic_restore() { rm -rf "$dir/out"; run "restic-$1" restic restore latest --target "$dir/out"; }
+# base_changed: the baseline's backup after the change, into its own copy.
+base_changed() {
+  BKV_STATE_DIR=$dir/base-state run bkv-changed-base "$base" backup "$chat" \
+    --to "file://$dir/base-store" --key-file "$dir/key" --json
+}
 # both RUN A B: A then B on odd runs, B then A on even ones.
 both() { if (( $1 % 2 )); then $2; $3; else $3; $2; fi; }
+both_changed() { both "$1" base_changed "bkv_backup changed"; }
 # step RUN LABEL: both tools back up; growth of each store into $dir/growth.
 step() {
-  local b0 r0
+  local b0 r0 bkv_step="bkv_backup $2"
   b0=$(size "$dir/bkvstore" 2>/dev/null || echo 0); r0=$(size "$dir/restic")
-  both "$1" "bkv_backup $2" "restic_backup $2"
+  if [[ -n $base && $2 == changed ]]; then
+    bkv_step="both_changed $1"
+  fi
+  both "$1" "$bkv_step" "restic_backup $2"
   echo "$2 $(( $(size "$dir/bkvstore") - b0 )) $(( $(size "$dir/restic") - r0 ))" >>"$dir/growth"
 }
 # record RUN LABEL BKV_ADDED RESTIC_ADDED [BKV_NAME]: one row of $dir/rows:
@@ -81,11 +92,14 @@ record() {
 # one_run RUN: the whole sequence into fresh repositories.
 one_run() {
   local label b r
-  rm -rf "$chat" "$dir/bkvstore" "$dir/restic" "$dir/growth"
+  rm -rf "$chat" "$dir/bkvstore" "$dir/restic" "$dir/growth" "$dir/base-"*
   cp -a "$dir/pristine" "$chat"
   export BKV_STATE_DIR=$dir/state-$1
   restic init >/dev/null
   step "$1" initial
+  if [[ -n $base ]]; then
+    cp -a "$dir/bkvstore" "$dir/base-store"; cp -a "$BKV_STATE_DIR" "$dir/base-state"
+  fi
   add_rows 600001 606000
   head -c $((2500 * 1024)) /dev/urandom >"$chat/media/IMG-49.jpg"
   head -c $((2500 * 1024)) /dev/urandom >"$chat/media/IMG-50.jpg"
@@ -95,6 +109,7 @@ one_run() {
   [[ -z $base ]] || bkv_restore restore-base "$base"
   while read -r label b r; do record "$1" "$label" "$b" "$r"; done <"$dir/growth"
   record "$1" restore - -
+  [[ -z $base ]] || record "$1" changed - - changed-base
   [[ -z $base ]] || record "$1" restore - - restore-base
 }
 echo "sample: $(size "$dir/pristine") bytes; $runs runs; bkv $("$bkv" --version 2>/dev/null || echo dev)," \
@@ -109,7 +124,7 @@ printf '%-3s %-12s %11s %11s %6s %6s %5s %9s %9s %6s %6s %5s\n' run step bkv_add
 sort -k2,2 -k1,1n "$dir/rows" | awk '{printf "%-3s %-12s %11s %11s %6s %6s %5s %9s %9s %6s %6s %5s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12}'
 echo "median [min-max] over $runs runs:"
 printf '%-12s %s\n' step "bkv_added | restic_added | bkv_s | restic_s | wall ratio | bkv_rss_k | restic_rss_k | cpu ratio"
-for s in initial changed unchanged restore ${base:+restore-base}; do
+for s in initial changed ${base:+changed-base} unchanged restore ${base:+restore-base}; do
   line=$s
   for col in 3 4 5 6 7 8 9 12; do
     # median and range of one column over the runs of step $s

@@ -338,8 +338,10 @@ absl::Status FillWindow(int fd, const std::string& abs,
 // What reads a backup's changed files, kept for the whole backup: the
 // window a file is read through (several chunks, so their ids are hashed in
 // parallel) and one helper thread per further core for the keyed ids
-// (HMAC-SHA512 costs more per byte than anything else on the caller's
-// thread), started once rather than once per window.
+// (HMAC-SHA512 costs more per byte than anything else), started once rather
+// than once per window. A window's chunks are hashed as they are cut: the
+// helpers hash the first chunks while the caller's thread still looks for
+// the next boundaries, then the caller hashes too (Start, Add..., Ids).
 class Repository::Reader {
  public:
   explicit Reader(const RepoKeys& keys) : keys_(keys) {
@@ -356,22 +358,40 @@ class Repository::Reader {
     for (std::thread& t : helpers_) t.join();
   }
 
-  // The ids of `chunks`, on every core (the caller's among them).
-  std::vector<ChunkId> IdsOf(std::span<const std::span<const uint8_t>> chunks) {
-    std::vector<ChunkId> ids(chunks.size());
+  // A new window: its chunks follow with Add, then Ids.
+  void Start() {
     {
       std::lock_guard lock(mu_);
-      chunks_ = chunks;
-      ids_ = ids.data();
+      chunks_.clear();
+      ids_.clear();
       next_ = 0;
+      closed_ = false;
       busy_ = helpers_.size();
       ++round_;
+    }
+    work_.notify_all();
+  }
+  // A chunk of the window, hashed by whichever thread is free first. It
+  // must stay valid until Ids returns.
+  void Add(std::span<const uint8_t> chunk) {
+    {
+      std::lock_guard lock(mu_);
+      chunks_.push_back(chunk);
+      ids_.emplace_back();
+    }
+    work_.notify_one();
+  }
+  // The ids of the window's chunks in order, once every one is hashed.
+  std::vector<ChunkId> Ids() {
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
     }
     work_.notify_all();
     Hash();
     std::unique_lock lock(mu_);
     done_.wait(lock, [&] { return busy_ == 0; });
-    return ids;
+    return std::move(ids_);
   }
 
   // Allocated when the first changed file is read: an unchanged backup
@@ -382,9 +402,18 @@ class Repository::Reader {
   }
 
  private:
+  // Claims and hashes chunks until the window is closed and none is left.
   void Hash() {
-    for (size_t i; (i = next_++) < chunks_.size();) {
-      ids_[i] = keys_.IdOf(chunks_[i]);
+    std::unique_lock lock(mu_);
+    for (;;) {
+      work_.wait(lock, [&] { return next_ < chunks_.size() || closed_; });
+      if (next_ == chunks_.size()) return;
+      const size_t i = next_++;
+      const std::span<const uint8_t> chunk = chunks_[i];
+      lock.unlock();
+      const ChunkId id = keys_.IdOf(chunk);
+      lock.lock();
+      ids_[i] = id;
     }
   }
   void Help() {
@@ -405,13 +434,14 @@ class Repository::Reader {
   const RepoKeys& keys_;
   std::mutex mu_;
   std::condition_variable work_, done_;
-  // One round's work, set under mu_ before the helpers are woken.
-  std::span<const std::span<const uint8_t>> chunks_;
-  ChunkId* ids_ = nullptr;
-  std::atomic<size_t> next_{0};
-  size_t busy_ = 0;                   // helpers still in this round, under mu_
-  uint64_t round_ = 0;                // under mu_
-  bool stop_ = false;                 // under mu_
+  // One window's work, under mu_.
+  std::vector<std::span<const uint8_t>> chunks_;
+  std::vector<ChunkId> ids_;
+  size_t next_ = 0;      // the next chunk to claim
+  bool closed_ = false;  // no more chunks in this window
+  size_t busy_ = 0;      // helpers still in this round
+  uint64_t round_ = 0;
+  bool stop_ = false;
   std::vector<std::thread> helpers_;  // last: they use the members above
 };
 
@@ -568,12 +598,14 @@ absl::Status Repository::BackupFile(
     // exactly as with unlimited lookahead (a cut never looks further).
     std::vector<std::span<const uint8_t>> chunks;
     size_t at = 0;
+    reader.Start();
     while (at < have && (eof || have - at >= ChunkerParams::kMax)) {
       chunks.emplace_back(buf.data() + at,
                           keys_.FindBoundary({buf.data() + at, have - at}));
+      reader.Add(chunks.back());
       at += chunks.back().size();
     }
-    const std::vector<ChunkId> ids = reader.IdsOf(chunks);
+    const std::vector<ChunkId> ids = reader.Ids();
     for (size_t i = 0; i < chunks.size() && status.ok(); ++i) {
       status = AddChunk(ids[i], chunks[i], known, packer, entry, st);
       total += chunks[i].size();

@@ -16,6 +16,10 @@ std::vector<uint8_t> Random(size_t n, uint32_t seed) {
   return v;
 }
 
+constexpr char kGoldenCuts[] =
+    "852429,1391294,2003089,2722778,4819930,6464656,7035892,7605276,8186505,"
+    "8788335,9375031,9919047,10570992,11494002,12382702,12582912,";
+
 std::vector<size_t> Cuts(const RepoKeys& k, std::span<const uint8_t> data) {
   std::vector<size_t> cuts;
   size_t pos = 0;
@@ -61,6 +65,24 @@ TEST(RepoCrypto, BoundariesResynchroniseAfterAnInsertion) {
   size_t later = 0;
   for (size_t c : before) later += c > 5'000'000;
   EXPECT_GE(shared + 1, later);  // all but at most one later cut survive
+}
+
+// Boundaries are part of the format (a changed cut re-uploads every chunk
+// of every file once): a fixed key and data give these cuts. Printed when
+// it fails, so a deliberate change can update the list.
+TEST(RepoCrypto, BoundariesOfAFixedKeyAndDataAreStable) {
+  std::vector<uint8_t> raw(BackupKey::kSize);
+  for (size_t i = 0; i < raw.size(); ++i) raw[i] = static_cast<uint8_t>(i);
+  auto key = BackupKey::FromBytes(SecretBytes::Copy(raw));
+  ASSERT_TRUE(key.ok()) << key.status();
+  RepoKeys k = RepoKeys::Derive(*key);
+  // Random parts and long runs of one byte (which reach the maximum).
+  auto data = Random(12 << 20, 5);
+  std::fill(data.begin() + (3 << 20), data.begin() + (6 << 20), 0x5a);
+  const std::vector<size_t> cuts = Cuts(k, data);
+  std::string got;
+  for (size_t c : cuts) got += std::to_string(c) + ",";
+  EXPECT_EQ(got, kGoldenCuts);
 }
 
 TEST(RepoCrypto, BoundariesAndIdsDependOnTheKey) {
