@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -80,6 +81,15 @@ struct ThresholdClient::Impl {
     const grpc::Status s = (stubs[realm].get()->*rpc)(&ctx, req, resp);
     return MarkVaultCall(FromGrpc(s, ctx, set.realms()[realm].endpoint), kind);
   }
+
+  // GetVaultInfo at each realm of `positions` not yet checked by this
+  // client, before anything counted or prepared: protocol 3, its realm id
+  // and key the pinned ones, OPAQUE context and server identity ours. A
+  // mismatch is kConfig naming the realm; a realm that does not answer is
+  // left unchecked (unavailable: its next call fails too).
+  absl::Status CheckRealms(const std::vector<size_t>& positions) const;
+  mutable std::mutex checked_mu;
+  mutable std::vector<bool> checked;  // by position, under checked_mu
 
   // The uncounted status round, all n realms in parallel.
   std::vector<StatusAnswer> StatusRound() const;

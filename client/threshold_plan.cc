@@ -66,6 +66,17 @@ absl::Status NoGroup(const threshold::RealmSet& set,
     }
   }
   if (registered == 0 && faults.empty()) return NotRegisteredError();
+  // Realms that did not answer could still make a group of t: no verdict on
+  // what the answering ones say until they are heard.
+  const int unanswered = set.n() - answered;
+  if (unanswered > 0 && registered - static_cast<int>(faults.size()) +
+                                unanswered >= set.t()) {
+    return ThresholdError(
+        VaultErrorKind::kTransient,
+        absl::StrCat("no registration is held by ", set.t(),
+                     " of the realms that answered and ", unanswered,
+                     " did not answer; nothing was spent. Retry later"));
+  }
   std::vector<std::string> parts;
   for (size_t i = 0; i < answers.size(); ++i) {
     if (answers[i].error.ok()) {
@@ -86,6 +97,34 @@ absl::Status NoGroup(const threshold::RealmSet& set,
                    " of them (", absl::StrJoin(parts, ", "),
                    "); nothing was spent. Register again once every realm "
                    "answers"));
+}
+
+// The agreeing group has fewer than t realms with attempts left. The key is
+// gone only when n - t + 1 realms are locked (t can never be reached again);
+// otherwise one realm's LOCKED (perhaps a lie, perhaps a drained realm) and
+// an outage are "not enough realms now", not a destroyed key.
+absl::Status TooFewUsable(const threshold::RealmSet& set,
+                          std::span<const StatusAnswer> answers,
+                          const std::vector<size_t>& members) {
+  std::vector<std::string> locked, unanswered;
+  for (size_t i : members) {
+    const StatusAnswer& a = answers[i];
+    if (a.record == StatusAnswer::Record::kLocked || a.attempts_remaining == 0)
+      locked.push_back(set.realms()[i].id);
+  }
+  if (static_cast<int>(locked.size()) >= set.n() - set.t() + 1) {
+    return LockedError();
+  }
+  for (size_t i = 0; i < answers.size(); ++i) {
+    if (!answers[i].error.ok()) unanswered.push_back(set.realms()[i].id);
+  }
+  return ThresholdError(
+      VaultErrorKind::kTransient,
+      absl::StrCat("only ", members.size() - locked.size(), " of the ",
+                   set.t(), " needed realms can be asked (locked: ",
+                   absl::StrJoin(locked, ", "), "; not answering: ",
+                   absl::StrJoin(unanswered, ", "),
+                   "); nothing was spent. Retry when the realms answer"));
 }
 
 }  // namespace
@@ -157,7 +196,9 @@ absl::StatusOr<RecoveryPlan> PlanRecovery(const threshold::RealmSet& set,
     }
     plan.group.push_back(i);
   }
-  if (static_cast<int>(plan.group.size()) < set.t()) return LockedError();
+  if (static_cast<int>(plan.group.size()) < set.t()) {
+    return TooFewUsable(set, answers, best->members);
+  }
   plan.min_remaining = answers[plan.group[0]].attempts_remaining;
   for (size_t i : plan.group) {
     plan.min_remaining =

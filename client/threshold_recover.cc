@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <optional>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "client/threshold_client_internal.h"
 #include "crypto/key_transport.h"
 #include "crypto/shamir.h"
@@ -85,6 +87,32 @@ uint32_t LowestRemaining(const std::vector<Leg>& legs, uint32_t fallback) {
   return low;
 }
 
+// A leg whose RecoverStart failed after its status said ACTIVE: unavailable
+// (network, load, token, a race with a lock) or that realm's fault. Its own
+// answer is never the result: INVALID_LOGIN cannot be honest there (no
+// password was checked yet), and one realm must not speak for t.
+void ClassifyFailedLeg(const ThresholdClient::Impl& im, const Leg& leg,
+                       std::vector<RealmFault>& faults,
+                       std::vector<std::string>& unavailable) {
+  const VaultErrorKind kind = VaultError::From(leg.status).kind;
+  const std::string text = absl::CEscape(leg.status.message());
+  switch (kind) {
+    case VaultErrorKind::kTransient:
+    case VaultErrorKind::kRateLimited:
+    case VaultErrorKind::kUnauthenticated:
+    case VaultErrorKind::kLocked:
+    case VaultErrorKind::kNotRegistered:
+    case VaultErrorKind::kExpired:
+      unavailable.push_back(absl::StrCat(im.IdOf(leg.position), " (", text, ")"));
+      return;
+    default:
+      Fault(faults, im, leg,
+            absl::StrCat("its RecoverStart failed after its status said "
+                         "ACTIVE: ",
+                         text));
+  }
+}
+
 // Steps 6-7: every answer verified before anything else; t of them
 // combined; the KSF once. Fewer than t verified: no KE3 at all.
 absl::StatusOr<SecretBytes> VerifyAndStretch(
@@ -94,10 +122,10 @@ absl::StatusOr<SecretBytes> VerifyAndStretch(
     std::vector<RealmFault>& faults, uint32_t remaining) {
   const ristretto255::Element blinded = login.ke1s[0].blinded_message;
   std::vector<threshold::VerifiedPartial> verified;
-  const absl::Status* first_error = nullptr;
+  std::vector<std::string> unavailable;
   for (Leg& leg : legs) {
     if (!leg.status.ok()) {
-      if (first_error == nullptr) first_error = &leg.status;
+      ClassifyFailedLeg(im, leg, faults, unavailable);
       continue;
     }
     if (auto v = Verify(d, blinded, leg)) {
@@ -111,7 +139,13 @@ absl::StatusOr<SecretBytes> VerifyAndStretch(
     if (!faults.empty()) {
       return FaultError(faults, "too few realms answered correctly", remaining);
     }
-    return *first_error;
+    return ThresholdError(
+        VaultErrorKind::kTransient,
+        absl::StrCat("only ", verified.size(), " of the ", d.t,
+                     " needed realms answered; unavailable: ",
+                     absl::StrJoin(unavailable, ", "),
+                     ". Not a wrong password; retry later"),
+        /*spent=*/true, remaining);
   }
   BKV_ASSIGN_OR_RETURN(ristretto255::Element z,
                        threshold::Combine(std::span(verified).first(d.t), d.t));
@@ -251,6 +285,7 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
   }
   BKV_ASSIGN_OR_RETURN(Argon2idKsf ksf, Argon2idKsf::Create(d.ksf));
   opaque::OpaqueClient opaque(Config(), ksf);
+  BKV_RETURN_IF_ERROR(CheckRealms(plan.group));
   BKV_ASSIGN_OR_RETURN(auto login,
                        opaque.GenerateThresholdKE1(
                            SecretBytes::Copy(password.Reveal()), set.n()));
