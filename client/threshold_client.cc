@@ -179,6 +179,8 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
         Call(i, "ThresholdRegisterCommit", VaultCall::kFree,
              &vault::v1::Vault::Stub::ThresholdRegisterCommit, req, &resp);
   });
+  sodium_memzero(req.mutable_commit_secret()->data(),
+                 req.commit_secret().size());
   // Each realm: committed (OK), replaced there (STATE_EXPIRED), or not heard
   // (transient). The record goes only once every realm said OK or
   // STATE_EXPIRED: one realm's word must not end the roll-forward while
@@ -193,7 +195,8 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
     if (VaultError::From(results[i]).kind != VaultErrorKind::kExpired) {
       ++unheard;
     }
-    failed.push_back(absl::StrCat(IdOf(i), ": ", results[i].message()));
+    failed.push_back(
+        absl::StrCat(IdOf(i), ": ", absl::CEscape(results[i].message())));
   }
   if (unheard == 0) {
     BKV_RETURN_IF_ERROR(

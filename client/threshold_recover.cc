@@ -191,6 +191,19 @@ absl::Status WrongPassword(const ThresholdClient::Impl& im,
   return absl::PermissionDeniedError("wrong password");
 }
 
+// A wrong password found in a round where some realms also faulted: both
+// are said (review finding 13), the status and its payloads kept.
+absl::Status WithFaults(const absl::Status& s,
+                        const std::vector<RealmFault>& faults) {
+  if (faults.empty() || s.ok()) return s;
+  absl::Status out(s.code(), absl::StrCat(s.message(), "; also, realm faults: ",
+                                          DescribeFaults(faults)));
+  s.ForEachPayload([&](absl::string_view url, const absl::Cord& c) {
+    out.SetPayload(url, c);
+  });
+  return out;
+}
+
 // Steps 8-9 when envelopes opened: KE3 to those realms, a closing KE3 to
 // the others (their fault), each released share checked.
 void ReleaseShares(const ThresholdClient::Impl& im, const std::string& account,
@@ -204,7 +217,12 @@ void ReleaseShares(const ThresholdClient::Impl& im, const std::string& account,
     if (!leg.status.ok()) return;
     std::string ke3 = leg.finish ? AsString(leg.finish->ke3.Serialize())
                                  : std::string(opaque::kKe3Size, '\0');
-    results[j] = SendKe3(im, leg, std::move(ke3), &resps[j]);
+    results[j] = SendKe3(im, leg, ke3, &resps[j]);
+    // Repeating the same KE3 spends nothing (the attempt was counted at
+    // RecoverStart); a lost answer must not leave the login open.
+    if (VaultError::From(results[j]).retry_safe) {
+      results[j] = SendKe3(im, leg, std::move(ke3), &resps[j]);
+    }
   });
   out.proofs.assign(im.set.n(), "");
   for (size_t j = 0; j < legs.size(); ++j) {
@@ -250,7 +268,7 @@ absl::Status ThresholdClient::Impl::FinishRound(
       ++opened;
     }
   }
-  if (opened == 0) return WrongPassword(*this, legs);
+  if (opened == 0) return WithFaults(WrongPassword(*this, legs), faults);
   std::string wrapped;
   ReleaseShares(*this, account, d, legs, faults, out, &wrapped);
   std::vector<shamir::Share> shares;
@@ -260,6 +278,16 @@ absl::Status ThresholdClient::Impl::FinishRound(
     if (leg.share) shares.push_back(std::move(*leg.share));
   }
   if (static_cast<int>(shares.size()) < d.t) {
+    if (faults.empty()) {
+      // Only transport failures: nobody to blame (review finding 13).
+      return ThresholdError(
+          VaultErrorKind::kTransient,
+          absl::StrCat("only ", shares.size(), " of the ", d.t,
+                       " needed realms released a share (the others did not "
+                       "answer); one attempt was spent at each realm asked. "
+                       "Not a wrong password; retry later"),
+          /*spent=*/true, remaining);
+    }
     return FaultError(faults, "too few realms released a correct share",
                       remaining);
   }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/threshold_client_internal.h"
@@ -153,7 +154,9 @@ absl::Status FirstFailure(const ThresholdClient::Impl& im,
   for (size_t i = 0; i < results.size(); ++i) {
     if (results[i].ok()) continue;
     if (first == nullptr) first = &results[i];
-    failed.push_back(absl::StrCat(im.IdOf(i), ": ", results[i].message()));
+    // A realm's own text, escaped: it must not write to the terminal.
+    failed.push_back(
+        absl::StrCat(im.IdOf(i), ": ", absl::CEscape(results[i].message())));
   }
   if (first == nullptr) return absl::OkStatus();
   absl::Status out(

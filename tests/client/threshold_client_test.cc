@@ -48,7 +48,8 @@ enum class Mode {
   kExpiredCommit,     // Commit answered STATE_EXPIRED, not forwarded
   kFakeInvalidLogin,  // RecoverStart answered INVALID_LOGIN, not forwarded
   kFakeLocked,        // status says LOCKED
-  kFakeNone           // status says no record
+  kFakeNone,          // status says no record
+  kEvilText           // RegisterStart fails with terminal escapes in its text
 };
 
 // Relays the Threshold* calls to one realm, playing `mode`.
@@ -126,6 +127,10 @@ class Relay final : public v1::Vault::Service {
   grpc::Status ThresholdRegisterStart(
       grpc::ServerContext* c, const v1::ThresholdRegisterStartRequest* r,
       v1::ThresholdRegisterStartResponse* o) override {
+    if (mode == Mode::kEvilText) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "\x1b]0;pwned\x07wrong password\nrun bkv vault reset");
+    }
     grpc::Status s =
         Forward(c, &v1::Vault::Stub::ThresholdRegisterStart, *r, o);
     if (s.ok() && mode == Mode::kHugeEpoch) o->set_epoch(uint64_t{1} << 62);
@@ -668,6 +673,34 @@ TEST_F(ThresholdClientTest, EpochAtTheJumpLimitIsTheRealmsFault) {
   EXPECT_NE(reg.status().message().find("realm-a"), std::string::npos);
   for (size_t i = 0; i < 3; ++i)
     EXPECT_TRUE(Status(i).pending_commitment().empty());
+}
+
+// Finding 13: a wrong password in a round where realm-a's proof was also
+// tampered with names realm-a too.
+TEST_F(ThresholdClientTest, WrongPasswordStillNamesTheFaultyRealm) {
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  realms_[0].relay->mode = Mode::kFlipProof;
+  auto got = c->Recover(kAccount, SecretBytes::Copy("wrong horse"));
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(KindOf(got.status()), VaultErrorKind::kInvalidPassword)
+      << got.status();
+  EXPECT_NE(got.status().message().find("realm-a"), std::string::npos)
+      << got.status();
+}
+
+// Finding 12: a realm's own error text reaches the user escaped.
+TEST_F(ThresholdClientTest, RealmTextIsEscaped) {
+  StartRealms(3);
+  auto c = Client(2);
+  realms_[1].relay->mode = Mode::kEvilText;
+  auto reg = c->Register(kAccount, password_, key_);
+  ASSERT_FALSE(reg.ok());
+  const std::string m(reg.status().message());
+  EXPECT_EQ(m.find('\x1b'), std::string::npos) << m;
+  EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  EXPECT_NE(m.find("realm-b"), std::string::npos) << m;
 }
 
 // A realm that reports an epoch far beyond the others' (to push the next
