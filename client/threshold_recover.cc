@@ -337,6 +337,15 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
       FinishRound(account, opaque, plan, login, legs, faults, out));
   out.faults = std::move(faults);
   BKV_RETURN_IF_ERROR(RememberNewest(account, d.epoch, plan.commitment));
+  // Registration needs every realm: one the status round did not hear
+  // would fail it after another full timeout (review finding 16).
+  for (size_t i = 0; options.rotate && i < answers.size(); ++i) {
+    if (!answers[i].error.ok()) {
+      out.rotation = absl::UnavailableError(absl::StrCat(
+          "not rotated: ", IdOf(i), " did not answer the status round"));
+      return out;
+    }
+  }
   if (options.rotate) {
     auto r = Register(account, password, out.backup_key, out.proofs,
                       plan.commitment);

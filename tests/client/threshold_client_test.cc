@@ -703,6 +703,21 @@ TEST_F(ThresholdClientTest, RealmTextIsEscaped) {
   EXPECT_NE(m.find("realm-b"), std::string::npos) << m;
 }
 
+// Finding 16: a realm the status round did not hear is not asked again
+// for a rotation that needs every realm (it would cost a second timeout).
+TEST_F(ThresholdClientTest, NoRotationWhenARealmIsSilent) {
+  StartRealms(3);
+  auto c = Client(2, /*rotate=*/true);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  realms_[2].relay->mode = Mode::kDown;
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE(got->rotated);
+  EXPECT_NE(got->rotation.message().find("not rotated: realm-c"),
+            std::string::npos)
+      << got->rotation;
+}
+
 // A realm that reports an epoch far beyond the others' (to push the next
 // epoch out of the honest realms' window) is named; nothing is prepared.
 TEST_F(ThresholdClientTest, LyingEpochIsTheRealmsFault) {
