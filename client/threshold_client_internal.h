@@ -115,6 +115,13 @@ struct ThresholdClient::Impl {
       const Commitment& previous) const;
   absl::StatusOr<ThresholdRecovery> Recover(const std::string& account,
                                             const SecretBytes& password) const;
+  // Steps 10-11: raises the newest memory, then rotates (skipped, and said
+  // in out.rotation, when the memory failed or a realm was silent).
+  void RememberAndRotate(const std::string& account,
+                         const SecretBytes& password,
+                         const std::vector<StatusAnswer>& answers,
+                         const Commitment& commitment,
+                         ThresholdRecovery& out) const;
   // Steps 6-10 after the KE1 round: fills out.backup_key and out.proofs.
   absl::Status FinishRound(const std::string& account,
                            const opaque::OpaqueClient& opaque,

@@ -300,6 +300,35 @@ absl::Status ThresholdClient::Impl::FinishRound(
   return absl::OkStatus();
 }
 
+// Steps 10-11 after the key is unwrapped: the memory rises, then rotation.
+void ThresholdClient::Impl::RememberAndRotate(
+    const std::string& account, const SecretBytes& password,
+    const std::vector<StatusAnswer>& answers, const Commitment& commitment,
+    ThresholdRecovery& out) const {
+  // The key is the user's either way: a failed memory write is reported,
+  // not a reason to discard it (review finding 13); no rotation then.
+  if (absl::Status m = RememberNewest(account, out.epoch, commitment);
+      !m.ok()) {
+    out.rotation = absl::Status(
+        m.code(), absl::StrCat("not rotated: the newest registration could not "
+                               "be remembered: ", m.message()));
+    return;
+  }
+  if (!options.rotate) return;
+  // Registration needs every realm: one the status round did not hear
+  // would fail it after another full timeout (review finding 16).
+  for (size_t i = 0; i < answers.size(); ++i) {
+    if (!answers[i].error.ok()) {
+      out.rotation = absl::UnavailableError(absl::StrCat(
+          "not rotated: ", IdOf(i), " did not answer the status round"));
+      return;
+    }
+  }
+  auto r = Register(account, password, out.backup_key, out.proofs, commitment);
+  out.rotated = r.ok();
+  out.rotation = r.status();
+}
+
 absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
     const std::string& account, const SecretBytes& password) const {
   const std::vector<StatusAnswer> answers = StatusRound();
@@ -336,22 +365,7 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
   BKV_RETURN_IF_ERROR(
       FinishRound(account, opaque, plan, login, legs, faults, out));
   out.faults = std::move(faults);
-  BKV_RETURN_IF_ERROR(RememberNewest(account, d.epoch, plan.commitment));
-  // Registration needs every realm: one the status round did not hear
-  // would fail it after another full timeout (review finding 16).
-  for (size_t i = 0; options.rotate && i < answers.size(); ++i) {
-    if (!answers[i].error.ok()) {
-      out.rotation = absl::UnavailableError(absl::StrCat(
-          "not rotated: ", IdOf(i), " did not answer the status round"));
-      return out;
-    }
-  }
-  if (options.rotate) {
-    auto r = Register(account, password, out.backup_key, out.proofs,
-                      plan.commitment);
-    out.rotated = r.ok();
-    out.rotation = r.status();
-  }
+  RememberAndRotate(account, password, answers, plan.commitment, out);
   return out;
 }
 

@@ -218,12 +218,14 @@ class ThresholdClientTest : public ::testing::Test {
   }
 
   // The realm-set file text for the running realms.
-  std::string SetFile(int t, uint32_t limit = 10) const {
+  // `direct`: the realms' own addresses instead of their relays'.
+  std::string SetFile(int t, uint32_t limit = 10, bool direct = false) const {
     std::string out = "bkv-realm-set v1\n# test realms\nt " +
                       std::to_string(t) + "\nlimit " + std::to_string(limit) +
                       "\n";
     for (const auto& r : realms_) {
-      out += "realm " + r.id + " " + r.relay->address() + " " +
+      out += "realm " + r.id + " " +
+             (direct ? r.process->address() : r.relay->address()) + " " +
              HexEncode(r.process->public_key()) + "\n";
     }
     return out;
@@ -584,6 +586,33 @@ TEST_F(ThresholdClientTest, CliRollsForwardAnInterruptedRegistration) {
                      pw, dir);
   EXPECT_EQ(rekey.exit_code, 2) << rekey.err;
   EXPECT_NE(rekey.err.find("--realms"), std::string::npos) << rekey.err;
+  ::unsetenv("BKV_STATE_DIR");
+}
+
+// Finding 10: a realm that moves (new endpoint, same id and key) keeps the
+// backup's realm slot.
+TEST_F(ThresholdClientTest, CliSlotSurvivesAMovedRealm) {
+  StartRealms(3);
+  namespace fs = std::filesystem;
+  const fs::path dir = state_dir_ / "cli";
+  fs::create_directories(dir / "src");
+  fs::create_directories(dir / "store");
+  std::ofstream(dir / "src" / "chat.db") << std::string(1000, 'm');
+  const std::vector<std::string> flags = CliFlags(dir);
+  auto with = [&](std::vector<std::string> head) {
+    head.insert(head.end(), flags.begin(), flags.end());
+    return head;
+  };
+  const std::string store = "file://" + (dir / "store").string();
+  const std::string pw = "correct horse battery staple\n";
+  CliRun b = Bkv(with({"backup", (dir / "src").string(), "--to", store}), pw,
+                 dir);
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  std::ofstream(dir / "realms", std::ios::trunc) << SetFile(2, 10, true);
+  CliRun r = Bkv(
+      with({"restore", "--from", store, "--to", (dir / "restored").string()}),
+      pw, dir);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
   ::unsetenv("BKV_STATE_DIR");
 }
 
