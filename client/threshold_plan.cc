@@ -29,6 +29,7 @@ std::string CheckAnswer(const threshold::RealmSet& set, size_t position,
     return "its commitment is not the SHA-256 of its descriptor";
   }
   if (auto m = threshold::CheckMatchesRealmSet(*d, set); !m.ok()) {
+    *out = std::move(*d);  // kept only to compare with the other realms'
     return absl::StrCat("its descriptor names another realm set (", m.message(),
                         ")");
   }
@@ -141,6 +142,7 @@ absl::StatusOr<RecoveryPlan> PlanRecovery(const threshold::RealmSet& set,
                                           std::span<const StatusAnswer> answers,
                                           const Newest& newest) {
   std::map<std::string, Group> groups;
+  std::map<std::string, int> other_set;  // well-formed, for another set
   std::vector<RealmFault> faults;
   int answered = 0, registered = 0;
   for (size_t i = 0; i < answers.size(); ++i) {
@@ -151,6 +153,7 @@ absl::StatusOr<RecoveryPlan> PlanRecovery(const threshold::RealmSet& set,
     ++registered;
     std::optional<threshold::Descriptor> d;
     if (std::string why = CheckAnswer(set, i, a, &d); !why.empty()) {
+      if (d) ++other_set[a.commitment];
       faults.push_back({set.realms()[i].id, why});
       continue;
     }
@@ -171,6 +174,17 @@ absl::StatusOr<RecoveryPlan> PlanRecovery(const threshold::RealmSet& set,
     }
   }
   if (best == nullptr || tie) {
+    // t realms agree on one version that names another set: this client's
+    // realm-set file changed since registration, not t faulty realms.
+    for (const auto& [c, count] : other_set) {
+      if (count >= set.t()) {
+        return ConfigError(absl::StrCat(
+            count, " realms agree on a registration made for another realm "
+            "set (", DescribeFaults(faults), "): the realm-set file changed "
+            "since registration (order, limit, ids or keys); use the file "
+            "it was registered with. Nothing was spent"));
+      }
+    }
     return NoGroup(set, answers, faults, answered, registered);
   }
   RecoveryPlan plan;

@@ -234,7 +234,7 @@ class ThresholdClientTest : public ::testing::Test {
   // A client of the running realms; `state` false: no state directory.
   std::unique_ptr<ThresholdClient> Client(int t, bool rotate = false,
                                           bool state = true) {
-    auto set = client::ParseRealmSet(SetFile(t));
+    auto set = client::ParseRealmSet(SetFile(t, limit_));
     EXPECT_TRUE(set.ok()) << set.status();
     client::ThresholdOptions o;
     o.vault.ksf = TestKsfParams();
@@ -284,6 +284,7 @@ class ThresholdClientTest : public ::testing::Test {
   }
 
   std::function<void(client::ThresholdOptions&)> tweak_;
+  uint32_t limit_ = 10;  // the advertised L in Client()'s set
   std::vector<Realm> realms_;
   std::filesystem::path state_dir_;
   const SecretBytes key_ = SecretBytes::Random(32);
@@ -717,6 +718,21 @@ TEST_F(ThresholdClientTest, WrongPasswordStillNamesTheFaultyRealm) {
       << got.status();
   EXPECT_NE(got.status().message().find("realm-a"), std::string::npos)
       << got.status();
+}
+
+// Finding 13: every realm serves a registration made for another realm set
+// (the app's file changed its limit): a configuration error, not t faulty
+// realms, and nothing is counted.
+TEST_F(ThresholdClientTest, ChangedRealmSetFileIsAConfigError) {
+  StartRealms(3);
+  ASSERT_TRUE(Client(2)->Register(kAccount, password_, key_).ok());
+  limit_ = 12;
+  auto got = Client(2)->Recover(kAccount, password_);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(KindOf(got.status()), VaultErrorKind::kConfig) << got.status();
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing counted";
+  }
 }
 
 // Finding 12: a realm's own error text reaches the user escaped.
