@@ -49,7 +49,8 @@ enum class Mode {
   kFakeInvalidLogin,  // RecoverStart answered INVALID_LOGIN, not forwarded
   kFakeLocked,        // status says LOCKED
   kFakeNone,          // status says no record
-  kEvilText           // RegisterStart fails with terminal escapes in its text
+  kEvilText,          // RegisterStart fails with terminal escapes in its text
+  kDropFinishOnce     // the next RecoverFinish is not forwarded: UNAVAILABLE
 };
 
 // Relays the Threshold* calls to one realm, playing `mode`.
@@ -170,6 +171,10 @@ class Relay final : public v1::Vault::Service {
   grpc::Status ThresholdRecoverFinish(
       grpc::ServerContext* c, const v1::ThresholdRecoverFinishRequest* r,
       v1::ThresholdRecoverFinishResponse* o) override {
+    Mode once = Mode::kDropFinishOnce;
+    if (mode.compare_exchange_strong(once, Mode::kPass)) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "finish dropped");
+    }
     grpc::Status s =
         Forward(c, &v1::Vault::Stub::ThresholdRecoverFinish, *r, o);
     if (s.ok() && mode == Mode::kFlipShare) Flip(o->mutable_sealed_share());
@@ -733,6 +738,19 @@ TEST_F(ThresholdClientTest, ChangedRealmSetFileIsAConfigError) {
   for (size_t i = 0; i < 3; ++i) {
     EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing counted";
   }
+}
+
+// Finding 6: a KE3 lost on its way to realm-c is re-sent (repeating it
+// spends nothing), so c's login is closed and its counter reset.
+TEST_F(ThresholdClientTest, LostKe3IsResent) {
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  realms_[2].relay->mode = Mode::kDropFinishOnce;
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(realms_[2].relay->mode.load(), Mode::kPass) << "KE3 was dropped";
+  EXPECT_EQ(Status(2).attempts_remaining(), 5u) << "realm-c's login closed";
 }
 
 // Finding 12: a realm's own error text reaches the user escaped.
