@@ -76,7 +76,9 @@ absl::Status NoGroup(const threshold::RealmSet& set,
         VaultErrorKind::kTransient,
         absl::StrCat("no registration is held by ", set.t(),
                      " of the realms that answered and ", unanswered,
-                     " did not answer; nothing was spent. Retry later"));
+                     " did not answer; nothing was spent. Retry later",
+                     faults.empty() ? "" : "; realm faults: ",
+                     DescribeFaults(faults)));
   }
   std::vector<std::string> parts;
   for (size_t i = 0; i < answers.size(); ++i) {
