@@ -44,8 +44,7 @@ StatusAnswer ToAnswer(absl::Status s,
 }
 
 // Why realm `r`'s GetVaultInfo answer does not fit this client, or "".
-std::string InfoMismatch(const threshold::RealmConfig& r,
-                         const VaultOptions& o,
+std::string InfoMismatch(const threshold::RealmConfig& r, const VaultOptions& o,
                          const vault::v1::GetVaultInfoResponse& info) {
   if (info.protocol_version() != vault::v1::PROTOCOL_VERSION_3) {
     return absl::StrCat("speaks protocol ", info.protocol_version(),

@@ -70,15 +70,15 @@ absl::Status NoGroup(const threshold::RealmSet& set,
   // Realms that did not answer could still make a group of t: no verdict on
   // what the answering ones say until they are heard.
   const int unanswered = set.n() - answered;
-  if (unanswered > 0 && registered - static_cast<int>(faults.size()) +
-                                unanswered >= set.t()) {
+  if (unanswered > 0 &&
+      registered - static_cast<int>(faults.size()) + unanswered >= set.t()) {
     return ThresholdError(
         VaultErrorKind::kTransient,
-        absl::StrCat("no registration is held by ", set.t(),
-                     " of the realms that answered and ", unanswered,
-                     " did not answer; nothing was spent. Retry later",
-                     faults.empty() ? "" : "; realm faults: ",
-                     DescribeFaults(faults)));
+        absl::StrCat(
+            "no registration is held by ", set.t(),
+            " of the realms that answered and ", unanswered,
+            " did not answer; nothing was spent. Retry later",
+            faults.empty() ? "" : "; realm faults: ", DescribeFaults(faults)));
   }
   std::vector<std::string> parts;
   for (size_t i = 0; i < answers.size(); ++i) {
@@ -123,11 +123,11 @@ absl::Status TooFewUsable(const threshold::RealmSet& set,
   }
   return ThresholdError(
       VaultErrorKind::kTransient,
-      absl::StrCat("only ", members.size() - locked.size(), " of the ",
-                   set.t(), " needed realms can be asked (locked: ",
-                   absl::StrJoin(locked, ", "), "; not answering: ",
-                   absl::StrJoin(unanswered, ", "),
-                   "); nothing was spent. Retry when the realms answer"));
+      absl::StrCat(
+          "only ", members.size() - locked.size(), " of the ", set.t(),
+          " needed realms can be asked (locked: ", absl::StrJoin(locked, ", "),
+          "; not answering: ", absl::StrJoin(unanswered, ", "),
+          "); nothing was spent. Retry when the realms answer"));
 }
 
 }  // namespace
@@ -181,8 +181,11 @@ absl::StatusOr<RecoveryPlan> PlanRecovery(const threshold::RealmSet& set,
     for (const auto& [c, count] : other_set) {
       if (count >= set.t()) {
         return ConfigError(absl::StrCat(
-            count, " realms agree on a registration made for another realm "
-            "set (", DescribeFaults(faults), "): the realm-set file changed "
+            count,
+            " realms agree on a registration made for another realm "
+            "set (",
+            DescribeFaults(faults),
+            "): the realm-set file changed "
             "since registration (order, limit, ids or keys); use the file "
             "it was registered with. Nothing was spent"));
       }

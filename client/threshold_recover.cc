@@ -103,7 +103,8 @@ void ClassifyFailedLeg(const ThresholdClient::Impl& im, const Leg& leg,
     case VaultErrorKind::kLocked:
     case VaultErrorKind::kNotRegistered:
     case VaultErrorKind::kExpired:
-      unavailable.push_back(absl::StrCat(im.IdOf(leg.position), " (", text, ")"));
+      unavailable.push_back(
+          absl::StrCat(im.IdOf(leg.position), " (", text, ")"));
       return;
     default:
       Fault(faults, im, leg,
@@ -311,7 +312,8 @@ void ThresholdClient::Impl::RememberAndRotate(
       !m.ok()) {
     out.rotation = absl::Status(
         m.code(), absl::StrCat("not rotated: the newest registration could not "
-                               "be remembered: ", m.message()));
+                               "be remembered: ",
+                               m.message()));
     return;
   }
   if (!options.rotate) return;

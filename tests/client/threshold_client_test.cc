@@ -129,8 +129,9 @@ class Relay final : public v1::Vault::Service {
       grpc::ServerContext* c, const v1::ThresholdRegisterStartRequest* r,
       v1::ThresholdRegisterStartResponse* o) override {
     if (mode == Mode::kEvilText) {
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          "\x1b]0;pwned\x07wrong password\nrun bkv vault reset");
+      return grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          "\x1b]0;pwned\x07wrong password\nrun bkv vault reset");
     }
     grpc::Status s =
         Forward(c, &v1::Vault::Stub::ThresholdRegisterStart, *r, o);
@@ -282,9 +283,9 @@ class ThresholdClientTest : public ::testing::Test {
           << r.process->Token(kAccount, 600, r.id);
     }
     ::setenv("BKV_STATE_DIR", (dir / "state").c_str(), 1);
-    return {"--realms",  (dir / "realms").string(),
-            "--token-dir", (dir / "tokens").string(),
-            "--account", kAccount,
+    return {"--realms",        (dir / "realms").string(),
+            "--token-dir",     (dir / "tokens").string(),
+            "--account",       kAccount,
             "--password-stdin"};
   }
 
@@ -574,13 +575,13 @@ TEST_F(ThresholdClientTest, CliRollsForwardAnInterruptedRegistration) {
   const std::string pw = "correct horse battery staple\n";
   realms_[1].relay->mode = Mode::kDropCommit;
   realms_[2].relay->mode = Mode::kDropCommit;
-  CliRun first = Bkv(with({"backup", (dir / "src").string(), "--to", store}),
-                     pw, dir);
+  CliRun first =
+      Bkv(with({"backup", (dir / "src").string(), "--to", store}), pw, dir);
   EXPECT_NE(first.exit_code, 0) << first.err;
   realms_[1].relay->mode = Mode::kPass;
   realms_[2].relay->mode = Mode::kPass;
-  CliRun second = Bkv(with({"backup", (dir / "src").string(), "--to", store}),
-                      pw, dir);
+  CliRun second =
+      Bkv(with({"backup", (dir / "src").string(), "--to", store}), pw, dir);
   EXPECT_EQ(second.exit_code, 0) << second.err;
   for (size_t i = 0; i < 3; ++i) {
     EXPECT_EQ(Status(i).status(), v1::RECORD_STATUS_ACTIVE) << i;
@@ -611,8 +612,8 @@ TEST_F(ThresholdClientTest, CliSlotSurvivesAMovedRealm) {
   };
   const std::string store = "file://" + (dir / "store").string();
   const std::string pw = "correct horse battery staple\n";
-  CliRun b = Bkv(with({"backup", (dir / "src").string(), "--to", store}), pw,
-                 dir);
+  CliRun b =
+      Bkv(with({"backup", (dir / "src").string(), "--to", store}), pw, dir);
   ASSERT_EQ(b.exit_code, 0) << b.err;
   std::ofstream(dir / "realms", std::ios::trunc) << SetFile(2, 10, true);
   CliRun r = Bkv(
@@ -964,8 +965,8 @@ TEST(RealmSetFileTest, StrictParse) {
   // Finding 9: realm ids name token files: no path in them.
   for (const std::string id : {"../x", "a/b", ".", "..", "a\\b"}) {
     EXPECT_FALSE(client::ParseRealmSet("bkv-realm-set v1\nt 1\nlimit 10\n"
-                                       "realm " + id + " 127.0.0.1:1 " + g +
-                                       "\n")
+                                       "realm " +
+                                       id + " 127.0.0.1:1 " + g + "\n")
                      .ok())
         << id;
   }
