@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -42,7 +43,72 @@ StatusAnswer ToAnswer(absl::Status s,
   return a;
 }
 
+// Why realm `r`'s GetVaultInfo answer does not fit this client, or "".
+std::string InfoMismatch(const threshold::RealmConfig& r, const VaultOptions& o,
+                         const vault::v1::GetVaultInfoResponse& info) {
+  if (info.protocol_version() != vault::v1::PROTOCOL_VERSION_3) {
+    return absl::StrCat("speaks protocol ", info.protocol_version(),
+                        ", not 3 (it is not a realm)");
+  }
+  if (info.realm_id() != r.id) {
+    return absl::StrCat("calls itself \"", absl::CEscape(info.realm_id()),
+                        "\" (the endpoint points at another realm)");
+  }
+  if (info.server_public_key() != AsString(r.identity_key)) {
+    return "has another public key than the pinned one";
+  }
+  if (info.opaque_context() != o.opaque_context) {
+    return absl::StrCat("uses the OPAQUE context \"",
+                        absl::CEscape(info.opaque_context()), "\", not \"",
+                        absl::CEscape(o.opaque_context), "\"");
+  }
+  if (info.server_identity() != o.server_identity.value_or("")) {
+    return absl::StrCat("uses the server identity \"",
+                        absl::CEscape(info.server_identity()), "\", not \"",
+                        absl::CEscape(o.server_identity.value_or("")), "\"");
+  }
+  return "";
+}
+
 }  // namespace
+
+absl::Status ThresholdClient::Impl::CheckRealms(
+    const std::vector<size_t>& positions) const {
+  std::vector<std::string> why(positions.size());
+  std::vector<bool> answered(positions.size(), false);
+  Parallel(positions.size(), [&](size_t j) {
+    const size_t i = positions[j];
+    {
+      std::lock_guard<std::mutex> l(checked_mu);
+      if (checked.size() == static_cast<size_t>(set.n()) && checked[i]) return;
+    }
+    vault::v1::GetVaultInfoResponse info;
+    absl::Status s = Call(i, "GetVaultInfo", VaultCall::kFree,
+                          &vault::v1::Vault::Stub::GetVaultInfo,
+                          vault::v1::GetVaultInfoRequest(), &info);
+    if (s.code() == absl::StatusCode::kUnimplemented) {
+      why[j] = "does not answer GetVaultInfo (not a realm)";
+    } else if (s.ok()) {
+      answered[j] = true;
+      why[j] = InfoMismatch(set.realms()[i], options.vault, info);
+    }
+  });
+  std::vector<std::string> bad;
+  std::lock_guard<std::mutex> l(checked_mu);
+  checked.resize(set.n(), false);
+  for (size_t j = 0; j < positions.size(); ++j) {
+    if (!why[j].empty()) {
+      bad.push_back(absl::StrCat(IdOf(positions[j]), " ", why[j]));
+    } else if (answered[j]) {
+      checked[positions[j]] = true;
+    }
+  }
+  if (bad.empty()) return absl::OkStatus();
+  return ConfigError(absl::StrCat(
+      "realm configuration mismatch: ", absl::StrJoin(bad, "; "),
+      ". Fix the realm or this client's configuration (a realm's fault, not "
+      "a wrong password); nothing was spent"));
+}
 
 opaque::Config ThresholdClient::Impl::Config() const {
   opaque::Config c;
@@ -112,21 +178,32 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
         Call(i, "ThresholdRegisterCommit", VaultCall::kFree,
              &vault::v1::Vault::Stub::ThresholdRegisterCommit, req, &resp);
   });
+  sodium_memzero(req.mutable_commit_secret()->data(),
+                 req.commit_secret().size());
+  // Each realm: committed (OK), replaced there (STATE_EXPIRED), or not heard
+  // (transient). The record goes only once every realm said OK or
+  // STATE_EXPIRED: one realm's word must not end the roll-forward while
+  // another still waits for this commit.
   std::vector<std::string> failed;
-  bool replaced = false;
+  int committed = 0, unheard = 0;
   for (size_t i = 0; i < results.size(); ++i) {
-    if (results[i].ok()) continue;
-    replaced |= VaultError::From(results[i]).kind == VaultErrorKind::kExpired;
-    failed.push_back(absl::StrCat(IdOf(i), ": ", results[i].message()));
+    if (results[i].ok()) {
+      ++committed;
+      continue;
+    }
+    if (VaultError::From(results[i]).kind != VaultErrorKind::kExpired) {
+      ++unheard;
+    }
+    failed.push_back(
+        absl::StrCat(IdOf(i), ": ", absl::CEscape(results[i].message())));
   }
-  if (failed.empty() || replaced) {
-    // Done, or the version was replaced at a realm: nothing left to roll.
+  if (unheard == 0) {
     BKV_RETURN_IF_ERROR(
         ForgetLine(options.state_dir, StateName("commit", account)));
   }
   // Once one realm committed, this is the newest version: an older group
   // must not be recovered from (a dropped commit must not revive it).
-  if (failed.size() < results.size()) {
+  if (committed > 0) {
     BKV_RETURN_IF_ERROR(RememberNewest(account, d.epoch, d.Commitment()));
   }
   if (failed.empty()) return absl::OkStatus();
@@ -134,8 +211,8 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
       "the registration was prepared at every realm but its commit did not "
       "reach ",
       absl::StrJoin(failed, "; "),
-      replaced ? ": another registration replaced it there"
-               : ": it is re-sent at the next registration or recovery"));
+      unheard > 0 ? ": it is re-sent at the next registration or recovery"
+                  : ": another registration replaced it there"));
 }
 
 absl::Status ThresholdClient::Impl::RollForward(
@@ -219,6 +296,9 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Recover(
 }
 
 absl::StatusOr<RecoveryPlan> ThresholdClient::Plan(const std::string& account) {
+  // An unfinished commit first, or the plan sees the half-committed state
+  // and a caller that stops at the plan (the CLI) never repairs it.
+  (void)impl_->RollForward(account);
   const std::vector<StatusAnswer> answers = impl_->StatusRound();
   return PlanRecovery(impl_->set, answers, impl_->RecallNewest(account));
 }

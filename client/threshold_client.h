@@ -78,7 +78,7 @@ class ThresholdClient {
   // every realm prepares, then every realm commits). Replacing an active
   // registration needs each realm's proof (`proofs`, by position, from
   // Recover) or a due reset there. A commit that did not reach every realm
-  // is rolled forward by the next Register or Recover.
+  // is rolled forward by the next Register, Recover or Plan.
   absl::StatusOr<ThresholdRegistration> Register(
       const std::string& account, const SecretBytes& password,
       const SecretBytes& backup_key,
@@ -86,7 +86,8 @@ class ThresholdClient {
   // Spends one attempt at each realm of the agreeing group.
   absl::StatusOr<ThresholdRecovery> Recover(const std::string& account,
                                             const SecretBytes& password);
-  // The uncounted status round and its plan (what Recover would do).
+  // Rolls an unfinished commit forward, then the uncounted status round and
+  // its plan (what Recover would do).
   absl::StatusOr<RecoveryPlan> Plan(const std::string& account);
 
   const threshold::RealmSet& realms() const;

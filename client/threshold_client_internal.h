@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -81,6 +82,15 @@ struct ThresholdClient::Impl {
     return MarkVaultCall(FromGrpc(s, ctx, set.realms()[realm].endpoint), kind);
   }
 
+  // GetVaultInfo at each realm of `positions` not yet checked by this
+  // client, before anything counted or prepared: protocol 3, its realm id
+  // and key the pinned ones, OPAQUE context and server identity ours. A
+  // mismatch is kConfig naming the realm; a realm that does not answer is
+  // left unchecked (unavailable: its next call fails too).
+  absl::Status CheckRealms(const std::vector<size_t>& positions) const;
+  mutable std::mutex checked_mu;
+  mutable std::vector<bool> checked;  // by position, under checked_mu
+
   // The uncounted status round, all n realms in parallel.
   std::vector<StatusAnswer> StatusRound() const;
 
@@ -105,6 +115,13 @@ struct ThresholdClient::Impl {
       const Commitment& previous) const;
   absl::StatusOr<ThresholdRecovery> Recover(const std::string& account,
                                             const SecretBytes& password) const;
+  // Steps 10-11: raises the newest memory, then rotates (skipped, and said
+  // in out.rotation, when the memory failed or a realm was silent).
+  void RememberAndRotate(const std::string& account,
+                         const SecretBytes& password,
+                         const std::vector<StatusAnswer>& answers,
+                         const Commitment& commitment,
+                         ThresholdRecovery& out) const;
   // Steps 6-10 after the KE1 round: fills out.backup_key and out.proofs.
   absl::Status FinishRound(const std::string& account,
                            const opaque::OpaqueClient& opaque,

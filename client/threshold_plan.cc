@@ -29,6 +29,7 @@ std::string CheckAnswer(const threshold::RealmSet& set, size_t position,
     return "its commitment is not the SHA-256 of its descriptor";
   }
   if (auto m = threshold::CheckMatchesRealmSet(*d, set); !m.ok()) {
+    *out = std::move(*d);  // kept only to compare with the other realms'
     return absl::StrCat("its descriptor names another realm set (", m.message(),
                         ")");
   }
@@ -66,6 +67,19 @@ absl::Status NoGroup(const threshold::RealmSet& set,
     }
   }
   if (registered == 0 && faults.empty()) return NotRegisteredError();
+  // Realms that did not answer could still make a group of t: no verdict on
+  // what the answering ones say until they are heard.
+  const int unanswered = set.n() - answered;
+  if (unanswered > 0 &&
+      registered - static_cast<int>(faults.size()) + unanswered >= set.t()) {
+    return ThresholdError(
+        VaultErrorKind::kTransient,
+        absl::StrCat(
+            "no registration is held by ", set.t(),
+            " of the realms that answered and ", unanswered,
+            " did not answer; nothing was spent. Retry later",
+            faults.empty() ? "" : "; realm faults: ", DescribeFaults(faults)));
+  }
   std::vector<std::string> parts;
   for (size_t i = 0; i < answers.size(); ++i) {
     if (answers[i].error.ok()) {
@@ -88,6 +102,34 @@ absl::Status NoGroup(const threshold::RealmSet& set,
                    "answers"));
 }
 
+// The agreeing group has fewer than t realms with attempts left. The key is
+// gone only when n - t + 1 realms are locked (t can never be reached again);
+// otherwise one realm's LOCKED (perhaps a lie, perhaps a drained realm) and
+// an outage are "not enough realms now", not a destroyed key.
+absl::Status TooFewUsable(const threshold::RealmSet& set,
+                          std::span<const StatusAnswer> answers,
+                          const std::vector<size_t>& members) {
+  std::vector<std::string> locked, unanswered;
+  for (size_t i : members) {
+    const StatusAnswer& a = answers[i];
+    if (a.record == StatusAnswer::Record::kLocked || a.attempts_remaining == 0)
+      locked.push_back(set.realms()[i].id);
+  }
+  if (static_cast<int>(locked.size()) >= set.n() - set.t() + 1) {
+    return LockedError();
+  }
+  for (size_t i = 0; i < answers.size(); ++i) {
+    if (!answers[i].error.ok()) unanswered.push_back(set.realms()[i].id);
+  }
+  return ThresholdError(
+      VaultErrorKind::kTransient,
+      absl::StrCat(
+          "only ", members.size() - locked.size(), " of the ", set.t(),
+          " needed realms can be asked (locked: ", absl::StrJoin(locked, ", "),
+          "; not answering: ", absl::StrJoin(unanswered, ", "),
+          "); nothing was spent. Retry when the realms answer"));
+}
+
 }  // namespace
 
 std::string DescribeFaults(std::span<const RealmFault> faults) {
@@ -102,6 +144,7 @@ absl::StatusOr<RecoveryPlan> PlanRecovery(const threshold::RealmSet& set,
                                           std::span<const StatusAnswer> answers,
                                           const Newest& newest) {
   std::map<std::string, Group> groups;
+  std::map<std::string, int> other_set;  // well-formed, for another set
   std::vector<RealmFault> faults;
   int answered = 0, registered = 0;
   for (size_t i = 0; i < answers.size(); ++i) {
@@ -112,6 +155,7 @@ absl::StatusOr<RecoveryPlan> PlanRecovery(const threshold::RealmSet& set,
     ++registered;
     std::optional<threshold::Descriptor> d;
     if (std::string why = CheckAnswer(set, i, a, &d); !why.empty()) {
+      if (d) ++other_set[a.commitment];
       faults.push_back({set.realms()[i].id, why});
       continue;
     }
@@ -132,6 +176,20 @@ absl::StatusOr<RecoveryPlan> PlanRecovery(const threshold::RealmSet& set,
     }
   }
   if (best == nullptr || tie) {
+    // t realms agree on one version that names another set: this client's
+    // realm-set file changed since registration, not t faulty realms.
+    for (const auto& [c, count] : other_set) {
+      if (count >= set.t()) {
+        return ConfigError(absl::StrCat(
+            count,
+            " realms agree on a registration made for another realm "
+            "set (",
+            DescribeFaults(faults),
+            "): the realm-set file changed "
+            "since registration (order, limit, ids or keys); use the file "
+            "it was registered with. Nothing was spent"));
+      }
+    }
     return NoGroup(set, answers, faults, answered, registered);
   }
   RecoveryPlan plan;
@@ -157,7 +215,9 @@ absl::StatusOr<RecoveryPlan> PlanRecovery(const threshold::RealmSet& set,
     }
     plan.group.push_back(i);
   }
-  if (static_cast<int>(plan.group.size()) < set.t()) return LockedError();
+  if (static_cast<int>(plan.group.size()) < set.t()) {
+    return TooFewUsable(set, answers, best->members);
+  }
   plan.min_remaining = answers[plan.group[0]].attempts_remaining;
   for (size_t i : plan.group) {
     plan.min_remaining =

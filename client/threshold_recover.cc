@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <optional>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "client/threshold_client_internal.h"
 #include "crypto/key_transport.h"
 #include "crypto/shamir.h"
@@ -85,6 +87,33 @@ uint32_t LowestRemaining(const std::vector<Leg>& legs, uint32_t fallback) {
   return low;
 }
 
+// A leg whose RecoverStart failed after its status said ACTIVE: unavailable
+// (network, load, token, a race with a lock) or that realm's fault. Its own
+// answer is never the result: INVALID_LOGIN cannot be honest there (no
+// password was checked yet), and one realm must not speak for t.
+void ClassifyFailedLeg(const ThresholdClient::Impl& im, const Leg& leg,
+                       std::vector<RealmFault>& faults,
+                       std::vector<std::string>& unavailable) {
+  const VaultErrorKind kind = VaultError::From(leg.status).kind;
+  const std::string text = absl::CEscape(leg.status.message());
+  switch (kind) {
+    case VaultErrorKind::kTransient:
+    case VaultErrorKind::kRateLimited:
+    case VaultErrorKind::kUnauthenticated:
+    case VaultErrorKind::kLocked:
+    case VaultErrorKind::kNotRegistered:
+    case VaultErrorKind::kExpired:
+      unavailable.push_back(
+          absl::StrCat(im.IdOf(leg.position), " (", text, ")"));
+      return;
+    default:
+      Fault(faults, im, leg,
+            absl::StrCat("its RecoverStart failed after its status said "
+                         "ACTIVE: ",
+                         text));
+  }
+}
+
 // Steps 6-7: every answer verified before anything else; t of them
 // combined; the KSF once. Fewer than t verified: no KE3 at all.
 absl::StatusOr<SecretBytes> VerifyAndStretch(
@@ -94,10 +123,10 @@ absl::StatusOr<SecretBytes> VerifyAndStretch(
     std::vector<RealmFault>& faults, uint32_t remaining) {
   const ristretto255::Element blinded = login.ke1s[0].blinded_message;
   std::vector<threshold::VerifiedPartial> verified;
-  const absl::Status* first_error = nullptr;
+  std::vector<std::string> unavailable;
   for (Leg& leg : legs) {
     if (!leg.status.ok()) {
-      if (first_error == nullptr) first_error = &leg.status;
+      ClassifyFailedLeg(im, leg, faults, unavailable);
       continue;
     }
     if (auto v = Verify(d, blinded, leg)) {
@@ -111,7 +140,13 @@ absl::StatusOr<SecretBytes> VerifyAndStretch(
     if (!faults.empty()) {
       return FaultError(faults, "too few realms answered correctly", remaining);
     }
-    return *first_error;
+    return ThresholdError(
+        VaultErrorKind::kTransient,
+        absl::StrCat("only ", verified.size(), " of the ", d.t,
+                     " needed realms answered; unavailable: ",
+                     absl::StrJoin(unavailable, ", "),
+                     ". Not a wrong password; retry later"),
+        /*spent=*/true, remaining);
   }
   BKV_ASSIGN_OR_RETURN(ristretto255::Element z,
                        threshold::Combine(std::span(verified).first(d.t), d.t));
@@ -157,6 +192,19 @@ absl::Status WrongPassword(const ThresholdClient::Impl& im,
   return absl::PermissionDeniedError("wrong password");
 }
 
+// A wrong password found in a round where some realms also faulted: both
+// are said (review finding 13), the status and its payloads kept.
+absl::Status WithFaults(const absl::Status& s,
+                        const std::vector<RealmFault>& faults) {
+  if (faults.empty() || s.ok()) return s;
+  absl::Status out(s.code(), absl::StrCat(s.message(), "; also, realm faults: ",
+                                          DescribeFaults(faults)));
+  s.ForEachPayload([&](absl::string_view url, const absl::Cord& c) {
+    out.SetPayload(url, c);
+  });
+  return out;
+}
+
 // Steps 8-9 when envelopes opened: KE3 to those realms, a closing KE3 to
 // the others (their fault), each released share checked.
 void ReleaseShares(const ThresholdClient::Impl& im, const std::string& account,
@@ -170,7 +218,12 @@ void ReleaseShares(const ThresholdClient::Impl& im, const std::string& account,
     if (!leg.status.ok()) return;
     std::string ke3 = leg.finish ? AsString(leg.finish->ke3.Serialize())
                                  : std::string(opaque::kKe3Size, '\0');
-    results[j] = SendKe3(im, leg, std::move(ke3), &resps[j]);
+    results[j] = SendKe3(im, leg, ke3, &resps[j]);
+    // Repeating the same KE3 spends nothing (the attempt was counted at
+    // RecoverStart); a lost answer must not leave the login open.
+    if (VaultError::From(results[j]).retry_safe) {
+      results[j] = SendKe3(im, leg, std::move(ke3), &resps[j]);
+    }
   });
   out.proofs.assign(im.set.n(), "");
   for (size_t j = 0; j < legs.size(); ++j) {
@@ -216,7 +269,7 @@ absl::Status ThresholdClient::Impl::FinishRound(
       ++opened;
     }
   }
-  if (opened == 0) return WrongPassword(*this, legs);
+  if (opened == 0) return WithFaults(WrongPassword(*this, legs), faults);
   std::string wrapped;
   ReleaseShares(*this, account, d, legs, faults, out, &wrapped);
   std::vector<shamir::Share> shares;
@@ -226,6 +279,16 @@ absl::Status ThresholdClient::Impl::FinishRound(
     if (leg.share) shares.push_back(std::move(*leg.share));
   }
   if (static_cast<int>(shares.size()) < d.t) {
+    if (faults.empty()) {
+      // Only transport failures: nobody to blame (review finding 13).
+      return ThresholdError(
+          VaultErrorKind::kTransient,
+          absl::StrCat("only ", shares.size(), " of the ", d.t,
+                       " needed realms released a share (the others did not "
+                       "answer); one attempt was spent at each realm asked. "
+                       "Not a wrong password; retry later"),
+          /*spent=*/true, remaining);
+    }
     return FaultError(faults, "too few realms released a correct share",
                       remaining);
   }
@@ -236,6 +299,36 @@ absl::Status ThresholdClient::Impl::FinishRound(
                           opened_leg->finish->export_key, s, d.version, account,
                           AsBytes(wrapped)));
   return absl::OkStatus();
+}
+
+// Steps 10-11 after the key is unwrapped: the memory rises, then rotation.
+void ThresholdClient::Impl::RememberAndRotate(
+    const std::string& account, const SecretBytes& password,
+    const std::vector<StatusAnswer>& answers, const Commitment& commitment,
+    ThresholdRecovery& out) const {
+  // The key is the user's either way: a failed memory write is reported,
+  // not a reason to discard it (review finding 13); no rotation then.
+  if (absl::Status m = RememberNewest(account, out.epoch, commitment);
+      !m.ok()) {
+    out.rotation = absl::Status(
+        m.code(), absl::StrCat("not rotated: the newest registration could not "
+                               "be remembered: ",
+                               m.message()));
+    return;
+  }
+  if (!options.rotate) return;
+  // Registration needs every realm: one the status round did not hear
+  // would fail it after another full timeout (review finding 16).
+  for (size_t i = 0; i < answers.size(); ++i) {
+    if (!answers[i].error.ok()) {
+      out.rotation = absl::UnavailableError(absl::StrCat(
+          "not rotated: ", IdOf(i), " did not answer the status round"));
+      return;
+    }
+  }
+  auto r = Register(account, password, out.backup_key, out.proofs, commitment);
+  out.rotated = r.ok();
+  out.rotation = r.status();
 }
 
 absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
@@ -251,6 +344,7 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
   }
   BKV_ASSIGN_OR_RETURN(Argon2idKsf ksf, Argon2idKsf::Create(d.ksf));
   opaque::OpaqueClient opaque(Config(), ksf);
+  BKV_RETURN_IF_ERROR(CheckRealms(plan.group));
   BKV_ASSIGN_OR_RETURN(auto login,
                        opaque.GenerateThresholdKE1(
                            SecretBytes::Copy(password.Reveal()), set.n()));
@@ -273,13 +367,7 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
   BKV_RETURN_IF_ERROR(
       FinishRound(account, opaque, plan, login, legs, faults, out));
   out.faults = std::move(faults);
-  BKV_RETURN_IF_ERROR(RememberNewest(account, d.epoch, plan.commitment));
-  if (options.rotate) {
-    auto r = Register(account, password, out.backup_key, out.proofs,
-                      plan.commitment);
-    out.rotated = r.ok();
-    out.rotation = r.status();
-  }
+  RememberAndRotate(account, password, answers, plan.commitment, out);
   return out;
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/threshold_client_internal.h"
@@ -37,7 +38,10 @@ absl::StatusOr<uint64_t> NextEpoch(const ThresholdClient::Impl& im,
   uint64_t top = remembered;
   std::vector<RealmFault> faults;
   for (size_t i = 0; i < epochs.size(); ++i) {
-    if (epochs[i] >= kMaxEpoch - 1 || epochs[i] > base + kMaxEpochJump) {
+    // The realms refuse a jump above 2^32, and top + 1 must stay within it
+    // (saturating: `base` may come from the state file).
+    const uint64_t limit = base >= kMaxEpoch ? 0 : base + kMaxEpochJump;
+    if (epochs[i] >= kMaxEpoch - 1 || epochs[i] >= limit) {
       faults.push_back(
           {im.IdOf(i), absl::StrCat("reports the epoch ", epochs[i])});
     }
@@ -150,7 +154,9 @@ absl::Status FirstFailure(const ThresholdClient::Impl& im,
   for (size_t i = 0; i < results.size(); ++i) {
     if (results[i].ok()) continue;
     if (first == nullptr) first = &results[i];
-    failed.push_back(absl::StrCat(im.IdOf(i), ": ", results[i].message()));
+    // A realm's own text, escaped: it must not write to the terminal.
+    failed.push_back(
+        absl::StrCat(im.IdOf(i), ": ", absl::CEscape(results[i].message())));
   }
   if (first == nullptr) return absl::OkStatus();
   absl::Status out(
@@ -169,6 +175,9 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
     const std::string& account, const SecretBytes& password,
     const SecretBytes& backup_key, const std::vector<std::string>& proofs,
     const Commitment& previous) const {
+  std::vector<size_t> all(set.n());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  BKV_RETURN_IF_ERROR(CheckRealms(all));
   StartAnswers starts(set.n());
   std::vector<absl::Status> results(set.n());
   Parallel(set.n(), [&](size_t i) {

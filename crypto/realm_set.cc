@@ -19,6 +19,12 @@ absl::Status CheckRealmId(std::string_view id) {
         "realm id '", absl::CEscape(absl::string_view(id.data(), id.size())),
         "' must be printable ASCII without spaces"));
   }
+  // Ids name token files (--token-dir) and audiences: no path in them.
+  if (id.front() == '.' || id.find_first_of("/\\") != std::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "realm id '", absl::CEscape(absl::string_view(id.data(), id.size())),
+        "' must not start with '.' or contain '/' or '\\' (it names a file)"));
+  }
   return absl::OkStatus();
 }
 

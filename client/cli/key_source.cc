@@ -18,6 +18,7 @@
 #include "client/realm_set_file.h"
 #include "client/threshold_client.h"
 #include "crypto/hash.h"
+#include "crypto/hex.h"
 #include "crypto/status_macros.h"
 
 // Where the backup key comes from: a key file, or the vault behind a
@@ -183,14 +184,19 @@ absl::StatusOr<BackupKey> RegisterNewKey(Vault& v, const SecretBytes& password,
 
 namespace {
 
-// The slot of a realm set: its "vault key" is a digest of the set's
-// canonical text, so the same set and account find the same slot.
+// The slot of a realm set: its "vault key" is a digest of what identifies
+// the set (t, L, the ordered ids and identity keys: what the descriptor
+// check compares), not the endpoints, so a realm that moves keeps the slot
+// (review of tsdk, finding 10).
 absl::StatusOr<VaultParams> RealmSlotParams(const Args& a) {
   BKV_ASSIGN_OR_RETURN(std::string path, Need(a, "--realms"));
   BKV_ASSIGN_OR_RETURN(auto set, client::LoadRealmSetFile(path));
   VaultParams p;
-  const std::string text =
-      "bkv-realm-set-slot/v1\n" + client::FormatRealmSet(set);
+  std::string text = absl::StrCat("bkv-realm-set-slot/v2\nt ", set.t(),
+                                  "\nlimit ", set.limits().advertised, "\n");
+  for (const auto& r : set.realms()) {
+    absl::StrAppend(&text, r.id, " ", HexEncode(r.identity_key), "\n");
+  }
   const Sha512Digest h =
       Sha512({{reinterpret_cast<const uint8_t*>(text.data()), text.size()}});
   std::copy_n(h.begin(), p.vault_key.size(), p.vault_key.begin());

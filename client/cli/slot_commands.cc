@@ -156,6 +156,10 @@ VaultReregister Reregister(std::shared_ptr<VaultLogin> login) {
   return [login](const SecretBytes& old,
                  const SecretBytes& fresh) -> absl::Status {
     Vault& v = login->v;
+    if (!v.client) {
+      return absl::FailedPreconditionError(
+          "the rekey was not opened with --vault: nothing to re-register");
+    }
     auto r = v.client->RecoverWithProof(v.account, login->password);
     if (!r.ok()) return Explained(r.status());
     if (!ConstantTimeEquals(r->backup_key.Reveal(), old.Reveal())) {
@@ -168,6 +172,14 @@ VaultReregister Reregister(std::shared_ptr<VaultLogin> login) {
 }
 
 absl::Status Rekey(Context& c) {
+  // The new set would get a realm slot for a fresh secret that nothing
+  // registers at the realms (review of tsdk, finding 5): refused before any
+  // recovery spends an attempt.
+  if (c.args.values.count("--realms")) {
+    return Usage(
+        "bkv rekey does not support --realms yet: open the old set with "
+        "--key-file or --passkey, or back up into a new store with --realms");
+  }
   BKV_ASSIGN_OR_RETURN(auto from, Store(c, "--from"));
   BKV_ASSIGN_OR_RETURN(auto to, Store(c, "--to"));
   SlotCommandOptions o;

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -42,7 +43,14 @@ enum class Mode {
   kFlipShare,
   kDropCommit,
   kHugeEpoch,
-  kFlipDescriptor
+  kFlipDescriptor,
+  kEdgeEpoch,         // RegisterStart's epoch raised by exactly 2^32
+  kExpiredCommit,     // Commit answered STATE_EXPIRED, not forwarded
+  kFakeInvalidLogin,  // RecoverStart answered INVALID_LOGIN, not forwarded
+  kFakeLocked,        // status says LOCKED
+  kFakeNone,          // status says no record
+  kEvilText,          // RegisterStart fails with terminal escapes in its text
+  kDropFinishOnce     // the next RecoverFinish is not forwarded: UNAVAILABLE
 };
 
 // Relays the Threshold* calls to one realm, playing `mode`.
@@ -85,6 +93,20 @@ class Relay final : public v1::Vault::Service {
     }
     return s;
   }
+  // A failed call carrying an ErrorDetail, as a realm would send it.
+  static grpc::Status Refuse(grpc::ServerContext* c, grpc::StatusCode code,
+                             v1::ErrorDetail::Reason reason) {
+    v1::ErrorDetail d;
+    d.set_reason(reason);
+    d.set_attempts_remaining(0);
+    c->AddTrailingMetadata(v1::kErrorDetailTrailer, d.SerializeAsString());
+    return grpc::Status(code, "relay: refused");
+  }
+  grpc::Status GetVaultInfo(grpc::ServerContext* c,
+                            const v1::GetVaultInfoRequest* r,
+                            v1::GetVaultInfoResponse* o) override {
+    return Forward(c, &v1::Vault::Stub::GetVaultInfo, *r, o);
+  }
   grpc::Status ThresholdStatus(grpc::ServerContext* c,
                                const v1::ThresholdStatusRequest* r,
                                v1::ThresholdStatusResponse* o) override {
@@ -92,14 +114,31 @@ class Relay final : public v1::Vault::Service {
     if (s.ok() && mode == Mode::kFlipDescriptor) {
       Flip(o->mutable_registration_descriptor());
     }
+    if (s.ok() && mode == Mode::kFakeLocked) {
+      o->set_status(v1::RECORD_STATUS_LOCKED);
+      o->set_attempts_remaining(0);
+    }
+    if (s.ok() && mode == Mode::kFakeNone) {
+      o->set_status(v1::RECORD_STATUS_NONE);
+      o->clear_commitment();
+      o->clear_registration_descriptor();
+    }
     return s;
   }
   grpc::Status ThresholdRegisterStart(
       grpc::ServerContext* c, const v1::ThresholdRegisterStartRequest* r,
       v1::ThresholdRegisterStartResponse* o) override {
+    if (mode == Mode::kEvilText) {
+      return grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          "\x1b]0;pwned\x07wrong password\nrun bkv vault reset");
+    }
     grpc::Status s =
         Forward(c, &v1::Vault::Stub::ThresholdRegisterStart, *r, o);
     if (s.ok() && mode == Mode::kHugeEpoch) o->set_epoch(uint64_t{1} << 62);
+    if (s.ok() && mode == Mode::kEdgeEpoch) {
+      o->set_epoch(o->epoch() + (uint64_t{1} << 32));
+    }
     return s;
   }
   grpc::Status ThresholdRegisterPrepare(
@@ -113,11 +152,19 @@ class Relay final : public v1::Vault::Service {
     if (mode == Mode::kDropCommit) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE, "commit dropped");
     }
+    if (mode == Mode::kExpiredCommit) {
+      return Refuse(c, grpc::StatusCode::FAILED_PRECONDITION,
+                    v1::ErrorDetail::REASON_STATE_EXPIRED);
+    }
     return Forward(c, &v1::Vault::Stub::ThresholdRegisterCommit, *r, o);
   }
   grpc::Status ThresholdRecoverStart(
       grpc::ServerContext* c, const v1::ThresholdRecoverStartRequest* r,
       v1::ThresholdRecoverStartResponse* o) override {
+    if (mode == Mode::kFakeInvalidLogin) {
+      return Refuse(c, grpc::StatusCode::PERMISSION_DENIED,
+                    v1::ErrorDetail::REASON_INVALID_LOGIN);
+    }
     grpc::Status s = Forward(c, &v1::Vault::Stub::ThresholdRecoverStart, *r, o);
     if (s.ok() && mode == Mode::kFlipProof) Flip(o->mutable_proof());
     return s;
@@ -125,6 +172,10 @@ class Relay final : public v1::Vault::Service {
   grpc::Status ThresholdRecoverFinish(
       grpc::ServerContext* c, const v1::ThresholdRecoverFinishRequest* r,
       v1::ThresholdRecoverFinishResponse* o) override {
+    Mode once = Mode::kDropFinishOnce;
+    if (mode.compare_exchange_strong(once, Mode::kPass)) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "finish dropped");
+    }
     grpc::Status s =
         Forward(c, &v1::Vault::Stub::ThresholdRecoverFinish, *r, o);
     if (s.ok() && mode == Mode::kFlipShare) Flip(o->mutable_sealed_share());
@@ -173,12 +224,14 @@ class ThresholdClientTest : public ::testing::Test {
   }
 
   // The realm-set file text for the running realms.
-  std::string SetFile(int t, uint32_t limit = 10) const {
+  // `direct`: the realms' own addresses instead of their relays'.
+  std::string SetFile(int t, uint32_t limit = 10, bool direct = false) const {
     std::string out = "bkv-realm-set v1\n# test realms\nt " +
                       std::to_string(t) + "\nlimit " + std::to_string(limit) +
                       "\n";
     for (const auto& r : realms_) {
-      out += "realm " + r.id + " " + r.relay->address() + " " +
+      out += "realm " + r.id + " " +
+             (direct ? r.process->address() : r.relay->address()) + " " +
              HexEncode(r.process->public_key()) + "\n";
     }
     return out;
@@ -187,7 +240,7 @@ class ThresholdClientTest : public ::testing::Test {
   // A client of the running realms; `state` false: no state directory.
   std::unique_ptr<ThresholdClient> Client(int t, bool rotate = false,
                                           bool state = true) {
-    auto set = client::ParseRealmSet(SetFile(t));
+    auto set = client::ParseRealmSet(SetFile(t, limit_));
     EXPECT_TRUE(set.ok()) << set.status();
     client::ThresholdOptions o;
     o.vault.ksf = TestKsfParams();
@@ -201,6 +254,7 @@ class ThresholdClientTest : public ::testing::Test {
     };
     o.state_dir = state ? state_dir_.string() : "";
     o.rotate = rotate;
+    if (tweak_) tweak_(o);
     auto c = ThresholdClient::Create(std::move(*set), std::move(o));
     EXPECT_TRUE(c.ok()) << c.status();
     return std::move(*c);
@@ -219,6 +273,24 @@ class ThresholdClientTest : public ::testing::Test {
     return out;
   }
 
+  // `bkv` flags for the running realms: set file, token dir, account, and
+  // BKV_STATE_DIR set under `dir`.
+  std::vector<std::string> CliFlags(const std::filesystem::path& dir) {
+    std::filesystem::create_directories(dir / "tokens");
+    std::ofstream(dir / "realms") << SetFile(2);
+    for (const auto& r : realms_) {
+      std::ofstream(dir / "tokens" / r.id)
+          << r.process->Token(kAccount, 600, r.id);
+    }
+    ::setenv("BKV_STATE_DIR", (dir / "state").c_str(), 1);
+    return {"--realms",        (dir / "realms").string(),
+            "--token-dir",     (dir / "tokens").string(),
+            "--account",       kAccount,
+            "--password-stdin"};
+  }
+
+  std::function<void(client::ThresholdOptions&)> tweak_;
+  uint32_t limit_ = 10;  // the advertised L in Client()'s set
   std::vector<Realm> realms_;
   std::filesystem::path state_dir_;
   const SecretBytes key_ = SecretBytes::Random(32);
@@ -484,6 +556,232 @@ TEST_F(ThresholdClientTest, CliBackupAndRestoreWithRealms) {
   ::unsetenv("BKV_STATE_DIR");
 }
 
+// Review of tsdk, finding 1: a first backup whose commit reached only
+// realm-a leaves a roll-forward record; the next `bkv backup` must re-send
+// it before planning (it used to stop at "the realms disagree" forever).
+TEST_F(ThresholdClientTest, CliRollsForwardAnInterruptedRegistration) {
+  StartRealms(3);
+  namespace fs = std::filesystem;
+  const fs::path dir = state_dir_ / "cli";
+  fs::create_directories(dir / "src");
+  std::ofstream(dir / "src" / "chat.db") << std::string(1000, 'c');
+  const std::vector<std::string> flags = CliFlags(dir);
+  auto with = [&](std::vector<std::string> head) {
+    head.insert(head.end(), flags.begin(), flags.end());
+    return head;
+  };
+  const std::string store = "file://" + (dir / "store").string();
+  fs::create_directories(dir / "store");
+  const std::string pw = "correct horse battery staple\n";
+  realms_[1].relay->mode = Mode::kDropCommit;
+  realms_[2].relay->mode = Mode::kDropCommit;
+  CliRun first =
+      Bkv(with({"backup", (dir / "src").string(), "--to", store}), pw, dir);
+  EXPECT_NE(first.exit_code, 0) << first.err;
+  realms_[1].relay->mode = Mode::kPass;
+  realms_[2].relay->mode = Mode::kPass;
+  CliRun second =
+      Bkv(with({"backup", (dir / "src").string(), "--to", store}), pw, dir);
+  EXPECT_EQ(second.exit_code, 0) << second.err;
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(Status(i).status(), v1::RECORD_STATUS_ACTIVE) << i;
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
+  }
+  // Finding 5: rekey --realms is refused before anything is recovered.
+  CliRun rekey = Bkv(with({"rekey", "--from", store, "--to",
+                           "file://" + (dir / "store2").string()}),
+                     pw, dir);
+  EXPECT_EQ(rekey.exit_code, 2) << rekey.err;
+  EXPECT_NE(rekey.err.find("--realms"), std::string::npos) << rekey.err;
+  ::unsetenv("BKV_STATE_DIR");
+}
+
+// Finding 10: a realm that moves (new endpoint, same id and key) keeps the
+// backup's realm slot.
+TEST_F(ThresholdClientTest, CliSlotSurvivesAMovedRealm) {
+  StartRealms(3);
+  namespace fs = std::filesystem;
+  const fs::path dir = state_dir_ / "cli";
+  fs::create_directories(dir / "src");
+  fs::create_directories(dir / "store");
+  std::ofstream(dir / "src" / "chat.db") << std::string(1000, 'm');
+  const std::vector<std::string> flags = CliFlags(dir);
+  auto with = [&](std::vector<std::string> head) {
+    head.insert(head.end(), flags.begin(), flags.end());
+    return head;
+  };
+  const std::string store = "file://" + (dir / "store").string();
+  const std::string pw = "correct horse battery staple\n";
+  CliRun b =
+      Bkv(with({"backup", (dir / "src").string(), "--to", store}), pw, dir);
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  std::ofstream(dir / "realms", std::ios::trunc) << SetFile(2, 10, true);
+  CliRun r = Bkv(
+      with({"restore", "--from", store, "--to", (dir / "restored").string()}),
+      pw, dir);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ::unsetenv("BKV_STATE_DIR");
+}
+
+// Finding 2: realm-a answers every Commit with STATE_EXPIRED, realm-b's
+// Commit is dropped once. The roll-forward record must survive (b still
+// waits for it), so the new password works once b is reachable again.
+TEST_F(ThresholdClientTest, OneExpiredCommitKeepsTheRollForward) {
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  auto first = c->Recover(kAccount, password_);
+  ASSERT_TRUE(first.ok()) << first.status();
+  realms_[0].relay->mode = Mode::kExpiredCommit;
+  realms_[1].relay->mode = Mode::kDropCommit;
+  const SecretBytes second_pw = SecretBytes::Copy("second horse battery");
+  ASSERT_FALSE(c->Register(kAccount, second_pw, key_, first->proofs).ok());
+  bool record = false;
+  for (const auto& e : std::filesystem::directory_iterator(state_dir_)) {
+    record |= e.path().filename().string().rfind("threshold-commit-", 0) == 0;
+  }
+  EXPECT_TRUE(record) << "the roll-forward record was deleted";
+  realms_[1].relay->mode = Mode::kPass;
+  auto got = c->Recover(kAccount, second_pw);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+}
+
+// Finding 3: an OPAQUE context or server identity that differs from the
+// realms' is a configuration error before anything is prepared or counted,
+// never a wrong password.
+TEST_F(ThresholdClientTest, ConfigMismatchIsFoundBeforeCounting) {
+  StartRealms(3);
+  ASSERT_TRUE(Client(2)->Register(kAccount, password_, key_).ok());
+  tweak_ = [](client::ThresholdOptions& o) { o.vault.opaque_context = "x"; };
+  auto got = Client(2)->Recover(kAccount, password_);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(KindOf(got.status()), VaultErrorKind::kConfig) << got.status();
+  EXPECT_NE(got.status().message().find("realm-a"), std::string::npos);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing counted";
+  }
+  tweak_ = [](client::ThresholdOptions& o) {
+    o.vault.server_identity = "other";
+  };
+  auto reg = Client(2)->Register(kAccount, password_, key_);
+  ASSERT_FALSE(reg.ok());
+  EXPECT_EQ(KindOf(reg.status()), VaultErrorKind::kConfig) << reg.status();
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << "nothing prepared";
+  }
+}
+
+// Finding 4: realm-c down, realm-a lying. Its INVALID_LOGIN to RecoverStart,
+// a LOCKED or a NONE status must not read as a wrong password, a destroyed
+// key or "register again"; realm-b spends at most one attempt.
+TEST_F(ThresholdClientTest, OneLyingRealmAndOneDownIsNotTheUsersFault) {
+  StartRealms(3);
+  ASSERT_TRUE(Client(2)->Register(kAccount, password_, key_).ok());
+  auto c = Client(2);
+  realms_[2].relay->mode = Mode::kDown;
+  realms_[0].relay->mode = Mode::kFakeInvalidLogin;
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(KindOf(got.status()), VaultErrorKind::kRealmFault) << got.status();
+  EXPECT_NE(got.status().message().find("realm-a"), std::string::npos);
+  EXPECT_GE(Status(1).attempts_remaining(), 4u);
+  realms_[0].relay->mode = Mode::kFakeLocked;
+  got = c->Recover(kAccount, password_);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(KindOf(got.status()), VaultErrorKind::kTransient) << got.status();
+  realms_[0].relay->mode = Mode::kFakeNone;
+  got = c->Recover(kAccount, password_);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(KindOf(got.status()), VaultErrorKind::kTransient) << got.status();
+  EXPECT_GE(Status(1).attempts_remaining(), 4u);
+}
+
+// Finding 8: a realm reporting exactly 2^32 above the others is at fault
+// (the honest realms would refuse the epoch after it); nothing is prepared.
+TEST_F(ThresholdClientTest, EpochAtTheJumpLimitIsTheRealmsFault) {
+  StartRealms(3);
+  auto c = Client(2);
+  realms_[0].relay->mode = Mode::kEdgeEpoch;
+  auto reg = c->Register(kAccount, password_, key_);
+  ASSERT_FALSE(reg.ok());
+  EXPECT_EQ(KindOf(reg.status()), VaultErrorKind::kRealmFault) << reg.status();
+  EXPECT_NE(reg.status().message().find("realm-a"), std::string::npos);
+  for (size_t i = 0; i < 3; ++i)
+    EXPECT_TRUE(Status(i).pending_commitment().empty());
+}
+
+// Finding 13: a wrong password in a round where realm-a's proof was also
+// tampered with names realm-a too.
+TEST_F(ThresholdClientTest, WrongPasswordStillNamesTheFaultyRealm) {
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  realms_[0].relay->mode = Mode::kFlipProof;
+  auto got = c->Recover(kAccount, SecretBytes::Copy("wrong horse"));
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(KindOf(got.status()), VaultErrorKind::kInvalidPassword)
+      << got.status();
+  EXPECT_NE(got.status().message().find("realm-a"), std::string::npos)
+      << got.status();
+}
+
+// Finding 13: every realm serves a registration made for another realm set
+// (the app's file changed its limit): a configuration error, not t faulty
+// realms, and nothing is counted.
+TEST_F(ThresholdClientTest, ChangedRealmSetFileIsAConfigError) {
+  StartRealms(3);
+  ASSERT_TRUE(Client(2)->Register(kAccount, password_, key_).ok());
+  limit_ = 12;
+  auto got = Client(2)->Recover(kAccount, password_);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(KindOf(got.status()), VaultErrorKind::kConfig) << got.status();
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing counted";
+  }
+}
+
+// Finding 6: a KE3 lost on its way to realm-c is re-sent (repeating it
+// spends nothing), so c's login is closed and its counter reset.
+TEST_F(ThresholdClientTest, LostKe3IsResent) {
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  realms_[2].relay->mode = Mode::kDropFinishOnce;
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(realms_[2].relay->mode.load(), Mode::kPass) << "KE3 was dropped";
+  EXPECT_EQ(Status(2).attempts_remaining(), 5u) << "realm-c's login closed";
+}
+
+// Finding 12: a realm's own error text reaches the user escaped.
+TEST_F(ThresholdClientTest, RealmTextIsEscaped) {
+  StartRealms(3);
+  auto c = Client(2);
+  realms_[1].relay->mode = Mode::kEvilText;
+  auto reg = c->Register(kAccount, password_, key_);
+  ASSERT_FALSE(reg.ok());
+  const std::string m(reg.status().message());
+  EXPECT_EQ(m.find('\x1b'), std::string::npos) << m;
+  EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  EXPECT_NE(m.find("realm-b"), std::string::npos) << m;
+}
+
+// Finding 16: a realm the status round did not hear is not asked again
+// for a rotation that needs every realm (it would cost a second timeout).
+TEST_F(ThresholdClientTest, NoRotationWhenARealmIsSilent) {
+  StartRealms(3);
+  auto c = Client(2, /*rotate=*/true);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  realms_[2].relay->mode = Mode::kDown;
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE(got->rotated);
+  EXPECT_NE(got->rotation.message().find("not rotated: realm-c"),
+            std::string::npos)
+      << got->rotation;
+}
+
 // A realm that reports an epoch far beyond the others' (to push the next
 // epoch out of the honest realms' window) is named; nothing is prepared.
 TEST_F(ThresholdClientTest, LyingEpochIsTheRealmsFault) {
@@ -664,6 +962,14 @@ TEST(RealmSetFileTest, StrictParse) {
       "realm a x:1 " +
       g + "\n");
   EXPECT_FALSE(weak.ok());
+  // Finding 9: realm ids name token files: no path in them.
+  for (const std::string id : {"../x", "a/b", ".", "..", "a\\b"}) {
+    EXPECT_FALSE(client::ParseRealmSet("bkv-realm-set v1\nt 1\nlimit 10\n"
+                                       "realm " +
+                                       id + " 127.0.0.1:1 " + g + "\n")
+                     .ok())
+        << id;
+  }
   auto garbage =
       client::ParseRealmSet("bkv-realm-set v1\nt 2\nlimit 10\nfoo\n");
   ASSERT_FALSE(garbage.ok());
