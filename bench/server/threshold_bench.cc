@@ -7,7 +7,9 @@
 // the threshold recoveries/s (every realm of the group serves each one).
 //
 //   threshold_bench [--recoveries N (default 30)] [--seconds S (default 5)]
-//                   [--clients C (default 4)]
+//                   [--clients C (default 4)] [--rotate 0|1 (default 0)]
+// --rotate 1 measures the SDK's default path: a fresh registration (a second
+// KSF run and Start/Prepare/Commit at all n) after each recovery.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -45,6 +47,7 @@ struct Fixture {
   std::vector<std::unique_ptr<testing::VaultProcess>> realms;
   std::unique_ptr<testing::VaultProcess> single;
   std::string set_text;
+  bool rotate = false;
 };
 
 bool Start(Fixture& f) {
@@ -68,7 +71,7 @@ std::unique_ptr<client::ThresholdClient> Realms(Fixture& f,
                                                 const std::string& acct) {
   client::ThresholdOptions o;
   o.vault.ksf = kKsf;
-  o.rotate = false;
+  o.rotate = f.rotate;
   o.account_token = [&f, acct](const std::string& id) {
     return f.realms[id.back() - 'a']->Token(acct, 3600, id);
   };
@@ -154,13 +157,14 @@ double Throughput(const std::vector<Pair>& pairs, bool threshold,
 int main(int argc, char** argv) {
   int recoveries = 30, clients = 4;
   double seconds = 5;
+  bkv::Fixture f;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--recoveries") recoveries = std::atoi(argv[i + 1]);
     if (a == "--seconds") seconds = std::atof(argv[i + 1]);
     if (a == "--clients") clients = std::atoi(argv[i + 1]);
+    if (a == "--rotate") f.rotate = std::atoi(argv[i + 1]) != 0;
   }
-  bkv::Fixture f;
   if (!bkv::Start(f)) {
     std::fprintf(stderr, "threshold_bench: a vault did not start\n");
     return 1;
