@@ -94,7 +94,8 @@ absl::StatusOr<QuorumSettings> LoadQuorumSettings(const VaultConfig& c) {
                    c.ElectsOwner()
                        ? absl::Seconds(c.freshness_owner_lease_ttl_s)
                        : absl::ZeroDuration(),
-                   {}};
+                   {},
+                   std::nullopt};
   if (q.peer_listen.empty()) q.peer_listen = q.members.Find(id)->peer_address;
   BKV_RETURN_IF_ERROR(CheckPeers(c, q));
   if (c.PeerTls()) {
