@@ -137,9 +137,10 @@ absl::StatusOr<Carry> DecideCarry(const Members& to,
   for (const Member& m : to.all()) {
     const Member* old = from.Find(m.id);
     if (old != nullptr && old->key == m.key && !nodes.contains(m.id)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the hand-over of node ", m.id, " (in both lists) is missing: give "
-          "every survivor's (`cluster form --export` on it)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("the hand-over of node ", m.id,
+                       " (in both lists) is missing: give "
+                       "every survivor's (`cluster form --export` on it)"));
     }
   }
   BKV_ASSIGN_OR_RETURN(const HandOver* newest, Newest(hand_overs));

@@ -63,10 +63,13 @@ absl::Status CheckMaxAttempts(uint32_t max_attempts, int64_t attempt_limit) {
   if (max_attempts >= 1 && max_attempts < attempt_limit) {
     return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--max-attempts ", max_attempts, " must be at least 1 and below the "
-      "attempt limit (", attempt_limit, "): a re-anchor never restores a "
-      "full budget"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--max-attempts ", max_attempts,
+                   " must be at least 1 and below the "
+                   "attempt limit (",
+                   attempt_limit,
+                   "): a re-anchor never restores a "
+                   "full budget"));
 }
 
 // The table to start from, after checking the options against it.

@@ -119,8 +119,9 @@ absl::Status Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
                        freshness::Endorser::Open(token, from, self->id));
   if (struct stat st; ::lstat(path.c_str(), &st) == 0) {
     return absl::FailedPreconditionError(absl::StrCat(
-        path, " exists: hand over into a new file in a directory only the "
-              "officer can write"));
+        path,
+        " exists: hand over into a new file in a directory only the "
+        "officer can write"));
   }
   // Before the file exists: the old chain can't move behind the hand-over.
   formed->set_handing_to(to_list);

@@ -2,8 +2,8 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <optional>
 #include <cstdlib>
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -124,8 +124,8 @@ absl::StatusOr<freshness::ReanchorReport> QuorumReanchor(const Flags& f,
                        freshness::DecideCarry(q.members, hand_overs));
   std::optional<freshness::HeadTable> carried;
   if (carry.formed.has_base()) {
-    BKV_ASSIGN_OR_RETURN(carried,
-                         freshness::ParseHeadsString(carry.formed.base_table()));
+    BKV_ASSIGN_OR_RETURN(
+        carried, freshness::ParseHeadsString(carry.formed.base_table()));
   }
   BKV_ASSIGN_OR_RETURN(std::unique_ptr<VaultNode> node, BuildVaultStorage(c));
   DecisionHeads heads(carried);

@@ -297,8 +297,8 @@ TEST_F(QuorumFormTest, QuorumReanchorCapsAttemptsAndNeedsTheOfficer) {
   // Review finding 7: a majority subset is not enough, every survivor's.
   out.clear();
   const std::string two = files.substr(0, files.rfind(','));
-  EXPECT_NE(Form(1, members_, "--carry " + two + " --decision " + decision, &out),
-            0);
+  EXPECT_NE(
+      Form(1, members_, "--carry " + two + " --decision " + decision, &out), 0);
   EXPECT_NE(out.find("hand-over of node 3 (in both lists) is missing"),
             std::string::npos)
       << out;
