@@ -242,7 +242,9 @@ absl::Status UseFormedMembers(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
     return absl::FailedPreconditionError(
         "this token was never formed with a members list: the security "
         "officer runs `bkv-vault cluster form --members FILE --node-id I "
-        "--so-pin-file F` on every node (docs/operations.md)");
+        "--so-pin-file F` on every node (docs/operations.md); a token "
+        "replacing a member gets `cluster form --carry` with the survivors' "
+        "hand-overs instead");
   }
   if (!formed->handing_to().empty()) {
     return absl::FailedPreconditionError(

@@ -142,6 +142,17 @@ TEST_F(QuorumFormTest, HandOverStopsTheOldListAndTheCarryNeedsAMajority) {
   out.clear();
   EXPECT_NE(Form(1, to, "--carry " + h0, &out), 0);
   EXPECT_NE(out.find("--export"), std::string::npos) << out;
+  // Review finding 10: the new, unformed token's digest is the file's.
+  const std::string old_members = members_;
+  members_ = to;
+  out.clear();
+  EXPECT_EQ(RunVault("cluster digest --dev --data-dir " + node_[2].data_dir() +
+                         Identity(2) + Flags(2),
+                     &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("not formed yet"), std::string::npos) << out;
+  members_ = old_members;
 }
 
 // Review finding 2: a hand-over while the vault serves is refused (the
