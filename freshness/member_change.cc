@@ -132,9 +132,21 @@ absl::StatusOr<Carry> DecideCarry(const Members& to,
         " distinct: give every survivor's; if a majority of the old tokens is "
         "lost, the chain is lost: re-anchor (docs/operations.md)"));
   }
+  // Every survivor's hand-over (review finding 7): all new-list tokens get
+  // one input, and a lagging or restored survivor is outweighed when it can be.
+  for (const Member& m : to.all()) {
+    const Member* old = from.Find(m.id);
+    if (old != nullptr && old->key == m.key && !nodes.contains(m.id)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the hand-over of node ", m.id,
+                       " (in both lists) is missing: give "
+                       "every survivor's (`cluster form --export` on it)"));
+    }
+  }
   BKV_ASSIGN_OR_RETURN(const HandOver* newest, Newest(hand_overs));
   Carry out;
   out.formed.set_members(to.Encode());
+  out.formed.set_from_digest(DigestBytes(from.digest()));
   if (newest == nullptr) return out;  // nothing was ever committed
   const Certificate& cert = newest->newest_certificate();
   *out.formed.mutable_base() = cert.head();
@@ -154,7 +166,17 @@ namespace {
 // One shard of a decision against the shard it re-anchors.
 absl::Status CheckShard(uint32_t i, const ShardHead& was, const ShardHead& now,
                         uint32_t max_attempts) {
-  if (now.epoch == was.epoch && now.cap == was.cap) return absl::OkStatus();
+  // A kept shard keeps the certified root: only a re-anchor (epoch + 1,
+  // capped) may choose another (review finding 4).
+  if (now.epoch == was.epoch && now.cap == was.cap && now.root == was.root) {
+    return absl::OkStatus();
+  }
+  if (now.epoch == was.epoch) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "the decision's shard ", i, " keeps epoch ", now.epoch,
+        " but changes its cap or root: only a re-anchored shard (epoch + 1) "
+        "may; was the decision changed on the way?"));
+  }
   if (now.epoch == was.epoch + 1 && now.cap <= NextCap(was, max_attempts)) {
     return absl::OkStatus();
   }

@@ -59,6 +59,19 @@ uint32_t NextCap(const ShardHead& head, uint32_t max_attempts) {
   return lower > 0 ? lower - 1 : 0;
 }
 
+absl::Status CheckMaxAttempts(uint32_t max_attempts, int64_t attempt_limit) {
+  if (max_attempts >= 1 && max_attempts < attempt_limit) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--max-attempts ", max_attempts,
+                   " must be at least 1 and below the "
+                   "attempt limit (",
+                   attempt_limit,
+                   "): a re-anchor never restores a "
+                   "full budget"));
+}
+
 // The table to start from, after checking the options against it.
 absl::StatusOr<HeadTable> StartingTable(HeadStore& heads,
                                         const ReanchorOptions& options) {
@@ -114,11 +127,13 @@ absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
   for (uint32_t s = 0; s < options.shards; ++s) {
     ShardHead& head = next.shards[s];
     const bool proven = scan.checked[s].Root() == head.root;
+    const bool moved = scan.as_is[s].Root() != head.root;
     const bool chosen =
-        options.only.empty()
-            ? !proven
-            : std::find(options.only.begin(), options.only.end(), s) !=
-                  options.only.end();
+        (options.cap_rolled_forward && proven && moved) ||
+        (options.only.empty()
+             ? !proven
+             : std::find(options.only.begin(), options.only.end(), s) !=
+                   options.only.end());
     if (!chosen && !proven) continue;  // stays stale
     head.root = scan.as_is[s].Root();
     if (!chosen) continue;  // proven: rolled forward only

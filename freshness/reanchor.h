@@ -23,6 +23,10 @@ struct ReanchorOptions {
   // Create the heads over a store that already holds records (the vault
   // refuses to start on one without them): every shard as if re-anchored.
   bool genesis = false;
+  // Quorum decisions: a proven shard whose root would move (records rolled
+  // forward) is re-anchored too, since the other members can check only
+  // that a kept shard keeps its certified root (cform review finding 4).
+  bool cap_rolled_forward = false;
 };
 
 // The cap a shard gets at its next re-anchor: K the first time, then one
@@ -30,6 +34,10 @@ struct ReanchorOptions {
 // token: the storage can't buy guesses by forcing re-anchor after
 // re-anchor). 0 means spent.
 uint32_t NextCap(const ShardHead& head, uint32_t max_attempts);
+
+// K is at least 1 and below the attempt limit: a re-anchor never gives a
+// full budget back (issue 12). InvalidArgument naming the bound otherwise.
+absl::Status CheckMaxAttempts(uint32_t max_attempts, int64_t attempt_limit);
 
 struct ReanchoredShard {
   uint32_t shard = 0;

@@ -52,20 +52,6 @@ absl::Status MakeDir(const std::string& dir) {
   return absl::OkStatus();
 }
 
-absl::Status WriteSecretFile(const std::string& path, absl::string_view text) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot create ", path, ": ", std::strerror(errno)));
-  }
-  bool ok = ::write(fd, text.data(), text.size()) ==
-                static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok) return absl::InternalError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
-}
-
 // "<kid> <hex public key>" per line; '#' comments.
 absl::StatusOr<std::vector<IssuerKey>> ReadIssuerKeys(const std::string& path) {
   BKV_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path));
@@ -524,6 +510,26 @@ absl::Status BuildService(VaultNode& n) {
 }
 
 }  // namespace
+
+absl::Status WriteSecretFile(const std::string& path, absl::string_view text) {
+  // O_EXCL|O_NOFOLLOW: a planted file or symlink at the path is refused.
+  int fd = ::open(path.c_str(),
+                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot create ", path, ": ", std::strerror(errno),
+        " (it must not exist yet; use a directory only you can write)"));
+  }
+  bool ok = ::write(fd, text.data(), text.size()) ==
+                static_cast<ssize_t>(text.size()) &&
+            ::fsync(fd) == 0;
+  ok = ::close(fd) == 0 && ok;
+  if (!ok) {
+    ::unlink(path.c_str());  // nothing half-written stays behind
+    return absl::InternalError(absl::StrCat("cannot write ", path));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
   std::ifstream in(path);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "bkv/vault/v1/vault.pb.h"
 #include "crypto/opaque.h"
 #include "freshness/fresh_record_store.h"
@@ -141,6 +142,10 @@ absl::StatusOr<std::string> TokenModulePath(const VaultConfig& c);
 // for ceremonies on the token alone (`bkv-vault cluster`).
 absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenNodeToken(
     const VaultConfig& c);
+
+// A new file (O_EXCL|O_NOFOLLOW, mode 0600), written and fsynced; refuses
+// an existing path or symlink, removes the file when a write fails.
+absl::Status WriteSecretFile(const std::string& path, absl::string_view text);
 
 // A whole small file (config, PEM, key), NotFound naming the path.
 absl::StatusOr<std::string> ReadTextFile(const std::string& path);

@@ -1,15 +1,19 @@
 #include "server/cluster_form.h"
 
-#include <fstream>
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "crypto/hash.h"
 #include "crypto/hex.h"
 #include "crypto/status_macros.h"
 #include "freshness/member_change.h"
+#include "freshness/reanchor.h"
 #include "hsm/anchored_object.h"
 #include "hsm/endorsement_key.h"
 #include "hsm/key_labels.h"
@@ -100,6 +104,7 @@ absl::Status Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
   }
   FormedMembers old = *formed;
   old.clear_handing_to();
+  old.clear_from_digest();
   BKV_ASSIGN_OR_RETURN(freshness::Members from, freshness::FormedList(old));
   BKV_ASSIGN_OR_RETURN(auto key, hsm::EndorsementKey::Open(token));
   const freshness::Member* self = nullptr;
@@ -112,6 +117,12 @@ absl::Status Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
   }
   BKV_ASSIGN_OR_RETURN(auto endorser,
                        freshness::Endorser::Open(token, from, self->id));
+  if (struct stat st; ::lstat(path.c_str(), &st) == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path,
+        " exists: hand over into a new file in a directory only the "
+        "officer can write"));
+  }
   // Before the file exists: the old chain can't move behind the hand-over.
   formed->set_handing_to(to_list);
   BKV_RETURN_IF_ERROR(WriteFormed(token, *formed));
@@ -128,11 +139,7 @@ absl::Status Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
   BKV_ASSIGN_OR_RETURN(
       auto sig, key->Sign(freshness::HandOverStatement(from.digest(), h)));
   h.set_signature(std::string(sig.begin(), sig.end()));
-  std::ofstream(path, std::ios::binary | std::ios::trunc)
-      << h.SerializeAsString();
-  if (!std::ifstream(path)) {
-    return absl::InternalError(absl::StrCat("could not write ", path));
-  }
+  BKV_RETURN_IF_ERROR(WriteSecretFile(path, h.SerializeAsString()));
   const std::string seq = absl::StrCat(s.newest_certificate().head().seq());
   Log("warn", "cluster_form_export",
       {{"token", token->Describe()},
@@ -203,6 +210,7 @@ absl::Status CarryTo(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
   const std::string seq = absl::StrCat(carry.formed.base().seq());
   Log("warn", "cluster_form_carry",
       {{"token", token->Describe()},
+       {"from_digest", HexEncode(AsBytes(carry.formed.from_digest()))},
        {"members_digest", Hex(formed_to.digest())},
        {"base_seq", seq},
        {"hand_overs", absl::StrCat(hs.size())}});
@@ -234,7 +242,9 @@ absl::Status UseFormedMembers(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
     return absl::FailedPreconditionError(
         "this token was never formed with a members list: the security "
         "officer runs `bkv-vault cluster form --members FILE --node-id I "
-        "--so-pin-file F` on every node (docs/operations.md)");
+        "--so-pin-file F` on every node (docs/operations.md); a token "
+        "replacing a member gets `cluster form --carry` with the survivors' "
+        "hand-overs instead");
   }
   if (!formed->handing_to().empty()) {
     return absl::FailedPreconditionError(
@@ -252,6 +262,12 @@ absl::Status UseFormedMembers(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
         "`cluster form` (docs/operations.md \"Replacing a node\")"));
   }
   if (held.base()) q.members = q.members.WithBase(*held.base());
+  if (formed->from_digest().size() == sizeof(freshness::Digest)) {
+    freshness::Digest from{};
+    std::copy(formed->from_digest().begin(), formed->from_digest().end(),
+              from.begin());
+    q.carried_from = from;
+  }
   return absl::OkStatus();
 }
 
@@ -284,7 +300,14 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
   if (!a.decision.empty() && a.carry_from.empty()) {
     return absl::InvalidArgumentError("--decision goes with --carry");
   }
+  if (!a.decision.empty()) {
+    BKV_RETURN_IF_ERROR(
+        freshness::CheckMaxAttempts(a.max_attempts, c.attempt_limit));
+  }
   BKV_RETURN_IF_ERROR(ProveSoPin(c, a.so_pin_file));
+  // No vault runs on this token meanwhile: its chain can't move behind a
+  // hand-over, nor its Store() race the carry's InstallState.
+  BKV_ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::Acquire(c.data_dir));
   if (!a.export_to.empty()) {  // a leaving member is not in the new list
     BKV_ASSIGN_OR_RETURN(std::string text, ReadTextFile(a.members_file));
     BKV_ASSIGN_OR_RETURN(freshness::Members to,

@@ -190,6 +190,16 @@ absl::Status ElectedOwner::CheckQuorumMarker() {
     }
   }
   if (marker == mine) return absl::OkStatus();
+  const auto& from = quorum_.settings.carried_from;
+  if (marker.has_value() && from && *marker == HexEncode(*from)) {
+    // A carry moved the members digest (review finding 3): the marker
+    // follows it, from the digest the hand-overs came from only.
+    BKV_ASSIGN_OR_RETURN(marker,
+                         store_.ReplaceMarker("fresh/quorum", *marker, mine));
+    Log("warn", "quorum_marker_carried",
+        {{"from", HexEncode(*from)}, {"to", mine}});
+    if (marker == mine) return absl::OkStatus();
+  }
   Log("error", "quorum_store_mismatch",
       {{"store", store_.Describe()},
        {"marker", marker.value_or("absent")},

@@ -95,7 +95,8 @@ absl::StatusOr<QuorumSettings> LoadQuorumSettings(const VaultConfig& c) {
                    c.ElectsOwner()
                        ? absl::Seconds(c.freshness_owner_lease_ttl_s)
                        : absl::ZeroDuration(),
-                   {}};
+                   {},
+                   std::nullopt};
   q.owner_candidate = c.freshness_owner_candidate;
   if (q.peer_listen.empty()) q.peer_listen = q.members.Find(id)->peer_address;
   BKV_RETURN_IF_ERROR(CheckPeers(c, q));

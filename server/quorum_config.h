@@ -7,6 +7,7 @@
 // nodes").
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -29,6 +30,9 @@ struct QuorumSettings {
   struct Tls {
     std::string cert_pem, key_pem, ca_pem;
   } tls;
+  // The members digest a carry (replacement, quorum re-anchor) came from:
+  // the etcd quorum marker may still hold it, and moves on to `members`'.
+  std::optional<freshness::Digest> carried_from;
   // Elected owner: false, this member never campaigns (finding 7).
   bool owner_candidate = true;
 };

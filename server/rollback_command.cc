@@ -2,9 +2,8 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <fstream>
-#include <optional>
 #include <cstdlib>
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -100,12 +99,7 @@ absl::Status WriteDecision(const Flags& f, VaultNode& node,
   BKV_ASSIGN_OR_RETURN(auto sig, key->Sign(freshness::DecisionStatement(
                                      q.members.list_digest(), d)));
   d.set_signature(std::string(sig.begin(), sig.end()));
-  std::ofstream(f.decision, std::ios::binary | std::ios::trunc)
-      << d.SerializeAsString();
-  if (!std::ifstream(f.decision)) {
-    return absl::InternalError(absl::StrCat("could not write ", f.decision));
-  }
-  return absl::OkStatus();
+  return WriteSecretFile(f.decision, d.SerializeAsString());
 }
 
 // Across N tokens (docs/rollback.md "Re-anchor across N tokens"): over the
@@ -122,20 +116,23 @@ absl::StatusOr<freshness::ReanchorReport> QuorumReanchor(const Flags& f,
         "quorum\")");
   }
   BKV_RETURN_IF_ERROR(ProveSoPin(c, f.so_pin_file));
+  // etcd has no RocksDB LOCK: no vault may serve this token meanwhile.
+  BKV_ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::Acquire(c.data_dir));
   BKV_ASSIGN_OR_RETURN(QuorumSettings q, LoadQuorumSettings(c));
   BKV_ASSIGN_OR_RETURN(auto hand_overs, ReadHandOvers(f.carry));
   BKV_ASSIGN_OR_RETURN(freshness::Carry carry,
                        freshness::DecideCarry(q.members, hand_overs));
   std::optional<freshness::HeadTable> carried;
   if (carry.formed.has_base()) {
-    BKV_ASSIGN_OR_RETURN(carried,
-                         freshness::ParseHeadsString(carry.formed.base_table()));
+    BKV_ASSIGN_OR_RETURN(
+        carried, freshness::ParseHeadsString(carry.formed.base_table()));
   }
   BKV_ASSIGN_OR_RETURN(std::unique_ptr<VaultNode> node, BuildVaultStorage(c));
   DecisionHeads heads(carried);
   freshness::ReanchorOptions options = f.reanchor;
   options.shards = static_cast<uint32_t>(c.freshness_shards);
   options.genesis = !carried;  // a quorum over a store with records
+  options.cap_rolled_forward = true;
   BKV_ASSIGN_OR_RETURN(freshness::ReanchorReport report,
                        freshness::Reanchor(*node->store, heads, options));
   BKV_RETURN_IF_ERROR(WriteDecision(f, *node, q, carry, *heads.written));
@@ -145,6 +142,12 @@ absl::StatusOr<freshness::ReanchorReport> QuorumReanchor(const Flags& f,
 
 absl::StatusOr<freshness::ReanchorReport> Reanchor(const Flags& f,
                                                    const VaultConfig& c) {
+  // A single node's genesis anchors a copy the officer knows is current;
+  // every other re-anchor caps below the limit.
+  if (c.UsesQuorum() || !f.reanchor.genesis) {
+    BKV_RETURN_IF_ERROR(
+        freshness::CheckMaxAttempts(f.reanchor.max_attempts, c.attempt_limit));
+  }
   if (c.UsesQuorum()) return QuorumReanchor(f, c);
   if (!c.AnchorsRecords()) {
     return absl::FailedPreconditionError(

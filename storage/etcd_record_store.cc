@@ -662,6 +662,30 @@ absl::StatusOr<std::string> EtcdRecordStore::CreateMarker(
   return resp.responses(0).response_range().kvs(0).value();
 }
 
+absl::StatusOr<std::string> EtcdRecordStore::ReplaceMarker(
+    const std::string& suffix, const std::string& was,
+    const std::string& value) {
+  const std::string key = impl_->options.key_prefix + suffix;
+  TxnRequest txn;
+  Compare* c = txn.add_compare();
+  c->set_key(key);
+  c->set_target(Compare::VALUE);
+  c->set_result(Compare::EQUAL);
+  c->set_value(was);
+  auto* put = txn.add_success()->mutable_request_put();
+  put->set_key(key);
+  put->set_value(value);
+  AddRange(txn.mutable_failure(), key);
+  TxnResponse resp;
+  BKV_RETURN_IF_ERROR(impl_->client->Txn(txn, &resp, nullptr));
+  if (resp.succeeded()) return value;
+  if (resp.responses_size() != 1 || !resp.responses(0).has_response_range()) {
+    return absl::InternalError("etcd answered a Txn without its range");
+  }
+  const auto& r = resp.responses(0).response_range();
+  return r.kvs_size() == 1 ? r.kvs(0).value() : std::string();
+}
+
 EtcdStats EtcdRecordStore::Stats() const {
   return {impl_->client->round_trips(), impl_->compactions.load(),
           impl_->ambiguous_writes.load(), impl_->ambiguous_committed.load()};

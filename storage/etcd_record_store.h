@@ -128,6 +128,10 @@ class EtcdRecordStore final : public RecordStore {
       const std::string& suffix) const;
   absl::StatusOr<std::string> CreateMarker(const std::string& suffix,
                                            const std::string& value);
+  // Puts `value` if the marker holds `was` (one Txn); returns the marker now.
+  absl::StatusOr<std::string> ReplaceMarker(const std::string& suffix,
+                                            const std::string& was,
+                                            const std::string& value);
   // "[host:port, ...]", to name this cluster in errors.
   std::string Describe() const;
 

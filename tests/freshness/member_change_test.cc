@@ -17,7 +17,7 @@ HeadTable Table(uint64_t seq, std::vector<std::pair<uint32_t, uint32_t>> ec) {
     ShardHead h;
     h.epoch = epoch;
     h.cap = cap;
-    h.root[0] = static_cast<uint8_t>(seq);
+    h.root[0] = static_cast<uint8_t>(epoch + 1);  // kept shards keep it
     t.shards.push_back(h);
   }
   return t;
@@ -69,6 +69,20 @@ TEST(MemberChangeTest, DecisionMayOnlyReanchorWithinTheBudget) {
   EXPECT_EQ(Apply(was, Table(11, {{1, 5}, {1, 2}}), 2).code(),
             absl::StatusCode::kPermissionDenied);
   EXPECT_TRUE(Apply(was, Table(11, {{1, 5}, {1, 2}}), 5).ok());
+}
+
+// Review finding 4: a decision that leaves a shard at its epoch and cap
+// must leave its certified root too, or any signer could give a rolled-back
+// shard its old budget under the carried certificate's name.
+TEST(MemberChangeTest, KeptShardKeepsItsCertifiedRoot) {
+  const HeadTable was = Table(10, {{0, 0}, {1, 2}});
+  HeadTable laundered = Table(11, {{1, 2}, {1, 2}});
+  laundered.shards[1].root[5] ^= 1;  // shard 1 "kept", another root
+  EXPECT_EQ(Apply(was, laundered, 2).code(),
+            absl::StatusCode::kPermissionDenied);
+  HeadTable reanchored = Table(11, {{1, 2}, {2, 1}});
+  reanchored.shards[1].root[5] ^= 1;  // a re-anchor chooses it: capped
+  EXPECT_TRUE(Apply(was, reanchored, 2).ok());
 }
 
 TEST(MemberChangeTest, GenesisDecisionReanchorsEveryShard) {

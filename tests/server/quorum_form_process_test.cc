@@ -63,6 +63,7 @@ class QuorumFormTest : public QuorumProcessTest {
     for (int i = 0; i < nodes_; ++i) {
       if (i == lost) continue;
       const std::string f = node_[i].data_dir() + "/handover";
+      fs::remove(f);  // an export refuses an existing file
       std::string out;
       EXPECT_EQ(Form(i, to, "--export " + f, &out), 0) << out;
       files += (files.empty() ? "" : ",") + f;
@@ -141,6 +142,52 @@ TEST_F(QuorumFormTest, HandOverStopsTheOldListAndTheCarryNeedsAMajority) {
   out.clear();
   EXPECT_NE(Form(1, to, "--carry " + h0, &out), 0);
   EXPECT_NE(out.find("--export"), std::string::npos) << out;
+  // Review finding 10: the new, unformed token's digest is the file's.
+  const std::string old_members = members_;
+  members_ = to;
+  out.clear();
+  EXPECT_EQ(RunVault("cluster digest --dev --data-dir " + node_[2].data_dir() +
+                         Identity(2) + Flags(2),
+                     &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("not formed yet"), std::string::npos) << out;
+  members_ = old_members;
+}
+
+// Review finding 2: a hand-over while the vault serves is refused (the
+// data_dir lock), so the old chain can't move past the exported certificate;
+// review finding 11: the hand-over file is created, never an existing path
+// or symlink followed.
+TEST_F(QuorumFormTest, ExportRefusedWhileTheVaultServes) {
+  Register("eve");
+  Wrong("eve");
+  const std::string to = node_[0].data_dir() + "/members.same";
+  fs::copy_file(members_, to);
+  const std::string f = node_[1].data_dir() + "/handover";
+  std::string out;
+  EXPECT_NE(Form(1, to, "--export " + f, &out), 0);
+  EXPECT_NE(out.find("is using the data directory"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(f));
+  Wrong("eve");
+  EXPECT_EQ(Remaining("eve"), 8u);
+
+  ASSERT_NO_FATAL_FAILURE(StopAll());
+  const std::string victim = node_[1].data_dir() + "/victim";
+  std::ofstream(victim) << "keep";
+  fs::create_symlink(victim, f);
+  out.clear();
+  EXPECT_NE(Form(1, to, "--export " + f, &out), 0);
+  EXPECT_NE(out.find("exists"), std::string::npos) << out;
+  std::ifstream in(victim);
+  std::string kept;
+  in >> kept;
+  EXPECT_EQ(kept, "keep");
+  // Nothing was handed over: the node serves on, the count intact.
+  ASSERT_NO_FATAL_FAILURE(StartNodes());
+  client_ =
+      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  EXPECT_EQ(Remaining("eve"), 8u);
 }
 
 // An attacker who edits the members file (on every node) changes nothing:
@@ -228,6 +275,14 @@ TEST_F(QuorumFormTest, QuorumReanchorCapsAttemptsAndNeedsTheOfficer) {
                &out),
       0);
   EXPECT_FALSE(fs::exists(decision)) << out;
+  // Review finding 4: K = the attempt limit would give a full budget back.
+  out.clear();
+  EXPECT_NE(RunVault(base + so_pin + " --carry " + files + " --decision " +
+                         decision + " --max-attempts 10",
+                     &out),
+            0);
+  EXPECT_NE(out.find("below the attempt limit"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(decision)) << out;
   out.clear();
   ASSERT_EQ(
       RunVault(base + so_pin + " --carry " + files + " --decision " + decision,
@@ -250,6 +305,14 @@ TEST_F(QuorumFormTest, QuorumReanchorCapsAttemptsAndNeedsTheOfficer) {
       Form(1, members_, "--carry " + files + " --decision " + changed, &out),
       0);
   EXPECT_NE(out.find("not signed by a member"), std::string::npos) << out;
+  // Review finding 7: a majority subset is not enough, every survivor's.
+  out.clear();
+  const std::string two = files.substr(0, files.rfind(','));
+  EXPECT_NE(
+      Form(1, members_, "--carry " + two + " --decision " + decision, &out), 0);
+  EXPECT_NE(out.find("hand-over of node 3 (in both lists) is missing"),
+            std::string::npos)
+      << out;
 
   for (int i = 0; i < nodes_; ++i) {
     out.clear();

@@ -78,6 +78,19 @@ TEST_F(EtcdRecordStoreTest, CreateReadUpdate) {
   CheckCreateReadUpdate(*store_, *other, "alice");
 }
 
+// cform review finding 3: after a carry the quorum marker moves from the
+// old members digest to the new one, only from that old digest.
+TEST_F(EtcdRecordStoreTest, QuorumMarkerIsReplacedOnlyFromTheOldValue) {
+  ASSERT_EQ(*store_->CreateMarker("fresh/quorum", "old"), "old");
+  auto refused = store_->ReplaceMarker("fresh/quorum", "other", "new");
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(*refused, "old");
+  auto moved = store_->ReplaceMarker("fresh/quorum", "old", "new");
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_EQ(*moved, "new");
+  EXPECT_EQ(**store_->ReadMarker("fresh/quorum"), "new");
+}
+
 TEST_F(EtcdRecordStoreTest, DeleteKeepsVersionsMonotonic) {
   CheckDeleteKeepsVersionsMonotonic(*store_, "bob");
 }
