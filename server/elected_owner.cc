@@ -10,8 +10,8 @@ namespace {
 
 constexpr char kKeysHint[] =
     "this node's token holds other vault keys than the cluster's (its own "
-    "`hsm init`, not the clone): import the cloned keys (`hsm export`/`hsm import`) or "
-    "set [freshness] owner_candidate = false and restart";
+    "`hsm init`, not the clone): import the cloned keys (`hsm export`, "
+    "`hsm import`) or set [freshness] owner_candidate = false and restart";
 
 }  // namespace
 
@@ -245,19 +245,19 @@ absl::Status ElectedOwner::CheckKeyMarker(bool create) {
 // must open with this node's keys, or the marker would name wrong keys.
 absl::Status ElectedOwner::KeysOpenARecord() {
   absl::Status opened = absl::OkStatus();
-  BKV_RETURN_IF_ERROR(store_.ForEach(
-      [&](const storage::AccountKey&,
-          const absl::StatusOr<storage::v1::UserRecord>& r) {
+  BKV_RETURN_IF_ERROR(
+      store_.ForEach([&](const storage::AccountKey&,
+                         const absl::StatusOr<storage::v1::UserRecord>& r) {
         opened = r.status();
         return false;
       }));
   if (opened.ok()) return opened;
   LogSampled("error", "quorum_keys_mismatch", "quorum_keys_mismatch",
              {{"error", std::string(opened.message())}, {"hint", kKeysHint}});
-  return absl::FailedPreconditionError(absl::StrCat(
-      "this node's vault keys cannot open the cluster's records "
-      "(quorum_keys_mismatch): ",
-      kKeysHint));
+  return absl::FailedPreconditionError(
+      absl::StrCat("this node's vault keys cannot open the cluster's records "
+                   "(quorum_keys_mismatch): ",
+                   kKeysHint));
 }
 
 bool ElectedOwner::MayCampaign() {

@@ -901,7 +901,6 @@ TEST_F(QuorumEtcdProcess5Test, KilledOwnerIsReplacedAndNoCountIsLost) {
   EXPECT_EQ(Remaining("kate"), 10u);
 }
 
-
 // Lease3 review finding 1: node 3 (own vault keys) restarted as a
 // candidate by a config slip, then the owner paused past its lease. Node 3
 // reads the cluster's key check (`<prefix>fresh/keycheck`, made by node
@@ -969,9 +968,8 @@ TEST_F(QuorumEtcdProcessTest, ForgedDuplicateInEtcdSuspendsNobodyForGood) {
   tls.pem_root_certs = ReadFile(tls_.ca_crt);
   tls.pem_cert_chain = ReadFile(tls_.server_crt);
   tls.pem_private_key = ReadFile(tls_.server_key);
-  auto stub = fresh::v1::Endorser::NewStub(
-      grpc::CreateChannel("127.0.0.1:" + std::to_string(peer_[forged]),
-                          grpc::SslCredentials(tls)));
+  auto stub = fresh::v1::Endorser::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(peer_[forged]), grpc::SslCredentials(tls)));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   fresh::v1::PrepareRequest req;
