@@ -830,6 +830,11 @@ void Endorser::Suspend(const std::string& why) {
   if (suspended_.empty()) suspended_ = why;
 }
 
+void Endorser::Resume() {
+  absl::MutexLock lock(&mu_);
+  suspended_.clear();
+}
+
 absl::StatusOr<fresh::v1::EndorseResponse> Endorser::Endorse(
     const EndorseRequest& request) {
   absl::MutexLock lock(&mu_);

@@ -209,10 +209,11 @@ class Endorser {
       const std::vector<fresh::v1::RecoverResponse>& answers,
       std::vector<std::string>* refused);
   // Endorse and Prepare answer kUnavailable `why` (unsigned: no proposer
-  // reads it as a fence) for as long as this process lives: another
-  // process answers with this node's key (finding 10 of the election's
-  // review). Idempotent; the first `why` stays.
+  // reads it as a fence) until Resume: another process answers with this
+  // node's key (finding 10 of the election's review). Idempotent; the
+  // first `why` stays.
   void Suspend(const std::string& why);
+  void Resume();
   // This open consumed an officer_recovered mark (it did not recover).
   bool officer_recovered() const { return officer_recovered_; }
 

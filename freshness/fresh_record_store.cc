@@ -496,9 +496,13 @@ absl::StatusOr<uint64_t> FreshRecordStore::WriteThrough(
     }
   }
   std::optional<UserRecord> stored;
+  // The owner guard's definite refusal: nothing was written (lease3
+  // review finding 5), so nothing to settle even if the record moved on.
+  const auto guard = v.status().GetPayload(storage::kOwnerGuardPayload);
   if (v.ok()) {
     stored = AsStored(next, *v);
-  } else if (Ambiguous(v.status())) {
+  } else if (Ambiguous(v.status()) &&
+             !(guard && *guard != storage::kOwnerGuardAmbiguous)) {
     absl::StatusOr<UserRecord> found;
     const Outcome o = Settle(id, key, next, &found);
     if (o == Outcome::kOurs) stored = *std::move(found);
@@ -509,7 +513,10 @@ absl::StatusOr<uint64_t> FreshRecordStore::WriteThrough(
       Report("error", "freshness_unsettled",
              {{"account_key", storage::AccountKeyHex(key)},
               {"error", std::string(v.status().message())}});
-      return UnsettledError(key);
+      absl::Status unsettled = UnsettledError(key);
+      // The caller still learns the owner guard refused (it steps down).
+      if (guard) unsettled.SetPayload(storage::kOwnerGuardPayload, *guard);
+      return unsettled;
     }
   }
   if (!stored) {

@@ -354,9 +354,15 @@ absl::Status BuildElected(VaultNode& n) {
                    absl::FailedPreconditionError(
                        "an elected quorum owner needs one etcd cluster"));
   }
+  auto check = hsm::MakeKeyCheck(*n.keys);
+  BKV_BUILD_STEP("hsm_keys_invalid", check.status());
+  const hsm::VaultKeys* keys = &*n.keys;  // lives as long as the node
   auto elected = ElectedOwner::Start(
       *n.quorum, *etcd, n.options.store.etcd_options.key_prefix + "fresh/owner",
-      {n.options.store.shards, LogFreshness});
+      {n.options.store.shards, LogFreshness},
+      {*std::move(check), [keys](absl::string_view c) {
+         return hsm::VerifyKeyCheck(*keys, c, "this node's token");
+       }});
   ElectedOwner* e = elected.get();
   n.elected = std::move(elected);
   n.timed_store.emplace(*n.elected, n.metrics);
@@ -663,14 +669,20 @@ std::string DescribeForTesting(const ComponentOptions& o) {
 }
 
 // BKV_TEST_HOLD_GUARDED_WRITE (docs/rollback.md, finding 13): a test hook
-// that holds guarded etcd writes in flight, honoured only by a --dev vault.
+// that holds guarded etcd writes in flight, honoured only by a --dev vault
+// on its generated token and issuer (`dev` alone is no proof of a test:
+// lease3 review finding 8).
 absl::Status ApplyTestHooks(const VaultConfig& c, ComponentOptions& o) {
   const char* hold = std::getenv("BKV_TEST_HOLD_GUARDED_WRITE");
   if (hold == nullptr) return absl::OkStatus();
-  if (!c.dev) {
+  const char* pin = std::getenv("BKV_HSM_PIN");
+  const bool real = !c.hsm_pin_file.empty() || !c.issuer_keys_file.empty() ||
+                    (pin != nullptr && *pin != '\0');
+  if (!c.dev || real) {
     return absl::FailedPreconditionError(
         "BKV_TEST_HOLD_GUARDED_WRITE is a test hook that delays record "
-        "writes; it is refused without --dev: unset it");
+        "writes; it is refused without --dev, and with a configured HSM PIN "
+        "or issuer_keys_file: unset it");
   }
   o.store.etcd_options.test_hold_file = hold;
   return absl::OkStatus();

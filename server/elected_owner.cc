@@ -6,6 +6,14 @@
 #include "server/log.h"
 
 namespace bkv::server {
+namespace {
+
+constexpr char kKeysHint[] =
+    "this node's token holds other vault keys than the cluster's (its own "
+    "`hsm init`, not the clone): import the cloned keys (`hsm export`, "
+    "`hsm import`) or set [freshness] owner_candidate = false and restart";
+
+}  // namespace
 
 // The records' store of one term, writing with the guard of the lease
 // period serving it: set at the take-over and at a resume, each only after
@@ -34,10 +42,11 @@ ElectedOwner::Term::~Term() = default;
 
 std::unique_ptr<ElectedOwner> ElectedOwner::Start(
     QuorumNode& quorum, storage::EtcdRecordStore& store, std::string key,
-    freshness::FreshnessOptions fresh) {
+    freshness::FreshnessOptions fresh, KeyCheck keys) {
   std::unique_ptr<ElectedOwner> e(
       new ElectedOwner(quorum, store, std::move(fresh)));
   e->key_ = key;
+  e->keys_ = std::move(keys);
   e->worker_ = std::thread([p = e.get()] { p->Work(); });
   OwnerLease::Options o;
   o.key = std::move(key);
@@ -53,7 +62,9 @@ std::unique_ptr<ElectedOwner> ElectedOwner::Start(
          p->quorum_.endorser->Suspend(
              "another process runs with this node's id and endorsement key "
              "(quorum_duplicate_node_id); this one no longer endorses");
-       }});
+       },
+       [p = e.get()] { return p->MayCampaign(); },
+       [p = e.get()] { p->quorum_.endorser->Resume(); }});
   e->lease_->Start();
   return e;
 }
@@ -213,6 +224,57 @@ absl::Status ElectedOwner::CheckQuorumMarker() {
       "this node's etcd store is not the quorum's (quorum_store_mismatch)");
 }
 
+// Lease3 review finding 1: a member whose token holds other vault keys
+// (its own `hsm init` instead of the clone) would take over, open no
+// record and hold the lease with every shard stale. The store carries
+// `<prefix>fresh/keycheck` = hsm::MakeKeyCheck of the cluster's keys
+// (no key can be derived from it); a node whose keys don't verify it
+// neither campaigns nor sends a Prepare. etcd is not trusted here: this
+// guards against an operator's slip, and a forged marker only keeps nodes
+// from campaigning while it is there.
+absl::Status ElectedOwner::CheckKeyMarker(bool create) {
+  BKV_ASSIGN_OR_RETURN(std::optional<std::string> marker,
+                       store_.ReadMarker("fresh/keycheck"));
+  if (!marker.has_value()) {
+    if (!create) return absl::OkStatus();
+    BKV_RETURN_IF_ERROR(KeysOpenARecord());
+    BKV_ASSIGN_OR_RETURN(marker,
+                         store_.CreateMarker("fresh/keycheck", keys_.mine));
+  }
+  if (absl::Status s = keys_.verify(*marker); !s.ok()) {
+    LogSampled("error", "quorum_keys_mismatch", "quorum_keys_mismatch",
+               {{"error", std::string(s.message())}, {"hint", kKeysHint}});
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this node's vault keys are not the cluster's (quorum_keys_mismatch): ",
+        kKeysHint));
+  }
+  return absl::OkStatus();
+}
+
+// Before the marker exists (a cluster older than it): the first record
+// must open with this node's keys, or the marker would name wrong keys.
+absl::Status ElectedOwner::KeysOpenARecord() {
+  absl::Status opened = absl::OkStatus();
+  BKV_RETURN_IF_ERROR(
+      store_.ForEach([&](const storage::AccountKey&,
+                         const absl::StatusOr<storage::v1::UserRecord>& r) {
+        opened = r.status();
+        return false;
+      }));
+  if (opened.ok()) return opened;
+  LogSampled("error", "quorum_keys_mismatch", "quorum_keys_mismatch",
+             {{"error", std::string(opened.message())}, {"hint", kKeysHint}});
+  return absl::FailedPreconditionError(
+      absl::StrCat("this node's vault keys cannot open the cluster's records "
+                   "(quorum_keys_mismatch): ",
+                   kKeysHint));
+}
+
+bool ElectedOwner::MayCampaign() {
+  absl::Status s = CheckKeyMarker(false);
+  return s.ok() || !absl::IsFailedPrecondition(s);
+}
+
 void ElectedOwner::WaitForQuorum(uint64_t generation, absl::string_view error) {
   Log("warn", "freshness_quorum_waiting",
       {{"error", std::string(error)},
@@ -238,6 +300,7 @@ absl::StatusOr<std::shared_ptr<ElectedOwner::Term>> ElectedOwner::TakeOver(
   // it keeps a late record of ours from racing this term's scan.
   if (absl::Status s = DrainPrevious(generation, deadline); !s.ok()) return s;
   if (absl::Status s = CheckQuorumMarker(); !s.ok()) return s;
+  if (absl::Status s = CheckKeyMarker(true); !s.ok()) return s;
   for (int round = 0;; ++round) {
     if (Superseded(generation)) {
       return absl::CancelledError("the lease ended during the take-over");

@@ -31,11 +31,19 @@ namespace bkv::server {
 
 class ElectedOwner final : public OwnerRole {
  public:
+  // This node's vault keys, to compare with the cluster's (lease3 review
+  // finding 1): `mine` is hsm::MakeKeyCheck of the token's keys, `verify`
+  // checks a check value against them (hsm::VerifyKeyCheck).
+  struct KeyCheck {
+    std::string mine;
+    std::function<absl::Status(absl::string_view check)> verify;
+  };
   // `quorum` and `store` must outlive it; `key` is `<prefix>fresh/owner`.
   static std::unique_ptr<ElectedOwner> Start(QuorumNode& quorum,
                                              storage::EtcdRecordStore& store,
                                              std::string key,
-                                             freshness::FreshnessOptions fresh);
+                                             freshness::FreshnessOptions fresh,
+                                             KeyCheck keys);
   // Stops the take-over, steps down and revokes the lease.
   ~ElectedOwner() override;
 
@@ -104,6 +112,14 @@ class ElectedOwner final : public OwnerRole {
   // second, or less if the term ends.
   void WaitForQuorum(uint64_t generation, absl::string_view error);
   absl::Status CheckQuorumMarker();
+  // Whether this node's vault keys are the cluster's (`<prefix>fresh/
+  // keycheck`); with `create`, an absent marker is made from this node's
+  // keys once one record opens with them (or the store holds none).
+  absl::Status CheckKeyMarker(bool create);
+  // The lease's question before it campaigns: false only on a definite
+  // key mismatch (not sticky: read again before each campaign).
+  bool MayCampaign();
+  absl::Status KeysOpenARecord();
   void WatchHeads();
   storage::OwnerGuard GuardOf(const OwnerLease::Won& won) const;
   // Tells on_serving_ whether this node serves now, if that changed; the
@@ -113,6 +129,7 @@ class ElectedOwner final : public OwnerRole {
   QuorumNode& quorum_;
   storage::EtcdRecordStore& store_;
   const freshness::FreshnessOptions fresh_options_;
+  KeyCheck keys_;  // set before the lease starts
   std::string key_;
   std::unique_ptr<OwnerLease> lease_;
 

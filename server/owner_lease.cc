@@ -76,11 +76,13 @@ void OwnerLease::Hold(int64_t sent_ns, int64_t granted_s) {
 
 void OwnerLease::CheckDuplicate(const std::string& value) {
   const std::string mine = absl::StrCat(options_.node_id, "/");
+  const int64_t now = Now();
   if (!absl::StartsWith(value, mine) || value == value_) {
     duplicate_since_.reset();
+    ClearDuplicate(now);
     return;
   }
-  const int64_t now = Now();
+  clear_since_.reset();
   if (!duplicate_since_) duplicate_since_ = now;
   // A crashed previous incarnation's key lives one TTL, two across an etcd
   // leader change (which renews every lease): 3 TTLs is another process.
@@ -95,7 +97,25 @@ void OwnerLease::CheckDuplicate(const std::string& value) {
                "another process runs with this node's id (a copied data_dir "
                "or token); two processes with one endorsement key can fork "
                "the chain, so this one stopped endorsing and campaigning: "
-               "stop one of the two, then restart this one"}});
+               "stop the process you don't keep; restart this one if it is "
+               "the one you keep"}});
+}
+
+void OwnerLease::ClearDuplicate(int64_t now) {
+  if (!duplicate_seen_.load()) return;
+  if (!clear_since_) clear_since_ = now;
+  if (now - *clear_since_ <= 3 * absl::ToInt64Nanoseconds(options_.ttl)) {
+    return;
+  }
+  clear_since_.reset();
+  duplicate_seen_.store(false);
+  if (cb_.cleared) cb_.cleared();
+  Log("warn", "quorum_duplicate_node_id_cleared",
+      {{"node_id", absl::StrCat(options_.node_id)},
+       {"note",
+        "no other process has held the owner key under this node's id for "
+        "3 TTLs: this one endorses and campaigns again (the key's value is "
+        "not signed, so it alone can't switch a node off for good)"}});
 }
 
 bool OwnerLease::Pause(absl::Duration d) {
@@ -182,12 +202,13 @@ void OwnerLease::Run() {
   while (Pause(absl::ZeroDuration())) {
     absl::Duration backoff = options_.ttl / 3;
     auto holder = Holder();
-    if (holder.ok() && holder->has_value()) CheckDuplicate(**holder);
+    if (holder.ok()) CheckDuplicate(holder->value_or(""));
     const bool absent = holder.ok() && !holder->has_value();
     // A non-candidate, or a node whose id another process uses, only
     // follows.
     const bool may = options_.candidate && !duplicate_seen_.load();
-    const bool campaign = may && absent && (absent_before || eager_.load());
+    bool campaign = may && absent && (absent_before || eager_.load());
+    if (campaign && cb_.may_campaign && !cb_.may_campaign()) campaign = false;
     absent_before = absent && !campaign;
     if (campaign) {
       auto created = Campaign();

@@ -54,9 +54,16 @@ class OwnerLease {
   struct Callbacks {
     std::function<void(const Won& won)> won;
     std::function<void(const std::string& why)> lost;
-    // Once, on the lease's thread, when another process is seen holding
-    // the key under this node's id (then this node never campaigns).
+    // On the lease's thread, when another process is seen holding the key
+    // under this node's id for 3 TTLs (then this node does not campaign),
+    // and `cleared` once that evidence has been gone for 3 TTLs (the
+    // value is unsigned: an etcd writer can forge it, lease3 review
+    // finding 2, so it must not switch a node off for good).
     std::function<void()> duplicate;
+    // Asked before each campaign when set: false keeps this node from
+    // campaigning this time (its vault keys are not the cluster's).
+    std::function<bool()> may_campaign;
+    std::function<void()> cleared;
   };
 
   // `etcd` must outlive the lease. Nothing runs before Start.
@@ -103,8 +110,10 @@ class OwnerLease {
   void Hold(int64_t sent_ns, int64_t granted_s);
   int64_t Now() const { return options_.now(); }
   // Logs another process holding the key with this node's id (a copied
-  // data_dir or token) once that lasted longer than one TTL.
+  // data_dir or token) once that lasted longer than 3 TTLs; lifts it once
+  // the key showed no such holder for 3 TTLs. `value` "" = no holder.
   void CheckDuplicate(const std::string& value);
+  void ClearDuplicate(int64_t now);
   // Waits `d` or until stopped or resigned; false once stopping.
   bool Pause(absl::Duration d);
 
@@ -115,6 +124,7 @@ class OwnerLease {
   // The key's value while held: "<node id>/<nonce of this process>".
   std::string value_;
   std::optional<int64_t> duplicate_since_;  // Now() when first seen
+  std::optional<int64_t> clear_since_;      // Now() when last gone
   std::atomic<uint64_t> win_{0};
   // Now() until which the lease is held; 0 while not held.
   std::atomic<int64_t> held_until_{0};

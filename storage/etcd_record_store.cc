@@ -229,14 +229,19 @@ struct EtcdRecordStore::Impl {
     if (!s.ok() && now.owner_created.has_value() &&
         (*now.owner_created != owner.create_revision ||
          now.owner_lease != owner.lease)) {
-      return GuardRefused(key, owner, *now.owner_created, info.ambiguous);
+      // Definitely not ours (kAborted: below our version, or another
+      // writer's bytes at it) stays definite: the changed key fails every
+      // later apply of our Txn (lease3 review finding 11).
+      return GuardRefused(key, owner, *now.owner_created,
+                          info.ambiguous && !absl::IsAborted(s));
     }
     return s;
   }
 
   // The owner guard refused, and the record is not ours. After a send that
-  // may have committed (finding 5 of the election's review) the write may
-  // still have been applied before the key changed: outcome unknown.
+  // may have committed (finding 5 of the election's review) and a record
+  // that moved on past our version, the write may still have been applied
+  // before the key changed: outcome unknown.
   static absl::Status GuardRefused(const AccountKey& key,
                                    const OwnerGuard& owner, int64_t now,
                                    bool ambiguous) {

@@ -16,13 +16,6 @@ namespace bkv::storage {
 
 class EtcdClient;
 
-// The payload key on a write refused by the owner guard alone
-// (EtcdRecordStore::Guarded): this node no longer holds the quorum's owner
-// key. Its value is kOwnerGuardAmbiguous when an earlier send of the write
-// may have committed (outcome unknown), else nothing was written.
-inline constexpr char kOwnerGuardPayload[] = "bkv.storage/owner-guard";
-inline constexpr char kOwnerGuardAmbiguous[] = "ambiguous";
-
 // The quorum owner's fence for one lease period (docs/rollback.md
 // "Election"): the owner key, the revision that created it and its lease.
 struct OwnerGuard {

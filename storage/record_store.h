@@ -12,6 +12,14 @@
 
 namespace bkv::storage {
 
+// The payload key on a write refused by the owner guard alone
+// (EtcdRecordStore::Guarded): this node no longer holds the quorum's owner
+// key. Its value is kOwnerGuardAmbiguous when an earlier send of the write
+// may have committed (outcome unknown), else "1": nothing was written.
+// Here, not in the etcd store, because the freshness layer reads it too.
+inline constexpr char kOwnerGuardPayload[] = "bkv.storage/owner-guard";
+inline constexpr char kOwnerGuardAmbiguous[] = "ambiguous";
+
 // Versioned user records keyed by account id: the contract every back end
 // implements (RocksDB embedded, etcd later for several vault nodes). It knows
 // records, not passwords: the attempt policy lives in server/ and drives the

@@ -40,7 +40,7 @@ TEST(OwnerLeaseTest, TimeCountedWhileSuspendedEndsTheHoldAtOnce) {
                           [&](const std::string&) {
                             if (!lost.HasBeenNotified()) lost.Notify();
                           },
-                          nullptr});
+                          nullptr, nullptr, nullptr});
   lease->SetEager(true);
   lease->Start();
   ASSERT_TRUE(won.WaitForNotificationWithTimeout(absl::Seconds(20)));

@@ -320,6 +320,25 @@ class QuorumEtcdEndorserOnlyTest : public QuorumEtcdProcessTest {
   }
 };
 
+// Lease3 review finding 1: nodes 2 and 3 endorser-only, node 3's token
+// holding its own `hsm init` keys instead of the clone (as operations.md
+// allows for a non-candidate).
+constexpr int kOwnKeys = 2;
+class QuorumEtcdOwnKeysTest : public QuorumEtcdProcessTest {
+ protected:
+  void PrepareNodes() override {
+    ASSERT_NO_FATAL_FAILURE(QuorumEtcdProcessTest::PrepareNodes());
+    args_[1].push_back("--freshness-owner-candidate=false");
+    args_[kOwnKeys].push_back("--freshness-owner-candidate=false");
+    fs::remove_all(Softhsm(kOwnKeys));
+    ASSERT_EQ(
+        std::system((std::string(BKV_VAULT_BIN) + " hsm init --softhsm-dir " +
+                     Softhsm(kOwnKeys) + " >/dev/null")
+                        .c_str()),
+        0);
+  }
+};
+
 std::string ReadFile(const std::string& path) {
   std::stringstream text;
   text << std::ifstream(path).rdbuf();
@@ -679,10 +698,13 @@ TEST_F(QuorumEtcdHoldTest, WriteHeldPastItsOwnersReWinIsRefusedByItsGuard) {
 // links to etcd are cut and the call released, so its Txn goes into the
 // cut links (no byte reaches etcd, the node can't know); the owner key is
 // replaced meanwhile; the links healed, the resend is refused by the
-// guard. The first send might have committed for all the node knows, so
-// the answer is "outcome unknown" (ATTEMPT_UNSPECIFIED), not "not
-// counted"; no KE2; and in fact nothing was written (9 attempts left).
-TEST_F(QuorumEtcdLinkTest, GuardRefusalAfterALostSendIsOutcomeUnknown) {
+// guard. The record is still at the version the call expected, so the
+// first send never applied and never can (the changed key fails it):
+// REASON_NOT_OWNER, ATTEMPT_NOT_COUNTED, no freshness_unsettled, 9
+// attempts left (lease3 review findings 5 and 11; before, the answer was
+// ATTEMPT_UNSPECIFIED). A record that moved on past the call's version
+// stays "outcome unknown" (cluster.EtcdRecordStore's EtcdLostSendTest).
+TEST_F(QuorumEtcdLinkTest, GuardRefusalAfterALostSendIsNotCountedIfUnmoved) {
   const int owner = WaitForOwner();
   ASSERT_GE(owner, 0);
   Register("ugo");
@@ -702,16 +724,13 @@ TEST_F(QuorumEtcdLinkTest, GuardRefusalAfterALostSendIsOutcomeUnknown) {
   for (auto& link : links_[owner]) link->Heal();
   call.join();
   EXPECT_FALSE(late.got_ke2);
-  EXPECT_EQ(late.result.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+  ASSERT_TRUE(late.result.detail.has_value())
       << late.result.status.error_message();
-  const auto attempt = late.result.detail.has_value()
-                           ? late.result.detail->attempt()
-                           : ErrorDetail::ATTEMPT_UNSPECIFIED;
-  EXPECT_EQ(attempt, ErrorDetail::ATTEMPT_UNSPECIFIED)
-      << "a refusal after a lost send said \"not counted\": "
+  EXPECT_EQ(late.result.detail->reason(), ErrorDetail::REASON_NOT_OWNER)
       << late.result.status.error_message();
-  EXPECT_NE(node_[owner].log().find("may or may not have been applied"),
-            std::string::npos)
+  EXPECT_EQ(late.result.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED)
+      << late.result.status.error_message();
+  EXPECT_EQ(node_[owner].log().find("freshness_unsettled"), std::string::npos)
       << node_[owner].log();
   ASSERT_TRUE(raw.Delete(kOwnerKey).ok());
   ASSERT_GE(WaitForOwner(), 0);
@@ -782,7 +801,7 @@ TEST_F(QuorumEtcdEndorserOnlyTest, EndorserOnlyMemberNeverCampaigns) {
 // Finding 10 of the election's review: the owner's data_dir and token
 // copied and started as a second process with the same node id (a cloned
 // VM). The copy follows, sees its own id held under another process's
-// nonce for longer than one TTL: it logs quorum_duplicate_node_id, sets
+// nonce for longer than 3 TTLs: it logs quorum_duplicate_node_id, sets
 // the metric, and its endorser answers nothing any more (UNAVAILABLE,
 // unsigned), so one endorsement key answers from one place; the holder
 // serves on. Before, it only logged and went on endorsing.
@@ -846,6 +865,19 @@ TEST(QuorumEtcdHookTest, HoldHookIsRefusedWithoutDev) {
       << vault.log();
 }
 
+// Lease3 review finding 8: --dev with a configured issuer_keys_file (a
+// real issuer) refuses the hook too; before, `dev` alone let it through.
+TEST(QuorumEtcdHookTest, HoldHookIsRefusedWithARealIssuer) {
+  VaultProcess vault;
+  vault.set_env("BKV_TEST_HOLD_GUARDED_WRITE", vault.data_dir() + "/hold");
+  const std::string issuers = vault.data_dir() + "/issuers";
+  std::ofstream(issuers) << "k1 " << std::string(64, 'a') << "\n";
+  EXPECT_FALSE(vault.Start({"--issuer-keys-file", issuers}));
+  EXPECT_NE(vault.log().find("BKV_TEST_HOLD_GUARDED_WRITE is a test hook"),
+            std::string::npos)
+      << vault.log();
+}
+
 // Issue 12: the owner SIGKILLed. Five members, so a take-over has 3 of
 // the other 4 without it; another member is elected after about one TTL,
 // and every acknowledged count survives (the guesses that got a KE2).
@@ -867,6 +899,87 @@ TEST_F(QuorumEtcdProcess5Test, KilledOwnerIsReplacedAndNoCountIsLost) {
   auto got = sdk->Recover("kate", SecretBytes::Copy(std::string(kPassword)));
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(Remaining("kate"), 10u);
+}
+
+// Lease3 review finding 1: node 3 (own vault keys) restarted as a
+// candidate by a config slip, then the owner paused past its lease. Node 3
+// reads the cluster's key check (`<prefix>fresh/keycheck`, made by node
+// 1's take-over), logs quorum_keys_mismatch and never campaigns, so no
+// shard goes stale; node 1 resumed owns again and the account still
+// counts. Before, node 3 won, took over with node 2's answer and marked
+// every shard with records stale.
+TEST_F(QuorumEtcdOwnKeysTest, MemberWithOwnKeysNeverOwns) {
+  const int owner = WaitForOwner();
+  ASSERT_EQ(owner, 0);
+  Register("kira");
+  ASSERT_TRUE(Guess("kira").got_ke2);
+  ASSERT_EQ(node_[kOwnKeys].Stop(), 0);
+  args_[kOwnKeys].pop_back();  // the slip: owner_candidate back to true
+  ASSERT_NO_FATAL_FAILURE(StartNode(kOwnKeys));
+  ASSERT_EQ(kill(node_[owner].pid(), SIGSTOP), 0);
+  paused_[owner] = true;
+  auto logged = [&](const char* event) {
+    return node_[kOwnKeys].log().find(event) != std::string::npos;
+  };
+  EXPECT_TRUE(Eventually([&] {
+    return logged("quorum_keys_mismatch") || logged("quorum_owner_lease_won");
+  }));
+  EXPECT_TRUE(logged("quorum_keys_mismatch")) << node_[kOwnKeys].log();
+  EXPECT_FALSE(logged("quorum_owner_lease_won")) << "node 3 won the lease";
+  EXPECT_EQ(OwnerKeyValue(), "");
+  ASSERT_EQ(kill(node_[owner].pid(), SIGCONT), 0);
+  paused_[owner] = false;
+  ASSERT_EQ(WaitForOwner(), owner);
+  for (int i = 0; i < nodes_; ++i) {
+    EXPECT_EQ(node_[i].log().find("freshness_shard_stale"), std::string::npos)
+        << "node " << i + 1;
+  }
+  EXPECT_EQ(Remaining("kira"), 9u);
+}
+
+// Lease3 review finding 2: the owner key's value is not signed, so an etcd
+// writer can put "<node 2's id>/forged" there. Node 2 suspends itself
+// after 3 TTLs (as for a real second process), and lifts it 3 TTLs after
+// the forged value is gone: metric 0, its endorser judges a Prepare again,
+// an owner serves. Before, the suspension lasted until a restart.
+TEST_F(QuorumEtcdProcessTest, ForgedDuplicateInEtcdSuspendsNobodyForGood) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  Register("fay");
+  const int forged = (owner + 1) % nodes_;
+  RawEtcd raw(*etcd_, 0);
+  ASSERT_TRUE(raw.Delete(kOwnerKey).ok());
+  ASSERT_TRUE(raw.Put(kOwnerKey, std::to_string(forged + 1) + "/forged").ok());
+  ASSERT_TRUE(Eventually([&] {
+    return node_[forged].log().find("quorum_duplicate_node_id") !=
+           std::string::npos;
+  })) << node_[forged].log();
+  ASSERT_TRUE(raw.Delete(kOwnerKey).ok());
+  ASSERT_TRUE(Eventually([&] {
+    return node_[forged].log().find("quorum_duplicate_node_id_cleared") !=
+           std::string::npos;
+  })) << node_[forged].log();
+  EXPECT_EQ(Gauge(HttpGet(metrics_[forged], "/metrics"),
+                  "bkv_freshness_quorum_duplicate_node_id"),
+            0);
+  // It judges a Prepare again (an empty one is refused on its merits, not
+  // with "another process runs with this node's id").
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ReadFile(tls_.ca_crt);
+  tls.pem_cert_chain = ReadFile(tls_.server_crt);
+  tls.pem_private_key = ReadFile(tls_.server_key);
+  auto stub = fresh::v1::Endorser::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(peer_[forged]), grpc::SslCredentials(tls)));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  fresh::v1::PrepareRequest req;
+  fresh::v1::PrepareResponse resp;
+  const grpc::Status st = stub->Prepare(&ctx, req, &resp);
+  EXPECT_EQ(st.error_message().find("another process runs with this node's id"),
+            std::string::npos)
+      << st.error_message();
+  EXPECT_GE(WaitForOwner(), 0);
+  EXPECT_EQ(Remaining("fay"), 10u);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <latch>
 #include <thread>
 
@@ -351,55 +352,87 @@ TEST_F(EtcdRecordStoreTest, OwnerGuardComparesTheLease) {
 // Finding 5 of the election's review, its path exercised (finding 13): a
 // guarded write whose first send is lost (the link to etcd cut while it is
 // in flight: no byte reaches etcd, but the client can't know) and whose
-// resend finds the owner key changed meanwhile. Its bytes are not in the
-// store, yet the first send might have committed for all the node knows:
-// outcome unknown (kOwnerGuardAmbiguous, "may or may not have been
-// applied"; the vault's ATTEMPT_UNSPECIFIED), never "nothing was written".
-// The write is held by the test hook until the link is cut (its read of
-// the account comes from the store's cache of its own last write, so its
-// first round trip is the Txn).
-TEST_F(EtcdRecordStoreTest, OwnerGuardRefusalAfterALostSendIsOutcomeUnknown) {
-  RawEtcd raw(*cluster_, 0);
-  const std::string endpoint = cluster_->Endpoints()[0];
-  auto proxy = testing::LinkProxy::Start(
-      std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
-  ASSERT_TRUE(proxy.ok()) << proxy.status();
-  auto o = PlainOptions(*cluster_, prefix_);
-  o.endpoints = {(*proxy)->address()};
-  o.call_timeout = absl::Milliseconds(300);
-  o.op_timeout = absl::Seconds(20);
-  o.test_hold_file =
-      absl::StrCat(::testing::TempDir(), "/bkv-hold-", ::getpid());
-  auto store = EtcdRecordStore::Open(o, TestSealer());
-  ASSERT_TRUE(store.ok()) << store.status();
-  const std::string owner = prefix_ + "fresh/owner";
-  ASSERT_TRUE(raw.Put(owner, "1/a").ok());
-  auto view = (*store)->Guarded({owner, raw.CreateRevision(owner), 0});
-  auto v1 = view->CompareAndSwap("kay", 0, SampleRecord(1));
-  ASSERT_TRUE(v1.ok()) << v1.status();
+// resend finds the owner key changed meanwhile; `meanwhile` runs while the
+// link is cut. The write is held by the test hook until the link is cut
+// (its read of the account comes from the store's cache of its own last
+// write, so its first round trip is the Txn). Returns the write's answer.
+class EtcdLostSendTest : public EtcdRecordStoreTest {
+ protected:
+  absl::StatusOr<uint64_t> LostSendThenKeyChanged(
+      const std::function<void(uint64_t v1)>& meanwhile) {
+    RawEtcd raw(*cluster_, 0);
+    const std::string endpoint = cluster_->Endpoints()[0];
+    auto proxy = testing::LinkProxy::Start(
+        std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
+    EXPECT_TRUE(proxy.ok()) << proxy.status();
+    if (!proxy.ok()) return proxy.status();
+    auto o = PlainOptions(*cluster_, prefix_);
+    o.endpoints = {(*proxy)->address()};
+    o.call_timeout = absl::Milliseconds(300);
+    o.op_timeout = absl::Seconds(20);
+    o.test_hold_file =
+        absl::StrCat(::testing::TempDir(), "/bkv-hold-", ::getpid());
+    auto store = EtcdRecordStore::Open(o, TestSealer());
+    EXPECT_TRUE(store.ok()) << store.status();
+    if (!store.ok()) return store.status();
+    const std::string owner = prefix_ + "fresh/owner";
+    EXPECT_TRUE(raw.Put(owner, "1/a").ok());
+    auto view = (*store)->Guarded({owner, raw.CreateRevision(owner), 0});
+    auto v1 = view->CompareAndSwap("kay", 0, SampleRecord(1));
+    EXPECT_TRUE(v1.ok()) << v1.status();
+    if (!v1.ok()) return v1.status();
+    std::ofstream(o.test_hold_file) << "hold";
+    absl::StatusOr<uint64_t> late = absl::UnknownError("not run");
+    std::thread call(
+        [&] { late = view->CompareAndSwap("kay", *v1, SampleRecord(2)); });
+    bool held = false;
+    for (int i = 0; i < 200 && !held; ++i) {
+      held = std::filesystem::exists(o.test_hold_file + ".held");
+      if (!held) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_TRUE(held);
+    const uint64_t before = (*store)->Stats().round_trips;
+    (*proxy)->Sever();
+    std::filesystem::remove(o.test_hold_file);
+    // Bounded: its first send went into the cut link.
+    for (int i = 0; i < 200 && (*store)->Stats().round_trips == before; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_GT((*store)->Stats().round_trips, before);
+    EXPECT_TRUE(raw.Delete(owner).ok());
+    EXPECT_TRUE(raw.Put(owner, "2/b").ok());  // another member's key
+    meanwhile(*v1);
+    (*proxy)->Heal();
+    call.join();
+    return late;
+  }
+};
 
-  std::ofstream(o.test_hold_file) << "hold";
-  absl::StatusOr<uint64_t> late = absl::UnknownError("not run");
-  std::thread call(
-      [&] { late = view->CompareAndSwap("kay", *v1, SampleRecord(2)); });
-  bool held = false;
-  for (int i = 0; i < 200 && !held; ++i) {
-    held = std::filesystem::exists(o.test_hold_file + ".held");
-    if (!held) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(held);
-  const uint64_t before = (*store)->Stats().round_trips;
-  (*proxy)->Sever();
-  std::filesystem::remove(o.test_hold_file);
-  // Bounded: its first send went into the cut link.
-  for (int i = 0; i < 200 && (*store)->Stats().round_trips == before; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_GT((*store)->Stats().round_trips, before);
-  ASSERT_TRUE(raw.Delete(owner).ok());
-  ASSERT_TRUE(raw.Put(owner, "2/b").ok());  // another member's key
-  (*proxy)->Heal();
-  call.join();
+// The record still at the version the write expected: the first send had
+// not applied, and never can (the changed key fails every later apply), so
+// "nothing was written" (payload "1", the vault's ATTEMPT_NOT_COUNTED;
+// lease3 review finding 11). Before, "may or may not have been applied".
+TEST_F(EtcdLostSendTest, OwnerGuardRefusalAfterALostSendIsDefiniteIfUnmoved) {
+  absl::StatusOr<uint64_t> late = LostSendThenKeyChanged([](uint64_t) {});
+  ASSERT_FALSE(late.ok()) << "written under a changed owner key";
+  EXPECT_EQ(late.status().GetPayload(kOwnerGuardPayload).value_or(absl::Cord()),
+            absl::Cord("1"))
+      << late.status();
+  EXPECT_NE(late.status().message().find("nothing was written"),
+            std::string_view::npos)
+      << late.status();
+  EXPECT_EQ(store_->Get("kay")->version(), 1u);
+}
+
+// Another writer moved the record past our version meanwhile: ours may
+// have applied and been overwritten, so outcome unknown
+// (kOwnerGuardAmbiguous, "may or may not have been applied").
+TEST_F(EtcdLostSendTest, OwnerGuardRefusalAfterALostSendIsUnknownIfMoved) {
+  absl::StatusOr<uint64_t> late = LostSendThenKeyChanged([&](uint64_t v1) {
+    auto v2 = store_->CompareAndSwap("kay", v1, SampleRecord(3));
+    ASSERT_TRUE(v2.ok()) << v2.status();
+    ASSERT_TRUE(store_->CompareAndSwap("kay", *v2, SampleRecord(4)).ok());
+  });
   ASSERT_FALSE(late.ok()) << "written under a changed owner key";
   EXPECT_TRUE(absl::IsUnavailable(late.status())) << late.status();
   EXPECT_EQ(late.status().GetPayload(kOwnerGuardPayload).value_or(absl::Cord()),
@@ -408,7 +441,6 @@ TEST_F(EtcdRecordStoreTest, OwnerGuardRefusalAfterALostSendIsOutcomeUnknown) {
   EXPECT_NE(late.status().message().find("may or may not have been applied"),
             std::string_view::npos)
       << late.status();
-  EXPECT_EQ(store_->Get("kay")->version(), *v1);
 }
 
 // The lease calls of the owner election, each under a deadline: a grant
