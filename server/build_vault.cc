@@ -580,7 +580,7 @@ ComponentOptions ComponentOptionsFor(const VaultConfig& c) {
               c.freshness_peer_listen,    c.freshness_endorse_timeout_ms,
               c.freshness_owner,          c.freshness_owner_lease_ttl_s,
               c.freshness_peer_cert_file, c.freshness_peer_key_file,
-              c.freshness_peer_ca_file};
+              c.freshness_peer_ca_file,   c.freshness_owner_candidate};
   o.audit_log = c.AuditLogPath();
   o.key_check = c.KeyCheckPath();
   o.issuer_keys_file = c.issuer_keys_file;
@@ -654,7 +654,8 @@ std::string DescribeForTesting(const ComponentOptions& o) {
       ",", o.quorum.peer_listen, ",", o.quorum.endorse_timeout_ms, ",",
       o.quorum.owner, ",", o.quorum.owner_lease_ttl_s, ",",
       o.quorum.peer_cert_file, ",", o.quorum.peer_key_file, ",",
-      o.quorum.peer_ca_file, "\naudit_log=", o.audit_log,
+      o.quorum.peer_ca_file, ",", o.quorum.owner_candidate,
+      "\naudit_log=", o.audit_log,
       "\nkey_check=", o.key_check, "\nissuer_keys_file=", o.issuer_keys_file,
       "\ndev_issuer=", o.dev_issuer_key, ",", o.dev_issuer_keys,
       "\ntoken_policy=", o.audience, ",", o.issuer,

@@ -71,6 +71,7 @@ struct ComponentOptions {
     bool owner = false;
     int64_t owner_lease_ttl_s = 0;  // etcd: the owner is elected
     std::string peer_cert_file, peer_key_file, peer_ca_file;
+    bool owner_candidate = true;  // false: never campaigns (elected owner)
   } quorum;
   std::string issuer_keys_file;  // empty: the development issuer
   std::string dev_issuer_key, dev_issuer_keys;

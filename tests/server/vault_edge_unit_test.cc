@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/build_vault.h"
 #include "server/config.h"
@@ -123,6 +124,11 @@ TEST(ConfigEdgeTest, EveryKeyReachesItsComponentRegression) {
        {"127.0.0.1:7001", "--freshness-members-file", "/m",
         "--freshness-node-id", "1"}},
       {"freshness-endorse-timeout-ms", {"500"}},
+      // A flag that defaults to true is set with "=false".
+      {"freshness-owner-candidate",
+       {"=false", "--storage", "etcd", "--etcd-endpoints", "127.0.0.1:2379",
+        "--etcd-insecure", "--freshness-members-file", "/m",
+        "--freshness-node-id", "1"}},
       {"freshness-owner-lease-ttl-s",
        {"9", "--freshness-members-file", "/m", "--freshness-node-id", "1"}},
       // A realm's id needs its own audience (docs/threshold.md).
@@ -147,7 +153,11 @@ TEST(ConfigEdgeTest, EveryKeyReachesItsComponentRegression) {
     auto sample = samples.find(flag);
     ASSERT_NE(sample, samples.end()) << "no sample value for --" << flag;
     std::vector<std::string> args = {"--" + flag};
-    args.insert(args.end(), sample->second.begin(), sample->second.end());
+    auto rest = sample->second.begin();
+    if (rest != sample->second.end() && absl::StartsWith(*rest, "=")) {
+      args[0] += *rest++;
+    }
+    args.insert(args.end(), rest, sample->second.end());
     auto c = LoadConfig(args);
     ASSERT_TRUE(c.ok()) << flag << ": " << c.status();
     EXPECT_NE(DescribeForTesting(ComponentOptionsFor(*c)), base)
