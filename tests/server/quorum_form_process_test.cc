@@ -185,8 +185,7 @@ TEST_F(QuorumFormTest, ExportRefusedWhileTheVaultServes) {
   EXPECT_EQ(kept, "keep");
   // Nothing was handed over: the node serves on, the count intact.
   ASSERT_NO_FATAL_FAILURE(StartNodes());
-  client_ =
-      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  Reconnect();
   EXPECT_EQ(Remaining("eve"), 8u);
 }
 
@@ -235,8 +234,7 @@ TEST_F(QuorumFormTest, EditedMembersFileAloneChangesNothing) {
   EXPECT_EQ(out.find("formed:"), std::string::npos) << out;
   // The formed list still serves, the count intact.
   ASSERT_NO_FATAL_FAILURE(StartNodes());
-  client_ =
-      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  Reconnect();
   EXPECT_EQ(Remaining("cy"), 9u);
 }
 
@@ -247,13 +245,8 @@ TEST_F(QuorumFormTest, EditedMembersFileAloneChangesNothing) {
 // wrong SO PIN, and a decision changed on the way is refused.
 TEST_F(QuorumFormTest, QuorumReanchorCapsAttemptsAndNeedsTheOfficer) {
   Register("dan");
-  ASSERT_EQ(node_[0].Stop(), 0);
   const std::string copy = node_[0].data_dir() + "/records.copy";
-  Copy(Records(), copy);
-  ASSERT_NO_FATAL_FAILURE(StartNode(0));
-  client_ =
-      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Guess("dan").got_ke2);
+  ASSERT_NO_FATAL_FAILURE(LockOutAfterCopy("dan", copy));
   EXPECT_FALSE(Guess("dan", kPassword).got_ke2);
   ASSERT_NO_FATAL_FAILURE(StopAll());
   Copy(copy, Records());
@@ -322,8 +315,7 @@ TEST_F(QuorumFormTest, QuorumReanchorCapsAttemptsAndNeedsTheOfficer) {
         << out;
   }
   ASSERT_NO_FATAL_FAILURE(StartNodes());
-  client_ =
-      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  Reconnect();
   EXPECT_EQ(Remaining("dan"), 2u);
   Wrong("dan");
   Wrong("dan");

@@ -243,6 +243,20 @@ class QuorumProcessTest : public ::testing::Test {
     }
     return false;
   }
+  // A client to node 1 again, after it restarted.
+  void Reconnect() {
+    client_ =
+        std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  }
+  // Copies node 1's records to `copy` (node 1 stopped for it), then spends
+  // all ten guesses of `account`: the copy is from before the lockout.
+  void LockOutAfterCopy(const std::string& account, const std::string& copy) {
+    ASSERT_EQ(node_[0].Stop(), 0);
+    Copy(Records(), copy);
+    ASSERT_NO_FATAL_FAILURE(StartNode(0));
+    Reconnect();
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(Guess(account).got_ke2);
+  }
   std::string Softhsm(int i) const { return node_[i].data_dir() + "/softhsm"; }
   std::string Records() const { return node_[0].data_dir() + "/records"; }
   static void Copy(const std::string& from, const std::string& to) {
