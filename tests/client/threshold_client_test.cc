@@ -213,11 +213,9 @@ class ThresholdClientTest : public ::testing::Test {
   void StartRealms(int n, std::vector<std::string> args = {}) {
     for (int i = 0; i < n; ++i) {
       Realm r;
-      r.id = "realm-" + std::string(1, static_cast<char>('a' + i));
+      r.id = TestRealmId(i);
       r.process = std::make_unique<VaultProcess>();
-      std::vector<std::string> a = {"--realm-id", r.id, "--audience", r.id};
-      a.insert(a.end(), args.begin(), args.end());
-      ASSERT_TRUE(r.process->Start(a)) << r.process->log();
+      ASSERT_TRUE(r.process->Start(RealmArgs(r.id, args))) << r.process->log();
       r.relay = std::make_unique<Relay>(r.process->address());
       realms_.push_back(std::move(r));
     }
