@@ -286,7 +286,23 @@ class ThresholdClientTest : public ::testing::Test {
             "--account",       kAccount,
             "--password-stdin"};
   }
+  // state_dir_/cli for a `bkv` run: src/chat.db (`bytes` of `fill`), an
+  // empty store/, and CliFlags (kept for With).
+  std::filesystem::path CliDir(size_t bytes, char fill) {
+    const std::filesystem::path dir = state_dir_ / "cli";
+    std::filesystem::create_directories(dir / "src");
+    std::filesystem::create_directories(dir / "store");
+    std::ofstream(dir / "src" / "chat.db") << std::string(bytes, fill);
+    cli_flags_ = CliFlags(dir);
+    return dir;
+  }
+  // `head` (a bkv command and its arguments), then CliDir's flags.
+  std::vector<std::string> With(std::vector<std::string> head) const {
+    head.insert(head.end(), cli_flags_.begin(), cli_flags_.end());
+    return head;
+  }
 
+  std::vector<std::string> cli_flags_;
   std::function<void(client::ThresholdOptions&)> tweak_;
   uint32_t limit_ = 10;  // the advertised L in Client()'s set
   std::vector<Realm> realms_;
@@ -512,40 +528,21 @@ TEST_F(ThresholdClientTest, DroppedCommitCannotReviveTheOldVersion) {
 TEST_F(ThresholdClientTest, CliBackupAndRestoreWithRealms) {
   StartRealms(3);
   namespace fs = std::filesystem;
-  const fs::path dir = state_dir_ / "cli";
-  fs::create_directories(dir / "src");
-  fs::create_directories(dir / "store");
-  fs::create_directories(dir / "tokens");
-  std::ofstream(dir / "src" / "chat.db") << std::string(100'000, 'c');
-  std::ofstream(dir / "realms") << SetFile(2);
-  for (const auto& r : realms_) {
-    std::ofstream(dir / "tokens" / r.id)
-        << r.process->Token(kAccount, 600, r.id);
-  }
-  ::setenv("BKV_STATE_DIR", (dir / "state").c_str(), 1);
-  const std::vector<std::string> flags = {
-      "--realms",        (dir / "realms").string(),
-      "--token-dir",     (dir / "tokens").string(),
-      "--account",       kAccount,
-      "--password-stdin"};
-  auto with = [&](std::vector<std::string> head) {
-    head.insert(head.end(), flags.begin(), flags.end());
-    return head;
-  };
+  const fs::path dir = CliDir(100'000, 'c');
   const std::string store = "file://" + (dir / "store").string();
-  CliRun b = Bkv(with({"backup", (dir / "src").string(), "--to", store}),
+  CliRun b = Bkv(With({"backup", (dir / "src").string(), "--to", store}),
                  "correct horse battery staple\n", dir);
   ASSERT_EQ(b.exit_code, 0) << b.err;
   EXPECT_NE(b.err.find("registered a new backup key at 3 realms"),
             std::string::npos)
       << b.err;
   CliRun wrong =
-      Bkv(with({"restore", "--from", store, "--to", (dir / "wrong").string()}),
+      Bkv(With({"restore", "--from", store, "--to", (dir / "wrong").string()}),
           "battery staple horse\n", dir);
   EXPECT_EQ(wrong.exit_code, 3) << wrong.err;
   realms_[0].relay->mode = Mode::kDown;
   CliRun r = Bkv(
-      with({"restore", "--from", store, "--to", (dir / "restored").string()}),
+      With({"restore", "--from", store, "--to", (dir / "restored").string()}),
       "correct horse battery staple\n", dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::ifstream restored(dir / "restored" / "chat.db");
@@ -560,33 +557,25 @@ TEST_F(ThresholdClientTest, CliBackupAndRestoreWithRealms) {
 TEST_F(ThresholdClientTest, CliRollsForwardAnInterruptedRegistration) {
   StartRealms(3);
   namespace fs = std::filesystem;
-  const fs::path dir = state_dir_ / "cli";
-  fs::create_directories(dir / "src");
-  std::ofstream(dir / "src" / "chat.db") << std::string(1000, 'c');
-  const std::vector<std::string> flags = CliFlags(dir);
-  auto with = [&](std::vector<std::string> head) {
-    head.insert(head.end(), flags.begin(), flags.end());
-    return head;
-  };
+  const fs::path dir = CliDir(1000, 'c');
   const std::string store = "file://" + (dir / "store").string();
-  fs::create_directories(dir / "store");
   const std::string pw = "correct horse battery staple\n";
   realms_[1].relay->mode = Mode::kDropCommit;
   realms_[2].relay->mode = Mode::kDropCommit;
   CliRun first =
-      Bkv(with({"backup", (dir / "src").string(), "--to", store}), pw, dir);
+      Bkv(With({"backup", (dir / "src").string(), "--to", store}), pw, dir);
   EXPECT_NE(first.exit_code, 0) << first.err;
   realms_[1].relay->mode = Mode::kPass;
   realms_[2].relay->mode = Mode::kPass;
   CliRun second =
-      Bkv(with({"backup", (dir / "src").string(), "--to", store}), pw, dir);
+      Bkv(With({"backup", (dir / "src").string(), "--to", store}), pw, dir);
   EXPECT_EQ(second.exit_code, 0) << second.err;
   for (size_t i = 0; i < 3; ++i) {
     EXPECT_EQ(Status(i).status(), v1::RECORD_STATUS_ACTIVE) << i;
     EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
   }
   // Finding 5: rekey --realms is refused before anything is recovered.
-  CliRun rekey = Bkv(with({"rekey", "--from", store, "--to",
+  CliRun rekey = Bkv(With({"rekey", "--from", store, "--to",
                            "file://" + (dir / "store2").string()}),
                      pw, dir);
   EXPECT_EQ(rekey.exit_code, 2) << rekey.err;
@@ -599,23 +588,15 @@ TEST_F(ThresholdClientTest, CliRollsForwardAnInterruptedRegistration) {
 TEST_F(ThresholdClientTest, CliSlotSurvivesAMovedRealm) {
   StartRealms(3);
   namespace fs = std::filesystem;
-  const fs::path dir = state_dir_ / "cli";
-  fs::create_directories(dir / "src");
-  fs::create_directories(dir / "store");
-  std::ofstream(dir / "src" / "chat.db") << std::string(1000, 'm');
-  const std::vector<std::string> flags = CliFlags(dir);
-  auto with = [&](std::vector<std::string> head) {
-    head.insert(head.end(), flags.begin(), flags.end());
-    return head;
-  };
+  const fs::path dir = CliDir(1000, 'm');
   const std::string store = "file://" + (dir / "store").string();
   const std::string pw = "correct horse battery staple\n";
   CliRun b =
-      Bkv(with({"backup", (dir / "src").string(), "--to", store}), pw, dir);
+      Bkv(With({"backup", (dir / "src").string(), "--to", store}), pw, dir);
   ASSERT_EQ(b.exit_code, 0) << b.err;
   std::ofstream(dir / "realms", std::ios::trunc) << SetFile(2, 10, true);
   CliRun r = Bkv(
-      with({"restore", "--from", store, "--to", (dir / "restored").string()}),
+      With({"restore", "--from", store, "--to", (dir / "restored").string()}),
       pw, dir);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   ::unsetenv("BKV_STATE_DIR");
