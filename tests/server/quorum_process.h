@@ -110,18 +110,9 @@ class QuorumProcessTest : public ::testing::Test {
     for (int i = 0; i < nodes_; ++i) {
       peer_[i] = FreePort();
       metrics_[i] = FreePort();
-      std::string out;
-      ASSERT_EQ(RunVault("cluster keygen --dev --data-dir " +
-                             node_[i].data_dir() + Identity(i) + Flags(i),
-                         &out),
-                0)
-          << out;
-      const size_t at = out.find("members line:");
-      ASSERT_NE(at, std::string::npos) << out;
-      std::istringstream line(out.substr(at + 13));
-      std::string id, key, peer;
-      line >> id >> key >> peer;
-      members += id + " " + key + " " + peer + "\n";
+      std::string line;
+      ASSERT_NO_FATAL_FAILURE(Keygen(i, &line));
+      members += line + "\n";
     }
     members_ = node_[0].data_dir() + "/members";
     std::ofstream(members_) << "# the quorum of this test\n" << members;
@@ -132,6 +123,23 @@ class QuorumProcessTest : public ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(StartNodes());
     client_ =
         std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  }
+
+  // `cluster keygen` on node i's token; *line is its members-file line
+  // ("id key peer").
+  void Keygen(int i, std::string* line) {
+    std::string out;
+    ASSERT_EQ(RunVault("cluster keygen --dev --data-dir " +
+                           node_[i].data_dir() + Identity(i) + Flags(i),
+                       &out),
+              0)
+        << out;
+    const size_t at = out.find("members line:");
+    ASSERT_NE(at, std::string::npos) << out;
+    std::istringstream fields(out.substr(at + 13));
+    std::string id, key, peer;
+    fields >> id >> key >> peer;
+    *line = id + " " + key + " " + peer;
   }
 
   // The endorsers first, then the owner.
