@@ -94,9 +94,7 @@ clone_keys() {
 }
 
 up() {
-  [[ -x $vault_bin ]] || BKV_TARGETS=bkv-vault scripts/build.sh release
-  mkdir -p "$dir"
-  chmod 700 "$dir"
+  prepare_state "$vault_bin" "$dir"
   for i in "${nodes[@]}"; do etcd_up "$i"; done
   wait_etcd
   # The key ceremony once, on node 1's token; the others get clones.

@@ -74,9 +74,7 @@ write_set() {
 }
 
 up() {
-  [[ -x $vault_bin ]] || BKV_TARGETS=bkv-vault scripts/build.sh release
-  mkdir -p "$dir"
-  chmod 700 "$dir"
+  prepare_state "$vault_bin" "$dir"
   for i in "${!realms[@]}"; do realm_up "$i"; done
   write_set
   echo

@@ -59,6 +59,14 @@ stop_process() {  # pid, alive command...
   if "$@"; then kill -KILL "$pid"; fi
 }
 
+# Before `up` of a development script: bkv-vault built if `vault_bin` is
+# missing, the state directory there and private.
+prepare_state() {  # vault_bin, state dir
+  [[ -x $1 ]] || BKV_TARGETS=bkv-vault scripts/build.sh release
+  mkdir -p "$2"
+  chmod 700 "$2"
+}
+
 # Runs the up|down|status|clean command of a development script that
 # defines up, down and status; clean is down, then removing `dir`.
 run_command() {  # script name, state dir, command
