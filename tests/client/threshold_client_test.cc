@@ -296,6 +296,12 @@ class ThresholdClientTest : public ::testing::Test {
     cli_flags_ = CliFlags(dir);
     return dir;
   }
+  // The counters of realms 0 to 2 are all at `n`.
+  void ExpectRemainingAtEvery(uint32_t n, const char* why = "") {
+    for (size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ(Status(i).attempts_remaining(), n) << why << " (" << i << ")";
+    }
+  }
   // `head` (a bkv command and its arguments), then CliDir's flags.
   std::vector<std::string> With(std::vector<std::string> head) const {
     head.insert(head.end(), cli_flags_.begin(), cli_flags_.end());
@@ -372,7 +378,7 @@ TEST_F(ThresholdClientTest, TamperedProofIsTheRealmsFault) {
   ASSERT_EQ(got->faults.size(), 1u);
   EXPECT_EQ(got->faults[0].realm_id, "realm-a");
   // Every realm's login was closed with a KE3: all counters are back at G.
-  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(Status(i).attempts_remaining(), 5u);
+  ExpectRemainingAtEvery(5);
 }
 
 // Two tampered answers leave fewer than t: a realm fault naming both, never
@@ -389,7 +395,7 @@ TEST_F(ThresholdClientTest, TooManyTamperedAnswersAreARealmFault) {
   EXPECT_NE(got.status().message().find("realm-a"), std::string::npos);
   EXPECT_NE(got.status().message().find("realm-c"), std::string::npos);
   EXPECT_EQ(got.status().message().find("realm-b"), std::string::npos);
-  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(Status(i).attempts_remaining(), 4u);
+  ExpectRemainingAtEvery(4);
 }
 
 // A garbage status answer (one descriptor byte flipped) is found in the
@@ -431,7 +437,7 @@ TEST_F(ThresholdClientTest, WrongPasswordSpendsOneAttemptPerRealm) {
   const VaultError e = VaultError::From(wrong.status());
   EXPECT_EQ(e.kind, VaultErrorKind::kInvalidPassword) << wrong.status();
   EXPECT_EQ(e.attempts_remaining, 4u);
-  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(Status(i).attempts_remaining(), 4u);
+  ExpectRemainingAtEvery(4);
   auto plan = c->Plan(kAccount);
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan->min_remaining, 4u);
@@ -489,9 +495,7 @@ TEST_F(ThresholdClientTest, VersionSplit) {
   ASSERT_FALSE(split.ok());
   EXPECT_EQ(KindOf(split.status()), VaultErrorKind::kRealmsDisagree)
       << split.status();
-  for (size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing counted";
-  }
+  ExpectRemainingAtEvery(5, "nothing counted");
 }
 
 // A dropped commit must not bring back the replaced registration on a
@@ -637,9 +641,7 @@ TEST_F(ThresholdClientTest, ConfigMismatchIsFoundBeforeCounting) {
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(KindOf(got.status()), VaultErrorKind::kConfig) << got.status();
   EXPECT_NE(got.status().message().find("realm-a"), std::string::npos);
-  for (size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing counted";
-  }
+  ExpectRemainingAtEvery(5, "nothing counted");
   tweak_ = [](client::ThresholdOptions& o) {
     o.vault.server_identity = "other";
   };
@@ -715,9 +717,7 @@ TEST_F(ThresholdClientTest, ChangedRealmSetFileIsAConfigError) {
   auto got = Client(2)->Recover(kAccount, password_);
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(KindOf(got.status()), VaultErrorKind::kConfig) << got.status();
-  for (size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing counted";
-  }
+  ExpectRemainingAtEvery(5, "nothing counted");
 }
 
 // Finding 6: a KE3 lost on its way to realm-c is re-sent (repeating it
