@@ -244,13 +244,7 @@ ThresholdClient::~ThresholdClient() = default;
 absl::StatusOr<std::unique_ptr<ThresholdClient>> ThresholdClient::Create(
     threshold::RealmSet realms, ThresholdOptions options) {
   const VaultOptions& v = options.vault;
-  if (v.ksf.iterations < v.min_ksf.iterations ||
-      v.ksf.memory_kib < v.min_ksf.memory_kib ||
-      v.ksf.parallelism < v.min_ksf.parallelism) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Argon2id parameters (t=", v.ksf.iterations, ", m=", v.ksf.memory_kib,
-        " KiB, p=", v.ksf.parallelism, ") are below the configured minimum"));
-  }
+  BKV_RETURN_IF_ERROR(CheckKsfFloor(v));
   for (const auto& r : realms.realms()) {
     if (!v.tls && !v.insecure_plaintext && !IsLoopbackAddress(r.endpoint)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -259,14 +253,7 @@ absl::StatusOr<std::unique_ptr<ThresholdClient>> ThresholdClient::Create(
     }
   }
   BKV_ASSIGN_OR_RETURN(Argon2idKsf ksf, Argon2idKsf::Create(v.ksf));
-  std::shared_ptr<grpc::ChannelCredentials> creds;
-  if (v.tls) {
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = v.tls_root_certs;
-    creds = grpc::SslCredentials(ssl);
-  } else {
-    creds = grpc::InsecureChannelCredentials();
-  }
+  const auto creds = VaultChannelCredentials(v);
   auto impl = std::make_unique<Impl>(std::move(realms), std::move(options),
                                      std::move(ksf));
   for (const auto& r : impl->set.realms()) {

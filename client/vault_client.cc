@@ -49,6 +49,22 @@ absl::StatusOr<opaque::Element> ParseServerPublicKey(const std::string& hex) {
   return ristretto255::DeserializeElement(*bytes, "vault public key");
 }
 
+absl::Status CheckKsfFloor(const VaultOptions& options) {
+  if (!WeakerThan(options.ksf, options.min_ksf)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "Argon2id parameters (t=", options.ksf.iterations,
+      ", m=", options.ksf.memory_kib, " KiB, p=", options.ksf.parallelism,
+      ") are below the configured minimum"));
+}
+
+std::shared_ptr<grpc::ChannelCredentials> VaultChannelCredentials(
+    const VaultOptions& options) {
+  if (!options.tls) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = options.tls_root_certs;
+  return grpc::SslCredentials(ssl);
+}
+
 bool FailoverSafe(std::string_view rpc) {
   return rpc == "GetVaultInfo" || rpc == "GetStatus" ||
          rpc == "RegisterStart" || rpc == "RegisterFinish" ||
@@ -296,12 +312,7 @@ VaultClient::~VaultClient() = default;
 
 absl::StatusOr<std::unique_ptr<VaultClient>> VaultClient::Create(
     VaultOptions options) {
-  if (WeakerThan(options.ksf, options.min_ksf)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Argon2id parameters (t=", options.ksf.iterations,
-        ", m=", options.ksf.memory_kib, " KiB, p=", options.ksf.parallelism,
-        ") are below the configured minimum"));
-  }
+  BKV_RETURN_IF_ERROR(CheckKsfFloor(options));
   std::vector<std::string> addresses = {options.address};
   addresses.insert(addresses.end(), options.failover_addresses.begin(),
                    options.failover_addresses.end());
@@ -316,14 +327,7 @@ absl::StatusOr<std::unique_ptr<VaultClient>> VaultClient::Create(
     }
   }
   BKV_ASSIGN_OR_RETURN(Argon2idKsf ksf, Argon2idKsf::Create(options.ksf));
-  std::shared_ptr<grpc::ChannelCredentials> creds;
-  if (options.tls) {
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = options.tls_root_certs;
-    creds = grpc::SslCredentials(ssl);
-  } else {
-    creds = grpc::InsecureChannelCredentials();
-  }
+  const auto creds = VaultChannelCredentials(options);
   std::vector<std::unique_ptr<vault::v1::Vault::Stub>> stubs;
   for (const std::string& address : addresses) {
     stubs.push_back(

@@ -16,6 +16,10 @@
 #include "crypto/opaque.h"
 #include "crypto/secret_bytes.h"
 
+namespace grpc {
+class ChannelCredentials;
+}  // namespace grpc
+
 namespace bkv::vault::v1 {
 class RegisterCommitRequest;
 }  // namespace bkv::vault::v1
@@ -165,6 +169,15 @@ bool IsLoopbackAddress(std::string_view address);
 
 // Parses a pinned public key given as 64 hex digits.
 absl::StatusOr<opaque::Element> ParseServerPublicKey(const std::string& hex);
+
+// InvalidArgument when options.ksf is below options.min_ksf in any
+// parameter: a client never derives keys weaker than its floor.
+absl::Status CheckKsfFloor(const VaultOptions& options);
+
+// The channel credentials `options` ask for: TLS with the given roots, or
+// plaintext (the caller has checked plaintext is allowed for each address).
+std::shared_ptr<grpc::ChannelCredentials> VaultChannelCredentials(
+    const VaultOptions& options);
 
 }  // namespace bkv::client
 

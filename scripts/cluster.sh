@@ -14,6 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+# shellcheck source=scripts/lib/common.sh
+source scripts/lib/common.sh
 dir=$root/var/cluster
 vault_bin=$root/build/release/server/bkv-vault
 etcd_bin=${BKV_ETCD:-/usr/bin/etcd}
@@ -22,18 +24,6 @@ endpoints=127.0.0.1:23791,127.0.0.1:23792,127.0.0.1:23793
 initial=m1=http://127.0.0.1:23801,m2=http://127.0.0.1:23802,m3=http://127.0.0.1:23803
 
 running() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
-
-# Waits (at most 30 s) for `what` to log the "serving" line in `log`.
-wait_serving() {
-  local log=$1 pidfile=$2
-  for _ in $(seq 1 300); do
-    grep -q '"event":"serving"' "$log" 2>/dev/null && return 0
-    running "$pidfile" || { echo "cluster.sh: exited; see $log" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "cluster.sh: not serving after 30 s; see $log" >&2
-  return 1
-}
 
 etcd_up() {
   local i=$1
@@ -80,7 +70,7 @@ vault_up() {
   : >"$log"
   "$vault_bin" "${args[@]}" >"$log" 2>&1 </dev/null &
   echo $! >"$pidfile"
-  wait_serving "$log" "$pidfile"
+  wait_logged_serving cluster.sh "$log" running "$pidfile"
   echo "vault node $i: pid $(cat "$pidfile"), 127.0.0.1:5006$i"
 }
 
@@ -104,9 +94,7 @@ clone_keys() {
 }
 
 up() {
-  [[ -x $vault_bin ]] || BKV_TARGETS=bkv-vault scripts/build.sh release
-  mkdir -p "$dir"
-  chmod 700 "$dir"
+  prepare_state "$vault_bin" "$dir"
   for i in "${nodes[@]}"; do etcd_up "$i"; done
   wait_etcd
   # The key ceremony once, on node 1's token; the others get clones.
@@ -125,9 +113,7 @@ down() {
   for name in vault3 vault2 vault1 etcd3 etcd2 etcd1; do
     local pidfile=$dir/$name.pid
     if running "$pidfile"; then
-      kill -TERM "$(cat "$pidfile")"
-      for _ in $(seq 1 150); do running "$pidfile" || break; sleep 0.1; done
-      running "$pidfile" && kill -KILL "$(cat "$pidfile")"
+      stop_process "$(cat "$pidfile")" running "$pidfile"
       echo "$name stopped"
     fi
     rm -f "$pidfile"
@@ -156,10 +142,4 @@ status() {
   return $rc
 }
 
-case "${1:-}" in
-  up) up ;;
-  down) down ;;
-  status) status ;;
-  clean) down; rm -rf "$dir"; echo "removed $dir" ;;
-  *) echo "usage: scripts/cluster.sh up|down|status|clean" >&2; exit 2 ;;
-esac
+run_command scripts/cluster.sh "$dir" "${1:-}"

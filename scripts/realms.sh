@@ -16,6 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+# shellcheck source=scripts/lib/common.sh
+source scripts/lib/common.sh
 dir=${BKV_REALMS_DIR:-$root/var/realms}
 base_port=${BKV_REALMS_BASE_PORT:-50071}
 vault_bin=${BKV_VAULT_BIN:-$root/build/release/server/bkv-vault}
@@ -37,18 +39,6 @@ serving_field() {
   grep -m1 '"event":"serving"' "$1" | grep -o "\"$2\":\"[^\"]*\"" | cut -d'"' -f4
 }
 
-# Waits (at most 30 s) for the realm to log "serving".
-wait_serving() {
-  local log=$1 pidfile=$2 data=$3
-  for _ in $(seq 1 300); do
-    grep -q '"event":"serving"' "$log" 2>/dev/null && return 0
-    running "$pidfile" "$data" || { echo "realms.sh: exited; see $log" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "realms.sh: not serving after 30 s; see $log" >&2
-  return 1
-}
-
 realm_up() {
   local i=$1 id=${realms[$1]}
   local data=$dir/$id pidfile=$dir/$id.pid log=$dir/$id.log port=0
@@ -62,7 +52,7 @@ realm_up() {
     --metrics-listen "" --realm-id "$id" --audience "$id" \
     >"$log" 2>&1 </dev/null &
   echo $! >"$pidfile"
-  wait_serving "$log" "$pidfile" "$data"
+  wait_logged_serving realms.sh "$log" running "$pidfile" "$data"
   echo "$id: pid $(cat "$pidfile"), 127.0.0.1:$(serving_field "$log" port)"
 }
 
@@ -84,9 +74,7 @@ write_set() {
 }
 
 up() {
-  [[ -x $vault_bin ]] || BKV_TARGETS=bkv-vault scripts/build.sh release
-  mkdir -p "$dir"
-  chmod 700 "$dir"
+  prepare_state "$vault_bin" "$dir"
   for i in "${!realms[@]}"; do realm_up "$i"; done
   write_set
   echo
@@ -103,11 +91,7 @@ down() {
   for id in "${realms[@]}"; do
     local pidfile=$dir/$id.pid
     if running "$pidfile" "$dir/$id"; then
-      local pid
-      pid=$(cat "$pidfile")
-      kill -TERM "$pid"
-      for _ in $(seq 1 150); do running "$pidfile" "$dir/$id" || break; sleep 0.1; done
-      running "$pidfile" "$dir/$id" && kill -KILL "$pid"
+      stop_process "$(cat "$pidfile")" running "$pidfile" "$dir/$id"
       echo "$id stopped"
     fi
     rm -f "$pidfile"
@@ -134,10 +118,4 @@ status() {
   return $rc
 }
 
-case "${1:-}" in
-  up) up ;;
-  down) down ;;
-  status) status ;;
-  clean) down; rm -rf "$dir"; echo "removed $dir" ;;
-  *) echo "usage: scripts/realms.sh up|down|status|clean" >&2; exit 2 ;;
-esac
+run_command scripts/realms.sh "$dir" "${1:-}"

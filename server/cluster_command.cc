@@ -235,9 +235,7 @@ void RegisterForm(VaultCli& cli, CLI::App& cluster) {
       ->required();
   cmd->add_option("--node-id", form->node_id, "this node's id in --members")
       ->required();
-  cli.Value(cmd, "--so-pin-file", form->so_pin_file, "FILE",
-            "the token's security-officer PIN (mode 0600)")
-      ->required();
+  cli.SoPinFile(cmd, form->so_pin_file);
   cli.Value(cmd, "--export", form->export_to, "OUT",
             "hand this survivor's state over to --members");
   cli.Value(cmd, "--carry", form->carry_from, "FILES",
@@ -305,9 +303,7 @@ void RegisterClusterCommands(VaultCli& cli) {
                     "accept fewer answers than the round needs (audited)");
     }
     if (name == "reset-state" || name == "recover") {
-      cli.Value(cmd, "--so-pin-file", *so_pin_file, "FILE",
-                "the token's security-officer PIN (mode 0600)")
-          ->required();
+      cli.SoPinFile(cmd, *so_pin_file);
     }
   }
   RegisterForm(cli, *cluster);

@@ -222,9 +222,7 @@ void RegisterRollbackCommands(VaultCli& cli) {
       "token's security-officer PIN. The vault's settings are serve's "
       "(--config and its flags). docs/rollback.md says when.",
       [f](Io io) { return RunReanchor(*f, io.out, io.err); });
-  cli.Value(reanchor, "--so-pin-file", f->so_pin_file, "FILE",
-            "the token's security-officer PIN (mode 0600)")
-      ->required();
+  cli.SoPinFile(reanchor, f->so_pin_file);
   reanchor
       ->add_option("--max-attempts", f->reanchor.max_attempts,
                    "K: the attempts each re-anchored record keeps at most "

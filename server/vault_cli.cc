@@ -60,6 +60,12 @@ CLI::Option* VaultCli::Value(CLI::App* cmd, const char* flag,
       cmd->add_option(flag, value, help)->type_name(type));
 }
 
+CLI::Option* VaultCli::SoPinFile(CLI::App* cmd, std::string& file) {
+  return Value(cmd, "--so-pin-file", file, "FILE",
+               "the token's security-officer PIN (mode 0600)")
+      ->required();
+}
+
 CLI::Option* VaultCli::Switch(CLI::App* cmd, const char* flag, bool& value,
                               const char* help) {
   return cmd->add_flag(flag, value, help);

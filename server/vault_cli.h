@@ -57,6 +57,8 @@ class VaultCli {
   // --flag TYPE into `value`; the last one given wins.
   CLI::Option* Value(CLI::App* cmd, const char* flag, std::string& value,
                      const char* type, const char* help);
+  // --so-pin-file FILE, required: the token's security-officer PIN.
+  CLI::Option* SoPinFile(CLI::App* cmd, std::string& file);
   // --flag without a value.
   CLI::Option* Switch(CLI::App* cmd, const char* flag, bool& value,
                       const char* help);

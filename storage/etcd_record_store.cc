@@ -58,6 +58,29 @@ void AddRange(google::protobuf::RepeatedPtrField<RequestOp>* ops,
   ops->Add()->mutable_request_range()->set_key(key);
 }
 
+// Puts `value` at `key` if `guard` (a compare on `key`) holds, in one Txn;
+// returns the value there now: `value`, or the one the failed guard read
+// (nullopt: the key is absent).
+absl::StatusOr<std::optional<std::string>> GuardedPut(
+    EtcdClient& client, const std::string& key, const Compare& guard,
+    const std::string& value) {
+  TxnRequest txn;
+  *txn.add_compare() = guard;
+  auto* put = txn.add_success()->mutable_request_put();
+  put->set_key(key);
+  put->set_value(value);
+  AddRange(txn.mutable_failure(), key);
+  TxnResponse resp;
+  BKV_RETURN_IF_ERROR(client.Txn(txn, &resp, nullptr));
+  if (resp.succeeded()) return value;
+  if (resp.responses_size() != 1 || !resp.responses(0).has_response_range()) {
+    return absl::InternalError("etcd answered a Txn without its range");
+  }
+  const auto& r = resp.responses(0).response_range();
+  if (r.kvs_size() != 1) return std::nullopt;
+  return r.kvs(0).value();
+}
+
 void AddCompare(TxnRequest* txn, const std::string& key, int64_t mod) {
   Compare* c = txn->add_compare();
   c->set_key(key);
@@ -647,48 +670,28 @@ absl::StatusOr<std::string> EtcdRecordStore::CreateMarker(
     const std::string& suffix, const std::string& value) {
   // Create-if-absent: the guard can hold only once, so a resend is safe.
   const std::string key = impl_->options.key_prefix + suffix;
-  TxnRequest txn;
-  Compare* c = txn.add_compare();
-  c->set_key(key);
-  c->set_target(Compare::CREATE);
-  c->set_result(Compare::EQUAL);
-  c->set_create_revision(0);
-  auto* put = txn.add_success()->mutable_request_put();
-  put->set_key(key);
-  put->set_value(value);
-  AddRange(txn.mutable_failure(), key);
-  TxnResponse resp;
-  BKV_RETURN_IF_ERROR(impl_->client->Txn(txn, &resp, nullptr));
-  if (resp.succeeded()) return value;
-  if (resp.responses_size() != 1 || !resp.responses(0).has_response_range() ||
-      resp.responses(0).response_range().kvs_size() != 1) {
-    return absl::InternalError("etcd answered a Txn without its range");
-  }
-  return resp.responses(0).response_range().kvs(0).value();
+  Compare c;
+  c.set_key(key);
+  c.set_target(Compare::CREATE);
+  c.set_result(Compare::EQUAL);
+  c.set_create_revision(0);
+  BKV_ASSIGN_OR_RETURN(auto now, GuardedPut(*impl_->client, key, c, value));
+  // The guard failed, so the key is there: its range must show it.
+  if (!now) return absl::InternalError("etcd answered a Txn without its range");
+  return *std::move(now);
 }
 
 absl::StatusOr<std::string> EtcdRecordStore::ReplaceMarker(
     const std::string& suffix, const std::string& was,
     const std::string& value) {
   const std::string key = impl_->options.key_prefix + suffix;
-  TxnRequest txn;
-  Compare* c = txn.add_compare();
-  c->set_key(key);
-  c->set_target(Compare::VALUE);
-  c->set_result(Compare::EQUAL);
-  c->set_value(was);
-  auto* put = txn.add_success()->mutable_request_put();
-  put->set_key(key);
-  put->set_value(value);
-  AddRange(txn.mutable_failure(), key);
-  TxnResponse resp;
-  BKV_RETURN_IF_ERROR(impl_->client->Txn(txn, &resp, nullptr));
-  if (resp.succeeded()) return value;
-  if (resp.responses_size() != 1 || !resp.responses(0).has_response_range()) {
-    return absl::InternalError("etcd answered a Txn without its range");
-  }
-  const auto& r = resp.responses(0).response_range();
-  return r.kvs_size() == 1 ? r.kvs(0).value() : std::string();
+  Compare c;
+  c.set_key(key);
+  c.set_target(Compare::VALUE);
+  c.set_result(Compare::EQUAL);
+  c.set_value(was);
+  BKV_ASSIGN_OR_RETURN(auto now, GuardedPut(*impl_->client, key, c, value));
+  return now.value_or(std::string());
 }
 
 EtcdStats EtcdRecordStore::Stats() const {

@@ -213,11 +213,9 @@ class ThresholdClientTest : public ::testing::Test {
   void StartRealms(int n, std::vector<std::string> args = {}) {
     for (int i = 0; i < n; ++i) {
       Realm r;
-      r.id = "realm-" + std::string(1, static_cast<char>('a' + i));
+      r.id = TestRealmId(i);
       r.process = std::make_unique<VaultProcess>();
-      std::vector<std::string> a = {"--realm-id", r.id, "--audience", r.id};
-      a.insert(a.end(), args.begin(), args.end());
-      ASSERT_TRUE(r.process->Start(a)) << r.process->log();
+      ASSERT_TRUE(r.process->Start(RealmArgs(r.id, args))) << r.process->log();
       r.relay = std::make_unique<Relay>(r.process->address());
       realms_.push_back(std::move(r));
     }
@@ -288,7 +286,29 @@ class ThresholdClientTest : public ::testing::Test {
             "--account",       kAccount,
             "--password-stdin"};
   }
+  // state_dir_/cli for a `bkv` run: src/chat.db (`bytes` of `fill`), an
+  // empty store/, and CliFlags (kept for With).
+  std::filesystem::path CliDir(size_t bytes, char fill) {
+    const std::filesystem::path dir = state_dir_ / "cli";
+    std::filesystem::create_directories(dir / "src");
+    std::filesystem::create_directories(dir / "store");
+    std::ofstream(dir / "src" / "chat.db") << std::string(bytes, fill);
+    cli_flags_ = CliFlags(dir);
+    return dir;
+  }
+  // The counters of realms 0 to 2 are all at `n`.
+  void ExpectRemainingAtEvery(uint32_t n, const char* why = "") {
+    for (size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ(Status(i).attempts_remaining(), n) << why << " (" << i << ")";
+    }
+  }
+  // `head` (a bkv command and its arguments), then CliDir's flags.
+  std::vector<std::string> With(std::vector<std::string> head) const {
+    head.insert(head.end(), cli_flags_.begin(), cli_flags_.end());
+    return head;
+  }
 
+  std::vector<std::string> cli_flags_;
   std::function<void(client::ThresholdOptions&)> tweak_;
   uint32_t limit_ = 10;  // the advertised L in Client()'s set
   std::vector<Realm> realms_;
@@ -358,7 +378,7 @@ TEST_F(ThresholdClientTest, TamperedProofIsTheRealmsFault) {
   ASSERT_EQ(got->faults.size(), 1u);
   EXPECT_EQ(got->faults[0].realm_id, "realm-a");
   // Every realm's login was closed with a KE3: all counters are back at G.
-  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(Status(i).attempts_remaining(), 5u);
+  ExpectRemainingAtEvery(5);
 }
 
 // Two tampered answers leave fewer than t: a realm fault naming both, never
@@ -375,7 +395,7 @@ TEST_F(ThresholdClientTest, TooManyTamperedAnswersAreARealmFault) {
   EXPECT_NE(got.status().message().find("realm-a"), std::string::npos);
   EXPECT_NE(got.status().message().find("realm-c"), std::string::npos);
   EXPECT_EQ(got.status().message().find("realm-b"), std::string::npos);
-  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(Status(i).attempts_remaining(), 4u);
+  ExpectRemainingAtEvery(4);
 }
 
 // A garbage status answer (one descriptor byte flipped) is found in the
@@ -417,7 +437,7 @@ TEST_F(ThresholdClientTest, WrongPasswordSpendsOneAttemptPerRealm) {
   const VaultError e = VaultError::From(wrong.status());
   EXPECT_EQ(e.kind, VaultErrorKind::kInvalidPassword) << wrong.status();
   EXPECT_EQ(e.attempts_remaining, 4u);
-  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(Status(i).attempts_remaining(), 4u);
+  ExpectRemainingAtEvery(4);
   auto plan = c->Plan(kAccount);
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan->min_remaining, 4u);
@@ -475,9 +495,7 @@ TEST_F(ThresholdClientTest, VersionSplit) {
   ASSERT_FALSE(split.ok());
   EXPECT_EQ(KindOf(split.status()), VaultErrorKind::kRealmsDisagree)
       << split.status();
-  for (size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing counted";
-  }
+  ExpectRemainingAtEvery(5, "nothing counted");
 }
 
 // A dropped commit must not bring back the replaced registration on a
@@ -514,40 +532,21 @@ TEST_F(ThresholdClientTest, DroppedCommitCannotReviveTheOldVersion) {
 TEST_F(ThresholdClientTest, CliBackupAndRestoreWithRealms) {
   StartRealms(3);
   namespace fs = std::filesystem;
-  const fs::path dir = state_dir_ / "cli";
-  fs::create_directories(dir / "src");
-  fs::create_directories(dir / "store");
-  fs::create_directories(dir / "tokens");
-  std::ofstream(dir / "src" / "chat.db") << std::string(100'000, 'c');
-  std::ofstream(dir / "realms") << SetFile(2);
-  for (const auto& r : realms_) {
-    std::ofstream(dir / "tokens" / r.id)
-        << r.process->Token(kAccount, 600, r.id);
-  }
-  ::setenv("BKV_STATE_DIR", (dir / "state").c_str(), 1);
-  const std::vector<std::string> flags = {
-      "--realms",        (dir / "realms").string(),
-      "--token-dir",     (dir / "tokens").string(),
-      "--account",       kAccount,
-      "--password-stdin"};
-  auto with = [&](std::vector<std::string> head) {
-    head.insert(head.end(), flags.begin(), flags.end());
-    return head;
-  };
+  const fs::path dir = CliDir(100'000, 'c');
   const std::string store = "file://" + (dir / "store").string();
-  CliRun b = Bkv(with({"backup", (dir / "src").string(), "--to", store}),
+  CliRun b = Bkv(With({"backup", (dir / "src").string(), "--to", store}),
                  "correct horse battery staple\n", dir);
   ASSERT_EQ(b.exit_code, 0) << b.err;
   EXPECT_NE(b.err.find("registered a new backup key at 3 realms"),
             std::string::npos)
       << b.err;
   CliRun wrong =
-      Bkv(with({"restore", "--from", store, "--to", (dir / "wrong").string()}),
+      Bkv(With({"restore", "--from", store, "--to", (dir / "wrong").string()}),
           "battery staple horse\n", dir);
   EXPECT_EQ(wrong.exit_code, 3) << wrong.err;
   realms_[0].relay->mode = Mode::kDown;
   CliRun r = Bkv(
-      with({"restore", "--from", store, "--to", (dir / "restored").string()}),
+      With({"restore", "--from", store, "--to", (dir / "restored").string()}),
       "correct horse battery staple\n", dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::ifstream restored(dir / "restored" / "chat.db");
@@ -562,33 +561,25 @@ TEST_F(ThresholdClientTest, CliBackupAndRestoreWithRealms) {
 TEST_F(ThresholdClientTest, CliRollsForwardAnInterruptedRegistration) {
   StartRealms(3);
   namespace fs = std::filesystem;
-  const fs::path dir = state_dir_ / "cli";
-  fs::create_directories(dir / "src");
-  std::ofstream(dir / "src" / "chat.db") << std::string(1000, 'c');
-  const std::vector<std::string> flags = CliFlags(dir);
-  auto with = [&](std::vector<std::string> head) {
-    head.insert(head.end(), flags.begin(), flags.end());
-    return head;
-  };
+  const fs::path dir = CliDir(1000, 'c');
   const std::string store = "file://" + (dir / "store").string();
-  fs::create_directories(dir / "store");
   const std::string pw = "correct horse battery staple\n";
   realms_[1].relay->mode = Mode::kDropCommit;
   realms_[2].relay->mode = Mode::kDropCommit;
   CliRun first =
-      Bkv(with({"backup", (dir / "src").string(), "--to", store}), pw, dir);
+      Bkv(With({"backup", (dir / "src").string(), "--to", store}), pw, dir);
   EXPECT_NE(first.exit_code, 0) << first.err;
   realms_[1].relay->mode = Mode::kPass;
   realms_[2].relay->mode = Mode::kPass;
   CliRun second =
-      Bkv(with({"backup", (dir / "src").string(), "--to", store}), pw, dir);
+      Bkv(With({"backup", (dir / "src").string(), "--to", store}), pw, dir);
   EXPECT_EQ(second.exit_code, 0) << second.err;
   for (size_t i = 0; i < 3; ++i) {
     EXPECT_EQ(Status(i).status(), v1::RECORD_STATUS_ACTIVE) << i;
     EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
   }
   // Finding 5: rekey --realms is refused before anything is recovered.
-  CliRun rekey = Bkv(with({"rekey", "--from", store, "--to",
+  CliRun rekey = Bkv(With({"rekey", "--from", store, "--to",
                            "file://" + (dir / "store2").string()}),
                      pw, dir);
   EXPECT_EQ(rekey.exit_code, 2) << rekey.err;
@@ -601,23 +592,15 @@ TEST_F(ThresholdClientTest, CliRollsForwardAnInterruptedRegistration) {
 TEST_F(ThresholdClientTest, CliSlotSurvivesAMovedRealm) {
   StartRealms(3);
   namespace fs = std::filesystem;
-  const fs::path dir = state_dir_ / "cli";
-  fs::create_directories(dir / "src");
-  fs::create_directories(dir / "store");
-  std::ofstream(dir / "src" / "chat.db") << std::string(1000, 'm');
-  const std::vector<std::string> flags = CliFlags(dir);
-  auto with = [&](std::vector<std::string> head) {
-    head.insert(head.end(), flags.begin(), flags.end());
-    return head;
-  };
+  const fs::path dir = CliDir(1000, 'm');
   const std::string store = "file://" + (dir / "store").string();
   const std::string pw = "correct horse battery staple\n";
   CliRun b =
-      Bkv(with({"backup", (dir / "src").string(), "--to", store}), pw, dir);
+      Bkv(With({"backup", (dir / "src").string(), "--to", store}), pw, dir);
   ASSERT_EQ(b.exit_code, 0) << b.err;
   std::ofstream(dir / "realms", std::ios::trunc) << SetFile(2, 10, true);
   CliRun r = Bkv(
-      with({"restore", "--from", store, "--to", (dir / "restored").string()}),
+      With({"restore", "--from", store, "--to", (dir / "restored").string()}),
       pw, dir);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   ::unsetenv("BKV_STATE_DIR");
@@ -658,9 +641,7 @@ TEST_F(ThresholdClientTest, ConfigMismatchIsFoundBeforeCounting) {
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(KindOf(got.status()), VaultErrorKind::kConfig) << got.status();
   EXPECT_NE(got.status().message().find("realm-a"), std::string::npos);
-  for (size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing counted";
-  }
+  ExpectRemainingAtEvery(5, "nothing counted");
   tweak_ = [](client::ThresholdOptions& o) {
     o.vault.server_identity = "other";
   };
@@ -736,9 +717,7 @@ TEST_F(ThresholdClientTest, ChangedRealmSetFileIsAConfigError) {
   auto got = Client(2)->Recover(kAccount, password_);
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(KindOf(got.status()), VaultErrorKind::kConfig) << got.status();
-  for (size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing counted";
-  }
+  ExpectRemainingAtEvery(5, "nothing counted");
 }
 
 // Finding 6: a KE3 lost on its way to realm-c is re-sent (repeating it

@@ -136,6 +136,20 @@ class QuorumTest : public ::testing::Test {
     owners_.push_back(*std::move(f));
     return owners_.back().get();
   }
+  // Node 1 owns and writes `account`'s first record (its version in *v),
+  // then node 2 takes over in term 2.
+  void WriteThenTakeOver(const std::string& account,
+                         FreshRecordStore** old_owner,
+                         FreshRecordStore** new_owner, uint64_t* v) {
+    *old_owner = Own(0);
+    ASSERT_NE(*old_owner, nullptr);
+    auto w = (*old_owner)
+                 ->CompareAndSwap(account, RecordStore::kNoRecord, Active(0));
+    ASSERT_TRUE(w.ok()) << w.status();
+    *v = *w;
+    *new_owner = Own(1);
+    ASSERT_NE(*new_owner, nullptr);
+  }
   static UserRecord Active(uint32_t used) {
     UserRecord r = storage::testing::SampleRecord(used);
     r.set_state(storage::v1::RECORD_STATE_ACTIVE);
@@ -363,16 +377,13 @@ TEST_F(QuorumTest, MajorityLostFailsWritesAndServiceResumes) {
 // Issue test 5, fencing: a new owner's promise fences the old one; its
 // write is refused, and the record it left in the store is counted once.
 TEST_F(QuorumTest, OldOwnerIsFencedAndItsWriteIsCountedOnce) {
-  FreshRecordStore* old_owner = Own(0);
-  ASSERT_NE(old_owner, nullptr);
-  auto v = old_owner->CompareAndSwap("cal", RecordStore::kNoRecord, Active(0));
-  ASSERT_TRUE(v.ok()) << v.status();
-  FreshRecordStore* new_owner = Own(1);  // take-over in term 2
-  ASSERT_NE(new_owner, nullptr);
+  FreshRecordStore *old_owner, *new_owner;
+  uint64_t v;
+  ASSERT_NO_FATAL_FAILURE(WriteThenTakeOver("cal", &old_owner, &new_owner, &v));
   EXPECT_GT(heads_[1]->Term(), heads_[0]->Term());
   EXPECT_EQ(new_owner->Get("cal")->attempts_used(), 0u);
 
-  auto stale = old_owner->CompareAndSwap("cal", *v, Active(1));
+  auto stale = old_owner->CompareAndSwap("cal", v, Active(1));
   EXPECT_FALSE(stale.ok()) << "a fenced owner's write was acknowledged";
   EXPECT_EQ(inner_->Get("cal")->attempts_used(), 1u) << "it reached the store";
   auto next =
@@ -392,12 +403,9 @@ TEST_F(QuorumTest, OldOwnerIsFencedAndItsWriteIsCountedOnce) {
 // That proves a later owner, not a rollback: "not the owner", not counted,
 // fenced from then on, and no stale-record alarm.
 TEST_F(QuorumTest, RecordOfALaterTermMeansNotTheOwnerNotRolledBack) {
-  FreshRecordStore* old_owner = Own(0);
-  ASSERT_NE(old_owner, nullptr);
-  auto v = old_owner->CompareAndSwap("eve", RecordStore::kNoRecord, Active(0));
-  ASSERT_TRUE(v.ok()) << v.status();
-  FreshRecordStore* new_owner = Own(1);  // take-over in term 2
-  ASSERT_NE(new_owner, nullptr);
+  FreshRecordStore *old_owner, *new_owner;
+  uint64_t v;
+  ASSERT_NO_FATAL_FAILURE(WriteThenTakeOver("eve", &old_owner, &new_owner, &v));
   auto r = new_owner->Get("eve");
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_TRUE(new_owner->CompareAndSwap("eve", r->version(), Active(1)).ok());

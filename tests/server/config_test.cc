@@ -19,6 +19,19 @@ std::string WriteTemp(const std::string& text) {
   return path;
 }
 
+// The flags of node 1 of a quorum over etcd, its store named by `flag`.
+std::vector<std::string> QuorumOverEtcd(std::string flag, std::string value) {
+  return {"--freshness-members-file",
+          "/m",
+          "--freshness-node-id",
+          "1",
+          "--storage",
+          "etcd",
+          "--etcd-insecure",
+          std::move(flag),
+          std::move(value)};
+}
+
 TEST(ConfigTest, EmbeddedDefaults) {
   auto c = LoadConfig({});
   ASSERT_TRUE(c.ok()) << c.status();
@@ -217,20 +230,8 @@ TEST(ConfigTest, QuorumMembersFileIsCheckedAtStart) {
 // are several clusters (the lease key and the guard live in one) and a
 // TTL out of range.
 TEST(ConfigTest, QuorumOverEtcdElectsItsOwner) {
-  // Node 1 of a quorum over etcd, its store named by `flag`.
-  auto quorum_over = [](std::string flag, std::string value) {
-    return std::vector<std::string>{"--freshness-members-file",
-                                    "/m",
-                                    "--freshness-node-id",
-                                    "1",
-                                    "--storage",
-                                    "etcd",
-                                    "--etcd-insecure",
-                                    std::move(flag),
-                                    std::move(value)};
-  };
   const std::vector<std::string> etcd =
-      quorum_over("--etcd-endpoints", "127.0.0.1:2379");
+      QuorumOverEtcd("--etcd-endpoints", "127.0.0.1:2379");
   auto with = [&](std::vector<std::string> extra) {
     std::vector<std::string> args = etcd;
     args.insert(args.end(), extra.begin(), extra.end());
@@ -247,7 +248,7 @@ TEST(ConfigTest, QuorumOverEtcdElectsItsOwner) {
             std::string::npos);
   EXPECT_EQ(with({"--freshness-owner-lease-ttl-s", "2"}), "accepted");
   std::vector<std::string> two =
-      quorum_over("--etcd-clusters", "127.0.0.1:1;127.0.0.1:2");
+      QuorumOverEtcd("--etcd-clusters", "127.0.0.1:1;127.0.0.1:2");
   auto several = LoadConfig(two);
   ASSERT_FALSE(several.ok());
   EXPECT_NE(std::string(several.status().message()).find("one etcd cluster"),
@@ -263,15 +264,8 @@ TEST(ConfigTest, QuorumOverEtcdElectsItsOwner) {
 // Finding 7 of the election's review: endorser-only members of an elected
 // quorum; meaningless (refused) where the owner is chosen by hand.
 TEST(ConfigTest, OwnerCandidateIsForTheElectedOwnerOnly) {
-  std::vector<std::string> etcd = {"--freshness-members-file",
-                                   "/m",
-                                   "--freshness-node-id",
-                                   "1",
-                                   "--storage",
-                                   "etcd",
-                                   "--etcd-insecure",
-                                   "--etcd-endpoints",
-                                   "127.0.0.1:2379"};
+  std::vector<std::string> etcd =
+      QuorumOverEtcd("--etcd-endpoints", "127.0.0.1:2379");
   auto c = LoadConfig(etcd);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_TRUE(c->freshness_owner_candidate) << "every member campaigns";

@@ -110,18 +110,9 @@ class QuorumProcessTest : public ::testing::Test {
     for (int i = 0; i < nodes_; ++i) {
       peer_[i] = FreePort();
       metrics_[i] = FreePort();
-      std::string out;
-      ASSERT_EQ(RunVault("cluster keygen --dev --data-dir " +
-                             node_[i].data_dir() + Identity(i) + Flags(i),
-                         &out),
-                0)
-          << out;
-      const size_t at = out.find("members line:");
-      ASSERT_NE(at, std::string::npos) << out;
-      std::istringstream line(out.substr(at + 13));
-      std::string id, key, peer;
-      line >> id >> key >> peer;
-      members += id + " " + key + " " + peer + "\n";
+      std::string line;
+      ASSERT_NO_FATAL_FAILURE(Keygen(i, &line));
+      members += line + "\n";
     }
     members_ = node_[0].data_dir() + "/members";
     std::ofstream(members_) << "# the quorum of this test\n" << members;
@@ -132,6 +123,23 @@ class QuorumProcessTest : public ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(StartNodes());
     client_ =
         std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  }
+
+  // `cluster keygen` on node i's token; *line is its members-file line
+  // ("id key peer").
+  void Keygen(int i, std::string* line) {
+    std::string out;
+    ASSERT_EQ(RunVault("cluster keygen --dev --data-dir " +
+                           node_[i].data_dir() + Identity(i) + Flags(i),
+                       &out),
+              0)
+        << out;
+    const size_t at = out.find("members line:");
+    ASSERT_NE(at, std::string::npos) << out;
+    std::istringstream fields(out.substr(at + 13));
+    std::string id, key, peer;
+    fields >> id >> key >> peer;
+    *line = id + " " + key + " " + peer;
   }
 
   // The endorsers first, then the owner.
@@ -242,6 +250,20 @@ class QuorumProcessTest : public ::testing::Test {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     return false;
+  }
+  // A client to node 1 again, after it restarted.
+  void Reconnect() {
+    client_ =
+        std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  }
+  // Copies node 1's records to `copy` (node 1 stopped for it), then spends
+  // all ten guesses of `account`: the copy is from before the lockout.
+  void LockOutAfterCopy(const std::string& account, const std::string& copy) {
+    ASSERT_EQ(node_[0].Stop(), 0);
+    Copy(Records(), copy);
+    ASSERT_NO_FATAL_FAILURE(StartNode(0));
+    Reconnect();
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(Guess(account).got_ke2);
   }
   std::string Softhsm(int i) const { return node_[i].data_dir() + "/softhsm"; }
   std::string Records() const { return node_[0].data_dir() + "/records"; }

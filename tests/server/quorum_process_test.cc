@@ -149,13 +149,8 @@ TEST_F(QuorumProcessTest, PartitionedMajorityCostsNoAttempt) {
 // no guess, no key.
 TEST_F(QuorumProcessTest, RestoredRecordsAfterLockoutGiveNoGuess) {
   Register("carol");
-  ASSERT_EQ(node_[0].Stop(), 0);
   const std::string copy = node_[0].data_dir() + "/records.copy";
-  Copy(Records(), copy);
-  ASSERT_NO_FATAL_FAILURE(StartNode(0));
-  client_ =
-      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Guess("carol").got_ke2);
+  ASSERT_NO_FATAL_FAILURE(LockOutAfterCopy("carol", copy));
   auto locked = Guess("carol", kPassword);
   EXPECT_FALSE(locked.got_ke2);
   ASSERT_TRUE(locked.result.detail.has_value());
@@ -163,8 +158,7 @@ TEST_F(QuorumProcessTest, RestoredRecordsAfterLockoutGiveNoGuess) {
   ASSERT_EQ(node_[0].Stop(), 0);
   Copy(copy, Records());
   ASSERT_NO_FATAL_FAILURE(StartNode(0));
-  client_ =
-      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  Reconnect();
   auto r = Guess("carol", kPassword);
   EXPECT_FALSE(r.got_ke2);
   EXPECT_FALSE(r.result.ok());
@@ -205,8 +199,7 @@ TEST_F(QuorumProcessTest, RestoredEndorserTokenGivesNoExtraGuess) {
   Copy(Softhsm(2), token);
   ASSERT_NO_FATAL_FAILURE(StartNode(2));
   ASSERT_NO_FATAL_FAILURE(StartNode(0));
-  client_ =
-      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  Reconnect();
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(Guess("dave").got_ke2);
   ASSERT_EQ(node_[0].Stop(), 0);
   ASSERT_EQ(node_[2].Stop(), 0);
@@ -216,8 +209,7 @@ TEST_F(QuorumProcessTest, RestoredEndorserTokenGivesNoExtraGuess) {
   // A take-over counts only the other members' promises (review finding 1,
   // RestoredOwnerDataDirWithALaggingEndorserGivesNoGuess): node 2 is up.
   ASSERT_NO_FATAL_FAILURE(StartNode(0));
-  client_ =
-      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  Reconnect();
   auto r = Guess("dave", kPassword);
   EXPECT_FALSE(r.got_ke2) << "the restored endorser gave a guess back";
   ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();
@@ -241,8 +233,7 @@ TEST_F(QuorumProcessTest,
   Copy(Softhsm(0), token);
   ASSERT_NO_FATAL_FAILURE(StartNode(0));
   ASSERT_EQ(node_[2].Stop(), 0);  // lags from here
-  client_ =
-      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  Reconnect();
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(Guess("gina").got_ke2);
   auto locked = Guess("gina", kPassword);
   ASSERT_TRUE(locked.result.detail.has_value());
@@ -262,8 +253,7 @@ TEST_F(QuorumProcessTest,
   ASSERT_NO_FATAL_FAILURE(StartNode(1));
   owner.join();
   ASSERT_FALSE(HasFatalFailure()) << node_[0].log();
-  client_ =
-      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  Reconnect();
   auto r = Guess("gina", kPassword);
   EXPECT_FALSE(r.got_ke2) << "the restored owner gave the guesses back";
   ASSERT_TRUE(r.result.detail.has_value()) << r.result.status.error_message();
@@ -492,8 +482,7 @@ TEST_F(QuorumProcessTest, ColdStartServesAndARestartWithAMemberDownWaits) {
   for (std::thread& t : starts) t.join();
   ASSERT_FALSE(HasFatalFailure());
   for (int i = 0; i < kNodes; ++i) EXPECT_TRUE(Recovered(i)) << i;
-  client_ =
-      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  Reconnect();
   EXPECT_EQ(Remaining("olga"), 9u);
   ASSERT_TRUE(Guess("olga", kPassword).result.ok());
   // Node 2 down; node 3 restarted: it waits for node 2.
@@ -535,8 +524,7 @@ TEST_F(QuorumProcessTest, OwnerStartWithAnEndorserDownWaitsForIt) {
   owner.join();
   ASSERT_FALSE(HasFatalFailure()) << node_[0].log();
   for (int i = 0; i < kNodes; ++i) EXPECT_TRUE(Recovered(i)) << i;
-  client_ =
-      std::make_unique<TestClient>(node_[0].address(), node_[0].public_key());
+  Reconnect();
   auto r = Guess("pia", kPassword);
   EXPECT_TRUE(r.result.ok()) << r.result.status.error_message();
   EXPECT_EQ(Remaining("pia"), 10u);

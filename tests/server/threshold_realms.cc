@@ -62,10 +62,9 @@ std::string ReadRecordValue(const std::string& data_dir,
 void ThresholdRealms::StartRealms(int n, std::vector<std::string> args) {
   for (int i = 0; i < n; ++i) {
     Realm r;
-    r.id = "realm-" + std::string(1, static_cast<char>('a' + i));
+    r.id = TestRealmId(i);
     r.process = std::make_unique<VaultProcess>();
-    std::vector<std::string> a = {"--realm-id", r.id, "--audience", r.id};
-    a.insert(a.end(), args.begin(), args.end());
+    std::vector<std::string> a = RealmArgs(r.id, args);
     if (auto f = faults_.find(i); f != faults_.end()) {
       r.process->set_binary(BKV_TESTREALM_BIN);
       a.insert(a.end(), {"--test-fault", f->second});
@@ -81,11 +80,7 @@ void ThresholdRealms::StartRealms(int n, std::vector<std::string> args) {
 bool ThresholdRealms::RestartRealm(int pos, std::vector<std::string> args) {
   Realm& r = realms_[pos];
   r.client.reset();
-  if (!args.empty()) {
-    std::vector<std::string> a = {"--realm-id", r.id, "--audience", r.id};
-    a.insert(a.end(), args.begin(), args.end());
-    args = std::move(a);
-  }
+  if (!args.empty()) args = RealmArgs(r.id, args);
   if (!r.process->Start(args)) return false;
   r.client = std::make_unique<TestClient>(r.process->address(),
                                           r.process->public_key());

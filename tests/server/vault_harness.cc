@@ -61,6 +61,17 @@ int FreePort() {
   return 0;
 }
 
+std::string TestRealmId(int i) {
+  return "realm-" + std::string(1, static_cast<char>('a' + i));
+}
+
+std::vector<std::string> RealmArgs(const std::string& id,
+                                   const std::vector<std::string>& more) {
+  std::vector<std::string> a = {"--realm-id", id, "--audience", id};
+  a.insert(a.end(), more.begin(), more.end());
+  return a;
+}
+
 std::string HttpGet(int port, const std::string& path) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   timeval tv{5, 0};

@@ -28,6 +28,13 @@ int FreePort();
 // answers; reads time out after 5 s).
 std::string HttpGet(int port, const std::string& path);
 
+// The id of realm `i` (from 0) of a test realm set: realm-a, realm-b, ...
+std::string TestRealmId(int i);
+// The `serve` flags of a threshold realm `id` (its own audience), then
+// `more`.
+std::vector<std::string> RealmArgs(const std::string& id,
+                                   const std::vector<std::string>& more);
+
 class VaultProcess {
  public:
   // Creates a fresh data directory under TMPDIR.
