@@ -706,8 +706,8 @@ absl::Status Endorser::InstallState(std::shared_ptr<hsm::Pkcs11Hsm> token,
                                                  hsm::kEndorsedMacLabel));
   BKV_RETURN_IF_ERROR(object->Read().status());
   const std::string bytes = state.SerializeAsString();
-  return object->Write({reinterpret_cast<const uint8_t*>(bytes.data()),
-                        bytes.size()});
+  return object->Write(
+      {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
 }
 
 bool Endorser::recovering() const {

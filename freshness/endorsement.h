@@ -266,8 +266,8 @@ class Endorser {
   // a replayed query costs no further token signature.
   static constexpr size_t kAnswersKept = 1024;
   mutable absl::Mutex answers_mu_;
-  mutable std::map<uint32_t, std::deque<std::pair<
-                                 std::string, fresh::v1::RecoverResponse>>>
+  mutable std::map<
+      uint32_t, std::deque<std::pair<std::string, fresh::v1::RecoverResponse>>>
       answers_ ABSL_GUARDED_BY(answers_mu_);
   mutable std::atomic<uint64_t> recover_signatures_{0};
   bool officer_recovered_ = false;

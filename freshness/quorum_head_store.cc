@@ -215,7 +215,8 @@ absl::Status QuorumHeadStore::NoChainHeld(
   for (const EndorserState& s : granted) {
     if (!s.has_newest_certificate()) continue;
     return absl::FailedPreconditionError(absl::StrCat(
-        "a member holds a certificate (seq ", s.newest_certificate().head().seq(),
+        "a member holds a certificate (seq ",
+        s.newest_certificate().head().seq(),
         ") that does not verify under members digest ",
         HexEncode(members_.digest()),
         ": the chain exists under another members list; never start over "

@@ -843,8 +843,7 @@ TEST_F(QuorumTest, RecoveryAnswersAreSignedAndBoundToTheirRound) {
   auto far = E(2).AnswerRecovery(*ask_far);
   auto a2_far = E(1).AnswerRecovery(*ask_far);
   ASSERT_TRUE(far.ok() && a2_far.ok());
-  EXPECT_TRUE(
-      absl::IsUnavailable(r.FinishRecovery(*ask_far, {*a2_far, *far})));
+  EXPECT_TRUE(absl::IsUnavailable(r.FinishRecovery(*ask_far, {*a2_far, *far})));
   ASSERT_TRUE(r.FinishRecovery(*ask, {*a2, *a3}).ok());
   EXPECT_FALSE(r.recovering());
   EXPECT_LT(r.State().promised_term(), 1000u);
