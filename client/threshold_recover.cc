@@ -153,7 +153,8 @@ absl::StatusOr<SecretBytes> VerifyAndStretch(
   return opaque.ThresholdRandomizedPassword(login.state, z);
 }
 
-// A KE3 of zeros: closes a realm's login (counted, as a wrong password).
+// One realm's KE3 with its login state (a real one, or WrongPassword's
+// all-zero filler that closes the login as a wrong password).
 absl::Status SendKe3(const ThresholdClient::Impl& im, const Leg& leg,
                      std::string ke3,
                      vault::v1::ThresholdRecoverFinishResponse* resp) {
@@ -172,6 +173,7 @@ absl::Status WrongPassword(const ThresholdClient::Impl& im,
   Parallel(legs.size(), [&](size_t j) {
     if (!legs[j].status.ok()) return;
     vault::v1::ThresholdRecoverFinishResponse resp;
+    // Zeros: no secret, only a KE3 of the right size that cannot verify.
     results[j] =
         SendKe3(im, legs[j], std::string(opaque::kKe3Size, '\0'), &resp);
   });
