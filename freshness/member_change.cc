@@ -114,8 +114,33 @@ std::vector<uint8_t> HandOverStatement(const Digest& from, const HandOver& h) {
   return out;
 }
 
+size_t CarryBound(const Members& from) {
+  return from.all().size() - from.quorum() + 2;
+}
+
+namespace {
+
+// The carry bound, unless the officer accepts fewer (cform review finding
+// 1); a majority of the old list is checked before.
+absl::Status CheckBound(const Members& from, size_t have, bool accept_fewer) {
+  if (have < CarryBound(from) && !accept_fewer) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "have the hand-overs of ", have, " members of the old list, need ",
+        CarryBound(from),
+        " (N - q + 2) so that one restored or lying token is "
+        "outweighed: with fewer the newest head is not proven, and the carry "
+        "is a re-anchor of every shard that caps every account at K attempts "
+        "(--accept-fewer with `rollback reanchor --carry ... --accept-fewer "
+        "--decision OUT`; docs/operations.md \"Replacing a node\")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<Carry> DecideCarry(const Members& to,
-                                  const std::vector<HandOver>& hand_overs) {
+                                  const std::vector<HandOver>& hand_overs,
+                                  bool accept_fewer) {
   if (hand_overs.empty()) {
     return absl::InvalidArgumentError("no hand-over given (--carry)");
   }
@@ -143,8 +168,12 @@ absl::StatusOr<Carry> DecideCarry(const Members& to,
                        "every survivor's (`cluster form --export` on it)"));
     }
   }
+  BKV_RETURN_IF_ERROR(CheckBound(from, nodes.size(), accept_fewer));
   BKV_ASSIGN_OR_RETURN(const HandOver* newest, Newest(hand_overs));
   Carry out;
+  out.hand_overs = nodes.size();
+  out.bound = CarryBound(from);
+  out.below_bound = out.hand_overs < out.bound;
   out.formed.set_members(to.Encode());
   out.formed.set_from_digest(DigestBytes(from.digest()));
   if (newest == nullptr) return out;  // nothing was ever committed
@@ -209,6 +238,15 @@ absl::Status ApplyDecision(const std::string& decided, uint32_t max_attempts,
     if (!based && now.epoch != 1) {
       return absl::PermissionDeniedError(
           "a decision without a carried head re-anchors every shard");
+    }
+    // Below the carry bound no record is proven fresh (cform finding 1).
+    if (carry.below_bound && now.epoch != was.shards[i].epoch + 1) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "below the carry bound the decision must re-anchor every shard; "
+          "shard ",
+          i,
+          " is kept: make it with `rollback reanchor --carry "
+          "... --accept-fewer`"));
     }
     BKV_RETURN_IF_ERROR(CheckShard(i, was.shards[i], now, max_attempts));
   }

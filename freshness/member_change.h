@@ -9,6 +9,7 @@
 //   (32) || node u32 || promised u64 || certificate's term u64 || seq u64 ||
 //   prev digest (32) || digest (32)           (zeros without a certificate)
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -31,15 +32,28 @@ std::vector<uint8_t> HandOverStatement(const Digest& from,
 struct Carry {
   fresh::v1::FormedMembers formed;  // the new list and base
   fresh::v1::EndorserState state;
+  // Fewer hand-overs than CarryBound, accepted by the officer: the base is
+  // not proven newest, so the carry must be a re-anchor of every shard.
+  bool below_bound = false;
+  size_t hand_overs = 0;  // distinct old members that handed over
+  size_t bound = 0;       // CarryBound of the old list
 };
 
+// The carry bound (docs/rollback.md "Why no count is lost"): N - q + 2
+// distinct old members' hand-overs, so that one stale or lying token among
+// them is outweighed by another member of every commit majority.
+size_t CarryBound(const Members& from);
+
 // Checks the hand-overs (one old list, handed to `to`'s list, each signed by
-// a distinct member of the old list, at least its majority, certificates
-// valid under it) and takes the newest certificate as the base. DataLoss for
-// two certificates at one (term, seq) with different digests;
-// FailedPrecondition naming what is missing otherwise.
+// a distinct member of the old list, at least CarryBound of them, every
+// survivor's, certificates valid under it) and takes the newest certificate
+// as the base. With `accept_fewer`, a majority of the old list below the
+// bound is accepted, marked below_bound. DataLoss for two certificates at
+// one (term, seq) with different digests; FailedPrecondition naming what is
+// missing otherwise.
 absl::StatusOr<Carry> DecideCarry(
-    const Members& to, const std::vector<fresh::v1::HandOver>& hand_overs);
+    const Members& to, const std::vector<fresh::v1::HandOver>& hand_overs,
+    bool accept_fewer = false);
 
 // The quorum re-anchor (docs/rollback.md "Re-anchor across N tokens"):
 // `decided` (the table `rollback reanchor --carry` wrote) becomes the base
@@ -48,7 +62,8 @@ absl::StatusOr<Carry> DecideCarry(
 // and each shard either unchanged in epoch and cap or at epoch + 1 with a
 // cap of at most NextCap(its head, max_attempts). Without a carried base
 // (a quorum genesis over a store with records) every shard must be at
-// epoch 1 with a cap of at most max_attempts. PermissionDenied otherwise.
+// epoch 1 with a cap of at most max_attempts. Below the carry bound every
+// shard must be re-anchored. PermissionDenied otherwise.
 absl::Status ApplyDecision(const std::string& decided, uint32_t max_attempts,
                            Carry& carry);
 

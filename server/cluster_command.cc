@@ -246,6 +246,10 @@ void RegisterForm(VaultCli& cli, CLI::App& cluster) {
   cmd->add_option("--max-attempts", form->max_attempts,
                   "with --decision: the K it may cap at (default 2)")
       ->type_name("K");
+  cmd->add_flag("--accept-fewer", form->accept_fewer,
+                "with --carry and --decision: fewer hand-overs than the "
+                "carry bound N - q + 2; the decision must re-anchor every "
+                "shard (every account keeps at most K attempts; logged)");
 }
 
 }  // namespace

@@ -198,7 +198,16 @@ absl::Status CarryTo(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
                      std::ostream& out) {
   BKV_ASSIGN_OR_RETURN(std::vector<HandOver> hs, ReadHandOvers(a.carry_from));
   if (formed) BKV_RETURN_IF_ERROR(CheckSurvivor(token, *formed, to, hs));
-  BKV_ASSIGN_OR_RETURN(freshness::Carry carry, freshness::DecideCarry(to, hs));
+  BKV_ASSIGN_OR_RETURN(freshness::Carry carry,
+                       freshness::DecideCarry(to, hs, a.accept_fewer));
+  if (carry.below_bound && a.decision.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "below the carry bound (", carry.hand_overs, " hand-overs of ",
+        carry.bound,
+        ") the carry is a re-anchor of every shard: run "
+        "`rollback reanchor --carry ... --accept-fewer --decision OUT` on the "
+        "node that reads the store first, then pass --decision OUT here"));
+  }
   if (!a.decision.empty()) {
     BKV_RETURN_IF_ERROR(ApplyDecisionFile(a, to, carry));
   }
@@ -213,10 +222,15 @@ absl::Status CarryTo(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
        {"from_digest", HexEncode(AsBytes(carry.formed.from_digest()))},
        {"members_digest", Hex(formed_to.digest())},
        {"base_seq", seq},
-       {"hand_overs", absl::StrCat(hs.size())}});
+       {"hand_overs", absl::StrCat(carry.hand_overs)},
+       {"carry_bound", absl::StrCat(carry.bound)},
+       {"accept_fewer", carry.below_bound ? "true" : "false"}});
   out << "carried: " << to.all().size() << " members, base seq " << seq
-      << " from " << hs.size()
-      << " hand-overs\nmembers digest: " << Hex(formed_to.digest()) << "\n";
+      << " from " << carry.hand_overs << " hand-overs"
+      << (carry.below_bound
+              ? " (below the carry bound: every shard re-anchored)"
+              : "")
+      << "\nmembers digest: " << Hex(formed_to.digest()) << "\n";
   return absl::OkStatus();
 }
 
@@ -297,8 +311,9 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
   if (!a.export_to.empty() && !a.carry_from.empty()) {
     return absl::InvalidArgumentError("--export and --carry are two steps");
   }
-  if (!a.decision.empty() && a.carry_from.empty()) {
-    return absl::InvalidArgumentError("--decision goes with --carry");
+  if ((!a.decision.empty() || a.accept_fewer) && a.carry_from.empty()) {
+    return absl::InvalidArgumentError(
+        "--decision and --accept-fewer go with --carry");
   }
   if (!a.decision.empty()) {
     BKV_RETURN_IF_ERROR(

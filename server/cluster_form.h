@@ -45,6 +45,9 @@ struct FormArgs {
   // checked against --max-attempts.
   std::string decision;
   uint32_t max_attempts = 2;
+  // --accept-fewer: hand-overs below the carry bound, with a decision that
+  // re-anchors every shard (docs/rollback.md "Below the carry bound").
+  bool accept_fewer = false;
 };
 
 // The hand-overs in a comma-separated list of files.

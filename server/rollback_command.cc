@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "crypto/status_macros.h"
 #include "freshness/member_change.h"
@@ -27,8 +28,9 @@ namespace {
 
 struct Flags {
   std::string so_pin_file;
-  std::string carry;     // quorum: the members' hand-overs
-  std::string decision;  // quorum: where the signed table goes
+  std::string carry;          // quorum: the members' hand-overs
+  std::string decision;       // quorum: where the signed table goes
+  bool accept_fewer = false;  // quorum: hand-overs below the carry bound
   std::string shards = "all-stale";
   freshness::ReanchorOptions reanchor;
   ConfigArgs serve;
@@ -62,6 +64,29 @@ absl::Status AuditReport(VaultNode& node,
          {"records", absl::StrCat(s.records)},
          {"max_attempts", absl::StrCat(s.cap)}});
   }
+  return absl::OkStatus();
+}
+
+// The officer's --accept-fewer below the carry bound (cform review finding
+// 1): one audit and log line naming the hand-overs it rests on.
+absl::Status AuditAcceptFewer(VaultNode& node,
+                              const std::vector<fresh::v1::HandOver>& hs,
+                              const freshness::Carry& carry,
+                              const freshness::ReanchorOptions& options) {
+  std::vector<std::string> ids;
+  for (const auto& h : hs) ids.push_back(absl::StrCat(h.node_id()));
+  const std::string nodes = absl::StrCat("nodes:", absl::StrJoin(ids, ","));
+  const std::string outcome = absl::StrCat(
+      "hand_overs=", carry.hand_overs, " bound=", carry.bound,
+      " base_seq=", carry.formed.base().seq(), " every_shard_reanchored");
+  BKV_RETURN_IF_ERROR(
+      node.audit->Record({"quorum_carry_accept_fewer", nodes, outcome,
+                          static_cast<int64_t>(options.max_attempts)}));
+  Log("warn", "quorum_carry_accept_fewer",
+      {{"hand_overs", nodes},
+       {"count", absl::StrCat(carry.hand_overs)},
+       {"carry_bound", absl::StrCat(carry.bound)},
+       {"max_attempts", absl::StrCat(options.max_attempts)}});
   return absl::OkStatus();
 }
 
@@ -120,8 +145,9 @@ absl::StatusOr<freshness::ReanchorReport> QuorumReanchor(const Flags& f,
   BKV_ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::Acquire(c.data_dir));
   BKV_ASSIGN_OR_RETURN(QuorumSettings q, LoadQuorumSettings(c));
   BKV_ASSIGN_OR_RETURN(auto hand_overs, ReadHandOvers(f.carry));
-  BKV_ASSIGN_OR_RETURN(freshness::Carry carry,
-                       freshness::DecideCarry(q.members, hand_overs));
+  BKV_ASSIGN_OR_RETURN(
+      freshness::Carry carry,
+      freshness::DecideCarry(q.members, hand_overs, f.accept_fewer));
   std::optional<freshness::HeadTable> carried;
   if (carry.formed.has_base()) {
     BKV_ASSIGN_OR_RETURN(
@@ -133,8 +159,15 @@ absl::StatusOr<freshness::ReanchorReport> QuorumReanchor(const Flags& f,
   options.shards = static_cast<uint32_t>(c.freshness_shards);
   options.genesis = !carried;  // a quorum over a store with records
   options.cap_rolled_forward = true;
+  if (carry.below_bound) {  // no record is proven fresh: every shard
+    options.only.clear();
+    for (uint32_t s = 0; s < options.shards; ++s) options.only.push_back(s);
+  }
   BKV_ASSIGN_OR_RETURN(freshness::ReanchorReport report,
                        freshness::Reanchor(*node->store, heads, options));
+  if (carry.below_bound) {
+    BKV_RETURN_IF_ERROR(AuditAcceptFewer(*node, hand_overs, carry, options));
+  }
   BKV_RETURN_IF_ERROR(WriteDecision(f, *node, q, carry, *heads.written));
   BKV_RETURN_IF_ERROR(AuditReport(*node, report));
   return report;
@@ -241,6 +274,9 @@ void RegisterRollbackCommands(VaultCli& cli) {
   cli.Value(reanchor, "--carry", f->carry, "FILES",
             "quorum: every member's hand-over (`cluster form --export`), "
             "comma-separated");
+  cli.Switch(reanchor, "--accept-fewer", f->accept_fewer,
+             "quorum: fewer hand-overs than the carry bound N - q + 2 (a "
+             "member lost with N = 3): every shard is re-anchored (audited)");
   cli.Value(reanchor, "--decision", f->decision, "OUT",
             "quorum: where the signed new table goes (for `cluster form "
             "--carry ... --decision OUT` on every member)");

@@ -24,7 +24,11 @@ class QuorumFormTest : public QuorumProcessTest {
   }
 
   void StopAll() {
-    for (int i = 0; i < nodes_; ++i) ASSERT_EQ(node_[i].Stop(), 0);
+    for (int i = 0; i < nodes_; ++i) {
+      if (node_[i].running()) {
+        ASSERT_EQ(node_[i].Stop(), 0);
+      }
+    }
   }
 
   // Node k's token lost for good: a new token with a new key in its place;
@@ -82,12 +86,19 @@ class QuorumFormTest : public QuorumProcessTest {
   }
 };
 
+// Five members: a lost one leaves 4 hand-overs, the carry bound N - q + 2
+// (cform review finding 1), so a replacement costs no attempt.
+class QuorumForm5Test : public QuorumFormTest {
+ protected:
+  QuorumForm5Test() { nodes_ = 5; }
+};
+
 // Finding 8 (a)(b)(c): node 3's token lost for good and replaced, then node
 // 2's: each time the owner's take-over adopts the carried head (the count
 // stands, no attempt regained: without the carry the new list's take-over
 // finds no certificate and a store with records refuses to start), the new
 // member catches up, and counted calls go on.
-TEST_F(QuorumFormTest, ReplacedMembersContinueTheCount) {
+TEST_F(QuorumForm5Test, ReplacedMembersContinueTheCount) {
   Register("ada");
   for (int i = 0; i < 2; ++i) Wrong("ada");
   EXPECT_EQ(Remaining("ada"), 8u);
@@ -310,6 +321,78 @@ TEST_F(QuorumFormTest, QuorumReanchorCapsAttemptsAndNeedsTheOfficer) {
   Wrong("dan");
   auto locked = Guess("dan", kPassword);
   EXPECT_FALSE(locked.got_ke2);
+}
+
+// Cform review finding 1, its attack: node 1's data_dir (records and its
+// development token) copied, node 2 down while ten wrong guesses lock the
+// account (certified by nodes 1 and 3), node 3's token lost, node 1's copy
+// put back. The two survivors' hand-overs are below the carry bound (3 of
+// 3): the carry refuses (without the bound it carried the pre-lockout head
+// and the right password recovered the shredded key, checked). The
+// officer's --accept-fewer is a re-anchor of every shard: the account gets
+// K = 2 attempts, not 10 (nothing left knows of the lockout).
+TEST_F(QuorumFormTest, RestoredOwnerAndLaggingSurvivorRegainNoGuess) {
+  Register("ada");
+  ASSERT_NO_FATAL_FAILURE(StopAll());
+  const std::string copy = node_[1].data_dir() + "/owner-copy";
+  fs::create_directories(copy);
+  for (const char* part : {"/records", "/softhsm"}) {
+    Copy(node_[0].data_dir() + part, copy + part);
+  }
+  ASSERT_NO_FATAL_FAILURE(StartNodes());
+  ASSERT_EQ(node_[1].Stop(), 0);
+  Reconnect();
+  for (int i = 0; i < 10; ++i) Wrong("ada");
+  EXPECT_FALSE(Guess("ada", kPassword).got_ke2);
+  ASSERT_NO_FATAL_FAILURE(StopAll());
+
+  for (const char* part : {"/records", "/softhsm"}) {
+    Copy(copy + part, node_[0].data_dir() + part);
+  }
+  const std::string to = NewTokenFor(2, "members.v2");
+  const std::string files = Export(2, to);
+  for (int i : {0, 2}) {
+    std::string out;
+    EXPECT_NE(Form(i, to, "--carry " + files, &out), 0) << out;
+    EXPECT_NE(out.find("need 3 (N - q + 2)"), std::string::npos) << out;
+  }
+  std::string out;
+  EXPECT_NE(Form(0, to, "--carry " + files + " --accept-fewer", &out), 0);
+  EXPECT_NE(out.find("re-anchor of every shard"), std::string::npos) << out;
+
+  members_ = to;
+  const std::string decision = node_[0].data_dir() + "/decision";
+  const std::string reanchor =
+      "rollback reanchor --dev --data-dir " + node_[0].data_dir() +
+      Identity(0) + " --freshness-owner --so-pin-file " + Softhsm(0) +
+      "/so.pin --carry " + files + " --decision " + decision;
+  out.clear();
+  EXPECT_NE(RunVault(reanchor, &out), 0);
+  EXPECT_FALSE(fs::exists(decision)) << out;
+  out.clear();
+  ASSERT_EQ(RunVault(reanchor + " --accept-fewer", &out), 0) << out;
+  EXPECT_NE(out.find("quorum_carry_accept_fewer"), std::string::npos) << out;
+  std::string audit;
+  {
+    std::ifstream in(node_[0].data_dir() + "/audit.log");
+    audit.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  EXPECT_NE(audit.find("quorum_carry_accept_fewer"), std::string::npos);
+  for (int i = 0; i < nodes_; ++i) {
+    out.clear();
+    ASSERT_EQ(
+        Form(i, to,
+             "--carry " + files + " --accept-fewer --decision " + decision,
+             &out),
+        0)
+        << out;
+  }
+  ASSERT_NO_FATAL_FAILURE(StartNodes());
+  Reconnect();
+  EXPECT_EQ(Remaining("ada"), 2u);
+  Wrong("ada");
+  Wrong("ada");
+  EXPECT_FALSE(Guess("ada", kPassword).got_ke2);
 }
 
 }  // namespace
