@@ -96,5 +96,38 @@ TEST(MemberChangeTest, GenesisDecisionReanchorsEveryShard) {
       absl::StatusCode::kPermissionDenied);
 }
 
+// Cform review finding 1: one stale or lying hand-over is outweighed only
+// with N - q + 2 of them (3 of 3, 3 of 4, 4 of 5, 5 of 7).
+TEST(MemberChangeTest, CarryBoundOutweighsOneStaleToken) {
+  for (auto [n, bound] : {std::pair{3, 3}, {4, 3}, {5, 4}, {7, 5}}) {
+    std::string text;
+    for (int i = 1; i <= n; ++i) {
+      text += std::to_string(i) + " " + std::string(63, '0') +
+              std::to_string(i) + " 127.0.0.1:" + std::to_string(9000 + i) +
+              "\n";
+    }
+    auto m = Members::Parse(text);
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(CarryBound(*m), static_cast<size_t>(bound)) << n;
+  }
+}
+
+// Below the carry bound no record is proven fresh: a decision that keeps
+// any shard at its epoch is refused, one re-anchoring every shard is not.
+TEST(MemberChangeTest, BelowTheBoundTheDecisionReanchorsEveryShard) {
+  const HeadTable was = Table(10, {{0, 0}, {1, 2}});
+  Carry kept = Based(was);
+  kept.below_bound = true;
+  EXPECT_EQ(
+      ApplyDecision(EncodeHeadsString(Table(11, {{1, 2}, {1, 2}})), 2, kept)
+          .code(),
+      absl::StatusCode::kPermissionDenied);
+  Carry every = Based(was);
+  every.below_bound = true;
+  EXPECT_TRUE(
+      ApplyDecision(EncodeHeadsString(Table(11, {{1, 2}, {2, 1}})), 2, every)
+          .ok());
+}
+
 }  // namespace
 }  // namespace bkv::freshness
