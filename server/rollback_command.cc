@@ -76,8 +76,9 @@ absl::Status AuditAcceptFewer(VaultNode& node,
   std::vector<std::string> ids;
   for (const auto& h : hs) ids.push_back(absl::StrCat(h.node_id()));
   const std::string nodes = absl::StrCat("nodes:", absl::StrJoin(ids, ","));
+  // The account field is keyed into a tag: the nodes go in the outcome.
   const std::string outcome = absl::StrCat(
-      "hand_overs=", carry.hand_overs, " bound=", carry.bound,
+      nodes, " hand_overs=", carry.hand_overs, " bound=", carry.bound,
       " base_seq=", carry.formed.base().seq(), " every_shard_reanchored");
   BKV_RETURN_IF_ERROR(
       node.audit->Record({"quorum_carry_accept_fewer", nodes, outcome,
