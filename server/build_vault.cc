@@ -276,9 +276,13 @@ absl::Status BuildKeys(const VaultConfig& c, VaultNode& n) {
 // The audit log, keyed by a value derived once from the seed under a label
 // no OPRF or fake-record derivation can produce (those end in "OprfKey" / a
 // counter), and the record store.
-absl::Status BuildStorage(VaultNode& n) {
-  auto audit_key = n.keys->oprf_seed.HmacSha512(
+absl::StatusOr<SecretBytes> AuditKey(const hsm::TokenKeyedHash& seed) {
+  return seed.HmacSha512(
       AsBytes(std::string_view("bkv-vault/audit-account-key/v1\x00", 32)));
+}
+
+absl::Status BuildStorage(VaultNode& n) {
+  auto audit_key = AuditKey(n.keys->oprf_seed);
   BKV_BUILD_STEP("hsm_unavailable", audit_key.status());
   auto audit = FileAuditLog::Open(n.options.audit_log, *std::move(audit_key));
   BKV_BUILD_STEP("audit_log_unavailable", audit.status());
@@ -726,6 +730,15 @@ absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenNodeToken(
     const VaultConfig& c) {
   BKV_RETURN_IF_ERROR(MakeDir(c.data_dir));
   return OpenToken(ComponentOptionsFor(c), HoldsRecords(c));
+}
+
+absl::StatusOr<std::unique_ptr<FileAuditLog>> OpenCeremonyAuditLog(
+    const VaultConfig& c, std::shared_ptr<hsm::Pkcs11Hsm> token) {
+  auto seed = hsm::TokenKeyedHash::Create(std::move(token));
+  if (absl::IsNotFound(seed.status())) return nullptr;
+  BKV_RETURN_IF_ERROR(seed.status());
+  BKV_ASSIGN_OR_RETURN(SecretBytes key, AuditKey(*seed));
+  return FileAuditLog::Open(ComponentOptionsFor(c).audit_log, std::move(key));
 }
 
 absl::StatusOr<std::unique_ptr<VaultNode>> BuildVaultStorage(

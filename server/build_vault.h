@@ -144,6 +144,12 @@ absl::StatusOr<std::string> TokenModulePath(const VaultConfig& c);
 absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenNodeToken(
     const VaultConfig& c);
 
+// The node's audit log for a ceremony on `token` (`cluster form`): keyed as
+// serve keys it, from the token's OPRF seed; nullptr when the token holds no
+// vault keys (a member that only endorses).
+absl::StatusOr<std::unique_ptr<FileAuditLog>> OpenCeremonyAuditLog(
+    const VaultConfig& c, std::shared_ptr<hsm::Pkcs11Hsm> token);
+
 // A new file (O_EXCL|O_NOFOLLOW, mode 0600), written and fsynced; refuses
 // an existing path or symlink, removes the file when a write fails.
 absl::Status WriteSecretFile(const std::string& path, absl::string_view text);

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "crypto/hash.h"
 #include "crypto/hex.h"
@@ -88,10 +89,11 @@ absl::Status FirstForm(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
 }
 
 // A survivor's hand-over: the token stops serving the old list first.
-absl::Status Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
-                    std::optional<FormedMembers> formed,
-                    const freshness::Members& to, const std::string& path,
-                    std::ostream& out) {
+// Returns the audit record's outcome.
+absl::StatusOr<std::string> Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
+                                   std::optional<FormedMembers> formed,
+                                   const freshness::Members& to,
+                                   const std::string& path, std::ostream& out) {
   if (!formed) {
     return absl::FailedPreconditionError(
         "this token was never formed: there is no list to hand over");
@@ -148,7 +150,9 @@ absl::Status Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
   out << "handed over (this token serves nothing until `--carry`): node "
       << self->id << ", certified seq " << seq << ", written to " << path
       << "\n";
-  return absl::OkStatus();
+  return absl::StrCat("node=", self->id, " from=", Hex(from.digest()),
+                      " to_list=", HexEncode(AsBytes(to_list)),
+                      " certified_seq=", seq);
 }
 
 // A survivor carries only after its own hand-over, and only its own list.
@@ -192,10 +196,28 @@ absl::Status ApplyDecisionFile(const FormArgs& a, const freshness::Members& to,
   return freshness::ApplySignedDecision(to, d, a.max_attempts, carry);
 }
 
-absl::Status CarryTo(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
-                     const std::optional<FormedMembers>& formed,
-                     const freshness::Members& to, const FormArgs& a,
-                     std::ostream& out) {
+// What the carry's audit record says (cform review finding 15).
+std::string CarryOutcome(const freshness::Carry& carry,
+                         const freshness::Members& formed_to,
+                         const std::vector<HandOver>& hs, bool decided) {
+  std::vector<std::string> from;
+  for (const HandOver& h : hs) {
+    from.push_back(
+        absl::StrCat(h.node_id(), ":", h.newest_certificate().head().seq()));
+  }
+  return absl::StrCat(
+      "from=", HexEncode(AsBytes(carry.formed.from_digest())),
+      " to=", Hex(formed_to.digest()), " base_seq=", carry.formed.base().seq(),
+      " hand_overs=", absl::StrJoin(from, ","), " bound=", carry.bound,
+      " accept_fewer=", carry.below_bound ? "true" : "false", " decision=",
+      decided ? HexEncode(AsBytes(carry.formed.base().digest())) : "none");
+}
+
+// Returns the audit record's outcome.
+absl::StatusOr<std::string> CarryTo(
+    const std::shared_ptr<hsm::Pkcs11Hsm>& token,
+    const std::optional<FormedMembers>& formed, const freshness::Members& to,
+    const FormArgs& a, std::ostream& out) {
   BKV_ASSIGN_OR_RETURN(std::vector<HandOver> hs, ReadHandOvers(a.carry_from));
   if (formed) BKV_RETURN_IF_ERROR(CheckSurvivor(token, *formed, to, hs));
   BKV_ASSIGN_OR_RETURN(freshness::Carry carry,
@@ -231,7 +253,33 @@ absl::Status CarryTo(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
               ? " (below the carry bound: every shard re-anchored)"
               : "")
       << "\nmembers digest: " << Hex(formed_to.digest()) << "\n";
-  return absl::OkStatus();
+  return CarryOutcome(carry, formed_to, hs, !a.decision.empty());
+}
+
+// The ceremony's audit log, ready before anything changes: a log that can't
+// take the line refuses the ceremony. nullptr on a token without the vault
+// keys (a member that only endorses: its ceremony is logged only).
+absl::StatusOr<std::unique_ptr<FileAuditLog>> ReadyAudit(
+    const VaultConfig& c, const std::shared_ptr<hsm::Pkcs11Hsm>& token) {
+  BKV_ASSIGN_OR_RETURN(auto audit, OpenCeremonyAuditLog(c, token));
+  if (audit != nullptr) BKV_RETURN_IF_ERROR(audit->Ready());
+  return audit;
+}
+
+absl::Status Audit(FileAuditLog* audit, absl::string_view event,
+                   const absl::StatusOr<std::string>& outcome) {
+  if (!outcome.ok()) return outcome.status();
+  if (audit == nullptr) {
+    Log("warn", "cluster_form_unaudited",
+        {{"event", std::string(event)},
+         {"why", "this token holds no vault keys, which key the audit log"}});
+    return absl::OkStatus();
+  }
+  absl::Status s = audit->Record({event, "cluster", *outcome});
+  if (s.ok()) return s;
+  return absl::DataLossError(absl::StrCat(
+      event, " is done, but its audit line could not be written: ", s.message(),
+      " (", *outcome, ")"));
 }
 
 }  // namespace
@@ -331,7 +379,9 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
                          OpenNodeToken(c));
     BKV_ASSIGN_OR_RETURN(std::optional<FormedMembers> formed,
                          ReadFormed(token));
-    return Export(token, std::move(formed), to, a.export_to, out);
+    BKV_ASSIGN_OR_RETURN(auto audit, ReadyAudit(c, token));
+    return Audit(audit.get(), "cluster_form_export",
+                 Export(token, std::move(formed), to, a.export_to, out));
   }
   VaultConfig with = c;
   with.freshness_members_file = a.members_file;
@@ -341,7 +391,9 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
   BKV_RETURN_IF_ERROR(CheckOwnKey(token, q.members, q.node_id, a.members_file));
   BKV_ASSIGN_OR_RETURN(std::optional<FormedMembers> formed, ReadFormed(token));
   if (!a.carry_from.empty()) {
-    return CarryTo(token, formed, q.members, a, out);
+    BKV_ASSIGN_OR_RETURN(auto audit, ReadyAudit(c, token));
+    return Audit(audit.get(), "cluster_form_carry",
+                 CarryTo(token, formed, q.members, a, out));
   }
   return FirstForm(token, formed, q.members, out);
 }

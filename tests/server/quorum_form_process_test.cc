@@ -64,6 +64,12 @@ class QuorumFormTest : public QuorumProcessTest {
     return files;
   }
 
+  // Node i's audit log.
+  std::string Audit(int i) const {
+    std::ifstream in(node_[i].data_dir() + "/audit.log");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
   void Carry(const std::string& to, const std::string& files) {
     for (int i = 0; i < nodes_; ++i) {
       std::string out;
@@ -105,6 +111,11 @@ TEST_F(QuorumForm5Test, ReplacedMembersContinueTheCount) {
 
   ASSERT_NO_FATAL_FAILURE(Replace(2, "members.v2"));
   EXPECT_EQ(Remaining("ada"), 8u);
+  // Cform review finding 15: the ceremony is in the audit log.
+  for (const char* event : {"cluster_form_export", "cluster_form_carry"}) {
+    EXPECT_NE(Audit(0).find(event), std::string::npos) << event;
+  }
+  EXPECT_NE(Audit(2).find("cluster_form_carry"), std::string::npos);
   ASSERT_TRUE(Recovered(2)) << node_[2].log();
   Wrong("ada");
   EXPECT_EQ(Remaining("ada"), 7u);
@@ -372,12 +383,7 @@ TEST_F(QuorumFormTest, RestoredOwnerAndLaggingSurvivorRegainNoGuess) {
   out.clear();
   ASSERT_EQ(RunVault(reanchor + " --accept-fewer", &out), 0) << out;
   EXPECT_NE(out.find("quorum_carry_accept_fewer"), std::string::npos) << out;
-  std::string audit;
-  {
-    std::ifstream in(node_[0].data_dir() + "/audit.log");
-    audit.assign(std::istreambuf_iterator<char>(in), {});
-  }
-  EXPECT_NE(audit.find("quorum_carry_accept_fewer"), std::string::npos);
+  EXPECT_NE(Audit(0).find("quorum_carry_accept_fewer"), std::string::npos);
   for (int i = 0; i < nodes_; ++i) {
     out.clear();
     ASSERT_EQ(
@@ -387,6 +393,7 @@ TEST_F(QuorumFormTest, RestoredOwnerAndLaggingSurvivorRegainNoGuess) {
         0)
         << out;
   }
+  EXPECT_NE(Audit(0).find("accept_fewer=true"), std::string::npos);
   ASSERT_NO_FATAL_FAILURE(StartNodes());
   Reconnect();
   EXPECT_EQ(Remaining("ada"), 2u);
