@@ -82,44 +82,6 @@ absl::Status Digest(const VaultConfig& c, std::ostream& out) {
   return absl::OkStatus();
 }
 
-// Recovery review finding 5: a state that can't be read (half of it gone
-// after a crash between its two token writes, a failing MAC, bytes that do
-// not parse) is destroyed, so an empty one can be written. True when it was.
-absl::StatusOr<bool> DestroyBrokenState(
-    const std::shared_ptr<hsm::Pkcs11Hsm>& token) {
-  auto object = hsm::AnchoredObject::Open(token, hsm::kEndorsedLabel,
-                                          hsm::kEndorsedMacLabel);
-  // FailedPrecondition: only one of the two, or extra copies.
-  if (!object.ok() && !absl::IsFailedPrecondition(object.status())) {
-    return object.status();
-  }
-  absl::StatusOr<std::optional<std::vector<uint8_t>>> stored =
-      object.ok() ? (*object)->Read()
-                  : absl::StatusOr<std::optional<std::vector<uint8_t>>>(
-                        object.status());
-  fresh::v1::EndorserState parsed;
-  if (stored.ok() && (!*stored || parsed.ParseFromArray(
-                                      (*stored)->data(),
-                                      static_cast<int>((*stored)->size())))) {
-    return false;  // absent, or sound
-  }
-  Log("warn", "cluster_reset_state_destroying",
-      {{"token", token->Describe()},
-       {"why", stored.ok() ? "the state does not parse"
-                           : std::string(stored.status().message())}});
-  BKV_ASSIGN_OR_RETURN(auto session, token->AcquireSession());
-  for (auto [cls, label] :
-       {std::pair{CKO_DATA, hsm::kEndorsedLabel},
-        std::pair{CKO_SECRET_KEY, hsm::kEndorsedMacLabel}}) {
-    BKV_ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> found,
-                         session.FindObjects(cls, label));
-    for (CK_OBJECT_HANDLE h : found) {
-      BKV_RETURN_IF_ERROR(session.DestroyObject(h));
-    }
-  }
-  return true;
-}
-
 // The security officer's way back for a token whose endorser state is gone:
 // an empty state, which the node's recovery round brings up to date
 // (docs/rollback.md "Endorser recovery round").
@@ -128,7 +90,14 @@ absl::Status ResetState(const VaultConfig& c, const std::string& so_pin_file,
   BKV_RETURN_IF_ERROR(ProveSoPin(c, so_pin_file));
   BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token, OpenNodeToken(c));
   BKV_RETURN_IF_ERROR(hsm::EndorsementKey::Open(token).status());
-  BKV_ASSIGN_OR_RETURN(bool destroyed, DestroyBrokenState(token));
+  BKV_ASSIGN_OR_RETURN(bool destroyed,
+                       DestroyBrokenObject(
+                           token, hsm::kEndorsedLabel, hsm::kEndorsedMacLabel,
+                           [](std::span<const uint8_t> b) {
+                             return fresh::v1::EndorserState().ParseFromArray(
+                                 b.data(), static_cast<int>(b.size()));
+                           },
+                           "cluster_reset_state_destroying"));
   if (destroyed) out << "the unreadable endorser state was destroyed\n";
   absl::Status s = freshness::Endorser::CreateState(token);
   if (absl::IsAlreadyExists(s)) {

@@ -59,6 +59,24 @@ absl::Status CheckOwnKey(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
   return absl::OkStatus();
 }
 
+// Cform review finding 13: a members object a crash left half-written (or
+// one failing its MAC, or not parsing) is destroyed, so first forming can
+// write the file's list. A carried list re-formed so loses its base: the
+// node then can't count with the others (another digest), never more.
+absl::Status RepairMembers(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
+                           std::ostream& out) {
+  BKV_ASSIGN_OR_RETURN(bool destroyed,
+                       DestroyBrokenObject(
+                           token, hsm::kMembersLabel, hsm::kMembersMacLabel,
+                           [](std::span<const uint8_t> b) {
+                             return FormedMembers().ParseFromArray(
+                                 b.data(), static_cast<int>(b.size()));
+                           },
+                           "cluster_form_destroying"));
+  if (destroyed) out << "the unreadable members list was destroyed\n";
+  return absl::OkStatus();
+}
+
 // First forming: the file's list into a token that holds none.
 absl::Status FirstForm(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
                        const std::optional<FormedMembers>& formed,
@@ -284,6 +302,40 @@ absl::Status Audit(FileAuditLog* audit, absl::string_view event,
 
 }  // namespace
 
+absl::StatusOr<bool> DestroyBrokenObject(
+    const std::shared_ptr<hsm::Pkcs11Hsm>& token, absl::string_view label,
+    absl::string_view mac_label,
+    const std::function<bool(std::span<const uint8_t>)>& parses,
+    absl::string_view event) {
+  auto object = hsm::AnchoredObject::Open(token, label, mac_label);
+  // FailedPrecondition: only one of the two, or extra copies.
+  if (!object.ok() && !absl::IsFailedPrecondition(object.status())) {
+    return object.status();
+  }
+  absl::StatusOr<std::optional<std::vector<uint8_t>>> stored =
+      object.ok() ? (*object)->Read()
+                  : absl::StatusOr<std::optional<std::vector<uint8_t>>>(
+                        object.status());
+  if (stored.ok() && (!*stored || parses(**stored))) {
+    return false;  // absent, or sound
+  }
+  Log("warn", event,
+      {{"token", token->Describe()},
+       {"object", std::string(label)},
+       {"why", stored.ok() ? "it does not parse"
+                           : std::string(stored.status().message())}});
+  BKV_ASSIGN_OR_RETURN(auto session, token->AcquireSession());
+  for (auto [cls, l] :
+       {std::pair{CKO_DATA, label}, std::pair{CKO_SECRET_KEY, mac_label}}) {
+    BKV_ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> found,
+                         session.FindObjects(cls, l));
+    for (CK_OBJECT_HANDLE h : found) {
+      BKV_RETURN_IF_ERROR(session.DestroyObject(h));
+    }
+  }
+  return true;
+}
+
 absl::StatusOr<std::optional<FormedMembers>> ReadFormed(
     const std::shared_ptr<hsm::Pkcs11Hsm>& token) {
   BKV_ASSIGN_OR_RETURN(auto object, MembersObject(token));
@@ -389,6 +441,9 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
   BKV_ASSIGN_OR_RETURN(QuorumSettings q, LoadQuorumSettings(with));
   BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token, OpenNodeToken(c));
   BKV_RETURN_IF_ERROR(CheckOwnKey(token, q.members, q.node_id, a.members_file));
+  if (a.carry_from.empty()) {  // first forming repairs a half-written list
+    BKV_RETURN_IF_ERROR(RepairMembers(token, out));
+  }
   BKV_ASSIGN_OR_RETURN(std::optional<FormedMembers> formed, ReadFormed(token));
   if (!a.carry_from.empty()) {
     BKV_ASSIGN_OR_RETURN(auto audit, ReadyAudit(c, token));

@@ -6,9 +6,11 @@
 // members by hand-over (--export) and carry (--carry) (docs/rollback.md
 // "Forming and replacing members").
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -53,6 +55,17 @@ struct FormArgs {
 // The hand-overs in a comma-separated list of files.
 absl::StatusOr<std::vector<fresh::v1::HandOver>> ReadHandOvers(
     const std::string& list);
+
+// Recovery review finding 5, cform review finding 13: an anchored object
+// that can't be read (half of it gone after a crash between its two token
+// writes, a failing MAC, bytes `parses` refuses) is destroyed with its MAC
+// key, logged as `event`, so the officer's ceremony can write it anew. True
+// when it was; false when it is absent or sound.
+absl::StatusOr<bool> DestroyBrokenObject(
+    const std::shared_ptr<hsm::Pkcs11Hsm>& token, absl::string_view label,
+    absl::string_view mac_label,
+    const std::function<bool(std::span<const uint8_t>)>& parses,
+    absl::string_view event);
 
 // `bkv-vault cluster form`, the node's vault stopped.
 absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out);

@@ -7,6 +7,8 @@
 #include <sstream>
 
 #include "hsm/key_ceremony.h"
+#include "hsm/key_labels.h"
+#include "tests/hsm/test_token.h"
 #include "tests/server/quorum_process.h"
 
 namespace bkv::testing {
@@ -247,6 +249,30 @@ TEST_F(QuorumFormTest, EditedMembersFileAloneChangesNothing) {
   ASSERT_NO_FATAL_FAILURE(StartNodes());
   Reconnect();
   EXPECT_EQ(Remaining("cy"), 9u);
+
+  // Review finding 13: a first form killed between its MAC key and its
+  // object (node 3's object destroyed, the MAC key left) bricked the token;
+  // `cluster form` with the SO PIN destroys the remains and forms again.
+  ASSERT_EQ(node_[2].Stop(), 0);
+  {
+    auto token = hsm::testing::OpenVaultToken(Softhsm(2));
+    ASSERT_TRUE(token.ok()) << token.status();
+    auto gone =
+        hsm::testing::DestroyObjects(**token, CKO_DATA, hsm::kMembersLabel);
+    ASSERT_TRUE(gone.ok()) << gone.status();
+    ASSERT_EQ(*gone, 1u);
+  }
+  EXPECT_FALSE(node_[2].Start(
+      {"--freshness-members-file", members_, "--freshness-node-id", "3"}));
+  out.clear();
+  ASSERT_EQ(Form(2, members_, "", &out), 0) << out;
+  EXPECT_NE(out.find("unreadable members list was destroyed"),
+            std::string::npos)
+      << out;
+  ASSERT_NO_FATAL_FAILURE(StartNode(2));
+  EXPECT_TRUE(Recovered(2)) << node_[2].log();
+  Wrong("cy");
+  EXPECT_EQ(Remaining("cy"), 8u);
 }
 
 // Issue test 6 and finding 10 over the quorum: the records put back after a
