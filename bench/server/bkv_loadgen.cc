@@ -321,6 +321,13 @@ Load Drive(const Options& o,
   std::pair<double, double> cs0;
   const double cpu0 = NodesCpuSeconds(nodes, &sys0, &cs0);
   const double calls0 = EtcdCalls(etcd);
+  // For tools that attach to the nodes during the load (strace, perf):
+  // bench/server/syscalls_per_recovery.sh.
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    std::printf("LOADING pid=%d metrics_port=%d\n", nodes[i]->pid(),
+                metrics_ports[i]);
+  }
+  std::fflush(stdout);
   const auto t0 = Clock::now();
   std::vector<std::thread> threads;
   for (int c = 0; c < o.clients; ++c) {
