@@ -6,8 +6,12 @@
 # switches per thread name (/proc/PID/task/*), then `strace -c -f` over a
 # second window of the same length. Both are divided by the RecoverFinish
 # calls the vault counted in that window (its /metrics). strace slows the
-# vault several-fold: its counts per recovery hold, its times do not. Needs
-# build/release (bkv_loadgen, bkv-vault) and strace.
+# vault several-fold: its counts per recovery hold, its times do not. With
+# BKV_SWITCH_STACKS=1 (needs perf and root) a third window records every
+# context switch with its stack (`perf record -e sched:sched_switch`) and
+# names, per recovery, where the threads slept (S), waited on the disk (D)
+# or were preempted (R). Needs build/release (bkv_loadgen, bkv-vault) and
+# strace.
 set -euo pipefail
 export LC_ALL=C  # sort and join agree on the order
 cd "$(dirname "$0")/../.."
@@ -20,7 +24,9 @@ command -v strace >/dev/null || { echo "needs strace (apt-get install strace)" >
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-"$loadgen" --clients "$clients" --store "$store" --seconds $((2 * window + 6)) \
+windows=2
+[[ -n ${BKV_SWITCH_STACKS:-} ]] && windows=3
+"$loadgen" --clients "$clients" --store "$store" --seconds $((windows * window + 6)) \
   >"$work/load.out" 2>&1 &
 load=$!
 for _ in $(seq 600); do  # registration and start-up: up to a minute
@@ -48,10 +54,31 @@ threads() {
   done | awk '{ u[$1] += $2; s[$1] += $3; v[$1] += $4; i[$1] += $5; c[$1]++ }
     END { for (n in u) print n, c[n], u[n], s[n], v[n], i[n] }' | sort
 }
+# Context switches by the first three of our frames (or gRPC's, RocksDB's,
+# the token's) on the stack, per recovery.
+switch_sites() {
+  echo "context switches per recovery by where ($1 recoveries in ${window} s)"
+  perf script -i "$work/switch.data" 2>/dev/null | awk -v n="$1" -v RS= '
+    { state = "?"; if (match($0, /prev_state=[A-Z+]+/)) state = substr($0, RSTART + 11, RLENGTH - 11)
+      key = ""; seen = 0; m = split($0, lines, "\n")
+      for (i = 2; i <= m && seen < 3; i++) {
+        if (!match(lines[i], /(bkv::[A-Za-z0-9_:]+|PollForWork|BlockingUnaryCallImpl|rocksdb::[A-Za-z0-9_:]+|C_[A-Z][A-Za-z]+|Mutex::Await|CondVar::Wait)/)) continue
+        f = substr(lines[i], RSTART, RLENGTH)
+        if (index(key, f)) continue
+        key = key (seen++ ? " < " : "") f }
+      if (key == "") key = "(kernel or libraries only)"
+      count[state " " key]++ }
+    END { for (k in count) printf "%6.2f  %s\n", count[k] / n, k }' | sort -rn | head -16
+}
 sleep 1
 r0=$(finished); threads >"$work/t0"; sleep "$window"; threads >"$work/t1"; r1=$(finished)
 timeout -s INT "$window" strace -c -f -p "$pid" -o "$work/strace" 2>/dev/null || true
 r2=$(finished)
+if [[ -n ${BKV_SWITCH_STACKS:-} ]]; then
+  perf record -q -e sched:sched_switch --call-graph dwarf,16384 -p "$pid" \
+    -o "$work/switch.data" -- sleep "$window" >/dev/null 2>&1 || true
+  r3=$(finished)
+fi
 wait "$load" || true
 tick=$(getconf CLK_TCK)
 echo "store=$store clients=$clients: per recovery, by thread name ($((r1 - r0)) recoveries in ${window} s)"
@@ -61,4 +88,5 @@ join "$work/t0" "$work/t1" | awk -v n=$((r1 - r0)) -v tk="$tick" '
       1e6 * ($9 - $4) / tk / n, ($10 - $5) / n, ($11 - $6) / n }' | sort -k3 -rn
 echo "syscalls per recovery under strace ($((r2 - r1)) recoveries in ${window} s)"
 awk -v n=$((r2 - r1)) '$1 ~ /^[0-9.]+$/ && NF >= 5 { printf "%-18s %8.1f\n", $NF, $4 / n }' "$work/strace" | sort -k2 -rn | head -24
+[[ -n ${BKV_SWITCH_STACKS:-} ]] && switch_sites $((r3 - r2))
 grep '^RESULT ' "$work/load.out" || true
