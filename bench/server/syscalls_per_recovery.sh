@@ -68,7 +68,8 @@ switch_sites() {
         key = key (seen++ ? " < " : "") f }
       if (key == "") key = "(kernel or libraries only)"
       count[state " " key]++ }
-    END { for (k in count) printf "%6.2f  %s\n", count[k] / n, k }' | sort -rn | head -16
+    END { for (k in count) { printf "%6.2f  %s\n", count[k] / n, k; all += count[k] }
+          printf "%6.2f  (all)\n", all / n }' | sort -rn | head -20
 }
 sleep 1
 r0=$(finished); threads >"$work/t0"; sleep "$window"; threads >"$work/t1"; r1=$(finished)
