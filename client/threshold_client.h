@@ -13,12 +13,14 @@
 // misbehaving realm is a kRealmFault naming it, never a wrong password; the
 // newest (epoch, commitment) is remembered in the state directory, so a
 // dropped commit cannot bring back a replaced registration.
-// Thread-compatible: one call at a time per client.
+// Thread-compatible: one call at a time per client (the background rotation
+// is waited for by the next call).
 
 #include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,8 +66,12 @@ struct ThresholdRecovery {
   std::vector<RealmFault> faults;   // realms excluded, recovery went on
   std::vector<std::string> proofs;  // by realm position; "" if none
   uint64_t epoch = 0;               // the registration recovered from
-  bool rotated = false;
-  absl::Status rotation;  // why not rotated (OK when rotated or disabled)
+  Commitment commitment{};          // its commitment
+  // A rotation (fresh shares) now runs on the client's background thread;
+  // WaitForRotation() reports how it ended. Otherwise `rotation` says why
+  // none was started (OK when rotation is disabled).
+  bool rotation_started = false;
+  absl::Status rotation;
 };
 
 class ThresholdClient {
@@ -83,9 +89,16 @@ class ThresholdClient {
       const std::string& account, const SecretBytes& password,
       const SecretBytes& backup_key,
       const std::vector<std::string>& proofs = {});
-  // Spends one attempt at each realm of the agreeing group.
+  // Spends one attempt at each realm of the agreeing group. Returns once the
+  // key is unwrapped; the rotation, when due, runs after it in the
+  // background (docs/threshold.md, "Rotation off the critical path").
   absl::StatusOr<ThresholdRecovery> Recover(const std::string& account,
                                             const SecretBytes& password);
+  // Waits for the background rotation and returns its registration or why
+  // it failed (the key is unaffected; the next recovery rotates again);
+  // nullopt when none was started since the last wait. Register, Recover,
+  // Plan and the destructor wait for it first.
+  std::optional<absl::StatusOr<ThresholdRegistration>> WaitForRotation();
   // Rolls an unfinished commit forward, then the uncounted status round and
   // its plan (what Recover would do).
   absl::StatusOr<RecoveryPlan> Plan(const std::string& account);
