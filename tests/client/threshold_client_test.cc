@@ -613,6 +613,23 @@ TEST_F(ThresholdClientTest, CliBackupAndRestoreWithRealms) {
   std::ifstream restored(dir / "restored" / "chat.db");
   EXPECT_EQ(std::string((std::istreambuf_iterator<char>(restored)), {}),
             std::string(100'000, 'c'));
+  EXPECT_NE(r.err.find("not re-registered"), std::string::npos) << r.err;
+  // Every realm up: the rotation runs after the key and `bkv` waits for it
+  // before it exits.
+  const uint64_t epoch = Status(1).epoch();
+  const std::string before = Status(1).commitment();
+  realms_[0].relay->mode = Mode::kPass;
+  CliRun again = Bkv(
+      With({"restore", "--from", store, "--to", (dir / "again").string()}),
+      "correct horse battery staple\n", dir);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.err.find("not re-registered"), std::string::npos)
+      << again.err;
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(Status(i).epoch(), epoch + 1) << "rotated before exit: " << i;
+    EXPECT_NE(Status(i).commitment(), before) << i;
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
+  }
   ::unsetenv("BKV_STATE_DIR");
 }
 
