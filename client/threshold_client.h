@@ -38,7 +38,9 @@ struct ThresholdOptions {
   // address, failover_addresses, server_public_key and account_token are
   // ignored (the realm set and `account_token` below replace them).
   VaultOptions vault;
-  // The token for one realm (its aud must be that realm id).
+  // The token for one realm (its aud must be that realm id). Called from
+  // the SDK's threads, also by the background rotation after Recover
+  // returned: it must stay usable for the client's lifetime.
   std::function<std::string(const std::string& realm_id)> account_token;
   // Where the newest (epoch, commitment) and an unfinished commit are kept;
   // empty: neither (docs/threshold.md, "Roll-forward store").
@@ -46,8 +48,8 @@ struct ThresholdOptions {
   // Re-register with fresh shares after each successful recovery.
   bool rotate = true;
   // Called before every RPC with the realm id and the RPC name, from the
-  // SDK's per-realm threads (so possibly concurrently); for tracing. May be
-  // empty.
+  // SDK's per-realm threads (so possibly concurrently, and by the background
+  // rotation after Recover returned); for tracing. May be empty.
   std::function<void(const std::string& realm_id, std::string_view rpc)>
       before_call;
 };
