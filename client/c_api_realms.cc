@@ -127,7 +127,7 @@ bkv_status bkv_realms_wait_rotation(bkv_realms* realms,
     return VaultToC(capi::Null("realms"), out_detail, err);
   }
   auto ended = realms->client->WaitForRotation();
-  return VaultToC(ended.has_value() ? ended->status() : absl::OkStatus(),
+  return VaultToC(ended.has_value() ? ended->status : absl::OkStatus(),
                   out_detail, err);
 }
 

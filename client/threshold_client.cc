@@ -291,8 +291,7 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Recover(
   return out;
 }
 
-std::optional<absl::StatusOr<ThresholdRegistration>>
-ThresholdClient::WaitForRotation() {
+std::optional<ThresholdRotation> ThresholdClient::WaitForRotation() {
   impl_->JoinRotation();
   return std::exchange(impl_->rotation_result, std::nullopt);
 }

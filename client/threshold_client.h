@@ -76,6 +76,12 @@ struct ThresholdRecovery {
   absl::Status rotation;
 };
 
+// How a background rotation ended (ThresholdClient::WaitForRotation).
+struct ThresholdRotation {
+  absl::Status status;                 // OK: every realm holds the new one
+  ThresholdRegistration registration;  // the fresh registration, when OK
+};
+
 class ThresholdClient {
  public:
   static absl::StatusOr<std::unique_ptr<ThresholdClient>> Create(
@@ -96,11 +102,11 @@ class ThresholdClient {
   // background (docs/threshold.md, "Rotation off the critical path").
   absl::StatusOr<ThresholdRecovery> Recover(const std::string& account,
                                             const SecretBytes& password);
-  // Waits for the background rotation and returns its registration or why
-  // it failed (the key is unaffected; the next recovery rotates again);
-  // nullopt when none was started since the last wait. Register, Recover,
-  // Plan and the destructor wait for it first.
-  std::optional<absl::StatusOr<ThresholdRegistration>> WaitForRotation();
+  // Waits for the background rotation and says how it ended (a failure
+  // leaves the key unaffected; the next recovery rotates again); nullopt
+  // when none was started since the last wait. Register, Recover, Plan and
+  // the destructor wait for it first.
+  std::optional<ThresholdRotation> WaitForRotation();
   // Rolls an unfinished commit forward, then the uncounted status round and
   // its plan (what Recover would do).
   absl::StatusOr<RecoveryPlan> Plan(const std::string& account);

@@ -130,7 +130,7 @@ struct ThresholdClient::Impl {
                      const ThresholdRecovery& recovered);
   void JoinRotation();
   std::thread rotation_thread;
-  std::optional<absl::StatusOr<ThresholdRegistration>> rotation_result;
+  std::optional<ThresholdRotation> rotation_result;
   // Steps 6-10 after the KE1 round: fills out.backup_key and out.proofs.
   absl::Status FinishRound(const std::string& account,
                            const opaque::OpaqueClient& opaque,

@@ -341,7 +341,9 @@ void ThresholdClient::Impl::StartRotation(const std::string& account,
       [this, account, pw = SecretBytes::Copy(password.Reveal()),
        key = SecretBytes::Copy(recovered.backup_key.Reveal()),
        proofs = recovered.proofs, from = recovered.commitment] {
-        rotation_result = Register(account, pw, key, proofs, from);
+        auto r = Register(account, pw, key, proofs, from);
+        rotation_result = ThresholdRotation{
+            r.status(), r.ok() ? *r : ThresholdRegistration{}};
       });
 }
 

@@ -146,7 +146,7 @@ Pair Prepare(Fixture& f, const std::string& acct) {
           [s, pw, acct] { return s->Recover(acct, *pw).ok(); },
           [r] {
             auto ended = r->WaitForRotation();
-            return !ended.has_value() || ended->ok();
+            return !ended.has_value() || ended->status.ok();
           }};
 }
 

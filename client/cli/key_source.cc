@@ -287,7 +287,9 @@ void WaitForRealmRotation(FILE* err) {
   std::unique_ptr<client::ThresholdClient>& realms = RotatingRealms();
   if (realms == nullptr) return;
   auto ended = realms->WaitForRotation();
-  if (ended.has_value() && !ended->ok()) SayNotRotated(err, ended->status());
+  if (ended.has_value() && !ended->status.ok()) {
+    SayNotRotated(err, ended->status);
+  }
   realms.reset();
 }
 

@@ -458,8 +458,8 @@ TEST_F(ThresholdClientTest, RotationChangesTheVersion) {
   EXPECT_TRUE(got->rotation_started) << got->rotation;
   auto rotated = c->WaitForRotation();
   ASSERT_TRUE(rotated.has_value());
-  ASSERT_TRUE(rotated->ok()) << rotated->status();
-  EXPECT_EQ((*rotated)->epoch, reg->epoch + 1);
+  ASSERT_TRUE(rotated->status.ok()) << rotated->status;
+  EXPECT_EQ(rotated->registration.epoch, reg->epoch + 1);
   EXPECT_FALSE(c->WaitForRotation().has_value()) << "reported once";
   auto plan = c->Plan(kAccount);
   ASSERT_TRUE(plan.ok()) << plan.status();
@@ -513,7 +513,7 @@ TEST_F(ThresholdClientTest, RotationRunsAfterTheKeyIsReturned) {
   cv.notify_all();
   auto failed = c->WaitForRotation();
   ASSERT_TRUE(failed.has_value());
-  EXPECT_FALSE(failed->ok());
+  EXPECT_FALSE(failed->status.ok());
   EXPECT_TRUE(got->backup_key == key_) << "the key outlives the rotation";
   realms_[2].relay->mode = Mode::kPass;
   auto again = c->Recover(kAccount, password_);
@@ -521,8 +521,8 @@ TEST_F(ThresholdClientTest, RotationRunsAfterTheKeyIsReturned) {
   EXPECT_TRUE(again->backup_key == key_);
   auto rotated = c->WaitForRotation();
   ASSERT_TRUE(rotated.has_value());
-  ASSERT_TRUE(rotated->ok()) << rotated->status();
-  EXPECT_EQ((*rotated)->epoch, reg->epoch + 1);
+  ASSERT_TRUE(rotated->status.ok()) << rotated->status;
+  EXPECT_EQ(rotated->registration.epoch, reg->epoch + 1);
 }
 
 // A on the old registration, B and C on the new (A's commit dropped): the
