@@ -11,7 +11,9 @@ namespace {
 constexpr char kKeysHint[] =
     "this node's token holds other vault keys than the cluster's (its own "
     "`hsm init`, not the clone): import the cloned keys (`hsm export`, "
-    "`hsm import`) or set [freshness] owner_candidate = false and restart";
+    "`hsm import`) or make it endorser-only ([freshness] owner_candidate = "
+    "false, and candidate=false in the members list: docs/operations.md "
+    "\"Endorser-only members\")";
 
 }  // namespace
 
