@@ -143,8 +143,9 @@ absl::StatusOr<Members> Members::Create(std::vector<Member> members) {
   std::sort(members.begin(), members.end(),
             [](const Member& a, const Member& b) { return a.id < b.id; });
   std::set<hsm::EndorsementKey::PublicKey> keys;
-  const size_t candidates = std::count_if(
-      members.begin(), members.end(), [](const Member& m) { return m.candidate; });
+  const size_t candidates =
+      std::count_if(members.begin(), members.end(),
+                    [](const Member& m) { return m.candidate; });
   if (candidates == 0) {
     return absl::InvalidArgumentError(
         "members: no member is an owner candidate: nobody could own the "
@@ -446,9 +447,9 @@ absl::Status CheckProposer(const Members& members, const EndorserState& state,
     refused.SetPayload(kNotCandidatePayload, absl::Cord(absl::StrCat(*node)));
     return refused;
   }
-  return absl::PermissionDeniedError(absl::StrCat(
-      "request for term ", term, " is not signed by its proposer: ",
-      s.message()));
+  return absl::PermissionDeniedError(
+      absl::StrCat("request for term ", term,
+                   " is not signed by its proposer: ", s.message()));
 }
 
 // `cert` is valid, not older than the committed one, and, when `held` is

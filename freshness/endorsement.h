@@ -85,9 +85,7 @@ class Members {
   const std::vector<uint32_t>& candidates() const { return candidates_; }
   // Some member is marked `candidate=false` (the v2 digest); false for a
   // list that marks none, where `owner_candidate` is only local.
-  bool marks_candidacy() const {
-    return candidates_.size() != members_.size();
-  }
+  bool marks_candidacy() const { return candidates_.size() != members_.size(); }
 
  private:
   Members(std::vector<Member> m, const Digest& d);

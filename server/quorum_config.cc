@@ -92,7 +92,7 @@ absl::Status CheckCandidacy(const QuorumSettings& q) {
           "candidate=false in the members list (a new list: "
           "docs/operations.md \"Endorser-only members\")"}});
   }
-  if (q.members.candidates().size() == 1) {
+  if (elected && q.members.candidates().size() == 1) {
     Log("warn", "quorum_one_candidate",
         {{"candidate", absl::StrCat(q.members.candidates()[0])},
          {"hint", "one member may own the chain: no failover"}});

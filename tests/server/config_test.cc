@@ -290,8 +290,8 @@ TEST(ConfigTest, OwnerCandidateIsForTheElectedOwnerOnly) {
 TEST(ConfigTest, OwnerCandidateMustMatchTheMembersList) {
   const std::string list = "1 " + std::string(64, 'a') + " 127.0.0.1:7001\n2 " +
                            std::string(64, 'b') + " 127.0.0.1:7002";
-  const std::string unmarked = list + "\n3 " + std::string(64, 'c') +
-                               " 127.0.0.1:7003\n";
+  const std::string unmarked =
+      list + "\n3 " + std::string(64, 'c') + " 127.0.0.1:7003\n";
   const std::string marked = list + " candidate=false\n3 " +
                              std::string(64, 'c') + " 127.0.0.1:7003\n";
   auto check = [](const std::string& members, uint32_t node, bool candidate,

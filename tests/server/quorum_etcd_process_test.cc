@@ -854,8 +854,8 @@ TEST_F(QuorumEtcdEndorserOnlyTest, NonCandidatesPrepareIsRefusedByTheOthers) {
     auto stub = fresh::v1::Endorser::NewStub(grpc::CreateChannel(
         "127.0.0.1:" + std::to_string(peer_[i]), PeerCredentials(tls_)));
     for (uint64_t term = above + 1; term <= above + 3; ++term) {
-      auto sig = (*key)->Sign(
-          freshness::PrepareStatement(members->digest(), term));
+      auto sig =
+          (*key)->Sign(freshness::PrepareStatement(members->digest(), term));
       ASSERT_TRUE(sig.ok()) << sig.status();
       fresh::v1::PrepareRequest req;
       req.set_term(term);
@@ -866,8 +866,7 @@ TEST_F(QuorumEtcdEndorserOnlyTest, NonCandidatesPrepareIsRefusedByTheOthers) {
       fresh::v1::PrepareResponse resp;
       const grpc::Status st = stub->Prepare(&ctx, req, &resp);
       EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED)
-          << "node " << i + 1 << " term " << term << ": "
-          << st.error_message();
+          << "node " << i + 1 << " term " << term << ": " << st.error_message();
       EXPECT_NE(st.error_message().find("not an owner candidate"),
                 std::string::npos)
           << st.error_message();
