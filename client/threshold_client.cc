@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <utility>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -239,7 +241,8 @@ absl::Status ThresholdClient::Impl::RollForward(
 
 ThresholdClient::ThresholdClient(std::unique_ptr<Impl> impl)
     : impl_(std::move(impl)) {}
-ThresholdClient::~ThresholdClient() = default;
+// A rotation still running finishes first (it may be past its first Commit).
+ThresholdClient::~ThresholdClient() { impl_->JoinRotation(); }
 
 absl::StatusOr<std::unique_ptr<ThresholdClient>> ThresholdClient::Create(
     threshold::RealmSet realms, ThresholdOptions options) {
@@ -270,6 +273,7 @@ const threshold::RealmSet& ThresholdClient::realms() const {
 absl::StatusOr<ThresholdRegistration> ThresholdClient::Register(
     const std::string& account, const SecretBytes& password,
     const SecretBytes& backup_key, const std::vector<std::string>& proofs) {
+  impl_->JoinRotation();
   // An unfinished commit first: its version may be the one to replace.
   (void)impl_->RollForward(account);
   return impl_->Register(account, password, backup_key, proofs,
@@ -278,11 +282,22 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Register(
 
 absl::StatusOr<ThresholdRecovery> ThresholdClient::Recover(
     const std::string& account, const SecretBytes& password) {
+  impl_->JoinRotation();
   (void)impl_->RollForward(account);
-  return impl_->Recover(account, password);
+  absl::StatusOr<ThresholdRecovery> out = impl_->Recover(account, password);
+  if (out.ok() && out->rotation_started) {
+    impl_->StartRotation(account, password, *out);
+  }
+  return out;
+}
+
+std::optional<ThresholdRotation> ThresholdClient::WaitForRotation() {
+  impl_->JoinRotation();
+  return std::exchange(impl_->rotation_result, std::nullopt);
 }
 
 absl::StatusOr<RecoveryPlan> ThresholdClient::Plan(const std::string& account) {
+  impl_->JoinRotation();
   // An unfinished commit first, or the plan sees the half-committed state
   // and a caller that stops at the plan (the CLI) never repairs it.
   (void)impl_->RollForward(account);

@@ -13,12 +13,14 @@
 // misbehaving realm is a kRealmFault naming it, never a wrong password; the
 // newest (epoch, commitment) is remembered in the state directory, so a
 // dropped commit cannot bring back a replaced registration.
-// Thread-compatible: one call at a time per client.
+// Thread-compatible: one call at a time per client (the background rotation
+// is waited for by the next call).
 
 #include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,7 +38,9 @@ struct ThresholdOptions {
   // address, failover_addresses, server_public_key and account_token are
   // ignored (the realm set and `account_token` below replace them).
   VaultOptions vault;
-  // The token for one realm (its aud must be that realm id).
+  // The token for one realm (its aud must be that realm id). Called from
+  // the SDK's threads, also by the background rotation after Recover
+  // returned: it must stay usable for the client's lifetime.
   std::function<std::string(const std::string& realm_id)> account_token;
   // Where the newest (epoch, commitment) and an unfinished commit are kept;
   // empty: neither (docs/threshold.md, "Roll-forward store").
@@ -44,8 +48,8 @@ struct ThresholdOptions {
   // Re-register with fresh shares after each successful recovery.
   bool rotate = true;
   // Called before every RPC with the realm id and the RPC name, from the
-  // SDK's per-realm threads (so possibly concurrently); for tracing. May be
-  // empty.
+  // SDK's per-realm threads (so possibly concurrently, and by the background
+  // rotation after Recover returned); for tracing. May be empty.
   std::function<void(const std::string& realm_id, std::string_view rpc)>
       before_call;
 };
@@ -64,8 +68,18 @@ struct ThresholdRecovery {
   std::vector<RealmFault> faults;   // realms excluded, recovery went on
   std::vector<std::string> proofs;  // by realm position; "" if none
   uint64_t epoch = 0;               // the registration recovered from
-  bool rotated = false;
-  absl::Status rotation;  // why not rotated (OK when rotated or disabled)
+  Commitment commitment{};          // its commitment
+  // A rotation (fresh shares) now runs on the client's background thread;
+  // WaitForRotation() reports how it ended. Otherwise `rotation` says why
+  // none was started (OK when rotation is disabled).
+  bool rotation_started = false;
+  absl::Status rotation;
+};
+
+// How a background rotation ended (ThresholdClient::WaitForRotation).
+struct ThresholdRotation {
+  absl::Status status;                 // OK: every realm holds the new one
+  ThresholdRegistration registration;  // the fresh registration, when OK
 };
 
 class ThresholdClient {
@@ -83,9 +97,16 @@ class ThresholdClient {
       const std::string& account, const SecretBytes& password,
       const SecretBytes& backup_key,
       const std::vector<std::string>& proofs = {});
-  // Spends one attempt at each realm of the agreeing group.
+  // Spends one attempt at each realm of the agreeing group. Returns once the
+  // key is unwrapped; the rotation, when due, runs after it in the
+  // background (docs/threshold.md, "Rotation off the critical path").
   absl::StatusOr<ThresholdRecovery> Recover(const std::string& account,
                                             const SecretBytes& password);
+  // Waits for the background rotation and says how it ended (a failure
+  // leaves the key unaffected; the next recovery rotates again); nullopt
+  // when none was started since the last wait. Register, Recover, Plan and
+  // the destructor wait for it first.
+  std::optional<ThresholdRotation> WaitForRotation();
   // Rolls an unfinished commit forward, then the uncounted status round and
   // its plan (what Recover would do).
   absl::StatusOr<RecoveryPlan> Plan(const std::string& account);

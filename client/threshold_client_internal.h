@@ -115,13 +115,22 @@ struct ThresholdClient::Impl {
       const Commitment& previous) const;
   absl::StatusOr<ThresholdRecovery> Recover(const std::string& account,
                                             const SecretBytes& password) const;
-  // Steps 10-11: raises the newest memory, then rotates (skipped, and said
-  // in out.rotation, when the memory failed or a realm was silent).
-  void RememberAndRotate(const std::string& account,
-                         const SecretBytes& password,
-                         const std::vector<StatusAnswer>& answers,
-                         const Commitment& commitment,
-                         ThresholdRecovery& out) const;
+  // Steps 10-11: raises the newest memory, then decides whether a rotation
+  // is due (out.rotation_started) or why not (out.rotation: the memory
+  // failed or a realm was silent).
+  void RememberAndPlanRotation(const std::string& account,
+                               const std::vector<StatusAnswer>& answers,
+                               ThresholdRecovery& out) const;
+
+  // The background rotation (docs/threshold.md, "Rotation off the critical
+  // path"): a Register with copies of the password, key and proofs on one
+  // thread. Touched only from the caller's thread (one call at a time);
+  // `rotation_result` is written by the thread and read after the join.
+  void StartRotation(const std::string& account, const SecretBytes& password,
+                     const ThresholdRecovery& recovered);
+  void JoinRotation();
+  std::thread rotation_thread;
+  std::optional<ThresholdRotation> rotation_result;
   // Steps 6-10 after the KE1 round: fills out.backup_key and out.proofs.
   absl::Status FinishRound(const std::string& account,
                            const opaque::OpaqueClient& opaque,

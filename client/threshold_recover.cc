@@ -303,14 +303,14 @@ absl::Status ThresholdClient::Impl::FinishRound(
   return absl::OkStatus();
 }
 
-// Steps 10-11 after the key is unwrapped: the memory rises, then rotation.
-void ThresholdClient::Impl::RememberAndRotate(
-    const std::string& account, const SecretBytes& password,
-    const std::vector<StatusAnswer>& answers, const Commitment& commitment,
+// Steps 10-11 after the key is unwrapped: the memory rises, then whether a
+// rotation is due (it runs after the key was returned: StartRotation).
+void ThresholdClient::Impl::RememberAndPlanRotation(
+    const std::string& account, const std::vector<StatusAnswer>& answers,
     ThresholdRecovery& out) const {
   // The key is the user's either way: a failed memory write is reported,
   // not a reason to discard it (review finding 13); no rotation then.
-  if (absl::Status m = RememberNewest(account, out.epoch, commitment);
+  if (absl::Status m = RememberNewest(account, out.epoch, out.commitment);
       !m.ok()) {
     out.rotation = absl::Status(
         m.code(), absl::StrCat("not rotated: the newest registration could not "
@@ -328,9 +328,27 @@ void ThresholdClient::Impl::RememberAndRotate(
       return;
     }
   }
-  auto r = Register(account, password, out.backup_key, out.proofs, commitment);
-  out.rotated = r.ok();
-  out.rotation = r.status();
+  out.rotation_started = true;
+}
+
+void ThresholdClient::Impl::StartRotation(const std::string& account,
+                                          const SecretBytes& password,
+                                          const ThresholdRecovery& recovered) {
+  JoinRotation();
+  // Copies: the caller's password and key may be gone before the thread
+  // ends. SecretBytes erases them when the thread's lambda is destroyed.
+  rotation_thread = std::thread(
+      [this, account, pw = SecretBytes::Copy(password.Reveal()),
+       key = SecretBytes::Copy(recovered.backup_key.Reveal()),
+       proofs = recovered.proofs, from = recovered.commitment] {
+        auto r = Register(account, pw, key, proofs, from);
+        rotation_result = ThresholdRotation{
+            r.status(), r.ok() ? *r : ThresholdRegistration{}};
+      });
+}
+
+void ThresholdClient::Impl::JoinRotation() {
+  if (rotation_thread.joinable()) rotation_thread.join();
 }
 
 absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
@@ -369,7 +387,8 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
   BKV_RETURN_IF_ERROR(
       FinishRound(account, opaque, plan, login, legs, faults, out));
   out.faults = std::move(faults);
-  RememberAndRotate(account, password, answers, plan.commitment, out);
+  out.commitment = plan.commitment;
+  RememberAndPlanRotation(account, answers, out);
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -24,6 +25,8 @@ using fresh::v1::HeadRef;
 
 constexpr absl::string_view kTableContext = "bkv.fresh.table.v1";
 constexpr absl::string_view kMembersContext = "bkv.fresh.members.v1";
+// A list with a non-candidate: the same length, so no v1 input is a v2 one.
+constexpr absl::string_view kCandidatesContext = "bkv.fresh.members.v2";
 constexpr absl::string_view kStatementContext = "bkv.fresh.endorse.v1";
 constexpr absl::string_view kRequestContext = "bkv.fresh.request.v1";
 constexpr absl::string_view kRefusalContext = "bkv.fresh.refuse.v1";
@@ -95,19 +98,28 @@ absl::Status SameEpochsAndCaps(const EndorserState& state,
       "officer's re-anchor ceremony may (docs/rollback.md)");
 }
 
+// The optional fourth field; no field: a candidate (every older list).
+bool ParseCandidate(const std::vector<absl::string_view>& f, bool* candidate) {
+  if (f.size() == 3) return true;
+  if (f.size() != 4) return false;
+  *candidate = f[3] == "candidate=true";
+  return *candidate || f[3] == "candidate=false";
+}
+
 absl::StatusOr<Member> ParseMemberLine(absl::string_view line) {
   std::vector<absl::string_view> f =
       absl::StrSplit(line, ' ', absl::SkipWhitespace());
   Member m;
   absl::StatusOr<std::vector<uint8_t>> key =
-      f.size() == 3 ? HexDecode(std::string_view(f[1].data(), f[1].size()))
+      f.size() >= 3 ? HexDecode(std::string_view(f[1].data(), f[1].size()))
                     : absl::InvalidArgumentError("fields");
   if (!key.ok() || !absl::SimpleAtoi(f[0], &m.id) ||
-      key->size() != m.key.size()) {
+      key->size() != m.key.size() || !ParseCandidate(f, &m.candidate)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "members: bad line '", line,
         "': expected `<node id> <64 hex digits of its endorsement public "
-        "key> <host:port>` (`bkv-vault cluster keygen` prints the key)"));
+        "key> <host:port> [candidate=false]` (`bkv-vault cluster keygen` "
+        "prints the key)"));
   }
   std::copy(key->begin(), key->end(), m.key.begin());
   m.peer_address = std::string(f[2]);
@@ -131,8 +143,18 @@ absl::StatusOr<Members> Members::Create(std::vector<Member> members) {
   std::sort(members.begin(), members.end(),
             [](const Member& a, const Member& b) { return a.id < b.id; });
   std::set<hsm::EndorsementKey::PublicKey> keys;
+  const size_t candidates =
+      std::count_if(members.begin(), members.end(),
+                    [](const Member& m) { return m.candidate; });
+  if (candidates == 0) {
+    return absl::InvalidArgumentError(
+        "members: no member is an owner candidate: nobody could own the "
+        "chain; remove `candidate=false` from at least one line");
+  }
+  // A list that marks nobody keeps the v1 digest (formed clusters).
+  const bool marks = candidates != members.size();
   std::vector<uint8_t> in;
-  Put(in, kMembersContext);
+  Put(in, marks ? kCandidatesContext : kMembersContext);
   for (size_t i = 0; i < members.size(); ++i) {
     if ((i > 0 && members[i].id == members[i - 1].id) ||
         !keys.insert(members[i].key).second) {
@@ -142,9 +164,17 @@ absl::StatusOr<Members> Members::Create(std::vector<Member> members) {
     }
     PutBigEndian(in, members[i].id, 4);
     Put(in, members[i].key);
+    if (marks) in.push_back(members[i].candidate ? 1 : 0);
   }
   const Digest d = Sha256(in);
   return Members(std::move(members), d);
+}
+
+Members::Members(std::vector<Member> m, const Digest& d)
+    : members_(std::move(m)), digest_(d), list_digest_(d) {
+  for (const Member& member : members_) {
+    if (member.candidate) candidates_.push_back(member.id);
+  }
 }
 
 absl::StatusOr<Members> Members::Parse(absl::string_view text) {
@@ -162,7 +192,7 @@ std::string Members::Encode() const {
   std::string out;
   for (const Member& m : members_) {
     absl::StrAppend(&out, m.id, " ", HexEncode(m.key), " ", m.peer_address,
-                    "\n");
+                    m.candidate ? "" : " candidate=false", "\n");
   }
   return out;
 }
@@ -203,12 +233,19 @@ std::vector<uint8_t> Statement(const Digest& members, uint32_t node,
 }
 
 uint32_t ProposerOf(const Members& members, uint64_t term) {
-  return members.all()[term % members.all().size()].id;
+  const std::vector<uint32_t>& c = members.candidates();
+  return c[term % c.size()];
 }
 
 absl::StatusOr<uint64_t> NextTermOf(const Members& members, uint32_t node,
                                     uint64_t above) {
-  const uint64_t n = members.all().size();
+  const Member* m = members.Find(node);
+  if (m == nullptr || !m->candidate) {
+    return absl::OutOfRangeError(absl::StrCat(
+        "node ", node,
+        " is not an owner candidate in the members list: it proposes no term"));
+  }
+  const uint64_t n = members.candidates().size();
   for (uint64_t t = above + 1; t > above && t < above + 1 + n; ++t) {
     if (ProposerOf(members, t) == node && t != UINT64_MAX) return t;
   }
@@ -376,8 +413,21 @@ HeadRef HeldHead(const EndorserState& s) {
 
 namespace {
 
-// The request is its term's proposer's, and its term is the promised one or
-// above within kMaxStep.
+// On the refusal path only: the non-candidate whose key made `signature`
+// (lease3 review finding 4), so the refusal can say who tried.
+std::optional<uint32_t> NonCandidateSigner(
+    const Members& members, const std::string& signature,
+    const std::vector<uint8_t>& statement) {
+  for (const Member& m : members.all()) {
+    if (!m.candidate && VerifyBy(members, m.id, signature, statement).ok()) {
+      return m.id;
+    }
+  }
+  return std::nullopt;
+}
+
+// The request is its term's proposer's (a candidate), and its term is the
+// promised one or above within kMaxStep.
 absl::Status CheckProposer(const Members& members, const EndorserState& state,
                            uint64_t term, const std::string& signature,
                            const std::vector<uint8_t>& statement) {
@@ -386,14 +436,20 @@ absl::Status CheckProposer(const Members& members, const EndorserState& state,
         absl::StrCat("term ", term, " is too far above the promised ",
                      state.promised_term()));
   }
-  if (absl::Status s =
-          VerifyBy(members, ProposerOf(members, term), signature, statement);
-      !s.ok()) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("request for term ", term,
-                     " is not signed by its proposer: ", s.message()));
+  absl::Status s =
+      VerifyBy(members, ProposerOf(members, term), signature, statement);
+  if (s.ok()) return s;
+  if (auto node = NonCandidateSigner(members, signature, statement)) {
+    absl::Status refused = absl::PermissionDeniedError(absl::StrCat(
+        "request for term ", term, " is signed by node ", *node,
+        ", which is not an owner candidate in the members list "
+        "(`candidate=false`): an endorser-only member proposes no term"));
+    refused.SetPayload(kNotCandidatePayload, absl::Cord(absl::StrCat(*node)));
+    return refused;
   }
-  return absl::OkStatus();
+  return absl::PermissionDeniedError(
+      absl::StrCat("request for term ", term,
+                   " is not signed by its proposer: ", s.message()));
 }
 
 // `cert` is valid, not older than the committed one, and, when `held` is

@@ -23,6 +23,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "bkv/fresh/v1/endorse.pb.h"
 #include "freshness/head_table.h"
@@ -38,16 +39,26 @@ struct Member {
   uint32_t id = 0;
   hsm::EndorsementKey::PublicKey key{};
   std::string peer_address;  // host:port of its Endorser service
+  // May propose terms (own the chain); false: endorser-only, its requests
+  // are refused (docs/rollback.md "Candidacy in the members list").
+  bool candidate = true;
 };
 
+// The status payload of a request refused because a non-candidate signed
+// it (value: its node id).
+inline constexpr absl::string_view kNotCandidatePayload =
+    "type.bkv/fresh.not_candidate";
+
 // The members list the security officer fixed in every token (`cluster
-// form`). Its digest covers ids and keys (not addresses), goes into every
+// form`). Its digest covers ids, keys and, when any member is not a
+// candidate, every member's candidacy (not addresses), goes into every
 // statement, so a node formed with another list can't count.
 class Members {
  public:
-  // Ids distinct, keys distinct, 1 to 64 members.
+  // Ids distinct, keys distinct, 1 to 64 members, at least one candidate.
   static absl::StatusOr<Members> Create(std::vector<Member> members);
-  // One member per line: `<id> <64 hex digits> <host:port>`; `#` comments.
+  // One member per line: `<id> <64 hex digits> <host:port>
+  // [candidate=true|false]` (no field: a candidate); `#` comments.
   static absl::StatusOr<Members> Parse(absl::string_view text);
   std::string Encode() const;  // Parse's format
 
@@ -70,11 +81,16 @@ class Members {
   }
   const std::vector<Member>& all() const { return members_; }
   const Member* Find(uint32_t id) const;
+  // Ids of the members that may propose, ascending (never empty).
+  const std::vector<uint32_t>& candidates() const { return candidates_; }
+  // Some member is marked `candidate=false` (the v2 digest); false for a
+  // list that marks none, where `owner_candidate` is only local.
+  bool marks_candidacy() const { return candidates_.size() != members_.size(); }
 
  private:
-  Members(std::vector<Member> m, const Digest& d)
-      : members_(std::move(m)), digest_(d), list_digest_(d) {}
+  Members(std::vector<Member> m, const Digest& d);
   std::vector<Member> members_;
+  std::vector<uint32_t> candidates_;
   Digest digest_;
   Digest list_digest_;
   std::optional<fresh::v1::HeadRef> base_;
@@ -83,11 +99,11 @@ class Members {
 std::vector<uint8_t> Statement(const Digest& members, uint32_t node,
                                const fresh::v1::HeadRef& head);
 
-// One proposer per term: term t belongs to members.all()[t % N], so two
-// owners never propose in the same term.
+// One proposer per term: term t belongs to candidates()[t % k], so two
+// owners never propose in the same term and a non-candidate never does.
 uint32_t ProposerOf(const Members& members, uint64_t term);
 // The smallest term above `above` that `node` proposes; OutOfRange when the
-// term space is spent.
+// term space is spent or `node` is not a candidate.
 absl::StatusOr<uint64_t> NextTermOf(const Members& members, uint32_t node,
                                     uint64_t above);
 // What a proposer signs: "bkv.fresh.request.v1" || members digest || kind

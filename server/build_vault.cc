@@ -389,6 +389,7 @@ absl::Status BuildQuorum(const VaultConfig& c, VaultNode& n) {
   BKV_BUILD_STEP("config_invalid", settings.status());
   // Membership is the token's (`cluster form`); the file must agree.
   BKV_BUILD_STEP("members_not_formed", UseFormedMembers(n.token, *settings));
+  BKV_BUILD_STEP("config_invalid", CheckCandidacy(*settings));
   auto quorum = StartQuorumNode(*std::move(settings), n.token);
   BKV_BUILD_STEP("quorum_unavailable", quorum.status());
   n.quorum = *std::move(quorum);

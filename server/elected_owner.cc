@@ -11,7 +11,9 @@ namespace {
 constexpr char kKeysHint[] =
     "this node's token holds other vault keys than the cluster's (its own "
     "`hsm init`, not the clone): import the cloned keys (`hsm export`, "
-    "`hsm import`) or set [freshness] owner_candidate = false and restart";
+    "`hsm import`) or make it endorser-only ([freshness] owner_candidate = "
+    "false, and candidate=false in the members list: docs/operations.md "
+    "\"Endorser-only members\")";
 
 }  // namespace
 
@@ -98,8 +100,7 @@ void ElectedOwner::Lost(const std::string& why) {
     ++generation_;
     old = std::move(current_);
     if (old != nullptr) previous_ = old;
-    if (old != nullptr && !no_resume_) kept_ = old->term;
-    no_resume_ = false;
+    if (old != nullptr && !old->term->no_resume) kept_ = old->term;
     eager = kept_ != nullptr;
   }
   // A term kept to resume: campaign first when the key is free.
@@ -134,7 +135,8 @@ std::shared_ptr<ElectedOwner::Term> ElectedOwner::Resumable() {
     std::lock_guard<std::mutex> lock(mu_);
     t = std::move(kept_);
   }
-  if (t == nullptr || quorum_.others.size() != 2 || t->heads->fenced() ||
+  if (t == nullptr || t->no_resume || quorum_.others.size() != 2 ||
+      t->heads->fenced() ||
       quorum_.endorser->State().promised_term() != t->heads->Term()) {
     return nullptr;
   }
@@ -409,7 +411,7 @@ void ElectedOwner::WatchHeads() {
       resign =
           absl::Now() - *stall_since_ >= 3 * quorum_.settings.endorse_timeout;
       // Stalled: no eager resume of this term; let another member try.
-      if (resign) no_resume_ = true;
+      if (resign && p != nullptr) p->term->no_resume = true;
     }
   }
   if (changed) PublishServing();
@@ -483,10 +485,7 @@ absl::Status ElectedOwner::Checked(absl::Status s, const Period& p) const {
   if (s.GetPayload(freshness::kSupersededPayload).has_value()) {
     // A later owner's record (finding 8): already "not the owner"; this
     // term is over, so no resume of it either.
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      no_resume_ = true;
-    }
+    p.term->no_resume = true;
     lease_->Resign("a record of a later owner's term was read", p.win);
     return s;
   }

@@ -13,6 +13,7 @@
 // refused at once, and the term's stores go when the calls inside them
 // return. Thread-safe.
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -73,6 +74,10 @@ class ElectedOwner final : public OwnerRole {
     std::unique_ptr<freshness::QuorumHeadStore> heads;
     std::unique_ptr<GuardSlot> slot;
     std::unique_ptr<freshness::FreshRecordStore> fresh;
+    // Never resumed: a later owner's record was read, or it stalled. Per
+    // term, so a flag set after Lost() can't cost the next period's term
+    // (lease3 review finding 7).
+    std::atomic<bool> no_resume{false};
     ~Term();
   };
   // One lease period serving a term; calls hold it while inside.
@@ -146,7 +151,6 @@ class ElectedOwner final : public OwnerRole {
   uint64_t resumes_ = 0;        // guarded by mu_: for /metrics
   // WatchHeads' view of the serving period's head writes (finding 4).
   std::weak_ptr<Period> watched_;          // guarded by mu_
-  mutable bool no_resume_ = false;         // guarded by mu_
   uint64_t watched_writes_ = 0;            // guarded by mu_
   uint64_t watched_failures_ = 0;          // guarded by mu_
   std::optional<absl::Time> stall_since_;  // guarded by mu_

@@ -34,12 +34,29 @@ grpc::Status ToGrpc(absl::string_view method, const absl::Status& s) {
 
 }  // namespace
 
+grpc::Status EndorserService::Answer(absl::string_view method,
+                                     const absl::Status& s) {
+  auto node = s.GetPayload(freshness::kNotCandidatePayload);
+  if (!node.has_value()) return ToGrpc(method, s);
+  ++not_candidate_refused_;
+  // Someone proposes with an endorser-only member's token.
+  LogSampled("warn", "quorum_request_not_candidate",
+             "quorum_request_not_candidate",
+             {{"method", std::string(method)},
+              {"node_id", std::string(*node)},
+              {"hint",
+               "that member's token signed a request for an owner term; it "
+               "is marked candidate=false: check who runs with it"}});
+  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                      std::string(s.message()));
+}
+
 grpc::Status EndorserService::Endorse(grpc::ServerContext* /*ctx*/,
                                       const fresh::v1::EndorseRequest* request,
                                       fresh::v1::EndorseResponse* response) {
   auto r = endorser_.Endorse(*request);
   if (r.ok()) *response = *std::move(r);
-  return ToGrpc("Endorse", r.status());
+  return Answer("Endorse", r.status());
 }
 
 grpc::Status EndorserService::Prepare(grpc::ServerContext* /*ctx*/,
@@ -47,7 +64,7 @@ grpc::Status EndorserService::Prepare(grpc::ServerContext* /*ctx*/,
                                       fresh::v1::PrepareResponse* response) {
   auto r = endorser_.Prepare(*request);
   if (r.ok()) *response = *std::move(r);
-  return ToGrpc("Prepare", r.status());
+  return Answer("Prepare", r.status());
 }
 
 grpc::Status EndorserService::Commit(grpc::ServerContext* /*ctx*/,

@@ -36,10 +36,19 @@ class EndorserService final : public fresh::v1::Endorser::Service {
   // Recover queries refused (not a member's, malformed): counted, not
   // logged, so the peer port can't flood the log (recovery review finding 8).
   uint64_t recover_refused() const { return recover_refused_.load(); }
+  // Endorse and Prepare requests signed by a non-candidate (lease3 review
+  // finding 4): counted and logged sampled, not per request.
+  uint64_t not_candidate_refused() const {
+    return not_candidate_refused_.load();
+  }
 
  private:
+  // A non-candidate's request: counted and logged sampled; else as ToGrpc.
+  grpc::Status Answer(absl::string_view method, const absl::Status& s);
+
   freshness::Endorser& endorser_;
   std::atomic<uint64_t> recover_refused_{0};
+  std::atomic<uint64_t> not_candidate_refused_{0};
 };
 
 // Another node's endorser over gRPC: asynchronous calls on a completion

@@ -10,6 +10,7 @@
 #include "crypto/status_macros.h"
 #include "net/loopback.h"
 #include "server/build_vault.h"
+#include "server/log.h"
 
 namespace bkv::server {
 namespace {
@@ -61,6 +62,42 @@ std::string MemberLine(uint32_t id, const hsm::EndorsementKey::PublicKey& key,
                        const std::string& peer) {
   return absl::StrCat(id, " ", HexEncode(key), " ",
                       peer.empty() ? "<peer host:port>" : peer);
+}
+
+absl::Status CheckCandidacy(const QuorumSettings& q) {
+  const freshness::Member* self = q.members.Find(q.node_id);
+  if (self == nullptr) return absl::InvalidArgumentError("node not listed");
+  const bool elected = q.owner_lease_ttl > absl::ZeroDuration();
+  if (elected && q.members.marks_candidacy() &&
+      q.owner_candidate != self->candidate) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "[freshness] owner_candidate = ", q.owner_candidate ? "true" : "false",
+        " but node ", q.node_id, "'s line in the members list (formed in ",
+        "this token) is candidate=", self->candidate ? "true" : "false",
+        ": the endorsers enforce the list; set owner_candidate to match, or "
+        "change the list by the security officer's ceremony "
+        "(docs/operations.md \"Endorser-only members\")"));
+  }
+  if (!elected && q.owner && !self->candidate) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "[freshness] owner is set on node ", q.node_id,
+        ", which the members list marks candidate=false: every endorser "
+        "would refuse its terms; make the owner a candidate"));
+  }
+  if (elected && !q.members.marks_candidacy() && !q.owner_candidate) {
+    Log("warn", "quorum_candidacy_not_enforced",
+        {{"node_id", absl::StrCat(q.node_id)},
+         {"hint",
+          "owner_candidate = false is only this node's promise: mark it "
+          "candidate=false in the members list (a new list: "
+          "docs/operations.md \"Endorser-only members\")"}});
+  }
+  if (elected && q.members.candidates().size() == 1) {
+    Log("warn", "quorum_one_candidate",
+        {{"candidate", absl::StrCat(q.members.candidates()[0])},
+         {"hint", "one member may own the chain: no failover"}});
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<QuorumSettings> LoadQuorumSettings(const VaultConfig& c) {

@@ -44,6 +44,14 @@ struct QuorumSettings {
 // allow_plaintext_non_loopback.
 absl::StatusOr<QuorumSettings> LoadQuorumSettings(const VaultConfig& c);
 
+// `serve`'s check of candidacy against the list formed in the token
+// (docs/rollback.md "Candidacy in the members list"): with the elected
+// owner, `owner_candidate` must equal this node's mark when the list marks
+// any member; over RocksDB the owner must be a candidate. InvalidArgument
+// saying what to change; logs a warning for one candidate, and for
+// `owner_candidate = false` under a list that marks nobody (not enforced).
+absl::Status CheckCandidacy(const QuorumSettings& q);
+
 // "<id> <public key hex> <peer>": this node's line of the members file.
 std::string MemberLine(uint32_t id, const hsm::EndorsementKey::PublicKey& key,
                        const std::string& peer);

@@ -177,6 +177,12 @@ void QuorumNode::RenderMetrics(
       "# TYPE bkv_freshness_endorser_recover_refused_total counter\n"
       "bkv_freshness_endorser_recover_refused_total ",
       service != nullptr ? service->recover_refused() : 0,
+      "\n# HELP bkv_freshness_endorser_not_candidate_refused_total Endorse "
+      "and Prepare requests refused as signed by a member marked "
+      "candidate=false.\n"
+      "# TYPE bkv_freshness_endorser_not_candidate_refused_total counter\n"
+      "bkv_freshness_endorser_not_candidate_refused_total ",
+      service != nullptr ? service->not_candidate_refused() : 0,
       "\n# HELP bkv_freshness_endorser_recover_signatures_total Token "
       "signatures over recovery answers (a replayed query reuses its answer).\n"
       "# TYPE bkv_freshness_endorser_recover_signatures_total counter\n"

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
 #include <cstdlib>
 #include <vector>
 
@@ -232,6 +233,20 @@ absl::StatusOr<std::unique_ptr<client::ThresholdClient>> OpenRealms(
   return std::move(*c);
 }
 
+// The realm client whose rotation may still run: kept until the command
+// ends (WaitForRealmRotation), so the command's work overlaps it.
+std::unique_ptr<client::ThresholdClient>& RotatingRealms() {
+  static auto* held = new std::unique_ptr<client::ThresholdClient>();
+  return *held;
+}
+
+void SayNotRotated(FILE* err, const absl::Status& why) {
+  std::fprintf(err,
+               "bkv: the key was not re-registered with fresh shares "
+               "(%s); tried again after the next recovery\n",
+               std::string(why.message()).c_str());
+}
+
 absl::StatusOr<SlotSecret> LoadRealmSecret(const Args& a, FILE* err,
                                            BlobStore* register_into) {
   BKV_ASSIGN_OR_RETURN(VaultParams params, RealmSlotParams(a));
@@ -261,16 +276,22 @@ absl::StatusOr<SlotSecret> LoadRealmSecret(const Args& a, FILE* err,
     std::fprintf(err, "bkv: WARNING: realm fault, excluded: %s\n",
                  client::DescribeFaults(got->faults).c_str());
   }
-  if (!got->rotation.ok()) {
-    std::fprintf(err,
-                 "bkv: the key was not re-registered with fresh shares "
-                 "(%s); tried again after the next recovery\n",
-                 std::string(got->rotation.message()).c_str());
-  }
+  if (!got->rotation.ok()) SayNotRotated(err, got->rotation);
+  if (got->rotation_started) RotatingRealms() = std::move(realms);
   return SlotSecret::Vault(got->backup_key, std::move(params));
 }
 
 }  // namespace
+
+void WaitForRealmRotation(FILE* err) {
+  std::unique_ptr<client::ThresholdClient>& realms = RotatingRealms();
+  if (realms == nullptr) return;
+  auto ended = realms->WaitForRotation();
+  if (ended.has_value() && !ended->status.ok()) {
+    SayNotRotated(err, ended->status);
+  }
+  realms.reset();
+}
 
 absl::StatusOr<VaultParams> VaultSlotParams(const Args& a, const Vault& v) {
   BKV_ASSIGN_OR_RETURN(auto key,

@@ -77,6 +77,9 @@ int main(int argc, char** argv) {
   if (faults == nullptr || std::strstr(faults, "realm-c") == nullptr) {
     return Fail("the tampered realm must be named", faults);
   }
+  if (bkv_realms_wait_rotation(realms, &detail, &err) != BKV_OK) {
+    return Fail("no rotation runs (no_rotation)", err);
+  }
   char *a = nullptr, *b = nullptr;
   if (bkv_key_format(key, &a, &err) != BKV_OK ||
       bkv_key_format(got, &b, &err) != BKV_OK || std::strcmp(a, b) != 0) {

@@ -10,10 +10,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -453,7 +455,12 @@ TEST_F(ThresholdClientTest, RotationChangesTheVersion) {
   ASSERT_TRUE(reg.ok()) << reg.status();
   auto got = c->Recover(kAccount, password_);
   ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_TRUE(got->rotated) << got->rotation;
+  EXPECT_TRUE(got->rotation_started) << got->rotation;
+  auto rotated = c->WaitForRotation();
+  ASSERT_TRUE(rotated.has_value());
+  ASSERT_TRUE(rotated->status.ok()) << rotated->status;
+  EXPECT_EQ(rotated->registration.epoch, reg->epoch + 1);
+  EXPECT_FALSE(c->WaitForRotation().has_value()) << "reported once";
   auto plan = c->Plan(kAccount);
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_NE(plan->commitment, reg->commitment);
@@ -462,6 +469,60 @@ TEST_F(ThresholdClientTest, RotationChangesTheVersion) {
   auto again = c->Recover(kAccount, password_);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(again->backup_key == key_);
+}
+
+// Rotation off the critical path: Recover returns the key while the
+// rotation is held at its first call (every realm still on the first
+// registration); the rotation then fails (realm-c down) and the key is
+// unaffected; the next recovery rotates. Without the background rotation
+// Recover returns only after the hold times out, with the rotation done.
+TEST_F(ThresholdClientTest, RotationRunsAfterTheKeyIsReturned) {
+  StartRealms(3);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool hold = false;
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.before_call = [&](const std::string&, std::string_view rpc) {
+      if (rpc != "ThresholdRegisterStart") return;
+      std::unique_lock<std::mutex> l(mu);
+      cv.wait_for(l, std::chrono::seconds(20), [&] { return !hold; });
+    };
+  };
+  auto c = Client(2, /*rotate=*/true);
+  auto reg = c->Register(kAccount, password_, key_);
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  const std::string first = std::string(reg->commitment.begin(),
+                                        reg->commitment.end());
+  {
+    std::lock_guard<std::mutex> l(mu);
+    hold = true;
+  }
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+  EXPECT_TRUE(got->rotation_started) << got->rotation;
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(Status(i).commitment(), first) << "rotated before the key";
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
+  }
+  realms_[2].relay->mode = Mode::kDown;
+  {
+    std::lock_guard<std::mutex> l(mu);
+    hold = false;
+  }
+  cv.notify_all();
+  auto failed = c->WaitForRotation();
+  ASSERT_TRUE(failed.has_value());
+  EXPECT_FALSE(failed->status.ok());
+  EXPECT_TRUE(got->backup_key == key_) << "the key outlives the rotation";
+  realms_[2].relay->mode = Mode::kPass;
+  auto again = c->Recover(kAccount, password_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->backup_key == key_);
+  auto rotated = c->WaitForRotation();
+  ASSERT_TRUE(rotated.has_value());
+  ASSERT_TRUE(rotated->status.ok()) << rotated->status;
+  EXPECT_EQ(rotated->registration.epoch, reg->epoch + 1);
 }
 
 // A on the old registration, B and C on the new (A's commit dropped): the
@@ -552,6 +613,23 @@ TEST_F(ThresholdClientTest, CliBackupAndRestoreWithRealms) {
   std::ifstream restored(dir / "restored" / "chat.db");
   EXPECT_EQ(std::string((std::istreambuf_iterator<char>(restored)), {}),
             std::string(100'000, 'c'));
+  EXPECT_NE(r.err.find("not re-registered"), std::string::npos) << r.err;
+  // Every realm up: the rotation runs after the key and `bkv` waits for it
+  // before it exits.
+  const uint64_t epoch = Status(1).epoch();
+  const std::string before = Status(1).commitment();
+  realms_[0].relay->mode = Mode::kPass;
+  CliRun again = Bkv(
+      With({"restore", "--from", store, "--to", (dir / "again").string()}),
+      "correct horse battery staple\n", dir);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.err.find("not re-registered"), std::string::npos)
+      << again.err;
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(Status(i).epoch(), epoch + 1) << "rotated before exit: " << i;
+    EXPECT_NE(Status(i).commitment(), before) << i;
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
+  }
   ::unsetenv("BKV_STATE_DIR");
 }
 
@@ -755,7 +833,8 @@ TEST_F(ThresholdClientTest, NoRotationWhenARealmIsSilent) {
   realms_[2].relay->mode = Mode::kDown;
   auto got = c->Recover(kAccount, password_);
   ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_FALSE(got->rotated);
+  EXPECT_FALSE(got->rotation_started);
+  EXPECT_FALSE(c->WaitForRotation().has_value());
   EXPECT_NE(got->rotation.message().find("not rotated: realm-c"),
             std::string::npos)
       << got->rotation;

@@ -492,6 +492,69 @@ TEST_F(QuorumTest, UnauthenticatedProposalIsRefused) {
       Sig(0, Request(4, DigestBytes(TableDigest(a)), Table(2, 2))).ok());
 }
 
+// Lease3 review finding 4: candidacy in the members list. Node 3 marked
+// `candidate=false`: a Prepare or Endorse its token signs is refused
+// PERMISSION_DENIED for every term, naming it (payload), with no state; the
+// terms cycle over nodes 1 and 2, whose Prepares are still granted. A list
+// that marks nobody keeps the v1 digest and mapping, under which node 3's
+// Prepare for its own term was granted (what the endorsers used to allow).
+TEST_F(QuorumTest, NonCandidatesPrepareIsRefused) {
+  std::vector<Member> list = members_->all();
+  auto unmarked = Members::Create(list);
+  ASSERT_TRUE(unmarked.ok()) << unmarked.status();
+  EXPECT_EQ(unmarked->digest(), members_->digest());
+  EXPECT_FALSE(unmarked->marks_candidacy());
+  list[2].candidate = false;
+  auto marked = Members::Parse(Members::Create(list)->Encode());
+  ASSERT_TRUE(marked.ok()) << marked.status();
+  EXPECT_TRUE(marked->marks_candidacy());
+  EXPECT_FALSE(marked->Find(3)->candidate);
+  EXPECT_NE(marked->digest(), members_->digest());
+  EXPECT_TRUE(absl::IsOutOfRange(NextTermOf(*marked, 3, 0).status()));
+  auto key1 = hsm::EndorsementKey::Open(tokens_[0]);
+  auto key3 = hsm::EndorsementKey::Open(tokens_[2]);
+  ASSERT_TRUE(key1.ok() && key3.ok());
+  auto prepare = [](const hsm::EndorsementKey& key, const Members& m,
+                    uint64_t term) {
+    auto sig = key.Sign(PrepareStatement(m.digest(), term));
+    EXPECT_TRUE(sig.ok());
+    fresh::v1::PrepareRequest p;
+    p.set_term(term);
+    p.set_proposer_signature(std::string(sig->begin(), sig->end()));
+    return p;
+  };
+  const EndorserState state = E(0).State();
+  const uint64_t base = state.promised_term();
+  for (uint64_t term = base + 1; term <= base + 6; ++term) {
+    EXPECT_NE(ProposerOf(*marked, term), 3u) << term;
+    auto d = DecidePrepare(*marked, state, prepare(**key3, *marked, term));
+    EXPECT_TRUE(absl::IsPermissionDenied(d.status())) << term << d.status();
+    auto who = d.status().GetPayload(kNotCandidatePayload);
+    ASSERT_TRUE(who.has_value()) << term << d.status();
+    EXPECT_EQ(std::string(*who), "3");
+    EndorseRequest r = Request(term, std::string(32, '\0'), Table(1, 1));
+    auto sig = (*key3)->Sign(RequestStatement(marked->digest(), r));
+    ASSERT_TRUE(sig.ok());
+    r.set_proposer_signature(std::string(sig->begin(), sig->end()));
+    fresh::v1::HeadRef head;
+    auto e = DecideEndorse(*marked, state, r, &head);
+    EXPECT_TRUE(absl::IsPermissionDenied(e.status())) << term << e.status();
+    EXPECT_TRUE(e.status().GetPayload(kNotCandidatePayload).has_value());
+  }
+  const uint64_t t1 = *NextTermOf(*marked, 1, base);
+  auto granted = DecidePrepare(*marked, state, prepare(**key1, *marked, t1));
+  ASSERT_TRUE(granted.ok()) << granted.status();
+  EXPECT_EQ(granted->promised_term(), t1);
+  const uint64_t t3 = *NextTermOf(*unmarked, 3, base);
+  EXPECT_TRUE(
+      DecidePrepare(*unmarked, state, prepare(**key3, *unmarked, t3)).ok());
+  std::string typo = marked->Encode();
+  typo.replace(typo.find("candidate=false"), 15, "candidate=no");
+  EXPECT_TRUE(absl::IsInvalidArgument(Members::Parse(typo).status()));
+  for (Member& m : list) m.candidate = false;
+  EXPECT_TRUE(absl::IsInvalidArgument(Members::Create(list).status()));
+}
+
 // Review finding 5: no jump to the end of the term or seq space.
 TEST_F(QuorumTest, HugeTermOrSeqIsRefused) {
   const std::string zero(32, '\0');

@@ -282,5 +282,44 @@ TEST(ConfigTest, OwnerCandidateIsForTheElectedOwnerOnly) {
       << rocks.status();
 }
 
+// Lease3 review finding 4: `serve` checks `owner_candidate` against this
+// node's mark in the (formed) members list. A list that marks node 2
+// `candidate=false` refuses either config disagreeing with it; a list that
+// marks nobody keeps `owner_candidate = false` local (allowed); over
+// RocksDB the owner must be a candidate.
+TEST(ConfigTest, OwnerCandidateMustMatchTheMembersList) {
+  const std::string list = "1 " + std::string(64, 'a') + " 127.0.0.1:7001\n2 " +
+                           std::string(64, 'b') + " 127.0.0.1:7002";
+  const std::string unmarked =
+      list + "\n3 " + std::string(64, 'c') + " 127.0.0.1:7003\n";
+  const std::string marked = list + " candidate=false\n3 " +
+                             std::string(64, 'c') + " 127.0.0.1:7003\n";
+  auto check = [](const std::string& members, uint32_t node, bool candidate,
+                  bool elected) {
+    std::vector<std::string> args =
+        QuorumOverEtcd("--etcd-endpoints", "127.0.0.1:2379");
+    if (!elected) args = {"--freshness-owner"};
+    args.insert(args.end(), {"--freshness-members-file", WriteTemp(members),
+                             "--freshness-node-id", std::to_string(node)});
+    auto c = LoadConfig(args);
+    EXPECT_TRUE(c.ok()) << c.status();
+    auto q = LoadQuorumSettings(*c);
+    EXPECT_TRUE(q.ok()) << q.status();
+    q->owner_candidate = candidate;
+    return CheckCandidacy(*q);
+  };
+  EXPECT_TRUE(check(marked, 2, false, true).ok());
+  EXPECT_TRUE(check(marked, 1, true, true).ok());
+  absl::Status slip = check(marked, 2, true, true);
+  EXPECT_TRUE(absl::IsInvalidArgument(slip)) << slip;
+  EXPECT_NE(std::string(slip.message()).find("candidate=false"),
+            std::string::npos)
+      << slip;
+  EXPECT_TRUE(absl::IsInvalidArgument(check(marked, 1, false, true)));
+  EXPECT_TRUE(check(unmarked, 2, false, true).ok()) << "an old list";
+  EXPECT_TRUE(absl::IsInvalidArgument(check(marked, 2, true, false)));
+  EXPECT_TRUE(check(marked, 1, true, false).ok());
+}
+
 }  // namespace
 }  // namespace bkv::server

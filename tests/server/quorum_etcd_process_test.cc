@@ -20,6 +20,10 @@
 #include "absl/strings/str_join.h"
 #include "bkv/fresh/v1/endorse.grpc.pb.h"
 #include "client/vault_client.h"
+#include "freshness/endorsement.h"
+#include "hsm/endorsement_key.h"
+#include "hsm/pin.h"
+#include "hsm/pkcs11_hsm.h"
 #include "storage/record_codec.h"
 #include "tests/server/quorum_process.h"
 #include "tests/storage/etcd_cluster.h"
@@ -310,13 +314,15 @@ class QuorumEtcdLinkTest : public QuorumEtcdHoldTest {
   std::vector<std::unique_ptr<storage::testing::LinkProxy>> links_[kMaxNodes];
 };
 
-// Node 3 endorser-only: `[freshness] owner_candidate = false`.
+// Node 3 endorser-only: `[freshness] owner_candidate = false`, and marked
+// `candidate=false` in the members list every token is formed with.
 constexpr int kEndorserOnly = 2;
 class QuorumEtcdEndorserOnlyTest : public QuorumEtcdProcessTest {
  protected:
   void PrepareNodes() override {
     ASSERT_NO_FATAL_FAILURE(QuorumEtcdProcessTest::PrepareNodes());
     args_[kEndorserOnly].push_back("--freshness-owner-candidate=false");
+    member_mark_[kEndorserOnly] = " candidate=false";
   }
 };
 
@@ -343,6 +349,16 @@ std::string ReadFile(const std::string& path) {
   std::stringstream text;
   text << std::ifstream(path).rdbuf();
   return text.str();
+}
+
+// The credentials a member presents on the peer channel.
+std::shared_ptr<grpc::ChannelCredentials> PeerCredentials(
+    const storage::testing::TlsFiles& files) {
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ReadFile(files.ca_crt);
+  tls.pem_cert_chain = ReadFile(files.server_crt);
+  tls.pem_private_key = ReadFile(files.server_key);
+  return grpc::SslCredentials(tls);
 }
 
 TEST_F(QuorumEtcdProcessTest, EarlierEtcdStateBehindTheOwnerIsCaught) {
@@ -798,6 +814,76 @@ TEST_F(QuorumEtcdEndorserOnlyTest, EndorserOnlyMemberNeverCampaigns) {
   EXPECT_EQ(Remaining("cleo"), 9u);
 }
 
+// Lease3 review finding 4: node 3 is marked `candidate=false` in the members
+// list, so the endorsers enforce what its config promises. Root on node 3's
+// host (its token and PIN; here the test opens node 3's token) signs
+// Prepares for the next terms, one of them node 3's own turn under the
+// unmarked mapping, and sends them to nodes 1 and 2: each is refused
+// PERMISSION_DENIED "not an owner candidate", counted, logged; no promise
+// moves, the owner keeps serving and counting. Before, the Prepare of node
+// 3's turn was granted and the owner's next head write fenced.
+TEST_F(QuorumEtcdEndorserOnlyTest, NonCandidatesPrepareIsRefusedByTheOthers) {
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  ASSERT_NE(owner, kEndorserOnly);
+  Register("nina");
+  ASSERT_TRUE(Guess("nina").got_ke2);
+  auto members = freshness::Members::Parse(ReadFile(members_));
+  ASSERT_TRUE(members.ok()) << members.status();
+  const std::string token_dir = Softhsm(kEndorserOnly);
+  setenv("SOFTHSM2_CONF", (token_dir + "/softhsm2.conf").c_str(), 1);
+  auto pin = hsm::ReadPinFile(token_dir + "/user.pin");
+  ASSERT_TRUE(pin.ok()) << pin.status();
+  auto token = hsm::Pkcs11Hsm::Open(hsm::TokenOptions{}, *pin);
+  unsetenv("SOFTHSM2_CONF");
+  ASSERT_TRUE(token.ok()) << token.status();
+  auto key = hsm::EndorsementKey::Open(*token);
+  ASSERT_TRUE(key.ok()) << key.status();
+  // Settled: every endorser promised the owner's term (a take-over of the
+  // start-up may still be catching up one of them).
+  auto promised = [&](int i) {
+    return Metric(i, "bkv_freshness_endorser_promised_term");
+  };
+  ASSERT_TRUE(Eventually([&] {
+    return promised(0) > 0 && promised(0) == promised(1) &&
+           promised(1) == promised(2);
+  }));
+  const int64_t settled = promised(0);
+  const uint64_t above = static_cast<uint64_t>(settled);
+  for (int i = 0; i < 2; ++i) {
+    auto stub = fresh::v1::Endorser::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(peer_[i]), PeerCredentials(tls_)));
+    for (uint64_t term = above + 1; term <= above + 3; ++term) {
+      auto sig =
+          (*key)->Sign(freshness::PrepareStatement(members->digest(), term));
+      ASSERT_TRUE(sig.ok()) << sig.status();
+      fresh::v1::PrepareRequest req;
+      req.set_term(term);
+      req.set_proposer_signature(std::string(sig->begin(), sig->end()));
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(5));
+      fresh::v1::PrepareResponse resp;
+      const grpc::Status st = stub->Prepare(&ctx, req, &resp);
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+          << "node " << i + 1 << " term " << term << ": " << st.error_message();
+      EXPECT_NE(st.error_message().find("not an owner candidate"),
+                std::string::npos)
+          << st.error_message();
+      EXPECT_FALSE(resp.granted());
+    }
+    EXPECT_EQ(promised(i), settled) << "node " << i + 1;
+    EXPECT_EQ(Metric(i, "bkv_freshness_endorser_not_candidate_refused_total"),
+              3);
+    EXPECT_NE(node_[i].log().find("quorum_request_not_candidate"),
+              std::string::npos)
+        << node_[i].log();
+  }
+  EXPECT_EQ(OwnerGauge(owner), 1);
+  EXPECT_TRUE(Guess("nina").got_ke2);
+  EXPECT_EQ(Remaining("nina"), 8u);
+}
+
 // Finding 10 of the election's review: the owner's data_dir and token
 // copied and started as a second process with the same node id (a cloned
 // VM). The copy follows, sees its own id held under another process's
@@ -832,12 +918,8 @@ TEST_F(QuorumEtcdProcessTest, SecondProcessWithOneNodeIdStopsEndorsing) {
   EXPECT_EQ(Gauge(HttpGet(metrics, "/metrics"),
                   "bkv_freshness_quorum_duplicate_node_id"),
             1);
-  grpc::SslCredentialsOptions tls;
-  tls.pem_root_certs = ReadFile(tls_.ca_crt);
-  tls.pem_cert_chain = ReadFile(tls_.server_crt);
-  tls.pem_private_key = ReadFile(tls_.server_key);
   auto stub = fresh::v1::Endorser::NewStub(grpc::CreateChannel(
-      "127.0.0.1:" + std::to_string(peer), grpc::SslCredentials(tls)));
+      "127.0.0.1:" + std::to_string(peer), PeerCredentials(tls_)));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   fresh::v1::PrepareRequest req;
@@ -964,12 +1046,8 @@ TEST_F(QuorumEtcdProcessTest, ForgedDuplicateInEtcdSuspendsNobodyForGood) {
             0);
   // It judges a Prepare again (an empty one is refused on its merits, not
   // with "another process runs with this node's id").
-  grpc::SslCredentialsOptions tls;
-  tls.pem_root_certs = ReadFile(tls_.ca_crt);
-  tls.pem_cert_chain = ReadFile(tls_.server_crt);
-  tls.pem_private_key = ReadFile(tls_.server_key);
   auto stub = fresh::v1::Endorser::NewStub(grpc::CreateChannel(
-      "127.0.0.1:" + std::to_string(peer_[forged]), grpc::SslCredentials(tls)));
+      "127.0.0.1:" + std::to_string(peer_[forged]), PeerCredentials(tls_)));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   fresh::v1::PrepareRequest req;

@@ -112,7 +112,7 @@ class QuorumProcessTest : public ::testing::Test {
       metrics_[i] = FreePort();
       std::string line;
       ASSERT_NO_FATAL_FAILURE(Keygen(i, &line));
-      members += line + "\n";
+      members += line + member_mark_[i] + "\n";
     }
     members_ = node_[0].data_dir() + "/members";
     std::ofstream(members_) << "# the quorum of this test\n" << members;
@@ -276,6 +276,8 @@ class QuorumProcessTest : public ::testing::Test {
   bool hand_owner_ = true;  // node 1 started with `owner` (RocksDB)
   VaultProcess node_[kMaxNodes];
   std::vector<std::string> args_[kMaxNodes];  // storage and token flags
+  // Appended to node i's members line (" candidate=false").
+  std::string member_mark_[kMaxNodes];
   int peer_[kMaxNodes] = {};
   int metrics_[kMaxNodes] = {};
   std::string members_;

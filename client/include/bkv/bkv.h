@@ -462,6 +462,15 @@ bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
                               bkv_key** out_key, char** out_faults,
                               bkv_vault_error* out_detail, char** err);
 
+/* A successful bkv_realms_recover returns the key first and then, unless
+ * no_rotation, re-registers it with fresh shares at every realm on the
+ * handle's background thread. This waits for that rotation: BKV_OK when it
+ * re-registered or none was running; otherwise its error (the recovered key
+ * is unaffected and the next recovery rotates again). The handle's other
+ * calls and bkv_realms_free wait for it as well. */
+bkv_status bkv_realms_wait_rotation(bkv_realms* realms,
+                                    bkv_vault_error* out_detail, char** err);
+
 /* The account's record; spends no attempt. attempts_remaining and
  * attempt_limit are optional (NULL). */
 bkv_status bkv_vault_status(bkv_vault* vault, bkv_vault_state* out_state,
