@@ -143,7 +143,11 @@ absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
           "shard ", s, " was re-anchored ", head.epoch,
           " times already and its budget is spent: another re-anchor leaves "
           "its accounts no attempts. Restore the store's latest state "
-          "instead, or pass --force to accept that"));
+          "instead, or pass --force to accept that. A quorum of 3 members "
+          "spends this budget at each replacement below the carry bound "
+          "(with K = 2: two in its life, one after a genesis decision): "
+          "there the way out is 5 members, not --force (docs/operations.md "
+          "\"Replacing a node\")"));
     }
     ++head.epoch;
     report.shards.push_back({s, scan.records[s], head.epoch, head.cap});

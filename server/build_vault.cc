@@ -19,6 +19,7 @@
 #include "crypto/hash.h"
 #include "crypto/hex.h"
 #include "crypto/status_macros.h"
+#include "freshness/member_change.h"
 #include "hsm/ake_key_pair.h"
 #include "hsm/pin.h"
 #include "hsm/self_test.h"
@@ -382,6 +383,21 @@ absl::Status BuildElected(VaultNode& n) {
 #endif
 }
 
+// Form3 review finding 1: where one lost member leaves fewer hand-overs
+// than the carry bound (3 members), each replacement re-anchors every shard
+// and spends a step of its lifetime budget. A warning: tests and labs run 3.
+void WarnBelowBoundOnLoss(const freshness::Members& m) {
+  if (m.all().size() - 1 >= freshness::CarryBound(m)) return;
+  Log("warn", "freshness_members_replacement_costly",
+      {{"members", absl::StrCat(m.all().size())},
+       {"hint",
+        "a member lost for good leaves fewer hand-overs than the carry "
+        "bound: each replacement caps every account at K attempts and "
+        "spends one step of every shard's re-anchor budget (with K = 2, "
+        "two in the cluster's life, one after a genesis decision); run 5 "
+        "members (docs/operations.md \"Replacing a node\")"}});
+}
+
 // A quorum node: its endorser on the peer port; the owner writes its heads
 // through the quorum, the others refuse account calls.
 absl::Status BuildQuorum(const VaultConfig& c, VaultNode& n) {
@@ -390,6 +406,7 @@ absl::Status BuildQuorum(const VaultConfig& c, VaultNode& n) {
   // Membership is the token's (`cluster form`); the file must agree.
   BKV_BUILD_STEP("members_not_formed", UseFormedMembers(n.token, *settings));
   BKV_BUILD_STEP("config_invalid", CheckCandidacy(*settings));
+  WarnBelowBoundOnLoss(settings->members);
   auto quorum = StartQuorumNode(*std::move(settings), n.token);
   BKV_BUILD_STEP("quorum_unavailable", quorum.status());
   n.quorum = *std::move(quorum);

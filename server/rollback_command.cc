@@ -141,6 +141,15 @@ absl::StatusOr<freshness::ReanchorReport> QuorumReanchor(const Flags& f,
         "OUT` on every member (docs/operations.md \"Re-anchoring a "
         "quorum\")");
   }
+  // Form3 review finding 5: a RocksDB member that is not the owner reads an
+  // empty store; its decision would empty every shard's root.
+  if (!c.UsesEtcd() && !c.freshness_owner) {
+    return absl::FailedPreconditionError(
+        "this is not the node that holds the records (RocksDB without "
+        "[freshness] owner): its store is empty and its decision would "
+        "leave every shard stale; run `rollback reanchor --carry` on the "
+        "owner");
+  }
   BKV_RETURN_IF_ERROR(ProveSoPin(c, f.so_pin_file));
   // etcd has no RocksDB LOCK: no vault may serve this token meanwhile.
   BKV_ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::Acquire(c.data_dir));
@@ -277,7 +286,10 @@ void RegisterRollbackCommands(VaultCli& cli) {
             "comma-separated");
   cli.Switch(reanchor, "--accept-fewer", f->accept_fewer,
              "quorum: fewer hand-overs than the carry bound N - q + 2 (a "
-             "member lost with N = 3): every shard is re-anchored (audited)");
+             "member lost with N = 3): every shard is re-anchored (audited). "
+             "Each such ceremony spends one step of every shard's lifetime "
+             "budget: with K = 2, 3 members survive two (one after a "
+             "genesis decision); the way out is 5 members, not --force");
   cli.Value(reanchor, "--decision", f->decision, "OUT",
             "quorum: where the signed new table goes (for `cluster form "
             "--carry ... --decision OUT` on every member)");

@@ -267,6 +267,10 @@ TEST_F(RollbackTest, RepeatedRestoresSpendTheReanchorBudget) {
   std::string out;
   EXPECT_NE(Reanchor({"--so-pin-file", so_pin}, &out), 0);
   EXPECT_NE(out.find("--force"), std::string::npos) << out;
+  // Form3 review finding 1: the quorum's way out is named.
+  EXPECT_NE(out.find("the way out is 5 members, not --force"),
+            std::string::npos)
+      << out;
   StartVault();
   ExpectRolledBack(client_->Recover(vault_.Token(acct), acct, "right"));
 }
