@@ -118,6 +118,29 @@ size_t CarryBound(const Members& from) {
   return from.all().size() - from.quorum() + 2;
 }
 
+absl::StatusOr<size_t> ExpectedHandOvers(
+    const Members& from, const Members& to,
+    const std::vector<uint32_t>& leaving) {
+  size_t n = 0;
+  for (const Member& m : from.all()) {
+    const Member* now = to.Find(m.id);
+    if (now != nullptr && now->key == m.key) ++n;
+  }
+  std::set<uint32_t> named;
+  for (uint32_t id : leaving) {
+    const Member* old = from.Find(id);
+    const Member* now = to.Find(id);
+    if (old == nullptr || (now != nullptr && now->key == old->key)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--leaving-exports: node ", id,
+          " is not a member leaving the old list (a survivor hands over "
+          "anyway)"));
+    }
+    if (named.insert(id).second) ++n;
+  }
+  return n;
+}
+
 namespace {
 
 // The carry bound, unless the officer accepts fewer (cform review finding

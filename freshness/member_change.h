@@ -44,6 +44,15 @@ struct Carry {
 // them is outweighed by another member of every commit majority.
 size_t CarryBound(const Members& from);
 
+// The hand-overs a replacement can expect, checked at `cluster form
+// --export` before anything changes (form3 review finding 2): the survivors
+// (old members in `to` with the same key) plus the leaving members the
+// officer names as exporting too. InvalidArgument for a leaving id that is
+// no old member or is a survivor.
+absl::StatusOr<size_t> ExpectedHandOvers(const Members& from,
+                                         const Members& to,
+                                         const std::vector<uint32_t>& leaving);
+
 // Checks the hand-overs (one old list, handed to `to`'s list, each signed by
 // a distinct member of the old list, at least CarryBound of them, every
 // survivor's, certificates valid under it) and takes the newest certificate

@@ -216,9 +216,18 @@ void RegisterForm(VaultCli& cli, CLI::App& cluster) {
                   "with --decision: the K it may cap at (default 2)")
       ->type_name("K");
   cmd->add_flag("--accept-fewer", form->accept_fewer,
-                "with --carry and --decision: fewer hand-overs than the "
-                "carry bound N - q + 2; the decision must re-anchor every "
-                "shard (every account keeps at most K attempts; logged)");
+                "with --export, or --carry and --decision: fewer hand-overs "
+                "than the carry bound N - q + 2; the decision must re-anchor "
+                "every shard (every account keeps at most K attempts; "
+                "audited). Each such ceremony spends one step of every "
+                "shard's lifetime budget: with K = 2, 3 members survive two "
+                "(one after a genesis decision); the way out is 5 members, "
+                "not --force");
+  cmd->add_option("--leaving-exports", form->leaving_exports,
+                  "with --export: ids of leaving members that hand over too "
+                  "(a healthy swap), counted toward the carry bound")
+      ->delimiter(',')
+      ->type_name("ID,...");
 }
 
 }  // namespace

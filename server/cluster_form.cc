@@ -13,6 +13,7 @@
 #include "crypto/hash.h"
 #include "crypto/hex.h"
 #include "crypto/status_macros.h"
+#include "freshness/head_table.h"
 #include "freshness/member_change.h"
 #include "freshness/reanchor.h"
 #include "hsm/anchored_object.h"
@@ -106,12 +107,60 @@ absl::Status FirstForm(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
   return absl::OkStatus();
 }
 
+// What a below-bound ceremony would leave, from this token's certified
+// table (docs/rollback.md "The lifetime budget").
+std::string BudgetAfter(const fresh::v1::EndorserState& s, uint32_t k) {
+  auto table = freshness::ParseHeadsString(s.certified_table());
+  if (!s.has_newest_certificate() || !table.ok()) {
+    return "no certified table yet";
+  }
+  uint32_t epochs = 0, cap = k;
+  for (const freshness::ShardHead& h : table->shards) {
+    epochs = std::max(epochs, h.epoch);
+    cap = std::min(cap, freshness::NextCap(h, k));
+  }
+  return absl::StrCat("re-anchored ", epochs,
+                      " times before; after it every account keeps at most ",
+                      cap, " attempts",
+                      cap == 0 ? ": the budget is spent, the way out is 5 "
+                                 "members, not --force"
+                               : "");
+}
+
+// Form3 review finding 2: below the carry bound the carry caps every
+// account, so the officer decides before this token stops serving.
+absl::StatusOr<size_t> CheckExportBound(const freshness::Members& from,
+                                        const freshness::Members& to,
+                                        const FormArgs& a,
+                                        const fresh::v1::EndorserState& s,
+                                        std::ostream& out) {
+  BKV_ASSIGN_OR_RETURN(size_t expect, freshness::ExpectedHandOvers(
+                                          from, to, a.leaving_exports));
+  const size_t bound = freshness::CarryBound(from);
+  if (expect >= bound) return expect;
+  const std::string cost = absl::StrCat(
+      "the carry can get ", expect, " hand-overs, below the carry bound ",
+      bound, " (N - q + 2): it will be a re-anchor of every shard (",
+      BudgetAfter(s, a.max_attempts), ")");
+  if (!a.accept_fewer) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        cost,
+        ". Nothing was changed: this token still serves. Bring the lost "
+        "member back and hand it over too (--leaving-exports ID), or pass "
+        "--accept-fewer to accept the cost; with 3 members the way out for "
+        "good is 5 members (docs/operations.md \"Replacing a node\")"));
+  }
+  out << "accepted: " << cost << "\n";
+  return expect;
+}
+
 // A survivor's hand-over: the token stops serving the old list first.
 // Returns the audit record's outcome.
 absl::StatusOr<std::string> Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
                                    std::optional<FormedMembers> formed,
                                    const freshness::Members& to,
-                                   const std::string& path, std::ostream& out) {
+                                   const FormArgs& a, std::ostream& out) {
+  const std::string& path = a.export_to;
   if (!formed) {
     return absl::FailedPreconditionError(
         "this token was never formed: there is no list to hand over");
@@ -137,6 +186,8 @@ absl::StatusOr<std::string> Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
   }
   BKV_ASSIGN_OR_RETURN(auto endorser,
                        freshness::Endorser::Open(token, from, self->id));
+  BKV_ASSIGN_OR_RETURN(
+      size_t expect, CheckExportBound(from, to, a, endorser->State(), out));
   if (struct stat st; ::lstat(path.c_str(), &st) == 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         path,
@@ -170,7 +221,10 @@ absl::StatusOr<std::string> Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
       << "\n";
   return absl::StrCat("node=", self->id, " from=", Hex(from.digest()),
                       " to_list=", HexEncode(AsBytes(to_list)),
-                      " certified_seq=", seq);
+                      " certified_seq=", seq, " expected_hand_overs=",
+                      expect, " bound=", freshness::CarryBound(from),
+                      " accept_fewer=",
+                      expect < freshness::CarryBound(from) ? "true" : "false");
 }
 
 // A survivor carries only after its own hand-over, and only its own list.
@@ -411,9 +465,15 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
   if (!a.export_to.empty() && !a.carry_from.empty()) {
     return absl::InvalidArgumentError("--export and --carry are two steps");
   }
-  if ((!a.decision.empty() || a.accept_fewer) && a.carry_from.empty()) {
+  if (!a.decision.empty() && a.carry_from.empty()) {
+    return absl::InvalidArgumentError("--decision goes with --carry");
+  }
+  if (a.accept_fewer && a.carry_from.empty() && a.export_to.empty()) {
     return absl::InvalidArgumentError(
-        "--decision and --accept-fewer go with --carry");
+        "--accept-fewer goes with --export or --carry");
+  }
+  if (!a.leaving_exports.empty() && a.export_to.empty()) {
+    return absl::InvalidArgumentError("--leaving-exports goes with --export");
   }
   if (!a.decision.empty()) {
     BKV_RETURN_IF_ERROR(
@@ -433,7 +493,7 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
                          ReadFormed(token));
     BKV_ASSIGN_OR_RETURN(auto audit, ReadyAudit(c, token));
     return Audit(audit.get(), "cluster_form_export",
-                 Export(token, std::move(formed), to, a.export_to, out));
+                 Export(token, std::move(formed), to, a, out));
   }
   VaultConfig with = c;
   with.freshness_members_file = a.members_file;

@@ -49,7 +49,12 @@ struct FormArgs {
   uint32_t max_attempts = 2;
   // --accept-fewer: hand-overs below the carry bound, with a decision that
   // re-anchors every shard (docs/rollback.md "Below the carry bound").
+  // With --export, too: hand over although the hand-overs the carry can get
+  // are below the bound (form3 review finding 2).
   bool accept_fewer = false;
+  // --leaving-exports: leaving members that will hand over too (a healthy
+  // swap), counted toward the carry bound at --export.
+  std::vector<uint32_t> leaving_exports;
 };
 
 // The hand-overs in a comma-separated list of files.

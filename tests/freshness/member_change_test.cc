@@ -112,6 +112,33 @@ TEST(MemberChangeTest, CarryBoundOutweighsOneStaleToken) {
   }
 }
 
+// Form3 review finding 2: the export counts the hand-overs the carry can
+// get before the token stops serving. With 3 members and node 3 lost, the
+// 2 survivors are below the bound 3; naming node 3 as exporting reaches it.
+TEST(MemberChangeTest, ExportCountsTheHandOversTheCarryCanGet) {
+  auto list = [](const std::string& key3) {
+    std::string text;
+    for (int i = 1; i <= 3; ++i) {
+      text += std::to_string(i) + " " +
+              (i == 3 ? key3 : std::string(63, '0') + std::to_string(i)) +
+              " 127.0.0.1:" + std::to_string(9000 + i) + "\n";
+    }
+    return *Members::Parse(text);
+  };
+  const Members from = list(std::string(63, '0') + "3");
+  const Members to = list(std::string(63, '0') + "9");
+  auto lost = ExpectedHandOvers(from, to, {});
+  ASSERT_TRUE(lost.ok()) << lost.status();
+  EXPECT_EQ(*lost, 2u);
+  EXPECT_LT(*lost, CarryBound(from));
+  auto swapped = ExpectedHandOvers(from, to, {3});
+  ASSERT_TRUE(swapped.ok()) << swapped.status();
+  EXPECT_EQ(*swapped, CarryBound(from));
+  EXPECT_EQ(*ExpectedHandOvers(from, from, {}), 3u);
+  EXPECT_FALSE(ExpectedHandOvers(from, to, {2}).ok());  // a survivor
+  EXPECT_FALSE(ExpectedHandOvers(from, to, {4}).ok());  // no member
+}
+
 // Below the carry bound no record is proven fresh: a decision that keeps
 // any shard at its epoch is refused, one re-anchoring every shard is not.
 TEST(MemberChangeTest, BelowTheBoundTheDecisionReanchorsEveryShard) {

@@ -53,14 +53,15 @@ class QuorumFormTest : public QuorumProcessTest {
   }
 
   // The hand-over of every survivor (all but `lost`), comma-separated.
-  std::string Export(int lost, const std::string& to) {
+  std::string Export(int lost, const std::string& to,
+                     const std::string& extra = "") {
     std::string files;
     for (int i = 0; i < nodes_; ++i) {
       if (i == lost) continue;
       const std::string f = node_[i].data_dir() + "/handover";
       fs::remove(f);  // an export refuses an existing file
       std::string out;
-      EXPECT_EQ(Form(i, to, "--export " + f, &out), 0) << out;
+      EXPECT_EQ(Form(i, to, "--export " + f + extra, &out), 0) << out;
       files += (files.empty() ? "" : ",") + f;
     }
     return files;
@@ -142,7 +143,8 @@ TEST_F(QuorumFormTest, HandOverStopsTheOldListAndTheCarryNeedsAMajority) {
   const std::string to = NewTokenFor(2, "members.v2");
   std::string out;
   const std::string h0 = node_[0].data_dir() + "/handover";
-  ASSERT_EQ(Form(0, to, "--export " + h0, &out), 0) << out;
+  ASSERT_EQ(Form(0, to, "--export " + h0 + " --accept-fewer", &out), 0)
+      << out;
   EXPECT_FALSE(node_[0].Start(
       {"--freshness-members-file", members_, "--freshness-node-id", "1"}));
   EXPECT_NE(node_[0].log().find("handed over"), std::string::npos)
@@ -387,15 +389,31 @@ TEST_F(QuorumFormTest, RestoredOwnerAndLaggingSurvivorRegainNoGuess) {
     Copy(copy + part, node_[0].data_dir() + part);
   }
   const std::string to = NewTokenFor(2, "members.v2");
-  const std::string files = Export(2, to);
+  // Form3 review finding 2: the export counts first; refused, nothing
+  // handed over (the token still holds its list as it was).
+  const std::string early = node_[0].data_dir() + "/handover";
+  std::string out;
+  EXPECT_NE(Form(0, to, "--export " + early, &out), 0);
+  EXPECT_NE(out.find("the carry can get 2 hand-overs, below the carry bound 3"),
+            std::string::npos)
+      << out;
+  EXPECT_FALSE(fs::exists(early));
+  out.clear();
+  EXPECT_EQ(Form(0, members_, "", &out), 0) << out;
+  EXPECT_NE(out.find("already formed with this list (kept)"),
+            std::string::npos)
+      << out;
+  const std::string files = Export(2, to, " --accept-fewer");
   for (int i : {0, 2}) {
     std::string out;
     EXPECT_NE(Form(i, to, "--carry " + files, &out), 0) << out;
     EXPECT_NE(out.find("need 3 (N - q + 2)"), std::string::npos) << out;
   }
-  std::string out;
+  out.clear();
   EXPECT_NE(Form(0, to, "--carry " + files + " --accept-fewer", &out), 0);
-  EXPECT_NE(out.find("re-anchor of every shard"), std::string::npos) << out;
+  EXPECT_NE(out.find("(2 hand-overs of 3)"), std::string::npos) << out;
+  EXPECT_NE(out.find("then pass --decision OUT here"), std::string::npos)
+      << out;
 
   members_ = to;
   const std::string decision = node_[0].data_dir() + "/decision";
@@ -405,6 +423,18 @@ TEST_F(QuorumFormTest, RestoredOwnerAndLaggingSurvivorRegainNoGuess) {
       "/so.pin --carry " + files + " --decision " + decision;
   out.clear();
   EXPECT_NE(RunVault(reanchor, &out), 0);
+  EXPECT_NE(out.find("need 3 (N - q + 2)"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(decision)) << out;
+  // Form3 review finding 5: not on a member that does not hold the records.
+  out.clear();
+  EXPECT_NE(RunVault("rollback reanchor --dev --data-dir " +
+                         node_[1].data_dir() + Identity(1) + " --so-pin-file " +
+                         Softhsm(1) + "/so.pin --carry " + files +
+                         " --accept-fewer --decision " + decision,
+                     &out),
+            0);
+  EXPECT_NE(out.find("not the node that holds the records"), std::string::npos)
+      << out;
   EXPECT_FALSE(fs::exists(decision)) << out;
   out.clear();
   ASSERT_EQ(RunVault(reanchor + " --accept-fewer", &out), 0) << out;
@@ -422,6 +452,9 @@ TEST_F(QuorumFormTest, RestoredOwnerAndLaggingSurvivorRegainNoGuess) {
   EXPECT_NE(Audit(0).find("accept_fewer=true"), std::string::npos);
   ASSERT_NO_FATAL_FAILURE(StartNodes());
   Reconnect();
+  // Form3 review finding 1: 3 members are warned of the lifetime budget.
+  EXPECT_NE(node_[0].log().find("freshness_members_replacement_costly"),
+            std::string::npos);
   EXPECT_EQ(Remaining("ada"), 2u);
   Wrong("ada");
   Wrong("ada");
