@@ -438,6 +438,14 @@ TEST_F(QuorumFormTest, RestoredOwnerAndLaggingSurvivorRegainNoGuess) {
   EXPECT_FALSE(fs::exists(decision)) << out;
   out.clear();
   ASSERT_EQ(RunVault(reanchor + " --accept-fewer", &out), 0) << out;
+  // Every shard (16 by default), not only ada's (form3 review finding 7).
+  size_t shards = 0;
+  for (size_t at = 0; (at = out.find(": re-anchored at epoch", at)) !=
+                      std::string::npos;
+       ++at) {
+    ++shards;
+  }
+  EXPECT_EQ(shards, 16u) << out;
   EXPECT_NE(out.find("quorum_carry_accept_fewer"), std::string::npos) << out;
   EXPECT_NE(Audit(0).find("quorum_carry_accept_fewer"), std::string::npos);
   for (int i = 0; i < nodes_; ++i) {
