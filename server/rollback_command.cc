@@ -69,10 +69,14 @@ absl::Status AuditReport(VaultNode& node,
 
 // The officer's --accept-fewer below the carry bound (cform review finding
 // 1): one audit and log line naming the hand-overs it rests on.
+// Written after the decision file (form3 review finding 3), with the most
+// attempts any shard's records kept, not K.
 absl::Status AuditAcceptFewer(VaultNode& node,
                               const std::vector<fresh::v1::HandOver>& hs,
                               const freshness::Carry& carry,
-                              const freshness::ReanchorOptions& options) {
+                              const freshness::ReanchorReport& report) {
+  uint32_t cap = 0;
+  for (const auto& s : report.shards) cap = std::max(cap, s.cap);
   std::vector<std::string> ids;
   for (const auto& h : hs) ids.push_back(absl::StrCat(h.node_id()));
   const std::string nodes = absl::StrCat("nodes:", absl::StrJoin(ids, ","));
@@ -82,12 +86,12 @@ absl::Status AuditAcceptFewer(VaultNode& node,
       " base_seq=", carry.formed.base().seq(), " every_shard_reanchored");
   BKV_RETURN_IF_ERROR(
       node.audit->Record({"quorum_carry_accept_fewer", nodes, outcome,
-                          static_cast<int64_t>(options.max_attempts)}));
+                          static_cast<int64_t>(cap)}));
   Log("warn", "quorum_carry_accept_fewer",
       {{"hand_overs", nodes},
        {"count", absl::StrCat(carry.hand_overs)},
        {"carry_bound", absl::StrCat(carry.bound)},
-       {"max_attempts", absl::StrCat(options.max_attempts)}});
+       {"max_attempts", absl::StrCat(cap)}});
   return absl::OkStatus();
 }
 
@@ -175,10 +179,10 @@ absl::StatusOr<freshness::ReanchorReport> QuorumReanchor(const Flags& f,
   }
   BKV_ASSIGN_OR_RETURN(freshness::ReanchorReport report,
                        freshness::Reanchor(*node->store, heads, options));
-  if (carry.below_bound) {
-    BKV_RETURN_IF_ERROR(AuditAcceptFewer(*node, hand_overs, carry, options));
-  }
   BKV_RETURN_IF_ERROR(WriteDecision(f, *node, q, carry, *heads.written));
+  if (carry.below_bound) {
+    BKV_RETURN_IF_ERROR(AuditAcceptFewer(*node, hand_overs, carry, report));
+  }
   BKV_RETURN_IF_ERROR(AuditReport(*node, report));
   return report;
 }

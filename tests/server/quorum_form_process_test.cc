@@ -436,6 +436,13 @@ TEST_F(QuorumFormTest, RestoredOwnerAndLaggingSurvivorRegainNoGuess) {
   EXPECT_NE(out.find("not the node that holds the records"), std::string::npos)
       << out;
   EXPECT_FALSE(fs::exists(decision)) << out;
+  // Form3 review finding 3: a ceremony that wrote no decision (the path is
+  // taken) writes no audit record claiming one.
+  std::ofstream(decision) << "taken";
+  out.clear();
+  EXPECT_NE(RunVault(reanchor + " --accept-fewer", &out), 0) << out;
+  EXPECT_EQ(Audit(0).find("quorum_carry_accept_fewer"), std::string::npos);
+  fs::remove(decision);
   out.clear();
   ASSERT_EQ(RunVault(reanchor + " --accept-fewer", &out), 0) << out;
   // Every shard (16 by default), not only ada's (form3 review finding 7).
