@@ -2,6 +2,9 @@
 
 #include <sodium.h>
 
+#include <chrono>
+#include <ctime>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -72,6 +75,22 @@ std::string InfoMismatch(const threshold::RealmConfig& r, const VaultOptions& o,
 
 }  // namespace
 
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string UtcTime(int64_t unix_ms) {
+  const std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  char text[32] = "?";
+  if (gmtime_r(&t, &tm) != nullptr) {
+    std::strftime(text, sizeof text, "%Y-%m-%d %H:%M UTC", &tm);
+  }
+  return text;
+}
+
 absl::Status ThresholdClient::Impl::CheckRealms(
     const std::vector<size_t>& positions) const {
   std::vector<std::string> why(positions.size());
@@ -118,13 +137,15 @@ opaque::Config ThresholdClient::Impl::Config() const {
   return c;
 }
 
-std::vector<StatusAnswer> ThresholdClient::Impl::StatusRound() const {
+std::vector<StatusAnswer> ThresholdClient::Impl::StatusRound(
+    const std::string& account) const {
   std::vector<StatusAnswer> answers(set.n());
+  vault::v1::ThresholdStatusRequest req;
+  req.set_account(account);
   Parallel(set.n(), [&](size_t i) {
     vault::v1::ThresholdStatusResponse resp;
     absl::Status s = Call(i, "ThresholdStatus", VaultCall::kFree,
-                          &vault::v1::Vault::Stub::ThresholdStatus,
-                          vault::v1::ThresholdStatusRequest(), &resp);
+                          &vault::v1::Vault::Stub::ThresholdStatus, req, &resp);
     answers[i] = ToAnswer(std::move(s), resp);
   });
   return answers;
@@ -160,15 +181,18 @@ absl::Status ThresholdClient::Impl::RememberNewest(
 absl::Status ThresholdClient::Impl::SavePendingCommit(
     const std::string& account, const std::vector<uint8_t>& descriptor,
     const SecretBytes& commit_secret) const {
+  // The time lets a later roll-forward refuse a stale record (finding 15).
   return RememberLine(options.state_dir, StateName("commit", account),
                       absl::StrCat(HexEncode(descriptor), " ",
-                                   HexEncode(commit_secret.Reveal())));
+                                   HexEncode(commit_secret.Reveal()), " ",
+                                   NowMs()));
 }
 
 absl::Status ThresholdClient::Impl::CommitEverywhere(
     const std::string& account, const threshold::Descriptor& d,
     const SecretBytes& commit_secret) const {
   vault::v1::ThresholdRegisterCommitRequest req;
+  req.set_account(account);
   req.set_version(AsString(d.version));
   req.set_commit_secret(std::string(commit_secret.RevealAsString()));
   std::vector<absl::Status> results(set.n());
@@ -215,26 +239,50 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
                   : ": another registration replaced it there"));
 }
 
-absl::Status ThresholdClient::Impl::RollForward(
-    const std::string& account) const {
-  const std::string line =
-      RecallLine(options.state_dir, StateName("commit", account));
+absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
+                                               std::string* said) const {
+  const std::string name = StateName("commit", account);
+  const std::string line = RecallLine(options.state_dir, name);
   if (line.empty()) return absl::OkStatus();
   std::vector<std::string> f = absl::StrSplit(line, ' ');
+  // hex(descriptor) hex(secret) [unix ms]; without the time: from before
+  // the age rule, taken as fresh.
+  const bool shaped = f.size() == 2 || f.size() == 3;
+  int64_t written = 0;
   auto descriptor =
-      f.size() == 2 ? HexDecode(f[0]) : absl::StatusOr<std::vector<uint8_t>>();
+      shaped ? HexDecode(f[0]) : absl::StatusOr<std::vector<uint8_t>>();
   auto secret =
-      f.size() == 2 ? HexDecode(f[1]) : absl::StatusOr<std::vector<uint8_t>>();
+      shaped ? HexDecode(f[1]) : absl::StatusOr<std::vector<uint8_t>>();
   absl::StatusOr<threshold::Descriptor> d =
       descriptor.ok() ? threshold::Descriptor::Parse(*descriptor)
                       : descriptor.status();
-  if (!d.ok() || !secret.ok() || secret->size() != 32) {
+  if (!d.ok() || !secret.ok() || secret->size() != 32 ||
+      (f.size() == 3 && !absl::SimpleAtoi(f[2], &written))) {
     // Unreadable (edited, truncated): nothing can be rolled forward.
-    return ForgetLine(options.state_dir, StateName("commit", account));
+    return ForgetLine(options.state_dir, name);
   }
   SecretBytes commit_secret = SecretBytes::Copy(*secret);
   sodium_memzero(secret->data(), secret->size());
-  return CommitEverywhere(account, *d, commit_secret);
+  const bool committed_somewhere = RecallNewest(account).epoch >= d->epoch;
+  std::string unused;
+  std::string& note = said != nullptr ? *said : unused;
+  if (written != 0 && NowMs() - written > kRollForwardAgeMs &&
+      !committed_somewhere) {
+    // A change no realm committed, prepared long ago: completing it now,
+    // right before a counted try, would switch the password silently.
+    note = absl::StrCat("a registration prepared at ", UtcTime(written),
+                        " was never committed and is older than 10 minutes: "
+                        "dropped, not completed");
+    return ForgetLine(options.state_dir, name);
+  }
+  absl::Status s = CommitEverywhere(account, *d, commit_secret);
+  if (RecallNewest(account).epoch >= d->epoch) {
+    note = absl::StrCat("a registration (password change or rotation) "
+                        "prepared at ",
+                        written != 0 ? UtcTime(written) : "an unknown time",
+                        " was completed just now");
+  }
+  return s;
 }
 
 ThresholdClient::ThresholdClient(std::unique_ptr<Impl> impl)
@@ -278,15 +326,31 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Register(
 
 absl::StatusOr<ThresholdRecovery> ThresholdClient::Recover(
     const std::string& account, const SecretBytes& password) {
-  (void)impl_->RollForward(account);
-  return impl_->Recover(account, password);
+  std::string said;
+  (void)impl_->RollForward(account, &said);
+  auto got = impl_->Recover(account, password);
+  if (said.empty()) return got;
+  if (got.ok()) {
+    got->rolled_forward = std::move(said);
+    return got;
+  }
+  // A wrong password right after a completed change: say which (finding 15).
+  if (VaultError::From(got.status()).kind != VaultErrorKind::kInvalidPassword) {
+    return got;
+  }
+  absl::Status out(got.status().code(),
+                   absl::StrCat(got.status().message(), "; note: ", said));
+  got.status().ForEachPayload([&](absl::string_view url, const absl::Cord& c) {
+    out.SetPayload(url, c);
+  });
+  return out;
 }
 
 absl::StatusOr<RecoveryPlan> ThresholdClient::Plan(const std::string& account) {
   // An unfinished commit first, or the plan sees the half-committed state
   // and a caller that stops at the plan (the CLI) never repairs it.
   (void)impl_->RollForward(account);
-  const std::vector<StatusAnswer> answers = impl_->StatusRound();
+  const std::vector<StatusAnswer> answers = impl_->StatusRound(account);
   return PlanRecovery(impl_->set, answers, impl_->RecallNewest(account));
 }
 

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,8 +65,25 @@ struct ThresholdRecovery {
   std::vector<RealmFault> faults;   // realms excluded, recovery went on
   std::vector<std::string> proofs;  // by realm position; "" if none
   uint64_t epoch = 0;               // the registration recovered from
+  Commitment commitment{};          // its commitment (the proofs name it)
+  // Realms not ACTIVE on it with attempts left (LOCKED, no record, another
+  // version, silent), with what they were: until Repair (or a rotation)
+  // brings them back, the set survives one failure fewer per realm.
+  std::vector<RealmFault> lagging;
   bool rotated = false;
-  absl::Status rotation;  // why not rotated (OK when rotated or disabled)
+  // Why not rotated (OK when rotated or disabled); kRealmDegraded when a
+  // lagging realm could not be readied for it (docs/threshold.md, "Repair").
+  absl::Status rotation;
+  std::vector<std::string> repaired;  // realm ids the rotation brought back
+  // An unfinished registration this call completed first, or dropped as too
+  // old (docs/threshold.md, "Roll-forward age"); "" when none.
+  std::string rolled_forward;
+};
+
+struct ThresholdRepair {
+  std::vector<std::string> repaired;  // realm ids brought back
+  // The fresh version at all n; empty when nothing needed repair.
+  std::optional<ThresholdRegistration> registration;
 };
 
 class ThresholdClient {
@@ -86,6 +104,16 @@ class ThresholdClient {
   // Spends one attempt at each realm of the agreeing group.
   absl::StatusOr<ThresholdRecovery> Recover(const std::string& account,
                                             const SecretBytes& password);
+  // After a successful `recovered` (without rotation, within the proofs'
+  // lifetime): brings back every realm not ACTIVE on the recovered version
+  // (Delete at a LOCKED one, RequestReset at one on another version), then
+  // registers a fresh version at all n with the recovery's proofs
+  // (docs/threshold.md, "Repair of a LOCKED or lagging realm"). A realm that
+  // cannot be readied now is kRealmDegraded naming it; nothing is
+  // registered then. Nothing to repair: OK, no registration.
+  absl::StatusOr<ThresholdRepair> Repair(const std::string& account,
+                                         const SecretBytes& password,
+                                         const ThresholdRecovery& recovered);
   // Rolls an unfinished commit forward, then the uncounted status round and
   // its plan (what Recover would do).
   absl::StatusOr<RecoveryPlan> Plan(const std::string& account);

@@ -31,6 +31,14 @@ std::string AsString(const T& bytes) {
   return {bytes.begin(), bytes.end()};
 }
 
+// Wall-clock Unix ms, and one as "2026-12-03 14:31 UTC" for messages.
+int64_t NowMs();
+std::string UtcTime(int64_t unix_ms);
+
+// A roll-forward record older than this whose version no realm committed is
+// dropped, not completed (the realms' default pending_ttl; finding 15).
+inline constexpr int64_t kRollForwardAgeMs = 10 * 60 * 1000;
+
 // Runs f(0..n-1) on n threads and waits for all: one round to every realm.
 template <typename F>
 void Parallel(size_t n, F f) {
@@ -91,8 +99,9 @@ struct ThresholdClient::Impl {
   mutable std::mutex checked_mu;
   mutable std::vector<bool> checked;  // by position, under checked_mu
 
-  // The uncounted status round, all n realms in parallel.
-  std::vector<StatusAnswer> StatusRound() const;
+  // The uncounted status round, all n realms in parallel. Every v3 request
+  // names `account`; a realm refuses it unless it is the token's subject.
+  std::vector<StatusAnswer> StatusRound(const std::string& account) const;
 
   // Newest (epoch, commitment) memory and the roll-forward record.
   Newest RecallNewest(const std::string& account) const;
@@ -102,8 +111,12 @@ struct ThresholdClient::Impl {
                                  const std::vector<uint8_t>& descriptor,
                                  const SecretBytes& commit_secret) const;
   // Re-sends a remembered unfinished commit to every realm; OK when there is
-  // none or it completed (then the record is removed).
-  absl::Status RollForward(const std::string& account) const;
+  // none or it completed (then the record is removed). A record older than
+  // kRollForwardAge whose version no realm committed is dropped unsent
+  // (review finding 15). `said`: what happened, for the user ("" when
+  // nothing was re-sent or dropped).
+  absl::Status RollForward(const std::string& account,
+                           std::string* said = nullptr) const;
   // Commit to every realm; OK only when all n answered OK.
   absl::Status CommitEverywhere(const std::string& account,
                                 const threshold::Descriptor& d,
@@ -115,6 +128,26 @@ struct ThresholdClient::Impl {
       const Commitment& previous) const;
   absl::StatusOr<ThresholdRecovery> Recover(const std::string& account,
                                             const SecretBytes& password) const;
+  // Repair (client/threshold_repair.cc). The realms not ACTIVE on
+  // `commitment` with attempts left, and what they are.
+  std::vector<RealmFault> Lagging(const std::vector<StatusAnswer>& answers,
+                                  const Commitment& commitment) const;
+  // Makes every realm accept a Prepare of a fresh version after a recovery
+  // of `commitment`: Delete where LOCKED, RequestReset where ACTIVE on
+  // another version; a realm on `commitment` needs its proof. Fills
+  // `repaired` with the lagging realms now ready; kRealmDegraded ("<what>:
+  // realm-a is LOCKED and refused Delete ...") naming those that are not,
+  // and then nothing may be registered (a Prepare refused at one realm
+  // would block the others for pending_ttl).
+  absl::Status ReadyEveryRealm(const std::string& account,
+                               const std::vector<StatusAnswer>& answers,
+                               const Commitment& commitment,
+                               const std::vector<std::string>& proofs,
+                               absl::string_view what,
+                               std::vector<std::string>& repaired) const;
+  std::string ReadyOne(const std::string& account, size_t i,
+                       const StatusAnswer& a, const Commitment& commitment,
+                       const std::vector<std::string>& proofs) const;
   // Steps 10-11: raises the newest memory, then rotates (skipped, and said
   // in out.rotation, when the memory failed or a realm was silent).
   void RememberAndRotate(const std::string& account,

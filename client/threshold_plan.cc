@@ -51,21 +51,42 @@ struct Group {
   std::vector<size_t> members;
 };
 
+// Fewer than t realms answered the status round. A realm refusing the
+// account (ACCOUNT_MISMATCH: the tokens are another account's) is the
+// reason given, typed kConfig, over a transport error: retrying cannot help.
+absl::Status TooFewAnswered(const threshold::RealmSet& set,
+                            std::span<const StatusAnswer> answers,
+                            int answered) {
+  const absl::Status* why = nullptr;
+  for (const auto& a : answers) {
+    if (a.error.ok()) continue;
+    if (why == nullptr ||
+        (VaultError::From(a.error).kind == VaultErrorKind::kConfig &&
+         VaultError::From(*why).kind != VaultErrorKind::kConfig)) {
+      why = &a.error;
+    }
+  }
+  const bool config = VaultError::From(*why).kind == VaultErrorKind::kConfig;
+  const std::string count = absl::StrCat(answered, " of ", set.n(),
+                                         " realms answered (", set.t(),
+                                         " needed); nothing was spent: ");
+  absl::Status out(
+      why->code(),
+      config ? absl::StrCat("a realm refuses this client's account or "
+                            "configuration, so only ",
+                            count, why->message())
+             : absl::StrCat("only ", count, why->message()));
+  why->ForEachPayload([&](absl::string_view url, const absl::Cord& c) {
+    out.SetPayload(url, c);
+  });
+  return out;
+}
+
 absl::Status NoGroup(const threshold::RealmSet& set,
                      std::span<const StatusAnswer> answers,
                      const std::vector<RealmFault>& faults, int answered,
                      int registered) {
-  if (answered < set.t()) {
-    for (const auto& a : answers) {
-      if (!a.error.ok()) {
-        return absl::Status(
-            a.error.code(),
-            absl::StrCat("only ", answered, " of ", set.n(),
-                         " realms answered (", set.t(),
-                         " needed); nothing was spent: ", a.error.message()));
-      }
-    }
-  }
+  if (answered < set.t()) return TooFewAnswered(set, answers, answered);
   if (registered == 0 && faults.empty()) return NotRegisteredError();
   // Realms that did not answer could still make a group of t: no verdict on
   // what the answering ones say until they are heard.

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/backup_set.h"
 #include "client/cli/command.h"
@@ -262,10 +263,19 @@ absl::StatusOr<SlotSecret> LoadRealmSecret(const Args& a, FILE* err,
                  client::DescribeFaults(got->faults).c_str());
   }
   if (!got->rotation.ok()) {
+    // A LOCKED or lagging realm that could not be repaired is a warning:
+    // the set now survives fewer realm failures (docs/threshold.md).
+    const bool degraded = client::VaultError::From(got->rotation).kind ==
+                          client::VaultErrorKind::kRealmDegraded;
     std::fprintf(err,
-                 "bkv: the key was not re-registered with fresh shares "
+                 "bkv: %sthe key was not re-registered with fresh shares "
                  "(%s); tried again after the next recovery\n",
+                 degraded ? "WARNING: " : "",
                  std::string(got->rotation.message()).c_str());
+  }
+  if (!got->repaired.empty()) {
+    std::fprintf(err, "bkv: repaired %s: re-registered with fresh shares\n",
+                 absl::StrJoin(got->repaired, ", ").c_str());
   }
   return SlotSecret::Vault(got->backup_key, std::move(params));
 }

@@ -62,6 +62,13 @@ int main(int argc, char** argv) {
   bkv_vault_error detail;
   bkv_key* got = nullptr;
   char* faults = nullptr;
+  char* repaired = nullptr;
+  if (bkv_realms_repair(realms, argv[2], pw, std::strlen(pw), &repaired,
+                        &detail, &err) == BKV_OK) {
+    return Fail("a repair needs a recovery on this handle first", err);
+  }
+  bkv_error_free(err);
+  err = nullptr;
   if (bkv_realms_recover(realms, argv[2], "nope", 4, &got, &faults, &detail,
                          &err) != BKV_VAULT_INVALID_PASSWORD ||
       detail.attempts_remaining != 4 ||
@@ -76,6 +83,12 @@ int main(int argc, char** argv) {
   }
   if (faults == nullptr || std::strstr(faults, "realm-c") == nullptr) {
     return Fail("the tampered realm must be named", faults);
+  }
+  // Every realm still holds the recovered version: nothing to repair.
+  if (bkv_realms_repair(realms, argv[2], pw, std::strlen(pw), &repaired,
+                        &detail, &err) != BKV_OK ||
+      repaired != nullptr) {
+    return Fail("nothing to repair", err);
   }
   char *a = nullptr, *b = nullptr;
   if (bkv_key_format(key, &a, &err) != BKV_OK ||

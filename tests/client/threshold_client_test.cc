@@ -107,6 +107,16 @@ class Relay final : public v1::Vault::Service {
                             v1::GetVaultInfoResponse* o) override {
     return Forward(c, &v1::Vault::Stub::GetVaultInfo, *r, o);
   }
+  // The v2 calls the repair sends (passed on unchanged).
+  grpc::Status Delete(grpc::ServerContext* c, const v1::DeleteRequest* r,
+                      v1::DeleteResponse* o) override {
+    return Forward(c, &v1::Vault::Stub::Delete, *r, o);
+  }
+  grpc::Status RequestReset(grpc::ServerContext* c,
+                            const v1::RequestResetRequest* r,
+                            v1::RequestResetResponse* o) override {
+    return Forward(c, &v1::Vault::Stub::RequestReset, *r, o);
+  }
   grpc::Status ThresholdStatus(grpc::ServerContext* c,
                                const v1::ThresholdStatusRequest* r,
                                v1::ThresholdStatusResponse* o) override {
@@ -269,6 +279,35 @@ class ThresholdClientTest : public ::testing::Test {
     v1::ThresholdStatusResponse out;
     EXPECT_TRUE(stub->ThresholdStatus(&ctx, {}, &out).ok());
     return out;
+  }
+
+  // A guess without the password sent to realm i alone (a test-side
+  // client, not the SDK): counted at RecoverStart, closed by a KE3 that
+  // cannot verify. OK when the realm took the guess.
+  bool GarbageGuess(size_t i) {
+    TestClient tc(realms_[i].process->address(),
+                  realms_[i].process->public_key());
+    auto start = tc.opaque().GenerateThresholdKE1(
+        SecretBytes::Copy("not the password"), 1);
+    if (!start.ok()) return false;
+    const std::string token =
+        realms_[i].process->Token(kAccount, 600, realms_[i].id);
+    v1::ThresholdRecoverStartRequest req;
+    req.set_commitment(Status(i).commitment());
+    req.set_realm_id(realms_[i].id);
+    const auto ke1 = start->ke1s[0].Serialize();
+    req.set_ke1(std::string(ke1.begin(), ke1.end()));
+    v1::ThresholdRecoverStartResponse answer;
+    grpc::ClientContext c1;
+    TestClient::Authorize(c1, token);
+    if (!tc.stub().ThresholdRecoverStart(&c1, req, &answer).ok()) return false;
+    v1::ThresholdRecoverFinishRequest fin;
+    fin.set_ke3(std::string(64, '\0'));
+    fin.set_login_state(answer.login_state());
+    v1::ThresholdRecoverFinishResponse out;
+    grpc::ClientContext c2;
+    TestClient::Authorize(c2, token);
+    return !tc.stub().ThresholdRecoverFinish(&c2, fin, &out).ok();
   }
 
   // `bkv` flags for the running realms: set file, token dir, account, and
@@ -630,6 +669,58 @@ TEST_F(ThresholdClientTest, OneExpiredCommitKeepsTheRollForward) {
   EXPECT_TRUE(got->backup_key == key_);
 }
 
+// Finding 15: a password change whose commits all failed. Within 10
+// minutes the next recovery completes it and a try with the old password
+// says so; a record older than that whose version no realm committed is
+// dropped, not completed, and the old password keeps working.
+TEST_F(ThresholdClientTest, RollForwardOnlyWithinItsAge) {
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  auto first = c->Recover(kAccount, password_);
+  ASSERT_TRUE(first.ok()) << first.status();
+  for (auto& r : realms_) r.relay->mode = Mode::kDropCommit;
+  const SecretBytes second_pw = SecretBytes::Copy("second horse battery");
+  ASSERT_FALSE(c->Register(kAccount, second_pw, key_, first->proofs).ok());
+  for (auto& r : realms_) r.relay->mode = Mode::kPass;
+  auto old = c->Recover(kAccount, password_);
+  ASSERT_FALSE(old.ok());
+  EXPECT_EQ(KindOf(old.status()), VaultErrorKind::kInvalidPassword);
+  EXPECT_NE(old.status().message().find("completed just now"),
+            std::string::npos)
+      << old.status();
+  auto second = c->Recover(kAccount, second_pw);
+  ASSERT_TRUE(second.ok()) << second.status();
+  for (auto& r : realms_) r.relay->mode = Mode::kDropCommit;
+  const SecretBytes third_pw = SecretBytes::Copy("third horse battery");
+  ASSERT_FALSE(c->Register(kAccount, third_pw, key_, second->proofs).ok());
+  for (auto& r : realms_) r.relay->mode = Mode::kPass;
+  // The record's time, 11 minutes back (the file is this test's state).
+  int edited = 0;
+  for (const auto& e : std::filesystem::directory_iterator(state_dir_)) {
+    if (e.path().filename().string().rfind("threshold-commit-", 0) != 0) {
+      continue;
+    }
+    std::ifstream in(e.path());
+    std::string descriptor, secret;
+    int64_t written = 0;
+    in >> descriptor >> secret >> written;
+    in.close();
+    std::ofstream(e.path(), std::ios::trunc)
+        << descriptor << " " << secret << " " << written - 11 * 60 * 1000;
+    ++edited;
+  }
+  ASSERT_EQ(edited, 1);
+  const std::string before = Status(0).commitment();
+  auto again = c->Recover(kAccount, second_pw);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_NE(again->rolled_forward.find("dropped"), std::string::npos)
+      << again->rolled_forward;
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(Status(i).commitment(), before) << "not committed at " << i;
+  }
+}
+
 // Finding 3: an OPAQUE context or server identity that differs from the
 // realms' is a configuration error before anything is prepared or counted,
 // never a wrong password.
@@ -642,6 +733,17 @@ TEST_F(ThresholdClientTest, ConfigMismatchIsFoundBeforeCounting) {
   EXPECT_EQ(KindOf(got.status()), VaultErrorKind::kConfig) << got.status();
   EXPECT_NE(got.status().message().find("realm-a"), std::string::npos);
   ExpectRemainingAtEvery(5, "nothing counted");
+  // Finding 14: another account string with this account's tokens is the
+  // configuration's fault, found before anything is counted or prepared.
+  tweak_ = nullptr;
+  auto c = Client(2);
+  for (auto kind : {c->Recover("Alice", password_).status(),
+                    c->Plan("Alice").status(),
+                    c->Register("Alice", password_, key_).status()}) {
+    EXPECT_EQ(KindOf(kind), VaultErrorKind::kConfig) << kind;
+    EXPECT_NE(kind.message().find("Alice"), std::string::npos) << kind;
+  }
+  ExpectRemainingAtEvery(5, "nothing counted for another account string");
   tweak_ = [](client::ThresholdOptions& o) {
     o.vault.server_identity = "other";
   };
@@ -759,6 +861,58 @@ TEST_F(ThresholdClientTest, NoRotationWhenARealmIsSilent) {
   EXPECT_NE(got->rotation.message().find("not rotated: realm-c"),
             std::string::npos)
       << got->rotation;
+}
+
+// Finding 7: realm-a locked by guesses sent only to it. A recovery through
+// b and c names it; Repair deletes its LOCKED record and registers a fresh
+// version at all three. Then realm-c locked: the rotation of a recovery
+// repairs on its own. With realm-b killed, a and c (both repaired) recover,
+// and a repair now names realm-b as degraded instead of running 2-of-2.
+TEST_F(ThresholdClientTest, LockedRealmIsRepaired) {
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(GarbageGuess(0)) << i;
+  ASSERT_EQ(Status(0).status(), v1::RECORD_STATUS_LOCKED);
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->lagging.size(), 1u);
+  EXPECT_EQ(got->lagging[0].realm_id, "realm-a");
+  auto repaired = c->Repair(kAccount, password_, *got);
+  ASSERT_TRUE(repaired.ok()) << repaired.status();
+  EXPECT_EQ(repaired->repaired, std::vector<std::string>{"realm-a"});
+  ASSERT_TRUE(repaired->registration.has_value());
+  const std::string version(repaired->registration->commitment.begin(),
+                            repaired->registration->commitment.end());
+  for (size_t i = 0; i < 3; ++i) {
+    const auto st = Status(i);
+    EXPECT_EQ(st.status(), v1::RECORD_STATUS_ACTIVE) << i;
+    EXPECT_EQ(st.commitment(), version) << i;
+    EXPECT_EQ(st.attempts_remaining(), 5u) << i;
+  }
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(GarbageGuess(2)) << i;
+  auto rotating = Client(2, /*rotate=*/true)->Recover(kAccount, password_);
+  ASSERT_TRUE(rotating.ok()) << rotating.status();
+  EXPECT_TRUE(rotating->rotated) << rotating->rotation;
+  EXPECT_EQ(rotating->repaired, std::vector<std::string>{"realm-c"});
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(Status(i).status(), v1::RECORD_STATUS_ACTIVE) << i;
+    EXPECT_EQ(Status(i).commitment(), Status(0).commitment()) << i;
+  }
+  realms_[1].process->Kill();
+  auto later = c->Recover(kAccount, password_);
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_TRUE(later->backup_key == key_);
+  ASSERT_EQ(later->lagging.size(), 1u);
+  EXPECT_EQ(later->lagging[0].realm_id, "realm-b");
+  auto degraded = c->Repair(kAccount, password_, *later);
+  ASSERT_FALSE(degraded.ok());
+  EXPECT_EQ(KindOf(degraded.status()), VaultErrorKind::kRealmDegraded)
+      << degraded.status();
+  EXPECT_NE(degraded.status().message().find("realm-b"), std::string::npos);
+  for (size_t i : {0, 2}) {
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << "nothing prepared";
+  }
 }
 
 // A realm that reports an epoch far beyond the others' (to push the next

@@ -69,8 +69,11 @@ typedef enum bkv_status {
                                      descriptor); the message names its id.
                                      Never a wrong password */
   BKV_VAULT_REALMS_DISAGREE = 18, /* no registration is held by t realms */
-  BKV_VAULT_STALE = 19 /* the agreeing realms hold an older registration
-                          than this device last saw: nothing was spent */
+  BKV_VAULT_STALE = 19, /* the agreeing realms hold an older registration
+                           than this device last saw: nothing was spent */
+  BKV_VAULT_REALM_DEGRADED = 20 /* a realm is LOCKED, lags or is silent and
+                                   cannot be re-registered now (the message
+                                   names it): one failure fewer is survived */
 } bkv_status;
 
 typedef struct bkv_key bkv_key;
@@ -461,6 +464,21 @@ bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
                               const char* password, size_t password_len,
                               bkv_key** out_key, char** out_faults,
                               bkv_vault_error* out_detail, char** err);
+
+/* After a BKV_OK bkv_realms_recover on this handle (the handle keeps that
+ * recovery's key and proofs until the next recover or bkv_realms_free; the
+ * proofs last 10 minutes): brings back every realm that is LOCKED, holds no
+ * or another registration, then registers a fresh version at all n
+ * (docs/threshold.md, "Repair of a LOCKED or lagging realm"). BKV_OK: every
+ * realm holds the current version (*out_repaired, optional, NULL when none:
+ * the realms brought back, free with bkv_string_free). A realm that cannot
+ * be brought back now is BKV_VAULT_REALM_DEGRADED naming it and why (then
+ * nothing was registered). With rotation on, the recovery's rotation already
+ * repairs; this call then reports what it could not. Spends no attempt. */
+bkv_status bkv_realms_repair(bkv_realms* realms, const char* account,
+                             const char* password, size_t password_len,
+                             char** out_repaired, bkv_vault_error* out_detail,
+                             char** err);
 
 /* The account's record; spends no attempt. attempts_remaining and
  * attempt_limit are optional (NULL). */

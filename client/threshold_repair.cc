@@ -1,0 +1,150 @@
+// Repair of a LOCKED or lagging realm (docs/threshold.md, "Repair of a
+// LOCKED or lagging realm"): after a successful recovery every realm is made
+// to accept a Prepare, then a fresh version is registered at all n. A share
+// for the broken realm alone is impossible: the client never holds k_i.
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/threshold_client_internal.h"
+#include "crypto/status_macros.h"
+
+namespace bkv::client {
+namespace {
+
+bool OnVersion(const StatusAnswer& a, const Commitment& c) {
+  return a.error.ok() && a.record == StatusAnswer::Record::kActive &&
+         a.attempts_remaining > 0 && a.commitment == AsString(c);
+}
+
+std::string Lag(const StatusAnswer& a) {
+  if (!a.error.ok()) return "did not answer the status round";
+  switch (a.record) {
+    case StatusAnswer::Record::kLocked:
+      return "is LOCKED";
+    case StatusAnswer::Record::kNone:
+      return "holds no registration";
+    case StatusAnswer::Record::kActive:
+      break;
+  }
+  return a.attempts_remaining == 0 ? "has no attempts left"
+                                   : "holds another registration";
+}
+
+}  // namespace
+
+std::vector<RealmFault> ThresholdClient::Impl::Lagging(
+    const std::vector<StatusAnswer>& answers,
+    const Commitment& commitment) const {
+  std::vector<RealmFault> out;
+  for (size_t i = 0; i < answers.size(); ++i) {
+    if (!OnVersion(answers[i], commitment)) {
+      out.push_back({IdOf(i), Lag(answers[i])});
+    }
+  }
+  return out;
+}
+
+// Why realm i will not accept a Prepare of a fresh version, or "" once it
+// will. Delete and RequestReset are the only calls that change anything, and
+// each realm decides them itself: an ACTIVE record refuses a Delete without
+// a proof, whatever a forged status said.
+std::string ThresholdClient::Impl::ReadyOne(
+    const std::string& account, size_t i, const StatusAnswer& a,
+    const Commitment& commitment, const std::vector<std::string>& proofs) const {
+  if (!a.error.ok()) {
+    return absl::StrCat("did not answer the status round (",
+                        absl::CEscape(a.error.message()), ")");
+  }
+  if (a.record == StatusAnswer::Record::kNone) return "";
+  if (a.record == StatusAnswer::Record::kLocked) {
+    vault::v1::DeleteRequest req;
+    req.set_account(account);
+    vault::v1::DeleteResponse resp;
+    const absl::Status s = Call(i, "Delete", VaultCall::kFree,
+                                &vault::v1::Vault::Stub::Delete, req, &resp);
+    if (s.ok()) return "";
+    return absl::StrCat("is LOCKED and refused Delete (",
+                        absl::CEscape(s.message()), ")");
+  }
+  if (a.commitment == AsString(commitment)) {
+    if (i < proofs.size() && !proofs[i].empty()) return "";
+    return "gave no proof in this recovery (not asked, or its answer was "
+           "lost): recover again while it answers";
+  }
+  // Another version: its proof needs t of its shares, which only this realm
+  // holds. The due reset is the one authority left (proof-or-delay).
+  vault::v1::RequestResetRequest req;
+  req.set_account(account);
+  vault::v1::RequestResetResponse resp;
+  const absl::Status s =
+      Call(i, "RequestReset", VaultCall::kFree,
+           &vault::v1::Vault::Stub::RequestReset, req, &resp);
+  if (!s.ok()) {
+    return absl::StrCat("holds another registration and refused RequestReset (",
+                        absl::CEscape(s.message()), ")");
+  }
+  const int64_t due = static_cast<int64_t>(resp.reset_due_unix_ms());
+  if (due <= NowMs()) return "";
+  return absl::StrCat(
+      "holds another registration; a reset was requested there, due at ",
+      UtcTime(due), ": repair again after that");
+}
+
+absl::Status ThresholdClient::Impl::ReadyEveryRealm(
+    const std::string& account, const std::vector<StatusAnswer>& answers,
+    const Commitment& commitment, const std::vector<std::string>& proofs,
+    absl::string_view what, std::vector<std::string>& repaired) const {
+  std::vector<std::string> why(set.n());
+  Parallel(set.n(), [&](size_t i) {
+    why[i] = ReadyOne(account, i, answers[i], commitment, proofs);
+  });
+  std::vector<std::string> bad, ids;
+  for (size_t i = 0; i < why.size(); ++i) {
+    if (!why[i].empty()) {
+      bad.push_back(absl::StrCat(IdOf(i), " ", why[i]));
+      ids.push_back(IdOf(i));
+    } else if (!OnVersion(answers[i], commitment)) {
+      repaired.push_back(IdOf(i));
+    }
+  }
+  if (bad.empty()) return absl::OkStatus();
+  repaired.clear();
+  return ThresholdError(
+      VaultErrorKind::kRealmDegraded,
+      absl::StrCat(what, ": ", absl::StrJoin(bad, "; "),
+                   ". Nothing was registered; until ", absl::StrJoin(ids, ", "),
+                   " can be re-registered the realm set survives fewer realm "
+                   "failures: tell its operator"));
+}
+
+absl::StatusOr<ThresholdRepair> ThresholdClient::Repair(
+    const std::string& account, const SecretBytes& password,
+    const ThresholdRecovery& recovered) {
+  ThresholdRepair out;
+  if (recovered.rotated) return out;  // the rotation reached every realm
+  const std::vector<StatusAnswer> answers = impl_->StatusRound(account);
+  int on_version = 0;
+  for (const StatusAnswer& a : answers) {
+    on_version += OnVersion(a, recovered.commitment) ? 1 : 0;
+  }
+  // Only the version the proofs name may be repaired from: with fewer than
+  // t realms on it the account moved on (another device rotated).
+  if (on_version < impl_->set.t()) {
+    return ThresholdError(
+        VaultErrorKind::kStaleRegistration,
+        "not repaired: fewer than t realms still hold the recovered "
+        "registration (another recovery or registration replaced it); "
+        "recover again, then repair");
+  }
+  if (on_version == impl_->set.n()) return out;
+  BKV_RETURN_IF_ERROR(impl_->ReadyEveryRealm(
+      account, answers, recovered.commitment, recovered.proofs,
+      "not repaired", out.repaired));
+  BKV_ASSIGN_OR_RETURN(
+      out.registration,
+      impl_->Register(account, password, recovered.backup_key,
+                      recovered.proofs, recovered.commitment));
+  return out;
+}
+
+}  // namespace bkv::client
