@@ -50,7 +50,8 @@ enum class Mode {
   kFakeLocked,        // status says LOCKED
   kFakeNone,          // status says no record
   kEvilText,          // RegisterStart fails with terminal escapes in its text
-  kDropFinishOnce     // the next RecoverFinish is not forwarded: UNAVAILABLE
+  kDropFinishOnce,    // the next RecoverFinish is not forwarded: UNAVAILABLE
+  kSkipPrepare        // Prepare answered OK, not forwarded: the realm lags
 };
 
 // Relays the Threshold* calls to one realm, playing `mode`.
@@ -154,6 +155,7 @@ class Relay final : public v1::Vault::Service {
   grpc::Status ThresholdRegisterPrepare(
       grpc::ServerContext* c, const v1::ThresholdRegisterPrepareRequest* r,
       v1::ThresholdRegisterPrepareResponse* o) override {
+    if (mode == Mode::kSkipPrepare) return grpc::Status::OK;
     return Forward(c, &v1::Vault::Stub::ThresholdRegisterPrepare, *r, o);
   }
   grpc::Status ThresholdRegisterCommit(
@@ -927,6 +929,54 @@ TEST_F(ThresholdClientTest, LockedRealmIsRepaired) {
   for (size_t i : {0, 2}) {
     EXPECT_TRUE(Status(i).pending_commitment().empty()) << "nothing prepared";
   }
+}
+
+// Finding 7, the lagging case: realm-a never got a rotation's Prepare (its
+// relay faked the answer), so it stays ACTIVE on the old version while b and
+// c commit the new one. No proof for the old version can be had, so Repair
+// requests a reset there and says when it is due (kRealmDegraded, nothing
+// registered); once due, the next Repair brings realm-a onto a fresh
+// version with the others.
+TEST_F(ThresholdClientTest, LaggingRealmIsRepairedOnceItsResetIsDue) {
+  StartRealms(3, {"--reset-delay-s", "1"});
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  auto first = c->Recover(kAccount, password_);
+  ASSERT_TRUE(first.ok()) << first.status();
+  realms_[0].relay->mode = Mode::kSkipPrepare;
+  EXPECT_FALSE(c->Register(kAccount, password_, key_, first->proofs).ok());
+  realms_[0].relay->mode = Mode::kPass;
+  ASSERT_NE(Status(0).commitment(), Status(1).commitment());
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->lagging.size(), 1u);
+  EXPECT_EQ(got->lagging[0].realm_id, "realm-a");
+  auto rep = c->Repair(kAccount, password_, *got);
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(KindOf(rep.status()), VaultErrorKind::kRealmDegraded)
+      << rep.status();
+  EXPECT_NE(rep.status().message().find("realm-a holds another registration; "
+                                        "a reset was requested there"),
+            std::string::npos)
+      << rep.status();
+  for (size_t i = 1; i < 3; ++i) {
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << "nothing prepared";
+  }
+  // The realm's reset delay is 1 s: repair again until it is due (bounded).
+  for (int i = 0; i < 40 && !rep.ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    rep = c->Repair(kAccount, password_, *got);
+  }
+  ASSERT_TRUE(rep.ok()) << rep.status();
+  EXPECT_EQ(rep->repaired, std::vector<std::string>{"realm-a"});
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(Status(i).status(), v1::RECORD_STATUS_ACTIVE) << i;
+    EXPECT_EQ(Status(i).commitment(), Status(1).commitment()) << i;
+  }
+  realms_[1].relay->mode = Mode::kDown;
+  auto later = c->Recover(kAccount, password_);
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_TRUE(later->backup_key == key_);
 }
 
 // A realm that reports an epoch far beyond the others' (to push the next
