@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_join.h"
 #include "bkv/bkv.h"
 #include "client/c_api_internal.h"
 #include "client/realm_set_file.h"
-#include "absl/strings/str_join.h"
 #include "client/threshold_client.h"
 
 struct bkv_realms {

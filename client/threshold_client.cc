@@ -182,10 +182,10 @@ absl::Status ThresholdClient::Impl::SavePendingCommit(
     const std::string& account, const std::vector<uint8_t>& descriptor,
     const SecretBytes& commit_secret) const {
   // The time lets a later roll-forward refuse a stale record (finding 15).
-  return RememberLine(options.state_dir, StateName("commit", account),
-                      absl::StrCat(HexEncode(descriptor), " ",
-                                   HexEncode(commit_secret.Reveal()), " ",
-                                   NowMs()));
+  return RememberLine(
+      options.state_dir, StateName("commit", account),
+      absl::StrCat(HexEncode(descriptor), " ",
+                   HexEncode(commit_secret.Reveal()), " ", NowMs()));
 }
 
 absl::Status ThresholdClient::Impl::CommitEverywhere(
@@ -240,7 +240,7 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
 }
 
 absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
-                                               std::string* said) const {
+                                                std::string* said) const {
   const std::string name = StateName("commit", account);
   const std::string line = RecallLine(options.state_dir, name);
   if (line.empty()) return absl::OkStatus();
@@ -277,10 +277,11 @@ absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
   }
   absl::Status s = CommitEverywhere(account, *d, commit_secret);
   if (RecallNewest(account).epoch >= d->epoch) {
-    note = absl::StrCat("a registration (password change or rotation) "
-                        "prepared at ",
-                        written != 0 ? UtcTime(written) : "an unknown time",
-                        " was completed just now");
+    note = absl::StrCat(
+        "a registration (password change or rotation) "
+        "prepared at ",
+        written != 0 ? UtcTime(written) : "an unknown time",
+        " was completed just now");
   }
   return s;
 }

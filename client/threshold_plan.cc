@@ -67,9 +67,9 @@ absl::Status TooFewAnswered(const threshold::RealmSet& set,
     }
   }
   const bool config = VaultError::From(*why).kind == VaultErrorKind::kConfig;
-  const std::string count = absl::StrCat(answered, " of ", set.n(),
-                                         " realms answered (", set.t(),
-                                         " needed); nothing was spent: ");
+  const std::string count =
+      absl::StrCat(answered, " of ", set.n(), " realms answered (", set.t(),
+                   " needed); nothing was spent: ");
   absl::Status out(
       why->code(),
       config ? absl::StrCat("a realm refuses this client's account or "

@@ -155,8 +155,9 @@ absl::StatusOr<SecretBytes> VerifyAndStretch(
 
 // One realm's KE3 with its login state (a real one, or WrongPassword's
 // all-zero filler that closes the login as a wrong password).
-absl::Status SendKe3(const ThresholdClient::Impl& im, const std::string& account,
-                     const Leg& leg, std::string ke3,
+absl::Status SendKe3(const ThresholdClient::Impl& im,
+                     const std::string& account, const Leg& leg,
+                     std::string ke3,
                      vault::v1::ThresholdRecoverFinishResponse* resp) {
   vault::v1::ThresholdRecoverFinishRequest req;
   req.set_account(account);
@@ -175,9 +176,8 @@ absl::Status WrongPassword(const ThresholdClient::Impl& im,
     if (!legs[j].status.ok()) return;
     vault::v1::ThresholdRecoverFinishResponse resp;
     // Zeros: no secret, only a KE3 of the right size that cannot verify.
-    results[j] =
-        SendKe3(im, account, legs[j], std::string(opaque::kKe3Size, '\0'),
-                &resp);
+    results[j] = SendKe3(im, account, legs[j],
+                         std::string(opaque::kKe3Size, '\0'), &resp);
   });
   std::optional<absl::Status> best;
   uint32_t low = UINT32_MAX;
@@ -273,7 +273,8 @@ absl::Status ThresholdClient::Impl::FinishRound(
       ++opened;
     }
   }
-  if (opened == 0) return WithFaults(WrongPassword(*this, account, legs), faults);
+  if (opened == 0)
+    return WithFaults(WrongPassword(*this, account, legs), faults);
   std::string wrapped;
   ReleaseShares(*this, account, d, legs, faults, out, &wrapped);
   std::vector<shamir::Share> shares;
@@ -325,8 +326,8 @@ void ThresholdClient::Impl::RememberAndRotate(
   // another full timeout (review finding 16), a LOCKED or lagging one is
   // repaired first (finding 7) or named.
   std::vector<std::string> ready;
-  if (absl::Status s = ReadyEveryRealm(account, answers, commitment,
-                                       out.proofs, "not rotated", ready);
+  if (absl::Status s = ReadyEveryRealm(account, answers, commitment, out.proofs,
+                                       "not rotated", ready);
       !s.ok()) {
     out.rotation = std::move(s);
     return;

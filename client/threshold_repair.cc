@@ -50,7 +50,8 @@ std::vector<RealmFault> ThresholdClient::Impl::Lagging(
 // a proof, whatever a forged status said.
 std::string ThresholdClient::Impl::ReadyOne(
     const std::string& account, size_t i, const StatusAnswer& a,
-    const Commitment& commitment, const std::vector<std::string>& proofs) const {
+    const Commitment& commitment,
+    const std::vector<std::string>& proofs) const {
   if (!a.error.ok()) {
     return absl::StrCat("did not answer the status round (",
                         absl::CEscape(a.error.message()), ")");
@@ -137,13 +138,12 @@ absl::StatusOr<ThresholdRepair> ThresholdClient::Repair(
         "recover again, then repair");
   }
   if (on_version == impl_->set.n()) return out;
-  BKV_RETURN_IF_ERROR(impl_->ReadyEveryRealm(
-      account, answers, recovered.commitment, recovered.proofs,
-      "not repaired", out.repaired));
-  BKV_ASSIGN_OR_RETURN(
-      out.registration,
-      impl_->Register(account, password, recovered.backup_key,
-                      recovered.proofs, recovered.commitment));
+  BKV_RETURN_IF_ERROR(
+      impl_->ReadyEveryRealm(account, answers, recovered.commitment,
+                             recovered.proofs, "not repaired", out.repaired));
+  BKV_ASSIGN_OR_RETURN(out.registration,
+                       impl_->Register(account, password, recovered.backup_key,
+                                       recovered.proofs, recovered.commitment));
   return out;
 }
 

@@ -330,9 +330,9 @@ grpc::Status VaultService::Delete(grpc::ServerContext* ctx,
   });
 }
 
-grpc::Status VaultService::RequestReset(grpc::ServerContext* ctx,
-                                        const vault::v1::RequestResetRequest* req,
-                                        vault::v1::RequestResetResponse* resp) {
+grpc::Status VaultService::RequestReset(
+    grpc::ServerContext* ctx, const vault::v1::RequestResetRequest* req,
+    vault::v1::RequestResetResponse* resp) {
   return Handle("RequestReset", ctx, [&](const std::string& account) {
     BKV_RETURN_IF_ERROR(CheckNamedAccount(req->account(), account));
     auto due = vault_.RequestReset(account);
@@ -364,7 +364,8 @@ grpc::Status VaultService::ThresholdStatus(
 }
 
 grpc::Status VaultService::ThresholdRegisterStart(
-    grpc::ServerContext* ctx, const vault::v1::ThresholdRegisterStartRequest* req,
+    grpc::ServerContext* ctx,
+    const vault::v1::ThresholdRegisterStartRequest* req,
     vault::v1::ThresholdRegisterStartResponse* resp) {
   return Handle("ThresholdRegisterStart", ctx, [&](const std::string& account) {
     BKV_RETURN_IF_ERROR(CheckNamedAccount(req->account(), account));

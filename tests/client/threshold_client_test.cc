@@ -600,12 +600,11 @@ TEST_F(ThresholdClientTest, CliBackupAndRestoreWithRealms) {
   // repaired by the next restore's rotation, and says so.
   realms_[0].relay->mode = Mode::kPass;
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(GarbageGuess(2)) << i;
-  CliRun again = Bkv(
-      With({"restore", "--from", store, "--to", (dir / "again").string()}),
-      "correct horse battery staple\n", dir);
+  CliRun again =
+      Bkv(With({"restore", "--from", store, "--to", (dir / "again").string()}),
+          "correct horse battery staple\n", dir);
   ASSERT_EQ(again.exit_code, 0) << again.err;
-  EXPECT_NE(again.err.find("repaired realm-c"), std::string::npos)
-      << again.err;
+  EXPECT_NE(again.err.find("repaired realm-c"), std::string::npos) << again.err;
   EXPECT_EQ(Status(2).status(), v1::RECORD_STATUS_ACTIVE);
   ::unsetenv("BKV_STATE_DIR");
 }
@@ -753,9 +752,9 @@ TEST_F(ThresholdClientTest, ConfigMismatchIsFoundBeforeCounting) {
   // configuration's fault, found before anything is counted or prepared.
   tweak_ = nullptr;
   auto c = Client(2);
-  for (auto kind : {c->Recover("Alice", password_).status(),
-                    c->Plan("Alice").status(),
-                    c->Register("Alice", password_, key_).status()}) {
+  for (auto kind :
+       {c->Recover("Alice", password_).status(), c->Plan("Alice").status(),
+        c->Register("Alice", password_, key_).status()}) {
     EXPECT_EQ(KindOf(kind), VaultErrorKind::kConfig) << kind;
     EXPECT_NE(kind.message().find("Alice"), std::string::npos) << kind;
   }
