@@ -51,31 +51,37 @@ struct Group {
   std::vector<size_t> members;
 };
 
-// Fewer than t realms answered the status round. A realm refusing the
-// account (ACCOUNT_MISMATCH: the tokens are another account's) is the
-// reason given, typed kConfig, over a transport error: retrying cannot help.
+// Fewer than t realms answered the status round. When t realms refuse the
+// account or configuration (ACCOUNT_MISMATCH: the tokens are another
+// account's) that is the reason, typed kConfig: retrying cannot help. Fewer
+// refusing realms do not speak for t (one may lie): the first other error.
 absl::Status TooFewAnswered(const threshold::RealmSet& set,
                             std::span<const StatusAnswer> answers,
                             int answered) {
-  const absl::Status* why = nullptr;
+  const absl::Status* config = nullptr;
+  const absl::Status* other = nullptr;
+  int refusing = 0;
   for (const auto& a : answers) {
     if (a.error.ok()) continue;
-    if (why == nullptr ||
-        (VaultError::From(a.error).kind == VaultErrorKind::kConfig &&
-         VaultError::From(*why).kind != VaultErrorKind::kConfig)) {
-      why = &a.error;
+    if (VaultError::From(a.error).kind == VaultErrorKind::kConfig) {
+      ++refusing;
+      if (config == nullptr) config = &a.error;
+    } else if (other == nullptr) {
+      other = &a.error;
     }
   }
-  const bool config = VaultError::From(*why).kind == VaultErrorKind::kConfig;
+  const absl::Status* why =
+      refusing >= set.t() || other == nullptr ? config : other;
   const std::string count =
       absl::StrCat(answered, " of ", set.n(), " realms answered (", set.t(),
                    " needed); nothing was spent: ");
-  absl::Status out(
-      why->code(),
-      config ? absl::StrCat("a realm refuses this client's account or "
-                            "configuration, so only ",
-                            count, why->message())
-             : absl::StrCat("only ", count, why->message()));
+  absl::Status out(why->code(),
+                   why == config
+                       ? absl::StrCat(refusing,
+                                      " realms refuse this client's account "
+                                      "or configuration, so only ",
+                                      count, why->message())
+                       : absl::StrCat("only ", count, why->message()));
   why->ForEachPayload([&](absl::string_view url, const absl::Cord& c) {
     out.SetPayload(url, c);
   });

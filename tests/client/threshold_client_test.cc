@@ -51,7 +51,8 @@ enum class Mode {
   kFakeNone,          // status says no record
   kEvilText,          // RegisterStart fails with terminal escapes in its text
   kDropFinishOnce,    // the next RecoverFinish is not forwarded: UNAVAILABLE
-  kSkipPrepare        // Prepare answered OK, not forwarded: the realm lags
+  kSkipPrepare,       // Prepare answered OK, not forwarded: the realm lags
+  kFakeAccountRefusal  // status refused with ACCOUNT_MISMATCH, not forwarded
 };
 
 // Relays the Threshold* calls to one realm, playing `mode`.
@@ -121,6 +122,10 @@ class Relay final : public v1::Vault::Service {
   grpc::Status ThresholdStatus(grpc::ServerContext* c,
                                const v1::ThresholdStatusRequest* r,
                                v1::ThresholdStatusResponse* o) override {
+    if (mode == Mode::kFakeAccountRefusal) {
+      return Refuse(c, grpc::StatusCode::INVALID_ARGUMENT,
+                    v1::ErrorDetail::REASON_ACCOUNT_MISMATCH);
+    }
     grpc::Status s = Forward(c, &v1::Vault::Stub::ThresholdStatus, *r, o);
     if (s.ok() && mode == Mode::kFlipDescriptor) {
       Flip(o->mutable_registration_descriptor());
@@ -789,6 +794,11 @@ TEST_F(ThresholdClientTest, OneLyingRealmAndOneDownIsNotTheUsersFault) {
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(KindOf(got.status()), VaultErrorKind::kTransient) << got.status();
   realms_[0].relay->mode = Mode::kFakeNone;
+  got = c->Recover(kAccount, password_);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(KindOf(got.status()), VaultErrorKind::kTransient) << got.status();
+  // One realm refusing the account does not speak for t (finding 14).
+  realms_[0].relay->mode = Mode::kFakeAccountRefusal;
   got = c->Recover(kAccount, password_);
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(KindOf(got.status()), VaultErrorKind::kTransient) << got.status();
