@@ -44,14 +44,14 @@ enum class Mode {
   kDropCommit,
   kHugeEpoch,
   kFlipDescriptor,
-  kEdgeEpoch,         // RegisterStart's epoch raised by exactly 2^32
-  kExpiredCommit,     // Commit answered STATE_EXPIRED, not forwarded
-  kFakeInvalidLogin,  // RecoverStart answered INVALID_LOGIN, not forwarded
-  kFakeLocked,        // status says LOCKED
-  kFakeNone,          // status says no record
-  kEvilText,          // RegisterStart fails with terminal escapes in its text
-  kDropFinishOnce,    // the next RecoverFinish is not forwarded: UNAVAILABLE
-  kSkipPrepare,       // Prepare answered OK, not forwarded: the realm lags
+  kEdgeEpoch,          // RegisterStart's epoch raised by exactly 2^32
+  kExpiredCommit,      // Commit answered STATE_EXPIRED, not forwarded
+  kFakeInvalidLogin,   // RecoverStart answered INVALID_LOGIN, not forwarded
+  kFakeLocked,         // status says LOCKED
+  kFakeNone,           // status says no record
+  kEvilText,           // RegisterStart fails with terminal escapes in its text
+  kDropFinishOnce,     // the next RecoverFinish is not forwarded: UNAVAILABLE
+  kSkipPrepare,        // Prepare answered OK, not forwarded: the realm lags
   kFakeAccountRefusal  // status refused with ACCOUNT_MISMATCH, not forwarded
 };
 
