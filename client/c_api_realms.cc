@@ -154,4 +154,14 @@ bkv_status bkv_realms_repair(bkv_realms* realms, const char* account,
   return VaultToC(absl::OkStatus(), out_detail, err);
 }
 
+bkv_status bkv_realms_wait_rotation(bkv_realms* realms,
+                                    bkv_vault_error* out_detail, char** err) {
+  if (realms == nullptr) {
+    return VaultToC(capi::Null("realms"), out_detail, err);
+  }
+  auto ended = realms->client->WaitForRotation();
+  return VaultToC(ended.has_value() ? ended->status : absl::OkStatus(),
+                  out_detail, err);
+}
+
 }  // extern "C"

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -288,7 +289,8 @@ absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
 
 ThresholdClient::ThresholdClient(std::unique_ptr<Impl> impl)
     : impl_(std::move(impl)) {}
-ThresholdClient::~ThresholdClient() = default;
+// A rotation still running finishes first (it may be past its first Commit).
+ThresholdClient::~ThresholdClient() { impl_->JoinRotation(); }
 
 absl::StatusOr<std::unique_ptr<ThresholdClient>> ThresholdClient::Create(
     threshold::RealmSet realms, ThresholdOptions options) {
@@ -319,6 +321,7 @@ const threshold::RealmSet& ThresholdClient::realms() const {
 absl::StatusOr<ThresholdRegistration> ThresholdClient::Register(
     const std::string& account, const SecretBytes& password,
     const SecretBytes& backup_key, const std::vector<std::string>& proofs) {
+  impl_->JoinRotation();
   // An unfinished commit first: its version may be the one to replace.
   (void)impl_->RollForward(account);
   return impl_->Register(account, password, backup_key, proofs,
@@ -327,9 +330,14 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Register(
 
 absl::StatusOr<ThresholdRecovery> ThresholdClient::Recover(
     const std::string& account, const SecretBytes& password) {
+  impl_->JoinRotation();
   std::string said;
   (void)impl_->RollForward(account, &said);
-  auto got = impl_->Recover(account, password);
+  std::vector<StatusAnswer> answers;
+  auto got = impl_->Recover(account, password, answers);
+  if (got.ok() && got->rotation_started) {
+    impl_->StartRotation(account, password, *got, std::move(answers));
+  }
   if (said.empty()) return got;
   if (got.ok()) {
     got->rolled_forward = std::move(said);
@@ -347,7 +355,13 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Recover(
   return out;
 }
 
+std::optional<ThresholdRotation> ThresholdClient::WaitForRotation() {
+  impl_->JoinRotation();
+  return std::exchange(impl_->rotation_result, std::nullopt);
+}
+
 absl::StatusOr<RecoveryPlan> ThresholdClient::Plan(const std::string& account) {
+  impl_->JoinRotation();
   // An unfinished commit first, or the plan sees the half-committed state
   // and a caller that stops at the plan (the CLI) never repairs it.
   (void)impl_->RollForward(account);

@@ -13,7 +13,8 @@
 // misbehaving realm is a kRealmFault naming it, never a wrong password; the
 // newest (epoch, commitment) is remembered in the state directory, so a
 // dropped commit cannot bring back a replaced registration.
-// Thread-compatible: one call at a time per client.
+// Thread-compatible: one call at a time per client (the background rotation
+// is waited for by the next call).
 
 #include <array>
 #include <cstdint>
@@ -37,7 +38,9 @@ struct ThresholdOptions {
   // address, failover_addresses, server_public_key and account_token are
   // ignored (the realm set and `account_token` below replace them).
   VaultOptions vault;
-  // The token for one realm (its aud must be that realm id).
+  // The token for one realm (its aud must be that realm id). Called from
+  // the SDK's threads, also by the background rotation after Recover
+  // returned: it must stay usable for the client's lifetime.
   std::function<std::string(const std::string& realm_id)> account_token;
   // Where the newest (epoch, commitment) and an unfinished commit are kept;
   // empty: neither (docs/threshold.md, "Roll-forward store").
@@ -45,8 +48,8 @@ struct ThresholdOptions {
   // Re-register with fresh shares after each successful recovery.
   bool rotate = true;
   // Called before every RPC with the realm id and the RPC name, from the
-  // SDK's per-realm threads (so possibly concurrently); for tracing. May be
-  // empty.
+  // SDK's per-realm threads (so possibly concurrently, and by the background
+  // rotation after Recover returned); for tracing. May be empty.
   std::function<void(const std::string& realm_id, std::string_view rpc)>
       before_call;
 };
@@ -70,14 +73,23 @@ struct ThresholdRecovery {
   // version, silent), with what they were: until Repair (or a rotation)
   // brings them back, the set survives one failure fewer per realm.
   std::vector<RealmFault> lagging;
-  bool rotated = false;
-  // Why not rotated (OK when rotated or disabled); kRealmDegraded when a
-  // lagging realm could not be readied for it (docs/threshold.md, "Repair").
+  // A rotation (fresh shares, repairing lagging realms first) now runs on
+  // the client's background thread; WaitForRotation() reports how it ended.
+  // Otherwise `rotation` says why none was started (OK when disabled).
+  bool rotation_started = false;
   absl::Status rotation;
-  std::vector<std::string> repaired;  // realm ids the rotation brought back
   // An unfinished registration this call completed first, or dropped as too
   // old (docs/threshold.md, "Roll-forward age"); "" when none.
   std::string rolled_forward;
+};
+
+// How a background rotation ended (ThresholdClient::WaitForRotation).
+struct ThresholdRotation {
+  // OK: every realm holds the new one. kRealmDegraded: a lagging realm could
+  // not be readied, nothing registered (docs/threshold.md, "Repair").
+  absl::Status status;
+  ThresholdRegistration registration;  // the fresh registration, when OK
+  std::vector<std::string> repaired;   // realm ids brought back, when OK
 };
 
 struct ThresholdRepair {
@@ -101,7 +113,9 @@ class ThresholdClient {
       const std::string& account, const SecretBytes& password,
       const SecretBytes& backup_key,
       const std::vector<std::string>& proofs = {});
-  // Spends one attempt at each realm of the agreeing group.
+  // Spends one attempt at each realm of the agreeing group. Returns once the
+  // key is unwrapped; the rotation, when due, runs after it in the
+  // background (docs/threshold.md, "Rotation off the critical path").
   absl::StatusOr<ThresholdRecovery> Recover(const std::string& account,
                                             const SecretBytes& password);
   // After a successful `recovered` (without rotation, within the proofs'
@@ -114,6 +128,11 @@ class ThresholdClient {
   absl::StatusOr<ThresholdRepair> Repair(const std::string& account,
                                          const SecretBytes& password,
                                          const ThresholdRecovery& recovered);
+  // Waits for the background rotation and says how it ended (a failure
+  // leaves the key unaffected; the next recovery rotates again); nullopt
+  // when none was started since the last wait. Register, Recover, Repair,
+  // Plan and the destructor wait for it first.
+  std::optional<ThresholdRotation> WaitForRotation();
   // Rolls an unfinished commit forward, then the uncounted status round and
   // its plan (what Recover would do).
   absl::StatusOr<RecoveryPlan> Plan(const std::string& account);

@@ -126,8 +126,10 @@ struct ThresholdClient::Impl {
       const std::string& account, const SecretBytes& password,
       const SecretBytes& backup_key, const std::vector<std::string>& proofs,
       const Commitment& previous) const;
-  absl::StatusOr<ThresholdRecovery> Recover(const std::string& account,
-                                            const SecretBytes& password) const;
+  // `answers`: the status round the recovery planned from, for the rotation.
+  absl::StatusOr<ThresholdRecovery> Recover(
+      const std::string& account, const SecretBytes& password,
+      std::vector<StatusAnswer>& answers) const;
   // Repair (client/threshold_repair.cc). The realms not ACTIVE on
   // `commitment` with attempts left, and what they are.
   std::vector<RealmFault> Lagging(const std::vector<StatusAnswer>& answers,
@@ -148,13 +150,33 @@ struct ThresholdClient::Impl {
   std::string ReadyOne(const std::string& account, size_t i,
                        const StatusAnswer& a, const Commitment& commitment,
                        const std::vector<std::string>& proofs) const;
-  // Steps 10-11: raises the newest memory, then rotates (skipped, and said
-  // in out.rotation, when the memory failed or a realm was silent).
-  void RememberAndRotate(const std::string& account,
-                         const SecretBytes& password,
-                         const std::vector<StatusAnswer>& answers,
-                         const Commitment& commitment,
-                         ThresholdRecovery& out) const;
+  // ReadyEveryRealm, then a fresh version at all n: the rotation's and
+  // Repair's one path.
+  ThresholdRotation ReadyAndRegister(const std::string& account,
+                                     const SecretBytes& password,
+                                     const SecretBytes& backup_key,
+                                     const std::vector<std::string>& proofs,
+                                     const Commitment& commitment,
+                                     const std::vector<StatusAnswer>& answers,
+                                     absl::string_view what) const;
+  // Steps 10-11: raises the newest memory, then decides whether a rotation
+  // is due (out.rotation_started) or why not (out.rotation: the memory
+  // failed). Whether every realm can take it is the rotation's own first
+  // step (ReadyEveryRealm), off the critical path.
+  void RememberAndPlanRotation(const std::string& account,
+                               ThresholdRecovery& out) const;
+
+  // The background rotation (docs/threshold.md, "Rotation off the critical
+  // path"): ReadyAndRegister with copies of the password, key, proofs and
+  // status answers on one thread. Touched only from the caller's thread
+  // (one call at a time); `rotation_result` is written by the thread and
+  // read after the join.
+  void StartRotation(const std::string& account, const SecretBytes& password,
+                     const ThresholdRecovery& recovered,
+                     std::vector<StatusAnswer> answers);
+  void JoinRotation();
+  std::thread rotation_thread;
+  std::optional<ThresholdRotation> rotation_result;
   // Steps 6-10 after the KE1 round: fills out.backup_key and out.proofs.
   absl::Status FinishRound(const std::string& account,
                            const opaque::OpaqueClient& opaque,

@@ -306,14 +306,13 @@ absl::Status ThresholdClient::Impl::FinishRound(
   return absl::OkStatus();
 }
 
-// Steps 10-11 after the key is unwrapped: the memory rises, then rotation.
-void ThresholdClient::Impl::RememberAndRotate(
-    const std::string& account, const SecretBytes& password,
-    const std::vector<StatusAnswer>& answers, const Commitment& commitment,
-    ThresholdRecovery& out) const {
+// Steps 10-11 after the key is unwrapped: the memory rises, then whether a
+// rotation is due (it runs after the key was returned: StartRotation).
+void ThresholdClient::Impl::RememberAndPlanRotation(
+    const std::string& account, ThresholdRecovery& out) const {
   // The key is the user's either way: a failed memory write is reported,
   // not a reason to discard it (review finding 13); no rotation then.
-  if (absl::Status m = RememberNewest(account, out.epoch, commitment);
+  if (absl::Status m = RememberNewest(account, out.epoch, out.commitment);
       !m.ok()) {
     out.rotation = absl::Status(
         m.code(), absl::StrCat("not rotated: the newest registration could not "
@@ -321,26 +320,37 @@ void ThresholdClient::Impl::RememberAndRotate(
                                m.message()));
     return;
   }
-  if (!options.rotate) return;
-  // Registration needs every realm ready: a silent one would fail it after
-  // another full timeout (review finding 16), a LOCKED or lagging one is
-  // repaired first (finding 7) or named.
-  std::vector<std::string> ready;
-  if (absl::Status s = ReadyEveryRealm(account, answers, commitment, out.proofs,
-                                       "not rotated", ready);
-      !s.ok()) {
-    out.rotation = std::move(s);
-    return;
-  }
-  auto r = Register(account, password, out.backup_key, out.proofs, commitment);
-  out.rotated = r.ok();
-  out.rotation = r.status();
-  if (r.ok()) out.repaired = std::move(ready);
+  out.rotation_started = options.rotate;
+}
+
+void ThresholdClient::Impl::StartRotation(const std::string& account,
+                                          const SecretBytes& password,
+                                          const ThresholdRecovery& recovered,
+                                          std::vector<StatusAnswer> answers) {
+  JoinRotation();
+  // Copies: the caller's password and key may be gone before the thread
+  // ends. SecretBytes erases them when the thread's lambda is destroyed.
+  rotation_thread = std::thread(
+      [this, account, pw = SecretBytes::Copy(password.Reveal()),
+       key = SecretBytes::Copy(recovered.backup_key.Reveal()),
+       proofs = recovered.proofs, from = recovered.commitment,
+       answers = std::move(answers)] {
+        // A silent realm would fail the registration after another full
+        // timeout (review finding 16), a LOCKED or lagging one is repaired
+        // first (finding 7) or named.
+        rotation_result = ReadyAndRegister(account, pw, key, proofs, from,
+                                           answers, "not rotated");
+      });
+}
+
+void ThresholdClient::Impl::JoinRotation() {
+  if (rotation_thread.joinable()) rotation_thread.join();
 }
 
 absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
-    const std::string& account, const SecretBytes& password) const {
-  const std::vector<StatusAnswer> answers = StatusRound(account);
+    const std::string& account, const SecretBytes& password,
+    std::vector<StatusAnswer>& answers) const {
+  answers = StatusRound(account);
   BKV_ASSIGN_OR_RETURN(RecoveryPlan plan,
                        PlanRecovery(set, answers, RecallNewest(account)));
   const threshold::Descriptor& d = plan.descriptor;
@@ -377,7 +387,7 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
   BKV_RETURN_IF_ERROR(
       FinishRound(account, opaque, plan, login, legs, faults, out));
   out.faults = std::move(faults);
-  RememberAndRotate(account, password, answers, plan.commitment, out);
+  RememberAndPlanRotation(account, out);
   return out;
 }
 

@@ -16,6 +16,17 @@ bool OnVersion(const StatusAnswer& a, const Commitment& c) {
          a.attempts_remaining > 0 && a.commitment == AsString(c);
 }
 
+// Every realm ACTIVE with attempts left on one commitment: nothing to repair.
+bool EveryRealmOnOneVersion(const std::vector<StatusAnswer>& answers) {
+  for (const StatusAnswer& a : answers) {
+    if (!a.error.ok() || a.record != StatusAnswer::Record::kActive ||
+        a.attempts_remaining == 0 || a.commitment != answers[0].commitment) {
+      return false;
+    }
+  }
+  return !answers.empty();
+}
+
 std::string Lag(const StatusAnswer& a) {
   if (!a.error.ok()) return "did not answer the status round";
   switch (a.record) {
@@ -118,15 +129,36 @@ absl::Status ThresholdClient::Impl::ReadyEveryRealm(
                    "failures: tell its operator"));
 }
 
+ThresholdRotation ThresholdClient::Impl::ReadyAndRegister(
+    const std::string& account, const SecretBytes& password,
+    const SecretBytes& backup_key, const std::vector<std::string>& proofs,
+    const Commitment& commitment, const std::vector<StatusAnswer>& answers,
+    absl::string_view what) const {
+  ThresholdRotation out;
+  std::vector<std::string> ready;
+  out.status =
+      ReadyEveryRealm(account, answers, commitment, proofs, what, ready);
+  if (!out.status.ok()) return out;
+  auto r = Register(account, password, backup_key, proofs, commitment);
+  out.status = r.status();
+  if (!r.ok()) return out;
+  out.registration = *std::move(r);
+  out.repaired = std::move(ready);
+  return out;
+}
+
 absl::StatusOr<ThresholdRepair> ThresholdClient::Repair(
     const std::string& account, const SecretBytes& password,
     const ThresholdRecovery& recovered) {
+  impl_->JoinRotation();
   ThresholdRepair out;
-  if (recovered.rotated) return out;  // the rotation reached every realm
   const std::vector<StatusAnswer> answers = impl_->StatusRound(account);
   int on_version = 0;
   for (const StatusAnswer& a : answers) {
     on_version += OnVersion(a, recovered.commitment) ? 1 : 0;
+  }
+  if (on_version == impl_->set.n() || EveryRealmOnOneVersion(answers)) {
+    return out;  // nothing lags (a rotation may have repaired it already)
   }
   // Only the version the proofs name may be repaired from: with fewer than
   // t realms on it the account moved on (another device rotated).
@@ -137,13 +169,12 @@ absl::StatusOr<ThresholdRepair> ThresholdClient::Repair(
         "registration (another recovery or registration replaced it); "
         "recover again, then repair");
   }
-  if (on_version == impl_->set.n()) return out;
-  BKV_RETURN_IF_ERROR(
-      impl_->ReadyEveryRealm(account, answers, recovered.commitment,
-                             recovered.proofs, "not repaired", out.repaired));
-  BKV_ASSIGN_OR_RETURN(out.registration,
-                       impl_->Register(account, password, recovered.backup_key,
-                                       recovered.proofs, recovered.commitment));
+  ThresholdRotation r = impl_->ReadyAndRegister(
+      account, password, recovered.backup_key, recovered.proofs,
+      recovered.commitment, answers, "not repaired");
+  BKV_RETURN_IF_ERROR(r.status);
+  out.repaired = std::move(r.repaired);
+  out.registration = std::move(r.registration);
   return out;
 }
 

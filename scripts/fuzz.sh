@@ -14,12 +14,24 @@ shopt -s nullglob
 for gen in build/fuzz/fuzzers/*_fuzz_seeds; do
   "$gen" build/fuzz/corpus || { echo "fuzz: $gen FAILED"; exit 1; }
 done
-for bin in build/fuzz/fuzzers/*_fuzzer; do
+# One fuzzer per core at a time; each one's output is kept in its own log.
+run_one() {  # fuzzer binary
+  local bin=$1 name log
   name=$(basename "$bin")
-  corpus=build/fuzz/corpus/$name
-  mkdir -p "$corpus"
-  echo "fuzz: $name for ${secs}s"
-  "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=0 \
-    "$corpus" 2>&1 | tail -n 2
-  [[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "fuzz: $name FAILED (crash input in $PWD)"; exit 1; }
-done
+  log=build/fuzz/$name.log
+  mkdir -p "build/fuzz/corpus/$name"
+  if "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=0 \
+      "build/fuzz/corpus/$name" >"$log" 2>&1; then
+    echo "fuzz: $name for ${secs}s: $(tail -n 1 "$log")"
+  else
+    echo "fuzz: $name FAILED (crash input in $PWD; its log follows)"
+    tail -n 40 "$log"
+    return 1
+  fi
+}
+export -f run_one
+export secs
+fuzzers=(build/fuzz/fuzzers/*_fuzzer)
+printf '%s\n' "${fuzzers[@]}" | xargs -P "$(nproc)" -I{} bash -c 'run_one "$1"' _ {} ||
+  { echo "fuzz: a fuzzer FAILED (see above)"; exit 1; }
+echo "fuzz: ${#fuzzers[@]} fuzzers ran ${secs}s each"

@@ -12,6 +12,9 @@
 #include "crypto/hash.h"
 #include "crypto/ksf.h"
 #include "crypto/opaque.h"
+#include "crypto/shamir.h"
+#include "crypto/threshold_descriptor.h"
+#include "crypto/threshold_oprf.h"
 
 namespace bkv::opaque {
 namespace {
@@ -70,6 +73,64 @@ void BM_ServerGenerateKE2(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ServerGenerateKE2);
+
+// A threshold realm's own per-recovery work beside GenerateKE2 (its share
+// is the OPRF key there): parsing the stored 2-of-3 descriptor (with the
+// exact-degree and on-polynomial checks of K_i and S_i), and evaluating its
+// share with the DLEQ proof (docs/threshold.md, "Realm CPU").
+struct Dealt {
+  std::vector<shamir::Share> k, s;
+  std::vector<uint8_t> descriptor;
+};
+
+Dealt& D() {
+  static Dealt* d = [] {
+    auto* out = new Dealt;
+    const SecretBytes k = SystemRandom().Scalar(), s = SystemRandom().Scalar();
+    out->k = *shamir::Split(k, 2, 3, SystemRandom());
+    out->s = *shamir::Split(s, 2, 3, SystemRandom());
+    threshold::Descriptor d;
+    d.version = {7};
+    d.t = 2;
+    d.advertised_limit = 10;
+    d.per_realm_limit = 5;
+    d.ksf = threshold::kMinKsf;
+    d.public_key = *ristretto255::ScalarMultBase(k);
+    d.second_public_key = *ristretto255::ScalarMultBase(s);
+    for (int i = 0; i < 3; ++i) {
+      d.realms.push_back(
+          {"realm-" + std::to_string(i + 1),
+           *ristretto255::ScalarMultBase(SystemRandom().Scalar()),
+           *ristretto255::ScalarMultBase(out->k[i].value),
+           *ristretto255::ScalarMultBase(out->s[i].value)});
+    }
+    out->descriptor = d.Serialize();
+    return out;
+  }();
+  return *d;
+}
+
+void BM_ThresholdDescriptorParse(benchmark::State& state) {
+  for (auto _ : state) {
+    auto d = threshold::Descriptor::Parse(D().descriptor);
+    if (!d.ok()) state.SkipWithError("descriptor refused");
+    benchmark::DoNotOptimize(d);
+  }
+}
+BENCHMARK(BM_ThresholdDescriptorParse);
+
+void BM_ThresholdEvaluateShare(benchmark::State& state) {
+  auto d = threshold::Descriptor::Parse(D().descriptor);
+  auto binding = threshold::ProofBinding("realm-1", d->version);
+  auto ke1 = F().client.GenerateKE1(Fixture::Pw());
+  for (auto _ : state) {
+    auto e = threshold::EvaluateShare(D().k[0], d->realms[0].public_share,
+                                      ke1->ke1.blinded_message, *binding,
+                                      SystemRandom());
+    benchmark::DoNotOptimize(e);
+  }
+}
+BENCHMARK(BM_ThresholdEvaluateShare);
 
 void BM_ServerGenerateFakeKE2(benchmark::State& state) {
   auto ke1 = F().client.GenerateKE1(Fixture::Pw());

@@ -36,6 +36,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -68,6 +69,25 @@ double ProcessCpuSeconds(pid_t pid, double* sys = nullptr) {
   }
   if (sys != nullptr) *sys = static_cast<double>(stime) / sysconf(_SC_CLK_TCK);
   return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+// Voluntary and involuntary context switches of `pid`, summed over its live
+// threads (/proc/PID/task/*/status; a thread that ended took its counts).
+std::pair<double, double> ContextSwitches(pid_t pid) {
+  std::pair<double, double> total{0, 0};
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(task.path() / "status");
+    std::string line;
+    while (std::getline(in, line)) {
+      const size_t colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      const double v = std::atof(line.c_str() + colon + 1);
+      if (line.starts_with("voluntary_ctxt_switches")) total.first += v;
+      if (line.starts_with("nonvoluntary_ctxt_switches")) total.second += v;
+    }
+  }
+  return total;
 }
 
 class NoStretch final : public Ksf {
@@ -236,15 +256,21 @@ double EtcdCalls(const storage::testing::EtcdCluster* etcd) {
   return total;
 }
 
+// CPU seconds of the nodes (`sys`: the kernel's part) and their voluntary /
+// involuntary context switches (`cs`), summed.
 double NodesCpuSeconds(
     const std::vector<std::unique_ptr<testing::VaultProcess>>& nodes,
-    double* sys) {
+    double* sys, std::pair<double, double>* cs) {
   double total = 0;
   *sys = 0;
+  *cs = {0, 0};
   for (const auto& node : nodes) {
     double node_sys = 0;
     total += ProcessCpuSeconds(node->pid(), &node_sys);
     *sys += node_sys;
+    const auto node_cs = ContextSwitches(node->pid());
+    cs->first += node_cs.first;
+    cs->second += node_cs.second;
   }
   return total;
 }
@@ -267,6 +293,7 @@ struct Load {
   long failures = 0;
   double wall = 0, cpu = 0, sys = 0, etcd_calls = 0;  // sys: kernel part
   double head_writes = -1;                            // -1: not exported
+  std::pair<double, double> cs;  // context switches: voluntary, involuntary
 };
 
 Load Drive(const Options& o,
@@ -291,7 +318,16 @@ Load Drive(const Options& o,
   std::vector<std::vector<double>> latencies(o.clients);
   if (o.callgrind) CallgrindControl(nodes, "-z");
   double sys0 = 0;
-  const double cpu0 = NodesCpuSeconds(nodes, &sys0), calls0 = EtcdCalls(etcd);
+  std::pair<double, double> cs0;
+  const double cpu0 = NodesCpuSeconds(nodes, &sys0, &cs0);
+  const double calls0 = EtcdCalls(etcd);
+  // For tools that attach to the nodes during the load (strace, perf):
+  // bench/server/syscalls_per_recovery.sh.
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    std::printf("LOADING pid=%d metrics_port=%d\n", nodes[i]->pid(),
+                metrics_ports[i]);
+  }
+  std::fflush(stdout);
   const auto t0 = Clock::now();
   std::vector<std::thread> threads;
   for (int c = 0; c < o.clients; ++c) {
@@ -315,8 +351,9 @@ Load Drive(const Options& o,
   for (auto& t : threads) t.join();
   Load load;
   load.wall = std::chrono::duration<double>(Clock::now() - t0).count();
-  load.cpu = NodesCpuSeconds(nodes, &load.sys) - cpu0;
+  load.cpu = NodesCpuSeconds(nodes, &load.sys, &load.cs) - cpu0;
   load.sys -= sys0;
+  load.cs = {load.cs.first - cs0.first, load.cs.second - cs0.second};
   if (o.callgrind) CallgrindControl(nodes, "-d");
   load.etcd_calls = EtcdCalls(etcd) - calls0;
   if (heads0 >= 0) load.head_writes = HeadWrites(metrics_ports) - heads0;
@@ -342,6 +379,8 @@ void Report(const Options& o, const Load& load, double protocol) {
   std::printf("latency p50 / p99       %.2f / %.2f ms\n", p50, p99);
   std::printf("vault CPU per recovery  %.0f us (%.0f us in the kernel)\n",
               1e6 * load.cpu / n, 1e6 * load.sys / n);
+  std::printf("context switches/recovery %.1f voluntary, %.1f involuntary\n",
+              load.cs.first / n, load.cs.second / n);
   std::printf("GenerateKE2+ServerFinish %.0f us (in process)\n",
               1e6 * protocol);
   std::printf("ratio                   %.2f (target <= 2.5)\n", ratio);
@@ -354,10 +393,10 @@ void Report(const Options& o, const Load& load, double protocol) {
   std::printf(
       "RESULT store=%s nodes=%d clients=%d recoveries=%.0f rps=%.1f "
       "p50_ms=%.2f p99_ms=%.2f cpu_us=%.0f protocol_us=%.0f ratio=%.2f "
-      "etcd_calls=%.2f failed=%ld sys_us=%.0f\n",
+      "etcd_calls=%.2f failed=%ld sys_us=%.0f vcs=%.1f ivcs=%.1f\n",
       o.store.c_str(), o.nodes, o.clients, n, n / load.wall, p50, p99,
       1e6 * load.cpu / n, 1e6 * protocol, ratio, load.etcd_calls / n,
-      load.failures, 1e6 * load.sys / n);
+      load.failures, 1e6 * load.sys / n, load.cs.first / n, load.cs.second / n);
 }
 
 int Main(int argc, char** argv) {

@@ -6,7 +6,8 @@
 # nodes on that etcd. Each case measures the in-process GenerateKE2 +
 # ServerFinish cost itself and divides the vaults' CPU per recovery
 # (/proc/PID/stat utime+stime; sys_us: the kernel's part) by it; the issue's target is <= 2.5 on both
-# stores. Also prints recoveries/s, p50/p99, etcd calls per recovery and the
+# stores. Also prints recoveries/s, p50/p99, etcd calls per recovery, the
+# vaults' voluntary / involuntary context switches per recovery and the
 # 3-node / 1-node throughput ratio. Needs build/release (bkv_loadgen,
 # bkv-vault) and etcd-server. BKV_VAULT_BIN=path runs another bkv-vault build
 # (an A/B against the one before a change, on the same loadgen).
@@ -27,16 +28,16 @@ run_case() {
 }
 field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
 
-printf '%-16s %8s %8s %8s %8s %8s %9s %7s %9s\n' case rec/s p50_ms p99_ms cpu_us sys_us proto_us ratio etcd/rec
+printf '%-16s %8s %8s %8s %8s %8s %9s %7s %9s %7s %7s\n' case rec/s p50_ms p99_ms cpu_us sys_us proto_us ratio etcd/rec vcs ivcs
 declare -A rps
 for spec in "rocksdb 1" "etcd 1" "etcd 3"; do
   read -r store nodes <<<"$spec"
   r=$(run_case --store "$store" --nodes "$nodes")
   rps[$spec]=$(field "$r" rps)
-  printf '%-16s %8s %8s %8s %8s %8s %9s %7s %9s\n' "$store x$nodes" \
+  printf '%-16s %8s %8s %8s %8s %8s %9s %7s %9s %7s %7s\n' "$store x$nodes" \
     "$(field "$r" rps)" "$(field "$r" p50_ms)" "$(field "$r" p99_ms)" \
     "$(field "$r" cpu_us)" "$(field "$r" sys_us)" "$(field "$r" protocol_us)" "$(field "$r" ratio)" \
-    "$(field "$r" etcd_calls)"
+    "$(field "$r" etcd_calls)" "$(field "$r" vcs)" "$(field "$r" ivcs)"
 done
 awk -v a="${rps[etcd 3]}" -v b="${rps[etcd 1]}" \
   'BEGIN { printf "etcd: 3 nodes / 1 node recoveries/s = %.2f (one machine, %d cores)\n", a / b, '"$(nproc)"' }'

@@ -2,7 +2,8 @@
 # Recovery through 2-of-3 threshold realms beside one vault in the same run,
 # same KSF (issue 18, "Done when": p50 within 1.5x, per-realm throughput at
 # least 0.8x). Builds threshold_bench and bkv-vault in build/release and runs
-# it; arguments go to threshold_bench (--recoveries N --seconds S --clients C).
+# it; arguments go to threshold_bench (--recoveries N --seconds S --clients C
+# --rotate 0|1). docs/threshold.md, "The bench", says what each figure means.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BKV_TARGETS="bkv-vault threshold_bench" scripts/build.sh release >/dev/null

@@ -193,6 +193,7 @@ int Run(int argc, char** argv, FILE* out, FILE* err) {
   if (std::optional<int> done = Parse(tree, argc, argv, c)) return *done;
   CancelScope vault_calls(&c.cancel);
   absl::Status s = tree.RunOf(tree.Selected(nullptr))(c);
+  WaitForRealmRotation(err);
   if (s.ok()) return kOk;
   if (c.interrupts && c.interrupts->signal() != 0) {
     s = Interrupted(c.interrupts->signal(), c.failed_cleanups);

@@ -125,6 +125,10 @@ absl::StatusOr<BackupKey> ReadKeyFile(const std::string& path);
 // account that has no key yet registers a fresh one.
 absl::StatusOr<SlotSecret> LoadSecret(const Args& a, FILE* err,
                                       BlobStore* register_into = nullptr);
+// A recovery through realms returns the key before its rotation ends; the
+// command runs on and this, called once before the CLI exits, waits for the
+// rotation and says on `err` why it failed (docs/threshold.md).
+void WaitForRealmRotation(FILE* err);
 // A vault slot names the pinned vault key and the account.
 absl::StatusOr<VaultParams> VaultSlotParams(const Args& a, const Vault& v);
 // --rp-id, --passkey-timeout, --open.

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
 #include <cstdlib>
 #include <vector>
 
@@ -233,6 +234,24 @@ absl::StatusOr<std::unique_ptr<client::ThresholdClient>> OpenRealms(
   return std::move(*c);
 }
 
+// The realm client whose rotation may still run: kept until the command
+// ends (WaitForRealmRotation), so the command's work overlaps it.
+std::unique_ptr<client::ThresholdClient>& RotatingRealms() {
+  static auto* held = new std::unique_ptr<client::ThresholdClient>();
+  return *held;
+}
+
+void SayNotRotated(FILE* err, const absl::Status& why) {
+  // A LOCKED or lagging realm that could not be repaired is a warning: the
+  // set now survives fewer realm failures (docs/threshold.md, "Repair").
+  const bool degraded = client::VaultError::From(why).kind ==
+                        client::VaultErrorKind::kRealmDegraded;
+  std::fprintf(err,
+               "bkv: %sthe key was not re-registered with fresh shares "
+               "(%s); tried again after the next recovery\n",
+               degraded ? "WARNING: " : "", std::string(why.message()).c_str());
+}
+
 absl::StatusOr<SlotSecret> LoadRealmSecret(const Args& a, FILE* err,
                                            BlobStore* register_into) {
   BKV_ASSIGN_OR_RETURN(VaultParams params, RealmSlotParams(a));
@@ -262,25 +281,26 @@ absl::StatusOr<SlotSecret> LoadRealmSecret(const Args& a, FILE* err,
     std::fprintf(err, "bkv: WARNING: realm fault, excluded: %s\n",
                  client::DescribeFaults(got->faults).c_str());
   }
-  if (!got->rotation.ok()) {
-    // A LOCKED or lagging realm that could not be repaired is a warning:
-    // the set now survives fewer realm failures (docs/threshold.md).
-    const bool degraded = client::VaultError::From(got->rotation).kind ==
-                          client::VaultErrorKind::kRealmDegraded;
-    std::fprintf(err,
-                 "bkv: %sthe key was not re-registered with fresh shares "
-                 "(%s); tried again after the next recovery\n",
-                 degraded ? "WARNING: " : "",
-                 std::string(got->rotation.message()).c_str());
-  }
-  if (!got->repaired.empty()) {
-    std::fprintf(err, "bkv: repaired %s: re-registered with fresh shares\n",
-                 absl::StrJoin(got->repaired, ", ").c_str());
-  }
+  if (!got->rotation.ok()) SayNotRotated(err, got->rotation);
+  if (got->rotation_started) RotatingRealms() = std::move(realms);
   return SlotSecret::Vault(got->backup_key, std::move(params));
 }
 
 }  // namespace
+
+void WaitForRealmRotation(FILE* err) {
+  std::unique_ptr<client::ThresholdClient>& realms = RotatingRealms();
+  if (realms == nullptr) return;
+  auto ended = realms->WaitForRotation();
+  if (ended.has_value() && !ended->status.ok()) {
+    SayNotRotated(err, ended->status);
+  }
+  if (ended.has_value() && !ended->repaired.empty()) {
+    std::fprintf(err, "bkv: repaired %s: re-registered with fresh shares\n",
+                 absl::StrJoin(ended->repaired, ", ").c_str());
+  }
+  realms.reset();
+}
 
 absl::StatusOr<VaultParams> VaultSlotParams(const Args& a, const Vault& v) {
   BKV_ASSIGN_OR_RETURN(auto key,

@@ -84,6 +84,9 @@ int main(int argc, char** argv) {
   if (faults == nullptr || std::strstr(faults, "realm-c") == nullptr) {
     return Fail("the tampered realm must be named", faults);
   }
+  if (bkv_realms_wait_rotation(realms, &detail, &err) != BKV_OK) {
+    return Fail("no rotation runs (no_rotation)", err);
+  }
   // Every realm still holds the recovered version: nothing to repair.
   if (bkv_realms_repair(realms, argv[2], pw, std::strlen(pw), &repaired,
                         &detail, &err) != BKV_OK ||

@@ -10,10 +10,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -499,7 +501,12 @@ TEST_F(ThresholdClientTest, RotationChangesTheVersion) {
   ASSERT_TRUE(reg.ok()) << reg.status();
   auto got = c->Recover(kAccount, password_);
   ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_TRUE(got->rotated) << got->rotation;
+  EXPECT_TRUE(got->rotation_started) << got->rotation;
+  auto rotated = c->WaitForRotation();
+  ASSERT_TRUE(rotated.has_value());
+  ASSERT_TRUE(rotated->status.ok()) << rotated->status;
+  EXPECT_EQ(rotated->registration.epoch, reg->epoch + 1);
+  EXPECT_FALSE(c->WaitForRotation().has_value()) << "reported once";
   auto plan = c->Plan(kAccount);
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_NE(plan->commitment, reg->commitment);
@@ -508,6 +515,60 @@ TEST_F(ThresholdClientTest, RotationChangesTheVersion) {
   auto again = c->Recover(kAccount, password_);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(again->backup_key == key_);
+}
+
+// Rotation off the critical path: Recover returns the key while the
+// rotation is held at its first call (every realm still on the first
+// registration); the rotation then fails (realm-c down) and the key is
+// unaffected; the next recovery rotates. Without the background rotation
+// Recover returns only after the hold times out, with the rotation done.
+TEST_F(ThresholdClientTest, RotationRunsAfterTheKeyIsReturned) {
+  StartRealms(3);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool hold = false;
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.before_call = [&](const std::string&, std::string_view rpc) {
+      if (rpc != "ThresholdRegisterStart") return;
+      std::unique_lock<std::mutex> l(mu);
+      cv.wait_for(l, std::chrono::seconds(20), [&] { return !hold; });
+    };
+  };
+  auto c = Client(2, /*rotate=*/true);
+  auto reg = c->Register(kAccount, password_, key_);
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  const std::string first = std::string(reg->commitment.begin(),
+                                        reg->commitment.end());
+  {
+    std::lock_guard<std::mutex> l(mu);
+    hold = true;
+  }
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+  EXPECT_TRUE(got->rotation_started) << got->rotation;
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(Status(i).commitment(), first) << "rotated before the key";
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
+  }
+  realms_[2].relay->mode = Mode::kDown;
+  {
+    std::lock_guard<std::mutex> l(mu);
+    hold = false;
+  }
+  cv.notify_all();
+  auto failed = c->WaitForRotation();
+  ASSERT_TRUE(failed.has_value());
+  EXPECT_FALSE(failed->status.ok());
+  EXPECT_TRUE(got->backup_key == key_) << "the key outlives the rotation";
+  realms_[2].relay->mode = Mode::kPass;
+  auto again = c->Recover(kAccount, password_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->backup_key == key_);
+  auto rotated = c->WaitForRotation();
+  ASSERT_TRUE(rotated.has_value());
+  ASSERT_TRUE(rotated->status.ok()) << rotated->status;
+  EXPECT_EQ(rotated->registration.epoch, reg->epoch + 1);
 }
 
 // A on the old registration, B and C on the new (A's commit dropped): the
@@ -601,16 +662,26 @@ TEST_F(ThresholdClientTest, CliBackupAndRestoreWithRealms) {
   EXPECT_NE(r.err.find("WARNING: the key was not re-registered"),
             std::string::npos)
       << r.err;
-  // Finding 7 through the CLI: realm-c locked by guesses sent only to it is
-  // repaired by the next restore's rotation, and says so.
+  // Every realm up, realm-c locked by guesses sent only to it (finding 7):
+  // the rotation runs after the key, repairs realm-c, and `bkv` waits for it
+  // before it exits.
   realms_[0].relay->mode = Mode::kPass;
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(GarbageGuess(2)) << i;
-  CliRun again =
-      Bkv(With({"restore", "--from", store, "--to", (dir / "again").string()}),
-          "correct horse battery staple\n", dir);
+  const uint64_t epoch = Status(1).epoch();
+  const std::string before = Status(1).commitment();
+  CliRun again = Bkv(
+      With({"restore", "--from", store, "--to", (dir / "again").string()}),
+      "correct horse battery staple\n", dir);
   ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.err.find("not re-registered"), std::string::npos)
+      << again.err;
   EXPECT_NE(again.err.find("repaired realm-c"), std::string::npos) << again.err;
-  EXPECT_EQ(Status(2).status(), v1::RECORD_STATUS_ACTIVE);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(Status(i).status(), v1::RECORD_STATUS_ACTIVE) << i;
+    EXPECT_EQ(Status(i).epoch(), epoch + 1) << "rotated before exit: " << i;
+    EXPECT_NE(Status(i).commitment(), before) << i;
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
+  }
   ::unsetenv("BKV_STATE_DIR");
 }
 
@@ -882,10 +953,15 @@ TEST_F(ThresholdClientTest, NoRotationWhenARealmIsSilent) {
   realms_[2].relay->mode = Mode::kDown;
   auto got = c->Recover(kAccount, password_);
   ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_FALSE(got->rotated);
-  EXPECT_NE(got->rotation.message().find("not rotated: realm-c"),
+  EXPECT_TRUE(got->rotation_started);
+  auto ended = c->WaitForRotation();
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(KindOf(ended->status), VaultErrorKind::kRealmDegraded)
+      << ended->status;
+  EXPECT_NE(ended->status.message().find(
+                "not rotated: realm-c did not answer the status round"),
             std::string::npos)
-      << got->rotation;
+      << ended->status;
 }
 
 // Finding 7: realm-a locked by guesses sent only to it. A recovery through
@@ -916,10 +992,13 @@ TEST_F(ThresholdClientTest, LockedRealmIsRepaired) {
     EXPECT_EQ(st.attempts_remaining(), 5u) << i;
   }
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(GarbageGuess(2)) << i;
-  auto rotating = Client(2, /*rotate=*/true)->Recover(kAccount, password_);
+  auto rotator = Client(2, /*rotate=*/true);
+  auto rotating = rotator->Recover(kAccount, password_);
   ASSERT_TRUE(rotating.ok()) << rotating.status();
-  EXPECT_TRUE(rotating->rotated) << rotating->rotation;
-  EXPECT_EQ(rotating->repaired, std::vector<std::string>{"realm-c"});
+  auto rotated = rotator->WaitForRotation();
+  ASSERT_TRUE(rotated.has_value());
+  EXPECT_TRUE(rotated->status.ok()) << rotated->status;
+  EXPECT_EQ(rotated->repaired, std::vector<std::string>{"realm-c"});
   for (size_t i = 0; i < 3; ++i) {
     EXPECT_EQ(Status(i).status(), v1::RECORD_STATUS_ACTIVE) << i;
     EXPECT_EQ(Status(i).commitment(), Status(0).commitment()) << i;

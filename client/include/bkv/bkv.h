@@ -473,12 +473,22 @@ bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
  * realm holds the current version (*out_repaired, optional, NULL when none:
  * the realms brought back, free with bkv_string_free). A realm that cannot
  * be brought back now is BKV_VAULT_REALM_DEGRADED naming it and why (then
- * nothing was registered). With rotation on, the recovery's rotation already
- * repairs; this call then reports what it could not. Spends no attempt. */
+ * nothing was registered). With rotation on, the recovery's background
+ * rotation already repairs (this call waits for it first); this call then
+ * reports what it could not. Spends no attempt. */
 bkv_status bkv_realms_repair(bkv_realms* realms, const char* account,
                              const char* password, size_t password_len,
                              char** out_repaired, bkv_vault_error* out_detail,
                              char** err);
+
+/* A successful bkv_realms_recover returns the key first and then, unless
+ * no_rotation, re-registers it with fresh shares at every realm on the
+ * handle's background thread. This waits for that rotation: BKV_OK when it
+ * re-registered or none was running; otherwise its error (the recovered key
+ * is unaffected and the next recovery rotates again). The handle's other
+ * calls and bkv_realms_free wait for it as well. */
+bkv_status bkv_realms_wait_rotation(bkv_realms* realms,
+                                    bkv_vault_error* out_detail, char** err);
 
 /* The account's record; spends no attempt. attempts_remaining and
  * attempt_limit are optional (NULL). */
