@@ -44,6 +44,7 @@ StatusAnswer ToAnswer(absl::Status s,
   a.effective_limit = r.effective_limit();
   a.attempts_remaining = r.attempts_remaining();
   a.epoch = r.epoch();
+  a.pending_commitment = r.pending_commitment();
   return a;
 }
 
@@ -264,11 +265,12 @@ absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
   }
   SecretBytes commit_secret = SecretBytes::Copy(*secret);
   sodium_memzero(secret->data(), secret->size());
-  const bool committed_somewhere = RecallNewest(account).epoch >= d->epoch;
   std::string unused;
   std::string& note = said != nullptr ? *said : unused;
-  if (written != 0 && NowMs() - written > kRollForwardAgeMs &&
-      !committed_somewhere) {
+  // Dated more than a minute ahead (a clock set back): of unknown age.
+  const int64_t age = NowMs() - written;
+  const bool old = written != 0 && (age > kRollForwardAgeMs || age < -60'000);
+  if (old && !CommittedSomewhere(account, *d)) {
     // A change no realm committed, prepared long ago: completing it now,
     // right before a counted try, would switch the password silently.
     note = absl::StrCat("a registration prepared at ", UtcTime(written),
@@ -276,8 +278,11 @@ absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
                         "dropped, not completed");
     return ForgetLine(options.state_dir, name);
   }
+  // Said only when this call made it the newest: a record kept for a realm
+  // that stays silent would otherwise repeat it at every try (finding 3).
+  const bool was_newest = RecallNewest(account).epoch >= d->epoch;
   absl::Status s = CommitEverywhere(account, *d, commit_secret);
-  if (RecallNewest(account).epoch >= d->epoch) {
+  if (!was_newest && RecallNewest(account).epoch >= d->epoch) {
     note = absl::StrCat(
         "a registration (password change or rotation) "
         "prepared at ",
@@ -285,6 +290,20 @@ absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
         " was completed just now");
   }
   return s;
+}
+
+bool ThresholdClient::Impl::CommittedSomewhere(
+    const std::string& account, const threshold::Descriptor& d) const {
+  if (RecallNewest(account).epoch >= d.epoch) return true;
+  // A Commit applied whose answer was lost raised no memory (finding 2).
+  const Commitment c = d.Commitment();
+  for (const StatusAnswer& a : StatusRound(account)) {
+    if (a.error.ok() && a.record == StatusAnswer::Record::kActive &&
+        a.commitment == AsString(c)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 ThresholdClient::ThresholdClient(std::unique_ptr<Impl> impl)
@@ -322,6 +341,7 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Register(
     const std::string& account, const SecretBytes& password,
     const SecretBytes& backup_key, const std::vector<std::string>& proofs) {
   impl_->JoinRotation();
+  BKV_RETURN_IF_ERROR(CheckAccount(account));
   // An unfinished commit first: its version may be the one to replace.
   (void)impl_->RollForward(account);
   return impl_->Register(account, password, backup_key, proofs,
@@ -331,6 +351,7 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Register(
 absl::StatusOr<ThresholdRecovery> ThresholdClient::Recover(
     const std::string& account, const SecretBytes& password) {
   impl_->JoinRotation();
+  BKV_RETURN_IF_ERROR(CheckAccount(account));
   std::string said;
   (void)impl_->RollForward(account, &said);
   std::vector<StatusAnswer> answers;
@@ -362,6 +383,7 @@ std::optional<ThresholdRotation> ThresholdClient::WaitForRotation() {
 
 absl::StatusOr<RecoveryPlan> ThresholdClient::Plan(const std::string& account) {
   impl_->JoinRotation();
+  BKV_RETURN_IF_ERROR(CheckAccount(account));
   // An unfinished commit first, or the plan sees the half-committed state
   // and a caller that stops at the plan (the CLI) never repairs it.
   (void)impl_->RollForward(account);

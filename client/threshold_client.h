@@ -69,6 +69,9 @@ struct ThresholdRecovery {
   std::vector<std::string> proofs;  // by realm position; "" if none
   uint64_t epoch = 0;               // the registration recovered from
   Commitment commitment{};          // its commitment (the proofs name it)
+  // A keyed digest (backup key) of the password this recovery verified:
+  // Repair refuses any other password (docs/threshold.md, "Repair").
+  std::array<uint8_t, 32> password_check{};
   // Realms not ACTIVE on it with attempts left (LOCKED, no record, another
   // version, silent), with what they were: until Repair (or a rotation)
   // brings them back, the set survives one failure fewer per realm.
@@ -119,12 +122,14 @@ class ThresholdClient {
   absl::StatusOr<ThresholdRecovery> Recover(const std::string& account,
                                             const SecretBytes& password);
   // After a successful `recovered` (without rotation, within the proofs'
-  // lifetime): brings back every realm not ACTIVE on the recovered version
-  // (Delete at a LOCKED one, RequestReset at one on another version), then
-  // registers a fresh version at all n with the recovery's proofs
-  // (docs/threshold.md, "Repair of a LOCKED or lagging realm"). A realm that
-  // cannot be readied now is kRealmDegraded naming it; nothing is
-  // registered then. Nothing to repair: OK, no registration.
+  // lifetime), with the password that recovery verified (another one is
+  // kConfig, nothing sent; a repair never changes the password): brings back
+  // every realm not ACTIVE on the recovered version (Delete at a LOCKED one,
+  // RequestReset at one on another version), then registers a fresh version at
+  // all n with the recovery's proofs (docs/threshold.md, "Repair of a LOCKED or
+  // lagging realm"). A realm that cannot be readied now is kRealmDegraded
+  // naming it; nothing is registered then. Nothing to repair: OK, no
+  // registration.
   absl::StatusOr<ThresholdRepair> Repair(const std::string& account,
                                          const SecretBytes& password,
                                          const ThresholdRecovery& recovered);

@@ -58,6 +58,13 @@ struct Leg {
   std::optional<shamir::Share> share;               // released, checked
 };
 
+// Keyed BLAKE2b of `password` under `backup_key` (ThresholdRecovery::
+// password_check): lets Repair refuse a password the recovery did not verify.
+std::array<uint8_t, 32> PasswordCheck(const SecretBytes& backup_key,
+                                      const SecretBytes& password);
+// kConfig for an empty account (the realms would not check it; finding 5).
+absl::Status CheckAccount(const std::string& account);
+
 struct ThresholdClient::Impl {
   Impl(threshold::RealmSet s, ThresholdOptions o, Argon2idKsf k)
       : set(std::move(s)),
@@ -117,6 +124,10 @@ struct ThresholdClient::Impl {
   // nothing was re-sent or dropped).
   absl::Status RollForward(const std::string& account,
                            std::string* said = nullptr) const;
+  // Whether some realm committed `d`: the newest memory is at its epoch, or
+  // (one free status round) a realm is ACTIVE on its commitment.
+  bool CommittedSomewhere(const std::string& account,
+                          const threshold::Descriptor& d) const;
   // Commit to every realm; OK only when all n answered OK.
   absl::Status CommitEverywhere(const std::string& account,
                                 const threshold::Descriptor& d,
@@ -141,24 +152,24 @@ struct ThresholdClient::Impl {
   // realm-a is LOCKED and refused Delete ...") naming those that are not,
   // and then nothing may be registered (a Prepare refused at one realm
   // would block the others for pending_ttl).
+  // `epoch`: the recovered version's; a realm ahead of it gets nothing.
   absl::Status ReadyEveryRealm(const std::string& account,
                                const std::vector<StatusAnswer>& answers,
-                               const Commitment& commitment,
+                               const Commitment& commitment, uint64_t epoch,
                                const std::vector<std::string>& proofs,
                                absl::string_view what,
                                std::vector<std::string>& repaired) const;
   std::string ReadyOne(const std::string& account, size_t i,
                        const StatusAnswer& a, const Commitment& commitment,
+                       uint64_t epoch, bool ahead,
                        const std::vector<std::string>& proofs) const;
   // ReadyEveryRealm, then a fresh version at all n: the rotation's and
   // Repair's one path.
-  ThresholdRotation ReadyAndRegister(const std::string& account,
-                                     const SecretBytes& password,
-                                     const SecretBytes& backup_key,
-                                     const std::vector<std::string>& proofs,
-                                     const Commitment& commitment,
-                                     const std::vector<StatusAnswer>& answers,
-                                     absl::string_view what) const;
+  ThresholdRotation ReadyAndRegister(
+      const std::string& account, const SecretBytes& password,
+      const SecretBytes& backup_key, const std::vector<std::string>& proofs,
+      const Commitment& commitment, uint64_t epoch,
+      const std::vector<StatusAnswer>& answers, absl::string_view what) const;
   // Steps 10-11: raises the newest memory, then decides whether a rotation
   // is due (out.rotation_started) or why not (out.rotation: the memory
   // failed). Whether every realm can take it is the rotation's own first

@@ -40,6 +40,7 @@ struct StatusAnswer {
   uint32_t effective_limit = 0;
   uint32_t attempts_remaining = 0;
   uint64_t epoch = 0;
+  std::string pending_commitment;  // a prepared version awaiting Commit
 };
 
 // The newest registration this device registered or recovered from.

@@ -330,16 +330,16 @@ void ThresholdClient::Impl::StartRotation(const std::string& account,
   JoinRotation();
   // Copies: the caller's password and key may be gone before the thread
   // ends. SecretBytes erases them when the thread's lambda is destroyed.
-  rotation_thread = std::thread(
-      [this, account, pw = SecretBytes::Copy(password.Reveal()),
-       key = SecretBytes::Copy(recovered.backup_key.Reveal()),
-       proofs = recovered.proofs, from = recovered.commitment,
-       answers = std::move(answers)] {
+  rotation_thread =
+      std::thread([this, account, pw = SecretBytes::Copy(password.Reveal()),
+                   key = SecretBytes::Copy(recovered.backup_key.Reveal()),
+                   proofs = recovered.proofs, from = recovered.commitment,
+                   epoch = recovered.epoch, answers = std::move(answers)] {
         // A silent realm would fail the registration after another full
         // timeout (review finding 16), a LOCKED or lagging one is repaired
         // first (finding 7) or named.
         rotation_result = ReadyAndRegister(account, pw, key, proofs, from,
-                                           answers, "not rotated");
+                                           epoch, answers, "not rotated");
       });
 }
 
@@ -387,6 +387,7 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
   BKV_RETURN_IF_ERROR(
       FinishRound(account, opaque, plan, login, legs, faults, out));
   out.faults = std::move(faults);
+  out.password_check = PasswordCheck(out.backup_key, password);
   RememberAndPlanRotation(account, out);
   return out;
 }

@@ -2,11 +2,16 @@
 // LOCKED or lagging realm"): after a successful recovery every realm is made
 // to accept a Prepare, then a fresh version is registered at all n. A share
 // for the broken realm alone is impossible: the client never holds k_i.
+#include <sodium.h>
+
+#include <set>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/threshold_client_internal.h"
 #include "crypto/status_macros.h"
+#include "crypto/threshold_descriptor.h"
 
 namespace bkv::client {
 namespace {
@@ -27,6 +32,19 @@ bool EveryRealmOnOneVersion(const std::vector<StatusAnswer>& answers) {
   return !answers.empty();
 }
 
+// A realm ACTIVE on another version that is newer than the recovered one
+// (its descriptor's epoch is higher, or other realms hold it pending):
+// another device's registration in progress, never to be reset (finding 6).
+// An unreadable descriptor counts as ahead: no reset on a guess.
+bool Ahead(const StatusAnswer& a, uint64_t epoch,
+           const std::set<std::string>& pending) {
+  if (!a.error.ok() || a.record != StatusAnswer::Record::kActive) return false;
+  if (pending.count(a.commitment) != 0) return true;
+  const std::vector<uint8_t> bytes(a.descriptor.begin(), a.descriptor.end());
+  auto d = threshold::Descriptor::Parse(bytes);
+  return !d.ok() || d->epoch > epoch;
+}
+
 std::string Lag(const StatusAnswer& a) {
   if (!a.error.ok()) return "did not answer the status round";
   switch (a.record) {
@@ -42,6 +60,28 @@ std::string Lag(const StatusAnswer& a) {
 }
 
 }  // namespace
+
+std::array<uint8_t, 32> PasswordCheck(const SecretBytes& backup_key,
+                                      const SecretBytes& password) {
+  static constexpr char kDomain[] = "bkv-repair-password/v1";
+  std::array<uint8_t, 32> out{};
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, backup_key.Reveal().data(), backup_key.size(),
+                          out.size());
+  crypto_generichash_update(&st, reinterpret_cast<const uint8_t*>(kDomain),
+                            sizeof(kDomain));
+  crypto_generichash_update(&st, password.Reveal().data(), password.size());
+  crypto_generichash_final(&st, out.data(), out.size());
+  sodium_memzero(&st, sizeof(st));
+  return out;
+}
+
+absl::Status CheckAccount(const std::string& account) {
+  if (!account.empty()) return absl::OkStatus();
+  return ConfigError(
+      "the account is empty: name the account the tokens were issued for; "
+      "nothing was sent");
+}
 
 std::vector<RealmFault> ThresholdClient::Impl::Lagging(
     const std::vector<StatusAnswer>& answers,
@@ -61,7 +101,7 @@ std::vector<RealmFault> ThresholdClient::Impl::Lagging(
 // a proof, whatever a forged status said.
 std::string ThresholdClient::Impl::ReadyOne(
     const std::string& account, size_t i, const StatusAnswer& a,
-    const Commitment& commitment,
+    const Commitment& commitment, uint64_t epoch, bool ahead,
     const std::vector<std::string>& proofs) const {
   if (!a.error.ok()) {
     return absl::StrCat("did not answer the status round (",
@@ -83,8 +123,12 @@ std::string ThresholdClient::Impl::ReadyOne(
     return "gave no proof in this recovery (not asked, or its answer was "
            "lost): recover again while it answers";
   }
-  // Another version: its proof needs t of its shares, which only this realm
-  // holds. The due reset is the one authority left (proof-or-delay).
+  if (ahead) {
+    return absl::StrCat("is ahead (epoch ", a.epoch, " > ", epoch,
+                        ": a registration in progress): recover again later");
+  }
+  // Another version, behind: its proof needs t of its shares, which only
+  // this realm holds. The due reset is the one authority left.
   vault::v1::RequestResetRequest req;
   req.set_account(account);
   vault::v1::RequestResetResponse resp;
@@ -104,11 +148,19 @@ std::string ThresholdClient::Impl::ReadyOne(
 
 absl::Status ThresholdClient::Impl::ReadyEveryRealm(
     const std::string& account, const std::vector<StatusAnswer>& answers,
-    const Commitment& commitment, const std::vector<std::string>& proofs,
-    absl::string_view what, std::vector<std::string>& repaired) const {
+    const Commitment& commitment, uint64_t epoch,
+    const std::vector<std::string>& proofs, absl::string_view what,
+    std::vector<std::string>& repaired) const {
+  std::set<std::string> pending;
+  for (const StatusAnswer& a : answers) {
+    if (a.error.ok() && !a.pending_commitment.empty()) {
+      pending.insert(a.pending_commitment);
+    }
+  }
   std::vector<std::string> why(set.n());
   Parallel(set.n(), [&](size_t i) {
-    why[i] = ReadyOne(account, i, answers[i], commitment, proofs);
+    why[i] = ReadyOne(account, i, answers[i], commitment, epoch,
+                      Ahead(answers[i], epoch, pending), proofs);
   });
   std::vector<std::string> bad, ids;
   for (size_t i = 0; i < why.size(); ++i) {
@@ -132,12 +184,12 @@ absl::Status ThresholdClient::Impl::ReadyEveryRealm(
 ThresholdRotation ThresholdClient::Impl::ReadyAndRegister(
     const std::string& account, const SecretBytes& password,
     const SecretBytes& backup_key, const std::vector<std::string>& proofs,
-    const Commitment& commitment, const std::vector<StatusAnswer>& answers,
-    absl::string_view what) const {
+    const Commitment& commitment, uint64_t epoch,
+    const std::vector<StatusAnswer>& answers, absl::string_view what) const {
   ThresholdRotation out;
   std::vector<std::string> ready;
   out.status =
-      ReadyEveryRealm(account, answers, commitment, proofs, what, ready);
+      ReadyEveryRealm(account, answers, commitment, epoch, proofs, what, ready);
   if (!out.status.ok()) return out;
   auto r = Register(account, password, backup_key, proofs, commitment);
   out.status = r.status();
@@ -151,6 +203,17 @@ absl::StatusOr<ThresholdRepair> ThresholdClient::Repair(
     const std::string& account, const SecretBytes& password,
     const ThresholdRecovery& recovered) {
   impl_->JoinRotation();
+  BKV_RETURN_IF_ERROR(CheckAccount(account));
+  // The recovery's password only: another one would re-register every
+  // realm under it, a silent password change (review finding 1).
+  const std::array<uint8_t, 32> check =
+      PasswordCheck(recovered.backup_key, password);
+  if (sodium_memcmp(check.data(), recovered.password_check.data(),
+                    check.size()) != 0) {
+    return ConfigError(
+        "not repaired: not the password this recovery verified (a repair "
+        "never changes the password); nothing was sent");
+  }
   ThresholdRepair out;
   const std::vector<StatusAnswer> answers = impl_->StatusRound(account);
   int on_version = 0;
@@ -171,7 +234,7 @@ absl::StatusOr<ThresholdRepair> ThresholdClient::Repair(
   }
   ThresholdRotation r = impl_->ReadyAndRegister(
       account, password, recovered.backup_key, recovered.proofs,
-      recovered.commitment, answers, "not repaired");
+      recovered.commitment, recovered.epoch, answers, "not repaired");
   BKV_RETURN_IF_ERROR(r.status);
   out.repaired = std::move(r.repaired);
   out.registration = std::move(r.registration);

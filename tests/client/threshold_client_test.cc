@@ -46,15 +46,16 @@ enum class Mode {
   kDropCommit,
   kHugeEpoch,
   kFlipDescriptor,
-  kEdgeEpoch,          // RegisterStart's epoch raised by exactly 2^32
-  kExpiredCommit,      // Commit answered STATE_EXPIRED, not forwarded
-  kFakeInvalidLogin,   // RecoverStart answered INVALID_LOGIN, not forwarded
-  kFakeLocked,         // status says LOCKED
-  kFakeNone,           // status says no record
-  kEvilText,           // RegisterStart fails with terminal escapes in its text
-  kDropFinishOnce,     // the next RecoverFinish is not forwarded: UNAVAILABLE
-  kSkipPrepare,        // Prepare answered OK, not forwarded: the realm lags
-  kFakeAccountRefusal  // status refused with ACCOUNT_MISMATCH, not forwarded
+  kEdgeEpoch,           // RegisterStart's epoch raised by exactly 2^32
+  kExpiredCommit,       // Commit answered STATE_EXPIRED, not forwarded
+  kFakeInvalidLogin,    // RecoverStart answered INVALID_LOGIN, not forwarded
+  kFakeLocked,          // status says LOCKED
+  kFakeNone,            // status says no record
+  kEvilText,            // RegisterStart fails with terminal escapes in its text
+  kDropFinishOnce,      // the next RecoverFinish is not forwarded: UNAVAILABLE
+  kSkipPrepare,         // Prepare answered OK, not forwarded: the realm lags
+  kFakeAccountRefusal,  // status refused with ACCOUNT_MISMATCH, not forwarded
+  kLoseCommitAnswer     // Commit forwarded (applied), answered UNAVAILABLE
 };
 
 // Relays the Threshold* calls to one realm, playing `mode`.
@@ -175,7 +176,12 @@ class Relay final : public v1::Vault::Service {
       return Refuse(c, grpc::StatusCode::FAILED_PRECONDITION,
                     v1::ErrorDetail::REASON_STATE_EXPIRED);
     }
-    return Forward(c, &v1::Vault::Stub::ThresholdRegisterCommit, *r, o);
+    grpc::Status s =
+        Forward(c, &v1::Vault::Stub::ThresholdRegisterCommit, *r, o);
+    if (mode == Mode::kLoseCommitAnswer) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "answer lost");
+    }
+    return s;
   }
   grpc::Status ThresholdRecoverStart(
       grpc::ServerContext* c, const v1::ThresholdRecoverStartRequest* r,
@@ -537,8 +543,8 @@ TEST_F(ThresholdClientTest, RotationRunsAfterTheKeyIsReturned) {
   auto c = Client(2, /*rotate=*/true);
   auto reg = c->Register(kAccount, password_, key_);
   ASSERT_TRUE(reg.ok()) << reg.status();
-  const std::string first = std::string(reg->commitment.begin(),
-                                        reg->commitment.end());
+  const std::string first =
+      std::string(reg->commitment.begin(), reg->commitment.end());
   {
     std::lock_guard<std::mutex> l(mu);
     hold = true;
@@ -669,9 +675,9 @@ TEST_F(ThresholdClientTest, CliBackupAndRestoreWithRealms) {
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(GarbageGuess(2)) << i;
   const uint64_t epoch = Status(1).epoch();
   const std::string before = Status(1).commitment();
-  CliRun again = Bkv(
-      With({"restore", "--from", store, "--to", (dir / "again").string()}),
-      "correct horse battery staple\n", dir);
+  CliRun again =
+      Bkv(With({"restore", "--from", store, "--to", (dir / "again").string()}),
+          "correct horse battery staple\n", dir);
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_EQ(again.err.find("not re-registered"), std::string::npos)
       << again.err;
@@ -754,10 +760,25 @@ TEST_F(ThresholdClientTest, OneExpiredCommitKeepsTheRollForward) {
     record |= e.path().filename().string().rfind("threshold-commit-", 0) == 0;
   }
   EXPECT_TRUE(record) << "the roll-forward record was deleted";
-  realms_[1].relay->mode = Mode::kPass;
+  for (auto& r : realms_) r.relay->mode = Mode::kPass;
   auto got = c->Recover(kAccount, second_pw);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_TRUE(got->backup_key == key_);
+  // Review of realm3, finding 3: a change committed at a and b (the memory
+  // rose) whose record is kept for realm-c is not "completed just now" at
+  // every later try.
+  realms_[2].relay->mode = Mode::kDropCommit;
+  const SecretBytes third_pw = SecretBytes::Copy("third horse battery");
+  ASSERT_FALSE(c->Register(kAccount, third_pw, key_, got->proofs).ok());
+  auto third = c->Recover(kAccount, third_pw);
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(third->rolled_forward, "");
+  auto typo = c->Recover(kAccount, SecretBytes::Copy("third horse batery"));
+  ASSERT_FALSE(typo.ok());
+  EXPECT_EQ(KindOf(typo.status()), VaultErrorKind::kInvalidPassword);
+  EXPECT_EQ(typo.status().message().find("completed just now"),
+            std::string::npos)
+      << typo.status();
 }
 
 // Finding 15: a password change whose commits all failed. Within 10
@@ -782,28 +803,53 @@ TEST_F(ThresholdClientTest, RollForwardOnlyWithinItsAge) {
       << old.status();
   auto second = c->Recover(kAccount, second_pw);
   ASSERT_TRUE(second.ok()) << second.status();
+  // The record's time, 11 minutes back (the file is this test's state).
+  auto age_record = [&] {
+    int edited = 0;
+    for (const auto& e : std::filesystem::directory_iterator(state_dir_)) {
+      if (e.path().filename().string().rfind("threshold-commit-", 0) != 0) {
+        continue;
+      }
+      std::ifstream in(e.path());
+      std::string descriptor, secret;
+      int64_t written = 0;
+      in >> descriptor >> secret >> written;
+      in.close();
+      std::ofstream(e.path(), std::ios::trunc)
+          << descriptor << " " << secret << " " << written - 11 * 60 * 1000;
+      ++edited;
+    }
+    return edited;
+  };
+  // Review of realm3, finding 2: Commits applied at a and b whose answers
+  // were lost (no memory raised), c's dropped. 11 minutes later the status
+  // round shows a and b ACTIVE on it: completed at c, not dropped.
+  realms_[0].relay->mode = Mode::kLoseCommitAnswer;
+  realms_[1].relay->mode = Mode::kLoseCommitAnswer;
+  realms_[2].relay->mode = Mode::kDropCommit;
+  const SecretBytes fourth_pw = SecretBytes::Copy("fourth horse battery");
+  ASSERT_FALSE(c->Register(kAccount, fourth_pw, key_, second->proofs).ok());
+  for (auto& r : realms_) r.relay->mode = Mode::kPass;
+  ASSERT_EQ(Status(0).commitment(), Status(1).commitment());
+  ASSERT_NE(Status(2).commitment(), Status(0).commitment());
+  ASSERT_EQ(age_record(), 1);
+  auto fourth = c->Recover(kAccount, fourth_pw);
+  ASSERT_TRUE(fourth.ok()) << fourth.status();
+  EXPECT_TRUE(fourth->lagging.empty()) << fourth->lagging[0].realm_id;
+  EXPECT_NE(fourth->rolled_forward.find("completed just now"),
+            std::string::npos)
+      << fourth->rolled_forward;
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(Status(i).commitment(), Status(0).commitment()) << i;
+  }
+  // A change no realm committed, 11 minutes old: dropped, not completed.
   for (auto& r : realms_) r.relay->mode = Mode::kDropCommit;
   const SecretBytes third_pw = SecretBytes::Copy("third horse battery");
-  ASSERT_FALSE(c->Register(kAccount, third_pw, key_, second->proofs).ok());
+  ASSERT_FALSE(c->Register(kAccount, third_pw, key_, fourth->proofs).ok());
   for (auto& r : realms_) r.relay->mode = Mode::kPass;
-  // The record's time, 11 minutes back (the file is this test's state).
-  int edited = 0;
-  for (const auto& e : std::filesystem::directory_iterator(state_dir_)) {
-    if (e.path().filename().string().rfind("threshold-commit-", 0) != 0) {
-      continue;
-    }
-    std::ifstream in(e.path());
-    std::string descriptor, secret;
-    int64_t written = 0;
-    in >> descriptor >> secret >> written;
-    in.close();
-    std::ofstream(e.path(), std::ios::trunc)
-        << descriptor << " " << secret << " " << written - 11 * 60 * 1000;
-    ++edited;
-  }
-  ASSERT_EQ(edited, 1);
+  ASSERT_EQ(age_record(), 1);
   const std::string before = Status(0).commitment();
-  auto again = c->Recover(kAccount, second_pw);
+  auto again = c->Recover(kAccount, fourth_pw);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_NE(again->rolled_forward.find("dropped"), std::string::npos)
       << again->rolled_forward;
@@ -833,6 +879,15 @@ TEST_F(ThresholdClientTest, ConfigMismatchIsFoundBeforeCounting) {
         c->Register("Alice", password_, key_).status()}) {
     EXPECT_EQ(KindOf(kind), VaultErrorKind::kConfig) << kind;
     EXPECT_NE(kind.message().find("Alice"), std::string::npos) << kind;
+  }
+  // Review of realm3, finding 5: an empty account is refused before
+  // anything is sent (a realm takes "" as "not named" and would not check).
+  for (const absl::Status& kind :
+       {c->Recover("", password_).status(), c->Plan("").status(),
+        c->Register("", password_, key_).status()}) {
+    EXPECT_EQ(KindOf(kind), VaultErrorKind::kConfig) << kind;
+    EXPECT_NE(kind.message().find("account is empty"), std::string::npos)
+        << kind;
   }
   ExpectRemainingAtEvery(5, "nothing counted for another account string");
   tweak_ = [](client::ThresholdOptions& o) {
@@ -964,6 +1019,39 @@ TEST_F(ThresholdClientTest, NoRotationWhenARealmIsSilent) {
       << ended->status;
 }
 
+// Review of realm3, finding 6: another device's registration committed at
+// realm-a only (b and c hold it pending). This device recovers the old
+// version through b and c; its rotation must not arm a reset at realm-a,
+// which is ahead, and says so.
+TEST_F(ThresholdClientTest, RealmAheadGetsNoReset) {
+  StartRealms(3);
+  auto c = Client(2, /*rotate=*/true);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  auto other = Client(2, /*rotate=*/false, /*state=*/false);
+  auto first = other->Recover(kAccount, password_);
+  ASSERT_TRUE(first.ok()) << first.status();
+  realms_[1].relay->mode = Mode::kDropCommit;
+  realms_[2].relay->mode = Mode::kDropCommit;
+  ASSERT_FALSE(other->Register(kAccount, password_, key_, first->proofs).ok());
+  for (auto& r : realms_) r.relay->mode = Mode::kPass;
+  const std::string ahead = Status(0).commitment();
+  ASSERT_EQ(Status(1).pending_commitment(), ahead);
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_TRUE(got->rotation_started);
+  auto ended = c->WaitForRotation();
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(KindOf(ended->status), VaultErrorKind::kRealmDegraded)
+      << ended->status;
+  EXPECT_NE(ended->status.message().find("realm-a is ahead"), std::string::npos)
+      << ended->status;
+  EXPECT_EQ(ended->status.message().find("reset was requested"),
+            std::string::npos)
+      << ended->status;
+  EXPECT_EQ(Status(0).status(), v1::RECORD_STATUS_ACTIVE);
+  EXPECT_EQ(Status(0).commitment(), ahead);
+}
+
 // Finding 7: realm-a locked by guesses sent only to it. A recovery through
 // b and c names it; Repair deletes its LOCKED record and registers a fresh
 // version at all three. Then realm-c locked: the rotation of a recovery
@@ -979,6 +1067,19 @@ TEST_F(ThresholdClientTest, LockedRealmIsRepaired) {
   ASSERT_TRUE(got.ok()) << got.status();
   ASSERT_EQ(got->lagging.size(), 1u);
   EXPECT_EQ(got->lagging[0].realm_id, "realm-a");
+  // Review of realm3, finding 1: an app that wiped its password buffer
+  // before the repair must not re-register every realm under the zeros.
+  auto wiped = c->Repair(
+      kAccount, SecretBytes::Copy(std::string(password_.size(), '\0')), *got);
+  ASSERT_FALSE(wiped.ok());
+  EXPECT_EQ(KindOf(wiped.status()), VaultErrorKind::kConfig) << wiped.status();
+  EXPECT_EQ(Status(0).status(), v1::RECORD_STATUS_LOCKED) << "nothing sent";
+  for (size_t i : {1, 2}) {
+    EXPECT_EQ(Status(i).commitment(),
+              std::string(got->commitment.begin(), got->commitment.end()))
+        << i;
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
+  }
   auto repaired = c->Repair(kAccount, password_, *got);
   ASSERT_TRUE(repaired.ok()) << repaired.status();
   EXPECT_EQ(repaired->repaired, std::vector<std::string>{"realm-a"});

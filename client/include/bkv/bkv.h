@@ -449,6 +449,10 @@ bkv_status bkv_realms_open(const bkv_realms_options* options, bkv_realms** out,
                            char** err);
 void bkv_realms_free(bkv_realms* realms);
 
+/* Every bkv_realms_* call taking `account` refuses an empty one
+ * (BKV_VAULT_CONFIG, nothing sent): the realms check the account against
+ * their tokens only when it is named. */
+
 /* Stores `key` behind the password at every realm (all n must answer). */
 bkv_status bkv_realms_register(bkv_realms* realms, const char* account,
                                const char* password, size_t password_len,
@@ -467,8 +471,12 @@ bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
 
 /* After a BKV_OK bkv_realms_recover on this handle (the handle keeps that
  * recovery's key and proofs until the next recover or bkv_realms_free; the
- * proofs last 10 minutes): brings back every realm that is LOCKED, holds no
- * or another registration, then registers a fresh version at all n
+ * proofs last 10 minutes), with the same password that recover verified
+ * (any other, e.g. a wiped buffer, is BKV_VAULT_CONFIG and nothing is sent;
+ * a repair never changes the password): brings back every realm that is
+ * LOCKED, holds no registration or an older one (a realm ahead, holding a
+ * registration in progress, is never reset: BKV_VAULT_REALM_DEGRADED "is
+ * ahead"), then registers a fresh version at all n
  * (docs/threshold.md, "Repair of a LOCKED or lagging realm"). BKV_OK: every
  * realm holds the current version (*out_repaired, optional, NULL when none:
  * the realms brought back, free with bkv_string_free). A realm that cannot
