@@ -114,6 +114,10 @@ bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
     return VaultToC(capi::Null("realms/account/password/out_key"), out_detail,
                     err);
   }
+  // Whatever this recover's outcome, an older one's key and proofs go: a
+  // repair after a failed recover must not use them (realm3 review 8).
+  realms->last.reset();
+  realms->last_account.clear();
   const SecretBytes pw =
       SecretBytes::Copy(std::string_view(password, password_len));
   auto got = realms->client->Recover(account, pw);

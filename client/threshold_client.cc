@@ -386,9 +386,12 @@ absl::StatusOr<RecoveryPlan> ThresholdClient::Plan(const std::string& account) {
   BKV_RETURN_IF_ERROR(CheckAccount(account));
   // An unfinished commit first, or the plan sees the half-committed state
   // and a caller that stops at the plan (the CLI) never repairs it.
-  (void)impl_->RollForward(account);
+  std::string said;
+  (void)impl_->RollForward(account, &said);
   const std::vector<StatusAnswer> answers = impl_->StatusRound(account);
-  return PlanRecovery(impl_->set, answers, impl_->RecallNewest(account));
+  auto plan = PlanRecovery(impl_->set, answers, impl_->RecallNewest(account));
+  if (plan.ok()) plan->rolled_forward = std::move(said);
+  return plan;
 }
 
 }  // namespace bkv::client

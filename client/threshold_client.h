@@ -72,6 +72,7 @@ struct ThresholdRecovery {
   // A keyed digest (backup key) of the password this recovery verified:
   // Repair refuses any other password (docs/threshold.md, "Repair").
   std::array<uint8_t, 32> password_check{};
+  int64_t recovered_at_ms = 0;  // this client's clock; Repair's proof age
   // Realms not ACTIVE on it with attempts left (LOCKED, no record, another
   // version, silent), with what they were: until Repair (or a rotation)
   // brings them back, the set survives one failure fewer per realm.

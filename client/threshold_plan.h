@@ -55,6 +55,9 @@ struct RecoveryPlan {
   std::vector<size_t> group;       // positions with attempts left, ascending
   uint32_t min_remaining = 0;      // the lowest attempts_remaining of group
   std::vector<RealmFault> faults;  // found in the status round
+  // What ThresholdClient::Plan's roll-forward did ("" when nothing), for the
+  // user: the following Recover no longer sees it (realm3 review finding 4).
+  std::string rolled_forward;
 };
 
 // Errors (all before anything is counted): kNotRegistered, kLocked,

@@ -388,6 +388,7 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
       FinishRound(account, opaque, plan, login, legs, faults, out));
   out.faults = std::move(faults);
   out.password_check = PasswordCheck(out.backup_key, password);
+  out.recovered_at_ms = NowMs();
   RememberAndPlanRotation(account, out);
   return out;
 }

@@ -214,6 +214,14 @@ absl::StatusOr<ThresholdRepair> ThresholdClient::Repair(
         "not repaired: not the password this recovery verified (a repair "
         "never changes the password); nothing was sent");
   }
+  // The realms accept a proof for 10 minutes: past 9, a Delete could land
+  // and the Prepares then be refused (realm3 review finding 7).
+  if (NowMs() - recovered.recovered_at_ms > 9 * 60 * 1000) {
+    return ThresholdError(VaultErrorKind::kStaleRegistration,
+                          "not repaired: the recovery is older than 9 minutes "
+                          "(its proofs last 10); recover again, then repair. "
+                          "Nothing was sent");
+  }
   ThresholdRepair out;
   const std::vector<StatusAnswer> answers = impl_->StatusRound(account);
   int on_version = 0;

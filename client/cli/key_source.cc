@@ -2,8 +2,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <memory>
 #include <cstdlib>
+#include <memory>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -275,6 +275,11 @@ absl::StatusOr<SlotSecret> LoadRealmSecret(const Args& a, FILE* err,
     return SlotSecret::Vault(key.secret(), std::move(params));
   }
   if (!plan.ok()) return Explained(plan.status());
+  // Before the counted try: a wrong password right after a completed change
+  // is then explained (realm3 review finding 4).
+  if (!plan->rolled_forward.empty()) {
+    std::fprintf(err, "bkv: note: %s\n", plan->rolled_forward.c_str());
+  }
   auto got = realms->Recover(params.account, password);
   if (!got.ok()) return Explained(got.status());
   if (!got->faults.empty()) {

@@ -93,6 +93,21 @@ int main(int argc, char** argv) {
       repaired != nullptr) {
     return Fail("nothing to repair", err);
   }
+  // A failed recover drops the earlier one's key and proofs (realm3 review
+  // finding 8): no repair from them.
+  bkv_key* none = nullptr;
+  if (bkv_realms_recover(realms, argv[2], "nope", 4, &none, nullptr, &detail,
+                         &err) != BKV_VAULT_INVALID_PASSWORD) {
+    return Fail("a wrong password must be INVALID_PASSWORD", err);
+  }
+  bkv_error_free(err);
+  err = nullptr;
+  if (bkv_realms_repair(realms, argv[2], pw, std::strlen(pw), &repaired,
+                        &detail, &err) == BKV_OK) {
+    return Fail("a repair after a failed recover must be refused", err);
+  }
+  bkv_error_free(err);
+  err = nullptr;
   char *a = nullptr, *b = nullptr;
   if (bkv_key_format(key, &a, &err) != BKV_OK ||
       bkv_key_format(got, &b, &err) != BKV_OK || std::strcmp(a, b) != 0) {

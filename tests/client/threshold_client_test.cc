@@ -700,16 +700,17 @@ TEST_F(ThresholdClientTest, CliRollsForwardAnInterruptedRegistration) {
   const fs::path dir = CliDir(1000, 'c');
   const std::string store = "file://" + (dir / "store").string();
   const std::string pw = "correct horse battery staple\n";
-  realms_[1].relay->mode = Mode::kDropCommit;
-  realms_[2].relay->mode = Mode::kDropCommit;
+  for (auto& r : realms_) r.relay->mode = Mode::kDropCommit;
   CliRun first =
       Bkv(With({"backup", (dir / "src").string(), "--to", store}), pw, dir);
   EXPECT_NE(first.exit_code, 0) << first.err;
-  realms_[1].relay->mode = Mode::kPass;
-  realms_[2].relay->mode = Mode::kPass;
+  for (auto& r : realms_) r.relay->mode = Mode::kPass;
   CliRun second =
       Bkv(With({"backup", (dir / "src").string(), "--to", store}), pw, dir);
   EXPECT_EQ(second.exit_code, 0) << second.err;
+  // Review of realm3, finding 4: the CLI says what its Plan completed.
+  EXPECT_NE(second.err.find("completed just now"), std::string::npos)
+      << second.err;
   for (size_t i = 0; i < 3; ++i) {
     EXPECT_EQ(Status(i).status(), v1::RECORD_STATUS_ACTIVE) << i;
     EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
@@ -1080,6 +1081,13 @@ TEST_F(ThresholdClientTest, LockedRealmIsRepaired) {
         << i;
     EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
   }
+  // Finding 7 of that review: proofs about to expire are not used.
+  got->recovered_at_ms -= 10 * 60 * 1000;
+  auto stale = c->Repair(kAccount, password_, *got);
+  EXPECT_EQ(KindOf(stale.status()), VaultErrorKind::kStaleRegistration)
+      << stale.status();
+  EXPECT_EQ(Status(0).status(), v1::RECORD_STATUS_LOCKED) << "nothing sent";
+  got->recovered_at_ms += 10 * 60 * 1000;
   auto repaired = c->Repair(kAccount, password_, *got);
   ASSERT_TRUE(repaired.ok()) << repaired.status();
   EXPECT_EQ(repaired->repaired, std::vector<std::string>{"realm-a"});

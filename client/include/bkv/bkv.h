@@ -470,10 +470,11 @@ bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
                               bkv_vault_error* out_detail, char** err);
 
 /* After a BKV_OK bkv_realms_recover on this handle (the handle keeps that
- * recovery's key and proofs until the next recover or bkv_realms_free; the
- * proofs last 10 minutes), with the same password that recover verified
- * (any other, e.g. a wiped buffer, is BKV_VAULT_CONFIG and nothing is sent;
- * a repair never changes the password): brings back every realm that is
+ * recovery's key and proofs until the next recover, whatever its outcome,
+ * or bkv_realms_free; the proofs last 10 minutes: after 9 this is
+ * BKV_VAULT_STALE, recover again), with the same password that recover
+ * verified (any other, e.g. a wiped buffer, is BKV_VAULT_CONFIG and nothing is
+ * sent; a repair never changes the password): brings back every realm that is
  * LOCKED, holds no registration or an older one (a realm ahead, holding a
  * registration in progress, is never reset: BKV_VAULT_REALM_DEGRADED "is
  * ahead"), then registers a fresh version at all n
