@@ -1,9 +1,11 @@
 // The C ABI of the threshold client (bkv_realms_*, bkv.h): a thin layer over
 // client::ThresholdClient; statuses typed by VaultToC like bkv_vault_*.
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_join.h"
 #include "bkv/bkv.h"
 #include "client/c_api_internal.h"
 #include "client/realm_set_file.h"
@@ -11,6 +13,10 @@
 
 struct bkv_realms {
   std::unique_ptr<bkv::client::ThresholdClient> client;
+  // The last successful recovery (key, proofs) and its account, for
+  // bkv_realms_repair; SecretBytes wipe the key when it goes.
+  std::optional<bkv::client::ThresholdRecovery> last;
+  std::string last_account;
 };
 
 using bkv::SecretBytes;
@@ -77,7 +83,7 @@ bkv_status bkv_realms_open(const bkv_realms_options* options, bkv_realms** out,
   };
   auto c = client::ThresholdClient::Create(std::move(*set), std::move(*opts));
   if (!c.ok()) return VaultToC(c.status(), nullptr, err);
-  *out = new bkv_realms{std::move(*c)};
+  *out = new bkv_realms{std::move(*c), std::nullopt, std::string()};
   return BKV_OK;
 }
 
@@ -108,6 +114,10 @@ bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
     return VaultToC(capi::Null("realms/account/password/out_key"), out_detail,
                     err);
   }
+  // Whatever this recover's outcome, an older one's key and proofs go: a
+  // repair after a failed recover must not use them (realm3 review 8).
+  realms->last.reset();
+  realms->last_account.clear();
   const SecretBytes pw =
       SecretBytes::Copy(std::string_view(password, password_len));
   auto got = realms->client->Recover(account, pw);
@@ -117,6 +127,33 @@ bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
   *out_key = new bkv_key{std::move(*key), /*from_vault=*/true};
   if (out_faults != nullptr && !got->faults.empty()) {
     *out_faults = capi::CopyString(client::DescribeFaults(got->faults));
+  }
+  realms->last = std::move(*got);
+  realms->last_account = account;
+  return VaultToC(absl::OkStatus(), out_detail, err);
+}
+
+bkv_status bkv_realms_repair(bkv_realms* realms, const char* account,
+                             const char* password, size_t password_len,
+                             char** out_repaired, bkv_vault_error* out_detail,
+                             char** err) {
+  if (out_repaired != nullptr) *out_repaired = nullptr;
+  if (realms == nullptr || account == nullptr || password == nullptr) {
+    return VaultToC(capi::Null("realms/account/password"), out_detail, err);
+  }
+  if (!realms->last || realms->last_account != account) {
+    return VaultToC(absl::FailedPreconditionError(
+                        "bkv_realms_repair needs a successful "
+                        "bkv_realms_recover of this account on this handle "
+                        "first"),
+                    out_detail, err);
+  }
+  const SecretBytes pw =
+      SecretBytes::Copy(std::string_view(password, password_len));
+  auto got = realms->client->Repair(account, pw, *realms->last);
+  if (!got.ok()) return VaultToC(got.status(), out_detail, err);
+  if (out_repaired != nullptr && !got->repaired.empty()) {
+    *out_repaired = capi::CopyString(absl::StrJoin(got->repaired, ", "));
   }
   return VaultToC(absl::OkStatus(), out_detail, err);
 }

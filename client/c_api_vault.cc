@@ -102,6 +102,8 @@ bkv_status VaultToC(const absl::Status& s, bkv_vault_error* detail,
       return BKV_VAULT_REALMS_DISAGREE;
     case client::VaultErrorKind::kStaleRegistration:
       return BKV_VAULT_STALE;
+    case client::VaultErrorKind::kRealmDegraded:
+      return BKV_VAULT_REALM_DEGRADED;
   }
   return BKV_INTERNAL;
 }

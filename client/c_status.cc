@@ -48,6 +48,8 @@ const char* StatusName(bkv_status status) {
       return "VAULT_REALMS_DISAGREE";
     case BKV_VAULT_STALE:
       return "VAULT_STALE";
+    case BKV_VAULT_REALM_DEGRADED:
+      return "VAULT_REALM_DEGRADED";
   }
   return "UNKNOWN";
 }

@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <chrono>
+#include <ctime>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -42,6 +44,7 @@ StatusAnswer ToAnswer(absl::Status s,
   a.effective_limit = r.effective_limit();
   a.attempts_remaining = r.attempts_remaining();
   a.epoch = r.epoch();
+  a.pending_commitment = r.pending_commitment();
   return a;
 }
 
@@ -73,6 +76,22 @@ std::string InfoMismatch(const threshold::RealmConfig& r, const VaultOptions& o,
 }
 
 }  // namespace
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string UtcTime(int64_t unix_ms) {
+  const std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  char text[32] = "?";
+  if (gmtime_r(&t, &tm) != nullptr) {
+    std::strftime(text, sizeof text, "%Y-%m-%d %H:%M UTC", &tm);
+  }
+  return text;
+}
 
 absl::Status ThresholdClient::Impl::CheckRealms(
     const std::vector<size_t>& positions) const {
@@ -120,13 +139,15 @@ opaque::Config ThresholdClient::Impl::Config() const {
   return c;
 }
 
-std::vector<StatusAnswer> ThresholdClient::Impl::StatusRound() const {
+std::vector<StatusAnswer> ThresholdClient::Impl::StatusRound(
+    const std::string& account) const {
   std::vector<StatusAnswer> answers(set.n());
+  vault::v1::ThresholdStatusRequest req;
+  req.set_account(account);
   Parallel(set.n(), [&](size_t i) {
     vault::v1::ThresholdStatusResponse resp;
     absl::Status s = Call(i, "ThresholdStatus", VaultCall::kFree,
-                          &vault::v1::Vault::Stub::ThresholdStatus,
-                          vault::v1::ThresholdStatusRequest(), &resp);
+                          &vault::v1::Vault::Stub::ThresholdStatus, req, &resp);
     answers[i] = ToAnswer(std::move(s), resp);
   });
   return answers;
@@ -162,15 +183,18 @@ absl::Status ThresholdClient::Impl::RememberNewest(
 absl::Status ThresholdClient::Impl::SavePendingCommit(
     const std::string& account, const std::vector<uint8_t>& descriptor,
     const SecretBytes& commit_secret) const {
-  return RememberLine(options.state_dir, StateName("commit", account),
-                      absl::StrCat(HexEncode(descriptor), " ",
-                                   HexEncode(commit_secret.Reveal())));
+  // The time lets a later roll-forward refuse a stale record (finding 15).
+  return RememberLine(
+      options.state_dir, StateName("commit", account),
+      absl::StrCat(HexEncode(descriptor), " ",
+                   HexEncode(commit_secret.Reveal()), " ", NowMs()));
 }
 
 absl::Status ThresholdClient::Impl::CommitEverywhere(
     const std::string& account, const threshold::Descriptor& d,
     const SecretBytes& commit_secret) const {
   vault::v1::ThresholdRegisterCommitRequest req;
+  req.set_account(account);
   req.set_version(AsString(d.version));
   req.set_commit_secret(std::string(commit_secret.RevealAsString()));
   std::vector<absl::Status> results(set.n());
@@ -217,26 +241,69 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
                   : ": another registration replaced it there"));
 }
 
-absl::Status ThresholdClient::Impl::RollForward(
-    const std::string& account) const {
-  const std::string line =
-      RecallLine(options.state_dir, StateName("commit", account));
+absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
+                                                std::string* said) const {
+  const std::string name = StateName("commit", account);
+  const std::string line = RecallLine(options.state_dir, name);
   if (line.empty()) return absl::OkStatus();
   std::vector<std::string> f = absl::StrSplit(line, ' ');
+  // hex(descriptor) hex(secret) [unix ms]; without the time: from before
+  // the age rule, taken as fresh.
+  const bool shaped = f.size() == 2 || f.size() == 3;
+  int64_t written = 0;
   auto descriptor =
-      f.size() == 2 ? HexDecode(f[0]) : absl::StatusOr<std::vector<uint8_t>>();
+      shaped ? HexDecode(f[0]) : absl::StatusOr<std::vector<uint8_t>>();
   auto secret =
-      f.size() == 2 ? HexDecode(f[1]) : absl::StatusOr<std::vector<uint8_t>>();
+      shaped ? HexDecode(f[1]) : absl::StatusOr<std::vector<uint8_t>>();
   absl::StatusOr<threshold::Descriptor> d =
       descriptor.ok() ? threshold::Descriptor::Parse(*descriptor)
                       : descriptor.status();
-  if (!d.ok() || !secret.ok() || secret->size() != 32) {
+  if (!d.ok() || !secret.ok() || secret->size() != 32 ||
+      (f.size() == 3 && !absl::SimpleAtoi(f[2], &written))) {
     // Unreadable (edited, truncated): nothing can be rolled forward.
-    return ForgetLine(options.state_dir, StateName("commit", account));
+    return ForgetLine(options.state_dir, name);
   }
   SecretBytes commit_secret = SecretBytes::Copy(*secret);
   sodium_memzero(secret->data(), secret->size());
-  return CommitEverywhere(account, *d, commit_secret);
+  std::string unused;
+  std::string& note = said != nullptr ? *said : unused;
+  // Dated more than a minute ahead (a clock set back): of unknown age.
+  const int64_t age = NowMs() - written;
+  const bool old = written != 0 && (age > kRollForwardAgeMs || age < -60'000);
+  if (old && !CommittedSomewhere(account, *d)) {
+    // A change no realm committed, prepared long ago: completing it now,
+    // right before a counted try, would switch the password silently.
+    note = absl::StrCat("a registration prepared at ", UtcTime(written),
+                        " was never committed and is older than 10 minutes: "
+                        "dropped, not completed");
+    return ForgetLine(options.state_dir, name);
+  }
+  // Said only when this call made it the newest: a record kept for a realm
+  // that stays silent would otherwise repeat it at every try (finding 3).
+  const bool was_newest = RecallNewest(account).epoch >= d->epoch;
+  absl::Status s = CommitEverywhere(account, *d, commit_secret);
+  if (!was_newest && RecallNewest(account).epoch >= d->epoch) {
+    note = absl::StrCat(
+        "a registration (password change or rotation) "
+        "prepared at ",
+        written != 0 ? UtcTime(written) : "an unknown time",
+        " was completed just now");
+  }
+  return s;
+}
+
+bool ThresholdClient::Impl::CommittedSomewhere(
+    const std::string& account, const threshold::Descriptor& d) const {
+  if (RecallNewest(account).epoch >= d.epoch) return true;
+  // A Commit applied whose answer was lost raised no memory (finding 2).
+  const Commitment c = d.Commitment();
+  for (const StatusAnswer& a : StatusRound(account)) {
+    if (a.error.ok() && a.record == StatusAnswer::Record::kActive &&
+        a.commitment == AsString(c)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 ThresholdClient::ThresholdClient(std::unique_ptr<Impl> impl)
@@ -274,6 +341,7 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Register(
     const std::string& account, const SecretBytes& password,
     const SecretBytes& backup_key, const std::vector<std::string>& proofs) {
   impl_->JoinRotation();
+  BKV_RETURN_IF_ERROR(CheckAccount(account));
   // An unfinished commit first: its version may be the one to replace.
   (void)impl_->RollForward(account);
   return impl_->Register(account, password, backup_key, proofs,
@@ -283,11 +351,28 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Register(
 absl::StatusOr<ThresholdRecovery> ThresholdClient::Recover(
     const std::string& account, const SecretBytes& password) {
   impl_->JoinRotation();
-  (void)impl_->RollForward(account);
-  absl::StatusOr<ThresholdRecovery> out = impl_->Recover(account, password);
-  if (out.ok() && out->rotation_started) {
-    impl_->StartRotation(account, password, *out);
+  BKV_RETURN_IF_ERROR(CheckAccount(account));
+  std::string said;
+  (void)impl_->RollForward(account, &said);
+  std::vector<StatusAnswer> answers;
+  auto got = impl_->Recover(account, password, answers);
+  if (got.ok() && got->rotation_started) {
+    impl_->StartRotation(account, password, *got, std::move(answers));
   }
+  if (said.empty()) return got;
+  if (got.ok()) {
+    got->rolled_forward = std::move(said);
+    return got;
+  }
+  // A wrong password right after a completed change: say which (finding 15).
+  if (VaultError::From(got.status()).kind != VaultErrorKind::kInvalidPassword) {
+    return got;
+  }
+  absl::Status out(got.status().code(),
+                   absl::StrCat(got.status().message(), "; note: ", said));
+  got.status().ForEachPayload([&](absl::string_view url, const absl::Cord& c) {
+    out.SetPayload(url, c);
+  });
   return out;
 }
 
@@ -298,11 +383,15 @@ std::optional<ThresholdRotation> ThresholdClient::WaitForRotation() {
 
 absl::StatusOr<RecoveryPlan> ThresholdClient::Plan(const std::string& account) {
   impl_->JoinRotation();
+  BKV_RETURN_IF_ERROR(CheckAccount(account));
   // An unfinished commit first, or the plan sees the half-committed state
   // and a caller that stops at the plan (the CLI) never repairs it.
-  (void)impl_->RollForward(account);
-  const std::vector<StatusAnswer> answers = impl_->StatusRound();
-  return PlanRecovery(impl_->set, answers, impl_->RecallNewest(account));
+  std::string said;
+  (void)impl_->RollForward(account, &said);
+  const std::vector<StatusAnswer> answers = impl_->StatusRound(account);
+  auto plan = PlanRecovery(impl_->set, answers, impl_->RecallNewest(account));
+  if (plan.ok()) plan->rolled_forward = std::move(said);
+  return plan;
 }
 
 }  // namespace bkv::client

@@ -68,18 +68,38 @@ struct ThresholdRecovery {
   std::vector<RealmFault> faults;   // realms excluded, recovery went on
   std::vector<std::string> proofs;  // by realm position; "" if none
   uint64_t epoch = 0;               // the registration recovered from
-  Commitment commitment{};          // its commitment
-  // A rotation (fresh shares) now runs on the client's background thread;
-  // WaitForRotation() reports how it ended. Otherwise `rotation` says why
-  // none was started (OK when rotation is disabled).
+  Commitment commitment{};          // its commitment (the proofs name it)
+  // A keyed digest (backup key) of the password this recovery verified:
+  // Repair refuses any other password (docs/threshold.md, "Repair").
+  std::array<uint8_t, 32> password_check{};
+  int64_t recovered_at_ms = 0;  // this client's clock; Repair's proof age
+  // Realms not ACTIVE on it with attempts left (LOCKED, no record, another
+  // version, silent), with what they were: until Repair (or a rotation)
+  // brings them back, the set survives one failure fewer per realm.
+  std::vector<RealmFault> lagging;
+  // A rotation (fresh shares, repairing lagging realms first) now runs on
+  // the client's background thread; WaitForRotation() reports how it ended.
+  // Otherwise `rotation` says why none was started (OK when disabled).
   bool rotation_started = false;
   absl::Status rotation;
+  // An unfinished registration this call completed first, or dropped as too
+  // old (docs/threshold.md, "Roll-forward age"); "" when none.
+  std::string rolled_forward;
 };
 
 // How a background rotation ended (ThresholdClient::WaitForRotation).
 struct ThresholdRotation {
-  absl::Status status;                 // OK: every realm holds the new one
+  // OK: every realm holds the new one. kRealmDegraded: a lagging realm could
+  // not be readied, nothing registered (docs/threshold.md, "Repair").
+  absl::Status status;
   ThresholdRegistration registration;  // the fresh registration, when OK
+  std::vector<std::string> repaired;   // realm ids brought back, when OK
+};
+
+struct ThresholdRepair {
+  std::vector<std::string> repaired;  // realm ids brought back
+  // The fresh version at all n; empty when nothing needed repair.
+  std::optional<ThresholdRegistration> registration;
 };
 
 class ThresholdClient {
@@ -102,10 +122,22 @@ class ThresholdClient {
   // background (docs/threshold.md, "Rotation off the critical path").
   absl::StatusOr<ThresholdRecovery> Recover(const std::string& account,
                                             const SecretBytes& password);
+  // After a successful `recovered` (without rotation, within the proofs'
+  // lifetime), with the password that recovery verified (another one is
+  // kConfig, nothing sent; a repair never changes the password): brings back
+  // every realm not ACTIVE on the recovered version (Delete at a LOCKED one,
+  // RequestReset at one on another version), then registers a fresh version at
+  // all n with the recovery's proofs (docs/threshold.md, "Repair of a LOCKED or
+  // lagging realm"). A realm that cannot be readied now is kRealmDegraded
+  // naming it; nothing is registered then. Nothing to repair: OK, no
+  // registration.
+  absl::StatusOr<ThresholdRepair> Repair(const std::string& account,
+                                         const SecretBytes& password,
+                                         const ThresholdRecovery& recovered);
   // Waits for the background rotation and says how it ended (a failure
   // leaves the key unaffected; the next recovery rotates again); nullopt
-  // when none was started since the last wait. Register, Recover, Plan and
-  // the destructor wait for it first.
+  // when none was started since the last wait. Register, Recover, Repair,
+  // Plan and the destructor wait for it first.
   std::optional<ThresholdRotation> WaitForRotation();
   // Rolls an unfinished commit forward, then the uncounted status round and
   // its plan (what Recover would do).

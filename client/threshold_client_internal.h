@@ -31,6 +31,14 @@ std::string AsString(const T& bytes) {
   return {bytes.begin(), bytes.end()};
 }
 
+// Wall-clock Unix ms, and one as "2026-12-03 14:31 UTC" for messages.
+int64_t NowMs();
+std::string UtcTime(int64_t unix_ms);
+
+// A roll-forward record older than this whose version no realm committed is
+// dropped, not completed (the realms' default pending_ttl; finding 15).
+inline constexpr int64_t kRollForwardAgeMs = 10 * 60 * 1000;
+
 // Runs f(0..n-1) on n threads and waits for all: one round to every realm.
 template <typename F>
 void Parallel(size_t n, F f) {
@@ -49,6 +57,13 @@ struct Leg {
   std::optional<opaque::ClientLoginFinish> finish;  // envelope opened
   std::optional<shamir::Share> share;               // released, checked
 };
+
+// Keyed BLAKE2b of `password` under `backup_key` (ThresholdRecovery::
+// password_check): lets Repair refuse a password the recovery did not verify.
+std::array<uint8_t, 32> PasswordCheck(const SecretBytes& backup_key,
+                                      const SecretBytes& password);
+// kConfig for an empty account (the realms would not check it; finding 5).
+absl::Status CheckAccount(const std::string& account);
 
 struct ThresholdClient::Impl {
   Impl(threshold::RealmSet s, ThresholdOptions o, Argon2idKsf k)
@@ -91,8 +106,9 @@ struct ThresholdClient::Impl {
   mutable std::mutex checked_mu;
   mutable std::vector<bool> checked;  // by position, under checked_mu
 
-  // The uncounted status round, all n realms in parallel.
-  std::vector<StatusAnswer> StatusRound() const;
+  // The uncounted status round, all n realms in parallel. Every v3 request
+  // names `account`; a realm refuses it unless it is the token's subject.
+  std::vector<StatusAnswer> StatusRound(const std::string& account) const;
 
   // Newest (epoch, commitment) memory and the roll-forward record.
   Newest RecallNewest(const std::string& account) const;
@@ -102,8 +118,16 @@ struct ThresholdClient::Impl {
                                  const std::vector<uint8_t>& descriptor,
                                  const SecretBytes& commit_secret) const;
   // Re-sends a remembered unfinished commit to every realm; OK when there is
-  // none or it completed (then the record is removed).
-  absl::Status RollForward(const std::string& account) const;
+  // none or it completed (then the record is removed). A record older than
+  // kRollForwardAge whose version no realm committed is dropped unsent
+  // (review finding 15). `said`: what happened, for the user ("" when
+  // nothing was re-sent or dropped).
+  absl::Status RollForward(const std::string& account,
+                           std::string* said = nullptr) const;
+  // Whether some realm committed `d`: the newest memory is at its epoch, or
+  // (one free status round) a realm is ACTIVE on its commitment.
+  bool CommittedSomewhere(const std::string& account,
+                          const threshold::Descriptor& d) const;
   // Commit to every realm; OK only when all n answered OK.
   absl::Status CommitEverywhere(const std::string& account,
                                 const threshold::Descriptor& d,
@@ -113,21 +137,54 @@ struct ThresholdClient::Impl {
       const std::string& account, const SecretBytes& password,
       const SecretBytes& backup_key, const std::vector<std::string>& proofs,
       const Commitment& previous) const;
-  absl::StatusOr<ThresholdRecovery> Recover(const std::string& account,
-                                            const SecretBytes& password) const;
+  // `answers`: the status round the recovery planned from, for the rotation.
+  absl::StatusOr<ThresholdRecovery> Recover(
+      const std::string& account, const SecretBytes& password,
+      std::vector<StatusAnswer>& answers) const;
+  // Repair (client/threshold_repair.cc). The realms not ACTIVE on
+  // `commitment` with attempts left, and what they are.
+  std::vector<RealmFault> Lagging(const std::vector<StatusAnswer>& answers,
+                                  const Commitment& commitment) const;
+  // Makes every realm accept a Prepare of a fresh version after a recovery
+  // of `commitment`: Delete where LOCKED, RequestReset where ACTIVE on
+  // another version; a realm on `commitment` needs its proof. Fills
+  // `repaired` with the lagging realms now ready; kRealmDegraded ("<what>:
+  // realm-a is LOCKED and refused Delete ...") naming those that are not,
+  // and then nothing may be registered (a Prepare refused at one realm
+  // would block the others for pending_ttl).
+  // `epoch`: the recovered version's; a realm ahead of it gets nothing.
+  absl::Status ReadyEveryRealm(const std::string& account,
+                               const std::vector<StatusAnswer>& answers,
+                               const Commitment& commitment, uint64_t epoch,
+                               const std::vector<std::string>& proofs,
+                               absl::string_view what,
+                               std::vector<std::string>& repaired) const;
+  std::string ReadyOne(const std::string& account, size_t i,
+                       const StatusAnswer& a, const Commitment& commitment,
+                       uint64_t epoch, bool ahead,
+                       const std::vector<std::string>& proofs) const;
+  // ReadyEveryRealm, then a fresh version at all n: the rotation's and
+  // Repair's one path.
+  ThresholdRotation ReadyAndRegister(
+      const std::string& account, const SecretBytes& password,
+      const SecretBytes& backup_key, const std::vector<std::string>& proofs,
+      const Commitment& commitment, uint64_t epoch,
+      const std::vector<StatusAnswer>& answers, absl::string_view what) const;
   // Steps 10-11: raises the newest memory, then decides whether a rotation
   // is due (out.rotation_started) or why not (out.rotation: the memory
-  // failed or a realm was silent).
+  // failed). Whether every realm can take it is the rotation's own first
+  // step (ReadyEveryRealm), off the critical path.
   void RememberAndPlanRotation(const std::string& account,
-                               const std::vector<StatusAnswer>& answers,
                                ThresholdRecovery& out) const;
 
   // The background rotation (docs/threshold.md, "Rotation off the critical
-  // path"): a Register with copies of the password, key and proofs on one
-  // thread. Touched only from the caller's thread (one call at a time);
-  // `rotation_result` is written by the thread and read after the join.
+  // path"): ReadyAndRegister with copies of the password, key, proofs and
+  // status answers on one thread. Touched only from the caller's thread
+  // (one call at a time); `rotation_result` is written by the thread and
+  // read after the join.
   void StartRotation(const std::string& account, const SecretBytes& password,
-                     const ThresholdRecovery& recovered);
+                     const ThresholdRecovery& recovered,
+                     std::vector<StatusAnswer> answers);
   void JoinRotation();
   std::thread rotation_thread;
   std::optional<ThresholdRotation> rotation_result;

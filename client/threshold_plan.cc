@@ -51,21 +51,48 @@ struct Group {
   std::vector<size_t> members;
 };
 
+// Fewer than t realms answered the status round. When t realms refuse the
+// account or configuration (ACCOUNT_MISMATCH: the tokens are another
+// account's) that is the reason, typed kConfig: retrying cannot help. Fewer
+// refusing realms do not speak for t (one may lie): the first other error.
+absl::Status TooFewAnswered(const threshold::RealmSet& set,
+                            std::span<const StatusAnswer> answers,
+                            int answered) {
+  const absl::Status* config = nullptr;
+  const absl::Status* other = nullptr;
+  int refusing = 0;
+  for (const auto& a : answers) {
+    if (a.error.ok()) continue;
+    if (VaultError::From(a.error).kind == VaultErrorKind::kConfig) {
+      ++refusing;
+      if (config == nullptr) config = &a.error;
+    } else if (other == nullptr) {
+      other = &a.error;
+    }
+  }
+  const absl::Status* why =
+      refusing >= set.t() || other == nullptr ? config : other;
+  const std::string count =
+      absl::StrCat(answered, " of ", set.n(), " realms answered (", set.t(),
+                   " needed); nothing was spent: ");
+  absl::Status out(why->code(),
+                   why == config
+                       ? absl::StrCat(refusing,
+                                      " realms refuse this client's account "
+                                      "or configuration, so only ",
+                                      count, why->message())
+                       : absl::StrCat("only ", count, why->message()));
+  why->ForEachPayload([&](absl::string_view url, const absl::Cord& c) {
+    out.SetPayload(url, c);
+  });
+  return out;
+}
+
 absl::Status NoGroup(const threshold::RealmSet& set,
                      std::span<const StatusAnswer> answers,
                      const std::vector<RealmFault>& faults, int answered,
                      int registered) {
-  if (answered < set.t()) {
-    for (const auto& a : answers) {
-      if (!a.error.ok()) {
-        return absl::Status(
-            a.error.code(),
-            absl::StrCat("only ", answered, " of ", set.n(),
-                         " realms answered (", set.t(),
-                         " needed); nothing was spent: ", a.error.message()));
-      }
-    }
-  }
+  if (answered < set.t()) return TooFewAnswered(set, answers, answered);
   if (registered == 0 && faults.empty()) return NotRegisteredError();
   // Realms that did not answer could still make a group of t: no verdict on
   // what the answering ones say until they are heard.

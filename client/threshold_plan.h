@@ -40,6 +40,7 @@ struct StatusAnswer {
   uint32_t effective_limit = 0;
   uint32_t attempts_remaining = 0;
   uint64_t epoch = 0;
+  std::string pending_commitment;  // a prepared version awaiting Commit
 };
 
 // The newest registration this device registered or recovered from.
@@ -54,6 +55,9 @@ struct RecoveryPlan {
   std::vector<size_t> group;       // positions with attempts left, ascending
   uint32_t min_remaining = 0;      // the lowest attempts_remaining of group
   std::vector<RealmFault> faults;  // found in the status round
+  // What ThresholdClient::Plan's roll-forward did ("" when nothing), for the
+  // user: the following Recover no longer sees it (realm3 review finding 4).
+  std::string rolled_forward;
 };
 
 // Errors (all before anything is counted): kNotRegistered, kLocked,

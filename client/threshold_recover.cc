@@ -155,10 +155,12 @@ absl::StatusOr<SecretBytes> VerifyAndStretch(
 
 // One realm's KE3 with its login state (a real one, or WrongPassword's
 // all-zero filler that closes the login as a wrong password).
-absl::Status SendKe3(const ThresholdClient::Impl& im, const Leg& leg,
+absl::Status SendKe3(const ThresholdClient::Impl& im,
+                     const std::string& account, const Leg& leg,
                      std::string ke3,
                      vault::v1::ThresholdRecoverFinishResponse* resp) {
   vault::v1::ThresholdRecoverFinishRequest req;
+  req.set_account(account);
   req.set_ke3(std::move(ke3));
   req.set_login_state(leg.start.login_state());
   return im.Call(leg.position, "ThresholdRecoverFinish", VaultCall::kAfterCount,
@@ -168,14 +170,14 @@ absl::Status SendKe3(const ThresholdClient::Impl& im, const Leg& leg,
 // Step 8 when no envelope opened: the password is wrong. Every login is
 // closed; the realms' answer with the lowest remaining count is returned.
 absl::Status WrongPassword(const ThresholdClient::Impl& im,
-                           std::vector<Leg>& legs) {
+                           const std::string& account, std::vector<Leg>& legs) {
   std::vector<absl::Status> results(legs.size());
   Parallel(legs.size(), [&](size_t j) {
     if (!legs[j].status.ok()) return;
     vault::v1::ThresholdRecoverFinishResponse resp;
     // Zeros: no secret, only a KE3 of the right size that cannot verify.
-    results[j] =
-        SendKe3(im, legs[j], std::string(opaque::kKe3Size, '\0'), &resp);
+    results[j] = SendKe3(im, account, legs[j],
+                         std::string(opaque::kKe3Size, '\0'), &resp);
   });
   std::optional<absl::Status> best;
   uint32_t low = UINT32_MAX;
@@ -220,11 +222,11 @@ void ReleaseShares(const ThresholdClient::Impl& im, const std::string& account,
     if (!leg.status.ok()) return;
     std::string ke3 = leg.finish ? AsString(leg.finish->ke3.Serialize())
                                  : std::string(opaque::kKe3Size, '\0');
-    results[j] = SendKe3(im, leg, ke3, &resps[j]);
+    results[j] = SendKe3(im, account, leg, ke3, &resps[j]);
     // Repeating the same KE3 spends nothing (the attempt was counted at
     // RecoverStart); a lost answer must not leave the login open.
     if (VaultError::From(results[j]).retry_safe) {
-      results[j] = SendKe3(im, leg, std::move(ke3), &resps[j]);
+      results[j] = SendKe3(im, account, leg, std::move(ke3), &resps[j]);
     }
   });
   out.proofs.assign(im.set.n(), "");
@@ -271,7 +273,8 @@ absl::Status ThresholdClient::Impl::FinishRound(
       ++opened;
     }
   }
-  if (opened == 0) return WithFaults(WrongPassword(*this, legs), faults);
+  if (opened == 0)
+    return WithFaults(WrongPassword(*this, account, legs), faults);
   std::string wrapped;
   ReleaseShares(*this, account, d, legs, faults, out, &wrapped);
   std::vector<shamir::Share> shares;
@@ -306,8 +309,7 @@ absl::Status ThresholdClient::Impl::FinishRound(
 // Steps 10-11 after the key is unwrapped: the memory rises, then whether a
 // rotation is due (it runs after the key was returned: StartRotation).
 void ThresholdClient::Impl::RememberAndPlanRotation(
-    const std::string& account, const std::vector<StatusAnswer>& answers,
-    ThresholdRecovery& out) const {
+    const std::string& account, ThresholdRecovery& out) const {
   // The key is the user's either way: a failed memory write is reported,
   // not a reason to discard it (review finding 13); no rotation then.
   if (absl::Status m = RememberNewest(account, out.epoch, out.commitment);
@@ -318,32 +320,26 @@ void ThresholdClient::Impl::RememberAndPlanRotation(
                                m.message()));
     return;
   }
-  if (!options.rotate) return;
-  // Registration needs every realm: one the status round did not hear
-  // would fail it after another full timeout (review finding 16).
-  for (size_t i = 0; i < answers.size(); ++i) {
-    if (!answers[i].error.ok()) {
-      out.rotation = absl::UnavailableError(absl::StrCat(
-          "not rotated: ", IdOf(i), " did not answer the status round"));
-      return;
-    }
-  }
-  out.rotation_started = true;
+  out.rotation_started = options.rotate;
 }
 
 void ThresholdClient::Impl::StartRotation(const std::string& account,
                                           const SecretBytes& password,
-                                          const ThresholdRecovery& recovered) {
+                                          const ThresholdRecovery& recovered,
+                                          std::vector<StatusAnswer> answers) {
   JoinRotation();
   // Copies: the caller's password and key may be gone before the thread
   // ends. SecretBytes erases them when the thread's lambda is destroyed.
-  rotation_thread = std::thread(
-      [this, account, pw = SecretBytes::Copy(password.Reveal()),
-       key = SecretBytes::Copy(recovered.backup_key.Reveal()),
-       proofs = recovered.proofs, from = recovered.commitment] {
-        auto r = Register(account, pw, key, proofs, from);
-        rotation_result = ThresholdRotation{
-            r.status(), r.ok() ? *r : ThresholdRegistration{}};
+  rotation_thread =
+      std::thread([this, account, pw = SecretBytes::Copy(password.Reveal()),
+                   key = SecretBytes::Copy(recovered.backup_key.Reveal()),
+                   proofs = recovered.proofs, from = recovered.commitment,
+                   epoch = recovered.epoch, answers = std::move(answers)] {
+        // A silent realm would fail the registration after another full
+        // timeout (review finding 16), a LOCKED or lagging one is repaired
+        // first (finding 7) or named.
+        rotation_result = ReadyAndRegister(account, pw, key, proofs, from,
+                                           epoch, answers, "not rotated");
       });
 }
 
@@ -352,8 +348,9 @@ void ThresholdClient::Impl::JoinRotation() {
 }
 
 absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
-    const std::string& account, const SecretBytes& password) const {
-  const std::vector<StatusAnswer> answers = StatusRound();
+    const std::string& account, const SecretBytes& password,
+    std::vector<StatusAnswer>& answers) const {
+  answers = StatusRound(account);
   BKV_ASSIGN_OR_RETURN(RecoveryPlan plan,
                        PlanRecovery(set, answers, RecallNewest(account)));
   const threshold::Descriptor& d = plan.descriptor;
@@ -373,6 +370,7 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
     Leg& leg = legs[j];
     leg.position = plan.group[j];
     vault::v1::ThresholdRecoverStartRequest req;
+    req.set_account(account);
     req.set_commitment(AsString(plan.commitment));
     req.set_realm_id(IdOf(leg.position));
     req.set_ke1(AsString(login.ke1s[leg.position].Serialize()));
@@ -383,12 +381,15 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
   ThresholdRecovery out;
   out.attempts_remaining_before = plan.min_remaining;
   out.epoch = d.epoch;
+  out.commitment = plan.commitment;
+  out.lagging = Lagging(answers, plan.commitment);
   std::vector<RealmFault> faults = plan.faults;
   BKV_RETURN_IF_ERROR(
       FinishRound(account, opaque, plan, login, legs, faults, out));
   out.faults = std::move(faults);
-  out.commitment = plan.commitment;
-  RememberAndPlanRotation(account, answers, out);
+  out.password_check = PasswordCheck(out.backup_key, password);
+  out.recovered_at_ms = NowMs();
+  RememberAndPlanRotation(account, out);
   return out;
 }
 

@@ -136,6 +136,7 @@ absl::StatusOr<vault::v1::ThresholdRegisterPrepareRequest> PrepareFor(
                                  account, dealing.d, nonce, dealing.records[i]),
                              payload));
   vault::v1::ThresholdRegisterPrepareRequest req;
+  req.set_account(account);
   req.set_ticket(start.ticket());
   req.set_registration_descriptor(AsString(descriptor));
   req.set_record(AsString(dealing.records[i]));
@@ -180,10 +181,12 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
   BKV_RETURN_IF_ERROR(CheckRealms(all));
   StartAnswers starts(set.n());
   std::vector<absl::Status> results(set.n());
+  vault::v1::ThresholdRegisterStartRequest start;
+  start.set_account(account);
   Parallel(set.n(), [&](size_t i) {
     results[i] = Call(i, "ThresholdRegisterStart", VaultCall::kFree,
-                      &vault::v1::Vault::Stub::ThresholdRegisterStart,
-                      vault::v1::ThresholdRegisterStartRequest(), &starts[i]);
+                      &vault::v1::Vault::Stub::ThresholdRegisterStart, start,
+                      &starts[i]);
   });
   BKV_RETURN_IF_ERROR(FirstFailure(*this, results, "registration"));
   BKV_ASSIGN_OR_RETURN(uint64_t epoch,

@@ -177,6 +177,8 @@ const char* VaultErrorKindName(VaultErrorKind kind) {
       return "realms_disagree";
     case VaultErrorKind::kStaleRegistration:
       return "stale_registration";
+    case VaultErrorKind::kRealmDegraded:
+      return "realm_degraded";
   }
   return "internal";
 }

@@ -33,6 +33,9 @@ enum class VaultErrorKind {
   kRealmFault,         // a realm misbehaved; the message names its realm id
   kRealmsDisagree,     // no registration version is held by t realms
   kStaleRegistration,  // the agreeing realms are older than the newest known
+  // A realm is LOCKED, lags or is silent and cannot be re-registered now
+  // (the message names it and why): the set survives one failure fewer.
+  kRealmDegraded,
 };
 
 // Whether the failed call spent one of the account's attempts.

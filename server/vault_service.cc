@@ -325,14 +325,16 @@ grpc::Status VaultService::Delete(grpc::ServerContext* ctx,
                                   const vault::v1::DeleteRequest* req,
                                   vault::v1::DeleteResponse*) {
   return Handle("Delete", ctx, [&](const std::string& account) {
+    BKV_RETURN_IF_ERROR(CheckNamedAccount(req->account(), account));
     return NothingCounted(vault_.Delete(account, Bytes(req->proof())));
   });
 }
 
-grpc::Status VaultService::RequestReset(grpc::ServerContext* ctx,
-                                        const vault::v1::RequestResetRequest*,
-                                        vault::v1::RequestResetResponse* resp) {
+grpc::Status VaultService::RequestReset(
+    grpc::ServerContext* ctx, const vault::v1::RequestResetRequest* req,
+    vault::v1::RequestResetResponse* resp) {
   return Handle("RequestReset", ctx, [&](const std::string& account) {
+    BKV_RETURN_IF_ERROR(CheckNamedAccount(req->account(), account));
     auto due = vault_.RequestReset(account);
     if (!due.ok()) return NothingCounted(due.status());
     resp->set_reset_due_unix_ms(static_cast<uint64_t>(*due));
@@ -343,9 +345,10 @@ grpc::Status VaultService::RequestReset(grpc::ServerContext* ctx,
 // ---------------------------------------------------------------- v3
 
 grpc::Status VaultService::ThresholdStatus(
-    grpc::ServerContext* ctx, const vault::v1::ThresholdStatusRequest*,
+    grpc::ServerContext* ctx, const vault::v1::ThresholdStatusRequest* req,
     vault::v1::ThresholdStatusResponse* resp) {
   return Handle("ThresholdStatus", ctx, [&](const std::string& account) {
+    BKV_RETURN_IF_ERROR(CheckNamedAccount(req->account(), account));
     auto out = vault_.ThresholdStatus(account);
     if (!out.ok()) return NothingCounted(out.status());
     resp->set_status(ToRecordStatus(out->status.status));
@@ -361,9 +364,11 @@ grpc::Status VaultService::ThresholdStatus(
 }
 
 grpc::Status VaultService::ThresholdRegisterStart(
-    grpc::ServerContext* ctx, const vault::v1::ThresholdRegisterStartRequest*,
+    grpc::ServerContext* ctx,
+    const vault::v1::ThresholdRegisterStartRequest* req,
     vault::v1::ThresholdRegisterStartResponse* resp) {
   return Handle("ThresholdRegisterStart", ctx, [&](const std::string& account) {
+    BKV_RETURN_IF_ERROR(CheckNamedAccount(req->account(), account));
     auto out = vault_.ThresholdRegisterStart(account);
     if (!out.ok()) return NothingCounted(out.status());
     resp->set_ticket(ToString(out->ticket));
@@ -380,6 +385,7 @@ grpc::Status VaultService::ThresholdRegisterPrepare(
     vault::v1::ThresholdRegisterPrepareResponse*) {
   return Handle(
       "ThresholdRegisterPrepare", ctx, [&](const std::string& account) {
+        BKV_RETURN_IF_ERROR(CheckNamedAccount(req->account(), account));
         return NothingCounted(vault_.ThresholdRegisterPrepare(
             account, Bytes(req->ticket()),
             Bytes(req->registration_descriptor()), Bytes(req->record()),
@@ -393,9 +399,12 @@ grpc::Status VaultService::ThresholdRegisterCommit(
     vault::v1::ThresholdRegisterCommitResponse* resp) {
   return Handle(
       "ThresholdRegisterCommit", ctx, [&](const std::string& account) {
-        auto out = vault_.ThresholdRegisterCommit(
-            account, Bytes(req->version()),
-            SecretBytes::Copy(req->commit_secret()));
+        const absl::Status named = CheckNamedAccount(req->account(), account);
+        absl::StatusOr<uint32_t> out =
+            named.ok() ? vault_.ThresholdRegisterCommit(
+                             account, Bytes(req->version()),
+                             SecretBytes::Copy(req->commit_secret()))
+                       : absl::StatusOr<uint32_t>(named);
         // Our copy of the request's secret goes (gRPC's receive
         // buffers are out of reach); the request is ours, not
         // const-defined.
@@ -414,6 +423,7 @@ grpc::Status VaultService::ThresholdRecoverStart(
     const vault::v1::ThresholdRecoverStartRequest* req,
     vault::v1::ThresholdRecoverStartResponse* resp) {
   return Handle("ThresholdRecoverStart", ctx, [&](const std::string& account) {
+    BKV_RETURN_IF_ERROR(CheckNamedAccount(req->account(), account));
     auto out = vault_.ThresholdRecoverStart(account, Bytes(req->commitment()),
                                             req->realm_id(), Bytes(req->ke1()));
     if (!out.ok()) return out.status();
@@ -430,6 +440,7 @@ grpc::Status VaultService::ThresholdRecoverFinish(
     const vault::v1::ThresholdRecoverFinishRequest* req,
     vault::v1::ThresholdRecoverFinishResponse* resp) {
   return Handle("ThresholdRecoverFinish", ctx, [&](const std::string& account) {
+    BKV_RETURN_IF_ERROR(CheckNamedAccount(req->account(), account));
     auto out = vault_.RecoverFinish(account, Bytes(req->ke3()),
                                     Bytes(req->login_state()));
     if (!out.ok()) return out.status();

@@ -2,13 +2,14 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <memory>
 #include <cstdlib>
+#include <memory>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/backup_set.h"
 #include "client/cli/command.h"
@@ -241,10 +242,14 @@ std::unique_ptr<client::ThresholdClient>& RotatingRealms() {
 }
 
 void SayNotRotated(FILE* err, const absl::Status& why) {
+  // A LOCKED or lagging realm that could not be repaired is a warning: the
+  // set now survives fewer realm failures (docs/threshold.md, "Repair").
+  const bool degraded = client::VaultError::From(why).kind ==
+                        client::VaultErrorKind::kRealmDegraded;
   std::fprintf(err,
-               "bkv: the key was not re-registered with fresh shares "
+               "bkv: %sthe key was not re-registered with fresh shares "
                "(%s); tried again after the next recovery\n",
-               std::string(why.message()).c_str());
+               degraded ? "WARNING: " : "", std::string(why.message()).c_str());
 }
 
 absl::StatusOr<SlotSecret> LoadRealmSecret(const Args& a, FILE* err,
@@ -270,6 +275,11 @@ absl::StatusOr<SlotSecret> LoadRealmSecret(const Args& a, FILE* err,
     return SlotSecret::Vault(key.secret(), std::move(params));
   }
   if (!plan.ok()) return Explained(plan.status());
+  // Before the counted try: a wrong password right after a completed change
+  // is then explained (realm3 review finding 4).
+  if (!plan->rolled_forward.empty()) {
+    std::fprintf(err, "bkv: note: %s\n", plan->rolled_forward.c_str());
+  }
   auto got = realms->Recover(params.account, password);
   if (!got.ok()) return Explained(got.status());
   if (!got->faults.empty()) {
@@ -289,6 +299,10 @@ void WaitForRealmRotation(FILE* err) {
   auto ended = realms->WaitForRotation();
   if (ended.has_value() && !ended->status.ok()) {
     SayNotRotated(err, ended->status);
+  }
+  if (ended.has_value() && !ended->repaired.empty()) {
+    std::fprintf(err, "bkv: repaired %s: re-registered with fresh shares\n",
+                 absl::StrJoin(ended->repaired, ", ").c_str());
   }
   realms.reset();
 }

@@ -69,8 +69,11 @@ typedef enum bkv_status {
                                      descriptor); the message names its id.
                                      Never a wrong password */
   BKV_VAULT_REALMS_DISAGREE = 18, /* no registration is held by t realms */
-  BKV_VAULT_STALE = 19 /* the agreeing realms hold an older registration
-                          than this device last saw: nothing was spent */
+  BKV_VAULT_STALE = 19, /* the agreeing realms hold an older registration
+                           than this device last saw: nothing was spent */
+  BKV_VAULT_REALM_DEGRADED = 20 /* a realm is LOCKED, lags or is silent and
+                                   cannot be re-registered now (the message
+                                   names it): one failure fewer is survived */
 } bkv_status;
 
 typedef struct bkv_key bkv_key;
@@ -446,6 +449,10 @@ bkv_status bkv_realms_open(const bkv_realms_options* options, bkv_realms** out,
                            char** err);
 void bkv_realms_free(bkv_realms* realms);
 
+/* Every bkv_realms_* call taking `account` refuses an empty one
+ * (BKV_VAULT_CONFIG, nothing sent): the realms check the account against
+ * their tokens only when it is named. */
+
 /* Stores `key` behind the password at every realm (all n must answer). */
 bkv_status bkv_realms_register(bkv_realms* realms, const char* account,
                                const char* password, size_t password_len,
@@ -461,6 +468,27 @@ bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
                               const char* password, size_t password_len,
                               bkv_key** out_key, char** out_faults,
                               bkv_vault_error* out_detail, char** err);
+
+/* After a BKV_OK bkv_realms_recover on this handle (the handle keeps that
+ * recovery's key and proofs until the next recover, whatever its outcome,
+ * or bkv_realms_free; the proofs last 10 minutes: after 9 this is
+ * BKV_VAULT_STALE, recover again), with the same password that recover
+ * verified (any other, e.g. a wiped buffer, is BKV_VAULT_CONFIG and nothing is
+ * sent; a repair never changes the password): brings back every realm that is
+ * LOCKED, holds no registration or an older one (a realm ahead, holding a
+ * registration in progress, is never reset: BKV_VAULT_REALM_DEGRADED "is
+ * ahead"), then registers a fresh version at all n
+ * (docs/threshold.md, "Repair of a LOCKED or lagging realm"). BKV_OK: every
+ * realm holds the current version (*out_repaired, optional, NULL when none:
+ * the realms brought back, free with bkv_string_free). A realm that cannot
+ * be brought back now is BKV_VAULT_REALM_DEGRADED naming it and why (then
+ * nothing was registered). With rotation on, the recovery's background
+ * rotation already repairs (this call waits for it first); this call then
+ * reports what it could not. Spends no attempt. */
+bkv_status bkv_realms_repair(bkv_realms* realms, const char* account,
+                             const char* password, size_t password_len,
+                             char** out_repaired, bkv_vault_error* out_detail,
+                             char** err);
 
 /* A successful bkv_realms_recover returns the key first and then, unless
  * no_rotation, re-registers it with fresh shares at every realm on the

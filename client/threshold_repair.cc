@@ -1,0 +1,252 @@
+// Repair of a LOCKED or lagging realm (docs/threshold.md, "Repair of a
+// LOCKED or lagging realm"): after a successful recovery every realm is made
+// to accept a Prepare, then a fresh version is registered at all n. A share
+// for the broken realm alone is impossible: the client never holds k_i.
+#include <sodium.h>
+
+#include <set>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/threshold_client_internal.h"
+#include "crypto/status_macros.h"
+#include "crypto/threshold_descriptor.h"
+
+namespace bkv::client {
+namespace {
+
+bool OnVersion(const StatusAnswer& a, const Commitment& c) {
+  return a.error.ok() && a.record == StatusAnswer::Record::kActive &&
+         a.attempts_remaining > 0 && a.commitment == AsString(c);
+}
+
+// Every realm ACTIVE with attempts left on one commitment: nothing to repair.
+bool EveryRealmOnOneVersion(const std::vector<StatusAnswer>& answers) {
+  for (const StatusAnswer& a : answers) {
+    if (!a.error.ok() || a.record != StatusAnswer::Record::kActive ||
+        a.attempts_remaining == 0 || a.commitment != answers[0].commitment) {
+      return false;
+    }
+  }
+  return !answers.empty();
+}
+
+// A realm ACTIVE on another version that is newer than the recovered one
+// (its descriptor's epoch is higher, or other realms hold it pending):
+// another device's registration in progress, never to be reset (finding 6).
+// An unreadable descriptor counts as ahead: no reset on a guess.
+bool Ahead(const StatusAnswer& a, uint64_t epoch,
+           const std::set<std::string>& pending) {
+  if (!a.error.ok() || a.record != StatusAnswer::Record::kActive) return false;
+  if (pending.count(a.commitment) != 0) return true;
+  const std::vector<uint8_t> bytes(a.descriptor.begin(), a.descriptor.end());
+  auto d = threshold::Descriptor::Parse(bytes);
+  return !d.ok() || d->epoch > epoch;
+}
+
+std::string Lag(const StatusAnswer& a) {
+  if (!a.error.ok()) return "did not answer the status round";
+  switch (a.record) {
+    case StatusAnswer::Record::kLocked:
+      return "is LOCKED";
+    case StatusAnswer::Record::kNone:
+      return "holds no registration";
+    case StatusAnswer::Record::kActive:
+      break;
+  }
+  return a.attempts_remaining == 0 ? "has no attempts left"
+                                   : "holds another registration";
+}
+
+}  // namespace
+
+std::array<uint8_t, 32> PasswordCheck(const SecretBytes& backup_key,
+                                      const SecretBytes& password) {
+  static constexpr char kDomain[] = "bkv-repair-password/v1";
+  std::array<uint8_t, 32> out{};
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, backup_key.Reveal().data(), backup_key.size(),
+                          out.size());
+  crypto_generichash_update(&st, reinterpret_cast<const uint8_t*>(kDomain),
+                            sizeof(kDomain));
+  crypto_generichash_update(&st, password.Reveal().data(), password.size());
+  crypto_generichash_final(&st, out.data(), out.size());
+  sodium_memzero(&st, sizeof(st));
+  return out;
+}
+
+absl::Status CheckAccount(const std::string& account) {
+  if (!account.empty()) return absl::OkStatus();
+  return ConfigError(
+      "the account is empty: name the account the tokens were issued for; "
+      "nothing was sent");
+}
+
+std::vector<RealmFault> ThresholdClient::Impl::Lagging(
+    const std::vector<StatusAnswer>& answers,
+    const Commitment& commitment) const {
+  std::vector<RealmFault> out;
+  for (size_t i = 0; i < answers.size(); ++i) {
+    if (!OnVersion(answers[i], commitment)) {
+      out.push_back({IdOf(i), Lag(answers[i])});
+    }
+  }
+  return out;
+}
+
+// Why realm i will not accept a Prepare of a fresh version, or "" once it
+// will. Delete and RequestReset are the only calls that change anything, and
+// each realm decides them itself: an ACTIVE record refuses a Delete without
+// a proof, whatever a forged status said.
+std::string ThresholdClient::Impl::ReadyOne(
+    const std::string& account, size_t i, const StatusAnswer& a,
+    const Commitment& commitment, uint64_t epoch, bool ahead,
+    const std::vector<std::string>& proofs) const {
+  if (!a.error.ok()) {
+    return absl::StrCat("did not answer the status round (",
+                        absl::CEscape(a.error.message()), ")");
+  }
+  if (a.record == StatusAnswer::Record::kNone) return "";
+  if (a.record == StatusAnswer::Record::kLocked) {
+    vault::v1::DeleteRequest req;
+    req.set_account(account);
+    vault::v1::DeleteResponse resp;
+    const absl::Status s = Call(i, "Delete", VaultCall::kFree,
+                                &vault::v1::Vault::Stub::Delete, req, &resp);
+    if (s.ok()) return "";
+    return absl::StrCat("is LOCKED and refused Delete (",
+                        absl::CEscape(s.message()), ")");
+  }
+  if (a.commitment == AsString(commitment)) {
+    if (i < proofs.size() && !proofs[i].empty()) return "";
+    return "gave no proof in this recovery (not asked, or its answer was "
+           "lost): recover again while it answers";
+  }
+  if (ahead) {
+    return absl::StrCat("is ahead (epoch ", a.epoch, " > ", epoch,
+                        ": a registration in progress): recover again later");
+  }
+  // Another version, behind: its proof needs t of its shares, which only
+  // this realm holds. The due reset is the one authority left.
+  vault::v1::RequestResetRequest req;
+  req.set_account(account);
+  vault::v1::RequestResetResponse resp;
+  const absl::Status s =
+      Call(i, "RequestReset", VaultCall::kFree,
+           &vault::v1::Vault::Stub::RequestReset, req, &resp);
+  if (!s.ok()) {
+    return absl::StrCat("holds another registration and refused RequestReset (",
+                        absl::CEscape(s.message()), ")");
+  }
+  const int64_t due = static_cast<int64_t>(resp.reset_due_unix_ms());
+  if (due <= NowMs()) return "";
+  return absl::StrCat(
+      "holds another registration; a reset was requested there, due at ",
+      UtcTime(due), ": repair again after that");
+}
+
+absl::Status ThresholdClient::Impl::ReadyEveryRealm(
+    const std::string& account, const std::vector<StatusAnswer>& answers,
+    const Commitment& commitment, uint64_t epoch,
+    const std::vector<std::string>& proofs, absl::string_view what,
+    std::vector<std::string>& repaired) const {
+  std::set<std::string> pending;
+  for (const StatusAnswer& a : answers) {
+    if (a.error.ok() && !a.pending_commitment.empty()) {
+      pending.insert(a.pending_commitment);
+    }
+  }
+  std::vector<std::string> why(set.n());
+  Parallel(set.n(), [&](size_t i) {
+    why[i] = ReadyOne(account, i, answers[i], commitment, epoch,
+                      Ahead(answers[i], epoch, pending), proofs);
+  });
+  std::vector<std::string> bad, ids;
+  for (size_t i = 0; i < why.size(); ++i) {
+    if (!why[i].empty()) {
+      bad.push_back(absl::StrCat(IdOf(i), " ", why[i]));
+      ids.push_back(IdOf(i));
+    } else if (!OnVersion(answers[i], commitment)) {
+      repaired.push_back(IdOf(i));
+    }
+  }
+  if (bad.empty()) return absl::OkStatus();
+  repaired.clear();
+  return ThresholdError(
+      VaultErrorKind::kRealmDegraded,
+      absl::StrCat(what, ": ", absl::StrJoin(bad, "; "),
+                   ". Nothing was registered; until ", absl::StrJoin(ids, ", "),
+                   " can be re-registered the realm set survives fewer realm "
+                   "failures: tell its operator"));
+}
+
+ThresholdRotation ThresholdClient::Impl::ReadyAndRegister(
+    const std::string& account, const SecretBytes& password,
+    const SecretBytes& backup_key, const std::vector<std::string>& proofs,
+    const Commitment& commitment, uint64_t epoch,
+    const std::vector<StatusAnswer>& answers, absl::string_view what) const {
+  ThresholdRotation out;
+  std::vector<std::string> ready;
+  out.status =
+      ReadyEveryRealm(account, answers, commitment, epoch, proofs, what, ready);
+  if (!out.status.ok()) return out;
+  auto r = Register(account, password, backup_key, proofs, commitment);
+  out.status = r.status();
+  if (!r.ok()) return out;
+  out.registration = *std::move(r);
+  out.repaired = std::move(ready);
+  return out;
+}
+
+absl::StatusOr<ThresholdRepair> ThresholdClient::Repair(
+    const std::string& account, const SecretBytes& password,
+    const ThresholdRecovery& recovered) {
+  impl_->JoinRotation();
+  BKV_RETURN_IF_ERROR(CheckAccount(account));
+  // The recovery's password only: another one would re-register every
+  // realm under it, a silent password change (review finding 1).
+  const std::array<uint8_t, 32> check =
+      PasswordCheck(recovered.backup_key, password);
+  if (sodium_memcmp(check.data(), recovered.password_check.data(),
+                    check.size()) != 0) {
+    return ConfigError(
+        "not repaired: not the password this recovery verified (a repair "
+        "never changes the password); nothing was sent");
+  }
+  // The realms accept a proof for 10 minutes: past 9, a Delete could land
+  // and the Prepares then be refused (realm3 review finding 7).
+  if (NowMs() - recovered.recovered_at_ms > 9 * 60 * 1000) {
+    return ThresholdError(VaultErrorKind::kStaleRegistration,
+                          "not repaired: the recovery is older than 9 minutes "
+                          "(its proofs last 10); recover again, then repair. "
+                          "Nothing was sent");
+  }
+  ThresholdRepair out;
+  const std::vector<StatusAnswer> answers = impl_->StatusRound(account);
+  int on_version = 0;
+  for (const StatusAnswer& a : answers) {
+    on_version += OnVersion(a, recovered.commitment) ? 1 : 0;
+  }
+  if (on_version == impl_->set.n() || EveryRealmOnOneVersion(answers)) {
+    return out;  // nothing lags (a rotation may have repaired it already)
+  }
+  // Only the version the proofs name may be repaired from: with fewer than
+  // t realms on it the account moved on (another device rotated).
+  if (on_version < impl_->set.t()) {
+    return ThresholdError(
+        VaultErrorKind::kStaleRegistration,
+        "not repaired: fewer than t realms still hold the recovered "
+        "registration (another recovery or registration replaced it); "
+        "recover again, then repair");
+  }
+  ThresholdRotation r = impl_->ReadyAndRegister(
+      account, password, recovered.backup_key, recovered.proofs,
+      recovered.commitment, recovered.epoch, answers, "not repaired");
+  BKV_RETURN_IF_ERROR(r.status);
+  out.repaired = std::move(r.repaired);
+  out.registration = std::move(r.registration);
+  return out;
+}
+
+}  // namespace bkv::client
