@@ -26,8 +26,17 @@ constexpr std::string_view kConfigMagic = "BKVREPO2";
 constexpr size_t kConfigHeader = 8 + 2 + 32;
 // 3: snapshots keep their entries in tree objects. A version 2 repository
 // (inline entries) is read as it is and upgraded by its next backup.
-constexpr uint16_t kVersion = 3;
+// 4: the sealed part names the chunk-id function; 2 and 3 imply function 1.
+constexpr uint16_t kVersion = 4;
 constexpr uint16_t kOldestVersion = 2;
+constexpr uint16_t kLastImplicitIdVersion = 3;
+
+// The version a repository with this id function is written at: function 1
+// stays at 3, so the previous release still reads an old repository.
+uint16_t VersionFor(ChunkIdFunction f) {
+  return f == ChunkIdFunction::kHmacSha512Trunc ? kLastImplicitIdVersion
+                                                : kVersion;
+}
 // "snap-<20 digits>-<32 hex>" -> seq, id.
 bool ParseSnapshotName(absl::string_view name, uint64_t& seq, ObjectId& id) {
   if (name.size() != 5 + 20 + 1 + 32 || !absl::StartsWith(name, "snap-") ||
@@ -82,6 +91,10 @@ absl::StatusOr<std::unique_ptr<Repository>> Repository::Open(
   std::unique_ptr<Repository> repo(
       new Repository(store, RepoKeys::Derive(key), options));
   if (auto s = repo->LoadConfig(); !s.ok()) return s;
+  // Ids are computed only after this: one repository, one id function.
+  if (repo->id_function_ != repo->keys_.id_function()) {
+    repo->keys_ = RepoKeys::Derive(key, repo->id_function_);
+  }
   if (auto s = repo->LoadHead(); !s.ok()) return s;
   return repo;
 }
@@ -106,16 +119,41 @@ absl::Status Repository::LoadConfig() {
 absl::Status Repository::WriteConfig() {
   std::vector<uint8_t> out(kConfigMagic.begin(), kConfigMagic.end());
   out.push_back(0);
-  out.push_back(kVersion);
+  const uint16_t version = VersionFor(keys_.id_function());
+  out.push_back(version);
   auto check = keys_.key_check();
   out.insert(out.end(), check.begin(), check.end());
-  auto sealed = keys_.Seal(RepoObjectKind::kConfig, {}, repo_id_);
+  std::vector<uint8_t> pt(repo_id_.begin(), repo_id_.end());
+  if (version > kLastImplicitIdVersion) {
+    const auto f = static_cast<uint16_t>(keys_.id_function());
+    pt.push_back(f >> 8);
+    pt.push_back(f & 0xff);
+  }
+  auto sealed = keys_.Seal(RepoObjectKind::kConfig, {}, pt);
   if (!sealed.ok()) return sealed.status();
   out.insert(out.end(), sealed->begin(), sealed->end());
   if (auto s = PutBytes(store_, kConfigName, out); !s.ok()) return s;
-  config_version_ = kVersion;
+  config_version_ = version;
+  id_function_ = keys_.id_function();
   return absl::OkStatus();
 }
+
+namespace {
+
+// The function a version-4 config names (sealed: the store cannot change
+// it); Unimplemented for one this bkv does not know.
+absl::StatusOr<ChunkIdFunction> ParseIdFunction(std::span<const uint8_t> b) {
+  const uint16_t f = (b[0] << 8) | b[1];
+  if (f != static_cast<uint16_t>(ChunkIdFunction::kHmacSha512Trunc) &&
+      f != static_cast<uint16_t>(ChunkIdFunction::kHmacSha256)) {
+    return absl::UnimplementedError(absl::StrCat(
+        "repository chunk-id function ", f,
+        " is not supported: it was written by a newer bkv: upgrade bkv"));
+  }
+  return static_cast<ChunkIdFunction>(f);
+}
+
+}  // namespace
 
 // Sets repo_id_; DataLoss for a short or damaged config (read again: it may
 // be a write in progress), PermissionDenied for another key.
@@ -133,13 +171,23 @@ absl::Status Repository::ParseConfig(std::span<const uint8_t> b) {
     return absl::PermissionDeniedError(
         "wrong backup key: this repository was made with another key");
   }
-  auto id = keys_.Open(RepoObjectKind::kConfig, {}, b.subspan(kConfigHeader));
-  if (!id.ok()) return id.status();
-  if (id->size() != repo_id_.size()) {
+  auto pt = keys_.Open(RepoObjectKind::kConfig, {}, b.subspan(kConfigHeader));
+  if (!pt.ok()) return pt.status();
+  // The length depends on the version, so a version changed in the clear
+  // does not decode instead of selecting another id function.
+  const bool named = b[9] > kLastImplicitIdVersion;
+  if (pt->size() != repo_id_.size() + (named ? 2 : 0)) {
     return absl::DataLossError("repository config does not decode");
   }
-  std::copy(id->begin(), id->end(), repo_id_.begin());
+  ChunkIdFunction f = ChunkIdFunction::kHmacSha512Trunc;
+  if (named) {
+    auto parsed = ParseIdFunction(std::span(*pt).subspan(repo_id_.size()));
+    if (!parsed.ok()) return parsed.status();
+    f = *parsed;
+  }
+  std::copy(pt->begin(), pt->begin() + repo_id_.size(), repo_id_.begin());
   config_version_ = b[9];
+  id_function_ = f;
   return absl::OkStatus();
 }
 

@@ -307,6 +307,8 @@ class Repository {
   RepoOptions options_;
   ObjectId repo_id_{};
   uint16_t config_version_ = 0;
+  // From the config; keys_ computes ids with it once Open has checked.
+  ChunkIdFunction id_function_ = ChunkIdFunction::kHmacSha256;
   uint64_t head_seq_ = 0;
 };
 

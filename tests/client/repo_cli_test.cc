@@ -82,6 +82,9 @@ TEST_F(RepoCliTest, SecondBackupUploadsNothingNewAndRestores) {
   CliRun first = Backup();
   ASSERT_EQ(first.exit_code, 0) << first.err;
   EXPECT_NE(first.out.find("\"seq\":1"), std::string::npos) << first.out;
+  // A new repository is version 4: its sealed config names HMAC-SHA256
+  // (repo.RepoConfigTest.ChunkIdFunctionIsSealedInTheConfig opens it).
+  EXPECT_EQ(ReadFile(dir_ / "store/config")[9], 4);
   // The old flag is accepted with a note.
   CliRun second = Bkv({"backup", dir_ / "src", "--to", store_, "--key-file",
                        dir_ / "k", "--incremental", "--json"});
@@ -164,6 +167,9 @@ TEST_F(RepoCliTest, OldVersion2RepositoryRestoresAndUpgrades) {
   CliRun up = Bkv({"backup", dir_ / "second", "--to", old, "--key-file", key,
                    "--json"});
   ASSERT_EQ(up.exit_code, 0) << up.err;
+  // Another path, so every file is read: its chunks' keyed SHA-512 ids
+  // (function 1) are all stored already. Version 3 keeps function 1.
+  EXPECT_NE(up.out.find("\"new_chunks\":0,"), std::string::npos) << up.out;
   EXPECT_EQ(ReadFile(dir_ / "old/config")[9], 3);
   size_t trees = 0;
   for (const auto& e : fs::directory_iterator(dir_ / "old")) {
@@ -176,6 +182,20 @@ TEST_F(RepoCliTest, OldVersion2RepositoryRestoresAndUpgrades) {
   EXPECT_EQ(ReadFile(dir_ / "latest/sub/b.bin"),
             ReadFile(vectors / "expected/sub/b.bin"));
   EXPECT_EQ(check().exit_code, 0) << check().out;
+  // Incremental on top: one new file is the only new chunk, and check
+  // --read-data recomputes every id, old and new, with the one function.
+  WriteFile(dir_ / "second/new.bin", RandomBytes(100000, 9));
+  CliRun more = Bkv({"backup", dir_ / "second", "--to", old, "--key-file",
+                     key, "--json"});
+  ASSERT_EQ(more.exit_code, 0) << more.err;
+  EXPECT_NE(more.out.find("\"new_chunks\":1,"), std::string::npos)
+      << more.out;
+  EXPECT_EQ(ReadFile(dir_ / "old/config")[9], 3);
+  EXPECT_EQ(check().exit_code, 0) << check().out;
+  ASSERT_EQ(restore("latest", "newest").exit_code, 0);
+  EXPECT_EQ(ReadFile(dir_ / "newest/new.bin"), RandomBytes(100000, 9));
+  EXPECT_EQ(ReadFile(dir_ / "newest/sub/b.bin"),
+            ReadFile(vectors / "expected/sub/b.bin"));
 }
 
 TEST_F(RepoCliTest, CheckReadDataFindsAFlippedBit) {

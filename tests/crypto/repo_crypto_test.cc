@@ -94,6 +94,49 @@ TEST(RepoCrypto, BoundariesAndIdsDependOnTheKey) {
   EXPECT_EQ(a.IdOf(data), a.IdOf(data));
 }
 
+// Ids are part of the format: function 1 must stay what every repository
+// of config version 2 and 3 holds, function 2 is HMAC-SHA256 under its own
+// label. Expected values computed independently (Python's hmac/hashlib,
+// HKDF-SHA512 as docs/backup-format.md writes it).
+TEST(RepoCrypto, ChunkIdsOfAFixedKeyArePinnedPerFunction) {
+  std::vector<uint8_t> raw(BackupKey::kSize);
+  for (size_t i = 0; i < raw.size(); ++i) raw[i] = static_cast<uint8_t>(i);
+  auto key = BackupKey::FromBytes(SecretBytes::Copy(raw));
+  ASSERT_TRUE(key.ok()) << key.status();
+  const std::string_view msg = "bkv chunk id vector";
+  const std::span<const uint8_t> pt(
+      reinterpret_cast<const uint8_t*>(msg.data()), msg.size());
+  auto hex = [](const ChunkId& id) {
+    std::string out;
+    for (uint8_t b : id) out += "0123456789abcdef"[b >> 4], out += "0123456789abcdef"[b & 15];
+    return out;
+  };
+  RepoKeys old = RepoKeys::Derive(*key, ChunkIdFunction::kHmacSha512Trunc);
+  EXPECT_EQ(hex(old.IdOf(pt)),
+            "fbecda47377ef215564fb12564c1632cb19c005608379c3eee46da501f3cbcce");
+  RepoKeys now = RepoKeys::Derive(*key);
+  EXPECT_EQ(now.id_function(), ChunkIdFunction::kHmacSha256);
+  EXPECT_EQ(hex(now.IdOf(pt)),
+            "deb5dbc1c7fdfe8c5ca77afb5bd101be1645a0c177630b86561fbbb027f679f2");
+}
+
+// A hasher keyed once gives, message after message, what a fresh MAC gives
+// (OpenSSL re-initialises it with the key it already holds).
+TEST(RepoCrypto, ReusedHasherMatchesOneOffIds) {
+  for (ChunkIdFunction f :
+       {ChunkIdFunction::kHmacSha512Trunc, ChunkIdFunction::kHmacSha256}) {
+    RepoKeys k = RepoKeys::Derive(BackupKey::Generate(), f);
+    ChunkIdHasher hasher(k);
+    const auto a = Random(300000, 6), b = Random(17, 7);
+    const std::vector<uint8_t> empty;
+    EXPECT_EQ(hasher.Id(a), k.IdOf(a));
+    EXPECT_EQ(hasher.Id(b), k.IdOf(b));
+    EXPECT_EQ(hasher.Id(empty), k.IdOf(empty));
+    EXPECT_EQ(hasher.Id(a), k.IdOf(a));
+    EXPECT_NE(k.IdOf(a), k.IdOf(b));
+  }
+}
+
 TEST(RepoCrypto, SealedObjectOpensOnlyAsItsKindAndId) {
   RepoKeys k = RepoKeys::Derive(BackupKey::Generate());
   auto pt = Random(1000, 4);
