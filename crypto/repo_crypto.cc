@@ -58,12 +58,11 @@ RepoKeys RepoKeys::Derive(const BackupKey& key, ChunkIdFunction id_function) {
   SecretBytes prk = HkdfExtract(AsBytes("bkv repo v2"), key.secret().Reveal());
   k.data_key_ = HkdfExpand(prk.Reveal(), AsBytes("bkv repo v2 data key"), 32);
   // A label per function: one key is never used by two MACs.
-  k.id_key_ = HkdfExpand(
-      prk.Reveal(),
-      AsBytes(id_function == ChunkIdFunction::kHmacSha256
-                  ? "bkv repo v2 chunk id key hmac-sha256"
-                  : "bkv repo v2 chunk id key"),
-      32);
+  k.id_key_ = HkdfExpand(prk.Reveal(),
+                         AsBytes(id_function == ChunkIdFunction::kHmacSha256
+                                     ? "bkv repo v2 chunk id key hmac-sha256"
+                                     : "bkv repo v2 chunk id key"),
+                         32);
   k.check_ = HkdfExpand(prk.Reveal(), AsBytes("bkv repo v2 key check"), 32);
   SecretBytes gear =
       HkdfExpand(prk.Reveal(), AsBytes("bkv repo v2 gear table"), 256 * 8);

@@ -339,9 +339,10 @@ absl::Status FillWindow(int fd, const std::string& abs,
 // window a file is read through (several chunks, so their ids are hashed in
 // parallel) and one helper thread per further core for the keyed ids (they
 // cost more per byte than anything else), started once rather than once per
-// window, each with its own MAC keyed once (the caller's thread: own_). A window's chunks are hashed as they are cut: the
-// helpers hash the first chunks while the caller's thread still looks for
-// the next boundaries, then the caller hashes too (Start, Add..., Ids).
+// window, each with its own MAC keyed once (the caller's thread: own_). A
+// window's chunks are hashed as they are cut: the helpers hash the first chunks
+// while the caller's thread still looks for the next boundaries, then the
+// caller hashes too (Start, Add..., Ids).
 class Repository::Reader {
  public:
   explicit Reader(const RepoKeys& keys) : keys_(keys), own_(keys) {

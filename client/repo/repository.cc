@@ -473,8 +473,12 @@ absl::StatusOr<std::span<const uint8_t>> Repository::OpenChunkInto(
   if (raw.size() != loc.raw_size) {
     return absl::DataLossError("chunk is not the size its index says");
   }
-  if (check == IdCheck::kRecompute && keys_.IdOf(raw) != loc.id) {
-    return absl::DataLossError("chunk content does not match its id");
+  if (check == IdCheck::kRecompute) {
+    if (!buffers.hasher)
+      buffers.hasher = std::make_unique<ChunkIdHasher>(keys_);
+    if (buffers.hasher->Id(raw) != loc.id) {
+      return absl::DataLossError("chunk content does not match its id");
+    }
   }
   return raw;
 }

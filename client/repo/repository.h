@@ -232,6 +232,8 @@ class Repository {
       if (!dctx) dctx.reset(ZSTD_createDCtx());
       return dctx.get();
     }
+    // Keyed once, when the first id is recomputed with these buffers.
+    std::unique_ptr<ChunkIdHasher> hasher;
   };
   // Whether the keyed id is recomputed after a chunk opened. Restore trusts
   // the seal (the GCM tag binds the bytes to their id under a key the store

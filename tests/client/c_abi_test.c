@@ -230,8 +230,8 @@ static void old_repository(const char* dir) {
     ++failures;
     return;
   }
-  snprintf(cmd, sizeof cmd, "cp -r %s/tests/vectors/repo-v2/store %s/old",
-           src, dir);
+  snprintf(cmd, sizeof cmd, "cp -r %s/tests/vectors/repo-v2/store %s/old", src,
+           dir);
   CHECK(system(cmd) == 0);
   snprintf(cmd, sizeof cmd, "%s/tests/vectors/repo-v2/key", src);
   FILE* f = fopen(cmd, "r");

@@ -185,11 +185,10 @@ TEST_F(RepoCliTest, OldVersion2RepositoryRestoresAndUpgrades) {
   // Incremental on top: one new file is the only new chunk, and check
   // --read-data recomputes every id, old and new, with the one function.
   WriteFile(dir_ / "second/new.bin", RandomBytes(100000, 9));
-  CliRun more = Bkv({"backup", dir_ / "second", "--to", old, "--key-file",
-                     key, "--json"});
+  CliRun more = Bkv(
+      {"backup", dir_ / "second", "--to", old, "--key-file", key, "--json"});
   ASSERT_EQ(more.exit_code, 0) << more.err;
-  EXPECT_NE(more.out.find("\"new_chunks\":1,"), std::string::npos)
-      << more.out;
+  EXPECT_NE(more.out.find("\"new_chunks\":1,"), std::string::npos) << more.out;
   EXPECT_EQ(ReadFile(dir_ / "old/config")[9], 3);
   EXPECT_EQ(check().exit_code, 0) << check().out;
   ASSERT_EQ(restore("latest", "newest").exit_code, 0);

@@ -108,7 +108,8 @@ TEST(RepoCrypto, ChunkIdsOfAFixedKeyArePinnedPerFunction) {
       reinterpret_cast<const uint8_t*>(msg.data()), msg.size());
   auto hex = [](const ChunkId& id) {
     std::string out;
-    for (uint8_t b : id) out += "0123456789abcdef"[b >> 4], out += "0123456789abcdef"[b & 15];
+    for (uint8_t b : id)
+      out += "0123456789abcdef"[b >> 4], out += "0123456789abcdef"[b & 15];
     return out;
   };
   RepoKeys old = RepoKeys::Derive(*key, ChunkIdFunction::kHmacSha512Trunc);
