@@ -7,11 +7,17 @@
 #include <cstdint>
 #include <span>
 
+#include "crypto/secret_bytes.h"
+
 namespace bkv {
 
-// HMAC keyed once and reused for many messages: the key's inner and outer
-// pads are hashed at construction, not per message (OpenSSL's EVP_MAC). For
-// one thread at a time; the key is cleansed when it is destroyed.
+// HMAC over many messages with one key and one OpenSSL context (EVP_MAC):
+// no context allocation per message. Each message re-keys the context from
+// the key it holds in SecretBytes, never OpenSSL's keyless re-init, which
+// is a silent no-op on OpenSSL 3.0.0-3.0.2 (openssl#17811) and libbkv runs
+// on the device's libcrypto; the key schedule is two compression calls, a
+// few microseconds against a chunk's hashing (docs/backup-format.md, "The
+// chunk-id function"). For one thread at a time.
 class ReusableHmac {
  public:
   enum class Digest { kSha256, kSha512 };
@@ -28,8 +34,8 @@ class ReusableHmac {
 
  private:
   EVP_MAC_CTX* ctx_ = nullptr;
+  SecretBytes key_;
   size_t size_;
-  bool fresh_ = true;  // keyed and not yet used: no re-init needed
 };
 
 }  // namespace bkv
