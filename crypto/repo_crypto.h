@@ -66,9 +66,9 @@ class RepoKeys {
   static constexpr size_t kTagSize = 16;
   static constexpr size_t kOverhead = kNonceSize + kTagSize;
 
-  static RepoKeys Derive(
-      const BackupKey& key,
-      ChunkIdFunction id_function = ChunkIdFunction::kHmacSha256);
+  // `id_function` is the repository's (its config's); no default, so no
+  // caller computes ids of the wrong function without a sound (review #7).
+  static RepoKeys Derive(const BackupKey& key, ChunkIdFunction id_function);
 
   ChunkIdFunction id_function() const { return id_function_; }
   // One id; a loop over many chunks uses a ChunkIdHasher instead.

@@ -37,6 +37,14 @@ uint16_t VersionFor(ChunkIdFunction f) {
   return f == ChunkIdFunction::kHmacSha512Trunc ? kLastImplicitIdVersion
                                                 : kVersion;
 }
+// The seal's AD id: from version 4 on, the clear header (magic, version, key
+// check), so the store cannot change the version; 2 and 3 (released without
+// it) have none.
+std::span<const uint8_t> ConfigAd(std::span<const uint8_t> config) {
+  const uint16_t version = (config[8] << 8) | config[9];
+  if (version <= kLastImplicitIdVersion) return {};
+  return config.first(kConfigHeader);
+}
 // "snap-<20 digits>-<32 hex>" -> seq, id.
 bool ParseSnapshotName(absl::string_view name, uint64_t& seq, ObjectId& id) {
   if (name.size() != 5 + 20 + 1 + 32 || !absl::StartsWith(name, "snap-") ||
@@ -88,8 +96,10 @@ absl::StatusOr<bool> Repository::Exists(BlobStore& store) {
 
 absl::StatusOr<std::unique_ptr<Repository>> Repository::Open(
     BlobStore& store, const BackupKey& key, const RepoOptions& options) {
-  std::unique_ptr<Repository> repo(
-      new Repository(store, RepoKeys::Derive(key), options));
+  // The config opens under any function's keys (the key check and the
+  // seal do not depend on it); a new repository gets function 2.
+  std::unique_ptr<Repository> repo(new Repository(
+      store, RepoKeys::Derive(key, ChunkIdFunction::kHmacSha256), options));
   if (auto s = repo->LoadConfig(); !s.ok()) return s;
   // Ids are computed only after this: one repository, one id function.
   if (repo->id_function_ != repo->keys_.id_function()) {
@@ -104,8 +114,7 @@ absl::Status Repository::LoadConfig() {
       GetSettled(store_, kConfigName, 4096,
                  [&](std::span<const uint8_t> b) { return ParseConfig(b); });
   if (absl::IsNotFound(bytes.status()) && options_.create) {
-    SystemRandom().Bytes(repo_id_);
-    return WriteConfig();
+    return CreateConfig();
   }
   if (absl::IsNotFound(bytes.status())) {
     return absl::NotFoundError(
@@ -113,6 +122,39 @@ absl::Status Repository::LoadConfig() {
                      ": run `bkv backup` into it first"));
   }
   return bytes.status();
+}
+
+namespace {
+// What a repository writes besides its config (not locks: they come and go).
+bool IsRepositoryObject(absl::string_view name) {
+  return name == "head" || absl::StartsWith(name, "pack-") ||
+         absl::StartsWith(name, "index-") || absl::StartsWith(name, "snap-") ||
+         absl::StartsWith(name, "tree-");
+}
+}  // namespace
+
+// A new repository, only into a store with no repository objects: where
+// they exist the config was lost (deleted, or a NotFound the store should
+// not have said), and a new one would give them a new repository id and
+// function and orphan every snapshot (review finding 2).
+absl::Status Repository::CreateConfig() {
+  auto objects = ListObjects();
+  if (!objects.ok()) return objects.status();
+  for (const auto& [name, size] : *objects) {
+    if (!IsRepositoryObject(name)) continue;
+    return absl::FailedPreconditionError(absl::StrCat(
+        store_.url(), " holds a bkv repository (", name,
+        ", ...) but its config is missing: nothing was written; restore "
+        "`config` from a copy of the store, or run again if the store only "
+        "failed to return it"));
+  }
+  SystemRandom().Bytes(repo_id_);
+  if (auto s = WriteConfig(); !s.ok()) return s;
+  // Stores have no create-only put: of two first backups at once, the
+  // config read back is the one that stands, and this one uses it too.
+  return GetSettled(store_, kConfigName, 4096,
+                    [&](std::span<const uint8_t> b) { return ParseConfig(b); })
+      .status();
 }
 
 // Config of repo_id_ at the current version.
@@ -129,7 +171,7 @@ absl::Status Repository::WriteConfig() {
     pt.push_back(f >> 8);
     pt.push_back(f & 0xff);
   }
-  auto sealed = keys_.Seal(RepoObjectKind::kConfig, {}, pt);
+  auto sealed = keys_.Seal(RepoObjectKind::kConfig, ConfigAd(out), pt);
   if (!sealed.ok()) return sealed.status();
   out.insert(out.end(), sealed->begin(), sealed->end());
   if (auto s = PutBytes(store_, kConfigName, out); !s.ok()) return s;
@@ -162,7 +204,7 @@ absl::Status Repository::ParseConfig(std::span<const uint8_t> b) {
       std::memcmp(b.data(), kConfigMagic.data(), kConfigMagic.size()) != 0) {
     return absl::DataLossError("repository config damaged: bad magic");
   }
-  if (b[8] != 0 || b[9] < kOldestVersion || b[9] > kVersion) {
+  if (b[8] == 0 && b[9] < kOldestVersion) {
     return absl::UnimplementedError(
         "repository version is not supported: upgrade bkv");
   }
@@ -171,10 +213,17 @@ absl::Status Repository::ParseConfig(std::span<const uint8_t> b) {
     return absl::PermissionDeniedError(
         "wrong backup key: this repository was made with another key");
   }
-  auto pt = keys_.Open(RepoObjectKind::kConfig, {}, b.subspan(kConfigHeader));
+  // Every version from 4 on keeps this header and seals it as AD: a newer
+  // version is told from the store's edit of the version byte (DataLoss).
+  auto pt = keys_.Open(RepoObjectKind::kConfig, ConfigAd(b),
+                       b.subspan(kConfigHeader));
   if (!pt.ok()) return pt.status();
-  // The length depends on the version, so a version changed in the clear
-  // does not decode instead of selecting another id function.
+  if (b[8] != 0 || b[9] > kVersion) {
+    return absl::UnimplementedError(
+        "repository version is not supported: upgrade bkv");
+  }
+  // 2 and 3 (no header in the AD) differ from 4 in length too, so a
+  // version changed in the clear does not decode as another id function.
   const bool named = b[9] > kLastImplicitIdVersion;
   if (pt->size() != repo_id_.size() + (named ? 2 : 0)) {
     return absl::DataLossError("repository config does not decode");

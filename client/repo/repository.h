@@ -213,6 +213,7 @@ class Repository {
   // Stores the tree of `snap` unless an intact copy is already stored.
   absl::Status StoreTree(Snapshot& snap, RepoBackupStats& st);
   absl::Status WriteConfig();
+  absl::Status CreateConfig();
   absl::StatusOr<std::vector<std::pair<std::string, Snapshot>>> AllSnapshots(
       const std::map<std::string, uint64_t>& objects,
       std::vector<std::string>* problems);
