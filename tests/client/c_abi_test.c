@@ -64,7 +64,7 @@ static bkv_status down_stat(void* ctx, const char* name, uint64_t* size,
 
 static int count_files(const char* dir) {
   char cmd[600];
-  snprintf(cmd, sizeof cmd, "test $(ls -A %s | wc -l) -gt 0", dir);
+  snprintf(cmd, sizeof cmd, "test $(ls -A '%s' | wc -l) -gt 0", dir);
   return system(cmd) == 0;
 }
 
@@ -82,7 +82,7 @@ static void callback_store(const char* dir, const char* path, bkv_key* key) {
   CHECK(bkv_backup(store, key, path, NULL, &id, &err) == BKV_OK);
   snprintf(target, sizeof target, "%s/from-cloud.txt", dir);
   CHECK(bkv_restore(store, key, id, target, NULL, &err) == BKV_OK);
-  snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, target);
+  snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", path, target);
   CHECK(system(cmd) == 0);
   bkv_string_free(id);
   bkv_store_free(store); /* frees the ctx through destroy */
@@ -113,7 +113,7 @@ static void cancellation(const char* dir, bkv_store* store, bkv_key* key) {
    * MiB), so the download is still running when the first progress call
    * cancels it. */
   snprintf(path, sizeof path, "%s/big.bin", dir);
-  snprintf(cmd, sizeof cmd, "head -c 12000000 /dev/urandom > %s", path);
+  snprintf(cmd, sizeof cmd, "head -c 12000000 /dev/urandom > '%s'", path);
   CHECK(system(cmd) == 0);
   CHECK(bkv_backup(store, key, path, NULL, NULL, &err) == BKV_OK);
   char* before = NULL;
@@ -146,7 +146,7 @@ static void cancellation(const char* dir, bkv_store* store, bkv_key* key) {
   bkv_error_free(err);
   err = NULL;
   CHECK(bkv_restore(store, key, NULL, target, NULL, &err) == BKV_OK);
-  snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, target);
+  snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", path, target);
   CHECK(system(cmd) == 0);
   CHECK(strcmp(bkv_status_name(BKV_CANCELLED), "CANCELLED") == 0);
   bkv_string_free(before);
@@ -199,7 +199,7 @@ static void repository(const char* dir, const char* path, bkv_key* key) {
 
   snprintf(target, sizeof target, "%s/repo-restored.txt", dir);
   CHECK(bkv_repo_restore(repo, first, NULL, target, NULL, &err) == BKV_OK);
-  snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, target);
+  snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", path, target);
   CHECK(system(cmd) == 0);
 
   size_t forgotten = 0;
@@ -230,8 +230,8 @@ static void old_repository(const char* dir) {
     ++failures;
     return;
   }
-  snprintf(cmd, sizeof cmd, "cp -r %s/tests/vectors/repo-v2/store %s/old", src,
-           dir);
+  snprintf(cmd, sizeof cmd, "cp -r '%s/tests/vectors/repo-v2/store' '%s/old'",
+           src, dir);
   CHECK(system(cmd) == 0);
   snprintf(cmd, sizeof cmd, "%s/tests/vectors/repo-v2/key", src);
   FILE* f = fopen(cmd, "r");
@@ -359,7 +359,7 @@ static void open_through_keyring(const char* dir, const char* v1_url,
   CHECK(bkv_backup(v1, r, path, NULL, NULL, &err) == BKV_OK);
   snprintf(target, sizeof target, "%s/via-slot.txt", dir);
   CHECK(bkv_restore(v1, r, NULL, target, NULL, &err) == BKV_OK);
-  snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, target);
+  snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", path, target);
   CHECK(system(cmd) == 0);
   snprintf(target, sizeof target, "%s/via-master.txt", dir);
   CHECK(bkv_restore(v1, key, NULL, target, NULL, &err) == BKV_OK);
@@ -381,7 +381,7 @@ static void open_through_keyring(const char* dir, const char* v1_url,
   snprintf(target, sizeof target, "%s/repo-via-slot.txt", dir);
   CHECK(repo != NULL &&
         bkv_repo_restore(repo, NULL, NULL, target, NULL, &err) == BKV_OK);
-  snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, target);
+  snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", path, target);
   CHECK(system(cmd) == 0);
   bkv_repo_free(repo);
   repo = NULL;
@@ -444,7 +444,7 @@ int main(void) {
 
   snprintf(target, sizeof target, "%s/restored.txt", dir);
   CHECK(bkv_restore(store, key, id, target, NULL, &err) == BKV_OK);
-  snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, target);
+  snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", path, target);
   CHECK(system(cmd) == 0);
   CHECK(bkv_restore(store, key, NULL, target, NULL, &err) ==
         BKV_ALREADY_EXISTS);
@@ -480,7 +480,7 @@ int main(void) {
   bkv_store_free(store);
   bkv_key_free(NULL);
   bkv_store_free(NULL);
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) return 2;
   if (failures == 0) printf("c_abi_test: all checks passed\n");
   return failures == 0 ? 0 : 1;
