@@ -677,7 +677,7 @@ absl::Status Repository::StoreTree(Snapshot& snap, RepoBackupStats& st) {
   if (config_version_ < 3) {
     // Older clients must say "upgrade" rather than fail on a format-3
     // snapshot; the repository id and every other object stay.
-    if (auto s = WriteConfig(); !s.ok()) return s;
+    if (auto s = WriteConfig(/*if_absent=*/false); !s.ok()) return s;
   }
   const std::vector<uint8_t> tree = EncodeTree(snap.entries);
   snap.tree = keys_.IdOf(tree);

@@ -149,16 +149,17 @@ absl::Status Repository::CreateConfig() {
         "failed to return it"));
   }
   SystemRandom().Bytes(repo_id_);
-  if (auto s = WriteConfig(); !s.ok()) return s;
-  // Stores have no create-only put: of two first backups at once, the
-  // config read back is the one that stands, and this one uses it too.
+  const absl::Status put = WriteConfig(/*if_absent=*/true);
+  if (!put.ok() && !absl::IsAlreadyExists(put)) return put;
+  // Of two first backups at once, the config that stands (the first, where
+  // the store has a create-only put; else the last) is read back and used.
   return GetSettled(store_, kConfigName, 4096,
                     [&](std::span<const uint8_t> b) { return ParseConfig(b); })
       .status();
 }
 
 // Config of repo_id_ at the current version.
-absl::Status Repository::WriteConfig() {
+absl::Status Repository::WriteConfig(bool if_absent) {
   std::vector<uint8_t> out(kConfigMagic.begin(), kConfigMagic.end());
   out.push_back(0);
   const uint16_t version = VersionFor(keys_.id_function());
@@ -174,7 +175,11 @@ absl::Status Repository::WriteConfig() {
   auto sealed = keys_.Seal(RepoObjectKind::kConfig, ConfigAd(out), pt);
   if (!sealed.ok()) return sealed.status();
   out.insert(out.end(), sealed->begin(), sealed->end());
-  if (auto s = PutBytes(store_, kConfigName, out); !s.ok()) return s;
+  SpanSource source(out);
+  absl::Status put = if_absent ? store_.PutIfAbsent(kConfigName, source)
+                               : absl::UnimplementedError("");
+  if (absl::IsUnimplemented(put)) put = PutBytes(store_, kConfigName, out);
+  if (!put.ok()) return put;
   config_version_ = version;
   id_function_ = keys_.id_function();
   return absl::OkStatus();

@@ -212,7 +212,9 @@ class Repository {
   absl::StatusOr<std::vector<TreeEntry>> ReadTree(const ChunkId& tree);
   // Stores the tree of `snap` unless an intact copy is already stored.
   absl::Status StoreTree(Snapshot& snap, RepoBackupStats& st);
-  absl::Status WriteConfig();
+  // `if_absent`: with the store's create-only put where it has one
+  // (AlreadyExists when a config appeared meanwhile).
+  absl::Status WriteConfig(bool if_absent);
   absl::Status CreateConfig();
   absl::StatusOr<std::vector<std::pair<std::string, Snapshot>>> AllSnapshots(
       const std::map<std::string, uint64_t>& objects,

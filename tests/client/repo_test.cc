@@ -992,6 +992,49 @@ TEST(RepoConfigTest, MissingConfigIsNotRecreatedOverRepositoryObjects) {
   EXPECT_EQ(ReadFile(dir / "out/f"), ReadFile(dir / "src/f"));
 }
 
+// Another client's first backup creates the config right after this one
+// listed the store empty (two first backups at once).
+class ConfigRaceStore final : public ForwardingBlobStore {
+ public:
+  ConfigRaceStore(BlobStore& inner, const BackupKey& key)
+      : ForwardingBlobStore(inner), key_(key) {}
+  absl::StatusOr<std::vector<BlobInfo>> List() override {
+    auto list = inner_.List();
+    if (!raced_) {
+      raced_ = true;
+      RepoOptions o;
+      o.create = true;
+      auto other = Repository::Open(inner_, key_, o);
+      EXPECT_TRUE(other.ok()) << other.status();
+      if (other.ok()) winner = (*other)->repo_id();
+    }
+    return list;
+  }
+  ObjectId winner{};
+
+ private:
+  const BackupKey& key_;
+  bool raced_ = false;
+};
+
+// The first config stands (the file store's create-only put) and the
+// second client uses it rather than replacing it (review finding 2).
+TEST(RepoConfigTest, FirstOfTwoConfigsCreatedAtOnceStands) {
+  TempDir dir;
+  BackupKey key = BackupKey::Generate();
+  auto store = OpenBlobStore("file://" + (dir / "store"));
+  ASSERT_TRUE(store.ok());
+  ConfigRaceStore racing(**store, key);
+  RepoOptions o;
+  o.create = true;
+  auto repo = Repository::Open(racing, key, o);
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  EXPECT_EQ((*repo)->repo_id(), racing.winner);
+  auto again = Repository::Open(**store, key, {});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->repo_id(), racing.winner);
+}
+
 // The pack trailer as a store may serve it: too short, a length past the
 // start, a length that fills the pack exactly (the repo_pack_fuzzer's
 // property, here as fixed cases).
