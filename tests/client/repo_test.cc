@@ -992,6 +992,45 @@ TEST(RepoConfigTest, MissingConfigIsNotRecreatedOverRepositoryObjects) {
   EXPECT_EQ(ReadFile(dir / "out/f"), ReadFile(dir / "src/f"));
 }
 
+// A version 4 config may name function 1 (docs/backup-format.md): the
+// previous release's repository, its config rewritten so, deduplicates
+// exactly against its keyed SHA-512 chunks and checks clean.
+TEST(RepoConfigTest, VersionFourNamingFunctionOneKeepsItsIds) {
+  const char* src = getenv("BKV_SOURCE_DIR");
+  ASSERT_NE(src, nullptr) << "BKV_SOURCE_DIR is not set";
+  const fs::path vectors = fs::path(src) / "tests/vectors/repo-v2";
+  TempDir dir;
+  fs::copy(vectors / "store", dir / "old", fs::copy_options::recursive);
+  const auto text = ReadFile(vectors / "key");  // one line
+  auto key = BackupKey::Parse(std::string(text.begin(), text.end() - 1));
+  ASSERT_TRUE(key.ok()) << key.status();
+  const RepoKeys keys =
+      RepoKeys::Derive(*key, ChunkIdFunction::kHmacSha512Trunc);
+  std::vector<uint8_t> cfg = ReadFile(dir / "old/config");
+  ASSERT_EQ(cfg[9], 2);
+  auto pt =
+      keys.Open(RepoObjectKind::kConfig, {}, std::span(cfg).subspan(kHeader));
+  ASSERT_TRUE(pt.ok()) << pt.status();
+  pt->insert(pt->end(), {0, 1});
+  cfg.resize(kHeader);
+  cfg[9] = 4;
+  auto sealed = keys.Seal(RepoObjectKind::kConfig, cfg, *pt);
+  ASSERT_TRUE(sealed.ok());
+  cfg.insert(cfg.end(), sealed->begin(), sealed->end());
+  WriteFile(dir / "old/config", cfg);
+  auto store = OpenBlobStore("file://" + (dir / "old"));
+  ASSERT_TRUE(store.ok());
+  auto repo = Repository::Open(**store, *key, {});
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  RepoBackupStats st;
+  ASSERT_TRUE((*repo)->Backup(vectors / "expected", &st).ok());
+  EXPECT_EQ(st.new_chunks, 0u);
+  EXPECT_EQ(ReadFile(dir / "old/config"), cfg);
+  auto check = (*repo)->Check(true);
+  ASSERT_TRUE(check.ok());
+  EXPECT_TRUE(check->clean()) << ::testing::PrintToString(check->problems);
+}
+
 // Another client's first backup creates the config right after this one
 // listed the store empty (two first backups at once).
 class ConfigRaceStore final : public ForwardingBlobStore {
