@@ -108,9 +108,10 @@ class RepoKeys {
   std::array<uint64_t, 256> gear_{};
 };
 
-// The chunk ids of one repository, its MAC keyed once: one per thread that
-// hashes many chunks (no key schedule and no context per chunk). Not
-// thread-safe; it keeps its own copy of the key (in OpenSSL's context).
+// The chunk ids of one repository through one MAC context: one per thread
+// that hashes many chunks (no context allocated per chunk; re-keyed per
+// chunk, see ReusableHmac). Not thread-safe; it keeps its own copy of the
+// key (SecretBytes).
 class ChunkIdHasher {
  public:
   explicit ChunkIdHasher(const RepoKeys& keys);
