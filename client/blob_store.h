@@ -58,6 +58,14 @@ class BlobStore {
   virtual ~BlobStore() = default;
 
   virtual absl::Status Put(std::string_view name, ByteSource& source) = 0;
+  // Put only if no object `name` exists, atomically with that test:
+  // AlreadyExists, writing nothing, when one does. Unimplemented (the
+  // default) where the store has no such primitive; the caller then puts
+  // and reads back.
+  virtual absl::Status PutIfAbsent(std::string_view name, ByteSource& source) {
+    (void)name, (void)source;
+    return absl::UnimplementedError("no create-only put");
+  }
   virtual absl::Status Get(std::string_view name, const ByteSink& sink) = 0;
   virtual absl::StatusOr<std::vector<BlobInfo>> List() = 0;
   // Deleting a missing object is OK.

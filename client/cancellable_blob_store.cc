@@ -58,6 +58,17 @@ absl::Status CancellableBlobStore::Put(std::string_view name,
   return inner_.Put(name, checked);
 }
 
+absl::Status CancellableBlobStore::PutIfAbsent(std::string_view name,
+                                               ByteSource& source) {
+  BKV_RETURN_IF_ERROR(Check());
+  const std::function<absl::Status()> check = [this] { return Check(); };
+  const std::function<void(uint64_t)> count = [this](uint64_t n) {
+    Counted(Count::kUploads, n);
+  };
+  CheckedSource checked(source, check, count);
+  return inner_.PutIfAbsent(name, checked);
+}
+
 absl::Status CancellableBlobStore::Get(std::string_view name,
                                        const ByteSink& sink) {
   BKV_RETURN_IF_ERROR(Check());

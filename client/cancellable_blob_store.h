@@ -33,6 +33,7 @@ class CancellableBlobStore final : public BlobStore {
                 Count count = Count::kUploads);
 
   absl::Status Put(std::string_view name, ByteSource& source) override;
+  absl::Status PutIfAbsent(std::string_view name, ByteSource& source) override;
   absl::Status Get(std::string_view name, const ByteSink& sink) override;
   absl::StatusOr<std::vector<BlobInfo>> List() override;
   absl::Status Delete(std::string_view name) override;

@@ -47,6 +47,16 @@ std::string FileBlobStore::PathOf(std::string_view name) const {
 }
 
 absl::Status FileBlobStore::Put(std::string_view name, ByteSource& source) {
+  return Write(name, source, /*replace=*/true);
+}
+
+absl::Status FileBlobStore::PutIfAbsent(std::string_view name,
+                                        ByteSource& source) {
+  return Write(name, source, /*replace=*/false);
+}
+
+absl::Status FileBlobStore::Write(std::string_view name, ByteSource& source,
+                                  bool replace) {
   if (auto s = ValidateBlobName(name); !s.ok()) return s;
   uint8_t rnd[8];
   SystemRandom().Bytes(rnd);
@@ -63,9 +73,17 @@ absl::Status FileBlobStore::Put(std::string_view name, ByteSource& source) {
       if (auto w = file->Write({buf.data(), *n}); !w.ok()) return w;
     }
     if (auto w = file->SyncAndClose(); !w.ok()) return w;
-    if (std::rename(tmp.c_str(), PathOf(name).c_str()) != 0) {
+    if (replace && std::rename(tmp.c_str(), PathOf(name).c_str()) != 0) {
       return ErrnoStatus(errno, absl::StrCat("rename into ", PathOf(name)));
     }
+    if (!replace && ::link(tmp.c_str(), PathOf(name).c_str()) != 0) {
+      if (errno == EEXIST) {
+        return absl::AlreadyExistsError(
+            absl::StrCat(PathOf(name), " exists: nothing was written"));
+      }
+      return ErrnoStatus(errno, absl::StrCat("link into ", PathOf(name)));
+    }
+    if (!replace) ::unlink(tmp.c_str());
     return SyncDir(dir_);
   }();
   if (!s.ok()) ::unlink(tmp.c_str());

@@ -20,6 +20,8 @@ class FileBlobStore final : public BlobStore {
                                                          bool create = true);
 
   absl::Status Put(std::string_view name, ByteSource& source) override;
+  // link(2) of the synced temporary: fails with EEXIST if <name> exists.
+  absl::Status PutIfAbsent(std::string_view name, ByteSource& source) override;
   absl::Status Get(std::string_view name, const ByteSink& sink) override;
   absl::StatusOr<std::vector<BlobInfo>> List() override;
   absl::Status Delete(std::string_view name) override;
@@ -35,6 +37,7 @@ class FileBlobStore final : public BlobStore {
   }
 
  private:
+  absl::Status Write(std::string_view name, ByteSource& source, bool replace);
   absl::StatusOr<std::vector<BlobInfo>> Leftovers(bool remove);
   FileBlobStore(std::string url, std::string dir)
       : url_(std::move(url)), dir_(std::move(dir)) {}

@@ -52,11 +52,17 @@ constexpr uint64_t kMaskEasy = Mask(ChunkerParams::kAvgBits - 2);
 
 }  // namespace
 
-RepoKeys RepoKeys::Derive(const BackupKey& key) {
+RepoKeys RepoKeys::Derive(const BackupKey& key, ChunkIdFunction id_function) {
   RepoKeys k;
+  k.id_function_ = id_function;
   SecretBytes prk = HkdfExtract(AsBytes("bkv repo v2"), key.secret().Reveal());
   k.data_key_ = HkdfExpand(prk.Reveal(), AsBytes("bkv repo v2 data key"), 32);
-  k.id_key_ = HkdfExpand(prk.Reveal(), AsBytes("bkv repo v2 chunk id key"), 32);
+  // A label per function: one key is never used by two MACs.
+  k.id_key_ = HkdfExpand(prk.Reveal(),
+                         AsBytes(id_function == ChunkIdFunction::kHmacSha256
+                                     ? "bkv repo v2 chunk id key hmac-sha256"
+                                     : "bkv repo v2 chunk id key"),
+                         32);
   k.check_ = HkdfExpand(prk.Reveal(), AsBytes("bkv repo v2 key check"), 32);
   SecretBytes gear =
       HkdfExpand(prk.Reveal(), AsBytes("bkv repo v2 gear table"), 256 * 8);
@@ -69,9 +75,20 @@ RepoKeys RepoKeys::Derive(const BackupKey& key) {
 }
 
 ChunkId RepoKeys::IdOf(std::span<const uint8_t> plaintext) const {
-  SecretBytes mac = HmacSha512(id_key_.Reveal(), {plaintext});
+  return ChunkIdHasher(*this).Id(plaintext);
+}
+
+ChunkIdHasher::ChunkIdHasher(const RepoKeys& keys)
+    : mac_(keys.id_function_ == ChunkIdFunction::kHmacSha256
+               ? ReusableHmac::Digest::kSha256
+               : ReusableHmac::Digest::kSha512,
+           keys.id_key_.Reveal()) {}
+
+ChunkId ChunkIdHasher::Id(std::span<const uint8_t> plaintext) {
+  std::array<uint8_t, 64> mac;  // function 1 keeps the first 32 bytes
+  mac_.Mac(plaintext, mac);
   ChunkId id;
-  std::memcpy(id.data(), mac.Reveal().data(), id.size());
+  std::memcpy(id.data(), mac.data(), id.size());
   return id;
 }
 

@@ -6,10 +6,13 @@
 //
 //   prk      = HKDF-Extract("bkv repo v2", backup key)          (HKDF-SHA512)
 //   data key = HKDF-Expand(prk, "bkv repo v2 data key", 32)
-//   id key   = HKDF-Expand(prk, "bkv repo v2 chunk id key", 32)
 //   gear     = HKDF-Expand(prk, "bkv repo v2 gear table", 2048) as 256 u64 LE
 //   check    = HKDF-Expand(prk, "bkv repo v2 key check", 32)  (in the config)
-//   chunk id = HMAC-SHA512(id key, plaintext)[0..32]
+//   chunk id = the repository's function (its config), one of
+//     1: HMAC-SHA512(HKDF-Expand(prk, "bkv repo v2 chunk id key", 32),
+//                    plaintext)[0..32]
+//     2: HMAC-SHA256(HKDF-Expand(prk, "bkv repo v2 chunk id key hmac-sha256",
+//                                32), plaintext)
 //   sealed   = nonce (12, random) || AES-256-GCM(data key, nonce, pt, AD) ||
 //   tag AD       = "bkv repo v2 " || kind || 0x00 || object id
 
@@ -22,6 +25,7 @@
 
 #include "absl/status/statusor.h"
 #include "crypto/backup_key.h"
+#include "crypto/reusable_hmac.h"
 #include "crypto/secret_bytes.h"
 
 namespace bkv {
@@ -41,6 +45,14 @@ enum class RepoObjectKind {
   kTree
 };
 
+// The chunk-id function of a repository, as its config stores it (u16).
+// One repository uses one function for good (docs/backup-format.md, "The
+// chunk-id function").
+enum class ChunkIdFunction : uint16_t {
+  kHmacSha512Trunc = 1,  // config versions 2 and 3
+  kHmacSha256 = 2,       // repositories created since config version 4
+};
+
 // Content-defined chunk sizes (FastCDC with normalized chunking, level 2).
 struct ChunkerParams {
   static constexpr uint32_t kMin = 128 << 10;
@@ -54,8 +66,12 @@ class RepoKeys {
   static constexpr size_t kTagSize = 16;
   static constexpr size_t kOverhead = kNonceSize + kTagSize;
 
-  static RepoKeys Derive(const BackupKey& key);
+  // `id_function` is the repository's (its config's); no default, so no
+  // caller computes ids of the wrong function without a sound (review #7).
+  static RepoKeys Derive(const BackupKey& key, ChunkIdFunction id_function);
 
+  ChunkIdFunction id_function() const { return id_function_; }
+  // One id; a loop over many chunks uses a ChunkIdHasher instead.
   ChunkId IdOf(std::span<const uint8_t> plaintext) const;
   // Stored in the clear in the config: tells a wrong key from damage.
   std::span<const uint8_t> key_check() const { return check_.Reveal(); }
@@ -83,11 +99,26 @@ class RepoKeys {
       std::span<const uint8_t> sealed) const;
 
  private:
+  friend class ChunkIdHasher;
   RepoKeys() = default;
+  ChunkIdFunction id_function_ = ChunkIdFunction::kHmacSha256;
   SecretBytes data_key_;
-  SecretBytes id_key_;
+  SecretBytes id_key_;  // the id function's own key
   SecretBytes check_;
   std::array<uint64_t, 256> gear_{};
+};
+
+// The chunk ids of one repository through one MAC context: one per thread
+// that hashes many chunks (no context allocated per chunk; re-keyed per
+// chunk, see ReusableHmac). Not thread-safe; it keeps its own copy of the
+// key (SecretBytes).
+class ChunkIdHasher {
+ public:
+  explicit ChunkIdHasher(const RepoKeys& keys);
+  ChunkId Id(std::span<const uint8_t> plaintext);
+
+ private:
+  ReusableHmac mac_;
 };
 
 }  // namespace bkv

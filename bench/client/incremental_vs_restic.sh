@@ -11,10 +11,11 @@
 # (the machine may be shared: wall times move with the load, CPU seconds
 # much less). For each tool and step: time, bytes added to the store, peak
 # RSS, CPU seconds (user + system). BKV_BENCH_BASELINE=path/to/other/bkv
-# adds a "changed-base" row (that binary's backup after the change, into a
-# copy of the store as the initial backup left it, run just before bkv's on
-# odd runs and just after on even ones) and a "restore-base" row (it
-# restoring the same snapshot): a before/after within the same runs. Needs
+# adds a "changed-base" row (that binary's backup after the change, into its
+# own store made by its own untimed initial backup of the same sample, since
+# it may not read this bkv's format; run just before bkv's on odd runs and
+# just after on even ones) and a "restore-base" row (it restoring its own
+# latest snapshot, the same files): a before/after within the same runs. Needs
 # sqlite3, restic, /usr/bin/time, bc (scripts/install-deps.sh bench demo).
 set -euo pipefail
 bkv=$(realpath "${1:-build/release/client/bkv}")
@@ -58,7 +59,7 @@ run() {
 size() { du -sb "$1" | cut -f1; }
 bkv_backup() { run "bkv-$1" "$bkv" backup "$chat" --to "file://$dir/bkvstore" --key-file "$dir/key" --json; }
 restic_backup() { run "restic-$1" restic backup --quiet "$chat"; }
-bkv_restore() { rm -rf "$dir/out"; run "bkv-$1" "$2" restore --from "file://$dir/bkvstore" --key-file "$dir/key" --to "$dir/out"; cmp "$dir/out/messages.db" "$chat/messages.db"; }
+bkv_restore() { rm -rf "$dir/out"; run "bkv-$1" "$2" restore --from "file://${3:-$dir/bkvstore}" --key-file "$dir/key" --to "$dir/out"; cmp "$dir/out/messages.db" "$chat/messages.db"; }
 restic_restore() { rm -rf "$dir/out"; run "restic-$1" restic restore latest --target "$dir/out"; }
 # base_changed: the baseline's backup after the change, into its own copy.
 base_changed() {
@@ -97,8 +98,9 @@ one_run() {
   export BKV_STATE_DIR=$dir/state-$1
   restic init >/dev/null
   step "$1" initial
-  if [[ -n $base ]]; then
-    cp -a "$dir/bkvstore" "$dir/base-store"; cp -a "$BKV_STATE_DIR" "$dir/base-state"
+  if [[ -n $base ]]; then  # untimed: the baseline's own repository
+    BKV_STATE_DIR=$dir/base-state run bkv-initial-base "$base" backup "$chat" \
+      --to "file://$dir/base-store" --key-file "$dir/key" --json
   fi
   add_rows 600001 606000
   head -c $((2500 * 1024)) /dev/urandom >"$chat/media/IMG-49.jpg"
@@ -106,7 +108,7 @@ one_run() {
   step "$1" changed
   step "$1" unchanged
   both "$1" "bkv_restore restore $bkv" "restic_restore restore"
-  [[ -z $base ]] || bkv_restore restore-base "$base"
+  [[ -z $base ]] || bkv_restore restore-base "$base" "$dir/base-store"
   while read -r label b r; do record "$1" "$label" "$b" "$r"; done <"$dir/growth"
   record "$1" restore - -
   [[ -z $base ]] || record "$1" changed - - changed-base

@@ -36,6 +36,9 @@ class InterruptibleStore final : public BlobStore {
   absl::Status Put(std::string_view name, ByteSource& source) override {
     return view_.Put(name, source);
   }
+  absl::Status PutIfAbsent(std::string_view name, ByteSource& source) override {
+    return view_.PutIfAbsent(name, source);
+  }
   absl::Status Get(std::string_view name, const ByteSink& sink) override {
     return view_.Get(name, sink);
   }

@@ -11,7 +11,8 @@ namespace {
 
 constexpr char kVersion[] = "bkv " BKV_PROJECT_VERSION
                             " (vault protocol 2, repository format 2 with "
-                            "trees (config 3), backup stream format 1)";
+                            "trees and named chunk ids (config 4; reads 2 "
+                            "and 3), backup stream format 1)";
 
 }  // namespace
 

@@ -337,14 +337,15 @@ absl::Status FillWindow(int fd, const std::string& abs,
 
 // What reads a backup's changed files, kept for the whole backup: the
 // window a file is read through (several chunks, so their ids are hashed in
-// parallel) and one helper thread per further core for the keyed ids
-// (HMAC-SHA512 costs more per byte than anything else), started once rather
-// than once per window. A window's chunks are hashed as they are cut: the
-// helpers hash the first chunks while the caller's thread still looks for
-// the next boundaries, then the caller hashes too (Start, Add..., Ids).
+// parallel) and one helper thread per further core for the keyed ids (they
+// cost more per byte than anything else), started once rather than once per
+// window, each with its own MAC keyed once (the caller's thread: own_). A
+// window's chunks are hashed as they are cut: the helpers hash the first chunks
+// while the caller's thread still looks for the next boundaries, then the
+// caller hashes too (Start, Add..., Ids).
 class Repository::Reader {
  public:
-  explicit Reader(const RepoKeys& keys) : keys_(keys) {
+  explicit Reader(const RepoKeys& keys) : keys_(keys), own_(keys) {
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 1; i < cores; ++i)
       helpers_.emplace_back([this] { Help(); });
@@ -388,7 +389,7 @@ class Repository::Reader {
       closed_ = true;
     }
     work_.notify_all();
-    Hash();
+    Hash(own_);
     std::unique_lock lock(mu_);
     done_.wait(lock, [&] { return busy_ == 0; });
     return std::move(ids_);
@@ -403,7 +404,7 @@ class Repository::Reader {
 
  private:
   // Claims and hashes chunks until the window is closed and none is left.
-  void Hash() {
+  void Hash(ChunkIdHasher& hasher) {
     std::unique_lock lock(mu_);
     for (;;) {
       work_.wait(lock, [&] { return next_ < chunks_.size() || closed_; });
@@ -411,12 +412,13 @@ class Repository::Reader {
       const size_t i = next_++;
       const std::span<const uint8_t> chunk = chunks_[i];
       lock.unlock();
-      const ChunkId id = keys_.IdOf(chunk);
+      const ChunkId id = hasher.Id(chunk);
       lock.lock();
       ids_[i] = id;
     }
   }
   void Help() {
+    ChunkIdHasher hasher(keys_);
     uint64_t seen = 0;
     std::unique_lock lock(mu_);
     for (;;) {
@@ -424,7 +426,7 @@ class Repository::Reader {
       if (stop_) return;
       seen = round_;
       lock.unlock();
-      Hash();
+      Hash(hasher);
       lock.lock();
       if (--busy_ == 0) done_.notify_one();
     }
@@ -432,6 +434,7 @@ class Repository::Reader {
 
   std::vector<uint8_t> window_;
   const RepoKeys& keys_;
+  ChunkIdHasher own_;  // the caller's thread's
   std::mutex mu_;
   std::condition_variable work_, done_;
   // One window's work, under mu_.
@@ -674,7 +677,7 @@ absl::Status Repository::StoreTree(Snapshot& snap, RepoBackupStats& st) {
   if (config_version_ < 3) {
     // Older clients must say "upgrade" rather than fail on a format-3
     // snapshot; the repository id and every other object stay.
-    if (auto s = WriteConfig(); !s.ok()) return s;
+    if (auto s = WriteConfig(/*if_absent=*/false); !s.ok()) return s;
   }
   const std::vector<uint8_t> tree = EncodeTree(snap.entries);
   snap.tree = keys_.IdOf(tree);

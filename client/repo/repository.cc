@@ -26,8 +26,25 @@ constexpr std::string_view kConfigMagic = "BKVREPO2";
 constexpr size_t kConfigHeader = 8 + 2 + 32;
 // 3: snapshots keep their entries in tree objects. A version 2 repository
 // (inline entries) is read as it is and upgraded by its next backup.
-constexpr uint16_t kVersion = 3;
+// 4: the sealed part names the chunk-id function; 2 and 3 imply function 1.
+constexpr uint16_t kVersion = 4;
 constexpr uint16_t kOldestVersion = 2;
+constexpr uint16_t kLastImplicitIdVersion = 3;
+
+// The version a repository with this id function is written at: function 1
+// stays at 3, so the previous release still reads an old repository.
+uint16_t VersionFor(ChunkIdFunction f) {
+  return f == ChunkIdFunction::kHmacSha512Trunc ? kLastImplicitIdVersion
+                                                : kVersion;
+}
+// The seal's AD id: from version 4 on, the clear header (magic, version, key
+// check), so the store cannot change the version; 2 and 3 (released without
+// it) have none.
+std::span<const uint8_t> ConfigAd(std::span<const uint8_t> config) {
+  const uint16_t version = (config[8] << 8) | config[9];
+  if (version <= kLastImplicitIdVersion) return {};
+  return config.first(kConfigHeader);
+}
 // "snap-<20 digits>-<32 hex>" -> seq, id.
 bool ParseSnapshotName(absl::string_view name, uint64_t& seq, ObjectId& id) {
   if (name.size() != 5 + 20 + 1 + 32 || !absl::StartsWith(name, "snap-") ||
@@ -79,9 +96,15 @@ absl::StatusOr<bool> Repository::Exists(BlobStore& store) {
 
 absl::StatusOr<std::unique_ptr<Repository>> Repository::Open(
     BlobStore& store, const BackupKey& key, const RepoOptions& options) {
-  std::unique_ptr<Repository> repo(
-      new Repository(store, RepoKeys::Derive(key), options));
+  // The config opens under any function's keys (the key check and the
+  // seal do not depend on it); a new repository gets function 2.
+  std::unique_ptr<Repository> repo(new Repository(
+      store, RepoKeys::Derive(key, ChunkIdFunction::kHmacSha256), options));
   if (auto s = repo->LoadConfig(); !s.ok()) return s;
+  // Ids are computed only after this: one repository, one id function.
+  if (repo->id_function_ != repo->keys_.id_function()) {
+    repo->keys_ = RepoKeys::Derive(key, repo->id_function_);
+  }
   if (auto s = repo->LoadHead(); !s.ok()) return s;
   return repo;
 }
@@ -91,8 +114,7 @@ absl::Status Repository::LoadConfig() {
       GetSettled(store_, kConfigName, 4096,
                  [&](std::span<const uint8_t> b) { return ParseConfig(b); });
   if (absl::IsNotFound(bytes.status()) && options_.create) {
-    SystemRandom().Bytes(repo_id_);
-    return WriteConfig();
+    return CreateConfig();
   }
   if (absl::IsNotFound(bytes.status())) {
     return absl::NotFoundError(
@@ -102,20 +124,83 @@ absl::Status Repository::LoadConfig() {
   return bytes.status();
 }
 
+namespace {
+// What a repository writes besides its config (not locks: they come and go).
+bool IsRepositoryObject(absl::string_view name) {
+  return name == "head" || absl::StartsWith(name, "pack-") ||
+         absl::StartsWith(name, "index-") || absl::StartsWith(name, "snap-") ||
+         absl::StartsWith(name, "tree-");
+}
+}  // namespace
+
+// A new repository, only into a store with no repository objects: where
+// they exist the config was lost (deleted, or a NotFound the store should
+// not have said), and a new one would give them a new repository id and
+// function and orphan every snapshot (review finding 2).
+absl::Status Repository::CreateConfig() {
+  auto objects = ListObjects();
+  if (!objects.ok()) return objects.status();
+  for (const auto& [name, size] : *objects) {
+    if (!IsRepositoryObject(name)) continue;
+    return absl::FailedPreconditionError(absl::StrCat(
+        store_.url(), " holds a bkv repository (", name,
+        ", ...) but its config is missing: nothing was written; restore "
+        "`config` from a copy of the store, or run again if the store only "
+        "failed to return it"));
+  }
+  SystemRandom().Bytes(repo_id_);
+  const absl::Status put = WriteConfig(/*if_absent=*/true);
+  if (!put.ok() && !absl::IsAlreadyExists(put)) return put;
+  // Of two first backups at once, the config that stands (the first, where
+  // the store has a create-only put; else the last) is read back and used.
+  return GetSettled(store_, kConfigName, 4096,
+                    [&](std::span<const uint8_t> b) { return ParseConfig(b); })
+      .status();
+}
+
 // Config of repo_id_ at the current version.
-absl::Status Repository::WriteConfig() {
+absl::Status Repository::WriteConfig(bool if_absent) {
   std::vector<uint8_t> out(kConfigMagic.begin(), kConfigMagic.end());
   out.push_back(0);
-  out.push_back(kVersion);
+  const uint16_t version = VersionFor(keys_.id_function());
+  out.push_back(version);
   auto check = keys_.key_check();
   out.insert(out.end(), check.begin(), check.end());
-  auto sealed = keys_.Seal(RepoObjectKind::kConfig, {}, repo_id_);
+  std::vector<uint8_t> pt(repo_id_.begin(), repo_id_.end());
+  if (version > kLastImplicitIdVersion) {
+    const auto f = static_cast<uint16_t>(keys_.id_function());
+    pt.push_back(f >> 8);
+    pt.push_back(f & 0xff);
+  }
+  auto sealed = keys_.Seal(RepoObjectKind::kConfig, ConfigAd(out), pt);
   if (!sealed.ok()) return sealed.status();
   out.insert(out.end(), sealed->begin(), sealed->end());
-  if (auto s = PutBytes(store_, kConfigName, out); !s.ok()) return s;
-  config_version_ = kVersion;
+  SpanSource source(out);
+  absl::Status put = if_absent ? store_.PutIfAbsent(kConfigName, source)
+                               : absl::UnimplementedError("");
+  if (absl::IsUnimplemented(put)) put = PutBytes(store_, kConfigName, out);
+  if (!put.ok()) return put;
+  config_version_ = version;
+  id_function_ = keys_.id_function();
   return absl::OkStatus();
 }
+
+namespace {
+
+// The function a version-4 config names (sealed: the store cannot change
+// it); Unimplemented for one this bkv does not know.
+absl::StatusOr<ChunkIdFunction> ParseIdFunction(std::span<const uint8_t> b) {
+  const uint16_t f = (b[0] << 8) | b[1];
+  if (f != static_cast<uint16_t>(ChunkIdFunction::kHmacSha512Trunc) &&
+      f != static_cast<uint16_t>(ChunkIdFunction::kHmacSha256)) {
+    return absl::UnimplementedError(absl::StrCat(
+        "repository chunk-id function ", f,
+        " is not supported: it was written by a newer bkv: upgrade bkv"));
+  }
+  return static_cast<ChunkIdFunction>(f);
+}
+
+}  // namespace
 
 // Sets repo_id_; DataLoss for a short or damaged config (read again: it may
 // be a write in progress), PermissionDenied for another key.
@@ -124,7 +209,7 @@ absl::Status Repository::ParseConfig(std::span<const uint8_t> b) {
       std::memcmp(b.data(), kConfigMagic.data(), kConfigMagic.size()) != 0) {
     return absl::DataLossError("repository config damaged: bad magic");
   }
-  if (b[8] != 0 || b[9] < kOldestVersion || b[9] > kVersion) {
+  if (b[8] == 0 && b[9] < kOldestVersion) {
     return absl::UnimplementedError(
         "repository version is not supported: upgrade bkv");
   }
@@ -133,13 +218,30 @@ absl::Status Repository::ParseConfig(std::span<const uint8_t> b) {
     return absl::PermissionDeniedError(
         "wrong backup key: this repository was made with another key");
   }
-  auto id = keys_.Open(RepoObjectKind::kConfig, {}, b.subspan(kConfigHeader));
-  if (!id.ok()) return id.status();
-  if (id->size() != repo_id_.size()) {
+  // Every version from 4 on keeps this header and seals it as AD: a newer
+  // version is told from the store's edit of the version byte (DataLoss).
+  auto pt = keys_.Open(RepoObjectKind::kConfig, ConfigAd(b),
+                       b.subspan(kConfigHeader));
+  if (!pt.ok()) return pt.status();
+  if (b[8] != 0 || b[9] > kVersion) {
+    return absl::UnimplementedError(
+        "repository version is not supported: upgrade bkv");
+  }
+  // 2 and 3 (no header in the AD) differ from 4 in length too, so a
+  // version changed in the clear does not decode as another id function.
+  const bool named = b[9] > kLastImplicitIdVersion;
+  if (pt->size() != repo_id_.size() + (named ? 2 : 0)) {
     return absl::DataLossError("repository config does not decode");
   }
-  std::copy(id->begin(), id->end(), repo_id_.begin());
+  ChunkIdFunction f = ChunkIdFunction::kHmacSha512Trunc;
+  if (named) {
+    auto parsed = ParseIdFunction(std::span(*pt).subspan(repo_id_.size()));
+    if (!parsed.ok()) return parsed.status();
+    f = *parsed;
+  }
+  std::copy(pt->begin(), pt->begin() + repo_id_.size(), repo_id_.begin());
   config_version_ = b[9];
+  id_function_ = f;
   return absl::OkStatus();
 }
 
@@ -425,8 +527,12 @@ absl::StatusOr<std::span<const uint8_t>> Repository::OpenChunkInto(
   if (raw.size() != loc.raw_size) {
     return absl::DataLossError("chunk is not the size its index says");
   }
-  if (check == IdCheck::kRecompute && keys_.IdOf(raw) != loc.id) {
-    return absl::DataLossError("chunk content does not match its id");
+  if (check == IdCheck::kRecompute) {
+    if (!buffers.hasher)
+      buffers.hasher = std::make_unique<ChunkIdHasher>(keys_);
+    if (buffers.hasher->Id(raw) != loc.id) {
+      return absl::DataLossError("chunk content does not match its id");
+    }
   }
   return raw;
 }

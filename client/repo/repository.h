@@ -212,7 +212,10 @@ class Repository {
   absl::StatusOr<std::vector<TreeEntry>> ReadTree(const ChunkId& tree);
   // Stores the tree of `snap` unless an intact copy is already stored.
   absl::Status StoreTree(Snapshot& snap, RepoBackupStats& st);
-  absl::Status WriteConfig();
+  // `if_absent`: with the store's create-only put where it has one
+  // (AlreadyExists when a config appeared meanwhile).
+  absl::Status WriteConfig(bool if_absent);
+  absl::Status CreateConfig();
   absl::StatusOr<std::vector<std::pair<std::string, Snapshot>>> AllSnapshots(
       const std::map<std::string, uint64_t>& objects,
       std::vector<std::string>* problems);
@@ -232,6 +235,8 @@ class Repository {
       if (!dctx) dctx.reset(ZSTD_createDCtx());
       return dctx.get();
     }
+    // Keyed once, when the first id is recomputed with these buffers.
+    std::unique_ptr<ChunkIdHasher> hasher;
   };
   // Whether the keyed id is recomputed after a chunk opened. Restore trusts
   // the seal (the GCM tag binds the bytes to their id under a key the store
@@ -307,6 +312,8 @@ class Repository {
   RepoOptions options_;
   ObjectId repo_id_{};
   uint16_t config_version_ = 0;
+  // From the config; keys_ computes ids with it once Open has checked.
+  ChunkIdFunction id_function_ = ChunkIdFunction::kHmacSha256;
   uint64_t head_seq_ = 0;
 };
 

@@ -64,7 +64,7 @@ static bkv_status down_stat(void* ctx, const char* name, uint64_t* size,
 
 static int count_files(const char* dir) {
   char cmd[600];
-  snprintf(cmd, sizeof cmd, "test $(ls -A %s | wc -l) -gt 0", dir);
+  snprintf(cmd, sizeof cmd, "test $(ls -A '%s' | wc -l) -gt 0", dir);
   return system(cmd) == 0;
 }
 
@@ -82,7 +82,7 @@ static void callback_store(const char* dir, const char* path, bkv_key* key) {
   CHECK(bkv_backup(store, key, path, NULL, &id, &err) == BKV_OK);
   snprintf(target, sizeof target, "%s/from-cloud.txt", dir);
   CHECK(bkv_restore(store, key, id, target, NULL, &err) == BKV_OK);
-  snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, target);
+  snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", path, target);
   CHECK(system(cmd) == 0);
   bkv_string_free(id);
   bkv_store_free(store); /* frees the ctx through destroy */
@@ -113,7 +113,7 @@ static void cancellation(const char* dir, bkv_store* store, bkv_key* key) {
    * MiB), so the download is still running when the first progress call
    * cancels it. */
   snprintf(path, sizeof path, "%s/big.bin", dir);
-  snprintf(cmd, sizeof cmd, "head -c 12000000 /dev/urandom > %s", path);
+  snprintf(cmd, sizeof cmd, "head -c 12000000 /dev/urandom > '%s'", path);
   CHECK(system(cmd) == 0);
   CHECK(bkv_backup(store, key, path, NULL, NULL, &err) == BKV_OK);
   char* before = NULL;
@@ -146,7 +146,7 @@ static void cancellation(const char* dir, bkv_store* store, bkv_key* key) {
   bkv_error_free(err);
   err = NULL;
   CHECK(bkv_restore(store, key, NULL, target, NULL, &err) == BKV_OK);
-  snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, target);
+  snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", path, target);
   CHECK(system(cmd) == 0);
   CHECK(strcmp(bkv_status_name(BKV_CANCELLED), "CANCELLED") == 0);
   bkv_string_free(before);
@@ -199,7 +199,7 @@ static void repository(const char* dir, const char* path, bkv_key* key) {
 
   snprintf(target, sizeof target, "%s/repo-restored.txt", dir);
   CHECK(bkv_repo_restore(repo, first, NULL, target, NULL, &err) == BKV_OK);
-  snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, target);
+  snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", path, target);
   CHECK(system(cmd) == 0);
 
   size_t forgotten = 0;
@@ -216,6 +216,46 @@ static void repository(const char* dir, const char* path, bkv_key* key) {
   bkv_cancel_free(cancel);
   bkv_repo_free(repo);
   bkv_store_free(store);
+}
+
+/* A repository written before config version 4 (tests/vectors/repo-v2,
+ * keyed SHA-512 chunk ids) checks clean with every byte read through the C
+ * ABI: the ids are recomputed with the function its config implies. */
+static void old_repository(const char* dir) {
+  const char* src = getenv("BKV_SOURCE_DIR");
+  char cmd[1200], url[300], text[200] = {0};
+  char* err = NULL;
+  if (src == NULL) {
+    fprintf(stderr, "BKV_SOURCE_DIR is not set\n");
+    ++failures;
+    return;
+  }
+  snprintf(cmd, sizeof cmd, "cp -r '%s/tests/vectors/repo-v2/store' '%s/old'",
+           src, dir);
+  CHECK(system(cmd) == 0);
+  snprintf(cmd, sizeof cmd, "%s/tests/vectors/repo-v2/key", src);
+  FILE* f = fopen(cmd, "r");
+  CHECK(f != NULL);
+  if (f == NULL) return;
+  size_t len = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' ')) --len;
+  bkv_key* key = NULL;
+  CHECK(bkv_key_parse(text, len, &key, &err) == BKV_OK);
+  snprintf(url, sizeof url, "file://%s/old", dir);
+  bkv_store* store = NULL;
+  CHECK(bkv_store_open(url, &store, &err) == BKV_OK);
+  bkv_repo* repo = NULL;
+  bkv_repo_options ro = {0, NULL};
+  CHECK(bkv_repo_open(store, key, &ro, &repo, &err) == BKV_OK);
+  char* report = NULL;
+  CHECK(bkv_repo_check(repo, 1, NULL, &report, &err) == BKV_OK);
+  CHECK(report != NULL && report[0] == '\0');
+  if (report != NULL && report[0] != '\0') fprintf(stderr, "%s\n", report);
+  bkv_string_free(report);
+  bkv_repo_free(repo);
+  bkv_store_free(store);
+  bkv_key_free(key);
 }
 
 /* Key slots through the C ABI (issue 17): the app hands over a passkey's
@@ -319,7 +359,7 @@ static void open_through_keyring(const char* dir, const char* v1_url,
   CHECK(bkv_backup(v1, r, path, NULL, NULL, &err) == BKV_OK);
   snprintf(target, sizeof target, "%s/via-slot.txt", dir);
   CHECK(bkv_restore(v1, r, NULL, target, NULL, &err) == BKV_OK);
-  snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, target);
+  snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", path, target);
   CHECK(system(cmd) == 0);
   snprintf(target, sizeof target, "%s/via-master.txt", dir);
   CHECK(bkv_restore(v1, key, NULL, target, NULL, &err) == BKV_OK);
@@ -341,7 +381,7 @@ static void open_through_keyring(const char* dir, const char* v1_url,
   snprintf(target, sizeof target, "%s/repo-via-slot.txt", dir);
   CHECK(repo != NULL &&
         bkv_repo_restore(repo, NULL, NULL, target, NULL, &err) == BKV_OK);
-  snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, target);
+  snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", path, target);
   CHECK(system(cmd) == 0);
   bkv_repo_free(repo);
   repo = NULL;
@@ -404,7 +444,7 @@ int main(void) {
 
   snprintf(target, sizeof target, "%s/restored.txt", dir);
   CHECK(bkv_restore(store, key, id, target, NULL, &err) == BKV_OK);
-  snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, target);
+  snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", path, target);
   CHECK(system(cmd) == 0);
   CHECK(bkv_restore(store, key, NULL, target, NULL, &err) ==
         BKV_ALREADY_EXISTS);
@@ -424,6 +464,7 @@ int main(void) {
   callback_store(dir, path, key);
   cancellation(dir, store, key);
   repository(dir, path, key);
+  old_repository(dir);
   passkey_slots(dir, key);
   open_through_keyring(dir, url, path, key);
   CHECK(strncmp(bkv_version(), "0.", 2) == 0 && BKV_VERSION_MAJOR == 0);
@@ -439,7 +480,7 @@ int main(void) {
   bkv_store_free(store);
   bkv_key_free(NULL);
   bkv_store_free(NULL);
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) return 2;
   if (failures == 0) printf("c_abi_test: all checks passed\n");
   return failures == 0 ? 0 : 1;

@@ -117,6 +117,9 @@ class ForwardingBlobStore : public BlobStore {
   absl::Status Put(std::string_view name, ByteSource& source) override {
     return inner_.Put(name, source);
   }
+  absl::Status PutIfAbsent(std::string_view name, ByteSource& source) override {
+    return inner_.PutIfAbsent(name, source);
+  }
   absl::Status Get(std::string_view name, const ByteSink& sink) override {
     return inner_.Get(name, sink);
   }

@@ -290,6 +290,50 @@ TEST_F(ClientFault, RestoreSyncFailurePublishesNothing) {
   EXPECT_EQ(LostFiles(store, src), 0);
 }
 
+// The parent directory's fsync after the rename that publishes a restore
+// fails (a test-only LD_PRELOAD shim fails only that directory's fsync):
+// the rename is undone, so a restore that did not say done leaves neither
+// the target nor its temporary; v2 (a tree and one file) and v1.
+TEST_F(ClientFault, RestoreParentSyncFailureUndoesTheRename) {
+  const std::string src = MakeTree("tree", 3, 32 << 10, 90);
+  ASSERT_EQ(Sh("$BKV backup " + src + " --to " + Store("v2") + Key()).code, 0);
+  ASSERT_EQ(Bkv("backup " + src + " --to " + Store("v1") + Key()).code, 0);
+  const std::string parent = fs::canonical(dir_.path()) / "pub";
+  fs::create_directories(parent);
+  struct Case {
+    std::string store, path, target;
+  };
+  for (const Case& c : {Case{Store("v2"), "", "tree-out"},
+                        Case{Store("v2"), " --path chat.db", "one.db"},
+                        Case{Store("v1"), "", "v1-out"}}) {
+    const std::string target = parent + "/" + c.target;
+    const std::string args =
+        "restore --from " + c.store + c.path + " --to " + target + Key();
+    ++tally.faults;
+#if defined(__SANITIZE_ADDRESS__)
+    const std::string preload = AsanRuntime() + " " BKV_FAIL_DIR_FSYNC_SO;
+#else
+    const std::string preload = BKV_FAIL_DIR_FSYNC_SO;
+#endif
+    Result r = Sh("BKV_TEST_FAIL_DIR_FSYNC='" + parent + "' LD_PRELOAD='" +
+                  preload + "' $BKV " + args);
+    EXPECT_EQ(r.code, kUnavailable) << c.target << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr("fsync directory " + parent));
+    EXPECT_FALSE(fs::exists(target)) << c.target << " left published";
+    for (const auto& e : fs::directory_iterator(parent)) {
+      EXPECT_THAT(e.path().filename().string(),
+                  ::testing::Not(HasSubstr("bkv-restore")))
+          << "a restore temporary was left behind";
+    }
+    Result again = Sh("$BKV " + args);  // the same restore, no fault
+    EXPECT_EQ(again.code, 0) << again.err;
+    EXPECT_TRUE(fs::exists(target)) << c.target;
+  }
+  EXPECT_EQ(ReadFile(parent + "/one.db"), ReadFile(src + "/chat.db"));
+  EXPECT_EQ(ReadFile(parent + "/tree-out/media/2.jpg"),
+            ReadFile(src + "/media/2.jpg"));
+}
+
 // What fsync(2)s returned 0 before the first renameat2(2), from an
 // `strace -f -y` log (a call another thread interrupts is split into an
 // "<unfinished ...>" line and a "resumed>" line of the same pid); the

@@ -23,6 +23,15 @@ using ::bkv::testing::ReadFile;
 using ::bkv::testing::TempDir;
 using ::bkv::testing::WriteFile;
 
+// The number a top-level JSON field holds (-1 when it is missing), whatever
+// the fields' order.
+int64_t JsonField(const std::string& json, const std::string& field) {
+  const std::string key = "\"" + field + "\":";
+  const size_t at = json.find(key);
+  if (at == std::string::npos) return -1;
+  return std::strtoll(json.c_str() + at + key.size(), nullptr, 10);
+}
+
 struct CliRun {
   int exit_code;
   std::string out, err;
@@ -82,15 +91,17 @@ TEST_F(RepoCliTest, SecondBackupUploadsNothingNewAndRestores) {
   CliRun first = Backup();
   ASSERT_EQ(first.exit_code, 0) << first.err;
   EXPECT_NE(first.out.find("\"seq\":1"), std::string::npos) << first.out;
+  // A new repository is version 4: its sealed config names HMAC-SHA256
+  // (repo.RepoConfigTest.ChunkIdFunctionIsSealedInTheConfig opens it).
+  EXPECT_EQ(ReadFile(dir_ / "store/config")[9], 4);
   // The old flag is accepted with a note.
   CliRun second = Bkv({"backup", dir_ / "src", "--to", store_, "--key-file",
                        dir_ / "k", "--incremental", "--json"});
   EXPECT_NE(second.err.find("--incremental is deprecated"), std::string::npos)
       << second.err;
   ASSERT_EQ(second.exit_code, 0) << second.err;
-  EXPECT_NE(second.out.find("\"new_chunks\":0,"), std::string::npos)
-      << second.out;
-  EXPECT_NE(second.out.find("\"packs_uploaded\":0,"), std::string::npos);
+  EXPECT_EQ(JsonField(second.out, "new_chunks"), 0) << second.out;
+  EXPECT_EQ(JsonField(second.out, "packs_uploaded"), 0) << second.out;
   CliRun list =
       Bkv({"snapshots", "--from", store_, "--key-file", dir_ / "k", "--json"});
   ASSERT_EQ(list.exit_code, 0) << list.err;
@@ -140,8 +151,8 @@ TEST_F(RepoCliTest, OldVersion2RepositoryRestoresAndUpgrades) {
   const std::string old = "file://" + (dir_ / "old");
   const std::string key = vectors / "key";
   auto restore = [&](const std::string& snap, const std::string& to) {
-    return Bkv({"restore", "--from", old, "--key-file", key, "--to",
-                dir_ / to, "--snapshot", snap});
+    return Bkv({"restore", "--from", old, "--key-file", key, "--to", dir_ / to,
+                "--snapshot", snap});
   };
   ASSERT_EQ(restore("01d9411e", "first").exit_code, 0);
   auto text = [](const std::string& t) {
@@ -161,9 +172,12 @@ TEST_F(RepoCliTest, OldVersion2RepositoryRestoresAndUpgrades) {
     return Bkv({"check", "--from", old, "--key-file", key, "--read-data"});
   };
   EXPECT_EQ(check().exit_code, 0) << check().out;
-  CliRun up = Bkv({"backup", dir_ / "second", "--to", old, "--key-file", key,
-                   "--json"});
+  CliRun up = Bkv(
+      {"backup", dir_ / "second", "--to", old, "--key-file", key, "--json"});
   ASSERT_EQ(up.exit_code, 0) << up.err;
+  // Another path, so every file is read: its chunks' keyed SHA-512 ids
+  // (function 1) are all stored already. Version 3 keeps function 1.
+  EXPECT_EQ(JsonField(up.out, "new_chunks"), 0) << up.out;
   EXPECT_EQ(ReadFile(dir_ / "old/config")[9], 3);
   size_t trees = 0;
   for (const auto& e : fs::directory_iterator(dir_ / "old")) {
@@ -176,6 +190,19 @@ TEST_F(RepoCliTest, OldVersion2RepositoryRestoresAndUpgrades) {
   EXPECT_EQ(ReadFile(dir_ / "latest/sub/b.bin"),
             ReadFile(vectors / "expected/sub/b.bin"));
   EXPECT_EQ(check().exit_code, 0) << check().out;
+  // Incremental on top: one new file is the only new chunk, and check
+  // --read-data recomputes every id, old and new, with the one function.
+  WriteFile(dir_ / "second/new.bin", RandomBytes(100000, 9));
+  CliRun more = Bkv(
+      {"backup", dir_ / "second", "--to", old, "--key-file", key, "--json"});
+  ASSERT_EQ(more.exit_code, 0) << more.err;
+  EXPECT_EQ(JsonField(more.out, "new_chunks"), 1) << more.out;
+  EXPECT_EQ(ReadFile(dir_ / "old/config")[9], 3);
+  EXPECT_EQ(check().exit_code, 0) << check().out;
+  ASSERT_EQ(restore("latest", "newest").exit_code, 0);
+  EXPECT_EQ(ReadFile(dir_ / "newest/new.bin"), RandomBytes(100000, 9));
+  EXPECT_EQ(ReadFile(dir_ / "newest/sub/b.bin"),
+            ReadFile(vectors / "expected/sub/b.bin"));
 }
 
 TEST_F(RepoCliTest, CheckReadDataFindsAFlippedBit) {

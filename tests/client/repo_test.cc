@@ -2,6 +2,8 @@
 // file, s3rver, nginx WebDAV. Incremental uploads, dedup, restore, tamper.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 
 #include "client/blob_store.h"
 #include "client/repo/repository.h"
+#include "crypto/hash.h"
 #include "tests/client/client_test_support.h"
 #include "tests/client/test_stores.h"
 
@@ -391,7 +394,7 @@ TEST_P(RepoTest, ChunkSealedUnderAnotherIdIsFoundByCheckReadData) {
   auto bytes = Get(pack);
   auto sealed_header = PackHeaderOf(bytes);
   ASSERT_TRUE(sealed_header.ok()) << sealed_header.status();
-  const RepoKeys keys = RepoKeys::Derive(key_);
+  const RepoKeys keys = RepoKeys::Derive(key_, ChunkIdFunction::kHmacSha256);
   auto header = keys.Open(RepoObjectKind::kPackHeader, pack_id, *sealed_header);
   ASSERT_TRUE(header.ok()) << header.status();
   auto index = DecodeIndex(*header);
@@ -506,7 +509,7 @@ TEST_P(RepoTest, PruneRefusedWhileABackupHoldsALock) {
   WriteFile(src_ + "/chat.db", RandomBytes(1 << 20, 99));
   ASSERT_TRUE(repo->Backup(src_).ok());
   ASSERT_TRUE(repo->Forget(1).ok());
-  const RepoKeys keys = RepoKeys::Derive(key_);
+  const RepoKeys keys = RepoKeys::Derive(key_, ChunkIdFunction::kHmacSha256);
   auto before = store_->List();
   ASSERT_TRUE(before.ok());
   {
@@ -547,7 +550,7 @@ TEST_P(RepoTest, BackupWaitsForAPruneLock) {
   MakeTree(1 << 20);
   auto repo = Open(*store_, key_);
   ASSERT_TRUE(repo->Backup(src_).ok());
-  const RepoKeys keys = RepoKeys::Derive(key_);
+  const RepoKeys keys = RepoKeys::Derive(key_, ChunkIdFunction::kHmacSha256);
   auto prune =
       RepoLock::Acquire(*store_, keys, repo->repo_id(), {.exclusive = true});
   ASSERT_TRUE(prune.ok()) << prune.status();
@@ -610,8 +613,9 @@ TEST_P(RepoTest, ShortReadDuringAnotherWriteIsReadAgain) {
     EXPECT_GT(torn.reads(), 3);
   }
   auto repo = Open(*store_, key_);
-  auto held =
-      RepoLock::Acquire(*store_, RepoKeys::Derive(key_), repo->repo_id(), {});
+  auto held = RepoLock::Acquire(
+      *store_, RepoKeys::Derive(key_, ChunkIdFunction::kHmacSha256),
+      repo->repo_id(), {});
   ASSERT_TRUE(held.ok()) << held.status();
   TornReadStore torn(*store_, "lock-", 3, 0);
   auto pruning = Open(torn, key_);
@@ -809,6 +813,266 @@ TEST_P(RepoTest, BitFlipInEveryObjectDetected) {
 INSTANTIATE_TEST_SUITE_P(Stores, RepoTest,
                          ::testing::Values("file", "s3", "webdav", "callback"),
                          [](const auto& info) { return info.param; });
+
+// The chunk-id function is in the sealed config (docs/backup-format.md, "The
+// chunk-id function"): a new repository names HMAC-SHA256 (2) at version 4,
+// computes its ids with it, and backs up again with exact dedup; a function
+// this bkv does not know is refused before anything is written; a version
+// rewritten in the clear does not select another function.
+// HMAC-SHA256 under its own HKDF label, computed here with OpenSSL's
+// one-shot HMAC rather than by RepoKeys.
+ChunkId HmacSha256Id(const BackupKey& key, std::span<const uint8_t> pt) {
+  SecretBytes prk = HkdfExtract(AsBytes("bkv repo v2"), key.secret().Reveal());
+  SecretBytes k = HkdfExpand(
+      prk.Reveal(), AsBytes("bkv repo v2 chunk id key hmac-sha256"), 32);
+  ChunkId id;
+  unsigned int n = 0;
+  HMAC(EVP_sha256(), k.Reveal().data(), static_cast<int>(k.Reveal().size()),
+       pt.data(), pt.size(), id.data(), &n);
+  EXPECT_EQ(n, id.size());
+  return id;
+}
+
+// The only chunk of the only pack of a repository: its id and plaintext.
+std::pair<ChunkId, std::vector<uint8_t>> OnlyChunk(const fs::path& store,
+                                                   const RepoKeys& keys) {
+  for (const auto& e : fs::directory_iterator(store)) {
+    const std::string name = e.path().filename();
+    if (name.rfind("pack-", 0) != 0) continue;
+    ObjectId pack_id;
+    EXPECT_TRUE(ParseObjectIdHex(name.substr(5), pack_id));
+    const auto bytes = ReadFile(e.path());
+    auto header =
+        keys.Open(RepoObjectKind::kPackHeader, pack_id, *PackHeaderOf(bytes));
+    auto index = DecodeIndex(*header);
+    const BlobLocation loc = index->packs.at(0).blobs.at(0);
+    auto pt = keys.Open(RepoObjectKind::kChunk, loc.id,
+                        std::span(bytes).subspan(loc.offset, loc.length));
+    EXPECT_TRUE(pt.ok()) << pt.status();
+    return {loc.id, pt.ok() ? *pt : std::vector<uint8_t>{}};
+  }
+  ADD_FAILURE() << "no pack";
+  return {};
+}
+
+constexpr size_t kHeader = 8 + 2 + 32;  // magic, version, key check
+
+TEST(RepoConfigTest, ChunkIdFunctionIsSealedInTheConfig) {
+  TempDir dir;
+  fs::create_directories(dir / "src");
+  const std::vector<uint8_t> content = RandomBytes(100 << 10, 11);
+  WriteFile(dir / "src/f", content);  // one chunk (below the minimum)
+  BackupKey key = BackupKey::Generate();
+  auto store = OpenBlobStore("file://" + (dir / "store"));
+  ASSERT_TRUE(store.ok());
+  RepoOptions o;
+  o.create = true;
+  {
+    auto repo = Repository::Open(**store, key, o);
+    ASSERT_TRUE(repo.ok()) << repo.status();
+    ASSERT_TRUE((*repo)->Backup(dir / "src").ok());
+  }
+  const std::string cfg_path = dir / "store/config";
+  const std::vector<uint8_t> cfg = ReadFile(cfg_path);
+  ASSERT_EQ(cfg.size(), kHeader + RepoKeys::kOverhead + 16 + 2);
+  EXPECT_EQ(cfg[9], 4);
+  const RepoKeys keys = RepoKeys::Derive(key, ChunkIdFunction::kHmacSha256);
+  // The clear header is the seal's AD id.
+  auto pt = keys.Open(RepoObjectKind::kConfig, std::span(cfg).first(kHeader),
+                      std::span(cfg).subspan(kHeader));
+  ASSERT_TRUE(pt.ok()) << pt.status();
+  EXPECT_FALSE(
+      keys.Open(RepoObjectKind::kConfig, {}, std::span(cfg).subspan(kHeader))
+          .ok());
+  EXPECT_EQ(pt->at(16), 0);
+  EXPECT_EQ(pt->at(17), 2);
+  // A new repository's ids are HMAC-SHA256 (stored raw: format byte 0).
+  auto [id, chunk] = OnlyChunk(dir / "store", keys);
+  ASSERT_EQ(chunk.size(), content.size() + 1);
+  EXPECT_EQ(chunk[0], 0);
+  EXPECT_EQ(id, HmacSha256Id(key, content));
+  // Deduplicated exactly, and check --read-data recomputes the same ids.
+  auto repo = Repository::Open(**store, key, {});
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  RepoBackupStats st;
+  WriteFile(dir / "src/g", content);
+  ASSERT_TRUE((*repo)->Backup(dir / "src", &st).ok());
+  EXPECT_EQ(st.new_chunks, 0u);
+  auto check = (*repo)->Check(true);
+  ASSERT_TRUE(check.ok());
+  EXPECT_TRUE(check->clean()) << ::testing::PrintToString(check->problems);
+
+  // A config of `version` sealed as that version is (AD: the header from 4).
+  auto rewrite = [&](uint8_t version, uint16_t function, size_t extra = 0) {
+    std::vector<uint8_t> id(pt->begin(), pt->begin() + 16);
+    if (version > 3) {
+      id.insert(id.end(), {uint8_t(function >> 8), uint8_t(function)});
+    }
+    id.resize(id.size() + extra);
+    std::vector<uint8_t> out(cfg.begin(), cfg.begin() + kHeader);
+    out[9] = version;
+    auto sealed = keys.Seal(RepoObjectKind::kConfig,
+                            version > 3 ? std::span<const uint8_t>(out)
+                                        : std::span<const uint8_t>(),
+                            id);
+    EXPECT_TRUE(sealed.ok());
+    out.insert(out.end(), sealed->begin(), sealed->end());
+    WriteFile(cfg_path, out);
+    return out;
+  };
+  auto count = [&] {
+    return std::distance(fs::directory_iterator(dir / "store"),
+                         fs::directory_iterator());
+  };
+  const auto objects = count();
+  rewrite(4, 99);
+  auto newer = Repository::Open(**store, key, o);
+  EXPECT_EQ(newer.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(newer.status().message(),
+              HasSubstr("chunk-id function 99 is not supported: it was "
+                        "written by a newer bkv: upgrade bkv"));
+  EXPECT_EQ(count(), objects);
+  // An authentic newer version (its own plaintext) asks for an upgrade.
+  rewrite(5, 2, 7);
+  EXPECT_EQ(Repository::Open(**store, key, o).status().message(),
+            "repository version is not supported: upgrade bkv");
+  // The store's edit of the version byte, of a version 4 config to any
+  // other version, or of a version 3 one to 4 or above, is damage.
+  auto expect_tampered = [&](std::vector<uint8_t> bytes, uint8_t version) {
+    bytes[9] = version;
+    WriteFile(cfg_path, bytes);
+    auto s = Repository::Open(**store, key, o).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << int(version) << s;
+    EXPECT_THAT(s.message(), HasSubstr("config failed authentication"));
+    EXPECT_EQ(count(), objects);
+  };
+  for (uint8_t v : {3, 5, 255}) expect_tampered(cfg, v);
+  const auto v3 = rewrite(3, 1);
+  expect_tampered(v3, 4);
+  rewrite(4, 2);
+  auto restored = Repository::Open(**store, key, o);
+  EXPECT_TRUE(restored.ok()) << restored.status();
+}
+
+// A store whose config went missing (deleted, or a 404 the store should not
+// have said) is not given a new one over its objects (review finding 2):
+// nothing is written, and with the config back every snapshot restores.
+TEST(RepoConfigTest, MissingConfigIsNotRecreatedOverRepositoryObjects) {
+  TempDir dir;
+  fs::create_directories(dir / "src");
+  WriteFile(dir / "src/f", RandomBytes(100 << 10, 12));
+  BackupKey key = BackupKey::Generate();
+  auto store = OpenBlobStore("file://" + (dir / "store"));
+  ASSERT_TRUE(store.ok());
+  RepoOptions o;
+  o.create = true;
+  {
+    auto repo = Repository::Open(**store, key, o);
+    ASSERT_TRUE(repo.ok()) << repo.status();
+    ASSERT_TRUE((*repo)->Backup(dir / "src").ok());
+  }
+  const std::vector<uint8_t> cfg = ReadFile(dir / "store/config");
+  fs::remove(dir / "store/config");
+  auto count = [&] {
+    return std::distance(fs::directory_iterator(dir / "store"),
+                         fs::directory_iterator());
+  };
+  const auto objects = count();
+  auto lost = Repository::Open(**store, key, o);
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(lost.status().message(),
+              HasSubstr("holds a bkv repository (head, ...) but its config is "
+                        "missing: nothing was written"));
+  EXPECT_FALSE(fs::exists(dir / "store/config"));
+  EXPECT_EQ(count(), objects);
+  WriteFile(dir / "store/config", cfg);
+  auto repo = Repository::Open(**store, key, {});
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  ASSERT_TRUE((*repo)->Restore("", "", dir / "out").ok());
+  EXPECT_EQ(ReadFile(dir / "out/f"), ReadFile(dir / "src/f"));
+}
+
+// A version 4 config may name function 1 (docs/backup-format.md): the
+// previous release's repository, its config rewritten so, deduplicates
+// exactly against its keyed SHA-512 chunks and checks clean.
+TEST(RepoConfigTest, VersionFourNamingFunctionOneKeepsItsIds) {
+  const char* src = getenv("BKV_SOURCE_DIR");
+  ASSERT_NE(src, nullptr) << "BKV_SOURCE_DIR is not set";
+  const fs::path vectors = fs::path(src) / "tests/vectors/repo-v2";
+  TempDir dir;
+  fs::copy(vectors / "store", dir / "old", fs::copy_options::recursive);
+  const auto text = ReadFile(vectors / "key");  // one line
+  auto key = BackupKey::Parse(std::string(text.begin(), text.end() - 1));
+  ASSERT_TRUE(key.ok()) << key.status();
+  const RepoKeys keys =
+      RepoKeys::Derive(*key, ChunkIdFunction::kHmacSha512Trunc);
+  std::vector<uint8_t> cfg = ReadFile(dir / "old/config");
+  ASSERT_EQ(cfg[9], 2);
+  auto pt =
+      keys.Open(RepoObjectKind::kConfig, {}, std::span(cfg).subspan(kHeader));
+  ASSERT_TRUE(pt.ok()) << pt.status();
+  pt->insert(pt->end(), {0, 1});
+  cfg.resize(kHeader);
+  cfg[9] = 4;
+  auto sealed = keys.Seal(RepoObjectKind::kConfig, cfg, *pt);
+  ASSERT_TRUE(sealed.ok());
+  cfg.insert(cfg.end(), sealed->begin(), sealed->end());
+  WriteFile(dir / "old/config", cfg);
+  auto store = OpenBlobStore("file://" + (dir / "old"));
+  ASSERT_TRUE(store.ok());
+  auto repo = Repository::Open(**store, *key, {});
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  RepoBackupStats st;
+  ASSERT_TRUE((*repo)->Backup(vectors / "expected", &st).ok());
+  EXPECT_EQ(st.new_chunks, 0u);
+  EXPECT_EQ(ReadFile(dir / "old/config"), cfg);
+  auto check = (*repo)->Check(true);
+  ASSERT_TRUE(check.ok());
+  EXPECT_TRUE(check->clean()) << ::testing::PrintToString(check->problems);
+}
+
+// Another client's first backup creates the config right after this one
+// listed the store empty (two first backups at once).
+class ConfigRaceStore final : public ForwardingBlobStore {
+ public:
+  ConfigRaceStore(BlobStore& inner, const BackupKey& key)
+      : ForwardingBlobStore(inner), key_(key) {}
+  absl::StatusOr<std::vector<BlobInfo>> List() override {
+    auto list = inner_.List();
+    if (!raced_) {
+      raced_ = true;
+      RepoOptions o;
+      o.create = true;
+      auto other = Repository::Open(inner_, key_, o);
+      EXPECT_TRUE(other.ok()) << other.status();
+      if (other.ok()) winner = (*other)->repo_id();
+    }
+    return list;
+  }
+  ObjectId winner{};
+
+ private:
+  const BackupKey& key_;
+  bool raced_ = false;
+};
+
+// The first config stands (the file store's create-only put) and the
+// second client uses it rather than replacing it (review finding 2).
+TEST(RepoConfigTest, FirstOfTwoConfigsCreatedAtOnceStands) {
+  TempDir dir;
+  BackupKey key = BackupKey::Generate();
+  auto store = OpenBlobStore("file://" + (dir / "store"));
+  ASSERT_TRUE(store.ok());
+  ConfigRaceStore racing(**store, key);
+  RepoOptions o;
+  o.create = true;
+  auto repo = Repository::Open(racing, key, o);
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  EXPECT_EQ((*repo)->repo_id(), racing.winner);
+  auto again = Repository::Open(**store, key, {});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->repo_id(), racing.winner);
+}
 
 // The pack trailer as a store may serve it: too short, a length past the
 // start, a length that fills the pack exactly (the repo_pack_fuzzer's
