@@ -49,24 +49,25 @@ absl::Status CancellableBlobStore::Check() const {
 
 absl::Status CancellableBlobStore::Put(std::string_view name,
                                        ByteSource& source) {
-  BKV_RETURN_IF_ERROR(Check());
-  const std::function<absl::Status()> check = [this] { return Check(); };
-  const std::function<void(uint64_t)> count = [this](uint64_t n) {
-    Counted(Count::kUploads, n);
-  };
-  CheckedSource checked(source, check, count);
-  return inner_.Put(name, checked);
+  return CheckedPut(name, source, /*if_absent=*/false);
 }
 
 absl::Status CancellableBlobStore::PutIfAbsent(std::string_view name,
                                                ByteSource& source) {
+  return CheckedPut(name, source, /*if_absent=*/true);
+}
+
+absl::Status CancellableBlobStore::CheckedPut(std::string_view name,
+                                              ByteSource& source,
+                                              bool if_absent) {
   BKV_RETURN_IF_ERROR(Check());
   const std::function<absl::Status()> check = [this] { return Check(); };
   const std::function<void(uint64_t)> count = [this](uint64_t n) {
     Counted(Count::kUploads, n);
   };
   CheckedSource checked(source, check, count);
-  return inner_.PutIfAbsent(name, checked);
+  return if_absent ? inner_.PutIfAbsent(name, checked)
+                   : inner_.Put(name, checked);
 }
 
 absl::Status CancellableBlobStore::Get(std::string_view name,

@@ -51,6 +51,8 @@ class CancellableBlobStore final : public BlobStore {
 
  private:
   absl::Status Check() const;
+  absl::Status CheckedPut(std::string_view name, ByteSource& source,
+                          bool if_absent);
 
   BlobStore& inner_;
   CancelToken* cancel_ = nullptr;

@@ -118,9 +118,8 @@ size_t CarryBound(const Members& from) {
   return from.all().size() - from.quorum() + 2;
 }
 
-absl::StatusOr<size_t> ExpectedHandOvers(
-    const Members& from, const Members& to,
-    const std::vector<uint32_t>& leaving) {
+absl::StatusOr<size_t> ExpectedHandOvers(const Members& from, const Members& to,
+                                         const std::vector<uint32_t>& leaving) {
   size_t n = 0;
   for (const Member& m : from.all()) {
     const Member* now = to.Find(m.id);

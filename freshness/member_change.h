@@ -49,8 +49,7 @@ size_t CarryBound(const Members& from);
 // (old members in `to` with the same key) plus the leaving members the
 // officer names as exporting too. InvalidArgument for a leaving id that is
 // no old member or is a survivor.
-absl::StatusOr<size_t> ExpectedHandOvers(const Members& from,
-                                         const Members& to,
+absl::StatusOr<size_t> ExpectedHandOvers(const Members& from, const Members& to,
                                          const std::vector<uint32_t>& leaving);
 
 // Checks the hand-overs (one old list, handed to `to`'s list, each signed by

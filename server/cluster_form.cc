@@ -134,8 +134,8 @@ absl::StatusOr<size_t> CheckExportBound(const freshness::Members& from,
                                         const FormArgs& a,
                                         const fresh::v1::EndorserState& s,
                                         std::ostream& out) {
-  BKV_ASSIGN_OR_RETURN(size_t expect, freshness::ExpectedHandOvers(
-                                          from, to, a.leaving_exports));
+  BKV_ASSIGN_OR_RETURN(
+      size_t expect, freshness::ExpectedHandOvers(from, to, a.leaving_exports));
   const size_t bound = freshness::CarryBound(from);
   if (expect >= bound) return expect;
   const std::string cost = absl::StrCat(
@@ -186,8 +186,8 @@ absl::StatusOr<std::string> Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
   }
   BKV_ASSIGN_OR_RETURN(auto endorser,
                        freshness::Endorser::Open(token, from, self->id));
-  BKV_ASSIGN_OR_RETURN(
-      size_t expect, CheckExportBound(from, to, a, endorser->State(), out));
+  BKV_ASSIGN_OR_RETURN(size_t expect,
+                       CheckExportBound(from, to, a, endorser->State(), out));
   if (struct stat st; ::lstat(path.c_str(), &st) == 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         path,
@@ -221,9 +221,8 @@ absl::StatusOr<std::string> Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
       << "\n";
   return absl::StrCat("node=", self->id, " from=", Hex(from.digest()),
                       " to_list=", HexEncode(AsBytes(to_list)),
-                      " certified_seq=", seq, " expected_hand_overs=",
-                      expect, " bound=", freshness::CarryBound(from),
-                      " accept_fewer=",
+                      " certified_seq=", seq, " expected_hand_overs=", expect,
+                      " bound=", freshness::CarryBound(from), " accept_fewer=",
                       expect < freshness::CarryBound(from) ? "true" : "false");
 }
 

@@ -84,9 +84,8 @@ absl::Status AuditAcceptFewer(VaultNode& node,
   const std::string outcome = absl::StrCat(
       nodes, " hand_overs=", carry.hand_overs, " bound=", carry.bound,
       " base_seq=", carry.formed.base().seq(), " every_shard_reanchored");
-  BKV_RETURN_IF_ERROR(
-      node.audit->Record({"quorum_carry_accept_fewer", nodes, outcome,
-                          static_cast<int64_t>(cap)}));
+  BKV_RETURN_IF_ERROR(node.audit->Record({"quorum_carry_accept_fewer", nodes,
+                                          outcome, static_cast<int64_t>(cap)}));
   Log("warn", "quorum_carry_accept_fewer",
       {{"hand_overs", nodes},
        {"count", absl::StrCat(carry.hand_overs)},

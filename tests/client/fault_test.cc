@@ -381,10 +381,11 @@ TEST_F(ClientFault, RestoreSyncsEveryFileBeforeTheRename) {
             0);
   const std::string log = dir_ / "strace.log";
   // LeakSanitizer cannot run under ptrace: an ASan build's CLI would abort.
-  Result r = Sh("ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" "
-                "strace -f -y -qq -e trace=fsync,renameat2 -o " + log +
-                " $BKV restore --from " + Store("store") + " --to " +
-                (dir_ / "out") + Key());
+  Result r =
+      Sh("ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" "
+         "strace -f -y -qq -e trace=fsync,renameat2 -o " +
+         log + " $BKV restore --from " + Store("store") + " --to " +
+         (dir_ / "out") + Key());
   ASSERT_EQ(r.code, 0) << r.err;
   auto bytes = ReadFile(log);
   std::string staged;

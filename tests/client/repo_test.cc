@@ -857,21 +857,28 @@ std::pair<ChunkId, std::vector<uint8_t>> OnlyChunk(const fs::path& store,
 
 constexpr size_t kHeader = 8 + 2 + 32;  // magic, version, key check
 
+// A new repository in `store` with one backup of dir/src/f.
+void BackUpOneFile(const TempDir& dir, const BackupKey& key, BlobStore& store,
+                   const std::vector<uint8_t>& content) {
+  fs::create_directories(dir / "src");
+  WriteFile(dir / "src/f", content);
+  RepoOptions o;
+  o.create = true;
+  auto repo = Repository::Open(store, key, o);
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  ASSERT_TRUE((*repo)->Backup(dir / "src").ok());
+}
+
 TEST(RepoConfigTest, ChunkIdFunctionIsSealedInTheConfig) {
   TempDir dir;
-  fs::create_directories(dir / "src");
   const std::vector<uint8_t> content = RandomBytes(100 << 10, 11);
-  WriteFile(dir / "src/f", content);  // one chunk (below the minimum)
   BackupKey key = BackupKey::Generate();
   auto store = OpenBlobStore("file://" + (dir / "store"));
   ASSERT_TRUE(store.ok());
+  // One chunk (below the minimum).
+  ASSERT_NO_FATAL_FAILURE(BackUpOneFile(dir, key, **store, content));
   RepoOptions o;
   o.create = true;
-  {
-    auto repo = Repository::Open(**store, key, o);
-    ASSERT_TRUE(repo.ok()) << repo.status();
-    ASSERT_TRUE((*repo)->Backup(dir / "src").ok());
-  }
   const std::string cfg_path = dir / "store/config";
   const std::vector<uint8_t> cfg = ReadFile(cfg_path);
   ASSERT_EQ(cfg.size(), kHeader + RepoKeys::kOverhead + 16 + 2);
@@ -959,18 +966,13 @@ TEST(RepoConfigTest, ChunkIdFunctionIsSealedInTheConfig) {
 // nothing is written, and with the config back every snapshot restores.
 TEST(RepoConfigTest, MissingConfigIsNotRecreatedOverRepositoryObjects) {
   TempDir dir;
-  fs::create_directories(dir / "src");
-  WriteFile(dir / "src/f", RandomBytes(100 << 10, 12));
   BackupKey key = BackupKey::Generate();
   auto store = OpenBlobStore("file://" + (dir / "store"));
   ASSERT_TRUE(store.ok());
+  ASSERT_NO_FATAL_FAILURE(
+      BackUpOneFile(dir, key, **store, RandomBytes(100 << 10, 12)));
   RepoOptions o;
   o.create = true;
-  {
-    auto repo = Repository::Open(**store, key, o);
-    ASSERT_TRUE(repo.ok()) << repo.status();
-    ASSERT_TRUE((*repo)->Backup(dir / "src").ok());
-  }
   const std::vector<uint8_t> cfg = ReadFile(dir / "store/config");
   fs::remove(dir / "store/config");
   auto count = [&] {

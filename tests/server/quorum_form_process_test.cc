@@ -143,8 +143,7 @@ TEST_F(QuorumFormTest, HandOverStopsTheOldListAndTheCarryNeedsAMajority) {
   const std::string to = NewTokenFor(2, "members.v2");
   std::string out;
   const std::string h0 = node_[0].data_dir() + "/handover";
-  ASSERT_EQ(Form(0, to, "--export " + h0 + " --accept-fewer", &out), 0)
-      << out;
+  ASSERT_EQ(Form(0, to, "--export " + h0 + " --accept-fewer", &out), 0) << out;
   EXPECT_FALSE(node_[0].Start(
       {"--freshness-members-file", members_, "--freshness-node-id", "1"}));
   EXPECT_NE(node_[0].log().find("handed over"), std::string::npos)
@@ -400,8 +399,7 @@ TEST_F(QuorumFormTest, RestoredOwnerAndLaggingSurvivorRegainNoGuess) {
   EXPECT_FALSE(fs::exists(early));
   out.clear();
   EXPECT_EQ(Form(0, members_, "", &out), 0) << out;
-  EXPECT_NE(out.find("already formed with this list (kept)"),
-            std::string::npos)
+  EXPECT_NE(out.find("already formed with this list (kept)"), std::string::npos)
       << out;
   const std::string files = Export(2, to, " --accept-fewer");
   for (int i : {0, 2}) {
@@ -447,8 +445,8 @@ TEST_F(QuorumFormTest, RestoredOwnerAndLaggingSurvivorRegainNoGuess) {
   ASSERT_EQ(RunVault(reanchor + " --accept-fewer", &out), 0) << out;
   // Every shard (16 by default), not only ada's (form3 review finding 7).
   size_t shards = 0;
-  for (size_t at = 0; (at = out.find(": re-anchored at epoch", at)) !=
-                      std::string::npos;
+  for (size_t at = 0;
+       (at = out.find(": re-anchored at epoch", at)) != std::string::npos;
        ++at) {
     ++shards;
   }
