@@ -163,10 +163,12 @@ absl::StatusOr<Vault::ThresholdStatusView> Vault::ThresholdStatus(
     absl::string_view account) {
   BKV_RETURN_IF_ERROR(CheckRealm());
   ThresholdStatusView out;
-  BKV_ASSIGN_OR_RETURN(out.status, GetStatus(account));  // may lock, counts 0
-  auto raw = store_.Get(std::string_view(account.data(), account.size()));
-  if (absl::IsNotFound(raw.status())) return out;
-  if (!raw.ok()) return raw.status();
+  // One read of the record (may lock, counts 0): this is every recovery's
+  // first call at a realm.
+  BKV_ASSIGN_OR_RETURN(StatusRead read, ReadStatus(account));
+  out.status = std::move(read.view);
+  if (!read.record) return out;
+  const std::optional<UserRecord>& raw = read.record;
   out.epoch = raw->realm_epoch();
   if (raw->realm_tombstone()) return out;
   const std::string& pending = raw->pending_realm().commitment();
