@@ -75,8 +75,7 @@ struct Descriptor {
   // read back from its own HSM-sealed record, whose seal is the integrity
   // check (docs/threshold.md, "Recovery reads the sealed descriptor");
   // never for bytes from the wire.
-  static absl::StatusOr<Descriptor> ParseSealed(
-      std::span<const uint8_t> bytes);
+  static absl::StatusOr<Descriptor> ParseSealed(std::span<const uint8_t> bytes);
   std::vector<uint8_t> Serialize() const;
   std::array<uint8_t, 32> Commitment() const;
 };

@@ -90,7 +90,8 @@ absl::StatusOr<size_t> PositionOf(const threshold::Descriptor& d,
 // for the bytes Prepare checked in full, so the dealing is not re-checked
 // (docs/threshold.md, "Recovery reads the sealed descriptor"). The bytes
 // must still hash to the record's commitment, the one the request named.
-absl::StatusOr<threshold::Descriptor> StoredDescriptor(const RealmShare& share) {
+absl::StatusOr<threshold::Descriptor> StoredDescriptor(
+    const RealmShare& share) {
   const auto bytes = AsBytes(share.descriptor_bytes());
   auto desc = threshold::Descriptor::ParseSealed(bytes);
   if (!desc.ok()) return absl::DataLossError("stored descriptor is corrupt");
