@@ -192,7 +192,7 @@ absl::Status ThresholdClient::Impl::SavePendingCommit(
 
 absl::Status ThresholdClient::Impl::CommitEverywhere(
     const std::string& account, const threshold::Descriptor& d,
-    const SecretBytes& commit_secret) const {
+    const SecretBytes& commit_secret, CommitTally* tally) const {
   vault::v1::ThresholdRegisterCommitRequest req;
   req.set_account(account);
   req.set_version(AsString(d.version));
@@ -211,7 +211,10 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
   // STATE_EXPIRED: one realm's word must not end the roll-forward while
   // another still waits for this commit.
   std::vector<std::string> failed;
-  int committed = 0, unheard = 0;
+  CommitTally local;
+  CommitTally& t = tally != nullptr ? *tally : local;
+  int& committed = t.committed;
+  int& unheard = t.unheard;
   for (size_t i = 0; i < results.size(); ++i) {
     if (results[i].ok()) {
       ++committed;
@@ -219,6 +222,8 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
     }
     if (VaultError::From(results[i]).kind != VaultErrorKind::kExpired) {
       ++unheard;
+    } else {
+      t.expired.push_back(i);
     }
     failed.push_back(
         absl::StrCat(IdOf(i), ": ", absl::CEscape(results[i].message())));

@@ -128,10 +128,17 @@ struct ThresholdClient::Impl {
   // (one free status round) a realm is ACTIVE on its commitment.
   bool CommittedSomewhere(const std::string& account,
                           const threshold::Descriptor& d) const;
+  // How the realms answered a Commit round.
+  struct CommitTally {
+    int committed = 0;            // answered OK
+    int unheard = 0;              // no answer, or another failure
+    std::vector<size_t> expired;  // STATE_EXPIRED (replaced there)
+  };
   // Commit to every realm; OK only when all n answered OK.
   absl::Status CommitEverywhere(const std::string& account,
                                 const threshold::Descriptor& d,
-                                const SecretBytes& commit_secret) const;
+                                const SecretBytes& commit_secret,
+                                CommitTally* tally = nullptr) const;
 
   absl::StatusOr<ThresholdRegistration> Register(
       const std::string& account, const SecretBytes& password,

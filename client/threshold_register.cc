@@ -170,6 +170,26 @@ absl::Status FirstFailure(const ThresholdClient::Impl& im,
   return out;
 }
 
+// Every realm prepared in this call, t or more committed, the others said
+// STATE_EXPIRED: a pending version is replaced only after pending_ttl, so
+// they accepted a Prepare they did not keep (docs/threshold.md, "A realm
+// that lies in its status or at Prepare"). The new version is in force.
+absl::Status ExpiredRightAfterPrepare(
+    const ThresholdClient::Impl& im,
+    const ThresholdClient::Impl::CommitTally& tally) {
+  std::vector<std::string> ids;
+  for (size_t i : tally.expired) ids.push_back(im.IdOf(i));
+  return ThresholdError(
+      VaultErrorKind::kRealmDegraded,
+      absl::StrCat("registered: the new version is committed at ",
+                   tally.committed, " of ", im.set.n(),
+                   " realms and is in force (use the new password); ",
+                   absl::StrJoin(ids, ", "),
+                   " accepted its Prepare in this call and then refused the "
+                   "Commit as expired: a realm fault, tell its operator. It "
+                   "lags until a recovery repairs it"));
+}
+
 }  // namespace
 
 absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
@@ -210,8 +230,13 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
   BKV_RETURN_IF_ERROR(FirstFailure(*this, results, "registration"));
   BKV_RETURN_IF_ERROR(
       SavePendingCommit(account, descriptor, dealing.commit_secret));
-  BKV_RETURN_IF_ERROR(
-      CommitEverywhere(account, dealing.d, dealing.commit_secret));
+  CommitTally tally;
+  absl::Status s =
+      CommitEverywhere(account, dealing.d, dealing.commit_secret, &tally);
+  if (!s.ok() && tally.unheard == 0 && tally.committed >= set.t()) {
+    return ExpiredRightAfterPrepare(*this, tally);
+  }
+  BKV_RETURN_IF_ERROR(s);
   return ThresholdRegistration{dealing.d.epoch, dealing.d.Commitment(),
                                dealing.d.per_realm_limit};
 }

@@ -115,6 +115,11 @@ std::string ThresholdClient::Impl::ReadyOne(
     const absl::Status s = Call(i, "Delete", VaultCall::kFree,
                                 &vault::v1::Vault::Stub::Delete, req, &resp);
     if (s.ok()) return "";
+    if (VaultError::From(s).kind == VaultErrorKind::kProofRequired) {
+      // Only an ACTIVE record asks for a proof: one of its answers is a lie.
+      return "said LOCKED in its status but refuses Delete as an ACTIVE "
+             "registration: a realm fault (it misbehaves), not the user's";
+    }
     return absl::StrCat("is LOCKED and refused Delete (",
                         absl::CEscape(s.message()), ")");
   }

@@ -240,7 +240,12 @@ class ThresholdClientTest : public ::testing::Test {
       Realm r;
       r.id = TestRealmId(i);
       r.process = std::make_unique<VaultProcess>();
-      ASSERT_TRUE(r.process->Start(RealmArgs(r.id, args))) << r.process->log();
+      std::vector<std::string> a = RealmArgs(r.id, args);
+      if (i == 0 && !lie_file_.empty()) {  // realm-a lies as lie_file_ says
+        r.process->set_binary(BKV_TESTREALM_BIN);
+        a.insert(a.end(), {"--test-fault-file", lie_file_});
+      }
+      ASSERT_TRUE(r.process->Start(a)) << r.process->log();
       r.relay = std::make_unique<Relay>(r.process->address());
       realms_.push_back(std::move(r));
     }
@@ -363,6 +368,9 @@ class ThresholdClientTest : public ::testing::Test {
   }
 
   std::vector<std::string> cli_flags_;
+  // Set before StartRealms: realm-a is bkv-vault-testrealm reading its lie
+  // from this file at every call (tests/server/test_realm.h).
+  std::string lie_file_;
   std::function<void(client::ThresholdOptions&)> tweak_;
   uint32_t limit_ = 10;  // the advertised L in Client()'s set
   std::vector<Realm> realms_;
@@ -1058,6 +1066,71 @@ TEST_F(ThresholdClientTest, RealmAheadGetsNoReset) {
 // version at all three. Then realm-c locked: the rotation of a recovery
 // repairs on its own. With realm-b killed, a and c (both repaired) recover,
 // and a repair now names realm-b as degraded instead of running 2-of-2.
+// Issue 18 §5 (docs/threshold.md, "A realm that lies in its status or at
+// Prepare"): realm-a is honest except for the free call it lies in. A lie
+// the client can prove names realm-a and the recovery goes through b and c;
+// one it cannot prove only leaves a out or shows a lower count; a Prepare it
+// accepted and dropped leaves the new version in force at b and c. No lie
+// costs an honest realm more than the try's one attempt (all back at G = 5).
+TEST_F(ThresholdClientTest, RealmLyingInStatusOrPrepare) {
+  lie_file_ = state_dir_.string() + "-lie";
+  const auto lie = [&](const char* mode) { std::ofstream(lie_file_) << mode; };
+  lie("");
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  for (const char* mode : {"status-more", "status-garbage", "status-newer"}) {
+    lie(mode);
+    auto got = c->Recover(kAccount, password_);
+    lie("");
+    ASSERT_TRUE(got.ok()) << mode << ": " << got.status();
+    EXPECT_TRUE(got->backup_key == key_) << mode;
+    ASSERT_EQ(got->faults.size(), 1u) << mode;
+    EXPECT_EQ(got->faults[0].realm_id, "realm-a") << mode;
+    EXPECT_EQ(got->proofs[0], "") << mode << ": realm-a was asked";
+    ExpectRemainingAtEvery(5, mode);
+  }
+  lie("status-fewer");  // not provable: only the shown minimum is lower
+  auto fewer = c->Recover(kAccount, password_);
+  ASSERT_TRUE(fewer.ok()) << fewer.status();
+  EXPECT_TRUE(fewer->faults.empty());
+  EXPECT_EQ(fewer->attempts_remaining_before, 1u);
+  lie("status-locked");  // not provable until a's Delete contradicts it
+  auto locked = c->Recover(kAccount, password_);
+  ASSERT_TRUE(locked.ok()) << locked.status();
+  EXPECT_EQ(locked->proofs[0], "");
+  ASSERT_EQ(locked->lagging.size(), 1u);
+  EXPECT_EQ(locked->lagging[0].realm_id, "realm-a");
+  auto rep = c->Repair(kAccount, password_, *locked);
+  lie("");
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(KindOf(rep.status()), VaultErrorKind::kRealmDegraded);
+  EXPECT_NE(rep.status().message().find("realm-a said LOCKED"),
+            std::string::npos)
+      << rep.status();
+  EXPECT_EQ(Status(0).commitment(), Status(1).commitment());  // not deleted
+  ExpectRemainingAtEvery(5, "locked");
+  // Prepare accepted and dropped: the new password is in force at b and c.
+  const SecretBytes second_pw = SecretBytes::Copy("second horse battery");
+  lie("prepare-skip");
+  auto reg = c->Register(kAccount, second_pw, key_, fewer->proofs);
+  lie("");
+  ASSERT_FALSE(reg.ok());
+  EXPECT_EQ(KindOf(reg.status()), VaultErrorKind::kRealmDegraded);
+  EXPECT_NE(reg.status().message().find("in force"), std::string::npos)
+      << reg.status();
+  EXPECT_NE(reg.status().message().find("realm-a accepted its Prepare"),
+            std::string::npos)
+      << reg.status();
+  auto got = c->Recover(kAccount, second_pw);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+  ASSERT_EQ(got->lagging.size(), 1u);
+  EXPECT_EQ(got->lagging[0].realm_id, "realm-a");
+  ExpectRemainingAtEvery(5, "prepare-skip");
+  std::filesystem::remove(lie_file_);
+}
+
 TEST_F(ThresholdClientTest, LockedRealmIsRepaired) {
   StartRealms(3);
   auto c = Client(2);
