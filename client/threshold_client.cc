@@ -214,21 +214,21 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
   CommitTally local;
   CommitTally& t = tally != nullptr ? *tally : local;
   int& committed = t.committed;
-  int& unheard = t.unheard;
   for (size_t i = 0; i < results.size(); ++i) {
     if (results[i].ok()) {
       ++committed;
       continue;
     }
     if (VaultError::From(results[i]).kind != VaultErrorKind::kExpired) {
-      ++unheard;
+      t.unheard.push_back(i);
     } else {
       t.expired.push_back(i);
     }
     failed.push_back(
         absl::StrCat(IdOf(i), ": ", absl::CEscape(results[i].message())));
   }
-  if (unheard == 0) {
+  const bool unheard = !t.unheard.empty();
+  if (!unheard) {
     BKV_RETURN_IF_ERROR(
         ForgetLine(options.state_dir, StateName("commit", account)));
   }
@@ -242,7 +242,7 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
       "the registration was prepared at every realm but its commit did not "
       "reach ",
       absl::StrJoin(failed, "; "),
-      unheard > 0 ? ": it is re-sent at the next registration or recovery"
+      unheard ? ": it is re-sent at the next registration or recovery"
                   : ": another registration replaced it there"));
 }
 
@@ -286,13 +286,20 @@ absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
   // Said only when this call made it the newest: a record kept for a realm
   // that stays silent would otherwise repeat it at every try (finding 3).
   const bool was_newest = RecallNewest(account).epoch >= d->epoch;
-  absl::Status s = CommitEverywhere(account, *d, commit_secret);
+  CommitTally tally;
+  absl::Status s = CommitEverywhere(account, *d, commit_secret, &tally);
+  const std::string when = written != 0 ? UtcTime(written) : "an unknown time";
   if (!was_newest && RecallNewest(account).epoch >= d->epoch) {
     note = absl::StrCat(
         "a registration (password change or rotation) "
         "prepared at ",
-        written != 0 ? UtcTime(written) : "an unknown time",
-        " was completed just now");
+        when, " was completed just now");
+  } else if (was_newest && !tally.unheard.empty()) {
+    std::vector<std::string> ids;
+    for (size_t i : tally.unheard) ids.push_back(IdOf(i));
+    note = absl::StrCat("the registration prepared at ", when,
+                        " is in force; its commit still waits for ",
+                        absl::StrJoin(ids, ", "));
   }
   return s;
 }

@@ -131,7 +131,7 @@ struct ThresholdClient::Impl {
   // How the realms answered a Commit round.
   struct CommitTally {
     int committed = 0;            // answered OK
-    int unheard = 0;              // no answer, or another failure
+    std::vector<size_t> unheard;  // no answer, or another failure
     std::vector<size_t> expired;  // STATE_EXPIRED (replaced there)
   };
   // Commit to every realm; OK only when all n answered OK.

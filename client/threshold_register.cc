@@ -233,7 +233,7 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
   CommitTally tally;
   absl::Status s =
       CommitEverywhere(account, dealing.d, dealing.commit_secret, &tally);
-  if (!s.ok() && tally.unheard == 0 && tally.committed >= set.t()) {
+  if (!s.ok() && tally.unheard.empty() && tally.committed >= set.t()) {
     return ExpiredRightAfterPrepare(*this, tally);
   }
   BKV_RETURN_IF_ERROR(s);
