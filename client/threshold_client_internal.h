@@ -140,10 +140,14 @@ struct ThresholdClient::Impl {
                                 const SecretBytes& commit_secret,
                                 CommitTally* tally = nullptr) const;
 
+  // `first`: positions prepared before the others (the realms a repair
+  // just readied): a refusal there leaves nothing pending elsewhere, where
+  // it would block the next try for pending_ttl (realm3 review finding 7).
   absl::StatusOr<ThresholdRegistration> Register(
       const std::string& account, const SecretBytes& password,
       const SecretBytes& backup_key, const std::vector<std::string>& proofs,
-      const Commitment& previous) const;
+      const Commitment& previous,
+      const std::vector<size_t>& first = {}) const;
   // `answers`: the status round the recovery planned from, for the rotation.
   absl::StatusOr<ThresholdRecovery> Recover(
       const std::string& account, const SecretBytes& password,

@@ -195,7 +195,7 @@ absl::Status ExpiredRightAfterPrepare(
 absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
     const std::string& account, const SecretBytes& password,
     const SecretBytes& backup_key, const std::vector<std::string>& proofs,
-    const Commitment& previous) const {
+    const Commitment& previous, const std::vector<size_t>& first) const {
   std::vector<size_t> all(set.n());
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
   BKV_RETURN_IF_ERROR(CheckRealms(all));
@@ -221,13 +221,20 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
         PrepareFor(*this, account, dealing, descriptor, i, starts[i], proofs));
     prepares.push_back(std::move(req));
   }
-  Parallel(set.n(), [&](size_t i) {
-    vault::v1::ThresholdRegisterPrepareResponse resp;
-    results[i] = Call(i, "ThresholdRegisterPrepare", VaultCall::kFree,
-                      &vault::v1::Vault::Stub::ThresholdRegisterPrepare,
-                      prepares[i], &resp);
-  });
-  BKV_RETURN_IF_ERROR(FirstFailure(*this, results, "registration"));
+  // Two steps when `first` is given: those realms, then the rest.
+  std::vector<bool> early(set.n(), false);
+  for (size_t i : first) early[i] = true;
+  for (bool step : {true, false}) {
+    if (step && first.empty()) continue;
+    Parallel(set.n(), [&](size_t i) {
+      if (early[i] != step && !first.empty()) return;
+      vault::v1::ThresholdRegisterPrepareResponse resp;
+      results[i] = Call(i, "ThresholdRegisterPrepare", VaultCall::kFree,
+                        &vault::v1::Vault::Stub::ThresholdRegisterPrepare,
+                        prepares[i], &resp);
+    });
+    BKV_RETURN_IF_ERROR(FirstFailure(*this, results, "registration"));
+  }
   BKV_RETURN_IF_ERROR(
       SavePendingCommit(account, descriptor, dealing.commit_secret));
   CommitTally tally;

@@ -196,7 +196,11 @@ ThresholdRotation ThresholdClient::Impl::ReadyAndRegister(
   out.status =
       ReadyEveryRealm(account, answers, commitment, epoch, proofs, what, ready);
   if (!out.status.ok()) return out;
-  auto r = Register(account, password, backup_key, proofs, commitment);
+  std::vector<size_t> first;  // the readied realms prepare first
+  for (size_t i = 0; i < answers.size(); ++i) {
+    if (!OnVersion(answers[i], commitment)) first.push_back(i);
+  }
+  auto r = Register(account, password, backup_key, proofs, commitment, first);
   out.status = r.status();
   if (!r.ok()) return out;
   out.registration = *std::move(r);

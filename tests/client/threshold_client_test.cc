@@ -55,7 +55,8 @@ enum class Mode {
   kDropFinishOnce,      // the next RecoverFinish is not forwarded: UNAVAILABLE
   kSkipPrepare,         // Prepare answered OK, not forwarded: the realm lags
   kFakeAccountRefusal,  // status refused with ACCOUNT_MISMATCH, not forwarded
-  kLoseCommitAnswer     // Commit forwarded (applied), answered UNAVAILABLE
+  kLoseCommitAnswer,    // Commit forwarded (applied), answered UNAVAILABLE
+  kRefusePrepare        // Prepare refused, not forwarded
 };
 
 // Relays the Threshold* calls to one realm, playing `mode`.
@@ -164,6 +165,9 @@ class Relay final : public v1::Vault::Service {
       grpc::ServerContext* c, const v1::ThresholdRegisterPrepareRequest* r,
       v1::ThresholdRegisterPrepareResponse* o) override {
     if (mode == Mode::kSkipPrepare) return grpc::Status::OK;
+    if (mode == Mode::kRefusePrepare) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "prepare refused");
+    }
     return Forward(c, &v1::Vault::Stub::ThresholdRegisterPrepare, *r, o);
   }
   grpc::Status ThresholdRegisterCommit(
@@ -1167,6 +1171,15 @@ TEST_F(ThresholdClientTest, LockedRealmIsRepaired) {
       << stale.status();
   EXPECT_EQ(Status(0).status(), v1::RECORD_STATUS_LOCKED) << "nothing sent";
   got->recovered_at_ms += 10 * 60 * 1000;
+  // The readied realm prepares first: its refusal leaves nothing pending at
+  // b and c, so the repair can be retried at once (finding 7).
+  realms_[0].relay->mode = Mode::kRefusePrepare;
+  auto refused = c->Repair(kAccount, password_, *got);
+  realms_[0].relay->mode = Mode::kPass;
+  ASSERT_FALSE(refused.ok());
+  for (size_t i : {1, 2}) {
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
+  }
   auto repaired = c->Repair(kAccount, password_, *got);
   ASSERT_TRUE(repaired.ok()) << repaired.status();
   EXPECT_EQ(repaired->repaired, std::vector<std::string>{"realm-a"});
