@@ -243,7 +243,7 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
       "reach ",
       absl::StrJoin(failed, "; "),
       unheard ? ": it is re-sent at the next registration or recovery"
-                  : ": another registration replaced it there"));
+              : ": another registration replaced it there"));
 }
 
 absl::Status ThresholdClient::Impl::RollForward(const std::string& account,

@@ -146,8 +146,7 @@ struct ThresholdClient::Impl {
   absl::StatusOr<ThresholdRegistration> Register(
       const std::string& account, const SecretBytes& password,
       const SecretBytes& backup_key, const std::vector<std::string>& proofs,
-      const Commitment& previous,
-      const std::vector<size_t>& first = {}) const;
+      const Commitment& previous, const std::vector<size_t>& first = {}) const;
   // `answers`: the status round the recovery planned from, for the rotation.
   absl::StatusOr<ThresholdRecovery> Recover(
       const std::string& account, const SecretBytes& password,

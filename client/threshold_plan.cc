@@ -60,7 +60,6 @@ std::string CheckAnswer(const threshold::RealmSet& set, size_t position,
   return "";
 }
 
-
 struct Group {
   std::optional<threshold::Descriptor> descriptor;
   std::vector<size_t> members;
@@ -82,11 +81,10 @@ void NewerWithoutPrepare(const threshold::RealmSet& set,
                     answers[j].pending_commitment == c;
       }
       if (prepared) continue;  // another device's registration in progress
-      faults.push_back(
-          {set.realms()[i].id,
-           absl::StrCat("it claims a newer registration (epoch ",
-                        g.descriptor->epoch,
-                        ") that no other realm prepared")});
+      faults.push_back({set.realms()[i].id,
+                        absl::StrCat("it claims a newer registration (epoch ",
+                                     g.descriptor->epoch,
+                                     ") that no other realm prepared")});
     }
   }
 }

@@ -330,12 +330,11 @@ void ThresholdClient::Impl::StartRotation(const std::string& account,
   JoinRotation();
   // Copies: the caller's password and key may be gone before the thread
   // ends. SecretBytes erases them when the thread's lambda is destroyed.
-  rotation_thread =
-      std::thread([this, account, pw = SecretBytes::Copy(password.Reveal()),
-                   key = SecretBytes::Copy(recovered.backup_key.Reveal()),
-                   proofs = recovered.proofs, from = recovered.commitment,
-                   epoch = recovered.epoch,
-                   answers = std::move(answers)]() mutable {
+  rotation_thread = std::thread(
+      [this, account, pw = SecretBytes::Copy(password.Reveal()),
+       key = SecretBytes::Copy(recovered.backup_key.Reveal()),
+       proofs = recovered.proofs, from = recovered.commitment,
+       epoch = recovered.epoch, answers = std::move(answers)]() mutable {
         // A silent realm would fail the registration after another full
         // timeout (review finding 16), a LOCKED or lagging one is repaired
         // first (finding 7) or named.

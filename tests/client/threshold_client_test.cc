@@ -1419,6 +1419,28 @@ TEST_F(PlanRecoveryTest, Decisions) {
   down.error = absl::UnavailableError("down");
   EXPECT_EQ(Plan({down, down, Active(v2)}).status().code(),
             absl::StatusCode::kUnavailable);
+  // Lies an honest realm never tells ("A realm that lies in its status or
+  // at Prepare"): more attempts than its limit, LOCKED with attempts, an
+  // epoch below its descriptor's, a newer version nobody else prepared.
+  auto more = Active(v2, 6);
+  auto locked = Active(v2, 2);
+  locked.record = client::StatusAnswer::Record::kLocked;
+  auto below = Active(v2);
+  below.epoch = 1;
+  for (const auto& liar : {more, locked, below, Active(v3)}) {
+    p = Plan({liar, Active(v2), Active(v2)});
+    ASSERT_TRUE(p.ok()) << p.status();
+    ASSERT_EQ(p->faults.size(), 1u) << p->faults.size();
+    EXPECT_EQ(p->faults[0].realm_id, "realm-a");
+    EXPECT_EQ(p->group, (std::vector<size_t>{1, 2}));
+  }
+  // A newer version another realm holds pending: a registration in
+  // progress, not a lie.
+  auto pending = Active(v2);
+  pending.pending_commitment = Active(v3).commitment;
+  p = Plan({Active(v3), pending, Active(v2)});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->faults.empty());
 }
 
 TEST(RealmSetFileTest, StrictParse) {

@@ -454,7 +454,10 @@ void bkv_realms_free(bkv_realms* realms);
  * (BKV_VAULT_CONFIG, nothing sent): the realms check the account against
  * their tokens only when it is named. */
 
-/* Stores `key` behind the password at every realm (all n must answer). */
+/* Stores `key` behind the password at every realm (all n must answer).
+ * BKV_VAULT_REALM_DEGRADED: the new registration is committed at t or more
+ * realms and in force (use the new password), but a realm that accepted its
+ * Prepare refused the Commit (a realm fault, named; a recovery repairs it). */
 bkv_status bkv_realms_register(bkv_realms* realms, const char* account,
                                const char* password, size_t password_len,
                                const bkv_key* key, bkv_vault_error* out_detail,
