@@ -183,7 +183,11 @@ bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
   realms->recovered = true;
   realms->last_account = account;
   // The key and proofs stay only when a realm needs repair.
-  if (!got->lagging.empty()) realms->last = std::move(*got);
+  if (!got->lagging.empty()) {
+    realms->last = std::move(*got);
+  } else {
+    for (std::string& p : got->proofs) sodium_memzero(p.data(), p.size());
+  }
   return VaultToC(absl::OkStatus(), out_detail, err);
 }
 

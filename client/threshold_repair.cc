@@ -118,7 +118,8 @@ std::string ThresholdClient::Impl::ReadyOne(
     if (VaultError::From(s).kind == VaultErrorKind::kProofRequired) {
       // Only an ACTIVE record asks for a proof: one of its answers is a lie.
       return "said LOCKED in its status but refuses Delete as an ACTIVE "
-             "registration: a realm fault (it misbehaves), not the user's";
+             "registration: a realm fault (it misbehaves, unless another "
+             "device re-registered there just now), not the user's";
     }
     return absl::StrCat("is LOCKED and refused Delete (",
                         absl::CEscape(s.message()), ")");
