@@ -1100,6 +1100,18 @@ TEST_F(ThresholdClientTest, RealmLyingInStatusOrPrepare) {
     EXPECT_EQ(got->proofs[0], "") << mode << ": realm-a was asked";
     ExpectRemainingAtEvery(5, mode);
   }
+  // A wrong password beside a lie: the password's fault (it is wrong), one
+  // attempt at each honest realm, none at the liar, and the liar named.
+  lie("status-newer");
+  auto wrong = c->Recover(kAccount, SecretBytes::Copy("wrong horse"));
+  lie("");
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(KindOf(wrong.status()), VaultErrorKind::kInvalidPassword);
+  EXPECT_NE(wrong.status().message().find("realm-a"), std::string::npos)
+      << wrong.status();
+  EXPECT_EQ(Status(0).attempts_remaining(), 5u);
+  EXPECT_EQ(Status(1).attempts_remaining(), 4u);
+  EXPECT_EQ(Status(2).attempts_remaining(), 4u);
   lie("status-fewer");  // not provable: only the shown minimum is lower
   auto fewer = c->Recover(kAccount, password_);
   ASSERT_TRUE(fewer.ok()) << fewer.status();
