@@ -128,15 +128,25 @@ struct ThresholdClient::Impl {
   // (one free status round) a realm is ACTIVE on its commitment.
   bool CommittedSomewhere(const std::string& account,
                           const threshold::Descriptor& d) const;
+  // How the realms answered a Commit round.
+  struct CommitTally {
+    int committed = 0;            // answered OK
+    std::vector<size_t> unheard;  // no answer, or another failure
+    std::vector<size_t> expired;  // STATE_EXPIRED (replaced there)
+  };
   // Commit to every realm; OK only when all n answered OK.
   absl::Status CommitEverywhere(const std::string& account,
                                 const threshold::Descriptor& d,
-                                const SecretBytes& commit_secret) const;
+                                const SecretBytes& commit_secret,
+                                CommitTally* tally = nullptr) const;
 
+  // `first`: positions prepared before the others (the realms a repair
+  // just readied): a refusal there leaves nothing pending elsewhere, where
+  // it would block the next try for pending_ttl (realm3 review finding 7).
   absl::StatusOr<ThresholdRegistration> Register(
       const std::string& account, const SecretBytes& password,
       const SecretBytes& backup_key, const std::vector<std::string>& proofs,
-      const Commitment& previous) const;
+      const Commitment& previous, const std::vector<size_t>& first = {}) const;
   // `answers`: the status round the recovery planned from, for the rotation.
   absl::StatusOr<ThresholdRecovery> Recover(
       const std::string& account, const SecretBytes& password,

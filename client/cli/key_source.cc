@@ -252,6 +252,20 @@ void SayNotRotated(FILE* err, const absl::Status& why) {
                degraded ? "WARNING: " : "", std::string(why.message()).c_str());
 }
 
+// A wrong password right after Plan completed a change carries the note
+// too (realm3 review finding 4): the user reads the error, not stderr.
+absl::Status WithNote(const absl::Status& s, const std::string& note) {
+  if (note.empty() || client::VaultError::From(s).kind !=
+                          client::VaultErrorKind::kInvalidPassword) {
+    return s;
+  }
+  absl::Status out(s.code(), absl::StrCat(s.message(), "; note: ", note));
+  s.ForEachPayload([&](absl::string_view url, const absl::Cord& c) {
+    out.SetPayload(url, c);
+  });
+  return out;
+}
+
 absl::StatusOr<SlotSecret> LoadRealmSecret(const Args& a, FILE* err,
                                            BlobStore* register_into) {
   BKV_ASSIGN_OR_RETURN(VaultParams params, RealmSlotParams(a));
@@ -281,10 +295,17 @@ absl::StatusOr<SlotSecret> LoadRealmSecret(const Args& a, FILE* err,
     std::fprintf(err, "bkv: note: %s\n", plan->rolled_forward.c_str());
   }
   auto got = realms->Recover(params.account, password);
-  if (!got.ok()) return Explained(got.status());
+  if (!got.ok()) return Explained(WithNote(got.status(), plan->rolled_forward));
+  if (!got->rolled_forward.empty()) {
+    std::fprintf(err, "bkv: note: %s\n", got->rolled_forward.c_str());
+  }
   if (!got->faults.empty()) {
     std::fprintf(err, "bkv: WARNING: realm fault, excluded: %s\n",
                  client::DescribeFaults(got->faults).c_str());
+  }
+  if (!got->lagging.empty()) {  // a LOCKED realm may mean guesses there
+    std::fprintf(err, "bkv: note: not on the recovered registration: %s\n",
+                 client::DescribeFaults(got->lagging).c_str());
   }
   if (!got->rotation.ok()) SayNotRotated(err, got->rotation);
   if (got->rotation_started) RotatingRealms() = std::move(realms);

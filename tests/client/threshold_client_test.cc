@@ -55,7 +55,8 @@ enum class Mode {
   kDropFinishOnce,      // the next RecoverFinish is not forwarded: UNAVAILABLE
   kSkipPrepare,         // Prepare answered OK, not forwarded: the realm lags
   kFakeAccountRefusal,  // status refused with ACCOUNT_MISMATCH, not forwarded
-  kLoseCommitAnswer     // Commit forwarded (applied), answered UNAVAILABLE
+  kLoseCommitAnswer,    // Commit forwarded (applied), answered UNAVAILABLE
+  kRefusePrepare        // Prepare refused, not forwarded
 };
 
 // Relays the Threshold* calls to one realm, playing `mode`.
@@ -164,6 +165,9 @@ class Relay final : public v1::Vault::Service {
       grpc::ServerContext* c, const v1::ThresholdRegisterPrepareRequest* r,
       v1::ThresholdRegisterPrepareResponse* o) override {
     if (mode == Mode::kSkipPrepare) return grpc::Status::OK;
+    if (mode == Mode::kRefusePrepare) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "prepare refused");
+    }
     return Forward(c, &v1::Vault::Stub::ThresholdRegisterPrepare, *r, o);
   }
   grpc::Status ThresholdRegisterCommit(
@@ -240,7 +244,12 @@ class ThresholdClientTest : public ::testing::Test {
       Realm r;
       r.id = TestRealmId(i);
       r.process = std::make_unique<VaultProcess>();
-      ASSERT_TRUE(r.process->Start(RealmArgs(r.id, args))) << r.process->log();
+      std::vector<std::string> a = RealmArgs(r.id, args);
+      if (i == 0 && !lie_file_.empty()) {  // realm-a lies as lie_file_ says
+        r.process->set_binary(BKV_TESTREALM_BIN);
+        a.insert(a.end(), {"--test-fault-file", lie_file_});
+      }
+      ASSERT_TRUE(r.process->Start(a)) << r.process->log();
       r.relay = std::make_unique<Relay>(r.process->address());
       realms_.push_back(std::move(r));
     }
@@ -363,6 +372,9 @@ class ThresholdClientTest : public ::testing::Test {
   }
 
   std::vector<std::string> cli_flags_;
+  // Set before StartRealms: realm-a is bkv-vault-testrealm reading its lie
+  // from this file at every call (tests/server/test_realm.h).
+  std::string lie_file_;
   std::function<void(client::ThresholdOptions&)> tweak_;
   uint32_t limit_ = 10;  // the advertised L in Client()'s set
   std::vector<Realm> realms_;
@@ -773,11 +785,17 @@ TEST_F(ThresholdClientTest, OneExpiredCommitKeepsTheRollForward) {
   ASSERT_FALSE(c->Register(kAccount, third_pw, key_, got->proofs).ok());
   auto third = c->Recover(kAccount, third_pw);
   ASSERT_TRUE(third.ok()) << third.status();
-  EXPECT_EQ(third->rolled_forward, "");
+  // It says what still waits instead (the finding's proposal).
+  EXPECT_NE(third->rolled_forward.find("still waits for realm-c"),
+            std::string::npos)
+      << third->rolled_forward;
   auto typo = c->Recover(kAccount, SecretBytes::Copy("third horse batery"));
   ASSERT_FALSE(typo.ok());
   EXPECT_EQ(KindOf(typo.status()), VaultErrorKind::kInvalidPassword);
   EXPECT_EQ(typo.status().message().find("completed just now"),
+            std::string::npos)
+      << typo.status();
+  EXPECT_NE(typo.status().message().find("still waits for realm-c"),
             std::string::npos)
       << typo.status();
 }
@@ -1058,6 +1076,83 @@ TEST_F(ThresholdClientTest, RealmAheadGetsNoReset) {
 // version at all three. Then realm-c locked: the rotation of a recovery
 // repairs on its own. With realm-b killed, a and c (both repaired) recover,
 // and a repair now names realm-b as degraded instead of running 2-of-2.
+// Issue 18 §5 (docs/threshold.md, "A realm that lies in its status or at
+// Prepare"): realm-a is honest except for the free call it lies in. A lie
+// the client can prove names realm-a and the recovery goes through b and c;
+// one it cannot prove only leaves a out or shows a lower count; a Prepare it
+// accepted and dropped leaves the new version in force at b and c. No lie
+// costs an honest realm more than the try's one attempt (all back at G = 5).
+TEST_F(ThresholdClientTest, RealmLyingInStatusOrPrepare) {
+  lie_file_ = state_dir_.string() + "-lie";
+  const auto lie = [&](const char* mode) { std::ofstream(lie_file_) << mode; };
+  lie("");
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  for (const char* mode : {"status-more", "status-garbage", "status-newer"}) {
+    lie(mode);
+    auto got = c->Recover(kAccount, password_);
+    lie("");
+    ASSERT_TRUE(got.ok()) << mode << ": " << got.status();
+    EXPECT_TRUE(got->backup_key == key_) << mode;
+    ASSERT_EQ(got->faults.size(), 1u) << mode;
+    EXPECT_EQ(got->faults[0].realm_id, "realm-a") << mode;
+    EXPECT_EQ(got->proofs[0], "") << mode << ": realm-a was asked";
+    ExpectRemainingAtEvery(5, mode);
+  }
+  // A wrong password beside a lie: the password's fault (it is wrong), one
+  // attempt at each honest realm, none at the liar, and the liar named.
+  lie("status-newer");
+  auto wrong = c->Recover(kAccount, SecretBytes::Copy("wrong horse"));
+  lie("");
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(KindOf(wrong.status()), VaultErrorKind::kInvalidPassword);
+  EXPECT_NE(wrong.status().message().find("realm-a"), std::string::npos)
+      << wrong.status();
+  EXPECT_EQ(Status(0).attempts_remaining(), 5u);
+  EXPECT_EQ(Status(1).attempts_remaining(), 4u);
+  EXPECT_EQ(Status(2).attempts_remaining(), 4u);
+  lie("status-fewer");  // not provable: only the shown minimum is lower
+  auto fewer = c->Recover(kAccount, password_);
+  ASSERT_TRUE(fewer.ok()) << fewer.status();
+  EXPECT_TRUE(fewer->faults.empty());
+  EXPECT_EQ(fewer->attempts_remaining_before, 1u);
+  lie("status-locked");  // not provable until a's Delete contradicts it
+  auto locked = c->Recover(kAccount, password_);
+  ASSERT_TRUE(locked.ok()) << locked.status();
+  EXPECT_EQ(locked->proofs[0], "");
+  ASSERT_EQ(locked->lagging.size(), 1u);
+  EXPECT_EQ(locked->lagging[0].realm_id, "realm-a");
+  auto rep = c->Repair(kAccount, password_, *locked);
+  lie("");
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(KindOf(rep.status()), VaultErrorKind::kRealmDegraded);
+  EXPECT_NE(rep.status().message().find("realm-a said LOCKED"),
+            std::string::npos)
+      << rep.status();
+  EXPECT_EQ(Status(0).commitment(), Status(1).commitment());  // not deleted
+  ExpectRemainingAtEvery(5, "locked");
+  // Prepare accepted and dropped: the new password is in force at b and c.
+  const SecretBytes second_pw = SecretBytes::Copy("second horse battery");
+  lie("prepare-skip");
+  auto reg = c->Register(kAccount, second_pw, key_, fewer->proofs);
+  lie("");
+  ASSERT_FALSE(reg.ok());
+  EXPECT_EQ(KindOf(reg.status()), VaultErrorKind::kRealmDegraded);
+  EXPECT_NE(reg.status().message().find("in force"), std::string::npos)
+      << reg.status();
+  EXPECT_NE(reg.status().message().find("realm-a accepted its Prepare"),
+            std::string::npos)
+      << reg.status();
+  auto got = c->Recover(kAccount, second_pw);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+  ASSERT_EQ(got->lagging.size(), 1u);
+  EXPECT_EQ(got->lagging[0].realm_id, "realm-a");
+  ExpectRemainingAtEvery(5, "prepare-skip");
+  std::filesystem::remove(lie_file_);
+}
+
 TEST_F(ThresholdClientTest, LockedRealmIsRepaired) {
   StartRealms(3);
   auto c = Client(2);
@@ -1088,6 +1183,15 @@ TEST_F(ThresholdClientTest, LockedRealmIsRepaired) {
       << stale.status();
   EXPECT_EQ(Status(0).status(), v1::RECORD_STATUS_LOCKED) << "nothing sent";
   got->recovered_at_ms += 10 * 60 * 1000;
+  // The readied realm prepares first: its refusal leaves nothing pending at
+  // b and c, so the repair can be retried at once (finding 7).
+  realms_[0].relay->mode = Mode::kRefusePrepare;
+  auto refused = c->Repair(kAccount, password_, *got);
+  realms_[0].relay->mode = Mode::kPass;
+  ASSERT_FALSE(refused.ok());
+  for (size_t i : {1, 2}) {
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
+  }
   auto repaired = c->Repair(kAccount, password_, *got);
   ASSERT_TRUE(repaired.ok()) << repaired.status();
   EXPECT_EQ(repaired->repaired, std::vector<std::string>{"realm-a"});
@@ -1327,6 +1431,28 @@ TEST_F(PlanRecoveryTest, Decisions) {
   down.error = absl::UnavailableError("down");
   EXPECT_EQ(Plan({down, down, Active(v2)}).status().code(),
             absl::StatusCode::kUnavailable);
+  // Lies an honest realm never tells ("A realm that lies in its status or
+  // at Prepare"): more attempts than its limit, LOCKED with attempts, an
+  // epoch below its descriptor's, a newer version nobody else prepared.
+  auto more = Active(v2, 6);
+  auto locked = Active(v2, 2);
+  locked.record = client::StatusAnswer::Record::kLocked;
+  auto below = Active(v2);
+  below.epoch = 1;
+  for (const auto& liar : {more, locked, below, Active(v3)}) {
+    p = Plan({liar, Active(v2), Active(v2)});
+    ASSERT_TRUE(p.ok()) << p.status();
+    ASSERT_EQ(p->faults.size(), 1u) << p->faults.size();
+    EXPECT_EQ(p->faults[0].realm_id, "realm-a");
+    EXPECT_EQ(p->group, (std::vector<size_t>{1, 2}));
+  }
+  // A newer version another realm holds pending: a registration in
+  // progress, not a lie.
+  auto pending = Active(v2);
+  pending.pending_commitment = Active(v3).commitment;
+  p = Plan({Active(v3), pending, Active(v2)});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->faults.empty());
 }
 
 TEST(RealmSetFileTest, StrictParse) {

@@ -422,8 +422,9 @@ bkv_status bkv_vault_recover(bkv_vault* vault, const char* account,
 /* Threshold realms (docs/threshold.md, "The client"): the key is split
  * across the t-of-n realms of a realm-set file; registration needs all n,
  * recovery any t that agree. A realm that misbehaves is
- * BKV_VAULT_REALM_FAULT naming it, never a wrong password. One call at a
- * time per handle. */
+ * BKV_VAULT_REALM_FAULT naming it, never a wrong password. Thread-safe:
+ * every call on a handle takes its mutex, so calls from several threads run
+ * one after the other (bkv_realms_free must not race with a call). */
 typedef struct bkv_realms bkv_realms;
 
 typedef struct bkv_realms_options {
@@ -453,7 +454,10 @@ void bkv_realms_free(bkv_realms* realms);
  * (BKV_VAULT_CONFIG, nothing sent): the realms check the account against
  * their tokens only when it is named. */
 
-/* Stores `key` behind the password at every realm (all n must answer). */
+/* Stores `key` behind the password at every realm (all n must answer).
+ * BKV_VAULT_REALM_DEGRADED: the new registration is committed at t or more
+ * realms and in force (use the new password), but a realm that accepted its
+ * Prepare refused the Commit (a realm fault, named; a recovery repairs it). */
 bkv_status bkv_realms_register(bkv_realms* realms, const char* account,
                                const char* password, size_t password_len,
                                const bkv_key* key, bkv_vault_error* out_detail,
@@ -469,10 +473,14 @@ bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
                               bkv_key** out_key, char** out_faults,
                               bkv_vault_error* out_detail, char** err);
 
-/* After a BKV_OK bkv_realms_recover on this handle (the handle keeps that
- * recovery's key and proofs until the next recover, whatever its outcome,
- * or bkv_realms_free; the proofs last 10 minutes: after 9 this is
- * BKV_VAULT_STALE, recover again), with the same password that recover
+/* After a BKV_OK bkv_realms_recover on this handle, with the same password
+ * that recover verified. The handle keeps that recovery's key and proofs
+ * only when it left a realm lagging (otherwise this call is BKV_OK and
+ * sends nothing), and wipes them at the next recover whatever its outcome,
+ * after a BKV_OK repair, at the first call more than 9 minutes after the
+ * recovery (the proofs last 10 at the realms; recover again) and at
+ * bkv_realms_free; a failed repair keeps them for a retry. With the same
+ * password that recover
  * verified (any other, e.g. a wiped buffer, is BKV_VAULT_CONFIG and nothing is
  * sent; a repair never changes the password): brings back every realm that is
  * LOCKED, holds no registration or an older one (a realm ahead, holding a
