@@ -117,7 +117,7 @@ using Registration = void (*)(CommandTree&);
 constexpr Registration kRegistrations[] = {
     RegisterKeyCommands,       RegisterBackupCommands, RegisterRepoCommands,
     RegisterStoreCommands,     RegisterVaultCommands,  RegisterSlotCommands,
-    RegisterCompletionCommand,
+    RegisterRealmCommands,     RegisterCompletionCommand,
 };
 
 void Register(CommandTree& tree) {
