@@ -1260,8 +1260,10 @@ TEST_F(ThresholdClientTest, CliMigratesToAReplacedRealmSet) {
 
 // `bkv vault change-password --realms`: the old password is then refused
 // at every realm (charged) and the new one recovers. Then a migration
-// A,B,C -> A,B,D cut after its registration at the new set, before the file
-// switch (the switch fails, as if the client died there): the old set is
+// A,B,C -> A,B,D cut during its Commits (the old set still recovers: the new
+// set's roll-forward record is not sent to it), and cut again after its
+// registration at the new set, before the file switch (the switch fails, as
+// if the client died there): the old set is
 // refused on this device without spending anything, and the next `bkv
 // realms migrate` resumes without a recovery, switches the file and deletes
 // at realm-c once the reset it requested is due (a crash loses the proofs).
@@ -1294,10 +1296,23 @@ TEST_F(ThresholdClientTest, ChangePasswordThenAnInterruptedMigrationResumes) {
   in_set_ = {0, 1, 3};
   std::ofstream(dir / "new") << SetFile(2);
   auto to = Client(2);
+  // Cut during the Commits (none lands): the new set's roll-forward record
+  // is never sent to the old set, which still recovers.
+  for (size_t i : {0, 1, 3}) realms_[i].relay->mode = Mode::kDropCommit;
+  ASSERT_FALSE(to->Migrate(kAccount, new_pw, *from, {}).ok());
+  for (size_t i : {0, 1, 3}) realms_[i].relay->mode = Mode::kPass;
+  auto still = from->Recover(kAccount, new_pw);
+  ASSERT_TRUE(still.ok()) << still.status();
+  EXPECT_NE(still->rolled_forward.find("another realm set"), std::string::npos)
+      << still->rolled_forward;
+  // Cut after the registration at the new set, before the switch.
   auto cut = to->Migrate(kAccount, new_pw, *from, [] {
     return absl::UnavailableError("killed before the switch");
   });
   ASSERT_FALSE(cut.ok());
+  EXPECT_NE(cut.status().message().find("killed before the switch"),
+            std::string::npos)
+      << cut.status();
   const std::string now = Status(0).commitment();
   for (size_t i : {0, 1, 3}) EXPECT_EQ(Status(i).commitment(), now) << i;
   EXPECT_EQ(Status(2).status(), v1::RECORD_STATUS_ACTIVE) << "not deleted";
