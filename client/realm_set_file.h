@@ -29,8 +29,8 @@ namespace bkv::client {
 using RealmSetSlot = std::optional<std::array<uint8_t, 32>>;
 
 // `slot` (optional) receives the file's slot line, nullopt when it has none.
-absl::StatusOr<threshold::RealmSet> ParseRealmSet(
-    absl::string_view text, RealmSetSlot* slot = nullptr);
+absl::StatusOr<threshold::RealmSet> ParseRealmSet(absl::string_view text,
+                                                  RealmSetSlot* slot = nullptr);
 absl::StatusOr<threshold::RealmSet> LoadRealmSetFile(
     const std::string& path, RealmSetSlot* slot = nullptr);
 // The canonical text of a set (what ParseRealmSet reads back).

@@ -87,18 +87,18 @@ absl::Status ThresholdClient::Impl::CheckNewSet(
                    absl::StrJoin(bad, "; "), ". Nothing was spent"));
 }
 
-std::string ThresholdClient::Impl::Retire(const std::string& account,
-                                          size_t i, const std::string& proof,
+std::string ThresholdClient::Impl::Retire(const std::string& account, size_t i,
+                                          const std::string& proof,
                                           bool may_reset) const {
   vault::v1::DeleteRequest del;
   del.set_account(account);
   del.set_proof(proof);
   vault::v1::DeleteResponse gone;
-  absl::Status s =
-      Call(i, "Delete", VaultCall::kFree, &vault::v1::Vault::Stub::Delete, del,
-           &gone);
+  absl::Status s = Call(i, "Delete", VaultCall::kFree,
+                        &vault::v1::Vault::Stub::Delete, del, &gone);
   if (s.ok()) return "";
-  if (!may_reset || VaultError::From(s).kind != VaultErrorKind::kProofRequired) {
+  if (!may_reset ||
+      VaultError::From(s).kind != VaultErrorKind::kProofRequired) {
     return absl::StrCat("was not deleted (", absl::CEscape(s.message()),
                         "): run the migration again");
   }
@@ -156,9 +156,9 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   std::vector<StatusAnswer> answers = to.StatusRound(account);
   auto here = PlanRecovery(to.set, answers, to.RecallNewest(account));
   std::vector<std::string> proofs(old.set.n());
-  if (here.ok() &&
-      !PlanRecovery(old.set, old.StatusRound(account), old.RecallNewest(account))
-           .ok()) {
+  if (here.ok() && !PlanRecovery(old.set, old.StatusRound(account),
+                                 old.RecallNewest(account))
+                        .ok()) {
     out.resumed = true;
     out.registration = {here->descriptor.epoch, here->commitment,
                         here->descriptor.per_realm_limit};
@@ -208,8 +208,10 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   if (on < to.set.t()) {
     return ThresholdError(
         VaultErrorKind::kTransient,
-        absl::StrCat("not migrated: only ", on, " of the new set's realms hold "
-                     "the new registration, fewer than t = ", to.set.t(),
+        absl::StrCat("not migrated: only ", on,
+                     " of the new set's realms hold "
+                     "the new registration, fewer than t = ",
+                     to.set.t(),
                      "; the realm-set file was not switched. Run the "
                      "migration again"));
   }

@@ -39,10 +39,10 @@ absl::Status SwitchRealmSetFile(const std::string& path,
   const std::string dir =
       p.parent_path().empty() ? "." : p.parent_path().string();
   const std::string name = p.filename().string();
-  BKV_RETURN_IF_ERROR(RememberLine(dir, name + ".previous",
-                                   std::string(absl::StripSuffix(old_text, "\n"))));
-  const std::string text = absl::StrCat(client::FormatRealmSet(next), "slot ",
-                                        HexEncode(slot));
+  BKV_RETURN_IF_ERROR(RememberLine(
+      dir, name + ".previous", std::string(absl::StripSuffix(old_text, "\n"))));
+  const std::string text =
+      absl::StrCat(client::FormatRealmSet(next), "slot ", HexEncode(slot));
   return RememberLine(dir, name, text);
 }
 
@@ -75,8 +75,8 @@ void SayMigration(Context& c, const std::string& account,
     std::fprintf(c.out,
                  "{\"migrated\":true,\"resumed\":%s,\"deleted\":[%s],"
                  "\"not_deleted\":%zu}\n",
-                 m.resumed ? "true" : "false",
-                 absl::StrJoin(gone, ",").c_str(), m.not_deleted.size());
+                 m.resumed ? "true" : "false", absl::StrJoin(gone, ",").c_str(),
+                 m.not_deleted.size());
     return;
   }
   std::fprintf(c.out,
@@ -84,18 +84,18 @@ void SayMigration(Context& c, const std::string& account,
                "realm); %s names the new set%s\n",
                account.c_str(), next.n(), next.t(),
                m.registration.per_realm_limit, path.c_str(),
-               m.deleted.empty()
-                   ? ""
-                   : absl::StrCat("; deleted at ",
-                                  absl::StrJoin(m.deleted, ", "))
-                         .c_str());
+               m.deleted.empty() ? ""
+                                 : absl::StrCat("; deleted at ",
+                                                absl::StrJoin(m.deleted, ", "))
+                                       .c_str());
 }
 
 absl::Status RealmsMigrateCmd(Context& c) {
   BKV_ASSIGN_OR_RETURN(std::string path, Need(c.args, "--realms"));
   BKV_ASSIGN_OR_RETURN(std::string to_path, Need(c.args, "--to"));
   const std::string account = Value(c.args, "--account");
-  if (account.empty()) return Usage("--realms needs --account (or BKV_ACCOUNT)");
+  if (account.empty())
+    return Usage("--realms needs --account (or BKV_ACCOUNT)");
   client::RealmSetSlot slot;
   BKV_ASSIGN_OR_RETURN(auto cur, client::LoadRealmSetFile(path, &slot));
   BKV_ASSIGN_OR_RETURN(auto next, client::LoadRealmSetFile(to_path));

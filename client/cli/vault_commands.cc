@@ -89,7 +89,8 @@ absl::Status VaultDeleteCmd(Context& c) {
 // changes nothing (docs/threshold.md, "Password change").
 absl::Status RealmsChangePassword(Context& c) {
   const std::string account = Value(c.args, "--account");
-  if (account.empty()) return Usage("--realms needs --account (or BKV_ACCOUNT)");
+  if (account.empty())
+    return Usage("--realms needs --account (or BKV_ACCOUNT)");
   BKV_ASSIGN_OR_RETURN(auto realms,
                        OpenRealms(c.args, c.err, Value(c.args, "--realms")));
   BKV_ASSIGN_OR_RETURN(SecretBytes old_pw,

@@ -1219,8 +1219,8 @@ TEST_F(ThresholdClientTest, CliMigratesToAReplacedRealmSet) {
   const std::string before = Status(2).commitment();
   in_set_ = {0, 1, 3};
   std::ofstream(dir / "new") << SetFile(2);
-  CliRun m = Bkv(With({"realms", "migrate", "--to", (dir / "new").string()}),
-                 pw, dir);
+  CliRun m =
+      Bkv(With({"realms", "migrate", "--to", (dir / "new").string()}), pw, dir);
   ASSERT_EQ(m.exit_code, 0) << m.err;
   EXPECT_NE(m.out.find("deleted at realm-c"), std::string::npos) << m.out;
   EXPECT_FALSE(fs::exists(dir / "realms.previous"));
@@ -1246,8 +1246,8 @@ TEST_F(ThresholdClientTest, CliMigratesToAReplacedRealmSet) {
   // The old set's file: realm-a and realm-b hold another set's registration,
   // realm-c is gone; refused before anything is counted.
   std::ofstream(dir / "old") << old_set;
-  std::vector<std::string> back = With(
-      {"restore", "--from", store, "--to", (dir / "back").string()});
+  std::vector<std::string> back =
+      With({"restore", "--from", store, "--to", (dir / "back").string()});
   *(std::find(back.begin(), back.end(), "--realms") + 1) =
       (dir / "old").string();
   CliRun refused = Bkv(back, pw, dir);
@@ -1517,6 +1517,19 @@ TEST(RealmSetFileTest, StrictParse) {
                      .ok())
         << id;
   }
+  // The slot line a migration writes: once, 64 hex digits.
+  const std::string base =
+      "bkv-realm-set v1\nt 1\nlimit 10\nrealm a 127.0.0.1:1 " + g + "\n";
+  client::RealmSetSlot slot;
+  ASSERT_TRUE(client::ParseRealmSet(base + "slot " + key + "\n", &slot).ok());
+  ASSERT_TRUE(slot.has_value());
+  EXPECT_EQ((*slot)[0], 0xaa);
+  ASSERT_TRUE(client::ParseRealmSet(base, &slot).ok());
+  EXPECT_FALSE(slot.has_value());
+  EXPECT_FALSE(client::ParseRealmSet(base + "slot abc\n").ok());
+  EXPECT_FALSE(
+      client::ParseRealmSet(base + "slot " + key + "\nslot " + key + "\n")
+          .ok());
   auto garbage =
       client::ParseRealmSet("bkv-realm-set v1\nt 2\nlimit 10\nfoo\n");
   ASSERT_FALSE(garbage.ok());
