@@ -71,8 +71,9 @@ absl::Status ThresholdClient::Impl::CheckNewSet(
     } else if (joiner[j] && a.record != StatusAnswer::Record::kNone) {
       bad.push_back(absl::StrCat(
           IdOf(j),
-          " already holds a registration for this account (from another "
-          "realm set): ask its operator to delete it"));
+          " already holds a registration for this account: if another "
+          "device already migrated, use the new realm-set file as it is; "
+          "otherwise it is an earlier set's, ask its operator to delete it"));
     } else if (!joiner[j] && a.record != StatusAnswer::Record::kActive) {
       bad.push_back(absl::StrCat(
           IdOf(j),
@@ -151,14 +152,17 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   BKV_ASSIGN_OR_RETURN(Pairing pair, Pair(old.set, to.set));
   ThresholdMigration out;
   // 1. An earlier run's Commits first; resumed when its version is at t
-  // here and the old set has no group left.
+  // here, is the newest this device knows (it registered it: a stale
+  // registration at the new realms must never be switched to, nor make the
+  // client reset the realms holding the current one) and the old set has no
+  // group left.
   (void)to.RollForward(account);
   std::vector<StatusAnswer> answers = to.StatusRound(account);
-  auto here = PlanRecovery(to.set, answers, to.RecallNewest(account));
+  const Newest newest = to.RecallNewest(account);
+  auto here = PlanRecovery(to.set, answers, newest);
   std::vector<std::string> proofs(old.set.n());
-  if (here.ok() && !PlanRecovery(old.set, old.StatusRound(account),
-                                 old.RecallNewest(account))
-                        .ok()) {
+  if (here.ok() && here->commitment == newest.commitment &&
+      !PlanRecovery(old.set, old.StatusRound(account), newest).ok()) {
     out.resumed = true;
     out.registration = {here->descriptor.epoch, here->commitment,
                         here->descriptor.per_realm_limit};
