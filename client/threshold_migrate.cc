@@ -141,6 +141,96 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::ChangePassword(
   return r.registration;
 }
 
+namespace {
+
+using Impl = ThresholdClient::Impl;
+
+// Steps 2-4: the free checks of the new set, the counted recovery through
+// the old one, the registration at the new one. Fills `proofs` (by old
+// position) for step 7.
+absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
+                                const std::string& account,
+                                const SecretBytes& password,
+                                const std::vector<StatusAnswer>& answers,
+                                const Pairing& pair, ThresholdMigration& out,
+                                std::vector<std::string>& proofs) {
+  std::vector<bool> joiner(to.set.n());
+  std::vector<size_t> all(to.set.n());
+  for (size_t j = 0; j < all.size(); ++j) {
+    joiner[j] = pair.old_of_new[j] < 0;
+    all[j] = j;
+  }
+  BKV_RETURN_IF_ERROR(to.CheckNewSet(answers, joiner));
+  BKV_RETURN_IF_ERROR(to.CheckRealms(all));
+  (void)old.RollForward(account);
+  std::vector<StatusAnswer> old_answers;
+  BKV_ASSIGN_OR_RETURN(ThresholdRecovery got,
+                       old.Recover(account, password, old_answers));
+  out.attempts_remaining_before = got.attempts_remaining_before;
+  out.faults = got.faults;
+  proofs = got.proofs;
+  proofs.resize(old.set.n());
+  std::vector<std::string> mapped(to.set.n());
+  for (size_t j = 0; j < mapped.size(); ++j) {
+    if (pair.old_of_new[j] >= 0) mapped[j] = proofs[pair.old_of_new[j]];
+  }
+  auto reg =
+      to.Register(account, password, got.backup_key, mapped, got.commitment);
+  if (!reg.ok()) {
+    return absl::Status(
+        reg.status().code(),
+        absl::StrCat("not migrated: ", reg.status().message(),
+                     ". Run the migration again: it completes or restarts "
+                     "what was begun"));
+  }
+  out.registration = *reg;
+  return absl::OkStatus();
+}
+
+// Step 5, free: the new version at t at least, or nothing is switched.
+absl::Status Verify(const Impl& to, const std::string& account,
+                    ThresholdMigration& out) {
+  const std::vector<StatusAnswer> answers = to.StatusRound(account);
+  int on = 0;
+  for (size_t j = 0; j < answers.size(); ++j) {
+    if (IsActiveOn(answers[j], out.registration.commitment)) {
+      ++on;
+    } else {
+      out.lagging.push_back({to.IdOf(j), "not yet on the new registration"});
+    }
+  }
+  if (on >= to.set.t()) return absl::OkStatus();
+  return ThresholdError(
+      VaultErrorKind::kTransient,
+      absl::StrCat("not migrated: only ", on,
+                   " of the new set's realms hold the new registration, "
+                   "fewer than t = ",
+                   to.set.t(),
+                   "; the realm-set file was not switched. Run the "
+                   "migration again"));
+}
+
+// Step 7: Delete at every realm that left, in parallel.
+void RetireLeavers(const Impl& old, const std::string& account,
+                   const Pairing& pair, const std::vector<std::string>& proofs,
+                   bool may_reset, ThresholdMigration& out) {
+  std::vector<std::string> why(pair.leavers.size());
+  Parallel(why.size(), [&](size_t k) {
+    const size_t i = pair.leavers[k];
+    why[k] = old.Retire(account, i, proofs[i], may_reset);
+  });
+  for (size_t k = 0; k < why.size(); ++k) {
+    const std::string& id = old.IdOf(pair.leavers[k]);
+    if (why[k].empty()) {
+      out.deleted.push_back(id);
+    } else {
+      out.not_deleted.push_back({id, why[k]});
+    }
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
     const std::string& account, const SecretBytes& password,
     ThresholdClient& from, const std::function<absl::Status()>& switch_set) {
@@ -157,7 +247,7 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   // client reset the realms holding the current one) and the old set has no
   // group left.
   (void)to.RollForward(account);
-  std::vector<StatusAnswer> answers = to.StatusRound(account);
+  const std::vector<StatusAnswer> answers = to.StatusRound(account);
   const Newest newest = to.RecallNewest(account);
   auto here = PlanRecovery(to.set, answers, newest);
   std::vector<std::string> proofs(old.set.n());
@@ -167,75 +257,15 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
     out.registration = {here->descriptor.epoch, here->commitment,
                         here->descriptor.per_realm_limit};
   } else {
-    // 2-4: free checks, the counted recovery, the registration.
-    std::vector<bool> joiner(to.set.n());
-    std::vector<size_t> all(to.set.n());
-    for (size_t j = 0; j < all.size(); ++j) {
-      joiner[j] = pair.old_of_new[j] < 0;
-      all[j] = j;
-    }
-    BKV_RETURN_IF_ERROR(to.CheckNewSet(answers, joiner));
-    BKV_RETURN_IF_ERROR(to.CheckRealms(all));
-    (void)old.RollForward(account);
-    std::vector<StatusAnswer> old_answers;
-    BKV_ASSIGN_OR_RETURN(ThresholdRecovery got,
-                         old.Recover(account, password, old_answers));
-    out.attempts_remaining_before = got.attempts_remaining_before;
-    out.faults = got.faults;
-    proofs = got.proofs;
-    proofs.resize(old.set.n());
-    std::vector<std::string> mapped(to.set.n());
-    for (size_t j = 0; j < mapped.size(); ++j) {
-      if (pair.old_of_new[j] >= 0) mapped[j] = proofs[pair.old_of_new[j]];
-    }
-    auto reg =
-        to.Register(account, password, got.backup_key, mapped, got.commitment);
-    if (!reg.ok()) {
-      return absl::Status(
-          reg.status().code(),
-          absl::StrCat("not migrated: ", reg.status().message(),
-                       ". Run the migration again: it completes or restarts "
-                       "what was begun"));
-    }
-    out.registration = *reg;
+    BKV_RETURN_IF_ERROR(RecoverAndRegister(to, old, account, password, answers,
+                                           pair, out, proofs));
   }
-  // 5. Verify, free: the new version at t, or nothing is switched.
-  answers = to.StatusRound(account);
-  int on = 0;
-  for (size_t j = 0; j < answers.size(); ++j) {
-    if (IsActiveOn(answers[j], out.registration.commitment)) {
-      ++on;
-    } else {
-      out.lagging.push_back({to.IdOf(j), "not yet on the new registration"});
-    }
-  }
-  if (on < to.set.t()) {
-    return ThresholdError(
-        VaultErrorKind::kTransient,
-        absl::StrCat("not migrated: only ", on,
-                     " of the new set's realms hold "
-                     "the new registration, fewer than t = ",
-                     to.set.t(),
-                     "; the realm-set file was not switched. Run the "
-                     "migration again"));
-  }
-  // 6. Switch; 7. retire the realms that left.
+  BKV_RETURN_IF_ERROR(Verify(to, account, out));
+  // 6. Switch, then 7. retire the realms that left.
   if (switch_set) BKV_RETURN_IF_ERROR(switch_set());
-  const bool may_reset =
-      to.RecallNewest(account).commitment == out.registration.commitment;
-  std::vector<std::string> why(pair.leavers.size());
-  Parallel(why.size(), [&](size_t k) {
-    const size_t i = pair.leavers[k];
-    why[k] = old.Retire(account, i, proofs[i], may_reset);
-  });
-  for (size_t k = 0; k < why.size(); ++k) {
-    const std::string& id = old.IdOf(pair.leavers[k]);
-    if (why[k].empty()) {
-      out.deleted.push_back(id);
-    } else {
-      out.not_deleted.push_back({id, why[k]});
-    }
-  }
+  RetireLeavers(
+      old, account, pair, proofs,
+      to.RecallNewest(account).commitment == out.registration.commitment, out);
   if (pair.leavers.size() > 1 || old.set.t() != to.set.t()) {
     out.note =
         "more than one realm replaced (or t changed): a migration cut between "
