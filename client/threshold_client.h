@@ -163,7 +163,8 @@ class ThresholdClient {
   // one: recovers through `from` (counted), registers the key under the same
   // password at every new realm, verifies it by a free status round, calls
   // `switch_set` (the app's: make the new set its realm-set file; may be
-  // empty), then deletes the record at the realms that left. A run whose
+  // empty), then deletes the record at the realms that left. Both clients
+  // must have the same state_dir (kConfig otherwise). A run whose
   // registration already reached the new set resumes after it
   // (docs/threshold.md, "Replacing a realm set").
   absl::StatusOr<ThresholdMigration> Migrate(

@@ -239,6 +239,13 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   BKV_RETURN_IF_ERROR(CheckAccount(account));
   const Impl& to = *impl_;
   const Impl& old = *from.impl_;
+  if (old.options.state_dir != to.options.state_dir) {
+    // One newest memory and roll-forward record for both sets, or the old
+    // set's client could not see that the account moved on.
+    return ConfigError(
+        "the two realm clients must share one state directory; nothing was "
+        "sent");
+  }
   BKV_ASSIGN_OR_RETURN(Pairing pair, Pair(old.set, to.set));
   ThresholdMigration out;
   // 1. An earlier run's Commits first; resumed when its version is at t

@@ -512,7 +512,8 @@ bkv_status bkv_realms_change_password(bkv_realms* realms, const char* account,
                                       bkv_vault_error* out_detail, char** err);
 
 /* Replaces the realm set (docs/threshold.md, "Replacing a realm set"):
- * `to` is a handle on the NEW realm-set file, `from` on the old one.
+ * `to` is a handle on the NEW realm-set file, `from` on the old one, both
+ * opened with the same state_dir (BKV_VAULT_CONFIG otherwise).
  * Recovers through `from` (counted like any recovery), registers the key
  * under the same password at every realm of `to`, checks it there (free),
  * then deletes the record at the realms that left. BKV_OK: the app must now
