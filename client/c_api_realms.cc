@@ -232,4 +232,51 @@ bkv_status bkv_realms_wait_rotation(bkv_realms* realms,
                   out_detail, err);
 }
 
+bkv_status bkv_realms_change_password(bkv_realms* realms, const char* account,
+                                      const char* old_password,
+                                      size_t old_password_len,
+                                      const char* new_password,
+                                      size_t new_password_len,
+                                      bkv_vault_error* out_detail, char** err) {
+  if (realms == nullptr || account == nullptr || old_password == nullptr ||
+      new_password == nullptr) {
+    return VaultToC(capi::Null("realms/account/old_password/new_password"),
+                    out_detail, err);
+  }
+  realms->last.reset();  // its proofs name the replaced version
+  realms->last_account.clear();
+  const SecretBytes old_pw =
+      SecretBytes::Copy(std::string_view(old_password, old_password_len));
+  const SecretBytes new_pw =
+      SecretBytes::Copy(std::string_view(new_password, new_password_len));
+  return VaultToC(
+      realms->client->ChangePassword(account, old_pw, new_pw).status(),
+      out_detail, err);
+}
+
+bkv_status bkv_realms_migrate(bkv_realms* to, bkv_realms* from,
+                              const char* account, const char* password,
+                              size_t password_len, char** out_not_deleted,
+                              bkv_vault_error* out_detail, char** err) {
+  if (out_not_deleted != nullptr) *out_not_deleted = nullptr;
+  if (to == nullptr || from == nullptr || to == from || account == nullptr ||
+      password == nullptr) {
+    return VaultToC(capi::Null("to/from (two handles)/account/password"),
+                    out_detail, err);
+  }
+  for (bkv_realms* r : {to, from}) {
+    r->last.reset();
+    r->last_account.clear();
+  }
+  const SecretBytes pw =
+      SecretBytes::Copy(std::string_view(password, password_len));
+  auto got = to->client->Migrate(account, pw, *from->client, {});
+  if (!got.ok()) return VaultToC(got.status(), out_detail, err);
+  if (out_not_deleted != nullptr && !got->not_deleted.empty()) {
+    *out_not_deleted =
+        capi::CopyString(client::DescribeFaults(got->not_deleted));
+  }
+  return VaultToC(absl::OkStatus(), out_detail, err);
+}
+
 }  // extern "C"

@@ -272,6 +272,17 @@ absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
   sodium_memzero(secret->data(), secret->size());
   std::string unused;
   std::string& note = said != nullptr ? *said : unused;
+  if (!threshold::CheckMatchesRealmSet(*d, set).ok()) {
+    // Another realm set's (a migration's): never sent to this set's realms,
+    // so neither set's record can pull the client to the other set.
+    if (RecallNewest(account).epoch > d->epoch) {
+      return ForgetLine(options.state_dir, name);  // superseded
+    }
+    note =
+        "an unfinished registration for another realm set (a realm-set "
+        "migration) waits: run `bkv realms migrate` again to complete it";
+    return absl::OkStatus();
+  }
   // Dated more than a minute ahead (a clock set back): of unknown age.
   const int64_t age = NowMs() - written;
   const bool old = written != 0 && (age > kRollForwardAgeMs || age < -60'000);

@@ -198,6 +198,16 @@ struct ThresholdClient::Impl {
   void JoinRotation();
   std::thread rotation_thread;
   std::optional<ThresholdRotation> rotation_result;
+  // Migrate's parts (client/threshold_migrate.cc), on the new set's Impl.
+  // Every realm answered and each realm only in the new set (`joiner`) holds
+  // no registration: all free, before anything is counted.
+  absl::Status CheckNewSet(const std::vector<StatusAnswer>& answers,
+                           const std::vector<bool>& joiner) const;
+  // Deletes the record at realm `i` of this (old) set, with its proof, or
+  // once a reset is due (`may_reset`: this device knows the new version is
+  // the newest). "" when gone, else why not.
+  std::string Retire(const std::string& account, size_t i,
+                     const std::string& proof, bool may_reset) const;
   // Steps 6-10 after the KE1 round: fills out.backup_key and out.proofs.
   absl::Status FinishRound(const std::string& account,
                            const opaque::OpaqueClient& opaque,

@@ -9,6 +9,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
@@ -261,7 +262,12 @@ class ThresholdClientTest : public ::testing::Test {
     std::string out = "bkv-realm-set v1\n# test realms\nt " +
                       std::to_string(t) + "\nlimit " + std::to_string(limit) +
                       "\n";
-    for (const auto& r : realms_) {
+    for (size_t i = 0; i < realms_.size(); ++i) {
+      if (!in_set_.empty() &&
+          std::find(in_set_.begin(), in_set_.end(), i) == in_set_.end()) {
+        continue;
+      }
+      const Realm& r = realms_[i];
       out += "realm " + r.id + " " +
              (direct ? r.process->address() : r.relay->address()) + " " +
              HexEncode(r.process->public_key()) + "\n";
@@ -375,6 +381,8 @@ class ThresholdClientTest : public ::testing::Test {
   // Set before StartRealms: realm-a is bkv-vault-testrealm reading its lie
   // from this file at every call (tests/server/test_realm.h).
   std::string lie_file_;
+  // The realms (positions) SetFile and Client use; empty: all of them.
+  std::vector<size_t> in_set_;
   std::function<void(client::ThresholdOptions&)> tweak_;
   uint32_t limit_ = 10;  // the advertised L in Client()'s set
   std::vector<Realm> realms_;
@@ -1296,6 +1304,151 @@ TEST_F(ThresholdClientTest, LyingEpochIsTheRealmsFault) {
   EXPECT_TRUE(c->Register(kAccount, password_, key_).ok());
 }
 
+// Realm-set replacement (docs/threshold.md, "Replacing a realm set"): a
+// backup through A,B,C; `bkv realms migrate` to A,B,D deletes at realm-c,
+// which never held the new dealing; with realm-c stopped, `bkv restore`
+// through the switched file (its slot line finds the backup's slot) opens
+// the backup; the old set is refused afterwards and spends nothing.
+TEST_F(ThresholdClientTest, CliMigratesToAReplacedRealmSet) {
+  StartRealms(4);
+  in_set_ = {0, 1, 2};
+  namespace fs = std::filesystem;
+  const fs::path dir = CliDir(1000, 'r');
+  const std::string store = "file://" + (dir / "store").string();
+  const std::string pw = "correct horse battery staple\n";
+  const std::string old_set = SetFile(2);
+  CliRun b =
+      Bkv(With({"backup", (dir / "src").string(), "--to", store}), pw, dir);
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const std::string before = Status(2).commitment();
+  in_set_ = {0, 1, 3};
+  std::ofstream(dir / "new") << SetFile(2);
+  CliRun m =
+      Bkv(With({"realms", "migrate", "--to", (dir / "new").string()}), pw, dir);
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  EXPECT_NE(m.out.find("deleted at realm-c"), std::string::npos) << m.out;
+  EXPECT_FALSE(fs::exists(dir / "realms.previous"));
+  const std::string now = Status(0).commitment();
+  EXPECT_NE(now, before);
+  for (size_t i : {0, 1, 3}) {
+    EXPECT_EQ(Status(i).status(), v1::RECORD_STATUS_ACTIVE) << i;
+    EXPECT_EQ(Status(i).commitment(), now) << i;
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
+    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << i;
+  }
+  const v1::ThresholdStatusResponse c = Status(2);
+  EXPECT_EQ(c.status(), v1::RECORD_STATUS_NONE) << "realm-c deleted";
+  EXPECT_TRUE(c.commitment().empty() && c.pending_commitment().empty());
+  ASSERT_EQ(realms_[2].process->Stop(), 0);
+  CliRun r = Bkv(
+      With({"restore", "--from", store, "--to", (dir / "restored").string()}),
+      pw, dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream restored(dir / "restored" / "chat.db");
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(restored)), {}),
+            std::string(1000, 'r'));
+  // The old set's file: realm-a and realm-b hold another set's registration,
+  // realm-c is gone; refused before anything is counted.
+  std::ofstream(dir / "old") << old_set;
+  std::vector<std::string> back =
+      With({"restore", "--from", store, "--to", (dir / "back").string()});
+  *(std::find(back.begin(), back.end(), "--realms") + 1) =
+      (dir / "old").string();
+  CliRun refused = Bkv(back, pw, dir);
+  EXPECT_NE(refused.exit_code, 0) << refused.err;
+  for (size_t i : {0, 1, 3}) {
+    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing spent: " << i;
+  }
+  ::unsetenv("BKV_STATE_DIR");
+}
+
+// `bkv vault change-password --realms`: the old password is then refused
+// at every realm (charged) and the new one recovers. Then a migration
+// A,B,C -> A,B,D cut during its Commits (the old set still recovers: the new
+// set's roll-forward record is not sent to it), and cut again after its
+// registration at the new set, before the file switch (the switch fails, as
+// if the client died there): the old set is
+// refused on this device without spending anything, and the next `bkv
+// realms migrate` resumes without a recovery, switches the file and deletes
+// at realm-c once the reset it requested is due (a crash loses the proofs).
+TEST_F(ThresholdClientTest, ChangePasswordThenAnInterruptedMigrationResumes) {
+  StartRealms(4, {"--reset-delay-s", "1"});
+  in_set_ = {0, 1, 2};
+  namespace fs = std::filesystem;
+  const fs::path dir = CliDir(10, 'p');
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.state_dir = (dir / "state").string();
+  };
+  ASSERT_TRUE(Client(2)->Register(kAccount, password_, key_).ok());
+  CliRun change = Bkv(With({"vault", "change-password"}),
+                      "correct horse battery\nsecond kite meadow\n", dir);
+  ASSERT_EQ(change.exit_code, 0) << change.err;
+  EXPECT_NE(change.out.find("password changed at all 3 realms"),
+            std::string::npos)
+      << change.out;
+  auto from = Client(2);
+  auto wrong = from->Recover(kAccount, password_);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(KindOf(wrong.status()), VaultErrorKind::kInvalidPassword)
+      << wrong.status();
+  ExpectRemainingAtEvery(4, "the old password is charged");
+  const SecretBytes new_pw = SecretBytes::Copy("second kite meadow");
+  auto got = from->Recover(kAccount, new_pw);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+
+  in_set_ = {0, 1, 3};
+  std::ofstream(dir / "new") << SetFile(2);
+  auto to = Client(2);
+  // Cut during the Commits (none lands): the new set's roll-forward record
+  // is never sent to the old set, which still recovers.
+  for (size_t i : {0, 1, 3}) realms_[i].relay->mode = Mode::kDropCommit;
+  ASSERT_FALSE(to->Migrate(kAccount, new_pw, *from, {}).ok());
+  for (size_t i : {0, 1, 3}) realms_[i].relay->mode = Mode::kPass;
+  auto still = from->Recover(kAccount, new_pw);
+  ASSERT_TRUE(still.ok()) << still.status();
+  EXPECT_NE(still->rolled_forward.find("another realm set"), std::string::npos)
+      << still->rolled_forward;
+  // Cut after the registration at the new set, before the switch.
+  auto cut = to->Migrate(kAccount, new_pw, *from, [] {
+    return absl::UnavailableError("killed before the switch");
+  });
+  ASSERT_FALSE(cut.ok());
+  EXPECT_NE(cut.status().message().find("killed before the switch"),
+            std::string::npos)
+      << cut.status();
+  const std::string now = Status(0).commitment();
+  for (size_t i : {0, 1, 3}) EXPECT_EQ(Status(i).commitment(), now) << i;
+  EXPECT_EQ(Status(2).status(), v1::RECORD_STATUS_ACTIVE) << "not deleted";
+  EXPECT_NE(Status(2).commitment(), now) << "never the new dealing";
+  auto back = from->Recover(kAccount, new_pw);
+  EXPECT_FALSE(back.ok());
+  for (size_t i : {0, 1, 2, 3}) {
+    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing spent: " << i;
+  }
+  const std::vector<std::string> again =
+      With({"realms", "migrate", "--to", (dir / "new").string()});
+  CliRun resume = Bkv(again, "second kite meadow\n", dir);
+  ASSERT_EQ(resume.exit_code, 0) << resume.err;
+  EXPECT_NE(resume.err.find("resumed"), std::string::npos) << resume.err;
+  EXPECT_NE(resume.err.find("a reset was requested there"), std::string::npos)
+      << resume.err;
+  auto switched = client::LoadRealmSetFile((dir / "realms").string());
+  ASSERT_TRUE(switched.ok()) << switched.status();
+  EXPECT_EQ(switched->realms()[2].id, "realm-d");
+  // realm-c's reset delay is 1 s: run again until it is deleted (bounded).
+  for (int i = 0; i < 40 && fs::exists(dir / "realms.previous"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(Bkv(again, "second kite meadow\n", dir).exit_code, 0);
+  }
+  EXPECT_FALSE(fs::exists(dir / "realms.previous"));
+  EXPECT_EQ(Status(2).status(), v1::RECORD_STATUS_NONE);
+  for (size_t i : {0, 1, 3}) {
+    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "resumed uncounted";
+  }
+  ::unsetenv("BKV_STATE_DIR");
+}
+
 // The C ABI (bkv_realms_*), through a program linked only against
 // libbkv.so (tests/client/threshold_c_abi_program.cc): register, a wrong
 // password (typed, counted), recovery naming realm-c (its proofs flipped).
@@ -1490,6 +1643,19 @@ TEST(RealmSetFileTest, StrictParse) {
                      .ok())
         << id;
   }
+  // The slot line a migration writes: once, 64 hex digits.
+  const std::string base =
+      "bkv-realm-set v1\nt 1\nlimit 10\nrealm a 127.0.0.1:1 " + g + "\n";
+  client::RealmSetSlot slot;
+  ASSERT_TRUE(client::ParseRealmSet(base + "slot " + key + "\n", &slot).ok());
+  ASSERT_TRUE(slot.has_value());
+  EXPECT_EQ((*slot)[0], 0xaa);
+  ASSERT_TRUE(client::ParseRealmSet(base, &slot).ok());
+  EXPECT_FALSE(slot.has_value());
+  EXPECT_FALSE(client::ParseRealmSet(base + "slot abc\n").ok());
+  EXPECT_FALSE(
+      client::ParseRealmSet(base + "slot " + key + "\nslot " + key + "\n")
+          .ok());
   auto garbage =
       client::ParseRealmSet("bkv-realm-set v1\nt 2\nlimit 10\nfoo\n");
   ASSERT_FALSE(garbage.ok());

@@ -507,6 +507,34 @@ bkv_status bkv_realms_repair(bkv_realms* realms, const char* account,
 bkv_status bkv_realms_wait_rotation(bkv_realms* realms,
                                     bkv_vault_error* out_detail, char** err);
 
+/* Stores the same key behind `new_password`: a recovery with `old_password`
+ * (one attempt at each realm of the group, like any), then a fresh
+ * registration at all n (docs/threshold.md, "Password change"). A realm that
+ * is down or cannot be repaired is BKV_VAULT_REALM_DEGRADED naming it, before
+ * anything is registered: the old password keeps working. */
+bkv_status bkv_realms_change_password(bkv_realms* realms, const char* account,
+                                      const char* old_password,
+                                      size_t old_password_len,
+                                      const char* new_password,
+                                      size_t new_password_len,
+                                      bkv_vault_error* out_detail, char** err);
+
+/* Replaces the realm set (docs/threshold.md, "Replacing a realm set"):
+ * `to` is a handle on the NEW realm-set file, `from` on the old one, both
+ * opened with the same state_dir (BKV_VAULT_CONFIG otherwise).
+ * Recovers through `from` (counted like any recovery), registers the key
+ * under the same password at every realm of `to`, checks it there (free),
+ * then deletes the record at the realms that left. BKV_OK: the app must now
+ * use the new realm-set file (a crash before it switched: call this again,
+ * it resumes without a recovery). *out_not_deleted (optional, NULL when
+ * none; free with bkv_string_free): realms that left and still hold their
+ * share of the replaced registration (one of t, useless alone), and why;
+ * call again later to delete them. */
+bkv_status bkv_realms_migrate(bkv_realms* to, bkv_realms* from,
+                              const char* account, const char* password,
+                              size_t password_len, char** out_not_deleted,
+                              bkv_vault_error* out_detail, char** err);
+
 /* The account's record; spends no attempt. attempts_remaining and
  * attempt_limit are optional (NULL). */
 bkv_status bkv_vault_status(bkv_vault* vault, bkv_vault_state* out_state,
