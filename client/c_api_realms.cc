@@ -243,8 +243,8 @@ bkv_status bkv_realms_change_password(bkv_realms* realms, const char* account,
     return VaultToC(capi::Null("realms/account/old_password/new_password"),
                     out_detail, err);
   }
-  realms->last.reset();  // its proofs name the replaced version
-  realms->last_account.clear();
+  auto lock = Enter(*realms);
+  Forget(*realms);  // its proofs name the replaced version
   const SecretBytes old_pw =
       SecretBytes::Copy(std::string_view(old_password, old_password_len));
   const SecretBytes new_pw =
@@ -264,10 +264,9 @@ bkv_status bkv_realms_migrate(bkv_realms* to, bkv_realms* from,
     return VaultToC(capi::Null("to/from (two handles)/account/password"),
                     out_detail, err);
   }
-  for (bkv_realms* r : {to, from}) {
-    r->last.reset();
-    r->last_account.clear();
-  }
+  std::scoped_lock lock(to->mu, from->mu);  // both handles, deadlock-free
+  Forget(*to);  // their proofs name the replaced registrations
+  Forget(*from);
   const SecretBytes pw =
       SecretBytes::Copy(std::string_view(password, password_len));
   auto got = to->client->Migrate(account, pw, *from->client, {});
