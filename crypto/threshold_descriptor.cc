@@ -118,8 +118,8 @@ absl::Status CheckDealings(const Descriptor& d) {
   return shamir::CheckPublicShares(d.second_public_key, s_shares, d.t);
 }
 
-// What the layout cannot express: the realm-set rule, G, the KSF floor,
-// distinct realms, and the shares' consistency with K and S.
+// What the layout cannot express: the realm-set rule, G, the KSF floor and
+// distinct realms (the shares' consistency with K and S: CheckDealings).
 absl::Status CheckSemantics(const Descriptor& d) {
   const int n = static_cast<int>(d.realms.size());
   if (d.epoch == 0) {
@@ -135,13 +135,19 @@ absl::Status CheckSemantics(const Descriptor& d) {
         " is not floor(L / (n - t + 1)) = ", limits.per_realm));
   }
   BKV_RETURN_IF_ERROR(CheckKsfFloor(d.ksf));
-  BKV_RETURN_IF_ERROR(CheckDistinctRealms(d.realms));
-  return CheckDealings(d);
+  return CheckDistinctRealms(d.realms);
 }
 
 }  // namespace
 
 absl::StatusOr<Descriptor> Descriptor::Parse(std::span<const uint8_t> bytes) {
+  BKV_ASSIGN_OR_RETURN(Descriptor d, ParseSealed(bytes));
+  BKV_RETURN_IF_ERROR(CheckDealings(d));
+  return d;
+}
+
+absl::StatusOr<Descriptor> Descriptor::ParseSealed(
+    std::span<const uint8_t> bytes) {
   Reader r(bytes);
   Descriptor d;
   BKV_ASSIGN_OR_RETURN(auto label, r.Take(kLabel.size(), "label"));

@@ -70,6 +70,12 @@ struct Descriptor {
   std::array<uint8_t, 32> commit_hash{};
 
   static absl::StatusOr<Descriptor> Parse(std::span<const uint8_t> bytes);
+  // Parse without the dealing check (K_i and S_i on their polynomials, the
+  // costly part). Only for bytes a realm accepted with Parse at Prepare and
+  // read back from its own HSM-sealed record, whose seal is the integrity
+  // check (docs/threshold.md, "Recovery reads the sealed descriptor");
+  // never for bytes from the wire.
+  static absl::StatusOr<Descriptor> ParseSealed(std::span<const uint8_t> bytes);
   std::vector<uint8_t> Serialize() const;
   std::array<uint8_t, 32> Commitment() const;
 };

@@ -563,21 +563,35 @@ absl::StatusOr<Vault::Release> Vault::ReleaseKey(
 }
 
 absl::StatusOr<policy::StatusView> Vault::GetStatus(absl::string_view account) {
+  BKV_ASSIGN_OR_RETURN(StatusRead read, ReadStatus(account));
+  return std::move(read.view);
+}
+
+absl::StatusOr<Vault::StatusRead> Vault::ReadStatus(absl::string_view account) {
   const int64_t now = options_.now_ms();
   struct Decision {
-    policy::StatusView view;
+    StatusRead read;
     std::optional<UserRecord> next;
   };
   BKV_ASSIGN_OR_RETURN(
-      Decision d, Mutate(store_, cache_, account,
-                         [&](const std::optional<UserRecord>& current) {
-                           policy::StatusView v =
-                               policy::GetStatus(current, now, options_.limits);
-                           std::optional<UserRecord> next = std::move(v.write);
-                           return Decision{std::move(v), std::move(next)};
-                         }));
-  if (d.next) BKV_RETURN_IF_ERROR(LockedOut(account));
-  return d.view;
+      Decision d,
+      Mutate(
+          store_, cache_, account,
+          [&](const std::optional<UserRecord>& current) {
+            // Raw, so the realm's status sees its tombstone; the policy
+            // reads a tombstone as no record, as everywhere.
+            const bool absent = !current || IsTombstone(*current);
+            policy::StatusView v = policy::GetStatus(
+                absent ? std::nullopt : current, now, options_.limits);
+            std::optional<UserRecord> next = std::move(v.write);
+            return Decision{{std::move(v), current}, std::move(next)};
+          },
+          /*raw=*/true));
+  if (d.next) {
+    BKV_RETURN_IF_ERROR(LockedOut(account));
+    d.read.record = std::move(d.next);
+  }
+  return std::move(d.read);
 }
 
 absl::Status Vault::Delete(absl::string_view account,

@@ -158,6 +158,13 @@ class Vault {
  private:
   absl::StatusOr<std::optional<storage::v1::UserRecord>> Load(
       absl::string_view account);
+  // GetStatus, and the record it was read from as stored (a tombstone
+  // included; the locked one if answering locked it): one read serves both.
+  struct StatusRead {
+    policy::StatusView view;
+    std::optional<storage::v1::UserRecord> record;
+  };
+  absl::StatusOr<StatusRead> ReadStatus(absl::string_view account);
   // Erases superseded copies of the account's record from disk.
   absl::Status Shred(absl::string_view account);
   // Shreds superseded versions and clears the record's shred_pending

@@ -86,6 +86,22 @@ absl::StatusOr<size_t> PositionOf(const threshold::Descriptor& d,
                               "': sent to the wrong realm"));
 }
 
+// The active descriptor of a record the codec just opened: the seal vouches
+// for the bytes Prepare checked in full, so the dealing is not re-checked
+// (docs/threshold.md, "Recovery reads the sealed descriptor"). The bytes
+// must still hash to the record's commitment, the one the request named.
+absl::StatusOr<threshold::Descriptor> StoredDescriptor(
+    const RealmShare& share) {
+  const auto bytes = AsBytes(share.descriptor_bytes());
+  auto desc = threshold::Descriptor::ParseSealed(bytes);
+  if (!desc.ok()) return absl::DataLossError("stored descriptor is corrupt");
+  if (Sha256(bytes) != share.commitment()) {
+    return absl::DataLossError(
+        "stored descriptor does not match its commitment");
+  }
+  return desc;
+}
+
 #ifdef BKV_TEST_REALM
 // The malicious realm's answer: nothing counted, nothing written, no login.
 absl::StatusOr<Vault::ThresholdStep> MaliciousStart(
@@ -185,10 +201,12 @@ absl::StatusOr<Vault::ThresholdStatusView> Vault::ThresholdStatus(
     absl::string_view account) {
   BKV_RETURN_IF_ERROR(CheckRealm());
   ThresholdStatusView out;
-  BKV_ASSIGN_OR_RETURN(out.status, GetStatus(account));  // may lock, counts 0
-  auto raw = store_.Get(std::string_view(account.data(), account.size()));
-  if (absl::IsNotFound(raw.status())) return out;
-  if (!raw.ok()) return raw.status();
+  // One read of the record (may lock, counts 0): this is every recovery's
+  // first call at a realm.
+  BKV_ASSIGN_OR_RETURN(StatusRead read, ReadStatus(account));
+  out.status = std::move(read.view);
+  if (!read.record) return out;
+  const std::optional<UserRecord>& raw = read.record;
   out.epoch = raw->realm_epoch();
   if (raw->realm_tombstone()) return out;
   const std::string& pending = raw->pending_realm().commitment();
@@ -451,17 +469,16 @@ absl::StatusOr<Vault::ThresholdStep> Vault::AnswerThresholdStart(
   const RealmShare& share = d.next->realm();
   BKV_ASSIGN_OR_RETURN(opaque::RegistrationRecord record,
                        StoredOpaqueRecord(d.next->opaque_record()));
-  auto desc = threshold::Descriptor::Parse(AsBytes(share.descriptor_bytes()));
-  if (!desc.ok()) return absl::DataLossError("stored descriptor is corrupt");
-  BKV_ASSIGN_OR_RETURN(size_t pos, PositionOf(*desc, options_.realm_id,
+  BKV_ASSIGN_OR_RETURN(threshold::Descriptor desc, StoredDescriptor(share));
+  BKV_ASSIGN_OR_RETURN(size_t pos, PositionOf(desc, options_.realm_id,
                                               options_.realm_keys->public_key));
   shamir::Share k_i{static_cast<uint8_t>(pos + 1),
                     SecretBytes::Copy(share.oprf_key_share())};
   BKV_ASSIGN_OR_RETURN(
-      auto binding, threshold::ProofBinding(options_.realm_id, desc->version));
+      auto binding, threshold::ProofBinding(options_.realm_id, desc.version));
   BKV_ASSIGN_OR_RETURN(
       threshold::PartialEvaluation eval,
-      threshold::EvaluateShare(k_i, desc->realms[pos].public_share,
+      threshold::EvaluateShare(k_i, desc.realms[pos].public_share,
                                ke1.blinded_message, binding, SystemRandom()));
   BKV_ASSIGN_OR_RETURN(opaque::ServerLoginStart login,
                        opaque_.GenerateKE2WithOprfKey(record, k_i.value, ke1));

@@ -137,6 +137,35 @@ TEST(ThresholdDescriptorTest, ConstantDealingIsRefused) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+// The realm's recovery path (docs/threshold.md, "Recovery reads the sealed
+// descriptor"): every check of Parse but the dealing's.
+TEST(ThresholdDescriptorTest, ParseSealedSkipsOnlyTheDealingCheck) {
+  Descriptor d = Valid();
+  auto bytes = d.Serialize();
+  auto sealed = Descriptor::ParseSealed(bytes);
+  ASSERT_TRUE(sealed.ok()) << sealed.status();
+  EXPECT_EQ(sealed->Serialize(), bytes);
+  for (size_t len = 0; len < bytes.size(); ++len) {
+    EXPECT_FALSE(Descriptor::ParseSealed(std::span(bytes).first(len)).ok());
+  }
+  bytes.push_back(0);
+  EXPECT_FALSE(Descriptor::ParseSealed(bytes).ok());
+  std::vector<Descriptor> layout_faults(5, Valid());
+  layout_faults[0].t = 1;
+  layout_faults[1].per_realm_limit = 10;
+  layout_faults[2].realms[1].realm_id = layout_faults[2].realms[0].realm_id;
+  layout_faults[3].ksf.memory_kib = kMinKsf.memory_kib - 1;
+  layout_faults[4].realms[0].identity_key = {};
+  for (const Descriptor& bad : layout_faults) {
+    EXPECT_FALSE(Descriptor::ParseSealed(bad.Serialize()).ok());
+  }
+  // Only the dealing is left to the seal (Prepare checked it in full).
+  d = Valid();
+  d.realms[2].public_share = PublicOf(SystemRandom().Scalar());
+  EXPECT_FALSE(Descriptor::Parse(d.Serialize()).ok());
+  EXPECT_TRUE(Descriptor::ParseSealed(d.Serialize()).ok());
+}
+
 TEST(ThresholdDescriptorTest, MustNameThePinnedRealmSet) {
   Descriptor d = Valid();
   std::vector<RealmConfig> pinned;

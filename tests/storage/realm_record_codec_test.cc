@@ -96,6 +96,23 @@ TEST(RealmRecordCodecTest, EditOfTheLimitIsUnopenable) {
             absl::StatusCode::kDataLoss);
 }
 
+// The realm reads its stored descriptor without re-checking the dealing
+// (docs/threshold.md, "Recovery reads the sealed descriptor"): that rests on
+// every byte after the clear framing being sealed, descriptor included.
+TEST(RealmRecordCodecTest, EditOfAnySealedByteIsUnopenable) {
+  auto sealer = TestSealer();
+  const AccountKey key = DeriveAccountKey("alice");
+  auto value = SealRecord(*sealer, key, RealmRecord());
+  ASSERT_TRUE(value.ok());
+  for (size_t i = kRealmFrameHeaderSize; i < value->size(); ++i) {
+    std::string edited = *value;
+    edited[i] = static_cast<char>(edited[i] ^ 0x01);
+    ASSERT_EQ(OpenRecord(*sealer, key, AsSpan(edited)).status().code(),
+              absl::StatusCode::kDataLoss)
+        << i;
+  }
+}
+
 // Rewriting a realm record as format 1 (dropping G from the framing) or
 // opening it as another account fails too.
 TEST(RealmRecordCodecTest, DowngradeAndMoveAreUnopenable) {
