@@ -2,6 +2,8 @@
 // "Password change" and "Replacing a realm set"): both are a recovery
 // followed by the one registration path; neither adds a way to install
 // shares.
+#include <algorithm>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -57,6 +59,28 @@ bool IsActiveOn(const StatusAnswer& a, const Commitment& c) {
          a.commitment == AsString(c);
 }
 
+bool HoldsNothing(const StatusAnswer& a) {
+  return a.error.ok() && a.record == StatusAnswer::Record::kNone;
+}
+
+// A realm that left and was not deleted: the security state of
+// docs/threshold.md, "When C cannot be deleted" (review finding 1).
+std::string StillHolds(const threshold::RealmSet& old, const std::string& why) {
+  const uint32_t g = old.limits().per_realm;
+  return absl::StrCat(
+      why,
+      "; it still holds the replaced registration: until it is deleted, it "
+      "and ",
+      old.t() - 1, " corrupted realm(s) of the old set can test ", g,
+      " more passwords (the limit is L + G = ", old.limits().advertised + g,
+      ") and the old password opens the key there. Run the migration again, "
+      "or have its operator destroy its HSM token and data");
+}
+
+std::string RetireError(const absl::Status& s, absl::string_view what) {
+  return absl::StrCat(what, " (", absl::CEscape(s.message()), ")");
+}
+
 }  // namespace
 
 absl::Status ThresholdClient::Impl::CheckNewSet(
@@ -100,8 +124,7 @@ std::string ThresholdClient::Impl::Retire(const std::string& account, size_t i,
   if (s.ok()) return "";
   if (!may_reset ||
       VaultError::From(s).kind != VaultErrorKind::kProofRequired) {
-    return absl::StrCat("was not deleted (", absl::CEscape(s.message()),
-                        "): run the migration again");
+    return RetireError(s, "was not deleted");
   }
   // No proof (a resumed run): the reset delay is the authority left.
   vault::v1::RequestResetRequest req;
@@ -110,8 +133,7 @@ std::string ThresholdClient::Impl::Retire(const std::string& account, size_t i,
   s = Call(i, "RequestReset", VaultCall::kFree,
            &vault::v1::Vault::Stub::RequestReset, req, &resp);
   if (!s.ok()) {
-    return absl::StrCat("refused RequestReset (", absl::CEscape(s.message()),
-                        "): run the migration again");
+    return RetireError(s, "refused RequestReset");
   }
   const int64_t due = static_cast<int64_t>(resp.reset_due_unix_ms());
   if (due <= NowMs()) {
@@ -122,7 +144,7 @@ std::string ThresholdClient::Impl::Retire(const std::string& account, size_t i,
     if (s.ok()) return "";
   }
   return absl::StrCat("a reset was requested there, due at ", UtcTime(due),
-                      ": run the migration again after that to delete it");
+                      " (the migration deletes it when run after that)");
 }
 
 absl::StatusOr<ThresholdRegistration> ThresholdClient::ChangePassword(
@@ -130,7 +152,21 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::ChangePassword(
     const SecretBytes& new_password) {
   impl_->JoinRotation();
   BKV_RETURN_IF_ERROR(CheckAccount(account));
+  // A change cut at its Commit, retried: completing it first and then
+  // trying the old password would spend an attempt at every realm on what
+  // reads as a wrong password (review finding 4). Stop uncounted instead:
+  // a cut rotation looks the same, so the client cannot say which it was.
+  const auto waiting = impl_->PendingCommit(account);
   (void)impl_->RollForward(account);
+  if (waiting && threshold::CheckMatchesRealmSet(*waiting, impl_->set).ok() &&
+      impl_->RecallNewest(account).epoch >= waiting->epoch) {
+    return ThresholdError(
+        VaultErrorKind::kTransient,
+        "password not changed now: a registration of this account cut at its "
+        "Commit earlier (a password change or a rotation) was completed just "
+        "now; nothing was spent. If it was this password change, the new "
+        "password is in force; otherwise run the command again");
+  }
   std::vector<StatusAnswer> answers;
   BKV_ASSIGN_OR_RETURN(ThresholdRecovery got,
                        impl_->Recover(account, old_password, answers));
@@ -144,6 +180,60 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::ChangePassword(
 namespace {
 
 using Impl = ThresholdClient::Impl;
+
+// Step 2, free: every realm that leaves is in the old set's agreeing group
+// (it gives the proof it is deleted with) or holds nothing (review finding
+// 1). When the old set has no plan, the recovery says why.
+absl::Status CheckLeavers(const Impl& old, const std::string& account,
+                          const Pairing& pair) {
+  const std::vector<StatusAnswer> answers = old.StatusRound(account);
+  auto plan = PlanRecovery(old.set, answers, old.RecallNewest(account));
+  if (!plan.ok()) return absl::OkStatus();
+  std::vector<std::string> bad;
+  for (size_t i : pair.leavers) {
+    const auto& g = plan->group;
+    if (std::find(g.begin(), g.end(), i) == g.end() &&
+        !HoldsNothing(answers[i])) {
+      bad.push_back(old.IdOf(i));
+    }
+  }
+  if (bad.empty()) return absl::OkStatus();
+  return ThresholdError(
+      VaultErrorKind::kRealmDegraded,
+      absl::StrCat("not migrated: ", absl::StrJoin(bad, ", "),
+                   " must answer once to be retired (a realm that leaves is "
+                   "deleted within the migration, with the proof of its "
+                   "answer): bring it back, then run the migration again. "
+                   "Nothing was spent"));
+}
+
+// After step 3, before anything is prepared: a proof from every kept realm
+// (it authorizes the Prepare there) and from every leaver that holds a
+// record (it is deleted with it); review findings 1 and 6.
+absl::Status CheckProofs(const Impl& old, const Pairing& pair,
+                         const std::vector<std::string>& proofs,
+                         const std::vector<StatusAnswer>& answers) {
+  std::vector<std::string> bad;
+  for (int i : pair.old_of_new) {
+    if (i >= 0 && proofs[i].empty()) {
+      bad.push_back(absl::StrCat(old.IdOf(i),
+                                 " gave no proof to authorize the new "
+                                 "registration (recover once with the old "
+                                 "set: its rotation repairs it)"));
+    }
+  }
+  for (size_t i : pair.leavers) {
+    if (proofs[i].empty() && !(i < answers.size() && HoldsNothing(answers[i])))
+      bad.push_back(
+          absl::StrCat(old.IdOf(i), " must answer once to be retired"));
+  }
+  if (bad.empty()) return absl::OkStatus();
+  return ThresholdError(
+      VaultErrorKind::kRealmDegraded,
+      absl::StrCat("not migrated: ", absl::StrJoin(bad, "; "),
+                   ". Nothing was prepared; the recovery was counted like any "
+                   "(reset where it completed): run the migration again"));
+}
 
 // Steps 2-4: the free checks of the new set, the counted recovery through
 // the old one, the registration at the new one. Fills `proofs` (by old
@@ -163,6 +253,7 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
   BKV_RETURN_IF_ERROR(to.CheckNewSet(answers, joiner));
   BKV_RETURN_IF_ERROR(to.CheckRealms(all));
   (void)old.RollForward(account);
+  BKV_RETURN_IF_ERROR(CheckLeavers(old, account, pair));
   std::vector<StatusAnswer> old_answers;
   BKV_ASSIGN_OR_RETURN(ThresholdRecovery got,
                        old.Recover(account, password, old_answers));
@@ -170,6 +261,7 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
   out.faults = got.faults;
   proofs = got.proofs;
   proofs.resize(old.set.n());
+  BKV_RETURN_IF_ERROR(CheckProofs(old, pair, proofs, old_answers));
   std::vector<std::string> mapped(to.set.n());
   for (size_t j = 0; j < mapped.size(); ++j) {
     if (pair.old_of_new[j] >= 0) mapped[j] = proofs[pair.old_of_new[j]];
@@ -188,8 +280,9 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
 }
 
 // Step 5, free: the new version at t at least, or nothing is switched.
-absl::Status Verify(const Impl& to, const std::string& account,
-                    ThresholdMigration& out) {
+// True when every realm of the new set says it holds it (step 6's rule).
+absl::StatusOr<bool> Verify(const Impl& to, const std::string& account,
+                            ThresholdMigration& out) {
   const std::vector<StatusAnswer> answers = to.StatusRound(account);
   int on = 0;
   for (size_t j = 0; j < answers.size(); ++j) {
@@ -199,7 +292,7 @@ absl::Status Verify(const Impl& to, const std::string& account,
       out.lagging.push_back({to.IdOf(j), "not yet on the new registration"});
     }
   }
-  if (on >= to.set.t()) return absl::OkStatus();
+  if (on >= to.set.t()) return on == to.set.n();
   return ThresholdError(
       VaultErrorKind::kTransient,
       absl::StrCat("not migrated: only ", on,
@@ -210,21 +303,26 @@ absl::Status Verify(const Impl& to, const std::string& account,
                    "migration again"));
 }
 
-// Step 7: Delete at every realm that left, in parallel.
+// Step 6: Delete at every realm that left, in parallel, once every new
+// realm holds the new version and every Commit was answered (`wait` says
+// what is missing otherwise: review finding 2).
 void RetireLeavers(const Impl& old, const std::string& account,
                    const Pairing& pair, const std::vector<std::string>& proofs,
-                   bool may_reset, ThresholdMigration& out) {
-  std::vector<std::string> why(pair.leavers.size());
-  Parallel(why.size(), [&](size_t k) {
-    const size_t i = pair.leavers[k];
-    why[k] = old.Retire(account, i, proofs[i], may_reset);
-  });
+                   bool may_reset, const std::string& wait,
+                   ThresholdMigration& out) {
+  std::vector<std::string> why(pair.leavers.size(), wait);
+  if (wait.empty()) {
+    Parallel(why.size(), [&](size_t k) {
+      const size_t i = pair.leavers[k];
+      why[k] = old.Retire(account, i, proofs[i], may_reset);
+    });
+  }
   for (size_t k = 0; k < why.size(); ++k) {
     const std::string& id = old.IdOf(pair.leavers[k]);
     if (why[k].empty()) {
       out.deleted.push_back(id);
     } else {
-      out.not_deleted.push_back({id, why[k]});
+      out.not_deleted.push_back({id, StillHolds(old.set, why[k])});
     }
   }
 }
@@ -267,12 +365,23 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
     BKV_RETURN_IF_ERROR(RecoverAndRegister(to, old, account, password, answers,
                                            pair, out, proofs));
   }
-  BKV_RETURN_IF_ERROR(Verify(to, account, out));
-  // 6. Switch, then 7. retire the realms that left.
-  if (switch_set) BKV_RETURN_IF_ERROR(switch_set());
+  BKV_ASSIGN_OR_RETURN(const bool every, Verify(to, account, out));
+  // 6. Retire the realms that left, then 7. switch: the old version must
+  // not outlive the migration (docs/threshold.md, "Why the leaver must go").
+  std::string wait;
+  if (!every) {
+    wait = absl::StrCat(
+        "kept until every new realm holds the new "
+        "registration: ",
+        DescribeFaults(out.lagging));
+  } else if (to.PendingCommit(account).has_value()) {
+    wait = "kept until every Commit of the new registration is answered";
+  }
   RetireLeavers(
       old, account, pair, proofs,
-      to.RecallNewest(account).commitment == out.registration.commitment, out);
+      to.RecallNewest(account).commitment == out.registration.commitment, wait,
+      out);
+  if (switch_set) BKV_RETURN_IF_ERROR(switch_set());
   if (pair.leavers.size() > 1 || old.set.t() != to.set.t()) {
     out.note =
         "more than one realm replaced (or t changed): a migration cut between "
