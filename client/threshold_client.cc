@@ -400,8 +400,11 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Recover(
     got->rolled_forward = std::move(said);
     return got;
   }
-  // A wrong password right after a completed change: say which (finding 15).
-  if (VaultError::From(got.status()).kind != VaultErrorKind::kInvalidPassword) {
+  // A wrong password right after a completed change: say which (finding 15);
+  // a stale set while a migration's record waits: say to re-run it.
+  const VaultErrorKind kind = VaultError::From(got.status()).kind;
+  if (kind != VaultErrorKind::kInvalidPassword &&
+      kind != VaultErrorKind::kStaleRegistration) {
     return got;
   }
   absl::Status out(got.status().code(),

@@ -173,6 +173,19 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::ChangePassword(
   ThresholdRotation r = impl_->ReadyAndRegister(
       account, new_password, got.backup_key, got.proofs, got.commitment,
       got.epoch, answers, "password not changed");
+  if (!r.status.ok() && impl_->PendingCommit(account)) {
+    // Its Commits began: some realms may hold the new password already.
+    absl::Status out(r.status.code(),
+                     absl::StrCat(r.status.message(),
+                                  "; the new password may already be in force "
+                                  "at some realms: run the change again with "
+                                  "the same passwords to complete it (nothing "
+                                  "is counted then)"));
+    r.status.ForEachPayload([&](absl::string_view url, const absl::Cord& c) {
+      out.SetPayload(url, c);
+    });
+    return out;
+  }
   BKV_RETURN_IF_ERROR(r.status);
   return r.registration;
 }
@@ -337,6 +350,13 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   BKV_RETURN_IF_ERROR(CheckAccount(account));
   const Impl& to = *impl_;
   const Impl& old = *from.impl_;
+  if (to.options.state_dir.empty()) {
+    // Without one there is no roll-forward record and no newest memory: a
+    // cut run could neither resume nor keep the old set away (finding 8).
+    return ConfigError(
+        "a realm-set migration needs a state directory (state_dir); nothing "
+        "was sent");
+  }
   if (old.options.state_dir != to.options.state_dir) {
     // One newest memory and roll-forward record for both sets, or the old
     // set's client could not see that the account moved on.
