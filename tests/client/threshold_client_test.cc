@@ -1465,6 +1465,11 @@ TEST_F(ThresholdClientTest, ChangePasswordThenAnInterruptedMigrationResumes) {
   ASSERT_TRUE(switched.ok()) << switched.status();
   EXPECT_EQ(switched->realms()[2].id, "realm-d");
   EXPECT_EQ(Status(1).commitment(), now) << "rolled forward";
+  // A password change meanwhile says realm-c may still hold the old one.
+  CliRun same = Bkv(With({"vault", "change-password"}),
+                    "second kite meadow\nsecond kite meadow\n", dir);
+  ASSERT_EQ(same.exit_code, 0) << same.err;
+  EXPECT_NE(same.err.find("SECURITY: "), std::string::npos) << same.err;
   // realm-c's reset delay is 1 s: run again until it is deleted (bounded);
   // exit 15 until then.
   int code = resume.exit_code;
