@@ -191,6 +191,12 @@ class ThresholdClient {
   std::unique_ptr<Impl> impl_;
 };
 
+// What Migrate(from -> to) will put in ThresholdMigration::note, known
+// before anything is sent so a caller can show it before asking for the
+// password ("" when none; review of rset, finding 3).
+std::string MigrationNote(const threshold::RealmSet& from,
+                          const threshold::RealmSet& to);
+
 }  // namespace bkv::client
 
 #endif  // BKV_CLIENT_THRESHOLD_CLIENT_H_

@@ -402,13 +402,19 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
       to.RecallNewest(account).commitment == out.registration.commitment, wait,
       out);
   if (switch_set) BKV_RETURN_IF_ERROR(switch_set());
-  if (pair.leavers.size() > 1 || old.set.t() != to.set.t()) {
-    out.note =
-        "more than one realm replaced (or t changed): a migration cut between "
-        "its Commits then needs this device's roll-forward record; replace one "
-        "realm at a time to avoid that";
-  }
+  out.note = MigrationNote(old.set, to.set);
   return out;
+}
+
+std::string MigrationNote(const threshold::RealmSet& from,
+                          const threshold::RealmSet& to) {
+  auto pair = Pair(from, to);
+  if (!pair.ok() || (pair->leavers.size() <= 1 && from.t() == to.t())) {
+    return "";
+  }
+  return "more than one realm replaced (or t changed): a migration cut "
+         "between its Commits then needs this device's roll-forward record; "
+         "replace one realm at a time to avoid that";
 }
 
 }  // namespace bkv::client

@@ -87,7 +87,6 @@ void SayMigration(Context& c, const std::string& account,
     std::fprintf(c.err, "bkv: SECURITY: %s left the set but %s\n",
                  f.realm_id.c_str(), f.what.c_str());
   }
-  if (!m.note.empty()) std::fprintf(c.err, "bkv: note: %s\n", m.note.c_str());
   if (c.args.json) {
     std::vector<std::string> gone;
     for (const auto& id : m.deleted) gone.push_back(JsonString(id));
@@ -133,6 +132,9 @@ absl::Status RealmsMigrateCmd(Context& c) {
   BKV_ASSIGN_OR_RETURN(std::string old_text, ReadText(from_path));
   BKV_ASSIGN_OR_RETURN(auto from, OpenRealms(c.args, c.err, from_path));
   BKV_ASSIGN_OR_RETURN(auto to, OpenRealms(c.args, c.err, to_path));
+  const threshold::RealmSet& old_set = switched ? from->realms() : cur;
+  const std::string note = client::MigrationNote(old_set, next);
+  if (!note.empty()) std::fprintf(c.err, "bkv: note: %s\n", note.c_str());
   BKV_ASSIGN_OR_RETURN(SecretBytes pw, AskPassword(c.args, "password"));
   const std::array<uint8_t, 32> label = slot ? *slot : RealmSetSlotOf(cur);
   auto got = to->Migrate(account, pw, *from, [&]() -> absl::Status {

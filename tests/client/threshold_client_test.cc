@@ -8,6 +8,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <sodium.h>
 
 #include <algorithm>
 #include <atomic>
@@ -21,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "bkv/vault/v1/error_detail.h"
 #include "client/realm_set_file.h"
 #include "client/threshold_plan.h"
@@ -1722,6 +1724,33 @@ TEST(RealmSetFileTest, StrictParse) {
       client::ParseRealmSet("bkv-realm-set v1\nt 2\nlimit 10\nfoo\n");
   ASSERT_FALSE(garbage.ok());
   EXPECT_NE(garbage.status().message().find("line 4"), std::string::npos);
+}
+
+// The migration note is known before anything is sent (review of rset,
+// finding 3): one realm replaced has none; two replaced, or t changed, has.
+TEST(RealmSetFileTest, MigrationNoteBeforeAnythingIsSent) {
+  std::vector<std::string> keys;
+  for (uint8_t i = 1; i <= 6; ++i) {
+    uint8_t scalar[crypto_core_ristretto255_SCALARBYTES] = {i};
+    uint8_t point[crypto_core_ristretto255_BYTES];
+    ASSERT_EQ(crypto_scalarmult_ristretto255_base(point, scalar), 0);
+    keys.push_back(HexEncode(point));
+  }
+  auto set = [&](int t, const std::vector<int>& ids) {
+    std::string text = absl::StrCat("bkv-realm-set v1\nt ", t, "\nlimit 10\n");
+    for (int id : ids) {
+      absl::StrAppend(&text, "realm r", id, " 127.0.0.1:1 ", keys[id], "\n");
+    }
+    auto parsed = client::ParseRealmSet(text);
+    EXPECT_TRUE(parsed.ok()) << parsed.status();
+    return *parsed;
+  };
+  EXPECT_EQ(client::MigrationNote(set(2, {0, 1, 2}), set(2, {0, 1, 3})), "");
+  EXPECT_NE(client::MigrationNote(set(2, {0, 1, 2}), set(2, {0, 3, 4})), "");
+  EXPECT_NE(client::MigrationNote(set(2, {0, 1, 2}), set(3, {0, 1, 2, 3, 4})),
+            "");
+  EXPECT_EQ(client::MigrationNote(set(2, {0, 1, 2}), set(2, {0, 1, 2})), "")
+      << "nothing to migrate: Migrate refuses it";
 }
 
 }  // namespace
