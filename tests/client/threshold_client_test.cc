@@ -1447,8 +1447,15 @@ TEST_F(ThresholdClientTest, ChangePasswordThenAnInterruptedMigrationResumes) {
   for (size_t i : {0, 3}) EXPECT_EQ(Status(i).commitment(), now) << i;
   EXPECT_EQ(Status(2).status(), v1::RECORD_STATUS_ACTIVE) << "not deleted";
   EXPECT_NE(Status(2).commitment(), now) << "never the new dealing";
+  // The old set's group (realm-b, realm-c) is stale on this device, and
+  // the error says to finish the migration (review finding 10).
   auto back = from->Recover(kAccount, new_pw);
-  EXPECT_FALSE(back.ok());
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(KindOf(back.status()), VaultErrorKind::kStaleRegistration)
+      << back.status();
+  EXPECT_NE(back.status().message().find("run `bkv realms migrate` again"),
+            std::string::npos)
+      << back.status();
   for (size_t i : {0, 1, 2, 3}) {
     EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing spent: " << i;
   }
