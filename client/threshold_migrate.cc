@@ -160,12 +160,18 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::ChangePassword(
   (void)impl_->RollForward(account);
   if (waiting && threshold::CheckMatchesRealmSet(*waiting, impl_->set).ok() &&
       impl_->RecallNewest(account).epoch >= waiting->epoch) {
+    const bool done = !impl_->PendingCommit(account);
     return ThresholdError(
         VaultErrorKind::kTransient,
-        "password not changed now: a registration of this account cut at its "
-        "Commit earlier (a password change or a rotation) was completed just "
-        "now; nothing was spent. If it was this password change, the new "
-        "password is in force; otherwise run the command again");
+        absl::StrCat(
+            "password not changed now: a registration of this account cut "
+            "at its Commit earlier (a password change or a rotation) ",
+            done ? "was completed just now"
+                 : "is in force, though its Commit still waits for a realm "
+                   "(a password change needs every realm)",
+            "; nothing was spent. If it was this password change, the new "
+            "password is in force; otherwise run the command again",
+            done ? "" : " once every realm answers"));
   }
   std::vector<StatusAnswer> answers;
   BKV_ASSIGN_OR_RETURN(ThresholdRecovery got,
