@@ -59,8 +59,11 @@ bool IsActiveOn(const StatusAnswer& a, const Commitment& c) {
          a.commitment == AsString(c);
 }
 
-bool HoldsNothing(const StatusAnswer& a) {
-  return a.error.ok() && a.record == StatusAnswer::Record::kNone;
+// A leaver that needs no proof to be deleted: it holds nothing, or a LOCKED
+// record (it answers nothing, and Delete takes it without a proof).
+bool NeedsNoProof(const StatusAnswer& a) {
+  return a.error.ok() && (a.record == StatusAnswer::Record::kNone ||
+                          a.record == StatusAnswer::Record::kLocked);
 }
 
 // A realm that left and was not deleted: the security state of
@@ -201,7 +204,7 @@ namespace {
 using Impl = ThresholdClient::Impl;
 
 // Step 2, free: every realm that leaves is in the old set's agreeing group
-// (it gives the proof it is deleted with) or holds nothing (review finding
+// (it gives the proof it is deleted with) or needs no proof (review finding
 // 1). When the old set has no plan, the recovery says why.
 absl::Status CheckLeavers(const Impl& old, const std::string& account,
                           const Pairing& pair) {
@@ -212,7 +215,7 @@ absl::Status CheckLeavers(const Impl& old, const std::string& account,
   for (size_t i : pair.leavers) {
     const auto& g = plan->group;
     if (std::find(g.begin(), g.end(), i) == g.end() &&
-        !HoldsNothing(answers[i])) {
+        !NeedsNoProof(answers[i])) {
       bad.push_back(old.IdOf(i));
     }
   }
@@ -242,7 +245,7 @@ absl::Status CheckProofs(const Impl& old, const Pairing& pair,
     }
   }
   for (size_t i : pair.leavers) {
-    if (proofs[i].empty() && !(i < answers.size() && HoldsNothing(answers[i])))
+    if (proofs[i].empty() && !(i < answers.size() && NeedsNoProof(answers[i])))
       bad.push_back(
           absl::StrCat(old.IdOf(i), " must answer once to be retired"));
   }
