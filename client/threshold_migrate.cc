@@ -325,6 +325,21 @@ absl::StatusOr<bool> Verify(const Impl& to, const std::string& account,
                    "migration again"));
 }
 
+// What step 6 still waits for before a leaver may go ("" when nothing):
+// every new realm on the new version, every Commit answered (finding 2).
+std::string RetireWait(const Impl& to, const std::string& account, bool every,
+                       const ThresholdMigration& out) {
+  if (!every) {
+    return absl::StrCat(
+        "kept until every new realm holds the new registration: ",
+        DescribeFaults(out.lagging));
+  }
+  if (to.PendingCommit(account).has_value()) {
+    return "kept until every Commit of the new registration is answered";
+  }
+  return "";
+}
+
 // Step 6: Delete at every realm that left, in parallel, once every new
 // realm holds the new version and every Commit was answered (`wait` says
 // what is missing otherwise: review finding 2).
@@ -378,8 +393,8 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   // 1. An earlier run's Commits first; resumed when its version is at t
   // here, is the newest this device knows (it registered it: a stale
   // registration at the new realms must never be switched to, nor make the
-  // client reset the realms holding the current one) and the old set has no
-  // group left.
+  // client reset the realms holding the current one) and the old set gives
+  // no plan (stale below that memory, or gone).
   (void)to.RollForward(account);
   const std::vector<StatusAnswer> answers = to.StatusRound(account);
   const Newest newest = to.RecallNewest(account);
@@ -397,19 +412,10 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   BKV_ASSIGN_OR_RETURN(const bool every, Verify(to, account, out));
   // 6. Retire the realms that left, then 7. switch: the old version must
   // not outlive the migration (docs/threshold.md, "Why the leaver must go").
-  std::string wait;
-  if (!every) {
-    wait = absl::StrCat(
-        "kept until every new realm holds the new "
-        "registration: ",
-        DescribeFaults(out.lagging));
-  } else if (to.PendingCommit(account).has_value()) {
-    wait = "kept until every Commit of the new registration is answered";
-  }
   RetireLeavers(
       old, account, pair, proofs,
-      to.RecallNewest(account).commitment == out.registration.commitment, wait,
-      out);
+      to.RecallNewest(account).commitment == out.registration.commitment,
+      RetireWait(to, account, every, out), out);
   if (switch_set) BKV_RETURN_IF_ERROR(switch_set());
   out.note = MigrationNote(old.set, to.set);
   return out;
