@@ -165,13 +165,15 @@ void RegisterRealmCommands(CommandTree& t) {
   CLI::App* migrate = t.Add(
       *realms, "migrate", "move the key to a new realm set (--to F)",
       "Recovers the key through the realm set of --realms (one attempt at "
-      "each realm of the agreeing group, like a restore), registers it under "
-      "the same password at every realm of --to (all of them must answer), "
-      "checks it there, then replaces the --realms file with the new set "
-      "(the old one kept as F.previous) and deletes the record at the realms "
-      "that left. Interrupted or a realm that left not deleted: run it again "
-      "with the same flags; it resumes without spending an attempt. "
-      "docs/threshold.md, \"Replacing a realm set\".",
+      "each realm of the agreeing group, like a restore; every realm that "
+      "leaves must answer it), registers it under the same password at every "
+      "realm of --to (all of them must answer), checks it there, deletes the "
+      "record at the realms that left, then replaces the --realms file with "
+      "the new set (the old one kept as F.previous). Interrupted: run it "
+      "again with the same flags; it resumes without spending an attempt. "
+      "Exit 15: a realm that left still holds the old registration (a "
+      "security state): run it again until it exits 0. docs/threshold.md, "
+      "\"Replacing a realm set\".",
       RealmsMigrateCmd);
   t.Value(migrate, "--to", "F", "the new realm-set file");
   t.VaultFlags(migrate);
