@@ -315,6 +315,19 @@ absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
   return s;
 }
 
+std::optional<threshold::Descriptor> ThresholdClient::Impl::PendingCommit(
+    const std::string& account) const {
+  const std::string line =
+      RecallLine(options.state_dir, StateName("commit", account));
+  if (line.empty()) return std::nullopt;
+  std::vector<std::string> f = absl::StrSplit(line, ' ');
+  auto bytes = HexDecode(f[0]);
+  if (!bytes.ok()) return std::nullopt;
+  auto d = threshold::Descriptor::Parse(*bytes);
+  if (!d.ok()) return std::nullopt;
+  return *std::move(d);
+}
+
 bool ThresholdClient::Impl::CommittedSomewhere(
     const std::string& account, const threshold::Descriptor& d) const {
   if (RecallNewest(account).epoch >= d.epoch) return true;
@@ -387,8 +400,11 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Recover(
     got->rolled_forward = std::move(said);
     return got;
   }
-  // A wrong password right after a completed change: say which (finding 15).
-  if (VaultError::From(got.status()).kind != VaultErrorKind::kInvalidPassword) {
+  // A wrong password right after a completed change: say which (finding 15);
+  // a stale set while a migration's record waits: say to re-run it.
+  const VaultErrorKind kind = VaultError::From(got.status()).kind;
+  if (kind != VaultErrorKind::kInvalidPassword &&
+      kind != VaultErrorKind::kStaleRegistration) {
     return got;
   }
   absl::Status out(got.status().code(),

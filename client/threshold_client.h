@@ -112,8 +112,9 @@ struct ThresholdMigration {
   uint32_t attempts_remaining_before = 0;
   std::vector<RealmFault> faults;
   std::vector<RealmFault> lagging;  // new realms not (yet) on it
-  // Realms that left the set: record deleted, or still holding their share
-  // of the replaced registration (one of t, useless alone) and why.
+  // Realms that left the set: record deleted, or still holding the replaced
+  // registration and why: a security state (docs/threshold.md, "When C
+  // cannot be deleted"), not a warning.
   std::vector<std::string> deleted;
   std::vector<RealmFault> not_deleted;
   std::string note;  // for the user ("" when none)
@@ -162,9 +163,11 @@ class ThresholdClient {
   // Called on the client of the NEW realm set with the client of the old
   // one: recovers through `from` (counted), registers the key under the same
   // password at every new realm, verifies it by a free status round, calls
-  // `switch_set` (the app's: make the new set its realm-set file; may be
-  // empty), then deletes the record at the realms that left. Both clients
-  // must have the same state_dir (kConfig otherwise). A run whose
+  // deletes the record at the realms that left (each must give its proof in
+  // the recovery: kRealmDegraded before anything is prepared otherwise),
+  // then calls `switch_set` (the app's: make the new set its realm-set file;
+  // may be empty). Both clients must have the same, non-empty state_dir
+  // (kConfig otherwise). A run whose
   // registration already reached the new set resumes after it
   // (docs/threshold.md, "Replacing a realm set").
   absl::StatusOr<ThresholdMigration> Migrate(
@@ -187,6 +190,12 @@ class ThresholdClient {
   explicit ThresholdClient(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// What Migrate(from -> to) will put in ThresholdMigration::note, known
+// before anything is sent so a caller can show it before asking for the
+// password ("" when none; review of rset, finding 3).
+std::string MigrationNote(const threshold::RealmSet& from,
+                          const threshold::RealmSet& to);
 
 }  // namespace bkv::client
 

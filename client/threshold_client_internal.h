@@ -124,6 +124,10 @@ struct ThresholdClient::Impl {
   // nothing was re-sent or dropped).
   absl::Status RollForward(const std::string& account,
                            std::string* said = nullptr) const;
+  // The descriptor of the roll-forward record waiting for `account`, if a
+  // readable one does (any realm set's).
+  std::optional<threshold::Descriptor> PendingCommit(
+      const std::string& account) const;
   // Whether some realm committed `d`: the newest memory is at its epoch, or
   // (one free status round) a realm is ACTIVE on its commitment.
   bool CommittedSomewhere(const std::string& account,

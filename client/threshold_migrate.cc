@@ -2,6 +2,8 @@
 // "Password change" and "Replacing a realm set"): both are a recovery
 // followed by the one registration path; neither adds a way to install
 // shares.
+#include <algorithm>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -57,6 +59,31 @@ bool IsActiveOn(const StatusAnswer& a, const Commitment& c) {
          a.commitment == AsString(c);
 }
 
+// A leaver that needs no proof to be deleted: it holds nothing, or a LOCKED
+// record (it answers nothing, and Delete takes it without a proof).
+bool NeedsNoProof(const StatusAnswer& a) {
+  return a.error.ok() && (a.record == StatusAnswer::Record::kNone ||
+                          a.record == StatusAnswer::Record::kLocked);
+}
+
+// A realm that left and was not deleted: the security state of
+// docs/threshold.md, "When C cannot be deleted" (review finding 1).
+std::string StillHolds(const threshold::RealmSet& old, const std::string& why) {
+  const uint32_t g = old.limits().per_realm;
+  return absl::StrCat(
+      why,
+      "; it still holds the replaced registration: until it is deleted, it "
+      "and ",
+      old.t() - 1, " corrupted realm(s) of the old set can test ", g,
+      " more passwords (the limit is L + G = ", old.limits().advertised + g,
+      ") and the old password opens the key there. Run the migration again, "
+      "or have its operator destroy its HSM token and data");
+}
+
+std::string RetireError(const absl::Status& s, absl::string_view what) {
+  return absl::StrCat(what, " (", absl::CEscape(s.message()), ")");
+}
+
 }  // namespace
 
 absl::Status ThresholdClient::Impl::CheckNewSet(
@@ -100,8 +127,7 @@ std::string ThresholdClient::Impl::Retire(const std::string& account, size_t i,
   if (s.ok()) return "";
   if (!may_reset ||
       VaultError::From(s).kind != VaultErrorKind::kProofRequired) {
-    return absl::StrCat("was not deleted (", absl::CEscape(s.message()),
-                        "): run the migration again");
+    return RetireError(s, "was not deleted");
   }
   // No proof (a resumed run): the reset delay is the authority left.
   vault::v1::RequestResetRequest req;
@@ -110,8 +136,7 @@ std::string ThresholdClient::Impl::Retire(const std::string& account, size_t i,
   s = Call(i, "RequestReset", VaultCall::kFree,
            &vault::v1::Vault::Stub::RequestReset, req, &resp);
   if (!s.ok()) {
-    return absl::StrCat("refused RequestReset (", absl::CEscape(s.message()),
-                        "): run the migration again");
+    return RetireError(s, "refused RequestReset");
   }
   const int64_t due = static_cast<int64_t>(resp.reset_due_unix_ms());
   if (due <= NowMs()) {
@@ -122,7 +147,7 @@ std::string ThresholdClient::Impl::Retire(const std::string& account, size_t i,
     if (s.ok()) return "";
   }
   return absl::StrCat("a reset was requested there, due at ", UtcTime(due),
-                      ": run the migration again after that to delete it");
+                      " (the migration deletes it when run after that)");
 }
 
 absl::StatusOr<ThresholdRegistration> ThresholdClient::ChangePassword(
@@ -130,13 +155,46 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::ChangePassword(
     const SecretBytes& new_password) {
   impl_->JoinRotation();
   BKV_RETURN_IF_ERROR(CheckAccount(account));
+  // A change cut at its Commit, retried: completing it first and then
+  // trying the old password would spend an attempt at every realm on what
+  // reads as a wrong password (review finding 4). Stop uncounted instead:
+  // a cut rotation looks the same, so the client cannot say which it was.
+  const auto waiting = impl_->PendingCommit(account);
   (void)impl_->RollForward(account);
+  if (waiting && threshold::CheckMatchesRealmSet(*waiting, impl_->set).ok() &&
+      impl_->RecallNewest(account).epoch >= waiting->epoch) {
+    const bool done = !impl_->PendingCommit(account);
+    return ThresholdError(
+        VaultErrorKind::kTransient,
+        absl::StrCat(
+            "password not changed now: a registration of this account cut "
+            "at its Commit earlier (a password change or a rotation) ",
+            done ? "was completed just now"
+                 : "is in force, though its Commit still waits for a realm "
+                   "(a password change needs every realm)",
+            "; nothing was spent. If it was this password change, the new "
+            "password is in force; otherwise run the command again",
+            done ? "" : " once every realm answers"));
+  }
   std::vector<StatusAnswer> answers;
   BKV_ASSIGN_OR_RETURN(ThresholdRecovery got,
                        impl_->Recover(account, old_password, answers));
   ThresholdRotation r = impl_->ReadyAndRegister(
       account, new_password, got.backup_key, got.proofs, got.commitment,
       got.epoch, answers, "password not changed");
+  if (!r.status.ok() && impl_->PendingCommit(account)) {
+    // Its Commits began: some realms may hold the new password already.
+    absl::Status out(r.status.code(),
+                     absl::StrCat(r.status.message(),
+                                  "; the new password may already be in force "
+                                  "at some realms: run the change again with "
+                                  "the same passwords to complete it (nothing "
+                                  "is counted then)"));
+    r.status.ForEachPayload([&](absl::string_view url, const absl::Cord& c) {
+      out.SetPayload(url, c);
+    });
+    return out;
+  }
   BKV_RETURN_IF_ERROR(r.status);
   return r.registration;
 }
@@ -144,6 +202,60 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::ChangePassword(
 namespace {
 
 using Impl = ThresholdClient::Impl;
+
+// Step 2, free: every realm that leaves is in the old set's agreeing group
+// (it gives the proof it is deleted with) or needs no proof (review finding
+// 1). When the old set has no plan, the recovery says why.
+absl::Status CheckLeavers(const Impl& old, const std::string& account,
+                          const Pairing& pair) {
+  const std::vector<StatusAnswer> answers = old.StatusRound(account);
+  auto plan = PlanRecovery(old.set, answers, old.RecallNewest(account));
+  if (!plan.ok()) return absl::OkStatus();
+  std::vector<std::string> bad;
+  for (size_t i : pair.leavers) {
+    const auto& g = plan->group;
+    if (std::find(g.begin(), g.end(), i) == g.end() &&
+        !NeedsNoProof(answers[i])) {
+      bad.push_back(old.IdOf(i));
+    }
+  }
+  if (bad.empty()) return absl::OkStatus();
+  return ThresholdError(
+      VaultErrorKind::kRealmDegraded,
+      absl::StrCat("not migrated: ", absl::StrJoin(bad, ", "),
+                   " must answer once to be retired (a realm that leaves is "
+                   "deleted within the migration, with the proof of its "
+                   "answer): bring it back, then run the migration again. "
+                   "Nothing was spent"));
+}
+
+// After step 3, before anything is prepared: a proof from every kept realm
+// (it authorizes the Prepare there) and from every leaver that holds a
+// record (it is deleted with it); review findings 1 and 6.
+absl::Status CheckProofs(const Impl& old, const Pairing& pair,
+                         const std::vector<std::string>& proofs,
+                         const std::vector<StatusAnswer>& answers) {
+  std::vector<std::string> bad;
+  for (int i : pair.old_of_new) {
+    if (i >= 0 && proofs[i].empty()) {
+      bad.push_back(absl::StrCat(old.IdOf(i),
+                                 " gave no proof to authorize the new "
+                                 "registration (recover once with the old "
+                                 "set: its rotation repairs it)"));
+    }
+  }
+  for (size_t i : pair.leavers) {
+    if (proofs[i].empty() && !(i < answers.size() && NeedsNoProof(answers[i])))
+      bad.push_back(
+          absl::StrCat(old.IdOf(i), " must answer once to be retired"));
+  }
+  if (bad.empty()) return absl::OkStatus();
+  return ThresholdError(
+      VaultErrorKind::kRealmDegraded,
+      absl::StrCat("not migrated: ", absl::StrJoin(bad, "; "),
+                   ". Nothing was prepared; the recovery was counted like any "
+                   "(reset where it completed): run the migration again"));
+}
 
 // Steps 2-4: the free checks of the new set, the counted recovery through
 // the old one, the registration at the new one. Fills `proofs` (by old
@@ -163,6 +275,7 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
   BKV_RETURN_IF_ERROR(to.CheckNewSet(answers, joiner));
   BKV_RETURN_IF_ERROR(to.CheckRealms(all));
   (void)old.RollForward(account);
+  BKV_RETURN_IF_ERROR(CheckLeavers(old, account, pair));
   std::vector<StatusAnswer> old_answers;
   BKV_ASSIGN_OR_RETURN(ThresholdRecovery got,
                        old.Recover(account, password, old_answers));
@@ -170,6 +283,7 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
   out.faults = got.faults;
   proofs = got.proofs;
   proofs.resize(old.set.n());
+  BKV_RETURN_IF_ERROR(CheckProofs(old, pair, proofs, old_answers));
   std::vector<std::string> mapped(to.set.n());
   for (size_t j = 0; j < mapped.size(); ++j) {
     if (pair.old_of_new[j] >= 0) mapped[j] = proofs[pair.old_of_new[j]];
@@ -188,8 +302,9 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
 }
 
 // Step 5, free: the new version at t at least, or nothing is switched.
-absl::Status Verify(const Impl& to, const std::string& account,
-                    ThresholdMigration& out) {
+// True when every realm of the new set says it holds it (step 6's rule).
+absl::StatusOr<bool> Verify(const Impl& to, const std::string& account,
+                            ThresholdMigration& out) {
   const std::vector<StatusAnswer> answers = to.StatusRound(account);
   int on = 0;
   for (size_t j = 0; j < answers.size(); ++j) {
@@ -199,7 +314,7 @@ absl::Status Verify(const Impl& to, const std::string& account,
       out.lagging.push_back({to.IdOf(j), "not yet on the new registration"});
     }
   }
-  if (on >= to.set.t()) return absl::OkStatus();
+  if (on >= to.set.t()) return on == to.set.n();
   return ThresholdError(
       VaultErrorKind::kTransient,
       absl::StrCat("not migrated: only ", on,
@@ -210,21 +325,41 @@ absl::Status Verify(const Impl& to, const std::string& account,
                    "migration again"));
 }
 
-// Step 7: Delete at every realm that left, in parallel.
+// What step 6 still waits for before a leaver may go ("" when nothing):
+// every new realm on the new version, every Commit answered (finding 2).
+std::string RetireWait(const Impl& to, const std::string& account, bool every,
+                       const ThresholdMigration& out) {
+  if (!every) {
+    return absl::StrCat(
+        "kept until every new realm holds the new registration: ",
+        DescribeFaults(out.lagging));
+  }
+  if (to.PendingCommit(account).has_value()) {
+    return "kept until every Commit of the new registration is answered";
+  }
+  return "";
+}
+
+// Step 6: Delete at every realm that left, in parallel, once every new
+// realm holds the new version and every Commit was answered (`wait` says
+// what is missing otherwise: review finding 2).
 void RetireLeavers(const Impl& old, const std::string& account,
                    const Pairing& pair, const std::vector<std::string>& proofs,
-                   bool may_reset, ThresholdMigration& out) {
-  std::vector<std::string> why(pair.leavers.size());
-  Parallel(why.size(), [&](size_t k) {
-    const size_t i = pair.leavers[k];
-    why[k] = old.Retire(account, i, proofs[i], may_reset);
-  });
+                   bool may_reset, const std::string& wait,
+                   ThresholdMigration& out) {
+  std::vector<std::string> why(pair.leavers.size(), wait);
+  if (wait.empty()) {
+    Parallel(why.size(), [&](size_t k) {
+      const size_t i = pair.leavers[k];
+      why[k] = old.Retire(account, i, proofs[i], may_reset);
+    });
+  }
   for (size_t k = 0; k < why.size(); ++k) {
     const std::string& id = old.IdOf(pair.leavers[k]);
     if (why[k].empty()) {
       out.deleted.push_back(id);
     } else {
-      out.not_deleted.push_back({id, why[k]});
+      out.not_deleted.push_back({id, StillHolds(old.set, why[k])});
     }
   }
 }
@@ -239,6 +374,13 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   BKV_RETURN_IF_ERROR(CheckAccount(account));
   const Impl& to = *impl_;
   const Impl& old = *from.impl_;
+  if (to.options.state_dir.empty()) {
+    // Without one there is no roll-forward record and no newest memory: a
+    // cut run could neither resume nor keep the old set away (finding 8).
+    return ConfigError(
+        "a realm-set migration needs a state directory (state_dir); nothing "
+        "was sent");
+  }
   if (old.options.state_dir != to.options.state_dir) {
     // One newest memory and roll-forward record for both sets, or the old
     // set's client could not see that the account moved on.
@@ -251,8 +393,8 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   // 1. An earlier run's Commits first; resumed when its version is at t
   // here, is the newest this device knows (it registered it: a stale
   // registration at the new realms must never be switched to, nor make the
-  // client reset the realms holding the current one) and the old set has no
-  // group left.
+  // client reset the realms holding the current one) and the old set gives
+  // no plan (stale below that memory, or gone).
   (void)to.RollForward(account);
   const std::vector<StatusAnswer> answers = to.StatusRound(account);
   const Newest newest = to.RecallNewest(account);
@@ -267,19 +409,27 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
     BKV_RETURN_IF_ERROR(RecoverAndRegister(to, old, account, password, answers,
                                            pair, out, proofs));
   }
-  BKV_RETURN_IF_ERROR(Verify(to, account, out));
-  // 6. Switch, then 7. retire the realms that left.
-  if (switch_set) BKV_RETURN_IF_ERROR(switch_set());
+  BKV_ASSIGN_OR_RETURN(const bool every, Verify(to, account, out));
+  // 6. Retire the realms that left, then 7. switch: the old version must
+  // not outlive the migration (docs/threshold.md, "Why the leaver must go").
   RetireLeavers(
       old, account, pair, proofs,
-      to.RecallNewest(account).commitment == out.registration.commitment, out);
-  if (pair.leavers.size() > 1 || old.set.t() != to.set.t()) {
-    out.note =
-        "more than one realm replaced (or t changed): a migration cut between "
-        "its Commits then needs this device's roll-forward record; replace one "
-        "realm at a time to avoid that";
-  }
+      to.RecallNewest(account).commitment == out.registration.commitment,
+      RetireWait(to, account, every, out), out);
+  if (switch_set) BKV_RETURN_IF_ERROR(switch_set());
+  out.note = MigrationNote(old.set, to.set);
   return out;
+}
+
+std::string MigrationNote(const threshold::RealmSet& from,
+                          const threshold::RealmSet& to) {
+  auto pair = Pair(from, to);
+  if (!pair.ok() || (pair->leavers.size() <= 1 && from.t() == to.t())) {
+    return "";
+  }
+  return "more than one realm replaced (or t changed): a migration cut "
+         "between its Commits then needs this device's roll-forward record; "
+         "replace one realm at a time to avoid that";
 }
 
 }  // namespace bkv::client

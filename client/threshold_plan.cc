@@ -250,9 +250,11 @@ absl::StatusOr<RecoveryPlan> PlanRecovery(const threshold::RealmSet& set,
             " realms agree on a registration made for another realm "
             "set (",
             DescribeFaults(faults),
-            "): the realm-set file changed "
-            "since registration (order, limit, ids or keys); use the file "
-            "it was registered with. Nothing was spent"));
+            "): either the account moved to another realm set (`bkv realms "
+            "migrate`, perhaps on another device): use the new realm-set "
+            "file; or this file changed since registration (order, limit, "
+            "ids or keys): use the file it was registered with. Nothing was "
+            "spent"));
       }
     }
     return NoGroup(set, answers, faults, answered, registered);

@@ -95,6 +95,8 @@ exit codes:
   12 passkey: the authenticator does not support the prf extension
   13 passkey page: no result before --passkey-timeout (default 120 s)
   14 passkey page: closed, or the browser's prompt was cancelled
+  15 realms migrate: the key moved, but a realm that left still holds the
+     replaced registration (run it again; see its message)
   130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: the run's temporary
       objects and partial files were deleted)";
 

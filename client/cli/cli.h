@@ -24,6 +24,9 @@ enum ExitCode : int {
   kNoPrf = 12,          // passkey: the authenticator lacks the prf extension
   kPageTimedOut = 13,   // passkey page: no result before --passkey-timeout
   kPageClosed = 14,     // passkey page closed, or the prompt cancelled
+  // realms migrate: the key moved, but a realm that left still holds the
+  // replaced registration (docs/threshold.md, "When C cannot be deleted").
+  kLeaverLeft = 15,
   // backup/restore stopped by signal N exit 128 + N (130 SIGINT, 143
   // SIGTERM) after deleting what the run left unfinished.
   kInterruptedBase = 128,

@@ -81,6 +81,14 @@ absl::Status Usage(std::string_view msg) {
   return s;
 }
 
+constexpr char kLeaverUrl[] = "bkv.cli/LeaverLeft";
+
+absl::Status LeaverLeft(std::string_view msg) {
+  absl::Status s = absl::FailedPreconditionError(std::string(msg));
+  s.SetPayload(kLeaverUrl, absl::Cord("1"));
+  return s;
+}
+
 // A command stopped by a signal carries its number; the exit code is
 // 128 + signal, as a shell reports a process the signal ended.
 constexpr char kSignalUrl[] = "bkv.cli/Signal";
@@ -124,6 +132,7 @@ int PasskeyExit(PasskeyError kind) {
 
 int ExitFor(const absl::Status& s) {
   if (s.GetPayload(kUsageUrl)) return kUsage;
+  if (s.GetPayload(kLeaverUrl)) return kLeaverLeft;
   if (auto kind = PasskeyErrorOf(s)) return PasskeyExit(*kind);
   if (auto sig = s.GetPayload(kSignalUrl)) {
     int n = 0;

@@ -67,6 +67,8 @@ void CatchInterrupts(Context& c);
 absl::Status Usage(std::string_view msg);  // a command-line mistake: exit 2
 // exit 128 + sig; `failed`: what the stores could not clean up.
 absl::Status Interrupted(int sig, const std::vector<std::string>& failed);
+// exit 15 (kLeaverLeft): a migration left a realm holding the old version.
+absl::Status LeaverLeft(std::string_view msg);
 int ExitFor(const absl::Status& s);  // the one Status -> exit code map
 // A status whose details the command already printed as JSON.
 inline constexpr char kReportedPayload[] = "bkv.cli/reported";

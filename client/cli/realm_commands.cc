@@ -46,6 +46,24 @@ absl::Status SwitchRealmSetFile(const std::string& path,
   return RememberLine(dir, name, text);
 }
 
+// Before anything is counted (review finding 5): the switch writes F and
+// F.previous in F's directory, and once the key moved this device refuses
+// the old file, so a switch that cannot happen must stop the run first.
+absl::Status CheckSwitchable(const std::string& path) {
+  const fs::path p(path);
+  const fs::path dir = p.parent_path().empty() ? "." : p.parent_path();
+  const fs::path probe = dir / (p.filename().string() + ".switch-probe");
+  bool ok = static_cast<bool>(std::ofstream(probe));
+  std::error_code ec;
+  ok = fs::remove(probe, ec) && ok;
+  if (ok) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "cannot write in ", dir.string(), ": the migration replaces ", path,
+      " there (keeping the old set as ", path,
+      ".previous); make the directory writable, or copy the file to one "
+      "that is and pass that. Nothing was spent"));
+}
+
 void SayMigration(Context& c, const std::string& account,
                   const std::string& path, const threshold::RealmSet& next,
                   const client::ThresholdMigration& m) {
@@ -59,19 +77,19 @@ void SayMigration(Context& c, const std::string& account,
                  client::DescribeFaults(m.faults).c_str());
   }
   if (!m.lagging.empty()) {
-    std::fprintf(c.err, "bkv: WARNING: %s; the next recovery completes it\n",
+    std::fprintf(c.err,
+                 "bkv: WARNING: %s; a later recovery through the new set "
+                 "brings it over (after a reset when it is still on the old "
+                 "set's registration)\n",
                  client::DescribeFaults(m.lagging).c_str());
   }
   for (const auto& f : m.not_deleted) {
-    std::fprintf(c.err,
-                 "bkv: WARNING: %s left the set but %s (its share of the "
-                 "replaced registration is one of t, useless alone)\n",
+    std::fprintf(c.err, "bkv: SECURITY: %s left the set but %s\n",
                  f.realm_id.c_str(), f.what.c_str());
   }
-  if (!m.note.empty()) std::fprintf(c.err, "bkv: note: %s\n", m.note.c_str());
   if (c.args.json) {
     std::vector<std::string> gone;
-    for (const auto& id : m.deleted) gone.push_back("\"" + id + "\"");
+    for (const auto& id : m.deleted) gone.push_back(JsonString(id));
     std::fprintf(c.out,
                  "{\"migrated\":true,\"resumed\":%s,\"deleted\":[%s],"
                  "\"not_deleted\":%zu}\n",
@@ -109,10 +127,14 @@ absl::Status RealmsMigrateCmd(Context& c) {
                               " and no ", previous,
                               " is left: nothing to migrate"));
   }
+  if (!switched) BKV_RETURN_IF_ERROR(CheckSwitchable(path));
   const std::string from_path = switched ? previous : path;
   BKV_ASSIGN_OR_RETURN(std::string old_text, ReadText(from_path));
   BKV_ASSIGN_OR_RETURN(auto from, OpenRealms(c.args, c.err, from_path));
   BKV_ASSIGN_OR_RETURN(auto to, OpenRealms(c.args, c.err, to_path));
+  const threshold::RealmSet& old_set = switched ? from->realms() : cur;
+  const std::string note = client::MigrationNote(old_set, next);
+  if (!note.empty()) std::fprintf(c.err, "bkv: note: %s\n", note.c_str());
   BKV_ASSIGN_OR_RETURN(SecretBytes pw, AskPassword(c.args, "password"));
   const std::array<uint8_t, 32> label = slot ? *slot : RealmSetSlotOf(cur);
   auto got = to->Migrate(account, pw, *from, [&]() -> absl::Status {
@@ -124,8 +146,15 @@ absl::Status RealmsMigrateCmd(Context& c) {
   if (got->not_deleted.empty()) {
     std::error_code ec;
     fs::remove(previous, ec);
+    return absl::OkStatus();
   }
-  return absl::OkStatus();
+  absl::Status left = LeaverLeft(absl::StrCat(
+      "migrated, but a realm that left still holds the replaced "
+      "registration (above): run `bkv realms migrate` again with the same "
+      "flags (",
+      previous, " keeps the old set for it)"));
+  if (c.args.json) left.SetPayload(kReportedPayload, absl::Cord("1"));
+  return left;
 }
 
 }  // namespace
@@ -136,13 +165,15 @@ void RegisterRealmCommands(CommandTree& t) {
   CLI::App* migrate = t.Add(
       *realms, "migrate", "move the key to a new realm set (--to F)",
       "Recovers the key through the realm set of --realms (one attempt at "
-      "each realm of the agreeing group, like a restore), registers it under "
-      "the same password at every realm of --to (all of them must answer), "
-      "checks it there, then replaces the --realms file with the new set "
-      "(the old one kept as F.previous) and deletes the record at the realms "
-      "that left. Interrupted or a realm that left not deleted: run it again "
-      "with the same flags; it resumes without spending an attempt. "
-      "docs/threshold.md, \"Replacing a realm set\".",
+      "each realm of the agreeing group, like a restore; every realm that "
+      "leaves must answer it), registers it under the same password at every "
+      "realm of --to (all of them must answer), checks it there, deletes the "
+      "record at the realms that left, then replaces the --realms file with "
+      "the new set (the old one kept as F.previous). Interrupted: run it "
+      "again with the same flags; it resumes without spending an attempt. "
+      "Exit 15: a realm that left still holds the old registration (a "
+      "security state): run it again until it exits 0. docs/threshold.md, "
+      "\"Replacing a realm set\".",
       RealmsMigrateCmd);
   t.Value(migrate, "--to", "F", "the new realm-set file");
   t.VaultFlags(migrate);

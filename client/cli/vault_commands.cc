@@ -1,5 +1,6 @@
 // bkv vault status|delete|change-password|reset: the account's record.
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -99,6 +100,17 @@ absl::Status RealmsChangePassword(Context& c) {
   BKV_RETURN_IF_ERROR(ConfirmNewPassword(c.args, new_pw, account));
   auto reg = realms->ChangePassword(account, old_pw, new_pw);
   if (!reg.ok()) return Explained(reg.status());
+  // A migration that left a realm undeleted (review of rset, finding 1):
+  // there the old password still opens the key.
+  const std::string previous = Value(c.args, "--realms") + ".previous";
+  if (std::filesystem::exists(previous)) {
+    std::fprintf(c.err,
+                 "bkv: SECURITY: %s remains from a realm-set migration: a "
+                 "realm that left may still hold the old registration, which "
+                 "the old password opens; run `bkv realms migrate` again "
+                 "until it exits 0\n",
+                 previous.c_str());
+  }
   if (c.args.json) {
     std::fprintf(c.out, "{\"password_changed\":true,\"attempt_limit\":%u}\n",
                  reg->per_realm_limit);

@@ -422,9 +422,12 @@ TEST_F(CliVaultTest, ExitCodesAreTheDocumentedOnes) {
     ++listed;
     // 10-14 need a browser: tests/passkey/passkey_test.mjs provokes each.
     if (code >= 10 && code <= 14) continue;
+    // 15 needs a realm-set migration: threshold.ThresholdClientTest.
+    // ChangePasswordThenAnInterruptedMigrationResumes provokes it.
+    if (code == 15) continue;
     EXPECT_TRUE(seen.count(code)) << "no row provokes exit code " << code;
   }
-  EXPECT_EQ(listed, 15) << help.out;
+  EXPECT_EQ(listed, 16) << help.out;
 }
 
 class CliVaultRetryTest : public CliVaultTest {

@@ -163,6 +163,19 @@ int main(int argc, char** argv) {
   }
   bkv_error_free(err);
   err = nullptr;
+  // Two handles without a state_dir: refused before anything is sent
+  // (review of rset, finding 8).
+  bkv_realms* stateless = nullptr;
+  if (bkv_realms_open(&o, &stateless, &err) != BKV_OK)
+    return Fail("open 2", err);
+  if (bkv_realms_migrate(stateless, realms, argv[2], npw, std::strlen(npw),
+                         nullptr, &detail, &err) != BKV_VAULT_CONFIG ||
+      err == nullptr || std::strstr(err, "state directory") == nullptr) {
+    return Fail("a migration needs a state_dir", err);
+  }
+  bkv_error_free(err);
+  err = nullptr;
+  bkv_realms_free(stateless);
   bkv_string_free(faults);
   bkv_key_free(key);
   bkv_key_free(got);

@@ -8,6 +8,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <sodium.h>
 
 #include <algorithm>
 #include <atomic>
@@ -21,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "bkv/vault/v1/error_detail.h"
 #include "client/realm_set_file.h"
 #include "client/threshold_plan.h"
@@ -57,7 +59,8 @@ enum class Mode {
   kSkipPrepare,         // Prepare answered OK, not forwarded: the realm lags
   kFakeAccountRefusal,  // status refused with ACCOUNT_MISMATCH, not forwarded
   kLoseCommitAnswer,    // Commit forwarded (applied), answered UNAVAILABLE
-  kRefusePrepare        // Prepare refused, not forwarded
+  kRefusePrepare,       // Prepare refused, not forwarded
+  kLoseFinishAnswer     // every RecoverFinish forwarded, answered UNAVAILABLE
 };
 
 // Relays the Threshold* calls to one realm, playing `mode`.
@@ -208,6 +211,9 @@ class Relay final : public v1::Vault::Service {
     }
     grpc::Status s =
         Forward(c, &v1::Vault::Stub::ThresholdRecoverFinish, *r, o);
+    if (mode == Mode::kLoseFinishAnswer) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "finish answer lost");
+    }
     if (s.ok() && mode == Mode::kFlipShare) Flip(o->mutable_sealed_share());
     return s;
   }
@@ -1400,6 +1406,22 @@ TEST_F(ThresholdClientTest, ChangePasswordThenAnInterruptedMigrationResumes) {
   in_set_ = {0, 1, 3};
   std::ofstream(dir / "new") << SetFile(2);
   auto to = Client(2);
+  // realm-c's Finish answer lost: it gave no proof to be retired with, so
+  // nothing is prepared (review finding 1: a leaver left holding the old
+  // version is a second registration).
+  realms_[2].relay->mode = Mode::kLoseFinishAnswer;
+  auto no_proof = to->Migrate(kAccount, new_pw, *from, {});
+  ASSERT_FALSE(no_proof.ok());
+  EXPECT_EQ(KindOf(no_proof.status()), VaultErrorKind::kRealmDegraded)
+      << no_proof.status();
+  EXPECT_NE(no_proof.status().message().find(
+                "realm-c must answer once to be retired"),
+            std::string::npos)
+      << no_proof.status();
+  for (size_t i : {0, 1, 3}) {
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << "prepared: " << i;
+  }
+  realms_[2].relay->mode = Mode::kPass;
   // Cut during the Commits (none lands): the new set's roll-forward record
   // is never sent to the old set, which still recovers.
   for (size_t i : {0, 1, 3}) realms_[i].relay->mode = Mode::kDropCommit;
@@ -1409,43 +1431,92 @@ TEST_F(ThresholdClientTest, ChangePasswordThenAnInterruptedMigrationResumes) {
   ASSERT_TRUE(still.ok()) << still.status();
   EXPECT_NE(still->rolled_forward.find("another realm set"), std::string::npos)
       << still->rolled_forward;
-  // Cut after the registration at the new set, before the switch.
-  auto cut = to->Migrate(kAccount, new_pw, *from, [] {
-    return absl::UnavailableError("killed before the switch");
-  });
-  ASSERT_FALSE(cut.ok());
-  EXPECT_NE(cut.status().message().find("killed before the switch"),
+  // The cut run's record rolled forward with realm-b's Commit still
+  // dropped: resumed, and realm-c is kept (every new realm must hold the new
+  // version before it goes: review finding 2).
+  realms_[1].relay->mode = Mode::kDropCommit;
+  auto kept = to->Migrate(kAccount, new_pw, *from, {});
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_TRUE(kept->resumed);
+  ASSERT_EQ(kept->not_deleted.size(), 1u);
+  EXPECT_EQ(kept->not_deleted[0].realm_id, "realm-c");
+  EXPECT_NE(kept->not_deleted[0].what.find("kept until every new realm"),
             std::string::npos)
-      << cut.status();
+      << kept->not_deleted[0].what;
   const std::string now = Status(0).commitment();
-  for (size_t i : {0, 1, 3}) EXPECT_EQ(Status(i).commitment(), now) << i;
+  for (size_t i : {0, 3}) EXPECT_EQ(Status(i).commitment(), now) << i;
   EXPECT_EQ(Status(2).status(), v1::RECORD_STATUS_ACTIVE) << "not deleted";
   EXPECT_NE(Status(2).commitment(), now) << "never the new dealing";
+  // The old set's group (realm-b, realm-c) is stale on this device, and
+  // the error says to finish the migration (review finding 10).
   auto back = from->Recover(kAccount, new_pw);
-  EXPECT_FALSE(back.ok());
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(KindOf(back.status()), VaultErrorKind::kStaleRegistration)
+      << back.status();
+  EXPECT_NE(back.status().message().find("run `bkv realms migrate` again"),
+            std::string::npos)
+      << back.status();
   for (size_t i : {0, 1, 2, 3}) {
     EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing spent: " << i;
   }
+  realms_[1].relay->mode = Mode::kPass;
   const std::vector<std::string> again =
       With({"realms", "migrate", "--to", (dir / "new").string()});
   CliRun resume = Bkv(again, "second kite meadow\n", dir);
-  ASSERT_EQ(resume.exit_code, 0) << resume.err;
+  EXPECT_EQ(resume.exit_code, 15) << resume.err;
   EXPECT_NE(resume.err.find("resumed"), std::string::npos) << resume.err;
-  EXPECT_NE(resume.err.find("a reset was requested there"), std::string::npos)
+  EXPECT_NE(resume.err.find("SECURITY: realm-c left the set but a reset was "
+                            "requested there"),
+            std::string::npos)
       << resume.err;
+  EXPECT_NE(resume.err.find("L + G = 15"), std::string::npos) << resume.err;
   auto switched = client::LoadRealmSetFile((dir / "realms").string());
   ASSERT_TRUE(switched.ok()) << switched.status();
   EXPECT_EQ(switched->realms()[2].id, "realm-d");
-  // realm-c's reset delay is 1 s: run again until it is deleted (bounded).
-  for (int i = 0; i < 40 && fs::exists(dir / "realms.previous"); ++i) {
+  EXPECT_EQ(Status(1).commitment(), now) << "rolled forward";
+  // A password change meanwhile says realm-c may still hold the old one.
+  CliRun same = Bkv(With({"vault", "change-password"}),
+                    "second kite meadow\nsecond kite meadow\n", dir);
+  ASSERT_EQ(same.exit_code, 0) << same.err;
+  EXPECT_NE(same.err.find("SECURITY: "), std::string::npos) << same.err;
+  // realm-c's reset delay is 1 s: run again until it is deleted (bounded);
+  // exit 15 until then.
+  int code = resume.exit_code;
+  for (int i = 0; i < 40 && code != 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    EXPECT_EQ(Bkv(again, "second kite meadow\n", dir).exit_code, 0);
+    code = Bkv(again, "second kite meadow\n", dir).exit_code;
+    EXPECT_TRUE(code == 0 || code == 15) << code;
   }
+  EXPECT_EQ(code, 0);
   EXPECT_FALSE(fs::exists(dir / "realms.previous"));
   EXPECT_EQ(Status(2).status(), v1::RECORD_STATUS_NONE);
   for (size_t i : {0, 1, 3}) {
     EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "resumed uncounted";
   }
+  // A password change on the new set whose Commit answers were lost at
+  // realm-b and realm-d (applied), retried: it stops before anything is
+  // counted instead of trying the old password (review finding 4).
+  const SecretBytes third = SecretBytes::Copy("third quiet harbour");
+  for (size_t i : {1, 3}) realms_[i].relay->mode = Mode::kLoseCommitAnswer;
+  auto lost = to->ChangePassword(kAccount, new_pw, third);
+  ASSERT_FALSE(lost.ok());
+  EXPECT_NE(lost.status().message().find("may already be in force"),
+            std::string::npos)
+      << lost.status();
+  for (size_t i : {1, 3}) realms_[i].relay->mode = Mode::kPass;
+  auto retried = to->ChangePassword(kAccount, new_pw, third);
+  ASSERT_FALSE(retried.ok());
+  EXPECT_EQ(KindOf(retried.status()), VaultErrorKind::kTransient)
+      << retried.status();
+  EXPECT_NE(retried.status().message().find("completed just now"),
+            std::string::npos)
+      << retried.status();
+  for (size_t i : {0, 1, 3}) {
+    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing spent: " << i;
+  }
+  auto with_third = to->Recover(kAccount, third);
+  ASSERT_TRUE(with_third.ok()) << with_third.status();
+  EXPECT_TRUE(with_third->backup_key == key_);
   ::unsetenv("BKV_STATE_DIR");
 }
 
@@ -1660,6 +1731,33 @@ TEST(RealmSetFileTest, StrictParse) {
       client::ParseRealmSet("bkv-realm-set v1\nt 2\nlimit 10\nfoo\n");
   ASSERT_FALSE(garbage.ok());
   EXPECT_NE(garbage.status().message().find("line 4"), std::string::npos);
+}
+
+// The migration note is known before anything is sent (review of rset,
+// finding 3): one realm replaced has none; two replaced, or t changed, has.
+TEST(RealmSetFileTest, MigrationNoteBeforeAnythingIsSent) {
+  std::vector<std::string> keys;
+  for (uint8_t i = 1; i <= 6; ++i) {
+    uint8_t scalar[crypto_core_ristretto255_SCALARBYTES] = {i};
+    uint8_t point[crypto_core_ristretto255_BYTES];
+    ASSERT_EQ(crypto_scalarmult_ristretto255_base(point, scalar), 0);
+    keys.push_back(HexEncode(point));
+  }
+  auto set = [&](int t, const std::vector<int>& ids) {
+    std::string text = absl::StrCat("bkv-realm-set v1\nt ", t, "\nlimit 10\n");
+    for (int id : ids) {
+      absl::StrAppend(&text, "realm r", id, " 127.0.0.1:1 ", keys[id], "\n");
+    }
+    auto parsed = client::ParseRealmSet(text);
+    EXPECT_TRUE(parsed.ok()) << parsed.status();
+    return *parsed;
+  };
+  EXPECT_EQ(client::MigrationNote(set(2, {0, 1, 2}), set(2, {0, 1, 3})), "");
+  EXPECT_NE(client::MigrationNote(set(2, {0, 1, 2}), set(2, {0, 3, 4})), "");
+  EXPECT_NE(client::MigrationNote(set(2, {0, 1, 2}), set(3, {0, 1, 2, 3, 4})),
+            "");
+  EXPECT_EQ(client::MigrationNote(set(2, {0, 1, 2}), set(2, {0, 1, 2})), "")
+      << "nothing to migrate: Migrate refuses it";
 }
 
 }  // namespace

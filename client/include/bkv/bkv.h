@@ -522,14 +522,16 @@ bkv_status bkv_realms_change_password(bkv_realms* realms, const char* account,
 /* Replaces the realm set (docs/threshold.md, "Replacing a realm set"):
  * `to` is a handle on the NEW realm-set file, `from` on the old one, both
  * opened with the same state_dir (BKV_VAULT_CONFIG otherwise).
- * Recovers through `from` (counted like any recovery), registers the key
- * under the same password at every realm of `to`, checks it there (free),
- * then deletes the record at the realms that left. BKV_OK: the app must now
- * use the new realm-set file (a crash before it switched: call this again,
- * it resumes without a recovery). *out_not_deleted (optional, NULL when
- * none; free with bkv_string_free): realms that left and still hold their
- * share of the replaced registration (one of t, useless alone), and why;
- * call again later to delete them. */
+ * Recovers through `from` (counted like any recovery; every realm that
+ * leaves must answer it, or BKV_VAULT_REALM_DEGRADED before anything is
+ * prepared), registers the key under the same password at every realm of
+ * `to`, checks it there (free), then deletes the record at the realms that
+ * left. BKV_OK: the app must now use the new realm-set file (a crash before
+ * it switched: call this again, it resumes without a recovery). A
+ * state_dir is required. *out_not_deleted (optional, NULL when none; free
+ * with bkv_string_free): a SECURITY state: realms that left still hold the
+ * replaced registration (with a corrupted old realm, G guesses beyond the
+ * limit, with the old password), and why; call again later until NULL. */
 bkv_status bkv_realms_migrate(bkv_realms* to, bkv_realms* from,
                               const char* account, const char* password,
                               size_t password_len, char** out_not_deleted,
