@@ -81,8 +81,8 @@ bool TooFar(uint64_t next, uint64_t current) {
          next > current + std::min(kMaxStep, UINT64_MAX - current);
 }
 
-// Epochs and caps change only by the SO's re-anchor ceremony, which has no
-// quorum form yet: over the quorum path they stay as held.
+// Epochs, caps and ceremonies left change only by the SO's re-anchor
+// ceremony (a carried decision): over the quorum path they stay as held.
 absl::Status SameEpochsAndCaps(const EndorserState& state,
                                const HeadTable& next) {
   if (state.held_table().empty()) return absl::OkStatus();
@@ -90,12 +90,13 @@ absl::Status SameEpochsAndCaps(const EndorserState& state,
   bool same = held.ok() && held->shards.size() == next.shards.size();
   for (size_t i = 0; same && i < next.shards.size(); ++i) {
     same = held->shards[i].epoch == next.shards[i].epoch &&
-           held->shards[i].cap == next.shards[i].cap;
+           held->shards[i].cap == next.shards[i].cap &&
+           held->shards[i].ceremonies_left == next.shards[i].ceremonies_left;
   }
   if (same) return absl::OkStatus();
   return absl::PermissionDeniedError(
-      "endorse: the table changes shards, epochs or caps; only the security "
-      "officer's re-anchor ceremony may (docs/rollback.md)");
+      "endorse: the table changes shards, epochs, caps or ceremonies left; "
+      "only the security officer's re-anchor ceremony may (docs/rollback.md)");
 }
 
 // The optional fourth field; no field: a candidate (every older list).

@@ -160,7 +160,8 @@ absl::StatusOr<std::unique_ptr<FreshRecordStore>> FreshRecordStore::Open(
   const bool genesis = !table.has_value();
   if (genesis) {
     table.emplace();
-    table->shards.resize(options.shards);
+    table->shards.resize(options.shards,
+                         {.ceremonies_left = options.ceremonies});
   } else if (table->shards.size() != options.shards) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the token's freshness heads cover ", table->shards.size(),

@@ -140,6 +140,15 @@ absl::StatusOr<size_t> ExpectedHandOvers(const Members& from, const Members& to,
   return n;
 }
 
+size_t Newcomers(const Members& from, const Members& to) {
+  size_t n = 0;
+  for (const Member& m : to.all()) {
+    const Member* old = from.Find(m.id);
+    if (old == nullptr || old->key != m.key) ++n;
+  }
+  return n;
+}
+
 namespace {
 
 // The carry bound, unless the officer accepts fewer (cform review finding
@@ -214,34 +223,56 @@ absl::StatusOr<Carry> DecideCarry(const Members& to,
 
 namespace {
 
-// One shard of a decision against the shard it re-anchors.
+// One shard of a decision against the shard it re-anchors (docs/rollback.md
+// "The lifetime budget").
 absl::Status CheckShard(uint32_t i, const ShardHead& was, const ShardHead& now,
                         uint32_t max_attempts) {
   // A kept shard keeps the certified root: only a re-anchor (epoch + 1,
   // capped) may choose another (review finding 4).
-  if (now.epoch == was.epoch && now.cap == was.cap && now.root == was.root) {
+  if (now.epoch == was.epoch && now.cap == was.cap &&
+      now.ceremonies_left == was.ceremonies_left && now.root == was.root) {
     return absl::OkStatus();
   }
   if (now.epoch == was.epoch) {
     return absl::PermissionDeniedError(absl::StrCat(
         "the decision's shard ", i, " keeps epoch ", now.epoch,
-        " but changes its cap or root: only a re-anchored shard (epoch + 1) "
-        "may; was the decision changed on the way?"));
+        " but changes its cap, ceremonies left or root: only a re-anchored "
+        "shard (epoch + 1) may; was the decision changed on the way?"));
   }
-  if (now.epoch == was.epoch + 1 && now.cap <= NextCap(was, max_attempts)) {
+  const ShardHead most = ReanchoredHead(was, max_attempts);
+  if (now.epoch == most.epoch && now.cap <= most.cap &&
+      now.ceremonies_left == most.ceremonies_left) {
     return absl::OkStatus();
   }
   return absl::PermissionDeniedError(absl::StrCat(
       "the decision's shard ", i, " has epoch ", now.epoch, " cap ", now.cap,
-      "; after epoch ", was.epoch, " cap ", was.cap,
-      " a re-anchor gives epoch + 1 and a cap of at most ",
-      NextCap(was, max_attempts), " (--max-attempts ", max_attempts, ")"));
+      " ceremonies left ", now.ceremonies_left, "; after epoch ", was.epoch,
+      " with ", was.ceremonies_left,
+      " left a re-anchor gives epoch + 1, a cap of at most ", most.cap,
+      " (--max-attempts ", max_attempts, ") and ", most.ceremonies_left,
+      " left: a decision can't spare or raise the lifetime budget"));
+}
+
+// A decision without a carried base (a quorum genesis over records) gives
+// every shard its first re-anchor, from at most this node's budget.
+absl::Status CheckGenesisShard(const ShardHead& now, uint32_t max_attempts,
+                               uint32_t ceremonies) {
+  if (now.epoch == 1 && now.cap <= max_attempts &&
+      now.ceremonies_left < ceremonies) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "a decision without a carried head re-anchors every shard once: epoch "
+      "1, a cap of at most ",
+      max_attempts, " and fewer than ", ceremonies,
+      " ceremonies left ([freshness] reanchor_budget); this one has epoch ",
+      now.epoch, " cap ", now.cap, " left ", now.ceremonies_left));
 }
 
 }  // namespace
 
 absl::Status ApplyDecision(const std::string& decided, uint32_t max_attempts,
-                           Carry& carry) {
+                           Carry& carry, uint32_t ceremonies) {
   BKV_ASSIGN_OR_RETURN(HeadTable next, ParseHeadsString(decided));
   const bool based = carry.formed.has_base();
   HeadTable was;
@@ -257,9 +288,9 @@ absl::Status ApplyDecision(const std::string& decided, uint32_t max_attempts,
   }
   for (uint32_t i = 0; i < next.shards.size(); ++i) {
     const ShardHead& now = next.shards[i];
-    if (!based && now.epoch != 1) {
-      return absl::PermissionDeniedError(
-          "a decision without a carried head re-anchors every shard");
+    if (!based) {
+      BKV_RETURN_IF_ERROR(CheckGenesisShard(now, max_attempts, ceremonies));
+      continue;
     }
     // Below the carry bound no record is proven fresh (cform finding 1).
     if (carry.below_bound && now.epoch != was.shards[i].epoch + 1) {
@@ -309,7 +340,8 @@ std::vector<uint8_t> DecisionStatement(const Digest& list,
 
 absl::Status ApplySignedDecision(const Members& to,
                                  const fresh::v1::ReanchorDecision& d,
-                                 uint32_t max_attempts, Carry& carry) {
+                                 uint32_t max_attempts, Carry& carry,
+                                 uint32_t ceremonies) {
   const Member* m = to.Find(d.node_id());
   hsm::EndorsementKey::Signature sig;
   if (m == nullptr || d.signature().size() != sig.size() ||
@@ -327,7 +359,7 @@ absl::Status ApplySignedDecision(const Members& to,
         "the decision was made over another carried head than these "
         "hand-overs give: use the hand-overs it was made with");
   }
-  return ApplyDecision(d.table(), max_attempts, carry);
+  return ApplyDecision(d.table(), max_attempts, carry, ceremonies);
 }
 
 }  // namespace bkv::freshness

@@ -334,8 +334,8 @@ absl::StatusOr<std::unique_ptr<freshness::FreshRecordStore>> OpenFresh(
   const ComponentOptions::Store& o = n.options.store;
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   for (int round = 0;; ++round) {
-    auto fresh = freshness::FreshRecordStore::Open(*n.store, heads,
-                                                   {o.shards, LogFreshness});
+    auto fresh = freshness::FreshRecordStore::Open(
+        *n.store, heads, {o.shards, LogFreshness, o.ceremonies});
     if (fresh.ok() || n.quorum == nullptr ||
         !absl::IsUnavailable(fresh.status()) || absl::Now() > deadline ||
         round >= 60) {
@@ -364,7 +364,7 @@ absl::Status BuildElected(VaultNode& n) {
   const hsm::VaultKeys* keys = &*n.keys;  // lives as long as the node
   auto elected = ElectedOwner::Start(
       *n.quorum, *etcd, n.options.store.etcd_options.key_prefix + "fresh/owner",
-      {n.options.store.shards, LogFreshness},
+      {n.options.store.shards, LogFreshness, n.options.store.ceremonies},
       {*std::move(check), [keys](absl::string_view c) {
          return hsm::VerifyKeyCheck(*keys, c, "this node's token");
        }});
@@ -474,8 +474,8 @@ absl::Status BuildFreshness(const VaultConfig& c, VaultNode& n) {
     n.timed_store.emplace(*n.store, n.metrics);
     return absl::OkStatus();
   }
-  auto fresh = freshness::FreshRecordStore::Open(*n.store, *n.heads,
-                                                 {o.shards, LogFreshness});
+  auto fresh = freshness::FreshRecordStore::Open(
+      *n.store, *n.heads, {o.shards, LogFreshness, o.ceremonies});
   BKV_BUILD_STEP("freshness_unavailable", fresh.status());
   n.fresh = *std::move(fresh);
   n.timed_store.emplace(*n.fresh, n.metrics);
@@ -598,6 +598,7 @@ ComponentOptions ComponentOptionsFor(const VaultConfig& c) {
   o.store.etcd_options.op_timeout = absl::Milliseconds(c.etcd_op_timeout_ms);
   o.store.anchor = c.AnchorsRecords();
   o.store.shards = static_cast<uint32_t>(c.freshness_shards);
+  o.store.ceremonies = static_cast<uint32_t>(c.freshness_reanchor_budget);
   o.quorum = {c.freshness_members_file,   c.freshness_node_id,
               c.freshness_peer_listen,    c.freshness_endorse_timeout_ms,
               c.freshness_owner,          c.freshness_owner_lease_ttl_s,
@@ -672,7 +673,7 @@ std::string DescribeForTesting(const ComponentOptions& o) {
       ",", e.ca_file, ",", e.cert_file, ",", e.key_file, ",", e.insecure, ",",
       absl::FormatDuration(e.call_timeout), ",",
       absl::FormatDuration(e.op_timeout), "\nfreshness=", o.store.anchor, ",",
-      o.store.shards, "\nquorum=", o.quorum.members_file, ",", o.quorum.node_id,
+      o.store.shards, ",", o.store.ceremonies, "\nquorum=", o.quorum.members_file, ",", o.quorum.node_id,
       ",", o.quorum.peer_listen, ",", o.quorum.endorse_timeout_ms, ",",
       o.quorum.owner, ",", o.quorum.owner_lease_ttl_s, ",",
       o.quorum.peer_cert_file, ",", o.quorum.peer_key_file, ",",

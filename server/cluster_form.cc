@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <utility>
 #include <vector>
 
@@ -114,17 +115,34 @@ std::string BudgetAfter(const fresh::v1::EndorserState& s, uint32_t k) {
   if (!s.has_newest_certificate() || !table.ok()) {
     return "no certified table yet";
   }
-  uint32_t epochs = 0, cap = k;
+  uint32_t epochs = 0, cap = k, left = UINT32_MAX;
   for (const freshness::ShardHead& h : table->shards) {
+    const freshness::ShardHead next = freshness::ReanchoredHead(h, k);
     epochs = std::max(epochs, h.epoch);
-    cap = std::min(cap, freshness::NextCap(h, k));
+    cap = std::min(cap, next.cap);
+    left = std::min(left, next.ceremonies_left);
   }
-  return absl::StrCat("re-anchored ", epochs,
-                      " times before; after it every account keeps at most ",
-                      cap, " attempts",
-                      cap == 0 ? ": the budget is spent, the way out is 5 "
-                                 "members, not --force"
-                               : "");
+  return absl::StrCat(
+      "re-anchored ", epochs,
+      " times before; after it every account keeps at most ", cap,
+      " attempts and a shard has ", left, " re-anchors left in its life",
+      cap == 0 ? ": a shard's budget is spent, the way out is 5 members, not "
+                 "--force"
+               : "");
+}
+
+bool Voided(const FormedMembers& f, const std::string& to_list) {
+  return std::find(f.voided_to().begin(), f.voided_to().end(), to_list) !=
+         f.voided_to().end();
+}
+
+absl::Status RefuseVoided(const FormedMembers& f, const std::string& to_list) {
+  if (!Voided(f, to_list)) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      "this token aborted its hand-over to this list (`--abort-handover`): "
+      "that hand-over is void and this token takes no part in that list; "
+      "form the replacement with another list (the new member under another "
+      "node id, or another new token)");
 }
 
 // Form3 review finding 2: below the carry bound the carry caps every
@@ -166,6 +184,7 @@ absl::StatusOr<std::string> Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
         "this token was never formed: there is no list to hand over");
   }
   const std::string to_list = freshness::DigestBytes(to.list_digest());
+  BKV_RETURN_IF_ERROR(RefuseVoided(*formed, to_list));
   if (!formed->handing_to().empty() && formed->handing_to() != to_list) {
     return absl::FailedPreconditionError(
         "this token was handed over to another new list already: finish "
@@ -174,6 +193,7 @@ absl::StatusOr<std::string> Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
   FormedMembers old = *formed;
   old.clear_handing_to();
   old.clear_from_digest();
+  old.clear_voided_to();
   BKV_ASSIGN_OR_RETURN(freshness::Members from, freshness::FormedList(old));
   BKV_ASSIGN_OR_RETURN(auto key, hsm::EndorsementKey::Open(token));
   const freshness::Member* self = nullptr;
@@ -226,11 +246,60 @@ absl::StatusOr<std::string> Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
                       expect < freshness::CarryBound(from) ? "true" : "false");
 }
 
+// Form3 review finding 2: undo this token's export to `to` before any carry
+// (docs/rollback.md "Undoing a hand-over"). One write clears handing_to and
+// voids the list. Returns the audit record's outcome.
+absl::StatusOr<std::string> AbortHandOver(
+    const std::shared_ptr<hsm::Pkcs11Hsm>& token,
+    std::optional<FormedMembers> formed, const freshness::Members& to,
+    std::ostream& out) {
+  const std::string to_list = freshness::DigestBytes(to.list_digest());
+  if (!formed || formed->handing_to().empty()) {
+    return absl::FailedPreconditionError(
+        "this token is not handing over: nothing to abort (a token that has "
+        "carried is on the new list, and that can't be undone)");
+  }
+  if (formed->handing_to() != to_list) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this token was handed over to another list (list digest ",
+        HexEncode(AsBytes(formed->handing_to())), "), not --members' (",
+        Hex(to.list_digest()), "): give the list it was handed to"));
+  }
+  FormedMembers old = *formed;
+  old.clear_handing_to();
+  BKV_ASSIGN_OR_RETURN(freshness::Members from, freshness::FormedList(old));
+  if (const size_t n = freshness::Newcomers(from, to); n >= to.quorum()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the new list's members that are not survivors (", n, " of ",
+        to.all().size(),
+        ") are a majority of it: they could still carry the hand-over files, "
+        "which no token can recall, and serve a second chain. Nothing was "
+        "changed: finish the replacement instead"));
+  }
+  formed->clear_handing_to();
+  formed->add_voided_to(to_list);
+  BKV_RETURN_IF_ERROR(WriteFormed(token, *formed));
+  Log("warn", "cluster_form_abort_handover",
+      {{"token", token->Describe()},
+       {"members_digest", Hex(from.digest())},
+       {"voided_list", Hex(to.list_digest())}});
+  out << "hand-over aborted: this token serves its list again (members "
+         "digest "
+      << Hex(from.digest())
+      << "); its hand-over to list " << Hex(to.list_digest())
+      << " is void (delete the file). Abort on every survivor that "
+         "exported before starting the vaults\n";
+  return absl::StrCat("from=", Hex(from.digest()),
+                      " voided_list=", Hex(to.list_digest()));
+}
+
 // A survivor carries only after its own hand-over, and only its own list.
 absl::Status CheckSurvivor(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
                            const FormedMembers& formed,
                            const freshness::Members& to,
                            const std::vector<HandOver>& hs) {
+  BKV_RETURN_IF_ERROR(
+      RefuseVoided(formed, freshness::DigestBytes(to.list_digest())));
   if (formed.handing_to() != freshness::DigestBytes(to.list_digest())) {
     return absl::FailedPreconditionError(
         "this token holds a members list and was not handed over to this "
@@ -256,7 +325,8 @@ absl::Status CheckSurvivor(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
 }
 
 // The quorum re-anchor's signed table replaces the carried one.
-absl::Status ApplyDecisionFile(const FormArgs& a, const freshness::Members& to,
+absl::Status ApplyDecisionFile(const FormArgs& a, uint32_t ceremonies,
+                               const freshness::Members& to,
                                freshness::Carry& carry) {
   BKV_ASSIGN_OR_RETURN(std::string bytes, ReadTextFile(a.decision));
   fresh::v1::ReanchorDecision d;
@@ -264,7 +334,8 @@ absl::Status ApplyDecisionFile(const FormArgs& a, const freshness::Members& to,
     return absl::InvalidArgumentError(absl::StrCat(
         a.decision, ": not a decision (`rollback reanchor --carry`)"));
   }
-  return freshness::ApplySignedDecision(to, d, a.max_attempts, carry);
+  return freshness::ApplySignedDecision(to, d, a.max_attempts, carry,
+                                        ceremonies);
 }
 
 // What the carry's audit record says (cform review finding 15).
@@ -288,7 +359,7 @@ std::string CarryOutcome(const freshness::Carry& carry,
 absl::StatusOr<std::string> CarryTo(
     const std::shared_ptr<hsm::Pkcs11Hsm>& token,
     const std::optional<FormedMembers>& formed, const freshness::Members& to,
-    const FormArgs& a, std::ostream& out) {
+    const FormArgs& a, uint32_t ceremonies, std::ostream& out) {
   BKV_ASSIGN_OR_RETURN(std::vector<HandOver> hs, ReadHandOvers(a.carry_from));
   if (formed) BKV_RETURN_IF_ERROR(CheckSurvivor(token, *formed, to, hs));
   BKV_ASSIGN_OR_RETURN(freshness::Carry carry,
@@ -302,7 +373,7 @@ absl::StatusOr<std::string> CarryTo(
         "node that reads the store first, then pass --decision OUT here"));
   }
   if (!a.decision.empty()) {
-    BKV_RETURN_IF_ERROR(ApplyDecisionFile(a, to, carry));
+    BKV_RETURN_IF_ERROR(ApplyDecisionFile(a, ceremonies, to, carry));
   }
   BKV_ASSIGN_OR_RETURN(freshness::Members formed_to,
                        freshness::FormedList(carry.formed));
@@ -474,6 +545,12 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
   if (!a.leaving_exports.empty() && a.export_to.empty()) {
     return absl::InvalidArgumentError("--leaving-exports goes with --export");
   }
+  if (a.abort_handover && (!a.export_to.empty() || !a.carry_from.empty() ||
+                           a.accept_fewer)) {
+    return absl::InvalidArgumentError(
+        "--abort-handover undoes an export: alone, with --members the list "
+        "handed to");
+  }
   if (!a.decision.empty()) {
     BKV_RETURN_IF_ERROR(
         freshness::CheckMaxAttempts(a.max_attempts, c.attempt_limit));
@@ -482,7 +559,8 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
   // No vault runs on this token meanwhile: its chain can't move behind a
   // hand-over, nor its Store() race the carry's InstallState.
   BKV_ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::Acquire(c.data_dir));
-  if (!a.export_to.empty()) {  // a leaving member is not in the new list
+  // A leaving member is not in the new list: --members is only `to`.
+  if (!a.export_to.empty() || a.abort_handover) {
     BKV_ASSIGN_OR_RETURN(std::string text, ReadTextFile(a.members_file));
     BKV_ASSIGN_OR_RETURN(freshness::Members to,
                          freshness::Members::Parse(text));
@@ -491,6 +569,10 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
     BKV_ASSIGN_OR_RETURN(std::optional<FormedMembers> formed,
                          ReadFormed(token));
     BKV_ASSIGN_OR_RETURN(auto audit, ReadyAudit(c, token));
+    if (a.abort_handover) {
+      return Audit(audit.get(), "cluster_form_abort_handover",
+                   AbortHandOver(token, std::move(formed), to, out));
+    }
     return Audit(audit.get(), "cluster_form_export",
                  Export(token, std::move(formed), to, a, out));
   }
@@ -507,7 +589,9 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
   if (!a.carry_from.empty()) {
     BKV_ASSIGN_OR_RETURN(auto audit, ReadyAudit(c, token));
     return Audit(audit.get(), "cluster_form_carry",
-                 CarryTo(token, formed, q.members, a, out));
+                 CarryTo(token, formed, q.members, a,
+                         static_cast<uint32_t>(c.freshness_reanchor_budget),
+                         out));
   }
   return FirstForm(token, formed, q.members, out);
 }

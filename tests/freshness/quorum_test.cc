@@ -488,6 +488,11 @@ TEST_F(QuorumTest, UnauthenticatedProposalIsRefused) {
   reanchored.shards[1].cap = 10;
   auto r = Sig(0, Request(4, DigestBytes(TableDigest(a)), reanchored));
   EXPECT_TRUE(absl::IsPermissionDenied(r.status())) << r.status();
+  // Form3 review finding 1: nor the lifetime budget (a raised B).
+  HeadTable raised = Table(2, 0xb3);
+  raised.shards[1].ceremonies_left += 1;
+  r = Sig(0, Request(4, DigestBytes(TableDigest(a)), raised));
+  EXPECT_TRUE(absl::IsPermissionDenied(r.status())) << r.status();
   EXPECT_TRUE(
       Sig(0, Request(4, DigestBytes(TableDigest(a)), Table(2, 2))).ok());
 }

@@ -135,27 +135,34 @@ TEST_F(RollbackDecoratorTest, RollForwardHeadCoversTheHighestTag) {
 
 // Review finding 2: during a re-anchor the storage picks which copy of each
 // record comes back. A copy with a reset request, an open login or a pending
-// registration loses them; each later re-anchor of the shard leaves one
-// attempt fewer, and a spent budget needs --force.
+// registration loses them. Form3 review finding 1: every re-anchor caps at
+// K (2, 2, 2: routine losses don't drain the cap) and spends one of the
+// shard's B lifetime ceremonies; the (B+1)th needs --force and gives 0.
 TEST_F(RollbackDecoratorTest, ReanchorDropsRequestsAndSpendsABudget) {
   auto v1 = fresh_->CompareAndSwap("eve", RecordStore::kNoRecord, Active(0));
   ASSERT_TRUE(v1.ok());
+  fresh_.reset();
+  HeadTable budget = *faulty_->Read().value();  // B = 3, as configured
+  for (ShardHead& h : budget.shards) h.ceremonies_left = 3;
+  ASSERT_TRUE(faulty_->Write(budget).ok());
   UserRecord old = Active(0);  // what the storage brings back
   old.set_reset_requested_unix_ms(1);
   old.set_pending_registration_id(7);
   old.set_pending_opaque_record("new password");
   old.add_open_logins()->set_seq(3);
   uint64_t v = *v1;
-  std::vector<uint32_t> caps;
-  for (int round = 0; round < 3; ++round) {
+  std::vector<uint32_t> caps, left;
+  for (int round = 0; round < 5; ++round) {
     fresh_.reset();
     auto put = inner_->CompareAndSwap("eve", v, old);  // behind its back
     ASSERT_TRUE(put.ok()) << put.status();
     v = *put;
     auto report = Reanchor(*inner_, *faulty_, {4, {}, 2});
-    if (round == 2) {  // 2, then 1, then spent
+    if (round >= 3) {  // B = 3 spent: refused, naming the way out
       EXPECT_TRUE(absl::IsFailedPrecondition(report.status()))
           << report.status();
+      EXPECT_NE(report.status().message().find("5 members"),
+                std::string::npos);
       ReanchorOptions forced{4, {}, 2};
       forced.force = true;
       report = Reanchor(*inner_, *faulty_, forced);
@@ -163,6 +170,7 @@ TEST_F(RollbackDecoratorTest, ReanchorDropsRequestsAndSpendsABudget) {
     ASSERT_TRUE(report.ok()) << report.status();
     ASSERT_EQ(report->shards.size(), 1u);
     caps.push_back(report->shards[0].cap);
+    left.push_back(report->shards[0].ceremonies_left);
     Reopen();
     auto got = fresh_->Get("eve");
     ASSERT_TRUE(got.ok()) << got.status();
@@ -172,7 +180,10 @@ TEST_F(RollbackDecoratorTest, ReanchorDropsRequestsAndSpendsABudget) {
     EXPECT_TRUE(got->pending_opaque_record().empty());
     EXPECT_EQ(got->open_logins_size(), 0);
   }
-  EXPECT_EQ(caps, (std::vector<uint32_t>{2, 1, 0}));
+  EXPECT_EQ(caps, (std::vector<uint32_t>{2, 2, 2, 0, 0}));
+  EXPECT_EQ(left, (std::vector<uint32_t>{2, 1, 0, 0, 0}));
+  // Written as 0x02, with the count: a restart reads it back.
+  EXPECT_EQ(faulty_->Read().value()->format, 0x02);
 }
 
 // A record the store can't open would be left out (its account reads as
