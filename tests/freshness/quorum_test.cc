@@ -46,10 +46,12 @@ using storage::v1::UserRecord;
 
 constexpr int kNodes = 3;
 
+// Shards as a genesis writes them (B = the default), so a proposal
+// changes only what the test means it to.
 HeadTable Table(uint64_t seq, uint8_t fill) {
   HeadTable t;
   t.seq = seq;
-  t.shards.resize(4);
+  t.shards.resize(4, {.ceremonies_left = kDefaultCeremonies});
   t.shards[0].root.fill(fill);
   return t;
 }
