@@ -385,7 +385,8 @@ absl::Status BuildElected(VaultNode& n) {
 
 // Form3 review finding 1: where one lost member leaves fewer hand-overs
 // than the carry bound (3 members), each replacement re-anchors every shard
-// and spends a step of its lifetime budget. A warning: tests and labs run 3.
+// and spends one of its B lifetime re-anchors. A warning: tests and labs
+// run 3.
 void WarnBelowBoundOnLoss(const freshness::Members& m) {
   if (m.all().size() - 1 >= freshness::CarryBound(m)) return;
   Log("warn", "freshness_members_replacement_costly",
@@ -393,9 +394,9 @@ void WarnBelowBoundOnLoss(const freshness::Members& m) {
        {"hint",
         "a member lost for good leaves fewer hand-overs than the carry "
         "bound: each replacement caps every account at K attempts and "
-        "spends one step of every shard's re-anchor budget (with K = 2, "
-        "two in the cluster's life, one after a genesis decision); run 5 "
-        "members (docs/operations.md \"Replacing a node\")"}});
+        "spends one of every shard's B lifetime re-anchors ([freshness] "
+        "reanchor_budget); run 5 members (docs/operations.md \"Replacing a "
+        "node\")"}});
 }
 
 // A quorum node: its endorser on the peer port; the owner writes its heads

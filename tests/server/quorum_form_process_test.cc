@@ -296,29 +296,43 @@ TEST_F(QuorumFormTest, EditedMembersFileAloneChangesNothing) {
   Reconnect();
   EXPECT_EQ(Remaining("cy"), 9u);
 
-  // Review finding 13: a first form killed between its MAC key and its
-  // object (node 3's object destroyed, the MAC key left) bricked the token;
-  // `cluster form` with the SO PIN destroys the remains and forms again.
+  // Form3 review finding 6: node 3 has endorsed, so a members object with
+  // only its MAC key left is damage, not a first form's crash: refused,
+  // nothing destroyed (a destroy would have been followed by the form).
   ASSERT_EQ(node_[2].Stop(), 0);
-  {
+  auto destroy_members = [&] {
     auto token = hsm::testing::OpenVaultToken(Softhsm(2));
     ASSERT_TRUE(token.ok()) << token.status();
     auto gone =
         hsm::testing::DestroyObjects(**token, CKO_DATA, hsm::kMembersLabel);
     ASSERT_TRUE(gone.ok()) << gone.status();
     ASSERT_EQ(*gone, 1u);
-  }
-  EXPECT_FALSE(node_[2].Start(
-      {"--freshness-members-file", members_, "--freshness-node-id", "3"}));
+  };
+  ASSERT_NO_FATAL_FAILURE(destroy_members());
   out.clear();
-  ASSERT_EQ(Form(2, members_, "", &out), 0) << out;
+  EXPECT_NE(Form(2, members_, "", &out), 0);
+  EXPECT_NE(out.find("a token that has endorsed is damaged"), std::string::npos)
+      << out;
+  out.clear();  // still damaged, so nothing was destroyed and formed
+  EXPECT_NE(Form(2, members_, "", &out), 0);
+  EXPECT_NE(out.find("has endorsed"), std::string::npos) << out;
+  Wrong("cy");  // nodes 1 and 2 still count
+  EXPECT_EQ(Remaining("cy"), 8u);
+
+  // Review finding 13: a first form killed between its MAC key and its
+  // object on a token that never endorsed (node 3 replaced by a new token,
+  // formed, its object destroyed) bricked the token; `cluster form` with the
+  // SO PIN destroys the remains and forms again.
+  const std::string fresh = NewTokenFor(2, "members.fresh");
+  out.clear();
+  ASSERT_EQ(Form(2, fresh, "", &out), 0) << out;
+  ASSERT_NO_FATAL_FAILURE(destroy_members());
+  out.clear();
+  ASSERT_EQ(Form(2, fresh, "", &out), 0) << out;
   EXPECT_NE(out.find("unreadable members list was destroyed"),
             std::string::npos)
       << out;
-  ASSERT_NO_FATAL_FAILURE(StartNode(2));
-  EXPECT_TRUE(Recovered(2)) << node_[2].log();
-  Wrong("cy");
-  EXPECT_EQ(Remaining("cy"), 8u);
+  EXPECT_NE(out.find("formed: 3 members"), std::string::npos) << out;
 }
 
 // Issue test 6 and finding 10 over the quorum: the records put back after a
