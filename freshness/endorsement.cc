@@ -85,7 +85,18 @@ bool TooFar(uint64_t next, uint64_t current) {
 // ceremony (a carried decision): over the quorum path they stay as held.
 absl::Status SameEpochsAndCaps(const EndorserState& state,
                                const HeadTable& next) {
-  if (state.held_table().empty()) return absl::OkStatus();
+  if (state.held_table().empty()) {  // a first table: B within the range
+    for (const ShardHead& h : next.shards) {
+      if (h.ceremonies_left > kMaxCeremonies) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            "endorse: a first table with ", h.ceremonies_left,
+            " re-anchors left in a shard's life, above the most any "
+            "deployment may configure (",
+            kMaxCeremonies, ")"));
+      }
+    }
+    return absl::OkStatus();
+  }
   auto held = ParseHeadsString(state.held_table());
   bool same = held.ok() && held->shards.size() == next.shards.size();
   for (size_t i = 0; same && i < next.shards.size(); ++i) {

@@ -39,8 +39,10 @@ struct ShardHead {
 };
 
 // The default lifetime budget B, and the one a 0x01 table's shards are
-// read with.
+// read with; the most any table may start with ([freshness]
+// reanchor_budget's range, checked by every endorser too).
 inline constexpr uint32_t kDefaultCeremonies = 8;
+inline constexpr uint32_t kMaxCeremonies = 64;
 
 // A 0x01 shard's `ceremonies_left`: the default B less its re-anchors, 0
 // for a spent (cap 0) budget.

@@ -17,6 +17,7 @@
 #include "cmdline/cmdline.h"
 #include "crypto/realm_set.h"
 #include "crypto/status_macros.h"
+#include "freshness/head_table.h"
 #include "hsm/key_ceremony.h"
 #include "net/loopback.h"
 #include "server/rate_limiter.h"
@@ -447,7 +448,8 @@ absl::Status ValidateStorage(const VaultConfig& c) {
   if (c.freshness_shards < 1 || c.freshness_shards > 65536) {
     return absl::InvalidArgumentError("freshness shards must be 1 to 65536");
   }
-  if (c.freshness_reanchor_budget < 1 || c.freshness_reanchor_budget > 64) {
+  if (c.freshness_reanchor_budget < 1 ||
+      c.freshness_reanchor_budget > freshness::kMaxCeremonies) {
     return absl::InvalidArgumentError(
         "freshness reanchor_budget must be 1 to 64 (the re-anchors a shard "
         "may have in its life, each at most K guesses per account)");

@@ -459,6 +459,12 @@ TEST_F(QuorumTest, TakeOverAdoptsTheHighestHeldHead) {
 TEST_F(QuorumTest, UnauthenticatedProposalIsRefused) {
   const std::string zero(32, '\0');
   const HeadTable a = Table(1, 0xa1);
+  // Form3 review finding 1: a first table can't start a shard with more
+  // re-anchors than any deployment may configure.
+  HeadTable huge = a;
+  huge.shards[2].ceremonies_left = kMaxCeremonies + 1;
+  auto first = Sig(0, Request(1, zero, huge));
+  EXPECT_TRUE(absl::IsPermissionDenied(first.status())) << first.status();
   ASSERT_TRUE(Sig(0, Request(1, zero, a)).ok());
   EndorseRequest next = Request(1, DigestBytes(TableDigest(a)), Table(2, 0xb2));
   auto unsigned_one = E(0).Endorse(next);
