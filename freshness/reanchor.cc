@@ -115,7 +115,8 @@ absl::StatusOr<HeadTable> StartingTable(HeadStore& heads,
     }
     table.emplace();
     // Every root differs: all chosen.
-    table->shards.resize(options.shards, {.ceremonies_left = options.ceremonies});
+    table->shards.resize(options.shards,
+                         {.ceremonies_left = options.ceremonies});
   }
   if (table->shards.size() != options.shards) {
     return absl::FailedPreconditionError(

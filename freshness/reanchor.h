@@ -63,8 +63,8 @@ struct ReanchorReport {
 // roots as ReanchoredHead() says, so every record written before now reads
 // with at most K attempts left (and no pending request). Refuses if records
 // are unreadable (unless accept_unreadable) or a chosen shard has no
-// ceremony left (unless force). Writes the table in the current format. Proven shards are
-// rolled forward as at start-up and keep their epoch. Never raises a
+// ceremony left (unless force). Writes the table in the current format. Proven
+// shards are rolled forward as at start-up and keep their epoch. Never raises a
 // counter: LOCKED stays locked, and a capped record never gains attempts.
 absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
                                         HeadStore& heads,

@@ -64,7 +64,8 @@ absl::Status CheckOwnKey(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
 // Form3 review finding 6: only a first form can leave the members object
 // half-written, and before it the token has promised and endorsed nothing
 // (its state is keygen's empty one). A token that has is not repaired.
-absl::StatusOr<bool> EverEndorsed(const std::shared_ptr<hsm::Pkcs11Hsm>& token) {
+absl::StatusOr<bool> EverEndorsed(
+    const std::shared_ptr<hsm::Pkcs11Hsm>& token) {
   BKV_ASSIGN_OR_RETURN(auto object,
                        hsm::AnchoredObject::Open(token, hsm::kEndorsedLabel,
                                                  hsm::kEndorsedMacLabel));
@@ -309,8 +310,8 @@ absl::StatusOr<std::string> AbortHandOver(
        {"voided_list", Hex(to.list_digest())}});
   out << "hand-over aborted: this token serves its list again (members "
          "digest "
-      << Hex(from.digest())
-      << "); its hand-over to list " << Hex(to.list_digest())
+      << Hex(from.digest()) << "); its hand-over to list "
+      << Hex(to.list_digest())
       << " is void (delete the file). Abort on every survivor that "
          "exported before starting the vaults\n";
   return absl::StrCat("from=", Hex(from.digest()),
@@ -588,8 +589,8 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
   if (!a.leaving_exports.empty() && a.export_to.empty()) {
     return absl::InvalidArgumentError("--leaving-exports goes with --export");
   }
-  if (a.abort_handover && (!a.export_to.empty() || !a.carry_from.empty() ||
-                           a.accept_fewer)) {
+  if (a.abort_handover &&
+      (!a.export_to.empty() || !a.carry_from.empty() || a.accept_fewer)) {
     return absl::InvalidArgumentError(
         "--abort-handover undoes an export: alone, with --members the list "
         "handed to");
@@ -631,10 +632,10 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
   BKV_ASSIGN_OR_RETURN(std::optional<FormedMembers> formed, ReadFormed(token));
   if (!a.carry_from.empty()) {
     BKV_ASSIGN_OR_RETURN(auto audit, ReadyAudit(c, token));
-    return Audit(audit.get(), "cluster_form_carry",
-                 CarryTo(token, formed, q.members, a,
-                         static_cast<uint32_t>(c.freshness_reanchor_budget),
-                         out));
+    return Audit(
+        audit.get(), "cluster_form_carry",
+        CarryTo(token, formed, q.members, a,
+                static_cast<uint32_t>(c.freshness_reanchor_budget), out));
   }
   return FirstForm(token, formed, q.members, out);
 }

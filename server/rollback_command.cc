@@ -267,7 +267,8 @@ void RegisterRollbackCommands(VaultCli& cli) {
       "restored from a backup), with the vault stopped. Every record of a "
       "re-anchored shard keeps at most K attempts, and the shard spends one "
       "of its B lifetime re-anchors ([freshness] reanchor_budget; --force "
-      "when none are left gives 0 attempts); locked records stay locked; pending resets and registrations are dropped. Needs the "
+      "when none are left gives 0 attempts); locked records stay locked; "
+      "pending resets and registrations are dropped. Needs the "
       "token's security-officer PIN. The vault's settings are serve's "
       "(--config and its flags). docs/rollback.md says when.",
       [f](Io io) { return RunReanchor(*f, io.out, io.err); });

@@ -86,8 +86,9 @@ TEST(MemberChangeTest, DecisionMayOnlyReanchorWithinTheBudget) {
 TEST(MemberChangeTest, SpentBudgetReanchorsOnlyToNoAttempts) {
   const HeadTable was = Table(10, {{3, 2, 0}});
   EXPECT_TRUE(Apply(was, Table(11, {{4, 0, 0}}), 2).ok());
-  for (const HeadTable& bad : {Table(11, {{4, 1, 0}}), Table(11, {{4, 2, 0}}),
-                               Table(11, {{4, 0, 1}}), Table(11, {{4, 2, 8}})}) {
+  for (const HeadTable& bad :
+       {Table(11, {{4, 1, 0}}), Table(11, {{4, 2, 0}}), Table(11, {{4, 0, 1}}),
+        Table(11, {{4, 2, 8}})}) {
     EXPECT_EQ(Apply(was, bad, 2).code(), absl::StatusCode::kPermissionDenied)
         << bad.shards[0].cap << " " << bad.shards[0].ceremonies_left;
   }
@@ -115,20 +116,19 @@ TEST(MemberChangeTest, GenesisDecisionReanchorsEveryShard) {
   EXPECT_EQ(c.formed.base().term(), 0u);
   // A shard not re-anchored, a budget not spent by the genesis ceremony or
   // above this node's B (4), a cap above K: refused.
-  for (auto [heads, b] :
-       {std::pair{Table(3, {{1, 2, 7}, {0, 0, 8}}), 8u},
-        {Table(3, {{1, 2, 7}, {1, 2, 8}}), 8u},
-        {Table(3, {{1, 2, 7}, {1, 2, 7}}), 4u},
-        {Table(3, {{1, 3, 7}, {1, 2, 7}}), 8u}}) {
+  for (auto [heads, b] : {std::pair{Table(3, {{1, 2, 7}, {0, 0, 8}}), 8u},
+                          {Table(3, {{1, 2, 7}, {1, 2, 8}}), 8u},
+                          {Table(3, {{1, 2, 7}, {1, 2, 7}}), 4u},
+                          {Table(3, {{1, 3, 7}, {1, 2, 7}}), 8u}}) {
     Carry d;
     EXPECT_EQ(ApplyDecision(EncodeHeadsString(heads), 2, d, b).code(),
               absl::StatusCode::kPermissionDenied)
         << b;
   }
   Carry e;
-  EXPECT_TRUE(
-      ApplyDecision(EncodeHeadsString(Table(3, {{1, 2, 3}, {1, 2, 0}})), 2, e, 4)
-          .ok());
+  EXPECT_TRUE(ApplyDecision(EncodeHeadsString(Table(3, {{1, 2, 3}, {1, 2, 0}})),
+                            2, e, 4)
+                  .ok());
 }
 
 // Cform review finding 1: one stale or lying hand-over is outweighed only
@@ -178,8 +178,9 @@ TEST(MemberChangeTest, ExportCountsTheHandOversTheCarryCanGet) {
   EXPECT_LT(Newcomers(from, to), to.quorum());
   EXPECT_EQ(Newcomers(from, from), 0u);
   std::string two = std::string(63, '0') + "8";
-  auto swap2 = Members::Parse("1 " + std::string(63, '0') + "1 127.0.0.1:9001\n2 " + two +
-                              " 127.0.0.1:9002\n3 " + std::string(63, '0') + "9 127.0.0.1:9003\n");
+  auto swap2 = Members::Parse(
+      "1 " + std::string(63, '0') + "1 127.0.0.1:9001\n2 " + two +
+      " 127.0.0.1:9002\n3 " + std::string(63, '0') + "9 127.0.0.1:9003\n");
   ASSERT_TRUE(swap2.ok()) << swap2.status();
   EXPECT_GE(Newcomers(from, *swap2), swap2->quorum());
 }
@@ -196,9 +197,10 @@ TEST(MemberChangeTest, BelowTheBoundTheDecisionReanchorsEveryShard) {
             absl::StatusCode::kPermissionDenied);
   Carry every = Based(was);
   every.below_bound = true;
-  EXPECT_TRUE(ApplyDecision(
-                  EncodeHeadsString(Table(11, {{1, 2, 7}, {2, 2, 6}})), 2, every)
-                  .ok());
+  EXPECT_TRUE(
+      ApplyDecision(EncodeHeadsString(Table(11, {{1, 2, 7}, {2, 2, 6}})), 2,
+                    every)
+          .ok());
 }
 
 }  // namespace

@@ -161,8 +161,7 @@ TEST_F(RollbackDecoratorTest, ReanchorDropsRequestsAndSpendsABudget) {
     if (round >= 3) {  // B = 3 spent: refused, naming the way out
       EXPECT_TRUE(absl::IsFailedPrecondition(report.status()))
           << report.status();
-      EXPECT_NE(report.status().message().find("5 members"),
-                std::string::npos);
+      EXPECT_NE(report.status().message().find("5 members"), std::string::npos);
       ReanchorOptions forced{4, {}, 2};
       forced.force = true;
       report = Reanchor(*inner_, *faulty_, forced);

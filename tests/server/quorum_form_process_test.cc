@@ -108,9 +108,8 @@ class QuorumFormTest : public QuorumProcessTest {
     ASSERT_EQ(Form(0, to, "--abort-handover", &out), 0) << out;
     EXPECT_NE(out.find("hand-over aborted"), std::string::npos) << out;
     EXPECT_NE(Audit(0).find("cluster_form_abort_handover"), std::string::npos);
-    for (const std::string& step :
-         {"--export " + h0 + ".again --accept-fewer",
-          "--carry " + h0 + " --accept-fewer"}) {
+    for (const std::string& step : {"--export " + h0 + ".again --accept-fewer",
+                                    "--carry " + h0 + " --accept-fewer"}) {
       out.clear();
       EXPECT_NE(Form(0, to, step, &out), 0) << step;
       EXPECT_NE(out.find("aborted its hand-over"), std::string::npos) << out;

@@ -251,8 +251,8 @@ TEST_F(RollbackTest, ReanchorNeedsTheSecurityOfficerAndCapsAttempts) {
 // (B = 2 here, fixed at the first start): then refused without --force, so
 // the storage bought B * K guesses in all.
 TEST_F(RollbackTest, RepeatedRestoresSpendTheReanchorBudget) {
-  const auto [acct, other, other_key] = LockOutThenRestoreCopy(
-      "liam", {"--freshness-reanchor-budget", "2"});
+  const auto [acct, other, other_key] =
+      LockOutThenRestoreCopy("liam", {"--freshness-reanchor-budget", "2"});
   const std::string copy = vault_.data_dir() + "/records-copy";
   const std::string so_pin = vault_.data_dir() + "/softhsm/so.pin";
   int guesses = 0;  // KE2s the storage bought by restoring
