@@ -1,6 +1,10 @@
 // The C ABI of the threshold client (bkv_realms_*, bkv.h): a thin layer over
 // client::ThresholdClient; statuses typed by VaultToC like bkv_vault_*.
+#include <sodium.h>
+
+#include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,12 +15,17 @@
 #include "client/realm_set_file.h"
 #include "client/threshold_client.h"
 
+// Every call holds `mu`: calls on one handle run one at a time
+// (docs/threshold.md, "The C handle: threads and what it keeps").
 struct bkv_realms {
   std::unique_ptr<bkv::client::ThresholdClient> client;
-  // The last successful recovery (key, proofs) and its account, for
-  // bkv_realms_repair; SecretBytes wipe the key when it goes.
+  std::mutex mu;
+  // For bkv_realms_repair, from the last BKV_OK recover of `last_account`:
+  // its key and proofs only when it left a realm lagging (`last`), wiped by
+  // Forget; `recovered` says a recover succeeded (with or without them).
   std::optional<bkv::client::ThresholdRecovery> last;
   std::string last_account;
+  bool recovered = false;
 };
 
 using bkv::SecretBytes;
@@ -47,6 +56,40 @@ absl::StatusOr<client::ThresholdOptions> OptionsFrom(
   if (o.state_dir != nullptr) t.state_dir = o.state_dir;
   t.rotate = o.no_rotation == 0;
   return t;
+}
+
+// Repair's proofs expire at the realms after 10 minutes; Repair refuses
+// after 9, so nothing older is worth keeping.
+constexpr std::chrono::minutes kKeepForRepair{9};
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Drops what the handle keeps for repair; the key's SecretBytes wipes
+// itself, the proofs (they authorize replacing the registration) are
+// zeroed here.
+void Forget(bkv_realms& r) {
+  if (r.last) {
+    for (std::string& p : r.last->proofs) sodium_memzero(p.data(), p.size());
+    sodium_memzero(r.last->password_check.data(),
+                   r.last->password_check.size());
+  }
+  r.last.reset();
+  r.last_account.clear();
+  r.recovered = false;
+}
+
+// Every call starts here: the handle's lock, and an expired recovery gone.
+std::unique_lock<std::mutex> Enter(bkv_realms& r) {
+  std::unique_lock<std::mutex> lock(r.mu);
+  if (r.last && NowMs() - r.last->recovered_at_ms >
+                    std::chrono::milliseconds(kKeepForRepair).count()) {
+    Forget(r);
+  }
+  return lock;
 }
 
 }  // namespace
@@ -83,11 +126,19 @@ bkv_status bkv_realms_open(const bkv_realms_options* options, bkv_realms** out,
   };
   auto c = client::ThresholdClient::Create(std::move(*set), std::move(*opts));
   if (!c.ok()) return VaultToC(c.status(), nullptr, err);
-  *out = new bkv_realms{std::move(*c), std::nullopt, std::string()};
+  *out = new bkv_realms{};
+  (*out)->client = std::move(*c);
   return BKV_OK;
 }
 
-void bkv_realms_free(bkv_realms* realms) { delete realms; }
+void bkv_realms_free(bkv_realms* realms) {
+  if (realms == nullptr) return;
+  {
+    auto lock = Enter(*realms);
+    Forget(*realms);
+  }
+  delete realms;
+}
 
 bkv_status bkv_realms_register(bkv_realms* realms, const char* account,
                                const char* password, size_t password_len,
@@ -97,6 +148,7 @@ bkv_status bkv_realms_register(bkv_realms* realms, const char* account,
       key == nullptr) {
     return VaultToC(capi::Null("realms/account/password/key"), out_detail, err);
   }
+  auto lock = Enter(*realms);
   const SecretBytes pw =
       SecretBytes::Copy(std::string_view(password, password_len));
   return VaultToC(
@@ -114,10 +166,10 @@ bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
     return VaultToC(capi::Null("realms/account/password/out_key"), out_detail,
                     err);
   }
+  auto lock = Enter(*realms);
   // Whatever this recover's outcome, an older one's key and proofs go: a
   // repair after a failed recover must not use them (realm3 review 8).
-  realms->last.reset();
-  realms->last_account.clear();
+  Forget(*realms);
   const SecretBytes pw =
       SecretBytes::Copy(std::string_view(password, password_len));
   auto got = realms->client->Recover(account, pw);
@@ -128,8 +180,14 @@ bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
   if (out_faults != nullptr && !got->faults.empty()) {
     *out_faults = capi::CopyString(client::DescribeFaults(got->faults));
   }
-  realms->last = std::move(*got);
+  realms->recovered = true;
   realms->last_account = account;
+  // The key and proofs stay only when a realm needs repair.
+  if (!got->lagging.empty()) {
+    realms->last = std::move(*got);
+  } else {
+    for (std::string& p : got->proofs) sodium_memzero(p.data(), p.size());
+  }
   return VaultToC(absl::OkStatus(), out_detail, err);
 }
 
@@ -141,17 +199,22 @@ bkv_status bkv_realms_repair(bkv_realms* realms, const char* account,
   if (realms == nullptr || account == nullptr || password == nullptr) {
     return VaultToC(capi::Null("realms/account/password"), out_detail, err);
   }
-  if (!realms->last || realms->last_account != account) {
+  auto lock = Enter(*realms);
+  if (!realms->recovered || realms->last_account != account) {
     return VaultToC(absl::FailedPreconditionError(
                         "bkv_realms_repair needs a successful "
                         "bkv_realms_recover of this account on this handle "
-                        "first"),
+                        "within the last 9 minutes first"),
                     out_detail, err);
+  }
+  if (!realms->last) {  // that recovery found every realm on its version
+    return VaultToC(absl::OkStatus(), out_detail, err);
   }
   const SecretBytes pw =
       SecretBytes::Copy(std::string_view(password, password_len));
   auto got = realms->client->Repair(account, pw, *realms->last);
   if (!got.ok()) return VaultToC(got.status(), out_detail, err);
+  Forget(*realms);  // repaired: the key and proofs are not needed again
   if (out_repaired != nullptr && !got->repaired.empty()) {
     *out_repaired = capi::CopyString(absl::StrJoin(got->repaired, ", "));
   }
@@ -163,9 +226,56 @@ bkv_status bkv_realms_wait_rotation(bkv_realms* realms,
   if (realms == nullptr) {
     return VaultToC(capi::Null("realms"), out_detail, err);
   }
+  auto lock = Enter(*realms);
   auto ended = realms->client->WaitForRotation();
   return VaultToC(ended.has_value() ? ended->status : absl::OkStatus(),
                   out_detail, err);
+}
+
+bkv_status bkv_realms_change_password(bkv_realms* realms, const char* account,
+                                      const char* old_password,
+                                      size_t old_password_len,
+                                      const char* new_password,
+                                      size_t new_password_len,
+                                      bkv_vault_error* out_detail, char** err) {
+  if (realms == nullptr || account == nullptr || old_password == nullptr ||
+      new_password == nullptr) {
+    return VaultToC(capi::Null("realms/account/old_password/new_password"),
+                    out_detail, err);
+  }
+  auto lock = Enter(*realms);
+  Forget(*realms);  // its proofs name the replaced version
+  const SecretBytes old_pw =
+      SecretBytes::Copy(std::string_view(old_password, old_password_len));
+  const SecretBytes new_pw =
+      SecretBytes::Copy(std::string_view(new_password, new_password_len));
+  return VaultToC(
+      realms->client->ChangePassword(account, old_pw, new_pw).status(),
+      out_detail, err);
+}
+
+bkv_status bkv_realms_migrate(bkv_realms* to, bkv_realms* from,
+                              const char* account, const char* password,
+                              size_t password_len, char** out_not_deleted,
+                              bkv_vault_error* out_detail, char** err) {
+  if (out_not_deleted != nullptr) *out_not_deleted = nullptr;
+  if (to == nullptr || from == nullptr || to == from || account == nullptr ||
+      password == nullptr) {
+    return VaultToC(capi::Null("to/from (two handles)/account/password"),
+                    out_detail, err);
+  }
+  std::scoped_lock lock(to->mu, from->mu);  // both handles, deadlock-free
+  Forget(*to);  // their proofs name the replaced registrations
+  Forget(*from);
+  const SecretBytes pw =
+      SecretBytes::Copy(std::string_view(password, password_len));
+  auto got = to->client->Migrate(account, pw, *from->client, {});
+  if (!got.ok()) return VaultToC(got.status(), out_detail, err);
+  if (out_not_deleted != nullptr && !got->not_deleted.empty()) {
+    *out_not_deleted =
+        capi::CopyString(client::DescribeFaults(got->not_deleted));
+  }
+  return VaultToC(absl::OkStatus(), out_detail, err);
 }
 
 }  // extern "C"

@@ -1,5 +1,6 @@
 #include "client/realm_set_file.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -27,6 +28,7 @@ struct Parsed {
   int t = 0;
   uint32_t limit = 0;
   bool header = false;
+  RealmSetSlot slot;
 };
 
 absl::Status ParseLine(int no, absl::string_view line, Parsed& p) {
@@ -52,6 +54,15 @@ absl::Status ParseLine(int no, absl::string_view line, Parsed& p) {
     }
     return absl::OkStatus();
   }
+  if (f[0] == "slot" && f.size() == 2) {
+    auto bytes = HexDecode(std::string(f[1]));
+    if (p.slot || !bytes.ok() || bytes->size() != 32) {
+      return LineError(no, "slot must be given once, as 64 hex digits");
+    }
+    p.slot.emplace();
+    std::copy(bytes->begin(), bytes->end(), p.slot->begin());
+    return absl::OkStatus();
+  }
   if (f[0] == "realm" && f.size() == 4) {
     auto key = ParseServerPublicKey(std::string(f[3]));
     if (!key.ok()) {
@@ -63,13 +74,14 @@ absl::Status ParseLine(int no, absl::string_view line, Parsed& p) {
     return absl::OkStatus();
   }
   return LineError(no,
-                   "expected \"t N\", \"limit L\" or \"realm ID ENDPOINT "
-                   "KEY\" (fields separated by one space)");
+                   "expected \"t N\", \"limit L\", \"realm ID ENDPOINT "
+                   "KEY\" or \"slot HEX\" (fields separated by one space)");
 }
 
 }  // namespace
 
-absl::StatusOr<threshold::RealmSet> ParseRealmSet(absl::string_view text) {
+absl::StatusOr<threshold::RealmSet> ParseRealmSet(absl::string_view text,
+                                                  RealmSetSlot* slot) {
   Parsed p;
   int no = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
@@ -84,10 +96,12 @@ absl::StatusOr<threshold::RealmSet> ParseRealmSet(absl::string_view text) {
   if (p.limit == 0) {
     return absl::InvalidArgumentError("realm set: no \"limit\" line");
   }
+  if (slot != nullptr) *slot = p.slot;
   return threshold::RealmSet::Create(std::move(p.realms), p.t, p.limit);
 }
 
-absl::StatusOr<threshold::RealmSet> LoadRealmSetFile(const std::string& path) {
+absl::StatusOr<threshold::RealmSet> LoadRealmSetFile(const std::string& path,
+                                                     RealmSetSlot* slot) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return absl::NotFoundError(
@@ -99,7 +113,7 @@ absl::StatusOr<threshold::RealmSet> LoadRealmSetFile(const std::string& path) {
     return absl::InvalidArgumentError(
         absl::StrCat("the realm set file ", path, " is larger than 64 KiB"));
   }
-  auto set = ParseRealmSet(text.str());
+  auto set = ParseRealmSet(text.str(), slot);
   if (!set.ok()) {
     return absl::Status(set.status().code(),
                         absl::StrCat(path, ": ", set.status().message()));

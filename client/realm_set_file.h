@@ -8,11 +8,16 @@
 //   limit 10
 //   realm <realm id> <gRPC endpoint> <identity key, 64 hex digits>
 //   ... (n realm lines, in Shamir order: the first is index 1)
+//   slot <64 hex digits>   (optional: the CLI's keyring slot label of the
+//                           set this one replaced, docs/threshold.md)
 //
 // '#' comments and blank lines are ignored. Parsing is strict (each error
 // names its line); the result goes through threshold::RealmSet::Create, the
 // one realm-set rule.
 
+#include <array>
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -21,8 +26,13 @@
 
 namespace bkv::client {
 
-absl::StatusOr<threshold::RealmSet> ParseRealmSet(absl::string_view text);
-absl::StatusOr<threshold::RealmSet> LoadRealmSetFile(const std::string& path);
+using RealmSetSlot = std::optional<std::array<uint8_t, 32>>;
+
+// `slot` (optional) receives the file's slot line, nullopt when it has none.
+absl::StatusOr<threshold::RealmSet> ParseRealmSet(absl::string_view text,
+                                                  RealmSetSlot* slot = nullptr);
+absl::StatusOr<threshold::RealmSet> LoadRealmSetFile(
+    const std::string& path, RealmSetSlot* slot = nullptr);
 // The canonical text of a set (what ParseRealmSet reads back).
 std::string FormatRealmSet(const threshold::RealmSet& set);
 

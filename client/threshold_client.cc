@@ -192,7 +192,7 @@ absl::Status ThresholdClient::Impl::SavePendingCommit(
 
 absl::Status ThresholdClient::Impl::CommitEverywhere(
     const std::string& account, const threshold::Descriptor& d,
-    const SecretBytes& commit_secret) const {
+    const SecretBytes& commit_secret, CommitTally* tally) const {
   vault::v1::ThresholdRegisterCommitRequest req;
   req.set_account(account);
   req.set_version(AsString(d.version));
@@ -211,19 +211,24 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
   // STATE_EXPIRED: one realm's word must not end the roll-forward while
   // another still waits for this commit.
   std::vector<std::string> failed;
-  int committed = 0, unheard = 0;
+  CommitTally local;
+  CommitTally& t = tally != nullptr ? *tally : local;
+  int& committed = t.committed;
   for (size_t i = 0; i < results.size(); ++i) {
     if (results[i].ok()) {
       ++committed;
       continue;
     }
     if (VaultError::From(results[i]).kind != VaultErrorKind::kExpired) {
-      ++unheard;
+      t.unheard.push_back(i);
+    } else {
+      t.expired.push_back(i);
     }
     failed.push_back(
         absl::StrCat(IdOf(i), ": ", absl::CEscape(results[i].message())));
   }
-  if (unheard == 0) {
+  const bool unheard = !t.unheard.empty();
+  if (!unheard) {
     BKV_RETURN_IF_ERROR(
         ForgetLine(options.state_dir, StateName("commit", account)));
   }
@@ -237,8 +242,8 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
       "the registration was prepared at every realm but its commit did not "
       "reach ",
       absl::StrJoin(failed, "; "),
-      unheard > 0 ? ": it is re-sent at the next registration or recovery"
-                  : ": another registration replaced it there"));
+      unheard ? ": it is re-sent at the next registration or recovery"
+              : ": another registration replaced it there"));
 }
 
 absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
@@ -267,6 +272,17 @@ absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
   sodium_memzero(secret->data(), secret->size());
   std::string unused;
   std::string& note = said != nullptr ? *said : unused;
+  if (!threshold::CheckMatchesRealmSet(*d, set).ok()) {
+    // Another realm set's (a migration's): never sent to this set's realms,
+    // so neither set's record can pull the client to the other set.
+    if (RecallNewest(account).epoch > d->epoch) {
+      return ForgetLine(options.state_dir, name);  // superseded
+    }
+    note =
+        "an unfinished registration for another realm set (a realm-set "
+        "migration) waits: run `bkv realms migrate` again to complete it";
+    return absl::OkStatus();
+  }
   // Dated more than a minute ahead (a clock set back): of unknown age.
   const int64_t age = NowMs() - written;
   const bool old = written != 0 && (age > kRollForwardAgeMs || age < -60'000);
@@ -281,13 +297,20 @@ absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
   // Said only when this call made it the newest: a record kept for a realm
   // that stays silent would otherwise repeat it at every try (finding 3).
   const bool was_newest = RecallNewest(account).epoch >= d->epoch;
-  absl::Status s = CommitEverywhere(account, *d, commit_secret);
+  CommitTally tally;
+  absl::Status s = CommitEverywhere(account, *d, commit_secret, &tally);
+  const std::string when = written != 0 ? UtcTime(written) : "an unknown time";
   if (!was_newest && RecallNewest(account).epoch >= d->epoch) {
     note = absl::StrCat(
         "a registration (password change or rotation) "
         "prepared at ",
-        written != 0 ? UtcTime(written) : "an unknown time",
-        " was completed just now");
+        when, " was completed just now");
+  } else if (was_newest && !tally.unheard.empty()) {
+    std::vector<std::string> ids;
+    for (size_t i : tally.unheard) ids.push_back(IdOf(i));
+    note = absl::StrCat("the registration prepared at ", when,
+                        " is in force; its commit still waits for ",
+                        absl::StrJoin(ids, ", "));
   }
   return s;
 }

@@ -102,6 +102,23 @@ struct ThresholdRepair {
   std::optional<ThresholdRegistration> registration;
 };
 
+// How a realm-set replacement ended (ThresholdClient::Migrate).
+struct ThresholdMigration {
+  ThresholdRegistration registration;  // the version on the new set
+  // An earlier run got past its Commits: nothing recovered or counted now.
+  bool resumed = false;
+  // The old set's lowest remaining attempts before the recovery (0 when
+  // resumed), and its realms excluded during it.
+  uint32_t attempts_remaining_before = 0;
+  std::vector<RealmFault> faults;
+  std::vector<RealmFault> lagging;  // new realms not (yet) on it
+  // Realms that left the set: record deleted, or still holding their share
+  // of the replaced registration (one of t, useless alone) and why.
+  std::vector<std::string> deleted;
+  std::vector<RealmFault> not_deleted;
+  std::string note;  // for the user ("" when none)
+};
+
 class ThresholdClient {
  public:
   static absl::StatusOr<std::unique_ptr<ThresholdClient>> Create(
@@ -134,6 +151,25 @@ class ThresholdClient {
   absl::StatusOr<ThresholdRepair> Repair(const std::string& account,
                                          const SecretBytes& password,
                                          const ThresholdRecovery& recovered);
+  // Stores the same backup key behind `new_password`: a recovery with
+  // `old_password` (counted like any), then a fresh version at all n with
+  // the recovery's proofs, repairing a lagging realm first
+  // (docs/threshold.md, "Password change"). A realm down or not repairable:
+  // kRealmDegraded naming it before any Prepare; the old password stays.
+  absl::StatusOr<ThresholdRegistration> ChangePassword(
+      const std::string& account, const SecretBytes& old_password,
+      const SecretBytes& new_password);
+  // Called on the client of the NEW realm set with the client of the old
+  // one: recovers through `from` (counted), registers the key under the same
+  // password at every new realm, verifies it by a free status round, calls
+  // `switch_set` (the app's: make the new set its realm-set file; may be
+  // empty), then deletes the record at the realms that left. Both clients
+  // must have the same state_dir (kConfig otherwise). A run whose
+  // registration already reached the new set resumes after it
+  // (docs/threshold.md, "Replacing a realm set").
+  absl::StatusOr<ThresholdMigration> Migrate(
+      const std::string& account, const SecretBytes& password,
+      ThresholdClient& from, const std::function<absl::Status()>& switch_set);
   // Waits for the background rotation and says how it ended (a failure
   // leaves the key unaffected; the next recovery rotates again); nullopt
   // when none was started since the last wait. Register, Recover, Repair,

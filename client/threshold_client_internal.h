@@ -128,15 +128,25 @@ struct ThresholdClient::Impl {
   // (one free status round) a realm is ACTIVE on its commitment.
   bool CommittedSomewhere(const std::string& account,
                           const threshold::Descriptor& d) const;
+  // How the realms answered a Commit round.
+  struct CommitTally {
+    int committed = 0;            // answered OK
+    std::vector<size_t> unheard;  // no answer, or another failure
+    std::vector<size_t> expired;  // STATE_EXPIRED (replaced there)
+  };
   // Commit to every realm; OK only when all n answered OK.
   absl::Status CommitEverywhere(const std::string& account,
                                 const threshold::Descriptor& d,
-                                const SecretBytes& commit_secret) const;
+                                const SecretBytes& commit_secret,
+                                CommitTally* tally = nullptr) const;
 
+  // `first`: positions prepared before the others (the realms a repair
+  // just readied): a refusal there leaves nothing pending elsewhere, where
+  // it would block the next try for pending_ttl (realm3 review finding 7).
   absl::StatusOr<ThresholdRegistration> Register(
       const std::string& account, const SecretBytes& password,
       const SecretBytes& backup_key, const std::vector<std::string>& proofs,
-      const Commitment& previous) const;
+      const Commitment& previous, const std::vector<size_t>& first = {}) const;
   // `answers`: the status round the recovery planned from, for the rotation.
   absl::StatusOr<ThresholdRecovery> Recover(
       const std::string& account, const SecretBytes& password,
@@ -188,6 +198,16 @@ struct ThresholdClient::Impl {
   void JoinRotation();
   std::thread rotation_thread;
   std::optional<ThresholdRotation> rotation_result;
+  // Migrate's parts (client/threshold_migrate.cc), on the new set's Impl.
+  // Every realm answered and each realm only in the new set (`joiner`) holds
+  // no registration: all free, before anything is counted.
+  absl::Status CheckNewSet(const std::vector<StatusAnswer>& answers,
+                           const std::vector<bool>& joiner) const;
+  // Deletes the record at realm `i` of this (old) set, with its proof, or
+  // once a reset is due (`may_reset`: this device knows the new version is
+  // the newest). "" when gone, else why not.
+  std::string Retire(const std::string& account, size_t i,
+                     const std::string& proof, bool may_reset) const;
   // Steps 6-10 after the KE1 round: fills out.backup_key and out.proofs.
   absl::Status FinishRound(const std::string& account,
                            const opaque::OpaqueClient& opaque,

@@ -42,6 +42,20 @@ std::string CheckAnswer(const threshold::RealmSet& set, size_t position,
                         a.effective_limit, " but its descriptor commits to ",
                         d->per_realm_limit);
   }
+  // Claims an honest realm never makes (docs/threshold.md, "A realm that
+  // lies in its status or at Prepare").
+  if (a.attempts_remaining > a.effective_limit) {
+    return absl::StrCat("it reports ", a.attempts_remaining,
+                        " attempts left, more than its limit ",
+                        a.effective_limit);
+  }
+  if (a.record == StatusAnswer::Record::kLocked && a.attempts_remaining > 0) {
+    return "it reports LOCKED with attempts left";
+  }
+  if (a.epoch < d->epoch) {
+    return absl::StrCat("it reports epoch ", a.epoch,
+                        ", below its own registration's ", d->epoch);
+  }
   *out = std::move(*d);
   return "";
 }
@@ -50,6 +64,30 @@ struct Group {
   std::optional<threshold::Descriptor> descriptor;
   std::vector<size_t> members;
 };
+
+// Realms of another group, newer than `best`, whose version no other realm
+// holds pending: every registration prepares at all n before any Commit, so
+// a committed newer version is pending where its Commit did not land.
+void NewerWithoutPrepare(const threshold::RealmSet& set,
+                         std::span<const StatusAnswer> answers,
+                         const std::map<std::string, Group>& groups,
+                         const Group& best, std::vector<RealmFault>& faults) {
+  for (const auto& [c, g] : groups) {
+    if (&g == &best || g.descriptor->epoch <= best.descriptor->epoch) continue;
+    for (size_t i : g.members) {
+      bool prepared = false;
+      for (size_t j = 0; j < answers.size(); ++j) {
+        prepared |= j != i && answers[j].error.ok() &&
+                    answers[j].pending_commitment == c;
+      }
+      if (prepared) continue;  // another device's registration in progress
+      faults.push_back({set.realms()[i].id,
+                        absl::StrCat("it claims a newer registration (epoch ",
+                                     g.descriptor->epoch,
+                                     ") that no other realm prepared")});
+    }
+  }
+}
 
 // Fewer than t realms answered the status round. When t realms refuse the
 // account or configuration (ACCOUNT_MISMATCH: the tokens are another
@@ -222,6 +260,7 @@ absl::StatusOr<RecoveryPlan> PlanRecovery(const threshold::RealmSet& set,
   RecoveryPlan plan;
   plan.descriptor = *best->descriptor;
   plan.commitment = plan.descriptor.Commitment();
+  NewerWithoutPrepare(set, answers, groups, *best, faults);
   plan.faults = std::move(faults);
   if (plan.descriptor.epoch < newest.epoch ||
       (plan.descriptor.epoch == newest.epoch &&

@@ -330,16 +330,17 @@ void ThresholdClient::Impl::StartRotation(const std::string& account,
   JoinRotation();
   // Copies: the caller's password and key may be gone before the thread
   // ends. SecretBytes erases them when the thread's lambda is destroyed.
-  rotation_thread =
-      std::thread([this, account, pw = SecretBytes::Copy(password.Reveal()),
-                   key = SecretBytes::Copy(recovered.backup_key.Reveal()),
-                   proofs = recovered.proofs, from = recovered.commitment,
-                   epoch = recovered.epoch, answers = std::move(answers)] {
+  rotation_thread = std::thread(
+      [this, account, pw = SecretBytes::Copy(password.Reveal()),
+       key = SecretBytes::Copy(recovered.backup_key.Reveal()),
+       proofs = recovered.proofs, from = recovered.commitment,
+       epoch = recovered.epoch, answers = std::move(answers)]() mutable {
         // A silent realm would fail the registration after another full
         // timeout (review finding 16), a LOCKED or lagging one is repaired
         // first (finding 7) or named.
         rotation_result = ReadyAndRegister(account, pw, key, proofs, from,
                                            epoch, answers, "not rotated");
+        for (std::string& p : proofs) sodium_memzero(p.data(), p.size());
       });
 }
 

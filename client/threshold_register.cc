@@ -170,12 +170,32 @@ absl::Status FirstFailure(const ThresholdClient::Impl& im,
   return out;
 }
 
+// Every realm prepared in this call, t or more committed, the others said
+// STATE_EXPIRED: a pending version is replaced only after pending_ttl, so
+// they accepted a Prepare they did not keep (docs/threshold.md, "A realm
+// that lies in its status or at Prepare"). The new version is in force.
+absl::Status ExpiredRightAfterPrepare(
+    const ThresholdClient::Impl& im,
+    const ThresholdClient::Impl::CommitTally& tally) {
+  std::vector<std::string> ids;
+  for (size_t i : tally.expired) ids.push_back(im.IdOf(i));
+  return ThresholdError(
+      VaultErrorKind::kRealmDegraded,
+      absl::StrCat("registered: the new version is committed at ",
+                   tally.committed, " of ", im.set.n(),
+                   " realms and is in force (use the new password); ",
+                   absl::StrJoin(ids, ", "),
+                   " accepted its Prepare in this call and then refused the "
+                   "Commit as expired: a realm fault, tell its operator. It "
+                   "lags until a recovery repairs it"));
+}
+
 }  // namespace
 
 absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
     const std::string& account, const SecretBytes& password,
     const SecretBytes& backup_key, const std::vector<std::string>& proofs,
-    const Commitment& previous) const {
+    const Commitment& previous, const std::vector<size_t>& first) const {
   std::vector<size_t> all(set.n());
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
   BKV_RETURN_IF_ERROR(CheckRealms(all));
@@ -201,17 +221,29 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
         PrepareFor(*this, account, dealing, descriptor, i, starts[i], proofs));
     prepares.push_back(std::move(req));
   }
-  Parallel(set.n(), [&](size_t i) {
-    vault::v1::ThresholdRegisterPrepareResponse resp;
-    results[i] = Call(i, "ThresholdRegisterPrepare", VaultCall::kFree,
-                      &vault::v1::Vault::Stub::ThresholdRegisterPrepare,
-                      prepares[i], &resp);
-  });
-  BKV_RETURN_IF_ERROR(FirstFailure(*this, results, "registration"));
+  // Two steps when `first` is given: those realms, then the rest.
+  std::vector<bool> early(set.n(), false);
+  for (size_t i : first) early[i] = true;
+  for (bool step : {true, false}) {
+    if (step && first.empty()) continue;
+    Parallel(set.n(), [&](size_t i) {
+      if (early[i] != step && !first.empty()) return;
+      vault::v1::ThresholdRegisterPrepareResponse resp;
+      results[i] = Call(i, "ThresholdRegisterPrepare", VaultCall::kFree,
+                        &vault::v1::Vault::Stub::ThresholdRegisterPrepare,
+                        prepares[i], &resp);
+    });
+    BKV_RETURN_IF_ERROR(FirstFailure(*this, results, "registration"));
+  }
   BKV_RETURN_IF_ERROR(
       SavePendingCommit(account, descriptor, dealing.commit_secret));
-  BKV_RETURN_IF_ERROR(
-      CommitEverywhere(account, dealing.d, dealing.commit_secret));
+  CommitTally tally;
+  absl::Status s =
+      CommitEverywhere(account, dealing.d, dealing.commit_secret, &tally);
+  if (!s.ok() && tally.unheard.empty() && tally.committed >= set.t()) {
+    return ExpiredRightAfterPrepare(*this, tally);
+  }
+  BKV_RETURN_IF_ERROR(s);
   return ThresholdRegistration{dealing.d.epoch, dealing.d.Commitment(),
                                dealing.d.per_realm_limit};
 }

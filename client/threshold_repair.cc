@@ -115,6 +115,12 @@ std::string ThresholdClient::Impl::ReadyOne(
     const absl::Status s = Call(i, "Delete", VaultCall::kFree,
                                 &vault::v1::Vault::Stub::Delete, req, &resp);
     if (s.ok()) return "";
+    if (VaultError::From(s).kind == VaultErrorKind::kProofRequired) {
+      // Only an ACTIVE record asks for a proof: one of its answers is a lie.
+      return "said LOCKED in its status but refuses Delete as an ACTIVE "
+             "registration: a realm fault (it misbehaves, unless another "
+             "device re-registered there just now), not the user's";
+    }
     return absl::StrCat("is LOCKED and refused Delete (",
                         absl::CEscape(s.message()), ")");
   }
@@ -191,7 +197,11 @@ ThresholdRotation ThresholdClient::Impl::ReadyAndRegister(
   out.status =
       ReadyEveryRealm(account, answers, commitment, epoch, proofs, what, ready);
   if (!out.status.ok()) return out;
-  auto r = Register(account, password, backup_key, proofs, commitment);
+  std::vector<size_t> first;  // the readied realms prepare first
+  for (size_t i = 0; i < answers.size(); ++i) {
+    if (!OnVersion(answers[i], commitment)) first.push_back(i);
+  }
+  auto r = Register(account, password, backup_key, proofs, commitment, first);
   out.status = r.status();
   if (!r.ok()) return out;
   out.registration = *std::move(r);

@@ -440,7 +440,18 @@ grpc::Status VaultService::ThresholdRecoverFinish(
     const vault::v1::ThresholdRecoverFinishRequest* req,
     vault::v1::ThresholdRecoverFinishResponse* resp) {
   return Handle("ThresholdRecoverFinish", ctx, [&](const std::string& account) {
-    BKV_RETURN_IF_ERROR(CheckNamedAccount(req->account(), account));
+    if (!CheckNamedAccount(req->account(), account).ok()) {
+      // The token's account counted this attempt at RecoverStart; refusing
+      // here leaves that login open (it expires counted): spent, not "not
+      // counted" (realm3 review finding 10).
+      return WithAttempt(
+          WithDetail(absl::InvalidArgumentError(
+                         "the request is for another account than its "
+                         "token's; the attempt counted at "
+                         "ThresholdRecoverStart stays spent"),
+                     vault::v1::ErrorDetail::REASON_ACCOUNT_MISMATCH),
+          vault::v1::ErrorDetail::ATTEMPT_SPENT);
+    }
     auto out = vault_.RecoverFinish(account, Bytes(req->ke3()),
                                     Bytes(req->login_state()));
     if (!out.ok()) return out.status();

@@ -131,6 +131,43 @@ absl::StatusOr<Vault::ThresholdStep> MaliciousStart(
   step.proof = eval.proof;
   return step;
 }
+
+// The test realm's lies in the free status round (tests/server/test_realm.h).
+void LieInStatus(Vault::ThresholdStatusView& out) {
+  using test_realm::Fault;
+  switch (test_realm::Mode()) {
+    case Fault::kStatusNewer: {
+      auto d = threshold::Descriptor::Parse(out.descriptor);
+      if (!d.ok()) return;
+      d->epoch += 1;
+      d->version[0] ^= 0x01;
+      out.descriptor = d->Serialize();
+      const auto c = d->Commitment();
+      out.commitment.assign(c.begin(), c.end());
+      out.epoch = d->epoch;
+      return;
+    }
+    case Fault::kStatusMore:
+      out.status.attempts_remaining = out.status.attempt_limit + 5;
+      return;
+    case Fault::kStatusFewer:
+      out.status.attempts_remaining = 1;
+      return;
+    case Fault::kStatusLocked:
+      out.status.status = policy::Status::kLocked;
+      out.status.attempts_remaining = 0;  // the rest as a locked realm's
+      return;
+    case Fault::kStatusGarbage:
+      out.descriptor.resize(200);
+      randombytes_buf(out.descriptor.data(), out.descriptor.size());
+      out.commitment.resize(crypto_hash_sha256_BYTES);
+      crypto_hash_sha256(out.commitment.data(), out.descriptor.data(),
+                         out.descriptor.size());
+      return;
+    default:
+      return;
+  }
+}
 #endif
 
 }  // namespace
@@ -162,6 +199,9 @@ absl::StatusOr<Vault::ThresholdStatusView> Vault::ThresholdStatus(
   out.descriptor.assign(r.descriptor_bytes().begin(),
                         r.descriptor_bytes().end());
   out.committed_limit = r.per_realm_limit();
+#ifdef BKV_TEST_REALM
+  LieInStatus(out);
+#endif
   return out;
 }
 
@@ -189,6 +229,11 @@ absl::Status Vault::ThresholdRegisterPrepare(
     std::span<const uint8_t> record_bytes, std::span<const uint8_t> payload,
     std::span<const uint8_t> proof) {
   BKV_RETURN_IF_ERROR(CheckRealm());
+#ifdef BKV_TEST_REALM
+  if (test_realm::Mode() == test_realm::Fault::kPrepareSkip) {
+    return absl::OkStatus();  // the lie: "prepared", nothing stored
+  }
+#endif
   const int64_t now = options_.now_ms();
   auto ticket = OpenTicket(ticket_sealer_, account,
                            TicketPurpose::kRealmRegister, ticket_bytes, now);
@@ -369,7 +414,7 @@ absl::StatusOr<Vault::ThresholdStep> Vault::ThresholdRecoverStart(
                                 " bytes): check the client's realm set"));
   }
 #ifdef BKV_TEST_REALM
-  if (test_realm::Mode() != test_realm::Fault::kNone) {
+  if (test_realm::LiesAtRecoverStart(test_realm::Mode())) {
     auto raw = store_.Get(std::string_view(account.data(), account.size()));
     if (!raw.ok() || !raw->has_realm()) return NotRegistered();
     return MaliciousStart(*raw, options_.realm_id, *options_.realm_keys,

@@ -115,9 +115,9 @@ void RegisterCompletionCommand(CommandTree& t) {
 // The commands, in the order `bkv --help` lists them.
 using Registration = void (*)(CommandTree&);
 constexpr Registration kRegistrations[] = {
-    RegisterKeyCommands,       RegisterBackupCommands, RegisterRepoCommands,
-    RegisterStoreCommands,     RegisterVaultCommands,  RegisterSlotCommands,
-    RegisterCompletionCommand,
+    RegisterKeyCommands,   RegisterBackupCommands,    RegisterRepoCommands,
+    RegisterStoreCommands, RegisterVaultCommands,     RegisterSlotCommands,
+    RegisterRealmCommands, RegisterCompletionCommand,
 };
 
 void Register(CommandTree& tree) {

@@ -6,6 +6,7 @@
 // repository and the key's source. The parser (command_tree.h) fills Args;
 // the command files (backup_commands.cc, repo_commands.cc, ...) read it.
 
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <map>
@@ -23,6 +24,7 @@
 #include "client/cli/passkey_page.h"
 #include "client/key_slots.h"
 #include "client/repo/repository.h"
+#include "client/threshold_client.h"
 #include "client/vault_client.h"
 #include "crypto/backup_key.h"
 #include "crypto/secret_bytes.h"
@@ -129,6 +131,11 @@ absl::StatusOr<SlotSecret> LoadSecret(const Args& a, FILE* err,
 // command runs on and this, called once before the CLI exits, waits for the
 // rotation and says on `err` why it failed (docs/threshold.md).
 void WaitForRealmRotation(FILE* err);
+// A client of the realm set in `path` (--token-dir, the vault flags, the
+// state directory), and the keyring slot label of a set (key_source.cc).
+absl::StatusOr<std::unique_ptr<client::ThresholdClient>> OpenRealms(
+    const Args& a, FILE* err, const std::string& path);
+std::array<uint8_t, 32> RealmSetSlotOf(const threshold::RealmSet& set);
 // A vault slot names the pinned vault key and the account.
 absl::StatusOr<VaultParams> VaultSlotParams(const Args& a, const Vault& v);
 // --rp-id, --passkey-timeout, --open.

@@ -81,6 +81,7 @@ void RegisterRepoCommands(
 void RegisterStoreCommands(CommandTree& t);  // list
 void RegisterVaultCommands(CommandTree& t);  // vault status|delete|...
 void RegisterSlotCommands(CommandTree& t);   // slot list|add|remove, rekey
+void RegisterRealmCommands(CommandTree& t);  // realms migrate
 
 }  // namespace bkv::cli
 

@@ -184,16 +184,7 @@ absl::StatusOr<BackupKey> RegisterNewKey(Vault& v, const SecretBytes& password,
 
 }  // namespace
 
-namespace {
-
-// The slot of a realm set: its "vault key" is a digest of what identifies
-// the set (t, L, the ordered ids and identity keys: what the descriptor
-// check compares), not the endpoints, so a realm that moves keeps the slot
-// (review of tsdk, finding 10).
-absl::StatusOr<VaultParams> RealmSlotParams(const Args& a) {
-  BKV_ASSIGN_OR_RETURN(std::string path, Need(a, "--realms"));
-  BKV_ASSIGN_OR_RETURN(auto set, client::LoadRealmSetFile(path));
-  VaultParams p;
+std::array<uint8_t, 32> RealmSetSlotOf(const threshold::RealmSet& set) {
   std::string text = absl::StrCat("bkv-realm-set-slot/v2\nt ", set.t(),
                                   "\nlimit ", set.limits().advertised, "\n");
   for (const auto& r : set.realms()) {
@@ -201,19 +192,14 @@ absl::StatusOr<VaultParams> RealmSlotParams(const Args& a) {
   }
   const Sha512Digest h =
       Sha512({{reinterpret_cast<const uint8_t*>(text.data()), text.size()}});
-  std::copy_n(h.begin(), p.vault_key.size(), p.vault_key.begin());
-  p.account = Value(a, "--account");
-  if (p.account.empty())
-    return Usage("--realms needs --account (or BKV_ACCOUNT)");
-  return p;
+  std::array<uint8_t, 32> out{};
+  std::copy_n(h.begin(), out.size(), out.begin());
+  return out;
 }
 
-// --realms F --token-dir D: the key is split across threshold realms
-// (docs/threshold.md); D holds one token file per realm id.
 absl::StatusOr<std::unique_ptr<client::ThresholdClient>> OpenRealms(
-    const Args& a, FILE* err) {
-  BKV_ASSIGN_OR_RETURN(auto set,
-                       client::LoadRealmSetFile(Value(a, "--realms")));
+    const Args& a, FILE* err, const std::string& path) {
+  BKV_ASSIGN_OR_RETURN(auto set, client::LoadRealmSetFile(path));
   BKV_ASSIGN_OR_RETURN(std::string dir, Need(a, "--token-dir"));
   client::ThresholdOptions o;
   BKV_RETURN_IF_ERROR(VaultOptionsFrom(a, err, o.vault));
@@ -234,6 +220,30 @@ absl::StatusOr<std::unique_ptr<client::ThresholdClient>> OpenRealms(
   return std::move(*c);
 }
 
+namespace {
+
+// The slot of a realm set: its "vault key" is a digest of what identifies
+// the set (t, L, the ordered ids and identity keys: what the descriptor
+// check compares), not the endpoints, so a realm that moves keeps the slot
+// (review of tsdk, finding 10); a set that replaced another carries that
+// one's slot in its `slot` line (docs/threshold.md, "The key slot").
+absl::StatusOr<VaultParams> RealmSlotParams(const Args& a) {
+  BKV_ASSIGN_OR_RETURN(std::string path, Need(a, "--realms"));
+  client::RealmSetSlot slot;
+  BKV_ASSIGN_OR_RETURN(auto set, client::LoadRealmSetFile(path, &slot));
+  VaultParams p;
+  p.vault_key = slot ? *slot : RealmSetSlotOf(set);
+  p.account = Value(a, "--account");
+  if (p.account.empty())
+    return Usage("--realms needs --account (or BKV_ACCOUNT)");
+  return p;
+}
+
+absl::StatusOr<std::unique_ptr<client::ThresholdClient>> OpenRealms(
+    const Args& a, FILE* err) {
+  return OpenRealms(a, err, Value(a, "--realms"));
+}
+
 // The realm client whose rotation may still run: kept until the command
 // ends (WaitForRealmRotation), so the command's work overlaps it.
 std::unique_ptr<client::ThresholdClient>& RotatingRealms() {
@@ -250,6 +260,20 @@ void SayNotRotated(FILE* err, const absl::Status& why) {
                "bkv: %sthe key was not re-registered with fresh shares "
                "(%s); tried again after the next recovery\n",
                degraded ? "WARNING: " : "", std::string(why.message()).c_str());
+}
+
+// A wrong password right after Plan completed a change carries the note
+// too (realm3 review finding 4): the user reads the error, not stderr.
+absl::Status WithNote(const absl::Status& s, const std::string& note) {
+  if (note.empty() || client::VaultError::From(s).kind !=
+                          client::VaultErrorKind::kInvalidPassword) {
+    return s;
+  }
+  absl::Status out(s.code(), absl::StrCat(s.message(), "; note: ", note));
+  s.ForEachPayload([&](absl::string_view url, const absl::Cord& c) {
+    out.SetPayload(url, c);
+  });
+  return out;
 }
 
 absl::StatusOr<SlotSecret> LoadRealmSecret(const Args& a, FILE* err,
@@ -281,10 +305,17 @@ absl::StatusOr<SlotSecret> LoadRealmSecret(const Args& a, FILE* err,
     std::fprintf(err, "bkv: note: %s\n", plan->rolled_forward.c_str());
   }
   auto got = realms->Recover(params.account, password);
-  if (!got.ok()) return Explained(got.status());
+  if (!got.ok()) return Explained(WithNote(got.status(), plan->rolled_forward));
+  if (!got->rolled_forward.empty()) {
+    std::fprintf(err, "bkv: note: %s\n", got->rolled_forward.c_str());
+  }
   if (!got->faults.empty()) {
     std::fprintf(err, "bkv: WARNING: realm fault, excluded: %s\n",
                  client::DescribeFaults(got->faults).c_str());
+  }
+  if (!got->lagging.empty()) {  // a LOCKED realm may mean guesses there
+    std::fprintf(err, "bkv: note: not on the recovered registration: %s\n",
+                 client::DescribeFaults(got->lagging).c_str());
   }
   if (!got->rotation.ok()) SayNotRotated(err, got->rotation);
   if (got->rotation_started) RotatingRealms() = std::move(realms);

@@ -84,7 +84,35 @@ absl::Status VaultDeleteCmd(Context& c) {
   return absl::OkStatus();
 }
 
+// With realms: a recovery with the current password (one attempt at each
+// realm of the group), then the new one registered at all n; a realm down
+// changes nothing (docs/threshold.md, "Password change").
+absl::Status RealmsChangePassword(Context& c) {
+  const std::string account = Value(c.args, "--account");
+  if (account.empty())
+    return Usage("--realms needs --account (or BKV_ACCOUNT)");
+  BKV_ASSIGN_OR_RETURN(auto realms,
+                       OpenRealms(c.args, c.err, Value(c.args, "--realms")));
+  BKV_ASSIGN_OR_RETURN(SecretBytes old_pw,
+                       AskPassword(c.args, "current password"));
+  BKV_ASSIGN_OR_RETURN(SecretBytes new_pw, AskPassword(c.args, "new password"));
+  BKV_RETURN_IF_ERROR(ConfirmNewPassword(c.args, new_pw, account));
+  auto reg = realms->ChangePassword(account, old_pw, new_pw);
+  if (!reg.ok()) return Explained(reg.status());
+  if (c.args.json) {
+    std::fprintf(c.out, "{\"password_changed\":true,\"attempt_limit\":%u}\n",
+                 reg->per_realm_limit);
+    return absl::OkStatus();
+  }
+  std::fprintf(c.out,
+               "%s: password changed at all %d realms; the backup key is the "
+               "same (%u attempts per realm)\n",
+               account.c_str(), realms->realms().n(), reg->per_realm_limit);
+  return absl::OkStatus();
+}
+
 absl::Status VaultChangePasswordCmd(Context& c) {
+  if (c.args.values.count("--realms")) return RealmsChangePassword(c);
   BKV_ASSIGN_OR_RETURN(Vault v, OpenVault(c.args, c.err));
   BKV_ASSIGN_OR_RETURN(SecretBytes old_pw,
                        AskPassword(c.args, "current password"));
@@ -192,7 +220,11 @@ void RegisterVaultCommands(CommandTree& t) {
       "Asks for the current and the new password (the new one twice) on the "
       "terminal, or reads them (two lines) with --password-stdin; proves the "
       "current one (one attempt), then stores the same backup key behind the "
-      "new one.",
+      "new one. With --realms F --token-dir D: the proof spends one attempt "
+      "at each realm of the agreeing group, and the new password is "
+      "registered at every realm of the set; if a realm is down or cannot be "
+      "repaired nothing changes (the current password keeps working): "
+      "repeat once it is back.",
       VaultChangePasswordCmd);
   CLI::App* reset = t.Add(
       *v, "reset", "forgot the password: --request, then --complete",

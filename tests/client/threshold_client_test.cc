@@ -9,6 +9,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
@@ -55,7 +56,8 @@ enum class Mode {
   kDropFinishOnce,      // the next RecoverFinish is not forwarded: UNAVAILABLE
   kSkipPrepare,         // Prepare answered OK, not forwarded: the realm lags
   kFakeAccountRefusal,  // status refused with ACCOUNT_MISMATCH, not forwarded
-  kLoseCommitAnswer     // Commit forwarded (applied), answered UNAVAILABLE
+  kLoseCommitAnswer,    // Commit forwarded (applied), answered UNAVAILABLE
+  kRefusePrepare        // Prepare refused, not forwarded
 };
 
 // Relays the Threshold* calls to one realm, playing `mode`.
@@ -164,6 +166,9 @@ class Relay final : public v1::Vault::Service {
       grpc::ServerContext* c, const v1::ThresholdRegisterPrepareRequest* r,
       v1::ThresholdRegisterPrepareResponse* o) override {
     if (mode == Mode::kSkipPrepare) return grpc::Status::OK;
+    if (mode == Mode::kRefusePrepare) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "prepare refused");
+    }
     return Forward(c, &v1::Vault::Stub::ThresholdRegisterPrepare, *r, o);
   }
   grpc::Status ThresholdRegisterCommit(
@@ -240,7 +245,12 @@ class ThresholdClientTest : public ::testing::Test {
       Realm r;
       r.id = TestRealmId(i);
       r.process = std::make_unique<VaultProcess>();
-      ASSERT_TRUE(r.process->Start(RealmArgs(r.id, args))) << r.process->log();
+      std::vector<std::string> a = RealmArgs(r.id, args);
+      if (i == 0 && !lie_file_.empty()) {  // realm-a lies as lie_file_ says
+        r.process->set_binary(BKV_TESTREALM_BIN);
+        a.insert(a.end(), {"--test-fault-file", lie_file_});
+      }
+      ASSERT_TRUE(r.process->Start(a)) << r.process->log();
       r.relay = std::make_unique<Relay>(r.process->address());
       realms_.push_back(std::move(r));
     }
@@ -252,7 +262,12 @@ class ThresholdClientTest : public ::testing::Test {
     std::string out = "bkv-realm-set v1\n# test realms\nt " +
                       std::to_string(t) + "\nlimit " + std::to_string(limit) +
                       "\n";
-    for (const auto& r : realms_) {
+    for (size_t i = 0; i < realms_.size(); ++i) {
+      if (!in_set_.empty() &&
+          std::find(in_set_.begin(), in_set_.end(), i) == in_set_.end()) {
+        continue;
+      }
+      const Realm& r = realms_[i];
       out += "realm " + r.id + " " +
              (direct ? r.process->address() : r.relay->address()) + " " +
              HexEncode(r.process->public_key()) + "\n";
@@ -363,6 +378,11 @@ class ThresholdClientTest : public ::testing::Test {
   }
 
   std::vector<std::string> cli_flags_;
+  // Set before StartRealms: realm-a is bkv-vault-testrealm reading its lie
+  // from this file at every call (tests/server/test_realm.h).
+  std::string lie_file_;
+  // The realms (positions) SetFile and Client use; empty: all of them.
+  std::vector<size_t> in_set_;
   std::function<void(client::ThresholdOptions&)> tweak_;
   uint32_t limit_ = 10;  // the advertised L in Client()'s set
   std::vector<Realm> realms_;
@@ -773,11 +793,17 @@ TEST_F(ThresholdClientTest, OneExpiredCommitKeepsTheRollForward) {
   ASSERT_FALSE(c->Register(kAccount, third_pw, key_, got->proofs).ok());
   auto third = c->Recover(kAccount, third_pw);
   ASSERT_TRUE(third.ok()) << third.status();
-  EXPECT_EQ(third->rolled_forward, "");
+  // It says what still waits instead (the finding's proposal).
+  EXPECT_NE(third->rolled_forward.find("still waits for realm-c"),
+            std::string::npos)
+      << third->rolled_forward;
   auto typo = c->Recover(kAccount, SecretBytes::Copy("third horse batery"));
   ASSERT_FALSE(typo.ok());
   EXPECT_EQ(KindOf(typo.status()), VaultErrorKind::kInvalidPassword);
   EXPECT_EQ(typo.status().message().find("completed just now"),
+            std::string::npos)
+      << typo.status();
+  EXPECT_NE(typo.status().message().find("still waits for realm-c"),
             std::string::npos)
       << typo.status();
 }
@@ -1058,6 +1084,83 @@ TEST_F(ThresholdClientTest, RealmAheadGetsNoReset) {
 // version at all three. Then realm-c locked: the rotation of a recovery
 // repairs on its own. With realm-b killed, a and c (both repaired) recover,
 // and a repair now names realm-b as degraded instead of running 2-of-2.
+// Issue 18 §5 (docs/threshold.md, "A realm that lies in its status or at
+// Prepare"): realm-a is honest except for the free call it lies in. A lie
+// the client can prove names realm-a and the recovery goes through b and c;
+// one it cannot prove only leaves a out or shows a lower count; a Prepare it
+// accepted and dropped leaves the new version in force at b and c. No lie
+// costs an honest realm more than the try's one attempt (all back at G = 5).
+TEST_F(ThresholdClientTest, RealmLyingInStatusOrPrepare) {
+  lie_file_ = state_dir_.string() + "-lie";
+  const auto lie = [&](const char* mode) { std::ofstream(lie_file_) << mode; };
+  lie("");
+  StartRealms(3);
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  for (const char* mode : {"status-more", "status-garbage", "status-newer"}) {
+    lie(mode);
+    auto got = c->Recover(kAccount, password_);
+    lie("");
+    ASSERT_TRUE(got.ok()) << mode << ": " << got.status();
+    EXPECT_TRUE(got->backup_key == key_) << mode;
+    ASSERT_EQ(got->faults.size(), 1u) << mode;
+    EXPECT_EQ(got->faults[0].realm_id, "realm-a") << mode;
+    EXPECT_EQ(got->proofs[0], "") << mode << ": realm-a was asked";
+    ExpectRemainingAtEvery(5, mode);
+  }
+  // A wrong password beside a lie: the password's fault (it is wrong), one
+  // attempt at each honest realm, none at the liar, and the liar named.
+  lie("status-newer");
+  auto wrong = c->Recover(kAccount, SecretBytes::Copy("wrong horse"));
+  lie("");
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(KindOf(wrong.status()), VaultErrorKind::kInvalidPassword);
+  EXPECT_NE(wrong.status().message().find("realm-a"), std::string::npos)
+      << wrong.status();
+  EXPECT_EQ(Status(0).attempts_remaining(), 5u);
+  EXPECT_EQ(Status(1).attempts_remaining(), 4u);
+  EXPECT_EQ(Status(2).attempts_remaining(), 4u);
+  lie("status-fewer");  // not provable: only the shown minimum is lower
+  auto fewer = c->Recover(kAccount, password_);
+  ASSERT_TRUE(fewer.ok()) << fewer.status();
+  EXPECT_TRUE(fewer->faults.empty());
+  EXPECT_EQ(fewer->attempts_remaining_before, 1u);
+  lie("status-locked");  // not provable until a's Delete contradicts it
+  auto locked = c->Recover(kAccount, password_);
+  ASSERT_TRUE(locked.ok()) << locked.status();
+  EXPECT_EQ(locked->proofs[0], "");
+  ASSERT_EQ(locked->lagging.size(), 1u);
+  EXPECT_EQ(locked->lagging[0].realm_id, "realm-a");
+  auto rep = c->Repair(kAccount, password_, *locked);
+  lie("");
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(KindOf(rep.status()), VaultErrorKind::kRealmDegraded);
+  EXPECT_NE(rep.status().message().find("realm-a said LOCKED"),
+            std::string::npos)
+      << rep.status();
+  EXPECT_EQ(Status(0).commitment(), Status(1).commitment());  // not deleted
+  ExpectRemainingAtEvery(5, "locked");
+  // Prepare accepted and dropped: the new password is in force at b and c.
+  const SecretBytes second_pw = SecretBytes::Copy("second horse battery");
+  lie("prepare-skip");
+  auto reg = c->Register(kAccount, second_pw, key_, fewer->proofs);
+  lie("");
+  ASSERT_FALSE(reg.ok());
+  EXPECT_EQ(KindOf(reg.status()), VaultErrorKind::kRealmDegraded);
+  EXPECT_NE(reg.status().message().find("in force"), std::string::npos)
+      << reg.status();
+  EXPECT_NE(reg.status().message().find("realm-a accepted its Prepare"),
+            std::string::npos)
+      << reg.status();
+  auto got = c->Recover(kAccount, second_pw);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+  ASSERT_EQ(got->lagging.size(), 1u);
+  EXPECT_EQ(got->lagging[0].realm_id, "realm-a");
+  ExpectRemainingAtEvery(5, "prepare-skip");
+  std::filesystem::remove(lie_file_);
+}
+
 TEST_F(ThresholdClientTest, LockedRealmIsRepaired) {
   StartRealms(3);
   auto c = Client(2);
@@ -1088,6 +1191,15 @@ TEST_F(ThresholdClientTest, LockedRealmIsRepaired) {
       << stale.status();
   EXPECT_EQ(Status(0).status(), v1::RECORD_STATUS_LOCKED) << "nothing sent";
   got->recovered_at_ms += 10 * 60 * 1000;
+  // The readied realm prepares first: its refusal leaves nothing pending at
+  // b and c, so the repair can be retried at once (finding 7).
+  realms_[0].relay->mode = Mode::kRefusePrepare;
+  auto refused = c->Repair(kAccount, password_, *got);
+  realms_[0].relay->mode = Mode::kPass;
+  ASSERT_FALSE(refused.ok());
+  for (size_t i : {1, 2}) {
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
+  }
   auto repaired = c->Repair(kAccount, password_, *got);
   ASSERT_TRUE(repaired.ok()) << repaired.status();
   EXPECT_EQ(repaired->repaired, std::vector<std::string>{"realm-a"});
@@ -1190,6 +1302,151 @@ TEST_F(ThresholdClientTest, LyingEpochIsTheRealmsFault) {
     EXPECT_TRUE(Status(i).pending_commitment().empty());
   realms_[1].relay->mode = Mode::kPass;
   EXPECT_TRUE(c->Register(kAccount, password_, key_).ok());
+}
+
+// Realm-set replacement (docs/threshold.md, "Replacing a realm set"): a
+// backup through A,B,C; `bkv realms migrate` to A,B,D deletes at realm-c,
+// which never held the new dealing; with realm-c stopped, `bkv restore`
+// through the switched file (its slot line finds the backup's slot) opens
+// the backup; the old set is refused afterwards and spends nothing.
+TEST_F(ThresholdClientTest, CliMigratesToAReplacedRealmSet) {
+  StartRealms(4);
+  in_set_ = {0, 1, 2};
+  namespace fs = std::filesystem;
+  const fs::path dir = CliDir(1000, 'r');
+  const std::string store = "file://" + (dir / "store").string();
+  const std::string pw = "correct horse battery staple\n";
+  const std::string old_set = SetFile(2);
+  CliRun b =
+      Bkv(With({"backup", (dir / "src").string(), "--to", store}), pw, dir);
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const std::string before = Status(2).commitment();
+  in_set_ = {0, 1, 3};
+  std::ofstream(dir / "new") << SetFile(2);
+  CliRun m =
+      Bkv(With({"realms", "migrate", "--to", (dir / "new").string()}), pw, dir);
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  EXPECT_NE(m.out.find("deleted at realm-c"), std::string::npos) << m.out;
+  EXPECT_FALSE(fs::exists(dir / "realms.previous"));
+  const std::string now = Status(0).commitment();
+  EXPECT_NE(now, before);
+  for (size_t i : {0, 1, 3}) {
+    EXPECT_EQ(Status(i).status(), v1::RECORD_STATUS_ACTIVE) << i;
+    EXPECT_EQ(Status(i).commitment(), now) << i;
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
+    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << i;
+  }
+  const v1::ThresholdStatusResponse c = Status(2);
+  EXPECT_EQ(c.status(), v1::RECORD_STATUS_NONE) << "realm-c deleted";
+  EXPECT_TRUE(c.commitment().empty() && c.pending_commitment().empty());
+  ASSERT_EQ(realms_[2].process->Stop(), 0);
+  CliRun r = Bkv(
+      With({"restore", "--from", store, "--to", (dir / "restored").string()}),
+      pw, dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream restored(dir / "restored" / "chat.db");
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(restored)), {}),
+            std::string(1000, 'r'));
+  // The old set's file: realm-a and realm-b hold another set's registration,
+  // realm-c is gone; refused before anything is counted.
+  std::ofstream(dir / "old") << old_set;
+  std::vector<std::string> back =
+      With({"restore", "--from", store, "--to", (dir / "back").string()});
+  *(std::find(back.begin(), back.end(), "--realms") + 1) =
+      (dir / "old").string();
+  CliRun refused = Bkv(back, pw, dir);
+  EXPECT_NE(refused.exit_code, 0) << refused.err;
+  for (size_t i : {0, 1, 3}) {
+    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing spent: " << i;
+  }
+  ::unsetenv("BKV_STATE_DIR");
+}
+
+// `bkv vault change-password --realms`: the old password is then refused
+// at every realm (charged) and the new one recovers. Then a migration
+// A,B,C -> A,B,D cut during its Commits (the old set still recovers: the new
+// set's roll-forward record is not sent to it), and cut again after its
+// registration at the new set, before the file switch (the switch fails, as
+// if the client died there): the old set is
+// refused on this device without spending anything, and the next `bkv
+// realms migrate` resumes without a recovery, switches the file and deletes
+// at realm-c once the reset it requested is due (a crash loses the proofs).
+TEST_F(ThresholdClientTest, ChangePasswordThenAnInterruptedMigrationResumes) {
+  StartRealms(4, {"--reset-delay-s", "1"});
+  in_set_ = {0, 1, 2};
+  namespace fs = std::filesystem;
+  const fs::path dir = CliDir(10, 'p');
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.state_dir = (dir / "state").string();
+  };
+  ASSERT_TRUE(Client(2)->Register(kAccount, password_, key_).ok());
+  CliRun change = Bkv(With({"vault", "change-password"}),
+                      "correct horse battery\nsecond kite meadow\n", dir);
+  ASSERT_EQ(change.exit_code, 0) << change.err;
+  EXPECT_NE(change.out.find("password changed at all 3 realms"),
+            std::string::npos)
+      << change.out;
+  auto from = Client(2);
+  auto wrong = from->Recover(kAccount, password_);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(KindOf(wrong.status()), VaultErrorKind::kInvalidPassword)
+      << wrong.status();
+  ExpectRemainingAtEvery(4, "the old password is charged");
+  const SecretBytes new_pw = SecretBytes::Copy("second kite meadow");
+  auto got = from->Recover(kAccount, new_pw);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+
+  in_set_ = {0, 1, 3};
+  std::ofstream(dir / "new") << SetFile(2);
+  auto to = Client(2);
+  // Cut during the Commits (none lands): the new set's roll-forward record
+  // is never sent to the old set, which still recovers.
+  for (size_t i : {0, 1, 3}) realms_[i].relay->mode = Mode::kDropCommit;
+  ASSERT_FALSE(to->Migrate(kAccount, new_pw, *from, {}).ok());
+  for (size_t i : {0, 1, 3}) realms_[i].relay->mode = Mode::kPass;
+  auto still = from->Recover(kAccount, new_pw);
+  ASSERT_TRUE(still.ok()) << still.status();
+  EXPECT_NE(still->rolled_forward.find("another realm set"), std::string::npos)
+      << still->rolled_forward;
+  // Cut after the registration at the new set, before the switch.
+  auto cut = to->Migrate(kAccount, new_pw, *from, [] {
+    return absl::UnavailableError("killed before the switch");
+  });
+  ASSERT_FALSE(cut.ok());
+  EXPECT_NE(cut.status().message().find("killed before the switch"),
+            std::string::npos)
+      << cut.status();
+  const std::string now = Status(0).commitment();
+  for (size_t i : {0, 1, 3}) EXPECT_EQ(Status(i).commitment(), now) << i;
+  EXPECT_EQ(Status(2).status(), v1::RECORD_STATUS_ACTIVE) << "not deleted";
+  EXPECT_NE(Status(2).commitment(), now) << "never the new dealing";
+  auto back = from->Recover(kAccount, new_pw);
+  EXPECT_FALSE(back.ok());
+  for (size_t i : {0, 1, 2, 3}) {
+    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing spent: " << i;
+  }
+  const std::vector<std::string> again =
+      With({"realms", "migrate", "--to", (dir / "new").string()});
+  CliRun resume = Bkv(again, "second kite meadow\n", dir);
+  ASSERT_EQ(resume.exit_code, 0) << resume.err;
+  EXPECT_NE(resume.err.find("resumed"), std::string::npos) << resume.err;
+  EXPECT_NE(resume.err.find("a reset was requested there"), std::string::npos)
+      << resume.err;
+  auto switched = client::LoadRealmSetFile((dir / "realms").string());
+  ASSERT_TRUE(switched.ok()) << switched.status();
+  EXPECT_EQ(switched->realms()[2].id, "realm-d");
+  // realm-c's reset delay is 1 s: run again until it is deleted (bounded).
+  for (int i = 0; i < 40 && fs::exists(dir / "realms.previous"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(Bkv(again, "second kite meadow\n", dir).exit_code, 0);
+  }
+  EXPECT_FALSE(fs::exists(dir / "realms.previous"));
+  EXPECT_EQ(Status(2).status(), v1::RECORD_STATUS_NONE);
+  for (size_t i : {0, 1, 3}) {
+    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "resumed uncounted";
+  }
+  ::unsetenv("BKV_STATE_DIR");
 }
 
 // The C ABI (bkv_realms_*), through a program linked only against
@@ -1327,6 +1584,28 @@ TEST_F(PlanRecoveryTest, Decisions) {
   down.error = absl::UnavailableError("down");
   EXPECT_EQ(Plan({down, down, Active(v2)}).status().code(),
             absl::StatusCode::kUnavailable);
+  // Lies an honest realm never tells ("A realm that lies in its status or
+  // at Prepare"): more attempts than its limit, LOCKED with attempts, an
+  // epoch below its descriptor's, a newer version nobody else prepared.
+  auto more = Active(v2, 6);
+  auto locked = Active(v2, 2);
+  locked.record = client::StatusAnswer::Record::kLocked;
+  auto below = Active(v2);
+  below.epoch = 1;
+  for (const auto& liar : {more, locked, below, Active(v3)}) {
+    p = Plan({liar, Active(v2), Active(v2)});
+    ASSERT_TRUE(p.ok()) << p.status();
+    ASSERT_EQ(p->faults.size(), 1u) << p->faults.size();
+    EXPECT_EQ(p->faults[0].realm_id, "realm-a");
+    EXPECT_EQ(p->group, (std::vector<size_t>{1, 2}));
+  }
+  // A newer version another realm holds pending: a registration in
+  // progress, not a lie.
+  auto pending = Active(v2);
+  pending.pending_commitment = Active(v3).commitment;
+  p = Plan({Active(v3), pending, Active(v2)});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->faults.empty());
 }
 
 TEST(RealmSetFileTest, StrictParse) {
@@ -1364,6 +1643,19 @@ TEST(RealmSetFileTest, StrictParse) {
                      .ok())
         << id;
   }
+  // The slot line a migration writes: once, 64 hex digits.
+  const std::string base =
+      "bkv-realm-set v1\nt 1\nlimit 10\nrealm a 127.0.0.1:1 " + g + "\n";
+  client::RealmSetSlot slot;
+  ASSERT_TRUE(client::ParseRealmSet(base + "slot " + key + "\n", &slot).ok());
+  ASSERT_TRUE(slot.has_value());
+  EXPECT_EQ((*slot)[0], 0xaa);
+  ASSERT_TRUE(client::ParseRealmSet(base, &slot).ok());
+  EXPECT_FALSE(slot.has_value());
+  EXPECT_FALSE(client::ParseRealmSet(base + "slot abc\n").ok());
+  EXPECT_FALSE(
+      client::ParseRealmSet(base + "slot " + key + "\nslot " + key + "\n")
+          .ok());
   auto garbage =
       client::ParseRealmSet("bkv-realm-set v1\nt 2\nlimit 10\nfoo\n");
   ASSERT_FALSE(garbage.ok());

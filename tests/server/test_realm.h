@@ -15,15 +15,42 @@
 //     known-key       answers with a key of its own and a valid proof for
 //                     that key, not for its committed share (uncounted)
 //     garbage         random KE2 and proof bytes (uncounted)
+//   Lies in the free calls (everything else honest, counting included;
+//   docs/threshold.md, "A realm that lies in its status or at Prepare"):
+//     status-newer    ThresholdStatus claims an ACTIVE version one epoch
+//                     newer (its descriptor with epoch + 1 and another
+//                     version: another commitment)
+//     status-more     ThresholdStatus reports more attempts than its limit
+//     status-fewer    ThresholdStatus reports 1 attempt left
+//     status-locked   ThresholdStatus says LOCKED with 0 attempts left
+//     status-garbage  ThresholdStatus sends a random descriptor
+//     prepare-skip    ThresholdRegisterPrepare answers OK, stores nothing
+//
+//   bkv-vault-testrealm --test-fault-file F serve ...
+//     the mode is read from file F at every call (empty or missing: none),
+//     so one process can play several lies in one test.
 namespace bkv::server::test_realm {
 
-enum class Fault { kNone, kIgnoreCounter, kKnownKey, kGarbage };
+enum class Fault {
+  kNone,
+  kIgnoreCounter,
+  kKnownKey,
+  kGarbage,
+  kStatusNewer,
+  kStatusMore,
+  kStatusFewer,
+  kStatusLocked,
+  kStatusGarbage,
+  kPrepareSkip
+};
 
-// The fault chosen at start (kNone until TakeFlags saw one).
+// The fault now (the start's, or F's content; kNone without either).
 Fault Mode();
+// One of the modes that replace ThresholdRecoverStart's answer.
+bool LiesAtRecoverStart(Fault f);
 
-// Removes `--test-fault MODE` from argv (anywhere) and records it; exits
-// with a message for an unknown MODE.
+// Removes `--test-fault MODE` / `--test-fault-file F` from argv (anywhere)
+// and records it; exits with a message for an unknown MODE.
 void TakeFlags(int& argc, char** argv);
 
 }  // namespace bkv::server::test_realm

@@ -246,6 +246,24 @@ TEST_F(ThresholdE2eTest, MismatchedCallsAreRefusedUncounted) {
   ASSERT_TRUE(wrong_version.detail.has_value());
   EXPECT_EQ(wrong_version.detail->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
   EXPECT_EQ(Status(realms_[0]).attempts_remaining(), 10u);
+  // A Finish naming another account after a counted Start: refused, and the
+  // attempt its Start counted stays spent (review of realm3, finding 10).
+  req.set_commitment(Status(realms_[0]).commitment());
+  ASSERT_TRUE(Call(realms_[0], &vault::v1::Vault::Stub::ThresholdRecoverStart,
+                   req, &resp)
+                  .ok());
+  vault::v1::ThresholdRecoverFinishRequest fin;
+  fin.set_account("mallory");
+  fin.set_ke3(std::string(64, '\0'));
+  fin.set_login_state(resp.login_state());
+  vault::v1::ThresholdRecoverFinishResponse out;
+  auto other = Call(realms_[0], &vault::v1::Vault::Stub::ThresholdRecoverFinish,
+                    fin, &out);
+  EXPECT_EQ(other.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(other.detail.has_value());
+  EXPECT_EQ(other.detail->reason(), ErrorDetail::REASON_ACCOUNT_MISMATCH);
+  EXPECT_EQ(other.detail->attempt(), ErrorDetail::ATTEMPT_SPENT);
+  EXPECT_EQ(Status(realms_[0]).attempts_remaining(), 9u);
 }
 
 // A Prepare the realm cannot verify is refused before anything is stored:

@@ -422,8 +422,9 @@ bkv_status bkv_vault_recover(bkv_vault* vault, const char* account,
 /* Threshold realms (docs/threshold.md, "The client"): the key is split
  * across the t-of-n realms of a realm-set file; registration needs all n,
  * recovery any t that agree. A realm that misbehaves is
- * BKV_VAULT_REALM_FAULT naming it, never a wrong password. One call at a
- * time per handle. */
+ * BKV_VAULT_REALM_FAULT naming it, never a wrong password. Thread-safe:
+ * every call on a handle takes its mutex, so calls from several threads run
+ * one after the other (bkv_realms_free must not race with a call). */
 typedef struct bkv_realms bkv_realms;
 
 typedef struct bkv_realms_options {
@@ -453,7 +454,10 @@ void bkv_realms_free(bkv_realms* realms);
  * (BKV_VAULT_CONFIG, nothing sent): the realms check the account against
  * their tokens only when it is named. */
 
-/* Stores `key` behind the password at every realm (all n must answer). */
+/* Stores `key` behind the password at every realm (all n must answer).
+ * BKV_VAULT_REALM_DEGRADED: the new registration is committed at t or more
+ * realms and in force (use the new password), but a realm that accepted its
+ * Prepare refused the Commit (a realm fault, named; a recovery repairs it). */
 bkv_status bkv_realms_register(bkv_realms* realms, const char* account,
                                const char* password, size_t password_len,
                                const bkv_key* key, bkv_vault_error* out_detail,
@@ -469,10 +473,14 @@ bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
                               bkv_key** out_key, char** out_faults,
                               bkv_vault_error* out_detail, char** err);
 
-/* After a BKV_OK bkv_realms_recover on this handle (the handle keeps that
- * recovery's key and proofs until the next recover, whatever its outcome,
- * or bkv_realms_free; the proofs last 10 minutes: after 9 this is
- * BKV_VAULT_STALE, recover again), with the same password that recover
+/* After a BKV_OK bkv_realms_recover on this handle, with the same password
+ * that recover verified. The handle keeps that recovery's key and proofs
+ * only when it left a realm lagging (otherwise this call is BKV_OK and
+ * sends nothing), and wipes them at the next recover whatever its outcome,
+ * after a BKV_OK repair, at the first call more than 9 minutes after the
+ * recovery (the proofs last 10 at the realms; recover again) and at
+ * bkv_realms_free; a failed repair keeps them for a retry. With the same
+ * password that recover
  * verified (any other, e.g. a wiped buffer, is BKV_VAULT_CONFIG and nothing is
  * sent; a repair never changes the password): brings back every realm that is
  * LOCKED, holds no registration or an older one (a realm ahead, holding a
@@ -498,6 +506,34 @@ bkv_status bkv_realms_repair(bkv_realms* realms, const char* account,
  * calls and bkv_realms_free wait for it as well. */
 bkv_status bkv_realms_wait_rotation(bkv_realms* realms,
                                     bkv_vault_error* out_detail, char** err);
+
+/* Stores the same key behind `new_password`: a recovery with `old_password`
+ * (one attempt at each realm of the group, like any), then a fresh
+ * registration at all n (docs/threshold.md, "Password change"). A realm that
+ * is down or cannot be repaired is BKV_VAULT_REALM_DEGRADED naming it, before
+ * anything is registered: the old password keeps working. */
+bkv_status bkv_realms_change_password(bkv_realms* realms, const char* account,
+                                      const char* old_password,
+                                      size_t old_password_len,
+                                      const char* new_password,
+                                      size_t new_password_len,
+                                      bkv_vault_error* out_detail, char** err);
+
+/* Replaces the realm set (docs/threshold.md, "Replacing a realm set"):
+ * `to` is a handle on the NEW realm-set file, `from` on the old one, both
+ * opened with the same state_dir (BKV_VAULT_CONFIG otherwise).
+ * Recovers through `from` (counted like any recovery), registers the key
+ * under the same password at every realm of `to`, checks it there (free),
+ * then deletes the record at the realms that left. BKV_OK: the app must now
+ * use the new realm-set file (a crash before it switched: call this again,
+ * it resumes without a recovery). *out_not_deleted (optional, NULL when
+ * none; free with bkv_string_free): realms that left and still hold their
+ * share of the replaced registration (one of t, useless alone), and why;
+ * call again later to delete them. */
+bkv_status bkv_realms_migrate(bkv_realms* to, bkv_realms* from,
+                              const char* account, const char* password,
+                              size_t password_len, char** out_not_deleted,
+                              bkv_vault_error* out_detail, char** err);
 
 /* The account's record; spends no attempt. attempts_remaining and
  * attempt_limit are optional (NULL). */
