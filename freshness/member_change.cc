@@ -140,15 +140,6 @@ absl::StatusOr<size_t> ExpectedHandOvers(const Members& from, const Members& to,
   return n;
 }
 
-size_t Newcomers(const Members& from, const Members& to) {
-  size_t n = 0;
-  for (const Member& m : to.all()) {
-    const Member* old = from.Find(m.id);
-    if (old == nullptr || old->key != m.key) ++n;
-  }
-  return n;
-}
-
 namespace {
 
 // The carry bound, unless the officer accepts fewer (cform review finding

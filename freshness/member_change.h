@@ -53,12 +53,6 @@ size_t CarryBound(const Members& from);
 absl::StatusOr<size_t> ExpectedHandOvers(const Members& from, const Members& to,
                                          const std::vector<uint32_t>& leaving);
 
-// Members of `to` that are no survivor of `from` (not in it with the same
-// key). An aborted hand-over is void only while they are no majority of
-// `to`: they could carry its file without any survivor (docs/rollback.md
-// "Undoing a hand-over").
-size_t Newcomers(const Members& from, const Members& to);
-
 // Checks the hand-overs (one old list, handed to `to`'s list, each signed by
 // a distinct member of the old list, at least CarryBound of them, every
 // survivor's, certificates valid under it) and takes the newest certificate

@@ -223,11 +223,6 @@ void RegisterForm(VaultCli& cli, CLI::App& cluster) {
                 "B lifetime re-anchors ([freshness] reanchor_budget, default "
                 "8): 3 members pay it at every member lost for good; the way "
                 "out is 5 members, not --force");
-  cmd->add_flag("--abort-handover", form->abort_handover,
-                "undo this survivor's --export to --members before any carry: "
-                "it serves its list again and refuses any later export or "
-                "carry to that list (audited; docs/operations.md \"Undoing "
-                "a hand-over\")");
   cmd->add_option("--leaving-exports", form->leaving_exports,
                   "with --export: ids of leaving members that hand over too "
                   "(a healthy swap), counted toward the carry bound")

@@ -156,20 +156,6 @@ std::string BudgetAfter(const fresh::v1::EndorserState& s, uint32_t k) {
                : "");
 }
 
-bool Voided(const FormedMembers& f, const std::string& to_list) {
-  return std::find(f.voided_to().begin(), f.voided_to().end(), to_list) !=
-         f.voided_to().end();
-}
-
-absl::Status RefuseVoided(const FormedMembers& f, const std::string& to_list) {
-  if (!Voided(f, to_list)) return absl::OkStatus();
-  return absl::FailedPreconditionError(
-      "this token aborted its hand-over to this list (`--abort-handover`): "
-      "that hand-over is void and this token takes no part in that list; "
-      "form the replacement with another list (the new member under another "
-      "node id, or another new token)");
-}
-
 // Form3 review finding 2: below the carry bound the carry caps every
 // account, so the officer decides before this token stops serving.
 absl::StatusOr<size_t> CheckExportBound(const freshness::Members& from,
@@ -209,7 +195,6 @@ absl::StatusOr<std::string> Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
         "this token was never formed: there is no list to hand over");
   }
   const std::string to_list = freshness::DigestBytes(to.list_digest());
-  BKV_RETURN_IF_ERROR(RefuseVoided(*formed, to_list));
   if (!formed->handing_to().empty() && formed->handing_to() != to_list) {
     return absl::FailedPreconditionError(
         "this token was handed over to another new list already: finish "
@@ -218,7 +203,6 @@ absl::StatusOr<std::string> Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
   FormedMembers old = *formed;
   old.clear_handing_to();
   old.clear_from_digest();
-  old.clear_voided_to();
   BKV_ASSIGN_OR_RETURN(freshness::Members from, freshness::FormedList(old));
   BKV_ASSIGN_OR_RETURN(auto key, hsm::EndorsementKey::Open(token));
   const freshness::Member* self = nullptr;
@@ -271,60 +255,11 @@ absl::StatusOr<std::string> Export(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
                       expect < freshness::CarryBound(from) ? "true" : "false");
 }
 
-// Form3 review finding 2: undo this token's export to `to` before any carry
-// (docs/rollback.md "Undoing a hand-over"). One write clears handing_to and
-// voids the list. Returns the audit record's outcome.
-absl::StatusOr<std::string> AbortHandOver(
-    const std::shared_ptr<hsm::Pkcs11Hsm>& token,
-    std::optional<FormedMembers> formed, const freshness::Members& to,
-    std::ostream& out) {
-  const std::string to_list = freshness::DigestBytes(to.list_digest());
-  if (!formed || formed->handing_to().empty()) {
-    return absl::FailedPreconditionError(
-        "this token is not handing over: nothing to abort (a token that has "
-        "carried is on the new list, and that can't be undone)");
-  }
-  if (formed->handing_to() != to_list) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "this token was handed over to another list (list digest ",
-        HexEncode(AsBytes(formed->handing_to())), "), not --members' (",
-        Hex(to.list_digest()), "): give the list it was handed to"));
-  }
-  FormedMembers old = *formed;
-  old.clear_handing_to();
-  BKV_ASSIGN_OR_RETURN(freshness::Members from, freshness::FormedList(old));
-  if (const size_t n = freshness::Newcomers(from, to); n >= to.quorum()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the new list's members that are not survivors (", n, " of ",
-        to.all().size(),
-        ") are a majority of it: they could still carry the hand-over files, "
-        "which no token can recall, and serve a second chain. Nothing was "
-        "changed: finish the replacement instead"));
-  }
-  formed->clear_handing_to();
-  formed->add_voided_to(to_list);
-  BKV_RETURN_IF_ERROR(WriteFormed(token, *formed));
-  Log("warn", "cluster_form_abort_handover",
-      {{"token", token->Describe()},
-       {"members_digest", Hex(from.digest())},
-       {"voided_list", Hex(to.list_digest())}});
-  out << "hand-over aborted: this token serves its list again (members "
-         "digest "
-      << Hex(from.digest()) << "); its hand-over to list "
-      << Hex(to.list_digest())
-      << " is void (delete the file). Abort on every survivor that "
-         "exported before starting the vaults\n";
-  return absl::StrCat("from=", Hex(from.digest()),
-                      " voided_list=", Hex(to.list_digest()));
-}
-
 // A survivor carries only after its own hand-over, and only its own list.
 absl::Status CheckSurvivor(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
                            const FormedMembers& formed,
                            const freshness::Members& to,
                            const std::vector<HandOver>& hs) {
-  BKV_RETURN_IF_ERROR(
-      RefuseVoided(formed, freshness::DigestBytes(to.list_digest())));
   if (formed.handing_to() != freshness::DigestBytes(to.list_digest())) {
     return absl::FailedPreconditionError(
         "this token holds a members list and was not handed over to this "
@@ -589,12 +524,6 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
   if (!a.leaving_exports.empty() && a.export_to.empty()) {
     return absl::InvalidArgumentError("--leaving-exports goes with --export");
   }
-  if (a.abort_handover &&
-      (!a.export_to.empty() || !a.carry_from.empty() || a.accept_fewer)) {
-    return absl::InvalidArgumentError(
-        "--abort-handover undoes an export: alone, with --members the list "
-        "handed to");
-  }
   if (!a.decision.empty()) {
     BKV_RETURN_IF_ERROR(
         freshness::CheckMaxAttempts(a.max_attempts, c.attempt_limit));
@@ -604,7 +533,7 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
   // hand-over, nor its Store() race the carry's InstallState.
   BKV_ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::Acquire(c.data_dir));
   // A leaving member is not in the new list: --members is only `to`.
-  if (!a.export_to.empty() || a.abort_handover) {
+  if (!a.export_to.empty()) {
     BKV_ASSIGN_OR_RETURN(std::string text, ReadTextFile(a.members_file));
     BKV_ASSIGN_OR_RETURN(freshness::Members to,
                          freshness::Members::Parse(text));
@@ -613,10 +542,6 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
     BKV_ASSIGN_OR_RETURN(std::optional<FormedMembers> formed,
                          ReadFormed(token));
     BKV_ASSIGN_OR_RETURN(auto audit, ReadyAudit(c, token));
-    if (a.abort_handover) {
-      return Audit(audit.get(), "cluster_form_abort_handover",
-                   AbortHandOver(token, std::move(formed), to, out));
-    }
     return Audit(audit.get(), "cluster_form_export",
                  Export(token, std::move(formed), to, a, out));
   }

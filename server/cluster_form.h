@@ -55,9 +55,6 @@ struct FormArgs {
   // --leaving-exports: leaving members that will hand over too (a healthy
   // swap), counted toward the carry bound at --export.
   std::vector<uint32_t> leaving_exports;
-  // --abort-handover: undo this token's export to --members before any
-  // carry (docs/rollback.md "Undoing a hand-over").
-  bool abort_handover = false;
 };
 
 // The hand-overs in a comma-separated list of files.
