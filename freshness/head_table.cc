@@ -37,8 +37,12 @@ uint64_t GetBe(std::span<const uint8_t> in, size_t at, int bytes) {
 }  // namespace
 
 uint32_t LegacyCeremoniesLeft(uint32_t epoch, uint32_t cap) {
-  if (epoch > 0 && cap == 0) return 0;
-  return kDefaultCeremonies - std::min(epoch, kDefaultCeremonies);
+  if (epoch == 0) return kDefaultCeremonies;
+  // The old rule gave caps cap - 1, ..., 1 after this (budget review
+  // finding 6): never more than that, nor than the default B has left.
+  const uint32_t old_rule = cap > 0 ? cap - 1 : 0;
+  return std::min(old_rule,
+                  kDefaultCeremonies - std::min(epoch, kDefaultCeremonies));
 }
 
 void PutBigEndian(std::vector<uint8_t>& out, uint64_t v, int bytes) {

@@ -38,14 +38,16 @@ struct ShardHead {
   Digest root{};
 };
 
-// The default lifetime budget B, and the one a 0x01 table's shards are
-// read with; the most any table may start with ([freshness]
-// reanchor_budget's range, checked by every endorser too).
-inline constexpr uint32_t kDefaultCeremonies = 8;
+// The default lifetime budget B: with the default K = 2 its B·K = 8 stays
+// below the default attempt limit 10 (budget review finding 5). The most
+// any table may start with is [freshness] reanchor_budget's range, checked
+// by every endorser too.
+inline constexpr uint32_t kDefaultCeremonies = 4;
 inline constexpr uint32_t kMaxCeremonies = 64;
 
-// A 0x01 shard's `ceremonies_left`: the default B less its re-anchors, 0
-// for a spent (cap 0) budget.
+// A 0x01 shard's `ceremonies_left`: the default B at epoch 0; after a
+// re-anchor the fewer of what the old rule still allowed (caps cap - 1 down
+// to 1: cap - 1 more) and the default B less its re-anchors.
 uint32_t LegacyCeremoniesLeft(uint32_t epoch, uint32_t cap);
 
 struct HeadTable {

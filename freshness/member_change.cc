@@ -231,7 +231,10 @@ absl::Status CheckShard(uint32_t i, const ShardHead& was, const ShardHead& now,
         "shard (epoch + 1) may; was the decision changed on the way?"));
   }
   const ShardHead most = ReanchoredHead(was, max_attempts);
-  if (now.epoch == most.epoch && now.cap <= most.cap &&
+  // Budget review finding 5: cap 0 only for a spent shard (no decision
+  // takes every attempt from a shard that has a ceremony left).
+  const uint32_t least = most.cap == 0 ? 0 : 1;
+  if (now.epoch == most.epoch && now.cap <= most.cap && now.cap >= least &&
       now.ceremonies_left == most.ceremonies_left) {
     return absl::OkStatus();
   }
@@ -239,24 +242,28 @@ absl::Status CheckShard(uint32_t i, const ShardHead& was, const ShardHead& now,
       "the decision's shard ", i, " has epoch ", now.epoch, " cap ", now.cap,
       " ceremonies left ", now.ceremonies_left, "; after epoch ", was.epoch,
       " with ", was.ceremonies_left,
-      " left a re-anchor gives epoch + 1, a cap of at most ", most.cap,
+      " left a re-anchor gives epoch + 1, a cap of ", least, " to ", most.cap,
       " (--max-attempts ", max_attempts, ") and ", most.ceremonies_left,
-      " left: a decision can't spare or raise the lifetime budget"));
+      " left: a decision can't spare or raise the lifetime budget, nor take "
+      "every attempt from a shard that has a ceremony left"));
 }
 
 // A decision without a carried base (a quorum genesis over records) gives
-// every shard its first re-anchor, from at most this node's budget.
+// every shard its first re-anchor from this node's own budget B: the
+// members' B must agree, and no genesis leaves a shard no attempt nor
+// fewer ceremonies than B gives (budget review finding 5).
 absl::Status CheckGenesisShard(const ShardHead& now, uint32_t max_attempts,
                                uint32_t ceremonies) {
-  if (now.epoch == 1 && now.cap <= max_attempts &&
-      now.ceremonies_left < ceremonies) {
+  if (now.epoch == 1 && now.cap >= 1 && now.cap <= max_attempts &&
+      ceremonies >= 1 && now.ceremonies_left == ceremonies - 1) {
     return absl::OkStatus();
   }
   return absl::PermissionDeniedError(absl::StrCat(
       "a decision without a carried head re-anchors every shard once: epoch "
-      "1, a cap of at most ",
-      max_attempts, " and fewer than ", ceremonies,
-      " ceremonies left ([freshness] reanchor_budget); this one has epoch ",
+      "1, a cap of 1 to ",
+      max_attempts, " and ", ceremonies,
+      " - 1 ceremonies left (this node's [freshness] reanchor_budget: every "
+      "member must have the same); this one has epoch ",
       now.epoch, " cap ", now.cap, " left ", now.ceremonies_left));
 }
 

@@ -70,11 +70,12 @@ absl::StatusOr<Carry> DecideCarry(
 // differs from it only as a re-anchor may: the same shards, a higher seq,
 // and each shard either unchanged in epoch, cap, ceremonies left and root,
 // or at epoch + 1 with a cap of at most ReanchoredHead(its head,
-// max_attempts)'s and exactly its ceremonies left (one fewer: the lifetime
-// budget is neither spared nor raised). Without a carried base (a quorum
-// genesis over a store with records) every shard must be at epoch 1 with a
-// cap of at most max_attempts and fewer than `ceremonies` (this node's B)
-// left. Below the carry bound every shard must be re-anchored.
+// max_attempts)'s, at least 1 unless that is 0 (spent), and exactly its
+// ceremonies left (one fewer: the lifetime budget is neither spared nor
+// raised). Without a carried base (a quorum genesis over a store with
+// records) every shard must be at epoch 1 with a cap of 1 to max_attempts
+// and exactly `ceremonies` (this node's B) - 1 left. Below the carry bound
+// every shard must be re-anchored.
 // PermissionDenied otherwise.
 absl::Status ApplyDecision(const std::string& decided, uint32_t max_attempts,
                            Carry& carry,

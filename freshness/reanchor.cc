@@ -152,12 +152,19 @@ absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
     ShardHead& head = next.shards[s];
     const bool proven = scan.checked[s].Root() == head.root;
     const bool moved = scan.as_is[s].Root() != head.root;
-    const bool chosen =
-        (options.cap_rolled_forward && proven && moved) ||
-        (options.only.empty()
-             ? !proven
-             : std::find(options.only.begin(), options.only.end(), s) !=
-                   options.only.end());
+    const bool named = options.only.empty()
+                           ? !proven
+                           : std::find(options.only.begin(), options.only.end(),
+                                       s) != options.only.end();
+    const bool rolls = options.cap_rolled_forward && proven && moved;
+    // Budget review finding 7: a proven shard is never refused on or
+    // forced to 0 for its roll-forward alone; kept as certified, it reads
+    // stale (unavailable, nothing lost) until the officer names it.
+    if (!named && rolls && head.ceremonies_left == 0) {
+      report.kept_spent.push_back(s);
+      continue;
+    }
+    const bool chosen = named || rolls;
     if (!chosen && !proven) continue;  // stays stale
     head.root = scan.as_is[s].Root();
     if (!chosen) continue;  // proven: rolled forward only

@@ -28,7 +28,8 @@ struct ReanchorOptions {
   uint32_t ceremonies = kDefaultCeremonies;
   // Quorum decisions: a proven shard whose root would move (records rolled
   // forward) is re-anchored too, since the other members can check only
-  // that a kept shard keeps its certified root (cform review finding 4).
+  // that a kept shard keeps its certified root (cform review finding 4);
+  // with no ceremony left it is kept instead (budget review finding 7).
   bool cap_rolled_forward = false;
 };
 
@@ -55,6 +56,9 @@ struct ReanchorReport {
   std::vector<ReanchoredShard> shards;
   uint64_t unreadable = 0;  // records the store could not open (left out)
   uint64_t seq = 0;         // the head written
+  // Quorum decisions: proven shards with rolled-forward writes and no
+  // ceremony left, kept at their certified head (budget review finding 7).
+  std::vector<uint32_t> kept_spent;
 };
 
 // The disaster-recovery step (docs/rollback.md "Disaster recovery"), with

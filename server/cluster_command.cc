@@ -221,7 +221,7 @@ void RegisterForm(VaultCli& cli, CLI::App& cluster) {
                 "every shard (every account keeps at most K attempts; "
                 "audited). Each such ceremony spends one of every shard's "
                 "B lifetime re-anchors ([freshness] reanchor_budget, default "
-                "8): 3 members pay it at every member lost for good; the way "
+                "4): 3 members pay it at every member lost for good; the way "
                 "out is 5 members, not --force");
   cmd->add_option("--leaving-exports", form->leaving_exports,
                   "with --export: ids of leaving members that hand over too "

@@ -315,6 +315,21 @@ std::string CarryOutcome(const freshness::Carry& carry,
       decided ? HexEncode(AsBytes(carry.formed.base().digest())) : "none");
 }
 
+// What a decision leaves (budget review finding 5): the lowest cap of a
+// re-anchored shard and the fewest ceremonies left, for the officer to see
+// at every carry.
+absl::StatusOr<std::string> DecidedBudget(const freshness::Carry& carry) {
+  BKV_ASSIGN_OR_RETURN(freshness::HeadTable t,
+                       freshness::ParseHeadsString(carry.formed.base_table()));
+  uint32_t cap = UINT32_MAX, left = UINT32_MAX;
+  for (const freshness::ShardHead& h : t.shards) {
+    if (h.epoch > 0) cap = std::min(cap, h.cap);
+    left = std::min(left, h.ceremonies_left);
+  }
+  return absl::StrCat("lowest_cap=", cap == UINT32_MAX ? 0 : cap,
+                      " min_left=", left == UINT32_MAX ? 0 : left);
+}
+
 // Returns the audit record's outcome.
 absl::StatusOr<std::string> CarryTo(
     const std::shared_ptr<hsm::Pkcs11Hsm>& token,
@@ -332,8 +347,10 @@ absl::StatusOr<std::string> CarryTo(
         "`rollback reanchor --carry ... --accept-fewer --decision OUT` on the "
         "node that reads the store first, then pass --decision OUT here"));
   }
+  std::string budget;
   if (!a.decision.empty()) {
     BKV_RETURN_IF_ERROR(ApplyDecisionFile(a, ceremonies, to, carry));
+    BKV_ASSIGN_OR_RETURN(budget, DecidedBudget(carry));
   }
   BKV_ASSIGN_OR_RETURN(freshness::Members formed_to,
                        freshness::FormedList(carry.formed));
@@ -355,7 +372,9 @@ absl::StatusOr<std::string> CarryTo(
               ? " (below the carry bound: every shard re-anchored)"
               : "")
       << "\nmembers digest: " << Hex(formed_to.digest()) << "\n";
-  return CarryOutcome(carry, formed_to, hs, !a.decision.empty());
+  if (!budget.empty()) out << "decision: " << budget << "\n";
+  return absl::StrCat(CarryOutcome(carry, formed_to, hs, !a.decision.empty()),
+                      budget.empty() ? "" : " ", budget);
 }
 
 // The ceremony's audit log, ready before anything changes: a log that can't

@@ -54,15 +54,21 @@ absl::Status AuditReport(VaultNode& node,
                          const freshness::ReanchorReport& report) {
   for (const auto& s : report.shards) {
     const std::string shard = absl::StrCat("shard:", s.shard);
+    // Budget review finding 9: the only lasting trace shows what is left.
     const std::string outcome =
-        absl::StrCat("reanchored epoch=", s.epoch, " records=", s.records);
+        absl::StrCat("reanchored epoch=", s.epoch, " records=", s.records,
+                     " left=", s.ceremonies_left);
     BKV_RETURN_IF_ERROR(node.audit->Record(
         {"rollback_reanchor", shard, outcome, static_cast<int64_t>(s.cap)}));
     Log("warn", "rollback_reanchor",
         {{"shard", absl::StrCat(s.shard)},
          {"epoch", absl::StrCat(s.epoch)},
          {"records", absl::StrCat(s.records)},
-         {"max_attempts", absl::StrCat(s.cap)}});
+         {"max_attempts", absl::StrCat(s.cap)},
+         {"ceremonies_left", absl::StrCat(s.ceremonies_left)}});
+  }
+  for (uint32_t s : report.kept_spent) {
+    Log("warn", "rollback_reanchor_kept_spent", {{"shard", absl::StrCat(s)}});
   }
   return absl::OkStatus();
 }
@@ -239,6 +245,13 @@ int RunReanchor(Flags& flags, std::ostream& out, std::ostream& err) {
         << " attempts left; " << s.ceremonies_left
         << " re-anchors left in its life\n";
   }
+  for (uint32_t s : report->kept_spent) {
+    out << "shard " << s << ": proven, but its rolled-forward writes would "
+        << "need a re-anchor and it has none left: kept as certified, no "
+        << "attempt given; it reads stale (its accounts unavailable, nothing "
+        << "lost) until you name it: --shards " << s << " --force (0 "
+        << "attempts) or restore the store's latest state\n";
+  }
   if (report->unreadable > 0) {
     out << report->unreadable
         << " records could not be opened and stay unreadable\n";
@@ -296,7 +309,7 @@ void RegisterRollbackCommands(VaultCli& cli) {
              "quorum: fewer hand-overs than the carry bound N - q + 2 (a "
              "member lost with N = 3): every shard is re-anchored (audited). "
              "Each such ceremony spends one of every shard's B lifetime "
-             "re-anchors ([freshness] reanchor_budget, default 8): 3 members "
+             "re-anchors ([freshness] reanchor_budget, default 4): 3 members "
              "pay it at every member lost for good; the way out is 5 "
              "members, not --force");
   cli.Value(reanchor, "--decision", f->decision, "OUT",

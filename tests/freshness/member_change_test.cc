@@ -63,6 +63,12 @@ TEST(MemberChangeTest, DecisionMayOnlyReanchorWithinTheBudget) {
   // cap no longer shrinks) and spends one ceremony: 7 -> 6.
   EXPECT_TRUE(Apply(was, Table(11, {{0, 0, 8}, {2, 2, 6}}), 2).ok());
   EXPECT_TRUE(Apply(was, Table(11, {{0, 0, 8}, {2, 1, 6}}), 2).ok());
+  // Budget review finding 5: cap 0 for a shard that has ceremonies left
+  // (any member's decision taking every attempt) is refused.
+  EXPECT_EQ(Apply(was, Table(11, {{0, 0, 8}, {2, 0, 6}}), 2).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Apply(was, Table(11, {{1, 0, 7}, {1, 2, 7}}), 2).code(),
+            absl::StatusCode::kPermissionDenied);
   // A cap raised without a re-anchor, an epoch skipped or reset, a K above
   // this node's, no higher seq, another shard count; a re-anchor that does
   // not spend a ceremony or raises the count; a kept shard with another
@@ -109,25 +115,31 @@ TEST(MemberChangeTest, KeptShardKeepsItsCertifiedRoot) {
 }
 
 TEST(MemberChangeTest, GenesisDecisionReanchorsEveryShard) {
-  Carry c;  // no certificate among the hand-overs
+  Carry c;  // no certificate among the hand-overs; this node's B is 4
   EXPECT_TRUE(
-      ApplyDecision(EncodeHeadsString(Table(3, {{1, 2, 7}, {1, 2, 7}})), 2, c)
+      ApplyDecision(EncodeHeadsString(Table(3, {{1, 2, 3}, {1, 1, 3}})), 2, c)
           .ok());
   EXPECT_EQ(c.formed.base().term(), 0u);
   // A shard not re-anchored, a budget not spent by the genesis ceremony or
-  // above this node's B (4), a cap above K: refused.
+  // above this node's B, a cap above K: refused. Budget review finding 5:
+  // a genesis leaving a shard fewer ceremonies than B - 1 (0 among them)
+  // or cap 0 is refused too.
   for (auto [heads, b] : {std::pair{Table(3, {{1, 2, 7}, {0, 0, 8}}), 8u},
                           {Table(3, {{1, 2, 7}, {1, 2, 8}}), 8u},
                           {Table(3, {{1, 2, 7}, {1, 2, 7}}), 4u},
-                          {Table(3, {{1, 3, 7}, {1, 2, 7}}), 8u}}) {
+                          {Table(3, {{1, 3, 7}, {1, 2, 7}}), 8u},
+                          {Table(3, {{1, 2, 3}, {1, 2, 0}}), 4u},
+                          {Table(3, {{1, 2, 3}, {1, 2, 2}}), 4u},
+                          {Table(3, {{1, 2, 3}, {1, 0, 3}}), 4u}}) {
     Carry d;
     EXPECT_EQ(ApplyDecision(EncodeHeadsString(heads), 2, d, b).code(),
               absl::StatusCode::kPermissionDenied)
-        << b;
+        << b << " " << heads.shards[1].cap << " "
+        << heads.shards[1].ceremonies_left;
   }
-  Carry e;
-  EXPECT_TRUE(ApplyDecision(EncodeHeadsString(Table(3, {{1, 2, 3}, {1, 2, 0}})),
-                            2, e, 4)
+  Carry e;  // B = 1: the genesis spends the only one
+  EXPECT_TRUE(ApplyDecision(EncodeHeadsString(Table(3, {{1, 2, 0}, {1, 2, 0}})),
+                            2, e, 1)
                   .ok());
 }
 

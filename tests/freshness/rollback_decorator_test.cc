@@ -185,6 +185,46 @@ TEST_F(RollbackDecoratorTest, ReanchorDropsRequestsAndSpendsABudget) {
   EXPECT_EQ(faulty_->Read().value()->format, 0x02);
 }
 
+// Budget review finding 7: a quorum decision re-anchors a proven shard
+// whose writes roll forward (cap_rolled_forward). With its budget spent it
+// is kept as certified, not refused nor given 0 attempts unnamed, while the
+// shard the officer named is re-anchored.
+TEST_F(RollbackDecoratorTest, SpentShardRollingForwardIsKeptNotReanchored) {
+  const std::string other = OtherShard("gus");
+  auto v1 = fresh_->CompareAndSwap("gus", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  auto o1 = fresh_->CompareAndSwap(other, RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(o1.ok());
+  const uint64_t seq = fresh_->Stats().seq;
+  auto r1 = inner_->Get("gus");
+  ASSERT_TRUE(r1.ok());
+  const Digest parent = RecordDigest(storage::DeriveAccountKey("gus"), *r1);
+  fresh_.reset();
+  const uint32_t spent = ShardOf(storage::DeriveAccountKey("gus"), 4);
+  const uint32_t named = ShardOf(storage::DeriveAccountKey(other), 4);
+  HeadTable table = *faulty_->Read().value();
+  table.shards[spent].ceremonies_left = 0;
+  ASSERT_TRUE(faulty_->Write(table).ok());
+  UserRecord next = Active(1);  // a crash mid-batch: written, no head
+  next.set_fresh_parent(std::string(parent.begin(), parent.end()));
+  next.set_fresh_tag(seq + 2);
+  ASSERT_TRUE(inner_->CompareAndSwap("gus", *v1, next).ok());
+  ASSERT_TRUE(inner_->CompareAndSwap(other, *o1, Active(3)).ok());  // stale
+  ReanchorOptions options{4, {named}, 2};
+  options.cap_rolled_forward = true;
+  auto report = Reanchor(*inner_, *faulty_, options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_EQ(report->shards.size(), 1u);
+  EXPECT_EQ(report->shards[0].shard, named);
+  EXPECT_EQ(report->shards[0].cap, 2u);
+  EXPECT_EQ(report->kept_spent, (std::vector<uint32_t>{spent}));
+  const HeadTable after = *faulty_->Read().value();
+  EXPECT_EQ(after.shards[spent].epoch, table.shards[spent].epoch);
+  EXPECT_EQ(after.shards[spent].cap, table.shards[spent].cap);
+  EXPECT_EQ(after.shards[spent].ceremonies_left, 0u);
+  EXPECT_EQ(after.shards[spent].root, table.shards[spent].root);
+}
+
 // A record the store can't open would be left out (its account reads as
 // absent and could be registered again without proof): refused unless the
 // officer accepts it.

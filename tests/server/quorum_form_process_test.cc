@@ -468,8 +468,20 @@ TEST_F(QuorumFormTest, RestoredOwnerAndLaggingSurvivorRegainNoGuess) {
     ++shards;
   }
   EXPECT_EQ(shards, 16u) << out;
+  // Budget review finding 10: the budget survives the carry. The default
+  // B = 4 less this ceremony, in the output, the audit and every member's
+  // base.
+  size_t left3 = 0;
+  for (size_t at = 0;
+       (at = out.find("at most 2 attempts left; 3 re-anchors left", at)) !=
+       std::string::npos;
+       ++at) {
+    ++left3;
+  }
+  EXPECT_EQ(left3, 16u) << out;
   EXPECT_NE(out.find("quorum_carry_accept_fewer"), std::string::npos) << out;
   EXPECT_NE(Audit(0).find("quorum_carry_accept_fewer"), std::string::npos);
+  EXPECT_NE(Audit(0).find("left=3"), std::string::npos);
   for (int i = 0; i < nodes_; ++i) {
     out.clear();
     ASSERT_EQ(
@@ -477,6 +489,8 @@ TEST_F(QuorumFormTest, RestoredOwnerAndLaggingSurvivorRegainNoGuess) {
              "--carry " + files + " --accept-fewer --decision " + decision,
              &out),
         0)
+        << out;
+    EXPECT_NE(out.find("decision: lowest_cap=2 min_left=3"), std::string::npos)
         << out;
   }
   EXPECT_NE(Audit(0).find("accept_fewer=true"), std::string::npos);
