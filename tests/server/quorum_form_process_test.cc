@@ -81,6 +81,41 @@ class QuorumFormTest : public QuorumProcessTest {
     }
   }
 
+  // Budget review finding 1: a hand-over can't be undone, so when the
+  // member thought lost comes back after an export, it hands over too
+  // (--leaving-exports with its own id) and the carry is at the bound: no
+  // decision, no ceremony spent (docs/operations.md "A hand-over can't be
+  // undone"). Node 3's new key is one no token holds: only the survivors'
+  // carries are run.
+  void ExportWithTheReturningMember() {
+    ASSERT_NO_FATAL_FAILURE(StopAll());
+    std::ifstream in(members_);
+    std::string line, text;
+    while (std::getline(in, line)) {
+      text += line.rfind("3 ", 0) == 0
+                  ? "3 " + std::string(64, 'a') + line.substr(line.find(' ', 2))
+                  : line;
+      text += "\n";
+    }
+    const std::string to = node_[0].data_dir() + "/members.v2";
+    std::ofstream(to) << text;
+    std::string files;
+    for (int i = 0; i < nodes_; ++i) {
+      const std::string f =
+          node_[i].data_dir() + "/handover-" + std::to_string(i + 1);
+      std::string out;
+      EXPECT_EQ(Form(i, to, "--export " + f + " --leaving-exports 3", &out), 0)
+          << out;
+      EXPECT_EQ(out.find("accepted"), std::string::npos) << out;
+      files += (files.empty() ? "" : ",") + f;
+    }
+    for (int i : {0, 1}) {
+      std::string out;
+      EXPECT_EQ(Form(i, to, "--carry " + files, &out), 0) << out;
+      EXPECT_NE(out.find("from 3 hand-overs\n"), std::string::npos) << out;
+    }
+  }
+
   // Replaces node `lost`'s token with a new one, the survivors handing
   // over; the vaults restarted on the new list.
   void Replace(int lost, const std::string& name) {
@@ -204,6 +239,7 @@ TEST_F(QuorumFormTest, ExportRefusedWhileTheVaultServes) {
   EXPECT_EQ(Remaining("eve"), 8u);
   Wrong("eve");
   EXPECT_EQ(Remaining("eve"), 7u);
+  ASSERT_NO_FATAL_FAILURE(ExportWithTheReturningMember());
 }
 
 // An attacker who edits the members file (on every node) changes nothing:
