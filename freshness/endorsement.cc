@@ -84,15 +84,16 @@ bool TooFar(uint64_t next, uint64_t current) {
 // Epochs, caps and ceremonies left change only by the SO's re-anchor
 // ceremony (a carried decision): over the quorum path they stay as held.
 absl::Status SameEpochsAndCaps(const EndorserState& state,
-                               const HeadTable& next) {
-  if (state.held_table().empty()) {  // a first table: B within the range
+                               const HeadTable& next, uint32_t budget) {
+  if (state.held_table().empty()) {  // a first table: B within this node's
     for (const ShardHead& h : next.shards) {
-      if (h.ceremonies_left > kMaxCeremonies) {
+      if (h.ceremonies_left > std::min(budget, kMaxCeremonies)) {
         return absl::PermissionDeniedError(absl::StrCat(
             "endorse: a first table with ", h.ceremonies_left,
-            " re-anchors left in a shard's life, above the most any "
-            "deployment may configure (",
-            kMaxCeremonies, ")"));
+            " re-anchors left in a shard's life, above this node's [freshness] "
+            "reanchor_budget (",
+            std::min(budget, kMaxCeremonies),
+            "): every member must have the owner's B"));
       }
     }
     return absl::OkStatus();
@@ -481,7 +482,8 @@ bool Usable(const Members& members, const EndorserState& state,
 absl::StatusOr<EndorserState> DecideEndorse(const Members& members,
                                             const EndorserState& state,
                                             const EndorseRequest& request,
-                                            HeadRef* signed_head) {
+                                            HeadRef* signed_head,
+                                            uint32_t budget) {
   BKV_RETURN_IF_ERROR(CheckProposer(
       members, state, request.term(), request.proposer_signature(),
       RequestStatement(members.digest(), request)));
@@ -499,7 +501,7 @@ absl::StatusOr<EndorserState> DecideEndorse(const Members& members,
     return absl::InvalidArgumentError(
         "endorse: malformed table or digest, or a seq too far ahead");
   }
-  BKV_RETURN_IF_ERROR(SameEpochsAndCaps(state, *next));
+  BKV_RETURN_IF_ERROR(SameEpochsAndCaps(state, *next, budget));
   const std::string digest = DigestBytes(TableDigest(*next));
   const bool successor =
       request.prev_digest() == held.digest() && next->seq > held.seq();
@@ -912,7 +914,7 @@ absl::StatusOr<fresh::v1::EndorseResponse> Endorser::Endorse(
   }
   HeadRef head;
   absl::StatusOr<EndorserState> next =
-      DecideEndorse(members_, state_, request, &head);
+      DecideEndorse(members_, state_, request, &head, budget_);
   fresh::v1::EndorseResponse out;
   if (absl::IsFailedPrecondition(next.status())) {
     BKV_ASSIGN_OR_RETURN(*out.mutable_refusal(), Refuse());

@@ -465,6 +465,14 @@ TEST_F(QuorumTest, UnauthenticatedProposalIsRefused) {
   huge.shards[2].ceremonies_left = kMaxCeremonies + 1;
   auto first = Sig(0, Request(1, zero, huge));
   EXPECT_TRUE(absl::IsPermissionDenied(first.status())) << first.status();
+  // Budget review finding 5: nor more than this node's own B.
+  E(0).set_reanchor_budget(kDefaultCeremonies - 1);
+  first = Sig(0, Request(1, zero, a));
+  EXPECT_TRUE(absl::IsPermissionDenied(first.status())) << first.status();
+  EXPECT_NE(first.status().message().find("reanchor_budget (3)"),
+            std::string::npos)
+      << first.status();
+  E(0).set_reanchor_budget(kDefaultCeremonies);
   ASSERT_TRUE(Sig(0, Request(1, zero, a)).ok());
   EndorseRequest next = Request(1, DigestBytes(TableDigest(a)), Table(2, 0xb2));
   auto unsigned_one = E(0).Endorse(next);
