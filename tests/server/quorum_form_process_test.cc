@@ -532,6 +532,9 @@ TEST_F(QuorumFormTest, RestoredOwnerAndLaggingSurvivorRegainNoGuess) {
   EXPECT_NE(Audit(0).find("accept_fewer=true"), std::string::npos);
   ASSERT_NO_FATAL_FAILURE(StartNodes());
   Reconnect();
+  // Budget review finding 5: the owner's start names what is left.
+  EXPECT_NE(node_[0].log().find("\"min_left\":\"3\""), std::string::npos)
+      << node_[0].log();
   // Form3 review finding 1: 3 members are warned of the lifetime budget.
   EXPECT_NE(node_[0].log().find("freshness_members_replacement_costly"),
             std::string::npos);
