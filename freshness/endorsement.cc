@@ -81,21 +81,34 @@ bool TooFar(uint64_t next, uint64_t current) {
          next > current + std::min(kMaxStep, UINT64_MAX - current);
 }
 
-// Epochs and caps change only by the SO's re-anchor ceremony, which has no
-// quorum form yet: over the quorum path they stay as held.
+// Epochs, caps and ceremonies left change only by the SO's re-anchor
+// ceremony (a carried decision): over the quorum path they stay as held.
 absl::Status SameEpochsAndCaps(const EndorserState& state,
-                               const HeadTable& next) {
-  if (state.held_table().empty()) return absl::OkStatus();
+                               const HeadTable& next, uint32_t budget) {
+  if (state.held_table().empty()) {  // a first table: B within this node's
+    for (const ShardHead& h : next.shards) {
+      if (h.ceremonies_left > std::min(budget, kMaxCeremonies)) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            "endorse: a first table with ", h.ceremonies_left,
+            " re-anchors left in a shard's life, above this node's [freshness] "
+            "reanchor_budget (",
+            std::min(budget, kMaxCeremonies),
+            "): every member must have the owner's B"));
+      }
+    }
+    return absl::OkStatus();
+  }
   auto held = ParseHeadsString(state.held_table());
   bool same = held.ok() && held->shards.size() == next.shards.size();
   for (size_t i = 0; same && i < next.shards.size(); ++i) {
     same = held->shards[i].epoch == next.shards[i].epoch &&
-           held->shards[i].cap == next.shards[i].cap;
+           held->shards[i].cap == next.shards[i].cap &&
+           held->shards[i].ceremonies_left == next.shards[i].ceremonies_left;
   }
   if (same) return absl::OkStatus();
   return absl::PermissionDeniedError(
-      "endorse: the table changes shards, epochs or caps; only the security "
-      "officer's re-anchor ceremony may (docs/rollback.md)");
+      "endorse: the table changes shards, epochs, caps or ceremonies left; "
+      "only the security officer's re-anchor ceremony may (docs/rollback.md)");
 }
 
 // The optional fourth field; no field: a candidate (every older list).
@@ -469,7 +482,8 @@ bool Usable(const Members& members, const EndorserState& state,
 absl::StatusOr<EndorserState> DecideEndorse(const Members& members,
                                             const EndorserState& state,
                                             const EndorseRequest& request,
-                                            HeadRef* signed_head) {
+                                            HeadRef* signed_head,
+                                            uint32_t budget) {
   BKV_RETURN_IF_ERROR(CheckProposer(
       members, state, request.term(), request.proposer_signature(),
       RequestStatement(members.digest(), request)));
@@ -487,7 +501,7 @@ absl::StatusOr<EndorserState> DecideEndorse(const Members& members,
     return absl::InvalidArgumentError(
         "endorse: malformed table or digest, or a seq too far ahead");
   }
-  BKV_RETURN_IF_ERROR(SameEpochsAndCaps(state, *next));
+  BKV_RETURN_IF_ERROR(SameEpochsAndCaps(state, *next, budget));
   const std::string digest = DigestBytes(TableDigest(*next));
   const bool successor =
       request.prev_digest() == held.digest() && next->seq > held.seq();
@@ -900,7 +914,7 @@ absl::StatusOr<fresh::v1::EndorseResponse> Endorser::Endorse(
   }
   HeadRef head;
   absl::StatusOr<EndorserState> next =
-      DecideEndorse(members_, state_, request, &head);
+      DecideEndorse(members_, state_, request, &head, budget_);
   fresh::v1::EndorseResponse out;
   if (absl::IsFailedPrecondition(next.status())) {
     BKV_ASSIGN_OR_RETURN(*out.mutable_refusal(), Refuse());

@@ -160,7 +160,8 @@ absl::StatusOr<std::unique_ptr<FreshRecordStore>> FreshRecordStore::Open(
   const bool genesis = !table.has_value();
   if (genesis) {
     table.emplace();
-    table->shards.resize(options.shards);
+    table->shards.resize(options.shards,
+                         {.ceremonies_left = options.ceremonies});
   } else if (table->shards.size() != options.shards) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the token's freshness heads cover ", table->shards.size(),
@@ -169,8 +170,17 @@ absl::StatusOr<std::unique_ptr<FreshRecordStore>> FreshRecordStore::Open(
         "freshness_shards = ",
         table->shards.size()));
   }
+  // Budget review finding 5: the re-anchors left, beside the configured B.
+  uint32_t min_left = UINT32_MAX;
+  for (const ShardHead& h : table->shards) {
+    min_left = std::min(min_left, h.ceremonies_left);
+  }
+  const int format = table->format;
   std::unique_ptr<FreshRecordStore> store(
       new FreshRecordStore(inner, heads, *std::move(table), options.log));
+  store->Report(
+      "info", "freshness_budget",
+      {{"min_left", absl::StrCat(min_left)}, {"format", absl::StrCat(format)}});
   BKV_RETURN_IF_ERROR(store->Recover(genesis));
   return store;
 }

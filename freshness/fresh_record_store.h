@@ -36,6 +36,9 @@ inline constexpr char kSupersededPayload[] = "bkv.freshness/superseded";
 struct FreshnessOptions {
   uint32_t shards = 16;  // fixed at genesis
   FreshnessLog log;      // may be empty
+  // B, each shard's lifetime re-anchor budget, fixed at genesis
+  // (docs/rollback.md "The lifetime budget").
+  uint32_t ceremonies = kDefaultCeremonies;
 };
 
 // How a record written before its shard's re-anchor reads (docs/rollback.md

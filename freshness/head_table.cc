@@ -1,5 +1,7 @@
 #include "freshness/head_table.h"
 
+#include <algorithm>
+
 #include "absl/status/status.h"
 #include "crypto/status_macros.h"
 #include "hsm/key_labels.h"
@@ -7,9 +9,24 @@
 namespace bkv::freshness {
 namespace {
 
-constexpr uint8_t kFormat = 0x01;
+constexpr uint8_t kLegacy = 0x01;
+constexpr uint8_t kFormat = 0x02;
 constexpr size_t kHeader = 1 + 4 + 8;
-constexpr size_t kShardSize = 4 + 4 + 32;
+
+size_t ShardSize(uint8_t format) {
+  return format == kLegacy ? 4 + 4 + 32 : 4 + 4 + 4 + 32;
+}
+
+// 0x01 only for a table read as 0x01 that still says what 0x01 would.
+uint8_t FormatOf(const HeadTable& t) {
+  if (t.format != kLegacy) return kFormat;
+  for (const ShardHead& h : t.shards) {
+    if (h.ceremonies_left != LegacyCeremoniesLeft(h.epoch, h.cap)) {
+      return kFormat;
+    }
+  }
+  return kLegacy;
+}
 
 uint64_t GetBe(std::span<const uint8_t> in, size_t at, int bytes) {
   uint64_t v = 0;
@@ -18,6 +35,15 @@ uint64_t GetBe(std::span<const uint8_t> in, size_t at, int bytes) {
 }
 
 }  // namespace
+
+uint32_t LegacyCeremoniesLeft(uint32_t epoch, uint32_t cap) {
+  if (epoch == 0) return kDefaultCeremonies;
+  // The old rule gave caps cap - 1, ..., 1 after this (budget review
+  // finding 6): never more than that, nor than the default B has left.
+  const uint32_t old_rule = cap > 0 ? cap - 1 : 0;
+  return std::min(old_rule,
+                  kDefaultCeremonies - std::min(epoch, kDefaultCeremonies));
+}
 
 void PutBigEndian(std::vector<uint8_t>& out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out.push_back(uint8_t(v >> (8 * i)));
@@ -38,33 +64,45 @@ absl::StatusOr<HeadTable> ParseHeadsString(const std::string& bytes) {
 }
 
 std::vector<uint8_t> EncodeHeads(const HeadTable& t) {
-  std::vector<uint8_t> out{kFormat};
+  const uint8_t format = FormatOf(t);
+  std::vector<uint8_t> out{format};
   PutBigEndian(out, t.shards.size(), 4);
   PutBigEndian(out, t.seq, 8);
   for (const ShardHead& h : t.shards) {
     PutBigEndian(out, h.epoch, 4);
     PutBigEndian(out, h.cap, 4);
+    if (format != kLegacy) PutBigEndian(out, h.ceremonies_left, 4);
     out.insert(out.end(), h.root.begin(), h.root.end());
   }
   return out;
 }
 
 absl::StatusOr<HeadTable> ParseHeads(std::span<const uint8_t> in) {
-  if (in.size() < kHeader || in[0] != kFormat) {
+  if (in.size() < kHeader || (in[0] != kFormat && in[0] != kLegacy)) {
     return absl::DataLossError("freshness head table: unknown format");
   }
+  HeadTable t;
+  t.format = in[0];
+  const size_t size = ShardSize(t.format);
   const uint64_t shards = GetBe(in, 1, 4);
-  if (shards == 0 || in.size() != kHeader + shards * kShardSize) {
+  if (shards == 0 || in.size() != kHeader + shards * size) {
     return absl::DataLossError("freshness head table: wrong size");
   }
-  HeadTable t;
   t.seq = GetBe(in, 5, 8);
   t.shards.resize(shards);
   for (size_t s = 0; s < shards; ++s) {
-    const size_t at = kHeader + s * kShardSize;
-    t.shards[s].epoch = static_cast<uint32_t>(GetBe(in, at, 4));
-    t.shards[s].cap = static_cast<uint32_t>(GetBe(in, at + 4, 4));
-    std::copy_n(in.begin() + at + 8, 32, t.shards[s].root.begin());
+    size_t at = kHeader + s * size;
+    ShardHead& h = t.shards[s];
+    h.epoch = static_cast<uint32_t>(GetBe(in, at, 4));
+    h.cap = static_cast<uint32_t>(GetBe(in, at + 4, 4));
+    at += 8;
+    if (t.format == kLegacy) {
+      h.ceremonies_left = LegacyCeremoniesLeft(h.epoch, h.cap);
+    } else {
+      h.ceremonies_left = static_cast<uint32_t>(GetBe(in, at, 4));
+      at += 4;
+    }
+    std::copy_n(in.begin() + at, 32, h.root.begin());
   }
   return t;
 }

@@ -3,11 +3,15 @@
 
 // The shard heads the token holds (docs/rollback.md "Head table"):
 //
-//   +------+----------+---------+------------------------------------+
-//   | 0x01 | S u32 BE | seq u64 | S x (epoch u32 || cap u32 || root) |
-//   +------+----------+---------+------------------------------------+
+//   +------+----------+---------+-----------------------------------------+
+//   | 0x02 | S u32 BE | seq u64 | S x (epoch u32 || cap u32 || left u32 |
+//   |      |          |         |      || root)                           |
+//   +------+----------+---------+-----------------------------------------+
 //
-// hsm::AnchoredObject adds the MAC. All integers big-endian.
+// Format 0x01 (before the lifetime budget) has no `left`; it is still read,
+// with LegacyCeremoniesLeft, and written back as 0x01 while `left` is that
+// value (old certificates keep verifying). hsm::AnchoredObject adds the
+// MAC. All integers big-endian.
 
 #include <cstdint>
 #include <memory>
@@ -27,12 +31,31 @@ struct ShardHead {
   // With epoch > 0: records written before `epoch` read with at most `cap`
   // attempts remaining (docs/rollback.md "Disaster recovery").
   uint32_t cap = 0;
+  // Re-anchors this shard may still have in its life, written once when
+  // the table is created and only ever decremented (docs/rollback.md "The
+  // lifetime budget").
+  uint32_t ceremonies_left = 0;
   Digest root{};
 };
+
+// The default lifetime budget B: with the default K = 2 its B·K = 8 stays
+// below the default attempt limit 10 (budget review finding 5). The most
+// any table may start with is [freshness] reanchor_budget's range, checked
+// by every endorser too.
+inline constexpr uint32_t kDefaultCeremonies = 4;
+inline constexpr uint32_t kMaxCeremonies = 64;
+
+// A 0x01 shard's `ceremonies_left`: the default B at epoch 0; after a
+// re-anchor the fewer of what the old rule still allowed (caps cap - 1 down
+// to 1: cap - 1 more) and the default B less its re-anchors.
+uint32_t LegacyCeremoniesLeft(uint32_t epoch, uint32_t cap);
 
 struct HeadTable {
   uint64_t seq = 0;  // +1 per head write
   std::vector<ShardHead> shards;
+  // The encoding it was read in: 0x01 tables are written back as 0x01 as
+  // long as every shard's `left` is the derived one.
+  uint8_t format = 0x02;
 };
 
 std::vector<uint8_t> EncodeHeads(const HeadTable& t);

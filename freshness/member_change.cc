@@ -214,34 +214,63 @@ absl::StatusOr<Carry> DecideCarry(const Members& to,
 
 namespace {
 
-// One shard of a decision against the shard it re-anchors.
+// One shard of a decision against the shard it re-anchors (docs/rollback.md
+// "The lifetime budget").
 absl::Status CheckShard(uint32_t i, const ShardHead& was, const ShardHead& now,
                         uint32_t max_attempts) {
   // A kept shard keeps the certified root: only a re-anchor (epoch + 1,
   // capped) may choose another (review finding 4).
-  if (now.epoch == was.epoch && now.cap == was.cap && now.root == was.root) {
+  if (now.epoch == was.epoch && now.cap == was.cap &&
+      now.ceremonies_left == was.ceremonies_left && now.root == was.root) {
     return absl::OkStatus();
   }
   if (now.epoch == was.epoch) {
     return absl::PermissionDeniedError(absl::StrCat(
         "the decision's shard ", i, " keeps epoch ", now.epoch,
-        " but changes its cap or root: only a re-anchored shard (epoch + 1) "
-        "may; was the decision changed on the way?"));
+        " but changes its cap, ceremonies left or root: only a re-anchored "
+        "shard (epoch + 1) may; was the decision changed on the way?"));
   }
-  if (now.epoch == was.epoch + 1 && now.cap <= NextCap(was, max_attempts)) {
+  const ShardHead most = ReanchoredHead(was, max_attempts);
+  // Budget review finding 5: cap 0 only for a spent shard (no decision
+  // takes every attempt from a shard that has a ceremony left).
+  const uint32_t least = most.cap == 0 ? 0 : 1;
+  if (now.epoch == most.epoch && now.cap <= most.cap && now.cap >= least &&
+      now.ceremonies_left == most.ceremonies_left) {
     return absl::OkStatus();
   }
   return absl::PermissionDeniedError(absl::StrCat(
       "the decision's shard ", i, " has epoch ", now.epoch, " cap ", now.cap,
-      "; after epoch ", was.epoch, " cap ", was.cap,
-      " a re-anchor gives epoch + 1 and a cap of at most ",
-      NextCap(was, max_attempts), " (--max-attempts ", max_attempts, ")"));
+      " ceremonies left ", now.ceremonies_left, "; after epoch ", was.epoch,
+      " with ", was.ceremonies_left,
+      " left a re-anchor gives epoch + 1, a cap of ", least, " to ", most.cap,
+      " (--max-attempts ", max_attempts, ") and ", most.ceremonies_left,
+      " left: a decision can't spare or raise the lifetime budget, nor take "
+      "every attempt from a shard that has a ceremony left"));
+}
+
+// A decision without a carried base (a quorum genesis over records) gives
+// every shard its first re-anchor from this node's own budget B: the
+// members' B must agree, and no genesis leaves a shard no attempt nor
+// fewer ceremonies than B gives (budget review finding 5).
+absl::Status CheckGenesisShard(const ShardHead& now, uint32_t max_attempts,
+                               uint32_t ceremonies) {
+  if (now.epoch == 1 && now.cap >= 1 && now.cap <= max_attempts &&
+      ceremonies >= 1 && now.ceremonies_left == ceremonies - 1) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "a decision without a carried head re-anchors every shard once: epoch "
+      "1, a cap of 1 to ",
+      max_attempts, " and ", ceremonies,
+      " - 1 ceremonies left (this node's [freshness] reanchor_budget: every "
+      "member must have the same); this one has epoch ",
+      now.epoch, " cap ", now.cap, " left ", now.ceremonies_left));
 }
 
 }  // namespace
 
 absl::Status ApplyDecision(const std::string& decided, uint32_t max_attempts,
-                           Carry& carry) {
+                           Carry& carry, uint32_t ceremonies) {
   BKV_ASSIGN_OR_RETURN(HeadTable next, ParseHeadsString(decided));
   const bool based = carry.formed.has_base();
   HeadTable was;
@@ -257,9 +286,9 @@ absl::Status ApplyDecision(const std::string& decided, uint32_t max_attempts,
   }
   for (uint32_t i = 0; i < next.shards.size(); ++i) {
     const ShardHead& now = next.shards[i];
-    if (!based && now.epoch != 1) {
-      return absl::PermissionDeniedError(
-          "a decision without a carried head re-anchors every shard");
+    if (!based) {
+      BKV_RETURN_IF_ERROR(CheckGenesisShard(now, max_attempts, ceremonies));
+      continue;
     }
     // Below the carry bound no record is proven fresh (cform finding 1).
     if (carry.below_bound && now.epoch != was.shards[i].epoch + 1) {
@@ -309,7 +338,8 @@ std::vector<uint8_t> DecisionStatement(const Digest& list,
 
 absl::Status ApplySignedDecision(const Members& to,
                                  const fresh::v1::ReanchorDecision& d,
-                                 uint32_t max_attempts, Carry& carry) {
+                                 uint32_t max_attempts, Carry& carry,
+                                 uint32_t ceremonies) {
   const Member* m = to.Find(d.node_id());
   hsm::EndorsementKey::Signature sig;
   if (m == nullptr || d.signature().size() != sig.size() ||
@@ -327,7 +357,7 @@ absl::Status ApplySignedDecision(const Members& to,
         "the decision was made over another carried head than these "
         "hand-overs give: use the hand-overs it was made with");
   }
-  return ApplyDecision(d.table(), max_attempts, carry);
+  return ApplyDecision(d.table(), max_attempts, carry, ceremonies);
 }
 
 }  // namespace bkv::freshness

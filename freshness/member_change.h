@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "bkv/fresh/v1/endorse.pb.h"
 #include "freshness/endorsement.h"
+#include "freshness/head_table.h"
 
 namespace bkv::freshness {
 
@@ -67,13 +68,18 @@ absl::StatusOr<Carry> DecideCarry(
 // `decided` (the table `rollback reanchor --carry` wrote) becomes the base
 // instead of the carried certificate's table, after checking that it
 // differs from it only as a re-anchor may: the same shards, a higher seq,
-// and each shard either unchanged in epoch and cap or at epoch + 1 with a
-// cap of at most NextCap(its head, max_attempts). Without a carried base
-// (a quorum genesis over a store with records) every shard must be at
-// epoch 1 with a cap of at most max_attempts. Below the carry bound every
-// shard must be re-anchored. PermissionDenied otherwise.
+// and each shard either unchanged in epoch, cap, ceremonies left and root,
+// or at epoch + 1 with a cap of at most ReanchoredHead(its head,
+// max_attempts)'s, at least 1 unless that is 0 (spent), and exactly its
+// ceremonies left (one fewer: the lifetime budget is neither spared nor
+// raised). Without a carried base (a quorum genesis over a store with
+// records) every shard must be at epoch 1 with a cap of 1 to max_attempts
+// and exactly `ceremonies` (this node's B) - 1 left. Below the carry bound
+// every shard must be re-anchored.
+// PermissionDenied otherwise.
 absl::Status ApplyDecision(const std::string& decided, uint32_t max_attempts,
-                           Carry& carry);
+                           Carry& carry,
+                           uint32_t ceremonies = kDefaultCeremonies);
 
 // What the scanning member signs: "bkv.fresh.decision.v1" || list digest of
 // the members || node u32 || carried digest (32, zeros: none) ||
@@ -84,7 +90,8 @@ std::vector<uint8_t> DecisionStatement(const Digest& list,
 // applied as above.
 absl::Status ApplySignedDecision(const Members& to,
                                  const fresh::v1::ReanchorDecision& d,
-                                 uint32_t max_attempts, Carry& carry);
+                                 uint32_t max_attempts, Carry& carry,
+                                 uint32_t ceremonies = kDefaultCeremonies);
 
 }  // namespace bkv::freshness
 

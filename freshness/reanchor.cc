@@ -51,12 +51,29 @@ absl::StatusOr<Scan> ScanStore(const storage::RecordStore& store,
   return scan;
 }
 
+// Form3 review finding 1: the refusal names the way out.
+absl::Status Spent(uint32_t s, const ShardHead& head) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "shard ", s, " was re-anchored ", head.epoch,
+      " times and has no re-anchor left in its life ([freshness] "
+      "reanchor_budget, fixed when the heads were created): another one "
+      "would leave its accounts no attempts. Restore the store's latest "
+      "state instead; a quorum of 3 members spends one at each replacement "
+      "below the carry bound: there the way out is 5 members, not --force. "
+      "--force accepts that every ACTIVE account of the shard is "
+      "left 0 attempts (users re-register with proof from outside; "
+      "docs/operations.md \"Replacing a node\")"));
+}
+
 }  // namespace
 
-uint32_t NextCap(const ShardHead& head, uint32_t max_attempts) {
-  if (head.epoch == 0) return max_attempts;
-  const uint32_t lower = std::min(head.cap, max_attempts);
-  return lower > 0 ? lower - 1 : 0;
+ShardHead ReanchoredHead(const ShardHead& was, uint32_t max_attempts) {
+  ShardHead now = was;
+  ++now.epoch;
+  const bool spent = was.ceremonies_left == 0;
+  now.cap = spent ? 0 : max_attempts;
+  now.ceremonies_left = spent ? 0 : was.ceremonies_left - 1;
+  return now;
 }
 
 absl::Status CheckMaxAttempts(uint32_t max_attempts, int64_t attempt_limit) {
@@ -91,8 +108,15 @@ absl::StatusOr<HeadTable> StartingTable(HeadStore& heads,
               "with records, pass --genesis");
   }
   if (options.genesis) {
+    if (options.ceremonies == 0) {
+      return absl::InvalidArgumentError(
+          "reanchor_budget must be at least 1: the genesis over records is "
+          "itself a re-anchor");
+    }
     table.emplace();
-    table->shards.resize(options.shards);  // every root differs: all chosen
+    // Every root differs: all chosen.
+    table->shards.resize(options.shards,
+                         {.ceremonies_left = options.ceremonies});
   }
   if (table->shards.size() != options.shards) {
     return absl::FailedPreconditionError(
@@ -128,30 +152,28 @@ absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
     ShardHead& head = next.shards[s];
     const bool proven = scan.checked[s].Root() == head.root;
     const bool moved = scan.as_is[s].Root() != head.root;
-    const bool chosen =
-        (options.cap_rolled_forward && proven && moved) ||
-        (options.only.empty()
-             ? !proven
-             : std::find(options.only.begin(), options.only.end(), s) !=
-                   options.only.end());
+    const bool named = options.only.empty()
+                           ? !proven
+                           : std::find(options.only.begin(), options.only.end(),
+                                       s) != options.only.end();
+    const bool rolls = options.cap_rolled_forward && proven && moved;
+    // Budget review finding 7: a proven shard is never refused on or
+    // forced to 0 for its roll-forward alone; kept as certified, it reads
+    // stale (unavailable, nothing lost) until the officer names it.
+    if (!named && rolls && head.ceremonies_left == 0) {
+      report.kept_spent.push_back(s);
+      continue;
+    }
+    const bool chosen = named || rolls;
     if (!chosen && !proven) continue;  // stays stale
     head.root = scan.as_is[s].Root();
     if (!chosen) continue;  // proven: rolled forward only
-    head.cap = NextCap(head, options.max_attempts);
-    if (head.cap == 0 && !options.force) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "shard ", s, " was re-anchored ", head.epoch,
-          " times already and its budget is spent: another re-anchor leaves "
-          "its accounts no attempts. Restore the store's latest state "
-          "instead, or pass --force to accept that. A quorum of 3 members "
-          "spends this budget at each replacement below the carry bound "
-          "(with K = 2: two in its life, one after a genesis decision): "
-          "there the way out is 5 members, not --force (docs/operations.md "
-          "\"Replacing a node\")"));
-    }
-    ++head.epoch;
-    report.shards.push_back({s, scan.records[s], head.epoch, head.cap});
+    if (head.ceremonies_left == 0 && !options.force) return Spent(s, head);
+    head = ReanchoredHead(head, options.max_attempts);
+    report.shards.push_back(
+        {s, scan.records[s], head.epoch, head.cap, head.ceremonies_left});
   }
+  next.format = 0x02;
   next.seq = std::max(table.seq, scan.max_tag) + 1;
   BKV_RETURN_IF_ERROR(heads.Write(next));
   report.seq = next.seq;

@@ -23,17 +23,22 @@ struct ReanchorOptions {
   // Create the heads over a store that already holds records (the vault
   // refuses to start on one without them): every shard as if re-anchored.
   bool genesis = false;
+  // B, the lifetime budget a genesis table starts with ([freshness]
+  // reanchor_budget); the genesis itself spends one.
+  uint32_t ceremonies = kDefaultCeremonies;
   // Quorum decisions: a proven shard whose root would move (records rolled
   // forward) is re-anchored too, since the other members can check only
-  // that a kept shard keeps its certified root (cform review finding 4).
+  // that a kept shard keeps its certified root (cform review finding 4);
+  // with no ceremony left it is kept instead (budget review finding 7).
   bool cap_rolled_forward = false;
 };
 
-// The cap a shard gets at its next re-anchor: K the first time, then one
-// less than the lower of K and its current cap each time (the budget in the
-// token: the storage can't buy guesses by forcing re-anchor after
-// re-anchor). 0 means spent.
-uint32_t NextCap(const ShardHead& head, uint32_t max_attempts);
+// What one ceremony makes of a shard's head, root aside (docs/rollback.md
+// "The lifetime budget"): epoch + 1, cap K and one ceremony fewer; with
+// none left (spent), cap 0 and still none. The cap never shrinks with the
+// count, and nothing here raises `ceremonies_left`, so a shard gives at
+// most B ceremonies of K guesses in its life.
+ShardHead ReanchoredHead(const ShardHead& was, uint32_t max_attempts);
 
 // K is at least 1 and below the attempt limit: a re-anchor never gives a
 // full budget back (issue 12). InvalidArgument naming the bound otherwise.
@@ -44,22 +49,26 @@ struct ReanchoredShard {
   uint64_t records = 0;  // live records now anchored, all capped at `cap`
   uint32_t epoch = 0;
   uint32_t cap = 0;
+  uint32_t ceremonies_left = 0;  // after this one
 };
 
 struct ReanchorReport {
   std::vector<ReanchoredShard> shards;
   uint64_t unreadable = 0;  // records the store could not open (left out)
   uint64_t seq = 0;         // the head written
+  // Quorum decisions: proven shards with rolled-forward writes and no
+  // ceremony left, kept at their certified head (budget review finding 7).
+  std::vector<uint32_t> kept_spent;
 };
 
 // The disaster-recovery step (docs/rollback.md "Disaster recovery"), with
 // the vault stopped and the security officer already proven by the caller:
 // takes the chosen shards' records as the store holds them, writes their
-// roots with epoch + 1 and cap = NextCap(), so every record written before
-// now reads with at most that many attempts left (and no pending request).
-// Refuses if records are unreadable (unless accept_unreadable) or a chosen
-// shard's budget is spent (unless force). Proven shards are
-// rolled forward as at start-up and keep their epoch. Never raises a
+// roots as ReanchoredHead() says, so every record written before now reads
+// with at most K attempts left (and no pending request). Refuses if records
+// are unreadable (unless accept_unreadable) or a chosen shard has no
+// ceremony left (unless force). Writes the table in the current format. Proven
+// shards are rolled forward as at start-up and keep their epoch. Never raises a
 // counter: LOCKED stays locked, and a capped record never gains attempts.
 absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
                                         HeadStore& heads,

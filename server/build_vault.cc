@@ -334,8 +334,8 @@ absl::StatusOr<std::unique_ptr<freshness::FreshRecordStore>> OpenFresh(
   const ComponentOptions::Store& o = n.options.store;
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   for (int round = 0;; ++round) {
-    auto fresh = freshness::FreshRecordStore::Open(*n.store, heads,
-                                                   {o.shards, LogFreshness});
+    auto fresh = freshness::FreshRecordStore::Open(
+        *n.store, heads, {o.shards, LogFreshness, o.ceremonies});
     if (fresh.ok() || n.quorum == nullptr ||
         !absl::IsUnavailable(fresh.status()) || absl::Now() > deadline ||
         round >= 60) {
@@ -364,7 +364,7 @@ absl::Status BuildElected(VaultNode& n) {
   const hsm::VaultKeys* keys = &*n.keys;  // lives as long as the node
   auto elected = ElectedOwner::Start(
       *n.quorum, *etcd, n.options.store.etcd_options.key_prefix + "fresh/owner",
-      {n.options.store.shards, LogFreshness},
+      {n.options.store.shards, LogFreshness, n.options.store.ceremonies},
       {*std::move(check), [keys](absl::string_view c) {
          return hsm::VerifyKeyCheck(*keys, c, "this node's token");
        }});
@@ -385,7 +385,8 @@ absl::Status BuildElected(VaultNode& n) {
 
 // Form3 review finding 1: where one lost member leaves fewer hand-overs
 // than the carry bound (3 members), each replacement re-anchors every shard
-// and spends a step of its lifetime budget. A warning: tests and labs run 3.
+// and spends one of its B lifetime re-anchors. A warning: tests and labs
+// run 3.
 void WarnBelowBoundOnLoss(const freshness::Members& m) {
   if (m.all().size() - 1 >= freshness::CarryBound(m)) return;
   Log("warn", "freshness_members_replacement_costly",
@@ -393,9 +394,9 @@ void WarnBelowBoundOnLoss(const freshness::Members& m) {
        {"hint",
         "a member lost for good leaves fewer hand-overs than the carry "
         "bound: each replacement caps every account at K attempts and "
-        "spends one step of every shard's re-anchor budget (with K = 2, "
-        "two in the cluster's life, one after a genesis decision); run 5 "
-        "members (docs/operations.md \"Replacing a node\")"}});
+        "spends one of every shard's B lifetime re-anchors ([freshness] "
+        "reanchor_budget); run 5 members (docs/operations.md \"Replacing a "
+        "node\")"}});
 }
 
 // A quorum node: its endorser on the peer port; the owner writes its heads
@@ -474,8 +475,8 @@ absl::Status BuildFreshness(const VaultConfig& c, VaultNode& n) {
     n.timed_store.emplace(*n.store, n.metrics);
     return absl::OkStatus();
   }
-  auto fresh = freshness::FreshRecordStore::Open(*n.store, *n.heads,
-                                                 {o.shards, LogFreshness});
+  auto fresh = freshness::FreshRecordStore::Open(
+      *n.store, *n.heads, {o.shards, LogFreshness, o.ceremonies});
   BKV_BUILD_STEP("freshness_unavailable", fresh.status());
   n.fresh = *std::move(fresh);
   n.timed_store.emplace(*n.fresh, n.metrics);
@@ -598,6 +599,7 @@ ComponentOptions ComponentOptionsFor(const VaultConfig& c) {
   o.store.etcd_options.op_timeout = absl::Milliseconds(c.etcd_op_timeout_ms);
   o.store.anchor = c.AnchorsRecords();
   o.store.shards = static_cast<uint32_t>(c.freshness_shards);
+  o.store.ceremonies = static_cast<uint32_t>(c.freshness_reanchor_budget);
   o.quorum = {c.freshness_members_file,   c.freshness_node_id,
               c.freshness_peer_listen,    c.freshness_endorse_timeout_ms,
               c.freshness_owner,          c.freshness_owner_lease_ttl_s,
@@ -672,8 +674,9 @@ std::string DescribeForTesting(const ComponentOptions& o) {
       ",", e.ca_file, ",", e.cert_file, ",", e.key_file, ",", e.insecure, ",",
       absl::FormatDuration(e.call_timeout), ",",
       absl::FormatDuration(e.op_timeout), "\nfreshness=", o.store.anchor, ",",
-      o.store.shards, "\nquorum=", o.quorum.members_file, ",", o.quorum.node_id,
-      ",", o.quorum.peer_listen, ",", o.quorum.endorse_timeout_ms, ",",
+      o.store.shards, ",", o.store.ceremonies,
+      "\nquorum=", o.quorum.members_file, ",", o.quorum.node_id, ",",
+      o.quorum.peer_listen, ",", o.quorum.endorse_timeout_ms, ",",
       o.quorum.owner, ",", o.quorum.owner_lease_ttl_s, ",",
       o.quorum.peer_cert_file, ",", o.quorum.peer_key_file, ",",
       o.quorum.peer_ca_file, ",", o.quorum.owner_candidate,

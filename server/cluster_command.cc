@@ -219,10 +219,10 @@ void RegisterForm(VaultCli& cli, CLI::App& cluster) {
                 "with --export, or --carry and --decision: fewer hand-overs "
                 "than the carry bound N - q + 2; the decision must re-anchor "
                 "every shard (every account keeps at most K attempts; "
-                "audited). Each such ceremony spends one step of every "
-                "shard's lifetime budget: with K = 2, 3 members survive two "
-                "(one after a genesis decision); the way out is 5 members, "
-                "not --force");
+                "audited). Each such ceremony spends one of every shard's "
+                "B lifetime re-anchors ([freshness] reanchor_budget, default "
+                "4): 3 members pay it at every member lost for good; the way "
+                "out is 5 members, not --force");
   cmd->add_option("--leaving-exports", form->leaving_exports,
                   "with --export: ids of leaving members that hand over too "
                   "(a healthy swap), counted toward the carry bound")

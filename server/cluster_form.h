@@ -65,12 +65,15 @@ absl::StatusOr<std::vector<fresh::v1::HandOver>> ReadHandOvers(
 // that can't be read (half of it gone after a crash between its two token
 // writes, a failing MAC, bytes `parses` refuses) is destroyed with its MAC
 // key, logged as `event`, so the officer's ceremony can write it anew. True
-// when it was; false when it is absent or sound.
+// when it was; false when it is absent or sound. Form3 review finding 6:
+// any other read error (a lost session, a busy HSM) destroys nothing and is
+// returned; with `refuse` set, a broken object is not destroyed either:
+// FailedPrecondition with that text, logged as `event`_refused.
 absl::StatusOr<bool> DestroyBrokenObject(
     const std::shared_ptr<hsm::Pkcs11Hsm>& token, absl::string_view label,
     absl::string_view mac_label,
     const std::function<bool(std::span<const uint8_t>)>& parses,
-    absl::string_view event);
+    absl::string_view event, absl::string_view refuse = "");
 
 // `bkv-vault cluster form`, the node's vault stopped.
 absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out);

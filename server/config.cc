@@ -17,6 +17,7 @@
 #include "cmdline/cmdline.h"
 #include "crypto/realm_set.h"
 #include "crypto/status_macros.h"
+#include "freshness/head_table.h"
 #include "hsm/key_ceremony.h"
 #include "net/loopback.h"
 #include "server/rate_limiter.h"
@@ -149,6 +150,11 @@ const Option kOptions[] = {
     {"freshness", "shards", "freshness-shards", &VaultConfig::freshness_shards,
      "record shards anchored in the HSM (fixed when the heads are created; "
      "docs/rollback.md)"},
+    {"freshness", "reanchor_budget", "freshness-reanchor-budget",
+     &VaultConfig::freshness_reanchor_budget,
+     "re-anchors each shard may have in its life, each capping its accounts "
+     "at K (1-64; fixed when the heads are created; docs/rollback.md \"The "
+     "lifetime budget\")"},
     {"freshness", "single_node", "freshness-single-node",
      &VaultConfig::freshness_single_node,
      "etcd: this is the only vault node, so anchor records in its HSM "
@@ -441,6 +447,12 @@ absl::Status ValidateQuorum(const VaultConfig& c) {
 absl::Status ValidateStorage(const VaultConfig& c) {
   if (c.freshness_shards < 1 || c.freshness_shards > 65536) {
     return absl::InvalidArgumentError("freshness shards must be 1 to 65536");
+  }
+  if (c.freshness_reanchor_budget < 1 ||
+      c.freshness_reanchor_budget > freshness::kMaxCeremonies) {
+    return absl::InvalidArgumentError(
+        "freshness reanchor_budget must be 1 to 64 (the re-anchors a shard "
+        "may have in its life, each at most K guesses per account)");
   }
   BKV_RETURN_IF_ERROR(ValidateQuorum(c));
   if (c.storage_backend == "rocksdb") return absl::OkStatus();

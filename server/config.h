@@ -92,6 +92,10 @@ struct VaultConfig {
   int64_t etcd_op_timeout_ms = 10000;
   // [freshness] docs/rollback.md
   int64_t freshness_shards = 16;
+  // B: re-anchors each shard may have in its life, written when the heads
+  // are created (docs/rollback.md "The lifetime budget"); 4 keeps B·K = 8
+  // below the default attempt_limit 10 with K = 2.
+  int64_t freshness_reanchor_budget = 4;
   bool freshness_single_node = false;  // etcd: the only vault node
   // The quorum of endorsing nodes (docs/rollback.md "Quorum across nodes"):
   // the members file (`<id> <endorsement key hex> <peer host:port>` lines),

@@ -35,6 +35,8 @@ struct QuorumSettings {
   std::optional<freshness::Digest> carried_from;
   // Elected owner: false, this member never campaigns (finding 7).
   bool owner_candidate = true;
+  // [freshness] reanchor_budget: the most a first table may give a shard.
+  uint32_t reanchor_budget = freshness::kMaxCeremonies;
 };
 
 // `c` must use the quorum (c.UsesQuorum()) and be validated. Refuses, saying

@@ -54,15 +54,21 @@ absl::Status AuditReport(VaultNode& node,
                          const freshness::ReanchorReport& report) {
   for (const auto& s : report.shards) {
     const std::string shard = absl::StrCat("shard:", s.shard);
+    // Budget review finding 9: the only lasting trace shows what is left.
     const std::string outcome =
-        absl::StrCat("reanchored epoch=", s.epoch, " records=", s.records);
+        absl::StrCat("reanchored epoch=", s.epoch, " records=", s.records,
+                     " left=", s.ceremonies_left);
     BKV_RETURN_IF_ERROR(node.audit->Record(
         {"rollback_reanchor", shard, outcome, static_cast<int64_t>(s.cap)}));
     Log("warn", "rollback_reanchor",
         {{"shard", absl::StrCat(s.shard)},
          {"epoch", absl::StrCat(s.epoch)},
          {"records", absl::StrCat(s.records)},
-         {"max_attempts", absl::StrCat(s.cap)}});
+         {"max_attempts", absl::StrCat(s.cap)},
+         {"ceremonies_left", absl::StrCat(s.ceremonies_left)}});
+  }
+  for (uint32_t s : report.kept_spent) {
+    Log("warn", "rollback_reanchor_kept_spent", {{"shard", absl::StrCat(s)}});
   }
   return absl::OkStatus();
 }
@@ -171,6 +177,7 @@ absl::StatusOr<freshness::ReanchorReport> QuorumReanchor(const Flags& f,
   freshness::ReanchorOptions options = f.reanchor;
   options.shards = static_cast<uint32_t>(c.freshness_shards);
   options.genesis = !carried;  // a quorum over a store with records
+  options.ceremonies = static_cast<uint32_t>(c.freshness_reanchor_budget);
   options.cap_rolled_forward = true;
   if (carry.below_bound) {  // no record is proven fresh: every shard
     options.only.clear();
@@ -207,6 +214,7 @@ absl::StatusOr<freshness::ReanchorReport> Reanchor(const Flags& f,
                        freshness::TokenHeadStore::Open(node->token));
   freshness::ReanchorOptions options = f.reanchor;
   options.shards = static_cast<uint32_t>(c.freshness_shards);
+  options.ceremonies = static_cast<uint32_t>(c.freshness_reanchor_budget);
   BKV_ASSIGN_OR_RETURN(freshness::ReanchorReport report,
                        freshness::Reanchor(*node->store, *heads, options));
   BKV_RETURN_IF_ERROR(AuditReport(*node, report));
@@ -234,7 +242,15 @@ int RunReanchor(Flags& flags, std::ostream& out, std::ostream& err) {
   for (const auto& s : report->shards) {
     out << "shard " << s.shard << ": re-anchored at epoch " << s.epoch << ", "
         << s.records << " records, each with at most " << s.cap
-        << " attempts left\n";
+        << " attempts left; " << s.ceremonies_left
+        << " re-anchors left in its life\n";
+  }
+  for (uint32_t s : report->kept_spent) {
+    out << "shard " << s << ": proven, but its rolled-forward writes would "
+        << "need a re-anchor and it has none left: kept as certified, no "
+        << "attempt given; it reads stale (its accounts unavailable, nothing "
+        << "lost) until you name it: --shards " << s << " --force (0 "
+        << "attempts) or restore the store's latest state\n";
   }
   if (report->unreadable > 0) {
     out << report->unreadable
@@ -262,9 +278,10 @@ void RegisterRollbackCommands(VaultCli& cli) {
       *rollback, "reanchor", "re-anchor a restored store",
       "Re-anchors shards whose records cannot be proven fresh (a store "
       "restored from a backup), with the vault stopped. Every record of a "
-      "re-anchored shard keeps at most K attempts (one fewer at each later "
-      "re-anchor of the shard, --force when none are left); locked records "
-      "stay locked; pending resets and registrations are dropped. Needs the "
+      "re-anchored shard keeps at most K attempts, and the shard spends one "
+      "of its B lifetime re-anchors ([freshness] reanchor_budget; --force "
+      "when none are left gives 0 attempts); locked records stay locked; "
+      "pending resets and registrations are dropped. Needs the "
       "token's security-officer PIN. The vault's settings are serve's "
       "(--config and its flags). docs/rollback.md says when.",
       [f](Io io) { return RunReanchor(*f, io.out, io.err); });
@@ -280,7 +297,8 @@ void RegisterRollbackCommands(VaultCli& cli) {
              "re-anchor although some records cannot be opened (they stay "
              "unreadable)");
   cli.Switch(reanchor, "--force", f->reanchor.force,
-             "re-anchor a shard whose re-anchor budget is spent (cap 0)");
+             "re-anchor a shard with no re-anchor left in its life (cap 0: "
+             "its accounts get no attempt)");
   cli.Switch(reanchor, "--genesis", f->reanchor.genesis,
              "anchor a store that has records but no heads on this token "
              "(first anchoring)");
@@ -290,9 +308,10 @@ void RegisterRollbackCommands(VaultCli& cli) {
   cli.Switch(reanchor, "--accept-fewer", f->accept_fewer,
              "quorum: fewer hand-overs than the carry bound N - q + 2 (a "
              "member lost with N = 3): every shard is re-anchored (audited). "
-             "Each such ceremony spends one step of every shard's lifetime "
-             "budget: with K = 2, 3 members survive two (one after a "
-             "genesis decision); the way out is 5 members, not --force");
+             "Each such ceremony spends one of every shard's B lifetime "
+             "re-anchors ([freshness] reanchor_budget, default 4): 3 members "
+             "pay it at every member lost for good; the way out is 5 "
+             "members, not --force");
   cli.Value(reanchor, "--decision", f->decision, "OUT",
             "quorum: where the signed new table goes (for `cluster form "
             "--carry ... --decision OUT` on every member)");

@@ -28,8 +28,44 @@ TEST(HeadTableTest, RoundTripsAndRejectsGarbage) {
     EXPECT_TRUE(absl::IsDataLoss(
         ParseHeads(std::span<const uint8_t>(bytes.data(), cut)).status()));
   }
-  bytes[0] = 0x02;
+  EXPECT_EQ(back->shards[1].ceremonies_left, 0u);
+  bytes[0] = 0x03;
   EXPECT_TRUE(absl::IsDataLoss(ParseHeads(bytes).status()));
+}
+
+// Form3 review finding 1: tables written before the lifetime budget (0x01,
+// no `left`) are read with the derived count and written back byte for
+// byte (their certificates keep verifying); a changed count gives 0x02.
+TEST(HeadTableTest, ReadsTheOldFormatWithADerivedBudget) {
+  std::vector<uint8_t> v1 = {0x01, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 9};
+  for (auto [epoch, cap] : {std::pair{0, 0}, {2, 1}, {1, 0}, {1, 2}, {1, 9}}) {
+    for (int b : {0, 0, 0, epoch, 0, 0, 0, cap}) {
+      v1.push_back(static_cast<uint8_t>(b));
+    }
+    v1.insert(v1.end(), 32, 0xcd);
+  }
+  auto t = ParseHeads(v1);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->format, 0x01);
+  EXPECT_EQ(t->seq, 9u);
+  EXPECT_EQ(t->shards[0].ceremonies_left, kDefaultCeremonies);
+  // Budget review finding 6: never more than the old rule still allowed
+  // (caps cap - 1 down to 1), nor than the default B has left.
+  EXPECT_EQ(t->shards[1].ceremonies_left, 0u);  // old rule: next cap 0
+  EXPECT_EQ(t->shards[2].ceremonies_left, 0u);  // spent stays spent
+  EXPECT_EQ(t->shards[3].ceremonies_left, 1u);  // old rule: cap 1 once
+  EXPECT_EQ(t->shards[4].ceremonies_left, kDefaultCeremonies - 1);
+  EXPECT_EQ(EncodeHeads(*t), v1);
+  HeadTable changed = *t;
+  changed.shards[0].ceremonies_left = 3;
+  const std::vector<uint8_t> v2 = EncodeHeads(changed);
+  EXPECT_EQ(v2[0], 0x02);
+  EXPECT_EQ(v2.size(), 13u + 5 * 44);
+  auto back = ParseHeads(v2);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->shards[0].ceremonies_left, 3u);
+  EXPECT_EQ(back->shards[3].ceremonies_left, 1u);
+  EXPECT_EQ(EncodeHeads(*back), v2);
 }
 
 TEST(ShardTreeTest, RootCommitsToTheLeafSetWhateverTheOrder) {

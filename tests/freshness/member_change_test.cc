@@ -10,13 +10,19 @@
 namespace bkv::freshness {
 namespace {
 
-HeadTable Table(uint64_t seq, std::vector<std::pair<uint32_t, uint32_t>> ec) {
+// Each shard: epoch, cap and ceremonies left.
+struct Head {
+  uint32_t epoch, cap, left;
+};
+
+HeadTable Table(uint64_t seq, std::vector<Head> heads) {
   HeadTable t;
   t.seq = seq;
-  for (auto [epoch, cap] : ec) {
+  for (auto [epoch, cap, left] : heads) {
     ShardHead h;
     h.epoch = epoch;
     h.cap = cap;
+    h.ceremonies_left = left;
     h.root[0] = static_cast<uint8_t>(epoch + 1);  // kept shards keep it
     t.shards.push_back(h);
   }
@@ -42,10 +48,10 @@ absl::Status Apply(const HeadTable& was, const HeadTable& next, uint32_t k) {
 }
 
 TEST(MemberChangeTest, DecisionMayOnlyReanchorWithinTheBudget) {
-  const HeadTable was = Table(10, {{0, 0}, {1, 2}});
+  const HeadTable was = Table(10, {{0, 0, 8}, {1, 2, 7}});
   // Shard 0 first re-anchored (cap K = 2), shard 1 kept: accepted.
   Carry c = Based(was);
-  const HeadTable ok = Table(11, {{1, 2}, {1, 2}});
+  const HeadTable ok = Table(11, {{1, 2, 7}, {1, 2, 7}});
   ASSERT_TRUE(ApplyDecision(EncodeHeadsString(ok), 2, c).ok());
   EXPECT_EQ(c.formed.base().seq(), 11u);
   EXPECT_EQ(c.formed.base().term(), 7u);
@@ -53,47 +59,88 @@ TEST(MemberChangeTest, DecisionMayOnlyReanchorWithinTheBudget) {
   EXPECT_EQ(c.state.newest_certificate().head().digest(),
             DigestBytes(TableDigest(ok)));
   EXPECT_EQ(c.state.newest_certificate().endorsements_size(), 0);
-  // Shard 1 re-anchored again: at most min(K, 2) - 1 = 1.
-  EXPECT_TRUE(Apply(was, Table(11, {{0, 0}, {2, 1}}), 2).ok());
-  EXPECT_EQ(Apply(was, Table(11, {{0, 0}, {2, 2}}), 2).code(),
+  // Form3 review finding 1: shard 1 re-anchored again keeps cap K = 2 (the
+  // cap no longer shrinks) and spends one ceremony: 7 -> 6.
+  EXPECT_TRUE(Apply(was, Table(11, {{0, 0, 8}, {2, 2, 6}}), 2).ok());
+  EXPECT_TRUE(Apply(was, Table(11, {{0, 0, 8}, {2, 1, 6}}), 2).ok());
+  // Budget review finding 5: cap 0 for a shard that has ceremonies left
+  // (any member's decision taking every attempt) is refused.
+  EXPECT_EQ(Apply(was, Table(11, {{0, 0, 8}, {2, 0, 6}}), 2).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Apply(was, Table(11, {{1, 0, 7}, {1, 2, 7}}), 2).code(),
             absl::StatusCode::kPermissionDenied);
   // A cap raised without a re-anchor, an epoch skipped or reset, a K above
-  // this node's, no higher seq, another shard count: refused.
+  // this node's, no higher seq, another shard count; a re-anchor that does
+  // not spend a ceremony or raises the count; a kept shard with another
+  // count: refused.
   for (const HeadTable& bad :
-       {Table(11, {{0, 0}, {1, 5}}), Table(11, {{2, 2}, {1, 2}}),
-        Table(11, {{0, 0}, {0, 10}}), Table(10, {{1, 2}, {1, 2}}),
-        Table(11, {{1, 2}})}) {
+       {Table(11, {{0, 0, 8}, {1, 5, 7}}), Table(11, {{2, 2, 7}, {1, 2, 7}}),
+        Table(11, {{0, 0, 8}, {0, 10, 7}}), Table(10, {{1, 2, 7}, {1, 2, 7}}),
+        Table(11, {{1, 2, 7}}), Table(11, {{0, 0, 8}, {2, 2, 7}}),
+        Table(11, {{0, 0, 8}, {2, 2, 8}}), Table(11, {{1, 2, 8}, {1, 2, 7}}),
+        Table(11, {{0, 0, 8}, {1, 2, 6}}), Table(11, {{0, 0, 9}, {1, 2, 7}})}) {
     EXPECT_EQ(Apply(was, bad, 2).code(), absl::StatusCode::kPermissionDenied)
-        << bad.seq;
+        << bad.seq << " " << bad.shards[0].ceremonies_left;
   }
-  EXPECT_EQ(Apply(was, Table(11, {{1, 5}, {1, 2}}), 2).code(),
+  EXPECT_EQ(Apply(was, Table(11, {{1, 5, 7}, {1, 2, 7}}), 2).code(),
             absl::StatusCode::kPermissionDenied);
-  EXPECT_TRUE(Apply(was, Table(11, {{1, 5}, {1, 2}}), 5).ok());
+  EXPECT_TRUE(Apply(was, Table(11, {{1, 5, 7}, {1, 2, 7}}), 5).ok());
+}
+
+// Form3 review finding 1: with no ceremony left a re-anchor gives cap 0 and
+// stays at 0 (--force); any cap, or a count brought back, is refused.
+TEST(MemberChangeTest, SpentBudgetReanchorsOnlyToNoAttempts) {
+  const HeadTable was = Table(10, {{3, 2, 0}});
+  EXPECT_TRUE(Apply(was, Table(11, {{4, 0, 0}}), 2).ok());
+  for (const HeadTable& bad :
+       {Table(11, {{4, 1, 0}}), Table(11, {{4, 2, 0}}), Table(11, {{4, 0, 1}}),
+        Table(11, {{4, 2, 8}})}) {
+    EXPECT_EQ(Apply(was, bad, 2).code(), absl::StatusCode::kPermissionDenied)
+        << bad.shards[0].cap << " " << bad.shards[0].ceremonies_left;
+  }
 }
 
 // Review finding 4: a decision that leaves a shard at its epoch and cap
 // must leave its certified root too, or any signer could give a rolled-back
 // shard its old budget under the carried certificate's name.
 TEST(MemberChangeTest, KeptShardKeepsItsCertifiedRoot) {
-  const HeadTable was = Table(10, {{0, 0}, {1, 2}});
-  HeadTable laundered = Table(11, {{1, 2}, {1, 2}});
+  const HeadTable was = Table(10, {{0, 0, 8}, {1, 2, 7}});
+  HeadTable laundered = Table(11, {{1, 2, 7}, {1, 2, 7}});
   laundered.shards[1].root[5] ^= 1;  // shard 1 "kept", another root
   EXPECT_EQ(Apply(was, laundered, 2).code(),
             absl::StatusCode::kPermissionDenied);
-  HeadTable reanchored = Table(11, {{1, 2}, {2, 1}});
+  HeadTable reanchored = Table(11, {{1, 2, 7}, {2, 2, 6}});
   reanchored.shards[1].root[5] ^= 1;  // a re-anchor chooses it: capped
   EXPECT_TRUE(Apply(was, reanchored, 2).ok());
 }
 
 TEST(MemberChangeTest, GenesisDecisionReanchorsEveryShard) {
-  Carry c;  // no certificate among the hand-overs
+  Carry c;  // no certificate among the hand-overs; this node's B is 4
   EXPECT_TRUE(
-      ApplyDecision(EncodeHeadsString(Table(3, {{1, 2}, {1, 2}})), 2, c).ok());
+      ApplyDecision(EncodeHeadsString(Table(3, {{1, 2, 3}, {1, 1, 3}})), 2, c)
+          .ok());
   EXPECT_EQ(c.formed.base().term(), 0u);
-  Carry d;
-  EXPECT_EQ(
-      ApplyDecision(EncodeHeadsString(Table(3, {{1, 2}, {0, 0}})), 2, d).code(),
-      absl::StatusCode::kPermissionDenied);
+  // A shard not re-anchored, a budget not spent by the genesis ceremony or
+  // above this node's B, a cap above K: refused. Budget review finding 5:
+  // a genesis leaving a shard fewer ceremonies than B - 1 (0 among them)
+  // or cap 0 is refused too.
+  for (auto [heads, b] : {std::pair{Table(3, {{1, 2, 7}, {0, 0, 8}}), 8u},
+                          {Table(3, {{1, 2, 7}, {1, 2, 8}}), 8u},
+                          {Table(3, {{1, 2, 7}, {1, 2, 7}}), 4u},
+                          {Table(3, {{1, 3, 7}, {1, 2, 7}}), 8u},
+                          {Table(3, {{1, 2, 3}, {1, 2, 0}}), 4u},
+                          {Table(3, {{1, 2, 3}, {1, 2, 2}}), 4u},
+                          {Table(3, {{1, 2, 3}, {1, 0, 3}}), 4u}}) {
+    Carry d;
+    EXPECT_EQ(ApplyDecision(EncodeHeadsString(heads), 2, d, b).code(),
+              absl::StatusCode::kPermissionDenied)
+        << b << " " << heads.shards[1].cap << " "
+        << heads.shards[1].ceremonies_left;
+  }
+  Carry e;  // B = 1: the genesis spends the only one
+  EXPECT_TRUE(ApplyDecision(EncodeHeadsString(Table(3, {{1, 2, 0}, {1, 2, 0}})),
+                            2, e, 1)
+                  .ok());
 }
 
 // Cform review finding 1: one stale or lying hand-over is outweighed only
@@ -142,17 +189,18 @@ TEST(MemberChangeTest, ExportCountsTheHandOversTheCarryCanGet) {
 // Below the carry bound no record is proven fresh: a decision that keeps
 // any shard at its epoch is refused, one re-anchoring every shard is not.
 TEST(MemberChangeTest, BelowTheBoundTheDecisionReanchorsEveryShard) {
-  const HeadTable was = Table(10, {{0, 0}, {1, 2}});
+  const HeadTable was = Table(10, {{0, 0, 8}, {1, 2, 7}});
   Carry kept = Based(was);
   kept.below_bound = true;
-  EXPECT_EQ(
-      ApplyDecision(EncodeHeadsString(Table(11, {{1, 2}, {1, 2}})), 2, kept)
-          .code(),
-      absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(ApplyDecision(EncodeHeadsString(Table(11, {{1, 2, 7}, {1, 2, 7}})),
+                          2, kept)
+                .code(),
+            absl::StatusCode::kPermissionDenied);
   Carry every = Based(was);
   every.below_bound = true;
   EXPECT_TRUE(
-      ApplyDecision(EncodeHeadsString(Table(11, {{1, 2}, {2, 1}})), 2, every)
+      ApplyDecision(EncodeHeadsString(Table(11, {{1, 2, 7}, {2, 2, 6}})), 2,
+                    every)
           .ok());
 }
 

@@ -46,10 +46,12 @@ using storage::v1::UserRecord;
 
 constexpr int kNodes = 3;
 
+// Shards as a genesis writes them (B = the default), so a proposal
+// changes only what the test means it to.
 HeadTable Table(uint64_t seq, uint8_t fill) {
   HeadTable t;
   t.seq = seq;
-  t.shards.resize(4);
+  t.shards.resize(4, {.ceremonies_left = kDefaultCeremonies});
   t.shards[0].root.fill(fill);
   return t;
 }
@@ -457,6 +459,20 @@ TEST_F(QuorumTest, TakeOverAdoptsTheHighestHeldHead) {
 TEST_F(QuorumTest, UnauthenticatedProposalIsRefused) {
   const std::string zero(32, '\0');
   const HeadTable a = Table(1, 0xa1);
+  // Form3 review finding 1: a first table can't start a shard with more
+  // re-anchors than any deployment may configure.
+  HeadTable huge = a;
+  huge.shards[2].ceremonies_left = kMaxCeremonies + 1;
+  auto first = Sig(0, Request(1, zero, huge));
+  EXPECT_TRUE(absl::IsPermissionDenied(first.status())) << first.status();
+  // Budget review finding 5: nor more than this node's own B.
+  E(0).set_reanchor_budget(kDefaultCeremonies - 1);
+  first = Sig(0, Request(1, zero, a));
+  EXPECT_TRUE(absl::IsPermissionDenied(first.status())) << first.status();
+  EXPECT_NE(first.status().message().find("reanchor_budget (3)"),
+            std::string::npos)
+      << first.status();
+  E(0).set_reanchor_budget(kDefaultCeremonies);
   ASSERT_TRUE(Sig(0, Request(1, zero, a)).ok());
   EndorseRequest next = Request(1, DigestBytes(TableDigest(a)), Table(2, 0xb2));
   auto unsigned_one = E(0).Endorse(next);
@@ -487,6 +503,11 @@ TEST_F(QuorumTest, UnauthenticatedProposalIsRefused) {
   reanchored.shards[1].epoch = 1;
   reanchored.shards[1].cap = 10;
   auto r = Sig(0, Request(4, DigestBytes(TableDigest(a)), reanchored));
+  EXPECT_TRUE(absl::IsPermissionDenied(r.status())) << r.status();
+  // Form3 review finding 1: nor the lifetime budget (a raised B).
+  HeadTable raised = Table(2, 0xb3);
+  raised.shards[1].ceremonies_left += 1;
+  r = Sig(0, Request(4, DigestBytes(TableDigest(a)), raised));
   EXPECT_TRUE(absl::IsPermissionDenied(r.status())) << r.status();
   EXPECT_TRUE(
       Sig(0, Request(4, DigestBytes(TableDigest(a)), Table(2, 2))).ok());

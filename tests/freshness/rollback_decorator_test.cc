@@ -135,27 +135,33 @@ TEST_F(RollbackDecoratorTest, RollForwardHeadCoversTheHighestTag) {
 
 // Review finding 2: during a re-anchor the storage picks which copy of each
 // record comes back. A copy with a reset request, an open login or a pending
-// registration loses them; each later re-anchor of the shard leaves one
-// attempt fewer, and a spent budget needs --force.
+// registration loses them. Form3 review finding 1: every re-anchor caps at
+// K (2, 2, 2: routine losses don't drain the cap) and spends one of the
+// shard's B lifetime ceremonies; the (B+1)th needs --force and gives 0.
 TEST_F(RollbackDecoratorTest, ReanchorDropsRequestsAndSpendsABudget) {
   auto v1 = fresh_->CompareAndSwap("eve", RecordStore::kNoRecord, Active(0));
   ASSERT_TRUE(v1.ok());
+  fresh_.reset();
+  HeadTable budget = *faulty_->Read().value();  // B = 3, as configured
+  for (ShardHead& h : budget.shards) h.ceremonies_left = 3;
+  ASSERT_TRUE(faulty_->Write(budget).ok());
   UserRecord old = Active(0);  // what the storage brings back
   old.set_reset_requested_unix_ms(1);
   old.set_pending_registration_id(7);
   old.set_pending_opaque_record("new password");
   old.add_open_logins()->set_seq(3);
   uint64_t v = *v1;
-  std::vector<uint32_t> caps;
-  for (int round = 0; round < 3; ++round) {
+  std::vector<uint32_t> caps, left;
+  for (int round = 0; round < 5; ++round) {
     fresh_.reset();
     auto put = inner_->CompareAndSwap("eve", v, old);  // behind its back
     ASSERT_TRUE(put.ok()) << put.status();
     v = *put;
     auto report = Reanchor(*inner_, *faulty_, {4, {}, 2});
-    if (round == 2) {  // 2, then 1, then spent
+    if (round >= 3) {  // B = 3 spent: refused, naming the way out
       EXPECT_TRUE(absl::IsFailedPrecondition(report.status()))
           << report.status();
+      EXPECT_NE(report.status().message().find("5 members"), std::string::npos);
       ReanchorOptions forced{4, {}, 2};
       forced.force = true;
       report = Reanchor(*inner_, *faulty_, forced);
@@ -163,6 +169,7 @@ TEST_F(RollbackDecoratorTest, ReanchorDropsRequestsAndSpendsABudget) {
     ASSERT_TRUE(report.ok()) << report.status();
     ASSERT_EQ(report->shards.size(), 1u);
     caps.push_back(report->shards[0].cap);
+    left.push_back(report->shards[0].ceremonies_left);
     Reopen();
     auto got = fresh_->Get("eve");
     ASSERT_TRUE(got.ok()) << got.status();
@@ -172,7 +179,50 @@ TEST_F(RollbackDecoratorTest, ReanchorDropsRequestsAndSpendsABudget) {
     EXPECT_TRUE(got->pending_opaque_record().empty());
     EXPECT_EQ(got->open_logins_size(), 0);
   }
-  EXPECT_EQ(caps, (std::vector<uint32_t>{2, 1, 0}));
+  EXPECT_EQ(caps, (std::vector<uint32_t>{2, 2, 2, 0, 0}));
+  EXPECT_EQ(left, (std::vector<uint32_t>{2, 1, 0, 0, 0}));
+  // Written as 0x02, with the count: a restart reads it back.
+  EXPECT_EQ(faulty_->Read().value()->format, 0x02);
+}
+
+// Budget review finding 7: a quorum decision re-anchors a proven shard
+// whose writes roll forward (cap_rolled_forward). With its budget spent it
+// is kept as certified, not refused nor given 0 attempts unnamed, while the
+// shard the officer named is re-anchored.
+TEST_F(RollbackDecoratorTest, SpentShardRollingForwardIsKeptNotReanchored) {
+  const std::string other = OtherShard("gus");
+  auto v1 = fresh_->CompareAndSwap("gus", RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(v1.ok());
+  auto o1 = fresh_->CompareAndSwap(other, RecordStore::kNoRecord, Active(0));
+  ASSERT_TRUE(o1.ok());
+  const uint64_t seq = fresh_->Stats().seq;
+  auto r1 = inner_->Get("gus");
+  ASSERT_TRUE(r1.ok());
+  const Digest parent = RecordDigest(storage::DeriveAccountKey("gus"), *r1);
+  fresh_.reset();
+  const uint32_t spent = ShardOf(storage::DeriveAccountKey("gus"), 4);
+  const uint32_t named = ShardOf(storage::DeriveAccountKey(other), 4);
+  HeadTable table = *faulty_->Read().value();
+  table.shards[spent].ceremonies_left = 0;
+  ASSERT_TRUE(faulty_->Write(table).ok());
+  UserRecord next = Active(1);  // a crash mid-batch: written, no head
+  next.set_fresh_parent(std::string(parent.begin(), parent.end()));
+  next.set_fresh_tag(seq + 2);
+  ASSERT_TRUE(inner_->CompareAndSwap("gus", *v1, next).ok());
+  ASSERT_TRUE(inner_->CompareAndSwap(other, *o1, Active(3)).ok());  // stale
+  ReanchorOptions options{4, {named}, 2};
+  options.cap_rolled_forward = true;
+  auto report = Reanchor(*inner_, *faulty_, options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_EQ(report->shards.size(), 1u);
+  EXPECT_EQ(report->shards[0].shard, named);
+  EXPECT_EQ(report->shards[0].cap, 2u);
+  EXPECT_EQ(report->kept_spent, (std::vector<uint32_t>{spent}));
+  const HeadTable after = *faulty_->Read().value();
+  EXPECT_EQ(after.shards[spent].epoch, table.shards[spent].epoch);
+  EXPECT_EQ(after.shards[spent].cap, table.shards[spent].cap);
+  EXPECT_EQ(after.shards[spent].ceremonies_left, 0u);
+  EXPECT_EQ(after.shards[spent].root, table.shards[spent].root);
 }
 
 // A record the store can't open would be left out (its account reads as

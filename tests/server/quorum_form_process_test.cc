@@ -81,6 +81,41 @@ class QuorumFormTest : public QuorumProcessTest {
     }
   }
 
+  // Budget review finding 1: a hand-over can't be undone, so when the
+  // member thought lost comes back after an export, it hands over too
+  // (--leaving-exports with its own id) and the carry is at the bound: no
+  // decision, no ceremony spent (docs/operations.md "A hand-over can't be
+  // undone"). Node 3's new key is one no token holds: only the survivors'
+  // carries are run.
+  void ExportWithTheReturningMember() {
+    ASSERT_NO_FATAL_FAILURE(StopAll());
+    std::ifstream in(members_);
+    std::string line, text;
+    while (std::getline(in, line)) {
+      text += line.rfind("3 ", 0) == 0
+                  ? "3 " + std::string(64, 'a') + line.substr(line.find(' ', 2))
+                  : line;
+      text += "\n";
+    }
+    const std::string to = node_[0].data_dir() + "/members.v2";
+    std::ofstream(to) << text;
+    std::string files;
+    for (int i = 0; i < nodes_; ++i) {
+      const std::string f =
+          node_[i].data_dir() + "/handover-" + std::to_string(i + 1);
+      std::string out;
+      EXPECT_EQ(Form(i, to, "--export " + f + " --leaving-exports 3", &out), 0)
+          << out;
+      EXPECT_EQ(out.find("accepted"), std::string::npos) << out;
+      files += (files.empty() ? "" : ",") + f;
+    }
+    for (int i : {0, 1}) {
+      std::string out;
+      EXPECT_EQ(Form(i, to, "--carry " + files, &out), 0) << out;
+      EXPECT_NE(out.find("from 3 hand-overs\n"), std::string::npos) << out;
+    }
+  }
+
   // Replaces node `lost`'s token with a new one, the survivors handing
   // over; the vaults restarted on the new list.
   void Replace(int lost, const std::string& name) {
@@ -197,10 +232,14 @@ TEST_F(QuorumFormTest, ExportRefusedWhileTheVaultServes) {
   std::string kept;
   in >> kept;
   EXPECT_EQ(kept, "keep");
-  // Nothing was handed over: the node serves on, the count intact.
+  // Nothing was handed over: the node serves on, the count intact, and a
+  // guess counts.
   ASSERT_NO_FATAL_FAILURE(StartNodes());
   Reconnect();
   EXPECT_EQ(Remaining("eve"), 8u);
+  Wrong("eve");
+  EXPECT_EQ(Remaining("eve"), 7u);
+  ASSERT_NO_FATAL_FAILURE(ExportWithTheReturningMember());
 }
 
 // An attacker who edits the members file (on every node) changes nothing:
@@ -251,29 +290,43 @@ TEST_F(QuorumFormTest, EditedMembersFileAloneChangesNothing) {
   Reconnect();
   EXPECT_EQ(Remaining("cy"), 9u);
 
-  // Review finding 13: a first form killed between its MAC key and its
-  // object (node 3's object destroyed, the MAC key left) bricked the token;
-  // `cluster form` with the SO PIN destroys the remains and forms again.
+  // Form3 review finding 6: node 3 has endorsed, so a members object with
+  // only its MAC key left is damage, not a first form's crash: refused,
+  // nothing destroyed (a destroy would have been followed by the form).
   ASSERT_EQ(node_[2].Stop(), 0);
-  {
+  auto destroy_members = [&] {
     auto token = hsm::testing::OpenVaultToken(Softhsm(2));
     ASSERT_TRUE(token.ok()) << token.status();
     auto gone =
         hsm::testing::DestroyObjects(**token, CKO_DATA, hsm::kMembersLabel);
     ASSERT_TRUE(gone.ok()) << gone.status();
     ASSERT_EQ(*gone, 1u);
-  }
-  EXPECT_FALSE(node_[2].Start(
-      {"--freshness-members-file", members_, "--freshness-node-id", "3"}));
+  };
+  ASSERT_NO_FATAL_FAILURE(destroy_members());
   out.clear();
-  ASSERT_EQ(Form(2, members_, "", &out), 0) << out;
+  EXPECT_NE(Form(2, members_, "", &out), 0);
+  EXPECT_NE(out.find("a token that has endorsed is damaged"), std::string::npos)
+      << out;
+  out.clear();  // still damaged, so nothing was destroyed and formed
+  EXPECT_NE(Form(2, members_, "", &out), 0);
+  EXPECT_NE(out.find("has endorsed"), std::string::npos) << out;
+  Wrong("cy");  // nodes 1 and 2 still count
+  EXPECT_EQ(Remaining("cy"), 8u);
+
+  // Review finding 13: a first form killed between its MAC key and its
+  // object on a token that never endorsed (node 3 replaced by a new token,
+  // formed, its object destroyed) bricked the token; `cluster form` with the
+  // SO PIN destroys the remains and forms again.
+  const std::string fresh = NewTokenFor(2, "members.fresh");
+  out.clear();
+  ASSERT_EQ(Form(2, fresh, "", &out), 0) << out;
+  ASSERT_NO_FATAL_FAILURE(destroy_members());
+  out.clear();
+  ASSERT_EQ(Form(2, fresh, "", &out), 0) << out;
   EXPECT_NE(out.find("unreadable members list was destroyed"),
             std::string::npos)
       << out;
-  ASSERT_NO_FATAL_FAILURE(StartNode(2));
-  EXPECT_TRUE(Recovered(2)) << node_[2].log();
-  Wrong("cy");
-  EXPECT_EQ(Remaining("cy"), 8u);
+  EXPECT_NE(out.find("formed: 3 members"), std::string::npos) << out;
 }
 
 // Issue test 6 and finding 10 over the quorum: the records put back after a
@@ -451,8 +504,20 @@ TEST_F(QuorumFormTest, RestoredOwnerAndLaggingSurvivorRegainNoGuess) {
     ++shards;
   }
   EXPECT_EQ(shards, 16u) << out;
+  // Budget review finding 10: the budget survives the carry. The default
+  // B = 4 less this ceremony, in the output, the audit and every member's
+  // base.
+  size_t left3 = 0;
+  for (size_t at = 0;
+       (at = out.find("at most 2 attempts left; 3 re-anchors left", at)) !=
+       std::string::npos;
+       ++at) {
+    ++left3;
+  }
+  EXPECT_EQ(left3, 16u) << out;
   EXPECT_NE(out.find("quorum_carry_accept_fewer"), std::string::npos) << out;
   EXPECT_NE(Audit(0).find("quorum_carry_accept_fewer"), std::string::npos);
+  EXPECT_NE(Audit(0).find("left=3"), std::string::npos);
   for (int i = 0; i < nodes_; ++i) {
     out.clear();
     ASSERT_EQ(
@@ -461,10 +526,15 @@ TEST_F(QuorumFormTest, RestoredOwnerAndLaggingSurvivorRegainNoGuess) {
              &out),
         0)
         << out;
+    EXPECT_NE(out.find("decision: lowest_cap=2 min_left=3"), std::string::npos)
+        << out;
   }
   EXPECT_NE(Audit(0).find("accept_fewer=true"), std::string::npos);
   ASSERT_NO_FATAL_FAILURE(StartNodes());
   Reconnect();
+  // Budget review finding 5: the owner's start names what is left.
+  EXPECT_NE(node_[0].log().find("\"min_left\":\"3\""), std::string::npos)
+      << node_[0].log();
   // Form3 review finding 1: 3 members are warned of the lifetime budget.
   EXPECT_NE(node_[0].log().find("freshness_members_replacement_costly"),
             std::string::npos);

@@ -114,8 +114,9 @@ class RollbackTest : public VaultFixture {
     std::string acct, other;
     SecretBytes other_key;
   };
-  Restored LockOutThenRestoreCopy(const std::string& prefix) {
-    StartVault();
+  Restored LockOutThenRestoreCopy(const std::string& prefix,
+                                  std::vector<std::string> first_start = {}) {
+    StartVault(std::move(first_start));
     auto [acct, other] = AccountsInTwoShards(prefix);
     RegisterOrDie(acct, "right");
     SecretBytes other_key = RegisterOrDie(other, "other-pw");
@@ -245,14 +246,17 @@ TEST_F(RollbackTest, ReanchorNeedsTheSecurityOfficerAndCapsAttempts) {
 
 // Review finding 2 against a real vault: the storage forces re-anchor after
 // re-anchor by putting the same backup back each time. Each round needs the
-// SO PIN and leaves one attempt fewer (2, then 1), then the budget in the
-// token is spent: refused without --force.
+// SO PIN and leaves at most K = 2 attempts (form3 review finding 1: the cap
+// no longer shrinks), and spends one of the shard's B lifetime re-anchors
+// (B = 2 here, fixed at the first start): then refused without --force, so
+// the storage bought B * K guesses in all.
 TEST_F(RollbackTest, RepeatedRestoresSpendTheReanchorBudget) {
-  const auto [acct, other, other_key] = LockOutThenRestoreCopy("liam");
+  const auto [acct, other, other_key] =
+      LockOutThenRestoreCopy("liam", {"--freshness-reanchor-budget", "2"});
   const std::string copy = vault_.data_dir() + "/records-copy";
   const std::string so_pin = vault_.data_dir() + "/softhsm/so.pin";
   int guesses = 0;  // KE2s the storage bought by restoring
-  for (uint32_t cap : {2u, 1u}) {
+  for (uint32_t cap : {2u, 2u}) {
     std::string out;
     ASSERT_EQ(Reanchor({"--so-pin-file", so_pin}, &out), 0) << out;
     StartVault();
@@ -263,9 +267,11 @@ TEST_F(RollbackTest, RepeatedRestoresSpendTheReanchorBudget) {
     StopVault();
     RestoreRecords(copy);  // the storage puts the backup back again
   }
-  EXPECT_EQ(guesses, 3);
+  EXPECT_EQ(guesses, 4);
   std::string out;
   EXPECT_NE(Reanchor({"--so-pin-file", so_pin}, &out), 0);
+  EXPECT_NE(out.find("no re-anchor left in its life"), std::string::npos)
+      << out;
   EXPECT_NE(out.find("--force"), std::string::npos) << out;
   // Form3 review finding 1: the quorum's way out is named.
   EXPECT_NE(out.find("the way out is 5 members, not --force"),

@@ -142,6 +142,7 @@ TEST(ConfigEdgeTest, EveryKeyReachesItsComponentRegression) {
       {"freshness-peer-key-file",
        {"/k", "--freshness-peer-cert-file", "/c", "--freshness-peer-ca-file",
         "/ca", "--freshness-members-file", "/m", "--freshness-node-id", "1"}},
+      {"freshness-reanchor-budget", {"3"}},  // not the default 4
       {"freshness-peer-ca-file",
        {"/ca", "--freshness-peer-cert-file", "/c", "--freshness-peer-key-file",
         "/k", "--freshness-members-file", "/m", "--freshness-node-id", "1"}},
