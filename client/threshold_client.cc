@@ -407,12 +407,8 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Recover(
       kind != VaultErrorKind::kStaleRegistration) {
     return got;
   }
-  absl::Status out(got.status().code(),
-                   absl::StrCat(got.status().message(), "; note: ", said));
-  got.status().ForEachPayload([&](absl::string_view url, const absl::Cord& c) {
-    out.SetPayload(url, c);
-  });
-  return out;
+  return WithMessage(got.status(),
+                     absl::StrCat(got.status().message(), "; note: ", said));
 }
 
 std::optional<ThresholdRotation> ThresholdClient::WaitForRotation() {

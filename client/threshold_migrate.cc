@@ -184,16 +184,12 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::ChangePassword(
       got.epoch, answers, "password not changed");
   if (!r.status.ok() && impl_->PendingCommit(account)) {
     // Its Commits began: some realms may hold the new password already.
-    absl::Status out(r.status.code(),
-                     absl::StrCat(r.status.message(),
-                                  "; the new password may already be in force "
-                                  "at some realms: run the change again with "
-                                  "the same passwords to complete it (nothing "
-                                  "is counted then)"));
-    r.status.ForEachPayload([&](absl::string_view url, const absl::Cord& c) {
-      out.SetPayload(url, c);
-    });
-    return out;
+    return WithMessage(
+        r.status, absl::StrCat(r.status.message(),
+                               "; the new password may already be in force "
+                               "at some realms: run the change again with "
+                               "the same passwords to complete it (nothing "
+                               "is counted then)"));
   }
   BKV_RETURN_IF_ERROR(r.status);
   return r.registration;

@@ -113,17 +113,12 @@ absl::Status TooFewAnswered(const threshold::RealmSet& set,
   const std::string count =
       absl::StrCat(answered, " of ", set.n(), " realms answered (", set.t(),
                    " needed); nothing was spent: ");
-  absl::Status out(why->code(),
-                   why == config
-                       ? absl::StrCat(refusing,
-                                      " realms refuse this client's account "
-                                      "or configuration, so only ",
-                                      count, why->message())
-                       : absl::StrCat("only ", count, why->message()));
-  why->ForEachPayload([&](absl::string_view url, const absl::Cord& c) {
-    out.SetPayload(url, c);
-  });
-  return out;
+  return WithMessage(
+      *why, why == config ? absl::StrCat(refusing,
+                                         " realms refuse this client's account "
+                                         "or configuration, so only ",
+                                         count, why->message())
+                          : absl::StrCat("only ", count, why->message()));
 }
 
 absl::Status NoGroup(const threshold::RealmSet& set,

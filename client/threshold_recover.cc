@@ -201,12 +201,8 @@ absl::Status WrongPassword(const ThresholdClient::Impl& im,
 absl::Status WithFaults(const absl::Status& s,
                         const std::vector<RealmFault>& faults) {
   if (faults.empty() || s.ok()) return s;
-  absl::Status out(s.code(), absl::StrCat(s.message(), "; also, realm faults: ",
-                                          DescribeFaults(faults)));
-  s.ForEachPayload([&](absl::string_view url, const absl::Cord& c) {
-    out.SetPayload(url, c);
-  });
-  return out;
+  return WithMessage(s, absl::StrCat(s.message(), "; also, realm faults: ",
+                                     DescribeFaults(faults)));
 }
 
 // Steps 8-9 when envelopes opened: KE3 to those realms, a closing KE3 to

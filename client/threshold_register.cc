@@ -160,14 +160,10 @@ absl::Status FirstFailure(const ThresholdClient::Impl& im,
         absl::StrCat(im.IdOf(i), ": ", absl::CEscape(results[i].message())));
   }
   if (first == nullptr) return absl::OkStatus();
-  absl::Status out(
-      first->code(),
+  return WithMessage(
+      *first,
       absl::StrCat(step, " needs every realm and failed at ",
                    absl::StrJoin(failed, "; "), "; nothing was committed"));
-  first->ForEachPayload([&](absl::string_view url, const absl::Cord& c) {
-    out.SetPayload(url, c);
-  });
-  return out;
 }
 
 // Every realm prepared in this call, t or more committed, the others said

@@ -260,6 +260,14 @@ absl::Status ThresholdError(VaultErrorKind kind, std::string message,
                        spent ? VaultCall::kCounted : VaultCall::kFree);
 }
 
+absl::Status WithMessage(const absl::Status& s, absl::string_view message) {
+  absl::Status out(s.code(), message);
+  s.ForEachPayload([&out](absl::string_view url, const absl::Cord& payload) {
+    out.SetPayload(url, payload);
+  });
+  return out;
+}
+
 absl::Status SpentAttemptError(const absl::Status& cause,
                                uint32_t attempts_remaining) {
   ErrorDetail d;

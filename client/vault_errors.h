@@ -90,6 +90,10 @@ absl::Status ThresholdError(VaultErrorKind kind, std::string message,
 absl::Status SpentAttemptError(const absl::Status& cause,
                                uint32_t attempts_remaining);
 
+// `s` with another message: its code and payloads (the typed error, the
+// call kind) kept, so a reworded error still classifies the same.
+absl::Status WithMessage(const absl::Status& s, absl::string_view message);
+
 // A failure with no answer from the vault at `address` (down, unreachable,
 // DNS, TLS, timeout) worded for a person: what failed and the next step, not
 // gRPC's internals. `grpc_message` only picks the wording; the code stays.

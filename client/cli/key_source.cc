@@ -47,12 +47,8 @@ absl::Status ConfirmNewPassword(const Args& a, const SecretBytes& pw,
 // and what it did to the attempt counter. Payloads (the typed error) kept.
 absl::Status Explained(const absl::Status& s) {
   if (s.ok()) return s;
-  absl::Status out(s.code(),
-                   client::DescribeVaultError(client::VaultError::From(s)));
-  s.ForEachPayload([&out](absl::string_view url, const absl::Cord& payload) {
-    out.SetPayload(url, payload);
-  });
-  return out;
+  return client::WithMessage(
+      s, client::DescribeVaultError(client::VaultError::From(s)));
 }
 
 namespace {
@@ -269,11 +265,7 @@ absl::Status WithNote(const absl::Status& s, const std::string& note) {
                           client::VaultErrorKind::kInvalidPassword) {
     return s;
   }
-  absl::Status out(s.code(), absl::StrCat(s.message(), "; note: ", note));
-  s.ForEachPayload([&](absl::string_view url, const absl::Cord& c) {
-    out.SetPayload(url, c);
-  });
-  return out;
+  return client::WithMessage(s, absl::StrCat(s.message(), "; note: ", note));
 }
 
 absl::StatusOr<SlotSecret> LoadRealmSecret(const Args& a, FILE* err,
@@ -305,7 +297,8 @@ absl::StatusOr<SlotSecret> LoadRealmSecret(const Args& a, FILE* err,
     std::fprintf(err, "bkv: note: %s\n", plan->rolled_forward.c_str());
   }
   auto got = realms->Recover(params.account, password);
-  if (!got.ok()) return Explained(WithNote(got.status(), plan->rolled_forward));
+  // The note after Explained, which rewrites the message (rthr review 4).
+  if (!got.ok()) return WithNote(Explained(got.status()), plan->rolled_forward);
   if (!got->rolled_forward.empty()) {
     std::fprintf(err, "bkv: note: %s\n", got->rolled_forward.c_str());
   }

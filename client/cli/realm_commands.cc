@@ -3,11 +3,9 @@
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/strip.h"
 #include "client/cli/command.h"
 #include "client/cli/command_tree.h"
 #include "client/client_state.h"
@@ -20,14 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-absl::StatusOr<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // Keeps the old set as `path`.previous, then puts the new one at `path`:
 // each written to a temporary, synced and renamed, so `path` is always one
 // whole set. The new file carries the old set's keyring slot label.
@@ -39,8 +29,7 @@ absl::Status SwitchRealmSetFile(const std::string& path,
   const std::string dir =
       p.parent_path().empty() ? "." : p.parent_path().string();
   const std::string name = p.filename().string();
-  BKV_RETURN_IF_ERROR(RememberLine(
-      dir, name + ".previous", std::string(absl::StripSuffix(old_text, "\n"))));
+  BKV_RETURN_IF_ERROR(RememberLine(dir, name + ".previous", old_text));
   const std::string text =
       absl::StrCat(client::FormatRealmSet(next), "slot ", HexEncode(slot));
   return RememberLine(dir, name, text);
@@ -129,7 +118,8 @@ absl::Status RealmsMigrateCmd(Context& c) {
   }
   if (!switched) BKV_RETURN_IF_ERROR(CheckSwitchable(path));
   const std::string from_path = switched ? previous : path;
-  BKV_ASSIGN_OR_RETURN(std::string old_text, ReadText(from_path));
+  BKV_ASSIGN_OR_RETURN(std::string old_text,
+                       ReadSmallFile(from_path, "realm-set file"));
   BKV_ASSIGN_OR_RETURN(auto from, OpenRealms(c.args, c.err, from_path));
   BKV_ASSIGN_OR_RETURN(auto to, OpenRealms(c.args, c.err, to_path));
   const threshold::RealmSet& old_set = switched ? from->realms() : cur;

@@ -88,6 +88,22 @@ absl::Status VaultDeleteCmd(Context& c) {
 // With realms: a recovery with the current password (one attempt at each
 // realm of the group), then the new one registered at all n; a realm down
 // changes nothing (docs/threshold.md, "Password change").
+// One answer for both password changes: `where` (" at all 3 realms" or
+// ""), the attempt figure in words, and the limit for --json.
+absl::Status SayPasswordChanged(Context& c, const std::string& account,
+                                const std::string& where,
+                                const std::string& attempts, uint32_t limit) {
+  if (c.args.json) {
+    std::fprintf(c.out, "{\"password_changed\":true,\"attempt_limit\":%u}\n",
+                 limit);
+    return absl::OkStatus();
+  }
+  std::fprintf(c.out,
+               "%s: password changed%s; the backup key is the same (%s)\n",
+               account.c_str(), where.c_str(), attempts.c_str());
+  return absl::OkStatus();
+}
+
 absl::Status RealmsChangePassword(Context& c) {
   const std::string account = Value(c.args, "--account");
   if (account.empty())
@@ -111,16 +127,10 @@ absl::Status RealmsChangePassword(Context& c) {
                  "until it exits 0\n",
                  previous.c_str());
   }
-  if (c.args.json) {
-    std::fprintf(c.out, "{\"password_changed\":true,\"attempt_limit\":%u}\n",
-                 reg->per_realm_limit);
-    return absl::OkStatus();
-  }
-  std::fprintf(c.out,
-               "%s: password changed at all %d realms; the backup key is the "
-               "same (%u attempts per realm)\n",
-               account.c_str(), realms->realms().n(), reg->per_realm_limit);
-  return absl::OkStatus();
+  return SayPasswordChanged(
+      c, account, absl::StrCat(" at all ", realms->realms().n(), " realms"),
+      absl::StrCat(reg->per_realm_limit, " attempts per realm"),
+      reg->per_realm_limit);
 }
 
 absl::Status VaultChangePasswordCmd(Context& c) {
@@ -132,16 +142,9 @@ absl::Status VaultChangePasswordCmd(Context& c) {
   BKV_RETURN_IF_ERROR(ConfirmNewPassword(c.args, new_pw, v.account));
   auto reg = v.client->ChangePassword(v.account, old_pw, new_pw);
   if (!reg.ok()) return Explained(reg.status());
-  if (c.args.json) {
-    std::fprintf(c.out, "{\"password_changed\":true,\"attempt_limit\":%u}\n",
-                 reg->attempt_limit);
-    return absl::OkStatus();
-  }
-  std::fprintf(c.out,
-               "%s: password changed; the backup key is the same (%u "
-               "attempts)\n",
-               v.account.c_str(), reg->attempt_limit);
-  return absl::OkStatus();
+  return SayPasswordChanged(c, v.account, "",
+                            absl::StrCat(reg->attempt_limit, " attempts"),
+                            reg->attempt_limit);
 }
 
 absl::Status ResetRequest(Context& c, Vault& v) {
