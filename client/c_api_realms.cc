@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_join.h"
@@ -259,6 +260,19 @@ bkv_status bkv_realms_migrate(bkv_realms* to, bkv_realms* from,
                               size_t password_len, char** out_not_deleted,
                               bkv_vault_error* out_detail, char** err) {
   if (out_not_deleted != nullptr) *out_not_deleted = nullptr;
+  bkv_realms_migration m;
+  const bkv_status s = bkv_realms_migrate2(to, from, account, password,
+                                           password_len, &m, out_detail, err);
+  if (out_not_deleted != nullptr) std::swap(*out_not_deleted, m.not_deleted);
+  bkv_realms_migration_free(&m);
+  return s;
+}
+
+bkv_status bkv_realms_migrate2(bkv_realms* to, bkv_realms* from,
+                               const char* account, const char* password,
+                               size_t password_len, bkv_realms_migration* out,
+                               bkv_vault_error* out_detail, char** err) {
+  if (out != nullptr) *out = bkv_realms_migration{};
   if (to == nullptr || from == nullptr || to == from || account == nullptr ||
       password == nullptr) {
     return VaultToC(capi::Null("to/from (two handles)/account/password"),
@@ -271,11 +285,28 @@ bkv_status bkv_realms_migrate(bkv_realms* to, bkv_realms* from,
       SecretBytes::Copy(std::string_view(password, password_len));
   auto got = to->client->Migrate(account, pw, *from->client, {});
   if (!got.ok()) return VaultToC(got.status(), out_detail, err);
-  if (out_not_deleted != nullptr && !got->not_deleted.empty()) {
-    *out_not_deleted =
-        capi::CopyString(client::DescribeFaults(got->not_deleted));
+  if (out != nullptr) {
+    // Review of rset, finding 9: what the CLI prints, for the app.
+    auto copy = [](const std::string& s) {
+      return s.empty() ? nullptr : capi::CopyString(s);
+    };
+    out->resumed = got->resumed ? 1 : 0;
+    out->not_deleted = copy(client::DescribeFaults(got->not_deleted));
+    out->deleted = copy(absl::StrJoin(got->deleted, ", "));
+    out->lagging = copy(client::DescribeFaults(got->lagging));
+    out->faults = copy(client::DescribeFaults(got->faults));
+    out->note = copy(got->note);
   }
   return VaultToC(absl::OkStatus(), out_detail, err);
+}
+
+void bkv_realms_migration_free(bkv_realms_migration* m) {
+  if (m == nullptr) return;
+  for (char** s :
+       {&m->not_deleted, &m->deleted, &m->lagging, &m->faults, &m->note}) {
+    bkv_string_free(*s);
+    *s = nullptr;
+  }
 }
 
 }  // extern "C"

@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "client/vault_client.h"
+#include "crypto/hash.h"
 #include "crypto/hex.h"
 #include "crypto/status_macros.h"
 
@@ -128,6 +129,19 @@ std::string FormatRealmSet(const threshold::RealmSet& set) {
     absl::StrAppend(&out, "realm ", r.id, " ", r.endpoint, " ",
                     HexEncode(r.identity_key), "\n");
   }
+  return out;
+}
+
+std::array<uint8_t, 32> RealmSetDigest(const threshold::RealmSet& set) {
+  std::string text = absl::StrCat("bkv-realm-set-slot/v2\nt ", set.t(),
+                                  "\nlimit ", set.limits().advertised, "\n");
+  for (const auto& r : set.realms()) {
+    absl::StrAppend(&text, r.id, " ", HexEncode(r.identity_key), "\n");
+  }
+  const Sha512Digest h =
+      Sha512({{reinterpret_cast<const uint8_t*>(text.data()), text.size()}});
+  std::array<uint8_t, 32> out{};
+  std::copy_n(h.begin(), out.size(), out.begin());
   return out;
 }
 

@@ -35,6 +35,10 @@ absl::StatusOr<threshold::RealmSet> LoadRealmSetFile(
     const std::string& path, RealmSetSlot* slot = nullptr);
 // The canonical text of a set (what ParseRealmSet reads back).
 std::string FormatRealmSet(const threshold::RealmSet& set);
+// A digest of what makes the set (t, L, the ordered ids and identity keys;
+// not the endpoints): the CLI's keyring slot label, and what tells a
+// recovery's set from another (ThresholdRecovery::realm_set).
+std::array<uint8_t, 32> RealmSetDigest(const threshold::RealmSet& set);
 
 }  // namespace bkv::client
 

@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <utility>
@@ -45,6 +46,7 @@ StatusAnswer ToAnswer(absl::Status s,
   a.attempts_remaining = r.attempts_remaining();
   a.epoch = r.epoch();
   a.pending_commitment = r.pending_commitment();
+  a.pending_busy_ms = r.pending_busy_ms();
   return a;
 }
 
@@ -190,20 +192,43 @@ absl::Status ThresholdClient::Impl::SavePendingCommit(
                    HexEncode(commit_secret.Reveal()), " ", NowMs()));
 }
 
+void ThresholdClient::Impl::SendCommits(
+    const std::string& account, const threshold::Descriptor& d,
+    const vault::v1::ThresholdRegisterCommitRequest& req,
+    const CommitWaves& waves, std::vector<absl::Status>& results) const {
+  results.assign(set.n(),
+                 absl::UnavailableError("not sent: an earlier Commit failed"));
+  CommitWaves all = waves;
+  if (all.empty()) all.push_back(AllPositions());
+  bool remembered = false;
+  for (const std::vector<size_t>& wave : all) {
+    Parallel(wave.size(), [&](size_t k) {
+      vault::v1::ThresholdRegisterCommitResponse resp;
+      results[wave[k]] =
+          Call(wave[k], "ThresholdRegisterCommit", VaultCall::kFree,
+               &vault::v1::Vault::Stub::ThresholdRegisterCommit, req, &resp);
+    });
+    const auto ok = [&](size_t i) { return results[i].ok(); };
+    if (!remembered && std::any_of(wave.begin(), wave.end(), ok)) {
+      // The newest from its first Commit on, before the next wave: a
+      // client dying between waves must not take the old set back.
+      remembered = RememberNewest(account, d.epoch, d.Commitment()).ok();
+      if (!remembered) break;
+    }
+    if (!std::all_of(wave.begin(), wave.end(), ok)) break;
+  }
+}
+
 absl::Status ThresholdClient::Impl::CommitEverywhere(
     const std::string& account, const threshold::Descriptor& d,
-    const SecretBytes& commit_secret, CommitTally* tally) const {
+    const SecretBytes& commit_secret, CommitTally* tally,
+    const CommitWaves& waves) const {
   vault::v1::ThresholdRegisterCommitRequest req;
   req.set_account(account);
   req.set_version(AsString(d.version));
   req.set_commit_secret(std::string(commit_secret.RevealAsString()));
-  std::vector<absl::Status> results(set.n());
-  Parallel(set.n(), [&](size_t i) {
-    vault::v1::ThresholdRegisterCommitResponse resp;
-    results[i] =
-        Call(i, "ThresholdRegisterCommit", VaultCall::kFree,
-             &vault::v1::Vault::Stub::ThresholdRegisterCommit, req, &resp);
-  });
+  std::vector<absl::Status> results;
+  SendCommits(account, d, req, waves, results);
   sodium_memzero(req.mutable_commit_secret()->data(),
                  req.commit_secret().size());
   // Each realm: committed (OK), replaced there (STATE_EXPIRED), or not heard
@@ -246,8 +271,15 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
               : ": another registration replaced it there"));
 }
 
-absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
-                                                std::string* said) const {
+std::vector<size_t> ThresholdClient::Impl::AllPositions() const {
+  std::vector<size_t> all(set.n());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  return all;
+}
+
+absl::Status ThresholdClient::Impl::RollForward(
+    const std::string& account, std::string* said,
+    const CommitWaves& waves) const {
   const std::string name = StateName("commit", account);
   const std::string line = RecallLine(options.state_dir, name);
   if (line.empty()) return absl::OkStatus();
@@ -298,7 +330,7 @@ absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
   // that stays silent would otherwise repeat it at every try (finding 3).
   const bool was_newest = RecallNewest(account).epoch >= d->epoch;
   CommitTally tally;
-  absl::Status s = CommitEverywhere(account, *d, commit_secret, &tally);
+  absl::Status s = CommitEverywhere(account, *d, commit_secret, &tally, waves);
   const std::string when = written != 0 ? UtcTime(written) : "an unknown time";
   if (!was_newest && RecallNewest(account).epoch >= d->epoch) {
     note = absl::StrCat(

@@ -73,6 +73,9 @@ struct ThresholdRecovery {
   // Repair refuses any other password (docs/threshold.md, "Repair").
   std::array<uint8_t, 32> password_check{};
   int64_t recovered_at_ms = 0;  // this client's clock; Repair's proof age
+  // RealmSetDigest of the set it came from: Repair refuses another set's
+  // (its proofs are by that set's positions).
+  std::array<uint8_t, 32> realm_set{};
   // Realms not ACTIVE on it with attempts left (LOCKED, no record, another
   // version, silent), with what they were: until Repair (or a rotation)
   // brings them back, the set survives one failure fewer per realm.

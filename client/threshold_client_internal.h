@@ -48,6 +48,9 @@ void Parallel(size_t n, F f) {
   for (auto& t : threads) t.join();
 }
 
+// Groups of realm positions committed one group after the other.
+using CommitWaves = std::vector<std::vector<size_t>>;
+
 // One realm of the agreeing group through the counted round.
 struct Leg {
   size_t position = 0;
@@ -122,8 +125,10 @@ struct ThresholdClient::Impl {
   // kRollForwardAge whose version no realm committed is dropped unsent
   // (review finding 15). `said`: what happened, for the user ("" when
   // nothing was re-sent or dropped).
+  // `waves`: the Commit order (CommitEverywhere).
   absl::Status RollForward(const std::string& account,
-                           std::string* said = nullptr) const;
+                           std::string* said = nullptr,
+                           const CommitWaves& waves = {}) const;
   // The descriptor of the roll-forward record waiting for `account`, if a
   // readable one does (any realm set's).
   std::optional<threshold::Descriptor> PendingCommit(
@@ -138,11 +143,22 @@ struct ThresholdClient::Impl {
     std::vector<size_t> unheard;  // no answer, or another failure
     std::vector<size_t> expired;  // STATE_EXPIRED (replaced there)
   };
-  // Commit to every realm; OK only when all n answered OK.
+  // Commit to every realm; OK only when all n answered OK. `waves`: empty,
+  // all n in parallel; else each group in parallel, in order, stopping after
+  // a group where a realm did not say OK (the rest count as unheard: the
+  // record stays). A migration's order (docs/threshold.md, "Order").
   absl::Status CommitEverywhere(const std::string& account,
                                 const threshold::Descriptor& d,
                                 const SecretBytes& commit_secret,
-                                CommitTally* tally = nullptr) const;
+                                CommitTally* tally = nullptr,
+                                const CommitWaves& waves = {}) const;
+  // CommitEverywhere's sending, wave by wave; the newest memory rises after
+  // the first wave with an OK.
+  void SendCommits(const std::string& account, const threshold::Descriptor& d,
+                   const vault::v1::ThresholdRegisterCommitRequest& req,
+                   const CommitWaves& waves,
+                   std::vector<absl::Status>& results) const;
+  std::vector<size_t> AllPositions() const;
 
   // `first`: positions prepared before the others (the realms a repair
   // just readied): a refusal there leaves nothing pending elsewhere, where
@@ -150,7 +166,8 @@ struct ThresholdClient::Impl {
   absl::StatusOr<ThresholdRegistration> Register(
       const std::string& account, const SecretBytes& password,
       const SecretBytes& backup_key, const std::vector<std::string>& proofs,
-      const Commitment& previous, const std::vector<size_t>& first = {}) const;
+      const Commitment& previous, const std::vector<size_t>& first = {},
+      const CommitWaves& waves = {}) const;
   // `answers`: the status round the recovery planned from, for the rotation.
   absl::StatusOr<ThresholdRecovery> Recover(
       const std::string& account, const SecretBytes& password,

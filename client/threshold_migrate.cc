@@ -7,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "client/realm_set_file.h"
 #include "client/threshold_client_internal.h"
 #include "crypto/status_macros.h"
 
@@ -18,6 +19,7 @@ namespace {
 struct Pairing {
   std::vector<int> old_of_new;
   std::vector<size_t> leavers;
+  std::vector<size_t> joiners;  // new positions
 };
 
 absl::StatusOr<Pairing> Pair(const threshold::RealmSet& from,
@@ -42,6 +44,7 @@ absl::StatusOr<Pairing> Pair(const threshold::RealmSet& from,
     }
     moved = moved || found != j;
     p.old_of_new.push_back(found);
+    if (found < 0) p.joiners.push_back(j);
   }
   for (int i = 0; i < from.n(); ++i) {
     if (!kept[i]) p.leavers.push_back(i);
@@ -52,6 +55,18 @@ absl::StatusOr<Pairing> Pair(const threshold::RealmSet& from,
         "order): nothing to migrate");
   }
   return p;
+}
+
+// The Commit order of docs/threshold.md, "Order" (review finding 3): every
+// joiner at once, then each kept realm alone, so a cut leaves the key at t
+// realms of one of the two sets.
+CommitWaves Waves(const Pairing& p) {
+  CommitWaves w;
+  if (!p.joiners.empty()) w.push_back(p.joiners);
+  for (size_t j = 0; j < p.old_of_new.size(); ++j) {
+    if (p.old_of_new[j] >= 0) w.push_back({j});
+  }
+  return w;
 }
 
 bool IsActiveOn(const StatusAnswer& a, const Commitment& c) {
@@ -80,6 +95,22 @@ std::string StillHolds(const threshold::RealmSet& old, const std::string& why) {
       "or have its operator destroy its HSM token and data");
 }
 
+// A joining realm holding a registration this migration did not make
+// (review finding 7): never taken over, whoever made it.
+std::string NotOurs(const std::string& id, const StatusAnswer& a) {
+  return absl::StrCat(
+      id,
+      " already holds a registration for this account that this "
+      "migration did not make (",
+      a.record == StatusAnswer::Record::kLocked ? "LOCKED" : "ACTIVE",
+      ", epoch ", a.epoch,
+      "); a migration never takes one over. If another device of yours "
+      "migrated, use the new realm-set file as it is; otherwise have ",
+      id,
+      "'s operator delete this account's record there and issue new "
+      "account tokens (a holder of your token may have registered there)");
+}
+
 std::string RetireError(const absl::Status& s, absl::string_view what) {
   return absl::StrCat(what, " (", absl::CEscape(s.message()), ")");
 }
@@ -89,30 +120,42 @@ std::string RetireError(const absl::Status& s, absl::string_view what) {
 absl::Status ThresholdClient::Impl::CheckNewSet(
     const std::vector<StatusAnswer>& answers,
     const std::vector<bool>& joiner) const {
-  std::vector<std::string> bad;
+  std::vector<std::string> bad, busy;
   for (size_t j = 0; j < answers.size(); ++j) {
     const StatusAnswer& a = answers[j];
     if (!a.error.ok()) {
       bad.push_back(absl::StrCat(IdOf(j), " did not answer (",
                                  absl::CEscape(a.error.message()), ")"));
     } else if (joiner[j] && a.record != StatusAnswer::Record::kNone) {
-      bad.push_back(absl::StrCat(
-          IdOf(j),
-          " already holds a registration for this account: if another "
-          "device already migrated, use the new realm-set file as it is; "
-          "otherwise it is an earlier set's, ask its operator to delete it"));
+      bad.push_back(NotOurs(IdOf(j), a));
     } else if (!joiner[j] && a.record != StatusAnswer::Record::kActive) {
       bad.push_back(absl::StrCat(
           IdOf(j),
           " is in both sets but not active: recover once with the old set "
           "(its rotation repairs it)"));
+    } else if (a.pending_busy_ms > 0) {
+      busy.push_back(absl::StrCat(IdOf(j), " for ",
+                                  (a.pending_busy_ms + 999) / 1000, " s"));
     }
   }
-  if (bad.empty()) return absl::OkStatus();
+  if (!bad.empty()) {
+    return ThresholdError(
+        VaultErrorKind::kRealmDegraded,
+        absl::StrCat("not migrated: the new realm set needs every realm; ",
+                     absl::StrJoin(bad, "; "), ". Nothing was spent"));
+  }
+  if (busy.empty()) return absl::OkStatus();
+  // Finding 6: its Prepare would be refused there after the counted
+  // recovery, and the Prepares that landed would block that registration.
   return ThresholdError(
-      VaultErrorKind::kRealmDegraded,
-      absl::StrCat("not migrated: the new realm set needs every realm; ",
-                   absl::StrJoin(bad, "; "), ". Nothing was spent"));
+      VaultErrorKind::kTransient,
+      absl::StrCat("not migrated yet: a prepared registration awaits its "
+                   "Commit at ",
+                   absl::StrJoin(busy, ", "),
+                   " more (another device's registration in progress, or a "
+                   "migration cut after its Prepares); a realm takes no "
+                   "other until then: run the migration again after that. "
+                   "Nothing was spent"));
 }
 
 std::string ThresholdClient::Impl::Retire(const std::string& account, size_t i,
@@ -263,14 +306,11 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
                                 const Pairing& pair, ThresholdMigration& out,
                                 std::vector<std::string>& proofs) {
   std::vector<bool> joiner(to.set.n());
-  std::vector<size_t> all(to.set.n());
-  for (size_t j = 0; j < all.size(); ++j) {
+  for (size_t j = 0; j < joiner.size(); ++j) {
     joiner[j] = pair.old_of_new[j] < 0;
-    all[j] = j;
   }
   BKV_RETURN_IF_ERROR(to.CheckNewSet(answers, joiner));
-  BKV_RETURN_IF_ERROR(to.CheckRealms(all));
-  (void)old.RollForward(account);
+  BKV_RETURN_IF_ERROR(to.CheckRealms(to.AllPositions()));
   BKV_RETURN_IF_ERROR(CheckLeavers(old, account, pair));
   std::vector<StatusAnswer> old_answers;
   BKV_ASSIGN_OR_RETURN(ThresholdRecovery got,
@@ -284,8 +324,10 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
   for (size_t j = 0; j < mapped.size(); ++j) {
     if (pair.old_of_new[j] >= 0) mapped[j] = proofs[pair.old_of_new[j]];
   }
-  auto reg =
-      to.Register(account, password, got.backup_key, mapped, got.commitment);
+  // The joiners prepare first (a refusal there leaves nothing pending at
+  // the kept realms) and commit first (docs/threshold.md, "Order").
+  auto reg = to.Register(account, password, got.backup_key, mapped,
+                         got.commitment, pair.joiners, Waves(pair));
   if (!reg.ok()) {
     return absl::Status(
         reg.status().code(),
@@ -360,6 +402,32 @@ void RetireLeavers(const Impl& old, const std::string& account,
   }
 }
 
+// Finding 10: the new set already holds the key and the realms only in the
+// old one never held this account (NONE at epoch 0): the sets were given the
+// wrong way round, or the account already moved. Nothing is counted.
+absl::Status CheckNotSwapped(const Impl& old, const Pairing& pair,
+                             const std::vector<StatusAnswer>& old_answers) {
+  if (pair.leavers.empty()) return absl::OkStatus();
+  std::vector<std::string> ids;
+  for (size_t i : pair.leavers) {
+    const StatusAnswer& a = old_answers[i];
+    if (!a.error.ok() || a.record != StatusAnswer::Record::kNone ||
+        a.epoch != 0 || !a.pending_commitment.empty()) {
+      return absl::OkStatus();
+    }
+    ids.push_back(old.IdOf(i));
+  }
+  return ConfigError(absl::StrCat(
+      "not migrated: the realm set given as the new one already holds this "
+      "account's key, and ",
+      absl::StrJoin(ids, ", "),
+      ", only in the set given as the old one, never held it: the two sets "
+      "look swapped (call Migrate on the new set's client with the old "
+      "set's; `bkv realms migrate --realms OLD --to NEW`), or the account "
+      "already lives on the new set: use its file as it is. Nothing was "
+      "spent"));
+}
+
 }  // namespace
 
 absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
@@ -391,14 +459,23 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   // registration at the new realms must never be switched to, nor make the
   // client reset the realms holding the current one) and the old set gives
   // no plan (stale below that memory, or gone).
-  (void)to.RollForward(account);
+  // The new set's record in the migration's Commit order; the old set's
+  // (a rotation cut there) first too, or its pending version would stop
+  // step 2.
+  std::string said;
+  (void)to.RollForward(account, &said, Waves(pair));
+  (void)old.RollForward(account);
   const std::vector<StatusAnswer> answers = to.StatusRound(account);
   const Newest newest = to.RecallNewest(account);
   auto here = PlanRecovery(to.set, answers, newest);
   std::vector<std::string> proofs(old.set.n());
-  if (here.ok() && here->commitment == newest.commitment &&
-      !PlanRecovery(old.set, old.StatusRound(account), newest).ok()) {
-    out.resumed = true;
+  if (here.ok()) {
+    const std::vector<StatusAnswer> old_answers = old.StatusRound(account);
+    BKV_RETURN_IF_ERROR(CheckNotSwapped(old, pair, old_answers));
+    out.resumed = here->commitment == newest.commitment &&
+                  !PlanRecovery(old.set, old_answers, newest).ok();
+  }
+  if (out.resumed) {
     out.registration = {here->descriptor.epoch, here->commitment,
                         here->descriptor.per_realm_limit};
   } else {
@@ -413,7 +490,9 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
       to.RecallNewest(account).commitment == out.registration.commitment,
       RetireWait(to, account, every, out), out);
   if (switch_set) BKV_RETURN_IF_ERROR(switch_set());
-  out.note = MigrationNote(old.set, to.set);
+  const std::string note = MigrationNote(old.set, to.set);
+  out.note = said.empty() || note.empty() ? said + note
+                                          : absl::StrCat(said, "; ", note);
   return out;
 }
 
@@ -423,9 +502,10 @@ std::string MigrationNote(const threshold::RealmSet& from,
   if (!pair.ok() || (pair->leavers.size() <= 1 && from.t() == to.t())) {
     return "";
   }
-  return "more than one realm replaced (or t changed): a migration cut "
-         "between its Commits then needs this device's roll-forward record; "
-         "replace one realm at a time to avoid that";
+  return "more than one realm replaced (or t changed): the new realms "
+         "commit one after the other (the joining realms first, then each "
+         "kept realm alone), so a cut run still leaves the key at t realms "
+         "of one set";
 }
 
 }  // namespace bkv::client

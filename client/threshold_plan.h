@@ -41,6 +41,7 @@ struct StatusAnswer {
   uint32_t attempts_remaining = 0;
   uint64_t epoch = 0;
   std::string pending_commitment;  // a prepared version awaiting Commit
+  uint64_t pending_busy_ms = 0;    // the realm refuses another Prepare
 };
 
 // The newest registration this device registered or recovered from.

@@ -10,6 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "client/realm_set_file.h"
 #include "client/threshold_client_internal.h"
 #include "crypto/key_transport.h"
 #include "crypto/shamir.h"
@@ -386,6 +387,7 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
   out.faults = std::move(faults);
   out.password_check = PasswordCheck(out.backup_key, password);
   out.recovered_at_ms = NowMs();
+  out.realm_set = RealmSetDigest(set);
   RememberAndPlanRotation(account, out);
   return out;
 }

@@ -191,10 +191,9 @@ absl::Status ExpiredRightAfterPrepare(
 absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
     const std::string& account, const SecretBytes& password,
     const SecretBytes& backup_key, const std::vector<std::string>& proofs,
-    const Commitment& previous, const std::vector<size_t>& first) const {
-  std::vector<size_t> all(set.n());
-  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-  BKV_RETURN_IF_ERROR(CheckRealms(all));
+    const Commitment& previous, const std::vector<size_t>& first,
+    const CommitWaves& waves) const {
+  BKV_RETURN_IF_ERROR(CheckRealms(AllPositions()));
   StartAnswers starts(set.n());
   std::vector<absl::Status> results(set.n());
   vault::v1::ThresholdRegisterStartRequest start;
@@ -234,8 +233,8 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
   BKV_RETURN_IF_ERROR(
       SavePendingCommit(account, descriptor, dealing.commit_secret));
   CommitTally tally;
-  absl::Status s =
-      CommitEverywhere(account, dealing.d, dealing.commit_secret, &tally);
+  absl::Status s = CommitEverywhere(account, dealing.d, dealing.commit_secret,
+                                    &tally, waves);
   if (!s.ok() && tally.unheard.empty() && tally.committed >= set.t()) {
     return ExpiredRightAfterPrepare(*this, tally);
   }

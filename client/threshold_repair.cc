@@ -9,6 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "client/realm_set_file.h"
 #include "client/threshold_client_internal.h"
 #include "crypto/status_macros.h"
 #include "crypto/threshold_descriptor.h"
@@ -223,6 +224,14 @@ absl::StatusOr<ThresholdRepair> ThresholdClient::Repair(
     return ConfigError(
         "not repaired: not the password this recovery verified (a repair "
         "never changes the password); nothing was sent");
+  }
+  // Another client's recovery (another realm set, e.g. the old one of a
+  // migration): its proofs are by that set's positions (rset finding 10).
+  if (recovered.realm_set != RealmSetDigest(impl_->set)) {
+    return ConfigError(
+        "not repaired: this recovery was made through another realm set "
+        "(a client of another realm-set file); repair with the client that "
+        "recovered. Nothing was sent");
   }
   // The realms accept a proof for 10 minutes: past 9, a Delete could land
   // and the Prepares then be refused (realm3 review finding 7).

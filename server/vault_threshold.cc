@@ -211,6 +211,11 @@ absl::StatusOr<Vault::ThresholdStatusView> Vault::ThresholdStatus(
   if (raw->realm_tombstone()) return out;
   const std::string& pending = raw->pending_realm().commitment();
   out.pending_commitment.assign(pending.begin(), pending.end());
+  if (raw->has_pending_realm()) {
+    const int64_t until =
+        raw->pending_realm().prepared_unix_ms() + options_.pending_ttl_ms;
+    out.pending_busy_ms = std::max<int64_t>(0, until - options_.now_ms());
+  }
   if (!raw->has_realm()) return out;
   const RealmShare& r = raw->realm();
   out.commitment.assign(r.commitment().begin(), r.commitment().end());

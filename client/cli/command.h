@@ -134,10 +134,9 @@ absl::StatusOr<SlotSecret> LoadSecret(const Args& a, FILE* err,
 // rotation and says on `err` why it failed (docs/threshold.md).
 void WaitForRealmRotation(FILE* err);
 // A client of the realm set in `path` (--token-dir, the vault flags, the
-// state directory), and the keyring slot label of a set (key_source.cc).
+// state directory). A set's keyring slot label: client::RealmSetDigest.
 absl::StatusOr<std::unique_ptr<client::ThresholdClient>> OpenRealms(
     const Args& a, FILE* err, const std::string& path);
-std::array<uint8_t, 32> RealmSetSlotOf(const threshold::RealmSet& set);
 // A vault slot names the pinned vault key and the account.
 absl::StatusOr<VaultParams> VaultSlotParams(const Args& a, const Vault& v);
 // --rp-id, --passkey-timeout, --open.

@@ -180,19 +180,6 @@ absl::StatusOr<BackupKey> RegisterNewKey(Vault& v, const SecretBytes& password,
 
 }  // namespace
 
-std::array<uint8_t, 32> RealmSetSlotOf(const threshold::RealmSet& set) {
-  std::string text = absl::StrCat("bkv-realm-set-slot/v2\nt ", set.t(),
-                                  "\nlimit ", set.limits().advertised, "\n");
-  for (const auto& r : set.realms()) {
-    absl::StrAppend(&text, r.id, " ", HexEncode(r.identity_key), "\n");
-  }
-  const Sha512Digest h =
-      Sha512({{reinterpret_cast<const uint8_t*>(text.data()), text.size()}});
-  std::array<uint8_t, 32> out{};
-  std::copy_n(h.begin(), out.size(), out.begin());
-  return out;
-}
-
 absl::StatusOr<std::unique_ptr<client::ThresholdClient>> OpenRealms(
     const Args& a, FILE* err, const std::string& path) {
   BKV_ASSIGN_OR_RETURN(auto set, client::LoadRealmSetFile(path));
@@ -228,7 +215,7 @@ absl::StatusOr<VaultParams> RealmSlotParams(const Args& a) {
   client::RealmSetSlot slot;
   BKV_ASSIGN_OR_RETURN(auto set, client::LoadRealmSetFile(path, &slot));
   VaultParams p;
-  p.vault_key = slot ? *slot : RealmSetSlotOf(set);
+  p.vault_key = slot ? *slot : client::RealmSetDigest(set);
   p.account = Value(a, "--account");
   if (p.account.empty())
     return Usage("--realms needs --account (or BKV_ACCOUNT)");

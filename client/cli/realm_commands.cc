@@ -126,7 +126,8 @@ absl::Status RealmsMigrateCmd(Context& c) {
   const std::string note = client::MigrationNote(old_set, next);
   if (!note.empty()) std::fprintf(c.err, "bkv: note: %s\n", note.c_str());
   BKV_ASSIGN_OR_RETURN(SecretBytes pw, AskPassword(c.args, "password"));
-  const std::array<uint8_t, 32> label = slot ? *slot : RealmSetSlotOf(cur);
+  const std::array<uint8_t, 32> label =
+      slot ? *slot : client::RealmSetDigest(cur);
   auto got = to->Migrate(account, pw, *from, [&]() -> absl::Status {
     if (switched) return absl::OkStatus();
     return SwitchRealmSetFile(path, old_text, next, label);

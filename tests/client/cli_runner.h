@@ -24,10 +24,11 @@ struct CliRun {
   std::string out, err;
 };
 
-// Runs bkv with `args`, feeding `input` on stdin. Bounded by the vault's
-// own deadlines; nothing here loops.
-inline CliRun Bkv(const std::vector<std::string>& args,
-                  const std::string& input, const std::filesystem::path& dir) {
+// Starts bkv with `args`, feeding `input` on stdin, its output going to
+// dir/out.txt and dir/err.txt; returns its pid (BkvWait collects it).
+inline pid_t BkvStart(const std::vector<std::string>& args,
+                      const std::string& input,
+                      const std::filesystem::path& dir) {
   const std::filesystem::path out = dir / "out.txt", err = dir / "err.txt",
                               in = dir / "in.txt";
   std::ofstream(in) << input;
@@ -45,13 +46,28 @@ inline CliRun Bkv(const std::vector<std::string>& args,
     execv(argv[0], argv.data());
     _exit(127);
   }
-  int status = 0;
-  waitpid(pid, &status, 0);
+  return pid;
+}
+
+// The wait status of a bkv started by BkvStart as a CliRun (exit code -1
+// when it did not exit: killed).
+inline CliRun BkvResult(int status, const std::filesystem::path& dir) {
   auto slurp = [](const std::filesystem::path& p) {
     std::ifstream f(p);
     return std::string((std::istreambuf_iterator<char>(f)), {});
   };
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir / "out.txt"),
+          slurp(dir / "err.txt")};
+}
+
+// Runs bkv with `args`, feeding `input` on stdin. Bounded by the vault's
+// own deadlines; nothing here loops.
+inline CliRun Bkv(const std::vector<std::string>& args,
+                  const std::string& input, const std::filesystem::path& dir) {
+  const pid_t pid = BkvStart(args, input, dir);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return BkvResult(status, dir);
 }
 
 }  // namespace bkv

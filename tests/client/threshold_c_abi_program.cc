@@ -1,6 +1,9 @@
 // Drives bkv_realms_* (bkv.h) against realms a test started; linked only
 // against libbkv.so (the SDK's C ABI), run by threshold_client_test.
 //   threshold_c_abi_program SET_FILE ACCOUNT TOKEN_FILE...
+//   threshold_c_abi_program --migrate OLD_SET NEW_SET ACCOUNT STATE_DIR
+//                           TOKEN_A TOKEN_B TOKEN_C TOKEN_D
+//     (old set realm-a,b,c; new set realm-a,b,d)
 // Exits 0 when every check holds; prints the first failure otherwise.
 #include <bkv/bkv.h>
 
@@ -27,9 +30,98 @@ std::string Slurp(const char* path) {
   return s.str();
 }
 
+bkv_realms* Open(const char* file, const char* state_dir,
+                 const std::vector<std::string>& tokens) {
+  std::vector<const char*> ptrs;
+  for (const auto& t : tokens) ptrs.push_back(t.c_str());
+  bkv_realms_options o;
+  bkv_realms_options_init(&o);
+  o.realm_set_file = file;
+  o.account_tokens = ptrs.data();
+  o.account_token_count = ptrs.size();
+  o.argon2_iterations = 2;
+  o.argon2_memory_kib = 19456;
+  o.argon2_parallelism = 1;
+  o.no_rotation = 1;
+  o.state_dir = state_dir;
+  bkv_realms* r = nullptr;
+  char* err = nullptr;
+  if (bkv_realms_open(&o, &r, &err) != BKV_OK) Fail("open", err);
+  bkv_error_free(err);
+  return r;
+}
+
+bool Has(const char* s, const char* what) {
+  return s != nullptr && std::strstr(s, what) != nullptr;
+}
+
+// bkv_realms_migrate2 (review of rset, finding 9): the swapped handles
+// refused (finding 10), then a migration reporting what it did, then a
+// second call that resumes.
+int Migrate(char** argv) {
+  const char* account = argv[4];
+  std::vector<std::string> t;
+  for (int i = 6; i < 10; ++i) t.push_back(Slurp(argv[i]));
+  bkv_realms* old = Open(argv[2], argv[5], {t[0], t[1], t[2]});
+  bkv_realms* to = Open(argv[3], argv[5], {t[0], t[1], t[3]});
+  if (old == nullptr || to == nullptr) return 1;
+  bkv_key* key = nullptr;
+  char* err = nullptr;
+  const char* pw = "correct horse battery";
+  if (bkv_key_generate(&key, &err) != BKV_OK ||
+      bkv_realms_register(old, account, pw, std::strlen(pw), key, nullptr,
+                          &err) != BKV_OK) {
+    return Fail("register", err);
+  }
+  bkv_realms_migration m;
+  bkv_vault_error detail;
+  if (bkv_realms_migrate2(old, to, account, pw, std::strlen(pw), &m, &detail,
+                          &err) != BKV_VAULT_CONFIG ||
+      !Has(err, "look swapped")) {
+    return Fail("swapped handles must be refused", err);
+  }
+  bkv_error_free(err);
+  err = nullptr;
+  if (bkv_realms_migrate2(to, old, account, pw, std::strlen(pw), &m, &detail,
+                          &err) != BKV_OK) {
+    return Fail("migrate2", err);
+  }
+  if (m.resumed != 0 || !Has(m.deleted, "realm-c") || m.not_deleted ||
+      m.lagging || m.faults || m.note) {
+    return Fail("a migration in one run", m.deleted);
+  }
+  bkv_realms_migration_free(&m);
+  if (bkv_realms_migrate2(to, old, account, pw, std::strlen(pw), &m, &detail,
+                          &err) != BKV_OK ||
+      m.resumed != 1) {
+    return Fail("a second call resumes", err);
+  }
+  bkv_realms_migration_free(&m);
+  bkv_realms_migration_free(&m);  // twice: the strings are NULL now
+  bkv_realms_migration_free(nullptr);
+  bkv_key* got = nullptr;
+  char *a = nullptr, *b = nullptr;
+  if (bkv_realms_recover(to, account, pw, std::strlen(pw), &got, nullptr,
+                         &detail, &err) != BKV_OK ||
+      bkv_key_format(key, &a, &err) != BKV_OK ||
+      bkv_key_format(got, &b, &err) != BKV_OK || std::strcmp(a, b) != 0) {
+    return Fail("the new set recovers the key", err);
+  }
+  bkv_string_free(a);
+  bkv_string_free(b);
+  bkv_key_free(got);
+  bkv_key_free(key);
+  bkv_realms_free(to);
+  bkv_realms_free(old);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 10 && std::strcmp(argv[1], "--migrate") == 0) {
+    return Migrate(argv);
+  }
   if (argc < 4) return Fail("usage", "SET_FILE ACCOUNT TOKEN_FILE...");
   std::vector<std::string> tokens;
   for (int i = 3; i < argc; ++i) tokens.push_back(Slurp(argv[i]));

@@ -8,7 +8,9 @@
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sodium.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
@@ -76,9 +78,36 @@ class Relay final : public v1::Vault::Service {
     server_ = b.BuildAndStart();
     address_ = "127.0.0.1:" + std::to_string(port);
   }
-  ~Relay() override { server_->Shutdown(); }
+  ~Relay() override {
+    Release();
+    server_->Shutdown();
+  }
   const std::string& address() const { return address_; }
   std::atomic<Mode> mode{Mode::kPass};
+  std::atomic<int> recover_starts{0};  // forwarded: counted at the realm
+
+  // Holds the next `call` (its RPC name) before it is forwarded or, with
+  // `after`, once the realm answered it OK, until Release: a test kills the
+  // client while it waits there. A held call is then answered UNAVAILABLE;
+  // one held before forwarding never reaches the realm.
+  void HoldNext(const std::string& call, bool after) {
+    std::lock_guard l(gate_mu_);
+    hold_call_ = call;
+    hold_after_ = after;
+    held_ = released_ = false;
+  }
+  bool held() {
+    std::lock_guard l(gate_mu_);
+    return held_;
+  }
+  void Release() {
+    {
+      std::lock_guard l(gate_mu_);
+      released_ = true;
+      hold_call_.clear();
+    }
+    gate_cv_.notify_all();
+  }
 
   template <typename Req, typename Resp>
   grpc::Status Forward(grpc::ServerContext* sc,
@@ -120,7 +149,7 @@ class Relay final : public v1::Vault::Service {
   // The v2 calls the repair sends (passed on unchanged).
   grpc::Status Delete(grpc::ServerContext* c, const v1::DeleteRequest* r,
                       v1::DeleteResponse* o) override {
-    return Forward(c, &v1::Vault::Stub::Delete, *r, o);
+    return Gated("Delete", c, &v1::Vault::Stub::Delete, *r, o);
   }
   grpc::Status RequestReset(grpc::ServerContext* c,
                             const v1::RequestResetRequest* r,
@@ -157,8 +186,8 @@ class Relay final : public v1::Vault::Service {
           grpc::StatusCode::FAILED_PRECONDITION,
           "\x1b]0;pwned\x07wrong password\nrun bkv vault reset");
     }
-    grpc::Status s =
-        Forward(c, &v1::Vault::Stub::ThresholdRegisterStart, *r, o);
+    grpc::Status s = Gated("ThresholdRegisterStart", c,
+                           &v1::Vault::Stub::ThresholdRegisterStart, *r, o);
     if (s.ok() && mode == Mode::kHugeEpoch) o->set_epoch(uint64_t{1} << 62);
     if (s.ok() && mode == Mode::kEdgeEpoch) {
       o->set_epoch(o->epoch() + (uint64_t{1} << 32));
@@ -172,7 +201,8 @@ class Relay final : public v1::Vault::Service {
     if (mode == Mode::kRefusePrepare) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE, "prepare refused");
     }
-    return Forward(c, &v1::Vault::Stub::ThresholdRegisterPrepare, *r, o);
+    return Gated("ThresholdRegisterPrepare", c,
+                 &v1::Vault::Stub::ThresholdRegisterPrepare, *r, o);
   }
   grpc::Status ThresholdRegisterCommit(
       grpc::ServerContext* c, const v1::ThresholdRegisterCommitRequest* r,
@@ -184,8 +214,8 @@ class Relay final : public v1::Vault::Service {
       return Refuse(c, grpc::StatusCode::FAILED_PRECONDITION,
                     v1::ErrorDetail::REASON_STATE_EXPIRED);
     }
-    grpc::Status s =
-        Forward(c, &v1::Vault::Stub::ThresholdRegisterCommit, *r, o);
+    grpc::Status s = Gated("ThresholdRegisterCommit", c,
+                           &v1::Vault::Stub::ThresholdRegisterCommit, *r, o);
     if (mode == Mode::kLoseCommitAnswer) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE, "answer lost");
     }
@@ -198,6 +228,7 @@ class Relay final : public v1::Vault::Service {
       return Refuse(c, grpc::StatusCode::PERMISSION_DENIED,
                     v1::ErrorDetail::REASON_INVALID_LOGIN);
     }
+    ++recover_starts;
     grpc::Status s = Forward(c, &v1::Vault::Stub::ThresholdRecoverStart, *r, o);
     if (s.ok() && mode == Mode::kFlipProof) Flip(o->mutable_proof());
     return s;
@@ -222,6 +253,31 @@ class Relay final : public v1::Vault::Service {
   static void Flip(std::string* bytes) {
     if (!bytes->empty()) (*bytes)[bytes->size() / 2] ^= 0x01;
   }
+  // False: this call was held and is to be dropped (HoldNext).
+  bool Gate(const char* call, bool after) {
+    std::unique_lock l(gate_mu_);
+    if (hold_call_ != call || hold_after_ != after) return true;
+    hold_call_.clear();
+    held_ = true;
+    gate_cv_.wait(l, [&] { return released_; });
+    return false;
+  }
+  // Forward, held as HoldNext says.
+  template <typename Req, typename Resp>
+  grpc::Status Gated(const char* call, grpc::ServerContext* sc,
+                     grpc::Status (v1::Vault::Stub::*rpc)(grpc::ClientContext*,
+                                                          const Req&, Resp*),
+                     const Req& req, Resp* resp) {
+    const grpc::Status dropped(grpc::StatusCode::UNAVAILABLE, "relay: held");
+    if (!Gate(call, false)) return dropped;
+    grpc::Status s = Forward(sc, rpc, req, resp);
+    if (s.ok() && !Gate(call, true)) return dropped;
+    return s;
+  }
+  std::mutex gate_mu_;
+  std::condition_variable gate_cv_;
+  std::string hold_call_;
+  bool hold_after_ = false, held_ = false, released_ = false;
   std::unique_ptr<v1::Vault::Stub> stub_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
@@ -381,6 +437,49 @@ class ThresholdClientTest : public ::testing::Test {
   std::vector<std::string> With(std::vector<std::string> head) const {
     head.insert(head.end(), cli_flags_.begin(), cli_flags_.end());
     return head;
+  }
+
+  // Runs `bkv args` (stdin `input`) until realm i's relay holds the call
+  // set with HoldNext, then SIGKILLs it: true. False when it exited first
+  // (`ended` says how). Bounded: 120 s.
+  bool KillWhenHeld(size_t i, const std::vector<std::string>& args,
+                    const std::string& input, const std::filesystem::path& dir,
+                    CliRun& ended) {
+    Relay& relay = *realms_[i].relay;
+    const pid_t pid = BkvStart(args, input, dir);
+    int status = 0;
+    bool killed = false;
+    for (int k = 0; k < 1200; ++k) {
+      if (waitpid(pid, &status, WNOHANG) == pid) {
+        relay.Release();
+        ended = BkvResult(status, dir);
+        return false;
+      }
+      if (relay.held()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    killed = relay.held();
+    ::kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    relay.Release();
+    ended = BkvResult(status, dir);
+    return killed;
+  }
+
+  static std::string ReadText(const std::filesystem::path& p) {
+    std::ifstream f(p);
+    return std::string((std::istreambuf_iterator<char>(f)), {});
+  }
+  // `bkv restore` of `store` into dir/restored gives chat.db back as
+  // `content`.
+  void ExpectRestores(const std::string& store, const std::string& pw,
+                      const std::filesystem::path& dir,
+                      const std::string& content) {
+    CliRun r = Bkv(
+        With({"restore", "--from", store, "--to", (dir / "restored").string()}),
+        pw, dir);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(ReadText(dir / "restored" / "chat.db"), content);
   }
 
   std::vector<std::string> cli_flags_;
@@ -1354,13 +1453,7 @@ TEST_F(ThresholdClientTest, CliMigratesToAReplacedRealmSet) {
   EXPECT_EQ(c.status(), v1::RECORD_STATUS_NONE) << "realm-c deleted";
   EXPECT_TRUE(c.commitment().empty() && c.pending_commitment().empty());
   ASSERT_EQ(realms_[2].process->Stop(), 0);
-  CliRun r = Bkv(
-      With({"restore", "--from", store, "--to", (dir / "restored").string()}),
-      pw, dir);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  std::ifstream restored(dir / "restored" / "chat.db");
-  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(restored)), {}),
-            std::string(1000, 'r'));
+  ExpectRestores(store, pw, dir, std::string(1000, 'r'));
   // The old set's file: realm-a and realm-b hold another set's registration,
   // realm-c is gone; refused before anything is counted.
   std::ofstream(dir / "old") << old_set;
@@ -1528,6 +1621,120 @@ TEST_F(ThresholdClientTest, ChangePasswordThenAnInterruptedMigrationResumes) {
   ::unsetenv("BKV_STATE_DIR");
 }
 
+// A crash test of `bkv realms migrate` (A,B,C -> A,B,D): the CLI is
+// SIGKILLed after the recovery, after realm-d's Prepare and after realm-d's
+// Commit (realm-a's held); the resumed reruns switch the file and delete
+// realm-c once its reset is due. Then back to A,B,C, SIGKILLed after
+// realm-d's Delete, before the switch. Only the runs that prepare count a
+// recovery (realm-a's relay counts them); reruns that find realm-d's pending
+// version young are refused first, resumed ones count nothing; at the end
+// the file names the set that holds the key, the leaver is deleted and the
+// backup restores with the same password, the leaver stopped.
+TEST_F(ThresholdClientTest, CliMigrateSurvivesSigkill) {
+  StartRealms(4, {"--reset-delay-s", "1", "--pending-ttl-s", "1"});
+  in_set_ = {0, 1, 2};
+  namespace fs = std::filesystem;
+  const fs::path dir = CliDir(1000, 'k');
+  const std::string store = "file://" + (dir / "store").string();
+  const std::string pw = "correct horse battery staple\n";
+  CliRun b =
+      Bkv(With({"backup", (dir / "src").string(), "--to", store}), pw, dir);
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const std::string old = Status(0).commitment();
+  const std::string old_file = SetFile(2);
+  in_set_ = {0, 1, 3};
+  std::ofstream(dir / "new") << SetFile(2);
+  const std::vector<std::string> migrate =
+      With({"realms", "migrate", "--to", (dir / "new").string()});
+  std::atomic<int>& counted = realms_[0].relay->recover_starts;
+  const int before = counted;
+  CliRun ended;
+  // 1. After the recovery, before anything is prepared.
+  realms_[3].relay->HoldNext("ThresholdRegisterStart", false);
+  ASSERT_TRUE(KillWhenHeld(3, migrate, pw, dir, ended)) << ended.err;
+  EXPECT_EQ(counted, before + 1);
+  for (size_t i : {0, 1, 2}) EXPECT_EQ(Status(i).commitment(), old) << i;
+  for (size_t i : {0, 1, 3}) {
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
+  }
+  // 2. After realm-d's Prepare: the joiners prepare first, nothing else.
+  realms_[3].relay->HoldNext("ThresholdRegisterPrepare", true);
+  ASSERT_TRUE(KillWhenHeld(3, migrate, pw, dir, ended)) << ended.err;
+  EXPECT_EQ(counted, before + 2);
+  EXPECT_FALSE(Status(3).pending_commitment().empty());
+  for (size_t i : {0, 1}) {
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << "joiners first";
+  }
+  // 3. After realm-d's Commit: joiners first, then each kept realm alone, so
+  // with realm-a's held before it lands, realm-b has none yet (review
+  // finding 3). A rerun while realm-d's pending version is young
+  // (pending_ttl 1 s) is refused uncounted (finding 6).
+  int refused = 0;
+  bool killed = false;
+  for (int k = 0; k < 50 && !killed; ++k) {
+    realms_[0].relay->HoldNext("ThresholdRegisterCommit", false);
+    killed = KillWhenHeld(0, migrate, pw, dir, ended);
+    if (killed) break;
+    ASSERT_NE(ended.err.find("awaits its Commit at realm-d"), std::string::npos)
+        << ended.err;
+    EXPECT_NE(ended.err.find("Nothing was spent"), std::string::npos);
+    ++refused;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_TRUE(killed);
+  EXPECT_EQ(counted, before + 3) << refused << " refusal(s) counted nothing";
+  const std::string now = Status(3).commitment();
+  EXPECT_NE(now, old);
+  for (size_t i : {0, 1, 2}) {
+    EXPECT_EQ(Status(i).commitment(), old) << "a kept realm committed: " << i;
+  }
+  // 4. Resumed (realm-a's and realm-b's Commits rolled forward in order,
+  // nothing recovered): the file is switched; with no proof for realm-c a
+  // reset is requested there (exit 15) until it is due and its Delete lands.
+  int code = -1;
+  for (int k = 0; k < 50 && code != 0; ++k) {
+    CliRun run = Bkv(migrate, pw, dir);
+    code = run.exit_code;
+    ASSERT_TRUE(code == 0 || code == 15) << run.err;
+    EXPECT_NE(run.err.find("resumed"), std::string::npos) << run.err;
+    if (code != 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_EQ(code, 0);
+  EXPECT_EQ(counted, before + 3) << "the resumed runs counted nothing";
+  EXPECT_EQ(Status(2).status(), v1::RECORD_STATUS_NONE) << "realm-c deleted";
+  for (size_t i : {0, 1, 3}) EXPECT_EQ(Status(i).commitment(), now) << i;
+  auto switched = client::LoadRealmSetFile((dir / "realms").string());
+  ASSERT_TRUE(switched.ok()) << switched.status();
+  EXPECT_EQ(switched->realms()[2].id, "realm-d");
+  // 5. Back to A,B,C (realm-c's tombstone takes a new registration), killed
+  // right after realm-d's Delete landed, before the switch: the rerun
+  // resumes uncounted and switches.
+  std::ofstream(dir / "old") << old_file;
+  const std::vector<std::string> back =
+      With({"realms", "migrate", "--to", (dir / "old").string()});
+  const std::string unswitched = ReadText(dir / "realms");
+  realms_[3].relay->HoldNext("Delete", true);
+  ASSERT_TRUE(KillWhenHeld(3, back, pw, dir, ended)) << ended.err;
+  EXPECT_EQ(counted, before + 4);
+  EXPECT_EQ(Status(3).status(), v1::RECORD_STATUS_NONE) << "realm-d deleted";
+  EXPECT_EQ(ReadText(dir / "realms"), unswitched) << "killed before it";
+  CliRun last = Bkv(back, pw, dir);
+  ASSERT_EQ(last.exit_code, 0) << last.err;
+  EXPECT_NE(last.err.find("resumed"), std::string::npos) << last.err;
+  EXPECT_EQ(counted, before + 4) << "the resumed run counted nothing";
+  switched = client::LoadRealmSetFile((dir / "realms").string());
+  ASSERT_TRUE(switched.ok()) << switched.status();
+  EXPECT_EQ(switched->realms()[2].id, "realm-c");
+  const std::string back_at = Status(2).commitment();
+  for (size_t i : {0, 1, 2}) {
+    EXPECT_EQ(Status(i).commitment(), back_at) << i;
+    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << i;
+  }
+  ASSERT_EQ(realms_[3].process->Stop(), 0);
+  ExpectRestores(store, pw, dir, std::string(1000, 'k'));
+  ::unsetenv("BKV_STATE_DIR");
+}
+
 // The C ABI (bkv_realms_*), through a program linked only against
 // libbkv.so (tests/client/threshold_c_abi_program.cc): register, a wrong
 // password (typed, counted), recovery naming realm-c (its proofs flipped).
@@ -1546,6 +1753,105 @@ TEST_F(ThresholdClientTest, CAbiRegistersAndRecovers) {
   const int status = RunProgram(argv, {});
   ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// Review of rset, findings 6, 7 and 10 (A,B,C -> A,B,D): a holder of the
+// account's token for realm-d prepares there first (a young pending
+// version): Migrate stops before anything is counted, realm-d's pending
+// version untouched, nothing pending at realm-a and realm-b. Once that
+// holder commits there, Migrate never adopts it and names realm-d and what
+// to do, again uncounted. The old set still recovers, and the new set's
+// client refuses to repair from that (another set's) recovery.
+TEST_F(ThresholdClientTest, SquattedJoinerIsNeverAdopted) {
+  StartRealms(4);
+  in_set_ = {0, 1, 2};
+  auto from = Client(2);
+  ASSERT_TRUE(from->Register(kAccount, password_, key_).ok());
+  in_set_ = {3};
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.state_dir = (state_dir_ / "squatter").string();
+  };
+  auto squatter = Client(1);
+  tweak_ = nullptr;
+  realms_[3].relay->mode = Mode::kDropCommit;
+  ASSERT_FALSE(squatter
+                   ->Register(kAccount, SecretBytes::Copy("squat"),
+                              SecretBytes::Random(32))
+                   .ok());
+  realms_[3].relay->mode = Mode::kPass;
+  const std::string pending = Status(3).pending_commitment();
+  ASSERT_FALSE(pending.empty());
+  EXPECT_GT(Status(3).pending_busy_ms(), 0u);
+  in_set_ = {0, 1, 3};
+  auto to = Client(2);
+  std::atomic<int>& counted = realms_[0].relay->recover_starts;
+  const int before = counted;
+  auto busy = to->Migrate(kAccount, password_, *from, {});
+  ASSERT_FALSE(busy.ok());
+  EXPECT_EQ(KindOf(busy.status()), VaultErrorKind::kTransient) << busy.status();
+  EXPECT_NE(busy.status().message().find("awaits its Commit at realm-d"),
+            std::string::npos)
+      << busy.status();
+  EXPECT_EQ(counted, before) << "nothing counted";
+  EXPECT_EQ(Status(3).pending_commitment(), pending) << "not replaced";
+  for (size_t i : {0, 1}) {
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << "prepared: " << i;
+  }
+  ASSERT_TRUE(squatter->Plan(kAccount).ok());  // its roll-forward commits
+  const v1::ThresholdStatusResponse squatted = Status(3);
+  ASSERT_EQ(squatted.status(), v1::RECORD_STATUS_ACTIVE);
+  auto refused = to->Migrate(kAccount, password_, *from, {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(KindOf(refused.status()), VaultErrorKind::kRealmDegraded)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find(
+                "realm-d already holds a registration for this account that "
+                "this migration did not make"),
+            std::string::npos)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find("realm-d's operator delete"),
+            std::string::npos)
+      << refused.status();
+  EXPECT_EQ(counted, before) << "nothing counted";
+  EXPECT_EQ(Status(3).commitment(), squatted.commitment()) << "untouched";
+  auto still = from->Recover(kAccount, password_);
+  ASSERT_TRUE(still.ok()) << still.status();
+  EXPECT_TRUE(still->backup_key == key_);
+  auto other = to->Repair(kAccount, password_, *still);
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(KindOf(other.status()), VaultErrorKind::kConfig) << other.status();
+  EXPECT_NE(other.status().message().find("another realm set"),
+            std::string::npos)
+      << other.status();
+  for (size_t i : {0, 1, 3}) {
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << "prepared: " << i;
+  }
+}
+
+// bkv_realms_migrate2 through the C program (review of rset, findings 9
+// and 10): swapped handles refused with nothing spent, then A,B,C -> A,B,D
+// reporting what it deleted, then a second call that resumes.
+TEST_F(ThresholdClientTest, CAbiMigrates) {
+  StartRealms(4);
+  std::filesystem::create_directories(state_dir_ / "state");
+  in_set_ = {0, 1, 2};
+  const std::string old_file = (state_dir_ / "old").string();
+  std::ofstream(old_file) << SetFile(2);
+  in_set_ = {0, 1, 3};
+  const std::string new_file = (state_dir_ / "new").string();
+  std::ofstream(new_file) << SetFile(2);
+  std::vector<std::string> argv = {
+      BKV_C_ABI_PROGRAM, "--migrate", old_file,
+      new_file,          kAccount,    (state_dir_ / "state").string()};
+  for (const auto& r : realms_) {
+    const std::string t = (state_dir_ / r.id).string();
+    std::ofstream(t) << r.process->Token(kAccount, 600, r.id);
+    argv.push_back(t);
+  }
+  const int status = RunProgram(argv, {});
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(Status(2).status(), v1::RECORD_STATUS_NONE) << "realm-c deleted";
 }
 
 TEST(ThresholdErrorTest, KindsAndAttemptsSurviveTheClassifier) {

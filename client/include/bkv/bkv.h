@@ -537,6 +537,32 @@ bkv_status bkv_realms_migrate(bkv_realms* to, bkv_realms* from,
                               size_t password_len, char** out_not_deleted,
                               bkv_vault_error* out_detail, char** err);
 
+/* What bkv_realms_migrate2 reports (every string NULL when empty; free the
+ * whole struct's strings with bkv_realms_migration_free). */
+typedef struct bkv_realms_migration {
+  /* Non-zero: an earlier call got past its Commits; nothing was recovered
+   * or counted now. */
+  int resumed;
+  /* As bkv_realms_migrate's *out_not_deleted: a SECURITY state. */
+  char* not_deleted;
+  char* deleted; /* realm ids whose record was deleted, ", "-separated */
+  char* lagging; /* new realms not (yet) on the new registration, and why */
+  char* faults;  /* old realms excluded during the recovery, and why */
+  /* For the user: what an earlier cut run's completion did, and what the
+   * order of a multi-realm replacement costs; known before the call from
+   * the two files (docs/threshold.md, "Order"). */
+  char* note;
+} bkv_realms_migration;
+
+/* bkv_realms_migrate, reporting everything it knows in *out (optional:
+ * NULL ignores it; zeroed first, also on failure). */
+bkv_status bkv_realms_migrate2(bkv_realms* to, bkv_realms* from,
+                               const char* account, const char* password,
+                               size_t password_len, bkv_realms_migration* out,
+                               bkv_vault_error* out_detail, char** err);
+/* Frees the strings of *migration and sets them to NULL; NULL is a no-op. */
+void bkv_realms_migration_free(bkv_realms_migration* migration);
+
 /* The account's record; spends no attempt. attempts_remaining and
  * attempt_limit are optional (NULL). */
 bkv_status bkv_vault_status(bkv_vault* vault, bkv_vault_state* out_state,
