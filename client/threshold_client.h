@@ -120,7 +120,9 @@ struct ThresholdMigration {
   // cannot be deleted"), not a warning.
   std::vector<std::string> deleted;
   std::vector<RealmFault> not_deleted;
-  std::string note;  // for the user ("" when none)
+  // For the user ("" when none): what step 1's roll-forward completed, and
+  // MigrationNote's text.
+  std::string note;
 };
 
 class ThresholdClient {
