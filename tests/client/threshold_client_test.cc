@@ -1755,6 +1755,44 @@ TEST_F(ThresholdClientTest, CAbiRegistersAndRecovers) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
+// Review of rset, finding 3: A,B,C (t 2) -> A,B,D,E,F (t 3) cut with every
+// joiner's Commit dropped. The joiners commit first, so the kept realms got
+// no Commit: the old set still recovers on a device that remembers nothing
+// (no roll-forward record, no newest memory). With parallel Commits, A and
+// B would hold the new version (two of five, t = 3) and C alone the old one
+// (one of three, t = 2): neither set at t. The next Migrate completes it.
+TEST_F(ThresholdClientTest, MultiRealmMigrationCutKeepsOneSetAtT) {
+  StartRealms(6);
+  in_set_ = {0, 1, 2};
+  auto from = Client(2);
+  ASSERT_TRUE(from->Register(kAccount, password_, key_).ok());
+  const std::string old = Status(2).commitment();
+  in_set_ = {0, 1, 3, 4, 5};
+  auto to = Client(3);
+  for (size_t i : {3, 4, 5}) realms_[i].relay->mode = Mode::kDropCommit;
+  auto cut = to->Migrate(kAccount, password_, *from, {});
+  ASSERT_FALSE(cut.ok());
+  for (size_t i : {0, 1}) {
+    EXPECT_EQ(Status(i).commitment(), old) << "a kept realm committed: " << i;
+  }
+  in_set_ = {0, 1, 2};
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.state_dir = (state_dir_ / "new-device").string();
+  };
+  auto got = Client(2)->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+  tweak_ = nullptr;
+  for (size_t i : {3, 4, 5}) realms_[i].relay->mode = Mode::kPass;
+  auto done = to->Migrate(kAccount, password_, *from, {});
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_TRUE(done->resumed);
+  EXPECT_NE(done->note.find("one after the other"), std::string::npos)
+      << done->note;
+  const std::string now = Status(3).commitment();
+  for (size_t i : {0, 1, 4, 5}) EXPECT_EQ(Status(i).commitment(), now) << i;
+}
+
 // Review of rset, findings 6, 7 and 10 (A,B,C -> A,B,D): a holder of the
 // account's token for realm-d prepares there first (a young pending
 // version): Migrate stops before anything is counted, realm-d's pending
