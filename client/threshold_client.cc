@@ -45,6 +45,7 @@ StatusAnswer ToAnswer(absl::Status s,
   a.attempts_remaining = r.attempts_remaining();
   a.epoch = r.epoch();
   a.pending_commitment = r.pending_commitment();
+  a.pending_expired = r.pending_expired();
   return a;
 }
 

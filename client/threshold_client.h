@@ -58,6 +58,9 @@ struct ThresholdRegistration {
   uint64_t epoch = 0;
   Commitment commitment{};
   uint32_t per_realm_limit = 0;  // G
+  // ChangePassword only: realms that did not take this version although it
+  // is in force (committed at t or more), and why; empty otherwise.
+  std::vector<RealmFault> lagging;
 };
 
 struct ThresholdRecovery {
@@ -155,8 +158,11 @@ class ThresholdClient {
   // Stores the same backup key behind `new_password`: a recovery with
   // `old_password` (counted like any), then a fresh version at all n with
   // the recovery's proofs, repairing a lagging realm first
-  // (docs/threshold.md, "Password change"). A realm down or not repairable:
-  // kRealmDegraded naming it before any Prepare; the old password stays.
+  // (docs/threshold.md, "Password change"). OK: the new password is in
+  // force; `lagging` names the realms that did not take it (committed at t
+  // or more, not at all n). kRealmDegraded: nothing changed, the old password
+  // stays (a realm down or not repairable, before any Prepare). kTransient
+  // after the Commits began: it may be in force; call again.
   absl::StatusOr<ThresholdRegistration> ChangePassword(
       const std::string& account, const SecretBytes& old_password,
       const SecretBytes& new_password);

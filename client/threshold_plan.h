@@ -41,6 +41,8 @@ struct StatusAnswer {
   uint32_t attempts_remaining = 0;
   uint64_t epoch = 0;
   std::string pending_commitment;  // a prepared version awaiting Commit
+  // Prepared longer than that realm's pending_ttl ago: replaceable there.
+  bool pending_expired = false;
 };
 
 // The newest registration this device registered or recovered from.

@@ -32,17 +32,23 @@ bool EveryRealmOnOneVersion(const std::vector<StatusAnswer>& answers) {
   return !answers.empty();
 }
 
-// A realm ACTIVE on another version that is newer than the recovered one
-// (its descriptor's epoch is higher, or other realms hold it pending):
-// another device's registration in progress, never to be reset (finding 6).
-// An unreadable descriptor counts as ahead: no reset on a guess.
-bool Ahead(const StatusAnswer& a, uint64_t epoch,
-           const std::set<std::string>& pending) {
-  if (!a.error.ok() || a.record != StatusAnswer::Record::kActive) return false;
-  if (pending.count(a.commitment) != 0) return true;
+using Other = ThresholdClient::Impl::Other;
+
+// How a realm ACTIVE on another version than the recovered one (`epoch`)
+// stands. In progress, never to be reset (realm3 finding 6): some realm holds
+// it pending within its pending_ttl (`live`), or it is newer and a realm did
+// not answer (that one may hold it pending); an unreadable descriptor too,
+// no reset on a guess. Newer but pending nowhere within pending_ttl: it can
+// no longer be committed at t under the realms' own rule, abandoned (rthr
+// finding 1). Otherwise behind. Meaningless for other answers.
+Other Standing(const StatusAnswer& a, uint64_t epoch,
+               const std::set<std::string>& live, bool all_answered) {
+  if (live.count(a.commitment) != 0) return Other::kInProgress;
   const std::vector<uint8_t> bytes(a.descriptor.begin(), a.descriptor.end());
   auto d = threshold::Descriptor::Parse(bytes);
-  return !d.ok() || d->epoch > epoch;
+  if (!d.ok()) return Other::kInProgress;
+  if (d->epoch <= epoch) return Other::kBehind;
+  return all_answered ? Other::kAbandoned : Other::kInProgress;
 }
 
 std::string Lag(const StatusAnswer& a) {
@@ -101,7 +107,7 @@ std::vector<RealmFault> ThresholdClient::Impl::Lagging(
 // a proof, whatever a forged status said.
 std::string ThresholdClient::Impl::ReadyOne(
     const std::string& account, size_t i, const StatusAnswer& a,
-    const Commitment& commitment, uint64_t epoch, bool ahead,
+    const Commitment& commitment, uint64_t epoch, Other other,
     const std::vector<std::string>& proofs) const {
   if (!a.error.ok()) {
     return absl::StrCat("did not answer the status round (",
@@ -129,12 +135,17 @@ std::string ThresholdClient::Impl::ReadyOne(
     return "gave no proof in this recovery (not asked, or its answer was "
            "lost): recover again while it answers";
   }
-  if (ahead) {
+  if (other == Other::kInProgress) {
     return absl::StrCat("is ahead (epoch ", a.epoch, " > ", epoch,
                         ": a registration in progress): recover again later");
   }
-  // Another version, behind: its proof needs t of its shares, which only
-  // this realm holds. The due reset is the one authority left.
+  // Another version, behind or abandoned: its proof needs t of its shares,
+  // which fewer than t realms hold. The due reset is the one authority left.
+  const std::string holds =
+      other == Other::kBehind
+          ? std::string("holds another registration")
+          : absl::StrCat("holds an abandoned registration (epoch ", a.epoch,
+                         ", never committed at ", set.t(), " realms)");
   vault::v1::RequestResetRequest req;
   req.set_account(account);
   vault::v1::RequestResetResponse resp;
@@ -142,14 +153,13 @@ std::string ThresholdClient::Impl::ReadyOne(
       Call(i, "RequestReset", VaultCall::kFree,
            &vault::v1::Vault::Stub::RequestReset, req, &resp);
   if (!s.ok()) {
-    return absl::StrCat("holds another registration and refused RequestReset (",
+    return absl::StrCat(holds, " and refused RequestReset (",
                         absl::CEscape(s.message()), ")");
   }
   const int64_t due = static_cast<int64_t>(resp.reset_due_unix_ms());
   if (due <= NowMs()) return "";
-  return absl::StrCat(
-      "holds another registration; a reset was requested there, due at ",
-      UtcTime(due), ": repair again after that");
+  return absl::StrCat(holds, "; a reset was requested there, due at ",
+                      UtcTime(due), ": repair again after that");
 }
 
 absl::Status ThresholdClient::Impl::ReadyEveryRealm(
@@ -157,16 +167,18 @@ absl::Status ThresholdClient::Impl::ReadyEveryRealm(
     const Commitment& commitment, uint64_t epoch,
     const std::vector<std::string>& proofs, absl::string_view what,
     std::vector<std::string>& repaired) const {
-  std::set<std::string> pending;
+  std::set<std::string> live;  // pending within that realm's pending_ttl
+  bool all_answered = true;
   for (const StatusAnswer& a : answers) {
-    if (a.error.ok() && !a.pending_commitment.empty()) {
-      pending.insert(a.pending_commitment);
+    all_answered = all_answered && a.error.ok();
+    if (a.error.ok() && !a.pending_commitment.empty() && !a.pending_expired) {
+      live.insert(a.pending_commitment);
     }
   }
   std::vector<std::string> why(set.n());
   Parallel(set.n(), [&](size_t i) {
     why[i] = ReadyOne(account, i, answers[i], commitment, epoch,
-                      Ahead(answers[i], epoch, pending), proofs);
+                      Standing(answers[i], epoch, live, all_answered), proofs);
   });
   std::vector<std::string> bad, ids;
   for (size_t i = 0; i < why.size(); ++i) {
@@ -191,7 +203,8 @@ ThresholdRotation ThresholdClient::Impl::ReadyAndRegister(
     const std::string& account, const SecretBytes& password,
     const SecretBytes& backup_key, const std::vector<std::string>& proofs,
     const Commitment& commitment, uint64_t epoch,
-    const std::vector<StatusAnswer>& answers, absl::string_view what) const {
+    const std::vector<StatusAnswer>& answers, absl::string_view what,
+    Reached* reached) const {
   ThresholdRotation out;
   std::vector<std::string> ready;
   out.status =
@@ -201,7 +214,8 @@ ThresholdRotation ThresholdClient::Impl::ReadyAndRegister(
   for (size_t i = 0; i < answers.size(); ++i) {
     if (!OnVersion(answers[i], commitment)) first.push_back(i);
   }
-  auto r = Register(account, password, backup_key, proofs, commitment, first);
+  auto r = Register(account, password, backup_key, proofs, commitment, first,
+                    reached);
   out.status = r.status();
   if (!r.ok()) return out;
   out.registration = *std::move(r);

@@ -359,6 +359,7 @@ grpc::Status VaultService::ThresholdStatus(
     resp->set_attempts_remaining(out->status.attempts_remaining);
     resp->set_epoch(out->epoch);
     resp->set_pending_commitment(ToString(out->pending_commitment));
+    resp->set_pending_expired(out->pending_expired);
     return absl::OkStatus();
   });
 }
