@@ -403,8 +403,10 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   if (here.ok() && here->commitment == newest.commitment &&
       !PlanRecovery(old.set, old.StatusRound(account), newest).ok()) {
     out.resumed = true;
-    out.registration = {here->descriptor.epoch, here->commitment,
-                        here->descriptor.per_realm_limit, {}};
+    out.registration = {here->descriptor.epoch,
+                        here->commitment,
+                        here->descriptor.per_realm_limit,
+                        {}};
   } else {
     BKV_RETURN_IF_ERROR(RecoverAndRegister(to, old, account, password, answers,
                                            pair, out, proofs));

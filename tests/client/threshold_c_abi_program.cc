@@ -131,9 +131,9 @@ int main(int argc, char** argv) {
       repaired != nullptr) {
     return Fail("nothing to repair", err);
   }
-  // Two threads on one handle (realm3 review finding 8): both get the key.
-  // This cannot show the handle's mutex missing (two unlocked recovers
-  // mostly succeed side by side); docs/threshold.md, "The C handle".
+  // Two threads on one handle (realm3 review finding 8): both get the key,
+  // one after the other (the test's relay holds every status call and sees
+  // them overlap if the handle's mutex is missing).
   bkv_status both[2] = {BKV_INTERNAL, BKV_INTERNAL};
   bkv_key* keys[2] = {nullptr, nullptr};
   std::thread other([&] {

@@ -80,6 +80,12 @@ class Relay final : public v1::Vault::Service {
   ~Relay() override { server_->Shutdown(); }
   const std::string& address() const { return address_; }
   std::atomic<Mode> mode{Mode::kPass};
+  // Each ThresholdStatus is held this long before it is forwarded, and the
+  // most that were in flight at once is kept: calls on one C handle run one
+  // at a time, so with a handle's calls alone it stays 1 (rthr finding 4).
+  std::atomic<int> status_hold_ms{0};
+  std::atomic<int> status_in_flight{0};
+  std::atomic<int> status_most_in_flight{0};
 
   template <typename Req, typename Resp>
   grpc::Status Forward(grpc::ServerContext* sc,
@@ -135,7 +141,14 @@ class Relay final : public v1::Vault::Service {
       return Refuse(c, grpc::StatusCode::INVALID_ARGUMENT,
                     v1::ErrorDetail::REASON_ACCOUNT_MISMATCH);
     }
+    const int now = ++status_in_flight;
+    for (int most = status_most_in_flight;
+         now > most &&
+         !status_most_in_flight.compare_exchange_weak(most, now);) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(status_hold_ms));
     grpc::Status s = Forward(c, &v1::Vault::Stub::ThresholdStatus, *r, o);
+    --status_in_flight;
     if (s.ok() && mode == Mode::kFlipDescriptor) {
       Flip(o->mutable_registration_descriptor());
     }
@@ -1588,9 +1601,14 @@ TEST_F(ThresholdClientTest, CAbiRegistersAndRecovers) {
     argv.push_back(t);
   }
   realms_[2].relay->mode = Mode::kFlipProof;
+  // Held status calls: two recovers on one handle that did not wait for
+  // each other would overlap at realm-a (the program runs two at once).
+  realms_[0].relay->status_hold_ms = 150;
   const int status = RunProgram(argv, {});
   ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(realms_[0].relay->status_most_in_flight, 1)
+      << "calls on one bkv_realms handle must run one at a time";
 }
 
 // Review of the threshold release (rthr), finding 2: after a failed
