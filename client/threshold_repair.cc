@@ -167,7 +167,12 @@ absl::Status ThresholdClient::Impl::ReadyEveryRealm(
     const Commitment& commitment, uint64_t epoch,
     const std::vector<std::string>& proofs, absl::string_view what,
     std::vector<std::string>& repaired) const {
-  std::set<std::string> live;  // pending within that realm's pending_ttl
+  // In progress: pending within that realm's pending_ttl, or this device's
+  // own unfinished commit (its roll-forward re-sends it, whatever its age).
+  std::set<std::string> live;
+  if (const auto waiting = PendingCommit(account)) {
+    live.insert(AsString(waiting->Commitment()));
+  }
   bool all_answered = true;
   for (const StatusAnswer& a : answers) {
     all_answered = all_answered && a.error.ok();
