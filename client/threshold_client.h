@@ -17,6 +17,7 @@
 // is waited for by the next call).
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -75,7 +76,9 @@ struct ThresholdRecovery {
   // A keyed digest (backup key) of the password this recovery verified:
   // Repair refuses any other password (docs/threshold.md, "Repair").
   std::array<uint8_t, 32> password_check{};
-  int64_t recovered_at_ms = 0;  // this client's clock; Repair's proof age
+  // When it returned, on the monotonic clock (a wall clock set back must not
+  // make old proofs look young): Repair's proof age (rthr finding 3).
+  std::chrono::steady_clock::time_point recovered_at;
   // Realms not ACTIVE on it with attempts left (LOCKED, no record, another
   // version, silent), with what they were: until Repair (or a rotation)
   // brings them back, the set survives one failure fewer per realm.

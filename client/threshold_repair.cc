@@ -4,6 +4,7 @@
 // for the broken realm alone is impossible: the client never holds k_i.
 #include <sodium.h>
 
+#include <chrono>
 #include <set>
 
 #include "absl/strings/escaping.h"
@@ -245,7 +246,8 @@ absl::StatusOr<ThresholdRepair> ThresholdClient::Repair(
   }
   // The realms accept a proof for 10 minutes: past 9, a Delete could land
   // and the Prepares then be refused (realm3 review finding 7).
-  if (NowMs() - recovered.recovered_at_ms > 9 * 60 * 1000) {
+  if (std::chrono::steady_clock::now() - recovered.recovered_at >
+      std::chrono::minutes(9)) {
     return ThresholdError(VaultErrorKind::kStaleRegistration,
                           "not repaired: the recovery is older than 9 minutes "
                           "(its proofs last 10); recover again, then repair. "

@@ -1284,12 +1284,12 @@ TEST_F(ThresholdClientTest, LockedRealmIsRepaired) {
     EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
   }
   // Finding 7 of that review: proofs about to expire are not used.
-  got->recovered_at_ms -= 10 * 60 * 1000;
+  got->recovered_at -= std::chrono::minutes(10);
   auto stale = c->Repair(kAccount, password_, *got);
   EXPECT_EQ(KindOf(stale.status()), VaultErrorKind::kStaleRegistration)
       << stale.status();
   EXPECT_EQ(Status(0).status(), v1::RECORD_STATUS_LOCKED) << "nothing sent";
-  got->recovered_at_ms += 10 * 60 * 1000;
+  got->recovered_at += std::chrono::minutes(10);
   // The readied realm prepares first: its refusal leaves nothing pending at
   // b and c, so the repair can be retried at once (finding 7).
   realms_[0].relay->mode = Mode::kRefusePrepare;
