@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "bkv/bkv.h"
 #include "client/c_api_internal.h"
@@ -23,10 +24,13 @@ struct bkv_realms {
   std::mutex mu;
   // For bkv_realms_repair, from the last BKV_OK recover of `last_account`:
   // its key and proofs only when it left a realm lagging (`last`), wiped by
-  // Forget; `recovered` says a recover succeeded (with or without them).
+  // Forget; `recovered` says a recover succeeded (with or without them),
+  // `recovered_at` when, on the monotonic clock (a wall clock set back must
+  // not keep them longer: rthr finding 3).
   std::optional<bkv::client::ThresholdRecovery> last;
   std::string last_account;
   bool recovered = false;
+  std::chrono::steady_clock::time_point recovered_at;
 };
 
 using bkv::SecretBytes;
@@ -63,11 +67,17 @@ absl::StatusOr<client::ThresholdOptions> OptionsFrom(
 // after 9, so nothing older is worth keeping.
 constexpr std::chrono::minutes kKeepForRepair{9};
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+// The app's account tokens (bearer secrets) for the client's token
+// callback, zeroed when the handle's client goes (rthr finding 3).
+struct Tokens {
+  std::vector<std::string> ids, values;
+  Tokens() = default;
+  Tokens(const Tokens&) = delete;
+  Tokens& operator=(const Tokens&) = delete;
+  ~Tokens() {
+    for (std::string& t : values) sodium_memzero(t.data(), t.size());
+  }
+};
 
 // Drops what the handle keeps for repair; the key's SecretBytes wipes
 // itself, the proofs (they authorize replacing the registration) are
@@ -83,11 +93,12 @@ void Forget(bkv_realms& r) {
   r.recovered = false;
 }
 
-// Every call starts here: the handle's lock, and an expired recovery gone.
+// Every call starts here: the handle's lock, and an expired recovery gone
+// whole (its key and proofs, and that it happened).
 std::unique_lock<std::mutex> Enter(bkv_realms& r) {
   std::unique_lock<std::mutex> lock(r.mu);
-  if (r.last && NowMs() - r.last->recovered_at_ms >
-                    std::chrono::milliseconds(kKeepForRepair).count()) {
+  if (r.recovered &&
+      std::chrono::steady_clock::now() - r.recovered_at > kKeepForRepair) {
     Forget(r);
   }
   return lock;
@@ -111,17 +122,18 @@ bkv_status bkv_realms_open(const bkv_realms_options* options, bkv_realms** out,
   if (!set.ok()) return VaultToC(set.status(), nullptr, err);
   auto opts = OptionsFrom(*options, set->n());
   if (!opts.ok()) return VaultToC(opts.status(), nullptr, err);
-  std::vector<std::string> ids, tokens;
+  auto tokens = std::make_shared<Tokens>();
+  tokens->values.reserve(set->n());
   for (int i = 0; i < set->n(); ++i) {
     if (options->account_tokens[i] == nullptr) {
       return VaultToC(capi::Null("options.account_tokens[i]"), nullptr, err);
     }
-    ids.push_back(set->realms()[i].id);
-    tokens.push_back(options->account_tokens[i]);
+    tokens->ids.push_back(set->realms()[i].id);
+    tokens->values.push_back(options->account_tokens[i]);
   }
-  opts->account_token = [ids, tokens](const std::string& id) {
-    for (size_t i = 0; i < ids.size(); ++i) {
-      if (ids[i] == id) return tokens[i];
+  opts->account_token = [tokens](const std::string& id) {
+    for (size_t i = 0; i < tokens->ids.size(); ++i) {
+      if (tokens->ids[i] == id) return tokens->values[i];
     }
     return std::string();
   };
@@ -182,6 +194,7 @@ bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
     *out_faults = capi::CopyString(client::DescribeFaults(got->faults));
   }
   realms->recovered = true;
+  realms->recovered_at = std::chrono::steady_clock::now();
   realms->last_account = account;
   // The key and proofs stay only when a realm needs repair.
   if (!got->lagging.empty()) {
@@ -250,9 +263,19 @@ bkv_status bkv_realms_change_password(bkv_realms* realms, const char* account,
       SecretBytes::Copy(std::string_view(old_password, old_password_len));
   const SecretBytes new_pw =
       SecretBytes::Copy(std::string_view(new_password, new_password_len));
-  return VaultToC(
-      realms->client->ChangePassword(account, old_pw, new_pw).status(),
-      out_detail, err);
+  auto reg = realms->client->ChangePassword(account, old_pw, new_pw);
+  if (!reg.ok() || reg->lagging.empty()) {
+    return VaultToC(reg.status(), out_detail, err);
+  }
+  // In force, not at every realm: a status of its own (rthr finding 2).
+  if (out_detail != nullptr) *out_detail = bkv_vault_error{};
+  if (err != nullptr) {
+    *err = capi::CopyString(absl::StrCat(
+        "password changed: the new password is in force, but ",
+        client::DescribeFaults(reg->lagging),
+        " did not take it: tell its operator (a recovery repairs it)"));
+  }
+  return BKV_VAULT_PASSWORD_CHANGED_DEGRADED;
 }
 
 bkv_status bkv_realms_migrate(bkv_realms* to, bkv_realms* from,

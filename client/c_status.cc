@@ -50,6 +50,8 @@ const char* StatusName(bkv_status status) {
       return "VAULT_STALE";
     case BKV_VAULT_REALM_DEGRADED:
       return "VAULT_REALM_DEGRADED";
+    case BKV_VAULT_PASSWORD_CHANGED_DEGRADED:
+      return "VAULT_PASSWORD_CHANGED_DEGRADED";
   }
   return "UNKNOWN";
 }

@@ -47,6 +47,7 @@ StatusAnswer ToAnswer(absl::Status s,
   a.epoch = r.epoch();
   a.pending_commitment = r.pending_commitment();
   a.pending_busy_ms = r.pending_busy_ms();
+  a.pending_expired = r.pending_expired();
   return a;
 }
 

@@ -17,6 +17,7 @@
 // is waited for by the next call).
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -58,6 +59,9 @@ struct ThresholdRegistration {
   uint64_t epoch = 0;
   Commitment commitment{};
   uint32_t per_realm_limit = 0;  // G
+  // ChangePassword only: realms that did not take this version although it
+  // is in force (committed at t or more), and why; empty otherwise.
+  std::vector<RealmFault> lagging;
 };
 
 struct ThresholdRecovery {
@@ -72,7 +76,9 @@ struct ThresholdRecovery {
   // A keyed digest (backup key) of the password this recovery verified:
   // Repair refuses any other password (docs/threshold.md, "Repair").
   std::array<uint8_t, 32> password_check{};
-  int64_t recovered_at_ms = 0;  // this client's clock; Repair's proof age
+  // When it returned, on the monotonic clock (a wall clock set back must not
+  // make old proofs look young): Repair's proof age (rthr finding 3).
+  std::chrono::steady_clock::time_point recovered_at;
   // RealmSetDigest of the set it came from: Repair refuses another set's
   // (its proofs are by that set's positions).
   std::array<uint8_t, 32> realm_set{};
@@ -160,8 +166,11 @@ class ThresholdClient {
   // Stores the same backup key behind `new_password`: a recovery with
   // `old_password` (counted like any), then a fresh version at all n with
   // the recovery's proofs, repairing a lagging realm first
-  // (docs/threshold.md, "Password change"). A realm down or not repairable:
-  // kRealmDegraded naming it before any Prepare; the old password stays.
+  // (docs/threshold.md, "Password change"). OK: the new password is in
+  // force; `lagging` names the realms that did not take it (committed at t
+  // or more, not at all n). kRealmDegraded: nothing changed, the old password
+  // stays (a realm down or not repairable, before any Prepare). kTransient
+  // after the Commits began: it may be in force; call again.
   absl::StatusOr<ThresholdRegistration> ChangePassword(
       const std::string& account, const SecretBytes& old_password,
       const SecretBytes& new_password);

@@ -160,6 +160,13 @@ struct ThresholdClient::Impl {
                    std::vector<absl::Status>& results) const;
   std::vector<size_t> AllPositions() const;
 
+  // What a registration's Commit round reached, also when Register failed:
+  // in force once t or more realms committed (registration.lagging: the
+  // others and why). Default: nothing committed.
+  struct Reached {
+    ThresholdRegistration registration;
+    bool in_force = false;
+  };
   // `first`: positions prepared before the others (the realms a repair
   // just readied): a refusal there leaves nothing pending elsewhere, where
   // it would block the next try for pending_ttl (realm3 review finding 7).
@@ -167,7 +174,7 @@ struct ThresholdClient::Impl {
       const std::string& account, const SecretBytes& password,
       const SecretBytes& backup_key, const std::vector<std::string>& proofs,
       const Commitment& previous, const std::vector<size_t>& first = {},
-      const CommitWaves& waves = {}) const;
+      const CommitWaves& waves = {}, Reached* reached = nullptr) const;
   // `answers`: the status round the recovery planned from, for the rotation.
   absl::StatusOr<ThresholdRecovery> Recover(
       const std::string& account, const SecretBytes& password,
@@ -183,16 +190,21 @@ struct ThresholdClient::Impl {
   // realm-a is LOCKED and refused Delete ...") naming those that are not,
   // and then nothing may be registered (a Prepare refused at one realm
   // would block the others for pending_ttl).
-  // `epoch`: the recovered version's; a realm ahead of it gets nothing.
+  // `epoch`: the recovered version's; a realm ahead of it gets nothing
+  // while its version is in progress.
   absl::Status ReadyEveryRealm(const std::string& account,
                                const std::vector<StatusAnswer>& answers,
                                const Commitment& commitment, uint64_t epoch,
                                const std::vector<std::string>& proofs,
                                absl::string_view what,
                                std::vector<std::string>& repaired) const;
+  // A realm ACTIVE on another version: behind the recovered one, ahead and
+  // in progress (nothing is sent there), or ahead and abandoned (reset like
+  // one behind; docs/threshold.md, "Repair of a LOCKED or lagging realm").
+  enum class Other { kBehind, kInProgress, kAbandoned };
   std::string ReadyOne(const std::string& account, size_t i,
                        const StatusAnswer& a, const Commitment& commitment,
-                       uint64_t epoch, bool ahead,
+                       uint64_t epoch, Other other,
                        const std::vector<std::string>& proofs) const;
   // ReadyEveryRealm, then a fresh version at all n: the rotation's and
   // Repair's one path.
@@ -200,7 +212,8 @@ struct ThresholdClient::Impl {
       const std::string& account, const SecretBytes& password,
       const SecretBytes& backup_key, const std::vector<std::string>& proofs,
       const Commitment& commitment, uint64_t epoch,
-      const std::vector<StatusAnswer>& answers, absl::string_view what) const;
+      const std::vector<StatusAnswer>& answers, absl::string_view what,
+      Reached* reached = nullptr) const;
   // Steps 10-11: raises the newest memory, then decides whether a rotation
   // is due (out.rotation_started) or why not (out.rotation: the memory
   // failed). Whether every realm can take it is the rotation's own first

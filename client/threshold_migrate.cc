@@ -222,9 +222,13 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::ChangePassword(
   std::vector<StatusAnswer> answers;
   BKV_ASSIGN_OR_RETURN(ThresholdRecovery got,
                        impl_->Recover(account, old_password, answers));
+  Impl::Reached reached;
   ThresholdRotation r = impl_->ReadyAndRegister(
       account, new_password, got.backup_key, got.proofs, got.commitment,
-      got.epoch, answers, "password not changed");
+      got.epoch, answers, "password not changed", &reached);
+  // Committed at t or more: the new password works, whatever lags (rthr
+  // finding 2); `lagging` says which realms did not take it.
+  if (reached.in_force) return reached.registration;
   if (!r.status.ok() && impl_->PendingCommit(account)) {
     // Its Commits began: some realms may hold the new password already.
     return WithMessage(
@@ -477,7 +481,7 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   }
   if (out.resumed) {
     out.registration = {here->descriptor.epoch, here->commitment,
-                        here->descriptor.per_realm_limit};
+                        here->descriptor.per_realm_limit, {}};
   } else {
     BKV_RETURN_IF_ERROR(RecoverAndRegister(to, old, account, password, answers,
                                            pair, out, proofs));

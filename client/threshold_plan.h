@@ -42,6 +42,8 @@ struct StatusAnswer {
   uint64_t epoch = 0;
   std::string pending_commitment;  // a prepared version awaiting Commit
   uint64_t pending_busy_ms = 0;    // the realm refuses another Prepare
+  // Prepared longer than that realm's pending_ttl ago: replaceable there.
+  bool pending_expired = false;
 };
 
 // The newest registration this device registered or recovered from.

@@ -386,7 +386,7 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
       FinishRound(account, opaque, plan, login, legs, faults, out));
   out.faults = std::move(faults);
   out.password_check = PasswordCheck(out.backup_key, password);
-  out.recovered_at_ms = NowMs();
+  out.recovered_at = std::chrono::steady_clock::now();
   out.realm_set = RealmSetDigest(set);
   RememberAndPlanRotation(account, out);
   return out;

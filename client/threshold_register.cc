@@ -186,13 +186,46 @@ absl::Status ExpiredRightAfterPrepare(
                    "lags until a recovery repairs it"));
 }
 
+// Zeroes the proofs copied into the Prepare requests however Register ends:
+// they authorize replacing the registration (rthr finding 3).
+struct ProofEraser {
+  std::vector<vault::v1::ThresholdRegisterPrepareRequest>& prepares;
+  ~ProofEraser() {
+    for (auto& p : prepares) {
+      sodium_memzero(p.mutable_proof()->data(), p.proof().size());
+    }
+  }
+};
+
+// Where the Commit round left the version (rthr finding 2: a password
+// change must say which password works).
+ThresholdClient::Impl::Reached ReachedBy(
+    const ThresholdClient::Impl& im, const threshold::Descriptor& d,
+    const ThresholdClient::Impl::CommitTally& tally) {
+  ThresholdClient::Impl::Reached out;
+  out.registration = {d.epoch, d.Commitment(), d.per_realm_limit, {}};
+  out.in_force = tally.committed >= im.set.t();
+  for (size_t i : tally.expired) {
+    out.registration.lagging.push_back(
+        {im.IdOf(i),
+         "refused the Commit as expired right after accepting its Prepare (a "
+         "realm fault: tell its operator)"});
+  }
+  for (size_t i : tally.unheard) {
+    out.registration.lagging.push_back(
+        {im.IdOf(i),
+         "did not answer its Commit (re-sent by this device's next call)"});
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
     const std::string& account, const SecretBytes& password,
     const SecretBytes& backup_key, const std::vector<std::string>& proofs,
     const Commitment& previous, const std::vector<size_t>& first,
-    const CommitWaves& waves) const {
+    const CommitWaves& waves, Reached* reached) const {
   BKV_RETURN_IF_ERROR(CheckRealms(AllPositions()));
   StartAnswers starts(set.n());
   std::vector<absl::Status> results(set.n());
@@ -210,6 +243,7 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
                                              backup_key, epoch, previous));
   const std::vector<uint8_t> descriptor = dealing.d.Serialize();
   std::vector<vault::v1::ThresholdRegisterPrepareRequest> prepares;
+  const ProofEraser erase{prepares};
   for (int i = 0; i < set.n(); ++i) {
     BKV_ASSIGN_OR_RETURN(
         auto req,
@@ -235,12 +269,12 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
   CommitTally tally;
   absl::Status s = CommitEverywhere(account, dealing.d, dealing.commit_secret,
                                     &tally, waves);
+  if (reached != nullptr) *reached = ReachedBy(*this, dealing.d, tally);
   if (!s.ok() && tally.unheard.empty() && tally.committed >= set.t()) {
     return ExpiredRightAfterPrepare(*this, tally);
   }
   BKV_RETURN_IF_ERROR(s);
-  return ThresholdRegistration{dealing.d.epoch, dealing.d.Commitment(),
-                               dealing.d.per_realm_limit};
+  return ReachedBy(*this, dealing.d, tally).registration;
 }
 
 }  // namespace bkv::client

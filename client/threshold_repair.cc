@@ -4,6 +4,7 @@
 // for the broken realm alone is impossible: the client never holds k_i.
 #include <sodium.h>
 
+#include <chrono>
 #include <set>
 
 #include "absl/strings/escaping.h"
@@ -33,17 +34,23 @@ bool EveryRealmOnOneVersion(const std::vector<StatusAnswer>& answers) {
   return !answers.empty();
 }
 
-// A realm ACTIVE on another version that is newer than the recovered one
-// (its descriptor's epoch is higher, or other realms hold it pending):
-// another device's registration in progress, never to be reset (finding 6).
-// An unreadable descriptor counts as ahead: no reset on a guess.
-bool Ahead(const StatusAnswer& a, uint64_t epoch,
-           const std::set<std::string>& pending) {
-  if (!a.error.ok() || a.record != StatusAnswer::Record::kActive) return false;
-  if (pending.count(a.commitment) != 0) return true;
+using Other = ThresholdClient::Impl::Other;
+
+// How a realm ACTIVE on another version than the recovered one (`epoch`)
+// stands. In progress, never to be reset (realm3 finding 6): some realm holds
+// it pending within its pending_ttl (`live`), or it is newer and a realm did
+// not answer (that one may hold it pending); an unreadable descriptor too,
+// no reset on a guess. Newer but pending nowhere within pending_ttl: it can
+// no longer be committed at t under the realms' own rule, abandoned (rthr
+// finding 1). Otherwise behind. Meaningless for other answers.
+Other Standing(const StatusAnswer& a, uint64_t epoch,
+               const std::set<std::string>& live, bool all_answered) {
+  if (live.count(a.commitment) != 0) return Other::kInProgress;
   const std::vector<uint8_t> bytes(a.descriptor.begin(), a.descriptor.end());
   auto d = threshold::Descriptor::Parse(bytes);
-  return !d.ok() || d->epoch > epoch;
+  if (!d.ok()) return Other::kInProgress;
+  if (d->epoch <= epoch) return Other::kBehind;
+  return all_answered ? Other::kAbandoned : Other::kInProgress;
 }
 
 std::string Lag(const StatusAnswer& a) {
@@ -102,7 +109,7 @@ std::vector<RealmFault> ThresholdClient::Impl::Lagging(
 // a proof, whatever a forged status said.
 std::string ThresholdClient::Impl::ReadyOne(
     const std::string& account, size_t i, const StatusAnswer& a,
-    const Commitment& commitment, uint64_t epoch, bool ahead,
+    const Commitment& commitment, uint64_t epoch, Other other,
     const std::vector<std::string>& proofs) const {
   if (!a.error.ok()) {
     return absl::StrCat("did not answer the status round (",
@@ -130,12 +137,17 @@ std::string ThresholdClient::Impl::ReadyOne(
     return "gave no proof in this recovery (not asked, or its answer was "
            "lost): recover again while it answers";
   }
-  if (ahead) {
+  if (other == Other::kInProgress) {
     return absl::StrCat("is ahead (epoch ", a.epoch, " > ", epoch,
                         ": a registration in progress): recover again later");
   }
-  // Another version, behind: its proof needs t of its shares, which only
-  // this realm holds. The due reset is the one authority left.
+  // Another version, behind or abandoned: its proof needs t of its shares,
+  // which fewer than t realms hold. The due reset is the one authority left.
+  const std::string holds =
+      other == Other::kBehind
+          ? std::string("holds another registration")
+          : absl::StrCat("holds an abandoned registration (epoch ", a.epoch,
+                         ", never committed at ", set.t(), " realms)");
   vault::v1::RequestResetRequest req;
   req.set_account(account);
   vault::v1::RequestResetResponse resp;
@@ -143,14 +155,13 @@ std::string ThresholdClient::Impl::ReadyOne(
       Call(i, "RequestReset", VaultCall::kFree,
            &vault::v1::Vault::Stub::RequestReset, req, &resp);
   if (!s.ok()) {
-    return absl::StrCat("holds another registration and refused RequestReset (",
+    return absl::StrCat(holds, " and refused RequestReset (",
                         absl::CEscape(s.message()), ")");
   }
   const int64_t due = static_cast<int64_t>(resp.reset_due_unix_ms());
   if (due <= NowMs()) return "";
-  return absl::StrCat(
-      "holds another registration; a reset was requested there, due at ",
-      UtcTime(due), ": repair again after that");
+  return absl::StrCat(holds, "; a reset was requested there, due at ",
+                      UtcTime(due), ": repair again after that");
 }
 
 absl::Status ThresholdClient::Impl::ReadyEveryRealm(
@@ -158,16 +169,23 @@ absl::Status ThresholdClient::Impl::ReadyEveryRealm(
     const Commitment& commitment, uint64_t epoch,
     const std::vector<std::string>& proofs, absl::string_view what,
     std::vector<std::string>& repaired) const {
-  std::set<std::string> pending;
+  // In progress: pending within that realm's pending_ttl, or this device's
+  // own unfinished commit (its roll-forward re-sends it, whatever its age).
+  std::set<std::string> live;
+  if (const auto waiting = PendingCommit(account)) {
+    live.insert(AsString(waiting->Commitment()));
+  }
+  bool all_answered = true;
   for (const StatusAnswer& a : answers) {
-    if (a.error.ok() && !a.pending_commitment.empty()) {
-      pending.insert(a.pending_commitment);
+    all_answered = all_answered && a.error.ok();
+    if (a.error.ok() && !a.pending_commitment.empty() && !a.pending_expired) {
+      live.insert(a.pending_commitment);
     }
   }
   std::vector<std::string> why(set.n());
   Parallel(set.n(), [&](size_t i) {
     why[i] = ReadyOne(account, i, answers[i], commitment, epoch,
-                      Ahead(answers[i], epoch, pending), proofs);
+                      Standing(answers[i], epoch, live, all_answered), proofs);
   });
   std::vector<std::string> bad, ids;
   for (size_t i = 0; i < why.size(); ++i) {
@@ -192,7 +210,8 @@ ThresholdRotation ThresholdClient::Impl::ReadyAndRegister(
     const std::string& account, const SecretBytes& password,
     const SecretBytes& backup_key, const std::vector<std::string>& proofs,
     const Commitment& commitment, uint64_t epoch,
-    const std::vector<StatusAnswer>& answers, absl::string_view what) const {
+    const std::vector<StatusAnswer>& answers, absl::string_view what,
+    Reached* reached) const {
   ThresholdRotation out;
   std::vector<std::string> ready;
   out.status =
@@ -202,7 +221,8 @@ ThresholdRotation ThresholdClient::Impl::ReadyAndRegister(
   for (size_t i = 0; i < answers.size(); ++i) {
     if (!OnVersion(answers[i], commitment)) first.push_back(i);
   }
-  auto r = Register(account, password, backup_key, proofs, commitment, first);
+  auto r = Register(account, password, backup_key, proofs, commitment, first,
+                    {}, reached);
   out.status = r.status();
   if (!r.ok()) return out;
   out.registration = *std::move(r);
@@ -235,7 +255,8 @@ absl::StatusOr<ThresholdRepair> ThresholdClient::Repair(
   }
   // The realms accept a proof for 10 minutes: past 9, a Delete could land
   // and the Prepares then be refused (realm3 review finding 7).
-  if (NowMs() - recovered.recovered_at_ms > 9 * 60 * 1000) {
+  if (std::chrono::steady_clock::now() - recovered.recovered_at >
+      std::chrono::minutes(9)) {
     return ThresholdError(VaultErrorKind::kStaleRegistration,
                           "not repaired: the recovery is older than 9 minutes "
                           "(its proofs last 10); recover again, then repair. "

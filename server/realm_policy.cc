@@ -1,5 +1,9 @@
 #include "server/realm_policy.h"
 
+#include <sodium.h>
+
+#include <span>
+
 namespace bkv::server::realm_policy {
 
 using storage::v1::RECORD_STATE_ACTIVE;
@@ -119,6 +123,28 @@ CommitDecision Commit(const std::optional<UserRecord>& current,
   }
   return {CommitOutcome::kCommitted, std::move(next), superseded,
           pending.per_realm_limit()};
+}
+
+absl::StatusOr<threshold::Descriptor> StoredDescriptor(
+    const RealmShare& share) {
+  const std::string& raw = share.descriptor_bytes();
+  const std::span<const uint8_t> bytes(
+      reinterpret_cast<const uint8_t*>(raw.data()), raw.size());
+  auto desc = threshold::Descriptor::ParseSealed(bytes);
+  if (!desc.ok()) return absl::DataLossError("stored descriptor is corrupt");
+  std::string hash(crypto_hash_sha256_BYTES, '\0');
+  crypto_hash_sha256(reinterpret_cast<uint8_t*>(hash.data()), bytes.data(),
+                     bytes.size());
+  if (hash != share.commitment()) {
+    return absl::DataLossError(
+        "stored descriptor does not match its commitment");
+  }
+  if (desc->epoch != share.epoch() || desc->epoch > kMaxEpoch ||
+      desc->per_realm_limit != share.per_realm_limit()) {
+    return absl::DataLossError(
+        "stored descriptor does not match its record (epoch or G)");
+  }
+  return desc;
 }
 
 }  // namespace bkv::server::realm_policy

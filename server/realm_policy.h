@@ -18,7 +18,9 @@
 #include <optional>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "bkv/storage/v1/record.pb.h"
+#include "crypto/threshold_descriptor.h"
 #include "server/attempt_policy.h"
 
 namespace bkv::server::realm_policy {
@@ -72,6 +74,15 @@ CommitDecision Commit(const std::optional<UserRecord>& current,
                       const std::string& version,
                       const std::string& commit_hash, uint64_t registration_id,
                       int64_t now_ms, const policy::Limits& limits);
+
+// The active descriptor of a record the codec just opened, for recovery:
+// parsed without the dealing check, the seal vouching for the bytes Prepare
+// checked in full (docs/threshold.md, "Recovery reads the sealed
+// descriptor"); every other floor of Parse still holds. It must also agree
+// with its record: SHA-256 = `commitment` (the one the request named),
+// epoch = the share's (within the epoch bound), G = the share's. DataLoss
+// otherwise: nothing is evaluated.
+absl::StatusOr<threshold::Descriptor> StoredDescriptor(const RealmShare& share);
 
 }  // namespace bkv::server::realm_policy
 

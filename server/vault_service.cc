@@ -360,6 +360,7 @@ grpc::Status VaultService::ThresholdStatus(
     resp->set_epoch(out->epoch);
     resp->set_pending_commitment(ToString(out->pending_commitment));
     resp->set_pending_busy_ms(static_cast<uint64_t>(out->pending_busy_ms));
+    resp->set_pending_expired(out->pending_expired);
     return absl::OkStatus();
   });
 }

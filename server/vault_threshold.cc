@@ -86,22 +86,6 @@ absl::StatusOr<size_t> PositionOf(const threshold::Descriptor& d,
                               "': sent to the wrong realm"));
 }
 
-// The active descriptor of a record the codec just opened: the seal vouches
-// for the bytes Prepare checked in full, so the dealing is not re-checked
-// (docs/threshold.md, "Recovery reads the sealed descriptor"). The bytes
-// must still hash to the record's commitment, the one the request named.
-absl::StatusOr<threshold::Descriptor> StoredDescriptor(
-    const RealmShare& share) {
-  const auto bytes = AsBytes(share.descriptor_bytes());
-  auto desc = threshold::Descriptor::ParseSealed(bytes);
-  if (!desc.ok()) return absl::DataLossError("stored descriptor is corrupt");
-  if (Sha256(bytes) != share.commitment()) {
-    return absl::DataLossError(
-        "stored descriptor does not match its commitment");
-  }
-  return desc;
-}
-
 #ifdef BKV_TEST_REALM
 // The malicious realm's answer: nothing counted, nothing written, no login.
 absl::StatusOr<Vault::ThresholdStep> MaliciousStart(
@@ -216,6 +200,10 @@ absl::StatusOr<Vault::ThresholdStatusView> Vault::ThresholdStatus(
         raw->pending_realm().prepared_unix_ms() + options_.pending_ttl_ms;
     out.pending_busy_ms = std::max<int64_t>(0, until - options_.now_ms());
   }
+  out.pending_expired =
+      raw->has_pending_realm() &&
+      options_.now_ms() >=
+          raw->pending_realm().prepared_unix_ms() + options_.pending_ttl_ms;
   if (!raw->has_realm()) return out;
   const RealmShare& r = raw->realm();
   out.commitment.assign(r.commitment().begin(), r.commitment().end());
@@ -474,7 +462,8 @@ absl::StatusOr<Vault::ThresholdStep> Vault::AnswerThresholdStart(
   const RealmShare& share = d.next->realm();
   BKV_ASSIGN_OR_RETURN(opaque::RegistrationRecord record,
                        StoredOpaqueRecord(d.next->opaque_record()));
-  BKV_ASSIGN_OR_RETURN(threshold::Descriptor desc, StoredDescriptor(share));
+  BKV_ASSIGN_OR_RETURN(threshold::Descriptor desc,
+                       realm_policy::StoredDescriptor(share));
   BKV_ASSIGN_OR_RETURN(size_t pos, PositionOf(desc, options_.realm_id,
                                               options_.realm_keys->public_key));
   shamir::Share k_i{static_cast<uint8_t>(pos + 1),

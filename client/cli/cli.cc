@@ -97,6 +97,9 @@ exit codes:
   14 passkey page: closed, or the browser's prompt was cancelled
   15 realms migrate: the key moved, but a realm that left still holds the
      replaced registration (run it again; see its message)
+  16 vault change-password --realms: the NEW password is in force, but a
+     realm named on stderr did not take it (tell its operator; the next
+     recovery repairs it)
   130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: the run's temporary
       objects and partial files were deleted)";
 

@@ -27,6 +27,9 @@ enum ExitCode : int {
   // realms migrate: the key moved, but a realm that left still holds the
   // replaced registration (docs/threshold.md, "When C cannot be deleted").
   kLeaverLeft = 15,
+  // vault change-password --realms: the NEW password is in force (t or more
+  // realms took it), but a realm named on stderr did not.
+  kChangedDegraded = 16,
   // backup/restore stopped by signal N exit 128 + N (130 SIGINT, 143
   // SIGTERM) after deleting what the run left unfinished.
   kInterruptedBase = 128,

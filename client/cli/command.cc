@@ -81,11 +81,12 @@ absl::Status Usage(std::string_view msg) {
   return s;
 }
 
-constexpr char kLeaverUrl[] = "bkv.cli/LeaverLeft";
+// An outcome with an exit code of its own (15, 16) carries the code.
+constexpr char kExitUrl[] = "bkv.cli/Exit";
 
-absl::Status LeaverLeft(std::string_view msg) {
+absl::Status WithExit(ExitCode code, std::string_view msg) {
   absl::Status s = absl::FailedPreconditionError(std::string(msg));
-  s.SetPayload(kLeaverUrl, absl::Cord("1"));
+  s.SetPayload(kExitUrl, absl::Cord(absl::StrCat(static_cast<int>(code))));
   return s;
 }
 
@@ -132,7 +133,11 @@ int PasskeyExit(PasskeyError kind) {
 
 int ExitFor(const absl::Status& s) {
   if (s.GetPayload(kUsageUrl)) return kUsage;
-  if (s.GetPayload(kLeaverUrl)) return kLeaverLeft;
+  if (auto code = s.GetPayload(kExitUrl)) {
+    int n = kFailure;
+    (void)absl::SimpleAtoi(std::string(*code), &n);
+    return n;
+  }
   if (auto kind = PasskeyErrorOf(s)) return PasskeyExit(*kind);
   if (auto sig = s.GetPayload(kSignalUrl)) {
     int n = 0;

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "client/blob_store.h"
 #include "client/cancel.h"
+#include "client/cli/cli.h"
 #include "client/cli/interrupt.h"
 #include "client/cli/passkey_page.h"
 #include "client/key_slots.h"
@@ -67,8 +68,10 @@ void CatchInterrupts(Context& c);
 absl::Status Usage(std::string_view msg);  // a command-line mistake: exit 2
 // exit 128 + sig; `failed`: what the stores could not clean up.
 absl::Status Interrupted(int sig, const std::vector<std::string>& failed);
-// exit 15 (kLeaverLeft): a migration left a realm holding the old version.
-absl::Status LeaverLeft(std::string_view msg);
+// An outcome with its own exit code: 15 (kLeaverLeft: a migration left a
+// realm holding the old version), 16 (kChangedDegraded: a realm password
+// change in force, a realm lags).
+absl::Status WithExit(ExitCode code, std::string_view msg);
 int ExitFor(const absl::Status& s);  // the one Status -> exit code map
 // A status whose details the command already printed as JSON.
 inline constexpr char kReportedPayload[] = "bkv.cli/reported";

@@ -139,11 +139,13 @@ absl::Status RealmsMigrateCmd(Context& c) {
     fs::remove(previous, ec);
     return absl::OkStatus();
   }
-  absl::Status left = LeaverLeft(absl::StrCat(
-      "migrated, but a realm that left still holds the replaced "
-      "registration (above): run `bkv realms migrate` again with the same "
-      "flags (",
-      previous, " keeps the old set for it)"));
+  absl::Status left = WithExit(
+      kLeaverLeft,
+      absl::StrCat(
+          "migrated, but a realm that left still holds the replaced "
+          "registration (above): run `bkv realms migrate` again with the same "
+          "flags (",
+          previous, " keeps the old set for it)"));
   if (c.args.json) left.SetPayload(kReportedPayload, absl::Cord("1"));
   return left;
 }

@@ -92,10 +92,14 @@ absl::Status VaultDeleteCmd(Context& c) {
 // ""), the attempt figure in words, and the limit for --json.
 absl::Status SayPasswordChanged(Context& c, const std::string& account,
                                 const std::string& where,
-                                const std::string& attempts, uint32_t limit) {
+                                const std::string& attempts, uint32_t limit,
+                                const std::string& lagging = "") {
   if (c.args.json) {
-    std::fprintf(c.out, "{\"password_changed\":true,\"attempt_limit\":%u}\n",
-                 limit);
+    std::fprintf(
+        c.out, "{\"password_changed\":true,\"attempt_limit\":%u%s}\n", limit,
+        lagging.empty()
+            ? ""
+            : absl::StrCat(",\"lagging\":", JsonString(lagging)).c_str());
     return absl::OkStatus();
   }
   std::fprintf(c.out,
@@ -127,10 +131,25 @@ absl::Status RealmsChangePassword(Context& c) {
                  "until it exits 0\n",
                  previous.c_str());
   }
-  return SayPasswordChanged(
-      c, account, absl::StrCat(" at all ", realms->realms().n(), " realms"),
+  const int n = realms->realms().n();
+  const std::string lagging = client::DescribeFaults(reg->lagging);
+  const int took = n - static_cast<int>(reg->lagging.size());
+  BKV_RETURN_IF_ERROR(SayPasswordChanged(
+      c, account,
+      lagging.empty() ? absl::StrCat(" at all ", n, " realms")
+                      : absl::StrCat(" (the new password is in force at ", took,
+                                     " of ", n, " realms)"),
       absl::StrCat(reg->per_realm_limit, " attempts per realm"),
-      reg->per_realm_limit);
+      reg->per_realm_limit, lagging));
+  if (lagging.empty()) return absl::OkStatus();
+  // In force, yet one failure fewer is survived: its own exit code (16).
+  absl::Status s = WithExit(
+      kChangedDegraded,
+      absl::StrCat("WARNING: the new password is in force, but ", lagging,
+                   " did not take it: tell its operator; the next recovery "
+                   "(bkv restore --realms) repairs it"));
+  if (c.args.json) s.SetPayload(kReportedPayload, absl::Cord("1"));
+  return s;
 }
 
 absl::Status VaultChangePasswordCmd(Context& c) {
@@ -238,8 +257,10 @@ void RegisterVaultCommands(CommandTree& t) {
       "new one. With --realms F --token-dir D: the proof spends one attempt "
       "at each realm of the agreeing group, and the new password is "
       "registered at every realm of the set; if a realm is down or cannot be "
-      "repaired nothing changes (the current password keeps working): "
-      "repeat once it is back.",
+      "repaired nothing changes (\"password not changed\", exit 1: the "
+      "current password keeps working): repeat once it is back. Exit 16: the "
+      "NEW password is in force (t or more realms took it) but a realm named "
+      "on stderr did not: tell its operator; the next recovery repairs it.",
       VaultChangePasswordCmd);
   CLI::App* reset = t.Add(
       *v, "reset", "forgot the password: --request, then --complete",

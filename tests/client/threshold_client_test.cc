@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "bkv/bkv.h"
 #include "bkv/vault/v1/error_detail.h"
 #include "client/realm_set_file.h"
 #include "client/threshold_plan.h"
@@ -108,6 +109,12 @@ class Relay final : public v1::Vault::Service {
     }
     gate_cv_.notify_all();
   }
+  // Each ThresholdStatus is held this long before it is forwarded, and the
+  // most that were in flight at once is kept: calls on one C handle run one
+  // at a time, so with a handle's calls alone it stays 1 (rthr finding 4).
+  std::atomic<int> status_hold_ms{0};
+  std::atomic<int> status_in_flight{0};
+  std::atomic<int> status_most_in_flight{0};
 
   template <typename Req, typename Resp>
   grpc::Status Forward(grpc::ServerContext* sc,
@@ -163,7 +170,14 @@ class Relay final : public v1::Vault::Service {
       return Refuse(c, grpc::StatusCode::INVALID_ARGUMENT,
                     v1::ErrorDetail::REASON_ACCOUNT_MISMATCH);
     }
+    const int now = ++status_in_flight;
+    for (int most = status_most_in_flight;
+         now > most &&
+         !status_most_in_flight.compare_exchange_weak(most, now);) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(status_hold_ms));
     grpc::Status s = Forward(c, &v1::Vault::Stub::ThresholdStatus, *r, o);
+    --status_in_flight;
     if (s.ok() && mode == Mode::kFlipDescriptor) {
       Flip(o->mutable_registration_descriptor());
     }
@@ -316,6 +330,60 @@ class ThresholdClientTest : public ::testing::Test {
       r.relay = std::make_unique<Relay>(r.process->address());
       realms_.push_back(std::move(r));
     }
+  }
+
+  // Another device (no state directory, so no roll-forward record)
+  // registers a version whose Commits to realm-b and realm-c are dropped:
+  // ACTIVE at realm-a only, pending at b and c. Returns its commitment.
+  std::string CommittedAtRealmAOnly() {
+    auto other = Client(2, /*rotate=*/false, /*state=*/false);
+    auto first = other->Recover(kAccount, password_);
+    EXPECT_TRUE(first.ok()) << first.status();
+    if (!first.ok()) return "";
+    realms_[1].relay->mode = Mode::kDropCommit;
+    realms_[2].relay->mode = Mode::kDropCommit;
+    EXPECT_FALSE(
+        other->Register(kAccount, password_, key_, first->proofs).ok());
+    for (auto& r : realms_) r.relay->mode = Mode::kPass;
+    const std::string ahead = Status(0).commitment();
+    EXPECT_EQ(Status(1).pending_commitment(), ahead);
+    return ahead;
+  }
+
+  // Recovers through b and c with realm-a lagging, then repairs: refused
+  // first (`says` why; nothing prepared), repeated until realm-a's reset is
+  // due (the realms' reset delay is 1 s; bounded) and it is repaired. Then
+  // all three hold one version, which a and c recover with realm-b down.
+  void RepairRealmA(ThresholdClient& c, const std::string& says) {
+    auto got = c.Recover(kAccount, password_);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(got->lagging.size(), 1u);
+    EXPECT_EQ(got->lagging[0].realm_id, "realm-a");
+    const std::string pending = Status(1).pending_commitment();
+    auto rep = c.Repair(kAccount, password_, *got);
+    ASSERT_FALSE(rep.ok());
+    EXPECT_EQ(VaultError::From(rep.status()).kind,
+              VaultErrorKind::kRealmDegraded)
+        << rep.status();
+    EXPECT_NE(rep.status().message().find(says), std::string::npos)
+        << rep.status();
+    for (size_t i = 1; i < 3; ++i) {
+      EXPECT_EQ(Status(i).pending_commitment(), pending) << "nothing prepared";
+    }
+    for (int i = 0; i < 40 && !rep.ok(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      rep = c.Repair(kAccount, password_, *got);
+    }
+    ASSERT_TRUE(rep.ok()) << rep.status();
+    EXPECT_EQ(rep->repaired, std::vector<std::string>{"realm-a"});
+    for (size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ(Status(i).status(), v1::RECORD_STATUS_ACTIVE) << i;
+      EXPECT_EQ(Status(i).commitment(), Status(1).commitment()) << i;
+    }
+    realms_[1].relay->mode = Mode::kDown;
+    auto later = c.Recover(kAccount, password_);
+    ASSERT_TRUE(later.ok()) << later.status();
+    EXPECT_TRUE(later->backup_key == key_);
   }
 
   // The realm-set file text for the running realms.
@@ -1167,15 +1235,7 @@ TEST_F(ThresholdClientTest, RealmAheadGetsNoReset) {
   StartRealms(3);
   auto c = Client(2, /*rotate=*/true);
   ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
-  auto other = Client(2, /*rotate=*/false, /*state=*/false);
-  auto first = other->Recover(kAccount, password_);
-  ASSERT_TRUE(first.ok()) << first.status();
-  realms_[1].relay->mode = Mode::kDropCommit;
-  realms_[2].relay->mode = Mode::kDropCommit;
-  ASSERT_FALSE(other->Register(kAccount, password_, key_, first->proofs).ok());
-  for (auto& r : realms_) r.relay->mode = Mode::kPass;
-  const std::string ahead = Status(0).commitment();
-  ASSERT_EQ(Status(1).pending_commitment(), ahead);
+  const std::string ahead = CommittedAtRealmAOnly();
   auto got = c->Recover(kAccount, password_);
   ASSERT_TRUE(got.ok()) << got.status();
   ASSERT_TRUE(got->rotation_started);
@@ -1190,6 +1250,31 @@ TEST_F(ThresholdClientTest, RealmAheadGetsNoReset) {
       << ended->status;
   EXPECT_EQ(Status(0).status(), v1::RECORD_STATUS_ACTIVE);
   EXPECT_EQ(Status(0).commitment(), ahead);
+}
+
+// Review of the threshold release (rthr), finding 1: the same registration
+// cut after its Commit at realm-a, the device that made it gone (no state,
+// so no roll-forward record). Once b and c say its pending copies are older
+// than their pending_ttl, nothing can commit it at t any more: Repair
+// requests the reset at realm-a and, once due, registers at all three.
+// Without the rule realm-a stays "ahead" for good.
+TEST_F(ThresholdClientTest, AbandonedVersionAheadIsReset) {
+  StartRealms(3, {"--pending-ttl-s", "1", "--reset-delay-s", "1"});
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  const std::string abandoned = CommittedAtRealmAOnly();
+  EXPECT_FALSE(Status(1).pending_expired()) << "just prepared";
+  // The realms' pending_ttl is 1 s: ask until both say so (bounded).
+  const auto expired = [&] {
+    return Status(1).pending_expired() && Status(2).pending_expired();
+  };
+  for (int i = 0; i < 50 && !expired(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(expired());
+  RepairRealmA(*c, "realm-a holds an abandoned registration");
+  EXPECT_NE(Status(0).commitment(), abandoned);
+  EXPECT_TRUE(Status(2).pending_commitment().empty());
 }
 
 // Finding 7: realm-a locked by guesses sent only to it. A recovery through
@@ -1298,12 +1383,12 @@ TEST_F(ThresholdClientTest, LockedRealmIsRepaired) {
     EXPECT_TRUE(Status(i).pending_commitment().empty()) << i;
   }
   // Finding 7 of that review: proofs about to expire are not used.
-  got->recovered_at_ms -= 10 * 60 * 1000;
+  got->recovered_at -= std::chrono::minutes(10);
   auto stale = c->Repair(kAccount, password_, *got);
   EXPECT_EQ(KindOf(stale.status()), VaultErrorKind::kStaleRegistration)
       << stale.status();
   EXPECT_EQ(Status(0).status(), v1::RECORD_STATUS_LOCKED) << "nothing sent";
-  got->recovered_at_ms += 10 * 60 * 1000;
+  got->recovered_at += std::chrono::minutes(10);
   // The readied realm prepares first: its refusal leaves nothing pending at
   // b and c, so the repair can be retried at once (finding 7).
   realms_[0].relay->mode = Mode::kRefusePrepare;
@@ -1369,36 +1454,9 @@ TEST_F(ThresholdClientTest, LaggingRealmIsRepairedOnceItsResetIsDue) {
   EXPECT_FALSE(c->Register(kAccount, password_, key_, first->proofs).ok());
   realms_[0].relay->mode = Mode::kPass;
   ASSERT_NE(Status(0).commitment(), Status(1).commitment());
-  auto got = c->Recover(kAccount, password_);
-  ASSERT_TRUE(got.ok()) << got.status();
-  ASSERT_EQ(got->lagging.size(), 1u);
-  EXPECT_EQ(got->lagging[0].realm_id, "realm-a");
-  auto rep = c->Repair(kAccount, password_, *got);
-  ASSERT_FALSE(rep.ok());
-  EXPECT_EQ(KindOf(rep.status()), VaultErrorKind::kRealmDegraded)
-      << rep.status();
-  EXPECT_NE(rep.status().message().find("realm-a holds another registration; "
-                                        "a reset was requested there"),
-            std::string::npos)
-      << rep.status();
-  for (size_t i = 1; i < 3; ++i) {
-    EXPECT_TRUE(Status(i).pending_commitment().empty()) << "nothing prepared";
-  }
-  // The realm's reset delay is 1 s: repair again until it is due (bounded).
-  for (int i = 0; i < 40 && !rep.ok(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    rep = c->Repair(kAccount, password_, *got);
-  }
-  ASSERT_TRUE(rep.ok()) << rep.status();
-  EXPECT_EQ(rep->repaired, std::vector<std::string>{"realm-a"});
-  for (size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(Status(i).status(), v1::RECORD_STATUS_ACTIVE) << i;
-    EXPECT_EQ(Status(i).commitment(), Status(1).commitment()) << i;
-  }
-  realms_[1].relay->mode = Mode::kDown;
-  auto later = c->Recover(kAccount, password_);
-  ASSERT_TRUE(later.ok()) << later.status();
-  EXPECT_TRUE(later->backup_key == key_);
+  RepairRealmA(*c,
+               "realm-a holds another registration; a reset was "
+               "requested there");
 }
 
 // A realm that reports an epoch far beyond the others' (to push the next
@@ -1750,9 +1808,97 @@ TEST_F(ThresholdClientTest, CAbiRegistersAndRecovers) {
     argv.push_back(t);
   }
   realms_[2].relay->mode = Mode::kFlipProof;
+  // Held status calls: two recovers on one handle that did not wait for
+  // each other would overlap at realm-a (the program runs two at once).
+  realms_[0].relay->status_hold_ms = 150;
   const int status = RunProgram(argv, {});
   ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(realms_[0].relay->status_most_in_flight, 1)
+      << "calls on one bkv_realms handle must run one at a time";
+}
+
+// Review of the threshold release (rthr), finding 2: after a failed
+// password change the app must know which password works. realm-c down
+// before any Prepare: nothing changed (kRealmDegraded, CLI exit 1, C 20) and
+// the old password recovers. The new version committed at a and b only:
+// the new password is in force (OK with `lagging`, CLI exit 16, C 21) and
+// recovers. Without the fix both were kRealmDegraded (or a transient error).
+TEST_F(ThresholdClientTest, ChangePasswordSaysWhichPasswordIsInForce) {
+  StartRealms(3);
+  namespace fs = std::filesystem;
+  const fs::path dir = CliDir(10, 'p');
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.state_dir = (dir / "state").string();
+  };
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  const auto c_abi_change = [&](const std::string& old_pw,
+                                const std::string& new_pw) {
+    std::ofstream(dir / "c-realms") << SetFile(2);
+    std::ofstream(dir / "c-passwords") << old_pw << "\n" << new_pw << "\n";
+    std::vector<std::string> argv = {BKV_C_ABI_PROGRAM, "--change",
+                                     (dir / "c-realms").string(), kAccount,
+                                     (dir / "c-passwords").string()};
+    for (const auto& r : realms_) argv.push_back((dir / "tokens" / r.id));
+    const int status = RunProgram(argv, {});
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  const std::string first = "correct horse battery";
+  const std::string second = "second kite meadow",
+                    third = "third quiet harbour";
+  const std::string fourth = "fourth amber lantern";
+
+  realms_[2].relay->mode = Mode::kDown;
+  auto kept = c->ChangePassword(kAccount, password_, SecretBytes::Copy(second));
+  ASSERT_FALSE(kept.ok());
+  EXPECT_EQ(KindOf(kept.status()), VaultErrorKind::kRealmDegraded)
+      << kept.status();
+  EXPECT_NE(kept.status().message().find("password not changed"),
+            std::string::npos)
+      << kept.status();
+  CliRun cli_kept = Bkv(With({"vault", "change-password"}),
+                        first + "\n" + second + "\n", dir);
+  EXPECT_EQ(cli_kept.exit_code, 1) << cli_kept.err;
+  EXPECT_NE(cli_kept.err.find("password not changed"), std::string::npos)
+      << cli_kept.err;
+  EXPECT_EQ(c_abi_change(first, second), BKV_VAULT_REALM_DEGRADED);
+  realms_[2].relay->mode = Mode::kPass;
+  auto old_works = c->Recover(kAccount, password_);
+  ASSERT_TRUE(old_works.ok()) << old_works.status();
+
+  // realm-c's Commit applied but its answer lost: committed at a and b (t).
+  realms_[2].relay->mode = Mode::kLoseCommitAnswer;
+  CliRun cli_in_force = Bkv(With({"vault", "change-password"}),
+                            first + "\n" + second + "\n", dir);
+  EXPECT_EQ(cli_in_force.exit_code, 16) << cli_in_force.err;
+  EXPECT_NE(cli_in_force.out.find("the new password is in force at 2 of 3"),
+            std::string::npos)
+      << cli_in_force.out;
+  EXPECT_NE(cli_in_force.err.find("WARNING: the new password is in force, "
+                                  "but realm-c"),
+            std::string::npos)
+      << cli_in_force.err;
+  realms_[2].relay->mode = Mode::kPass;
+  ASSERT_TRUE(c->Plan(kAccount).ok());  // the roll-forward ends the record
+  realms_[2].relay->mode = Mode::kLoseCommitAnswer;
+  EXPECT_EQ(c_abi_change(second, third), BKV_VAULT_PASSWORD_CHANGED_DEGRADED);
+  realms_[2].relay->mode = Mode::kPass;
+  auto third_works = c->Recover(kAccount, SecretBytes::Copy(third));
+  ASSERT_TRUE(third_works.ok()) << third_works.status();
+
+  // realm-c refuses its Commit as expired (a realm fault): in force too.
+  realms_[2].relay->mode = Mode::kExpiredCommit;
+  auto in_force = c->ChangePassword(kAccount, SecretBytes::Copy(third),
+                                    SecretBytes::Copy(fourth));
+  ASSERT_TRUE(in_force.ok()) << in_force.status();
+  ASSERT_EQ(in_force->lagging.size(), 1u);
+  EXPECT_EQ(in_force->lagging[0].realm_id, "realm-c");
+  realms_[2].relay->mode = Mode::kPass;
+  auto fourth_works = c->Recover(kAccount, SecretBytes::Copy(fourth));
+  ASSERT_TRUE(fourth_works.ok()) << fourth_works.status();
+  EXPECT_TRUE(fourth_works->backup_key == key_);
+  ::unsetenv("BKV_STATE_DIR");
 }
 
 // Review of rset, finding 3: A,B,C (t 2) -> A,B,D,E,F (t 3) cut with every

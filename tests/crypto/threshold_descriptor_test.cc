@@ -150,12 +150,17 @@ TEST(ThresholdDescriptorTest, ParseSealedSkipsOnlyTheDealingCheck) {
   }
   bytes.push_back(0);
   EXPECT_FALSE(Descriptor::ParseSealed(bytes).ok());
-  std::vector<Descriptor> layout_faults(5, Valid());
+  // The policy floors hold for sealed bytes too (rthr finding 5): the t/n
+  // rule, G, distinct realms, the KSF floor (memory and passes), epoch >= 1.
+  std::vector<Descriptor> layout_faults(8, Valid());
   layout_faults[0].t = 1;
   layout_faults[1].per_realm_limit = 10;
   layout_faults[2].realms[1].realm_id = layout_faults[2].realms[0].realm_id;
   layout_faults[3].ksf.memory_kib = kMinKsf.memory_kib - 1;
   layout_faults[4].realms[0].identity_key = {};
+  layout_faults[5].ksf.iterations = 0;
+  layout_faults[6].epoch = 0;
+  layout_faults[7].realms.pop_back();  // 2-of-2
   for (const Descriptor& bad : layout_faults) {
     EXPECT_FALSE(Descriptor::ParseSealed(bad.Serialize()).ok());
   }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "server/attempt_policy.h"
+#include "tests/crypto/threshold_test_support.h"
 
 namespace bkv::server::realm_policy {
 namespace {
@@ -244,6 +245,56 @@ TEST(RealmPolicyTest, EffectiveLimitIsTheLowerOfGAndConfigured) {
   policy::Limits higher = kLimits;
   higher.attempt_limit = 16;
   EXPECT_EQ(policy::EffectiveLimit(r, higher), 5u);
+}
+
+// Review of the threshold release (rthr), findings 4 and 5: recovery
+// reads the descriptor of a sealed record only if it is the one the record
+// names (hash = commitment, epoch and G = the share's) and every policy
+// floor of Parse holds; anything else is DataLoss, nothing evaluated.
+RealmShare Stored(const threshold::Descriptor& d) {
+  const auto bytes = d.Serialize();
+  const auto c = d.Commitment();
+  RealmShare s;
+  s.set_descriptor_bytes(std::string(bytes.begin(), bytes.end()));
+  s.set_commitment(std::string(c.begin(), c.end()));
+  s.set_epoch(d.epoch);
+  s.set_per_realm_limit(d.per_realm_limit);
+  return s;
+}
+
+TEST(RealmPolicyTest, StoredDescriptorMustMatchItsRecord) {
+  const threshold::Descriptor d =
+      bkv::testing::DealRegistration(SystemRandom().Scalar(), 2, 3).descriptor;
+  auto ok = StoredDescriptor(Stored(d));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->Commitment(), d.Commitment());
+  const auto refused = [](const RealmShare& s, const char* why) {
+    auto got = StoredDescriptor(s);
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss) << why;
+    return std::string(got.status().message());
+  };
+  RealmShare bad = Stored(d);
+  (*bad.mutable_commitment())[0] ^= 1;
+  EXPECT_NE(refused(bad, "hash").find("does not match its commitment"),
+            std::string::npos);
+  bad = Stored(d);
+  bad.set_epoch(d.epoch + 1);
+  refused(bad, "epoch");
+  bad = Stored(d);
+  bad.set_per_realm_limit(d.per_realm_limit + 1);
+  refused(bad, "G");
+  // Floors, with the record agreeing: the epoch bound, the KSF floor, the
+  // t/n rule (a realm never stores such a descriptor; the seal alone would
+  // not catch one written with the realm's key).
+  threshold::Descriptor far = d;
+  far.epoch = kMaxEpoch + 1;
+  refused(Stored(far), "epoch bound");
+  threshold::Descriptor weak = d;
+  weak.ksf.memory_kib = threshold::kMinKsf.memory_kib - 1;
+  refused(Stored(weak), "KSF floor");
+  threshold::Descriptor two = d;
+  two.realms.pop_back();  // 2-of-2: not n = 2t - 1
+  refused(Stored(two), "t/n rule");
 }
 
 }  // namespace

@@ -71,9 +71,14 @@ typedef enum bkv_status {
   BKV_VAULT_REALMS_DISAGREE = 18, /* no registration is held by t realms */
   BKV_VAULT_STALE = 19, /* the agreeing realms hold an older registration
                            than this device last saw: nothing was spent */
-  BKV_VAULT_REALM_DEGRADED = 20 /* a realm is LOCKED, lags or is silent and
+  BKV_VAULT_REALM_DEGRADED = 20, /* a realm is LOCKED, lags or is silent and
                                    cannot be re-registered now (the message
                                    names it): one failure fewer is survived */
+  BKV_VAULT_PASSWORD_CHANGED_DEGRADED = 21 /* bkv_realms_change_password only:
+                                   the NEW password is in force (t or more
+                                   realms took it), but the realms the message
+                                   names did not: tell the user the new
+                                   password and the realm's operator */
 } bkv_status;
 
 typedef struct bkv_key bkv_key;
@@ -509,9 +514,14 @@ bkv_status bkv_realms_wait_rotation(bkv_realms* realms,
 
 /* Stores the same key behind `new_password`: a recovery with `old_password`
  * (one attempt at each realm of the group, like any), then a fresh
- * registration at all n (docs/threshold.md, "Password change"). A realm that
- * is down or cannot be repaired is BKV_VAULT_REALM_DEGRADED naming it, before
- * anything is registered: the old password keeps working. */
+ * registration at all n (docs/threshold.md, "Password change"). BKV_OK: the
+ * new password is in force at every realm. BKV_VAULT_PASSWORD_CHANGED_DEGRADED:
+ * the new password is in force (t or more realms committed it); the realms
+ * *err names did not take it (a recovery's rotation repairs them). A realm
+ * that is down or cannot be repaired is BKV_VAULT_REALM_DEGRADED naming it,
+ * before anything is registered: the old password keeps working. Another
+ * error after the Commits began (BKV_UNAVAILABLE) says the new password may
+ * already be in force: call again with the same passwords. */
 bkv_status bkv_realms_change_password(bkv_realms* realms, const char* account,
                                       const char* old_password,
                                       size_t old_password_len,
