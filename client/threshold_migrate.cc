@@ -659,6 +659,7 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
     BKV_RETURN_IF_ERROR(
         ForgetLine(to.options.state_dir, StateName("migration", account)));
   }
+  out.rolled_forward = said;
   const std::string note = MigrationNote(old.set, to.set);
   out.note = said.empty() || note.empty() ? said + note
                                           : absl::StrCat(said, "; ", note);

@@ -1703,6 +1703,10 @@ TEST_F(ThresholdClientTest, CliMigrateSurvivesSigkill) {
     code = run.exit_code;
     ASSERT_TRUE(code == 0 || code == 15) << run.err;
     EXPECT_NE(run.err.find("resumed"), std::string::npos) << run.err;
+    if (k == 0) {  // the CLI says what its roll-forward completed
+      EXPECT_NE(run.err.find("bkv: note: a registration"), std::string::npos)
+          << run.err;
+    }
     if (code != 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   ASSERT_EQ(code, 0);
@@ -1887,6 +1891,8 @@ TEST_F(ThresholdClientTest, KeptRealmThatNeverCommitsDoesNotWedge) {
   auto to = Client(2);
   realms_[0].relay->mode = Mode::kDropCommit;
   ASSERT_FALSE(to->Migrate(kAccount, password_, *from, {}).ok());
+  EXPECT_EQ(Status(1).commitment(), Status(3).commitment())
+      << "realm-b's Commit held back by realm-a's";
   auto got = to->Recover(kAccount, password_);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_TRUE(got->backup_key == key_);
