@@ -63,7 +63,8 @@ enum class Mode {
   kLoseCommitAnswer,    // Commit forwarded (applied), answered UNAVAILABLE
   kRefusePrepare,       // Prepare refused, not forwarded
   kLoseFinishAnswer,    // every RecoverFinish forwarded, answered UNAVAILABLE
-  kPushedEpoch          // status says no record at epoch 2^33
+  kPushedEpoch,         // status says no record at epoch 2^33
+  kLyingBusy            // status says busy for 2^64-1 ms, naming no version
 };
 
 // Relays the Threshold* calls to one realm, playing `mode`.
@@ -178,6 +179,10 @@ class Relay final : public v1::Vault::Service {
       o->clear_registration_descriptor();
     }
     if (s.ok() && mode == Mode::kPushedEpoch) o->set_epoch(uint64_t{1} << 33);
+    if (s.ok() && mode == Mode::kLyingBusy) {
+      o->set_pending_busy_ms(~uint64_t{0});
+      o->clear_pending_commitment();
+    }
     return s;
   }
   grpc::Status ThresholdRegisterStart(
@@ -2019,7 +2024,9 @@ TEST_F(ThresholdClientTest, SwappedOrAlreadyMigratedSetsAreRefused) {
 
 // Review of rset3, finding 4: realm-d says its epoch for the account is far
 // above anything the kept realms can follow (a token holder's Prepare and
-// Delete cycles): refused before the recovery, naming realm-d.
+// Delete cycles): refused before the recovery, naming realm-d. Finding 7:
+// realm-d says a pending version blocks it for 2^64-1 ms and names none:
+// its fault, not "another device's registration", uncounted.
 TEST_F(ThresholdClientTest, JoinerEpochOutOfReachIsRefusedUncounted) {
   StartRealms(4);
   in_set_ = {0, 1, 2};
@@ -2040,6 +2047,54 @@ TEST_F(ThresholdClientTest, JoinerEpochOutOfReachIsRefusedUncounted) {
             std::string::npos)
       << refused.status();
   EXPECT_EQ(counted, before) << "nothing counted";
+  realms_[3].relay->mode = Mode::kLyingBusy;
+  auto lying = to->Migrate(kAccount, password_, *from, {});
+  ASSERT_FALSE(lying.ok());
+  EXPECT_EQ(KindOf(lying.status()), VaultErrorKind::kRealmFault)
+      << lying.status();
+  EXPECT_NE(lying.status().message().find("realm-d says a pending"),
+            std::string::npos)
+      << lying.status();
+  EXPECT_EQ(counted, before) << "nothing counted";
+}
+
+// Review of rset3, finding 2 (A,B,C -> A,D,E): realm-e answers the Commit
+// STATE_EXPIRED after realm-d committed, so the migration is dropped and
+// realm-d holds this device's dead version. A rerun does not call it
+// foreign: it requests a reset there (nobody else can recover that
+// version), deletes it once due, and the migration then completes.
+TEST_F(ThresholdClientTest, JoinerOnThisDevicesDeadVersionIsReset) {
+  StartRealms(5, {"--reset-delay-s", "1", "--pending-ttl-s", "1"});
+  in_set_ = {0, 1, 2};
+  auto from = Client(2);
+  ASSERT_TRUE(from->Register(kAccount, password_, key_).ok());
+  in_set_ = {0, 3, 4};
+  auto to = Client(2);
+  realms_[4].relay->mode = Mode::kExpiredCommit;
+  ASSERT_FALSE(to->Migrate(kAccount, password_, *from, {}).ok());
+  realms_[4].relay->mode = Mode::kPass;
+  ASSERT_EQ(Status(3).status(), v1::RECORD_STATUS_ACTIVE);
+  auto rerun = to->Migrate(kAccount, password_, *from, {});
+  ASSERT_FALSE(rerun.ok());
+  EXPECT_EQ(KindOf(rerun.status()), VaultErrorKind::kTransient)
+      << rerun.status();
+  EXPECT_NE(rerun.status().message().find(
+                "realm-d holds this device's earlier migration"),
+            std::string::npos)
+      << rerun.status();
+  EXPECT_EQ(rerun.status().message().find("did not make"), std::string::npos);
+  absl::StatusOr<client::ThresholdMigration> done = rerun.status();
+  for (int k = 0; k < 50 && !done.ok(); ++k) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    done = to->Migrate(kAccount, password_, *from, {});
+    ASSERT_TRUE(done.ok() ||
+                KindOf(done.status()) == VaultErrorKind::kTransient)
+        << done.status();
+  }
+  ASSERT_TRUE(done.ok()) << done.status();
+  auto got = to->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
 }
 
 // bkv_realms_migrate2 through the C program (review of rset, findings 9
