@@ -588,14 +588,22 @@ absl::Status CheckStateDirs(const Impl& to, const Impl& old) {
 // another device migrated (the realms look the same); nothing is sent.
 absl::StatusOr<bool> Resumes(const Impl& to, const std::string& account,
                              const std::vector<StatusAnswer>& answers,
-                             const Journal& j, const Ours& ours,
-                             ThresholdMigration& out) {
-  if (j.reversed) {
+                             const Pairing& pair, const Journal& j,
+                             const Ours& ours, ThresholdMigration& out) {
+  // The other way round while that migration's leavers (this call's
+  // joiners) still hold a record: unfinished, so a swap. Once they are gone
+  // a migration back is an ordinary one.
+  const auto holds = [&](size_t k) {
+    return answers[k].record != StatusAnswer::Record::kNone;
+  };
+  if (j.reversed &&
+      std::any_of(pair.joiners.begin(), pair.joiners.end(), holds)) {
     return ConfigError(
         "not migrated: this device began the migration between these two "
-        "realm sets the other way round: the sets look swapped (`bkv realms "
-        "migrate --realms OLD --to NEW`; SDK: Migrate on the new set's "
-        "client). Nothing was spent");
+        "realm sets the other way round and it is not finished: run it "
+        "again as it began (`bkv realms migrate --realms OLD --to NEW`; SDK: "
+        "Migrate on the new set's client); the sets look swapped. Nothing "
+        "was spent");
   }
   auto held = PlanRecovery(to.set, answers, Newest{});
   if (!held.ok()) return false;
@@ -638,7 +646,7 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   const Journal journal = ReadJournal(to, old, account);
   const Ours ours = OursOf(to, account, journal);
   BKV_ASSIGN_OR_RETURN(out.resumed,
-                       Resumes(to, account, answers, journal, ours, out));
+                       Resumes(to, account, answers, pair, journal, ours, out));
   std::vector<std::string> proofs(old.set.n());
   if (!out.resumed) {
     BKV_RETURN_IF_ERROR(RecoverAndRegister(to, old, account, password, answers,

@@ -1906,6 +1906,13 @@ TEST_F(ThresholdClientTest, KeptRealmThatNeverCommitsDoesNotWedge) {
   EXPECT_TRUE(again->resumed);
   ASSERT_EQ(again->not_deleted.size(), 1u);
   EXPECT_EQ(again->not_deleted[0].realm_id, "realm-c");
+  // Finding 3: swapped mid-migration, nothing suggests deleting realm-c.
+  auto swapped = from->Migrate(kAccount, password_, *to, {});
+  ASSERT_FALSE(swapped.ok());
+  EXPECT_EQ(KindOf(swapped.status()), VaultErrorKind::kConfig)
+      << swapped.status();
+  EXPECT_NE(swapped.status().message().find("swapped"), std::string::npos);
+  EXPECT_EQ(swapped.status().message().find("purge"), std::string::npos);
 }
 
 // Review of rset3, findings 1 and 2 (A,B,C -> A,B,D): no kept realm
