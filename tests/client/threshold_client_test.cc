@@ -1750,6 +1750,50 @@ TEST_F(ThresholdClientTest, CliMigrateSurvivesSigkill) {
   ::unsetenv("BKV_STATE_DIR");
 }
 
+// Review of rset3, finding 10: the t-raising case with real processes.
+// `bkv realms migrate` A,B,C (t 2) -> A,B,C,D,E (t 3) is SIGKILLed while
+// realm-d's Commit is held: no kept realm committed, so a device that
+// remembers nothing (another state directory) still restores through the
+// old set. The rerun resumes uncounted and the backup restores through the
+// switched file. With parallel Commits the kept realms could have committed
+// with the joiners not: neither set at t without the record.
+TEST_F(ThresholdClientTest, CliTRaisingMigrationSurvivesSigkill) {
+  StartRealms(5);
+  in_set_ = {0, 1, 2};
+  namespace fs = std::filesystem;
+  const fs::path dir = CliDir(1000, 'm');
+  const std::string store = "file://" + (dir / "store").string();
+  const std::string pw = "correct horse battery staple\n";
+  CliRun b =
+      Bkv(With({"backup", (dir / "src").string(), "--to", store}), pw, dir);
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const std::string old = Status(0).commitment();
+  in_set_ = {0, 1, 2, 3, 4};
+  std::ofstream(dir / "new") << SetFile(3);
+  const std::vector<std::string> migrate =
+      With({"realms", "migrate", "--to", (dir / "new").string()});
+  realms_[3].relay->HoldNext("ThresholdRegisterCommit", false);
+  CliRun ended;
+  ASSERT_TRUE(KillWhenHeld(3, migrate, pw, dir, ended)) << ended.err;
+  for (size_t i : {0, 1, 2}) {
+    EXPECT_EQ(Status(i).commitment(), old) << "a kept realm committed: " << i;
+  }
+  ::setenv("BKV_STATE_DIR", (dir / "other-device").c_str(), 1);
+  ExpectRestores(store, pw, dir, std::string(1000, 'm'));
+  ::setenv("BKV_STATE_DIR", (dir / "state").c_str(), 1);
+  std::atomic<int>& counted = realms_[0].relay->recover_starts;
+  const int before = counted;
+  CliRun again = Bkv(migrate, pw, dir);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("resumed"), std::string::npos) << again.err;
+  EXPECT_EQ(counted, before) << "the resumed run counted nothing";
+  const std::string now = Status(3).commitment();
+  for (size_t i : {0, 1, 2, 4}) EXPECT_EQ(Status(i).commitment(), now) << i;
+  fs::remove_all(dir / "restored");
+  ExpectRestores(store, pw, dir, std::string(1000, 'm'));
+  ::unsetenv("BKV_STATE_DIR");
+}
+
 // The C ABI (bkv_realms_*), through a program linked only against
 // libbkv.so (tests/client/threshold_c_abi_program.cc): register, a wrong
 // password (typed, counted), recovery naming realm-c (its proofs flipped).
