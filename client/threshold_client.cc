@@ -18,9 +18,7 @@
 #include "crypto/status_macros.h"
 
 namespace bkv::client {
-namespace {
 
-// State file names carry a hash of the account, never the account itself.
 std::string StateName(const char* what, const std::string& account) {
   std::array<uint8_t, 32> h;
   crypto_hash_sha256(h.data(), reinterpret_cast<const uint8_t*>(account.data()),
@@ -28,6 +26,8 @@ std::string StateName(const char* what, const std::string& account) {
   return absl::StrCat("threshold-", what, "-",
                       HexEncode(std::span(h).first(16)));
 }
+
+namespace {
 
 StatusAnswer ToAnswer(absl::Status s,
                       const vault::v1::ThresholdStatusResponse& r) {
@@ -185,64 +185,76 @@ absl::Status ThresholdClient::Impl::RememberNewest(
 
 absl::Status ThresholdClient::Impl::SavePendingCommit(
     const std::string& account, const std::vector<uint8_t>& descriptor,
-    const SecretBytes& commit_secret) const {
-  // The time lets a later roll-forward refuse a stale record (finding 15).
+    const SecretBytes& commit_secret, const CommitFirst& first) const {
+  // The time lets a later roll-forward refuse a stale record (finding 15);
+  // the order keeps a migration's Commits in order whoever re-sends them.
   return RememberLine(
       options.state_dir, StateName("commit", account),
       absl::StrCat(HexEncode(descriptor), " ",
-                   HexEncode(commit_secret.Reveal()), " ", NowMs()));
+                   HexEncode(commit_secret.Reveal()), " ", NowMs(), " ",
+                   first.empty() ? "-" : absl::StrJoin(first, ",")));
 }
 
-void ThresholdClient::Impl::SendCommits(
-    const std::string& account, const threshold::Descriptor& d,
+bool ThresholdClient::Impl::SendCommits(
     const vault::v1::ThresholdRegisterCommitRequest& req,
-    const CommitWaves& waves, std::vector<absl::Status>& results) const {
-  results.assign(set.n(),
-                 absl::UnavailableError("not sent: an earlier Commit failed"));
-  CommitWaves all = waves;
-  if (all.empty()) all.push_back(AllPositions());
-  bool remembered = false;
-  for (const std::vector<size_t>& wave : all) {
+    const CommitFirst& first, std::vector<absl::Status>& results) const {
+  results.assign(set.n(), absl::UnavailableError(
+                              "not sent: a joining realm did not commit"));
+  std::vector<std::vector<size_t>> waves;
+  if (!first.empty()) waves.push_back(first);
+  std::vector<size_t> rest;
+  for (size_t i : AllPositions()) {
+    if (std::find(first.begin(), first.end(), i) == first.end()) {
+      rest.push_back(i);
+    }
+  }
+  if (!rest.empty()) waves.push_back(rest);
+  const auto ok = [&](size_t i) { return results[i].ok(); };
+  for (size_t w = 0; w < waves.size(); ++w) {
+    const std::vector<size_t>& wave = waves[w];
     Parallel(wave.size(), [&](size_t k) {
       vault::v1::ThresholdRegisterCommitResponse resp;
       results[wave[k]] =
           Call(wave[k], "ThresholdRegisterCommit", VaultCall::kFree,
                &vault::v1::Vault::Stub::ThresholdRegisterCommit, req, &resp);
     });
-    const auto ok = [&](size_t i) { return results[i].ok(); };
-    if (!remembered && std::any_of(wave.begin(), wave.end(), ok)) {
-      // The newest from its first Commit on, before the next wave: a
-      // client dying between waves must not take the old set back.
-      remembered = RememberNewest(account, d.epoch, d.Commitment()).ok();
-      if (!remembered) break;
+    if (w + 1 == waves.size()) break;
+    if (!std::all_of(wave.begin(), wave.end(), ok)) {
+      return std::any_of(wave.begin(), wave.end(), [&](size_t i) {
+        return VaultError::From(results[i]).kind == VaultErrorKind::kExpired;
+      });
     }
-    if (!std::all_of(wave.begin(), wave.end(), ok)) break;
   }
+  return false;
 }
 
 absl::Status ThresholdClient::Impl::CommitEverywhere(
     const std::string& account, const threshold::Descriptor& d,
     const SecretBytes& commit_secret, CommitTally* tally,
-    const CommitWaves& waves) const {
+    const CommitFirst& first) const {
   vault::v1::ThresholdRegisterCommitRequest req;
   req.set_account(account);
   req.set_version(AsString(d.version));
   req.set_commit_secret(std::string(commit_secret.RevealAsString()));
   std::vector<absl::Status> results;
-  SendCommits(account, d, req, waves, results);
+  const bool dead = SendCommits(req, first, results);
   sodium_memzero(req.mutable_commit_secret()->data(),
                  req.commit_secret().size());
   // Each realm: committed (OK), replaced there (STATE_EXPIRED), or not heard
   // (transient). The record goes only once every realm said OK or
   // STATE_EXPIRED: one realm's word must not end the roll-forward while
-  // another still waits for this commit.
+  // another still waits for this commit; or when a joiner's said
+  // STATE_EXPIRED (`dead`: the kept realms never get this version).
   std::vector<std::string> failed;
   CommitTally local;
   CommitTally& t = tally != nullptr ? *tally : local;
   int& committed = t.committed;
+  bool last_wave_ok = false;
   for (size_t i = 0; i < results.size(); ++i) {
+    const bool joiner = std::find(first.begin(), first.end(), i) != first.end();
     if (results[i].ok()) {
       ++committed;
+      last_wave_ok = last_wave_ok || !joiner;
       continue;
     }
     if (VaultError::From(results[i]).kind != VaultErrorKind::kExpired) {
@@ -254,16 +266,24 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
         absl::StrCat(IdOf(i), ": ", absl::CEscape(results[i].message())));
   }
   const bool unheard = !t.unheard.empty();
-  if (!unheard) {
+  if (!unheard || dead) {
     BKV_RETURN_IF_ERROR(
         ForgetLine(options.state_dir, StateName("commit", account)));
   }
-  // Once one realm committed, this is the newest version: an older group
-  // must not be recovered from (a dropped commit must not revive it).
-  if (committed > 0) {
+  // Once a realm of the last wave committed, this is the newest version: an
+  // older group must not be recovered from (a dropped commit must not
+  // revive it). A migration's joiners alone take nothing from the old set.
+  if (last_wave_ok) {
     BKV_RETURN_IF_ERROR(RememberNewest(account, d.epoch, d.Commitment()));
   }
   if (failed.empty()) return absl::OkStatus();
+  if (dead) {
+    return absl::UnavailableError(absl::StrCat(
+        "a joining realm replaced the new registration before its commit (",
+        absl::StrJoin(failed, "; "),
+        "): it was dropped and the realms in both sets were sent nothing; "
+        "the old realm set still holds the key"));
+  }
   return absl::UnavailableError(absl::StrCat(
       "the registration was prepared at every realm but its commit did not "
       "reach ",
@@ -278,16 +298,31 @@ std::vector<size_t> ThresholdClient::Impl::AllPositions() const {
   return all;
 }
 
-absl::Status ThresholdClient::Impl::RollForward(
-    const std::string& account, std::string* said,
-    const CommitWaves& waves) const {
+namespace {
+
+// The record's fourth field: the positions committed first ("-": none).
+bool ParseFirst(const std::vector<std::string>& f, size_t n,
+                CommitFirst& first) {
+  if (f.size() < 4 || f[3] == "-") return true;
+  for (absl::string_view p : absl::StrSplit(f[3], ',')) {
+    size_t i = 0;
+    if (!absl::SimpleAtoi(p, &i) || i >= n) return false;
+    first.push_back(i);
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
+                                                std::string* said) const {
   const std::string name = StateName("commit", account);
   const std::string line = RecallLine(options.state_dir, name);
   if (line.empty()) return absl::OkStatus();
   std::vector<std::string> f = absl::StrSplit(line, ' ');
-  // hex(descriptor) hex(secret) [unix ms]; without the time: from before
-  // the age rule, taken as fresh.
-  const bool shaped = f.size() == 2 || f.size() == 3;
+  // hex(descriptor) hex(secret) [unix ms [order]]; without the time: from
+  // before the age rule, taken as fresh; without the order: all at once.
+  const bool shaped = f.size() >= 2 && f.size() <= 4;
   int64_t written = 0;
   auto descriptor =
       shaped ? HexDecode(f[0]) : absl::StatusOr<std::vector<uint8_t>>();
@@ -296,8 +331,10 @@ absl::Status ThresholdClient::Impl::RollForward(
   absl::StatusOr<threshold::Descriptor> d =
       descriptor.ok() ? threshold::Descriptor::Parse(*descriptor)
                       : descriptor.status();
+  CommitFirst first;
   if (!d.ok() || !secret.ok() || secret->size() != 32 ||
-      (f.size() == 3 && !absl::SimpleAtoi(f[2], &written))) {
+      (f.size() >= 3 && !absl::SimpleAtoi(f[2], &written)) ||
+      !ParseFirst(f, d->realms.size(), first)) {
     // Unreadable (edited, truncated): nothing can be rolled forward.
     return ForgetLine(options.state_dir, name);
   }
@@ -331,7 +368,7 @@ absl::Status ThresholdClient::Impl::RollForward(
   // that stays silent would otherwise repeat it at every try (finding 3).
   const bool was_newest = RecallNewest(account).epoch >= d->epoch;
   CommitTally tally;
-  absl::Status s = CommitEverywhere(account, *d, commit_secret, &tally, waves);
+  absl::Status s = CommitEverywhere(account, *d, commit_secret, &tally, first);
   const std::string when = written != 0 ? UtcTime(written) : "an unknown time";
   if (!was_newest && RecallNewest(account).epoch >= d->epoch) {
     note = absl::StrCat(

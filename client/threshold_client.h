@@ -129,6 +129,9 @@ struct ThresholdMigration {
   // For the user ("" when none): what step 1's roll-forward completed, and
   // MigrationNote's text.
   std::string note;
+  // What step 1's roll-forward completed alone ("" when nothing): the CLI
+  // prints MigrationNote before the password and this after.
+  std::string rolled_forward;
 };
 
 class ThresholdClient {

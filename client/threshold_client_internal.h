@@ -6,6 +6,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -48,8 +49,12 @@ void Parallel(size_t n, F f) {
   for (auto& t : threads) t.join();
 }
 
-// Groups of realm positions committed one group after the other.
-using CommitWaves = std::vector<std::vector<size_t>>;
+// A state file's name: a hash of the account, never the account itself.
+std::string StateName(const char* what, const std::string& account);
+
+// A migration's joining realms, committed before the others (empty: every
+// realm at once). docs/threshold.md, "Order".
+using CommitFirst = std::vector<size_t>;
 
 // One realm of the agreeing group through the counted round.
 struct Leg {
@@ -117,18 +122,20 @@ struct ThresholdClient::Impl {
   Newest RecallNewest(const std::string& account) const;
   absl::Status RememberNewest(const std::string& account, uint64_t epoch,
                               const Commitment& commitment) const;
+  // `first`: the Commit order, kept in the record so that every
+  // RollForward of it follows it (review of rset3, finding 5).
   absl::Status SavePendingCommit(const std::string& account,
                                  const std::vector<uint8_t>& descriptor,
-                                 const SecretBytes& commit_secret) const;
+                                 const SecretBytes& commit_secret,
+                                 const CommitFirst& first = {}) const;
   // Re-sends a remembered unfinished commit to every realm; OK when there is
   // none or it completed (then the record is removed). A record older than
   // kRollForwardAge whose version no realm committed is dropped unsent
   // (review finding 15). `said`: what happened, for the user ("" when
   // nothing was re-sent or dropped).
-  // `waves`: the Commit order (CommitEverywhere).
+  // The Commit order is the record's own (SavePendingCommit).
   absl::Status RollForward(const std::string& account,
-                           std::string* said = nullptr,
-                           const CommitWaves& waves = {}) const;
+                           std::string* said = nullptr) const;
   // The descriptor of the roll-forward record waiting for `account`, if a
   // readable one does (any realm set's).
   std::optional<threshold::Descriptor> PendingCommit(
@@ -143,20 +150,20 @@ struct ThresholdClient::Impl {
     std::vector<size_t> unheard;  // no answer, or another failure
     std::vector<size_t> expired;  // STATE_EXPIRED (replaced there)
   };
-  // Commit to every realm; OK only when all n answered OK. `waves`: empty,
-  // all n in parallel; else each group in parallel, in order, stopping after
-  // a group where a realm did not say OK (the rest count as unheard: the
-  // record stays). A migration's order (docs/threshold.md, "Order").
+  // Commit to every realm; OK only when all n answered OK. `first`: empty,
+  // all n in parallel; else those (a migration's joiners) in parallel, then,
+  // once each said OK, the others in parallel (docs/threshold.md, "Order").
   absl::Status CommitEverywhere(const std::string& account,
                                 const threshold::Descriptor& d,
                                 const SecretBytes& commit_secret,
                                 CommitTally* tally = nullptr,
-                                const CommitWaves& waves = {}) const;
-  // CommitEverywhere's sending, wave by wave; the newest memory rises after
-  // the first wave with an OK.
-  void SendCommits(const std::string& account, const threshold::Descriptor& d,
-                   const vault::v1::ThresholdRegisterCommitRequest& req,
-                   const CommitWaves& waves,
+                                const CommitFirst& first = {}) const;
+  // CommitEverywhere's sending (it raises the newest memory at an OK of a
+  // realm not in `first`: in a migration, a kept realm's; review of rset3,
+  // finding 1). True when a realm of the first wave said STATE_EXPIRED: the
+  // version can never be at every joiner, the rest is not sent (finding 6).
+  bool SendCommits(const vault::v1::ThresholdRegisterCommitRequest& req,
+                   const CommitFirst& first,
                    std::vector<absl::Status>& results) const;
   std::vector<size_t> AllPositions() const;
 
@@ -170,11 +177,16 @@ struct ThresholdClient::Impl {
   // `first`: positions prepared before the others (the realms a repair
   // just readied): a refusal there leaves nothing pending elsewhere, where
   // it would block the next try for pending_ttl (realm3 review finding 7).
+  // `commit_first`: CommitEverywhere's order. `dealt`: told the new
+  // commitment once dealt, before any Prepare (a migration's journal); its
+  // failure stops the registration there.
   absl::StatusOr<ThresholdRegistration> Register(
       const std::string& account, const SecretBytes& password,
       const SecretBytes& backup_key, const std::vector<std::string>& proofs,
       const Commitment& previous, const std::vector<size_t>& first = {},
-      const CommitWaves& waves = {}, Reached* reached = nullptr) const;
+      const CommitFirst& commit_first = {},
+      const std::function<absl::Status(const Commitment&)>& dealt = nullptr,
+      Reached* reached = nullptr) const;
   // `answers`: the status round the recovery planned from, for the rotation.
   absl::StatusOr<ThresholdRecovery> Recover(
       const std::string& account, const SecretBytes& password,
@@ -232,11 +244,7 @@ struct ThresholdClient::Impl {
   void JoinRotation();
   std::thread rotation_thread;
   std::optional<ThresholdRotation> rotation_result;
-  // Migrate's parts (client/threshold_migrate.cc), on the new set's Impl.
-  // Every realm answered and each realm only in the new set (`joiner`) holds
-  // no registration: all free, before anything is counted.
-  absl::Status CheckNewSet(const std::vector<StatusAnswer>& answers,
-                           const std::vector<bool>& joiner) const;
+  // Migrate's parts (client/threshold_migrate.cc).
   // Deletes the record at realm `i` of this (old) set, with its proof, or
   // once a reset is due (`may_reset`: this device knows the new version is
   // the newest). "" when gone, else why not.

@@ -7,8 +7,11 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "client/client_state.h"
 #include "client/realm_set_file.h"
 #include "client/threshold_client_internal.h"
+#include "crypto/hex.h"
 #include "crypto/status_macros.h"
 
 namespace bkv::client {
@@ -57,18 +60,6 @@ absl::StatusOr<Pairing> Pair(const threshold::RealmSet& from,
   return p;
 }
 
-// The Commit order of docs/threshold.md, "Order" (review finding 3): every
-// joiner at once, then each kept realm alone, so a cut leaves the key at t
-// realms of one of the two sets.
-CommitWaves Waves(const Pairing& p) {
-  CommitWaves w;
-  if (!p.joiners.empty()) w.push_back(p.joiners);
-  for (size_t j = 0; j < p.old_of_new.size(); ++j) {
-    if (p.old_of_new[j] >= 0) w.push_back({j});
-  }
-  return w;
-}
-
 bool IsActiveOn(const StatusAnswer& a, const Commitment& c) {
   return a.error.ok() && a.record == StatusAnswer::Record::kActive &&
          a.commitment == AsString(c);
@@ -95,20 +86,17 @@ std::string StillHolds(const threshold::RealmSet& old, const std::string& why) {
       "or have its operator destroy its HSM token and data");
 }
 
-// A joining realm holding a registration this migration did not make
-// (review finding 7): never taken over, whoever made it.
+// A joining realm holding a registration this device did not make (review
+// finding 7): never taken over, whoever made it.
 std::string NotOurs(const std::string& id, const StatusAnswer& a) {
   return absl::StrCat(
       id,
-      " already holds a registration for this account that this "
-      "migration did not make (",
+      " already holds a registration for this account that this device did "
+      "not make (",
       a.record == StatusAnswer::Record::kLocked ? "LOCKED" : "ACTIVE",
-      ", epoch ", a.epoch,
-      "); a migration never takes one over. If another device of yours "
-      "migrated, use the new realm-set file as it is; otherwise have ",
-      id,
-      "'s operator delete this account's record there and issue new "
-      "account tokens (a holder of your token may have registered there)");
+      ", epoch ", a.epoch, "); a migration never takes one over: have ", id,
+      "'s operator purge this account's record there and issue new account "
+      "tokens (a holder of your token registered there)");
 }
 
 std::string RetireError(const absl::Status& s, absl::string_view what) {
@@ -116,47 +104,6 @@ std::string RetireError(const absl::Status& s, absl::string_view what) {
 }
 
 }  // namespace
-
-absl::Status ThresholdClient::Impl::CheckNewSet(
-    const std::vector<StatusAnswer>& answers,
-    const std::vector<bool>& joiner) const {
-  std::vector<std::string> bad, busy;
-  for (size_t j = 0; j < answers.size(); ++j) {
-    const StatusAnswer& a = answers[j];
-    if (!a.error.ok()) {
-      bad.push_back(absl::StrCat(IdOf(j), " did not answer (",
-                                 absl::CEscape(a.error.message()), ")"));
-    } else if (joiner[j] && a.record != StatusAnswer::Record::kNone) {
-      bad.push_back(NotOurs(IdOf(j), a));
-    } else if (!joiner[j] && a.record != StatusAnswer::Record::kActive) {
-      bad.push_back(absl::StrCat(
-          IdOf(j),
-          " is in both sets but not active: recover once with the old set "
-          "(its rotation repairs it)"));
-    } else if (a.pending_busy_ms > 0) {
-      busy.push_back(absl::StrCat(IdOf(j), " for ",
-                                  (a.pending_busy_ms + 999) / 1000, " s"));
-    }
-  }
-  if (!bad.empty()) {
-    return ThresholdError(
-        VaultErrorKind::kRealmDegraded,
-        absl::StrCat("not migrated: the new realm set needs every realm; ",
-                     absl::StrJoin(bad, "; "), ". Nothing was spent"));
-  }
-  if (busy.empty()) return absl::OkStatus();
-  // Finding 6: its Prepare would be refused there after the counted
-  // recovery, and the Prepares that landed would block that registration.
-  return ThresholdError(
-      VaultErrorKind::kTransient,
-      absl::StrCat("not migrated yet: a prepared registration awaits its "
-                   "Commit at ",
-                   absl::StrJoin(busy, ", "),
-                   " more (another device's registration in progress, or a "
-                   "migration cut after its Prepares); a realm takes no "
-                   "other until then: run the migration again after that. "
-                   "Nothing was spent"));
-}
 
 std::string ThresholdClient::Impl::Retire(const std::string& account, size_t i,
                                           const std::string& proof,
@@ -246,6 +193,215 @@ namespace {
 
 using Impl = ThresholdClient::Impl;
 
+// This device's migration journal (review of rset3, finding 3): which pair
+// of sets it began to migrate, and the new commitment once dealt.
+struct Journal {
+  bool names = false;     // this pair, this direction
+  bool reversed = false;  // this pair, the other way round
+  std::optional<Commitment> commitment;
+};
+
+std::string JournalPair(const Impl& from, const Impl& to) {
+  return absl::StrCat(HexEncode(RealmSetDigest(from.set)), " ",
+                      HexEncode(RealmSetDigest(to.set)));
+}
+
+Journal ReadJournal(const Impl& to, const Impl& old,
+                    const std::string& account) {
+  const std::string line =
+      RecallLine(to.options.state_dir, StateName("migration", account));
+  const std::vector<std::string> f = absl::StrSplit(line, ' ');
+  Journal j;
+  if (f.size() < 2) return j;
+  const std::string pair = absl::StrCat(f[0], " ", f[1]);
+  j.names = pair == JournalPair(old, to);
+  j.reversed = pair == JournalPair(to, old);
+  auto c =
+      f.size() == 3 ? HexDecode(f[2]) : absl::StatusOr<std::vector<uint8_t>>();
+  if (c.ok() && c->size() == 32) {
+    j.commitment.emplace();
+    std::copy(c->begin(), c->end(), j.commitment->begin());
+  }
+  return j;
+}
+
+absl::Status WriteJournal(const Impl& to, const Impl& old,
+                          const std::string& account, const Commitment* c) {
+  return RememberLine(
+      to.options.state_dir, StateName("migration", account),
+      absl::StrCat(JournalPair(old, to), c ? " " : "", c ? HexEncode(*c) : ""));
+}
+
+// This device's versions of the account (review of rset3, finding 2): the
+// journal's, the roll-forward record's, the newest memory's.
+struct Ours {
+  std::vector<std::string> commitments;
+  std::string waiting;  // the roll-forward record's, when one waits
+  std::string newest;   // the newest memory's
+  bool Has(const std::string& c) const {
+    return !c.empty() && std::find(commitments.begin(), commitments.end(), c) !=
+                             commitments.end();
+  }
+};
+
+Ours OursOf(const Impl& to, const std::string& account, const Journal& j) {
+  Ours o;
+  if (j.commitment) o.commitments.push_back(AsString(*j.commitment));
+  const Newest n = to.RecallNewest(account);
+  if (n.epoch != 0) {
+    o.newest = AsString(n.commitment);
+    o.commitments.push_back(o.newest);
+  }
+  if (auto w = to.PendingCommit(account)) {
+    o.waiting = AsString(w->Commitment());
+    o.commitments.push_back(o.waiting);
+  }
+  return o;
+}
+
+// What CheckNewSet found, by what the user does about it.
+struct Findings {
+  std::vector<std::string> bad;     // a realm-set problem
+  std::vector<std::string> faults;  // a realm's own fault
+  std::vector<std::string> later;   // run again later
+  std::vector<size_t> dead;         // joiners on this device's dead version
+  absl::Status Verdict() const {
+    if (!bad.empty()) {
+      return ThresholdError(
+          VaultErrorKind::kRealmDegraded,
+          absl::StrCat("not migrated: the new realm set needs every realm; ",
+                       absl::StrJoin(bad, "; "), ". Nothing was spent"));
+    }
+    if (!faults.empty()) {
+      return ThresholdError(
+          VaultErrorKind::kRealmFault,
+          absl::StrCat("not migrated: ", absl::StrJoin(faults, "; "),
+                       ". Nothing was spent"));
+    }
+    if (later.empty()) return absl::OkStatus();
+    return ThresholdError(
+        VaultErrorKind::kTransient,
+        absl::StrCat("not migrated yet: ", absl::StrJoin(later, "; "),
+                     ". Run the migration again after that. Nothing was "
+                     "spent"));
+  }
+};
+
+// A joiner holding a record (review of rset3, finding 2): this device's
+// migration still committing, this device's dead version (nobody else can
+// recover it: reset there, the repair's "behind" rule), or foreign.
+void ClassifyJoiner(const Impl& to, size_t j,
+                    const std::vector<StatusAnswer>& answers, const Ours& ours,
+                    Findings& f) {
+  const StatusAnswer& a = answers[j];
+  if (!ours.Has(a.commitment)) {
+    f.bad.push_back(NotOurs(to.IdOf(j), a));
+    return;
+  }
+  if (a.commitment == ours.waiting) {
+    std::vector<std::string> ids;
+    for (size_t k = 0; k < answers.size(); ++k) {
+      if (answers[k].commitment != ours.waiting) ids.push_back(to.IdOf(k));
+    }
+    f.later.push_back(
+        absl::StrCat("this device's migration is committed at ", to.IdOf(j),
+                     " and its Commit still waits for ",
+                     absl::StrJoin(ids, ", "), ": bring them back"));
+    return;
+  }
+  if (a.commitment == ours.newest) {
+    // A kept realm committed it once, so it may be the live one: no reset.
+    f.bad.push_back(absl::StrCat(
+        to.IdOf(j),
+        " holds this device's newest registration, which fewer than t realms "
+        "of the new set hold: bring the new set's other realms back"));
+    return;
+  }
+  f.dead.push_back(j);
+}
+
+// Joiners on this device's dead version, once nothing else stops the run:
+// a reset there, deleted once due.
+void RetireDead(const Impl& to, const std::string& account, Findings& f) {
+  if (!f.bad.empty() || !f.faults.empty()) return;
+  for (size_t j : f.dead) {
+    const std::string why = to.Retire(account, j, "", true);
+    f.later.push_back(absl::StrCat(
+        to.IdOf(j),
+        " holds this device's earlier migration, which can no longer "
+        "complete: ",
+        why.empty() ? "deleted just now" : why));
+  }
+}
+
+// A young pending version at a new realm (review of rset finding 6; rset3
+// findings 4 and 7: whose it is, and a realm's word bounded).
+void CheckBusy(const std::string& id, const StatusAnswer& a, const Ours& ours,
+               Findings& f) {
+  constexpr uint64_t kHourMs = 3'600'000;
+  if (a.pending_busy_ms > kHourMs || a.pending_commitment.empty()) {
+    f.faults.push_back(absl::StrCat(
+        id, " says a pending registration blocks it for ", a.pending_busy_ms,
+        " ms", a.pending_commitment.empty() ? " but names none" : "",
+        ": beyond any pending_ttl, that realm's fault"));
+    return;
+  }
+  f.later.push_back(absl::StrCat(
+      "a prepared registration awaits its Commit at ", id, " for ",
+      a.pending_busy_ms / 1000 + 1, " s more (",
+      ours.Has(a.pending_commitment)
+          ? "this device's own, cut after its Prepares"
+          : "not made by this device: another device of yours registering, "
+            "or a holder of your token preparing there",
+      "); a realm takes no other until then"));
+}
+
+// Finding 4: a joiner's epoch the kept realms cannot follow (a record with
+// no ACTIVE version takes any Prepare up to 2^32 above it).
+bool OutOfReach(uint64_t epoch, uint64_t base) {
+  constexpr uint64_t kJump = uint64_t{1} << 32;
+  return epoch > base && epoch - base >= kJump - 1;
+}
+
+// Step 2's checks of the new set, all free, before anything is counted.
+absl::Status CheckNewSet(const Impl& to, const std::string& account,
+                         const std::vector<StatusAnswer>& answers,
+                         const std::vector<bool>& joiner, const Ours& ours) {
+  uint64_t base = to.RecallNewest(account).epoch;
+  for (size_t j = 0; j < answers.size() && base == 0; ++j) {
+    if (!joiner[j]) base = std::max(base, answers[j].epoch);
+  }
+  Findings f;
+  for (size_t j = 0; j < answers.size(); ++j) {
+    const StatusAnswer& a = answers[j];
+    const std::string id = to.IdOf(j);
+    if (!a.error.ok()) {
+      f.bad.push_back(absl::StrCat(id, " did not answer (",
+                                   absl::CEscape(a.error.message()), ")"));
+    } else if (joiner[j] && a.record != StatusAnswer::Record::kNone) {
+      ClassifyJoiner(to, j, answers, ours, f);
+    } else if (!joiner[j] && a.record != StatusAnswer::Record::kActive) {
+      f.bad.push_back(absl::StrCat(
+          id,
+          " is in both sets but not active: recover once with the old set "
+          "(its rotation repairs it)"));
+    } else if (joiner[j] && OutOfReach(a.epoch, base)) {
+      f.bad.push_back(absl::StrCat(
+          id,
+          "'s registration counter for this account was pushed out of "
+          "reach (epoch ",
+          a.epoch,
+          "): a holder of your account token has "
+          "been preparing registrations there; its operator must purge the "
+          "account's record and tombstone"));
+    } else if (a.pending_busy_ms > 0) {
+      CheckBusy(id, a, ours, f);
+    }
+  }
+  RetireDead(to, account, f);
+  return f.Verdict();
+}
+
 // Step 2, free: every realm that leaves is in the old set's agreeing group
 // (it gives the proof it is deleted with) or needs no proof (review finding
 // 1). When the old set has no plan, the recovery says why.
@@ -307,15 +463,18 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
                                 const std::string& account,
                                 const SecretBytes& password,
                                 const std::vector<StatusAnswer>& answers,
-                                const Pairing& pair, ThresholdMigration& out,
+                                const Pairing& pair, const Ours& ours,
+                                ThresholdMigration& out,
                                 std::vector<std::string>& proofs) {
   std::vector<bool> joiner(to.set.n());
   for (size_t j = 0; j < joiner.size(); ++j) {
     joiner[j] = pair.old_of_new[j] < 0;
   }
-  BKV_RETURN_IF_ERROR(to.CheckNewSet(answers, joiner));
+  BKV_RETURN_IF_ERROR(CheckNewSet(to, account, answers, joiner, ours));
   BKV_RETURN_IF_ERROR(to.CheckRealms(to.AllPositions()));
   BKV_RETURN_IF_ERROR(CheckLeavers(old, account, pair));
+  // Before anything is counted: a rerun tells this migration from a swap.
+  BKV_RETURN_IF_ERROR(WriteJournal(to, old, account, nullptr));
   std::vector<StatusAnswer> old_answers;
   BKV_ASSIGN_OR_RETURN(ThresholdRecovery got,
                        old.Recover(account, password, old_answers));
@@ -330,8 +489,10 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
   }
   // The joiners prepare first (a refusal there leaves nothing pending at
   // the kept realms) and commit first (docs/threshold.md, "Order").
-  auto reg = to.Register(account, password, got.backup_key, mapped,
-                         got.commitment, pair.joiners, Waves(pair));
+  auto reg = to.Register(
+      account, password, got.backup_key, mapped, got.commitment, pair.joiners,
+      pair.joiners,
+      [&](const Commitment& c) { return WriteJournal(to, old, account, &c); });
   if (!reg.ok()) {
     return absl::Status(
         reg.status().code(),
@@ -406,30 +567,63 @@ void RetireLeavers(const Impl& old, const std::string& account,
   }
 }
 
-// Finding 10: the new set already holds the key and the realms only in the
-// old one never held this account (NONE at epoch 0): the sets were given the
-// wrong way round, or the account already moved. Nothing is counted.
-absl::Status CheckNotSwapped(const Impl& old, const Pairing& pair,
-                             const std::vector<StatusAnswer>& old_answers) {
-  if (pair.leavers.empty()) return absl::OkStatus();
-  std::vector<std::string> ids;
-  for (size_t i : pair.leavers) {
-    const StatusAnswer& a = old_answers[i];
-    if (!a.error.ok() || a.record != StatusAnswer::Record::kNone ||
-        a.epoch != 0 || !a.pending_commitment.empty()) {
-      return absl::OkStatus();
-    }
-    ids.push_back(old.IdOf(i));
+// One state directory for both clients (review of rset, finding 8).
+absl::Status CheckStateDirs(const Impl& to, const Impl& old) {
+  if (to.options.state_dir.empty()) {
+    // Without one there is no roll-forward record and no newest memory: a
+    // cut run could neither resume nor keep the old set away.
+    return ConfigError(
+        "a realm-set migration needs a state directory (state_dir); nothing "
+        "was sent");
   }
-  return ConfigError(absl::StrCat(
-      "not migrated: the realm set given as the new one already holds this "
-      "account's key, and ",
-      absl::StrJoin(ids, ", "),
-      ", only in the set given as the old one, never held it: the two sets "
-      "look swapped (call Migrate on the new set's client with the old "
-      "set's; `bkv realms migrate --realms OLD --to NEW`), or the account "
-      "already lives on the new set: use its file as it is. Nothing was "
-      "spent"));
+  if (old.options.state_dir != to.options.state_dir) {
+    // One newest memory and roll-forward record for both sets, or the old
+    // set's client could not see that the account moved on.
+    return ConfigError(
+        "the two realm clients must share one state directory; nothing was "
+        "sent");
+  }
+  return absl::OkStatus();
+}
+
+// Step 1 (review of rset3, finding 3): resumed only when this device's
+// journal names this migration and the new set's group is on its version. A
+// new set holding a registration for itself otherwise: swapped files, or
+// another device migrated (the realms look the same); nothing is sent.
+absl::StatusOr<bool> Resumes(const Impl& to, const std::string& account,
+                             const std::vector<StatusAnswer>& answers,
+                             const Pairing& pair, const Journal& j,
+                             const Ours& ours, ThresholdMigration& out) {
+  // The other way round while that migration's leavers (this call's
+  // joiners) still hold a record: unfinished, so a swap. Once they are gone
+  // a migration back is an ordinary one.
+  const auto holds = [&](size_t k) {
+    return answers[k].record != StatusAnswer::Record::kNone;
+  };
+  if (j.reversed &&
+      std::any_of(pair.joiners.begin(), pair.joiners.end(), holds)) {
+    return ConfigError(
+        "not migrated: this device began the migration between these two "
+        "realm sets the other way round and it is not finished: run it "
+        "again as it began (`bkv realms migrate --realms OLD --to NEW`; SDK: "
+        "Migrate on the new set's client); the sets look swapped. Nothing "
+        "was spent");
+  }
+  auto held = PlanRecovery(to.set, answers, Newest{});
+  if (!held.ok()) return false;
+  if (!j.names || !ours.Has(AsString(held->commitment))) {
+    return ConfigError(
+        "not migrated: the realm set given as the new one already holds this "
+        "account's key: the files look swapped (`bkv realms migrate --realms "
+        "OLD --to NEW`; SDK: Migrate on the new set's client), or the account "
+        "already lives on the new set (another device migrated): then use "
+        "the new file as it is. Nothing was spent");
+  }
+  auto here = PlanRecovery(to.set, answers, to.RecallNewest(account));
+  if (!here.ok()) return here.status();
+  out.registration = {here->descriptor.epoch, here->commitment,
+                      here->descriptor.per_realm_limit, {}};
+  return true;
 }
 
 }  // namespace
@@ -442,58 +636,42 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   BKV_RETURN_IF_ERROR(CheckAccount(account));
   const Impl& to = *impl_;
   const Impl& old = *from.impl_;
-  if (to.options.state_dir.empty()) {
-    // Without one there is no roll-forward record and no newest memory: a
-    // cut run could neither resume nor keep the old set away (finding 8).
-    return ConfigError(
-        "a realm-set migration needs a state directory (state_dir); nothing "
-        "was sent");
-  }
-  if (old.options.state_dir != to.options.state_dir) {
-    // One newest memory and roll-forward record for both sets, or the old
-    // set's client could not see that the account moved on.
-    return ConfigError(
-        "the two realm clients must share one state directory; nothing was "
-        "sent");
-  }
+  BKV_RETURN_IF_ERROR(CheckStateDirs(to, old));
   BKV_ASSIGN_OR_RETURN(Pairing pair, Pair(old.set, to.set));
   ThresholdMigration out;
-  // 1. An earlier run's Commits first; resumed when its version is at t
-  // here, is the newest this device knows (it registered it: a stale
-  // registration at the new realms must never be switched to, nor make the
-  // client reset the realms holding the current one) and the old set gives
-  // no plan (stale below that memory, or gone).
-  // The new set's record in the migration's Commit order; the old set's
-  // (a rotation cut there) first too, or its pending version would stop
-  // step 2.
+  // 1. An earlier run's Commits first (in the record's order); the old
+  // set's record (a rotation cut there) too, or its pending version would
+  // stop step 2. Then resumed, refused as swapped or already migrated, or
+  // migrated from the start.
   std::string said;
-  (void)to.RollForward(account, &said, Waves(pair));
+  (void)to.RollForward(account, &said);
   (void)old.RollForward(account);
   const std::vector<StatusAnswer> answers = to.StatusRound(account);
-  const Newest newest = to.RecallNewest(account);
-  auto here = PlanRecovery(to.set, answers, newest);
+  const Journal journal = ReadJournal(to, old, account);
+  const Ours ours = OursOf(to, account, journal);
+  BKV_ASSIGN_OR_RETURN(out.resumed,
+                       Resumes(to, account, answers, pair, journal, ours, out));
   std::vector<std::string> proofs(old.set.n());
-  if (here.ok()) {
-    const std::vector<StatusAnswer> old_answers = old.StatusRound(account);
-    BKV_RETURN_IF_ERROR(CheckNotSwapped(old, pair, old_answers));
-    out.resumed = here->commitment == newest.commitment &&
-                  !PlanRecovery(old.set, old_answers, newest).ok();
-  }
-  if (out.resumed) {
-    out.registration = {here->descriptor.epoch, here->commitment,
-                        here->descriptor.per_realm_limit, {}};
-  } else {
+  if (!out.resumed) {
     BKV_RETURN_IF_ERROR(RecoverAndRegister(to, old, account, password, answers,
-                                           pair, out, proofs));
+                                           pair, ours, out, proofs));
   }
   BKV_ASSIGN_OR_RETURN(const bool every, Verify(to, account, out));
   // 6. Retire the realms that left, then 7. switch: the old version must
   // not outlive the migration (docs/threshold.md, "Why the leaver must go").
-  RetireLeavers(
-      old, account, pair, proofs,
-      to.RecallNewest(account).commitment == out.registration.commitment,
-      RetireWait(to, account, every, out), out);
+  // A reset at a leaver only for this device's own new version.
+  RetireLeavers(old, account, pair, proofs,
+                out.resumed || to.RecallNewest(account).commitment ==
+                                   out.registration.commitment,
+                RetireWait(to, account, every, out), out);
   if (switch_set) BKV_RETURN_IF_ERROR(switch_set());
+  // Without a switch of its own (the C ABI: the app switches after it), a
+  // second call must still resume: the journal stays.
+  if (switch_set && out.not_deleted.empty()) {
+    BKV_RETURN_IF_ERROR(
+        ForgetLine(to.options.state_dir, StateName("migration", account)));
+  }
+  out.rolled_forward = said;
   const std::string note = MigrationNote(old.set, to.set);
   out.note = said.empty() || note.empty() ? said + note
                                           : absl::StrCat(said, "; ", note);
@@ -506,10 +684,9 @@ std::string MigrationNote(const threshold::RealmSet& from,
   if (!pair.ok() || (pair->leavers.size() <= 1 && from.t() == to.t())) {
     return "";
   }
-  return "more than one realm replaced (or t changed): the new realms "
-         "commit one after the other (the joining realms first, then each "
-         "kept realm alone), so a cut run still leaves the key at t realms "
-         "of one set";
+  return "more than one realm replaced (or t changed): the joining realms "
+         "commit first, then the kept realms, so a cut run still leaves the "
+         "key at t realms of one set";
 }
 
 }  // namespace bkv::client

@@ -225,7 +225,9 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
     const std::string& account, const SecretBytes& password,
     const SecretBytes& backup_key, const std::vector<std::string>& proofs,
     const Commitment& previous, const std::vector<size_t>& first,
-    const CommitWaves& waves, Reached* reached) const {
+    const CommitFirst& commit_first,
+    const std::function<absl::Status(const Commitment&)>& dealt,
+    Reached* reached) const {
   BKV_RETURN_IF_ERROR(CheckRealms(AllPositions()));
   StartAnswers starts(set.n());
   std::vector<absl::Status> results(set.n());
@@ -241,6 +243,7 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
                        NextEpoch(*this, starts, RecallNewest(account).epoch));
   BKV_ASSIGN_OR_RETURN(Dealing dealing, Deal(*this, account, password,
                                              backup_key, epoch, previous));
+  if (dealt) BKV_RETURN_IF_ERROR(dealt(dealing.d.Commitment()));
   const std::vector<uint8_t> descriptor = dealing.d.Serialize();
   std::vector<vault::v1::ThresholdRegisterPrepareRequest> prepares;
   const ProofEraser erase{prepares};
@@ -264,11 +267,11 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
     });
     BKV_RETURN_IF_ERROR(FirstFailure(*this, results, "registration"));
   }
-  BKV_RETURN_IF_ERROR(
-      SavePendingCommit(account, descriptor, dealing.commit_secret));
+  BKV_RETURN_IF_ERROR(SavePendingCommit(account, descriptor,
+                                        dealing.commit_secret, commit_first));
   CommitTally tally;
   absl::Status s = CommitEverywhere(account, dealing.d, dealing.commit_secret,
-                                    &tally, waves);
+                                    &tally, commit_first);
   if (reached != nullptr) *reached = ReachedBy(*this, dealing.d, tally);
   if (!s.ok() && tally.unheard.empty() && tally.committed >= set.t()) {
     return ExpiredRightAfterPrepare(*this, tally);

@@ -222,7 +222,7 @@ ThresholdRotation ThresholdClient::Impl::ReadyAndRegister(
     if (!OnVersion(answers[i], commitment)) first.push_back(i);
   }
   auto r = Register(account, password, backup_key, proofs, commitment, first,
-                    {}, reached);
+                    {}, nullptr, reached);
   out.status = r.status();
   if (!r.ok()) return out;
   out.registration = *std::move(r);

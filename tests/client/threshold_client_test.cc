@@ -63,7 +63,9 @@ enum class Mode {
   kFakeAccountRefusal,  // status refused with ACCOUNT_MISMATCH, not forwarded
   kLoseCommitAnswer,    // Commit forwarded (applied), answered UNAVAILABLE
   kRefusePrepare,       // Prepare refused, not forwarded
-  kLoseFinishAnswer     // every RecoverFinish forwarded, answered UNAVAILABLE
+  kLoseFinishAnswer,    // every RecoverFinish forwarded, answered UNAVAILABLE
+  kPushedEpoch,         // status says no record at epoch 2^33
+  kLyingBusy            // status says busy for 2^64-1 ms, naming no version
 };
 
 // Relays the Threshold* calls to one realm, playing `mode`.
@@ -189,6 +191,11 @@ class Relay final : public v1::Vault::Service {
       o->set_status(v1::RECORD_STATUS_NONE);
       o->clear_commitment();
       o->clear_registration_descriptor();
+    }
+    if (s.ok() && mode == Mode::kPushedEpoch) o->set_epoch(uint64_t{1} << 33);
+    if (s.ok() && mode == Mode::kLyingBusy) {
+      o->set_pending_busy_ms(~uint64_t{0});
+      o->clear_pending_commitment();
     }
     return s;
   }
@@ -1723,10 +1730,12 @@ TEST_F(ThresholdClientTest, CliMigrateSurvivesSigkill) {
   for (size_t i : {0, 1}) {
     EXPECT_TRUE(Status(i).pending_commitment().empty()) << "joiners first";
   }
-  // 3. After realm-d's Commit: joiners first, then each kept realm alone, so
-  // with realm-a's held before it lands, realm-b has none yet (review
-  // finding 3). A rerun while realm-d's pending version is young
-  // (pending_ttl 1 s) is refused uncounted (finding 6).
+  // 3. After realm-d's Commit: the joiners first, then the kept realms in
+  // one wave (review of rset, finding 3; of rset3, finding 1), so realm-a's
+  // Commit, held before it lands, was sent only after realm-d's (realm-b's,
+  // in the same wave, may have landed). A rerun while realm-d's pending
+  // version is young (pending_ttl 1 s) is refused uncounted (finding 6),
+  // and says it is this device's own.
   int refused = 0;
   bool killed = false;
   for (int k = 0; k < 50 && !killed; ++k) {
@@ -1734,6 +1743,8 @@ TEST_F(ThresholdClientTest, CliMigrateSurvivesSigkill) {
     killed = KillWhenHeld(0, migrate, pw, dir, ended);
     if (killed) break;
     ASSERT_NE(ended.err.find("awaits its Commit at realm-d"), std::string::npos)
+        << ended.err;
+    EXPECT_NE(ended.err.find("this device's own"), std::string::npos)
         << ended.err;
     EXPECT_NE(ended.err.find("Nothing was spent"), std::string::npos);
     ++refused;
@@ -1743,10 +1754,10 @@ TEST_F(ThresholdClientTest, CliMigrateSurvivesSigkill) {
   EXPECT_EQ(counted, before + 3) << refused << " refusal(s) counted nothing";
   const std::string now = Status(3).commitment();
   EXPECT_NE(now, old);
-  for (size_t i : {0, 1, 2}) {
-    EXPECT_EQ(Status(i).commitment(), old) << "a kept realm committed: " << i;
+  for (size_t i : {0, 2}) {
+    EXPECT_EQ(Status(i).commitment(), old) << "committed: " << i;
   }
-  // 4. Resumed (realm-a's and realm-b's Commits rolled forward in order,
+  // 4. Resumed (the kept realms' Commits rolled forward after realm-d's,
   // nothing recovered): the file is switched; with no proof for realm-c a
   // reset is requested there (exit 15) until it is due and its Delete lands.
   int code = -1;
@@ -1755,6 +1766,10 @@ TEST_F(ThresholdClientTest, CliMigrateSurvivesSigkill) {
     code = run.exit_code;
     ASSERT_TRUE(code == 0 || code == 15) << run.err;
     EXPECT_NE(run.err.find("resumed"), std::string::npos) << run.err;
+    if (k == 0) {  // the CLI says what its roll-forward completed
+      EXPECT_NE(run.err.find("bkv: note: a registration"), std::string::npos)
+          << run.err;
+    }
     if (code != 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   ASSERT_EQ(code, 0);
@@ -1790,6 +1805,50 @@ TEST_F(ThresholdClientTest, CliMigrateSurvivesSigkill) {
   }
   ASSERT_EQ(realms_[3].process->Stop(), 0);
   ExpectRestores(store, pw, dir, std::string(1000, 'k'));
+  ::unsetenv("BKV_STATE_DIR");
+}
+
+// Review of rset3, finding 10: the t-raising case with real processes.
+// `bkv realms migrate` A,B,C (t 2) -> A,B,C,D,E (t 3) is SIGKILLed while
+// realm-d's Commit is held: no kept realm committed, so a device that
+// remembers nothing (another state directory) still restores through the
+// old set. The rerun resumes uncounted and the backup restores through the
+// switched file. With parallel Commits the kept realms could have committed
+// with the joiners not: neither set at t without the record.
+TEST_F(ThresholdClientTest, CliTRaisingMigrationSurvivesSigkill) {
+  StartRealms(5);
+  in_set_ = {0, 1, 2};
+  namespace fs = std::filesystem;
+  const fs::path dir = CliDir(1000, 'm');
+  const std::string store = "file://" + (dir / "store").string();
+  const std::string pw = "correct horse battery staple\n";
+  CliRun b =
+      Bkv(With({"backup", (dir / "src").string(), "--to", store}), pw, dir);
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const std::string old = Status(0).commitment();
+  in_set_ = {0, 1, 2, 3, 4};
+  std::ofstream(dir / "new") << SetFile(3);
+  const std::vector<std::string> migrate =
+      With({"realms", "migrate", "--to", (dir / "new").string()});
+  realms_[3].relay->HoldNext("ThresholdRegisterCommit", false);
+  CliRun ended;
+  ASSERT_TRUE(KillWhenHeld(3, migrate, pw, dir, ended)) << ended.err;
+  for (size_t i : {0, 1, 2}) {
+    EXPECT_EQ(Status(i).commitment(), old) << "a kept realm committed: " << i;
+  }
+  ::setenv("BKV_STATE_DIR", (dir / "other-device").c_str(), 1);
+  ExpectRestores(store, pw, dir, std::string(1000, 'm'));
+  ::setenv("BKV_STATE_DIR", (dir / "state").c_str(), 1);
+  std::atomic<int>& counted = realms_[0].relay->recover_starts;
+  const int before = counted;
+  CliRun again = Bkv(migrate, pw, dir);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("resumed"), std::string::npos) << again.err;
+  EXPECT_EQ(counted, before) << "the resumed run counted nothing";
+  const std::string now = Status(3).commitment();
+  for (size_t i : {0, 1, 2, 4}) EXPECT_EQ(Status(i).commitment(), now) << i;
+  fs::remove_all(dir / "restored");
+  ExpectRestores(store, pw, dir, std::string(1000, 'm'));
   ::unsetenv("BKV_STATE_DIR");
 }
 
@@ -1933,7 +1992,7 @@ TEST_F(ThresholdClientTest, MultiRealmMigrationCutKeepsOneSetAtT) {
   auto done = to->Migrate(kAccount, password_, *from, {});
   ASSERT_TRUE(done.ok()) << done.status();
   EXPECT_TRUE(done->resumed);
-  EXPECT_NE(done->note.find("one after the other"), std::string::npos)
+  EXPECT_NE(done->note.find("joining realms commit first"), std::string::npos)
       << done->note;
   const std::string now = Status(3).commitment();
   for (size_t i : {0, 1, 4, 5}) EXPECT_EQ(Status(i).commitment(), now) << i;
@@ -1990,10 +2049,10 @@ TEST_F(ThresholdClientTest, SquattedJoinerIsNeverAdopted) {
       << refused.status();
   EXPECT_NE(refused.status().message().find(
                 "realm-d already holds a registration for this account that "
-                "this migration did not make"),
+                "this device did not make"),
             std::string::npos)
       << refused.status();
-  EXPECT_NE(refused.status().message().find("realm-d's operator delete"),
+  EXPECT_NE(refused.status().message().find("realm-d's operator purge"),
             std::string::npos)
       << refused.status();
   EXPECT_EQ(counted, before) << "nothing counted";
@@ -2010,6 +2069,229 @@ TEST_F(ThresholdClientTest, SquattedJoinerIsNeverAdopted) {
   for (size_t i : {0, 1, 3}) {
     EXPECT_TRUE(Status(i).pending_commitment().empty()) << "prepared: " << i;
   }
+}
+
+// Review of rset3, finding 1 (A,B,C -> A,B,D): realm-a never commits.
+// The kept realms commit in one wave after the joiner, so realm-b's Commit
+// is not held back: the new set holds the key at t (realm-b, realm-d) and a
+// rerun resumes (realm-c kept: not every new realm committed). With each
+// kept realm alone in order, realm-b never got its Commit and the device,
+// whose memory rose at realm-d's OK, was wedged.
+TEST_F(ThresholdClientTest, KeptRealmThatNeverCommitsDoesNotWedge) {
+  StartRealms(4);
+  in_set_ = {0, 1, 2};
+  auto from = Client(2);
+  ASSERT_TRUE(from->Register(kAccount, password_, key_).ok());
+  in_set_ = {0, 1, 3};
+  auto to = Client(2);
+  realms_[0].relay->mode = Mode::kDropCommit;
+  ASSERT_FALSE(to->Migrate(kAccount, password_, *from, {}).ok());
+  EXPECT_EQ(Status(1).commitment(), Status(3).commitment())
+      << "realm-b's Commit held back by realm-a's";
+  auto got = to->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+  auto again = to->Migrate(kAccount, password_, *from, {});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->resumed);
+  ASSERT_EQ(again->not_deleted.size(), 1u);
+  EXPECT_EQ(again->not_deleted[0].realm_id, "realm-c");
+  // Finding 3: swapped mid-migration, nothing suggests deleting realm-c.
+  auto swapped = from->Migrate(kAccount, password_, *to, {});
+  ASSERT_FALSE(swapped.ok());
+  EXPECT_EQ(KindOf(swapped.status()), VaultErrorKind::kConfig)
+      << swapped.status();
+  EXPECT_NE(swapped.status().message().find("swapped"), std::string::npos);
+  EXPECT_EQ(swapped.status().message().find("purge"), std::string::npos);
+}
+
+// Review of rset3, findings 1 and 2 (A,B,C -> A,B,D): no kept realm
+// commits. The memory rises only at a kept realm's Commit, so the old set
+// still recovers on this device (it was kStaleRegistration once realm-d
+// committed); a rerun names what this device's own cut migration waits for
+// instead of calling realm-d's registration foreign, nothing counted.
+TEST_F(ThresholdClientTest, JoinersAloneCommittedLeaveTheOldSetInUse) {
+  StartRealms(4);
+  in_set_ = {0, 1, 2};
+  auto from = Client(2);
+  ASSERT_TRUE(from->Register(kAccount, password_, key_).ok());
+  in_set_ = {0, 1, 3};
+  auto to = Client(2);
+  for (size_t i : {0, 1}) realms_[i].relay->mode = Mode::kDropCommit;
+  ASSERT_FALSE(to->Migrate(kAccount, password_, *from, {}).ok());
+  ASSERT_EQ(Status(3).status(), v1::RECORD_STATUS_ACTIVE);
+  auto got = from->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+  std::atomic<int>& counted = realms_[0].relay->recover_starts;
+  const int before = counted;
+  auto rerun = to->Migrate(kAccount, password_, *from, {});
+  ASSERT_FALSE(rerun.ok());
+  EXPECT_EQ(KindOf(rerun.status()), VaultErrorKind::kTransient)
+      << rerun.status();
+  EXPECT_NE(rerun.status().message().find(
+                "committed at realm-d and its Commit still waits for "
+                "realm-a, realm-b"),
+            std::string::npos)
+      << rerun.status();
+  EXPECT_EQ(rerun.status().message().find("did not make"), std::string::npos);
+  EXPECT_EQ(counted, before) << "nothing counted";
+}
+
+// Review of rset3, findings 5 and 6. A,B,C (t 2) -> A,B,C,D,E (t 3) cut with
+// the joiners' Commits dropped: the roll-forward record carries the order,
+// so a recovery on the new set's client (not Migrate) re-sends it joiners
+// first and, with realm-d still failing, commits at no kept realm (it used
+// to commit at A, B and C in parallel). Then realm-d says STATE_EXPIRED:
+// the migration can never reach every joiner, the record is dropped and no
+// kept realm ever commits.
+TEST_F(ThresholdClientTest, RollForwardKeepsTheMigrationOrder) {
+  StartRealms(5);
+  in_set_ = {0, 1, 2};
+  auto from = Client(2);
+  ASSERT_TRUE(from->Register(kAccount, password_, key_).ok());
+  const std::string old = Status(0).commitment();
+  in_set_ = {0, 1, 2, 3, 4};
+  auto to = Client(3);
+  for (size_t i : {3, 4}) realms_[i].relay->mode = Mode::kDropCommit;
+  ASSERT_FALSE(to->Migrate(kAccount, password_, *from, {}).ok());
+  realms_[4].relay->mode = Mode::kPass;
+  (void)to->Plan(kAccount);
+  EXPECT_EQ(Status(4).status(), v1::RECORD_STATUS_ACTIVE) << "joiner first";
+  for (size_t i : {0, 1, 2}) {
+    EXPECT_EQ(Status(i).commitment(), old) << "a kept realm committed: " << i;
+  }
+  realms_[3].relay->mode = Mode::kExpiredCommit;
+  (void)to->Plan(kAccount);
+  realms_[3].relay->mode = Mode::kPass;
+  (void)to->Plan(kAccount);  // no record left to re-send
+  EXPECT_NE(Status(3).status(), v1::RECORD_STATUS_ACTIVE);
+  for (size_t i : {0, 1, 2}) {
+    EXPECT_EQ(Status(i).commitment(), old) << "a kept realm committed: " << i;
+  }
+  auto got = from->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+}
+
+// Review of rset3, finding 3: a shrink (A..E, t 3 -> A,B,C, t 2) called
+// with the sets swapped: the set given as new holds the key and no realm
+// leaves, so the old rule (leavers that never held the account) saw
+// nothing and "resumed". The journal decides: kConfig, nothing counted,
+// nothing changed. Finding 2: a second device, after the first migrated,
+// is told the account already lives on the new set (no "did not make").
+TEST_F(ThresholdClientTest, SwappedOrAlreadyMigratedSetsAreRefused) {
+  StartRealms(5);
+  in_set_ = {0, 1, 2, 3, 4};
+  auto big = Client(3);
+  ASSERT_TRUE(big->Register(kAccount, password_, key_).ok());
+  const std::string old = Status(0).commitment();
+  in_set_ = {0, 1, 2};
+  auto small = Client(2);
+  std::atomic<int>& counted = realms_[0].relay->recover_starts;
+  const int before = counted;
+  auto swapped = big->Migrate(kAccount, password_, *small, {});
+  ASSERT_FALSE(swapped.ok());
+  EXPECT_EQ(KindOf(swapped.status()), VaultErrorKind::kConfig)
+      << swapped.status();
+  EXPECT_NE(swapped.status().message().find("look swapped"), std::string::npos)
+      << swapped.status();
+  EXPECT_EQ(counted, before) << "nothing counted";
+  for (size_t i : {0, 1, 2, 3, 4}) EXPECT_EQ(Status(i).commitment(), old) << i;
+  auto moved = small->Migrate(kAccount, password_, *big, {});
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.state_dir = (state_dir_ / "other-device").string();
+  };
+  in_set_ = {0, 1, 2, 3, 4};
+  auto big2 = Client(3);
+  in_set_ = {0, 1, 2};
+  auto small2 = Client(2);
+  tweak_ = nullptr;
+  const int then = counted;
+  auto second = small2->Migrate(kAccount, password_, *big2, {});
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(KindOf(second.status()), VaultErrorKind::kConfig)
+      << second.status();
+  EXPECT_NE(second.status().message().find("already lives on the new set"),
+            std::string::npos)
+      << second.status();
+  EXPECT_EQ(counted, then) << "nothing counted";
+}
+
+// Review of rset3, finding 4: realm-d says its epoch for the account is far
+// above anything the kept realms can follow (a token holder's Prepare and
+// Delete cycles): refused before the recovery, naming realm-d. Finding 7:
+// realm-d says a pending version blocks it for 2^64-1 ms and names none:
+// its fault, not "another device's registration", uncounted.
+TEST_F(ThresholdClientTest, JoinerEpochOutOfReachIsRefusedUncounted) {
+  StartRealms(4);
+  in_set_ = {0, 1, 2};
+  auto from = Client(2);
+  ASSERT_TRUE(from->Register(kAccount, password_, key_).ok());
+  in_set_ = {0, 1, 3};
+  auto to = Client(2);
+  realms_[3].relay->mode = Mode::kPushedEpoch;
+  std::atomic<int>& counted = realms_[0].relay->recover_starts;
+  const int before = counted;
+  auto refused = to->Migrate(kAccount, password_, *from, {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(KindOf(refused.status()), VaultErrorKind::kRealmDegraded)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find(
+                "realm-d's registration counter for this account was pushed "
+                "out of reach"),
+            std::string::npos)
+      << refused.status();
+  EXPECT_EQ(counted, before) << "nothing counted";
+  realms_[3].relay->mode = Mode::kLyingBusy;
+  auto lying = to->Migrate(kAccount, password_, *from, {});
+  ASSERT_FALSE(lying.ok());
+  EXPECT_EQ(KindOf(lying.status()), VaultErrorKind::kRealmFault)
+      << lying.status();
+  EXPECT_NE(lying.status().message().find("realm-d says a pending"),
+            std::string::npos)
+      << lying.status();
+  EXPECT_EQ(counted, before) << "nothing counted";
+}
+
+// Review of rset3, finding 2 (A,B,C -> A,D,E): realm-e answers the Commit
+// STATE_EXPIRED after realm-d committed, so the migration is dropped and
+// realm-d holds this device's dead version. A rerun does not call it
+// foreign: it requests a reset there (nobody else can recover that
+// version), deletes it once due, and the migration then completes.
+TEST_F(ThresholdClientTest, JoinerOnThisDevicesDeadVersionIsReset) {
+  StartRealms(5, {"--reset-delay-s", "1", "--pending-ttl-s", "1"});
+  in_set_ = {0, 1, 2};
+  auto from = Client(2);
+  ASSERT_TRUE(from->Register(kAccount, password_, key_).ok());
+  in_set_ = {0, 3, 4};
+  auto to = Client(2);
+  realms_[4].relay->mode = Mode::kExpiredCommit;
+  ASSERT_FALSE(to->Migrate(kAccount, password_, *from, {}).ok());
+  realms_[4].relay->mode = Mode::kPass;
+  ASSERT_EQ(Status(3).status(), v1::RECORD_STATUS_ACTIVE);
+  auto rerun = to->Migrate(kAccount, password_, *from, {});
+  ASSERT_FALSE(rerun.ok());
+  EXPECT_EQ(KindOf(rerun.status()), VaultErrorKind::kTransient)
+      << rerun.status();
+  EXPECT_NE(rerun.status().message().find(
+                "realm-d holds this device's earlier migration"),
+            std::string::npos)
+      << rerun.status();
+  EXPECT_EQ(rerun.status().message().find("did not make"), std::string::npos);
+  absl::StatusOr<client::ThresholdMigration> done = rerun.status();
+  for (int k = 0; k < 50 && !done.ok(); ++k) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    done = to->Migrate(kAccount, password_, *from, {});
+    ASSERT_TRUE(done.ok() ||
+                KindOf(done.status()) == VaultErrorKind::kTransient)
+        << done.status();
+  }
+  ASSERT_TRUE(done.ok()) << done.status();
+  auto got = to->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
 }
 
 // bkv_realms_migrate2 through the C program (review of rset, findings 9

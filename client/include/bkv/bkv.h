@@ -558,9 +558,9 @@ typedef struct bkv_realms_migration {
   char* deleted; /* realm ids whose record was deleted, ", "-separated */
   char* lagging; /* new realms not (yet) on the new registration, and why */
   char* faults;  /* old realms excluded during the recovery, and why */
-  /* For the user: what an earlier cut run's completion did, and what the
-   * order of a multi-realm replacement costs; known before the call from
-   * the two files (docs/threshold.md, "Order"). */
+  /* For the user: what an earlier cut run's completion did, and that a
+   * multi-realm replacement commits the joining realms first; known before
+   * the call from the two files (docs/threshold.md, "Order"). */
   char* note;
 } bkv_realms_migration;
 
