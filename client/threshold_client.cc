@@ -6,6 +6,7 @@
 #include <ctime>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -183,41 +184,28 @@ absl::Status ThresholdClient::Impl::RememberNewest(
 
 absl::Status ThresholdClient::Impl::SavePendingCommit(
     const std::string& account, const std::vector<uint8_t>& descriptor,
-    const SecretBytes& commit_secret) const {
-  // The time lets a later roll-forward refuse a stale record (finding 15).
+    const SecretBytes& commit_secret, const std::vector<size_t>& first) const {
+  // The time lets a later roll-forward refuse a stale record (finding 15);
+  // `first` (positions, comma-separated) keeps the Commit order (rthr3).
   return RememberLine(
       options.state_dir, StateName("commit", account),
       absl::StrCat(HexEncode(descriptor), " ",
-                   HexEncode(commit_secret.Reveal()), " ", NowMs()));
+                   HexEncode(commit_secret.Reveal()), " ", NowMs(),
+                   first.empty() ? "" : " ", absl::StrJoin(first, ",")));
 }
 
-absl::Status ThresholdClient::Impl::CommitEverywhere(
-    const std::string& account, const threshold::Descriptor& d,
-    const SecretBytes& commit_secret, CommitTally* tally) const {
-  vault::v1::ThresholdRegisterCommitRequest req;
-  req.set_account(account);
-  req.set_version(AsString(d.version));
-  req.set_commit_secret(std::string(commit_secret.RevealAsString()));
-  std::vector<absl::Status> results(set.n());
-  Parallel(set.n(), [&](size_t i) {
-    vault::v1::ThresholdRegisterCommitResponse resp;
-    results[i] =
-        Call(i, "ThresholdRegisterCommit", VaultCall::kFree,
-             &vault::v1::Vault::Stub::ThresholdRegisterCommit, req, &resp);
-  });
-  sodium_memzero(req.mutable_commit_secret()->data(),
-                 req.commit_secret().size());
-  // Each realm: committed (OK), replaced there (STATE_EXPIRED), or not heard
-  // (transient). The record goes only once every realm said OK or
-  // STATE_EXPIRED: one realm's word must not end the roll-forward while
-  // another still waits for this commit.
-  std::vector<std::string> failed;
-  CommitTally local;
-  CommitTally& t = tally != nullptr ? *tally : local;
-  int& committed = t.committed;
-  for (size_t i = 0; i < results.size(); ++i) {
+namespace {
+
+// The realms' Commit answers in `results` at `positions` into `t`, and a
+// line each into `failed` for those that did not say OK.
+void Count(const ThresholdClient::Impl& im,
+           const std::vector<absl::Status>& results,
+           const std::vector<size_t>& positions,
+           ThresholdClient::Impl::CommitTally& t,
+           std::vector<std::string>& failed) {
+  for (size_t i : positions) {
     if (results[i].ok()) {
-      ++committed;
+      ++t.committed;
       continue;
     }
     if (VaultError::From(results[i]).kind != VaultErrorKind::kExpired) {
@@ -226,8 +214,63 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
       t.expired.push_back(i);
     }
     failed.push_back(
-        absl::StrCat(IdOf(i), ": ", absl::CEscape(results[i].message())));
+        absl::StrCat(im.IdOf(i), ": ", absl::CEscape(results[i].message())));
   }
+}
+
+}  // namespace
+
+absl::Status ThresholdClient::Impl::CommitEverywhere(
+    const std::string& account, const threshold::Descriptor& d,
+    const SecretBytes& commit_secret, CommitTally* tally,
+    const std::vector<size_t>& first) const {
+  vault::v1::ThresholdRegisterCommitRequest req;
+  req.set_account(account);
+  req.set_version(AsString(d.version));
+  req.set_commit_secret(std::string(commit_secret.RevealAsString()));
+  // Each realm: committed (OK), replaced there (STATE_EXPIRED), or not heard
+  // (transient). The record goes only once every realm said OK or
+  // STATE_EXPIRED: one realm's word must not end the roll-forward while
+  // another still waits for this commit.
+  std::vector<absl::Status> results(set.n());
+  std::vector<std::string> failed;
+  CommitTally local;
+  CommitTally& t = tally != nullptr ? *tally : local;
+  // `first`, then the rest only when all of `first` committed: with
+  // n = 2t - 1 and |first| <= t - 1, the new version or the recovered one
+  // is then at t at every cut (rthr3 finding 1).
+  const std::vector<size_t> rest = [&] {
+    std::vector<bool> early(set.n(), false);
+    for (size_t i : first) early[i] = true;
+    std::vector<size_t> out;
+    for (int i = 0; i < set.n(); ++i) {
+      if (!early[i]) out.push_back(i);
+    }
+    return out;
+  }();
+  for (const std::vector<size_t>* step : {&first, &rest}) {
+    if (step->empty()) continue;
+    if (!failed.empty()) {  // a realm of `first` did not commit
+      for (size_t i : *step) {
+        (t.unheard.empty() ? t.expired : t.unheard).push_back(i);
+        failed.push_back(absl::StrCat(
+            IdOf(i),
+            ": not sent (the realms being brought back commit first)"));
+      }
+      break;
+    }
+    Parallel(step->size(), [&](size_t k) {
+      const size_t i = (*step)[k];
+      vault::v1::ThresholdRegisterCommitResponse resp;
+      results[i] =
+          Call(i, "ThresholdRegisterCommit", VaultCall::kFree,
+               &vault::v1::Vault::Stub::ThresholdRegisterCommit, req, &resp);
+    });
+    Count(*this, results, *step, t, failed);
+  }
+  sodium_memzero(req.mutable_commit_secret()->data(),
+                 req.commit_secret().size());
+  const int committed = t.committed;
   const bool unheard = !t.unheard.empty();
   if (!unheard) {
     BKV_RETURN_IF_ERROR(
@@ -248,15 +291,26 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
 }
 
 absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
-                                                std::string* said) const {
+                                                std::string* said,
+                                                bool* replaced) const {
   const std::string name = StateName("commit", account);
   const std::string line = RecallLine(options.state_dir, name);
   if (line.empty()) return absl::OkStatus();
   std::vector<std::string> f = absl::StrSplit(line, ' ');
-  // hex(descriptor) hex(secret) [unix ms]; without the time: from before
-  // the age rule, taken as fresh.
-  const bool shaped = f.size() == 2 || f.size() == 3;
+  // hex(descriptor) hex(secret) [unix ms [first positions]]; without the
+  // time: from before the age rule, taken as fresh.
+  const bool shaped = f.size() >= 2 && f.size() <= 4;
   int64_t written = 0;
+  std::vector<size_t> first;
+  bool first_ok = true;
+  if (f.size() == 4) {
+    for (absl::string_view p : absl::StrSplit(f[3], ',')) {
+      size_t i = 0;
+      first_ok = first_ok && absl::SimpleAtoi(p, &i) &&
+                 i < static_cast<size_t>(set.n());
+      first.push_back(i);
+    }
+  }
   auto descriptor =
       shaped ? HexDecode(f[0]) : absl::StatusOr<std::vector<uint8_t>>();
   auto secret =
@@ -264,8 +318,8 @@ absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
   absl::StatusOr<threshold::Descriptor> d =
       descriptor.ok() ? threshold::Descriptor::Parse(*descriptor)
                       : descriptor.status();
-  if (!d.ok() || !secret.ok() || secret->size() != 32 ||
-      (f.size() == 3 && !absl::SimpleAtoi(f[2], &written))) {
+  if (!d.ok() || !secret.ok() || secret->size() != 32 || !first_ok ||
+      (f.size() >= 3 && !absl::SimpleAtoi(f[2], &written))) {
     // Unreadable (edited, truncated): nothing can be rolled forward.
     return ForgetLine(options.state_dir, name);
   }
@@ -299,9 +353,18 @@ absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
   // that stays silent would otherwise repeat it at every try (finding 3).
   const bool was_newest = RecallNewest(account).epoch >= d->epoch;
   CommitTally tally;
-  absl::Status s = CommitEverywhere(account, *d, commit_secret, &tally);
+  absl::Status s = CommitEverywhere(account, *d, commit_secret, &tally, first);
   const std::string when = written != 0 ? UtcTime(written) : "an unknown time";
-  if (!was_newest && RecallNewest(account).epoch >= d->epoch) {
+  if (tally.committed == 0 && tally.unheard.empty()) {
+    // Replaced at every realm: another device's repair reset it (rthr3
+    // finding 3). Said before a counted try with the new password.
+    if (replaced != nullptr) *replaced = true;
+    note = absl::StrCat(
+        "a registration prepared at ", when,
+        " (a password change or a rotation) was never completed at ", set.t(),
+        " realms and has been replaced by a later registration: the password "
+        "in force is the one from before that change");
+  } else if (!was_newest && RecallNewest(account).epoch >= d->epoch) {
     note = absl::StrCat(
         "a registration (password change or rotation) "
         "prepared at ",
@@ -341,6 +404,25 @@ bool ThresholdClient::Impl::CommittedSomewhere(
     }
   }
   return false;
+}
+
+absl::Status ReplacedError(absl::string_view said) {
+  return ThresholdError(
+      VaultErrorKind::kStaleRegistration,
+      absl::StrCat("stopped before any attempt: ", said,
+                   "; nothing was counted, this is said once: try again "
+                   "with that password"));
+}
+
+constexpr char kChangeUnknownUrl[] = "bkv.client/PasswordChangeUnknown";
+
+absl::Status MarkPasswordChangeUnknown(absl::Status s) {
+  s.SetPayload(kChangeUnknownUrl, absl::Cord("1"));
+  return s;
+}
+
+bool IsPasswordChangeUnknown(const absl::Status& s) {
+  return s.GetPayload(kChangeUnknownUrl).has_value();
 }
 
 ThresholdClient::ThresholdClient(std::unique_ptr<Impl> impl)
@@ -390,7 +472,9 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Recover(
   impl_->JoinRotation();
   BKV_RETURN_IF_ERROR(CheckAccount(account));
   std::string said;
-  (void)impl_->RollForward(account, &said);
+  bool replaced = false;
+  (void)impl_->RollForward(account, &said, &replaced);
+  if (replaced) return ReplacedError(said);
   std::vector<StatusAnswer> answers;
   auto got = impl_->Recover(account, password, answers);
   if (got.ok() && got->rotation_started) {

@@ -76,8 +76,9 @@ struct ThresholdRecovery {
   // A keyed digest (backup key) of the password this recovery verified:
   // Repair refuses any other password (docs/threshold.md, "Repair").
   std::array<uint8_t, 32> password_check{};
-  // When it returned, on the monotonic clock (a wall clock set back must not
-  // make old proofs look young): Repair's proof age (rthr finding 3).
+  // Taken before the KE3 round that minted the proofs, on the monotonic
+  // clock (a wall clock set back must not make old proofs look young):
+  // Repair's proof age (rthr finding 3; rthr3: before, not after, KE3).
   std::chrono::steady_clock::time_point recovered_at;
   // Realms not ACTIVE on it with attempts left (LOCKED, no record, another
   // version, silent), with what they were: until Repair (or a rotation)
@@ -126,6 +127,11 @@ struct ThresholdMigration {
   std::string note;  // for the user ("" when none)
 };
 
+// A ChangePassword error after which either password may be in force: the
+// same call again completes or settles it (docs/threshold.md, "Password
+// change"; C BKV_VAULT_PASSWORD_CHANGE_UNKNOWN, CLI exit 17).
+bool IsPasswordChangeUnknown(const absl::Status& s);
+
 class ThresholdClient {
  public:
   static absl::StatusOr<std::unique_ptr<ThresholdClient>> Create(
@@ -163,9 +169,11 @@ class ThresholdClient {
   // the recovery's proofs, repairing a lagging realm first
   // (docs/threshold.md, "Password change"). OK: the new password is in
   // force; `lagging` names the realms that did not take it (committed at t
-  // or more, not at all n). kRealmDegraded: nothing changed, the old password
-  // stays (a realm down or not repairable, before any Prepare). kTransient
-  // after the Commits began: it may be in force; call again.
+  // or more, not at all n). IsPasswordChangeUnknown(error): its Commits
+  // began and a realm's answer is missing, or an earlier cut change was
+  // completed first (the message says which): call again with the same
+  // passwords (nothing counted). Any other error: nothing changed, the old
+  // password stays in force (rthr3 finding 4).
   absl::StatusOr<ThresholdRegistration> ChangePassword(
       const std::string& account, const SecretBytes& old_password,
       const SecretBytes& new_password);

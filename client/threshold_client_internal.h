@@ -6,9 +6,11 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,6 +67,13 @@ std::array<uint8_t, 32> PasswordCheck(const SecretBytes& backup_key,
 // kConfig for an empty account (the realms would not check it; finding 5).
 absl::Status CheckAccount(const std::string& account);
 
+// The uncounted stop after a roll-forward found its registration replaced
+// at every realm (rthr3 finding 3): `said` is RollForward's note.
+absl::Status ReplacedError(absl::string_view said);
+// `s` marked as "the password change may be in force" (see
+// IsPasswordChangeUnknown).
+absl::Status MarkPasswordChangeUnknown(absl::Status s);
+
 struct ThresholdClient::Impl {
   Impl(threshold::RealmSet s, ThresholdOptions o, Argon2idKsf k)
       : set(std::move(s)),
@@ -114,16 +123,22 @@ struct ThresholdClient::Impl {
   Newest RecallNewest(const std::string& account) const;
   absl::Status RememberNewest(const std::string& account, uint64_t epoch,
                               const Commitment& commitment) const;
+  // `first`: the positions committed before the others (see
+  // CommitEverywhere), kept with the record so a roll-forward keeps the order.
   absl::Status SavePendingCommit(const std::string& account,
                                  const std::vector<uint8_t>& descriptor,
-                                 const SecretBytes& commit_secret) const;
+                                 const SecretBytes& commit_secret,
+                                 const std::vector<size_t>& first = {}) const;
   // Re-sends a remembered unfinished commit to every realm; OK when there is
   // none or it completed (then the record is removed). A record older than
   // kRollForwardAge whose version no realm committed is dropped unsent
   // (review finding 15). `said`: what happened, for the user ("" when
-  // nothing was re-sent or dropped).
+  // nothing was re-sent or dropped). `replaced`: set when every realm
+  // answered that another registration replaced it and none committed it in
+  // this call: the password in force is the one before it (rthr3 finding 3).
   absl::Status RollForward(const std::string& account,
-                           std::string* said = nullptr) const;
+                           std::string* said = nullptr,
+                           bool* replaced = nullptr) const;
   // The descriptor of the roll-forward record waiting for `account`, if a
   // readable one does (any realm set's).
   std::optional<threshold::Descriptor> PendingCommit(
@@ -138,11 +153,15 @@ struct ThresholdClient::Impl {
     std::vector<size_t> unheard;  // no answer, or another failure
     std::vector<size_t> expired;  // STATE_EXPIRED (replaced there)
   };
-  // Commit to every realm; OK only when all n answered OK.
+  // Commit to every realm; OK only when all n answered OK. `first` (the
+  // realms a repair readied, fewer than t): committed before the others,
+  // which get nothing unless all of `first` answered OK, so a cut round
+  // never leaves three versions with none at t (rthr3 finding 1).
   absl::Status CommitEverywhere(const std::string& account,
                                 const threshold::Descriptor& d,
                                 const SecretBytes& commit_secret,
-                                CommitTally* tally = nullptr) const;
+                                CommitTally* tally = nullptr,
+                                const std::vector<size_t>& first = {}) const;
 
   // What a registration's Commit round reached, also when Register failed:
   // in force once t or more realms committed (registration.lagging: the
@@ -150,7 +169,14 @@ struct ThresholdClient::Impl {
   struct Reached {
     ThresholdRegistration registration;
     bool in_force = false;
+    // The Commits began (commit_secret left this process) and a realm's
+    // answer is missing: it may be in force, or become so by a roll-forward.
+    bool unknown = false;
   };
+  // Called after every Prepare was accepted, before the roll-forward record
+  // and the Commits: an error stops the registration there, nothing
+  // committed (rthr3 finding 2).
+  using BeforeCommit = std::function<absl::Status()>;
   // `first`: positions prepared before the others (the realms a repair
   // just readied): a refusal there leaves nothing pending elsewhere, where
   // it would block the next try for pending_ttl (realm3 review finding 7).
@@ -158,7 +184,8 @@ struct ThresholdClient::Impl {
       const std::string& account, const SecretBytes& password,
       const SecretBytes& backup_key, const std::vector<std::string>& proofs,
       const Commitment& previous, const std::vector<size_t>& first = {},
-      Reached* reached = nullptr) const;
+      Reached* reached = nullptr,
+      const BeforeCommit& before_commit = nullptr) const;
   // `answers`: the status round the recovery planned from, for the rotation.
   absl::StatusOr<ThresholdRecovery> Recover(
       const std::string& account, const SecretBytes& password,
@@ -175,13 +202,14 @@ struct ThresholdClient::Impl {
   // and then nothing may be registered (a Prepare refused at one realm
   // would block the others for pending_ttl).
   // `epoch`: the recovered version's; a realm ahead of it gets nothing
-  // while its version is in progress.
-  absl::Status ReadyEveryRealm(const std::string& account,
-                               const std::vector<StatusAnswer>& answers,
-                               const Commitment& commitment, uint64_t epoch,
-                               const std::vector<std::string>& proofs,
-                               absl::string_view what,
-                               std::vector<std::string>& repaired) const;
+  // while its version is in progress. `abandoned`: the commitments of the
+  // abandoned versions ahead that are being reset.
+  absl::Status ReadyEveryRealm(
+      const std::string& account, const std::vector<StatusAnswer>& answers,
+      const Commitment& commitment, uint64_t epoch,
+      const std::vector<std::string>& proofs, absl::string_view what,
+      std::vector<std::string>& repaired,
+      std::set<std::string>* abandoned = nullptr) const;
   // A realm ACTIVE on another version: behind the recovered one, ahead and
   // in progress (nothing is sent there), or ahead and abandoned (reset like
   // one behind; docs/threshold.md, "Repair of a LOCKED or lagging realm").

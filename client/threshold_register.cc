@@ -205,6 +205,7 @@ ThresholdClient::Impl::Reached ReachedBy(
   ThresholdClient::Impl::Reached out;
   out.registration = {d.epoch, d.Commitment(), d.per_realm_limit, {}};
   out.in_force = tally.committed >= im.set.t();
+  out.unknown = !out.in_force && !tally.unheard.empty();
   for (size_t i : tally.expired) {
     out.registration.lagging.push_back(
         {im.IdOf(i),
@@ -225,7 +226,7 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
     const std::string& account, const SecretBytes& password,
     const SecretBytes& backup_key, const std::vector<std::string>& proofs,
     const Commitment& previous, const std::vector<size_t>& first,
-    Reached* reached) const {
+    Reached* reached, const BeforeCommit& before_commit) const {
   std::vector<size_t> all(set.n());
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
   BKV_RETURN_IF_ERROR(CheckRealms(all));
@@ -266,11 +267,12 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
     });
     BKV_RETURN_IF_ERROR(FirstFailure(*this, results, "registration"));
   }
+  if (before_commit) BKV_RETURN_IF_ERROR(before_commit());
   BKV_RETURN_IF_ERROR(
-      SavePendingCommit(account, descriptor, dealing.commit_secret));
+      SavePendingCommit(account, descriptor, dealing.commit_secret, first));
   CommitTally tally;
-  absl::Status s =
-      CommitEverywhere(account, dealing.d, dealing.commit_secret, &tally);
+  absl::Status s = CommitEverywhere(account, dealing.d, dealing.commit_secret,
+                                    &tally, first);
   if (reached != nullptr) *reached = ReachedBy(*this, dealing.d, tally);
   if (!s.ok() && tally.unheard.empty() && tally.committed >= set.t()) {
     return ExpiredRightAfterPrepare(*this, tally);
