@@ -507,7 +507,10 @@ absl::StatusOr<RecoveryPlan> ThresholdClient::Plan(const std::string& account) {
   // An unfinished commit first, or the plan sees the half-committed state
   // and a caller that stops at the plan (the CLI) never repairs it.
   std::string said;
-  (void)impl_->RollForward(account, &said);
+  bool replaced = false;
+  (void)impl_->RollForward(account, &said, &replaced);
+  // The CLI plans, then recovers: the stop must come here (rthr3 finding 3).
+  if (replaced) return ReplacedError(said);
   const std::vector<StatusAnswer> answers = impl_->StatusRound(account);
   auto plan = PlanRecovery(impl_->set, answers, impl_->RecallNewest(account));
   if (plan.ok()) plan->rolled_forward = std::move(said);

@@ -196,7 +196,8 @@ class ThresholdClient {
   // Plan and the destructor wait for it first.
   std::optional<ThresholdRotation> WaitForRotation();
   // Rolls an unfinished commit forward, then the uncounted status round and
-  // its plan (what Recover would do).
+  // its plan (what Recover would do). Like Recover, stops (kStaleRegistration,
+  // said once) when the commit was replaced at every realm.
   absl::StatusOr<RecoveryPlan> Plan(const std::string& account);
 
   const threshold::RealmSet& realms() const;

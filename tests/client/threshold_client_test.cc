@@ -1359,6 +1359,10 @@ TEST_F(ThresholdClientTest, ReplacedAbandonedChangeIsSaidBeforeCounting) {
   for (size_t i = 0; i < 3; ++i) {
     remaining.push_back(Status(i).attempts_remaining());
   }
+  // A copy of D2's state for a second device state: Plan (which the CLI
+  // calls before its recovery) stops the same way.
+  std::filesystem::copy(state_dir_ / "d2", state_dir_ / "d2-copy",
+                        std::filesystem::copy_options::recursive);
   auto stopped = d2->Recover(kAccount, p2);
   ASSERT_FALSE(stopped.ok());
   EXPECT_EQ(KindOf(stopped.status()), VaultErrorKind::kStaleRegistration)
@@ -1370,6 +1374,14 @@ TEST_F(ThresholdClientTest, ReplacedAbandonedChangeIsSaidBeforeCounting) {
   for (size_t i = 0; i < 3; ++i) {
     EXPECT_EQ(Status(i).attempts_remaining(), remaining[i]) << "counted " << i;
   }
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.state_dir = (state_dir_ / "d2-copy").string();
+  };
+  auto planned = Client(2)->Plan(kAccount);
+  tweak_ = nullptr;
+  ASSERT_FALSE(planned.ok());
+  EXPECT_EQ(KindOf(planned.status()), VaultErrorKind::kStaleRegistration)
+      << planned.status();
   auto old_works = d2->Recover(kAccount, password_);
   ASSERT_TRUE(old_works.ok()) << old_works.status();
   EXPECT_TRUE(old_works->backup_key == key_);
