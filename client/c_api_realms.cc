@@ -194,7 +194,7 @@ bkv_status bkv_realms_recover(bkv_realms* realms, const char* account,
     *out_faults = capi::CopyString(client::DescribeFaults(got->faults));
   }
   realms->recovered = true;
-  realms->recovered_at = std::chrono::steady_clock::now();
+  realms->recovered_at = got->recovered_at;  // before its KE3 round
   realms->last_account = account;
   // The key and proofs stay only when a realm needs repair.
   if (!got->lagging.empty()) {
@@ -264,6 +264,10 @@ bkv_status bkv_realms_change_password(bkv_realms* realms, const char* account,
   const SecretBytes new_pw =
       SecretBytes::Copy(std::string_view(new_password, new_password_len));
   auto reg = realms->client->ChangePassword(account, old_pw, new_pw);
+  if (!reg.ok() && client::IsPasswordChangeUnknown(reg.status())) {
+    (void)VaultToC(reg.status(), out_detail, err);  // the detail and message
+    return BKV_VAULT_PASSWORD_CHANGE_UNKNOWN;
+  }
   if (!reg.ok() || reg->lagging.empty()) {
     return VaultToC(reg.status(), out_detail, err);
   }

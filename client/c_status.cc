@@ -52,6 +52,8 @@ const char* StatusName(bkv_status status) {
       return "VAULT_REALM_DEGRADED";
     case BKV_VAULT_PASSWORD_CHANGED_DEGRADED:
       return "VAULT_PASSWORD_CHANGED_DEGRADED";
+    case BKV_VAULT_PASSWORD_CHANGE_UNKNOWN:
+      return "VAULT_PASSWORD_CHANGE_UNKNOWN";
   }
   return "UNKNOWN";
 }

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -198,8 +199,9 @@ absl::Status ThresholdClient::Impl::SavePendingCommit(
 bool ThresholdClient::Impl::SendCommits(
     const vault::v1::ThresholdRegisterCommitRequest& req,
     const CommitFirst& first, std::vector<absl::Status>& results) const {
-  results.assign(set.n(), absl::UnavailableError(
-                              "not sent: a joining realm did not commit"));
+  results.assign(set.n(),
+                 absl::UnavailableError(
+                     "not sent: a realm committed first did not commit"));
   std::vector<std::vector<size_t>> waves;
   if (!first.empty()) waves.push_back(first);
   std::vector<size_t> rest;
@@ -252,6 +254,11 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
   bool last_wave_ok = false;
   for (size_t i = 0; i < results.size(); ++i) {
     const bool joiner = std::find(first.begin(), first.end(), i) != first.end();
+    if (dead && !joiner) {  // never sent: this version cannot reach it now
+      t.expired.push_back(i);
+      failed.push_back(absl::StrCat(IdOf(i), ": not sent"));
+      continue;
+    }
     if (results[i].ok()) {
       ++committed;
       last_wave_ok = last_wave_ok || !joiner;
@@ -279,10 +286,11 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
   if (failed.empty()) return absl::OkStatus();
   if (dead) {
     return absl::UnavailableError(absl::StrCat(
-        "a joining realm replaced the new registration before its commit (",
+        "a realm that commits first (a joining or a repaired realm) replaced "
+        "the new registration before its commit (",
         absl::StrJoin(failed, "; "),
-        "): it was dropped and the realms in both sets were sent nothing; "
-        "the old realm set still holds the key"));
+        "): it was dropped and the other realms were sent nothing; the "
+        "registration before it still holds the key"));
   }
   return absl::UnavailableError(absl::StrCat(
       "the registration was prepared at every realm but its commit did not "
@@ -315,7 +323,8 @@ bool ParseFirst(const std::vector<std::string>& f, size_t n,
 }  // namespace
 
 absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
-                                                std::string* said) const {
+                                                std::string* said,
+                                                bool* replaced) const {
   const std::string name = StateName("commit", account);
   const std::string line = RecallLine(options.state_dir, name);
   if (line.empty()) return absl::OkStatus();
@@ -370,7 +379,16 @@ absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
   CommitTally tally;
   absl::Status s = CommitEverywhere(account, *d, commit_secret, &tally, first);
   const std::string when = written != 0 ? UtcTime(written) : "an unknown time";
-  if (!was_newest && RecallNewest(account).epoch >= d->epoch) {
+  if (tally.committed == 0 && tally.unheard.empty()) {
+    // Replaced at every realm: another device's repair reset it (rthr3
+    // finding 3). Said before a counted try with the new password.
+    if (replaced != nullptr) *replaced = true;
+    note = absl::StrCat(
+        "a registration prepared at ", when,
+        " (a password change or a rotation) was never completed at ", set.t(),
+        " realms and has been replaced by a later registration: the password "
+        "in force is the one from before that change");
+  } else if (!was_newest && RecallNewest(account).epoch >= d->epoch) {
     note = absl::StrCat(
         "a registration (password change or rotation) "
         "prepared at ",
@@ -410,6 +428,25 @@ bool ThresholdClient::Impl::CommittedSomewhere(
     }
   }
   return false;
+}
+
+absl::Status ReplacedError(absl::string_view said) {
+  return ThresholdError(
+      VaultErrorKind::kStaleRegistration,
+      absl::StrCat("stopped before any attempt: ", said,
+                   "; nothing was counted, this is said once: try again "
+                   "with that password"));
+}
+
+constexpr char kChangeUnknownUrl[] = "bkv.client/PasswordChangeUnknown";
+
+absl::Status MarkPasswordChangeUnknown(absl::Status s) {
+  s.SetPayload(kChangeUnknownUrl, absl::Cord("1"));
+  return s;
+}
+
+bool IsPasswordChangeUnknown(const absl::Status& s) {
+  return s.GetPayload(kChangeUnknownUrl).has_value();
 }
 
 ThresholdClient::ThresholdClient(std::unique_ptr<Impl> impl)
@@ -459,7 +496,9 @@ absl::StatusOr<ThresholdRecovery> ThresholdClient::Recover(
   impl_->JoinRotation();
   BKV_RETURN_IF_ERROR(CheckAccount(account));
   std::string said;
-  (void)impl_->RollForward(account, &said);
+  bool replaced = false;
+  (void)impl_->RollForward(account, &said, &replaced);
+  if (replaced) return ReplacedError(said);
   std::vector<StatusAnswer> answers;
   auto got = impl_->Recover(account, password, answers);
   if (got.ok() && got->rotation_started) {
@@ -492,7 +531,10 @@ absl::StatusOr<RecoveryPlan> ThresholdClient::Plan(const std::string& account) {
   // An unfinished commit first, or the plan sees the half-committed state
   // and a caller that stops at the plan (the CLI) never repairs it.
   std::string said;
-  (void)impl_->RollForward(account, &said);
+  bool replaced = false;
+  (void)impl_->RollForward(account, &said, &replaced);
+  // The CLI plans, then recovers: the stop must come here (rthr3 finding 3).
+  if (replaced) return ReplacedError(said);
   const std::vector<StatusAnswer> answers = impl_->StatusRound(account);
   auto plan = PlanRecovery(impl_->set, answers, impl_->RecallNewest(account));
   if (plan.ok()) plan->rolled_forward = std::move(said);

@@ -76,8 +76,9 @@ struct ThresholdRecovery {
   // A keyed digest (backup key) of the password this recovery verified:
   // Repair refuses any other password (docs/threshold.md, "Repair").
   std::array<uint8_t, 32> password_check{};
-  // When it returned, on the monotonic clock (a wall clock set back must not
-  // make old proofs look young): Repair's proof age (rthr finding 3).
+  // Taken before the KE3 round that minted the proofs, on the monotonic
+  // clock (a wall clock set back must not make old proofs look young):
+  // Repair's proof age (rthr finding 3; rthr3: before, not after, KE3).
   std::chrono::steady_clock::time_point recovered_at;
   // RealmSetDigest of the set it came from: Repair refuses another set's
   // (its proofs are by that set's positions).
@@ -134,6 +135,11 @@ struct ThresholdMigration {
   std::string rolled_forward;
 };
 
+// A ChangePassword error after which either password may be in force: the
+// same call again completes or settles it (docs/threshold.md, "Password
+// change"; C BKV_VAULT_PASSWORD_CHANGE_UNKNOWN, CLI exit 17).
+bool IsPasswordChangeUnknown(const absl::Status& s);
+
 class ThresholdClient {
  public:
   static absl::StatusOr<std::unique_ptr<ThresholdClient>> Create(
@@ -171,9 +177,11 @@ class ThresholdClient {
   // the recovery's proofs, repairing a lagging realm first
   // (docs/threshold.md, "Password change"). OK: the new password is in
   // force; `lagging` names the realms that did not take it (committed at t
-  // or more, not at all n). kRealmDegraded: nothing changed, the old password
-  // stays (a realm down or not repairable, before any Prepare). kTransient
-  // after the Commits began: it may be in force; call again.
+  // or more, not at all n). IsPasswordChangeUnknown(error): its Commits
+  // began and a realm's answer is missing, or an earlier cut change was
+  // completed first (the message says which): call again with the same
+  // passwords (nothing counted). Any other error: nothing changed, the old
+  // password stays in force (rthr3 finding 4).
   absl::StatusOr<ThresholdRegistration> ChangePassword(
       const std::string& account, const SecretBytes& old_password,
       const SecretBytes& new_password);
@@ -196,7 +204,8 @@ class ThresholdClient {
   // Plan and the destructor wait for it first.
   std::optional<ThresholdRotation> WaitForRotation();
   // Rolls an unfinished commit forward, then the uncounted status round and
-  // its plan (what Recover would do).
+  // its plan (what Recover would do). Like Recover, stops (kStaleRegistration,
+  // said once) when the commit was replaced at every realm.
   absl::StatusOr<RecoveryPlan> Plan(const std::string& account);
 
   const threshold::RealmSet& realms() const;

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -52,8 +53,8 @@ void Parallel(size_t n, F f) {
 // A state file's name: a hash of the account, never the account itself.
 std::string StateName(const char* what, const std::string& account);
 
-// A migration's joining realms, committed before the others (empty: every
-// realm at once). docs/threshold.md, "Order".
+// A migration's joining realms or the realms a repair readied, committed
+// before the others (empty: every realm at once). docs/threshold.md, "Order".
 using CommitFirst = std::vector<size_t>;
 
 // One realm of the agreeing group through the counted round.
@@ -72,6 +73,13 @@ std::array<uint8_t, 32> PasswordCheck(const SecretBytes& backup_key,
                                       const SecretBytes& password);
 // kConfig for an empty account (the realms would not check it; finding 5).
 absl::Status CheckAccount(const std::string& account);
+
+// The uncounted stop after a roll-forward found its registration replaced
+// at every realm (rthr3 finding 3): `said` is RollForward's note.
+absl::Status ReplacedError(absl::string_view said);
+// `s` marked as "the password change may be in force" (see
+// IsPasswordChangeUnknown).
+absl::Status MarkPasswordChangeUnknown(absl::Status s);
 
 struct ThresholdClient::Impl {
   Impl(threshold::RealmSet s, ThresholdOptions o, Argon2idKsf k)
@@ -132,10 +140,13 @@ struct ThresholdClient::Impl {
   // none or it completed (then the record is removed). A record older than
   // kRollForwardAge whose version no realm committed is dropped unsent
   // (review finding 15). `said`: what happened, for the user ("" when
-  // nothing was re-sent or dropped).
-  // The Commit order is the record's own (SavePendingCommit).
+  // nothing was re-sent or dropped). The Commit order is the record's own
+  // (SavePendingCommit). `replaced`: set when every realm answered that
+  // another registration replaced it and none committed it in this call:
+  // the password in force is the one before it (rthr3 finding 3).
   absl::Status RollForward(const std::string& account,
-                           std::string* said = nullptr) const;
+                           std::string* said = nullptr,
+                           bool* replaced = nullptr) const;
   // The descriptor of the roll-forward record waiting for `account`, if a
   // readable one does (any realm set's).
   std::optional<threshold::Descriptor> PendingCommit(
@@ -151,8 +162,10 @@ struct ThresholdClient::Impl {
     std::vector<size_t> expired;  // STATE_EXPIRED (replaced there)
   };
   // Commit to every realm; OK only when all n answered OK. `first`: empty,
-  // all n in parallel; else those (a migration's joiners) in parallel, then,
-  // once each said OK, the others in parallel (docs/threshold.md, "Order").
+  // all n in parallel; else those (a migration's joiners, the realms a
+  // repair readied) in parallel, then, once each said OK, the others in
+  // parallel: a cut round leaves a version at t (docs/threshold.md, "Order";
+  // rthr3 finding 1).
   absl::Status CommitEverywhere(const std::string& account,
                                 const threshold::Descriptor& d,
                                 const SecretBytes& commit_secret,
@@ -173,7 +186,14 @@ struct ThresholdClient::Impl {
   struct Reached {
     ThresholdRegistration registration;
     bool in_force = false;
+    // The Commits began (commit_secret left this process) and a realm's
+    // answer is missing: it may be in force, or become so by a roll-forward.
+    bool unknown = false;
   };
+  // Called after every Prepare was accepted, before the roll-forward record
+  // and the Commits: an error stops the registration there, nothing
+  // committed (rthr3 finding 2).
+  using BeforeCommit = std::function<absl::Status()>;
   // `first`: positions prepared before the others (the realms a repair
   // just readied): a refusal there leaves nothing pending elsewhere, where
   // it would block the next try for pending_ttl (realm3 review finding 7).
@@ -186,7 +206,8 @@ struct ThresholdClient::Impl {
       const Commitment& previous, const std::vector<size_t>& first = {},
       const CommitFirst& commit_first = {},
       const std::function<absl::Status(const Commitment&)>& dealt = nullptr,
-      Reached* reached = nullptr) const;
+      Reached* reached = nullptr,
+      const BeforeCommit& before_commit = nullptr) const;
   // `answers`: the status round the recovery planned from, for the rotation.
   absl::StatusOr<ThresholdRecovery> Recover(
       const std::string& account, const SecretBytes& password,
@@ -203,13 +224,14 @@ struct ThresholdClient::Impl {
   // and then nothing may be registered (a Prepare refused at one realm
   // would block the others for pending_ttl).
   // `epoch`: the recovered version's; a realm ahead of it gets nothing
-  // while its version is in progress.
-  absl::Status ReadyEveryRealm(const std::string& account,
-                               const std::vector<StatusAnswer>& answers,
-                               const Commitment& commitment, uint64_t epoch,
-                               const std::vector<std::string>& proofs,
-                               absl::string_view what,
-                               std::vector<std::string>& repaired) const;
+  // while its version is in progress. `abandoned`: the commitments of the
+  // abandoned versions ahead that are being reset.
+  absl::Status ReadyEveryRealm(
+      const std::string& account, const std::vector<StatusAnswer>& answers,
+      const Commitment& commitment, uint64_t epoch,
+      const std::vector<std::string>& proofs, absl::string_view what,
+      std::vector<std::string>& repaired,
+      std::set<std::string>* abandoned = nullptr) const;
   // A realm ACTIVE on another version: behind the recovered one, ahead and
   // in progress (nothing is sent there), or ahead and abandoned (reset like
   // one behind; docs/threshold.md, "Repair of a LOCKED or lagging realm").

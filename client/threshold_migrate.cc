@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -150,11 +151,14 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::ChangePassword(
   // reads as a wrong password (review finding 4). Stop uncounted instead:
   // a cut rotation looks the same, so the client cannot say which it was.
   const auto waiting = impl_->PendingCommit(account);
-  (void)impl_->RollForward(account);
+  std::string said;
+  bool replaced = false;
+  (void)impl_->RollForward(account, &said, &replaced);
+  if (replaced) return ReplacedError(said);
   if (waiting && threshold::CheckMatchesRealmSet(*waiting, impl_->set).ok() &&
       impl_->RecallNewest(account).epoch >= waiting->epoch) {
     const bool done = !impl_->PendingCommit(account);
-    return ThresholdError(
+    return MarkPasswordChangeUnknown(ThresholdError(
         VaultErrorKind::kTransient,
         absl::StrCat(
             "password not changed now: a registration of this account cut "
@@ -164,7 +168,7 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::ChangePassword(
                    "(a password change needs every realm)",
             "; nothing was spent. If it was this password change, the new "
             "password is in force; otherwise run the command again",
-            done ? "" : " once every realm answers"));
+            done ? "" : " once every realm answers")));
   }
   std::vector<StatusAnswer> answers;
   BKV_ASSIGN_OR_RETURN(ThresholdRecovery got,
@@ -176,17 +180,29 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::ChangePassword(
   // Committed at t or more: the new password works, whatever lags (rthr
   // finding 2); `lagging` says which realms did not take it.
   if (reached.in_force) return reached.registration;
-  if (!r.status.ok() && impl_->PendingCommit(account)) {
-    // Its Commits began: some realms may hold the new password already.
-    return WithMessage(
-        r.status, absl::StrCat(r.status.message(),
-                               "; the new password may already be in force "
-                               "at some realms: run the change again with "
-                               "the same passwords to complete it (nothing "
-                               "is counted then)"));
+  if (r.status.ok()) return r.registration;
+  // Decided by one fact: did a Commit go out and an answer go missing
+  // (rthr3 finding 4)? Then either password may work; otherwise the old.
+  if (reached.unknown) {
+    const bool kept = impl_->PendingCommit(account).has_value();
+    return MarkPasswordChangeUnknown(WithMessage(
+        r.status,
+        absl::StrCat(r.status.message(),
+                     "; the new password may already be in force at some "
+                     "realms: ",
+                     kept ? "run the change again with the same passwords to "
+                            "complete it (nothing is counted then)"
+                          : "this device keeps no record to complete it (no "
+                            "state directory): recover with the new password "
+                            "to find out")));
   }
-  BKV_RETURN_IF_ERROR(r.status);
-  return r.registration;
+  if (absl::StartsWith(r.status.message(), "password not changed")) {
+    return r.status;
+  }
+  return WithMessage(
+      r.status, absl::StrCat("password not changed (the old password stays "
+                             "in force): ",
+                             r.status.message()));
 }
 
 namespace {

@@ -205,6 +205,7 @@ ThresholdClient::Impl::Reached ReachedBy(
   ThresholdClient::Impl::Reached out;
   out.registration = {d.epoch, d.Commitment(), d.per_realm_limit, {}};
   out.in_force = tally.committed >= im.set.t();
+  out.unknown = !out.in_force && !tally.unheard.empty();
   for (size_t i : tally.expired) {
     out.registration.lagging.push_back(
         {im.IdOf(i),
@@ -227,7 +228,7 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
     const Commitment& previous, const std::vector<size_t>& first,
     const CommitFirst& commit_first,
     const std::function<absl::Status(const Commitment&)>& dealt,
-    Reached* reached) const {
+    Reached* reached, const BeforeCommit& before_commit) const {
   BKV_RETURN_IF_ERROR(CheckRealms(AllPositions()));
   StartAnswers starts(set.n());
   std::vector<absl::Status> results(set.n());
@@ -267,6 +268,7 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
     });
     BKV_RETURN_IF_ERROR(FirstFailure(*this, results, "registration"));
   }
+  if (before_commit) BKV_RETURN_IF_ERROR(before_commit());
   BKV_RETURN_IF_ERROR(SavePendingCommit(account, descriptor,
                                         dealing.commit_secret, commit_first));
   CommitTally tally;

@@ -53,6 +53,45 @@ Other Standing(const StatusAnswer& a, uint64_t epoch,
   return all_answered ? Other::kAbandoned : Other::kInProgress;
 }
 
+// Before the Commits of a repair that replaces an abandoned version: its
+// device may have rolled it forward since the status round (an expired
+// pending copy can still be committed), maybe to t realms, and then it is
+// in force and must be kept. A Prepare never changes the active version, so
+// a realm now ACTIVE on it that was not before shows that; a Commit of it
+// after our Prepare is refused there (rthr3 finding 2). A silent realm may
+// be one: stop too. Nothing is committed; Y stays pending for pending_ttl.
+absl::Status StillAbandoned(const ThresholdClient::Impl& im,
+                            const std::string& account,
+                            const std::vector<StatusAnswer>& before,
+                            const std::set<std::string>& abandoned,
+                            absl::string_view what) {
+  const std::vector<StatusAnswer> now = im.StatusRound(account);
+  for (size_t i = 0; i < now.size(); ++i) {
+    const StatusAnswer& a = now[i];
+    const bool was_on = before[i].error.ok() &&
+                        before[i].record == StatusAnswer::Record::kActive &&
+                        abandoned.count(before[i].commitment) != 0;
+    if (a.error.ok() && (a.record != StatusAnswer::Record::kActive ||
+                         abandoned.count(a.commitment) == 0 || was_on)) {
+      continue;
+    }
+    return ThresholdError(
+        VaultErrorKind::kRealmDegraded,
+        absl::StrCat(
+            what, ": ", im.IdOf(i),
+            a.error.ok()
+                ? absl::StrCat(" now holds the registration (epoch ", a.epoch,
+                               ") this repair was replacing: the device that "
+                               "made it completed it meanwhile, so it is "
+                               "kept")
+                : " did not answer the check before Commit (it may hold the "
+                  "registration this repair was replacing)",
+            ". Nothing was committed; recover again (with the password of "
+            "that registration if it was a password change)"));
+  }
+  return absl::OkStatus();
+}
+
 std::string Lag(const StatusAnswer& a) {
   if (!a.error.ok()) return "did not answer the status round";
   switch (a.record) {
@@ -168,7 +207,8 @@ absl::Status ThresholdClient::Impl::ReadyEveryRealm(
     const std::string& account, const std::vector<StatusAnswer>& answers,
     const Commitment& commitment, uint64_t epoch,
     const std::vector<std::string>& proofs, absl::string_view what,
-    std::vector<std::string>& repaired) const {
+    std::vector<std::string>& repaired,
+    std::set<std::string>* abandoned) const {
   // In progress: pending within that realm's pending_ttl, or this device's
   // own unfinished commit (its roll-forward re-sends it, whatever its age).
   std::set<std::string> live;
@@ -182,10 +222,19 @@ absl::Status ThresholdClient::Impl::ReadyEveryRealm(
       live.insert(a.pending_commitment);
     }
   }
+  std::vector<Other> standing(set.n());
+  for (size_t i = 0; i < standing.size(); ++i) {
+    standing[i] = Standing(answers[i], epoch, live, all_answered);
+    if (abandoned != nullptr && standing[i] == Other::kAbandoned &&
+        answers[i].error.ok() &&
+        answers[i].record == StatusAnswer::Record::kActive) {
+      abandoned->insert(answers[i].commitment);
+    }
+  }
   std::vector<std::string> why(set.n());
   Parallel(set.n(), [&](size_t i) {
-    why[i] = ReadyOne(account, i, answers[i], commitment, epoch,
-                      Standing(answers[i], epoch, live, all_answered), proofs);
+    why[i] = ReadyOne(account, i, answers[i], commitment, epoch, standing[i],
+                      proofs);
   });
   std::vector<std::string> bad, ids;
   for (size_t i = 0; i < why.size(); ++i) {
@@ -214,15 +263,21 @@ ThresholdRotation ThresholdClient::Impl::ReadyAndRegister(
     Reached* reached) const {
   ThresholdRotation out;
   std::vector<std::string> ready;
-  out.status =
-      ReadyEveryRealm(account, answers, commitment, epoch, proofs, what, ready);
+  std::set<std::string> abandoned;
+  out.status = ReadyEveryRealm(account, answers, commitment, epoch, proofs,
+                               what, ready, &abandoned);
   if (!out.status.ok()) return out;
-  std::vector<size_t> first;  // the readied realms prepare first
+  // The readied realms prepare first, and commit first (rthr3 finding 1).
+  std::vector<size_t> first;
   for (size_t i = 0; i < answers.size(); ++i) {
     if (!OnVersion(answers[i], commitment)) first.push_back(i);
   }
-  auto r = Register(account, password, backup_key, proofs, commitment, first,
-                    {}, nullptr, reached);
+  const BeforeCommit check = [&] {
+    return StillAbandoned(*this, account, answers, abandoned, what);
+  };
+  auto r =
+      Register(account, password, backup_key, proofs, commitment, first, first,
+               nullptr, reached, abandoned.empty() ? nullptr : check);
   out.status = r.status();
   if (!r.ok()) return out;
   out.registration = *std::move(r);

@@ -100,6 +100,9 @@ exit codes:
   16 vault change-password --realms: the NEW password is in force, but a
      realm named on stderr did not take it (tell its operator; the next
      recovery repairs it)
+  17 vault change-password --realms: either password may be in force (its
+     commit was cut; the message says which): run the same change again.
+     Any other non-zero exit of it: the OLD password is in force
   130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: the run's temporary
       objects and partial files were deleted)";
 

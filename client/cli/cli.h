@@ -30,6 +30,9 @@ enum ExitCode : int {
   // vault change-password --realms: the NEW password is in force (t or more
   // realms took it), but a realm named on stderr did not.
   kChangedDegraded = 16,
+  // vault change-password --realms: either password may be in force (the
+  // message says why): run the same change again.
+  kChangeUnknown = 17,
   // backup/restore stopped by signal N exit 128 + N (130 SIGINT, 143
   // SIGTERM) after deleting what the run left unfinished.
   kInterruptedBase = 128,

@@ -119,6 +119,11 @@ absl::Status RealmsChangePassword(Context& c) {
   BKV_ASSIGN_OR_RETURN(SecretBytes new_pw, AskPassword(c.args, "new password"));
   BKV_RETURN_IF_ERROR(ConfirmNewPassword(c.args, new_pw, account));
   auto reg = realms->ChangePassword(account, old_pw, new_pw);
+  if (!reg.ok() && client::IsPasswordChangeUnknown(reg.status())) {
+    // Either password may work: its own exit code (17, rthr3 finding 4).
+    return WithExit(kChangeUnknown,
+                    std::string(Explained(reg.status()).message()));
+  }
   if (!reg.ok()) return Explained(reg.status());
   // A migration that left a realm undeleted (review of rset, finding 1):
   // there the old password still opens the key.
@@ -260,7 +265,10 @@ void RegisterVaultCommands(CommandTree& t) {
       "repaired nothing changes (\"password not changed\", exit 1: the "
       "current password keeps working): repeat once it is back. Exit 16: the "
       "NEW password is in force (t or more realms took it) but a realm named "
-      "on stderr did not: tell its operator; the next recovery repairs it.",
+      "on stderr did not: tell its operator; the next recovery repairs it. "
+      "Exit 17: either password may be in force (the commit was cut): run "
+      "the same change again. Any other failure: the OLD password is in "
+      "force.",
       VaultChangePasswordCmd);
   CLI::App* reset = t.Add(
       *v, "reset", "forgot the password: --request, then --complete",

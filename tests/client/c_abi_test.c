@@ -149,6 +149,8 @@ static void cancellation(const char* dir, bkv_store* store, bkv_key* key) {
   snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", path, target);
   CHECK(system(cmd) == 0);
   CHECK(strcmp(bkv_status_name(BKV_CANCELLED), "CANCELLED") == 0);
+  CHECK(strcmp(bkv_status_name(BKV_VAULT_PASSWORD_CHANGE_UNKNOWN),
+               "VAULT_PASSWORD_CHANGE_UNKNOWN") == 0);
   bkv_string_free(before);
   bkv_string_free(after);
   bkv_cancel_free(cancel);

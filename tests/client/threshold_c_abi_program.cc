@@ -11,6 +11,7 @@
 #include <bkv/bkv.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -52,6 +53,9 @@ int ChangeOnly(int argc, char** argv) {
   o.argon2_memory_kib = 19456;
   o.argon2_parallelism = 1;
   o.no_rotation = 1;
+  // The caller's state directory (BKV_STATE_DIR), shared with its client:
+  // a change cut at its Commit is completed by the next call (rthr3).
+  o.state_dir = std::getenv("BKV_STATE_DIR");
   bkv_realms* realms = nullptr;
   char* err = nullptr;
   if (bkv_realms_open(&o, &realms, &err) != BKV_OK) return Fail("open", err);

@@ -65,7 +65,9 @@ enum class Mode {
   kRefusePrepare,       // Prepare refused, not forwarded
   kLoseFinishAnswer,    // every RecoverFinish forwarded, answered UNAVAILABLE
   kPushedEpoch,         // status says no record at epoch 2^33
-  kLyingBusy            // status says busy for 2^64-1 ms, naming no version
+  kLyingBusy,           // status says busy for 2^64-1 ms, naming no version
+  kRefuseRegisterStart,  // ThresholdRegisterStart UNAVAILABLE, not forwarded
+  kHidePendingExpired    // status answered as by a realm before that field
 };
 
 // Relays the Threshold* calls to one realm, playing `mode`.
@@ -117,6 +119,12 @@ class Relay final : public v1::Vault::Service {
   std::atomic<int> status_hold_ms{0};
   std::atomic<int> status_in_flight{0};
   std::atomic<int> status_most_in_flight{0};
+  // Run once before the next Prepare is forwarded (another device's call
+  // slipped in between a repair's status round and its Prepare here).
+  void BeforeNextPrepare(std::function<void()> f) {
+    std::lock_guard<std::mutex> l(hook_mu_);
+    before_prepare_ = std::move(f);
+  }
 
   template <typename Req, typename Resp>
   grpc::Status Forward(grpc::ServerContext* sc,
@@ -183,6 +191,9 @@ class Relay final : public v1::Vault::Service {
     if (s.ok() && mode == Mode::kFlipDescriptor) {
       Flip(o->mutable_registration_descriptor());
     }
+    if (s.ok() && mode == Mode::kHidePendingExpired) {
+      o->set_pending_expired(false);
+    }
     if (s.ok() && mode == Mode::kFakeLocked) {
       o->set_status(v1::RECORD_STATUS_LOCKED);
       o->set_attempts_remaining(0);
@@ -207,6 +218,9 @@ class Relay final : public v1::Vault::Service {
           grpc::StatusCode::FAILED_PRECONDITION,
           "\x1b]0;pwned\x07wrong password\nrun bkv vault reset");
     }
+    if (mode == Mode::kRefuseRegisterStart) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "start refused");
+    }
     grpc::Status s = Gated("ThresholdRegisterStart", c,
                            &v1::Vault::Stub::ThresholdRegisterStart, *r, o);
     if (s.ok() && mode == Mode::kHugeEpoch) o->set_epoch(uint64_t{1} << 62);
@@ -218,6 +232,12 @@ class Relay final : public v1::Vault::Service {
   grpc::Status ThresholdRegisterPrepare(
       grpc::ServerContext* c, const v1::ThresholdRegisterPrepareRequest* r,
       v1::ThresholdRegisterPrepareResponse* o) override {
+    std::function<void()> hook;
+    {
+      std::lock_guard<std::mutex> l(hook_mu_);
+      hook.swap(before_prepare_);
+    }
+    if (hook) hook();
     if (mode == Mode::kSkipPrepare) return grpc::Status::OK;
     if (mode == Mode::kRefusePrepare) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE, "prepare refused");
@@ -302,6 +322,8 @@ class Relay final : public v1::Vault::Service {
   std::unique_ptr<v1::Vault::Stub> stub_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
+  std::mutex hook_mu_;
+  std::function<void()> before_prepare_;
 };
 
 struct Realm {
@@ -356,6 +378,9 @@ class ThresholdClientTest : public ::testing::Test {
     EXPECT_EQ(Status(1).pending_commitment(), ahead);
     return ahead;
   }
+
+  std::pair<std::unique_ptr<ThresholdClient>, std::string> AbandonedChange(
+      const SecretBytes& new_password);
 
   // Recovers through b and c with realm-a lagging, then repairs: refused
   // first (`says` why; nothing prepared), repeated until realm-a's reset is
@@ -1284,6 +1309,190 @@ TEST_F(ThresholdClientTest, AbandonedVersionAheadIsReset) {
   EXPECT_TRUE(Status(2).pending_commitment().empty());
 }
 
+// Review of branch rthr2, finding 10: the abandonment rule's other two
+// "in progress" conditions. The same abandoned version at realm-a, its
+// pending copies expired: while realm-c is silent (it may hold it pending;
+// with n = 3 the repair stops before judging realm-a), or while b and c
+// answer as realms from before `pending_expired` (the field absent reads
+// false: the repair says "realm-a is ahead"), nothing is sent: realm-a keeps
+// it, b and c keep its pending copy.
+TEST_F(ThresholdClientTest, AbandonedVersionInDoubtIsKept) {
+  StartRealms(3, {"--pending-ttl-s", "1", "--reset-delay-s", "1"});
+  auto c = Client(2);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  const std::string abandoned = CommittedAtRealmAOnly();
+  const auto expired = [&] {
+    return Status(1).pending_expired() && Status(2).pending_expired();
+  };
+  for (int i = 0; i < 50 && !expired(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(expired());
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  for (int doubt = 0; doubt < 2; ++doubt) {
+    if (doubt == 0) {
+      realms_[2].relay->mode = Mode::kDown;
+    } else {
+      realms_[1].relay->mode = Mode::kHidePendingExpired;
+      realms_[2].relay->mode = Mode::kHidePendingExpired;
+    }
+    auto rep = c->Repair(kAccount, password_, *got);
+    for (auto& r : realms_) r.relay->mode = Mode::kPass;
+    ASSERT_FALSE(rep.ok()) << doubt;
+    // Silent realm-c: with n = 3 the repair stops even earlier (fewer than
+    // t realms on the recovered version answer), before judging realm-a.
+    if (doubt == 1) {
+      EXPECT_NE(rep.status().message().find("realm-a is ahead"),
+                std::string::npos)
+          << rep.status();
+    }
+    EXPECT_EQ(Status(0).commitment(), abandoned) << doubt;
+    EXPECT_EQ(Status(1).pending_commitment(), abandoned) << doubt;
+  }
+}
+
+// Review of branch rthr2, finding 1: a repair's Commit round cut after the
+// Commit at realm-b alone (a and c dropped), on a client with no state
+// directory (nothing can roll it forward). Committed in parallel, the new
+// version would be at b only, the recovered one at c only, realm-a on
+// nothing: no version at t, the key lost. Committed first at the realm
+// being brought back (a), the drop there stops the round before b and c,
+// and the recovered version still recovers.
+TEST_F(ThresholdClientTest, RepairCommitCutNeverSplitsThree) {
+  StartRealms(3);
+  auto c = Client(2, /*rotate=*/false, /*state=*/false);
+  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  const std::string recovered = Status(1).commitment();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(GarbageGuess(0)) << i;
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->lagging.size(), 1u);
+  realms_[0].relay->mode = Mode::kDropCommit;
+  realms_[2].relay->mode = Mode::kDropCommit;
+  auto rep = c->Repair(kAccount, password_, *got);
+  for (auto& r : realms_) r.relay->mode = Mode::kPass;
+  ASSERT_FALSE(rep.ok());
+  EXPECT_NE(rep.status().message().find("realm-b: not sent"), std::string::npos)
+      << rep.status();
+  EXPECT_EQ(Status(1).commitment(), recovered) << "b's Commit is not sent";
+  EXPECT_EQ(Status(2).commitment(), recovered);
+  auto again = c->Recover(kAccount, password_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->backup_key == key_);
+}
+
+// Another device (D2, its own state directory) changes the password with its
+// Commits to b and c dropped: the new version X is ACTIVE at realm-a only,
+// pending at b and c, and D2 keeps its roll-forward record. Returns D2 and
+// X's commitment once b and c say X's pending copies are expired.
+std::pair<std::unique_ptr<ThresholdClient>, std::string>
+ThresholdClientTest::AbandonedChange(const SecretBytes& new_password) {
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.state_dir = (state_dir_ / "d2").string();
+  };
+  auto d2 = Client(2);
+  tweak_ = nullptr;
+  realms_[1].relay->mode = Mode::kDropCommit;
+  realms_[2].relay->mode = Mode::kDropCommit;
+  auto changed = d2->ChangePassword(kAccount, password_, new_password);
+  for (auto& r : realms_) r.relay->mode = Mode::kPass;
+  EXPECT_FALSE(changed.ok());
+  EXPECT_TRUE(client::IsPasswordChangeUnknown(changed.status()))
+      << changed.status();
+  const auto expired = [&] {
+    return Status(1).pending_expired() && Status(2).pending_expired();
+  };
+  for (int i = 0; i < 50 && !expired(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(expired());
+  return {std::move(d2), Status(0).commitment()};
+}
+
+// Review of branch rthr2, finding 2: X looks abandoned to D1's repair, but
+// D2 rolls it forward at realm-b after D1's status round, right before D1's
+// Prepare reaches b: X is then at a and b (t), in force. The repair sees it
+// in its check before Commit and stops with nothing committed; X (the new
+// password) stays in force. Without the check D1 commits its version under
+// the old password and the finished change is undone.
+TEST_F(ThresholdClientTest, AbandonedVersionCommittedDuringRepairIsKept) {
+  StartRealms(3, {"--pending-ttl-s", "1", "--reset-delay-s", "1"});
+  auto d1 = Client(2);
+  ASSERT_TRUE(d1->Register(kAccount, password_, key_).ok());
+  const SecretBytes p2 = SecretBytes::Copy("second kite meadow");
+  auto [d2, x] = AbandonedChange(p2);
+  ASSERT_TRUE(d2 != nullptr);
+  auto got = d1->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  realms_[1].relay->BeforeNextPrepare([&d2 = d2] { (void)d2->Plan(kAccount); });
+  auto rep = d1->Repair(kAccount, password_, *got);
+  for (int i = 0;
+       i < 40 && !rep.ok() &&
+       rep.status().message().find("reset was requested") != std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    rep = d1->Repair(kAccount, password_, *got);
+  }
+  ASSERT_FALSE(rep.ok()) << "the repair replaced a version in force";
+  EXPECT_NE(
+      rep.status().message().find("realm-b now holds the registration (epoch"),
+      std::string::npos)
+      << rep.status();
+  EXPECT_EQ(Status(0).commitment(), x);
+  EXPECT_EQ(Status(1).commitment(), x);
+  auto p2_works = d2->Recover(kAccount, p2);
+  ASSERT_TRUE(p2_works.ok()) << p2_works.status();
+  EXPECT_TRUE(p2_works->backup_key == key_);
+}
+
+// Review of branch rthr2, finding 3: D2's change was abandoned and D1's
+// repair replaced it at every realm. D2's next recovery with the new
+// password would be a counted wrong password at each realm of the group;
+// its roll-forward finds the registration replaced everywhere and stops
+// first, uncounted, saying which password is in force (once).
+TEST_F(ThresholdClientTest, ReplacedAbandonedChangeIsSaidBeforeCounting) {
+  StartRealms(3, {"--pending-ttl-s", "1", "--reset-delay-s", "1"});
+  auto d1 = Client(2);
+  ASSERT_TRUE(d1->Register(kAccount, password_, key_).ok());
+  const SecretBytes p2 = SecretBytes::Copy("second kite meadow");
+  auto [d2, x] = AbandonedChange(p2);
+  ASSERT_TRUE(d2 != nullptr);
+  RepairRealmA(*d1, "realm-a holds an abandoned registration");
+  ASSERT_NE(Status(0).commitment(), x);
+  for (auto& r : realms_) r.relay->mode = Mode::kPass;
+  std::vector<uint32_t> remaining;
+  for (size_t i = 0; i < 3; ++i) {
+    remaining.push_back(Status(i).attempts_remaining());
+  }
+  // A copy of D2's state for a second device state: Plan (which the CLI
+  // calls before its recovery) stops the same way.
+  std::filesystem::copy(state_dir_ / "d2", state_dir_ / "d2-copy",
+                        std::filesystem::copy_options::recursive);
+  auto stopped = d2->Recover(kAccount, p2);
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(KindOf(stopped.status()), VaultErrorKind::kStaleRegistration)
+      << stopped.status();
+  EXPECT_NE(stopped.status().message().find(
+                "has been replaced by a later registration"),
+            std::string::npos)
+      << stopped.status();
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(Status(i).attempts_remaining(), remaining[i]) << "counted " << i;
+  }
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.state_dir = (state_dir_ / "d2-copy").string();
+  };
+  auto planned = Client(2)->Plan(kAccount);
+  tweak_ = nullptr;
+  ASSERT_FALSE(planned.ok());
+  EXPECT_EQ(KindOf(planned.status()), VaultErrorKind::kStaleRegistration)
+      << planned.status();
+  auto old_works = d2->Recover(kAccount, password_);
+  ASSERT_TRUE(old_works.ok()) << old_works.status();
+  EXPECT_TRUE(old_works->backup_key == key_);
+}
+
 // Finding 7: realm-a locked by guesses sent only to it. A recovery through
 // b and c names it; Repair deletes its LOCKED record and registers a fresh
 // version at all three. Then realm-c locked: the rotation of a recovery
@@ -1884,7 +2093,7 @@ TEST_F(ThresholdClientTest, CAbiRegistersAndRecovers) {
 // the new password is in force (OK with `lagging`, CLI exit 16, C 21) and
 // recovers. Without the fix both were kRealmDegraded (or a transient error).
 TEST_F(ThresholdClientTest, ChangePasswordSaysWhichPasswordIsInForce) {
-  StartRealms(3);
+  StartRealms(3, {"--account-burst", "100", "--guess-burst", "100"});
   namespace fs = std::filesystem;
   const fs::path dir = CliDir(10, 'p');
   tweak_ = [&](client::ThresholdOptions& o) {
@@ -1907,6 +2116,7 @@ TEST_F(ThresholdClientTest, ChangePasswordSaysWhichPasswordIsInForce) {
   const std::string second = "second kite meadow",
                     third = "third quiet harbour";
   const std::string fourth = "fourth amber lantern";
+  const std::string fifth = "fifth silver orchard";
 
   realms_[2].relay->mode = Mode::kDown;
   auto kept = c->ChangePassword(kAccount, password_, SecretBytes::Copy(second));
@@ -1946,9 +2156,45 @@ TEST_F(ThresholdClientTest, ChangePasswordSaysWhichPasswordIsInForce) {
   auto third_works = c->Recover(kAccount, SecretBytes::Copy(third));
   ASSERT_TRUE(third_works.ok()) << third_works.status();
 
+  // Review of branch rthr2, finding 4. realm-c answers the status round,
+  // then refuses ThresholdRegisterStart: nothing changed, and no code says
+  // "may be in force" (neither 21/22 nor exit 16/17).
+  realms_[2].relay->mode = Mode::kRefuseRegisterStart;
+  auto not_changed = c->ChangePassword(kAccount, SecretBytes::Copy(third),
+                                       SecretBytes::Copy(fifth));
+  ASSERT_FALSE(not_changed.ok());
+  EXPECT_FALSE(client::IsPasswordChangeUnknown(not_changed.status()));
+  EXPECT_NE(not_changed.status().message().find("password not changed"),
+            std::string::npos)
+      << not_changed.status();
+  CliRun cli_not_changed =
+      Bkv(With({"vault", "change-password"}), third + "\n" + fifth + "\n", dir);
+  EXPECT_NE(cli_not_changed.exit_code, 0);
+  EXPECT_NE(cli_not_changed.exit_code, 16);
+  EXPECT_NE(cli_not_changed.exit_code, 17) << cli_not_changed.err;
+  const int c_not_changed = c_abi_change(third, fifth);
+  EXPECT_NE(c_not_changed, BKV_OK);
+  EXPECT_NE(c_not_changed, BKV_VAULT_PASSWORD_CHANGED_DEGRADED);
+  EXPECT_NE(c_not_changed, BKV_VAULT_PASSWORD_CHANGE_UNKNOWN);
+  realms_[2].relay->mode = Mode::kPass;
+  ASSERT_TRUE(c->Recover(kAccount, SecretBytes::Copy(third)).ok());
+  // Cut at the Commit (b's and c's dropped): either may be in force, exit
+  // 17; the same change again completes it and says so (22 in C).
+  realms_[1].relay->mode = Mode::kDropCommit;
+  realms_[2].relay->mode = Mode::kDropCommit;
+  CliRun cli_cut =
+      Bkv(With({"vault", "change-password"}), third + "\n" + fifth + "\n", dir);
+  for (auto& r : realms_) r.relay->mode = Mode::kPass;
+  EXPECT_EQ(cli_cut.exit_code, 17) << cli_cut.err;
+  EXPECT_NE(cli_cut.err.find("may already be in force"), std::string::npos)
+      << cli_cut.err;
+  EXPECT_EQ(c_abi_change(third, fifth), BKV_VAULT_PASSWORD_CHANGE_UNKNOWN);
+  auto fifth_works = c->Recover(kAccount, SecretBytes::Copy(fifth));
+  ASSERT_TRUE(fifth_works.ok()) << fifth_works.status();
+
   // realm-c refuses its Commit as expired (a realm fault): in force too.
   realms_[2].relay->mode = Mode::kExpiredCommit;
-  auto in_force = c->ChangePassword(kAccount, SecretBytes::Copy(third),
+  auto in_force = c->ChangePassword(kAccount, SecretBytes::Copy(fifth),
                                     SecretBytes::Copy(fourth));
   ASSERT_TRUE(in_force.ok()) << in_force.status();
   ASSERT_EQ(in_force->lagging.size(), 1u);
@@ -1957,6 +2203,7 @@ TEST_F(ThresholdClientTest, ChangePasswordSaysWhichPasswordIsInForce) {
   auto fourth_works = c->Recover(kAccount, SecretBytes::Copy(fourth));
   ASSERT_TRUE(fourth_works.ok()) << fourth_works.status();
   EXPECT_TRUE(fourth_works->backup_key == key_);
+
   ::unsetenv("BKV_STATE_DIR");
 }
 

@@ -74,11 +74,17 @@ typedef enum bkv_status {
   BKV_VAULT_REALM_DEGRADED = 20, /* a realm is LOCKED, lags or is silent and
                                    cannot be re-registered now (the message
                                    names it): one failure fewer is survived */
-  BKV_VAULT_PASSWORD_CHANGED_DEGRADED = 21 /* bkv_realms_change_password only:
-                                   the NEW password is in force (t or more
-                                   realms took it), but the realms the message
-                                   names did not: tell the user the new
-                                   password and the realm's operator */
+  BKV_VAULT_PASSWORD_CHANGED_DEGRADED = 21, /* bkv_realms_change_password
+                                   only: the NEW password is in force (t or
+                                   more realms took it), but the realms the
+                                   message names did not: tell the user the
+                                   new password and the realm's operator */
+  BKV_VAULT_PASSWORD_CHANGE_UNKNOWN = 22 /* bkv_realms_change_password only:
+                                   either password may be in force (its
+                                   Commits began and an answer is missing, or
+                                   an earlier cut change was completed first;
+                                   the message says which): call again with
+                                   the same passwords (nothing is counted) */
 } bkv_status;
 
 typedef struct bkv_key bkv_key;
@@ -517,11 +523,12 @@ bkv_status bkv_realms_wait_rotation(bkv_realms* realms,
  * registration at all n (docs/threshold.md, "Password change"). BKV_OK: the
  * new password is in force at every realm. BKV_VAULT_PASSWORD_CHANGED_DEGRADED:
  * the new password is in force (t or more realms committed it); the realms
- * *err names did not take it (a recovery's rotation repairs them). A realm
- * that is down or cannot be repaired is BKV_VAULT_REALM_DEGRADED naming it,
- * before anything is registered: the old password keeps working. Another
- * error after the Commits began (BKV_UNAVAILABLE) says the new password may
- * already be in force: call again with the same passwords. */
+ * *err names did not take it (a recovery's rotation repairs them).
+ * BKV_VAULT_PASSWORD_CHANGE_UNKNOWN: either password may be in force: call
+ * again with the same passwords. Any other status: nothing changed, the OLD
+ * password is in force (BKV_VAULT_REALM_DEGRADED: a realm is down or cannot
+ * be repaired, named in *err). The app's rule: BKV_OK or 21, the new
+ * password; 22, call again; anything else, the old one. */
 bkv_status bkv_realms_change_password(bkv_realms* realms, const char* account,
                                       const char* old_password,
                                       size_t old_password_len,

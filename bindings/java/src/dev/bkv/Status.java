@@ -18,7 +18,16 @@ public enum Status {
   VAULT_UNAUTHENTICATED(13),
   VAULT_CONFIG(14),
   VAULT_PROOF_REQUIRED(15),
-  CANCELLED(16);
+  CANCELLED(16),
+  // Threshold realms (bkv_realms_*).
+  VAULT_REALM_FAULT(17),
+  VAULT_REALMS_DISAGREE(18),
+  VAULT_STALE(19),
+  VAULT_REALM_DEGRADED(20),
+  /** bkv_realms_change_password: the NEW password is in force; a realm lags. */
+  VAULT_PASSWORD_CHANGED_DEGRADED(21),
+  /** bkv_realms_change_password: either password may be in force; call again. */
+  VAULT_PASSWORD_CHANGE_UNKNOWN(22);
 
   /** The numeric bkv_status. */
   public final int code;

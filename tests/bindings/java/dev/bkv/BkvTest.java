@@ -394,4 +394,16 @@ class BkvTest {
       assertEquals(Status.VAULT_UNAUTHENTICATED, e.status());
     }
   }
+
+  // Every bkv_status of bkv.h up to the last (22) has its own constant: a
+  // missing one would read as INTERNAL (rthr3: 21 and 22 say which password
+  // a realm password change left in force).
+  @Test
+  void everyCStatusHasItsConstant() {
+    for (int code = 0; code <= 22; ++code) {
+      assertEquals(code, Status.of(code).code, "bkv_status " + code);
+    }
+    assertEquals(Status.VAULT_PASSWORD_CHANGED_DEGRADED, Status.of(21));
+    assertEquals(Status.VAULT_PASSWORD_CHANGE_UNKNOWN, Status.of(22));
+  }
 }
