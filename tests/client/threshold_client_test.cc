@@ -1104,7 +1104,9 @@ TEST_F(ThresholdClientTest, RollForwardOnlyWithinItsAge) {
 TEST_F(ThresholdClientTest, ConfigMismatchIsFoundBeforeCounting) {
   StartRealms(3);
   ASSERT_TRUE(Client(2)->Register(kAccount, password_, key_).ok());
-  tweak_ = [](client::ThresholdOptions& o) { o.vault.opaque_context = "x"; };
+  tweak_ = [](client::ThresholdOptions& o) {
+    o.vault.opaque_context = std::string("x");
+  };
   auto got = Client(2)->Recover(kAccount, password_);
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(KindOf(got.status()), VaultErrorKind::kConfig) << got.status();
