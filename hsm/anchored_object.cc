@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -13,33 +14,78 @@ namespace {
 
 constexpr size_t kGenSize = 8;
 
+bool Same(std::span<const uint8_t> a, std::span<const uint8_t> b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end());
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AnchoredObject>> AnchoredObject::Open(
     std::shared_ptr<Pkcs11Hsm> hsm, absl::string_view label,
-    absl::string_view mac_label) {
+    absl::string_view mac_label, Path path) {
   std::unique_ptr<AnchoredObject> o(new AnchoredObject(
       std::move(hsm), std::string(label), std::string(mac_label)));
+  o->path_ = path;
   BKV_ASSIGN_OR_RETURN(Pkcs11Hsm::Session session, o->hsm_->AcquireSession());
   BKV_RETURN_IF_ERROR(o->Find(session));
   return o;
 }
 
-// The key, and the newest generation of the object (an older one left by a
-// crash inside Write is destroyed here).
+absl::Status AnchoredObject::DestroyAll(Pkcs11Hsm::Session& session,
+                                        absl::string_view label,
+                                        absl::string_view mac_label) {
+  const std::tuple<CK_OBJECT_CLASS, CK_ATTRIBUTE_TYPE, std::string> all[] = {
+      {CKO_DATA, CKA_LABEL, std::string(label)},
+      {CKO_DATA, CKA_APPLICATION, SlotName(label, 0)},
+      {CKO_DATA, CKA_APPLICATION, SlotName(label, 1)},
+      {CKO_SECRET_KEY, CKA_LABEL, std::string(mac_label)}};
+  for (const auto& [cls, type, name] : all) {
+    BKV_ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> found,
+                         session.FindObjectsWith(cls, type, name));
+    for (CK_OBJECT_HANDLE h : found) {
+      BKV_RETURN_IF_ERROR(session.DestroyObject(h));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> AnchoredObject::FindSlot(
+    Pkcs11Hsm::Session& session, int slot) {
+  return session.FindObjectsWith(CKO_DATA, CKA_APPLICATION, SlotName(slot));
+}
+
+void AnchoredObject::SetPathListener(PathListener listener) {
+  listener_ = std::move(listener);
+  if (path_ != Path::kUnknown && listener_)
+    listener_(path_.load(), path_reason_);
+}
+
+void AnchoredObject::Decide(Path path, absl::string_view reason) {
+  path_ = path;
+  path_reason_ = std::string(reason);
+  if (listener_) listener_(path, path_reason_);
+}
+
+// The key, the old objects and the slots; the newest generation among them.
 absl::Status AnchoredObject::Find(Pkcs11Hsm::Session& session) {
   BKV_ASSIGN_OR_RETURN(auto keys,
                        session.FindObjects(CKO_SECRET_KEY, mac_label_));
   BKV_ASSIGN_OR_RETURN(auto objects, session.FindObjects(CKO_DATA, label_));
-  if (keys.size() > 1 || objects.size() > 2) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        hsm_->Describe(), " holds extra objects labelled ", label_, " or ",
-        mac_label_, ": the token was changed outside bkv"));
+  std::vector<CK_OBJECT_HANDLE> slots[2];
+  for (int i = 0; i < 2; ++i) {
+    BKV_ASSIGN_OR_RETURN(slots[i], FindSlot(session, i));
   }
-  if (keys.empty() != objects.empty()) {
+  if (keys.size() > 1 || objects.size() > 2 || slots[0].size() > 1 ||
+      slots[1].size() > 1) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        hsm_->Describe(), " holds extra objects labelled ", label_,
+        "(.slotN) or ", mac_label_, ": the token was changed outside bkv"));
+  }
+  const bool none = objects.empty() && slots[0].empty() && slots[1].empty();
+  if (keys.empty() != none) {
     return absl::FailedPreconditionError(absl::StrCat(
         hsm_->Describe(), " has ", keys.empty() ? "no " : "", mac_label_,
-        " but ", objects.empty() ? "no " : "", label_,
+        " but ", none ? "no " : "", label_,
         ": the token was changed outside bkv; restore it from its backup"));
   }
   // A copy interrupted by a crash may leave a token object under the
@@ -50,6 +96,14 @@ absl::Status AnchoredObject::Find(Pkcs11Hsm::Session& session) {
   }
   if (keys.empty()) return absl::OkStatus();
   key_ = keys[0];
+  BKV_RETURN_IF_ERROR(FindObjects(session, objects));
+  return FindSlots(session, slots);
+}
+
+// The newest of the create/destroy objects (an older one left by a crash
+// inside Write is destroyed here).
+absl::Status AnchoredObject::FindObjects(
+    Pkcs11Hsm::Session& session, const std::vector<CK_OBJECT_HANDLE>& objects) {
   std::vector<uint8_t> kept;
   for (CK_OBJECT_HANDLE o : objects) {
     BKV_ASSIGN_OR_RETURN(auto loaded, Load(session, o));
@@ -74,6 +128,49 @@ absl::Status AnchoredObject::Find(Pkcs11Hsm::Session& session) {
   return absl::OkStatus();
 }
 
+// A slot that fails its MAC (or holds the other slot's parity) is the one a
+// crash broke while it was written; the other one holds the generation
+// before, which was never superseded by an acknowledged one.
+absl::Status AnchoredObject::FindSlots(
+    Pkcs11Hsm::Session& session,
+    const std::vector<CK_OBJECT_HANDLE> (&slots)[2]) {
+  if (slots[0].empty() && slots[1].empty()) return absl::OkStatus();
+  bool verified = false;
+  for (int i = 0; i < 2; ++i) {
+    if (slots[i].empty()) continue;
+    Slot& slot = slots_[i];
+    slot.handle = slots[i][0];
+    auto raw = session.GetAttribute(slot.handle, CKA_LABEL);
+    if (!raw.ok()) continue;
+    slot.stored = *std::move(raw);
+    auto loaded = Verify(session, slot.stored);
+    if (!loaded.ok() || loaded->first % 2 != uint64_t(i)) continue;
+    verified = true;
+    if (loaded->first > generation_) {
+      generation_ = loaded->first;
+      current_in_slot_ = true;
+    }
+  }
+  if (path_ == Path::kUnknown) {
+    Decide(Path::kInPlace, "the token holds slots written in place");
+  }
+  if (!verified && object_ == CK_INVALID_HANDLE) {
+    return absl::DataLossError(absl::StrCat(
+        hsm_->Describe(), ": both slots of ", label_,
+        " fail their MAC (changed outside bkv): restore the token"));
+  }
+  if (current_in_slot_) DropObjects(session);
+  return absl::OkStatus();
+}
+
+void AnchoredObject::DropObjects(Pkcs11Hsm::Session& session) {
+  for (CK_OBJECT_HANDLE o : {object_, leftover_}) {
+    // One that fails to go is found, and dropped, by the next Open.
+    if (o != CK_INVALID_HANDLE) (void)session.DestroyObject(o);
+  }
+  object_ = leftover_ = CK_INVALID_HANDLE;
+}
+
 absl::StatusOr<std::vector<uint8_t>> AnchoredObject::Mac(
     Pkcs11Hsm::Session& session, std::span<const uint8_t> body) {
   std::vector<uint8_t> message(label_.begin(), label_.end());
@@ -83,10 +180,9 @@ absl::StatusOr<std::vector<uint8_t>> AnchoredObject::Mac(
   return std::vector<uint8_t>(mac.Reveal().begin(), mac.Reveal().end());
 }
 
-absl::StatusOr<std::pair<uint64_t, std::vector<uint8_t>>> AnchoredObject::Load(
-    Pkcs11Hsm::Session& session, CK_OBJECT_HANDLE object) {
-  BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> stored,
-                       session.GetAttribute(object, CKA_VALUE));
+absl::StatusOr<std::pair<uint64_t, std::vector<uint8_t>>>
+AnchoredObject::Verify(Pkcs11Hsm::Session& session,
+                       std::span<const uint8_t> stored) {
   if (stored.size() < kGenSize + kMacSize) {
     return absl::DataLossError(
         absl::StrCat(hsm_->Describe(), ": object ", label_, " is truncated"));
@@ -104,10 +200,25 @@ absl::StatusOr<std::pair<uint64_t, std::vector<uint8_t>>> AnchoredObject::Load(
       gen, std::vector<uint8_t>(body.begin() + kGenSize, body.end()));
 }
 
+absl::StatusOr<std::pair<uint64_t, std::vector<uint8_t>>> AnchoredObject::Load(
+    Pkcs11Hsm::Session& session, CK_OBJECT_HANDLE object) {
+  BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> stored,
+                       session.GetAttribute(object, CKA_VALUE));
+  return Verify(session, stored);
+}
+
 absl::StatusOr<std::optional<std::vector<uint8_t>>> AnchoredObject::Read() {
-  if (object_ == CK_INVALID_HANDLE) return std::nullopt;
+  if (!current_in_slot_ && object_ == CK_INVALID_HANDLE) return std::nullopt;
   BKV_ASSIGN_OR_RETURN(Pkcs11Hsm::Session session, hsm_->AcquireSession());
-  BKV_ASSIGN_OR_RETURN(auto loaded, Load(session, object_));
+  std::pair<uint64_t, std::vector<uint8_t>> loaded;
+  if (current_in_slot_) {
+    BKV_ASSIGN_OR_RETURN(
+        auto raw,
+        session.GetAttribute(slots_[generation_ % 2].handle, CKA_LABEL));
+    BKV_ASSIGN_OR_RETURN(loaded, Verify(session, raw));
+  } else {
+    BKV_ASSIGN_OR_RETURN(loaded, Load(session, object_));
+  }
   return std::optional<std::vector<uint8_t>>(std::move(loaded.second));
 }
 
@@ -217,16 +328,106 @@ absl::StatusOr<CK_OBJECT_HANDLE> AnchoredObject::FindWritten(
   return failure;
 }
 
-absl::Status AnchoredObject::Write(std::span<const uint8_t> value) {
-  BKV_ASSIGN_OR_RETURN(Pkcs11Hsm::Session session, hsm_->AcquireSession());
+absl::StatusOr<CK_OBJECT_HANDLE> AnchoredObject::CreateSlot(
+    Pkcs11Hsm::Session& session, int slot, std::span<const uint8_t> stored) {
+  const std::string name = SlotName(slot);
+  CK_OBJECT_CLASS data = CKO_DATA;
+  CK_BBOOL yes = CK_TRUE;
+  CK_ATTRIBUTE tmpl[] = {
+      {CKA_CLASS, &data, sizeof(data)},
+      {CKA_TOKEN, &yes, sizeof(yes)},
+      {CKA_PRIVATE, &yes, sizeof(yes)},
+      {CKA_MODIFIABLE, &yes, sizeof(yes)},
+      {CKA_APPLICATION, const_cast<char*>(name.data()), name.size()},
+      {CKA_LABEL, const_cast<uint8_t*>(stored.data()), stored.size()},
+  };
+  return session.CreateObject(tmpl);
+}
+
+// Both slots hold what this process last wrote or read there (or, in the
+// slot a set failed on, what it tried): the compare half of a
+// compare-and-set the token cannot do in one call (docs/rollback.md
+// "Slots", two writers).
+absl::Status AnchoredObject::CheckSlots(Pkcs11Hsm::Session& session) {
+  for (int i = 0; i < 2; ++i) {
+    const Slot& slot = slots_[i];
+    bool ours;
+    if (slot.handle == CK_INVALID_HANDLE) {
+      BKV_ASSIGN_OR_RETURN(auto found, FindSlot(session, i));
+      ours = found.empty();
+    } else {
+      auto raw = session.GetAttribute(slot.handle, CKA_LABEL);
+      if (!raw.ok()) {
+        auto found = FindSlot(session, i);
+        if (!found.ok() || std::ranges::count(*found, slot.handle) == 1) {
+          return raw.status();
+        }
+      }
+      ours =
+          raw.ok() && (Same(*raw, slot.stored) ||
+                       (!slot.attempted.empty() && Same(*raw, slot.attempted)));
+    }
+    if (!ours) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          hsm_->Describe(), ": ", SlotName(i), " (generation ", generation_,
+          ") was rewritten by another writer since this process read it: "
+          "another vault process or a re-anchor uses the same token; stop "
+          "all but one and restart it"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AnchoredObject::WriteSlot(Pkcs11Hsm::Session& session,
+                                       std::span<const uint8_t> stored,
+                                       uint64_t gen) {
+  BKV_RETURN_IF_ERROR(CheckSlots(session));
+  Slot& slot = slots_[gen % 2];
+  if (slot.handle == CK_INVALID_HANDLE) {
+    BKV_ASSIGN_OR_RETURN(slot.handle, CreateSlot(session, gen % 2, stored));
+  } else if (absl::Status set =
+                 session.SetAttribute(slot.handle, CKA_LABEL, stored);
+             !set.ok()) {
+    slot.attempted.assign(stored.begin(), stored.end());
+    return set;
+  }
+  slot.stored.assign(stored.begin(), stored.end());
+  slot.attempted.clear();
+  generation_ = gen;
+  current_in_slot_ = true;
+  DropObjects(session);
+  return absl::OkStatus();
+}
+
+// The first write on a token without slots: a slot created and set again
+// in place. A token that refuses either keeps the create/destroy path.
+absl::Status AnchoredObject::Probe(Pkcs11Hsm::Session& session,
+                                   std::span<const uint8_t> stored,
+                                   uint64_t gen) {
   BKV_RETURN_IF_ERROR(CheckOurs(session));
-  if (key_ == CK_INVALID_HANDLE) BKV_RETURN_IF_ERROR(CreateKey(session));
-  const uint64_t gen = generation_ + 1;
-  std::vector<uint8_t> stored;
-  for (int i = 7; i >= 0; --i) stored.push_back(uint8_t(gen >> (8 * i)));
-  stored.insert(stored.end(), value.begin(), value.end());
-  BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> mac, Mac(session, stored));
-  stored.insert(stored.end(), mac.begin(), mac.end());
+  BKV_RETURN_IF_ERROR(CheckSlots(session));
+  absl::StatusOr<CK_OBJECT_HANDLE> slot = CreateSlot(session, gen % 2, stored);
+  absl::Status set = slot.status();
+  if (slot.ok()) set = session.SetAttribute(*slot, CKA_LABEL, stored);
+  if (!set.ok()) {
+    if (slot.ok()) (void)session.DestroyObject(*slot);
+    Decide(
+        Path::kCreateDestroy,
+        absl::StrCat("the token refused an in-place write: ", set.message()));
+    return WriteObject(session, stored, gen);
+  }
+  slots_[gen % 2] = Slot{*slot, {stored.begin(), stored.end()}, {}};
+  generation_ = gen;
+  current_in_slot_ = true;
+  Decide(Path::kInPlace, "the token rewrites a data object's CKA_LABEL");
+  DropObjects(session);
+  return absl::OkStatus();
+}
+
+absl::Status AnchoredObject::WriteObject(Pkcs11Hsm::Session& session,
+                                         std::span<const uint8_t> stored,
+                                         uint64_t gen) {
+  BKV_RETURN_IF_ERROR(CheckOurs(session));
   absl::StatusOr<CK_OBJECT_HANDLE> next = Create(session, stored);
   // A create that failed after it took (a network HSM's lost answer) is
   // found and adopted, so the next write does not make a second `gen`.
@@ -243,6 +444,31 @@ absl::Status AnchoredObject::Write(std::span<const uint8_t> value) {
   object_ = *next;
   generation_ = gen;
   return absl::OkStatus();
+}
+
+absl::Status AnchoredObject::Write(std::span<const uint8_t> value) {
+  if (value.size() > kMaxValueSize) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        label_, ": a value of ", value.size(), " bytes is over the ",
+        kMaxValueSize, " an anchored object holds"));
+  }
+  BKV_ASSIGN_OR_RETURN(Pkcs11Hsm::Session session, hsm_->AcquireSession());
+  if (key_ == CK_INVALID_HANDLE) BKV_RETURN_IF_ERROR(CreateKey(session));
+  const uint64_t gen = generation_ + 1;
+  std::vector<uint8_t> stored;
+  for (int i = 7; i >= 0; --i) stored.push_back(uint8_t(gen >> (8 * i)));
+  stored.insert(stored.end(), value.begin(), value.end());
+  BKV_ASSIGN_OR_RETURN(std::vector<uint8_t> mac, Mac(session, stored));
+  stored.insert(stored.end(), mac.begin(), mac.end());
+  switch (path_.load()) {
+    case Path::kInPlace:
+      return WriteSlot(session, stored, gen);
+    case Path::kCreateDestroy:
+      return WriteObject(session, stored, gen);
+    case Path::kUnknown:
+      break;
+  }
+  return Probe(session, stored, gen);
 }
 
 }  // namespace bkv::hsm

@@ -327,6 +327,26 @@ void RenderFreshness(const freshness::FreshnessStats& s, std::string& out) {
   }
 }
 
+// Which way the token takes head writes, once known (docs/rollback.md
+// "Slots"): decided by the first head write on a token without slots.
+void LogHeadPath(hsm::AnchoredObject::Path path, absl::string_view reason) {
+  const bool in_place = path == hsm::AnchoredObject::Path::kInPlace;
+  Log(in_place ? "info" : "warn", "anchored_object_path",
+      {{"path", in_place ? "in_place" : "create_destroy"},
+       {"reason", std::string(reason)}});
+}
+
+void RenderHeadPath(hsm::AnchoredObject::Path path, std::string& out) {
+  if (path == hsm::AnchoredObject::Path::kUnknown) return;
+  absl::StrAppend(
+      &out,
+      "# HELP bkv_hsm_anchored_in_place 1: the freshness heads are rewritten "
+      "in place in two token slots; 0: a token object is created and "
+      "destroyed per head write.\n# TYPE bkv_hsm_anchored_in_place gauge\n"
+      "bkv_hsm_anchored_in_place ",
+      path == hsm::AnchoredObject::Path::kInPlace ? 1 : 0, "\n");
+}
+
 // The first take-over waits, bounded, for a majority of endorsers: the
 // nodes of a cluster start in any order.
 absl::StatusOr<std::unique_ptr<freshness::FreshRecordStore>> OpenFresh(
@@ -453,6 +473,7 @@ absl::Status BuildFreshness(const VaultConfig& c, VaultNode& n) {
   auto heads = freshness::TokenHeadStore::Open(n.token);
   BKV_BUILD_STEP("hsm_unavailable", heads.status());
   n.heads = *std::move(heads);
+  n.heads->SetPathListener(LogHeadPath);
   if (!o.anchor) {
     // Records written unanchored would make every shard stale once
     // anchoring is back on: a token that anchors refuses to stop.
@@ -481,8 +502,11 @@ absl::Status BuildFreshness(const VaultConfig& c, VaultNode& n) {
   n.fresh = *std::move(fresh);
   n.timed_store.emplace(*n.fresh, n.metrics);
   freshness::FreshRecordStore* f = n.fresh.get();
-  n.metrics.SetCollector(
-      [f](std::string& out) { RenderFreshness(f->Stats(), out); });
+  freshness::TokenHeadStore* h = n.heads.get();
+  n.metrics.SetCollector([f, h](std::string& out) {
+    RenderFreshness(f->Stats(), out);
+    RenderHeadPath(h->path(), out);
+  });
   return absl::OkStatus();
 }
 

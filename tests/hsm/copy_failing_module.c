@@ -1,14 +1,18 @@
 // A PKCS#11 module for tests: the real SoftHSMv2 module named by
 // $BKV_TEST_REAL_MODULE, except that C_CopyObject fails (CKR_FUNCTION_FAILED)
-// without touching the token, as on a token that cannot copy objects. Every
-// other call is SoftHSM's own. bkv_test_copy_calls() counts the refused
-// copies, so a test can tell the fallback it covers actually ran.
+// without touching the token, as on a token that cannot copy objects; with
+// $BKV_TEST_REFUSE_SET set, C_SetAttributeValue fails too
+// (CKR_ATTRIBUTE_READ_ONLY), as on a token that changes no attribute of an
+// existing object. Every other call is SoftHSM's own. bkv_test_copy_calls()
+// and bkv_test_set_calls() count the refused calls, so a test can tell the
+// fallback it covers actually ran.
 #include <dlfcn.h>
 #include <p11-kit/pkcs11.h>
 #include <stdlib.h>
 
 static CK_FUNCTION_LIST shim;
 static int copy_calls;
+static int set_calls;
 
 static CK_RV RefuseCopy(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
                         CK_ATTRIBUTE_PTR changes, CK_ULONG count,
@@ -16,6 +20,17 @@ static CK_RV RefuseCopy(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
   (void)session, (void)object, (void)changes, (void)count, (void)copy;
   __atomic_add_fetch(&copy_calls, 1, __ATOMIC_SEQ_CST);
   return CKR_FUNCTION_FAILED;
+}
+
+static CK_RV RefuseSet(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
+                       CK_ATTRIBUTE_PTR attributes, CK_ULONG count) {
+  (void)session, (void)object, (void)attributes, (void)count;
+  __atomic_add_fetch(&set_calls, 1, __ATOMIC_SEQ_CST);
+  return CKR_ATTRIBUTE_READ_ONLY;
+}
+
+__attribute__((visibility("default"))) int bkv_test_set_calls(void) {
+  return __atomic_load_n(&set_calls, __ATOMIC_SEQ_CST);
 }
 
 __attribute__((visibility("default"))) int bkv_test_copy_calls(void) {
@@ -34,6 +49,9 @@ __attribute__((visibility("default"))) CK_RV C_GetFunctionList(
   }
   shim = *inner;
   shim.C_CopyObject = RefuseCopy;
+  if (getenv("BKV_TEST_REFUSE_SET") != NULL) {
+    shim.C_SetAttributeValue = RefuseSet;
+  }
   *list = &shim;
   return CKR_OK;
 }
