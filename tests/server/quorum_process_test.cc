@@ -431,7 +431,7 @@ TEST_F(QuorumProcessTest, LostEndorserStateRefusesToStartUntilReset) {
           std::pair{CKO_SECRET_KEY, hsm::kEndorsedMacLabel}}) {
       auto destroyed = hsm::testing::DestroyObjects(**token, cls, label);
       ASSERT_TRUE(destroyed.ok()) << destroyed.status();
-      ASSERT_EQ(*destroyed, 1u);
+      ASSERT_GE(*destroyed, 1u);  // the state's slots: one or two objects
     }
   }
   EXPECT_FALSE(node_[2].Start(
