@@ -213,6 +213,14 @@ TEST_F(RollbackTest, ReanchorNeedsTheSecurityOfficerAndCapsAttempts) {
   // Refused: the shard is still stale.
   StartVault();
   ExpectRolledBack(client_->Recover(vault_.Token(acct), acct, "right"));
+  // Beside a vault serving from the data directory the ceremony refuses
+  // before it opens the store or the heads: the directory's lock (branch
+  // slots; on etcd nothing else would stop it).
+  out.clear();
+  EXPECT_NE(
+      Reanchor({"--so-pin-file", vault_.data_dir() + "/softhsm/so.pin"}, &out),
+      0);
+  EXPECT_NE(out.find("is using the data directory"), std::string::npos) << out;
   StopVault();
 
   out.clear();
