@@ -443,6 +443,7 @@ absl::Status AnchoredObject::WriteObject(Pkcs11Hsm::Session& session,
   }
   object_ = *next;
   generation_ = gen;
+  current_in_slot_ = false;  // slots, if any, hold older generations now
   return absl::OkStatus();
 }
 
