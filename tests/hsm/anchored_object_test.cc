@@ -9,12 +9,16 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <span>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "hsm/pin.h"
+#include "hsm/softhsm_dev.h"
 #include "tests/hsm/test_token.h"
 
 namespace bkv::hsm {
@@ -301,6 +305,52 @@ TEST_F(AnchoredObjectSlots, OldTokenIsReadAndMigratedOnTheFirstWrite) {
   raw.PutOld(two);  // as a crash between the slot's write and the destroy
   EXPECT_EQ(ReadAfresh(), "four");
   EXPECT_TRUE(raw.Objects(kLabel).empty());
+}
+
+// Run only as the second process of SecondProcessIsFencedAndSeen: opens the
+// token in $BKV_TEST_CHILD_TOKEN_DIR and writes the next generation.
+TEST(AnchoredObjectChild, DISABLED_WritesTheNextGeneration) {
+  const char* dir = std::getenv("BKV_TEST_CHILD_TOKEN_DIR");
+  ASSERT_NE(dir, nullptr);
+  auto dev = PrepareSoftHsmDir(dir, testing::kTestLabel, "",
+                               /*allow_create=*/false);
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  auto pin = ReadPinFile(dev->user_pin_path);
+  ASSERT_TRUE(pin.ok()) << pin.status();
+  TokenOptions o;
+  o.token_label = testing::kTestLabel;
+  o.module_path = dev->module_path;
+  auto hsm = Pkcs11Hsm::Open(o, *pin);
+  ASSERT_TRUE(hsm.ok()) << hsm.status();
+  auto head = AnchoredObject::Open(*hsm, kLabel, kMacLabel);
+  ASSERT_TRUE(head.ok()) << head.status();
+  ASSERT_TRUE((*head)->Write(Bytes("child three")).ok());
+}
+
+// Exit status of this test binary run as that second process.
+int RunChild(const std::string& token_dir) {
+  char self[4096] = {};
+  if (readlink("/proc/self/exe", self, sizeof self - 1) <= 0) return -1;
+  const std::string cmd =
+      "BKV_TEST_CHILD_TOKEN_DIR='" + token_dir + "' '" + self +
+      "' --gtest_also_run_disabled_tests "
+      "--gtest_filter=AnchoredObjectChild.DISABLED_WritesTheNextGeneration "
+      ">/dev/null 2>&1";
+  const int status = std::system(cmd.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Two processes on one token: SoftHSM re-reads a slot another process
+// rewrote (a fresh open here reads it), and this process, holding what it
+// read before, is refused its next write instead of undoing the other's.
+TEST_F(AnchoredObjectSlots, SecondProcessIsFencedAndSeen) {
+  auto head = Open();
+  WriteAll(*head, {"one", "two"});
+  ASSERT_EQ(RunChild(token_->dir()), 0);
+  EXPECT_EQ(ReadAfresh(), "child three");
+  absl::Status fenced = head->Write(Bytes("three"));
+  EXPECT_TRUE(absl::IsFailedPrecondition(fenced)) << fenced;
+  EXPECT_EQ(ReadAfresh(), "child three");
 }
 
 // The largest value bkv reads back fits a slot; one byte more is refused
