@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "crypto/status_macros.h"
+#include "hsm/pkcs11_status.h"
 
 namespace bkv::hsm {
 namespace {
@@ -16,6 +17,16 @@ constexpr size_t kGenSize = 8;
 
 bool Same(std::span<const uint8_t> a, std::span<const uint8_t> b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end());
+}
+
+// A token's answer that it does not do this (as opposed to a failure that
+// may pass: a lost session, a busy or full device).
+bool DefiniteRefusal(const absl::Status& status) {
+  const std::optional<CK_RV> rv = RvFromStatus(status);
+  return rv == CKR_ATTRIBUTE_READ_ONLY || rv == CKR_ACTION_PROHIBITED ||
+         rv == CKR_ATTRIBUTE_VALUE_INVALID ||
+         rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_TEMPLATE_INCONSISTENT ||
+         rv == CKR_FUNCTION_NOT_SUPPORTED;
 }
 
 }  // namespace
@@ -38,6 +49,7 @@ absl::Status AnchoredObject::DestroyAll(Pkcs11Hsm::Session& session,
       {CKO_DATA, CKA_LABEL, std::string(label)},
       {CKO_DATA, CKA_APPLICATION, SlotName(label, 0)},
       {CKO_DATA, CKA_APPLICATION, SlotName(label, 1)},
+      {CKO_DATA, CKA_APPLICATION, absl::StrCat(label, ".probe")},
       {CKO_SECRET_KEY, CKA_LABEL, std::string(mac_label)}};
   for (const auto& [cls, type, name] : all) {
     BKV_ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> found,
@@ -75,8 +87,7 @@ absl::Status AnchoredObject::Find(Pkcs11Hsm::Session& session) {
   for (int i = 0; i < 2; ++i) {
     BKV_ASSIGN_OR_RETURN(slots[i], FindSlot(session, i));
   }
-  if (keys.size() > 1 || objects.size() > 2 || slots[0].size() > 1 ||
-      slots[1].size() > 1) {
+  if (keys.size() > 1 || objects.size() > 2) {
     return absl::FailedPreconditionError(absl::StrCat(
         hsm_->Describe(), " holds extra objects labelled ", label_,
         "(.slotN) or ", mac_label_, ": the token was changed outside bkv"));
@@ -88,11 +99,16 @@ absl::Status AnchoredObject::Find(Pkcs11Hsm::Session& session) {
         " but ", none ? "no " : "", label_,
         ": the token was changed outside bkv; restore it from its backup"));
   }
-  // A copy interrupted by a crash may leave a token object under the
-  // staging label; it is never read, so it goes.
+  // A copy or a probe interrupted by a crash may leave a token object
+  // under the staging label or the probe's name; never read, it goes.
   if (auto staged = session.FindObjects(CKO_DATA, StagingLabel());
       staged.ok()) {
     for (CK_OBJECT_HANDLE o : *staged) (void)session.DestroyObject(o);
+  }
+  if (auto probes =
+          session.FindObjectsWith(CKO_DATA, CKA_APPLICATION, ProbeName());
+      probes.ok()) {
+    for (CK_OBJECT_HANDLE o : *probes) (void)session.DestroyObject(o);
   }
   if (keys.empty()) return absl::OkStatus();
   key_ = keys[0];
@@ -137,19 +153,7 @@ absl::Status AnchoredObject::FindSlots(
   if (slots[0].empty() && slots[1].empty()) return absl::OkStatus();
   bool verified = false;
   for (int i = 0; i < 2; ++i) {
-    if (slots[i].empty()) continue;
-    Slot& slot = slots_[i];
-    slot.handle = slots[i][0];
-    auto raw = session.GetAttribute(slot.handle, CKA_LABEL);
-    if (!raw.ok()) continue;
-    slot.stored = *std::move(raw);
-    auto loaded = Verify(session, slot.stored);
-    if (!loaded.ok() || loaded->first % 2 != uint64_t(i)) continue;
-    verified = true;
-    if (loaded->first > generation_) {
-      generation_ = loaded->first;
-      current_in_slot_ = true;
-    }
+    BKV_RETURN_IF_ERROR(PickSlot(session, i, slots[i], &verified));
   }
   if (path_ == Path::kUnknown) {
     Decide(Path::kInPlace, "the token holds slots written in place");
@@ -163,12 +167,63 @@ absl::Status AnchoredObject::FindSlots(
   return absl::OkStatus();
 }
 
-void AnchoredObject::DropObjects(Pkcs11Hsm::Session& session) {
-  for (CK_OBJECT_HANDLE o : {object_, leftover_}) {
-    // One that fails to go is found, and dropped, by the next Open.
-    if (o != CK_INVALID_HANDLE) (void)session.DestroyObject(o);
+// Slot i is the object of the highest verifying generation among those
+// named slot i. More than one is left by our own failed write whose object
+// was made again (its broken object came back readable); the others go.
+// Two verifying objects of one generation with different bytes are two
+// writers, refused as on the create/destroy path.
+absl::Status AnchoredObject::PickSlot(
+    Pkcs11Hsm::Session& session, int i,
+    const std::vector<CK_OBJECT_HANDLE>& found, bool* verified) {
+  Slot& slot = slots_[i];
+  std::optional<uint64_t> best;
+  for (CK_OBJECT_HANDLE o : found) {
+    auto raw = session.GetAttribute(o, CKA_LABEL);
+    std::optional<uint64_t> gen;
+    if (raw.ok()) {
+      auto loaded = Verify(session, *raw);
+      if (loaded.ok() && loaded->first % 2 == uint64_t(i)) gen = loaded->first;
+    }
+    const bool good = gen.has_value();
+    if (good && best == gen && !Same(*raw, slot.stored)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          hsm_->Describe(), " holds two different ", SlotName(i),
+          " objects of generation ", *best,
+          ": two writers used the token; the operator must pick one "
+          "(docs/rollback.md \"Head table\")"));
+    }
+    if (slot.handle == CK_INVALID_HANDLE || (good && (!best || *gen > *best))) {
+      if (slot.handle != CK_INVALID_HANDLE) {
+        (void)session.DestroyObject(slot.handle);
+      }
+      slot.handle = o;
+      slot.stored = raw.ok() ? *std::move(raw) : std::vector<uint8_t>();
+      if (good) best = gen;
+    } else {
+      (void)session.DestroyObject(o);
+    }
   }
-  object_ = leftover_ = CK_INVALID_HANDLE;
+  if (!best) return absl::OkStatus();
+  *verified = true;
+  if (*best > generation_) {
+    generation_ = *best;
+    current_in_slot_ = true;
+  }
+  return absl::OkStatus();
+}
+
+// One that fails to go is tried again at the next write (review of branch
+// slots, finding 10: an older binary must not find it and serve it), and by
+// the next Open.
+void AnchoredObject::DropObjects(Pkcs11Hsm::Session& session) {
+  for (CK_OBJECT_HANDLE* o : {&object_, &leftover_}) {
+    if (*o == CK_INVALID_HANDLE) continue;
+    const absl::Status destroyed = session.DestroyObject(*o);
+    if (destroyed.ok() ||
+        RvFromStatus(destroyed) == CK_RV{CKR_OBJECT_HANDLE_INVALID}) {
+      *o = CK_INVALID_HANDLE;
+    }
+  }
 }
 
 absl::StatusOr<std::vector<uint8_t>> AnchoredObject::Mac(
@@ -329,8 +384,8 @@ absl::StatusOr<CK_OBJECT_HANDLE> AnchoredObject::FindWritten(
 }
 
 absl::StatusOr<CK_OBJECT_HANDLE> AnchoredObject::CreateSlot(
-    Pkcs11Hsm::Session& session, int slot, std::span<const uint8_t> stored) {
-  const std::string name = SlotName(slot);
+    Pkcs11Hsm::Session& session, absl::string_view name,
+    std::span<const uint8_t> stored) {
   CK_OBJECT_CLASS data = CKO_DATA;
   CK_BBOOL yes = CK_TRUE;
   CK_ATTRIBUTE tmpl[] = {
@@ -344,84 +399,134 @@ absl::StatusOr<CK_OBJECT_HANDLE> AnchoredObject::CreateSlot(
   return session.CreateObject(tmpl);
 }
 
-// Both slots hold what this process last wrote or read there (or, in the
-// slot a set failed on, what it tried): the compare half of a
-// compare-and-set the token cannot do in one call (docs/rollback.md
-// "Slots", two writers).
-absl::Status AnchoredObject::CheckSlots(Pkcs11Hsm::Session& session) {
-  for (int i = 0; i < 2; ++i) {
-    const Slot& slot = slots_[i];
-    bool ours;
-    if (slot.handle == CK_INVALID_HANDLE) {
-      BKV_ASSIGN_OR_RETURN(auto found, FindSlot(session, i));
-      ours = found.empty();
-    } else {
-      auto raw = session.GetAttribute(slot.handle, CKA_LABEL);
-      if (!raw.ok()) {
-        auto found = FindSlot(session, i);
-        if (!found.ok() || std::ranges::count(*found, slot.handle) == 1) {
-          return raw.status();
-        }
-      }
-      ours =
-          raw.ok() && (Same(*raw, slot.stored) ||
-                       (!slot.attempted.empty() && Same(*raw, slot.attempted)));
-    }
-    if (!ours) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          hsm_->Describe(), ": ", SlotName(i), " (generation ", generation_,
-          ") was rewritten by another writer since this process read it: "
-          "another vault process or a re-anchor uses the same token; stop "
-          "all but one and restart it"));
-    }
+// What slot i holds against what this process last saw there. A slot
+// whose object this process never knew but whose bytes are one of its
+// failed attempts (a create that took, its answer lost) is adopted.
+absl::StatusOr<AnchoredObject::Seen> AnchoredObject::Observe(
+    Pkcs11Hsm::Session& session, int i) {
+  Slot& slot = slots_[i];
+  auto ours = [&slot](std::span<const uint8_t> raw) {
+    return Same(raw, slot.stored) ||
+           std::ranges::any_of(slot.attempts,
+                               [raw](const auto& a) { return Same(raw, a); });
+  };
+  if (slot.handle != CK_INVALID_HANDLE) {
+    auto raw = session.GetAttribute(slot.handle, CKA_LABEL);
+    if (raw.ok()) return ours(*raw) ? Seen::kOurs : Seen::kOther;
   }
-  return absl::OkStatus();
+  BKV_ASSIGN_OR_RETURN(auto found, FindSlot(session, i));
+  std::erase(found, slot.handle);
+  if (found.empty()) {
+    return slot.handle == CK_INVALID_HANDLE ? Seen::kAbsent : Seen::kBroken;
+  }
+  if (slot.handle != CK_INVALID_HANDLE || found.size() > 1) {
+    return Seen::kOther;  // an object beside ours: made by someone else
+  }
+  auto raw = session.GetAttribute(found[0], CKA_LABEL);
+  if (!raw.ok() || slot.attempts.empty() || !ours(*raw)) return Seen::kOther;
+  slot.handle = found[0];
+  return Seen::kOurs;
+}
+
+// The compare half of a compare-and-set the token cannot do in one call
+// (docs/rollback.md "Slots"): the slot holding generation_ holds exactly
+// what this process wrote or read there; the slot to be written holds what
+// this process last saw or tried there, or is absent or broken by our own
+// crash or failed write (then it is made again: never a fence).
+absl::StatusOr<bool> AnchoredObject::CheckSlots(Pkcs11Hsm::Session& session,
+                                                int next) {
+  bool fresh = false;
+  for (int i = 0; i < 2; ++i) {
+    BKV_ASSIGN_OR_RETURN(const Seen seen, Observe(session, i));
+    const bool holds_current = i != next && current_in_slot_;
+    if (seen == Seen::kOurs || seen == Seen::kAbsent) {
+      if (i == next) fresh = seen == Seen::kAbsent;
+      if (!holds_current || seen == Seen::kOurs) continue;
+    } else if (seen == Seen::kBroken && !holds_current) {
+      if (i == next) fresh = true;
+      continue;
+    } else if (seen == Seen::kBroken) {
+      return absl::UnavailableError(absl::StrCat(
+          hsm_->Describe(), ": ", SlotName(i), " (generation ", generation_,
+          ") cannot be read or was removed; nothing was written: check the "
+          "token, and restart the vault if it stays so"));
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        hsm_->Describe(), ": ", SlotName(i), " (generation ", generation_,
+        ") was ", seen == Seen::kOther ? "rewritten" : "removed",
+        " by another writer since this process read it: another vault "
+        "process or a re-anchor uses the same token; stop all but one and "
+        "restart it"));
+  }
+  return fresh;
 }
 
 absl::Status AnchoredObject::WriteSlot(Pkcs11Hsm::Session& session,
                                        std::span<const uint8_t> stored,
                                        uint64_t gen) {
-  BKV_RETURN_IF_ERROR(CheckSlots(session));
-  Slot& slot = slots_[gen % 2];
-  if (slot.handle == CK_INVALID_HANDLE) {
-    BKV_ASSIGN_OR_RETURN(slot.handle, CreateSlot(session, gen % 2, stored));
-  } else if (absl::Status set =
-                 session.SetAttribute(slot.handle, CKA_LABEL, stored);
-             !set.ok()) {
-    slot.attempted.assign(stored.begin(), stored.end());
-    return set;
+  const int next = static_cast<int>(gen % 2);
+  BKV_ASSIGN_OR_RETURN(const bool fresh, CheckSlots(session, next));
+  Slot& slot = slots_[next];
+  absl::Status written;
+  if (fresh) {
+    // Ours, broken: a destroy that fails leaves an object Open drops.
+    if (slot.handle != CK_INVALID_HANDLE) {
+      (void)session.DestroyObject(slot.handle);
+    }
+    absl::StatusOr<CK_OBJECT_HANDLE> made =
+        CreateSlot(session, SlotName(next), stored);
+    slot.handle = made.ok() ? *made : CK_INVALID_HANDLE;
+    written = made.status();
+  } else {
+    written = session.SetAttribute(slot.handle, CKA_LABEL, stored);
+  }
+  if (!written.ok()) {
+    if (slot.attempts.size() == kMaxAttempts) {
+      slot.attempts.erase(slot.attempts.begin());
+    }
+    slot.attempts.emplace_back(stored.begin(), stored.end());
+    if (!DefiniteRefusal(written)) return written;
+    return absl::FailedPreconditionError(absl::StrCat(
+        hsm_->Describe(), " holds in-place slots of ", label_,
+        " but refused to write ", SlotName(next), ": ", written.message(),
+        "; a token must keep allowing what its probe allowed"));
   }
   slot.stored.assign(stored.begin(), stored.end());
-  slot.attempted.clear();
+  slot.attempts.clear();
   generation_ = gen;
   current_in_slot_ = true;
   DropObjects(session);
   return absl::OkStatus();
 }
 
-// The first write on a token without slots: a slot created and set again
-// in place. A token that refuses either keeps the create/destroy path.
+absl::Status AnchoredObject::ProbeInPlace(Pkcs11Hsm::Session& session) {
+  std::vector<uint8_t> bytes(kGenSize + kMaxValueSize + kMacSize, 0);
+  BKV_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE probe,
+                       CreateSlot(session, ProbeName(), bytes));
+  std::fill(bytes.begin(), bytes.end(), 0xff);
+  absl::Status set = session.SetAttribute(probe, CKA_LABEL, bytes);
+  // One left behind holds no generation; Open removes it.
+  (void)session.DestroyObject(probe);
+  return set;
+}
+
+// The first write on a token without slots probes the in-place write on a
+// scratch object at the largest size, before any generation is written: a
+// token that definitely refuses keeps the create/destroy path; an
+// undecided answer (a lost session, a busy device) fails this write only.
 absl::Status AnchoredObject::Probe(Pkcs11Hsm::Session& session,
                                    std::span<const uint8_t> stored,
                                    uint64_t gen) {
   BKV_RETURN_IF_ERROR(CheckOurs(session));
-  BKV_RETURN_IF_ERROR(CheckSlots(session));
-  absl::StatusOr<CK_OBJECT_HANDLE> slot = CreateSlot(session, gen % 2, stored);
-  absl::Status set = slot.status();
-  if (slot.ok()) set = session.SetAttribute(*slot, CKA_LABEL, stored);
-  if (!set.ok()) {
-    if (slot.ok()) (void)session.DestroyObject(*slot);
-    Decide(
-        Path::kCreateDestroy,
-        absl::StrCat("the token refused an in-place write: ", set.message()));
+  if (absl::Status refused = ProbeInPlace(session); !refused.ok()) {
+    if (!DefiniteRefusal(refused)) return refused;
+    Decide(Path::kCreateDestroy,
+           absl::StrCat("the token refused an in-place write: ",
+                        refused.message()));
     return WriteObject(session, stored, gen);
   }
-  slots_[gen % 2] = Slot{*slot, {stored.begin(), stored.end()}, {}};
-  generation_ = gen;
-  current_in_slot_ = true;
   Decide(Path::kInPlace, "the token rewrites a data object's CKA_LABEL");
-  DropObjects(session);
-  return absl::OkStatus();
+  return WriteSlot(session, stored, gen);
 }
 
 absl::Status AnchoredObject::WriteObject(Pkcs11Hsm::Session& session,

@@ -39,7 +39,8 @@ namespace bkv::hsm {
 // (docs/rollback.md "Slots"). Elsewhere (and on tokens written before) it
 // is the CKA_VALUE of one object labelled `label`: Write creates the next
 // generation and destroys the previous one. The first Write on a token
-// without slots probes the in-place write and falls back per token. The
+// without slots probes the in-place write on a scratch object (no
+// generation in it) and falls back per token on a definite refusal. The
 // key and the first object are created by the first Write.
 // Thread-compatible: callers serialise Write.
 class AnchoredObject {
@@ -53,7 +54,8 @@ class AnchoredObject {
   using PathListener = std::function<void(Path path, absl::string_view reason)>;
 
   // `path` kCreateDestroy keeps the create/destroy path even where the
-  // token could write in place (tests of old tokens); kUnknown probes.
+  // token could write in place (tests of old tokens); kInPlace skips the
+  // probe (tests); kUnknown probes.
   static absl::StatusOr<std::unique_ptr<AnchoredObject>> Open(
       std::shared_ptr<Pkcs11Hsm> hsm, absl::string_view label,
       absl::string_view mac_label, Path path = Path::kUnknown);
@@ -81,9 +83,20 @@ class AnchoredObject {
  private:
   struct Slot {
     CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
-    std::vector<uint8_t> stored;     // as this process last wrote or read it
-    std::vector<uint8_t> attempted;  // a failed set's bytes: maybe there
+    std::vector<uint8_t> stored;  // as this process last wrote or read it
+    // Failed writes' bytes since the last success: any may be there.
+    std::vector<std::vector<uint8_t>> attempts;
   };
+  // What a slot holds against what this process last saw there.
+  enum class Seen {
+    kAbsent,  // no object, and this process knew none
+    kOurs,    // what this process wrote, read or tried there
+    kBroken,  // this process's object, gone or unreadable: a crash or a
+              // failed write of ours (SoftHSM hides an object whose file
+              // a crash or a failed store() cut)
+    kOther,   // bytes or an object this process never wrote: another writer
+  };
+  static constexpr size_t kMaxAttempts = 8;
 
   AnchoredObject(std::shared_ptr<Pkcs11Hsm> hsm, std::string label,
                  std::string mac_label)
@@ -96,7 +109,10 @@ class AnchoredObject {
   absl::Status FindSlots(Pkcs11Hsm::Session& session,
                          const std::vector<CK_OBJECT_HANDLE> (&slots)[2]);
   absl::Status CheckOurs(Pkcs11Hsm::Session& session);
-  absl::Status CheckSlots(Pkcs11Hsm::Session& session);
+  absl::StatusOr<Seen> Observe(Pkcs11Hsm::Session& session, int slot);
+  // The compare before a slot write; true when slot `next` is to be made
+  // afresh (it is absent or broken).
+  absl::StatusOr<bool> CheckSlots(Pkcs11Hsm::Session& session, int next);
   // The object holding exactly `stored`, if a failed create made it; else
   // `failure`.
   absl::StatusOr<CK_OBJECT_HANDLE> FindWritten(Pkcs11Hsm::Session& session,
@@ -115,8 +131,10 @@ class AnchoredObject {
                                                 std::span<const uint8_t> stored,
                                                 bool on_token,
                                                 absl::string_view label);
+  // A private, modifiable data object named `name` by CKA_APPLICATION,
+  // holding `stored` in CKA_LABEL: a slot, or the probe's scratch object.
   absl::StatusOr<CK_OBJECT_HANDLE> CreateSlot(Pkcs11Hsm::Session& session,
-                                              int slot,
+                                              absl::string_view name,
                                               std::span<const uint8_t> stored);
   absl::Status WriteObject(Pkcs11Hsm::Session& session,
                            std::span<const uint8_t> stored, uint64_t gen);
@@ -124,12 +142,19 @@ class AnchoredObject {
                          std::span<const uint8_t> stored, uint64_t gen);
   absl::Status Probe(Pkcs11Hsm::Session& session,
                      std::span<const uint8_t> stored, uint64_t gen);
+  // A scratch object (never a slot) created and rewritten in place at the
+  // largest size: OK, or how the token refused.
+  absl::Status ProbeInPlace(Pkcs11Hsm::Session& session);
+  absl::Status PickSlot(Pkcs11Hsm::Session& session, int i,
+                        const std::vector<CK_OBJECT_HANDLE>& found,
+                        bool* verified);
   // Slots hold the newest generation: the old objects go.
   void DropObjects(Pkcs11Hsm::Session& session);
   void Decide(Path path, absl::string_view reason);
   // Where Create builds the next generation before copying it to the token.
   std::string StagingLabel() const { return label_ + ".staging"; }
   std::string SlotName(int slot) const { return SlotName(label_, slot); }
+  std::string ProbeName() const { return label_ + ".probe"; }
   absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindSlot(
       Pkcs11Hsm::Session& session, int slot);
   absl::Status CreateKey(Pkcs11Hsm::Session& session);

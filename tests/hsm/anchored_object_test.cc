@@ -38,6 +38,33 @@ int Refused(const char* counter) {
   return n;
 }
 
+// Arms one of the shim's faults: "bkv_test_vanish_next_set" or
+// "bkv_test_fail_next_destroy".
+void Arm(const char* fault) {
+  void* dl = dlopen(BKV_COPY_FAILING_MODULE, RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(dl, nullptr);
+  auto arm = reinterpret_cast<void (*)()>(dlsym(dl, fault));
+  ASSERT_NE(arm, nullptr) << fault;
+  arm();
+  dlclose(dl);
+}
+
+// `token` (closed here) opened through the shim over the real SoftHSM;
+// `refuse_set`: the shim refuses every C_SetAttributeValue.
+std::shared_ptr<Pkcs11Hsm> Shimmed(testing::TestToken& token, bool refuse_set) {
+  token.CloseHsm();  // the shim initialises SoftHSM itself
+  auto real = LocateSoftHsmModule();
+  EXPECT_TRUE(real.ok()) << real.status();
+  if (!real.ok()) return nullptr;
+  setenv("BKV_TEST_REAL_MODULE", real->c_str(), 1);
+  if (refuse_set) setenv("BKV_TEST_REFUSE_SET", "1", 1);
+  TokenOptions shimmed = token.options();
+  shimmed.module_path = BKV_COPY_FAILING_MODULE;
+  auto hsm = Pkcs11Hsm::Open(shimmed, token.pin());
+  EXPECT_TRUE(hsm.ok()) << hsm.status();
+  return hsm.ok() ? *std::move(hsm) : nullptr;
+}
+
 std::vector<uint8_t> Bytes(const std::string& s) {
   return std::vector<uint8_t>(s.begin(), s.end());
 }
@@ -305,6 +332,103 @@ TEST_F(AnchoredObjectSlots, OldTokenIsReadAndMigratedOnTheFirstWrite) {
   raw.PutOld(two);  // as a crash between the slot's write and the destroy
   EXPECT_EQ(ReadAfresh(), "four");
   EXPECT_TRUE(raw.Objects(kLabel).empty());
+}
+
+// Our own faults, through the shim over a real SoftHSM token.
+class AnchoredObjectOwnFaults : public ::testing::Test {
+ protected:
+  void Shim(bool refuse_set) {
+    auto token = testing::TestToken::Create(/*with_keys=*/false);
+    ASSERT_TRUE(token.ok()) << token.status();
+    token_ = *std::move(token);
+    hsm_ = Shimmed(*token_, refuse_set);
+    ASSERT_NE(hsm_, nullptr);
+  }
+  std::unique_ptr<testing::TestToken> token_;
+  std::shared_ptr<Pkcs11Hsm> hsm_;
+};
+
+// Review of `slots` finding 3: our own failed write (SoftHSM's failed
+// store() leaves the object invalid: gone for this process) is retried,
+// never read as another writer, in either slot.
+TEST_F(AnchoredObjectOwnFaults, FailedSetIsRetriedNotFenced) {
+  ASSERT_NO_FATAL_FAILURE(Shim(/*refuse_set=*/false));
+  auto head = AnchoredObject::Open(hsm_, kLabel, kMacLabel);
+  ASSERT_TRUE(head.ok()) << head.status();
+  for (const char* v : {"one", "two", "three"}) {
+    ASSERT_TRUE((*head)->Write(Bytes(v)).ok()) << v;
+  }
+  ASSERT_EQ((*head)->path(), AnchoredObject::Path::kInPlace);
+  // Generation 4 fails in slot 0, then 5 in slot 1: each retry makes its
+  // slot again.
+  for (const std::string v : {"four", "five"}) {
+    Arm("bkv_test_vanish_next_set");
+    absl::Status failed = (*head)->Write(Bytes(v + ", failed"));
+    ASSERT_FALSE(failed.ok());
+    EXPECT_FALSE(absl::IsFailedPrecondition(failed)) << failed;
+    absl::Status retried = (*head)->Write(Bytes(v));
+    ASSERT_TRUE(retried.ok()) << retried;
+  }
+  auto again = AnchoredObject::Open(hsm_, kLabel, kMacLabel);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*(*again)->Read().value(), Bytes("five"));
+}
+
+// Review of `slots` finding 5: the probe writes no generation. A token that
+// refuses the in-place write and fails the probe's destroy keeps working
+// (before: the probe's slot stayed, the next process took the token for an
+// in-place one and every write was refused); the leftover goes at Open.
+TEST_F(AnchoredObjectOwnFaults, LeftoverProbeNeverWedgesTheNextProcess) {
+  ASSERT_NO_FATAL_FAILURE(Shim(/*refuse_set=*/true));
+  auto first = AnchoredObject::Open(hsm_, kLabel, kMacLabel);
+  ASSERT_TRUE(first.ok()) << first.status();
+  Arm("bkv_test_fail_next_destroy");
+  ASSERT_TRUE((*first)->Write(Bytes("one")).ok());
+  EXPECT_EQ((*first)->path(), AnchoredObject::Path::kCreateDestroy);
+  first->reset();
+
+  auto next = AnchoredObject::Open(hsm_, kLabel, kMacLabel);
+  ASSERT_TRUE(next.ok()) << next.status();
+  for (const char* v : {"two", "three"}) {  // the first set is the third
+    absl::Status written = (*next)->Write(Bytes(v));
+    ASSERT_TRUE(written.ok()) << v << ": " << written;
+  }
+  EXPECT_EQ((*next)->path(), AnchoredObject::Path::kCreateDestroy);
+  EXPECT_EQ(*(*next)->Read().value(), Bytes("three"));
+  auto session = hsm_->AcquireSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  for (const std::string& name :
+       {AnchoredObject::SlotName(kLabel, 0),
+        AnchoredObject::SlotName(kLabel, 1), std::string(kLabel) + ".probe"}) {
+    EXPECT_TRUE(
+        session->FindObjectsWith(CKO_DATA, CKA_APPLICATION, name)->empty())
+        << name << " stayed";
+  }
+}
+
+// Review of `slots` finding 10(b): the old object a migrating write failed
+// to destroy is destroyed by the next write, not left for an older binary
+// to find (and serve) until the next Open.
+TEST_F(AnchoredObjectOwnFaults, FailedMigrationDestroyIsRetriedAtTheNextWrite) {
+  ASSERT_NO_FATAL_FAILURE(Shim(/*refuse_set=*/false));
+  auto old = AnchoredObject::Open(hsm_, kLabel, kMacLabel,
+                                  AnchoredObject::Path::kCreateDestroy);
+  ASSERT_TRUE(old.ok()) << old.status();
+  ASSERT_TRUE((*old)->Write(Bytes("one")).ok());
+  old->reset();
+  // In place without the probe, so the failed destroy is the migration's.
+  auto head = AnchoredObject::Open(hsm_, kLabel, kMacLabel,
+                                   AnchoredObject::Path::kInPlace);
+  ASSERT_TRUE(head.ok()) << head.status();
+  auto session = hsm_->AcquireSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  Arm("bkv_test_fail_next_destroy");
+  ASSERT_TRUE((*head)->Write(Bytes("two")).ok());
+  ASSERT_EQ(session->FindObjects(CKO_DATA, kLabel)->size(), 1u)
+      << "the destroy did not fail: the test tests nothing";
+  ASSERT_TRUE((*head)->Write(Bytes("three")).ok());
+  EXPECT_TRUE(session->FindObjects(CKO_DATA, kLabel)->empty())
+      << "the old object stayed after the next write";
 }
 
 // Run only as the second process of SecondProcessIsFencedAndSeen: opens the
