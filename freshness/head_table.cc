@@ -108,10 +108,10 @@ absl::StatusOr<HeadTable> ParseHeads(std::span<const uint8_t> in) {
 }
 
 absl::StatusOr<std::unique_ptr<TokenHeadStore>> TokenHeadStore::Open(
-    std::shared_ptr<hsm::Pkcs11Hsm> token) {
+    std::shared_ptr<hsm::Pkcs11Hsm> token, hsm::AnchoredObject::Path path) {
   BKV_ASSIGN_OR_RETURN(auto object, hsm::AnchoredObject::Open(
                                         std::move(token), hsm::kFreshHeadsLabel,
-                                        hsm::kFreshMacLabel));
+                                        hsm::kFreshMacLabel, path));
   return std::unique_ptr<TokenHeadStore>(new TokenHeadStore(std::move(object)));
 }
 

@@ -45,6 +45,11 @@ struct ShardHead {
 inline constexpr uint32_t kDefaultCeremonies = 4;
 inline constexpr uint32_t kMaxCeremonies = 64;
 
+// The most shards a 0x02 table the token holds can have: 13 bytes of header
+// and 44 per shard within hsm::AnchoredObject::kMaxValueSize (1487).
+inline constexpr uint32_t kMaxShards =
+    (hsm::AnchoredObject::kMaxValueSize - (1 + 4 + 8)) / (4 + 4 + 4 + 32);
+
 // A 0x01 shard's `ceremonies_left`: the default B at epoch 0; after a
 // re-anchor the fewer of what the old rule still allowed (caps cap - 1 down
 // to 1: cap - 1 more) and the default B less its re-anchors.
@@ -85,10 +90,17 @@ class HeadStore {
 class TokenHeadStore final : public HeadStore {
  public:
   // The table under hsm::kFreshHeadsLabel, MACed by hsm::kFreshMacLabel.
+  // `path`: hsm::AnchoredObject::Open's.
   static absl::StatusOr<std::unique_ptr<TokenHeadStore>> Open(
-      std::shared_ptr<hsm::Pkcs11Hsm> token);
+      std::shared_ptr<hsm::Pkcs11Hsm> token,
+      hsm::AnchoredObject::Path path = hsm::AnchoredObject::Path::kUnknown);
   absl::StatusOr<std::optional<HeadTable>> Read() override;
   absl::Status Write(const HeadTable& t) override;
+  // Whether heads are written in place (docs/rollback.md "Slots").
+  hsm::AnchoredObject::Path path() const { return object_->path(); }
+  void SetPathListener(hsm::AnchoredObject::PathListener l) {
+    object_->SetPathListener(std::move(l));
+  }
 
  private:
   explicit TokenHeadStore(std::unique_ptr<hsm::AnchoredObject> o)

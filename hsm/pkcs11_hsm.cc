@@ -680,6 +680,15 @@ absl::StatusOr<CK_OBJECT_HANDLE> Pkcs11Hsm::Session::CopyObject(
   return copy;
 }
 
+absl::Status Pkcs11Hsm::Session::SetAttribute(CK_OBJECT_HANDLE object,
+                                              CK_ATTRIBUTE_TYPE type,
+                                              std::span<const uint8_t> value) {
+  CK_ATTRIBUTE attr{type, const_cast<uint8_t*>(value.data()), value.size()};
+  return Check(
+      hsm_->module_->fn()->C_SetAttributeValue(handle_, object, &attr, 1),
+      "C_SetAttributeValue");
+}
+
 absl::Status Pkcs11Hsm::Session::DestroyObject(CK_OBJECT_HANDLE object) {
   return Check(hsm_->module_->fn()->C_DestroyObject(handle_, object),
                "C_DestroyObject");
@@ -687,9 +696,16 @@ absl::Status Pkcs11Hsm::Session::DestroyObject(CK_OBJECT_HANDLE object) {
 
 absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> Pkcs11Hsm::Session::FindObjects(
     CK_OBJECT_CLASS object_class, absl::string_view label) {
+  return FindObjectsWith(object_class, CKA_LABEL, label);
+}
+
+absl::StatusOr<std::vector<CK_OBJECT_HANDLE>>
+Pkcs11Hsm::Session::FindObjectsWith(CK_OBJECT_CLASS object_class,
+                                    CK_ATTRIBUTE_TYPE type,
+                                    absl::string_view value) {
   CK_ATTRIBUTE query[] = {
       {CKA_CLASS, &object_class, sizeof(object_class)},
-      {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
+      {type, const_cast<char*>(value.data()), value.size()},
   };
   CK_FUNCTION_LIST* fn = hsm_->module_->fn();
   BKV_RETURN_IF_ERROR(

@@ -179,10 +179,18 @@ class Pkcs11Hsm::Session {
   absl::StatusOr<CK_OBJECT_HANDLE> CopyObject(CK_OBJECT_HANDLE object,
                                               std::span<CK_ATTRIBUTE> changes);
   absl::Status DestroyObject(CK_OBJECT_HANDLE object);
+  // C_SetAttributeValue of one attribute (only those the token lets an
+  // existing object change, e.g. CKA_LABEL of a modifiable data object).
+  absl::Status SetAttribute(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type,
+                            std::span<const uint8_t> value);
 
   // All objects of `object_class` labelled `label` (at most 16).
   absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindObjects(
       CK_OBJECT_CLASS object_class, absl::string_view label);
+  // The same, matching attribute `type` (e.g. CKA_APPLICATION) instead.
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindObjectsWith(
+      CK_OBJECT_CLASS object_class, CK_ATTRIBUTE_TYPE type,
+      absl::string_view value);
   // Exactly one such object: NotFound names the label and says to run
   // `bkv-vault hsm init`; FailedPrecondition if the label is ambiguous.
   absl::StatusOr<CK_OBJECT_HANDLE> FindObject(CK_OBJECT_CLASS object_class,

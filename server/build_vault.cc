@@ -327,6 +327,26 @@ void RenderFreshness(const freshness::FreshnessStats& s, std::string& out) {
   }
 }
 
+// Which way the token takes head writes, once known (docs/rollback.md
+// "Slots"): decided by the first head write on a token without slots.
+void LogHeadPath(hsm::AnchoredObject::Path path, absl::string_view reason) {
+  const bool in_place = path == hsm::AnchoredObject::Path::kInPlace;
+  Log(in_place ? "info" : "warn", "anchored_object_path",
+      {{"path", in_place ? "in_place" : "create_destroy"},
+       {"reason", std::string(reason)}});
+}
+
+void RenderHeadPath(hsm::AnchoredObject::Path path, std::string& out) {
+  if (path == hsm::AnchoredObject::Path::kUnknown) return;
+  absl::StrAppend(
+      &out,
+      "# HELP bkv_hsm_anchored_in_place 1: the freshness heads are rewritten "
+      "in place in two token slots; 0: a token object is created and "
+      "destroyed per head write.\n# TYPE bkv_hsm_anchored_in_place gauge\n"
+      "bkv_hsm_anchored_in_place ",
+      path == hsm::AnchoredObject::Path::kInPlace ? 1 : 0, "\n");
+}
+
 // The first take-over waits, bounded, for a majority of endorsers: the
 // nodes of a cluster start in any order.
 absl::StatusOr<std::unique_ptr<freshness::FreshRecordStore>> OpenFresh(
@@ -399,6 +419,22 @@ void WarnBelowBoundOnLoss(const freshness::Members& m) {
         "node\")"}});
 }
 
+// Recovery review finding 3 (quorum members) and review of branch slots
+// finding 1 (single node): the development token's SoftHSM does not fsync,
+// so a power cut can take its newest heads; a warning, not a refusal
+// (tests, laptops). True when it warned.
+bool WarnUnsyncedToken(const ComponentOptions& o) {
+  if (!o.dev || TokenStorageSynchronous(o.softhsm_dir)) return false;
+  Log("warn", "freshness_token_storage_unsynced",
+      {{"dir", o.softhsm_dir},
+       {"hint",
+        "SoftHSM does not fsync: mount the token directory sync or run "
+        "`chattr -R +S` on it (or use a real HSM); a power cut can take the "
+        "newest heads, and with the storage put back to match, the attempts "
+        "counted under them (docs/rollback.md \"Slots\", power loss)"}});
+  return true;
+}
+
 // A quorum node: its endorser on the peer port; the owner writes its heads
 // through the quorum, the others refuse account calls.
 absl::Status BuildQuorum(const VaultConfig& c, VaultNode& n) {
@@ -411,17 +447,7 @@ absl::Status BuildQuorum(const VaultConfig& c, VaultNode& n) {
   auto quorum = StartQuorumNode(*std::move(settings), n.token);
   BKV_BUILD_STEP("quorum_unavailable", quorum.status());
   n.quorum = *std::move(quorum);
-  // Recovery review finding 3: a warning, not a refusal (tests, laptops).
-  if (n.options.dev && !MountedSynchronous(n.options.softhsm_dir)) {
-    n.quorum->token_storage_unsynced = true;
-    Log("warn", "freshness_token_storage_unsynced",
-        {{"dir", n.options.softhsm_dir},
-         {"hint",
-          "SoftHSM does not fsync: mount the token directory sync "
-          "(or use a real HSM); after a power loss of more than half "
-          "the nodes, treat it as a storage restore "
-          "(docs/operations.md)"}});
-  }
+  n.quorum->token_storage_unsynced = WarnUnsyncedToken(n.options);
   if (n.quorum->heads != nullptr) return absl::OkStatus();
   if (c.ElectsOwner()) return BuildElected(n);
   n.standby = MakeStandbyRecordStore();
@@ -453,6 +479,8 @@ absl::Status BuildFreshness(const VaultConfig& c, VaultNode& n) {
   auto heads = freshness::TokenHeadStore::Open(n.token);
   BKV_BUILD_STEP("hsm_unavailable", heads.status());
   n.heads = *std::move(heads);
+  n.heads->SetPathListener(LogHeadPath);
+  const bool unsynced = o.anchor && WarnUnsyncedToken(n.options);
   if (!o.anchor) {
     // Records written unanchored would make every shard stale once
     // anchoring is back on: a token that anchors refuses to stop.
@@ -481,8 +509,12 @@ absl::Status BuildFreshness(const VaultConfig& c, VaultNode& n) {
   n.fresh = *std::move(fresh);
   n.timed_store.emplace(*n.fresh, n.metrics);
   freshness::FreshRecordStore* f = n.fresh.get();
-  n.metrics.SetCollector(
-      [f](std::string& out) { RenderFreshness(f->Stats(), out); });
+  freshness::TokenHeadStore* h = n.heads.get();
+  n.metrics.SetCollector([f, h, unsynced](std::string& out) {
+    RenderFreshness(f->Stats(), out);
+    RenderHeadPath(h->path(), out);
+    RenderTokenStorageUnsynced(unsynced, out);
+  });
   return absl::OkStatus();
 }
 

@@ -19,6 +19,7 @@
 #include "server/build_vault.h"
 #include "server/cluster_form.h"
 #include "server/config.h"
+#include "server/data_dir_lock.h"
 #include "server/log.h"
 #include "server/quorum_config.h"
 #include "server/quorum_node.h"
@@ -88,6 +89,9 @@ absl::Status Digest(const VaultConfig& c, std::ostream& out) {
 absl::Status ResetState(const VaultConfig& c, const std::string& so_pin_file,
                         std::ostream& out) {
   BKV_RETURN_IF_ERROR(ProveSoPin(c, so_pin_file));
+  // Review of branch slots, finding 4: no vault writes this token's
+  // endorser state meanwhile (the slots do not fence a racing writer).
+  BKV_ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::Acquire(c.data_dir));
   BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token, OpenNodeToken(c));
   BKV_RETURN_IF_ERROR(hsm::EndorsementKey::Open(token).status());
   BKV_ASSIGN_OR_RETURN(bool destroyed,
@@ -127,6 +131,7 @@ absl::Status Recover(const VaultConfig& c, const std::string& so_pin_file,
         "override is for a member lost for good (docs/operations.md)");
   }
   BKV_RETURN_IF_ERROR(ProveSoPin(c, so_pin_file));
+  BKV_ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::Acquire(c.data_dir));
   BKV_ASSIGN_OR_RETURN(QuorumSettings q, LoadQuorumSettings(c));
   BKV_ASSIGN_OR_RETURN(std::shared_ptr<hsm::Pkcs11Hsm> token, OpenNodeToken(c));
   BKV_RETURN_IF_ERROR(UseFormedMembers(token, q));

@@ -447,14 +447,8 @@ absl::StatusOr<bool> DestroyBrokenObject(
        {"object", std::string(label)},
        {"why", why}});
   BKV_ASSIGN_OR_RETURN(auto session, token->AcquireSession());
-  for (auto [cls, l] :
-       {std::pair{CKO_DATA, label}, std::pair{CKO_SECRET_KEY, mac_label}}) {
-    BKV_ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> found,
-                         session.FindObjects(cls, l));
-    for (CK_OBJECT_HANDLE h : found) {
-      BKV_RETURN_IF_ERROR(session.DestroyObject(h));
-    }
-  }
+  BKV_RETURN_IF_ERROR(
+      hsm::AnchoredObject::DestroyAll(session, label, mac_label));
   return true;
 }
 

@@ -445,8 +445,11 @@ absl::Status ValidateQuorum(const VaultConfig& c) {
 }
 
 absl::Status ValidateStorage(const VaultConfig& c) {
-  if (c.freshness_shards < 1 || c.freshness_shards > 65536) {
-    return absl::InvalidArgumentError("freshness shards must be 1 to 65536");
+  if (c.freshness_shards < 1 || c.freshness_shards > freshness::kMaxShards) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "[freshness] shards must be 1 to ", freshness::kMaxShards,
+        " (the head table of every shard is one token attribute of at most "
+        "64 KiB)"));
   }
   if (c.freshness_reanchor_budget < 1 ||
       c.freshness_reanchor_budget > freshness::kMaxCeremonies) {

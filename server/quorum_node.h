@@ -70,8 +70,15 @@ absl::Status NotOwnerError(absl::string_view why);
 // Opens the endorser in `token` (its key must be the members file's for
 // this node), serves it on the peer address and, on the owner, builds the
 // head store over every member. Fails saying what to fix.
-// statvfs: `dir` is on a filesystem mounted sync (ST_SYNCHRONOUS).
-bool MountedSynchronous(const std::string& dir);
+// SoftHSM's token files under `dir` are written synchronously: the
+// filesystem is mounted sync (statvfs ST_SYNCHRONOUS), or `dir` and every
+// directory and file under it carry the sync attribute (`chattr -R +S`,
+// FS_SYNC_FL, which new files inherit from their directory). SoftHSM does
+// not fsync, so otherwise a power cut can take the newest heads
+// (docs/rollback.md "Slots", power loss).
+bool TokenStorageSynchronous(const std::string& dir);
+// The gauge bkv_freshness_token_storage_unsynced.
+void RenderTokenStorageUnsynced(bool unsynced, std::string& out);
 
 // Every other member over gRPC (mTLS when configured).
 std::vector<std::shared_ptr<freshness::EndorserPeer>> OtherMembers(

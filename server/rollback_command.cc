@@ -21,6 +21,7 @@
 #include "server/build_vault.h"
 #include "server/cluster_form.h"
 #include "server/config.h"
+#include "server/data_dir_lock.h"
 #include "server/log.h"
 
 namespace bkv::server {
@@ -209,6 +210,9 @@ absl::StatusOr<freshness::ReanchorReport> Reanchor(const Flags& f,
   }
   // Before the user login of BuildVaultStorage: one user type per process.
   BKV_RETURN_IF_ERROR(ProveSoPin(c, f.so_pin_file));
+  // A vault serving from this data directory would write heads beside the
+  // ceremony's (on etcd nothing else stops it here): its lock excludes it.
+  BKV_ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::Acquire(c.data_dir));
   BKV_ASSIGN_OR_RETURN(std::unique_ptr<VaultNode> node, BuildVaultStorage(c));
   BKV_ASSIGN_OR_RETURN(auto heads,
                        freshness::TokenHeadStore::Open(node->token));

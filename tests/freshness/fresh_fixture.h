@@ -96,7 +96,7 @@ class FreshStoreTest : public ::testing::Test {
     auto token = hsm::testing::TestToken::Create(/*with_keys=*/false);
     ASSERT_TRUE(token.ok()) << token.status();
     token_ = *std::move(token);
-    auto heads = TokenHeadStore::Open(token_->hsm());
+    auto heads = TokenHeadStore::Open(token_->hsm(), head_path_);
     ASSERT_TRUE(heads.ok()) << heads.status();
     token_heads_ = *std::move(heads);
     faulty_ = std::make_unique<FaultyHeads>(*token_heads_);
@@ -135,6 +135,8 @@ class FreshStoreTest : public ::testing::Test {
     EXPECT_EQ(d->attempt(), ErrorDetail::ATTEMPT_NOT_COUNTED);
   }
 
+  // kCreateDestroy: heads written as tokens before branch slots had them.
+  hsm::AnchoredObject::Path head_path_ = hsm::AnchoredObject::Path::kUnknown;
   storage::testing::TempDir dir_;
   std::unique_ptr<hsm::testing::TestToken> token_;
   std::unique_ptr<TokenHeadStore> token_heads_;

@@ -360,15 +360,24 @@ class RawHeads {
   hsm::Pkcs11Hsm::Session session_;
 };
 
+// A token whose heads are create/destroy objects (written before branch
+// slots, or a token that refuses in-place writes).
+class RollbackOldHeadsTest : public RollbackDecoratorTest {
+ protected:
+  RollbackOldHeadsTest() {
+    head_path_ = hsm::AnchoredObject::Path::kCreateDestroy;
+  }
+};
+
 // Review finding 8: two head objects of one generation (two writers, or a
 // create retried after a lost answer). Different values refuse to open;
 // identical ones are one write, kept once.
-TEST_F(RollbackDecoratorTest, TwoHeadsOfOneGenerationAreNotPickedSilently) {
+TEST_F(RollbackOldHeadsTest, TwoHeadsOfOneGenerationAreNotPickedSilently) {
   fresh_.reset();
   RawHeads raw(*token_->hsm());
   const std::vector<uint8_t> g = raw.Only();
   auto Advance = [&](uint64_t by) {
-    auto heads = TokenHeadStore::Open(token_->hsm());
+    auto heads = TokenHeadStore::Open(token_->hsm(), head_path_);
     ASSERT_TRUE(heads.ok()) << heads.status();
     HeadTable t = *(*heads)->Read().value();
     t.seq += by;
@@ -392,12 +401,12 @@ TEST_F(RollbackDecoratorTest, TwoHeadsOfOneGenerationAreNotPickedSilently) {
   EXPECT_EQ(raw.Objects().size(), 1u);
 }
 
-// Heads are staged as session objects and copied into the token (SoftHSM
-// writes a copy's file twice, a create's once per attribute): the token
-// holds one private token object under the heads' label and nothing under
-// the staging label; a staged object a crash left on the token goes at the
-// next open.
-TEST_F(RollbackDecoratorTest, HeadIsCopiedToTheTokenAndNoStagedCopyStays) {
+// On the create/destroy path heads are staged as session objects and copied
+// into the token (SoftHSM writes a copy's file twice, a create's once per
+// attribute): the token holds one private token object under the heads'
+// label and nothing under the staging label; a staged object a crash left on
+// the token goes at the next open.
+TEST_F(RollbackOldHeadsTest, HeadIsCopiedToTheTokenAndNoStagedCopyStays) {
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(fresh_->SyncBarrier(absl::StrCat("jo", i)).ok());
   }

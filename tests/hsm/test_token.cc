@@ -6,6 +6,7 @@
 #include <system_error>
 
 #include "crypto/status_macros.h"
+#include "hsm/anchored_object.h"
 #include "hsm/key_ceremony.h"
 #include "hsm/pin.h"
 #include "hsm/softhsm_dev.h"
@@ -65,12 +66,23 @@ absl::StatusOr<size_t> DestroyObjects(Pkcs11Hsm& hsm,
                                       CK_OBJECT_CLASS object_class,
                                       absl::string_view label) {
   BKV_ASSIGN_OR_RETURN(auto session, hsm.AcquireSession());
-  BKV_ASSIGN_OR_RETURN(const std::vector<CK_OBJECT_HANDLE> found,
-                       session.FindObjects(object_class, label));
-  for (CK_OBJECT_HANDLE h : found) {
-    BKV_RETURN_IF_ERROR(session.DestroyObject(h));
+  std::vector<std::pair<CK_ATTRIBUTE_TYPE, std::string>> names = {
+      {CKA_LABEL, std::string(label)}};
+  if (object_class == CKO_DATA) {  // an anchored value's slots too
+    for (int i : {0, 1}) {
+      names.emplace_back(CKA_APPLICATION, AnchoredObject::SlotName(label, i));
+    }
   }
-  return found.size();
+  size_t destroyed = 0;
+  for (const auto& [type, name] : names) {
+    BKV_ASSIGN_OR_RETURN(const std::vector<CK_OBJECT_HANDLE> found,
+                         session.FindObjectsWith(object_class, type, name));
+    for (CK_OBJECT_HANDLE h : found) {
+      BKV_RETURN_IF_ERROR(session.DestroyObject(h));
+    }
+    destroyed += found.size();
+  }
+  return destroyed;
 }
 
 }  // namespace bkv::hsm::testing

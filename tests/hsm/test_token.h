@@ -42,8 +42,9 @@ class TestToken {
 // something off it as a lost or half-written state would.
 absl::StatusOr<std::shared_ptr<Pkcs11Hsm>> OpenVaultToken(
     const std::string& softhsm_dir);
-// Destroys every object of `object_class` labelled `label`; returns how
-// many there were.
+// Destroys every object of `object_class` labelled `label` (for CKO_DATA
+// also the slots hsm::AnchoredObject keeps under it); returns how many
+// there were.
 absl::StatusOr<size_t> DestroyObjects(Pkcs11Hsm& hsm,
                                       CK_OBJECT_CLASS object_class,
                                       absl::string_view label);

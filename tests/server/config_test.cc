@@ -75,6 +75,22 @@ TEST(ConfigTest, ErrorsSayWhatIsWrong) {
       LoadConfig(std::vector<std::string>{"--attempt-limit", "lots"}).ok());
 }
 
+// The head table of every shard is one token attribute (at most 64 KiB):
+// a shard count it cannot hold is refused at load, not at the first head
+// write (branch slots).
+TEST(ConfigTest, ShardsAreBoundedByWhatTheTokenHolds) {
+  auto most =
+      LoadConfig(std::vector<std::string>{"--freshness-shards", "1487"});
+  ASSERT_TRUE(most.ok()) << most.status();
+  auto over =
+      LoadConfig(std::vector<std::string>{"--freshness-shards", "1488"});
+  ASSERT_FALSE(over.ok());
+  EXPECT_NE(over.status().message().find("shards must be 1 to 1487"),
+            std::string::npos)
+      << over.status();
+  EXPECT_NE(over.status().message().find("64 KiB"), std::string::npos);
+}
+
 TEST(ConfigTest, PlaintextOnlyOnLoopbackUnlessForced) {
   EXPECT_FALSE(
       LoadConfig(std::vector<std::string>{"--listen", "0.0.0.0:1"}).ok());

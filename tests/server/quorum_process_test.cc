@@ -431,7 +431,7 @@ TEST_F(QuorumProcessTest, LostEndorserStateRefusesToStartUntilReset) {
           std::pair{CKO_SECRET_KEY, hsm::kEndorsedMacLabel}}) {
       auto destroyed = hsm::testing::DestroyObjects(**token, cls, label);
       ASSERT_TRUE(destroyed.ok()) << destroyed.status();
-      ASSERT_EQ(*destroyed, 1u);
+      ASSERT_GE(*destroyed, 1u);  // the state's slots: one or two objects
     }
   }
   EXPECT_FALSE(node_[2].Start(
@@ -551,12 +551,17 @@ TEST_F(QuorumProcessTest, LostMemberThenRestartNeedsTheOfficersOverride) {
             std::string::npos);
   const std::string endorser = fresh::v1::Endorser::service_full_name();
   EXPECT_EQ(VaultHealth(node_[1].address(), endorser), 2) << "NOT_SERVING";
-  ASSERT_EQ(node_[1].Stop(), 0);
   const std::string base = "cluster recover --dev --data-dir " +
                            node_[1].data_dir() + Identity(1) +
                            " --freshness-endorse-timeout-ms 2000";
   const std::string pin = " --so-pin-file " + Softhsm(1) + "/so.pin";
   std::string out;
+  // Review of branch slots, finding 4: not beside the vault that writes
+  // the same endorser state.
+  EXPECT_NE(RunVault(base + " --accept-fewer" + pin, &out), 0) << out;
+  EXPECT_NE(out.find("is using the data directory"), std::string::npos) << out;
+  out.clear();
+  ASSERT_EQ(node_[1].Stop(), 0);
   EXPECT_NE(RunVault(base + pin, &out), 0) << "without --accept-fewer: " << out;
   out.clear();
   EXPECT_NE(
@@ -599,6 +604,15 @@ TEST_F(QuorumProcessTest, LostMemberThenRestartNeedsTheOfficersOverride) {
 // destroys the half state and writes an empty one; the node recovers.
 TEST_F(QuorumProcessTest, ResetStateRepairsAHalfWrittenState) {
   Register("rita");
+  const std::string base = "cluster reset-state --dev --data-dir " +
+                           node_[2].data_dir() + Identity(2);
+  std::string out;
+  // Review of branch slots, finding 4: not beside the vault that writes
+  // the same endorser state.
+  EXPECT_NE(RunVault(base + " --so-pin-file " + Softhsm(2) + "/so.pin", &out),
+            0);
+  EXPECT_NE(out.find("is using the data directory"), std::string::npos) << out;
+  out.clear();
   ASSERT_EQ(node_[2].Stop(), 0);
   {
     auto token = hsm::testing::OpenVaultToken(Softhsm(2));
@@ -610,9 +624,6 @@ TEST_F(QuorumProcessTest, ResetStateRepairsAHalfWrittenState) {
   }
   EXPECT_FALSE(node_[2].Start(
       {"--freshness-members-file", members_, "--freshness-node-id", "3"}));
-  const std::string base = "cluster reset-state --dev --data-dir " +
-                           node_[2].data_dir() + Identity(2);
-  std::string out;
   EXPECT_NE(RunVault(base + " --so-pin-file " + Softhsm(1) + "/so.pin", &out),
             0)
       << "another token's SO PIN: " << out;

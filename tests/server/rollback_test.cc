@@ -1,8 +1,12 @@
 // Rollback resistance against a real bkv-vault process (docs/rollback.md):
 // real SoftHSM token, real RocksDB, the store rolled back by copying its
 // files, crashes by SIGKILL. ctest -R rollback.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/fs.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -14,6 +18,7 @@
 #include "freshness/shard_tree.h"
 #include "hsm/key_labels.h"
 #include "hsm/pkcs11_hsm.h"
+#include "hsm/softhsm_dev.h"
 #include "rocksdb/db.h"
 #include "storage/record_codec.h"
 #include "tests/hsm/test_token.h"
@@ -105,6 +110,26 @@ class RollbackTest : public VaultFixture {
     auto r = client_->Status(vault_.Token(account), &s);
     EXPECT_TRUE(r.ok()) << r.status.error_message();
     return s.attempts_remaining();
+  }
+
+  // The vault behind tests/hsm/copy_failing_module.c (faults of its own
+  // token writes, set by environment variables): `n` accounts registered
+  // under `prefix`, the vault stopped. Returns the accounts; `args` gets
+  // the module's flag.
+  std::vector<std::string> RegisterBehindShim(const std::string& prefix, int n,
+                                              std::vector<std::string>& args) {
+    auto real = hsm::LocateSoftHsmModule();
+    EXPECT_TRUE(real.ok()) << real.status();
+    vault_.set_env("BKV_TEST_REAL_MODULE", real.ok() ? *real : "");
+    args.insert(args.begin(), {"--hsm-module", BKV_COPY_FAILING_MODULE});
+    StartVault(args);
+    std::vector<std::string> accounts;
+    for (int i = 0; i < n; ++i) {
+      accounts.push_back(prefix + std::to_string(i));
+      RegisterOrDie(accounts.back(), "right");
+    }
+    StopVault();
+    return accounts;
   }
 
   // The reproduction up to the restart: two accounts in different
@@ -213,6 +238,14 @@ TEST_F(RollbackTest, ReanchorNeedsTheSecurityOfficerAndCapsAttempts) {
   // Refused: the shard is still stale.
   StartVault();
   ExpectRolledBack(client_->Recover(vault_.Token(acct), acct, "right"));
+  // Beside a vault serving from the data directory the ceremony refuses
+  // before it opens the store or the heads: the directory's lock (branch
+  // slots; on etcd nothing else would stop it).
+  out.clear();
+  EXPECT_NE(
+      Reanchor({"--so-pin-file", vault_.data_dir() + "/softhsm/so.pin"}, &out),
+      0);
+  EXPECT_NE(out.find("is using the data directory"), std::string::npos) << out;
   StopVault();
 
   out.clear();
@@ -364,6 +397,121 @@ TEST_F(RollbackTest, SigkillStormsNeverUndercountNorWedge) {
     EXPECT_GE(16 - s.attempts_remaining(), static_cast<uint32_t>(ke2s[a]))
         << a << " " << s.ShortDebugString();
   }
+}
+
+// Review of branch `slots`, finding 3, end to end: the vault dies inside a
+// head write in place, the slot's object file cut as SoftHSM's store()
+// leaves it (truncated, then the process gone: copy_failing_module.c).
+// Every restart serves on the in-place path, no shard is stale, no head
+// write is fenced as "another writer", every KE2 a client received stays
+// counted, and the heads keep being written (each account guessed again).
+TEST_F(RollbackTest, CrashInsideAnInPlaceHeadWriteNeitherWedgesNorUndercounts) {
+  vault_.set_env("BKV_TEST_CRASH_TOKEN_DIR", vault_.data_dir() + "/softhsm");
+  std::vector<std::string> args = {
+      "--attempt-limit",      "16",   "--account-burst", "1000",
+      "--account-per-second", "1000", "--guess-burst",   "1000",
+      "--guess-per-second",   "1000"};
+  const std::vector<std::string> accounts = RegisterBehindShim("cut-", 8, args);
+  std::map<std::string, std::atomic<int>> ke2s;
+  for (const auto& a : accounts) ke2s[a] = 0;
+  for (int cycle = 0; cycle < 4; ++cycle) {
+    // The crash lands in the (cycle + 2)th set of this run: in slot 0 and
+    // in slot 1 across the cycles.
+    vault_.set_env("BKV_TEST_CRASH_AT_SET", std::to_string(cycle + 2));
+    StartVault(args);
+    std::vector<std::thread> threads;
+    for (const auto& acct : accounts) {
+      threads.emplace_back([&, acct, token = vault_.Token(acct)] {
+        TestClient c(vault_.address(), vault_.public_key());
+        for (int i = 0; i < 2; ++i) {
+          if (c.Recover(token, acct, "wrong").got_ke2) ++ke2s[acct];
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    client_.reset();
+    ASSERT_EQ(vault_.Kill(), 75)
+        << "cycle " << cycle << ": the vault did not die inside a set\n"
+        << vault_.log();
+    vault_.set_env("BKV_TEST_CRASH_AT_SET", "0");
+    StartVault(args);
+    const std::string log = vault_.log();
+    EXPECT_EQ(log.find("freshness_shard_stale"), std::string::npos) << log;
+    EXPECT_NE(log.find("\"in_place\""), std::string::npos) << log;
+    for (const auto& a : accounts) {
+      auto r = client_->Recover(vault_.Token(a), a, "wrong");
+      ASSERT_TRUE(r.got_ke2) << "cycle " << cycle << " " << a << ": "
+                             << r.result.status.error_message() << "\n"
+                             << vault_.log();
+      ++ke2s[a];
+    }
+    EXPECT_EQ(vault_.log().find("another writer"), std::string::npos);
+    StopVault();
+  }
+  StartVault(args);
+  for (const auto& a : accounts) {
+    EXPECT_GE(16 - Remaining(a), static_cast<uint32_t>(ke2s[a])) << a;
+  }
+}
+
+// Review of branch `slots`, finding 3(c): a head write whose set fails the
+// way SoftHSM's failed store() leaves it (a full or failing disk: the slot
+// gone for this process) fails that batch only; the next head write makes
+// the slot again. Before: read as "another writer", the vault fenced.
+TEST_F(RollbackTest, FailedInPlaceHeadWriteIsRetriedNotFenced) {
+  std::vector<std::string> args = {"--attempt-limit", "16"};
+  const std::vector<std::string> accounts =
+      RegisterBehindShim("full-", 4, args);
+  // The 2nd and 3rd sets of the next run fail, one in each slot.
+  for (const char* at : {"2", "3"}) {
+    vault_.set_env("BKV_TEST_VANISH_AT_SET", at);
+    StartVault(args);
+    // The guess whose head write failed gets no KE2 (nothing counted is
+    // acknowledged); the last round must all get theirs.
+    for (int round = 0; round < 3; ++round) {
+      for (const auto& a : accounts) {
+        auto r = client_->Recover(vault_.Token(a), a, "wrong");
+        if (round == 2) {
+          EXPECT_TRUE(r.got_ke2)
+              << at << " " << a << ": " << r.result.status.error_message();
+        }
+      }
+    }
+    const std::string log = vault_.log();
+    EXPECT_NE(log.find("freshness_head_write_failed"), std::string::npos)
+        << "no head write failed: the test tests nothing\n"
+        << log;
+    EXPECT_EQ(log.find("freshness_head_fenced"), std::string::npos) << log;
+    StopVault();
+  }
+}
+
+// Review of branch `slots`, finding 1: a single-node vault on the
+// development token warns when the SoftHSM directory is not written
+// synchronously (SoftHSM does not fsync: a power cut can take the newest
+// heads), and not when the data directory carries `chattr +S` (inherited
+// by the token's directories and files).
+TEST_F(RollbackTest, UnsyncedDevTokenIsWarnedAndSyncedIsNot) {
+  StartVault();
+  EXPECT_NE(vault_.log().find("freshness_token_storage_unsynced"),
+            std::string::npos)
+      << vault_.log();
+  StopVault();
+
+  VaultProcess synced;
+  const int fd = open(synced.data_dir().c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(fd, 0);
+  long flags = 0;  // NOLINT(runtime/int): the ioctl's type
+  const bool set =
+      ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 &&
+      (flags |= FS_SYNC_FL, ioctl(fd, FS_IOC_SETFLAGS, &flags)) == 0;
+  close(fd);
+  if (!set) GTEST_SKIP() << "the filesystem of TMPDIR has no sync attribute";
+  ASSERT_TRUE(synced.Start()) << synced.log();
+  EXPECT_EQ(synced.log().find("freshness_token_storage_unsynced"),
+            std::string::npos)
+      << synced.log();
+  EXPECT_EQ(synced.Stop(), 0);
 }
 
 }  // namespace

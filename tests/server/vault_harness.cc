@@ -201,12 +201,13 @@ int VaultProcess::Stop() {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-void VaultProcess::Kill() {
-  if (pid_ <= 0) return;
+int VaultProcess::Kill() {
+  if (pid_ <= 0) return -1;
   kill(pid_, SIGKILL);
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 std::string VaultProcess::Token(const std::string& account, int64_t ttl_s,

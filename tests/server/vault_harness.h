@@ -46,8 +46,9 @@ class VaultProcess {
   bool Start(std::vector<std::string> extra_args = {});
   // SIGTERM; returns the exit status.
   int Stop();
-  // SIGKILL, no drain.
-  void Kill();
+  // SIGKILL, no drain; how it ended (an exit code if it had exited by
+  // itself, else 128 + SIGKILL).
+  int Kill();
   bool running() const { return pid_ > 0; }
   // A command the vault is started under (e.g. fiu-run for fault injection);
   // it must exec the vault in the same process.
