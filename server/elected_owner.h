@@ -116,7 +116,10 @@ class ElectedOwner final : public OwnerRole {
   // A take-over round that found no majority: logs `error` and waits a
   // second, or less if the term ends.
   void WaitForQuorum(uint64_t generation, absl::string_view error);
-  absl::Status CheckQuorumMarker();
+  absl::StatusOr<bool> CheckQuorumMarker();
+  absl::Status CarryQuorumMarker();
+  absl::Status QuorumStoreMismatch(
+      const std::optional<std::string>& marker) const;
   // Whether this node's vault keys are the cluster's (`<prefix>fresh/
   // keycheck`); with `create`, an absent marker is made from this node's
   // keys once one record opens with them (or the store holds none).

@@ -180,6 +180,16 @@ class QuorumEtcdProcessTest : public QuorumProcessTest {
     return v.substr(0, v.find('/'));
   }
 
+  // The store's `<prefix>fresh/quorum` (the members digest), "" if absent.
+  std::string QuorumMarker() {
+    RawEtcd raw(*etcd_, 0);
+    etcdserverpb::RangeResponse resp;
+    if (!raw.Range("bkv/fresh/quorum", 0, &resp).ok() || resp.kvs_size() == 0) {
+      return "";
+    }
+    return resp.kvs(0).value();
+  }
+
   std::unique_ptr<client::VaultClient> Sdk(const std::string& account,
                                            int first) {
     client::VaultOptions o;
@@ -646,6 +656,53 @@ TEST_F(QuorumEtcdProcessTest, MemberOnAnotherEtcdPrefixNeverFencesTheOwner) {
                   "bkv_freshness_endorser_promised_term"),
             term);
   EXPECT_TRUE(Guess("omar").got_ke2);
+}
+
+// Budget review finding 3, real processes over etcd: every member hands
+// over to the same list and carries (a new members digest, the store's
+// quorum marker still the old one). Node 1 alone wins the lease; its
+// take-over gets no majority, and the marker must still name the old list
+// (before the fix it moved at the lease win, before the majority: a
+// minority on another digest wedged the members that carried right).
+// With nodes 2 and 3 back, the owner's take-over succeeds, the marker
+// moves (`quorum_marker_carried`) and the count stands.
+TEST_F(QuorumEtcdProcessTest, QuorumMarkerMovesOnlyAfterTheTakeOversMajority) {
+  ASSERT_GE(WaitForOwner(), 0);
+  Register("pia");
+  ASSERT_TRUE(Guess("pia").got_ke2);
+  const std::string old = QuorumMarker();
+  ASSERT_FALSE(old.empty());
+  for (int i = 0; i < nodes_; ++i) ASSERT_EQ(node_[i].Stop(), 0);
+  std::string files, out;
+  for (int i = 0; i < nodes_; ++i) {
+    const std::string f = node_[i].data_dir() + "/handover";
+    ASSERT_EQ(Form(i, members_, "--export " + f, &out), 0) << out;
+    files += (i == 0 ? "" : ",") + f;
+  }
+  for (int i = 0; i < nodes_; ++i) {
+    ASSERT_EQ(Form(i, members_, "--carry " + files, &out), 0) << out;
+  }
+  ASSERT_NO_FATAL_FAILURE(StartNode(0));
+  bool failed = false;  // a whole take-over: three rounds without a majority
+  for (int i = 0; i < 300 && !failed; ++i) {
+    failed = node_[0].log().find("quorum_takeover_failed") != std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(failed) << node_[0].log();
+  EXPECT_EQ(QuorumMarker(), old) << node_[0].log();
+  EXPECT_EQ(node_[0].log().find("quorum_marker_carried"), std::string::npos);
+  for (int i = 1; i < nodes_; ++i) ASSERT_NO_FATAL_FAILURE(StartNode(i));
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  const std::string now = QuorumMarker();
+  EXPECT_NE(now, old);
+  EXPECT_NE(node_[owner].log().find("quorum_marker_carried"),
+            std::string::npos);
+  EXPECT_NE(node_[owner].log().find(now), std::string::npos);
+  EXPECT_EQ(Remaining("pia"), 9u);
+  EXPECT_TRUE(Guess("pia").got_ke2);
+  EXPECT_EQ(Remaining("pia"), 8u);
+  ExpectNoStaleState();
 }
 
 // Finding 1 (and 13) of the election's review, in real processes: a counted
