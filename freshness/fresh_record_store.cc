@@ -169,6 +169,9 @@ absl::StatusOr<std::unique_ptr<FreshRecordStore>> FreshRecordStore::Open(
         ": the shard count is fixed when the heads are created; set "
         "freshness_shards = ",
         table->shards.size()));
+  } else {  // budget review finding 5: adopted only within range
+    BKV_RETURN_IF_ERROR(
+        CheckHeadRanges(*table, {options.ceremonies, options.max_cap}));
   }
   // Budget review finding 5: the re-anchors left, beside the configured B.
   uint32_t min_left = UINT32_MAX;

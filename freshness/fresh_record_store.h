@@ -39,6 +39,9 @@ struct FreshnessOptions {
   // B, each shard's lifetime re-anchor budget, fixed at genesis
   // (docs/rollback.md "The lifetime budget").
   uint32_t ceremonies = kDefaultCeremonies;
+  // K over a quorum: an adopted table's caps are at most this (0: not
+  // checked; a single node's --genesis may cap at any K).
+  uint32_t max_cap = 0;
 };
 
 // How a record written before its shard's re-anchor reads (docs/rollback.md

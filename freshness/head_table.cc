@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "crypto/status_macros.h"
 #include "hsm/key_labels.h"
 
@@ -43,6 +44,71 @@ uint32_t LegacyCeremoniesLeft(uint32_t epoch, uint32_t cap) {
   const uint32_t old_rule = cap > 0 ? cap - 1 : 0;
   return std::min(old_rule,
                   kDefaultCeremonies - std::min(epoch, kDefaultCeremonies));
+}
+
+namespace {
+
+absl::Status OutOfRange(size_t s, absl::string_view what,
+                        absl::string_view fix) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("freshness head table: shard ", s, " ", what, ": ", fix,
+                   " (docs/rollback.md \"The lifetime budget\")"));
+}
+
+constexpr char kCheckToken[] =
+    "no ceremony writes that; check that this is the deployment's token and "
+    "restore its directory, or re-create the heads with `rollback reanchor "
+    "--genesis` on a new token";
+
+}  // namespace
+
+absl::Status CheckHeadRanges(const HeadTable& t, const HeadLimits& limits) {
+  const uint64_t b = std::min(limits.ceremonies, kMaxCeremonies);
+  for (size_t s = 0; s < t.shards.size(); ++s) {
+    const ShardHead& h = t.shards[s];
+    if (h.ceremonies_left > b) {
+      return OutOfRange(
+          s,
+          absl::StrCat("has ", h.ceremonies_left,
+                       " re-anchors left, above this node's [freshness] "
+                       "reanchor_budget (",
+                       b, ")"),
+          absl::StrCat("every member must have the B the heads were created "
+                       "with: set reanchor_budget = ",
+                       h.ceremonies_left, " if that was it, else ",
+                       kCheckToken));
+    }
+    if (h.ceremonies_left > 0 && uint64_t{h.epoch} + h.ceremonies_left > b) {
+      return OutOfRange(
+          s,
+          absl::StrCat("was re-anchored ", h.epoch, " times and still has ",
+                       h.ceremonies_left, " left, more than reanchor_budget (",
+                       b, ") allows"),
+          kCheckToken);
+    }
+    if (h.epoch > 0 && h.ceremonies_left > 0 && h.cap == 0) {
+      return OutOfRange(
+          s,
+          absl::StrCat("was re-anchored with cap 0 but has ", h.ceremonies_left,
+                       " re-anchors left (cap 0 is only for a "
+                       "spent shard)"),
+          kCheckToken);
+    }
+    if (limits.max_cap > 0 && h.epoch > 0 && h.cap > limits.max_cap) {
+      return OutOfRange(
+          s,
+          absl::StrCat("caps its re-anchored records at ", h.cap,
+                       " attempts, above this node's [freshness] "
+                       "reanchor_max_attempts (",
+                       limits.max_cap, ")"),
+          absl::StrCat("every member must have the same K: set "
+                       "reanchor_max_attempts = ",
+                       h.cap,
+                       " if that was the ceremony's --max-attempts, else ",
+                       kCheckToken));
+    }
+  }
+  return absl::OkStatus();
 }
 
 void PutBigEndian(std::vector<uint8_t>& out, uint64_t v, int bytes) {

@@ -50,6 +50,24 @@ inline constexpr uint32_t kMaxCeremonies = 64;
 // to 1: cap - 1 more) and the default B less its re-anchors.
 uint32_t LegacyCeremoniesLeft(uint32_t epoch, uint32_t cap);
 
+// What a node holds an adopted table to (docs/rollback.md "The lifetime
+// budget", budget review finding 5): its own B and, over a quorum, its K.
+struct HeadLimits {
+  uint32_t ceremonies = kMaxCeremonies;  // B: [freshness] reanchor_budget
+  // K: [freshness] reanchor_max_attempts; 0 leaves caps unbounded (a single
+  // node's `rollback reanchor --genesis` may cap at any K).
+  uint32_t max_cap = 0;
+};
+
+struct HeadTable;
+
+// Every shard within what the ceremonies can write: left <= B; with left >
+// 0, epoch + left <= B (each re-anchor spent one); a re-anchored shard with
+// left > 0 has cap >= 1 (cap 0 only when spent); with max_cap, a
+// re-anchored shard's cap <= K. FailedPrecondition naming the first shard
+// out of range, the value and the setting to compare, otherwise.
+absl::Status CheckHeadRanges(const HeadTable& t, const HeadLimits& limits);
+
 struct HeadTable {
   uint64_t seq = 0;  // +1 per head write
   std::vector<ShardHead> shards;

@@ -123,6 +123,8 @@ absl::StatusOr<HeadTable> StartingTable(HeadStore& heads,
         absl::StrCat("the token's heads cover ", table->shards.size(),
                      " shards, not ", options.shards));
   }
+  // Budget review finding 5: a ceremony starts only from a table in range.
+  BKV_RETURN_IF_ERROR(CheckHeadRanges(*table, {options.ceremonies}));
   for (uint32_t s : options.only) {
     if (s >= options.shards) {
       return absl::InvalidArgumentError(absl::StrCat(

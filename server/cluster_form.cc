@@ -334,7 +334,7 @@ absl::StatusOr<std::string> DecidedBudget(const freshness::Carry& carry) {
 absl::StatusOr<std::string> CarryTo(
     const std::shared_ptr<hsm::Pkcs11Hsm>& token,
     const std::optional<FormedMembers>& formed, const freshness::Members& to,
-    const FormArgs& a, uint32_t ceremonies, std::ostream& out) {
+    const FormArgs& a, const freshness::HeadLimits& limits, std::ostream& out) {
   BKV_ASSIGN_OR_RETURN(std::vector<HandOver> hs, ReadHandOvers(a.carry_from));
   if (formed) BKV_RETURN_IF_ERROR(CheckSurvivor(token, *formed, to, hs));
   BKV_ASSIGN_OR_RETURN(freshness::Carry carry,
@@ -349,8 +349,14 @@ absl::StatusOr<std::string> CarryTo(
   }
   std::string budget;
   if (!a.decision.empty()) {
-    BKV_RETURN_IF_ERROR(ApplyDecisionFile(a, ceremonies, to, carry));
+    BKV_RETURN_IF_ERROR(ApplyDecisionFile(a, limits.ceremonies, to, carry));
     BKV_ASSIGN_OR_RETURN(budget, DecidedBudget(carry));
+  }
+  if (carry.formed.has_base()) {  // budget review finding 5
+    BKV_ASSIGN_OR_RETURN(
+        freshness::HeadTable base,
+        freshness::ParseHeadsString(carry.formed.base_table()));
+    BKV_RETURN_IF_ERROR(freshness::CheckHeadRanges(base, limits));
   }
   BKV_ASSIGN_OR_RETURN(freshness::Members formed_to,
                        freshness::FormedList(carry.formed));
@@ -529,7 +535,11 @@ absl::Status ProveSoPin(const VaultConfig& c, const std::string& so_pin_file) {
   return hsm::Pkcs11Hsm::VerifySoPin(module, c.hsm_token_label, so_pin);
 }
 
-absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
+absl::Status Form(const VaultConfig& c, const FormArgs& given,
+                  std::ostream& out) {
+  FormArgs a = given;
+  BKV_ASSIGN_OR_RETURN(a.max_attempts,
+                       c.CeremonyMaxAttempts(given.max_attempts, false));
   if (!a.export_to.empty() && !a.carry_from.empty()) {
     return absl::InvalidArgumentError("--export and --carry are two steps");
   }
@@ -576,10 +586,8 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
   BKV_ASSIGN_OR_RETURN(std::optional<FormedMembers> formed, ReadFormed(token));
   if (!a.carry_from.empty()) {
     BKV_ASSIGN_OR_RETURN(auto audit, ReadyAudit(c, token));
-    return Audit(
-        audit.get(), "cluster_form_carry",
-        CarryTo(token, formed, q.members, a,
-                static_cast<uint32_t>(c.freshness_reanchor_budget), out));
+    return Audit(audit.get(), "cluster_form_carry",
+                 CarryTo(token, formed, q.members, a, q.limits, out));
   }
   return FirstForm(token, formed, q.members, out);
 }

@@ -33,6 +33,49 @@ TEST(HeadTableTest, RoundTripsAndRejectsGarbage) {
   EXPECT_TRUE(absl::IsDataLoss(ParseHeads(bytes).status()));
 }
 
+// Budget review finding 5: what a node adopts must be what the ceremonies
+// can write under its B (and, over a quorum, its K); each refusal names the
+// shard and the setting to compare.
+TEST(HeadTableTest, RangesOfAnAdoptedTable) {
+  HeadTable t;
+  t.shards.resize(3, {.ceremonies_left = 4});
+  t.shards[1] = {.epoch = 1, .cap = 2, .ceremonies_left = 3};
+  t.shards[2] = {.epoch = 9, .cap = 0, .ceremonies_left = 0};  // forced
+  const HeadLimits b4k2{4, 2};
+  EXPECT_TRUE(CheckHeadRanges(t, b4k2).ok());
+  EXPECT_TRUE(CheckHeadRanges(t, {4}).ok());
+  auto refused = [&](const HeadTable& bad, const HeadLimits& l,
+                     const std::string& says) {
+    absl::Status s = CheckHeadRanges(bad, l);
+    EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+    EXPECT_NE(s.message().find(says), std::string::npos) << s;
+  };
+  // (1) more left than this node's B.
+  refused(t, {3, 2},
+          "shard 0 has 4 re-anchors left, above this node's [freshness] "
+          "reanchor_budget (3)");
+  refused(t, {3, 2}, "set reanchor_budget = 4");
+  // (2) a re-anchored shard claiming its budget back.
+  HeadTable reset = t;
+  reset.shards[1].ceremonies_left = 4;
+  refused(reset, b4k2, "shard 1 was re-anchored 1 times and still has 4 left");
+  // (3) cap 0 with a ceremony left.
+  HeadTable zero = t;
+  zero.shards[1].cap = 0;
+  refused(zero, b4k2, "shard 1 was re-anchored with cap 0 but has 3");
+  // (4) over a quorum, a cap above K; a single node's (no K) may.
+  HeadTable wide = t;
+  wide.shards[1].cap = 9;
+  refused(wide, b4k2,
+          "shard 1 caps its re-anchored records at 9 attempts, above this "
+          "node's [freshness] reanchor_max_attempts (2)");
+  EXPECT_TRUE(CheckHeadRanges(wide, {4}).ok());
+  // Not before a re-anchor: epoch 0's cap means nothing.
+  HeadTable fresh = t;
+  fresh.shards[0].cap = 9;
+  EXPECT_TRUE(CheckHeadRanges(fresh, b4k2).ok());
+}
+
 // Form3 review finding 1: tables written before the lifetime budget (0x01,
 // no `left`) are read with the derived count and written back byte for
 // byte (their certificates keep verifying); a changed count gives 0x02.

@@ -11,6 +11,7 @@
 #include <map>
 #include <thread>
 
+#include "freshness/head_table.h"
 #include "freshness/shard_tree.h"
 #include "hsm/key_labels.h"
 #include "hsm/pkcs11_hsm.h"
@@ -279,6 +280,51 @@ TEST_F(RollbackTest, RepeatedRestoresSpendTheReanchorBudget) {
       << out;
   StartVault();
   ExpectRolledBack(client_->Recover(vault_.Token(acct), acct, "right"));
+}
+
+// Budget review finding 5 against a real vault: a head table in the token
+// that no ceremony writes (shard 0 re-anchored once yet back at its full
+// budget B = 4, as a table that reset its count would be) is refused at
+// start and by `rollback reanchor`, naming the shard and what to do;
+// without the check the vault served on it. So is a table whose budget is
+// above this node's reanchor_budget (lowered after the heads were made),
+// which serves again with the B it was made with.
+TEST_F(RollbackTest, HeadTableOutOfRangeIsRefusedNamingTheShard) {
+  StartVault();
+  RegisterOrDie("nina", "right");
+  StopVault();
+  const std::string so_pin = vault_.data_dir() + "/softhsm/so.pin";
+  EXPECT_FALSE(vault_.Start({"--freshness-reanchor-budget", "2"}));
+  EXPECT_NE(vault_.log().find("shard 0 has 4 re-anchors left, above this "
+                              "node's [freshness] reanchor_budget (2)"),
+            std::string::npos)
+      << vault_.log();
+  EXPECT_NE(vault_.log().find("set reanchor_budget = 4"), std::string::npos);
+  ASSERT_TRUE(vault_.Start({"--freshness-reanchor-budget", "4"}))
+      << vault_.log();
+  ASSERT_EQ(vault_.Stop(), 0);
+  {
+    auto token = hsm::testing::OpenVaultToken(vault_.data_dir() + "/softhsm");
+    ASSERT_TRUE(token.ok()) << token.status();
+    auto heads = freshness::TokenHeadStore::Open(*token);
+    ASSERT_TRUE(heads.ok()) << heads.status();
+    auto table = (*heads)->Read();
+    ASSERT_TRUE(table.ok() && table->has_value()) << table.status();
+    freshness::HeadTable reset = **table;
+    reset.shards[0].epoch = 1;
+    reset.shards[0].cap = 2;
+    ASSERT_TRUE((*heads)->Write(reset).ok());
+  }
+  EXPECT_FALSE(vault_.Start({"--freshness-reanchor-budget", "4"}));
+  EXPECT_NE(vault_.log().find("shard 0 was re-anchored 1 times and still has "
+                              "4 left, more than reanchor_budget (4) allows"),
+            std::string::npos)
+      << vault_.log();
+  EXPECT_NE(vault_.log().find("restore its directory"), std::string::npos);
+  std::string out;
+  EXPECT_NE(Reanchor({"--so-pin-file", so_pin, "--shards", "0"}, &out), 0);
+  EXPECT_NE(out.find("shard 0 was re-anchored 1 times"), std::string::npos)
+      << out;
 }
 
 // Review finding 6 against a real vault: the token loses its freshness heads
