@@ -3,12 +3,46 @@
 // without touching the token, as on a token that cannot copy objects. Every
 // other call is SoftHSM's own. bkv_test_copy_calls() counts the refused
 // copies, so a test can tell the fallback it covers actually ran.
+// bkv_test_fail_token_creates(n) makes the next n C_CreateObject calls of a
+// token object fail with CKR_DEVICE_ERROR without creating it: a transient
+// device fault (budget review, finding 6's transient path).
 #include <dlfcn.h>
 #include <p11-kit/pkcs11.h>
 #include <stdlib.h>
 
 static CK_FUNCTION_LIST shim;
 static int copy_calls;
+static int failing_creates;
+static CK_C_CreateObject real_create;
+
+static int IsTokenObject(CK_ATTRIBUTE_PTR attrs, CK_ULONG count) {
+  for (CK_ULONG i = 0; i < count; ++i) {
+    if (attrs[i].type == CKA_TOKEN && attrs[i].pValue != NULL &&
+        attrs[i].ulValueLen == sizeof(CK_BBOOL)) {
+      return *(CK_BBOOL*)attrs[i].pValue == CK_TRUE;
+    }
+  }
+  return 0;
+}
+
+static CK_RV FailingCreate(CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR attrs,
+                           CK_ULONG count, CK_OBJECT_HANDLE_PTR object) {
+  if (IsTokenObject(attrs, count)) {
+    int left = __atomic_load_n(&failing_creates, __ATOMIC_SEQ_CST);
+    while (left > 0) {
+      if (__atomic_compare_exchange_n(&failing_creates, &left, left - 1, 0,
+                                      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        return CKR_DEVICE_ERROR;
+      }
+    }
+  }
+  return real_create(session, attrs, count, object);
+}
+
+__attribute__((visibility("default"))) void bkv_test_fail_token_creates(
+    int n) {
+  __atomic_store_n(&failing_creates, n, __ATOMIC_SEQ_CST);
+}
 
 static CK_RV RefuseCopy(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
                         CK_ATTRIBUTE_PTR changes, CK_ULONG count,
@@ -34,6 +68,8 @@ __attribute__((visibility("default"))) CK_RV C_GetFunctionList(
   }
   shim = *inner;
   shim.C_CopyObject = RefuseCopy;
+  real_create = inner->C_CreateObject;
+  shim.C_CreateObject = FailingCreate;
   *list = &shim;
   return CKR_OK;
 }
