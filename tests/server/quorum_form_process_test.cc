@@ -82,6 +82,33 @@ class QuorumFormTest : public QuorumProcessTest {
     }
   }
 
+  // Below the carry bound: every member carries the hand-overs with the
+  // quorum re-anchor's decision, each printing what the decision leaves.
+  void CarryDecision(const std::string& to, const std::string& files,
+                     const std::string& decision, const std::string& min_left) {
+    for (int i = 0; i < nodes_; ++i) {
+      std::string out;
+      ASSERT_EQ(
+          Form(i, to,
+               "--carry " + files + " --accept-fewer --decision " + decision,
+               &out),
+          0)
+          << out;
+      EXPECT_NE(out.find("decision: lowest_cap=2 min_left=" + min_left),
+                std::string::npos)
+          << out;
+    }
+  }
+
+  // How often `what` occurs in `text`.
+  static size_t Count(const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = 0; (at = text.find(what, at)) != std::string::npos; ++at) {
+      ++n;
+    }
+    return n;
+  }
+
   // Budget review finding 1: a hand-over can't be undone, so when the
   // member thought lost comes back after an export, it hands over too
   // (--leaving-exports with its own id) and the carry is at the bound: no
@@ -146,14 +173,6 @@ class QuorumFormBudgetTest : public QuorumFormTest {
     for (int i = 0; i < nodes_; ++i) {
       args_[i] = {"--freshness-reanchor-budget", "2"};
     }
-  }
-  // How often `what` occurs in `text`.
-  static size_t Count(const std::string& text, const std::string& what) {
-    size_t n = 0;
-    for (size_t at = 0; (at = text.find(what, at)) != std::string::npos; ++at) {
-      ++n;
-    }
-    return n;
   }
 };
 
@@ -517,38 +536,16 @@ TEST_F(QuorumFormTest, RestoredOwnerAndLaggingSurvivorRegainNoGuess) {
   out.clear();
   ASSERT_EQ(RunVault(reanchor + " --accept-fewer", &out), 0) << out;
   // Every shard (16 by default), not only ada's (form3 review finding 7).
-  size_t shards = 0;
-  for (size_t at = 0;
-       (at = out.find(": re-anchored at epoch", at)) != std::string::npos;
-       ++at) {
-    ++shards;
-  }
-  EXPECT_EQ(shards, 16u) << out;
+  EXPECT_EQ(Count(out, ": re-anchored at epoch"), 16u) << out;
   // Budget review finding 10: the budget survives the carry. The default
   // B = 4 less this ceremony, in the output, the audit and every member's
   // base.
-  size_t left3 = 0;
-  for (size_t at = 0;
-       (at = out.find("at most 2 attempts left; 3 re-anchors left", at)) !=
-       std::string::npos;
-       ++at) {
-    ++left3;
-  }
-  EXPECT_EQ(left3, 16u) << out;
+  EXPECT_EQ(Count(out, "at most 2 attempts left; 3 re-anchors left"), 16u)
+      << out;
   EXPECT_NE(out.find("quorum_carry_accept_fewer"), std::string::npos) << out;
   EXPECT_NE(Audit(0).find("quorum_carry_accept_fewer"), std::string::npos);
   EXPECT_NE(Audit(0).find("left=3"), std::string::npos);
-  for (int i = 0; i < nodes_; ++i) {
-    out.clear();
-    ASSERT_EQ(
-        Form(i, to,
-             "--carry " + files + " --accept-fewer --decision " + decision,
-             &out),
-        0)
-        << out;
-    EXPECT_NE(out.find("decision: lowest_cap=2 min_left=3"), std::string::npos)
-        << out;
-  }
+  ASSERT_NO_FATAL_FAILURE(CarryDecision(to, files, decision, "3"));
   EXPECT_NE(Audit(0).find("accept_fewer=true"), std::string::npos);
   ASSERT_NO_FATAL_FAILURE(StartNodes());
   Reconnect();
@@ -619,18 +616,7 @@ TEST_F(QuorumFormBudgetTest, ThreeReplacementsRunTheBudgetOut) {
                              " re-anchors left in its life"),
               16u)
         << out;
-    for (int i = 0; i < nodes_; ++i) {
-      out.clear();
-      ASSERT_EQ(
-          Form(i, to,
-               "--carry " + files + " --accept-fewer --decision " + decision,
-               &out),
-          0)
-          << out;
-      EXPECT_NE(out.find("decision: lowest_cap=2 min_left=" + left),
-                std::string::npos)
-          << out;
-    }
+    ASSERT_NO_FATAL_FAILURE(CarryDecision(to, files, decision, left));
     ASSERT_NO_FATAL_FAILURE(StartNodes());
     Reconnect();
     EXPECT_NE(node_[0].log().find("\"min_left\":\"" + left + "\""),
