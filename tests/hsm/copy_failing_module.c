@@ -6,6 +6,9 @@
 // bkv_test_fail_token_creates(n) makes the next n C_CreateObject calls of a
 // token object fail with CKR_DEVICE_ERROR without creating it: a transient
 // device fault (budget review, finding 6's transient path).
+// bkv_test_fail_value_reads(skip, n): of the next reads of a CKA_VALUE (the
+// call that fetches the bytes, not the size query), `skip` pass and the
+// following `n` fail with CKR_DEVICE_ERROR.
 #include <dlfcn.h>
 #include <p11-kit/pkcs11.h>
 #include <stdlib.h>
@@ -14,6 +17,28 @@ static CK_FUNCTION_LIST shim;
 static int copy_calls;
 static int failing_creates;
 static CK_C_CreateObject real_create;
+static int passing_reads, failing_reads;
+static CK_C_GetAttributeValue real_get;
+
+static CK_RV FailingGet(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
+                        CK_ATTRIBUTE_PTR attrs, CK_ULONG count) {
+  if (count == 1 && attrs[0].type == CKA_VALUE && attrs[0].pValue != NULL &&
+      __atomic_load_n(&failing_reads, __ATOMIC_SEQ_CST) > 0) {
+    if (__atomic_load_n(&passing_reads, __ATOMIC_SEQ_CST) > 0) {
+      __atomic_sub_fetch(&passing_reads, 1, __ATOMIC_SEQ_CST);
+    } else {
+      __atomic_sub_fetch(&failing_reads, 1, __ATOMIC_SEQ_CST);
+      return CKR_DEVICE_ERROR;
+    }
+  }
+  return real_get(session, object, attrs, count);
+}
+
+__attribute__((visibility("default"))) void bkv_test_fail_value_reads(int skip,
+                                                                       int n) {
+  __atomic_store_n(&passing_reads, skip, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&failing_reads, n, __ATOMIC_SEQ_CST);
+}
 
 static int IsTokenObject(CK_ATTRIBUTE_PTR attrs, CK_ULONG count) {
   for (CK_ULONG i = 0; i < count; ++i) {
@@ -70,6 +95,8 @@ __attribute__((visibility("default"))) CK_RV C_GetFunctionList(
   shim.C_CopyObject = RefuseCopy;
   real_create = inner->C_CreateObject;
   shim.C_CreateObject = FailingCreate;
+  real_get = inner->C_GetAttributeValue;
+  shim.C_GetAttributeValue = FailingGet;
   *list = &shim;
   return CKR_OK;
 }
