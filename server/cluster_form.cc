@@ -537,9 +537,10 @@ absl::Status ProveSoPin(const VaultConfig& c, const std::string& so_pin_file) {
 
 absl::Status Form(const VaultConfig& c, const FormArgs& given,
                   std::ostream& out) {
-  FormArgs a = given;
-  BKV_ASSIGN_OR_RETURN(a.max_attempts,
-                       c.CeremonyMaxAttempts(given.max_attempts, false));
+  FormArgs a = given;  // a decision is checked against this node's K
+  BKV_ASSIGN_OR_RETURN(
+      a.max_attempts,
+      c.CeremonyMaxAttempts(given.max_attempts, !given.decision.empty()));
   if (!a.export_to.empty() && !a.carry_from.empty()) {
     return absl::InvalidArgumentError("--export and --carry are two steps");
   }
@@ -552,10 +553,6 @@ absl::Status Form(const VaultConfig& c, const FormArgs& given,
   }
   if (!a.leaving_exports.empty() && a.export_to.empty()) {
     return absl::InvalidArgumentError("--leaving-exports goes with --export");
-  }
-  if (!a.decision.empty()) {
-    BKV_RETURN_IF_ERROR(
-        freshness::CheckMaxAttempts(a.max_attempts, c.attempt_limit));
   }
   BKV_RETURN_IF_ERROR(ProveSoPin(c, a.so_pin_file));
   // No vault runs on this token meanwhile: its chain can't move behind a

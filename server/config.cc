@@ -19,6 +19,7 @@
 #include "crypto/realm_set.h"
 #include "crypto/status_macros.h"
 #include "freshness/head_table.h"
+#include "freshness/reanchor.h"
 #include "hsm/key_ceremony.h"
 #include "net/loopback.h"
 #include "server/rate_limiter.h"
@@ -651,10 +652,12 @@ void ResolveReanchor(VaultConfig& c) {
 }  // namespace
 
 absl::StatusOr<uint32_t> VaultConfig::CeremonyMaxAttempts(uint32_t given,
-                                                          bool any) const {
+                                                          bool checked) const {
   const auto k = static_cast<uint32_t>(freshness_reanchor_max_attempts);
-  if (given == 0) return k;
-  if (given > k && !any) {
+  const uint32_t v = given == 0 ? k : given;
+  if (!checked) return v;
+  BKV_RETURN_IF_ERROR(freshness::CheckMaxAttempts(v, attempt_limit));
+  if (v > k) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--max-attempts ", given,
         " is above [freshness] reanchor_max_attempts (", k,
@@ -663,7 +666,7 @@ absl::StatusOr<uint32_t> VaultConfig::CeremonyMaxAttempts(uint32_t given,
         "more budget; raise the setting on every member if the bound allows "
         "(docs/rollback.md \"The lifetime budget\")"));
   }
-  return given;
+  return v;
 }
 
 absl::StatusOr<VaultConfig> LoadParsedConfig(const ConfigArgs& args) {

@@ -148,9 +148,11 @@ struct VaultConfig {
   absl::Status Validate() const;
 
   // One ceremony's K (budget review finding 8): `given` (--max-attempts),
-  // or reanchor_max_attempts when 0; above the setting refused, except for
-  // a single node's --genesis (`any`: the officer vouches for the copy).
-  absl::StatusOr<uint32_t> CeremonyMaxAttempts(uint32_t given, bool any) const;
+  // or reanchor_max_attempts when 0. `checked` (every capping ceremony but
+  // a single node's --genesis, whose officer vouches for the copy): at
+  // least 1, below attempt_limit, and at most the setting.
+  absl::StatusOr<uint32_t> CeremonyMaxAttempts(uint32_t given,
+                                               bool checked) const;
 };
 
 // The settings as a command line gave them: --config FILE and one flag per

@@ -198,14 +198,11 @@ absl::StatusOr<freshness::ReanchorReport> Reanchor(const Flags& given,
                                                    const VaultConfig& c) {
   // A single node's genesis anchors a copy the officer knows is current;
   // every other re-anchor caps below the limit.
-  const bool any = !c.UsesQuorum() && given.reanchor.genesis;
   Flags f = given;
-  BKV_ASSIGN_OR_RETURN(f.reanchor.max_attempts,
-                       c.CeremonyMaxAttempts(given.reanchor.max_attempts, any));
-  if (!any) {
-    BKV_RETURN_IF_ERROR(
-        freshness::CheckMaxAttempts(f.reanchor.max_attempts, c.attempt_limit));
-  }
+  BKV_ASSIGN_OR_RETURN(
+      f.reanchor.max_attempts,
+      c.CeremonyMaxAttempts(given.reanchor.max_attempts,
+                            c.UsesQuorum() || !given.reanchor.genesis));
   if (c.UsesQuorum()) return QuorumReanchor(f, c);
   if (!c.AnchorsRecords()) {
     return absl::FailedPreconditionError(

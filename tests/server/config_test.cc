@@ -126,16 +126,19 @@ TEST(ConfigTest, ReanchorBudgetTimesKStaysBelowTheAttemptLimit) {
         << r.status();
   }
   // A ceremony's --max-attempts: the setting when not given, never above.
-  EXPECT_EQ(*c->CeremonyMaxAttempts(0, false), 2u);
-  EXPECT_EQ(*c->CeremonyMaxAttempts(1, false), 1u);
-  auto above = c->CeremonyMaxAttempts(3, false);
+  EXPECT_EQ(*c->CeremonyMaxAttempts(0, true), 2u);
+  EXPECT_EQ(*c->CeremonyMaxAttempts(1, true), 1u);
+  EXPECT_NE(c->CeremonyMaxAttempts(10, true).status().message().find(
+                "below the attempt limit"),
+            std::string::npos);
+  auto above = c->CeremonyMaxAttempts(3, true);
   ASSERT_FALSE(above.ok());
   EXPECT_NE(above.status().message().find(
                 "--max-attempts 3 is above [freshness] reanchor_max_attempts "
                 "(2)"),
             std::string::npos)
       << above.status();
-  EXPECT_EQ(*c->CeremonyMaxAttempts(9, true), 9u);  // a single --genesis
+  EXPECT_EQ(*c->CeremonyMaxAttempts(9, false), 9u);  // a single --genesis
 }
 
 TEST(ConfigTest, PlaintextOnlyOnLoopbackUnlessForced) {
