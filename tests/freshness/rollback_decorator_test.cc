@@ -5,7 +5,6 @@
 // ctest -R rollback.decorator
 #include <dlfcn.h>
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include "absl/strings/str_cat.h"
 #include "freshness/fresh_record_store.h"
@@ -218,13 +217,7 @@ size_t ObjectsLabelled(hsm::Pkcs11Hsm& token, const std::string& label) {
 TEST(ReanchorTokenFault, TransientHeadWriteFailureSpendsNothingAndRetries) {
   auto token = hsm::testing::TestToken::Create(/*with_keys=*/false);
   ASSERT_TRUE(token.ok()) << token.status();
-  (*token)->CloseHsm();  // the shim initialises SoftHSM itself
-  auto real = hsm::LocateSoftHsmModule();
-  ASSERT_TRUE(real.ok()) << real.status();
-  ASSERT_EQ(setenv("BKV_TEST_REAL_MODULE", real->c_str(), 1), 0);
-  hsm::TokenOptions shimmed = (*token)->options();
-  shimmed.module_path = BKV_COPY_FAILING_MODULE;
-  auto hsm = hsm::Pkcs11Hsm::Open(shimmed, (*token)->pin());
+  auto hsm = hsm::testing::OpenThroughShim(**token, BKV_COPY_FAILING_MODULE);
   ASSERT_TRUE(hsm.ok()) << hsm.status();
   storage::testing::TempDir dir;
   storage::RocksDbRecordStoreOptions o;

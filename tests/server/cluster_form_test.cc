@@ -6,7 +6,6 @@
 
 #include <dlfcn.h>
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <string>
 #include <vector>
@@ -64,13 +63,7 @@ std::optional<std::string> Get(const std::shared_ptr<hsm::Pkcs11Hsm>& token) {
 TEST(ClusterFormRepair, TransientReadErrorDestroysNothing) {
   auto made = hsm::testing::TestToken::Create(/*with_keys=*/false);
   ASSERT_TRUE(made.ok()) << made.status();
-  (*made)->CloseHsm();  // the shim initialises SoftHSM itself
-  auto real = hsm::LocateSoftHsmModule();
-  ASSERT_TRUE(real.ok()) << real.status();
-  ASSERT_EQ(setenv("BKV_TEST_REAL_MODULE", real->c_str(), 1), 0);
-  hsm::TokenOptions shimmed = (*made)->options();
-  shimmed.module_path = BKV_COPY_FAILING_MODULE;
-  auto opened = hsm::Pkcs11Hsm::Open(shimmed, (*made)->pin());
+  auto opened = hsm::testing::OpenThroughShim(**made, BKV_COPY_FAILING_MODULE);
   ASSERT_TRUE(opened.ok()) << opened.status();
   const std::shared_ptr<hsm::Pkcs11Hsm> token = *std::move(opened);
   auto repair = [&] {
