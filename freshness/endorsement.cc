@@ -87,13 +87,26 @@ absl::Status SameEpochsAndCaps(const EndorserState& state,
                                const HeadTable& next,
                                const HeadLimits& limits) {
   if (state.held_table().empty()) {
-    // A first table (budget review finding 5): within this node's B and K,
-    // and as the ceremonies write them; every member must have the owner's.
+    // A first table (first forming: the owner's ceremony makes it): as
+    // the ceremonies write them (budget review finding 5), its caps within
+    // this node's K and its budget within this node's B, as on main.
     absl::Status in_range = CheckHeadRanges(next, limits);
-    if (in_range.ok()) return in_range;
-    return absl::PermissionDeniedError(absl::StrCat(
-        "endorse: a first table out of range: ", in_range.message(),
-        "; every member must have the owner's B"));
+    if (!in_range.ok()) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "endorse: a first table out of range: ", in_range.message(),
+          "; every member must have the owner's K"));
+    }
+    const uint32_t b = std::min(limits.ceremonies, kMaxCeremonies);
+    for (const ShardHead& h : next.shards) {
+      if (h.ceremonies_left > b) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            "endorse: a first table with ", h.ceremonies_left,
+            " re-anchors left in a shard's life, above this node's "
+            "[freshness] reanchor_budget (",
+            b, "): every member must have the owner's B"));
+      }
+    }
+    return absl::OkStatus();
   }
   auto held = ParseHeadsString(state.held_table());
   bool same = held.ok() && held->shards.size() == next.shards.size();

@@ -63,28 +63,22 @@ constexpr char kCheckToken[] =
 }  // namespace
 
 absl::Status CheckHeadRanges(const HeadTable& t, const HeadLimits& limits) {
-  const uint64_t b = std::min(limits.ceremonies, kMaxCeremonies);
+  // Budget3 review finding 1: only what no ceremony of any release writes
+  // is refused (B at most 64, one spent per re-anchor, cap 0 only when
+  // spent, no epoch wrap); a table made under another B or K is not: a
+  // lower B counts as min(left, B) (ReanchoredHead), and K bounds the caps
+  // a ceremony makes, not the ones it made.
   for (size_t s = 0; s < t.shards.size(); ++s) {
     const ShardHead& h = t.shards[s];
-    if (h.ceremonies_left > b) {
-      return OutOfRange(
-          s,
-          absl::StrCat("has ", h.ceremonies_left,
-                       " re-anchors left, above this node's [freshness] "
-                       "reanchor_budget (",
-                       b, ")"),
-          absl::StrCat("every member must have the B the heads were created "
-                       "with: set reanchor_budget = ",
-                       h.ceremonies_left, " if that was it, else ",
-                       kCheckToken));
-    }
-    if (h.ceremonies_left > 0 && uint64_t{h.epoch} + h.ceremonies_left > b) {
-      return OutOfRange(
-          s,
-          absl::StrCat("was re-anchored ", h.epoch, " times and still has ",
-                       h.ceremonies_left, " left, more than reanchor_budget (",
-                       b, ") allows"),
-          kCheckToken);
+    if (h.ceremonies_left > kMaxCeremonies ||
+        (h.ceremonies_left > 0 &&
+         uint64_t{h.epoch} + h.ceremonies_left > kMaxCeremonies)) {
+      return OutOfRange(s,
+                        absl::StrCat("was re-anchored ", h.epoch,
+                                     " times and still has ", h.ceremonies_left,
+                                     " left, more than any reanchor_budget (",
+                                     kMaxCeremonies, ") allows"),
+                        kCheckToken);
     }
     if (h.epoch > 0 && h.ceremonies_left > 0 && h.cap == 0) {
       return OutOfRange(
@@ -94,6 +88,9 @@ absl::Status CheckHeadRanges(const HeadTable& t, const HeadLimits& limits) {
                        "spent shard)"),
           kCheckToken);
     }
+    if (h.epoch == UINT32_MAX) {  // budget3 review finding 9
+      return OutOfRange(s, "is at the last epoch", kCheckToken);
+    }
     if (limits.max_cap > 0 && h.epoch > 0 && h.cap > limits.max_cap) {
       return OutOfRange(
           s,
@@ -101,11 +98,8 @@ absl::Status CheckHeadRanges(const HeadTable& t, const HeadLimits& limits) {
                        " attempts, above this node's [freshness] "
                        "reanchor_max_attempts (",
                        limits.max_cap, ")"),
-          absl::StrCat("every member must have the same K: set "
-                       "reanchor_max_attempts = ",
-                       h.cap,
-                       " if that was the ceremony's --max-attempts, else ",
-                       kCheckToken));
+          "a first table is made by this list's owner: every member must "
+          "have the same K");
     }
   }
   return absl::OkStatus();

@@ -61,11 +61,14 @@ struct HeadLimits {
 
 struct HeadTable;
 
-// Every shard within what the ceremonies can write: left <= B; with left >
-// 0, epoch + left <= B (each re-anchor spent one); a re-anchored shard with
-// left > 0 has cap >= 1 (cap 0 only when spent); with max_cap, a
-// re-anchored shard's cap <= K. FailedPrecondition naming the first shard
-// out of range, the value and the setting to compare, otherwise.
+// Every shard within what a ceremony of any release can write (budget3
+// review finding 1: never judged against this node's B or K, which may
+// have been lower or higher when the table was made): left <= 64; with
+// left > 0, epoch + left <= 64 (each re-anchor spent one) and, once
+// re-anchored, cap >= 1 (cap 0 only when spent); epoch below 2^32 - 1.
+// With max_cap (only where this node's ceremony makes the caps: an
+// endorser's first table), a re-anchored shard's cap <= K.
+// FailedPrecondition naming the first shard out of range otherwise.
 absl::Status CheckHeadRanges(const HeadTable& t, const HeadLimits& limits);
 
 struct HeadTable {

@@ -337,7 +337,7 @@ absl::StatusOr<std::unique_ptr<freshness::FreshRecordStore>> OpenFresh(
     auto fresh = freshness::FreshRecordStore::Open(
         *n.store, heads,
         {o.shards, LogFreshness, o.ceremonies,
-         n.quorum != nullptr ? o.max_attempts : 0});
+         n.options.vault.limits.attempt_limit});
     if (fresh.ok() || n.quorum == nullptr ||
         !absl::IsUnavailable(fresh.status()) || absl::Now() > deadline ||
         round >= 60) {
@@ -367,7 +367,7 @@ absl::Status BuildElected(VaultNode& n) {
   auto elected = ElectedOwner::Start(
       *n.quorum, *etcd, n.options.store.etcd_options.key_prefix + "fresh/owner",
       {n.options.store.shards, LogFreshness, n.options.store.ceremonies,
-       n.options.store.max_attempts},
+       n.options.vault.limits.attempt_limit},
       {*std::move(check), [keys](absl::string_view c) {
          return hsm::VerifyKeyCheck(*keys, c, "this node's token");
        }});
@@ -478,8 +478,10 @@ absl::Status BuildFreshness(const VaultConfig& c, VaultNode& n) {
     n.timed_store.emplace(*n.store, n.metrics);
     return absl::OkStatus();
   }
-  auto fresh = freshness::FreshRecordStore::Open(
-      *n.store, *n.heads, {o.shards, LogFreshness, o.ceremonies});
+  auto fresh =
+      freshness::FreshRecordStore::Open(*n.store, *n.heads,
+                                        {o.shards, LogFreshness, o.ceremonies,
+                                         n.options.vault.limits.attempt_limit});
   BKV_BUILD_STEP("freshness_unavailable", fresh.status());
   n.fresh = *std::move(fresh);
   n.timed_store.emplace(*n.fresh, n.metrics);

@@ -135,14 +135,15 @@ absl::Status FirstForm(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
 
 // What a below-bound ceremony would leave, from this token's certified
 // table (docs/rollback.md "The lifetime budget").
-std::string BudgetAfter(const fresh::v1::EndorserState& s, uint32_t k) {
+std::string BudgetAfter(const fresh::v1::EndorserState& s, uint32_t k,
+                        uint32_t b) {
   auto table = freshness::ParseHeadsString(s.certified_table());
   if (!s.has_newest_certificate() || !table.ok()) {
     return "no certified table yet";
   }
   uint32_t epochs = 0, cap = k, left = UINT32_MAX;
   for (const freshness::ShardHead& h : table->shards) {
-    const freshness::ShardHead next = freshness::ReanchoredHead(h, k);
+    const freshness::ShardHead next = freshness::ReanchoredHead(h, k, b);
     epochs = std::max(epochs, h.epoch);
     cap = std::min(cap, next.cap);
     left = std::min(left, next.ceremonies_left);
@@ -170,7 +171,7 @@ absl::StatusOr<size_t> CheckExportBound(const freshness::Members& from,
   const std::string cost = absl::StrCat(
       "the carry can get ", expect, " hand-overs, below the carry bound ",
       bound, " (N - q + 2): it will be a re-anchor of every shard (",
-      BudgetAfter(s, a.max_attempts), ")");
+      BudgetAfter(s, a.max_attempts, a.ceremonies), ")");
   if (!a.accept_fewer) {
     return absl::FailedPreconditionError(absl::StrCat(
         cost,
@@ -356,7 +357,7 @@ absl::StatusOr<std::string> CarryTo(
     BKV_ASSIGN_OR_RETURN(
         freshness::HeadTable base,
         freshness::ParseHeadsString(carry.formed.base_table()));
-    BKV_RETURN_IF_ERROR(freshness::CheckHeadRanges(base, limits));
+    BKV_RETURN_IF_ERROR(freshness::CheckHeadRanges(base, {}));
   }
   BKV_ASSIGN_OR_RETURN(freshness::Members formed_to,
                        freshness::FormedList(carry.formed));
@@ -541,6 +542,7 @@ absl::Status Form(const VaultConfig& c, const FormArgs& given,
   BKV_ASSIGN_OR_RETURN(
       a.max_attempts,
       c.CeremonyMaxAttempts(given.max_attempts, !given.decision.empty()));
+  a.ceremonies = static_cast<uint32_t>(c.freshness_reanchor_budget);
   if (!a.export_to.empty() && !a.carry_from.empty()) {
     return absl::InvalidArgumentError("--export and --carry are two steps");
   }

@@ -636,14 +636,29 @@ namespace {
 
 // Unset B and K follow attempt_limit (docs/rollback.md "The lifetime
 // budget"): L = 10 keeps K = 2, B = 4; smaller limits lower K first, so
-// B stays the 4 already written in existing tokens while L > 4.
+// B stays the 4 already written in existing tokens while L > 4. An unset
+// one follows the set one (budget3 review finding 8). A reanchor_budget
+// set without K (every config main accepted) above what attempt_limit
+// allows is lowered to fit (budget3 review finding 1): a table's larger
+// `left` then counts as min(left, B), so an upgrade or a lowered
+// attempt_limit shortens the budget instead of refusing to start.
 void ResolveReanchor(VaultConfig& c) {
   const int64_t spare = std::max<int64_t>(0, c.attempt_limit - 1);
+  const bool b_set = c.freshness_reanchor_budget != kUnsetSetting;
   if (c.freshness_reanchor_max_attempts == kUnsetSetting) {
+    const int64_t b =
+        b_set ? std::max<int64_t>(1, c.freshness_reanchor_budget) : 4;
     c.freshness_reanchor_max_attempts =
-        std::min<int64_t>(2, std::max<int64_t>(1, spare / 4));
+        std::min<int64_t>(2, std::max<int64_t>(1, spare / b));
+    if (b_set && c.freshness_reanchor_budget >= 1 &&
+        c.freshness_reanchor_budget <= freshness::kMaxCeremonies &&
+        spare >= 1) {
+      c.freshness_reanchor_budget =
+          std::min(c.freshness_reanchor_budget,
+                   spare / c.freshness_reanchor_max_attempts);
+    }
   }
-  if (c.freshness_reanchor_budget == kUnsetSetting) {
+  if (!b_set) {
     c.freshness_reanchor_budget = std::clamp<int64_t>(
         spare / std::max<int64_t>(1, c.freshness_reanchor_max_attempts), 1, 4);
   }

@@ -113,7 +113,25 @@ TEST(ConfigTest, ReanchorBudgetTimesKStaysBelowTheAttemptLimit) {
                 "below [policy] attempt_limit 10"),
             std::string::npos)
       << bound.status();
-  // The old defaults under a lowered limit, set explicitly: refused.
+  // Budget3 review finding 1: every config main accepted (reanchor_budget
+  // set, K new) still loads; the unset K follows the set B, and a B above
+  // what the limit allows is lowered (a table's larger left then counts as
+  // min(left, B)).
+  for (auto [limit, b_set, b, k] : {std::tuple{3, 4, 2, 1},
+                                    {4, 4, 3, 1},
+                                    {10, 8, 8, 1},
+                                    {10, 4, 4, 2},
+                                    {6, 4, 4, 1},
+                                    {2, 64, 1, 1},
+                                    {1, 4, 4, 1}}) {
+    auto d = load({"--attempt-limit", std::to_string(limit),
+                   "--freshness-reanchor-budget", std::to_string(b_set)});
+    ASSERT_TRUE(d.ok()) << limit << "," << b_set << ": " << d.status();
+    EXPECT_EQ(d->freshness_reanchor_budget, b) << limit << "," << b_set;
+    EXPECT_EQ(d->freshness_reanchor_max_attempts, k) << limit << "," << b_set;
+  }
+  EXPECT_FALSE(load({"--freshness-reanchor-budget", "65"}).ok());
+  // The old defaults under a lowered limit, both set explicitly: refused.
   EXPECT_FALSE(load({"--attempt-limit", "5", "--freshness-reanchor-budget", "4",
                      "--freshness-reanchor-max-attempts", "2"})
                    .ok());
