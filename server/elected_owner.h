@@ -116,7 +116,12 @@ class ElectedOwner final : public OwnerRole {
   // A take-over round that found no majority: logs `error` and waits a
   // second, or less if the term ends.
   void WaitForQuorum(uint64_t generation, absl::string_view error);
-  absl::StatusOr<bool> CheckQuorumMarker();
+  // What the take-over does to `<prefix>fresh/quorum` once its majority
+  // adopted the chain (budget review finding 3, budget3 review finding 3):
+  // nothing, create it (first forming), or move it (after a carry).
+  enum class MarkerStep { kNone, kCreate, kCarry };
+  absl::StatusOr<MarkerStep> CheckQuorumMarker();
+  absl::Status SettleQuorumMarker(MarkerStep step);
   absl::Status CarryQuorumMarker();
   absl::Status QuorumStoreMismatch(
       const std::optional<std::string>& marker) const;
