@@ -84,16 +84,26 @@ bool TooFar(uint64_t next, uint64_t current) {
 // Epochs, caps and ceremonies left change only by the SO's re-anchor
 // ceremony (a carried decision): over the quorum path they stay as held.
 absl::Status SameEpochsAndCaps(const EndorserState& state,
-                               const HeadTable& next, uint32_t budget) {
-  if (state.held_table().empty()) {  // a first table: B within this node's
+                               const HeadTable& next,
+                               const HeadLimits& limits) {
+  if (state.held_table().empty()) {
+    // A first table (first forming: the owner's ceremony makes it): as
+    // the ceremonies write them (budget review finding 5), its caps within
+    // this node's K and its budget within this node's B, as on main.
+    absl::Status in_range = CheckHeadRanges(next, limits);
+    if (!in_range.ok()) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "endorse: a first table out of range: ", in_range.message(),
+          "; every member must have the owner's K"));
+    }
+    const uint32_t b = std::min(limits.ceremonies, kMaxCeremonies);
     for (const ShardHead& h : next.shards) {
-      if (h.ceremonies_left > std::min(budget, kMaxCeremonies)) {
+      if (h.ceremonies_left > b) {
         return absl::PermissionDeniedError(absl::StrCat(
             "endorse: a first table with ", h.ceremonies_left,
-            " re-anchors left in a shard's life, above this node's [freshness] "
-            "reanchor_budget (",
-            std::min(budget, kMaxCeremonies),
-            "): every member must have the owner's B"));
+            " re-anchors left in a shard's life, above this node's "
+            "[freshness] reanchor_budget (",
+            b, "): every member must have the owner's B"));
       }
     }
     return absl::OkStatus();
@@ -483,7 +493,7 @@ absl::StatusOr<EndorserState> DecideEndorse(const Members& members,
                                             const EndorserState& state,
                                             const EndorseRequest& request,
                                             HeadRef* signed_head,
-                                            uint32_t budget) {
+                                            const HeadLimits& limits) {
   BKV_RETURN_IF_ERROR(CheckProposer(
       members, state, request.term(), request.proposer_signature(),
       RequestStatement(members.digest(), request)));
@@ -501,7 +511,7 @@ absl::StatusOr<EndorserState> DecideEndorse(const Members& members,
     return absl::InvalidArgumentError(
         "endorse: malformed table or digest, or a seq too far ahead");
   }
-  BKV_RETURN_IF_ERROR(SameEpochsAndCaps(state, *next, budget));
+  BKV_RETURN_IF_ERROR(SameEpochsAndCaps(state, *next, limits));
   const std::string digest = DigestBytes(TableDigest(*next));
   const bool successor =
       request.prev_digest() == held.digest() && next->seq > held.seq();
@@ -914,7 +924,7 @@ absl::StatusOr<fresh::v1::EndorseResponse> Endorser::Endorse(
   }
   HeadRef head;
   absl::StatusOr<EndorserState> next =
-      DecideEndorse(members_, state_, request, &head, budget_);
+      DecideEndorse(members_, state_, request, &head, limits_);
   fresh::v1::EndorseResponse out;
   if (absl::IsFailedPrecondition(next.status())) {
     BKV_ASSIGN_OR_RETURN(*out.mutable_refusal(), Refuse());

@@ -154,12 +154,12 @@ fresh::v1::HeadRef HeldHead(const fresh::v1::EndorserState& s);
 // FailedPrecondition "fenced" for a term below the promised one; Aborted
 // (naming what is held) for a head that is not a successor; InvalidArgument
 // for garbage or a term/seq beyond kMaxStep.
-// `budget`: the most re-anchors a first table (nothing held yet) may give a
-// shard, this node's [freshness] reanchor_budget (budget review finding 5).
+// `limits`: this node's B and K, which a first table (nothing held yet)
+// must keep to (CheckHeadRanges; budget review finding 5).
 absl::StatusOr<fresh::v1::EndorserState> DecideEndorse(
     const Members& members, const fresh::v1::EndorserState& state,
     const fresh::v1::EndorseRequest& request, fresh::v1::HeadRef* signed_head,
-    uint32_t budget = kMaxCeremonies);
+    const HeadLimits& limits = {});
 // A take-over's promise: FailedPrecondition unless `term` is above the
 // promised one; PermissionDenied and InvalidArgument as above.
 absl::StatusOr<fresh::v1::EndorserState> DecidePrepare(
@@ -255,11 +255,11 @@ class Endorser {
   uint64_t recover_signatures() const { return recover_signatures_.load(); }
   uint32_t node_id() const { return node_id_; }
   const Members& members() const { return members_; }
-  // This node's B: a first table with more re-anchors left in a shard is
-  // refused (default kMaxCeremonies, the configurable maximum).
-  void set_reanchor_budget(uint32_t b) {
+  // This node's B and K: a first table out of their range is refused
+  // (default: B kMaxCeremonies, the configurable maximum; caps unbounded).
+  void set_reanchor_limits(HeadLimits limits) {
     absl::MutexLock lock(&mu_);
-    budget_ = b;
+    limits_ = limits;
   }
 
  private:
@@ -286,7 +286,7 @@ class Endorser {
   fresh::v1::EndorserState state_ ABSL_GUARDED_BY(mu_);
   bool recovering_ ABSL_GUARDED_BY(mu_);
   std::string suspended_ ABSL_GUARDED_BY(mu_);  // "" = answering
-  uint32_t budget_ ABSL_GUARDED_BY(mu_) = kMaxCeremonies;
+  HeadLimits limits_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> state_writes_{0};
   // Answers already signed, by requester and nonce (bounded per requester):
   // a replayed query costs no further token signature.

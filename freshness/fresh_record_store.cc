@@ -125,7 +125,7 @@ absl::Status GenesisAllowed(uint64_t records,
 
 }  // namespace
 
-void Reanchored(UserRecord& r, uint32_t cap) {
+void Reanchored(UserRecord& r, uint32_t cap, uint32_t attempt_limit) {
   r.set_reset_requested_unix_ms(0);
   if (r.state() == storage::v1::RECORD_STATE_PENDING) return;
   r.clear_open_logins();
@@ -133,19 +133,25 @@ void Reanchored(UserRecord& r, uint32_t cap) {
   r.clear_pending_ksf();
   r.set_pending_registration_id(0);
   r.set_pending_via_reset(false);
-  if (r.state() == storage::v1::RECORD_STATE_ACTIVE &&
-      r.attempt_limit() > cap) {
-    r.set_attempts_used(std::max(r.attempts_used(), r.attempt_limit() - cap));
+  // Against the effective limit (budget3 review finding 2): capped against
+  // the record's own, a record registered at 10 under L = 5 read 0 left and
+  // the next status call locked it and destroyed its key.
+  const uint32_t limit = attempt_limit == 0
+                             ? r.attempt_limit()
+                             : std::min(r.attempt_limit(), attempt_limit);
+  if (r.state() == storage::v1::RECORD_STATE_ACTIVE && limit > cap) {
+    r.set_attempts_used(std::max(r.attempts_used(), limit - cap));
   }
 }
 
 FreshRecordStore::FreshRecordStore(storage::RecordStore& inner,
                                    HeadStore& heads, HeadTable table,
-                                   FreshnessLog log)
+                                   const FreshnessOptions& options)
     : inner_(inner),
       heads_(heads),
       shard_count_(static_cast<uint32_t>(table.shards.size())),
-      log_(std::move(log)),
+      log_(options.log),
+      attempt_limit_(options.attempt_limit),
       table_(std::move(table)),
       trees_(shard_count_),
       stale_(shard_count_) {}
@@ -169,6 +175,8 @@ absl::StatusOr<std::unique_ptr<FreshRecordStore>> FreshRecordStore::Open(
         ": the shard count is fixed when the heads are created; set "
         "freshness_shards = ",
         table->shards.size()));
+  } else {  // budget review finding 5: adopted only within range
+    BKV_RETURN_IF_ERROR(CheckHeadRanges(*table, {}));
   }
   // Budget review finding 5: the re-anchors left, beside the configured B.
   uint32_t min_left = UINT32_MAX;
@@ -177,7 +185,7 @@ absl::StatusOr<std::unique_ptr<FreshRecordStore>> FreshRecordStore::Open(
   }
   const int format = table->format;
   std::unique_ptr<FreshRecordStore> store(
-      new FreshRecordStore(inner, heads, *std::move(table), options.log));
+      new FreshRecordStore(inner, heads, *std::move(table), options));
   store->Report(
       "info", "freshness_budget",
       {{"min_left", absl::StrCat(min_left)}, {"format", absl::StrCat(format)}});
@@ -340,7 +348,7 @@ UserRecord FreshRecordStore::View(const AccountKey& key, UserRecord r) const {
     absl::MutexLock lock(&mu_);
     head = table_.shards[ShardOf(key, shard_count_)];
   }
-  if (r.fresh_epoch() < head.epoch) Reanchored(r, head.cap);
+  if (r.fresh_epoch() < head.epoch) Reanchored(r, head.cap, attempt_limit_);
   return r;
 }
 

@@ -39,13 +39,20 @@ struct FreshnessOptions {
   // B, each shard's lifetime re-anchor budget, fixed at genesis
   // (docs/rollback.md "The lifetime budget").
   uint32_t ceremonies = kDefaultCeremonies;
+  // [policy] attempt_limit L: a re-anchored record keeps at most `cap` of
+  // its effective limit min(record's, L), as the vault counts (budget4,
+  // budget3 review finding 2). 0: the record's own limit.
+  uint32_t attempt_limit = 0;
 };
 
 // How a record written before its shard's re-anchor reads (docs/rollback.md
 // "Disaster recovery"): an ACTIVE record keeps at most `cap` attempts; a
 // reset request, open logins and a pending registration on an ACTIVE or
 // LOCKED record are dropped (the storage chose which copy came back).
-void Reanchored(storage::v1::UserRecord& r, uint32_t cap);
+// `attempt_limit` is the configured L (0: none): the cap applies to
+// min(record's limit, L), the limit the vault counts against.
+void Reanchored(storage::v1::UserRecord& r, uint32_t cap,
+                uint32_t attempt_limit);
 
 // Counters for /metrics.
 struct FreshnessStats {
@@ -101,7 +108,7 @@ class FreshRecordStore final : public storage::RecordStore {
   };
 
   FreshRecordStore(storage::RecordStore& inner, HeadStore& heads,
-                   HeadTable table, FreshnessLog log);
+                   HeadTable table, const FreshnessOptions& options);
   absl::Status Recover(bool genesis);
   void Report(absl::string_view level, absl::string_view event,
               std::initializer_list<FreshnessLogField> fields) const;
@@ -156,6 +163,7 @@ class FreshRecordStore final : public storage::RecordStore {
   HeadStore& heads_;
   const uint32_t shard_count_;
   const FreshnessLog log_;
+  const uint32_t attempt_limit_;  // FreshnessOptions::attempt_limit
   // Held from a record's check to its head commit: one uncommitted record
   // per account at most.
   mutable std::array<absl::Mutex, 1024> stripes_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "crypto/status_macros.h"
 #include "hsm/key_labels.h"
 
@@ -43,6 +44,65 @@ uint32_t LegacyCeremoniesLeft(uint32_t epoch, uint32_t cap) {
   const uint32_t old_rule = cap > 0 ? cap - 1 : 0;
   return std::min(old_rule,
                   kDefaultCeremonies - std::min(epoch, kDefaultCeremonies));
+}
+
+namespace {
+
+absl::Status OutOfRange(size_t s, absl::string_view what,
+                        absl::string_view fix) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("freshness head table: shard ", s, " ", what, ": ", fix,
+                   " (docs/rollback.md \"The lifetime budget\")"));
+}
+
+constexpr char kCheckToken[] =
+    "no ceremony writes that; check that this is the deployment's token and "
+    "restore its directory, or re-create the heads with `rollback reanchor "
+    "--genesis` on a new token";
+
+}  // namespace
+
+absl::Status CheckHeadRanges(const HeadTable& t, const HeadLimits& limits) {
+  // Budget3 review finding 1: only what no ceremony of any release writes
+  // is refused (B at most 64, one spent per re-anchor, cap 0 only when
+  // spent, no epoch wrap); a table made under another B or K is not: a
+  // lower B counts as min(left, B) (ReanchoredHead), and K bounds the caps
+  // a ceremony makes, not the ones it made.
+  for (size_t s = 0; s < t.shards.size(); ++s) {
+    const ShardHead& h = t.shards[s];
+    if (h.ceremonies_left > kMaxCeremonies ||
+        (h.ceremonies_left > 0 &&
+         uint64_t{h.epoch} + h.ceremonies_left > kMaxCeremonies)) {
+      return OutOfRange(s,
+                        absl::StrCat("was re-anchored ", h.epoch,
+                                     " times and still has ", h.ceremonies_left,
+                                     " left, more than any reanchor_budget (",
+                                     kMaxCeremonies, ") allows"),
+                        kCheckToken);
+    }
+    if (h.epoch > 0 && h.ceremonies_left > 0 && h.cap == 0) {
+      return OutOfRange(
+          s,
+          absl::StrCat("was re-anchored with cap 0 but has ", h.ceremonies_left,
+                       " re-anchors left (cap 0 is only for a "
+                       "spent shard)"),
+          kCheckToken);
+    }
+    if (h.epoch == UINT32_MAX) {  // budget3 review finding 9
+      return OutOfRange(s, "is at the last epoch", kCheckToken);
+    }
+    if (limits.max_cap > 0 && h.epoch > 0 && h.cap > limits.max_cap) {
+      return OutOfRange(
+          s,
+          absl::StrCat("caps its re-anchored records at ", h.cap,
+                       " attempts, above this node's [freshness] "
+                       "reanchor_max_attempts (",
+                       limits.max_cap, ")"),
+          "a first table is made by this list's owner: every member must "
+          "have the same K");
+    }
+  }
+  return absl::OkStatus();
 }
 
 void PutBigEndian(std::vector<uint8_t>& out, uint64_t v, int bytes) {

@@ -55,6 +55,27 @@ inline constexpr uint32_t kMaxShards =
 // to 1: cap - 1 more) and the default B less its re-anchors.
 uint32_t LegacyCeremoniesLeft(uint32_t epoch, uint32_t cap);
 
+// What a node holds an adopted table to (docs/rollback.md "The lifetime
+// budget", budget review finding 5): its own B and, over a quorum, its K.
+struct HeadLimits {
+  uint32_t ceremonies = kMaxCeremonies;  // B: [freshness] reanchor_budget
+  // K: [freshness] reanchor_max_attempts; 0 leaves caps unbounded (a single
+  // node's `rollback reanchor --genesis` may cap at any K).
+  uint32_t max_cap = 0;
+};
+
+struct HeadTable;
+
+// Every shard within what a ceremony of any release can write (budget3
+// review finding 1: never judged against this node's B or K, which may
+// have been lower or higher when the table was made): left <= 64; with
+// left > 0, epoch + left <= 64 (each re-anchor spent one) and, once
+// re-anchored, cap >= 1 (cap 0 only when spent); epoch below 2^32 - 1.
+// With max_cap (only where this node's ceremony makes the caps: an
+// endorser's first table), a re-anchored shard's cap <= K.
+// FailedPrecondition naming the first shard out of range otherwise.
+absl::Status CheckHeadRanges(const HeadTable& t, const HeadLimits& limits);
+
 struct HeadTable {
   uint64_t seq = 0;  // +1 per head write
   std::vector<ShardHead> shards;

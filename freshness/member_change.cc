@@ -217,7 +217,7 @@ namespace {
 // One shard of a decision against the shard it re-anchors (docs/rollback.md
 // "The lifetime budget").
 absl::Status CheckShard(uint32_t i, const ShardHead& was, const ShardHead& now,
-                        uint32_t max_attempts) {
+                        uint32_t max_attempts, uint32_t ceremonies) {
   // A kept shard keeps the certified root: only a re-anchor (epoch + 1,
   // capped) may choose another (review finding 4).
   if (now.epoch == was.epoch && now.cap == was.cap &&
@@ -230,7 +230,7 @@ absl::Status CheckShard(uint32_t i, const ShardHead& was, const ShardHead& now,
         " but changes its cap, ceremonies left or root: only a re-anchored "
         "shard (epoch + 1) may; was the decision changed on the way?"));
   }
-  const ShardHead most = ReanchoredHead(was, max_attempts);
+  const ShardHead most = ReanchoredHead(was, max_attempts, ceremonies);
   // Budget review finding 5: cap 0 only for a spent shard (no decision
   // takes every attempt from a shard that has a ceremony left).
   const uint32_t least = most.cap == 0 ? 0 : 1;
@@ -299,7 +299,8 @@ absl::Status ApplyDecision(const std::string& decided, uint32_t max_attempts,
           " is kept: make it with `rollback reanchor --carry "
           "... --accept-fewer`"));
     }
-    BKV_RETURN_IF_ERROR(CheckShard(i, was.shards[i], now, max_attempts));
+    BKV_RETURN_IF_ERROR(
+        CheckShard(i, was.shards[i], now, max_attempts, ceremonies));
   }
   fresh::v1::HeadRef base;
   base.set_term(carry.state.promised_term());

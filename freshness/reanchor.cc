@@ -67,12 +67,14 @@ absl::Status Spent(uint32_t s, const ShardHead& head) {
 
 }  // namespace
 
-ShardHead ReanchoredHead(const ShardHead& was, uint32_t max_attempts) {
+ShardHead ReanchoredHead(const ShardHead& was, uint32_t max_attempts,
+                         uint32_t ceremonies) {
   ShardHead now = was;
   ++now.epoch;
-  const bool spent = was.ceremonies_left == 0;
+  const uint32_t left = std::min(was.ceremonies_left, ceremonies);
+  const bool spent = left == 0;
   now.cap = spent ? 0 : max_attempts;
-  now.ceremonies_left = spent ? 0 : was.ceremonies_left - 1;
+  now.ceremonies_left = spent ? 0 : left - 1;
   return now;
 }
 
@@ -123,6 +125,8 @@ absl::StatusOr<HeadTable> StartingTable(HeadStore& heads,
         absl::StrCat("the token's heads cover ", table->shards.size(),
                      " shards, not ", options.shards));
   }
+  // Budget review finding 5: a ceremony starts only from a table in range.
+  BKV_RETURN_IF_ERROR(CheckHeadRanges(*table, {}));
   for (uint32_t s : options.only) {
     if (s >= options.shards) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -169,7 +173,7 @@ absl::StatusOr<ReanchorReport> Reanchor(const storage::RecordStore& store,
     head.root = scan.as_is[s].Root();
     if (!chosen) continue;  // proven: rolled forward only
     if (head.ceremonies_left == 0 && !options.force) return Spent(s, head);
-    head = ReanchoredHead(head, options.max_attempts);
+    head = ReanchoredHead(head, options.max_attempts, options.ceremonies);
     report.shards.push_back(
         {s, scan.records[s], head.epoch, head.cap, head.ceremonies_left});
   }

@@ -37,8 +37,11 @@ struct ReanchorOptions {
 // "The lifetime budget"): epoch + 1, cap K and one ceremony fewer; with
 // none left (spent), cap 0 and still none. The cap never shrinks with the
 // count, and nothing here raises `ceremonies_left`, so a shard gives at
-// most B ceremonies of K guesses in its life.
-ShardHead ReanchoredHead(const ShardHead& was, uint32_t max_attempts);
+// most B ceremonies of K guesses in its life. A table written under a
+// larger B (an upgrade, a lowered setting) counts as min(left, B): a lower
+// B spends, it never refuses (budget3 review finding 1).
+ShardHead ReanchoredHead(const ShardHead& was, uint32_t max_attempts,
+                         uint32_t ceremonies);
 
 // K is at least 1 and below the attempt limit: a re-anchor never gives a
 // full budget back (issue 12). InvalidArgument naming the bound otherwise.

@@ -355,7 +355,9 @@ absl::StatusOr<std::unique_ptr<freshness::FreshRecordStore>> OpenFresh(
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   for (int round = 0;; ++round) {
     auto fresh = freshness::FreshRecordStore::Open(
-        *n.store, heads, {o.shards, LogFreshness, o.ceremonies});
+        *n.store, heads,
+        {o.shards, LogFreshness, o.ceremonies,
+         n.options.vault.limits.attempt_limit});
     if (fresh.ok() || n.quorum == nullptr ||
         !absl::IsUnavailable(fresh.status()) || absl::Now() > deadline ||
         round >= 60) {
@@ -384,7 +386,8 @@ absl::Status BuildElected(VaultNode& n) {
   const hsm::VaultKeys* keys = &*n.keys;  // lives as long as the node
   auto elected = ElectedOwner::Start(
       *n.quorum, *etcd, n.options.store.etcd_options.key_prefix + "fresh/owner",
-      {n.options.store.shards, LogFreshness, n.options.store.ceremonies},
+      {n.options.store.shards, LogFreshness, n.options.store.ceremonies,
+       n.options.vault.limits.attempt_limit},
       {*std::move(check), [keys](absl::string_view c) {
          return hsm::VerifyKeyCheck(*keys, c, "this node's token");
        }});
@@ -503,8 +506,10 @@ absl::Status BuildFreshness(const VaultConfig& c, VaultNode& n) {
     n.timed_store.emplace(*n.store, n.metrics);
     return absl::OkStatus();
   }
-  auto fresh = freshness::FreshRecordStore::Open(
-      *n.store, *n.heads, {o.shards, LogFreshness, o.ceremonies});
+  auto fresh =
+      freshness::FreshRecordStore::Open(*n.store, *n.heads,
+                                        {o.shards, LogFreshness, o.ceremonies,
+                                         n.options.vault.limits.attempt_limit});
   BKV_BUILD_STEP("freshness_unavailable", fresh.status());
   n.fresh = *std::move(fresh);
   n.timed_store.emplace(*n.fresh, n.metrics);
@@ -632,6 +637,8 @@ ComponentOptions ComponentOptionsFor(const VaultConfig& c) {
   o.store.anchor = c.AnchorsRecords();
   o.store.shards = static_cast<uint32_t>(c.freshness_shards);
   o.store.ceremonies = static_cast<uint32_t>(c.freshness_reanchor_budget);
+  o.store.max_attempts =
+      static_cast<uint32_t>(c.freshness_reanchor_max_attempts);
   o.quorum = {c.freshness_members_file,   c.freshness_node_id,
               c.freshness_peer_listen,    c.freshness_endorse_timeout_ms,
               c.freshness_owner,          c.freshness_owner_lease_ttl_s,
@@ -706,7 +713,7 @@ std::string DescribeForTesting(const ComponentOptions& o) {
       ",", e.ca_file, ",", e.cert_file, ",", e.key_file, ",", e.insecure, ",",
       absl::FormatDuration(e.call_timeout), ",",
       absl::FormatDuration(e.op_timeout), "\nfreshness=", o.store.anchor, ",",
-      o.store.shards, ",", o.store.ceremonies,
+      o.store.shards, ",", o.store.ceremonies, ",", o.store.max_attempts,
       "\nquorum=", o.quorum.members_file, ",", o.quorum.node_id, ",",
       o.quorum.peer_listen, ",", o.quorum.endorse_timeout_ms, ",",
       o.quorum.owner, ",", o.quorum.owner_lease_ttl_s, ",",

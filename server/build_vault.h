@@ -60,7 +60,8 @@ struct ComponentOptions {
     std::vector<std::vector<std::string>> etcd_clusters;
     bool anchor = true;  // freshness (docs/rollback.md)
     uint32_t shards = 16;
-    uint32_t ceremonies = 8;  // B at genesis ("The lifetime budget")
+    uint32_t ceremonies = 8;    // B at genesis ("The lifetime budget")
+    uint32_t max_attempts = 2;  // K ([freshness] reanchor_max_attempts)
   } store;
   // The quorum of endorsing nodes; members_file empty: this node's token
   // alone anchors (docs/rollback.md).

@@ -218,7 +218,8 @@ void RegisterForm(VaultCli& cli, CLI::App& cluster) {
             "with --carry: the quorum re-anchor's table (`rollback reanchor "
             "--carry`)");
   cmd->add_option("--max-attempts", form->max_attempts,
-                  "with --decision: the K it may cap at (default 2)")
+                  "with --decision: the K it may cap at (default and most: "
+                  "[freshness] reanchor_max_attempts)")
       ->type_name("K");
   cmd->add_flag("--accept-fewer", form->accept_fewer,
                 "with --export, or --carry and --decision: fewer hand-overs "

@@ -135,14 +135,15 @@ absl::Status FirstForm(const std::shared_ptr<hsm::Pkcs11Hsm>& token,
 
 // What a below-bound ceremony would leave, from this token's certified
 // table (docs/rollback.md "The lifetime budget").
-std::string BudgetAfter(const fresh::v1::EndorserState& s, uint32_t k) {
+std::string BudgetAfter(const fresh::v1::EndorserState& s, uint32_t k,
+                        uint32_t b) {
   auto table = freshness::ParseHeadsString(s.certified_table());
   if (!s.has_newest_certificate() || !table.ok()) {
     return "no certified table yet";
   }
   uint32_t epochs = 0, cap = k, left = UINT32_MAX;
   for (const freshness::ShardHead& h : table->shards) {
-    const freshness::ShardHead next = freshness::ReanchoredHead(h, k);
+    const freshness::ShardHead next = freshness::ReanchoredHead(h, k, b);
     epochs = std::max(epochs, h.epoch);
     cap = std::min(cap, next.cap);
     left = std::min(left, next.ceremonies_left);
@@ -170,7 +171,7 @@ absl::StatusOr<size_t> CheckExportBound(const freshness::Members& from,
   const std::string cost = absl::StrCat(
       "the carry can get ", expect, " hand-overs, below the carry bound ",
       bound, " (N - q + 2): it will be a re-anchor of every shard (",
-      BudgetAfter(s, a.max_attempts), ")");
+      BudgetAfter(s, a.max_attempts, a.ceremonies), ")");
   if (!a.accept_fewer) {
     return absl::FailedPreconditionError(absl::StrCat(
         cost,
@@ -334,7 +335,7 @@ absl::StatusOr<std::string> DecidedBudget(const freshness::Carry& carry) {
 absl::StatusOr<std::string> CarryTo(
     const std::shared_ptr<hsm::Pkcs11Hsm>& token,
     const std::optional<FormedMembers>& formed, const freshness::Members& to,
-    const FormArgs& a, uint32_t ceremonies, std::ostream& out) {
+    const FormArgs& a, const freshness::HeadLimits& limits, std::ostream& out) {
   BKV_ASSIGN_OR_RETURN(std::vector<HandOver> hs, ReadHandOvers(a.carry_from));
   if (formed) BKV_RETURN_IF_ERROR(CheckSurvivor(token, *formed, to, hs));
   BKV_ASSIGN_OR_RETURN(freshness::Carry carry,
@@ -349,8 +350,14 @@ absl::StatusOr<std::string> CarryTo(
   }
   std::string budget;
   if (!a.decision.empty()) {
-    BKV_RETURN_IF_ERROR(ApplyDecisionFile(a, ceremonies, to, carry));
+    BKV_RETURN_IF_ERROR(ApplyDecisionFile(a, limits.ceremonies, to, carry));
     BKV_ASSIGN_OR_RETURN(budget, DecidedBudget(carry));
+  }
+  if (carry.formed.has_base()) {  // budget review finding 5
+    BKV_ASSIGN_OR_RETURN(
+        freshness::HeadTable base,
+        freshness::ParseHeadsString(carry.formed.base_table()));
+    BKV_RETURN_IF_ERROR(freshness::CheckHeadRanges(base, {}));
   }
   BKV_ASSIGN_OR_RETURN(freshness::Members formed_to,
                        freshness::FormedList(carry.formed));
@@ -523,7 +530,13 @@ absl::Status ProveSoPin(const VaultConfig& c, const std::string& so_pin_file) {
   return hsm::Pkcs11Hsm::VerifySoPin(module, c.hsm_token_label, so_pin);
 }
 
-absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
+absl::Status Form(const VaultConfig& c, const FormArgs& given,
+                  std::ostream& out) {
+  FormArgs a = given;  // a decision is checked against this node's K
+  BKV_ASSIGN_OR_RETURN(
+      a.max_attempts,
+      c.CeremonyMaxAttempts(given.max_attempts, !given.decision.empty()));
+  a.ceremonies = static_cast<uint32_t>(c.freshness_reanchor_budget);
   if (!a.export_to.empty() && !a.carry_from.empty()) {
     return absl::InvalidArgumentError("--export and --carry are two steps");
   }
@@ -536,10 +549,6 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
   }
   if (!a.leaving_exports.empty() && a.export_to.empty()) {
     return absl::InvalidArgumentError("--leaving-exports goes with --export");
-  }
-  if (!a.decision.empty()) {
-    BKV_RETURN_IF_ERROR(
-        freshness::CheckMaxAttempts(a.max_attempts, c.attempt_limit));
   }
   BKV_RETURN_IF_ERROR(ProveSoPin(c, a.so_pin_file));
   // No vault runs on this token meanwhile: its chain can't move behind a
@@ -570,10 +579,8 @@ absl::Status Form(const VaultConfig& c, const FormArgs& a, std::ostream& out) {
   BKV_ASSIGN_OR_RETURN(std::optional<FormedMembers> formed, ReadFormed(token));
   if (!a.carry_from.empty()) {
     BKV_ASSIGN_OR_RETURN(auto audit, ReadyAudit(c, token));
-    return Audit(
-        audit.get(), "cluster_form_carry",
-        CarryTo(token, formed, q.members, a,
-                static_cast<uint32_t>(c.freshness_reanchor_budget), out));
+    return Audit(audit.get(), "cluster_form_carry",
+                 CarryTo(token, formed, q.members, a, q.limits, out));
   }
   return FirstForm(token, formed, q.members, out);
 }

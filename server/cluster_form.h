@@ -46,7 +46,8 @@ struct FormArgs {
   // --decision: a quorum re-anchor's table (`rollback reanchor --carry`),
   // checked against --max-attempts.
   std::string decision;
-  uint32_t max_attempts = 2;
+  uint32_t max_attempts = 0;  // 0: [freshness] reanchor_max_attempts
+  uint32_t ceremonies = 0;    // Form sets it: [freshness] reanchor_budget
   // --accept-fewer: hand-overs below the carry bound, with a decision that
   // re-anchors every shard (docs/rollback.md "Below the carry bound").
   // With --export, too: hand over although the hand-overs the carry can get

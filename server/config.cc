@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <limits>
 #include <variant>
 
 #include "absl/status/status.h"
@@ -18,12 +19,16 @@
 #include "crypto/realm_set.h"
 #include "crypto/status_macros.h"
 #include "freshness/head_table.h"
+#include "freshness/reanchor.h"
 #include "hsm/key_ceremony.h"
 #include "net/loopback.h"
 #include "server/rate_limiter.h"
 
 namespace bkv::server {
 namespace {
+
+// A setting whose default depends on others (LoadParsedConfig).
+constexpr int64_t kUnsetSetting = std::numeric_limits<int64_t>::min();
 
 // One row per setting: its TOML table and key, its flag, where it lives.
 struct Option {
@@ -153,8 +158,14 @@ const Option kOptions[] = {
     {"freshness", "reanchor_budget", "freshness-reanchor-budget",
      &VaultConfig::freshness_reanchor_budget,
      "re-anchors each shard may have in its life, each capping its accounts "
-     "at K (1-64; fixed when the heads are created; docs/rollback.md \"The "
-     "lifetime budget\")"},
+     "at K (1-64; fixed when the heads are created; unset: derived from "
+     "attempt_limit; docs/rollback.md \"The lifetime budget\")"},
+    {"freshness", "reanchor_max_attempts", "freshness-reanchor-max-attempts",
+     &VaultConfig::freshness_reanchor_max_attempts,
+     "K: attempts a re-anchored record keeps at most, every ceremony's "
+     "--max-attempts default and maximum (1 to attempt_limit - 1, "
+     "reanchor_budget x K below attempt_limit; unset: derived from "
+     "attempt_limit; docs/rollback.md \"The lifetime budget\")"},
     {"freshness", "single_node", "freshness-single-node",
      &VaultConfig::freshness_single_node,
      "etcd: this is the only vault node, so anchor records in its HSM "
@@ -444,6 +455,36 @@ absl::Status ValidateQuorum(const VaultConfig& c) {
   return ValidateElection(c);
 }
 
+// Budget review finding 8: B and K in range, and B·K below the attempt
+// limit, so a shard's ceremonies give each account at most one more budget.
+absl::Status ValidateReanchor(const VaultConfig& c) {
+  const int64_t b = c.freshness_reanchor_budget;
+  const int64_t k = c.freshness_reanchor_max_attempts;
+  const int64_t limit = c.attempt_limit;
+  if (b < 1 || b > freshness::kMaxCeremonies) {
+    return absl::InvalidArgumentError(
+        "freshness reanchor_budget must be 1 to 64 (the re-anchors a shard "
+        "may have in its life, each at most K guesses per account)");
+  }
+  if (k < 1 || k > std::max<int64_t>(1, limit - 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "[freshness] reanchor_max_attempts must be 1 to attempt_limit - 1 (",
+        std::max<int64_t>(1, limit - 1),
+        "): K is what a re-anchored record keeps at most, never a full "
+        "budget"));
+  }
+  if (limit >= 2 && b * k >= limit) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "[freshness] reanchor_budget x reanchor_max_attempts = ", b, " x ", k,
+        " = ", b * k, " must be below [policy] attempt_limit ", limit,
+        ": a shard's re-anchors could otherwise give an account more than one "
+        "attempt budget beyond the limit; lower reanchor_budget or "
+        "reanchor_max_attempts (or leave both unset: derived from "
+        "attempt_limit; docs/rollback.md \"The lifetime budget\")"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateStorage(const VaultConfig& c) {
   if (c.freshness_shards < 1 || c.freshness_shards > freshness::kMaxShards) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -451,12 +492,7 @@ absl::Status ValidateStorage(const VaultConfig& c) {
         " (the head table of every shard is one token attribute of at most "
         "64 KiB)"));
   }
-  if (c.freshness_reanchor_budget < 1 ||
-      c.freshness_reanchor_budget > freshness::kMaxCeremonies) {
-    return absl::InvalidArgumentError(
-        "freshness reanchor_budget must be 1 to 64 (the re-anchors a shard "
-        "may have in its life, each at most K guesses per account)");
-  }
+  BKV_RETURN_IF_ERROR(ValidateReanchor(c));
   BKV_RETURN_IF_ERROR(ValidateQuorum(c));
   if (c.storage_backend == "rocksdb") return absl::OkStatus();
   if (c.storage_backend == "etcd") return ValidateEtcd(c);
@@ -599,8 +635,63 @@ absl::Status VaultConfig::Validate() const {
   return ValidateStorage(*this);
 }
 
+namespace {
+
+// Unset B and K follow attempt_limit (docs/rollback.md "The lifetime
+// budget"): L = 10 keeps K = 2, B = 4; smaller limits lower K first, so
+// B stays the 4 already written in existing tokens while L > 4. An unset
+// one follows the set one (budget3 review finding 8). A reanchor_budget
+// set without K (every config main accepted) above what attempt_limit
+// allows is lowered to fit (budget3 review finding 1): a table's larger
+// `left` then counts as min(left, B), so an upgrade or a lowered
+// attempt_limit shortens the budget instead of refusing to start.
+void ResolveReanchor(VaultConfig& c) {
+  const int64_t spare = std::max<int64_t>(0, c.attempt_limit - 1);
+  const bool b_set = c.freshness_reanchor_budget != kUnsetSetting;
+  if (c.freshness_reanchor_max_attempts == kUnsetSetting) {
+    const int64_t b =
+        b_set ? std::max<int64_t>(1, c.freshness_reanchor_budget) : 4;
+    c.freshness_reanchor_max_attempts =
+        std::min<int64_t>(2, std::max<int64_t>(1, spare / b));
+    if (b_set && c.freshness_reanchor_budget >= 1 &&
+        c.freshness_reanchor_budget <= freshness::kMaxCeremonies &&
+        spare >= 1) {
+      c.freshness_reanchor_budget =
+          std::min(c.freshness_reanchor_budget,
+                   spare / c.freshness_reanchor_max_attempts);
+    }
+  }
+  if (!b_set) {
+    c.freshness_reanchor_budget = std::clamp<int64_t>(
+        spare / std::max<int64_t>(1, c.freshness_reanchor_max_attempts), 1, 4);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<uint32_t> VaultConfig::CeremonyMaxAttempts(uint32_t given,
+                                                          bool checked) const {
+  const auto k = static_cast<uint32_t>(freshness_reanchor_max_attempts);
+  const uint32_t v = given == 0 ? k : given;
+  if (!checked) return v;
+  BKV_RETURN_IF_ERROR(freshness::CheckMaxAttempts(v, attempt_limit));
+  if (v > k) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max-attempts ", given,
+        " is above [freshness] reanchor_max_attempts (", k,
+        "), the most a re-anchored record may keep: reanchor_budget x K stays "
+        "below attempt_limit so that a shard's ceremonies give at most one "
+        "more budget; raise the setting on every member if the bound allows "
+        "(docs/rollback.md \"The lifetime budget\")"));
+  }
+  return v;
+}
+
 absl::StatusOr<VaultConfig> LoadParsedConfig(const ConfigArgs& args) {
   VaultConfig c;
+  // Unset, they follow attempt_limit (ResolveReanchor).
+  c.freshness_reanchor_budget = kUnsetSetting;
+  c.freshness_reanchor_max_attempts = kUnsetSetting;
   if (!args.config_file.empty()) {
     BKV_RETURN_IF_ERROR(LoadToml(args.config_file, c));
   }
@@ -609,6 +700,7 @@ absl::StatusOr<VaultConfig> LoadParsedConfig(const ConfigArgs& args) {
       if (name == o.flag) BKV_RETURN_IF_ERROR(SetFromString(c, o, value));
     }
   }
+  ResolveReanchor(c);
   BKV_RETURN_IF_ERROR(c.Validate());
   return c;
 }

@@ -96,6 +96,10 @@ struct VaultConfig {
   // are created (docs/rollback.md "The lifetime budget"); 4 keeps B·K = 8
   // below the default attempt_limit 10 with K = 2.
   int64_t freshness_reanchor_budget = 4;
+  // K: the most attempts a re-anchored record keeps, every ceremony's
+  // --max-attempts default and maximum (budget review finding 8). Unset in
+  // the file and flags, B and K follow attempt_limit (ResolveReanchor).
+  int64_t freshness_reanchor_max_attempts = 2;
   bool freshness_single_node = false;  // etcd: the only vault node
   // The quorum of endorsing nodes (docs/rollback.md "Quorum across nodes"):
   // the members file (`<id> <endorsement key hex> <peer host:port>` lines),
@@ -142,6 +146,13 @@ struct VaultConfig {
   std::vector<std::vector<std::string>> EtcdClusters() const;
 
   absl::Status Validate() const;
+
+  // One ceremony's K (budget review finding 8): `given` (--max-attempts),
+  // or reanchor_max_attempts when 0. `checked` (every capping ceremony but
+  // a single node's --genesis, whose officer vouches for the copy): at
+  // least 1, below attempt_limit, and at most the setting.
+  absl::StatusOr<uint32_t> CeremonyMaxAttempts(uint32_t given,
+                                               bool checked) const;
 };
 
 // The settings as a command line gave them: --config FILE and one flag per

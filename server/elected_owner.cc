@@ -191,28 +191,59 @@ bool ElectedOwner::OthersAnswer() const {
 // take-over over it); a winner whose store has another marker, or none
 // while the chain was formed (this endorser holds a certificate) and the
 // store holds no account, is on the wrong store: no Prepare goes out.
-absl::Status ElectedOwner::CheckQuorumMarker() {
-  const freshness::Digest& d = quorum_.settings.members.digest();
-  const std::string mine = HexEncode(d);  // as `cluster digest` prints it
+// Only reads: an absent marker where one may be made, or the list this one
+// was carried from, is written by SettleQuorumMarker once the take-over has
+// its majority (a minority, or a node formed from another members file,
+// up alone first, must not fix the marker to its digest: budget3 review
+// finding 3).
+absl::StatusOr<ElectedOwner::MarkerStep> ElectedOwner::CheckQuorumMarker() {
+  const std::string mine = HexEncode(quorum_.settings.members.digest());
   BKV_ASSIGN_OR_RETURN(std::optional<std::string> marker,
                        store_.ReadMarker("fresh/quorum"));
   if (!marker.has_value()) {
     BKV_ASSIGN_OR_RETURN(const bool accounts, store_.HoldsAccounts());
     if (accounts || !quorum_.endorser->State().has_newest_certificate()) {
-      BKV_ASSIGN_OR_RETURN(marker, store_.CreateMarker("fresh/quorum", mine));
+      return MarkerStep::kCreate;
     }
   }
-  if (marker == mine) return absl::OkStatus();
+  if (marker == mine) return MarkerStep::kNone;
   const auto& from = quorum_.settings.carried_from;
   if (marker.has_value() && from && *marker == HexEncode(*from)) {
-    // A carry moved the members digest (review finding 3): the marker
-    // follows it, from the digest the hand-overs came from only.
-    BKV_ASSIGN_OR_RETURN(marker,
-                         store_.ReplaceMarker("fresh/quorum", *marker, mine));
-    Log("warn", "quorum_marker_carried",
-        {{"from", HexEncode(*from)}, {"to", mine}});
-    if (marker == mine) return absl::OkStatus();
+    return MarkerStep::kCarry;
   }
+  return QuorumStoreMismatch(marker);
+}
+
+// After the majority: a create that finds another value (another winner
+// made it meanwhile) is a mismatch like any other.
+absl::Status ElectedOwner::SettleQuorumMarker(MarkerStep step) {
+  if (step == MarkerStep::kCarry) return CarryQuorumMarker();
+  if (step == MarkerStep::kNone) return absl::OkStatus();
+  const std::string mine = HexEncode(quorum_.settings.members.digest());
+  BKV_ASSIGN_OR_RETURN(std::string marker,
+                       store_.CreateMarker("fresh/quorum", mine));
+  if (marker != mine) return QuorumStoreMismatch(marker);
+  return absl::OkStatus();
+}
+
+// A carry moved the members digest (cform review finding 3): the marker
+// follows it, from the digest the hand-overs came from only, and only after
+// a majority of the new list adopted the chain (budget review finding 3: a
+// take-over that fails its majority must leave the marker to the list that
+// serves). One compare-value Txn: a retry, or another winner of this list,
+// finds it moved already.
+absl::Status ElectedOwner::CarryQuorumMarker() {
+  const std::string mine = HexEncode(quorum_.settings.members.digest());
+  const std::string from = HexEncode(*quorum_.settings.carried_from);
+  BKV_ASSIGN_OR_RETURN(std::string marker,
+                       store_.ReplaceMarker("fresh/quorum", from, mine));
+  if (marker != mine) return QuorumStoreMismatch(marker);
+  Log("warn", "quorum_marker_carried", {{"from", from}, {"to", mine}});
+  return absl::OkStatus();
+}
+
+absl::Status ElectedOwner::QuorumStoreMismatch(
+    const std::optional<std::string>& marker) const {
   Log("error", "quorum_store_mismatch",
       {{"store", store_.Describe()},
        {"marker", marker.value_or("absent")},
@@ -301,8 +332,9 @@ absl::StatusOr<std::shared_ptr<ElectedOwner::Term>> ElectedOwner::TakeOver(
   // A call of the previous period writes with its own guard; waiting for
   // it keeps a late record of ours from racing this term's scan.
   if (absl::Status s = DrainPrevious(generation, deadline); !s.ok()) return s;
-  if (absl::Status s = CheckQuorumMarker(); !s.ok()) return s;
-  if (absl::Status s = CheckKeyMarker(true); !s.ok()) return s;
+  BKV_ASSIGN_OR_RETURN(const MarkerStep marker, CheckQuorumMarker());
+  // The key marker too is made only after the majority (below).
+  if (absl::Status s = CheckKeyMarker(false); !s.ok()) return s;
   for (int round = 0;; ++round) {
     if (Superseded(generation)) {
       return absl::CancelledError("the lease ended during the take-over");
@@ -322,6 +354,8 @@ absl::StatusOr<std::shared_ptr<ElectedOwner::Term>> ElectedOwner::TakeOver(
                                                    fresh_options_);
     if (fresh.ok()) {
       term->fresh = *std::move(fresh);
+      BKV_RETURN_IF_ERROR(SettleQuorumMarker(marker));
+      BKV_RETURN_IF_ERROR(CheckKeyMarker(true));
       return term;
     }
     if (!absl::IsUnavailable(fresh.status()) || absl::Now() > deadline ||

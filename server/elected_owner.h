@@ -116,7 +116,15 @@ class ElectedOwner final : public OwnerRole {
   // A take-over round that found no majority: logs `error` and waits a
   // second, or less if the term ends.
   void WaitForQuorum(uint64_t generation, absl::string_view error);
-  absl::Status CheckQuorumMarker();
+  // What the take-over does to `<prefix>fresh/quorum` once its majority
+  // adopted the chain (budget review finding 3, budget3 review finding 3):
+  // nothing, create it (first forming), or move it (after a carry).
+  enum class MarkerStep { kNone, kCreate, kCarry };
+  absl::StatusOr<MarkerStep> CheckQuorumMarker();
+  absl::Status SettleQuorumMarker(MarkerStep step);
+  absl::Status CarryQuorumMarker();
+  absl::Status QuorumStoreMismatch(
+      const std::optional<std::string>& marker) const;
   // Whether this node's vault keys are the cluster's (`<prefix>fresh/
   // keycheck`); with `create`, an absent marker is made from this node's
   // keys once one record opens with them (or the store holds none).

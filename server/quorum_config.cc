@@ -135,7 +135,8 @@ absl::StatusOr<QuorumSettings> LoadQuorumSettings(const VaultConfig& c) {
                    {},
                    std::nullopt};
   q.owner_candidate = c.freshness_owner_candidate;
-  q.reanchor_budget = static_cast<uint32_t>(c.freshness_reanchor_budget);
+  q.limits = {static_cast<uint32_t>(c.freshness_reanchor_budget),
+              static_cast<uint32_t>(c.freshness_reanchor_max_attempts)};
   if (q.peer_listen.empty()) q.peer_listen = q.members.Find(id)->peer_address;
   BKV_RETURN_IF_ERROR(CheckPeers(c, q));
   if (c.PeerTls()) {

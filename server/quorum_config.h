@@ -35,8 +35,9 @@ struct QuorumSettings {
   std::optional<freshness::Digest> carried_from;
   // Elected owner: false, this member never campaigns (finding 7).
   bool owner_candidate = true;
-  // [freshness] reanchor_budget: the most a first table may give a shard.
-  uint32_t reanchor_budget = freshness::kMaxCeremonies;
+  // [freshness] reanchor_budget and reanchor_max_attempts: the B and K a
+  // first or adopted table must keep to (freshness::CheckHeadRanges).
+  freshness::HeadLimits limits = {};
 };
 
 // `c` must use the quorum (c.UsesQuorum()) and be validated. Refuses, saying

@@ -249,7 +249,7 @@ absl::StatusOr<std::unique_ptr<QuorumNode>> StartQuorumNode(
   BKV_ASSIGN_OR_RETURN(q->endorser, freshness::Endorser::Open(
                                         std::move(token), q->settings.members,
                                         q->settings.node_id));
-  q->endorser->set_reanchor_budget(q->settings.reanchor_budget);
+  q->endorser->set_reanchor_limits(q->settings.limits);
   BKV_RETURN_IF_ERROR(StartPeerServer(*q));
   q->others = OtherMembers(q->settings);
   q->recovery = std::make_unique<EndorserRecoveryLoop>(

@@ -28,6 +28,7 @@ namespace bkv::server {
 namespace {
 
 struct Flags {
+  Flags() { reanchor.max_attempts = 0; }  // 0: reanchor_max_attempts
   std::string so_pin_file;
   std::string carry;          // quorum: the members' hand-overs
   std::string decision;       // quorum: where the signed table goes
@@ -194,14 +195,15 @@ absl::StatusOr<freshness::ReanchorReport> QuorumReanchor(const Flags& f,
   return report;
 }
 
-absl::StatusOr<freshness::ReanchorReport> Reanchor(const Flags& f,
+absl::StatusOr<freshness::ReanchorReport> Reanchor(const Flags& given,
                                                    const VaultConfig& c) {
   // A single node's genesis anchors a copy the officer knows is current;
   // every other re-anchor caps below the limit.
-  if (c.UsesQuorum() || !f.reanchor.genesis) {
-    BKV_RETURN_IF_ERROR(
-        freshness::CheckMaxAttempts(f.reanchor.max_attempts, c.attempt_limit));
-  }
+  Flags f = given;
+  BKV_ASSIGN_OR_RETURN(
+      f.reanchor.max_attempts,
+      c.CeremonyMaxAttempts(given.reanchor.max_attempts,
+                            c.UsesQuorum() || !given.reanchor.genesis));
   if (c.UsesQuorum()) return QuorumReanchor(f, c);
   if (!c.AnchorsRecords()) {
     return absl::FailedPreconditionError(
@@ -293,7 +295,7 @@ void RegisterRollbackCommands(VaultCli& cli) {
   reanchor
       ->add_option("--max-attempts", f->reanchor.max_attempts,
                    "K: the attempts each re-anchored record keeps at most "
-                   "(default 2)")
+                   "(default and most: [freshness] reanchor_max_attempts)")
       ->type_name("K");
   cli.Value(reanchor, "--shards", f->shards, "all-stale|N,M,...",
             "which shards (default all-stale)");

@@ -33,6 +33,92 @@ TEST(HeadTableTest, RoundTripsAndRejectsGarbage) {
   EXPECT_TRUE(absl::IsDataLoss(ParseHeads(bytes).status()));
 }
 
+// Budget review finding 5, narrowed by budget3 review finding 1: a node
+// refuses only a table that no ceremony of any release writes (each
+// refusal names the shard); a table made under another B or K (main wrote
+// left 4 and cap 2 whatever the settings) is adopted.
+TEST(HeadTableTest, RangesOfAnAdoptedTable) {
+  HeadTable t;
+  t.shards.resize(3, {.ceremonies_left = 4});
+  t.shards[1] = {.epoch = 1, .cap = 2, .ceremonies_left = 3};
+  t.shards[2] = {.epoch = 9, .cap = 0, .ceremonies_left = 0};  // forced
+  EXPECT_TRUE(CheckHeadRanges(t, {}).ok());
+  // Main's tables under a node's smaller B: adopted (finding 1).
+  EXPECT_TRUE(CheckHeadRanges(t, {1}).ok());
+  HeadTable made_under_b8 = t;
+  made_under_b8.shards[1].ceremonies_left = 7;
+  EXPECT_TRUE(CheckHeadRanges(made_under_b8, {}).ok());
+  auto refused = [&](const HeadTable& bad, const std::string& says) {
+    absl::Status s = CheckHeadRanges(bad, {});
+    EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+    EXPECT_NE(s.message().find(says), std::string::npos) << s;
+  };
+  HeadTable reset = t;
+  reset.shards[1].ceremonies_left = 64;
+  refused(reset,
+          "shard 1 was re-anchored 1 times and still has 64 left, more than "
+          "any reanchor_budget (64) allows");
+  HeadTable huge = t;
+  huge.shards[0].ceremonies_left = 65;
+  refused(huge, "shard 0 was re-anchored 0 times and still has 65 left");
+  HeadTable zero = t;
+  zero.shards[1].cap = 0;
+  refused(zero, "shard 1 was re-anchored with cap 0 but has 3");
+  HeadTable last = t;
+  last.shards[2].epoch = UINT32_MAX;
+  refused(last, "shard 2 is at the last epoch");
+  // An endorser's first table: caps within its K.
+  HeadTable wide = t;
+  wide.shards[1].cap = 9;
+  absl::Status s = CheckHeadRanges(wide, {4, 2});
+  EXPECT_NE(s.message().find("shard 1 caps its re-anchored records at 9 "
+                             "attempts, above this node's [freshness] "
+                             "reanchor_max_attempts (2)"),
+            std::string::npos)
+      << s;
+  EXPECT_TRUE(CheckHeadRanges(wide, {}).ok());
+  // Not before a re-anchor: epoch 0's cap means nothing.
+  HeadTable fresh = t;
+  fresh.shards[0].cap = 9;
+  EXPECT_TRUE(CheckHeadRanges(fresh, {4, 2}).ok());
+}
+
+// Budget3 review finding 1: a lower B counts as min(left, B): a ceremony
+// spends from it, never refuses nor keeps the larger count.
+TEST(HeadTableTest, ALowerBudgetSpendsFromTheSmallerCount) {
+  const ShardHead mains{.ceremonies_left = 4};
+  EXPECT_EQ(ReanchoredHead(mains, 1, 2).ceremonies_left, 1u);
+  EXPECT_EQ(ReanchoredHead(mains, 1, 2).cap, 1u);
+  EXPECT_EQ(ReanchoredHead(mains, 2, 4).ceremonies_left, 3u);
+  EXPECT_EQ(ReanchoredHead(mains, 2, 9).ceremonies_left, 3u);
+  const ShardHead spent{.epoch = 2, .cap = 2, .ceremonies_left = 0};
+  EXPECT_EQ(ReanchoredHead(spent, 2, 4).cap, 0u);
+}
+
+// Budget3 review finding 2: the cap is on the limit the vault counts,
+// min(record's, configured L). Against the record's own, a record
+// registered at 10 under L = 5 read 10 - 1 = 9 used, 0 left, and the next
+// status call locked it and destroyed its key.
+TEST(ReanchoredTest, CapsTheEffectiveLimit) {
+  UserRecord r = storage::testing::SampleRecord(0);
+  r.set_state(storage::v1::RECORD_STATE_ACTIVE);
+  r.set_attempt_limit(10);
+  r.set_attempts_used(0);
+  UserRecord lowered = r;
+  Reanchored(lowered, 1, 5);
+  EXPECT_EQ(std::min(lowered.attempt_limit(), 5u) - lowered.attempts_used(),
+            1u);
+  UserRecord unchanged = r;
+  Reanchored(unchanged, 2, 10);
+  EXPECT_EQ(unchanged.attempts_used(), 8u);
+  UserRecord raised = r;  // L above the record's: the record's counts
+  Reanchored(raised, 2, 16);
+  EXPECT_EQ(raised.attempts_used(), 8u);
+  UserRecord within = r;  // limit at most the cap: untouched
+  Reanchored(within, 5, 5);
+  EXPECT_EQ(within.attempts_used(), 0u);
+}
+
 // Form3 review finding 1: tables written before the lifetime budget (0x01,
 // no `left`) are read with the derived count and written back byte for
 // byte (their certificates keep verifying); a changed count gives 0x02.

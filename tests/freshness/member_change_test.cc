@@ -42,9 +42,13 @@ Carry Based(const HeadTable& t) {
   return c;
 }
 
-absl::Status Apply(const HeadTable& was, const HeadTable& next, uint32_t k) {
+// The checking member's B: the tables below were made with 8.
+constexpr uint32_t kB = 8;
+
+absl::Status Apply(const HeadTable& was, const HeadTable& next, uint32_t k,
+                   uint32_t b = kB) {
   Carry c = Based(was);
-  return ApplyDecision(EncodeHeadsString(next), k, c);
+  return ApplyDecision(EncodeHeadsString(next), k, c, b);
 }
 
 TEST(MemberChangeTest, DecisionMayOnlyReanchorWithinTheBudget) {
@@ -52,7 +56,7 @@ TEST(MemberChangeTest, DecisionMayOnlyReanchorWithinTheBudget) {
   // Shard 0 first re-anchored (cap K = 2), shard 1 kept: accepted.
   Carry c = Based(was);
   const HeadTable ok = Table(11, {{1, 2, 7}, {1, 2, 7}});
-  ASSERT_TRUE(ApplyDecision(EncodeHeadsString(ok), 2, c).ok());
+  ASSERT_TRUE(ApplyDecision(EncodeHeadsString(ok), 2, c, kB).ok());
   EXPECT_EQ(c.formed.base().seq(), 11u);
   EXPECT_EQ(c.formed.base().term(), 7u);
   EXPECT_EQ(c.formed.base().prev_digest(), DigestBytes(TableDigest(was)));
@@ -63,6 +67,10 @@ TEST(MemberChangeTest, DecisionMayOnlyReanchorWithinTheBudget) {
   // cap no longer shrinks) and spends one ceremony: 7 -> 6.
   EXPECT_TRUE(Apply(was, Table(11, {{0, 0, 8}, {2, 2, 6}}), 2).ok());
   EXPECT_TRUE(Apply(was, Table(11, {{0, 0, 8}, {2, 1, 6}}), 2).ok());
+  // Budget3 review finding 1: a checker with a lower B (4) counts the
+  // shard's 7 as 4: the decision must leave 3, not 6.
+  EXPECT_TRUE(Apply(was, Table(11, {{0, 0, 8}, {2, 2, 3}}), 2, 4).ok());
+  EXPECT_FALSE(Apply(was, Table(11, {{0, 0, 8}, {2, 2, 6}}), 2, 4).ok());
   // Budget review finding 5: cap 0 for a shard that has ceremonies left
   // (any member's decision taking every attempt) is refused.
   EXPECT_EQ(Apply(was, Table(11, {{0, 0, 8}, {2, 0, 6}}), 2).code(),
@@ -193,14 +201,14 @@ TEST(MemberChangeTest, BelowTheBoundTheDecisionReanchorsEveryShard) {
   Carry kept = Based(was);
   kept.below_bound = true;
   EXPECT_EQ(ApplyDecision(EncodeHeadsString(Table(11, {{1, 2, 7}, {1, 2, 7}})),
-                          2, kept)
+                          2, kept, kB)
                 .code(),
             absl::StatusCode::kPermissionDenied);
   Carry every = Based(was);
   every.below_bound = true;
   EXPECT_TRUE(
       ApplyDecision(EncodeHeadsString(Table(11, {{1, 2, 7}, {2, 2, 6}})), 2,
-                    every)
+                    every, kB)
           .ok());
 }
 

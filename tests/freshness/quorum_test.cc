@@ -466,13 +466,31 @@ TEST_F(QuorumTest, UnauthenticatedProposalIsRefused) {
   auto first = Sig(0, Request(1, zero, huge));
   EXPECT_TRUE(absl::IsPermissionDenied(first.status())) << first.status();
   // Budget review finding 5: nor more than this node's own B.
-  E(0).set_reanchor_budget(kDefaultCeremonies - 1);
+  E(0).set_reanchor_limits({kDefaultCeremonies - 1});
   first = Sig(0, Request(1, zero, a));
   EXPECT_TRUE(absl::IsPermissionDenied(first.status())) << first.status();
   EXPECT_NE(first.status().message().find("reanchor_budget (3)"),
             std::string::npos)
       << first.status();
-  E(0).set_reanchor_budget(kDefaultCeremonies);
+  // Budget review finding 5 (branch budget3): nor epochs and caps no
+  // ceremony writes (a re-anchored shard back at its full budget, a cap
+  // above this node's K); each refusal names the shard.
+  E(0).set_reanchor_limits({kDefaultCeremonies, 2});
+  HeadTable reset = a;
+  reset.shards[1].epoch = 62;
+  reset.shards[1].cap = 2;
+  first = Sig(0, Request(1, zero, reset));
+  EXPECT_TRUE(absl::IsPermissionDenied(first.status())) << first.status();
+  EXPECT_NE(first.status().message().find("shard 1 was re-anchored 62 times"),
+            std::string::npos)
+      << first.status();
+  HeadTable wide = a;
+  wide.shards[3] = {.epoch = 1, .cap = 3, .ceremonies_left = 3};
+  first = Sig(0, Request(1, zero, wide));
+  EXPECT_TRUE(absl::IsPermissionDenied(first.status())) << first.status();
+  EXPECT_NE(first.status().message().find("reanchor_max_attempts (2)"),
+            std::string::npos)
+      << first.status();
   ASSERT_TRUE(Sig(0, Request(1, zero, a)).ok());
   EndorseRequest next = Request(1, DigestBytes(TableDigest(a)), Table(2, 0xb2));
   auto unsigned_one = E(0).Endorse(next);

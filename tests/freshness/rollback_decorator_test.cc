@@ -3,12 +3,14 @@
 // a re-read answered with an old record): injected by FaultyStore over a
 // real RocksDB and a real token (docs/rollback.md "Ambiguous writes").
 // ctest -R rollback.decorator
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "freshness/fresh_record_store.h"
 #include "freshness/reanchor.h"
 #include "hsm/key_labels.h"
+#include "hsm/pkcs11_hsm.h"
 #include "tests/freshness/fresh_fixture.h"
 
 namespace bkv::freshness {
@@ -183,6 +185,99 @@ TEST_F(RollbackDecoratorTest, ReanchorDropsRequestsAndSpendsABudget) {
   EXPECT_EQ(left, (std::vector<uint32_t>{2, 1, 0, 0, 0}));
   // Written as 0x02, with the count: a restart reads it back.
   EXPECT_EQ(faulty_->Read().value()->format, 0x02);
+}
+
+// The shim's next `n` token-object creates fail with CKR_DEVICE_ERROR.
+void FailTokenCreates(int n) {
+  void* dl = dlopen(BKV_COPY_FAILING_MODULE, RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(dl, nullptr);
+  auto fail =
+      reinterpret_cast<void (*)(int)>(dlsym(dl, "bkv_test_fail_token_creates"));
+  ASSERT_NE(fail, nullptr);
+  fail(n);
+  dlclose(dl);
+}
+
+size_t ObjectsLabelled(hsm::Pkcs11Hsm& token, const std::string& label) {
+  auto session = token.AcquireSession();
+  EXPECT_TRUE(session.ok()) << session.status();
+  if (!session.ok()) return 0;
+  auto objects = session->FindObjects(CKO_DATA, label);
+  EXPECT_TRUE(objects.ok()) << objects.status();
+  return objects.ok() ? objects->size() : 0;
+}
+
+// The transient-HSM-error path of the budget (the budget review's finding
+// 6 fix): a re-anchor whose head write fails in the token with a transient
+// device error (SoftHSM behind a shim failing the token object's create
+// once) leaves the token's table as it was, its shard's budget unspent,
+// and no extra or staged object; a vault opened meanwhile serves the shard
+// as before. The ceremony run again (a new `rollback reanchor` process,
+// a new head store) spends exactly one re-anchor and caps the record.
+TEST(ReanchorTokenFault, TransientHeadWriteFailureSpendsNothingAndRetries) {
+  auto token = hsm::testing::TestToken::Create(/*with_keys=*/false);
+  ASSERT_TRUE(token.ok()) << token.status();
+  auto hsm = hsm::testing::OpenThroughShim(**token, BKV_COPY_FAILING_MODULE);
+  ASSERT_TRUE(hsm.ok()) << hsm.status();
+  storage::testing::TempDir dir;
+  storage::RocksDbRecordStoreOptions o;
+  o.data_dir = dir.path();
+  auto store =
+      storage::RocksDbRecordStore::Open(o, storage::testing::TestSealer());
+  ASSERT_TRUE(store.ok()) << store.status();
+  UserRecord active = storage::testing::SampleRecord(0);
+  active.set_state(storage::v1::RECORD_STATE_ACTIVE);
+  active.set_attempt_limit(10);
+  auto open_vault = [&](HeadStore& heads) {
+    auto f = FreshRecordStore::Open(**store, heads, {4, nullptr});
+    EXPECT_TRUE(f.ok()) << f.status();
+    return f.ok() ? *std::move(f) : nullptr;
+  };
+  auto first = TokenHeadStore::Open(*hsm);
+  ASSERT_TRUE(first.ok()) << first.status();
+  {
+    auto fresh = open_vault(**first);
+    ASSERT_NE(fresh, nullptr);
+    ASSERT_TRUE(
+        fresh->CompareAndSwap("zoe", RecordStore::kNoRecord, active).ok());
+  }
+  const uint32_t shard = ShardOf(storage::DeriveAccountKey("zoe"), 4);
+  const std::vector<uint8_t> before = EncodeHeads(*(*first)->Read().value());
+
+  ASSERT_NO_FATAL_FAILURE(FailTokenCreates(1));
+  auto failed = Reanchor(**store, **first, {4, {shard}, 2});
+  ASSERT_FALSE(failed.ok());
+  FailTokenCreates(0);
+  auto reopened = TokenHeadStore::Open(*hsm);  // as a new process sees it
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ(EncodeHeads(*(*reopened)->Read().value()), before)
+      << "the failed ceremony changed the token's table";
+  EXPECT_EQ(ObjectsLabelled(**hsm, std::string(hsm::kFreshHeadsLabel)), 1u);
+  EXPECT_EQ(
+      ObjectsLabelled(**hsm, std::string(hsm::kFreshHeadsLabel) + ".staging"),
+      0u);
+  {
+    auto fresh = open_vault(**reopened);
+    ASSERT_NE(fresh, nullptr);
+    EXPECT_FALSE(fresh->Stats().shard_stale[shard]);
+    auto got = fresh->Get("zoe");
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->attempts_used(), 0u);  // not capped: nothing happened
+  }
+
+  auto retry = TokenHeadStore::Open(*hsm);
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  auto done = Reanchor(**store, **retry, {4, {shard}, 2});
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(done->shards.size(), 1u);
+  EXPECT_EQ(done->shards[0].epoch, 1u);
+  EXPECT_EQ(done->shards[0].cap, 2u);
+  EXPECT_EQ(done->shards[0].ceremonies_left, kDefaultCeremonies - 1);
+  auto fresh = open_vault(**retry);
+  ASSERT_NE(fresh, nullptr);
+  auto got = fresh->Get("zoe");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->attempt_limit() - got->attempts_used(), 2u);
 }
 
 // Budget review finding 7: a quorum decision re-anchors a proven shard

@@ -75,14 +75,8 @@ std::vector<uint8_t> Bytes(const std::string& s) {
 TEST(AnchoredObjectFallback, RefusedCopyWritesTheHeadDirectlyAndNoStagedCopy) {
   auto token = testing::TestToken::Create(/*with_keys=*/false);
   ASSERT_TRUE(token.ok()) << token.status();
-  (*token)->CloseHsm();  // the shim initialises SoftHSM itself
-  auto real = LocateSoftHsmModule();
-  ASSERT_TRUE(real.ok()) << real.status();
-  ASSERT_EQ(setenv("BKV_TEST_REAL_MODULE", real->c_str(), 1), 0);
   ASSERT_EQ(setenv("BKV_TEST_REFUSE_SET", "1", 1), 0);
-  TokenOptions shimmed = (*token)->options();
-  shimmed.module_path = BKV_COPY_FAILING_MODULE;
-  auto hsm = Pkcs11Hsm::Open(shimmed, (*token)->pin());
+  auto hsm = testing::OpenThroughShim(**token, BKV_COPY_FAILING_MODULE);
   ASSERT_TRUE(hsm.ok()) << hsm.status();
 
   auto head = AnchoredObject::Open(*hsm, kLabel, kMacLabel);

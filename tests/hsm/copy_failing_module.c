@@ -16,6 +16,14 @@
 // inside the Nth C_SetAttributeValue as SoftHSM's store() would leave it: the
 // object file it rewrote (found by its changed bytes) truncated, then
 // _exit(75).
+//
+// Transient device faults (budget review):
+// bkv_test_fail_token_creates(n) makes the next n C_CreateObject calls of a
+// token object fail with CKR_DEVICE_ERROR without creating it: a transient
+// device fault (budget review, finding 6's transient path).
+// bkv_test_fail_value_reads(skip, n): of the next reads of a CKA_VALUE (the
+// call that fetches the bytes, not the size query), `skip` pass and the
+// following `n` fail with CKR_DEVICE_ERROR.
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <ftw.h>
@@ -33,6 +41,59 @@ static int set_calls;
 static int all_sets;
 static int vanish_next_set;
 static int fail_next_destroy;
+static int failing_creates;
+static CK_C_CreateObject real_create;
+static int passing_reads, failing_reads;
+static CK_C_GetAttributeValue real_get;
+
+static CK_RV FailingGet(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
+                        CK_ATTRIBUTE_PTR attrs, CK_ULONG count) {
+  if (count == 1 && attrs[0].type == CKA_VALUE && attrs[0].pValue != NULL &&
+      __atomic_load_n(&failing_reads, __ATOMIC_SEQ_CST) > 0) {
+    if (__atomic_load_n(&passing_reads, __ATOMIC_SEQ_CST) > 0) {
+      __atomic_sub_fetch(&passing_reads, 1, __ATOMIC_SEQ_CST);
+    } else {
+      __atomic_sub_fetch(&failing_reads, 1, __ATOMIC_SEQ_CST);
+      return CKR_DEVICE_ERROR;
+    }
+  }
+  return real_get(session, object, attrs, count);
+}
+
+__attribute__((visibility("default"))) void bkv_test_fail_value_reads(int skip,
+                                                                       int n) {
+  __atomic_store_n(&passing_reads, skip, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&failing_reads, n, __ATOMIC_SEQ_CST);
+}
+
+static int IsTokenObject(CK_ATTRIBUTE_PTR attrs, CK_ULONG count) {
+  for (CK_ULONG i = 0; i < count; ++i) {
+    if (attrs[i].type == CKA_TOKEN && attrs[i].pValue != NULL &&
+        attrs[i].ulValueLen == sizeof(CK_BBOOL)) {
+      return *(CK_BBOOL*)attrs[i].pValue == CK_TRUE;
+    }
+  }
+  return 0;
+}
+
+static CK_RV FailingCreate(CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR attrs,
+                           CK_ULONG count, CK_OBJECT_HANDLE_PTR object) {
+  if (IsTokenObject(attrs, count)) {
+    int left = __atomic_load_n(&failing_creates, __ATOMIC_SEQ_CST);
+    while (left > 0) {
+      if (__atomic_compare_exchange_n(&failing_creates, &left, left - 1, 0,
+                                      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        return CKR_DEVICE_ERROR;
+      }
+    }
+  }
+  return real_create(session, attrs, count, object);
+}
+
+__attribute__((visibility("default"))) void bkv_test_fail_token_creates(
+    int n) {
+  __atomic_store_n(&failing_creates, n, __ATOMIC_SEQ_CST);
+}
 
 static CK_RV RefuseCopy(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
                         CK_ATTRIBUTE_PTR changes, CK_ULONG count,
@@ -157,6 +218,10 @@ __attribute__((visibility("default"))) CK_RV C_GetFunctionList(
   shim.C_SetAttributeValue =
       getenv("BKV_TEST_REFUSE_SET") != NULL ? RefuseSet : Set;
   shim.C_DestroyObject = Destroy;
+  real_create = inner->C_CreateObject;
+  shim.C_CreateObject = FailingCreate;
+  real_get = inner->C_GetAttributeValue;
+  shim.C_GetAttributeValue = FailingGet;
   *list = &shim;
   return CKR_OK;
 }

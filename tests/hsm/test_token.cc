@@ -51,6 +51,18 @@ TokenOptions TestToken::options() const {
   return options;
 }
 
+absl::StatusOr<std::shared_ptr<Pkcs11Hsm>> OpenThroughShim(
+    TestToken& token, const std::string& shim) {
+  token.CloseHsm();
+  BKV_ASSIGN_OR_RETURN(const std::string real, LocateSoftHsmModule());
+  if (setenv("BKV_TEST_REAL_MODULE", real.c_str(), 1) != 0) {
+    return absl::InternalError("setenv BKV_TEST_REAL_MODULE failed");
+  }
+  TokenOptions shimmed = token.options();
+  shimmed.module_path = shim;
+  return Pkcs11Hsm::Open(shimmed, token.pin());
+}
+
 absl::StatusOr<std::shared_ptr<Pkcs11Hsm>> OpenVaultToken(
     const std::string& softhsm_dir) {
   BKV_ASSIGN_OR_RETURN(SoftHsmDevToken dev,

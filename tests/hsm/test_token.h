@@ -37,6 +37,13 @@ class TestToken {
   std::shared_ptr<Pkcs11Hsm> hsm_;
 };
 
+// `token` opened again through the test module `shim` (tests/hsm's
+// copy_failing_module.c, which wraps SoftHSMv2 and injects faults): the
+// token's own Pkcs11Hsm is closed first, since the shim initialises
+// SoftHSM itself, and $BKV_TEST_REAL_MODULE names SoftHSM to it.
+absl::StatusOr<std::shared_ptr<Pkcs11Hsm>> OpenThroughShim(
+    TestToken& token, const std::string& shim);
+
 // The token a stopped vault keeps in `softhsm_dir` (its --softhsm-dir,
 // label "bkv"), logged in with its user PIN file: for tests that take
 // something off it as a lost or half-written state would.

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <tuple>
 
 #include "server/quorum_config.h"
 
@@ -89,6 +90,89 @@ TEST(ConfigTest, ShardsAreBoundedByWhatTheTokenHolds) {
             std::string::npos)
       << over.status();
   EXPECT_NE(over.status().message().find("64 KiB"), std::string::npos);
+}
+
+// Budget review finding 8: K is a setting with a checked range, B·K below
+// the attempt limit is checked at load (the error names the bound), and
+// unset B and K follow the limit.
+TEST(ConfigTest, ReanchorBudgetTimesKStaysBelowTheAttemptLimit) {
+  auto load = [](std::vector<std::string> args) { return LoadConfig(args); };
+  auto c = load({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->freshness_reanchor_budget, 4);
+  EXPECT_EQ(c->freshness_reanchor_max_attempts, 2);
+  for (auto [limit, b, k] : {std::tuple{16, 4, 2},
+                             {9, 4, 2},
+                             {8, 4, 1},
+                             {5, 4, 1},
+                             {4, 3, 1},
+                             {2, 1, 1},
+                             {1, 1, 1}}) {
+    auto d = load({"--attempt-limit", std::to_string(limit)});
+    ASSERT_TRUE(d.ok()) << limit << ": " << d.status();
+    EXPECT_EQ(d->freshness_reanchor_budget, b) << limit;
+    EXPECT_EQ(d->freshness_reanchor_max_attempts, k) << limit;
+  }
+  auto set = load({"--freshness-reanchor-max-attempts", "3",
+                   "--freshness-reanchor-budget", "3"});
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->freshness_reanchor_max_attempts, 3);
+  // Only K set: B still follows the limit and K (9 / 3 = 3).
+  auto only_k = load({"--freshness-reanchor-max-attempts", "3"});
+  ASSERT_TRUE(only_k.ok()) << only_k.status();
+  EXPECT_EQ(only_k->freshness_reanchor_budget, 3);
+  auto bound = load({"--freshness-reanchor-max-attempts", "3",
+                     "--freshness-reanchor-budget", "4"});
+  ASSERT_FALSE(bound.ok());
+  EXPECT_NE(bound.status().message().find(
+                "reanchor_budget x reanchor_max_attempts = 4 x 3 = 12 must be "
+                "below [policy] attempt_limit 10"),
+            std::string::npos)
+      << bound.status();
+  // Budget3 review finding 1: every config main accepted (reanchor_budget
+  // set, K new) still loads; the unset K follows the set B, and a B above
+  // what the limit allows is lowered (a table's larger left then counts as
+  // min(left, B)).
+  for (auto [limit, b_set, b, k] : {std::tuple{3, 4, 2, 1},
+                                    {4, 4, 3, 1},
+                                    {10, 8, 8, 1},
+                                    {10, 4, 4, 2},
+                                    {6, 4, 4, 1},
+                                    {2, 64, 1, 1},
+                                    {1, 4, 4, 1}}) {
+    auto d = load({"--attempt-limit", std::to_string(limit),
+                   "--freshness-reanchor-budget", std::to_string(b_set)});
+    ASSERT_TRUE(d.ok()) << limit << "," << b_set << ": " << d.status();
+    EXPECT_EQ(d->freshness_reanchor_budget, b) << limit << "," << b_set;
+    EXPECT_EQ(d->freshness_reanchor_max_attempts, k) << limit << "," << b_set;
+  }
+  EXPECT_FALSE(load({"--freshness-reanchor-budget", "65"}).ok());
+  // The old defaults under a lowered limit, both set explicitly: refused.
+  EXPECT_FALSE(load({"--attempt-limit", "5", "--freshness-reanchor-budget", "4",
+                     "--freshness-reanchor-max-attempts", "2"})
+                   .ok());
+  for (const char* k : {"0", "10", "-1"}) {
+    auto r = load({"--freshness-reanchor-max-attempts", k});
+    ASSERT_FALSE(r.ok()) << k;
+    EXPECT_NE(r.status().message().find(
+                  "reanchor_max_attempts must be 1 to attempt_limit - 1 (9)"),
+              std::string::npos)
+        << r.status();
+  }
+  // A ceremony's --max-attempts: the setting when not given, never above.
+  EXPECT_EQ(*c->CeremonyMaxAttempts(0, true), 2u);
+  EXPECT_EQ(*c->CeremonyMaxAttempts(1, true), 1u);
+  EXPECT_NE(c->CeremonyMaxAttempts(10, true).status().message().find(
+                "below the attempt limit"),
+            std::string::npos);
+  auto above = c->CeremonyMaxAttempts(3, true);
+  ASSERT_FALSE(above.ok());
+  EXPECT_NE(above.status().message().find(
+                "--max-attempts 3 is above [freshness] reanchor_max_attempts "
+                "(2)"),
+            std::string::npos)
+      << above.status();
+  EXPECT_EQ(*c->CeremonyMaxAttempts(9, false), 9u);  // a single --genesis
 }
 
 TEST(ConfigTest, PlaintextOnlyOnLoopbackUnlessForced) {

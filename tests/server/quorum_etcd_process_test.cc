@@ -180,6 +180,27 @@ class QuorumEtcdProcessTest : public QuorumProcessTest {
     return v.substr(0, v.find('/'));
   }
 
+  // The store's `<prefix>fresh/quorum` (the members digest), or another
+  // `fresh/` marker; "" if absent.
+  std::string QuorumMarker(const std::string& name = "quorum") {
+    RawEtcd raw(*etcd_, 0);
+    etcdserverpb::RangeResponse resp;
+    if (!raw.Range("bkv/fresh/" + name, 0, &resp).ok() ||
+        resp.kvs_size() == 0) {
+      return "";
+    }
+    return resp.kvs(0).value();
+  }
+
+  // Bounded: true once node i logged `event`.
+  bool WaitForLog(int i, const std::string& event) {
+    for (int round = 0; round < 300; ++round) {
+      if (node_[i].log().find(event) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+
   std::unique_ptr<client::VaultClient> Sdk(const std::string& account,
                                            int first) {
     client::VaultOptions o;
@@ -343,6 +364,12 @@ class QuorumEtcdOwnKeysTest : public QuorumEtcdProcessTest {
                         .c_str()),
         0);
   }
+};
+
+// First forming over an empty prefix, the nodes started by the test.
+class QuorumEtcdFirstFormingTest : public QuorumEtcdProcessTest {
+ protected:
+  void StartNodes() override {}
 };
 
 std::string ReadFile(const std::string& path) {
@@ -646,6 +673,81 @@ TEST_F(QuorumEtcdProcessTest, MemberOnAnotherEtcdPrefixNeverFencesTheOwner) {
                   "bkv_freshness_endorser_promised_term"),
             term);
   EXPECT_TRUE(Guess("omar").got_ke2);
+}
+
+// Budget review finding 3, real processes over etcd: every member hands
+// over to the same list and carries (a new members digest, the store's
+// quorum marker still the old one). Node 1 alone wins the lease; its
+// take-over gets no majority, and the marker must still name the old list
+// (before the fix it moved at the lease win, before the majority: a
+// minority on another digest wedged the members that carried right).
+// With nodes 2 and 3 back, the owner's take-over succeeds, the marker
+// moves (`quorum_marker_carried`) and the count stands.
+TEST_F(QuorumEtcdProcessTest, QuorumMarkerMovesOnlyAfterTheTakeOversMajority) {
+  ASSERT_GE(WaitForOwner(), 0);
+  Register("pia");
+  ASSERT_TRUE(Guess("pia").got_ke2);
+  const std::string old = QuorumMarker();
+  ASSERT_FALSE(old.empty());
+  for (int i = 0; i < nodes_; ++i) ASSERT_EQ(node_[i].Stop(), 0);
+  std::string files, out;
+  for (int i = 0; i < nodes_; ++i) {
+    const std::string f = node_[i].data_dir() + "/handover";
+    ASSERT_EQ(Form(i, members_, "--export " + f, &out), 0) << out;
+    files += (i == 0 ? "" : ",") + f;
+  }
+  for (int i = 0; i < nodes_; ++i) {
+    ASSERT_EQ(Form(i, members_, "--carry " + files, &out), 0) << out;
+  }
+  ASSERT_NO_FATAL_FAILURE(StartNode(0));
+  bool failed = false;  // a whole take-over: three rounds without a majority
+  for (int i = 0; i < 300 && !failed; ++i) {
+    failed = node_[0].log().find("quorum_takeover_failed") != std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(failed) << node_[0].log();
+  EXPECT_EQ(QuorumMarker(), old) << node_[0].log();
+  EXPECT_EQ(node_[0].log().find("quorum_marker_carried"), std::string::npos);
+  for (int i = 1; i < nodes_; ++i) ASSERT_NO_FATAL_FAILURE(StartNode(i));
+  const int owner = WaitForOwner();
+  ASSERT_GE(owner, 0);
+  const std::string now = QuorumMarker();
+  EXPECT_NE(now, old);
+  EXPECT_NE(node_[owner].log().find("quorum_marker_carried"),
+            std::string::npos);
+  EXPECT_NE(node_[owner].log().find(now), std::string::npos);
+  EXPECT_EQ(Remaining("pia"), 9u);
+  EXPECT_TRUE(Guess("pia").got_ke2);
+  EXPECT_EQ(Remaining("pia"), 8u);
+  ExpectNoStaleState();
+}
+
+// Budget3 review finding 3, real processes over an empty etcd prefix: node
+// 1 up alone first wins the lease, and its take-over gets no majority. It
+// must leave both markers absent: before the fix it created
+// `fresh/quorum` (its members digest) and `fresh/keycheck` (its keys) at
+// the lease win, so a node formed from another members file, or holding
+// its own `hsm init` keys, fixed them for the cluster and wedged the
+// majority (`quorum_store_mismatch`, or never campaigning). With nodes 2
+// and 3 up, the owner's take-over succeeds and makes both.
+TEST_F(QuorumEtcdFirstFormingTest, MarkersAreMadeOnlyAfterTheFirstMajority) {
+  ASSERT_NO_FATAL_FAILURE(StartNode(0));
+  ASSERT_TRUE(WaitForLog(0, "quorum_takeover_failed")) << node_[0].log();
+  EXPECT_EQ(QuorumMarker(), "") << node_[0].log();
+  EXPECT_EQ(QuorumMarker("keycheck"), "") << node_[0].log();
+  for (int i = 1; i < nodes_; ++i) {
+    for (const char* f : {"/dev-issuer.key", "/dev-issuer.pub"}) {
+      fs::copy_file(node_[0].data_dir() + f, node_[i].data_dir() + f,
+                    fs::copy_options::overwrite_existing);
+    }
+    ASSERT_NO_FATAL_FAILURE(StartNode(i));
+  }
+  ASSERT_GE(WaitForOwner(), 0);
+  EXPECT_NE(QuorumMarker(), "");
+  EXPECT_NE(QuorumMarker("keycheck"), "");
+  Register("pia");
+  EXPECT_TRUE(Guess("pia").got_ke2);
+  EXPECT_EQ(Remaining("pia"), 9u);
 }
 
 // Finding 1 (and 13) of the election's review, in real processes: a counted

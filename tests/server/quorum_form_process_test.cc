@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "hsm/key_ceremony.h"
 #include "hsm/key_labels.h"
 #include "tests/hsm/test_token.h"
@@ -81,6 +82,33 @@ class QuorumFormTest : public QuorumProcessTest {
     }
   }
 
+  // Below the carry bound: every member carries the hand-overs with the
+  // quorum re-anchor's decision, each printing what the decision leaves.
+  void CarryDecision(const std::string& to, const std::string& files,
+                     const std::string& decision, const std::string& min_left) {
+    for (int i = 0; i < nodes_; ++i) {
+      std::string out;
+      ASSERT_EQ(
+          Form(i, to,
+               "--carry " + files + " --accept-fewer --decision " + decision,
+               &out),
+          0)
+          << out;
+      EXPECT_NE(out.find("decision: lowest_cap=2 min_left=" + min_left),
+                std::string::npos)
+          << out;
+    }
+  }
+
+  // How often `what` occurs in `text`.
+  static size_t Count(const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = 0; (at = text.find(what, at)) != std::string::npos; ++at) {
+      ++n;
+    }
+    return n;
+  }
+
   // Budget review finding 1: a hand-over can't be undone, so when the
   // member thought lost comes back after an export, it hands over too
   // (--leaving-exports with its own id) and the carry is at the bound: no
@@ -135,6 +163,17 @@ class QuorumFormTest : public QuorumProcessTest {
 class QuorumForm5Test : public QuorumFormTest {
  protected:
   QuorumForm5Test() { nodes_ = 5; }
+};
+
+// Every member with the lifetime budget B = 2 (the same on each: a
+// genesis or first table is checked against each member's own).
+class QuorumFormBudgetTest : public QuorumFormTest {
+ protected:
+  void PrepareNodes() override {
+    for (int i = 0; i < nodes_; ++i) {
+      args_[i] = {"--freshness-reanchor-budget", "2"};
+    }
+  }
 };
 
 // Finding 8 (a)(b)(c): node 3's token lost for good and replaced, then node
@@ -497,38 +536,16 @@ TEST_F(QuorumFormTest, RestoredOwnerAndLaggingSurvivorRegainNoGuess) {
   out.clear();
   ASSERT_EQ(RunVault(reanchor + " --accept-fewer", &out), 0) << out;
   // Every shard (16 by default), not only ada's (form3 review finding 7).
-  size_t shards = 0;
-  for (size_t at = 0;
-       (at = out.find(": re-anchored at epoch", at)) != std::string::npos;
-       ++at) {
-    ++shards;
-  }
-  EXPECT_EQ(shards, 16u) << out;
+  EXPECT_EQ(Count(out, ": re-anchored at epoch"), 16u) << out;
   // Budget review finding 10: the budget survives the carry. The default
   // B = 4 less this ceremony, in the output, the audit and every member's
   // base.
-  size_t left3 = 0;
-  for (size_t at = 0;
-       (at = out.find("at most 2 attempts left; 3 re-anchors left", at)) !=
-       std::string::npos;
-       ++at) {
-    ++left3;
-  }
-  EXPECT_EQ(left3, 16u) << out;
+  EXPECT_EQ(Count(out, "at most 2 attempts left; 3 re-anchors left"), 16u)
+      << out;
   EXPECT_NE(out.find("quorum_carry_accept_fewer"), std::string::npos) << out;
   EXPECT_NE(Audit(0).find("quorum_carry_accept_fewer"), std::string::npos);
   EXPECT_NE(Audit(0).find("left=3"), std::string::npos);
-  for (int i = 0; i < nodes_; ++i) {
-    out.clear();
-    ASSERT_EQ(
-        Form(i, to,
-             "--carry " + files + " --accept-fewer --decision " + decision,
-             &out),
-        0)
-        << out;
-    EXPECT_NE(out.find("decision: lowest_cap=2 min_left=3"), std::string::npos)
-        << out;
-  }
+  ASSERT_NO_FATAL_FAILURE(CarryDecision(to, files, decision, "3"));
   EXPECT_NE(Audit(0).find("accept_fewer=true"), std::string::npos);
   ASSERT_NO_FATAL_FAILURE(StartNodes());
   Reconnect();
@@ -542,6 +559,78 @@ TEST_F(QuorumFormTest, RestoredOwnerAndLaggingSurvivorRegainNoGuess) {
   Wrong("ada");
   Wrong("ada");
   EXPECT_FALSE(Guess("ada", kPassword).got_ke2);
+}
+
+// Budget review finding 10: three below-bound replacements in a row (node
+// 3's token lost for good each time, 3 members, B = 2). Each export first
+// names the cost with the budget it leaves (1, 0, then spent), each
+// accepted replacement is a re-anchor of every shard that spends one (16
+// shards at "1 re-anchors left", then "0"), caps the accounts at K = 2 and
+// shows in every carry and the owner's start; the third is refused with
+// the documented message and writes no decision.
+TEST_F(QuorumFormBudgetTest, ThreeReplacementsRunTheBudgetOut) {
+  Register("ada");
+  Wrong("ada");
+  EXPECT_EQ(Remaining("ada"), 9u);
+  const char* const kCost[] = {
+      "re-anchored 0 times before; after it every account keeps at most 2 "
+      "attempts and a shard has 1 re-anchors left in its life",
+      "re-anchored 1 times before; after it every account keeps at most 2 "
+      "attempts and a shard has 0 re-anchors left in its life",
+      "re-anchored 2 times before; after it every account keeps at most 0 "
+      "attempts and a shard has 0 re-anchors left in its life: a shard's "
+      "budget is spent, the way out is 5 members, not --force"};
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(absl::StrCat("replacement ", round + 1));
+    ASSERT_NO_FATAL_FAILURE(StopAll());
+    const std::string to = NewTokenFor(2, absl::StrCat("members.v", round + 2));
+    const std::string early = node_[0].data_dir() + "/handover";
+    fs::remove(early);
+    std::string out;
+    EXPECT_NE(Form(0, to, "--export " + early, &out), 0);
+    EXPECT_NE(out.find(kCost[round]), std::string::npos) << out;
+    const std::string files = Export(2, to, " --accept-fewer");
+    members_ = to;  // the re-anchor reads the new list
+    const std::string decision =
+        node_[0].data_dir() + absl::StrCat("/decision-", round + 1);
+    out.clear();
+    const int rc = RunVault("rollback reanchor --dev --data-dir " +
+                                node_[0].data_dir() + Identity(0) + Flags(0) +
+                                " --freshness-owner --so-pin-file " +
+                                Softhsm(0) + "/so.pin --carry " + files +
+                                " --accept-fewer --decision " + decision,
+                            &out);
+    if (round == 2) {
+      EXPECT_NE(rc, 0) << out;
+      EXPECT_NE(out.find("no re-anchor left in its life"), std::string::npos)
+          << out;
+      EXPECT_NE(out.find("the way out is 5 members, not --force"),
+                std::string::npos)
+          << out;
+      EXPECT_FALSE(fs::exists(decision));
+      break;
+    }
+    ASSERT_EQ(rc, 0) << out;
+    const std::string left = absl::StrCat(1 - round);
+    EXPECT_EQ(Count(out, "at most 2 attempts left; " + left +
+                             " re-anchors left in its life"),
+              16u)
+        << out;
+    ASSERT_NO_FATAL_FAILURE(CarryDecision(to, files, decision, left));
+    ASSERT_NO_FATAL_FAILURE(StartNodes());
+    Reconnect();
+    EXPECT_NE(node_[0].log().find("\"min_left\":\"" + left + "\""),
+              std::string::npos)
+        << node_[0].log();
+    EXPECT_EQ(Remaining("ada"), 2u);
+    if (round == 0) {
+      Register("bea");  // after the first: a full budget until the second
+      EXPECT_EQ(Remaining("bea"), 10u);
+    } else {
+      EXPECT_EQ(Remaining("bea"), 2u);
+    }
+  }
+  EXPECT_EQ(Count(Audit(0), "quorum_carry_accept_fewer"), 2u);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <map>
 #include <thread>
 
+#include "freshness/head_table.h"
 #include "freshness/shard_tree.h"
 #include "hsm/key_labels.h"
 #include "hsm/pkcs11_hsm.h"
@@ -312,6 +313,80 @@ TEST_F(RollbackTest, RepeatedRestoresSpendTheReanchorBudget) {
       << out;
   StartVault();
   ExpectRolledBack(client_->Recover(vault_.Token(acct), acct, "right"));
+}
+
+// Budget3 review finding 1 against a real vault: a token main wrote (every
+// shard at left 4) keeps serving under a lower reanchor_budget, under a
+// lowered attempt_limit with B and K unset (derived B = 2), and under
+// main's `reanchor_budget = 4` with attempt_limit 3; a ceremony then spends
+// from min(4, B). Only a table no ceremony writes is refused, at start and
+// by `rollback reanchor`, naming the shard and what to do.
+TEST_F(RollbackTest, HeadTableOutOfRangeIsRefusedNamingTheShard) {
+  StartVault();
+  RegisterOrDie("nina", "right");
+  StopVault();
+  const std::string so_pin = vault_.data_dir() + "/softhsm/so.pin";
+  for (const std::vector<std::string>& settings :
+       {std::vector<std::string>{"--freshness-reanchor-budget", "2"},
+        {"--attempt-limit", "3"},
+        {"--attempt-limit", "3", "--freshness-reanchor-budget", "4"}}) {
+    ASSERT_TRUE(vault_.Start(settings)) << settings[1] << vault_.log();
+    ASSERT_EQ(vault_.Stop(), 0);
+  }
+  std::string out;
+  ASSERT_EQ(
+      Reanchor({"--so-pin-file", so_pin, "--shards", "0",
+                "--freshness-reanchor-budget", "2", "--max-attempts", "1"},
+               &out),
+      0)
+      << out;
+  auto token = hsm::testing::OpenVaultToken(vault_.data_dir() + "/softhsm");
+  ASSERT_TRUE(token.ok()) << token.status();
+  auto heads = freshness::TokenHeadStore::Open(*token);
+  ASSERT_TRUE(heads.ok()) << heads.status();
+  auto table = (*heads)->Read();
+  ASSERT_TRUE(table.ok() && table->has_value()) << table.status();
+  EXPECT_EQ((*table)->shards[0].epoch, 1u);
+  EXPECT_EQ((*table)->shards[0].ceremonies_left, 1u);  // min(4, 2) - 1
+  freshness::HeadTable reset = **table;
+  reset.shards[0].ceremonies_left = 64;  // back at more than any B allows
+  ASSERT_TRUE((*heads)->Write(reset).ok());
+  heads->reset();
+  token->reset();
+  EXPECT_FALSE(vault_.Start({}));
+  EXPECT_NE(vault_.log().find("shard 0 was re-anchored 1 times and still has "
+                              "64 left, more than any reanchor_budget (64) "
+                              "allows"),
+            std::string::npos)
+      << vault_.log();
+  EXPECT_NE(vault_.log().find("restore its directory"), std::string::npos);
+  out.clear();
+  EXPECT_NE(Reanchor({"--so-pin-file", so_pin, "--shards", "0"}, &out), 0);
+  EXPECT_NE(out.find("shard 0 was re-anchored 1 times"), std::string::npos)
+      << out;
+}
+
+// Budget3 review finding 2 against a real vault (key loss on main): an
+// account registered at attempt_limit 10, the limit lowered to 5, a
+// restore and a re-anchor at K = 1. Capped against the record's own limit
+// it read 10 - 1 = 9 used of an effective 5: the first status call locked
+// it and destroyed its key with no guess made. Capped against the
+// effective limit it keeps 1 attempt and the right password recovers.
+TEST_F(RollbackTest, ReanchorAfterALoweredLimitKeepsTheCapNotTheKeyLoss) {
+  const auto [acct, other, other_key] = LockOutThenRestoreCopy("mona");
+  const std::string so_pin = vault_.data_dir() + "/softhsm/so.pin";
+  std::string out;
+  ASSERT_EQ(Reanchor({"--so-pin-file", so_pin, "--attempt-limit", "5",
+                      "--max-attempts", "1"},
+                     &out),
+            0)
+      << out;
+  StartVault({"--attempt-limit", "5"});
+  EXPECT_EQ(Remaining(acct), 1u);
+  auto r = client_->Recover(vault_.Token(acct), acct, "right");
+  EXPECT_TRUE(r.got_ke2) << r.result.status.error_message();
+  EXPECT_FALSE(r.backup_key.empty());
+  EXPECT_EQ(Remaining(other), 5u);  // proven: untouched
 }
 
 // Review finding 6 against a real vault: the token loses its freshness heads

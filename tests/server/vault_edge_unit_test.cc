@@ -142,7 +142,8 @@ TEST(ConfigEdgeTest, EveryKeyReachesItsComponentRegression) {
       {"freshness-peer-key-file",
        {"/k", "--freshness-peer-cert-file", "/c", "--freshness-peer-ca-file",
         "/ca", "--freshness-members-file", "/m", "--freshness-node-id", "1"}},
-      {"freshness-reanchor-budget", {"3"}},  // not the default 4
+      {"freshness-reanchor-budget", {"3"}},        // not the default 4
+      {"freshness-reanchor-max-attempts", {"1"}},  // not the default 2
       {"freshness-peer-ca-file",
        {"/ca", "--freshness-peer-cert-file", "/c", "--freshness-peer-key-file",
         "/k", "--freshness-members-file", "/m", "--freshness-node-id", "1"}},
