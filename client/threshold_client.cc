@@ -276,6 +276,18 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
   if (!unheard || dead) {
     BKV_RETURN_IF_ERROR(
         ForgetLine(options.state_dir, StateName("commit", account)));
+  } else {
+    // The order is needed once: a first-wave realm locked, down or replaced
+    // later must not hold the rest back (merge review finding 1).
+    const bool order_done =
+        !first.empty() &&
+        std::all_of(first.begin(), first.end(),
+                    [&](size_t i) { return results[i].ok(); });
+    const bool in_force = committed >= set.t();
+    if (order_done || in_force) {
+      BKV_RETURN_IF_ERROR(
+          UpdateCommitRecord(account, commit_secret, order_done, in_force));
+    }
   }
   // Once a realm of the last wave committed, this is the newest version: an
   // older group must not be recovered from (a dropped commit must not
@@ -300,6 +312,32 @@ absl::Status ThresholdClient::Impl::CommitEverywhere(
               : ": another registration replaced it there"));
 }
 
+namespace {
+// The roll-forward record's fifth field: t realms committed it.
+constexpr char kInForceMark[] = "in-force";
+}  // namespace
+
+absl::Status ThresholdClient::Impl::UpdateCommitRecord(
+    const std::string& account, const SecretBytes& commit_secret,
+    bool order_done, bool in_force) const {
+  const std::string name = StateName("commit", account);
+  std::vector<std::string> f =
+      absl::StrSplit(RecallLine(options.state_dir, name), ' ');
+  // Only this registration's record (another may have replaced it), and
+  // only one with its time (older records stay as they are).
+  if (f.size() < 3 || f.size() > 5 ||
+      f[1] != HexEncode(commit_secret.Reveal())) {
+    return absl::OkStatus();
+  }
+  f.resize(std::max<size_t>(f.size(), 4), "-");
+  if (order_done) f[3] = "-";
+  if (in_force) {
+    f.resize(5);
+    f[4] = kInForceMark;
+  }
+  return RememberLine(options.state_dir, name, absl::StrJoin(f, " "));
+}
+
 std::vector<size_t> ThresholdClient::Impl::AllPositions() const {
   std::vector<size_t> all(set.n());
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
@@ -314,7 +352,10 @@ bool ParseFirst(const std::vector<std::string>& f, size_t n,
   if (f.size() < 4 || f[3] == "-") return true;
   for (absl::string_view p : absl::StrSplit(f[3], ',')) {
     size_t i = 0;
-    if (!absl::SimpleAtoi(p, &i) || i >= n) return false;
+    if (!absl::SimpleAtoi(p, &i) || i >= n ||
+        std::find(first.begin(), first.end(), i) != first.end()) {
+      return false;  // an edited or broken record (merge review finding 5)
+    }
     first.push_back(i);
   }
   return true;
@@ -329,9 +370,11 @@ absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
   const std::string line = RecallLine(options.state_dir, name);
   if (line.empty()) return absl::OkStatus();
   std::vector<std::string> f = absl::StrSplit(line, ' ');
-  // hex(descriptor) hex(secret) [unix ms [order]]; without the time: from
-  // before the age rule, taken as fresh; without the order: all at once.
-  const bool shaped = f.size() >= 2 && f.size() <= 4;
+  // hex(descriptor) hex(secret) [unix ms [order [in-force]]]; without the
+  // time: from before the age rule, taken as fresh; without the order: all
+  // at once; "in-force": t realms committed it in an earlier call.
+  const bool shaped = f.size() >= 2 && f.size() <= 5;
+  const bool was_in_force = f.size() == 5 && f[4] == kInForceMark;
   int64_t written = 0;
   auto descriptor =
       shaped ? HexDecode(f[0]) : absl::StatusOr<std::vector<uint8_t>>();
@@ -343,6 +386,7 @@ absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
   CommitFirst first;
   if (!d.ok() || !secret.ok() || secret->size() != 32 ||
       (f.size() >= 3 && !absl::SimpleAtoi(f[2], &written)) ||
+      (f.size() == 5 && !was_in_force) ||
       !ParseFirst(f, d->realms.size(), first)) {
     // Unreadable (edited, truncated): nothing can be rolled forward.
     return ForgetLine(options.state_dir, name);
@@ -379,9 +423,16 @@ absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
   CommitTally tally;
   absl::Status s = CommitEverywhere(account, *d, commit_secret, &tally, first);
   const std::string when = written != 0 ? UtcTime(written) : "an unknown time";
-  if (tally.committed == 0 && tally.unheard.empty()) {
-    // Replaced at every realm: another device's repair reset it (rthr3
-    // finding 3). Said before a counted try with the new password.
+  if (tally.committed == 0 && tally.unheard.empty() && was_in_force) {
+    // It was in force (t realms committed it): a later registration replaced
+    // it, made by someone who recovered it, so its password may well be the
+    // one in force (merge review finding 2).
+    note = absl::StrCat("the registration prepared at ", when,
+                        " was replaced at every realm by a later one");
+  } else if (tally.committed == 0 && tally.unheard.empty()) {
+    // Replaced at every realm before this device saw it committed: another
+    // device's repair reset it (rthr3 finding 3). Said before a counted try
+    // with the new password.
     if (replaced != nullptr) *replaced = true;
     note = absl::StrCat(
         "a registration prepared at ", when,

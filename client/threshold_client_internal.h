@@ -178,6 +178,12 @@ struct ThresholdClient::Impl {
   bool SendCommits(const vault::v1::ThresholdRegisterCommitRequest& req,
                    const CommitFirst& first,
                    std::vector<absl::Status>& results) const;
+  // Rewrites the roll-forward record of this registration (its
+  // commit_secret): without its Commit order once the first wave committed,
+  // marked in force once t realms committed it (merge review 1, 2).
+  absl::Status UpdateCommitRecord(const std::string& account,
+                                  const SecretBytes& commit_secret,
+                                  bool order_done, bool in_force) const;
   std::vector<size_t> AllPositions() const;
 
   // What a registration's Commit round reached, also when Register failed:

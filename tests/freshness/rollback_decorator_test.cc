@@ -6,6 +6,8 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "absl/strings/str_cat.h"
 #include "freshness/fresh_record_store.h"
 #include "freshness/reanchor.h"
@@ -215,6 +217,10 @@ size_t ObjectsLabelled(hsm::Pkcs11Hsm& token, const std::string& label) {
 // as before. The ceremony run again (a new `rollback reanchor` process,
 // a new head store) spends exactly one re-anchor and caps the record.
 TEST(ReanchorTokenFault, TransientHeadWriteFailureSpendsNothingAndRetries) {
+  // The create/destroy path, whose head write is a create (a token that
+  // cannot rewrite in place); the in-place path's failed write:
+  // AnchoredObjectOwnFaults.FailedSetIsRetriedNotFenced.
+  ASSERT_EQ(setenv("BKV_TEST_REFUSE_SET", "1", 1), 0);
   auto token = hsm::testing::TestToken::Create(/*with_keys=*/false);
   ASSERT_TRUE(token.ok()) << token.status();
   auto hsm = hsm::testing::OpenThroughShim(**token, BKV_COPY_FAILING_MODULE);

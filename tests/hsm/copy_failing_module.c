@@ -61,7 +61,7 @@ static CK_RV FailingGet(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object,
 }
 
 __attribute__((visibility("default"))) void bkv_test_fail_value_reads(int skip,
-                                                                       int n) {
+                                                                      int n) {
   __atomic_store_n(&passing_reads, skip, __ATOMIC_SEQ_CST);
   __atomic_store_n(&failing_reads, n, __ATOMIC_SEQ_CST);
 }
@@ -90,8 +90,7 @@ static CK_RV FailingCreate(CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR attrs,
   return real_create(session, attrs, count, object);
 }
 
-__attribute__((visibility("default"))) void bkv_test_fail_token_creates(
-    int n) {
+__attribute__((visibility("default"))) void bkv_test_fail_token_creates(int n) {
   __atomic_store_n(&failing_creates, n, __ATOMIC_SEQ_CST);
 }
 
