@@ -34,40 +34,6 @@ std::string Slurp(const char* path) {
   return s.str();
 }
 
-// --change: which password is in force after a change (rthr finding 2).
-int ChangeOnly(int argc, char** argv) {
-  std::vector<std::string> tokens;
-  for (int i = 5; i < argc; ++i) tokens.push_back(Slurp(argv[i]));
-  std::vector<const char*> ptrs;
-  for (const auto& t : tokens) ptrs.push_back(t.c_str());
-  std::istringstream lines(Slurp(argv[4]));
-  std::string old_pw, new_pw;
-  std::getline(lines, old_pw);
-  std::getline(lines, new_pw);
-  bkv_realms_options o;
-  bkv_realms_options_init(&o);
-  o.realm_set_file = argv[2];
-  o.account_tokens = ptrs.data();
-  o.account_token_count = ptrs.size();
-  o.argon2_iterations = 2;
-  o.argon2_memory_kib = 19456;
-  o.argon2_parallelism = 1;
-  o.no_rotation = 1;
-  // The caller's state directory (BKV_STATE_DIR), shared with its client:
-  // a change cut at its Commit is completed by the next call (rthr3).
-  o.state_dir = std::getenv("BKV_STATE_DIR");
-  bkv_realms* realms = nullptr;
-  char* err = nullptr;
-  if (bkv_realms_open(&o, &realms, &err) != BKV_OK) return Fail("open", err);
-  const bkv_status s =
-      bkv_realms_change_password(realms, argv[3], old_pw.data(), old_pw.size(),
-                                 new_pw.data(), new_pw.size(), nullptr, &err);
-  if (err != nullptr) std::fprintf(stderr, "%s\n", err);
-  bkv_error_free(err);
-  bkv_realms_free(realms);
-  return static_cast<int>(s);
-}
-
 bkv_realms* Open(const char* file, const char* state_dir,
                  const std::vector<std::string>& tokens) {
   std::vector<const char*> ptrs;
@@ -91,6 +57,28 @@ bkv_realms* Open(const char* file, const char* state_dir,
 
 bool Has(const char* s, const char* what) {
   return s != nullptr && std::strstr(s, what) != nullptr;
+}
+
+// --change: which password is in force after a change (rthr finding 2).
+int ChangeOnly(int argc, char** argv) {
+  std::vector<std::string> tokens;
+  for (int i = 5; i < argc; ++i) tokens.push_back(Slurp(argv[i]));
+  std::istringstream lines(Slurp(argv[4]));
+  std::string old_pw, new_pw;
+  std::getline(lines, old_pw);
+  std::getline(lines, new_pw);
+  // The caller's state directory (BKV_STATE_DIR), shared with its client:
+  // a change cut at its Commit is completed by the next call (rthr3).
+  bkv_realms* realms = Open(argv[2], std::getenv("BKV_STATE_DIR"), tokens);
+  if (realms == nullptr) return 1;
+  char* err = nullptr;
+  const bkv_status s =
+      bkv_realms_change_password(realms, argv[3], old_pw.data(), old_pw.size(),
+                                 new_pw.data(), new_pw.size(), nullptr, &err);
+  if (err != nullptr) std::fprintf(stderr, "%s\n", err);
+  bkv_error_free(err);
+  bkv_realms_free(realms);
+  return static_cast<int>(s);
 }
 
 // bkv_realms_migrate2 (review of rset, finding 9): the swapped handles
