@@ -637,8 +637,10 @@ absl::StatusOr<bool> Resumes(const Impl& to, const std::string& account,
   }
   auto here = PlanRecovery(to.set, answers, to.RecallNewest(account));
   if (!here.ok()) return here.status();
-  out.registration = {here->descriptor.epoch, here->commitment,
-                      here->descriptor.per_realm_limit, {}};
+  out.registration = {here->descriptor.epoch,
+                      here->commitment,
+                      here->descriptor.per_realm_limit,
+                      {}};
   return true;
 }
 

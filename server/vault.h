@@ -115,7 +115,7 @@ class Vault {
     uint32_t committed_limit = 0;             // G
     uint64_t epoch = 0;                       // highest epoch prepared here
     std::vector<uint8_t> pending_commitment;  // empty if none
-    int64_t pending_busy_ms = 0;  // until another Prepare may replace it
+    int64_t pending_busy_ms = 0;   // until another Prepare may replace it
     bool pending_expired = false;  // prepared more than pending_ttl ago
   };
   absl::StatusOr<ThresholdStatusView> ThresholdStatus(

@@ -79,12 +79,12 @@ typedef enum bkv_status {
                                    more realms took it), but the realms the
                                    message names did not: tell the user the
                                    new password and the realm's operator */
-  BKV_VAULT_PASSWORD_CHANGE_UNKNOWN = 22 /* bkv_realms_change_password only:
-                                   either password may be in force (its
-                                   Commits began and an answer is missing, or
-                                   an earlier cut change was completed first;
-                                   the message says which): call again with
-                                   the same passwords (nothing is counted) */
+  BKV_VAULT_PASSWORD_CHANGE_UNKNOWN = 22    /* bkv_realms_change_password only:
+                                      either password may be in force (its
+                                      Commits began and an answer is missing, or
+                                      an earlier cut change was completed first;
+                                      the message says which): call again with
+                                      the same passwords (nothing is counted) */
 } bkv_status;
 
 typedef struct bkv_key bkv_key;
