@@ -15,7 +15,12 @@
 //    before and after): each vault process, the client (this process).
 //    Per-realm capacity relative to a comparator = the comparator vault's
 //    CPU per recovery / the busiest 2-of-3 realm's: the load-independent
-//    figure;
+//    figure. "sequential" sums a path's own segments of the latency loop;
+//    "whole sequential loop" is each process's CPU over the entire loop
+//    (each serves one path), which also holds the work a vault does after
+//    its answer reached the client (a 2-of-3 path's segment ends at its
+//    last-needed answer, with other realms of the group still running on
+//    this 2-core machine) and ~0.5 ms/s of idle CPU;
 //  - with --rotate 1, CPU per rotation, and each realm's handler time per
 //    rotation RPC (Start, Prepare, Commit) from its /metrics.
 //
@@ -234,19 +239,23 @@ void Check(bool ok, const char* path, const char* what) {
 struct Figures {
   std::vector<double> key, rot, cycle;  // ms per sequential recovery
   Cpu key_cpu{}, rot_cpu{};             // sums over the latency loop
-  Cpu load_cpu{};                       // sum over the throughput phase
-  long done = 0;                        // recoveries in the throughput phase
+  Cpu loop_cpu{};  // the whole latency loop, every path (same for all)
+  Cpu load_cpu{};  // sum over the throughput phase
+  long done = 0;   // recoveries in the throughput phase
   // Handler seconds per call of each rotation RPC, per realm (/metrics).
   std::vector<std::array<double, 3>> rpc_ms;
 };
 using Results = std::array<Figures, kPaths>;
 
-// Sequential recoveries of account `a`, the paths interleaved: time to the
-// key, then the rotation after it (an immediate return without one), each
-// with its CPU.
-void Latency(const Fixture& f, const Account& a, int n, Results& r) {
+// Sequential recoveries of account `a`, the paths interleaved and their
+// order reversed every other round: time to the key, then the rotation
+// after it (an immediate return without one), each with its CPU; and each
+// process's CPU over the whole loop (`loop`).
+void Latency(const Fixture& f, const Account& a, int n, Results& r, Cpu& loop) {
+  const Cpu start = ReadCpu(f);
   for (int i = 0; i < n; ++i) {
-    for (size_t p = 0; p < kPaths; ++p) {
+    for (size_t k = 0; k < kPaths; ++k) {
+      const size_t p = i % 2 == 0 ? k : kPaths - 1 - k;
       if (!f.on[p]) continue;
       Figures& x = r[p];
       const Cpu c0 = ReadCpu(f);
@@ -263,6 +272,7 @@ void Latency(const Fixture& f, const Account& a, int n, Results& r) {
       x.cycle.push_back(Ms(t0, t2));
     }
   }
+  AddCpu(loop, start, ReadCpu(f));
 }
 
 // Recoveries completed on path `p` by one thread per account in `seconds`;
@@ -361,6 +371,9 @@ void PrintPath(const Fixture& f, size_t p, const Figures& x, int n,
               Percentile(x.key, 0.5), Percentile(x.key, 0.9));
   std::printf("  cpu per recovery, sequential (ms): vault %s | client %.1f\n",
               EachVault(x.key_cpu, p, n).c_str(), x.key_cpu[kClient] / n * 1e3);
+  std::printf("  cpu per %s, whole sequential loop (ms): vault %s\n",
+              rotates ? "recovery + rotation" : "recovery",
+              EachVault(x.loop_cpu, p, n).c_str());
   std::printf("  cpu per recovery, under load (ms): vault %s | client %.1f\n",
               EachVault(x.load_cpu, p, x.done).c_str(),
               x.load_cpu[kClient] / x.done * 1e3);
@@ -389,11 +402,12 @@ void PrintPath(const Fixture& f, size_t p, const Figures& x, int n,
 void PrintRatios(const Fixture& f, const Results& r, size_t c, int n) {
   const Figures &g = r[kGroup], &x = r[c];
   std::printf(
-      "2-of-3 vs %s: time to key p50 %.2f | capacity sequential %.2f, under "
-      "load %.2f | client cpu sequential %.2f, under load %.2f | wall "
-      "throughput %.2f",
+      "2-of-3 vs %s: time to key p50 %.2f | capacity sequential %.2f, whole "
+      "loop %.2f, under load %.2f | client cpu sequential %.2f, under load "
+      "%.2f | wall throughput %.2f",
       kName[c], Percentile(g.key, 0.5) / Percentile(x.key, 0.5),
       VaultMs(x.key_cpu, c, n) / VaultMs(g.key_cpu, kGroup, n),
+      VaultMs(x.loop_cpu, c, n) / VaultMs(g.loop_cpu, kGroup, n),
       VaultMs(x.load_cpu, c, x.done) / VaultMs(g.load_cpu, kGroup, g.done),
       g.key_cpu[kClient] / x.key_cpu[kClient],
       (g.load_cpu[kClient] / g.done) / (x.load_cpu[kClient] / x.done),
@@ -432,7 +446,9 @@ int main(int argc, char** argv) {
   bkv::Results r;
   std::array<bkv::RpcTotals, bkv::kPaths> rpc0;
   for (size_t p : {bkv::kGroup, bkv::kSolo}) rpc0[p] = bkv::ReadRpcs(f, p);
-  bkv::Latency(f, accounts[0], recoveries, r);
+  bkv::Cpu loop{};
+  bkv::Latency(f, accounts[0], recoveries, r, loop);
+  for (auto& x : r) x.loop_cpu = loop;
   for (size_t p : {bkv::kGroup, bkv::kSolo}) {
     r[p].rpc_ms = bkv::RpcMs(rpc0[p], bkv::ReadRpcs(f, p));
   }
