@@ -26,7 +26,8 @@
 //
 //   threshold_bench [--recoveries N (default 30)] [--seconds S (default 5)]
 //                   [--clients C (default 4)] [--rotate 0|1 (default 0)]
-//                   [--skip 1of1|v2]
+//                   [--skip 1of1|v2 (a comparator left out; its vault still
+//                   starts)]
 // --rotate 1 measures the SDK's default path: a fresh registration (a second
 // KSF run and Start/Prepare/Commit at all n) after each recovery, on the
 // client's background thread.
@@ -79,8 +80,8 @@ struct Vault {
 };
 
 struct Fixture {
-  // Index kProcs order: realm-a, -b, -c (kGroup), realm-s (kSolo), the v2
-  // vault, then this process.
+  // realm-a, -b, -c (kGroup), realm-s (kSolo), the v2 vault; a Cpu reading
+  // has this process (the clients) after them.
   std::vector<Vault> vaults;
   std::string group_set, solo_set;
   bool rotate = false;
@@ -105,15 +106,16 @@ bool StartVault(Fixture& f, const std::string& realm_id) {
   return ok;
 }
 
-std::string RealmLine(const Fixture& f, size_t i, const std::string& id) {
-  const auto& p = *f.vaults[i].process;
-  return "realm " + id + " " + p.address() + " " + HexEncode(p.public_key()) +
-         "\n";
-}
-
-// Realm i serves as realm id RealmId(i): realm-a..c, realm-s.
+// Vault i serves as realm id RealmId(i): realm-a..c, realm-s.
 std::string RealmId(size_t i) {
   return i < 3 ? std::string("realm-") + char('a' + i) : "realm-s";
+}
+
+// Vault i's line in a realm-set file.
+std::string RealmLine(const Fixture& f, size_t i) {
+  const auto& p = *f.vaults[i].process;
+  return "realm " + RealmId(i) + " " + p.address() + " " +
+         HexEncode(p.public_key()) + "\n";
 }
 
 bool Start(Fixture& f) {
@@ -122,8 +124,8 @@ bool Start(Fixture& f) {
   }
   if (!StartVault(f, "")) return false;
   f.group_set = "bkv-realm-set v1\nt 2\nlimit 10\n";
-  for (size_t i = 0; i < 3; ++i) f.group_set += RealmLine(f, i, RealmId(i));
-  f.solo_set = "bkv-realm-set v1\nt 1\nlimit 10\n" + RealmLine(f, 3, "realm-s");
+  for (size_t i = 0; i < 3; ++i) f.group_set += RealmLine(f, i);
+  f.solo_set = "bkv-realm-set v1\nt 1\nlimit 10\n" + RealmLine(f, 3);
   return true;
 }
 
