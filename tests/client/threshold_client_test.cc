@@ -2933,11 +2933,11 @@ bool SetImmutable(const std::filesystem::path& path, bool on) {
 }
 
 // The roll-forward record's update after the Commits is best effort (commit
-// ef892f2): a password change whose record is made immutable during its
-// Commits, realm-c's answer lost, still succeeds (in force at a and b,
-// realm-c lagging) and the record is left as it was (not marked in force).
-// Without it the call failed on the state write although its Commits were
-// sent and the new password was in force.
+// ef892f2): a registration whose record is made immutable during its
+// Commits (realm-c's answer lost, so the record is to be marked in force)
+// still reports its Commits (realm-c's re-sent later), not the state write,
+// and the record is left as it was. Without it the call reported the
+// failed rename as its error. (ChangePassword says "in force" either way.)
 TEST_F(ThresholdClientTest, FailedRecordUpdateAfterTheCommitsIsBestEffort) {
   std::filesystem::create_directories(state_dir_);
   const std::filesystem::path probe = state_dir_ / "probe";
@@ -2948,34 +2948,37 @@ TEST_F(ThresholdClientTest, FailedRecordUpdateAfterTheCommitsIsBestEffort) {
   }
   ASSERT_TRUE(SetImmutable(probe, false));
   StartRealms(3);
-  std::atomic<bool> armed{false};
   std::filesystem::path frozen;
   std::string frozen_text;
   std::mutex mu;
   tweak_ = [&](client::ThresholdOptions& o) {
     o.before_call = [&](const std::string&, std::string_view rpc) {
       std::lock_guard<std::mutex> l(mu);
-      if (rpc != "ThresholdRegisterCommit" || !armed.exchange(false)) return;
+      if (rpc != "ThresholdRegisterCommit" || !frozen.empty()) return;
       frozen = StateFile(state_dir_, "commit");
       frozen_text = ReadText(frozen);
       EXPECT_TRUE(SetImmutable(frozen, true));
     };
   };
   auto c = Client(2);
-  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
   realms_[2].relay->mode = Mode::kLoseCommitAnswer;
-  armed = true;
-  const SecretBytes second = SecretBytes::Copy("second kite meadow");
-  auto changed = c->ChangePassword(kAccount, password_, second);
+  auto reg = c->Register(kAccount, password_, key_);
   ASSERT_FALSE(frozen.empty()) << "no Commit was sent";
   EXPECT_TRUE(SetImmutable(frozen, false));
-  ASSERT_TRUE(changed.ok()) << changed.status();
-  ASSERT_EQ(changed->lagging.size(), 1u);
-  EXPECT_EQ(changed->lagging[0].realm_id, "realm-c");
+  ASSERT_FALSE(reg.ok());
+  EXPECT_NE(reg.status().message().find(
+                "its commit did not reach realm-c: the vault at"),
+            std::string::npos)
+      << reg.status();
+  EXPECT_NE(reg.status().message().find("re-sent at the next registration"),
+            std::string::npos)
+      << reg.status();
   EXPECT_EQ(ReadText(frozen), frozen_text) << "the record is left as it was";
   EXPECT_EQ(frozen_text.find("in-force"), std::string::npos);
   realms_[2].relay->mode = Mode::kPass;
-  EXPECT_TRUE(c->Recover(kAccount, second).ok());
+  auto got = c->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
 }
 
 }  // namespace
