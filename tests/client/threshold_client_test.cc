@@ -18,11 +18,13 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -84,6 +86,10 @@ class Relay final : public v1::Vault::Service {
             grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))) {
     int port = 0;
     grpc::ServerBuilder b;
+    // gRPC sets SO_REUSEPORT by default: another process's server bound to
+    // this port later would share this relay's clients (the realms turn it
+    // off for the same reason, server/serve_command.cc).
+    b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
     b.RegisterService(this);
     server_ = b.BuildAndStart();
@@ -147,6 +153,10 @@ class Relay final : public v1::Vault::Service {
                        std::string(v.data(), v.size()));
     }
     grpc::Status s = (stub_.get()->*rpc)(&cc, req, resp);
+    if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      std::fprintf(stderr, "relay %s: the realm answered UNAVAILABLE: %s\n",
+                   address_.c_str(), s.error_message().c_str());
+    }
     for (const auto& [k, v] : cc.GetServerTrailingMetadata()) {
       if (k == v1::kErrorDetailTrailer) {
         sc->AddTrailingMetadata(std::string(k.data(), k.size()),
@@ -349,7 +359,26 @@ class ThresholdClientTest : public ::testing::Test {
          ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(state_dir_);
   }
-  void TearDown() override { std::filesystem::remove_all(state_dir_); }
+  void TearDown() override {
+    // A failed test shows what its realms warned of: a failure right after
+    // they started otherwise names no cause (the ChangePassword flake).
+    for (const Realm& r : realms_) {
+      if (!HasFailure()) break;
+      std::string problems;
+      std::istringstream lines(r.process->log());
+      for (std::string line; std::getline(lines, line);) {
+        if (absl::StrContains(line, "\"level\":\"error\"") ||
+            absl::StrContains(line, "\"level\":\"warn\"")) {
+          problems += line + "\n";
+        }
+      }
+      std::fprintf(
+          stderr, "%s warned or failed:\n%s", r.id.c_str(),
+          problems.substr(problems.size() > 4000 ? problems.size() - 4000 : 0)
+              .c_str());
+    }
+    std::filesystem::remove_all(state_dir_);
+  }
 
   void StartRealms(int n, std::vector<std::string> args = {}) {
     for (int i = 0; i < n; ++i) {
@@ -363,8 +392,25 @@ class ThresholdClientTest : public ::testing::Test {
       }
       ASSERT_TRUE(r.process->Start(a)) << r.process->log();
       r.relay = std::make_unique<Relay>(r.process->address());
+      const grpc::Status up = Answers(*r.relay);
       realms_.push_back(std::move(r));
+      ASSERT_TRUE(up.ok()) << realms_.back().id << " does not answer through "
+                           << "its relay: " << up.error_message();
     }
+  }
+
+  // GetVaultInfo through `relay` (no token; not counted): both hops work
+  // before the test begins, or the test fails here naming the realm, with
+  // gRPC's own message and (TearDown) the realm's log.
+  static grpc::Status Answers(const Relay& relay) {
+    auto stub = v1::Vault::NewStub(grpc::CreateChannel(
+        relay.address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);  // the relay's own listener is up
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(30));
+    v1::GetVaultInfoResponse info;
+    return stub->GetVaultInfo(&ctx, {}, &info);
   }
 
   // Another device (no state directory, so no roll-forward record)
@@ -2105,7 +2151,8 @@ TEST_F(ThresholdClientTest, ChangePasswordSaysWhichPasswordIsInForce) {
     o.state_dir = (dir / "state").string();
   };
   auto c = Client(2);
-  ASSERT_TRUE(c->Register(kAccount, password_, key_).ok());
+  const auto registered = c->Register(kAccount, password_, key_);
+  ASSERT_TRUE(registered.ok()) << registered.status();
   const auto c_abi_change = [&](const std::string& old_pw,
                                 const std::string& new_pw) {
     std::ofstream(dir / "c-realms") << SetFile(2);
