@@ -172,6 +172,18 @@ Newest ThresholdClient::Impl::RecallNewest(const std::string& account) const {
   return n;
 }
 
+absl::Status ThresholdClient::Impl::CheckNewest(
+    const std::string& account) const {
+  const uint64_t epoch = RecallNewest(account).epoch;
+  if (epoch < kMaxEpoch) return absl::OkStatus();
+  return ConfigError(absl::StrCat(
+      "the state file ", options.state_dir, "/", StateName("newest", account),
+      " remembers the registration epoch ", epoch,
+      ", above any a realm accepts: it was edited or is corrupt; nothing was "
+      "sent. Restore it from a backup or move it away (this device then "
+      "relies on the realms' answers until its next recovery)"));
+}
+
 absl::Status ThresholdClient::Impl::RememberNewest(
     const std::string& account, uint64_t epoch,
     const Commitment& commitment) const {
@@ -368,9 +380,13 @@ bool ParseFirst(const std::vector<std::string>& f, size_t n,
 absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
                                                 std::string* said,
                                                 bool* replaced) const {
+  // A corrupt newest memory must not decide what is rolled forward.
+  BKV_RETURN_IF_ERROR(CheckNewest(account));
   const std::string name = StateName("commit", account);
   const std::string line = RecallLine(options.state_dir, name);
   if (line.empty()) return absl::OkStatus();
+  std::string unused;
+  std::string& note = said != nullptr ? *said : unused;
   std::vector<std::string> f = absl::StrSplit(line, ' ');
   // hex(descriptor) hex(secret) [unix ms [order [in-force]]]; without the
   // time: from before the age rule, taken as fresh; without the order: all
@@ -391,12 +407,14 @@ absl::Status ThresholdClient::Impl::RollForward(const std::string& account,
       (f.size() == 5 && !was_in_force) ||
       !ParseFirst(f, d->realms.size(), first)) {
     // Unreadable (edited, truncated): nothing can be rolled forward.
+    note =
+        absl::StrCat("the roll-forward record ", options.state_dir, "/", name,
+                     " was unreadable (edited or truncated): dropped, "
+                     "nothing re-sent");
     return ForgetLine(options.state_dir, name);
   }
   SecretBytes commit_secret = SecretBytes::Copy(*secret);
   sodium_memzero(secret->data(), secret->size());
-  std::string unused;
-  std::string& note = said != nullptr ? *said : unused;
   if (!threshold::CheckMatchesRealmSet(*d, set).ok()) {
     // Another realm set's (a migration's): never sent to this set's realms,
     // so neither set's record can pull the client to the other set.
@@ -588,6 +606,7 @@ absl::StatusOr<RecoveryPlan> ThresholdClient::Plan(const std::string& account) {
   (void)impl_->RollForward(account, &said, &replaced);
   // The CLI plans, then recovers: the stop must come here (rthr3 finding 3).
   if (replaced) return ReplacedError(said);
+  BKV_RETURN_IF_ERROR(impl_->CheckNewest(account));
   const std::vector<StatusAnswer> answers = impl_->StatusRound(account);
   auto plan = PlanRecovery(impl_->set, answers, impl_->RecallNewest(account));
   if (plan.ok()) plan->rolled_forward = std::move(said);

@@ -41,6 +41,10 @@ std::string UtcTime(int64_t unix_ms);
 // dropped, not completed (the realms' default pending_ttl; finding 15).
 inline constexpr int64_t kRollForwardAgeMs = 10 * 60 * 1000;
 
+// The realms accept registration epochs below this (realm_policy::kMaxEpoch
+// is 2^63 - 1).
+inline constexpr uint64_t kMaxEpoch = uint64_t{1} << 63;
+
 // Runs f(0..n-1) on n threads and waits for all: one round to every realm.
 template <typename F>
 void Parallel(size_t n, F f) {
@@ -128,6 +132,10 @@ struct ThresholdClient::Impl {
 
   // Newest (epoch, commitment) memory and the roll-forward record.
   Newest RecallNewest(const std::string& account) const;
+  // kConfig naming the newest memory's file when it holds an epoch no realm
+  // accepts (edited or corrupt: every realm would be blamed for it, tsdk
+  // finding 8). Checked before the memory is used, nothing sent.
+  absl::Status CheckNewest(const std::string& account) const;
   absl::Status RememberNewest(const std::string& account, uint64_t epoch,
                               const Commitment& commitment) const;
   // `first`: the Commit order, kept in the record so that every

@@ -348,6 +348,7 @@ void ThresholdClient::Impl::JoinRotation() {
 absl::StatusOr<ThresholdRecovery> ThresholdClient::Impl::Recover(
     const std::string& account, const SecretBytes& password,
     std::vector<StatusAnswer>& answers) const {
+  BKV_RETURN_IF_ERROR(CheckNewest(account));
   answers = StatusRound(account);
   BKV_ASSIGN_OR_RETURN(RecoveryPlan plan,
                        PlanRecovery(set, answers, RecallNewest(account)));

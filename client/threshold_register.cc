@@ -18,7 +18,6 @@
 namespace bkv::client {
 namespace {
 
-constexpr uint64_t kMaxEpoch = uint64_t{1} << 63;
 constexpr uint64_t kMaxEpochJump = uint64_t{1} << 32;
 
 using StartAnswers = std::vector<vault::v1::ThresholdRegisterStartResponse>;
@@ -229,6 +228,7 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
     const CommitFirst& commit_first,
     const std::function<absl::Status(const Commitment&)>& dealt,
     Reached* reached, const BeforeCommit& before_commit) const {
+  BKV_RETURN_IF_ERROR(CheckNewest(account));
   BKV_RETURN_IF_ERROR(CheckRealms(AllPositions()));
   StartAnswers starts(set.n());
   std::vector<absl::Status> results(set.n());

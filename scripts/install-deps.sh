@@ -36,7 +36,7 @@ for group in "$@"; do
     test) PACKAGES+=(procps nginx-light libnginx-mod-http-dav-ext sqlite3)
           PACKAGES+=(fiu-utils)  # tests/client/fault_test.cc: fiu-run (libfiu)
           PACKAGES+=(strace)  # fault_test.cc: the order of a restore's fsyncs and rename
-          PACKAGES+=(faketime)  # a wall-clock step under a real vault (ctest -R WallClock)
+          PACKAGES+=(faketime)  # clock steps: ctest -R 'WallClock|NineMinutes'
           PACKAGES+=(openssl)  # tests/servers/servers.sh: openssl passwd -apr1
           PACKAGES+=(etcd-server)  # real etcd clusters on loopback (ctest -R cluster)
           PACKAGES+=(opensc)  # pkcs11-tool: an independent reading of cloned HSM keys

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <ctime>
 
@@ -215,8 +216,16 @@ std::string JsonArray(const std::vector<std::string>& items) {
 }
 
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
-                                          const std::string& what) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+                                          const std::string& what,
+                                          bool no_symlink) {
+  int fd = ::open(path.c_str(),
+                  O_RDONLY | O_CLOEXEC | (no_symlink ? O_NOFOLLOW : 0));
+  if (fd < 0 && errno == ELOOP && no_symlink) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, " ", path,
+                     " is a symbolic link: refused (put the file itself "
+                     "there, or name its target)"));
+  }
   if (fd < 0) return ErrnoStatus(errno, what + " " + path);
   std::string buf(16384, '\0');
   ssize_t n = ::read(fd, buf.data(), buf.size());

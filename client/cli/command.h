@@ -85,8 +85,11 @@ std::string JsonString(std::string_view s);
 std::string JsonArray(const std::vector<std::string>& items);
 std::string Human(double bytes);  // 1.5 MiB
 std::string UtcTime(int64_t unix_ms);
+// The first 16 KiB of `path` (`what` names it in errors), trailing newlines
+// dropped. `no_symlink`: a symbolic link there is refused (O_NOFOLLOW).
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
-                                          const std::string& what);
+                                          const std::string& what,
+                                          bool no_symlink = false);
 
 // The store of `flag` (--to creates a file store; --from only reads one),
 // seen through the command's cancellation.

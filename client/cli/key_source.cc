@@ -187,12 +187,21 @@ absl::StatusOr<std::unique_ptr<client::ThresholdClient>> OpenRealms(
   client::ThresholdOptions o;
   BKV_RETURN_IF_ERROR(VaultOptionsFrom(a, err, o.vault));
   o.state_dir = StateDir();
-  o.account_token = [dir](const std::string& realm_id) {
-    auto t = ReadSmallFile(dir + "/" + realm_id, "token file");
+  // A realm id names a file in the token directory, never a symbolic link
+  // to another file (review of tsdk, finding 9).
+  const auto token = [dir](const std::string& realm_id) {
+    return ReadSmallFile(dir + "/" + realm_id, "token file",
+                         /*no_symlink=*/true);
+  };
+  o.account_token = [token](const std::string& realm_id) {
+    auto t = token(realm_id);
     return t.ok() ? *t : std::string();
   };
   for (const auto& r : set.realms()) {
-    auto t = ReadSmallFile(dir + "/" + r.id, "token file");
+    auto t = token(r.id);
+    if (!t.ok() && absl::IsFailedPrecondition(t.status())) {
+      return Usage(std::string(t.status().message()));
+    }
     if (!t.ok() || t->empty()) {
       return Usage(absl::StrCat("--token-dir ", dir, " has no token for realm ",
                                 r.id, " (a file named ", r.id, ")"));

@@ -8,8 +8,13 @@
 //   threshold_c_abi_program --change SET_FILE ACCOUNT PASSWORDS TOKEN_FILE...
 // One bkv_realms_change_password (PASSWORDS: the old and the new one, a line
 // each); exits with the bkv_status it returned.
+//   threshold_c_abi_program --expiry SET_FILE ACCOUNT CLOCK_FILE TOKEN_FILE...
+// Run under libfaketime reading CLOCK_FILE ("+0"): the handle forgets its
+// recovery once 9 minutes passed; the program moves its own clock 10 minutes
+// on by writing CLOCK_FILE after the recovery returned (no call in flight).
 #include <bkv/bkv.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -81,6 +86,57 @@ int ChangeOnly(int argc, char** argv) {
   return static_cast<int>(s);
 }
 
+// --expiry (review of rthr2, finding 8): a recovery 10 minutes old is
+// forgotten, so a repair is refused; the handle still works after the jump.
+int Expiry(int argc, char** argv) {
+  std::vector<std::string> tokens;
+  for (int i = 5; i < argc; ++i) tokens.push_back(Slurp(argv[i]));
+  bkv_realms* realms = Open(argv[2], nullptr, tokens);
+  if (realms == nullptr) return 1;
+  const char* account = argv[3];
+  const char* pw = "correct horse battery";
+  bkv_key* key = nullptr;
+  bkv_key* got = nullptr;
+  char* err = nullptr;
+  bkv_vault_error detail;
+  if (bkv_key_generate(&key, &err) != BKV_OK ||
+      bkv_realms_register(realms, account, pw, std::strlen(pw), key, nullptr,
+                          &err) != BKV_OK ||
+      bkv_realms_recover(realms, account, pw, std::strlen(pw), &got, nullptr,
+                         &detail, &err) != BKV_OK) {
+    return Fail("register and recover", err);
+  }
+  bkv_key_free(got);
+  if (bkv_realms_repair(realms, account, pw, std::strlen(pw), nullptr, &detail,
+                        &err) != BKV_OK) {
+    return Fail("a repair right after the recovery (nothing to repair)", err);
+  }
+  const auto before = std::chrono::steady_clock::now();
+  std::ofstream(argv[4], std::ios::trunc) << "+600\n";
+  if (std::chrono::steady_clock::now() - before < std::chrono::minutes(9)) {
+    return Fail("the monotonic clock did not move", "is libfaketime loaded?");
+  }
+  if (bkv_realms_repair(realms, account, pw, std::strlen(pw), nullptr, &detail,
+                        &err) == BKV_OK ||
+      !Has(err, "within the last 9 minutes")) {
+    return Fail("a repair 10 minutes after the recovery must be refused", err);
+  }
+  bkv_error_free(err);
+  err = nullptr;
+  // The realms' deadlines still hold on the moved clock: a new recovery
+  // works, and a repair after it again.
+  if (bkv_realms_recover(realms, account, pw, std::strlen(pw), &got, nullptr,
+                         &detail, &err) != BKV_OK ||
+      bkv_realms_repair(realms, account, pw, std::strlen(pw), nullptr, &detail,
+                        &err) != BKV_OK) {
+    return Fail("recover and repair after the jump", err);
+  }
+  bkv_key_free(got);
+  bkv_key_free(key);
+  bkv_realms_free(realms);
+  return 0;
+}
+
 // bkv_realms_migrate2 (review of rset, finding 9): the swapped handles
 // refused (finding 10), then a migration reporting what it did, then a
 // second call that resumes.
@@ -150,6 +206,9 @@ int main(int argc, char** argv) {
   }
   if (argc >= 6 && std::strcmp(argv[1], "--change") == 0) {
     return ChangeOnly(argc, argv);
+  }
+  if (argc >= 6 && std::strcmp(argv[1], "--expiry") == 0) {
+    return Expiry(argc, argv);
   }
   if (argc < 4) return Fail("usage", "SET_FILE ACCOUNT TOKEN_FILE...");
   std::vector<std::string> tokens;
