@@ -48,32 +48,47 @@ class AccountPurgeTest : public ::testing::Test, public ThresholdRealms {
     }
     return n;
   }
-  // A bit of the stored record from its middle (sealed: the bytes a copy
-  // left in a file would show).
-  std::string RecordNeedle() {
+  // Stops the realm and returns a bit of the stored record from its middle
+  // (sealed: the bytes a copy left in a file would show), which some file
+  // of the data directory holds.
+  std::string NeedleOfStopped() {
+    StopRealm();
     const std::string value = ReadRecordValue(Process().data_dir(), kAccount);
     EXPECT_GT(value.size(), 512u);
-    return value.substr(value.size() / 2, 48);
+    const std::string needle = value.substr(value.size() / 2, 48);
+    EXPECT_GT(VaultFixture::FilesContaining(Process().data_dir(), needle), 0);
+    return needle;
+  }
+  void ExpectNoFileHolds(const std::vector<std::string>& needles) {
+    for (size_t i = 0; i < needles.size(); ++i) {
+      EXPECT_EQ(VaultFixture::FilesContaining(Process().data_dir(), needles[i]),
+                0)
+          << "version " << i;
+    }
   }
 };
 
 // An ACTIVE registration purged with the realm stopped: after the restart
 // the realm reports NONE at epoch 0, takes a registration at epoch 1 (the
 // freshness layer opened the store: no shard reads as rolled back), no file
-// of its data directory holds the old record's bytes, and the audit log has
-// one `purge` line keyed by the tag the command printed.
+// of its data directory holds any version of the old record, and the audit
+// log has the two `purge` lines keyed by the tag the command printed.
 TEST_F(AccountPurgeTest, PurgedActiveRecordLeavesNoTrace) {
-  Sent old = Register(1, kPassword);
+  // Review of `purge`, finding 19: every version the record had, the
+  // pending one (sealed k_i, s_i, wrapped) as well as the ACTIVE one.
+  Sent old = Register(1, kPassword, 10, /*commit=*/false);
   ASSERT_EQ(old.descriptor.epoch, 1u);
-  StopRealm();
-  const std::string needle = RecordNeedle();
-  ASSERT_GT(VaultFixture::FilesContaining(Process().data_dir(), needle), 0);
+  std::vector<std::string> needles = {NeedleOfStopped()};
+  ASSERT_TRUE(RestartRealm(0)) << Process().log();
+  ASSERT_TRUE(Commit(realms_[0], old.commits[0]).ok());
+  ASSERT_EQ(Status(realms_[0]).status(), vault::v1::RECORD_STATUS_ACTIVE);
+  needles.push_back(NeedleOfStopped());
   std::string out;
   ASSERT_EQ(Purge({"--account", kAccount, "--yes"}, &out), 0) << out;
   EXPECT_NE(out.find("(ACTIVE, epoch 1, last written"), std::string::npos)
       << out;
   const std::string tag = LineAfter(out, "audit tag ").substr(0, 32);
-  EXPECT_EQ(VaultFixture::FilesContaining(Process().data_dir(), needle), 0);
+  ExpectNoFileHolds(needles);
   EXPECT_EQ(PurgeLines(), 2);  // started, purged
   EXPECT_EQ(AuditLines("{\"account\":\"" + tag + "\",\"event\":\"purge\""), 2)
       << tag;
@@ -89,23 +104,27 @@ TEST_F(AccountPurgeTest, PurgedActiveRecordLeavesNoTrace) {
 }
 
 // The epoch tombstone a Delete leaves after lockout (it refuses every
-// Prepare at or below its epoch) is purged: a Prepare at epoch 1 is then
-// accepted. A joiner whose epoch was pushed out of reach is the same record
-// with a larger epoch.
+// Prepare at or below its epoch) is purged, and neither it nor the LOCKED
+// version before it stays in a file: a Prepare at epoch 1 is then accepted. A
+// joiner whose epoch was pushed out of reach is the same record with a larger
+// epoch.
 TEST_F(AccountPurgeTest, PurgedTombstoneTakesEpochOneAgain) {
   Register(1, kPassword, /*limit=*/1, true, true, {}, /*epoch=*/5);
   auto guess = GarbageGuess(realms_[0]);
   ASSERT_TRUE(guess.detail.has_value());
   ASSERT_EQ(guess.detail->reason(), ErrorDetail::REASON_LOCKED);
+  std::vector<std::string> needles = {NeedleOfStopped()};  // LOCKED
+  ASSERT_TRUE(RestartRealm(0)) << Process().log();
   ASSERT_TRUE(realms_[0].client->Delete(realms_[0].token).ok());
   ASSERT_EQ(Status(realms_[0]).epoch(), 5u);  // the tombstone
   Sent low = Register(1, kPassword, 10, false, false, {}, /*epoch=*/1);
   ASSERT_EQ(Prepare(realms_[0], low.prepares[0]).status.error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
-  StopRealm();
+  needles.push_back(NeedleOfStopped());  // the tombstone
   std::string out;
   ASSERT_EQ(Purge({"--account", kAccount, "--yes"}, &out), 0) << out;
   EXPECT_NE(out.find("(TOMBSTONE, epoch 5,"), std::string::npos) << out;
+  ExpectNoFileHolds(needles);
   EXPECT_EQ(PurgeLines(), 2);
   ASSERT_TRUE(RestartRealm(0)) << Process().log();
   auto st = Status(realms_[0]);
