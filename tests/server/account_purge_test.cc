@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -151,8 +152,9 @@ TEST_F(AccountPurgeTest, PurgeWhileServingIsRefused) {
 }
 
 // An account without a record (a misspelt id), a purge without --yes (it
-// shows what it would purge) and one whose --expect-epoch does not match
-// each exit with their code and change nothing: the registered account
+// shows what it would purge), one whose --expect-epoch does not match, one
+// on a quorum node and one with the test hook on a real token each exit
+// with their code and change nothing: the registered account
 // still recovers after the restart, and the audit log has no purge line.
 TEST_F(AccountPurgeTest, UnknownAccountOrNoConfirmationChangesNothing) {
   Sent sent = Register(1, kPassword);
@@ -173,6 +175,26 @@ TEST_F(AccountPurgeTest, UnknownAccountOrNoConfirmationChangesNothing) {
       Purge({"--account", kAccount, "--yes", "--expect-epoch", "9"}, &out), 5)
       << out;
   EXPECT_NE(out.find("is not at the expected epoch 9"), std::string::npos)
+      << out;
+  // A quorum node: not built, refused before anything is opened.
+  out.clear();
+  EXPECT_EQ(
+      Purge({"--account", kAccount, "--yes", "--freshness-members-file",
+             Process().data_dir() + "/members", "--freshness-node-id", "1"},
+            &out),
+      1)
+      << out;
+  EXPECT_NE(out.find("endorsement quorum"), std::string::npos) << out;
+  // The quiet-time test hook outside a --dev vault on its own token: refused
+  // (review of `purge`, finding 8).
+  const std::string pin = Process().data_dir() + "/pin";
+  { std::ofstream(pin) << "1234\n"; }
+  out.clear();
+  EXPECT_EQ(
+      Purge({"--account", kAccount, "--yes", "--hsm-pin-file", pin}, &out), 2)
+      << out;
+  EXPECT_NE(out.find("BKV_TEST_PURGE_QUIET_MS is a test hook"),
+            std::string::npos)
       << out;
   EXPECT_EQ(ReadRecordValue(Process().data_dir(), kAccount), before);
   EXPECT_EQ(PurgeLines(), 0);
