@@ -577,6 +577,20 @@ absl::Status BuildService(VaultNode& n) {
 
 }  // namespace
 
+absl::Status TestHookAllowed(const VaultConfig& c, absl::string_view hook,
+                             absl::string_view what) {
+  const char* pin = std::getenv("BKV_HSM_PIN");
+  const bool real = !c.hsm_pin_file.empty() || !c.issuer_keys_file.empty() ||
+                    (pin != nullptr && *pin != '\0');
+  if (!c.dev || real) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        hook, " is a test hook that ", what,
+        "; it is refused without --dev, and with a configured HSM PIN or "
+        "issuer_keys_file: unset it"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status WriteSecretFile(const std::string& path, absl::string_view text) {
   // O_EXCL|O_NOFOLLOW: a planted file or symlink at the path is refused.
   int fd = ::open(path.c_str(),
@@ -740,29 +754,17 @@ std::string DescribeForTesting(const ComponentOptions& o) {
 absl::Status ApplyTestHooks(const VaultConfig& c, ComponentOptions& o) {
   const char* hold = std::getenv("BKV_TEST_HOLD_GUARDED_WRITE");
   if (hold == nullptr) return absl::OkStatus();
-  const char* pin = std::getenv("BKV_HSM_PIN");
-  const bool real = !c.hsm_pin_file.empty() || !c.issuer_keys_file.empty() ||
-                    (pin != nullptr && *pin != '\0');
-  if (!c.dev || real) {
-    return absl::FailedPreconditionError(
-        "BKV_TEST_HOLD_GUARDED_WRITE is a test hook that delays record "
-        "writes; it is refused without --dev, and with a configured HSM PIN "
-        "or issuer_keys_file: unset it");
-  }
+  BKV_RETURN_IF_ERROR(TestHookAllowed(c, "BKV_TEST_HOLD_GUARDED_WRITE",
+                                      "delays record writes"));
   o.store.etcd_options.test_hold_file = hold;
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<VaultNode>> BuildVault(const VaultConfig& c) {
-  auto node = std::make_unique<VaultNode>();
-  node->options = ComponentOptionsFor(c);
-  BKV_BUILD_STEP("config_invalid", ApplyTestHooks(c, node->options));
-  BKV_BUILD_STEP("startup_failed", MakeDir(c.data_dir));
-  BKV_BUILD_STEP("startup_failed", CheckWritable(c.data_dir));
-  // One vault per data directory, held while the node lives.
-  auto lock = DataDirLock::Acquire(c.data_dir);
-  BKV_BUILD_STEP("data_dir_in_use", lock.status());
-  node->data_dir_lock.emplace(*std::move(lock));
+namespace {
+
+// BuildVault's steps from the data directory lock on.
+absl::StatusOr<std::unique_ptr<VaultNode>> BuildLockedVault(
+    const VaultConfig& c, std::unique_ptr<VaultNode> node) {
   // Self-tests first: nothing is served by a process that computes wrongly.
   BKV_BUILD_STEP("self_test_failed", RunOpaqueSelfTest());
   BKV_RETURN_IF_ERROR(BuildKeys(c, *node));
@@ -771,6 +773,33 @@ absl::StatusOr<std::unique_ptr<VaultNode>> BuildVault(const VaultConfig& c) {
   BKV_RETURN_IF_ERROR(BuildVerifier(c, *node));
   BKV_RETURN_IF_ERROR(BuildService(*node));
   return node;
+}
+
+absl::StatusOr<std::unique_ptr<VaultNode>> StartNode(const VaultConfig& c) {
+  auto node = std::make_unique<VaultNode>();
+  node->options = ComponentOptionsFor(c);
+  BKV_BUILD_STEP("config_invalid", ApplyTestHooks(c, node->options));
+  BKV_BUILD_STEP("startup_failed", MakeDir(c.data_dir));
+  BKV_BUILD_STEP("startup_failed", CheckWritable(c.data_dir));
+  return node;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<VaultNode>> BuildVault(const VaultConfig& c) {
+  BKV_ASSIGN_OR_RETURN(auto node, StartNode(c));
+  // One vault per data directory, held while the node lives.
+  auto lock = DataDirLock::Acquire(c.data_dir);
+  BKV_BUILD_STEP("data_dir_in_use", lock.status());
+  node->data_dir_lock.emplace(*std::move(lock));
+  return BuildLockedVault(c, std::move(node));
+}
+
+absl::StatusOr<std::unique_ptr<VaultNode>> BuildVault(const VaultConfig& c,
+                                                      DataDirLock held) {
+  BKV_ASSIGN_OR_RETURN(auto node, StartNode(c));
+  node->data_dir_lock.emplace(std::move(held));
+  return BuildLockedVault(c, std::move(node));
 }
 
 absl::StatusOr<std::string> TokenModulePath(const VaultConfig& c) {

@@ -130,6 +130,10 @@ struct VaultNode {
 // under a specific event (hsm_unavailable, storage_unavailable, ...) and
 // returned; nothing is served.
 absl::StatusOr<std::unique_ptr<VaultNode>> BuildVault(const VaultConfig& c);
+// The same, under a data directory lock the caller already holds (an
+// offline command that must tell "a vault is serving" from other failures).
+absl::StatusOr<std::unique_ptr<VaultNode>> BuildVault(const VaultConfig& c,
+                                                      DataDirLock held);
 
 // For offline ceremonies (`bkv-vault rollback`): the token, its keys, the
 // audit log and the raw record store of `c`, nothing anchored or served.
@@ -151,6 +155,12 @@ absl::StatusOr<std::shared_ptr<hsm::Pkcs11Hsm>> OpenNodeToken(
 // vault keys (a member that only endorses).
 absl::StatusOr<std::unique_ptr<FileAuditLog>> OpenCeremonyAuditLog(
     const VaultConfig& c, std::shared_ptr<hsm::Pkcs11Hsm> token);
+
+// Whether a BKV_TEST_* hook (`hook`, which `what`) may act: only in a --dev
+// vault on its generated token and issuer (`dev` alone is no proof of a
+// test: lease3 review finding 8); FailedPrecondition naming it otherwise.
+absl::Status TestHookAllowed(const VaultConfig& c, absl::string_view hook,
+                             absl::string_view what);
 
 // A new file (O_EXCL|O_NOFOLLOW, mode 0600), written and fsynced; refuses
 // an existing path or symlink, removes the file when a write fails.

@@ -24,7 +24,7 @@ absl::StatusOr<DataDirLock> DataDirLock::Acquire(const std::string& data_dir) {
     char pid[32] = {};
     (void)::pread(fd, pid, sizeof pid - 1, 0);
     ::close(fd);
-    return absl::FailedPreconditionError(
+    return absl::UnavailableError(
         absl::StrCat("a bkv-vault (pid ", absl::StripAsciiWhitespace(pid),
                      ") is using the data directory ", data_dir,
                      ": stop it first (one vault per data directory)"));

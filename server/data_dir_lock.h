@@ -13,8 +13,9 @@ namespace bkv::server {
 // kernel drops it when the holder exits, even on SIGKILL.
 class DataDirLock {
  public:
-  // FailedPrecondition naming the holder's pid when another process holds
-  // it; the directory must exist.
+  // Unavailable naming the holder's pid when another process holds it
+  // (`account purge` tells it from other failures by that code);
+  // FailedPrecondition when it cannot be opened: the directory must exist.
   static absl::StatusOr<DataDirLock> Acquire(const std::string& data_dir);
 
   DataDirLock(DataDirLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <memory>
 
+#include "server/account_command.h"
 #include "server/cluster_command.h"
 #include "server/health_command.h"
 #include "server/hsm_command.h"
@@ -38,10 +39,9 @@ void RegisterCompletionCommand(VaultCli& cli) {
 // The commands, in the order `bkv-vault --help` lists them.
 using Registration = void (*)(VaultCli&);
 constexpr Registration kRegistrations[] = {
-    RegisterServeCommand,      RegisterTokenCommands,
-    RegisterHsmCommands,       RegisterHealthCommand,
-    RegisterRollbackCommands,  RegisterClusterCommands,
-    RegisterCompletionCommand,
+    RegisterServeCommand,    RegisterTokenCommands,     RegisterHsmCommands,
+    RegisterHealthCommand,   RegisterRollbackCommands,  RegisterClusterCommands,
+    RegisterAccountCommands, RegisterCompletionCommand,
 };
 
 }  // namespace

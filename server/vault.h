@@ -157,6 +157,31 @@ class Vault {
   // Returns when the reset is due (Unix ms).
   absl::StatusOr<int64_t> RequestReset(absl::string_view account);
 
+  // The operator's purge (docs/threshold.md, "Operator purge of one
+  // account"): the account's whole record, an epoch tombstone included,
+  // deleted through the store, shredded, audited `purge` before and after.
+  // NotFound when there is none; FailedPrecondition for a last write in the
+  // future by more than `skew_ms` (clocks) or, unless `preview`, younger
+  // than `quiet_ms` (a register ticket that wrote it may still be valid);
+  // Aborted when the record is not at `expected_version` or changes under
+  // the delete (a node still serves it). `preview`: reads and reports only.
+  struct PurgeRequest {
+    int64_t quiet_ms = 0;
+    int64_t skew_ms = 0;
+    bool preview = false;
+    uint64_t expected_version = 0;  // 0: any (a preview)
+  };
+  struct Purged {
+    std::string state;  // ACTIVE, LOCKED, PENDING or TOMBSTONE
+    uint64_t epoch = 0;
+    uint64_t version = 0;     // what a purge of this record expects
+    int64_t updated_ms = 0;   // its last write (Unix ms, writer's clock)
+    int64_t wait_ms = 0;      // until it is quiet_ms old
+    absl::Status unfinished;  // a failure after the delete: the record is gone
+  };
+  absl::StatusOr<Purged> Purge(absl::string_view account,
+                               const PurgeRequest& request);
+
  private:
   absl::StatusOr<std::optional<storage::v1::UserRecord>> Load(
       absl::string_view account);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -135,6 +136,28 @@ VaultProcess::~VaultProcess() {
 }
 
 std::string VaultProcess::log() const { return ReadAll(log_path_); }
+
+int VaultProcess::RunCommand(const std::vector<std::string>& words,
+                             std::string* output) {
+  std::vector<std::string> args = words;
+  args.insert(args.end(), {"--data-dir", data_dir_});
+  if (dev_) args.push_back("--dev");
+  args.insert(args.end(), last_args_.begin(), last_args_.end());
+  args.insert(args.begin(),
+              binary_.empty() ? std::string(BKV_VAULT_BIN) : binary_);
+  std::string cmd;
+  for (const std::string& a : args) {  // the test's own words: no quotes
+    cmd.append(" '").append(a).append("'");
+  }
+  cmd.append(" 2>&1");
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) output->append(buf, n);
+  const int status = pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
 
 bool VaultProcess::Start(std::vector<std::string> extra_args) {
   if (extra_args.empty()) extra_args = last_args_;

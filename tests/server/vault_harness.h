@@ -76,6 +76,11 @@ class VaultProcess {
   // Everything the process wrote to stderr so far.
   std::string log() const;
 
+  // Runs `bkv-vault WORDS... --data-dir D [--dev] <the last start's flags>`
+  // to its end (an offline command on this vault's settings); its exit code,
+  // and stdout and stderr together in `output`.
+  int RunCommand(const std::vector<std::string>& words, std::string* output);
+
   // An account token from the dev issuer under data_dir.
   std::string Token(const std::string& account, int64_t ttl_s = 600,
                     const std::string& audience = "bkv-vault") const;

@@ -322,6 +322,72 @@ TEST_F(VaultTest, ALockoutOnAnotherNodeWinsOverTheCache) {
   EXPECT_EQ(vault_->GetStatus("a")->status, policy::Status::kLocked);
 }
 
+// The operator's purge (docs/threshold.md, "Operator purge of one
+// account"): a record younger than the quiet time is refused with nothing
+// written or audited; once it is that old it is deleted, shredded and
+// audited before and after; a record that changed since it was seen (a
+// node still serving it) is refused.
+TEST_F(VaultTest, PurgeWaitsForAQuietRecord) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  Vault::PurgeRequest r{/*quiet_ms=*/120'000, /*skew_ms=*/60'000, true, 0};
+  now_ += 120'000 - 1;
+  auto seen = vault_->Purge("a", r);
+  ASSERT_TRUE(seen.ok()) << seen.status();
+  EXPECT_EQ(seen->wait_ms, 1);
+  EXPECT_EQ(seen->state, "ACTIVE");
+  r.preview = false;
+  r.expected_version = seen->version;
+  const int shreds = store_.shreds;
+  const size_t lines = audit_.lines.size();
+  EXPECT_TRUE(absl::IsFailedPrecondition(vault_->Purge("a", r).status()));
+  EXPECT_TRUE(store_.Get("a").ok());
+  EXPECT_EQ(audit_.lines.size(), lines);
+  now_ += 1;
+  r.expected_version = seen->version - 1;  // another record than the one seen
+  EXPECT_TRUE(absl::IsAborted(vault_->Purge("a", r).status()));
+  r.expected_version = seen->version;
+  auto purged = vault_->Purge("a", r);
+  ASSERT_TRUE(purged.ok()) << purged.status();
+  EXPECT_TRUE(purged->unfinished.ok());
+  EXPECT_TRUE(absl::IsNotFound(store_.Get("a").status()));
+  EXPECT_EQ(store_.shreds, shreds + 1);
+  ASSERT_EQ(audit_.lines.size(), lines + 2);
+  EXPECT_EQ(audit_.lines[lines], "purge/started state=ACTIVE epoch=0");
+  EXPECT_EQ(audit_.lines[lines + 1], "purge/purged");
+  EXPECT_TRUE(absl::IsNotFound(vault_->Purge("a", r).status()));
+  EXPECT_EQ(audit_.lines.size(), lines + 2);  // an absent account: no line
+}
+
+// A last write further in the future than the clock margin is a clock
+// problem: refused, even as a preview.
+TEST_F(VaultTest, PurgeRefusesARecordFromTheFuture) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  now_ -= 60'001;
+  auto seen = vault_->Purge("a", {120'000, 60'000, true, 0});
+  EXPECT_TRUE(absl::IsFailedPrecondition(seen.status())) << seen.status();
+  EXPECT_NE(seen.status().message().find("check the clocks"),
+            std::string::npos);
+}
+
+// An audit log that cannot take the first line refuses the purge before the
+// delete; a shred that fails after it is reported, the record being gone.
+TEST_F(VaultTest, FaultPurgeAuditRefusalDeletesNothing) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  const uint64_t version = store_.Get("a")->version();
+  audit_.failing.insert("purge/started state=ACTIVE epoch=0");
+  EXPECT_EQ(vault_->Purge("a", {0, 0, false, version}).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(store_.Get("a").ok());
+  audit_.failing.clear();
+  store_.shred_fails = true;
+  auto purged = vault_->Purge("a", {0, 0, false, version});
+  ASSERT_TRUE(purged.ok()) << purged.status();
+  EXPECT_NE(purged->unfinished.message().find("shred failed"),
+            std::string::npos)
+      << purged->unfinished;
+  EXPECT_TRUE(absl::IsNotFound(store_.Get("a").status()));
+}
+
 TEST_F(VaultTest, ResetBecomesDueAfterTheDelay) {
   ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
   auto due = vault_->RequestReset("a");
