@@ -3,6 +3,7 @@
 // followed by the one registration path; neither adds a way to install
 // shares.
 #include <algorithm>
+#include <span>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -24,7 +25,45 @@ struct Pairing {
   std::vector<int> old_of_new;
   std::vector<size_t> leavers;
   std::vector<size_t> joiners;  // new positions
+  // By old position: a leaver the new set's file lists as retired (same id
+  // and key), and a leaver that answered a call of this migration (this run
+  // or, by the journal, an earlier one). A retired leaver that never
+  // answered need not answer (docs/threshold.md, "A realm that left for
+  // good"); one that answered anything is an ordinary leaver.
+  std::vector<bool> retired;
+  std::vector<bool> answered;
+  bool NeedNotAnswer(size_t i) const {
+    return i < retired.size() && retired[i] && !answered[i];
+  }
 };
+
+// The new file's retired lines against the old set: a line with an old
+// realm's id and another key is a mistake to say, not to ignore.
+absl::Status MarkRetired(const threshold::RealmSet& from,
+                         std::span<const RetiredRealm> retired, Pairing& p) {
+  p.retired.assign(from.n(), false);
+  p.answered.assign(from.n(), false);
+  for (size_t i : p.leavers) {
+    const threshold::RealmConfig& r = from.realms()[i];
+    for (const RetiredRealm& x : retired) {
+      if (x.id != r.id) continue;
+      if (!(x.identity_key == r.identity_key)) {
+        return ConfigError(absl::StrCat(
+            "the new realm-set file lists ", r.id,
+            " as retired with another identity key than the old set's: the "
+            "line does not apply; copy the key from the old file's realm ",
+            r.id, " line. Nothing was sent"));
+      }
+      p.retired[i] = true;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The realm gave an answer of its own (OK, or an error with its detail).
+bool Answered(const StatusAnswer& a) {
+  return a.error.ok() || VaultError::From(a.error).vault_answered;
+}
 
 absl::StatusOr<Pairing> Pair(const threshold::RealmSet& from,
                              const threshold::RealmSet& to) {
@@ -100,6 +139,13 @@ std::string NotOurs(const std::string& id, const StatusAnswer& a) {
       "tokens (a holder of your token registered there)");
 }
 
+// A retired leaver that answered: the file's word is not the realm's.
+std::string Contradicted() {
+  return " (the realm-set file lists it as retired, its HSM token destroyed, "
+         "but it answered this migration: its token was not destroyed, or "
+         "the file is wrong)";
+}
+
 std::string RetireError(const absl::Status& s, absl::string_view what) {
   return absl::StrCat(what, " (", absl::CEscape(s.message()), ")");
 }
@@ -108,7 +154,7 @@ std::string RetireError(const absl::Status& s, absl::string_view what) {
 
 std::string ThresholdClient::Impl::Retire(const std::string& account, size_t i,
                                           const std::string& proof,
-                                          bool may_reset) const {
+                                          bool may_reset, bool* silent) const {
   vault::v1::DeleteRequest del;
   del.set_account(account);
   del.set_proof(proof);
@@ -116,8 +162,12 @@ std::string ThresholdClient::Impl::Retire(const std::string& account, size_t i,
   absl::Status s = Call(i, "Delete", VaultCall::kFree,
                         &vault::v1::Vault::Stub::Delete, del, &gone);
   if (s.ok()) return "";
-  if (!may_reset ||
-      VaultError::From(s).kind != VaultErrorKind::kProofRequired) {
+  const VaultError e = VaultError::From(s);
+  if (silent != nullptr) {
+    // Unreachable, or no answer of the vault's own (no ErrorDetail).
+    *silent = e.kind == VaultErrorKind::kTransient && !e.vault_answered;
+  }
+  if (!may_reset || e.kind != VaultErrorKind::kProofRequired) {
     return RetireError(s, "was not deleted");
   }
   // No proof (a resumed run): the reset delay is the authority left.
@@ -211,11 +261,15 @@ using Impl = ThresholdClient::Impl;
 
 // This device's migration journal (review of rset3, finding 3): which pair
 // of sets it began to migrate, and the new commitment once dealt.
+// Line: old-digest new-digest [commitment] [answered=id,id]
 struct Journal {
   bool names = false;     // this pair, this direction
   bool reversed = false;  // this pair, the other way round
   std::optional<Commitment> commitment;
+  std::vector<std::string> answered;  // leavers that answered a call
 };
+
+constexpr absl::string_view kAnswered = "answered=";
 
 std::string JournalPair(const Impl& from, const Impl& to) {
   return absl::StrCat(HexEncode(RealmSetDigest(from.set)), " ",
@@ -232,20 +286,36 @@ Journal ReadJournal(const Impl& to, const Impl& old,
   const std::string pair = absl::StrCat(f[0], " ", f[1]);
   j.names = pair == JournalPair(old, to);
   j.reversed = pair == JournalPair(to, old);
-  auto c =
-      f.size() == 3 ? HexDecode(f[2]) : absl::StatusOr<std::vector<uint8_t>>();
-  if (c.ok() && c->size() == 32) {
-    j.commitment.emplace();
-    std::copy(c->begin(), c->end(), j.commitment->begin());
+  for (size_t k = 2; k < f.size(); ++k) {
+    if (absl::StartsWith(f[k], kAnswered)) {
+      j.answered =
+          absl::StrSplit(f[k].substr(kAnswered.size()), ',', absl::SkipEmpty());
+      continue;
+    }
+    auto c = HexDecode(f[k]);
+    if (c.ok() && c->size() == 32) {
+      j.commitment.emplace();
+      std::copy(c->begin(), c->end(), j.commitment->begin());
+    }
   }
   return j;
 }
 
+// `answered`: the leavers of `pair` that answered (review of leaver,
+// finding 1: kept across runs, so a resumed run cannot take a realm that
+// answered for a silent one).
 absl::Status WriteJournal(const Impl& to, const Impl& old,
-                          const std::string& account, const Commitment* c) {
+                          const std::string& account, const Commitment* c,
+                          const Pairing& pair) {
+  std::vector<std::string> ids;
+  for (size_t i : pair.leavers) {
+    if (pair.answered[i]) ids.push_back(old.IdOf(i));
+  }
   return RememberLine(
       to.options.state_dir, StateName("migration", account),
-      absl::StrCat(JournalPair(old, to), c ? " " : "", c ? HexEncode(*c) : ""));
+      absl::StrCat(JournalPair(old, to), c ? " " : "", c ? HexEncode(*c) : "",
+                   ids.empty() ? "" : " ", ids.empty() ? "" : kAnswered,
+                   absl::StrJoin(ids, ",")));
 }
 
 // This device's versions of the account (review of rset3, finding 2): the
@@ -281,6 +351,7 @@ struct Findings {
   std::vector<std::string> faults;  // a realm's own fault
   std::vector<std::string> later;   // run again later
   std::vector<size_t> dead;         // joiners on this device's dead version
+  std::vector<size_t> locked;       // joiners LOCKED on a version not ours
   absl::Status Verdict() const {
     if (!bad.empty()) {
       return ThresholdError(
@@ -350,6 +421,29 @@ void RetireDead(const Impl& to, const std::string& account, Findings& f) {
   }
 }
 
+// LOCKED joiners not on this device's versions, once nothing else stops the
+// run: a LOCKED record holds no share (erased at lockout) and Delete takes
+// it without a proof, so deleting it loses nothing (docs/threshold.md, "A
+// LOCKED joiner").
+void ClearLocked(const Impl& to, const std::string& account, Findings& f,
+                 std::vector<std::string>& said) {
+  if (!f.bad.empty() || !f.faults.empty()) return;
+  for (size_t j : f.locked) {
+    const std::string why = to.Retire(account, j, "", false);
+    if (why.empty()) {
+      said.push_back(absl::StrCat(
+          to.IdOf(j),
+          " held a LOCKED registration for this account (its attempts were "
+          "used up, by a holder of your account token if not by you): "
+          "deleted, it held nothing"));
+    } else {
+      f.later.push_back(absl::StrCat(
+          to.IdOf(j), " holds a LOCKED registration for this account that ",
+          why));
+    }
+  }
+}
+
 // A young pending version at a new realm (review of rset finding 6; rset3
 // findings 4 and 7: whose it is, and a realm's word bounded).
 void CheckBusy(const std::string& id, const StatusAnswer& a, const Ours& ours,
@@ -379,10 +473,22 @@ bool OutOfReach(uint64_t epoch, uint64_t base) {
   return epoch > base && epoch - base >= kJump - 1;
 }
 
+std::string PushedOutOfReach(const std::string& id, uint64_t epoch) {
+  return absl::StrCat(
+      id,
+      "'s registration counter for this account was pushed out of reach "
+      "(epoch ",
+      epoch,
+      "): a holder of your account token has been preparing registrations "
+      "there; its operator must purge the account's record and tombstone");
+}
+
 // Step 2's checks of the new set, all free, before anything is counted.
+// `said` gets what was done on the way (a LOCKED joiner deleted).
 absl::Status CheckNewSet(const Impl& to, const std::string& account,
                          const std::vector<StatusAnswer>& answers,
-                         const std::vector<bool>& joiner, const Ours& ours) {
+                         const std::vector<bool>& joiner, const Ours& ours,
+                         std::vector<std::string>& said) {
   uint64_t base = to.RecallNewest(account).epoch;
   for (size_t j = 0; j < answers.size() && base == 0; ++j) {
     if (!joiner[j]) base = std::max(base, answers[j].epoch);
@@ -394,6 +500,15 @@ absl::Status CheckNewSet(const Impl& to, const std::string& account,
     if (!a.error.ok()) {
       f.bad.push_back(absl::StrCat(id, " did not answer (",
                                    absl::CEscape(a.error.message()), ")"));
+    } else if (joiner[j] && a.record == StatusAnswer::Record::kLocked &&
+               !ours.Has(a.commitment)) {
+      // Deleted below unless its epoch (kept by the tombstone) is out of
+      // reach.
+      if (OutOfReach(a.epoch, base)) {
+        f.bad.push_back(PushedOutOfReach(id, a.epoch));
+      } else {
+        f.locked.push_back(j);
+      }
     } else if (joiner[j] && a.record != StatusAnswer::Record::kNone) {
       ClassifyJoiner(to, j, answers, ours, f);
     } else if (!joiner[j] && a.record != StatusAnswer::Record::kActive) {
@@ -402,35 +517,57 @@ absl::Status CheckNewSet(const Impl& to, const std::string& account,
           " is in both sets but not active: recover once with the old set "
           "(its rotation repairs it)"));
     } else if (joiner[j] && OutOfReach(a.epoch, base)) {
-      f.bad.push_back(absl::StrCat(
-          id,
-          "'s registration counter for this account was pushed out of "
-          "reach (epoch ",
-          a.epoch,
-          "): a holder of your account token has "
-          "been preparing registrations there; its operator must purge the "
-          "account's record and tombstone"));
+      f.bad.push_back(PushedOutOfReach(id, a.epoch));
     } else if (a.pending_busy_ms > 0) {
       CheckBusy(id, a, ours, f);
     }
   }
   RetireDead(to, account, f);
+  ClearLocked(to, account, f, said);
   return f.Verdict();
 }
 
+// Review of leaver, finding 3: with `h` old realms on the recovered version
+// and `J` joiners, the old version stays at t_old while m kept Commits
+// landed and m <= h - t_old, the new one reaches t_new once J + m >= t_new:
+// no cut leaves both below t only when h + J >= t_old + t_new - 1. Leavers
+// that hold nothing (dead and retired, LOCKED, no record) lower h.
+absl::Status CheckEveryCut(const Impl& old, const Impl& to, size_t h,
+                           const Pairing& pair) {
+  const size_t joiners = pair.joiners.size();
+  if (h + joiners + 1 >= static_cast<size_t>(old.set.t() + to.set.t())) {
+    return absl::OkStatus();
+  }
+  return ThresholdError(
+      VaultErrorKind::kRealmDegraded,
+      absl::StrCat(
+          "not migrated: only ", h,
+          " realms of the old set hold the registration and ", joiners,
+          " realms join, so a run cut after its first Commits could leave "
+          "neither set with t realms on one version (old t = ",
+          old.set.t(), ", new t = ", to.set.t(),
+          "): bring a realm that leaves back, or migrate in two steps (first "
+          "add a realm). Nothing was spent"));
+}
+
 // Step 2, free: every realm that leaves is in the old set's agreeing group
-// (it gives the proof it is deleted with) or needs no proof (review finding
-// 1). When the old set has no plan, the recovery says why.
-absl::Status CheckLeavers(const Impl& old, const std::string& account,
-                          const Pairing& pair) {
+// (it gives the proof it is deleted with), needs no proof (review finding
+// 1), or is retired and did not answer; and no cut can leave both sets
+// below t. When the old set has no plan, the recovery says why.
+absl::Status CheckLeavers(const Impl& old, const Impl& to,
+                          const std::string& account, Pairing& pair) {
   const std::vector<StatusAnswer> answers = old.StatusRound(account);
+  for (size_t i : pair.leavers) {
+    if (Answered(answers[i])) pair.answered[i] = true;
+  }
   auto plan = PlanRecovery(old.set, answers, old.RecallNewest(account));
   if (!plan.ok()) return absl::OkStatus();
+  BKV_RETURN_IF_ERROR(CheckEveryCut(old, to, plan->group.size(), pair));
   std::vector<std::string> bad;
   for (size_t i : pair.leavers) {
     const auto& g = plan->group;
     if (std::find(g.begin(), g.end(), i) == g.end() &&
-        !NeedsNoProof(answers[i])) {
+        !NeedsNoProof(answers[i]) && !pair.NeedNotAnswer(i)) {
       bad.push_back(old.IdOf(i));
     }
   }
@@ -460,7 +597,8 @@ absl::Status CheckProofs(const Impl& old, const Pairing& pair,
     }
   }
   for (size_t i : pair.leavers) {
-    if (proofs[i].empty() && !(i < answers.size() && NeedsNoProof(answers[i])))
+    if (proofs[i].empty() && !pair.NeedNotAnswer(i) &&
+        !(i < answers.size() && NeedsNoProof(answers[i])))
       bad.push_back(
           absl::StrCat(old.IdOf(i), " must answer once to be retired"));
   }
@@ -479,21 +617,32 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
                                 const std::string& account,
                                 const SecretBytes& password,
                                 const std::vector<StatusAnswer>& answers,
-                                const Pairing& pair, const Ours& ours,
+                                Pairing& pair, const Ours& ours,
                                 ThresholdMigration& out,
                                 std::vector<std::string>& proofs) {
   std::vector<bool> joiner(to.set.n());
   for (size_t j = 0; j < joiner.size(); ++j) {
     joiner[j] = pair.old_of_new[j] < 0;
   }
-  BKV_RETURN_IF_ERROR(CheckNewSet(to, account, answers, joiner, ours));
+  std::vector<std::string> said;
+  const absl::Status checked =
+      CheckNewSet(to, account, answers, joiner, ours, said);
+  out.note = absl::StrJoin(said, "; ");
+  BKV_RETURN_IF_ERROR(checked);
   BKV_RETURN_IF_ERROR(to.CheckRealms(to.AllPositions()));
-  BKV_RETURN_IF_ERROR(CheckLeavers(old, account, pair));
+  BKV_RETURN_IF_ERROR(CheckLeavers(old, to, account, pair));
   // Before anything is counted: a rerun tells this migration from a swap.
-  BKV_RETURN_IF_ERROR(WriteJournal(to, old, account, nullptr));
+  BKV_RETURN_IF_ERROR(WriteJournal(to, old, account, nullptr, pair));
   std::vector<StatusAnswer> old_answers;
-  BKV_ASSIGN_OR_RETURN(ThresholdRecovery got,
-                       old.Recover(account, password, old_answers));
+  auto recovered = old.Recover(account, password, old_answers);
+  for (size_t i : pair.leavers) {
+    if (i < old_answers.size() && Answered(old_answers[i])) {
+      pair.answered[i] = true;
+    }
+  }
+  BKV_RETURN_IF_ERROR(WriteJournal(to, old, account, nullptr, pair));
+  BKV_RETURN_IF_ERROR(recovered.status());
+  ThresholdRecovery& got = *recovered;
   out.attempts_remaining_before = got.attempts_remaining_before;
   out.faults = got.faults;
   proofs = got.proofs;
@@ -505,10 +654,11 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
   }
   // The joiners prepare first (a refusal there leaves nothing pending at
   // the kept realms) and commit first (docs/threshold.md, "Order").
-  auto reg = to.Register(
-      account, password, got.backup_key, mapped, got.commitment, pair.joiners,
-      pair.joiners,
-      [&](const Commitment& c) { return WriteJournal(to, old, account, &c); });
+  auto reg =
+      to.Register(account, password, got.backup_key, mapped, got.commitment,
+                  pair.joiners, pair.joiners, [&](const Commitment& c) {
+                    return WriteJournal(to, old, account, &c, pair);
+                  });
   if (!reg.ok()) {
     return absl::Status(
         reg.status().code(),
@@ -562,23 +712,38 @@ std::string RetireWait(const Impl& to, const std::string& account, bool every,
 // Step 6: Delete at every realm that left, in parallel, once every new
 // realm holds the new version and every Commit was answered (`wait` says
 // what is missing otherwise: review finding 2).
-void RetireLeavers(const Impl& old, const std::string& account,
-                   const Pairing& pair, const std::vector<std::string>& proofs,
-                   bool may_reset, const std::string& wait,
-                   ThresholdMigration& out) {
+void RetireLeavers(const Impl& old, const std::string& account, Pairing& pair,
+                   const std::vector<std::string>& proofs, bool may_reset,
+                   const std::string& wait, ThresholdMigration& out) {
   std::vector<std::string> why(pair.leavers.size(), wait);
+  // bool, not vector<bool>: written from the parallel calls.
+  std::vector<char> silent(pair.leavers.size(), 0);
   if (wait.empty()) {
     Parallel(why.size(), [&](size_t k) {
       const size_t i = pair.leavers[k];
-      why[k] = old.Retire(account, i, proofs[i], may_reset);
+      bool s = false;
+      why[k] = old.Retire(account, i, proofs[i], may_reset, &s);
+      silent[k] = s;
     });
   }
   for (size_t k = 0; k < why.size(); ++k) {
-    const std::string& id = old.IdOf(pair.leavers[k]);
+    const size_t i = pair.leavers[k];
+    const std::string& id = old.IdOf(i);
+    // No Delete sent (`wait`) is no answer either way: kept, exit 15.
+    if (wait.empty() && !silent[k]) pair.answered[i] = true;
     if (why[k].empty()) {
       out.deleted.push_back(id);
+    } else if (pair.NeedNotAnswer(i) && silent[k] && proofs[i].empty()) {
+      // Silence at every call of the migration is what the file promised.
+      out.retired.push_back(
+          {id,
+           "retired by the realm-set file (its operator destroyed its HSM "
+           "token); it did not answer and is not waited for"});
     } else {
-      out.not_deleted.push_back({id, StillHolds(old.set, why[k])});
+      out.not_deleted.push_back(
+          {id, StillHolds(old.set, pair.retired[i]
+                                       ? absl::StrCat(why[k], Contradicted())
+                                       : why[k])});
     }
   }
 }
@@ -656,6 +821,7 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   const Impl& old = *from.impl_;
   BKV_RETURN_IF_ERROR(CheckStateDirs(to, old));
   BKV_ASSIGN_OR_RETURN(Pairing pair, Pair(old.set, to.set));
+  BKV_RETURN_IF_ERROR(MarkRetired(old.set, to.options.retired, pair));
   ThresholdMigration out;
   // 1. An earlier run's Commits first (in the record's order); the old
   // set's record (a rotation cut there) too, or its pending version would
@@ -669,6 +835,15 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   const Ours ours = OursOf(to, account, journal);
   BKV_ASSIGN_OR_RETURN(out.resumed,
                        Resumes(to, account, answers, pair, journal, ours, out));
+  // An earlier run's answers matter to the registration it made (resumed;
+  // Resumes needs journal.names). A run that starts over observes afresh:
+  // the old version is still the live one, so a realm holding it is no
+  // leftover.
+  for (size_t i : pair.leavers) {
+    const auto& a = journal.answered;
+    pair.answered[i] =
+        out.resumed && std::find(a.begin(), a.end(), old.IdOf(i)) != a.end();
+  }
   std::vector<std::string> proofs(old.set.n());
   if (!out.resumed) {
     BKV_RETURN_IF_ERROR(RecoverAndRegister(to, old, account, password, answers,
@@ -682,6 +857,11 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
                 out.resumed || to.RecallNewest(account).commitment ==
                                    out.registration.commitment,
                 RetireWait(to, account, every, out), out);
+  if (!out.not_deleted.empty()) {
+    // What the Deletes said, for the rerun (finding 1); the journal then
+    // names the registration it resumes.
+    (void)WriteJournal(to, old, account, &out.registration.commitment, pair);
+  }
   if (switch_set) BKV_RETURN_IF_ERROR(switch_set());
   // Without a switch of its own (the C ABI: the app switches after it), a
   // second call must still resume: the journal stays.
@@ -690,9 +870,12 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
         ForgetLine(to.options.state_dir, StateName("migration", account)));
   }
   out.rolled_forward = said;
-  const std::string note = MigrationNote(old.set, to.set);
-  out.note = said.empty() || note.empty() ? said + note
-                                          : absl::StrCat(said, "; ", note);
+  std::vector<std::string> notes;
+  for (const std::string& n : {said, out.note, MigrationNote(old.set, to.set),
+                               DescribeFaults(out.retired)}) {
+    if (!n.empty()) notes.push_back(n);
+  }
+  out.note = absl::StrJoin(notes, "; ");
   return out;
 }
 
