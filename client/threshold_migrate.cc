@@ -7,6 +7,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -113,15 +114,22 @@ bool NeedsNoProof(const StatusAnswer& a) {
 }
 
 // A realm that left and was not deleted: the security state of
-// docs/threshold.md, "When C cannot be deleted" (review finding 1).
-std::string StillHolds(const threshold::RealmSet& old, const std::string& why) {
+// docs/threshold.md, "When C cannot be deleted" (review finding 1). `r`
+// realms that left are in it: each adds G (review of leaver, finding 21).
+std::string StillHolds(const threshold::RealmSet& old, const std::string& why,
+                       size_t r) {
   const uint32_t g = old.limits().per_realm;
+  const uint64_t more = uint64_t{g} * r;
   return absl::StrCat(
       why,
       "; it still holds the replaced registration: until it is deleted, it "
       "and ",
-      old.t() - 1, " corrupted realm(s) of the old set can test ", g,
-      " more passwords (the limit is L + G = ", old.limits().advertised + g,
+      r > 1
+          ? absl::StrCat("the other ", r - 1, " realm(s) left holding it and ")
+          : "",
+      "up to ", old.t() - 1, " corrupted realm(s) of the old set can test ",
+      more, " more passwords (the limit is L + ", r > 1 ? absl::StrCat(r) : "",
+      "G = ", old.limits().advertised + more,
       ") and the old password opens the key there. Run the migration again, "
       "or have its operator destroy its HSM token and data");
 }
@@ -261,12 +269,19 @@ using Impl = ThresholdClient::Impl;
 
 // This device's migration journal (review of rset3, finding 3): which pair
 // of sets it began to migrate, and the new commitment once dealt.
-// Line: old-digest new-digest [commitment] [answered=id,id]
+// Line: old-digest new-digest [commitment] answered=[i,j,...]
 struct Journal {
   bool names = false;     // this pair, this direction
   bool reversed = false;  // this pair, the other way round
   std::optional<Commitment> commitment;
-  std::vector<std::string> answered;  // leavers that answered a call
+  // Old positions of the leavers that answered a call. A line without the
+  // field (written before branch leaver, whose rules made every leaver
+  // answer) counts as all of them (review of leaver, finding 15).
+  std::optional<std::vector<size_t>> answered;
+  bool Answered(size_t i) const {
+    return !answered ||
+           std::find(answered->begin(), answered->end(), i) != answered->end();
+  }
 };
 
 constexpr absl::string_view kAnswered = "answered=";
@@ -288,8 +303,12 @@ Journal ReadJournal(const Impl& to, const Impl& old,
   j.reversed = pair == JournalPair(to, old);
   for (size_t k = 2; k < f.size(); ++k) {
     if (absl::StartsWith(f[k], kAnswered)) {
-      j.answered =
-          absl::StrSplit(f[k].substr(kAnswered.size()), ',', absl::SkipEmpty());
+      j.answered.emplace();
+      for (absl::string_view n : absl::StrSplit(f[k].substr(kAnswered.size()),
+                                                ',', absl::SkipEmpty())) {
+        size_t i = 0;
+        if (absl::SimpleAtoi(n, &i)) j.answered->push_back(i);
+      }
       continue;
     }
     auto c = HexDecode(f[k]);
@@ -301,21 +320,21 @@ Journal ReadJournal(const Impl& to, const Impl& old,
   return j;
 }
 
-// `answered`: the leavers of `pair` that answered (review of leaver,
-// finding 1: kept across runs, so a resumed run cannot take a realm that
-// answered for a silent one).
+// `answered`: the leavers of `pair` that answered, by old position (ids
+// may hold commas), always written (review of leaver, findings 1, 15, 16:
+// kept across runs, so a resumed run cannot take a realm that answered for
+// a silent one).
 absl::Status WriteJournal(const Impl& to, const Impl& old,
                           const std::string& account, const Commitment* c,
                           const Pairing& pair) {
-  std::vector<std::string> ids;
+  std::vector<size_t> answered;
   for (size_t i : pair.leavers) {
-    if (pair.answered[i]) ids.push_back(old.IdOf(i));
+    if (pair.answered[i]) answered.push_back(i);
   }
   return RememberLine(
       to.options.state_dir, StateName("migration", account),
       absl::StrCat(JournalPair(old, to), c ? " " : "", c ? HexEncode(*c) : "",
-                   ids.empty() ? "" : " ", ids.empty() ? "" : kAnswered,
-                   absl::StrJoin(ids, ",")));
+                   " ", kAnswered, absl::StrJoin(answered, ",")));
 }
 
 // This device's versions of the account (review of rset3, finding 2): the
@@ -421,14 +440,16 @@ void RetireDead(const Impl& to, const std::string& account, Findings& f) {
   }
 }
 
-// LOCKED joiners not on this device's versions, once nothing else stops the
-// run: a LOCKED record holds no share (erased at lockout) and Delete takes
-// it without a proof, so deleting it loses nothing (docs/threshold.md, "A
-// LOCKED joiner").
-void ClearLocked(const Impl& to, const std::string& account, Findings& f,
-                 std::vector<std::string>& said) {
-  if (!f.bad.empty() || !f.faults.empty()) return;
-  for (size_t j : f.locked) {
+// LOCKED joiners not on this device's versions, once every free check
+// passed (review of leaver, finding 17): a LOCKED record holds no share
+// (erased at lockout) and Delete takes it without a proof, so deleting it
+// loses nothing (docs/threshold.md, "A LOCKED joiner"). `said` gets what
+// was done.
+absl::Status ClearLocked(const Impl& to, const std::string& account,
+                         const std::vector<size_t>& locked,
+                         std::vector<std::string>& said) {
+  std::vector<std::string> later;
+  for (size_t j : locked) {
     const std::string why = to.Retire(account, j, "", false);
     if (why.empty()) {
       said.push_back(absl::StrCat(
@@ -437,11 +458,16 @@ void ClearLocked(const Impl& to, const std::string& account, Findings& f,
           "used up, by a holder of your account token if not by you): "
           "deleted, it held nothing"));
     } else {
-      f.later.push_back(absl::StrCat(
+      later.push_back(absl::StrCat(
           to.IdOf(j), " holds a LOCKED registration for this account that ",
           why));
     }
   }
+  if (later.empty()) return absl::OkStatus();
+  return ThresholdError(
+      VaultErrorKind::kTransient,
+      absl::StrCat("not migrated yet: ", absl::StrJoin(later, "; "),
+                   ". Run the migration again. Nothing was spent"));
 }
 
 // A young pending version at a new realm (review of rset finding 6; rset3
@@ -484,11 +510,11 @@ std::string PushedOutOfReach(const std::string& id, uint64_t epoch) {
 }
 
 // Step 2's checks of the new set, all free, before anything is counted.
-// `said` gets what was done on the way (a LOCKED joiner deleted).
+// `locked`: LOCKED joiners to delete once every free check passed.
 absl::Status CheckNewSet(const Impl& to, const std::string& account,
                          const std::vector<StatusAnswer>& answers,
                          const std::vector<bool>& joiner, const Ours& ours,
-                         std::vector<std::string>& said) {
+                         std::vector<size_t>& locked) {
   uint64_t base = to.RecallNewest(account).epoch;
   for (size_t j = 0; j < answers.size() && base == 0; ++j) {
     if (!joiner[j]) base = std::max(base, answers[j].epoch);
@@ -523,7 +549,7 @@ absl::Status CheckNewSet(const Impl& to, const std::string& account,
     }
   }
   RetireDead(to, account, f);
-  ClearLocked(to, account, f, said);
+  if (f.bad.empty() && f.faults.empty()) locked = f.locked;
   return f.Verdict();
 }
 
@@ -624,13 +650,14 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
   for (size_t j = 0; j < joiner.size(); ++j) {
     joiner[j] = pair.old_of_new[j] < 0;
   }
-  std::vector<std::string> said;
-  const absl::Status checked =
-      CheckNewSet(to, account, answers, joiner, ours, said);
-  out.note = absl::StrJoin(said, "; ");
-  BKV_RETURN_IF_ERROR(checked);
+  std::vector<size_t> locked;
+  BKV_RETURN_IF_ERROR(CheckNewSet(to, account, answers, joiner, ours, locked));
   BKV_RETURN_IF_ERROR(to.CheckRealms(to.AllPositions()));
   BKV_RETURN_IF_ERROR(CheckLeavers(old, to, account, pair));
+  std::vector<std::string> said;
+  const absl::Status cleared = ClearLocked(to, account, locked, said);
+  out.note = absl::StrJoin(said, "; ");
+  BKV_RETURN_IF_ERROR(cleared);
   // Before anything is counted: a rerun tells this migration from a swap.
   BKV_RETURN_IF_ERROR(WriteJournal(to, old, account, nullptr, pair));
   std::vector<StatusAnswer> old_answers;
@@ -640,8 +667,11 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
       pair.answered[i] = true;
     }
   }
-  BKV_RETURN_IF_ERROR(WriteJournal(to, old, account, nullptr, pair));
+  // The recovery's own failure first (a wrong password was counted: review
+  // of leaver, finding 18), then the journal's.
+  const absl::Status journaled = WriteJournal(to, old, account, nullptr, pair);
   BKV_RETURN_IF_ERROR(recovered.status());
+  BKV_RETURN_IF_ERROR(journaled);
   ThresholdRecovery& got = *recovered;
   out.attempts_remaining_before = got.attempts_remaining_before;
   out.faults = got.faults;
@@ -726,6 +756,7 @@ void RetireLeavers(const Impl& old, const std::string& account, Pairing& pair,
       silent[k] = s;
     });
   }
+  std::vector<size_t> kept;
   for (size_t k = 0; k < why.size(); ++k) {
     const size_t i = pair.leavers[k];
     const std::string& id = old.IdOf(i);
@@ -740,11 +771,21 @@ void RetireLeavers(const Impl& old, const std::string& account, Pairing& pair,
            "retired by the realm-set file (its operator destroyed its HSM "
            "token); it did not answer and is not waited for"});
     } else {
-      out.not_deleted.push_back(
-          {id, StillHolds(old.set, pair.retired[i]
-                                       ? absl::StrCat(why[k], Contradicted())
-                                       : why[k])});
+      kept.push_back(k);
     }
+  }
+  for (size_t k : kept) {
+    const size_t i = pair.leavers[k];
+    std::string what = why[k];
+    if (pair.retired[i]) {
+      // Finding 14: "answered" only when it did; otherwise the rerun decides.
+      what += pair.answered[i] ? Contradicted()
+                               : " (the realm-set file lists it as retired; "
+                                 "it has not answered: the run that sends "
+                                 "its Delete decides)";
+    }
+    out.not_deleted.push_back(
+        {old.IdOf(i), StillHolds(old.set, what, kept.size())});
   }
 }
 
@@ -840,9 +881,7 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   // the old version is still the live one, so a realm holding it is no
   // leftover.
   for (size_t i : pair.leavers) {
-    const auto& a = journal.answered;
-    pair.answered[i] =
-        out.resumed && std::find(a.begin(), a.end(), old.IdOf(i)) != a.end();
+    pair.answered[i] = out.resumed && journal.Answered(i);
   }
   std::vector<std::string> proofs(old.set.n());
   if (!out.resumed) {

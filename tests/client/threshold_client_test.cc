@@ -571,6 +571,24 @@ class ThresholdClientTest : public ::testing::Test {
     std::ifstream f(p);
     return std::string((std::istreambuf_iterator<char>(f)), {});
   }
+  // The migration journal in state_dir_ names realm-c (old position 2) as
+  // answered; its field is then cut, as in a journal written before it.
+  void ExpectJournalMarksAndDropThem() {
+    int found = 0;
+    for (const auto& e :
+         std::filesystem::recursive_directory_iterator(state_dir_)) {
+      if (!e.is_regular_file()) continue;
+      std::string text = ReadText(e.path());
+      const size_t at = text.find(" answered=");
+      if (at == std::string::npos) continue;
+      ++found;
+      const size_t end = text.find_first_of(" \n", at + 1);
+      EXPECT_EQ(text.substr(at, end - at), " answered=2") << text;
+      text.erase(at, end == std::string::npos ? end : end - at);
+      std::ofstream(e.path(), std::ios::trunc) << text;
+    }
+    EXPECT_EQ(found, 1);
+  }
   // `bkv restore` of `store` into dir/restored gives chat.db back as
   // `content`.
   void ExpectRestores(const std::string& store, const std::string& pw,
@@ -1832,8 +1850,10 @@ TEST_F(ThresholdClientTest, CliRetiredLeaverDoesNotBlockTheMigration) {
 // silent before its Delete (a dropped packet looks the same) is the
 // security state (not_deleted, "it answered this migration"), and the
 // resumed run, which has no proof from it, still does not take its silence
-// for the file's word: the journal says it answered. Fails without the
-// journal's mark: the resumed run reports realm-c retired, exit 0.
+// for the file's word: the journal says it answered. The journal's field is
+// removed before the resumed run, as in a journal from before the field
+// (finding 15): such a line counts every leaver as answered. Fails without
+// either: the resumed run reports realm-c retired, exit 0.
 TEST_F(ThresholdClientTest, RetiredRealmSilentAfterItsProofIsNotTrusted) {
   StartRealms(4);
   in_set_ = {0, 1, 2};
@@ -1850,6 +1870,7 @@ TEST_F(ThresholdClientTest, RetiredRealmSilentAfterItsProofIsNotTrusted) {
   };
   auto to = Client(2);
   for (bool resumed : {false, true}) {
+    if (resumed) ExpectJournalMarksAndDropThem();
     auto m = to->Migrate(kAccount, password_, *from, {});
     ASSERT_TRUE(m.ok()) << m.status();
     EXPECT_EQ(m->resumed, resumed);
@@ -1890,6 +1911,12 @@ TEST_F(ThresholdClientTest, RetiredRealmWaitsWhileANewRealmLags) {
   EXPECT_TRUE(lagging->retired.empty());
   ASSERT_EQ(lagging->not_deleted.size(), 1u);
   EXPECT_NE(lagging->not_deleted[0].what.find("kept until every new realm"),
+            std::string::npos)
+      << lagging->not_deleted[0].what;
+  // Finding 14: it never answered, so it is not said to have.
+  EXPECT_EQ(lagging->not_deleted[0].what.find("it answered"), std::string::npos)
+      << lagging->not_deleted[0].what;
+  EXPECT_NE(lagging->not_deleted[0].what.find("it has not answered"),
             std::string::npos)
       << lagging->not_deleted[0].what;
   realms_[1].relay->mode = Mode::kPass;
@@ -1992,6 +2019,14 @@ TEST_F(ThresholdClientTest, LockedJoinerIsDeletedAndTheMigrationGoesOn) {
   EXPECT_EQ(realms_[0].relay->recover_starts, before) << "nothing counted";
   EXPECT_EQ(Status(3).status(), v1::RECORD_STATUS_LOCKED) << "not deleted";
   realms_[3].relay->mode = Mode::kPass;
+  // Another check refuses the run (realm-c silent, not retired): realm-d
+  // is not deleted first (finding 17).
+  realms_[2].relay->mode = Mode::kDown;
+  auto silent = to->Migrate(kAccount, password_, *from, {});
+  EXPECT_TRUE(FailedWith(silent.status(), VaultErrorKind::kRealmDegraded,
+                         "realm-c must answer once to be retired"));
+  EXPECT_EQ(Status(3).status(), v1::RECORD_STATUS_LOCKED) << "not deleted";
+  realms_[2].relay->mode = Mode::kPass;
   auto m = to->Migrate(kAccount, password_, *from, {});
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_NE(m->note.find("realm-d held a LOCKED registration for this "
