@@ -558,8 +558,9 @@ absl::Status CheckNewSet(const Impl& to, const std::string& account,
 // landed and m <= h - t_old, the new one reaches t_new once J + m >= t_new:
 // no cut leaves both below t only when h + J >= t_old + t_new - 1. Leavers
 // that hold nothing (dead and retired, LOCKED, no record) lower h.
+// `counted`: after the recovery (finding 22), whose count stands.
 absl::Status CheckEveryCut(const Impl& old, const Impl& to, size_t h,
-                           const Pairing& pair) {
+                           const Pairing& pair, bool counted) {
   const size_t joiners = pair.joiners.size();
   if (h + joiners + 1 >= static_cast<size_t>(old.set.t() + to.set.t())) {
     return absl::OkStatus();
@@ -573,7 +574,10 @@ absl::Status CheckEveryCut(const Impl& old, const Impl& to, size_t h,
           "neither set with t realms on one version (old t = ",
           old.set.t(), ", new t = ", to.set.t(),
           "): bring a realm that leaves back, or migrate in two steps (first "
-          "add a realm). Nothing was spent"));
+          "add a realm). ",
+          counted ? "Nothing was prepared; the recovery was counted like any "
+                    "(reset where it completed)"
+                  : "Nothing was spent"));
 }
 
 // Step 2, free: every realm that leaves is in the old set's agreeing group
@@ -588,7 +592,8 @@ absl::Status CheckLeavers(const Impl& old, const Impl& to,
   }
   auto plan = PlanRecovery(old.set, answers, old.RecallNewest(account));
   if (!plan.ok()) return absl::OkStatus();
-  BKV_RETURN_IF_ERROR(CheckEveryCut(old, to, plan->group.size(), pair));
+  BKV_RETURN_IF_ERROR(
+      CheckEveryCut(old, to, plan->group.size(), pair, /*counted=*/false));
   std::vector<std::string> bad;
   for (size_t i : pair.leavers) {
     const auto& g = plan->group;
@@ -678,6 +683,12 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
   proofs = got.proofs;
   proofs.resize(old.set.n());
   BKV_RETURN_IF_ERROR(CheckProofs(old, pair, proofs, old_answers));
+  // Again with the realms that proved they hold it: one LOCKED since step 2
+  // left the group without a proof being asked (review of leaver, 22).
+  const size_t holders = static_cast<size_t>(
+      std::count_if(proofs.begin(), proofs.end(),
+                    [](const std::string& p) { return !p.empty(); }));
+  BKV_RETURN_IF_ERROR(CheckEveryCut(old, to, holders, pair, /*counted=*/true));
   std::vector<std::string> mapped(to.set.n());
   for (size_t j = 0; j < mapped.size(); ++j) {
     if (pair.old_of_new[j] >= 0) mapped[j] = proofs[pair.old_of_new[j]];

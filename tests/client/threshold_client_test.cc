@@ -1931,6 +1931,42 @@ TEST_F(ThresholdClientTest, RetiredRealmWaitsWhileANewRealmLags) {
       << done->note;
 }
 
+// Review of leaver, finding 22: A..E (3-of-5) -> A,B,C (2-of-3), realm-d
+// dead and retired, realm-e alive at step 2 (h = 4: exactly the bound), then
+// LOCKED (its relay says so) from the recovery's status round on: it leaves
+// the group without a proof being asked, so h is 3. Refused after the
+// recovery, before any Prepare. Fails without the second check: migrated.
+TEST_F(ThresholdClientTest, LeaverLockedAfterStepTwoIsCountedOut) {
+  StartRealms(5);
+  std::atomic<int> e_status{0};
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.before_call = [&](const std::string& id, std::string_view rpc) {
+      if (id == "realm-e" && rpc == "ThresholdStatus" && ++e_status == 2) {
+        realms_[4].relay->mode = Mode::kFakeLocked;
+      }
+    };
+  };
+  auto from = Client(3);
+  ASSERT_TRUE(from->Register(kAccount, password_, key_).ok());
+  e_status = 0;
+  realms_[4].relay->mode = Mode::kPass;
+  realms_[3].process->Kill();
+  in_set_ = {0, 1, 2};
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.retired = {{"realm-d", realms_[3].process->public_key()}};
+  };
+  auto m = Client(2)->Migrate(kAccount, password_, *from, {});
+  EXPECT_TRUE(FailedWith(m.status(), VaultErrorKind::kRealmDegraded,
+                         "only 3 realms of the old set hold the registration"));
+  EXPECT_TRUE(FailedWith(m.status(), VaultErrorKind::kRealmDegraded,
+                         "the recovery was counted"))
+      << "refused after the recovery, not at step 2";
+  EXPECT_GE(e_status, 2) << "realm-e answered step 2 and the recovery";
+  for (size_t i : {0, 1, 2}) {
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << "prepared: " << i;
+  }
+}
+
 // Review of leaver, finding 3: A..E (3-of-5) -> A,B,C (2-of-3) with realm-d
 // and realm-e dead and retired: a cut after one kept Commit would leave the
 // new version at one realm and the old at two, neither at t. Refused before
