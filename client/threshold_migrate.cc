@@ -615,7 +615,7 @@ absl::Status CheckLeavers(const Impl& old, const Impl& to,
 // After step 3, before anything is prepared: a proof from every kept realm
 // (it authorizes the Prepare there) and from every leaver that holds a
 // record (it is deleted with it); review findings 1 and 6.
-absl::Status CheckProofs(const Impl& old, const Pairing& pair,
+absl::Status CheckProofs(const Impl& old, const Impl& to, const Pairing& pair,
                          const std::vector<std::string>& proofs,
                          const std::vector<StatusAnswer>& answers) {
   std::vector<std::string> bad;
@@ -633,12 +633,39 @@ absl::Status CheckProofs(const Impl& old, const Pairing& pair,
       bad.push_back(
           absl::StrCat(old.IdOf(i), " must answer once to be retired"));
   }
-  if (bad.empty()) return absl::OkStatus();
+  if (bad.empty()) {
+    // Again with the realms that proved they hold it: one LOCKED since step
+    // 2 left the group without a proof being asked (review of leaver, 22).
+    const size_t holders = static_cast<size_t>(
+        std::count_if(proofs.begin(), proofs.end(),
+                      [](const std::string& p) { return !p.empty(); }));
+    return CheckEveryCut(old, to, holders, pair, /*counted=*/true);
+  }
   return ThresholdError(
       VaultErrorKind::kRealmDegraded,
       absl::StrCat("not migrated: ", absl::StrJoin(bad, "; "),
                    ". Nothing was prepared; the recovery was counted like any "
                    "(reset where it completed): run the migration again"));
+}
+
+// Step 3: the counted recovery through the old set; every leaver that
+// answered its status round is marked so, in the journal too (review of
+// leaver, finding 1), whatever the recovery's outcome.
+absl::StatusOr<ThresholdRecovery> RecoverMarking(
+    const Impl& to, const Impl& old, const std::string& account,
+    const SecretBytes& password, Pairing& pair,
+    std::vector<StatusAnswer>& old_answers) {
+  auto recovered = old.Recover(account, password, old_answers);
+  for (size_t i : pair.leavers) {
+    if (i < old_answers.size() && Answered(old_answers[i])) {
+      pair.answered[i] = true;
+    }
+  }
+  // The recovery's own failure first (a wrong password was counted: review
+  // of leaver, finding 18), then the journal's.
+  const absl::Status journaled = WriteJournal(to, old, account, nullptr, pair);
+  if (recovered.ok() && !journaled.ok()) return journaled;
+  return recovered;
 }
 
 // Steps 2-4: the free checks of the new set, the counted recovery through
@@ -666,29 +693,14 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
   // Before anything is counted: a rerun tells this migration from a swap.
   BKV_RETURN_IF_ERROR(WriteJournal(to, old, account, nullptr, pair));
   std::vector<StatusAnswer> old_answers;
-  auto recovered = old.Recover(account, password, old_answers);
-  for (size_t i : pair.leavers) {
-    if (i < old_answers.size() && Answered(old_answers[i])) {
-      pair.answered[i] = true;
-    }
-  }
-  // The recovery's own failure first (a wrong password was counted: review
-  // of leaver, finding 18), then the journal's.
-  const absl::Status journaled = WriteJournal(to, old, account, nullptr, pair);
-  BKV_RETURN_IF_ERROR(recovered.status());
-  BKV_RETURN_IF_ERROR(journaled);
-  ThresholdRecovery& got = *recovered;
+  BKV_ASSIGN_OR_RETURN(
+      ThresholdRecovery got,
+      RecoverMarking(to, old, account, password, pair, old_answers));
   out.attempts_remaining_before = got.attempts_remaining_before;
   out.faults = got.faults;
   proofs = got.proofs;
   proofs.resize(old.set.n());
-  BKV_RETURN_IF_ERROR(CheckProofs(old, pair, proofs, old_answers));
-  // Again with the realms that proved they hold it: one LOCKED since step 2
-  // left the group without a proof being asked (review of leaver, 22).
-  const size_t holders = static_cast<size_t>(
-      std::count_if(proofs.begin(), proofs.end(),
-                    [](const std::string& p) { return !p.empty(); }));
-  BKV_RETURN_IF_ERROR(CheckEveryCut(old, to, holders, pair, /*counted=*/true));
+  BKV_RETURN_IF_ERROR(CheckProofs(old, to, pair, proofs, old_answers));
   std::vector<std::string> mapped(to.set.n());
   for (size_t j = 0; j < mapped.size(); ++j) {
     if (pair.old_of_new[j] >= 0) mapped[j] = proofs[pair.old_of_new[j]];
@@ -861,6 +873,15 @@ absl::StatusOr<bool> Resumes(const Impl& to, const std::string& account,
   return true;
 }
 
+// The non-empty parts, "; "-separated.
+std::string JoinNotes(std::initializer_list<std::string> parts) {
+  std::vector<std::string> notes;
+  for (const std::string& n : parts) {
+    if (!n.empty()) notes.push_back(n);
+  }
+  return absl::StrJoin(notes, "; ");
+}
+
 }  // namespace
 
 absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
@@ -891,9 +912,8 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   // Resumes needs journal.names). A run that starts over observes afresh:
   // the old version is still the live one, so a realm holding it is no
   // leftover.
-  for (size_t i : pair.leavers) {
+  for (size_t i : pair.leavers)
     pair.answered[i] = out.resumed && journal.Answered(i);
-  }
   std::vector<std::string> proofs(old.set.n());
   if (!out.resumed) {
     BKV_RETURN_IF_ERROR(RecoverAndRegister(to, old, account, password, answers,
@@ -920,12 +940,8 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
         ForgetLine(to.options.state_dir, StateName("migration", account)));
   }
   out.rolled_forward = said;
-  std::vector<std::string> notes;
-  for (const std::string& n : {said, out.note, MigrationNote(old.set, to.set),
-                               DescribeFaults(out.retired)}) {
-    if (!n.empty()) notes.push_back(n);
-  }
-  out.note = absl::StrJoin(notes, "; ");
+  out.note = JoinNotes({said, out.note, MigrationNote(old.set, to.set),
+                        DescribeFaults(out.retired)});
   return out;
 }
 
