@@ -118,10 +118,13 @@ bkv_status bkv_realms_open(const bkv_realms_options* options, bkv_realms** out,
       options->realm_set_file == nullptr) {
     return VaultToC(capi::Null("options/out/realm_set_file"), nullptr, err);
   }
-  auto set = client::LoadRealmSetFile(options->realm_set_file);
+  std::vector<client::RetiredRealm> retired;
+  auto set =
+      client::LoadRealmSetFile(options->realm_set_file, nullptr, &retired);
   if (!set.ok()) return VaultToC(set.status(), nullptr, err);
   auto opts = OptionsFrom(*options, set->n());
   if (!opts.ok()) return VaultToC(opts.status(), nullptr, err);
+  opts->retired = std::move(retired);
   auto tokens = std::make_shared<Tokens>();
   tokens->values.reserve(set->n());
   for (int i = 0; i < set->n(); ++i) {

@@ -30,6 +30,7 @@ struct Parsed {
   uint32_t limit = 0;
   bool header = false;
   RealmSetSlot slot;
+  std::vector<RetiredRealm> retired;
 };
 
 absl::Status ParseLine(int no, absl::string_view line, Parsed& p) {
@@ -64,25 +65,58 @@ absl::Status ParseLine(int no, absl::string_view line, Parsed& p) {
     std::copy(bytes->begin(), bytes->end(), p.slot->begin());
     return absl::OkStatus();
   }
-  if (f[0] == "realm" && f.size() == 4) {
-    auto key = ParseServerPublicKey(std::string(f[3]));
+  const bool realm = f[0] == "realm" && f.size() == 4;
+  if (realm || (f[0] == "retired" && f.size() == 3)) {
+    auto key = ParseServerPublicKey(std::string(f.back()));
     if (!key.ok()) {
       return LineError(no,
                        "the identity key must be 64 hex digits (bkv-vault "
                        "hsm status prints the realm's public key)");
     }
-    p.realms.push_back({std::string(f[1]), std::string(f[2]), *key});
+    if (realm) {
+      p.realms.push_back({std::string(f[1]), std::string(f[2]), *key});
+      return absl::OkStatus();
+    }
+    if (absl::Status s = threshold::CheckRealmId(std::string(f[1])); !s.ok()) {
+      return LineError(no, s.message());
+    }
+    p.retired.push_back({std::string(f[1]), *key});
     return absl::OkStatus();
   }
   return LineError(no,
                    "expected \"t N\", \"limit L\", \"realm ID ENDPOINT "
-                   "KEY\" or \"slot HEX\" (fields separated by one space)");
+                   "KEY\", \"slot HEX\" or \"retired ID KEY\" (fields "
+                   "separated by one space)");
 }
 
 }  // namespace
 
-absl::StatusOr<threshold::RealmSet> ParseRealmSet(absl::string_view text,
-                                                  RealmSetSlot* slot) {
+absl::Status CheckRetired(const threshold::RealmSet& set,
+                          std::span<const RetiredRealm> retired) {
+  for (size_t k = 0; k < retired.size(); ++k) {
+    const RetiredRealm& r = retired[k];
+    for (const auto& m : set.realms()) {
+      if (m.id == r.id || m.identity_key == r.identity_key) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "realm set: ", m.id, " is both a realm of the set and retired",
+            m.id == r.id ? "" : absl::StrCat(" (as ", r.id, ", same key)"),
+            ": a retired realm is gone for good (its HSM token destroyed); a "
+            "realm brought up again is a new realm with a new id and key"));
+      }
+    }
+    for (size_t e = 0; e < k; ++e) {
+      if (retired[e].id == r.id) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("realm set: ", r.id, " is retired twice"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<threshold::RealmSet> ParseRealmSet(
+    absl::string_view text, RealmSetSlot* slot,
+    std::vector<RetiredRealm>* retired) {
   Parsed p;
   int no = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
@@ -97,12 +131,18 @@ absl::StatusOr<threshold::RealmSet> ParseRealmSet(absl::string_view text,
   if (p.limit == 0) {
     return absl::InvalidArgumentError("realm set: no \"limit\" line");
   }
+  BKV_ASSIGN_OR_RETURN(
+      threshold::RealmSet set,
+      threshold::RealmSet::Create(std::move(p.realms), p.t, p.limit));
+  BKV_RETURN_IF_ERROR(CheckRetired(set, p.retired));
   if (slot != nullptr) *slot = p.slot;
-  return threshold::RealmSet::Create(std::move(p.realms), p.t, p.limit);
+  if (retired != nullptr) *retired = std::move(p.retired);
+  return set;
 }
 
-absl::StatusOr<threshold::RealmSet> LoadRealmSetFile(const std::string& path,
-                                                     RealmSetSlot* slot) {
+absl::StatusOr<threshold::RealmSet> LoadRealmSetFile(
+    const std::string& path, RealmSetSlot* slot,
+    std::vector<RetiredRealm>* retired) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return absl::NotFoundError(
@@ -114,7 +154,7 @@ absl::StatusOr<threshold::RealmSet> LoadRealmSetFile(const std::string& path,
     return absl::InvalidArgumentError(
         absl::StrCat("the realm set file ", path, " is larger than 64 KiB"));
   }
-  auto set = ParseRealmSet(text.str(), slot);
+  auto set = ParseRealmSet(text.str(), slot, retired);
   if (!set.ok()) {
     return absl::Status(set.status().code(),
                         absl::StrCat(path, ": ", set.status().message()));

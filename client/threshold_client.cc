@@ -529,6 +529,7 @@ absl::StatusOr<std::unique_ptr<ThresholdClient>> ThresholdClient::Create(
     threshold::RealmSet realms, ThresholdOptions options) {
   const VaultOptions& v = options.vault;
   BKV_RETURN_IF_ERROR(CheckKsfFloor(v));
+  BKV_RETURN_IF_ERROR(CheckRetired(realms, options.retired));
   for (const auto& r : realms.realms()) {
     if (!v.tls && !v.insecure_plaintext && !IsLoopbackAddress(r.endpoint)) {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "client/realm_set_file.h"
 #include "client/threshold_plan.h"
 #include "client/vault_client.h"
 #include "crypto/realm_set.h"
@@ -53,6 +54,12 @@ struct ThresholdOptions {
   // rotation after Recover returned); for tracing. May be empty.
   std::function<void(const std::string& realm_id, std::string_view rpc)>
       before_call;
+  // The realm-set file's `retired` lines (LoadRealmSetFile fills them): when
+  // this client is the NEW set of a Migrate, a realm of the old set named
+  // here (same id and key) need not answer; one that does not is reported
+  // in ThresholdMigration::retired, not not_deleted (docs/threshold.md, "A
+  // realm that left for good"). None may be a realm of this set.
+  std::vector<RetiredRealm> retired;
 };
 
 struct ThresholdRegistration {
@@ -127,6 +134,10 @@ struct ThresholdMigration {
   // cannot be deleted"), not a warning.
   std::vector<std::string> deleted;
   std::vector<RealmFault> not_deleted;
+  // Realms that left and that the new set's file lists as retired (their
+  // token destroyed), which did not answer: not waited for, and not the
+  // security state of not_deleted. Also said in `note`.
+  std::vector<RealmFault> retired;
   // For the user ("" when none): what step 1's roll-forward completed, and
   // MigrationNote's text.
   std::string note;

@@ -283,9 +283,11 @@ struct ThresholdClient::Impl {
   // Migrate's parts (client/threshold_migrate.cc).
   // Deletes the record at realm `i` of this (old) set, with its proof, or
   // once a reset is due (`may_reset`: this device knows the new version is
-  // the newest). "" when gone, else why not.
+  // the newest). "" when gone, else why not; `silent` (optional) is set when
+  // the realm gave no answer of its own to the Delete.
   std::string Retire(const std::string& account, size_t i,
-                     const std::string& proof, bool may_reset) const;
+                     const std::string& proof, bool may_reset,
+                     bool* silent = nullptr) const;
   // Steps 6-10 after the KE1 round: fills out.backup_key and out.proofs.
   absl::Status FinishRound(const std::string& account,
                            const opaque::OpaqueClient& opaque,

@@ -3,9 +3,11 @@
 // followed by the one registration path; neither adds a way to install
 // shares.
 #include <algorithm>
+#include <span>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -24,7 +26,45 @@ struct Pairing {
   std::vector<int> old_of_new;
   std::vector<size_t> leavers;
   std::vector<size_t> joiners;  // new positions
+  // By old position: a leaver the new set's file lists as retired (same id
+  // and key), and a leaver that answered a call of this migration (this run
+  // or, by the journal, an earlier one). A retired leaver that never
+  // answered need not answer (docs/threshold.md, "A realm that left for
+  // good"); one that answered anything is an ordinary leaver.
+  std::vector<bool> retired;
+  std::vector<bool> answered;
+  bool NeedNotAnswer(size_t i) const {
+    return i < retired.size() && retired[i] && !answered[i];
+  }
 };
+
+// The new file's retired lines against the old set: a line with an old
+// realm's id and another key is a mistake to say, not to ignore.
+absl::Status MarkRetired(const threshold::RealmSet& from,
+                         std::span<const RetiredRealm> retired, Pairing& p) {
+  p.retired.assign(from.n(), false);
+  p.answered.assign(from.n(), false);
+  for (size_t i : p.leavers) {
+    const threshold::RealmConfig& r = from.realms()[i];
+    for (const RetiredRealm& x : retired) {
+      if (x.id != r.id) continue;
+      if (!(x.identity_key == r.identity_key)) {
+        return ConfigError(absl::StrCat(
+            "the new realm-set file lists ", r.id,
+            " as retired with another identity key than the old set's: the "
+            "line does not apply; copy the key from the old file's realm ",
+            r.id, " line. Nothing was sent"));
+      }
+      p.retired[i] = true;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The realm gave an answer of its own (OK, or an error with its detail).
+bool Answered(const StatusAnswer& a) {
+  return a.error.ok() || VaultError::From(a.error).vault_answered;
+}
 
 absl::StatusOr<Pairing> Pair(const threshold::RealmSet& from,
                              const threshold::RealmSet& to) {
@@ -74,15 +114,22 @@ bool NeedsNoProof(const StatusAnswer& a) {
 }
 
 // A realm that left and was not deleted: the security state of
-// docs/threshold.md, "When C cannot be deleted" (review finding 1).
-std::string StillHolds(const threshold::RealmSet& old, const std::string& why) {
+// docs/threshold.md, "When C cannot be deleted" (review finding 1). `r`
+// realms that left are in it: each adds G (review of leaver, finding 21).
+std::string StillHolds(const threshold::RealmSet& old, const std::string& why,
+                       size_t r) {
   const uint32_t g = old.limits().per_realm;
+  const uint64_t more = uint64_t{g} * r;
   return absl::StrCat(
       why,
       "; it still holds the replaced registration: until it is deleted, it "
       "and ",
-      old.t() - 1, " corrupted realm(s) of the old set can test ", g,
-      " more passwords (the limit is L + G = ", old.limits().advertised + g,
+      r > 1
+          ? absl::StrCat("the other ", r - 1, " realm(s) left holding it and ")
+          : "",
+      "up to ", old.t() - 1, " corrupted realm(s) of the old set can test ",
+      more, " more passwords (the limit is L + ", r > 1 ? absl::StrCat(r) : "",
+      "G = ", old.limits().advertised + more,
       ") and the old password opens the key there. Run the migration again, "
       "or have its operator destroy its HSM token and data");
 }
@@ -100,6 +147,13 @@ std::string NotOurs(const std::string& id, const StatusAnswer& a) {
       "tokens (a holder of your token registered there)");
 }
 
+// A retired leaver that answered: the file's word is not the realm's.
+std::string Contradicted() {
+  return " (the realm-set file lists it as retired, its HSM token destroyed, "
+         "but it answered this migration: its token was not destroyed, or "
+         "the file is wrong)";
+}
+
 std::string RetireError(const absl::Status& s, absl::string_view what) {
   return absl::StrCat(what, " (", absl::CEscape(s.message()), ")");
 }
@@ -108,7 +162,7 @@ std::string RetireError(const absl::Status& s, absl::string_view what) {
 
 std::string ThresholdClient::Impl::Retire(const std::string& account, size_t i,
                                           const std::string& proof,
-                                          bool may_reset) const {
+                                          bool may_reset, bool* silent) const {
   vault::v1::DeleteRequest del;
   del.set_account(account);
   del.set_proof(proof);
@@ -116,8 +170,12 @@ std::string ThresholdClient::Impl::Retire(const std::string& account, size_t i,
   absl::Status s = Call(i, "Delete", VaultCall::kFree,
                         &vault::v1::Vault::Stub::Delete, del, &gone);
   if (s.ok()) return "";
-  if (!may_reset ||
-      VaultError::From(s).kind != VaultErrorKind::kProofRequired) {
+  const VaultError e = VaultError::From(s);
+  if (silent != nullptr) {
+    // Unreachable, or no answer of the vault's own (no ErrorDetail).
+    *silent = e.kind == VaultErrorKind::kTransient && !e.vault_answered;
+  }
+  if (!may_reset || e.kind != VaultErrorKind::kProofRequired) {
     return RetireError(s, "was not deleted");
   }
   // No proof (a resumed run): the reset delay is the authority left.
@@ -211,11 +269,22 @@ using Impl = ThresholdClient::Impl;
 
 // This device's migration journal (review of rset3, finding 3): which pair
 // of sets it began to migrate, and the new commitment once dealt.
+// Line: old-digest new-digest [commitment] answered=[i,j,...]
 struct Journal {
   bool names = false;     // this pair, this direction
   bool reversed = false;  // this pair, the other way round
   std::optional<Commitment> commitment;
+  // Old positions of the leavers that answered a call. A line without the
+  // field (written before branch leaver, whose rules made every leaver
+  // answer) counts as all of them (review of leaver, finding 15).
+  std::optional<std::vector<size_t>> answered;
+  bool Answered(size_t i) const {
+    return !answered ||
+           std::find(answered->begin(), answered->end(), i) != answered->end();
+  }
 };
+
+constexpr absl::string_view kAnswered = "answered=";
 
 std::string JournalPair(const Impl& from, const Impl& to) {
   return absl::StrCat(HexEncode(RealmSetDigest(from.set)), " ",
@@ -232,20 +301,40 @@ Journal ReadJournal(const Impl& to, const Impl& old,
   const std::string pair = absl::StrCat(f[0], " ", f[1]);
   j.names = pair == JournalPair(old, to);
   j.reversed = pair == JournalPair(to, old);
-  auto c =
-      f.size() == 3 ? HexDecode(f[2]) : absl::StatusOr<std::vector<uint8_t>>();
-  if (c.ok() && c->size() == 32) {
-    j.commitment.emplace();
-    std::copy(c->begin(), c->end(), j.commitment->begin());
+  for (size_t k = 2; k < f.size(); ++k) {
+    if (absl::StartsWith(f[k], kAnswered)) {
+      j.answered.emplace();
+      for (absl::string_view n : absl::StrSplit(f[k].substr(kAnswered.size()),
+                                                ',', absl::SkipEmpty())) {
+        size_t i = 0;
+        if (absl::SimpleAtoi(n, &i)) j.answered->push_back(i);
+      }
+      continue;
+    }
+    auto c = HexDecode(f[k]);
+    if (c.ok() && c->size() == 32) {
+      j.commitment.emplace();
+      std::copy(c->begin(), c->end(), j.commitment->begin());
+    }
   }
   return j;
 }
 
+// `answered`: the leavers of `pair` that answered, by old position (ids
+// may hold commas), always written (review of leaver, findings 1, 15, 16:
+// kept across runs, so a resumed run cannot take a realm that answered for
+// a silent one).
 absl::Status WriteJournal(const Impl& to, const Impl& old,
-                          const std::string& account, const Commitment* c) {
+                          const std::string& account, const Commitment* c,
+                          const Pairing& pair) {
+  std::vector<size_t> answered;
+  for (size_t i : pair.leavers) {
+    if (pair.answered[i]) answered.push_back(i);
+  }
   return RememberLine(
       to.options.state_dir, StateName("migration", account),
-      absl::StrCat(JournalPair(old, to), c ? " " : "", c ? HexEncode(*c) : ""));
+      absl::StrCat(JournalPair(old, to), c ? " " : "", c ? HexEncode(*c) : "",
+                   " ", kAnswered, absl::StrJoin(answered, ",")));
 }
 
 // This device's versions of the account (review of rset3, finding 2): the
@@ -281,6 +370,7 @@ struct Findings {
   std::vector<std::string> faults;  // a realm's own fault
   std::vector<std::string> later;   // run again later
   std::vector<size_t> dead;         // joiners on this device's dead version
+  std::vector<size_t> locked;       // joiners LOCKED on a version not ours
   absl::Status Verdict() const {
     if (!bad.empty()) {
       return ThresholdError(
@@ -350,6 +440,36 @@ void RetireDead(const Impl& to, const std::string& account, Findings& f) {
   }
 }
 
+// LOCKED joiners not on this device's versions, once every free check
+// passed (review of leaver, finding 17): a LOCKED record holds no share
+// (erased at lockout) and Delete takes it without a proof, so deleting it
+// loses nothing (docs/threshold.md, "A LOCKED joiner"). `said` gets what
+// was done.
+absl::Status ClearLocked(const Impl& to, const std::string& account,
+                         const std::vector<size_t>& locked,
+                         std::vector<std::string>& said) {
+  std::vector<std::string> later;
+  for (size_t j : locked) {
+    const std::string why = to.Retire(account, j, "", false);
+    if (why.empty()) {
+      said.push_back(absl::StrCat(
+          to.IdOf(j),
+          " held a LOCKED registration for this account (its attempts were "
+          "used up, by a holder of your account token if not by you): "
+          "deleted, it held nothing"));
+    } else {
+      later.push_back(absl::StrCat(
+          to.IdOf(j), " holds a LOCKED registration for this account that ",
+          why));
+    }
+  }
+  if (later.empty()) return absl::OkStatus();
+  return ThresholdError(
+      VaultErrorKind::kTransient,
+      absl::StrCat("not migrated yet: ", absl::StrJoin(later, "; "),
+                   ". Run the migration again. Nothing was spent"));
+}
+
 // A young pending version at a new realm (review of rset finding 6; rset3
 // findings 4 and 7: whose it is, and a realm's word bounded).
 void CheckBusy(const std::string& id, const StatusAnswer& a, const Ours& ours,
@@ -379,10 +499,22 @@ bool OutOfReach(uint64_t epoch, uint64_t base) {
   return epoch > base && epoch - base >= kJump - 1;
 }
 
+std::string PushedOutOfReach(const std::string& id, uint64_t epoch) {
+  return absl::StrCat(
+      id,
+      "'s registration counter for this account was pushed out of reach "
+      "(epoch ",
+      epoch,
+      "): a holder of your account token has been preparing registrations "
+      "there; its operator must purge the account's record and tombstone");
+}
+
 // Step 2's checks of the new set, all free, before anything is counted.
+// `locked`: LOCKED joiners to delete once every free check passed.
 absl::Status CheckNewSet(const Impl& to, const std::string& account,
                          const std::vector<StatusAnswer>& answers,
-                         const std::vector<bool>& joiner, const Ours& ours) {
+                         const std::vector<bool>& joiner, const Ours& ours,
+                         std::vector<size_t>& locked) {
   uint64_t base = to.RecallNewest(account).epoch;
   for (size_t j = 0; j < answers.size() && base == 0; ++j) {
     if (!joiner[j]) base = std::max(base, answers[j].epoch);
@@ -394,6 +526,15 @@ absl::Status CheckNewSet(const Impl& to, const std::string& account,
     if (!a.error.ok()) {
       f.bad.push_back(absl::StrCat(id, " did not answer (",
                                    absl::CEscape(a.error.message()), ")"));
+    } else if (joiner[j] && a.record == StatusAnswer::Record::kLocked &&
+               !ours.Has(a.commitment)) {
+      // Deleted below unless its epoch (kept by the tombstone) is out of
+      // reach.
+      if (OutOfReach(a.epoch, base)) {
+        f.bad.push_back(PushedOutOfReach(id, a.epoch));
+      } else {
+        f.locked.push_back(j);
+      }
     } else if (joiner[j] && a.record != StatusAnswer::Record::kNone) {
       ClassifyJoiner(to, j, answers, ours, f);
     } else if (!joiner[j] && a.record != StatusAnswer::Record::kActive) {
@@ -402,35 +543,62 @@ absl::Status CheckNewSet(const Impl& to, const std::string& account,
           " is in both sets but not active: recover once with the old set "
           "(its rotation repairs it)"));
     } else if (joiner[j] && OutOfReach(a.epoch, base)) {
-      f.bad.push_back(absl::StrCat(
-          id,
-          "'s registration counter for this account was pushed out of "
-          "reach (epoch ",
-          a.epoch,
-          "): a holder of your account token has "
-          "been preparing registrations there; its operator must purge the "
-          "account's record and tombstone"));
+      f.bad.push_back(PushedOutOfReach(id, a.epoch));
     } else if (a.pending_busy_ms > 0) {
       CheckBusy(id, a, ours, f);
     }
   }
   RetireDead(to, account, f);
+  if (f.bad.empty() && f.faults.empty()) locked = f.locked;
   return f.Verdict();
 }
 
+// Review of leaver, finding 3: with `h` old realms on the recovered version
+// and `J` joiners, the old version stays at t_old while m kept Commits
+// landed and m <= h - t_old, the new one reaches t_new once J + m >= t_new:
+// no cut leaves both below t only when h + J >= t_old + t_new - 1. Leavers
+// that hold nothing (dead and retired, LOCKED, no record) lower h.
+// `counted`: after the recovery (finding 22), whose count stands.
+absl::Status CheckEveryCut(const Impl& old, const Impl& to, size_t h,
+                           const Pairing& pair, bool counted) {
+  const size_t joiners = pair.joiners.size();
+  if (h + joiners + 1 >= static_cast<size_t>(old.set.t() + to.set.t())) {
+    return absl::OkStatus();
+  }
+  return ThresholdError(
+      VaultErrorKind::kRealmDegraded,
+      absl::StrCat(
+          "not migrated: only ", h,
+          " realms of the old set hold the registration and ", joiners,
+          " realms join, so a run cut after its first Commits could leave "
+          "neither set with t realms on one version (old t = ",
+          old.set.t(), ", new t = ", to.set.t(),
+          "): bring a realm that leaves back, or migrate in two steps (first "
+          "add a realm). ",
+          counted ? "Nothing was prepared; the recovery was counted like any "
+                    "(reset where it completed)"
+                  : "Nothing was spent"));
+}
+
 // Step 2, free: every realm that leaves is in the old set's agreeing group
-// (it gives the proof it is deleted with) or needs no proof (review finding
-// 1). When the old set has no plan, the recovery says why.
-absl::Status CheckLeavers(const Impl& old, const std::string& account,
-                          const Pairing& pair) {
+// (it gives the proof it is deleted with), needs no proof (review finding
+// 1), or is retired and did not answer; and no cut can leave both sets
+// below t. When the old set has no plan, the recovery says why.
+absl::Status CheckLeavers(const Impl& old, const Impl& to,
+                          const std::string& account, Pairing& pair) {
   const std::vector<StatusAnswer> answers = old.StatusRound(account);
+  for (size_t i : pair.leavers) {
+    if (Answered(answers[i])) pair.answered[i] = true;
+  }
   auto plan = PlanRecovery(old.set, answers, old.RecallNewest(account));
   if (!plan.ok()) return absl::OkStatus();
+  BKV_RETURN_IF_ERROR(
+      CheckEveryCut(old, to, plan->group.size(), pair, /*counted=*/false));
   std::vector<std::string> bad;
   for (size_t i : pair.leavers) {
     const auto& g = plan->group;
     if (std::find(g.begin(), g.end(), i) == g.end() &&
-        !NeedsNoProof(answers[i])) {
+        !NeedsNoProof(answers[i]) && !pair.NeedNotAnswer(i)) {
       bad.push_back(old.IdOf(i));
     }
   }
@@ -447,7 +615,7 @@ absl::Status CheckLeavers(const Impl& old, const std::string& account,
 // After step 3, before anything is prepared: a proof from every kept realm
 // (it authorizes the Prepare there) and from every leaver that holds a
 // record (it is deleted with it); review findings 1 and 6.
-absl::Status CheckProofs(const Impl& old, const Pairing& pair,
+absl::Status CheckProofs(const Impl& old, const Impl& to, const Pairing& pair,
                          const std::vector<std::string>& proofs,
                          const std::vector<StatusAnswer>& answers) {
   std::vector<std::string> bad;
@@ -460,16 +628,44 @@ absl::Status CheckProofs(const Impl& old, const Pairing& pair,
     }
   }
   for (size_t i : pair.leavers) {
-    if (proofs[i].empty() && !(i < answers.size() && NeedsNoProof(answers[i])))
+    if (proofs[i].empty() && !pair.NeedNotAnswer(i) &&
+        !(i < answers.size() && NeedsNoProof(answers[i])))
       bad.push_back(
           absl::StrCat(old.IdOf(i), " must answer once to be retired"));
   }
-  if (bad.empty()) return absl::OkStatus();
+  if (bad.empty()) {
+    // Again with the realms that proved they hold it: one LOCKED since step
+    // 2 left the group without a proof being asked (review of leaver, 22).
+    const size_t holders = static_cast<size_t>(
+        std::count_if(proofs.begin(), proofs.end(),
+                      [](const std::string& p) { return !p.empty(); }));
+    return CheckEveryCut(old, to, holders, pair, /*counted=*/true);
+  }
   return ThresholdError(
       VaultErrorKind::kRealmDegraded,
       absl::StrCat("not migrated: ", absl::StrJoin(bad, "; "),
                    ". Nothing was prepared; the recovery was counted like any "
                    "(reset where it completed): run the migration again"));
+}
+
+// Step 3: the counted recovery through the old set; every leaver that
+// answered its status round is marked so, in the journal too (review of
+// leaver, finding 1), whatever the recovery's outcome.
+absl::StatusOr<ThresholdRecovery> RecoverMarking(
+    const Impl& to, const Impl& old, const std::string& account,
+    const SecretBytes& password, Pairing& pair,
+    std::vector<StatusAnswer>& old_answers) {
+  auto recovered = old.Recover(account, password, old_answers);
+  for (size_t i : pair.leavers) {
+    if (i < old_answers.size() && Answered(old_answers[i])) {
+      pair.answered[i] = true;
+    }
+  }
+  // The recovery's own failure first (a wrong password was counted: review
+  // of leaver, finding 18), then the journal's.
+  const absl::Status journaled = WriteJournal(to, old, account, nullptr, pair);
+  if (recovered.ok() && !journaled.ok()) return journaled;
+  return recovered;
 }
 
 // Steps 2-4: the free checks of the new set, the counted recovery through
@@ -479,36 +675,43 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
                                 const std::string& account,
                                 const SecretBytes& password,
                                 const std::vector<StatusAnswer>& answers,
-                                const Pairing& pair, const Ours& ours,
+                                Pairing& pair, const Ours& ours,
                                 ThresholdMigration& out,
                                 std::vector<std::string>& proofs) {
   std::vector<bool> joiner(to.set.n());
   for (size_t j = 0; j < joiner.size(); ++j) {
     joiner[j] = pair.old_of_new[j] < 0;
   }
-  BKV_RETURN_IF_ERROR(CheckNewSet(to, account, answers, joiner, ours));
+  std::vector<size_t> locked;
+  BKV_RETURN_IF_ERROR(CheckNewSet(to, account, answers, joiner, ours, locked));
   BKV_RETURN_IF_ERROR(to.CheckRealms(to.AllPositions()));
-  BKV_RETURN_IF_ERROR(CheckLeavers(old, account, pair));
+  BKV_RETURN_IF_ERROR(CheckLeavers(old, to, account, pair));
+  std::vector<std::string> said;
+  const absl::Status cleared = ClearLocked(to, account, locked, said);
+  out.note = absl::StrJoin(said, "; ");
+  BKV_RETURN_IF_ERROR(cleared);
   // Before anything is counted: a rerun tells this migration from a swap.
-  BKV_RETURN_IF_ERROR(WriteJournal(to, old, account, nullptr));
+  BKV_RETURN_IF_ERROR(WriteJournal(to, old, account, nullptr, pair));
   std::vector<StatusAnswer> old_answers;
-  BKV_ASSIGN_OR_RETURN(ThresholdRecovery got,
-                       old.Recover(account, password, old_answers));
+  BKV_ASSIGN_OR_RETURN(
+      ThresholdRecovery got,
+      RecoverMarking(to, old, account, password, pair, old_answers));
   out.attempts_remaining_before = got.attempts_remaining_before;
   out.faults = got.faults;
   proofs = got.proofs;
   proofs.resize(old.set.n());
-  BKV_RETURN_IF_ERROR(CheckProofs(old, pair, proofs, old_answers));
+  BKV_RETURN_IF_ERROR(CheckProofs(old, to, pair, proofs, old_answers));
   std::vector<std::string> mapped(to.set.n());
   for (size_t j = 0; j < mapped.size(); ++j) {
     if (pair.old_of_new[j] >= 0) mapped[j] = proofs[pair.old_of_new[j]];
   }
   // The joiners prepare first (a refusal there leaves nothing pending at
   // the kept realms) and commit first (docs/threshold.md, "Order").
-  auto reg = to.Register(
-      account, password, got.backup_key, mapped, got.commitment, pair.joiners,
-      pair.joiners,
-      [&](const Commitment& c) { return WriteJournal(to, old, account, &c); });
+  auto reg =
+      to.Register(account, password, got.backup_key, mapped, got.commitment,
+                  pair.joiners, pair.joiners, [&](const Commitment& c) {
+                    return WriteJournal(to, old, account, &c, pair);
+                  });
   if (!reg.ok()) {
     return absl::Status(
         reg.status().code(),
@@ -562,24 +765,50 @@ std::string RetireWait(const Impl& to, const std::string& account, bool every,
 // Step 6: Delete at every realm that left, in parallel, once every new
 // realm holds the new version and every Commit was answered (`wait` says
 // what is missing otherwise: review finding 2).
-void RetireLeavers(const Impl& old, const std::string& account,
-                   const Pairing& pair, const std::vector<std::string>& proofs,
-                   bool may_reset, const std::string& wait,
-                   ThresholdMigration& out) {
+void RetireLeavers(const Impl& old, const std::string& account, Pairing& pair,
+                   const std::vector<std::string>& proofs, bool may_reset,
+                   const std::string& wait, ThresholdMigration& out) {
   std::vector<std::string> why(pair.leavers.size(), wait);
+  // bool, not vector<bool>: written from the parallel calls.
+  std::vector<char> silent(pair.leavers.size(), 0);
   if (wait.empty()) {
     Parallel(why.size(), [&](size_t k) {
       const size_t i = pair.leavers[k];
-      why[k] = old.Retire(account, i, proofs[i], may_reset);
+      bool s = false;
+      why[k] = old.Retire(account, i, proofs[i], may_reset, &s);
+      silent[k] = s;
     });
   }
+  std::vector<size_t> kept;
   for (size_t k = 0; k < why.size(); ++k) {
-    const std::string& id = old.IdOf(pair.leavers[k]);
+    const size_t i = pair.leavers[k];
+    const std::string& id = old.IdOf(i);
+    // No Delete sent (`wait`) is no answer either way: kept, exit 15.
+    if (wait.empty() && !silent[k]) pair.answered[i] = true;
     if (why[k].empty()) {
       out.deleted.push_back(id);
+    } else if (pair.NeedNotAnswer(i) && silent[k] && proofs[i].empty()) {
+      // Silence at every call of the migration is what the file promised.
+      out.retired.push_back(
+          {id,
+           "retired by the realm-set file (its operator destroyed its HSM "
+           "token); it did not answer and is not waited for"});
     } else {
-      out.not_deleted.push_back({id, StillHolds(old.set, why[k])});
+      kept.push_back(k);
     }
+  }
+  for (size_t k : kept) {
+    const size_t i = pair.leavers[k];
+    std::string what = why[k];
+    if (pair.retired[i]) {
+      // Finding 14: "answered" only when it did; otherwise the rerun decides.
+      what += pair.answered[i] ? Contradicted()
+                               : " (the realm-set file lists it as retired; "
+                                 "it has not answered: the run that sends "
+                                 "its Delete decides)";
+    }
+    out.not_deleted.push_back(
+        {old.IdOf(i), StillHolds(old.set, what, kept.size())});
   }
 }
 
@@ -644,6 +873,15 @@ absl::StatusOr<bool> Resumes(const Impl& to, const std::string& account,
   return true;
 }
 
+// The non-empty parts, "; "-separated.
+std::string JoinNotes(std::initializer_list<std::string> parts) {
+  std::vector<std::string> notes;
+  for (const std::string& n : parts) {
+    if (!n.empty()) notes.push_back(n);
+  }
+  return absl::StrJoin(notes, "; ");
+}
+
 }  // namespace
 
 absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
@@ -656,6 +894,7 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   const Impl& old = *from.impl_;
   BKV_RETURN_IF_ERROR(CheckStateDirs(to, old));
   BKV_ASSIGN_OR_RETURN(Pairing pair, Pair(old.set, to.set));
+  BKV_RETURN_IF_ERROR(MarkRetired(old.set, to.options.retired, pair));
   ThresholdMigration out;
   // 1. An earlier run's Commits first (in the record's order); the old
   // set's record (a rotation cut there) too, or its pending version would
@@ -669,6 +908,12 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
   const Ours ours = OursOf(to, account, journal);
   BKV_ASSIGN_OR_RETURN(out.resumed,
                        Resumes(to, account, answers, pair, journal, ours, out));
+  // An earlier run's answers matter to the registration it made (resumed;
+  // Resumes needs journal.names). A run that starts over observes afresh:
+  // the old version is still the live one, so a realm holding it is no
+  // leftover.
+  for (size_t i : pair.leavers)
+    pair.answered[i] = out.resumed && journal.Answered(i);
   std::vector<std::string> proofs(old.set.n());
   if (!out.resumed) {
     BKV_RETURN_IF_ERROR(RecoverAndRegister(to, old, account, password, answers,
@@ -682,6 +927,11 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
                 out.resumed || to.RecallNewest(account).commitment ==
                                    out.registration.commitment,
                 RetireWait(to, account, every, out), out);
+  if (!out.not_deleted.empty()) {
+    // What the Deletes said, for the rerun (finding 1); the journal then
+    // names the registration it resumes.
+    (void)WriteJournal(to, old, account, &out.registration.commitment, pair);
+  }
   if (switch_set) BKV_RETURN_IF_ERROR(switch_set());
   // Without a switch of its own (the C ABI: the app switches after it), a
   // second call must still resume: the journal stays.
@@ -690,9 +940,8 @@ absl::StatusOr<ThresholdMigration> ThresholdClient::Migrate(
         ForgetLine(to.options.state_dir, StateName("migration", account)));
   }
   out.rolled_forward = said;
-  const std::string note = MigrationNote(old.set, to.set);
-  out.note = said.empty() || note.empty() ? said + note
-                                          : absl::StrCat(said, "; ", note);
+  out.note = JoinNotes({said, out.note, MigrationNote(old.set, to.set),
+                        DescribeFaults(out.retired)});
   return out;
 }
 

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -141,8 +142,11 @@ absl::StatusOr<SlotSecret> LoadSecret(const Args& a, FILE* err,
 void WaitForRealmRotation(FILE* err);
 // A client of the realm set in `path` (--token-dir, the vault flags, the
 // state directory). A set's keyring slot label: client::RealmSetDigest.
+// `retired`: realms that need no token file (the migration's new file says
+// they are gone: docs/threshold.md, "A realm that left for good").
 absl::StatusOr<std::unique_ptr<client::ThresholdClient>> OpenRealms(
-    const Args& a, FILE* err, const std::string& path);
+    const Args& a, FILE* err, const std::string& path,
+    std::span<const client::RetiredRealm> retired = {});
 // A vault slot names the pinned vault key and the account.
 absl::StatusOr<VaultParams> VaultSlotParams(const Args& a, const Vault& v);
 // --rp-id, --passkey-timeout, --open.

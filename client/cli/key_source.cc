@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -181,10 +182,12 @@ absl::StatusOr<BackupKey> RegisterNewKey(Vault& v, const SecretBytes& password,
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<client::ThresholdClient>> OpenRealms(
-    const Args& a, FILE* err, const std::string& path) {
-  BKV_ASSIGN_OR_RETURN(auto set, client::LoadRealmSetFile(path));
-  BKV_ASSIGN_OR_RETURN(std::string dir, Need(a, "--token-dir"));
+    const Args& a, FILE* err, const std::string& path,
+    std::span<const client::RetiredRealm> retired) {
   client::ThresholdOptions o;
+  BKV_ASSIGN_OR_RETURN(auto set,
+                       client::LoadRealmSetFile(path, nullptr, &o.retired));
+  BKV_ASSIGN_OR_RETURN(std::string dir, Need(a, "--token-dir"));
   BKV_RETURN_IF_ERROR(VaultOptionsFrom(a, err, o.vault));
   o.state_dir = StateDir();
   // A realm id names a file in the token directory, never a symbolic link
@@ -198,6 +201,10 @@ absl::StatusOr<std::unique_ptr<client::ThresholdClient>> OpenRealms(
     return t.ok() ? *t : std::string();
   };
   for (const auto& r : set.realms()) {
+    if (std::any_of(retired.begin(), retired.end(),
+                    [&](const auto& x) { return x.id == r.id; })) {
+      continue;  // asked once, best effort: no token, no answer
+    }
     auto t = token(r.id);
     if (!t.ok() && absl::IsFailedPrecondition(t.status())) {
       return Usage(std::string(t.status().message()));

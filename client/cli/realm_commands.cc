@@ -79,14 +79,19 @@ void SayMigration(Context& c, const std::string& account,
     std::fprintf(c.err, "bkv: SECURITY: %s left the set but %s\n",
                  f.realm_id.c_str(), f.what.c_str());
   }
+  for (const auto& f : m.retired) {
+    std::fprintf(c.err, "bkv: note: %s was %s\n", f.realm_id.c_str(),
+                 f.what.c_str());
+  }
   if (c.args.json) {
-    std::vector<std::string> gone;
+    std::vector<std::string> gone, retired;
     for (const auto& id : m.deleted) gone.push_back(JsonString(id));
+    for (const auto& f : m.retired) retired.push_back(JsonString(f.realm_id));
     std::fprintf(c.out,
                  "{\"migrated\":true,\"resumed\":%s,\"deleted\":[%s],"
-                 "\"not_deleted\":%zu}\n",
+                 "\"not_deleted\":%zu,\"retired\":[%s]}\n",
                  m.resumed ? "true" : "false", absl::StrJoin(gone, ",").c_str(),
-                 m.not_deleted.size());
+                 m.not_deleted.size(), absl::StrJoin(retired, ",").c_str());
     return;
   }
   std::fprintf(c.out,
@@ -108,7 +113,9 @@ absl::Status RealmsMigrateCmd(Context& c) {
     return Usage("--realms needs --account (or BKV_ACCOUNT)");
   client::RealmSetSlot slot;
   BKV_ASSIGN_OR_RETURN(auto cur, client::LoadRealmSetFile(path, &slot));
-  BKV_ASSIGN_OR_RETURN(auto next, client::LoadRealmSetFile(to_path));
+  std::vector<client::RetiredRealm> retired;
+  BKV_ASSIGN_OR_RETURN(auto next,
+                       client::LoadRealmSetFile(to_path, nullptr, &retired));
   // Already switched (an earlier run stopped before deleting at the realms
   // that left): the old set is in F.previous.
   const std::string previous = path + ".previous";
@@ -123,7 +130,8 @@ absl::Status RealmsMigrateCmd(Context& c) {
   const std::string from_path = switched ? previous : path;
   BKV_ASSIGN_OR_RETURN(std::string old_text,
                        ReadSmallFile(from_path, "realm-set file"));
-  BKV_ASSIGN_OR_RETURN(auto from, OpenRealms(c.args, c.err, from_path));
+  BKV_ASSIGN_OR_RETURN(auto from,
+                       OpenRealms(c.args, c.err, from_path, retired));
   BKV_ASSIGN_OR_RETURN(auto to, OpenRealms(c.args, c.err, to_path));
   const threshold::RealmSet& old_set = switched ? from->realms() : cur;
   const std::string note = client::MigrationNote(old_set, next);

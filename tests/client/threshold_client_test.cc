@@ -622,6 +622,24 @@ class ThresholdClientTest : public ::testing::Test {
     std::ifstream f(p);
     return std::string((std::istreambuf_iterator<char>(f)), {});
   }
+  // The migration journal in state_dir_ names realm-c (old position 2) as
+  // answered; its field is then cut, as in a journal written before it.
+  void ExpectJournalMarksAndDropThem() {
+    int found = 0;
+    for (const auto& e :
+         std::filesystem::recursive_directory_iterator(state_dir_)) {
+      if (!e.is_regular_file()) continue;
+      std::string text = ReadText(e.path());
+      const size_t at = text.find(" answered=");
+      if (at == std::string::npos) continue;
+      ++found;
+      const size_t end = text.find_first_of(" \n", at + 1);
+      EXPECT_EQ(text.substr(at, end - at), " answered=2") << text;
+      text.erase(at, end == std::string::npos ? end : end - at);
+      std::ofstream(e.path(), std::ios::trunc) << text;
+    }
+    EXPECT_EQ(found, 1);
+  }
   // `bkv restore` of `store` into dir/restored gives chat.db back as
   // `content`.
   void ExpectRestores(const std::string& store, const std::string& pw,
@@ -647,6 +665,14 @@ class ThresholdClientTest : public ::testing::Test {
   const SecretBytes key_ = SecretBytes::Random(32);
   const SecretBytes password_ = SecretBytes::Copy("correct horse battery");
 };
+
+// i * g: a valid identity key for tests.
+ristretto255::Element BasePoint(uint8_t i) {
+  uint8_t scalar[crypto_core_ristretto255_SCALARBYTES] = {i};
+  ristretto255::Element point{};
+  EXPECT_EQ(crypto_scalarmult_ristretto255_base(point.data(), scalar), 0);
+  return point;
+}
 
 VaultErrorKind KindOf(const absl::Status& s) {
   return VaultError::From(s).kind;
@@ -1802,6 +1828,352 @@ TEST_F(ThresholdClientTest, CliMigratesToAReplacedRealmSet) {
     EXPECT_EQ(Status(i).attempts_remaining(), 5u) << "nothing spent: " << i;
   }
   ::unsetenv("BKV_STATE_DIR");
+}
+
+// A realm that left for good (docs/threshold.md, "A realm that left for
+// good"): A,B,C -> A,B,D with realm-c SIGKILLed and no token file for it.
+// Without a `retired` line, or with one naming realm-c under another key,
+// the migration is refused before anything is counted (no RecoverStart
+// reached realm-a or realm-b); with realm-c's own key it completes, exits 0
+// with the note, and the new set restores. Fails without the rule: "realm-c
+// must answer once".
+TEST_F(ThresholdClientTest, CliRetiredLeaverDoesNotBlockTheMigration) {
+  StartRealms(4);
+  in_set_ = {0, 1, 2};
+  namespace fs = std::filesystem;
+  const fs::path dir = CliDir(1000, 'q');
+  const std::string store = "file://" + (dir / "store").string();
+  const std::string pw = "correct horse battery staple\n";
+  CliRun b =
+      Bkv(With({"backup", (dir / "src").string(), "--to", store}), pw, dir);
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const std::string before = Status(0).commitment();
+  const std::string c_key = HexEncode(realms_[2].process->public_key());
+  realms_[2].process->Kill();
+  in_set_ = {0, 1, 3};
+  const std::vector<std::string> migrate =
+      With({"realms", "migrate", "--to", (dir / "new").string()});
+  const std::string other_key = HexEncode(BasePoint(7));
+  // No line: the old refusal. realm-c's id with another key (review of
+  // leaver, finding 5): the line does not apply, and is said.
+  const std::pair<std::string, std::string> cases[] = {
+      {"", "realm-c must answer once to be retired"},
+      {"retired realm-c " + other_key + "\n",
+       "lists realm-c as retired with another identity key"}};
+  for (const auto& [extra, says] : cases) {
+    std::ofstream(dir / "new", std::ios::trunc) << SetFile(2) << extra;
+    const int at_a = realms_[0].relay->recover_starts;
+    const int at_b = realms_[1].relay->recover_starts;
+    CliRun refused = Bkv(migrate, pw, dir);
+    EXPECT_NE(refused.exit_code, 0) << extra;
+    EXPECT_NE(refused.exit_code, 15) << extra;
+    EXPECT_NE(refused.err.find(says), std::string::npos) << refused.err;
+    EXPECT_EQ(realms_[0].relay->recover_starts, at_a) << "counted at realm-a";
+    EXPECT_EQ(realms_[1].relay->recover_starts, at_b) << "counted at realm-b";
+    EXPECT_EQ(Status(3).status(), v1::RECORD_STATUS_NONE) << extra;
+    EXPECT_TRUE(Status(3).pending_commitment().empty()) << extra;
+  }
+  fs::remove(dir / "tokens" / "realm-c");  // review of leaver, finding 6
+  std::ofstream(dir / "new", std::ios::trunc)
+      << SetFile(2) << "retired realm-c " << c_key << "\n";
+  CliRun m = Bkv(migrate, pw, dir);
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  EXPECT_NE(m.err.find("bkv: note: realm-c was retired by the realm-set file "
+                       "(its operator destroyed its HSM token); it did not "
+                       "answer"),
+            std::string::npos)
+      << m.err;
+  EXPECT_EQ(m.err.find("SECURITY"), std::string::npos) << m.err;
+  EXPECT_FALSE(fs::exists(dir / "realms.previous"));
+  const std::string now = Status(0).commitment();
+  EXPECT_NE(now, before);
+  for (size_t i : {0, 1, 3}) {
+    EXPECT_EQ(Status(i).status(), v1::RECORD_STATUS_ACTIVE) << i;
+    EXPECT_EQ(Status(i).commitment(), now) << i;
+    EXPECT_EQ(Status(i).attempts_remaining(), 5u) << i;
+  }
+  ExpectRestores(store, pw, dir, std::string(1000, 'q'));
+  ::unsetenv("BKV_STATE_DIR");
+}
+
+// A retired realm that answers is not taken at the file's word (review of
+// leaver, finding 1): one that gave its proof in this run and then fell
+// silent before its Delete (a dropped packet looks the same) is the
+// security state (not_deleted, "it answered this migration"), and the
+// resumed run, which has no proof from it, still does not take its silence
+// for the file's word: the journal says it answered. The journal's field is
+// removed before the resumed run, as in a journal from before the field
+// (finding 15): such a line counts every leaver as answered. Fails without
+// either: the resumed run reports realm-c retired, exit 0.
+TEST_F(ThresholdClientTest, RetiredRealmSilentAfterItsProofIsNotTrusted) {
+  StartRealms(4);
+  in_set_ = {0, 1, 2};
+  auto from = Client(2);
+  ASSERT_TRUE(from->Register(kAccount, password_, key_).ok());
+  in_set_ = {0, 1, 3};
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.retired = {{"realm-c", realms_[2].process->public_key()}};
+    o.before_call = [&](const std::string&, std::string_view rpc) {
+      if (rpc == "ThresholdRegisterCommit") {
+        realms_[2].relay->mode = Mode::kDown;
+      }
+    };
+  };
+  auto to = Client(2);
+  for (bool resumed : {false, true}) {
+    if (resumed) ExpectJournalMarksAndDropThem();
+    auto m = to->Migrate(kAccount, password_, *from, {});
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->resumed, resumed);
+    EXPECT_TRUE(m->retired.empty()) << resumed;
+    ASSERT_EQ(m->not_deleted.size(), 1u) << resumed;
+    EXPECT_EQ(m->not_deleted[0].realm_id, "realm-c");
+    EXPECT_NE(m->not_deleted[0].what.find("it answered this migration"),
+              std::string::npos)
+        << m->not_deleted[0].what;
+    EXPECT_EQ(Status(2).status(), v1::RECORD_STATUS_ACTIVE) << "not deleted";
+  }
+}
+
+// A realm that left for good while a new realm lags (review of leaver,
+// finding 4): realm-c retired and killed, realm-b's Commits dropped, so
+// step 6 sends no Delete: realm-c is kept (not_deleted), not "retired", and
+// the journal stays; the rerun completes realm-b's Commit and reports
+// realm-c retired.
+TEST_F(ThresholdClientTest, RetiredRealmWaitsWhileANewRealmLags) {
+  StartRealms(4);
+  in_set_ = {0, 1, 2};
+  auto from = Client(2);
+  ASSERT_TRUE(from->Register(kAccount, password_, key_).ok());
+  realms_[2].process->Kill();
+  in_set_ = {0, 1, 3};
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.retired = {{"realm-c", realms_[2].process->public_key()}};
+  };
+  auto to = Client(2);
+  // realm-b's Commits dropped: the first run fails or keeps realm-c; the
+  // resumed one, its roll-forward dropped again, keeps it.
+  realms_[1].relay->mode = Mode::kDropCommit;
+  auto cut = to->Migrate(kAccount, password_, *from, {});
+  EXPECT_TRUE(!cut.ok() || cut->retired.empty());
+  auto lagging = to->Migrate(kAccount, password_, *from, {});
+  ASSERT_TRUE(lagging.ok()) << lagging.status();
+  EXPECT_TRUE(lagging->resumed);
+  EXPECT_TRUE(lagging->retired.empty());
+  ASSERT_EQ(lagging->not_deleted.size(), 1u);
+  EXPECT_NE(lagging->not_deleted[0].what.find("kept until every new realm"),
+            std::string::npos)
+      << lagging->not_deleted[0].what;
+  // Finding 14: it never answered, so it is not said to have.
+  EXPECT_EQ(lagging->not_deleted[0].what.find("it answered"), std::string::npos)
+      << lagging->not_deleted[0].what;
+  EXPECT_NE(lagging->not_deleted[0].what.find("it has not answered"),
+            std::string::npos)
+      << lagging->not_deleted[0].what;
+  realms_[1].relay->mode = Mode::kPass;
+  auto done = to->Migrate(kAccount, password_, *from, {});
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_TRUE(done->resumed);
+  EXPECT_TRUE(done->not_deleted.empty())
+      << client::DescribeFaults(done->not_deleted);
+  ASSERT_EQ(done->retired.size(), 1u);
+  EXPECT_NE(done->note.find("realm-c (retired by the realm-set file"),
+            std::string::npos)
+      << done->note;
+}
+
+// Review of leaver, finding 22: A..E (3-of-5) -> A,B,C (2-of-3), realm-d
+// dead and retired, realm-e alive at step 2 (h = 4: exactly the bound), then
+// LOCKED (its relay says so) from the recovery's status round on: it leaves
+// the group without a proof being asked, so h is 3. Refused after the
+// recovery, before any Prepare. Fails without the second check: migrated.
+TEST_F(ThresholdClientTest, LeaverLockedAfterStepTwoIsCountedOut) {
+  StartRealms(5);
+  std::atomic<int> e_status{0};
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.before_call = [&](const std::string& id, std::string_view rpc) {
+      if (id == "realm-e" && rpc == "ThresholdStatus" && ++e_status == 2) {
+        realms_[4].relay->mode = Mode::kFakeLocked;
+      }
+    };
+  };
+  auto from = Client(3);
+  ASSERT_TRUE(from->Register(kAccount, password_, key_).ok());
+  e_status = 0;
+  realms_[4].relay->mode = Mode::kPass;
+  realms_[3].process->Kill();
+  in_set_ = {0, 1, 2};
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.retired = {{"realm-d", realms_[3].process->public_key()}};
+  };
+  auto m = Client(2)->Migrate(kAccount, password_, *from, {});
+  EXPECT_TRUE(FailedWith(m.status(), VaultErrorKind::kRealmDegraded,
+                         "only 3 realms of the old set hold the registration"));
+  EXPECT_TRUE(FailedWith(m.status(), VaultErrorKind::kRealmDegraded,
+                         "the recovery was counted"))
+      << "refused after the recovery, not at step 2";
+  EXPECT_GE(e_status, 2) << "realm-e answered step 2 and the recovery";
+  for (size_t i : {0, 1, 2}) {
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << "prepared: " << i;
+  }
+}
+
+// Review of leaver, finding 3: A..E (3-of-5) -> A,B,C (2-of-3) with realm-d
+// and realm-e dead and retired: a cut after one kept Commit would leave the
+// new version at one realm and the old at two, neither at t. Refused before
+// anything is counted. Fails without the check: migrated.
+TEST_F(ThresholdClientTest, ShrinkWithoutItsLeaversIsRefused) {
+  StartRealms(5);
+  auto from = Client(3);
+  ASSERT_TRUE(from->Register(kAccount, password_, key_).ok());
+  realms_[3].process->Kill();
+  realms_[4].process->Kill();
+  in_set_ = {0, 1, 2};
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.retired = {{"realm-d", realms_[3].process->public_key()},
+                 {"realm-e", realms_[4].process->public_key()}};
+  };
+  const int before = realms_[0].relay->recover_starts;
+  auto m = Client(2)->Migrate(kAccount, password_, *from, {});
+  EXPECT_TRUE(FailedWith(m.status(), VaultErrorKind::kRealmDegraded,
+                         "could leave neither set with t realms"));
+  EXPECT_EQ(realms_[0].relay->recover_starts, before) << "nothing counted";
+}
+
+// A retired realm that is alive is an ordinary leaver (review of leaver,
+// finding 2): its Finish answer lost, the run stops before anything is
+// prepared, as without the line; then it is recovered through and deleted
+// with its proof (the file's word never stops a Delete). Fails without the
+// rule: the first run registers and leaves realm-c holding the old version.
+TEST_F(ThresholdClientTest, RetiredRealmThatAnswersIsDeleted) {
+  StartRealms(4);
+  in_set_ = {0, 1, 2};
+  auto from = Client(2);
+  ASSERT_TRUE(from->Register(kAccount, password_, key_).ok());
+  in_set_ = {0, 1, 3};
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.retired = {{"realm-c", realms_[2].process->public_key()}};
+  };
+  auto to = Client(2);
+  realms_[2].relay->mode = Mode::kLoseFinishAnswer;
+  auto no_proof = to->Migrate(kAccount, password_, *from, {});
+  EXPECT_TRUE(FailedWith(no_proof.status(), VaultErrorKind::kRealmDegraded,
+                         "realm-c must answer once to be retired"));
+  for (size_t i : {0, 1, 3}) {
+    EXPECT_TRUE(Status(i).pending_commitment().empty()) << "prepared: " << i;
+  }
+  realms_[2].relay->mode = Mode::kPass;
+  auto m = to->Migrate(kAccount, password_, *from, {});
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->deleted, std::vector<std::string>{"realm-c"});
+  EXPECT_TRUE(m->retired.empty());
+  EXPECT_TRUE(m->not_deleted.empty());
+  EXPECT_EQ(Status(2).status(), v1::RECORD_STATUS_NONE);
+}
+
+// rset3 review finding 2, "a LOCKED joiner is reported, not deleted": a
+// holder of the token registered at realm-d alone and spent its attempts
+// there. A LOCKED record holds no share and Delete takes it without a
+// proof, so the migration deletes it before anything is counted and goes
+// on; the result says so. Fails without it: "did not make".
+TEST_F(ThresholdClientTest, LockedJoinerIsDeletedAndTheMigrationGoesOn) {
+  StartRealms(4);
+  in_set_ = {0, 1, 2};
+  auto from = Client(2);
+  ASSERT_TRUE(from->Register(kAccount, password_, key_).ok());
+  in_set_ = {3};
+  limit_ = 1;  // G = 1 at a 1-of-1 set: one guess locks it
+  tweak_ = [&](client::ThresholdOptions& o) {
+    o.state_dir = (state_dir_ / "squatter").string();
+  };
+  ASSERT_TRUE(Client(1)
+                  ->Register(kAccount, SecretBytes::Copy("squat"),
+                             SecretBytes::Random(32))
+                  .ok());
+  tweak_ = nullptr;
+  limit_ = 10;
+  ASSERT_TRUE(GarbageGuess(3));
+  ASSERT_EQ(Status(3).status(), v1::RECORD_STATUS_LOCKED);
+  in_set_ = {0, 1, 3};
+  auto to = Client(2);
+  // Its epoch out of reach (review of leaver, finding 7): refused before
+  // its Delete (the tombstone would keep the epoch) and before counting.
+  realms_[3].relay->mode = Mode::kPushedEpoch;
+  const int before = realms_[0].relay->recover_starts;
+  auto far = to->Migrate(kAccount, password_, *from, {});
+  EXPECT_TRUE(FailedWith(far.status(), VaultErrorKind::kRealmDegraded,
+                         "pushed out of reach"));
+  EXPECT_EQ(realms_[0].relay->recover_starts, before) << "nothing counted";
+  EXPECT_EQ(Status(3).status(), v1::RECORD_STATUS_LOCKED) << "not deleted";
+  realms_[3].relay->mode = Mode::kPass;
+  // Another check refuses the run (realm-c silent, not retired): realm-d
+  // is not deleted first (finding 17).
+  realms_[2].relay->mode = Mode::kDown;
+  auto silent = to->Migrate(kAccount, password_, *from, {});
+  EXPECT_TRUE(FailedWith(silent.status(), VaultErrorKind::kRealmDegraded,
+                         "realm-c must answer once to be retired"));
+  EXPECT_EQ(Status(3).status(), v1::RECORD_STATUS_LOCKED) << "not deleted";
+  realms_[2].relay->mode = Mode::kPass;
+  auto m = to->Migrate(kAccount, password_, *from, {});
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_NE(m->note.find("realm-d held a LOCKED registration for this "
+                         "account"),
+            std::string::npos)
+      << m->note;
+  EXPECT_EQ(m->deleted, std::vector<std::string>{"realm-c"});
+  const std::string now = Status(0).commitment();
+  for (size_t i : {0, 1, 3}) {
+    EXPECT_EQ(Status(i).status(), v1::RECORD_STATUS_ACTIVE) << i;
+    EXPECT_EQ(Status(i).commitment(), now) << i;
+  }
+  auto got = to->Recover(kAccount, password_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->backup_key == key_);
+}
+
+// `retired` lines (docs/threshold.md, "A realm that left for good"): parsed
+// beside the set, never in it (the slot digest and the canonical text are
+// the same with and without them); a retired realm that is also a realm of
+// the file (by id or by key), retired twice, or malformed is refused at
+// load, and ThresholdClient::Create refuses the same.
+TEST(RealmSetFileTest, RetiredLinesKeepTheSlot) {
+  std::vector<std::string> keys;
+  for (uint8_t i = 1; i <= 4; ++i) keys.push_back(HexEncode(BasePoint(i)));
+  std::string base = "bkv-realm-set v1\nt 2\nlimit 10\n";
+  for (int i = 0; i < 3; ++i) {
+    absl::StrAppend(&base, "realm r", i, " 127.0.0.1:1 ", keys[i], "\n");
+  }
+  auto plain = client::ParseRealmSet(base);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  std::vector<client::RetiredRealm> retired;
+  auto with = client::ParseRealmSet(
+      base + "# realm r9's token was destroyed\nretired r9 " + keys[3] + "\n",
+      nullptr, &retired);
+  ASSERT_TRUE(with.ok()) << with.status();
+  ASSERT_EQ(retired.size(), 1u);
+  EXPECT_EQ(retired[0].id, "r9");
+  EXPECT_EQ(HexEncode(retired[0].identity_key), keys[3]);
+  EXPECT_EQ(client::RealmSetDigest(*with), client::RealmSetDigest(*plain));
+  EXPECT_EQ(client::FormatRealmSet(*with), client::FormatRealmSet(*plain));
+  for (const std::string& bad :
+       {"retired r1 " + keys[3], "retired r9 " + keys[1],
+        "retired r9 " + keys[3] + "\nretired r9 " + keys[3],
+        "retired r9 " + std::string(64, 'a'), "retired ../x " + keys[3],
+        std::string("retired r9")}) {
+    EXPECT_FALSE(client::ParseRealmSet(base + bad + "\n").ok()) << bad;
+  }
+  auto both = client::ParseRealmSet(base + "retired r1 " + keys[3] + "\n");
+  EXPECT_NE(both.status().message().find("r1 is both a realm of the set and "
+                                         "retired"),
+            std::string::npos)
+      << both.status();
+  client::ThresholdOptions o;
+  o.vault.ksf = TestKsfParams();
+  o.vault.min_ksf = TestKsfParams();
+  o.retired = {{"r0", BasePoint(4)}};
+  EXPECT_FALSE(ThresholdClient::Create(*plain, o).ok());
+  o.retired = {{"r9", BasePoint(4)}};
+  EXPECT_TRUE(ThresholdClient::Create(*plain, o).ok());
 }
 
 // `bkv vault change-password --realms`: the old password is then refused

@@ -441,7 +441,9 @@ typedef struct bkv_realms bkv_realms;
 typedef struct bkv_realms_options {
   const char* realm_set_file; /* path of the realm-set file */
   /* One account token per realm (aud = that realm's id), in the file's
-   * realm order; account_token_count must be n. */
+   * realm order; account_token_count must be n. A realm that the NEW file
+   * of a migration lists as retired may get "" (docs/threshold.md, "A realm
+   * that left for good"). */
   const char* const* account_tokens;
   size_t account_token_count;
   const char* tls_root_certs; /* as in bkv_vault_options */
@@ -541,7 +543,9 @@ bkv_status bkv_realms_change_password(bkv_realms* realms, const char* account,
  * opened with the same state_dir (BKV_VAULT_CONFIG otherwise).
  * Recovers through `from` (counted like any recovery; every realm that
  * leaves must answer it, or BKV_VAULT_REALM_DEGRADED before anything is
- * prepared), registers the key under the same password at every realm of
+ * prepared, unless `to`'s file lists it as `retired` and it answers
+ * nothing: then it is not waited for and bkv_realms_migrate2's note names
+ * it), registers the key under the same password at every realm of
  * `to`, checks it there (free), then deletes the record at the realms that
  * left. BKV_OK: the app must now use the new realm-set file (a crash before
  * it switched: call this again, it resumes without a recovery). A
