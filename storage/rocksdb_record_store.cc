@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -219,6 +220,8 @@ absl::StatusOr<std::unique_ptr<RocksDbRecordStore>> RocksDbRecordStore::Open(
   ro.compression = rocksdb::kNoCompression;
   ro.bottommost_compression = rocksdb::kNoCompression;
   ro.write_buffer_size = options.write_buffer_bytes;
+  ro.target_file_size_base = options.table_file_bytes;
+  ro.max_bytes_for_level_base = options.level1_bytes;
   ro.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   ro.info_log = std::make_shared<StderrLogger>();
   rocksdb::BlockBasedTableOptions table;
@@ -411,6 +414,19 @@ absl::StatusOr<RocksDbStats> RocksDbRecordStore::Stats() const {
   BKV_RETURN_IF_ERROR(
       impl_->Check(impl_->db->GetSortedWalFiles(wals), "list WAL files"));
   for (const auto& wal : wals) stats.wal_bytes += wal->SizeFileBytes();
+  rocksdb::DB& db = *impl_->db;
+  for (int level = 0; level < db.NumberLevels(); ++level) {
+    std::string files;
+    db.GetProperty(absl::StrCat("rocksdb.num-files-at-level", level), &files);
+    stats.files_at_level.push_back(std::strtoull(files.c_str(), nullptr, 10));
+  }
+  for (const char* busy :
+       {"rocksdb.num-running-compactions", "rocksdb.num-running-flushes",
+        "rocksdb.compaction-pending", "rocksdb.mem-table-flush-pending"}) {
+    uint64_t n = 0;
+    db.GetIntProperty(busy, &n);
+    stats.busy = stats.busy || n != 0;
+  }
   return stats;
 }
 

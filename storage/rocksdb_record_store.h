@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "crypto/sealer.h"
@@ -30,11 +31,18 @@ struct RocksDbRecordStoreOptions {
   // can abort on (an assertion) at the next sync. Keeps room for the WAL of
   // a burst and a memtable flush.
   uint64_t min_free_bytes = 16 << 20;
+  // Table file size and level 1's size: what a Shred's forced compaction of
+  // one key rewrites is bounded by about level1_bytes plus, per deeper
+  // level, 11 table files (docs/storage.md, "Shred's cost").
+  uint64_t table_file_bytes = 64 << 20;
+  uint64_t level1_bytes = 256 << 20;
 };
 
 struct RocksDbStats {
-  uint64_t sst_bytes = 0;  // live table files
-  uint64_t wal_bytes = 0;  // write-ahead log files
+  uint64_t sst_bytes = 0;                // live table files
+  uint64_t wal_bytes = 0;                // write-ahead log files
+  std::vector<uint64_t> files_at_level;  // table files per LSM level
+  bool busy = false;  // a flush or compaction is running or due
 };
 
 // The embedded RecordStore (layout in storage/record_codec.h, contract in
