@@ -1,12 +1,15 @@
 #include "storage/rocksdb_record_store.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <sys/statvfs.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +17,7 @@
 #include <filesystem>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -84,6 +88,19 @@ absl::Status FromRocksDb(const rocksdb::Status& s, absl::string_view data_dir,
   return absl::InternalError(with("failed"));
 }
 
+// The shred queue (docs/storage.md, "a Shred cut short by a crash"):
+// 'q' | account key -> the version whose write left old copies to shred.
+std::string ShredMarkerDbKey(const AccountKey& key) {
+  std::string k = RecordDbKey(key);
+  k[0] = 'q';
+  return k;
+}
+
+// The writes after which the vault shreds at once (storage/record_store.h).
+bool NeedsShred(const v1::UserRecord& record) {
+  return record.shred_pending() || record.state() == v1::RECORD_STATE_LOCKED;
+}
+
 // RocksDB's info log, warnings and errors only, on stderr.
 class StderrLogger final : public rocksdb::Logger {
  public:
@@ -105,6 +122,11 @@ struct RocksDbRecordStore::Impl {
   std::vector<std::mutex> stripes;
   std::mutex resume_mu;
   std::atomic<bool> needs_resume{false};
+  // The retry pass (shred_retry_ms).
+  std::mutex retry_mu;
+  std::condition_variable retry_cv;
+  bool stopping = false;
+  std::thread retry_thread;
 
   Impl(const RocksDbRecordStoreOptions& o, std::shared_ptr<const Sealer> s)
       : options(o),
@@ -161,6 +183,87 @@ struct RocksDbRecordStore::Impl {
         " bytes free, ", options.min_free_bytes, " kept in reserve)"));
   }
 
+  // Compacts the record's key down to the last level: the memtable is
+  // flushed (its WAL becomes obsolete and is deleted) and every table file
+  // holding an older version is rewritten without it. Then drops the
+  // account's shred marker unless a newer write replaced it meanwhile (its
+  // own Shred follows).
+  absl::Status ShredKey(const AccountKey& key) {
+    const std::string marker_key = ShredMarkerDbKey(key);
+    std::string before;
+    const bool marked =
+        db->Get(rocksdb::ReadOptions(), marker_key, &before).ok();
+    const std::string begin = RecordDbKey(key);
+    std::string end = begin;
+    end.push_back('\0');
+    rocksdb::Slice b(begin), e(end);
+    rocksdb::CompactRangeOptions cro;
+    cro.bottommost_level_compaction =
+        rocksdb::BottommostLevelCompaction::kForce;
+    BKV_RETURN_IF_ERROR(
+        Check(db->CompactRange(cro, &b, &e), "shred compaction"));
+    if (!marked) return absl::OkStatus();
+    std::lock_guard<std::mutex> lock(StripeFor(key));
+    std::string now;
+    if (!db->Get(rocksdb::ReadOptions(), marker_key, &now).ok() ||
+        now != before) {
+      return absl::OkStatus();
+    }
+    // Unsynced: if a crash loses it, the next open shreds once more.
+    return Check(db->Delete(rocksdb::WriteOptions(), marker_key),
+                 "remove shred marker");
+  }
+
+  // Finishes the Shreds a crash (or a failure) left queued. A failure is
+  // logged and its marker kept: the next pass, Shred or open retries.
+  void FinishQueuedShreds() {
+    std::vector<AccountKey> queued;
+    {
+      rocksdb::ReadOptions ro;
+      rocksdb::Slice upper("r");
+      ro.iterate_upper_bound = &upper;
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+      for (it->Seek("q"); it->Valid(); it->Next()) {
+        AccountKey key;
+        if (it->key().size() != 1 + key.size()) continue;
+        std::memcpy(key.data(), it->key().data() + 1, key.size());
+        queued.push_back(key);
+      }
+    }
+    for (const AccountKey& key : queued) {
+      absl::Status s = ShredKey(key);
+      if (!s.ok()) {
+        rocksdb::Log(rocksdb::InfoLogLevel::WARN_LEVEL,
+                     db->GetOptions().info_log,
+                     "queued shred of account key %s failed, kept for the "
+                     "next retry: %s",
+                     AccountKeyHex(key).c_str(), s.ToString().c_str());
+      }
+    }
+  }
+
+  void StartRetries() {
+    if (options.read_only || options.shred_retry_ms == 0) return;
+    retry_thread = std::thread([this] {
+      const auto interval = std::chrono::milliseconds(options.shred_retry_ms);
+      std::unique_lock<std::mutex> lock(retry_mu);
+      while (!retry_cv.wait_for(lock, interval, [this] { return stopping; })) {
+        lock.unlock();
+        FinishQueuedShreds();
+        lock.lock();
+      }
+    });
+  }
+
+  void StopRetries() {
+    {
+      std::lock_guard<std::mutex> lock(retry_mu);
+      stopping = true;
+    }
+    retry_cv.notify_all();
+    if (retry_thread.joinable()) retry_thread.join();
+  }
+
   absl::Status Write(rocksdb::WriteBatch& batch, bool sync) {
     BKV_RETURN_IF_ERROR(CheckFreeSpace());
     // After a failed write RocksDB refuses writes until resumed. Resuming is
@@ -187,6 +290,7 @@ RocksDbRecordStore::RocksDbRecordStore(std::unique_ptr<Impl> impl)
     : impl_(std::move(impl)) {}
 
 RocksDbRecordStore::~RocksDbRecordStore() {
+  if (impl_) impl_->StopRetries();
   if (impl_ && impl_->db) impl_->db->Close().PermitUncheckedError();
 }
 
@@ -236,6 +340,8 @@ absl::StatusOr<std::unique_ptr<RocksDbRecordStore>> RocksDbRecordStore::Open(
           : rocksdb::DB::Open(ro, options.data_dir, &db);
   BKV_RETURN_IF_ERROR(impl->Check(s, "open"));
   impl->db.reset(db);
+  if (!options.read_only) impl->FinishQueuedShreds();
+  impl->StartRetries();
   return std::unique_ptr<RocksDbRecordStore>(
       new RocksDbRecordStore(std::move(impl)));
 }
@@ -275,6 +381,9 @@ absl::StatusOr<uint64_t> RocksDbRecordStore::CompareAndSwap(
   batch.Put(RecordDbKey(key), value);
   batch.Put(WatermarkDbKey(key),
             EncodeWatermark({Watermark::State::kLive, record.version()}));
+  if (NeedsShred(record)) {  // durable exactly when the write is
+    batch.Put(ShredMarkerDbKey(key), absl::StrCat(record.version()));
+  }
   BKV_RETURN_IF_ERROR(impl_->Write(batch, /*sync=*/true));
   return record.version();
 }
@@ -300,16 +409,7 @@ absl::Status RocksDbRecordStore::Delete(std::string_view account_id,
 }
 
 absl::Status RocksDbRecordStore::Shred(std::string_view account_id) {
-  // Compact the record's key range down to the last level: the memtable is
-  // flushed (its WAL becomes obsolete and is deleted) and every table file
-  // holding an older version is rewritten without it.
-  const std::string begin = RecordDbKey(DeriveAccountKey(account_id));
-  std::string end = begin;
-  end.push_back('\0');
-  rocksdb::Slice b(begin), e(end);
-  rocksdb::CompactRangeOptions cro;
-  cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  return impl_->Check(impl_->db->CompactRange(cro, &b, &e), "shred compaction");
+  return impl_->ShredKey(DeriveAccountKey(account_id));
 }
 
 absl::Status RocksDbRecordStore::SyncBarrier(std::string_view) {

@@ -7,11 +7,13 @@
 // included (each phase waits until RocksDB is idle).
 //
 //   shred_bench [--records=N] [--shreds=200] [--writes=10] [--batch=1]
-//               [--file_mib=64] [--level1_mib=256] [--dir=DIR]
+//               [--file_mib=F] [--level1_mib=L] [--dir=DIR]
 // --batch=K overwrites K accounts per round, then shreds them one after
 // another (what a batched shredder would pay per key: the first Shred's
 // flush empties the memtable for the others). --file_mib and --level1_mib
-// set RocksDbRecordStoreOptions' table_file_bytes and level1_bytes.
+// set RocksDbRecordStoreOptions' table_file_bytes and level1_bytes (default:
+// the store's defaults; 64 and 256 are RocksDB's, the store's before the
+// bound).
 // Bytes are the process's /proc/self/io write_bytes (every thread: WAL,
 // flushes, compactions). DIR gets a fresh subdirectory, removed at exit.
 #include <algorithm>
@@ -39,9 +41,9 @@ struct Flags {
   int records = 10'000;
   int shreds = 200;
   int writes = 10;
-  int batch = 1;  // accounts overwritten, then shredded one after another
-  int file_mib = 64;
-  int level1_mib = 256;
+  int batch = 1;     // accounts overwritten, then shredded one after another
+  int file_mib = 0;  // 0: RocksDbRecordStoreOptions' default
+  int level1_mib = 0;
   std::string dir;
 };
 
@@ -157,11 +159,10 @@ int Main(const Flags& f) {
   const std::string dir =
       f.dir.empty() ? tmp.Sub("db") : absl::StrCat(f.dir, "/shred-bench-db");
   std::filesystem::remove_all(dir);
-  auto store = RocksDbRecordStore::Open(
-      {.data_dir = dir,
-       .table_file_bytes = (uint64_t{1} << 20) * f.file_mib,
-       .level1_bytes = (uint64_t{1} << 20) * f.level1_mib},
-      testing::TestSealer());
+  RocksDbRecordStoreOptions options{.data_dir = dir};  // the vault's
+  if (f.file_mib > 0) options.table_file_bytes = uint64_t(f.file_mib) << 20;
+  if (f.level1_mib > 0) options.level1_bytes = uint64_t(f.level1_mib) << 20;
+  auto store = RocksDbRecordStore::Open(options, testing::TestSealer());
   Die(store.status(), "open");
   auto t0 = Clock::now();
   Fill(**store, f.records);

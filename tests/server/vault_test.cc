@@ -348,6 +348,24 @@ TEST_F(VaultTest, LockoutShredsCountsAndAuditsOnce) {
             std::string::npos);
 }
 
+// Review finding D2 of branch shred (docs/storage.md): a lockout whose shred
+// fails still answers LOCKED, counts and audits the lockout (the store keeps
+// the shred queued). It failed the call with the shred's error before.
+TEST_F(VaultTest, FaultLockoutWhoseShredFailsStillAnswersLocked) {
+  Reset(2);
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  EXPECT_FALSE(Recover("a", "x").ok());
+  store_.shred_fails = true;
+  auto last = Recover("a", "x");
+  EXPECT_EQ(Detail(last.status()).reason(), ErrorDetail::REASON_LOCKED)
+      << last.status();
+  EXPECT_EQ(
+      std::count(audit_.lines.begin(), audit_.lines.end(), "lockout/locked"),
+      1);
+  EXPECT_NE(metrics_.RenderPrometheus().find("bkv_lockouts_total 1"),
+            std::string::npos);
+}
+
 // Review finding 7 (docs/rollback.md): the locking write's outcome is
 // unknown (it commits later): the old copies are shredded anyway and the
 // answer does not promise the attempt back.
