@@ -170,7 +170,8 @@ int Main(const Flags& f) {
   printf(
       "records %d, table files %d MiB, level 1 %d MiB: filled and "
       "compacted in %.1f s, %.1f MiB of tables, files per level %s\n",
-      f.records, f.file_mib, f.level1_mib,
+      f.records, int(options.table_file_bytes >> 20),
+      int(options.level1_bytes >> 20),
       std::chrono::duration<double>(Clock::now() - t0).count(),
       stats.sst_bytes / 1048576.0,
       absl::StrJoin(stats.files_at_level, "/").c_str());

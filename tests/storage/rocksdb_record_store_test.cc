@@ -14,6 +14,7 @@
 namespace bkv::storage {
 namespace {
 
+using ::bkv::storage::testing::FilesContaining;
 using ::bkv::storage::testing::SampleRecord;
 using ::bkv::storage::testing::TempDir;
 using ::bkv::storage::testing::TestSealer;
@@ -28,18 +29,6 @@ std::unique_ptr<RocksDbRecordStore> OpenOrDie(const std::string& dir,
 }
 
 std::string Id(int i) { return absl::StrCat("account-", i); }
-
-// How many files under `dir` hold `needle`.
-int FilesHolding(const std::string& dir, const std::string& needle) {
-  int found = 0;
-  for (const auto& f : std::filesystem::recursive_directory_iterator(dir)) {
-    if (!f.is_regular_file()) continue;
-    std::ifstream in(f.path(), std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), {});
-    if (bytes.find(needle) != std::string::npos) ++found;
-  }
-  return found;
-}
 
 // The raw value under `db_key` and the number of queued shreds ('q' keys),
 // read from `dir` by RocksDB opened read-only (a store may hold it open).
@@ -196,7 +185,7 @@ TEST(RocksDbRecordStoreTest, DeleteLeavesNoCopyOnDisk) {
     ASSERT_TRUE(store->CompareAndSwap(Id(i), 0, SampleRecord(i)).ok());
   }
   const std::string needle = RecordDbKey(DeriveAccountKey(Id(1)));
-  auto occurrences = [&] { return FilesHolding(dir.path(), needle); };
+  auto occurrences = [&] { return FilesContaining(dir.path(), needle); };
   ASSERT_GT(occurrences(), 0);  // the WAL holds it before the delete
   ASSERT_TRUE(store->Delete(Id(1), 1).ok());
   ASSERT_TRUE(store->Shred(Id(1)).ok());
@@ -247,11 +236,11 @@ TEST(RocksDbRecordStoreTest, OpenFinishesAShredLeftQueued) {
     ASSERT_NE(store, nullptr);
     ASSERT_TRUE(store->CompareAndSwap(Id(1), 1, NeedingShred(1)).ok());
   }  // no Shred
-  ASSERT_GT(FilesHolding(dir.path(), needle), 0);
+  ASSERT_GT(FilesContaining(dir.path(), needle), 0);
   ASSERT_EQ(ReadRaw(dir.path(), key).queued, 1);
   auto store = OpenOrDie(dir.path());
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(FilesHolding(dir.path(), needle), 0);
+  EXPECT_EQ(FilesContaining(dir.path(), needle), 0);
   EXPECT_EQ(ReadRaw(dir.path(), key).queued, 0);
   EXPECT_EQ(store->Get(Id(1))->attempts_used(), 1u);
   EXPECT_TRUE(store->Get(Id(2)).ok());
@@ -271,18 +260,18 @@ TEST(RocksDbRecordStoreTest, RetryPassFinishesAQueuedShredWhileOpen) {
   const std::string old_value = ReadRaw(dir.path(), key).value;
   ASSERT_GT(old_value.size(), 512u);
   const std::string needle = old_value.substr(old_value.size() / 2, 48);
-  ASSERT_GT(FilesHolding(dir.path(), needle), 0);  // in the WAL
+  ASSERT_GT(FilesContaining(dir.path(), needle), 0);  // in the WAL
   v1::UserRecord locked = SampleRecord(10);
   locked.set_state(v1::RECORD_STATE_LOCKED);
   ASSERT_TRUE(store.CompareAndSwap(Id(1), 1, locked).ok());  // no Shred
   for (int i = 0; i < 600; ++i) {                            // at most 60 s
-    if (FilesHolding(dir.path(), needle) == 0 &&
+    if (FilesContaining(dir.path(), needle) == 0 &&
         ReadRaw(dir.path(), key).queued == 0) {
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  EXPECT_EQ(FilesHolding(dir.path(), needle), 0);
+  EXPECT_EQ(FilesContaining(dir.path(), needle), 0);
   EXPECT_EQ(ReadRaw(dir.path(), key).queued, 0);
   EXPECT_EQ(store.Get(Id(1))->state(), v1::RECORD_STATE_LOCKED);
 }
