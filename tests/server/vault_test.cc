@@ -41,6 +41,7 @@ class MemoryRecordStore final : public storage::RecordStore {
     UserRecord r = next;
     r.set_version(++high_water_);
     records_[std::string(id)] = r;
+    if (r.shred_pending()) ++shred_pending_writes;
     return Answer(r.version());
   }
   absl::Status Delete(std::string_view id, uint64_t expected) override {
@@ -72,6 +73,7 @@ class MemoryRecordStore final : public storage::RecordStore {
   bool full = false;
   bool shred_fails = false;
   int shreds = 0;
+  int shred_pending_writes = 0;  // writes that queue a shred (RocksDB)
   mutable int gets = 0;
   // The next writes apply but answer "outcome unknown", as the freshness
   // decorator does when the head write after a record write fails.
@@ -331,6 +333,22 @@ TEST_F(VaultTest, ResetBecomesDueAfterTheDelay) {
   EXPECT_FALSE(vault_->Delete("a").ok());
   now_ = *due;
   EXPECT_TRUE(vault_->Delete("a").ok());
+}
+
+// Review finding D3 of branch shred: deleting a record that held a key first
+// writes it with shred_pending (what makes RocksDB queue the shred, finished
+// at the next open if a crash comes before the Shred); a key-less PENDING
+// record is deleted without. There was no such write before.
+TEST_F(VaultTest, DeleteOfARecordThatHeldAKeyQueuesItsShredFirst) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  auto proof = Recover("a", "pw");
+  ASSERT_TRUE(proof.ok()) << proof.status();
+  const int before = store_.shred_pending_writes;
+  const int shreds = store_.shreds;
+  ASSERT_TRUE(vault_->Delete("a", *proof).ok());
+  EXPECT_EQ(store_.shred_pending_writes, before + 1);
+  EXPECT_EQ(store_.shreds, shreds + 1);
+  EXPECT_FALSE(store_.Get("a").ok());
 }
 
 TEST_F(VaultTest, LockoutShredsCountsAndAuditsOnce) {
