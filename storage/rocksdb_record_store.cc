@@ -3,10 +3,12 @@
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/metadata.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -169,18 +171,37 @@ struct RocksDbRecordStore::Impl {
   }
 
   // The free-space reserve (RocksDbRecordStoreOptions::min_free_bytes).
-  absl::Status CheckFreeSpace() const {
+  // `needed` more than the reserve: what a Shred is about to write.
+  absl::Status CheckFreeSpace(uint64_t needed = 0) const {
     struct statvfs fs;
     if (options.min_free_bytes == 0 ||
         ::statvfs(options.data_dir.c_str(), &fs) != 0) {
       return absl::OkStatus();  // no reserve, or the write itself will tell
     }
     const uint64_t free_bytes = uint64_t{fs.f_bavail} * fs.f_frsize;
-    if (free_bytes >= options.min_free_bytes) return absl::OkStatus();
+    if (free_bytes >= options.min_free_bytes + needed) return absl::OkStatus();
     return absl::ResourceExhaustedError(absl::StrCat(
         "data directory ", options.data_dir,
         " is full: free space, then retry; reads keep working (", free_bytes,
-        " bytes free, ", options.min_free_bytes, " kept in reserve)"));
+        " bytes free, ", options.min_free_bytes, " kept in reserve",
+        needed == 0 ? "" : absl::StrCat(" plus ", needed, " for a shred"),
+        ")"));
+  }
+
+  // About what a Shred writes before it deletes its inputs (docs/storage.md,
+  // "Shred on RocksDB"): the memtable, levels 0 and 1, then one file and the
+  // ~10 below it per deeper level; never more than the whole store.
+  uint64_t ShredOutputBound() const {
+    rocksdb::ColumnFamilyMetaData meta;
+    db->GetColumnFamilyMetaData(&meta);
+    uint64_t memtables = 0;
+    db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &memtables);
+    uint64_t bound = memtables;
+    for (const rocksdb::LevelMetaData& level : meta.levels) {
+      if (level.files.empty()) continue;
+      bound += level.level <= 1 ? level.size : 11 * options.table_file_bytes;
+    }
+    return std::min(bound, memtables + meta.size);
   }
 
   // Compacts the record's key down to the last level: the memtable is
@@ -193,6 +214,9 @@ struct RocksDbRecordStore::Impl {
     std::string before;
     const bool marked =
         db->Get(rocksdb::ReadOptions(), marker_key, &before).ok();
+    // Refused cleanly (still queued) rather than meeting ENOSPC inside
+    // RocksDB, where a failed flush stops every write.
+    BKV_RETURN_IF_ERROR(CheckFreeSpace(ShredOutputBound()));
     const std::string begin = RecordDbKey(key);
     std::string end = begin;
     end.push_back('\0');

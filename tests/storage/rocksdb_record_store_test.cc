@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
+#include <sys/statvfs.h>
 
 #include <atomic>
 #include <fstream>
@@ -274,6 +275,49 @@ TEST(RocksDbRecordStoreTest, RetryPassFinishesAQueuedShredWhileOpen) {
   EXPECT_EQ(FilesContaining(dir.path(), needle), 0);
   EXPECT_EQ(ReadRaw(dir.path(), key).queued, 0);
   EXPECT_EQ(store.Get(Id(1))->state(), v1::RECORD_STATE_LOCKED);
+}
+
+// Review finding D7: while the free space above the reserve is less than
+// what a Shred would write, the Shred is refused cleanly (kResourceExhausted,
+// still queued) instead of meeting ENOSPC inside RocksDB; writes go on, and
+// the Shred runs once there is room.
+TEST(RocksDbRecordStoreTest, ShredWithoutRoomIsRefusedAndWritesGoOn) {
+  TempDir base;
+  auto mnt = TmpfsMount::Create(base.Sub("mnt"), 32 << 20);
+  if (mnt.status().code() == absl::StatusCode::kPermissionDenied) {
+    GTEST_SKIP() << "needs CAP_SYS_ADMIN to mount a small tmpfs: "
+                 << mnt.status();
+  }
+  ASSERT_TRUE(mnt.ok()) << mnt.status();
+  const std::string data = (*mnt)->dir() + "/data";
+  auto opened = RocksDbRecordStore::Open(
+      {.data_dir = data, .min_free_bytes = 1 << 20}, TestSealer());
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  RocksDbRecordStore& store = **opened;
+  std::vector<std::pair<std::string, v1::UserRecord>> records;
+  for (int i = 0; i < 3000; ++i) records.emplace_back(Id(i), SampleRecord(0));
+  ASSERT_TRUE(store.BulkCreate(records).ok());  // ~3.3 MiB of tables
+  struct statvfs fs;
+  ASSERT_EQ(::statvfs(data.c_str(), &fs), 0);
+  const uint64_t free_bytes = uint64_t{fs.f_bavail} * fs.f_frsize;
+  const std::string ballast = (*mnt)->dir() + "/ballast";
+  {  // leaves 2.5 MiB: the reserve and room for writes, not for the Shred
+    std::ofstream out(ballast, std::ios::binary);
+    out << std::string(free_bytes - (5 << 19), 'b');
+    ASSERT_TRUE(out.good());
+  }
+  v1::UserRecord locked = SampleRecord(10);
+  locked.set_state(v1::RECORD_STATE_LOCKED);
+  ASSERT_TRUE(store.CompareAndSwap(Id(1), 1, locked).ok());
+  const absl::Status shred = store.Shred(Id(1));
+  EXPECT_EQ(shred.code(), absl::StatusCode::kResourceExhausted) << shred;
+  EXPECT_NE(shred.message().find("for a shred"), std::string::npos) << shred;
+  EXPECT_TRUE(store.CompareAndSwap(Id(2), 1, SampleRecord(1)).ok());
+  const std::string key = RecordDbKey(DeriveAccountKey(Id(1)));
+  EXPECT_EQ(ReadRaw(data, key).queued, 1);
+  std::filesystem::remove(ballast);
+  EXPECT_TRUE(store.Shred(Id(1)).ok());
+  EXPECT_EQ(ReadRaw(data, key).queued, 0);
 }
 
 TEST(RocksDbRecordStoreTest, SyncBarrierChangesNoRecord) {
