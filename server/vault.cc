@@ -644,7 +644,7 @@ absl::Status Vault::DeleteRecord(std::string_view id,
   const bool held = policy::HeldKey(current);
   if (current.realm_epoch() == 0) {
     uint64_t version = current.version();
-    if (held && !current.shred_pending()) {
+    if (held) {  // even if flagged: its marker may be gone (SettleShred)
       UserRecord marked = current;
       marked.set_shred_pending(true);
       BKV_ASSIGN_OR_RETURN(version, store_.CompareAndSwap(id, version, marked));

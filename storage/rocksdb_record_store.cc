@@ -254,16 +254,24 @@ struct RocksDbRecordStore::Impl {
         queued.push_back(key);
       }
     }
+    int failed = 0;
+    absl::Status first;
     for (const AccountKey& key : queued) {
+      if (Stopping()) break;  // a shutdown waits for one Shred at most
       absl::Status s = ShredKey(key);
-      if (!s.ok()) {
-        rocksdb::Log(rocksdb::InfoLogLevel::WARN_LEVEL,
-                     db->GetOptions().info_log,
-                     "queued shred of account key %s failed, kept for the "
-                     "next retry: %s",
-                     AccountKeyHex(key).c_str(), s.ToString().c_str());
-      }
+      if (!s.ok() && failed++ == 0) first = s;
     }
+    if (failed > 0) {  // one line per pass, however many failed
+      rocksdb::Log(rocksdb::InfoLogLevel::WARN_LEVEL, db->GetOptions().info_log,
+                   "%d of %zu queued shreds failed, kept for the next retry; "
+                   "first: %s",
+                   failed, queued.size(), first.ToString().c_str());
+    }
+  }
+
+  bool Stopping() {
+    std::lock_guard<std::mutex> lock(retry_mu);
+    return stopping;
   }
 
   void StartRetries() {

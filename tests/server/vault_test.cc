@@ -264,8 +264,10 @@ TEST_F(VaultTest, FaultAuditNotReadyRefusesAChangeBeforeWriting) {
 TEST_F(VaultTest, DeleteShredsOnlyARecordThatHeldAKeyRegression) {
   ASSERT_TRUE(Register("p", "pw", SecretBytes::Random(32), {}, false).ok());
   const int before = store_.shreds;
+  const int marked = store_.shred_pending_writes;
   ASSERT_TRUE(vault_->Delete("p").ok());
   EXPECT_EQ(store_.shreds, before);
+  EXPECT_EQ(store_.shred_pending_writes, marked);  // nothing queued either
   ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
   auto proof = Recover("a", "pw");
   ASSERT_TRUE(proof.ok()) << proof.status();
@@ -349,6 +351,38 @@ TEST_F(VaultTest, DeleteOfARecordThatHeldAKeyQueuesItsShredFirst) {
   EXPECT_EQ(store_.shred_pending_writes, before + 1);
   EXPECT_EQ(store_.shreds, shreds + 1);
   EXPECT_FALSE(store_.Get("a").ok());
+}
+
+// Review finding C2 of branch shred: a record already flagged (its marker may
+// be gone: SettleShred's shred ran, its clearing write did not) is still
+// rewritten with the flag before the Delete.
+TEST_F(VaultTest, DeleteOfAFlaggedRecordQueuesItsShredAgain) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  auto proof = Recover("a", "pw");
+  ASSERT_TRUE(proof.ok()) << proof.status();
+  auto flagged = store_.Get("a");
+  ASSERT_TRUE(flagged.ok());
+  flagged->set_shred_pending(true);
+  ASSERT_TRUE(store_.CompareAndSwap("a", flagged->version(), *flagged).ok());
+  const int before = store_.shred_pending_writes;
+  ASSERT_TRUE(vault_->Delete("a", *proof).ok());
+  EXPECT_EQ(store_.shred_pending_writes, before + 1);
+}
+
+// Review finding C3 of branch shred: a realm record that held a share is
+// deleted by a tombstone that carries shred_pending (RocksDB queues its shred
+// in the same write).
+TEST_F(VaultTest, RealmDeleteTombstoneQueuesItsShred) {
+  storage::v1::UserRecord pending;
+  pending.set_state(storage::v1::RECORD_STATE_PENDING);
+  pending.set_realm_epoch(1);
+  pending.mutable_pending_realm()->set_oprf_key_share(std::string(32, 'k'));
+  ASSERT_TRUE(store_.CompareAndSwap("r", 0, pending).ok());
+  ASSERT_TRUE(vault_->Delete("r").ok());
+  auto tombstone = store_.Get("r");
+  ASSERT_TRUE(tombstone.ok()) << tombstone.status();
+  EXPECT_TRUE(tombstone->realm_tombstone());
+  EXPECT_TRUE(tombstone->shred_pending());
 }
 
 TEST_F(VaultTest, LockoutShredsCountsAndAuditsOnce) {
