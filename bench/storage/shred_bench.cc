@@ -7,13 +7,14 @@
 // included (each phase waits until RocksDB is idle).
 //
 //   shred_bench [--records=N] [--shreds=200] [--writes=10] [--batch=1]
-//               [--file_mib=F] [--level1_mib=L] [--dir=DIR]
+//               [--memtable_mib=M] [--file_mib=F] [--level1_mib=L]
+//               [--dir=DIR]
 // --batch=K overwrites K accounts per round, then shreds them one after
 // another (what a batched shredder would pay per key: the first Shred's
 // flush empties the memtable for the others). --file_mib and --level1_mib
 // set RocksDbRecordStoreOptions' table_file_bytes and level1_bytes (default:
 // the store's defaults; 64 and 256 are RocksDB's, the store's before the
-// bound).
+// bound); --memtable_mib its write_buffer_bytes (default 64).
 // Bytes are the process's /proc/self/io write_bytes (every thread: WAL,
 // flushes, compactions). DIR gets a fresh subdirectory, removed at exit.
 #include <algorithm>
@@ -44,6 +45,7 @@ struct Flags {
   int batch = 1;     // accounts overwritten, then shredded one after another
   int file_mib = 0;  // 0: RocksDbRecordStoreOptions' default
   int level1_mib = 0;
+  int memtable_mib = 0;
   std::string dir;
 };
 
@@ -162,16 +164,20 @@ int Main(const Flags& f) {
   RocksDbRecordStoreOptions options{.data_dir = dir};  // the vault's
   if (f.file_mib > 0) options.table_file_bytes = uint64_t(f.file_mib) << 20;
   if (f.level1_mib > 0) options.level1_bytes = uint64_t(f.level1_mib) << 20;
+  if (f.memtable_mib > 0) {
+    options.write_buffer_bytes = size_t(f.memtable_mib) << 20;
+  }
   auto store = RocksDbRecordStore::Open(options, testing::TestSealer());
   Die(store.status(), "open");
   auto t0 = Clock::now();
   Fill(**store, f.records);
   RocksDbStats stats = WaitIdle(**store);
   printf(
-      "records %d, table files %d MiB, level 1 %d MiB: filled and "
-      "compacted in %.1f s, %.1f MiB of tables, files per level %s\n",
-      f.records, int(options.table_file_bytes >> 20),
-      int(options.level1_bytes >> 20),
+      "records %d, memtable %d MiB, table files %d MiB, level 1 %d MiB: "
+      "filled and compacted in %.1f s, %.1f MiB of tables, files per level "
+      "%s\n",
+      f.records, int(options.write_buffer_bytes >> 20),
+      int(options.table_file_bytes >> 20), int(options.level1_bytes >> 20),
       std::chrono::duration<double>(Clock::now() - t0).count(),
       stats.sst_bytes / 1048576.0,
       absl::StrJoin(stats.files_at_level, "/").c_str());
@@ -217,7 +223,8 @@ int main(int argc, char** argv) {
     };
     if (value("records", &f.records) || value("shreds", &f.shreds) ||
         value("writes", &f.writes) || value("batch", &f.batch) ||
-        value("file_mib", &f.file_mib) || value("level1_mib", &f.level1_mib)) {
+        value("file_mib", &f.file_mib) || value("level1_mib", &f.level1_mib) ||
+        value("memtable_mib", &f.memtable_mib)) {
       continue;
     }
     if (a.rfind("--dir=", 0) == 0) {
@@ -226,7 +233,8 @@ int main(int argc, char** argv) {
     }
     fprintf(stderr,
             "usage: shred_bench [--records=N] [--shreds=N] [--writes=N] "
-            "[--batch=N] [--file_mib=N] [--level1_mib=N] [--dir=DIR]\n");
+            "[--batch=N] [--memtable_mib=N] [--file_mib=N] [--level1_mib=N] "
+            "[--dir=DIR]\n");
     return 2;
   }
   return bkv::storage::Main(f);
