@@ -514,6 +514,7 @@ absl::StatusOr<Vault::Release> Vault::Conclude(
     case policy::FinishOutcome::kRelease: {
       auto released = ReleaseKey(account, *session_key, d);
       if (!released.ok()) return WithAttempt(released.status(), kNotCounted);
+      if (d.next && d.next->shred_pending()) SettleShred(account);
       return released;
     }
     case policy::FinishOutcome::kInvalidLogin:
