@@ -190,7 +190,9 @@ struct RocksDbRecordStore::Impl {
 
   // About what a Shred writes before it deletes its inputs (docs/storage.md,
   // "Shred on RocksDB"): the memtable, levels 0 and 1, then one file and the
-  // ~10 below it per deeper level; never more than the whole store.
+  // ~10 below it per deeper level, at the largest file size found there
+  // (files from before a smaller table_file_bytes stay large until
+  // rewritten); never more than the whole store.
   uint64_t ShredOutputBound() const {
     rocksdb::ColumnFamilyMetaData meta;
     db->GetColumnFamilyMetaData(&meta);
@@ -199,7 +201,11 @@ struct RocksDbRecordStore::Impl {
     uint64_t bound = memtables;
     for (const rocksdb::LevelMetaData& level : meta.levels) {
       if (level.files.empty()) continue;
-      bound += level.level <= 1 ? level.size : 11 * options.table_file_bytes;
+      uint64_t largest = options.table_file_bytes;
+      for (const rocksdb::SstFileMetaData& f : level.files) {
+        largest = std::max<uint64_t>(largest, f.size);
+      }
+      bound += level.level <= 1 ? level.size : 11 * largest;
     }
     return std::min(bound, memtables + meta.size);
   }
