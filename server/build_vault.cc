@@ -241,6 +241,19 @@ absl::StatusOr<std::unique_ptr<storage::RecordStore>> OpenStore(
   return std::unique_ptr<storage::RecordStore>(std::move(store));
 }
 
+// Accounts whose shred is owed (failed, or cut short by a crash; retried every
+// minute): docs/storage.md, "Shred on RocksDB".
+void RenderShredQueue(const storage::RocksDbRecordStore& store,
+                      std::string& out) {
+  auto stats = store.Stats();
+  if (!stats.ok()) return;
+  absl::StrAppend(&out,
+                  "# HELP bkv_shred_queue accounts whose superseded record "
+                  "copies still await a shred (retried every minute).\n"
+                  "# TYPE bkv_shred_queue gauge\nbkv_shred_queue ",
+                  stats->queued_shreds, "\n");
+}
+
 // Logs `s` under `event` when it failed; returns it.
 absl::Status Logged(absl::string_view event, absl::Status s) {
   if (!s.ok()) Log("error", event, {{"error", std::string(s.ToString())}});
@@ -515,10 +528,12 @@ absl::Status BuildFreshness(const VaultConfig& c, VaultNode& n) {
   n.timed_store.emplace(*n.fresh, n.metrics);
   freshness::FreshRecordStore* f = n.fresh.get();
   freshness::TokenHeadStore* h = n.heads.get();
-  n.metrics.SetCollector([f, h, unsynced](std::string& out) {
+  const auto* rocks = dynamic_cast<storage::RocksDbRecordStore*>(n.store.get());
+  n.metrics.SetCollector([f, h, unsynced, rocks](std::string& out) {
     RenderFreshness(f->Stats(), out);
     RenderHeadPath(h->path(), out);
     RenderTokenStorageUnsynced(unsynced, out);
+    if (rocks != nullptr) RenderShredQueue(*rocks, out);
   });
   return absl::OkStatus();
 }

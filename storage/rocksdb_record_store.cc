@@ -246,20 +246,24 @@ struct RocksDbRecordStore::Impl {
 
   // Finishes the Shreds a crash (or a failure) left queued. A failure is
   // logged and its marker kept: the next pass, Shred or open retries.
-  void FinishQueuedShreds() {
+  // The accounts whose Shred is owed.
+  std::vector<AccountKey> QueuedShreds() const {
     std::vector<AccountKey> queued;
-    {
-      rocksdb::ReadOptions ro;
-      rocksdb::Slice upper("r");
-      ro.iterate_upper_bound = &upper;
-      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
-      for (it->Seek("q"); it->Valid(); it->Next()) {
-        AccountKey key;
-        if (it->key().size() != 1 + key.size()) continue;
-        std::memcpy(key.data(), it->key().data() + 1, key.size());
-        queued.push_back(key);
-      }
+    rocksdb::ReadOptions ro;
+    rocksdb::Slice upper("r");
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+    for (it->Seek("q"); it->Valid(); it->Next()) {
+      AccountKey key;
+      if (it->key().size() != 1 + key.size()) continue;
+      std::memcpy(key.data(), it->key().data() + 1, key.size());
+      queued.push_back(key);
     }
+    return queued;  // its iterator (pinning old files) is released here
+  }
+
+  void FinishQueuedShreds() {
+    const std::vector<AccountKey> queued = QueuedShreds();
     int failed = 0;
     absl::Status first;
     for (const AccountKey& key : queued) {
@@ -565,6 +569,7 @@ absl::StatusOr<RocksDbStats> RocksDbRecordStore::Stats() const {
     db.GetIntProperty(busy, &n);
     stats.busy = stats.busy || n != 0;
   }
+  stats.queued_shreds = impl_->QueuedShreds().size();
   return stats;
 }
 

@@ -47,7 +47,8 @@ struct RocksDbStats {
   uint64_t sst_bytes = 0;                // live table files
   uint64_t wal_bytes = 0;                // write-ahead log files
   std::vector<uint64_t> files_at_level;  // table files per LSM level
-  bool busy = false;  // a flush or compaction is running or due
+  bool busy = false;           // a flush or compaction is running or due
+  uint64_t queued_shreds = 0;  // accounts whose Shred is owed ('q' keys)
 };
 
 // The embedded RecordStore (layout in storage/record_codec.h, contract in

@@ -213,8 +213,10 @@ TEST(RocksDbRecordStoreTest, WritesNeedingAShredQueueItUntilTheShred) {
   locked.set_state(v1::RECORD_STATE_LOCKED);
   ASSERT_TRUE(store->CompareAndSwap(Id(1), 2, locked).ok());
   EXPECT_EQ(ReadRaw(dir.path(), key).queued, 1);
+  EXPECT_EQ(store->Stats()->queued_shreds, 1u);  // what /metrics shows
   ASSERT_TRUE(store->Shred(Id(1)).ok());
   EXPECT_EQ(ReadRaw(dir.path(), key).queued, 0);
+  EXPECT_EQ(store->Stats()->queued_shreds, 0u);
 }
 
 // The store closed between a write needing a shred and its Shred (what a
