@@ -236,6 +236,7 @@ absl::StatusOr<std::unique_ptr<storage::RecordStore>> OpenStore(
   BKV_RETURN_IF_ERROR(MakeDir(o.records_dir));
   storage::RocksDbRecordStoreOptions options;
   options.data_dir = o.records_dir;
+  options.shred_retry_ms = o.shred_retry_ms;
   BKV_ASSIGN_OR_RETURN(auto store, storage::RocksDbRecordStore::Open(
                                        options, std::move(borrowed)));
   return std::unique_ptr<storage::RecordStore>(std::move(store));
@@ -640,6 +641,7 @@ ComponentOptions ComponentOptionsFor(const VaultConfig& c) {
   o.softhsm_dir = c.SoftHsmDir();
   o.store.etcd = c.UsesEtcd();
   o.store.records_dir = c.RecordsDir();
+  o.store.shred_retry_ms = static_cast<uint32_t>(c.shred_retry_s * 1000);
   o.store.etcd_clusters = c.EtcdClusters();
   o.store.etcd_options.key_prefix = c.etcd_key_prefix;
   o.store.etcd_options.ca_file = c.etcd_ca_file;
@@ -724,6 +726,7 @@ std::string DescribeForTesting(const ComponentOptions& o) {
       "\ndev=", o.dev, "\ndata_dir=", o.data_dir,
       "\nsofthsm_dir=", o.softhsm_dir,
       "\nstore=", o.store.etcd ? "etcd" : "rocksdb", ",", o.store.records_dir,
+      ",", o.store.shred_retry_ms,
       "\netcd=", ClustersForTesting(o.store.etcd_clusters), ",", e.key_prefix,
       ",", e.ca_file, ",", e.cert_file, ",", e.key_file, ",", e.insecure, ",",
       absl::FormatDuration(e.call_timeout), ",",
