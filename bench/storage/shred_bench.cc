@@ -7,11 +7,14 @@
 // included (each phase waits until RocksDB is idle).
 //
 //   shred_bench [--records=N] [--shreds=200] [--writes=10] [--batch=1]
+//               [--threads=1]
 //               [--memtable_mib=M] [--file_mib=F] [--level1_mib=L]
 //               [--dir=DIR]
 // --batch=K overwrites K accounts per round, then shreds them one after
 // another (what a batched shredder would pay per key: the first Shred's
-// flush empties the memtable for the others). --file_mib and --level1_mib
+// flush empties the memtable for the others). --threads=T runs T such
+// loops at once (concurrent rotations; "in Shred" MiB then counts every
+// thread's writes). --file_mib and --level1_mib
 // set RocksDbRecordStoreOptions' table_file_bytes and level1_bytes (default:
 // the store's defaults; 64 and 256 are RocksDB's, the store's before the
 // bound); --memtable_mib its write_buffer_bytes (default 64).
@@ -22,6 +25,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -43,6 +47,7 @@ struct Flags {
   int shreds = 200;
   int writes = 10;
   int batch = 1;     // accounts overwritten, then shredded one after another
+  int threads = 1;   // each running `shreds` rounds at once
   int file_mib = 0;  // 0: RocksDbRecordStoreOptions' default
   int level1_mib = 0;
   int memtable_mib = 0;
@@ -120,13 +125,11 @@ struct Phase {
   std::vector<double> shred_ms, shred_mib;  // inside Shred, per call
 };
 
-Phase Run(RocksDbRecordStore& store, const Flags& f, bool shred,
-          std::mt19937_64& rng) {
+// One thread's rounds; appends its Shreds' figures to `p` under `mu`.
+void Rounds(RocksDbRecordStore& store, const Flags& f, bool shred,
+            uint64_t seed, Phase& p, std::mutex& mu) {
+  std::mt19937_64 rng(seed);
   std::uniform_int_distribution<int> pick(0, f.records - 1);
-  Phase p;
-  WaitIdle(store);
-  const uint64_t bytes0 = WriteBytes();
-  const auto t0 = Clock::now();
   for (int round = 0; round < f.shreds; ++round) {
     for (int w = 0; w < f.writes; ++w) Overwrite(store, Id(pick(rng)));
     std::vector<std::string> victims;
@@ -137,13 +140,30 @@ Phase Run(RocksDbRecordStore& store, const Flags& f, bool shred,
       const uint64_t b = WriteBytes();
       const auto t = Clock::now();
       Die(store.Shred(victim), "shred");
-      p.shred_ms.push_back(
-          std::chrono::duration<double, std::milli>(Clock::now() - t).count());
+      const double ms =
+          std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+      std::lock_guard<std::mutex> lock(mu);
+      p.shred_ms.push_back(ms);
       p.shred_mib.push_back((WriteBytes() - b) / 1048576.0);
     }
   }
+}
+
+Phase Run(RocksDbRecordStore& store, const Flags& f, bool shred,
+          uint64_t seed) {
+  Phase p;
+  std::mutex mu;
   WaitIdle(store);
-  const int n = f.shreds * f.batch;  // per shred, not per round
+  const uint64_t bytes0 = WriteBytes();
+  const auto t0 = Clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < f.threads; ++t) {
+    threads.emplace_back(Rounds, std::ref(store), std::cref(f), shred, seed + t,
+                         std::ref(p), std::ref(mu));
+  }
+  for (std::thread& t : threads) t.join();
+  WaitIdle(store);
+  const int n = f.shreds * f.batch * f.threads;  // per shred, not per round
   p.ms_per_round =
       std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / n;
   p.bytes_per_round = double(WriteBytes() - bytes0) / n;
@@ -181,12 +201,13 @@ int Main(const Flags& f) {
       std::chrono::duration<double>(Clock::now() - t0).count(),
       stats.sst_bytes / 1048576.0,
       absl::StrJoin(stats.files_at_level, "/").c_str());
-  std::mt19937_64 rng(1);
-  const Phase base = Run(**store, f, /*shred=*/false, rng);
-  const Phase with = Run(**store, f, /*shred=*/true, rng);
+  const Phase base = Run(**store, f, /*shred=*/false, 1);
+  const Phase with = Run(**store, f, /*shred=*/true, 1000);
   stats = WaitIdle(**store);
-  printf("rounds %d (%d attempts + %d overwrites each), per shred:\n", f.shreds,
-         f.writes, f.batch);
+  printf(
+      "rounds %d x %d threads (%d attempts + %d overwrites each), per "
+      "shred:\n",
+      f.shreds, f.threads, f.writes, f.batch);
   printf("  without shred: %.2f MiB written, %.1f ms\n",
          base.bytes_per_round / 1048576.0, base.ms_per_round);
   printf("  with shred:    %.2f MiB written, %.1f ms\n",
@@ -223,7 +244,8 @@ int main(int argc, char** argv) {
     };
     if (value("records", &f.records) || value("shreds", &f.shreds) ||
         value("writes", &f.writes) || value("batch", &f.batch) ||
-        value("file_mib", &f.file_mib) || value("level1_mib", &f.level1_mib) ||
+        value("threads", &f.threads) || value("file_mib", &f.file_mib) ||
+        value("level1_mib", &f.level1_mib) ||
         value("memtable_mib", &f.memtable_mib)) {
       continue;
     }
@@ -233,7 +255,8 @@ int main(int argc, char** argv) {
     }
     fprintf(stderr,
             "usage: shred_bench [--records=N] [--shreds=N] [--writes=N] "
-            "[--batch=N] [--memtable_mib=N] [--file_mib=N] [--level1_mib=N] "
+            "[--batch=N] [--threads=N] [--memtable_mib=N] [--file_mib=N] "
+            "[--level1_mib=N] "
             "[--dir=DIR]\n");
     return 2;
   }
