@@ -337,6 +337,23 @@ TEST_F(VaultTest, ResetBecomesDueAfterTheDelay) {
   EXPECT_TRUE(vault_->Delete("a").ok());
 }
 
+// Review finding C6 of branch shred: a successful recovery drops the
+// registration a due reset allowed (the password holder is back); that
+// version leaves storage history at once. It was left to compaction.
+TEST_F(VaultTest, RecoveryThatDropsAResetRegistrationShredsIt) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  auto due = vault_->RequestReset("a");
+  ASSERT_TRUE(due.ok());
+  now_ = *due;
+  ASSERT_TRUE(Register("a", "new", SecretBytes::Random(32), {}, false).ok());
+  ASSERT_TRUE(store_.Get("a")->pending_via_reset());
+  const int shreds = store_.shreds;
+  ASSERT_TRUE(Recover("a", "pw").ok());
+  EXPECT_EQ(store_.shreds, shreds + 1);
+  EXPECT_FALSE(store_.Get("a")->pending_via_reset());
+  EXPECT_FALSE(store_.Get("a")->shred_pending());  // settled
+}
+
 // Review finding D3 of branch shred: deleting a record that held a key first
 // writes it with shred_pending (what makes RocksDB queue the shred, finished
 // at the next open if a crash comes before the Shred); a key-less PENDING
