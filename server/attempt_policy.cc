@@ -256,7 +256,12 @@ FinishDecision RecoverFinish(const std::optional<UserRecord>& current,
     // The password holder is here: a pending reset was not theirs, or is no
     // longer needed; a registration it authorized goes with it.
     next.clear_reset_requested_unix_ms();
-    if (next.pending_via_reset()) ClearPending(next, now_ms, limits);
+    if (next.pending_via_reset()) {
+      // Its record or shares must not stay in storage history (as a
+      // replaced pending version's do not: realm_policy.cc).
+      next.set_shred_pending(true);
+      ClearPending(next, now_ms, limits);
+    }
     // This version is recovered, so it reached t: proofs of the one it
     // replaced no longer authorize (docs/threshold.md, realm Commit).
     next.clear_superseded_registration_id();

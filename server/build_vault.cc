@@ -236,9 +236,23 @@ absl::StatusOr<std::unique_ptr<storage::RecordStore>> OpenStore(
   BKV_RETURN_IF_ERROR(MakeDir(o.records_dir));
   storage::RocksDbRecordStoreOptions options;
   options.data_dir = o.records_dir;
+  options.shred_retry_ms = o.shred_retry_ms;
   BKV_ASSIGN_OR_RETURN(auto store, storage::RocksDbRecordStore::Open(
                                        options, std::move(borrowed)));
   return std::unique_ptr<storage::RecordStore>(std::move(store));
+}
+
+// Accounts whose shred is owed (failed, or cut short by a crash; retried every
+// minute): docs/storage.md, "Shred on RocksDB".
+void RenderShredQueue(const storage::RocksDbRecordStore& store,
+                      std::string& out) {
+  auto stats = store.Stats();
+  if (!stats.ok()) return;
+  absl::StrAppend(&out,
+                  "# HELP bkv_shred_queue accounts whose superseded record "
+                  "copies still await a shred (retried every minute).\n"
+                  "# TYPE bkv_shred_queue gauge\nbkv_shred_queue ",
+                  stats->queued_shreds, "\n");
 }
 
 // Logs `s` under `event` when it failed; returns it.
@@ -515,10 +529,12 @@ absl::Status BuildFreshness(const VaultConfig& c, VaultNode& n) {
   n.timed_store.emplace(*n.fresh, n.metrics);
   freshness::FreshRecordStore* f = n.fresh.get();
   freshness::TokenHeadStore* h = n.heads.get();
-  n.metrics.SetCollector([f, h, unsynced](std::string& out) {
+  const auto* rocks = dynamic_cast<storage::RocksDbRecordStore*>(n.store.get());
+  n.metrics.SetCollector([f, h, unsynced, rocks](std::string& out) {
     RenderFreshness(f->Stats(), out);
     RenderHeadPath(h->path(), out);
     RenderTokenStorageUnsynced(unsynced, out);
+    if (rocks != nullptr) RenderShredQueue(*rocks, out);
   });
   return absl::OkStatus();
 }
@@ -639,6 +655,7 @@ ComponentOptions ComponentOptionsFor(const VaultConfig& c) {
   o.softhsm_dir = c.SoftHsmDir();
   o.store.etcd = c.UsesEtcd();
   o.store.records_dir = c.RecordsDir();
+  o.store.shred_retry_ms = static_cast<uint32_t>(c.shred_retry_s * 1000);
   o.store.etcd_clusters = c.EtcdClusters();
   o.store.etcd_options.key_prefix = c.etcd_key_prefix;
   o.store.etcd_options.ca_file = c.etcd_ca_file;
@@ -723,6 +740,7 @@ std::string DescribeForTesting(const ComponentOptions& o) {
       "\ndev=", o.dev, "\ndata_dir=", o.data_dir,
       "\nsofthsm_dir=", o.softhsm_dir,
       "\nstore=", o.store.etcd ? "etcd" : "rocksdb", ",", o.store.records_dir,
+      ",", o.store.shred_retry_ms,
       "\netcd=", ClustersForTesting(o.store.etcd_clusters), ",", e.key_prefix,
       ",", e.ca_file, ",", e.cert_file, ",", e.key_file, ",", e.insecure, ",",
       absl::FormatDuration(e.call_timeout), ",",

@@ -52,8 +52,9 @@ struct ComponentOptions {
   std::string softhsm_dir;  // the development token, when no PIN is given
   std::string audit_log, key_check;
   struct Store {
-    bool etcd = false;        // else RocksDB under records_dir
-    std::string records_dir;  // RocksDB
+    bool etcd = false;                 // else RocksDB under records_dir
+    std::string records_dir;           // RocksDB
+    uint32_t shred_retry_ms = 60'000;  // RocksDB: failed shreds' retries
     // Every cluster's options but its endpoints, and each cluster's
     // endpoints (accounts sharded over them: storage/etcd_shards.h).
     storage::EtcdRecordStoreOptions etcd_options;

@@ -152,6 +152,8 @@ const Option kOptions[] = {
     {"storage", "etcd_op_timeout_ms", "etcd-op-timeout-ms",
      &VaultConfig::etcd_op_timeout_ms,
      "deadline of one store operation, retries on other members included"},
+    {"storage", "shred_retry_s", "shred-retry-s", &VaultConfig::shred_retry_s,
+     "rocksdb: how often shreds that failed are retried (1 to 3600 s)"},
     {"freshness", "shards", "freshness-shards", &VaultConfig::freshness_shards,
      "record shards anchored in the HSM (fixed when the heads are created; "
      "docs/rollback.md)"},
@@ -494,6 +496,11 @@ absl::Status ValidateStorage(const VaultConfig& c) {
   }
   BKV_RETURN_IF_ERROR(ValidateReanchor(c));
   BKV_RETURN_IF_ERROR(ValidateQuorum(c));
+  if (c.shred_retry_s < 1 || c.shred_retry_s > 3600) {
+    return absl::InvalidArgumentError(
+        "[storage] shred_retry_s must be 1 to 3600: it bounds how long a "
+        "failed shred's old copies stay on disk while the vault runs");
+  }
   if (c.storage_backend == "rocksdb") return absl::OkStatus();
   if (c.storage_backend == "etcd") return ValidateEtcd(c);
   return absl::InvalidArgumentError(absl::StrCat(

@@ -90,6 +90,9 @@ struct VaultConfig {
   bool etcd_insecure = false;  // plaintext to etcd: loopback members only
   int64_t etcd_call_timeout_ms = 2000;
   int64_t etcd_op_timeout_ms = 10000;
+  // RocksDB: how often failed shreds are retried (docs/storage.md, "Shred on
+  // RocksDB").
+  int64_t shred_retry_s = 60;
   // [freshness] docs/rollback.md
   int64_t freshness_shards = 16;
   // B: re-anchors each shard may have in its life, written when the heads

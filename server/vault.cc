@@ -79,7 +79,9 @@ absl::Status Vault::Shred(absl::string_view account) {
 }
 
 absl::Status Vault::LockedOut(absl::string_view account) {
-  BKV_RETURN_IF_ERROR(Shred(account));
+  // The lockout stands whatever the shred does: a failed one stays queued in
+  // the store and is retried (docs/storage.md, "Shred on RocksDB").
+  LogAfterWrite("lockout shred", Shred(account));
   metrics_.CountLockout();
   return Audit("lockout", account, "locked", 0);
 }
@@ -514,6 +516,7 @@ absl::StatusOr<Vault::Release> Vault::Conclude(
     case policy::FinishOutcome::kRelease: {
       auto released = ReleaseKey(account, *session_key, d);
       if (!released.ok()) return WithAttempt(released.status(), kNotCounted);
+      if (d.next && d.next->shred_pending()) SettleShred(account);
       return released;
     }
     case policy::FinishOutcome::kInvalidLogin:
@@ -636,10 +639,23 @@ absl::Status Vault::Delete(absl::string_view account,
 // A realm's account keeps its registration epoch past Delete (a tombstone),
 // so a recorded Prepare of an older epoch can never be replayed
 // (docs/threshold.md, "Replay of an old registration").
+// A record that held a key goes with shred_pending written first (v2) or on
+// its tombstone (realm), so the store queues its shred durably before the
+// record goes (docs/storage.md, "a Shred cut short by a crash").
 absl::Status Vault::DeleteRecord(std::string_view id,
                                  const UserRecord& current) {
-  if (current.realm_epoch() == 0) return store_.Delete(id, current.version());
+  const bool held = policy::HeldKey(current);
+  if (current.realm_epoch() == 0) {
+    uint64_t version = current.version();
+    if (held) {  // even if flagged: its marker may be gone (SettleShred)
+      UserRecord marked = current;
+      marked.set_shred_pending(true);
+      BKV_ASSIGN_OR_RETURN(version, store_.CompareAndSwap(id, version, marked));
+    }
+    return store_.Delete(id, version);
+  }
   UserRecord tombstone;
+  tombstone.set_shred_pending(held);
   tombstone.set_realm_tombstone(true);
   tombstone.set_realm_epoch(current.realm_epoch());
   tombstone.set_updated_unix_ms(options_.now_ms());

@@ -20,6 +20,8 @@
 #include "server/vault.h"
 #include "server/vault_internal.h"
 #ifdef BKV_TEST_REALM  // bkv-vault-testrealm only (tests/server/test_realm.h)
+#include <csignal>
+
 #include "crypto/random.h"
 #include "tests/server/test_realm.h"
 #endif
@@ -393,6 +395,12 @@ absl::StatusOr<uint32_t> Vault::ThresholdRegisterCommit(
                               }));
   switch (d.outcome) {
     case realm_policy::CommitOutcome::kCommitted:
+#ifdef BKV_TEST_REALM
+      if (d.next->shred_pending() &&
+          test_realm::Mode() == test_realm::Fault::kKillBeforeShred) {
+        raise(SIGKILL);
+      }
+#endif
       if (d.next->shred_pending()) SettleShred(account);
       LogAfterWrite("threshold_commit audit",
                     Audit("threshold_commit", account, "active", d.limit));

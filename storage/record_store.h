@@ -75,7 +75,10 @@ class RecordStore {
   // gone from disk now rather than at some later compaction. The vault calls
   // it when a record locks (its wrapped key was just erased), after a
   // password change and after deleting a record that held a key. Copies in
-  // backups of the data directory are out of its reach.
+  // backups of the data directory are out of its reach. A write of a record
+  // with shred_pending set or in state LOCKED is always followed by a Shred:
+  // RocksDB queues it durably with the write and finishes it at the next
+  // open if a crash comes between.
   virtual absl::Status Shred(std::string_view account_id) = 0;
 
   // A synced write that changes no record, costing what a counted attempt

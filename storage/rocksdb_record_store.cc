@@ -1,18 +1,25 @@
 #include "storage/rocksdb_record_store.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/metadata.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -83,6 +90,19 @@ absl::Status FromRocksDb(const rocksdb::Status& s, absl::string_view data_dir,
   return absl::InternalError(with("failed"));
 }
 
+// The shred queue (docs/storage.md, "a Shred cut short by a crash"):
+// 'q' | account key -> the version whose write left old copies to shred.
+std::string ShredMarkerDbKey(const AccountKey& key) {
+  std::string k = RecordDbKey(key);
+  k[0] = 'q';
+  return k;
+}
+
+// The writes after which the vault shreds at once (storage/record_store.h).
+bool NeedsShred(const v1::UserRecord& record) {
+  return record.shred_pending() || record.state() == v1::RECORD_STATE_LOCKED;
+}
+
 // RocksDB's info log, warnings and errors only, on stderr.
 class StderrLogger final : public rocksdb::Logger {
  public:
@@ -104,6 +124,11 @@ struct RocksDbRecordStore::Impl {
   std::vector<std::mutex> stripes;
   std::mutex resume_mu;
   std::atomic<bool> needs_resume{false};
+  // The retry pass (shred_retry_ms).
+  std::mutex retry_mu;
+  std::condition_variable retry_cv;
+  bool stopping = false;
+  std::thread retry_thread;
 
   Impl(const RocksDbRecordStoreOptions& o, std::shared_ptr<const Sealer> s)
       : options(o),
@@ -146,18 +171,139 @@ struct RocksDbRecordStore::Impl {
   }
 
   // The free-space reserve (RocksDbRecordStoreOptions::min_free_bytes).
-  absl::Status CheckFreeSpace() const {
+  // `needed` more than the reserve: what a Shred is about to write.
+  absl::Status CheckFreeSpace(uint64_t needed = 0) const {
     struct statvfs fs;
     if (options.min_free_bytes == 0 ||
         ::statvfs(options.data_dir.c_str(), &fs) != 0) {
       return absl::OkStatus();  // no reserve, or the write itself will tell
     }
     const uint64_t free_bytes = uint64_t{fs.f_bavail} * fs.f_frsize;
-    if (free_bytes >= options.min_free_bytes) return absl::OkStatus();
+    if (free_bytes >= options.min_free_bytes + needed) return absl::OkStatus();
     return absl::ResourceExhaustedError(absl::StrCat(
         "data directory ", options.data_dir,
         " is full: free space, then retry; reads keep working (", free_bytes,
-        " bytes free, ", options.min_free_bytes, " kept in reserve)"));
+        " bytes free, ", options.min_free_bytes, " kept in reserve",
+        needed == 0 ? "" : absl::StrCat(" plus ", needed, " for a shred"),
+        ")"));
+  }
+
+  // About what a Shred writes before it deletes its inputs (docs/storage.md,
+  // "Shred on RocksDB"): the memtable, levels 0 and 1, then one file and the
+  // ~10 below it per deeper level, at the largest file size found there
+  // (files from before a smaller table_file_bytes stay large until
+  // rewritten); never more than the whole store.
+  uint64_t ShredOutputBound() const {
+    rocksdb::ColumnFamilyMetaData meta;
+    db->GetColumnFamilyMetaData(&meta);
+    uint64_t memtables = 0;
+    db->GetIntProperty("rocksdb.cur-size-all-mem-tables", &memtables);
+    uint64_t bound = memtables;
+    for (const rocksdb::LevelMetaData& level : meta.levels) {
+      if (level.files.empty()) continue;
+      uint64_t largest = options.table_file_bytes;
+      for (const rocksdb::SstFileMetaData& f : level.files) {
+        largest = std::max<uint64_t>(largest, f.size);
+      }
+      bound += level.level <= 1 ? level.size : 11 * largest;
+    }
+    return std::min(bound, memtables + meta.size);
+  }
+
+  // Compacts the record's key down to the last level: the memtable is
+  // flushed (its WAL becomes obsolete and is deleted) and every table file
+  // holding an older version is rewritten without it. Then drops the
+  // account's shred marker unless a newer write replaced it meanwhile (its
+  // own Shred follows).
+  absl::Status ShredKey(const AccountKey& key) {
+    const std::string marker_key = ShredMarkerDbKey(key);
+    std::string before;
+    const bool marked =
+        db->Get(rocksdb::ReadOptions(), marker_key, &before).ok();
+    // Refused cleanly (still queued) rather than meeting ENOSPC inside
+    // RocksDB, where a failed flush stops every write.
+    BKV_RETURN_IF_ERROR(CheckFreeSpace(ShredOutputBound()));
+    const std::string begin = RecordDbKey(key);
+    std::string end = begin;
+    end.push_back('\0');
+    rocksdb::Slice b(begin), e(end);
+    rocksdb::CompactRangeOptions cro;
+    cro.bottommost_level_compaction =
+        rocksdb::BottommostLevelCompaction::kForce;
+    BKV_RETURN_IF_ERROR(
+        Check(db->CompactRange(cro, &b, &e), "shred compaction"));
+    if (!marked) return absl::OkStatus();
+    std::lock_guard<std::mutex> lock(StripeFor(key));
+    std::string now;
+    if (!db->Get(rocksdb::ReadOptions(), marker_key, &now).ok() ||
+        now != before) {
+      return absl::OkStatus();
+    }
+    // Unsynced: if a crash loses it, the next open shreds once more.
+    return Check(db->Delete(rocksdb::WriteOptions(), marker_key),
+                 "remove shred marker");
+  }
+
+  // Finishes the Shreds a crash (or a failure) left queued. A failure is
+  // logged and its marker kept: the next pass, Shred or open retries.
+  // The accounts whose Shred is owed.
+  std::vector<AccountKey> QueuedShreds() const {
+    std::vector<AccountKey> queued;
+    rocksdb::ReadOptions ro;
+    rocksdb::Slice upper("r");
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+    for (it->Seek("q"); it->Valid(); it->Next()) {
+      AccountKey key;
+      if (it->key().size() != 1 + key.size()) continue;
+      std::memcpy(key.data(), it->key().data() + 1, key.size());
+      queued.push_back(key);
+    }
+    return queued;  // its iterator (pinning old files) is released here
+  }
+
+  void FinishQueuedShreds() {
+    const std::vector<AccountKey> queued = QueuedShreds();
+    int failed = 0;
+    absl::Status first;
+    for (const AccountKey& key : queued) {
+      if (Stopping()) break;  // a shutdown waits for one Shred at most
+      absl::Status s = ShredKey(key);
+      if (!s.ok() && failed++ == 0) first = s;
+    }
+    if (failed > 0) {  // one line per pass, however many failed
+      rocksdb::Log(rocksdb::InfoLogLevel::WARN_LEVEL, db->GetOptions().info_log,
+                   "%d of %zu queued shreds failed, kept for the next retry; "
+                   "first: %s",
+                   failed, queued.size(), first.ToString().c_str());
+    }
+  }
+
+  bool Stopping() {
+    std::lock_guard<std::mutex> lock(retry_mu);
+    return stopping;
+  }
+
+  void StartRetries() {
+    if (options.read_only || options.shred_retry_ms == 0) return;
+    retry_thread = std::thread([this] {
+      const auto interval = std::chrono::milliseconds(options.shred_retry_ms);
+      std::unique_lock<std::mutex> lock(retry_mu);
+      while (!retry_cv.wait_for(lock, interval, [this] { return stopping; })) {
+        lock.unlock();
+        FinishQueuedShreds();
+        lock.lock();
+      }
+    });
+  }
+
+  void StopRetries() {
+    {
+      std::lock_guard<std::mutex> lock(retry_mu);
+      stopping = true;
+    }
+    retry_cv.notify_all();
+    if (retry_thread.joinable()) retry_thread.join();
   }
 
   absl::Status Write(rocksdb::WriteBatch& batch, bool sync) {
@@ -186,6 +332,7 @@ RocksDbRecordStore::RocksDbRecordStore(std::unique_ptr<Impl> impl)
     : impl_(std::move(impl)) {}
 
 RocksDbRecordStore::~RocksDbRecordStore() {
+  if (impl_) impl_->StopRetries();
   if (impl_ && impl_->db) impl_->db->Close().PermitUncheckedError();
 }
 
@@ -219,6 +366,8 @@ absl::StatusOr<std::unique_ptr<RocksDbRecordStore>> RocksDbRecordStore::Open(
   ro.compression = rocksdb::kNoCompression;
   ro.bottommost_compression = rocksdb::kNoCompression;
   ro.write_buffer_size = options.write_buffer_bytes;
+  ro.target_file_size_base = options.table_file_bytes;
+  ro.max_bytes_for_level_base = options.level1_bytes;
   ro.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   ro.info_log = std::make_shared<StderrLogger>();
   rocksdb::BlockBasedTableOptions table;
@@ -233,6 +382,8 @@ absl::StatusOr<std::unique_ptr<RocksDbRecordStore>> RocksDbRecordStore::Open(
           : rocksdb::DB::Open(ro, options.data_dir, &db);
   BKV_RETURN_IF_ERROR(impl->Check(s, "open"));
   impl->db.reset(db);
+  if (!options.read_only) impl->FinishQueuedShreds();
+  impl->StartRetries();
   return std::unique_ptr<RocksDbRecordStore>(
       new RocksDbRecordStore(std::move(impl)));
 }
@@ -272,6 +423,9 @@ absl::StatusOr<uint64_t> RocksDbRecordStore::CompareAndSwap(
   batch.Put(RecordDbKey(key), value);
   batch.Put(WatermarkDbKey(key),
             EncodeWatermark({Watermark::State::kLive, record.version()}));
+  if (NeedsShred(record)) {  // durable exactly when the write is
+    batch.Put(ShredMarkerDbKey(key), absl::StrCat(record.version()));
+  }
   BKV_RETURN_IF_ERROR(impl_->Write(batch, /*sync=*/true));
   return record.version();
 }
@@ -297,16 +451,7 @@ absl::Status RocksDbRecordStore::Delete(std::string_view account_id,
 }
 
 absl::Status RocksDbRecordStore::Shred(std::string_view account_id) {
-  // Compact the record's key range down to the last level: the memtable is
-  // flushed (its WAL becomes obsolete and is deleted) and every table file
-  // holding an older version is rewritten without it.
-  const std::string begin = RecordDbKey(DeriveAccountKey(account_id));
-  std::string end = begin;
-  end.push_back('\0');
-  rocksdb::Slice b(begin), e(end);
-  rocksdb::CompactRangeOptions cro;
-  cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  return impl_->Check(impl_->db->CompactRange(cro, &b, &e), "shred compaction");
+  return impl_->ShredKey(DeriveAccountKey(account_id));
 }
 
 absl::Status RocksDbRecordStore::SyncBarrier(std::string_view) {
@@ -411,6 +556,20 @@ absl::StatusOr<RocksDbStats> RocksDbRecordStore::Stats() const {
   BKV_RETURN_IF_ERROR(
       impl_->Check(impl_->db->GetSortedWalFiles(wals), "list WAL files"));
   for (const auto& wal : wals) stats.wal_bytes += wal->SizeFileBytes();
+  rocksdb::DB& db = *impl_->db;
+  for (int level = 0; level < db.NumberLevels(); ++level) {
+    std::string files;
+    db.GetProperty(absl::StrCat("rocksdb.num-files-at-level", level), &files);
+    stats.files_at_level.push_back(std::strtoull(files.c_str(), nullptr, 10));
+  }
+  for (const char* busy :
+       {"rocksdb.num-running-compactions", "rocksdb.num-running-flushes",
+        "rocksdb.compaction-pending", "rocksdb.mem-table-flush-pending"}) {
+    uint64_t n = 0;
+    db.GetIntProperty(busy, &n);
+    stats.busy = stats.busy || n != 0;
+  }
+  stats.queued_shreds = impl_->QueuedShreds().size();
   return stats;
 }
 

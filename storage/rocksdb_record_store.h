@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "crypto/sealer.h"
@@ -30,11 +31,24 @@ struct RocksDbRecordStoreOptions {
   // can abort on (an assertion) at the next sync. Keeps room for the WAL of
   // a burst and a memtable flush.
   uint64_t min_free_bytes = 16 << 20;
+  // Table file size and level 1's size: a Shred's forced compaction of one
+  // key rewrites about level1_bytes plus 11 table files per deeper level
+  // (docs/storage.md, "Shred on RocksDB"). RocksDB's defaults (64 MiB,
+  // 256 MiB) made that hundreds of MiB per Shred.
+  uint64_t table_file_bytes = 2 << 20;
+  uint64_t level1_bytes = 16 << 20;
+  // How often a background pass retries Shreds that failed (their accounts
+  // stay queued); 0: only at open. Bounds how long a failed Shred's copies
+  // stay on disk while the store is open.
+  uint32_t shred_retry_ms = 60'000;
 };
 
 struct RocksDbStats {
-  uint64_t sst_bytes = 0;  // live table files
-  uint64_t wal_bytes = 0;  // write-ahead log files
+  uint64_t sst_bytes = 0;                // live table files
+  uint64_t wal_bytes = 0;                // write-ahead log files
+  std::vector<uint64_t> files_at_level;  // table files per LSM level
+  bool busy = false;           // a flush or compaction is running or due
+  uint64_t queued_shreds = 0;  // accounts whose Shred is owed ('q' keys)
 };
 
 // The embedded RecordStore (layout in storage/record_codec.h, contract in
@@ -53,6 +67,13 @@ struct RocksDbStats {
 // otherwise). Reads keep working throughout. RocksDB's info log goes to
 // stderr (warnings and errors only), never into the data directory, so a
 // full disk can't take the logger down with it.
+//
+// Shred compacts the record's key to the last level (its cost is bounded by
+// table_file_bytes and level1_bytes). A write after which the vault shreds
+// (a record with shred_pending, or LOCKED) also queues the account ('q' key,
+// same synced batch); Shred dequeues it and Open finishes what a crash left
+// queued (docs/storage.md, "a Shred cut short by a crash"); while open, a
+// background pass retries failed ones every shred_retry_ms.
 // Thread-safe.
 class RocksDbRecordStore final : public RecordStore {
  public:

@@ -341,6 +341,8 @@ TEST(PolicyAuthorityTest, ReplacingAnActiveRecordNeedsProofOrDueReset) {
   ASSERT_EQ(f.outcome, FinishOutcome::kRelease);
   EXPECT_EQ(f.next->reset_requested_unix_ms(), 0);
   EXPECT_TRUE(f.next->pending_opaque_record().empty());
+  // Review finding C6 of branch shred: the dropped version is shredded.
+  EXPECT_TRUE(f.next->shred_pending());
   EXPECT_EQ(
       RegisterCommit(f.next, 8, true, true, kWrapped, reset.due_ms, kLimits)
           .outcome,

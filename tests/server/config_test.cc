@@ -76,6 +76,24 @@ TEST(ConfigTest, ErrorsSayWhatIsWrong) {
       LoadConfig(std::vector<std::string>{"--attempt-limit", "lots"}).ok());
 }
 
+// docs/storage.md, "Shred on RocksDB": the retry interval of failed shreds
+// is configurable and bounded (review: T bounded and configurable).
+TEST(ConfigTest, ShredRetryIsBounded) {
+  auto c = LoadConfig({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->shred_retry_s, 60);
+  auto set = LoadConfig(std::vector<std::string>{"--shred-retry-s", "5"});
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->shred_retry_s, 5);
+  for (const char* bad : {"0", "3601"}) {
+    auto refused = LoadConfig(std::vector<std::string>{"--shred-retry-s", bad});
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_NE(refused.status().message().find("shred_retry_s"),
+              std::string::npos)
+        << refused.status();
+  }
+}
+
 // The head table of every shard is one token attribute (at most 64 KiB):
 // a shard count it cannot hold is refused at load, not at the first head
 // write (branch slots).

@@ -23,7 +23,8 @@ constexpr std::pair<std::string_view, Fault> kModes[] = {
     {"status-fewer", Fault::kStatusFewer},
     {"status-locked", Fault::kStatusLocked},
     {"status-garbage", Fault::kStatusGarbage},
-    {"prepare-skip", Fault::kPrepareSkip}};
+    {"prepare-skip", Fault::kPrepareSkip},
+    {"kill-before-shred", Fault::kKillBeforeShred}};
 
 std::optional<Fault> Find(std::string_view mode) {
   for (const auto& [name, f] : kModes) {

@@ -25,6 +25,10 @@
 //     status-locked   ThresholdStatus says LOCKED with 0 attempts left
 //     status-garbage  ThresholdStatus sends a random descriptor
 //     prepare-skip    ThresholdRegisterPrepare answers OK, stores nothing
+//   A crash (docs/storage.md, "a Shred cut short by a crash"):
+//     kill-before-shred  ThresholdRegisterCommit SIGKILLs the process once
+//                     its write is durable and before the Shred of the
+//                     version it replaced
 //
 //   bkv-vault-testrealm --test-fault-file F serve ...
 //     the mode is read from file F at every call (empty or missing: none),
@@ -41,7 +45,8 @@ enum class Fault {
   kStatusFewer,
   kStatusLocked,
   kStatusGarbage,
-  kPrepareSkip
+  kPrepareSkip,
+  kKillBeforeShred
 };
 
 // The fault now (the start's, or F's content; kNone without either).

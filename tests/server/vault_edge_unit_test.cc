@@ -113,6 +113,7 @@ TEST(ConfigEdgeTest, EveryKeyReachesItsComponentRegression) {
       {"etcd-insecure", {}},
       {"etcd-call-timeout-ms", {"500"}},
       {"etcd-op-timeout-ms", {"3000"}},
+      {"shred-retry-s", {"5"}},
       {"freshness-shards", {"4"}},
       {"freshness-single-node",
        {"--storage", "etcd", "--etcd-endpoints", "127.0.0.1:2379",

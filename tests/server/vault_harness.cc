@@ -24,6 +24,7 @@
 #include "crypto/hex.h"
 #include "crypto/key_transport.h"
 #include "server/account_token.h"
+#include "tests/storage/test_util.h"
 
 #ifndef BKV_VAULT_BIN
 #error "BKV_VAULT_BIN must name the bkv-vault binary"
@@ -460,14 +461,7 @@ SecretBytes VaultFixture::RegisterOrDie(const std::string& account,
 
 int VaultFixture::FilesContaining(const std::string& dir,
                                   const std::string& needle) {
-  int found = 0;
-  for (const auto& f : std::filesystem::recursive_directory_iterator(dir)) {
-    if (!f.is_regular_file()) continue;
-    std::ifstream in(f.path(), std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), {});
-    if (bytes.find(needle) != std::string::npos) ++found;
-  }
-  return found;
+  return storage::testing::FilesContaining(dir, needle);
 }
 
 }  // namespace bkv::testing

@@ -41,6 +41,7 @@ class MemoryRecordStore final : public storage::RecordStore {
     UserRecord r = next;
     r.set_version(++high_water_);
     records_[std::string(id)] = r;
+    if (r.shred_pending()) ++shred_pending_writes;
     return Answer(r.version());
   }
   absl::Status Delete(std::string_view id, uint64_t expected) override {
@@ -72,6 +73,7 @@ class MemoryRecordStore final : public storage::RecordStore {
   bool full = false;
   bool shred_fails = false;
   int shreds = 0;
+  int shred_pending_writes = 0;  // writes that queue a shred (RocksDB)
   mutable int gets = 0;
   // The next writes apply but answer "outcome unknown", as the freshness
   // decorator does when the head write after a record write fails.
@@ -262,8 +264,10 @@ TEST_F(VaultTest, FaultAuditNotReadyRefusesAChangeBeforeWriting) {
 TEST_F(VaultTest, DeleteShredsOnlyARecordThatHeldAKeyRegression) {
   ASSERT_TRUE(Register("p", "pw", SecretBytes::Random(32), {}, false).ok());
   const int before = store_.shreds;
+  const int marked = store_.shred_pending_writes;
   ASSERT_TRUE(vault_->Delete("p").ok());
   EXPECT_EQ(store_.shreds, before);
+  EXPECT_EQ(store_.shred_pending_writes, marked);  // nothing queued either
   ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
   auto proof = Recover("a", "pw");
   ASSERT_TRUE(proof.ok()) << proof.status();
@@ -399,6 +403,71 @@ TEST_F(VaultTest, ResetBecomesDueAfterTheDelay) {
   EXPECT_TRUE(vault_->Delete("a").ok());
 }
 
+// Review finding C6 of branch shred: a successful recovery drops the
+// registration a due reset allowed (the password holder is back); that
+// version leaves storage history at once. It was left to compaction.
+TEST_F(VaultTest, RecoveryThatDropsAResetRegistrationShredsIt) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  auto due = vault_->RequestReset("a");
+  ASSERT_TRUE(due.ok());
+  now_ = *due;
+  ASSERT_TRUE(Register("a", "new", SecretBytes::Random(32), {}, false).ok());
+  ASSERT_TRUE(store_.Get("a")->pending_via_reset());
+  const int shreds = store_.shreds;
+  ASSERT_TRUE(Recover("a", "pw").ok());
+  EXPECT_EQ(store_.shreds, shreds + 1);
+  EXPECT_FALSE(store_.Get("a")->pending_via_reset());
+  EXPECT_FALSE(store_.Get("a")->shred_pending());  // settled
+}
+
+// Review finding D3 of branch shred: deleting a record that held a key first
+// writes it with shred_pending (what makes RocksDB queue the shred, finished
+// at the next open if a crash comes before the Shred); a key-less PENDING
+// record is deleted without. There was no such write before.
+TEST_F(VaultTest, DeleteOfARecordThatHeldAKeyQueuesItsShredFirst) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  auto proof = Recover("a", "pw");
+  ASSERT_TRUE(proof.ok()) << proof.status();
+  const int before = store_.shred_pending_writes;
+  const int shreds = store_.shreds;
+  ASSERT_TRUE(vault_->Delete("a", *proof).ok());
+  EXPECT_EQ(store_.shred_pending_writes, before + 1);
+  EXPECT_EQ(store_.shreds, shreds + 1);
+  EXPECT_FALSE(store_.Get("a").ok());
+}
+
+// Review finding C2 of branch shred: a record already flagged (its marker may
+// be gone: SettleShred's shred ran, its clearing write did not) is still
+// rewritten with the flag before the Delete.
+TEST_F(VaultTest, DeleteOfAFlaggedRecordQueuesItsShredAgain) {
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  auto proof = Recover("a", "pw");
+  ASSERT_TRUE(proof.ok()) << proof.status();
+  auto flagged = store_.Get("a");
+  ASSERT_TRUE(flagged.ok());
+  flagged->set_shred_pending(true);
+  ASSERT_TRUE(store_.CompareAndSwap("a", flagged->version(), *flagged).ok());
+  const int before = store_.shred_pending_writes;
+  ASSERT_TRUE(vault_->Delete("a", *proof).ok());
+  EXPECT_EQ(store_.shred_pending_writes, before + 1);
+}
+
+// Review finding C3 of branch shred: a realm record that held a share is
+// deleted by a tombstone that carries shred_pending (RocksDB queues its shred
+// in the same write).
+TEST_F(VaultTest, RealmDeleteTombstoneQueuesItsShred) {
+  storage::v1::UserRecord pending;
+  pending.set_state(storage::v1::RECORD_STATE_PENDING);
+  pending.set_realm_epoch(1);
+  pending.mutable_pending_realm()->set_oprf_key_share(std::string(32, 'k'));
+  ASSERT_TRUE(store_.CompareAndSwap("r", 0, pending).ok());
+  ASSERT_TRUE(vault_->Delete("r").ok());
+  auto tombstone = store_.Get("r");
+  ASSERT_TRUE(tombstone.ok()) << tombstone.status();
+  EXPECT_TRUE(tombstone->realm_tombstone());
+  EXPECT_TRUE(tombstone->shred_pending());
+}
+
 TEST_F(VaultTest, LockoutShredsCountsAndAuditsOnce) {
   Reset(2);
   ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
@@ -407,6 +476,24 @@ TEST_F(VaultTest, LockoutShredsCountsAndAuditsOnce) {
   auto last = Recover("a", "x");
   EXPECT_EQ(Detail(last.status()).reason(), ErrorDetail::REASON_LOCKED);
   EXPECT_EQ(store_.shreds, before + 1);
+  EXPECT_EQ(
+      std::count(audit_.lines.begin(), audit_.lines.end(), "lockout/locked"),
+      1);
+  EXPECT_NE(metrics_.RenderPrometheus().find("bkv_lockouts_total 1"),
+            std::string::npos);
+}
+
+// Review finding D2 of branch shred (docs/storage.md): a lockout whose shred
+// fails still answers LOCKED, counts and audits the lockout (the store keeps
+// the shred queued). It failed the call with the shred's error before.
+TEST_F(VaultTest, FaultLockoutWhoseShredFailsStillAnswersLocked) {
+  Reset(2);
+  ASSERT_TRUE(Register("a", "pw", SecretBytes::Random(32)).ok());
+  EXPECT_FALSE(Recover("a", "x").ok());
+  store_.shred_fails = true;
+  auto last = Recover("a", "x");
+  EXPECT_EQ(Detail(last.status()).reason(), ErrorDetail::REASON_LOCKED)
+      << last.status();
   EXPECT_EQ(
       std::count(audit_.lines.begin(), audit_.lines.end(), "lockout/locked"),
       1);

@@ -1,6 +1,8 @@
 #include "storage/rocksdb_record_store.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <sys/statvfs.h>
 
 #include <atomic>
 #include <fstream>
@@ -13,6 +15,7 @@
 namespace bkv::storage {
 namespace {
 
+using ::bkv::storage::testing::FilesContaining;
 using ::bkv::storage::testing::SampleRecord;
 using ::bkv::storage::testing::TempDir;
 using ::bkv::storage::testing::TestSealer;
@@ -27,6 +30,34 @@ std::unique_ptr<RocksDbRecordStore> OpenOrDie(const std::string& dir,
 }
 
 std::string Id(int i) { return absl::StrCat("account-", i); }
+
+// The raw value under `db_key` and the number of queued shreds ('q' keys),
+// read from `dir` by RocksDB opened read-only (a store may hold it open).
+struct RawView {
+  std::string value;
+  int queued = 0;
+};
+RawView ReadRaw(const std::string& dir, const std::string& db_key) {
+  rocksdb::DB* raw = nullptr;
+  RawView view;
+  if (!rocksdb::DB::OpenForReadOnly(rocksdb::Options(), dir, &raw).ok()) {
+    ADD_FAILURE() << "cannot open " << dir << " read-only";
+    return view;
+  }
+  std::unique_ptr<rocksdb::DB> db(raw);
+  db->Get(rocksdb::ReadOptions(), db_key, &view.value).PermitUncheckedError();
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}));
+  for (it->Seek("q"); it->Valid() && it->key()[0] == 'q'; it->Next()) {
+    ++view.queued;
+  }
+  return view;
+}
+
+v1::UserRecord NeedingShred(uint32_t attempts_used) {
+  v1::UserRecord r = SampleRecord(attempts_used);
+  r.set_shred_pending(true);
+  return r;
+}
 
 TEST(RocksDbRecordStoreTest, CreateReadUpdate) {
   TempDir dir;
@@ -155,23 +186,140 @@ TEST(RocksDbRecordStoreTest, DeleteLeavesNoCopyOnDisk) {
     ASSERT_TRUE(store->CompareAndSwap(Id(i), 0, SampleRecord(i)).ok());
   }
   const std::string needle = RecordDbKey(DeriveAccountKey(Id(1)));
-  auto occurrences = [&] {
-    int found = 0;
-    for (const auto& f :
-         std::filesystem::recursive_directory_iterator(dir.path())) {
-      if (!f.is_regular_file()) continue;
-      std::ifstream in(f.path(), std::ios::binary);
-      std::string bytes((std::istreambuf_iterator<char>(in)), {});
-      if (bytes.find(needle) != std::string::npos) ++found;
-    }
-    return found;
-  };
+  auto occurrences = [&] { return FilesContaining(dir.path(), needle); };
   ASSERT_GT(occurrences(), 0);  // the WAL holds it before the delete
   ASSERT_TRUE(store->Delete(Id(1), 1).ok());
   ASSERT_TRUE(store->Shred(Id(1)).ok());
   EXPECT_EQ(occurrences(), 0);
   EXPECT_TRUE(store->Get(Id(0)).ok());
   EXPECT_TRUE(store->Get(Id(2)).ok());
+}
+
+// docs/storage.md, "a Shred cut short by a crash": the writes after which
+// the vault shreds (shred_pending, LOCKED) queue the account in the same
+// batch; Shred dequeues it; other writes queue nothing.
+TEST(RocksDbRecordStoreTest, WritesNeedingAShredQueueItUntilTheShred) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  const std::string key = RecordDbKey(DeriveAccountKey(Id(1)));
+  ASSERT_TRUE(store->CompareAndSwap(Id(1), 0, SampleRecord(0)).ok());
+  EXPECT_EQ(ReadRaw(dir.path(), key).queued, 0);
+  ASSERT_TRUE(store->CompareAndSwap(Id(1), 1, NeedingShred(0)).ok());
+  EXPECT_EQ(ReadRaw(dir.path(), key).queued, 1);
+  ASSERT_TRUE(store->Shred(Id(1)).ok());
+  EXPECT_EQ(ReadRaw(dir.path(), key).queued, 0);
+  v1::UserRecord locked = SampleRecord(10);
+  locked.set_state(v1::RECORD_STATE_LOCKED);
+  ASSERT_TRUE(store->CompareAndSwap(Id(1), 2, locked).ok());
+  EXPECT_EQ(ReadRaw(dir.path(), key).queued, 1);
+  EXPECT_EQ(store->Stats()->queued_shreds, 1u);  // what /metrics shows
+  ASSERT_TRUE(store->Shred(Id(1)).ok());
+  EXPECT_EQ(ReadRaw(dir.path(), key).queued, 0);
+  EXPECT_EQ(store->Stats()->queued_shreds, 0u);
+}
+
+// The store closed between a write needing a shred and its Shred (what a
+// crash leaves): the replaced version's bytes are still on disk, and the
+// next open shreds them before it returns. Fails without Open's sweep.
+TEST(RocksDbRecordStoreTest, OpenFinishesAShredLeftQueued) {
+  TempDir dir;
+  const std::string key = RecordDbKey(DeriveAccountKey(Id(1)));
+  {
+    auto store = OpenOrDie(dir.path());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->CompareAndSwap(Id(1), 0, SampleRecord(0)).ok());
+    ASSERT_TRUE(store->CompareAndSwap(Id(2), 0, SampleRecord(0)).ok());
+  }
+  const std::string old_value = ReadRaw(dir.path(), key).value;
+  ASSERT_GT(old_value.size(), 512u);
+  const std::string needle = old_value.substr(old_value.size() / 2, 48);
+  {
+    auto store = OpenOrDie(dir.path());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->CompareAndSwap(Id(1), 1, NeedingShred(1)).ok());
+  }  // no Shred
+  ASSERT_GT(FilesContaining(dir.path(), needle), 0);
+  ASSERT_EQ(ReadRaw(dir.path(), key).queued, 1);
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(FilesContaining(dir.path(), needle), 0);
+  EXPECT_EQ(ReadRaw(dir.path(), key).queued, 0);
+  EXPECT_EQ(store->Get(Id(1))->attempts_used(), 1u);
+  EXPECT_TRUE(store->Get(Id(2)).ok());
+}
+
+// Review finding D1: a Shred that failed (here: never called) leaves its
+// account queued; the background pass shreds it while the store stays open.
+// Fails without the pass (bounded wait).
+TEST(RocksDbRecordStoreTest, RetryPassFinishesAQueuedShredWhileOpen) {
+  TempDir dir;
+  auto opened = RocksDbRecordStore::Open(
+      {.data_dir = dir.path(), .shred_retry_ms = 20}, TestSealer());
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  RocksDbRecordStore& store = **opened;
+  const std::string key = RecordDbKey(DeriveAccountKey(Id(1)));
+  ASSERT_TRUE(store.CompareAndSwap(Id(1), 0, SampleRecord(0)).ok());
+  const std::string old_value = ReadRaw(dir.path(), key).value;
+  ASSERT_GT(old_value.size(), 512u);
+  const std::string needle = old_value.substr(old_value.size() / 2, 48);
+  ASSERT_GT(FilesContaining(dir.path(), needle), 0);  // in the WAL
+  v1::UserRecord locked = SampleRecord(10);
+  locked.set_state(v1::RECORD_STATE_LOCKED);
+  ASSERT_TRUE(store.CompareAndSwap(Id(1), 1, locked).ok());  // no Shred
+  // Files only while the pass runs: a read-only open could race its
+  // compactions (an input deleted between MANIFEST and open).
+  for (int i = 0; i < 600; ++i) {  // at most 60 s
+    if (FilesContaining(dir.path(), needle) == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(FilesContaining(dir.path(), needle), 0);
+  EXPECT_EQ(store.Get(Id(1))->state(), v1::RECORD_STATE_LOCKED);
+  opened->reset();  // no pass left to race the read below
+  EXPECT_EQ(ReadRaw(dir.path(), key).queued, 0);
+}
+
+// Review finding D7: while the free space above the reserve is less than
+// what a Shred would write, the Shred is refused cleanly (kResourceExhausted,
+// still queued) instead of meeting ENOSPC inside RocksDB; writes go on, and
+// the Shred runs once there is room.
+TEST(RocksDbRecordStoreTest, ShredWithoutRoomIsRefusedAndWritesGoOn) {
+  TempDir base;
+  auto mnt = TmpfsMount::Create(base.Sub("mnt"), 32 << 20);
+  if (mnt.status().code() == absl::StatusCode::kPermissionDenied) {
+    GTEST_SKIP() << "needs CAP_SYS_ADMIN to mount a small tmpfs: "
+                 << mnt.status();
+  }
+  ASSERT_TRUE(mnt.ok()) << mnt.status();
+  const std::string data = (*mnt)->dir() + "/data";
+  auto opened = RocksDbRecordStore::Open(
+      {.data_dir = data, .min_free_bytes = 1 << 20}, TestSealer());
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  RocksDbRecordStore& store = **opened;
+  std::vector<std::pair<std::string, v1::UserRecord>> records;
+  for (int i = 0; i < 3000; ++i) records.emplace_back(Id(i), SampleRecord(0));
+  ASSERT_TRUE(store.BulkCreate(records).ok());  // ~3.3 MiB of tables
+  struct statvfs fs;
+  ASSERT_EQ(::statvfs(data.c_str(), &fs), 0);
+  const uint64_t free_bytes = uint64_t{fs.f_bavail} * fs.f_frsize;
+  const std::string ballast = (*mnt)->dir() + "/ballast";
+  {  // leaves 2.5 MiB: the reserve and room for writes, not for the Shred
+    std::ofstream out(ballast, std::ios::binary);
+    out << std::string(free_bytes - (5 << 19), 'b');
+    ASSERT_TRUE(out.good());
+  }
+  v1::UserRecord locked = SampleRecord(10);
+  locked.set_state(v1::RECORD_STATE_LOCKED);
+  ASSERT_TRUE(store.CompareAndSwap(Id(1), 1, locked).ok());
+  const absl::Status shred = store.Shred(Id(1));
+  EXPECT_EQ(shred.code(), absl::StatusCode::kResourceExhausted) << shred;
+  EXPECT_NE(shred.message().find("for a shred"), std::string::npos) << shred;
+  EXPECT_TRUE(store.CompareAndSwap(Id(2), 1, SampleRecord(1)).ok());
+  const std::string key = RecordDbKey(DeriveAccountKey(Id(1)));
+  EXPECT_EQ(ReadRaw(data, key).queued, 1);
+  std::filesystem::remove(ballast);
+  EXPECT_TRUE(store.Shred(Id(1)).ok());
+  EXPECT_EQ(ReadRaw(data, key).queued, 0);
 }
 
 TEST(RocksDbRecordStoreTest, SyncBarrierChangesNoRecord) {

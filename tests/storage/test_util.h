@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -70,6 +72,19 @@ inline v1::UserRecord SampleRecord(uint32_t attempts_used = 0) {
   r.set_created_unix_ms(1'700'000'000'000);
   r.set_updated_unix_ms(1'700'000'000'000);
   return r;
+}
+
+// How many files under `dir` hold `needle` (shred tests: a sealed value's
+// bytes must be in no file).
+inline int FilesContaining(const std::string& dir, const std::string& needle) {
+  int found = 0;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!f.is_regular_file()) continue;
+    std::ifstream in(f.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    if (bytes.find(needle) != std::string::npos) ++found;
+  }
+  return found;
 }
 
 // A size-limited tmpfs at `dir`, unmounted on destruction. Tests run as
