@@ -243,14 +243,14 @@ absl::StatusOr<std::unique_ptr<storage::RecordStore>> OpenStore(
 }
 
 // Accounts whose shred is owed (failed, or cut short by a crash; retried every
-// minute): docs/storage.md, "Shred on RocksDB".
+// [storage] shred_retry_s): docs/storage.md, "Shred on RocksDB".
 void RenderShredQueue(const storage::RocksDbRecordStore& store,
                       std::string& out) {
   auto stats = store.Stats();
   if (!stats.ok()) return;
   absl::StrAppend(&out,
                   "# HELP bkv_shred_queue accounts whose superseded record "
-                  "copies still await a shred (retried every minute).\n"
+                  "copies still await a shred (retried every shred_retry_s).\n"
                   "# TYPE bkv_shred_queue gauge\nbkv_shred_queue ",
                   stats->queued_shreds, "\n");
 }
