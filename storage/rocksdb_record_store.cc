@@ -244,8 +244,6 @@ struct RocksDbRecordStore::Impl {
                  "remove shred marker");
   }
 
-  // Finishes the Shreds a crash (or a failure) left queued. A failure is
-  // logged and its marker kept: the next pass, Shred or open retries.
   // The accounts whose Shred is owed.
   std::vector<AccountKey> QueuedShreds() const {
     std::vector<AccountKey> queued;
@@ -262,6 +260,8 @@ struct RocksDbRecordStore::Impl {
     return queued;  // its iterator (pinning old files) is released here
   }
 
+  // Finishes the Shreds a crash (or a failure) left queued. A failure is
+  // logged and its marker kept: the next pass, Shred or open retries.
   void FinishQueuedShreds() {
     const std::vector<AccountKey> queued = QueuedShreds();
     int failed = 0;
