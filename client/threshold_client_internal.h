@@ -44,6 +44,9 @@ inline constexpr int64_t kRollForwardAgeMs = 10 * 60 * 1000;
 // The realms accept registration epochs below this (realm_policy::kMaxEpoch
 // is 2^63 - 1).
 inline constexpr uint64_t kMaxEpoch = uint64_t{1} << 63;
+// The most a realm's epoch may lie above the client's base
+// (realm_policy::kMaxEpochJump).
+inline constexpr uint64_t kMaxEpochJump = uint64_t{1} << 32;
 
 // Runs f(0..n-1) on n threads and waits for all: one round to every realm.
 template <typename F>
@@ -208,17 +211,17 @@ struct ThresholdClient::Impl {
   // and the Commits: an error stops the registration there, nothing
   // committed (rthr3 finding 2).
   using BeforeCommit = std::function<absl::Status()>;
-  // `first`: positions prepared before the others (the realms a repair
-  // just readied): a refusal there leaves nothing pending elsewhere, where
-  // it would block the next try for pending_ttl (realm3 review finding 7).
-  // `commit_first`: CommitEverywhere's order. `dealt`: told the new
+  // `first`: positions prepared and committed before the others (the
+  // realms a repair just readied, a migration's joiners): a refusal there
+  // leaves nothing pending elsewhere, where it would block the next try for
+  // pending_ttl (realm3 review finding 7), and CommitEverywhere keeps that
+  // order (rthr3 finding 1, docs/threshold.md "Order"). `dealt`: told the new
   // commitment once dealt, before any Prepare (a migration's journal); its
   // failure stops the registration there.
   absl::StatusOr<ThresholdRegistration> Register(
       const std::string& account, const SecretBytes& password,
       const SecretBytes& backup_key, const std::vector<std::string>& proofs,
-      const Commitment& previous, const std::vector<size_t>& first = {},
-      const CommitFirst& commit_first = {},
+      const Commitment& previous, const CommitFirst& first = {},
       const std::function<absl::Status(const Commitment&)>& dealt = nullptr,
       Reached* reached = nullptr,
       const BeforeCommit& before_commit = nullptr) const;

@@ -495,8 +495,7 @@ void CheckBusy(const std::string& id, const StatusAnswer& a, const Ours& ours,
 // Finding 4: a joiner's epoch the kept realms cannot follow (a record with
 // no ACTIVE version takes any Prepare up to 2^32 above it).
 bool OutOfReach(uint64_t epoch, uint64_t base) {
-  constexpr uint64_t kJump = uint64_t{1} << 32;
-  return epoch > base && epoch - base >= kJump - 1;
+  return epoch > base && epoch - base >= kMaxEpochJump - 1;
 }
 
 std::string PushedOutOfReach(const std::string& id, uint64_t epoch) {
@@ -709,7 +708,7 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
   // the kept realms) and commit first (docs/threshold.md, "Order").
   auto reg =
       to.Register(account, password, got.backup_key, mapped, got.commitment,
-                  pair.joiners, pair.joiners, [&](const Commitment& c) {
+                  pair.joiners, [&](const Commitment& c) {
                     return WriteJournal(to, old, account, &c, pair);
                   });
   if (!reg.ok()) {

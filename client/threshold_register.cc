@@ -18,8 +18,6 @@
 namespace bkv::client {
 namespace {
 
-constexpr uint64_t kMaxEpochJump = uint64_t{1} << 32;
-
 using StartAnswers = std::vector<vault::v1::ThresholdRegisterStartResponse>;
 
 // One above every realm's epoch and the remembered one. A reported epoch
@@ -224,8 +222,7 @@ ThresholdClient::Impl::Reached ReachedBy(
 absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
     const std::string& account, const SecretBytes& password,
     const SecretBytes& backup_key, const std::vector<std::string>& proofs,
-    const Commitment& previous, const std::vector<size_t>& first,
-    const CommitFirst& commit_first,
+    const Commitment& previous, const CommitFirst& first,
     const std::function<absl::Status(const Commitment&)>& dealt,
     Reached* reached, const BeforeCommit& before_commit) const {
   BKV_RETURN_IF_ERROR(CheckNewest(account));
@@ -269,11 +266,11 @@ absl::StatusOr<ThresholdRegistration> ThresholdClient::Impl::Register(
     BKV_RETURN_IF_ERROR(FirstFailure(*this, results, "registration"));
   }
   if (before_commit) BKV_RETURN_IF_ERROR(before_commit());
-  BKV_RETURN_IF_ERROR(SavePendingCommit(account, descriptor,
-                                        dealing.commit_secret, commit_first));
+  BKV_RETURN_IF_ERROR(
+      SavePendingCommit(account, descriptor, dealing.commit_secret, first));
   CommitTally tally;
   absl::Status s = CommitEverywhere(account, dealing.d, dealing.commit_secret,
-                                    &tally, commit_first);
+                                    &tally, first);
   if (reached != nullptr) *reached = ReachedBy(*this, dealing.d, tally);
   if (!s.ok() && tally.unheard.empty() && tally.committed >= set.t()) {
     return ExpiredRightAfterPrepare(*this, tally);

@@ -275,9 +275,8 @@ ThresholdRotation ThresholdClient::Impl::ReadyAndRegister(
   const BeforeCommit check = [&] {
     return StillAbandoned(*this, account, answers, abandoned, what);
   };
-  auto r =
-      Register(account, password, backup_key, proofs, commitment, first, first,
-               nullptr, reached, abandoned.empty() ? nullptr : check);
+  auto r = Register(account, password, backup_key, proofs, commitment, first,
+                    nullptr, reached, abandoned.empty() ? nullptr : check);
   out.status = r.status();
   if (!r.ok()) return out;
   out.registration = *std::move(r);
