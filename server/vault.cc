@@ -721,7 +721,14 @@ absl::StatusOr<Vault::Purged> Vault::Purge(absl::string_view account,
       Audit("purge", account,
             absl::StrCat("started state=", p.state, " epoch=", p.epoch), -1));
   cache_.Erase(account);
-  absl::Status s = store_.Delete(id, p.version);
+  // Marked first, as DeleteRecord does: the store queues the shred durably
+  // before the record goes, so a crash between the delete and the shred is
+  // finished at the next open (docs/storage.md).
+  UserRecord marked = *raw;
+  marked.set_shred_pending(true);
+  auto version = store_.CompareAndSwap(id, p.version, marked);
+  absl::Status s =
+      version.ok() ? store_.Delete(id, *version) : version.status();
   if (absl::IsAborted(s)) return ChangedWhilePurging();
   BKV_RETURN_IF_ERROR(s);
   std::vector<std::string> undone;

@@ -342,6 +342,7 @@ TEST_F(VaultTest, PurgeWaitsForAQuietRecord) {
   r.preview = false;
   r.expected_version = seen->version;
   const int shreds = store_.shreds;
+  const int marked = store_.shred_pending_writes;
   const size_t lines = audit_.lines.size();
   EXPECT_TRUE(absl::IsFailedPrecondition(vault_->Purge("a", r).status()));
   EXPECT_TRUE(store_.Get("a").ok());
@@ -355,6 +356,8 @@ TEST_F(VaultTest, PurgeWaitsForAQuietRecord) {
   EXPECT_TRUE(purged->unfinished.ok());
   EXPECT_TRUE(absl::IsNotFound(store_.Get("a").status()));
   EXPECT_EQ(store_.shreds, shreds + 1);
+  // Its shred was queued durably before the delete (a crash between them).
+  EXPECT_EQ(store_.shred_pending_writes, marked + 1);
   ASSERT_EQ(audit_.lines.size(), lines + 2);
   EXPECT_EQ(audit_.lines[lines], "purge/started state=ACTIVE epoch=0");
   EXPECT_EQ(audit_.lines[lines + 1], "purge/purged");
