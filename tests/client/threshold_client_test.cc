@@ -360,6 +360,8 @@ class ThresholdClientTest : public ::testing::Test {
     std::filesystem::remove_all(state_dir_);
   }
   void TearDown() override {
+    // CliFlags sets it; a test that stopped at an ASSERT never cleared it.
+    ::unsetenv("BKV_STATE_DIR");
     // A failed test shows what its realms warned of: a failure right after
     // they started otherwise names no cause (the ChangePassword flake).
     for (const Realm& r : realms_) {

@@ -52,15 +52,13 @@ void Arm(const char* fault) {
 // `token` (closed here) opened through the shim over the real SoftHSM;
 // `refuse_set`: the shim refuses every C_SetAttributeValue.
 std::shared_ptr<Pkcs11Hsm> Shimmed(testing::TestToken& token, bool refuse_set) {
-  token.CloseHsm();  // the shim initialises SoftHSM itself
-  auto real = LocateSoftHsmModule();
-  EXPECT_TRUE(real.ok()) << real.status();
-  if (!real.ok()) return nullptr;
-  setenv("BKV_TEST_REAL_MODULE", real->c_str(), 1);
-  if (refuse_set) setenv("BKV_TEST_REFUSE_SET", "1", 1);
-  TokenOptions shimmed = token.options();
-  shimmed.module_path = BKV_COPY_FAILING_MODULE;
-  auto hsm = Pkcs11Hsm::Open(shimmed, token.pin());
+  // Set or cleared: an earlier test of this process may have set it.
+  if (refuse_set) {
+    setenv("BKV_TEST_REFUSE_SET", "1", 1);
+  } else {
+    unsetenv("BKV_TEST_REFUSE_SET");
+  }
+  auto hsm = testing::OpenThroughShim(token, BKV_COPY_FAILING_MODULE);
   EXPECT_TRUE(hsm.ok()) << hsm.status();
   return hsm.ok() ? *std::move(hsm) : nullptr;
 }
