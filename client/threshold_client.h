@@ -144,6 +144,9 @@ struct ThresholdMigration {
   // What step 1's roll-forward completed alone ("" when nothing): the CLI
   // prints MigrationNote before the password and this after.
   std::string rolled_forward;
+  // The joining realms whose LOCKED record was deleted, and why that
+  // matters ("" when none); also in `note`.
+  std::string locked_deleted;
 };
 
 // A ChangePassword error after which either password may be in force: the

@@ -687,7 +687,8 @@ absl::Status RecoverAndRegister(const Impl& to, const Impl& old,
   BKV_RETURN_IF_ERROR(CheckLeavers(old, to, account, pair));
   std::vector<std::string> said;
   const absl::Status cleared = ClearLocked(to, account, locked, said);
-  out.note = absl::StrJoin(said, "; ");
+  out.locked_deleted = absl::StrJoin(said, "; ");
+  out.note = out.locked_deleted;
   BKV_RETURN_IF_ERROR(cleared);
   // Before anything is counted: a rerun tells this migration from a swap.
   BKV_RETURN_IF_ERROR(WriteJournal(to, old, account, nullptr, pair));

@@ -61,8 +61,8 @@ void SayMigration(Context& c, const std::string& account,
                  "bkv: resumed: the new realm set already held the "
                  "registration (nothing was spent)\n");
   }
-  if (!m.rolled_forward.empty()) {
-    std::fprintf(c.err, "bkv: note: %s\n", m.rolled_forward.c_str());
+  for (const std::string* said : {&m.rolled_forward, &m.locked_deleted}) {
+    if (!said->empty()) std::fprintf(c.err, "bkv: note: %s\n", said->c_str());
   }
   if (!m.faults.empty()) {
     std::fprintf(c.err, "bkv: WARNING: realm fault, excluded: %s\n",

@@ -2122,6 +2122,10 @@ TEST_F(ThresholdClientTest, LockedJoinerIsDeletedAndTheMigrationGoesOn) {
                          "account"),
             std::string::npos)
       << m->note;
+  // Apart, for the CLI, which does not print `note` whole.
+  EXPECT_EQ(m->locked_deleted.rfind("realm-d held a LOCKED registration", 0),
+            0u)
+      << m->locked_deleted;
   EXPECT_EQ(m->deleted, std::vector<std::string>{"realm-c"});
   const std::string now = Status(0).commitment();
   for (size_t i : {0, 1, 3}) {
