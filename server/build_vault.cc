@@ -317,6 +317,12 @@ void LogFreshness(absl::string_view level, absl::string_view event,
   }
 }
 
+// The freshness layer's options: the same for every store it wraps.
+freshness::FreshnessOptions FreshOptions(const ComponentOptions& o) {
+  return {o.store.shards, LogFreshness, o.store.ceremonies,
+          o.vault.limits.attempt_limit};
+}
+
 void RenderFreshness(const freshness::FreshnessStats& s, std::string& out) {
   absl::StrAppend(
       &out,
@@ -365,13 +371,10 @@ void RenderHeadPath(hsm::AnchoredObject::Path path, std::string& out) {
 // nodes of a cluster start in any order.
 absl::StatusOr<std::unique_ptr<freshness::FreshRecordStore>> OpenFresh(
     VaultNode& n, freshness::HeadStore& heads) {
-  const ComponentOptions::Store& o = n.options.store;
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   for (int round = 0;; ++round) {
-    auto fresh = freshness::FreshRecordStore::Open(
-        *n.store, heads,
-        {o.shards, LogFreshness, o.ceremonies,
-         n.options.vault.limits.attempt_limit});
+    auto fresh = freshness::FreshRecordStore::Open(*n.store, heads,
+                                                   FreshOptions(n.options));
     if (fresh.ok() || n.quorum == nullptr ||
         !absl::IsUnavailable(fresh.status()) || absl::Now() > deadline ||
         round >= 60) {
@@ -400,8 +403,7 @@ absl::Status BuildElected(VaultNode& n) {
   const hsm::VaultKeys* keys = &*n.keys;  // lives as long as the node
   auto elected = ElectedOwner::Start(
       *n.quorum, *etcd, n.options.store.etcd_options.key_prefix + "fresh/owner",
-      {n.options.store.shards, LogFreshness, n.options.store.ceremonies,
-       n.options.vault.limits.attempt_limit},
+      FreshOptions(n.options),
       {*std::move(check), [keys](absl::string_view c) {
          return hsm::VerifyKeyCheck(*keys, c, "this node's token");
        }});
@@ -520,10 +522,8 @@ absl::Status BuildFreshness(const VaultConfig& c, VaultNode& n) {
     n.timed_store.emplace(*n.store, n.metrics);
     return absl::OkStatus();
   }
-  auto fresh =
-      freshness::FreshRecordStore::Open(*n.store, *n.heads,
-                                        {o.shards, LogFreshness, o.ceremonies,
-                                         n.options.vault.limits.attempt_limit});
+  auto fresh = freshness::FreshRecordStore::Open(*n.store, *n.heads,
+                                                 FreshOptions(n.options));
   BKV_BUILD_STEP("freshness_unavailable", fresh.status());
   n.fresh = *std::move(fresh);
   n.timed_store.emplace(*n.fresh, n.metrics);
